@@ -1,0 +1,237 @@
+"""What every kernel file shares: the launch record, argument checks and jit helpers."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from ._mode import INTERPRET
+
+FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+class KernelArgumentError(ValueError):
+    """A launcher was given arguments it cannot run on; the message names them."""
+
+
+class Launch:
+    """One kernel launch with everything resolved: kernel, grid and arguments.
+
+    The executor builds these once at bind and calls them with no arguments, so a step
+    costs one Triton dispatch and nothing else.
+    """
+
+    __slots__ = ("kernel", "grid", "args", "kwargs")
+
+    def __init__(self, kernel, grid, args: Sequence, kwargs: dict):
+        self.kernel = kernel
+        self.grid = grid
+        self.args = tuple(_exact_scalar(a) if isinstance(a, float) else a for a in args) if INTERPRET else tuple(args)
+        self.kwargs = kwargs
+
+    def __call__(self) -> None:
+        self.kernel[self.grid](*self.args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.kernel, "__name__", None) or getattr(getattr(self.kernel, "fn", None), "__name__", "kernel")
+        return f"Launch({name}, grid={self.grid})"
+
+
+def _exact_scalar(value: float):
+    """A float64 scalar as the interpreter's own tensor.
+
+    Compiled kernels receive ``x: tl.float64`` parameters as float64. The interpreter
+    passes a Python float through, and converting it in the kernel (``tl.cast``) rounds
+    it to float32 first, which would make float64 gradient checks inexact. An interpreter
+    tensor is passed through untouched, so this keeps every digit.
+    """
+    from triton.runtime.interpreter import TensorHandle
+
+    return tl.tensor(TensorHandle(np.array([value], dtype=np.float64), tl.float64), tl.float64)
+
+
+def run(launches: Sequence[Launch]) -> None:
+    for launch in launches:
+        launch()
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_tensor(fn: str, name: str, t, dtypes: Sequence[torch.dtype] = FLOAT_DTYPES) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise KernelArgumentError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in dtypes:
+        names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        got = str(t.dtype).replace("torch.", "")
+        raise KernelArgumentError(f"{fn}: {name} has dtype {got}; expected one of {names}")
+    return t
+
+
+def check_same(fn: str, what: str, **tensors: torch.Tensor | None) -> None:
+    """All given tensors agree on ``what`` ('shape', 'dtype' or 'device')."""
+    present = {k: v for k, v in tensors.items() if v is not None}
+    values = {k: tuple(v.shape) if what == "shape" else getattr(v, what) for k, v in present.items()}
+    if len(set(values.values())) > 1:
+        detail = ", ".join(f"{k} {what} {v}" for k, v in values.items())
+        raise KernelArgumentError(f"{fn}: arguments must have the same {what}: {detail}")
+
+
+def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
+    """An output written by many programs must not have two elements at one address."""
+    for size, stride in zip(out.shape, out.stride()):
+        if size > 1 and stride == 0:
+            raise KernelArgumentError(
+                f"{fn}: {name} has a zero stride (shape {tuple(out.shape)}, strides {out.stride()}); "
+                "an expanded tensor cannot be written"
+            )
+
+
+def prepare_out(fn: str, name: str, out: torch.Tensor | None, shape, dtype, device) -> torch.Tensor:
+    """Check a given output buffer, or allocate one when the launcher runs standalone."""
+    shape = tuple(shape)
+    if out is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    check_tensor(fn, name, out, FLOAT_DTYPES + INDEX_DTYPES)
+    if tuple(out.shape) != shape:
+        raise KernelArgumentError(f"{fn}: {name} has shape {tuple(out.shape)} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise KernelArgumentError(f"{fn}: {name} has dtype {out.dtype} but the result has dtype {dtype}")
+    if out.device != device:
+        raise KernelArgumentError(f"{fn}: {name} is on {out.device} but the inputs are on {device}")
+    check_writable(fn, name, out)
+    return out
+
+
+def as_2d(fn: str, name: str, t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """View ``t`` as (rows, cols) without copying, or say why that is impossible."""
+    try:
+        return t.view(rows, cols)
+    except RuntimeError:
+        raise KernelArgumentError(
+            f"{fn}: {name} with shape {tuple(t.shape)} and strides {t.stride()} cannot be viewed as "
+            f"({rows}, {cols}) without a copy; pass a contiguous tensor"
+        ) from None
+
+
+# ------------------------------------------------------------------- strided elementwise
+
+MAX_DIMS = 4
+
+
+def collapse_dims(shape: Sequence[int], *strides: Sequence[int]) -> tuple[list[int], list[list[int]]]:
+    """Merge neighbouring dimensions that are contiguous in every tensor, drop size-1 ones.
+
+    Elementwise kernels index up to ``MAX_DIMS`` dimensions; after this almost every
+    real layout (contiguous, transposed, sliced, expanded) needs one or two.
+    """
+    dims = [(n, [s[i] for s in strides]) for i, n in enumerate(shape) if n != 1]
+    merged: list[tuple[int, list[int]]] = []
+    for n, st in dims:
+        if merged:
+            pn, pst = merged[-1]
+            if all(ps == s * n for ps, s in zip(pst, st)):
+                merged[-1] = (pn * n, st)
+                continue
+        merged.append((n, st))
+    if not merged:
+        merged = [(1, [1] * len(strides))]
+    sizes = [n for n, _ in merged]
+    per_tensor = [[st[k] for _, st in merged] for k in range(len(strides))]
+    return sizes, per_tensor
+
+
+def strided_layout(fn: str, shape: Sequence[int], tensors: dict[str, torch.Tensor]) -> tuple[list[int], dict]:
+    """Sizes padded to 4 dims and each tensor's 4 strides, for the ``nd_offsets`` helper."""
+    names = list(tensors)
+    sizes, per_tensor = collapse_dims(shape, *[tensors[k].stride() for k in names])
+    if len(sizes) > MAX_DIMS:
+        detail = ", ".join(f"{k} strides {tensors[k].stride()}" for k in names)
+        raise KernelArgumentError(
+            f"{fn}: shape {tuple(shape)} has more than {MAX_DIMS} dimensions that cannot be merged ({detail}); "
+            "pass contiguous tensors"
+        )
+    pad = MAX_DIMS - len(sizes)
+    sizes = [1] * pad + sizes
+    strides = {k: [0] * pad + st for k, st in zip(names, per_tensor)}
+    return sizes, strides
+
+
+def is_flat(sizes: Sequence[int], *stride_lists: Sequence[int]) -> bool:
+    """True when every tensor is one contiguous run, so the kernel can skip index math."""
+    return all(n == 1 for n in sizes[:-1]) and all(st[-1] == 1 for st in stride_lists)
+
+
+def numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+# The interpreter runs programs one after another in Python: few large programs are far
+# faster there. On a GPU, 1024 elements over 4 warps keeps every load 16 bytes wide.
+ELEMENTWISE_BLOCK = 1 << 16 if INTERPRET else 1024
+
+
+def elementwise_args(fn: str, shape: Sequence[int], **tensors: torch.Tensor) -> tuple[list, bool, tuple]:
+    """Kernel arguments ``n, size1, size2, size3`` then 4 strides per tensor, in order.
+
+    Returns the arguments, whether every tensor is one contiguous run (the kernel then
+    skips index math), and the grid.
+    """
+    sizes, strides = strided_layout(fn, shape, tensors)
+    n = numel(shape)
+    args = [n, sizes[1], sizes[2], sizes[3]]
+    for name in tensors:
+        args += strides[name]
+    flat = is_flat(sizes, *strides.values())
+    return args, flat, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),)
+
+
+# ------------------------------------------------------------------------- jit helpers
+
+
+@triton.jit
+def round_to_bf16(x):
+    """fp32 -> bf16, rounding to nearest even on the bits.
+
+    The interpreter's own conversion truncates; doing it here makes the interpreter and
+    the GPU store the same bits.
+    """
+    bits = x.to(tl.uint32, bitcast=True)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits + 0x7FFF + lsb) & 0xFFFF0000).to(tl.float32, bitcast=True)
+    return tl.where(x != x, x, rounded).to(tl.bfloat16)
+
+
+@triton.jit
+def store(ptr, offsets, value, mask):
+    """Store a float32/float64 value into ``ptr``'s dtype with round-to-nearest-even."""
+    if ptr.dtype.element_ty == tl.bfloat16:
+        tl.store(ptr + offsets, round_to_bf16(value.to(tl.float32)), mask=mask)
+    else:
+        tl.store(ptr + offsets, value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def store_result(ptr, offsets, value, mask, ACCUMULATE: tl.constexpr):
+    """Write (``ACCUMULATE=False``) or add to (``True``) what ``ptr`` holds: grad_req write/add."""
+    if ACCUMULATE:
+        value = value + tl.load(ptr + offsets, mask=mask, other=0.0).to(value.dtype)
+    store(ptr, offsets, value, mask)
+
+
+@triton.jit
+def nd_offsets(index, size1, size2, size3, stride0, stride1, stride2, stride3):
+    """Offsets of flat (row-major) element ``index`` of a 4-d strided tensor."""
+    i3 = index % size3
+    rest = index // size3
+    i2 = rest % size2
+    rest = rest // size2
+    i1 = rest % size1
+    i0 = rest // size1
+    return i0 * stride0 + i1 * stride1 + i2 * stride2 + i3 * stride3

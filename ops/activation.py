@@ -1,0 +1,271 @@
+"""Activation functions: forward and backward kernels, and the jit helpers that the
+FullyConnected epilogue fuses.
+
+Each activation is a pair of pure helpers, ``act_forward`` and a gradient helper. Where
+the derivative can be written in terms of the output (relu, sigmoid, tanh, softrelu,
+softsign, selu, leaky with slope >= 0, elu with slope > 0), backward needs only the
+output, so the input can be freed after forward; gelu (and leaky/elu with other slopes)
+needs the input.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    KernelArgumentError,
+    Launch,
+    check_same,
+    check_tensor,
+    elementwise_args,
+    nd_offsets,
+    prepare_out,
+    run,
+    store,
+    store_result,
+)
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "leaky", "elu", "selu", "gelu")
+
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def grad_from_output(act: str, slope: float = 0.0) -> bool:
+    """True when act'(x) can be computed from y = act(x) alone."""
+    if act == "gelu":
+        return False
+    if act == "leaky":
+        return slope >= 0.0  # y > 0 exactly when x > 0
+    if act == "elu":
+        return slope > 0.0  # then y + slope = slope * exp(x) for x <= 0
+    return act in ACTIVATIONS
+
+
+# --------------------------------------------------------------------- math helpers
+
+
+@triton.jit
+def expm1(z):
+    """exp(z) - 1 without cancellation near 0 (Kahan's trick)."""
+    u = tl.exp(z)
+    um1 = u - 1.0
+    log_u = tl.log(tl.where(u == 1.0, 2.0, u))
+    r = um1 * z / log_u
+    r = tl.where(u == 1.0, z, r)
+    r = tl.where(um1 == -1.0, -1.0, r)
+    return tl.where(u == float("inf"), u, r)
+
+
+@triton.jit
+def log1p(t):
+    """log(1 + t) without cancellation near 0 (Goldberg's trick)."""
+    u = 1.0 + t
+    r = tl.log(u) * (t / tl.where(u == 1.0, 1.0, u - 1.0))
+    r = tl.where(u == 1.0, t, r)
+    return tl.where(u == float("inf"), u, r)
+
+
+@triton.jit
+def sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def tanh(x):
+    # No tl.tanh; 2*sigmoid(2x)-1 loses all digits near 0, this form keeps them.
+    e = expm1(-2.0 * tl.abs(x))
+    t = -e / (2.0 + e)
+    return tl.where(x < 0, -t, t)
+
+
+@triton.jit
+def act_forward(x, ACT: tl.constexpr, slope):
+    """y = act(x) for x in float32 or float64. ``ACT == "none"`` is the identity."""
+    if ACT == "relu":
+        y = tl.where(x > 0, x, 0.0)
+    elif ACT == "sigmoid":
+        y = sigmoid(x)
+    elif ACT == "tanh":
+        y = tanh(x)
+    elif ACT == "softrelu":
+        y = tl.maximum(x, 0.0) + log1p(tl.exp(-tl.abs(x)))
+    elif ACT == "softsign":
+        y = x / (1.0 + tl.abs(x))
+    elif ACT == "leaky":
+        y = tl.where(x > 0, x, slope * x)
+    elif ACT == "elu":
+        y = tl.where(x > 0, x, slope * expm1(x))
+    elif ACT == "selu":
+        y = 1.0507009873554804934193349852946 * tl.where(x > 0, x, 1.6732632423543772848170429916717 * expm1(x))
+    elif ACT == "gelu":
+        y = 0.5 * x * (1.0 + tl.erf(x * 0.7071067811865476))
+    else:
+        y = x
+    return y
+
+
+@triton.jit
+def act_grad_from_output(y, ACT: tl.constexpr, slope):
+    """act'(x) written in terms of y = act(x); valid where ``grad_from_output`` says so."""
+    if ACT == "relu":
+        d = tl.where(y > 0, 1.0, 0.0)
+    elif ACT == "sigmoid":
+        d = y * (1.0 - y)
+    elif ACT == "tanh":
+        d = 1.0 - y * y
+    elif ACT == "softrelu":
+        d = -expm1(-y)
+    elif ACT == "softsign":
+        d = (1.0 - tl.abs(y)) * (1.0 - tl.abs(y))
+    elif ACT == "leaky":
+        d = tl.where(y > 0, 1.0, slope)
+    elif ACT == "elu":
+        d = tl.where(y > 0, 1.0, y + slope)
+    elif ACT == "selu":
+        d = tl.where(y > 0, 1.0507009873554804934193349852946,
+                     y + 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
+    else:
+        d = tl.full(y.shape, 1.0, y.dtype)
+    return d.to(y.dtype)
+
+
+@triton.jit
+def act_grad_from_input(x, ACT: tl.constexpr, slope):
+    """act'(x) from the input."""
+    if ACT == "relu":
+        d = tl.where(x > 0, 1.0, 0.0)
+    elif ACT == "sigmoid":
+        s = sigmoid(x)
+        d = s * (1.0 - s)
+    elif ACT == "tanh":
+        t = tanh(x)
+        d = 1.0 - t * t
+    elif ACT == "softrelu":
+        d = sigmoid(x)
+    elif ACT == "softsign":
+        d = 1.0 / ((1.0 + tl.abs(x)) * (1.0 + tl.abs(x)))
+    elif ACT == "leaky":
+        d = tl.where(x > 0, 1.0, slope)
+    elif ACT == "elu":
+        d = tl.where(x > 0, 1.0, slope * tl.exp(x))
+    elif ACT == "selu":
+        d = tl.where(x > 0, 1.0507009873554804934193349852946,
+                     1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * tl.exp(x))
+    elif ACT == "gelu":
+        d = 0.5 * (1.0 + tl.erf(x * 0.7071067811865476)) + x * tl.exp(-0.5 * x * x) * 0.3989422804014327
+    else:
+        d = tl.full(x.shape, 1.0, x.dtype)
+    return d.to(x.dtype)
+
+
+# -------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _activation_forward_kernel(
+    X, Y, slope: tl.float64,
+    n, size1, size2, size3,
+    x_stride0, x_stride1, x_stride2, x_stride3,
+    y_stride0, y_stride1, y_stride2, y_stride3,
+    ACT: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes y = act(x) for BLOCK consecutive (row-major) elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        x_offsets = index
+        y_offsets = index
+    else:
+        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+        y_offsets = nd_offsets(index, size1, size2, size3, y_stride0, y_stride1, y_stride2, y_stride3)
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
+    store(Y, y_offsets, act_forward(x, ACT, slope.to(CT)), mask)
+
+
+@triton.jit
+def _activation_backward_kernel(
+    DY, V, DX, slope: tl.float64,
+    n, size1, size2, size3,
+    dy_stride0, dy_stride1, dy_stride2, dy_stride3,
+    v_stride0, v_stride1, v_stride2, v_stride3,
+    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    ACT: tl.constexpr, FROM_OUTPUT: tl.constexpr, ACCUMULATE: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes dx (+)= dy * act'(v) for BLOCK elements; v is y or x."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        dy_offsets = index
+        v_offsets = index
+        dx_offsets = index
+    else:
+        dy_offsets = nd_offsets(index, size1, size2, size3, dy_stride0, dy_stride1, dy_stride2, dy_stride3)
+        v_offsets = nd_offsets(index, size1, size2, size3, v_stride0, v_stride1, v_stride2, v_stride3)
+        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+    dy = tl.load(DY + dy_offsets, mask=mask, other=0.0).to(CT)
+    v = tl.load(V + v_offsets, mask=mask, other=0.0).to(CT)
+    if FROM_OUTPUT:
+        d = act_grad_from_output(v, ACT, slope.to(CT))
+    else:
+        d = act_grad_from_input(v, ACT, slope.to(CT))
+    store_result(DX, dx_offsets, dy * d, mask, ACCUMULATE)
+
+# ------------------------------------------------------------------------ launchers
+
+
+def _check_act(fn: str, act: str, slope: float) -> None:
+    if act not in ACTIVATIONS:
+        raise KernelArgumentError(f"{fn}: act_type={act!r} is not one of {', '.join(ACTIVATIONS)}")
+
+
+def plan_activation_forward(x: torch.Tensor, out: torch.Tensor, act: str, slope: float = 0.0) -> list[Launch]:
+    fn = "activation_forward"
+    _check_act(fn, act, slope)
+    check_tensor(fn, "x", x)
+    out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
+    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
+    return [Launch(_activation_forward_kernel, grid, [x, out, float(slope), *args],
+                   dict(ACT=act, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def activation_forward(x: torch.Tensor, act: str, slope: float = 0.0, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out = act(x)`` elementwise; any shape and strides, float64/32/16 and bfloat16.
+
+    ``act`` is one of ``ACTIVATIONS``; ``slope`` is leaky's negative slope or elu's alpha.
+    """
+    out = prepare_out("activation_forward", "out", out, x.shape, x.dtype, x.device)
+    run(plan_activation_forward(x, out, act, slope))
+    return out
+
+
+def plan_activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, grad_in: torch.Tensor, act: str,
+                             slope: float = 0.0, from_output: bool = True, accumulate: bool = False) -> list[Launch]:
+    fn = "activation_backward"
+    _check_act(fn, act, slope)
+    if from_output and not grad_from_output(act, slope):
+        raise KernelArgumentError(f"{fn}: the gradient of act_type={act!r} with slope={slope} needs the input, "
+                                  "not the output; pass the input with from_output=False")
+    check_tensor(fn, "grad_out", grad_out)
+    check_tensor(fn, "saved", saved)
+    check_same(fn, "shape", grad_out=grad_out, saved=saved)
+    check_same(fn, "device", grad_out=grad_out, saved=saved)
+    grad_in = prepare_out(fn, "grad_in", grad_in, saved.shape, saved.dtype, saved.device)
+    args, flat, grid = elementwise_args(fn, saved.shape, grad_out=grad_out, saved=saved, grad_in=grad_in)
+    return [Launch(_activation_backward_kernel, grid, [grad_out, saved, grad_in, float(slope), *args],
+                   dict(ACT=act, FROM_OUTPUT=from_output, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, act: str, slope: float = 0.0,
+                        from_output: bool = True, grad_in: torch.Tensor | None = None,
+                        accumulate: bool = False) -> torch.Tensor:
+    """``grad_in (+)= grad_out * act'(x)``, with ``saved`` the output y (``from_output``) or the input x."""
+    grad_in = prepare_out("activation_backward", "grad_in", grad_in, saved.shape, saved.dtype, saved.device)
+    run(plan_activation_backward(grad_out, saved, grad_in, act, slope, from_output, accumulate))
+    return grad_in

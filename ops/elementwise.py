@@ -1,0 +1,493 @@
+"""Elementwise arithmetic: tensor-tensor (same shape), tensor-scalar and unary, with backward.
+
+Every kernel indexes through up to 4 strided dimensions, so transposed, sliced and
+expanded (stride-0) inputs work; when every operand is one contiguous run the index math
+is compiled out. Backward kernels write or accumulate (``grad_req='add'``, or a value
+read twice in one graph) each input gradient, and read only the saved values the
+``*_NEEDS`` tables name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    KernelArgumentError,
+    Launch,
+    check_same,
+    check_tensor,
+    elementwise_args,
+    nd_offsets,
+    prepare_out,
+    run,
+    store,
+    store_result,
+)
+
+BINARY_OPS = ("add", "sub", "mul", "div")
+SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower")
+UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal")
+
+# What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
+BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs")}
+SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
+                "power": ("input",), "rpower": ("output",)}
+UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("output",), "square": ("input",),
+               "abs": ("input",), "reciprocal": ("output",)}
+
+
+# --------------------------------------------------------------------- math helpers
+
+
+@triton.jit
+def _power(x, e, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr):
+    """x ** e. Small integer exponents multiply out (exact as numpy); others go through
+    exp/log with the sign of an odd integer power restored and NaN for x < 0 otherwise."""
+    if SMALL_INT != 0:
+        r = x
+        for _ in tl.static_range((SMALL_INT if SMALL_INT > 0 else -SMALL_INT) - 1):
+            r = r * x
+        if SMALL_INT < 0:
+            r = 1.0 / r
+    else:
+        r = tl.exp(e * tl.log(tl.abs(x)))
+        if IS_INT:
+            if ODD:
+                r = tl.where(x < 0, -r, r)
+        else:
+            r = tl.where(x < 0, float("nan"), r)
+        r = tl.where(e == 0, 1.0, r)
+    return r
+
+
+def _exponent_kind(e: float) -> dict:
+    """Compile-time facts about an exponent for ``_power``."""
+    is_int = float(e).is_integer()
+    small = int(e) if is_int and 0 < abs(e) <= 4 else 0
+    odd = is_int and int(e) % 2 == 1
+    return dict(SMALL_INT=small, IS_INT=is_int, ODD=odd)
+
+
+# -------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _binary_forward_kernel(
+    A, B, OUT,
+    n, size1, size2, size3,
+    a_stride0, a_stride1, a_stride2, a_stride3,
+    b_stride0, b_stride1, b_stride2, b_stride3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes out = a OP b for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        a_offsets = index
+        b_offsets = index
+        out_offsets = index
+    else:
+        a_offsets = nd_offsets(index, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
+        b_offsets = nd_offsets(index, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    a = tl.load(A + a_offsets, mask=mask, other=0.0).to(CT)
+    b = tl.load(B + b_offsets, mask=mask, other=1.0).to(CT)
+    if OP == "add":
+        r = a + b
+    elif OP == "sub":
+        r = a - b
+    elif OP == "mul":
+        r = a * b
+    else:
+        r = a / b
+    store(OUT, out_offsets, r, mask)
+
+
+@triton.jit
+def _binary_backward_kernel(
+    DOUT, A, B, DA, DB,
+    n, size1, size2, size3,
+    g_stride0, g_stride1, g_stride2, g_stride3,
+    a_stride0, a_stride1, a_stride2, a_stride3,
+    b_stride0, b_stride1, b_stride2, b_stride3,
+    da_stride0, da_stride1, da_stride2, da_stride3,
+    db_stride0, db_stride1, db_stride2, db_stride3,
+    OP: tl.constexpr, HAS_DA: tl.constexpr, HAS_DB: tl.constexpr,
+    ACCUMULATE_DA: tl.constexpr, ACCUMULATE_DB: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        g_offsets = index
+        a_offsets = index
+        b_offsets = index
+        da_offsets = index
+        db_offsets = index
+    else:
+        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+        a_offsets = nd_offsets(index, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
+        b_offsets = nd_offsets(index, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
+        da_offsets = nd_offsets(index, size1, size2, size3, da_stride0, da_stride1, da_stride2, da_stride3)
+        db_offsets = nd_offsets(index, size1, size2, size3, db_stride0, db_stride1, db_stride2, db_stride3)
+    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
+    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
+    if OP == "mul" or OP == "div":
+        a = tl.load(A + a_offsets, mask=mask, other=0.0).to(CT)
+        b = tl.load(B + b_offsets, mask=mask, other=1.0).to(CT)
+    if HAS_DA:
+        if OP == "add" or OP == "sub":
+            da = g
+        elif OP == "mul":
+            da = g * b
+        else:
+            da = g / b
+        store_result(DA, da_offsets, da, mask, ACCUMULATE_DA)
+    if HAS_DB:
+        if OP == "add":
+            db = g
+        elif OP == "sub":
+            db = -g
+        elif OP == "mul":
+            db = g * a
+        else:
+            db = -g * a / (b * b)
+        store_result(DB, db_offsets, db, mask, ACCUMULATE_DB)
+
+
+@triton.jit
+def _scalar_forward_kernel(
+    X, OUT, scalar: tl.float64, log_scalar: tl.float64,
+    n, size1, size2, size3,
+    x_stride0, x_stride1, x_stride2, x_stride3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes out = x OP scalar for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        x_offsets = index
+        out_offsets = index
+    else:
+        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+    s = scalar.to(CT)
+    if OP == "plus":
+        r = x + s
+    elif OP == "minus":
+        r = x - s
+    elif OP == "rminus":
+        r = s - x
+    elif OP == "mul":
+        r = x * s
+    elif OP == "div":
+        r = x / s
+    elif OP == "rdiv":
+        r = s / x
+    elif OP == "power":
+        r = _power(x, s, SMALL_INT, IS_INT, ODD)
+    else:
+        r = tl.exp(x * log_scalar.to(CT))
+    store(OUT, out_offsets, r, mask)
+
+
+@triton.jit
+def _scalar_backward_kernel(
+    DOUT, X, OUT, DX, scalar: tl.float64, log_scalar: tl.float64,
+    n, size1, size2, size3,
+    g_stride0, g_stride1, g_stride2, g_stride3,
+    x_stride0, x_stride1, x_stride2, x_stride3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
+    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes dx (+)= dout * d(x OP scalar)/dx for BLOCK elements.
+    For ``power`` the constexprs describe the exponent scalar - 1."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        g_offsets = index
+        x_offsets = index
+        out_offsets = index
+        dx_offsets = index
+    else:
+        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
+    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
+    s = scalar.to(CT)
+    if OP == "plus" or OP == "minus":
+        d = g
+    elif OP == "rminus":
+        d = -g
+    elif OP == "mul":
+        d = g * s
+    elif OP == "div":
+        d = g / s
+    elif OP == "rdiv":
+        x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+        d = -g * s / (x * x)
+    elif OP == "power":
+        x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+        d = g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD)
+    else:
+        y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+        d = g * y * log_scalar.to(CT)
+    store_result(DX, dx_offsets, d, mask, ACCUMULATE)
+
+
+@triton.jit
+def _unary_forward_kernel(
+    X, OUT,
+    n, size1, size2, size3,
+    x_stride0, x_stride1, x_stride2, x_stride3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes out = OP(x) for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        x_offsets = index
+        out_offsets = index
+    else:
+        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+    if OP == "negative":
+        r = -x
+    elif OP == "exp":
+        r = tl.exp(x)
+    elif OP == "log":
+        r = tl.log(x)
+    elif OP == "sqrt":
+        r = tl.sqrt(x)
+    elif OP == "square":
+        r = x * x
+    elif OP == "abs":
+        r = tl.abs(x)
+    else:
+        r = 1.0 / x
+    store(OUT, out_offsets, r, mask)
+
+
+@triton.jit
+def _unary_backward_kernel(
+    DOUT, X, OUT, DX,
+    n, size1, size2, size3,
+    g_stride0, g_stride1, g_stride2, g_stride3,
+    x_stride0, x_stride1, x_stride2, x_stride3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    OP: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes dx (+)= dout * OP'(x) for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        g_offsets = index
+        x_offsets = index
+        out_offsets = index
+        dx_offsets = index
+    else:
+        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
+    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
+    if OP == "negative":
+        d = -g
+    elif OP == "exp":
+        d = g * tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+    elif OP == "log":
+        d = g / tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+    elif OP == "sqrt":
+        d = g * 0.5 / tl.load(OUT + out_offsets, mask=mask, other=1.0).to(CT)
+    elif OP == "square":
+        d = 2.0 * g * tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
+    elif OP == "abs":
+        x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
+        d = tl.where(x > 0, g, tl.where(x < 0, -g, 0.0))
+    else:
+        y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+        d = -g * y * y
+    store_result(DX, dx_offsets, d, mask, ACCUMULATE)
+
+
+# ------------------------------------------------------------------------ launchers
+
+
+def _check_op(fn: str, op: str, known: tuple) -> None:
+    if op not in known:
+        raise KernelArgumentError(f"{fn}: op={op!r} is not one of {', '.join(known)}")
+
+
+def _check_operands(fn: str, shape, **tensors: torch.Tensor | None) -> None:
+    for name, t in tensors.items():
+        if t is not None:
+            check_tensor(fn, name, t)
+            if tuple(t.shape) != tuple(shape):
+                raise KernelArgumentError(
+                    f"{fn}: {name} has shape {tuple(t.shape)} but the operands have {tuple(shape)}")
+    check_same(fn, "device", **tensors)
+
+
+def _stand_in(t: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
+    """A pointer for an operand the kernel will not touch in this configuration."""
+    return default if t is None else t
+
+
+def plan_binary_forward(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> list[Launch]:
+    fn = f"binary_forward({op})"
+    _check_op(fn, op, BINARY_OPS)
+    _check_operands(fn, a.shape, a=a, b=b)
+    check_same(fn, "dtype", a=a, b=b)
+    out = prepare_out(fn, "out", out, a.shape, a.dtype, a.device)
+    args, flat, grid = elementwise_args(fn, a.shape, a=a, b=b, out=out)
+    return [Launch(_binary_forward_kernel, grid, [a, b, out, *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def binary_forward(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out = a OP b`` for ``op`` in ``BINARY_OPS``; ``a`` and ``b`` have one shape and dtype."""
+    out = prepare_out(f"binary_forward({op})", "out", out, a.shape, a.dtype, a.device)
+    run(plan_binary_forward(op, a, b, out))
+    return out
+
+
+def plan_binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None, b: torch.Tensor | None,
+                         grad_a: torch.Tensor | None, grad_b: torch.Tensor | None,
+                         accumulate_a: bool = False, accumulate_b: bool = False) -> list[Launch]:
+    fn = f"binary_backward({op})"
+    _check_op(fn, op, BINARY_OPS)
+    if "lhs" in BINARY_NEEDS[op] and (a is None or b is None):
+        raise KernelArgumentError(f"{fn}: the gradient of {op} reads both operands; pass a and b")
+    _check_operands(fn, grad_out.shape, grad_out=grad_out, a=a, b=b, grad_a=grad_a, grad_b=grad_b)
+    if grad_a is None and grad_b is None:
+        return []
+    for name, grad in (("grad_a", grad_a), ("grad_b", grad_b)):
+        if grad is not None:
+            prepare_out(fn, name, grad, grad_out.shape, grad_out.dtype, grad_out.device)
+    tensors = dict(grad_out=grad_out, a=_stand_in(a, grad_out), b=_stand_in(b, grad_out),
+                   grad_a=_stand_in(grad_a, grad_out), grad_b=_stand_in(grad_b, grad_out))
+    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
+    return [Launch(_binary_backward_kernel, grid, [*tensors.values(), *args],
+                   dict(OP=op, HAS_DA=grad_a is not None, HAS_DB=grad_b is not None, ACCUMULATE_DA=accumulate_a,
+                        ACCUMULATE_DB=accumulate_b, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None = None, b: torch.Tensor | None = None,
+                    grad_a: torch.Tensor | None = None, grad_b: torch.Tensor | None = None,
+                    accumulate_a: bool = False, accumulate_b: bool = False) -> None:
+    """Gradients of ``a OP b`` into the given ``grad_a`` / ``grad_b`` (either may be None)."""
+    run(plan_binary_backward(op, grad_out, a, b, grad_a, grad_b, accumulate_a, accumulate_b))
+
+
+def _scalar_constants(fn: str, op: str, scalar: float) -> tuple[float, dict]:
+    scalar = float(scalar)
+    if op == "rpower":
+        if not scalar > 0:
+            raise KernelArgumentError(f"{fn}: the base of rpower must be positive, got scalar={scalar}")
+        return math.log(scalar), dict(SMALL_INT=0, IS_INT=False, ODD=False)
+    if op == "power":
+        return 0.0, _exponent_kind(scalar)
+    return 0.0, dict(SMALL_INT=0, IS_INT=False, ODD=False)
+
+
+def plan_scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor) -> list[Launch]:
+    fn = f"scalar_forward({op})"
+    _check_op(fn, op, SCALAR_OPS)
+    _check_operands(fn, x.shape, x=x)
+    log_scalar, kind = _scalar_constants(fn, op, scalar)
+    out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
+    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
+    return [Launch(_scalar_forward_kernel, grid, [x, out, float(scalar), log_scalar, *args],
+                   dict(OP=op, **kind, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out = x OP scalar`` for ``op`` in ``SCALAR_OPS`` (``rminus``: scalar - x, ``rdiv``:
+    scalar / x, ``power``: x ** scalar, ``rpower``: scalar ** x with scalar > 0)."""
+    out = prepare_out(f"scalar_forward({op})", "out", out, x.shape, x.dtype, x.device)
+    run(plan_scalar_forward(op, x, scalar, out))
+    return out
+
+
+def plan_scalar_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None, out: torch.Tensor | None,
+                         grad_x: torch.Tensor, scalar: float, accumulate: bool = False) -> list[Launch]:
+    fn = f"scalar_backward({op})"
+    _check_op(fn, op, SCALAR_OPS)
+    needs = SCALAR_NEEDS[op]
+    if ("input" in needs and x is None) or ("output" in needs and out is None):
+        raise KernelArgumentError(f"{fn}: the gradient of {op} reads the {needs[0]}; pass it")
+    _check_operands(fn, grad_out.shape, grad_out=grad_out, x=x, out=out)
+    log_scalar, _ = _scalar_constants(fn, op, scalar)
+    kind = _exponent_kind(float(scalar) - 1.0) if op == "power" else dict(SMALL_INT=0, IS_INT=False, ODD=False)
+    grad_x = prepare_out(fn, "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
+    tensors = dict(grad_out=grad_out, x=_stand_in(x, grad_out), out=_stand_in(out, grad_out), grad_x=grad_x)
+    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
+    return [Launch(_scalar_backward_kernel, grid, [*tensors.values(), float(scalar), log_scalar, *args],
+                   dict(OP=op, **kind, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def scalar_backward(op: str, grad_out: torch.Tensor, scalar: float, x: torch.Tensor | None = None,
+                    out: torch.Tensor | None = None, grad_x: torch.Tensor | None = None,
+                    accumulate: bool = False) -> torch.Tensor:
+    """``grad_x (+)= grad_out * d(x OP scalar)/dx``; pass ``x`` or ``out`` as ``SCALAR_NEEDS`` says."""
+    grad_x = prepare_out(f"scalar_backward({op})", "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
+    run(plan_scalar_backward(op, grad_out, x, out, grad_x, scalar, accumulate))
+    return grad_x
+
+
+def plan_unary_forward(op: str, x: torch.Tensor, out: torch.Tensor) -> list[Launch]:
+    fn = f"unary_forward({op})"
+    _check_op(fn, op, UNARY_OPS)
+    _check_operands(fn, x.shape, x=x)
+    out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
+    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
+    return [Launch(_unary_forward_kernel, grid, [x, out, *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def unary_forward(op: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``out = OP(x)`` for ``op`` in ``UNARY_OPS``."""
+    out = prepare_out(f"unary_forward({op})", "out", out, x.shape, x.dtype, x.device)
+    run(plan_unary_forward(op, x, out))
+    return out
+
+
+def plan_unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None, out: torch.Tensor | None,
+                        grad_x: torch.Tensor, accumulate: bool = False) -> list[Launch]:
+    fn = f"unary_backward({op})"
+    _check_op(fn, op, UNARY_OPS)
+    needs = UNARY_NEEDS[op]
+    if ("input" in needs and x is None) or ("output" in needs and out is None):
+        raise KernelArgumentError(f"{fn}: the gradient of {op} reads the {needs[0]}; pass it")
+    _check_operands(fn, grad_out.shape, grad_out=grad_out, x=x, out=out)
+    grad_x = prepare_out(fn, "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
+    tensors = dict(grad_out=grad_out, x=_stand_in(x, grad_out), out=_stand_in(out, grad_out), grad_x=grad_x)
+    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
+    return [Launch(_unary_backward_kernel, grid, [*tensors.values(), *args],
+                   dict(OP=op, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None = None, out: torch.Tensor | None = None,
+                   grad_x: torch.Tensor | None = None, accumulate: bool = False) -> torch.Tensor:
+    """``grad_x (+)= grad_out * OP'(x)``; pass ``x`` or ``out`` as ``UNARY_NEEDS`` says."""
+    grad_x = prepare_out(f"unary_backward({op})", "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
+    run(plan_unary_backward(op, grad_out, x, out, grad_x, accumulate))
+    return grad_x

@@ -1,0 +1,363 @@
+"""FullyConnected: ``y = act(x @ w.T + b)`` with bias and activation fused in the epilogue,
+and its backward with the activation gradient fused into the loads:
+
+    dy' = dy * act'(y)          (recomputed from y inside both kernels, never stored)
+    dx  = dy' @ w               _fc_backward_input_kernel
+    dw  = dy'.T @ x             _fc_backward_weight_kernel, which also reduces
+    db  = sum_rows(dy')         db in the programs of the first K tile
+
+x is (M, K), w is (N, K) (MXNet's layout), y is (M, N); any strides. Products accumulate
+in float32 (float64 for float64). Float32 operands use ``precision``: ``"ieee"`` (exact
+fp32, the default) or ``"tf32"`` (tensor cores, 10-bit mantissa). bf16 operands are
+upcast to float32 after the same rounding in the interpreter, where bf16 arithmetic is
+not implemented; on a GPU they go to the tensor cores as bf16.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    as_2d,
+    check_tensor,
+    prepare_out,
+    round_to_bf16,
+    run,
+    store,
+    store_result,
+)
+from .activation import ACTIVATIONS, act_forward, act_grad_from_output, grad_from_output
+
+PRECISIONS = ("ieee", "tf32")
+
+
+def _configs() -> list[triton.Config]:
+    if INTERPRET:
+        # Autotuning needs a GPU; the interpreter wants the fewest, largest programs.
+        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8}, num_warps=4)]
+    return [
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=8, num_stages=4),
+        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=4, num_stages=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=4, num_stages=4),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=4, num_stages=4),
+        triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 8}, num_warps=2, num_stages=3),
+    ]
+
+
+def _prune(configs, named_args, **kwargs):
+    """float64 has no tensor-core path: large tiles only spill registers."""
+    first = next(v for v in named_args.values() if isinstance(v, torch.Tensor))
+    if first.dtype == torch.float64:
+        small = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= 64 * 64]
+        return small or configs[-1:]
+    return configs
+
+
+def _autotune(restore: list[str]):
+    # restore_value: tuning runs a kernel several times, which must not add into an
+    # accumulated gradient more than once.
+    return triton.autotune(configs=_configs(), key=["M", "N", "K"], restore_value=restore,
+                           prune_configs_by={"early_config_prune": _prune})
+
+
+@triton.jit
+def _tile(pid, rows, cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """Grouped tile order: GROUP_M row tiles share their column tiles while in L2."""
+    tiles_m = tl.cdiv(rows, BLOCK_M)
+    tiles_n = tl.cdiv(cols, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_m = tl.minimum(tiles_m - first_m, GROUP_M)
+    return first_m + (pid % per_group) % group_m, (pid % per_group) // group_m
+
+
+@triton.jit
+def _operand(v, UPCAST: tl.constexpr):
+    """A loaded tile as a tl.dot operand."""
+    if UPCAST:
+        return v.to(tl.float32)
+    else:
+        return v
+
+
+@triton.jit
+def _rounded_operand(v, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
+    """A computed float32/64 tile rounded to the operand dtype, as a tl.dot operand."""
+    if UPCAST:
+        return round_to_bf16(v.to(tl.float32)).to(tl.float32)
+    else:
+        return v.to(DTYPE)
+
+
+@_autotune(restore=[])
+@triton.jit
+def _fc_forward_kernel(
+    X, W, B, Y, slope: tl.float64, M, N, K,
+    x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
+    HAS_BIAS: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """Each program computes a BLOCK_M x BLOCK_N tile of y = act(x @ w.T + b)."""
+    pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rk = tl.arange(0, BLOCK_K)
+    ACC = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+    x_ptrs = X + rm[:, None] * x_stride_m + rk[None, :] * x_stride_k
+    w_ptrs = W + rk[:, None] * w_stride_k + rn[None, :] * w_stride_n
+    for k in range(0, K, BLOCK_K):
+        x = tl.load(x_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K), other=0.0)
+        w = tl.load(w_ptrs, mask=(rk[:, None] + k < K) & (rn[None, :] < N), other=0.0)
+        acc = tl.dot(_operand(x, UPCAST), _operand(w, UPCAST), acc, input_precision=PRECISION)
+        x_ptrs += BLOCK_K * x_stride_k
+        w_ptrs += BLOCK_K * w_stride_k
+    if HAS_BIAS:
+        acc += tl.load(B + rn * b_stride, mask=rn < N, other=0.0).to(ACC)[None, :]
+    y = act_forward(acc, ACT, slope.to(ACC))
+    store(Y, rm[:, None] * y_stride_m + rn[None, :] * y_stride_n, y, (rm[:, None] < M) & (rn[None, :] < N))
+
+
+@_autotune(restore=["DX"])
+@triton.jit
+def _fc_backward_input_kernel(
+    DY, Y, W, DX, slope: tl.float64, M, N, K,
+    dy_stride_m, dy_stride_n, y_stride_m, y_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k,
+    ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """Each program computes a BLOCK_M x BLOCK_N tile of dx = (dy * act'(y)) @ w, reducing
+    over N in steps of BLOCK_K (the tile runs over x's K columns)."""
+    pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
+    rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rn = tl.arange(0, BLOCK_K)
+    ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+    dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
+    y_ptrs = Y + rm[:, None] * y_stride_m + rn[None, :] * y_stride_n
+    w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
+    for n in range(0, N, BLOCK_K):
+        dy_mask = (rm[:, None] < M) & (rn[None, :] + n < N)
+        dy = tl.load(dy_ptrs, mask=dy_mask, other=0.0)
+        if ACT != "none":
+            y = tl.load(y_ptrs, mask=dy_mask, other=0.0).to(ACC)
+            dy = dy.to(ACC) * act_grad_from_output(y, ACT, slope.to(ACC))
+            dy = _rounded_operand(dy, W.dtype.element_ty, UPCAST)
+        else:
+            dy = _operand(dy, UPCAST)
+        w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
+        acc = tl.dot(dy, _operand(w, UPCAST), acc, input_precision=PRECISION)
+        dy_ptrs += BLOCK_K * dy_stride_n
+        y_ptrs += BLOCK_K * y_stride_n
+        w_ptrs += BLOCK_K * w_stride_n
+    store_result(DX, rm[:, None] * dx_stride_m + rk[None, :] * dx_stride_k, acc,
+                 (rm[:, None] < M) & (rk[None, :] < K), ACCUMULATE)
+
+
+@_autotune(restore=["DW", "DB"])
+@triton.jit
+def _fc_backward_weight_kernel(
+    DY, Y, X, DW, DB, slope: tl.float64, M, N, K,
+    dy_stride_m, dy_stride_n, y_stride_m, y_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k, db_stride,
+    ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    COMPUTE_DW: tl.constexpr, COMPUTE_DB: tl.constexpr, ACCUMULATE_DW: tl.constexpr, ACCUMULATE_DB: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """Each program computes a BLOCK_M x BLOCK_N tile of dw = (dy * act'(y)).T @ x over (N, K),
+    reducing over the M rows in steps of BLOCK_K; programs of the first K tile also sum
+    dy * act'(y) over the rows into db."""
+    if COMPUTE_DW:
+        pid_n, pid_k = _tile(tl.program_id(0), N, K, BLOCK_M, BLOCK_N, GROUP_M)
+    else:
+        pid_n = tl.program_id(0)
+        pid_k = 0
+    rn = (pid_n * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rm = tl.arange(0, BLOCK_K)
+    ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+    db = tl.zeros((BLOCK_M,), ACC)
+    # dy read transposed: a (BLOCK_M over N) x (BLOCK_K over M) tile.
+    dy_ptrs = DY + rn[:, None] * dy_stride_n + rm[None, :] * dy_stride_m
+    y_ptrs = Y + rn[:, None] * y_stride_n + rm[None, :] * y_stride_m
+    x_ptrs = X + rm[:, None] * x_stride_m + rk[None, :] * x_stride_k
+    for m in range(0, M, BLOCK_K):
+        dy_mask = (rn[:, None] < N) & (rm[None, :] + m < M)
+        dy = tl.load(dy_ptrs, mask=dy_mask, other=0.0)
+        if ACT != "none":
+            y = tl.load(y_ptrs, mask=dy_mask, other=0.0).to(ACC)
+            dy_acc = dy.to(ACC) * act_grad_from_output(y, ACT, slope.to(ACC))
+            dy_op = _rounded_operand(dy_acc, X.dtype.element_ty, UPCAST)
+        else:
+            dy_acc = dy.to(ACC)
+            dy_op = _operand(dy, UPCAST)
+        if COMPUTE_DB:
+            db += tl.sum(dy_acc, 1)
+        if COMPUTE_DW:
+            x = tl.load(x_ptrs, mask=(rm[:, None] + m < M) & (rk[None, :] < K), other=0.0)
+            acc = tl.dot(dy_op, _operand(x, UPCAST), acc, input_precision=PRECISION)
+        dy_ptrs += BLOCK_K * dy_stride_m
+        y_ptrs += BLOCK_K * y_stride_m
+        x_ptrs += BLOCK_K * x_stride_m
+    if COMPUTE_DW:
+        store_result(DW, rn[:, None] * dw_stride_n + rk[None, :] * dw_stride_k, acc,
+                     (rn[:, None] < N) & (rk[None, :] < K), ACCUMULATE_DW)
+    if COMPUTE_DB:
+        db_mask = rn < N
+        if COMPUTE_DW:
+            # One K tile writes db. (pid_k broadcast first: the interpreter's `block & scalar`
+            # yields ints, which tl.store rejects as a mask.)
+            db_mask = db_mask & ((tl.zeros_like(rn) + pid_k) == 0)
+        store_result(DB, rn * db_stride, db, db_mask, ACCUMULATE_DB)
+
+
+# ------------------------------------------------------------------------ launchers
+
+
+def _options(fn: str, dtype: torch.dtype, act: str, precision: str) -> dict:
+    if act != "none" and act not in ACTIVATIONS:
+        raise KernelArgumentError(f"{fn}: act={act!r} is not 'none' or one of {', '.join(ACTIVATIONS)}")
+    if precision not in PRECISIONS:
+        raise KernelArgumentError(f"{fn}: precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    return dict(PRECISION=precision if dtype == torch.float32 else "ieee",
+                UPCAST=INTERPRET and dtype == torch.bfloat16)
+
+
+def _matrix(fn: str, name: str, t: torch.Tensor) -> torch.Tensor:
+    check_tensor(fn, name, t)
+    if t.dim() != 2:
+        raise KernelArgumentError(f"{fn}: {name} must be 2-d, got shape {tuple(t.shape)}")
+    return t
+
+
+def _check_family(fn: str, first: str, **tensors: torch.Tensor | None) -> None:
+    """Every given tensor has the dtype and device of the one named ``first``."""
+    ref = tensors[first]
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if t.dtype != ref.dtype:
+            raise KernelArgumentError(f"{fn}: {name} has dtype {t.dtype} but {first} has {ref.dtype}")
+        if t.device != ref.device:
+            raise KernelArgumentError(f"{fn}: {name} is on {t.device} but {first} is on {ref.device}")
+
+
+def plan_fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
+                                 act: str = "none", slope: float = 0.0, precision: str = "ieee") -> list[Launch]:
+    fn = "fully_connected_forward"
+    check_tensor(fn, "x", x)
+    _matrix(fn, "weight", weight)
+    n, k = weight.shape
+    if x.dim() == 0 or x.shape[-1] != k:
+        raise KernelArgumentError(f"{fn}: x has shape {tuple(x.shape)} but weight {tuple(weight.shape)} expects "
+                                  f"{k} input features in its last dimension")
+    if bias is not None:
+        check_tensor(fn, "bias", bias)
+        if tuple(bias.shape) != (n,):
+            raise KernelArgumentError(f"{fn}: bias has shape {tuple(bias.shape)} but weight expects ({n},)")
+    _check_family(fn, "x", x=x, weight=weight, bias=bias)
+    options = _options(fn, x.dtype, act, precision)
+    out = prepare_out(fn, "out", out, (*x.shape[:-1], n), x.dtype, x.device)
+    m = x.numel() // k if k else 0
+    x2, y2 = as_2d(fn, "x", x, m, k), as_2d(fn, "out", out, m, n)
+    b = bias if bias is not None else weight
+    grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
+    return [Launch(_fc_forward_kernel, grid,
+                   [x2, weight, b, y2, float(slope), m, n, k, *x2.stride(), *weight.stride(),
+                    b.stride(0), *y2.stride()],
+                   dict(HAS_BIAS=bias is not None, ACT=act, **options))]
+
+
+def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                            act: str = "none", slope: float = 0.0, out: torch.Tensor | None = None,
+                            precision: str = "ieee") -> torch.Tensor:
+    """``out = act(x @ weight.T + bias)``; x is (..., K), weight (N, K), bias (N,) or None.
+
+    ``act`` is "none" or one of ``ACTIVATIONS``; ``precision`` is "ieee" or "tf32" (float32).
+    """
+    out = prepare_out("fully_connected_forward", "out", out, (*x.shape[:-1], weight.shape[0]), x.dtype, x.device)
+    run(plan_fully_connected_forward(x, weight, bias, out, act, slope, precision))
+    return out
+
+
+def plan_fully_connected_backward(
+    grad_out: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor | None, *, out: torch.Tensor | None = None,
+    act: str = "none", slope: float = 0.0, grad_x: torch.Tensor | None = None,
+    grad_weight: torch.Tensor | None = None, grad_bias: torch.Tensor | None = None,
+    accumulate_x: bool = False, accumulate_weight: bool = False, accumulate_bias: bool = False,
+    precision: str = "ieee",
+) -> list[Launch]:
+    fn = "fully_connected_backward"
+    check_tensor(fn, "grad_out", grad_out)
+    options = _options(fn, grad_out.dtype, act, precision)
+    if act != "none":
+        if not grad_from_output(act, slope):
+            raise KernelArgumentError(f"{fn}: act={act!r} with slope={slope} needs its input for the gradient; "
+                                      "it cannot be fused into FullyConnected")
+        if out is None:
+            raise KernelArgumentError(f"{fn}: act={act!r} needs the forward output (out=) for its gradient")
+    n = grad_out.shape[-1]
+    m = grad_out.numel() // n if n else 0
+    if grad_x is not None and weight is None:
+        raise KernelArgumentError(f"{fn}: grad_x needs weight")
+    if grad_weight is not None and x is None:
+        raise KernelArgumentError(f"{fn}: grad_weight needs x")
+    k = weight.shape[1] if weight is not None else x.shape[-1]
+    dy = as_2d(fn, "grad_out", grad_out, m, n)
+    y = as_2d(fn, "out", out, m, n) if out is not None else dy
+    _check_family(fn, "grad_out", grad_out=grad_out, x=x, weight=weight, out=out, grad_x=grad_x,
+                  grad_weight=grad_weight, grad_bias=grad_bias)
+    launches = []
+    if grad_x is not None:
+        _matrix(fn, "weight", weight)
+        if tuple(weight.shape) != (n, k):
+            raise KernelArgumentError(f"{fn}: weight has shape {tuple(weight.shape)} but grad_out has {n} columns")
+        dx = as_2d(fn, "grad_x", prepare_out(fn, "grad_x", grad_x, (*grad_out.shape[:-1], k), grad_out.dtype,
+                                             grad_out.device), m, k)
+        grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(k, meta["BLOCK_N"]),)  # noqa: E731
+        launches.append(Launch(_fc_backward_input_kernel, grid,
+                               [dy, y, weight, dx, float(slope), m, n, k, *dy.stride(), *y.stride(),
+                                *weight.stride(), *dx.stride()],
+                               dict(ACT=act, ACCUMULATE=accumulate_x, **options)))
+    if grad_weight is not None or grad_bias is not None:
+        x2 = as_2d(fn, "x", x, m, k) if x is not None else dy
+        dw = prepare_out(fn, "grad_weight", grad_weight, (n, k), grad_out.dtype, grad_out.device) \
+            if grad_weight is not None else dy
+        db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device) \
+            if grad_bias is not None else dy
+        compute_dw = grad_weight is not None
+
+        def grid(meta):
+            tiles_k = triton.cdiv(k, meta["BLOCK_N"]) if compute_dw else 1
+            return (triton.cdiv(n, meta["BLOCK_M"]) * tiles_k,)
+
+        launches.append(Launch(_fc_backward_weight_kernel, grid,
+                               [dy, y, x2, dw, db, float(slope), m, n, k, *dy.stride(), *y.stride(), *x2.stride(),
+                                dw.stride(0), dw.stride(-1), db.stride(0)],
+                               dict(ACT=act, COMPUTE_DW=compute_dw, COMPUTE_DB=grad_bias is not None,
+                                    ACCUMULATE_DW=accumulate_weight, ACCUMULATE_DB=accumulate_bias, **options)))
+    return launches
+
+
+def fully_connected_backward(grad_out: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor | None, *,
+                             out: torch.Tensor | None = None, act: str = "none", slope: float = 0.0,
+                             need_x: bool = True, need_weight: bool = True, need_bias: bool = True,
+                             precision: str = "ieee") -> tuple:
+    """Gradients ``(grad_x, grad_weight, grad_bias)`` of ``act(x @ weight.T + b)``, each
+    None when not asked for; a fused activation needs the forward ``out``."""
+    dev, dt = grad_out.device, grad_out.dtype
+    n = grad_out.shape[-1]
+    k = weight.shape[1] if weight is not None else x.shape[-1]
+    grad_x = torch.empty((*grad_out.shape[:-1], k), dtype=dt, device=dev) if need_x else None
+    grad_w = torch.empty((n, k), dtype=dt, device=dev) if need_weight else None
+    grad_b = torch.empty((n,), dtype=dt, device=dev) if need_bias else None
+    run(plan_fully_connected_backward(grad_out, x, weight, out=out, act=act, slope=slope, grad_x=grad_x,
+                                      grad_weight=grad_w, grad_bias=grad_b, precision=precision))
+    return grad_x, grad_w, grad_b

@@ -1,0 +1,120 @@
+"""Fill, copy and accumulate: the data movement the executor needs between operators.
+
+``fill`` zeroes a gradient nobody contributes to (or writes a constant loss gradient),
+``copy`` moves a gradient through a reshape, ``accumulate`` adds into an existing buffer
+(``grad_req='add'``). All index up to 4 strided dimensions, like the elementwise kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    KernelArgumentError,
+    Launch,
+    check_tensor,
+    check_writable,
+    elementwise_args,
+    nd_offsets,
+    run,
+    store,
+    store_result,
+)
+
+
+@triton.jit
+def _fill_kernel(
+    OUT, value: tl.float64,
+    n, size1, size2, size3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program sets (or adds ``value`` to) BLOCK elements of out."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        offsets = index
+    else:
+        offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    v = tl.full((BLOCK,), 0.0, CT) + value.to(CT)
+    store_result(OUT, offsets, v, mask, ACCUMULATE)
+
+
+@triton.jit
+def _copy_kernel(
+    SRC, DST,
+    n, size1, size2, size3,
+    src_stride0, src_stride1, src_stride2, src_stride3,
+    dst_stride0, dst_stride1, dst_stride2, dst_stride3,
+    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program copies (or adds) BLOCK elements of src into dst."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        src_offsets = index
+        dst_offsets = index
+    else:
+        src_offsets = nd_offsets(index, size1, size2, size3, src_stride0, src_stride1, src_stride2, src_stride3)
+        dst_offsets = nd_offsets(index, size1, size2, size3, dst_stride0, dst_stride1, dst_stride2, dst_stride3)
+    CT = tl.float64 if (SRC.dtype.element_ty == tl.float64 or DST.dtype.element_ty == tl.float64) else tl.float32
+    v = tl.load(SRC + src_offsets, mask=mask, other=0.0).to(CT)
+    if ACCUMULATE:
+        store_result(DST, dst_offsets, v, mask, True)
+    else:
+        store(DST, dst_offsets, v, mask)
+
+
+def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False) -> list[Launch]:
+    fn = "fill"
+    check_tensor(fn, "out", out, FLOAT_DTYPES)
+    check_writable(fn, "out", out)
+    args, flat, grid = elementwise_args(fn, out.shape, out=out)
+    return [Launch(_fill_kernel, grid, [out, float(value), *args],
+                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def fill(out: torch.Tensor, value: float, accumulate: bool = False) -> torch.Tensor:
+    """``out[...] = value`` (or ``+= value``); any strides, float dtypes."""
+    run(plan_fill(out, value, accumulate))
+    return out
+
+
+def plan_copy(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False) -> list[Launch]:
+    fn = "accumulate" if accumulate else "copy"
+    check_tensor(fn, "src", src, FLOAT_DTYPES + INDEX_DTYPES)
+    check_tensor(fn, "dst", dst, FLOAT_DTYPES)
+    if src.numel() != dst.numel():
+        raise KernelArgumentError(f"{fn}: src has {src.numel()} elements (shape {tuple(src.shape)}) but dst has "
+                                  f"{dst.numel()} (shape {tuple(dst.shape)})")
+    if src.device != dst.device:
+        raise KernelArgumentError(f"{fn}: src is on {src.device} but dst is on {dst.device}")
+    check_writable(fn, "dst", dst)
+    if tuple(src.shape) != tuple(dst.shape):
+        # A reshape between two layouts: both must be viewable in dst's shape.
+        src = src.reshape(dst.shape) if src.is_contiguous() else src
+        if tuple(src.shape) != tuple(dst.shape):
+            raise KernelArgumentError(f"{fn}: src with shape {tuple(src.shape)} and strides {src.stride()} cannot be "
+                                      f"viewed as dst's shape {tuple(dst.shape)} without a copy")
+    args, flat, grid = elementwise_args(fn, dst.shape, src=src, dst=dst)
+    return [Launch(_copy_kernel, grid, [src, dst, *args],
+                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def copy(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """``dst[...] = src`` with dtype conversion; same number of elements (a contiguous src may
+    have another shape: a reshape)."""
+    run(plan_copy(src, dst))
+    return dst
+
+
+def accumulate(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """``dst += src`` (what ``grad_req='add'`` does)."""
+    run(plan_copy(src, dst, accumulate=True))
+    return dst

@@ -1,0 +1,82 @@
+"""Regression outputs (linear and logistic) backward: ``grad = (out - label) * scale``.
+
+Forward is the identity (linear) or a sigmoid (logistic, ``activation.py``); with the
+sigmoid, ``out - label`` is exactly the gradient of the cross-entropy, so both share this
+kernel. ``scale`` is ``grad_scale / num_outputs`` (MXNet's convention).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    FLOAT_DTYPES,
+    KernelArgumentError,
+    Launch,
+    check_same,
+    check_tensor,
+    elementwise_args,
+    nd_offsets,
+    prepare_out,
+    run,
+    store_result,
+)
+
+
+@triton.jit
+def _regression_backward_kernel(
+    OUT, LABEL, DX, scale: tl.float64,
+    n, size1, size2, size3,
+    out_stride0, out_stride1, out_stride2, out_stride3,
+    label_stride0, label_stride1, label_stride2, label_stride3,
+    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program computes dx (+)= (out - label) * scale for BLOCK elements."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < n
+    if FLAT:
+        out_offsets = index
+        label_offsets = index
+        dx_offsets = index
+    else:
+        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+        label_offsets = nd_offsets(index, size1, size2, size3, label_stride0, label_stride1, label_stride2,
+                                   label_stride3)
+        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+    out = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+    label = tl.load(LABEL + label_offsets, mask=mask, other=0.0).to(CT)
+    store_result(DX, dx_offsets, (out - label) * scale.to(CT), mask, ACCUMULATE)
+
+
+def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor,
+                                    scale: float, accumulate: bool = False) -> list[Launch]:
+    fn = "regression_output_backward"
+    check_tensor(fn, "out", out)
+    check_tensor(fn, "label", label, FLOAT_DTYPES)
+    check_same(fn, "device", out=out, label=label)
+    if label.numel() != out.numel():
+        raise KernelArgumentError(f"{fn}: label has shape {tuple(label.shape)} but out has shape {tuple(out.shape)}")
+    if tuple(label.shape) != tuple(out.shape):
+        try:  # (N,) labels for (N, 1) outputs: the same elements in another shape
+            label = label.view(out.shape)
+        except RuntimeError:
+            raise KernelArgumentError(f"{fn}: label with shape {tuple(label.shape)} and strides {label.stride()} "
+                                      f"cannot be viewed as {tuple(out.shape)}") from None
+    grad_in = prepare_out(fn, "grad_in", grad_in, out.shape, out.dtype, out.device)
+    args, flat, grid = elementwise_args(fn, out.shape, out=out, label=label, grad_in=grad_in)
+    return [Launch(_regression_backward_kernel, grid, [out, label, grad_in, float(scale), *args],
+                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def regression_output_backward(out: torch.Tensor, label: torch.Tensor, scale: float = 1.0,
+                               grad_in: torch.Tensor | None = None, accumulate: bool = False) -> torch.Tensor:
+    """``grad_in (+)= (out - label) * scale``."""
+    grad_in = prepare_out("regression_output_backward", "grad_in", grad_in, out.shape, out.dtype, out.device)
+    run(plan_regression_output_backward(out, label, grad_in, scale, accumulate))
+    return grad_in
+

@@ -1,0 +1,203 @@
+"""Softmax-output (softmax + cross-entropy) backward, in one pass over the probabilities.
+
+Forward is a softmax (``softmax.py``). Backward writes, per element,
+
+    grad = (p - target) * grad_scale / norm      [* head_grad with out_grad]
+
+where ``target`` is onehot(label) (smoothed by ``smooth_alpha``) or, when the label has
+the data's shape, the label itself as a probability target (then ``norm`` is 1). Rows
+whose label equals ``ignore_label`` (with ``use_ignore``) get zero gradient. ``norm`` is 1
+(``null``), the batch size (``batch``) or the number of non-ignored labels (``valid``),
+which ``count_valid_labels`` writes into a one-element buffer before backward runs.
+
+A class label outside ``[0, classes)`` that is not ignored gives that row a NaN
+gradient: a wrong label must not train silently.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    check_same,
+    check_tensor,
+    prepare_out,
+    run,
+    store_result,
+)
+from .softmax import axis_layout, normalize_axis, row_offsets
+
+NORMALIZATIONS = ("null", "batch", "valid")
+COUNT_BLOCK = 1 << 16 if INTERPRET else 4096
+MAX_BLOCK_C = 1 << 14 if INTERPRET else 2048  # classes handled per step; wider rows loop
+ROW_BUDGET = 1 << 16 if INTERPRET else 2048  # elements per program: narrow rows share one
+
+
+@triton.jit
+def _count_valid_kernel(LABEL, COUNT, n, ignore_label: tl.float64, BLOCK: tl.constexpr):
+    """One program counts the labels that differ from ignore_label (at least 1)."""
+    total = tl.zeros((BLOCK,), tl.float32)
+    for start in range(0, n, BLOCK):
+        index = start + tl.arange(0, BLOCK)
+        mask = index < n
+        label = tl.load(LABEL + index, mask=mask, other=0).to(tl.float64)
+        total += tl.where(mask & (label != ignore_label), 1.0, 0.0)
+    tl.store(COUNT, tl.maximum(tl.sum(total, 0), 1.0))
+
+
+@triton.jit
+def _softmax_output_backward_kernel(
+    P, LABEL, HEAD, DX, COUNT,
+    rows_total, cols, inner,
+    p_stride_outer, p_stride_axis, p_stride_inner,
+    label_stride_outer, label_stride_axis, label_stride_inner,
+    head_stride_outer, head_stride_axis, head_stride_inner,
+    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    grad_scale: tl.float64, ignore_label: tl.float64, smooth_alpha: tl.float64, divisor,
+    LABEL_IS_PROB: tl.constexpr, USE_IGNORE: tl.constexpr, NORMALIZATION: tl.constexpr,
+    OUT_GRAD: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Each program writes the loss gradient of BLOCK_R rows, BLOCK_C columns at a time."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_mask = rows < rows_total
+    p_row = row_offsets(rows, inner, p_stride_outer, p_stride_inner)
+    label_row = row_offsets(rows, inner, label_stride_outer, label_stride_inner)
+    head_row = row_offsets(rows, inner, head_stride_outer, head_stride_inner)
+    dx_row = row_offsets(rows, inner, dx_stride_outer, dx_stride_inner)
+    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+
+    scale = tl.full((BLOCK_R,), 1.0, CT) * grad_scale.to(CT)
+    if not LABEL_IS_PROB:
+        label = tl.load(LABEL + label_row, mask=row_mask, other=0).to(tl.float64)
+        cls = label.to(tl.int64)
+        in_range = (label >= 0) & (label < cols)
+        if USE_IGNORE:
+            keep = label != ignore_label
+        else:
+            keep = label == label
+        scale = tl.where(keep, scale, 0.0)
+        scale = tl.where(keep & ~in_range, float("nan"), scale)
+        if NORMALIZATION == "constant":
+            scale = scale / divisor
+        elif NORMALIZATION == "count":
+            scale = scale / tl.load(COUNT).to(CT)
+        on_value = (1.0 - smooth_alpha).to(CT)
+        off_value = (smooth_alpha / tl.maximum(cols - 1, 1)).to(CT)
+
+    c = tl.arange(0, BLOCK_C)
+    for c0 in range(0, cols, BLOCK_C):
+        col = c[None, :] + c0
+        mask = row_mask[:, None] & (col < cols)
+        p = tl.load(P + p_row[:, None] + col * p_stride_axis, mask=mask, other=0.0).to(CT)
+        if LABEL_IS_PROB:
+            target = tl.load(LABEL + label_row[:, None] + col * label_stride_axis, mask=mask, other=0.0).to(CT)
+        else:
+            target = tl.where(col == cls[:, None], on_value, off_value)
+        grad = (p - target) * scale[:, None]
+        if OUT_GRAD:
+            grad = grad * tl.load(HEAD + head_row[:, None] + col * head_stride_axis, mask=mask, other=0.0).to(CT)
+        store_result(DX, dx_row[:, None] + col * dx_stride_axis, grad, mask, ACCUMULATE)
+
+
+# ------------------------------------------------------------------------ launchers
+
+
+def plan_count_valid_labels(label: torch.Tensor, count: torch.Tensor, ignore_label: float) -> list[Launch]:
+    fn = "count_valid_labels"
+    check_tensor(fn, "label", label, FLOAT_DTYPES + INDEX_DTYPES)
+    check_tensor(fn, "count", count, (torch.float32,))
+    if count.numel() != 1:
+        raise KernelArgumentError(f"{fn}: count must hold one float32, got shape {tuple(count.shape)}")
+    if not label.is_contiguous():
+        raise KernelArgumentError(f"{fn}: label must be contiguous, got strides {label.stride()}")
+    return [Launch(_count_valid_kernel, (1,), [label, count, label.numel(), float(ignore_label)],
+                   dict(BLOCK=COUNT_BLOCK))]
+
+
+def count_valid_labels(label: torch.Tensor, ignore_label: float, count: torch.Tensor | None = None) -> torch.Tensor:
+    """Number of labels different from ``ignore_label`` (at least 1), as a one-element float32."""
+    count = prepare_out("count_valid_labels", "count", count, (1,), torch.float32, label.device)
+    run(plan_count_valid_labels(label, count, ignore_label))
+    return count
+
+
+def plan_softmax_output_backward(
+    prob: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor, *, axis: int = -1, grad_scale: float = 1.0,
+    ignore_label: float = -1.0, use_ignore: bool = False, normalization: str = "null", smooth_alpha: float = 0.0,
+    head_grad: torch.Tensor | None = None, valid_count: torch.Tensor | None = None, accumulate: bool = False,
+) -> list[Launch]:
+    fn = "softmax_output_backward"
+    check_tensor(fn, "prob", prob)
+    check_tensor(fn, "label", label, FLOAT_DTYPES + INDEX_DTYPES)
+    check_same(fn, "device", prob=prob, label=label, head_grad=head_grad)
+    if normalization not in NORMALIZATIONS:
+        raise KernelArgumentError(f"{fn}: normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    if prob.dim() == 0:
+        raise KernelArgumentError(f"{fn}: prob must have at least one dimension")
+    axis = normalize_axis(fn, axis, prob.dim())
+    label_is_prob = tuple(label.shape) == tuple(prob.shape)
+    row_shape = tuple(prob.shape[:axis]) + tuple(prob.shape[axis + 1:])
+    if not label_is_prob and tuple(label.shape) != row_shape:
+        raise KernelArgumentError(f"{fn}: label has shape {tuple(label.shape)}; expected {row_shape} (class indices) "
+                                  f"or {tuple(prob.shape)} (probabilities)")
+    if normalization == "valid" and not label_is_prob and use_ignore and valid_count is None:
+        raise KernelArgumentError(f"{fn}: normalization='valid' with use_ignore needs valid_count "
+                                  "(see count_valid_labels)")
+    grad_in = prepare_out(fn, "grad_in", grad_in, prob.shape, prob.dtype, prob.device)
+    if head_grad is not None:
+        check_same(fn, "shape", prob=prob, head_grad=head_grad)
+
+    rows, cols, inner, p_strides = axis_layout(fn, prob, axis)
+    dx_strides = axis_layout(fn, grad_in, axis)[3]
+    head_strides = axis_layout(fn, head_grad, axis)[3] if head_grad is not None else [0, 0, 0]
+    if label_is_prob:
+        label_strides = axis_layout(fn, label, axis)[3]
+    else:
+        # Class labels have the row shape: view them with a unit axis where the classes were.
+        label_strides = axis_layout(fn, label.unsqueeze(axis), axis)[3]
+
+    # How the loss is normalised: by nothing, by a number known now, or by the label count
+    # that count_valid_labels wrote into valid_count.
+    if label_is_prob or normalization == "null":
+        norm, divisor = "null", 1
+    elif normalization == "batch":
+        norm, divisor = "constant", prob.shape[0]
+    elif use_ignore:
+        norm, divisor = "count", 1
+    else:
+        norm, divisor = "constant", rows  # nothing is ignored: every label is valid
+    count = valid_count if norm == "count" else grad_in
+
+    block_c = min(triton.next_power_of_2(max(cols, 1)), MAX_BLOCK_C)
+    block_r = max(1, min(ROW_BUDGET // block_c, triton.next_power_of_2(max(rows, 1))))
+    grid = (triton.cdiv(max(rows, 1), block_r),)
+    return [Launch(_softmax_output_backward_kernel, grid,
+                   [prob, label, head_grad if head_grad is not None else prob, grad_in, count,
+                    rows, cols, max(inner, 1), *p_strides, *label_strides, *head_strides, *dx_strides,
+                    float(grad_scale), float(ignore_label), float(smooth_alpha), int(divisor)],
+                   dict(LABEL_IS_PROB=label_is_prob, USE_IGNORE=bool(use_ignore), NORMALIZATION=norm,
+                        OUT_GRAD=head_grad is not None, ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
+
+
+def softmax_output_backward(prob: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor | None = None,
+                            **options) -> torch.Tensor:
+    """Loss gradient of softmax-output from its probabilities ``prob`` and ``label``.
+
+    Options: ``axis`` (the class axis, default -1), ``grad_scale``, ``ignore_label``,
+    ``use_ignore``, ``normalization`` (null | batch | valid), ``smooth_alpha``,
+    ``head_grad`` (multiply elementwise, MXNet's ``out_grad``), ``accumulate``.
+    Standalone, ``valid`` normalization with ``use_ignore`` counts the labels itself.
+    """
+    grad_in = prepare_out("softmax_output_backward", "grad_in", grad_in, prob.shape, prob.dtype, prob.device)
+    if (options.get("normalization") == "valid" and options.get("use_ignore")
+            and options.get("valid_count") is None and tuple(label.shape) != tuple(prob.shape)):
+        options["valid_count"] = count_valid_labels(label.contiguous(), options.get("ignore_label", -1.0))
+    run(plan_softmax_output_backward(prob, label, grad_in, **options))
+    return grad_in

@@ -1,0 +1,34 @@
+"""tritonsym: MXNet's Symbol API on Triton kernels.
+
+Compose a network symbolically, bind it once into a static workspace, and run forward
+and backward as pre-built Triton launches with a handwritten backward for every operator::
+
+    import tritonsym as ts
+    net = ts.sym.Variable("data")
+    net = ts.sym.FullyConnected(data=net, name="fc1", num_hidden=128)
+    net = ts.sym.Activation(data=net, name="relu1", act_type="relu")
+    net = ts.sym.FullyConnected(data=net, name="fc2", num_hidden=10)
+    net = ts.sym.SoftmaxOutput(data=net, name="out")
+    exe = net.simple_bind(ts.cpu(), data=(64, 784))
+"""
+
+# ruff: noqa: E402  (the checkout path must be set up before the imports below)
+import os as _os
+
+# In a source checkout, ops/ sits beside this package and becomes tritonsym.ops only when
+# installed (package-dir mapping); let an uninstalled checkout import it too.
+_checkout = _os.path.dirname(__path__[0])
+if not _os.path.isdir(_os.path.join(__path__[0], "ops")) and _os.path.isfile(
+        _os.path.join(_checkout, "ops", "__init__.py")):
+    __path__.append(_checkout)
+
+from . import ops, symbol  # ops first: it decides whether kernels are compiled or interpreted
+from .base import BindError, DTypeError, ExecutionError, FormatError, ParamError, ShapeError, TritonSymError
+from .context import Context, cpu, gpu
+from .executor import Executor
+
+sym = symbol
+
+__version__ = "0.1.0"
+__all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
+           "ShapeError", "TritonSymError", "cpu", "gpu", "ops", "sym", "symbol"]

@@ -1,0 +1,79 @@
+"""Errors and dtype names shared by every layer of tritonsym."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class TritonSymError(Exception):
+    """Base class of tritonsym's errors."""
+
+
+class ShapeError(TritonSymError, ValueError):
+    """Shapes that cannot work together; the message names the node, operator and input."""
+
+
+class DTypeError(TritonSymError, TypeError):
+    """A dtype that is unknown or does not fit the operator."""
+
+
+class ParamError(TritonSymError, ValueError):
+    """A bad operator hyper-parameter or symbol argument."""
+
+
+class BindError(TritonSymError, ValueError):
+    """The symbol cannot be bound with the given arrays, shapes or requests."""
+
+
+class ExecutionError(TritonSymError, RuntimeError):
+    """A kernel failed while running a bound graph; the message names the node."""
+
+
+class FormatError(TritonSymError, ValueError):
+    """A symbol file or JSON string that tritonsym cannot read."""
+
+
+# dtypes the kernels compute in, and those a label may also have.
+FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+_DTYPE_NAMES = {
+    "float64": torch.float64, "double": torch.float64, "f8": torch.float64,
+    "float32": torch.float32, "float": torch.float32, "f4": torch.float32,
+    "float16": torch.float16, "half": torch.float16, "f2": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "int32": torch.int32, "int64": torch.int64,
+}
+
+
+def to_dtype(value) -> torch.dtype:
+    """A torch dtype from a torch dtype, a numpy dtype or type, or a name like ``"float64"``."""
+    if isinstance(value, torch.dtype):
+        dtype = value
+    elif isinstance(value, str):
+        key = value.strip().lower().removeprefix("torch.").removeprefix("numpy.")
+        if key not in _DTYPE_NAMES:
+            raise DTypeError(f"unknown dtype {value!r}; use one of {', '.join(dtype_name(d) for d in FLOAT_DTYPES)}")
+        dtype = _DTYPE_NAMES[key]
+    else:
+        try:
+            name = np.dtype(value).name
+        except TypeError:
+            raise DTypeError(f"cannot read a dtype from {value!r}") from None
+        if name not in _DTYPE_NAMES:
+            raise DTypeError(f"dtype {name} is not supported; use one of "
+                             f"{', '.join(dtype_name(d) for d in FLOAT_DTYPES + INDEX_DTYPES)}")
+        dtype = _DTYPE_NAMES[name]
+    if dtype not in FLOAT_DTYPES + INDEX_DTYPES:
+        raise DTypeError(f"dtype {dtype_name(dtype)} is not supported; use one of "
+                         f"{', '.join(dtype_name(d) for d in FLOAT_DTYPES + INDEX_DTYPES)}")
+    return dtype
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def format_shape(shape) -> str:
+    return "unknown" if shape is None else str(tuple(shape))

@@ -1,0 +1,246 @@
+"""Executor: a symbol bound to arrays, running pre-built kernel launches.
+
+Everything is decided at bind: shapes, dtypes, the gradient graph, the fusion pass, the
+workspace and every launch. ``forward`` and ``backward`` then run the step lists; they
+allocate nothing and no array's address ever changes, so a step can be captured and
+replayed as a CUDA graph.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..base import BindError, ExecutionError, dtype_name
+from ..context import Context
+from ..operators.registry import BackwardArgs, ForwardArgs
+from .memory import Workspace
+from .program import Program, Step
+
+
+class Executor:
+    """The result of ``Symbol.bind`` / ``simple_bind``. Arrays are torch tensors."""
+
+    def __init__(self, symbol, ctx: Context, program: Program, workspace: Workspace, unset: set[str]):
+        self._symbol = symbol
+        self._ctx = ctx
+        self._program = program
+        self._workspace = workspace
+        self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
+        self._trained_forward = False
+        self._build_launches()
+
+    # ---------------------------------------------------------------------- arrays
+
+    @property
+    def arg_arrays(self) -> list[torch.Tensor]:
+        self._unset.clear()  # handed out: the caller may write them
+        return [self._program.args[n].tensor for n in self._program.arg_names]
+
+    @property
+    def grad_arrays(self) -> list[torch.Tensor | None]:
+        return [g.tensor if (g := self._program.arg_grads.get(n)) else None for n in self._program.arg_names]
+
+    @property
+    def aux_arrays(self) -> list[torch.Tensor]:
+        return [self._program.aux[n].tensor for n in self._program.aux_names]
+
+    @property
+    def arg_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._program.arg_names, self.arg_arrays))
+
+    @property
+    def grad_dict(self) -> dict[str, torch.Tensor | None]:
+        return dict(zip(self._program.arg_names, self.grad_arrays))
+
+    @property
+    def aux_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._program.aux_names, self.aux_arrays))
+
+    @property
+    def outputs(self) -> list[torch.Tensor]:
+        return [v.tensor for v in self._program.outputs]
+
+    @property
+    def output_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._program.output_names, self.outputs))
+
+    @property
+    def symbol(self):
+        return self._symbol
+
+    @property
+    def ctx(self) -> Context:
+        return self._ctx
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._workspace
+
+    # ------------------------------------------------------------------- execution
+
+    def _build_launches(self) -> None:
+        for step in self._program.forward_steps:
+            step.launches = step.op.forward(ForwardArgs(step.params, [v.tensor for v in step.inputs],
+                                                        [v.tensor for v in step.outputs], step.epilogue))
+        for step in self._program.backward_steps:
+            step.launches = step.op.backward(BackwardArgs(
+                step.params,
+                [v.tensor if v is not None else None for v in step.inputs],
+                [v.tensor if v is not None else None for v in step.outputs],
+                [g.tensor if g is not None else None for g in step.out_grads],
+                [g.tensor if g is not None else None for g in step.in_grads],
+                list(step.accumulate),
+                {k: v.tensor for k, v in step.temps.items()},
+                step.epilogue))
+        from ..ops import memory as kernels
+
+        self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
+
+    def forward(self, is_train: bool = False, **inputs) -> list[torch.Tensor]:
+        """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
+        arguments of those names first. Returns ``outputs``."""
+        for name, value in inputs.items():
+            self._write_argument("forward", name, value)
+        self._check_set("forward", self._program.forward_reads())
+        self._run(self._program.forward_steps)
+        self._trained_forward = bool(is_train)
+        return self.outputs
+
+    def backward(self, out_grads: torch.Tensor | Sequence | dict | None = None) -> None:
+        """Compute the gradients of the arguments (into ``grad_arrays``) after a
+        ``forward(is_train=True)``. Loss outputs make their own gradient; any other output
+        needs one in ``out_grads`` (a tensor/array per output, or a dict by output name)."""
+        if not self._trained_forward:
+            raise ExecutionError("backward: call forward(is_train=True) first; the last forward was "
+                                 + ("an inference forward (is_train=False)" if hasattr(self, "_ran") else "never run"))
+        if not self._program.arg_grads:
+            raise ExecutionError("backward: this executor computes no gradients (grad_req is 'null' for every "
+                                 "argument, or bind got no args_grad); bind with grad_req='write'")
+        self._check_set("backward", self._program.backward_reads())
+        self._copy_head_grads(out_grads)
+        try:
+            for launch in self._zero_launches:
+                launch()
+        except Exception as e:
+            raise ExecutionError(f"backward: zeroing unused gradients failed: {e}") from e
+        self._run(self._program.backward_steps)
+
+    def _run(self, steps: list[Step]) -> None:
+        self._ran = True
+        for step in steps:
+            try:
+                for launch in step.launches:
+                    launch()
+            except Exception as e:
+                raise ExecutionError(f"while running {step.label}: {type(e).__name__}: {e}") from e
+
+    def _copy_head_grads(self, out_grads) -> None:
+        program = self._program
+        needed = [(name, g) for name, g in zip(program.output_names, program.head_grads) if g is not None]
+        if not needed:
+            return
+        if out_grads is None:
+            names = ", ".join(name for name, _ in needed)
+            raise ExecutionError(f"backward: output(s) {names} are not loss outputs, so backward needs their "
+                                 "gradient: pass out_grads=[...]. To train on such an output, wrap it in "
+                                 "MakeLoss (a loss) or BlockGrad (monitoring only, no gradient)")
+        if isinstance(out_grads, dict):
+            given = dict(out_grads)
+        else:
+            if isinstance(out_grads, (torch.Tensor, np.ndarray)):
+                out_grads = [out_grads]
+            out_grads = list(out_grads)
+            if len(out_grads) != len(program.output_names):
+                raise ExecutionError(f"backward: {len(out_grads)} out_grads for {len(program.output_names)} outputs "
+                                     f"({', '.join(program.output_names)})")
+            given = dict(zip(program.output_names, out_grads))
+        for name, grad in needed:
+            if given.get(name) is None:
+                raise ExecutionError(f"backward: out_grads has no gradient for output {name!r}")
+            add = grad.kind == "arg_grad" and program.grad_req.get(grad.name.removesuffix("_grad")) == "add"
+            _copy_into(f"backward: out_grads[{name!r}]", grad.tensor, given[name], add)
+
+    # ------------------------------------------------------------------- arguments
+
+    def _write_argument(self, what: str, name: str, value) -> None:
+        program = self._program
+        if name not in program.args:
+            raise BindError(f"{what}: {name!r} is not an argument of this executor; its arguments are "
+                            f"{', '.join(program.arg_names)}")
+        _copy_into(f"{what}: argument {name!r}", program.args[name].tensor, value)
+        self._unset.discard(name)
+
+    def _check_set(self, what: str, reads: set[str]) -> None:
+        missing = [n for n in self._program.arg_names if n in reads and n in self._unset]
+        if missing:
+            raise ExecutionError(f"{what}: argument(s) {', '.join(missing)} have never been given a value; pass "
+                                 f"them as forward({missing[0]}=...) or write into arg_dict[{missing[0]!r}] "
+                                 "(simple_bind allocates arrays without filling them)")
+
+    def copy_params_from(self, arg_params: dict, aux_params: dict | None = None,
+                         allow_extra_params: bool = False) -> None:
+        """Copy parameter values (tensors or numpy arrays) into the bound arrays by name."""
+        for name, value in arg_params.items():
+            if name in self._program.args:
+                self._write_argument("copy_params_from", name, value)
+            elif not allow_extra_params:
+                raise BindError(f"copy_params_from: {name!r} is not an argument of this executor (arguments: "
+                                f"{', '.join(self._program.arg_names)}); pass allow_extra_params=True to skip it")
+        for name, value in (aux_params or {}).items():
+            if name in self._program.aux:
+                _copy_into(f"copy_params_from: auxiliary state {name!r}", self._program.aux[name].tensor, value)
+            elif not allow_extra_params:
+                raise BindError(f"copy_params_from: {name!r} is not an auxiliary state of this executor")
+
+    def reshape(self, partial_shaping: bool = False, allow_up_sizing: bool = False, **shapes) -> "Executor":
+        """A new executor for new input shapes that shares this one's arrays for every
+        argument whose shape does not change (parameters and their gradients); the rest,
+        and all internal values, get a new workspace. A parameter whose shape would change
+        is an error unless named in ``shapes`` or ``partial_shaping=True``.
+        (``allow_up_sizing`` is accepted for MXNet compatibility: memory is never reused
+        across executors here.)"""
+        from .bind import reshape
+
+        return reshape(self, shapes, partial_shaping)
+
+    def debug_str(self) -> str:
+        """The bound program: each step with its launches, then each value with size and offset."""
+        program, ws = self._program, self._workspace
+        lines = [f"Executor on {self._ctx}: {len(program.forward_steps)} forward steps, "
+                 f"{len(program.backward_steps)} backward steps, workspace {ws.nbytes} bytes "
+                 f"({', '.join(f'{dtype_name(d)} {a.numel() * a.element_size()}' for d, a in ws.arenas.items())})"]
+        for step in program.forward_steps + program.backward_steps:
+            lines.append(f"  {step.label}: {len(step.launches)} launch(es)")
+        lines.append("  values:")
+        for v in program.values:
+            where = (f"view of {v.alias_of.name}" if v.alias_of is not None
+                     else f"offset {ws.offsets[id(v)]}" if id(v) in ws.offsets else "user array")
+            lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
+                         f"{v.nbytes:>10} B  {where}")
+        return "\n".join(lines) + "\n"
+
+
+def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> None:
+    """Copy user data into a bound array, converting dtype; the shape must match exactly."""
+    if isinstance(src, np.ndarray):
+        src = torch.from_numpy(src)
+    elif not isinstance(src, torch.Tensor):
+        try:
+            src = torch.as_tensor(np.asarray(src))
+        except (TypeError, ValueError):
+            raise BindError(f"{what}: cannot read an array from {type(src).__name__}") from None
+    if tuple(src.shape) != tuple(dst.shape):
+        raise BindError(f"{what} has shape {tuple(src.shape)} but the bound array has shape {tuple(dst.shape)}")
+    if src.is_complex() or src.dtype == torch.bool:
+        raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
+    if accumulate:
+        from ..ops import memory as kernels
+
+        kernels.accumulate(src.to(device=dst.device), dst)
+    else:
+        # Host-to-device data movement (with dtype conversion) at the boundary of a step,
+        # not compute: torch's copy is the transfer.
+        dst.copy_(src)

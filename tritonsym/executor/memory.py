@@ -1,0 +1,87 @@
+"""The static workspace: one allocation per dtype, every array a view into it.
+
+Layout of each dtype's arena, in order: the arguments that take a gradient (in argument
+order), their gradients (same order, so parameter i and its gradient sit at the same
+offset of two contiguous regions: an optimizer update or an all-reduce is one launch
+over a flat slice), the other arguments, then every internal value, gradient and scratch
+buffer. Offsets are aligned to 256 bytes.
+
+Here every internal value has storage of its own; the memory planner replaces
+``internal_offsets`` with offsets that share storage between values whose lifetimes do
+not overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .program import Program, Value
+
+ALIGN_BYTES = 256
+
+
+def _aligned(offset_bytes: int) -> int:
+    return -(-offset_bytes // ALIGN_BYTES) * ALIGN_BYTES
+
+
+@dataclass
+class Region:
+    """Where one named group of values lies in a dtype's arena, in bytes."""
+
+    start: int
+    end: int
+
+
+@dataclass
+class Workspace:
+    arenas: dict[torch.dtype, torch.Tensor]
+    offsets: dict[int, int]  # id(value) -> byte offset in its dtype's arena
+    regions: dict[tuple[torch.dtype, str], Region]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.numel() * a.element_size() for a in self.arenas.values())
+
+    def region_view(self, dtype: torch.dtype, name: str) -> torch.Tensor:
+        """The flat slice of ``dtype``'s arena holding region ``name`` ("params", "param_grads")."""
+        region = self.regions[(dtype, name)]
+        return self.arenas[dtype][region.start // dtype.itemsize: region.end // dtype.itemsize]
+
+
+def allocate(program: Program, provided: dict[int, torch.Tensor], device: torch.device) -> Workspace:
+    """Give every value of ``program`` a tensor: a provided one (``bind``), a view of
+    another value (aliases), or a view into the workspace."""
+    groups: list[tuple[str, list[Value]]] = [
+        ("params", [program.args[n] for n in program.arg_names if n in program.arg_grads]),
+        ("param_grads", [program.arg_grads[n] for n in program.arg_names if n in program.arg_grads]),
+        ("inputs", [program.args[n] for n in program.arg_names if n not in program.arg_grads]
+         + [program.aux[n] for n in program.aux_names]),
+        ("internal", [v for v in program.values if v.kind not in ("arg", "aux", "arg_grad")]),
+    ]
+    cursor: dict[torch.dtype, int] = {}
+    offsets: dict[int, int] = {}
+    regions: dict[tuple[torch.dtype, str], Region] = {}
+    for group, members in groups:
+        for value in members:
+            if id(value) in provided or value.alias_of is not None:
+                continue
+            start = _aligned(cursor.get(value.dtype, 0))
+            offsets[id(value)] = start
+            cursor[value.dtype] = start + value.nbytes
+            region = regions.setdefault((value.dtype, group), Region(start, start))
+            region.end = start + value.nbytes
+    arenas = {dtype: torch.zeros(max(_aligned(size), ALIGN_BYTES) // dtype.itemsize, dtype=dtype, device=device)
+              for dtype, size in cursor.items()}
+    for value in program.values:
+        if id(value) in provided:
+            value.tensor = provided[id(value)]
+        elif value.alias_of is None:
+            start = offsets[id(value)] // value.dtype.itemsize
+            n = value.nbytes // value.dtype.itemsize
+            value.tensor = arenas[value.dtype][start:start + n].view(value.shape)
+    for value in program.values:  # aliases last: their source has a tensor now
+        if value.alias_of is not None:
+            value.tensor = value.root().tensor.view(value.shape)
+    return Workspace(arenas, offsets, regions)

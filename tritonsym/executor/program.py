@@ -1,0 +1,263 @@
+"""From a symbol to the values and steps of one training step.
+
+``build_program`` turns a symbol, its inferred shapes and dtypes and the gradient requests
+into:
+
+- ``Value`` objects: every argument, argument gradient, operator output, gradient and
+  scratch buffer, each with shape and dtype (storage comes later, from ``memory.py``);
+- forward ``Step``s in topological order, after the fusion pass (an activation whose
+  only input is a FullyConnected's only use becomes that FullyConnected's epilogue);
+- backward ``Step``s in reverse order, built from each operator's handwritten backward.
+  The first gradient contribution to a value writes it, later ones add into it
+  (a value read twice, or ``grad_req='add'``), so no gradient needs a buffer of its own
+  for summing. Operators with no gradient flowing into them are skipped.
+
+Operators are known only through their registry entries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..base import BindError
+from ..operators.registry import OpDef
+from ..symbol.symbol import Node, Symbol
+
+
+@dataclass(eq=False)
+class Value:
+    """One array of the bound graph. ``alias_of`` marks a view of another value's storage."""
+
+    name: str
+    shape: tuple
+    dtype: torch.dtype
+    kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp
+    alias_of: "Value | None" = None
+    tensor: torch.Tensor | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def root(self) -> "Value":
+        value = self
+        while value.alias_of is not None:
+            value = value.alias_of
+        return value
+
+
+@dataclass(eq=False)
+class Step:
+    """One operator application, forward or backward, and its pre-built launches."""
+
+    name: str
+    op: OpDef
+    phase: str  # forward | backward
+    params: dict
+    inputs: list[Value]
+    outputs: list[Value]
+    epilogue: tuple[str, float] | None = None
+    out_grads: list[Value | None] = field(default_factory=list)
+    in_grads: list[Value | None] = field(default_factory=list)
+    accumulate: list[bool] = field(default_factory=list)
+    temps: dict[str, Value] = field(default_factory=dict)
+    launches: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.op.name}{'+' + self.epilogue[0] if self.epilogue else ''}) {self.phase}"
+
+
+@dataclass
+class Program:
+    arg_names: list[str]
+    aux_names: list[str]
+    args: dict[str, Value]
+    aux: dict[str, Value]
+    arg_grads: dict[str, Value]
+    grad_req: dict[str, str]
+    outputs: list[Value]
+    output_names: list[str]
+    # The gradient buffer of each output that reads a head gradient (None for the others).
+    head_grads: list[Value | None]
+    forward_steps: list[Step]
+    backward_steps: list[Step]
+    zero_grads: list[Value]  # write-gradients no operator contributes to: zeroed each backward
+    values: list[Value]
+
+    def forward_reads(self) -> set[str]:
+        return {v.root().name for s in self.forward_steps for v in s.inputs if v.root().kind == "arg"}
+
+    def backward_reads(self) -> set[str]:
+        return {v.root().name for s in self.backward_steps for v in s.inputs if v is not None
+                and v.root().kind == "arg"}
+
+
+def check_unique_names(symbol: Symbol, nodes: list[Node]) -> None:
+    """Two different variables with one name would be one argument: say where each is used."""
+    by_name: dict[str, list[Node]] = {}
+    for node in nodes:
+        if node.is_variable:
+            by_name.setdefault(node.name, []).append(node)
+    for name, variables in by_name.items():
+        if len(variables) > 1:
+            uses = []
+            for v in variables[:2]:
+                users = [f"input {n.input_names()[k]!r} of {n.name} ({n.op.name})" for n in nodes if n.op
+                         for k, (c, _) in enumerate(n.inputs) if c is v]
+                uses.append(users[0] if users else "an output of the symbol")
+            raise BindError(f"two different variables are both named {name!r}: one is {uses[0]}, the other "
+                            f"{uses[1]}; give them different names, or build the graph with one Variable")
+
+
+def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict, grad_req: dict[str, str],
+                  aux_ids: set[int]) -> Program:
+    """Values and steps for ``symbol``; ``shapes``/``dtypes`` map (id(node), index) to inferred metadata."""
+    entry_value: dict[tuple[int, int], Value] = {}
+    args: dict[str, Value] = {}
+    aux: dict[str, Value] = {}
+    values: list[Value] = []
+
+    def new_value(name, shape, dtype, kind, alias_of=None) -> Value:
+        value = Value(name, tuple(shape), dtype, kind, alias_of)
+        values.append(value)
+        return value
+
+    for node in nodes:
+        key = (id(node), 0)
+        if node.is_variable:
+            kind = "aux" if id(node) in aux_ids else "arg"
+            value = new_value(node.name, shapes[key], dtypes[key], kind)
+            (aux if kind == "aux" else args)[node.name] = value
+            entry_value[key] = value
+            continue
+        aliases = node.op.output_aliases(node.params)
+        for i in range(node.num_outputs):
+            source = entry_value[(id(node.inputs[aliases[i]][0]), node.inputs[aliases[i]][1])] if i in aliases else None
+            entry_value[(id(node), i)] = new_value(node.output_name(i), shapes[(id(node), i)],
+                                                   dtypes[(id(node), i)], "internal", source)
+
+    heads = [(id(n), i) for n, i in symbol._outputs]
+    forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads)
+    used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
+    used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}
+    values = [v for v in values if id(v) in used]
+
+    outputs = [entry_value[h] for h in heads]
+    arg_grads = {name: new_value(f"{name}_grad", v.shape, v.dtype, "arg_grad")
+                 for name, v in args.items() if grad_req.get(name, "null") != "null"}
+
+    backward_steps, head_grads, zero_grads, grad_values = _gradient_graph(forward_steps, outputs, args, arg_grads,
+                                                                         grad_req)
+    values += grad_values
+    return Program(list(args), list(aux), args, aux, arg_grads, grad_req, outputs,
+                   symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values)
+
+
+def _fuse(op_nodes: list[Node], entry_value: dict, heads: list) -> list[Step]:
+    """Forward steps, with each (epilogue-accepting op -> activation) pair merged."""
+    uses: dict[tuple[int, int], int] = {}
+    for node in op_nodes:
+        for c, i in node.inputs:
+            uses[(id(c), i)] = uses.get((id(c), i), 0) + 1
+    for h in heads:
+        uses[h] = uses.get(h, 0) + 1
+
+    def step(node: Node) -> Step:
+        return Step(node.name, node.op, "forward", node.params,
+                    [entry_value[(id(c), i)] for c, i in node.inputs],
+                    [entry_value[(id(node), i)] for i in range(node.num_outputs)])
+
+    steps: list[Step] = []
+    fused_into: dict[int, Step] = {}  # id(producer node) -> its step, to merge the activation into
+    for node in op_nodes:
+        epilogue = node.op.epilogue(node.params)
+        if epilogue is not None and len(node.inputs) == 1:
+            producer, index = node.inputs[0]
+            target = fused_into.get(id(producer))
+            if target is not None and index == 0 and uses[(id(producer), 0)] == 1 and target.epilogue is None:
+                target.epilogue = epilogue
+                target.outputs = [entry_value[(id(node), 0)]]
+                target.name = f"{target.name}+{node.name}"
+                continue
+        s = step(node)
+        if node.op.accepts_epilogue and node.num_outputs == 1:
+            fused_into[id(node)] = s
+        steps.append(s)
+    return steps
+
+
+def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[str, Value],
+                    arg_grads: dict[str, Value], grad_req: dict[str, str]):
+    needs_grad: set[int] = {id(v) for name, v in args.items() if name in arg_grads}
+    for s in forward_steps:
+        no_grad = s.op.no_grad_inputs(s.params)
+        names = s.op.inputs(s.params)
+        if any(id(v) in needs_grad and names[k] not in no_grad for k, v in enumerate(s.inputs)):
+            needs_grad.update(id(o) for o in s.outputs)
+
+    grad_of: dict[int, Value] = {id(args[name]): g for name, g in arg_grads.items()}
+    written: set[int] = set()
+    new_values: list[Value] = []
+
+    def gradient(value: Value) -> Value:
+        if id(value) not in grad_of:
+            grad = Value(f"{value.name}_grad", value.shape, value.dtype, "grad")
+            new_values.append(grad)
+            grad_of[id(value)] = grad
+        return grad_of[id(value)]
+
+    producers = {id(o): s for s in forward_steps for o in s.outputs}
+    head_grads: list[Value | None] = []
+    for out in outputs:
+        producer = producers.get(id(out))
+        reads_head = producer is None or producer.op.needs_head_grad(producer.params)
+        if id(out) in needs_grad and reads_head:
+            grad = gradient(out)
+            if grad.kind == "grad":
+                grad.kind = "head_grad"
+            head_grads.append(grad)
+            written.add(id(out))
+        else:
+            head_grads.append(None)
+
+    steps: list[Step] = []
+    for s in reversed(forward_steps):
+        names = s.op.inputs(s.params)
+        no_grad = s.op.no_grad_inputs(s.params)
+        wanted = [id(v) in needs_grad and names[k] not in no_grad for k, v in enumerate(s.inputs)]
+        if not any(wanted):
+            continue
+        if s.op.needs_head_grad(s.params):
+            out_grads = [grad_of.get(id(o)) for o in s.outputs]
+            if all(g is None for g in out_grads):
+                continue  # nothing flows into this operator: it contributes no gradient
+            if any(g is None for g in out_grads):
+                raise BindError(f"{s.name} ({s.op.name}): only some of its outputs receive a gradient; "
+                                "multi-output operators with unused outputs are not supported yet")
+        else:
+            out_grads = [None] * len(s.outputs)
+        in_grads, accumulate = [], []
+        for k, v in enumerate(s.inputs):
+            if not wanted[k]:
+                in_grads.append(None)
+                accumulate.append(False)
+                continue
+            in_grads.append(gradient(v))
+            is_add_arg = v.kind == "arg" and grad_req.get(v.name) == "add"
+            accumulate.append(id(v) in written or is_add_arg)
+            written.add(id(v))
+        need_in, need_out = s.op.backward_needs(s.params, s.epilogue)
+        temps = {name: Value(f"{s.name}_{name}", shape, dtype, "temp")
+                 for name, (shape, dtype) in s.op.backward_temps(s.params, [v.shape for v in s.inputs]).items()}
+        new_values.extend(temps.values())
+        steps.append(Step(s.name, s.op, "backward", s.params,
+                          [v if k in need_in else None for k, v in enumerate(s.inputs)],
+                          [v if k in need_out else None for k, v in enumerate(s.outputs)],
+                          s.epilogue, out_grads, in_grads, accumulate, temps))
+
+    zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
+    return steps, head_grads, zero_grads, new_values

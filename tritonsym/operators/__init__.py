@@ -1,0 +1,17 @@
+"""Operator definitions: importing this package registers every built-in operator."""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    activation,
+    block_grad,
+    elementwise,
+    flatten,
+    fully_connected,
+    leaky_relu,
+    make_loss,
+    regression_output,
+    softmax,
+    softmax_output,
+)
+from .registry import REGISTRY, OpDef, Param, get_op, register
+
+__all__ = ["REGISTRY", "OpDef", "Param", "get_op", "register"]

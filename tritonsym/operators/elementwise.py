@@ -1,0 +1,102 @@
+"""Elementwise arithmetic: the operators behind ``+ - * /`` and ``**`` on symbols, and unary math.
+
+- symbol OP symbol (same shape): elemwise_add/sub/mul/div, auto-named _plus, _minus, _mul, _div;
+- symbol OP scalar: _plus_scalar, _minus_scalar, _rminus_scalar (scalar - x), _mul_scalar,
+  _div_scalar, _rdiv_scalar (scalar / x), _power_scalar (x ** scalar), _rpower_scalar
+  (scalar ** x), auto-named _plusscalar, _minusscalar, ...;
+- unary: negative, exp, log, sqrt, square, abs, reciprocal.
+
+Which forward values each backward reads comes from the kernels' own tables.
+"""
+
+from __future__ import annotations
+
+from ..ops import elementwise as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register, same_shape_everywhere
+
+BINARY = {"elemwise_add": ("add", "_plus"), "elemwise_sub": ("sub", "_minus"),
+          "elemwise_mul": ("mul", "_mul"), "elemwise_div": ("div", "_div")}
+SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS}
+UNARY = {kind: kind for kind in kernels.UNARY_OPS}
+
+
+def _needs(table: dict, kind: str, inputs: dict[str, int]):
+    """(input indices, output indices) backward reads, from a kernels *_NEEDS table."""
+    wanted = table[kind]
+    return tuple(i for name, i in inputs.items() if name in wanted), ((0,) if "output" in wanted else ())
+
+
+def _register_binary(name: str, kind: str, hint: str):
+    def forward(a: ForwardArgs):
+        return kernels.plan_binary_forward(kind, a.inputs[0], a.inputs[1], a.outputs[0])
+
+    def backward(a: BackwardArgs):
+        return kernels.plan_binary_backward(kind, a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0],
+                                            a.in_grads[1], a.accumulate[0], a.accumulate[1])
+
+    register(OpDef(
+        name=name, hint=hint,
+        doc=f"Elementwise lhs {dict(add='+', sub='-', mul='*', div='/')[kind]} rhs; both have one shape.",
+        params=[],
+        input_names=("lhs", "rhs"),
+        infer_shape=same_shape_everywhere(["lhs", "rhs"]),
+        forward=forward,
+        backward=backward,
+        backward_needs=lambda p, epilogue: _needs(kernels.BINARY_NEEDS, kind, {"lhs": 0, "rhs": 1}),
+    ))
+
+
+def _check_base(kind: str):
+    if kind == "rpower":
+        return lambda v: None if v > 0 else "must be positive: the base of scalar ** x"
+    return None
+
+
+def _register_scalar(name: str, kind: str):
+    def forward(a: ForwardArgs):
+        return kernels.plan_scalar_forward(kind, a.inputs[0], a.params["scalar"], a.outputs[0])
+
+    def backward(a: BackwardArgs):
+        return kernels.plan_scalar_backward(kind, a.out_grads[0], a.inputs[0], a.outputs[0], a.in_grads[0],
+                                            a.params["scalar"], a.accumulate[0])
+
+    formula = dict(plus="x + scalar", minus="x - scalar", rminus="scalar - x", mul="x * scalar",
+                   div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x")[kind]
+    register(OpDef(
+        name=name, hint=name.replace("_scalar", "scalar"),
+        doc=f"Elementwise {formula}.",
+        params=[Param("scalar", float, check=_check_base(kind), doc="the scalar operand")],
+        input_names=("data",),
+        infer_shape=same_shape_everywhere(["data"]),
+        forward=forward,
+        backward=backward,
+        backward_needs=lambda p, epilogue: _needs(kernels.SCALAR_NEEDS, kind, {"input": 0}),
+    ))
+
+
+def _register_unary(name: str, kind: str):
+    def forward(a: ForwardArgs):
+        return kernels.plan_unary_forward(kind, a.inputs[0], a.outputs[0])
+
+    def backward(a: BackwardArgs):
+        return kernels.plan_unary_backward(kind, a.out_grads[0], a.inputs[0], a.outputs[0], a.in_grads[0],
+                                           a.accumulate[0])
+
+    register(OpDef(
+        name=name,
+        doc=f"Elementwise {kind}(x).",
+        params=[],
+        input_names=("data",),
+        infer_shape=same_shape_everywhere(["data"]),
+        forward=forward,
+        backward=backward,
+        backward_needs=lambda p, epilogue: _needs(kernels.UNARY_NEEDS, kind, {"input": 0}),
+    ))
+
+
+for _name, (_kind, _hint) in BINARY.items():
+    _register_binary(_name, _kind, _hint)
+for _name, _kind in SCALAR.items():
+    _register_scalar(_name, _kind)
+for _name, _kind in UNARY.items():
+    _register_unary(_name, _kind)

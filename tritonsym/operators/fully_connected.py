@@ -1,0 +1,90 @@
+"""FullyConnected: ``out = data @ weight.T + bias`` (MXNet semantics), with an optional fused
+activation epilogue chosen by the executor's fusion pass."""
+
+from __future__ import annotations
+
+from ..ops import fully_connected as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, size, unify
+
+
+def _inputs(p):
+    return ["data", "weight"] if p["no_bias"] else ["data", "weight", "bias"]
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data, weight = in_shapes[0], in_shapes[1]
+    n = p["num_hidden"]
+    if data is not None:
+        if p["flatten"]:
+            if len(data) < 1:
+                raise ShapeMismatch("data must have at least one dimension (the batch)")
+            features, out = size(data[1:]), (data[0], n)
+        else:
+            if len(data) < 1:
+                raise ShapeMismatch("data must have at least one dimension (the features)")
+            features, out = data[-1], (*data[:-1], n)
+        if weight is not None and tuple(weight) != (n, features):
+            raise ShapeMismatch(f"data has shape {tuple(data)} ({features} input features) but weight has shape "
+                                f"{tuple(weight)}; num_hidden={n} expects ({n}, {features})")
+        weight = (n, features)
+        out_shapes = [unify("output", out_shapes[0], out)]
+    elif weight is not None and weight[0] != n:
+        raise ShapeMismatch(f"weight has shape {tuple(weight)} but num_hidden={n} expects ({n}, ...)")
+    new_in = [data, weight]
+    if not p["no_bias"]:
+        new_in.append(unify("bias", in_shapes[2], (n,)))
+    return new_in, out_shapes
+
+
+def _matrix_view(t, flatten):
+    """data as the (rows, features) matrix the kernel multiplies, as a view."""
+    return t.view(t.shape[0], -1) if flatten else t
+
+
+def _forward(a: ForwardArgs):
+    p = a.params
+    data, weight = a.inputs[0], a.inputs[1]
+    bias = None if p["no_bias"] else a.inputs[2]
+    act, slope = a.epilogue or ("none", 0.0)
+    return kernels.plan_fully_connected_forward(_matrix_view(data, p["flatten"]), weight, bias, a.outputs[0],
+                                                act=act, slope=slope)
+
+
+def _backward(a: BackwardArgs):
+    p = a.params
+    act, slope = a.epilogue or ("none", 0.0)
+    data, weight = a.inputs[0], a.inputs[1]
+    grad_data = a.in_grads[0]
+    grad_bias = None if p["no_bias"] else a.in_grads[2]
+    return kernels.plan_fully_connected_backward(
+        a.out_grads[0], _matrix_view(data, p["flatten"]), weight, out=a.outputs[0], act=act, slope=slope,
+        grad_x=None if grad_data is None else _matrix_view(grad_data, p["flatten"]),
+        grad_weight=a.in_grads[1], grad_bias=grad_bias,
+        accumulate_x=a.accumulate[0], accumulate_weight=a.accumulate[1],
+        accumulate_bias=False if p["no_bias"] else a.accumulate[2])
+
+
+def _backward_needs(p, epilogue):
+    # dx needs the weight, dw needs the data; a fused activation's gradient needs the output.
+    return (0, 1), ((0,) if epilogue else ())
+
+
+register(OpDef(
+    name="FullyConnected",
+    doc="Applies a linear transformation: out = data @ weight.T + bias.\n\n"
+        "With flatten=True (the default) data of shape (batch, d1, d2, ...) is treated as "
+        "(batch, d1*d2*...); with flatten=False the transformation applies to the last axis. "
+        "weight has shape (num_hidden, input features), bias (num_hidden,).",
+    params=[
+        Param("num_hidden", int, doc="number of output features", check=positive),
+        Param("no_bias", bool, False, doc="leave out the bias term"),
+        Param("flatten", bool, True, doc="flatten all but the first axis of data"),
+    ],
+    input_names=("data", "weight", "bias"),
+    active_inputs=_inputs,
+    infer_shape=_infer_shape,
+    forward=_forward,
+    backward=_backward,
+    backward_needs=_backward_needs,
+    accepts_epilogue=True,
+))

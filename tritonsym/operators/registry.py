@@ -1,0 +1,284 @@
+"""The operator registry: one ``OpDef`` per operator holds every rule about it.
+
+Symbol construction, JSON, shape and type inference, the gradient graph, the planner and
+the executor know operators only through this table. An entry declares, side by side:
+
+- name, automatic-name hint, parameters (typed, with defaults and validation);
+- its inputs, including the implicit ones a symbol creates as ``<name>_<input>``
+  variables (``weight``, ``bias``, ``label``), and which inputs take no gradient;
+- shape and type rules (metadata only, both directions where MXNet has them);
+- forward and backward as pre-built kernel launches writing into given buffers;
+- which forward values backward reads (``backward_needs``), which outputs are views of
+  an input (no kernel, no memory), and whether a head gradient is read at all;
+- fusion: an activation may become the epilogue of the operator before it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..base import ParamError
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyper-parameter: ``kind`` is int, float, bool, str or "shape"."""
+
+    name: str
+    kind: Any
+    default: Any = REQUIRED
+    choices: tuple | None = None
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
+
+    def parse(self, op: str, value: Any) -> Any:
+        """The typed value from a Python value or from the string JSON stores."""
+        try:
+            parsed = _PARSERS[self.kind](value)
+        except (TypeError, ValueError):
+            raise ParamError(f"{op}: {self.name}={value!r} is not a valid {_KIND_NAMES[self.kind]}") from None
+        if self.choices is not None and parsed not in self.choices:
+            raise ParamError(f"{op}: {self.name}={parsed!r} is not one of {', '.join(map(repr, self.choices))}")
+        complaint = self.check(parsed) if self.check else None
+        if complaint:
+            raise ParamError(f"{op}: {self.name}={parsed!r} {complaint}")
+        return parsed
+
+    def format(self, value: Any) -> str:
+        """How MXNet writes a parameter into a symbol's attributes and JSON."""
+        if self.kind == "shape":
+            return str(tuple(value))
+        return str(value)
+
+
+def _parse_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int,)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError(value)
+
+
+def _parse_int(value) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise ValueError(value)
+
+
+def _parse_float(value) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError(value)
+
+
+def _parse_str(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+def parse_shape(value) -> tuple[int, ...]:
+    """A shape from a tuple/list of ints or its string ``"(3, 4)"``; never evaluates code."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[\(\[]\s*(\d+\s*(,\s*\d+\s*)*,?\s*)?[\)\]]", text):
+            raise ValueError(value)
+        value = [int(v) for v in re.findall(r"\d+", text)]
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(value)
+    dims = tuple(_parse_int(v) for v in value)
+    if any(d < 0 for d in dims):
+        raise ValueError(value)
+    return dims
+
+
+_PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape}
+_KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape"}
+
+
+def positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+# ------------------------------------------------------------------ rule arguments
+
+
+class ShapeMismatch(Exception):
+    """Raised by a shape or type rule; the driver prefixes the node and operator."""
+
+
+def unify(what: str, known, proposed):
+    """Merge what is known about a shape (or dtype) with what a rule proposes."""
+    if known is None:
+        return proposed
+    if proposed is None or known == proposed:
+        return known
+    raise ShapeMismatch(f"{what} is {_show(known)} but {_show(proposed)} is expected")
+
+
+def _show(value) -> str:
+    return str(tuple(value)) if isinstance(value, (tuple, list)) else str(value).removeprefix("torch.")
+
+
+@dataclass
+class ForwardArgs:
+    """What a forward rule gets at bind: parsed params and the tensors it reads and writes."""
+
+    params: dict
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor]
+    epilogue: tuple[str, float] | None = None  # an activation fused after this operator
+
+
+@dataclass
+class BackwardArgs:
+    """What a backward rule gets at bind.
+
+    ``inputs``/``outputs`` hold only what ``backward_needs`` declared (others are None);
+    ``out_grads[i]`` is the gradient of output i (None where the operator reads no head
+    gradient); ``in_grads[i]`` is where input i's gradient goes (None: not wanted), and
+    ``accumulate[i]`` says whether to add into it rather than overwrite it.
+    """
+
+    params: dict
+    inputs: list[torch.Tensor | None]
+    outputs: list[torch.Tensor | None]
+    out_grads: list[torch.Tensor | None]
+    in_grads: list[torch.Tensor | None]
+    accumulate: list[bool]
+    temps: dict[str, torch.Tensor] = field(default_factory=dict)
+    epilogue: tuple[str, float] | None = None
+
+
+@dataclass
+class OpDef:
+    name: str
+    doc: str
+    params: Sequence[Param]
+    input_names: Sequence[str]  # every input any parameter setting may have
+    infer_shape: Callable[[dict, list, list], tuple[list, list]]
+    forward: Callable[[ForwardArgs], list]
+    backward: Callable[[BackwardArgs], list]
+    backward_needs: Callable[[dict, tuple | None], tuple[Sequence[int], Sequence[int]]]
+    infer_type: Callable[[dict, list, list], tuple[list, list]] | None = None
+    hint: str | None = None
+    # The inputs this parameter setting has, when some are optional (FC's bias).
+    active_inputs: Callable[[dict], list[str]] | None = None
+    num_outputs: int = 1
+    output_names: Callable[[dict], list[str]] = lambda params: ["output"]
+    no_grad_inputs: Callable[[dict], set[str]] = lambda params: set()
+    aux_inputs: Callable[[dict], set[str]] = lambda params: set()
+    # Output index -> input index whose storage it shares as a view (reshape, identity).
+    output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}
+    # Loss operators and BlockGrad make their own gradient and read no head gradient.
+    needs_head_grad: Callable[[dict], bool] = lambda params: True
+    # An activation that can run inside the preceding operator's epilogue: (act, slope).
+    epilogue: Callable[[dict], tuple[str, float] | None] = lambda params: None
+    accepts_epilogue: bool = False
+    backward_temps: Callable[[dict, list], dict[str, tuple[tuple, torch.dtype]]] = lambda params, shapes: {}
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self.hint = self.hint or self.name.lower()
+        if self.infer_type is None:
+            self.infer_type = same_dtype_everywhere
+
+    def parse_params(self, given: dict) -> dict:
+        """Typed parameters with defaults filled in; unknown or missing ones are errors."""
+        known = {p.name: p for p in self.params}
+        unknown = [k for k in given if k not in known]
+        if unknown:
+            raise ParamError(f"{self.name}: unknown argument(s) {', '.join(map(repr, unknown))}; "
+                             f"its parameters are {', '.join(known) or 'none'} and its inputs "
+                             f"{', '.join(self.all_input_names())}")
+        parsed = {}
+        for p in self.params:
+            if p.name in given and given[p.name] is not None:
+                parsed[p.name] = p.parse(self.name, given[p.name])
+            elif p.default is REQUIRED:
+                raise ParamError(f"{self.name}: the required parameter {p.name!r} is missing")
+            else:
+                parsed[p.name] = p.default
+        return parsed
+
+    def format_params(self, params: dict, only_set: Sequence[str] | None = None) -> dict[str, str]:
+        """Parameters as MXNet-style strings (for attr(), attr_dict() and JSON)."""
+        return {p.name: p.format(params[p.name]) for p in self.params
+                if only_set is None or p.name in only_set}
+
+    def inputs(self, params: dict) -> list[str]:
+        return list(self.active_inputs(params)) if self.active_inputs else list(self.input_names)
+
+    def all_input_names(self) -> list[str]:
+        return list(self.input_names)
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    for name in (op.name, *op.aliases):
+        if name in REGISTRY:
+            raise ValueError(f"operator {name!r} is registered twice")
+        REGISTRY[name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ParamError(f"unknown operator {name!r}; known operators: {', '.join(sorted(REGISTRY))}") from None
+
+
+# ----------------------------------------------------------------- common rules
+
+
+def same_dtype_everywhere(params, in_types, out_types):
+    """Every input and output has one dtype (MXNet's ElemwiseType)."""
+    known = next((t for t in [*in_types, *out_types] if t is not None), None)
+    if known is None:
+        return in_types, out_types
+    return ([unify(f"input {i} dtype", t, known) for i, t in enumerate(in_types)],
+            [unify(f"output {i} dtype", t, known) for i, t in enumerate(out_types)])
+
+
+def same_shape_everywhere(names: Sequence[str]):
+    """Shape rule of an elementwise operator: inputs and output have one shape."""
+
+    def rule(params, in_shapes, out_shapes):
+        known = next((s for s in [*in_shapes, *out_shapes] if s is not None), None)
+        if known is None:
+            return in_shapes, out_shapes
+        new_in = []
+        for name, shape in zip(names, in_shapes):
+            if shape is not None and shape != known:
+                others = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, in_shapes) if s is not None)
+                raise ShapeMismatch(f"inputs must have one shape, got {others}")
+            new_in.append(known)
+        return new_in, [unify("output", out_shapes[0], known)]
+
+    return rule
+
+
+def size(shape) -> int:
+    return math.prod(shape)

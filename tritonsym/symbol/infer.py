@@ -1,0 +1,138 @@
+"""Shape and dtype inference over a symbol graph (metadata only, never touches data).
+
+Each operator's rule maps what is known about its inputs and outputs to more of it; the
+driver runs the rules forwards and backwards over the graph until nothing changes, so a
+weight shape is inferred from the data and an input's shape from its consumer. A
+contradiction names the node, the operator and the values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+from ..base import DTypeError, ParamError, ShapeError, dtype_name, to_dtype
+from ..operators.registry import ShapeMismatch, parse_shape
+from .symbol import Node, Symbol, aux_variables
+
+EntryKey = tuple[int, int]  # (id(node), output index)
+
+
+def _variable_attr(node: Node, kind: str):
+    if kind == "shape":
+        text = node.attrs.get("__shape__")
+        if text is None:
+            return None
+        try:
+            return parse_shape(text)
+        except ValueError:
+            raise ParamError(f"variable {node.name!r}: attribute __shape__={text!r} is not a shape") from None
+    text = node.attrs.get("__dtype__")
+    return None if text is None else to_dtype(text)
+
+
+def _show(kind: str, value) -> str:
+    if value is None:
+        return "unknown"
+    return str(tuple(value)) if kind == "shape" else dtype_name(value)
+
+
+def propagate(symbol: Symbol, given: dict[str, object], kind: str) -> tuple[dict[EntryKey, object], list[Node]]:
+    """Every entry's shape (``kind="shape"``) or dtype (``"type"``) that can be inferred."""
+    nodes = symbol._nodes()
+    values: dict[EntryKey, object] = {}
+    for node in nodes:
+        if node.is_variable:
+            from_attr = _variable_attr(node, kind)
+            value = given.get(node.name)
+            if value is not None and from_attr is not None and value != from_attr:
+                attr = "__shape__" if kind == "shape" else "__dtype__"
+                raise (ShapeError if kind == "shape" else DTypeError)(
+                    f"argument {node.name!r} is given {kind} {_show(kind, value)} but its {attr} attribute says "
+                    f"{_show(kind, from_attr)}")
+            values[(id(node), 0)] = value if value is not None else from_attr
+    ops = [n for n in nodes if not n.is_variable]
+    for _ in range(2 * len(ops) + 2):
+        changed = False
+        for node in ops + ops[::-1]:
+            changed |= _apply_rule(node, values, kind)
+        if not changed:
+            break
+    return values, nodes
+
+
+def _apply_rule(node: Node, values: dict, kind: str) -> bool:
+    rule = node.op.infer_shape if kind == "shape" else node.op.infer_type
+    in_keys = [(id(c), i) for c, i in node.inputs]
+    out_keys = [(id(node), i) for i in range(node.num_outputs)]
+    old_in, old_out = [values.get(k) for k in in_keys], [values.get(k) for k in out_keys]
+    error = ShapeError if kind == "shape" else DTypeError
+    try:
+        new_in, new_out = rule(node.params, list(old_in), list(old_out))
+    except ShapeMismatch as e:
+        raise error(f"{node.name} ({node.op.name}): {e}") from None
+    changed = False
+    labels = [f"input {name!r}" for name in node.input_names()] + [f"output {i}" for i in range(len(out_keys))]
+    for key, old, new, label in zip(in_keys + out_keys, old_in + old_out, list(new_in) + list(new_out), labels):
+        if new is None or new == old:
+            continue
+        if old is not None:
+            raise error(f"{node.name} ({node.op.name}): {label} has {kind} {_show(kind, old)} but "
+                        f"{_show(kind, new)} is expected")
+        values[key] = tuple(new) if kind == "shape" else new
+        changed = True
+    return changed
+
+
+def _given(symbol: Symbol, args: Sequence, kwargs: dict, what: str, convert: Callable) -> dict[str, object]:
+    """Known argument values from positional (list_arguments order) or keyword form."""
+    names = symbol.list_arguments()
+    inputs = symbol.list_inputs()
+    if args and kwargs:
+        raise ParamError(f"{what}: give the known values either positionally or by name, not both")
+    if len(args) > len(names):
+        raise ParamError(f"{what}: {len(args)} positional values for {len(names)} arguments ({', '.join(names)})")
+    unknown = [k for k in kwargs if k not in inputs]
+    if unknown:
+        raise ParamError(f"{what}: {', '.join(map(repr, unknown))} is not an argument of this symbol; its arguments "
+                         f"are {', '.join(names)}")
+    given = dict(zip(names, args)) | kwargs
+    out = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        try:
+            out[name] = convert(value)
+        except (ValueError, TypeError):
+            raise ParamError(f"{what}: {name}={value!r} is not a valid {what.split('_')[1]}") from None
+    return out
+
+
+def _results(symbol: Symbol, values: dict, nodes: list[Node]):
+    aux = aux_variables(nodes)
+    variables = [n for n in nodes if n.is_variable]
+    arg = [values.get((id(n), 0)) for n in variables if id(n) not in aux]
+    aux_values = [values.get((id(n), 0)) for n in variables if id(n) in aux]
+    out = [values.get((id(n), i)) for n, i in symbol._outputs]
+    return arg, out, aux_values
+
+
+def infer_shape(symbol: Symbol, args: Sequence, kwargs: dict, partial: bool):
+    given = _given(symbol, args, kwargs, "infer_shape", parse_shape)
+    values, nodes = propagate(symbol, given, "shape")
+    arg, out, aux = _results(symbol, values, nodes)
+    if not partial and any(v is None for v in arg + out + aux):
+        unknown = [n for n, v in zip(symbol.list_arguments(), arg) if v is None]
+        warnings.warn("infer_shape: cannot decide the shapes of " + (", ".join(unknown) or "some outputs")
+                      + "; give them, or use infer_shape_partial", stacklevel=3)
+        return None, None, None
+    return arg, out, aux
+
+
+def infer_type(symbol: Symbol, args: Sequence, kwargs: dict):
+    given = _given(symbol, args, kwargs, "infer_type", to_dtype)
+    values, nodes = propagate(symbol, given, "type")
+    arg, out, aux = _results(symbol, values, nodes)
+    if any(v is None for v in arg + out + aux):
+        return None, None, None
+    return arg, out, aux

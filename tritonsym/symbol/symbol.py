@@ -1,0 +1,460 @@
+"""Symbol: a symbolic graph of operators, composed and bound like MXNet 1.x.
+
+A graph is a set of ``Node`` objects (an operator, or a free variable when ``op`` is
+None) whose inputs are ``(node, output index)`` entries; a ``Symbol`` is a list of such
+entries, its outputs. Symbols are built by ``Variable``, the operator functions
+(``FullyConnected`` ...), arithmetic and ``Group``, and combined by composition::
+
+    >>> import tritonsym as ts
+    >>> net = ts.sym.Variable("data")
+    >>> net = ts.sym.FullyConnected(data=net, name="fc1", num_hidden=128)
+    >>> net.list_arguments()
+    ['data', 'fc1_weight', 'fc1_bias']
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Iterator, Sequence
+
+from ..base import ParamError, dtype_name, to_dtype
+from ..operators.registry import OpDef, get_op
+from . import naming
+
+
+class Node:
+    """One operator application or free variable. ``params`` are the parsed parameters
+    (defaults filled); ``set_params`` the names the user gave; ``attrs`` user attributes."""
+
+    __slots__ = ("op", "name", "params", "set_params", "attrs", "inputs")
+
+    def __init__(self, op: OpDef | None, name: str, params: dict | None = None, set_params: Sequence[str] = (),
+                 attrs: dict[str, str] | None = None, inputs: Sequence[tuple["Node", int]] = ()):
+        self.op = op
+        self.name = name
+        self.params = params or {}
+        self.set_params = tuple(set_params)
+        self.attrs = dict(attrs or {})
+        self.inputs = list(inputs)
+
+    @property
+    def is_variable(self) -> bool:
+        return self.op is None
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.op is None else self.op.num_outputs
+
+    def output_name(self, index: int) -> str:
+        if self.op is None:
+            return self.name
+        return f"{self.name}_{self.op.output_names(self.params)[index]}"
+
+    def input_names(self) -> list[str]:
+        return [] if self.op is None else self.op.inputs(self.params)
+
+    def all_attrs(self) -> dict[str, str]:
+        """Given parameters (as strings) and user attributes, as MXNet's attr_dict shows them."""
+        shown = self.op.format_params(self.params, self.set_params) if self.op else {}
+        return {**shown, **self.attrs}
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} ({self.op.name if self.op else 'Variable'})>"
+
+
+Entry = tuple[Node, int]
+
+
+def topo_order(heads: Sequence[Entry]) -> list[Node]:
+    """Nodes reachable from ``heads`` in depth-first post-order (inputs before users, in
+    input order): the order of ``list_arguments`` and of execution."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for head, _ in heads:
+        if id(head) in seen:
+            continue
+        stack = [(head, 0)]
+        seen.add(id(head))
+        while stack:
+            node, i = stack.pop()
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                child = node.inputs[i][0]
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, 0))
+            else:
+                order.append(node)
+    return order
+
+
+def aux_variables(nodes: Sequence[Node]) -> set[int]:
+    """ids of variables that some operator uses as an auxiliary state."""
+    aux = set()
+    for node in nodes:
+        if node.op is not None:
+            names = node.op.aux_inputs(node.params)
+            for name, (child, _) in zip(node.input_names(), node.inputs):
+                if name in names:
+                    aux.add(id(child))
+    return aux
+
+
+def copy_graph(heads: Sequence[Entry]) -> list[Entry]:
+    """A deep copy of the graph under ``heads``; returns the copied heads."""
+    mapping: dict[int, Node] = {}
+    for node in topo_order(heads):
+        mapping[id(node)] = Node(node.op, node.name, dict(node.params), node.set_params, node.attrs,
+                                 [(mapping[id(c)], i) for c, i in node.inputs])
+    return [(mapping[id(n)], i) for n, i in heads]
+
+
+class Symbol:
+    """A symbolic expression with one or more outputs. See the module docstring."""
+
+    __slots__ = ("_outputs",)
+
+    def __init__(self, outputs: Sequence[Entry]):
+        self._outputs: list[Entry] = list(outputs)
+
+    # ------------------------------------------------------------------ structure
+
+    def _nodes(self) -> list[Node]:
+        return topo_order(self._outputs)
+
+    @property
+    def name(self) -> str | None:
+        """The name of a single-output symbol's node; None for a group."""
+        return self._outputs[0][0].name if len(self._outputs) == 1 else None
+
+    def list_arguments(self) -> list[str]:
+        """Free variables (inputs and parameters), depth-first in input order, each once."""
+        nodes = self._nodes()
+        aux = aux_variables(nodes)
+        return [n.name for n in nodes if n.is_variable and id(n) not in aux]
+
+    def list_auxiliary_states(self) -> list[str]:
+        """Variables that operators use as auxiliary state (updated, not differentiated)."""
+        nodes = self._nodes()
+        aux = aux_variables(nodes)
+        return [n.name for n in nodes if n.is_variable and id(n) in aux]
+
+    def list_inputs(self) -> list[str]:
+        """Arguments and auxiliary states together, in graph order."""
+        return [n.name for n in self._nodes() if n.is_variable]
+
+    def list_outputs(self) -> list[str]:
+        return [node.output_name(i) for node, i in self._outputs]
+
+    def get_internals(self) -> "Symbol":
+        """A group of every node's outputs (variables included), in graph order."""
+        return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
+
+    def get_children(self) -> "Symbol | None":
+        """The inputs of this symbol's head node as a group, or None for a variable."""
+        head = self._outputs[0][0]
+        return Symbol(head.inputs) if head.inputs else None
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def __iter__(self) -> Iterator["Symbol"]:
+        return (Symbol([entry]) for entry in self._outputs)
+
+    def __getitem__(self, index: int | str) -> "Symbol":
+        if isinstance(index, str):
+            names = self.list_outputs()
+            matches = [i for i, n in enumerate(names) if n == index]
+            if not matches:
+                raise KeyError(f"{index!r} is not an output of this symbol; its outputs are {', '.join(names)}")
+            if len(matches) > 1:
+                raise KeyError(f"{index!r} names {len(matches)} outputs of this symbol; use an integer index")
+            index = matches[0]
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"a symbol is indexed by output position or name, not {type(index).__name__}")
+        if not -len(self._outputs) <= index < len(self._outputs):
+            raise IndexError(f"index={index} is out of range for a symbol with {len(self._outputs)} outputs")
+        return Symbol([self._outputs[index]])
+
+    # ----------------------------------------------------------------- attributes
+
+    def attr(self, key: str) -> str | None:
+        """A parameter or attribute of this symbol's node, as a string (None if unset)."""
+        self._require_single("attr")
+        return self._outputs[0][0].all_attrs().get(key)
+
+    def list_attr(self) -> dict[str, str]:
+        """Parameters and attributes of this symbol's node."""
+        self._require_single("list_attr")
+        return self._outputs[0][0].all_attrs()
+
+    def attr_dict(self) -> dict[str, dict[str, str]]:
+        """Parameters and attributes of every node in the graph, by node name."""
+        return {n.name: a for n in self._nodes() if (a := n.all_attrs())}
+
+    def _set_attr(self, **attrs) -> None:
+        """Set user attributes (string values) on this symbol's node."""
+        self._require_single("_set_attr")
+        self._outputs[0][0].attrs.update({k: str(v) for k, v in attrs.items()})
+
+    def _require_single(self, what: str) -> None:
+        if len(self._outputs) != 1:
+            raise ParamError(f"{what} needs a single-output symbol; this one has outputs {self.list_outputs()}")
+
+    # ---------------------------------------------------------------- composition
+
+    def __call__(self, *args: "Symbol", name: str | None = None, **kwargs: "Symbol") -> "Symbol":
+        """Compose: a copy of this symbol with free variables replaced by other symbols,
+        positionally in ``list_arguments()`` order or by name; ``name`` renames the head node.
+
+        >>> net2 = ts.sym.FullyConnected(ts.sym.Variable("data2"), name="net2", num_hidden=128)
+        >>> net(data=net2, name="compose").list_arguments()
+        ['data2', 'net2_weight', 'net2_bias', 'fc1_weight', 'fc1_bias']
+        """
+        composed = self.__copy__()
+        composed._compose(*args, name=name, **kwargs)
+        return composed
+
+    def _compose(self, *args: "Symbol", name: str | None = None, **kwargs: "Symbol") -> None:
+        """Compose in place (MXNet's ``_compose``)."""
+        for key, value in [*((f"argument {i}", a) for i, a in enumerate(args)), *kwargs.items()]:
+            if not isinstance(value, Symbol):
+                raise TypeError(f"compose: {key} must be a Symbol, got {type(value).__name__}")
+            if len(value._outputs) != 1:
+                raise ParamError(f"compose: {key} has {len(value._outputs)} outputs; a single output is required")
+        if name:
+            self._outputs[0][0].name = name
+        variables = [n for n in self._nodes() if n.is_variable]
+        if len(args) > len(variables):
+            raise ParamError(f"compose: {len(args)} positional arguments for {len(variables)} free variables "
+                             f"({', '.join(v.name for v in variables)})")
+        replace: dict[int, Entry] = {id(v): a._outputs[0] for v, a in zip(variables, args)}
+        by_name = {v.name: v for v in variables[len(args):]}
+        unknown = [k for k in kwargs if k not in by_name]
+        if unknown:
+            raise ParamError(f"compose: unknown keyword argument(s) {', '.join(map(repr, unknown))}; the free "
+                             f"variables of this symbol are {', '.join(v.name for v in variables)}")
+        replace.update({id(by_name[k]): s._outputs[0] for k, s in kwargs.items()})
+        for node in self._nodes():
+            node.inputs = [replace.get(id(child), (child, i)) for child, i in node.inputs]
+        self._outputs = [replace.get(id(node), (node, i)) for node, i in self._outputs]
+
+    def __copy__(self) -> "Symbol":
+        return Symbol(copy_graph(self._outputs))
+
+    def __deepcopy__(self, memo) -> "Symbol":
+        return self.__copy__()
+
+    # ----------------------------------------------------------------- arithmetic
+
+    def _binary(self, other, op: str, scalar_op: str, reflected: bool = False) -> "Symbol":
+        if isinstance(other, Symbol):
+            lhs, rhs = (other, self) if reflected else (self, other)
+            return create(op, lhs, rhs)
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return create(scalar_op, self, scalar=float(other))
+        return NotImplemented
+
+    def __add__(self, other):
+        return self._binary(other, "elemwise_add", "_plus_scalar")
+
+    def __radd__(self, other):
+        return self._binary(other, "elemwise_add", "_plus_scalar", reflected=True)
+
+    def __sub__(self, other):
+        return self._binary(other, "elemwise_sub", "_minus_scalar")
+
+    def __rsub__(self, other):
+        return self._binary(other, "elemwise_sub", "_rminus_scalar", reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(other, "elemwise_mul", "_mul_scalar")
+
+    def __rmul__(self, other):
+        return self._binary(other, "elemwise_mul", "_mul_scalar", reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, "elemwise_div", "_div_scalar")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, "elemwise_div", "_rdiv_scalar", reflected=True)
+
+    def __pow__(self, other):
+        if isinstance(other, Symbol):
+            raise TypeError("symbol ** symbol is not supported; the exponent must be a Python number")
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return create("_power_scalar", self, scalar=float(other))
+        return NotImplemented
+
+    def __rpow__(self, other):
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return create("_rpower_scalar", self, scalar=float(other))
+        return NotImplemented
+
+    def __neg__(self):
+        return self * -1.0
+
+    # ---------------------------------------------------------- inference and I/O
+
+    def infer_shape(self, *args, **kwargs):
+        """``(arg_shapes, out_shapes, aux_shapes)`` from some argument shapes, positionally in
+        ``list_arguments()`` order or by name; ``(None, None, None)`` if incomplete."""
+        from .infer import infer_shape
+
+        return infer_shape(self, args, kwargs, partial=False)
+
+    def infer_shape_partial(self, *args, **kwargs):
+        """Like ``infer_shape`` but returns what is known, with None for unknown shapes."""
+        from .infer import infer_shape
+
+        return infer_shape(self, args, kwargs, partial=True)
+
+    def infer_type(self, *args, **kwargs):
+        """``(arg_types, out_types, aux_types)`` as torch dtypes from some argument dtypes
+        (torch, numpy or names like "float64"); ``(None, None, None)`` if incomplete."""
+        from .infer import infer_type
+
+        return infer_type(self, args, kwargs)
+
+    def tojson(self) -> str:
+        """The symbol as JSON (format documented in ``tritonsym.symbol.json_format``)."""
+        from .json_format import to_json
+
+        return to_json(self)
+
+    def save(self, fname: str) -> None:
+        """Write ``tojson()`` to ``fname`` (through a temporary file, then renamed)."""
+        from .json_format import save
+
+        save(self, fname)
+
+    # --------------------------------------------------------------------- binding
+
+    def simple_bind(self, ctx=None, grad_req="write", type_dict=None, **shapes):
+        """Bind with arrays allocated in the static workspace; see ``tritonsym.executor``."""
+        from ..executor.bind import simple_bind
+
+        return simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes)
+
+    def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None):
+        """Bind with the given argument arrays (used in place); see ``tritonsym.executor``."""
+        from ..executor.bind import bind
+
+        return bind(self, ctx, args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states)
+
+    # -------------------------------------------------------------------- printing
+
+    def __repr__(self) -> str:
+        if len(self._outputs) == 1:
+            return f"<Symbol {self.name}>"
+        return f"<Symbol group [{', '.join(n.name for n, _ in self._outputs)}]>"
+
+    def debug_str(self) -> str:
+        """The graph in text: outputs, variables, then each operator with inputs and parameters."""
+        lines = ["Symbol Outputs:"]
+        lines += [f"\toutput[{k}]={n.name}({i})" for k, (n, i) in enumerate(self._outputs)]
+        for node in self._nodes():
+            if node.is_variable:
+                attrs = "".join(f" {k}={v}" for k, v in node.attrs.items())
+                lines.append(f"Variable:{node.name}{attrs}")
+                continue
+            lines += ["--------------------", f"Op:{node.op.name}, Name={node.name}", "Inputs:"]
+            lines += [f"\targ[{k}]={c.name}({i})" for k, (c, i) in enumerate(node.inputs)]
+            shown = node.all_attrs()
+            if shown:
+                lines.append("Attrs:")
+                lines += [f"\t{k}={v}" for k, v in shown.items()]
+        return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ constructors
+
+
+def Variable(name: str, attr: dict | None = None, shape=None, lr_mult: float | None = None,
+             wd_mult: float | None = None, dtype=None, init=None, **kwargs) -> Symbol:
+    """A free variable: a network input, a label or a parameter.
+
+    ``shape``, ``dtype``, ``init``, ``lr_mult`` and ``wd_mult`` are stored as the
+    attributes ``__shape__`` ... that inference, binding and training read; other
+    keyword arguments and ``attr`` are stored as string attributes.
+
+    >>> ts.sym.Variable("w", shape=(3, 4), lr_mult=0.1).attr("__shape__")
+    '(3, 4)'
+    """
+    if not isinstance(name, str) or not name:
+        raise ParamError(f"Variable: name must be a non-empty string, got {name!r}")
+    attrs = {k: str(v) for k, v in (attr or {}).items()}
+    if shape is not None:
+        from ..operators.registry import parse_shape
+
+        try:
+            attrs["__shape__"] = str(parse_shape(shape))
+        except ValueError:
+            raise ParamError(f"Variable {name!r}: shape={shape!r} is not a tuple of non-negative integers") from None
+    if dtype is not None:
+        attrs["__dtype__"] = dtype_name(to_dtype(dtype))
+    if init is not None:
+        attrs["__init__"] = init if isinstance(init, str) else init.dumps() if hasattr(init, "dumps") else str(init)
+    if lr_mult is not None:
+        attrs["__lr_mult__"] = str(float(lr_mult))
+    if wd_mult is not None:
+        attrs["__wd_mult__"] = str(float(wd_mult))
+    attrs.update({k: str(v) for k, v in kwargs.items()})
+    return Symbol([(Node(None, name, attrs=attrs), 0)])
+
+
+var = Variable
+
+
+def Group(symbols: Sequence[Symbol]) -> Symbol:
+    """One symbol whose outputs are the outputs of ``symbols``, in order."""
+    symbols = list(symbols)
+    if not symbols or not all(isinstance(s, Symbol) for s in symbols):
+        raise TypeError("Group takes a non-empty list of Symbols")
+    return Symbol([entry for s in symbols for entry in s._outputs])
+
+
+def compose(symbol: Symbol, *args: Symbol, name: str | None = None, **kwargs: Symbol) -> Symbol:
+    """``symbol(*args, name=name, **kwargs)``: the functional spelling (the seed's ``mx.apply``)."""
+    return symbol(*args, name=name, **kwargs)
+
+
+def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | None = None, **kwargs) -> Symbol:
+    """Apply a registered operator: symbols as inputs (positional or by input name) and
+    hyper-parameters by keyword. Missing inputs become variables ``<name>_<input>``."""
+    op = get_op(op_name)
+    symbol_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
+    param_kwargs = {k: v for k, v in kwargs.items() if k not in symbol_kwargs}
+    misplaced = [k for k in param_kwargs if k in op.input_names]
+    if misplaced:
+        raise TypeError(f"{op.name}: input {misplaced[0]!r} must be a Symbol, got "
+                        f"{type(param_kwargs[misplaced[0]]).__name__}")
+    params = op.parse_params(param_kwargs)
+    input_names = op.inputs(params)
+    for i, a in enumerate(args):
+        if not isinstance(a, Symbol):
+            raise TypeError(f"{op.name}: positional argument {i} must be a Symbol (hyper-parameters go by "
+                            f"keyword), got {type(a).__name__}")
+    if len(args) > len(input_names):
+        raise ParamError(f"{op.name}: {len(args)} positional inputs given but it takes {len(input_names)} "
+                         f"({', '.join(input_names)})")
+    given = dict(zip(input_names, args))
+    for key, value in symbol_kwargs.items():
+        if key not in input_names:
+            raise ParamError(f"{op.name}: {key!r} is not an input here; its inputs are {', '.join(input_names)}")
+        if key in given:
+            raise ParamError(f"{op.name}: input {key!r} is given twice")
+        given[key] = value
+    node_name = naming.current().get(name, op.hint)
+    inputs = []
+    for input_name in input_names:
+        value = given.get(input_name)
+        if value is None:
+            value = Variable(f"{node_name}_{input_name}")
+        if len(value._outputs) != 1:
+            raise ParamError(f"{op.name} {node_name!r}: input {input_name!r} has {len(value._outputs)} outputs; "
+                             "a single output is required")
+        inputs.append(value._outputs[0])
+    set_params = [k for k in param_kwargs if param_kwargs[k] is not None]
+    node = Node(op, node_name, params, set_params, {k: str(v) for k, v in (attr or {}).items()}, inputs)
+    return Symbol([(node, i) for i in range(op.num_outputs)])
