@@ -1,0 +1,20 @@
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """Fresh random numbers per test, the same on every run of that test."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,188 @@
+"""numpy float64 oracles, written from the math (never from the kernels)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf; math.erf is exact enough
+
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+# ------------------------------------------------------------------- activations
+
+def act(x: np.ndarray, kind: str, slope: float = 0.0) -> np.ndarray:
+    with np.errstate(over="ignore"):  # np.where evaluates both branches; the unused one may overflow
+        return _act(x, kind, slope)
+
+
+def _act(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
+    if kind == "none":
+        return x.copy()
+    if kind == "relu":
+        return np.maximum(x, 0.0)
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-x))
+    if kind == "tanh":
+        return np.tanh(x)
+    if kind == "softrelu":
+        return np.logaddexp(0.0, x)
+    if kind == "softsign":
+        return x / (1.0 + np.abs(x))
+    if kind == "leaky":
+        return np.where(x > 0, x, slope * x)
+    if kind == "elu":
+        return np.where(x > 0, x, slope * np.expm1(x))
+    if kind == "selu":
+        return SELU_LAMBDA * np.where(x > 0, x, SELU_ALPHA * np.expm1(x))
+    if kind == "gelu":
+        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    raise ValueError(kind)
+
+
+def act_grad(x: np.ndarray, kind: str, slope: float = 0.0) -> np.ndarray:
+    """d act / dx at the input x."""
+    with np.errstate(over="ignore"):
+        return _act_grad(x, kind, slope)
+
+
+def _act_grad(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
+    if kind == "none":
+        return np.ones_like(x)
+    if kind == "relu":
+        return (x > 0).astype(np.float64)
+    if kind == "sigmoid":
+        s = act(x, "sigmoid")
+        return s * (1.0 - s)
+    if kind == "tanh":
+        return 1.0 - np.tanh(x) ** 2
+    if kind == "softrelu":
+        return act(x, "sigmoid")
+    if kind == "softsign":
+        return 1.0 / (1.0 + np.abs(x)) ** 2
+    if kind == "leaky":
+        return np.where(x > 0, 1.0, slope)
+    if kind == "elu":
+        return np.where(x > 0, 1.0, slope * np.exp(x))
+    if kind == "selu":
+        return SELU_LAMBDA * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(x))
+    if kind == "gelu":
+        return 0.5 * (1.0 + erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------- fully connected
+
+def fully_connected(x, w, b=None, kind="none", slope=0.0):
+    z = x @ w.T + (0.0 if b is None else b)
+    return act(z, kind, slope)
+
+
+def fully_connected_grads(dy, x, w, b=None, kind="none", slope=0.0):
+    """(dx, dw, db) of act(x @ w.T + b)."""
+    z = x @ w.T + (0.0 if b is None else b)
+    dz = dy * act_grad(z, kind, slope)
+    return dz @ w, dz.T @ x, dz.sum(axis=0)
+
+
+# ----------------------------------------------------------------------- softmax
+
+def softmax(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def softmax_grad(dy, x, axis=-1):
+    """d/dx of sum(dy * softmax(x)) — from the Jacobian diag(p) - p p^T."""
+    p = softmax(x, axis)
+    return p * (dy - (dy * p).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_grad(dy, x, axis=-1):
+    """d/dx of sum(dy * log_softmax(x)) — from the Jacobian I - 1 p^T."""
+    return dy - softmax(x, axis) * dy.sum(axis=axis, keepdims=True)
+
+
+def softmax_output_target(label, classes, smooth_alpha=0.0):
+    """One-hot (smoothed) targets for class labels of any shape: (..., classes)."""
+    onehot = np.eye(classes)[label.astype(np.int64)]
+    return onehot * (1.0 - smooth_alpha) + (1.0 - onehot) * (smooth_alpha / max(classes - 1, 1))
+
+
+def softmax_output_grad(x, label, grad_scale=1.0, ignore_label=-1.0, use_ignore=False, normalization="null",
+                        smooth_alpha=0.0):
+    """Gradient of the cross-entropy of softmax(x) (x as (rows, classes)) against class labels (rows,)."""
+    p = softmax(x, -1)
+    target = softmax_output_target(np.where(label == ignore_label, 0, label) if use_ignore else label,
+                                   x.shape[-1], smooth_alpha)
+    keep = (label != ignore_label) if use_ignore else np.ones(label.shape, bool)
+    grad = (p - target) * keep[..., None] * grad_scale
+    if normalization == "batch":
+        grad = grad / x.shape[0]
+    elif normalization == "valid":
+        grad = grad / max(keep.sum(), 1)
+    return grad
+
+
+def cross_entropy(p, label, grad_scale=1.0, ignore_label=-1.0, use_ignore=False, normalization="null",
+                  smooth_alpha=0.0):
+    """The loss whose gradient SoftmaxOutput writes (probabilities p as (rows, classes))."""
+    keep = (label != ignore_label) if use_ignore else np.ones(label.shape, bool)
+    target = softmax_output_target(np.where(keep, label, 0), p.shape[-1], smooth_alpha)
+    loss = -(target * np.log(p)).sum(axis=-1)[keep].sum() * grad_scale
+    if normalization == "batch":
+        loss /= p.shape[0]
+    elif normalization == "valid":
+        loss /= max(keep.sum(), 1)
+    return loss
+
+
+# -------------------------------------------------------------------- elementwise
+
+BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+def binary_grads(kind, dy, a, b):
+    return {
+        "add": lambda: (dy, dy),
+        "sub": lambda: (dy, -dy),
+        "mul": lambda: (dy * b, dy * a),
+        "div": lambda: (dy / b, -dy * a / b ** 2),
+    }[kind]()
+
+
+def scalar(kind, x, s):
+    return {
+        "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
+        "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
+        "rpower": lambda: np.power(s, x),
+    }[kind]()
+
+
+def scalar_grad(kind, dy, x, s):
+    return dy * {
+        "plus": lambda: 1.0, "minus": lambda: 1.0, "rminus": lambda: -1.0, "mul": lambda: s,
+        "div": lambda: 1.0 / s, "rdiv": lambda: -s / x ** 2, "power": lambda: s * np.power(x, s - 1.0),
+        "rpower": lambda: np.power(s, x) * math.log(s),
+    }[kind]()
+
+
+UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "square": np.square,
+         "abs": np.abs, "reciprocal": np.reciprocal}
+
+
+def unary_grad(kind, dy, x):
+    return dy * {
+        "negative": lambda: -1.0, "exp": lambda: np.exp(x), "log": lambda: 1.0 / x,
+        "sqrt": lambda: 0.5 / np.sqrt(x), "square": lambda: 2.0 * x, "abs": lambda: np.sign(x),
+        "reciprocal": lambda: -1.0 / x ** 2,
+    }[kind]()

@@ -1,0 +1,114 @@
+"""FullyConnected kernels (ops/fully_connected.py) against the float64 oracle."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from oracles import fully_connected, fully_connected_grads
+from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
+from tritonsym.ops import KernelArgumentError
+
+from tritonsym import ops
+
+SHAPES = [(1, 1, 1), (7, 33, 5), (33, 129, 17), (130, 70, 129), (3, 300, 2)]  # (M, K, N): none a block multiple
+
+
+def _operands(rng, m, k, n, dtype):
+    x = rng.uniform(-1, 1, (m, k))
+    w = rng.uniform(-1, 1, (n, k)) / math.sqrt(k)
+    b = rng.uniform(-1, 1, n)
+    return [rounded(a, dtype) for a in (x, w, b)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("act", ["none", "relu"])
+def test_forward_and_backward_shapes(rng, m, k, n, dtype, act):
+    x, w, b = _operands(rng, m, k, n, dtype)
+    out = poisoned((m, n), dtype)
+    ops.fully_connected_forward(x, w, b, act=act, out=out)
+    assert_close(out, fully_connected(to_numpy(x), to_numpy(w), to_numpy(b), act), dtype, "forward")
+
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    gx, gw, gb = (poisoned(s, dtype) for s in ((m, k), (n, k), (n,)))
+    for launch in ops.fully_connected.plan_fully_connected_backward(
+            dy, x, w, out=out, act=act, grad_x=gx, grad_weight=gw, grad_bias=gb):
+        launch()
+    ex, ew, eb = fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w), to_numpy(b), act)
+    scale = math.sqrt(max(m, n))  # dw and db sum m terms
+    assert_close(gx, ex, dtype, "grad_x", scale)
+    assert_close(gw, ew, dtype, "grad_weight", scale)
+    assert_close(gb, eb, dtype, "grad_bias", scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("act,slope", [("sigmoid", 0), ("tanh", 0), ("softrelu", 0), ("softsign", 0),
+                                       ("leaky", 0.1), ("elu", 0.7), ("selu", 0)])
+def test_fused_activations(rng, dtype, act, slope):
+    m, k, n = 9, 20, 11
+    x, w, b = _operands(rng, m, k, n, dtype)
+    y = ops.fully_connected_forward(x, w, b, act=act, slope=slope)
+    assert_close(y, fully_connected(to_numpy(x), to_numpy(w), to_numpy(b), act, slope), dtype, "forward")
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    gx, gw, gb = ops.fully_connected_backward(dy, x, w, out=y, act=act, slope=slope)
+    expected = fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w), to_numpy(b), act, slope)
+    for got, want, what in zip((gx, gw, gb), expected, ("grad_x", "grad_weight", "grad_bias")):
+        assert_close(got, want, dtype, what, scale=3.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16], ids=["float64", "float16"])
+def test_strided_operands(rng, dtype):
+    """x transposed, weight transposed, output a slice of a wider buffer, no bias."""
+    m, k, n = 17, 23, 9
+    x = rounded(rng.normal(size=(k, m)), dtype).T
+    w = rounded(rng.normal(size=(k, n)) / math.sqrt(k), dtype).T
+    wide = poisoned((m, 2 * n), dtype)
+    out = wide[:, ::2]
+    ops.fully_connected_forward(x, w, None, out=out)
+    assert_close(out, to_numpy(x) @ to_numpy(w).T, dtype, "forward")
+    assert torch.isnan(wide[:, 1::2]).all(), "wrote outside the output view"
+
+
+def test_accumulate_adds_to_existing_gradients(rng):
+    dtype = torch.float64
+    x, w, b = _operands(rng, 6, 5, 4, dtype)
+    dy = rounded(rng.normal(size=(6, 4)), dtype)
+    start = [rounded(rng.normal(size=s), dtype) for s in ((6, 5), (4, 5), (4,))]
+    gx, gw, gb = (s.clone() for s in start)
+    for launch in ops.fully_connected.plan_fully_connected_backward(
+            dy, x, w, grad_x=gx, grad_weight=gw, grad_bias=gb, accumulate_x=True, accumulate_weight=True,
+            accumulate_bias=True):
+        launch()
+    ex, ew, eb = fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w))
+    for got, s, want in zip((gx, gw, gb), start, (ex, ew, eb)):
+        assert_close(got, to_numpy(s) + want, dtype)
+
+
+def test_bias_gradient_alone(rng):
+    """grad_req null for the weight but not the bias: the weight kernel computes db only."""
+    x, w, b = _operands(rng, 40, 6, 3, torch.float64)
+    dy = rounded(rng.normal(size=(40, 3)), torch.float64)
+    gb = poisoned((3,), torch.float64)
+    for launch in ops.fully_connected.plan_fully_connected_backward(dy, x, w, grad_bias=gb):
+        launch()
+    assert_close(gb, to_numpy(dy).sum(0), torch.float64)
+
+
+def test_argument_errors():
+    x, w = torch.zeros(4, 5), torch.zeros(3, 6)
+    with pytest.raises(KernelArgumentError, match=r"x has shape \(4, 5\) but weight \(3, 6\) expects 6"):
+        ops.fully_connected_forward(x, w)
+    with pytest.raises(KernelArgumentError, match=r"bias has shape \(4,\) but weight expects \(3,\)"):
+        ops.fully_connected_forward(torch.zeros(4, 6), w, torch.zeros(4))
+    with pytest.raises(KernelArgumentError, match="weight has dtype torch.float64 but x has torch.float32"):
+        ops.fully_connected_forward(torch.zeros(4, 6), w.double())
+    with pytest.raises(KernelArgumentError, match="act='swish' is not"):
+        ops.fully_connected_forward(torch.zeros(4, 6), w, act="swish")
+    with pytest.raises(KernelArgumentError, match="precision='fast'"):
+        ops.fully_connected_forward(torch.zeros(4, 6), w, precision="fast")
+    with pytest.raises(KernelArgumentError, match="cannot be fused"):
+        ops.fully_connected_backward(torch.zeros(4, 3), torch.zeros(4, 6), w, out=torch.zeros(4, 3), act="gelu")
+    with pytest.raises(KernelArgumentError, match="without a copy"):
+        ops.fully_connected_forward(torch.zeros(2, 3, 6).transpose(0, 1), w)
+    assert np.isfinite(to_numpy(ops.fully_connected_forward(torch.zeros(1, 6), w))).all()

@@ -1,0 +1,143 @@
+"""Softmax, log-softmax and softmax-output kernels against the float64 oracle."""
+
+import numpy as np
+import pytest
+import torch
+from oracles import log_softmax, log_softmax_grad, softmax, softmax_grad, softmax_output_grad, softmax_output_target
+from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
+from tritonsym.ops import KernelArgumentError
+from tritonsym.ops import softmax as softmax_module
+
+from tritonsym import ops
+
+SHAPES_AXES = [((1, 1), -1), ((7, 3), -1), ((33, 129), -1), ((4, 5, 6), 1), ((4, 5, 6), 0), ((3, 1025), -1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("shape,axis", SHAPES_AXES)
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_forward_and_backward(rng, shape, axis, log, dtype):
+    x = rounded(rng.normal(scale=3.0, size=shape), dtype)
+    y = ops.softmax_forward(x, axis, log=log, out=poisoned(shape, dtype))
+    assert_close(y, (log_softmax if log else softmax)(to_numpy(x), axis), dtype, "forward")
+    dy = rounded(rng.normal(size=shape), dtype)
+    g = ops.softmax_backward(dy, y, axis, log=log, grad_in=poisoned(shape, dtype))
+    expected = (log_softmax_grad if log else softmax_grad)(to_numpy(dy), to_numpy(x), axis)
+    assert_close(g, expected, dtype, "backward", scale=4.0)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_wide_rows_take_the_looped_path(rng, monkeypatch, log):
+    """Rows wider than one block: an online max/sum pass, then a writing pass."""
+    monkeypatch.setattr(softmax_module, "MAX_BLOCK", 64)
+    monkeypatch.setattr(softmax_module, "LOOP_BLOCK", 32)
+    x = rounded(rng.normal(scale=5.0, size=(5, 200)), torch.float64)
+    y = ops.softmax_forward(x, log=log)
+    assert_close(y, (log_softmax if log else softmax)(to_numpy(x)), torch.float64)
+    dy = rounded(rng.normal(size=(5, 200)), torch.float64)
+    g = ops.softmax_backward(dy, y, log=log)
+    assert_close(g, (log_softmax_grad if log else softmax_grad)(to_numpy(dy), to_numpy(x)), torch.float64)
+
+
+@pytest.mark.parametrize("looped", [False, True])
+def test_infinities(monkeypatch, looped):
+    """-inf entries get probability 0; a row of all -inf gives 0 (log: -inf), never NaN."""
+    if looped:
+        monkeypatch.setattr(softmax_module, "MAX_BLOCK", 2)
+        monkeypatch.setattr(softmax_module, "LOOP_BLOCK", 2)
+    inf = float("inf")
+    x = torch.tensor([[0.0, -inf, 1.0], [-inf, -inf, -inf], [1e4, -1e4, 1e4]], dtype=torch.float32)
+    p = ops.softmax_forward(x)
+    assert not torch.isnan(p).any()
+    assert_close(p, [[1 / (1 + np.e), 0.0, np.e / (1 + np.e)], [0, 0, 0], [0.5, 0, 0.5]], torch.float32)
+    lp = ops.softmax_forward(x, log=True)
+    assert not torch.isnan(lp).any()
+    assert (lp[1] == -inf).all() and lp[0, 1] == -inf
+
+
+def test_transposed_input(rng):
+    x = rounded(rng.normal(size=(9, 4)), torch.float32).T  # softmax over rows of a transpose
+    assert_close(ops.softmax_forward(x), softmax(to_numpy(x)), torch.float32)
+
+
+def test_layout_errors():
+    with pytest.raises(KernelArgumentError, match="axis=2 is out of range"):
+        ops.softmax_forward(torch.zeros(3, 4), axis=2)
+    x = torch.zeros(4, 6, 8, 5)[:, ::2, ::2]  # the three leading dims do not merge into one stride
+    with pytest.raises(KernelArgumentError, match="cannot be walked as rows"):
+        ops.softmax_forward(x, axis=3)
+
+
+# ------------------------------------------------------------------ softmax output
+
+OUTPUT_CASES = [
+    dict(),
+    dict(grad_scale=0.5, normalization="batch"),
+    dict(normalization="valid"),
+    dict(use_ignore=True, ignore_label=2.0, normalization="valid"),
+    dict(use_ignore=True, ignore_label=2.0, normalization="null"),
+    dict(smooth_alpha=0.1, normalization="batch"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("options", OUTPUT_CASES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_softmax_output_backward(rng, options, dtype):
+    rows, classes = 33, 17
+    x = rounded(rng.normal(scale=2.0, size=(rows, classes)), dtype)
+    label = rounded(rng.integers(0, classes, rows).astype(np.float64), dtype if dtype != torch.float16 else
+                    torch.float32)
+    p = ops.softmax_forward(x)
+    g = ops.softmax_output_backward(p, label, poisoned((rows, classes), dtype), **options)
+    assert_close(g, softmax_output_grad(to_numpy(x), to_numpy(label), **options), dtype)
+
+
+@pytest.mark.parametrize("label_dtype", [torch.int32, torch.int64, torch.float16])
+def test_softmax_output_label_dtypes_and_multi_output(rng, label_dtype):
+    """Labels of integer or float dtype; the class axis in the middle (multi_output layout)."""
+    n, c, d = 4, 7, 5
+    x = rounded(rng.normal(size=(n, c, d)), torch.float64)
+    label = torch.from_numpy(rng.integers(0, c, (n, d))).to(label_dtype)
+    p = ops.softmax_forward(x, axis=1)
+    g = ops.softmax_output_backward(p, label, axis=1, normalization="valid")
+    expected = (softmax(to_numpy(x), 1) - np.moveaxis(softmax_output_target(to_numpy(label), c), -1, 1)) / (n * d)
+    assert_close(g, expected, torch.float64)
+
+
+def test_softmax_output_probability_labels_and_head_gradient(rng):
+    x = rounded(rng.normal(size=(6, 5)), torch.float64)
+    target = softmax(rng.normal(size=(6, 5)))
+    head = rounded(rng.normal(size=(6, 5)), torch.float64)
+    p = ops.softmax_forward(x)
+    g = ops.softmax_output_backward(p, rounded(target, torch.float64), normalization="batch", grad_scale=2.0,
+                                    head_grad=head)
+    # a probability target is never normalised; out_grad multiplies elementwise
+    assert_close(g, (softmax(to_numpy(x)) - target) * 2.0 * to_numpy(head), torch.float64)
+
+
+def test_softmax_output_bad_label_gives_nan_row():
+    p = ops.softmax_forward(torch.zeros(3, 4, dtype=torch.float64))
+    g = ops.softmax_output_backward(p, torch.tensor([1.0, 7.0, -1.0], dtype=torch.float64), use_ignore=True)
+    assert torch.isfinite(g[0]).all() and torch.isnan(g[1]).all()
+    assert (g[2] == 0).all()  # ignored (-1 is the ignore label)
+
+
+def test_softmax_output_errors():
+    p = torch.zeros(3, 4)
+    with pytest.raises(KernelArgumentError, match=r"label has shape \(4,\); expected \(3,\)"):
+        ops.softmax_output_backward(p, torch.zeros(4))
+    with pytest.raises(KernelArgumentError, match="normalization='mean'"):
+        ops.softmax_output_backward(p, torch.zeros(3), normalization="mean")
+
+
+# -------------------------------------------------------------------- regression
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_regression_output_backward(rng, dtype):
+    out = rounded(rng.normal(size=(9, 4)), dtype)
+    label = rounded(rng.normal(size=(9, 4)), dtype)
+    g = ops.regression_output_backward(out, label, 0.25, grad_in=poisoned((9, 4), dtype))
+    assert_close(g, (to_numpy(out) - to_numpy(label)) * 0.25, dtype)
+    column = rounded(rng.normal(size=(9, 1)), dtype)
+    g = ops.regression_output_backward(column, label[:, 0].contiguous(), 1.0)
+    assert_close(g, to_numpy(column) - to_numpy(label[:, :1]), dtype)
