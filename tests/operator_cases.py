@@ -1,0 +1,233 @@
+"""One or more cases per registered operator: a symbol, its inputs, and float64 oracles.
+
+The dtype tests (test_operators.py) and the finite-difference gradient checks
+(test_gradcheck.py) both run every case through bind, forward and backward on the
+real kernels. ``loss`` is the scalar a loss operator's backward differentiates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import oracles as o
+
+import tritonsym as ts
+
+S = ts.sym
+
+
+def normal(scale=1.0):
+    return lambda rng, shape: rng.normal(scale=scale, size=shape)
+
+
+def away_from_zero(rng, shape):
+    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def classes(n):
+    return lambda rng, shape: rng.integers(0, n, shape).astype(np.float64)
+
+
+def probabilities(rng, shape):
+    return o.softmax(rng.normal(size=shape))
+
+
+@dataclass
+class Case:
+    id: str
+    op: str
+    build: Callable[[], ts.symbol.Symbol]
+    shapes: dict
+    forward: Callable[[dict], np.ndarray]
+    # d(sum(head * out))/d(input) — for a loss operator (head ignored) d(loss)/d(input).
+    backward: Callable[[dict, np.ndarray], dict]
+    # For loss operators: the scalar whose gradient backward writes (finite-difference checks).
+    loss: Callable[[dict, np.ndarray], float] | None = None
+    values: dict = field(default_factory=dict)
+    no_grad: tuple = ()
+
+    def inputs(self, rng) -> dict[str, np.ndarray]:
+        return {n: self.values.get(n, normal())(rng, s) for n, s in self.shapes.items()}
+
+
+def _data(name="data"):
+    return S.Variable(name)
+
+
+CASES: list[Case] = []
+
+
+def case(**kwargs):
+    CASES.append(Case(**kwargs))
+
+
+# ------------------------------------------------------------------ FullyConnected
+
+case(id="fc_flatten", op="FullyConnected",
+     build=lambda: S.FullyConnected(_data(), num_hidden=7, name="fc"),
+     shapes={"data": (5, 3, 4), "fc_weight": (7, 12), "fc_bias": (7,)},
+     values={"fc_weight": normal(0.3)},
+     forward=lambda v: o.fully_connected(v["data"].reshape(5, -1), v["fc_weight"], v["fc_bias"]),
+     backward=lambda v, h: dict(zip(("data", "fc_weight", "fc_bias"), (
+         g.reshape(s) for g, s in zip(o.fully_connected_grads(h, v["data"].reshape(5, -1), v["fc_weight"]),
+                                      ((5, 3, 4), (7, 12), (7,)))))))
+
+case(id="fc_no_flatten_no_bias", op="FullyConnected",
+     build=lambda: S.FullyConnected(_data(), num_hidden=6, no_bias=True, flatten=False, name="fc"),
+     shapes={"data": (2, 3, 4), "fc_weight": (6, 4)},
+     forward=lambda v: v["data"] @ v["fc_weight"].T,
+     backward=lambda v, h: {"data": h @ v["fc_weight"], "fc_weight": np.einsum("abn,abk->nk", h, v["data"])})
+
+# --------------------------------------------------------------------- activations
+
+for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):
+    case(id=f"activation_{_act}", op="Activation",
+         build=lambda a=_act: S.Activation(_data(), act_type=a),
+         shapes={"data": (9, 13)}, values={"data": normal(2.0)},
+         forward=lambda v, a=_act: o.act(v["data"], a),
+         backward=lambda v, h, a=_act: {"data": h * o.act_grad(v["data"], a)})
+
+for _act, _slope in (("leaky", 0.2), ("elu", 0.9), ("selu", 0.25), ("gelu", 0.25), ("leaky", -0.5)):
+    case(id=f"leaky_relu_{_act}_{_slope}", op="LeakyReLU",
+         build=lambda a=_act, s=_slope: S.LeakyReLU(_data(), act_type=a, slope=s),
+         shapes={"data": (9, 13)}, values={"data": normal(2.0)},
+         forward=lambda v, a=_act, s=_slope: o.act(v["data"], a, s),
+         backward=lambda v, h, a=_act, s=_slope: {"data": h * o.act_grad(v["data"], a, s)})
+
+# ------------------------------------------------------------------------- softmax
+
+for _name, _fwd, _bwd in (("softmax", o.softmax, o.softmax_grad), ("log_softmax", o.log_softmax, o.log_softmax_grad)):
+    for _axis, _shape in ((-1, (7, 11)), (1, (3, 5, 4))):
+        case(id=f"{_name}_axis{_axis}", op=_name,
+             build=lambda n=_name, a=_axis: getattr(S, n)(_data(), axis=a),
+             shapes={"data": _shape}, values={"data": normal(2.0)},
+             forward=lambda v, f=_fwd, a=_axis: f(v["data"], a),
+             backward=lambda v, h, f=_bwd, a=_axis: {"data": f(h, v["data"], a)})
+
+
+def _softmax_output_case(id, shape, label_shape, label_values, options, to_rows, build_name="SoftmaxOutput"):
+    """to_rows(x) views data as (rows, classes) and labels as (rows,), as the option implies."""
+    loss_options = {k: v for k, v in options.items() if k not in ("multi_output", "preserve_shape")}
+
+    def loss(v, out):
+        p, label = to_rows(out, v["out_label"])
+        if label.shape == p.shape:  # probability target
+            return -(label * np.log(p)).sum() * options.get("grad_scale", 1.0)
+        return o.cross_entropy(p, label, **loss_options)
+
+    def forward(v):
+        x, _ = to_rows(v["data"], v["out_label"])
+        return _from_rows(o.softmax(x), shape, options)
+
+    def backward(v, head):
+        x, label = to_rows(v["data"], v["out_label"])
+        if label.shape == x.shape:  # probability target: (p - label) * grad_scale, never normalised
+            grad = (o.softmax(x) - label) * options.get("grad_scale", 1.0)
+        else:
+            grad = o.softmax_output_grad(x, label, **loss_options)
+        return {"data": _from_rows(grad, shape, options)}
+
+    case(id=id, op="SoftmaxOutput",
+         build=lambda: getattr(S, build_name)(_data(), name="out", **options),
+         shapes={"data": shape, "out_label": label_shape},
+         values={"data": normal(2.0), "out_label": label_values},
+         forward=forward, backward=backward, loss=loss, no_grad=("out_label",))
+
+
+def _from_rows(p, shape, options):
+    if options.get("multi_output"):
+        n, c = shape[0], shape[1]
+        return np.moveaxis(p.reshape(n, *shape[2:], c), -1, 1)
+    return p.reshape(shape)
+
+
+def _rows_default(x, label):
+    return x.reshape(x.shape[0], -1), label
+
+
+def _rows_multi(x, label):
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1]), label.reshape(-1) if label.ndim < x.ndim else \
+        np.moveaxis(label, 1, -1).reshape(-1, x.shape[1])
+
+
+def _rows_last(x, label):
+    return x.reshape(-1, x.shape[-1]), label.reshape(-1) if label.ndim < x.ndim else label.reshape(-1, x.shape[-1])
+
+
+_softmax_output_case("softmax_output", (8, 5), (8,), classes(5), {}, _rows_default)
+_softmax_output_case("softmax_alias_batch_norm", (8, 2, 3), (8,), classes(6),
+                     {"normalization": "batch", "grad_scale": 2.0}, _rows_default, build_name="Softmax")
+_softmax_output_case("softmax_output_valid_ignore", (8, 5), (8,), classes(3),
+                     {"normalization": "valid", "use_ignore": True, "ignore_label": 1.0}, _rows_default)
+_softmax_output_case("softmax_output_smooth", (8, 5), (8,), classes(5), {"smooth_alpha": 0.2}, _rows_default)
+_softmax_output_case("softmax_output_multi_output", (3, 4, 5), (3, 5), classes(4),
+                     {"multi_output": True, "normalization": "valid"}, _rows_multi)
+_softmax_output_case("softmax_output_preserve_shape", (3, 4, 5), (3, 4), classes(5),
+                     {"preserve_shape": True}, _rows_last)
+_softmax_output_case("softmax_output_probability_label", (6, 5), (6, 5), probabilities, {}, _rows_default)
+
+# ------------------------------------------------------------- regression outputs
+
+case(id="linear_regression", op="LinearRegressionOutput",
+     build=lambda: S.LinearRegressionOutput(_data(), name="out", grad_scale=0.5),
+     shapes={"data": (7, 3), "out_label": (7, 3)},
+     forward=lambda v: v["data"],
+     backward=lambda v, h: {"data": (v["data"] - v["out_label"]) * 0.5 / 3},
+     loss=lambda v, out: 0.5 * 0.5 / 3 * ((out - v["out_label"]) ** 2).sum(), no_grad=("out_label",))
+
+case(id="logistic_regression", op="LogisticRegressionOutput",
+     build=lambda: S.LogisticRegressionOutput(_data(), name="out"),
+     shapes={"data": (7, 1), "out_label": (7,)}, values={"out_label": lambda rng, s: rng.uniform(0, 1, s)},
+     forward=lambda v: o.act(v["data"], "sigmoid"),
+     backward=lambda v, h: {"data": o.act(v["data"], "sigmoid") - v["out_label"][:, None]},
+     loss=lambda v, out: -(v["out_label"][:, None] * np.log(out)
+                           + (1 - v["out_label"][:, None]) * np.log(1 - out)).sum(),
+     no_grad=("out_label",))
+
+# ------------------------------------------------------------ shapes and gradients
+
+case(id="flatten", op="Flatten",
+     build=lambda: S.Flatten(_data()), shapes={"data": (4, 3, 2)},
+     forward=lambda v: v["data"].reshape(4, 6),
+     backward=lambda v, h: {"data": h.reshape(4, 3, 2)})
+
+case(id="block_grad", op="BlockGrad",
+     build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
+     forward=lambda v: v["data"],
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+case(id="make_loss", op="MakeLoss",
+     build=lambda: S.MakeLoss(_data(), grad_scale=0.5, normalization="batch"), shapes={"data": (4, 3)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": np.full((4, 3), 0.5 / 4)},
+     loss=lambda v, out: out.sum() * 0.5 / 4)
+
+# --------------------------------------------------------------------- elementwise
+
+for _name, _kind in (("elemwise_add", "add"), ("elemwise_sub", "sub"), ("elemwise_mul", "mul"),
+                     ("elemwise_div", "div")):
+    case(id=_name, op=_name,
+         build=lambda n=_name: getattr(S, n)(S.Variable("lhs"), S.Variable("rhs")),
+         shapes={"lhs": (6, 7), "rhs": (6, 7)}, values={"lhs": away_from_zero, "rhs": away_from_zero},
+         forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
+         backward=lambda v, h, k=_kind: dict(zip(("lhs", "rhs"), o.binary_grads(k, h, v["lhs"], v["rhs"]))))
+
+for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower"):
+    _name = f"_{_kind}_scalar"
+    case(id=_name, op=_name,
+         build=lambda n=_name: S.create(n, _data(), scalar=1.7),
+         shapes={"data": (6, 7)}, values={"data": positive if _kind == "power" else away_from_zero},
+         forward=lambda v, k=_kind: o.scalar(k, v["data"], 1.7),
+         backward=lambda v, h, k=_kind: {"data": o.scalar_grad(k, h, v["data"], 1.7)})
+
+for _kind in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
+    case(id=_kind, op=_kind,
+         build=lambda k=_kind: getattr(S, k)(_data()),
+         shapes={"data": (6, 7)}, values={"data": positive if _kind in ("log", "sqrt") else away_from_zero},
+         forward=lambda v, k=_kind: o.UNARY[k](v["data"]),
+         backward=lambda v, h, k=_kind: {"data": o.unary_grad(k, h, v["data"])})
