@@ -36,7 +36,7 @@ class Executor:
 
     @property
     def arg_arrays(self) -> list[torch.Tensor]:
-        self._unset.clear()  # handed out: the caller may write them
+        self._unset.clear()  # all handed out: the caller may write any of them
         return [self._program.args[n].tensor for n in self._program.arg_names]
 
     @property
@@ -49,7 +49,8 @@ class Executor:
 
     @property
     def arg_dict(self) -> dict[str, torch.Tensor]:
-        return dict(zip(self._program.arg_names, self.arg_arrays))
+        """Arrays by argument name. Taking an array out counts as giving it a value."""
+        return _HandOutDict(((n, self._program.args[n].tensor) for n in self._program.arg_names), self._unset)
 
     @property
     def grad_dict(self) -> dict[str, torch.Tensor | None]:
@@ -98,13 +99,15 @@ class Executor:
         from ..ops import memory as kernels
 
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
+        self._forward_reads = self._program.reads(self._program.forward_steps)
+        self._backward_reads = self._program.reads(self._program.backward_steps)
 
     def forward(self, is_train: bool = False, **inputs) -> list[torch.Tensor]:
         """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
         arguments of those names first. Returns ``outputs``."""
         for name, value in inputs.items():
             self._write_argument("forward", name, value)
-        self._check_set("forward", self._program.forward_reads())
+        self._check_set("forward", self._forward_reads)
         self._run(self._program.forward_steps)
         self._trained_forward = bool(is_train)
         return self.outputs
@@ -119,7 +122,7 @@ class Executor:
         if not self._program.arg_grads:
             raise ExecutionError("backward: this executor computes no gradients (grad_req is 'null' for every "
                                  "argument, or bind got no args_grad); bind with grad_req='write'")
-        self._check_set("backward", self._program.backward_reads())
+        self._check_set("backward", self._backward_reads)
         self._copy_head_grads(out_grads)
         try:
             for launch in self._zero_launches:
@@ -221,6 +224,31 @@ class Executor:
             lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
                          f"{v.nbytes:>10} B  {where}")
         return "\n".join(lines) + "\n"
+
+
+class _HandOutDict(dict):
+    """A dict of bound arrays that records which ones were taken out (and so may have been
+    written), for the "never given a value" check of forward and backward."""
+
+    def __init__(self, items, unset: set[str]):
+        super().__init__(items)
+        self._unset = unset
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        self._unset.discard(name)
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def values(self):
+        self._unset.difference_update(self.keys())
+        return super().values()
+
+    def items(self):
+        self._unset.difference_update(self.keys())
+        return super().items()
 
 
 def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> None:

@@ -88,12 +88,17 @@ class Program:
     zero_grads: list[Value]  # write-gradients no operator contributes to: zeroed each backward
     values: list[Value]
 
-    def forward_reads(self) -> set[str]:
-        return {v.root().name for s in self.forward_steps for v in s.inputs if v.root().kind == "arg"}
-
-    def backward_reads(self) -> set[str]:
-        return {v.root().name for s in self.backward_steps for v in s.inputs if v is not None
-                and v.root().kind == "arg"}
+    def reads(self, steps: list[Step]) -> set[str]:
+        """Arguments whose arrays the pre-built launches of ``steps`` touch (a loss reads its
+        label only in backward, say): exact, whatever the operator."""
+        spans = [(n, v.tensor.data_ptr(), v.tensor.data_ptr() + v.nbytes) for n, v in self.args.items()]
+        touched = set()
+        for step in steps:
+            for launch in step.launches:
+                for a in launch.args:
+                    if isinstance(a, torch.Tensor):
+                        touched.update(n for n, lo, hi in spans if lo <= a.data_ptr() < hi)
+        return touched
 
 
 def check_unique_names(symbol: Symbol, nodes: list[Node]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Sequence
 
-from ..base import DTypeError, ParamError, ShapeError, dtype_name, to_dtype
+from ..base import DTypeError, ParamError, ShapeError, TritonSymError, dtype_name, to_dtype
 from ..operators.registry import ShapeMismatch, parse_shape
 from .symbol import Node, Symbol, aux_variables
 
@@ -70,7 +70,8 @@ def _apply_rule(node: Node, values: dict, kind: str) -> bool:
     try:
         new_in, new_out = rule(node.params, list(old_in), list(old_out))
     except ShapeMismatch as e:
-        raise error(f"{node.name} ({node.op.name}): {e}") from None
+        known = ", ".join(f"{name} {_show(kind, v)}" for name, v in zip(node.input_names(), old_in))
+        raise error(f"{node.name} ({node.op.name}): {e} (its inputs: {known})") from None
     changed = False
     labels = [f"input {name!r}" for name in node.input_names()] + [f"output {i}" for i in range(len(out_keys))]
     for key, old, new, label in zip(in_keys + out_keys, old_in + old_out, list(new_in) + list(new_out), labels):
@@ -103,6 +104,8 @@ def _given(symbol: Symbol, args: Sequence, kwargs: dict, what: str, convert: Cal
             continue
         try:
             out[name] = convert(value)
+        except TritonSymError:
+            raise
         except (ValueError, TypeError):
             raise ParamError(f"{what}: {name}={value!r} is not a valid {what.split('_')[1]}") from None
     return out

@@ -429,12 +429,12 @@ def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | No
     if misplaced:
         raise TypeError(f"{op.name}: input {misplaced[0]!r} must be a Symbol, got "
                         f"{type(param_kwargs[misplaced[0]]).__name__}")
-    params = op.parse_params(param_kwargs)
-    input_names = op.inputs(params)
     for i, a in enumerate(args):
         if not isinstance(a, Symbol):
             raise TypeError(f"{op.name}: positional argument {i} must be a Symbol (hyper-parameters go by "
                             f"keyword), got {type(a).__name__}")
+    params = op.parse_params(param_kwargs)
+    input_names = op.inputs(params)
     if len(args) > len(input_names):
         raise ParamError(f"{op.name}: {len(args)} positional inputs given but it takes {len(input_names)} "
                          f"({', '.join(input_names)})")

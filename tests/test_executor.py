@@ -1,0 +1,251 @@
+"""bind / simple_bind and the Executor: arrays, gradient requests, errors, and the promise
+that forward and backward allocate nothing and move nothing."""
+
+import numpy as np
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import tritonsym as ts
+from tritonsym import BindError, ExecutionError, ShapeError
+
+S = ts.sym
+
+
+def mlp(hidden=16, classes=4):
+    net = S.FullyConnected(S.Variable("data"), num_hidden=hidden, name="fc1")
+    net = S.Activation(net, act_type="relu", name="relu1")
+    net = S.FullyConnected(net, num_hidden=classes, name="fc2")
+    return S.SoftmaxOutput(net, name="out")
+
+
+def ready(exe, rng, batch=8, classes=4):
+    exe.copy_params_from({n: rng.normal(scale=0.3, size=a.shape) for n, a in exe.arg_dict.items()
+                          if n not in ("data", "out_label")})
+    exe.forward(is_train=True, data=rng.normal(size=exe.arg_dict["data"].shape),
+                out_label=rng.integers(0, classes, exe.arg_dict["out_label"].shape))
+    return exe
+
+
+def test_simple_bind_lays_out_one_workspace_per_dtype():
+    exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
+    assert [tuple(a.shape) for a in exe.arg_arrays] == [(8, 5), (16, 5), (16,), (4, 16), (4,), (8,)]
+    assert all(a.dtype == torch.float32 for a in exe.arg_arrays)
+    arena = exe.workspace.arenas[torch.float32]
+    lo, hi = arena.data_ptr(), arena.data_ptr() + arena.numel() * 4
+    for tensor in exe.arg_arrays + [g for g in exe.grad_arrays if g is not None] + exe.outputs:
+        assert lo <= tensor.data_ptr() < hi
+    # parameters and their gradients: two contiguous regions with one layout
+    params, grads = (exe.workspace.region_view(torch.float32, r) for r in ("params", "param_grads"))
+    names = ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
+    for name in names:
+        offset = exe.arg_dict[name].data_ptr() - params.data_ptr()
+        assert exe.grad_dict[name].data_ptr() - grads.data_ptr() == offset
+
+
+def test_grad_req_forms_and_type_dict(rng):
+    net = mlp()
+    exe = net.simple_bind(ts.cpu(), grad_req={"fc1_weight": "write", "fc2_bias": "add"}, data=(8, 5),
+                          type_dict={"data": np.float64})
+    assert exe.arg_dict["fc1_weight"].dtype == torch.float64
+    assert [n for n, g in exe.grad_dict.items() if g is not None] == ["fc1_weight", "fc2_bias"]
+    exe = net.simple_bind(ts.cpu(), grad_req=["null", "write", "write", "write", "write", "null"], data=(8, 5),
+                          type_dict={"data": torch.bfloat16})
+    assert exe.grad_dict["data"] is None and exe.arg_dict["fc2_weight"].dtype == torch.bfloat16
+    with pytest.raises(BindError, match="grad_req must be one of write, add, null"):
+        net.simple_bind(ts.cpu(), grad_req="sometimes", data=(8, 5))
+    with pytest.raises(BindError, match="grad_req has 2 entries for 6 arguments"):
+        net.simple_bind(ts.cpu(), grad_req=["write", "null"], data=(8, 5))
+    with pytest.raises(BindError, match="grad_req names 'fc3_weight'"):
+        net.simple_bind(ts.cpu(), grad_req={"fc3_weight": "write"}, data=(8, 5))
+
+
+def test_forward_backward_allocate_nothing_and_move_nothing(rng):
+    exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    exe.backward()
+    tensors = exe.arg_arrays + [g for g in exe.grad_arrays if g is not None] + exe.outputs
+    addresses = [t.data_ptr() for t in tensors]
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        exe.forward(is_train=True)
+        exe.backward()
+    allocations = [(e.name, e.cpu_memory_usage) for e in prof.events() if e.cpu_memory_usage > 0]
+    assert allocations == [], f"forward/backward allocated: {allocations}"
+    assert [t.data_ptr() for t in exe.arg_arrays + [g for g in exe.grad_arrays if g is not None] + exe.outputs] \
+        == addresses
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        torch.empty(1000)
+    assert any(e.cpu_memory_usage > 0 for e in prof.events()), "the profiler sees allocations"
+
+
+@pytest.mark.gpu
+def test_no_allocation_on_gpu(rng):
+    exe = ready(mlp().simple_bind(ts.gpu(0), data=(8, 5)), rng)
+    exe.backward()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    exe.forward(is_train=True)
+    exe.backward()
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == before
+
+
+def test_bind_uses_given_arrays_in_place(rng):
+    net = mlp()
+    shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(8, 5))[0]))
+    args = {n: torch.from_numpy(rng.normal(size=s)).float() for n, s in shapes.items()}
+    args["out_label"] = torch.from_numpy(rng.integers(0, 4, 8)).float()
+    grads = {n: torch.zeros(s) for n, s in shapes.items() if n.startswith("fc")}
+    exe = net.bind(ts.cpu(), args, args_grad=grads)
+    assert all(exe.arg_dict[n].data_ptr() == a.data_ptr() for n, a in args.items())
+    exe.forward(is_train=True)
+    exe.backward()
+    assert grads["fc1_weight"].abs().sum() > 0, "gradients land in the given arrays"
+    assert exe.grad_dict["data"] is None
+    as_list = net.bind(ts.cpu(), [args[n] for n in net.list_arguments()])
+    as_list.forward()
+    assert torch.equal(as_list.outputs[0], exe.outputs[0])
+    with pytest.raises(ExecutionError, match="computes no gradients"):
+        as_list.forward(is_train=True)
+        as_list.backward()
+    with pytest.raises(BindError, match="args has no array for out_label"):
+        net.bind(ts.cpu(), {n: a for n, a in args.items() if n != "out_label"})
+    with pytest.raises(ts.DTypeError, match=r"fc1 \(FullyConnected\): input 1 dtype is float32 but float64 is "
+                                            r"expected \(its inputs: data float64, weight float32, bias float32\)"):
+        net.bind(ts.cpu(), {**args, "data": args["data"].double()})
+    with pytest.raises(ShapeError, match=r"fc1 \(FullyConnected\): data has shape \(8, 5\) \(5 input features\) but "
+                                         r"weight has shape \(5, 16\); num_hidden=16 expects \(16, 5\)"):
+        net.bind(ts.cpu(), {**args, "fc1_weight": args["fc1_weight"].T.contiguous()})
+    with pytest.raises(BindError, match=r"args_grad\['fc1_bias'\] has shape \(15,\) but \(16,\) is inferred"):
+        net.bind(ts.cpu(), args, args_grad={**grads, "fc1_bias": torch.zeros(15)})
+    with pytest.raises(BindError, match="is not contiguous"):
+        net.bind(ts.cpu(), {**args, "fc2_weight": args["fc2_weight"].T.contiguous().T})
+
+
+def test_input_errors(rng):
+    exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
+    with pytest.raises(ExecutionError, match="argument\\(s\\) data, fc1_weight, fc1_bias, fc2_weight, fc2_bias have "
+                                             "never been given a value"):
+        exe.forward()
+    with pytest.raises(BindError, match=r"forward: argument 'data' has shape \(8, 6\) but the bound array has shape "
+                                        r"\(8, 5\)"):
+        exe.forward(data=np.zeros((8, 6)))
+    with pytest.raises(BindError, match="'dat' is not an argument of this executor; its arguments are data"):
+        exe.forward(dat=np.zeros((8, 5)))
+    exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    exe.forward(is_train=False)
+    with pytest.raises(ExecutionError, match="call forward\\(is_train=True\\) first"):
+        exe.backward()
+    with pytest.raises(BindError, match="copy_params_from: 'fc9_weight' is not an argument"):
+        exe.copy_params_from({"fc9_weight": np.zeros(3)})
+    exe.copy_params_from({"fc9_weight": np.zeros(3)}, allow_extra_params=True)
+    with pytest.raises(ShapeError, match="cannot infer the shape of data"):
+        mlp().simple_bind(ts.cpu())
+    with pytest.raises(BindError, match="'datta' is not an argument of this symbol"):
+        mlp().simple_bind(ts.cpu(), datta=(8, 5))
+
+
+def test_label_is_needed_by_backward_only(rng):
+    exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
+    for name in ("fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"):
+        exe.arg_dict[name][...] = torch.from_numpy(rng.normal(size=exe.arg_dict[name].shape))
+    exe.forward(is_train=True, data=rng.normal(size=(8, 5)))  # inference needs no label
+    with pytest.raises(ExecutionError, match="out_label have never been given a value"):
+        exe.backward()
+
+
+def test_non_loss_outputs_need_head_gradients(rng):
+    net = S.FullyConnected(S.Variable("x"), num_hidden=3, name="fc")
+    exe = net.simple_bind(ts.cpu(), x=(4, 2))
+    exe.copy_params_from({"x": rng.normal(size=(4, 2)), "fc_weight": rng.normal(size=(3, 2)), "fc_bias": np.zeros(3)})
+    exe.forward(is_train=True)
+    with pytest.raises(ExecutionError, match="output\\(s\\) fc_output are not loss outputs.*MakeLoss.*BlockGrad"):
+        exe.backward()
+    head = rng.normal(size=(4, 3))
+    exe.backward(out_grads=torch.from_numpy(head).float())
+    np.testing.assert_allclose(exe.grad_dict["fc_bias"].numpy(), head.sum(0), rtol=1e-5)
+    exe.backward(out_grads={"fc_output": head})
+    with pytest.raises(ExecutionError, match="2 out_grads for 1 outputs"):
+        exe.backward(out_grads=[head, head])
+
+
+def test_grad_req_add_accumulates_and_write_overwrites(rng):
+    exe = ready(mlp().simple_bind(ts.cpu(), grad_req="add", data=(8, 5), type_dict={"data": "float64"}), rng)
+    for g in exe.grad_arrays:
+        g.zero_()
+    exe.backward()
+    once = exe.grad_dict["fc1_weight"].clone()
+    exe.backward()
+    torch.testing.assert_close(exe.grad_dict["fc1_weight"], 2 * once)
+    write = ready(mlp().simple_bind(ts.cpu(), data=(8, 5), type_dict={"data": "float64"}), rng)
+    write.copy_params_from({n: exe.arg_dict[n] for n in exe.arg_dict})
+    write.forward(is_train=True)
+    write.backward()
+    write.backward()
+    torch.testing.assert_close(write.grad_dict["fc1_weight"], once)
+    assert (write.grad_dict["out_label"] == 0).all(), "a label takes a zero gradient under grad_req='write'"
+
+
+def test_fused_and_unfused_give_identical_results(rng):
+    """Exposing fc1's output stops the fusion pass; float64 results must not change by a bit."""
+    fused = mlp()
+    unfused = S.Group([fused, S.BlockGrad(fused.get_internals()["fc1_output"])])
+    runs = []
+    for sym in (fused, unfused):
+        exe = sym.simple_bind(ts.cpu(), data=(8, 5), type_dict={"data": "float64"})
+        runs.append(exe)
+    assert "fc1+relu1 (FullyConnected+relu)" in runs[0].debug_str()
+    assert "fc1+relu1" not in runs[1].debug_str()
+    values = {n: rng.normal(size=a.shape) for n, a in runs[0].arg_dict.items()}
+    values["out_label"] = rng.integers(0, 4, 8).astype(float)
+    for exe in runs:
+        exe.forward(is_train=True, **values)
+        exe.backward()
+    assert torch.equal(runs[0].outputs[0], runs[1].outputs[0])
+    for name in ("fc1_weight", "fc1_bias", "fc2_weight", "data"):
+        assert torch.equal(runs[0].grad_dict[name], runs[1].grad_dict[name]), name
+
+
+def test_reshape_shares_parameters(rng):
+    exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    small = exe.reshape(data=(3, 5), out_label=(3,))
+    assert small.arg_dict["fc1_weight"].data_ptr() == exe.arg_dict["fc1_weight"].data_ptr()
+    assert small.grad_dict["fc1_weight"].data_ptr() == exe.grad_dict["fc1_weight"].data_ptr()
+    assert small.arg_dict["data"].shape == (3, 5)
+    small.forward(data=exe.arg_dict["data"][:3])
+    torch.testing.assert_close(small.outputs[0], exe.outputs[0][:3])
+    with pytest.raises(BindError, match="argument 'out_label' would change shape from \\(8,\\) to \\(3,\\)"):
+        exe.reshape(data=(3, 5))
+    assert exe.reshape(partial_shaping=True, data=(3, 5)).arg_dict["out_label"].shape == (3,)
+
+
+def test_duplicate_variable_names_are_rejected():
+    a1, a2 = S.Variable("a"), S.Variable("a")
+    with pytest.raises(BindError, match="two different variables are both named 'a': one is input 'lhs' of _plus\\d+ "
+                                        "\\(elemwise_add\\), the other input 'rhs'"):
+        (a1 + a2).simple_bind(ts.cpu(), a=(2, 2))
+
+
+def test_kernel_failures_name_the_node(rng, monkeypatch):
+    exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    step = exe._program.forward_steps[1]
+
+    def broken():
+        raise RuntimeError("device fault")
+
+    monkeypatch.setattr(step, "launches", [broken])
+    with pytest.raises(ExecutionError, match="while running fc2 \\(FullyConnected\\) forward: RuntimeError: device "
+                                             "fault"):
+        exe.forward()
+
+
+def test_outputs_and_contexts(rng):
+    exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    assert list(exe.output_dict) == ["out_output"]
+    assert exe.output_dict["out_output"] is not None
+    torch.testing.assert_close(exe.outputs[0].sum(1), torch.ones(8))
+    assert repr(ts.cpu()) == "cpu(0)" and ts.gpu(1) == ts.gpu(1) and ts.cpu() != ts.gpu()
+    if not torch.cuda.is_available():
+        with pytest.raises(BindError, match="no CUDA device is available"):
+            mlp().simple_bind(ts.gpu(0), data=(8, 5))
+    text = exe.debug_str()
+    assert "workspace" in text and "fc1_weight_grad" in text and "relu1_output" in text

@@ -1,0 +1,79 @@
+"""Shape and dtype inference: both directions, partial results, and errors that name the
+node, the operator, the input and the shapes."""
+
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import DTypeError, ParamError, ShapeError
+
+S = ts.sym
+
+
+def mlp():
+    net = S.FullyConnected(S.Variable("data"), num_hidden=128, name="fc1")
+    net = S.Activation(net, act_type="relu", name="relu1")
+    net = S.FullyConnected(net, num_hidden=10, name="fc2")
+    return S.SoftmaxOutput(net, name="out")
+
+
+def test_forward_inference():
+    args, outs, aux = mlp().infer_shape(data=(32, 784))
+    assert args == [(32, 784), (128, 784), (128,), (10, 128), (10,), (32,)]
+    assert outs == [(32, 10)] and aux == []
+    # positionally, in list_arguments() order
+    assert mlp().infer_shape((32, 784))[0] == args
+
+
+def test_backward_inference_from_consumer_and_variable_attribute():
+    a, b = S.Variable("a"), S.Variable("b", shape=(4, 5))
+    args, outs, _ = (a * b + 1.0).infer_shape()
+    assert args == [(4, 5), (4, 5)] and outs == [(4, 5)]
+    fc = S.FullyConnected(S.Variable("x"), num_hidden=3, flatten=False)
+    assert fc.infer_shape(x=(2, 6, 7))[1] == [(2, 6, 3)]
+    flat = S.FullyConnected(S.Flatten(S.Variable("x")), num_hidden=3)
+    assert flat.infer_shape(x=(2, 6, 7))[0][1] == (3, 42)
+
+
+def test_partial_and_incomplete():
+    net = S.Variable("x") + S.Variable("y")
+    with pytest.warns(UserWarning, match="cannot decide the shapes of x, y"):
+        assert net.infer_shape() == (None, None, None)
+    fc = S.FullyConnected(S.Variable("x"), num_hidden=3, name="fc")
+    args, outs, _ = fc.infer_shape_partial(fc_weight=(3, 5))
+    assert args == [None, (3, 5), (3,)] and outs == [None]
+
+
+def test_inconsistent_shapes_name_node_operator_and_values():
+    with pytest.raises(ShapeError, match=r"fc1 \(FullyConnected\): data has shape \(32, 100\) \(100 input features\) "
+                                         r"but weight has shape \(128, 784\); num_hidden=128 expects \(128, 100\)"):
+        mlp().infer_shape(data=(32, 100), fc1_weight=(128, 784))
+    with pytest.raises(ShapeError, match=r"_plus0 \(elemwise_add\): inputs must have one shape, got lhs \(2, 3\), "
+                                         r"rhs \(3, 2\)"):
+        with S.NameManager():
+            (S.Variable("a") + S.Variable("b")).infer_shape(a=(2, 3), b=(3, 2))
+    with pytest.raises(ShapeError, match=r"out \(SoftmaxOutput\): label has shape \(7,\) but data of shape "
+                                         r"\(32, 10\) expects \(32,\)"):
+        mlp().infer_shape(data=(32, 784), out_label=(7,))
+    with pytest.raises(ShapeError, match="argument 'b' is given shape \\(2, 2\\) but its __shape__ attribute says"):
+        S.Variable("b", shape=(4, 5)).infer_shape(b=(2, 2))
+    with pytest.raises(ParamError, match="'dta' is not an argument of this symbol; its arguments are data"):
+        mlp().infer_shape(dta=(1, 2))
+    with pytest.raises(ParamError, match="data=.*is not a valid shape"):
+        mlp().infer_shape(data="big")
+
+
+def test_types():
+    args, outs, _ = mlp().infer_type(data="float64")
+    assert args == [torch.float64] * 6 and outs == [torch.float64]
+    args, _, _ = mlp().infer_type(data=torch.bfloat16)
+    assert args[-1] == torch.float32, "half-precision data keeps float32 labels (class indices)"
+    import numpy as np
+
+    assert mlp().infer_type(data=np.float16)[1] == [torch.float16]
+    assert mlp().infer_type(out_label="int64", data="float32")[0][-1] == torch.int64
+    assert (S.Variable("a") + S.Variable("b")).infer_type() == (None, None, None)
+    with pytest.raises(DTypeError, match=r"input 1 dtype is float16 but float64 is expected"):
+        (S.Variable("a") + S.Variable("b")).infer_type(a="float64", b="float16")
+    with pytest.raises(DTypeError, match="unknown dtype 'float128'"):
+        mlp().infer_type(data="float128")

@@ -1,0 +1,61 @@
+"""Every example of the original document runs and prints exactly its argument lists."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import tritonsym as ts
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "seeds" / "symbol_and_autodiff.txt"
+
+# The document's R output, as Python lists.
+EXPECTED = [
+    ["data", "fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias", "out_label"],
+    ["data", "myweight", "fc1_bias"],
+    ["data1", "data2", "fc1_weight", "fc1_bias"],
+    ["data2", "net2_weight", "net2_bias", "fc1_weight", "fc1_bias"],
+]
+
+
+def test_expected_lists_are_the_documents():
+    """The lists above are read off the seed document itself (when it is beside the checkout)."""
+    if not SEED.exists():
+        return
+    text = SEED.read_text()
+    blocks = re.findall(r"arguments\((?:net|composed\.net)\)\n((?:## .*\n)+)", text)
+    from_document = [re.findall(r'"([^"]+)"', block) for block in blocks]
+    assert from_document == EXPECTED
+
+
+def test_examples_script_prints_the_documents_argument_lists():
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "seed_symbols.py")], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Symbol"
+    assert lines[1:5] == [str(e) for e in EXPECTED]
+
+
+def test_examples_inline():
+    S = ts.sym
+    net = S.Variable("data")
+    net = S.FullyConnected(data=net, name="fc1", num_hidden=128)
+    net = S.Activation(data=net, name="relu1", act_type="relu")
+    net = S.FullyConnected(data=net, name="fc2", num_hidden=64)
+    net = S.Softmax(data=net, name="out")
+    assert net.list_arguments() == EXPECTED[0]
+
+    net = S.FullyConnected(data=S.Variable("data"), weight=S.Variable("myweight"), name="fc1", num_hidden=128)
+    assert net.list_arguments() == EXPECTED[1]
+
+    net = S.FullyConnected(data=S.Variable("data1") + S.Variable("data2"), name="fc1", num_hidden=128)
+    assert net.list_arguments() == EXPECTED[2]
+
+    net = S.FullyConnected(data=S.Variable("data"), name="fc1", num_hidden=128)
+    net2 = S.FullyConnected(data=S.Variable("data2"), name="net2", num_hidden=128)
+    for composed in (S.compose(net, data=net2, name="compose"), net(data=net2, name="compose")):
+        assert composed.list_arguments() == EXPECTED[3]
+        assert composed.list_outputs() == ["compose_output"]
+    assert net.list_arguments() == ["data", "fc1_weight", "fc1_bias"], "composition must not change the original"
