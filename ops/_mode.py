@@ -18,10 +18,9 @@ def _interpreter_wanted() -> bool:
 
 
 INTERPRET: bool = _interpreter_wanted()
-if INTERPRET:
-    # Triton reads this when @triton.jit decorates a kernel, so it must be set before any
-    # kernel module is imported.
-    os.environ["TRITON_INTERPRET"] = "1"
+# Triton reads this when @triton.jit decorates a kernel, so it must be set before any kernel
+# module is imported, and cleared when compiling (a parent process may have set it).
+os.environ["TRITON_INTERPRET"] = "1" if INTERPRET else "0"
 # Triton 3.9 warns on every import unless this is set; "1" keeps its current default
 # (FMA contraction on), which Triton 3.6 also uses.
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")

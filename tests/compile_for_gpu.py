@@ -1,0 +1,172 @@
+"""Compile every kernel variant the launchers plan, for a GPU target, without a GPU.
+
+The interpreter accepts code that the real compiler rejects (and the reverse), so CI also
+compiles each kernel with Triton's compiler down to a cubin for an NVIDIA architecture
+(Hopper, sm_90, by default): representative launches of every kernel are planned on CPU
+tensors in compiled mode, then compiled with their exact constexprs and, for autotuned
+kernels, every config. Nothing runs; run-time numerics are checked on a GPU machine.
+
+    python tests/compile_for_gpu.py [--arch 90] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+os.environ["TRITONSYM_INTERPRET"] = "0"  # compiled kernels, even without CUDA
+
+import torch  # noqa: E402
+
+DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+def planned_launches():
+    """(description, Launch) for representative calls of every launcher."""
+    from tritonsym.ops import (
+        activation,
+        elementwise,
+        fully_connected,
+        memory,
+        regression_output,
+        softmax,
+        softmax_output,
+    )
+
+    from tritonsym import ops
+
+    t = lambda *shape, dtype=torch.float32: torch.empty(shape, dtype=dtype)  # noqa: E731
+    out = []
+
+    def add(what, launches):
+        out.extend((what, launch) for launch in launches)
+
+    for dt in DTYPES:
+        # Every kernel family in every dtype; the constexpr variants (activation and op kinds)
+        # in float32 and in bfloat16, which stores through its own rounding path.
+        kinds = dt in (torch.float32, torch.bfloat16)
+        x, w, b, y = t(64, 96, dtype=dt), t(48, 96, dtype=dt), t(48, dtype=dt), t(64, 48, dtype=dt)
+        for act in ("none", "relu", "tanh", "selu") if kinds else ("relu",):
+            add(f"fc forward {dt} {act}", fully_connected.plan_fully_connected_forward(x, w, b, y, act=act))
+        for act in ("none", "sigmoid") if kinds else ("sigmoid",):
+            add(f"fc backward {dt} {act}", fully_connected.plan_fully_connected_backward(
+                y, x, w, out=y, act=act, grad_x=t(64, 96, dtype=dt), grad_weight=t(48, 96, dtype=dt),
+                grad_bias=t(48, dtype=dt), accumulate_weight=True))
+        add(f"fc bias grad only {dt}", fully_connected.plan_fully_connected_backward(y, x, w, grad_bias=b))
+        v = t(33, 17, dtype=dt)
+        for kind in ops.ACTIVATIONS if kinds else ("softrelu",):
+            add(f"activation {dt} {kind}", activation.plan_activation_forward(v, t(33, 17, dtype=dt), kind, 0.1))
+            add(f"activation grad {dt} {kind}", activation.plan_activation_backward(
+                v, v, t(33, 17, dtype=dt), kind, 0.1, from_output=activation.grad_from_output(kind, 0.1)))
+        for kind in ops.BINARY_OPS if kinds else ("div",):
+            add(f"binary {dt} {kind}", elementwise.plan_binary_forward(kind, v, v.T.contiguous().T, v))
+            add(f"binary grad {dt} {kind}", elementwise.plan_binary_backward(kind, v, v, v, v, v, True, False))
+        for kind in ops.SCALAR_OPS if kinds else ("power",):
+            add(f"scalar {dt} {kind}", elementwise.plan_scalar_forward(kind, v, 2.0 if kind == "power" else 2.5, v))
+            add(f"scalar grad {dt} {kind}", elementwise.plan_scalar_backward(kind, v, v, v, v, 2.5))
+        for kind in ops.UNARY_OPS if kinds else ("sqrt",):
+            add(f"unary {dt} {kind}", elementwise.plan_unary_forward(kind, v, v))
+            add(f"unary grad {dt} {kind}", elementwise.plan_unary_backward(kind, v, v, v, v, True))
+        add(f"fill {dt}", memory.plan_fill(v, 0.0))
+        add(f"copy {dt}", memory.plan_copy(v.T, t(17, 33, dtype=dt), accumulate=True))
+        for log in (False, True):
+            add(f"softmax {dt} log={log}", softmax.plan_softmax_forward(v, v, -1, log))
+            add(f"softmax grad {dt} log={log}", softmax.plan_softmax_backward(v, v, v, -1, log, True))
+            wide = t(2, 20000, dtype=dt)
+            add(f"softmax looped {dt} log={log}", softmax.plan_softmax_forward(wide, wide, -1, log))
+            add(f"softmax grad looped {dt} log={log}", softmax.plan_softmax_backward(wide, wide, wide, -1, log))
+        add(f"softmax output {dt}", softmax_output.plan_softmax_output_backward(
+            v, t(33, dtype=dt), v, use_ignore=True, normalization="valid", valid_count=t(1), head_grad=v))
+        add(f"softmax output prob {dt}", softmax_output.plan_softmax_output_backward(v, v, v, smooth_alpha=0.1))
+        add(f"regression {dt}", regression_output.plan_regression_output_backward(v, v, v, 0.5))
+    add("count labels", softmax_output.plan_count_valid_labels(t(33, dtype=torch.int64), t(1), -1.0))
+    return out
+
+
+ALL_CONFIGS_DTYPE = torch.float16  # every autotune config is compiled for this dtype, the first for others
+
+
+def compile_jobs(launch):
+    """(kernel, signature, constexprs, options) for the configs of one planned launch."""
+    from triton.runtime.autotuner import Autotuner
+    from triton.runtime.jit import mangle_type
+
+    kernel, configs = launch.kernel, [None]
+    if isinstance(kernel, Autotuner):
+        named = dict(zip(kernel.fn.arg_names, launch.args))
+        configs = kernel.configs
+        if kernel.early_config_prune:
+            configs = kernel.early_config_prune(configs, named)
+        first = next(a for a in launch.args if isinstance(a, torch.Tensor))
+        if first.dtype != ALL_CONFIGS_DTYPE:
+            configs = configs[:1]
+        kernel = kernel.fn
+    jobs = []
+    for config in configs:
+        constants = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
+        options = {k: v for k, v in launch.kwargs.items() if k in ("num_warps", "num_stages")}
+        if config is not None:
+            constants.update(config.kwargs)
+            options.update(num_warps=config.num_warps, num_stages=config.num_stages)
+        signature = {}
+        for param, arg in zip(kernel.params, launch.args):
+            signature[param.name] = param.annotation if param.annotation else mangle_type(arg)
+        signature.update({name: "constexpr" for name in constants})
+        jobs.append((kernel, signature, constants, options))
+    return jobs
+
+
+def _compile(job):
+    kernel_name, module, signature, constants, options, arch = job
+    import importlib
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.autotuner import Autotuner
+
+    fn = getattr(importlib.import_module(module), kernel_name)
+    while isinstance(fn, Autotuner):
+        fn = fn.fn
+    start = time.time()
+    try:
+        triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constants),
+                       target=GPUTarget("cuda", arch, 32), options=options)
+        return None, time.time() - start
+    except Exception as e:  # report every failure, not just the first
+        return f"{type(e).__name__}: {str(e)[:2000]}", time.time() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (default 90: Hopper)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    from tritonsym import ops
+
+    assert not ops.INTERPRET, "compile_for_gpu must import tritonsym in compiled mode"
+    seen, jobs = set(), []
+    for what, launch in planned_launches():
+        for kernel, signature, constants, options in compile_jobs(launch):
+            key = (kernel.fn.__qualname__, tuple(sorted(signature.items())), tuple(sorted(constants.items())),
+                   tuple(sorted(options.items())))
+            if key not in seen:
+                seen.add(key)
+                jobs.append((what, (kernel.fn.__name__, kernel.fn.__module__, signature, constants, options,
+                                    args.arch)))
+    start = time.time()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_compile, [job for _, job in jobs]))
+    failures = [(what, job, error) for (what, job), (error, _) in zip(jobs, results) if error]
+    for what, job, error in failures:
+        print(f"FAILED {what}: {job[0]} {job[3]} {job[4]}\n  {error}\n")
+    print(f"compiled {len(jobs) - len(failures)}/{len(jobs)} kernel variants for sm_{args.arch} in "
+          f"{time.time() - start:.0f} s ({args.jobs} processes)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
