@@ -10,4 +10,4 @@ examples:
 	python examples/seed_symbols.py
 
 bench:
-	@echo "perf/ benchmarks: see perf/README.md" && python perf/bench_mlp_step.py
+	python perf/bench_mlp.py

@@ -1,6 +1,7 @@
 """How kernels run in this process, decided once before any kernel is decorated."""
 
 import os
+import sys
 
 import torch
 
@@ -24,3 +25,35 @@ os.environ["TRITON_INTERPRET"] = "1" if INTERPRET else "0"
 # Triton 3.9 warns on every import unless this is set; "1" keeps its current default
 # (FMA contraction on), which Triton 3.6 also uses.
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+
+
+def _interpret_triton_helpers() -> None:
+    """Make Triton's own jit helpers (tl.sum, tl.max, tl.cdiv ...) callable from interpreted kernels.
+
+    Triton decorates them once, when ``triton`` is first imported. If a program imported
+    triton before tritonsym switched the interpreter on, they are compiled-mode objects,
+    which an interpreted kernel cannot call. Re-decorate them for the interpreter, keeping
+    one new object per helper so that the interpreter still recognises its fast numpy
+    reductions (it matches combine functions by identity).
+    """
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    replacements: dict[int, InterpretedFunction] = {}
+    modules = [m for name, m in list(sys.modules.items()) if name == "triton.language"
+               or name.startswith("triton.language.")]
+    for module in modules:
+        for name, value in list(vars(module).items()):
+            if type(value) is JITFunction:
+                if id(value) not in replacements:
+                    replacements[id(value)] = InterpretedFunction(value.fn)
+                setattr(module, name, replacements[id(value)])
+
+
+if INTERPRET and "triton.language" in sys.modules:
+    try:
+        _interpret_triton_helpers()
+    except Exception as error:  # a Triton whose internals moved: say what to do instead
+        raise ImportError("triton was imported before tritonsym, before Triton's interpreter was switched on, and "
+                          f"its helpers could not be re-prepared for the interpreter ({error}); import tritonsym "
+                          "before triton, or set TRITON_INTERPRET=1") from error

@@ -133,8 +133,11 @@ def test_input_errors(rng):
         exe.forward(dat=np.zeros((8, 5)))
     exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
     exe.forward(is_train=False)
-    with pytest.raises(ExecutionError, match="call forward\\(is_train=True\\) first"):
+    with pytest.raises(ExecutionError, match="call forward\\(is_train=True\\) first; the last forward was for "
+                                             "inference"):
         exe.backward()
+    with pytest.raises(ExecutionError, match="forward has not run"):
+        mlp().simple_bind(ts.cpu(), data=(8, 5)).backward()
     with pytest.raises(BindError, match="copy_params_from: 'fc9_weight' is not an argument"):
         exe.copy_params_from({"fc9_weight": np.zeros(3)})
     exe.copy_params_from({"fc9_weight": np.zeros(3)}, allow_extra_params=True)
@@ -170,8 +173,8 @@ def test_non_loss_outputs_need_head_gradients(rng):
 
 def test_grad_req_add_accumulates_and_write_overwrites(rng):
     exe = ready(mlp().simple_bind(ts.cpu(), grad_req="add", data=(8, 5), type_dict={"data": "float64"}), rng)
-    for g in exe.grad_arrays:
-        g.zero_()
+    exe.zero_grad()
+    assert all((g == 0).all() for g in exe.grad_arrays)
     exe.backward()
     once = exe.grad_dict["fc1_weight"].clone()
     exe.backward()

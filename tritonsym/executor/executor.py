@@ -29,7 +29,7 @@ class Executor:
         self._program = program
         self._workspace = workspace
         self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
-        self._trained_forward = False
+        self._last_forward: str | None = None  # None, "training" or "inference"
         self._build_launches()
 
     # ---------------------------------------------------------------------- arrays
@@ -99,6 +99,8 @@ class Executor:
         from ..ops import memory as kernels
 
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
+        self._zero_all_launches = [launch for g in self._program.arg_grads.values()
+                                   for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._forward_reads = self._program.reads(self._program.forward_steps)
         self._backward_reads = self._program.reads(self._program.backward_steps)
 
@@ -109,16 +111,17 @@ class Executor:
             self._write_argument("forward", name, value)
         self._check_set("forward", self._forward_reads)
         self._run(self._program.forward_steps)
-        self._trained_forward = bool(is_train)
+        self._last_forward = "training" if is_train else "inference"
         return self.outputs
 
     def backward(self, out_grads: torch.Tensor | Sequence | dict | None = None) -> None:
         """Compute the gradients of the arguments (into ``grad_arrays``) after a
         ``forward(is_train=True)``. Loss outputs make their own gradient; any other output
         needs one in ``out_grads`` (a tensor/array per output, or a dict by output name)."""
-        if not self._trained_forward:
-            raise ExecutionError("backward: call forward(is_train=True) first; the last forward was "
-                                 + ("an inference forward (is_train=False)" if hasattr(self, "_ran") else "never run"))
+        if self._last_forward != "training":
+            raise ExecutionError("backward: call forward(is_train=True) first; "
+                                 + ("the last forward was for inference (is_train=False)" if self._last_forward
+                                    else "forward has not run"))
         if not self._program.arg_grads:
             raise ExecutionError("backward: this executor computes no gradients (grad_req is 'null' for every "
                                  "argument, or bind got no args_grad); bind with grad_req='write'")
@@ -131,8 +134,12 @@ class Executor:
             raise ExecutionError(f"backward: zeroing unused gradients failed: {e}") from e
         self._run(self._program.backward_steps)
 
+    def zero_grad(self) -> None:
+        """Set every argument gradient to zero (before accumulating with grad_req='add')."""
+        for launch in self._zero_all_launches:
+            launch()
+
     def _run(self, steps: list[Step]) -> None:
-        self._ran = True
         for step in steps:
             try:
                 for launch in step.launches:
@@ -163,7 +170,8 @@ class Executor:
         for name, grad in needed:
             if given.get(name) is None:
                 raise ExecutionError(f"backward: out_grads has no gradient for output {name!r}")
-            add = grad.kind == "arg_grad" and program.grad_req.get(grad.name.removesuffix("_grad")) == "add"
+            # An output that is itself an argument adds to that argument's gradient under 'add'.
+            add = any(g is grad and program.grad_req[n] == "add" for n, g in program.arg_grads.items())
             _copy_into(f"backward: out_grads[{name!r}]", grad.tensor, given[name], add)
 
     # ------------------------------------------------------------------- arguments
