@@ -148,7 +148,7 @@ def collapse_dims(shape: Sequence[int], *strides: Sequence[int]) -> tuple[list[i
 
 
 def strided_layout(fn: str, shape: Sequence[int], tensors: dict[str, torch.Tensor]) -> tuple[list[int], dict]:
-    """Sizes padded to 4 dims and each tensor's 4 strides, for the ``nd_offsets`` helper."""
+    """Sizes padded to 4 dims and each tensor's 4 strides, for the ``element_offsets`` helper."""
     names = list(tensors)
     sizes, per_tensor = collapse_dims(shape, *[tensors[k].stride() for k in names])
     if len(sizes) > MAX_DIMS:
@@ -223,6 +223,16 @@ def store_result(ptr, offsets, value, mask, ACCUMULATE: tl.constexpr):
     if ACCUMULATE:
         value = value + tl.load(ptr + offsets, mask=mask, other=0.0).to(value.dtype)
     store(ptr, offsets, value, mask)
+
+
+@triton.jit
+def element_offsets(index, FLAT: tl.constexpr, size1, size2, size3, stride0, stride1, stride2, stride3):
+    """Memory offsets of the flat (row-major) elements ``index`` of one operand: ``index``
+    itself when every operand is one contiguous run (FLAT), else through its strides."""
+    if FLAT:
+        return index
+    else:
+        return nd_offsets(index, size1, size2, size3, stride0, stride1, stride2, stride3)
 
 
 @triton.jit

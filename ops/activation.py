@@ -20,8 +20,8 @@ from ._common import (
     Launch,
     check_same,
     check_tensor,
+    element_offsets,
     elementwise_args,
-    nd_offsets,
     prepare_out,
     run,
     store,
@@ -176,12 +176,8 @@ def _activation_forward_kernel(
     """Each program computes y = act(x) for BLOCK consecutive (row-major) elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        x_offsets = index
-        y_offsets = index
-    else:
-        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-        y_offsets = nd_offsets(index, size1, size2, size3, y_stride0, y_stride1, y_stride2, y_stride3)
+    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+    y_offsets = element_offsets(index, FLAT, size1, size2, size3, y_stride0, y_stride1, y_stride2, y_stride3)
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
     store(Y, y_offsets, act_forward(x, ACT, slope.to(CT)), mask)
@@ -200,14 +196,9 @@ def _activation_backward_kernel(
     """Each program computes dx (+)= dy * act'(v) for BLOCK elements; v is y or x."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        dy_offsets = index
-        v_offsets = index
-        dx_offsets = index
-    else:
-        dy_offsets = nd_offsets(index, size1, size2, size3, dy_stride0, dy_stride1, dy_stride2, dy_stride3)
-        v_offsets = nd_offsets(index, size1, size2, size3, v_stride0, v_stride1, v_stride2, v_stride3)
-        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    dy_offsets = element_offsets(index, FLAT, size1, size2, size3, dy_stride0, dy_stride1, dy_stride2, dy_stride3)
+    v_offsets = element_offsets(index, FLAT, size1, size2, size3, v_stride0, v_stride1, v_stride2, v_stride3)
+    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
     dy = tl.load(DY + dy_offsets, mask=mask, other=0.0).to(CT)
     v = tl.load(V + v_offsets, mask=mask, other=0.0).to(CT)

@@ -21,8 +21,8 @@ from ._common import (
     Launch,
     check_same,
     check_tensor,
+    element_offsets,
     elementwise_args,
-    nd_offsets,
     prepare_out,
     run,
     store,
@@ -88,14 +88,9 @@ def _binary_forward_kernel(
     """Each program computes out = a OP b for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        a_offsets = index
-        b_offsets = index
-        out_offsets = index
-    else:
-        a_offsets = nd_offsets(index, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
-        b_offsets = nd_offsets(index, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    a_offsets = element_offsets(index, FLAT, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
+    b_offsets = element_offsets(index, FLAT, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
     CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
     a = tl.load(A + a_offsets, mask=mask, other=0.0).to(CT)
     b = tl.load(B + b_offsets, mask=mask, other=1.0).to(CT)
@@ -125,18 +120,11 @@ def _binary_backward_kernel(
     """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        g_offsets = index
-        a_offsets = index
-        b_offsets = index
-        da_offsets = index
-        db_offsets = index
-    else:
-        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-        a_offsets = nd_offsets(index, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
-        b_offsets = nd_offsets(index, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
-        da_offsets = nd_offsets(index, size1, size2, size3, da_stride0, da_stride1, da_stride2, da_stride3)
-        db_offsets = nd_offsets(index, size1, size2, size3, db_stride0, db_stride1, db_stride2, db_stride3)
+    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+    a_offsets = element_offsets(index, FLAT, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
+    b_offsets = element_offsets(index, FLAT, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
+    da_offsets = element_offsets(index, FLAT, size1, size2, size3, da_stride0, da_stride1, da_stride2, da_stride3)
+    db_offsets = element_offsets(index, FLAT, size1, size2, size3, db_stride0, db_stride1, db_stride2, db_stride3)
     CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
     g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
     if OP == "mul" or OP == "div":
@@ -174,12 +162,8 @@ def _scalar_forward_kernel(
     """Each program computes out = x OP scalar for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        x_offsets = index
-        out_offsets = index
-    else:
-        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
     CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
     x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
     s = scalar.to(CT)
@@ -217,16 +201,10 @@ def _scalar_backward_kernel(
     For ``power`` the constexprs describe the exponent scalar - 1."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        g_offsets = index
-        x_offsets = index
-        out_offsets = index
-        dx_offsets = index
-    else:
-        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
     CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
     g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
     s = scalar.to(CT)
@@ -261,12 +239,8 @@ def _unary_forward_kernel(
     """Each program computes out = OP(x) for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        x_offsets = index
-        out_offsets = index
-    else:
-        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
     CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
     x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
     if OP == "negative":
@@ -299,16 +273,10 @@ def _unary_backward_kernel(
     """Each program computes dx (+)= dout * OP'(x) for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        g_offsets = index
-        x_offsets = index
-        out_offsets = index
-        dx_offsets = index
-    else:
-        g_offsets = nd_offsets(index, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-        x_offsets = nd_offsets(index, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
+    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
     CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
     g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
     if OP == "negative":

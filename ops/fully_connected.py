@@ -95,6 +95,17 @@ def _rounded_operand(v, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
         return v.to(DTYPE)
 
 
+@triton.jit
+def _grad_tile(dy_ptrs, y_ptrs, mask, ACT: tl.constexpr, slope, ACC: tl.constexpr):
+    """dy * act'(y) for one tile in the accumulator dtype (just dy without an activation):
+    the activation gradient is recomputed from y here rather than stored."""
+    dy = tl.load(dy_ptrs, mask=mask, other=0.0).to(ACC)
+    if ACT != "none":
+        y = tl.load(y_ptrs, mask=mask, other=0.0).to(ACC)
+        dy = dy * act_grad_from_output(y, ACT, slope.to(ACC))
+    return dy
+
+
 @_autotune(restore=[])
 @triton.jit
 def _fc_forward_kernel(
@@ -144,14 +155,8 @@ def _fc_backward_input_kernel(
     y_ptrs = Y + rm[:, None] * y_stride_m + rn[None, :] * y_stride_n
     w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
     for n in range(0, N, BLOCK_K):
-        dy_mask = (rm[:, None] < M) & (rn[None, :] + n < N)
-        dy = tl.load(dy_ptrs, mask=dy_mask, other=0.0)
-        if ACT != "none":
-            y = tl.load(y_ptrs, mask=dy_mask, other=0.0).to(ACC)
-            dy = dy.to(ACC) * act_grad_from_output(y, ACT, slope.to(ACC))
-            dy = _rounded_operand(dy, W.dtype.element_ty, UPCAST)
-        else:
-            dy = _operand(dy, UPCAST)
+        dy = _grad_tile(dy_ptrs, y_ptrs, (rm[:, None] < M) & (rn[None, :] + n < N), ACT, slope, ACC)
+        dy = _rounded_operand(dy, W.dtype.element_ty, UPCAST)
         w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
         acc = tl.dot(dy, _operand(w, UPCAST), acc, input_precision=PRECISION)
         dy_ptrs += BLOCK_K * dy_stride_n
@@ -189,15 +194,8 @@ def _fc_backward_weight_kernel(
     y_ptrs = Y + rn[:, None] * y_stride_n + rm[None, :] * y_stride_m
     x_ptrs = X + rm[:, None] * x_stride_m + rk[None, :] * x_stride_k
     for m in range(0, M, BLOCK_K):
-        dy_mask = (rn[:, None] < N) & (rm[None, :] + m < M)
-        dy = tl.load(dy_ptrs, mask=dy_mask, other=0.0)
-        if ACT != "none":
-            y = tl.load(y_ptrs, mask=dy_mask, other=0.0).to(ACC)
-            dy_acc = dy.to(ACC) * act_grad_from_output(y, ACT, slope.to(ACC))
-            dy_op = _rounded_operand(dy_acc, X.dtype.element_ty, UPCAST)
-        else:
-            dy_acc = dy.to(ACC)
-            dy_op = _operand(dy, UPCAST)
+        dy_acc = _grad_tile(dy_ptrs, y_ptrs, (rn[:, None] < N) & (rm[None, :] + m < M), ACT, slope, ACC)
+        dy_op = _rounded_operand(dy_acc, DY.dtype.element_ty, UPCAST)
         if COMPUTE_DB:
             db += tl.sum(dy_acc, 1)
         if COMPUTE_DW:

@@ -19,8 +19,8 @@ from ._common import (
     Launch,
     check_tensor,
     check_writable,
+    element_offsets,
     elementwise_args,
-    nd_offsets,
     run,
     store,
     store_result,
@@ -37,10 +37,7 @@ def _fill_kernel(
     """Each program sets (or adds ``value`` to) BLOCK elements of out."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        offsets = index
-    else:
-        offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
     CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
     v = tl.full((BLOCK,), 0.0, CT) + value.to(CT)
     store_result(OUT, offsets, v, mask, ACCUMULATE)
@@ -57,12 +54,8 @@ def _copy_kernel(
     """Each program copies (or adds) BLOCK elements of src into dst."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        src_offsets = index
-        dst_offsets = index
-    else:
-        src_offsets = nd_offsets(index, size1, size2, size3, src_stride0, src_stride1, src_stride2, src_stride3)
-        dst_offsets = nd_offsets(index, size1, size2, size3, dst_stride0, dst_stride1, dst_stride2, dst_stride3)
+    src_offsets = element_offsets(index, FLAT, size1, size2, size3, src_stride0, src_stride1, src_stride2, src_stride3)
+    dst_offsets = element_offsets(index, FLAT, size1, size2, size3, dst_stride0, dst_stride1, dst_stride2, dst_stride3)
     CT = tl.float64 if (SRC.dtype.element_ty == tl.float64 or DST.dtype.element_ty == tl.float64) else tl.float32
     v = tl.load(SRC + src_offsets, mask=mask, other=0.0).to(CT)
     if ACCUMULATE:

@@ -18,8 +18,8 @@ from ._common import (
     Launch,
     check_same,
     check_tensor,
+    element_offsets,
     elementwise_args,
-    nd_offsets,
     prepare_out,
     run,
     store_result,
@@ -38,15 +38,10 @@ def _regression_backward_kernel(
     """Each program computes dx (+)= (out - label) * scale for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
-    if FLAT:
-        out_offsets = index
-        label_offsets = index
-        dx_offsets = index
-    else:
-        out_offsets = nd_offsets(index, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-        label_offsets = nd_offsets(index, size1, size2, size3, label_stride0, label_stride1, label_stride2,
-                                   label_stride3)
-        dx_offsets = nd_offsets(index, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
+    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
+    label_offsets = element_offsets(index, FLAT, size1, size2, size3,
+                                    label_stride0, label_stride1, label_stride2, label_stride3)
+    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
     out = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
     label = tl.load(LABEL + label_offsets, mask=mask, other=0.0).to(CT)
