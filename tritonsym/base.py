@@ -74,6 +74,3 @@ def to_dtype(value) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
-
-def format_shape(shape) -> str:
-    return "unknown" if shape is None else str(tuple(shape))
