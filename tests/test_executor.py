@@ -107,6 +107,8 @@ def test_bind_uses_given_arrays_in_place(rng):
     with pytest.raises(ExecutionError, match="computes no gradients"):
         as_list.forward(is_train=True)
         as_list.backward()
+    with pytest.raises(BindError, match=r"args\['data'\] must be a torch.Tensor \(used in place\), got ndarray"):
+        net.bind(ts.cpu(), {**args, "data": args["data"].numpy()})
     with pytest.raises(BindError, match="args has no array for out_label"):
         net.bind(ts.cpu(), {n: a for n, a in args.items() if n != "out_label"})
     with pytest.raises(ts.DTypeError, match=r"fc1 \(FullyConnected\): input 1 dtype is float32 but float64 is "

@@ -98,6 +98,11 @@ def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states
     args = _by_name("args", arg_names, args, required=True)
     grads = _by_name("args_grad", arg_names, args_grad, required=False) if args_grad is not None else {}
     aux = _by_name("aux_states", symbol.list_auxiliary_states(), aux_states or {}, required=False)
+    for what, given in (("args", args), ("args_grad", grads), ("aux_states", aux)):
+        for name, array in given.items():
+            if not isinstance(array, torch.Tensor):
+                raise BindError(f"bind: {what}[{name!r}] must be a torch.Tensor (used in place), got "
+                                f"{type(array).__name__}; use simple_bind and forward(...) to copy numpy arrays in")
     if args_grad is None:
         grad_req = "null"
     reqs = _grad_req(arg_names, grad_req)
@@ -175,10 +180,7 @@ def _by_name(what: str, names: list[str], arrays, required: bool) -> dict:
     return given
 
 
-def _check_array(what: str, name: str, tensor, value, ctx: Context) -> torch.Tensor:
-    if not isinstance(tensor, torch.Tensor):
-        raise BindError(f"bind: {what}[{name!r}] must be a torch.Tensor (used in place), got {type(tensor).__name__}; "
-                        "use simple_bind and forward(...) to copy numpy arrays in")
+def _check_array(what: str, name: str, tensor: torch.Tensor, value, ctx: Context) -> torch.Tensor:
     if tuple(tensor.shape) != tuple(value.shape):
         raise BindError(f"bind: {what}[{name!r}] has shape {tuple(tensor.shape)} but {tuple(value.shape)} is inferred")
     if tensor.dtype != value.dtype:

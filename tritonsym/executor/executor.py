@@ -16,6 +16,7 @@ import torch
 from ..base import BindError, ExecutionError, dtype_name
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
+from ..ops import memory as kernels
 from .memory import Workspace
 from .program import Program, Step
 
@@ -96,8 +97,6 @@ class Executor:
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items()},
                 step.epilogue))
-        from ..ops import memory as kernels
-
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -273,8 +272,6 @@ def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> N
     if src.is_complex() or src.dtype == torch.bool:
         raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
     if accumulate:
-        from ..ops import memory as kernels
-
         kernels.accumulate(src.to(device=dst.device), dst)
     else:
         # Host-to-device data movement (with dtype conversion) at the boundary of a step,
