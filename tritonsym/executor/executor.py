@@ -184,6 +184,8 @@ class Executor:
         self._unset.discard(name)
 
     def _check_set(self, what: str, reads: set[str]) -> None:
+        if not self._unset:  # the usual case once every argument has a value: nothing to scan
+            return
         missing = [n for n in self._program.arg_names if n in reads and n in self._unset]
         if missing:
             raise ExecutionError(f"{what}: argument(s) {', '.join(missing)} have never been given a value; pass "
