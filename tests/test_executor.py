@@ -151,8 +151,8 @@ def test_input_errors(rng):
 
 def test_label_is_needed_by_backward_only(rng):
     exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
-    for name in ("fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"):
-        exe.arg_dict[name][...] = torch.from_numpy(rng.normal(size=exe.arg_dict[name].shape))
+    exe.copy_params_from({"fc1_weight": rng.normal(size=(16, 5)), "fc1_bias": np.zeros(16),
+                          "fc2_weight": rng.normal(size=(4, 16)), "fc2_bias": np.zeros(4)})
     exe.forward(is_train=True, data=rng.normal(size=(8, 5)))  # inference needs no label
     with pytest.raises(ExecutionError, match="out_label have never been given a value"):
         exe.backward()

@@ -50,8 +50,8 @@ class Executor:
 
     @property
     def arg_dict(self) -> dict[str, torch.Tensor]:
-        """Arrays by argument name. Taking an array out counts as giving it a value."""
-        return _HandOutDict(((n, self._program.args[n].tensor) for n in self._program.arg_names), self._unset)
+        """Arrays by argument name. Handing them out counts as giving them values."""
+        return dict(zip(self._program.arg_names, self.arg_arrays))
 
     @property
     def grad_dict(self) -> dict[str, torch.Tensor | None]:
@@ -233,31 +233,6 @@ class Executor:
             lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
                          f"{v.nbytes:>10} B  {where}")
         return "\n".join(lines) + "\n"
-
-
-class _HandOutDict(dict):
-    """A dict of bound arrays that records which ones were taken out (and so may have been
-    written), for the "never given a value" check of forward and backward."""
-
-    def __init__(self, items, unset: set[str]):
-        super().__init__(items)
-        self._unset = unset
-
-    def __getitem__(self, name):
-        value = super().__getitem__(name)
-        self._unset.discard(name)
-        return value
-
-    def get(self, name, default=None):
-        return self[name] if name in self else default
-
-    def values(self):
-        self._unset.difference_update(self.keys())
-        return super().values()
-
-    def items(self):
-        self._unset.difference_update(self.keys())
-        return super().items()
 
 
 def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> None:
