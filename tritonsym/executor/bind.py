@@ -1,7 +1,8 @@
 """``simple_bind`` and ``bind``: from a symbol and its argument shapes or arrays to an Executor.
 
 Both infer shapes and dtypes, build the program (gradient graph and fusion,
-``program.py``), allocate the workspace (``memory.py``) and pre-build every launch.
+``program.py``; recompute steps with ``mirror=True``, ``mirror.py``), plan memory
+(``planner.py``), allocate the workspace (``memory.py``) and pre-build every launch.
 ``simple_bind`` allocates every argument in the workspace; ``bind`` uses the argument
 arrays it is given in place (as MXNet does), so they must be contiguous, of the inferred
 dtype and on the context's device.
@@ -20,6 +21,8 @@ from ..symbol.infer import propagate
 from ..symbol.symbol import Symbol, aux_variables
 from .executor import Executor
 from .memory import allocate
+from .mirror import apply_mirror
+from .planner import MEMORY_PLANS, naive_bytes, plan_memory
 from .program import build_program, check_unique_names
 
 GRAD_REQS = ("write", "add", "null")
@@ -47,7 +50,15 @@ def _grad_req(names: list[str], grad_req) -> dict[str, str]:
     return reqs
 
 
-def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req):
+def _options(mirror, memory_plan) -> dict:
+    if not isinstance(mirror, bool):
+        raise BindError(f"mirror must be True or False, got {mirror!r}")
+    if memory_plan not in MEMORY_PLANS:
+        raise BindError(f"memory_plan must be one of {', '.join(MEMORY_PLANS)}; got {memory_plan!r}")
+    return dict(mirror=mirror, memory_plan=memory_plan)
+
+
+def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: dict):
     ctx = ctx if ctx is not None else default_context()
     if not isinstance(ctx, Context):
         raise BindError(f"ctx must be tritonsym.cpu() or tritonsym.gpu(i), got {ctx!r}")
@@ -73,27 +84,41 @@ def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req):
             type_values, _ = propagate(symbol, dtypes, "type")
     reqs = _grad_req(arg_names, grad_req)
     program = build_program(symbol, nodes, shape_values, type_values, reqs, aux_variables(nodes))
-    return ctx, program
+    if options["mirror"]:
+        apply_mirror(program)
+    plan = plan_memory(program, options["memory_plan"])
+    # The baseline every plan is measured against: the unfused graph, one buffer per value.
+    plan.naive_bytes = naive_bytes(build_program(symbol, nodes, shape_values, type_values, reqs,
+                                                 aux_variables(nodes), fuse=False))
+    return ctx, program, plan
 
 
-def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shapes=None) -> Executor:
+def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shapes=None, mirror=False,
+                memory_plan="auto") -> Executor:
     """Bind with every array allocated in the static workspace (uninitialised arguments:
     fill them through ``forward(name=...)``, ``arg_dict`` or ``copy_params_from``).
 
     ``shapes``: argument name -> shape; ``type_dict``: name -> dtype (torch, numpy or
-    "float64"); ``grad_req``: "write" | "add" | "null", a list or a dict.
+    "float64"); ``grad_req``: "write" | "add" | "null", a list or a dict. With
+    ``grad_req='null'`` everywhere the plan is forward-only. ``mirror=True`` recomputes
+    cheap activations in backward instead of keeping them (``mirror.py``); ``memory_plan``
+    is "auto", "greedy", "mxnet" or "none" (``planner.py``).
     """
+    options = _options(mirror, memory_plan)
     shapes = {k: _shape(k, v) for k, v in (shapes or {}).items()}
     dtypes = {k: to_dtype(v) for k, v in (type_dict or {}).items()}
-    ctx, program = _prepare(symbol, ctx, shapes, dtypes, grad_req)
-    workspace = allocate(program, {}, ctx.torch_device)
-    return Executor(symbol, ctx, program, workspace, unset=set(program.arg_names))
+    ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, grad_req, options)
+    workspace = allocate(program, plan, {}, ctx.torch_device)
+    return Executor(symbol, ctx, program, workspace, unset=set(program.arg_names), options=options)
 
 
-def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None) -> Executor:
+def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False,
+         memory_plan="auto") -> Executor:
     """Bind with the given arrays, used in place: ``args`` (a list in ``list_arguments()``
     order or a dict by name) and ``args_grad`` (likewise; with ``args_grad=None`` no gradient
-    is computed, as in MXNet). Internal values live in the workspace."""
+    is computed, as in MXNet). Internal values live in the workspace; ``mirror`` and
+    ``memory_plan`` as in ``simple_bind``."""
+    options = _options(mirror, memory_plan)
     arg_names = symbol.list_arguments()
     args = _by_name("args", arg_names, args, required=True)
     grads = _by_name("args_grad", arg_names, args_grad, required=False) if args_grad is not None else {}
@@ -111,15 +136,15 @@ def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states
             reqs[name] = "null"  # no array to write this gradient into
     shapes = {k: tuple(v.shape) for k, v in {**args, **aux}.items()}
     dtypes = {k: v.dtype for k, v in {**args, **aux}.items()}
-    ctx, program = _prepare(symbol, ctx, shapes, dtypes, reqs)
+    ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, reqs, options)
     provided = {}
     for table, given, what in ((program.args, args, "args"), (program.aux, aux, "aux_states"),
                                (program.arg_grads, grads, "args_grad")):
         for name, value in table.items():
             if name in given:
                 provided[id(value)] = _check_array(what, name, given[name], value, ctx)
-    workspace = allocate(program, provided, ctx.torch_device)
-    return Executor(symbol, ctx, program, workspace, unset=set())
+    workspace = allocate(program, plan, provided, ctx.torch_device)
+    return Executor(symbol, ctx, program, workspace, unset=set(), options=options)
 
 
 def reshape(executor: Executor, shapes: dict, partial_shaping: bool) -> Executor:
@@ -142,15 +167,16 @@ def reshape(executor: Executor, shapes: dict, partial_shaping: bool) -> Executor
             raise BindError(f"reshape: argument {name!r} would change shape from {value.shape} to {tuple(new)}; "
                             "give its new shape too, or pass partial_shaping=True")
     dtypes = {n: v.dtype for n, v in program.args.items()}
-    ctx, new_program = _prepare(executor.symbol, executor.ctx, final, dtypes, program.grad_req)
+    ctx, new_program, plan = _prepare(executor.symbol, executor.ctx, final, dtypes, program.grad_req,
+                                      executor._options)
     provided = {}
     for name in kept:  # unchanged arguments and their gradients are shared, not copied
         provided[id(new_program.args[name])] = program.args[name].tensor
         if name in new_program.arg_grads:
             provided[id(new_program.arg_grads[name])] = program.arg_grads[name].tensor
-    workspace = allocate(new_program, provided, ctx.torch_device)
+    workspace = allocate(new_program, plan, provided, ctx.torch_device)
     unset = {n for n in new_program.arg_names if n not in kept or n in executor._unset}
-    return Executor(executor.symbol, ctx, new_program, workspace, unset)
+    return Executor(executor.symbol, ctx, new_program, workspace, unset, options=executor._options)
 
 
 def _shape(name: str, value) -> tuple:

@@ -19,18 +19,24 @@ from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
 from .memory import Workspace
 from .program import Program, Step
+from .report import MemoryReport, memory_report
 
 
 class Executor:
     """The result of ``Symbol.bind`` / ``simple_bind``. Arrays are torch tensors."""
 
-    def __init__(self, symbol, ctx: Context, program: Program, workspace: Workspace, unset: set[str]):
+    def __init__(self, symbol, ctx: Context, program: Program, workspace: Workspace, unset: set[str],
+                 options: dict | None = None):
         self._symbol = symbol
         self._ctx = ctx
         self._program = program
         self._workspace = workspace
+        self._options = options or dict(mirror=False, memory_plan="auto")
         self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
-        self._last_forward: str | None = None  # None, "training" or "inference"
+        self._last_forward: str | None = None  # None, "training", "inference" or "used" (by a backward)
+        # A plan may give backward the storage of forward values it has finished reading.
+        self._backward_consumes_forward = workspace.plan.backward_overwrites_forward()
+        self._memory: MemoryReport | None = None
         self._build_launches()
 
     # ---------------------------------------------------------------------- arrays
@@ -81,6 +87,14 @@ class Executor:
     def workspace(self) -> Workspace:
         return self._workspace
 
+    @property
+    def memory(self) -> MemoryReport:
+        """The memory plan: ``naive_bytes``, ``planned_bytes``, ``lower_bound_bytes`` (internal
+        values only), ``workspace_bytes`` (everything), and where each value lives."""
+        if self._memory is None:
+            self._memory = memory_report(self._program, self._workspace, self._options["mirror"])
+        return self._memory
+
     # ------------------------------------------------------------------- execution
 
     def _build_launches(self) -> None:
@@ -88,6 +102,10 @@ class Executor:
             step.launches = step.op.forward(ForwardArgs(step.params, [v.tensor for v in step.inputs],
                                                         [v.tensor for v in step.outputs], step.epilogue))
         for step in self._program.backward_steps:
+            if step.phase == "recompute":
+                step.launches = step.op.forward(ForwardArgs(step.params, [v.tensor for v in step.inputs],
+                                                            [v.tensor for v in step.outputs], step.epilogue))
+                continue
             step.launches = step.op.backward(BackwardArgs(
                 step.params,
                 [v.tensor if v is not None else None for v in step.inputs],
@@ -118,9 +136,11 @@ class Executor:
         ``forward(is_train=True)``. Loss outputs make their own gradient; any other output
         needs one in ``out_grads`` (a tensor/array per output, or a dict by output name)."""
         if self._last_forward != "training":
-            raise ExecutionError("backward: call forward(is_train=True) first; "
-                                 + ("the last forward was for inference (is_train=False)" if self._last_forward
-                                    else "forward has not run"))
+            why = {None: "forward has not run", "inference": "the last forward was for inference (is_train=False)",
+                   "used": "the memory plan gave the last backward the storage of forward values it had "
+                           "finished reading, so each backward needs its own forward (bind with "
+                           "memory_plan='none' to call backward repeatedly)"}[self._last_forward]
+            raise ExecutionError(f"backward: call forward(is_train=True) first; {why}")
         if not self._program.arg_grads:
             raise ExecutionError("backward: this executor computes no gradients (grad_req is 'null' for every "
                                  "argument, or bind got no args_grad); bind with grad_req='write'")
@@ -131,6 +151,8 @@ class Executor:
                 launch()
         except Exception as e:
             raise ExecutionError(f"backward: zeroing unused gradients failed: {e}") from e
+        if self._backward_consumes_forward:
+            self._last_forward = "used"
         self._run(self._program.backward_steps)
 
     def zero_grad(self) -> None:
@@ -219,19 +241,23 @@ class Executor:
         return reshape(self, shapes, partial_shaping)
 
     def debug_str(self) -> str:
-        """The bound program: each step with its launches, then each value with size and offset."""
+        """The bound program: each step with its launches, each argument and gradient with
+        size and offset, then the memory plan (``memory``)."""
         program, ws = self._program, self._workspace
         lines = [f"Executor on {self._ctx}: {len(program.forward_steps)} forward steps, "
                  f"{len(program.backward_steps)} backward steps, workspace {ws.nbytes} bytes "
                  f"({', '.join(f'{dtype_name(d)} {a.numel() * a.element_size()}' for d, a in ws.arenas.items())})"]
         for step in program.forward_steps + program.backward_steps:
             lines.append(f"  {step.label}: {len(step.launches)} launch(es)")
-        lines.append("  values:")
+        lines.append("  arguments and gradients:")
         for v in program.values:
+            if v.root().kind not in ("arg", "aux", "arg_grad"):
+                continue
             where = (f"view of {v.alias_of.name}" if v.alias_of is not None
                      else f"offset {ws.offsets[id(v)]}" if id(v) in ws.offsets else "user array")
             lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
                          f"{v.nbytes:>10} B  {where}")
+        lines += ["  " + line for line in str(self.memory).splitlines()]
         return "\n".join(lines) + "\n"
 
 

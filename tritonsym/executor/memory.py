@@ -3,12 +3,10 @@
 Layout of each dtype's arena, in order: the arguments that take a gradient (in argument
 order), their gradients (same order, so parameter i and its gradient sit at the same
 offset of two contiguous regions: an optimizer update or an all-reduce is one launch
-over a flat slice), the other arguments, then every internal value, gradient and scratch
-buffer. Offsets are aligned to 256 bytes.
-
-Here every internal value has storage of its own; the memory planner replaces
-``internal_offsets`` with offsets that share storage between values whose lifetimes do
-not overlap.
+over a flat slice), the other arguments, then the internal region, where the memory
+planner (``planner.py``) has placed every internal value, gradient and scratch buffer,
+sharing storage between values whose lifetimes do not meet. Offsets are aligned to 256
+bytes.
 """
 
 from __future__ import annotations
@@ -17,13 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .planner import ALIGN_BYTES, MemoryPlan, is_planned
+from .planner import aligned as _aligned
 from .program import Program, Value
-
-ALIGN_BYTES = 256
-
-
-def _aligned(offset_bytes: int) -> int:
-    return -(-offset_bytes // ALIGN_BYTES) * ALIGN_BYTES
 
 
 @dataclass
@@ -39,6 +33,7 @@ class Workspace:
     arenas: dict[torch.dtype, torch.Tensor]
     offsets: dict[int, int]  # id(value) -> byte offset in its dtype's arena
     regions: dict[tuple[torch.dtype, str], Region]
+    plan: MemoryPlan
 
     @property
     def nbytes(self) -> int:
@@ -50,15 +45,15 @@ class Workspace:
         return self.arenas[dtype][region.start // dtype.itemsize: region.end // dtype.itemsize]
 
 
-def allocate(program: Program, provided: dict[int, torch.Tensor], device: torch.device) -> Workspace:
+def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tensor],
+             device: torch.device) -> Workspace:
     """Give every value of ``program`` a tensor: a provided one (``bind``), a view of
-    another value (aliases), or a view into the workspace."""
+    another value (aliases), or a view into the workspace at its planned offset."""
     groups: list[tuple[str, list[Value]]] = [
         ("params", [program.args[n] for n in program.arg_names if n in program.arg_grads]),
         ("param_grads", [program.arg_grads[n] for n in program.arg_names if n in program.arg_grads]),
         ("inputs", [program.args[n] for n in program.arg_names if n not in program.arg_grads]
          + [program.aux[n] for n in program.aux_names]),
-        ("internal", [v for v in program.values if v.kind not in ("arg", "aux", "arg_grad")]),
     ]
     cursor: dict[torch.dtype, int] = {}
     offsets: dict[int, int] = {}
@@ -72,6 +67,13 @@ def allocate(program: Program, provided: dict[int, torch.Tensor], device: torch.
             cursor[value.dtype] = start + value.nbytes
             region = regions.setdefault((value.dtype, group), Region(start, start))
             region.end = start + value.nbytes
+    for dtype, nbytes in plan.region_bytes.items():
+        start = _aligned(cursor.get(dtype, 0))
+        regions[(dtype, "internal")] = Region(start, start + nbytes)
+        cursor[dtype] = start + nbytes
+    for value in program.values:
+        if is_planned(value) and value.alias_of is None:
+            offsets[id(value)] = regions[(value.dtype, "internal")].start + plan.block_of[id(value)].offset
     arenas = {dtype: torch.zeros(max(_aligned(size), ALIGN_BYTES) // dtype.itemsize, dtype=dtype, device=device)
               for dtype, size in cursor.items()}
     for value in program.values:
@@ -84,4 +86,4 @@ def allocate(program: Program, provided: dict[int, torch.Tensor], device: torch.
     for value in program.values:  # aliases last: their source has a tensor now
         if value.alias_of is not None:
             value.tensor = value.root().tensor.view(value.shape)
-    return Workspace(arenas, offsets, regions)
+    return Workspace(arenas, offsets, regions, plan)

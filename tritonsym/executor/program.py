@@ -6,11 +6,15 @@ into:
 - ``Value`` objects: every argument, argument gradient, operator output, gradient and
   scratch buffer, each with shape and dtype (storage comes later, from ``memory.py``);
 - forward ``Step``s in topological order, after the fusion pass (an activation whose
-  only input is a FullyConnected's only use becomes that FullyConnected's epilogue);
+  only input is a FullyConnected's only use becomes that FullyConnected's epilogue;
+  ``fuse=False`` skips it, which is how the planner's naive baseline is counted);
 - backward ``Step``s in reverse order, built from each operator's handwritten backward.
   The first gradient contribution to a value writes it, later ones add into it
   (a value read twice, or ``grad_req='add'``), so no gradient needs a buffer of its own
   for summing. Operators with no gradient flowing into them are skipped.
+
+Storage is decided later, by the memory planner (``planner.py``); ``mirror.py`` may add
+recompute steps (phase ``recompute``: a forward step re-run in backward) to the backward list.
 
 Operators are known only through their registry entries.
 """
@@ -34,7 +38,7 @@ class Value:
     name: str
     shape: tuple
     dtype: torch.dtype
-    kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp
+    kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp | recompute
     alias_of: "Value | None" = None
     tensor: torch.Tensor | None = None
 
@@ -55,7 +59,7 @@ class Step:
 
     name: str
     op: OpDef
-    phase: str  # forward | backward
+    phase: str  # forward | backward | recompute
     params: dict
     inputs: list[Value]
     outputs: list[Value]
@@ -119,7 +123,7 @@ def check_unique_names(symbol: Symbol, nodes: list[Node]) -> None:
 
 
 def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict, grad_req: dict[str, str],
-                  aux_ids: set[int]) -> Program:
+                  aux_ids: set[int], fuse: bool = True) -> Program:
     """Values and steps for ``symbol``; ``shapes``/``dtypes`` map (id(node), index) to inferred metadata."""
     entry_value: dict[tuple[int, int], Value] = {}
     args: dict[str, Value] = {}
@@ -146,7 +150,7 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
                                                    dtypes[(id(node), i)], "internal", source)
 
     heads = [(id(n), i) for n, i in symbol._outputs]
-    forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads)
+    forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
     used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}
     values = [v for v in values if id(v) in used]
@@ -162,7 +166,7 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
                    symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values)
 
 
-def _fuse(op_nodes: list[Node], entry_value: dict, heads: list) -> list[Step]:
+def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -> list[Step]:
     """Forward steps, with each (epilogue-accepting op -> activation) pair merged."""
     uses: dict[tuple[int, int], int] = {}
     for node in op_nodes:
@@ -180,7 +184,7 @@ def _fuse(op_nodes: list[Node], entry_value: dict, heads: list) -> list[Step]:
     fused_into: dict[int, Step] = {}  # id(producer node) -> its step, to merge the activation into
     for node in op_nodes:
         epilogue = node.op.epilogue(node.params)
-        if epilogue is not None and len(node.inputs) == 1:
+        if enabled and epilogue is not None and len(node.inputs) == 1:
             producer, index = node.inputs[0]
             target = fused_into.get(id(producer))
             if target is not None and index == 0 and uses[(id(producer), 0)] == 1 and target.epilogue is None:

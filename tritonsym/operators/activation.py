@@ -8,7 +8,7 @@ FullyConnected's epilogue.
 from __future__ import annotations
 
 from ..ops import activation as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register, same_shape_everywhere
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, elementwise_inplace, register, same_shape_everywhere
 
 ACT_TYPES = ("relu", "sigmoid", "tanh", "softrelu", "softsign")
 
@@ -33,4 +33,7 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), (0,)),
     epilogue=lambda p: (p["act_type"], 0.0),
+    inplace=elementwise_inplace,
+    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)), (0, ("output", 0))],
+    cheap=True,
 ))

@@ -12,7 +12,16 @@ Which forward values each backward reads comes from the kernels' own tables.
 from __future__ import annotations
 
 from ..ops import elementwise as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register, same_shape_everywhere
+from .registry import (
+    BackwardArgs,
+    ForwardArgs,
+    OpDef,
+    Param,
+    elementwise_inplace,
+    grad_over_out_grad,
+    register,
+    same_shape_everywhere,
+)
 
 BINARY = {"elemwise_add": ("add", "_plus"), "elemwise_sub": ("sub", "_minus"),
           "elemwise_mul": ("mul", "_mul"), "elemwise_div": ("div", "_div")}
@@ -43,6 +52,9 @@ def _register_binary(name: str, kind: str, hint: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: _needs(kernels.BINARY_NEEDS, kind, {"lhs": 0, "rhs": 1}),
+        inplace=lambda p: [(0, 0), (1, 0)],
+        backward_inplace=grad_over_out_grad(2),
+        cheap=True,
     ))
 
 
@@ -71,6 +83,9 @@ def _register_scalar(name: str, kind: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: _needs(kernels.SCALAR_NEEDS, kind, {"input": 0}),
+        inplace=elementwise_inplace,
+        backward_inplace=grad_over_out_grad(1),
+        cheap=True,
     ))
 
 
@@ -91,6 +106,9 @@ def _register_unary(name: str, kind: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: _needs(kernels.UNARY_NEEDS, kind, {"input": 0}),
+        inplace=elementwise_inplace,
+        backward_inplace=grad_over_out_grad(1),
+        cheap=True,
     ))
 
 

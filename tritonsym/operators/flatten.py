@@ -19,6 +19,8 @@ def _infer_shape(p, in_shapes, out_shapes):
 def _backward(a: BackwardArgs):
     if a.in_grads[0] is None:
         return []
+    if a.in_grads[0].data_ptr() == a.out_grads[0].data_ptr() and not a.accumulate[0]:
+        return []  # the planner put the input gradient over the output gradient: already there
     return kernels.plan_copy(a.out_grads[0].view(a.in_grads[0].shape), a.in_grads[0], accumulate=a.accumulate[0])
 
 
@@ -32,4 +34,5 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),
     output_aliases=lambda p: {0: 0},
+    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))],
 ))

@@ -9,7 +9,7 @@ the former can fuse into a FullyConnected epilogue.
 from __future__ import annotations
 
 from ..ops import activation as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register, same_shape_everywhere
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, elementwise_inplace, register, same_shape_everywhere
 
 ACT_TYPES = ("leaky", "elu", "selu", "gelu")
 
@@ -45,4 +45,8 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), (0,)) if _from_output(p) else ((0,), ()),
     epilogue=lambda p: (p["act_type"], p["slope"]) if _from_output(p) else None,
+    inplace=elementwise_inplace,
+    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)),
+                                          (0, ("output", 0) if _from_output(p) else ("input", 0))],
+    cheap=True,
 ))

@@ -10,7 +10,17 @@ the executor know operators only through this table. An entry declares, side by 
 - forward and backward as pre-built kernel launches writing into given buffers;
 - which forward values backward reads (``backward_needs``), which outputs are views of
   an input (no kernel, no memory), and whether a head gradient is read at all;
+- in-place options for the memory planner: which output may be written over which input
+  (``inplace``), which input gradient over which output gradient or saved value
+  (``backward_inplace``), and whether recomputing the forward is cheap enough for the
+  ``mirror`` option (``cheap``);
 - fusion: an activation may become the epilogue of the operator before it.
+
+An in-place pair is a promise about the kernel: every element of the target is computed
+from the same element of the source (so it is stored only after that element was read),
+the two are indexed identically, and no other element of the source is read after any
+element of the target is written. Elementwise and row-local kernels keep it; a matrix
+product does not.
 """
 
 from __future__ import annotations
@@ -196,6 +206,15 @@ class OpDef:
     accepts_epilogue: bool = False
     backward_temps: Callable[[dict, list], dict[str, tuple[tuple, torch.dtype]]] = lambda params, shapes: {}
     aliases: tuple[str, ...] = ()
+    # (input index, output index): the output may take over the input's storage.
+    inplace: Callable[[dict], Sequence[tuple[int, int]]] = lambda params: ()
+    # (input-gradient index, (source, index)) with source "out_grad", "output" or "input":
+    # that input gradient may take over the source's storage, in order of preference.
+    backward_inplace: Callable[[dict, tuple | None], Sequence[tuple[int, tuple[str, int]]]] = \
+        lambda params, epilogue: ()
+    # Forward costs about one read and one write per element: ``mirror`` may recompute it in
+    # backward instead of keeping its output.
+    cheap: bool = False
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()
@@ -278,6 +297,17 @@ def same_shape_everywhere(names: Sequence[str]):
         return new_in, [unify("output", out_shapes[0], known)]
 
     return rule
+
+
+def elementwise_inplace(params) -> list[tuple[int, int]]:
+    """Forward of a one-input elementwise operator: the output may overwrite the input."""
+    return [(0, 0)]
+
+
+def grad_over_out_grad(num_inputs: int):
+    """Backward of an elementwise operator: any input gradient may overwrite the output gradient
+    (each input gradient element is computed from the same output gradient element)."""
+    return lambda params, epilogue: [(k, ("out_grad", 0)) for k in range(num_inputs)]
 
 
 def size(shape) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..ops import activation as activation_kernels
 from ..ops import regression_output as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, size, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, elementwise_inplace, register, size, unify
 
 
 def _infer_shape(p, in_shapes, out_shapes):
@@ -51,6 +51,8 @@ def _make(name: str, logistic: bool, doc: str):
         no_grad_inputs=lambda p: {"label"},
         needs_head_grad=lambda p: False,
         output_aliases=(lambda p: {}) if logistic else (lambda p: {0: 0}),
+        inplace=elementwise_inplace if logistic else (lambda p: ()),
+        backward_inplace=lambda p, epilogue: [(0, ("output", 0))],
     ))
 
 

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from ..ops import softmax as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, same_shape_everywhere
+from .registry import (
+    BackwardArgs,
+    ForwardArgs,
+    OpDef,
+    Param,
+    ShapeMismatch,
+    elementwise_inplace,
+    register,
+    same_shape_everywhere,
+)
 
 
 def _infer_shape(p, in_shapes, out_shapes):
@@ -31,6 +40,9 @@ def _make(name: str, log: bool, doc: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: ((), (0,)),
+        # Row-local: each row is read (twice on the looped path) before any of it is written.
+        inplace=elementwise_inplace,
+        backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)), (0, ("output", 0))],
     ))
 
 

@@ -21,7 +21,7 @@ import torch
 
 from ..ops import softmax as softmax_kernels
 from ..ops import softmax_output as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, elementwise_inplace, register, unify
 
 
 def _class_axis_view(t: torch.Tensor, p) -> tuple[torch.Tensor, int]:
@@ -129,4 +129,6 @@ register(OpDef(
     no_grad_inputs=lambda p: {"label"},
     needs_head_grad=lambda p: p["out_grad"],
     backward_temps=_temps,
+    inplace=elementwise_inplace,
+    backward_inplace=lambda p, epilogue: [(0, ("output", 0))],
 ))
