@@ -102,7 +102,7 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
     "float64"); ``grad_req``: "write" | "add" | "null", a list or a dict. With
     ``grad_req='null'`` everywhere the plan is forward-only. ``mirror=True`` recomputes
     cheap activations in backward instead of keeping them (``mirror.py``); ``memory_plan``
-    is "auto", "greedy", "mxnet" or "none" (``planner.py``).
+    is "auto", "greedy", "breadth", "mxnet" or "none" (``planner.py``).
     """
     options = _options(mirror, memory_plan)
     shapes = {k: _shape(k, v) for k, v in (shapes or {}).items()}

@@ -37,7 +37,7 @@ class MemoryReport:
     lower_bound_bytes: int  # the most bytes live at one step of this schedule: no plan uses less
     lower_bound_aligned_bytes: int  # the same, with every buffer rounded up to the 256-byte alignment
     workspace_bytes: int  # the whole allocation: arguments, gradients and internal values
-    algorithm: str  # the offset assignment kept: "greedy", "mxnet" or "none"
+    algorithm: str  # the offset assignment kept: greedy, breadth, mxnet, search, bounded or none
     mirror: bool
     training: bool  # planned for forward and backward (False: forward only)
     peak_step: str  # where the lower bound is reached

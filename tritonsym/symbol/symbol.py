@@ -333,7 +333,7 @@ class Symbol:
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, mirror=False, memory_plan="auto", **shapes):
         """Bind with arrays allocated in the static workspace; see ``tritonsym.executor``.
         ``mirror=True`` recomputes cheap activations in backward instead of keeping them;
-        ``memory_plan``: "auto" | "greedy" | "mxnet" | "none"."""
+        ``memory_plan``: "auto" | "greedy" | "breadth" | "mxnet" | "none"."""
         from ..executor.bind import simple_bind
 
         return simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes, mirror=mirror,
