@@ -11,3 +11,4 @@ examples:
 
 bench:
 	python perf/bench_mlp.py
+	python perf/bench_memory.py
