@@ -50,6 +50,7 @@ MATCH_RANGE = 16
 # Placements the exact search may try before the heuristics' best plan is kept.
 SEARCH_BUDGET = 10000
 SEARCH_MAX_BLOCKS = 256  # the search recurses once per block
+UNBOUNDED = 1 << 62
 
 
 def aligned(nbytes: int) -> int:
@@ -128,12 +129,12 @@ class MemoryPlan:
         for k in kept:
             if any(id(v) in written_in_backward for v in k.values):
                 return True
-            if any(o.dtype == k.dtype and _bytes_meet(k, o) for o in later):
+            if any(o.dtype == k.dtype and bytes_meet(k, o) for o in later):
                 return True
         return False
 
 
-def _bytes_meet(a: Block, b: Block) -> bool:
+def bytes_meet(a: Block, b: Block) -> bool:
     return a.offset < b.offset + b.size and b.offset < a.offset + a.size and a.size > 0 and b.size > 0
 
 
@@ -240,20 +241,27 @@ def _apply_inplace(blocks: _Blocks, events: list[Event]) -> list[InPlace]:
 # ----------------------------------------------------------------------- offsets
 
 
+def free_gaps(placed: list[tuple[Block, int]], block: Block, ceiling: int) -> list[tuple[int, int]]:
+    """The free byte ranges [lo, hi) below ``ceiling`` that ``block`` could use: between the
+    placed blocks whose lifetimes meet its own, and above them all."""
+    gaps, cursor = [], 0
+    for offset, size in sorted((o, b.size) for b, o in placed if b.meets(block) and b.size > 0):
+        if offset > cursor:
+            gaps.append((cursor, offset))
+        cursor = max(cursor, offset + size)
+    gaps.append((cursor, ceiling))  # empty (or negative) when the placed blocks reach the ceiling
+    return gaps
+
+
 def _place_in_order(blocks: list[Block]) -> dict[int, int]:
     """Each block, in the given order, into the tightest gap among the placed blocks it
     meets, or above them all."""
     placed: list[tuple[Block, int]] = []
     offsets: dict[int, int] = {}
     for block in blocks:
-        taken = sorted((offset, b.size) for b, offset in placed if b.meets(block) and b.size > 0)
-        best, best_gap, cursor = None, None, 0
-        for offset, size in taken:
-            gap = offset - cursor
-            if gap >= block.size and (best_gap is None or gap < best_gap):
-                best, best_gap = cursor, gap
-            cursor = max(cursor, offset + size)
-        offsets[id(block)] = cursor if best is None else best
+        *between, (top, _) = free_gaps(placed, block, 0)
+        fitting = [(hi - lo, lo) for lo, hi in between if hi - lo >= block.size]
+        offsets[id(block)] = min(fitting)[1] if fitting else top
         placed.append((block, offsets[id(block)]))
     return offsets
 
@@ -294,14 +302,7 @@ def _place_under(blocks: list[Block], ceiling: int) -> dict[int, int] | None:
     placed: list[tuple[Block, int]] = []
     offsets: dict[int, int] = {}
     for block in blocks:
-        taken = sorted((offset, b.size) for b, offset in placed if b.meets(block) and b.size > 0)
-        gaps, cursor = [], 0
-        for offset, size in taken:
-            if offset > cursor:
-                gaps.append((cursor, offset))
-            cursor = max(cursor, offset + size)
-        gaps.append((cursor, ceiling))
-        fitting = [(hi - lo, lo, hi) for lo, hi in gaps if hi - lo >= block.size]
+        fitting = [(hi - lo, lo, hi) for lo, hi in free_gaps(placed, block, ceiling) if hi - lo >= block.size]
         if not fitting:
             return None
         _, lo, hi = min(fitting)
@@ -352,12 +353,7 @@ def exact_search(blocks: list[Block], ceiling: int, budget: int = SEARCH_BUDGET)
     steps = [0]
 
     def lowest_fit(placed, block):
-        cursor = 0
-        for offset, size in sorted((o, b.size) for b, o in placed if b.meets(block) and b.size > 0):
-            if offset - cursor >= block.size:
-                return cursor
-            cursor = max(cursor, offset + size)
-        return cursor
+        return next(lo for lo, hi in free_gaps(placed, block, UNBOUNDED) if hi - lo >= block.size)
 
     def search(placed, remaining):
         if not remaining:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..base import dtype_name
 from .memory import Workspace
+from .planner import bytes_meet
 from .program import Program
 
 
@@ -63,8 +64,7 @@ def memory_report(program: Program, workspace: Workspace, mirror: bool) -> Memor
     inplace_over = {id(p.target): p.source.name for p in plan.inplace}
     values = []
     for block in sorted(blocks, key=lambda b: (str(b.dtype), b.offset, b.start)):
-        overlapping = [o for o in blocks if o is not block and o.dtype == block.dtype
-                       and o.offset < block.offset + block.size and block.offset < o.offset + o.size]
+        overlapping = [o for o in blocks if o is not block and o.dtype == block.dtype and bytes_meet(o, block)]
         for v in block.values:
             if v.alias_of is not None:
                 continue  # a view: listed with the value it views
