@@ -20,19 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from bench_mlp import build as mlp  # FullyConnected + relu layers, SoftmaxOutput named out
 from common import device_tag, environment, time_ms, write
 
 import tritonsym as ts
 
 S = ts.sym
 MIB = 2**20
-
-
-def mlp(sizes):
-    net = S.Variable("data")
-    for i, hidden in enumerate(sizes[1:-1], 1):
-        net = S.Activation(S.FullyConnected(net, num_hidden=hidden, name=f"fc{i}"), act_type="relu", name=f"relu{i}")
-    return S.SoftmaxOutput(S.FullyConnected(net, num_hidden=sizes[-1], name=f"fc{len(sizes) - 1}"), name="out")
 
 
 def gated(width, blocks, classes=10):

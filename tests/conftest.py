@@ -1,8 +1,13 @@
+import pathlib
+import sys
 import zlib
 
 import numpy as np
 import pytest
 import torch
+
+# Tests check the networks the benchmarks report on, built by the benchmarks' own code.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 
 
 @pytest.fixture

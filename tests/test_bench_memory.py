@@ -1,15 +1,10 @@
 """The memory targets on every network perf/bench_memory.py reports (binding plans memory
 without running a kernel, so these are the benchmark's own figures)."""
 
-import pathlib
-import sys
-
+import bench_memory
 import pytest
 
 import tritonsym as ts
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
-import bench_memory  # noqa: E402
 
 NAMES = [n[0] for n in bench_memory.NETWORKS]
 

@@ -4,6 +4,7 @@ the lower bound, forward-only plans, mirror, and results that planning never cha
 import numpy as np
 import pytest
 import torch
+from bench_memory import gated  # gated blocks h*g*0.5 + h: arithmetic and shared inputs
 from plan_checks import assert_no_live_overlap
 
 import tritonsym as ts
@@ -21,16 +22,6 @@ def mlp(sizes, act="relu"):
         net = S.Activation(net, act_type=act, name=f"act{i + 1}")
     net = S.FullyConnected(net, num_hidden=sizes[-1], name=f"fc{len(sizes) - 1}")
     return S.SoftmaxOutput(net, name="softmax")
-
-
-def gated(width, blocks, classes=5):
-    """Gated blocks h*g*0.5 + h: arithmetic, and inputs shared by several operators."""
-    x = S.Variable("data")
-    for i in range(blocks):
-        h = S.Activation(S.FullyConnected(x, num_hidden=width, name=f"h{i}"), act_type="tanh", name=f"tanh{i}")
-        g = S.Activation(S.FullyConnected(x, num_hidden=width, name=f"g{i}"), act_type="sigmoid", name=f"sig{i}")
-        x = h * g * 0.5 + h
-    return S.SoftmaxOutput(S.FullyConnected(x, num_hidden=classes, name="cls"), name="softmax")
 
 
 def values(exe):
