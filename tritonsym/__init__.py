@@ -22,13 +22,28 @@ if not _os.path.isdir(_os.path.join(__path__[0], "ops")) and _os.path.isfile(
         _os.path.join(_checkout, "ops", "__init__.py")):
     __path__.append(_checkout)
 
-from . import ops, symbol  # ops first: it decides whether kernels are compiled or interpreted
+from . import (  # ops first: it decides whether kernels are compiled or interpreted  # noqa: I001  (the user layer)
+    callback,
+    initializer,
+    io,
+    metric,
+    model,
+    module,
+    ops,
+    optimizer,
+    random,
+    symbol,
+)
 from .base import BindError, DTypeError, ExecutionError, FormatError, ParamError, ShapeError, TritonSymError
 from .context import Context, cpu, gpu
 from .executor import Executor
+from .optimizer import lr_scheduler
 
 sym = symbol
+mod = module
+init = initializer
 
 __version__ = "0.1.0"
 __all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
-           "ShapeError", "TritonSymError", "cpu", "gpu", "ops", "sym", "symbol"]
+           "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "init", "initializer", "io", "lr_scheduler",
+           "metric", "mod", "model", "module", "ops", "optimizer", "random", "sym", "symbol"]

@@ -17,7 +17,7 @@ from ..base import BindError, ExecutionError, dtype_name
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
-from .memory import Workspace
+from .memory import ParamRegion, Workspace, param_regions
 from .program import Program, Step
 from .report import MemoryReport, memory_report
 
@@ -94,6 +94,11 @@ class Executor:
         if self._memory is None:
             self._memory = memory_report(self._program, self._workspace, self._options["mirror"])
         return self._memory
+
+    def param_regions(self) -> list[ParamRegion]:
+        """The parameters that take a gradient, as one flat weight view and one flat gradient
+        view per dtype with the same layout (what an optimizer updates in one launch)."""
+        return param_regions(self._program, self._workspace)
 
     # ------------------------------------------------------------------- execution
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..base import BindError
 from .planner import ALIGN_BYTES, MemoryPlan, is_planned
 from .planner import aligned as _aligned
 from .program import Program, Value
@@ -43,6 +44,39 @@ class Workspace:
         """The flat slice of ``dtype``'s arena holding region ``name`` ("params", "param_grads")."""
         region = self.regions[(dtype, name)]
         return self.arenas[dtype][region.start // dtype.itemsize: region.end // dtype.itemsize]
+
+
+@dataclass(frozen=True)
+class ParamRegion:
+    """The trainable parameters of one dtype as flat views: ``weights`` and ``grads`` have
+    the same layout, and parameter ``name`` is ``weights[start:start + size]``. Gaps left
+    by alignment lie between members."""
+
+    dtype: torch.dtype
+    weights: torch.Tensor
+    grads: torch.Tensor
+    members: tuple[tuple[str, int, int], ...]  # (name, start element, size)
+
+
+def param_regions(program: Program, workspace: Workspace) -> list[ParamRegion]:
+    """One ``ParamRegion`` per dtype of the parameters that take a gradient. Every such
+    parameter must live in the workspace (``simple_bind``), not in a user array (``bind``)."""
+    members: dict[torch.dtype, list[tuple[str, int, int]]] = {}
+    for name in program.arg_names:
+        value, grad = program.args[name], program.arg_grads.get(name)
+        if grad is None:
+            continue
+        if id(value) not in workspace.offsets or id(grad) not in workspace.offsets:
+            raise BindError(f"{name!r} or its gradient is an array given to bind(), outside the workspace; the flat "
+                            "optimizer update needs every trained parameter in it: use simple_bind (or Module), or "
+                            "set grad_req='null' for that argument")
+        start = workspace.offsets[id(value)] - workspace.regions[(value.dtype, "params")].start
+        # Parameters and gradients are laid out alike; the flat update relies on it.
+        assert start == workspace.offsets[id(grad)] - workspace.regions[(value.dtype, "param_grads")].start, name
+        members.setdefault(value.dtype, []).append((name, start // value.dtype.itemsize,
+                                                    value.nbytes // value.dtype.itemsize))
+    return [ParamRegion(dtype, workspace.region_view(dtype, "params"), workspace.region_view(dtype, "param_grads"),
+                        tuple(group)) for dtype, group in members.items()]
 
 
 def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tensor],

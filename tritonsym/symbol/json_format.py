@@ -26,10 +26,9 @@ its operators are ones tritonsym has.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 from ..base import FormatError, TritonSymError
+from ..files import atomic_write
 from ..operators.registry import REGISTRY
 from .symbol import Node, Symbol, topo_order
 
@@ -59,19 +58,7 @@ def to_json(symbol: Symbol) -> str:
 
 
 def save(symbol: Symbol, fname: str) -> None:
-    text = to_json(symbol)
-    directory = os.path.dirname(os.path.abspath(fname))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, fname)  # readers see the old file or the whole new one, never half
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(fname, to_json(symbol).encode())  # readers see the old file or the whole new one
 
 
 def load(fname: str) -> Symbol:

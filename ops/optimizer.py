@@ -1,0 +1,224 @@
+"""Optimizer updates over flat parameter regions: SGD (with momentum) and Adam.
+
+A bound network keeps all its trainable parameters in one contiguous region of the
+workspace and their gradients in another with the same layout, so one launch updates
+every parameter. The region has alignment gaps between parameters, and each parameter
+has its own learning-rate and weight-decay multiplier, so the launch walks a *chunk
+table*: each program updates one chunk, at most BLOCK elements of one parameter, and
+reads that parameter's multipliers once.
+
+Per-step scalars (learning rate, Adam's bias corrections, ...) are read from a small
+device tensor ``hyper`` rather than passed as arguments: the launch is built once and
+never changes, so it can be replayed (or captured in a CUDA graph) while the host only
+rewrites ``hyper``. Arithmetic is float64 for float64 parameters, else float32; the
+optimizer state (momentum, Adam's moments) is kept in that compute dtype.
+
+    # read 2 (SGD) or 2 + 2 (momentum / Adam) elements per parameter, write 1 (+1 or +2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import ELEMENTWISE_BLOCK, FLOAT_DTYPES, KernelArgumentError, Launch, check_tensor, run, store
+
+# The slots of ``hyper``; the host fills them by name.
+SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
+ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
+              "bias_correction1", "sqrt_bias_correction2")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the update computes in, and the optimizer state's dtype."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@triton.jit
+def _chunk(CHUNK_START, CHUNK_END, BLOCK: tl.constexpr):
+    """This program's element offsets and mask: one chunk of one parameter."""
+    pid = tl.program_id(0)
+    start = tl.load(CHUNK_START + pid)
+    end = tl.load(CHUNK_END + pid)
+    offsets = start + tl.arange(0, BLOCK)
+    return offsets, offsets < end
+
+
+@triton.jit
+def _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl.constexpr):
+    """The weight and ``clip(rescale_grad * grad) + wd * wd_mult * weight`` (MXNet's order)."""
+    CT = HYPER.dtype.element_ty
+    w = tl.load(W + offsets, mask=mask, other=0.0).to(CT)
+    g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + 2)
+    if CLIP:
+        clip = tl.load(HYPER + 3)
+        g = tl.minimum(tl.maximum(g, -clip), clip)
+    wd = tl.load(HYPER + 1) * tl.load(CHUNK_WD_MULT + tl.program_id(0))
+    return w, g + wd * w
+
+
+@triton.jit
+def _sgd_kernel(
+    W, G, MOM, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
+    HAS_MOMENTUM: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program updates one chunk: ``mom = momentum*mom - lr*g; w += mom`` (or ``w -= lr*g``)."""
+    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
+    w, g = _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP)
+    lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
+    if HAS_MOMENTUM:
+        mom = tl.load(HYPER + 4) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
+        tl.store(MOM + offsets, mom, mask=mask)
+        w = w + mom
+    else:
+        w = w - lr * g
+    store(W, offsets, w, mask)
+
+
+@triton.jit
+def _adam_kernel(
+    W, G, MEAN, VAR, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
+    CLIP: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
+    ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``."""
+    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
+    w, g = _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP)
+    lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
+    beta1 = tl.load(HYPER + 4)
+    beta2 = tl.load(HYPER + 5)
+    m = beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0) + (1.0 - beta1) * g
+    v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + (1.0 - beta2) * g * g
+    tl.store(MEAN + offsets, m, mask=mask)
+    tl.store(VAR + offsets, v, mask=mask)
+    denom = tl.sqrt(v) / tl.load(HYPER + 8) + tl.load(HYPER + 6)
+    w = w - (lr / tl.load(HYPER + 7)) * (m / denom)
+    store(W, offsets, w, mask)
+
+
+# -------------------------------------------------------------------------- launchers
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One parameter inside a flat region: elements ``[start, start + size)``."""
+
+    start: int
+    size: int
+    lr_mult: float = 1.0
+    wd_mult: float = 1.0
+
+
+@dataclass(frozen=True)
+class ChunkTable:
+    """Per-program bounds and multipliers, built once when an optimizer is bound."""
+
+    start: torch.Tensor  # int64 element offsets
+    end: torch.Tensor
+    lr_mult: torch.Tensor  # compute dtype
+    wd_mult: torch.Tensor
+    block: int  # elements per program: a power of two, at least the longest chunk
+
+    @property
+    def programs(self) -> int:
+        return self.start.numel()
+
+
+def chunk_table(segments: Sequence[Segment], region_size: int, dtype: torch.dtype, device) -> ChunkTable:
+    """Split each segment into chunks of at most one block; checks that segments lie in the region."""
+    # The interpreter's block is large (few programs run faster there); no wider than the
+    # longest segment, or every program would compute on masked-off lanes.
+    longest = max((seg.size for seg in segments), default=1)
+    block = min(ELEMENTWISE_BLOCK, max(16, triton.next_power_of_2(longest)))
+    starts, ends, lrs, wds = [], [], [], []
+    for k, seg in enumerate(segments):
+        if seg.start < 0 or seg.size < 0 or seg.start + seg.size > region_size:
+            raise KernelArgumentError(f"optimizer update: segment {k} (start {seg.start}, size {seg.size}) lies "
+                                      f"outside the region of {region_size} elements")
+        for start in range(seg.start, seg.start + seg.size, block):
+            starts.append(start)
+            ends.append(min(start + block, seg.start + seg.size))
+            lrs.append(seg.lr_mult)
+            wds.append(seg.wd_mult)
+    ct = compute_dtype(dtype)
+    return ChunkTable(torch.tensor(starts, dtype=torch.int64, device=device),
+                      torch.tensor(ends, dtype=torch.int64, device=device),
+                      torch.tensor(lrs, dtype=ct, device=device), torch.tensor(wds, dtype=ct, device=device), block)
+
+
+def _check(fn: str, weight: torch.Tensor, grad: torch.Tensor, states: dict, hyper: torch.Tensor, slots: int):
+    check_tensor(fn, "weight", weight, FLOAT_DTYPES)
+    check_tensor(fn, "grad", grad, FLOAT_DTYPES)
+    for name, t in {"weight": weight, "grad": grad, **states}.items():
+        if t.dim() != 1 or not t.is_contiguous():
+            raise KernelArgumentError(f"{fn}: {name} must be a flat contiguous tensor, got shape {tuple(t.shape)} "
+                                      f"and strides {t.stride()}")
+        if t.device != weight.device:
+            raise KernelArgumentError(f"{fn}: {name} is on {t.device} but weight is on {weight.device}")
+    if grad.dtype != weight.dtype or grad.numel() != weight.numel():
+        raise KernelArgumentError(f"{fn}: grad ({grad.dtype}, {grad.numel()} elements) must match weight "
+                                  f"({weight.dtype}, {weight.numel()} elements)")
+    ct = compute_dtype(weight.dtype)
+    for name, t in states.items():
+        if t.dtype != ct or t.numel() != weight.numel():
+            raise KernelArgumentError(f"{fn}: {name} must be {ct} with {weight.numel()} elements like weight, got "
+                                      f"{t.dtype} with {t.numel()}")
+    if hyper.dtype != ct or hyper.numel() != slots or hyper.device != weight.device:
+        raise KernelArgumentError(f"{fn}: hyper must be {slots} {ct} values on {weight.device}, got {hyper.numel()} "
+                                  f"{hyper.dtype} on {hyper.device}")
+
+
+def plan_sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None, chunks: ChunkTable,
+                    hyper: torch.Tensor, clip: bool) -> list[Launch]:
+    """One launch updating ``weight`` (flat) from ``grad``; ``hyper`` holds ``SGD_HYPER``."""
+    _check("sgd_update", weight, grad, {} if momentum is None else {"momentum": momentum}, hyper, len(SGD_HYPER))
+    mom = weight if momentum is None else momentum  # never read without HAS_MOMENTUM
+    return [Launch(_sgd_kernel, (chunks.programs,),
+                   [weight, grad, mom, chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
+                   dict(HAS_MOMENTUM=momentum is not None, CLIP=clip, BLOCK=chunks.block))]
+
+
+def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
+                     chunks: ChunkTable, hyper: torch.Tensor, clip: bool) -> list[Launch]:
+    """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``."""
+    _check("adam_update", weight, grad, {"mean": mean, "var": var}, hyper, len(ADAM_HYPER))
+    return [Launch(_adam_kernel, (chunks.programs,),
+                   [weight, grad, mean, var, chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
+                   dict(CLIP=clip, BLOCK=chunks.block))]
+
+
+def _hyper(names: Sequence[str], values: dict, weight: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([float(values.get(n, 0.0)) for n in names], dtype=compute_dtype(weight.dtype),
+                        device=weight.device)
+
+
+def _whole(weight: torch.Tensor) -> ChunkTable:
+    return chunk_table([Segment(0, weight.numel())], weight.numel(), weight.dtype, weight.device)
+
+
+def sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None = None, *,
+               learning_rate: float, wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None,
+               momentum_factor: float = 0.0) -> torch.Tensor:
+    """Standalone SGD step on one contiguous tensor (``momentum``: its state, updated too)."""
+    flat = [t.view(-1) if t is not None else None for t in (weight, grad, momentum)]
+    hyper = _hyper(SGD_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
+                                   clip_gradient=clip_gradient or 0.0, momentum=momentum_factor), weight)
+    run(plan_sgd_update(*flat, _whole(weight), hyper, clip_gradient is not None))
+    return weight
+
+
+def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, *, step: int,
+                learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+                wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None) -> torch.Tensor:
+    """Standalone Adam step number ``step`` (from 1) on one contiguous tensor and its moments."""
+    hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
+                                    clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
+                                    bias_correction1=1 - beta1 ** step,
+                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5), weight)
+    run(plan_adam_update(weight.view(-1), grad.view(-1), mean.view(-1), var.view(-1), _whole(weight), hyper,
+                         clip_gradient is not None))
+    return weight

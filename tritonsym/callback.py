@@ -1,0 +1,127 @@
+"""Callbacks for ``Module.fit`` (MXNet's ``mx.callback``).
+
+A batch-end callback is called as ``callback(BatchEndParam(epoch, nbatch, eval_metric,
+locals))`` after each training batch; an epoch-end callback as ``callback(epoch, symbol,
+arg_params, aux_params)`` after each epoch. Messages go through ``logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import NamedTuple
+
+from .base import ParamError
+
+
+class BatchEndParam(NamedTuple):
+    epoch: int
+    nbatch: int
+    eval_metric: object
+    locals: dict | None = None
+
+
+def _metric_text(metric) -> str:
+    if metric is None:
+        return ""
+    return "".join(f"\t{name}={value:f}" for name, value in metric.get_name_value())
+
+
+class Speedometer:
+    """Log training speed (samples/s) and the training metric every ``frequent`` batches.
+
+    ``auto_reset`` resets the metric after each log, so the figure covers the last
+    ``frequent`` batches only."""
+
+    def __init__(self, batch_size: int, frequent: int = 50, auto_reset: bool = True,
+                 logger: logging.Logger | None = None):
+        if batch_size < 1 or frequent < 1:
+            raise ParamError(f"Speedometer: batch_size={batch_size} and frequent={frequent} must be >= 1")
+        self.batch_size, self.frequent, self.auto_reset = batch_size, frequent, auto_reset
+        self.logger = logger or logging.getLogger("tritonsym")
+        self._tic = None
+        self._last = 0
+        self.speed = float("nan")  # the last samples/s figure logged
+
+    def __call__(self, param: BatchEndParam) -> None:
+        count = param.nbatch
+        if self._tic is None or count < self._last:  # a new epoch
+            self._tic, self._last = time.perf_counter(), count
+            return
+        if count % self.frequent == 0:
+            elapsed = time.perf_counter() - self._tic
+            self.speed = (count - self._last) * self.batch_size / elapsed if elapsed > 0 else float("inf")
+            self.logger.info("Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec%s", param.epoch, self._last, count,
+                             self.speed, _metric_text(param.eval_metric))
+            if self.auto_reset and param.eval_metric is not None:
+                param.eval_metric.reset()
+            self._tic, self._last = time.perf_counter(), count
+
+
+class ProgressBar:
+    """A tqdm progress bar over the batches of each epoch (``total`` batches per epoch),
+    showing the training metric. Written to stderr; falls back to nothing when tqdm is
+    missing."""
+
+    def __init__(self, total: int | None = None, file=None):
+        self.total, self.file = total, file or sys.stderr
+        self._bar = None
+        self._epoch = None
+
+    def __call__(self, param: BatchEndParam) -> None:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover - tqdm is a dependency; stay silent without it
+            return
+        if self._epoch != param.epoch:
+            self.close()
+            self._bar = tqdm(total=self.total, desc=f"epoch {param.epoch}", unit="batch", file=self.file,
+                             leave=False, dynamic_ncols=True)
+            self._epoch = param.epoch
+        self._bar.update(1)
+        if param.eval_metric is not None:
+            self._bar.set_postfix(dict(param.eval_metric.get_name_value()), refresh=False)
+        if self.total is not None and self._bar.n >= self.total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class LogValidationMetricsCallback:
+    """Log each validation metric at the end of evaluation (``eval_end_callback``)."""
+
+    def __call__(self, param: BatchEndParam) -> None:
+        for name, value in param.eval_metric.get_name_value():
+            logging.getLogger("tritonsym").info("Epoch[%d] Validation-%s=%f", param.epoch, name, value)
+
+
+def log_train_metric(period: int, auto_reset: bool = False):
+    """A batch-end callback logging the training metric every ``period`` batches."""
+
+    def callback(param: BatchEndParam) -> None:
+        if param.nbatch % period == 0 and param.eval_metric is not None:
+            for name, value in param.eval_metric.get_name_value():
+                logging.getLogger("tritonsym").info("Iter[%d] Batch[%d] Train-%s=%f", param.epoch, param.nbatch,
+                                                    name, value)
+            if auto_reset:
+                param.eval_metric.reset()
+    return callback
+
+
+def do_checkpoint(prefix: str, period: int = 1):
+    """An epoch-end callback saving ``prefix-symbol.json`` and ``prefix-%04d.safetensors``
+    every ``period`` epochs (numbered from 1: the checkpoint after the first epoch is 0001)."""
+    from .model import save_checkpoint
+
+    if period < 1:
+        raise ParamError(f"do_checkpoint: period={period} must be >= 1")
+
+    def callback(epoch: int, symbol, arg_params: dict, aux_params: dict) -> None:
+        if (epoch + 1) % period == 0:
+            save_checkpoint(prefix, epoch + 1, symbol, arg_params, aux_params)
+            logging.getLogger("tritonsym").info("Saved checkpoint to \"%s-%04d.safetensors\"", prefix, epoch + 1)
+    return callback

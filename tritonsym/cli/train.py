@@ -1,0 +1,152 @@
+"""``tritonsym train``: train an MLP classifier with Module.fit and report its accuracy.
+
+Defaults: the seed document's MLP (FullyConnected 128, relu, FullyConnected to the
+classes, SoftmaxOutput) on the bundled 8x8 digits, with a fixed 80/20 train/validation
+split; ``--data mnist --data-dir DIR`` trains on MNIST files on disk (validated on its
+test set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import numpy as np
+
+from ..base import TritonSymError
+
+DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch_size=128, optimizer="sgd", lr=0.1,
+                momentum=0.9, wd=1e-4, seed=0, dtype="float32", validation_fraction=0.2)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an MLP classifier (defaults: the seed's MLP on the bundled digits)",
+                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", choices=("digits", "mnist"), default=DEFAULTS["data"],
+                   help="digits: the bundled UCI 8x8 digits (no download); mnist: IDX files in --data-dir")
+    p.add_argument("--data-dir", help="folder with the four MNIST IDX files (plain or .gz)")
+    p.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden layer sizes, comma-separated (e.g. 128,64)")
+    p.add_argument("--activation", default=DEFAULTS["activation"],
+                   choices=("relu", "sigmoid", "tanh", "softrelu", "softsign"),
+                   help="activation after each hidden layer")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=DEFAULTS["optimizer"])
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+    p.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum")
+    p.add_argument("--wd", type=float, default=DEFAULTS["wd"], help="weight decay (weights only)")
+    p.add_argument("--lr-schedule", choices=("none", "cosine"), default="cosine",
+                   help="cosine: decay the rate to 0 over the run")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
+    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=("float32", "float64", "float16", "bfloat16"))
+    p.add_argument("--validation-fraction", type=float, default=DEFAULTS["validation_fraction"],
+                   help="share of the digits held out for validation")
+    p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json and PREFIX-%%04d.safetensors each epoch")
+    p.add_argument("--device", default="auto", help="auto, cpu (Triton interpreter), gpu or gpu:N")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar per epoch (default: when stderr is a terminal)")
+
+
+def build_mlp(hidden: list[int], activation: str, classes: int):
+    """The seed's MLP: FullyConnected + activation per hidden layer, then the output layer."""
+    from .. import sym
+
+    net = sym.Variable("data")
+    for k, size in enumerate(hidden, start=1):
+        net = sym.FullyConnected(data=net, name=f"fc{k}", num_hidden=size)
+        net = sym.Activation(data=net, name=f"{activation}{k}", act_type=activation)
+    net = sym.FullyConnected(data=net, name=f"fc{len(hidden) + 1}", num_hidden=classes)
+    return sym.SoftmaxOutput(data=net, name="softmax")
+
+
+def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(train_x, train_y, val_x, val_y, description)``, pixels scaled to [0, 1]."""
+    from .. import io
+
+    if args.data == "digits":
+        images, labels = io.load_digits()
+        train, val = io.split(len(images), args.validation_fraction, seed=0)
+        x = images.astype(np.float32) / 16.0
+        return x[train], labels[train], x[val], labels[val], "the bundled UCI 8x8 digits"
+    if not args.data_dir:
+        raise TritonSymError("train: --data mnist needs --data-dir DIR, a folder with the four MNIST IDX files")
+    m = io.load_mnist(args.data_dir)
+    flat = lambda a: a.reshape(a.shape[0], -1).astype(np.float32) / 255.0  # noqa: E731
+    return (flat(m["train_images"]), m["train_labels"], flat(m["test_images"]), m["test_labels"],
+            f"MNIST from {args.data_dir} (validated on its test set)")
+
+
+def context_from(name: str):
+    from .. import context
+
+    if name == "auto":
+        return context.default_context()
+    if name == "cpu":
+        return context.cpu()
+    if name.startswith("gpu"):
+        index = name.partition(":")[2]
+        if index and not index.isdigit():
+            raise TritonSymError(f"train: --device {name!r}: expected gpu or gpu:N")
+        return context.gpu(int(index or 0))
+    raise TritonSymError(f"train: --device {name!r}: expected auto, cpu, gpu or gpu:N")
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    log = logging.getLogger("tritonsym")
+    try:
+        return _train(args, log)
+    except (TritonSymError, FileNotFoundError) as e:
+        print(f"tritonsym train: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _train(args, log) -> int:
+    import tritonsym as ts
+
+    start = time.perf_counter()
+    try:
+        hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
+    except ValueError:
+        raise TritonSymError(f"train: --hidden {args.hidden!r}: expected sizes like 128 or 128,64") from None
+    if any(h < 1 for h in hidden):
+        raise TritonSymError(f"train: --hidden {args.hidden!r}: sizes must be positive")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise TritonSymError(f"train: {flag} {value}: must be at least 1")
+    ctx = context_from(args.device)
+    ts.random.seed(args.seed)
+    train_x, train_y, val_x, val_y, source = load_data(args)
+    classes = int(max(train_y.max(), val_y.max())) + 1
+    train = ts.io.NDArrayIter(train_x, train_y, batch_size=args.batch_size, shuffle=True, dtype=args.dtype)
+    val = ts.io.NDArrayIter(val_x, val_y, batch_size=args.batch_size, dtype=args.dtype)
+    net = build_mlp(hidden, args.activation, classes)
+    lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.001)
+    params = {"learning_rate": lr, "wd": args.wd}
+    if args.optimizer == "sgd":
+        params["momentum"] = args.momentum
+    steps = args.epochs * -(-train.num_data // args.batch_size)
+    if args.lr_schedule == "cosine" and steps > 1:
+        params["lr_scheduler"] = ts.lr_scheduler.CosineScheduler(max_update=steps)
+    log.info("data: %s: %d train / %d validation samples, %d features, %d classes", source, len(train_x),
+             len(val_x), train_x.shape[1], classes)
+    log.info("network: %s, %s, SoftmaxOutput; %s on %s%s", "-".join(map(str, [train_x.shape[1], *hidden, classes])),
+             args.activation, args.dtype, ctx, " (Triton interpreter)" if ctx.device_type == "cpu" else "")
+    log.info("optimizer: %s %s, batch %d, %d epochs", args.optimizer,
+             ", ".join(f"{k}={v}" for k, v in params.items() if k != "lr_scheduler")
+             + (", cosine schedule" if "lr_scheduler" in params else ""), args.batch_size, args.epochs)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    batch_end = [ts.callback.ProgressBar(total=-(-train.num_data // args.batch_size))] if progress else None
+    epoch_end = ts.callback.do_checkpoint(args.save) if args.save else None
+    mod = ts.mod.Module(net, context=ctx)
+    history = mod.fit(train, eval_data=val, eval_metric="acc", optimizer=args.optimizer, optimizer_params=params,
+                      initializer=ts.init.Xavier(), num_epoch=args.epochs, batch_end_callback=batch_end,
+                      epoch_end_callback=epoch_end)
+    last = history[-1]
+    fit_time = sum(h["time"] for h in history)
+    log.info("final: validation accuracy %.4f, train accuracy %.4f after %d epochs; %.0f samples/s in training; "
+             "%.1f s in all", last["validation"]["accuracy"], last["train"]["accuracy"], args.epochs,
+             sum(len(train_x) for _ in history) / fit_time, time.perf_counter() - start)
+    return 0

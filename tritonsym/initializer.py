@@ -1,0 +1,179 @@
+"""Initializers: how a parameter gets its first value.
+
+MXNet's rules: an initializer is called with the argument's name and array; names ending
+in ``weight`` get the initializer's distribution, ``bias`` and ``beta`` zeros, ``gamma``
+ones; a Variable's ``init`` attribute (``Variable("w", init=Normal(0.1))``) wins over all
+of that. Values are drawn in float64 on the host from ``tritonsym.random``'s generator,
+in argument order, then copied into the parameter's dtype and device: under a seed every
+run, and every device, starts from the same numbers.
+
+>>> import tritonsym as ts, torch
+>>> ts.random.seed(0)
+>>> w = torch.empty(3, 4)
+>>> ts.init.Xavier()("fc1_weight", w)
+>>> ts.init.Xavier()("fc1_bias", b := torch.empty(3)); b.tolist()
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from . import random
+from .base import ParamError
+
+INITIALIZERS: dict[str, type["Initializer"]] = {}
+
+
+def register(cls: type["Initializer"]) -> type["Initializer"]:
+    INITIALIZERS[cls.__name__.lower()] = cls
+    return cls
+
+
+def create(spec) -> "Initializer":
+    """An initializer from an instance, a name (``"xavier"``), or the JSON of ``dumps()``
+    (``'["normal", {"sigma": 0.1}]'``, what a Variable's ``init`` attribute holds)."""
+    if isinstance(spec, Initializer):
+        return spec
+    if not isinstance(spec, str):
+        raise ParamError(f"initializer: expected an Initializer, a name or its JSON, got {type(spec).__name__}")
+    name, kwargs = spec.strip(), {}
+    if name.startswith("["):
+        try:
+            name, kwargs = json.loads(name)
+        except (ValueError, TypeError):
+            raise ParamError(f"initializer: cannot read {spec!r}; expected '[\"name\", {{...}}]'") from None
+        if not isinstance(name, str) or not isinstance(kwargs, dict):
+            raise ParamError(f"initializer: cannot read {spec!r}; expected '[\"name\", {{...}}]'")
+    if name.lower() not in INITIALIZERS:
+        raise ParamError(f"initializer: unknown initializer {name!r}; known: {', '.join(sorted(INITIALIZERS))}")
+    try:
+        return INITIALIZERS[name.lower()](**kwargs)
+    except TypeError as e:
+        raise ParamError(f"initializer {name!r}: {e}") from None
+
+
+class Initializer:
+    """Base class: dispatch by name, a Variable's ``init`` attribute first."""
+
+    def __init__(self, **kwargs):
+        self._kwargs = kwargs
+
+    def dumps(self) -> str:
+        """JSON that ``create`` turns back into this initializer."""
+        return json.dumps([type(self).__name__.lower(), self._kwargs])
+
+    def __call__(self, name: str, array: torch.Tensor, attrs: dict | None = None) -> None:
+        """Fill ``array`` (a torch tensor, in place) as the argument ``name`` with symbol
+        attributes ``attrs`` should start."""
+        attrs = attrs or {}
+        if "__init__" in attrs:
+            create(attrs["__init__"])._fill(name, array)
+        elif name.endswith("weight"):
+            self._fill(name, array)
+        elif name.endswith(("bias", "beta", "moving_mean")):
+            _write(array, np.zeros(tuple(array.shape)))
+        elif name.endswith(("gamma", "moving_var")):
+            _write(array, np.ones(tuple(array.shape)))
+        else:
+            raise ParamError(f"initializer: no rule for argument {name!r}; names ending in weight, bias, gamma or "
+                             "beta are initialized by pattern. Give the variable an init (Variable(name, "
+                             "init=ts.init.Normal(0.01))) or pass its value in arg_params")
+
+    def _fill(self, name: str, array: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._kwargs.items())})"
+
+
+def _write(array: torch.Tensor, values: np.ndarray) -> None:
+    array.copy_(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).reshape(array.shape))
+
+
+@register
+class Uniform(Initializer):
+    """Weights uniform in ``[-scale, scale]`` (MXNet's default initializer, scale 0.07)."""
+
+    def __init__(self, scale: float = 0.07):
+        super().__init__(scale=scale)
+        self.scale = scale
+
+    def _fill(self, name, array):
+        _write(array, random.generator().uniform(-self.scale, self.scale, tuple(array.shape)))
+
+
+@register
+class Normal(Initializer):
+    """Weights from a normal distribution with mean 0 and standard deviation ``sigma``."""
+
+    def __init__(self, sigma: float = 0.01):
+        super().__init__(sigma=sigma)
+        self.sigma = sigma
+
+    def _fill(self, name, array):
+        _write(array, random.generator().normal(0.0, self.sigma, tuple(array.shape)))
+
+
+@register
+class Constant(Initializer):
+    """Weights all equal to ``value``."""
+
+    def __init__(self, value: float = 0.0):
+        super().__init__(value=value)
+        self.value = value
+
+    def _fill(self, name, array):
+        _write(array, np.full(tuple(array.shape), float(self.value)))
+
+
+@register
+class Zero(Constant):
+    """Weights all 0."""
+
+    def __init__(self):
+        super().__init__(0.0)
+        self._kwargs = {}
+
+
+@register
+class One(Constant):
+    """Weights all 1."""
+
+    def __init__(self):
+        super().__init__(1.0)
+        self._kwargs = {}
+
+
+@register
+class Xavier(Initializer):
+    """Glorot & Bengio (2010): variance ``magnitude / fan`` where ``fan`` is the average of
+    fan-in and fan-out (``factor_type="avg"``), or one of them (``"in"``, ``"out"``); uniform
+    in ``[-sqrt(magnitude/fan), +sqrt(...)]`` or gaussian with that standard deviation.
+    A weight of shape ``(out, in, *k)`` has fan-in ``in * prod(k)``, fan-out ``out * prod(k)``."""
+
+    def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3.0):
+        if rnd_type not in ("uniform", "gaussian"):
+            raise ParamError(f"Xavier: rnd_type={rnd_type!r} must be 'uniform' or 'gaussian'")
+        if factor_type not in ("avg", "in", "out"):
+            raise ParamError(f"Xavier: factor_type={factor_type!r} must be 'avg', 'in' or 'out'")
+        if not magnitude > 0:
+            raise ParamError(f"Xavier: magnitude={magnitude!r} must be positive")
+        super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
+        self.rnd_type, self.factor_type, self.magnitude = rnd_type, factor_type, magnitude
+
+    def _fill(self, name, array):
+        shape = tuple(array.shape)
+        if len(shape) < 2:
+            raise ParamError(f"Xavier: {name!r} has shape {shape}; Xavier needs at least 2 dimensions (out, in, ...)")
+        receptive = math.prod(shape[2:])
+        fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+        fan = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
+        scale = math.sqrt(self.magnitude / fan)
+        rng = random.generator()
+        values = rng.uniform(-scale, scale, shape) if self.rnd_type == "uniform" else rng.normal(0.0, scale, shape)
+        _write(array, values)

@@ -1,0 +1,193 @@
+"""Batches from arrays in memory (MXNet's ``NDArrayIter``), and what a batch carries.
+
+An iterator yields ``DataBatch``es whose ``data`` and ``label`` are lists of torch tensors
+on the host, one per name in ``provide_data`` / ``provide_label`` (``DataDesc``: name,
+shape with the batch size, dtype), and whose ``pad`` says how many trailing samples are
+filler. Every batch has the same shape, so a network is bound once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+from .. import random
+from ..base import ParamError, dtype_name, to_dtype
+
+LAST_BATCH_HANDLES = ("pad", "discard", "roll_over")
+
+
+class DataDesc(NamedTuple):
+    """Name, shape (batch first) and dtype of one input."""
+
+    name: str
+    shape: tuple
+    dtype: torch.dtype = torch.float32
+
+
+@dataclass
+class DataBatch:
+    data: list[torch.Tensor]
+    label: list[torch.Tensor] = field(default_factory=list)
+    pad: int = 0
+    index: np.ndarray | None = None
+    provide_data: list[DataDesc] | None = None
+    provide_label: list[DataDesc] | None = None
+
+
+class DataIter:
+    """Base class: iterate over ``DataBatch``es; ``reset()`` starts the next epoch."""
+
+    batch_size: int = 0
+
+    def __iter__(self) -> Iterator[DataBatch]:
+        return self
+
+    def __next__(self) -> DataBatch:
+        batch = self.next()
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def next(self) -> DataBatch | None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        raise NotImplementedError
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        return []
+
+
+def _named(what: str, arrays, default_name: str) -> list[tuple[str, np.ndarray | torch.Tensor]]:
+    if arrays is None:
+        return []
+    if isinstance(arrays, dict):
+        items = list(arrays.items())
+    elif isinstance(arrays, (list, tuple)):
+        items = [(default_name if len(arrays) == 1 else f"_{k}_{default_name}", a) for k, a in enumerate(arrays)]
+    else:
+        items = [(default_name, arrays)]
+    out = []
+    for name, a in items:
+        if not isinstance(a, torch.Tensor):
+            a = np.asarray(a)
+            if a.dtype == object:
+                raise ParamError(f"NDArrayIter: {what} {name!r} is not a numeric array")
+        if a.ndim == 0:
+            raise ParamError(f"NDArrayIter: {what} {name!r} must have a batch dimension, got a scalar")
+        out.append((name, a))
+    return out
+
+
+def _as_tensor(a, dtype: torch.dtype | None, is_label: bool) -> torch.Tensor:
+    """A host tensor: data in ``dtype``; labels in ``dtype`` when fractional, else int64."""
+    t = torch.from_numpy(np.ascontiguousarray(a)) if not isinstance(a, torch.Tensor) else a.detach().cpu()
+    if is_label and not t.is_floating_point():
+        t = t.to(torch.int64)  # class indices (uint8 labels and friends) in the type kernels read
+    elif dtype is not None:
+        t = t.to(dtype)
+    return t.contiguous()
+
+
+class NDArrayIter(DataIter):
+    """Batches of ``batch_size`` samples from arrays (numpy or torch, or a list/dict of them).
+
+    - ``shuffle``: a new order every epoch, drawn from ``tritonsym.random`` (or ``seed``).
+    - ``last_batch_handle``: ``"pad"`` fills the last batch with samples from the start of
+      the epoch and reports how many in ``pad`` (metrics and ``predict`` drop them);
+      ``"discard"`` drops an incomplete last batch; ``"roll_over"`` carries the leftover
+      samples into the first batch of the next epoch.
+    - ``dtype``: floating data and labels are converted to it (float32 by default, as in
+      MXNet); integer labels keep an integer type.
+    - ``num_parts`` / ``part_index``: this iterator reads only its contiguous share of the
+      samples (for data-parallel workers).
+
+    >>> import numpy as np
+    >>> it = NDArrayIter(np.zeros((10, 3)), np.arange(10), batch_size=4)
+    >>> [b.pad for b in it]
+    [0, 0, 2]
+    """
+
+    def __init__(self, data, label=None, batch_size: int = 1, shuffle: bool = False,
+                 last_batch_handle: str = "pad", data_name: str = "data", label_name: str = "softmax_label",
+                 dtype="float32", seed: int | None = None, num_parts: int = 1, part_index: int = 0):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ParamError(f"NDArrayIter: batch_size={batch_size!r} must be a positive integer")
+        if last_batch_handle not in LAST_BATCH_HANDLES:
+            raise ParamError(f"NDArrayIter: last_batch_handle={last_batch_handle!r} must be one of "
+                             f"{', '.join(LAST_BATCH_HANDLES)}")
+        if not (isinstance(num_parts, int) and num_parts >= 1 and isinstance(part_index, int)
+                and 0 <= part_index < num_parts):
+            raise ParamError(f"NDArrayIter: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
+        dtype = to_dtype(dtype) if dtype is not None else None
+        named = _named("data", data, data_name) + _named("label", label, label_name)
+        if not named or not _named("data", data, data_name):
+            raise ParamError("NDArrayIter: no data given")
+        sizes = {name: a.shape[0] for name, a in named}
+        if len(set(sizes.values())) != 1:
+            raise ParamError(f"NDArrayIter: data and labels must have the same number of samples, got {sizes}")
+        total = next(iter(sizes.values()))
+        lo, hi = total * part_index // num_parts, total * (part_index + 1) // num_parts
+        n_data = len(_named("data", data, data_name))
+        arrays = [(name, _as_tensor(a[lo:hi], dtype, k >= n_data)) for k, (name, a) in enumerate(named)]
+        self.data, self.label = arrays[:n_data], arrays[n_data:]
+        self.num_data = hi - lo
+        if self.num_data < batch_size and last_batch_handle == "discard":
+            raise ParamError(f"NDArrayIter: {self.num_data} samples make no full batch of {batch_size} and "
+                             "last_batch_handle='discard' would yield nothing")
+        if self.num_data == 0:
+            raise ParamError("NDArrayIter: no samples")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.last_batch_handle = last_batch_handle
+        # Only a shuffling iterator draws from tritonsym.random, so others leave its sequence alone.
+        if seed is None:
+            seed = int(random.generator().integers(2 ** 63)) if shuffle else 0
+        self._rng = np.random.default_rng(seed)
+        self._carry = np.zeros(0, dtype=np.int64)  # roll_over: samples left from the last epoch
+        self._start_epoch()
+
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        return [DataDesc(n, (self.batch_size, *t.shape[1:]), t.dtype) for n, t in self.data]
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        return [DataDesc(n, (self.batch_size, *t.shape[1:]), t.dtype) for n, t in self.label]
+
+    def _start_epoch(self) -> None:
+        order = self._rng.permutation(self.num_data) if self.shuffle else np.arange(self.num_data)
+        self._order = np.concatenate([self._carry, order])
+        self._cursor = 0
+
+    def reset(self) -> None:
+        if self.last_batch_handle == "roll_over":
+            self._carry = self._order[self._cursor:]
+        self._start_epoch()
+
+    def next(self) -> DataBatch | None:
+        remaining = len(self._order) - self._cursor
+        if remaining <= 0 or (remaining < self.batch_size and self.last_batch_handle != "pad"):
+            return None
+        index = self._order[self._cursor:self._cursor + self.batch_size]
+        pad = self.batch_size - len(index)
+        if pad:  # wrap around to the start of the epoch
+            index = np.concatenate([index, np.resize(self._order, pad)])
+        self._cursor += self.batch_size
+        take = torch.from_numpy(index)
+        return DataBatch([t[take] for _, t in self.data], [t[take] for _, t in self.label], pad, index,
+                         self.provide_data, self.provide_label)
+
+    def __repr__(self) -> str:
+        descs = ", ".join(f"{d.name} {d.shape} {dtype_name(d.dtype)}" for d in self.provide_data + self.provide_label)
+        return (f"NDArrayIter({self.num_data} samples, batch {self.batch_size}, shuffle={self.shuffle}, "
+                f"last_batch_handle={self.last_batch_handle!r}: {descs})")

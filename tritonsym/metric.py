@@ -1,0 +1,278 @@
+"""Evaluation metrics, accumulated over batches on the host (MXNet's ``mx.metric``).
+
+``update(labels, preds)`` takes lists of arrays (torch tensors or numpy), one per label
+and per output; ``get()`` returns ``(name, value)``; ``reset()`` starts over. Sums are
+kept in float64, so a metric over many batches does not drift.
+
+>>> import numpy as np, tritonsym as ts
+>>> acc = ts.metric.create("acc")
+>>> acc.update([np.array([0, 1, 1])], [np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])])
+>>> acc.get()
+('accuracy', 0.6666666666666666)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .base import ParamError
+
+METRICS: dict[str, type["EvalMetric"]] = {}
+
+
+def register(*names: str):
+    def wrap(cls):
+        for name in names:
+            METRICS[name] = cls
+        return cls
+    return wrap
+
+
+def create(metric, **kwargs) -> "EvalMetric":
+    """A metric from a name (``"acc"``, ``"ce"``, ``"top_k_accuracy"``, ...), an instance, a
+    function ``f(label, pred) -> float`` (averaged over batches), or a list of these (a
+    ``CompositeEvalMetric``)."""
+    if isinstance(metric, EvalMetric):
+        return metric
+    if isinstance(metric, (list, tuple)):
+        return CompositeEvalMetric([create(m, **kwargs) for m in metric])
+    if callable(metric):
+        return CustomMetric(metric, **kwargs)
+    if isinstance(metric, str) and metric.lower() in METRICS:
+        return METRICS[metric.lower()](**kwargs)
+    raise ParamError(f"metric: unknown metric {metric!r}; known names: {', '.join(sorted(METRICS))}")
+
+
+def to_numpy(array) -> np.ndarray:
+    """A host float64 (or integer) numpy copy of a torch tensor or array."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach()
+        if array.dtype in (torch.float16, torch.bfloat16):
+            array = array.float()  # numpy has no bfloat16
+        return array.cpu().numpy()
+    return np.asarray(array)
+
+
+class EvalMetric:
+    """Base class: a running ``sum_metric / num_inst``."""
+
+    def __init__(self, name: str, output_names: Sequence[str] | None = None,
+                 label_names: Sequence[str] | None = None):
+        self.name = name
+        self.output_names = output_names
+        self.label_names = label_names
+        self.reset()
+
+    def reset(self) -> None:
+        self.sum_metric = 0.0
+        self.num_inst = 0
+
+    def update(self, labels: Sequence, preds: Sequence) -> None:
+        labels, preds = list(labels), list(preds)
+        if len(labels) != len(preds):
+            raise ParamError(f"{self.name}: {len(labels)} labels for {len(preds)} predictions; each output needs "
+                             "its label")
+        for label, pred in zip(labels, preds):
+            self._update_one(to_numpy(label), to_numpy(pred))
+
+    def _update_one(self, label: np.ndarray, pred: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def get(self) -> tuple[str, float]:
+        return self.name, (self.sum_metric / self.num_inst if self.num_inst else float("nan"))
+
+    def get_name_value(self) -> list[tuple[str, float]]:
+        name, value = self.get()
+        if isinstance(name, list):
+            return list(zip(name, value))
+        return [(name, value)]
+
+    def __repr__(self) -> str:
+        return f"EvalMetric: {dict(self.get_name_value())}"
+
+
+def _class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
+    label = label.reshape(-1)
+    if label.shape[0] != n:
+        raise ParamError(f"{metric}: {label.shape[0]} labels for {n} predictions")
+    return label.astype(np.int64)
+
+
+@register("acc", "accuracy")
+class Accuracy(EvalMetric):
+    """Fraction of samples whose arg-max prediction (along ``axis``) equals the label.
+    Predictions already given as class indices (same shape as the labels) are compared directly."""
+
+    def __init__(self, axis: int = 1, name: str = "accuracy", **kwargs):
+        self.axis = axis
+        super().__init__(name, **kwargs)
+
+    def _update_one(self, label, pred):
+        if pred.shape != label.shape:
+            pred = pred.argmax(axis=self.axis)
+        pred = pred.reshape(-1).astype(np.int64)
+        label = _class_labels(self.name, label, pred.shape[0])
+        self.sum_metric += float((pred == label).sum())
+        self.num_inst += label.shape[0]
+
+
+@register("top_k_accuracy", "top_k_acc")
+class TopKAccuracy(EvalMetric):
+    """Fraction of samples whose label is among the ``top_k`` highest predictions."""
+
+    def __init__(self, top_k: int = 1, name: str = "top_k_accuracy", **kwargs):
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ParamError(f"TopKAccuracy: top_k={top_k!r} must be an integer >= 1")
+        self.top_k = top_k
+        super().__init__(f"{name}_{top_k}", **kwargs)
+
+    def _update_one(self, label, pred):
+        if pred.ndim != 2:
+            raise ParamError(f"{self.name}: predictions must be (batch, classes), got shape {pred.shape}")
+        label = _class_labels(self.name, label, pred.shape[0])
+        k = min(self.top_k, pred.shape[1])
+        top = np.argpartition(-pred, k - 1, axis=1)[:, :k]
+        self.sum_metric += float((top == label[:, None]).any(axis=1).sum())
+        self.num_inst += label.shape[0]
+
+
+@register("ce", "cross-entropy", "cross_entropy")
+class CrossEntropy(EvalMetric):
+    """Mean of ``-log(p[label] + eps)`` over samples; predictions are probabilities."""
+
+    def __init__(self, eps: float = 1e-12, name: str = "cross-entropy", **kwargs):
+        self.eps = eps
+        super().__init__(name, **kwargs)
+
+    def _update_one(self, label, pred):
+        pred = pred.reshape(pred.shape[0], -1)
+        label = _class_labels(self.name, label, pred.shape[0])
+        if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
+            raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
+                             f"{label.max()}]")
+        prob = pred[np.arange(label.shape[0]), label].astype(np.float64)
+        self.sum_metric += float(-np.log(prob + self.eps).sum())
+        self.num_inst += label.shape[0]
+
+
+class _Regression(EvalMetric):
+    """Mean over samples of a per-sample error (averaged over each sample's outputs)."""
+
+    def _update_one(self, label, pred):
+        if label.size != pred.size:
+            raise ParamError(f"{self.name}: labels of shape {label.shape} do not match predictions of shape "
+                             f"{pred.shape}")
+        n = pred.shape[0] if pred.ndim else 1
+        diff = pred.reshape(n, -1).astype(np.float64) - label.reshape(n, -1).astype(np.float64)
+        self.sum_metric += float(self._error(diff).mean(axis=1).sum())
+        self.num_inst += n
+
+
+@register("mse")
+class MSE(_Regression):
+    def __init__(self, name: str = "mse", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def _error(self, diff):
+        return diff * diff
+
+
+@register("mae")
+class MAE(_Regression):
+    def __init__(self, name: str = "mae", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def _error(self, diff):
+        return np.abs(diff)
+
+
+@register("rmse")
+class RMSE(MSE):
+    """Root of the mean squared error over all samples seen (not a mean of batch roots)."""
+
+    def __init__(self, name: str = "rmse", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def get(self):
+        name, value = super().get()
+        return name, math.sqrt(value) if self.num_inst else value
+
+
+@register("f1")
+class F1(EvalMetric):
+    """F1 score from true/false positives and negatives counted over every sample seen.
+
+    ``average="binary"``: two classes, class 1 positive. ``"macro"``: the mean of each
+    class's F1, any number of classes. Predictions are scores per class (arg-max taken)."""
+
+    def __init__(self, average: str = "binary", name: str = "f1", **kwargs):
+        if average not in ("binary", "macro"):
+            raise ParamError(f"F1: average={average!r} must be 'binary' or 'macro'")
+        self.average = average
+        super().__init__(name, **kwargs)
+
+    def reset(self):
+        super().reset()
+        self.counts: dict[int, np.ndarray] = {}  # class -> [tp, fp, fn]
+
+    def _update_one(self, label, pred):
+        if pred.ndim != 2:
+            raise ParamError(f"{self.name}: predictions must be (batch, classes), got shape {pred.shape}")
+        label = _class_labels(self.name, label, pred.shape[0])
+        if self.average == "binary" and (pred.shape[1] != 2 or (label.size and (label.min() < 0 or label.max() > 1))):
+            raise ParamError(f"{self.name}: average='binary' needs 2 classes and labels 0/1, got {pred.shape[1]} "
+                             "classes; use F1(average='macro') for more")
+        guess = pred.argmax(axis=1)
+        classes = [1] if self.average == "binary" else range(pred.shape[1])
+        for c in classes:
+            c_counts = self.counts.setdefault(c, np.zeros(3))
+            c_counts += [((guess == c) & (label == c)).sum(), ((guess == c) & (label != c)).sum(),
+                         ((guess != c) & (label == c)).sum()]
+        self.num_inst += label.shape[0]
+
+    def get(self):
+        if not self.num_inst:
+            return self.name, float("nan")
+        scores = []
+        for tp, fp, fn in self.counts.values():
+            scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        return self.name, float(np.mean(scores))
+
+
+class CustomMetric(EvalMetric):
+    """A metric from a function ``feval(label, pred) -> float``, averaged over updates."""
+
+    def __init__(self, feval: Callable, name: str | None = None, **kwargs):
+        self.feval = feval
+        super().__init__(name or f"custom({getattr(feval, '__name__', 'feval')})", **kwargs)
+
+    def _update_one(self, label, pred):
+        self.sum_metric += float(self.feval(label, pred))
+        self.num_inst += 1
+
+
+class CompositeEvalMetric(EvalMetric):
+    """Several metrics updated together; ``get()`` returns a list of names and of values."""
+
+    def __init__(self, metrics: Sequence[EvalMetric] = (), name: str = "composite", **kwargs):
+        self.metrics = [create(m) for m in metrics]
+        super().__init__(name, **kwargs)
+
+    def add(self, metric) -> None:
+        self.metrics.append(create(metric))
+
+    def reset(self):
+        for m in getattr(self, "metrics", []):
+            m.reset()
+
+    def update(self, labels, preds):
+        for m in self.metrics:
+            m.update(labels, preds)
+
+    def get(self):
+        pairs = [pair for m in self.metrics for pair in m.get_name_value()]
+        return [n for n, _ in pairs], [v for _, v in pairs]

@@ -1,0 +1,127 @@
+"""Checkpoints: ``prefix-symbol.json`` and ``prefix-0010.safetensors`` (MXNet's layout).
+
+Parameters are stored with safetensors (a JSON header and raw little-endian bytes; never
+pickle, so loading a file cannot run code), as ``arg:<name>`` and ``aux:<name>``, with the
+epoch and a format tag in the header. Every file is written to a temporary file and
+renamed (``files.atomic_write``): a run killed mid-save leaves the previous checkpoint
+intact. Optimizer states, when saved, go to ``prefix-0010.states.safetensors``.
+
+>>> import tritonsym as ts, torch, tempfile, os
+>>> net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc", num_hidden=2)
+>>> prefix = os.path.join(tempfile.mkdtemp(), "net")
+>>> ts.model.save_checkpoint(prefix, 3, net, {"fc_weight": torch.ones(2, 5), "fc_bias": torch.zeros(2)}, {})
+>>> sym, args, aux = ts.model.load_checkpoint(prefix, 3)
+>>> sorted(args), tuple(args["fc_weight"].shape)
+(['fc_bias', 'fc_weight'], (2, 5))
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _load_bytes
+from safetensors.torch import save as _save_bytes
+
+from .base import FormatError, dtype_name
+from .files import atomic_write
+from .symbol import symbol as _symbol_module
+
+PARAMS_FORMAT = "tritonsym-params"
+STATES_FORMAT = "tritonsym-optimizer-states"
+
+
+def params_path(prefix: str, epoch: int) -> str:
+    return f"{prefix}-{int(epoch):04d}.safetensors"
+
+
+def states_path(prefix: str, epoch: int) -> str:
+    return f"{prefix}-{int(epoch):04d}.states.safetensors"
+
+
+def _host(t) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        t = torch.as_tensor(t)
+    return t.detach().to("cpu").contiguous()
+
+
+def save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically."""
+    atomic_write(path, _save_bytes({k: _host(v) for k, v in tensors.items()}, metadata=metadata))
+
+
+def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file written by ``save_tensors``; a truncated, tampered or foreign
+    file raises ``FormatError`` naming it."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        tensors = _load_bytes(raw)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise FormatError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+    # load() returns the tensors only; the metadata sits in the (now validated) JSON header.
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != expected_format:
+        raise FormatError(f"{path}: format {metadata.get('format')!r}, expected {expected_format!r}")
+    return tensors, metadata
+
+
+def save_params(path: str, arg_params: dict, aux_params: dict, epoch: int | None = None) -> None:
+    tensors = {f"arg:{k}": v for k, v in arg_params.items()} | {f"aux:{k}": v for k, v in aux_params.items()}
+    metadata = {"format": PARAMS_FORMAT, "version": "1"} | ({"epoch": str(epoch)} if epoch is not None else {})
+    save_tensors(path, tensors, metadata)
+
+
+def load_params(path: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(arg_params, aux_params)`` from a parameters file."""
+    tensors, _ = load_tensors(path, PARAMS_FORMAT)
+    args, aux = {}, {}
+    for key, value in tensors.items():
+        kind, _, name = key.partition(":")
+        if kind not in ("arg", "aux") or not name:
+            raise FormatError(f"{path}: entry {key!r} is neither 'arg:<name>' nor 'aux:<name>'")
+        (args if kind == "arg" else aux)[name] = value
+    return args, aux
+
+
+def save_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_params: dict) -> None:
+    """Write ``prefix-symbol.json`` and ``prefix-%04d.safetensors`` (each atomically)."""
+    symbol.save(f"{prefix}-symbol.json")
+    save_params(params_path(prefix, epoch), arg_params, aux_params, epoch)
+
+
+def load_checkpoint(prefix: str, epoch: int):
+    """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the symbol."""
+    sym = _symbol_module.load(f"{prefix}-symbol.json")
+    path = params_path(prefix, epoch)
+    args, aux = load_params(path)
+    check_names(path, args, aux, sym.list_arguments(), sym.list_auxiliary_states())
+    return sym, args, aux
+
+
+def check_names(path: str, args: dict, aux: dict, arg_names, aux_names) -> None:
+    """Every stored parameter must be an argument or auxiliary state of the symbol."""
+    extra = sorted(set(args) - set(arg_names)) + sorted(set(aux) - set(aux_names))
+    if extra:
+        raise FormatError(f"{path}: holds {', '.join(extra)}, which the symbol does not have (its arguments: "
+                          f"{', '.join(arg_names)})")
+
+
+def describe_mismatch(stored: dict[str, torch.Tensor], expected: dict[str, tuple[tuple, torch.dtype]]) -> list[str]:
+    """What differs between stored tensors and the shapes/dtypes a network expects."""
+    problems = []
+    missing = [n for n in expected if n not in stored]
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    for name, (shape, dtype) in expected.items():
+        if name not in stored:
+            continue
+        t = stored[name]
+        if tuple(t.shape) != tuple(shape):
+            problems.append(f"{name}: stored shape {tuple(t.shape)}, the network has {tuple(shape)}")
+        elif t.dtype != dtype:
+            problems.append(f"{name}: stored dtype {dtype_name(t.dtype)}, the network has {dtype_name(dtype)}")
+    return problems
+

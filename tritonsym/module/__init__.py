@@ -1,0 +1,5 @@
+"""The training API: ``Module`` (MXNet's ``mx.mod``)."""
+
+from .module import Module
+
+__all__ = ["Module"]

@@ -1,0 +1,128 @@
+"""The loops over a data iterator: ``Module.fit``, ``score``, ``predict`` (MXNet's BaseModule).
+
+Padded samples (the filler an iterator adds to complete its last batch) are left out of
+every metric and every prediction; MXNet's ``score`` counted them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .. import metric as metric_module
+from ..base import ParamError
+from ..callback import BatchEndParam
+from ..io.ndarray_iter import DataIter, NDArrayIter
+
+
+def _callbacks(callbacks) -> list[Callable]:
+    if callbacks is None:
+        return []
+    return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+
+
+def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metric="acc",
+        epoch_end_callback=None, batch_end_callback=None, kvstore="local", optimizer="sgd",
+        optimizer_params=(("learning_rate", 0.01),), eval_end_callback=None, eval_batch_end_callback=None,
+        initializer=None, arg_params=None, aux_params=None, allow_missing: bool = False,
+        force_rebind: bool = False, force_init: bool = False, begin_epoch: int = 0, num_epoch: int | None = None,
+        validation_metric=None) -> list[dict]:
+    """Train for epochs ``begin_epoch .. num_epoch - 1``: bind, initialize parameters
+    (``initializer``, default ``Uniform(0.01)``, unless already set) and the optimizer,
+    then per batch forward, backward, update. Logs each epoch's training metric, time,
+    samples/s and validation metric, and returns one dict per epoch with those figures."""
+    if not isinstance(num_epoch, int) or num_epoch <= begin_epoch:
+        raise ParamError(f"Module.fit: num_epoch={num_epoch!r} must be an integer above begin_epoch={begin_epoch}")
+    self.bind(data_shapes=train_data.provide_data, label_shapes=train_data.provide_label, for_training=True,
+              force_rebind=force_rebind)
+    self.init_params(initializer, arg_params, aux_params, allow_missing=allow_missing, force_init=force_init)
+    self.init_optimizer(kvstore=kvstore, optimizer=optimizer, optimizer_params=optimizer_params, force_init=force_init)
+    validation_metric = validation_metric if validation_metric is not None else eval_metric
+    train_metric = metric_module.create(eval_metric)
+    history = []
+    for epoch in range(begin_epoch, num_epoch):
+        tic = time.perf_counter()
+        train_metric.reset()
+        samples = 0
+        for nbatch, batch in enumerate(train_data):
+            self.forward_backward(batch)
+            self.update()
+            self.update_metric(train_metric, batch.label, batch.pad)
+            samples += batch.data[0].shape[0] - batch.pad
+            for callback in _callbacks(batch_end_callback):
+                callback(BatchEndParam(epoch, nbatch, train_metric, locals()))
+        elapsed = time.perf_counter() - tic
+        record = {"epoch": epoch, "train": dict(train_metric.get_name_value()), "time": elapsed,
+                  "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
+        for name, value in train_metric.get_name_value():
+            self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
+        self.logger.info("Epoch[%d] Time cost=%.3f s (%.0f samples/s)", epoch, elapsed, record["samples_per_sec"])
+        if epoch_end_callback is not None:
+            arg_params, aux_params = self.get_params()
+            for callback in _callbacks(epoch_end_callback):
+                callback(epoch, self.symbol, arg_params, aux_params)
+        if eval_data is not None:
+            result = self.score(eval_data, validation_metric, score_end_callback=eval_end_callback,
+                                batch_end_callback=eval_batch_end_callback, epoch=epoch)
+            record["validation"] = dict(result)
+            for name, value in result:
+                self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
+        history.append(record)
+        train_data.reset()
+    return history
+
+
+def _batches(self, data, num_batch: int | None, reset: bool) -> Iterator:
+    if isinstance(data, (np.ndarray, torch.Tensor)):  # MXNet's predict(array): batches of the bound size
+        data = NDArrayIter(data, batch_size=self.data_shapes[0].shape[0], last_batch_handle="pad",
+                           dtype=self.data_shapes[0].dtype)
+    if not isinstance(data, DataIter) and not hasattr(data, "reset"):
+        raise ParamError(f"Module: expected a data iterator (e.g. NDArrayIter) or an array, got {type(data).__name__}")
+    if reset:
+        data.reset()
+    for nbatch, batch in enumerate(data):
+        if num_batch is not None and nbatch == num_batch:
+            break
+        yield nbatch, batch
+
+
+def score(self, eval_data: DataIter, eval_metric="acc", num_batch: int | None = None, batch_end_callback=None,
+          score_end_callback=None, reset: bool = True, epoch: int = 0) -> list[tuple[str, float]]:
+    """Evaluate on ``eval_data``; returns ``[(name, value), ...]``. Padded samples are not counted."""
+    self._require("score", bound=True, params=True)
+    metric = metric_module.create(eval_metric)
+    metric.reset()
+    for nbatch, batch in _batches(self, eval_data, num_batch, reset):
+        self.forward(batch, is_train=False)
+        self.update_metric(metric, batch.label, batch.pad)
+        for callback in _callbacks(batch_end_callback):
+            callback(BatchEndParam(epoch, nbatch, metric, locals()))
+    for callback in _callbacks(score_end_callback):
+        callback(BatchEndParam(epoch, num_batch or 0, metric, locals()))
+    return metric.get_name_value()
+
+
+def iter_predict(self, eval_data, num_batch: int | None = None, reset: bool = True):
+    """Yield ``(outputs, nbatch, batch)`` per batch; outputs are host copies without the padding."""
+    self._require("iter_predict", bound=True, params=True)
+    for nbatch, batch in _batches(self, eval_data, num_batch, reset):
+        self.forward(batch, is_train=False)
+        keep = batch.data[0].shape[0] - batch.pad
+        yield [out[:keep].to("cpu", copy=True) for out in self.get_outputs()], nbatch, batch
+
+
+def predict(self, eval_data, num_batch: int | None = None, merge_batches: bool = True, reset: bool = True,
+            always_output_list: bool = False) -> torch.Tensor | Sequence:
+    """The outputs over ``eval_data`` (an iterator, or an array split into batches), as host
+    tensors concatenated over batches without the padding: one tensor for a one-output
+    symbol, else a list (or per-batch lists with ``merge_batches=False``)."""
+    per_batch = [outputs for outputs, _, _ in iter_predict(self, eval_data, num_batch, reset)]
+    if not merge_batches:
+        return per_batch
+    if not per_batch:
+        raise ParamError("Module.predict: the iterator yielded no batches")
+    merged = [torch.cat([outs[k] for outs in per_batch]) for k in range(len(per_batch[0]))]
+    return merged[0] if len(merged) == 1 and not always_output_list else merged

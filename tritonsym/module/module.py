@@ -1,0 +1,412 @@
+"""Module: a symbol, its bound executor, its parameters and its optimizer (MXNet's ``mx.mod.Module``).
+
+The intermediate API, step by step::
+
+    mod = ts.mod.Module(net, data_names=("data",), label_names=("softmax_label",))
+    mod.bind(data_shapes=train.provide_data, label_shapes=train.provide_label)
+    mod.init_params(ts.init.Xavier())
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+    for batch in train:
+        mod.forward(batch, is_train=True)
+        mod.backward()
+        mod.update()              # one optimizer launch over the flat parameter region
+
+and the high-level one, ``mod.fit(train, eval_data=val, num_epoch=10, ...)``, ``mod.score``
+and ``mod.predict`` (``loops.py``). Binding happens once, through ``simple_bind``: the
+parameters, their gradients and every internal value live in the executor's static
+workspace, and a batch of another shape gets an executor from ``reshape`` that shares the
+parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+
+from .. import initializer as init_module
+from .. import model
+from .. import optimizer as opt_module
+from ..base import BindError, ParamError, dtype_name, to_dtype
+from ..context import Context, default_context
+from ..io.ndarray_iter import DataBatch, DataDesc
+from . import loops
+
+KVSTORES = ("local", "device", None)
+
+
+def _descs(what: str, shapes) -> list[DataDesc]:
+    """``DataDesc``s from DataDescs, ``(name, shape)`` pairs or a dict name -> shape."""
+    if shapes is None:
+        return []
+    items = shapes.items() if isinstance(shapes, dict) else shapes
+    out = []
+    for item in items:
+        if isinstance(item, DataDesc):
+            out.append(item)
+        elif isinstance(item, (tuple, list)) and len(item) in (2, 3) and isinstance(item[0], str):
+            out.append(DataDesc(item[0], tuple(item[1]), to_dtype(item[2]) if len(item) == 3 else torch.float32))
+        else:
+            raise BindError(f"Module.bind: {what} entries must be DataDesc or (name, shape) pairs, got {item!r}")
+    return out
+
+
+class Module:
+    """A trainable network: ``symbol`` with its data and label inputs named; every other
+    argument is a parameter (``fixed_param_names`` are never updated).
+
+    ``mirror`` and ``memory_plan`` are passed to ``simple_bind`` (see the memory planner)."""
+
+    def __init__(self, symbol, data_names: Sequence[str] = ("data",), label_names: Sequence[str] | None =
+                 ("softmax_label",), context: Context | None = None, fixed_param_names: Sequence[str] | None = None,
+                 logger: logging.Logger | None = None, mirror: bool = False, memory_plan: str = "auto"):
+        self._symbol = symbol
+        self._data_names = list(data_names)
+        self._label_names = list(label_names or [])
+        self._context = context if context is not None else default_context()
+        if not isinstance(self._context, Context):
+            raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}")
+        self.logger = logger or logging.getLogger("tritonsym")
+        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan)
+        args = symbol.list_arguments()
+        for what, names in (("data_names", self._data_names), ("label_names", self._label_names)):
+            missing = [n for n in names if n not in args]
+            if missing:
+                hint = ""
+                if what == "label_names":
+                    labels = [a for a in args if a.endswith("_label")]
+                    hint = f"; the symbol's label arguments are {labels}: pass label_names={tuple(labels)}" \
+                        if labels else "; pass label_names=() for a symbol without labels"
+                raise BindError(f"Module: {what} {missing} are not arguments of the symbol (its arguments: "
+                                f"{', '.join(args)}){hint}")
+        inputs = set(self._data_names) | set(self._label_names)
+        self._param_names = [n for n in args if n not in inputs]
+        self._fixed_param_names = list(fixed_param_names or [])
+        unknown = [n for n in self._fixed_param_names if n not in self._param_names]
+        if unknown:
+            raise BindError(f"Module: fixed_param_names {unknown} are not parameters (parameters: "
+                            f"{', '.join(self._param_names)})")
+        self._aux_names = symbol.list_auxiliary_states()
+        self._exec = None  # the executor bound by bind(); owns the parameters
+        self._execs: dict[tuple, object] = {}  # executors for other input shapes (reshape), by shapes
+        self._arrays: dict[str, torch.Tensor] = {}  # every argument array of the bound executor
+        self._for_training = False
+        self._inputs_need_grad = False
+        self._data_shapes: list[DataDesc] = []
+        self._label_shapes: list[DataDesc] = []
+        self.params_initialized = False
+        self._optimizer = None
+        self._updater = None
+        # Parameters given before bind (set_params, or Module.load with its file name), set at bind.
+        self._preloaded: tuple[dict, dict, str | None] | None = None
+        self._preloaded_states: str | None = None  # optimizer states file from Module.load
+
+    # ------------------------------------------------------------------ properties
+
+    symbol = property(lambda self: self._symbol)
+    data_names = property(lambda self: list(self._data_names))
+    label_names = property(lambda self: list(self._label_names))
+    output_names = property(lambda self: self._symbol.list_outputs())
+    binded = property(lambda self: self._exec is not None)
+    for_training = property(lambda self: self._for_training)
+    optimizer_initialized = property(lambda self: self._updater is not None)
+    data_shapes = property(lambda self: list(self._data_shapes))
+    label_shapes = property(lambda self: list(self._label_shapes))
+    context = property(lambda self: self._context)
+    optimizer = property(lambda self: self._optimizer)
+
+    @property
+    def executor(self):
+        """The executor of the bound shapes (``Executor.memory`` has its memory plan)."""
+        self._require("executor", bound=True)
+        return self._exec
+
+    @property
+    def output_shapes(self) -> list[tuple[str, tuple]]:
+        self._require("output_shapes", bound=True)
+        return [(n, tuple(t.shape)) for n, t in self._exec.output_dict.items()]
+
+    def _require(self, what: str, bound=False, params=False, optimizer=False) -> None:
+        if bound and self._exec is None:
+            raise BindError(f"Module.{what}: call bind() first (or fit(), which binds)")
+        if params and not self.params_initialized:
+            raise BindError(f"Module.{what}: call init_params() first (or set_params(), or fit())")
+        if optimizer and self._updater is None:
+            raise BindError(f"Module.{what}: call init_optimizer() first (or fit())")
+
+    # ------------------------------------------------------------------------ bind
+
+    def bind(self, data_shapes, label_shapes=None, for_training: bool = True, inputs_need_grad: bool = False,
+             force_rebind: bool = False, grad_req: str = "write") -> None:
+        """Bind the symbol for these input shapes (``DataDesc``s, ``(name, shape)`` pairs or
+        an iterator's ``provide_data`` / ``provide_label``). Parameters get their gradient
+        per ``grad_req`` (``"null"`` for ``fixed_param_names`` and when not ``for_training``)."""
+        if self._exec is not None and not force_rebind:
+            self.logger.warning("Module.bind: already bound; ignoring (pass force_rebind=True to bind again)")
+            return
+        data, label = _descs("data_shapes", data_shapes), _descs("label_shapes", label_shapes)
+        given = [d.name for d in data]
+        if sorted(given) != sorted(self._data_names):
+            raise BindError(f"Module.bind: data_shapes name {given}, but the module's data_names are "
+                            f"{self._data_names}")
+        unknown = [d.name for d in label if d.name not in self._label_names]
+        if unknown:
+            raise BindError(f"Module.bind: label_shapes name {unknown}, which are not label_names "
+                            f"{self._label_names}")
+        if inputs_need_grad and not for_training:
+            raise BindError("Module.bind: inputs_need_grad=True needs for_training=True")
+        saved = self.get_params() if self.params_initialized else None
+        reqs = {}
+        for name in self._symbol.list_arguments():
+            if name in self._param_names:
+                reqs[name] = grad_req if for_training and name not in self._fixed_param_names else "null"
+            elif name in self._data_names:
+                reqs[name] = "write" if inputs_need_grad else "null"
+            else:
+                reqs[name] = "null"
+        shapes = {d.name: tuple(d.shape) for d in data + label}
+        types = {d.name: d.dtype for d in data + label}
+        self._exec = self._symbol.simple_bind(self._context, grad_req=reqs, type_dict=types,
+                                              **self._bind_options, **shapes)
+        self._execs = {self._shape_key(shapes): self._exec}
+        self._arrays = self._exec.arg_dict
+        self._for_training, self._inputs_need_grad = for_training, inputs_need_grad
+        self._data_shapes, self._label_shapes = data, label
+        self._updater = None  # an optimizer is bound to the arrays it updates
+        if saved is not None:
+            self.set_params(*saved)
+        elif self._preloaded is not None:
+            args, aux, source = self._preloaded
+            self._preloaded = None
+            if source is not None:
+                self._set_checked(args, aux, what=source)
+            else:
+                self.init_params(None, args, aux, force_init=True)
+
+    def _shape_key(self, shapes: dict) -> tuple:
+        return tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
+
+    def reshape(self, data_shapes, label_shapes=None) -> None:
+        """Use an executor for other input shapes; it shares the parameters (and their
+        gradients). ``forward`` calls this itself when a batch has another shape."""
+        self._require("reshape", bound=True)
+        shapes = {d.name: tuple(d.shape) for d in _descs("data_shapes", data_shapes) + _descs("label_shapes",
+                                                                                              label_shapes)}
+        self._executor_for(shapes)
+
+    def _executor_for(self, shapes: dict):
+        key = self._shape_key(shapes)
+        if key not in self._execs:
+            self._execs[key] = self._exec.reshape(partial_shaping=False, **shapes)
+        return self._execs[key]
+
+    # ------------------------------------------------------------------ parameters
+
+    def init_params(self, initializer=None, arg_params: dict | None = None, aux_params: dict | None = None,
+                    allow_missing: bool = False, force_init: bool = False, allow_extra: bool = False) -> None:
+        """Give every parameter its first value: from ``arg_params`` / ``aux_params`` when
+        they hold it, else from ``initializer`` (default ``Uniform(0.01)``; a Variable's
+        ``init`` attribute wins). With ``arg_params`` given, a parameter missing from it is
+        an error unless ``allow_missing``; one it has that the symbol lacks, unless ``allow_extra``."""
+        if self.params_initialized and not force_init:
+            return
+        self._require("init_params", bound=True)
+        init = init_module.create(initializer) if initializer is not None else init_module.Uniform(0.01)
+        attrs = self._symbol.attr_dict()
+        for table, names, what in ((arg_params, self._param_names, "arg_params"),
+                                   (aux_params, self._aux_names, "aux_params")):
+            if table is None:
+                continue
+            extra = [n for n in table if n not in names]
+            if extra and not allow_extra:
+                raise ParamError(f"Module.init_params: {what} has {extra}, which the symbol does not have (its "
+                                 f"{'parameters' if what == 'arg_params' else 'auxiliary states'}: {names}); pass "
+                                 "allow_extra=True to ignore them")
+            missing = [n for n in names if n not in table]
+            if missing and not allow_missing:
+                raise ParamError(f"Module.init_params: {what} lacks {missing}; pass allow_missing=True to initialize "
+                                 "them with the initializer")
+        aux_arrays = self._exec.aux_dict
+        for names, table, arrays in ((self._param_names, arg_params, self._arrays),
+                                     (self._aux_names, aux_params, aux_arrays)):
+            for name in names:
+                if table is not None and name in table:
+                    _copy_param(name, arrays[name], table[name])
+                else:
+                    with torch.no_grad():
+                        host = torch.empty(arrays[name].shape, dtype=torch.float64)
+                        init(name, host, attrs.get(name))
+                        arrays[name].copy_(host)
+        self.params_initialized = True
+
+    def set_params(self, arg_params: dict, aux_params: dict | None = None, allow_missing: bool = False,
+                   force_init: bool = True, allow_extra: bool = False) -> None:
+        """Assign parameter values (torch tensors or numpy arrays, converted to the bound dtype)."""
+        if not self.binded:  # MXNet allows this before bind: keep them for bind
+            self._preloaded = (dict(arg_params), dict(aux_params or {}), None)
+            return
+        self.init_params(None, arg_params, aux_params or {}, allow_missing, force_init, allow_extra)
+
+    def get_params(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Host copies ``(arg_params, aux_params)`` of the current values."""
+        self._require("get_params", bound=True, params=True)
+        args = {n: self._arrays[n].to("cpu", copy=True) for n in self._param_names}
+        aux = {n: t.to("cpu", copy=True) for n, t in self._exec.aux_dict.items()}
+        return args, aux
+
+    def _set_checked(self, args: dict, aux: dict, what: str) -> None:
+        """Set parameters from a checkpoint: names, shapes and dtypes must all match."""
+        expected = {n: (tuple(self._arrays[n].shape), self._arrays[n].dtype) for n in self._param_names}
+        expected_aux = {n: (tuple(t.shape), t.dtype) for n, t in self._exec.aux_dict.items()}
+        problems = model.describe_mismatch(args, expected) + model.describe_mismatch(aux, expected_aux)
+        if problems:
+            raise ParamError(f"Module: {what} does not fit the bound network: {'; '.join(problems)}")
+        self.init_params(None, args, aux, force_init=True)
+
+    # ------------------------------------------------------------------- optimizer
+
+    def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
+                       force_init: bool = False) -> None:
+        """Create the optimizer (a name or an ``Optimizer``) and bind it to the parameter
+        region. ``rescale_grad`` defaults to 1 / batch size, so a summed loss gradient
+        becomes a mean; weight decay skips arguments not ending in ``_weight``/``_gamma``."""
+        if self._updater is not None and not force_init:
+            self.logger.warning("Module.init_optimizer: already initialized; ignoring (force_init=True to redo)")
+            return
+        self._require("init_optimizer", bound=True, params=True)
+        if not self._for_training:
+            raise BindError("Module.init_optimizer: the module was bound with for_training=False")
+        if kvstore not in KVSTORES:
+            raise ParamError(f"Module: kvstore={kvstore!r} is not available in this version; single-process "
+                             f"training uses kvstore='local'")
+        params = dict(optimizer_params.items() if isinstance(optimizer_params, dict) else optimizer_params or ())
+        batch_size = self._data_shapes[0].shape[0]
+        trained = [n for n in self._param_names if n not in self._fixed_param_names]
+        if isinstance(optimizer, str):
+            params.setdefault("rescale_grad", 1.0 / batch_size)
+            params.setdefault("param_idx2name", dict(enumerate(trained)))
+            params.setdefault("sym", self._symbol)
+        self._optimizer = opt_module.create(optimizer, **params)
+        if not isinstance(optimizer, str) and abs(self._optimizer.rescale_grad - 1.0 / batch_size) > 1e-12:
+            self.logger.warning("Module.init_optimizer: optimizer.rescale_grad=%g, but the batch size is %d (1/%d = "
+                                "%g); the gradient is then not the batch mean", self._optimizer.rescale_grad,
+                                batch_size, batch_size, 1.0 / batch_size)
+        self._updater = opt_module.FlatUpdater(self._optimizer, self._exec)
+        if self._preloaded_states is not None:
+            self.load_optimizer_states(self._preloaded_states)
+            self._preloaded_states = None
+
+    # ------------------------------------------------------------------- one step
+
+    def forward(self, data_batch: DataBatch, is_train: bool | None = None) -> None:
+        """Run forward on a batch (``DataBatch`` or anything with ``data`` and ``label`` lists)."""
+        self._require("forward", bound=True, params=True)
+        is_train = self._for_training if is_train is None else is_train
+        if is_train and not self._for_training:
+            raise BindError("Module.forward: is_train=True, but the module was bound with for_training=False")
+        data = list(data_batch.data)
+        if len(data) != len(self._data_names):
+            raise BindError(f"Module.forward: the batch has {len(data)} data arrays for data_names "
+                            f"{self._data_names}")
+        inputs = dict(zip(self._data_names, data))
+        labels = list(getattr(data_batch, "label", None) or [])
+        if labels:
+            if len(labels) != len(self._label_names):
+                raise BindError(f"Module.forward: the batch has {len(labels)} labels for label_names "
+                                f"{self._label_names}")
+            inputs.update(zip(self._label_names, labels))
+        elif is_train and self._label_names:
+            raise BindError(f"Module.forward: training needs the labels {self._label_names}, the batch has none")
+        shapes = {n: tuple(v.shape) for n, v in inputs.items()}
+        for name in self._label_names:  # a batch without labels keeps the bound label shape
+            shapes.setdefault(name, tuple(self._arrays[name].shape))
+        self._current = self._executor_for(shapes)
+        self._current.forward(is_train=is_train, **inputs)
+
+    def backward(self, out_grads=None) -> None:
+        self._require("backward", bound=True)
+        self._current.backward(out_grads)
+
+    def update(self) -> None:
+        """Apply the optimizer to every trained parameter from its gradient: one launch per dtype."""
+        self._require("update", optimizer=True)
+        self._updater.step()
+
+    def forward_backward(self, data_batch: DataBatch) -> None:
+        self.forward(data_batch, is_train=True)
+        self.backward()
+
+    def get_outputs(self) -> list[torch.Tensor]:
+        """The outputs of the last forward (views into the workspace: copy them to keep them)."""
+        self._require("get_outputs", bound=True)
+        return self._current.outputs
+
+    def get_input_grads(self) -> list[torch.Tensor]:
+        if not self._inputs_need_grad:
+            raise BindError("Module.get_input_grads: bind with inputs_need_grad=True")
+        return [self._current.grad_dict[n] for n in self._data_names]
+
+    def update_metric(self, eval_metric, labels: Sequence[torch.Tensor], pad: int = 0) -> None:
+        """Add the last forward's outputs against ``labels`` to ``eval_metric``; the last
+        ``pad`` samples (filler from the iterator) are left out."""
+        outputs = self.get_outputs()
+        n = outputs[0].shape[0] - pad
+        eval_metric.update([lab[:n] for lab in labels], [out[:n] for out in outputs])
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self, prefix: str, epoch: int, save_optimizer_states: bool = False) -> None:
+        """``prefix-symbol.json``, ``prefix-%04d.safetensors`` (and ``.states.safetensors``), each atomic."""
+        model.save_checkpoint(prefix, epoch, self._symbol, *self.get_params())
+        if save_optimizer_states:
+            self.save_optimizer_states(model.states_path(prefix, epoch))
+
+    @staticmethod
+    def load(prefix: str, epoch: int, load_optimizer_states: bool = False, **kwargs) -> "Module":
+        """A module from a checkpoint; its parameters are set (and checked for names, shapes
+        and dtypes) at ``bind``, the optimizer states at ``init_optimizer``."""
+        sym, args, aux = model.load_checkpoint(prefix, epoch)
+        mod = Module(sym, **kwargs)
+        missing = [n for n in mod._param_names if n not in args]
+        if missing:
+            raise ParamError(f"Module.load: {model.params_path(prefix, epoch)} lacks the parameters {missing}")
+        mod._preloaded = (args, aux, f"checkpoint {model.params_path(prefix, epoch)}")
+        if load_optimizer_states:
+            mod._preloaded_states = model.states_path(prefix, epoch)
+        return mod
+
+    def save_optimizer_states(self, fname: str) -> None:
+        self._require("save_optimizer_states", optimizer=True)
+        model.save_tensors(fname, self._updater.state_dict(), {"format": model.STATES_FORMAT,
+                                                               "optimizer": repr(self._optimizer)})
+
+    def load_optimizer_states(self, fname: str) -> None:
+        self._require("load_optimizer_states", optimizer=True)
+        states, metadata = model.load_tensors(fname, model.STATES_FORMAT)
+        saved_by = metadata.get("optimizer", "?").split("(")[0]
+        if saved_by != type(self._optimizer).__name__:
+            raise ParamError(f"Module.load_optimizer_states: {fname} holds the states of {saved_by}, but this "
+                             f"module's optimizer is {type(self._optimizer).__name__}")
+        self._updater.load_state_dict(states)
+
+    # --------------------------------------------------------------- the loops
+
+    fit = loops.fit
+    score = loops.score
+    predict = loops.predict
+    iter_predict = loops.iter_predict
+
+    def __repr__(self) -> str:
+        state = "bound" if self.binded else "not bound"
+        shapes = ", ".join(f"{d.name} {d.shape} {dtype_name(d.dtype)}" for d in self._data_shapes)
+        return f"Module({', '.join(self._symbol.list_outputs())}; {state}{': ' + shapes if shapes else ''})"
+
+
+def _copy_param(name: str, dst: torch.Tensor, value) -> None:
+    src = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    if tuple(src.shape) != tuple(dst.shape):
+        raise ParamError(f"Module: parameter {name!r} has shape {tuple(src.shape)}, the network expects "
+                         f"{tuple(dst.shape)}")
+    with torch.no_grad():
+        dst.copy_(src)  # host-to-device transfer with dtype conversion, outside any step

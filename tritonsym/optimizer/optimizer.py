@@ -1,0 +1,196 @@
+"""Optimizers: their hyper-parameters, per-argument multipliers, and the kernel each runs.
+
+An optimizer here does not loop over parameters. ``bind_updater`` (``updater.py``) lays
+every trainable parameter of an executor out as segments of one flat region, and the
+optimizer contributes the per-step scalars (``hyper``) and the one launch that updates
+the whole region (``tritonsym.ops.optimizer``).
+
+MXNet's conventions: the gradient is multiplied by ``rescale_grad`` (Module sets it to
+1 / batch size), clipped to ``[-clip_gradient, clip_gradient]``, then ``wd * weight`` is
+added; weight decay applies only to arguments ending in ``_weight`` or ``_gamma`` unless a
+``wd_mult`` says otherwise; ``lr_mult`` / ``wd_mult`` come from the symbol's variables
+(``Variable(..., lr_mult=0.1)``) and from ``set_lr_mult`` / ``set_wd_mult``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..base import ParamError
+from ..ops import optimizer as kernels
+from .lr_scheduler import LRScheduler
+
+OPTIMIZERS: dict[str, type["Optimizer"]] = {}
+
+
+def register(cls: type["Optimizer"]) -> type["Optimizer"]:
+    OPTIMIZERS[cls.__name__.lower()] = cls
+    return cls
+
+
+def create(name: "str | Optimizer", **kwargs) -> "Optimizer":
+    """An optimizer by name (``"sgd"``, ``"adam"``), or the given instance unchanged."""
+    if isinstance(name, Optimizer):
+        if kwargs:
+            raise ParamError(f"optimizer: optimizer_params {sorted(kwargs)} cannot be applied to an optimizer "
+                             "instance; set them when constructing it")
+        return name
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ParamError(f"optimizer: unknown optimizer {name!r}; known: {', '.join(sorted(OPTIMIZERS))}")
+    return OPTIMIZERS[name.lower()](**kwargs)
+
+
+def _number(owner: str, name: str, value, low: float, high: float = math.inf, low_open: bool = False,
+            high_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < low or (low_open and value == low) or value > high or (high_open and value == high):
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ParamError(f"{owner}: {name}={value!r} must be a number in {lo}{low}, {high}{hi}")
+    return float(value)
+
+
+class Optimizer:
+    """Base of the optimizers: learning rate (or scheduler), weight decay, gradient scaling
+    and clipping, per-argument multipliers, and the update counter."""
+
+    hyper_slots: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
+                 clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
+                 begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None):
+        owner = type(self).__name__
+        self.lr = _number(owner, "learning_rate", learning_rate, 0.0)
+        self.wd = _number(owner, "wd", wd, 0.0)
+        self.rescale_grad = _number(owner, "rescale_grad", rescale_grad, 0.0, low_open=True)
+        self.clip_gradient = None if clip_gradient is None else _number(owner, "clip_gradient", clip_gradient, 0.0,
+                                                                        low_open=True)
+        if lr_scheduler is not None and not callable(lr_scheduler):
+            raise ParamError(f"{owner}: lr_scheduler must be an LRScheduler (or a function of num_update), got "
+                             f"{type(lr_scheduler).__name__}")
+        self.lr_scheduler = lr_scheduler
+        if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
+            lr_scheduler.base_lr = self.lr
+        self.num_update = int(begin_num_update)
+        self.idx2name = dict(param_idx2name or {})
+        self.lr_mult: dict[str, float] = {}
+        self.wd_mult: dict[str, float] = {}
+        self._sym_attrs = sym.attr_dict() if sym is not None else {}
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    # ------------------------------------------------------------ per-argument multipliers
+
+    def set_lr_mult(self, args_lr_mult: dict[str, float]) -> None:
+        """Learning-rate multipliers by argument name (the symbol's ``__lr_mult__`` first)."""
+        self.lr_mult = {n: float(a["__lr_mult__"]) for n, a in self._sym_attrs.items() if "__lr_mult__" in a}
+        self.lr_mult.update({n: _number(type(self).__name__, f"lr_mult[{n!r}]", v, 0.0)
+                             for n, v in args_lr_mult.items()})
+
+    def set_wd_mult(self, args_wd_mult: dict[str, float]) -> None:
+        """Weight-decay multipliers by argument name. Arguments not ending in ``_weight`` or
+        ``_gamma`` (biases, ``beta``) get 0, then the symbol's ``__wd_mult__``, then these."""
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not n.endswith(("_weight", "_gamma"))}
+        self.wd_mult.update({n: float(a["__wd_mult__"]) for n, a in self._sym_attrs.items() if "__wd_mult__" in a})
+        self.wd_mult.update({n: _number(type(self).__name__, f"wd_mult[{n!r}]", v, 0.0)
+                             for n, v in args_wd_mult.items()})
+
+    def multipliers(self, name: str) -> tuple[float, float]:
+        """``(lr_mult, wd_mult)`` of one argument."""
+        wd_default = 1.0 if name.endswith(("_weight", "_gamma")) else 0.0
+        return self.lr_mult.get(name, 1.0), self.wd_mult.get(name, wd_default)
+
+    # --------------------------------------------------------------------- per step
+
+    @property
+    def learning_rate(self) -> float:
+        """The rate of the next update (from the scheduler when there is one)."""
+        return self.lr_scheduler(self.num_update + 1) if self.lr_scheduler else self.lr
+
+    def set_learning_rate(self, lr: float) -> None:
+        if self.lr_scheduler is not None:
+            raise ParamError(f"{type(self).__name__}: the learning rate comes from lr_scheduler; change the "
+                             "scheduler instead of calling set_learning_rate")
+        self.lr = _number(type(self).__name__, "learning_rate", lr, 0.0)
+
+    def hyper(self, num_update: int) -> dict[str, float]:
+        """The scalars of update number ``num_update`` (from 1), by ``hyper_slots`` name."""
+        lr = self.lr_scheduler(num_update) if self.lr_scheduler else self.lr
+        return dict(learning_rate=lr, wd=self.wd, rescale_grad=self.rescale_grad,
+                    clip_gradient=self.clip_gradient or 0.0)
+
+    # ------------------------------------------------------------------ the kernel
+
+    def state_names(self) -> tuple[str, ...]:
+        """Per-element state buffers, each the size of the parameter region."""
+        return ()
+
+    def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
+             chunks: kernels.ChunkTable, hyper: torch.Tensor) -> list:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({fields})"
+
+    def _config(self) -> dict:
+        return dict(learning_rate=self.lr, wd=self.wd, rescale_grad=self.rescale_grad,
+                    clip_gradient=self.clip_gradient)
+
+
+@register
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, MXNet's form:
+    ``mom = momentum * mom - lr * (clip(rescale_grad * grad) + wd * weight); weight += mom``."""
+
+    hyper_slots = kernels.SGD_HYPER
+
+    def __init__(self, momentum: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = _number("SGD", "momentum", momentum, 0.0, 1.0)
+
+    def hyper(self, num_update: int) -> dict[str, float]:
+        return super().hyper(num_update) | dict(momentum=self.momentum)
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("momentum",) if self.momentum > 0 else ()
+
+    def plan(self, weight, grad, states, chunks, hyper):
+        return kernels.plan_sgd_update(weight, grad, states.get("momentum"), chunks, hyper,
+                                       clip=self.clip_gradient is not None)
+
+    def _config(self) -> dict:
+        return super()._config() | dict(momentum=self.momentum)
+
+
+@register
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias-corrected moments, in PyTorch's arithmetic
+    (``epsilon`` is added to the bias-corrected root of the second moment); ``wd`` is L2
+    decay added to the gradient, as in MXNet and ``torch.optim.Adam``."""
+
+    hyper_slots = kernels.ADAM_HYPER
+
+    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1 = _number("Adam", "beta1", beta1, 0.0, 1.0)
+        self.beta2 = _number("Adam", "beta2", beta2, 0.0, 1.0)
+        self.epsilon = _number("Adam", "epsilon", epsilon, 0.0, low_open=True)
+
+    def hyper(self, num_update: int) -> dict[str, float]:
+        return super().hyper(num_update) | dict(
+            beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
+            bias_correction1=1.0 - self.beta1 ** num_update,
+            sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update))
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("mean", "var")
+
+    def plan(self, weight, grad, states, chunks, hyper):
+        return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,
+                                        clip=self.clip_gradient is not None)
+
+    def _config(self) -> dict:
+        return super()._config() | dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)

@@ -1,0 +1,86 @@
+"""An optimizer bound to an executor's flat parameter regions: one launch per dtype per step.
+
+``FlatUpdater`` builds, once, the chunk table of every trainable parameter (with its
+``lr_mult`` / ``wd_mult``), the state buffers (one flat buffer per state, laid out like the
+parameter region) and the launch. ``step()`` then advances the update counter, writes
+the step's scalars into the small ``hyper`` tensor when they change, and runs the launch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..base import ParamError
+from ..ops import optimizer as kernels
+from ..ops._common import run
+from .optimizer import Optimizer
+
+
+class _Group:
+    """The parameters of one dtype: their flat views, states, chunk table and launch."""
+
+    def __init__(self, optimizer: Optimizer, region):
+        self.region = region
+        ct = kernels.compute_dtype(region.dtype)
+        device = region.weights.device
+        segments = [kernels.Segment(start, size, *optimizer.multipliers(name))
+                    for name, start, size in region.members]
+        self.chunks = kernels.chunk_table(segments, region.weights.numel(), region.dtype, device)
+        self.states = {s: torch.zeros(region.weights.numel(), dtype=ct, device=device)
+                       for s in optimizer.state_names()}
+        self.hyper = torch.zeros(len(optimizer.hyper_slots), dtype=ct, device=device)
+        self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
+        self.written: list[float] | None = None
+
+
+class FlatUpdater:
+    """Applies ``optimizer`` to every parameter of ``executor`` that takes a gradient."""
+
+    def __init__(self, optimizer: Optimizer, executor):
+        self.optimizer = optimizer
+        self.groups = [_Group(optimizer, region) for region in executor.param_regions()]
+        self.param_names = [name for g in self.groups for name, _, _ in g.region.members]
+        self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
+
+    def step(self) -> None:
+        """One update of every parameter from its current gradient."""
+        opt = self.optimizer
+        opt.num_update += 1
+        values = opt.hyper(opt.num_update)
+        row = [float(values[k]) for k in opt.hyper_slots]
+        for group in self.groups:
+            if row != group.written:  # a host-to-device copy only when a scalar changed
+                group.hyper.copy_(torch.tensor(row, dtype=group.hyper.dtype))
+                group.written = row
+            run(group.launches)
+
+    # -------------------------------------------------------------- checkpointing
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Each parameter's state as ``"<state>:<param>"`` (CPU copies), plus ``num_update``."""
+        out = {"num_update": torch.tensor(self.optimizer.num_update, dtype=torch.int64)}
+        for group in self.groups:
+            for state, flat in group.states.items():
+                for name, start, size in group.region.members:
+                    out[f"{state}:{name}"] = flat[start:start + size].to("cpu", copy=True).view(self.shapes[name])
+        return out
+
+    def load_state_dict(self, states: dict[str, torch.Tensor]) -> None:
+        """Restore what ``state_dict`` returned; names, sizes and dtypes must match."""
+        expected = {f"{state}:{name}": (group, state, start, size)
+                    for group in self.groups for state in group.states for name, start, size in group.region.members}
+        missing = sorted(set(expected) - set(states))
+        extra = sorted(set(states) - set(expected) - {"num_update"})
+        if missing or extra:
+            raise ParamError(f"optimizer states: missing {missing or 'none'}, unexpected {extra or 'none'} (for "
+                             f"{type(self.optimizer).__name__} over {', '.join(self.param_names)})")
+        for key, (group, state, start, size) in expected.items():
+            value = states[key]
+            if value.numel() != size or value.dtype != group.states[state].dtype:
+                raise ParamError(f"optimizer state {key!r}: {value.numel()} elements of {value.dtype}, expected "
+                                 f"{size} of {group.states[state].dtype}")
+        for key, (group, state, start, size) in expected.items():
+            group.states[state][start:start + size].copy_(states[key].reshape(-1))
+        if "num_update" in states:
+            self.optimizer.num_update = int(states["num_update"])
+
