@@ -186,3 +186,31 @@ def unary_grad(kind, dy, x):
         "sqrt": lambda: 0.5 / np.sqrt(x), "square": lambda: 2.0 * x, "abs": lambda: np.sign(x),
         "reciprocal": lambda: -1.0 / x ** 2,
     }[kind]()
+
+
+# --------------------------------------------------------------------- optimizer updates
+
+
+def _scaled_grad(w, g, wd, rescale, clip):
+    g = g * rescale
+    if clip is not None:
+        g = np.clip(g, -clip, clip)
+    return g + wd * w
+
+
+def sgd_update(w, g, mom, lr, wd=0.0, rescale=1.0, clip=None, momentum=0.0):
+    """MXNet's SGD: ``mom = momentum*mom - lr*(clip(rescale*g) + wd*w); w += mom``. Returns (w, mom)."""
+    g = _scaled_grad(w, g, wd, rescale, clip)
+    if mom is None:
+        return w - lr * g, None
+    mom = momentum * mom - lr * g
+    return w + mom, mom
+
+
+def adam_update(w, g, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.0, rescale=1.0, clip=None):
+    """Kingma & Ba with bias correction, eps added to sqrt(v_hat). Returns (w, m, v)."""
+    g = _scaled_grad(w, g, wd, rescale, clip)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat, v_hat = m / (1 - beta1 ** step), v / (1 - beta2 ** step)
+    return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v

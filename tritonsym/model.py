@@ -26,7 +26,7 @@ from safetensors.torch import save as _save_bytes
 
 from .base import FormatError, dtype_name
 from .files import atomic_write
-from .symbol import symbol as _symbol_module
+from .symbol.json_format import load as _load_symbol
 
 PARAMS_FORMAT = "tritonsym-params"
 STATES_FORMAT = "tritonsym-optimizer-states"
@@ -94,7 +94,7 @@ def save_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_param
 
 def load_checkpoint(prefix: str, epoch: int):
     """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the symbol."""
-    sym = _symbol_module.load(f"{prefix}-symbol.json")
+    sym = _load_symbol(f"{prefix}-symbol.json")
     path = params_path(prefix, epoch)
     args, aux = load_params(path)
     check_names(path, args, aux, sym.list_arguments(), sym.list_auxiliary_states())

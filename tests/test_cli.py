@@ -1,0 +1,66 @@
+"""The ``tritonsym`` command: help, the main job's accuracy and time target, MNIST, errors."""
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from test_io import _write_mnist
+
+from tritonsym.cli import main
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: tritonsym" in out and re.search(r"train\s+train an MLP classifier", out)
+    assert main([]) == 2  # no command: the help, and a usage error status
+
+
+def test_default_training_reaches_96_percent_in_under_a_minute():
+    """The issue's target for the main job, timed as a user runs it (start-up included)."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "tritonsym", "train"], capture_output=True, text=True,
+                            timeout=300)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "data: the bundled UCI 8x8 digits: 1438 train / 359 validation samples" in out
+    assert "network: 64-128-10, relu, SoftmaxOutput; float32 on cpu(0)" in out
+    epochs = re.findall(r"Epoch\[(\d+)\] Validation-accuracy=([0-9.]+)", out)
+    assert len(epochs) == 15 and re.search(r"Epoch\[14\] Time cost=[0-9.]+ s \(\d+ samples/s\)", out)
+    final = float(re.search(r"final: validation accuracy ([0-9.]+)", out).group(1))
+    print(f"tritonsym train: validation accuracy {final:.4f} in {elapsed:.1f} s")
+    assert final >= 0.96, out
+    assert elapsed < 60, f"took {elapsed:.1f} s"
+
+
+def test_train_on_mnist_files_and_save(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    _write_mnist(data, n_train=40, n_test=12)
+    prefix = tmp_path / "out" / "net"
+    prefix.parent.mkdir()
+    status = main(["train", "--data", "mnist", "--data-dir", str(data), "--hidden", "16,8", "--epochs", "2",
+                   "--batch-size", "16", "--optimizer", "adam", "--activation", "tanh", "--save", str(prefix),
+                   "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "MNIST from" in out and "network: 784-16-8-10, tanh" in out and "optimizer: adam learning_rate=0.001" in out
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["net-0001.safetensors", "net-0002.safetensors",
+                                                               "net-symbol.json"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "mnist"], "--data mnist needs --data-dir DIR"),
+    (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte[.gz] not found"),
+    (["train", "--hidden", "12,x"], "--hidden '12,x': expected sizes like 128 or 128,64"),
+    (["train", "--epochs", "0"], "--epochs 0: must be at least 1"),
+    (["train", "--device", "tpu"], "--device 'tpu': expected auto, cpu, gpu or gpu:N"),
+])
+def test_errors(argv, message, capsys):
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err

@@ -1,0 +1,126 @@
+"""NDArrayIter's batching modes, the MNIST IDX reader, and the bundled digits."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import FormatError, ParamError
+from tritonsym.io import NDArrayIter
+
+
+def _epoch(it):
+    return [(b.label[0].tolist(), b.pad) for b in it]
+
+
+def test_pad_discard_roll_over():
+    x, y = np.arange(10.0).reshape(10, 1), np.arange(10)
+    assert _epoch(NDArrayIter(x, y, batch_size=4)) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0), ([8, 9, 0, 1], 2)]
+    assert _epoch(NDArrayIter(x, y, batch_size=4, last_batch_handle="discard")) == [([0, 1, 2, 3], 0),
+                                                                                     ([4, 5, 6, 7], 0)]
+    roll = NDArrayIter(x, y, batch_size=4, last_batch_handle="roll_over")
+    assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+    roll.reset()  # 8 and 9 start the next epoch, which then has 12 samples: 3 batches
+    assert _epoch(roll) == [([8, 9, 0, 1], 0), ([2, 3, 4, 5], 0), ([6, 7, 8, 9], 0)]
+    roll.reset()
+    assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+
+
+def test_every_sample_once_per_epoch_when_shuffled():
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    ts.random.seed(4)
+    it = NDArrayIter(x, y, batch_size=3, shuffle=True)
+    first = [b for b in it]
+    seen = np.concatenate([b.label[0].numpy()[:3 - b.pad] for b in first])
+    assert sorted(seen) == list(range(10)) and seen.tolist() != list(range(10))
+    for b in first:  # data rows travel with their labels
+        assert torch.equal(b.data[0][:, 0], 2.0 * b.label[0])
+    it.reset()
+    second = np.concatenate([b.label[0].numpy()[:3 - b.pad] for b in it])
+    assert sorted(second) == list(range(10)) and second.tolist() != seen.tolist()  # a new order per epoch
+    ts.random.seed(4)
+    again = [b.label[0].tolist() for b in NDArrayIter(x, y, batch_size=3, shuffle=True)]
+    assert again == [b.label[0].tolist() for b in first]  # the seed fixes the order
+
+
+def test_descs_dtypes_and_named_inputs():
+    it = NDArrayIter({"a": np.ones((5, 2, 3), np.float64), "b": np.ones((5, 4))}, {"lab": np.arange(5, dtype=np.uint8)},
+                     batch_size=2)
+    assert it.provide_data == [ts.io.DataDesc("a", (2, 2, 3), torch.float32), ts.io.DataDesc("b", (2, 4),
+                                                                                            torch.float32)]
+    assert it.provide_label == [ts.io.DataDesc("lab", (2,), torch.int64)]
+    assert NDArrayIter(np.zeros((3, 1)), np.zeros(3), dtype="float64").provide_label[0].dtype == torch.float64
+    assert NDArrayIter(np.zeros((3, 1), np.uint8)).provide_data[0].dtype == torch.float32  # pixels become floats
+
+
+def test_parts_split_the_samples():
+    x = np.arange(10.0).reshape(10, 1)
+    parts = [NDArrayIter(x, batch_size=1, num_parts=3, part_index=k).num_data for k in range(3)]
+    assert parts == [3, 3, 4]
+    assert NDArrayIter(x, batch_size=1, num_parts=3, part_index=2).next().data[0].item() == 6.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size=0 must be a positive integer"),
+    (dict(last_batch_handle="wrap"), "last_batch_handle='wrap' must be one of pad, discard, roll_over"),
+    (dict(label=np.zeros(4)), r"same number of samples, got \{'data': 5, 'softmax_label': 4\}"),
+    (dict(batch_size=6, last_batch_handle="discard"), "make no full batch of 6"),
+    (dict(num_parts=2, part_index=2), r"part_index=2 must be in \[0, num_parts=2\)"),
+])
+def test_errors(kwargs, message):
+    with pytest.raises(ParamError, match=message):
+        NDArrayIter(np.zeros((5, 2)), **kwargs)
+
+
+def _idx(array: np.ndarray, type_byte: int) -> bytes:
+    return bytes([0, 0, type_byte, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def _write_mnist(folder, n_train=6, n_test=4, gz=True):
+    rng = np.random.default_rng(0)
+    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+             "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+             "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+             "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for name, array in files.items():
+        raw = _idx(array, 0x08)
+        (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(raw) if gz else raw)
+    return files
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_reader(tmp_path, gz):
+    files = _write_mnist(tmp_path, gz=gz)
+    m = ts.io.load_mnist(str(tmp_path))
+    np.testing.assert_array_equal(m["train_images"], files["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(m["test_labels"], files["t10k-labels-idx1-ubyte"])
+    big_endian = np.arange(6, dtype=">i4").reshape(2, 3)
+    (tmp_path / "ints").write_bytes(_idx(big_endian, 0x0C))
+    np.testing.assert_array_equal(ts.io.read_idx(str(tmp_path / "ints")), np.arange(6).reshape(2, 3))
+
+
+def test_mnist_reader_rejects_bad_files(tmp_path):
+    (tmp_path / "junk").write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(FormatError, match="not an IDX file"):
+        ts.io.read_idx(str(tmp_path / "junk"))
+    raw = _idx(np.zeros((3, 28, 28), np.uint8), 0x08)
+    (tmp_path / "short").write_bytes(raw[:-10])
+    with pytest.raises(FormatError, match=r"shape \(3, 28, 28\) of uint8 needs 2368 bytes, the file has 2358"):
+        ts.io.read_idx(str(tmp_path / "short"))
+    (tmp_path / "badgz").write_bytes(gzip.compress(raw)[:40])
+    with pytest.raises(FormatError, match="not a readable gzip file"):
+        ts.io.read_idx(str(tmp_path / "badgz"))
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.* not found"):
+        ts.io.load_mnist(str(tmp_path))
+
+
+def test_bundled_digits():
+    images, labels = ts.io.load_digits()
+    assert images.shape == (1797, 64) and labels.shape == (1797,)
+    assert images.dtype == np.uint8 and images.max() == 16 and images.min() == 0
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    train, val = ts.io.split(1797, 0.2)
+    assert len(val) == 359 and len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 1797

@@ -1,0 +1,78 @@
+"""Metrics against values worked out by hand, accumulation over batches, names, errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import ParamError
+
+P = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.4, 0.35, 0.25]])
+Y = np.array([0, 2, 0, 1])
+
+
+def _value(metric, labels=Y, preds=P):
+    m = ts.metric.create(metric) if isinstance(metric, str) else metric
+    m.update([labels], [preds])
+    return m.get()[1]
+
+
+def test_classification_by_hand():
+    assert _value("acc") == 0.5
+    assert _value(ts.metric.TopKAccuracy(top_k=2)) == 0.75  # sample 2: label 0 is 3rd of 3
+    assert _value("ce") == pytest.approx(-(math.log(0.7) + math.log(0.6) + math.log(0.2) + math.log(0.35)) / 4)
+    assert ts.metric.TopKAccuracy(top_k=2).name == "top_k_accuracy_2"
+
+
+def test_accuracy_accepts_torch_half_and_class_index_predictions():
+    assert _value("acc", torch.tensor(Y), torch.tensor(P, dtype=torch.bfloat16)) == 0.5
+    assert _value("acc", Y, np.array([0, 2, 1, 1])) == 0.75
+
+
+def test_regression_by_hand():
+    label, pred = np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.5, 2.0], [2.0, 5.0]])
+    assert _value("mse", label, pred) == pytest.approx((0.25 / 2 + 1 / 2) / 2)
+    assert _value("mae", label, pred) == pytest.approx((0.5 / 2 + 1 / 2) / 2)
+    assert _value("rmse", label, pred) == pytest.approx(math.sqrt((0.25 / 2 + 1 / 2) / 2))
+    assert _value("mse", np.array([1.0, 2.0]), np.array([[1.0], [4.0]])) == pytest.approx(2.0)
+
+
+def test_f1_binary_and_macro():
+    pred = np.array([[0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.9, 0.1], [0.4, 0.6]])
+    label = np.array([1, 1, 0, 0, 1])  # tp 2, fp 1, fn 1
+    assert _value("f1", label, pred) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    macro = ts.metric.F1(average="macro")
+    # arg-max [0, 2, 1, 0] vs [0, 2, 0, 1]. class 0: tp 1, fp 1, fn 1 -> 0.5; class 1: tp 0 -> 0; class 2: 1
+    assert _value(macro, Y, P) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    with pytest.raises(ParamError, match="average='binary' needs 2 classes"):
+        _value("f1", Y, P)
+
+
+def test_accumulates_over_batches_and_resets():
+    acc = ts.metric.Accuracy()
+    acc.update([Y[:2]], [P[:2]])
+    acc.update([Y[2:]], [P[2:]])
+    assert acc.get() == ("accuracy", 0.5) and acc.num_inst == 4
+    rmse = ts.metric.RMSE()
+    rmse.update([np.zeros(2)], [np.array([3.0, 3.0])])
+    rmse.update([np.zeros(2)], [np.array([0.0, 0.0])])
+    assert rmse.get()[1] == pytest.approx(math.sqrt(4.5))  # the root of the overall mean
+    acc.reset()
+    assert math.isnan(acc.get()[1])
+
+
+def test_composite_custom_and_create():
+    comp = ts.metric.create(["acc", "ce", lambda label, pred: 1.5])
+    assert isinstance(comp, ts.metric.CompositeEvalMetric)
+    comp.update([Y], [P])
+    names, values = comp.get()
+    assert names[:2] == ["accuracy", "cross-entropy"] and values[0] == 0.5 and values[2] == 1.5
+    assert dict(comp.get_name_value())["accuracy"] == 0.5
+    with pytest.raises(ParamError, match="unknown metric 'auc'; known names: acc"):
+        ts.metric.create("auc")
+    with pytest.raises(ParamError, match="2 labels for 1 predictions"):
+        ts.metric.Accuracy().update([Y, Y], [P])
+    with pytest.raises(ParamError, match=r"labels must be in \[0, 3\), got \[0, 7\]"):
+        _value("ce", np.array([0, 7, 0, 1]), P)

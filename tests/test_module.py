@@ -1,0 +1,208 @@
+"""Module: fit, score, predict, parameters, optimizer states, checkpoints and callbacks."""
+
+import io
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import BindError, FormatError, ParamError
+from tritonsym.io import NDArrayIter
+
+FEATURES, CLASSES = 6, 3
+
+
+def _blobs(n, seed=0):
+    """Three well separated Gaussian clusters: a network that learns gets them all right."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, CLASSES, n)
+    centers = np.eye(CLASSES, FEATURES) * 4.0
+    return (centers[y] + rng.normal(size=(n, FEATURES))).astype(np.float32), y
+
+
+def _net(hidden=8):
+    net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc1", num_hidden=hidden)
+    net = ts.sym.Activation(net, name="relu1", act_type="relu")
+    net = ts.sym.FullyConnected(net, name="fc2", num_hidden=CLASSES)
+    return ts.sym.SoftmaxOutput(net, name="softmax")
+
+
+def _trained(epochs=3, **fit):
+    ts.random.seed(0)
+    x, y = _blobs(64)
+    mod = ts.mod.Module(_net())
+    history = mod.fit(NDArrayIter(x, y, batch_size=16, shuffle=True), num_epoch=epochs, initializer=ts.init.Xavier(),
+                      optimizer_params={"learning_rate": 0.5, "momentum": 0.5}, **fit)
+    return mod, history
+
+
+def test_fit_learns_and_logs(caplog):
+    x, y = _blobs(40, seed=1)
+    with caplog.at_level(logging.INFO, logger="tritonsym"):
+        mod, history = _trained(4, eval_data=NDArrayIter(x, y, batch_size=16))
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert history[-1]["validation"]["accuracy"] >= 0.95 and history[-1]["train"]["accuracy"] >= 0.9
+    assert history[-1]["samples_per_sec"] > 0
+    assert "Epoch[3] Train-accuracy=" in caplog.text and "Epoch[3] Validation-accuracy=" in caplog.text
+    assert mod.optimizer.num_update == 16 and mod.optimizer.rescale_grad == 1 / 16
+
+
+def test_score_and_predict_leave_out_padding():
+    mod, _ = _trained()
+    x, y = _blobs(10, seed=2)
+    it = NDArrayIter(x, y, batch_size=4)  # 3 batches, the last padded with 2 samples from the start
+    probs = mod.predict(it)
+    assert probs.shape == (10, CLASSES) and probs.device.type == "cpu"
+    expected_acc = float((probs.argmax(1).numpy() == y).mean())
+    metric = ts.metric.Accuracy()
+    assert mod.score(it, metric) == [("accuracy", expected_acc)]
+    assert metric.num_inst == 10  # MXNet's score would have counted 12
+    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, rtol=1e-5)
+    # another batch size: a reshaped executor sharing the parameters gives the same answers
+    again = mod.predict(NDArrayIter(x, y, batch_size=3))
+    torch.testing.assert_close(again, probs, rtol=1e-6, atol=1e-7)
+    from_array = mod.predict(x)  # an array is cut into batches of the bound size
+    torch.testing.assert_close(from_array, probs, rtol=1e-6, atol=1e-7)
+    per_batch = mod.predict(it, merge_batches=False)
+    assert [len(b[0]) for b in per_batch] == [4, 4, 2]
+
+
+def test_get_set_params_fixed_params_and_init_errors():
+    x, y = _blobs(32)
+    ts.random.seed(1)
+    mod = ts.mod.Module(_net(), fixed_param_names=["fc1_weight"])
+    it = NDArrayIter(x, y, batch_size=16)
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(ts.init.Xavier())
+    before, _ = mod.get_params()
+    mod.fit(it, num_epoch=1, optimizer_params={"learning_rate": 0.1})
+    after, _ = mod.get_params()
+    assert torch.equal(before["fc1_weight"], after["fc1_weight"])  # fixed
+    assert not torch.equal(before["fc2_weight"], after["fc2_weight"])
+    mod.set_params(before)
+    assert torch.equal(mod.get_params()[0]["fc2_weight"], before["fc2_weight"])
+    with pytest.raises(ParamError, match=r"arg_params lacks \['fc2_bias'\]; pass allow_missing=True"):
+        mod.set_params({k: v for k, v in before.items() if k != "fc2_bias"})
+    with pytest.raises(ParamError, match=r"arg_params has \['fc9_weight'\], which the symbol does not have"):
+        mod.set_params(dict(before, fc9_weight=torch.zeros(1)))
+    with pytest.raises(ParamError, match=r"parameter 'fc1_bias' has shape \(3,\), the network expects \(8,\)"):
+        mod.set_params(dict(before, fc1_bias=torch.zeros(3)))
+
+
+def test_errors_say_what_to_do():
+    hint = r"label_names \['softmax_label'\] are not arguments.*pass label_names=\('out_label',\)"
+    with pytest.raises(BindError, match=hint):
+        ts.mod.Module(ts.sym.SoftmaxOutput(ts.sym.Variable("data"), name="out"))
+    mod = ts.mod.Module(_net())
+    batch = ts.io.DataBatch([torch.zeros(4, FEATURES)], [torch.zeros(4)])
+    with pytest.raises(BindError, match="Module.forward: call bind"):
+        mod.forward(batch)
+    mod.bind([("data", (4, FEATURES))], [("softmax_label", (4,))])
+    with pytest.raises(BindError, match="call init_params"):
+        mod.forward(batch)
+    mod.init_params()
+    with pytest.raises(BindError, match="call init_optimizer"):
+        mod.update()
+    with pytest.raises(ParamError, match="kvstore='dist_sync' is not available"):
+        mod.init_optimizer(kvstore="dist_sync")
+    with pytest.raises(ParamError, match="num_epoch=None must be an integer"):
+        mod.fit(NDArrayIter(np.zeros((4, FEATURES)), np.zeros(4), batch_size=4))
+    with pytest.raises(BindError, match=r"data_shapes name \['x'\], but the module's data_names are \['data'\]"):
+        mod.bind([("x", (4, FEATURES))], force_rebind=True)
+    infer = ts.mod.Module(_net())
+    infer.bind([("data", (4, FEATURES))], for_training=False)
+    infer.init_params()
+    with pytest.raises(BindError, match="bound with for_training=False"):
+        infer.init_optimizer()
+    infer.forward(ts.io.DataBatch([torch.zeros(4, FEATURES)]))  # inference needs no labels
+    assert infer.get_outputs()[0].shape == (4, CLASSES)
+
+
+def test_resume_from_checkpoint_with_optimizer_states_equals_continuous_training(tmp_path):
+    x, y = _blobs(48)
+    params = {"learning_rate": 0.2, "momentum": 0.9, "wd": 1e-3,
+              "lr_scheduler": None}
+
+    def fit(mod, begin, end, **kw):
+        opt = dict(params, lr_scheduler=ts.lr_scheduler.FactorScheduler(step=2, factor=0.7))
+        mod.fit(NDArrayIter(x, y, batch_size=16), begin_epoch=begin, num_epoch=end, optimizer_params=opt,
+                initializer=ts.init.Xavier(), **kw)
+
+    ts.random.seed(5)
+    continuous = ts.mod.Module(_net())
+    fit(continuous, 0, 2)
+    ts.random.seed(5)
+    first = ts.mod.Module(_net())
+    fit(first, 0, 1)
+    prefix = str(tmp_path / "mlp")
+    first.save_checkpoint(prefix, 1, save_optimizer_states=True)
+    assert sorted(os.listdir(tmp_path)) == ["mlp-0001.safetensors", "mlp-0001.states.safetensors",
+                                            "mlp-symbol.json"]
+    resumed = ts.mod.Module.load(prefix, 1, load_optimizer_states=True)
+    fit(resumed, 1, 2)
+    assert resumed.optimizer.num_update == 6
+    for name, value in continuous.get_params()[0].items():
+        assert torch.equal(resumed.get_params()[0][name], value), name  # bit for bit
+    # without the optimizer states the momentum restarts from zero: not the same run
+    plain = ts.mod.Module.load(prefix, 1)
+    fit(plain, 1, 2)
+    assert not torch.equal(plain.get_params()[0]["fc1_weight"], continuous.get_params()[0]["fc1_weight"])
+
+
+def test_loading_checks_names_shapes_and_dtypes(tmp_path):
+    mod, _ = _trained(1)
+    prefix = str(tmp_path / "m")
+    mod.save_checkpoint(prefix, 3)
+    args, aux = ts.model.load_params(prefix + "-0003.safetensors")
+    assert sorted(args) == ["fc1_bias", "fc1_weight", "fc2_bias", "fc2_weight"] and aux == {}
+    bad = dict(args, fc1_weight=torch.zeros(8, 5), fc2_bias=args["fc2_bias"].double())
+    ts.model.save_params(prefix + "-0004.safetensors", bad, {})
+    loaded = ts.mod.Module.load(prefix, 4)
+    with pytest.raises(ParamError, match=r"fc1_weight: stored shape \(8, 5\), the network has \(8, 6\); "
+                                         r"fc2_bias: stored dtype float64, the network has float32"):
+        loaded.bind([("data", (16, FEATURES))], [("softmax_label", (16,))])
+    ts.model.save_params(prefix + "-0005.safetensors", {k: v for k, v in args.items() if k != "fc2_bias"}, {})
+    with pytest.raises(ParamError, match=r"lacks the parameters \['fc2_bias'\]"):
+        ts.mod.Module.load(prefix, 5)
+    ts.model.save_params(prefix + "-0006.safetensors", dict(args, extra_weight=torch.zeros(2)), {})
+    with pytest.raises(FormatError, match="holds extra_weight, which the symbol does not have"):
+        ts.mod.Module.load(prefix, 6)
+    raw = open(prefix + "-0003.safetensors", "rb").read()
+    with open(prefix + "-0007.safetensors", "wb") as f:
+        f.write(raw[:len(raw) // 2])
+    with pytest.raises(FormatError, match="0007.safetensors: not a readable safetensors file"):
+        ts.mod.Module.load(prefix, 7)
+    ts.model.save_tensors(prefix + "-0008.safetensors", args, {"format": "something-else"})
+    with pytest.raises(FormatError, match="format 'something-else', expected 'tritonsym-params'"):
+        ts.model.load_checkpoint(prefix, 8)
+
+
+def test_callbacks(tmp_path, caplog):
+    bar_output = io.StringIO()
+    prefix = str(tmp_path / "cb")
+    with caplog.at_level(logging.INFO, logger="tritonsym"):
+        _trained(2, batch_end_callback=[ts.callback.Speedometer(16, frequent=2),
+                                        ts.callback.ProgressBar(total=4, file=bar_output)],
+                 epoch_end_callback=ts.callback.do_checkpoint(prefix))
+    assert "Epoch[1] Batch [0-2]\tSpeed: " in caplog.text and "samples/sec\taccuracy=" in caplog.text
+    assert "epoch 1:" in bar_output.getvalue() and "/4 [" in bar_output.getvalue()
+    assert sorted(os.listdir(tmp_path)) == ["cb-0001.safetensors", "cb-0002.safetensors", "cb-symbol.json"]
+    sym, args, _ = ts.model.load_checkpoint(prefix, 2)
+    assert sym.list_arguments() == _net().list_arguments()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_fit_in_other_dtypes(dtype):
+    x, y = _blobs(32)
+    ts.random.seed(2)
+    mod = ts.mod.Module(_net())
+    it = NDArrayIter(x, y, batch_size=16, dtype=dtype)
+    mod.fit(it, num_epoch=3, optimizer="adam", optimizer_params={"learning_rate": 0.1},
+            initializer=ts.init.Xavier())
+    params, _ = mod.get_params()
+    assert params["fc1_weight"].dtype == ts.base.to_dtype(dtype)
+    assert all(torch.isfinite(p.float()).all() for p in params.values())
+    assert mod.score(it, "acc")[0][1] > 0.8

@@ -1,0 +1,146 @@
+"""Optimizer classes, learning-rate schedules, and FlatUpdater on a bound executor."""
+
+import math
+
+import numpy as np
+import oracles
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import ParamError
+from tritonsym.optimizer import CosineScheduler, FactorScheduler, MultiFactorScheduler
+
+
+def test_create_by_name_and_instance():
+    sgd = ts.optimizer.create("SGD", learning_rate=0.5, momentum=0.9)
+    assert isinstance(sgd, ts.optimizer.SGD) and sgd.lr == 0.5 and sgd.momentum == 0.9
+    adam = ts.optimizer.Adam()
+    assert ts.optimizer.create(adam) is adam
+    with pytest.raises(ParamError, match="unknown optimizer 'rmsprop'; known: adam, sgd"):
+        ts.optimizer.create("rmsprop")
+    with pytest.raises(ParamError, match="cannot be applied to an optimizer instance"):
+        ts.optimizer.create(adam, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(momentum=1.5), r"SGD: momentum=1.5 must be a number in \[0.0, 1.0\)"),
+    (dict(learning_rate=-1), r"SGD: learning_rate=-1 must be a number in \[0.0, inf\)"),
+    (dict(rescale_grad=0), r"rescale_grad=0 must be a number in \(0.0"),
+    (dict(clip_gradient=float("nan")), "clip_gradient=nan"),
+    (dict(wd="0.1"), "wd='0.1'"),
+])
+def test_bad_hyperparameters_are_named(kwargs, message):
+    with pytest.raises(ParamError, match=message):
+        ts.optimizer.SGD(**kwargs)
+    with pytest.raises(ParamError, match=r"Adam: beta2=1.0 must be a number in \[0.0, 1.0\)"):
+        ts.optimizer.Adam(beta2=1.0)
+
+
+def test_multipliers_from_names_symbol_and_setters():
+    w = ts.sym.Variable("fc1_weight", lr_mult=0.1)
+    b = ts.sym.Variable("fc1_bias", wd_mult=2.0)
+    net = ts.sym.FullyConnected(ts.sym.Variable("data"), weight=w, bias=b, name="fc1", num_hidden=3)
+    names = {0: "fc1_weight", 1: "fc1_bias", 2: "bn_gamma", 3: "emb"}
+    opt = ts.optimizer.SGD(param_idx2name=names, sym=net)
+    # weight decay on *_weight and *_gamma only, unless a wd_mult says otherwise
+    assert opt.multipliers("fc1_weight") == (0.1, 1.0)
+    assert opt.multipliers("fc1_bias") == (1.0, 2.0)
+    assert opt.multipliers("bn_gamma") == (1.0, 1.0)
+    assert opt.multipliers("emb") == (1.0, 0.0)
+    opt.set_lr_mult({"emb": 3.0})
+    opt.set_wd_mult({"emb": 0.5})
+    assert opt.multipliers("emb") == (3.0, 0.5)
+    assert opt.multipliers("fc1_weight") == (0.1, 1.0)  # the symbol's attribute stays
+
+
+def test_schedulers_by_hand():
+    f = FactorScheduler(step=3, factor=0.5, base_lr=1.0, stop_factor_lr=0.2)
+    assert [f(n) for n in range(1, 11)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.2]
+    m = MultiFactorScheduler(step=[2, 5], factor=0.1, base_lr=1.0)
+    assert [round(m(n), 12) for n in range(1, 8)] == [1, 1, 0.1, 0.1, 0.1, 0.01, 0.01]
+    c = CosineScheduler(max_update=10, base_lr=2.0, final_lr=0.0, warmup_steps=2, warmup_begin_lr=0.0)
+    assert c(1) == 1.0  # linear warm-up: half way at 1 of 2
+    assert c(2) == 2.0 and c(10) == pytest.approx(0.0, abs=1e-15) and c(11) == 0.0
+    assert c(6) == pytest.approx(1.0)  # half way through the cosine
+    with pytest.raises(ParamError, match="strictly increasing"):
+        MultiFactorScheduler(step=[5, 2])
+    with pytest.raises(ParamError, match="base_lr is not set"):
+        FactorScheduler(step=1)(1)
+    opt = ts.optimizer.SGD(learning_rate=0.3, lr_scheduler=FactorScheduler(step=1, factor=0.5))
+    assert opt.learning_rate == 0.3 and opt.hyper(2)["learning_rate"] == 0.15
+    with pytest.raises(ParamError, match="comes from lr_scheduler"):
+        opt.set_learning_rate(0.1)
+
+
+def _bound(dtype=torch.float64, grad_req="write"):
+    net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc1", num_hidden=5)
+    net = ts.sym.FullyConnected(net, name="fc2", num_hidden=3)
+    net = ts.sym.LinearRegressionOutput(net, name="out")
+    exe = net.simple_bind(ts.cpu(), grad_req=grad_req, type_dict={"data": dtype}, data=(4, 7))
+    return net, exe
+
+
+def test_flat_updater_updates_every_parameter_like_the_oracle(rng):
+    _, exe = _bound(grad_req={"fc1_weight": "write", "fc1_bias": "write", "fc2_weight": "write",
+                              "fc2_bias": "null"})
+    names = ["fc1_weight", "fc1_bias", "fc2_weight"]
+    opt = ts.optimizer.SGD(learning_rate=0.1, momentum=0.9, wd=0.01, clip_gradient=0.5,
+                           param_idx2name=dict(enumerate(names)))
+    opt.set_lr_mult({"fc2_weight": 0.5})
+    updater = ts.optimizer.FlatUpdater(opt, exe)
+    assert updater.param_names == names
+    arrays = exe.arg_dict
+    for name, t in arrays.items():
+        t.copy_(torch.from_numpy(rng.normal(size=tuple(t.shape))))
+    moms = {n: np.zeros(tuple(arrays[n].shape)) for n in names}
+    for step in range(3):
+        for n in names:
+            exe.grad_dict[n].copy_(torch.from_numpy(rng.normal(size=tuple(arrays[n].shape))))
+        before = {n: t.numpy().copy() for n, t in arrays.items()}
+        updater.step()
+        for n in names:
+            lr_mult, wd_mult = opt.multipliers(n)
+            ref, moms[n] = oracles.sgd_update(before[n], exe.grad_dict[n].numpy(), moms[n], 0.1 * lr_mult,
+                                              0.01 * wd_mult, 1.0, 0.5, 0.9)
+            np.testing.assert_allclose(arrays[n].numpy(), ref, rtol=1e-13, atol=1e-15, err_msg=n)
+        np.testing.assert_array_equal(arrays["fc2_bias"].numpy(), before["fc2_bias"])  # grad_req null
+    assert opt.num_update == 3
+    states = updater.state_dict()
+    assert sorted(states) == ["momentum:fc1_bias", "momentum:fc1_weight", "momentum:fc2_weight", "num_update"]
+    np.testing.assert_allclose(states["momentum:fc2_weight"].numpy(), moms["fc2_weight"], rtol=1e-13, atol=1e-15)
+    fresh = ts.optimizer.FlatUpdater(ts.optimizer.SGD(momentum=0.9, param_idx2name=dict(enumerate(names))), exe)
+    fresh.load_state_dict(states)
+    assert fresh.optimizer.num_update == 3
+    assert torch.equal(fresh.state_dict()["momentum:fc1_weight"], states["momentum:fc1_weight"])
+    with pytest.raises(ParamError, match="missing .*momentum:fc1_bias"):
+        fresh.load_state_dict({k: v for k, v in states.items() if k != "momentum:fc1_bias"})
+
+
+def test_hyper_is_rewritten_only_when_it_changes():
+    _, exe = _bound(torch.float32)
+    for t in exe.grad_dict.values():
+        if t is not None:
+            t.zero_()
+    adam = ts.optimizer.FlatUpdater(ts.optimizer.Adam(), exe)
+    adam.step()
+    first = adam.groups[0].written
+    adam.step()
+    assert adam.groups[0].written is not first  # Adam's bias corrections change every step
+    assert adam.groups[0].hyper[7].item() == pytest.approx(1 - 0.9 ** 2)
+    sgd = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=0.1), exe)
+    sgd.step()
+    first = sgd.groups[0].written
+    sgd.step()
+    assert sgd.groups[0].written is first  # a constant rate: no host-to-device copy
+    assert math.isclose(first[0], 0.1)
+
+
+def test_updater_needs_parameters_in_the_workspace():
+    net, _ = _bound()
+    args = {n: torch.zeros(s, dtype=torch.float64) for n, s in zip(net.list_arguments(),
+                                                                    net.infer_shape(data=(4, 7))[0])}
+    grads = {n: torch.zeros_like(t) for n, t in args.items()}
+    exe = net.bind(ts.cpu(), args, args_grad=grads)
+    with pytest.raises(ts.BindError, match="'data' or its gradient is an array given to bind"):
+        ts.optimizer.FlatUpdater(ts.optimizer.SGD(), exe)
