@@ -8,6 +8,7 @@ lint:
 
 examples:
 	python examples/seed_symbols.py
+	python examples/train_digits.py
 
 bench:
 	python perf/bench_mlp.py

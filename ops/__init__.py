@@ -30,6 +30,7 @@ from .elementwise import (  # noqa: E402
 )
 from .fully_connected import fully_connected_backward, fully_connected_forward  # noqa: E402
 from .memory import accumulate, copy, fill  # noqa: E402
+from .optimizer import adam_update, sgd_update  # noqa: E402
 from .regression_output import regression_output_backward  # noqa: E402
 from .softmax import softmax_backward, softmax_forward  # noqa: E402
 from .softmax_output import count_valid_labels, softmax_output_backward  # noqa: E402
@@ -46,6 +47,7 @@ __all__ = [
     "accumulate",
     "activation_backward",
     "activation_forward",
+    "adam_update",
     "binary_backward",
     "binary_forward",
     "copy",
@@ -56,6 +58,7 @@ __all__ = [
     "regression_output_backward",
     "scalar_backward",
     "scalar_forward",
+    "sgd_update",
     "softmax_backward",
     "softmax_forward",
     "softmax_output_backward",

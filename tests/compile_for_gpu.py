@@ -31,6 +31,7 @@ def planned_launches():
         elementwise,
         fully_connected,
         memory,
+        optimizer,
         regression_output,
         softmax,
         softmax_output,
@@ -82,6 +83,17 @@ def planned_launches():
             v, t(33, dtype=dt), v, use_ignore=True, normalization="valid", valid_count=t(1), head_grad=v))
         add(f"softmax output prob {dt}", softmax_output.plan_softmax_output_backward(v, v, v, smooth_alpha=0.1))
         add(f"regression {dt}", regression_output.plan_regression_output_backward(v, v, v, 0.5))
+        flat, ct = t(3000, dtype=dt), optimizer.compute_dtype(dt)
+        chunks = optimizer.chunk_table([optimizer.Segment(0, 1000), optimizer.Segment(1024, 1976, 0.5, 0.0)], 3000,
+                                       dt, "cpu")
+        state = t(3000, dtype=ct)
+        for clip in (False, True):
+            add(f"sgd {dt} clip={clip}", optimizer.plan_sgd_update(flat, flat, None, chunks,
+                                                                    t(len(optimizer.SGD_HYPER), dtype=ct), clip))
+            add(f"sgd momentum {dt} clip={clip}", optimizer.plan_sgd_update(
+                flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), clip))
+            add(f"adam {dt} clip={clip}", optimizer.plan_adam_update(flat, flat, state, state, chunks,
+                                                                      t(len(optimizer.ADAM_HYPER), dtype=ct), clip))
     add("count labels", softmax_output.plan_count_valid_labels(t(33, dtype=torch.int64), t(1), -1.0))
     return out
 

@@ -36,10 +36,14 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     samples/s and validation metric, and returns one dict per epoch with those figures."""
     if not isinstance(num_epoch, int) or num_epoch <= begin_epoch:
         raise ParamError(f"Module.fit: num_epoch={num_epoch!r} must be an integer above begin_epoch={begin_epoch}")
-    self.bind(data_shapes=train_data.provide_data, label_shapes=train_data.provide_label, for_training=True,
-              force_rebind=force_rebind)
+    # A module the caller already bound and set up (the intermediate API) is used as it is.
+    if not self.binded or force_rebind:
+        self.bind(data_shapes=train_data.provide_data, label_shapes=train_data.provide_label, for_training=True,
+                  force_rebind=force_rebind)
     self.init_params(initializer, arg_params, aux_params, allow_missing=allow_missing, force_init=force_init)
-    self.init_optimizer(kvstore=kvstore, optimizer=optimizer, optimizer_params=optimizer_params, force_init=force_init)
+    if not self.optimizer_initialized or force_init:
+        self.init_optimizer(kvstore=kvstore, optimizer=optimizer, optimizer_params=optimizer_params,
+                            force_init=force_init)
     validation_metric = validation_metric if validation_metric is not None else eval_metric
     train_metric = metric_module.create(eval_metric)
     history = []

@@ -207,6 +207,7 @@ class Symbol:
         """Compose: a copy of this symbol with free variables replaced by other symbols,
         positionally in ``list_arguments()`` order or by name; ``name`` renames the head node.
 
+        >>> net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc1", num_hidden=128)
         >>> net2 = ts.sym.FullyConnected(ts.sym.Variable("data2"), name="net2", num_hidden=128)
         >>> net(data=net2, name="compose").list_arguments()
         ['data2', 'net2_weight', 'net2_bias', 'fc1_weight', 'fc1_bias']
