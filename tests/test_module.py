@@ -64,6 +64,8 @@ def test_score_and_predict_leave_out_padding():
     # another batch size: a reshaped executor sharing the parameters gives the same answers
     again = mod.predict(NDArrayIter(x, y, batch_size=3))
     torch.testing.assert_close(again, probs, rtol=1e-6, atol=1e-7)
+    unlabelled = mod.predict(NDArrayIter(x, batch_size=5))  # no labels, another batch size
+    torch.testing.assert_close(unlabelled, probs, rtol=1e-6, atol=1e-7)
     from_array = mod.predict(x)  # an array is cut into batches of the bound size
     torch.testing.assert_close(from_array, probs, rtol=1e-6, atol=1e-7)
     per_batch = mod.predict(it, merge_batches=False)
@@ -206,3 +208,13 @@ def test_fit_in_other_dtypes(dtype):
     assert params["fc1_weight"].dtype == ts.base.to_dtype(dtype)
     assert all(torch.isfinite(p.float()).all() for p in params.values())
     assert mod.score(it, "acc")[0][1] > 0.8
+
+
+def test_backward_before_forward_is_named():
+    mod = ts.mod.Module(_net())
+    mod.bind([("data", (4, FEATURES))], [("softmax_label", (4,))])
+    mod.init_params()
+    with pytest.raises(BindError, match="Module.backward: call forward"):
+        mod.backward()
+    with pytest.raises(BindError, match="Module.get_outputs: call forward"):
+        mod.get_outputs()

@@ -148,5 +148,5 @@ def _train(args, log) -> int:
     fit_time = sum(h["time"] for h in history)
     log.info("final: validation accuracy %.4f, train accuracy %.4f after %d epochs; %.0f samples/s in training; "
              "%.1f s in all", last["validation"]["accuracy"], last["train"]["accuracy"], args.epochs,
-             sum(len(train_x) for _ in history) / fit_time, time.perf_counter() - start)
+             len(train_x) * len(history) / fit_time, time.perf_counter() - start)
     return 0

@@ -129,15 +129,16 @@ class NDArrayIter(DataIter):
                 and 0 <= part_index < num_parts):
             raise ParamError(f"NDArrayIter: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
         dtype = to_dtype(dtype) if dtype is not None else None
-        named = _named("data", data, data_name) + _named("label", label, label_name)
-        if not named or not _named("data", data, data_name):
+        data_items = _named("data", data, data_name)
+        if not data_items:
             raise ParamError("NDArrayIter: no data given")
+        named = data_items + _named("label", label, label_name)
         sizes = {name: a.shape[0] for name, a in named}
         if len(set(sizes.values())) != 1:
             raise ParamError(f"NDArrayIter: data and labels must have the same number of samples, got {sizes}")
         total = next(iter(sizes.values()))
         lo, hi = total * part_index // num_parts, total * (part_index + 1) // num_parts
-        n_data = len(_named("data", data, data_name))
+        n_data = len(data_items)
         arrays = [(name, _as_tensor(a[lo:hi], dtype, k >= n_data)) for k, (name, a) in enumerate(named)]
         self.data, self.label = arrays[:n_data], arrays[n_data:]
         self.num_data = hi - lo

@@ -89,6 +89,7 @@ class Module:
                             f"{', '.join(self._param_names)})")
         self._aux_names = symbol.list_auxiliary_states()
         self._exec = None  # the executor bound by bind(); owns the parameters
+        self._current = None  # the executor the last forward ran on (the bound one or a reshaped one)
         self._execs: dict[tuple, object] = {}  # executors for other input shapes (reshape), by shapes
         self._arrays: dict[str, torch.Tensor] = {}  # every argument array of the bound executor
         self._for_training = False
@@ -127,9 +128,11 @@ class Module:
         self._require("output_shapes", bound=True)
         return [(n, tuple(t.shape)) for n, t in self._exec.output_dict.items()]
 
-    def _require(self, what: str, bound=False, params=False, optimizer=False) -> None:
+    def _require(self, what: str, bound=False, params=False, optimizer=False, forward=False) -> None:
         if bound and self._exec is None:
             raise BindError(f"Module.{what}: call bind() first (or fit(), which binds)")
+        if forward and self._current is None:
+            raise BindError(f"Module.{what}: call forward() first")
         if params and not self.params_initialized:
             raise BindError(f"Module.{what}: call init_params() first (or set_params(), or fit())")
         if optimizer and self._updater is None:
@@ -170,6 +173,7 @@ class Module:
         self._exec = self._symbol.simple_bind(self._context, grad_req=reqs, type_dict=types,
                                               **self._bind_options, **shapes)
         self._execs = {self._shape_key(shapes): self._exec}
+        self._current = None
         self._arrays = self._exec.arg_dict
         self._for_training, self._inputs_need_grad = for_training, inputs_need_grad
         self._data_shapes, self._label_shapes = data, label
@@ -319,13 +323,16 @@ class Module:
         elif is_train and self._label_names:
             raise BindError(f"Module.forward: training needs the labels {self._label_names}, the batch has none")
         shapes = {n: tuple(v.shape) for n, v in inputs.items()}
-        for name in self._label_names:  # a batch without labels keeps the bound label shape
-            shapes.setdefault(name, tuple(self._arrays[name].shape))
+        if not labels and self._label_names:  # the labels' shapes follow from the data's
+            arg_shapes, _, _ = self._symbol.infer_shape_partial(**shapes)
+            inferred = dict(zip(self._symbol.list_arguments(), arg_shapes))
+            for name in self._label_names:
+                shapes[name] = tuple(inferred.get(name) or self._arrays[name].shape)
         self._current = self._executor_for(shapes)
         self._current.forward(is_train=is_train, **inputs)
 
     def backward(self, out_grads=None) -> None:
-        self._require("backward", bound=True)
+        self._require("backward", bound=True, forward=True)
         self._current.backward(out_grads)
 
     def update(self) -> None:
@@ -339,12 +346,13 @@ class Module:
 
     def get_outputs(self) -> list[torch.Tensor]:
         """The outputs of the last forward (views into the workspace: copy them to keep them)."""
-        self._require("get_outputs", bound=True)
+        self._require("get_outputs", bound=True, forward=True)
         return self._current.outputs
 
     def get_input_grads(self) -> list[torch.Tensor]:
         if not self._inputs_need_grad:
             raise BindError("Module.get_input_grads: bind with inputs_need_grad=True")
+        self._require("get_input_grads", forward=True)
         return [self._current.grad_dict[n] for n in self._data_names]
 
     def update_metric(self, eval_metric, labels: Sequence[torch.Tensor], pad: int = 0) -> None:
