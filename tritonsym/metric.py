@@ -266,7 +266,7 @@ class CompositeEvalMetric(EvalMetric):
         self.metrics.append(create(metric))
 
     def reset(self):
-        for m in getattr(self, "metrics", []):
+        for m in self.metrics:
             m.reset()
 
     def update(self, labels, preds):

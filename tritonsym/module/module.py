@@ -91,6 +91,7 @@ class Module:
         self._exec = None  # the executor bound by bind(); owns the parameters
         self._current = None  # the executor the last forward ran on (the bound one or a reshaped one)
         self._execs: dict[tuple, object] = {}  # executors for other input shapes (reshape), by shapes
+        self._inferred_labels: dict[tuple, dict] = {}  # data shapes -> the label shapes they imply
         self._arrays: dict[str, torch.Tensor] = {}  # every argument array of the bound executor
         self._for_training = False
         self._inputs_need_grad = False
@@ -323,13 +324,20 @@ class Module:
         elif is_train and self._label_names:
             raise BindError(f"Module.forward: training needs the labels {self._label_names}, the batch has none")
         shapes = {n: tuple(v.shape) for n, v in inputs.items()}
-        if not labels and self._label_names:  # the labels' shapes follow from the data's
-            arg_shapes, _, _ = self._symbol.infer_shape_partial(**shapes)
-            inferred = dict(zip(self._symbol.list_arguments(), arg_shapes))
-            for name in self._label_names:
-                shapes[name] = tuple(inferred.get(name) or self._arrays[name].shape)
+        if not labels and self._label_names:
+            shapes.update(self._label_shapes_for(shapes))
         self._current = self._executor_for(shapes)
         self._current.forward(is_train=is_train, **inputs)
+
+    def _label_shapes_for(self, data_shapes: dict) -> dict:
+        """The label shapes that follow from these data shapes (for batches without labels)."""
+        key = self._shape_key(data_shapes)
+        if key not in self._inferred_labels:
+            arg_shapes, _, _ = self._symbol.infer_shape_partial(**data_shapes)
+            inferred = dict(zip(self._symbol.list_arguments(), arg_shapes))
+            self._inferred_labels[key] = {n: tuple(inferred.get(n) or self._arrays[n].shape)
+                                          for n in self._label_names}
+        return self._inferred_labels[key]
 
     def backward(self, out_grads=None) -> None:
         self._require("backward", bound=True, forward=True)

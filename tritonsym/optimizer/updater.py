@@ -29,6 +29,10 @@ class _Group:
         self.states = {s: torch.zeros(region.weights.numel(), dtype=ct, device=device)
                        for s in optimizer.state_names()}
         self.hyper = torch.zeros(len(optimizer.hyper_slots), dtype=ct, device=device)
+        # Host values are written into this buffer in place (no tensor per step), then copied
+        # over with a blocking copy, so the buffer is free again when step() returns.
+        self.host = self.hyper if self.hyper.device.type == "cpu" else torch.zeros(
+            self.hyper.shape, dtype=ct, pin_memory=torch.cuda.is_available())
         self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
         self.written: list[float] | None = None
 
@@ -50,7 +54,9 @@ class FlatUpdater:
         row = [float(values[k]) for k in opt.hyper_slots]
         for group in self.groups:
             if row != group.written:  # a host-to-device copy only when a scalar changed
-                group.hyper.copy_(torch.tensor(row, dtype=group.hyper.dtype))
+                group.host.numpy()[:] = row
+                if group.host is not group.hyper:
+                    group.hyper.copy_(group.host)
                 group.written = row
             run(group.launches)
 
