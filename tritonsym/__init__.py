@@ -46,4 +46,4 @@ init = initializer
 __version__ = "0.1.0"
 __all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
            "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "init", "initializer", "io", "lr_scheduler",
-           "metric", "mod", "model", "module", "ops", "optimizer", "random", "sym", "symbol"]
+           "metric", "mod", "model", "module", "ops", "optimizer", "random", "sym", "symbol", "test_utils"]

@@ -76,6 +76,12 @@ class Executor:
         return dict(zip(self._program.output_names, self.outputs))
 
     @property
+    def needs_out_grads(self) -> list[bool]:
+        """Per output: does backward need its gradient in ``out_grads``? (False for loss
+        outputs, which write the gradient of their own loss.)"""
+        return [g is not None for g in self._program.head_grads]
+
+    @property
     def symbol(self):
         return self._symbol
 

@@ -1,0 +1,245 @@
+"""Checks for operators and networks, for your own pytest too (MXNet's ``mx.test_utils``).
+
+- ``assert_almost_equal(a, b)``: elementwise ``|a - b| <= atol + rtol * |b|``; on failure
+  it says how many elements differ and shows the worst ones with both values.
+- ``check_symbolic_forward`` / ``check_symbolic_backward``: bind, run, compare each output
+  or gradient with what you expect, naming the one that differs.
+- ``check_numeric_gradient(sym, location)``: bind in float64, compute every gradient with
+  backward, and compare with central differences ``(f(x + eps v) - f(x - eps v)) / 2 eps``
+  along random unit directions ``v``, one argument at a time, or element by element (the
+  full Jacobian-vector product) for small arguments. ``f`` is ``sum(head * output)`` with a
+  random ``head`` for ordinary outputs, and the loss you name for loss outputs (whose
+  backward writes the gradient of a loss, not of the output). A wrong gradient is reported
+  under the argument's name.
+
+>>> import numpy as np, tritonsym as ts
+>>> net = ts.sym.Activation(ts.sym.Variable("x"), act_type="tanh") * ts.sym.Variable("y")
+>>> rng = np.random.default_rng(0)
+>>> errors = ts.test_utils.check_numeric_gradient(net, {"x": rng.normal(size=(3, 4)), "y": rng.normal(size=(3, 4))})
+>>> sorted(errors), max(errors.values()) < 1e-6
+(['x', 'y'], True)
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .base import dtype_name
+from .context import cpu
+
+# (atol, rtol) by the dtype compared; float64 for gradient checks and oracles.
+DEFAULT_TOLERANCES = {
+    torch.float64: (1e-12, 1e-10),
+    torch.float32: (1e-5, 1e-4),
+    torch.float16: (2e-3, 5e-3),
+    torch.bfloat16: (1.5e-2, 2e-2),
+}
+
+
+def _host(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().to(torch.float64).cpu().numpy() if a.is_floating_point() else a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _dtype_of(a) -> torch.dtype:
+    if isinstance(a, torch.Tensor):
+        return a.dtype
+    kind = np.asarray(a).dtype
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}.get(kind, torch.float64)
+
+
+def assert_almost_equal(a, b, rtol: float | None = None, atol: float | None = None, names=("a", "b"),
+                        equal_nan: bool = False) -> None:
+    """``|a - b| <= atol + rtol * |b|`` everywhere (tolerances default by the lower of the two
+    dtypes). NaN in ``a`` where ``b`` is not NaN always fails, so an unwritten element shows."""
+    dtype = max((_dtype_of(a), _dtype_of(b)), key=lambda d: DEFAULT_TOLERANCES.get(d, (0, 0))[1])
+    default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    actual, expected = _host(a).astype(np.float64), _host(b).astype(np.float64)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{names[0]} has shape {actual.shape} but {names[1]} has shape {expected.shape}")
+    err = np.abs(actual - expected)
+    with np.errstate(invalid="ignore"):
+        bad = ~(err <= atol + rtol * np.abs(expected))
+    both_nan = np.isnan(actual) & np.isnan(expected)
+    bad &= ~((actual == expected) & np.isinf(expected))  # equal infinities
+    bad &= ~both_nan if equal_nan else np.ones_like(bad)
+    if not equal_nan:
+        bad |= both_nan
+    if not bad.any():
+        return
+    index = np.argwhere(bad)
+    order = np.argsort(-np.nan_to_num(err[bad], nan=np.inf))
+    lines = [f"  at {tuple(int(i) for i in ix)}: {names[0]}={float(actual[tuple(ix)])!r}, "
+             f"{names[1]}={float(expected[tuple(ix)])!r}" for ix in index[order][:5]]
+    finite = err[bad][np.isfinite(err[bad])]
+    worst = f"; largest difference {finite.max():.3g}" if finite.size else ""
+    raise AssertionError(f"{names[0]} and {names[1]} differ in {int(bad.sum())} of {bad.size} elements beyond "
+                         f"atol={atol:g}, rtol={rtol:g} ({dtype_name(dtype)}){worst}; worst:\n" + "\n".join(lines))
+
+
+def _by_name(what: str, names: Sequence[str], values) -> dict:
+    if isinstance(values, Mapping):
+        unknown = [k for k in values if k not in names]
+        if unknown:
+            raise ValueError(f"{what}: {unknown} are not among {list(names)}")
+        return dict(values)
+    values = list(values)
+    if len(values) != len(names):
+        raise ValueError(f"{what}: {len(values)} values for {len(names)} names {list(names)}")
+    return dict(zip(names, values))
+
+
+def _bind(sym, location: dict, aux_states, grad_req, ctx, dtype):
+    shapes = {n: tuple(np.shape(v)) for n, v in location.items()}
+    types = {n: dtype for n in location}
+    exe = sym.simple_bind(ctx or cpu(), grad_req=grad_req, type_dict=types, **shapes)
+    if aux_states:
+        exe.copy_params_from({}, aux_params=dict(aux_states))
+    return exe
+
+
+def check_symbolic_forward(sym, location, expected, rtol: float | None = None, atol: float | None = None,
+                           aux_states=None, ctx=None, equal_nan: bool = False, dtype=torch.float64) -> list:
+    """Forward (inference) on ``location`` (a dict, or a list in ``list_arguments()`` order)
+    must give ``expected`` (a list in output order, or a dict by output name). Returns the outputs."""
+    location = _by_name("location", sym.list_arguments(), location)
+    exe = _bind(sym, location, aux_states, "null", ctx, dtype)
+    outputs = exe.forward(is_train=False, **location)
+    expected = _by_name("expected", sym.list_outputs(), expected)
+    for name, out in zip(sym.list_outputs(), outputs):
+        if name in expected:
+            assert_almost_equal(out, expected[name], rtol, atol, (f"forward {name}", "expected"), equal_nan)
+    return [o.clone() for o in outputs]
+
+
+def check_symbolic_backward(sym, location, out_grads, expected, rtol: float | None = None,
+                            atol: float | None = None, aux_states=None, grad_req="write", ctx=None,
+                            equal_nan: bool = False, dtype=torch.float64) -> dict:
+    """Forward (training) on ``location``, backward with ``out_grads`` (a list per output, a
+    dict by output name, or None when every output is a loss); each gradient named in
+    ``expected`` (a dict, or a list in argument order) must match. Returns the gradients."""
+    names = sym.list_arguments()
+    location = _by_name("location", names, location)
+    expected = _by_name("expected", names, expected)
+    reqs = {n: (grad_req if n in expected else "null") for n in names} if isinstance(grad_req, str) else grad_req
+    exe = _bind(sym, location, aux_states, reqs, ctx, dtype)
+    exe.forward(is_train=True, **location)
+    exe.backward(out_grads)
+    grads = {n: g.clone() for n, g in exe.grad_dict.items() if g is not None}
+    for name, value in expected.items():
+        assert_almost_equal(grads[name], value, rtol, atol, (f"gradient of {name!r}", "expected"), equal_nan)
+    return grads
+
+
+def _no_grad_arguments(sym) -> set[str]:
+    """Arguments feeding only inputs their operators take no gradient for (labels)."""
+    feeds: dict[str, list[bool]] = {}
+    for node in sym._nodes():
+        if node.is_variable:
+            continue
+        frozen = node.op.no_grad_inputs(node.params)
+        for input_name, (source, _) in zip(node.input_names(), node.inputs):
+            if source.is_variable:
+                feeds.setdefault(source.name, []).append(input_name in frozen)
+    return {name for name, flags in feeds.items() if all(flags)}
+
+
+def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 1e-6, rtol: float = 1e-6,
+                           atol: float = 1e-9, grad_nodes: Sequence[str] | None = None,
+                           losses: Mapping[str, Callable] | Sequence | None = None, directions: int = 3,
+                           full_jacobian: bool | None = None, max_jacobian_elements: int = 64,
+                           rng: np.random.Generator | None = None, ctx=None) -> dict[str, float]:
+    """Compare backward's gradients with float64 central differences; returns the largest
+    relative error per checked argument, and raises ``AssertionError`` naming the argument
+    whose gradient is wrong.
+
+    - ``location``: argument values (dict, or list in ``list_arguments()`` order).
+    - ``grad_nodes``: the arguments to check (default: all but labels).
+    - ``losses``: for each loss output (SoftmaxOutput, the regression outputs, MakeLoss), the
+      scalar its backward differentiates, as ``f(values: dict, output: ndarray) -> float``
+      (a dict by output name, or a list in output order with None for ordinary outputs).
+    - ``full_jacobian``: perturb every element (default: for arguments of at most
+      ``max_jacobian_elements`` elements) instead of ``directions`` random directions.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    arg_names = sym.list_arguments()
+    values = {n: _host(v).astype(np.float64) for n, v in _by_name("location", arg_names, location).items()}
+    missing = [n for n in arg_names if n not in values]
+    if missing:
+        raise ValueError(f"check_numeric_gradient: location lacks {missing}")
+    if grad_nodes is None:
+        frozen = _no_grad_arguments(sym)
+        grad_nodes = [n for n in arg_names if n not in frozen]
+    unknown = [n for n in grad_nodes if n not in arg_names]
+    if unknown:
+        raise ValueError(f"check_numeric_gradient: grad_nodes {unknown} are not arguments {arg_names}")
+    exe = _bind(sym, values, aux_states, {n: "write" for n in grad_nodes}, ctx, torch.float64)
+    outputs = sym.list_outputs()
+    loss_of = {} if losses is None else (dict(losses) if isinstance(losses, Mapping) else
+                                         {n: f for n, f in zip(outputs, losses) if f is not None})
+    heads = []
+    for name, needs_head in zip(outputs, exe.needs_out_grads):
+        if needs_head:
+            heads.append(rng.normal(size=tuple(exe.output_dict[name].shape)))
+        elif name in loss_of:
+            heads.append(None)
+        else:
+            raise ValueError(f"check_numeric_gradient: output {name!r} is a loss output: its backward writes the "
+                             f"gradient of a loss, not of the output; pass losses={{{name!r}: f(values, output)}} "
+                             "with that loss (e.g. the cross-entropy for SoftmaxOutput)")
+
+    def objective(vals: dict) -> float:
+        outs = exe.forward(is_train=False, **vals)
+        total = 0.0
+        for name, out, head in zip(outputs, outs, heads):
+            out = out.numpy().copy()
+            total += float(loss_of[name](vals, out)) if head is None else float((head * out).sum())
+        return total
+
+    # Rounding in f itself, amplified by 1/(2 eps): differences below this are noise.
+    noise = 8 * np.finfo(np.float64).eps * max(1.0, abs(objective(values))) / numeric_eps
+    atol = max(atol, noise)
+    exe.forward(is_train=True, **values)
+    exe.backward(out_grads=[torch.from_numpy(h) if h is not None else torch.zeros(tuple(o.shape), dtype=torch.float64)
+                            for h, o in zip(heads, exe.outputs)])
+    analytic = {n: exe.grad_dict[n].numpy().copy() for n in grad_nodes}
+
+    def numeric(name: str, v: np.ndarray) -> float:
+        plus, minus = dict(values), dict(values)
+        plus[name] = values[name] + numeric_eps * v
+        minus[name] = values[name] - numeric_eps * v
+        return (objective(plus) - objective(minus)) / (2 * numeric_eps)
+
+    worst = {}
+    for name in grad_nodes:
+        x = values[name]
+        jacobian = full_jacobian if full_jacobian is not None else x.size <= max_jacobian_elements
+        if jacobian:
+            numeric_grad = np.zeros(x.size)
+            for i in range(x.size):
+                unit = np.zeros(x.size)
+                unit[i] = 1.0
+                numeric_grad[i] = numeric(name, unit.reshape(x.shape))
+            assert_almost_equal(analytic[name], numeric_grad.reshape(x.shape), rtol, atol,
+                                (f"gradient of {name!r} from backward", "finite differences"))
+            scale = np.maximum(np.abs(numeric_grad), np.abs(analytic[name].reshape(-1)))
+            worst[name] = float(np.max(np.abs(analytic[name].reshape(-1) - numeric_grad) / np.maximum(scale, atol),
+                                       initial=0.0))
+            continue
+        worst[name] = 0.0
+        for _ in range(directions):
+            v = rng.normal(size=x.shape)
+            v /= np.linalg.norm(v) or 1.0
+            num, sym_value = numeric(name, v), float((analytic[name] * v).sum())
+            if not abs(num - sym_value) <= atol + rtol * max(abs(num), abs(sym_value)):
+                raise AssertionError(f"gradient of {name!r} is wrong: along a random direction the finite difference "
+                                     f"is {num!r} but backward's gradient gives {sym_value!r} (relative error "
+                                     f"{abs(num - sym_value) / max(abs(num), abs(sym_value)):.3g})")
+            worst[name] = max(worst[name], abs(num - sym_value) / max(abs(num), abs(sym_value), atol))
+    return worst
