@@ -22,18 +22,9 @@ if not _os.path.isdir(_os.path.join(__path__[0], "ops")) and _os.path.isfile(
         _os.path.join(_checkout, "ops", "__init__.py")):
     __path__.append(_checkout)
 
-from . import (  # ops first: it decides whether kernels are compiled or interpreted  # noqa: I001  (the user layer)
-    callback,
-    initializer,
-    io,
-    metric,
-    model,
-    module,
-    ops,
-    optimizer,
-    random,
-    symbol,
-)
+from . import ops  # noqa: I001  (first: it decides whether kernels are compiled or interpreted)
+from . import symbol
+from . import callback, initializer, io, metric, model, module, operator, optimizer, random, test_utils, viz  # noqa: E501
 from .base import BindError, DTypeError, ExecutionError, FormatError, ParamError, ShapeError, TritonSymError
 from .context import Context, cpu, gpu
 from .executor import Executor
@@ -46,4 +37,5 @@ init = initializer
 __version__ = "0.1.0"
 __all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
            "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "init", "initializer", "io", "lr_scheduler",
-           "metric", "mod", "model", "module", "ops", "optimizer", "random", "sym", "symbol", "test_utils"]
+           "metric", "mod", "model", "module", "operator", "ops", "optimizer", "random", "sym", "symbol",
+           "test_utils", "viz"]

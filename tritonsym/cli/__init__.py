@@ -1,13 +1,14 @@
-"""The ``tritonsym`` command: ``tritonsym train`` (the main job), ``tritonsym --help``."""
+"""The ``tritonsym`` command: ``tritonsym train`` (the main job), ``tritonsym summary net.json``,
+``tritonsym --help``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import train
+from . import summary, train
 
-COMMANDS = {"train": train}
+COMMANDS = {"train": train, "summary": summary}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,6 @@ from . import (  # noqa: F401  (imported for their registrations)
     softmax,
     softmax_output,
 )
-from .registry import REGISTRY, OpDef, Param, get_op, register
+from .registry import REGISTRY, OpDef, Param, get_op, on_register, register, unregister
 
-__all__ = ["REGISTRY", "OpDef", "Param", "get_op", "register"]
+__all__ = ["REGISTRY", "OpDef", "Param", "get_op", "on_register", "register", "unregister"]

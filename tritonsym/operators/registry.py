@@ -252,14 +252,52 @@ class OpDef:
 
 
 REGISTRY: dict[str, OpDef] = {}
+# Called with (name, op) on every registration and (name, None) on removal: how the Symbol
+# API keeps one function per operator (``tritonsym.sym.<Name>``) in step with this table.
+_LISTENERS: list[Callable[[str, "OpDef | None"], None]] = []
+
+_RESERVED = {"name", "attr"}  # keywords every symbol function takes
 
 
 def register(op: OpDef) -> OpDef:
-    for name in (op.name, *op.aliases):
+    """Add an operator, built-in or the user's; it then works wherever a built-in does."""
+    names = (op.name, *op.aliases)
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ParamError(f"register: operator name {name!r} is not a Python identifier")
         if name in REGISTRY:
-            raise ValueError(f"operator {name!r} is registered twice")
+            raise ParamError(f"register: an operator named {name!r} is already registered "
+                             f"({REGISTRY[name].name}); unregister it first or choose another name")
+    params = [p.name for p in op.params]
+    clashes = sorted((set(params) & set(op.input_names)) | ((set(params) | set(op.input_names)) & _RESERVED))
+    if clashes or len(set(params)) != len(params) or len(set(op.input_names)) != len(op.input_names):
+        raise ParamError(f"register {op.name}: parameter and input names must be unique and not 'name' or 'attr'; "
+                         f"parameters {params}, inputs {list(op.input_names)}")
+    for rule in ("infer_shape", "forward", "backward", "backward_needs"):
+        if not callable(getattr(op, rule)):
+            raise ParamError(f"register {op.name}: {rule} must be a function, got {getattr(op, rule)!r}")
+    for name in names:
         REGISTRY[name] = op
+        for listener in _LISTENERS:
+            listener(name, op)
     return op
+
+
+def unregister(name: str) -> OpDef:
+    """Remove an operator (with its aliases); symbols already built with it keep working."""
+    op = get_op(name)
+    for alias in (op.name, *op.aliases):
+        del REGISTRY[alias]
+        for listener in _LISTENERS:
+            listener(alias, None)
+    return op
+
+
+def on_register(listener: Callable[[str, "OpDef | None"], None]) -> None:
+    """Call ``listener`` for every operator registered so far and every later change."""
+    _LISTENERS.append(listener)
+    for name, op in list(REGISTRY.items()):
+        listener(name, op)
 
 
 def get_op(name: str) -> OpDef:

@@ -7,9 +7,17 @@ from .naming import NameManager, Prefix
 from .op_functions import make_function
 from .symbol import Group, Symbol, Variable, compose, create, var
 
-for _name, _op in _operators.REGISTRY.items():
-    globals()[_name] = make_function(_op, _name)
-del _name, _op
+__all__ = ["Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load", "load_json", "var"]
 
-__all__ = ["Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load", "load_json",
-           "var", *sorted(_operators.REGISTRY)]
+
+def _sync_function(name: str, op) -> None:
+    """One function per registered operator, added and removed with it."""
+    if op is not None:
+        globals()[name] = make_function(op, name)
+        __all__.append(name)
+    elif name in __all__:
+        globals().pop(name, None)
+        __all__.remove(name)
+
+
+_operators.registry.on_register(_sync_function)

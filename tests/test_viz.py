@@ -1,0 +1,82 @@
+"""print_summary, plot_network (DOT, rendering, the planner's sharing) and `tritonsym summary`."""
+
+import shutil
+
+import pytest
+
+import tritonsym as ts
+from tritonsym import TritonSymError
+from tritonsym.cli import main
+
+S = ts.sym
+
+
+def _mlp():
+    net = S.Activation(S.FullyConnected(S.Variable("data"), name="fc1", num_hidden=128), name="relu1",
+                       act_type="relu")
+    return S.SoftmaxOutput(S.FullyConnected(net, name="fc2", num_hidden=10), name="softmax")
+
+
+def _summary(net, shape=None):
+    lines = []
+    ts.viz.print_summary(net, shape=shape, print_fn=lines.append)
+    return lines
+
+
+def test_summary_rows_shapes_and_counts():
+    lines = _summary(_mlp(), {"data": (64, 784)})
+    rows = {line.split()[0]: line.split() for line in lines[2:-2]}
+    assert list(rows) == ["data", "fc1", "relu1", "fc2", "softmax"]
+    assert rows["fc1"][2:] == ["(64,", "128)", "100480", "data"]  # 784*128 + 128
+    assert rows["fc2"][4] == "1290" and rows["softmax"][-2:] == ["fc2,", "softmax_label"]
+    assert lines[-1] == f"Total params: {784 * 128 + 128 + 128 * 10 + 10}"
+
+
+def test_summary_without_shapes_and_with_a_shared_weight():
+    lines = _summary(_mlp())
+    assert "fc1 (FullyConnected)            ?               ?        data" in lines
+    assert lines[-1] == "Total params: 0 (and some of unknown shape)"
+    w = S.Variable("w")
+    h = S.FullyConnected(S.Variable("x"), weight=w, num_hidden=6, no_bias=True, name="first")
+    y = S.FullyConnected(h, weight=w, num_hidden=6, no_bias=True, name="second")
+    assert _summary(y, {"x": (2, 6)})[-1] == "Total params: 36"  # w once, not twice
+
+
+def test_plot_network_dot_with_shapes_weights_and_memory():
+    net = _mlp()
+    dot = ts.viz.plot_network(net, shape={"data": (64, 784)}, title="mlp").source
+    assert dot.startswith('digraph "mlp" {') and dot.rstrip().endswith("}")
+    assert '"fc1" [label="fc1\\nFullyConnected\\nnum_hidden=128"' in dot
+    assert '"data" -> "fc1" [label="(64, 784)"];' in dot and '"fc2" -> "softmax" [label="(64, 10)"];' in dot
+    assert "fc1_weight" not in dot
+    assert '"fc1_weight" -> "fc1";' in ts.viz.plot_network(net, hide_weights=False).source
+    exe = net.simple_bind(ts.cpu(), data=(64, 784))
+    with_memory = ts.viz.plot_network(net, shape={"data": (64, 784)}, memory=exe).source
+    assert "in place over fc2_output" in with_memory  # the loss writes over its input
+    odd = S.Activation(S.Variable("data"), name='say "hi"', act_type="relu")
+    assert '"say \\"hi\\""' in ts.viz.plot_network(odd).source  # quotes escaped
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_render_svg(tmp_path):
+    path = ts.viz.plot_network(_mlp(), shape={"data": (8, 20)}).render(str(tmp_path / "mlp"), format="svg")
+    assert path.endswith("mlp.svg") and "<svg" in open(path).read()
+
+
+def test_render_without_dot_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(TritonSymError, match="needs Graphviz's 'dot' program"):
+        ts.viz.plot_network(_mlp()).render("x")
+
+
+def test_summary_command(tmp_path, capsys):
+    path = tmp_path / "net.json"
+    _mlp().save(str(path))
+    assert main(["summary", str(path), "--shape", "data=32,784", "--dot", str(tmp_path / "net.dot")]) == 0
+    out = capsys.readouterr().out
+    assert "fc1 (FullyConnected)            (32, 128)" in out and "Total params: 101770" in out
+    assert (tmp_path / "net.dot").read_text().startswith('digraph "net.dot"')
+    assert main(["summary", str(path), "--shape", "label=3"]) == 1
+    assert "--shape names ['label'], which are not arguments" in capsys.readouterr().err
+    assert main(["summary", str(tmp_path / "missing.json")]) == 1
+    assert "No such file" in capsys.readouterr().err
