@@ -9,6 +9,7 @@ lint:
 examples:
 	python examples/seed_symbols.py
 	python examples/train_digits.py
+	python examples/custom_swish.py
 
 bench:
 	python perf/bench_mlp.py

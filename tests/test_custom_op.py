@@ -112,11 +112,8 @@ def test_registration_errors_and_unregister(affine):
 
 def test_example_trains_a_new_triton_kernel():
     script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_swish.py"
-    source = script.read_text()
-    operator_part = source[source.index("the operator\n"):source.index("it works like a built-in")]
-    assert len(operator_part.strip().splitlines()) < 60  # the target: nothing to registered in < 60 lines
-    result = subprocess.run([sys.executable, str(script), "--epochs", "3"], capture_output=True, text=True,
-                            timeout=300)
+    assert len(script.read_text().splitlines()) < 60  # the target: from nothing to training in < 60 lines
+    result = subprocess.run([sys.executable, str(script), "3"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "swish0_output" in result.stdout and "float64 gradient check" in result.stdout
     assert float(result.stdout.rsplit("validation accuracy with Swish: ", 1)[1]) > 0.9

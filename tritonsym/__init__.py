@@ -33,9 +33,10 @@ from .optimizer import lr_scheduler
 sym = symbol
 mod = module
 init = initializer
+gradcheck = test_utils  # DESIGN.md's name for the public gradient checks
 
 __version__ = "0.1.0"
 __all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
-           "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "init", "initializer", "io", "lr_scheduler",
-           "metric", "mod", "model", "module", "operator", "ops", "optimizer", "random", "sym", "symbol",
-           "test_utils", "viz"]
+           "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "gradcheck", "init", "initializer", "io",
+           "lr_scheduler", "metric", "mod", "model", "module", "operator", "ops", "optimizer", "random", "sym",
+           "symbol", "test_utils", "viz"]
