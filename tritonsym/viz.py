@@ -169,16 +169,14 @@ def plot_network(sym, shape: dict | None = None, memory=None, title: str = "plot
         color = _COLORS.get(node.op.name, "#bebada")
         lines.append(f"  {_quote(node.name)} [label={_quote(*label)}, fillcolor=\"{color}\"];")
         shown.add(node.name)
+    output_shapes = {id(node): outs for node, outs, _, _ in rows}
     for node, outs, params, _ in rows:
         if node.is_variable:
             continue
         for source, index in node.inputs:
             if source.name not in shown:
                 continue
-            edge_shape = None
-            for other, other_outs, *_ in rows:
-                if other is source:
-                    edge_shape = other_outs[index] if index < len(other_outs) else None
+            edge_shape = output_shapes[id(source)][index]
             attrs = f" [label={_quote(str(tuple(edge_shape)))}]" if edge_shape is not None else ""
             lines.append(f"  {_quote(source.name)} -> {_quote(node.name)}{attrs};")
     lines.append("}")
