@@ -108,8 +108,10 @@ def test_errors_say_what_to_do():
     mod.init_params()
     with pytest.raises(BindError, match="call init_optimizer"):
         mod.update()
-    with pytest.raises(ParamError, match="kvstore='dist_sync' is not available"):
+    with pytest.raises(ts.kv.KVStoreError, match="not part of a distributed job.*torchrun"):
         mod.init_optimizer(kvstore="dist_sync")
+    with pytest.raises(ts.kv.KVStoreError, match="'dist_async' is not supported"):
+        mod.init_optimizer(kvstore="dist_async")
     with pytest.raises(ParamError, match="num_epoch=None must be an integer"):
         mod.fit(NDArrayIter(np.zeros((4, FEATURES)), np.zeros(4), batch_size=4))
     with pytest.raises(BindError, match=r"data_shapes name \['x'\], but the module's data_names are \['data'\]"):

@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
                    help="share of the digits held out for validation")
     p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json and PREFIX-%%04d.safetensors each epoch")
     p.add_argument("--device", default="auto", help="auto, cpu (Triton interpreter), gpu or gpu:N")
+    p.add_argument("--kvstore", choices=("local", "dist_sync"), default="local",
+                   help="dist_sync: data-parallel over the processes of torchrun --nproc_per_node=N (each reads "
+                        "its share of the training data; the gradient is all-reduced)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar per epoch (default: when stderr is a terminal)")
 
@@ -98,7 +101,7 @@ def run(args) -> int:
     log = logging.getLogger("tritonsym")
     try:
         return _train(args, log)
-    except (TritonSymError, FileNotFoundError) as e:
+    except (TritonSymError, FileNotFoundError) as e:  # KVStoreError is a TritonSymError
         print(f"tritonsym train: error: {e}", file=sys.stderr)
         return 1
 
@@ -116,18 +119,24 @@ def _train(args, log) -> int:
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise TritonSymError(f"train: {flag} {value}: must be at least 1")
+    kv = ts.kv.create(args.kvstore)
+    if kv.rank > 0:  # one worker reports; the others train quietly
+        log.setLevel(logging.WARNING)
     ctx = context_from(args.device)
+    if ctx.device_type == "gpu" and args.device in ("auto", "gpu") and kv.num_workers > 1:
+        ctx = ts.gpu(kv.rank % max(1, __import__("torch").cuda.device_count()))  # one GPU per worker
     ts.random.seed(args.seed)
     train_x, train_y, val_x, val_y, source = load_data(args)
     classes = int(max(train_y.max(), val_y.max())) + 1
-    train = ts.io.NDArrayIter(train_x, train_y, batch_size=args.batch_size, shuffle=True, dtype=args.dtype)
+    train = ts.io.NDArrayIter(train_x, train_y, batch_size=args.batch_size, shuffle=True, dtype=args.dtype,
+                              num_parts=kv.num_workers, part_index=kv.rank)
     val = ts.io.NDArrayIter(val_x, val_y, batch_size=args.batch_size, dtype=args.dtype)
     net = build_mlp(hidden, args.activation, classes)
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.001)
     params = {"learning_rate": lr, "wd": args.wd}
     if args.optimizer == "sgd":
         params["momentum"] = args.momentum
-    steps = args.epochs * -(-train.num_data // args.batch_size)
+    steps = args.epochs * -(-train.num_data // args.batch_size)  # updates per worker = updates of the job
     if args.lr_schedule == "cosine" and steps > 1:
         params["lr_scheduler"] = ts.lr_scheduler.CosineScheduler(max_update=steps)
     log.info("data: %s: %d train / %d validation samples, %d features, %d classes", source, len(train_x),
@@ -137,16 +146,21 @@ def _train(args, log) -> int:
     log.info("optimizer: %s %s, batch %d, %d epochs", args.optimizer,
              ", ".join(f"{k}={v}" for k, v in params.items() if k != "lr_scheduler")
              + (", cosine schedule" if "lr_scheduler" in params else ""), args.batch_size, args.epochs)
+    if kv.num_workers > 1:
+        log.info("kvstore: dist_sync, %d workers, global batch %d, %d training samples per worker",
+                 kv.num_workers, args.batch_size * kv.num_workers, train.num_data)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     batch_end = [ts.callback.ProgressBar(total=-(-train.num_data // args.batch_size))] if progress else None
-    epoch_end = ts.callback.do_checkpoint(args.save) if args.save else None
+    epoch_end = ts.callback.do_checkpoint(args.save) if args.save and kv.rank == 0 else None
     mod = ts.mod.Module(net, context=ctx)
     history = mod.fit(train, eval_data=val, eval_metric="acc", optimizer=args.optimizer, optimizer_params=params,
                       initializer=ts.init.Xavier(), num_epoch=args.epochs, batch_end_callback=batch_end,
-                      epoch_end_callback=epoch_end)
+                      epoch_end_callback=epoch_end, kvstore=kv)
     last = history[-1]
     fit_time = sum(h["time"] for h in history)
     log.info("final: validation accuracy %.4f, train accuracy %.4f after %d epochs; %.0f samples/s in training; "
              "%.1f s in all", last["validation"]["accuracy"], last["train"]["accuracy"], args.epochs,
-             len(train_x) * len(history) / fit_time, time.perf_counter() - start)
+             train.num_data * kv.num_workers * len(history) / fit_time, time.perf_counter() - start)
+    if hasattr(kv, "close"):
+        kv.close()
     return 0

@@ -8,7 +8,7 @@ replayed as a CUDA graph.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -142,10 +142,14 @@ class Executor:
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
 
-    def backward(self, out_grads: torch.Tensor | Sequence | dict | None = None) -> None:
+    def backward(self, out_grads: torch.Tensor | Sequence | dict | None = None,
+                 after_step: Callable[[int], None] | None = None) -> None:
         """Compute the gradients of the arguments (into ``grad_arrays``) after a
         ``forward(is_train=True)``. Loss outputs make their own gradient; any other output
-        needs one in ``out_grads`` (a tensor/array per output, or a dict by output name)."""
+        needs one in ``out_grads`` (a tensor/array per output, or a dict by output name).
+        ``after_step(i)`` is called after backward step ``i`` (and with -1 before the first;
+        see ``grad_ready_steps``): how a data-parallel run starts reducing a gradient as
+        soon as it is final."""
         if self._last_forward != "training":
             why = {None: "forward has not run", "inference": "the last forward was for inference (is_train=False)",
                    "used": "the memory plan gave the last backward the storage of forward values it had "
@@ -164,20 +168,36 @@ class Executor:
             raise ExecutionError(f"backward: zeroing unused gradients failed: {e}") from e
         if self._backward_consumes_forward:
             self._last_forward = "used"
-        self._run(self._program.backward_steps)
+        if after_step is not None:
+            after_step(-1)  # gradients no step writes are final now (zeroed above)
+        self._run(self._program.backward_steps, after_step)
 
     def zero_grad(self) -> None:
         """Set every argument gradient to zero (before accumulating with grad_req='add')."""
         for launch in self._zero_all_launches:
             launch()
 
-    def _run(self, steps: list[Step]) -> None:
-        for step in steps:
+    def _run(self, steps: list[Step], after_step: Callable[[int], None] | None = None) -> None:
+        for i, step in enumerate(steps):
             try:
                 for launch in step.launches:
                     launch()
             except Exception as e:
                 raise ExecutionError(f"while running {step.label}: {type(e).__name__}: {e}") from e
+            if after_step is not None:
+                after_step(i)
+
+    def grad_ready_steps(self) -> dict[str, int]:
+        """For each argument that takes a gradient, the index of the backward step after
+        which its gradient is final (-1: no step writes it; it is zeroed before them)."""
+        ready = {}
+        for name, grad in self._program.arg_grads.items():
+            last = -1
+            for i, step in enumerate(self._program.backward_steps):
+                if any(g is not None and g.root() is grad.root() for g in step.in_grads):
+                    last = i
+            ready[name] = last
+        return ready
 
     def _copy_head_grads(self, out_grads) -> None:
         program = self._program

@@ -109,7 +109,8 @@ class NDArrayIter(DataIter):
     - ``dtype``: floating data and labels are converted to it (float32 by default, as in
       MXNet); integer labels keep an integer type.
     - ``num_parts`` / ``part_index``: this iterator reads only its contiguous share of the
-      samples (for data-parallel workers).
+      samples (for data-parallel workers): ``len // num_parts`` samples each, the same for
+      every part, so that every worker runs the same number of batches.
 
     >>> import numpy as np
     >>> it = NDArrayIter(np.zeros((10, 3)), np.arange(10), batch_size=4)
@@ -137,7 +138,10 @@ class NDArrayIter(DataIter):
         if len(set(sizes.values())) != 1:
             raise ParamError(f"NDArrayIter: data and labels must have the same number of samples, got {sizes}")
         total = next(iter(sizes.values()))
-        lo, hi = total * part_index // num_parts, total * (part_index + 1) // num_parts
+        # Equal parts (the last total % num_parts samples are left out): every data-parallel
+        # worker then runs the same number of batches, so their collectives pair up.
+        share = total // num_parts
+        lo, hi = share * part_index, share * (part_index + 1)
         n_data = len(data_items)
         arrays = [(name, _as_tensor(a[lo:hi], dtype, k >= n_data)) for k, (name, a) in enumerate(named)]
         self.data, self.label = arrays[:n_data], arrays[n_data:]

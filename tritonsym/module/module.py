@@ -26,14 +26,13 @@ from typing import Sequence
 import torch
 
 from .. import initializer as init_module
+from .. import kvstore as kvstore_module
 from .. import model
 from .. import optimizer as opt_module
 from ..base import BindError, ParamError, dtype_name, to_dtype
 from ..context import Context, default_context
 from ..io.ndarray_iter import DataBatch, DataDesc
 from . import loops
-
-KVSTORES = ("local", "device", None)
 
 
 def _descs(what: str, shapes) -> list[DataDesc]:
@@ -100,6 +99,8 @@ class Module:
         self.params_initialized = False
         self._optimizer = None
         self._updater = None
+        self._sync = None  # gradient all-reduce across workers (kvstore="dist_sync")
+        self._kvstore = None
         # Parameters given before bind (set_params, or Module.load with its file name), set at bind.
         self._preloaded: tuple[dict, dict, str | None] | None = None
         self._preloaded_states: str | None = None  # optimizer states file from Module.load
@@ -282,11 +283,10 @@ class Module:
         self._require("init_optimizer", bound=True, params=True)
         if not self._for_training:
             raise BindError("Module.init_optimizer: the module was bound with for_training=False")
-        if kvstore not in KVSTORES:
-            raise ParamError(f"Module: kvstore={kvstore!r} is not available in this version; single-process "
-                             f"training uses kvstore='local'")
+        kv = kvstore_module.create(kvstore if kvstore is not None else "local")
         params = dict(optimizer_params.items() if isinstance(optimizer_params, dict) else optimizer_params or ())
-        batch_size = self._data_shapes[0].shape[0]
+        # The gradient is summed over the workers' batches: the mean needs the global batch.
+        batch_size = self._data_shapes[0].shape[0] * kv.num_workers
         trained = [n for n in self._param_names if n not in self._fixed_param_names]
         if isinstance(optimizer, str):
             params.setdefault("rescale_grad", 1.0 / batch_size)
@@ -298,6 +298,20 @@ class Module:
                                 "%g); the gradient is then not the batch mean", self._optimizer.rescale_grad,
                                 batch_size, batch_size, 1.0 / batch_size)
         self._updater = opt_module.FlatUpdater(self._optimizer, self._exec)
+        self._sync = None
+        if kv.num_workers > 1:
+            self._sync = kvstore_module.GradientSync(kv, self._exec, getattr(kv, "bucket_bytes",
+                                                                            kvstore_module.DEFAULT_BUCKET_BYTES))
+            shapes = ", ".join(f"{d.name} {d.shape} {d.dtype}" for d in self._data_shapes + self._label_shapes)
+            self._sync.check_layout(f"{self._symbol.tojson()}\n{shapes}\n{self._optimizer!r}\n"
+                                    f"fixed {self._fixed_param_names}")
+            for region in self._exec.param_regions():  # every worker starts from rank 0's parameters
+                kv.broadcast(region.weights)
+            for name in self._fixed_param_names:
+                kv.broadcast(self._arrays[name])
+            for array in self._exec.aux_dict.values():
+                kv.broadcast(array)
+        self._kvstore = kv
         if self._preloaded_states is not None:
             self.load_optimizer_states(self._preloaded_states)
             self._preloaded_states = None
@@ -340,12 +354,18 @@ class Module:
         return self._inferred_labels[key]
 
     def backward(self, out_grads=None) -> None:
+        """Backward; with ``dist_sync``, each gradient bucket's all-reduce starts as soon as it is final."""
         self._require("backward", bound=True, forward=True)
-        self._current.backward(out_grads)
+        if self._sync is not None:
+            self._sync.backward(self._current, out_grads)
+        else:
+            self._current.backward(out_grads)
 
     def update(self) -> None:
         """Apply the optimizer to every trained parameter from its gradient: one launch per dtype."""
         self._require("update", optimizer=True)
+        if self._sync is not None:
+            self._sync.finish()  # the summed gradients, the same on every worker
         self._updater.step()
 
     def forward_backward(self, data_batch: DataBatch) -> None:
