@@ -179,7 +179,8 @@ class Module:
         self._arrays = self._exec.arg_dict
         self._for_training, self._inputs_need_grad = for_training, inputs_need_grad
         self._data_shapes, self._label_shapes = data, label
-        self._updater = None  # an optimizer is bound to the arrays it updates
+        self._updater = None  # an optimizer (and a gradient sync) is bound to the arrays it updates
+        self._sync = None
         if saved is not None:
             self.set_params(*saved)
         elif self._preloaded is not None:
