@@ -111,3 +111,25 @@ def accumulate(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """``dst += src`` (what ``grad_req='add'`` does)."""
     run(plan_copy(src, dst, accumulate=True))
     return dst
+
+
+@triton.jit
+def _count_nonfinite_kernel(X, COUNT, n, BLOCK: tl.constexpr):
+    """Each program adds how many of its BLOCK elements of x are NaN or +-inf to count[0]."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32  # bf16 compares need an upcast
+    x = tl.load(X + index, mask=index < n, other=0.0).to(CT)
+    bad = (x - x) != 0.0  # inf - inf and NaN - NaN are NaN; any finite x gives 0
+    tl.atomic_add(COUNT, tl.sum(bad.to(tl.int32), axis=0))
+
+
+def plan_count_nonfinite(x: torch.Tensor, count: torch.Tensor) -> list[Launch]:
+    """Launches that add the number of NaN/inf elements of contiguous ``x`` to ``count[0]`` (int32)."""
+    fn = "count_nonfinite"
+    check_tensor(fn, "x", x, FLOAT_DTYPES)
+    check_tensor(fn, "count", count, (torch.int32,))
+    if not x.is_contiguous():
+        raise KernelArgumentError(f"{fn}: x must be contiguous, got shape {tuple(x.shape)} strides {x.stride()}")
+    n = x.numel()
+    return [Launch(_count_nonfinite_kernel, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),), [x, count, n],
+                   dict(BLOCK=ELEMENTWISE_BLOCK))]

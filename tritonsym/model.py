@@ -2,7 +2,8 @@
 
 Parameters are stored with safetensors (a JSON header and raw little-endian bytes; never
 pickle, so loading a file cannot run code), as ``arg:<name>`` and ``aux:<name>``, with the
-epoch and a format tag in the header. Every file is written to a temporary file and
+epoch, a format tag and a SHA-256 of the tensors in the header: safetensors rejects a
+truncated file, the checksum a file whose bytes were changed. Every file is written to a temporary file and
 renamed (``files.atomic_write``): a run killed mid-save leaves the previous checkpoint
 intact. Optimizer states, when saved, go to ``prefix-0010.states.safetensors``.
 
@@ -17,6 +18,7 @@ intact. Optimizer states, when saved, go to ``prefix-0010.states.safetensors``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import torch
@@ -46,9 +48,20 @@ def _host(t) -> torch.Tensor:
     return t.detach().to("cpu").contiguous()
 
 
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write a safetensors file atomically."""
-    atomic_write(path, _save_bytes({k: _host(v) for k, v in tensors.items()}, metadata=metadata))
+    """Write a safetensors file atomically, with a checksum of its tensors in the header."""
+    host = {k: _host(v) for k, v in tensors.items()}
+    atomic_write(path, _save_bytes(host, metadata=dict(metadata, sha256=_digest(host))))
 
 
 def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -65,6 +78,10 @@ def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tenso
     metadata = header.get("__metadata__") or {}
     if metadata.get("format") != expected_format:
         raise FormatError(f"{path}: format {metadata.get('format')!r}, expected {expected_format!r}")
+    # Every file of these formats carries the checksum: a missing one means a damaged header.
+    if metadata.get("sha256") != _digest(tensors):
+        what = "do not match the checksum written with them" if "sha256" in metadata else "have no checksum"
+        raise FormatError(f"{path}: the tensors {what}; the file was modified or damaged after it was saved")
     return tensors, metadata
 
 

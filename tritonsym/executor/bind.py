@@ -10,6 +10,7 @@ dtype and on the context's device.
 
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import torch
@@ -50,12 +51,16 @@ def _grad_req(names: list[str], grad_req) -> dict[str, str]:
     return reqs
 
 
-def _options(mirror, memory_plan) -> dict:
+def _options(mirror, memory_plan, check_finite=None) -> dict:
+    if check_finite is None:  # the environment switch turns the debug check on without code changes
+        check_finite = os.environ.get("TRITONSYM_CHECK_FINITE", "0").strip() not in ("", "0")
+    if not isinstance(check_finite, bool):
+        raise BindError(f"check_finite must be True or False, got {check_finite!r}")
     if not isinstance(mirror, bool):
         raise BindError(f"mirror must be True or False, got {mirror!r}")
     if memory_plan not in MEMORY_PLANS:
         raise BindError(f"memory_plan must be one of {', '.join(MEMORY_PLANS)}; got {memory_plan!r}")
-    return dict(mirror=mirror, memory_plan=memory_plan)
+    return dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite)
 
 
 def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: dict):
@@ -94,7 +99,7 @@ def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options:
 
 
 def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shapes=None, mirror=False,
-                memory_plan="auto") -> Executor:
+                memory_plan="auto", check_finite=None) -> Executor:
     """Bind with every array allocated in the static workspace (uninitialised arguments:
     fill them through ``forward(name=...)``, ``arg_dict`` or ``copy_params_from``).
 
@@ -102,9 +107,11 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
     "float64"); ``grad_req``: "write" | "add" | "null", a list or a dict. With
     ``grad_req='null'`` everywhere the plan is forward-only. ``mirror=True`` recomputes
     cheap activations in backward instead of keeping them (``mirror.py``); ``memory_plan``
-    is "auto", "greedy", "breadth", "mxnet" or "none" (``planner.py``).
+    is "auto", "greedy", "breadth", "mxnet" or "none" (``planner.py``). ``check_finite``
+    (default: the ``TRITONSYM_CHECK_FINITE`` environment switch) checks every argument
+    before forward and every value each step writes, and names the first NaN or inf.
     """
-    options = _options(mirror, memory_plan)
+    options = _options(mirror, memory_plan, check_finite)
     shapes = {k: _shape(k, v) for k, v in (shapes or {}).items()}
     dtypes = {k: to_dtype(v) for k, v in (type_dict or {}).items()}
     ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, grad_req, options)
@@ -113,12 +120,12 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
 
 
 def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False,
-         memory_plan="auto") -> Executor:
+         memory_plan="auto", check_finite=None) -> Executor:
     """Bind with the given arrays, used in place: ``args`` (a list in ``list_arguments()``
     order or a dict by name) and ``args_grad`` (likewise; with ``args_grad=None`` no gradient
-    is computed, as in MXNet). Internal values live in the workspace; ``mirror`` and
-    ``memory_plan`` as in ``simple_bind``."""
-    options = _options(mirror, memory_plan)
+    is computed, as in MXNet). Internal values live in the workspace; ``mirror``,
+    ``memory_plan`` and ``check_finite`` as in ``simple_bind``."""
+    options = _options(mirror, memory_plan, check_finite)
     arg_names = symbol.list_arguments()
     args = _by_name("args", arg_names, args, required=True)
     grads = _by_name("args_grad", arg_names, args_grad, required=False) if args_grad is not None else {}

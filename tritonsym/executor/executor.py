@@ -31,7 +31,7 @@ class Executor:
         self._ctx = ctx
         self._program = program
         self._workspace = workspace
-        self._options = options or dict(mirror=False, memory_plan="auto")
+        self._options = options or dict(mirror=False, memory_plan="auto", check_finite=False)
         self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
         self._last_forward: str | None = None  # None, "training", "inference" or "used" (by a backward)
         # A plan may give backward the storage of forward values it has finished reading.
@@ -131,6 +131,7 @@ class Executor:
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._forward_reads = self._program.reads(self._program.forward_steps)
         self._backward_reads = self._program.reads(self._program.backward_steps)
+        self._finite_checks = _FiniteChecks(self._program) if self._options.get("check_finite") else None
 
     def forward(self, is_train: bool = False, **inputs) -> list[torch.Tensor]:
         """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
@@ -138,6 +139,8 @@ class Executor:
         for name, value in inputs.items():
             self._write_argument("forward", name, value)
         self._check_set("forward", self._forward_reads)
+        if self._finite_checks is not None:
+            self._finite_checks.arguments(self._forward_reads)
         self._run(self._program.forward_steps)
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
@@ -184,6 +187,8 @@ class Executor:
                     launch()
             except Exception as e:
                 raise ExecutionError(f"while running {step.label}: {type(e).__name__}: {e}") from e
+            if self._finite_checks is not None:
+                self._finite_checks.step(step)
             if after_step is not None:
                 after_step(i)
 
@@ -311,3 +316,43 @@ def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> N
         # Host-to-device data movement (with dtype conversion) at the boundary of a step,
         # not compute: torch's copy is the transfer.
         dst.copy_(src)
+
+
+class _FiniteChecks:
+    """``check_finite``: count NaN/inf (with a Triton kernel) in every argument before
+    forward and in every value a step writes, and stop at the first that has any. A
+    debugging aid: each check reads its count back to the host, which synchronises."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        written = [v for step in program.forward_steps + program.backward_steps
+                   for v in (step.outputs if step.phase != "backward" else step.in_grads) if v is not None]
+        args = [v for v in program.args.values() if v.tensor.is_floating_point()]
+        checked = {id(v): v for v in written + args}
+        device = next(iter(checked.values())).tensor.device if checked else None
+        self.counts = torch.zeros(max(len(checked), 1), dtype=torch.int32, device=device)
+        self.slot = {key: k for k, key in enumerate(checked)}
+        self.launches = {key: kernels.plan_count_nonfinite(checked[key].tensor, self.counts[k:k + 1])
+                         for key, k in self.slot.items()}
+
+    def _bad(self, value) -> int:
+        k = self.slot[id(value)]
+        self.counts[k:k + 1].zero_()  # debug bookkeeping on a counter, not part of the computation
+        for launch in self.launches[id(value)]:
+            launch()
+        return int(self.counts[k].item())
+
+    def arguments(self, reads: set[str]) -> None:
+        for name in self.program.arg_names:
+            value = self.program.args[name]
+            if name in reads and id(value) in self.slot and (bad := self._bad(value)):
+                raise ExecutionError(f"check_finite: argument {name!r} {value.shape} holds {bad} NaN/inf "
+                                     "value(s) before forward")
+
+    def step(self, step: Step) -> None:
+        written = step.outputs if step.phase != "backward" else step.in_grads
+        for value in written:
+            if value is not None and (bad := self._bad(value)):
+                raise ExecutionError(f"check_finite: {step.label} wrote {bad} NaN/inf value(s) into {value.name} "
+                                     f"{value.shape}; every value before it was finite (its inputs: "
+                                     f"{', '.join(v.name for v in step.inputs if v is not None)})")

@@ -11,6 +11,7 @@ bytes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +109,13 @@ def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tenso
     for value in program.values:
         if is_planned(value) and value.alias_of is None:
             offsets[id(value)] = regions[(value.dtype, "internal")].start + plan.block_of[id(value)].offset
-    arenas = {dtype: torch.zeros(max(_aligned(size), ALIGN_BYTES) // dtype.itemsize, dtype=dtype, device=device)
-              for dtype, size in cursor.items()}
+    sizes = {dtype: max(_aligned(size), ALIGN_BYTES) for dtype, size in cursor.items()}
+    check_fits(sum(sizes.values()), device, {f"{str(d)[6:]} arena": n for d, n in sizes.items()})
+    try:
+        arenas = {dtype: torch.zeros(n // dtype.itemsize, dtype=dtype, device=device) for dtype, n in sizes.items()}
+    except (torch.OutOfMemoryError, RuntimeError, MemoryError) as e:
+        raise BindError(f"bind: allocating the workspace ({_mib(sum(sizes.values()))}) on {device} failed: {e}") \
+            from None
     for value in program.values:
         if id(value) in provided:
             value.tensor = provided[id(value)]
@@ -121,3 +127,33 @@ def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tenso
         if value.alias_of is not None:
             value.tensor = value.root().tensor.view(value.shape)
     return Workspace(arenas, offsets, regions, plan)
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory free for a new allocation on ``device`` (None when it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:  # Linux: what can be allocated without swapping
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(nbytes: int, device: torch.device, parts: dict[str, int]) -> None:
+    """Refuse, before allocating, a workspace larger than the device's free memory."""
+    free = free_bytes(device)
+    if free is not None and nbytes > free:
+        detail = ", ".join(f"{name} {_mib(n)}" for name, n in parts.items())
+        raise BindError(f"bind: the workspace needs {_mib(nbytes)} ({detail}) but only {_mib(free)} are free on "
+                        f"{device}; use a smaller batch or network, mirror=True, or another device")

@@ -55,11 +55,12 @@ class Module:
     """A trainable network: ``symbol`` with its data and label inputs named; every other
     argument is a parameter (``fixed_param_names`` are never updated).
 
-    ``mirror`` and ``memory_plan`` are passed to ``simple_bind`` (see the memory planner)."""
+    ``mirror``, ``memory_plan`` and ``check_finite`` are passed to ``simple_bind``."""
 
     def __init__(self, symbol, data_names: Sequence[str] = ("data",), label_names: Sequence[str] | None =
                  ("softmax_label",), context: Context | None = None, fixed_param_names: Sequence[str] | None = None,
-                 logger: logging.Logger | None = None, mirror: bool = False, memory_plan: str = "auto"):
+                 logger: logging.Logger | None = None, mirror: bool = False, memory_plan: str = "auto",
+                 check_finite: bool | None = None):
         self._symbol = symbol
         self._data_names = list(data_names)
         self._label_names = list(label_names or [])
@@ -67,7 +68,7 @@ class Module:
         if not isinstance(self._context, Context):
             raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}")
         self.logger = logger or logging.getLogger("tritonsym")
-        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan)
+        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite)
         args = symbol.list_arguments()
         for what, names in (("data_names", self._data_names), ("label_names", self._label_names)):
             missing = [n for n in names if n not in args]
