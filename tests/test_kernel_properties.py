@@ -1,0 +1,80 @@
+"""Property tests (hypothesis) of the kernels against the numpy oracles: random shapes
+(including 1 and sizes just above the interpreter's block sizes), random strided layouts,
+every dtype, random value scales. Each test reports how many cases it ran."""
+
+import numpy as np
+import oracles
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_properties import layouts, strided
+from tolerances import DTYPES, assert_close, rounded, to_numpy
+
+from tritonsym import ops
+
+SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FC_SIZES = [1, 2, 17, 127, 128, 129, 257]  # around the 128-wide tiles the interpreter runs
+SOFTMAX_COLS = [1, 2, 33, 1025, (1 << 16) + 1]  # the last one takes the looped (online) path in the interpreter
+CASES: dict[str, int] = {}
+
+
+def _count(name):
+    CASES[name] = CASES.get(name, 0) + 1
+
+
+@settings(**SETTINGS)
+@given(layouts(), st.sampled_from(DTYPES), st.sampled_from(ops.ACTIVATIONS), st.sampled_from([0.1, 1.0, 30.0]),
+       st.integers(0, 2**31 - 1))
+def test_activations_on_random_layouts(layout, dtype, act, scale, seed):
+    _count("activation")
+    shape = layout[0]
+    x = strided(np.random.default_rng(seed).normal(scale=scale, size=shape), *layout[1:])
+    x = x.to(dtype)
+    slope = 0.2 if act in ("leaky", "elu") else 0.0
+    y = ops.activation_forward(x, act, slope)
+    expected = oracles.act(to_numpy(x), act, slope)
+    assert_close(y, expected, dtype, f"{act} forward")
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 4), st.sampled_from(SOFTMAX_COLS), st.sampled_from(DTYPES), st.booleans(),
+       st.sampled_from([1.0, 50.0]), st.integers(0, 2**31 - 1))
+def test_softmax_forward_backward_random_sizes(rows, cols, dtype, log, scale, seed):
+    _count("softmax")
+    rng = np.random.default_rng(seed)
+    x = rounded(rng.normal(scale=scale, size=(rows, cols)), dtype)
+    out = ops.softmax_forward(x, log=log)
+    xs = to_numpy(x)
+    assert_close(out, oracles.log_softmax(xs) if log else oracles.softmax(xs), dtype, "softmax forward")
+    dy = rounded(rng.normal(size=(rows, cols)), dtype)
+    grad = ops.softmax_backward(dy, out, log=log)
+    expected = (oracles.log_softmax_grad if log else oracles.softmax_grad)(to_numpy(dy), xs)
+    assert_close(grad, expected, dtype, "softmax backward", scale=10.0)
+
+
+@settings(**SETTINGS)
+@given(st.sampled_from(FC_SIZES), st.sampled_from(FC_SIZES), st.sampled_from(FC_SIZES),
+       st.sampled_from([torch.float64, torch.float32]), st.booleans(), st.booleans(), st.sampled_from(
+           ["none", "relu", "sigmoid"]), st.integers(0, 2**31 - 1))
+def test_fully_connected_random_sizes_and_transposed_inputs(m, n, k, dtype, transpose_x, with_bias, act, seed):
+    _count("fully_connected")
+    rng = np.random.default_rng(seed)
+    xs, ws, bs = rng.normal(size=(m, k)), rng.normal(size=(n, k)) / np.sqrt(k), rng.normal(size=n)
+    x = rounded(xs.T, dtype).T if transpose_x else rounded(xs, dtype)  # a transposed view: strides (1, m)
+    w = rounded(ws, dtype)
+    b = rounded(bs, dtype) if with_bias else None
+    y = ops.fully_connected_forward(x, w, b, act=act)
+    assert_close(y, oracles.fully_connected(to_numpy(x), to_numpy(w), to_numpy(b) if with_bias else None, act),
+                 dtype, "fc forward", scale=k ** 0.5)
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    dx, dw, db = ops.fully_connected_backward(dy, x, w, out=y, act=act, need_bias=with_bias)
+    ex, ew, eb = oracles.fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w),
+                                               to_numpy(b) if with_bias else None, act)
+    assert_close(dx, ex, dtype, "fc grad x", scale=n ** 0.5)
+    assert_close(dw, ew, dtype, "fc grad weight", scale=m ** 0.5)
+    if with_bias:
+        assert_close(db, eb, dtype, "fc grad bias", scale=m ** 0.5)
+
+
+def test_report_case_counts():
+    print(f"generated kernel cases: {CASES}")
