@@ -236,16 +236,20 @@ class Module:
                 raise ParamError(f"Module.init_params: {what} lacks {missing}; pass allow_missing=True to initialize "
                                  "them with the initializer")
         aux_arrays = self._exec.aux_dict
-        for names, table, arrays in ((self._param_names, arg_params, self._arrays),
-                                     (self._aux_names, aux_params, aux_arrays)):
+        groups = ((self._param_names, arg_params, self._arrays), (self._aux_names, aux_params, aux_arrays))
+        # Everything is computed and checked first, then copied: a bad value leaves no half-set network.
+        values = {}
+        for names, table, arrays in groups:
             for name in names:
                 if table is not None and name in table:
-                    _copy_param(name, arrays[name], table[name])
+                    values[name] = _checked_param(name, arrays[name], table[name])
                 else:
-                    with torch.no_grad():
-                        host = torch.empty(arrays[name].shape, dtype=torch.float64)
-                        init(name, host, attrs.get(name))
-                        arrays[name].copy_(host)
+                    values[name] = torch.empty(arrays[name].shape, dtype=torch.float64)
+                    init(name, values[name], attrs.get(name))
+        with torch.no_grad():
+            for names, _, arrays in groups:
+                for name in names:
+                    arrays[name].copy_(values[name])  # host-to-device transfer with dtype conversion
         self.params_initialized = True
 
     def set_params(self, arg_params: dict, aux_params: dict | None = None, allow_missing: bool = False,
@@ -441,10 +445,10 @@ class Module:
         return f"Module({', '.join(self._symbol.list_outputs())}; {state}{': ' + shapes if shapes else ''})"
 
 
-def _copy_param(name: str, dst: torch.Tensor, value) -> None:
+def _checked_param(name: str, dst: torch.Tensor, value) -> torch.Tensor:
+    """``value`` as a tensor of ``dst``'s shape, or an error naming the parameter."""
     src = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
     if tuple(src.shape) != tuple(dst.shape):
         raise ParamError(f"Module: parameter {name!r} has shape {tuple(src.shape)}, the network expects "
                          f"{tuple(dst.shape)}")
-    with torch.no_grad():
-        dst.copy_(src)  # host-to-device transfer with dtype conversion, outside any step
+    return src
