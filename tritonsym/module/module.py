@@ -101,7 +101,6 @@ class Module:
         self._optimizer = None
         self._updater = None
         self._sync = None  # gradient all-reduce across workers (kvstore="dist_sync")
-        self._kvstore = None
         # Parameters given before bind (set_params, or Module.load with its file name), set at bind.
         self._preloaded: tuple[dict, dict, str | None] | None = None
         self._preloaded_states: str | None = None  # optimizer states file from Module.load
@@ -317,7 +316,6 @@ class Module:
                 kv.broadcast(self._arrays[name])
             for array in self._exec.aux_dict.values():
                 kv.broadcast(array)
-        self._kvstore = kv
         if self._preloaded_states is not None:
             self.load_optimizer_states(self._preloaded_states)
             self._preloaded_states = None
