@@ -29,6 +29,7 @@ import torch
 
 from .base import dtype_name
 from .context import cpu
+from .metric import to_numpy  # host copies of tensors or arrays, bfloat16 included
 
 # (atol, rtol) by the dtype compared; float64 for gradient checks and oracles.
 DEFAULT_TOLERANCES = {
@@ -37,12 +38,6 @@ DEFAULT_TOLERANCES = {
     torch.float16: (2e-3, 5e-3),
     torch.bfloat16: (1.5e-2, 2e-2),
 }
-
-
-def _host(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        return a.detach().to(torch.float64).cpu().numpy() if a.is_floating_point() else a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 def _dtype_of(a) -> torch.dtype:
@@ -60,7 +55,7 @@ def assert_almost_equal(a, b, rtol: float | None = None, atol: float | None = No
     default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
-    actual, expected = _host(a).astype(np.float64), _host(b).astype(np.float64)
+    actual, expected = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
     if actual.shape != expected.shape:
         raise AssertionError(f"{names[0]} has shape {actual.shape} but {names[1]} has shape {expected.shape}")
     err = np.abs(actual - expected)
@@ -169,7 +164,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     arg_names = sym.list_arguments()
-    values = {n: _host(v).astype(np.float64) for n, v in _by_name("location", arg_names, location).items()}
+    values = {n: to_numpy(v).astype(np.float64) for n, v in _by_name("location", arg_names, location).items()}
     missing = [n for n in arg_names if n not in values]
     if missing:
         raise ValueError(f"check_numeric_gradient: location lacks {missing}")

@@ -32,9 +32,10 @@ def _layers(sym, shape: dict | None):
     shape = dict(shape or {})
     shapes, arg_shapes = {}, {}
     if shape:
-        internals = sym.get_internals()
-        shapes = dict(zip(internals.list_outputs(), internals.infer_shape_partial(**shape)[1]))
-        arg_shapes = dict(zip(sym.list_arguments(), sym.infer_shape_partial(**shape)[0]))
+        internals = sym.get_internals()  # same arguments as sym: one inference gives both
+        in_shapes, out_shapes, _ = internals.infer_shape_partial(**shape)
+        shapes = dict(zip(internals.list_outputs(), out_shapes))
+        arg_shapes = dict(zip(internals.list_arguments(), in_shapes))
     parameters, labels = set(), set()
     rows = []
     for node in sym._nodes():

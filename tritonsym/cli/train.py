@@ -107,6 +107,8 @@ def run(args) -> int:
 
 
 def _train(args, log) -> int:
+    import torch
+
     import tritonsym as ts
 
     start = time.perf_counter()
@@ -124,7 +126,7 @@ def _train(args, log) -> int:
         log.setLevel(logging.WARNING)
     ctx = context_from(args.device)
     if ctx.device_type == "gpu" and args.device in ("auto", "gpu") and kv.num_workers > 1:
-        ctx = ts.gpu(kv.rank % max(1, __import__("torch").cuda.device_count()))  # one GPU per worker
+        ctx = ts.gpu(kv.rank % max(1, torch.cuda.device_count()))  # one GPU per worker
     ts.random.seed(args.seed)
     train_x, train_y, val_x, val_y, source = load_data(args)
     classes = int(max(train_y.max(), val_y.max())) + 1
