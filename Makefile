@@ -1,7 +1,11 @@
-.PHONY: test lint examples bench
+.PHONY: test test-gpu lint examples bench
 
 test:
 	python -m pytest -q
+
+# On a CUDA machine: the whole suite on the GPU, then compute-sanitizer over the kernel tests.
+test-gpu:
+	scripts/gpu_checks.sh gpu-logs
 
 lint:
 	ruff check .
@@ -12,5 +16,8 @@ examples:
 	python examples/custom_swish.py
 
 bench:
+	python perf/bench_linear.py
+	python perf/bench_softmax.py
+	python perf/bench_activation.py
 	python perf/bench_mlp.py
 	python perf/bench_memory.py

@@ -31,8 +31,9 @@ from ._common import (
 )
 
 # Elements one program holds at once. The interpreter wants few, large programs; on a
-# GPU a row of up to 8K columns stays in registers, wider rows loop.
-MAX_BLOCK = 1 << 16 if INTERPRET else 8192
+# GPU a row of up to 32K columns stays in registers (32 warps: 32 values a thread), so it
+# is read once; wider rows loop.
+MAX_BLOCK = 1 << 16 if INTERPRET else 32768
 LOOP_BLOCK = 1 << 14 if INTERPRET else 4096
 
 
@@ -185,7 +186,7 @@ def block_shape(rows: int, cols: int) -> tuple[int, int, bool]:
 
 def _num_warps(block_r: int, block_c: int) -> int:
     elements = block_r * block_c
-    return 4 if elements <= 2048 else 8 if elements <= 8192 else 16
+    return 4 if elements <= 2048 else 8 if elements <= 8192 else 16 if elements <= 16384 else 32
 
 
 def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False) -> list[Launch]:

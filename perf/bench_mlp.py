@@ -1,19 +1,32 @@
-"""One training step (forward + backward) of an MLP: tritonsym against PyTorch eager.
+"""One whole training step of an MLP (forward, backward, SGD update): tritonsym against PyTorch.
 
 Both run the same network on the same device and data: FullyConnected layers with relu,
-softmax cross-entropy; tritonsym fuses each relu into its FullyConnected and runs
-pre-built launches on its static workspace. The optimizer update is not included yet
-(the training API adds it). Run: python perf/bench_mlp.py [--dtype float32]
+softmax cross-entropy, SGD with momentum. tritonsym fuses each relu into its
+FullyConnected, runs pre-built launches on its static workspace and updates every
+parameter of a dtype in one launch; with ``cuda_graph=True`` the step is three graph
+replays (forward, backward, update). PyTorch runs ``torch.optim.SGD(foreach=True)``,
+eager and with the model under ``torch.compile``.
+
+Besides the step times the script reports, per network:
+- ``launches``: kernel launches per tritonsym step; ``host us/launch``: the host time of a
+  step without the graph over that count (the Python dispatch cost of one pre-built
+  launch); ``graph host us/step``: the host time of a step that replays its graphs;
+- peak device memory of the whole step (parameters, gradients, optimizer state and
+  activations: `torch.cuda.max_memory_allocated` from an empty start), tritonsym against
+  PyTorch eager, and tritonsym's planned figure (workspace + optimizer state).
+
+Run: python perf/bench_mlp.py [--precisions float32,tf32,bfloat16] [--small-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import numpy as np
 import torch
-from common import environment, time_ms, write
+from common import ON_GPU, compiled, environment, ratio, time_ms, write
 
 import tritonsym as ts
 
@@ -21,78 +34,188 @@ NETWORKS = [  # (layer sizes, batch)
     ((784, 128, 64, 10), 128),       # the seed's MLP: small, launch-bound
     ((784, 2048, 2048, 10), 1024),   # wide: matmul-bound
 ]
+PRECISIONS = {  # name: (dtype, FullyConnected precision, cuBLAS TF32 allowed)
+    "float32": (torch.float32, "ieee", False),
+    "tf32": (torch.float32, "tf32", True),
+    "bfloat16": (torch.bfloat16, "ieee", False),
+    "float16": (torch.float16, "ieee", False),
+    "float64": (torch.float64, "ieee", False),
+}
+MIB = 2**20
+LR, MOMENTUM = 0.01, 0.9
 
 
-def build(sizes):
+def build(sizes, precision: str = "ieee"):
     net = ts.sym.Variable("data")
+    extra = {} if precision == "ieee" else {"precision": precision}
     for i, n in enumerate(sizes[1:], 1):
-        net = ts.sym.FullyConnected(net, num_hidden=n, name=f"fc{i}")
+        net = ts.sym.FullyConnected(net, num_hidden=n, name=f"fc{i}", **extra)
         if i < len(sizes) - 1:
             net = ts.sym.Activation(net, act_type="relu", name=f"relu{i}")
     return ts.sym.SoftmaxOutput(net, name="out")
 
 
-def tritonsym_step(sizes, batch, dtype, device, rng):
-    ctx = ts.gpu(0) if device.type == "cuda" else ts.cpu()
-    net = build(sizes)
-    exe = net.simple_bind(ctx, type_dict={"data": dtype}, grad_req={n: "write" for n in net.list_arguments()
-                                                                   if n.startswith("fc")}, data=(batch, sizes[0]))
+def initial_params(sizes, rng):
     params = {}
     for i, (k, n) in enumerate(zip(sizes, sizes[1:]), 1):
         params[f"fc{i}_weight"] = rng.normal(0, 1 / math.sqrt(k), (n, k))
         params[f"fc{i}_bias"] = np.zeros(n)
+    return params
+
+
+def tritonsym_step(sizes, batch, precision, params, data, label, cuda_graph):
+    dtype, fc_precision, _ = PRECISIONS[precision]
+    ctx = ts.gpu(0) if ON_GPU else ts.cpu()
+    net = build(sizes, fc_precision)
+    exe = net.simple_bind(ctx, type_dict={"data": dtype}, cuda_graph=cuda_graph,
+                          grad_req={n: "write" if n.startswith("fc") else "null" for n in net.list_arguments()},
+                          data=(batch, sizes[0]))
     exe.copy_params_from(params)
-    exe.forward(data=rng.normal(size=(batch, sizes[0])), out_label=rng.integers(0, sizes[-1], batch))
+    exe.forward(data=data, out_label=label)
+    updater = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=LR, momentum=MOMENTUM), exe)
 
     def step():
         exe.forward(is_train=True)
         exe.backward()
+        updater.step()
 
-    return step, params
+    program = exe._program
+    launches = (sum(len(s.launches) for s in program.forward_steps + program.backward_steps)
+                + len(exe._zero_launches) + sum(len(g.launches) for g in updater.groups))
+    state_bytes = sum(t.numel() * t.element_size() for g in updater.groups for t in g.states.values())
+    return step, exe, launches, exe.memory.workspace_bytes + state_bytes
 
 
-def torch_step(sizes, batch, dtype, device, params, rng):
+def torch_step(sizes, batch, precision, params, data, label):
+    dtype = PRECISIONS[precision][0]
+    device = "cuda" if ON_GPU else "cpu"
     weights = [torch.tensor(params[f"fc{i}_weight"], dtype=dtype, device=device, requires_grad=True)
                for i in range(1, len(sizes))]
     biases = [torch.tensor(params[f"fc{i}_bias"], dtype=dtype, device=device, requires_grad=True)
               for i in range(1, len(sizes))]
-    x = torch.tensor(rng.normal(size=(batch, sizes[0])), dtype=dtype, device=device)
-    y = torch.tensor(rng.integers(0, sizes[-1], batch), device=device)
+    x = torch.tensor(data, dtype=dtype, device=device)
+    y = torch.tensor(label, device=device)
+    opt = torch.optim.SGD(weights + biases, lr=LR, momentum=MOMENTUM, foreach=True)
 
-    def step():
+    def loss():
         h = x
         for i, (w, b) in enumerate(zip(weights, biases)):
             h = torch.nn.functional.linear(h, w, b)
             if i < len(weights) - 1:
                 h = torch.relu(h)
-        torch.nn.functional.cross_entropy(h, y, reduction="sum").backward()
+        return torch.nn.functional.cross_entropy(h, y, reduction="sum")
 
-    return step
+    def make(loss_fn):
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn().backward()
+            opt.step()
+        return step
+
+    return make(loss), make, loss
+
+
+def peak_bytes(setup_and_run) -> int | None:
+    """Peak device memory of ``setup_and_run()`` above what was allocated before it."""
+    if not ON_GPU:
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    keep = setup_and_run()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    del keep
+    return peak
+
+
+def host_us(step, repeats: int = 200) -> float | None:
+    """Host microseconds per call of ``step`` (the device may still be working)."""
+    if not ON_GPU:
+        return None
+    step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    elapsed = time.perf_counter() - start
+    torch.cuda.synchronize()
+    return 1e6 * elapsed / repeats
+
+
+def one(sizes, batch, precision, use_compile, rng) -> dict:
+    params = initial_params(sizes, rng)
+    data, label = rng.normal(size=(batch, sizes[0])), rng.integers(0, sizes[-1], batch)
+    torch.backends.cuda.matmul.allow_tf32 = PRECISIONS[precision][2]
+
+    def ours_twice(cuda_graph):
+        step, exe, launches, planned = tritonsym_step(sizes, batch, precision, params, data, label, cuda_graph)
+        for _ in range(3):  # eager, recorded, replayed
+            step()
+        return step, exe, launches, planned
+
+    ours_twice(False)  # compile and autotune first: tuning's scratch buffers are not the step's memory
+    ours_peak = peak_bytes(lambda: ours_twice(False))
+    step_graph, _, launches, planned = ours_twice(ON_GPU)
+    step_plain, _, _, _ = ours_twice(False)
+
+    def theirs():
+        step, _, _ = torch_step(sizes, batch, precision, params, data, label)
+        step()
+        step()
+        return step
+
+    theirs()  # cuBLAS handles and workspaces are made once per process, outside the step's memory
+    theirs_peak = peak_bytes(theirs)
+    eager, make, loss = torch_step(sizes, batch, precision, params, data, label)
+    compiled_loss = compiled(loss, use_compile)
+    compiled_step = make(compiled_loss) if compiled_loss else None
+    if compiled_step:
+        compiled_step()
+    t = {"graph": time_ms(step_graph) if ON_GPU else None, "plain": time_ms(step_plain), "eager": time_ms(eager),
+         "compile": time_ms(compiled_step) if compiled_step else None}
+    best = t["graph"] if t["graph"] is not None else t["plain"]
+    plain_host, graph_host = host_us(step_plain), host_us(step_graph)
+    flops = 6 * batch * sum(k * n for k, n in zip(sizes, sizes[1:]))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return {
+        "network": "-".join(map(str, sizes)), "batch": batch, "precision": precision,
+        "ours graph ms": "" if t["graph"] is None else f"{t['graph']:.4f}", "ours no graph ms": f"{t['plain']:.4f}",
+        "eager ms": f"{t['eager']:.4f}", "compile ms": "" if t["compile"] is None else f"{t['compile']:.4f}",
+        "vs eager": ratio(best, t["eager"]), "vs compile": ratio(best, t["compile"]),
+        "no graph vs eager": ratio(t["plain"], t["eager"]),
+        "ours TFLOP/s": f"{flops / best / 1e9:.2f}", "launches": launches,
+        "host us/launch": "" if plain_host is None else f"{plain_host / launches:.1f}",
+        "graph host us/step": "" if graph_host is None else f"{graph_host:.1f}",
+        "ours peak MiB": "" if ours_peak is None else f"{ours_peak / MIB:.2f}",
+        "planned MiB": f"{planned / MIB:.2f}",
+        "eager peak MiB": "" if theirs_peak is None else f"{theirs_peak / MIB:.2f}",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    parser.add_argument("--precisions", default="float32,tf32,bfloat16" if ON_GPU else "float32")
     parser.add_argument("--small-only", action="store_true", help="only the seed's MLP (quick on a CPU)")
+    parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(0)
     rows = []
-    for sizes, batch in NETWORKS[:1] if args.small_only else NETWORKS:
-        ours, params = tritonsym_step(sizes, batch, dtype, device, rng)
-        theirs = torch_step(sizes, batch, dtype, device, params, rng)
-        t_ours, t_theirs = time_ms(ours), time_ms(theirs)
-        flops = 6 * batch * sum(k * n for k, n in zip(sizes, sizes[1:]))  # forward 2, backward 4 per MAC
-        rows.append({"network": "-".join(map(str, sizes)), "batch": batch, "dtype": args.dtype,
-                     "tritonsym ms": f"{t_ours:.3f}", "torch eager ms": f"{t_theirs:.3f}",
-                     "speed-up vs eager": f"{t_theirs / t_ours:.2f}x",
-                     "tritonsym TFLOP/s": f"{flops / t_ours / 1e9:.3f}"})
-        print(rows[-1], flush=True)
-    notes = ("Forward + backward of one training step, no optimizer update. "
-             + ("On the CPU tritonsym runs in Triton's interpreter (a correctness tool, not a fast path), "
-                "so only GPU rows speak about speed." if device.type == "cpu" else ""))
-    print(f"{environment()}\nwrote {write(f'mlp-step-{args.dtype}', rows, notes)}")
+    for precision in args.precisions.split(","):
+        for sizes, batch in NETWORKS[:1] if args.small_only else NETWORKS:
+            rows.append(one(sizes, batch, precision, not args.no_compile, rng))
+            print(rows[-1], flush=True)
+    notes = ("One training step: forward, backward and an SGD update with momentum (lr 0.01, 0.9). `vs` "
+             "columns are tritonsym's speed-up (with its CUDA graph on a GPU; above 1: faster). TFLOP/s count "
+             "6 flops per multiply-add of the layers. `host us/launch`: host time of a step without the graph "
+             "over its launches; `graph host us/step`: host time of a step that replays its 3 graphs. "
+             "Peak MiB: `torch.cuda.max_memory_allocated` over building and running the step "
+             "(parameters, gradients, optimizer state, activations); planned: tritonsym's workspace plus "
+             "optimizer state as planned at bind.")
+    if not ON_GPU:
+        notes += " On the CPU tritonsym runs in Triton's interpreter: only GPU rows speak about speed."
+    print(f"{environment()}\nwrote {write('mlp-step', rows, notes)}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 Timing on a GPU is ``triton.testing.do_bench`` (median, after warm-up, caches flushed);
 on the CPU, where kernels run in Triton's interpreter, a median of wall-clock repeats.
-Results go to perf/results/<name>-<device>.csv and .md with the device, versions and date.
+Results go to perf/results/<name>-<device>.csv, .md and (with matplotlib) .png, with the
+device, versions and date; ``TRITONSYM_PERF_RESULTS=DIR`` writes them elsewhere (tests).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import os
 import pathlib
 import platform
 import statistics
@@ -18,7 +20,8 @@ from typing import Callable
 import torch
 import triton
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+RESULTS = pathlib.Path(os.environ.get("TRITONSYM_PERF_RESULTS") or pathlib.Path(__file__).resolve().parent / "results")
+ON_GPU = torch.cuda.is_available()
 
 
 def device_name() -> str:
@@ -52,8 +55,71 @@ def time_ms(fn: Callable[[], None], repeats: int = 5) -> float:
     return statistics.median(samples)
 
 
-def write(name: str, rows: list[dict], notes: str = "") -> pathlib.Path:
-    """CSV and Markdown under perf/results/; returns the Markdown path."""
+def ratio(ours_ms: float, theirs_ms: float | None) -> str:
+    """How many times faster ours is ("1.23x"); blank where the other was not timed."""
+    return "" if theirs_ms is None else f"{theirs_ms / ours_ms:.2f}x"
+
+
+def compiled(fn: Callable, enabled: bool = True) -> Callable | None:
+    """``torch.compile(fn)`` where it works here (a GPU and a compiler), else None."""
+    if not (enabled and ON_GPU):
+        return None
+    try:
+        out = torch.compile(fn, dynamic=False)
+        out()  # compile now, outside the timing
+        return out
+    except Exception as error:  # no C compiler, an unsupported op: the column stays blank
+        print(f"torch.compile unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
+        return None
+
+
+def copy_bandwidth_gbs(nbytes: int = 2**30) -> float | None:
+    """Measured device-to-device copy bandwidth, bytes read plus bytes written per second
+    (the memory-bound floor every elementwise and softmax kernel is held against)."""
+    if not ON_GPU:
+        return None
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    ms = triton.testing.do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
+    return 2 * nbytes / ms / 1e6
+
+
+def plot(stem: pathlib.Path, rows: list[dict], x: str, series: list[str], group: str | None = None,
+         ylabel: str = "", logx: bool = True) -> pathlib.Path | None:
+    """A line per ``series`` column (one panel per value of ``group``) against ``x``, as PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    groups = list(dict.fromkeys(r[group] for r in rows)) if group else [None]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        part = [r for r in rows if group is None or r[group] == g]
+        for column in series:
+            points = [(float(r[x]), float(r[column])) for r in part if r.get(column) not in ("", None)]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=column)
+        if logx:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        ax.set_title(str(g) if g is not None else stem.name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(environment(), fontsize=7)
+    fig.tight_layout()
+    path = stem.with_suffix(".png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = None) -> pathlib.Path:
+    """CSV and Markdown (and a PNG drawn by ``plot(**chart)``) under perf/results/;
+    returns the Markdown path."""
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{name}-{device_tag()}"
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
@@ -62,6 +128,8 @@ def write(name: str, rows: list[dict], notes: str = "") -> pathlib.Path:
         writer.writerows(rows)
     header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
     body = "".join("| " + " | ".join(str(v) for v in row.values()) + " |\n" for row in rows)
-    text = f"# {name}\n\n{environment()}\n\n{header}{body}\n{notes}\n"
+    picture = plot(stem, rows, **chart) if chart else None
+    figure = f"\n![{name}]({picture.name})\n" if picture else ""
+    text = f"# {name}\n\n{environment()}\n\n{header}{body}\n{notes}\n{figure}"
     stem.with_suffix(".md").write_text(text)
     return stem.with_suffix(".md")

@@ -1,3 +1,13 @@
+"""Shared fixtures, and the switch that runs the whole suite on a GPU.
+
+``TRITONSYM_TEST_DEVICE=cuda python -m pytest`` runs every test with compiled kernels on
+the GPU instead of Triton's interpreter: tensors the tests make go to the GPU (torch's
+default device), and ``tritonsym.cpu()``, the context the tests bind on, stands for
+``gpu(0)``. Tests marked ``cpu_only`` (they check the interpreter itself, or the CPU
+fallbacks) are skipped there; tests marked ``gpu`` run only there, or wherever CUDA is.
+"""
+
+import os
 import pathlib
 import sys
 import zlib
@@ -9,6 +19,23 @@ import torch
 # Tests check the networks the benchmarks report on, built by the benchmarks' own code.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 
+TEST_DEVICE = os.environ.get("TRITONSYM_TEST_DEVICE", "cpu")
+if TEST_DEVICE not in ("cpu", "cuda"):
+    raise pytest.UsageError(f"TRITONSYM_TEST_DEVICE={TEST_DEVICE!r}: expected cpu or cuda")
+if TEST_DEVICE == "cuda":
+    if not torch.cuda.is_available():
+        raise pytest.UsageError("TRITONSYM_TEST_DEVICE=cuda, but torch sees no CUDA device")
+    import tritonsym
+    import tritonsym.context
+
+    torch.set_default_device("cuda")
+    _gpu = tritonsym.gpu
+
+    def _device_under_test(device_id: int = 0):
+        return _gpu(device_id)
+
+    tritonsym.cpu = tritonsym.context.cpu = _device_under_test
+
 
 @pytest.fixture
 def rng(request) -> np.random.Generator:
@@ -17,9 +44,11 @@ def rng(request) -> np.random.Generator:
 
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    on_gpu = torch.cuda.is_available()
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    skip_cpu_only = pytest.mark.skip(reason="checks the CPU interpreter path (TRITONSYM_TEST_DEVICE=cuda)")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "gpu" in item.keywords and not on_gpu:
+            item.add_marker(skip_gpu)
+        if "cpu_only" in item.keywords and TEST_DEVICE == "cuda":
+            item.add_marker(skip_cpu_only)

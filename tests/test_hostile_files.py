@@ -25,7 +25,7 @@ def _net():
 def checkpoint(tmp_path):
     prefix = str(tmp_path / "net")
     rng = np.random.default_rng(0)
-    args = {n: torch.from_numpy(rng.normal(size=s)).float() for n, s in
+    args = {n: torch.as_tensor(rng.normal(size=s)).float() for n, s in
             (("fc1_weight", (4, 5)), ("fc1_bias", (4,)), ("fc2_weight", (3, 4)), ("fc2_bias", (3,)))}
     ts.model.save_checkpoint(prefix, 1, _net(), args, {})
     return prefix, args

@@ -39,7 +39,7 @@ def test_variable_init_attribute_wins():
                                                         ("uniform", "out", 200)])
 def test_xavier_scale(rnd_type, factor_type, fan):
     ts.random.seed(1)
-    w = _fill(ts.init.Xavier(rnd_type, factor_type, magnitude=2.0), "fc_weight", (200, 100)).numpy()
+    w = _fill(ts.init.Xavier(rnd_type, factor_type, magnitude=2.0), "fc_weight", (200, 100)).cpu().numpy()
     scale = math.sqrt(2.0 / fan)
     if rnd_type == "uniform":
         assert np.abs(w).max() <= scale and np.abs(w).max() > 0.99 * scale
@@ -52,9 +52,9 @@ def test_xavier_scale(rnd_type, factor_type, fan):
 
 def test_uniform_normal_constant_ranges():
     ts.random.seed(2)
-    u = _fill(ts.init.Uniform(0.3), "a_weight", (100, 100)).numpy()
+    u = _fill(ts.init.Uniform(0.3), "a_weight", (100, 100)).cpu().numpy()
     assert u.min() >= -0.3 and u.max() <= 0.3 and u.std() == pytest.approx(0.3 / math.sqrt(3), rel=0.02)
-    n = _fill(ts.init.Normal(0.2), "a_weight", (100, 100)).numpy()
+    n = _fill(ts.init.Normal(0.2), "a_weight", (100, 100)).cpu().numpy()
     assert n.std() == pytest.approx(0.2, rel=0.02) and abs(n.mean()) < 0.01
     assert (_fill(ts.init.Zero(), "a_weight", (2, 2)) == 0).all()
 

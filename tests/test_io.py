@@ -34,12 +34,12 @@ def test_every_sample_once_per_epoch_when_shuffled():
     ts.random.seed(4)
     it = NDArrayIter(x, y, batch_size=3, shuffle=True)
     first = [b for b in it]
-    seen = np.concatenate([b.label[0].numpy()[:3 - b.pad] for b in first])
+    seen = np.concatenate([b.label[0].cpu().numpy()[:3 - b.pad] for b in first])
     assert sorted(seen) == list(range(10)) and seen.tolist() != list(range(10))
     for b in first:  # data rows travel with their labels
         assert torch.equal(b.data[0][:, 0], 2.0 * b.label[0])
     it.reset()
-    second = np.concatenate([b.label[0].numpy()[:3 - b.pad] for b in it])
+    second = np.concatenate([b.label[0].cpu().numpy()[:3 - b.pad] for b in it])
     assert sorted(second) == list(range(10)) and second.tolist() != seen.tolist()  # a new order per epoch
     ts.random.seed(4)
     again = [b.label[0].tolist() for b in NDArrayIter(x, y, batch_size=3, shuffle=True)]

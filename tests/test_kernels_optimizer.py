@@ -24,11 +24,11 @@ def _gaps_untouched(before: torch.Tensor, after: torch.Tensor):
     inside = np.zeros(REGION, bool)
     for start, size, _, _ in SEGMENTS:
         inside[start:start + size] = True
-    assert torch.equal(before[torch.from_numpy(~inside)], after[torch.from_numpy(~inside)]), "wrote into a gap"
+    assert torch.equal(before[torch.as_tensor(~inside)], after[torch.as_tensor(~inside)]), "wrote into a gap"
 
 
 def _chunks(dtype):
-    return O.chunk_table([O.Segment(*s) for s in SEGMENTS], REGION, dtype, torch.device("cpu"))
+    return O.chunk_table([O.Segment(*s) for s in SEGMENTS], REGION, dtype, torch.get_default_device())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -37,7 +37,7 @@ def _chunks(dtype):
 def test_sgd_matches_oracle(rng, dtype, momentum, clip):
     w, g = _region(rng, dtype)
     ct = O.compute_dtype(dtype)
-    mom = torch.from_numpy(rng.normal(size=REGION)).to(ct) if momentum else None
+    mom = torch.as_tensor(rng.normal(size=REGION)).to(ct) if momentum else None
     w0, mom0 = w.clone(), None if mom is None else mom.clone()
     values = dict(learning_rate=0.05, wd=0.01, rescale_grad=0.25, clip_gradient=clip or 0.0, momentum=momentum)
     hyper = torch.tensor([values[k] for k in O.SGD_HYPER], dtype=ct)
@@ -82,15 +82,17 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
 
 
 def test_standalone_updates_and_float64_exactness(rng):
-    w = torch.from_numpy(rng.normal(size=(5, 3)))
-    g = torch.from_numpy(rng.normal(size=(5, 3)))
+    w = torch.as_tensor(rng.normal(size=(5, 3)))
+    g = torch.as_tensor(rng.normal(size=(5, 3)))
     mom = torch.zeros(15, dtype=torch.float64)
-    expected, _ = oracles.sgd_update(w.numpy().copy(), g.numpy(), np.zeros((5, 3)), 0.1, 0.0, 1.0, None, 0.9)
+    expected, _ = oracles.sgd_update(w.cpu().numpy().copy(), g.cpu().numpy(), np.zeros((5, 3)), 0.1, 0.0, 1.0,
+                                     None, 0.9)
     O.sgd_update(w, g, mom.view(5, 3), learning_rate=0.1, momentum_factor=0.9)
-    np.testing.assert_array_equal(w.numpy(), expected)  # float64: the same operations, the same bits
+    np.testing.assert_array_equal(w.cpu().numpy(), expected)  # float64: the same operations, the same bits
     mean, var = torch.zeros(15, dtype=torch.float64), torch.zeros(15, dtype=torch.float64)
-    w2 = torch.from_numpy(rng.normal(size=15))
-    ref, _, _ = oracles.adam_update(w2.numpy().copy(), g.numpy().reshape(-1), np.zeros(15), np.zeros(15), 1, 0.01)
+    w2 = torch.as_tensor(rng.normal(size=15))
+    ref, _, _ = oracles.adam_update(w2.cpu().numpy().copy(), g.cpu().numpy().reshape(-1), np.zeros(15),
+                                    np.zeros(15), 1, 0.01)
     O.adam_update(w2, g.reshape(-1), mean, var, step=1, learning_rate=0.01)
     assert_close(w2, ref, torch.float64)
 

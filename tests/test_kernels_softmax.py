@@ -97,7 +97,7 @@ def test_softmax_output_label_dtypes_and_multi_output(rng, label_dtype):
     """Labels of integer or float dtype; the class axis in the middle (multi_output layout)."""
     n, c, d = 4, 7, 5
     x = rounded(rng.normal(size=(n, c, d)), torch.float64)
-    label = torch.from_numpy(rng.integers(0, c, (n, d))).to(label_dtype)
+    label = torch.as_tensor(rng.integers(0, c, (n, d))).to(label_dtype)
     p = ops.softmax_forward(x, axis=1)
     g = ops.softmax_output_backward(p, label, axis=1, normalization="valid")
     expected = (softmax(to_numpy(x), 1) - np.moveaxis(softmax_output_target(to_numpy(label), c), -1, 1)) / (n * d)

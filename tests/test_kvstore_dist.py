@@ -37,6 +37,7 @@ def _params(tmp_path, name):
     return ts.model.load_params(str(tmp_path / f"{name}.safetensors"))[0]
 
 
+@pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_two_workers_on_half_batches_equal_one_process_on_the_full_batch(tmp_path):
     start = time.perf_counter()
     for rc, _, err in _run(tmp_path, 2, "dp"):
@@ -54,6 +55,7 @@ def test_two_workers_on_half_batches_equal_one_process_on_the_full_batch(tmp_pat
           f"2 processes {sum(stats['dp-0']['step_seconds']) / 2:.3f} (job {two:.1f} s)")
 
 
+@pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_small_and_large_buckets_give_identical_results(tmp_path):
     for tag, size in (("small", 64), ("large", 1 << 30)):
         for rc, _, err in _run(tmp_path, 2, tag, bucket_bytes=size):
@@ -102,6 +104,7 @@ def test_local_store_surface():
         ts.kv.create("nccl")
 
 
+@pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_train_command_under_torchrun(tmp_path):
     prefix = tmp_path / "ckpt"
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -56,11 +56,11 @@ def test_score_and_predict_leave_out_padding():
     it = NDArrayIter(x, y, batch_size=4)  # 3 batches, the last padded with 2 samples from the start
     probs = mod.predict(it)
     assert probs.shape == (10, CLASSES) and probs.device.type == "cpu"
-    expected_acc = float((probs.argmax(1).numpy() == y).mean())
+    expected_acc = float((probs.argmax(1).cpu().numpy() == y).mean())
     metric = ts.metric.Accuracy()
     assert mod.score(it, metric) == [("accuracy", expected_acc)]
     assert metric.num_inst == 10  # MXNet's score would have counted 12
-    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probs.sum(1).cpu().numpy(), 1.0, rtol=1e-5)
     # another batch size: a reshaped executor sharing the parameters gives the same answers
     again = mod.predict(NDArrayIter(x, y, batch_size=3))
     torch.testing.assert_close(again, probs, rtol=1e-6, atol=1e-7)

@@ -97,18 +97,18 @@ def test_flat_updater_updates_every_parameter_like_the_oracle(rng):
     for step in range(3):
         for n in names:
             exe.grad_dict[n].copy_(torch.from_numpy(rng.normal(size=tuple(arrays[n].shape))))
-        before = {n: t.numpy().copy() for n, t in arrays.items()}
+        before = {n: t.cpu().numpy().copy() for n, t in arrays.items()}
         updater.step()
         for n in names:
             lr_mult, wd_mult = opt.multipliers(n)
-            ref, moms[n] = oracles.sgd_update(before[n], exe.grad_dict[n].numpy(), moms[n], 0.1 * lr_mult,
+            ref, moms[n] = oracles.sgd_update(before[n], exe.grad_dict[n].cpu().numpy(), moms[n], 0.1 * lr_mult,
                                               0.01 * wd_mult, 1.0, 0.5, 0.9)
-            np.testing.assert_allclose(arrays[n].numpy(), ref, rtol=1e-13, atol=1e-15, err_msg=n)
-        np.testing.assert_array_equal(arrays["fc2_bias"].numpy(), before["fc2_bias"])  # grad_req null
+            np.testing.assert_allclose(arrays[n].cpu().numpy(), ref, rtol=1e-13, atol=1e-15, err_msg=n)
+        np.testing.assert_array_equal(arrays["fc2_bias"].cpu().numpy(), before["fc2_bias"])  # grad_req null
     assert opt.num_update == 3
     states = updater.state_dict()
     assert sorted(states) == ["momentum:fc1_bias", "momentum:fc1_weight", "momentum:fc2_weight", "num_update"]
-    np.testing.assert_allclose(states["momentum:fc2_weight"].numpy(), moms["fc2_weight"], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(states["momentum:fc2_weight"].cpu().numpy(), moms["fc2_weight"], rtol=1e-13, atol=1e-15)
     fresh = ts.optimizer.FlatUpdater(ts.optimizer.SGD(momentum=0.9, param_idx2name=dict(enumerate(names))), exe)
     fresh.load_state_dict(states)
     assert fresh.optimizer.num_update == 3

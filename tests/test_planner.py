@@ -151,9 +151,9 @@ def test_gradient_of_a_value_used_three_times_is_one_buffer():
     fill(exe, np.random.default_rng(1))
     exe.forward(is_train=True)
     exe.backward()
-    x, w, bias = (exe.arg_dict[n].numpy() for n in ("data", "fc_weight", "fc_bias"))
+    x, w, bias = (exe.arg_dict[n].cpu().numpy() for n in ("data", "fc_weight", "fc_bias"))
     a_value = x @ w.T + bias
-    np.testing.assert_allclose(exe.grad_dict["fc_bias"].numpy(), (2 * a_value + 1).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(exe.grad_dict["fc_bias"].cpu().numpy(), (2 * a_value + 1).sum(0), rtol=1e-12)
 
 
 def test_grad_req_null_and_add_in_the_plan():

@@ -47,7 +47,7 @@ def test_random_graphs_survive_json_and_compute_their_expression(expression, row
     shapes = {n: (rows, cols) for n in env}
     assert symbol.infer_shape(**shapes)[1] == [(rows, cols)]
     exe = again.simple_bind(ts.cpu(), grad_req="null", type_dict={n: "float64" for n in env}, **shapes)
-    out = exe.forward(**env)[0].numpy()
+    out = exe.forward(**env)[0].cpu().numpy()
     np.testing.assert_allclose(out, reference(env), rtol=1e-12, atol=1e-12)
 
 
@@ -83,5 +83,6 @@ def test_binary_kernels_on_random_layouts(layout_a, layout_b, kind, seed):
     b_layout = layout_b[1:] if len(layout_b[0]) == len(shape) else ([1] * len(shape), list(range(len(shape))), None)
     b = strided(rng.uniform(0.5, 2, shape), *b_layout)
     out = ops.binary_forward(kind, a, b)
-    expected = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[kind](a.numpy(), b.numpy())
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-15)
+    numpy_op = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[kind]
+    expected = numpy_op(a.cpu().numpy(), b.cpu().numpy())
+    np.testing.assert_allclose(out.cpu().numpy(), expected, rtol=1e-15)

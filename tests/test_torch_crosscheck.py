@@ -68,5 +68,5 @@ def test_three_sgd_steps_match(rng):
                 if p.grad is not None:
                     p -= 0.1 * p.grad
     for name, p in params.items():
-        np.testing.assert_allclose(exe.arg_dict[name].numpy(), p.detach().numpy(), rtol=1e-11, atol=1e-12,
+        np.testing.assert_allclose(exe.arg_dict[name].cpu().numpy(), p.detach().cpu().numpy(), rtol=1e-11, atol=1e-12,
                                    err_msg=name)

@@ -31,8 +31,8 @@ def assert_close(actual, expected, dtype: torch.dtype, what: str = "result", sca
 
 
 def rounded(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    """x in ``dtype`` (the kernel's input)."""
-    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
+    """x in ``dtype`` (the kernel's input), on the device under test."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype=dtype, device=torch.get_default_device())
 
 
 def poisoned(shape, dtype) -> torch.Tensor:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .base import dtype_name
-from .context import cpu
+from .context import default_context
 from .metric import to_numpy  # host copies of tensors or arrays, bfloat16 included
 
 # (atol, rtol) by the dtype compared; float64 for gradient checks and oracles.
@@ -93,7 +93,7 @@ def _by_name(what: str, names: Sequence[str], values) -> dict:
 def _bind(sym, location: dict, aux_states, grad_req, ctx, dtype):
     shapes = {n: tuple(np.shape(v)) for n, v in location.items()}
     types = {n: dtype for n in location}
-    exe = sym.simple_bind(ctx or cpu(), grad_req=grad_req, type_dict=types, **shapes)
+    exe = sym.simple_bind(ctx or default_context(), grad_req=grad_req, type_dict=types, **shapes)
     if aux_states:
         exe.copy_params_from({}, aux_params=dict(aux_states))
     return exe

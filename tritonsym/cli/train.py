@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--kvstore", choices=("local", "dist_sync"), default="local",
                    help="dist_sync: data-parallel over the processes of torchrun --nproc_per_node=N (each reads "
                         "its share of the training data; the gradient is all-reduced)")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay each training step's forward, backward and update as CUDA graphs (default: on a "
+                        "GPU with --kvstore local)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar per epoch (default: when stderr is a terminal)")
 
@@ -154,7 +157,11 @@ def _train(args, log) -> int:
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     batch_end = [ts.callback.ProgressBar(total=-(-train.num_data // args.batch_size))] if progress else None
     epoch_end = ts.callback.do_checkpoint(args.save) if args.save and kv.rank == 0 else None
-    mod = ts.mod.Module(net, context=ctx)
+    cuda_graph = args.cuda_graph if args.cuda_graph is not None else (ctx.device_type == "gpu"
+                                                                      and args.kvstore == "local")
+    if cuda_graph and ctx.device_type != "gpu":
+        raise TritonSymError("train: --cuda-graph needs a GPU (--device gpu)")
+    mod = ts.mod.Module(net, context=ctx, cuda_graph=cuda_graph)
     history = mod.fit(train, eval_data=val, eval_metric="acc", optimizer=args.optimizer, optimizer_params=params,
                       initializer=ts.init.Xavier(), num_epoch=args.epochs, batch_end_callback=batch_end,
                       epoch_end_callback=epoch_end, kvstore=kv)

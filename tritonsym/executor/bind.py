@@ -51,7 +51,7 @@ def _grad_req(names: list[str], grad_req) -> dict[str, str]:
     return reqs
 
 
-def _options(mirror, memory_plan, check_finite=None) -> dict:
+def _options(mirror, memory_plan, check_finite=None, cuda_graph=False) -> dict:
     if check_finite is None:  # the environment switch turns the debug check on without code changes
         check_finite = os.environ.get("TRITONSYM_CHECK_FINITE", "0").strip() not in ("", "0")
     if not isinstance(check_finite, bool):
@@ -60,7 +60,13 @@ def _options(mirror, memory_plan, check_finite=None) -> dict:
         raise BindError(f"mirror must be True or False, got {mirror!r}")
     if memory_plan not in MEMORY_PLANS:
         raise BindError(f"memory_plan must be one of {', '.join(MEMORY_PLANS)}; got {memory_plan!r}")
-    return dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite)
+    if not isinstance(cuda_graph, bool):
+        raise BindError(f"cuda_graph must be True or False, got {cuda_graph!r}")
+    if cuda_graph and check_finite:
+        raise BindError("cuda_graph=True and check_finite=True cannot be combined: the finite check reads a count "
+                        "back to the host after every step, which a recorded graph cannot do; debug without the "
+                        "graph")
+    return dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
 
 
 def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: dict):
@@ -99,7 +105,7 @@ def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options:
 
 
 def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shapes=None, mirror=False,
-                memory_plan="auto", check_finite=None) -> Executor:
+                memory_plan="auto", check_finite=None, cuda_graph=False) -> Executor:
     """Bind with every array allocated in the static workspace (uninitialised arguments:
     fill them through ``forward(name=...)``, ``arg_dict`` or ``copy_params_from``).
 
@@ -110,8 +116,10 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
     is "auto", "greedy", "breadth", "mxnet" or "none" (``planner.py``). ``check_finite``
     (default: the ``TRITONSYM_CHECK_FINITE`` environment switch) checks every argument
     before forward and every value each step writes, and names the first NaN or inf.
+    ``cuda_graph=True`` (GPU only) records forward, backward and the optimizer update
+    as CUDA graphs on their second call and replays them after that (``graphs.py``).
     """
-    options = _options(mirror, memory_plan, check_finite)
+    options = _options(mirror, memory_plan, check_finite, cuda_graph)
     shapes = {k: _shape(k, v) for k, v in (shapes or {}).items()}
     dtypes = {k: to_dtype(v) for k, v in (type_dict or {}).items()}
     ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, grad_req, options)
@@ -120,12 +128,12 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
 
 
 def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False,
-         memory_plan="auto", check_finite=None) -> Executor:
+         memory_plan="auto", check_finite=None, cuda_graph=False) -> Executor:
     """Bind with the given arrays, used in place: ``args`` (a list in ``list_arguments()``
     order or a dict by name) and ``args_grad`` (likewise; with ``args_grad=None`` no gradient
     is computed, as in MXNet). Internal values live in the workspace; ``mirror``,
-    ``memory_plan`` and ``check_finite`` as in ``simple_bind``."""
-    options = _options(mirror, memory_plan, check_finite)
+    ``memory_plan``, ``check_finite`` and ``cuda_graph`` as in ``simple_bind``."""
+    options = _options(mirror, memory_plan, check_finite, cuda_graph)
     arg_names = symbol.list_arguments()
     args = _by_name("args", arg_names, args, required=True)
     grads = _by_name("args_grad", arg_names, args_grad, required=False) if args_grad is not None else {}

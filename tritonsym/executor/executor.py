@@ -17,6 +17,7 @@ from ..base import BindError, ExecutionError, dtype_name
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
+from .graphs import PhaseGraphs
 from .memory import ParamRegion, Workspace, param_regions
 from .program import Program, Step
 from .report import MemoryReport, memory_report
@@ -31,13 +32,14 @@ class Executor:
         self._ctx = ctx
         self._program = program
         self._workspace = workspace
-        self._options = options or dict(mirror=False, memory_plan="auto", check_finite=False)
+        self._options = options or dict(mirror=False, memory_plan="auto", check_finite=False, cuda_graph=False)
         self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
         self._last_forward: str | None = None  # None, "training", "inference" or "used" (by a backward)
         # A plan may give backward the storage of forward values it has finished reading.
         self._backward_consumes_forward = workspace.plan.backward_overwrites_forward()
         self._memory: MemoryReport | None = None
         self._build_launches()
+        self._graphs = PhaseGraphs(ctx.torch_device) if self._options.get("cuda_graph") else None
 
     # ---------------------------------------------------------------------- arrays
 
@@ -101,6 +103,11 @@ class Executor:
             self._memory = memory_report(self._program, self._workspace, self._options["mirror"])
         return self._memory
 
+    @property
+    def graphs(self) -> PhaseGraphs | None:
+        """The recorded CUDA graphs (``cuda_graph=True``), else None."""
+        return self._graphs
+
     def param_regions(self) -> list[ParamRegion]:
         """The parameters that take a gradient, as one flat weight view and one flat gradient
         view per dtype with the same layout (what an optimizer updates in one launch)."""
@@ -141,7 +148,10 @@ class Executor:
         self._check_set("forward", self._forward_reads)
         if self._finite_checks is not None:
             self._finite_checks.arguments(self._forward_reads)
-        self._run(self._program.forward_steps)
+        if self._graphs is not None:
+            self._graphs.run("forward", lambda: self._run(self._program.forward_steps))
+        else:
+            self._run(self._program.forward_steps)
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
 
@@ -164,13 +174,19 @@ class Executor:
                                  "argument, or bind got no args_grad); bind with grad_req='write'")
         self._check_set("backward", self._backward_reads)
         self._copy_head_grads(out_grads)
+        if self._backward_consumes_forward:
+            self._last_forward = "used"
+        if self._graphs is not None and after_step is None:
+            self._graphs.run("backward", self._run_backward)
+        else:  # a callback between steps runs on the host: no graph
+            self._run_backward(after_step)
+
+    def _run_backward(self, after_step: Callable[[int], None] | None = None) -> None:
         try:
             for launch in self._zero_launches:
                 launch()
         except Exception as e:
             raise ExecutionError(f"backward: zeroing unused gradients failed: {e}") from e
-        if self._backward_consumes_forward:
-            self._last_forward = "used"
         if after_step is not None:
             after_step(-1)  # gradients no step writes are final now (zeroed above)
         self._run(self._program.backward_steps, after_step)

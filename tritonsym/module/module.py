@@ -55,12 +55,14 @@ class Module:
     """A trainable network: ``symbol`` with its data and label inputs named; every other
     argument is a parameter (``fixed_param_names`` are never updated).
 
-    ``mirror``, ``memory_plan`` and ``check_finite`` are passed to ``simple_bind``."""
+    ``mirror``, ``memory_plan``, ``check_finite`` and ``cuda_graph`` are passed to ``simple_bind``;
+    with ``cuda_graph=True`` (GPU) each training step is three graph replays: forward,
+    backward and the optimizer update."""
 
     def __init__(self, symbol, data_names: Sequence[str] = ("data",), label_names: Sequence[str] | None =
                  ("softmax_label",), context: Context | None = None, fixed_param_names: Sequence[str] | None = None,
                  logger: logging.Logger | None = None, mirror: bool = False, memory_plan: str = "auto",
-                 check_finite: bool | None = None):
+                 check_finite: bool | None = None, cuda_graph: bool = False):
         self._symbol = symbol
         self._data_names = list(data_names)
         self._label_names = list(label_names or [])
@@ -68,7 +70,8 @@ class Module:
         if not isinstance(self._context, Context):
             raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}")
         self.logger = logger or logging.getLogger("tritonsym")
-        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite)
+        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
+                                  cuda_graph=cuda_graph)
         args = symbol.list_arguments()
         for what, names in (("data_names", self._data_names), ("label_names", self._label_names)):
             missing = [n for n in names if n not in args]
@@ -243,7 +246,7 @@ class Module:
                 if table is not None and name in table:
                     values[name] = _checked_param(name, arrays[name], table[name])
                 else:
-                    values[name] = torch.empty(arrays[name].shape, dtype=torch.float64)
+                    values[name] = torch.empty(arrays[name].shape, dtype=torch.float64, device="cpu")  # host draw
                     init(name, values[name], attrs.get(name))
         with torch.no_grad():
             for names, _, arrays in groups:

@@ -47,7 +47,7 @@ def _forward(a: ForwardArgs):
     bias = None if p["no_bias"] else a.inputs[2]
     act, slope = a.epilogue or ("none", 0.0)
     return kernels.plan_fully_connected_forward(_matrix_view(data, p["flatten"]), weight, bias, a.outputs[0],
-                                                act=act, slope=slope)
+                                                act=act, slope=slope, precision=p["precision"])
 
 
 def _backward(a: BackwardArgs):
@@ -61,7 +61,7 @@ def _backward(a: BackwardArgs):
         grad_x=None if grad_data is None else _matrix_view(grad_data, p["flatten"]),
         grad_weight=a.in_grads[1], grad_bias=grad_bias,
         accumulate_x=a.accumulate[0], accumulate_weight=a.accumulate[1],
-        accumulate_bias=False if p["no_bias"] else a.accumulate[2])
+        accumulate_bias=False if p["no_bias"] else a.accumulate[2], precision=p["precision"])
 
 
 def _backward_needs(p, epilogue):
@@ -79,6 +79,9 @@ register(OpDef(
         Param("num_hidden", int, doc="number of output features", check=positive),
         Param("no_bias", bool, False, doc="leave out the bias term"),
         Param("flatten", bool, True, doc="flatten all but the first axis of data"),
+        Param("precision", str, "ieee", choices=kernels.PRECISIONS,
+              doc="float32 products: 'ieee' (exact float32) or 'tf32' (tensor cores, 10-bit mantissa); other "
+                  "dtypes ignore it"),
     ],
     input_names=("data", "weight", "bias"),
     active_inputs=_inputs,

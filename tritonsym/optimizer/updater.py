@@ -4,6 +4,8 @@
 ``lr_mult`` / ``wd_mult``), the state buffers (one flat buffer per state, laid out like the
 parameter region) and the launch. ``step()`` then advances the update counter, writes
 the step's scalars into the small ``hyper`` tensor when they change, and runs the launch.
+With an executor bound with ``cuda_graph=True`` the launches replay as one graph; the
+scalars are written before it, outside the graph, so a schedule still changes the rate.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ class _Group:
                        for s in optimizer.state_names()}
         self.hyper = torch.zeros(len(optimizer.hyper_slots), dtype=ct, device=device)
         # Host values are written into this buffer in place (no tensor per step), then copied
-        # over with a blocking copy, so the buffer is free again when step() returns.
+        # over with a blocking copy, so the buffer is free again when step() returns. Its
+        # device is named: a script may have made CUDA torch's default device.
         self.host = self.hyper if self.hyper.device.type == "cpu" else torch.zeros(
-            self.hyper.shape, dtype=ct, pin_memory=torch.cuda.is_available())
+            self.hyper.shape, dtype=ct, device="cpu", pin_memory=True)
         self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
         self.written: list[float] | None = None
 
@@ -45,6 +48,7 @@ class FlatUpdater:
         self.groups = [_Group(optimizer, region) for region in executor.param_regions()]
         self.param_names = [name for g in self.groups for name, _, _ in g.region.members]
         self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
+        self.graphs = executor.graphs
 
     def step(self) -> None:
         """One update of every parameter from its current gradient."""
@@ -58,13 +62,20 @@ class FlatUpdater:
                 if group.host is not group.hyper:
                     group.hyper.copy_(group.host)
                 group.written = row
+        if self.graphs is not None:
+            self.graphs.run("update", self._launch_all)
+        else:
+            self._launch_all()
+
+    def _launch_all(self) -> None:
+        for group in self.groups:
             run(group.launches)
 
     # -------------------------------------------------------------- checkpointing
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Each parameter's state as ``"<state>:<param>"`` (CPU copies), plus ``num_update``."""
-        out = {"num_update": torch.tensor(self.optimizer.num_update, dtype=torch.int64)}
+        out = {"num_update": torch.tensor(self.optimizer.num_update, dtype=torch.int64, device="cpu")}
         for group in self.groups:
             for state, flat in group.states.items():
                 for name, start, size in group.region.members:

@@ -332,23 +332,24 @@ class Symbol:
     # --------------------------------------------------------------------- binding
 
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, mirror=False, memory_plan="auto",
-                    check_finite=None, **shapes):
+                    check_finite=None, cuda_graph=False, **shapes):
         """Bind with arrays allocated in the static workspace; see ``tritonsym.executor``.
         ``mirror=True`` recomputes cheap activations in backward instead of keeping them;
         ``memory_plan``: "auto" | "greedy" | "breadth" | "mxnet" | "none"; ``check_finite=True``
-        (or ``TRITONSYM_CHECK_FINITE=1``) names the first operator that writes NaN or inf."""
+        (or ``TRITONSYM_CHECK_FINITE=1``) names the first operator that writes NaN or inf;
+        ``cuda_graph=True`` (GPU) replays forward, backward and the update as CUDA graphs."""
         from ..executor.bind import simple_bind
 
         return simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes, mirror=mirror,
-                           memory_plan=memory_plan, check_finite=check_finite)
+                           memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
 
     def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False, memory_plan="auto",
-             check_finite=None):
+             check_finite=None, cuda_graph=False):
         """Bind with the given argument arrays (used in place); see ``tritonsym.executor``."""
         from ..executor.bind import bind
 
         return bind(self, ctx, args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states, mirror=mirror,
-                    memory_plan=memory_plan, check_finite=check_finite)
+                    memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
 
     # -------------------------------------------------------------------- printing
 

@@ -1,0 +1,113 @@
+"""FullyConnected with bias and relu fused: forward and backward against cuBLAS and PyTorch.
+
+For M = N = K over ``--sizes`` and each precision (float32 exact, TF32, float16,
+bfloat16), in one run:
+
+- ``ours fwd``: tritonsym's fused kernel, ``relu(x @ w.T + b)`` in one launch;
+- ``matmul``: ``torch.matmul(x, w.T)`` alone, cuBLAS with nothing fused: the floor;
+- ``eager fwd``: PyTorch eager ``relu(linear(x, w, b))``;
+- ``compile fwd``: the same under ``torch.compile``;
+- ``ours bwd`` / ``eager bwd``: dx, dw and db (relu's gradient included) from tritonsym's
+  two backward kernels and from PyTorch autograd.
+
+TF32 rows let cuBLAS use TF32 too (``allow_tf32``); float32 rows forbid it on both sides.
+Run: python perf/bench_linear.py [--sizes 256,512,...] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import ON_GPU, compiled, environment, ratio, time_ms, write
+from tritonsym.ops import fully_connected as fc
+from tritonsym.ops._common import run
+
+PRECISIONS = {  # name: (dtype, tritonsym precision, cuBLAS TF32 allowed)
+    "float32": (torch.float32, "ieee", False),
+    "tf32": (torch.float32, "tf32", True),
+    "float16": (torch.float16, "ieee", False),
+    "bfloat16": (torch.bfloat16, "ieee", False),
+}
+
+
+def one_size(size: int, name: str, use_compile: bool) -> dict:
+    dtype, precision, tf32 = PRECISIONS[name]
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    device = "cuda" if ON_GPU else "cpu"
+    gen = torch.Generator(device=device).manual_seed(size)
+    x = torch.randn(size, size, device=device, generator=gen).to(dtype)
+    w = (torch.randn(size, size, device=device, generator=gen) / size**0.5).to(dtype)
+    b = torch.randn(size, device=device, generator=gen).to(dtype)
+    dy = torch.randn(size, size, device=device, generator=gen).to(dtype)
+    y = torch.empty(size, size, device=device, dtype=dtype)
+    dx, dw, db = torch.empty_like(x), torch.empty_like(w), torch.empty_like(b)
+
+    forward = fc.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
+    backward = fc.plan_fully_connected_backward(dy, x, w, out=y, act="relu", grad_x=dx, grad_weight=dw,
+                                                 grad_bias=db, precision=precision)
+
+    def ours_fwd():
+        run(forward)
+
+    def ours_bwd():
+        run(backward)
+
+    ours_fwd()
+    reference = torch.relu(torch.nn.functional.linear(x.double(), w.double(), b.double()))
+    error = ((y.double() - reference).norm() / reference.norm()).item()
+
+    def eager_fwd():
+        return torch.relu(torch.nn.functional.linear(x, w, b))
+
+    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    yr = torch.relu(torch.nn.functional.linear(xr, wr, br))
+
+    def eager_bwd():
+        torch.autograd.grad(yr, (xr, wr, br), dy, retain_graph=True)
+
+    compiled_fwd = compiled(eager_fwd, use_compile)
+    times = {"ours fwd": time_ms(ours_fwd), "matmul": time_ms(lambda: torch.matmul(x, w.T)),
+             "eager fwd": time_ms(eager_fwd), "compile fwd": time_ms(compiled_fwd) if compiled_fwd else None,
+             "ours bwd": time_ms(ours_bwd), "eager bwd": time_ms(eager_bwd)}
+    flops = 2 * size**3
+    row = {"size": size, "precision": name}
+    row.update({f"{k} ms": "" if v is None else f"{v:.4f}" for k, v in times.items()})
+    row.update({
+        "ours fwd TFLOP/s": f"{flops / times['ours fwd'] / 1e9:.1f}",
+        "matmul TFLOP/s": f"{flops / times['matmul'] / 1e9:.1f}",
+        "ours bwd TFLOP/s": f"{2 * flops / times['ours bwd'] / 1e9:.1f}",
+        "fwd / matmul": f"{times['matmul'] / times['ours fwd']:.2f}",
+        "fwd vs eager": ratio(times["ours fwd"], times["eager fwd"]),
+        "fwd vs compile": ratio(times["ours fwd"], times["compile fwd"]),
+        "bwd vs eager": ratio(times["ours bwd"], times["eager bwd"]),
+        "fwd rel. error": f"{error:.1e}",
+    })
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="256,512,1024,2048,4096,8192" if ON_GPU else "48,80")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile column")
+    args = parser.parse_args()
+    rows = []
+    for name in args.precisions.split(","):
+        for size in map(int, args.sizes.split(",")):
+            rows.append(one_size(size, name, not args.no_compile))
+            print(rows[-1], flush=True)
+    notes = ("M = N = K = size. Times are medians of `triton.testing.do_bench`; TFLOP/s count 2·M·N·K for "
+             "forward and twice that for backward (dx and dw). `fwd / matmul` is tritonsym's fused forward "
+             "against cuBLAS's product alone; the `vs` columns are speed-ups (above 1: tritonsym is faster). "
+             "`fwd rel. error` is ‖y − y₆₄‖/‖y₆₄‖ against a float64 reference.")
+    if not ON_GPU:
+        notes += " CPU rows run Triton's interpreter: they check the script, not speed."
+    chart = dict(x="size", series=["ours fwd TFLOP/s", "matmul TFLOP/s", "ours bwd TFLOP/s"], group="precision",
+                 ylabel="TFLOP/s")
+    print(f"{environment()}\nwrote {write('linear', rows, notes, chart)}")
+
+
+if __name__ == "__main__":
+    main()

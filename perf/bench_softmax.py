@@ -1,0 +1,102 @@
+"""Softmax forward and backward, and the softmax-output loss, against PyTorch and the copy floor.
+
+Over rows x columns sweeps (float32 and bfloat16), in one run:
+
+- ``softmax fwd``: tritonsym's kernel against ``torch.softmax`` eager and compiled;
+- ``softmax bwd``: the gradient from the saved output, against
+  ``torch._softmax_backward_data`` eager and compiled (what autograd runs);
+- ``loss fwd+bwd``: SoftmaxOutput's step, softmax forward then the loss gradient
+  (``softmax - one_hot(label)``) from the saved probabilities, against
+  ``cross_entropy(...).backward()`` eager and compiled;
+- ``% of copy``: the bytes each of our kernels must move (one read and one write per
+  element forward; two reads and a write backward; the loss step 4 passes) over its time,
+  as a share of the measured device-to-device copy bandwidth.
+
+Run: python perf/bench_softmax.py [--shapes 4096x1024,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import ON_GPU, compiled, copy_bandwidth_gbs, environment, ratio, time_ms, write
+from tritonsym.ops import softmax as sm
+from tritonsym.ops import softmax_output as so
+from tritonsym.ops._common import run
+
+SHAPES_GPU = "4096x128,4096x1024,4096x4096,16384x4096,4096x16384,1024x65536,256x262144"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: float | None) -> dict:
+    dtype = DTYPES[name]
+    device = "cuda" if ON_GPU else "cpu"
+    gen = torch.Generator(device=device).manual_seed(rows * cols)
+    x = (3 * torch.randn(rows, cols, device=device, generator=gen)).to(dtype)
+    dy = torch.randn(rows, cols, device=device, generator=gen).to(dtype)
+    label = torch.randint(0, cols, (rows,), device=device, generator=gen)
+    prob, grad = torch.empty_like(x), torch.empty_like(x)
+    forward = sm.plan_softmax_forward(x, prob)
+    backward = sm.plan_softmax_backward(dy, prob, grad)
+    loss = forward + so.plan_softmax_output_backward(prob, label, grad)
+    run(forward)
+    error = ((prob.double() - torch.softmax(x.double(), -1)).norm() / torch.softmax(x.double(), -1).norm()).item()
+
+    def torch_fwd():
+        return torch.softmax(x, -1)
+
+    def torch_bwd():
+        return torch._softmax_backward_data(dy, prob, -1, dtype)
+
+    xr = x.detach().clone().requires_grad_()
+
+    def torch_loss():
+        torch.nn.functional.cross_entropy(xr, label, reduction="sum").backward()
+
+    times = {"softmax fwd": time_ms(lambda: run(forward)), "softmax bwd": time_ms(lambda: run(backward)),
+             "loss fwd+bwd": time_ms(lambda: run(loss))}
+    theirs = {"softmax fwd": (torch_fwd, compiled(torch_fwd, use_compile)),
+              "softmax bwd": (torch_bwd, compiled(torch_bwd, use_compile)),
+              "loss fwd+bwd": (torch_loss, None)}  # compiling a .backward() call is not a fair single graph
+    passes = {"softmax fwd": 2, "softmax bwd": 3, "loss fwd+bwd": 4}
+    size = x.element_size() * rows * cols
+    row = {"rows": rows, "cols": cols, "dtype": name, "fwd rel. error": f"{error:.1e}"}
+    for what, ms in times.items():
+        eager_fn, compiled_fn = theirs[what]
+        eager_ms = time_ms(eager_fn)
+        compiled_ms = time_ms(compiled_fn) if compiled_fn else None
+        row[f"{what} ms"] = f"{ms:.4f}"
+        row[f"{what} vs eager"] = ratio(ms, eager_ms)
+        row[f"{what} vs compile"] = ratio(ms, compiled_ms)
+        row[f"{what} % of copy"] = f"{100 * passes[what] * size / ms / 1e6 / copy_gbs:.0f}" if copy_gbs else ""
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=SHAPES_GPU if ON_GPU else "7x33,5x700")
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    copy_gbs = copy_bandwidth_gbs()
+    rows = []
+    for name in args.dtypes.split(","):
+        for shape in args.shapes.split(","):
+            r, c = map(int, shape.split("x"))
+            rows.append(one_shape(r, c, name, not args.no_compile, copy_gbs))
+            print(rows[-1], flush=True)
+    for row in rows:
+        row["elements"] = row["rows"] * row["cols"]
+    notes = (f"Device-to-device copy bandwidth measured in this run: {copy_gbs:.0f} GB/s (read + write). "
+             if copy_gbs else "CPU rows run Triton's interpreter: they check the script, not speed. ")
+    notes += ("`vs` columns are speed-ups of tritonsym (above 1: faster). The loss step is SoftmaxOutput's "
+              "forward and backward (its gradient of the summed cross-entropy), against "
+              "`cross_entropy(x, label, reduction='sum').backward()`.")
+    chart = dict(x="elements", series=["softmax fwd % of copy", "softmax bwd % of copy", "loss fwd+bwd % of copy"],
+                 group="dtype", ylabel="% of copy bandwidth")
+    print(f"{environment()}\nwrote {write('softmax', rows, notes, chart)}")
+
+
+if __name__ == "__main__":
+    main()

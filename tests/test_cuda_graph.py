@@ -1,0 +1,74 @@
+"""Whole-step CUDA graphs (``cuda_graph=True``): the same numbers as running each launch.
+
+The GPU tests compare a captured executor and Module with uncaptured ones from the same
+start, bit for bit: the graphs replay the very launches the eager step makes."""
+
+import numpy as np
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym import BindError
+from tritonsym.io import NDArrayIter
+
+S = ts.sym
+
+
+def _mlp():
+    net = S.Activation(S.FullyConnected(S.Variable("data"), num_hidden=33, name="fc1"), act_type="tanh")
+    net = S.FullyConnected(net, num_hidden=7, name="fc2")
+    return S.SoftmaxOutput(net, name="out")
+
+
+@pytest.mark.cpu_only
+def test_a_graph_needs_a_gpu_and_no_finite_check():
+    with pytest.raises(BindError, match=r"cuda_graph=True needs a GPU context .* on cpu"):
+        _mlp().simple_bind(ts.cpu(), cuda_graph=True, data=(4, 5))
+    with pytest.raises(BindError, match="cuda_graph=True and check_finite=True cannot be combined"):
+        _mlp().simple_bind(ts.cpu(), cuda_graph=True, check_finite=True, data=(4, 5))
+    with pytest.raises(BindError, match="cuda_graph must be True or False"):
+        _mlp().simple_bind(ts.cpu(), cuda_graph="yes", data=(4, 5))
+    assert _mlp().simple_bind(ts.cpu(), data=(4, 5)).graphs is None
+
+
+def _bound(cuda_graph, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    exe = _mlp().simple_bind(ts.gpu(0), cuda_graph=cuda_graph, data=(29, 17))
+    exe.copy_params_from({n: rng.normal(scale=0.3, size=a.shape) for n, a in exe.arg_dict.items()
+                          if n not in ("data", "out_label")})
+    return exe
+
+
+@pytest.mark.gpu
+def test_executor_replays_forward_and_backward_bit_for_bit(rng):
+    plain, graphed = _bound(False), _bound(True)
+    for step in range(5):  # eager, recorded, then replayed: new data every step
+        data, label = rng.normal(size=(29, 17)), rng.integers(0, 7, 29)
+        for exe in (plain, graphed):
+            exe.forward(is_train=True, data=data, out_label=label)
+            exe.backward()
+        torch.cuda.synchronize()
+        assert torch.equal(plain.outputs[0], graphed.outputs[0]), step
+        for name, grad in plain.grad_dict.items():
+            if grad is not None:
+                assert torch.equal(grad, graphed.grad_dict[name]), (step, name)
+    assert graphed.graphs.recorded() == ["backward", "forward"]
+
+
+@pytest.mark.gpu
+def test_module_fit_with_graphs_equals_fit_without():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(100, 17)).astype(np.float32), rng.integers(0, 7, 100)
+    results = []
+    for cuda_graph in (False, True):
+        ts.random.seed(0)
+        mod = ts.mod.Module(_mlp(), label_names=("out_label",), context=ts.gpu(0), cuda_graph=cuda_graph)
+        schedule = ts.lr_scheduler.CosineScheduler(max_update=28)  # the rate changes every step
+        mod.fit(NDArrayIter(x, y, batch_size=16, shuffle=True, label_name="out_label"), num_epoch=4,
+                initializer=ts.init.Xavier(), optimizer_params={"learning_rate": 0.3, "momentum": 0.9,
+                                                                "lr_scheduler": schedule})
+        results.append(mod.get_params()[0])
+        if cuda_graph:
+            assert mod._exec.graphs.recorded() == ["backward", "forward", "update"]
+    for name in results[0]:
+        assert torch.equal(results[0][name], results[1][name]), name
