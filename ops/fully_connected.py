@@ -46,8 +46,8 @@ def _configs() -> list[triton.Config]:
     # Hopper (and Ampere) tiles: the large ones feed the tensor cores for fp16/bf16/tf32 at
     # M=N=K >= 2048, the small ones keep enough programs in flight for small batches (the
     # seed's MLP has M=128), and float64 / exact float32 (no tensor cores) prune to tiles
-    # that do not spill. TRITONSYM_AUTOTUNE=0 keeps the first config only (a fast bind,
-    # and a deterministic run under compute-sanitizer).
+    # that do not spill. TRITONSYM_AUTOTUNE=0 keeps the first config that fits (a fast
+    # bind, and one run of each kernel under compute-sanitizer).
     configs = [
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
@@ -58,18 +58,21 @@ def _configs() -> list[triton.Config]:
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 8}, num_warps=2, num_stages=3),
     ]
-    return configs if os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0" else configs[:1]
+    return configs
+
+
+AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
 
 
 def _prune(configs, named_args, **kwargs):
-    """float64 and exact float32 have no tensor-core path: large tiles only spill registers."""
+    """float64 and exact float32 have no tensor-core path: large tiles only spill registers
+    (and float64's do not fit in shared memory). Without autotuning, the first that fits."""
     first = next(v for v in named_args.values() if isinstance(v, torch.Tensor))
     exact = first.dtype == torch.float64 or (first.dtype == torch.float32 and kwargs.get("PRECISION") == "ieee")
     if exact:
         limit = 64 * 64 if first.dtype == torch.float64 else 128 * 128
-        small = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit]
-        return small or configs[-1:]
-    return configs
+        configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit] or configs[-1:]
+    return configs if AUTOTUNE else configs[:1]
 
 
 # Autotune results are kept in Triton's cache directory where this Triton can (3.3 and

@@ -60,6 +60,7 @@ def test_grad_req_forms_and_type_dict(rng):
         net.simple_bind(ts.cpu(), grad_req={"fc3_weight": "write"}, data=(8, 5))
 
 
+@pytest.mark.cpu_only  # CPU allocations; test_no_allocation_on_gpu checks the device
 def test_forward_backward_allocate_nothing_and_move_nothing(rng):
     exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
     exe.backward()
@@ -248,7 +249,7 @@ def test_outputs_and_contexts(rng):
     assert list(exe.output_dict) == ["out_output"]
     assert exe.output_dict["out_output"] is not None
     torch.testing.assert_close(exe.outputs[0].sum(1), torch.ones(8))
-    assert ts.gpu(1) == ts.gpu(1) and ts.context.cpu(0) != ts.gpu()
+    assert ts.gpu(1) == ts.gpu(1) and ts.Context("cpu", 0) != ts.gpu()
     if not torch.cuda.is_available():
         assert repr(ts.cpu()) == "cpu(0)"
         with pytest.raises(BindError, match="no CUDA device is available"):
