@@ -48,7 +48,7 @@ def _configs() -> list[triton.Config]:
     # seed's MLP has M=128), and float64 / exact float32 (no tensor cores) prune to tiles
     # that do not spill. TRITONSYM_AUTOTUNE=0 keeps the first config that fits (a fast
     # bind, and one run of each kernel under compute-sanitizer).
-    configs = [
+    return [
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=8, num_stages=3),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=8, num_stages=4),
@@ -58,7 +58,6 @@ def _configs() -> list[triton.Config]:
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 8}, num_warps=2, num_stages=3),
     ]
-    return configs
 
 
 AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"

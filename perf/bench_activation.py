@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import ON_GPU, copy_bandwidth_gbs, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms, write
 from tritonsym.ops import activation as act
 from tritonsym.ops._common import run
 
@@ -24,10 +24,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def one(kind: str, name: str, elements: int, copy_gbs: float | None) -> dict:
     dtype = DTYPES[name]
-    device = "cuda" if ON_GPU else "cpu"
-    gen = torch.Generator(device=device).manual_seed(elements)
-    x = (3 * torch.randn(elements, device=device, generator=gen)).to(dtype)
-    dy = torch.randn(elements, device=device, generator=gen).to(dtype)
+    gen = torch.Generator(device=DEVICE).manual_seed(elements)
+    x = (3 * torch.randn(elements, device=DEVICE, generator=gen)).to(dtype)
+    dy = torch.randn(elements, device=DEVICE, generator=gen).to(dtype)
     y, dx = torch.empty_like(x), torch.empty_like(x)
     forward = act.plan_activation_forward(x, y, kind)
     from_output = act.grad_from_output(kind, 0.0)
@@ -55,8 +54,7 @@ def main() -> None:
         for kind in TORCH:
             rows.append(one(kind, name, args.elements, copy_gbs))
             print(rows[-1], flush=True)
-    notes = (f"Device-to-device copy bandwidth measured in this run: {copy_gbs:.0f} GB/s (read + write). "
-             if copy_gbs else "CPU rows run Triton's interpreter: they check the script, not speed. ")
+    notes = copy_note(copy_gbs)
     notes += "`vs eager` is tritonsym's speed-up over PyTorch eager (backward: autograd of the same function)."
     print(f"{environment()}\nwrote {write('activation', rows, notes)}")
 

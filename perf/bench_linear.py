@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import ON_GPU, compiled, environment, ratio, time_ms, write
+from common import DEVICE, INTERPRETER_NOTE, ON_GPU, compiled, environment, ratio, time_ms, write
 from tritonsym.ops import fully_connected as fc
 from tritonsym.ops._common import run
 
@@ -34,13 +34,12 @@ PRECISIONS = {  # name: (dtype, tritonsym precision, cuBLAS TF32 allowed)
 def one_size(size: int, name: str, use_compile: bool) -> dict:
     dtype, precision, tf32 = PRECISIONS[name]
     torch.backends.cuda.matmul.allow_tf32 = tf32
-    device = "cuda" if ON_GPU else "cpu"
-    gen = torch.Generator(device=device).manual_seed(size)
-    x = torch.randn(size, size, device=device, generator=gen).to(dtype)
-    w = (torch.randn(size, size, device=device, generator=gen) / size**0.5).to(dtype)
-    b = torch.randn(size, device=device, generator=gen).to(dtype)
-    dy = torch.randn(size, size, device=device, generator=gen).to(dtype)
-    y = torch.empty(size, size, device=device, dtype=dtype)
+    gen = torch.Generator(device=DEVICE).manual_seed(size)
+    x = torch.randn(size, size, device=DEVICE, generator=gen).to(dtype)
+    w = (torch.randn(size, size, device=DEVICE, generator=gen) / size**0.5).to(dtype)
+    b = torch.randn(size, device=DEVICE, generator=gen).to(dtype)
+    dy = torch.randn(size, size, device=DEVICE, generator=gen).to(dtype)
+    y = torch.empty(size, size, device=DEVICE, dtype=dtype)
     dx, dw, db = torch.empty_like(x), torch.empty_like(w), torch.empty_like(b)
 
     forward = fc.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
@@ -103,7 +102,7 @@ def main() -> None:
              "against cuBLAS's product alone; the `vs` columns are speed-ups (above 1: tritonsym is faster). "
              "`fwd rel. error` is ‖y − y₆₄‖/‖y₆₄‖ against a float64 reference.")
     if not ON_GPU:
-        notes += " CPU rows run Triton's interpreter: they check the script, not speed."
+        notes += " " + INTERPRETER_NOTE
     chart = dict(x="size", series=["ours fwd TFLOP/s", "matmul TFLOP/s", "ours bwd TFLOP/s"], group="precision",
                  ylabel="TFLOP/s")
     print(f"{environment()}\nwrote {write('linear', rows, notes, chart)}")

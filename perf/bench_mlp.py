@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 import torch
-from common import ON_GPU, compiled, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, compiled, environment, ratio, time_ms, write
 
 import tritonsym as ts
 
@@ -88,13 +88,12 @@ def tritonsym_step(sizes, batch, precision, params, data, label, cuda_graph):
 
 def torch_step(sizes, batch, precision, params, data, label):
     dtype = PRECISIONS[precision][0]
-    device = "cuda" if ON_GPU else "cpu"
-    weights = [torch.tensor(params[f"fc{i}_weight"], dtype=dtype, device=device, requires_grad=True)
+    weights = [torch.tensor(params[f"fc{i}_weight"], dtype=dtype, device=DEVICE, requires_grad=True)
                for i in range(1, len(sizes))]
-    biases = [torch.tensor(params[f"fc{i}_bias"], dtype=dtype, device=device, requires_grad=True)
+    biases = [torch.tensor(params[f"fc{i}_bias"], dtype=dtype, device=DEVICE, requires_grad=True)
               for i in range(1, len(sizes))]
-    x = torch.tensor(data, dtype=dtype, device=device)
-    y = torch.tensor(label, device=device)
+    x = torch.tensor(data, dtype=dtype, device=DEVICE)
+    y = torch.tensor(label, device=DEVICE)
     opt = torch.optim.SGD(weights + biases, lr=LR, momentum=MOMENTUM, foreach=True)
 
     def loss():

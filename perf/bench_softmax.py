@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import ON_GPU, compiled, copy_bandwidth_gbs, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, compiled, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms, write
 from tritonsym.ops import softmax as sm
 from tritonsym.ops import softmax_output as so
 from tritonsym.ops._common import run
@@ -31,11 +31,10 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: float | None) -> dict:
     dtype = DTYPES[name]
-    device = "cuda" if ON_GPU else "cpu"
-    gen = torch.Generator(device=device).manual_seed(rows * cols)
-    x = (3 * torch.randn(rows, cols, device=device, generator=gen)).to(dtype)
-    dy = torch.randn(rows, cols, device=device, generator=gen).to(dtype)
-    label = torch.randint(0, cols, (rows,), device=device, generator=gen)
+    gen = torch.Generator(device=DEVICE).manual_seed(rows * cols)
+    x = (3 * torch.randn(rows, cols, device=DEVICE, generator=gen)).to(dtype)
+    dy = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    label = torch.randint(0, cols, (rows,), device=DEVICE, generator=gen)
     prob, grad = torch.empty_like(x), torch.empty_like(x)
     forward = sm.plan_softmax_forward(x, prob)
     backward = sm.plan_softmax_backward(dy, prob, grad)
@@ -88,8 +87,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     for row in rows:
         row["elements"] = row["rows"] * row["cols"]
-    notes = (f"Device-to-device copy bandwidth measured in this run: {copy_gbs:.0f} GB/s (read + write). "
-             if copy_gbs else "CPU rows run Triton's interpreter: they check the script, not speed. ")
+    notes = copy_note(copy_gbs)
     notes += ("`vs` columns are speed-ups of tritonsym (above 1: faster). The loss step is SoftmaxOutput's "
               "forward and backward (its gradient of the summed cross-entropy), against "
               "`cross_entropy(x, label, reduction='sum').backward()`.")

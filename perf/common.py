@@ -22,6 +22,8 @@ import triton
 
 RESULTS = pathlib.Path(os.environ.get("TRITONSYM_PERF_RESULTS") or pathlib.Path(__file__).resolve().parent / "results")
 ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"  # where the benchmarks' tensors live
+INTERPRETER_NOTE = "CPU rows run Triton's interpreter: they check the script, not speed."
 
 
 def device_name() -> str:
@@ -82,6 +84,13 @@ def copy_bandwidth_gbs(nbytes: int = 2**30) -> float | None:
     dst = torch.empty_like(src)
     ms = triton.testing.do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
     return 2 * nbytes / ms / 1e6
+
+
+def copy_note(copy_gbs: float | None) -> str:
+    """The first words of a memory-bound table's notes: the measured floor, or what CPU rows mean."""
+    if copy_gbs is None:
+        return INTERPRETER_NOTE + " "
+    return f"Device-to-device copy bandwidth measured in this run: {copy_gbs:.0f} GB/s (read + write). "
 
 
 def plot(stem: pathlib.Path, rows: list[dict], x: str, series: list[str], group: str | None = None,

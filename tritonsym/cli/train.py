@@ -159,8 +159,6 @@ def _train(args, log) -> int:
     epoch_end = ts.callback.do_checkpoint(args.save) if args.save and kv.rank == 0 else None
     cuda_graph = args.cuda_graph if args.cuda_graph is not None else (ctx.device_type == "gpu"
                                                                       and args.kvstore == "local")
-    if cuda_graph and ctx.device_type != "gpu":
-        raise TritonSymError("train: --cuda-graph needs a GPU (--device gpu)")
     mod = ts.mod.Module(net, context=ctx, cuda_graph=cuda_graph)
     history = mod.fit(train, eval_data=val, eval_metric="acc", optimizer=args.optimizer, optimizer_params=params,
                       initializer=ts.init.Xavier(), num_epoch=args.epochs, batch_end_callback=batch_end,

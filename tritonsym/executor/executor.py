@@ -17,7 +17,7 @@ from ..base import BindError, ExecutionError, dtype_name
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
-from .graphs import PhaseGraphs
+from .graphs import EAGER, PhaseGraphs
 from .memory import ParamRegion, Workspace, param_regions
 from .program import Program, Step
 from .report import MemoryReport, memory_report
@@ -40,6 +40,7 @@ class Executor:
         self._memory: MemoryReport | None = None
         self._build_launches()
         self._graphs = PhaseGraphs(ctx.torch_device) if self._options.get("cuda_graph") else None
+        self._phases = self._graphs or EAGER  # how forward, backward and an optimizer run their launches
 
     # ---------------------------------------------------------------------- arrays
 
@@ -108,6 +109,11 @@ class Executor:
         """The recorded CUDA graphs (``cuda_graph=True``), else None."""
         return self._graphs
 
+    @property
+    def phases(self):
+        """Where launch lists run: the CUDA graphs, or directly (``run(phase, launch_all)``)."""
+        return self._phases
+
     def param_regions(self) -> list[ParamRegion]:
         """The parameters that take a gradient, as one flat weight view and one flat gradient
         view per dtype with the same layout (what an optimizer updates in one launch)."""
@@ -148,10 +154,7 @@ class Executor:
         self._check_set("forward", self._forward_reads)
         if self._finite_checks is not None:
             self._finite_checks.arguments(self._forward_reads)
-        if self._graphs is not None:
-            self._graphs.run("forward", lambda: self._run(self._program.forward_steps))
-        else:
-            self._run(self._program.forward_steps)
+        self._phases.run("forward", self._run_forward)
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
 
@@ -176,10 +179,13 @@ class Executor:
         self._copy_head_grads(out_grads)
         if self._backward_consumes_forward:
             self._last_forward = "used"
-        if self._graphs is not None and after_step is None:
-            self._graphs.run("backward", self._run_backward)
+        if after_step is None:
+            self._phases.run("backward", self._run_backward)
         else:  # a callback between steps runs on the host: no graph
             self._run_backward(after_step)
+
+    def _run_forward(self) -> None:
+        self._run(self._program.forward_steps)
 
     def _run_backward(self, after_step: Callable[[int], None] | None = None) -> None:
         try:

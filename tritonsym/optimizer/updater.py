@@ -48,7 +48,7 @@ class FlatUpdater:
         self.groups = [_Group(optimizer, region) for region in executor.param_regions()]
         self.param_names = [name for g in self.groups for name, _, _ in g.region.members]
         self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
-        self.graphs = executor.graphs
+        self.phases = executor.phases
 
     def step(self) -> None:
         """One update of every parameter from its current gradient."""
@@ -62,10 +62,7 @@ class FlatUpdater:
                 if group.host is not group.hyper:
                     group.hyper.copy_(group.host)
                 group.written = row
-        if self.graphs is not None:
-            self.graphs.run("update", self._launch_all)
-        else:
-            self._launch_all()
+        self.phases.run("update", self._launch_all)
 
     def _launch_all(self) -> None:
         for group in self.groups:
