@@ -1,4 +1,4 @@
-.PHONY: test test-gpu lint examples bench
+.PHONY: test test-gpu lint examples bench kernel-report
 
 test:
 	python -m pytest -q
@@ -21,3 +21,9 @@ bench:
 	python perf/bench_activation.py
 	python perf/bench_mlp.py
 	python perf/bench_memory.py
+	python perf/bench_bind.py
+
+# What each kernel compiles to for sm_90 (shared memory, registers, tensor-core
+# instructions, copy widths), read from the compiler's output; needs no GPU.
+kernel-report:
+	python perf/kernel_report.py

@@ -63,15 +63,32 @@ def _configs() -> list[triton.Config]:
 AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
 
 
+# Shared memory of a config's pipelined operand tiles, num_stages * (BLOCK_M + BLOCK_N) *
+# BLOCK_K elements, that surely fits: the kernels' other buffers (the backward's y tiles,
+# the computed dy' tile, the epilogue) take up to 2.4x this (compiled for sm_90), within
+# Hopper's 227 KB per program. The autotuner skips configs that do not fit; without it,
+# nothing would.
+_UNTUNED_STAGE_BYTES = 96 * 1024
+
+
+def _stage_bytes(config, element_size: int) -> int:
+    k = config.kwargs
+    return config.num_stages * (k["BLOCK_M"] + k["BLOCK_N"]) * k["BLOCK_K"] * element_size
+
+
 def _prune(configs, named_args, **kwargs):
     """float64 and exact float32 have no tensor-core path: large tiles only spill registers
-    (and float64's do not fit in shared memory). Without autotuning, the first that fits."""
+    (and float64's do not fit in shared memory). Without autotuning, the first config
+    whose tiles surely fit in shared memory."""
     first = next(v for v in named_args.values() if isinstance(v, torch.Tensor))
     exact = first.dtype == torch.float64 or (first.dtype == torch.float32 and kwargs.get("PRECISION") == "ieee")
     if exact:
         limit = 64 * 64 if first.dtype == torch.float64 else 128 * 128
         configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit] or configs[-1:]
-    return configs if AUTOTUNE else configs[:1]
+    if AUTOTUNE:
+        return configs
+    size = first.element_size()
+    return [next((c for c in configs if _stage_bytes(c, size) <= _UNTUNED_STAGE_BYTES), configs[-1])]
 
 
 # Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
@@ -205,38 +222,39 @@ def _fc_backward_weight_kernel(
     COMPUTE_DW: tl.constexpr, COMPUTE_DB: tl.constexpr, ACCUMULATE_DW: tl.constexpr, ACCUMULATE_DB: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Each program computes a BLOCK_M x BLOCK_N tile of dw = (dy * act'(y)).T @ x over (N, K),
-    reducing over the M rows in steps of BLOCK_K; programs of the first K tile also sum
-    dy * act'(y) over the rows into db."""
+    """Each program computes a BLOCK_M x BLOCK_N tile of dw.T = x.T @ (dy * act'(y)) over
+    (K, N), reducing over the M rows in steps of BLOCK_K; programs of the first K tile also
+    sum dy * act'(y) over the rows into db."""
     if COMPUTE_DW:
-        pid_n, pid_k = _tile(tl.program_id(0), N, K, BLOCK_M, BLOCK_N, GROUP_M)
+        pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
     else:
         pid_n = tl.program_id(0)
         pid_k = 0
-    rn = (pid_n * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     rm = tl.arange(0, BLOCK_K)
     ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-    db = tl.zeros((BLOCK_M,), ACC)
-    # dy read transposed: a (BLOCK_M over N) x (BLOCK_K over M) tile.
-    dy_ptrs = DY + rn[:, None] * dy_stride_n + rm[None, :] * dy_stride_m
-    y_ptrs = Y + rn[:, None] * y_stride_n + rm[None, :] * y_stride_m
-    x_ptrs = X + rm[:, None] * x_stride_m + rk[None, :] * x_stride_k
+    db = tl.zeros((BLOCK_N,), ACC)
+    # dy' is the dot's right operand in its memory order (BLOCK_K rows of M, BLOCK_N
+    # columns of N): its loads are coalesced and the computed tile goes to a swizzled
+    # shared buffer; x is read transposed, straight into the dot.
+    dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
+    y_ptrs = Y + rm[:, None] * y_stride_m + rn[None, :] * y_stride_n
+    x_ptrs = X + rk[:, None] * x_stride_k + rm[None, :] * x_stride_m
     for m in range(0, M, BLOCK_K):
-        dy_acc = _grad_tile(dy_ptrs, y_ptrs, (rn[:, None] < N) & (rm[None, :] + m < M), ACT, slope, ACC)
-        dy_op = _rounded_operand(dy_acc, DY.dtype.element_ty, UPCAST)
+        dy_acc = _grad_tile(dy_ptrs, y_ptrs, (rm[:, None] + m < M) & (rn[None, :] < N), ACT, slope, ACC)
         if COMPUTE_DB:
-            db += tl.sum(dy_acc, 1)
+            db += tl.sum(dy_acc, 0)
         if COMPUTE_DW:
-            x = tl.load(x_ptrs, mask=(rm[:, None] + m < M) & (rk[None, :] < K), other=0.0)
-            acc = _mma(dy_op, _operand(x, UPCAST), acc, PRECISION)
+            x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
+            acc = _mma(_operand(x, UPCAST), _rounded_operand(dy_acc, DY.dtype.element_ty, UPCAST), acc, PRECISION)
         dy_ptrs += BLOCK_K * dy_stride_m
         y_ptrs += BLOCK_K * y_stride_m
         x_ptrs += BLOCK_K * x_stride_m
     if COMPUTE_DW:
-        store_result(DW, rn[:, None] * dw_stride_n + rk[None, :] * dw_stride_k, acc,
-                     (rn[:, None] < N) & (rk[None, :] < K), ACCUMULATE_DW)
+        store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
+                     (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE_DW)
     if COMPUTE_DB:
         db_mask = rn < N
         if COMPUTE_DW:
@@ -363,8 +381,8 @@ def plan_fully_connected_backward(
         compute_dw = grad_weight is not None
 
         def grid(meta):
-            tiles_k = triton.cdiv(k, meta["BLOCK_N"]) if compute_dw else 1
-            return (triton.cdiv(n, meta["BLOCK_M"]) * tiles_k,)
+            tiles_k = triton.cdiv(k, meta["BLOCK_M"]) if compute_dw else 1
+            return (triton.cdiv(n, meta["BLOCK_N"]) * tiles_k,)
 
         launches.append(Launch(_fc_backward_weight_kernel, grid,
                                [dy, y, x2, dw, db, float(slope), m, n, k, *dy.stride(), *y.stride(), *x2.stride(),

@@ -3,9 +3,10 @@
 Both run the same network on the same device and data: FullyConnected layers with relu,
 softmax cross-entropy, SGD with momentum. tritonsym fuses each relu into its
 FullyConnected, runs pre-built launches on its static workspace and updates every
-parameter of a dtype in one launch; with ``cuda_graph=True`` the step is three graph
-replays (forward, backward, update). PyTorch runs ``torch.optim.SGD(foreach=True)``,
-eager and with the model under ``torch.compile``.
+parameter of a dtype in one launch; with ``cuda_graph=True`` the step is one graph
+replay (forward, backward and update recorded together, as ``Module.train_step`` runs
+it). PyTorch runs ``torch.optim.SGD(foreach=True)``, eager and with the model under
+``torch.compile``.
 
 Besides the step times the script reports, per network:
 - ``launches``: kernel launches per tritonsym step; ``host us/launch``: the host time of a
@@ -74,10 +75,9 @@ def tritonsym_step(sizes, batch, precision, params, data, label, cuda_graph):
     exe.forward(data=data, out_label=label)
     updater = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=LR, momentum=MOMENTUM), exe)
 
-    def step():
-        exe.forward(is_train=True)
-        exe.backward()
-        updater.step()
+    def step():  # what Module.train_step runs: one phase, so one graph replay with cuda_graph
+        updater.prepare()
+        exe.forward_backward(then=updater.launch_all)
 
     program = exe._program
     launches = (sum(len(s.launches) for s in program.forward_steps + program.backward_steps)
@@ -208,7 +208,7 @@ def main() -> None:
     notes = ("One training step: forward, backward and an SGD update with momentum (lr 0.01, 0.9). `vs` "
              "columns are tritonsym's speed-up (with its CUDA graph on a GPU; above 1: faster). TFLOP/s count "
              "6 flops per multiply-add of the layers. `host us/launch`: host time of a step without the graph "
-             "over its launches; `graph host us/step`: host time of a step that replays its 3 graphs. "
+             "over its launches; `graph host us/step`: host time of a step that replays its graph. "
              "Peak MiB: `torch.cuda.max_memory_allocated` over building and running the step "
              "(parameters, gradients, optimizer state, activations); planned: tritonsym's workspace plus "
              "optimizer state as planned at bind.")

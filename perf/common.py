@@ -39,8 +39,8 @@ def device_tag() -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in device_name()).lower().split())
 
 
-def environment() -> str:
-    return (f"{device_name()}; torch {torch.__version__}, triton {triton.__version__}, "
+def environment(where: str | None = None) -> str:
+    return (f"{where or device_name()}; torch {torch.__version__}, triton {triton.__version__}, "
             f"python {platform.python_version()}; {datetime.date.today().isoformat()}")
 
 
@@ -126,11 +126,13 @@ def plot(stem: pathlib.Path, rows: list[dict], x: str, series: list[str], group:
     return path
 
 
-def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = None) -> pathlib.Path:
+def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = None, tag: str | None = None,
+          where: str | None = None) -> pathlib.Path:
     """CSV and Markdown (and a PNG drawn by ``plot(**chart)``) under perf/results/;
-    returns the Markdown path."""
+    returns the Markdown path. ``tag`` replaces the device in the file name and ``where``
+    the device in the header, for results that did not run on this machine's device."""
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{name}-{device_tag()}"
+    stem = RESULTS / f"{name}-{tag or device_tag()}"
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -139,6 +141,6 @@ def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = Non
     body = "".join("| " + " | ".join(str(v) for v in row.values()) + " |\n" for row in rows)
     picture = plot(stem, rows, **chart) if chart else None
     figure = f"\n![{name}]({picture.name})\n" if picture else ""
-    text = f"# {name}\n\n{environment()}\n\n{header}{body}\n{notes}\n{figure}"
+    text = f"# {name}\n\n{environment(where)}\n\n{header}{body}\n{notes}\n{figure}"
     stem.with_suffix(".md").write_text(text)
     return stem.with_suffix(".md")

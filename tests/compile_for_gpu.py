@@ -3,8 +3,9 @@
 The interpreter accepts code that the real compiler rejects (and the reverse), so CI also
 compiles each kernel with Triton's compiler down to a cubin for an NVIDIA architecture
 (Hopper, sm_90, by default): representative launches of every kernel are planned on CPU
-tensors in compiled mode, then compiled with their exact constexprs and, for autotuned
-kernels, every config. Nothing runs; run-time numerics are checked on a GPU machine.
+tensors in compiled mode, then compiled as the JIT would specialize them
+(tritonsym.ops.aot) and, for autotuned kernels, with every config. Nothing runs;
+run-time numerics are checked on a GPU machine.
 
     python tests/compile_for_gpu.py [--arch 90] [--jobs 2]
 """
@@ -101,52 +102,22 @@ def planned_launches():
 ALL_CONFIGS_DTYPE = torch.float16  # every autotune config is compiled for this dtype, the first for others
 
 
-def compile_jobs(launch):
-    """(kernel, signature, constexprs, options) for the configs of one planned launch."""
-    from triton.runtime.autotuner import Autotuner
-    from triton.runtime.jit import mangle_type
+def variants(launch):
+    """The kernel variants one planned launch compiles on a GPU: each config it would try,
+    with the JIT's own specialization of its arguments (tritonsym.ops.aot)."""
+    from tritonsym.ops import aot
 
-    kernel, configs = launch.kernel, [None]
-    if isinstance(kernel, Autotuner):
-        named = dict(zip(kernel.fn.arg_names, launch.args))
-        configs = kernel.configs
-        if kernel.early_config_prune:
-            configs = kernel.early_config_prune(configs, named)
-        first = next(a for a in launch.args if isinstance(a, torch.Tensor))
-        if first.dtype != ALL_CONFIGS_DTYPE:
-            configs = configs[:1]
-        kernel = kernel.fn
-    jobs = []
-    for config in configs:
-        constants = {k: v for k, v in launch.kwargs.items() if k not in ("num_warps", "num_stages")}
-        options = {k: v for k, v in launch.kwargs.items() if k in ("num_warps", "num_stages")}
-        if config is not None:
-            constants.update(config.kwargs)
-            options.update(num_warps=config.num_warps, num_stages=config.num_stages)
-        signature = {}
-        for param, arg in zip(kernel.params, launch.args):
-            signature[param.name] = param.annotation if param.annotation else mangle_type(arg)
-        signature.update({name: "constexpr" for name in constants})
-        jobs.append((kernel, signature, constants, options))
-    return jobs
+    first = next(a for a in launch.args if isinstance(a, torch.Tensor))
+    return [aot.specialize(launch, config) for config in aot.configs(launch, every=first.dtype == ALL_CONFIGS_DTYPE)]
 
 
 def _compile(job):
-    kernel_name, module, signature, constants, options, arch = job
-    import importlib
+    variant, arch = job
+    from tritonsym.ops import aot
 
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    from triton.runtime.autotuner import Autotuner
-
-    fn = getattr(importlib.import_module(module), kernel_name)
-    while isinstance(fn, Autotuner):
-        fn = fn.fn
     start = time.time()
     try:
-        triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constants),
-                       target=GPUTarget("cuda", arch, 32), options=options)
+        aot.compile_specialized(variant, arch)
         return None, time.time() - start
     except Exception as e:  # report every failure, not just the first
         return f"{type(e).__name__}: {str(e)[:2000]}", time.time() - start
@@ -162,19 +133,18 @@ def main(argv=None) -> int:
     assert not ops.INTERPRET, "compile_for_gpu must import tritonsym in compiled mode"
     seen, jobs = set(), []
     for what, launch in planned_launches():
-        for kernel, signature, constants, options in compile_jobs(launch):
-            key = (kernel.fn.__qualname__, tuple(sorted(signature.items())), tuple(sorted(constants.items())),
-                   tuple(sorted(options.items())))
+        for variant in variants(launch):
+            key = repr(variant)
             if key not in seen:
                 seen.add(key)
-                jobs.append((what, (kernel.fn.__name__, kernel.fn.__module__, signature, constants, options,
-                                    args.arch)))
+                jobs.append((what, (variant, args.arch)))
     start = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(_compile, [job for _, job in jobs]))
     failures = [(what, job, error) for (what, job), (error, _) in zip(jobs, results) if error]
     for what, job, error in failures:
-        print(f"FAILED {what}: {job[0]} {job[3]} {job[4]}\n  {error}\n")
+        variant = job[0]
+        print(f"FAILED {what}: {variant.kernel} {variant.config} {variant.constexprs}\n  {error}\n")
     print(f"compiled {len(jobs) - len(failures)}/{len(jobs)} kernel variants for sm_{args.arch} in "
           f"{time.time() - start:.0f} s ({args.jobs} processes)")
     return 1 if failures else 0

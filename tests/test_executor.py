@@ -256,3 +256,52 @@ def test_outputs_and_contexts(rng):
             mlp().simple_bind(ts.gpu(0), data=(8, 5))
     text = exe.debug_str()
     assert "workspace" in text and "fc1_weight_grad" in text and "relu1_output" in text
+
+
+def test_forward_backward_with_an_update_is_one_phase_and_the_same_step(rng):
+    # The three phases run as one (one CUDA graph with cuda_graph=True): the same numbers
+    # as forward, backward and the update called one by one, over steps whose scalars change.
+    params = {"fc1_weight": rng.normal(size=(16, 5)), "fc1_bias": rng.normal(size=16),
+              "fc2_weight": rng.normal(size=(4, 16)), "fc2_bias": np.zeros(4)}
+    runs = []
+    for fused in (False, True):
+        exe = mlp().simple_bind(ts.cpu(), type_dict={"data": torch.float64}, data=(8, 5))
+        exe.copy_params_from(params)
+        schedule = ts.lr_scheduler.FactorScheduler(step=1, factor=0.5)
+        updater = ts.optimizer.FlatUpdater(ts.optimizer.Adam(learning_rate=0.1, lr_scheduler=schedule), exe)
+        steps = np.random.default_rng(1)
+        for _ in range(3):
+            data, label = steps.normal(size=(8, 5)), steps.integers(0, 4, 8)
+            if fused:
+                updater.prepare()
+                outputs = exe.forward_backward(then=updater.launch_all, data=data, out_label=label)
+            else:
+                outputs = exe.forward(is_train=True, data=data, out_label=label)
+                exe.backward()
+                updater.step()
+        runs.append(({n: v.clone() for n, v in exe.arg_dict.items()}, outputs[0].clone(), updater.optimizer.num_update))
+    (plain, plain_out, plain_count), (fused, fused_out, fused_count) = runs
+    assert plain_count == fused_count == 3
+    assert torch.equal(plain_out, fused_out)
+    for name in plain:
+        assert torch.equal(plain[name], fused[name]), name
+
+
+def test_forward_backward_checks_before_running(rng):
+    exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
+    exe.copy_params_from({"fc1_weight": rng.normal(size=(16, 5)), "fc1_bias": np.zeros(16),
+                          "fc2_weight": rng.normal(size=(4, 16)), "fc2_bias": np.zeros(4)})
+    ran = []
+    with pytest.raises(ExecutionError, match="forward_backward: argument\\(s\\) out_label have never been given"):
+        exe.forward_backward(then=lambda: ran.append(1), data=rng.normal(size=(8, 5)))
+    assert not ran
+    net = S.FullyConnected(S.Variable("x"), num_hidden=3, name="fc")
+    plain = net.simple_bind(ts.cpu(), x=(4, 2))
+    plain.copy_params_from({"x": rng.normal(size=(4, 2)), "fc_weight": rng.normal(size=(3, 2)), "fc_bias": np.zeros(3)})
+    with pytest.raises(ExecutionError, match="fc_output are not loss outputs"):
+        plain.forward_backward(then=lambda: ran.append(1))
+    assert not ran
+    head = rng.normal(size=(4, 3))
+    plain.forward_backward(out_grads=head, then=lambda: ran.append(1))
+    assert ran == [1]
+    np.testing.assert_allclose(plain.grad_dict["fc_bias"].cpu().numpy(), head.sum(0), rtol=1e-5)

@@ -221,3 +221,30 @@ def test_backward_before_forward_is_named():
         mod.backward()
     with pytest.raises(BindError, match="Module.get_outputs: call forward"):
         mod.get_outputs()
+
+
+def test_train_step_is_forward_backward_then_update():
+    x, y = _blobs(48)
+    mods = []
+    for fused in (False, True):
+        ts.random.seed(2)
+        mod = ts.mod.Module(_net())
+        data = NDArrayIter(x, y, batch_size=16)
+        mod.bind(data.provide_data, data.provide_label)
+        mod.init_params(ts.init.Xavier())
+        mod.init_optimizer(optimizer="adam", optimizer_params={"learning_rate": 0.05})
+        for batch in data:
+            if fused:
+                mod.train_step(batch)
+            else:
+                mod.forward_backward(batch)
+                mod.update()
+        mods.append(mod)
+    assert mods[0].optimizer.num_update == mods[1].optimizer.num_update == 3
+    for name, value in mods[0].get_params()[0].items():
+        assert torch.equal(mods[1].get_params()[0][name], value), name
+    # A step that fails leaves the optimizer where it was: no update ran.
+    bad = ts.io.DataBatch(data=[np.full((16, FEATURES), "x")], label=[torch.zeros(16)])
+    with pytest.raises(BindError, match="argument 'data' is a numpy array of dtype <U1; a real number type"):
+        mods[1].train_step(bad)
+    assert mods[1].optimizer.num_update == 3

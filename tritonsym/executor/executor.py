@@ -184,6 +184,34 @@ class Executor:
         else:  # a callback between steps runs on the host: no graph
             self._run_backward(after_step)
 
+    def forward_backward(self, out_grads: torch.Tensor | Sequence | dict | None = None,
+                         then: Callable[[], None] | None = None, **inputs) -> list[torch.Tensor]:
+        """``forward(is_train=True, **inputs)`` and ``backward(out_grads)`` as one phase, with
+        ``then`` (more launches: an optimizer's ``FlatUpdater.launch_all``) run last in it.
+        With ``cuda_graph=True`` a whole training step is then one graph replay instead of
+        three. Every argument check happens before anything runs. The phase is recorded
+        once per ``then`` (per object, for a bound method), so ``then`` must launch the same
+        kernels on the same memory every call. Returns ``outputs``."""
+        for name, value in inputs.items():
+            self._write_argument("forward_backward", name, value)
+        self._check_set("forward_backward", self._forward_reads | self._backward_reads)
+        if not self._program.arg_grads:
+            raise ExecutionError("forward_backward: this executor computes no gradients (grad_req is 'null' for "
+                                 "every argument, or bind got no args_grad); bind with grad_req='write'")
+        self._copy_head_grads(out_grads)
+        if self._finite_checks is not None:
+            self._finite_checks.arguments(self._forward_reads)
+
+        def launch_all() -> None:
+            self._run_forward()
+            self._run_backward()
+            if then is not None:
+                then()
+
+        self._phases.run(_phase_name(then), launch_all)
+        self._last_forward = "used" if self._backward_consumes_forward else "training"
+        return self.outputs
+
     def _run_forward(self) -> None:
         self._run(self._program.forward_steps)
 
@@ -319,9 +347,20 @@ class Executor:
         return "\n".join(lines) + "\n"
 
 
+def _phase_name(then: Callable | None) -> str:
+    """The phase of a forward_backward followed by ``then``: one recording per callable. A
+    bound method is a new object at each attribute access, so its instance names it."""
+    if then is None:
+        return "forward_backward"
+    owner = getattr(then, "__self__", then)
+    return f"forward_backward+{getattr(then, '__qualname__', type(then).__name__)}@{id(owner):x}"
+
+
 def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> None:
     """Copy user data into a bound array, converting dtype; the shape must match exactly."""
     if isinstance(src, np.ndarray):
+        if src.dtype.kind not in "biuf":  # strings, objects, dates: torch's own error names neither
+            raise BindError(f"{what} is a numpy array of dtype {src.dtype}; a real number type is needed")
         src = torch.from_numpy(src)
     elif not isinstance(src, torch.Tensor):
         try:

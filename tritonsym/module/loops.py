@@ -32,7 +32,8 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         validation_metric=None) -> list[dict]:
     """Train for epochs ``begin_epoch .. num_epoch - 1``: bind, initialize parameters
     (``initializer``, default ``Uniform(0.01)``, unless already set) and the optimizer,
-    then per batch forward, backward, update. Logs each epoch's training metric, time,
+    then per batch forward, backward, update (``train_step``: one CUDA graph replay with
+    ``cuda_graph=True``). Logs each epoch's training metric, time,
     samples/s and validation metric, and returns one dict per epoch with those figures."""
     if not isinstance(num_epoch, int) or num_epoch <= begin_epoch:
         raise ParamError(f"Module.fit: num_epoch={num_epoch!r} must be an integer above begin_epoch={begin_epoch}")
@@ -52,8 +53,7 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         train_metric.reset()
         samples = 0
         for nbatch, batch in enumerate(train_data):
-            self.forward_backward(batch)
-            self.update()
+            self.train_step(batch)
             self.update_metric(train_metric, batch.label, batch.pad)
             samples += batch.data[0].shape[0] - batch.pad
             for callback in _callbacks(batch_end_callback):

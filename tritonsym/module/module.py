@@ -55,9 +55,10 @@ class Module:
     """A trainable network: ``symbol`` with its data and label inputs named; every other
     argument is a parameter (``fixed_param_names`` are never updated).
 
-    ``mirror``, ``memory_plan``, ``check_finite`` and ``cuda_graph`` are passed to ``simple_bind``;
-    with ``cuda_graph=True`` (GPU) each training step is three graph replays: forward,
-    backward and the optimizer update."""
+    ``mirror``, ``memory_plan``, ``check_finite`` and ``cuda_graph`` are passed to ``simple_bind``.
+    With ``cuda_graph=True`` (GPU) a training step through ``train_step`` (what ``fit`` runs)
+    replays one graph of forward, backward and the optimizer update; ``forward``,
+    ``backward`` and ``update`` called one by one replay one graph each."""
 
     def __init__(self, symbol, data_names: Sequence[str] = ("data",), label_names: Sequence[str] | None =
                  ("softmax_label",), context: Context | None = None, fixed_param_names: Sequence[str] | None = None,
@@ -329,26 +330,31 @@ class Module:
         """Run forward on a batch (``DataBatch`` or anything with ``data`` and ``label`` lists)."""
         self._require("forward", bound=True, params=True)
         is_train = self._for_training if is_train is None else is_train
+        inputs = self._batch_inputs("forward", data_batch, is_train)
+        self._current.forward(is_train=is_train, **inputs)
+
+    def _batch_inputs(self, what: str, data_batch: DataBatch, is_train: bool) -> dict:
+        """The batch's arrays by argument name; makes the executor for their shapes current."""
         if is_train and not self._for_training:
-            raise BindError("Module.forward: is_train=True, but the module was bound with for_training=False")
+            raise BindError(f"Module.{what}: is_train=True, but the module was bound with for_training=False")
         data = list(data_batch.data)
         if len(data) != len(self._data_names):
-            raise BindError(f"Module.forward: the batch has {len(data)} data arrays for data_names "
+            raise BindError(f"Module.{what}: the batch has {len(data)} data arrays for data_names "
                             f"{self._data_names}")
         inputs = dict(zip(self._data_names, data))
         labels = list(getattr(data_batch, "label", None) or [])
         if labels:
             if len(labels) != len(self._label_names):
-                raise BindError(f"Module.forward: the batch has {len(labels)} labels for label_names "
+                raise BindError(f"Module.{what}: the batch has {len(labels)} labels for label_names "
                                 f"{self._label_names}")
             inputs.update(zip(self._label_names, labels))
         elif is_train and self._label_names:
-            raise BindError(f"Module.forward: training needs the labels {self._label_names}, the batch has none")
+            raise BindError(f"Module.{what}: training needs the labels {self._label_names}, the batch has none")
         shapes = {n: tuple(v.shape) for n, v in inputs.items()}
         if not labels and self._label_names:
             shapes.update(self._label_shapes_for(shapes))
         self._current = self._executor_for(shapes)
-        self._current.forward(is_train=is_train, **inputs)
+        return inputs
 
     def _label_shapes_for(self, data_shapes: dict) -> dict:
         """The label shapes that follow from these data shapes (for batches without labels)."""
@@ -378,6 +384,24 @@ class Module:
     def forward_backward(self, data_batch: DataBatch) -> None:
         self.forward(data_batch, is_train=True)
         self.backward()
+
+    def train_step(self, data_batch: DataBatch) -> None:
+        """``forward_backward(data_batch)`` then ``update()``, what ``fit`` runs per batch. With
+        ``cuda_graph=True`` and no distributed kvstore the three are one phase of the
+        executor, so a step replays one CUDA graph (``Executor.forward_backward``)."""
+        self._require("train_step", bound=True, params=True, optimizer=True)
+        if self._sync is not None:  # dist_sync reduces gradient buckets between backward steps
+            self.forward_backward(data_batch)
+            self.update()
+            return
+        inputs = self._batch_inputs("train_step", data_batch, is_train=True)
+        before = self._updater.optimizer.num_update
+        self._updater.prepare()
+        try:
+            self._current.forward_backward(then=self._updater.launch_all, **inputs)
+        except BaseException:
+            self._updater.optimizer.num_update = before  # no update ran: the schedule has not moved
+            raise
 
     def get_outputs(self) -> list[torch.Tensor]:
         """The outputs of the last forward (views into the workspace: copy them to keep them)."""

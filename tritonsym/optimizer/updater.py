@@ -4,8 +4,9 @@
 ``lr_mult`` / ``wd_mult``), the state buffers (one flat buffer per state, laid out like the
 parameter region) and the launch. ``step()`` then advances the update counter, writes
 the step's scalars into the small ``hyper`` tensor when they change, and runs the launch.
-With an executor bound with ``cuda_graph=True`` the launches replay as one graph; the
-scalars are written before it, outside the graph, so a schedule still changes the rate.
+With an executor bound with ``cuda_graph=True`` the launches replay as one graph (or join
+the step's single graph through ``Executor.forward_backward(then=updater.launch_all)``);
+the scalars are written before it, outside the graph, so a schedule still changes the rate.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ class FlatUpdater:
 
     def step(self) -> None:
         """One update of every parameter from its current gradient."""
+        self.prepare()
+        self.phases.run("update", self.launch_all)
+
+    def prepare(self) -> None:
+        """Advance the update counter and write this step's scalars (learning rate, ...)
+        into the device buffer the kernels read; ``launch_all`` then applies the update.
+        Split from ``step`` so that the launches can join another phase's graph
+        (``Executor.forward_backward(then=updater.launch_all)``) while the scalars, host
+        values, stay outside it."""
         opt = self.optimizer
         opt.num_update += 1
         values = opt.hyper(opt.num_update)
@@ -62,9 +72,9 @@ class FlatUpdater:
                 if group.host is not group.hyper:
                     group.hyper.copy_(group.host)
                 group.written = row
-        self.phases.run("update", self._launch_all)
 
-    def _launch_all(self) -> None:
+    def launch_all(self) -> None:
+        """The update's launches, one per dtype, with the scalars ``prepare`` wrote last."""
         for group in self.groups:
             run(group.launches)
 

@@ -1,0 +1,65 @@
+"""tritonsym.ops.aot compiles the variant a GPU launch would compile, and the kernels'
+untuned configs (TRITONSYM_AUTOTUNE=0) fit in Hopper's shared memory.
+
+Both need kernels decorated for compiling (TRITONSYM_INTERPRET=0, read at import), which
+this process is not, so each check runs in a fresh interpreter."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def _run(code: str, **env) -> str:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "TRITONSYM_INTERPRET": "0", **env})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def test_specialize_marks_unit_strides_and_alignment_as_the_jit_does():
+    out = _run("""
+        import torch
+        from tritonsym.ops import aot, fully_connected
+        x, w, y = torch.empty(64, 96), torch.empty(48, 96), torch.empty(64, 48)
+        (launch,) = fully_connected.plan_fully_connected_forward(x, w, None, y)
+        variant = aot.specialize(launch, aot.configs(launch)[0])
+        names = launch.kernel.fn.arg_names
+        constant = {names[path[0]]: value for path, value in variant.constexprs.items()}
+        marked = {names[path[0]] for path in variant.attrs}
+        print(constant["x_stride_k"], constant["w_stride_k"], "X" in marked, "x_stride_m" in marked)
+        print(variant.config)
+    """)
+    first, config = out.splitlines()
+    # A unit stride is compiled as the constant 1 and 16-aligned pointers and strides are
+    # marked: without both, the compiled code is not what runs (no 16-byte copies).
+    assert first == "1 1 True True"
+    assert config.startswith("128x128x64 w8")
+
+
+@pytest.mark.slow
+def test_untuned_fully_connected_configs_fit_in_hopper_shared_memory():
+    # One config per kernel without autotuning, and it must be one that launches: over
+    # 227 KiB a program cannot start on an H100, and there is no other config to fall to.
+    out = _run("""
+        import torch
+        from tritonsym.ops import aot, fully_connected as fc
+        S = 4096
+        for dt, precision in ((torch.bfloat16, "ieee"), (torch.float32, "tf32"), (torch.float32, "ieee"),
+                              (torch.float64, "ieee")):
+            t = lambda *shape: torch.empty(shape, dtype=dt)
+            x, w, b, y = t(S, S), t(S, S), t(S), t(S, S)
+            launches = fc.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
+            launches += fc.plan_fully_connected_backward(y, x, w, out=y, act="relu", grad_x=t(S, S),
+                                                         grad_weight=t(S, S), grad_bias=t(S), precision=precision)
+            for launch in launches:
+                (config,) = aot.configs(launch)
+                compiled = aot.compile_specialized(aot.specialize(launch, config))
+                print(launch.kernel.fn.__name__, dt, precision, aot.describe_config(config), compiled.metadata.shared)
+    """, TRITONSYM_AUTOTUNE="0")
+    rows = [line.rsplit(" ", 1) for line in out.splitlines()]
+    assert len(rows) == 12
+    too_big = [what for what, shared in rows if int(shared) > 227 * 1024]
+    assert not too_big, too_big

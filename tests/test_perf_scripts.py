@@ -1,0 +1,45 @@
+"""The perf scripts that are quick on a CPU run end to end and write their tables: the
+static kernel report (compiled for sm_90, read back from the cubin) and the bind-time
+benchmark (fresh processes, cold and warm Triton cache)."""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PERF = pathlib.Path(__file__).resolve().parents[1] / "perf"
+
+
+def _run(script: str, *args: str, results: pathlib.Path) -> list[dict]:
+    env = {**os.environ, "TRITONSYM_PERF_RESULTS": str(results)}
+    result = subprocess.run([sys.executable, str(PERF / script), *args], capture_output=True, text=True,
+                            timeout=600, env=env, cwd=PERF)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (table,) = results.glob("*.csv")
+    assert table.with_suffix(".md").exists()
+    with open(table) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_kernel_report_reads_the_compiled_kernels(tmp_path):
+    rows = _run("kernel_report.py", "--only", "softmax output", "--jobs", "1", results=tmp_path)
+    assert [(r["kernel"], r["dtype"]) for r in rows] == [("softmax output grad", "fp32"),
+                                                         ("softmax output grad", "bf16")]
+    for row in rows:
+        assert row["fits"] == "yes" and row["spilled B"] == "0"
+        assert int(row["registers"]) > 0
+        assert row["tensor cores"] == "none (FMA)"
+        assert "16 B" in row["plain loads"]  # the JIT's alignment marks reach the compiler: 16-byte loads
+
+
+@pytest.mark.slow
+def test_bind_benchmark_runs_cold_and_warm(tmp_path):
+    rows = _run("bench_bind.py", "--small-only", results=tmp_path)
+    assert [r["cache"] for r in rows] == ["cold", "warm"]
+    for row in rows:
+        assert row["network"] == "784-128-64-10"
+        assert float(row["ready s"]) == pytest.approx(float(row["bind s"]) + float(row["first step s"]), abs=0.011)
