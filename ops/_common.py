@@ -11,6 +11,7 @@ import triton
 import triton.language as tl
 
 from ._mode import INTERPRET
+from .prebind import autotuned_constants, prebind
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 INDEX_DTYPES = (torch.int32, torch.int64)
@@ -23,20 +24,43 @@ class KernelArgumentError(ValueError):
 class Launch:
     """One kernel launch with everything resolved: kernel, grid and arguments.
 
-    The executor builds these once at bind and calls them with no arguments, so a step
-    costs one Triton dispatch and nothing else.
+    The executor builds these once at bind and calls them with no arguments. The first
+    call dispatches through Triton's JIT (compiling and autotuning); on a GPU later calls
+    go straight to the compiled kernel's launcher with the arguments bound once
+    (``prebind.py``), so a step costs one launcher call per kernel and nothing else.
     """
 
-    __slots__ = ("kernel", "grid", "args", "kwargs")
+    __slots__ = ("kernel", "grid", "args", "kwargs", "_call", "_first")
 
     def __init__(self, kernel, grid, args: Sequence, kwargs: dict):
         self.kernel = kernel
         self.grid = grid
         self.args = tuple(_exact_scalar(a) if isinstance(a, float) else a for a in args) if INTERPRET else tuple(args)
         self.kwargs = kwargs
+        self._call = None  # from the second call on: the pre-bound launch, or the JIT dispatch
+        self._first = None  # what the first call compiled, and with which autotuned constants
 
     def __call__(self) -> None:
+        if self._call is not None:
+            self._call()
+            return
+        if self._first is None:
+            # A launch made for one call (a standalone kernel function) never pays for binding.
+            compiled = self.kernel[self.grid](*self.args, **self.kwargs)
+            self._first = (compiled, autotuned_constants(self.kernel))
+            return
+        self._call = prebind(self, *self._first) or self.dispatch
+        self._first = None
+        self._call()
+
+    def dispatch(self) -> None:
+        """Launch through Triton's JIT (``kernel[grid](*args)``), as every first call does."""
         self.kernel[self.grid](*self.args, **self.kwargs)
+
+    @property
+    def prebound(self) -> bool:
+        """Do calls skip the JIT's dispatch now?"""
+        return self._call is not None and self._call != self.dispatch
 
     def __repr__(self) -> str:
         name = getattr(self.kernel, "__name__", None) or getattr(getattr(self.kernel, "fn", None), "__name__", "kernel")

@@ -8,7 +8,8 @@ So this module binds a launch's arguments with the JIT's own binder and compiles
 the variant that the launch would compile on the device.
 
 Needs Triton's compiler only, no GPU and no driver. The kernels must have been decorated
-for compiling: set ``TRITONSYM_INTERPRET=0`` before ``tritonsym.ops`` is first imported.
+for compiling: set ``TRITONSYM_INTERPRET=0`` before ``tritonsym.ops`` is first imported
+(and ``TRITON_INTERPRET=0`` too where triton is imported before it).
 It uses two internals of Triton's JIT (``create_function_from_signature`` and
 ``JITFunction._pack_args``), which Triton has had in this form since 3.3.
 """

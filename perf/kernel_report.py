@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["TRITONSYM_INTERPRET"] = "0"  # compiled kernels, even without a GPU  # noqa: E402
+# Compiled kernels, even without a GPU; Triton reads its own switch when it is first
+# imported (here by common), before tritonsym.ops would set it.
+os.environ["TRITONSYM_INTERPRET"] = os.environ["TRITON_INTERPRET"] = "0"
 
 import argparse  # noqa: E402
 import collections  # noqa: E402

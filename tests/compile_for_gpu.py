@@ -18,7 +18,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-os.environ["TRITONSYM_INTERPRET"] = "0"  # compiled kernels, even without CUDA
+# Compiled kernels, even without CUDA (Triton's own switch too, in case it is imported first).
+os.environ["TRITONSYM_INTERPRET"] = os.environ["TRITON_INTERPRET"] = "0"
 
 import torch  # noqa: E402
 

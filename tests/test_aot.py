@@ -14,7 +14,7 @@ import pytest
 
 def _run(code: str, **env) -> str:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "TRITONSYM_INTERPRET": "0", **env})
+                            timeout=600, env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0", **env})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result.stdout
 

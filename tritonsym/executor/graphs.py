@@ -3,9 +3,10 @@
 Binding fixes every launch, grid and address, so a phase (the launch list that
 ``forward`` or ``backward`` runs, the optimizer's launches) is the same sequence of kernels
 on the same memory every step. ``bind(..., cuda_graph=True)`` records each phase once and
-replays it after that, which replaces one Python dispatch per kernel (44-75 us each
-through Triton's JIT and autotuner on an H100 host, perf/bench_mlp.py) by one graph
-launch per phase.
+replays it after that, which replaces one Python launch per kernel (44-75 us each
+through Triton's JIT and autotuner on an H100 host, measured by perf/bench_mlp.py before
+launches were pre-bound) by one graph launch per phase. ``Executor.forward_backward``
+makes a whole training step, update included, one phase.
 
 A phase is run eagerly the first time it is called (that call compiles the kernels,
 autotunes them and loads them onto the device: none of which may happen while a graph is

@@ -1,0 +1,83 @@
+"""Pre-bound launches (ops/prebind.py): the arguments bound once are the ones the JIT
+passes to the launcher, and on a GPU a pre-bound launch computes what the JIT's does."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from tritonsym.ops import fully_connected, softmax
+from tritonsym.ops._common import Launch
+
+
+def test_binding_orders_every_parameter_as_the_jit_does():
+    # Compiled-mode kernels are needed (TRITONSYM_INTERPRET=0, read at import), so a fresh
+    # interpreter; the JIT's binder for sm_90 is built without a GPU.
+    code = textwrap.dedent("""
+        import torch, triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import make_backend
+        from triton.runtime.jit import create_function_from_signature
+        from tritonsym.ops import fully_connected, prebind
+        x, w, b, y = torch.empty(70, 33), torch.empty(45, 33), torch.empty(45), torch.empty(70, 45)
+        (launch,) = fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu", slope=0.0)
+        tuner = launch.kernel
+        tuner.best_config = tuner.configs[3]  # what the autotuner leaves after a call
+        fn, constants = prebind.jit_function(tuner), prebind.autotuned_constants(tuner)
+        binder = create_function_from_signature(fn.signature, fn.params, make_backend(GPUTarget("cuda", 90, 32)))
+        grid, values = prebind.bind_arguments(binder, launch.grid, launch.args, launch.kwargs, constants)
+        named = dict(zip(fn.arg_names, values))
+        config = tuner.configs[3].kwargs
+        assert len(values) == len(fn.params), (len(values), len(fn.params))
+        pointers = [named[k].data_ptr() for k in ("X", "W", "B", "Y")]
+        assert pointers == [t.data_ptr() for t in (x, w, b, y)]
+        assert (named["M"], named["N"], named["K"]) == (70, 45, 33)
+        assert named["x_stride_m"] == 33 and named["y_stride_m"] == 45
+        assert named["ACT"] == "relu" and named["HAS_BIAS"] is True
+        assert all(named[k] == v for k, v in config.items())
+        tiles = triton.cdiv(70, config["BLOCK_M"]) * triton.cdiv(45, config["BLOCK_N"])
+        assert grid == (tiles, 1, 1), grid
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0"})
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr[-3000:]
+
+
+@pytest.mark.cpu_only
+def test_the_interpreter_keeps_the_jit_dispatch(rng):
+    x = torch.as_tensor(rng.normal(size=(5, 9)), dtype=torch.float32)
+    out = torch.empty_like(x)
+    (launch,) = softmax.plan_softmax_forward(x, out)
+    launch()
+    launch()
+    assert not launch.prebound
+    np.testing.assert_allclose(out.sum(-1).numpy(), 1.0, rtol=1e-6)
+
+
+@pytest.mark.gpu
+def test_a_prebound_launch_computes_what_the_jit_does(rng):
+    dev = "cuda"
+    x = torch.as_tensor(rng.normal(size=(300, 129)), dtype=torch.float32, device=dev)
+    w = torch.as_tensor(rng.normal(size=(77, 129)), dtype=torch.float32, device=dev)
+    b = torch.as_tensor(rng.normal(size=77), dtype=torch.float32, device=dev)
+    y_jit, y_pre = (torch.empty(300, 77, device=dev) for _ in range(2))
+    (jit,) = fully_connected.plan_fully_connected_forward(x, w, b, y_jit, act="tanh")
+    (pre,) = fully_connected.plan_fully_connected_forward(x, w, b, y_pre, act="tanh")
+    for _ in range(3):
+        y_pre.zero_()
+        pre()  # the first call goes through the JIT (and autotunes); the others are pre-bound
+        jit.dispatch()
+        torch.cuda.synchronize()
+        assert torch.equal(y_pre, y_jit)
+    assert pre.prebound and isinstance(pre, Launch)
+    # Each kernel family: one launch through both paths, bit for bit.
+    s_in = torch.as_tensor(rng.normal(size=(33, 1000)), dtype=torch.bfloat16, device=dev)
+    s_jit, s_pre = torch.empty_like(s_in), torch.empty_like(s_in)
+    (a,), (b2,) = softmax.plan_softmax_forward(s_in, s_jit), softmax.plan_softmax_forward(s_in, s_pre)
+    a(), b2(), b2()
+    torch.cuda.synchronize()
+    assert b2.prebound and torch.equal(s_jit, s_pre)
