@@ -36,26 +36,19 @@ def child(sizes: list[int], batch: int, precision: str) -> dict:
     """In a fresh process: imports, build and bind, first step, steady step; seconds."""
     import numpy as np
     import torch
-    from bench_mlp import LR, MOMENTUM, PRECISIONS, build, initial_params
-
-    import tritonsym as ts
+    from bench_mlp import initial_params, tritonsym_step
 
     imported = time.perf_counter()
-    dtype, fc_precision, _ = PRECISIONS[precision]
-    net = build(sizes, fc_precision)
-    exe = net.simple_bind(ts.gpu(0) if ON_GPU else ts.cpu(), type_dict={"data": dtype},
-                          grad_req={n: "write" if n.startswith("fc") else "null" for n in net.list_arguments()},
-                          data=(batch, sizes[0]))
-    exe.copy_params_from(initial_params(sizes, np.random.default_rng(0)))
-    updater = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=LR, momentum=MOMENTUM), exe)
     rng = np.random.default_rng(1)
     data, label = rng.normal(size=(batch, sizes[0])), rng.integers(0, sizes[-1], batch)
+    # bench_mlp's step: bind, parameters and batch written, nothing run; one phase per step.
+    run_step, _, _, _ = tritonsym_step(sizes, batch, precision, initial_params(sizes, np.random.default_rng(0)),
+                                       data, label, cuda_graph=False)
     sync = torch.cuda.synchronize if ON_GPU else (lambda: None)
     bound = time.perf_counter()
 
     def step():
-        updater.prepare()
-        exe.forward_backward(then=updater.launch_all, data=data, out_label=label)
+        run_step()
         sync()
 
     step()
