@@ -233,12 +233,18 @@ def round_to_bf16(x):
 
 
 @triton.jit
+def cast_for(ptr, value):
+    """A float32/float64 value in ``ptr``'s element type, rounded to nearest even."""
+    if ptr.dtype.element_ty == tl.bfloat16:
+        return round_to_bf16(value.to(tl.float32))
+    else:
+        return value.to(ptr.dtype.element_ty)
+
+
+@triton.jit
 def store(ptr, offsets, value, mask):
     """Store a float32/float64 value into ``ptr``'s dtype with round-to-nearest-even."""
-    if ptr.dtype.element_ty == tl.bfloat16:
-        tl.store(ptr + offsets, round_to_bf16(value.to(tl.float32)), mask=mask)
-    else:
-        tl.store(ptr + offsets, value.to(ptr.dtype.element_ty), mask=mask)
+    tl.store(ptr + offsets, cast_for(ptr, value), mask=mask)
 
 
 @triton.jit

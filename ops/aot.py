@@ -64,7 +64,8 @@ def describe_config(config) -> str:
     if config is None:
         return ""
     meta = "x".join(str(v) for k, v in config.kwargs.items() if k.startswith("BLOCK_"))
-    return f"{meta} w{config.num_warps} s{config.num_stages}"
+    tma = " TMA" if config.kwargs.get("TMA") else ""
+    return f"{meta}{tma} w{config.num_warps} s{config.num_stages}"
 
 
 def specialize(launch: Launch, config=None, arch: int = 90) -> Specialized:

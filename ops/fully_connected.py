@@ -11,6 +11,14 @@ in float32 (float64 for float64). Float32 operands use ``precision``: ``"ieee"``
 fp32, the default) or ``"tf32"`` (tensor cores, 10-bit mantissa). bf16 operands are
 upcast to float32 after the same rounding in the interpreter, where bf16 arithmetic is
 not implemented; on a GPU they go to the tensor cores as bf16.
+
+On Hopper and later the forward also has a persistent TMA path (``_fc_forward_tma``): one
+program per SM walks the output tiles, the tensor memory accelerator copies the x and w
+tiles into swizzled shared memory (out-of-bounds rows and columns read as zeros) and
+writes y back from shared memory. It needs 16-byte aligned rows and tensor-core operands
+(float16, bfloat16, or float32 with TF32); its configs sit beside the pointer kernel's in
+one autotuning, so the faster of the two is what runs. ``TRITONSYM_TMA=0`` turns it off,
+``=1`` plans it anywhere (the interpreter runs it; kernel_report compiles it).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from ._common import (
     KernelArgumentError,
     Launch,
     as_2d,
+    cast_for,
     check_tensor,
     prepare_out,
     round_to_bf16,
@@ -36,7 +45,13 @@ from ._common import (
 )
 from .activation import ACTIVATIONS, act_forward, act_grad_from_output, grad_from_output
 
+try:  # host-side TMA descriptors: Triton 3.3 and later
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton has the pointer kernels only
+    TensorDescriptor = None
+
 PRECISIONS = ("ieee", "tf32")
+TMA_MODE = os.environ.get("TRITONSYM_TMA", "auto")  # "auto": on CUDA devices of compute capability 9+
 
 
 def _configs() -> list[triton.Config]:
@@ -91,16 +106,64 @@ def _prune(configs, named_args, **kwargs):
     return [next((c for c in configs if _stage_bytes(c, size) <= _UNTUNED_STAGE_BYTES), configs[-1])]
 
 
+# The TMA path's tile (BLOCK_M, BLOCK_N, BLOCK_K) per operand width in bytes. A descriptor's
+# block shape is part of the compiled kernel's signature, so it cannot follow the
+# autotuner's config the way pointer offsets do (a config pre_hook could set it, but Triton
+# then keeps no autotune results on disk): the planner builds the descriptors for this one
+# tile and the TMA configs vary only warps and stages. 128x256 is a pair of 64x256 wgmma
+# per K step; y goes out in two 128x128 halves, which leaves shared memory for 3-4 stages.
+# The interpreter's tile is small, so that its tests cross tile edges and share programs.
+_TMA_TILES = {2: (32, 64, 32), 4: (32, 64, 32)} if INTERPRET else {2: (128, 256, 64), 4: (128, 256, 32)}
+_TMA_SHARED_LIMIT = 226 * 1024  # Hopper's 227 KiB per program, less the pipeline's barriers
+
+
+def _forward_configs() -> list[triton.Config]:
+    plain = [triton.Config({**c.kwargs, "TMA": False}, num_warps=c.num_warps, num_stages=c.num_stages)
+             for c in _configs()]
+    stages = (1,) if INTERPRET else (3, 4)
+    tma = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "TMA": True},
+                         num_warps=8, num_stages=s)
+           for bm, bn, bk in dict.fromkeys(_TMA_TILES.values()) for s in stages]
+    return plain + tma
+
+
+def _tma_shared_bytes(config, element_size: int) -> int:
+    """The TMA kernel's pipelined operand tiles and its half-tile output buffer."""
+    k = config.kwargs
+    return _stage_bytes(config, element_size) + k["BLOCK_M"] * k["BLOCK_N"] // 2 * element_size
+
+
+def _prune_forward(configs, named_args, **kwargs):
+    """Without TMA descriptors, the pointer kernel's configs; with them, the TMA configs of
+    the descriptors' tile that fit in shared memory as well (the autotuner races both), or
+    only the first TMA config where nothing is raced (interpreter, TRITONSYM_AUTOTUNE=0)."""
+    x_desc = named_args["X_DESC"]
+    plain = [c for c in configs if not c.kwargs["TMA"]]
+    if x_desc is None:
+        return _prune(plain, named_args, **kwargs)
+    size = x_desc.base.element_size()
+    tile = (x_desc.block_shape[0], named_args["W_DESC"].block_shape[0], x_desc.block_shape[1])
+    tma = [c for c in configs if c.kwargs["TMA"]
+           and tile == (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"])
+           and (INTERPRET or _tma_shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
+    if not tma:
+        raise KernelArgumentError(f"fully_connected_forward: no TMA config has the descriptors' tile {tile}")
+    if INTERPRET or not AUTOTUNE:
+        return tma[:1]
+    return _prune(plain, named_args, **kwargs) + tma
+
+
 # Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
 # later), so a second bind of the same shapes skips the benchmarking.
 _CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 
-def _autotune(restore: list[str]):
+def _autotune(restore: list[str], configs=None, prune=_prune, key=()):
     # restore_value: tuning runs a kernel several times, which must not add into an
-    # accumulated gradient more than once.
-    return triton.autotune(configs=_configs(), key=["M", "N", "K"], restore_value=restore,
-                           prune_configs_by={"early_config_prune": _prune}, **_CACHE)
+    # accumulated gradient more than once. PRECISION is in the key: an exact float32
+    # launch must not reuse the tiles tuned for a TF32 one of the same shape.
+    return triton.autotune(configs=configs or _configs(), key=["M", "N", "K", "PRECISION", *key],
+                           restore_value=restore, prune_configs_by={"early_config_prune": prune}, **_CACHE)
 
 
 @triton.jit
@@ -153,15 +216,14 @@ def _grad_tile(dy_ptrs, y_ptrs, mask, ACT: tl.constexpr, slope, ACC: tl.constexp
     return dy
 
 
-@_autotune(restore=[])
 @triton.jit
-def _fc_forward_kernel(
-    X, W, B, Y, slope: tl.float64, M, N, K,
+def _fc_forward_tiles(
+    X, W, B, Y, slope, M, N, K,
     x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
     HAS_BIAS: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Each program computes a BLOCK_M x BLOCK_N tile of y = act(x @ w.T + b)."""
+    """Each program computes a BLOCK_M x BLOCK_N tile of y = act(x @ w.T + b) through pointers."""
     pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -180,6 +242,61 @@ def _fc_forward_kernel(
         acc += tl.load(B + rn * b_stride, mask=rn < N, other=0.0).to(ACC)[None, :]
     y = act_forward(acc, ACT, slope.to(ACC))
     store(Y, rm[:, None] * y_stride_m + rn[None, :] * y_stride_n, y, (rm[:, None] < M) & (rn[None, :] < N))
+
+
+@triton.jit
+def _fc_forward_tma(
+    X_DESC, W_DESC, B, Y, Y_DESC, slope, M, N, K, b_stride,
+    HAS_BIAS: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """Persistent: program p computes tiles p, p + programs, ... of y = act(x @ w.T + b),
+    with TMA copies in (x as BLOCK_M x BLOCK_K, w as BLOCK_N x BLOCK_K; zeros past the
+    edges) and out (two BLOCK_M x BLOCK_N/2 halves; the edges are clipped). One
+    flattened loop over (tile, K step) lets the pipeline load the next tile's first
+    operands during this tile's last products and epilogue."""
+    tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
+    step = tl.num_programs(0)
+    # The epilogue finds its tile from a counter of its own, as Triton's persistent matmul
+    # tutorial does: its pipeliner has mishandled one value used both by the prefetching
+    # loads and by the epilogue.
+    tile_out = tl.program_id(0) - step
+    for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
+        pid_m, pid_n = _tile(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+        for k in range(0, tl.cdiv(K, BLOCK_K)):
+            x = X_DESC.load([pid_m * BLOCK_M, k * BLOCK_K])
+            w = W_DESC.load([pid_n * BLOCK_N, k * BLOCK_K])
+            acc = _mma(_operand(x, UPCAST), _operand(w, UPCAST).T, acc, PRECISION)
+        tile_out += step
+        pid_m, pid_n = _tile(tile_out, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        if HAS_BIAS:
+            acc += tl.load(B + rn.to(tl.int64) * b_stride, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+        y = act_forward(acc, ACT, slope.to(tl.float32))
+        left, right = tl.split(tl.permute(tl.reshape(y, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+        Y_DESC.store([pid_m * BLOCK_M, pid_n * BLOCK_N], cast_for(Y, left))
+        Y_DESC.store([pid_m * BLOCK_M, pid_n * BLOCK_N + BLOCK_N // 2], cast_for(Y, right))
+
+
+@_autotune(restore=[], configs=_forward_configs(), prune=_prune_forward, key=["TMA_READY"])
+@triton.jit
+def _fc_forward_kernel(
+    X, W, B, Y, X_DESC, W_DESC, Y_DESC, slope: tl.float64, M, N, K,
+    x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
+    HAS_BIAS: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    TMA_READY: tl.constexpr, TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """y = act(x @ w.T + b): the persistent TMA path under a TMA config (the descriptors
+    exist: TMA_READY), else one tile per program through pointers."""
+    if TMA:
+        _fc_forward_tma(X_DESC, W_DESC, B, Y, Y_DESC, slope, M, N, K, b_stride,
+                        HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
+    else:
+        _fc_forward_tiles(X, W, B, Y, slope, M, N, K,
+                          x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
+                          HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
 
 
 @_autotune(restore=["DX"])
@@ -314,11 +431,61 @@ def plan_fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: to
     m = x.numel() // k if k else 0
     x2, y2 = as_2d(fn, "x", x, m, k), as_2d(fn, "out", out, m, n)
     b = bias if bias is not None else weight
-    grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
+    descriptors = _tma_descriptors(x2, weight, y2, options["PRECISION"])
+    programs = _persistent_programs(x.device)
+
+    def grid(meta):
+        tiles = triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"])
+        return (min(tiles, programs) if meta["TMA"] else tiles,)
+
     return [Launch(_fc_forward_kernel, grid,
-                   [x2, weight, b, y2, float(slope), m, n, k, *x2.stride(), *weight.stride(),
-                    b.stride(0), *y2.stride()],
-                   dict(HAS_BIAS=bias is not None, ACT=act, **options))]
+                   [x2, weight, b, y2, *(descriptors or (None, None, None)), float(slope), m, n, k,
+                    *x2.stride(), *weight.stride(), b.stride(0), *y2.stride()],
+                   dict(HAS_BIAS=bias is not None, ACT=act, TMA_READY=descriptors is not None, **options))]
+
+
+def tma_wanted(device: torch.device) -> bool:
+    """Is the TMA forward planned on ``device`` (TRITONSYM_TMA: auto, 0 or 1)?"""
+    if TensorDescriptor is None or TMA_MODE == "0":
+        return False
+    if TMA_MODE == "1":
+        return True
+    return not INTERPRET and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
+# The launcher encodes a launch's three TMA descriptors on the host at every call (a few
+# microseconds, even when the autotuner chose the pointer config): planned only where the
+# product is enough work (about 2 us of tensor-core time at 1 GFLOP) to hide that.
+_TMA_MIN_FLOPS = 1 << 30
+
+
+def _tma_descriptors(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, precision: str):
+    """TMA descriptors of x, w and y for the TMA tile, or None where that path is not
+    planned: not wanted here, under 1 GFLOP (unless forced), no tensor-core dtype, an
+    empty matrix, or a row that is not contiguous and 16-byte aligned (TMA's rules for a
+    tensor in global memory)."""
+    if not tma_wanted(x.device):
+        return None
+    if TMA_MODE != "1" and 2 * x.shape[0] * w.shape[0] * x.shape[1] < _TMA_MIN_FLOPS:
+        return None
+    if not (x.dtype in (torch.float16, torch.bfloat16) or (x.dtype == torch.float32 and precision == "tf32")):
+        return None
+    size = x.element_size()
+    for t in (x, w, y):
+        if min(t.shape) == 0 or t.stride(1) != 1 or (t.stride(0) * size) % 16 or t.data_ptr() % 16:
+            return None
+    bm, bn, bk = _TMA_TILES[size]
+    return (TensorDescriptor(x, list(x.shape), list(x.stride()), [bm, bk]),
+            TensorDescriptor(w, list(w.shape), list(w.stride()), [bn, bk]),
+            TensorDescriptor(y, list(y.shape), list(y.stride()), [bm, bn // 2]))
+
+
+def _persistent_programs(device: torch.device) -> int:
+    """Programs of a persistent launch: one per SM (three in the interpreter, so that its
+    tests give each program several tiles)."""
+    if device.type == "cuda" and not INTERPRET:
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 3
 
 
 def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

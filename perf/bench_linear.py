@@ -3,7 +3,10 @@
 For M = N = K over ``--sizes`` and each precision (float32 exact, TF32, float16,
 bfloat16), in one run:
 
-- ``ours fwd``: tritonsym's fused kernel, ``relu(x @ w.T + b)`` in one launch;
+- ``ours fwd``: tritonsym's fused kernel, ``relu(x @ w.T + b)`` in one launch, with the
+  config the autotuner chose (``fwd config``; "TMA" marks the persistent TMA path);
+- ``pointer fwd``: the same kernel with the TMA path left out (``TRITONSYM_TMA=0``), where
+  it would be planned: what the TMA path gains;
 - ``matmul``: ``torch.matmul(x, w.T)`` alone, cuBLAS with nothing fused: the floor;
 - ``eager fwd``: PyTorch eager ``relu(linear(x, w, b))``;
 - ``compile fwd``: the same under ``torch.compile``;
@@ -22,6 +25,7 @@ import torch
 from common import DEVICE, INTERPRETER_NOTE, ON_GPU, compiled, environment, ratio, time_ms, write
 from tritonsym.ops import fully_connected as fc
 from tritonsym.ops._common import run
+from tritonsym.ops.aot import describe_config
 
 PRECISIONS = {  # name: (dtype, tritonsym precision, cuBLAS TF32 allowed)
     "float32": (torch.float32, "ieee", False),
@@ -43,6 +47,12 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
     dx, dw, db = torch.empty_like(x), torch.empty_like(w), torch.empty_like(b)
 
     forward = fc.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
+    pointer_forward = None
+    if forward[0].kwargs["TMA_READY"]:
+        tma, fc.TMA_MODE = fc.TMA_MODE, "0"
+        pointer_forward = fc.plan_fully_connected_forward(x, w, b, torch.empty_like(y), act="relu",
+                                                          precision=precision)
+        fc.TMA_MODE = tma
     backward = fc.plan_fully_connected_backward(dy, x, w, out=y, act="relu", grad_x=dx, grad_weight=dw,
                                                  grad_bias=db, precision=precision)
 
@@ -53,6 +63,7 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
         run(backward)
 
     ours_fwd()
+    config = describe_config(fc._fc_forward_kernel.best_config)  # what the autotuner chose for this launch
     reference = torch.relu(torch.nn.functional.linear(x.double(), w.double(), b.double()))
     error = ((y.double() - reference).norm() / reference.norm()).item()
 
@@ -66,17 +77,20 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
         torch.autograd.grad(yr, (xr, wr, br), dy, retain_graph=True)
 
     compiled_fwd = compiled(eager_fwd, use_compile)
-    times = {"ours fwd": time_ms(ours_fwd), "matmul": time_ms(lambda: torch.matmul(x, w.T)),
+    times = {"ours fwd": time_ms(ours_fwd),
+             "pointer fwd": time_ms(lambda: run(pointer_forward)) if pointer_forward else None,
+             "matmul": time_ms(lambda: torch.matmul(x, w.T)),
              "eager fwd": time_ms(eager_fwd), "compile fwd": time_ms(compiled_fwd) if compiled_fwd else None,
              "ours bwd": time_ms(ours_bwd), "eager bwd": time_ms(eager_bwd)}
     flops = 2 * size**3
-    row = {"size": size, "precision": name}
+    row = {"size": size, "precision": name, "fwd config": config}
     row.update({f"{k} ms": "" if v is None else f"{v:.4f}" for k, v in times.items()})
     row.update({
         "ours fwd TFLOP/s": f"{flops / times['ours fwd'] / 1e9:.1f}",
         "matmul TFLOP/s": f"{flops / times['matmul'] / 1e9:.1f}",
         "ours bwd TFLOP/s": f"{2 * flops / times['ours bwd'] / 1e9:.1f}",
         "fwd / matmul": f"{times['matmul'] / times['ours fwd']:.2f}",
+        "fwd vs pointer": ratio(times["ours fwd"], times["pointer fwd"]),
         "fwd vs eager": ratio(times["ours fwd"], times["eager fwd"]),
         "fwd vs compile": ratio(times["ours fwd"], times["compile fwd"]),
         "bwd vs eager": ratio(times["ours bwd"], times["eager bwd"]),
@@ -100,7 +114,8 @@ def main() -> None:
     notes = ("M = N = K = size. Times are medians of `triton.testing.do_bench`; TFLOP/s count 2·M·N·K for "
              "forward and twice that for backward (dx and dw). `fwd / matmul` is tritonsym's fused forward "
              "against cuBLAS's product alone; the `vs` columns are speed-ups (above 1: tritonsym is faster). "
-             "`fwd rel. error` is ‖y − y₆₄‖/‖y₆₄‖ against a float64 reference.")
+             "`fwd vs pointer` is the TMA path's gain over the pointer kernel alone (empty where TMA is not "
+             "planned). `fwd rel. error` is ‖y − y₆₄‖/‖y₆₄‖ against a float64 reference.")
     if not ON_GPU:
         notes += " " + INTERPRETER_NOTE
     chart = dict(x="size", series=["ours fwd TFLOP/s", "matmul TFLOP/s", "ours bwd TFLOP/s"], group="precision",

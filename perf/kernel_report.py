@@ -5,7 +5,7 @@ the JIT's own argument specialization: tritonsym.ops.aot) is compiled for sm_90,
 cubin is read back with the CUDA binary tools that ship with Triton: shared memory,
 registers, spilled bytes, and in the SASS the tensor-core instructions (HGMMA is Hopper's
 wgmma, HMMA the older mma.sync, DMMA float64), the asynchronous copies into shared memory
-(LDGSTS, with their width) and TMA loads (UTMALDG).
+(LDGSTS, with their width) and TMA copies (UTMALDG in, UTMASTG out).
 
 This is the static half of a performance investigation: it says whether a kernel feeds
 the tensor cores, pipelines its loads 16 bytes at a time and fits in shared memory, which
@@ -22,6 +22,8 @@ import os
 # Compiled kernels, even without a GPU; Triton reads its own switch when it is first
 # imported (here by common), before tritonsym.ops would set it.
 os.environ["TRITONSYM_INTERPRET"] = os.environ["TRITON_INTERPRET"] = "0"
+# The TMA forward is planned for a GPU of compute capability 9+; there is none here.
+os.environ.setdefault("TRITONSYM_TMA", "1")
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
@@ -115,6 +117,11 @@ def _copies(ops: collections.Counter, prefix: str) -> str:
     return ", ".join(f"{n}x {size} B" for size, n in sorted(widths.items(), reverse=True))
 
 
+def _count(ops: collections.Counter, prefix: str) -> int | str:
+    """Instructions of one opcode, whatever their modifiers (UTMALDG.2D, ...); '' for none."""
+    return sum(n for op, n in ops.items() if op.split(".")[0] == prefix) or ""
+
+
 def _shared_loads(ops: collections.Counter) -> str:
     """Reads of shared memory: ldmatrix (LDSM, the tensor-core operand path) and plain LDS by
     width. Many narrow LDS where a tile feeds the tensor cores hint at an unswizzled layout."""
@@ -139,7 +146,8 @@ def _compile_row(job) -> dict:
             "fits": "yes" if shared <= SHARED_LIMIT.get(arch, SHARED_LIMIT[90]) else "no: over the limit",
             "registers": summary.get("regs", ""), "spilled B": summary.get("local", ""),
             "tensor cores": _tensor_cores(ops) if summary else "",
-            "async copies": _copies(ops, "LDGSTS") if summary else "", "TMA loads": ops.get("UTMALDG", 0) or "",
+            "async copies": _copies(ops, "LDGSTS") if summary else "", "TMA loads": _count(ops, "UTMALDG"),
+            "TMA stores": _count(ops, "UTMASTG"),
             "plain loads": _copies(ops, "LDG") if summary else "",
             "shared loads": _shared_loads(ops) if summary else ""}
 
@@ -163,7 +171,8 @@ def main() -> None:
              "2^24 elements. Each autotune config the kernel would try (after its own pruning). `fits`: shared "
              f"memory within {SHARED_LIMIT.get(args.arch, SHARED_LIMIT[90]) // 1024} KiB per program. "
              "`tensor cores`: SASS instruction count and shape (HGMMA = wgmma). `async copies`: LDGSTS "
-             "(cp.async) by width; `plain loads`: LDG by width; `shared loads`: ldmatrix (LDSM) and LDS by width.")
+             "(cp.async) by width; `TMA loads`/`TMA stores`: UTMALDG/UTMASTG; `plain loads`: LDG by width; "
+             "`shared loads`: ldmatrix (LDSM) and LDS by width.")
     tag = f"sm{args.arch}-triton-{triton.__version__}"
     print(f"wrote {write('kernels', rows, notes, tag=tag, where=f'compiled for sm_{args.arch}; nothing ran')}")
 

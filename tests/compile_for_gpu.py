@@ -20,6 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 # Compiled kernels, even without CUDA (Triton's own switch too, in case it is imported first).
 os.environ["TRITONSYM_INTERPRET"] = os.environ["TRITON_INTERPRET"] = "0"
+# The TMA forward too, which is otherwise planned only on a GPU of compute capability 9+.
+os.environ.setdefault("TRITONSYM_TMA", "1")
 
 import torch  # noqa: E402
 
@@ -58,6 +60,9 @@ def planned_launches():
             add(f"fc backward {dt} {act}", fully_connected.plan_fully_connected_backward(
                 y, x, w, out=y, act=act, grad_x=t(64, 96, dtype=dt), grad_weight=t(48, 96, dtype=dt),
                 grad_bias=t(48, dtype=dt), accumulate_weight=True))
+        if dt == torch.float32:
+            add("fc forward tf32", fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu",
+                                                                                precision="tf32"))
         add(f"fc bias grad only {dt}", fully_connected.plan_fully_connected_backward(y, x, w, grad_bias=b))
         v = t(33, 17, dtype=dt)
         for kind in ops.ACTIVATIONS if kinds else ("softrelu",):
@@ -109,7 +114,10 @@ def variants(launch):
     from tritonsym.ops import aot
 
     first = next(a for a in launch.args if isinstance(a, torch.Tensor))
-    return [aot.specialize(launch, config) for config in aot.configs(launch, every=first.dtype == ALL_CONFIGS_DTYPE)]
+    configs = aot.configs(launch, every=first.dtype == ALL_CONFIGS_DTYPE)
+    # The TMA forward's first config in every dtype that has one: its own code path.
+    tma = [c for c in aot.configs(launch) if c is not None and c.kwargs.get("TMA")][:1]
+    return [aot.specialize(launch, config) for config in configs + [c for c in tma if c not in configs]]
 
 
 def _compile(job):

@@ -47,6 +47,40 @@ def test_binding_orders_every_parameter_as_the_jit_does():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr[-3000:]
 
 
+def test_binding_passes_tma_descriptors_and_the_persistent_grid():
+    # The TMA forward's launch: descriptors among the arguments (the launcher turns them into
+    # tensor maps on each call) and one program per SM (three off a GPU).
+    code = textwrap.dedent("""
+        import torch
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import make_backend
+        from triton.runtime.jit import create_function_from_signature
+        from triton.tools.tensor_descriptor import TensorDescriptor
+        from tritonsym.ops import fully_connected, prebind
+        x, w, b, y = (torch.empty(s, dtype=torch.float16) for s in ((1000, 40), (48, 40), (48,), (1000, 48)))
+        (launch,) = fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu")
+        tuner = launch.kernel
+        tuner.best_config = next(c for c in tuner.configs if c.kwargs["TMA"])
+        fn, constants = prebind.jit_function(tuner), prebind.autotuned_constants(tuner)
+        binder = create_function_from_signature(fn.signature, fn.params, make_backend(GPUTarget("cuda", 90, 32)))
+        grid, values = prebind.bind_arguments(binder, launch.grid, launch.args, launch.kwargs, constants)
+        named = dict(zip(fn.arg_names, values))
+        bm, bn, bk = (constants[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+        assert len(values) == len(fn.params)
+        for name, tensor, block in (("X_DESC", x, [bm, bk]), ("W_DESC", w, [bn, bk]), ("Y_DESC", y, [bm, bn // 2])):
+            desc = named[name]
+            assert isinstance(desc, TensorDescriptor), (name, desc)
+            assert desc.base.data_ptr() == tensor.data_ptr() and list(desc.block_shape) == block, (name, desc)
+        assert named["TMA_READY"] is True and named["TMA"] is True
+        assert grid == (3, 1, 1), grid
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0",
+                                 "TRITONSYM_TMA": "1"})
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr[-3000:]
+
+
 @pytest.mark.cpu_only
 def test_the_interpreter_keeps_the_jit_dispatch(rng):
     x = torch.as_tensor(rng.normal(size=(5, 9)), dtype=torch.float32)
