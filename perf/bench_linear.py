@@ -11,7 +11,8 @@ bfloat16), in one run:
 - ``eager fwd``: PyTorch eager ``relu(linear(x, w, b))``;
 - ``compile fwd``: the same under ``torch.compile``;
 - ``ours bwd`` / ``eager bwd``: dx, dw and db (relu's gradient included) from tritonsym's
-  two backward kernels and from PyTorch autograd.
+  two backward kernels and from PyTorch autograd; ``ours dx`` and ``ours dw+db`` time the
+  two kernels alone, to say which one a gap comes from.
 
 TF32 rows let cuBLAS use TF32 too (``allow_tf32``); float32 rows forbid it on both sides.
 Run: python perf/bench_linear.py [--sizes 256,512,...] [--no-compile]
@@ -62,6 +63,8 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
     def ours_bwd():
         run(backward)
 
+    grad_x_launch, grad_w_launch = backward  # dx, then dw with db
+
     ours_fwd()
     config = describe_config(fc._fc_forward_kernel.best_config)  # what the autotuner chose for this launch
     reference = torch.relu(torch.nn.functional.linear(x.double(), w.double(), b.double()))
@@ -81,7 +84,8 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
              "pointer fwd": time_ms(lambda: run(pointer_forward)) if pointer_forward else None,
              "matmul": time_ms(lambda: torch.matmul(x, w.T)),
              "eager fwd": time_ms(eager_fwd), "compile fwd": time_ms(compiled_fwd) if compiled_fwd else None,
-             "ours bwd": time_ms(ours_bwd), "eager bwd": time_ms(eager_bwd)}
+             "ours bwd": time_ms(ours_bwd), "ours dx": time_ms(grad_x_launch),
+             "ours dw+db": time_ms(grad_w_launch), "eager bwd": time_ms(eager_bwd)}
     flops = 2 * size**3
     row = {"size": size, "precision": name, "fwd config": config}
     row.update({f"{k} ms": "" if v is None else f"{v:.4f}" for k, v in times.items()})
@@ -89,6 +93,8 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
         "ours fwd TFLOP/s": f"{flops / times['ours fwd'] / 1e9:.1f}",
         "matmul TFLOP/s": f"{flops / times['matmul'] / 1e9:.1f}",
         "ours bwd TFLOP/s": f"{2 * flops / times['ours bwd'] / 1e9:.1f}",
+        "ours dx TFLOP/s": f"{flops / times['ours dx'] / 1e9:.1f}",
+        "ours dw+db TFLOP/s": f"{flops / times['ours dw+db'] / 1e9:.1f}",
         "fwd / matmul": f"{times['matmul'] / times['ours fwd']:.2f}",
         "fwd vs pointer": ratio(times["ours fwd"], times["pointer fwd"]),
         "fwd vs eager": ratio(times["ours fwd"], times["eager fwd"]),
