@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 from typing import Sequence
 
 import numpy as np
@@ -14,6 +16,13 @@ from ._mode import INTERPRET
 from .prebind import autotuned_constants, prebind
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+# TRITONSYM_AUTOTUNE=0: autotuned kernels run their first (untuned) config, for a fast bind
+# and one run of each kernel under compute-sanitizer.
+AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
+# Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
+# later), so a second bind of the same shapes skips the benchmarking.
+AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 INDEX_DTYPES = (torch.int32, torch.int64)
 
 
@@ -78,6 +87,14 @@ def _exact_scalar(value: float):
     from triton.runtime.interpreter import TensorHandle
 
     return tl.tensor(TensorHandle(np.array([value], dtype=np.float64), tl.float64), tl.float64)
+
+
+def persistent_programs(device: torch.device) -> int:
+    """Programs of a persistent launch: one per SM (three in the interpreter, so that its
+    tests give each program several pieces of work)."""
+    if device.type == "cuda" and not INTERPRET:
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 3
 
 
 def run(launches: Sequence[Launch]) -> None:

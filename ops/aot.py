@@ -64,8 +64,8 @@ def describe_config(config) -> str:
     if config is None:
         return ""
     meta = "x".join(str(v) for k, v in config.kwargs.items() if k.startswith("BLOCK_"))
-    tma = " TMA" if config.kwargs.get("TMA") else ""
-    return f"{meta}{tma} w{config.num_warps} s{config.num_stages}"
+    flags = "".join(f" {k}" for k, v in config.kwargs.items() if v is True)  # TMA, PERSISTENT
+    return f"{meta}{flags} w{config.num_warps} s{config.num_stages}"
 
 
 def specialize(launch: Launch, config=None, arch: int = 90) -> Specialized:

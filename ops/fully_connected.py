@@ -23,7 +23,6 @@ one autotuning, so the faster of the two is what runs. ``TRITONSYM_TMA=0`` turns
 
 from __future__ import annotations
 
-import inspect
 import os
 
 import torch
@@ -31,12 +30,15 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    AUTOTUNE,
+    AUTOTUNE_CACHE,
     INTERPRET,
     KernelArgumentError,
     Launch,
     as_2d,
     cast_for,
     check_tensor,
+    persistent_programs,
     prepare_out,
     round_to_bf16,
     run,
@@ -75,7 +77,6 @@ def _configs() -> list[triton.Config]:
     ]
 
 
-AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
 
 
 # Shared memory of a config's pipelined operand tiles, num_stages * (BLOCK_M + BLOCK_N) *
@@ -153,17 +154,12 @@ def _prune_forward(configs, named_args, **kwargs):
     return _prune(plain, named_args, **kwargs) + tma
 
 
-# Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
-# later), so a second bind of the same shapes skips the benchmarking.
-_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
-
-
 def _autotune(restore: list[str], configs=None, prune=_prune, key=()):
     # restore_value: tuning runs a kernel several times, which must not add into an
     # accumulated gradient more than once. PRECISION is in the key: an exact float32
     # launch must not reuse the tiles tuned for a TF32 one of the same shape.
     return triton.autotune(configs=configs or _configs(), key=["M", "N", "K", "PRECISION", *key],
-                           restore_value=restore, prune_configs_by={"early_config_prune": prune}, **_CACHE)
+                           restore_value=restore, prune_configs_by={"early_config_prune": prune}, **AUTOTUNE_CACHE)
 
 
 @triton.jit
@@ -432,7 +428,7 @@ def plan_fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: to
     x2, y2 = as_2d(fn, "x", x, m, k), as_2d(fn, "out", out, m, n)
     b = bias if bias is not None else weight
     descriptors = _tma_descriptors(x2, weight, y2, options["PRECISION"])
-    programs = _persistent_programs(x.device)
+    programs = persistent_programs(x.device)
 
     def grid(meta):
         tiles = triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"])
@@ -480,12 +476,6 @@ def _tma_descriptors(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, precisio
             TensorDescriptor(y, list(y.shape), list(y.stride()), [bm, bn // 2]))
 
 
-def _persistent_programs(device: torch.device) -> int:
-    """Programs of a persistent launch: one per SM (three in the interpreter, so that its
-    tests give each program several tiles)."""
-    if device.type == "cuda" and not INTERPRET:
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 3
 
 
 def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -6,6 +6,13 @@ fits one block is read once and written once; wider rows take an online pass (ru
 max and rescaled sum, Milakov & Gimelshein 2018) and a second pass that writes, instead
 of spilling registers.
 
+The looped kernels for wide rows are autotuned on a GPU between one program per row and a
+persistent grid (one program per SM, each taking rows in turn) whose first pass asks L2
+to keep the row (``evict_last``) and whose second pass reads and writes it as streaming
+data (``evict_first``): with one row per SM in flight the rows fit in L2, so the second
+pass can come from L2 instead of memory. Which one wins depends on the row width and the
+GPU, so the autotuner measures it.
+
 A row whose entries are all ``-inf`` has no probability mass: softmax gives 0 and
 log-softmax ``-inf`` there, never NaN.
 """
@@ -19,11 +26,15 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    AUTOTUNE,
+    AUTOTUNE_CACHE,
     INTERPRET,
     KernelArgumentError,
     Launch,
+    cast_for,
     check_same,
     check_tensor,
+    persistent_programs,
     prepare_out,
     run,
     store,
@@ -35,6 +46,27 @@ from ._common import (
 # is read once; wider rows loop.
 MAX_BLOCK = 1 << 16 if INTERPRET else 32768
 LOOP_BLOCK = 1 << 14 if INTERPRET else 4096
+# Where nothing is autotuned (the interpreter, TRITONSYM_AUTOTUNE=0) the looped kernels run
+# one program per row with LOOP_BLOCK columns a step, unless this says persistent.
+UNTUNED_PERSISTENT = False
+
+
+def _looped_configs() -> list[triton.Config]:
+    """(PERSISTENT, BLOCK_C, warps) for rows wider than MAX_BLOCK: the one-program-per-row
+    loop first (the untuned choice), then persistent programs of 16 and 32 warps."""
+    return [
+        triton.Config({"PERSISTENT": False, "BLOCK_C": 4096}, num_warps=8),
+        triton.Config({"PERSISTENT": False, "BLOCK_C": 8192}, num_warps=16),
+        triton.Config({"PERSISTENT": True, "BLOCK_C": 8192}, num_warps=16),
+        triton.Config({"PERSISTENT": True, "BLOCK_C": 16384}, num_warps=32),
+    ]
+
+
+def _looped_autotune(restore: list[str]):
+    # restore_value: tuning runs the kernel several times, which must not add into an
+    # accumulated gradient more than once.
+    return triton.autotune(configs=_looped_configs(), key=["rows_total", "cols", "LOG"], restore_value=restore,
+                           **AUTOTUNE_CACHE)
 
 
 @triton.jit
@@ -48,49 +80,86 @@ def _softmax_forward_kernel(
     X, Y, rows_total, cols, inner,
     x_stride_outer, x_stride_axis, x_stride_inner,
     y_stride_outer, y_stride_axis, y_stride_inner,
-    LOG: tl.constexpr, SINGLE_PASS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """Each program normalises BLOCK_R rows: y = exp(x - max) / sum (or its log)."""
+    """Each program normalises BLOCK_R rows that fit one block: y = exp(x - max) / sum (or
+    its log), one read and one write per element."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     x_row = row_offsets(rows, inner, x_stride_outer, x_stride_inner)
     y_row = row_offsets(rows, inner, y_stride_outer, y_stride_inner)
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
-    if SINGLE_PASS:
-        mask = row_mask[:, None] & (c[None, :] < cols)
-        x = tl.load(X + x_row[:, None] + c[None, :] * x_stride_axis, mask=mask, other=0.0).to(CT)
-        x = tl.where(mask, x, float("-inf"))
-        m = tl.max(x, 1)
-        m = tl.where(m == float("-inf"), 0.0, m)
-        e = tl.exp(x - m[:, None])
-        s = tl.sum(e, 1)
-        if LOG:
-            y = tl.where(s[:, None] > 0, x - m[:, None] - tl.log(tl.where(s > 0, s, 1.0))[:, None], float("-inf"))
-        else:
-            y = e / tl.where(s > 0, s, 1.0)[:, None]
-        store(Y, y_row[:, None] + c[None, :] * y_stride_axis, y, mask)
+    mask = row_mask[:, None] & (c[None, :] < cols)
+    x = tl.load(X + x_row[:, None] + c[None, :] * x_stride_axis, mask=mask, other=0.0).to(CT)
+    x = tl.where(mask, x, float("-inf"))
+    m = tl.max(x, 1)
+    m = tl.where(m == float("-inf"), 0.0, m)
+    e = tl.exp(x - m[:, None])
+    s = tl.sum(e, 1)
+    if LOG:
+        y = tl.where(s[:, None] > 0, x - m[:, None] - tl.log(tl.where(s > 0, s, 1.0))[:, None], float("-inf"))
     else:
-        m = tl.full((BLOCK_R,), float("-inf"), CT)
-        s = tl.zeros((BLOCK_R,), CT)
-        for c0 in range(0, cols, BLOCK_C):
-            mask = row_mask[:, None] & (c[None, :] + c0 < cols)
-            x = tl.load(X + x_row[:, None] + (c[None, :] + c0) * x_stride_axis, mask=mask, other=0.0).to(CT)
-            x = tl.where(mask, x, float("-inf"))
-            m_new = tl.maximum(m, tl.max(x, 1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-            s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe[:, None]), 1)
-            m = m_new
-        m = tl.where(m == float("-inf"), 0.0, m)
-        log_s = tl.log(tl.where(s > 0, s, 1.0))
-        for c0 in range(0, cols, BLOCK_C):
-            mask = row_mask[:, None] & (c[None, :] + c0 < cols)
-            x = tl.load(X + x_row[:, None] + (c[None, :] + c0) * x_stride_axis, mask=mask, other=0.0).to(CT)
-            if LOG:
-                y = tl.where(s[:, None] > 0, x - m[:, None] - log_s[:, None], float("-inf"))
-            else:
-                y = tl.exp(x - m[:, None]) / tl.where(s > 0, s, 1.0)[:, None]
-            store(Y, y_row[:, None] + (c[None, :] + c0) * y_stride_axis, y, mask)
+        y = e / tl.where(s > 0, s, 1.0)[:, None]
+    store(Y, y_row[:, None] + c[None, :] * y_stride_axis, y, mask)
+
+
+@triton.jit
+def _softmax_row_looped(
+    X, Y, row, cols, inner, x_stride_outer, x_stride_axis, x_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    LOG: tl.constexpr, BLOCK_C: tl.constexpr, KEEP: tl.constexpr, STREAM: tl.constexpr,
+):
+    """One wide row in BLOCK_C steps: an online max and rescaled sum, then a pass that
+    writes. KEEP and STREAM are the eviction policies of the first pass's reads and of the
+    second pass's reads and writes."""
+    x_row = row_offsets(row, inner, x_stride_outer, x_stride_inner)
+    y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    m = tl.full((1,), float("-inf"), CT)
+    s = tl.zeros((1,), CT)
+    for c0 in range(0, cols, BLOCK_C):
+        mask = c + c0 < cols
+        x = tl.load(X + x_row + (c + c0) * x_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
+        x = tl.where(mask, x, float("-inf"))
+        m_new = tl.maximum(m, tl.max(x, 0))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe), 0)
+        m = m_new
+    m = tl.where(m == float("-inf"), 0.0, m)
+    log_s = tl.log(tl.where(s > 0, s, 1.0))
+    for c0 in range(0, cols, BLOCK_C):
+        mask = c + c0 < cols
+        x = tl.load(X + x_row + (c + c0) * x_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
+        if LOG:
+            y = tl.where(s > 0, x - m - log_s, float("-inf"))
+        else:
+            y = tl.exp(x - m) / tl.where(s > 0, s, 1.0)
+        tl.store(Y + y_row + (c + c0) * y_stride_axis, cast_for(Y, y), mask=mask, eviction_policy=STREAM)
+
+
+@_looped_autotune(restore=[])
+@triton.jit
+def _softmax_forward_looped_kernel(
+    X, Y, rows_total, cols, inner,
+    x_stride_outer, x_stride_axis, x_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    LOG: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Rows wider than one block: program p normalises row p, or (PERSISTENT) rows p,
+    p + programs, ... with the row kept in L2 between its two passes."""
+    if PERSISTENT:
+        # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
+        for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
+            _softmax_row_looped(X, Y, row + tl.zeros((1,), tl.int64), cols, inner,
+                                x_stride_outer, x_stride_axis, x_stride_inner,
+                                y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C,
+                                "evict_last", "evict_first")
+    else:
+        _softmax_row_looped(X, Y, tl.program_id(0).to(tl.int64), cols, inner,
+                            x_stride_outer, x_stride_axis, x_stride_inner,
+                            y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C, "", "")
 
 
 @triton.jit
@@ -99,11 +168,11 @@ def _softmax_backward_kernel(
     dy_stride_outer, dy_stride_axis, dy_stride_inner,
     y_stride_outer, y_stride_axis, y_stride_inner,
     dx_stride_outer, dx_stride_axis, dx_stride_inner,
-    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, SINGLE_PASS: tl.constexpr,
-    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """Each program computes, for BLOCK_R rows, dx (+)= y * (dy - sum(dy * y)) for softmax
-    or dx (+)= dy - exp(y) * sum(dy) for log-softmax (y is the forward output)."""
+    """Each program computes, for BLOCK_R rows that fit one block, dx (+)= y * (dy -
+    sum(dy * y)) for softmax or dx (+)= dy - exp(y) * sum(dy) for log-softmax (y is the
+    forward output)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     dy_row = row_offsets(rows, inner, dy_stride_outer, dy_stride_inner)
@@ -111,35 +180,81 @@ def _softmax_backward_kernel(
     dx_row = row_offsets(rows, inner, dx_stride_outer, dx_stride_inner)
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-    if SINGLE_PASS:
-        mask = row_mask[:, None] & (c[None, :] < cols)
-        dy = tl.load(DY + dy_row[:, None] + c[None, :] * dy_stride_axis, mask=mask, other=0.0).to(CT)
-        y = tl.load(Y + y_row[:, None] + c[None, :] * y_stride_axis, mask=mask, other=0.0).to(CT)
-        if LOG:
-            p = tl.where(mask, tl.exp(y), 0.0)
-            dx = dy - p * tl.sum(dy, 1)[:, None]
-        else:
-            dx = y * (dy - tl.sum(dy * y, 1)[:, None])
-        store_result(DX, dx_row[:, None] + c[None, :] * dx_stride_axis, dx, mask, ACCUMULATE)
+    mask = row_mask[:, None] & (c[None, :] < cols)
+    dy = tl.load(DY + dy_row[:, None] + c[None, :] * dy_stride_axis, mask=mask, other=0.0).to(CT)
+    y = tl.load(Y + y_row[:, None] + c[None, :] * y_stride_axis, mask=mask, other=0.0).to(CT)
+    if LOG:
+        p = tl.where(mask, tl.exp(y), 0.0)
+        dx = dy - p * tl.sum(dy, 1)[:, None]
     else:
-        total = tl.zeros((BLOCK_R,), CT)
-        for c0 in range(0, cols, BLOCK_C):
-            mask = row_mask[:, None] & (c[None, :] + c0 < cols)
-            dy = tl.load(DY + dy_row[:, None] + (c[None, :] + c0) * dy_stride_axis, mask=mask, other=0.0).to(CT)
-            if LOG:
-                total += tl.sum(dy, 1)
-            else:
-                y = tl.load(Y + y_row[:, None] + (c[None, :] + c0) * y_stride_axis, mask=mask, other=0.0).to(CT)
-                total += tl.sum(dy * y, 1)
-        for c0 in range(0, cols, BLOCK_C):
-            mask = row_mask[:, None] & (c[None, :] + c0 < cols)
-            dy = tl.load(DY + dy_row[:, None] + (c[None, :] + c0) * dy_stride_axis, mask=mask, other=0.0).to(CT)
-            y = tl.load(Y + y_row[:, None] + (c[None, :] + c0) * y_stride_axis, mask=mask, other=0.0).to(CT)
-            if LOG:
-                dx = dy - tl.where(mask, tl.exp(y), 0.0) * total[:, None]
-            else:
-                dx = y * (dy - total[:, None])
-            store_result(DX, dx_row[:, None] + (c[None, :] + c0) * dx_stride_axis, dx, mask, ACCUMULATE)
+        dx = y * (dy - tl.sum(dy * y, 1)[:, None])
+    store_result(DX, dx_row[:, None] + c[None, :] * dx_stride_axis, dx, mask, ACCUMULATE)
+
+
+@triton.jit
+def _softmax_grad_row_looped(
+    DY, Y, DX, row, cols, inner,
+    dy_stride_outer, dy_stride_axis, dy_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_C: tl.constexpr, KEEP: tl.constexpr, STREAM: tl.constexpr,
+):
+    """One wide row's gradient in BLOCK_C steps: the row sum (of dy, or of dy * y), then a
+    pass that writes dx. KEEP and STREAM are the eviction policies of the first pass's
+    reads and of the second pass's reads and writes."""
+    dy_row = row_offsets(row, inner, dy_stride_outer, dy_stride_inner)
+    y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
+    dx_row = row_offsets(row, inner, dx_stride_outer, dx_stride_inner)
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+    total = tl.zeros((1,), CT)
+    for c0 in range(0, cols, BLOCK_C):
+        mask = c + c0 < cols
+        dy = tl.load(DY + dy_row + (c + c0) * dy_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
+        if LOG:
+            total += tl.sum(dy, 0)
+        else:
+            y = tl.load(Y + y_row + (c + c0) * y_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
+            total += tl.sum(dy * y, 0)
+    for c0 in range(0, cols, BLOCK_C):
+        mask = c + c0 < cols
+        dy = tl.load(DY + dy_row + (c + c0) * dy_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
+        y = tl.load(Y + y_row + (c + c0) * y_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
+        if LOG:
+            dx = dy - tl.where(mask, tl.exp(y), 0.0) * total
+        else:
+            dx = y * (dy - total)
+        offsets = dx_row + (c + c0) * dx_stride_axis
+        if ACCUMULATE:
+            dx = dx + tl.load(DX + offsets, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
+        tl.store(DX + offsets, cast_for(DX, dx), mask=mask, eviction_policy=STREAM)
+
+
+@_looped_autotune(restore=["DX"])
+@triton.jit
+def _softmax_backward_looped_kernel(
+    DY, Y, DX, rows_total, cols, inner,
+    dy_stride_outer, dy_stride_axis, dy_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Rows wider than one block: program p takes row p, or (PERSISTENT) rows p,
+    p + programs, ... with the row kept in L2 between its two passes."""
+    if PERSISTENT:
+        # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
+        for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
+            _softmax_grad_row_looped(DY, Y, DX, row + tl.zeros((1,), tl.int64), cols, inner,
+                                     dy_stride_outer, dy_stride_axis, dy_stride_inner,
+                                     y_stride_outer, y_stride_axis, y_stride_inner,
+                                     dx_stride_outer, dx_stride_axis, dx_stride_inner,
+                                     LOG, ACCUMULATE, BLOCK_C, "evict_last", "evict_first")
+    else:
+        _softmax_grad_row_looped(DY, Y, DX, tl.program_id(0).to(tl.int64), cols, inner,
+                                 dy_stride_outer, dy_stride_axis, dy_stride_inner,
+                                 y_stride_outer, y_stride_axis, y_stride_inner,
+                                 dx_stride_outer, dx_stride_axis, dx_stride_inner,
+                                 LOG, ACCUMULATE, BLOCK_C, "", "")
 
 
 # ------------------------------------------------------------------------ launchers
@@ -189,6 +304,26 @@ def _num_warps(block_r: int, block_c: int) -> int:
     return 4 if elements <= 2048 else 8 if elements <= 8192 else 16 if elements <= 16384 else 32
 
 
+def _launch(single_kernel, looped_kernel, rows: int, cols: int, device: torch.device, args: list,
+            kwargs: dict) -> Launch:
+    """The single-pass kernel for rows that fit a block; else the looped one, autotuned on
+    a GPU (one program per row or persistent), else as UNTUNED_PERSISTENT says."""
+    block_r, block_c, single = block_shape(rows, cols)
+    if single:
+        return Launch(single_kernel, (triton.cdiv(max(rows, 1), block_r),), args,
+                      dict(kwargs, BLOCK_R=block_r, BLOCK_C=block_c, num_warps=_num_warps(block_r, block_c)))
+    programs = persistent_programs(device)
+
+    def grid(meta):
+        return (min(rows, programs) if meta["PERSISTENT"] else max(rows, 1),)
+
+    if INTERPRET or not AUTOTUNE:
+        untuned = dict(PERSISTENT=UNTUNED_PERSISTENT, BLOCK_C=LOOP_BLOCK)
+        return Launch(looped_kernel.fn, grid(untuned), args,
+                      dict(kwargs, **untuned, num_warps=_num_warps(1, LOOP_BLOCK)))
+    return Launch(looped_kernel, grid, args, kwargs)
+
+
 def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False) -> list[Launch]:
     fn = "log_softmax_forward" if log else "softmax_forward"
     check_tensor(fn, "x", x)
@@ -196,11 +331,8 @@ def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log
     axis = normalize_axis(fn, axis, x.dim())
     rows, cols, inner, x_strides = axis_layout(fn, x, axis)
     _, _, _, out_strides = axis_layout(fn, out, axis)
-    block_r, block_c, single = block_shape(rows, cols)
-    grid = (triton.cdiv(max(rows, 1), block_r),)
-    return [Launch(_softmax_forward_kernel, grid, [x, out, rows, cols, max(inner, 1), *x_strides, *out_strides],
-                   dict(LOG=log, SINGLE_PASS=single, BLOCK_R=block_r, BLOCK_C=block_c,
-                        num_warps=_num_warps(block_r, block_c)))]
+    return [_launch(_softmax_forward_kernel, _softmax_forward_looped_kernel, rows, cols, x.device,
+                    [x, out, rows, cols, max(inner, 1), *x_strides, *out_strides], dict(LOG=log))]
 
 
 def softmax_forward(x: torch.Tensor, axis: int = -1, log: bool = False,
@@ -223,12 +355,9 @@ def plan_softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, grad_in: to
     rows, cols, inner, dy_strides = axis_layout(fn, grad_out, axis)
     y_strides = axis_layout(fn, out, axis)[3]
     dx_strides = axis_layout(fn, grad_in, axis)[3]
-    block_r, block_c, single = block_shape(rows, cols)
-    grid = (triton.cdiv(max(rows, 1), block_r),)
-    return [Launch(_softmax_backward_kernel, grid,
-                   [grad_out, out, grad_in, rows, cols, max(inner, 1), *dy_strides, *y_strides, *dx_strides],
-                   dict(LOG=log, ACCUMULATE=accumulate, SINGLE_PASS=single, BLOCK_R=block_r, BLOCK_C=block_c,
-                        num_warps=_num_warps(block_r, block_c)))]
+    return [_launch(_softmax_backward_kernel, _softmax_backward_looped_kernel, rows, cols, out.device,
+                    [grad_out, out, grad_in, rows, cols, max(inner, 1), *dy_strides, *y_strides, *dx_strides],
+                    dict(LOG=log, ACCUMULATE=accumulate))]
 
 
 def softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False,

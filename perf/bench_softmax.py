@@ -8,6 +8,9 @@ Over rows x columns sweeps (float32 and bfloat16), in one run:
 - ``loss fwd+bwd``: SoftmaxOutput's step, softmax forward then the loss gradient
   (``softmax - one_hot(label)``) from the saved probabilities, against
   ``cross_entropy(...).backward()`` eager and compiled;
+- ``fwd kernel`` / ``bwd kernel``: the single-pass kernel (rows that fit one block) or the
+  looped one with the config that ran: columns a step, PERSISTENT for one program per SM
+  keeping each row in L2 between its passes (the autotuner's choice on a GPU);
 - ``% of copy``: the bytes each of our kernels must move (one read and one write per
   element forward; two reads and a write backward; the loss step 4 passes) over its time,
   as a share of the measured device-to-device copy bandwidth.
@@ -21,12 +24,25 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, compiled, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms, write
+from triton.runtime.autotuner import Autotuner
 from tritonsym.ops import softmax as sm
 from tritonsym.ops import softmax_output as so
 from tritonsym.ops._common import run
+from tritonsym.ops.aot import describe_config
 
 SHAPES_GPU = "4096x128,4096x1024,4096x4096,16384x4096,4096x16384,1024x65536,256x262144"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def kernel_choice(launch) -> str:
+    """Which softmax kernel a launch ran, and its config (read right after it ran: an
+    autotuner is shared by every launch of its kernel)."""
+    if isinstance(launch.kernel, Autotuner):
+        return "looped " + describe_config(launch.kernel.best_config)
+    meta = launch.kwargs
+    if "BLOCK_R" in meta:
+        return f"one pass {meta['BLOCK_R']}x{meta['BLOCK_C']}"
+    return f"looped {meta['BLOCK_C']}{' PERSISTENT' if meta['PERSISTENT'] else ''} (untuned)"
 
 
 def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: float | None) -> dict:
@@ -39,6 +55,9 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
     forward = sm.plan_softmax_forward(x, prob)
     backward = sm.plan_softmax_backward(dy, prob, grad)
     loss = forward + so.plan_softmax_output_backward(prob, label, grad)
+    run(forward)
+    run(backward)
+    choices = {"fwd kernel": kernel_choice(forward[0]), "bwd kernel": kernel_choice(backward[0])}
     run(forward)
     error = ((prob.double() - torch.softmax(x.double(), -1)).norm() / torch.softmax(x.double(), -1).norm()).item()
 
@@ -60,7 +79,7 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
               "loss fwd+bwd": (torch_loss, None)}  # compiling a .backward() call is not a fair single graph
     passes = {"softmax fwd": 2, "softmax bwd": 3, "loss fwd+bwd": 4}
     size = x.element_size() * rows * cols
-    row = {"rows": rows, "cols": cols, "dtype": name, "fwd rel. error": f"{error:.1e}"}
+    row = {"rows": rows, "cols": cols, "dtype": name, **choices, "fwd rel. error": f"{error:.1e}"}
     for what, ms in times.items():
         eager_fn, compiled_fn = theirs[what]
         eager_ms = time_ms(eager_fn)
@@ -74,7 +93,7 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default=SHAPES_GPU if ON_GPU else "7x33,5x700")
+    parser.add_argument("--shapes", default=SHAPES_GPU if ON_GPU else "7x33,5x700,2x70000")
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()

@@ -83,7 +83,7 @@ def planned_launches():
         for log in (False, True):
             add(f"softmax {dt} log={log}", softmax.plan_softmax_forward(v, v, -1, log))
             add(f"softmax grad {dt} log={log}", softmax.plan_softmax_backward(v, v, v, -1, log, True))
-            wide = t(2, 20000, dtype=dt)
+            wide = t(2, 40000, dtype=dt)  # wider than one block (MAX_BLOCK): the looped kernels
             add(f"softmax looped {dt} log={log}", softmax.plan_softmax_forward(wide, wide, -1, log))
             add(f"softmax grad looped {dt} log={log}", softmax.plan_softmax_backward(wide, wide, wide, -1, log))
         add(f"softmax output {dt}", softmax_output.plan_softmax_output_backward(

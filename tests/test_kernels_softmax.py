@@ -26,25 +26,39 @@ def test_forward_and_backward(rng, shape, axis, log, dtype):
     assert_close(g, expected, dtype, "backward", scale=4.0)
 
 
+def _untuned_loop(monkeypatch, max_block, loop_block, persistent=False):
+    """Rows wider than ``max_block`` loop ``loop_block`` columns a step, with one program
+    per row or (persistent) three programs taking rows in turn, as the interpreter runs
+    the looped kernels (on a GPU the autotuner picks among these)."""
+    monkeypatch.setattr(softmax_module, "MAX_BLOCK", max_block)
+    monkeypatch.setattr(softmax_module, "LOOP_BLOCK", loop_block)
+    monkeypatch.setattr(softmax_module, "UNTUNED_PERSISTENT", persistent)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["row per program", "persistent"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=["float64", "bfloat16"])
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
-def test_wide_rows_take_the_looped_path(rng, monkeypatch, log):
-    """Rows wider than one block: an online max/sum pass, then a writing pass."""
-    monkeypatch.setattr(softmax_module, "MAX_BLOCK", 64)
-    monkeypatch.setattr(softmax_module, "LOOP_BLOCK", 32)
-    x = rounded(rng.normal(scale=5.0, size=(5, 200)), torch.float64)
-    y = ops.softmax_forward(x, log=log)
-    assert_close(y, (log_softmax if log else softmax)(to_numpy(x)), torch.float64)
-    dy = rounded(rng.normal(size=(5, 200)), torch.float64)
-    g = ops.softmax_backward(dy, y, log=log)
-    assert_close(g, (log_softmax_grad if log else softmax_grad)(to_numpy(dy), to_numpy(x)), torch.float64)
+def test_wide_rows_take_the_looped_path(rng, monkeypatch, log, dtype, persistent):
+    """Rows wider than one block: an online max/sum pass, then a writing pass; seven rows,
+    so persistent programs take two or three each. The gradient also adds into one."""
+    _untuned_loop(monkeypatch, 64, 32, persistent)
+    x = rounded(rng.normal(scale=5.0, size=(7, 200)), dtype)
+    y = ops.softmax_forward(x, log=log, out=poisoned((7, 200), dtype))
+    assert_close(y, (log_softmax if log else softmax)(to_numpy(x)), dtype)
+    dy = rounded(rng.normal(size=(7, 200)), dtype)
+    g = ops.softmax_backward(dy, y, log=log, grad_in=poisoned((7, 200), dtype))
+    expected = (log_softmax_grad if log else softmax_grad)(to_numpy(dy), to_numpy(x))
+    assert_close(g, expected, dtype, scale=4.0)
+    start = rounded(rng.normal(size=(7, 200)), dtype)
+    added = ops.softmax_backward(dy, y, log=log, grad_in=start.clone(), accumulate=True)
+    assert_close(added, to_numpy(start) + expected, dtype, scale=4.0)
 
 
-@pytest.mark.parametrize("looped", [False, True])
+@pytest.mark.parametrize("looped", [False, True, "persistent"])
 def test_infinities(monkeypatch, looped):
     """-inf entries get probability 0; a row of all -inf gives 0 (log: -inf), never NaN."""
     if looped:
-        monkeypatch.setattr(softmax_module, "MAX_BLOCK", 2)
-        monkeypatch.setattr(softmax_module, "LOOP_BLOCK", 2)
+        _untuned_loop(monkeypatch, 2, 2, persistent=looped == "persistent")
     inf = float("inf")
     x = torch.tensor([[0.0, -inf, 1.0], [-inf, -inf, -inf], [1e4, -1e4, 1e4]], dtype=torch.float32)
     p = ops.softmax_forward(x)
@@ -141,3 +155,32 @@ def test_regression_output_backward(rng, dtype):
     column = rounded(rng.normal(size=(9, 1)), dtype)
     g = ops.regression_output_backward(column, label[:, 0].contiguous(), 1.0)
     assert_close(g, to_numpy(column) - to_numpy(label[:, :1]), dtype)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_every_looped_config(rng, log):
+    """Each config the autotuner may choose on a GPU for wide rows (one program per row,
+    or persistent with L2 eviction hints) computes the same softmax and gradient."""
+    from tritonsym.ops._common import persistent_programs
+
+    on_gpu = torch.get_default_device().type == "cuda"
+    rows, cols = (150 if on_gpu else 7), 40000  # wider than a GPU's block; more rows than programs
+    x = rounded(rng.normal(scale=3.0, size=(rows, cols)), torch.float32)
+    dy = rounded(rng.normal(size=(rows, cols)), torch.float32)
+    expected = torch.log_softmax(x.double(), -1) if log else torch.softmax(x.double(), -1)
+    p = expected.exp() if log else expected
+    want = dy.double() - p * dy.double().sum(-1, keepdim=True) if log else \
+        p * (dy.double() - (dy.double() * p).sum(-1, keepdim=True))
+    forward_kernel = softmax_module._softmax_forward_looped_kernel
+    backward_kernel = softmax_module._softmax_backward_looped_kernel
+    for config in forward_kernel.configs:
+        grid = (min(rows, persistent_programs(x.device)) if config.kwargs["PERSISTENT"] else rows,)
+        meta = dict(config.kwargs, num_warps=config.num_warps)
+        y = torch.full_like(x, float("nan"))
+        (launch,) = softmax_module.plan_softmax_forward(x, y, -1, log)
+        forward_kernel.fn[grid](*launch.args, LOG=log, **meta)
+        torch.testing.assert_close(y.double(), expected, atol=1e-6, rtol=1e-5, msg=f"forward {config}")
+        g = torch.full_like(x, float("nan"))
+        (back,) = softmax_module.plan_softmax_backward(dy, y, g, -1, log)
+        backward_kernel.fn[grid](*back.args, LOG=log, ACCUMULATE=False, **meta)
+        torch.testing.assert_close(g.double(), want, atol=1e-5, rtol=1e-4, msg=f"backward {config}")
