@@ -16,6 +16,7 @@ from ._mode import INTERPRET
 from .prebind import autotuned_constants, prebind
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+INDEX_DTYPES = (torch.int32, torch.int64)
 
 # TRITONSYM_AUTOTUNE=0: autotuned kernels run their first (untuned) config, for a fast bind
 # and one run of each kernel under compute-sanitizer.
@@ -23,7 +24,6 @@ AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
 # Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
 # later), so a second bind of the same shapes skips the benchmarking.
 AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
-INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 class KernelArgumentError(ValueError):

@@ -51,9 +51,11 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
     pointer_forward = None
     if forward[0].kwargs["TMA_READY"]:
         tma, fc.TMA_MODE = fc.TMA_MODE, "0"
-        pointer_forward = fc.plan_fully_connected_forward(x, w, b, torch.empty_like(y), act="relu",
-                                                          precision=precision)
-        fc.TMA_MODE = tma
+        try:
+            pointer_forward = fc.plan_fully_connected_forward(x, w, b, torch.empty_like(y), act="relu",
+                                                              precision=precision)
+        finally:
+            fc.TMA_MODE = tma
     backward = fc.plan_fully_connected_backward(dy, x, w, out=y, act="relu", grad_x=dx, grad_weight=dw,
                                                  grad_bias=db, precision=precision)
 
