@@ -9,13 +9,13 @@ would race it against the pointer kernel; these tests turn autotuning off, which
 TMA config alone.
 """
 
-import math
 
 import numpy as np
 import pytest
 import torch
 from oracles import fully_connected
-from tolerances import assert_close, poisoned, rounded, to_numpy
+from test_kernels_fully_connected import _operands
+from tolerances import assert_close, poisoned, to_numpy
 from tritonsym.ops import fully_connected as fc
 from tritonsym.ops.prebind import autotuned_constants
 
@@ -38,13 +38,6 @@ def tma(monkeypatch):
     yield
     fc._fc_forward_kernel.cache.clear()
     fc._fc_forward_kernel.cache.update(saved)
-
-
-def _operands(rng, m, k, n, dtype):
-    x = rng.uniform(-1, 1, (m, k))
-    w = rng.uniform(-1, 1, (n, k)) / math.sqrt(k)
-    b = rng.uniform(-1, 1, n)
-    return [rounded(a, dtype) for a in (x, w, b)]
 
 
 def _check(y, expected, dtype, precision, what):
