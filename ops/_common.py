@@ -21,9 +21,27 @@ INDEX_DTYPES = (torch.int32, torch.int64)
 # TRITONSYM_AUTOTUNE=0: autotuned kernels run their first (untuned) config, for a fast bind
 # and one run of each kernel under compute-sanitizer.
 AUTOTUNE = os.environ.get("TRITONSYM_AUTOTUNE", "1") != "0"
-# Autotune results are kept in Triton's cache directory where this Triton can (3.3 and
-# later), so a second bind of the same shapes skips the benchmarking.
-AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+
+
+def _not_raced(kernel_call, quantiles) -> list[float]:
+    """The autotuner's timing where nothing is raced: no run, equal times, so it keeps the
+    first config its pruning left (the untuned one). Triton 3.8+ skips timing a single
+    config by itself; 3.6 and 3.7 would run it through do_bench, which the interpreter
+    cannot do (no driver) and which under compute-sanitizer means hundreds of runs."""
+    return [0.0] * len(quantiles)
+
+
+def _autotune_options() -> dict:
+    """``triton.autotune`` arguments for every autotuned kernel. Where it races configs,
+    results are kept in Triton's cache directory where this Triton can (3.3 and later), so
+    a second bind of the same shapes skips the benchmarking."""
+    accepted = inspect.signature(triton.autotune).parameters
+    if INTERPRET or not AUTOTUNE:
+        return {"do_bench": _not_raced} if "do_bench" in accepted else {}
+    return {"cache_results": True} if "cache_results" in accepted else {}
+
+
+AUTOTUNE_OPTIONS = _autotune_options()
 
 
 class KernelArgumentError(ValueError):

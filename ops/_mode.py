@@ -1,8 +1,11 @@
 """How kernels run in this process, decided once before any kernel is decorated."""
 
 import os
+import re
 import sys
+from importlib.metadata import version
 
+import numpy
 import torch
 
 
@@ -18,7 +21,25 @@ def _interpreter_wanted() -> bool:
     return not torch.cuda.is_available()
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, minor = (re.findall(r"\d+", version) + ["0", "0"])[:2]
+    return int(major), int(minor)
+
+
+def check_interpreter_versions(triton_version: str, numpy_version: str) -> None:
+    """Triton's interpreter before 3.7 turns a scalar kernel argument into an index with
+    ``int()`` of a one-element array, which NumPy 2.4 made a TypeError: every kernel with a
+    loop would fail with a message that names neither package. Say so once, up front."""
+    if _release(triton_version) < (3, 7) and _release(numpy_version) >= (2, 4):
+        raise ImportError(f"tritonsym: Triton {triton_version}'s interpreter (kernels on the CPU) cannot run with "
+                          f"NumPy {numpy_version}: install 'numpy<2.4' or 'triton>=3.7'")
+
+
 INTERPRET: bool = _interpreter_wanted()
+if INTERPRET:
+    # The distribution's version: importing triton here, before TRITON_INTERPRET is set, would
+    # prepare its helpers for compiled kernels.
+    check_interpreter_versions(version("triton"), numpy.__version__)
 # Triton reads this when @triton.jit decorates a kernel, so it must be set before any kernel
 # module is imported, and cleared when compiling (a parent process may have set it).
 os.environ["TRITON_INTERPRET"] = "1" if INTERPRET else "0"

@@ -31,7 +31,7 @@ import triton.language as tl
 
 from ._common import (
     AUTOTUNE,
-    AUTOTUNE_CACHE,
+    AUTOTUNE_OPTIONS,
     INTERPRET,
     KernelArgumentError,
     Launch,
@@ -75,8 +75,6 @@ def _configs() -> list[triton.Config]:
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 8}, num_warps=2, num_stages=3),
     ]
-
-
 
 
 # Shared memory of a config's pipelined operand tiles, num_stages * (BLOCK_M + BLOCK_N) *
@@ -159,7 +157,7 @@ def _autotune(restore: list[str], configs=None, prune=_prune, key=()):
     # accumulated gradient more than once. PRECISION is in the key: an exact float32
     # launch must not reuse the tiles tuned for a TF32 one of the same shape.
     return triton.autotune(configs=configs or _configs(), key=["M", "N", "K", "PRECISION", *key],
-                           restore_value=restore, prune_configs_by={"early_config_prune": prune}, **AUTOTUNE_CACHE)
+                           restore_value=restore, prune_configs_by={"early_config_prune": prune}, **AUTOTUNE_OPTIONS)
 
 
 @triton.jit
@@ -474,8 +472,6 @@ def _tma_descriptors(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, precisio
     return (TensorDescriptor(x, list(x.shape), list(x.stride()), [bm, bk]),
             TensorDescriptor(w, list(w.shape), list(w.stride()), [bn, bk]),
             TensorDescriptor(y, list(y.shape), list(y.stride()), [bm, bn // 2]))
-
-
 
 
 def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -27,7 +27,7 @@ import triton.language as tl
 
 from ._common import (
     AUTOTUNE,
-    AUTOTUNE_CACHE,
+    AUTOTUNE_OPTIONS,
     INTERPRET,
     KernelArgumentError,
     Launch,
@@ -66,7 +66,7 @@ def _looped_autotune(restore: list[str]):
     # restore_value: tuning runs the kernel several times, which must not add into an
     # accumulated gradient more than once.
     return triton.autotune(configs=_looped_configs(), key=["rows_total", "cols", "LOG"], restore_value=restore,
-                           **AUTOTUNE_CACHE)
+                           **AUTOTUNE_OPTIONS)
 
 
 @triton.jit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import DEVICE, ON_GPU, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import activation as act
 from tritonsym.ops._common import run
 
@@ -49,14 +49,13 @@ def main() -> None:
     parser.add_argument("--elements", type=int, default=1 << 28 if ON_GPU else 3000)
     args = parser.parse_args()
     copy_gbs = copy_bandwidth_gbs()
-    rows = []
-    for name in DTYPES:
-        for kind in TORCH:
-            rows.append(one(kind, name, args.elements, copy_gbs))
-            print(rows[-1], flush=True)
     notes = copy_note(copy_gbs)
     notes += "`vs eager` is tritonsym's speed-up over PyTorch eager (backward: autograd of the same function)."
-    print(f"{environment()}\nwrote {write('activation', rows, notes)}")
+    table = Table("activation", len(DTYPES) * len(TORCH), notes)
+    for name in DTYPES:
+        for kind in TORCH:
+            table.add(one(kind, name, args.elements, copy_gbs))
+    print(f"{environment()}\nwrote {table.path}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-from common import ON_GPU, environment, write  # noqa: E402
+from common import ON_GPU, Table, environment  # noqa: E402
 
 TARGETS = "cold (compile + autotune) <= 60 s, warm (caches on disk) <= 2 s"
 
@@ -82,24 +82,24 @@ def main() -> None:
         return
     from bench_mlp import NETWORKS
 
-    rows = []
-    for precision in args.precisions.split(","):
-        for sizes, batch in NETWORKS[:1] if args.small_only else NETWORKS:
-            with tempfile.TemporaryDirectory(prefix="tritonsym-bind-") as cache:
-                for state in ("cold", "warm"):
-                    t = measure(sizes, batch, precision, cache)
-                    rows.append({"network": "-".join(map(str, sizes)), "batch": batch, "precision": precision,
-                                 "cache": state, "import s": f"{t['import s']:.2f}", "bind s": f"{t['bind s']:.2f}",
-                                 "first step s": f"{t['first step s']:.2f}",
-                                 "ready s": f"{t['bind s'] + t['first step s']:.2f}",
-                                 "steady step ms": f"{1e3 * t['steady step s']:.2f}"})
-                    print(rows[-1], flush=True)
+    precisions, networks = args.precisions.split(","), NETWORKS[:1] if args.small_only else NETWORKS
     notes = (f"Targets: {TARGETS}; `ready s` = bind + first step (the import of torch, triton and tritonsym "
              "is shown apart). Each row is a fresh process; `cold` starts from an empty Triton cache "
              "directory, `warm` reuses the one `cold` filled.")
     if not ON_GPU:
         notes += " On the CPU kernels run in Triton's interpreter, which compiles nothing."
-    print(f"{environment()}\nwrote {write('bind-time', rows, notes)}")
+    table = Table("bind-time", 2 * len(precisions) * len(networks), notes)
+    for precision in precisions:
+        for sizes, batch in networks:
+            with tempfile.TemporaryDirectory(prefix="tritonsym-bind-") as cache:
+                for state in ("cold", "warm"):
+                    t = measure(sizes, batch, precision, cache)
+                    table.add({"network": "-".join(map(str, sizes)), "batch": batch, "precision": precision,
+                               "cache": state, "import s": f"{t['import s']:.2f}", "bind s": f"{t['bind s']:.2f}",
+                               "first step s": f"{t['first step s']:.2f}",
+                               "ready s": f"{t['bind s'] + t['first step s']:.2f}",
+                               "steady step ms": f"{1e3 * t['steady step s']:.2f}"})
+    print(f"{environment()}\nwrote {table.path}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import DEVICE, INTERPRETER_NOTE, ON_GPU, compiled, environment, ratio, time_ms, write
+from common import DEVICE, INTERPRETER_NOTE, ON_GPU, Table, compiled, environment, ratio, time_ms
 from tritonsym.ops import fully_connected as fc
 from tritonsym.ops._common import run
 from tritonsym.ops.aot import describe_config
@@ -114,11 +114,7 @@ def main() -> None:
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile column")
     args = parser.parse_args()
-    rows = []
-    for name in args.precisions.split(","):
-        for size in map(int, args.sizes.split(",")):
-            rows.append(one_size(size, name, not args.no_compile))
-            print(rows[-1], flush=True)
+    precisions, sizes = args.precisions.split(","), [int(s) for s in args.sizes.split(",")]
     notes = ("M = N = K = size. Times are medians of `triton.testing.do_bench`; TFLOP/s count 2·M·N·K for "
              "forward and twice that for backward (dx and dw). `fwd / matmul` is tritonsym's fused forward "
              "against cuBLAS's product alone; the `vs` columns are speed-ups (above 1: tritonsym is faster). "
@@ -128,7 +124,11 @@ def main() -> None:
         notes += " " + INTERPRETER_NOTE
     chart = dict(x="size", series=["ours fwd TFLOP/s", "matmul TFLOP/s", "ours bwd TFLOP/s"], group="precision",
                  ylabel="TFLOP/s")
-    print(f"{environment()}\nwrote {write('linear', rows, notes, chart)}")
+    table = Table("linear", len(precisions) * len(sizes), notes, chart)
+    for name in precisions:
+        for size in sizes:
+            table.add(one_size(size, name, not args.no_compile))
+    print(f"{environment()}\nwrote {table.path}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 import torch
-from common import DEVICE, ON_GPU, compiled, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, Table, compiled, environment, ratio, time_ms
 
 import tritonsym as ts
 
@@ -199,11 +199,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    rows = []
-    for precision in args.precisions.split(","):
-        for sizes, batch in NETWORKS[:1] if args.small_only else NETWORKS:
-            rows.append(one(sizes, batch, precision, not args.no_compile, rng))
-            print(rows[-1], flush=True)
+    precisions, networks = args.precisions.split(","), NETWORKS[:1] if args.small_only else NETWORKS
     notes = ("One training step: forward, backward and an SGD update with momentum (lr 0.01, 0.9). `vs` "
              "columns are tritonsym's speed-up (with its CUDA graph on a GPU; above 1: faster). TFLOP/s count "
              "6 flops per multiply-add of the layers. `host us/launch`: host time of a step without the graph "
@@ -213,7 +209,11 @@ def main() -> None:
              "optimizer state as planned at bind.")
     if not ON_GPU:
         notes += " On the CPU tritonsym runs in Triton's interpreter: only GPU rows speak about speed."
-    print(f"{environment()}\nwrote {write('mlp-step', rows, notes)}")
+    table = Table("mlp-step", len(precisions) * len(networks), notes)
+    for precision in precisions:
+        for sizes, batch in networks:
+            table.add(one(sizes, batch, precision, not args.no_compile, rng))
+    print(f"{environment()}\nwrote {table.path}")
 
 
 if __name__ == "__main__":

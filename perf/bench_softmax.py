@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import DEVICE, ON_GPU, compiled, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms, write
+from common import DEVICE, ON_GPU, Table, compiled, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from triton.runtime.autotuner import Autotuner
 from tritonsym.ops import softmax as sm
 from tritonsym.ops import softmax_output as so
@@ -98,21 +98,18 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     copy_gbs = copy_bandwidth_gbs()
-    rows = []
-    for name in args.dtypes.split(","):
-        for shape in args.shapes.split(","):
-            r, c = map(int, shape.split("x"))
-            rows.append(one_shape(r, c, name, not args.no_compile, copy_gbs))
-            print(rows[-1], flush=True)
-    for row in rows:
-        row["elements"] = row["rows"] * row["cols"]
+    dtypes, shapes = args.dtypes.split(","), [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     notes = copy_note(copy_gbs)
     notes += ("`vs` columns are speed-ups of tritonsym (above 1: faster). The loss step is SoftmaxOutput's "
               "forward and backward (its gradient of the summed cross-entropy), against "
               "`cross_entropy(x, label, reduction='sum').backward()`.")
     chart = dict(x="elements", series=["softmax fwd % of copy", "softmax bwd % of copy", "loss fwd+bwd % of copy"],
                  group="dtype", ylabel="% of copy bandwidth")
-    print(f"{environment()}\nwrote {write('softmax', rows, notes, chart)}")
+    table = Table("softmax", len(dtypes) * len(shapes), notes, chart)
+    for name in dtypes:
+        for r, c in shapes:
+            table.add({**one_shape(r, c, name, not args.no_compile, copy_gbs), "elements": r * c})
+    print(f"{environment()}\nwrote {table.path}")
 
 
 if __name__ == "__main__":

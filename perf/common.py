@@ -144,3 +144,24 @@ def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = Non
     text = f"# {name}\n\n{environment(where)}\n\n{header}{body}\n{notes}\n{figure}"
     stem.with_suffix(".md").write_text(text)
     return stem.with_suffix(".md")
+
+
+class Table:
+    """A results table written out again after every row it gets, so that a run cut short
+    (a GPU lent for a limited time per command) still leaves the rows it measured, marked
+    partial in the Markdown; the chart is drawn once the table is complete."""
+
+    def __init__(self, name: str, expected: int, notes: str = "", chart: dict | None = None):
+        self.name, self.expected, self.notes, self.chart = name, expected, notes, chart
+        self.rows: list[dict] = []
+        self.path: pathlib.Path | None = None
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        print(row, flush=True)
+        if len(self.rows) < self.expected:
+            partial = (f"**Partial: {len(self.rows)} of {self.expected} rows** (the run stopped before the "
+                       "rest; the files are rewritten after every row).\n\n")
+            self.path = write(self.name, self.rows, partial + self.notes)
+        else:
+            self.path = write(self.name, self.rows, self.notes, self.chart)

@@ -43,3 +43,20 @@ def test_bind_benchmark_runs_cold_and_warm(tmp_path):
     for row in rows:
         assert row["network"] == "784-128-64-10"
         assert float(row["ready s"]) == pytest.approx(float(row["bind s"]) + float(row["first step s"]), abs=0.011)
+
+
+def test_a_table_is_on_disk_after_every_row_and_marked_partial_until_complete(tmp_path, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    table = common.Table("demo", expected=3, notes="The notes.", chart=dict(x="size", series=["ms"]))
+    for size in (1, 2):
+        table.add({"size": size, "ms": 0.5 * size})
+        with open(table.path.with_suffix(".csv")) as f:
+            assert [int(r["size"]) for r in csv.DictReader(f)] == list(range(1, size + 1))
+        text = table.path.read_text()
+        assert f"**Partial: {size} of 3 rows**" in text and "The notes." in text
+        assert not table.path.with_suffix(".png").exists()  # the chart waits for the whole table
+    table.add({"size": 3, "ms": 1.5})
+    text = table.path.read_text()
+    assert "Partial" not in text and "The notes." in text and "| 3 | 1.5 |" in text
