@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import memcheck
 from ._mode import INTERPRET
 from .prebind import autotuned_constants, prebind
 
@@ -57,7 +58,7 @@ class Launch:
     (``prebind.py``), so a step costs one launcher call per kernel and nothing else.
     """
 
-    __slots__ = ("kernel", "grid", "args", "kwargs", "_call", "_first")
+    __slots__ = ("kernel", "grid", "args", "kwargs", "_call", "_first", "_spans")
 
     def __init__(self, kernel, grid, args: Sequence, kwargs: dict):
         self.kernel = kernel
@@ -66,8 +67,20 @@ class Launch:
         self.kwargs = kwargs
         self._call = None  # from the second call on: the pre-bound launch, or the JIT dispatch
         self._first = None  # what the first call compiled, and with which autotuned constants
+        self._spans = None  # under TRITONSYM_MEMCHECK: the memory its tensor arguments may be accessed in
 
     def __call__(self) -> None:
+        if memcheck.ENABLED:
+            if self._spans is None:
+                names = list(getattr(self.kernel, "arg_names", ()))[:len(self.args)]
+                names += [f"argument {i}" for i in range(len(names), len(self.args))]
+                self._spans = memcheck.spans([*names, *self.kwargs], [*self.args, *self.kwargs.values()])
+            with memcheck.checking(self.name, self._spans):
+                self._launch()
+        else:
+            self._launch()
+
+    def _launch(self) -> None:
         if self._call is not None:
             self._call()
             return
@@ -89,9 +102,13 @@ class Launch:
         """Do calls skip the JIT's dispatch now?"""
         return self._call is not None and self._call != self.dispatch
 
+    @property
+    def name(self) -> str:
+        """The kernel's name (through its autotuner)."""
+        return getattr(self.kernel, "__name__", None) or getattr(getattr(self.kernel, "fn", None), "__name__", "kernel")
+
     def __repr__(self) -> str:
-        name = getattr(self.kernel, "__name__", None) or getattr(getattr(self.kernel, "fn", None), "__name__", "kernel")
-        return f"Launch({name}, grid={self.grid})"
+        return f"Launch({self.name}, grid={self.grid})"
 
 
 def _exact_scalar(value: float):

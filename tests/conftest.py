@@ -16,6 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+# Every interpreted launch of the suite is checked for accesses outside its tensors
+# (tritonsym.ops.memcheck), subprocesses included; set before tritonsym is imported.
+os.environ.setdefault("TRITONSYM_MEMCHECK", "1")
+
 # Tests check the networks the benchmarks report on, built by the benchmarks' own code.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 

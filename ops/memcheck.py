@@ -1,0 +1,166 @@
+"""Out-of-bounds checks for interpreted kernels: every byte a launch loads or stores must
+lie inside one of the tensors it was given.
+
+compute-sanitizer's memcheck needs a GPU and checks *allocations*. Every buffer of a
+bound network is a view into one workspace arena, so a kernel that runs off the end of
+its output into the neighbouring buffer stays inside the allocation and passes there.
+This check runs wherever kernels run in Triton's interpreter (CI, any CPU) and is
+tighter: a launch may touch only the span of each tensor argument's view, from its lowest
+to its highest addressable byte (a TMA descriptor: its base tensor's). Masked-off lanes
+are not accesses and are not checked.
+
+Switched on by ``TRITONSYM_MEMCHECK=1`` in the interpreter (the test suite sets it), it
+wraps the interpreter's memory primitives (``load``, ``store`` and the atomics, the same
+names from Triton 3.6 to 3.9). Only :class:`~._common.Launch` calls are checked; a kernel
+launched directly (a user's own, outside tritonsym) runs unchecked. The first bad access
+raises :class:`MemoryAccessError`, naming the kernel, the access, the argument it came
+nearest to and by how many bytes it missed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from ._mode import INTERPRET
+
+ENABLED = INTERPRET and os.environ.get("TRITONSYM_MEMCHECK", "0") == "1"
+
+
+class MemoryAccessError(RuntimeError):
+    """An interpreted kernel touched memory outside every tensor of its launch."""
+
+
+class Span:
+    """The bytes a tensor argument's view can address: [low, high)."""
+
+    __slots__ = ("name", "low", "high", "described")
+
+    def __init__(self, name: str, tensor: torch.Tensor):
+        size = tensor.element_size()
+        self.name = name
+        self.low = self.high = tensor.data_ptr()
+        if tensor.numel():
+            self.low += sum(min(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size
+            self.high += sum(max(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size + size
+        self.described = (f"{name} (shape {tuple(tensor.shape)}, strides {tuple(tensor.stride())}, "
+                          f"{str(tensor.dtype).removeprefix('torch.')})")
+
+    def miss(self, address: int, size: int) -> int:
+        """Bytes by which [address, address + size) misses this span (0: inside)."""
+        return max(self.low - address, address + size - self.high, 0)
+
+
+def spans(names, values) -> list[Span]:
+    """The spans of a launch's tensor arguments (and TMA descriptors' base tensors)."""
+    found = []
+    for name, value in zip(names, values):
+        tensor = getattr(value, "base", value)  # a host TensorDescriptor: the tensor it reads
+        if isinstance(tensor, torch.Tensor):
+            found.append(Span(name, tensor))
+    return found
+
+
+class _Checked:
+    """The launch being checked on this thread: its spans merged into disjoint ranges."""
+
+    def __init__(self, kernel: str, launch_spans: list[Span]):
+        self.kernel = kernel
+        self.spans = launch_spans
+        self.error: MemoryAccessError | None = None
+        merged: list[list[int]] = []
+        for low, high in sorted((s.low, s.high) for s in launch_spans if s.high > s.low):
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self.lows = np.array([m[0] for m in merged], dtype=np.uint64)
+        self.highs = np.array([m[1] for m in merged], dtype=np.uint64)
+
+    def check(self, what: str, pointers: np.ndarray, mask: np.ndarray | None, size: int) -> None:
+        addresses = pointers.astype(np.uint64, copy=False).ravel()
+        if mask is not None:
+            addresses = addresses[np.broadcast_to(mask, pointers.shape).ravel()]
+        if addresses.size == 0:
+            return
+        index = np.searchsorted(self.lows, addresses, side="right").astype(np.int64) - 1
+        inside = index >= 0
+        inside[inside] = addresses[inside] + np.uint64(size) <= self.highs[index[inside]]
+        if inside.all():
+            return
+        bad = addresses[~inside]
+        address = int(bad[0])
+        nearest = min(self.spans, key=lambda s: s.miss(address, size), default=None)
+        where = "no tensor argument at all" if nearest is None else (
+            f"{nearest.miss(address, size)} bytes "
+            f"{'before the start' if address < nearest.low else 'past the end'} of {nearest.described}")
+        self.error = MemoryAccessError(
+            f"memcheck: {self.kernel} {what} of {size} bytes at {address:#x} is outside every tensor of the launch: "
+            f"{where}; {bad.size} of {addresses.size} active lanes out of bounds")
+        raise self.error
+
+
+_current = threading.local()
+
+
+class _CheckedInterpreter:
+    """Triton's interpreter memory primitives, each access checked against the current
+    launch first; everything else is the real module's."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def _check(what: str, pointers, mask, size: int) -> None:
+        checked = getattr(_current, "launch", None)
+        if checked is not None:
+            checked.check(what, np.asarray(pointers), None if mask is None else np.asarray(mask, dtype=bool), size)
+
+    def load(self, pointers, mask, other, dtype):
+        self._check("load", pointers, mask, np.dtype(dtype).itemsize)
+        return self._real.load(pointers, mask, other, dtype)
+
+    def store(self, pointers, value, mask):
+        self._check("store", pointers, mask, np.asarray(value).dtype.itemsize)
+        return self._real.store(pointers, value, mask)
+
+    def atomic_rmw(self, op, pointers, value, mask, sem):
+        self._check("atomic", pointers, mask, np.asarray(value).dtype.itemsize)
+        return self._real.atomic_rmw(op, pointers, value, mask, sem)
+
+    def atomic_cas(self, pointers, compare, value, sem):
+        self._check("atomic compare-and-swap", pointers, None, np.asarray(value).dtype.itemsize)
+        return self._real.atomic_cas(pointers, compare, value, sem)
+
+
+def install() -> None:
+    """Route the interpreter's memory accesses through the checks (once per process)."""
+    from triton.runtime import interpreter
+
+    if not isinstance(interpreter._interpreter, _CheckedInterpreter):
+        interpreter._interpreter = _CheckedInterpreter(interpreter._interpreter)
+
+
+@contextmanager
+def checking(kernel: str, launch_spans: list[Span]):
+    """Check every access made inside this block against ``launch_spans``."""
+    install()
+    previous = getattr(_current, "launch", None)
+    checked = _Checked(kernel, launch_spans)
+    _current.launch = checked
+    try:
+        yield
+    except Exception as error:
+        if checked.error is None or error is checked.error:
+            raise
+        # The interpreter re-raises it as an InterpreterError that only repeats its text.
+        raise checked.error from error
+    finally:
+        _current.launch = previous
