@@ -9,10 +9,12 @@ tighter: a launch may touch only the span of each tensor argument's view, from i
 to its highest addressable byte (a TMA descriptor: its base tensor's). Masked-off lanes
 are not accesses and are not checked.
 
-Switched on by ``TRITONSYM_MEMCHECK=1`` in the interpreter (the test suite sets it), it
+Switched on for a process by ``TRITONSYM_MEMCHECK=1`` in the interpreter (the test suite
+sets it), or for a block by ``with enabled():`` (``tritonsym.test_utils.memcheck()``), it
 wraps the interpreter's memory primitives (``load``, ``store`` and the atomics, the same
 names from Triton 3.6 to 3.9). Only :class:`~._common.Launch` calls are checked; a kernel
-launched directly (a user's own, outside tritonsym) runs unchecked. The first bad access
+launched directly, not through a ``Launch``, runs unchecked; a custom operator's launches
+(``tritonsym.operator.Launch``) are checked like the built-in ones. The first bad access
 raises :class:`MemoryAccessError`, naming the kernel, the access, the argument it came
 nearest to and by how many bytes it missed.
 """
@@ -164,3 +166,19 @@ def checking(kernel: str, launch_spans: list[Span]):
         raise checked.error from error
     finally:
         _current.launch = previous
+
+
+@contextmanager
+def enabled():
+    """Check every launch made inside this block, as ``TRITONSYM_MEMCHECK=1`` does for a
+    whole process. Only kernels in Triton's interpreter can be checked."""
+    global ENABLED
+    if not INTERPRET:
+        raise RuntimeError("memcheck: kernels are compiled for the GPU here, and only the interpreter's accesses can "
+                           "be checked; set TRITONSYM_INTERPRET=1 before importing tritonsym, or run the GPU under "
+                           "compute-sanitizer --tool memcheck")
+    previous, ENABLED = ENABLED, True
+    try:
+        yield
+    finally:
+        ENABLED = previous

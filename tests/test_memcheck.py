@@ -112,3 +112,43 @@ def test_every_operator_kernel_is_checked_while_a_network_trains(checked, monkey
                        r"memcheck: _fc_forward_kernel store .* past the end of Y") as error:
         exe.forward(is_train=True)
     assert isinstance(error.value.__cause__, memcheck.MemoryAccessError)
+
+
+@triton.jit
+def _shifted_kernel(X, OUT, n, BLOCK: tl.constexpr):
+    """A user's off-by-one: out[i] = x[i + 1] for every i < n, reading x[n]."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(OUT + i, tl.load(X + i + 1, mask=i < n), mask=i < n)
+
+
+def test_a_custom_operators_kernel_is_checked_inside_test_utils_memcheck(monkeypatch):
+    monkeypatch.setattr(memcheck, "ENABLED", False)  # off for the process: the block turns it on
+    from tritonsym.operator import OpDef, register, same_shape_everywhere, unregister
+
+    def forward(a):
+        x, out = a.inputs[0], a.outputs[0]
+        return [ts.operator.Launch(_shifted_kernel, (triton.cdiv(x.numel(), 16),), [x, out, x.numel()],
+                                   dict(BLOCK=16))]
+
+    register(OpDef(name="Shifted", doc="x shifted by one element (wrongly: it reads one past the end)", params=[],
+                   input_names=("data",), infer_shape=same_shape_everywhere(["data"]), forward=forward,
+                   backward=lambda a: [], backward_needs=lambda params, epilogue: ((), ())))
+    try:
+        net = ts.sym.Shifted(ts.sym.Variable("data"))
+        exe = net.simple_bind(ts.cpu(), data=(3, 5), grad_req="null")
+        exe.forward(data=torch.ones(3, 5))  # unchecked: the stray read goes unnoticed
+        with ts.test_utils.memcheck():
+            with pytest.raises(ts.base.ExecutionError, match=r"_shifted_kernel load of 4 bytes .* 4 bytes past the "
+                                                             r"end of X \(shape \(3, 5\)") as error:
+                exe.forward(data=torch.ones(3, 5))
+        assert isinstance(error.value.__cause__, ts.test_utils.MemoryAccessError)
+        assert memcheck.ENABLED is False
+    finally:
+        unregister("Shifted")
+
+
+def test_memcheck_refuses_compiled_kernels_rather_than_check_nothing(monkeypatch):
+    monkeypatch.setattr(memcheck, "INTERPRET", False)
+    with pytest.raises(RuntimeError, match="only the interpreter's accesses can be checked.*compute-sanitizer"):
+        with ts.test_utils.memcheck():
+            pass

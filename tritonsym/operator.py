@@ -7,7 +7,8 @@ forward values backward reads, and optional in-place pairs. ``register(OpDef(...
 it to the same registry the built-in operators are in, so it then works everywhere they
 do: ``tritonsym.sym.<Name>(...)``, automatic names, ``infer_shape``, JSON, the memory
 planner, bind and ``Module.fit``. ``tritonsym.test_utils.check_numeric_gradient`` then
-proves its backward right. ``examples/custom_swish.py`` goes from nothing to training.
+proves its backward right, and ``tritonsym.test_utils.memcheck()`` that its kernels stay
+inside their tensors. ``examples/custom_swish.py`` goes from nothing to training.
 
 What the rules receive:
 

@@ -11,6 +11,11 @@
   random ``head`` for ordinary outputs, and the loss you name for loss outputs (whose
   backward writes the gradient of a loss, not of the output). A wrong gradient is reported
   under the argument's name.
+- ``memcheck()``: ``with ts.test_utils.memcheck(): ...`` checks every kernel launch in the
+  block (yours through ``tritonsym.operator.Launch`` too) for loads and stores outside its
+  own tensors, in Triton's interpreter, and raises ``MemoryAccessError`` naming the kernel
+  and the tensor it missed (``tritonsym.ops.memcheck``; ``TRITONSYM_MEMCHECK=1`` does it
+  for a whole process).
 
 >>> import numpy as np, tritonsym as ts
 >>> net = ts.sym.Activation(ts.sym.Variable("x"), act_type="tanh") * ts.sym.Variable("y")
@@ -30,6 +35,8 @@ import torch
 from .base import dtype_name
 from .context import default_context
 from .metric import to_numpy  # host copies of tensors or arrays, bfloat16 included
+from .ops.memcheck import MemoryAccessError  # noqa: F401  (raised inside memcheck())
+from .ops.memcheck import enabled as memcheck  # noqa: F401  (a public check, re-exported)
 
 # (atol, rtol) by the dtype compared; float64 for gradient checks and oracles.
 DEFAULT_TOLERANCES = {
