@@ -17,6 +17,10 @@ launched directly, not through a ``Launch``, runs unchecked; a custom operator's
 (``tritonsym.operator.Launch``) are checked like the built-in ones. The first bad access
 raises :class:`MemoryAccessError`, naming the kernel, the access, the argument it came
 nearest to and by how many bytes it missed.
+
+At the end of each launch it also checks for races between its programs, which the
+interpreter (running programs one after another) would otherwise hide: two programs
+storing to one element, or one loading an element another stores. Atomics are exempt.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class _Checked:
                 merged.append([low, high])
         self.lows = np.array([m[0] for m in merged], dtype=np.uint64)
         self.highs = np.array([m[1] for m in merged], dtype=np.uint64)
+        # Plain (not atomic) accesses by program, for the race check at the end of the launch.
+        self.accessed: dict[str, list[tuple[np.ndarray, int]]] = {"load": [], "store": []}
 
     def check(self, what: str, pointers: np.ndarray, mask: np.ndarray | None, size: int) -> None:
         addresses = pointers.astype(np.uint64, copy=False).ravel()
@@ -89,6 +95,8 @@ class _Checked:
             addresses = addresses[np.broadcast_to(mask, pointers.shape).ravel()]
         if addresses.size == 0:
             return
+        if what in self.accessed:
+            self.accessed[what].append((addresses, _program()))
         index = np.searchsorted(self.lows, addresses, side="right").astype(np.int64) - 1
         inside = index >= 0
         inside[inside] = addresses[inside] + np.uint64(size) <= self.highs[index[inside]]
@@ -104,6 +112,64 @@ class _Checked:
             f"memcheck: {self.kernel} {what} of {size} bytes at {address:#x} is outside every tensor of the launch: "
             f"{where}; {bad.size} of {addresses.size} active lanes out of bounds")
         raise self.error
+
+    def check_races(self) -> None:
+        """No two programs of the launch may store to one element, and no program may load
+        an element another one stores: on a GPU their order is undefined (atomics aside).
+        The interpreter runs programs one after another, so without this check such a
+        kernel would pass every CPU test. Accesses are compared by their first byte."""
+        stores, loads = (self._by_program(kind) for kind in ("store", "load"))
+        if stores is None:
+            return
+        address, program = stores
+        order = np.lexsort((program, address))
+        address, program = address[order], program[order]
+        clash = np.flatnonzero((address[1:] == address[:-1]) & (program[1:] != program[:-1]))
+        if clash.size:
+            i = clash[0]
+            self._race(f"programs {_grid_index(program[i])} and {_grid_index(program[i + 1])} both store to",
+                       int(address[i]), int(np.unique(address[clash]).size))
+        if loads is None:
+            return
+        written, first = np.unique(address, return_index=True)  # one program per element now
+        writer = program[first]
+        read, reader = loads
+        index = np.minimum(np.searchsorted(written, read), written.size - 1)
+        clash = np.flatnonzero((written[index] == read) & (writer[index] != reader))
+        if clash.size:
+            i = clash[0]
+            self._race(f"program {_grid_index(reader[i])} loads what program {_grid_index(writer[index[i]])} "
+                       "stores, at", int(read[i]), int(np.unique(read[clash]).size))
+
+    def _by_program(self, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+        found = self.accessed[kind]
+        if not found:
+            return None
+        address = np.concatenate([a for a, _ in found])
+        program = np.concatenate([np.full(a.size, p, dtype=np.int64) for a, p in found])
+        return address, program
+
+    def _race(self, what: str, address: int, elements: int) -> None:
+        owner = next((s for s in self.spans if s.low <= address < s.high), None)
+        where = f"byte {address - owner.low} of {owner.described}" if owner else f"{address:#x}"
+        self.error = MemoryAccessError(f"memcheck: race in {self.kernel}: {what} {where} ({elements} element(s) "
+                                       "so); their order is undefined on a GPU")
+        raise self.error
+
+
+def _program() -> int:
+    """The interpreter's current program, as one number."""
+    from triton.runtime.interpreter import interpreter_builder as grid
+
+    (x, y, z), (gx, gy, _) = grid.grid_idx, grid.grid_dim
+    return x + gx * (y + gy * z)
+
+
+def _grid_index(program: int) -> tuple[int, int, int]:
+    from triton.runtime.interpreter import interpreter_builder as grid
+
+    gx, gy, _ = grid.grid_dim
+    return int(program % gx), int(program // gx % gy), int(program // (gx * gy))
 
 
 _current = threading.local()
@@ -159,6 +225,7 @@ def checking(kernel: str, launch_spans: list[Span]):
     _current.launch = checked
     try:
         yield
+        checked.check_races()
     except Exception as error:
         if checked.error is None or error is checked.error:
             raise

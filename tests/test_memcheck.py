@@ -152,3 +152,51 @@ def test_memcheck_refuses_compiled_kernels_rather_than_check_nothing(monkeypatch
     with pytest.raises(RuntimeError, match="only the interpreter's accesses can be checked.*compute-sanitizer"):
         with ts.test_utils.memcheck():
             pass
+
+
+@triton.jit
+def _all_store_first_kernel(X, Y, n, BLOCK: tl.constexpr):
+    """Every program writes its block's sum into y[0]: a race between programs."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(Y, tl.sum(tl.load(X + i, mask=i < n, other=0.0), 0))
+
+
+@triton.jit
+def _reads_neighbour_kernel(X, Y, n, BLOCK: tl.constexpr):
+    """Program p writes y[p * BLOCK ...] and reads what program p + 1 writes."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(Y + i, tl.load(X + i, mask=i < n), mask=i < n)
+    j = i + BLOCK
+    tl.store(Y + i, tl.load(Y + i, mask=i < n) + tl.load(Y + j, mask=j < n, other=0.0), mask=i < n)
+
+
+@triton.jit
+def _atomic_sum_kernel(X, Y, n, BLOCK: tl.constexpr):
+    """Every program adds its block's sum into y[0] atomically, and updates its own block in place."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(X + i, mask=i < n, other=0.0)
+    tl.store(X + i, x * 2, mask=i < n)
+    tl.atomic_add(Y, tl.sum(x, 0))
+
+
+def _launch_grid(kernel, x, y, n, programs):
+    run([Launch(kernel, (programs,), [x, y, n], dict(BLOCK=4))])
+
+
+def test_two_programs_storing_to_one_element_is_a_race(checked):
+    with pytest.raises(memcheck.MemoryAccessError, match=r"race in _all_store_first_kernel: programs \(0, 0, 0\) "
+                                                         r"and \(1, 0, 0\) both store to byte 0 of Y"):
+        _launch_grid(_all_store_first_kernel, torch.ones(12), torch.zeros(1), 12, 3)
+    _launch_grid(_all_store_first_kernel, torch.ones(4), torch.zeros(1), 4, 1)  # one program: no race
+
+
+def test_loading_what_another_program_stores_is_a_race(checked):
+    with pytest.raises(memcheck.MemoryAccessError, match=r"race in _reads_neighbour_kernel: program \(0, 0, 0\) "
+                                                         r"loads what program \(1, 0, 0\) stores, at byte 16 of Y"):
+        _launch_grid(_reads_neighbour_kernel, torch.ones(12), torch.zeros(12), 12, 3)
+
+
+def test_atomics_and_a_programs_own_read_modify_write_are_not_races(checked):
+    x, y = torch.arange(12.0), torch.zeros(1)
+    _launch_grid(_atomic_sum_kernel, x, y, 12, 3)
+    assert y.item() == 66.0 and torch.equal(x, 2 * torch.arange(12.0))

@@ -53,3 +53,25 @@ def test_forward_backward(case, dtype, rng):
     for name in case.no_grad:
         assert (exe.grad_dict[name] is None) or not torch.any(exe.grad_dict[name] != 0), f"{name} got a gradient"
 
+
+
+# Block sizes of the GPU's order (the interpreter's are large, so that its programs are
+# few): every launch then runs as many programs, which cross block edges and, under the
+# suite's memcheck, are checked for races with each other.
+SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWISE_BLOCK", 16),
+                ("elementwise", "ELEMENTWISE_BLOCK", 16), ("softmax", "MAX_BLOCK", 16),
+                ("softmax", "LOOP_BLOCK", 4), ("softmax_output", "COUNT_BLOCK", 8),
+                ("softmax_output", "MAX_BLOCK_C", 4), ("softmax_output", "ROW_BUDGET", 8)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_forward_backward_in_small_blocks(case, rng, monkeypatch):
+    import importlib
+
+    for module, name, value in SMALL_BLOCKS:
+        monkeypatch.setattr(importlib.import_module(f"tritonsym.ops.{module}"), name, value)
+    dtype = torch.float32
+    exe, used, head = run_case(case, dtype, rng)
+    assert_close(exe.outputs[0], case.forward(used), dtype, f"{case.id} forward")
+    for name, want in case.backward(used, head).items():
+        assert_close(exe.grad_dict[name], want, dtype, f"{case.id} gradient of {name}", scale=4.0)
