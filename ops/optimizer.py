@@ -13,7 +13,17 @@ never changes, so it can be replayed (or captured in a CUDA graph) while the hos
 rewrites ``hyper``. Arithmetic is float64 for float64 parameters, else float32; the
 optimizer state (momentum, Adam's moments) is kept in that compute dtype.
 
-    # read 2 (SGD) or 2 + 2 (momentum / Adam) elements per parameter, write 1 (+1 or +2)
+float16/bfloat16 weights may have a float32 master copy (MXNet's ``multi_precision``):
+the update then starts from the master copy and writes both it and its rounding into
+the weight. Without one, an update smaller than half a unit in the weight's last place
+(in bfloat16, any update below 2^-9 of the weight) is rounded away every step, and
+training stalls. The master copy stands for the weight only while the weight still
+holds its rounding: a weight written since (``set_params``, a loaded checkpoint,
+``arg_dict[...] = ...``) differs from it and replaces it, element by element, so the
+two never disagree silently, and a zero-filled master copy is a valid start.
+
+    # read 2 (SGD) or 2 + 2 (momentum / Adam) elements per parameter, write 1 (+1 or +2);
+    # a master copy adds one read and one write
 """
 
 from __future__ import annotations
@@ -25,12 +35,14 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import ELEMENTWISE_BLOCK, FLOAT_DTYPES, KernelArgumentError, Launch, check_tensor, run, store
+from ._common import ELEMENTWISE_BLOCK, FLOAT_DTYPES, KernelArgumentError, Launch, cast_for, check_tensor, run, store
 
 # The slots of ``hyper``; the host fills them by name.
 SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
 ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
               "bias_correction1", "sqrt_bias_correction2")
+# The weight dtypes a float32 master copy serves.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -49,10 +61,30 @@ def _chunk(CHUNK_START, CHUNK_END, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl.constexpr):
+def _load_weight(W, MASTER, offsets, mask, HAS_MASTER: tl.constexpr, CT: tl.constexpr):
+    """The weight in the compute dtype: the master copy where the weight still holds its
+    rounding, else the weight (written since the last update, or a zero-filled master)."""
+    w = tl.load(W + offsets, mask=mask, other=0.0).to(CT)
+    if HAS_MASTER:
+        master = tl.load(MASTER + offsets, mask=mask, other=0.0)
+        # Compared in the compute dtype: the interpreter's half-precision comparisons are unreliable.
+        w = tl.where(cast_for(W, master).to(CT) == w, master, w)
+    return w
+
+
+@triton.jit
+def _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER: tl.constexpr):
+    if HAS_MASTER:
+        tl.store(MASTER + offsets, w, mask=mask)
+    store(W, offsets, w, mask)
+
+
+@triton.jit
+def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl.constexpr,
+                     HAS_MASTER: tl.constexpr):
     """The weight and ``clip(rescale_grad * grad) + wd * wd_mult * weight`` (MXNet's order)."""
     CT = HYPER.dtype.element_ty
-    w = tl.load(W + offsets, mask=mask, other=0.0).to(CT)
+    w = _load_weight(W, MASTER, offsets, mask, HAS_MASTER, CT)
     g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + 2)
     if CLIP:
         clip = tl.load(HYPER + 3)
@@ -63,12 +95,12 @@ def _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl.constex
 
 @triton.jit
 def _sgd_kernel(
-    W, G, MOM, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
-    HAS_MOMENTUM: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
+    W, G, MOM, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
+    HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk: ``mom = momentum*mom - lr*g; w += mom`` (or ``w -= lr*g``)."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    w, g = _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP, HAS_MASTER)
     lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
         mom = tl.load(HYPER + 4) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
@@ -76,18 +108,18 @@ def _sgd_kernel(
         w = w + mom
     else:
         w = w - lr * g
-    store(W, offsets, w, mask)
+    _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
 
 
 @triton.jit
 def _adam_kernel(
-    W, G, MEAN, VAR, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
-    CLIP: tl.constexpr, BLOCK: tl.constexpr,
+    W, G, MEAN, VAR, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
+    HAS_MASTER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
     ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    w, g = _scaled_gradient(W, G, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP, HAS_MASTER)
     lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     beta1 = tl.load(HYPER + 4)
     beta2 = tl.load(HYPER + 5)
@@ -97,7 +129,7 @@ def _adam_kernel(
     tl.store(VAR + offsets, v, mask=mask)
     denom = tl.sqrt(v) / tl.load(HYPER + 8) + tl.load(HYPER + 6)
     w = w - (lr / tl.load(HYPER + 7)) * (m / denom)
-    store(W, offsets, w, mask)
+    _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
 
 
 # -------------------------------------------------------------------------- launchers
@@ -167,28 +199,41 @@ def _check(fn: str, weight: torch.Tensor, grad: torch.Tensor, states: dict, hype
         if t.dtype != ct or t.numel() != weight.numel():
             raise KernelArgumentError(f"{fn}: {name} must be {ct} with {weight.numel()} elements like weight, got "
                                       f"{t.dtype} with {t.numel()}")
+    if "master" in states and weight.dtype not in HALF_DTYPES:
+        raise KernelArgumentError(f"{fn}: a master copy is for float16/bfloat16 weights; {weight.dtype} weights "
+                                  "are updated in their own precision")
     if hyper.dtype != ct or hyper.numel() != slots or hyper.device != weight.device:
         raise KernelArgumentError(f"{fn}: hyper must be {slots} {ct} values on {weight.device}, got {hyper.numel()} "
                                   f"{hyper.dtype} on {hyper.device}")
 
 
+def _present(**states: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    return {name: t for name, t in states.items() if t is not None}
+
+
 def plan_sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None, chunks: ChunkTable,
-                    hyper: torch.Tensor, clip: bool) -> list[Launch]:
-    """One launch updating ``weight`` (flat) from ``grad``; ``hyper`` holds ``SGD_HYPER``."""
-    _check("sgd_update", weight, grad, {} if momentum is None else {"momentum": momentum}, hyper, len(SGD_HYPER))
-    mom = weight if momentum is None else momentum  # never read without HAS_MOMENTUM
+                    hyper: torch.Tensor, clip: bool, master: torch.Tensor | None = None) -> list[Launch]:
+    """One launch updating ``weight`` (flat) from ``grad``; ``hyper`` holds ``SGD_HYPER``;
+    ``master``: the float32 master copy of float16/bfloat16 weights, updated too."""
+    _check("sgd_update", weight, grad, _present(momentum=momentum, master=master), hyper, len(SGD_HYPER))
+    # An absent state is never read or written (HAS_MOMENTUM / HAS_MASTER); the weight stands in for its pointer.
     return [Launch(_sgd_kernel, (chunks.programs,),
-                   [weight, grad, mom, chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
-                   dict(HAS_MOMENTUM=momentum is not None, CLIP=clip, BLOCK=chunks.block))]
+                   [weight, grad, weight if momentum is None else momentum, weight if master is None else master,
+                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
+                   dict(HAS_MOMENTUM=momentum is not None, HAS_MASTER=master is not None, CLIP=clip,
+                        BLOCK=chunks.block))]
 
 
 def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
-                     chunks: ChunkTable, hyper: torch.Tensor, clip: bool) -> list[Launch]:
-    """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``."""
-    _check("adam_update", weight, grad, {"mean": mean, "var": var}, hyper, len(ADAM_HYPER))
+                     chunks: ChunkTable, hyper: torch.Tensor, clip: bool,
+                     master: torch.Tensor | None = None) -> list[Launch]:
+    """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``;
+    ``master``: the float32 master copy of float16/bfloat16 weights, updated too."""
+    _check("adam_update", weight, grad, _present(mean=mean, var=var, master=master), hyper, len(ADAM_HYPER))
     return [Launch(_adam_kernel, (chunks.programs,),
-                   [weight, grad, mean, var, chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
-                   dict(CLIP=clip, BLOCK=chunks.block))]
+                   [weight, grad, mean, var, weight if master is None else master,
+                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
+                   dict(HAS_MASTER=master is not None, CLIP=clip, BLOCK=chunks.block))]
 
 
 def _hyper(names: Sequence[str], values: dict, weight: torch.Tensor) -> torch.Tensor:
@@ -200,25 +245,32 @@ def _whole(weight: torch.Tensor) -> ChunkTable:
     return chunk_table([Segment(0, weight.numel())], weight.numel(), weight.dtype, weight.device)
 
 
+def _flat(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.view(-1)
+
+
 def sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None = None, *,
                learning_rate: float, wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None,
-               momentum_factor: float = 0.0) -> torch.Tensor:
-    """Standalone SGD step on one contiguous tensor (``momentum``: its state, updated too)."""
-    flat = [t.view(-1) if t is not None else None for t in (weight, grad, momentum)]
+               momentum_factor: float = 0.0, master: torch.Tensor | None = None) -> torch.Tensor:
+    """Standalone SGD step on one contiguous tensor (``momentum``, ``master``: its state and
+    float32 master copy, updated too)."""
     hyper = _hyper(SGD_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                    clip_gradient=clip_gradient or 0.0, momentum=momentum_factor), weight)
-    run(plan_sgd_update(*flat, _whole(weight), hyper, clip_gradient is not None))
+    run(plan_sgd_update(_flat(weight), _flat(grad), _flat(momentum), _whole(weight), hyper,
+                        clip_gradient is not None, _flat(master)))
     return weight
 
 
 def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, *, step: int,
                 learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
-                wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None) -> torch.Tensor:
-    """Standalone Adam step number ``step`` (from 1) on one contiguous tensor and its moments."""
+                wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None,
+                master: torch.Tensor | None = None) -> torch.Tensor:
+    """Standalone Adam step number ``step`` (from 1) on one contiguous tensor and its moments
+    (``master``: its float32 master copy, updated too)."""
     hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                     clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                     bias_correction1=1 - beta1 ** step,
                                     sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5), weight)
-    run(plan_adam_update(weight.view(-1), grad.view(-1), mean.view(-1), var.view(-1), _whole(weight), hyper,
-                         clip_gradient is not None))
+    run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
+                         clip_gradient is not None, _flat(master)))
     return weight

@@ -72,7 +72,9 @@ def tritonsym_step(sizes, batch, precision, params, data, label, cuda_graph):
                           grad_req={n: "write" if n.startswith("fc") else "null" for n in net.list_arguments()},
                           data=(batch, sizes[0]))
     exe.copy_params_from({**params, "data": data, "out_label": label})  # bind only: nothing runs yet
-    updater = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=LR, momentum=MOMENTUM), exe)
+    # No master copies: torch.optim.SGD updates bfloat16 parameters in bfloat16 too.
+    updater = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=LR, momentum=MOMENTUM, multi_precision=False),
+                                       exe)
 
     def step():  # what Module.train_step runs: one phase, so one graph replay with cuda_graph
         updater.prepare()

@@ -101,6 +101,11 @@ def planned_launches():
                 flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), clip))
             add(f"adam {dt} clip={clip}", optimizer.plan_adam_update(flat, flat, state, state, chunks,
                                                                       t(len(optimizer.ADAM_HYPER), dtype=ct), clip))
+        if dt in optimizer.HALF_DTYPES:  # with a float32 master copy
+            add(f"sgd momentum master {dt}", optimizer.plan_sgd_update(
+                flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), False, master=t(3000)))
+            add(f"adam master {dt}", optimizer.plan_adam_update(
+                flat, flat, state, state, chunks, t(len(optimizer.ADAM_HYPER), dtype=ct), False, master=t(3000)))
     add("count labels", softmax_output.plan_count_valid_labels(t(33, dtype=torch.int64), t(1), -1.0))
     return out
 

@@ -54,6 +54,14 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
                                                                "net-symbol.json"]
 
 
+def test_half_precision_training_keeps_master_weights_unless_told(capsys):
+    common = ["train", "--dtype", "bfloat16", "--hidden", "8", "--epochs", "1", "--no-progress"]
+    assert main(common) == 0
+    assert "optimizer: sgd learning_rate=0.1, wd=0.0001, multi_precision=True, momentum=0.9" in capsys.readouterr().out
+    assert main([*common, "--no-multi-precision", "--optimizer", "adam"]) == 0
+    assert "optimizer: adam learning_rate=0.001, wd=0.0001, multi_precision=False," in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "mnist"], "--data mnist needs --data-dir DIR"),
     (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte[.gz] not found"),

@@ -111,3 +111,88 @@ def test_errors():
         O.plan_sgd_update(w, torch.zeros(8), None, chunks, torch.zeros(3), False)
     with pytest.raises(KernelArgumentError, match="flat contiguous"):
         O.plan_sgd_update(torch.zeros(4, 2), torch.zeros(4, 2), None, chunks, hyper, False)
+
+
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("kind", ["sgd", "sgd momentum", "adam"])
+def test_master_copy_keeps_updates_below_the_rounding_step(rng, dtype, kind):
+    """Weights near 1 and a rate that moves them by about 1e-4 a step, less than half a unit
+    in the last place there (2^-11 in float16, 2^-8 in bfloat16): without a master copy the
+    weights never move; with one they follow the float64 oracle of the same updates, and
+    the weight is always the master copy rounded to its dtype."""
+    w = rounded(1.0 + 0.01 * rng.random(REGION), dtype)
+    ct = torch.float32
+    states = {"mean": torch.zeros(REGION), "var": torch.zeros(REGION)} if kind == "adam" else \
+        {"momentum": torch.zeros(REGION)} if kind == "sgd momentum" else {}
+    master = torch.zeros(REGION)  # zero-filled: the first update adopts the weights
+    plain, plain_states = w.clone(), {k: v.clone() for k, v in states.items()}
+    w0 = w.clone()
+    chunks = _chunks(dtype)
+    ref = {s: (to_numpy(w[s[0]:s[0] + s[1]]), np.zeros(s[1]), np.zeros(s[1])) for s in SEGMENTS}
+    # Adam's steps are about lr; SGD's lr * |g| (g in [1, 3)), up to 4.1x that with 5 steps of momentum
+    lr = {"adam": 1e-4, "sgd": 3e-5, "sgd momentum": 1e-5}[kind]
+    for step in (1, 2, 3, 4, 5):
+        g = rounded(1.0 + 2.0 * rng.random(REGION), dtype)
+        if kind == "adam":
+            values = dict(learning_rate=lr, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.8, beta2=0.95,
+                          epsilon=1e-8, bias_correction1=1 - 0.8 ** step,
+                          sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5)
+            hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
+            O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, master=master))
+            O.run(O.plan_adam_update(plain, g, plain_states["mean"], plain_states["var"], chunks, hyper, False))
+        else:
+            momentum = 0.9 if kind == "sgd momentum" else 0.0
+            values = dict(learning_rate=lr, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, momentum=momentum)
+            hyper = torch.tensor([values[k] for k in O.SGD_HYPER], dtype=ct)
+            O.run(O.plan_sgd_update(w, g, states.get("momentum"), chunks, hyper, False, master=master))
+            O.run(O.plan_sgd_update(plain, g, plain_states.get("momentum"), chunks, hyper, False))
+        for seg in SEGMENTS:
+            start, size, lr_mult, _ = seg
+            s = slice(start, start + size)
+            w_ref, m, v = ref[seg]
+            if kind == "adam":
+                w_ref, m, v = oracles.adam_update(w_ref, to_numpy(g[s]), m, v, step, lr * lr_mult, 0.8, 0.95, 1e-8)
+            else:
+                w_ref, m = oracles.sgd_update(w_ref, to_numpy(g[s]), m, lr * lr_mult, momentum=momentum)
+            ref[seg] = (w_ref, m, v)
+            # float32 arithmetic on values near 1: 5 steps of float32 rounding, far below the updates
+            np.testing.assert_allclose(to_numpy(master[s]), w_ref, rtol=0, atol=1e-6,
+                                       err_msg=f"master [{start}:{start + size}] step {step}")
+            assert torch.equal(w[s], master[s].to(dtype)), "the weight is its master copy rounded"
+    _gaps_untouched(w0, w)
+    assert all(torch.all(master[a:a + n] < w0[a:a + n].float()) for a, n, _, _ in SEGMENTS), "the updates add up"
+    assert torch.equal(plain, w0), "without a master copy every update is rounded away"
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=["float16", "bfloat16"])
+def test_a_weight_written_since_the_last_update_replaces_its_master_copy(dtype):
+    """set_params, a loaded checkpoint or ``arg_dict[...] = ...`` write the weight, not the
+    master copy: the next update must start from what was written, element by element."""
+    w = torch.ones(40, dtype=dtype)
+    g = torch.ones(40, dtype=dtype)
+    master = torch.zeros(40)
+    for _ in range(3):
+        O.sgd_update(w, g, learning_rate=1e-4, master=master)
+    np.testing.assert_allclose(master.numpy(), 1 - 3e-4, rtol=1e-6)
+    w[7] = 3.0  # written behind the optimizer's back
+    w[9] = w[8]  # rewritten with the value it already holds: keeps its master copy
+    O.sgd_update(w, g, learning_rate=1e-4, master=master)
+    assert master[7].item() == pytest.approx(3.0 - 1e-4, abs=1e-6)
+    np.testing.assert_allclose(master[[0, 8, 9, 39]].numpy(), 1 - 4e-4, rtol=1e-6)
+    assert torch.equal(w, master.to(dtype))
+
+
+def test_master_copy_errors():
+    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.bfloat16, "cpu")
+    hyper = torch.zeros(len(O.SGD_HYPER))
+    w = torch.zeros(8, dtype=torch.bfloat16)
+    with pytest.raises(KernelArgumentError, match="sgd_update: master must be torch.float32 with 8 elements like "
+                                                  "weight, got torch.bfloat16 with 8"):
+        O.plan_sgd_update(w, w, None, chunks, hyper, False, master=torch.zeros(8, dtype=torch.bfloat16))
+    with pytest.raises(KernelArgumentError, match="adam_update: a master copy is for float16/bfloat16 weights; "
+                                                  "torch.float32 weights are updated in their own precision"):
+        f = torch.zeros(8)
+        O.plan_adam_update(f, f, f, f, chunks, torch.zeros(len(O.ADAM_HYPER)), False, master=torch.zeros(8))

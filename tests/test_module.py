@@ -205,7 +205,7 @@ def test_fit_in_other_dtypes(dtype):
     ts.random.seed(2)
     mod = ts.mod.Module(_net())
     it = NDArrayIter(x, y, batch_size=16, dtype=dtype)
-    mod.fit(it, num_epoch=3, optimizer="adam", optimizer_params={"learning_rate": 0.1},
+    mod.fit(it, num_epoch=3, optimizer="adam", optimizer_params={"learning_rate": 0.1, "multi_precision": True},
             initializer=ts.init.Xavier())
     params, _ = mod.get_params()
     assert params["fc1_weight"].dtype == ts.base.to_dtype(dtype)
@@ -248,3 +248,52 @@ def test_train_step_is_forward_backward_then_update():
     with pytest.raises(BindError, match="argument 'data' is a numpy array of dtype <U1; a real number type"):
         mods[1].train_step(bad)
     assert mods[1].optimizer.num_update == 3
+
+
+def _half_precision_fit(dtype, multi_precision, epochs=5):
+    x, y = _blobs(64)
+    ts.random.seed(0)
+    mod = ts.mod.Module(_net())
+    it = NDArrayIter(x, y, batch_size=16, dtype=dtype)
+    mod.fit(it, num_epoch=epochs, optimizer="adam", initializer=ts.init.Xavier(),
+            optimizer_params={"learning_rate": 3e-4, "multi_precision": multi_precision})
+    return mod, mod.score(it, "ce")[0][1]
+
+
+def test_multi_precision_follows_float32_where_bfloat16_updates_stall():
+    """Adam's steps of about 3e-4 are below half of bfloat16's rounding step for most
+    weights: without a master copy they are rounded away and the loss barely moves; with
+    one the run follows the float32 run (its gradients are still bfloat16)."""
+    _, float32 = _half_precision_fit("float32", None)
+    _, stalled = _half_precision_fit("bfloat16", False)
+    mod, master = _half_precision_fit("bfloat16", True)
+    assert stalled - float32 > 0.05 and abs(master - float32) < 0.01, (float32, stalled, master)
+    states = mod._updater.state_dict()
+    assert torch.equal(states["master:fc1_weight"].to(torch.bfloat16), mod.get_params()[0]["fc1_weight"])
+    assert not torch.equal(states["master:fc1_weight"], mod.get_params()[0]["fc1_weight"].float())
+
+
+def test_resume_with_master_copies_equals_continuous_training(tmp_path):
+    x, y = _blobs(48)
+
+    def fit(mod, begin, end):
+        mod.fit(NDArrayIter(x, y, batch_size=16, dtype="bfloat16"), begin_epoch=begin, num_epoch=end,
+                optimizer="sgd", initializer=ts.init.Xavier(),
+                optimizer_params={"learning_rate": 0.01, "momentum": 0.9, "multi_precision": True})
+
+    ts.random.seed(3)
+    continuous = ts.mod.Module(_net())
+    fit(continuous, 0, 2)
+    ts.random.seed(3)
+    first = ts.mod.Module(_net())
+    fit(first, 0, 1)
+    prefix = str(tmp_path / "half")
+    first.save_checkpoint(prefix, 1, save_optimizer_states=True)
+    resumed = ts.mod.Module.load(prefix, 1, load_optimizer_states=True)
+    fit(resumed, 1, 2)
+    for name, value in continuous.get_params()[0].items():
+        assert torch.equal(resumed.get_params()[0][name], value), name  # bit for bit
+    expected = continuous._updater.state_dict()
+    assert any(k.startswith("master:") for k in expected)
+    for key, value in resumed._updater.state_dict().items():
+        assert torch.equal(value, expected[key]), key

@@ -1,6 +1,7 @@
 """Optimizer classes, learning-rate schedules, and FlatUpdater on a bound executor."""
 
 import math
+import warnings
 
 import numpy as np
 import oracles
@@ -144,3 +145,36 @@ def test_updater_needs_parameters_in_the_workspace():
     exe = net.bind(ts.cpu(), args, args_grad=grads)
     with pytest.raises(ts.BindError, match="'data' or its gradient is an array given to bind"):
         ts.optimizer.FlatUpdater(ts.optimizer.SGD(), exe)
+
+
+def test_multi_precision_states_warning_and_checkpoints():
+    with pytest.raises(ParamError, match="SGD: multi_precision=1 must be True or False"):
+        ts.optimizer.SGD(multi_precision=1)
+    assert "multi_precision=True" in repr(ts.optimizer.Adam(multi_precision=True))
+    names = ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
+    _, half = _bound(torch.bfloat16, grad_req=dict.fromkeys(names, "write"))
+    with pytest.warns(UserWarning, match="SGD: torch.bfloat16 parameters are updated in torch.bfloat16, .* pass "
+                                         "multi_precision=True for a float32 master copy"):
+        ts.optimizer.FlatUpdater(ts.optimizer.SGD(), half)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said either way: no warning
+        plain = ts.optimizer.FlatUpdater(ts.optimizer.SGD(multi_precision=False), half)
+        master = ts.optimizer.FlatUpdater(ts.optimizer.Adam(multi_precision=True), half)
+        _, single = _bound(torch.float32)
+        assert ts.optimizer.FlatUpdater(ts.optimizer.SGD(multi_precision=True), single).groups[0].states == {}
+    assert sorted(plain.state_dict()) == ["num_update"]
+    assert sorted(master.state_dict()) == sorted([f"{s}:{n}" for s in ("master", "mean", "var") for n in names]
+                                                 + ["num_update"])
+    for t in half.grad_dict.values():
+        if t is not None:
+            t.fill_(0.5)
+    master.step()
+    states = master.state_dict()
+    assert torch.equal(states["master:fc1_weight"].to(torch.bfloat16), half.arg_dict["fc1_weight"])
+    # States saved without a master copy load into an optimizer with one: it adopts the weights.
+    master.load_state_dict({k: v for k, v in states.items() if not k.startswith("master:")})
+    assert not master.groups[0].states["master"].any()
+    master.load_state_dict(states)
+    assert torch.equal(master.state_dict()["master:fc2_bias"], states["master:fc2_bias"])
+    with pytest.raises(ParamError, match="unexpected .*master:fc1_bias.*pass multi_precision=True"):
+        ts.optimizer.FlatUpdater(ts.optimizer.Adam(multi_precision=False), half).load_state_dict(states)

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
                    help="cosine: decay the rate to 0 over the run")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
     p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=("float32", "float64", "float16", "bfloat16"))
+    p.add_argument("--multi-precision", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --dtype float16/bfloat16, keep a float32 master copy of the weights so that small "
+                        "updates are not rounded away (no effect in float32/float64)")
     p.add_argument("--validation-fraction", type=float, default=DEFAULTS["validation_fraction"],
                    help="share of the digits held out for validation")
     p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json and PREFIX-%%04d.safetensors each epoch")
@@ -139,6 +142,8 @@ def _train(args, log) -> int:
     net = build_mlp(hidden, args.activation, classes)
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.001)
     params = {"learning_rate": lr, "wd": args.wd}
+    if args.dtype in ("float16", "bfloat16"):
+        params["multi_precision"] = args.multi_precision
     if args.optimizer == "sgd":
         params["momentum"] = args.momentum
     steps = args.epochs * -(-train.num_data // args.batch_size)  # updates per worker = updates of the job

@@ -10,11 +10,16 @@ MXNet's conventions: the gradient is multiplied by ``rescale_grad`` (Module sets
 added; weight decay applies only to arguments ending in ``_weight`` or ``_gamma`` unless a
 ``wd_mult`` says otherwise; ``lr_mult`` / ``wd_mult`` come from the symbol's variables
 (``Variable(..., lr_mult=0.1)``) and from ``set_lr_mult`` / ``set_wd_mult``.
+
+``multi_precision=True`` keeps a float32 master copy of float16/bfloat16 parameters as
+one more optimizer state (``master``), so that updates smaller than the weight's rounding
+step accumulate instead of vanishing; float32/float64 parameters need none.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -59,7 +64,8 @@ class Optimizer:
 
     def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
-                 begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None):
+                 begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None,
+                 multi_precision: bool | None = None):
         owner = type(self).__name__
         self.lr = _number(owner, "learning_rate", learning_rate, 0.0)
         self.wd = _number(owner, "wd", wd, 0.0)
@@ -70,6 +76,9 @@ class Optimizer:
             raise ParamError(f"{owner}: lr_scheduler must be an LRScheduler (or a function of num_update), got "
                              f"{type(lr_scheduler).__name__}")
         self.lr_scheduler = lr_scheduler
+        if multi_precision is not None and not isinstance(multi_precision, bool):
+            raise ParamError(f"{owner}: multi_precision={multi_precision!r} must be True or False")
+        self._multi_precision = multi_precision
         if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
             lr_scheduler.base_lr = self.lr
         self.num_update = int(begin_num_update)
@@ -122,9 +131,21 @@ class Optimizer:
 
     # ------------------------------------------------------------------ the kernel
 
-    def state_names(self) -> tuple[str, ...]:
-        """Per-element state buffers, each the size of the parameter region."""
-        return ()
+    @property
+    def multi_precision(self) -> bool:
+        return bool(self._multi_precision)
+
+    def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
+        """Per-element state buffers of a region of ``dtype`` parameters, each the size of the region."""
+        return ("master",) if self.multi_precision and dtype in kernels.HALF_DTYPES else ()
+
+    def warn_if_updates_may_vanish(self, dtype: torch.dtype) -> None:
+        """MXNet's warning for half-precision parameters updated without a master copy,
+        unless ``multi_precision`` was given either way."""
+        if dtype in kernels.HALF_DTYPES and self._multi_precision is None:
+            warnings.warn(f"{type(self).__name__}: {dtype} parameters are updated in {dtype}, so an update smaller "
+                          "than half the weight's rounding step is lost and training can stall; pass "
+                          "multi_precision=True for a float32 master copy (or False to silence this)", stacklevel=3)
 
     def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
              chunks: kernels.ChunkTable, hyper: torch.Tensor) -> list:
@@ -135,8 +156,9 @@ class Optimizer:
         return f"{type(self).__name__}({fields})"
 
     def _config(self) -> dict:
+        given = {} if self._multi_precision is None else dict(multi_precision=self._multi_precision)
         return dict(learning_rate=self.lr, wd=self.wd, rescale_grad=self.rescale_grad,
-                    clip_gradient=self.clip_gradient)
+                    clip_gradient=self.clip_gradient) | given
 
 
 @register
@@ -153,12 +175,12 @@ class SGD(Optimizer):
     def hyper(self, num_update: int) -> dict[str, float]:
         return super().hyper(num_update) | dict(momentum=self.momentum)
 
-    def state_names(self) -> tuple[str, ...]:
-        return ("momentum",) if self.momentum > 0 else ()
+    def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
+        return (("momentum",) if self.momentum > 0 else ()) + super().state_names(dtype)
 
     def plan(self, weight, grad, states, chunks, hyper):
         return kernels.plan_sgd_update(weight, grad, states.get("momentum"), chunks, hyper,
-                                       clip=self.clip_gradient is not None)
+                                       clip=self.clip_gradient is not None, master=states.get("master"))
 
     def _config(self) -> dict:
         return super()._config() | dict(momentum=self.momentum)
@@ -185,12 +207,12 @@ class Adam(Optimizer):
             bias_correction1=1.0 - self.beta1 ** num_update,
             sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update))
 
-    def state_names(self) -> tuple[str, ...]:
-        return ("mean", "var")
+    def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
+        return ("mean", "var") + super().state_names(dtype)
 
     def plan(self, weight, grad, states, chunks, hyper):
         return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,
-                                        clip=self.clip_gradient is not None)
+                                        clip=self.clip_gradient is not None, master=states.get("master"))
 
     def _config(self) -> dict:
         return super()._config() | dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)

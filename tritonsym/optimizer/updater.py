@@ -29,8 +29,10 @@ class _Group:
         segments = [kernels.Segment(start, size, *optimizer.multipliers(name))
                     for name, start, size in region.members]
         self.chunks = kernels.chunk_table(segments, region.weights.numel(), region.dtype, device)
+        optimizer.warn_if_updates_may_vanish(region.dtype)
+        # A zero-filled master copy is a valid start: the kernel adopts the weights (ops/optimizer.py).
         self.states = {s: torch.zeros(region.weights.numel(), dtype=ct, device=device)
-                       for s in optimizer.state_names()}
+                       for s in optimizer.state_names(region.dtype)}
         self.hyper = torch.zeros(len(optimizer.hyper_slots), dtype=ct, device=device)
         # Host values are written into this buffer in place (no tensor per step), then copied
         # over with a blocking copy, so the buffer is free again when step() returns. Its
@@ -93,18 +95,25 @@ class FlatUpdater:
         """Restore what ``state_dict`` returned; names, sizes and dtypes must match."""
         expected = {f"{state}:{name}": (group, state, start, size)
                     for group in self.groups for state in group.states for name, start, size in group.region.members}
-        missing = sorted(set(expected) - set(states))
+        # A master copy left out (states saved without multi_precision) starts zero-filled: the
+        # kernel then adopts the weights themselves, which is all such a checkpoint knows.
+        missing = sorted(k for k in set(expected) - set(states) if not k.startswith("master:"))
         extra = sorted(set(states) - set(expected) - {"num_update"})
         if missing or extra:
+            hint = ("; the states hold float32 master copies: pass multi_precision=True to the optimizer"
+                    if any(k.startswith("master:") for k in extra) else "")
             raise ParamError(f"optimizer states: missing {missing or 'none'}, unexpected {extra or 'none'} (for "
-                             f"{type(self.optimizer).__name__} over {', '.join(self.param_names)})")
+                             f"{type(self.optimizer).__name__} over {', '.join(self.param_names)}){hint}")
         for key, (group, state, start, size) in expected.items():
-            value = states[key]
-            if value.numel() != size or value.dtype != group.states[state].dtype:
+            value = states.get(key)
+            if value is not None and (value.numel() != size or value.dtype != group.states[state].dtype):
                 raise ParamError(f"optimizer state {key!r}: {value.numel()} elements of {value.dtype}, expected "
                                  f"{size} of {group.states[state].dtype}")
         for key, (group, state, start, size) in expected.items():
-            group.states[state][start:start + size].copy_(states[key].reshape(-1))
+            if key in states:
+                group.states[state][start:start + size].copy_(states[key].reshape(-1))
+            else:
+                group.states[state][start:start + size].zero_()
         if "num_update" in states:
             self.optimizer.num_update = int(states["num_update"])
 
