@@ -10,8 +10,9 @@ whose label equals ``ignore_label`` (with ``use_ignore``) get zero gradient. ``n
 (``null``), the batch size (``batch``) or the number of non-ignored labels (``valid``),
 which ``count_valid_labels`` writes into a one-element buffer before backward runs.
 
-A class label outside ``[0, classes)`` that is not ignored gives that row a NaN
-gradient: a wrong label must not train silently.
+A class label that is not a whole number in ``[0, classes)`` (NaN, 1.5, -2, or
+``classes`` itself) and is not ignored gives that row a NaN gradient: a wrong label
+must not train silently.
 """
 
 from __future__ import annotations
@@ -76,14 +77,18 @@ def _softmax_output_backward_kernel(
     scale = tl.full((BLOCK_R,), 1.0, CT) * grad_scale.to(CT)
     if not LABEL_IS_PROB:
         label = tl.load(LABEL + label_row, mask=row_mask, other=0).to(tl.float64)
-        cls = label.to(tl.int64)
+        # A class is a whole number in [0, classes); NaN, fractions and negatives are not
+        # (MXNet truncates them to some class silently). Only in-range values are converted
+        # to integers: NaN or 1e30 has no int64 value.
         in_range = (label >= 0) & (label < cols)
+        cls = tl.where(in_range, label, -1.0).to(tl.int64)
+        is_class = in_range & (cls.to(tl.float64) == label)
         if USE_IGNORE:
             keep = label != ignore_label
+            scale = tl.where(keep, scale, 0.0)
+            scale = tl.where(keep & ~is_class, float("nan"), scale)
         else:
-            keep = label == label
-        scale = tl.where(keep, scale, 0.0)
-        scale = tl.where(keep & ~in_range, float("nan"), scale)
+            scale = tl.where(is_class, scale, float("nan"))
         if NORMALIZATION == "constant":
             scale = scale / divisor
         elif NORMALIZATION == "count":

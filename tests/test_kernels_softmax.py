@@ -134,6 +134,12 @@ def test_softmax_output_bad_label_gives_nan_row():
     g = ops.softmax_output_backward(p, torch.tensor([1.0, 7.0, -1.0], dtype=torch.float64), use_ignore=True)
     assert torch.isfinite(g[0]).all() and torch.isnan(g[1]).all()
     assert (g[2] == 0).all()  # ignored (-1 is the ignore label)
+    # NaN, a fraction or a negative label is not a class, with or without use_ignore: NaN rows
+    labels = torch.tensor([2.0, float("nan"), 1.5, -1.0, 3.0], dtype=torch.float64)
+    p = ops.softmax_forward(torch.zeros(5, 4, dtype=torch.float64))
+    for use_ignore in (False, True):
+        g = ops.softmax_output_backward(p, labels, use_ignore=use_ignore, ignore_label=-3.0)
+        assert [bool(torch.isnan(row).all()) for row in g] == [False, True, True, True, False], use_ignore
 
 
 def test_softmax_output_errors():

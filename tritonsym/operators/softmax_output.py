@@ -12,7 +12,8 @@ gradient; the label gets none. Layouts, as in MXNet:
 
 ``normalization``: ``null`` (sum over the batch), ``batch`` (divide by the batch size) or
 ``valid`` (divide by the number of labels not equal to ``ignore_label``). A class label
-outside [0, classes) that is not ignored gives that row a NaN gradient.
+that is not a whole number in [0, classes) (NaN, 1.5, -2) and is not ignored gives that
+row a NaN gradient, where MXNet would truncate it to some class.
 """
 
 from __future__ import annotations
