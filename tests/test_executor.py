@@ -148,6 +148,35 @@ def test_input_errors(rng):
         mlp().simple_bind(ts.cpu())
     with pytest.raises(BindError, match="'datta' is not an argument of this symbol"):
         mlp().simple_bind(ts.cpu(), datta=(8, 5))
+    for empty in ((0, 5), (8, 0)):
+        with pytest.raises(ShapeError, match=rf"bind: data \({empty[0]}, {empty[1]}\).*: every dimension of a "
+                                             "bound array must be at least 1"):
+            mlp().simple_bind(ts.cpu(), data=empty)
+    with pytest.raises(ShapeError, match=r"bind: data \(0, 5\), out_label \(0,\): every dimension"):
+        mlp().bind(ts.cpu(), {n: torch.zeros(s) for n, s in zip(mlp().list_arguments(),
+                                                                 mlp().infer_shape(data=(0, 5))[0])})
+
+
+def test_a_bad_value_leaves_every_array_as_it_was(rng):
+    exe = ready(mlp().simple_bind(ts.cpu(), type_dict={"data": torch.float16}, data=(8, 5)), rng)
+    before = {n: t.clone() for n, t in exe.arg_dict.items()}
+    good = {"fc1_weight": np.zeros((16, 5)), "fc1_bias": np.ones(16)}
+    with pytest.raises(BindError, match="copy_params_from: argument 'fc2_weight' has shape \\(16, 4\\)"):
+        exe.copy_params_from({**good, "fc2_weight": np.zeros((16, 4))})
+    too_big = np.zeros((4, 16))
+    too_big[0, :3] = [1e6, -3e5, 65504]  # 65504 is float16's largest: it fits
+    with pytest.raises(BindError, match="copy_params_from: argument 'fc2_weight' has 2 value\\(s\\) beyond the "
+                                        "range of float16 \\(largest magnitude 1e\\+06; float16 holds up to "
+                                        "65504\\); they would become inf"):
+        exe.copy_params_from({**good, "fc2_weight": too_big})
+    with pytest.raises(BindError, match="forward: argument 'out_label' has shape"):
+        exe.forward(is_train=True, data=np.zeros((8, 5)), out_label=np.zeros(7))
+    with pytest.raises(BindError, match="'fc3_weight' is not an argument"):
+        exe.forward(data=np.zeros((8, 5)), fc3_weight=np.zeros(1))
+    for name, value in exe.arg_dict.items():
+        assert torch.equal(value, before[name]), f"{name} was written before the error"
+    exe.copy_params_from({"fc1_weight": np.full((16, 5), np.inf)})  # an inf given is an inf kept: no error
+    assert torch.isinf(exe.arg_dict["fc1_weight"]).all()
 
 
 def test_label_is_needed_by_backward_only(rng):

@@ -87,6 +87,12 @@ def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options:
     if missing:
         raise ShapeError(f"bind: cannot infer the shape of {', '.join(missing)}; give "
                          f"{'it' if len(missing) == 1 else 'them'} (e.g. simple_bind({missing[0]}=(...)))")
+    # A 0 is "unknown" in MXNet's shapes, and no kernel has a launch for an empty array.
+    empty = [f"{n.name} {shape_values[(id(n), 0)]}" for n in nodes
+             if n.is_variable and 0 in shape_values[(id(n), 0)]]
+    if empty:
+        raise ShapeError(f"bind: {', '.join(empty)}: every dimension of a bound array must be at least 1 (a 0 "
+                         "means unknown in MXNet's shapes)")
     # Arguments whose dtype nothing determines are float32, as in MXNet.
     type_values, _ = propagate(symbol, dtypes, "type")
     for n in nodes:

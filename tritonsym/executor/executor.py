@@ -149,8 +149,7 @@ class Executor:
     def forward(self, is_train: bool = False, **inputs) -> list[torch.Tensor]:
         """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
         arguments of those names first. Returns ``outputs``."""
-        for name, value in inputs.items():
-            self._write_argument("forward", name, value)
+        self._write_arguments("forward", inputs)
         self._check_set("forward", self._forward_reads)
         if self._finite_checks is not None:
             self._finite_checks.arguments(self._forward_reads)
@@ -192,8 +191,7 @@ class Executor:
         three. Every argument check happens before anything runs. The phase is recorded
         once per ``then`` (per object, for a bound method), so ``then`` must launch the same
         kernels on the same memory every call. Returns ``outputs``."""
-        for name, value in inputs.items():
-            self._write_argument("forward_backward", name, value)
+        self._write_arguments("forward_backward", inputs)
         self._check_set("forward_backward", self._forward_reads | self._backward_reads)
         if not self._program.arg_grads:
             raise ExecutionError("forward_backward: this executor computes no gradients (grad_req is 'null' for "
@@ -274,22 +272,31 @@ class Executor:
                 raise ExecutionError(f"backward: {len(out_grads)} out_grads for {len(program.output_names)} outputs "
                                      f"({', '.join(program.output_names)})")
             given = dict(zip(program.output_names, out_grads))
+        writes = []
         for name, grad in needed:
             if given.get(name) is None:
                 raise ExecutionError(f"backward: out_grads has no gradient for output {name!r}")
             # An output that is itself an argument adds to that argument's gradient under 'add'.
             add = any(g is grad and program.grad_req[n] == "add" for n, g in program.arg_grads.items())
-            _copy_into(f"backward: out_grads[{name!r}]", grad.tensor, given[name], add)
+            writes.append((grad.tensor, _prepared(f"backward: out_grads[{name!r}]", grad.tensor, given[name]), add))
+        for dst, src, add in writes:  # every gradient checked before any is written
+            _write(dst, src, add)
 
     # ------------------------------------------------------------------- arguments
 
-    def _write_argument(self, what: str, name: str, value) -> None:
+    def _write_arguments(self, what: str, values: dict) -> None:
+        """Copy ``values`` into the arguments of those names, each checked before any is
+        written: a bad one leaves every argument as it was."""
         program = self._program
-        if name not in program.args:
-            raise BindError(f"{what}: {name!r} is not an argument of this executor; its arguments are "
+        unknown = [name for name in values if name not in program.args]
+        if unknown:
+            raise BindError(f"{what}: {unknown[0]!r} is not an argument of this executor; its arguments are "
                             f"{', '.join(program.arg_names)}")
-        _copy_into(f"{what}: argument {name!r}", program.args[name].tensor, value)
-        self._unset.discard(name)
+        prepared = {name: _prepared(f"{what}: argument {name!r}", program.args[name].tensor, value)
+                    for name, value in values.items()}
+        for name, src in prepared.items():
+            _write(program.args[name].tensor, src)
+            self._unset.discard(name)
 
     def _check_set(self, what: str, reads: set[str]) -> None:
         if not self._unset:  # the usual case once every argument has a value: nothing to scan
@@ -302,18 +309,21 @@ class Executor:
 
     def copy_params_from(self, arg_params: dict, aux_params: dict | None = None,
                          allow_extra_params: bool = False) -> None:
-        """Copy parameter values (tensors or numpy arrays) into the bound arrays by name."""
-        for name, value in arg_params.items():
-            if name in self._program.args:
-                self._write_argument("copy_params_from", name, value)
-            elif not allow_extra_params:
+        """Copy parameter values (tensors or numpy arrays) into the bound arrays by name.
+        Every value is checked before any is written."""
+        program = self._program
+        for name in arg_params:
+            if name not in program.args and not allow_extra_params:
                 raise BindError(f"copy_params_from: {name!r} is not an argument of this executor (arguments: "
-                                f"{', '.join(self._program.arg_names)}); pass allow_extra_params=True to skip it")
-        for name, value in (aux_params or {}).items():
-            if name in self._program.aux:
-                _copy_into(f"copy_params_from: auxiliary state {name!r}", self._program.aux[name].tensor, value)
-            elif not allow_extra_params:
+                                f"{', '.join(program.arg_names)}); pass allow_extra_params=True to skip it")
+        for name in aux_params or {}:
+            if name not in program.aux and not allow_extra_params:
                 raise BindError(f"copy_params_from: {name!r} is not an auxiliary state of this executor")
+        aux = {name: _prepared(f"copy_params_from: auxiliary state {name!r}", program.aux[name].tensor, value)
+               for name, value in (aux_params or {}).items() if name in program.aux}
+        self._write_arguments("copy_params_from", {k: v for k, v in arg_params.items() if k in program.args})
+        for name, src in aux.items():
+            _write(program.aux[name].tensor, src)
 
     def reshape(self, partial_shaping: bool = False, allow_up_sizing: bool = False, **shapes) -> "Executor":
         """A new executor for new input shapes that shares this one's arrays for every
@@ -356,8 +366,9 @@ def _phase_name(then: Callable | None) -> str:
     return f"forward_backward+{getattr(then, '__qualname__', type(then).__name__)}@{id(owner):x}"
 
 
-def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> None:
-    """Copy user data into a bound array, converting dtype; the shape must match exactly."""
+def _prepared(what: str, dst: torch.Tensor, src) -> torch.Tensor:
+    """User data as a tensor ready to copy into the bound array ``dst``: the shape must
+    match exactly; host data is converted to ``dst``'s dtype here, and checked."""
     if isinstance(src, np.ndarray):
         if src.dtype.kind not in "biuf":  # strings, objects, dates: torch's own error names neither
             raise BindError(f"{what} is a numpy array of dtype {src.dtype}; a real number type is needed")
@@ -371,12 +382,33 @@ def _copy_into(what: str, dst: torch.Tensor, src, accumulate: bool = False) -> N
         raise BindError(f"{what} has shape {tuple(src.shape)} but the bound array has shape {tuple(dst.shape)}")
     if src.is_complex() or src.dtype == torch.bool:
         raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
+    if src.device.type == "cpu" and src.dtype != dst.dtype:
+        src = _converted_on_host(what, src, dst.dtype)
+    return src
+
+
+def _write(dst: torch.Tensor, src: torch.Tensor, accumulate: bool = False) -> None:
     if accumulate:
         kernels.accumulate(src.to(device=dst.device), dst)
     else:
         # Host-to-device data movement (with dtype conversion) at the boundary of a step,
         # not compute: torch's copy is the transfer.
         dst.copy_(src)
+
+
+def _converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``src`` in ``dtype``; a finite value that would become inf (1e6 into float16) is an
+    error rather than a silent inf. Only host data is checked: for a device tensor the
+    check would be a reduction and a synchronising read-back on every call."""
+    converted = src.to(dtype)
+    if dtype.is_floating_point and converted.dtype.itemsize < 8:
+        overflowed = torch.isinf(converted) & ~torch.isinf(src.to(torch.float64))
+        if overflowed.any():
+            largest = src.to(torch.float64)[overflowed].abs().max().item()
+            raise BindError(f"{what} has {int(overflowed.sum())} value(s) beyond the range of "
+                            f"{dtype_name(dtype)} (largest magnitude {largest:g}; {dtype_name(dtype)} holds up to "
+                            f"{torch.finfo(dtype).max:g}); they would become inf")
+    return converted
 
 
 class _FiniteChecks:
