@@ -75,6 +75,18 @@ def test_errors(kwargs, message):
         NDArrayIter(np.zeros((5, 2)), **kwargs)
 
 
+def test_values_a_half_dtype_cannot_hold_are_named():
+    data = np.zeros((5, 2))
+    data[3, 1] = -7e4
+    with pytest.raises(ParamError, match=r"NDArrayIter: 'data' has 1 value\(s\) beyond the range of float16 "
+                                         r"\(largest magnitude 70000; float16 holds up to 65504\)"):
+        NDArrayIter(data, dtype="float16")
+    assert NDArrayIter(data, dtype="bfloat16").next().data[0].dtype == torch.bfloat16  # bfloat16 holds 7e4
+    data[0, 0] = np.inf  # an inf given is no overflow
+    with pytest.raises(ParamError, match="has 1 value"):
+        NDArrayIter(data, dtype="float16")
+
+
 def _idx(array: np.ndarray, type_byte: int) -> bytes:
     return bytes([0, 0, type_byte, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 

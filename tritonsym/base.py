@@ -74,3 +74,17 @@ def to_dtype(value) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
+
+def converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype, error=ValueError) -> torch.Tensor:
+    """Host tensor ``src`` in ``dtype``; a finite value that would become inf (1e6 into
+    float16) raises ``error`` naming ``what`` rather than turning into a silent inf."""
+    converted = src.to(dtype)
+    if dtype.is_floating_point and dtype.itemsize < 8:
+        wide = src.to(torch.float64)
+        overflowed = torch.isinf(converted) & ~torch.isinf(wide)
+        if overflowed.any():
+            largest = wide[overflowed].abs().max().item()
+            raise error(f"{what} has {int(overflowed.sum())} value(s) beyond the range of {dtype_name(dtype)} "
+                        f"(largest magnitude {largest:g}; {dtype_name(dtype)} holds up to "
+                        f"{torch.finfo(dtype).max:g}); they would become inf")
+    return converted

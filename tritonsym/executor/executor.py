@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..base import BindError, ExecutionError, dtype_name
+from ..base import BindError, ExecutionError, converted_on_host, dtype_name
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
@@ -383,7 +383,9 @@ def _prepared(what: str, dst: torch.Tensor, src) -> torch.Tensor:
     if src.is_complex() or src.dtype == torch.bool:
         raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
     if src.device.type == "cpu" and src.dtype != dst.dtype:
-        src = _converted_on_host(what, src, dst.dtype)
+        # Only host data is checked: for a device tensor the check would be a reduction and
+        # a synchronising read-back on every call.
+        src = converted_on_host(what, src, dst.dtype, BindError)
     return src
 
 
@@ -394,21 +396,6 @@ def _write(dst: torch.Tensor, src: torch.Tensor, accumulate: bool = False) -> No
         # Host-to-device data movement (with dtype conversion) at the boundary of a step,
         # not compute: torch's copy is the transfer.
         dst.copy_(src)
-
-
-def _converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``src`` in ``dtype``; a finite value that would become inf (1e6 into float16) is an
-    error rather than a silent inf. Only host data is checked: for a device tensor the
-    check would be a reduction and a synchronising read-back on every call."""
-    converted = src.to(dtype)
-    if dtype.is_floating_point and converted.dtype.itemsize < 8:
-        overflowed = torch.isinf(converted) & ~torch.isinf(src.to(torch.float64))
-        if overflowed.any():
-            largest = src.to(torch.float64)[overflowed].abs().max().item()
-            raise BindError(f"{what} has {int(overflowed.sum())} value(s) beyond the range of "
-                            f"{dtype_name(dtype)} (largest magnitude {largest:g}; {dtype_name(dtype)} holds up to "
-                            f"{torch.finfo(dtype).max:g}); they would become inf")
-    return converted
 
 
 class _FiniteChecks:

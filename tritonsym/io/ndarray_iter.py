@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import random
-from ..base import ParamError, dtype_name, to_dtype
+from ..base import ParamError, converted_on_host, dtype_name, to_dtype
 
 LAST_BATCH_HANDLES = ("pad", "discard", "roll_over")
 
@@ -88,13 +88,13 @@ def _named(what: str, arrays, default_name: str) -> list[tuple[str, np.ndarray |
     return out
 
 
-def _as_tensor(a, dtype: torch.dtype | None, is_label: bool) -> torch.Tensor:
+def _as_tensor(name: str, a, dtype: torch.dtype | None, is_label: bool) -> torch.Tensor:
     """A host tensor: data in ``dtype``; labels in ``dtype`` when fractional, else int64."""
     t = torch.from_numpy(np.ascontiguousarray(a)) if not isinstance(a, torch.Tensor) else a.detach().cpu()
     if is_label and not t.is_floating_point():
         t = t.to(torch.int64)  # class indices (uint8 labels and friends) in the type kernels read
-    elif dtype is not None:
-        t = t.to(dtype)
+    elif dtype is not None and t.dtype != dtype:
+        t = converted_on_host(f"NDArrayIter: {name!r}", t, dtype, ParamError)
     return t.contiguous()
 
 
@@ -143,7 +143,7 @@ class NDArrayIter(DataIter):
         share = total // num_parts
         lo, hi = share * part_index, share * (part_index + 1)
         n_data = len(data_items)
-        arrays = [(name, _as_tensor(a[lo:hi], dtype, k >= n_data)) for k, (name, a) in enumerate(named)]
+        arrays = [(name, _as_tensor(name, a[lo:hi], dtype, k >= n_data)) for k, (name, a) in enumerate(named)]
         self.data, self.label = arrays[:n_data], arrays[n_data:]
         self.num_data = hi - lo
         if self.num_data < batch_size and last_batch_handle == "discard":
