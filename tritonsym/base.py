@@ -79,9 +79,9 @@ def converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype, error=Va
     """Host tensor ``src`` in ``dtype``; a finite value that would become inf (1e6 into
     float16) raises ``error`` naming ``what`` rather than turning into a silent inf."""
     converted = src.to(dtype)
-    if dtype.is_floating_point and dtype.itemsize < 8:
+    if dtype.is_floating_point and dtype.itemsize < 8 and (inf := torch.isinf(converted)).any():
         wide = src.to(torch.float64)
-        overflowed = torch.isinf(converted) & ~torch.isinf(wide)
+        overflowed = inf & ~torch.isinf(wide)
         if overflowed.any():
             largest = wide[overflowed].abs().max().item()
             raise error(f"{what} has {int(overflowed.sum())} value(s) beyond the range of {dtype_name(dtype)} "
