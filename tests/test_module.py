@@ -275,3 +275,24 @@ def test_multi_precision_follows_float32_where_bfloat16_updates_stall():
     states = mod._updater.state_dict()
     assert torch.equal(states["master:fc1_weight"].to(torch.bfloat16), mod.get_params()[0]["fc1_weight"])
     assert not torch.equal(states["master:fc1_weight"], mod.get_params()[0]["fc1_weight"].float())
+
+
+def test_fit_stops_when_a_parameter_turns_nan_before_checkpointing_it(tmp_path):
+    x, y = _blobs(32)
+    ts.random.seed(0)
+    mod = ts.mod.Module(_net())
+
+    def blow_up(param):  # what a diverging run does, at a known place: epoch 1, batch 1
+        if param.epoch == 1 and param.nbatch == 1:
+            mod.executor.arg_dict["fc2_weight"][0, :2] = float("inf")
+
+    prefix = str(tmp_path / "run")
+    with pytest.raises(ts.ExecutionError, match=r"Module.fit: after epoch 1 the parameters hold NaN/inf values "
+                                                r"\(fc1_weight: \d+ of 48, .*fc2_weight: \d+ of 24.*\), so fit "
+                                                "stops before this epoch's callbacks"):
+        mod.fit(NDArrayIter(x, y, batch_size=8), num_epoch=3, initializer=ts.init.Xavier(),
+                optimizer_params={"learning_rate": 0.1}, batch_end_callback=blow_up,
+                epoch_end_callback=ts.callback.do_checkpoint(prefix))
+    assert sorted(os.listdir(tmp_path)) == ["run-0001.safetensors", "run-symbol.json"]  # epoch 0 only
+    _, args, _ = ts.model.load_checkpoint(prefix, 1)
+    assert all(torch.isfinite(t).all() for t in args.values())

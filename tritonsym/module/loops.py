@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from .. import metric as metric_module
-from ..base import ParamError
+from ..base import ExecutionError, ParamError
 from ..callback import BatchEndParam
 from ..io.ndarray_iter import DataIter, NDArrayIter
+from ..ops import memory as kernels
+from ..ops._common import run
 
 
 def _callbacks(callbacks) -> list[Callable]:
@@ -34,7 +36,8 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     (``initializer``, default ``Uniform(0.01)``, unless already set) and the optimizer,
     then per batch forward, backward, update (``train_step``: one CUDA graph replay with
     ``cuda_graph=True``). Logs each epoch's training metric, time,
-    samples/s and validation metric, and returns one dict per epoch with those figures."""
+    samples/s and validation metric, and returns one dict per epoch with those figures.
+    Stops with ``ExecutionError`` after an epoch that left a NaN/inf parameter."""
     if not isinstance(num_epoch, int) or num_epoch <= begin_epoch:
         raise ParamError(f"Module.fit: num_epoch={num_epoch!r} must be an integer above begin_epoch={begin_epoch}")
     # A module the caller already bound and set up (the intermediate API) is used as it is.
@@ -59,6 +62,7 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
             for callback in _callbacks(batch_end_callback):
                 callback(BatchEndParam(epoch, nbatch, train_metric, locals()))
         elapsed = time.perf_counter() - tic
+        _stop_if_parameters_not_finite(self, epoch)
         record = {"epoch": epoch, "train": dict(train_metric.get_name_value()), "time": elapsed,
                   "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
         for name, value in train_metric.get_name_value():
@@ -77,6 +81,27 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         history.append(record)
         train_data.reset()
     return history
+
+
+def _stop_if_parameters_not_finite(self, epoch: int) -> None:
+    """Once per epoch, count NaN/inf in every parameter (one Triton launch each, one
+    read-back). A NaN or inf parameter never recovers and turns every later output into
+    NaN, so fit stops before the epoch's callbacks write a checkpoint of it."""
+    params = {n: t for n, t in self.executor.arg_dict.items()
+              if n in self._param_names and t.is_floating_point()}
+    if not params:
+        return
+    counts = torch.zeros(len(params), dtype=torch.int32, device=next(iter(params.values())).device)
+    for k, tensor in enumerate(params.values()):
+        run(kernels.plan_count_nonfinite(tensor, counts[k:k + 1]))
+    bad = {name: c for name, c in zip(params, counts.tolist()) if c}
+    if bad:
+        raise ExecutionError(
+            f"Module.fit: after epoch {epoch} the parameters hold NaN/inf values "
+            f"({', '.join(f'{name}: {c} of {params[name].numel()}' for name, c in bad.items())}), so fit stops "
+            "before this epoch's callbacks (a checkpoint of it would hold them too). Module(..., "
+            "check_finite=True) names the first operator that produces one; a lower learning rate or "
+            "clip_gradient often helps")
 
 
 def _batches(self, data, num_batch: int | None, reset: bool) -> Iterator:
