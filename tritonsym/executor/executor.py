@@ -382,9 +382,10 @@ def _prepared(what: str, dst: torch.Tensor, src) -> torch.Tensor:
         raise BindError(f"{what} has shape {tuple(src.shape)} but the bound array has shape {tuple(dst.shape)}")
     if src.is_complex() or src.dtype == torch.bool:
         raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
-    if src.device.type == "cpu" and src.dtype != dst.dtype:
-        # Only host data is checked: for a device tensor the check would be a reduction and
-        # a synchronising read-back on every call.
+    if src.device.type == "cpu" and dst.dtype in (torch.float16, torch.bfloat16) and src.dtype != dst.dtype:
+        # Converted here, on the host, to check for values the half dtype cannot hold. Other
+        # targets keep torch's converting copy (no host temporary per step: float32 overflows
+        # only beyond 3.4e38), and a device tensor is not checked, which would synchronise.
         src = converted_on_host(what, src, dst.dtype, BindError)
     return src
 
