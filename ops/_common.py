@@ -159,6 +159,16 @@ def check_same(fn: str, what: str, **tensors: torch.Tensor | None) -> None:
         raise KernelArgumentError(f"{fn}: arguments must have the same {what}: {detail}")
 
 
+def check_loss_scale(fn: str, loss_scale: torch.Tensor | None, device: torch.device) -> None:
+    """A loss operator's dynamic loss scale: one float32 on the data's device (or None)."""
+    if loss_scale is None:
+        return
+    check_tensor(fn, "loss_scale", loss_scale, (torch.float32,))
+    if loss_scale.numel() != 1 or loss_scale.device != device:
+        raise KernelArgumentError(f"{fn}: loss_scale must be one float32 on {device}, got {loss_scale.numel()} "
+                                  f"element(s) on {loss_scale.device}")
+
+
 def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
     """An output written by many programs must not have two elements at one address."""
     for size, stride in zip(out.shape, out.stride()):

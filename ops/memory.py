@@ -1,6 +1,7 @@
 """Fill, copy and accumulate: the data movement the executor needs between operators.
 
-``fill`` zeroes a gradient nobody contributes to (or writes a constant loss gradient),
+``fill`` zeroes a gradient nobody contributes to (or writes a constant loss gradient,
+times a dynamic loss scale read on the device),
 ``copy`` moves a gradient through a reshape, ``accumulate`` adds into an existing buffer
 (``grad_req='add'``). All index up to 4 strided dimensions, like the elementwise kernels.
 """
@@ -17,6 +18,7 @@ from ._common import (
     INDEX_DTYPES,
     KernelArgumentError,
     Launch,
+    check_loss_scale,
     check_tensor,
     check_writable,
     element_offsets,
@@ -29,17 +31,19 @@ from ._common import (
 
 @triton.jit
 def _fill_kernel(
-    OUT, value: tl.float64,
+    OUT, SCALE, value: tl.float64,
     n, size1, size2, size3,
     out_stride0, out_stride1, out_stride2, out_stride3,
-    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Each program sets (or adds ``value`` to) BLOCK elements of out."""
+    """Each program sets (or adds ``value`` [* scale] to) BLOCK elements of out."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
     offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
     CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
     v = tl.full((BLOCK,), 0.0, CT) + value.to(CT)
+    if HAS_SCALE:
+        v = v * tl.load(SCALE).to(CT)
     store_result(OUT, offsets, v, mask, ACCUMULATE)
 
 
@@ -64,18 +68,22 @@ def _copy_kernel(
         store(DST, dst_offsets, v, mask)
 
 
-def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False) -> list[Launch]:
+def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False,
+              loss_scale: torch.Tensor | None = None) -> list[Launch]:
     fn = "fill"
     check_tensor(fn, "out", out, FLOAT_DTYPES)
     check_writable(fn, "out", out)
+    check_loss_scale(fn, loss_scale, out.device)
     args, flat, grid = elementwise_args(fn, out.shape, out=out)
-    return [Launch(_fill_kernel, grid, [out, float(value), *args],
-                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return [Launch(_fill_kernel, grid, [out, out if loss_scale is None else loss_scale, float(value), *args],
+                   dict(HAS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
 
 
-def fill(out: torch.Tensor, value: float, accumulate: bool = False) -> torch.Tensor:
-    """``out[...] = value`` (or ``+= value``); any strides, float dtypes."""
-    run(plan_fill(out, value, accumulate))
+def fill(out: torch.Tensor, value: float, accumulate: bool = False,
+         loss_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[...] = value`` (or ``+= value``), times the one-element ``loss_scale`` when
+    given; any strides, float dtypes."""
+    run(plan_fill(out, value, accumulate, loss_scale))
     return out
 
 

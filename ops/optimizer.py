@@ -22,8 +22,17 @@ holds its rounding: a weight written since (``set_params``, a loaded checkpoint,
 ``arg_dict[...] = ...``) differs from it and replaces it, element by element, so the
 two never disagree silently, and a zero-filled master copy is a valid start.
 
+With a loss scale (float16 training, ``LossScaler``), the loss operators multiplied the
+gradients by ``scale`` so that small ones do not underflow. Before the update, one launch
+per dtype counts the non-finite gradient elements into ``counters[0]``; the update
+divides the gradients by ``scale`` and, where that count is not zero, writes nothing (the
+step is skipped, on the device: no read-back, so the step stays one CUDA graph); then one
+single-program launch adjusts the scale (``loss_scale_update``): times ``backoff_factor``
+after a skipped step, times ``growth_factor`` after ``growth_interval`` good steps in a row.
+Adam's bias corrections then count only the updates that were applied.
+
     # read 2 (SGD) or 2 + 2 (momentum / Adam) elements per parameter, write 1 (+1 or +2);
-    # a master copy adds one read and one write
+    # a master copy adds one read and one write; a loss scale adds one read (the count)
 """
 
 from __future__ import annotations
@@ -40,7 +49,10 @@ from ._common import ELEMENTWISE_BLOCK, FLOAT_DTYPES, KernelArgumentError, Launc
 # The slots of ``hyper``; the host fills them by name.
 SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
 ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
-              "bias_correction1", "sqrt_bias_correction2")
+              "bias_correction1", "sqrt_bias_correction2", "step")
+# The int32 counters of a loss scale: this step's non-finite gradient elements, good steps
+# since the scale last changed, and steps skipped in all.
+SCALER_COUNTERS = ("nonfinite", "good_steps", "skipped_steps")
 # The weight dtypes a float32 master copy serves.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -58,6 +70,15 @@ def _chunk(CHUNK_START, CHUNK_END, BLOCK: tl.constexpr):
     end = tl.load(CHUNK_END + pid)
     offsets = start + tl.arange(0, BLOCK)
     return offsets, offsets < end
+
+
+@triton.jit
+def _unless_overflow(mask, COUNTERS, HAS_SCALER: tl.constexpr):
+    """``mask``, emptied when this step's scaled gradients held a NaN/inf: the step is skipped."""
+    if HAS_SCALER:
+        # Compared as a block: the interpreter's scalar-bool & block-bool is no bool mask.
+        mask = mask & ((tl.zeros_like(mask).to(tl.int32) + tl.load(COUNTERS)) == 0)
+    return mask
 
 
 @triton.jit
@@ -80,12 +101,14 @@ def _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER: tl.constexpr):
 
 
 @triton.jit
-def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl.constexpr,
-                     HAS_MASTER: tl.constexpr):
-    """The weight and ``clip(rescale_grad * grad) + wd * wd_mult * weight`` (MXNet's order)."""
+def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP: tl.constexpr,
+                     HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr):
+    """The weight and ``clip(rescale_grad * grad / loss_scale) + wd * wd_mult * weight`` (MXNet's order)."""
     CT = HYPER.dtype.element_ty
     w = _load_weight(W, MASTER, offsets, mask, HAS_MASTER, CT)
     g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + 2)
+    if HAS_SCALER:
+        g = g / tl.load(LOSS_SCALE).to(CT)
     if CLIP:
         clip = tl.load(HYPER + 3)
         g = tl.minimum(tl.maximum(g, -clip), clip)
@@ -95,12 +118,15 @@ def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP: tl
 
 @triton.jit
 def _sgd_kernel(
-    W, G, MOM, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
-    HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
+    W, G, MOM, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS,
+    HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk: ``mom = momentum*mom - lr*g; w += mom`` (or ``w -= lr*g``)."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP, HAS_MASTER)
+    mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
+                            HAS_SCALER)
     lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
         mom = tl.load(HYPER + 4) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
@@ -112,14 +138,23 @@ def _sgd_kernel(
 
 
 @triton.jit
+def _bias_correction(beta, t):
+    """``1 - beta**t`` for a step count known only on the device."""
+    power = tl.exp2(t * tl.log2(tl.maximum(beta, 1e-30)))  # no log2(0): beta = 0 gives power 0 below
+    return 1.0 - tl.where(beta > 0.0, power, 0.0)
+
+
+@triton.jit
 def _adam_kernel(
-    W, G, MEAN, VAR, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER,
-    HAS_MASTER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
+    W, G, MEAN, VAR, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS,
+    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
     ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, offsets, mask, CLIP, HAS_MASTER)
+    mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
+                            HAS_SCALER)
     lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     beta1 = tl.load(HYPER + 4)
     beta2 = tl.load(HYPER + 5)
@@ -127,9 +162,46 @@ def _adam_kernel(
     v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + (1.0 - beta2) * g * g
     tl.store(MEAN + offsets, m, mask=mask)
     tl.store(VAR + offsets, v, mask=mask)
-    denom = tl.sqrt(v) / tl.load(HYPER + 8) + tl.load(HYPER + 6)
-    w = w - (lr / tl.load(HYPER + 7)) * (m / denom)
+    if HAS_SCALER:
+        # Skipped steps are not updates: t counts the applied ones (the host counts every step).
+        t = tl.load(HYPER + 9) - tl.load(COUNTERS + 2).to(HYPER.dtype.element_ty)
+        bias_correction1 = _bias_correction(beta1, t)
+        sqrt_bias_correction2 = tl.sqrt(_bias_correction(beta2, t))
+    else:
+        bias_correction1 = tl.load(HYPER + 7)
+        sqrt_bias_correction2 = tl.load(HYPER + 8)
+    denom = tl.sqrt(v) / sqrt_bias_correction2 + tl.load(HYPER + 6)
+    w = w - (lr / bias_correction1) * (m / denom)
     _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
+
+
+@triton.jit
+def _count_nonfinite_chunks_kernel(G, CHUNK_START, CHUNK_END, COUNTERS, BLOCK: tl.constexpr):
+    """Each program adds how many elements of its chunk of the gradients are NaN/inf to
+    counters[0] (the chunk table skips the alignment gaps between parameters)."""
+    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
+    CT = tl.float64 if G.dtype.element_ty == tl.float64 else tl.float32  # half-precision compares need an upcast
+    g = tl.load(G + offsets, mask=mask, other=0.0).to(CT)
+    bad = (g - g) != 0.0  # inf - inf and NaN - NaN are NaN; any finite g gives 0
+    tl.atomic_add(COUNTERS, tl.sum(bad.to(tl.int32), axis=0))
+
+
+@triton.jit
+def _loss_scale_update_kernel(LOSS_SCALE, COUNTERS, growth_factor, backoff_factor, growth_interval, min_scale,
+                              max_scale):
+    """One program, after the update: back off after a step with NaN/inf gradients (which
+    the update skipped), grow after ``growth_interval`` good steps in a row, and clear the
+    count for the next step."""
+    overflowed = tl.load(COUNTERS) != 0
+    scale = tl.load(LOSS_SCALE)
+    good = tl.where(overflowed, 0, tl.load(COUNTERS + 1) + 1)
+    grow = good >= growth_interval
+    scale = tl.where(overflowed, tl.maximum(scale * backoff_factor, min_scale),
+                     tl.where(grow, tl.minimum(scale * growth_factor, max_scale), scale))
+    tl.store(LOSS_SCALE, scale)
+    tl.store(COUNTERS, 0)
+    tl.store(COUNTERS + 1, tl.where(grow, 0, good))
+    tl.store(COUNTERS + 2, tl.load(COUNTERS + 2) + overflowed.to(tl.int32))
 
 
 # -------------------------------------------------------------------------- launchers
@@ -182,6 +254,51 @@ def chunk_table(segments: Sequence[Segment], region_size: int, dtype: torch.dtyp
                       torch.tensor(lrs, dtype=ct, device=device), torch.tensor(wds, dtype=ct, device=device), block)
 
 
+@dataclass(frozen=True)
+class LossScaleState:
+    """A dynamic loss scale on the device: ``scale`` (one float32, what the loss operators
+    multiply their gradients by) and ``counters`` (int32, ``SCALER_COUNTERS``)."""
+
+    scale: torch.Tensor
+    counters: torch.Tensor
+
+    @classmethod
+    def create(cls, init_scale: float, device) -> "LossScaleState":
+        return cls(torch.full((1,), float(init_scale), dtype=torch.float32, device=device),
+                   torch.zeros(len(SCALER_COUNTERS), dtype=torch.int32, device=device))
+
+    def check(self, fn: str, device) -> None:
+        check_tensor(fn, "loss scale", self.scale, (torch.float32,))
+        check_tensor(fn, "loss-scale counters", self.counters, (torch.int32,))
+        if self.scale.numel() != 1 or self.counters.numel() != len(SCALER_COUNTERS) \
+                or self.scale.device != device or self.counters.device != device:
+            raise KernelArgumentError(f"{fn}: the loss scale must be 1 float32 and its counters "
+                                      f"{len(SCALER_COUNTERS)} int32 on {device}, got {self.scale.numel()} on "
+                                      f"{self.scale.device} and {self.counters.numel()} on {self.counters.device}")
+
+
+def plan_count_nonfinite_grads(grad: torch.Tensor, chunks: ChunkTable, scaler: LossScaleState) -> list[Launch]:
+    """One launch adding the number of NaN/inf elements of the parameters' gradients (flat,
+    laid out as ``chunks`` says) to the scaler's ``nonfinite`` counter."""
+    fn = "count_nonfinite_grads"
+    check_tensor(fn, "grad", grad, FLOAT_DTYPES)
+    if grad.dim() != 1 or not grad.is_contiguous():
+        raise KernelArgumentError(f"{fn}: grad must be a flat contiguous tensor, got shape {tuple(grad.shape)}")
+    scaler.check(fn, grad.device)
+    return [Launch(_count_nonfinite_chunks_kernel, (chunks.programs,),
+                   [grad, chunks.start, chunks.end, scaler.counters], dict(BLOCK=chunks.block))]
+
+
+def plan_loss_scale_update(scaler: LossScaleState, growth_factor: float, backoff_factor: float,
+                           growth_interval: int, min_scale: float, max_scale: float) -> list[Launch]:
+    """The single-program launch that adjusts the scale after a step (run after every update
+    launch that reads the count)."""
+    scaler.check("loss_scale_update", scaler.scale.device)
+    return [Launch(_loss_scale_update_kernel, (1,),
+                   [scaler.scale, scaler.counters, float(growth_factor), float(backoff_factor), int(growth_interval),
+                    float(min_scale), float(max_scale)], {})]
+
+
 def _check(fn: str, weight: torch.Tensor, grad: torch.Tensor, states: dict, hyper: torch.Tensor, slots: int):
     check_tensor(fn, "weight", weight, FLOAT_DTYPES)
     check_tensor(fn, "grad", grad, FLOAT_DTYPES)
@@ -211,29 +328,42 @@ def _present(**states: torch.Tensor | None) -> dict[str, torch.Tensor]:
     return {name: t for name, t in states.items() if t is not None}
 
 
+def _scaler_args(fn: str, scaler: LossScaleState | None, weight: torch.Tensor) -> list[torch.Tensor]:
+    if scaler is None:
+        return [weight, weight]  # never read (HAS_SCALER is off): the weight stands in for the pointers
+    scaler.check(fn, weight.device)
+    return [scaler.scale, scaler.counters]
+
+
 def plan_sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None, chunks: ChunkTable,
-                    hyper: torch.Tensor, clip: bool, master: torch.Tensor | None = None) -> list[Launch]:
+                    hyper: torch.Tensor, clip: bool, master: torch.Tensor | None = None,
+                    scaler: LossScaleState | None = None) -> list[Launch]:
     """One launch updating ``weight`` (flat) from ``grad``; ``hyper`` holds ``SGD_HYPER``;
-    ``master``: the float32 master copy of float16/bfloat16 weights, updated too."""
+    ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
+    ``scaler``: the gradients are scaled by it, and the step is skipped where its count is not 0."""
     _check("sgd_update", weight, grad, _present(momentum=momentum, master=master), hyper, len(SGD_HYPER))
     # An absent state is never read or written (HAS_MOMENTUM / HAS_MASTER); the weight stands in for its pointer.
     return [Launch(_sgd_kernel, (chunks.programs,),
                    [weight, grad, weight if momentum is None else momentum, weight if master is None else master,
-                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
-                   dict(HAS_MOMENTUM=momentum is not None, HAS_MASTER=master is not None, CLIP=clip,
-                        BLOCK=chunks.block))]
+                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper,
+                    *_scaler_args("sgd_update", scaler, weight)],
+                   dict(HAS_MOMENTUM=momentum is not None, HAS_MASTER=master is not None,
+                        HAS_SCALER=scaler is not None, CLIP=clip, BLOCK=chunks.block))]
 
 
 def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
                      chunks: ChunkTable, hyper: torch.Tensor, clip: bool,
-                     master: torch.Tensor | None = None) -> list[Launch]:
+                     master: torch.Tensor | None = None, scaler: LossScaleState | None = None) -> list[Launch]:
     """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``;
-    ``master``: the float32 master copy of float16/bfloat16 weights, updated too."""
+    ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
+    ``scaler``: as for ``plan_sgd_update``; the bias corrections then count applied steps only."""
     _check("adam_update", weight, grad, _present(mean=mean, var=var, master=master), hyper, len(ADAM_HYPER))
     return [Launch(_adam_kernel, (chunks.programs,),
                    [weight, grad, mean, var, weight if master is None else master,
-                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper],
-                   dict(HAS_MASTER=master is not None, CLIP=clip, BLOCK=chunks.block))]
+                    chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper,
+                    *_scaler_args("adam_update", scaler, weight)],
+                   dict(HAS_MASTER=master is not None, HAS_SCALER=scaler is not None, CLIP=clip,
+                        BLOCK=chunks.block))]
 
 
 def _hyper(names: Sequence[str], values: dict, weight: torch.Tensor) -> torch.Tensor:
@@ -270,7 +400,7 @@ def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, va
     hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                     clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                     bias_correction1=1 - beta1 ** step,
-                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5), weight)
+                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5, step=step), weight)
     run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
                          clip_gradient is not None, _flat(master)))
     return weight

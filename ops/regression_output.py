@@ -2,7 +2,8 @@
 
 Forward is the identity (linear) or a sigmoid (logistic, ``activation.py``); with the
 sigmoid, ``out - label`` is exactly the gradient of the cross-entropy, so both share this
-kernel. ``scale`` is ``grad_scale / num_outputs`` (MXNet's convention).
+kernel. ``scale`` is ``grad_scale / num_outputs`` (MXNet's convention), times the
+one-element device tensor ``loss_scale`` when one is given (a dynamic loss scale).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._common import (
     FLOAT_DTYPES,
     KernelArgumentError,
     Launch,
+    check_loss_scale,
     check_same,
     check_tensor,
     element_offsets,
@@ -28,14 +30,14 @@ from ._common import (
 
 @triton.jit
 def _regression_backward_kernel(
-    OUT, LABEL, DX, scale: tl.float64,
+    OUT, LABEL, DX, LOSS_SCALE, scale: tl.float64,
     n, size1, size2, size3,
     out_stride0, out_stride1, out_stride2, out_stride3,
     label_stride0, label_stride1, label_stride2, label_stride3,
     dx_stride0, dx_stride1, dx_stride2, dx_stride3,
-    ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Each program computes dx (+)= (out - label) * scale for BLOCK elements."""
+    """Each program computes dx (+)= (out - label) * scale [* loss_scale] for BLOCK elements."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
     out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
@@ -45,13 +47,18 @@ def _regression_backward_kernel(
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
     out = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
     label = tl.load(LABEL + label_offsets, mask=mask, other=0.0).to(CT)
-    store_result(DX, dx_offsets, (out - label) * scale.to(CT), mask, ACCUMULATE)
+    factor = scale.to(CT)
+    if HAS_LOSS_SCALE:
+        factor = factor * tl.load(LOSS_SCALE).to(CT)
+    store_result(DX, dx_offsets, (out - label) * factor, mask, ACCUMULATE)
 
 
 def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor,
-                                    scale: float, accumulate: bool = False) -> list[Launch]:
+                                    scale: float, accumulate: bool = False,
+                                    loss_scale: torch.Tensor | None = None) -> list[Launch]:
     fn = "regression_output_backward"
     check_tensor(fn, "out", out)
+    check_loss_scale(fn, loss_scale, out.device)
     check_tensor(fn, "label", label, FLOAT_DTYPES)
     check_same(fn, "device", out=out, label=label)
     if label.numel() != out.numel():
@@ -64,14 +71,17 @@ def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad
                                       f"cannot be viewed as {tuple(out.shape)}") from None
     grad_in = prepare_out(fn, "grad_in", grad_in, out.shape, out.dtype, out.device)
     args, flat, grid = elementwise_args(fn, out.shape, out=out, label=label, grad_in=grad_in)
-    return [Launch(_regression_backward_kernel, grid, [out, label, grad_in, float(scale), *args],
-                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return [Launch(_regression_backward_kernel, grid,
+                   [out, label, grad_in, loss_scale if loss_scale is not None else grad_in, float(scale), *args],
+                   dict(HAS_LOSS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat,
+                        BLOCK=ELEMENTWISE_BLOCK))]
 
 
 def regression_output_backward(out: torch.Tensor, label: torch.Tensor, scale: float = 1.0,
-                               grad_in: torch.Tensor | None = None, accumulate: bool = False) -> torch.Tensor:
-    """``grad_in (+)= (out - label) * scale``."""
+                               grad_in: torch.Tensor | None = None, accumulate: bool = False,
+                               loss_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``grad_in (+)= (out - label) * scale [* loss_scale]``."""
     grad_in = prepare_out("regression_output_backward", "grad_in", grad_in, out.shape, out.dtype, out.device)
-    run(plan_regression_output_backward(out, label, grad_in, scale, accumulate))
+    run(plan_regression_output_backward(out, label, grad_in, scale, accumulate, loss_scale))
     return grad_in
 

@@ -2,13 +2,15 @@
 
 Forward is a softmax (``softmax.py``). Backward writes, per element,
 
-    grad = (p - target) * grad_scale / norm      [* head_grad with out_grad]
+    grad = (p - target) * grad_scale * loss_scale / norm      [* head_grad with out_grad]
 
 where ``target`` is onehot(label) (smoothed by ``smooth_alpha``) or, when the label has
 the data's shape, the label itself as a probability target (then ``norm`` is 1). Rows
 whose label equals ``ignore_label`` (with ``use_ignore``) get zero gradient. ``norm`` is 1
 (``null``), the batch size (``batch``) or the number of non-ignored labels (``valid``),
 which ``count_valid_labels`` writes into a one-element buffer before backward runs.
+``loss_scale`` is a one-element device tensor (a dynamic loss scale, rewritten on the
+device between steps), or absent.
 
 A class label that is not a whole number in ``[0, classes)`` (NaN, 1.5, -2, or
 ``classes`` itself) and is not ignored gives that row a NaN gradient: a wrong label
@@ -27,6 +29,7 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    check_loss_scale,
     check_same,
     check_tensor,
     prepare_out,
@@ -55,7 +58,7 @@ def _count_valid_kernel(LABEL, COUNT, n, ignore_label: tl.float64, BLOCK: tl.con
 
 @triton.jit
 def _softmax_output_backward_kernel(
-    P, LABEL, HEAD, DX, COUNT,
+    P, LABEL, HEAD, DX, COUNT, LOSS_SCALE,
     rows_total, cols, inner,
     p_stride_outer, p_stride_axis, p_stride_inner,
     label_stride_outer, label_stride_axis, label_stride_inner,
@@ -63,7 +66,8 @@ def _softmax_output_backward_kernel(
     dx_stride_outer, dx_stride_axis, dx_stride_inner,
     grad_scale: tl.float64, ignore_label: tl.float64, smooth_alpha: tl.float64, divisor,
     LABEL_IS_PROB: tl.constexpr, USE_IGNORE: tl.constexpr, NORMALIZATION: tl.constexpr,
-    OUT_GRAD: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    OUT_GRAD: tl.constexpr, HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     """Each program writes the loss gradient of BLOCK_R rows, BLOCK_C columns at a time."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -75,6 +79,8 @@ def _softmax_output_backward_kernel(
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
 
     scale = tl.full((BLOCK_R,), 1.0, CT) * grad_scale.to(CT)
+    if HAS_LOSS_SCALE:
+        scale = scale * tl.load(LOSS_SCALE).to(CT)
     if not LABEL_IS_PROB:
         label = tl.load(LABEL + label_row, mask=row_mask, other=0).to(tl.float64)
         # A class is a whole number in [0, classes); NaN, fractions and negatives are not
@@ -137,9 +143,11 @@ def plan_softmax_output_backward(
     prob: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor, *, axis: int = -1, grad_scale: float = 1.0,
     ignore_label: float = -1.0, use_ignore: bool = False, normalization: str = "null", smooth_alpha: float = 0.0,
     head_grad: torch.Tensor | None = None, valid_count: torch.Tensor | None = None, accumulate: bool = False,
+    loss_scale: torch.Tensor | None = None,
 ) -> list[Launch]:
     fn = "softmax_output_backward"
     check_tensor(fn, "prob", prob)
+    check_loss_scale(fn, loss_scale, prob.device)
     check_tensor(fn, "label", label, FLOAT_DTYPES + INDEX_DTYPES)
     check_same(fn, "device", prob=prob, label=label, head_grad=head_grad)
     if normalization not in NORMALIZATIONS:
@@ -185,10 +193,12 @@ def plan_softmax_output_backward(
     grid = (triton.cdiv(max(rows, 1), block_r),)
     return [Launch(_softmax_output_backward_kernel, grid,
                    [prob, label, head_grad if head_grad is not None else prob, grad_in, count,
+                    loss_scale if loss_scale is not None else grad_in,
                     rows, cols, max(inner, 1), *p_strides, *label_strides, *head_strides, *dx_strides,
                     float(grad_scale), float(ignore_label), float(smooth_alpha), int(divisor)],
                    dict(LABEL_IS_PROB=label_is_prob, USE_IGNORE=bool(use_ignore), NORMALIZATION=norm,
-                        OUT_GRAD=head_grad is not None, ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
+                        OUT_GRAD=head_grad is not None, HAS_LOSS_SCALE=loss_scale is not None,
+                        ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
 
 
 def softmax_output_backward(prob: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor | None = None,
@@ -197,7 +207,8 @@ def softmax_output_backward(prob: torch.Tensor, label: torch.Tensor, grad_in: to
 
     Options: ``axis`` (the class axis, default -1), ``grad_scale``, ``ignore_label``,
     ``use_ignore``, ``normalization`` (null | batch | valid), ``smooth_alpha``,
-    ``head_grad`` (multiply elementwise, MXNet's ``out_grad``), ``accumulate``.
+    ``head_grad`` (multiply elementwise, MXNet's ``out_grad``), ``accumulate``,
+    ``loss_scale`` (a one-element float32 tensor read on the device).
     Standalone, ``valid`` normalization with ``use_ignore`` counts the labels itself.
     """
     grad_in = prepare_out("softmax_output_backward", "grad_in", grad_in, prob.shape, prob.dtype, prob.device)

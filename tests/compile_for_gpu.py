@@ -79,6 +79,7 @@ def planned_launches():
             add(f"unary {dt} {kind}", elementwise.plan_unary_forward(kind, v, v))
             add(f"unary grad {dt} {kind}", elementwise.plan_unary_backward(kind, v, v, v, v, True))
         add(f"fill {dt}", memory.plan_fill(v, 0.0))
+        add(f"fill loss-scaled {dt}", memory.plan_fill(v, 0.5, loss_scale=t(1)))
         add(f"copy {dt}", memory.plan_copy(v.T, t(17, 33, dtype=dt), accumulate=True))
         for log in (False, True):
             add(f"softmax {dt} log={log}", softmax.plan_softmax_forward(v, v, -1, log))
@@ -89,7 +90,11 @@ def planned_launches():
         add(f"softmax output {dt}", softmax_output.plan_softmax_output_backward(
             v, t(33, dtype=dt), v, use_ignore=True, normalization="valid", valid_count=t(1), head_grad=v))
         add(f"softmax output prob {dt}", softmax_output.plan_softmax_output_backward(v, v, v, smooth_alpha=0.1))
+        add(f"softmax output loss-scaled {dt}", softmax_output.plan_softmax_output_backward(
+            v, t(33, dtype=dt), v, normalization="batch", loss_scale=t(1)))
         add(f"regression {dt}", regression_output.plan_regression_output_backward(v, v, v, 0.5))
+        add(f"regression loss-scaled {dt}", regression_output.plan_regression_output_backward(
+            v, v, v, 0.5, loss_scale=t(1)))
         flat, ct = t(3000, dtype=dt), optimizer.compute_dtype(dt)
         chunks = optimizer.chunk_table([optimizer.Segment(0, 1000), optimizer.Segment(1024, 1976, 0.5, 0.0)], 3000,
                                        dt, "cpu")
@@ -101,12 +106,22 @@ def planned_launches():
                 flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), clip))
             add(f"adam {dt} clip={clip}", optimizer.plan_adam_update(flat, flat, state, state, chunks,
                                                                       t(len(optimizer.ADAM_HYPER), dtype=ct), clip))
+        scaler = optimizer.LossScaleState(t(1), t(len(optimizer.SCALER_COUNTERS), dtype=torch.int32))
+        add(f"count nonfinite grads {dt}", optimizer.plan_count_nonfinite_grads(flat, chunks, scaler))
+        add(f"sgd momentum loss-scaled {dt}", optimizer.plan_sgd_update(
+            flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), True, scaler=scaler))
+        add(f"adam loss-scaled {dt}", optimizer.plan_adam_update(
+            flat, flat, state, state, chunks, t(len(optimizer.ADAM_HYPER), dtype=ct), False,
+            master=t(3000) if dt in optimizer.HALF_DTYPES else None, scaler=scaler))
         if dt in optimizer.HALF_DTYPES:  # with a float32 master copy
             add(f"sgd momentum master {dt}", optimizer.plan_sgd_update(
                 flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), False, master=t(3000)))
             add(f"adam master {dt}", optimizer.plan_adam_update(
                 flat, flat, state, state, chunks, t(len(optimizer.ADAM_HYPER), dtype=ct), False, master=t(3000)))
     add("count labels", softmax_output.plan_count_valid_labels(t(33, dtype=torch.int64), t(1), -1.0))
+    add("loss scale update", optimizer.plan_loss_scale_update(
+        optimizer.LossScaleState(t(1), t(len(optimizer.SCALER_COUNTERS), dtype=torch.int32)), 2.0, 0.5, 2000,
+        2.0 ** -24, 2.0 ** 24))
     return out
 
 

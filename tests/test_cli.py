@@ -62,12 +62,25 @@ def test_half_precision_training_keeps_master_weights_unless_told(capsys):
     assert "optimizer: adam learning_rate=0.001, wd=0.0001, multi_precision=False," in capsys.readouterr().out
 
 
+def test_float16_training_scales_the_loss_unless_told(capsys):
+    common = ["train", "--dtype", "float16", "--hidden", "8", "--epochs", "1", "--no-progress"]
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    assert "multi_precision=True, loss_scale=dynamic, momentum=0.9" in out
+    assert "Epoch[0] Loss-scale=" in out and "steps skipped: NaN/inf gradients" in out
+    assert main([*common, "--loss-scale", "none"]) == 0
+    assert "loss_scale" not in capsys.readouterr().out.replace("Loss-scale", "")
+    assert main([*common, "--loss-scale", "1024"]) == 0
+    assert "loss_scale=1024.0," in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "mnist"], "--data mnist needs --data-dir DIR"),
     (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte[.gz] not found"),
     (["train", "--hidden", "12,x"], "--hidden '12,x': expected sizes like 128 or 128,64"),
     (["train", "--epochs", "0"], "--epochs 0: must be at least 1"),
     (["train", "--device", "tpu"], "--device 'tpu': expected auto, cpu, gpu or gpu:N"),
+    (["train", "--loss-scale", "often"], "--loss-scale 'often': expected dynamic, none or a positive number"),
 ])
 def test_errors(argv, message, capsys):
     assert main(argv) == 1

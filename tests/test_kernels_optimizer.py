@@ -65,7 +65,7 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
         w0 = w.clone()
         values = dict(learning_rate=0.01, wd=0.1, rescale_grad=0.5, clip_gradient=clip or 0.0, beta1=0.8,
                       beta2=0.95, epsilon=1e-6, bias_correction1=1 - 0.8 ** step,
-                      sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5)
+                      sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
         hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
         O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, clip is not None))
         _gaps_untouched(w0, w)
@@ -139,7 +139,7 @@ def test_master_copy_keeps_updates_below_the_rounding_step(rng, dtype, kind):
         if kind == "adam":
             values = dict(learning_rate=lr, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.8, beta2=0.95,
                           epsilon=1e-8, bias_correction1=1 - 0.8 ** step,
-                          sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5)
+                          sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
             hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
             O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, master=master))
             O.run(O.plan_adam_update(plain, g, plain_states["mean"], plain_states["var"], chunks, hyper, False))
@@ -196,3 +196,114 @@ def test_master_copy_errors():
                                                   "torch.float32 weights are updated in their own precision"):
         f = torch.zeros(8)
         O.plan_adam_update(f, f, f, f, chunks, torch.zeros(len(O.ADAM_HYPER)), False, master=torch.zeros(8))
+
+
+# ----------------------------------------------------------------------- loss scaling
+
+
+def _scaled_step(kind, w, g, states, hyper_values, chunks, scaler=None):
+    ct = O.compute_dtype(w.dtype)
+    if kind == "adam":
+        hyper = torch.tensor([hyper_values[k] for k in O.ADAM_HYPER], dtype=ct)
+        O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, scaler=scaler))
+    else:
+        hyper = torch.tensor([hyper_values[k] for k in O.SGD_HYPER], dtype=ct)
+        O.run(O.plan_sgd_update(w, g, states.get("momentum"), chunks, hyper, False, scaler=scaler))
+
+
+def _hyper_values(step, momentum=0.0):
+    return dict(learning_rate=0.01, wd=0.1, rescale_grad=0.5, clip_gradient=0.0, momentum=momentum, beta1=0.8,
+                beta2=0.95, epsilon=1e-6, bias_correction1=1 - 0.8 ** step,
+                sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
+
+
+def _states(kind, ct):
+    if kind == "adam":
+        return {"mean": torch.zeros(REGION, dtype=ct), "var": torch.zeros(REGION, dtype=ct)}
+    return {"momentum": torch.zeros(REGION, dtype=ct)} if kind == "sgd momentum" else {}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("kind", ["sgd", "sgd momentum", "adam"])
+def test_loss_scaled_update_unscales_and_skips_overflowed_steps(rng, dtype, kind):
+    """Gradients scaled by a power of two (exactly, as the loss operators do) give the
+    oracle's update of the unscaled gradients; a step with one inf or NaN gradient writes
+    nothing (weights, momentum, moments) and is not counted in Adam's bias correction; a
+    NaN in a gap between parameters is not a gradient and is not counted."""
+    ct = O.compute_dtype(dtype)
+    w, _ = _region(rng, dtype)
+    states = _states(kind, ct)
+    chunks = _chunks(dtype)
+    scaler = O.LossScaleState.create(1024.0, w.device)
+    ref = {seg: (to_numpy(w[seg[0]:seg[0] + seg[1]]), np.zeros(seg[1]), np.zeros(seg[1])) for seg in SEGMENTS}
+    momentum = 0.9 if kind == "sgd momentum" else 0.0
+    applied = 0
+    for step, poison in enumerate([None, float("inf"), None, float("nan"), None], start=1):
+        g = rounded(rng.normal(size=REGION), dtype)
+        scaled = (g.to(ct) * scaler.scale.item()).to(dtype)
+        scaled[12] = float("nan")  # a gap
+        if poison is not None:
+            scaled[100] = poison
+        before = w.clone(), {k: v.clone() for k, v in states.items()}
+        O.run(O.plan_count_nonfinite_grads(scaled, chunks, scaler))
+        assert scaler.counters[0].item() == (poison is not None)
+        _scaled_step(kind, w, scaled, states, _hyper_values(step, momentum), chunks, scaler)
+        if poison is not None:
+            assert torch.equal(w, before[0]) and all(torch.equal(v, before[1][k]) for k, v in states.items())
+        else:
+            applied += 1
+            for seg in SEGMENTS:
+                start, size, lr_mult, wd_mult = seg
+                sl = slice(start, start + size)
+                w_prev, m, v = ref[seg]
+                w_prev = to_numpy(before[0][sl])  # one step's error at a time, as above
+                if kind == "adam":
+                    w_ref, m, v = oracles.adam_update(w_prev, to_numpy(g[sl]), m, v, applied, 0.01 * lr_mult, 0.8,
+                                                      0.95, 1e-6, 0.1 * wd_mult, 0.5)
+                else:
+                    w_ref, m = oracles.sgd_update(w_prev, to_numpy(g[sl]), None if kind == "sgd" else m,
+                                                  0.01 * lr_mult, 0.1 * wd_mult, 0.5, None, momentum)
+                ref[seg] = (w_ref, m, v)
+                assert_close(w[sl], w_ref, dtype, f"weight [{start}:{start + size}] step {step}")
+        O.run(O.plan_loss_scale_update(scaler, 2.0, 0.5, 1000, 2.0 ** -24, 2.0 ** 24))
+    assert scaler.counters.tolist() == [0, 1, 2]  # nothing counted, 1 good step since the last backoff, 2 skipped
+    assert scaler.scale.item() == 256.0
+
+
+def _scale_oracle(overflows, init, growth, backoff, interval, lo, hi):
+    """NVIDIA's dynamic loss scale schedule, step by step: (scale, good steps, skipped)."""
+    scale, good, skipped, out = init, 0, 0, []
+    for bad in overflows:
+        if bad:
+            scale, good, skipped = max(scale * backoff, lo), 0, skipped + 1
+        else:
+            good += 1
+            if good >= interval:
+                scale, good = min(scale * growth, hi), 0
+        out.append((scale, good, skipped))
+    return out
+
+
+def test_loss_scale_schedule_matches_its_oracle(rng):
+    """Back off after every overflow, grow after ``growth_interval`` good steps in a row,
+    within [min_scale, max_scale]: 200 random steps against the schedule written out."""
+    settings = (8.0, 2.0, 0.5, 3, 0.25, 64.0)
+    overflows = list(rng.random(200) < 0.3) + [True] * 8 + [False] * 30
+    scaler = O.LossScaleState.create(settings[0], "cpu")
+    launch = O.plan_loss_scale_update(scaler, *settings[1:])
+    for bad, (scale, good, skipped) in zip(overflows, _scale_oracle(overflows, *settings)):
+        scaler.counters[0] = 7 if bad else 0
+        O.run(launch)
+        assert (scaler.scale.item(), *scaler.counters.tolist()) == (scale, 0, good, skipped)
+    assert scaler.scale.item() == 64.0  # 30 good steps grew it to the ceiling; 8 overflows had hit the floor
+
+
+def test_loss_scale_errors():
+    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.float32, "cpu")
+    f = torch.zeros(8)
+    with pytest.raises(KernelArgumentError, match="count_nonfinite_grads: the loss scale must be 1 float32 and its "
+                                                  "counters 3 int32 on cpu, got 2 on cpu and 3 on cpu"):
+        O.plan_count_nonfinite_grads(f, chunks, O.LossScaleState(torch.ones(2), torch.zeros(3, dtype=torch.int32)))
+    with pytest.raises(KernelArgumentError, match="sgd_update: loss-scale counters has dtype float32"):
+        O.plan_sgd_update(f, f, None, chunks, torch.zeros(len(O.SGD_HYPER)), False,
+                          scaler=O.LossScaleState(torch.ones(1), torch.zeros(3)))

@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument("--multi-precision", action=argparse.BooleanOptionalAction, default=True,
                    help="with --dtype float16/bfloat16, keep a float32 master copy of the weights so that small "
                         "updates are not rounded away (no effect in float32/float64)")
+    p.add_argument("--loss-scale", default=None, metavar="dynamic|none|N",
+                   help="scale the loss so small float16 gradients do not flush to zero, skipping steps that "
+                        "overflow: 'dynamic' (the default for float16), a number (a static scale) or 'none'")
     p.add_argument("--validation-fraction", type=float, default=DEFAULTS["validation_fraction"],
                    help="share of the digits held out for validation")
     p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json and PREFIX-%%04d.safetensors each epoch")
@@ -85,6 +88,23 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
     flat = lambda a: a.reshape(a.shape[0], -1).astype(np.float32) / 255.0  # noqa: E731
     return (flat(m["train_images"]), m["train_labels"], flat(m["test_images"]), m["test_labels"],
             f"MNIST from {args.data_dir} (validated on its test set)")
+
+
+def _loss_scale(option: str | None, dtype: str):
+    """``--loss-scale``: dynamic scaling for float16 unless told otherwise (bfloat16 has
+    float32's range and needs none)."""
+    if option is None:
+        return "dynamic" if dtype == "float16" else None
+    value = option.strip().lower()
+    if value in ("none", "dynamic"):
+        return None if value == "none" else value
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = float("nan")
+    if not (scale > 0 and scale != float("inf")):
+        raise TritonSymError(f"train: --loss-scale {option!r}: expected dynamic, none or a positive number")
+    return scale
 
 
 def context_from(name: str):
@@ -144,6 +164,9 @@ def _train(args, log) -> int:
     params = {"learning_rate": lr, "wd": args.wd}
     if args.dtype in ("float16", "bfloat16"):
         params["multi_precision"] = args.multi_precision
+    loss_scale = _loss_scale(args.loss_scale, args.dtype)
+    if loss_scale is not None:
+        params["loss_scale"] = loss_scale
     if args.optimizer == "sgd":
         params["momentum"] = args.momentum
     steps = args.epochs * -(-train.num_data // args.batch_size)  # updates per worker = updates of the job

@@ -197,7 +197,8 @@ def reshape(executor: Executor, shapes: dict, partial_shaping: bool) -> Executor
             provided[id(new_program.arg_grads[name])] = program.arg_grads[name].tensor
     workspace = allocate(new_program, plan, provided, ctx.torch_device)
     unset = {n for n in new_program.arg_names if n not in kept or n in executor._unset}
-    return Executor(executor.symbol, ctx, new_program, workspace, unset, options=executor._options)
+    return Executor(executor.symbol, ctx, new_program, workspace, unset, options=executor._options,
+                    loss_scale=executor.loss_scale)
 
 
 def _shape(name: str, value) -> tuple:

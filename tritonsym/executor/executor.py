@@ -27,7 +27,7 @@ class Executor:
     """The result of ``Symbol.bind`` / ``simple_bind``. Arrays are torch tensors."""
 
     def __init__(self, symbol, ctx: Context, program: Program, workspace: Workspace, unset: set[str],
-                 options: dict | None = None):
+                 options: dict | None = None, loss_scale: torch.Tensor | None = None):
         self._symbol = symbol
         self._ctx = ctx
         self._program = program
@@ -38,6 +38,10 @@ class Executor:
         # A plan may give backward the storage of forward values it has finished reading.
         self._backward_consumes_forward = workspace.plan.backward_overwrites_forward()
         self._memory: MemoryReport | None = None
+        # What every loss operator multiplies its gradient by, read on the device: 1 unless an
+        # optimizer's LossScaler rewrites it. Executors made by reshape share it.
+        self._loss_scale = loss_scale if loss_scale is not None else torch.ones(1, dtype=torch.float32,
+                                                                                device=ctx.torch_device)
         self._build_launches()
         self._graphs = PhaseGraphs(ctx.torch_device) if self._options.get("cuda_graph") else None
         self._phases = self._graphs or EAGER  # how forward, backward and an optimizer run their launches
@@ -114,6 +118,30 @@ class Executor:
         """Where launch lists run: the CUDA graphs, or directly (``run(phase, launch_all)``)."""
         return self._phases
 
+    @property
+    def loss_scale(self) -> torch.Tensor:
+        """The one-element float32 device tensor every loss operator's gradient is multiplied
+        by (1 unless an optimizer with a ``LossScaler`` drives it)."""
+        return self._loss_scale
+
+    def loss_scaling_problems(self) -> list[str]:
+        """Why a loss scale would not reach every gradient: a loss operator that makes its
+        gradient without applying ``loss_scale`` (a custom op without ``applies_loss_scale``),
+        or an output whose gradient comes from ``out_grads``. Empty when scaling is exact."""
+        program = self._program
+        problems = [f"{step.name} ({step.op.name}) makes its own gradient without applying the loss scale "
+                    "(its OpDef lacks applies_loss_scale=True)"
+                    for step in program.backward_steps
+                    if step.phase == "backward" and not step.op.needs_head_grad(step.params)
+                    and not step.op.applies_loss_scale and any(g is not None for g in step.in_grads)]
+        producers = {id(o): s for s in program.forward_steps for o in s.outputs}
+        for value, name, head in zip(program.outputs, program.output_names, program.head_grads):
+            producer = producers.get(id(value))
+            if head is not None and (producer is None or not producer.op.applies_loss_scale):
+                problems.append(f"output {name!r} takes its gradient from out_grads, which the loss scale does "
+                                "not multiply (wrap it in MakeLoss, or in BlockGrad if it is only monitored)")
+        return problems
+
     def param_regions(self) -> list[ParamRegion]:
         """The parameters that take a gradient, as one flat weight view and one flat gradient
         view per dtype with the same layout (what an optimizer updates in one launch)."""
@@ -138,7 +166,7 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items()},
-                step.epilogue))
+                step.epilogue, self._loss_scale))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]

@@ -37,7 +37,10 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     then per batch forward, backward, update (``train_step``: one CUDA graph replay with
     ``cuda_graph=True``). Logs each epoch's training metric, time,
     samples/s and validation metric, and returns one dict per epoch with those figures.
-    Stops with ``ExecutionError`` after an epoch that left a NaN/inf parameter."""
+    Stops with ``ExecutionError`` after an epoch that left a NaN/inf parameter. With a loss
+    scaler, each epoch also logs the loss scale and how many steps it skipped (their
+    gradients overflowed), and fit stops when the gradients are NaN/inf even at the
+    smallest scale (or at every step of an epoch at a static scale): not an overflow."""
     if not isinstance(num_epoch, int) or num_epoch <= begin_epoch:
         raise ParamError(f"Module.fit: num_epoch={num_epoch!r} must be an integer above begin_epoch={begin_epoch}")
     # A module the caller already bound and set up (the intermediate API) is used as it is.
@@ -54,9 +57,11 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     for epoch in range(begin_epoch, num_epoch):
         tic = time.perf_counter()
         train_metric.reset()
-        samples = 0
+        samples = steps = 0
+        scale_before = self._updater.loss_scale_status()
         for nbatch, batch in enumerate(train_data):
             self.train_step(batch)
+            steps += 1
             self.update_metric(train_metric, batch.label, batch.pad)
             samples += batch.data[0].shape[0] - batch.pad
             for callback in _callbacks(batch_end_callback):
@@ -65,6 +70,8 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         _stop_if_parameters_not_finite(self, epoch)
         record = {"epoch": epoch, "train": dict(train_metric.get_name_value()), "time": elapsed,
                   "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
+        if scale_before is not None:
+            record.update(_loss_scale_report(self, epoch, scale_before, steps))
         for name, value in train_metric.get_name_value():
             self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
         self.logger.info("Epoch[%d] Time cost=%.3f s (%.0f samples/s)", epoch, elapsed, record["samples_per_sec"])
@@ -102,6 +109,28 @@ def _stop_if_parameters_not_finite(self, epoch: int) -> None:
             "before this epoch's callbacks (a checkpoint of it would hold them too). Module(..., "
             "check_finite=True) names the first operator that produces one; a lower learning rate or "
             "clip_gradient often helps")
+
+
+def _loss_scale_report(self, epoch: int, before: dict, steps: int) -> dict:
+    """The epoch's loss scale and skipped steps (one read-back), logged; an ExecutionError
+    when the gradients were NaN/inf where no scale explains it."""
+    status = self._updater.loss_scale_status()
+    skipped = status["skipped_steps"] - before["skipped_steps"]
+    self.logger.info("Epoch[%d] Loss-scale=%g (%d of %d steps skipped: NaN/inf gradients)", epoch, status["scale"],
+                     skipped, steps)
+    scaler = self._optimizer.loss_scaler
+    if scaler.dynamic:
+        stuck = skipped > 0 and status["good_steps"] == 0 and status["scale"] <= scaler.min_scale
+        where = f"even at the smallest loss scale (min_scale={scaler.min_scale:g})"
+    else:
+        stuck = steps > 0 and skipped == steps
+        where = f"at every step of the epoch at the static loss scale {status['scale']:g}"
+    if stuck:
+        raise ExecutionError(
+            f"Module.fit: in epoch {epoch} the gradients held NaN/inf {where}, so the updates were skipped: this is "
+            "not an overflow that loss scaling can fix. Module(..., check_finite=True) names the first operator "
+            "that produces one (check the data and the learning rate)")
+    return {"loss_scale": status["scale"], "skipped_steps": skipped}
 
 
 def _batches(self, data, num_batch: int | None, reset: bool) -> Iterator:

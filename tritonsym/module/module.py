@@ -381,6 +381,12 @@ class Module:
             self._sync.finish()  # the summed gradients, the same on every worker
         self._updater.step()
 
+    def loss_scale_status(self) -> dict | None:
+        """The optimizer's loss scale: ``{"scale", "good_steps", "skipped_steps"}`` (one
+        read-back from the device), or None when the optimizer has no ``loss_scale``."""
+        self._require("loss_scale_status", optimizer=True)
+        return self._updater.loss_scale_status()
+
     def forward_backward(self, data_batch: DataBatch) -> None:
         self.forward(data_batch, is_train=True)
         self.backward()

@@ -15,7 +15,7 @@ def _backward(a: BackwardArgs):
     scale = a.params["grad_scale"]
     if a.params["normalization"] == "batch":
         scale /= grad.shape[0] if grad.dim() else 1
-    return kernels.plan_fill(grad, scale, accumulate=a.accumulate[0])
+    return kernels.plan_fill(grad, scale, accumulate=a.accumulate[0], loss_scale=a.loss_scale)
 
 
 register(OpDef(
@@ -33,4 +33,5 @@ register(OpDef(
     backward_needs=lambda p, epilogue: ((), ()),
     output_aliases=lambda p: {0: 0},
     needs_head_grad=lambda p: False,
+    applies_loss_scale=True,
 ))

@@ -167,6 +167,9 @@ class BackwardArgs:
     ``out_grads[i]`` is the gradient of output i (None where the operator reads no head
     gradient); ``in_grads[i]`` is where input i's gradient goes (None: not wanted), and
     ``accumulate[i]`` says whether to add into it rather than overwrite it.
+    ``loss_scale``: the executor's one-element float32 loss scale (1 unless an optimizer
+    scales the loss, ``LossScaler``); a loss operator multiplies the gradient it makes by
+    it, reading it on the device, and declares so with ``applies_loss_scale``.
     """
 
     params: dict
@@ -177,6 +180,7 @@ class BackwardArgs:
     accumulate: list[bool]
     temps: dict[str, torch.Tensor] = field(default_factory=dict)
     epilogue: tuple[str, float] | None = None
+    loss_scale: torch.Tensor | None = None
 
 
 @dataclass
@@ -201,6 +205,9 @@ class OpDef:
     output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}
     # Loss operators and BlockGrad make their own gradient and read no head gradient.
     needs_head_grad: Callable[[dict], bool] = lambda params: True
+    # A loss operator multiplies the gradient it makes by ``BackwardArgs.loss_scale``;
+    # an optimizer with a loss scaler accepts only graphs whose losses all do.
+    applies_loss_scale: bool = False
     # An activation that can run inside the preceding operator's epilogue: (act, slope).
     epilogue: Callable[[dict], tuple[str, float] | None] = lambda params: None
     accepts_epilogue: bool = False

@@ -30,7 +30,8 @@ def _backward(a: BackwardArgs):
         return []
     per_sample = size(out.shape[1:]) if out.dim() > 1 else 1
     return kernels.plan_regression_output_backward(out, a.inputs[1], a.in_grads[0],
-                                                   a.params["grad_scale"] / per_sample, accumulate=a.accumulate[0])
+                                                   a.params["grad_scale"] / per_sample, accumulate=a.accumulate[0],
+                                                   loss_scale=a.loss_scale)
 
 
 def _make(name: str, logistic: bool, doc: str):
@@ -50,6 +51,7 @@ def _make(name: str, logistic: bool, doc: str):
         backward_needs=lambda p, epilogue: ((1,), (0,)),
         no_grad_inputs=lambda p: {"label"},
         needs_head_grad=lambda p: False,
+        applies_loss_scale=True,
         output_aliases=(lambda p: {}) if logistic else (lambda p: {0: 0}),
         inplace=elementwise_inplace if logistic else (lambda p: ()),
         backward_inplace=lambda p, epilogue: [(0, ("output", 0))],

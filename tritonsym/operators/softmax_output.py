@@ -94,7 +94,7 @@ def _backward(a: BackwardArgs):
     launches += kernels.plan_softmax_output_backward(
         prob, label, grad, axis=axis, grad_scale=p["grad_scale"], ignore_label=p["ignore_label"],
         use_ignore=p["use_ignore"], normalization=p["normalization"], smooth_alpha=p["smooth_alpha"],
-        head_grad=head, valid_count=count, accumulate=a.accumulate[0])
+        head_grad=head, valid_count=count, accumulate=a.accumulate[0], loss_scale=a.loss_scale)
     return launches
 
 
@@ -129,6 +129,7 @@ register(OpDef(
     backward_needs=lambda p, epilogue: ((1,), (0,)),
     no_grad_inputs=lambda p: {"label"},
     needs_head_grad=lambda p: p["out_grad"],
+    applies_loss_scale=True,
     backward_temps=_temps,
     inplace=elementwise_inplace,
     backward_inplace=lambda p, epilogue: [(0, ("output", 0))],

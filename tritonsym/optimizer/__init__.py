@@ -6,9 +6,10 @@
 SGD(learning_rate=0.1, wd=0.0001, rescale_grad=1.0, clip_gradient=None, momentum=0.9)
 """
 
+from .loss_scaler import LossScaler
 from .lr_scheduler import CosineScheduler, FactorScheduler, LRScheduler, MultiFactorScheduler
 from .optimizer import OPTIMIZERS, SGD, Adam, Optimizer, create, register
 from .updater import FlatUpdater
 
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "CosineScheduler", "FactorScheduler", "FlatUpdater", "LRScheduler",
-           "MultiFactorScheduler", "Optimizer", "create", "register"]
+           "LossScaler", "MultiFactorScheduler", "Optimizer", "create", "register"]

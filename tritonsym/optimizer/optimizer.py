@@ -25,6 +25,7 @@ import torch
 
 from ..base import ParamError
 from ..ops import optimizer as kernels
+from .loss_scaler import LossScaler, loss_scaler_from
 from .lr_scheduler import LRScheduler
 
 OPTIMIZERS: dict[str, type["Optimizer"]] = {}
@@ -65,7 +66,7 @@ class Optimizer:
     def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
                  begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None,
-                 multi_precision: bool | None = None):
+                 multi_precision: bool | None = None, loss_scale: "str | float | LossScaler | None" = None):
         owner = type(self).__name__
         self.lr = _number(owner, "learning_rate", learning_rate, 0.0)
         self.wd = _number(owner, "wd", wd, 0.0)
@@ -79,6 +80,7 @@ class Optimizer:
         if multi_precision is not None and not isinstance(multi_precision, bool):
             raise ParamError(f"{owner}: multi_precision={multi_precision!r} must be True or False")
         self._multi_precision = multi_precision
+        self.loss_scaler = loss_scaler_from(owner, loss_scale)
         if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
             lr_scheduler.base_lr = self.lr
         self.num_update = int(begin_num_update)
@@ -148,7 +150,7 @@ class Optimizer:
                           "multi_precision=True for a float32 master copy (or False to silence this)", stacklevel=3)
 
     def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-             chunks: kernels.ChunkTable, hyper: torch.Tensor) -> list:
+             chunks: kernels.ChunkTable, hyper: torch.Tensor, scaler: kernels.LossScaleState | None = None) -> list:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -157,6 +159,8 @@ class Optimizer:
 
     def _config(self) -> dict:
         given = {} if self._multi_precision is None else dict(multi_precision=self._multi_precision)
+        if self.loss_scaler is not None:
+            given["loss_scale"] = self.loss_scaler
         return dict(learning_rate=self.lr, wd=self.wd, rescale_grad=self.rescale_grad,
                     clip_gradient=self.clip_gradient) | given
 
@@ -178,9 +182,10 @@ class SGD(Optimizer):
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         return (("momentum",) if self.momentum > 0 else ()) + super().state_names(dtype)
 
-    def plan(self, weight, grad, states, chunks, hyper):
+    def plan(self, weight, grad, states, chunks, hyper, scaler=None):
         return kernels.plan_sgd_update(weight, grad, states.get("momentum"), chunks, hyper,
-                                       clip=self.clip_gradient is not None, master=states.get("master"))
+                                       clip=self.clip_gradient is not None, master=states.get("master"),
+                                       scaler=scaler)
 
     def _config(self) -> dict:
         return super()._config() | dict(momentum=self.momentum)
@@ -205,14 +210,15 @@ class Adam(Optimizer):
         return super().hyper(num_update) | dict(
             beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
             bias_correction1=1.0 - self.beta1 ** num_update,
-            sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update))
+            sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update), step=num_update)
 
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         return ("mean", "var") + super().state_names(dtype)
 
-    def plan(self, weight, grad, states, chunks, hyper):
+    def plan(self, weight, grad, states, chunks, hyper, scaler=None):
         return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,
-                                        clip=self.clip_gradient is not None, master=states.get("master"))
+                                        clip=self.clip_gradient is not None, master=states.get("master"),
+                                        scaler=scaler)
 
     def _config(self) -> dict:
         return super()._config() | dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)

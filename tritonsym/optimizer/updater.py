@@ -7,9 +7,16 @@ the step's scalars into the small ``hyper`` tensor when they change, and runs th
 With an executor bound with ``cuda_graph=True`` the launches replay as one graph (or join
 the step's single graph through ``Executor.forward_backward(then=updater.launch_all)``);
 the scalars are written before it, outside the graph, so a schedule still changes the rate.
+
+With a loss scaler, ``launch_all`` counts the non-finite gradients of every dtype first,
+then runs the updates (which unscale, or skip the step), then adjusts the scale: all on
+the device, so the whole step is still one graph.
 """
 
 from __future__ import annotations
+
+import inspect
+import math
 
 import torch
 
@@ -22,7 +29,7 @@ from .optimizer import Optimizer
 class _Group:
     """The parameters of one dtype: their flat views, states, chunk table and launch."""
 
-    def __init__(self, optimizer: Optimizer, region):
+    def __init__(self, optimizer: Optimizer, region, scaler: kernels.LossScaleState | None):
         self.region = region
         ct = kernels.compute_dtype(region.dtype)
         device = region.weights.device
@@ -39,7 +46,13 @@ class _Group:
         # device is named: a script may have made CUDA torch's default device.
         self.host = self.hyper if self.hyper.device.type == "cpu" else torch.zeros(
             self.hyper.shape, dtype=ct, device="cpu", pin_memory=True)
-        self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
+        if scaler is None:
+            self.count_launches = []
+            self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
+        else:
+            self.count_launches = kernels.plan_count_nonfinite_grads(region.grads, self.chunks, scaler)
+            self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper,
+                                           scaler=scaler)
         self.written: list[float] | None = None
 
 
@@ -48,10 +61,36 @@ class FlatUpdater:
 
     def __init__(self, optimizer: Optimizer, executor):
         self.optimizer = optimizer
-        self.groups = [_Group(optimizer, region) for region in executor.param_regions()]
+        self.scaler = self._bind_scaler(optimizer, executor)
+        self.groups = [_Group(optimizer, region, self.scaler) for region in executor.param_regions()]
+        scaling = optimizer.loss_scaler
+        self.scale_launches = [] if scaling is None else kernels.plan_loss_scale_update(
+            self.scaler, scaling.growth_factor, scaling.backoff_factor, scaling.growth_interval, scaling.min_scale,
+            scaling.max_scale)
         self.param_names = [name for g in self.groups for name, _, _ in g.region.members]
         self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
         self.phases = executor.phases
+
+    @staticmethod
+    def _bind_scaler(optimizer: Optimizer, executor) -> kernels.LossScaleState | None:
+        """The executor's loss scale (shared by its loss operators) set to the scaler's first
+        value, or back to 1 without one, and the scaler's counters."""
+        scaling = optimizer.loss_scaler
+        owner = type(optimizer).__name__
+        scale = executor.loss_scale
+        if scaling is None:
+            scale.copy_(torch.ones(1, dtype=scale.dtype))
+            return None
+        problems = executor.loss_scaling_problems()
+        if problems:
+            raise ParamError(f"{owner}: loss_scale needs every gradient to start at a loss operator that applies "
+                             f"the scale, but {'; '.join(problems)}")
+        if "scaler" not in inspect.signature(optimizer.plan).parameters:
+            raise ParamError(f"{owner}: loss_scale needs an optimizer whose plan() takes scaler= (to unscale the "
+                             f"gradients and skip overflowed steps); {owner}.plan does not")
+        scale.copy_(torch.full((1,), scaling.init_scale, dtype=scale.dtype))
+        return kernels.LossScaleState(scale, torch.zeros(len(kernels.SCALER_COUNTERS), dtype=torch.int32,
+                                                         device=scale.device))
 
     def step(self) -> None:
         """One update of every parameter from its current gradient."""
@@ -76,15 +115,33 @@ class FlatUpdater:
                 group.written = row
 
     def launch_all(self) -> None:
-        """The update's launches, one per dtype, with the scalars ``prepare`` wrote last."""
+        """The update's launches, one per dtype, with the scalars ``prepare`` wrote last (with
+        a loss scaler: every dtype's overflow count first, the scale's adjustment last)."""
+        for group in self.groups:
+            run(group.count_launches)
         for group in self.groups:
             run(group.launches)
+        run(self.scale_launches)
+
+    def loss_scale_status(self) -> dict | None:
+        """``{"scale", "good_steps", "skipped_steps"}`` of the loss scaler (one read-back from
+        the device), or None without one."""
+        if self.scaler is None:
+            return None
+        counters = self.scaler.counters.tolist()
+        return {"scale": float(self.scaler.scale.item()),
+                "good_steps": counters[kernels.SCALER_COUNTERS.index("good_steps")],
+                "skipped_steps": counters[kernels.SCALER_COUNTERS.index("skipped_steps")]}
 
     # -------------------------------------------------------------- checkpointing
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Each parameter's state as ``"<state>:<param>"`` (CPU copies), plus ``num_update``."""
+        """Each parameter's state as ``"<state>:<param>"`` (CPU copies), plus ``num_update``
+        and, with a loss scaler, ``loss_scale`` and ``loss_scale_counters``."""
         out = {"num_update": torch.tensor(self.optimizer.num_update, dtype=torch.int64, device="cpu")}
+        if self.scaler is not None:
+            out["loss_scale"] = self.scaler.scale.to("cpu", copy=True)
+            out["loss_scale_counters"] = self.scaler.counters.to("cpu", copy=True)
         for group in self.groups:
             for state, flat in group.states.items():
                 for name, start, size in group.region.members:
@@ -98,10 +155,13 @@ class FlatUpdater:
         # A master copy left out (states saved without multi_precision) starts zero-filled: the
         # kernel then adopts the weights themselves, which is all such a checkpoint knows.
         missing = sorted(k for k in set(expected) - set(states) if not k.startswith("master:"))
-        extra = sorted(set(states) - set(expected) - {"num_update"})
+        scaler_keys = {"loss_scale", "loss_scale_counters"}
+        extra = sorted(set(states) - set(expected) - {"num_update"} - (scaler_keys if self.scaler else set()))
         if missing or extra:
             hint = ("; the states hold float32 master copies: pass multi_precision=True to the optimizer"
                     if any(k.startswith("master:") for k in extra) else "")
+            hint += ("; the states hold a loss scale: pass loss_scale= to the optimizer" if scaler_keys & set(extra)
+                     else "")
             raise ParamError(f"optimizer states: missing {missing or 'none'}, unexpected {extra or 'none'} (for "
                              f"{type(self.optimizer).__name__} over {', '.join(self.param_names)}){hint}")
         for key, (group, state, start, size) in expected.items():
@@ -109,11 +169,23 @@ class FlatUpdater:
             if value is not None and (value.numel() != size or value.dtype != group.states[state].dtype):
                 raise ParamError(f"optimizer state {key!r}: {value.numel()} elements of {value.dtype}, expected "
                                  f"{size} of {group.states[state].dtype}")
+        # A loss scale left out (states saved without one) starts from the scaler's init_scale.
+        scaler_states = {k: states[k] for k in ("loss_scale", "loss_scale_counters") if self.scaler and k in states}
+        for key, value in scaler_states.items():
+            target = self.scaler.scale if key == "loss_scale" else self.scaler.counters
+            if value.numel() != target.numel() or value.dtype != target.dtype:
+                raise ParamError(f"optimizer state {key!r}: {value.numel()} elements of {value.dtype}, expected "
+                                 f"{target.numel()} of {target.dtype}")
+            scale = float(value.reshape(-1)[0]) if key == "loss_scale" else 1.0
+            if not (math.isfinite(scale) and scale > 0):
+                raise ParamError(f"optimizer state 'loss_scale': {scale} is not a positive finite scale")
         for key, (group, state, start, size) in expected.items():
             if key in states:
                 group.states[state][start:start + size].copy_(states[key].reshape(-1))
             else:
                 group.states[state][start:start + size].zero_()
+        for key, value in scaler_states.items():
+            (self.scaler.scale if key == "loss_scale" else self.scaler.counters).copy_(value.reshape(-1))
         if "num_update" in states:
             self.optimizer.num_update = int(states["num_update"])
 
