@@ -90,3 +90,24 @@ def test_module_fit_with_graphs_equals_fit_without():
             assert phase.startswith("forward_backward+FlatUpdater.launch_all@"), phase
     for name in results[0]:
         assert torch.equal(results[0][name], results[1][name]), name
+
+
+@pytest.mark.gpu
+def test_a_loss_scaled_float16_step_is_one_graph_bit_for_bit():
+    """The overflow count, the skip and the scale's update run inside the step's graph: a
+    float16 run that starts at an overflowing scale skips the same steps and ends with the
+    same scale and parameters as the eager run."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(96, 17)).astype(np.float32), rng.integers(0, 7, 96)
+    results = []
+    for cuda_graph in (False, True):
+        ts.random.seed(0)
+        mod = ts.mod.Module(_mlp(), label_names=("out_label",), context=ts.gpu(0), cuda_graph=cuda_graph)
+        scaler = ts.optimizer.LossScaler(init_scale=2.0 ** 24, growth_interval=4)
+        mod.fit(NDArrayIter(x, y, batch_size=16, label_name="out_label", dtype="float16"), num_epoch=3,
+                initializer=ts.init.Xavier(), optimizer="adam",
+                optimizer_params={"learning_rate": 0.01, "multi_precision": True, "loss_scale": scaler})
+        results.append((mod.get_params()[0], mod.loss_scale_status()))
+    assert results[0][1] == results[1][1] and results[0][1]["skipped_steps"] > 0, results[0][1]
+    for name in results[0][0]:
+        assert torch.equal(results[0][0][name], results[1][0][name]), name
