@@ -295,6 +295,15 @@ def round_to_bf16(x):
 
 
 @triton.jit
+def load_nonfinite_count(X, offsets, mask):
+    """How many of the masked elements of X are NaN or +-inf (an int32 scalar)."""
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32  # half-precision compares need an upcast
+    x = tl.load(X + offsets, mask=mask, other=0.0).to(CT)
+    bad = (x - x) != 0.0  # inf - inf and NaN - NaN are NaN; any finite x gives 0
+    return tl.sum(bad.to(tl.int32), axis=0)
+
+
+@triton.jit
 def cast_for(ptr, value):
     """A float32/float64 value in ``ptr``'s element type, rounded to nearest even."""
     if ptr.dtype.element_ty == tl.bfloat16:

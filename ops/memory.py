@@ -23,6 +23,7 @@ from ._common import (
     check_writable,
     element_offsets,
     elementwise_args,
+    load_nonfinite_count,
     run,
     store,
     store_result,
@@ -125,10 +126,7 @@ def accumulate(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
 def _count_nonfinite_kernel(X, COUNT, n, BLOCK: tl.constexpr):
     """Each program adds how many of its BLOCK elements of x are NaN or +-inf to count[0]."""
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32  # bf16 compares need an upcast
-    x = tl.load(X + index, mask=index < n, other=0.0).to(CT)
-    bad = (x - x) != 0.0  # inf - inf and NaN - NaN are NaN; any finite x gives 0
-    tl.atomic_add(COUNT, tl.sum(bad.to(tl.int32), axis=0))
+    tl.atomic_add(COUNT, load_nonfinite_count(X, index, index < n))
 
 
 def plan_count_nonfinite(x: torch.Tensor, count: torch.Tensor) -> list[Launch]:

@@ -44,7 +44,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import ELEMENTWISE_BLOCK, FLOAT_DTYPES, KernelArgumentError, Launch, cast_for, check_tensor, run, store
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    FLOAT_DTYPES,
+    KernelArgumentError,
+    Launch,
+    cast_for,
+    check_tensor,
+    load_nonfinite_count,
+    run,
+    store,
+)
 
 # The slots of ``hyper``; the host fills them by name.
 SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
@@ -180,10 +190,7 @@ def _count_nonfinite_chunks_kernel(G, CHUNK_START, CHUNK_END, COUNTERS, BLOCK: t
     """Each program adds how many elements of its chunk of the gradients are NaN/inf to
     counters[0] (the chunk table skips the alignment gaps between parameters)."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    CT = tl.float64 if G.dtype.element_ty == tl.float64 else tl.float32  # half-precision compares need an upcast
-    g = tl.load(G + offsets, mask=mask, other=0.0).to(CT)
-    bad = (g - g) != 0.0  # inf - inf and NaN - NaN are NaN; any finite g gives 0
-    tl.atomic_add(COUNTERS, tl.sum(bad.to(tl.int32), axis=0))
+    tl.atomic_add(COUNTERS, load_nonfinite_count(G, offsets, mask))
 
 
 @triton.jit
