@@ -54,11 +54,11 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     validation_metric = validation_metric if validation_metric is not None else eval_metric
     train_metric = metric_module.create(eval_metric)
     history = []
+    scale_status = self._updater.loss_scale_status()  # then read once per epoch, at its end
     for epoch in range(begin_epoch, num_epoch):
         tic = time.perf_counter()
         train_metric.reset()
         samples = steps = 0
-        scale_before = self._updater.loss_scale_status()
         for nbatch, batch in enumerate(train_data):
             self.train_step(batch)
             steps += 1
@@ -70,8 +70,8 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         _stop_if_parameters_not_finite(self, epoch)
         record = {"epoch": epoch, "train": dict(train_metric.get_name_value()), "time": elapsed,
                   "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
-        if scale_before is not None:
-            record.update(_loss_scale_report(self, epoch, scale_before, steps))
+        if scale_status is not None:
+            scale_status = _loss_scale_report(self, epoch, scale_status, steps, record)
         for name, value in train_metric.get_name_value():
             self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
         self.logger.info("Epoch[%d] Time cost=%.3f s (%.0f samples/s)", epoch, elapsed, record["samples_per_sec"])
@@ -111,9 +111,10 @@ def _stop_if_parameters_not_finite(self, epoch: int) -> None:
             "clip_gradient often helps")
 
 
-def _loss_scale_report(self, epoch: int, before: dict, steps: int) -> dict:
-    """The epoch's loss scale and skipped steps (one read-back), logged; an ExecutionError
-    when the gradients were NaN/inf where no scale explains it."""
+def _loss_scale_report(self, epoch: int, before: dict, steps: int, record: dict) -> dict:
+    """The epoch's loss scale and skipped steps (one read-back), logged and added to its
+    record; an ExecutionError when the gradients were NaN/inf where no scale explains it.
+    Returns the status read, the next epoch's starting point."""
     status = self._updater.loss_scale_status()
     skipped = status["skipped_steps"] - before["skipped_steps"]
     self.logger.info("Epoch[%d] Loss-scale=%g (%d of %d steps skipped: NaN/inf gradients)", epoch, status["scale"],
@@ -130,7 +131,8 @@ def _loss_scale_report(self, epoch: int, before: dict, steps: int) -> dict:
             f"Module.fit: in epoch {epoch} the gradients held NaN/inf {where}, so the updates were skipped: this is "
             "not an overflow that loss scaling can fix. Module(..., check_finite=True) names the first operator "
             "that produces one (check the data and the learning rate)")
-    return {"loss_scale": status["scale"], "skipped_steps": skipped}
+    record.update(loss_scale=status["scale"], skipped_steps=skipped)
+    return status
 
 
 def _batches(self, data, num_batch: int | None, reset: bool) -> Iterator:

@@ -46,13 +46,10 @@ class _Group:
         # device is named: a script may have made CUDA torch's default device.
         self.host = self.hyper if self.hyper.device.type == "cpu" else torch.zeros(
             self.hyper.shape, dtype=ct, device="cpu", pin_memory=True)
-        if scaler is None:
-            self.count_launches = []
-            self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper)
-        else:
-            self.count_launches = kernels.plan_count_nonfinite_grads(region.grads, self.chunks, scaler)
-            self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper,
-                                           scaler=scaler)
+        self.count_launches = [] if scaler is None else kernels.plan_count_nonfinite_grads(region.grads,
+                                                                                           self.chunks, scaler)
+        scaled = {} if scaler is None else {"scaler": scaler}  # an optimizer's plan() need not take scaler=
+        self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper, **scaled)
         self.written: list[float] | None = None
 
 
