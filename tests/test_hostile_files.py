@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym import BindError, FormatError, TritonSymError
@@ -68,7 +69,7 @@ def test_truncated_checkpoints_are_rejected(checkpoint, keep):
 FUZZ_CASES = {"checkpoint": 0, "symbol": 0}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(**property_settings(150, HealthCheck.function_scoped_fixture))
 @given(data=st.data())
 def test_fuzzed_checkpoints_load_whole_or_fail_clearly(checkpoint, data):
     prefix, args = checkpoint
@@ -88,7 +89,7 @@ def test_fuzzed_checkpoints_load_whole_or_fail_clearly(checkpoint, data):
     assert all(torch.equal(loaded[n], args[n]) for n in args)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(**property_settings(150))
 @given(data=st.data())
 def test_fuzzed_symbol_json_loads_or_fails_clearly(data):
     text = _net().tojson()

@@ -5,14 +5,15 @@ every dtype, random value scales. Each test reports how many cases it ran."""
 import numpy as np
 import oracles
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_settings import property_settings
 from test_properties import layouts, strided
 from tolerances import DTYPES, assert_close, rounded, to_numpy
 
 from tritonsym import ops
 
-SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = property_settings(40)
 FC_SIZES = [1, 2, 17, 127, 128, 129, 257]  # around the 128-wide tiles the interpreter runs
 SOFTMAX_COLS = [1, 2, 33, 1025, (1 << 16) + 1]  # the last one takes the looped (online) path in the interpreter
 CASES: dict[str, int] = {}

@@ -4,9 +4,10 @@ mirror), no two live values share a byte, and every offset assignment is valid."
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_checks import assert_no_live_overlap
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym.executor.planner import (
@@ -20,7 +21,7 @@ from tritonsym.executor.planner import (
 )
 
 S = ts.sym
-SETTINGS = dict(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = property_settings(30)
 
 ACTIVATIONS = [lambda x: S.Activation(x, act_type=a) for a in ("relu", "sigmoid", "tanh", "softrelu", "softsign")]
 ACTIVATIONS += [lambda x: S.LeakyReLU(x, act_type="leaky", slope=0.1), lambda x: S.LeakyReLU(x, act_type="elu"),
@@ -138,7 +139,7 @@ def assert_valid(blocks, offsets, ceiling=None):
                 assert offsets[id(a)] + a.size <= offsets[id(b)] or offsets[id(b)] + b.size <= offsets[id(a)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(**property_settings(200))
 @given(block_sets())
 def test_offset_assignments_are_valid_and_above_the_bound(blocks):
     floor = lower_bound(blocks, aligned_sizes=True)[0]

@@ -2,14 +2,15 @@
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym import ops
 
 S = ts.sym
-SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = property_settings(25)
 
 # (build a symbol, evaluate the same thing in numpy)
 BINARY = [(lambda a, b: a + b, np.add), (lambda a, b: a - b, np.subtract), (lambda a, b: a * b, np.multiply)]
