@@ -13,6 +13,14 @@ data (``evict_first``): with one row per SM in flight the rows fit in L2, so the
 pass can come from L2 instead of memory. Which one wins depends on the row width and the
 GPU, so the autotuner measures it.
 
+A few wide rows would leave most SMs idle at one program per row (8 rows of 256K columns
+on a 132-SM H100: 8 busy SMs). Below ``SPLIT_BELOW_ROWS`` rows a wide row is cut into
+chunks, one program each: a first launch writes each chunk's running max and sum (its
+partial sum of ``dy * y`` in backward) into a small ``stats`` buffer, and a second
+combines its row's partials and writes its chunk. The same three passes over the data
+as the looped kernels, spread over hundreds of programs. ``split_stats`` gives the
+buffer's shape, so that a bound network plans it like any other scratch buffer.
+
 A row whose entries are all ``-inf`` has no probability mass: softmax gives 0 and
 log-softmax ``-inf`` there, never NaN.
 """
@@ -20,6 +28,7 @@ log-softmax ``-inf`` there, never NaN.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import triton
@@ -49,6 +58,12 @@ LOOP_BLOCK = 1 << 14 if INTERPRET else 4096
 # Where nothing is autotuned (the interpreter, TRITONSYM_AUTOTUNE=0) the looped kernels run
 # one program per row with LOOP_BLOCK columns a step, unless this says persistent.
 UNTUNED_PERSISTENT = False
+# Looped rows fewer than SPLIT_BELOW_ROWS (one per SM or fewer on an H100) are split into
+# chunks of at least SPLIT_MIN_STEPS loop steps, enough for about SPLIT_PROGRAMS programs
+# (four per SM). The interpreter splits rows of one or two so that its tests take both paths.
+SPLIT_BELOW_ROWS = 3 if INTERPRET else 128
+SPLIT_PROGRAMS = 8 if INTERPRET else 512
+SPLIT_MIN_STEPS = 1 if INTERPRET else 2
 
 
 def _looped_configs() -> list[triton.Config]:
@@ -105,6 +120,47 @@ def _softmax_forward_kernel(
 
 
 @triton.jit
+def _max_and_sum(X, x_row, x_stride_axis, start, stop, length, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
+    """Running max m and sum s of exp(x - m) over columns [start, stop) of one row, BLOCK_C
+    at a time (online: the sum is rescaled when the max grows). ``length`` >= stop - start
+    bounds the loop; EVICT is the loads' eviction policy."""
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    m = tl.full((1,), float("-inf"), CT)
+    s = tl.zeros((1,), CT)
+    for c0 in range(0, length, BLOCK_C):
+        col = start + c0 + c
+        mask = col < stop
+        x = tl.load(X + x_row + col * x_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        x = tl.where(mask, x, float("-inf"))
+        m_new = tl.maximum(m, tl.max(x, 0))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe), 0)
+        m = m_new
+    return m, s
+
+
+@triton.jit
+def _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, start, stop, length, m, s,
+                   LOG: tl.constexpr, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
+    """y = exp(x - m) / s (or its log) over columns [start, stop) of one row, given the
+    row's max m and sum s; EVICT is the reads' and writes' eviction policy."""
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    m = tl.where(m == float("-inf"), 0.0, m)
+    log_s = tl.log(tl.where(s > 0, s, 1.0))
+    for c0 in range(0, length, BLOCK_C):
+        col = start + c0 + c
+        mask = col < stop
+        x = tl.load(X + x_row + col * x_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        if LOG:
+            y = tl.where(s > 0, x - m - log_s, float("-inf"))
+        else:
+            y = tl.exp(x - m) / tl.where(s > 0, s, 1.0)
+        tl.store(Y + y_row + col * y_stride_axis, cast_for(Y, y), mask=mask, eviction_policy=EVICT)
+
+
+@triton.jit
 def _softmax_row_looped(
     X, Y, row, cols, inner, x_stride_outer, x_stride_axis, x_stride_inner,
     y_stride_outer, y_stride_axis, y_stride_inner,
@@ -115,28 +171,8 @@ def _softmax_row_looped(
     second pass's reads and writes."""
     x_row = row_offsets(row, inner, x_stride_outer, x_stride_inner)
     y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
-    c = tl.arange(0, BLOCK_C)
-    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
-    m = tl.full((1,), float("-inf"), CT)
-    s = tl.zeros((1,), CT)
-    for c0 in range(0, cols, BLOCK_C):
-        mask = c + c0 < cols
-        x = tl.load(X + x_row + (c + c0) * x_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
-        x = tl.where(mask, x, float("-inf"))
-        m_new = tl.maximum(m, tl.max(x, 0))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe), 0)
-        m = m_new
-    m = tl.where(m == float("-inf"), 0.0, m)
-    log_s = tl.log(tl.where(s > 0, s, 1.0))
-    for c0 in range(0, cols, BLOCK_C):
-        mask = c + c0 < cols
-        x = tl.load(X + x_row + (c + c0) * x_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
-        if LOG:
-            y = tl.where(s > 0, x - m - log_s, float("-inf"))
-        else:
-            y = tl.exp(x - m) / tl.where(s > 0, s, 1.0)
-        tl.store(Y + y_row + (c + c0) * y_stride_axis, cast_for(Y, y), mask=mask, eviction_policy=STREAM)
+    m, s = _max_and_sum(X, x_row, x_stride_axis, 0, cols, cols, BLOCK_C, KEEP)
+    _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, 0, cols, cols, m, s, LOG, BLOCK_C, STREAM)
 
 
 @_looped_autotune(restore=[])
@@ -160,6 +196,48 @@ def _softmax_forward_looped_kernel(
         _softmax_row_looped(X, Y, tl.program_id(0).to(tl.int64), cols, inner,
                             x_stride_outer, x_stride_axis, x_stride_inner,
                             y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C, "", "")
+
+
+@triton.jit
+def _softmax_partials_kernel(
+    X, STATS, cols, inner, chunk, x_stride_outer, x_stride_axis, x_stride_inner, BLOCK_C: tl.constexpr,
+):
+    """Program (r, j) writes the running max and sum of exp of row r's columns
+    [j chunk, (j + 1) chunk) into STATS[r, j, 0:2], asking L2 to keep them for the
+    second launch."""
+    row = tl.program_id(0).to(tl.int64)
+    split = tl.program_id(1)
+    start = split * chunk
+    x_row = row_offsets(row, inner, x_stride_outer, x_stride_inner)
+    m, s = _max_and_sum(X, x_row, x_stride_axis, start, tl.minimum(start + chunk, cols), chunk, BLOCK_C,
+                        "evict_last")
+    at = (row * tl.num_programs(1) + split) * 2 + tl.zeros((1,), tl.int64)
+    tl.store(STATS + at, m)
+    tl.store(STATS + at + 1, s)
+
+
+@triton.jit
+def _softmax_split_write_kernel(
+    X, Y, STATS, cols, inner, chunk,
+    x_stride_outer, x_stride_axis, x_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    LOG: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Program (r, j) combines row r's partial maxima and sums into the row's (max, sum)
+    and writes the softmax of chunk j."""
+    row = tl.program_id(0).to(tl.int64)
+    split = tl.program_id(1)
+    splits = tl.num_programs(1)
+    k = tl.arange(0, SPLITS_BLOCK)
+    partial = STATS + (row * splits + k) * 2
+    m_k = tl.load(partial, mask=k < splits, other=float("-inf"))
+    s_k = tl.load(partial + 1, mask=k < splits, other=0.0)
+    m = tl.max(m_k, 0)
+    s = tl.sum(s_k * tl.exp(m_k - tl.where(m == float("-inf"), 0.0, m)), 0)
+    start = split * chunk
+    _write_softmax(X, Y, row_offsets(row, inner, x_stride_outer, x_stride_inner),
+                   row_offsets(row, inner, y_stride_outer, y_stride_inner), x_stride_axis, y_stride_axis,
+                   start, tl.minimum(start + chunk, cols), chunk, m, s, LOG, BLOCK_C, "evict_first")
 
 
 @triton.jit
@@ -192,6 +270,48 @@ def _softmax_backward_kernel(
 
 
 @triton.jit
+def _grad_row_sum(DY, Y, dy_row, y_row, dy_stride_axis, y_stride_axis, start, stop, length,
+                  LOG: tl.constexpr, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
+    """sum(dy) (log-softmax) or sum(dy * y) (softmax) over columns [start, stop) of one row."""
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
+    total = tl.zeros((1,), CT)
+    for c0 in range(0, length, BLOCK_C):
+        col = start + c0 + c
+        mask = col < stop
+        dy = tl.load(DY + dy_row + col * dy_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        if LOG:
+            total += tl.sum(dy, 0)
+        else:
+            y = tl.load(Y + y_row + col * y_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+            total += tl.sum(dy * y, 0)
+    return total
+
+
+@triton.jit
+def _write_grad(DY, Y, DX, dy_row, y_row, dx_row, dy_stride_axis, y_stride_axis, dx_stride_axis,
+                start, stop, length, total, LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_C: tl.constexpr,
+                EVICT: tl.constexpr):
+    """dx (+)= y * (dy - total) (softmax) or dy - exp(y) * total (log-softmax) over columns
+    [start, stop) of one row, given the row's ``_grad_row_sum``."""
+    c = tl.arange(0, BLOCK_C)
+    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+    for c0 in range(0, length, BLOCK_C):
+        col = start + c0 + c
+        mask = col < stop
+        dy = tl.load(DY + dy_row + col * dy_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        y = tl.load(Y + y_row + col * y_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        if LOG:
+            dx = dy - tl.where(mask, tl.exp(y), 0.0) * total
+        else:
+            dx = y * (dy - total)
+        offsets = dx_row + col * dx_stride_axis
+        if ACCUMULATE:
+            dx = dx + tl.load(DX + offsets, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        tl.store(DX + offsets, cast_for(DX, dx), mask=mask, eviction_policy=EVICT)
+
+
+@triton.jit
 def _softmax_grad_row_looped(
     DY, Y, DX, row, cols, inner,
     dy_stride_outer, dy_stride_axis, dy_stride_inner,
@@ -204,30 +324,9 @@ def _softmax_grad_row_looped(
     reads and of the second pass's reads and writes."""
     dy_row = row_offsets(row, inner, dy_stride_outer, dy_stride_inner)
     y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
-    dx_row = row_offsets(row, inner, dx_stride_outer, dx_stride_inner)
-    c = tl.arange(0, BLOCK_C)
-    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-    total = tl.zeros((1,), CT)
-    for c0 in range(0, cols, BLOCK_C):
-        mask = c + c0 < cols
-        dy = tl.load(DY + dy_row + (c + c0) * dy_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
-        if LOG:
-            total += tl.sum(dy, 0)
-        else:
-            y = tl.load(Y + y_row + (c + c0) * y_stride_axis, mask=mask, other=0.0, eviction_policy=KEEP).to(CT)
-            total += tl.sum(dy * y, 0)
-    for c0 in range(0, cols, BLOCK_C):
-        mask = c + c0 < cols
-        dy = tl.load(DY + dy_row + (c + c0) * dy_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
-        y = tl.load(Y + y_row + (c + c0) * y_stride_axis, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
-        if LOG:
-            dx = dy - tl.where(mask, tl.exp(y), 0.0) * total
-        else:
-            dx = y * (dy - total)
-        offsets = dx_row + (c + c0) * dx_stride_axis
-        if ACCUMULATE:
-            dx = dx + tl.load(DX + offsets, mask=mask, other=0.0, eviction_policy=STREAM).to(CT)
-        tl.store(DX + offsets, cast_for(DX, dx), mask=mask, eviction_policy=STREAM)
+    total = _grad_row_sum(DY, Y, dy_row, y_row, dy_stride_axis, y_stride_axis, 0, cols, cols, LOG, BLOCK_C, KEEP)
+    _write_grad(DY, Y, DX, dy_row, y_row, row_offsets(row, inner, dx_stride_outer, dx_stride_inner),
+                dy_stride_axis, y_stride_axis, dx_stride_axis, 0, cols, cols, total, LOG, ACCUMULATE, BLOCK_C, STREAM)
 
 
 @_looped_autotune(restore=["DX"])
@@ -255,6 +354,46 @@ def _softmax_backward_looped_kernel(
                                  y_stride_outer, y_stride_axis, y_stride_inner,
                                  dx_stride_outer, dx_stride_axis, dx_stride_inner,
                                  LOG, ACCUMULATE, BLOCK_C, "", "")
+
+
+@triton.jit
+def _softmax_grad_partials_kernel(
+    DY, Y, STATS, cols, inner, chunk,
+    dy_stride_outer, dy_stride_axis, dy_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    LOG: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Program (r, j) writes row r's partial sum over columns [j chunk, (j + 1) chunk) into
+    STATS[r, j], asking L2 to keep what it read for the second launch."""
+    row = tl.program_id(0).to(tl.int64)
+    split = tl.program_id(1)
+    start = split * chunk
+    total = _grad_row_sum(DY, Y, row_offsets(row, inner, dy_stride_outer, dy_stride_inner),
+                          row_offsets(row, inner, y_stride_outer, y_stride_inner), dy_stride_axis, y_stride_axis,
+                          start, tl.minimum(start + chunk, cols), chunk, LOG, BLOCK_C, "evict_last")
+    tl.store(STATS + (row * tl.num_programs(1) + split) + tl.zeros((1,), tl.int64), total)
+
+
+@triton.jit
+def _softmax_grad_split_write_kernel(
+    DY, Y, DX, STATS, cols, inner, chunk,
+    dy_stride_outer, dy_stride_axis, dy_stride_inner,
+    y_stride_outer, y_stride_axis, y_stride_inner,
+    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Program (r, j) adds up row r's partial sums and writes dx over chunk j."""
+    row = tl.program_id(0).to(tl.int64)
+    split = tl.program_id(1)
+    splits = tl.num_programs(1)
+    k = tl.arange(0, SPLITS_BLOCK)
+    total = tl.sum(tl.load(STATS + row * splits + k, mask=k < splits, other=0.0), 0)
+    start = split * chunk
+    _write_grad(DY, Y, DX, row_offsets(row, inner, dy_stride_outer, dy_stride_inner),
+                row_offsets(row, inner, y_stride_outer, y_stride_inner),
+                row_offsets(row, inner, dx_stride_outer, dx_stride_inner), dy_stride_axis, y_stride_axis,
+                dx_stride_axis, start, tl.minimum(start + chunk, cols), chunk, total, LOG, ACCUMULATE, BLOCK_C,
+                "evict_first")
 
 
 # ------------------------------------------------------------------------ launchers
@@ -299,6 +438,48 @@ def block_shape(rows: int, cols: int) -> tuple[int, int, bool]:
     return block_r, block_c, True
 
 
+def row_split(rows: int, cols: int) -> tuple[int, int]:
+    """(programs per row, columns per program): (1, cols) unless the rows are wide enough
+    to loop and too few to fill the GPU (``SPLIT_BELOW_ROWS``), then chunks of whole
+    LOOP_BLOCK steps, at least SPLIT_MIN_STEPS of them, for about SPLIT_PROGRAMS programs."""
+    if rows < 1 or rows >= SPLIT_BELOW_ROWS or block_shape(rows, cols)[2]:
+        return 1, cols
+    step = LOOP_BLOCK * SPLIT_MIN_STEPS
+    splits = min(triton.cdiv(SPLIT_PROGRAMS, rows), cols // step)
+    if splits < 2:
+        return 1, cols
+    chunk = triton.cdiv(triton.cdiv(cols, splits), LOOP_BLOCK) * LOOP_BLOCK
+    return triton.cdiv(cols, chunk), chunk
+
+
+def split_stats(shape: Sequence[int], axis: int, dtype: torch.dtype,
+                backward: bool = False) -> tuple[tuple[int, ...], torch.dtype] | None:
+    """(shape, dtype) of the ``stats`` buffer that softmax forward (or, with ``backward``,
+    softmax backward) of a tensor of this shape needs along ``axis``, or None where its
+    rows are not split. Shapes only: how a bound network plans the buffer."""
+    axis = normalize_axis("split_stats", axis, len(shape))
+    cols = shape[axis]
+    rows = math.prod(shape) // cols if cols else 0
+    splits, _ = row_split(rows, cols)
+    if splits == 1:
+        return None
+    stats_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return ((rows, splits) if backward else (rows, splits, 2)), stats_dtype
+
+
+def _check_stats(fn: str, stats: torch.Tensor | None, like: torch.Tensor, axis: int, backward: bool) -> torch.Tensor:
+    shape, dtype = split_stats(like.shape, axis, like.dtype, backward)
+    if stats is None:
+        raise KernelArgumentError(f"{fn}: {tuple(like.shape)} along axis {axis} has rows split across programs, "
+                                  f"which needs stats= a {dtype} buffer of shape {shape} (see split_stats)")
+    check_tensor(fn, "stats", stats, (dtype,))
+    if tuple(stats.shape) != shape or not stats.is_contiguous() or stats.device != like.device:
+        raise KernelArgumentError(f"{fn}: stats must be a contiguous {dtype} tensor of shape {shape} on "
+                                  f"{like.device}, got shape {tuple(stats.shape)}, strides {stats.stride()} "
+                                  f"on {stats.device}")
+    return stats
+
+
 def _num_warps(block_r: int, block_c: int) -> int:
     elements = block_r * block_c
     return 4 if elements <= 2048 else 8 if elements <= 8192 else 16 if elements <= 16384 else 32
@@ -324,27 +505,57 @@ def _launch(single_kernel, looped_kernel, rows: int, cols: int, device: torch.de
     return Launch(looped_kernel, grid, args, kwargs)
 
 
-def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False) -> list[Launch]:
+def _split_launches(partials_kernel, write_kernel, rows: int, splits: int, partial_args: list, write_args: list,
+                    partial_kwargs: dict, write_kwargs: dict) -> list[Launch]:
+    """The two launches of a split row: partials into stats, then combine and write."""
+    grid = (rows, splits)
+    meta = dict(BLOCK_C=LOOP_BLOCK, num_warps=_num_warps(1, LOOP_BLOCK))
+    return [Launch(partials_kernel, grid, partial_args, dict(partial_kwargs, **meta)),
+            Launch(write_kernel, grid, write_args,
+                   dict(write_kwargs, **meta, SPLITS_BLOCK=triton.next_power_of_2(splits)))]
+
+
+def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False,
+                         stats: torch.Tensor | None = None) -> list[Launch]:
+    """Launches of softmax (log-softmax) forward; ``stats`` is the scratch buffer
+    ``split_stats`` asks for, where rows are split."""
     fn = "log_softmax_forward" if log else "softmax_forward"
     check_tensor(fn, "x", x)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
     axis = normalize_axis(fn, axis, x.dim())
     rows, cols, inner, x_strides = axis_layout(fn, x, axis)
     _, _, _, out_strides = axis_layout(fn, out, axis)
+    splits, chunk = row_split(rows, cols)
+    if splits > 1:
+        stats = _check_stats(fn, stats, x, axis, backward=False)
+        return _split_launches(
+            _softmax_partials_kernel, _softmax_split_write_kernel, rows, splits,
+            [x, stats, cols, max(inner, 1), chunk, *x_strides],
+            [x, out, stats, cols, max(inner, 1), chunk, *x_strides, *out_strides], {}, {"LOG": log})
     return [_launch(_softmax_forward_kernel, _softmax_forward_looped_kernel, rows, cols, x.device,
                     [x, out, rows, cols, max(inner, 1), *x_strides, *out_strides], dict(LOG=log))]
+
+
+def split_stats_buffer(like: torch.Tensor, axis: int = -1, backward: bool = False) -> torch.Tensor | None:
+    """A new ``stats`` buffer for softmax of ``like`` along ``axis`` (None where its rows are
+    not split): for standalone calls and benchmarks; a bound network plans its own."""
+    need = split_stats(like.shape, normalize_axis("softmax", axis, like.dim()), like.dtype, backward)
+    return None if need is None else torch.empty(need[0], dtype=need[1], device=like.device)
 
 
 def softmax_forward(x: torch.Tensor, axis: int = -1, log: bool = False,
                     out: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax (or log-softmax with ``log=True``) of ``x`` along ``axis``."""
     out = prepare_out("softmax_forward", "out", out, x.shape, x.dtype, x.device)
-    run(plan_softmax_forward(x, out, axis, log))
+    run(plan_softmax_forward(x, out, axis, log, stats=split_stats_buffer(x, axis)))
     return out
 
 
 def plan_softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, grad_in: torch.Tensor, axis: int = -1,
-                          log: bool = False, accumulate: bool = False) -> list[Launch]:
+                          log: bool = False, accumulate: bool = False,
+                          stats: torch.Tensor | None = None) -> list[Launch]:
+    """Launches of softmax (log-softmax) backward; ``stats`` is the scratch buffer
+    ``split_stats(..., backward=True)`` asks for, where rows are split."""
     fn = "log_softmax_backward" if log else "softmax_backward"
     check_tensor(fn, "grad_out", grad_out)
     check_tensor(fn, "out", out)
@@ -355,6 +566,14 @@ def plan_softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, grad_in: to
     rows, cols, inner, dy_strides = axis_layout(fn, grad_out, axis)
     y_strides = axis_layout(fn, out, axis)[3]
     dx_strides = axis_layout(fn, grad_in, axis)[3]
+    splits, chunk = row_split(rows, cols)
+    if splits > 1:
+        stats = _check_stats(fn, stats, out, axis, backward=True)
+        return _split_launches(
+            _softmax_grad_partials_kernel, _softmax_grad_split_write_kernel, rows, splits,
+            [grad_out, out, stats, cols, max(inner, 1), chunk, *dy_strides, *y_strides],
+            [grad_out, out, grad_in, stats, cols, max(inner, 1), chunk, *dy_strides, *y_strides, *dx_strides],
+            {"LOG": log}, {"LOG": log, "ACCUMULATE": accumulate})
     return [_launch(_softmax_backward_kernel, _softmax_backward_looped_kernel, rows, cols, out.device,
                     [grad_out, out, grad_in, rows, cols, max(inner, 1), *dy_strides, *y_strides, *dx_strides],
                     dict(LOG=log, ACCUMULATE=accumulate))]
@@ -364,5 +583,6 @@ def softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, axis: int = -1, 
                      grad_in: torch.Tensor | None = None, accumulate: bool = False) -> torch.Tensor:
     """Gradient of softmax (or log-softmax) from its output ``out`` and ``grad_out``."""
     grad_in = prepare_out("softmax_backward", "grad_in", grad_in, out.shape, out.dtype, out.device)
-    run(plan_softmax_backward(grad_out, out, grad_in, axis, log, accumulate))
+    run(plan_softmax_backward(grad_out, out, grad_in, axis, log, accumulate,
+                              stats=split_stats_buffer(out, axis, backward=True)))
     return grad_in

@@ -40,7 +40,7 @@ from .softmax import axis_layout, normalize_axis, row_offsets
 
 NORMALIZATIONS = ("null", "batch", "valid")
 COUNT_BLOCK = 1 << 16 if INTERPRET else 4096
-MAX_BLOCK_C = 1 << 14 if INTERPRET else 2048  # classes handled per step; wider rows loop
+MAX_BLOCK_C = 1 << 14 if INTERPRET else 2048  # classes per program: wider rows take several programs
 ROW_BUDGET = 1 << 16 if INTERPRET else 2048  # elements per program: narrow rows share one
 
 
@@ -69,7 +69,9 @@ def _softmax_output_backward_kernel(
     OUT_GRAD: tl.constexpr, HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    """Each program writes the loss gradient of BLOCK_R rows, BLOCK_C columns at a time."""
+    """Program (i, j) writes the loss gradient of rows [i BLOCK_R, (i + 1) BLOCK_R), columns
+    [j BLOCK_C, (j + 1) BLOCK_C): elementwise given p, so a few wide rows still spread over
+    many programs."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     p_row = row_offsets(rows, inner, p_stride_outer, p_stride_inner)
@@ -102,19 +104,17 @@ def _softmax_output_backward_kernel(
         on_value = (1.0 - smooth_alpha).to(CT)
         off_value = (smooth_alpha / tl.maximum(cols - 1, 1)).to(CT)
 
-    c = tl.arange(0, BLOCK_C)
-    for c0 in range(0, cols, BLOCK_C):
-        col = c[None, :] + c0
-        mask = row_mask[:, None] & (col < cols)
-        p = tl.load(P + p_row[:, None] + col * p_stride_axis, mask=mask, other=0.0).to(CT)
-        if LABEL_IS_PROB:
-            target = tl.load(LABEL + label_row[:, None] + col * label_stride_axis, mask=mask, other=0.0).to(CT)
-        else:
-            target = tl.where(col == cls[:, None], on_value, off_value)
-        grad = (p - target) * scale[:, None]
-        if OUT_GRAD:
-            grad = grad * tl.load(HEAD + head_row[:, None] + col * head_stride_axis, mask=mask, other=0.0).to(CT)
-        store_result(DX, dx_row[:, None] + col * dx_stride_axis, grad, mask, ACCUMULATE)
+    col = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+    mask = row_mask[:, None] & (col < cols)
+    p = tl.load(P + p_row[:, None] + col * p_stride_axis, mask=mask, other=0.0).to(CT)
+    if LABEL_IS_PROB:
+        target = tl.load(LABEL + label_row[:, None] + col * label_stride_axis, mask=mask, other=0.0).to(CT)
+    else:
+        target = tl.where(col == cls[:, None], on_value, off_value)
+    grad = (p - target) * scale[:, None]
+    if OUT_GRAD:
+        grad = grad * tl.load(HEAD + head_row[:, None] + col * head_stride_axis, mask=mask, other=0.0).to(CT)
+    store_result(DX, dx_row[:, None] + col * dx_stride_axis, grad, mask, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------ launchers
@@ -190,7 +190,7 @@ def plan_softmax_output_backward(
 
     block_c = min(triton.next_power_of_2(max(cols, 1)), MAX_BLOCK_C)
     block_r = max(1, min(ROW_BUDGET // block_c, triton.next_power_of_2(max(rows, 1))))
-    grid = (triton.cdiv(max(rows, 1), block_r),)
+    grid = (triton.cdiv(max(rows, 1), block_r), triton.cdiv(max(cols, 1), block_c))
     return [Launch(_softmax_output_backward_kernel, grid,
                    [prob, label, head_grad if head_grad is not None else prob, grad_in, count,
                     loss_scale if loss_scale is not None else grad_in,

@@ -10,7 +10,8 @@ Over rows x columns sweeps (float32 and bfloat16), in one run:
   ``cross_entropy(...).backward()`` eager and compiled;
 - ``fwd kernel`` / ``bwd kernel``: the single-pass kernel (rows that fit one block) or the
   looped one with the config that ran: columns a step, PERSISTENT for one program per SM
-  keeping each row in L2 between its passes (the autotuner's choice on a GPU);
+  keeping each row in L2 between its passes (the autotuner's choice on a GPU); or, for
+  wide rows too few to fill the GPU, each row split across programs (two launches);
 - ``% of copy``: the bytes each of our kernels must move (one read and one write per
   element forward; two reads and a write backward; the loss step 4 passes) over its time,
   as a share of the measured device-to-device copy bandwidth.
@@ -30,13 +31,17 @@ from tritonsym.ops import softmax_output as so
 from tritonsym.ops._common import run
 from tritonsym.ops.aot import describe_config
 
-SHAPES_GPU = "4096x128,4096x1024,4096x4096,16384x4096,4096x16384,1024x65536,256x262144"
+# The last three: a few wide rows (rows split across programs).
+SHAPES_GPU = "4096x128,4096x1024,4096x4096,16384x4096,4096x16384,1024x65536,256x262144,32x131072,8x262144,1x1048576"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def kernel_choice(launch) -> str:
+def kernel_choice(launch, rows: int, cols: int) -> str:
     """Which softmax kernel a launch ran, and its config (read right after it ran: an
     autotuner is shared by every launch of its kernel)."""
+    splits, chunk = sm.row_split(rows, cols)
+    if splits > 1:
+        return f"split {splits} x {chunk} cols"
     if isinstance(launch.kernel, Autotuner):
         return "looped " + describe_config(launch.kernel.best_config)
     meta = launch.kwargs
@@ -52,12 +57,13 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
     dy = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
     label = torch.randint(0, cols, (rows,), device=DEVICE, generator=gen)
     prob, grad = torch.empty_like(x), torch.empty_like(x)
-    forward = sm.plan_softmax_forward(x, prob)
-    backward = sm.plan_softmax_backward(dy, prob, grad)
+    forward = sm.plan_softmax_forward(x, prob, stats=sm.split_stats_buffer(x))
+    backward = sm.plan_softmax_backward(dy, prob, grad, stats=sm.split_stats_buffer(x, backward=True))
     loss = forward + so.plan_softmax_output_backward(prob, label, grad)
     run(forward)
     run(backward)
-    choices = {"fwd kernel": kernel_choice(forward[0]), "bwd kernel": kernel_choice(backward[0])}
+    choices = {"fwd kernel": kernel_choice(forward[0], rows, cols),
+               "bwd kernel": kernel_choice(backward[0], rows, cols)}
     run(forward)
     error = ((prob.double() - torch.softmax(x.double(), -1)).norm() / torch.softmax(x.double(), -1).norm()).item()
 

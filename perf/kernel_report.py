@@ -64,11 +64,15 @@ def planned() -> list[tuple[str, str, object]]:
             grad_bias=t(SIZE, dtype=dt), precision=precision)
         out += [("fc forward", mode, forward), ("fc grad x", mode, grad_x), ("fc grad w+b", mode, grad_w)]
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        v, wide, flat = t(4096, 4096, dtype=dt), t(64, 65536, dtype=dt), t(1 << 24, dtype=dt)
+        v, wide, flat = t(4096, 4096, dtype=dt), t(256, 65536, dtype=dt), t(1 << 24, dtype=dt)
+        few = t(8, 262144, dtype=dt)  # a few wide rows: split across programs, two launches
+        partials, write = softmax.plan_softmax_forward(few, few, -1, False, stats=softmax.split_stats_buffer(few))
         families = {
             "softmax": softmax.plan_softmax_forward(v, v, -1, False),
             "softmax grad": softmax.plan_softmax_backward(v, v, v, -1, False),
             "softmax 64K rows": softmax.plan_softmax_forward(wide, wide, -1, False),
+            "softmax split partials": [partials],
+            "softmax split write": [write],
             "softmax output grad": softmax_output.plan_softmax_output_backward(v, t(4096, dtype=dt), v),
             "relu": activation.plan_activation_forward(flat, flat, "relu"),
             "gelu grad": activation.plan_activation_backward(flat, flat, flat, "gelu", from_output=False),
@@ -167,8 +171,9 @@ def main() -> None:
     for row in rows:
         print(row, flush=True)
     notes = (f"Static: compiled for sm_{args.arch} by Triton {triton.__version__} on this machine; nothing ran. "
-             f"FullyConnected at M=N=K={SIZE} with relu fused; softmax 4096x4096 and 64x65536; activations "
-             "2^24 elements. Each autotune config the kernel would try (after its own pruning). `fits`: shared "
+             f"FullyConnected at M=N=K={SIZE} with relu fused; softmax 4096x4096, 256x65536 and 8x262144 (split "
+             "rows: partials, then write); activations 2^24 elements. Each autotune config the kernel would try "
+             "(after its own pruning). `fits`: shared "
              f"memory within {SHARED_LIMIT.get(args.arch, SHARED_LIMIT[90]) // 1024} KiB per program. "
              "`tensor cores`: SASS instruction count and shape (HGMMA = wgmma). `async copies`: LDGSTS "
              "(cp.async) by width; `TMA loads`/`TMA stores`: UTMALDG/UTMASTG; `plain loads`: LDG by width; "

@@ -84,9 +84,15 @@ def planned_launches():
         for log in (False, True):
             add(f"softmax {dt} log={log}", softmax.plan_softmax_forward(v, v, -1, log))
             add(f"softmax grad {dt} log={log}", softmax.plan_softmax_backward(v, v, v, -1, log, True))
-            wide = t(2, 40000, dtype=dt)  # wider than one block (MAX_BLOCK): the looped kernels
+            wide = t(128, 40000, dtype=dt)  # wider than one block (MAX_BLOCK): the looped kernels
             add(f"softmax looped {dt} log={log}", softmax.plan_softmax_forward(wide, wide, -1, log))
             add(f"softmax grad looped {dt} log={log}", softmax.plan_softmax_backward(wide, wide, wide, -1, log))
+            few = t(2, 40000, dtype=dt)  # and too few of them to fill the GPU: rows split across programs
+            stats, sums = (t(*shape, dtype=sdt) for shape, sdt in (softmax.split_stats(few.shape, -1, dt, backward)
+                                                                   for backward in (False, True)))
+            add(f"softmax split {dt} log={log}", softmax.plan_softmax_forward(few, few, -1, log, stats=stats))
+            add(f"softmax grad split {dt} log={log}", softmax.plan_softmax_backward(few, few, few, -1, log, True,
+                                                                                    stats=sums))
         add(f"softmax output {dt}", softmax_output.plan_softmax_output_backward(
             v, t(33, dtype=dt), v, use_ignore=True, normalization="valid", valid_count=t(1), head_grad=v))
         add(f"softmax output prob {dt}", softmax_output.plan_softmax_output_backward(v, v, v, smooth_alpha=0.1))

@@ -111,6 +111,13 @@ for _name, _fwd, _bwd in (("softmax", o.softmax, o.softmax_grad), ("log_softmax"
              backward=lambda v, h, f=_bwd, a=_axis: {"data": f(h, v["data"], a)})
 
 
+# A few wide rows are split across programs on a GPU (rows under 128, wider than 32K
+# columns). These ops.softmax settings (blocks of 2 columns) make every softmax case's rows
+# "wide" and "few", so that the split kernels run, and a bound network plans their stats.
+SPLIT_ROWS = [("MAX_BLOCK", 2), ("LOOP_BLOCK", 2), ("SPLIT_BELOW_ROWS", 1000), ("SPLIT_PROGRAMS", 64),
+              ("SPLIT_MIN_STEPS", 1)]
+
+
 def _softmax_output_case(id, shape, label_shape, label_values, options, to_rows, build_name="SoftmaxOutput"):
     """to_rows(x) views data as (rows, classes) and labels as (rows,), as the option implies."""
     loss_options = {k: v for k, v in options.items() if k not in ("multi_output", "preserve_shape")}

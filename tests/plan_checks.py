@@ -14,7 +14,7 @@ FIXED_KINDS = ("arg", "aux", "arg_grad")
 def _accesses(step: Step):
     """(values read, values written first) by one step."""
     if step.phase in ("forward", "recompute"):
-        return list(step.inputs), list(step.outputs)
+        return list(step.inputs), list(step.outputs) + list(step.temps.values())
     reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None]
     reads += [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and add]
     writes = [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and not add]

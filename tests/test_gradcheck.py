@@ -3,8 +3,9 @@ composed graphs, including values used twice (gradients accumulated inside one g
 
 import pytest
 from gradcheck import check_gradients
-from operator_cases import CASES
+from operator_cases import CASES, SPLIT_ROWS
 from oracles import cross_entropy
+from tritonsym.ops import softmax as softmax_kernels
 
 import tritonsym as ts
 
@@ -13,6 +14,16 @@ S = ts.sym
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.op != "BlockGrad"], ids=lambda c: c.id)
 def test_operator(case, rng):
+    check_gradients(case.build(), case.inputs(rng), [case.loss], rng, no_grad=case.no_grad)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in ("softmax_axis-1", "log_softmax_axis1", "softmax_output",
+                                                              "softmax_output_valid_ignore",
+                                                              "softmax_output_multi_output")], ids=lambda c: c.id)
+def test_softmax_with_rows_split_across_programs(case, rng, monkeypatch):
+    """The split-row kernels (partials, then combine and write) in a bound network."""
+    for name, value in SPLIT_ROWS:
+        monkeypatch.setattr(softmax_kernels, name, value)
     check_gradients(case.build(), case.inputs(rng), [case.loss], rng, no_grad=case.no_grad)
 
 

@@ -1,5 +1,7 @@
 """Softmax, log-softmax and softmax-output kernels against the float64 oracle."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -54,10 +56,68 @@ def test_wide_rows_take_the_looped_path(rng, monkeypatch, log, dtype, persistent
     assert_close(added, to_numpy(start) + expected, dtype, scale=4.0)
 
 
-@pytest.mark.parametrize("looped", [False, True, "persistent"])
+def _split_rows(monkeypatch, max_block, loop_block, programs):
+    """Rows wider than ``max_block`` and fewer than 1000 split into chunks of whole
+    ``loop_block`` steps, for about ``programs`` programs (as a few wide rows run on a GPU)."""
+    _untuned_loop(monkeypatch, max_block, loop_block)
+    monkeypatch.setattr(softmax_module, "SPLIT_BELOW_ROWS", 1000)
+    monkeypatch.setattr(softmax_module, "SPLIT_PROGRAMS", programs)
+    monkeypatch.setattr(softmax_module, "SPLIT_MIN_STEPS", 1)
+
+
+SPLIT_CASES = [((3, 203), -1, dtype) for dtype in DTYPES]
+SPLIT_CASES += [((2, 203, 3), 1, torch.float64), ((2, 203, 3), 1, torch.bfloat16), ((1, 8), 0, torch.float32)]
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape,axis,dtype", SPLIT_CASES, ids=lambda v: str(v).replace("torch.", "").replace(" ", ""))
+def test_few_wide_rows_split_across_programs(rng, monkeypatch, shape, axis, log, dtype):
+    """Three rows of 203 columns in chunks of 32 (four 8-wide steps, the last chunk 11
+    columns): 7 programs a row write partial maxima and sums, 7 combine them and write. One
+    chunk of the first row is all -inf, so its partial max is -inf. Along a middle axis the
+    rows are strided (six rows, four chunks of 56); (1, 8) along axis 0 has 8 rows of 1
+    column, which do not split."""
+    _split_rows(monkeypatch, max_block=16, loop_block=8, programs=24)
+    rows, cols = math.prod(shape) // shape[axis], shape[axis]
+    assert softmax_module.row_split(rows, cols) == {3: (7, 32), 6: (4, 56), 8: (1, 1)}[rows]
+    x = rng.normal(scale=5.0, size=shape)
+    if cols == 203:
+        np.moveaxis(x, axis, -1)[0, ..., 64:96] = -np.inf
+    x = rounded(x, dtype)
+    y = ops.softmax_forward(x, axis, log=log, out=poisoned(shape, dtype))
+    assert_close(y, (log_softmax if log else softmax)(to_numpy(x), axis), dtype)
+    dy = rounded(rng.normal(size=shape), dtype)
+    if log:  # d/dx of log-softmax at -inf entries is not defined: give them no head gradient
+        dy = torch.where(torch.isinf(x), torch.zeros_like(dy), dy)
+    g = ops.softmax_backward(dy, y, axis, log=log, grad_in=poisoned(shape, dtype))
+    expected = (log_softmax_grad if log else softmax_grad)(to_numpy(dy), to_numpy(x), axis)
+    assert_close(g, expected, dtype, scale=4.0)
+    start = rounded(rng.normal(size=shape), dtype)
+    added = ops.softmax_backward(dy, y, axis, log=log, grad_in=start.clone(), accumulate=True)
+    assert_close(added, to_numpy(start) + expected, dtype, scale=4.0)
+
+
+def test_split_rows_need_their_stats_buffer(monkeypatch):
+    _split_rows(monkeypatch, max_block=16, loop_block=8, programs=24)
+    x = torch.zeros(3, 203)
+    assert softmax_module.split_stats(x.shape, -1, torch.float32) == ((3, 7, 2), torch.float32)
+    assert softmax_module.split_stats(x.shape, -1, torch.float64, backward=True) == ((3, 7), torch.float64)
+    assert softmax_module.split_stats((3, 16), -1, torch.float32) is None  # fits one block
+    with pytest.raises(KernelArgumentError, match=r"softmax_forward: \(3, 203\) along axis 1 has rows split across "
+                                                  r"programs, which needs stats= a torch.float32 buffer of shape "
+                                                  r"\(3, 7, 2\)"):
+        softmax_module.plan_softmax_forward(x, torch.empty_like(x))
+    with pytest.raises(KernelArgumentError, match=r"stats must be a contiguous torch.float32 tensor of shape "
+                                                  r"\(3, 7\) on cpu, got shape \(3, 8\)"):
+        softmax_module.plan_softmax_backward(x, x, torch.empty_like(x), stats=torch.empty(3, 8))
+
+
+@pytest.mark.parametrize("looped", [False, True, "persistent", "split"])
 def test_infinities(monkeypatch, looped):
     """-inf entries get probability 0; a row of all -inf gives 0 (log: -inf), never NaN."""
-    if looped:
+    if looped == "split":
+        _split_rows(monkeypatch, 2, 1, programs=9)
+    elif looped:
         _untuned_loop(monkeypatch, 2, 2, persistent=looped == "persistent")
     inf = float("inf")
     x = torch.tensor([[0.0, -inf, 1.0], [-inf, -inf, -inf], [1e4, -1e4, 1e4]], dtype=torch.float32)

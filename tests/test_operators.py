@@ -4,8 +4,10 @@ an element nobody writes fails."""
 
 import pytest
 import torch
-from operator_cases import CASES
+from operator_cases import CASES, SPLIT_ROWS
+from plan_checks import assert_no_live_overlap
 from tolerances import DTYPE_IDS, DTYPES, assert_close, rounded, to_numpy
+from tritonsym.ops import softmax as softmax_kernels
 
 import tritonsym as ts
 from tritonsym.operators import REGISTRY
@@ -72,6 +74,24 @@ def test_forward_backward_in_small_blocks(case, rng, monkeypatch):
         monkeypatch.setattr(importlib.import_module(f"tritonsym.ops.{module}"), name, value)
     dtype = torch.float32
     exe, used, head = run_case(case, dtype, rng)
+    assert_close(exe.outputs[0], case.forward(used), dtype, f"{case.id} forward")
+    for name, want in case.backward(used, head).items():
+        assert_close(exe.grad_dict[name], want, dtype, f"{case.id} gradient of {name}", scale=4.0)
+
+
+SOFTMAX_CASES = [c for c in CASES if c.op in ("softmax", "log_softmax", "SoftmaxOutput")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=["float64", "bfloat16"])
+@pytest.mark.parametrize("case", SOFTMAX_CASES, ids=[c.id for c in SOFTMAX_CASES])
+def test_softmax_rows_split_across_programs(case, dtype, rng, monkeypatch):
+    for name, value in SPLIT_ROWS:
+        monkeypatch.setattr(softmax_kernels, name, value)
+    exe, used, head = run_case(case, dtype, rng)
+    temps = [v for s in exe._program.forward_steps + exe._program.backward_steps for v in s.temps.values()
+             if "row_" in v.name]
+    assert temps, "no step took the split path"
+    assert_no_live_overlap(exe)
     assert_close(exe.outputs[0], case.forward(used), dtype, f"{case.id} forward")
     for name, want in case.backward(used, head).items():
         assert_close(exe.grad_dict[name], want, dtype, f"{case.id} gradient of {name}", scale=4.0)

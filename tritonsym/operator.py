@@ -27,6 +27,9 @@ What the rules receive:
 - ``inplace(params) -> [(input, output)]`` and ``backward_inplace``: pairs the planner
   may give one buffer; declare one only if the kernel reads each element before writing
   it (see the registry's docstring).
+- ``forward_temps(params, in_shapes, in_dtypes)`` / ``backward_temps(...)`` ->
+  ``{name: (shape, dtype)}``: scratch buffers, planned like every other value and live
+  only during the step; the rule finds them in ``a.temps[name]``.
 """
 
 from .operators.registry import (

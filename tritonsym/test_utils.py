@@ -65,8 +65,8 @@ def assert_almost_equal(a, b, rtol: float | None = None, atol: float | None = No
     actual, expected = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
     if actual.shape != expected.shape:
         raise AssertionError(f"{names[0]} has shape {actual.shape} but {names[1]} has shape {expected.shape}")
-    err = np.abs(actual - expected)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are handled below
+        err = np.abs(actual - expected)
         bad = ~(err <= atol + rtol * np.abs(expected))
     both_nan = np.isnan(actual) & np.isnan(expected)
     bad &= ~((actual == expected) & np.isinf(expected))  # equal infinities

@@ -151,12 +151,10 @@ class Executor:
 
     def _build_launches(self) -> None:
         for step in self._program.forward_steps:
-            step.launches = step.op.forward(ForwardArgs(step.params, [v.tensor for v in step.inputs],
-                                                        [v.tensor for v in step.outputs], step.epilogue))
+            step.launches = step.op.forward(_forward_args(step))
         for step in self._program.backward_steps:
             if step.phase == "recompute":
-                step.launches = step.op.forward(ForwardArgs(step.params, [v.tensor for v in step.inputs],
-                                                            [v.tensor for v in step.outputs], step.epilogue))
+                step.launches = step.op.forward(_forward_args(step))
                 continue
             step.launches = step.op.backward(BackwardArgs(
                 step.params,
@@ -383,6 +381,12 @@ class Executor:
                          f"{v.nbytes:>10} B  {where}")
         lines += ["  " + line for line in str(self.memory).splitlines()]
         return "\n".join(lines) + "\n"
+
+
+def _forward_args(step: Step) -> ForwardArgs:
+    """What a forward (or recompute) step's rule gets: the tensors of its values."""
+    return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
+                       {k: v.tensor for k, v in step.temps.items()})
 
 
 def _phase_name(then: Callable | None) -> str:

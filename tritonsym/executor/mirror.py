@@ -20,7 +20,7 @@ gradients are bit-for-bit those without ``mirror``.
 
 from __future__ import annotations
 
-from .program import Program, Step, Value
+from .program import Program, Step, Value, temp_values
 
 MAX_CHAIN = 8
 
@@ -69,7 +69,10 @@ def apply_mirror(program: Program) -> int:
         inputs = [materialize(u) for u in step.inputs]
         copy = Value(f"{value.name}_recomputed", value.shape, value.dtype, "recompute")
         program.values.append(copy)
-        steps.append(Step(step.name, step.op, "recompute", step.params, inputs, [copy]))
+        again = Step(step.name, step.op, "recompute", step.params, inputs, [copy])
+        again.temps = temp_values(again, "recompute")  # its own scratch, live only while it runs
+        program.values.extend(again.temps.values())
+        steps.append(again)
         recomputed[id(value)] = copy
         return copy
 

@@ -143,13 +143,14 @@ def bytes_meet(a: Block, b: Block) -> bool:
 
 def schedule(program: Program) -> list[Event]:
     """Every position of one forward + backward, with what it reads and writes first."""
-    events = [Event(step.label, step, list(step.inputs), list(step.outputs)) for step in program.forward_steps]
+    events = [Event(step.label, step, list(step.inputs), list(step.outputs) + list(step.temps.values()))
+              for step in program.forward_steps]
     if program.backward_steps or any(g is not None for g in program.head_grads):
         heads = [g for g in program.head_grads if g is not None]
         events.append(Event("head gradients copied in", None, [], heads))
     for step in program.backward_steps:
         if step.phase == "recompute":
-            events.append(Event(step.label, step, list(step.inputs), list(step.outputs)))
+            events.append(Event(step.label, step, list(step.inputs), list(step.outputs) + list(step.temps.values())))
             continue
         reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None]
         reads += [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and add]

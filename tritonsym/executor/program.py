@@ -154,6 +154,9 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
     used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}
     values = [v for v in values if id(v) in used]
+    for s in forward_steps:
+        s.temps = temp_values(s, "forward")
+        values.extend(s.temps.values())
 
     outputs = [entry_value[h] for h in heads]
     arg_grads = {name: new_value(f"{name}_grad", v.shape, v.dtype, "arg_grad")
@@ -164,6 +167,14 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
     values += grad_values
     return Program(list(args), list(aux), args, aux, arg_grads, grad_req, outputs,
                    symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values)
+
+
+def temp_values(step: Step, phase: str) -> dict[str, Value]:
+    """New scratch values for ``step``'s forward (or recompute) or backward, as its
+    operator's ``forward_temps`` / ``backward_temps`` asks."""
+    rule = step.op.backward_temps if phase == "backward" else step.op.forward_temps
+    wanted = rule(step.params, [v.shape for v in step.inputs], [v.dtype for v in step.inputs])
+    return {name: Value(f"{step.name}_{name}", shape, dtype, "temp") for name, (shape, dtype) in wanted.items()}
 
 
 def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -> list[Step]:
@@ -260,8 +271,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             accumulate.append(id(v) in written or is_add_arg)
             written.add(id(v))
         need_in, need_out = s.op.backward_needs(s.params, s.epilogue)
-        temps = {name: Value(f"{s.name}_{name}", shape, dtype, "temp")
-                 for name, (shape, dtype) in s.op.backward_temps(s.params, [v.shape for v in s.inputs]).items()}
+        temps = temp_values(s, "backward")
         new_values.extend(temps.values())
         steps.append(Step(s.name, s.op, "backward", s.params,
                           [v if k in need_in else None for k, v in enumerate(s.inputs)],

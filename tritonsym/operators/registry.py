@@ -14,7 +14,9 @@ the executor know operators only through this table. An entry declares, side by 
   (``inplace``), which input gradient over which output gradient or saved value
   (``backward_inplace``), and whether recomputing the forward is cheap enough for the
   ``mirror`` option (``cheap``);
-- fusion: an activation may become the epilogue of the operator before it.
+- fusion: an activation may become the epilogue of the operator before it;
+- scratch buffers a forward or backward needs while it runs (``forward_temps``,
+  ``backward_temps``): planned like every other value, live only during that step.
 
 An in-place pair is a promise about the kernel: every element of the target is computed
 from the same element of the source (so it is stored only after that element was read),
@@ -157,6 +159,7 @@ class ForwardArgs:
     inputs: list[torch.Tensor]
     outputs: list[torch.Tensor]
     epilogue: tuple[str, float] | None = None  # an activation fused after this operator
+    temps: dict[str, torch.Tensor] = field(default_factory=dict)  # what forward_temps asked for
 
 
 @dataclass
@@ -211,7 +214,12 @@ class OpDef:
     # An activation that can run inside the preceding operator's epilogue: (act, slope).
     epilogue: Callable[[dict], tuple[str, float] | None] = lambda params: None
     accepts_epilogue: bool = False
-    backward_temps: Callable[[dict, list], dict[str, tuple[tuple, torch.dtype]]] = lambda params, shapes: {}
+    # Scratch buffers by name, {name: (shape, dtype)}, from the parameters and the inputs'
+    # shapes and dtypes; the rule receives them as ``temps``, live only during its step.
+    forward_temps: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
+        lambda params, shapes, dtypes: {}
+    backward_temps: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
+        lambda params, shapes, dtypes: {}
     aliases: tuple[str, ...] = ()
     # (input index, output index): the output may take over the input's storage.
     inplace: Callable[[dict], Sequence[tuple[int, int]]] = lambda params: ()

@@ -23,13 +23,20 @@ def _infer_shape(p, in_shapes, out_shapes):
     return new_in, new_out
 
 
+def _row_stats(name: str, shape, axis: int, dtype, backward: bool) -> dict:
+    """The scratch buffer of a few wide rows split across programs (none otherwise)."""
+    need = kernels.split_stats(shape, axis, dtype, backward)
+    return {name: need} if need is not None else {}
+
+
 def _make(name: str, log: bool, doc: str):
     def forward(a: ForwardArgs):
-        return kernels.plan_softmax_forward(a.inputs[0], a.outputs[0], a.params["axis"], log=log)
+        return kernels.plan_softmax_forward(a.inputs[0], a.outputs[0], a.params["axis"], log=log,
+                                            stats=a.temps.get("row_stats"))
 
     def backward(a: BackwardArgs):
         return kernels.plan_softmax_backward(a.out_grads[0], a.outputs[0], a.in_grads[0], a.params["axis"],
-                                             log=log, accumulate=a.accumulate[0])
+                                             log=log, accumulate=a.accumulate[0], stats=a.temps.get("row_sums"))
 
     register(OpDef(
         name=name,
@@ -40,6 +47,8 @@ def _make(name: str, log: bool, doc: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: ((), (0,)),
+        forward_temps=lambda p, shapes, dtypes: _row_stats("row_stats", shapes[0], p["axis"], dtypes[0], False),
+        backward_temps=lambda p, shapes, dtypes: _row_stats("row_sums", shapes[0], p["axis"], dtypes[0], True),
         # Row-local: each row is read (twice on the looped path) before any of it is written.
         inplace=elementwise_inplace,
         backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)), (0, ("output", 0))],

@@ -18,6 +18,8 @@ row a NaN gradient, where MXNet would truncate it to some class.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..ops import softmax as softmax_kernels
@@ -27,11 +29,17 @@ from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, el
 
 def _class_axis_view(t: torch.Tensor, p) -> tuple[torch.Tensor, int]:
     """``t`` as a view whose class axis is a single axis, and that axis."""
+    shape, axis = _class_axis_shape(t.shape, p)
+    return t.view(shape), axis
+
+
+def _class_axis_shape(shape, p) -> tuple[tuple, int]:
+    """The shape of ``_class_axis_view`` of a tensor of this shape, and its class axis."""
     if p["multi_output"]:
-        return t, 1
+        return tuple(shape), 1
     if p["preserve_shape"]:
-        return t, -1
-    return t.view(t.shape[0], -1), -1
+        return tuple(shape), -1
+    return (shape[0], math.prod(shape[1:])), -1
 
 
 def _label_shape(p, data):
@@ -72,7 +80,13 @@ def _infer_type(p, in_types, out_types):
 def _forward(a: ForwardArgs):
     data, axis = _class_axis_view(a.inputs[0], a.params)
     out, _ = _class_axis_view(a.outputs[0], a.params)
-    return softmax_kernels.plan_softmax_forward(data, out, axis)
+    return softmax_kernels.plan_softmax_forward(data, out, axis, stats=a.temps.get("row_stats"))
+
+
+def _forward_temps(p, in_shapes, in_dtypes):
+    shape, axis = _class_axis_shape(in_shapes[0], p)
+    need = softmax_kernels.split_stats(shape, axis, in_dtypes[0])
+    return {"row_stats": need} if need is not None else {}
 
 
 def _backward(a: BackwardArgs):
@@ -98,7 +112,7 @@ def _backward(a: BackwardArgs):
     return launches
 
 
-def _temps(p, in_shapes):
+def _backward_temps(p, in_shapes, in_dtypes):
     data, label = in_shapes
     if p["normalization"] == "valid" and p["use_ignore"] and tuple(label) != tuple(data):
         return {"valid_count": ((1,), torch.float32)}
@@ -130,7 +144,8 @@ register(OpDef(
     no_grad_inputs=lambda p: {"label"},
     needs_head_grad=lambda p: p["out_grad"],
     applies_loss_scale=True,
-    backward_temps=_temps,
+    forward_temps=_forward_temps,
+    backward_temps=_backward_temps,
     inplace=elementwise_inplace,
     backward_inplace=lambda p, epilogue: [(0, ("output", 0))],
 ))
