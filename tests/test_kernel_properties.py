@@ -77,5 +77,27 @@ def test_fully_connected_random_sizes_and_transposed_inputs(m, n, k, dtype, tran
         assert_close(db, eb, dtype, "fc grad bias", scale=m ** 0.5)
 
 
+LOSS_COLS = [1, 2, 17, 1025, (1 << 14) + 1]  # the last one spans two column blocks in the interpreter
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 12), st.sampled_from(LOSS_COLS), st.sampled_from(DTYPES), st.sampled_from(["null", "batch",
+       "valid"]), st.booleans(), st.sampled_from([0.0, 0.1]), st.sampled_from([1.0, 0.5]),
+       st.sampled_from([torch.float32, torch.int64]), st.integers(0, 2**31 - 1))
+def test_softmax_output_gradient_random_sizes_and_options(rows, cols, dtype, normalization, use_ignore, smooth_alpha,
+                                                          grad_scale, label_dtype, seed):
+    _count("softmax_output")
+    rng = np.random.default_rng(seed)
+    x = rounded(rng.normal(scale=3.0, size=(rows, cols)), dtype)
+    labels = rng.integers(0, cols, rows)
+    ignore_label = int(labels[0])  # a class that occurs: with use_ignore those rows get no gradient
+    label = torch.as_tensor(labels).to(label_dtype)
+    options = dict(normalization=normalization, use_ignore=use_ignore, ignore_label=float(ignore_label),
+                   smooth_alpha=smooth_alpha, grad_scale=grad_scale)
+    grad = ops.softmax_output_backward(ops.softmax_forward(x), label, **options)
+    expected = oracles.softmax_output_grad(to_numpy(x), labels.astype(np.float64), **options)
+    assert_close(grad, expected, dtype, "softmax output gradient")
+
+
 def test_report_case_counts():
     print(f"generated kernel cases: {CASES}")
