@@ -23,8 +23,9 @@ def _infer_shape(p, in_shapes, out_shapes):
     return new_in, new_out
 
 
-def _row_stats(name: str, shape, axis: int, dtype, backward: bool) -> dict:
-    """The scratch buffer of a few wide rows split across programs (none otherwise)."""
+def row_stats_temps(name: str, shape, axis: int, dtype, backward: bool = False) -> dict:
+    """The scratch buffer of a few wide rows split across programs, as ``{name: (shape,
+    dtype)}`` (empty otherwise): softmax's and SoftmaxOutput's temps rule."""
     need = kernels.split_stats(shape, axis, dtype, backward)
     return {name: need} if need is not None else {}
 
@@ -47,8 +48,8 @@ def _make(name: str, log: bool, doc: str):
         forward=forward,
         backward=backward,
         backward_needs=lambda p, epilogue: ((), (0,)),
-        forward_temps=lambda p, shapes, dtypes: _row_stats("row_stats", shapes[0], p["axis"], dtypes[0], False),
-        backward_temps=lambda p, shapes, dtypes: _row_stats("row_sums", shapes[0], p["axis"], dtypes[0], True),
+        forward_temps=lambda p, shapes, dtypes: row_stats_temps("row_stats", shapes[0], p["axis"], dtypes[0], False),
+        backward_temps=lambda p, shapes, dtypes: row_stats_temps("row_sums", shapes[0], p["axis"], dtypes[0], True),
         # Row-local: each row is read (twice on the looped path) before any of it is written.
         inplace=elementwise_inplace,
         backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)), (0, ("output", 0))],

@@ -25,6 +25,7 @@ import torch
 from ..ops import softmax as softmax_kernels
 from ..ops import softmax_output as kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, elementwise_inplace, register, unify
+from .softmax import row_stats_temps
 
 
 def _class_axis_view(t: torch.Tensor, p) -> tuple[torch.Tensor, int]:
@@ -85,8 +86,7 @@ def _forward(a: ForwardArgs):
 
 def _forward_temps(p, in_shapes, in_dtypes):
     shape, axis = _class_axis_shape(in_shapes[0], p)
-    need = softmax_kernels.split_stats(shape, axis, in_dtypes[0])
-    return {"row_stats": need} if need is not None else {}
+    return row_stats_temps("row_stats", shape, axis, in_dtypes[0])
 
 
 def _backward(a: BackwardArgs):
