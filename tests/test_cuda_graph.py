@@ -72,24 +72,31 @@ def test_one_graph_per_training_step_bit_for_bit(rng):
     assert phase.startswith("forward_backward+FlatUpdater.launch_all@")
 
 
+def _fit_without_and_with_graphs(data, optimizer_params, **fit_options):
+    """The same fit of _mlp() on the GPU, eager and with CUDA graphs: the two Modules.
+    ``data`` and ``optimizer_params`` make fresh iterators and options (schedules and loss
+    scalers keep state) for each run."""
+    modules = []
+    for cuda_graph in (False, True):
+        ts.random.seed(0)
+        mod = ts.mod.Module(_mlp(), label_names=("out_label",), context=ts.gpu(0), cuda_graph=cuda_graph)
+        mod.fit(data(), initializer=ts.init.Xavier(), optimizer_params=optimizer_params(), **fit_options)
+        modules.append(mod)
+    return modules
+
+
 @pytest.mark.gpu
 def test_module_fit_with_graphs_equals_fit_without():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(100, 17)).astype(np.float32), rng.integers(0, 7, 100)
-    results = []
-    for cuda_graph in (False, True):
-        ts.random.seed(0)
-        mod = ts.mod.Module(_mlp(), label_names=("out_label",), context=ts.gpu(0), cuda_graph=cuda_graph)
-        schedule = ts.lr_scheduler.CosineScheduler(max_update=28)  # the rate changes every step
-        mod.fit(NDArrayIter(x, y, batch_size=16, shuffle=True, label_name="out_label"), num_epoch=4,
-                initializer=ts.init.Xavier(), optimizer_params={"learning_rate": 0.3, "momentum": 0.9,
-                                                                "lr_scheduler": schedule})
-        results.append(mod.get_params()[0])
-        if cuda_graph:  # fit's train_step: forward, backward and update in one graph
-            (phase,) = mod._exec.graphs.recorded()
-            assert phase.startswith("forward_backward+FlatUpdater.launch_all@"), phase
-    for name in results[0]:
-        assert torch.equal(results[0][name], results[1][name]), name
+    eager, graphed = _fit_without_and_with_graphs(
+        lambda: NDArrayIter(x, y, batch_size=16, shuffle=True, label_name="out_label"), num_epoch=4,
+        optimizer_params=lambda: {"learning_rate": 0.3, "momentum": 0.9,
+                                  "lr_scheduler": ts.lr_scheduler.CosineScheduler(max_update=28)})  # changes every step
+    (phase,) = graphed._exec.graphs.recorded()  # fit's train_step: forward, backward and update in one graph
+    assert phase.startswith("forward_backward+FlatUpdater.launch_all@"), phase
+    for name, value in eager.get_params()[0].items():
+        assert torch.equal(value, graphed.get_params()[0][name]), name
 
 
 @pytest.mark.gpu
@@ -99,15 +106,12 @@ def test_a_loss_scaled_float16_step_is_one_graph_bit_for_bit():
     same scale and parameters as the eager run."""
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(96, 17)).astype(np.float32), rng.integers(0, 7, 96)
-    results = []
-    for cuda_graph in (False, True):
-        ts.random.seed(0)
-        mod = ts.mod.Module(_mlp(), label_names=("out_label",), context=ts.gpu(0), cuda_graph=cuda_graph)
-        scaler = ts.optimizer.LossScaler(init_scale=2.0 ** 24, growth_interval=4)
-        mod.fit(NDArrayIter(x, y, batch_size=16, label_name="out_label", dtype="float16"), num_epoch=3,
-                initializer=ts.init.Xavier(), optimizer="adam",
-                optimizer_params={"learning_rate": 0.01, "multi_precision": True, "loss_scale": scaler})
-        results.append((mod.get_params()[0], mod.loss_scale_status()))
-    assert results[0][1] == results[1][1] and results[0][1]["skipped_steps"] > 0, results[0][1]
-    for name in results[0][0]:
-        assert torch.equal(results[0][0][name], results[1][0][name]), name
+    eager, graphed = _fit_without_and_with_graphs(
+        lambda: NDArrayIter(x, y, batch_size=16, label_name="out_label", dtype="float16"), num_epoch=3,
+        optimizer="adam", optimizer_params=lambda: {
+            "learning_rate": 0.01, "multi_precision": True,
+            "loss_scale": ts.optimizer.LossScaler(init_scale=2.0 ** 24, growth_interval=4)})
+    status = eager.loss_scale_status()
+    assert status == graphed.loss_scale_status() and status["skipped_steps"] > 0, status
+    for name, value in eager.get_params()[0].items():
+        assert torch.equal(value, graphed.get_params()[0][name]), name
