@@ -282,6 +282,27 @@ def elementwise_args(fn: str, shape: Sequence[int], **tensors: torch.Tensor) -> 
 
 
 @triton.jit
+def expm1(z):
+    """exp(z) - 1 without cancellation near 0 (Kahan's trick)."""
+    u = tl.exp(z)
+    um1 = u - 1.0
+    log_u = tl.log(tl.where(u == 1.0, 2.0, u))
+    r = um1 * z / log_u
+    r = tl.where(u == 1.0, z, r)
+    r = tl.where(um1 == -1.0, -1.0, r)
+    return tl.where(u == float("inf"), u, r)
+
+
+@triton.jit
+def log1p(t):
+    """log(1 + t) without cancellation near 0 (Goldberg's trick)."""
+    u = 1.0 + t
+    r = tl.log(u) * (t / tl.where(u == 1.0, 1.0, u - 1.0))
+    r = tl.where(u == 1.0, t, r)
+    return tl.where(u == float("inf"), u, r)
+
+
+@triton.jit
 def round_to_bf16(x):
     """fp32 -> bf16, rounding to nearest even on the bits.
 

@@ -22,6 +22,8 @@ from ._common import (
     check_tensor,
     element_offsets,
     elementwise_args,
+    expm1,
+    log1p,
     prepare_out,
     run,
     store,
@@ -46,27 +48,6 @@ def grad_from_output(act: str, slope: float = 0.0) -> bool:
 
 
 # --------------------------------------------------------------------- math helpers
-
-
-@triton.jit
-def expm1(z):
-    """exp(z) - 1 without cancellation near 0 (Kahan's trick)."""
-    u = tl.exp(z)
-    um1 = u - 1.0
-    log_u = tl.log(tl.where(u == 1.0, 2.0, u))
-    r = um1 * z / log_u
-    r = tl.where(u == 1.0, z, r)
-    r = tl.where(um1 == -1.0, -1.0, r)
-    return tl.where(u == float("inf"), u, r)
-
-
-@triton.jit
-def log1p(t):
-    """log(1 + t) without cancellation near 0 (Goldberg's trick)."""
-    u = 1.0 + t
-    r = tl.log(u) * (t / tl.where(u == 1.0, 1.0, u - 1.0))
-    r = tl.where(u == 1.0, t, r)
-    return tl.where(u == float("inf"), u, r)
 
 
 @triton.jit

@@ -51,15 +51,19 @@ from ._common import (
     Launch,
     cast_for,
     check_tensor,
+    expm1,
     load_nonfinite_count,
+    log1p,
     run,
     store,
 )
 
 # The slots of ``hyper``; the host fills them by name.
 SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
+# ``1 - beta`` comes from the host in float64 arithmetic: from float32 betas, 1 - 0.999 would
+# be 0.00099998713, 1.3e-5 off, and Adam's first steps as much (6e-6) off the oracle's.
 ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
-              "bias_correction1", "sqrt_bias_correction2", "step")
+              "bias_correction1", "sqrt_bias_correction2", "step", "one_minus_beta1", "one_minus_beta2")
 # The int32 counters of a loss scale: this step's non-finite gradient elements, good steps
 # since the scale last changed, and steps skipped in all.
 SCALER_COUNTERS = ("nonfinite", "good_steps", "skipped_steps")
@@ -148,10 +152,13 @@ def _sgd_kernel(
 
 
 @triton.jit
-def _bias_correction(beta, t):
-    """``1 - beta**t`` for a step count known only on the device."""
-    power = tl.exp2(t * tl.log2(tl.maximum(beta, 1e-30)))  # no log2(0): beta = 0 gives power 0 below
-    return 1.0 - tl.where(beta > 0.0, power, 0.0)
+def _bias_correction(one_minus_beta, t):
+    """``1 - beta**t`` for a step count known only on the device, as
+    ``-expm1(t * log1p(-(1 - beta)))``: computing ``beta**t`` first and subtracting it from 1
+    would cancel the leading digits (1 - 0.999 keeps 4 of float32's 7 there)."""
+    zero_beta = one_minus_beta >= 1.0  # beta = 0: the correction is 1 (t >= 1); no log(0)
+    power_log = t * log1p(-tl.where(zero_beta, 0.5, one_minus_beta))
+    return tl.where(zero_beta, 1.0, -expm1(power_log))
 
 
 @triton.jit
@@ -168,15 +175,17 @@ def _adam_kernel(
     lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     beta1 = tl.load(HYPER + 4)
     beta2 = tl.load(HYPER + 5)
-    m = beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0) + (1.0 - beta1) * g
-    v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + (1.0 - beta2) * g * g
+    one_minus_beta1 = tl.load(HYPER + 10)
+    one_minus_beta2 = tl.load(HYPER + 11)
+    m = beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0) + one_minus_beta1 * g
+    v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + one_minus_beta2 * g * g
     tl.store(MEAN + offsets, m, mask=mask)
     tl.store(VAR + offsets, v, mask=mask)
     if HAS_SCALER:
         # Skipped steps are not updates: t counts the applied ones (the host counts every step).
         t = tl.load(HYPER + 9) - tl.load(COUNTERS + 2).to(HYPER.dtype.element_ty)
-        bias_correction1 = _bias_correction(beta1, t)
-        sqrt_bias_correction2 = tl.sqrt(_bias_correction(beta2, t))
+        bias_correction1 = _bias_correction(one_minus_beta1, t)
+        sqrt_bias_correction2 = tl.sqrt(_bias_correction(one_minus_beta2, t))
     else:
         bias_correction1 = tl.load(HYPER + 7)
         sqrt_bias_correction2 = tl.load(HYPER + 8)
@@ -407,7 +416,8 @@ def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, va
     hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                     clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                     bias_correction1=1 - beta1 ** step,
-                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5, step=step), weight)
+                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5, step=step,
+                                    one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2), weight)
     run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
                          clip_gradient is not None, _flat(master)))
     return weight

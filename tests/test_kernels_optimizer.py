@@ -65,7 +65,8 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
         w0 = w.clone()
         values = dict(learning_rate=0.01, wd=0.1, rescale_grad=0.5, clip_gradient=clip or 0.0, beta1=0.8,
                       beta2=0.95, epsilon=1e-6, bias_correction1=1 - 0.8 ** step,
-                      sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
+                      sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step, one_minus_beta1=0.2,
+                      one_minus_beta2=0.05)
         hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
         O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, clip is not None))
         _gaps_untouched(w0, w)
@@ -79,6 +80,29 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
             ref[seg] = (ref_w, m, v)
             assert_close(w[s], ref_w, dtype, f"weight [{start}:{start + size}] step {step}")
             assert_close(mean[s], m, torch.float64 if ct == torch.float64 else torch.float32, "mean")
+
+
+@pytest.mark.parametrize("with_scaler", [False, True], ids=["host bias corrections", "device bias corrections"])
+@pytest.mark.parametrize("step", [1, 2, 1000, 100000])
+def test_adam_steps_keep_float32_precision_at_the_default_betas(rng, with_scaler, step):
+    """float32 Adam with beta2 = 0.999, from zero moments and a zero weight (so the weight
+    is the step itself, with no cancellation): within 1e-6 of the float64 oracle's step.
+    ``1 - beta`` taken from float32 betas would put the first steps 6e-6 off (1 - 0.999f is
+    1.3e-5 off), and so would a device-side ``1 - beta**t`` computed by subtraction."""
+    g = rounded(rng.normal(size=REGION), torch.float32)
+    w, mean, var = torch.zeros(REGION), torch.zeros(REGION), torch.zeros(REGION)
+    values = dict(learning_rate=1.0, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.9, beta2=0.999,
+                  epsilon=1e-8, bias_correction1=1 - 0.9 ** step, sqrt_bias_correction2=(1 - 0.999 ** step) ** 0.5,
+                  step=step, one_minus_beta1=1 - 0.9, one_minus_beta2=1 - 0.999)
+    if with_scaler:  # the kernel then computes the corrections itself, from the step count
+        values.update(bias_correction1=float("nan"), sqrt_bias_correction2=float("nan"))
+    hyper = torch.tensor([values[k] for k in O.ADAM_HYPER])
+    scaler = O.LossScaleState.create(1.0, "cpu") if with_scaler else None
+    chunks = O.chunk_table([O.Segment(0, REGION)], REGION, torch.float32, "cpu")
+    O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, False, scaler=scaler))
+    expected, _, _ = oracles.adam_update(np.zeros(REGION), to_numpy(g), np.zeros(REGION), np.zeros(REGION), step,
+                                         1.0, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(to_numpy(w), expected, rtol=1e-6, atol=0)
 
 
 def test_standalone_updates_and_float64_exactness(rng):
@@ -139,7 +163,8 @@ def test_master_copy_keeps_updates_below_the_rounding_step(rng, dtype, kind):
         if kind == "adam":
             values = dict(learning_rate=lr, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.8, beta2=0.95,
                           epsilon=1e-8, bias_correction1=1 - 0.8 ** step,
-                          sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
+                          sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step, one_minus_beta1=0.2,
+                          one_minus_beta2=0.05)
             hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
             O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, master=master))
             O.run(O.plan_adam_update(plain, g, plain_states["mean"], plain_states["var"], chunks, hyper, False))
@@ -214,7 +239,7 @@ def _scaled_step(kind, w, g, states, hyper_values, chunks, scaler=None):
 def _hyper_values(step, momentum=0.0):
     return dict(learning_rate=0.01, wd=0.1, rescale_grad=0.5, clip_gradient=0.0, momentum=momentum, beta1=0.8,
                 beta2=0.95, epsilon=1e-6, bias_correction1=1 - 0.8 ** step,
-                sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step)
+                sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step, one_minus_beta1=0.2, one_minus_beta2=0.05)
 
 
 def _states(kind, ct):

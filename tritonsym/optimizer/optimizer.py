@@ -210,7 +210,8 @@ class Adam(Optimizer):
         return super().hyper(num_update) | dict(
             beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
             bias_correction1=1.0 - self.beta1 ** num_update,
-            sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update), step=num_update)
+            sqrt_bias_correction2=math.sqrt(1.0 - self.beta2 ** num_update), step=num_update,
+            one_minus_beta1=1.0 - self.beta1, one_minus_beta2=1.0 - self.beta2)
 
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         return ("mean", "var") + super().state_names(dtype)
