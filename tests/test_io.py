@@ -6,6 +6,9 @@ import struct
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym import FormatError, ParamError
@@ -27,6 +30,61 @@ def test_pad_discard_roll_over():
     assert _epoch(roll) == [([8, 9, 0, 1], 0), ([2, 3, 4, 5], 0), ([6, 7, 8, 9], 0)]
     roll.reset()
     assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+
+
+def test_a_reset_before_the_end_of_an_epoch_carries_nothing_over():
+    """roll_over carries only the leftover of an epoch read to its end: ``reset()`` on a
+    fresh iterator (a training loop that resets first) or in mid-epoch starts over."""
+    x, y = np.arange(10.0).reshape(10, 1), np.arange(10)
+    roll = NDArrayIter(x, y, batch_size=4, last_batch_handle="roll_over")
+    roll.reset()
+    assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+    roll.reset()
+    roll.next()  # cut short: 4..9 are not carried
+    roll.reset()
+    assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+
+
+def _expected_epochs(n, batch_size, handle, reads):
+    """The (labels, pad) of every batch of each epoch, written from the documented semantics
+    (no shuffle): ``reads[e]`` batches are read (None: to the end) before each reset."""
+    carry, epochs = [], []
+    for wanted in reads:
+        stream, position, batches = carry + list(range(n)), 0, []
+        while wanted is None or len(batches) < wanted:
+            rest = len(stream) - position
+            if rest <= 0 or (rest < batch_size and handle != "pad"):
+                break
+            labels = stream[position:position + batch_size]
+            pad = batch_size - len(labels)
+            labels += [stream[k % len(stream)] for k in range(pad)]  # padded from the epoch's start
+            batches.append((labels, pad))
+            position += batch_size
+        epochs.append(batches)
+        leftover = stream[position:]
+        carry = leftover if handle == "roll_over" and len(leftover) < batch_size else []
+    return epochs
+
+
+@settings(**property_settings(60))
+@given(st.integers(1, 13), st.integers(1, 6), st.sampled_from(["pad", "discard", "roll_over"]),
+       st.lists(st.one_of(st.none(), st.integers(0, 4)), min_size=1, max_size=5))
+def test_batches_follow_the_semantics_over_epochs_cut_short_or_not(n, batch_size, handle, reads):
+    if handle == "discard" and n < batch_size:
+        return  # refused at construction (test_errors)
+    x = np.arange(n, dtype=np.float64)[:, None] * np.array([[1.0, -2.0]])
+    it = NDArrayIter(x, np.arange(n), batch_size=batch_size, last_batch_handle=handle)
+    for epoch, expected in enumerate(_expected_epochs(n, batch_size, handle, reads)):
+        got = []
+        while reads[epoch] is None or len(got) < reads[epoch]:
+            batch = it.next()
+            if batch is None:
+                break
+            labels = batch.label[0]
+            assert torch.equal(batch.data[0], torch.from_numpy(x[labels.numpy()]).float()), "rows follow labels"
+            got.append((labels.tolist(), batch.pad))
+        assert got == expected, f"epoch {epoch}"
+        it.reset()
 
 
 def test_every_sample_once_per_epoch_when_shuffled():

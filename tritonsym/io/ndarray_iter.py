@@ -175,8 +175,13 @@ class NDArrayIter(DataIter):
         self._cursor = 0
 
     def reset(self) -> None:
-        if self.last_batch_handle == "roll_over":
-            self._carry = self._order[self._cursor:]
+        """Start the next epoch. ``roll_over`` carries the leftover samples only when the
+        epoch was read to its end (fewer than a batch left, as MXNet does): a reset before
+        that (a fresh iterator, or an epoch cut short) starts over, rather than carrying a
+        whole epoch's unread samples into the next one."""
+        remaining = self._order[self._cursor:]
+        read_to_the_end = len(remaining) < self.batch_size
+        self._carry = remaining if self.last_batch_handle == "roll_over" and read_to_the_end else self._carry[:0]
         self._start_epoch()
 
     def next(self) -> DataBatch | None:
