@@ -29,8 +29,7 @@ def _count(name):
 def test_activations_on_random_layouts(layout, dtype, act, scale, seed):
     _count("activation")
     shape = layout[0]
-    x = strided(np.random.default_rng(seed).normal(scale=scale, size=shape), *layout[1:])
-    x = x.to(dtype)
+    x = strided(np.random.default_rng(seed).normal(scale=scale, size=shape), *layout[1:], dtype=dtype)
     slope = 0.2 if act in ("leaky", "elu") else 0.0
     y = ops.activation_forward(x, act, slope)
     expected = oracles.act(to_numpy(x), act, slope)
@@ -97,6 +96,57 @@ def test_softmax_output_gradient_random_sizes_and_options(rows, cols, dtype, nor
     grad = ops.softmax_output_backward(ops.softmax_forward(x), label, **options)
     expected = oracles.softmax_output_grad(to_numpy(x), labels.astype(np.float64), **options)
     assert_close(grad, expected, dtype, "softmax output gradient")
+
+
+# Scalars by operator: any for the additive ones, no 0 to divide by, integer (with negative
+# bases) and fractional exponents, positive bases for rpower.
+SCALARS = {"plus": [-3.5, 0.0, 0.25, 1000.0], "minus": [-3.5, 0.0, 0.25, 1000.0],
+           "rminus": [-3.5, 0.0, 0.25, 1000.0], "mul": [-3.5, -1.0, 0.0, 0.25, 1000.0],
+           "div": [-3.5, -1.0, 0.25, 1000.0], "rdiv": [-3.5, 1.0, 0.25, 100.0],
+           "power": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, -1.0, -2.0, -3.0, 0.5, 2.5, -1.5],
+           "rpower": [0.5, 1.0, 2.0, 10.0]}
+
+
+@st.composite
+def elementwise_calls(draw):
+    """(kind, op, scalar): a scalar or unary operator with an argument that suits it."""
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(ops.SCALAR_OPS))
+        return "scalar", op, draw(st.sampled_from(SCALARS[op]))
+    return "unary", draw(st.sampled_from(ops.UNARY_OPS)), None
+
+
+@settings(**SETTINGS)
+@given(elementwise_calls(), layouts(), st.sampled_from(DTYPES), st.booleans(), st.integers(0, 2**31 - 1))
+def test_scalar_and_unary_operators_on_random_layouts(call, layout, dtype, accumulate, seed):
+    """Forward and backward (given the input and output as the executor does, writing or
+    accumulating) of a strided input, in ``[0.5, 2]`` in magnitude (quotients, logs and
+    powers stay well conditioned), negative too where the math allows."""
+    kind, op, s = call
+    _count(f"{kind} elementwise")
+    rng = np.random.default_rng(seed)
+    shape = layout[0]
+    values = rng.uniform(0.5, 2.0, shape)
+    if not (op in ("log", "sqrt") or (op == "power" and not float(s).is_integer())):
+        values = values * rng.choice([-1.0, 1.0], shape)
+    x = strided(values, *layout[1:], dtype=dtype)
+    dy = rounded(rng.normal(size=shape), dtype)
+    start = rounded(rng.normal(size=shape), dtype)
+    grad = start.clone()
+    xs = to_numpy(x)
+    if kind == "scalar":
+        out = ops.scalar_forward(op, x, s)
+        expected, expected_grad = oracles.scalar(op, xs, s), oracles.scalar_grad(op, to_numpy(dy), xs, s)
+        ops.scalar_backward(op, dy, s, x=x, out=out, grad_x=grad, accumulate=accumulate)
+    else:
+        out = ops.unary_forward(op, x)
+        expected, expected_grad = oracles.UNARY[op](xs), oracles.unary_grad(op, to_numpy(dy), xs)
+        ops.unary_backward(op, dy, x=x, out=out, grad_x=grad, accumulate=accumulate)
+    where = f"{op}({'' if s is None else s}) on {shape}"
+    assert_close(out, expected, dtype, f"{where} forward")
+    if accumulate:
+        expected_grad = expected_grad + to_numpy(start)
+    assert_close(grad, expected_grad, dtype, f"{where} backward", scale=2.0)
 
 
 def test_report_case_counts():

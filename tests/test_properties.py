@@ -62,12 +62,13 @@ def layouts(draw):
     return shape, steps, permutation, expand
 
 
-def strided(values: np.ndarray, steps, permutation, expand) -> torch.Tensor:
-    """values as a non-contiguous tensor: slices of a bigger buffer, permuted, maybe expanded."""
+def strided(values: np.ndarray, steps, permutation, expand, dtype=torch.float64) -> torch.Tensor:
+    """values (rounded to ``dtype``) as a non-contiguous tensor: slices of a bigger buffer,
+    permuted, maybe expanded."""
     shape = values.shape
     inverse = np.argsort(permutation)
     big_shape = [shape[p] * steps[p] for p in permutation]
-    big = torch.full(big_shape, float("nan"), dtype=torch.float64)
+    big = torch.full(big_shape, float("nan"), dtype=dtype)
     view = big[tuple(slice(None, None, steps[p]) for p in permutation)].permute(*inverse)
     view.copy_(torch.from_numpy(values))
     if expand is not None and shape[expand] > 1:
