@@ -5,6 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym import ParamError
@@ -48,6 +51,58 @@ def test_f1_binary_and_macro():
     assert _value(macro, Y, P) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
     with pytest.raises(ParamError, match="average='binary' needs 2 classes"):
         _value("f1", Y, P)
+
+
+def test_macro_f1_leaves_out_classes_never_labelled_or_predicted():
+    """Perfect predictions over 5 of 10 classes score 1, not 0.5: an absent class says
+    nothing about the classifier (scikit-learn's f1_score agrees)."""
+    label = np.array([0, 1, 2, 3, 4, 4])
+    assert _value(ts.metric.F1(average="macro"), label, np.eye(10)[label]) == 1.0
+    assert _value("f1", np.array([0, 0]), np.array([[0.9, 0.1], [0.8, 0.2]])) == 0.0  # binary: no positives
+    with pytest.raises(ParamError, match=r"f1: labels must be in \[0, 3\), got \[0, 3\]"):
+        _value(ts.metric.F1(average="macro"), np.array([0, 3, 0, 1]), P)
+
+
+def _macro_f1(label, guess, classes):
+    """From the definition: per class present in labels or guesses, 2tp / (2tp + fp + fn)."""
+    scores = []
+    for c in range(classes):
+        tp = np.sum((guess == c) & (label == c))
+        fp, fn = np.sum((guess == c) & (label != c)), np.sum((guess != c) & (label == c))
+        if tp + fp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return np.mean(scores)
+
+
+@settings(**property_settings(60))
+@given(st.integers(1, 40), st.integers(2, 7), st.lists(st.integers(1, 39), max_size=4), st.integers(0, 2**31 - 1))
+def test_metrics_over_any_split_into_batches_equal_their_definitions(n, classes, cuts, seed):
+    """Every metric updated batch by batch (random splits, some of them empty) gives the
+    value of its definition over all samples at once."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, classes, n)
+    pred = rng.dirichlet(np.ones(classes), n)
+    target = rng.normal(size=(n, 3))
+    estimate = target + rng.normal(size=(n, 3))
+    guess = pred.argmax(axis=1)
+    rank = (pred > pred[np.arange(n), label][:, None]).sum(axis=1)  # classes scored above the label's
+    error = estimate - target
+    expected = {"acc": np.mean(guess == label), "top_k_acc": np.mean(rank < 2),
+                "ce": np.mean(-np.log(pred[np.arange(n), label] + 1e-12)), "mse": np.mean(error ** 2),
+                "mae": np.mean(np.abs(error)), "rmse": np.sqrt(np.mean(error ** 2)),
+                "f1": _macro_f1(label, guess, classes)}
+    metrics = {"acc": ts.metric.create("acc"), "top_k_acc": ts.metric.TopKAccuracy(top_k=2),
+               "ce": ts.metric.create("ce"), "mse": ts.metric.create("mse"), "mae": ts.metric.create("mae"),
+               "rmse": ts.metric.create("rmse"), "f1": ts.metric.F1(average="macro")}
+    bounds = [0, *sorted(c for c in cuts if c < n), n]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for name, metric in metrics.items():
+            if name in ("mse", "mae", "rmse"):
+                metric.update([target[lo:hi]], [estimate[lo:hi]])
+            else:
+                metric.update([label[lo:hi]], [pred[lo:hi]])
+    for name, metric in metrics.items():
+        assert metric.get()[1] == pytest.approx(expected[name], rel=1e-12), name
 
 
 def test_accumulates_over_batches_and_resets():

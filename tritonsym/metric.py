@@ -77,7 +77,10 @@ class EvalMetric:
             raise ParamError(f"{self.name}: {len(labels)} labels for {len(preds)} predictions; each output needs "
                              "its label")
         for label, pred in zip(labels, preds):
-            self._update_one(to_numpy(label), to_numpy(pred))
+            label, pred = to_numpy(label), to_numpy(pred)
+            if label.size == 0 and pred.size == 0:
+                continue  # an empty batch (a user's loop cut at the end of the data) adds nothing
+            self._update_one(label, pred)
 
     def _update_one(self, label: np.ndarray, pred: np.ndarray) -> None:
         raise NotImplementedError
@@ -206,8 +209,11 @@ class RMSE(MSE):
 class F1(EvalMetric):
     """F1 score from true/false positives and negatives counted over every sample seen.
 
-    ``average="binary"``: two classes, class 1 positive. ``"macro"``: the mean of each
-    class's F1, any number of classes. Predictions are scores per class (arg-max taken)."""
+    ``average="binary"``: two classes, class 1 positive (0 when it is never labelled or
+    predicted). ``"macro"``: the mean F1 of the classes that were labelled or predicted at
+    least once (as scikit-learn's ``f1_score``: a class absent from both says nothing about
+    the classifier, and counting it as 0 would pull perfect predictions below 1).
+    Predictions are scores per class (arg-max taken)."""
 
     def __init__(self, average: str = "binary", name: str = "f1", **kwargs):
         if average not in ("binary", "macro"):
@@ -226,6 +232,9 @@ class F1(EvalMetric):
         if self.average == "binary" and (pred.shape[1] != 2 or (label.size and (label.min() < 0 or label.max() > 1))):
             raise ParamError(f"{self.name}: average='binary' needs 2 classes and labels 0/1, got {pred.shape[1]} "
                              "classes; use F1(average='macro') for more")
+        if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
+            raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
+                             f"{label.max()}]")
         guess = pred.argmax(axis=1)
         classes = [1] if self.average == "binary" else range(pred.shape[1])
         for c in classes:
@@ -237,10 +246,10 @@ class F1(EvalMetric):
     def get(self):
         if not self.num_inst:
             return self.name, float("nan")
-        scores = []
-        for tp, fp, fn in self.counts.values():
-            scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-        return self.name, float(np.mean(scores))
+        seen = [(tp, fp, fn) for tp, fp, fn in self.counts.values() if tp + fp + fn]
+        if not seen:  # binary: class 1 never labelled nor predicted
+            return self.name, 0.0
+        return self.name, float(np.mean([2 * tp / (2 * tp + fp + fn) for tp, fp, fn in seen]))
 
 
 class CustomMetric(EvalMetric):
