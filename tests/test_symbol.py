@@ -29,6 +29,10 @@ def test_automatic_names_and_implicit_inputs():
     out = S.SoftmaxOutput(S.FullyConnected(num_hidden=2, name="fc"), name="out")
     assert out.list_arguments() == ["fc_data", "fc_weight", "fc_bias", "out_label"]
     assert S.Activation(a, act_type="relu").name == "activation0"
+    # An input given as None is not given, as in MXNet: a helper's ``weight=None`` default works.
+    assert S.FullyConnected(a, weight=None, bias=None, num_hidden=3, name="h").list_arguments() == \
+        ["a", "h_weight", "h_bias"]
+    assert S.FullyConnected(a, bias=None, num_hidden=3, no_bias=True, name="n").list_arguments() == ["a", "n_weight"]
 
 
 def test_prefix():

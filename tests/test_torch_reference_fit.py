@@ -1,9 +1,13 @@
 """Module.fit against the same training in PyTorch (a test-only reference): same initial
-parameters, same batches in the same order, float64; the parameters after 3 steps agree."""
+parameters, same batches in the same order, float64; the parameters after 3 steps agree,
+for three fixed cases and for random networks, batches and optimizers (hypothesis)."""
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 
@@ -78,3 +82,88 @@ def test_three_steps_match_pytorch(case):
     for name, expected in reference.items():
         assert not torch.equal(expected, initial[name]), f"{name} did not move"
         torch.testing.assert_close(final[name], expected, rtol=1e-12, atol=1e-14, msg=f"{case}: {name}")
+
+
+# Activation(act_type=...) and its PyTorch twin.
+TORCH_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                     "softrelu": torch.nn.functional.softplus, "softsign": torch.nn.functional.softsign}
+
+
+@st.composite
+def trainings(draw):
+    """A random MLP (1 to 3 layers), batch (maybe padded), optimizer and hyperparameters."""
+    hidden = draw(st.lists(st.integers(1, 9), max_size=2))
+    acts = [draw(st.sampled_from(sorted(TORCH_ACTIVATIONS))) for _ in hidden]
+    optimizer = draw(st.sampled_from(["sgd", "adam"]))
+    params = dict(learning_rate=draw(st.sampled_from([0.01, 0.3])), wd=draw(st.sampled_from([0.0, 0.01])))
+    if draw(st.booleans()):
+        params["clip_gradient"] = draw(st.sampled_from([0.01, 1.0]))
+    if optimizer == "sgd":
+        params["momentum"] = draw(st.sampled_from([0.0, 0.9]))
+    else:
+        params.update(beta1=draw(st.sampled_from([0.5, 0.9])), beta2=draw(st.sampled_from([0.9, 0.999])),
+                      epsilon=draw(st.sampled_from([1e-8, 1e-3])))
+    return dict(hidden=hidden, acts=acts, samples=draw(st.integers(1, 12)), batch=draw(st.integers(1, 5)),
+                features=draw(st.integers(1, 6)), classes=draw(st.integers(2, 6)), optimizer=optimizer,
+                params=params, lr_mult=draw(st.sampled_from([1.0, 0.25])), shuffle=draw(st.booleans()))
+
+
+def _random_net(case):
+    net, names = ts.sym.Variable("data"), []
+    for k, (size, act) in enumerate(zip(case["hidden"] + [case["classes"]], case["acts"] + [None])):
+        weight = ts.sym.Variable(f"fc{k}_weight", lr_mult=case["lr_mult"]) if k == 0 else None
+        net = ts.sym.FullyConnected(net, weight=weight, name=f"fc{k}", num_hidden=size)
+        names.append(f"fc{k}")
+        if act is not None:
+            net = ts.sym.Activation(net, name=f"act{k}", act_type=act)
+    return ts.sym.SoftmaxOutput(net, name="softmax"), names
+
+
+def _torch_steps(case, names, params, batches):
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    o = case["params"]
+    groups = [dict(params=[p[n]], lr=o["learning_rate"] * (case["lr_mult"] if n == "fc0_weight" else 1.0),
+                   weight_decay=o["wd"] if n.endswith("_weight") else 0.0) for n in p]
+    if case["optimizer"] == "sgd":
+        opt = torch.optim.SGD(groups, lr=o["learning_rate"], momentum=o["momentum"])
+    else:
+        opt = torch.optim.Adam(groups, lr=o["learning_rate"], betas=(o["beta1"], o["beta2"]), eps=o["epsilon"])
+    for x, y in batches:
+        h = x
+        for k, name in enumerate(names):
+            h = h @ p[f"{name}_weight"].T + p[f"{name}_bias"]
+            if k < len(case["acts"]):
+                h = TORCH_ACTIVATIONS[case["acts"][k]](h)
+        loss = torch.nn.functional.cross_entropy(h, y)  # padded samples count, as in the bound step
+        opt.zero_grad()
+        loss.backward()
+        if "clip_gradient" in o:
+            for t in p.values():
+                t.grad.clamp_(-o["clip_gradient"], o["clip_gradient"])
+        opt.step()
+    return {k: v.detach() for k, v in p.items()}
+
+
+@settings(**property_settings(8))
+@given(trainings(), st.integers(0, 2**31 - 1))
+def test_random_networks_and_optimizers_train_like_pytorch(case, seed):
+    """Random depth, widths, activations, batch sizes (a padded last batch too), SGD or Adam
+    with random hyperparameters: one epoch of Module.fit in float64 ends with PyTorch's
+    parameters."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(case["samples"], case["features"]))
+    y = rng.integers(0, case["classes"], case["samples"])
+    net, names = _random_net(case)
+    ts.random.seed(seed)
+    make_iter = lambda: ts.io.NDArrayIter(x, y, batch_size=case["batch"], shuffle=case["shuffle"],  # noqa: E731
+                                          dtype="float64", seed=seed)
+    train = make_iter()
+    mod = ts.mod.Module(net)
+    mod.bind(train.provide_data, train.provide_label)
+    mod.init_params(ts.init.Xavier(rnd_type="gaussian"))
+    initial, _ = mod.get_params()
+    mod.fit(train, num_epoch=1, optimizer=case["optimizer"], optimizer_params=dict(case["params"]))
+    reference = _torch_steps(case, names, initial, [(b.data[0], b.label[0]) for b in make_iter()])
+    final, _ = mod.get_params()
+    for name, expected in reference.items():
+        torch.testing.assert_close(final[name], expected, rtol=1e-11, atol=1e-13, msg=f"{case}: {name}")

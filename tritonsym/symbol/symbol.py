@@ -432,6 +432,9 @@ def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | No
     """Apply a registered operator: symbols as inputs (positional or by input name) and
     hyper-parameters by keyword. Missing inputs become variables ``<name>_<input>``."""
     op = get_op(op_name)
+    # An input given as None is not given (as in MXNet's generated functions, whose inputs
+    # default to None): ``FullyConnected(x, weight=None)`` creates ``<name>_weight``.
+    kwargs = {k: v for k, v in kwargs.items() if not (v is None and k in op.input_names)}
     symbol_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
     param_kwargs = {k: v for k, v in kwargs.items() if k not in symbol_kwargs}
     misplaced = [k for k in param_kwargs if k in op.input_names]
