@@ -74,6 +74,14 @@ def test_float16_training_scales_the_loss_unless_told(capsys):
     assert "loss_scale=1024.0," in capsys.readouterr().out
 
 
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: 15)" in out and "(default: 128)" in out
+    assert out.count("0.001 for adam") == 1
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "mnist"], "--data mnist needs --data-dir DIR"),
     (["train", "--data", "mnist", "--data-dir", "/nonexistent"], "train-images-idx3-ubyte[.gz] not found"),
@@ -81,6 +89,10 @@ def test_float16_training_scales_the_loss_unless_told(capsys):
     (["train", "--epochs", "0"], "--epochs 0: must be at least 1"),
     (["train", "--device", "tpu"], "--device 'tpu': expected auto, cpu, gpu or gpu:N"),
     (["train", "--loss-scale", "often"], "--loss-scale 'often': expected dynamic, none or a positive number"),
+    (["train", "--validation-fraction", "1.5"], "--validation-fraction 1.5: must be in (0, 1)"),
+    (["train", "--validation-fraction", "0.0001"], "validation_fraction=0.0001 of 1797 samples leaves 1797 for "
+                                                   "training and 0 for validation"),
+    (["train", "--batch-size", "5000"], "--batch-size 5000 is more than the 1438 training samples"),
 ])
 def test_errors(argv, message, capsys):
     assert main(argv) == 1

@@ -21,9 +21,17 @@ DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch
                 momentum=0.9, wd=1e-4, seed=0, dtype="float32", validation_fraction=0.2)
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, unless it has none or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if action.default is None or "default" in text else super()._get_help_string(action)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train an MLP classifier (defaults: the seed's MLP on the bundled digits)",
-                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=__doc__, formatter_class=_HelpWithDefaults)
     p.add_argument("--data", choices=("digits", "mnist"), default=DEFAULTS["data"],
                    help="digits: the bundled UCI 8x8 digits (no download); mnist: IDX files in --data-dir")
     p.add_argument("--data-dir", help="folder with the four MNIST IDX files (plain or .gz)")
@@ -31,16 +39,17 @@ def add_parser(sub) -> None:
     p.add_argument("--activation", default=DEFAULTS["activation"],
                    choices=("relu", "sigmoid", "tanh", "softrelu", "softsign"),
                    help="activation after each hidden layer")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=DEFAULTS["optimizer"])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="samples per training step")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=DEFAULTS["optimizer"], help="the update rule")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
     p.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum")
     p.add_argument("--wd", type=float, default=DEFAULTS["wd"], help="weight decay (weights only)")
     p.add_argument("--lr-schedule", choices=("none", "cosine"), default="cosine",
                    help="cosine: decay the rate to 0 over the run")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
-    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=("float32", "float64", "float16", "bfloat16"))
+    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=("float32", "float64", "float16", "bfloat16"),
+                   help="the dtype of the data, parameters and arithmetic")
     p.add_argument("--multi-precision", action=argparse.BooleanOptionalAction, default=True,
                    help="with --dtype float16/bfloat16, keep a float32 master copy of the weights so that small "
                         "updates are not rounded away (no effect in float32/float64)")
@@ -147,6 +156,8 @@ def _train(args, log) -> int:
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise TritonSymError(f"train: {flag} {value}: must be at least 1")
+    if not 0 < args.validation_fraction < 1:
+        raise TritonSymError(f"train: --validation-fraction {args.validation_fraction}: must be in (0, 1)")
     kv = ts.kv.create(args.kvstore)
     if kv.rank > 0:  # one worker reports; the others train quietly
         log.setLevel(logging.WARNING)
@@ -158,6 +169,9 @@ def _train(args, log) -> int:
     classes = int(max(train_y.max(), val_y.max())) + 1
     train = ts.io.NDArrayIter(train_x, train_y, batch_size=args.batch_size, shuffle=True, dtype=args.dtype,
                               num_parts=kv.num_workers, part_index=kv.rank)
+    if args.batch_size > train.num_data:  # every batch would repeat samples to fill itself
+        raise TritonSymError(f"train: --batch-size {args.batch_size} is more than the {train.num_data} training "
+                             f"samples{' per worker' if kv.num_workers > 1 else ''}")
     val = ts.io.NDArrayIter(val_x, val_y, batch_size=args.batch_size, dtype=args.dtype)
     net = build_mlp(hidden, args.activation, classes)
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.001)

@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-from ..base import FormatError
+from ..base import FormatError, ParamError
 
 DIGITS_SHA256 = "68aea062d35a127749050fa0e52dca09d6569ac08092c925610e0954e172dde2"
 DIGITS_SAMPLES, DIGITS_PIXELS = 1797, 64
@@ -30,7 +30,13 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def split(n: int, validation_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a fixed random train / validation split of ``n`` samples."""
-    order = np.random.default_rng(seed).permutation(n)
+    """Indices of a fixed random train / validation split of ``n`` samples; each part gets
+    at least one sample."""
+    if not 0 < validation_fraction < 1:
+        raise ParamError(f"split: validation_fraction={validation_fraction!r} must be in (0, 1)")
     n_val = int(round(n * validation_fraction))
+    if not 0 < n_val < n:
+        raise ParamError(f"split: validation_fraction={validation_fraction!r} of {n} samples leaves {n - n_val} for "
+                         f"training and {n_val} for validation; each needs at least one")
+    order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
