@@ -72,6 +72,30 @@ def test_score_and_predict_leave_out_padding():
     assert [len(b[0]) for b in per_batch] == [4, 4, 2]
 
 
+def test_metrics_of_a_multi_output_network_read_their_own_head():
+    """A classification head and a regression head: a metric given ``output_names`` /
+    ``label_names`` reads only those (MXNet's ``update_dict``), in fit and in score; a name
+    the network does not have is an error, not a silently empty metric."""
+    data = ts.sym.Variable("data")
+    cls = ts.sym.SoftmaxOutput(ts.sym.FullyConnected(data, num_hidden=CLASSES, name="fc"), name="cls")
+    reg = ts.sym.LinearRegressionOutput(ts.sym.FullyConnected(data, num_hidden=2, name="reg_fc"), name="reg")
+    x, y = _blobs(20)
+    z = np.random.default_rng(1).normal(size=(20, 2)).astype(np.float32)
+    it = NDArrayIter({"data": x}, {"cls_label": y, "reg_label": z}, batch_size=8)
+    mod = ts.mod.Module(ts.sym.Group([cls, reg]), label_names=["cls_label", "reg_label"])
+    accuracy = ts.metric.Accuracy(output_names=["cls_output"], label_names=["cls_label"])
+    mse = ts.metric.MSE(output_names=["reg_output"], label_names=["reg_label"])
+    history = mod.fit(it, num_epoch=2, eval_metric=[accuracy, mse], optimizer_params={"learning_rate": 0.1})
+    assert set(history[-1]["train"]) == {"accuracy", "mse"}
+    cls_out, reg_out = mod.predict(it)
+    scores = dict(mod.score(it, [accuracy, mse]))
+    assert scores["accuracy"] == pytest.approx(float((cls_out.argmax(1).numpy() == y).mean()))
+    assert scores["mse"] == pytest.approx(float(((reg_out.numpy() - z) ** 2).mean()), rel=1e-6)
+    with pytest.raises(ParamError, match=r"mse: output names \['out'\] are not among the network's outputs "
+                                         r"\['cls_output', 'reg_output'\]"):
+        mod.score(it, ts.metric.MSE(output_names=["out"]))
+
+
 def test_get_set_params_fixed_params_and_init_errors():
     x, y = _blobs(32)
     ts.random.seed(1)

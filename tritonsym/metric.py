@@ -82,6 +82,13 @@ class EvalMetric:
                 continue  # an empty batch (a user's loop cut at the end of the data) adds nothing
             self._update_one(label, pred)
 
+    def update_dict(self, labels: dict, preds: dict) -> None:
+        """``update`` with the labels and outputs by name (what ``Module`` calls): only those
+        in ``label_names`` / ``output_names`` when the metric was given them, in that order,
+        so that one metric of a multi-output network reads its own head."""
+        self.update(_select(self.name, "label", labels, self.label_names),
+                    _select(self.name, "output", preds, self.output_names))
+
     def _update_one(self, label: np.ndarray, pred: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -96,6 +103,15 @@ class EvalMetric:
 
     def __repr__(self) -> str:
         return f"EvalMetric: {dict(self.get_name_value())}"
+
+
+def _select(metric: str, what: str, arrays: dict, names: Sequence[str] | None) -> list:
+    if names is None:
+        return list(arrays.values())
+    unknown = [n for n in names if n not in arrays]
+    if unknown:
+        raise ParamError(f"{metric}: {what} names {unknown} are not among the network's {what}s {list(arrays)}")
+    return [arrays[n] for n in names]
 
 
 def _class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
@@ -281,6 +297,10 @@ class CompositeEvalMetric(EvalMetric):
     def update(self, labels, preds):
         for m in self.metrics:
             m.update(labels, preds)
+
+    def update_dict(self, labels: dict, preds: dict) -> None:
+        for m in self.metrics:
+            m.update_dict(labels, preds)
 
     def get(self):
         pairs = [pair for m in self.metrics for pair in m.get_name_value()]

@@ -421,11 +421,13 @@ class Module:
         return [self._current.grad_dict[n] for n in self._data_names]
 
     def update_metric(self, eval_metric, labels: Sequence[torch.Tensor], pad: int = 0) -> None:
-        """Add the last forward's outputs against ``labels`` to ``eval_metric``; the last
-        ``pad`` samples (filler from the iterator) are left out."""
+        """Add the last forward's outputs against ``labels`` to ``eval_metric``, by name
+        (``EvalMetric.update_dict``: a metric given ``output_names`` / ``label_names`` reads
+        only those); the last ``pad`` samples (filler from the iterator) are left out."""
         outputs = self.get_outputs()
         n = outputs[0].shape[0] - pad
-        eval_metric.update([lab[:n] for lab in labels], [out[:n] for out in outputs])
+        eval_metric.update_dict({name: lab[:n] for name, lab in zip(self._label_names, labels)},
+                                {name: out[:n] for name, out in zip(self.output_names, outputs)})
 
     # ---------------------------------------------------------------- checkpoints
 
