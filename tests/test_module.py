@@ -119,6 +119,21 @@ def test_get_set_params_fixed_params_and_init_errors():
     assert all(torch.equal(mod.get_params()[0][k], v) for k, v in before.items())  # nothing half set
 
 
+def test_parameter_values_a_half_dtype_cannot_hold_are_named():
+    """1e6 into float16 parameters, given or drawn by an initializer, is an error (as in
+    Executor.copy_params_from), not a silent inf, and sets nothing."""
+    mod = ts.mod.Module(_net())
+    mod.bind([ts.io.DataDesc("data", (4, FEATURES), torch.float16)], [ts.io.DataDesc("softmax_label", (4,))])
+    mod.init_params(ts.init.Xavier())
+    before, _ = mod.get_params()
+    with pytest.raises(ParamError, match=r"Module.init_params: parameter 'fc2_weight' has 24 value\(s\) beyond the "
+                                         r"range of float16 \(largest magnitude 1e\+06"):
+        mod.set_params({k: v.float() + 1 for k, v in before.items()} | {"fc2_weight": torch.full((3, 8), 1e6)})
+    assert all(torch.equal(mod.get_params()[0][k], v) for k, v in before.items())
+    with pytest.raises(ParamError, match="parameter 'fc1_weight' has 48 value"):
+        mod.init_params(ts.init.Constant(1e6), force_init=True)
+
+
 def test_errors_say_what_to_do():
     hint = r"label_names \['softmax_label'\] are not arguments.*pass label_names=\('out_label',\)"
     with pytest.raises(BindError, match=hint):

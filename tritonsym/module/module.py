@@ -29,7 +29,7 @@ from .. import initializer as init_module
 from .. import kvstore as kvstore_module
 from .. import model
 from .. import optimizer as opt_module
-from ..base import BindError, ParamError, dtype_name, to_dtype
+from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype
 from ..context import Context, default_context
 from ..io.ndarray_iter import DataBatch, DataDesc
 from . import loops
@@ -245,14 +245,17 @@ class Module:
         for names, table, arrays in groups:
             for name in names:
                 if table is not None and name in table:
-                    values[name] = _checked_param(name, arrays[name], table[name])
+                    value = _checked_param(name, arrays[name], table[name]).detach().cpu()
                 else:
-                    values[name] = torch.empty(arrays[name].shape, dtype=torch.float64, device="cpu")  # host draw
-                    init(name, values[name], attrs.get(name))
+                    value = torch.empty(arrays[name].shape, dtype=torch.float64, device="cpu")  # host draw
+                    init(name, value, attrs.get(name))
+                # 1e6 into float16 is an error here, as in copy_params_from, not a silent inf
+                values[name] = converted_on_host(f"Module.init_params: parameter {name!r}", value, arrays[name].dtype,
+                                                 ParamError)
         with torch.no_grad():
             for names, _, arrays in groups:
                 for name in names:
-                    arrays[name].copy_(values[name])  # host-to-device transfer with dtype conversion
+                    arrays[name].copy_(values[name])  # host-to-device transfer
         self.params_initialized = True
 
     def set_params(self, arg_params: dict, aux_params: dict | None = None, allow_missing: bool = False,
