@@ -38,14 +38,20 @@ def _torch_reference(params, batches, optimizer, opt_params, schedule):
                 group["lr"] = schedule(step) * (0.5 if n == "fc2_weight" else 1.0)
         hidden = torch.relu(x @ p["fc1_weight"].T + p["fc1_bias"])
         logits = hidden @ p["fc2_weight"].T + p["fc2_bias"]
-        loss = torch.nn.functional.cross_entropy(logits, y)  # the batch mean: rescale_grad = 1/batch
-        opt.zero_grad()
-        loss.backward()
-        if "clip_gradient" in opt_params:
-            for t in p.values():
-                t.grad.clamp_(-opt_params["clip_gradient"], opt_params["clip_gradient"])
-        opt.step()
+        _step(opt, p, logits, y, opt_params.get("clip_gradient"))
     return {k: v.detach() for k, v in p.items()}
+
+
+def _step(opt, params, logits, labels, clip):
+    """One optimizer step on the batch-mean cross-entropy (``rescale_grad = 1/batch``; padded
+    samples count, as in the bound step), the gradient clipped first as MXNet does."""
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    opt.zero_grad()
+    loss.backward()
+    if clip is not None:
+        for t in params.values():
+            t.grad.clamp_(-clip, clip)
+    opt.step()
 
 
 CASES = {
@@ -134,13 +140,7 @@ def _torch_steps(case, names, params, batches):
             h = h @ p[f"{name}_weight"].T + p[f"{name}_bias"]
             if k < len(case["acts"]):
                 h = TORCH_ACTIVATIONS[case["acts"][k]](h)
-        loss = torch.nn.functional.cross_entropy(h, y)  # padded samples count, as in the bound step
-        opt.zero_grad()
-        loss.backward()
-        if "clip_gradient" in o:
-            for t in p.values():
-                t.grad.clamp_(-o["clip_gradient"], o["clip_gradient"])
-        opt.step()
+        _step(opt, p, h, y, o.get("clip_gradient"))
     return {k: v.detach() for k, v in p.items()}
 
 
