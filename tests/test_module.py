@@ -96,6 +96,27 @@ def test_metrics_of_a_multi_output_network_read_their_own_head():
         mod.score(it, ts.metric.MSE(output_names=["out"]))
 
 
+def test_labels_are_matched_by_the_names_the_iterator_gave_them():
+    """An iterator that lists b's labels before a's (a dict in that order) feeds each head
+    its own labels, in training and in metrics: matched by name, not by position."""
+    data = ts.sym.Variable("data")
+    heads = [ts.sym.LinearRegressionOutput(ts.sym.FullyConnected(data, num_hidden=2, name=f"f{h}"), name=h)
+             for h in "ab"]
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    it = NDArrayIter({"data": x}, {"b_label": np.full((8, 2), -5.0), "a_label": np.ones((8, 2))}, batch_size=8)
+    mod = ts.mod.Module(ts.sym.Group(heads), label_names=["a_label", "b_label"])
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(ts.init.Zero())
+    mse = [ts.metric.MSE(name=f"mse_{h}", output_names=[f"{h}_output"], label_names=[f"{h}_label"]) for h in "ab"]
+    assert dict(mod.score(it, mse)) == {"mse_a": 1.0, "mse_b": 25.0}  # zero outputs against 1 and -5
+    with pytest.raises(ParamError, match="train_data gave no batch in epoch 0; it was read to its end before fit"):
+        mod.fit(it, num_epoch=1)  # score read it to its end
+    it.reset()
+    mod.fit(it, num_epoch=1, optimizer_params={"learning_rate": 0.1})
+    params, _ = mod.get_params()
+    assert (params["fa_bias"] > 0).all() and (params["fb_bias"] < 0).all()  # each toward its own label
+
+
 def test_get_set_params_fixed_params_and_init_errors():
     x, y = _blobs(32)
     ts.random.seed(1)

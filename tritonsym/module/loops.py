@@ -62,11 +62,14 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
         for nbatch, batch in enumerate(train_data):
             self.train_step(batch)
             steps += 1
-            self.update_metric(train_metric, batch.label, batch.pad)
+            self.update_metric(train_metric, self._batch_labels(batch), batch.pad)
             samples += batch.data[0].shape[0] - batch.pad
             for callback in _callbacks(batch_end_callback):
                 callback(BatchEndParam(epoch, nbatch, train_metric, locals()))
         elapsed = time.perf_counter() - tic
+        if steps == 0:  # an epoch that trains nothing must not pass for one that did
+            raise ParamError(f"Module.fit: train_data gave no batch in epoch {epoch}; it was read to its end "
+                             "before fit (score, predict or a loop of yours): call train_data.reset() first")
         _stop_if_parameters_not_finite(self, epoch)
         record = {"epoch": epoch, "train": dict(train_metric.get_name_value()), "time": elapsed,
                   "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
@@ -157,7 +160,7 @@ def score(self, eval_data: DataIter, eval_metric="acc", num_batch: int | None = 
     metric.reset()
     for nbatch, batch in _batches(self, eval_data, num_batch, reset):
         self.forward(batch, is_train=False)
-        self.update_metric(metric, batch.label, batch.pad)
+        self.update_metric(metric, self._batch_labels(batch), batch.pad)
         for callback in _callbacks(batch_end_callback):
             callback(BatchEndParam(epoch, nbatch, metric, locals()))
     for callback in _callbacks(score_end_callback):

@@ -340,12 +340,12 @@ class Module:
         """The batch's arrays by argument name; makes the executor for their shapes current."""
         if is_train and not self._for_training:
             raise BindError(f"Module.{what}: is_train=True, but the module was bound with for_training=False")
-        data = list(data_batch.data)
+        data = _in_order(data_batch.data, getattr(data_batch, "provide_data", None), self._data_names)
         if len(data) != len(self._data_names):
             raise BindError(f"Module.{what}: the batch has {len(data)} data arrays for data_names "
                             f"{self._data_names}")
         inputs = dict(zip(self._data_names, data))
-        labels = list(getattr(data_batch, "label", None) or [])
+        labels = self._batch_labels(data_batch)
         if labels:
             if len(labels) != len(self._label_names):
                 raise BindError(f"Module.{what}: the batch has {len(labels)} labels for label_names "
@@ -358,6 +358,11 @@ class Module:
             shapes.update(self._label_shapes_for(shapes))
         self._current = self._executor_for(shapes)
         return inputs
+
+    def _batch_labels(self, data_batch: DataBatch) -> list:
+        """The batch's labels in ``label_names`` order (see ``_in_order``)."""
+        return _in_order(getattr(data_batch, "label", None) or [], getattr(data_batch, "provide_label", None),
+                         self._label_names)
 
     def _label_shapes_for(self, data_shapes: dict) -> dict:
         """The label shapes that follow from these data shapes (for batches without labels)."""
@@ -479,6 +484,19 @@ class Module:
         state = "bound" if self.binded else "not bound"
         shapes = ", ".join(f"{d.name} {d.shape} {dtype_name(d.dtype)}" for d in self._data_shapes)
         return f"Module({', '.join(self._symbol.list_outputs())}; {state}{': ' + shapes if shapes else ''})"
+
+
+def _in_order(arrays, descs, names: Sequence[str]) -> list:
+    """A batch's arrays in ``names`` order, matched by the names its iterator gave them
+    (``provide_data`` / ``provide_label``) when those are exactly ``names``: an iterator
+    built from ``{"b_label": ..., "a_label": ...}`` must not feed b's labels to a's head.
+    Without names (or with others) the arrays are taken in order, as MXNet does."""
+    arrays = list(arrays)
+    given = [d.name for d in descs or []]
+    if len(given) != len(arrays) or sorted(given) != sorted(names):
+        return arrays
+    by_name = dict(zip(given, arrays))
+    return [by_name[n] for n in names]
 
 
 def _checked_param(name: str, dst: torch.Tensor, value) -> torch.Tensor:
