@@ -69,7 +69,9 @@ class Module:
         self._label_names = list(label_names or [])
         self._context = context if context is not None else default_context()
         if not isinstance(self._context, Context):
-            raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}")
+            several = (" (one Module drives one device: for several GPUs run one process per GPU with "
+                       "kvstore='dist_sync' under torchrun)") if isinstance(context, (list, tuple)) else ""
+            raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}{several}")
         self.logger = logger or logging.getLogger("tritonsym")
         self._bind_options = dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
                                   cuda_graph=cuda_graph)
