@@ -52,8 +52,10 @@ def test_grad_req_forms_and_type_dict(rng):
     exe = net.simple_bind(ts.cpu(), grad_req=["null", "write", "write", "write", "write", "null"], data=(8, 5),
                           type_dict={"data": torch.bfloat16})
     assert exe.grad_dict["data"] is None and exe.arg_dict["fc2_weight"].dtype == torch.bfloat16
-    with pytest.raises(BindError, match="grad_req must be one of write, add, null"):
+    with pytest.raises(BindError, match="grad_req must be one of write, add, null; got 'sometimes'$"):
         net.simple_bind(ts.cpu(), grad_req="sometimes", data=(8, 5))
+    with pytest.raises(BindError, match=r"got \{'fc1_bias': 'sometimes'\}"):
+        net.simple_bind(ts.cpu(), grad_req={"fc1_bias": "sometimes"}, data=(8, 5))
     with pytest.raises(BindError, match="grad_req has 2 entries for 6 arguments"):
         net.simple_bind(ts.cpu(), grad_req=["write", "null"], data=(8, 5))
     with pytest.raises(BindError, match="grad_req names 'fc3_weight'"):

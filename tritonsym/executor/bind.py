@@ -47,7 +47,8 @@ def _grad_req(names: list[str], grad_req) -> dict[str, str]:
         raise BindError(f"grad_req must be a string, a list or a dict, got {type(grad_req).__name__}")
     bad = {n: r for n, r in reqs.items() if r not in GRAD_REQS}
     if bad:
-        raise BindError(f"grad_req must be one of {', '.join(GRAD_REQS)}; got {bad}")
+        got = repr(grad_req) if isinstance(grad_req, str) else bad  # one string: say it once, not per argument
+        raise BindError(f"grad_req must be one of {', '.join(GRAD_REQS)}; got {got}")
     return reqs
 
 
