@@ -91,6 +91,7 @@ def test_trains_with_module_fit(affine, rng):
     mod.bind(train.provide_data, train.provide_label)
     mod.init_params(ts.init.Zero())
     before = mod.score(train, "mse")[0][1]
+    train.reset()  # score read it to its end
     history = mod.fit(train, num_epoch=20, eval_metric="mse", optimizer_params={"learning_rate": 10.0})
     assert history[-1]["train"]["mse"] < 0.2 * before
 
