@@ -85,3 +85,25 @@ def assert_no_live_overlap(executor) -> int:
             assert ok, (f"{a.name} [{a_first}, {a_last}] and {b.name} [{b_first}, {b_last}] are live together "
                         f"but share bytes [{max(a_lo, b_lo)}, {min(a_hi, b_hi)})")
     return shared
+
+
+def backward_is_repeatable(executor) -> bool:
+    """Whether a second backward after one forward would find every forward value it reads
+    intact: no byte written from the head-gradient copy on (backward steps, their
+    temporaries, recomputed values) belongs to a value written in forward and read in
+    backward or by the caller. Worked out from the tensors' addresses."""
+    program = executor._program
+    spans, steps = lifetimes(program)
+    b = len(program.forward_steps)  # the head-gradient copy
+    kept = [(root.tensor.data_ptr(), root.tensor.data_ptr() + root.nbytes, root.tensor.device)
+            for root, first, last in spans.values() if first < b <= last and root.nbytes > 0]
+    for position in range(b, len(steps)):
+        step = steps[position]
+        written = [g for g in program.head_grads if g is not None] if step is None else _accesses(step)[1]
+        for value in written:
+            lo = value.tensor.data_ptr()
+            hi = lo + value.nbytes
+            if value.nbytes and any(device == value.tensor.device and lo < k_hi and k_lo < hi
+                                    for k_lo, k_hi, device in kept):
+                return False
+    return True

@@ -3,13 +3,15 @@ operators give bit-identical outputs and gradients planned and unplanned (with a
 mirror), no two live values share a byte, and every offset assignment is valid."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plan_checks import assert_no_live_overlap
+from plan_checks import assert_no_live_overlap, backward_is_repeatable
 from property_settings import property_settings
 
 import tritonsym as ts
+from tritonsym.base import ExecutionError
 from tritonsym.executor.planner import (
     Block,
     bounded_search,
@@ -85,7 +87,7 @@ def step(exe, seed):
     heads = [torch.from_numpy(rng.normal(size=o.shape)) for o in exe.outputs]
     exe.forward(is_train=True)
     exe.backward(out_grads=heads)
-    return [o.clone() for o in exe.outputs], {n: g.clone() for n, g in exe.grad_dict.items() if g is not None}
+    return [o.clone() for o in exe.outputs], {n: g.clone() for n, g in exe.grad_dict.items() if g is not None}, heads
 
 
 def bits(t):
@@ -103,13 +105,25 @@ def test_random_graphs_planned_equal_unplanned(graph, grad_req, mirror, seed):
     if isinstance(grad_req, str) and grad_req == "add":
         reference.zero_grad()
         planned.zero_grad()
-    (outs_a, grads_a), (outs_b, grads_b) = step(reference, seed), step(planned, seed)
+    (outs_a, grads_a, _), (outs_b, grads_b, heads) = step(reference, seed), step(planned, seed)
     for a, b in zip(outs_a, outs_b):
         assert torch.equal(bits(a), bits(b))
     assert grads_a.keys() == grads_b.keys()
     for name in grads_a:
         assert torch.equal(bits(grads_a[name]), bits(grads_b[name])), name
     assert_no_live_overlap(planned)
+    # A second backward on the same forward is refused exactly when the plan let backward
+    # overwrite what it reads, and otherwise repeats the gradients.
+    repeatable = backward_is_repeatable(planned)
+    assert planned._backward_consumes_forward == (not repeatable)
+    if repeatable:  # the same as the unplanned executor's second backward (which "add" sums into)
+        reference.backward(out_grads=heads)
+        planned.backward(out_grads=heads)
+        for name in grads_b:
+            assert torch.equal(bits(planned.grad_dict[name]), bits(reference.grad_dict[name])), name
+    else:
+        with pytest.raises(ExecutionError, match="each backward needs its own forward"):
+            planned.backward(out_grads=heads)
     m = planned.memory
     assert m.lower_bound_bytes <= m.planned_bytes <= m.naive_bytes + 256 * len(m.values)
     # forward-only plans of the same graph

@@ -1,0 +1,214 @@
+"""Mutation check: does the test suite fail when a kernel is subtly wrong?
+
+A test that passes whatever the kernel computes proves nothing. This script makes one
+small change at a time to the Triton kernels (functions decorated ``@triton.jit``) of the
+files given: a comparison made strict or loose (``<`` to ``<=``), ``+`` to ``-``, ``*`` to
+``/``, ``&`` to ``|``, a constant nudged, a sign dropped, ``maximum`` to ``minimum``,
+``sum`` to ``max``. It runs the tests named for that file on each such mutant, in a copy of
+the repository (the working tree is never touched), and reports the mutants no test
+failed on ("survived"), which either show a gap in the tests or change nothing that any
+input can observe (an "equivalent" mutant: a mask bound that the padding makes
+irrelevant, say), to be read one by one.
+
+    python scripts/mutation_check.py ops/softmax_output.py --sample 30 --report mutants.md
+
+A mutant that no longer compiles counts apart ("invalid"), not as caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tests that exercise each kernels file: its own kernel tests, then the operator-level
+# gradient checks, oracles and properties (pytest stops at the first failure).
+COMMON_TESTS = ["tests/test_numerical_edges.py", "tests/test_gradcheck.py", "tests/test_operators.py",
+                "tests/test_kernel_properties.py", "tests/test_torch_crosscheck.py"]
+TESTS = {
+    "ops/activation.py": ["tests/test_kernels_activation.py"],
+    "ops/elementwise.py": ["tests/test_kernels_elementwise.py"],
+    "ops/fully_connected.py": ["tests/test_kernels_fully_connected.py", "tests/test_kernels_fc_tma.py"],
+    "ops/softmax.py": ["tests/test_kernels_softmax.py"],
+    "ops/softmax_output.py": ["tests/test_kernels_softmax.py", "tests/test_loss_scaling.py"],
+    "ops/regression_output.py": ["tests/test_kernels_softmax.py", "tests/test_loss_scaling.py"],
+    "ops/optimizer.py": ["tests/test_kernels_optimizer.py", "tests/test_update_properties.py",
+                         "tests/test_loss_scaling.py", "tests/test_optimizer.py"],
+    "ops/memory.py": ["tests/test_kernels_memory.py"],
+    "ops/_common.py": ["tests/test_kernels_activation.py", "tests/test_kernels_optimizer.py"],
+}
+# Host code where a mistake gives a wrong answer rather than an error: the memory planner
+# (lifetimes, in-place reuse), the program it runs, the optimizer's flat region. Every
+# function of these files is mutated.
+HOST_TESTS = {
+    "tritonsym/executor/planner.py": ["tests/test_planner.py", "tests/test_planner_properties.py"],
+    "tritonsym/executor/memory.py": ["tests/test_planner.py", "tests/test_planner_properties.py"],
+    "tritonsym/executor/program.py": ["tests/test_executor.py", "tests/test_planner_properties.py"],
+    "tritonsym/optimizer/updater.py": ["tests/test_optimizer.py", "tests/test_update_properties.py",
+                                       "tests/test_module.py"],
+    # Registry entries: which gradients an operator writes, what it may do in place, its shapes.
+    **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py",
+                                          "tests/test_planner_properties.py"]
+       for name in ("fully_connected", "activation", "softmax", "softmax_output", "elementwise", "registry")},
+}
+HOST_COMMON_TESTS = ["tests/test_gradcheck.py", "tests/test_torch_reference_fit.py", "tests/test_cuda_graph.py"]
+
+COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+                 ast.NotEq: ast.Eq}
+BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.BitAnd: ast.BitOr,
+               ast.BitOr: ast.BitAnd}
+CALL_SWAPS = {"maximum": "minimum", "minimum": "maximum", "sum": "max", "max": "sum", "exp": "exp2",
+              "exp2": "exp", "log": "log2", "log2": "log"}
+
+
+@dataclass
+class Mutant:
+    path: str
+    line: int
+    before: str
+    after: str
+    source: str  # the whole mutated file
+
+
+def _is_kernel(fn: ast.FunctionDef) -> bool:
+    return any("jit" in ast.unparse(d) for d in fn.decorator_list)
+
+
+def _variants(node: ast.AST):
+    """Mutated copies of one node, each differing in one place."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARE_SWAPS:
+        yield ast.Compare(node.left, [COMPARE_SWAPS[type(node.ops[0])]()], node.comparators)
+    elif isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAPS:
+        yield ast.BinOp(node.left, BINOP_SWAPS[type(node.op)](), node.right)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        yield node.operand
+    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        yield ast.Constant(node.value + 1 if isinstance(node.value, int) else (node.value * 2 or 1.0))
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CALL_SWAPS:
+        func = ast.Attribute(node.func.value, CALL_SWAPS[node.func.attr], ast.Load())
+        yield ast.Call(func, node.args, node.keywords)
+
+
+def _mutable_nodes(node: ast.AST):
+    """Every node under ``node`` except those of error checks (raise, assert: the error tests
+    cover those, and a mutated message is not a wrong result) and of nested functions, which
+    are visited on their own."""
+    if isinstance(node, (ast.Raise, ast.Assert, ast.FunctionDef)):
+        return
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _mutable_nodes(child)
+
+
+def _chars(line: str, utf8_offset: int) -> int:
+    """ast's column offsets count UTF-8 bytes; string indices count characters."""
+    return len(line.encode()[:utf8_offset].decode())
+
+
+def mutants(path: str) -> list[Mutant]:
+    source = (ROOT / path).read_text()
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    tree = ast.parse(source)
+    functions = [fn for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)]
+    if any(_is_kernel(fn) for fn in functions):
+        functions = [fn for fn in functions if _is_kernel(fn)]  # a kernels file: its kernels
+    found = []
+    for fn in functions:
+        body = fn.body[1:] if fn.body and isinstance(fn.body[0], ast.Expr) \
+            and isinstance(fn.body[0].value, ast.Constant) else fn.body  # not the docstring
+        for statement in body:
+            for node in _mutable_nodes(statement):
+                if getattr(node, "end_lineno", None) is None:
+                    continue
+                begin = starts[node.lineno - 1] + _chars(lines[node.lineno - 1], node.col_offset)
+                end = starts[node.end_lineno - 1] + _chars(lines[node.end_lineno - 1], node.end_col_offset)
+                for variant in _variants(node):
+                    after = ast.unparse(variant)
+                    if "\n" in source[begin:end]:
+                        after = f"({after})"
+                    found.append(Mutant(path, node.lineno, source[begin:end], after,
+                                        source[:begin] + after + source[end:]))
+    return found
+
+
+def copy_repository(into: Path) -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for name in files:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, into / name)
+    (into / "tritonsym" / "ops").symlink_to("../ops")  # what the install's package-dir mapping does
+
+
+def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
+    env = dict(os.environ, PYTHONPATH=str(copy), TRITONSYM_PROPERTY_SCALE=os.environ.get("TRITONSYM_PROPERTY_SCALE",
+                                                                                          "1"))
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests]
+    try:
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout"  # a mutant that hangs a kernel is caught, by the CI's time limit
+    if done.returncode == 0:
+        return "survived"
+    tail = done.stdout[-4000:] + done.stderr[-4000:]
+    if "CompilationError" in tail or "SyntaxError" in tail or "NameError" in tail:
+        return "invalid"
+    return "killed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", help="kernels files, e.g. ops/softmax.py")
+    parser.add_argument("--sample", type=int, default=0, help="mutants per file, drawn at random (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
+    parser.add_argument("--report", type=Path, help="write the results as a Markdown table here")
+    args = parser.parse_args(argv)
+    for path in args.files:
+        if path not in TESTS and path not in HOST_TESTS:
+            parser.error(f"{path}: no tests are listed for it (known: {', '.join([*TESTS, *HOST_TESTS])})")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tritonsym-mutants-") as tmp:
+        copy = Path(tmp)
+        copy_repository(copy)
+        if run_tests(copy, ["tests/test_kernels_memory.py"], args.timeout) != "survived":
+            raise SystemExit("the unmutated copy fails its tests; fix that first")
+        for path in args.files:
+            found = mutants(path)
+            chosen = random.Random(args.seed).sample(found, args.sample) if 0 < args.sample < len(found) else found
+            print(f"{path}: {len(found)} mutants, running {len(chosen)}", flush=True)
+            original = (copy / path).read_text()
+            try:
+                for m in sorted(chosen, key=lambda m: m.line):
+                    (copy / path).write_text(m.source)
+                    start = time.monotonic()
+                    tests = TESTS[path] + COMMON_TESTS if path in TESTS else HOST_TESTS[path] + HOST_COMMON_TESTS
+                    outcome = run_tests(copy, tests, args.timeout)
+                    rows.append((m, outcome))
+                    print(f"  {outcome:8s} {path}:{m.line}  {m.before!r} -> {m.after!r}  "
+                          f"({time.monotonic() - start:.0f} s)", flush=True)
+            finally:
+                (copy / path).write_text(original)
+    counts = {k: sum(o == k for _, o in rows) for k in ("killed", "timeout", "survived", "invalid")}
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    if args.report:
+        table = ["| file:line | mutation | outcome |", "|---|---|---|"]
+        table += [f"| {m.path}:{m.line} | `{m.before}` → `{m.after}` | {o} |" for m, o in rows]
+        args.report.write_text("\n".join(table) + "\n")
+    return 1 if counts["survived"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
