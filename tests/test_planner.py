@@ -9,7 +9,15 @@ from plan_checks import assert_no_live_overlap
 
 import tritonsym as ts
 from tritonsym import BindError, ExecutionError
-from tritonsym.executor.planner import ALIGN_BYTES, Block, greedy_by_size, lower_bound, mxnet_storage
+from tritonsym.executor.planner import (
+    ALIGN_BYTES,
+    Block,
+    greedy_by_breadth,
+    greedy_by_breadth_order,
+    greedy_by_size,
+    lower_bound,
+    mxnet_storage,
+)
 
 S = ts.sym
 F32 = 4
@@ -286,6 +294,20 @@ def test_greedy_fills_the_gap_mxnet_cannot():
         assert_valid(blocks, layout(blocks))
     greedy = greedy_by_size(blocks)
     assert max(greedy[id(b)] + b.size for b in blocks) == lower_bound(blocks)[0] == 2048
+
+
+def test_every_layout_reuses_a_gap_that_fits_exactly():
+    """C is born after A dies, inside D's lifetime: A's 256 bytes below D fit C exactly."""
+    a, d, c = block(256, 0, 0), block(256, 0, 2), block(256, 1, 1)
+    for layout in (greedy_by_size, greedy_by_breadth, mxnet_storage):
+        offsets = layout([a, d, c])
+        assert offsets[id(c)] == offsets[id(a)] == 0 and offsets[id(d)] == 256, layout.__name__
+
+
+def test_breadth_order_starts_with_the_most_crowded_position_largest_first():
+    blocks = [block(256, 0, 1), block(512, 1, 2), block(1024, 2, 2), block(768, 2, 3), block(2048, 4, 4)]
+    # position 2 holds 512 + 1024 + 768 bytes, more than position 4's 2048
+    assert [b.size for b in greedy_by_breadth_order(blocks)] == [1024, 768, 512, 2048, 256]
 
 
 def test_lower_bound_counts_blocks_live_at_one_position():

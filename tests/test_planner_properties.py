@@ -153,6 +153,18 @@ def assert_valid(blocks, offsets, ceiling=None):
                 assert offsets[id(a)] + a.size <= offsets[id(b)] or offsets[id(b)] + b.size <= offsets[id(a)]
 
 
+@settings(**property_settings(100))
+@given(st.lists(st.integers(1, 8), min_size=2, max_size=12))
+def test_bounded_search_packs_a_chain_at_the_lower_bound(sizes):
+    """Values each overlapping only their neighbours (a chain of layers) fit in the largest
+    pair of neighbours: filling from both ends of the arena reaches the bound exactly."""
+    blocks = [Block([], torch.float32, size * 256, i, i + 1) for i, size in enumerate(sizes)]
+    floor = lower_bound(blocks, aligned_sizes=True)[0]
+    offsets = bounded_search(blocks, floor, floor + 256)
+    assert offsets is not None
+    assert_valid(blocks, offsets, floor)
+
+
 @settings(**property_settings(200))
 @given(block_sets())
 def test_offset_assignments_are_valid_and_above_the_bound(blocks):
