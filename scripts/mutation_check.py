@@ -101,9 +101,14 @@ def _variants(node: ast.AST):
 
 def _mutable_nodes(node: ast.AST):
     """Every node under ``node`` except those of error checks (raise, assert: the error tests
-    cover those, and a mutated message is not a wrong result) and of nested functions, which
-    are visited on their own."""
+    cover those, and a mutated message is not a wrong result), of annotations, and of nested
+    functions, which are visited on their own."""
     if isinstance(node, (ast.Raise, ast.Assert, ast.FunctionDef)):
+        return
+    if isinstance(node, ast.AnnAssign):  # not the annotation: types are not run
+        for child in (node.target, node.value):
+            if child is not None:
+                yield from _mutable_nodes(child)
         return
     yield node
     for child in ast.iter_child_nodes(node):
