@@ -1,6 +1,8 @@
 """Property tests (hypothesis) of the memory planner: random graphs of the registered
 operators give bit-identical outputs and gradients planned and unplanned (with and without
-mirror), no two live values share a byte, and every offset assignment is valid."""
+mirror), no two live values share a byte, a second backward is refused exactly when the
+plan let backward overwrite what it reads, every offset assignment is valid, and the
+bounded search packs a chain of layers at the lower bound."""
 
 import numpy as np
 import pytest
