@@ -1,14 +1,16 @@
-"""Mutation check: does the test suite fail when a kernel is subtly wrong?
+"""Mutation check: does the test suite fail when a kernel or the planner is subtly wrong?
 
-A test that passes whatever the kernel computes proves nothing. This script makes one
-small change at a time to the Triton kernels (functions decorated ``@triton.jit``) of the
-files given: a comparison made strict or loose (``<`` to ``<=``), ``+`` to ``-``, ``*`` to
-``/``, ``&`` to ``|``, a constant nudged, a sign dropped, ``maximum`` to ``minimum``,
-``sum`` to ``max``. It runs the tests named for that file on each such mutant, in a copy of
-the repository (the working tree is never touched), and reports the mutants no test
-failed on ("survived"), which either show a gap in the tests or change nothing that any
-input can observe (an "equivalent" mutant: a mask bound that the padding makes
-irrelevant, say), to be read one by one.
+A test that passes whatever the code computes proves nothing. This script makes one
+small change at a time to the files given, in a kernels file of ``ops/`` to its Triton
+kernels (functions decorated ``@triton.jit``), in host code (``HOST_TESTS``: planner,
+allocator, program, optimizer region, registry entries) to every function: a comparison
+made strict or loose (``<`` to ``<=``), ``+`` to ``-``, ``*`` to ``/``, ``&`` to ``|``, a
+constant nudged, a sign dropped, ``maximum`` to ``minimum``, ``sum`` to ``max``. It runs
+the tests named for that file on each such mutant, in a copy of the repository (the
+working tree is never touched), and reports the mutants no test failed on ("survived"),
+which either show a gap in the tests or change nothing that any input can observe (an
+"equivalent" mutant: a mask bound that the padding makes irrelevant, say), to be read
+one by one.
 
     python scripts/mutation_check.py ops/softmax_output.py --sample 30 --report mutants.md
 
@@ -175,7 +177,7 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", help="kernels files, e.g. ops/softmax.py")
+    parser.add_argument("files", nargs="+", help="files of TESTS or HOST_TESTS, e.g. ops/softmax.py")
     parser.add_argument("--sample", type=int, default=0, help="mutants per file, drawn at random (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")

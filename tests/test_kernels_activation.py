@@ -46,9 +46,10 @@ def test_extreme_inputs_stay_finite():
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind,slope", CASES)
 def test_gradient_at_the_kink_follows_mxnet(kind, slope, dtype):
-    """At x = 0 (either sign) and just beside it the gradient takes the x <= 0 branch, as
-    MXNet's ``x > 0 ? ... : ...`` does: random inputs never land exactly on 0, so a kernel
-    testing ``x >= 0`` would pass every other test (found by scripts/mutation_check.py)."""
+    """At x = 0 (either sign) the gradient takes the x <= 0 branch, as MXNet's
+    ``x > 0 ? ... : ...`` does, and just beside 0 the branch of its side: random inputs never
+    land exactly on 0, so a kernel testing ``x >= 0`` would pass every other test (found by
+    scripts/mutation_check.py)."""
     x = torch.tensor([-0.0, 0.0, 1e-30, -1e-30, 5e-45, -5e-45], dtype=torch.float64).to(dtype)
     dy = torch.full(x.shape, 3.0, dtype=dtype)
     expected = 3.0 * act_grad(to_numpy(x), kind, slope)
