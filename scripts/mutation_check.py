@@ -175,11 +175,20 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
     return "killed"
 
 
+def _line_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lines {text!r}: expected FIRST-LAST, e.g. 334-505") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", help="files of TESTS or HOST_TESTS, e.g. ops/softmax.py")
     parser.add_argument("--sample", type=int, default=0, help="mutants per file, drawn at random (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lines", type=_line_range, help="only mutants on these lines, e.g. 334-505 (to resume a run)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
     parser.add_argument("--report", type=Path, help="write the results as a Markdown table here")
     args = parser.parse_args(argv)
@@ -194,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("the unmutated copy fails its tests; fix that first")
         for path in args.files:
             found = mutants(path)
+            if args.lines:
+                found = [m for m in found if args.lines[0] <= m.line <= args.lines[1]]
             chosen = random.Random(args.seed).sample(found, args.sample) if 0 < args.sample < len(found) else found
             print(f"{path}: {len(found)} mutants, running {len(chosen)}", flush=True)
             original = (copy / path).read_text()

@@ -1,5 +1,6 @@
 """Fill, copy and accumulate kernels (ops/memory.py)."""
 
+import numpy as np
 import pytest
 import torch
 from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
@@ -20,6 +21,53 @@ def test_fill_copy_accumulate(rng, dtype):
     assert torch.equal(out, src)
     ops.accumulate(src, out)
     assert_close(out, 2 * to_numpy(src), dtype)
+
+
+def test_fill_keeps_a_float64_value_exact_and_applies_the_loss_scale():
+    out = poisoned((5, 3), torch.float64)
+    ops.fill(out, 0.1)  # not representable in float32: a float32 detour would show
+    assert (to_numpy(out) == 0.1).all()
+    scale = torch.tensor([4.0])
+    for dtype in DTYPES:
+        out = poisoned((5, 3), dtype)
+        ops.fill(out, 0.375, loss_scale=scale)
+        assert (to_numpy(out) == 1.5).all(), f"{dtype}: value times the loss scale"
+        ops.fill(out, 0.25, accumulate=True, loss_scale=scale)
+        assert (to_numpy(out) == 2.5).all(), f"{dtype}: adds value times the loss scale"
+
+
+def test_many_programs_cover_every_element(rng, monkeypatch):
+    """The interpreter's block (65536) puts these shapes in one program; with the GPU's order
+    of block the launches run many programs, each of which must find its own elements."""
+    from tritonsym.ops import _common, memory
+
+    for module in (_common, memory):
+        monkeypatch.setattr(module, "ELEMENTWISE_BLOCK", 16)
+    out = poisoned((7, 130), torch.float32)
+    ops.fill(out, 0.375)
+    assert (to_numpy(out) == 0.375).all()
+    src = rounded(rng.normal(size=(130, 7)), torch.float32)
+    ops.copy(src.T, out)
+    assert torch.equal(out, src.T)
+    ops.accumulate(src.T, out)
+    assert torch.equal(out, 2 * src.T)
+
+
+@pytest.mark.parametrize("block", [None, 16], ids=["one program", "many programs"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_count_nonfinite_counts_nan_and_both_infinities(rng, dtype, block, monkeypatch):
+    from tritonsym.ops import memory
+
+    if block:
+        monkeypatch.setattr(memory, "ELEMENTWISE_BLOCK", block)
+    x = rng.normal(size=203)
+    bad = rng.choice(203, size=11, replace=False)
+    x[bad] = rng.choice([np.nan, np.inf, -np.inf], size=11)
+    x[-1] = np.inf  # the last element, at the bound of the mask
+    x[0] = 6e4 if dtype != torch.float16 else 6.5e4  # large but finite in every dtype
+    count = torch.full((1,), 5, dtype=torch.int32)
+    memory.run(memory.plan_count_nonfinite(rounded(x, dtype), count))
+    assert count.item() == 5 + int((~np.isfinite(x)).sum()), "adds the count of non-finite elements"
 
 
 def test_copy_converts_dtype_and_reshapes(rng):
