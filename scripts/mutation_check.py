@@ -47,7 +47,8 @@ TESTS = {
     "ops/optimizer.py": ["tests/test_kernels_optimizer.py", "tests/test_update_properties.py",
                          "tests/test_loss_scaling.py", "tests/test_optimizer.py"],
     "ops/memory.py": ["tests/test_kernels_memory.py"],
-    "ops/_common.py": ["tests/test_kernels_activation.py", "tests/test_kernels_optimizer.py"],
+    "ops/_common.py": ["tests/test_kernels_common.py", "tests/test_kernels_activation.py",
+                       "tests/test_kernels_optimizer.py"],
 }
 # Host code where a mistake gives a wrong answer rather than an error: the memory planner
 # (lifetimes, in-place reuse), the program it runs, the optimizer's flat region. Every
@@ -151,9 +152,12 @@ def mutants(path: str) -> list[Mutant]:
     return found
 
 
+def tracked_files() -> set[str]:
+    return set(subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split())
+
+
 def copy_repository(into: Path) -> None:
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
-    for name in files:
+    for name in sorted(tracked_files()):
         (into / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, into / name)
     (into / "tritonsym" / "ops").symlink_to("../ops")  # what the install's package-dir mapping does
@@ -169,6 +173,9 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
         return "timeout"  # a mutant that hangs a kernel is caught, by the CI's time limit
     if done.returncode == 0:
         return "survived"
+    if done.returncode in (4, 5):  # pytest's usage error (a test file not found), no tests collected
+        raise SystemExit(f"pytest could not run {' '.join(tests)} (exit {done.returncode}), whatever the mutant: "
+                         f"{done.stdout[-1000:]}{done.stderr[-1000:]}")
     tail = done.stdout[-4000:] + done.stderr[-4000:]
     if "CompilationError" in tail or "SyntaxError" in tail or "NameError" in tail:
         return "invalid"
@@ -195,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.files:
         if path not in TESTS and path not in HOST_TESTS:
             parser.error(f"{path}: no tests are listed for it (known: {', '.join([*TESTS, *HOST_TESTS])})")
+    untracked = {t for p in args.files for t in TESTS.get(p, []) + HOST_TESTS.get(p, [])} - tracked_files()
+    if untracked:  # the copy holds tracked files only: every mutant would seem killed
+        parser.error(f"{', '.join(sorted(untracked))}: not tracked by git; `git add` them first")
     rows = []
     with tempfile.TemporaryDirectory(prefix="tritonsym-mutants-") as tmp:
         copy = Path(tmp)
