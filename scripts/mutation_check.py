@@ -47,8 +47,8 @@ TESTS = {
     "ops/optimizer.py": ["tests/test_kernels_optimizer.py", "tests/test_update_properties.py",
                          "tests/test_loss_scaling.py", "tests/test_optimizer.py"],
     "ops/memory.py": ["tests/test_kernels_memory.py"],
-    "ops/_common.py": ["tests/test_kernels_common.py", "tests/test_kernels_activation.py",
-                       "tests/test_kernels_optimizer.py"],
+    "ops/_common.py": ["tests/test_kernels_common.py", "tests/test_kernels_memory.py",
+                       "tests/test_kernels_activation.py", "tests/test_kernels_optimizer.py"],
 }
 # Host code where a mistake gives a wrong answer rather than an error: the memory planner
 # (lifetimes, in-place reuse), the program it runs, the optimizer's flat region. Every

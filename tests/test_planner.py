@@ -304,6 +304,32 @@ def test_every_layout_reuses_a_gap_that_fits_exactly():
         assert offsets[id(c)] == offsets[id(a)] == 0 and offsets[id(d)] == 256, layout.__name__
 
 
+def test_mxnet_storage_matches_sizes_like_mxnet():
+    """MXNet's pooled allocator: a request takes the smallest free storage that fits, up to
+    MATCH_RANGE (16) times its size, else grows the largest smaller free one within 1/16 of
+    it, else gets a new storage; storages are laid end to end, in the order they were made."""
+    def storages(blocks):
+        offsets = mxnet_storage(blocks)
+        return [offsets[id(b)] for b in blocks], max(offsets[id(b)] + b.size for b in blocks)
+
+    # the smallest of two that fit
+    small, large, request = block(512, 0, 0), block(1024, 0, 0), block(256, 1, 1)
+    offsets, extent = storages([large, small, request])
+    assert offsets[2] == offsets[1] and extent == 1536
+    # exactly 16 times the request still fits; 17 times does not
+    offsets, extent = storages([block(16 * 256, 0, 0), block(256, 1, 1)])
+    assert offsets == [0, 0] and extent == 4096
+    offsets, extent = storages([block(17 * 256, 0, 0), block(256, 1, 1)])
+    assert offsets == [0, 17 * 256] and extent == 18 * 256
+    # none fits: the largest smaller one grows, down to 1/16 of the request and not below
+    offsets, extent = storages([block(256, 0, 0), block(512, 0, 0), block(1024, 1, 1)])
+    assert offsets == [1024, 0, 0] and extent == 1024 + 256  # blocks born together: largest first
+    offsets, extent = storages([block(256, 0, 0), block(16 * 256, 1, 1)])
+    assert offsets == [0, 0] and extent == 4096
+    offsets, extent = storages([block(256, 0, 0), block(17 * 256, 1, 1)])
+    assert offsets == [0, 256] and extent == 18 * 256
+
+
 def test_breadth_order_starts_with_the_most_crowded_position_largest_first():
     blocks = [block(256, 0, 1), block(512, 1, 2), block(1024, 2, 2), block(768, 2, 3), block(2048, 4, 4)]
     # position 2 holds 512 + 1024 + 768 bytes, more than position 4's 2048
