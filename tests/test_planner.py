@@ -340,3 +340,4 @@ def test_lower_bound_counts_blocks_live_at_one_position():
     blocks = [block(100, 0, 2), block(50, 2, 4), block(300, 3, 3)]
     assert lower_bound(blocks) == (350, 3)
     assert lower_bound(blocks, aligned_sizes=True) == (768, 3)
+    assert lower_bound([block(256, 4, 5), block(256, 1, 2)]) == (256, 1), "the first of equal peaks"

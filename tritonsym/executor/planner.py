@@ -433,7 +433,8 @@ def _extent(blocks: list[Block], offsets: dict[int, int]) -> int:
 
 
 def lower_bound(blocks: list[Block], aligned_sizes: bool = False) -> tuple[int, int]:
-    """(largest total of bytes live at one position, that position)."""
+    """(largest total of bytes live at one position, the first position where it is live):
+    the memory report names that step as the peak."""
     live: dict[int, int] = {}
     for block in blocks:
         for position in range(block.start, block.end + 1):
