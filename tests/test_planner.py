@@ -79,6 +79,10 @@ def test_chain_mlp_lower_bound_from_the_math():
     # what the report says is what was allocated
     assert m.workspace_bytes == sum(a.untyped_storage().nbytes() for a in exe.workspace.arenas.values())
     assert m.training and m.algorithm in ("greedy", "mxnet") and not m.mirror
+    # no planning: every value of the (fused) program in its own buffer, end to end
+    unplanned = mlp([784, 128, 64, 10]).simple_bind(ts.cpu(), memory_plan="none", data=(b, 784)).memory
+    assert unplanned.algorithm == "none"
+    assert unplanned.planned_bytes == sum(v.nbytes for v in unplanned.values) == b * F32 * (2 * 128 + 2 * 64 + 3 * 10)
 
 
 @pytest.mark.parametrize("sizes, batch", [([37, 23, 11, 3], 7), ([50, 64, 48, 32, 10], 13), ([784, 128, 64, 10], 64)])
