@@ -62,6 +62,34 @@ def test_grad_req_forms_and_type_dict(rng):
         net.simple_bind(ts.cpu(), grad_req={"fc3_weight": "write"}, data=(8, 5))
 
 
+def test_integer_labels_have_no_gradient(rng):
+    """Class indices as int32 labels: the default grad_req='write' binds and trains, with no
+    gradient buffer for the label; one asked for by name is refused."""
+    net = mlp()
+    exe = net.simple_bind(ts.cpu(), type_dict={"out_label": "int32"}, data=(8, 5))
+    assert exe.grad_dict["out_label"] is None and exe.arg_dict["out_label"].dtype == torch.int32
+    floats = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
+    exe.copy_params_from({n: a for n, a in floats.arg_dict.items() if n != "out_label"})
+    exe.arg_dict["out_label"][:] = floats.arg_dict["out_label"].to(torch.int32)
+    for e in (exe, floats):
+        e.forward(is_train=True)
+        e.backward()
+    assert torch.equal(exe.outputs[0], floats.outputs[0])
+    for name in ("data", "fc1_weight", "fc2_bias"):
+        assert torch.equal(exe.grad_dict[name], floats.grad_dict[name]), name
+    with pytest.raises(BindError, match=r"grad_req\['out_label'\] is 'write', but 'out_label' has dtype int32, "
+                                        "which has no gradient; give it 'null'"):
+        net.simple_bind(ts.cpu(), grad_req={"fc1_weight": "write", "out_label": "write"},
+                        type_dict={"out_label": torch.int32}, data=(8, 5))
+    args = {n: a.clone() for n, a in exe.arg_dict.items()}
+    grads = {n: torch.zeros_like(a) for n, a in args.items()}
+    bound = net.bind(ts.cpu(), args, args_grad=grads)  # one grad_req for all: the label's array is left alone
+    bound.forward(is_train=True)
+    bound.backward()
+    assert bound.grad_dict["out_label"] is None
+    assert torch.equal(bound.grad_dict["fc1_weight"], floats.grad_dict["fc1_weight"])
+
+
 @pytest.mark.cpu_only  # CPU allocations; test_no_allocation_on_gpu checks the device
 def test_forward_backward_allocate_nothing_and_move_nothing(rng):
     exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)

@@ -2,6 +2,7 @@
 kernels, compared with the float64 oracle. The workspace is filled with NaN first, so
 an element nobody writes fails."""
 
+import oracles
 import pytest
 import torch
 from operator_cases import CASES, SPLIT_ROWS
@@ -96,3 +97,20 @@ def test_softmax_rows_split_across_programs(case, dtype, rng, monkeypatch):
     assert_close(exe.outputs[0], case.forward(used), dtype, f"{case.id} forward")
     for name, want in case.backward(used, head).items():
         assert_close(exe.grad_dict[name], want, dtype, f"{case.id} gradient of {name}", scale=4.0)
+
+
+def test_softmax_output_split_rows_with_integer_labels(rng, monkeypatch):
+    """The scratch buffer of split rows follows the data's dtype (float64 here), not the
+    labels' (int32 class indices)."""
+    for name, value in SPLIT_ROWS:
+        monkeypatch.setattr(softmax_kernels, name, value)
+    net = ts.sym.SoftmaxOutput(data=ts.sym.Variable("data"), name="sm")
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": torch.float64, "sm_label": torch.int32}, data=(3, 37))
+    assert any("row_" in v.name for s in exe._program.forward_steps for v in s.temps.values()), "not split"
+    x, label = rng.normal(size=(3, 37)) * 4, rng.integers(0, 37, size=3)
+    exe.arg_dict["data"][:] = rounded(x, torch.float64)
+    exe.arg_dict["sm_label"][:] = torch.from_numpy(label).to(torch.int32)
+    exe.forward(is_train=True)
+    exe.backward()
+    assert_close(exe.outputs[0], oracles.softmax(x), torch.float64, "forward")
+    assert_close(exe.grad_dict["data"], oracles.softmax_output_grad(x, label), torch.float64, "gradient")

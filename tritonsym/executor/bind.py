@@ -70,7 +70,20 @@ def _options(mirror, memory_plan, check_finite=None, cuda_graph=False) -> dict:
     return dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
 
 
-def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: dict):
+def _no_integer_gradients(reqs: dict[str, str], dtypes: dict[str, torch.dtype], asked_by_name: bool) -> None:
+    """An integer argument (class indices as labels) has no gradient. grad_req given as one
+    string for all leaves it out, as MXNet's Module does for labels; one asked for by name
+    is refused, naming the argument."""
+    for name, dtype in dtypes.items():
+        if reqs.get(name, "null") != "null" and not dtype.is_floating_point:
+            if asked_by_name:
+                raise BindError(f"bind: grad_req[{name!r}] is {reqs[name]!r}, but {name!r} has dtype "
+                                f"{str(dtype).removeprefix('torch.')}, which has no gradient; give it 'null'")
+            reqs[name] = "null"
+
+
+def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: dict,
+             grad_req_by_name: bool | None = None):
     ctx = ctx if ctx is not None else default_context()
     if not isinstance(ctx, Context):
         raise BindError(f"ctx must be tritonsym.cpu() or tritonsym.gpu(i), got {ctx!r}")
@@ -101,6 +114,8 @@ def _prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options:
             dtypes = dtypes | {n.name: torch.float32}
             type_values, _ = propagate(symbol, dtypes, "type")
     reqs = _grad_req(arg_names, grad_req)
+    _no_integer_gradients(reqs, {n.name: type_values[(id(n), 0)] for n in nodes if n.is_variable},
+                          not isinstance(grad_req, str) if grad_req_by_name is None else grad_req_by_name)
     program = build_program(symbol, nodes, shape_values, type_values, reqs, aux_variables(nodes))
     if options["mirror"]:
         apply_mirror(program)
@@ -158,7 +173,8 @@ def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states
             reqs[name] = "null"  # no array to write this gradient into
     shapes = {k: tuple(v.shape) for k, v in {**args, **aux}.items()}
     dtypes = {k: v.dtype for k, v in {**args, **aux}.items()}
-    ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, reqs, options)
+    ctx, program, plan = _prepare(symbol, ctx, shapes, dtypes, reqs, options,
+                                  grad_req_by_name=not isinstance(grad_req, str))
     provided = {}
     for table, given, what in ((program.args, args, "args"), (program.aux, aux, "aux_states"),
                                (program.arg_grads, grads, "args_grad")):
