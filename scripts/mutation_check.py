@@ -60,8 +60,8 @@ HOST_TESTS = {
     "tritonsym/optimizer/updater.py": ["tests/test_optimizer.py", "tests/test_update_properties.py",
                                        "tests/test_module.py"],
     # Registry entries: which gradients an operator writes, what it may do in place, its shapes.
-    **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py",
-                                          "tests/test_planner_properties.py"]
+    **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py", "tests/test_symbol.py",
+                                          "tests/test_custom_op.py", "tests/test_planner_properties.py"]
        for name in ("fully_connected", "activation", "softmax", "softmax_output", "elementwise", "registry")},
 }
 HOST_COMMON_TESTS = ["tests/test_gradcheck.py", "tests/test_torch_reference_fit.py", "tests/test_cuda_graph.py"]

@@ -151,8 +151,11 @@ def test_registration_errors_and_unregister(affine):
         register(AFFINE)
     with pytest.raises(ParamError, match="'my-op' is not a Python identifier"):
         register(OpDef(**{**AFFINE.__dict__, "name": "my-op", "hint": None}))
-    with pytest.raises(ParamError, match="parameter and input names must be unique and not 'name' or 'attr'"):
-        register(OpDef(**{**AFFINE.__dict__, "name": "Clash", "hint": None, "params": [Param("data", float)]}))
+    for clash in ({"params": [Param("data", float)]}, {"params": [Param("name", float)]},
+                  {"input_names": ("data", "attr")}, {"params": [Param("s", float), Param("s", float)]},
+                  {"input_names": ("data", "data")}):
+        with pytest.raises(ParamError, match="parameter and input names must be unique and not 'name' or 'attr'"):
+            register(OpDef(**{**AFFINE.__dict__, "name": "Clash", "hint": None, **clash}))
     with pytest.raises(ParamError, match="backward must be a function"):
         register(OpDef(**{**AFFINE.__dict__, "name": "NoBackward", "hint": None, "backward": None}))
     text = S.Affine(S.Variable("data"), name="aff").tojson()

@@ -25,6 +25,18 @@ def test_forward_inference():
     assert mlp().infer_shape((32, 784))[0] == args
 
 
+def test_smallest_ranks_each_operator_accepts():
+    """The least an operator takes, as MXNet: FullyConnected flattens 1-d data to one
+    feature per row; SoftmaxOutput's multi_output needs (batch, classes) and no more."""
+    x = S.Variable("x")
+    assert S.FullyConnected(x, num_hidden=3, name="fc").infer_shape(x=(5,)) == ([(5,), (3, 1), (3,)], [(5, 3)], [])
+    assert S.FullyConnected(x, num_hidden=3, flatten=False, name="fc").infer_shape(x=(5,))[1] == [(3,)]
+    assert S.SoftmaxOutput(x, multi_output=True, name="sm").infer_shape(x=(4, 6)) == ([(4, 6), (4,)], [(4, 6)], [])
+    assert S.SoftmaxOutput(x, name="sm").infer_shape(x=(4,)) == ([(4,), (4,)], [(4,)], [])  # one class per row
+    with pytest.raises(ShapeError, match=r"data has shape \(4,\); it needs a batch axis and a class axis"):
+        S.SoftmaxOutput(x, multi_output=True, name="sm").infer_shape(x=(4,))
+
+
 def test_backward_inference_from_consumer_and_variable_attribute():
     a, b = S.Variable("a"), S.Variable("b", shape=(4, 5))
     args, outs, _ = (a * b + 1.0).infer_shape()

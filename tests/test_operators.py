@@ -2,6 +2,7 @@
 kernels, compared with the float64 oracle. The workspace is filled with NaN first, so
 an element nobody writes fails."""
 
+import numpy as np
 import oracles
 import pytest
 import torch
@@ -114,3 +115,18 @@ def test_softmax_output_split_rows_with_integer_labels(rng, monkeypatch):
     exe.backward()
     assert_close(exe.outputs[0], oracles.softmax(x), torch.float64, "forward")
     assert_close(exe.grad_dict["data"], oracles.softmax_output_grad(x, label), torch.float64, "gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_softmax_output_out_grad_multiplies_by_the_head(rng, dtype):
+    """out_grad=True: MXNet's SoftmaxOutput takes the head gradient and multiplies the
+    loss gradient by it elementwise (not a gradient of any scalar, so no gradcheck case)."""
+    net = ts.sym.SoftmaxOutput(data=ts.sym.Variable("data"), name="sm", out_grad=True, grad_scale=0.5,
+                               normalization="batch")
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": dtype}, data=(6, 9))
+    x, label, head = rng.normal(size=(6, 9)) * 2, rng.integers(0, 9, size=6), rng.normal(size=(6, 9))
+    used_x, used_head = to_numpy(rounded(x, dtype)), to_numpy(rounded(head, dtype))
+    exe.forward(is_train=True, data=used_x, sm_label=label.astype(np.float64))
+    exe.backward(out_grads=rounded(used_head, dtype))
+    want = oracles.softmax_output_grad(used_x.astype(np.float64), label, grad_scale=0.5, normalization="batch")
+    assert_close(exe.grad_dict["data"], want * used_head, dtype, "gradient")

@@ -128,6 +128,14 @@ def test_operator_function_errors():
         S.FullyConnected(x, 3)
     with pytest.raises(ParamError, match="no_bias='maybe' is not a valid boolean"):
         S.FullyConnected(x, num_hidden=3, no_bias="maybe")
+    with pytest.raises(ParamError, match="no_bias=2 is not a valid boolean"):
+        S.FullyConnected(x, num_hidden=3, no_bias=2)
+    # MXNet's 0/1 and its JSON's strings are booleans
+    assert S.FullyConnected(x, num_hidden=3, no_bias=1, name="f1").list_arguments() == ["x", "f1_weight"]
+    for false in ("false", 0):
+        assert S.FullyConnected(x, num_hidden=3, no_bias=false, name="f0").list_arguments() == ["x", "f0_weight",
+                                                                                              "f0_bias"]
+    assert S.FullyConnected(x, num_hidden=1, name="f1").infer_shape(x=(4, 2))[1] == [(4, 1)]  # 1 is positive
     with pytest.raises(ParamError, match="must be positive: the base"):
         (-2.0) ** x
     with pytest.raises(TypeError, match="symbol \\*\\* symbol is not supported"):
