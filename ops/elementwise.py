@@ -47,7 +47,7 @@ UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("
 @triton.jit
 def _power(x, e, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr):
     """x ** e. Small integer exponents multiply out (exact as numpy); others go through
-    exp/log with the sign of an odd integer power restored and NaN for x < 0 otherwise."""
+    exp/log with the sign of an odd integer power restored and NaN for finite x < 0 otherwise."""
     if SMALL_INT != 0:
         r = x
         for _ in tl.static_range((SMALL_INT if SMALL_INT > 0 else -SMALL_INT) - 1):
@@ -59,8 +59,8 @@ def _power(x, e, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexp
         if IS_INT:
             if ODD:
                 r = tl.where(x < 0, -r, r)
-        else:
-            r = tl.where(x < 0, float("nan"), r)
+        else:  # NaN for a negative base, but (-inf) ** e is inf or 0, as C's pow and numpy say
+            r = tl.where((x < 0) & (x > float("-inf")), float("nan"), r)
         r = tl.where(e == 0, 1.0, r)
     return r
 

@@ -46,6 +46,18 @@ def test_scalar(rng, kind, dtype):
 
 
 @pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 5.0, 6.0, 0.5, 2.5, -1.5])
+def test_power_of_special_bases_follows_c_pow(exponent):
+    """0, -0, the infinities, NaN and +-1 as bases, where exp(e * log|x|) alone is wrong
+    (0 ** 0 and nan ** 0 are 1, (-inf) ** 5 is -inf, (-inf) ** 2.5 is inf). The oracle is
+    C's pow, which numpy calls for an array exponent (a scalar 0.5 takes its sqrt path,
+    which gives -0 ** 0.5 = -0 and (-inf) ** 0.5 = nan)."""
+    x = rounded(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0]), torch.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.power(to_numpy(x), np.full(7, exponent))
+    np.testing.assert_array_equal(to_numpy(ops.scalar_forward("power", x, exponent)), expected)
+
+
+@pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 5.0, 6.0, 0.5, 2.5, -1.5])
 def test_power_exponents(rng, exponent):
     """Integer exponents work for negative bases (multiplied out or sign restored); others
     give NaN there, as numpy does."""

@@ -166,6 +166,17 @@ def test_softmax_output_backward(rng, options, dtype):
     assert_close(g, softmax_output_grad(to_numpy(x), to_numpy(label), **options), dtype)
 
 
+@pytest.mark.parametrize("classes", [1, 2, 3])
+def test_softmax_output_label_smoothing_with_few_classes(rng, classes):
+    """alpha is spread over the other classes: all of it on the one other class of a binary
+    problem, none anywhere with a single class."""
+    x = rounded(rng.normal(size=(9, classes)), torch.float64)
+    label = rounded(rng.integers(0, classes, 9).astype(np.float64), torch.float64)
+    g = ops.softmax_output_backward(ops.softmax_forward(x), label, poisoned((9, classes), torch.float64),
+                                    smooth_alpha=0.3)
+    assert_close(g, softmax_output_grad(to_numpy(x), to_numpy(label), smooth_alpha=0.3), torch.float64)
+
+
 @pytest.mark.parametrize("label_dtype", [torch.int32, torch.int64, torch.float16])
 def test_softmax_output_label_dtypes_and_multi_output(rng, label_dtype):
     """Labels of integer or float dtype; the class axis in the middle (multi_output layout)."""
