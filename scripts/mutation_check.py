@@ -3,9 +3,12 @@
 A test that passes whatever the code computes proves nothing. This script makes one
 small change at a time to the files given, in a kernels file of ``ops/`` to its Triton
 kernels (functions decorated ``@triton.jit``), in host code (``HOST_TESTS``: planner,
-allocator, program, optimizer region, registry entries) to every function: a comparison
-made strict or loose (``<`` to ``<=``), ``+`` to ``-``, ``*`` to ``/``, ``&`` to ``|``, a
-constant nudged, a sign dropped, ``maximum`` to ``minimum``, ``sum`` to ``max``. It runs
+allocator, program, optimizer region, registry entries, inference, bind; ``FILE_TESTS``:
+the readers and writer of symbol JSON and checkpoints) to every function: a comparison
+made strict or loose (``<`` to ``<=``, each of a chain alone), ``+`` to ``-``, ``*`` to
+``/``, ``&`` to ``|``, a constant nudged, a sign or ``not`` dropped, ``and`` to ``or``,
+``in`` to ``not in``, ``is`` to ``is not``, ``maximum`` to ``minimum``, ``sum`` to
+``max``, and in host code a call statement left out (a flush, a rename, a check). It runs
 the tests named for that file on each such mutant, in a copy of the repository (the
 working tree is never touched), and reports the mutants no test failed on ("survived"),
 which either show a gap in the tests or change nothing that any input can observe (an
@@ -59,15 +62,31 @@ HOST_TESTS = {
     "tritonsym/executor/program.py": ["tests/test_executor.py", "tests/test_planner_properties.py"],
     "tritonsym/optimizer/updater.py": ["tests/test_optimizer.py", "tests/test_update_properties.py",
                                        "tests/test_module.py"],
+    # Shape and dtype inference, and bind's checks of what the user hands it.
+    "tritonsym/symbol/infer.py": ["tests/test_infer.py", "tests/test_symbol.py", "tests/test_properties.py",
+                                  "tests/test_seed_examples.py"],
+    "tritonsym/executor/bind.py": ["tests/test_executor.py", "tests/test_planner.py", "tests/test_prebind.py",
+                                   "tests/test_check_finite.py", "tests/test_module.py"],
     # Registry entries: which gradients an operator writes, what it may do in place, its shapes.
     **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py", "tests/test_symbol.py",
                                           "tests/test_custom_op.py", "tests/test_planner_properties.py"]
        for name in ("fully_connected", "activation", "softmax", "softmax_output", "elementwise", "registry")},
 }
 HOST_COMMON_TESTS = ["tests/test_gradcheck.py", "tests/test_torch_reference_fit.py", "tests/test_cuda_graph.py"]
+# The readers of what a user hands in (symbol JSON, checkpoints) and the writer that must never
+# lose one: here a survivor is a hostile input let through, or a check that refuses good files.
+FILE_TESTS = {
+    "tritonsym/symbol/json_format.py": ["tests/test_json.py", "tests/test_file_format.py",
+                                        "tests/test_hostile_files.py", "tests/test_properties.py",
+                                        "tests/test_custom_op.py", "tests/test_seed_examples.py"],
+    "tritonsym/model.py": ["tests/test_file_format.py", "tests/test_hostile_files.py", "tests/test_checkpoint_kill.py",
+                           "tests/test_module.py", "tests/test_doctests.py"],
+    "tritonsym/files.py": ["tests/test_checkpoint_kill.py", "tests/test_file_format.py", "tests/test_hostile_files.py",
+                           "tests/test_json.py"],
+}
 
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-                 ast.NotEq: ast.Eq}
+                 ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
 BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.BitAnd: ast.BitOr,
                ast.BitOr: ast.BitAnd}
 CALL_SWAPS = {"maximum": "minimum", "minimum": "maximum", "sum": "max", "max": "sum", "exp": "exp2",
@@ -87,14 +106,21 @@ def _is_kernel(fn: ast.FunctionDef) -> bool:
     return any("jit" in ast.unparse(d) for d in fn.decorator_list)
 
 
-def _variants(node: ast.AST):
+def _variants(node: ast.AST, delete_calls: bool):
     """Mutated copies of one node, each differing in one place."""
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARE_SWAPS:
-        yield ast.Compare(node.left, [COMPARE_SWAPS[type(node.ops[0])]()], node.comparators)
+    if delete_calls and isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        yield ast.Pass()  # a call made for its effect left out: a flush, a rename, a check
+    if isinstance(node, ast.Compare):  # each operator of a chain (``0 <= k < n``) on its own
+        for k, op in enumerate(node.ops):
+            if type(op) in COMPARE_SWAPS:
+                ops = [*node.ops[:k], COMPARE_SWAPS[type(op)](), *node.ops[k + 1:]]
+                yield ast.Compare(node.left, ops, node.comparators)
     elif isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAPS:
         yield ast.BinOp(node.left, BINOP_SWAPS[type(node.op)](), node.right)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
         yield node.operand
+    elif isinstance(node, ast.BoolOp):  # a validation's "or" made "and" lets bad input through
+        yield ast.BoolOp(ast.Or() if isinstance(node.op, ast.And) else ast.And(), node.values)
     elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
         yield ast.Constant(node.value + 1 if isinstance(node.value, int) else (node.value * 2 or 1.0))
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CALL_SWAPS:
@@ -123,15 +149,16 @@ def _chars(line: str, utf8_offset: int) -> int:
     return len(line.encode()[:utf8_offset].decode())
 
 
-def mutants(path: str) -> list[Mutant]:
-    source = (ROOT / path).read_text()
+def mutants(path: str, root: Path = ROOT) -> list[Mutant]:
+    source = (root / path).read_text()
     lines = source.splitlines(keepends=True)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
     tree = ast.parse(source)
     functions = [fn for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)]
-    if any(_is_kernel(fn) for fn in functions):
+    kernels = any(_is_kernel(fn) for fn in functions)
+    if kernels:
         functions = [fn for fn in functions if _is_kernel(fn)]  # a kernels file: its kernels
     found = []
     for fn in functions:
@@ -143,9 +170,9 @@ def mutants(path: str) -> list[Mutant]:
                     continue
                 begin = starts[node.lineno - 1] + _chars(lines[node.lineno - 1], node.col_offset)
                 end = starts[node.end_lineno - 1] + _chars(lines[node.end_lineno - 1], node.end_col_offset)
-                for variant in _variants(node):
+                for variant in _variants(node, delete_calls=not kernels):
                     after = ast.unparse(variant)
-                    if "\n" in source[begin:end]:
+                    if "\n" in source[begin:end] and not isinstance(variant, ast.Pass):
                         after = f"({after})"
                     found.append(Mutant(path, node.lineno, source[begin:end], after,
                                         source[:begin] + after + source[end:]))
@@ -161,6 +188,14 @@ def copy_repository(into: Path) -> None:
         (into / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, into / name)
     (into / "tritonsym" / "ops").symlink_to("../ops")  # what the install's package-dir mapping does
+
+
+def tests_for(path: str) -> list[str]:
+    if path in TESTS:
+        return TESTS[path] + COMMON_TESTS
+    if path in HOST_TESTS:
+        return HOST_TESTS[path] + HOST_COMMON_TESTS
+    return FILE_TESTS[path]
 
 
 def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
@@ -200,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the results as a Markdown table here")
     args = parser.parse_args(argv)
     for path in args.files:
-        if path not in TESTS and path not in HOST_TESTS:
-            parser.error(f"{path}: no tests are listed for it (known: {', '.join([*TESTS, *HOST_TESTS])})")
-    untracked = {t for p in args.files for t in TESTS.get(p, []) + HOST_TESTS.get(p, [])} - tracked_files()
+        if path not in TESTS and path not in HOST_TESTS and path not in FILE_TESTS:
+            parser.error(f"{path}: no tests are listed for it (known: {', '.join([*TESTS, *HOST_TESTS, *FILE_TESTS])})")
+    untracked = {t for p in args.files for t in tests_for(p)} - tracked_files()
     if untracked:  # the copy holds tracked files only: every mutant would seem killed
         parser.error(f"{', '.join(sorted(untracked))}: not tracked by git; `git add` them first")
     rows = []
@@ -212,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if run_tests(copy, ["tests/test_kernels_memory.py"], args.timeout) != "survived":
             raise SystemExit("the unmutated copy fails its tests; fix that first")
         for path in args.files:
-            found = mutants(path)
+            found = mutants(path, copy)  # the copied file: the working tree may change meanwhile
             if args.lines:
                 found = [m for m in found if args.lines[0] <= m.line <= args.lines[1]]
             chosen = random.Random(args.seed).sample(found, args.sample) if 0 < args.sample < len(found) else found
@@ -222,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 for m in sorted(chosen, key=lambda m: m.line):
                     (copy / path).write_text(m.source)
                     start = time.monotonic()
-                    tests = TESTS[path] + COMMON_TESTS if path in TESTS else HOST_TESTS[path] + HOST_COMMON_TESTS
+                    tests = tests_for(path)
                     outcome = run_tests(copy, tests, args.timeout)
                     rows.append((m, outcome))
                     print(f"  {outcome:8s} {path}:{m.line}  {m.before!r} -> {m.after!r}  "

@@ -1,5 +1,7 @@
 """A process killed while it writes a checkpoint never leaves a corrupt file under the
-checkpoint's name: the old checkpoint or the whole new one is there, nothing between."""
+checkpoint's name: the old checkpoint or the whole new one is there, nothing between. A save
+that fails (a full disk) leaves the old file and no temporary one; the data is synced before
+the rename and the rename after it; saved files get ordinary permissions."""
 
 import os
 import signal
@@ -98,3 +100,62 @@ def test_killed_at_random_moments_of_repeated_saves(tmp_path):
         _run_and_kill(tmp_path, prefix, "loop", delay)
         seen.add(_values(prefix))  # always some whole save
     assert all(v >= 1 for v in seen)
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "params.bin"
+    path.write_bytes(b"old")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ts.files.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ts.files.atomic_write(str(path), b"new" * 1000)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["params.bin"]
+
+
+def test_the_data_is_flushed_before_the_rename_and_the_rename_made_durable(tmp_path, monkeypatch):
+    """What a power cut would test: fsync sees every byte of the temporary file, and then
+    the folder is synced so that the rename itself survives."""
+    synced, real_fsync = [], os.fsync
+
+    def recording_fsync(fd):
+        synced.append((os.fstat(fd).st_size, os.path.isdir(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(ts.files.os, "fsync", recording_fsync)
+    data = os.urandom(1000)  # less than Python's write buffer: only a flush puts it in the file
+    ts.files.atomic_write(str(tmp_path / "f.bin"), data)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert [(size, is_dir) for size, is_dir in synced if not is_dir] == [(len(data), False)]
+    assert sum(is_dir for _, is_dir in synced) == 1
+
+
+def test_saves_leak_no_file_descriptors(tmp_path):
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    ts.files.atomic_write(str(tmp_path / "f.bin"), b"x")
+    before = open_fds()
+    for k in range(20):
+        ts.files.atomic_write(str(tmp_path / "f.bin"), bytes([k]))
+    assert open_fds() == before
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    """mkstemp makes private files; a saved checkpoint gets what open() would give it: the
+    umask's for a new file, the old file's own for a replaced one."""
+    old_umask = os.umask(0o022)
+    try:
+        ts.files.atomic_write(str(tmp_path / "new.bin"), b"x")
+        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o644
+        assert os.umask(0o022) == 0o022  # reading the umask set it back
+        replaced = tmp_path / "replaced.bin"
+        replaced.write_bytes(b"old")
+        replaced.chmod(0o604)
+        ts.files.atomic_write(str(replaced), b"new")
+        assert replaced.stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(old_umask)

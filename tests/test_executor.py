@@ -273,6 +273,9 @@ def test_fused_and_unfused_give_identical_results(rng):
 def test_reshape_shares_parameters(rng):
     exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
     small = exe.reshape(data=(3, 5), out_label=(3,))
+    # the reshaped data is a new, unwritten array; the shared weights keep their values
+    with pytest.raises(ExecutionError, match=r"forward: argument\(s\) data have never been given a value"):
+        small.forward()
     assert small.arg_dict["fc1_weight"].data_ptr() == exe.arg_dict["fc1_weight"].data_ptr()
     assert small.grad_dict["fc1_weight"].data_ptr() == exe.grad_dict["fc1_weight"].data_ptr()
     assert small.arg_dict["data"].shape == (3, 5)

@@ -89,6 +89,26 @@ def test_fuzzed_checkpoints_load_whole_or_fail_clearly(checkpoint, data):
     assert all(torch.equal(loaded[n], args[n]) for n in args)
 
 
+@pytest.mark.parametrize("key", ["fc1_weight", "opt:fc1_weight", "arg:", "aux:"])
+def test_parameter_files_with_foreign_entry_names_are_rejected(tmp_path, key):
+    """A file of the parameters format whose checksum is right but an entry is neither
+    ``arg:<name>`` nor ``aux:<name>`` (written by hand or by another tool)."""
+    path = str(tmp_path / "p.safetensors")
+    ts.model.save_tensors(path, {"arg:fc2_bias": torch.zeros(3), key: torch.ones(2)},
+                          {"format": ts.model.PARAMS_FORMAT, "version": "1"})
+    with pytest.raises(FormatError, match=f"entry '{key}' is neither 'arg:<name>' nor 'aux:<name>'"):
+        ts.model.load_params(path)
+
+
+def test_every_difference_from_the_network_is_listed():
+    expected = {"w": ((2, 3), torch.float32), "b": ((2,), torch.float32), "c": ((1,), torch.float16)}
+    stored = {"w": torch.zeros(3, 2), "c": torch.zeros(1)}
+    assert ts.model.describe_mismatch(stored, expected) == [
+        "missing b", "w: stored shape (3, 2), the network has (2, 3)",
+        "c: stored dtype float32, the network has float16"]
+    assert ts.model.describe_mismatch({"w": torch.zeros(2, 3)}, {"w": ((2, 3), torch.float32)}) == []
+
+
 @settings(**property_settings(150))
 @given(data=st.data())
 def test_fuzzed_symbol_json_loads_or_fails_clearly(data):
@@ -98,7 +118,8 @@ def test_fuzzed_symbol_json_loads_or_fails_clearly(data):
     field = data.draw(st.sampled_from(["op", "name", "inputs", "params", "attrs", "heads", "drop"]))
     junk = data.draw(st.one_of(st.none(), st.integers(-3, 10 ** 12), st.text(max_size=8),
                                st.lists(st.integers(-2, 9), max_size=3),
-                               st.lists(st.lists(st.integers(-2, 9), max_size=3), max_size=3),
+                               st.lists(st.lists(st.one_of(st.integers(-2, 9), st.booleans(), st.floats(-1, 9)),
+                                                 max_size=3), max_size=3),
                                st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2)))
     if field == "heads":
         doc["heads"] = junk

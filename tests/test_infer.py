@@ -47,10 +47,30 @@ def test_backward_inference_from_consumer_and_variable_attribute():
     assert flat.infer_shape(x=(2, 6, 7))[0][1] == (3, 42)
 
 
+def test_every_argument_given_positionally():
+    shapes = [(32, 784), (128, 784), (128,), (10, 128), (10,), (32,)]
+    assert mlp().infer_shape(*shapes) == (shapes, [(32, 10)], [])
+    with pytest.raises(ParamError, match=r"infer_shape: 7 positional values for 6 arguments \(data, fc1_weight"):
+        mlp().infer_shape(*shapes, (1,))
+
+
+def test_shapes_that_travel_back_then_forward_again():
+    """w decides b (forward), b decides u (backward), u decides a and then z (forward once
+    more): the rules run until nothing changes, not for one sweep each way."""
+    u, v, w, z = S.Variable("u"), S.Variable("v"), S.Variable("w"), S.Variable("z")
+    b = u + v
+    c = b + w
+    d = (u * 2.0) + z
+    args, outs, _ = S.Group([c, d]).infer_shape(w=(4, 3))
+    assert dict(zip(S.Group([c, d]).list_arguments(), args)) == {n: (4, 3) for n in "uvwz"}
+    assert outs == [(4, 3), (4, 3)]
+
+
 def test_partial_and_incomplete():
     net = S.Variable("x") + S.Variable("y")
-    with pytest.warns(UserWarning, match="cannot decide the shapes of x, y"):
+    with pytest.warns(UserWarning, match="cannot decide the shapes of x, y") as caught:
         assert net.infer_shape() == (None, None, None)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     fc = S.FullyConnected(S.Variable("x"), num_hidden=3, name="fc")
     args, outs, _ = fc.infer_shape_partial(fc_weight=(3, 5))
     assert args == [None, (3, 5), (3,)] and outs == [None]

@@ -45,14 +45,17 @@ def test_mxnet_json_loads():
             {"op": "null", "name": "data", "inputs": []},
             {"op": "null", "name": "fc1_weight", "attrs": {"__lr_mult__": "1.0"}, "inputs": []},
             {"op": "null", "name": "fc1_bias", "inputs": []},
-            {"op": "FullyConnected", "name": "fc1", "attrs": {"num_hidden": "128"}, "inputs": [[0, 0, 0], [1, 0, 0],
-                                                                                            [2, 0, 0]]},
+            {"op": "FullyConnected", "name": "fc1", "attrs": {"num_hidden": "128", "ctx_group": "stage1"},
+             "inputs": [[0, 0, 0], [1, 0, 0], [2, 0, 0]]},
             {"op": "Activation", "name": "relu1", "attrs": {"act_type": "relu"}, "inputs": [[3, 0, 0]]},
         ],
         "arg_nodes": [0, 1, 2], "heads": [[4, 0, 0]], "attrs": {"mxnet_version": ["int", 10901]}})
     sym = S.load_json(mxnet_json)
     assert sym.list_arguments() == ["data", "fc1_weight", "fc1_bias"]
     assert sym.get_internals()["fc1_output"].attr("num_hidden") == "128"
+    # MXNet's one dict is split: the operator's parameters, and the user's attributes
+    fc1 = next(n for n in json.loads(sym.tojson())["nodes"] if n["name"] == "fc1")
+    assert fc1["params"] == {"num_hidden": "128"} and fc1["attrs"] == {"ctx_group": "stage1"}
 
 
 @pytest.mark.parametrize("text,message", [
@@ -69,8 +72,18 @@ def test_mxnet_json_loads():
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []}, {"op": "negative", "name": "n", "inputs": [[0, 0], '
      '[0, 0]]}], "heads": [[1, 0]]}', "negative takes 1 inputs \\(data\\), got 2"),
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": [[0, 3]]}', "refers to output 3 of node 0"),
+    ('{"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": [[0, 1]]}',
+     "refers to output 1 of node 0 \\('x'\\), which has 1"),  # one past the last
+    # JSON's true is no index (Python would read it as node 1), nor is 0.0
+    ('{"nodes": [{"op": "null", "name": "x", "inputs": []}, {"op": "null", "name": "y", "inputs": []}], '
+     '"heads": [[true, 0]]}', "an input must be \\[node index, output index\\], got \\[True, 0\\]"),
+    ('{"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": [[0.0, 0]]}', "got \\[0.0, 0\\]"),
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": []}', "'heads' is empty"),
     ('{"format": "tritonsym-symbol", "version": 9, "nodes": [], "heads": []}', "written by a newer tritonsym"),
+    ('{"format": "tritonsym-symbol", "version": 0, "nodes": [], "heads": []}', "version 0 is not a valid version"),
+    ('{"format": "tritonsym-symbol", "version": "1", "nodes": [], "heads": []}', "version '1' is not a valid"),
+    ('{"nodes": [{"op": "null", "name": "x", "inputs": []}, {"op": "null", "name": "y", "inputs": [[0, 0]]}], '
+     '"heads": [[1, 0]]}', "node 1 \\('y'\\): a variable has no inputs"),
     ('{"nodes": [{"op": "null", "name": "x", "attrs": {"a": 1}, "inputs": []}], "heads": [[0, 0]]}',
      "attributes must be an object of strings"),
     ("[" * 100000 + "]" * 100000, "not valid JSON"),

@@ -12,8 +12,10 @@ def atomic_write(path: str, data: bytes) -> None:
     either the old file or the whole new one under ``path`` (and at worst a stray
     ``.tmp-*`` file beside it), never a truncated one."""
     directory = os.path.dirname(os.path.abspath(path))
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
     try:
+        os.fchmod(fd, mode)  # mkstemp makes files private (0600); a saved file is not
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -33,3 +35,14 @@ def atomic_write(path: str, data: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _mode_for(path: str) -> int:
+    """The permissions ``open(path, "w")`` would leave: those of the file being replaced, or
+    for a new file 0666 less the umask (a checkpoint shared on a cluster stays readable)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only portable way to read it is to set it, and set it back
+        os.umask(umask)
+        return 0o666 & ~umask
