@@ -135,6 +135,12 @@ def test_get_set_params_fixed_params_and_init_errors():
         mod.set_params({k: v for k, v in before.items() if k != "fc2_bias"})
     with pytest.raises(ParamError, match=r"arg_params has \['fc9_weight'\], which the symbol does not have"):
         mod.set_params(dict(before, fc9_weight=torch.zeros(1)))
+    with pytest.raises(ParamError, match=r"aux_params has \['moving_mean'\], which the symbol does not have"):
+        mod.set_params(before, {"moving_mean": torch.zeros(8)})
+    early = ts.mod.Module(_net())  # set before bind (as MXNet allows): checked at bind
+    early.set_params(before, {"moving_mean": torch.zeros(8)})
+    with pytest.raises(ParamError, match=r"aux_params has \['moving_mean'\], which the symbol does not have"):
+        early.bind(it.provide_data, it.provide_label)
     with pytest.raises(ParamError, match=r"parameter 'fc1_bias' has shape \(3,\), the network expects \(8,\)"):
         mod.set_params({k: v + 1 for k, v in before.items()} | {"fc1_bias": torch.zeros(3)})
     assert all(torch.equal(mod.get_params()[0][k], v) for k, v in before.items())  # nothing half set
@@ -155,6 +161,17 @@ def test_parameter_values_a_half_dtype_cannot_hold_are_named():
         mod.init_params(ts.init.Constant(1e6), force_init=True)
 
 
+def test_default_initializer_is_mxnets_uniform_001():
+    mod = ts.mod.Module(_net())
+    mod.bind([("data", (4, FEATURES))], [("softmax_label", (4,))])
+    mod.init_params()
+    args, _ = mod.get_params()
+    for name in ("fc1_weight", "fc2_weight"):
+        magnitude = args[name].abs()
+        assert magnitude.max() <= 0.01 and magnitude.max() > 0.005, name  # drawn over all of [-0.01, 0.01]
+    assert not args["fc1_bias"].any() and not args["fc2_bias"].any()
+
+
 def test_errors_say_what_to_do():
     hint = r"label_names \['softmax_label'\] are not arguments.*pass label_names=\('out_label',\)"
     with pytest.raises(BindError, match=hint):
@@ -166,9 +183,15 @@ def test_errors_say_what_to_do():
     batch = ts.io.DataBatch([torch.zeros(4, FEATURES)], [torch.zeros(4)])
     with pytest.raises(BindError, match="Module.forward: call bind"):
         mod.forward(batch)
+    with pytest.raises(BindError, match=r"Module.init_params: call bind\(\) first"):
+        mod.init_params()
+    with pytest.raises(BindError, match=r"Module.init_optimizer: call bind\(\) first"):
+        mod.init_optimizer()
     mod.bind([("data", (4, FEATURES))], [("softmax_label", (4,))])
     with pytest.raises(BindError, match="call init_params"):
         mod.forward(batch)
+    with pytest.raises(BindError, match=r"Module.init_optimizer: call init_params\(\) first"):
+        mod.init_optimizer()
     mod.init_params()
     with pytest.raises(BindError, match="call init_optimizer"):
         mod.update()
@@ -321,6 +344,40 @@ def test_train_step_is_forward_backward_then_update():
     with pytest.raises(BindError, match="argument 'data' is a numpy array of dtype <U1; a real number type"):
         mods[1].train_step(bad)
     assert mods[1].optimizer.num_update == 3
+
+
+def test_an_optimizer_instance_is_used_as_configured(caplog):
+    """It needs no optimizer_params (the default learning rate is for a name only); one whose
+    rescale_grad is not the batch mean is warned about."""
+    mod = ts.mod.Module(_net())
+    mod.bind([("data", (16, FEATURES))], [("softmax_label", (16,))])
+    mod.init_params()
+    with caplog.at_level(logging.WARNING, logger="tritonsym"):
+        mod.init_optimizer(optimizer=ts.optimizer.SGD(learning_rate=0.1, rescale_grad=1 / 16))
+        assert not caplog.records
+        mod.init_optimizer(optimizer=ts.optimizer.SGD(learning_rate=0.1), force_init=True)
+    assert "optimizer.rescale_grad=1, but the batch size is 16 (1/16 = 0.0625)" in caplog.text
+    assert mod.optimizer.learning_rate == 0.1
+    with pytest.raises(ParamError, match=r"optimizer_params \['momentum'\] cannot be applied to an optimizer instance"):
+        mod.init_optimizer(optimizer=ts.optimizer.SGD(), optimizer_params={"momentum": 0.9}, force_init=True)
+
+
+def test_the_default_step_follows_the_batch_mean_gradient():
+    """SoftmaxOutput's gradient is summed over the batch; init_optimizer's default
+    rescale_grad (1 / batch size) makes plain SGD step along the mean."""
+    x, y = _blobs(16)
+    mod = ts.mod.Module(_net())
+    data = NDArrayIter(x, y, batch_size=16, dtype="float64")
+    mod.bind(data.provide_data, data.provide_label)
+    mod.init_params(ts.init.Xavier())
+    mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.5})
+    assert mod.optimizer.rescale_grad == 1 / 16
+    before = mod.get_params()[0]
+    mod.forward_backward(next(iter(data)))
+    summed = {n: g.clone() for n, g in mod.executor.grad_dict.items() if n in before}
+    mod.update()
+    for name, value in mod.get_params()[0].items():
+        torch.testing.assert_close(value, before[name] - 0.5 * summed[name] / 16, rtol=1e-13, atol=1e-15)
 
 
 def _half_precision_fit(dtype, multi_precision, epochs=5):

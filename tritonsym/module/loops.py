@@ -28,7 +28,7 @@ def _callbacks(callbacks) -> list[Callable]:
 
 def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metric="acc",
         epoch_end_callback=None, batch_end_callback=None, kvstore="local", optimizer="sgd",
-        optimizer_params=(("learning_rate", 0.01),), eval_end_callback=None, eval_batch_end_callback=None,
+        optimizer_params=None, eval_end_callback=None, eval_batch_end_callback=None,
         initializer=None, arg_params=None, aux_params=None, allow_missing: bool = False,
         force_rebind: bool = False, force_init: bool = False, begin_epoch: int = 0, num_epoch: int | None = None,
         validation_metric=None) -> list[dict]:

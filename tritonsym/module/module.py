@@ -286,11 +286,15 @@ class Module:
 
     # ------------------------------------------------------------------- optimizer
 
-    def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
+    def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=None,
                        force_init: bool = False) -> None:
         """Create the optimizer (a name or an ``Optimizer``) and bind it to the parameter
-        region. ``rescale_grad`` defaults to 1 / batch size, so a summed loss gradient
-        becomes a mean; weight decay skips arguments not ending in ``_weight``/``_gamma``."""
+        region. ``optimizer_params`` (a dict or pairs) configure an optimizer given by name;
+        by default ``learning_rate=0.01``, as MXNet. An ``Optimizer`` instance comes
+        configured, and ``optimizer_params`` given with one is an error rather than
+        ignored. ``rescale_grad`` defaults to 1 / batch size, so a summed loss gradient
+        becomes a mean (an instance with another value is warned about); weight decay skips
+        arguments not ending in ``_weight``/``_gamma``."""
         if self._updater is not None and not force_init:
             self.logger.warning("Module.init_optimizer: already initialized; ignoring (force_init=True to redo)")
             return
@@ -298,7 +302,9 @@ class Module:
         if not self._for_training:
             raise BindError("Module.init_optimizer: the module was bound with for_training=False")
         kv = kvstore_module.create(kvstore if kvstore is not None else "local")
-        params = dict(optimizer_params.items() if isinstance(optimizer_params, dict) else optimizer_params or ())
+        if optimizer_params is None:
+            optimizer_params = {"learning_rate": 0.01} if isinstance(optimizer, str) else {}
+        params = dict(optimizer_params.items() if isinstance(optimizer_params, dict) else optimizer_params)
         # The gradient is summed over the workers' batches: the mean needs the global batch.
         batch_size = self._data_shapes[0].shape[0] * kv.num_workers
         trained = [n for n in self._param_names if n not in self._fixed_param_names]
