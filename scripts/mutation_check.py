@@ -70,7 +70,8 @@ HOST_TESTS = {
     # The executor's checks of what forward/backward are handed, and the Module built on it.
     "tritonsym/executor/executor.py": ["tests/test_executor.py", "tests/test_check_finite.py", "tests/test_prebind.py",
                                        "tests/test_planner.py", "tests/test_loss_scaling.py"],
-    "tritonsym/module/module.py": ["tests/test_module.py", "tests/test_file_format.py", "tests/test_loss_scaling.py"],
+    "tritonsym/module/module.py": ["tests/test_module.py", "tests/test_file_format.py", "tests/test_loss_scaling.py",
+                                   "tests/test_kvstore_dist.py"],
     # Registry entries: which gradients an operator writes, what it may do in place, its shapes.
     **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py", "tests/test_symbol.py",
                                           "tests/test_custom_op.py", "tests/test_planner_properties.py"]

@@ -174,6 +174,8 @@ def test_input_errors(rng):
     with pytest.raises(BindError, match="copy_params_from: 'fc9_weight' is not an argument"):
         exe.copy_params_from({"fc9_weight": np.zeros(3)})
     exe.copy_params_from({"fc9_weight": np.zeros(3)}, allow_extra_params=True)
+    with pytest.raises(BindError, match="copy_params_from: 'moving_mean' is not an auxiliary state"):
+        exe.copy_params_from({}, {"moving_mean": np.zeros(3)})
     with pytest.raises(ShapeError, match="cannot infer the shape of data"):
         mlp().simple_bind(ts.cpu())
     with pytest.raises(BindError, match="'datta' is not an argument of this symbol"):
@@ -258,7 +260,7 @@ def test_fused_and_unfused_give_identical_results(rng):
     for sym in (fused, unfused):
         exe = sym.simple_bind(ts.cpu(), data=(8, 5), type_dict={"data": "float64"})
         runs.append(exe)
-    assert "fc1+relu1 (FullyConnected+relu)" in runs[0].debug_str()
+    assert "\n  fc1+relu1 (FullyConnected+relu) forward: 1 launch(es)\n" in runs[0].debug_str()
     assert "fc1+relu1" not in runs[1].debug_str()
     values = {n: rng.normal(size=a.shape) for n, a in runs[0].arg_dict.items()}
     values["out_label"] = rng.integers(0, 4, 8).astype(float)
@@ -268,6 +270,42 @@ def test_fused_and_unfused_give_identical_results(rng):
     assert torch.equal(runs[0].outputs[0], runs[1].outputs[0])
     for name in ("fc1_weight", "fc1_bias", "fc2_weight", "data"):
         assert torch.equal(runs[0].grad_dict[name], runs[1].grad_dict[name]), name
+
+
+def test_grad_ready_steps_name_the_step_that_finishes_each_gradient(rng):
+    """What a data-parallel run relies on to start reducing a gradient early: after the step
+    ``grad_ready_steps`` names, the gradient holds its final value, and not before (-1: no
+    step writes it, and the zeros it starts with are final)."""
+    x, z = S.Variable("x"), S.Variable("z")
+    blocked = S.MakeLoss(S.Activation(x, act_type="tanh") * 2.0 + S.BlockGrad(z))
+    for net, shapes in ((mlp(), {"data": (8, 5)}), (blocked, {"x": (3, 4), "z": (3, 4)})):
+        exe = net.simple_bind(ts.cpu(), type_dict=dict.fromkeys(net.list_arguments(), "float64"), **shapes)
+        exe.forward(is_train=True, **{n: rng.integers(0, 4, a.shape) if n == "out_label" else rng.normal(size=a.shape)
+                                      for n, a in exe.arg_dict.items()})
+        after = {}
+        exe.backward(after_step=lambda i: after.__setitem__(i, {n: g.clone() for n, g in exe.grad_dict.items()
+                                                                if g is not None}))
+        ready = exe.grad_ready_steps()
+        assert sorted(after) == list(range(-1, len(after) - 1)) and set(ready) == set(after[-1])
+        for name, step in ready.items():
+            for i, grads in after.items():
+                assert torch.equal(grads[name], exe.grad_dict[name]) == (i >= step), (name, i, step)
+    assert ready == {"x": ready["x"], "z": -1} and ready["x"] >= 0
+    assert not exe.grad_dict["z"].any()
+
+
+@pytest.mark.parametrize("grad_req, passes", [("write", 1), ("add", 2)])
+def test_an_output_that_is_an_argument_takes_its_head_gradient(rng, grad_req, passes):
+    """Group([x, MakeLoss(x * x)]): x's gradient is the head gradient given for output x plus
+    2x from the loss; under 'add' each backward adds all of it again."""
+    x = S.Variable("x")
+    exe = S.Group([x, S.MakeLoss(x * x)]).simple_bind(ts.cpu(), x=(2, 3), grad_req=grad_req,
+                                                      type_dict={"x": "float64"})
+    xv, head = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    for _ in range(2):
+        exe.forward(is_train=True, x=xv)
+        exe.backward(out_grads=[head, None])
+    np.testing.assert_allclose(exe.grad_dict["x"].numpy(), passes * (head + 2 * xv), rtol=1e-15)
 
 
 def test_reshape_shares_parameters(rng):
