@@ -18,6 +18,8 @@ Run: python perf/bench_memory.py
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import torch
 from bench_mlp import build as mlp  # FullyConnected + relu layers, SoftmaxOutput named out
@@ -115,7 +117,8 @@ def mirror_overhead(make, batch, features):
     return times[0], times[1], launches[1] - launches[0]
 
 
-def main():
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, not a run
     rows = []
     for name, make, batch, features in NETWORKS:
         net = make()
