@@ -7,6 +7,9 @@ import numpy as np
 import oracles
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_settings import property_settings
 
 import tritonsym as ts
 from tritonsym import ParamError
@@ -72,6 +75,109 @@ def test_schedulers_by_hand():
     assert opt.learning_rate == 0.3 and opt.hyper(2)["learning_rate"] == 0.15
     with pytest.raises(ParamError, match="comes from lr_scheduler"):
         opt.set_learning_rate(0.1)
+
+
+class _MXNetSchedule:
+    """MXNet 1.9.1's schedulers (python/mxnet/lr_scheduler.py) as it wrote them: stateful,
+    called with num_update = 1, 2, 3, ... in turn, a rate multiplied in place at each decay."""
+
+    def __init__(self, kind, base_lr, warmup_steps, warmup_begin_lr, warmup_mode, **kw):
+        self.kind, self.base_lr, self.kw = kind, base_lr, kw
+        self.warmup_steps, self.warmup_begin_lr, self.warmup_mode = warmup_steps, warmup_begin_lr, warmup_mode
+        self.warmup_final_lr, self.base_lr_orig, self.count, self.cur_step_ind = base_lr, base_lr, 0, 0
+
+    def __call__(self, num_update):
+        if num_update < self.warmup_steps:
+            if self.warmup_mode == "linear":
+                return self.warmup_begin_lr + (self.warmup_final_lr - self.warmup_begin_lr) * num_update / \
+                    self.warmup_steps
+            return self.warmup_begin_lr
+        if self.kind == "factor":
+            while num_update > self.count + self.kw["step"]:
+                self.count += self.kw["step"]
+                self.base_lr *= self.kw["factor"]
+                self.base_lr = max(self.base_lr, self.kw["stop_factor_lr"])
+        elif self.kind == "multifactor":
+            while self.cur_step_ind <= len(self.kw["step"]) - 1 and num_update > self.kw["step"][self.cur_step_ind]:
+                self.cur_step_ind += 1
+                self.base_lr *= self.kw["factor"]
+        elif num_update <= self.kw["max_update"]:
+            max_steps = self.kw["max_update"] - self.warmup_steps
+            self.base_lr = self.kw["final_lr"] + (self.base_lr_orig - self.kw["final_lr"]) * \
+                (1 + math.cos(math.pi * (num_update - self.warmup_steps) / max_steps)) / 2
+        return self.base_lr
+
+
+_SCHEDULES = {"factor": FactorScheduler, "multifactor": MultiFactorScheduler, "cosine": CosineScheduler}
+
+
+@st.composite
+def _schedule(draw):
+    kind = draw(st.sampled_from(sorted(_SCHEDULES)))
+    warmup = dict(warmup_steps=draw(st.integers(0, 6)), warmup_begin_lr=draw(st.floats(0, 0.5)),
+                  warmup_mode=draw(st.sampled_from(["linear", "constant"])))
+    base_lr = draw(st.floats(0.01, 2))
+    if kind == "factor":  # a base rate under the floor is where tritonsym departs from MXNet (tested apart)
+        kw = dict(step=draw(st.integers(1, 5)), factor=draw(st.floats(0.05, 1)),
+                  stop_factor_lr=draw(st.floats(0, base_lr)))
+    elif kind == "multifactor":
+        kw = dict(step=sorted(draw(st.sets(st.integers(1, 25), min_size=1, max_size=4))),
+                  factor=draw(st.floats(0.05, 1)))
+    else:
+        kw = dict(max_update=warmup["warmup_steps"] + draw(st.integers(1, 20)), final_lr=draw(st.floats(0, 0.4)))
+    return kind, base_lr, warmup, kw
+
+
+@given(_schedule())
+@settings(**property_settings(150))
+def test_schedules_follow_mxnets_stateful_arithmetic(case):
+    """Every update count from 1 to past the last decay, warm-up of either mode included;
+    the pure functions meet MXNet's repeated multiplications to rounding."""
+    kind, base_lr, warmup, kw = case
+    ours, theirs = _SCHEDULES[kind](base_lr=base_lr, **warmup, **kw), _MXNetSchedule(kind, base_lr, **warmup, **kw)
+    for num_update in range(1, 40):
+        assert ours(num_update) == pytest.approx(theirs(num_update), rel=1e-12, abs=1e-15), num_update
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: FactorScheduler(step=2, warmup_steps=-1), "warmup_steps=-1 must be a non-negative integer"),
+    (lambda: FactorScheduler(step=2, warmup_steps=2.0), "warmup_steps=2.0 must be a non-negative integer"),
+    (lambda: FactorScheduler(step=2, warmup_mode="cosine"), "warmup_mode='cosine' must be 'linear' or 'constant'"),
+    (lambda: FactorScheduler(step=0), "step=0 must be an integer >= 1"),
+    (lambda: FactorScheduler(step=2.0), "step=2.0 must be an integer >= 1"),
+    (lambda: FactorScheduler(step=2, factor=0.0), r"factor=0.0 must be in \(0, 1\]"),
+    (lambda: FactorScheduler(step=2, factor=1.5), r"factor=1.5 must be in \(0, 1\]"),
+    (lambda: MultiFactorScheduler(step=[0, 3]), r"step=\[0, 3\] must be strictly increasing integers >= 1"),
+    (lambda: MultiFactorScheduler(step=[2.0]), r"step=\[2.0\] must be strictly"),
+    (lambda: MultiFactorScheduler(step=[2, 2]), r"step=\[2, 2\] must be strictly"),
+    (lambda: MultiFactorScheduler(step=[]), r"step=\[\] must be strictly"),
+    (lambda: MultiFactorScheduler(step=[2], factor=0.0), r"factor=0.0 must be in \(0, 1\]"),
+    (lambda: MultiFactorScheduler(step=[2], factor=1.01), r"factor=1.01 must be in \(0, 1\]"),
+    (lambda: CosineScheduler(max_update=3, warmup_steps=3), "max_update=3 must be an integer above warmup_steps=3"),
+    (lambda: CosineScheduler(max_update=10.0), "max_update=10.0 must be an integer above warmup_steps=0"),
+])
+def test_bad_schedules_are_named(make, message):
+    with pytest.raises(ParamError, match=message):
+        make()
+
+
+def test_a_base_rate_under_the_factor_floor_is_never_raised():
+    """MXNet's FactorScheduler gives 1e-4, then 1e-3 from its first decay on; the floor
+    here only stops the decay."""
+    schedule = FactorScheduler(step=2, factor=0.5, stop_factor_lr=1e-3, base_lr=1e-4)
+    assert [schedule(n) for n in range(1, 8)] == [1e-4] * 7
+    assert FactorScheduler(step=2, factor=0.5, stop_factor_lr=0.3, base_lr=1.0)(5) == 0.3
+
+
+def test_schedules_at_the_edges_of_what_they_accept():
+    """The smallest step, factor 1 (no decay), the first update count as a step, and a
+    cosine one update longer than its warm-up are all valid, and give the rates they say."""
+    assert [FactorScheduler(step=1, factor=1.0, base_lr=0.5)(n) for n in (1, 7)] == [0.5, 0.5]
+    assert [MultiFactorScheduler(step=[1], factor=1.0, base_lr=0.5)(n) for n in (1, 2)] == [0.5, 0.5]
+    assert [MultiFactorScheduler(step=[1], factor=0.5, base_lr=0.5)(n) for n in (1, 2)] == [0.5, 0.25]
+    cosine = CosineScheduler(max_update=4, warmup_steps=3, base_lr=1.0, final_lr=0.25, warmup_mode="constant",
+                             warmup_begin_lr=0.1)
+    assert [cosine(n) for n in range(1, 6)] == [0.1, 0.1, 1.0, 0.25, 0.25]
 
 
 def _bound(dtype=torch.float64, grad_req="write"):

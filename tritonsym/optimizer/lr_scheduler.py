@@ -43,6 +43,10 @@ class LRScheduler:
 class FactorScheduler(LRScheduler):
     """Multiply the rate by ``factor`` after every ``step`` updates, down to ``stop_factor_lr``.
 
+    A ``base_lr`` already below ``stop_factor_lr`` stays as it is: the floor stops the decay
+    and never raises the rate (MXNet's rate jumps up to ``stop_factor_lr`` at its first
+    decay there, ten times the rate for a fine-tuning run at 1e-4 with the floor at 1e-3).
+
     >>> FactorScheduler(step=10, factor=0.5, base_lr=1.0)(11)
     0.5
     """
@@ -58,7 +62,7 @@ class FactorScheduler(LRScheduler):
 
     def rate(self, num_update: int) -> float:
         decays = max(0, (num_update - 1) // self.step)
-        return max(self.base_lr * self.factor ** decays, self.stop_factor_lr)
+        return max(self.base_lr * self.factor ** decays, min(self.stop_factor_lr, self.base_lr))
 
 
 class MultiFactorScheduler(LRScheduler):
