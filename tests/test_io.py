@@ -114,6 +114,25 @@ def test_descs_dtypes_and_named_inputs():
     assert NDArrayIter(np.zeros((3, 1), np.uint8)).provide_data[0].dtype == torch.float32  # pixels become floats
 
 
+def test_lists_plain_sequences_and_dtype_none():
+    """MXNet's names for arrays given in a list (one keeps the plain name, several are
+    ``_0_data``, ``_1_data``); nested Python lists are arrays too; ``dtype=None`` keeps
+    each array's own floating type."""
+    x = np.arange(12.0).reshape(6, 2)
+    one = NDArrayIter([x], [np.arange(6)], batch_size=3)
+    assert [d.name for d in one.provide_data] == ["data"] and [d.name for d in one.provide_label] == ["softmax_label"]
+    two = NDArrayIter([x, np.ones((6, 5))], [np.arange(6), np.zeros(6)], batch_size=3)
+    assert [(d.name, d.shape) for d in two.provide_data] == [("_0_data", (3, 2)), ("_1_data", (3, 5))]
+    assert [d.name for d in two.provide_label] == ["_0_softmax_label", "_1_softmax_label"]
+    plain = NDArrayIter({"data": x.tolist()}, {"softmax_label": [0, 1, 2, 3, 4, 5]}, batch_size=4)
+    batch = plain.next()
+    assert torch.equal(batch.data[0], torch.tensor(x[:4], dtype=torch.float32))
+    assert batch.label[0].tolist() == [0, 1, 2, 3] and batch.label[0].dtype == torch.int64
+    kept = NDArrayIter(x, np.arange(6) / 2, batch_size=3, dtype=None)
+    assert [d.dtype for d in kept.provide_data + kept.provide_label] == [torch.float64, torch.float64]
+    assert NDArrayIter(torch.arange(6.0).reshape(6, 1).half(), dtype=None).provide_data[0].dtype == torch.float16
+
+
 def test_parts_split_the_samples():
     x = np.arange(10.0).reshape(10, 1)
     parts = [NDArrayIter(x, batch_size=1, num_parts=3, part_index=k).num_data for k in range(3)]
