@@ -131,6 +131,8 @@ def test_lists_plain_sequences_and_dtype_none():
     kept = NDArrayIter(x, np.arange(6) / 2, batch_size=3, dtype=None)
     assert [d.dtype for d in kept.provide_data + kept.provide_label] == [torch.float64, torch.float64]
     assert NDArrayIter(torch.arange(6.0).reshape(6, 1).half(), dtype=None).provide_data[0].dtype == torch.float16
+    targets = NDArrayIter(x, np.full((6, 3), 1 / 3), batch_size=4)  # probability targets: a label per class
+    assert targets.provide_label == [ts.io.DataDesc("softmax_label", (4, 3), torch.float32)]
 
 
 def test_parts_split_the_samples():
