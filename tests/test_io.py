@@ -133,6 +133,8 @@ def test_lists_plain_sequences_and_dtype_none():
     assert NDArrayIter(torch.arange(6.0).reshape(6, 1).half(), dtype=None).provide_data[0].dtype == torch.float16
     targets = NDArrayIter(x, np.full((6, 3), 1 / 3), batch_size=4)  # probability targets: a label per class
     assert targets.provide_label == [ts.io.DataDesc("softmax_label", (4, 3), torch.float32)]
+    assert repr(targets) == ("NDArrayIter(6 samples, batch 4, shuffle=False, last_batch_handle='pad': data (4, 2) "
+                             "float32, softmax_label (4, 3) float32)")
 
 
 def test_parts_split_the_samples():
