@@ -50,6 +50,15 @@ def test_xavier_scale(rnd_type, factor_type, fan):
         _fill(ts.init.Xavier(), "v_weight", (5,))
 
 
+@pytest.mark.parametrize("factor_type, fan", [("in", 6 * 15), ("out", 8 * 15), ("avg", 7 * 15)])
+def test_xavier_counts_the_receptive_field_of_a_kernel(factor_type, fan):
+    """A weight (out, in, kh, kw) has fan-in in·kh·kw and fan-out out·kh·kw (MXNet's rule)."""
+    ts.random.seed(3)
+    w = _fill(ts.init.Xavier("uniform", factor_type, magnitude=0.5), "conv_weight", (8, 6, 3, 5)).cpu().numpy()
+    scale = math.sqrt(0.5 / fan)
+    assert np.abs(w).max() <= scale and np.abs(w).max() > 0.99 * scale
+
+
 def test_uniform_normal_constant_ranges():
     ts.random.seed(2)
     u = _fill(ts.init.Uniform(0.3), "a_weight", (100, 100)).cpu().numpy()
@@ -70,13 +79,17 @@ def test_deterministic_under_a_seed_and_equal_across_dtypes():
 
 
 def test_dumps_and_create_round_trip():
-    for init in (ts.init.Xavier("gaussian", "in", 2.0), ts.init.Normal(0.5), ts.init.Constant(3.0), ts.init.One()):
+    for init in (ts.init.Xavier("gaussian", "in", 2.0), ts.init.Normal(0.5), ts.init.Constant(3.0), ts.init.One(),
+                 ts.init.Uniform(0.3), ts.init.Zero()):
         again = ts.init.create(init.dumps())
         assert type(again) is type(init) and again.dumps() == init.dumps()
     assert isinstance(ts.init.create("xavier"), ts.init.Xavier)
     with pytest.raises(ParamError, match="unknown initializer 'orthogonal'"):
         ts.init.create("orthogonal")
-    with pytest.raises(ParamError, match="cannot read"):
-        ts.init.create('["normal", 3')
+    for text in ('["normal", 3', '[1, {}]', '["normal", [0.1]]'):
+        with pytest.raises(ParamError, match="cannot read"):
+            ts.init.create(text)
+    with pytest.raises(ParamError, match="Xavier: magnitude=0 must be positive"):
+        ts.init.Xavier(magnitude=0)
     with pytest.raises(ParamError, match="initializer 'normal'.*unexpected keyword"):
         ts.init.create('["normal", {"mu": 1}]')
