@@ -45,7 +45,7 @@ def test_xavier_scale(rnd_type, factor_type, fan):
         assert np.abs(w).max() <= scale and np.abs(w).max() > 0.99 * scale
         assert w.std() == pytest.approx(scale / math.sqrt(3), rel=0.02)
     else:
-        assert w.std() == pytest.approx(scale, rel=0.02)
+        assert w.std() == pytest.approx(scale, rel=0.02) and abs(w.mean()) < 0.05 * scale
     with pytest.raises(ParamError, match="Xavier needs at least 2 dimensions"):
         _fill(ts.init.Xavier(), "v_weight", (5,))
 
