@@ -75,8 +75,9 @@ def _macro_f1(label, guess, classes):
 
 
 @settings(**property_settings(60))
-@given(st.integers(1, 40), st.integers(2, 7), st.lists(st.integers(1, 39), max_size=4), st.integers(0, 2**31 - 1))
-def test_metrics_over_any_split_into_batches_equal_their_definitions(n, classes, cuts, seed):
+@given(st.integers(1, 40), st.integers(2, 12), st.lists(st.integers(1, 39), max_size=4), st.integers(0, 2**31 - 1),
+       st.integers(1, 13))
+def test_metrics_over_any_split_into_batches_equal_their_definitions(n, classes, cuts, seed, top_k):
     """Every metric updated batch by batch (random splits, some of them empty) gives the
     value of its definition over all samples at once."""
     rng = np.random.default_rng(seed)
@@ -87,11 +88,11 @@ def test_metrics_over_any_split_into_batches_equal_their_definitions(n, classes,
     guess = pred.argmax(axis=1)
     rank = (pred > pred[np.arange(n), label][:, None]).sum(axis=1)  # classes scored above the label's
     error = estimate - target
-    expected = {"acc": np.mean(guess == label), "top_k_acc": np.mean(rank < 2),
+    expected = {"acc": np.mean(guess == label), "top_k_acc": np.mean(rank < top_k),
                 "ce": np.mean(-np.log(pred[np.arange(n), label] + 1e-12)), "mse": np.mean(error ** 2),
                 "mae": np.mean(np.abs(error)), "rmse": np.sqrt(np.mean(error ** 2)),
                 "f1": _macro_f1(label, guess, classes)}
-    metrics = {"acc": ts.metric.create("acc"), "top_k_acc": ts.metric.TopKAccuracy(top_k=2),
+    metrics = {"acc": ts.metric.create("acc"), "top_k_acc": ts.metric.TopKAccuracy(top_k=top_k),
                "ce": ts.metric.create("ce"), "mse": ts.metric.create("mse"), "mae": ts.metric.create("mae"),
                "rmse": ts.metric.create("rmse"), "f1": ts.metric.F1(average="macro")}
     bounds = [0, *sorted(c for c in cuts if c < n), n]
@@ -103,6 +104,65 @@ def test_metrics_over_any_split_into_batches_equal_their_definitions(n, classes,
                 metric.update([label[lo:hi]], [pred[lo:hi]])
     for name, metric in metrics.items():
         assert metric.get()[1] == pytest.approx(expected[name], rel=1e-12), name
+
+
+def test_update_dict_reads_the_heads_a_metric_names():
+    """MXNet's update_dict: a metric given output_names / label_names reads those, in that
+    order; without them every label and output in turn; an unknown name is an error."""
+    preds = {"cls_output": P, "reg_output": np.array([[1.0], [2.0], [3.0], [5.0]])}
+    labels = {"cls_label": Y, "reg_label": np.array([1.0, 2.0, 3.0, 3.0])}
+    mse = ts.metric.MSE(output_names=["reg_output"], label_names=["reg_label"])
+    mse.update_dict(labels, preds)
+    assert mse.get() == ("mse", 1.0)
+    accuracy = ts.metric.Accuracy(output_names=["cls_output"], label_names=["cls_label"])
+    both = ts.metric.CompositeEvalMetric([accuracy, mse])
+    both.reset()
+    both.update_dict(labels, preds)
+    assert both.get() == (["accuracy", "mse"], [0.5, 1.0])
+    unnamed = ts.metric.Accuracy()
+    unnamed.update_dict({"cls_label": Y}, {"cls_output": P})
+    assert unnamed.get() == ("accuracy", 0.5)
+    with pytest.raises(ParamError, match=r"mse: output names \['out'\] are not among the network's outputs "
+                                         r"\['cls_output', 'reg_output'\]"):
+        ts.metric.MSE(output_names=["out"]).update_dict(labels, preds)
+    with pytest.raises(ParamError, match=r"accuracy: label names \['y'\] are not among the network's labels"):
+        ts.metric.Accuracy(label_names=["y"]).update_dict(labels, preds)
+
+
+def test_an_empty_batch_adds_nothing_but_empty_labels_for_predictions_are_an_error():
+    acc = ts.metric.Accuracy()
+    acc.update([np.zeros(0)], [np.zeros((0, 3))])
+    assert acc.num_inst == 0
+    with pytest.raises(ParamError, match="accuracy: 0 labels for 4 predictions"):
+        acc.update([np.zeros(0)], [P])
+
+
+@pytest.mark.parametrize("top_k", [0, 1.5, True])
+def test_top_k_must_be_a_positive_integer(top_k):
+    with pytest.raises(ParamError, match=f"top_k={top_k!r} must be an integer >= 1"):
+        ts.metric.TopKAccuracy(top_k=top_k)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 5])
+def test_top_k_over_a_wide_vocabulary(top_k, rng):
+    """1000 classes: numpy's partial sort is exact only at the position it is asked for, so
+    this is where a wrong position would show (small rows it sorts whole)."""
+    pred, label = rng.dirichlet(np.ones(1000), 64), rng.integers(0, 1000, 64)
+    rank = (pred > pred[np.arange(64), label][:, None]).sum(axis=1)
+    label[:8] = np.argsort(-pred[:8], axis=1)[np.arange(8), top_k - 1]  # some labels exactly k-th
+    rank[:8] = top_k - 1
+    assert _value(ts.metric.TopKAccuracy(top_k=top_k), label, pred) == np.mean(rank < top_k)
+
+
+def test_edges_of_what_metrics_accept():
+    """top_k=1 is accuracy; a label one past the last class is named, not an IndexError; a
+    regression over single numbers (no batch dimension) is one sample."""
+    assert _value(ts.metric.TopKAccuracy(top_k=1)) == _value("acc")
+    with pytest.raises(ParamError, match=r"cross-entropy: labels must be in \[0, 3\), got \[0, 3\]"):
+        _value("ce", np.array([0, 3, 0, 1]), P)
+    mse = ts.metric.MSE()
+    mse.update([np.float64(1.0)], [np.float64(3.0)])
+    assert mse.get() == ("mse", 4.0) and mse.num_inst == 1
 
 
 def test_accumulates_over_batches_and_resets():

@@ -144,7 +144,7 @@ class TopKAccuracy(EvalMetric):
     """Fraction of samples whose label is among the ``top_k`` highest predictions."""
 
     def __init__(self, top_k: int = 1, name: str = "top_k_accuracy", **kwargs):
-        if not isinstance(top_k, int) or top_k < 1:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ParamError(f"TopKAccuracy: top_k={top_k!r} must be an integer >= 1")
         self.top_k = top_k
         super().__init__(f"{name}_{top_k}", **kwargs)
