@@ -49,8 +49,15 @@ def test_f1_binary_and_macro():
     macro = ts.metric.F1(average="macro")
     # arg-max [0, 2, 1, 0] vs [0, 2, 0, 1]. class 0: tp 1, fp 1, fn 1 -> 0.5; class 1: tp 0 -> 0; class 2: 1
     assert _value(macro, Y, P) == pytest.approx((0.5 + 0.0 + 1.0) / 3)
-    with pytest.raises(ParamError, match="average='binary' needs 2 classes"):
+    with pytest.raises(ParamError, match=r"average='binary' needs 2 classes and labels 0/1, got 3 classes and "
+                                         r"labels in \[0, 2\]"):
         _value("f1", Y, P)
+    two = P[:, :2]
+    for labels, seen in (([0, 1, 1, 0], "3 classes and labels in \\[0, 1\\]"),
+                         ([0, 2, 1, 0], "2 classes and labels in \\[0, 2\\]"),
+                         ([0, -1, 1, 0], "2 classes and labels in \\[-1, 1\\]")):
+        with pytest.raises(ParamError, match=f"needs 2 classes and labels 0/1, got {seen}"):
+            _value("f1", np.array(labels), P if "3 classes" in seen else two)
 
 
 def test_macro_f1_leaves_out_classes_never_labelled_or_predicted():

@@ -247,7 +247,8 @@ class F1(EvalMetric):
         label = _class_labels(self.name, label, pred.shape[0])
         if self.average == "binary" and (pred.shape[1] != 2 or (label.size and (label.min() < 0 or label.max() > 1))):
             raise ParamError(f"{self.name}: average='binary' needs 2 classes and labels 0/1, got {pred.shape[1]} "
-                             "classes; use F1(average='macro') for more")
+                             f"classes and labels in [{label.min()}, {label.max()}]; use F1(average='macro') for "
+                             "more")
         if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
             raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
                              f"{label.max()}]")
