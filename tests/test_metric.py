@@ -192,6 +192,15 @@ def test_composite_custom_and_create():
     names, values = comp.get()
     assert names[:2] == ["accuracy", "cross-entropy"] and values[0] == 0.5 and values[2] == 1.5
     assert dict(comp.get_name_value())["accuracy"] == 0.5
+    assert comp.name == "composite" and names[2] == "custom(<lambda>)"
+    comp.add("mse")
+    comp.reset()
+    assert all(m.num_inst == 0 for m in comp.metrics) and len(comp.metrics) == 4
+
+    def half(label, pred):
+        return 0.5
+
+    assert ts.metric.create(half).name == "custom(half)" and ts.metric.create(half, name="h").name == "h"
     with pytest.raises(ParamError, match="unknown metric 'auc'; known names: acc"):
         ts.metric.create("auc")
     with pytest.raises(ParamError, match="2 labels for 1 predictions"):
