@@ -159,3 +159,19 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
         assert replaced.stat().st_mode & 0o777 == 0o604
     finally:
         os.umask(old_umask)
+
+
+def test_a_missing_folder_is_named_with_the_file_meant_for_it(tmp_path, monkeypatch):
+    """Not mkstemp's error about a temporary file the user never asked for; and a checkpoint
+    callback says so before training starts, not when the first epoch's save fails."""
+    target = tmp_path / "gone" / "net-symbol.json"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {target}: the folder {target.parent} does not exist"):
+        ts.files.atomic_write(str(target), b"x")
+    with pytest.raises(ts.ParamError, match=f"prefix '{tmp_path}/gone/net' saves into the folder {tmp_path}/gone, "
+                                            "which does not exist"):
+        ts.callback.do_checkpoint(str(tmp_path / "gone" / "net"))
+    ts.callback.do_checkpoint(str(tmp_path / "net"))  # an existing folder is fine
+    # A read-only folder (root, who runs CI, may write anywhere: the answer is stood in for).
+    monkeypatch.setattr(ts.callback.os, "access", lambda path, mode: not (path == str(tmp_path) and mode == os.W_OK))
+    with pytest.raises(ts.ParamError, match=f"the folder {tmp_path}, which is not writable"):
+        ts.callback.do_checkpoint(str(tmp_path / "net"))

@@ -8,6 +8,7 @@ arg_params, aux_params)`` after each epoch. Messages go through ``logging``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import NamedTuple
@@ -119,6 +120,12 @@ def do_checkpoint(prefix: str, period: int = 1):
 
     if period < 1:
         raise ParamError(f"do_checkpoint: period={period} must be >= 1")
+    # Checked now, before training, rather than when the first epoch's save fails.
+    folder = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(folder):
+        raise ParamError(f"do_checkpoint: prefix {prefix!r} saves into the folder {folder}, which does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ParamError(f"do_checkpoint: prefix {prefix!r} saves into the folder {folder}, which is not writable")
 
     def callback(epoch: int, symbol, arg_params: dict, aux_params: dict) -> None:
         if (epoch + 1) % period == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 
@@ -13,6 +14,8 @@ def atomic_write(path: str, data: bytes) -> None:
     ``.tmp-*`` file beside it), never a truncated one."""
     directory = os.path.dirname(os.path.abspath(path))
     mode = _mode_for(path)
+    if not os.path.isdir(directory):  # else mkstemp's error would name a temporary file, not this one
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: the folder {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
     try:
         os.fchmod(fd, mode)  # mkstemp makes files private (0600); a saved file is not
