@@ -405,3 +405,22 @@ def test_forward_backward_checks_before_running(rng):
     plain.forward_backward(out_grads=head, then=lambda: ran.append(1))
     assert ran == [1]
     np.testing.assert_allclose(plain.grad_dict["fc_bias"].cpu().numpy(), head.sum(0), rtol=1e-5)
+
+
+def test_symbol_eval_binds_runs_forward_and_returns_outputs_of_their_own(rng):
+    """MXNet's Symbol.eval: each argument keeps its dtype; a label inference does not read may
+    be left out; a weight left out is named; the outputs do not hold the workspace."""
+    x, w, b = rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), rng.normal(size=3)
+    fc = S.FullyConnected(S.Variable("data"), name="fc", num_hidden=3)
+    probs, = S.SoftmaxOutput(fc, name="out").eval(data=x, fc_weight=w, fc_bias=b)
+    logits = x @ w.T + b
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    assert probs.dtype == torch.float64 and probs._base is None
+    np.testing.assert_allclose(probs.numpy(), expected / expected.sum(1, keepdims=True), rtol=1e-13)
+    a, c = S.Variable("a"), S.Variable("c")
+    first, second = S.Group([a * 2.0, a + c]).eval(a=[[1.0] * 3] * 2, c=np.full((2, 3), 0.5))
+    assert first.dtype == torch.float64 and first.tolist() == [[2.0] * 3] * 2 and second.tolist() == [[1.5] * 3] * 2
+    half, = (a * 2.0).eval(a=torch.ones(2, 3, dtype=torch.float32))
+    assert half.dtype == torch.float32 and half.tolist() == [[2.0] * 3] * 2
+    with pytest.raises(ts.ExecutionError, match="fc_weight, fc_bias have never been given a value"):
+        fc.eval(data=x)

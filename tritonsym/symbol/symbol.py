@@ -351,6 +351,26 @@ class Symbol:
         return bind(self, ctx, args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states, mirror=mirror,
                     memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
 
+    def eval(self, ctx=None, **kwargs) -> list:
+        """MXNet's ``Symbol.eval``: bind for inference with the arguments given by name
+        (numpy arrays or torch tensors, each keeping its shape and dtype), run forward once,
+        and return the outputs, each a tensor of its own. A label that inference does not
+        read may be left out; any other argument left out is an error that names it.
+
+        >>> import numpy as np
+        >>> a, b = Variable("a"), Variable("b")
+        >>> (a * 2 + b).eval(a=np.ones((1, 2)), b=np.array([[0.0, 1.0]]))[0].tolist()
+        [[2.0, 3.0]]
+        """
+        import numpy as np
+        import torch
+
+        arrays = {k: v if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in kwargs.items()}
+        exe = self.simple_bind(ctx, grad_req="null", type_dict={k: v.dtype for k, v in arrays.items()},
+                               **{k: tuple(v.shape) for k, v in arrays.items()})
+        # The outputs are views into the executor's workspace: copies let it go.
+        return [out.clone() for out in exe.forward(is_train=False, **arrays)]
+
     # -------------------------------------------------------------------- printing
 
     def __repr__(self) -> str:
