@@ -43,6 +43,10 @@ def test_a_reset_before_the_end_of_an_epoch_carries_nothing_over():
     roll.next()  # cut short: 4..9 are not carried
     roll.reset()
     assert _epoch(roll) == [([0, 1, 2, 3], 0), ([4, 5, 6, 7], 0)]
+    exact = NDArrayIter(x[:9], y[:9], batch_size=3, last_batch_handle="roll_over")
+    exact.next(), exact.next()
+    exact.reset()  # a whole batch (6, 7, 8) unread: the epoch was cut short, nothing is carried
+    assert _epoch(exact) == [([0, 1, 2], 0), ([3, 4, 5], 0), ([6, 7, 8], 0)]
 
 
 def _expected_epochs(n, batch_size, handle, reads):

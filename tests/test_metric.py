@@ -142,6 +142,8 @@ def test_an_empty_batch_adds_nothing_but_empty_labels_for_predictions_are_an_err
     assert acc.num_inst == 0
     with pytest.raises(ParamError, match="accuracy: 0 labels for 4 predictions"):
         acc.update([np.zeros(0)], [P])
+    with pytest.raises(ParamError, match="accuracy: 4 labels for 0 predictions"):
+        acc.update([Y], [np.zeros((0, 3))])
 
 
 @pytest.mark.parametrize("top_k", [0, 1.5, True])
