@@ -403,6 +403,15 @@ def test_multi_precision_follows_float32_where_bfloat16_updates_stall():
     assert not torch.equal(states["master:fc1_weight"], mod.get_params()[0]["fc1_weight"].float())
 
 
+def test_the_half_precision_warning_points_at_the_users_line():
+    mod = ts.mod.Module(_net())
+    mod.bind([ts.io.DataDesc("data", (4, FEATURES), torch.bfloat16)], [("softmax_label", (4,))])
+    mod.init_params()
+    with pytest.warns(UserWarning, match="updated in torch.bfloat16") as caught:
+        mod.init_optimizer()
+    assert caught[0].filename == __file__
+
+
 def test_fit_stops_when_a_parameter_turns_nan_before_checkpointing_it(tmp_path):
     x, y = _blobs(32)
     ts.random.seed(0)

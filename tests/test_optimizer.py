@@ -41,6 +41,23 @@ def test_bad_hyperparameters_are_named(kwargs, message):
         ts.optimizer.Adam(beta2=1.0)
 
 
+def test_repr_setters_and_bounds():
+    """repr lists the configuration (a loss scale only when there is one: the data-parallel
+    fingerprint compares it); set_learning_rate takes any rate >= 0; beta1 = 1 is refused;
+    a name the optimizer was never told about gets weight decay by its suffix."""
+    assert repr(ts.optimizer.SGD(momentum=0.5)) == ("SGD(learning_rate=0.01, wd=0.0, rescale_grad=1.0, "
+                                                     "clip_gradient=None, momentum=0.5)")
+    assert "loss_scale=LossScaler(init_scale=1024.0" in repr(ts.optimizer.SGD(loss_scale=1024.0))
+    sgd = ts.optimizer.SGD()
+    sgd.set_learning_rate(0.5)
+    assert sgd.learning_rate == 0.5 and sgd.hyper(1)["learning_rate"] == 0.5
+    with pytest.raises(ParamError, match=r"SGD: learning_rate=-0.1 must be a number in \[0.0, inf\)"):
+        sgd.set_learning_rate(-0.1)
+    with pytest.raises(ParamError, match=r"Adam: beta1=1.0 must be a number in \[0.0, 1.0\)"):
+        ts.optimizer.Adam(beta1=1.0)
+    assert sgd.multipliers("head_bias") == (1.0, 0.0) and sgd.multipliers("head_weight") == (1.0, 1.0)
+
+
 def test_multipliers_from_names_symbol_and_setters():
     w = ts.sym.Variable("fc1_weight", lr_mult=0.1)
     b = ts.sym.Variable("fc1_bias", wd_mult=2.0)
@@ -260,8 +277,9 @@ def test_multi_precision_states_warning_and_checkpoints():
     names = ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
     _, half = _bound(torch.bfloat16, grad_req=dict.fromkeys(names, "write"))
     with pytest.warns(UserWarning, match="SGD: torch.bfloat16 parameters are updated in torch.bfloat16, .* pass "
-                                         "multi_precision=True for a float32 master copy"):
+                                         "multi_precision=True for a float32 master copy") as caught:
         ts.optimizer.FlatUpdater(ts.optimizer.SGD(), half)
+    assert caught[0].filename == __file__  # the user's line, not tritonsym's
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said either way: no warning
         plain = ts.optimizer.FlatUpdater(ts.optimizer.SGD(multi_precision=False), half)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 import numpy as np
 import torch
 
@@ -88,3 +92,17 @@ def converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype, error=Va
                         f"(largest magnitude {largest:g}; {dtype_name(dtype)} holds up to "
                         f"{torch.finfo(dtype).max:g}); they would become inf")
     return converted
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside tritonsym (the user's
+    line), however deep in the package the warning is raised. A fixed ``stacklevel``
+    would point into tritonsym from some call paths, and counts frames differently from
+    Python 3.12 on, which runs comprehensions in their caller's frame."""
+    frame, level = sys._getframe(1), 2  # level 2: warn's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

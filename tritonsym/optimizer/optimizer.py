@@ -19,11 +19,10 @@ step accumulate instead of vanishing; float32/float64 parameters need none.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
-from ..base import ParamError
+from ..base import ParamError, warn
 from ..ops import optimizer as kernels
 from .loss_scaler import LossScaler, loss_scaler_from
 from .lr_scheduler import LRScheduler
@@ -145,9 +144,9 @@ class Optimizer:
         """MXNet's warning for half-precision parameters updated without a master copy,
         unless ``multi_precision`` was given either way."""
         if dtype in kernels.HALF_DTYPES and self._multi_precision is None:
-            warnings.warn(f"{type(self).__name__}: {dtype} parameters are updated in {dtype}, so an update smaller "
-                          "than half the weight's rounding step is lost and training can stall; pass "
-                          "multi_precision=True for a float32 master copy (or False to silence this)", stacklevel=3)
+            warn(f"{type(self).__name__}: {dtype} parameters are updated in {dtype}, so an update smaller than "
+                 "half the weight's rounding step is lost and training can stall; pass multi_precision=True for a "
+                 "float32 master copy (or False to silence this)")
 
     def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
              chunks: kernels.ChunkTable, hyper: torch.Tensor, scaler: kernels.LossScaleState | None = None) -> list:

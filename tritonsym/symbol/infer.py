@@ -8,10 +8,9 @@ contradiction names the node, the operator and the values.
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Sequence
 
-from ..base import DTypeError, ParamError, ShapeError, TritonSymError, dtype_name, to_dtype
+from ..base import DTypeError, ParamError, ShapeError, TritonSymError, dtype_name, to_dtype, warn
 from ..operators.registry import ShapeMismatch, parse_shape
 from .symbol import Node, Symbol, aux_variables
 
@@ -126,8 +125,8 @@ def infer_shape(symbol: Symbol, args: Sequence, kwargs: dict, partial: bool):
     arg, out, aux = _results(symbol, values, nodes)
     if not partial and any(v is None for v in arg + out + aux):
         unknown = [n for n, v in zip(symbol.list_arguments(), arg) if v is None]
-        warnings.warn("infer_shape: cannot decide the shapes of " + (", ".join(unknown) or "some outputs")
-                      + "; give them, or use infer_shape_partial", stacklevel=3)
+        warn("infer_shape: cannot decide the shapes of " + (", ".join(unknown) or "some outputs")
+             + "; give them, or use infer_shape_partial")
         return None, None, None
     return arg, out, aux
 
