@@ -64,7 +64,7 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
 
     # pytest-timeout and pytest-xdist are on the GPU machine's image, not necessarily elsewhere.
     addopts = f"--durations=40 --junitxml={scratch / 'junit-suite.xml'}"
-    if _importable("pytest_timeout"):
+    if _succeeds("import pytest_timeout"):
         addopts += " --timeout=240"  # one hung test costs one worker, not the whole budget
     checks = [str(ROOT / "scripts" / "gpu_checks.sh"), str(out)]
     python = {"PYTHON": PYTHON}
@@ -96,8 +96,9 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
     ]}
 
 
-def _importable(module: str) -> bool:
-    return subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True).returncode == 0
+def _succeeds(code: str) -> bool:
+    """Whether ``code`` runs without error in the Python the phases use."""
+    return subprocess.run([PYTHON, "-c", code], capture_output=True).returncode == 0
 
 
 @dataclasses.dataclass
@@ -213,15 +214,10 @@ def main() -> None:
         unknown = [n for n in names if n not in known]
         if unknown:
             parser.error(f"unknown phase(s) {unknown}; known: {', '.join(known)}, all")
-        if not args.allow_cpu and not _cuda_available():
+        if not args.allow_cpu and not _succeeds("import sys, torch; sys.exit(not torch.cuda.is_available())"):
             sys.exit("device_session: torch sees no CUDA device; this script is for a lent GPU "
                      "(--allow-cpu runs it anyway)")
         print(session([known[n] for n in names], out, args.budget, Path(tmp)))
-
-
-def _cuda_available() -> bool:
-    check = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
-    return subprocess.run([PYTHON, "-c", check], capture_output=True).returncode == 0
 
 
 if __name__ == "__main__":
