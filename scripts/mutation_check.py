@@ -90,7 +90,7 @@ FILE_TESTS = {
                            "tests/test_json.py"],
 }
 # The training API's user layer, where a mistake is a number that looks plausible: a metric,
-# a batch, a learning rate, an initial weight, an optimizer's hyperparameter.
+# a batch, a learning rate, an initial weight, an optimizer's hyperparameter, a gradient check.
 USER_TESTS = {
     "tritonsym/metric.py": ["tests/test_metric.py"],
     "tritonsym/io/ndarray_iter.py": ["tests/test_io.py"],
@@ -98,6 +98,15 @@ USER_TESTS = {
     "tritonsym/optimizer/optimizer.py": ["tests/test_optimizer.py", "tests/test_update_properties.py",
                                          "tests/test_torch_reference_fit.py"],
     "tritonsym/initializer.py": ["tests/test_initializer.py"],
+    # The checks users trust for their own operators: a survivor here is a wrong gradient passed.
+    "tritonsym/test_utils.py": ["tests/test_test_utils.py", "tests/test_custom_op.py"],
+    # The loops around a step and what they log, stop on and hand the callbacks.
+    "tritonsym/module/loops.py": ["tests/test_module.py", "tests/test_loss_scaling.py"],
+    "tritonsym/callback.py": ["tests/test_module.py", "tests/test_checkpoint_kill.py", "tests/test_loss_scaling.py"],
+    "tritonsym/optimizer/loss_scaler.py": ["tests/test_loss_scaling.py", "tests/test_optimizer.py"],
+    # Gradient sums across devices and workers: a wrong bucket is a wrong gradient on every worker.
+    "tritonsym/kvstore/kvstore.py": ["tests/test_kvstore_dist.py", "tests/test_module.py"],
+    "tritonsym/kvstore/buckets.py": ["tests/test_kvstore_dist.py"],
 }
 
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,

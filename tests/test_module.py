@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +49,23 @@ def test_fit_learns_and_logs(caplog):
     assert history[-1]["samples_per_sec"] > 0
     assert "Epoch[3] Train-accuracy=" in caplog.text and "Epoch[3] Validation-accuracy=" in caplog.text
     assert mod.optimizer.num_update == 16 and mod.optimizer.rescale_grad == 1 / 16
+
+
+def test_each_epoch_record_counts_that_epoch_alone_without_padding():
+    """An epoch's record: the training metric over that epoch only (reset at its start), the
+    samples it trained on without the padding, and a time within the call's."""
+    x, y = _blobs(40)
+    counts = []
+    mod = ts.mod.Module(_net())
+    tic = time.perf_counter()
+    history = mod.fit(NDArrayIter(x, y, batch_size=16), num_epoch=2, optimizer_params={"learning_rate": 0.1},
+                      batch_end_callback=lambda p: counts.append((p.epoch, p.nbatch, p.eval_metric.num_inst)))
+    wall = time.perf_counter() - tic
+    # 40 samples in batches of 16: the third holds 8 and 8 of padding
+    assert counts == [(0, 0, 16), (0, 1, 32), (0, 2, 40), (1, 0, 16), (1, 1, 32), (1, 2, 40)]
+    for record in history:
+        assert 0 < record["time"] <= wall
+        assert record["samples_per_sec"] * record["time"] == pytest.approx(40)
 
 
 def test_score_and_predict_leave_out_padding():
@@ -201,6 +219,8 @@ def test_errors_say_what_to_do():
         mod.init_optimizer(kvstore="dist_async")
     with pytest.raises(ParamError, match="num_epoch=None must be an integer"):
         mod.fit(NDArrayIter(np.zeros((4, FEATURES)), np.zeros(4), batch_size=4))
+    with pytest.raises(ParamError, match="num_epoch=2 must be an integer above begin_epoch=2"):  # no epoch to run
+        mod.fit(NDArrayIter(np.zeros((4, FEATURES)), np.zeros(4), batch_size=4), begin_epoch=2, num_epoch=2)
     with pytest.raises(BindError, match=r"data_shapes name \['x'\], but the module's data_names are \['data'\]"):
         mod.bind([("x", (4, FEATURES))], force_rebind=True)
     infer = ts.mod.Module(_net())

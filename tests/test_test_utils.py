@@ -99,3 +99,109 @@ def test_loss_outputs_need_their_loss_and_labels_are_skipped(rng):
     assert sorted(errors) == ["data", "fc_bias", "fc_weight"]  # the label takes no gradient
     with pytest.raises(ValueError, match=r"grad_nodes \['nope'\] are not arguments"):
         check_numeric_gradient(net, location, grad_nodes=["nope"])
+
+
+def test_assert_almost_equal_at_its_bounds():
+    x = np.array([0.5, -2.0, 3.0])
+    assert_almost_equal(x, x.copy(), rtol=0, atol=0)  # zero tolerances: exact equality passes
+    with pytest.raises(AssertionError, match="differ in 1 of 3"):
+        assert_almost_equal(x + [0, 0, 1e-15], x, rtol=0, atol=0)
+    inf = np.array([np.inf, -np.inf, 1.0])
+    assert_almost_equal(inf, inf.copy())  # equal infinities are equal
+    for wrong in ([np.inf, np.inf, 1.0], [1e300, -np.inf, 1.0], [np.inf, -np.inf, np.inf]):
+        with pytest.raises(AssertionError, match="differ in 1 of 3"):
+            assert_almost_equal(np.array(wrong), inf)
+    one_nan = np.array([np.nan, 1.0])
+    assert_almost_equal(one_nan, one_nan.copy(), equal_nan=True)
+    for a, b in ((one_nan, np.array([1.0, 1.0])), (np.array([1.0, 1.0]), one_nan)):
+        with pytest.raises(AssertionError, match="differ in 1 of 2"):  # NaN on one side only
+            assert_almost_equal(a, b, equal_nan=True)
+    # The lower-precision side sets the default tolerance, whatever the other side's dtype.
+    assert_almost_equal(torch.tensor([1], dtype=torch.int64), torch.tensor([1.001], dtype=torch.float16))
+    with pytest.raises(AssertionError, match=r"\(float32\)"):
+        assert_almost_equal(torch.tensor([1], dtype=torch.int64), torch.tensor([1.001], dtype=torch.float32))
+
+
+def test_assert_almost_equal_shows_the_five_worst_and_the_largest_difference():
+    a = np.zeros(9)
+    b = np.arange(1.0, 10.0)  # every element differs, the last most
+    with pytest.raises(AssertionError) as info:
+        assert_almost_equal(a, b, names=("got", "want"))
+    text = str(info.value)
+    assert "differ in 9 of 9 elements" in text and "largest difference 9;" in text
+    shown = [line for line in text.splitlines() if line.startswith("  at ")]
+    assert [line.split(":")[0].strip() for line in shown] == ["at (8,)", "at (7,)", "at (6,)", "at (5,)", "at (4,)"]
+
+
+def test_numeric_gradient_reports_the_largest_relative_error(monkeypatch, rng):
+    """A backward 10% too large everywhere, let through by rtol=0.2: the error reported is
+    |1.1 g - g| / max(|1.1 g|, |g|) = 1/11, in both modes. (The factor 100 makes the
+    gradients large, so that a tolerance not proportional to them would fail.)"""
+    net = S.Activation(S.Variable("x"), act_type="sigmoid") * 100
+    small, large = {"x": rng.normal(size=(2, 3))}, {"x": rng.normal(size=(10, 10))}
+    _planted(monkeypatch, element_only=False)
+    for location in (small, large):
+        errors = check_numeric_gradient(net, location, rtol=0.2)
+        assert errors["x"] == pytest.approx(1 / 11, rel=1e-5)
+
+
+def test_numeric_gradient_mode_switches_at_max_jacobian_elements(monkeypatch, rng):
+    net = S.Activation(S.Variable("x"), act_type="softrelu")
+    location = {"x": rng.normal(size=(2, 3))}
+    _planted(monkeypatch, element_only=True)
+    with pytest.raises(AssertionError, match="differ in 1 of 6 elements"):  # 6 <= 6: element by element
+        check_numeric_gradient(net, location, max_jacobian_elements=6)
+    with pytest.raises(AssertionError, match="along a random direction"):
+        check_numeric_gradient(net, location, max_jacobian_elements=5)
+
+
+def test_numeric_gradient_allows_for_rounding_in_a_large_objective(rng):
+    """f = sum(head * x * y) near 1e8: its central differences carry rounding errors of
+    about ulp(1e8) / 2 eps ~ 1e-2, larger than the gradient along y[1] (~1e-3). The check
+    widens atol by that noise instead of failing a correct backward."""
+    net = S.Variable("x") * S.Variable("y")
+    location = {"x": np.array([1e8, 1e-3]), "y": np.array([1.0, 1.0])}
+    errors = check_numeric_gradient(net, location)
+    assert set(errors) == {"x", "y"}
+
+
+def test_loss_functions_can_be_given_as_a_list_in_output_order(rng):
+    fc = S.FullyConnected(S.Variable("data"), name="fc", num_hidden=4)
+    net = S.Group([S.SoftmaxOutput(fc, name="out"), S.Activation(fc, act_type="tanh", name="feature")])
+    location = {"data": rng.normal(size=(3, 5)), "fc_weight": rng.normal(size=(4, 5)), "fc_bias": rng.normal(size=4),
+                "out_label": np.array([0.0, 3.0, 1.0])}
+    errors = check_numeric_gradient(net, location, losses=[lambda v, p: oracles.cross_entropy(p, v["out_label"]),
+                                                           None])
+    assert sorted(errors) == ["data", "fc_bias", "fc_weight"]
+
+
+def _aux_scale_forward(a):
+    return ops.elementwise.plan_binary_forward("mul", a.inputs[0], a.inputs[1], a.outputs[0])
+
+
+def _aux_scale_backward(a):
+    return ops.elementwise.plan_binary_backward("mul", a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0], None,
+                                                a.accumulate[0], False)
+
+
+@pytest.fixture
+def aux_scale():
+    from tritonsym.operator import OpDef, register, same_shape_everywhere, unregister
+
+    register(OpDef(name="AuxScale", doc="data * scale, the scale an auxiliary state (updated, not trained)",
+                   params=[], input_names=("data", "scale"), infer_shape=same_shape_everywhere(["data", "scale"]),
+                   forward=_aux_scale_forward, backward=_aux_scale_backward,
+                   backward_needs=lambda params, epilogue: ((0, 1), ()), aux_inputs=lambda params: {"scale"},
+                   no_grad_inputs=lambda params: {"scale"}))
+    yield
+    unregister("AuxScale")
+
+
+def test_auxiliary_states_reach_the_checks(aux_scale, rng):
+    net = S.AuxScale(S.Variable("data"), name="a")
+    assert net.list_arguments() == ["data"] and net.list_auxiliary_states() == ["a_scale"]
+    x, scale = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    check_symbolic_forward(net, [x], [x * scale], aux_states={"a_scale": scale})
+    dy = rng.normal(size=(3, 4))
+    check_symbolic_backward(net, [x], [dy], {"data": dy * scale}, aux_states={"a_scale": scale})
+    assert set(check_numeric_gradient(net, [x], aux_states={"a_scale": scale})) == {"data"}

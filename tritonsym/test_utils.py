@@ -1,7 +1,8 @@
 """Checks for operators and networks, for your own pytest too (MXNet's ``mx.test_utils``).
 
-- ``assert_almost_equal(a, b)``: elementwise ``|a - b| <= atol + rtol * |b|``; on failure
-  it says how many elements differ and shows the worst ones with both values.
+- ``assert_almost_equal(a, b)``: elementwise ``|a - b| <= atol + rtol * |b|`` (an infinite
+  ``b`` only by the same infinity); on failure it says how many elements differ and shows
+  the worst ones with both values.
 - ``check_symbolic_forward`` / ``check_symbolic_backward``: bind, run, compare each output
   or gradient with what you expect, naming the one that differs.
 - ``check_numeric_gradient(sym, location)``: bind in float64, compute every gradient with
@@ -33,7 +34,6 @@ import numpy as np
 import torch
 
 from .base import dtype_name
-from .context import default_context
 from .metric import to_numpy  # host copies of tensors or arrays, bfloat16 included
 from .ops.memcheck import MemoryAccessError  # noqa: F401  (raised inside memcheck())
 from .ops.memcheck import enabled as memcheck  # noqa: F401  (a public check, re-exported)
@@ -57,7 +57,9 @@ def _dtype_of(a) -> torch.dtype:
 def assert_almost_equal(a, b, rtol: float | None = None, atol: float | None = None, names=("a", "b"),
                         equal_nan: bool = False) -> None:
     """``|a - b| <= atol + rtol * |b|`` everywhere (tolerances default by the lower of the two
-    dtypes). NaN in ``a`` where ``b`` is not NaN always fails, so an unwritten element shows."""
+    dtypes); where ``b`` is infinite, only the same infinity passes. NaN in ``a`` where ``b``
+    is not NaN always fails, so an unwritten element shows; NaN against NaN passes only with
+    ``equal_nan=True``."""
     dtype = max((_dtype_of(a), _dtype_of(b)), key=lambda d: DEFAULT_TOLERANCES.get(d, (0, 0))[1])
     default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
     atol = default_atol if atol is None else atol
@@ -65,14 +67,13 @@ def assert_almost_equal(a, b, rtol: float | None = None, atol: float | None = No
     actual, expected = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
     if actual.shape != expected.shape:
         raise AssertionError(f"{names[0]} has shape {actual.shape} but {names[1]} has shape {expected.shape}")
-    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are handled below
+    with np.errstate(invalid="ignore"):  # inf - inf: infinities are compared below
         err = np.abs(actual - expected)
-        bad = ~(err <= atol + rtol * np.abs(expected))
-    both_nan = np.isnan(actual) & np.isnan(expected)
-    bad &= ~((actual == expected) & np.isinf(expected))  # equal infinities
-    bad &= ~both_nan if equal_nan else np.ones_like(bad)
-    if not equal_nan:
-        bad |= both_nan
+        within = err <= atol + rtol * np.abs(expected)
+    # An infinity matches only itself: rtol * inf would make any value "close" to it.
+    bad = np.where(np.isinf(expected), actual != expected, ~within)
+    if equal_nan:
+        bad &= ~(np.isnan(actual) & np.isnan(expected))
     if not bad.any():
         return
     index = np.argwhere(bad)
@@ -100,7 +101,7 @@ def _by_name(what: str, names: Sequence[str], values) -> dict:
 def _bind(sym, location: dict, aux_states, grad_req, ctx, dtype):
     shapes = {n: tuple(np.shape(v)) for n, v in location.items()}
     types = {n: dtype for n in location}
-    exe = sym.simple_bind(ctx or default_context(), grad_req=grad_req, type_dict=types, **shapes)
+    exe = sym.simple_bind(ctx, grad_req=grad_req, type_dict=types, **shapes)  # None: the default context
     if aux_states:
         exe.copy_params_from({}, aux_params=dict(aux_states))
     return exe
