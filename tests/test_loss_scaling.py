@@ -142,9 +142,12 @@ def test_states_with_a_loss_scale_need_an_optimizer_with_one(tmp_path):
                   optimizer_params=params)
 
 
-@pytest.mark.parametrize("loss_scale", [ts.optimizer.LossScaler(init_scale=4.0, min_scale=1.0), 8.0],
-                         ids=["dynamic", "static"])
-def test_fit_stops_when_gradients_are_nan_at_any_scale(tmp_path, loss_scale):
+@pytest.mark.parametrize("loss_scale, batch_size", [
+    (ts.optimizer.LossScaler(init_scale=4.0, min_scale=1.0), 16), (8.0, 16),
+    # one step per epoch, already at the floor: a single skipped step is enough to stop
+    (ts.optimizer.LossScaler(init_scale=1.0, min_scale=1.0), 48), (8.0, 48)],
+    ids=["dynamic", "static", "dynamic-one-step", "static-one-step"])
+def test_fit_stops_when_gradients_are_nan_at_any_scale(tmp_path, loss_scale, batch_size):
     """NaN in the data is not an overflow: the steps are skipped, the scale reaches its floor
     (or stays put, static), and fit stops instead of training nothing silently."""
     x, y = _blobs(48)
@@ -155,11 +158,11 @@ def test_fit_stops_when_gradients_are_nan_at_any_scale(tmp_path, loss_scale):
     with pytest.raises(ExecutionError, match=r"in epoch 0 the gradients held NaN/inf (even at the smallest loss "
                                              r"scale \(min_scale=1\)|at every step of the epoch at the static loss "
                                              r"scale 8).*not an overflow"):
-        mod.fit(NDArrayIter(x, y, batch_size=16, dtype="float16"), num_epoch=2, initializer=ts.init.Xavier(),
-                optimizer_params={"learning_rate": 0.1, "multi_precision": True, "loss_scale": loss_scale},
-                epoch_end_callback=ts.callback.do_checkpoint(prefix))
+        mod.fit(NDArrayIter(x, y, batch_size=batch_size, dtype="float16"), num_epoch=2,
+                initializer=ts.init.Xavier(), epoch_end_callback=ts.callback.do_checkpoint(prefix),
+                optimizer_params={"learning_rate": 0.1, "multi_precision": True, "loss_scale": loss_scale})
     assert os.listdir(tmp_path) == []  # stopped before the epoch's checkpoint
-    assert mod.loss_scale_status()["skipped_steps"] == 3
+    assert mod.loss_scale_status()["skipped_steps"] == 48 // batch_size
 
 
 def test_reshaped_executors_share_the_loss_scale():

@@ -48,6 +48,8 @@ def test_fit_learns_and_logs(caplog):
     assert history[-1]["validation"]["accuracy"] >= 0.95 and history[-1]["train"]["accuracy"] >= 0.9
     assert history[-1]["samples_per_sec"] > 0
     assert "Epoch[3] Train-accuracy=" in caplog.text and "Epoch[3] Validation-accuracy=" in caplog.text
+    assert f"Epoch[3] Time cost={history[3]['time']:.3f} s ({history[3]['samples_per_sec']:.0f} samples/s)" \
+        in caplog.text
     assert mod.optimizer.num_update == 16 and mod.optimizer.rescale_grad == 1 / 16
 
 
@@ -88,6 +90,40 @@ def test_score_and_predict_leave_out_padding():
     torch.testing.assert_close(from_array, probs, rtol=1e-6, atol=1e-7)
     per_batch = mod.predict(it, merge_batches=False)
     assert [len(b[0]) for b in per_batch] == [4, 4, 2]
+    assert [len(b[0]) for b in mod.predict(x, merge_batches=False)] == [10]  # the bound batch size, 16, padded
+    # num_batch: the first batches only, in score and in predict
+    first = ts.metric.Accuracy()
+    assert mod.score(it, first, num_batch=1) == [("accuracy", float((probs[:4].argmax(1).numpy() == y[:4]).mean()))]
+    assert first.num_inst == 4
+    torch.testing.assert_close(mod.predict(it, num_batch=2), probs[:8], rtol=0, atol=0)
+    with pytest.raises(ParamError, match="Module: expected a data iterator .* or an array, got list"):
+        mod.predict([x])
+
+
+def test_score_calls_its_callbacks_and_starts_the_metric_afresh():
+    x, y = _blobs(10, seed=2)
+    it = NDArrayIter(x, y, batch_size=4)  # 3 batches, the last padded with 2
+    unbound = ts.mod.Module(_net())
+    for name in ("score", "predict", "iter_predict"):
+        with pytest.raises(BindError, match=rf"Module.{name}: call bind\(\) first"):
+            list(getattr(unbound, name)(it))
+    unbound.bind(it.provide_data, it.provide_label)
+    with pytest.raises(BindError, match=r"Module.score: call init_params\(\) first"):
+        unbound.score(it)
+    seen = []
+
+    def record(kind):
+        return lambda p: seen.append((kind, p.epoch, p.nbatch, p.eval_metric.num_inst))
+
+    mod, _ = _trained(1)
+    metric = ts.metric.Accuracy()
+    for _ in range(2):  # the same metric twice: counted afresh each time, not summed
+        mod.score(it, metric, batch_end_callback=record("batch"), score_end_callback=record("end"), epoch=7)
+    assert seen == [("batch", 7, 0, 4), ("batch", 7, 1, 8), ("batch", 7, 2, 10), ("end", 7, 3, 10)] * 2
+    seen.clear()  # fit hands them to score for the validation data, with the epoch
+    mod.fit(NDArrayIter(x, y, batch_size=5), eval_data=it, begin_epoch=1, num_epoch=2,
+            eval_batch_end_callback=record("batch"), eval_end_callback=record("end"))
+    assert seen == [("batch", 1, 0, 4), ("batch", 1, 1, 8), ("batch", 1, 2, 10), ("end", 1, 3, 10)]
 
 
 def test_metrics_of_a_multi_output_network_read_their_own_head():

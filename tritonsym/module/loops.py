@@ -127,7 +127,7 @@ def _loss_scale_report(self, epoch: int, before: dict, steps: int, record: dict)
         stuck = skipped > 0 and status["good_steps"] == 0 and status["scale"] <= scaler.min_scale
         where = f"even at the smallest loss scale (min_scale={scaler.min_scale:g})"
     else:
-        stuck = steps > 0 and skipped == steps
+        stuck = skipped == steps  # fit has refused an epoch of no steps already
         where = f"at every step of the epoch at the static loss scale {status['scale']:g}"
     if stuck:
         raise ExecutionError(
@@ -154,17 +154,21 @@ def _batches(self, data, num_batch: int | None, reset: bool) -> Iterator:
 
 def score(self, eval_data: DataIter, eval_metric="acc", num_batch: int | None = None, batch_end_callback=None,
           score_end_callback=None, reset: bool = True, epoch: int = 0) -> list[tuple[str, float]]:
-    """Evaluate on ``eval_data``; returns ``[(name, value), ...]``. Padded samples are not counted."""
+    """Evaluate on ``eval_data``; returns ``[(name, value), ...]``. Padded samples are not counted.
+    ``batch_end_callback`` is called after each batch, ``score_end_callback`` once at the end
+    with the number of batches evaluated as ``nbatch`` (as MXNet's)."""
     self._require("score", bound=True, params=True)
     metric = metric_module.create(eval_metric)
     metric.reset()
+    evaluated = 0
     for nbatch, batch in _batches(self, eval_data, num_batch, reset):
         self.forward(batch, is_train=False)
         self.update_metric(metric, self._batch_labels(batch), batch.pad)
+        evaluated += 1
         for callback in _callbacks(batch_end_callback):
             callback(BatchEndParam(epoch, nbatch, metric, locals()))
     for callback in _callbacks(score_end_callback):
-        callback(BatchEndParam(epoch, num_batch or 0, metric, locals()))
+        callback(BatchEndParam(epoch, evaluated, metric, locals()))
     return metric.get_name_value()
 
 
@@ -182,6 +186,7 @@ def predict(self, eval_data, num_batch: int | None = None, merge_batches: bool =
     """The outputs over ``eval_data`` (an iterator, or an array split into batches), as host
     tensors concatenated over batches without the padding: one tensor for a one-output
     symbol, else a list (or per-batch lists with ``merge_batches=False``)."""
+    self._require("predict", bound=True, params=True)
     per_batch = [outputs for outputs, _, _ in iter_predict(self, eval_data, num_batch, reset)]
     if not merge_batches:
         return per_batch
