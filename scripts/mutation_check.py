@@ -111,7 +111,7 @@ USER_TESTS = {
     "tritonsym/optimizer/loss_scaler.py": ["tests/test_loss_scaling.py", "tests/test_optimizer.py"],
     # Gradient sums across devices and workers: a wrong bucket is a wrong gradient on every worker.
     "tritonsym/kvstore/kvstore.py": ["tests/test_kvstore_dist.py", "tests/test_module.py"],
-    "tritonsym/kvstore/buckets.py": ["tests/test_kvstore_dist.py"],
+    "tritonsym/kvstore/buckets.py": ["tests/test_gradient_buckets.py", "tests/test_kvstore_dist.py"],
 }
 
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,

@@ -192,6 +192,33 @@ def test_errors_name_the_problem():
     assert not ts.optimizer.LossScaler.static(8.0).dynamic
 
 
+def test_loss_scaler_settings_at_their_bounds():
+    LossScaler = ts.optimizer.LossScaler
+    for name in ("init_scale", "growth_factor", "backoff_factor", "min_scale", "max_scale"):
+        for value in (0.0, -1.0, float("inf"), float("nan"), True, "2"):
+            with pytest.raises(ParamError, match=rf"LossScaler: {name}={value!r} must be a finite number above 0"):
+                LossScaler(**{name: value})
+    accepted = [dict(init_scale=2.0 ** -24), dict(init_scale=2.0 ** 24), dict(max_scale=2.0 ** 100),
+                dict(growth_factor=1.0, backoff_factor=1.0), dict(growth_interval=1), dict(growth_interval=2 ** 31 - 1)]
+    for settings in accepted:
+        LossScaler(**settings)
+    refused = [(dict(init_scale=2.0 ** 25), "init_scale=33554432.0 must lie in"),
+               (dict(init_scale=2.0 ** -25), "init_scale=2.98023223876953..e-08 must lie in"),
+               (dict(max_scale=2.0 ** 101), r"max_scale=2.535301200456459e\+30 must be at most 2\*\*100"),
+               (dict(growth_factor=0.5), "growth_factor=0.5 must be at least 1"),
+               (dict(growth_interval=2 ** 31), "growth_interval=2147483648 must be a whole number"),
+               (dict(growth_interval=True), "growth_interval=True must be a whole number"),
+               (dict(growth_interval=2.0), "growth_interval=2.0 must be a whole number")]
+    for settings, message in refused:
+        with pytest.raises(ParamError, match=f"LossScaler: {message}"):
+            LossScaler(**settings)
+    # A scale that only grows, or only backs off, still changes: dynamic; neither: static.
+    assert LossScaler(backoff_factor=1.0).dynamic and LossScaler(growth_factor=1.0).dynamic
+    assert not LossScaler(growth_factor=1.0, backoff_factor=1.0).dynamic
+    with pytest.raises(ParamError, match=r"SGD: loss_scale=0 must be a finite number above 0"):
+        ts.optimizer.SGD(loss_scale=0)
+
+
 def test_a_custom_loss_that_ignores_the_scale_is_refused():
     """A loss written as a custom op that does not apply the scale would have its gradient
     divided by it in the update: the optimizer refuses the graph, naming the operator."""
