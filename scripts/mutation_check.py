@@ -107,7 +107,7 @@ USER_TESTS = {
     "tritonsym/test_utils.py": ["tests/test_test_utils.py", "tests/test_custom_op.py"],
     # The loops around a step and what they log, stop on and hand the callbacks.
     "tritonsym/module/loops.py": ["tests/test_module.py", "tests/test_loss_scaling.py"],
-    "tritonsym/callback.py": ["tests/test_module.py", "tests/test_checkpoint_kill.py", "tests/test_loss_scaling.py"],
+    "tritonsym/callback.py": ["tests/test_callback.py", "tests/test_module.py", "tests/test_checkpoint_kill.py"],
     "tritonsym/optimizer/loss_scaler.py": ["tests/test_loss_scaling.py", "tests/test_optimizer.py"],
     # Gradient sums across devices and workers: a wrong bucket is a wrong gradient on every worker.
     "tritonsym/kvstore/kvstore.py": ["tests/test_kvstore_dist.py", "tests/test_module.py"],
