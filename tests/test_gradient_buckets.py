@@ -11,6 +11,9 @@ from tritonsym.kvstore.buckets import GradientSync
 
 S = ts.sym
 SHAPES = {"data": (5, 7), "softmax_label": (5,)}
+# one parameter per bucket; fc2 exactly (4 x (24 + 4) bytes, a bucket full at its bound); two
+# or three parameters; all in one
+BUCKET_BYTES = [1, 4 * 28, 4 * 40, 4 * 100, 1 << 30]
 
 
 class TwoIdenticalWorkers(ts.kv.KVStore):
@@ -49,7 +52,7 @@ def _executor():
     return exe
 
 
-@pytest.mark.parametrize("bucket_bytes", [1, 4 * 40, 4 * 100, 1 << 30])
+@pytest.mark.parametrize("bucket_bytes", BUCKET_BYTES)
 def test_each_gradient_is_summed_once_after_it_is_final(bucket_bytes):
     exe = _executor()
     exe.forward(is_train=True)
@@ -68,7 +71,7 @@ def test_each_gradient_is_summed_once_after_it_is_final(bucket_bytes):
     assert len(kv.started) == len(sync.buckets)
 
 
-@pytest.mark.parametrize("bucket_bytes", [1, 4 * 40, 4 * 100, 1 << 30])
+@pytest.mark.parametrize("bucket_bytes", BUCKET_BYTES)
 def test_buckets_take_the_parameters_from_the_last_and_are_just_large_enough(bucket_bytes):
     exe = _executor()
     region, = exe.param_regions()

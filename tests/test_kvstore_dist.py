@@ -98,10 +98,42 @@ def test_local_store_surface():
         kv.push("c", torch.zeros(1))
     with pytest.raises(KVStoreError, match=r"shape \(3,\) does not match the stored \(2,\)"):
         kv.push(3, torch.zeros(3))
+    with pytest.raises(KVStoreError, match=r"kvstore.push\(3\): the values have different shapes \[\(2,\), \(3,\)\]"):
+        kv.push(3, [torch.zeros(2), torch.zeros(3)])
+    for values in (torch.zeros(2), [torch.zeros(2)]):
+        with pytest.raises(KVStoreError, match="kvstore.init: 2 keys need a list of 2 values"):
+            kv.init(["x", "y"], values)
+    with pytest.raises(KVStoreError, match="kvstore.init: key 3 is already initialized"):
+        kv.init(3, torch.zeros(2))
+    with pytest.raises(KVStoreError, match="kvstore.pull: give out="):
+        kv.pull(3)
+    with pytest.raises(KVStoreError, match="kvstore.set_optimizer: tritonsym runs the optimizer on every worker"):
+        kv.set_optimizer(ts.optimizer.SGD())
     with pytest.raises(KVStoreError, match="'dist_async' is not supported"):
         ts.kv.create("dist_async")
     with pytest.raises(KVStoreError, match="unknown type 'nccl'"):
         ts.kv.create("nccl")
+
+
+def test_init_stores_rank_0s_value_and_push_sums_over_the_workers():
+    """What ``init`` and ``push`` ask of the collectives: a store whose broadcast gives every
+    worker rank 0's value and whose all-reduce sums two workers (this one and its twin)."""
+
+    class Rank1(ts.kv.KVStore):
+        def broadcast(self, tensor):
+            tensor.fill_(7.0)  # rank 0 initialized 7s
+
+        def all_reduce(self, tensor):
+            tensor.mul_(2)  # the other worker pushed the same
+
+    kv = Rank1()
+    mine = torch.ones(3)
+    kv.init("w", mine)
+    out = torch.empty(3)
+    kv.pull("w", out=out)
+    assert out.tolist() == [7.0] * 3 and mine.tolist() == [1.0] * 3  # the value handed in is left alone
+    kv.pushpull("w", [torch.ones(3), torch.ones(3)], out=out)
+    assert out.tolist() == [4.0] * 3  # (1 + 1) here, doubled over the workers
 
 
 @pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
