@@ -57,6 +57,17 @@ def test_speedometer_logs_samples_per_second_every_frequent_batches(clock, caplo
                                                                              "samples/sec")
 
 
+def test_speedometer_times_each_epoch_from_its_own_start(clock, caplog):
+    """Epochs of one batch: each call starts an epoch, so nothing is timed (a batch 0 of
+    epoch 1 timed against epoch 0's batch 0 would log a speed of 0)."""
+    speed = ts.callback.Speedometer(batch_size=4, frequent=1)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        for epoch in range(3):
+            clock[0] = float(epoch)
+            speed(BatchEndParam(epoch, 0, None))
+    assert caplog.text == "" and np.isnan(speed.speed)
+
+
 def test_speedometer_keeps_the_metric_without_auto_reset(clock):
     speed = ts.callback.Speedometer(batch_size=1, frequent=1, auto_reset=False)
     metric = _metric(1, 2)
@@ -93,9 +104,19 @@ def test_progress_bar_has_one_bar_per_epoch_and_closes_it_at_the_total():
     assert first is not None and first.n == 1 and first.postfix == "accuracy=0.5"
     bar(BatchEndParam(0, 1, _metric(1, 2)))
     assert bar._bar is None  # the total reached: closed
+    assert first.disable  # tqdm's closed
     bar(BatchEndParam(1, 0, None))
-    assert bar._bar is not first and bar._bar.n == 1
+    second = bar._bar
+    assert second is not first and second.n == 1
     bar.close()
+    assert second.disable and bar._bar is None
+    open_ended = ts.callback.ProgressBar(file=out)  # no total: each bar closes when the next epoch begins
+    open_ended(BatchEndParam(0, 0, None))
+    open_ended(BatchEndParam(0, 1, None))
+    first = open_ended._bar
+    open_ended(BatchEndParam(1, 0, None))
+    assert first.disable and first.n == 2 and not open_ended._bar.disable
+    open_ended.close()
     text = out.getvalue()
     assert "epoch 0:" in text and "epoch 1:" in text and "/2 [" in text
 

@@ -42,13 +42,15 @@ class Speedometer:
         self.batch_size, self.frequent, self.auto_reset = batch_size, frequent, auto_reset
         self.logger = logger or logging.getLogger("tritonsym")
         self._tic = None
-        self._last = 0
+        self._epoch = self._last = None
         self.speed = float("nan")  # the last samples/s figure logged
 
     def __call__(self, param: BatchEndParam) -> None:
         count = param.nbatch
-        if self._tic is None or count < self._last:  # a new epoch
-            self._tic, self._last = time.perf_counter(), count
+        # A new epoch (or a new fit, whose epochs may count from the same number): start the
+        # clock. An epoch of one batch must not be timed against the last one's start.
+        if self._tic is None or param.epoch != self._epoch or count < self._last:
+            self._tic, self._epoch, self._last = time.perf_counter(), param.epoch, count
             return
         if count % self.frequent == 0:
             elapsed = time.perf_counter() - self._tic
