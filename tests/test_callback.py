@@ -126,11 +126,11 @@ def test_do_checkpoint_saves_every_period_epochs(tmp_path, caplog):
         ts.callback.do_checkpoint(str(tmp_path / "net"), period=0)
     net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc", num_hidden=2)
     args = {"fc_weight": np.ones((2, 3), np.float32), "fc_bias": np.zeros(2, np.float32)}
-    save = ts.callback.do_checkpoint(str(tmp_path / "net"), period=2)
+    save = ts.callback.do_checkpoint(str(tmp_path / "net"), period=3)
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        for epoch in range(4):
+        for epoch in range(7):
             save(epoch, net, args, {})
-    assert sorted(os.listdir(tmp_path)) == ["net-0002.safetensors", "net-0004.safetensors", "net-symbol.json"]
-    assert f'Saved checkpoint to "{tmp_path / "net"}-0004.safetensors"' in caplog.text
-    _, loaded, _ = ts.model.load_checkpoint(str(tmp_path / "net"), 4)
+    assert sorted(os.listdir(tmp_path)) == ["net-0003.safetensors", "net-0006.safetensors", "net-symbol.json"]
+    assert f'Saved checkpoint to "{tmp_path / "net"}-0006.safetensors"' in caplog.text
+    _, loaded, _ = ts.model.load_checkpoint(str(tmp_path / "net"), 6)
     assert loaded["fc_weight"].tolist() == args["fc_weight"].tolist()
