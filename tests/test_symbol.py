@@ -60,8 +60,14 @@ def test_lists_and_internals():
     assert S.Variable("v").get_children() is None
     with pytest.raises(KeyError, match="'nope' is not an output of this symbol; its outputs are data"):
         internals["nope"]
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="index=1 is out of range for a symbol with 1 outputs"):
         net[1]
+    assert internals[-7].name == "data"  # negative positions count from the end, to the first
+    with pytest.raises(IndexError, match="index=-8 is out of range for a symbol with 7 outputs"):
+        internals[-8]
+    for index in (1.0, True):
+        with pytest.raises(TypeError, match=f"indexed by output position or name, not {type(index).__name__}"):
+            internals[index]
 
 
 def test_group_iteration_and_repr():
@@ -75,6 +81,11 @@ def test_group_iteration_and_repr():
     assert repr(a) == "<Symbol a>"
     with pytest.raises(TypeError):
         S.Group([])
+    twice = S.Group([a, a])  # one node listed twice: its outputs twice, its graph once
+    assert twice.list_outputs() == ["a", "a"] and twice.list_arguments() == ["a"]
+    assert len(twice.get_internals().list_outputs()) == 1
+    with pytest.raises(KeyError, match="'a' names 2 outputs of this symbol; use an integer index"):
+        twice["a"]
 
 
 def test_attributes():
