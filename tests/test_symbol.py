@@ -101,6 +101,13 @@ def test_attributes():
     assert fc.attr_dict() == {"w": w.list_attr(), "fc": {"num_hidden": "3", "no_bias": "True", "group": "g1"}}
     fc._set_attr(stage="2")
     assert fc.attr("stage") == "2"
+    group = S.Group([fc, w])  # which node's attributes? an error, not the first one's
+    for what, call in (("attr", lambda: group.attr("stage")), ("list_attr", group.list_attr),
+                       ("_set_attr", lambda: group._set_attr(stage="3"))):
+        with pytest.raises(ParamError, match=rf"{what} needs a single-output symbol; this one has outputs "
+                                                r"\['fc_output', 'w'\]"):
+            call()
+    assert fc.attr("stage") == "2"
 
 
 def test_compose_by_keyword_position_and_errors():
