@@ -105,7 +105,7 @@ def test_attributes():
     for what, call in (("attr", lambda: group.attr("stage")), ("list_attr", group.list_attr),
                        ("_set_attr", lambda: group._set_attr(stage="3"))):
         with pytest.raises(ParamError, match=rf"{what} needs a single-output symbol; this one has outputs "
-                                                r"\['fc_output', 'w'\]"):
+                                             r"\['fc_output', 'w'\]"):
             call()
     assert fc.attr("stage") == "2"
 
