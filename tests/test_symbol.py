@@ -120,6 +120,8 @@ def test_compose_by_keyword_position_and_errors():
         net(datum=x)
     with pytest.raises(ParamError, match="4 positional arguments for 3 free variables"):
         net(x, x, x, x)
+    w, b = S.Variable("w"), S.Variable("b")
+    assert net(x, w, b).list_arguments() == ["x", "w", "b"]  # every free variable positionally
     with pytest.raises(TypeError, match="must be a Symbol"):
         net(data=3)
     in_place = S.FullyConnected(S.Variable("data"), num_hidden=3, name="fc")
@@ -158,6 +160,11 @@ def test_operator_function_errors():
         (-2.0) ** x
     with pytest.raises(TypeError, match="symbol \\*\\* symbol is not supported"):
         x ** x
+    for other in (True, "2", None):  # a bool is not a scale factor, nor a string a number
+        with pytest.raises(TypeError, match="unsupported operand"):
+            x + other
+        with pytest.raises(TypeError):  # Python's own message, which varies with the other operand
+            other * x
     with pytest.raises(ParamError, match="LeakyReLU: act_type='prelu' is not one of"):
         S.LeakyReLU(x, act_type="prelu")
 
