@@ -9,6 +9,7 @@ from plan_checks import assert_no_live_overlap
 
 import tritonsym as ts
 from tritonsym import BindError, ExecutionError
+from tritonsym.executor.mirror import MAX_CHAIN
 from tritonsym.executor.planner import (
     ALIGN_BYTES,
     Block,
@@ -224,6 +225,23 @@ def test_mirror_recomputes_cheap_values_with_the_same_gradients():
     assert "recompute" in mirrored.debug_str()
     assert_bitwise_equal(run(mirrored), run(plain))
     assert_no_live_overlap(mirrored)
+
+
+@pytest.mark.parametrize("steps", [MAX_CHAIN - 1, MAX_CHAIN])
+def test_mirror_rebuilds_a_chain_of_at_most_max_chain_cheap_steps(steps):
+    """data -> (+1) x steps -> tanh -> FC: FC's backward reads the tanh output, which only a
+    chain of steps + 1 cheap steps from the data can rebuild (backward keeps none of the
+    +1 outputs). Up to MAX_CHAIN steps it is rebuilt, beyond that kept."""
+    net = ts.sym.Variable("data")
+    for _ in range(steps):
+        net = net + 1.0
+    net = ts.sym.FullyConnected(ts.sym.Activation(net, act_type="tanh", name="t"), num_hidden=3, name="fc")
+    net = ts.sym.SoftmaxOutput(net, name="out")
+    shapes = dict(data=(4, 5), type_dict={"data": "float64"})
+    mirrored = net.simple_bind(ts.cpu(), mirror=True, **shapes)
+    recomputed = [v.name for v in mirrored.memory.values if v.kind == "recompute"]
+    assert len(recomputed) == (steps + 1 if steps + 1 <= MAX_CHAIN else 0)
+    assert_bitwise_equal(run(mirrored), run(net.simple_bind(ts.cpu(), **shapes)))
 
 
 def test_mirror_changes_nothing_where_nothing_is_cheap():
