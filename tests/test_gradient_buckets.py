@@ -89,6 +89,9 @@ def test_buckets_take_the_parameters_from_the_last_and_are_just_large_enough(buc
             assert nbytes >= bucket_bytes > nbytes - 4 * laid[bucket.names[-1]][1]
     if bucket_bytes == 1:
         assert all(len(b.names) == 1 for b in sync.buckets)
+    if bucket_bytes == 4 * 28:  # each layer's bias and weight: 28, 60 and 72 elements
+        assert [b.names for b in sync.buckets] == [("fc2_bias", "fc2_weight"), ("fc1_bias", "fc1_weight"),
+                                                   ("fc0_bias", "fc0_weight")]
     if bucket_bytes == 1 << 30:
         assert len(sync.buckets) == 1
     assert sync.layout().startswith(f"float32[{sync.buckets[0].start}:{sync.buckets[0].end}] fc2_bias")
