@@ -99,6 +99,15 @@ def test_score_and_predict_leave_out_padding():
     with pytest.raises(ParamError, match="Module: expected a data iterator .* or an array, got list"):
         mod.predict([x])
 
+    class OwnIterator:  # not a DataIter: anything with reset() and batches will do
+        def reset(self):
+            it.reset()
+
+        def __iter__(self):
+            return iter(it)
+
+    torch.testing.assert_close(mod.predict(OwnIterator()), probs, rtol=0, atol=0)
+
 
 def test_score_calls_its_callbacks_and_starts_the_metric_afresh():
     x, y = _blobs(10, seed=2)
