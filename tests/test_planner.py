@@ -231,12 +231,12 @@ def test_mirror_recomputes_cheap_values_with_the_same_gradients():
 def test_mirror_rebuilds_a_chain_of_at_most_max_chain_cheap_steps(steps):
     """data -> (+1) x steps -> tanh -> FC: FC's backward reads the tanh output, which only a
     chain of steps + 1 cheap steps from the data can rebuild (backward keeps none of the
-    +1 outputs). Up to MAX_CHAIN steps it is rebuilt, beyond that kept."""
-    net = ts.sym.Variable("data")
+    +1 outputs). A chain of at most MAX_CHAIN cheap steps is rebuilt, a longer one kept."""
+    net = S.Variable("data")
     for _ in range(steps):
         net = net + 1.0
-    net = ts.sym.FullyConnected(ts.sym.Activation(net, act_type="tanh", name="t"), num_hidden=3, name="fc")
-    net = ts.sym.SoftmaxOutput(net, name="out")
+    net = S.FullyConnected(S.Activation(net, act_type="tanh", name="t"), num_hidden=3, name="fc")
+    net = S.SoftmaxOutput(net, name="out")
     shapes = dict(data=(4, 5), type_dict={"data": "float64"})
     mirrored = net.simple_bind(ts.cpu(), mirror=True, **shapes)
     recomputed = [v.name for v in mirrored.memory.values if v.kind == "recompute"]

@@ -8,6 +8,7 @@ import torch
 
 import tritonsym as ts
 from tritonsym import ops
+from tritonsym.operator import OpDef, register, same_shape_everywhere, unregister
 from tritonsym.operators import REGISTRY
 from tritonsym.test_utils import (
     assert_almost_equal,
@@ -186,8 +187,6 @@ def _aux_scale_backward(a):
 
 @pytest.fixture
 def aux_scale():
-    from tritonsym.operator import OpDef, register, same_shape_everywhere, unregister
-
     register(OpDef(name="AuxScale", doc="data * scale, the scale an auxiliary state (updated, not trained)",
                    params=[], input_names=("data", "scale"), infer_shape=same_shape_everywhere(["data", "scale"]),
                    forward=_aux_scale_forward, backward=_aux_scale_backward,
