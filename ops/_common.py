@@ -179,6 +179,21 @@ def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
             )
 
 
+def byte_span(t: torch.Tensor) -> tuple[int, int]:
+    """The bytes [low, high) that a view can address."""
+    if t.numel() == 0:
+        return t.data_ptr(), t.data_ptr()
+    low_elements = sum((n - 1) * s for n, s in zip(t.shape, t.stride()) if s < 0)
+    high_elements = sum((n - 1) * s for n, s in zip(t.shape, t.stride()) if s > 0)
+    return t.data_ptr() + low_elements * t.element_size(), t.data_ptr() + (high_elements + 1) * t.element_size()
+
+
+def overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Do the bytes two views can address overlap (an output planned over its input)?"""
+    (a_low, a_high), (b_low, b_high) = byte_span(a), byte_span(b)
+    return a_low < b_high and b_low < a_high
+
+
 def prepare_out(fn: str, name: str, out: torch.Tensor | None, shape, dtype, device) -> torch.Tensor:
     """Check a given output buffer, or allocate one when the launcher runs standalone."""
     shape = tuple(shape)

@@ -21,6 +21,8 @@ nearest to and by how many bytes it missed.
 At the end of each launch it also checks for races between its programs, which the
 interpreter (running programs one after another) would otherwise hide: two programs
 storing to one element, or one loading an element another stores. Atomics are exempt.
+Programs race only within one run of the kernel: where a launch runs its kernel several
+times (an autotuner racing its configs, each with its own grid), each run is checked apart.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ class _Checked:
                 merged.append([low, high])
         self.lows = np.array([m[0] for m in merged], dtype=np.uint64)
         self.highs = np.array([m[1] for m in merged], dtype=np.uint64)
-        # Plain (not atomic) accesses by program, for the race check at the end of the launch.
-        self.accessed: dict[str, list[tuple[np.ndarray, int]]] = {"load": [], "store": []}
+        # Plain (not atomic) accesses by run and program, for the race check at the end of the launch.
+        self.accessed: dict[str, list[tuple[np.ndarray, int, int]]] = {"load": [], "store": []}
+        self.runs = 0  # runs of the kernel so far (the interpreter's grid executor counts them)
 
     def check(self, what: str, pointers: np.ndarray, mask: np.ndarray | None, size: int) -> None:
         addresses = pointers.astype(np.uint64, copy=False).ravel()
@@ -96,7 +99,7 @@ class _Checked:
         if addresses.size == 0:
             return
         if what in self.accessed:
-            self.accessed[what].append((addresses, _program()))
+            self.accessed[what].append((addresses, self.runs, _program()))
         index = np.searchsorted(self.lows, addresses, side="right").astype(np.int64) - 1
         inside = index >= 0
         inside[inside] = addresses[inside] + np.uint64(size) <= self.highs[index[inside]]
@@ -118,7 +121,11 @@ class _Checked:
         an element another one stores: on a GPU their order is undefined (atomics aside).
         The interpreter runs programs one after another, so without this check such a
         kernel would pass every CPU test. Accesses are compared by their first byte."""
-        stores, loads = (self._by_program(kind) for kind in ("store", "load"))
+        for run in sorted({r for accesses in self.accessed.values() for _, r, _ in accesses}):
+            self._check_run(run)
+
+    def _check_run(self, run: int) -> None:
+        stores, loads = (self._by_program(kind, run) for kind in ("store", "load"))
         if stores is None:
             return
         address, program = stores
@@ -141,8 +148,8 @@ class _Checked:
             self._race(f"program {_grid_index(reader[i])} loads what program {_grid_index(writer[index[i]])} "
                        "stores, at", int(read[i]), int(np.unique(read[clash]).size))
 
-    def _by_program(self, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
-        found = self.accessed[kind]
+    def _by_program(self, kind: str, run: int) -> tuple[np.ndarray, np.ndarray] | None:
+        found = [(a, p) for a, r, p in self.accessed[kind] if r == run]
         if not found:
             return None
         address = np.concatenate([a for a, _ in found])
@@ -209,11 +216,24 @@ class _CheckedInterpreter:
 
 
 def install() -> None:
-    """Route the interpreter's memory accesses through the checks (once per process)."""
+    """Route the interpreter's memory accesses through the checks, and count the runs of a
+    kernel within a launch (once per process)."""
     from triton.runtime import interpreter
 
     if not isinstance(interpreter._interpreter, _CheckedInterpreter):
         interpreter._interpreter = _CheckedInterpreter(interpreter._interpreter)
+    executor = interpreter.GridExecutor
+    if not getattr(executor.__call__, "_counts_runs", False):
+        run_grid = executor.__call__
+
+        def counted(self, *args, **kwargs):
+            checked = getattr(_current, "launch", None)
+            if checked is not None:
+                checked.runs += 1
+            return run_grid(self, *args, **kwargs)
+
+        counted._counts_runs = True
+        executor.__call__ = counted
 
 
 @contextmanager

@@ -43,6 +43,7 @@ from ._common import (
     cast_for,
     check_same,
     check_tensor,
+    overlap,
     persistent_programs,
     prepare_out,
     run,
@@ -175,7 +176,6 @@ def _softmax_row_looped(
     _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, 0, cols, cols, m, s, LOG, BLOCK_C, STREAM)
 
 
-@_looped_autotune(restore=[])
 @triton.jit
 def _softmax_forward_looped_kernel(
     X, Y, rows_total, cols, inner,
@@ -196,6 +196,14 @@ def _softmax_forward_looped_kernel(
         _softmax_row_looped(X, Y, tl.program_id(0).to(tl.int64), cols, inner,
                             x_stride_outer, x_stride_axis, x_stride_inner,
                             y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C, "", "")
+
+
+# Tuning runs a kernel several times before the real call. Written over its input, softmax
+# would be applied to its own output again and again, so the in-place launch restores Y
+# (its input's storage) after each tuning run; the out-of-place one has nothing to restore
+# and keeps a copy out of its timings.
+_softmax_forward_looped_tuned = _looped_autotune(restore=[])(_softmax_forward_looped_kernel)
+_softmax_forward_looped_in_place = _looped_autotune(restore=["Y"])(_softmax_forward_looped_kernel)
 
 
 @triton.jit
@@ -532,7 +540,8 @@ def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log
             _softmax_partials_kernel, _softmax_split_write_kernel, rows, splits,
             [x, stats, cols, max(inner, 1), chunk, *x_strides],
             [x, out, stats, cols, max(inner, 1), chunk, *x_strides, *out_strides], {}, {"LOG": log})
-    return [_launch(_softmax_forward_kernel, _softmax_forward_looped_kernel, rows, cols, x.device,
+    looped = _softmax_forward_looped_in_place if overlap(x, out) else _softmax_forward_looped_tuned
+    return [_launch(_softmax_forward_kernel, looped, rows, cols, x.device,
                     [x, out, rows, cols, max(inner, 1), *x_strides, *out_strides], dict(LOG=log))]
 
 

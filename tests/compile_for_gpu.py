@@ -7,7 +7,11 @@ tensors in compiled mode, then compiled as the JIT would specialize them
 (tritonsym.ops.aot) and, for autotuned kernels, with every config. Nothing runs;
 run-time numerics are checked on a GPU machine.
 
-    python tests/compile_for_gpu.py [--arch 90] [--jobs 2]
+    python tests/compile_for_gpu.py [--arch 90] [--jobs 2] [--costs FILE.md]
+
+``--costs`` writes each kernel's cold compile seconds (mean, largest, count of variants)
+as a Markdown table: what a device session's phases are sized from (an empty
+``TRITON_CACHE_DIR`` makes it cold).
 """
 
 from __future__ import annotations
@@ -158,10 +162,40 @@ def _compile(job):
         return f"{type(e).__name__}: {str(e)[:2000]}", time.time() - start
 
 
+def write_costs(path: str, timed: list[tuple[str, float]], arch: int, jobs: int, wall: float) -> None:
+    """A Markdown table of compile seconds per kernel, most expensive first."""
+    import platform
+
+    import triton
+
+    per_kernel: dict[str, list[float]] = {}
+    for kernel, seconds in timed:
+        per_kernel.setdefault(kernel, []).append(seconds)
+    rows = sorted(per_kernel.items(), key=lambda kv: -sum(kv[1]))
+    total = sum(s for _, s in timed)
+    lines = [f"# cold compile cost for sm_{arch}",
+             "",
+             f"Triton {triton.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} CPUs, {jobs} processes; {time.strftime('%Y-%m-%d')}. Made by "
+             f"`TRITON_CACHE_DIR=$(mktemp -d) python tests/compile_for_gpu.py --jobs {jobs} --costs FILE`: "
+             "each variant compiled from an empty cache to a cubin (the work a GPU's first launch does, "
+             "less loading the module). Every autotune config of float16 launches, the first config of others.",
+             "",
+             f"{len(timed)} variants, {total:.0f} s of compiling ({wall:.0f} s wall).",
+             "",
+             "| kernel | variants | mean s | largest s | total s |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {kernel} | {len(ss)} | {sum(ss) / len(ss):.2f} | {max(ss):.2f} | {sum(ss):.1f} |"
+              for kernel, ss in rows]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (default 90: Hopper)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--costs", help="write each kernel's compile seconds to this Markdown file")
     args = parser.parse_args(argv)
     from tritonsym import ops
 
@@ -180,8 +214,12 @@ def main(argv=None) -> int:
     for what, job, error in failures:
         variant = job[0]
         print(f"FAILED {what}: {variant.kernel} {variant.config} {variant.constexprs}\n  {error}\n")
+    wall = time.time() - start
     print(f"compiled {len(jobs) - len(failures)}/{len(jobs)} kernel variants for sm_{args.arch} in "
-          f"{time.time() - start:.0f} s ({args.jobs} processes)")
+          f"{wall:.0f} s ({args.jobs} processes)")
+    if args.costs:
+        write_costs(args.costs, [(job[0].kernel, seconds) for (_, job), (_, seconds) in zip(jobs, results)],
+                    args.arch, args.jobs, wall)
     return 1 if failures else 0
 
 

@@ -7,9 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from property_settings import property_settings
+from property_settings import HealthCheck, given, property_settings, settings, st
 
 import tritonsym as ts
 from tritonsym import BindError, FormatError, TritonSymError

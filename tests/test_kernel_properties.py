@@ -5,9 +5,7 @@ every dtype, random value scales. Each test reports how many cases it ran."""
 import numpy as np
 import oracles
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from property_settings import property_settings
+from property_settings import given, property_settings, settings, st
 from test_properties import layouts, strided
 from tolerances import DTYPES, assert_close, rounded, to_numpy
 

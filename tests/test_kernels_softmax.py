@@ -248,7 +248,7 @@ def test_every_looped_config(rng, log):
     p = expected.exp() if log else expected
     want = dy.double() - p * dy.double().sum(-1, keepdim=True) if log else \
         p * (dy.double() - (dy.double() * p).sum(-1, keepdim=True))
-    forward_kernel = softmax_module._softmax_forward_looped_kernel
+    forward_kernel = softmax_module._softmax_forward_looped_tuned
     backward_kernel = softmax_module._softmax_backward_looped_kernel
     for config in forward_kernel.configs:
         grid = (min(rows, persistent_programs(x.device)) if config.kwargs["PERSISTENT"] else rows,)

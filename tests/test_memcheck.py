@@ -200,3 +200,38 @@ def test_atomics_and_a_programs_own_read_modify_write_are_not_races(checked):
     x, y = torch.arange(12.0), torch.zeros(1)
     _launch_grid(_atomic_sum_kernel, x, y, 12, 3)
     assert y.item() == 66.0 and torch.equal(x, 2 * torch.arange(12.0))
+
+
+@triton.jit
+def _block_copy_kernel(X, Y, n, BLOCK: tl.constexpr):
+    """Program p copies block p: no two programs touch one element."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(Y + i, tl.load(X + i, mask=i < n), mask=i < n)
+
+
+def test_runs_of_one_launch_with_other_grids_are_checked_apart(checked):
+    """An autotuner runs a launch's kernel once per config, each with its own grid and
+    blocks: program 0 of one run and program 1 of another writing one element is no race."""
+    x, y = torch.arange(12.0), torch.zeros(12)
+
+    class TwoRuns:  # stands for an autotuner racing a 12-wide and a 4-wide config
+        arg_names = ["X", "Y", "n"]
+
+        def __getitem__(self, grid):
+            def call(*args, **kwargs):
+                _block_copy_kernel[(1,)](*args, BLOCK=16)
+                _block_copy_kernel[(3,)](*args, BLOCK=4)
+            return call
+
+    run([Launch(TwoRuns(), (1,), [x, y, 12], {})])
+    assert torch.equal(y, x)
+
+    class TwoRunsOneRacing(TwoRuns):
+        def __getitem__(self, grid):
+            def call(*args, **kwargs):
+                _block_copy_kernel[(1,)](*args, BLOCK=16)
+                _all_store_first_kernel[(3,)](*args, BLOCK=4)
+            return call
+
+    with pytest.raises(memcheck.MemoryAccessError, match=r"programs \(0, 0, 0\) and \(1, 0, 0\) both store to byte 0"):
+        run([Launch(TwoRunsOneRacing(), (1,), [x, y, 12], {})])

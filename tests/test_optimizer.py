@@ -7,9 +7,7 @@ import numpy as np
 import oracles
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from property_settings import property_settings
+from property_settings import given, property_settings, settings, st
 
 import tritonsym as ts
 from tritonsym import ParamError

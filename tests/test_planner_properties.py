@@ -7,10 +7,8 @@ bounded search packs a chain of layers at the lower bound."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from plan_checks import assert_no_live_overlap, backward_is_repeatable
-from property_settings import property_settings
+from property_settings import given, property_settings, settings, st
 
 import tritonsym as ts
 from tritonsym.base import ExecutionError

@@ -5,9 +5,7 @@ for three fixed cases and for random networks, batches and optimizers (hypothesi
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from property_settings import property_settings
+from property_settings import given, property_settings, settings, st
 
 import tritonsym as ts
 

@@ -8,9 +8,7 @@ after the step before, so only one step's rounding counts."""
 import numpy as np
 import oracles
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from property_settings import property_settings
+from property_settings import given, property_settings, settings, st
 from tolerances import DTYPES, assert_close, rounded, to_numpy
 from tritonsym.ops import optimizer as O
 

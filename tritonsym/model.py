@@ -22,9 +22,6 @@ import hashlib
 import json
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as _load_bytes
-from safetensors.torch import save as _save_bytes
 
 from .base import FormatError, dtype_name
 from .files import atomic_write
@@ -58,20 +55,34 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _safetensors():
+    """safetensors' (save, load, error type), imported where a checkpoint is read or written,
+    so that everything else in tritonsym works without it."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load, save
+    except ImportError as e:
+        raise ImportError(f"tritonsym's checkpoint files need the safetensors package (pip install safetensors): "
+                          f"{e}") from None
+    return save, load, SafetensorError
+
+
 def save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write a safetensors file atomically, with a checksum of its tensors in the header."""
     host = {k: _host(v) for k, v in tensors.items()}
-    atomic_write(path, _save_bytes(host, metadata=dict(metadata, sha256=_digest(host))))
+    save_bytes, _, _ = _safetensors()
+    atomic_write(path, save_bytes(host, metadata=dict(metadata, sha256=_digest(host))))
 
 
 def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file written by ``save_tensors``; a truncated, tampered or foreign
     file raises ``FormatError`` naming it."""
+    _, load_bytes, safetensor_error = _safetensors()
     with open(path, "rb") as f:
         raw = f.read()
     try:
-        tensors = _load_bytes(raw)
-    except (SafetensorError, ValueError, RuntimeError) as e:
+        tensors = load_bytes(raw)
+    except (safetensor_error, ValueError, RuntimeError) as e:
         raise FormatError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
     # load() returns the tensors only; the metadata sits in the (now validated) JSON header.
     header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
