@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -45,6 +46,9 @@ def _autotune_options() -> dict:
 AUTOTUNE_OPTIONS = _autotune_options()
 
 
+_INTERPRETER = threading.RLock()  # one interpreted launch at a time, process-wide
+
+
 class KernelArgumentError(ValueError):
     """A launcher was given arguments it cannot run on; the message names them."""
 
@@ -70,6 +74,15 @@ class Launch:
         self._spans = None  # under TRITONSYM_MEMCHECK: the memory its tensor arguments may be accessed in
 
     def __call__(self) -> None:
+        if INTERPRET:
+            # Triton's interpreter keeps the running grid and its patched language in module
+            # globals: two threads interpreting at once corrupt each other's launch.
+            with _INTERPRETER:
+                self._checked_launch()
+        else:
+            self._checked_launch()
+
+    def _checked_launch(self) -> None:
         if memcheck.ENABLED:
             if self._spans is None:
                 names = list(getattr(self.kernel, "arg_names", ()))[:len(self.args)]

@@ -64,10 +64,18 @@ def tanh(x):
 
 
 @triton.jit
+def keep_nan(v, d):
+    """``d``, or NaN where ``v`` is NaN. A value chosen by a comparison (``tl.where(x > 0,
+    ...)``) would turn a NaN into a plausible 0 or 1; NaN in must give NaN out."""
+    return tl.where(v != v, v, d)
+
+
+@triton.jit
 def act_forward(x, ACT: tl.constexpr, slope):
-    """y = act(x) for x in float32 or float64. ``ACT == "none"`` is the identity."""
+    """y = act(x) for x in float32 or float64. ``ACT == "none"`` is the identity. NaN in
+    gives NaN out: every branch on ``x > 0`` lets a NaN through (``x < 0`` is false for it)."""
     if ACT == "relu":
-        y = tl.where(x > 0, x, 0.0)
+        y = tl.where(x < 0, 0.0, x)
     elif ACT == "sigmoid":
         y = sigmoid(x)
     elif ACT == "tanh":
@@ -77,11 +85,11 @@ def act_forward(x, ACT: tl.constexpr, slope):
     elif ACT == "softsign":
         y = x / (1.0 + tl.abs(x))
     elif ACT == "leaky":
-        y = tl.where(x > 0, x, slope * x)
+        y = tl.where(x < 0, slope * x, x)
     elif ACT == "elu":
-        y = tl.where(x > 0, x, slope * expm1(x))
+        y = tl.where(x < 0, slope * expm1(x), x)
     elif ACT == "selu":
-        y = 1.0507009873554804934193349852946 * tl.where(x > 0, x, 1.6732632423543772848170429916717 * expm1(x))
+        y = 1.0507009873554804934193349852946 * tl.where(x < 0, 1.6732632423543772848170429916717 * expm1(x), x)
     elif ACT == "gelu":
         y = 0.5 * x * (1.0 + tl.erf(x * 0.7071067811865476))
     else:
@@ -111,6 +119,8 @@ def act_grad_from_output(y, ACT: tl.constexpr, slope):
                      y + 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
     else:
         d = tl.full(y.shape, 1.0, y.dtype)
+    if ACT != "none":
+        d = keep_nan(y, d)
     return d.to(y.dtype)
 
 
@@ -140,6 +150,8 @@ def act_grad_from_input(x, ACT: tl.constexpr, slope):
         d = 0.5 * (1.0 + tl.erf(x * 0.7071067811865476)) + x * tl.exp(-0.5 * x * x) * 0.3989422804014327
     else:
         d = tl.full(x.shape, 1.0, x.dtype)
+    if ACT != "none":
+        d = keep_nan(x, d)
     return d.to(x.dtype)
 
 

@@ -221,10 +221,11 @@ def _scalar_backward_kernel(
         d = -g * s / (x * x)
     elif OP == "power":
         x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
-        d = g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD)
+        # x ** 0 is constant: its gradient is 0 everywhere, also where 0 * x ** -1 is 0 * inf.
+        d = tl.where(s == 0.0, g * 0.0, g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD))
     else:
         y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
-        d = g * y * log_scalar.to(CT)
+        d = g * y * log_scalar.to(CT)  # the base is positive (the launcher checks): log is finite
     store_result(DX, dx_offsets, d, mask, ACCUMULATE)
 
 
@@ -291,7 +292,7 @@ def _unary_backward_kernel(
         d = 2.0 * g * tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
     elif OP == "abs":
         x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
-        d = tl.where(x > 0, g, tl.where(x < 0, -g, 0.0))
+        d = tl.where(x != x, x, tl.where(x > 0, g, tl.where(x < 0, -g, 0.0)))  # NaN in, NaN out
     else:
         y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
         d = -g * y * y

@@ -125,7 +125,8 @@ def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, ma
         g = g / tl.load(LOSS_SCALE).to(CT)
     if CLIP:
         clip = tl.load(HYPER + 3)
-        g = tl.minimum(tl.maximum(g, -clip), clip)
+        # Not tl.minimum/tl.maximum: on a GPU they return the other operand for a NaN.
+        g = tl.where(g > clip, clip, tl.where(g < -clip, -clip, g))
     wd = tl.load(HYPER + 1) * tl.load(CHUNK_WD_MULT + tl.program_id(0))
     return w, g + wd * w
 

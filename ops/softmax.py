@@ -110,13 +110,15 @@ def _softmax_forward_kernel(
     x = tl.load(X + x_row[:, None] + c[None, :] * x_stride_axis, mask=mask, other=0.0).to(CT)
     x = tl.where(mask, x, float("-inf"))
     m = tl.max(x, 1)
+    # A row of all -inf has max -inf; exp(x - 0) keeps its entries at 0. A NaN anywhere in a
+    # row makes its sum NaN (whether or not the max saw it), and every entry with it.
     m = tl.where(m == float("-inf"), 0.0, m)
     e = tl.exp(x - m[:, None])
     s = tl.sum(e, 1)
     if LOG:
-        y = tl.where(s[:, None] > 0, x - m[:, None] - tl.log(tl.where(s > 0, s, 1.0))[:, None], float("-inf"))
+        y = tl.where(s[:, None] == 0, float("-inf"), x - m[:, None] - tl.log(tl.where(s == 0, 1.0, s))[:, None])
     else:
-        y = e / tl.where(s > 0, s, 1.0)[:, None]
+        y = e / tl.where(s == 0, 1.0, s)[:, None]
     store(Y, y_row[:, None] + c[None, :] * y_stride_axis, y, mask)
 
 
@@ -149,15 +151,15 @@ def _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, start, stop
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     m = tl.where(m == float("-inf"), 0.0, m)
-    log_s = tl.log(tl.where(s > 0, s, 1.0))
+    log_s = tl.log(tl.where(s == 0, 1.0, s))  # s is 0 for a row of all -inf, NaN for a row holding NaN
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
         x = tl.load(X + x_row + col * x_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         if LOG:
-            y = tl.where(s > 0, x - m - log_s, float("-inf"))
+            y = tl.where(s == 0, float("-inf"), x - m - log_s)
         else:
-            y = tl.exp(x - m) / tl.where(s > 0, s, 1.0)
+            y = tl.exp(x - m) / tl.where(s == 0, 1.0, s)
         tl.store(Y + y_row + col * y_stride_axis, cast_for(Y, y), mask=mask, eviction_policy=EVICT)
 
 

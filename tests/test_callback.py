@@ -122,7 +122,7 @@ def test_progress_bar_has_one_bar_per_epoch_and_closes_it_at_the_total():
 
 
 def test_do_checkpoint_saves_every_period_epochs(tmp_path, caplog):
-    with pytest.raises(ParamError, match="do_checkpoint: period=0 must be >= 1"):
+    with pytest.raises(ParamError, match="do_checkpoint: period=0 must be an integer >= 1"):
         ts.callback.do_checkpoint(str(tmp_path / "net"), period=0)
     net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc", num_hidden=2)
     args = {"fc_weight": np.ones((2, 3), np.float32), "fc_bias": np.zeros(2, np.float32)}

@@ -171,7 +171,12 @@ def test_a_missing_folder_is_named_with_the_file_meant_for_it(tmp_path, monkeypa
                                             "which does not exist"):
         ts.callback.do_checkpoint(str(tmp_path / "gone" / "net"))
     ts.callback.do_checkpoint(str(tmp_path / "net"))  # an existing folder is fine
-    # A read-only folder (root, who runs CI, may write anywhere: the answer is stood in for).
-    monkeypatch.setattr(ts.callback.os, "access", lambda path, mode: not (path == str(tmp_path) and mode == os.W_OK))
-    with pytest.raises(ts.ParamError, match=f"the folder {tmp_path}, which is not writable"):
+    # A folder that takes no new file (read-only; or /proc/net, which looks writable to
+    # root, who runs CI and may write anywhere: the answer is stood in for).
+    def refuse(prefix, dir):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ts.callback.tempfile, "mkstemp", refuse)
+    with pytest.raises(ts.ParamError, match=f"the folder {tmp_path}, which does not take new files \\(Permission "
+                                            "denied\\)"):
         ts.callback.do_checkpoint(str(tmp_path / "net"))

@@ -50,8 +50,9 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert "MNIST from" in out and "network: 784-16-8-10, tanh" in out and "optimizer: adam learning_rate=0.001" in out
-    assert sorted(p.name for p in prefix.parent.iterdir()) == ["net-0001.safetensors", "net-0002.safetensors",
-                                                               "net-symbol.json"]
+    assert sorted(p.name for p in prefix.parent.iterdir()) == [
+        "net-0001.safetensors", "net-0001.states.safetensors", "net-0002.safetensors", "net-0002.states.safetensors",
+        "net-symbol.json"]
 
 
 def test_half_precision_training_keeps_master_weights_unless_told(capsys):

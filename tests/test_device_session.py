@@ -148,6 +148,7 @@ def test_the_suite_runs_untuned_and_the_autotune_file_tuned():
         assert (ROOT / path).exists(), path
 
 
+@pytest.mark.slow  # every script's --help imports torch and tritonsym: 18 s
 def test_the_real_phases_call_scripts_and_options_that_exist(tmp_path):
     phases = ds.phases(tmp_path, tmp_path)
     for phase in phases.values():

@@ -147,4 +147,5 @@ def test_train_command_under_torchrun(tmp_path):
     assert "kvstore: dist_sync, 2 workers, global batch 256, 719 training samples per worker" in out
     assert out.count("Epoch[1] Validation-accuracy=") == 1  # rank 0 reports, rank 1 trains quietly
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ckpt")) == [
-        "ckpt-0001.safetensors", "ckpt-0002.safetensors", "ckpt-symbol.json"]
+        "ckpt-0001.safetensors", "ckpt-0001.states.safetensors", "ckpt-0002.safetensors",
+        "ckpt-0002.states.safetensors", "ckpt-symbol.json"]

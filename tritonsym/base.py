@@ -94,6 +94,74 @@ def converted_on_host(what: str, src: torch.Tensor, dtype: torch.dtype, error=Va
     return converted
 
 
+def user_tensor(what: str, value, error=ValueError) -> torch.Tensor:
+    """User data (a torch tensor, numpy array, nested list or number) as a torch tensor of
+    real numbers, or ``error`` naming ``what``: never torch's own message, which names
+    nothing. numpy's big-endian arrays, ``longdouble`` and unsigned types that torch cannot
+    compute with are converted (a value they cannot keep is an error); a tensor that
+    requires grad is detached (its values are what is wanted, not its graph)."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise error(f"{what} is a tensor on the meta device: it has a shape but no values")
+        tensor = value.detach()
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise error(f"{what}: cannot read an array from {type(value).__name__} ({e})") from None
+        if array.dtype.kind not in "biuf":
+            raise error(f"{what} is an array of {array.dtype} ({_describe_kind(array.dtype)}); a real number type "
+                        "is needed")
+        if not array.dtype.isnative:  # big-endian data from a file: the same numbers in this machine's order
+            array = array.astype(array.dtype.newbyteorder("="))
+        if array.dtype.kind == "f" and array.dtype.itemsize > 8:  # longdouble: torch has no such type
+            with np.errstate(over="ignore"):
+                wide = array.astype(np.float64)
+            overflowed = np.isinf(wide) & np.isfinite(array)
+            if overflowed.any():
+                raise error(f"{what} is a {array.dtype} array with values beyond float64's range "
+                            f"(e.g. {array[overflowed].flat[0]!r})")
+            array = wide
+        elif array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch computes on uint8 only
+            if array.size and array.max() > np.iinfo(np.int64).max:
+                raise error(f"{what} holds {array.max()!r}, beyond the int64 range")
+            array = array.astype(np.int64)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise error(f"{what} has dtype {dtype_name(tensor.dtype)}; a real number type is needed")
+    return tensor
+
+
+def _describe_kind(dtype: np.dtype) -> str:
+    return {"U": "text", "S": "bytes", "O": "Python objects", "M": "dates", "m": "time spans", "b": "booleans",
+            "c": "complex numbers", "V": "raw records"}.get(dtype.kind, dtype.kind)
+
+
+def converted_exactly(what: str, src: torch.Tensor, dtype: torch.dtype, error=ValueError) -> torch.Tensor:
+    """Host tensor ``src`` in ``dtype``, refusing every value the conversion would change:
+    1.7 or NaN into an integer array, 2**32 + 2 into int32 (it would wrap to 2), 257 into
+    bfloat16 (256). For class indices such a change picks another class without a word.
+    NaN stays NaN between floating dtypes."""
+    converted = src.to(dtype)
+    if src.is_floating_point() and dtype.is_floating_point:
+        wide, back = src.to(torch.float64), converted.to(torch.float64)
+        changed = (back != wide) & ~(torch.isnan(back) & torch.isnan(wide))
+    elif src.is_floating_point():  # into an integer dtype: whole, finite and in range
+        wide = src.to(torch.float64)
+        info = torch.iinfo(dtype)
+        changed = ~torch.isfinite(wide) | (wide != torch.round(wide)) | (wide < info.min) | (wide > info.max)
+    else:  # from an integer dtype (or bool)
+        changed = converted.to(torch.int64) != src.to(torch.int64)
+    if changed.any():
+        flat = torch.nonzero(changed.reshape(-1))[:, 0]
+        position = tuple(int(i) for i in np.unravel_index(int(flat[0]), tuple(src.shape))) if src.dim() else ()
+        value = src.reshape(-1)[flat[0]].item()
+        raise error(f"{what}: the value {value!r} at position {position} cannot be stored exactly in "
+                    f"{dtype_name(dtype)} (it would become {converted.reshape(-1)[flat[0]].item()!r}); "
+                    f"{flat.numel()} of {src.numel()} value(s) would change")
+    return converted
+
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from typing import NamedTuple
 
@@ -115,22 +116,47 @@ def log_train_metric(period: int, auto_reset: bool = False):
     return callback
 
 
+def _check_prefix(what: str, prefix: str, period: int) -> None:
+    """Checked when the callback is made, before training, rather than when the first
+    epoch's save fails: the period, and a folder that exists and takes a new file (a
+    writable-looking folder such as /proc/net does not)."""
+    if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+        raise ParamError(f"{what}: period={period!r} must be an integer >= 1")
+    folder = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(folder):
+        raise ParamError(f"{what}: prefix {prefix!r} saves into the folder {folder}, which does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ParamError(f"{what}: prefix {prefix!r} saves into the folder {folder}, which does not take new files "
+                         f"({e.strerror or e})") from None
+
+
 def do_checkpoint(prefix: str, period: int = 1):
     """An epoch-end callback saving ``prefix-symbol.json`` and ``prefix-%04d.safetensors``
     every ``period`` epochs (numbered from 1: the checkpoint after the first epoch is 0001)."""
     from .model import save_checkpoint
 
-    if period < 1:
-        raise ParamError(f"do_checkpoint: period={period} must be >= 1")
-    # Checked now, before training, rather than when the first epoch's save fails.
-    folder = os.path.dirname(os.path.abspath(prefix))
-    if not os.path.isdir(folder):
-        raise ParamError(f"do_checkpoint: prefix {prefix!r} saves into the folder {folder}, which does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ParamError(f"do_checkpoint: prefix {prefix!r} saves into the folder {folder}, which is not writable")
+    _check_prefix("do_checkpoint", prefix, period)
 
     def callback(epoch: int, symbol, arg_params: dict, aux_params: dict) -> None:
         if (epoch + 1) % period == 0:
             save_checkpoint(prefix, epoch + 1, symbol, arg_params, aux_params)
+            logging.getLogger("tritonsym").info("Saved checkpoint to \"%s-%04d.safetensors\"", prefix, epoch + 1)
+    return callback
+
+
+def module_checkpoint(mod, prefix: str, period: int = 1, save_optimizer_states: bool = False):
+    """MXNet's epoch-end callback that saves through the module: ``mod.save_checkpoint(prefix,
+    epoch + 1, save_optimizer_states)`` every ``period`` epochs. With the optimizer states
+    (which record the weights file they belong to) a run can resume bit for bit:
+    ``Module.load(prefix, n, load_optimizer_states=True)`` and ``fit(begin_epoch=n)``."""
+    _check_prefix("module_checkpoint", prefix, period)
+
+    def callback(epoch: int, symbol=None, arg_params=None, aux_params=None) -> None:
+        if (epoch + 1) % period == 0:
+            mod.save_checkpoint(prefix, epoch + 1, save_optimizer_states)
             logging.getLogger("tritonsym").info("Saved checkpoint to \"%s-%04d.safetensors\"", prefix, epoch + 1)
     return callback

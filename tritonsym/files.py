@@ -16,7 +16,10 @@ def atomic_write(path: str, data: bytes) -> None:
     mode = _mode_for(path)
     if not os.path.isdir(directory):  # else mkstemp's error would name a temporary file, not this one
         raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from None
     try:
         os.fchmod(fd, mode)  # mkstemp makes files private (0600); a saved file is not
         with os.fdopen(fd, "wb") as f:
@@ -24,9 +27,12 @@ def atomic_write(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk's error names no file: say which, and that the old one stands
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror or e} (nothing was written: the file "
+                                   f"there before, if any, is unchanged)") from None
         raise
     try:  # make the rename itself durable; not every filesystem lets a folder be opened
         dir_fd = os.open(directory, os.O_RDONLY)

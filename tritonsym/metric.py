@@ -115,16 +115,35 @@ def _select(metric: str, what: str, arrays: dict, names: Sequence[str] | None) -
 
 
 def _class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
+    """Labels as int64 class indices; a label that is not a whole number (1.7, NaN, inf) is
+    refused with its position and value, never truncated to some class."""
     label = label.reshape(-1)
     if label.shape[0] != n:
         raise ParamError(f"{metric}: {label.shape[0]} labels for {n} predictions")
+    if label.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(label) | (label != np.round(label)))
+        if bad.size:
+            raise ParamError(f"{metric}: label {bad[0]} is {label[bad[0]].item()!r}, not a class index "
+                             f"({bad.size} of {label.size} labels are not whole numbers)")
     return label.astype(np.int64)
+
+
+def _arg_max(pred: np.ndarray, axis: int) -> np.ndarray:
+    """The arg-max along ``axis``, or -1 (no class: never right) where the scores hold a NaN.
+    numpy's arg-max of a row holding NaN is the NaN's index, so an all-NaN row would be
+    counted as predicting class 0."""
+    guess = pred.argmax(axis=axis)
+    if pred.dtype.kind == "f":
+        guess = np.where(np.isnan(pred).any(axis=axis), -1, guess)
+    return guess
 
 
 @register("acc", "accuracy")
 class Accuracy(EvalMetric):
     """Fraction of samples whose arg-max prediction (along ``axis``) equals the label.
-    Predictions already given as class indices (same shape as the labels) are compared directly."""
+    Predictions already given as class indices (same shape as the labels) are compared
+    directly. A prediction holding NaN is never right."""
 
     def __init__(self, axis: int = 1, name: str = "accuracy", **kwargs):
         self.axis = axis
@@ -132,7 +151,9 @@ class Accuracy(EvalMetric):
 
     def _update_one(self, label, pred):
         if pred.shape != label.shape:
-            pred = pred.argmax(axis=self.axis)
+            pred = _arg_max(pred, self.axis)
+        elif pred.dtype.kind == "f":  # class indices: NaN is no class
+            pred = np.where(np.isnan(pred), -1, pred)
         pred = pred.reshape(-1).astype(np.int64)
         label = _class_labels(self.name, label, pred.shape[0])
         self.sum_metric += float((pred == label).sum())
@@ -155,7 +176,10 @@ class TopKAccuracy(EvalMetric):
         label = _class_labels(self.name, label, pred.shape[0])
         k = min(self.top_k, pred.shape[1])
         top = np.argpartition(-pred, k - 1, axis=1)[:, :k]
-        self.sum_metric += float((top == label[:, None]).any(axis=1).sum())
+        right = (top == label[:, None]).any(axis=1)
+        if pred.dtype.kind == "f":  # a row holding NaN has no ranking: never right
+            right &= ~np.isnan(pred).any(axis=1)
+        self.sum_metric += float(right.sum())
         self.num_inst += label.shape[0]
 
 
@@ -252,7 +276,7 @@ class F1(EvalMetric):
         if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
             raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
                              f"{label.max()}]")
-        guess = pred.argmax(axis=1)
+        guess = _arg_max(pred, 1)  # -1 for a row holding NaN: a miss of its label's class
         classes = [1] if self.average == "binary" else range(pred.shape[1])
         for c in classes:
             c_counts = self.counts.setdefault(c, np.zeros(3))

@@ -67,11 +67,14 @@ def _safetensors():
     return save, load, SafetensorError
 
 
-def save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write a safetensors file atomically, with a checksum of its tensors in the header."""
+def save_tensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Write a safetensors file atomically, with a checksum of its tensors in the header;
+    returns the checksum."""
     host = {k: _host(v) for k, v in tensors.items()}
     save_bytes, _, _ = _safetensors()
-    atomic_write(path, save_bytes(host, metadata=dict(metadata, sha256=_digest(host))))
+    digest = _digest(host)
+    atomic_write(path, save_bytes(host, metadata=dict(metadata, sha256=digest)))
+    return digest
 
 
 def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -96,15 +99,22 @@ def load_tensors(path: str, expected_format: str) -> tuple[dict[str, torch.Tenso
     return tensors, metadata
 
 
-def save_params(path: str, arg_params: dict, aux_params: dict, epoch: int | None = None) -> None:
+def save_params(path: str, arg_params: dict, aux_params: dict, epoch: int | None = None) -> str:
+    """Write a parameters file; returns its checksum (what an optimizer-states file saved
+    with it records, to be loaded only with it)."""
     tensors = {f"arg:{k}": v for k, v in arg_params.items()} | {f"aux:{k}": v for k, v in aux_params.items()}
     metadata = {"format": PARAMS_FORMAT, "version": "1"} | ({"epoch": str(epoch)} if epoch is not None else {})
-    save_tensors(path, tensors, metadata)
+    return save_tensors(path, tensors, metadata)
 
 
-def load_params(path: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """``(arg_params, aux_params)`` from a parameters file."""
-    tensors, _ = load_tensors(path, PARAMS_FORMAT)
+def load_params(path: str, epoch: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(arg_params, aux_params)`` from a parameters file. With ``epoch`` (the number in its
+    name), the epoch its header records must be the same: a file renamed from epoch 1 to 5
+    is not epoch 5."""
+    tensors, metadata = load_tensors(path, PARAMS_FORMAT)
+    if epoch is not None and "epoch" in metadata and metadata["epoch"] != str(int(epoch)):
+        raise FormatError(f"{path}: its header says it holds epoch {metadata['epoch']}, but its name says epoch "
+                          f"{int(epoch)}; was it renamed or copied?")
     args, aux = {}, {}
     for key, value in tensors.items():
         kind, _, name = key.partition(":")
@@ -124,9 +134,37 @@ def load_checkpoint(prefix: str, epoch: int):
     """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the symbol."""
     sym = _load_symbol(f"{prefix}-symbol.json")
     path = params_path(prefix, epoch)
-    args, aux = load_params(path)
+    args, aux = load_params(path, epoch)
     check_names(path, args, aux, sym.list_arguments(), sym.list_auxiliary_states())
     return sym, args, aux
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    """The metadata in a safetensors file's header (its tensors are not read or checked)."""
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(length)) if 0 < length < 1 << 24 else None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: cannot read its header: {e}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
+        raise FormatError(f"{path}: not a safetensors file written by tritonsym")
+    return header.get("__metadata__") or {}
+
+
+def check_pair(states_file: str, states_metadata: dict, params_file: str) -> None:
+    """An optimizer-states file saved with a parameters file records that file's checksum;
+    loaded beside another one (a kill or a full disk between the two writes of a save
+    leaves the new weights with the old states, or the reverse) it is refused, naming both.
+    States files written before this record existed, or on their own, are not checked."""
+    expected = states_metadata.get("params_sha256")
+    if expected is None:
+        return
+    found = read_metadata(params_file).get("sha256")
+    if found != expected:
+        raise FormatError(f"{states_file} was saved with other weights than {params_file} holds (the two files come "
+                          f"from different saves: interrupted between them?); load the epoch before, or "
+                          f"load_optimizer_states=False to start the optimizer afresh")
 
 
 def check_names(path: str, args: dict, aux: dict, arg_names, aux_names) -> None:

@@ -17,8 +17,10 @@ What the rules receive:
   disagree (``same_shape_everywhere([...])`` is the elementwise rule). Optional
   ``infer_type`` likewise (default: one dtype everywhere).
 - ``forward(ForwardArgs) -> [launch, ...]``: ``a.params``, ``a.inputs``, ``a.outputs``
-  (contiguous tensors in the workspace). Called once at bind; each launch is a callable
-  (``Launch(kernel, grid, args, kwargs)``) that the executor calls with no arguments.
+  (contiguous tensors in the workspace). Called once at bind; each launch is a
+  ``Launch(kernel, grid, args, kwargs)`` of a ``@triton.jit`` kernel, which the executor
+  calls with no arguments (a plain function is refused at bind: the executor reads a
+  launch's tensors to plan, check and replay it).
 - ``backward(BackwardArgs) -> [launch, ...]``: ``a.out_grads``, ``a.in_grads`` (None where
   no gradient is wanted), ``a.accumulate[i]`` (add into ``in_grads[i]`` instead of
   writing it), and the ``inputs`` / ``outputs`` that ``backward_needs(params, epilogue) ->

@@ -58,7 +58,11 @@ def add_parser(sub) -> None:
                         "overflow: 'dynamic' (the default for float16), a number (a static scale) or 'none'")
     p.add_argument("--validation-fraction", type=float, default=DEFAULTS["validation_fraction"],
                    help="share of the digits held out for validation")
-    p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json and PREFIX-%%04d.safetensors each epoch")
+    p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json, PREFIX-%%04d.safetensors and the "
+                   "optimizer's PREFIX-%%04d.states.safetensors after each epoch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved under --save PREFIX from its last complete checkpoint (weights and "
+                        "optimizer states of one save), bit for bit as if it had not stopped; give the same options")
     p.add_argument("--device", default="auto", help="auto, cpu (Triton interpreter), gpu or gpu:N")
     p.add_argument("--kvstore", choices=("local", "dist_sync"), default="local",
                    help="dist_sync: data-parallel over the processes of torchrun --nproc_per_node=N (each reads "
@@ -131,12 +135,39 @@ def context_from(name: str):
     raise TritonSymError(f"train: --device {name!r}: expected auto, cpu, gpu or gpu:N")
 
 
+def last_complete_checkpoint(prefix: str) -> int | None:
+    """The highest epoch saved under ``prefix`` whose weights and optimizer states come from
+    one save (a run killed between the two files leaves a pair that does not match)."""
+    import glob
+    import os
+    import re
+
+    from .. import model
+
+    epochs = []
+    for path in glob.glob(glob.escape(prefix) + "-*.states.safetensors"):
+        found = re.fullmatch(re.escape(os.path.basename(prefix)) + r"-(\d{4,})\.states\.safetensors",
+                             os.path.basename(path))
+        if found:
+            epochs.append(int(found.group(1)))
+    for epoch in sorted(epochs, reverse=True):
+        params, states = model.params_path(prefix, epoch), model.states_path(prefix, epoch)
+        try:
+            metadata = model.read_metadata(params)
+            model.check_pair(states, model.read_metadata(states), params)
+        except (TritonSymError, OSError):
+            continue
+        if metadata.get("epoch", str(epoch)) == str(epoch):
+            return epoch
+    return None
+
+
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     log = logging.getLogger("tritonsym")
     try:
         return _train(args, log)
-    except (TritonSymError, FileNotFoundError) as e:  # KVStoreError is a TritonSymError
+    except (TritonSymError, OSError) as e:  # KVStoreError is a TritonSymError; OSError: a file, named
         print(f"tritonsym train: error: {e}", file=sys.stderr)
         return 1
 
@@ -198,13 +229,29 @@ def _train(args, log) -> int:
                  kv.num_workers, args.batch_size * kv.num_workers, train.num_data)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     batch_end = [ts.callback.ProgressBar(total=-(-train.num_data // args.batch_size))] if progress else None
-    epoch_end = ts.callback.do_checkpoint(args.save) if args.save and kv.rank == 0 else None
     cuda_graph = args.cuda_graph if args.cuda_graph is not None else (ctx.device_type == "gpu"
                                                                       and args.kvstore == "local")
-    mod = ts.mod.Module(net, context=ctx, cuda_graph=cuda_graph)
+    begin = 0
+    if args.resume:
+        if not args.save:
+            raise TritonSymError("train: --resume continues the run saved under --save PREFIX: give --save")
+        begin = last_complete_checkpoint(args.save)
+        if begin is None:
+            raise TritonSymError(f"train: --resume: no complete checkpoint under {args.save} (weights and optimizer "
+                                 "states saved together by --save)")
+        if begin >= args.epochs:
+            log.info("resume: %s-%04d is already epoch %d of --epochs %d: nothing to train", args.save, begin,
+                     begin, args.epochs)
+            return 0
+        log.info("resume: from %s-%04d, epochs %d to %d", args.save, begin, begin + 1, args.epochs)
+        mod = ts.mod.Module.load(args.save, begin, load_optimizer_states=True, context=ctx, cuda_graph=cuda_graph)
+    else:
+        mod = ts.mod.Module(net, context=ctx, cuda_graph=cuda_graph)
+    epoch_end = ts.callback.module_checkpoint(mod, args.save, save_optimizer_states=True) \
+        if args.save and kv.rank == 0 else None
     history = mod.fit(train, eval_data=val, eval_metric="acc", optimizer=args.optimizer, optimizer_params=params,
                       initializer=ts.init.Xavier(), num_epoch=args.epochs, batch_end_callback=batch_end,
-                      epoch_end_callback=epoch_end, kvstore=kv)
+                      epoch_end_callback=epoch_end, kvstore=kv, begin_epoch=begin)
     last = history[-1]
     fit_time = sum(h["time"] for h in history)
     log.info("final: validation accuracy %.4f, train accuracy %.4f after %d epochs; %.0f samples/s in training; "

@@ -13,10 +13,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..base import BindError, ExecutionError, converted_on_host, dtype_name
+from ..base import BindError, ExecutionError, converted_exactly, converted_on_host, dtype_name, user_tensor
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
+from ..ops._common import Launch
 from .graphs import EAGER, PhaseGraphs
 from .memory import ParamRegion, Workspace, param_regions
 from .program import Program, Step
@@ -151,12 +152,12 @@ class Executor:
 
     def _build_launches(self) -> None:
         for step in self._program.forward_steps:
-            step.launches = step.op.forward(_forward_args(step))
+            step.launches = _launches(step, "forward", step.op.forward(_forward_args(step)))
         for step in self._program.backward_steps:
             if step.phase == "recompute":
-                step.launches = step.op.forward(_forward_args(step))
+                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step)))
                 continue
-            step.launches = step.op.backward(BackwardArgs(
+            step.launches = _launches(step, "backward", step.op.backward(BackwardArgs(
                 step.params,
                 [v.tensor if v is not None else None for v in step.inputs],
                 [v.tensor if v is not None else None for v in step.outputs],
@@ -164,7 +165,7 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items()},
-                step.epilogue, self._loss_scale))
+                step.epilogue, self._loss_scale)))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -279,32 +280,44 @@ class Executor:
         return ready
 
     def _copy_head_grads(self, out_grads) -> None:
+        """Copy the head gradients into their buffers, all checked before any is written. An
+        output listed more than once (``Group([y, y])``) has one buffer: its first head
+        gradient is written and the later ones are added, so it gets their sum."""
         program = self._program
-        needed = [(name, g) for name, g in zip(program.output_names, program.head_grads) if g is not None]
+        needed = [(k, name, g) for k, (name, g) in enumerate(zip(program.output_names, program.head_grads))
+                  if g is not None]
         if not needed:
             return
         if out_grads is None:
-            names = ", ".join(name for name, _ in needed)
+            names = ", ".join(dict.fromkeys(name for _, name, _ in needed))
             raise ExecutionError(f"backward: output(s) {names} are not loss outputs, so backward needs their "
                                  "gradient: pass out_grads=[...]. To train on such an output, wrap it in "
                                  "MakeLoss (a loss) or BlockGrad (monitoring only, no gradient)")
         if isinstance(out_grads, dict):
-            given = dict(out_grads)
+            repeated = sorted({n for n in program.output_names if program.output_names.count(n) > 1})
+            if repeated:
+                raise ExecutionError(f"backward: output {repeated[0]!r} is listed more than once, so out_grads as a "
+                                     "dict cannot say which gradient is whose: pass a list, one per output, in "
+                                     f"order ({', '.join(program.output_names)})")
+            given = [out_grads.get(name) for name in program.output_names]
         else:
             if isinstance(out_grads, (torch.Tensor, np.ndarray)):
                 out_grads = [out_grads]
-            out_grads = list(out_grads)
-            if len(out_grads) != len(program.output_names):
-                raise ExecutionError(f"backward: {len(out_grads)} out_grads for {len(program.output_names)} outputs "
+            given = list(out_grads)
+            if len(given) != len(program.output_names):
+                raise ExecutionError(f"backward: {len(given)} out_grads for {len(program.output_names)} outputs "
                                      f"({', '.join(program.output_names)})")
-            given = dict(zip(program.output_names, out_grads))
-        writes = []
-        for name, grad in needed:
-            if given.get(name) is None:
-                raise ExecutionError(f"backward: out_grads has no gradient for output {name!r}")
-            # An output that is itself an argument adds to that argument's gradient under 'add'.
-            add = any(g is grad and program.grad_req[n] == "add" for n, g in program.arg_grads.items())
-            writes.append((grad.tensor, _prepared(f"backward: out_grads[{name!r}]", grad.tensor, given[name]), add))
+        writes, first = [], set()
+        for k, name, grad in needed:
+            if given[k] is None:
+                raise ExecutionError(f"backward: out_grads has no gradient for output {k} ({name!r})")
+            # An output that is itself an argument adds to that argument's gradient under 'add';
+            # a repeated output adds its later head gradients to its first.
+            add = id(grad) in first or any(g is grad and program.grad_req[n] == "add"
+                                           for n, g in program.arg_grads.items())
+            first.add(id(grad))
+            writes.append((grad.tensor, _prepared(f"backward: out_grads[{k}] ({name!r})", grad.tensor, given[k]),
+                           add))
         for dst, src, add in writes:  # every gradient checked before any is written
             _write(dst, src, add)
 
@@ -318,7 +331,8 @@ class Executor:
         if unknown:
             raise BindError(f"{what}: {unknown[0]!r} is not an argument of this executor; its arguments are "
                             f"{', '.join(program.arg_names)}")
-        prepared = {name: _prepared(f"{what}: argument {name!r}", program.args[name].tensor, value)
+        prepared = {name: _prepared(f"{what}: argument {name!r}", program.args[name].tensor, value,
+                                    exact=name in program.class_args)
                     for name, value in values.items()}
         for name, src in prepared.items():
             _write(program.args[name].tensor, src)
@@ -383,6 +397,22 @@ class Executor:
         return "\n".join(lines) + "\n"
 
 
+def _launches(step: Step, rule: str, launches) -> list[Launch]:
+    """What an operator's rule returned, checked: a list of ``Launch`` (the executor reads a
+    launch's kernel, grid and tensors to plan, check and replay it; a plain function hides
+    them). Checked at bind, before anything runs: the rule sees tensors only then."""
+    if not isinstance(launches, (list, tuple)):
+        raise BindError(f"{step.name} ({step.op.name}): its {rule} rule returned {type(launches).__name__}; it must "
+                        "return a list of tritonsym.operator.Launch(kernel, grid, args, kwargs)")
+    for k, launch in enumerate(launches):
+        if not isinstance(launch, Launch):
+            raise BindError(f"{step.name} ({step.op.name}): item {k} of its {rule} rule's list is "
+                            f"{getattr(launch, '__qualname__', type(launch).__name__)!r}, not a launch; it must be "
+                            "tritonsym.operator.Launch(kernel, grid, args, kwargs) of a @triton.jit kernel (or of "
+                            "tritonsym.ops' kernels)")
+    return list(launches)
+
+
 def _forward_args(step: Step) -> ForwardArgs:
     """What a forward (or recompute) step's rule gets: the tensors of its values."""
     return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
@@ -398,26 +428,20 @@ def _phase_name(then: Callable | None) -> str:
     return f"forward_backward+{getattr(then, '__qualname__', type(then).__name__)}@{id(owner):x}"
 
 
-def _prepared(what: str, dst: torch.Tensor, src) -> torch.Tensor:
+def _prepared(what: str, dst: torch.Tensor, src, exact: bool = False) -> torch.Tensor:
     """User data as a tensor ready to copy into the bound array ``dst``: the shape must
-    match exactly; host data is converted to ``dst``'s dtype here, and checked."""
-    if isinstance(src, np.ndarray):
-        if src.dtype.kind not in "biuf":  # strings, objects, dates: torch's own error names neither
-            raise BindError(f"{what} is a numpy array of dtype {src.dtype}; a real number type is needed")
-        src = torch.from_numpy(src)
-    elif not isinstance(src, torch.Tensor):
-        try:
-            src = torch.as_tensor(np.asarray(src))
-        except (TypeError, ValueError):
-            raise BindError(f"{what}: cannot read an array from {type(src).__name__}") from None
+    match exactly; host data is converted to ``dst``'s dtype here, and checked: into an
+    integer array, or with ``exact`` (class indices), no value may change."""
+    src = user_tensor(what, src, BindError)
     if tuple(src.shape) != tuple(dst.shape):
         raise BindError(f"{what} has shape {tuple(src.shape)} but the bound array has shape {tuple(dst.shape)}")
-    if src.is_complex() or src.dtype == torch.bool:
-        raise BindError(f"{what} has dtype {dtype_name(src.dtype)}; a real number type is needed")
-    if src.device.type == "cpu" and dst.dtype in (torch.float16, torch.bfloat16) and src.dtype != dst.dtype:
-        # Converted here, on the host, to check for values the half dtype cannot hold. Other
-        # targets keep torch's converting copy (no host temporary per step: float32 overflows
-        # only beyond 3.4e38), and a device tensor is not checked, which would synchronise.
+    if src.device.type == "cpu" and src.dtype != dst.dtype and (exact or not dst.dtype.is_floating_point):
+        src = converted_exactly(what, src, dst.dtype, BindError)
+    elif src.device.type == "cpu" and dst.dtype.is_floating_point and src.dtype != dst.dtype and \
+            dst.dtype.itemsize < src.element_size():
+        # Converted here, on the host, to check for values the narrower dtype cannot hold (1e6
+        # into float16, 1e300 into float32): an error naming the argument, not a silent inf. A
+        # device tensor is copied by torch unchecked: checking it would synchronise.
         src = converted_on_host(what, src, dst.dtype, BindError)
     return src
 

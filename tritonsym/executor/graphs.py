@@ -59,7 +59,10 @@ class PhaseGraphs:
             self._warm.add(phase)
             return
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.device(self.device), torch.cuda.graph(graph, pool=self._pool):
+        # thread_local: another thread's executor launching while this one records is not an
+        # error (each executor's launches and buffers are its own).
+        with torch.cuda.device(self.device), torch.cuda.graph(graph, pool=self._pool,
+                                                              capture_error_mode="thread_local"):
             launch_all()
         self._graphs[phase] = graph
         graph.replay()

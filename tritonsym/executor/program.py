@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..base import BindError
+from ..base import BindError, dtype_name
 from ..operators.registry import OpDef
 from ..symbol.symbol import Node, Symbol
 
@@ -91,6 +91,9 @@ class Program:
     backward_steps: list[Step]
     zero_grads: list[Value]  # write-gradients no operator contributes to: zeroed each backward
     values: list[Value]
+    # Arguments holding class indices, with their number of classes: a value written into
+    # one must be an exact class index of its dtype (no rounding to another class).
+    class_args: dict[str, int] = field(default_factory=dict)
 
     def reads(self, steps: list[Step]) -> set[str]:
         """Arguments whose arrays the pre-built launches of ``steps`` touch (a loss reads its
@@ -151,6 +154,7 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
 
     heads = [(id(n), i) for n, i in symbol._outputs]
     forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)
+    class_args = check_input_dtypes(forward_steps)
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
     used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}
     values = [v for v in values if id(v) in used]
@@ -166,7 +170,40 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
                                                                          grad_req)
     values += grad_values
     return Program(list(args), list(aux), args, aux, arg_grads, grad_req, outputs,
-                   symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values)
+                   symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values, class_args)
+
+
+# The largest whole number below which a floating dtype holds every integer exactly.
+EXACT_INTEGERS = {torch.float16: 2 ** 11, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 24, torch.float64: 2 ** 53}
+
+
+def check_input_dtypes(steps: list[Step]) -> dict[str, int]:
+    """Refuse, at bind, an input of a dtype its operator cannot compute with: an integer
+    array anywhere but in a class-index input, and class indices in a floating dtype that
+    cannot hold every class exactly (bfloat16 rounds 257 to 256). Returns the arguments
+    that hold class indices and their number of classes, so that values written into them
+    are checked to be exact class indices."""
+    class_args: dict[str, int] = {}
+    for s in steps:
+        names = s.op.inputs(s.params)
+        classes = s.op.class_inputs(s.params, [v.shape for v in s.inputs])
+        for k, value in enumerate(s.inputs):
+            what = f"{s.name} ({s.op.name}): input {names[k]!r} is " + (
+                f"the variable {value.name!r}" if value.kind in ("arg", "aux") else f"{value.name}")
+            if k not in classes:
+                if not value.dtype.is_floating_point:
+                    raise BindError(f"{what} of dtype {dtype_name(value.dtype)}, but {s.op.name} computes in floating "
+                                    f"point: give it a float dtype (type_dict={{{value.name!r}: 'float32'}} or a "
+                                    "float array)")
+                continue
+            exact = EXACT_INTEGERS.get(value.dtype)
+            if exact is not None and classes[k] > exact:
+                raise BindError(f"{what} of dtype {dtype_name(value.dtype)}, which holds whole numbers exactly only "
+                                f"up to {exact}, but it holds class indices of {classes[k]} classes: give it "
+                                f"type_dict={{{value.name!r}: 'float32'}} (or 'int32')")
+            if value.kind == "arg":
+                class_args[value.name] = max(classes[k], class_args.get(value.name, 0))
+    return class_args
 
 
 def temp_values(step: Step, phase: str) -> dict[str, Value]:

@@ -7,7 +7,9 @@ Nothing is downloaded. ``load_mnist(data_dir)`` looks for the four standard file
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
 
@@ -26,7 +28,7 @@ def read_idx(path: str) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise FormatError(f"{path}: not a readable gzip file ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise FormatError(f"{path}: not an IDX file (magic bytes {raw[:4].hex() or 'missing'}; expected "
@@ -36,7 +38,7 @@ def read_idx(path: str) -> np.ndarray:
         raise FormatError(f"{path}: IDX header declares {dims} dimensions but the file has {len(raw)} bytes")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", dims, 4))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = 4 + 4 * dims + int(np.prod(shape)) * dtype.itemsize
+    expected = 4 + 4 * dims + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise FormatError(f"{path}: shape {shape} of {dtype} needs {expected} bytes, the file has {len(raw)} "
                           "(truncated or not MNIST)")
@@ -59,4 +61,15 @@ def load_mnist(data_dir: str) -> dict[str, np.ndarray]:
         images, labels = out[f"{part}_images"], out[f"{part}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise FormatError(f"MNIST {part}: images {images.shape} and labels {labels.shape} do not pair up")
+        path = _find(data_dir, MNIST_FILES[f"{part}_labels"])
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(labels) | (labels < 0) | (labels != np.round(labels))) \
+                if labels.dtype.kind == "f" else np.flatnonzero(labels < 0)
+        if bad.size:
+            raise FormatError(f"{path}: label {bad[0]} is {labels[bad[0]].item()!r}, not a class (a whole number "
+                              f">= 0); {bad.size} of {labels.size} labels are not")
+        if images.dtype.kind == "f" and not np.isfinite(images).all():
+            where = np.argwhere(~np.isfinite(images))[0]
+            raise FormatError(f"{_find(data_dir, MNIST_FILES[f'{part}_images'])}: pixel {tuple(int(i) for i in where)} "
+                              f"is {images[tuple(where)].item()!r}; images must hold finite values")
     return out

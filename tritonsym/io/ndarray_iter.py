@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import random
-from ..base import ParamError, converted_on_host, dtype_name, to_dtype
+from ..base import ParamError, converted_on_host, dtype_name, to_dtype, user_tensor
 
 LAST_BATCH_HANDLES = ("pad", "discard", "roll_over")
 
@@ -78,10 +78,7 @@ def _named(what: str, arrays, default_name: str) -> list[tuple[str, np.ndarray |
         items = [(default_name, arrays)]
     out = []
     for name, a in items:
-        if not isinstance(a, torch.Tensor):
-            a = np.asarray(a)
-            if a.dtype == object:
-                raise ParamError(f"NDArrayIter: {what} {name!r} is not a numeric array")
+        a = user_tensor(f"NDArrayIter: {what} {name!r}", a, ParamError)
         if a.ndim == 0:
             raise ParamError(f"NDArrayIter: {what} {name!r} must have a batch dimension, got a scalar")
         out.append((name, a))
@@ -90,7 +87,7 @@ def _named(what: str, arrays, default_name: str) -> list[tuple[str, np.ndarray |
 
 def _as_tensor(name: str, a, dtype: torch.dtype | None, is_label: bool) -> torch.Tensor:
     """A host tensor: data in ``dtype``; labels in ``dtype`` when fractional, else int64."""
-    t = torch.from_numpy(np.ascontiguousarray(a)) if not isinstance(a, torch.Tensor) else a.detach().cpu()
+    t = a.detach().cpu()
     if is_label and not t.is_floating_point():
         t = t.to(torch.int64)  # class indices (uint8 labels and friends) in the type kernels read
     elif dtype is not None and t.dtype != dtype:
@@ -101,7 +98,9 @@ def _as_tensor(name: str, a, dtype: torch.dtype | None, is_label: bool) -> torch
 class NDArrayIter(DataIter):
     """Batches of ``batch_size`` samples from arrays (numpy or torch, or a list/dict of them).
 
-    - ``shuffle``: a new order every epoch, drawn from ``tritonsym.random`` (or ``seed``).
+    - ``shuffle``: a new order every epoch, a function of the seed (``seed``, or drawn from
+      ``tritonsym.random`` when the iterator is made) and the epoch number: ``set_epoch(n)``
+      (which ``fit`` calls) puts a new iterator where an uninterrupted run would be.
     - ``last_batch_handle``: ``"pad"`` fills the last batch with samples from the start of
       the epoch and reports how many in ``pad`` (metrics and ``predict`` drop them);
       ``"discard"`` drops an incomplete last batch; ``"roll_over"`` carries the leftover
@@ -157,7 +156,8 @@ class NDArrayIter(DataIter):
         # Only a shuffling iterator draws from tritonsym.random, so others leave its sequence alone.
         if seed is None:
             seed = int(random.generator().integers(2 ** 63)) if shuffle else 0
-        self._rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0  # the epoch being read: reset() moves to the next, set_epoch() to any
         self._carry = np.zeros(0, dtype=np.int64)  # roll_over: samples left from the last epoch
         self._start_epoch()
 
@@ -169,9 +169,15 @@ class NDArrayIter(DataIter):
     def provide_label(self) -> list[DataDesc]:
         return [DataDesc(n, (self.batch_size, *t.shape[1:]), t.dtype) for n, t in self.label]
 
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """The samples of ``epoch`` in order: a function of the seed and the epoch number
+        alone, so that a run resumed at epoch n (``set_epoch``) reads what it would have."""
+        if not self.shuffle:
+            return np.arange(self.num_data)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_data)
+
     def _start_epoch(self) -> None:
-        order = self._rng.permutation(self.num_data) if self.shuffle else np.arange(self.num_data)
-        self._order = np.concatenate([self._carry, order])
+        self._order = np.concatenate([self._carry, self._epoch_order(self.epoch)])
         self._cursor = 0
 
     def reset(self) -> None:
@@ -182,6 +188,26 @@ class NDArrayIter(DataIter):
         remaining = self._order[self._cursor:]
         read_to_the_end = len(remaining) < self.batch_size
         self._carry = remaining if self.last_batch_handle == "roll_over" and read_to_the_end else self._carry[:0]
+        self.epoch += 1
+        self._start_epoch()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start ``epoch`` as an uninterrupted run reaches it: its order comes from the seed
+        and the epoch number, and ``roll_over``'s carried samples are replayed from the
+        epochs before it, each read to its end (as ``fit`` reads them). ``fit`` calls this
+        at every epoch, so ``fit(begin_epoch=n)`` on a new iterator with the same seed
+        resumes the batch order bit for bit. Nothing happens when the iterator is already
+        at ``epoch`` (however much of it was read: ``reset()`` starts it over)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ParamError(f"NDArrayIter.set_epoch: epoch={epoch!r} must be a whole number >= 0")
+        if epoch == self.epoch:
+            return
+        carry = np.zeros(0, dtype=np.int64)
+        if self.last_batch_handle == "roll_over":
+            for earlier in range(int(epoch)):
+                order = np.concatenate([carry, self._epoch_order(earlier)])
+                carry = order[len(order) - len(order) % self.batch_size:]
+        self._carry, self.epoch = carry, int(epoch)
         self._start_epoch()
 
     def next(self) -> DataBatch | None:

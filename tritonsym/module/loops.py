@@ -56,6 +56,8 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
     history = []
     scale_status = self._updater.loss_scale_status()  # then read once per epoch, at its end
     for epoch in range(begin_epoch, num_epoch):
+        if hasattr(train_data, "set_epoch"):  # the epoch's batch order, also when resuming at begin_epoch
+            train_data.set_epoch(epoch)
         tic = time.perf_counter()
         train_metric.reset()
         samples = steps = 0
@@ -75,6 +77,7 @@ def fit(self, train_data: DataIter, eval_data: DataIter | None = None, eval_metr
                   "samples_per_sec": samples / elapsed if elapsed > 0 else float("inf")}
         if scale_status is not None:
             scale_status = _loss_scale_report(self, epoch, scale_status, steps, record)
+        _stop_if_outputs_not_finite(self, epoch)
         for name, value in train_metric.get_name_value():
             self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
         self.logger.info("Epoch[%d] Time cost=%.3f s (%.0f samples/s)", epoch, elapsed, record["samples_per_sec"])
@@ -99,12 +102,7 @@ def _stop_if_parameters_not_finite(self, epoch: int) -> None:
     NaN, so fit stops before the epoch's callbacks write a checkpoint of it."""
     params = {n: t for n, t in self.executor.arg_dict.items()
               if n in self._param_names and t.is_floating_point()}
-    if not params:
-        return
-    counts = torch.zeros(len(params), dtype=torch.int32, device=next(iter(params.values())).device)
-    for k, tensor in enumerate(params.values()):
-        run(kernels.plan_count_nonfinite(tensor, counts[k:k + 1]))
-    bad = {name: c for name, c in zip(params, counts.tolist()) if c}
+    bad = _nonfinite(params)
     if bad:
         raise ExecutionError(
             f"Module.fit: after epoch {epoch} the parameters hold NaN/inf values "
@@ -112,6 +110,29 @@ def _stop_if_parameters_not_finite(self, epoch: int) -> None:
             "before this epoch's callbacks (a checkpoint of it would hold them too). Module(..., "
             "check_finite=True) names the first operator that produces one; a lower learning rate or "
             "clip_gradient often helps")
+
+
+def _stop_if_outputs_not_finite(self, epoch: int) -> None:
+    """Finite parameters with NaN/inf predictions: the data or the labels hold them (a NaN
+    input row predicts NaN, and its gradient would soon reach the parameters)."""
+    outputs = {n: t for n, t in zip(self._symbol.list_outputs(), self._current.outputs) if t.is_floating_point()}
+    bad = _nonfinite(outputs)
+    if bad:
+        raise ExecutionError(
+            f"Module.fit: in epoch {epoch} the last batch's outputs hold NaN/inf values "
+            f"({', '.join(f'{name}: {c} of {outputs[name].numel()}' for name, c in bad.items())}) although every "
+            "parameter is finite: the data or the labels hold NaN/inf. Module(..., check_finite=True) names the "
+            "argument before forward")
+
+
+def _nonfinite(tensors: dict) -> dict[str, int]:
+    """How many NaN/inf each tensor holds, for those that hold any (one launch each, one read-back)."""
+    if not tensors:
+        return {}
+    counts = torch.zeros(len(tensors), dtype=torch.int32, device=next(iter(tensors.values())).device)
+    for k, tensor in enumerate(tensors.values()):
+        run(kernels.plan_count_nonfinite(tensor, counts[k:k + 1]))
+    return {name: c for name, c in zip(tensors, counts.tolist()) if c}
 
 
 def _loss_scale_report(self, epoch: int, before: dict, steps: int, record: dict) -> dict:

@@ -21,6 +21,7 @@ parameters.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Sequence
 
 import torch
@@ -29,7 +30,7 @@ from .. import initializer as init_module
 from .. import kvstore as kvstore_module
 from .. import model
 from .. import optimizer as opt_module
-from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype
+from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype, user_tensor
 from ..context import Context, default_context
 from ..io.ndarray_iter import DataBatch, DataDesc
 from . import loops
@@ -110,6 +111,7 @@ class Module:
         # Parameters given before bind (set_params, or Module.load with its file name), set at bind.
         self._preloaded: tuple[dict, dict, str | None] | None = None
         self._preloaded_states: str | None = None  # optimizer states file from Module.load
+        self._states_paired_with: str | None = None  # ... and the weights file it must have been saved with
 
     # ------------------------------------------------------------------ properties
 
@@ -211,7 +213,17 @@ class Module:
     def _executor_for(self, shapes: dict):
         key = self._shape_key(shapes)
         if key not in self._execs:
-            self._execs[key] = self._exec.reshape(partial_shaping=False, **shapes)
+            try:
+                self._execs[key] = self._exec.reshape(partial_shaping=False, **shapes)
+            except BindError as e:
+                if "would change shape" not in str(e):
+                    raise
+                bound = ", ".join(f"{d.name} {tuple(d.shape)}" for d in self._data_shapes + self._label_shapes)
+                given = ", ".join(f"{n} {s}" for n, s in shapes.items())
+                raise BindError(f"Module: the module was bound for {bound}, and a batch of {given} needs other "
+                                f"parameter shapes ({str(e).split(': ', 1)[1].split(';')[0]}): a module's parameters "
+                                "keep their shapes; give it data of the bound shape (or bind a new Module for "
+                                "these shapes)") from None
         return self._execs[key]
 
     # ------------------------------------------------------------------ parameters
@@ -332,7 +344,7 @@ class Module:
             for array in self._exec.aux_dict.values():
                 kv.broadcast(array)
         if self._preloaded_states is not None:
-            self.load_optimizer_states(self._preloaded_states)
+            self._load_states(self._preloaded_states, paired_with=self._states_paired_with)
             self._preloaded_states = None
 
     # ------------------------------------------------------------------- one step
@@ -449,9 +461,11 @@ class Module:
 
     def save_checkpoint(self, prefix: str, epoch: int, save_optimizer_states: bool = False) -> None:
         """``prefix-symbol.json``, ``prefix-%04d.safetensors`` (and ``.states.safetensors``), each atomic."""
-        model.save_checkpoint(prefix, epoch, self._symbol, *self.get_params())
-        if save_optimizer_states:
-            self.save_optimizer_states(model.states_path(prefix, epoch))
+        self._symbol.save(f"{prefix}-symbol.json")
+        digest = model.save_params(model.params_path(prefix, epoch), *self.get_params(), epoch)
+        if save_optimizer_states:  # written second, recording which weights it belongs to
+            self._save_states(model.states_path(prefix, epoch), {"params_file": os.path.basename(
+                model.params_path(prefix, epoch)), "params_sha256": digest})
 
     @staticmethod
     def load(prefix: str, epoch: int, load_optimizer_states: bool = False, **kwargs) -> "Module":
@@ -465,16 +479,27 @@ class Module:
         mod._preloaded = (args, aux, f"checkpoint {model.params_path(prefix, epoch)}")
         if load_optimizer_states:
             mod._preloaded_states = model.states_path(prefix, epoch)
+            mod._states_paired_with = model.params_path(prefix, epoch)
         return mod
 
     def save_optimizer_states(self, fname: str) -> None:
+        self._save_states(fname, {})
+
+    def _save_states(self, fname: str, pairing: dict) -> None:
         self._require("save_optimizer_states", optimizer=True)
         model.save_tensors(fname, self._updater.state_dict(), {"format": model.STATES_FORMAT,
-                                                               "optimizer": repr(self._optimizer)})
+                                                               "optimizer": repr(self._optimizer), **pairing})
 
     def load_optimizer_states(self, fname: str) -> None:
+        self._load_states(fname)
+
+    def _load_states(self, fname: str, paired_with: str | None = None) -> None:
+        """Load optimizer states; ``paired_with`` (Module.load's weights file) must be the
+        file they were saved with."""
         self._require("load_optimizer_states", optimizer=True)
         states, metadata = model.load_tensors(fname, model.STATES_FORMAT)
+        if paired_with is not None:
+            model.check_pair(fname, metadata, paired_with)
         saved_by = metadata.get("optimizer", "?").split("(")[0]
         if saved_by != type(self._optimizer).__name__:
             raise ParamError(f"Module.load_optimizer_states: {fname} holds the states of {saved_by}, but this "
@@ -509,7 +534,7 @@ def _in_order(arrays, descs, names: Sequence[str]) -> list:
 
 def _checked_param(name: str, dst: torch.Tensor, value) -> torch.Tensor:
     """``value`` as a tensor of ``dst``'s shape, or an error naming the parameter."""
-    src = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    src = user_tensor(f"Module: parameter {name!r}", value, ParamError)
     if tuple(src.shape) != tuple(dst.shape):
         raise ParamError(f"Module: parameter {name!r} has shape {tuple(src.shape)}, the network expects "
                          f"{tuple(dst.shape)}")

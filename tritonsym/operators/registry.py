@@ -28,10 +28,12 @@ product does not.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..base import ParamError
@@ -71,9 +73,9 @@ class Param:
 
 
 def _parse_bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int,)) and value in (0, 1):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0"):
         return value.strip().lower() in ("true", "1")
@@ -81,11 +83,12 @@ def _parse_bool(value) -> bool:
 
 
 def _parse_int(value) -> int:
-    if isinstance(value, bool):
+    # numpy's integer and float scalars are numbers too (num_hidden=np.int64(10))
+    if isinstance(value, (bool, np.bool_)):
         raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
         return int(value)
@@ -93,9 +96,9 @@ def _parse_int(value) -> int:
 
 
 def _parse_float(value) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise ValueError(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, str):
         return float(value.strip())
@@ -203,6 +206,10 @@ class OpDef:
     num_outputs: int = 1
     output_names: Callable[[dict], list[str]] = lambda params: ["output"]
     no_grad_inputs: Callable[[dict], set[str]] = lambda params: set()
+    # Inputs that hold class indices, {input index: number of classes}, from the parameters
+    # and the inputs' shapes. Only these may have an integer dtype (every other input is
+    # computed on in floating point), and a floating one must hold every class exactly.
+    class_inputs: Callable[[dict, list], dict[int, int]] = lambda params, shapes: {}
     aux_inputs: Callable[[dict], set[str]] = lambda params: set()
     # Output index -> input index whose storage it shares as a view (reshape, identity).
     output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}

@@ -89,6 +89,15 @@ def _forward_temps(p, in_shapes, in_dtypes):
     return row_stats_temps("row_stats", shape, axis, in_dtypes[0])
 
 
+def _class_inputs(p, in_shapes) -> dict[int, int]:
+    """The label holds class indices unless it has the data's shape (a probability target)."""
+    data, label = in_shapes
+    if tuple(label) == tuple(data):
+        return {}
+    shape, axis = _class_axis_shape(data, p)
+    return {1: shape[axis]}
+
+
 def _backward(a: BackwardArgs):
     p = a.params
     if a.in_grads[0] is None:
@@ -142,6 +151,7 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((1,), (0,)),
     no_grad_inputs=lambda p: {"label"},
+    class_inputs=_class_inputs,
     needs_head_grad=lambda p: p["out_grad"],
     applies_loss_scale=True,
     forward_temps=_forward_temps,

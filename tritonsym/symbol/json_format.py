@@ -63,8 +63,13 @@ def save(symbol: Symbol, fname: str) -> None:
 
 def load(fname: str) -> Symbol:
     """Read a symbol written by ``Symbol.save`` (or MXNet's ``save``)."""
-    with open(fname) as f:
-        text = f.read()
+    with open(fname, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{fname}: not a symbol file: not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}; "
+                          "a parameters file, or text saved in another encoding?)") from None
     try:
         return load_json(text)
     except FormatError as e:
@@ -97,10 +102,19 @@ def _string_dict(where: str, value) -> dict[str, str]:
 
 def load_json(text: str) -> Symbol:
     """A symbol from ``tojson()`` text. Every error names the node and what is wrong."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(f"load_json: not UTF-8 text (byte {e.start})") from None
+    if not isinstance(text, str):
+        raise FormatError(f"load_json: expected the JSON text as a str, got {type(text).__name__}")
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
         raise FormatError(f"load_json: not valid JSON: {e}") from None
+    except ValueError as e:  # Python's limit on the digits of an integer, for one
+        raise FormatError(f"load_json: not a symbol file: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not isinstance(doc.get("heads"), list):
         raise FormatError("load_json: expected an object with 'nodes' and 'heads' lists")
     if "format" in doc:
