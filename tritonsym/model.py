@@ -25,7 +25,7 @@ import torch
 
 from .base import FormatError, dtype_name
 from .files import atomic_write
-from .symbol.json_format import load as _load_symbol
+from .symbol.symbol import load as load_symbol
 
 PARAMS_FORMAT = "tritonsym-params"
 STATES_FORMAT = "tritonsym-optimizer-states"
@@ -132,7 +132,7 @@ def save_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_param
 
 def load_checkpoint(prefix: str, epoch: int):
     """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the symbol."""
-    sym = _load_symbol(f"{prefix}-symbol.json")
+    sym = load_symbol(f"{prefix}-symbol.json")
     path = params_path(prefix, epoch)
     args, aux = load_params(path, epoch)
     check_names(path, args, aux, sym.list_arguments(), sym.list_auxiliary_states())

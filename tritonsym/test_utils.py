@@ -143,7 +143,7 @@ def check_symbolic_backward(sym, location, out_grads, expected, rtol: float | No
 def _no_grad_arguments(sym) -> set[str]:
     """Arguments feeding only inputs their operators take no gradient for (labels)."""
     feeds: dict[str, list[bool]] = {}
-    for node in sym._nodes():
+    for node in sym.nodes():
         if node.is_variable:
             continue
         frozen = node.op.no_grad_inputs(node.params)

@@ -38,7 +38,7 @@ def _layers(sym, shape: dict | None):
         arg_shapes = dict(zip(internals.list_arguments(), in_shapes))
     parameters, labels = set(), set()
     rows = []
-    for node in sym._nodes():
+    for node in sym.nodes():
         if node.is_variable:
             rows.append((node, [arg_shapes.get(node.name)], [], []))
             continue

@@ -18,8 +18,11 @@ from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
 from ..ops import memory as kernels
 from ..ops._common import Launch
+from ..symbol.infer import propagate
 from .graphs import EAGER, PhaseGraphs
-from .memory import ParamRegion, Workspace, param_regions
+from .memory import ParamRegion, Workspace, allocate, param_regions
+from .options import BindOptions
+from .prepare import prepare, shape_of
 from .program import Program, Step
 from .report import MemoryReport, memory_report
 
@@ -28,12 +31,12 @@ class Executor:
     """The result of ``Symbol.bind`` / ``simple_bind``. Arrays are torch tensors."""
 
     def __init__(self, symbol, ctx: Context, program: Program, workspace: Workspace, unset: set[str],
-                 options: dict | None = None, loss_scale: torch.Tensor | None = None):
+                 options: BindOptions | None = None, loss_scale: torch.Tensor | None = None):
         self._symbol = symbol
         self._ctx = ctx
         self._program = program
         self._workspace = workspace
-        self._options = options or dict(mirror=False, memory_plan="auto", check_finite=False, cuda_graph=False)
+        self._options = options or BindOptions()
         self._unset = set(unset)  # arguments never given a value (simple_bind arrays not yet written)
         self._last_forward: str | None = None  # None, "training", "inference" or "used" (by a backward)
         # A plan may give backward the storage of forward values it has finished reading.
@@ -44,7 +47,7 @@ class Executor:
         self._loss_scale = loss_scale if loss_scale is not None else torch.ones(1, dtype=torch.float32,
                                                                                 device=ctx.torch_device)
         self._build_launches()
-        self._graphs = PhaseGraphs(ctx.torch_device) if self._options.get("cuda_graph") else None
+        self._graphs = PhaseGraphs(ctx.torch_device) if self._options.cuda_graph else None
         self._phases = self._graphs or EAGER  # how forward, backward and an optimizer run their launches
 
     # ---------------------------------------------------------------------- arrays
@@ -106,7 +109,7 @@ class Executor:
         """The memory plan: ``naive_bytes``, ``planned_bytes``, ``lower_bound_bytes`` (internal
         values only), ``workspace_bytes`` (everything), and where each value lives."""
         if self._memory is None:
-            self._memory = memory_report(self._program, self._workspace, self._options["mirror"])
+            self._memory = memory_report(self._program, self._workspace, self._options.mirror)
         return self._memory
 
     @property
@@ -143,6 +146,23 @@ class Executor:
                                 "not multiply (wrap it in MakeLoss, or in BlockGrad if it is only monitored)")
         return problems
 
+    def nonfinite(self, names: Sequence[str]) -> dict[str, int]:
+        """How many NaN/inf each named argument or output holds, for those that hold any:
+        one Triton launch each and one read-back (it synchronises: for once an epoch, not
+        every step). Integer arrays hold neither and are skipped."""
+        arrays = {**self.output_dict, **self.arg_dict}
+        unknown = [n for n in names if n not in arrays]
+        if unknown:
+            raise BindError(f"nonfinite: {unknown} are neither arguments nor outputs of this executor")
+        tensors = {n: arrays[n] for n in names if arrays[n].is_floating_point()}
+        if not tensors:
+            return {}
+        counts = torch.zeros(len(tensors), dtype=torch.int32, device=next(iter(tensors.values())).device)
+        for k, tensor in enumerate(tensors.values()):
+            for launch in kernels.plan_count_nonfinite(tensor, counts[k:k + 1]):
+                launch()
+        return {name: c for name, c in zip(tensors, counts.tolist()) if c}
+
     def param_regions(self) -> list[ParamRegion]:
         """The parameters that take a gradient, as one flat weight view and one flat gradient
         view per dtype with the same layout (what an optimizer updates in one launch)."""
@@ -171,7 +191,7 @@ class Executor:
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._forward_reads = self._program.reads(self._program.forward_steps)
         self._backward_reads = self._program.reads(self._program.backward_steps)
-        self._finite_checks = _FiniteChecks(self._program) if self._options.get("check_finite") else None
+        self._finite_checks = _FiniteChecks(self._program) if self._options.check_finite else None
 
     def forward(self, is_train: bool = False, **inputs) -> list[torch.Tensor]:
         """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
@@ -372,9 +392,34 @@ class Executor:
         is an error unless named in ``shapes`` or ``partial_shaping=True``.
         (``allow_up_sizing`` is accepted for MXNet compatibility: memory is never reused
         across executors here.)"""
-        from .bind import reshape
-
-        return reshape(self, shapes, partial_shaping)
+        program = self._program
+        given = {k: shape_of(k, v) for k, v in shapes.items()}
+        values, nodes = propagate(self.symbol, given, "shape")
+        inferred = {n.name: values.get((id(n), 0)) for n in nodes if n.is_variable}
+        final, kept = dict(given), []
+        for name, value in program.args.items():
+            if name in given:
+                continue
+            new = inferred.get(name)
+            if new is None or tuple(new) == value.shape:
+                final[name] = value.shape
+                kept.append(name)
+            elif partial_shaping:
+                final[name] = new
+            else:
+                raise BindError(f"reshape: argument {name!r} would change shape from {value.shape} to "
+                                f"{tuple(new)}; give its new shape too, or pass partial_shaping=True")
+        dtypes = {n: v.dtype for n, v in program.args.items()}
+        ctx, new_program, plan = prepare(self.symbol, self._ctx, final, dtypes, program.grad_req, self._options)
+        provided = {}
+        for name in kept:  # unchanged arguments and their gradients are shared, not copied
+            provided[id(new_program.args[name])] = program.args[name].tensor
+            if name in new_program.arg_grads:
+                provided[id(new_program.arg_grads[name])] = program.arg_grads[name].tensor
+        workspace = allocate(new_program, plan, provided, ctx.torch_device)
+        unset = {n for n in new_program.arg_names if n not in kept or n in self._unset}
+        return Executor(self.symbol, ctx, new_program, workspace, unset, options=self._options,
+                        loss_scale=self.loss_scale)
 
     def debug_str(self) -> str:
         """The bound program: each step with its launches, each argument and gradient with

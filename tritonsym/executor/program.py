@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..base import BindError, dtype_name
 from ..operators.registry import OpDef
-from ..symbol.symbol import Node, Symbol
+from ..symbol.graph import Node
+
+if TYPE_CHECKING:
+    from ..symbol.symbol import Symbol
 
 
 @dataclass(eq=False)
@@ -152,7 +156,7 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
             entry_value[(id(node), i)] = new_value(node.output_name(i), shapes[(id(node), i)],
                                                    dtypes[(id(node), i)], "internal", source)
 
-    heads = [(id(n), i) for n, i in symbol._outputs]
+    heads = [(id(n), i) for n, i in symbol.heads]
     forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)
     class_args = check_input_dtypes(forward_steps)
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}

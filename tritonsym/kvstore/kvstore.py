@@ -21,8 +21,6 @@ import torch
 
 from ..base import TritonSymError
 
-KINDS = ("local", "device", "dist_sync")
-
 
 class KVStoreError(TritonSymError, RuntimeError):
     """A store operation that cannot work: unknown key, shapes that differ, a worker lost."""
@@ -121,24 +119,3 @@ class KVStore:
 
     def __repr__(self) -> str:
         return f"KVStore({self.type!r}, rank {self.rank} of {self.num_workers})"
-
-
-def create(name: str = "local", **kwargs) -> KVStore:
-    """``"local"`` or ``"device"`` (one process), or ``"dist_sync"`` (every process of a
-    torch.distributed job; ``kwargs`` go to ``DistSyncKVStore``: ``init_method``, ``rank``,
-    ``num_workers``, ``timeout``, ``backend``)."""
-    if isinstance(name, KVStore):
-        return name
-    if name in ("local", "device"):
-        if kwargs:
-            raise KVStoreError(f"kvstore.create({name!r}) takes no options, got {sorted(kwargs)}")
-        return KVStore(name)
-    if name == "dist_sync":
-        from .dist import DistSyncKVStore
-
-        return DistSyncKVStore(**kwargs)
-    if isinstance(name, str) and name.startswith("dist_async"):
-        raise KVStoreError("kvstore 'dist_async' is not supported: tritonsym trains data-parallel synchronously "
-                           "(every worker applies the same all-reduced gradient); use 'dist_sync'")
-    raise KVStoreError(f"kvstore: unknown type {name!r}; use one of {', '.join(KINDS)}")
-

@@ -32,8 +32,10 @@ from .. import model
 from .. import optimizer as opt_module
 from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype, user_tensor
 from ..context import Context, default_context
+from ..executor.bind import simple_bind_with
+from ..executor.options import BindOptions
 from ..io.ndarray_iter import DataBatch, DataDesc
-from . import loops
+from .loops import TrainingLoops
 
 
 def _descs(what: str, shapes) -> list[DataDesc]:
@@ -52,7 +54,7 @@ def _descs(what: str, shapes) -> list[DataDesc]:
     return out
 
 
-class Module:
+class Module(TrainingLoops):
     """A trainable network: ``symbol`` with its data and label inputs named; every other
     argument is a parameter (``fixed_param_names`` are never updated).
 
@@ -74,8 +76,7 @@ class Module:
                        "kvstore='dist_sync' under torchrun)") if isinstance(context, (list, tuple)) else ""
             raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}{several}")
         self.logger = logger or logging.getLogger("tritonsym")
-        self._bind_options = dict(mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
-                                  cuda_graph=cuda_graph)
+        self._bind_options = BindOptions.make(mirror, memory_plan, check_finite, cuda_graph)
         args = symbol.list_arguments()
         for what, names in (("data_names", self._data_names), ("label_names", self._label_names)):
             missing = [n for n in names if n not in args]
@@ -180,8 +181,7 @@ class Module:
                 reqs[name] = "null"
         shapes = {d.name: tuple(d.shape) for d in data + label}
         types = {d.name: d.dtype for d in data + label}
-        self._exec = self._symbol.simple_bind(self._context, grad_req=reqs, type_dict=types,
-                                              **self._bind_options, **shapes)
+        self._exec = simple_bind_with(self._symbol, self._context, self._bind_options, reqs, types, shapes)
         self._execs = {self._shape_key(shapes): self._exec}
         self._current = None
         self._arrays = self._exec.arg_dict
@@ -505,13 +505,6 @@ class Module:
             raise ParamError(f"Module.load_optimizer_states: {fname} holds the states of {saved_by}, but this "
                              f"module's optimizer is {type(self._optimizer).__name__}")
         self._updater.load_state_dict(states)
-
-    # --------------------------------------------------------------- the loops
-
-    fit = loops.fit
-    score = loops.score
-    predict = loops.predict
-    iter_predict = loops.iter_predict
 
     def __repr__(self) -> str:
         state = "bound" if self.binded else "not bound"

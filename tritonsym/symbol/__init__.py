@@ -2,10 +2,9 @@
 operator, arithmetic between symbols, ``Group``, composition, inference and JSON."""
 
 from .. import operators as _operators
-from .json_format import load, load_json
 from .naming import NameManager, Prefix
 from .op_functions import make_function
-from .symbol import Group, Symbol, Variable, compose, create, var
+from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
 __all__ = ["Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load", "load_json", "var"]
 

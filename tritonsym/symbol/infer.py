@@ -8,11 +8,14 @@ contradiction names the node, the operator and the values.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..base import DTypeError, ParamError, ShapeError, TritonSymError, dtype_name, to_dtype, warn
 from ..operators.registry import ShapeMismatch, parse_shape
-from .symbol import Node, Symbol, aux_variables
+from .graph import Node, aux_variables
+
+if TYPE_CHECKING:
+    from .symbol import Symbol
 
 EntryKey = tuple[int, int]  # (id(node), output index)
 
@@ -38,7 +41,7 @@ def _show(kind: str, value) -> str:
 
 def propagate(symbol: Symbol, given: dict[str, object], kind: str) -> tuple[dict[EntryKey, object], list[Node]]:
     """Every entry's shape (``kind="shape"``) or dtype (``"type"``) that can be inferred."""
-    nodes = symbol._nodes()
+    nodes = symbol.nodes()
     values: dict[EntryKey, object] = {}
     for node in nodes:
         if node.is_variable:
@@ -115,7 +118,7 @@ def _results(symbol: Symbol, values: dict, nodes: list[Node]):
     variables = [n for n in nodes if n.is_variable]
     arg = [values.get((id(n), 0)) for n in variables if id(n) not in aux]
     aux_values = [values.get((id(n), 0)) for n in variables if id(n) in aux]
-    out = [values.get((id(n), i)) for n, i in symbol._outputs]
+    out = [values.get((id(n), i)) for n, i in symbol.heads]
     return arg, out, aux_values
 
 

@@ -26,18 +26,22 @@ its operators are ones tritonsym has.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ..base import FormatError, TritonSymError
 from ..files import atomic_write
 from ..operators.registry import REGISTRY
-from .symbol import Node, Symbol, topo_order
+from .graph import Entry, Node
+
+if TYPE_CHECKING:
+    from .symbol import Symbol
 
 FORMAT = "tritonsym-symbol"
 VERSION = 1
 
 
 def to_json(symbol: Symbol) -> str:
-    nodes = topo_order(symbol._outputs)
+    nodes = symbol.nodes()
     index = {id(n): k for k, n in enumerate(nodes)}
     out = []
     for node in nodes:
@@ -52,7 +56,7 @@ def to_json(symbol: Symbol) -> str:
         "version": VERSION,
         "nodes": out,
         "arg_nodes": [k for k, n in enumerate(nodes) if n.is_variable],
-        "heads": [[index[id(n)], i] for n, i in symbol._outputs],
+        "heads": [[index[id(n)], i] for n, i in symbol.heads],
     }
     return json.dumps(doc, indent=2)
 
@@ -61,8 +65,8 @@ def save(symbol: Symbol, fname: str) -> None:
     atomic_write(fname, to_json(symbol).encode())  # readers see the old file or the whole new one
 
 
-def load(fname: str) -> Symbol:
-    """Read a symbol written by ``Symbol.save`` (or MXNet's ``save``)."""
+def read(fname: str) -> list[Entry]:
+    """The outputs of the graph in a file written by ``Symbol.save`` (or MXNet's ``save``)."""
     with open(fname, "rb") as f:
         raw = f.read()
     try:
@@ -71,7 +75,7 @@ def load(fname: str) -> Symbol:
         raise FormatError(f"{fname}: not a symbol file: not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}; "
                           "a parameters file, or text saved in another encoding?)") from None
     try:
-        return load_json(text)
+        return parse(text)
     except FormatError as e:
         raise FormatError(f"{fname}: {e}") from None
 
@@ -100,8 +104,9 @@ def _string_dict(where: str, value) -> dict[str, str]:
     return dict(value)
 
 
-def load_json(text: str) -> Symbol:
-    """A symbol from ``tojson()`` text. Every error names the node and what is wrong."""
+def parse(text: str) -> list[Entry]:
+    """The outputs of the graph in ``tojson()`` text. Every error names the node and what is
+    wrong."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = text.decode("utf-8")
@@ -161,4 +166,4 @@ def load_json(text: str) -> Symbol:
     if not doc["heads"]:
         raise FormatError("load_json: 'heads' is empty; a symbol has at least one output")
     heads = [_entry(f"head {i}", v, nodes, len(nodes)) for i, v in enumerate(doc["heads"])]
-    return Symbol(heads)
+    return heads

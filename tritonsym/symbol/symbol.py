@@ -1,8 +1,9 @@
 """Symbol: a symbolic graph of operators, composed and bound like MXNet 1.x.
 
 A graph is a set of ``Node`` objects (an operator, or a free variable when ``op`` is
-None) whose inputs are ``(node, output index)`` entries; a ``Symbol`` is a list of such
-entries, its outputs. Symbols are built by ``Variable``, the operator functions
+None) whose inputs are ``(node, output index)`` entries (``graph.py``); a ``Symbol`` is a
+list of such entries, its outputs (``heads``; ``nodes()`` walks the graph under them).
+Symbols are built by ``Variable``, the operator functions
 (``FullyConnected`` ...), arithmetic and ``Group``, and combined by composition::
 
     >>> import tritonsym as ts
@@ -18,95 +19,9 @@ import numbers
 from typing import Iterator, Sequence
 
 from ..base import ParamError, dtype_name, to_dtype
-from ..operators.registry import OpDef, get_op
-from . import naming
-
-
-class Node:
-    """One operator application or free variable. ``params`` are the parsed parameters
-    (defaults filled); ``set_params`` the names the user gave; ``attrs`` user attributes."""
-
-    __slots__ = ("op", "name", "params", "set_params", "attrs", "inputs")
-
-    def __init__(self, op: OpDef | None, name: str, params: dict | None = None, set_params: Sequence[str] = (),
-                 attrs: dict[str, str] | None = None, inputs: Sequence[tuple["Node", int]] = ()):
-        self.op = op
-        self.name = name
-        self.params = params or {}
-        self.set_params = tuple(set_params)
-        self.attrs = dict(attrs or {})
-        self.inputs = list(inputs)
-
-    @property
-    def is_variable(self) -> bool:
-        return self.op is None
-
-    @property
-    def num_outputs(self) -> int:
-        return 1 if self.op is None else self.op.num_outputs
-
-    def output_name(self, index: int) -> str:
-        if self.op is None:
-            return self.name
-        return f"{self.name}_{self.op.output_names(self.params)[index]}"
-
-    def input_names(self) -> list[str]:
-        return [] if self.op is None else self.op.inputs(self.params)
-
-    def all_attrs(self) -> dict[str, str]:
-        """Given parameters (as strings) and user attributes, as MXNet's attr_dict shows them."""
-        shown = self.op.format_params(self.params, self.set_params) if self.op else {}
-        return {**shown, **self.attrs}
-
-    def __repr__(self) -> str:
-        return f"<Node {self.name} ({self.op.name if self.op else 'Variable'})>"
-
-
-Entry = tuple[Node, int]
-
-
-def topo_order(heads: Sequence[Entry]) -> list[Node]:
-    """Nodes reachable from ``heads`` in depth-first post-order (inputs before users, in
-    input order): the order of ``list_arguments`` and of execution."""
-    order: list[Node] = []
-    seen: set[int] = set()
-    for head, _ in heads:
-        if id(head) in seen:
-            continue
-        stack = [(head, 0)]
-        seen.add(id(head))
-        while stack:
-            node, i = stack.pop()
-            if i < len(node.inputs):
-                stack.append((node, i + 1))
-                child = node.inputs[i][0]
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, 0))
-            else:
-                order.append(node)
-    return order
-
-
-def aux_variables(nodes: Sequence[Node]) -> set[int]:
-    """ids of variables that some operator uses as an auxiliary state."""
-    aux = set()
-    for node in nodes:
-        if node.op is not None:
-            names = node.op.aux_inputs(node.params)
-            for name, (child, _) in zip(node.input_names(), node.inputs):
-                if name in names:
-                    aux.add(id(child))
-    return aux
-
-
-def copy_graph(heads: Sequence[Entry]) -> list[Entry]:
-    """A deep copy of the graph under ``heads``; returns the copied heads."""
-    mapping: dict[int, Node] = {}
-    for node in topo_order(heads):
-        mapping[id(node)] = Node(node.op, node.name, dict(node.params), node.set_params, node.attrs,
-                                 [(mapping[id(c)], i) for c, i in node.inputs])
-    return [(mapping[id(n)], i) for n, i in heads]
+from ..operators.registry import get_op
+from . import infer, json_format, naming
+from .graph import Entry, Node, aux_variables, copy_graph, topo_order
 
 
 class Symbol:
@@ -119,7 +34,14 @@ class Symbol:
 
     # ------------------------------------------------------------------ structure
 
-    def _nodes(self) -> list[Node]:
+    @property
+    def heads(self) -> list[Entry]:
+        """The outputs, as ``(node, output index)`` entries of the graph (``graph.Node``)."""
+        return list(self._outputs)
+
+    def nodes(self) -> list[Node]:
+        """Every node under the outputs, inputs before their users, in depth-first input
+        order: the order of ``list_arguments()`` and of execution."""
         return topo_order(self._outputs)
 
     @property
@@ -129,26 +51,26 @@ class Symbol:
 
     def list_arguments(self) -> list[str]:
         """Free variables (inputs and parameters), depth-first in input order, each once."""
-        nodes = self._nodes()
+        nodes = self.nodes()
         aux = aux_variables(nodes)
         return [n.name for n in nodes if n.is_variable and id(n) not in aux]
 
     def list_auxiliary_states(self) -> list[str]:
         """Variables that operators use as auxiliary state (updated, not differentiated)."""
-        nodes = self._nodes()
+        nodes = self.nodes()
         aux = aux_variables(nodes)
         return [n.name for n in nodes if n.is_variable and id(n) in aux]
 
     def list_inputs(self) -> list[str]:
         """Arguments and auxiliary states together, in graph order."""
-        return [n.name for n in self._nodes() if n.is_variable]
+        return [n.name for n in self.nodes() if n.is_variable]
 
     def list_outputs(self) -> list[str]:
         return [node.output_name(i) for node, i in self._outputs]
 
     def get_internals(self) -> "Symbol":
         """A group of every node's outputs (variables included), in graph order."""
-        return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
+        return Symbol([(n, i) for n in self.nodes() for i in range(n.num_outputs)])
 
     def get_children(self) -> "Symbol | None":
         """The inputs of this symbol's head node as a group, or None for a variable."""
@@ -190,7 +112,7 @@ class Symbol:
 
     def attr_dict(self) -> dict[str, dict[str, str]]:
         """Parameters and attributes of every node in the graph, by node name."""
-        return {n.name: a for n in self._nodes() if (a := n.all_attrs())}
+        return {n.name: a for n in self.nodes() if (a := n.all_attrs())}
 
     def _set_attr(self, **attrs) -> None:
         """Set user attributes (string values) on this symbol's node."""
@@ -225,7 +147,7 @@ class Symbol:
                 raise ParamError(f"compose: {key} has {len(value._outputs)} outputs; a single output is required")
         if name:
             self._outputs[0][0].name = name
-        variables = [n for n in self._nodes() if n.is_variable]
+        variables = [n for n in self.nodes() if n.is_variable]
         if len(args) > len(variables):
             raise ParamError(f"compose: {len(args)} positional arguments for {len(variables)} free variables "
                              f"({', '.join(v.name for v in variables)})")
@@ -236,7 +158,7 @@ class Symbol:
             raise ParamError(f"compose: unknown keyword argument(s) {', '.join(map(repr, unknown))}; the free "
                              f"variables of this symbol are {', '.join(v.name for v in variables)}")
         replace.update({id(by_name[k]): s._outputs[0] for k, s in kwargs.items()})
-        for node in self._nodes():
+        for node in self.nodes():
             node.inputs = [replace.get(id(child), (child, i)) for child, i in node.inputs]
         self._outputs = [replace.get(id(node), (node, i)) for node, i in self._outputs]
 
@@ -300,34 +222,24 @@ class Symbol:
     def infer_shape(self, *args, **kwargs):
         """``(arg_shapes, out_shapes, aux_shapes)`` from some argument shapes, positionally in
         ``list_arguments()`` order or by name; ``(None, None, None)`` if incomplete."""
-        from .infer import infer_shape
-
-        return infer_shape(self, args, kwargs, partial=False)
+        return infer.infer_shape(self, args, kwargs, partial=False)
 
     def infer_shape_partial(self, *args, **kwargs):
         """Like ``infer_shape`` but returns what is known, with None for unknown shapes."""
-        from .infer import infer_shape
-
-        return infer_shape(self, args, kwargs, partial=True)
+        return infer.infer_shape(self, args, kwargs, partial=True)
 
     def infer_type(self, *args, **kwargs):
         """``(arg_types, out_types, aux_types)`` as torch dtypes from some argument dtypes
         (torch, numpy or names like "float64"); ``(None, None, None)`` if incomplete."""
-        from .infer import infer_type
-
-        return infer_type(self, args, kwargs)
+        return infer.infer_type(self, args, kwargs)
 
     def tojson(self) -> str:
         """The symbol as JSON (format documented in ``tritonsym.symbol.json_format``)."""
-        from .json_format import to_json
-
-        return to_json(self)
+        return json_format.to_json(self)
 
     def save(self, fname: str) -> None:
         """Write ``tojson()`` to ``fname`` (through a temporary file, then renamed)."""
-        from .json_format import save
-
-        save(self, fname)
+        json_format.save(self, fname)
 
     # --------------------------------------------------------------------- binding
 
@@ -338,18 +250,16 @@ class Symbol:
         ``memory_plan``: "auto" | "greedy" | "breadth" | "mxnet" | "none"; ``check_finite=True``
         (or ``TRITONSYM_CHECK_FINITE=1``) names the first operator that writes NaN or inf;
         ``cuda_graph=True`` (GPU) replays forward, backward and the update as CUDA graphs."""
-        from ..executor.bind import simple_bind
-
-        return simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes, mirror=mirror,
-                           memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
+        return _binder("simple_bind").simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes,
+                                                  mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
+                                                  cuda_graph=cuda_graph)
 
     def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False, memory_plan="auto",
              check_finite=None, cuda_graph=False):
         """Bind with the given argument arrays (used in place); see ``tritonsym.executor``."""
-        from ..executor.bind import bind
-
-        return bind(self, ctx, args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states, mirror=mirror,
-                    memory_plan=memory_plan, check_finite=check_finite, cuda_graph=cuda_graph)
+        return _binder("bind").bind(self, ctx, args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states,
+                                    mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
+                                    cuda_graph=cuda_graph)
 
     def eval(self, ctx=None, **kwargs) -> list:
         """MXNet's ``Symbol.eval``: bind for inference with the arguments given by name
@@ -382,7 +292,7 @@ class Symbol:
         """The graph in text: outputs, variables, then each operator with inputs and parameters."""
         lines = ["Symbol Outputs:"]
         lines += [f"\toutput[{k}]={n.name}({i})" for k, (n, i) in enumerate(self._outputs)]
-        for node in self._nodes():
+        for node in self.nodes():
             if node.is_variable:
                 attrs = "".join(f" {k}={v}" for k, v in node.attrs.items())
                 lines.append(f"Variable:{node.name}{attrs}")
@@ -394,6 +304,27 @@ class Symbol:
                 lines.append("Attrs:")
                 lines += [f"\t{k}={v}" for k, v in shown.items()]
         return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the bind layer
+
+# Binding belongs to the layer above this one (``tritonsym.executor``): it registers itself
+# here when it is imported (``import tritonsym`` does), so that ``Symbol.simple_bind`` and
+# ``bind`` reach it while the graph layer never imports the executor.
+_BIND_LAYER = None
+
+
+def register_bind_layer(layer) -> None:
+    """Called once by ``tritonsym.executor.bind``: the module whose ``simple_bind`` and
+    ``bind`` the Symbol methods of those names call."""
+    global _BIND_LAYER
+    _BIND_LAYER = layer
+
+
+def _binder(what: str):
+    if _BIND_LAYER is None:  # only a partial import of tritonsym gets here
+        raise ImportError(f"Symbol.{what}: tritonsym.executor is not imported; import tritonsym first")
+    return _BIND_LAYER
 
 
 # ------------------------------------------------------------------ constructors
@@ -446,6 +377,17 @@ def Group(symbols: Sequence[Symbol]) -> Symbol:
 def compose(symbol: Symbol, *args: Symbol, name: str | None = None, **kwargs: Symbol) -> Symbol:
     """``symbol(*args, name=name, **kwargs)``: the functional spelling (the seed's ``mx.apply``)."""
     return symbol(*args, name=name, **kwargs)
+
+
+def load(fname: str) -> Symbol:
+    """A symbol from a file written by ``Symbol.save`` (or MXNet's ``save``); a file that is
+    not one is refused naming it (``json_format.py``)."""
+    return Symbol(json_format.read(fname))
+
+
+def load_json(text: str) -> Symbol:
+    """A symbol from ``tojson()`` text. Every error names the node and what is wrong."""
+    return Symbol(json_format.parse(text))
 
 
 def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | None = None, **kwargs) -> Symbol:
