@@ -1,7 +1,7 @@
 .PHONY: test test-gpu lint examples bench kernel-report
 
 test:
-	python -m pytest -q
+	python -m pytest -q -n auto
 
 # On a CUDA machine: the whole suite on the GPU, then compute-sanitizer over the kernel tests.
 test-gpu:

@@ -21,6 +21,6 @@ if "$venv/bin/python" -c "import sys; sys.exit(tuple(map(int, '$version'.split('
     numpy="numpy<2.4"
 fi
 # The CPU build of torch (a plain "torch" would pull CUDA); tritonsym runs from the checkout.
-"$venv/bin/python" -m pip install --quiet torch==2.13.0 "triton==$version" "$numpy" safetensors tqdm pytest hypothesis
+"$venv/bin/python" -m pip install --quiet torch==2.13.0 "triton==$version" "$numpy" safetensors tqdm pytest pytest-xdist hypothesis
 "$venv/bin/python" -c "import triton; assert triton.__version__ == '$version', triton.__version__"
 PATH="$venv/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$@"

@@ -64,6 +64,7 @@ def test_small_and_large_buckets_give_identical_results(tmp_path):
     assert all(torch.equal(small[n], large[n]) for n in small)
 
 
+@pytest.mark.slow  # waits out a 5 s rendezvous timeout
 def test_a_worker_that_never_joins_fails_the_others_within_the_timeout(tmp_path):
     start = time.perf_counter()
     (rc, _, err), = _run(tmp_path, 2, "alone", ranks=[0], timeout=5)
@@ -136,6 +137,7 @@ def test_init_stores_rank_0s_value_and_push_sums_over_the_workers():
     assert out.tolist() == [4.0] * 3  # (1 + 1) here, doubled over the workers
 
 
+@pytest.mark.slow  # torchrun and two training processes: 7 s
 @pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_train_command_under_torchrun(tmp_path):
     prefix = tmp_path / "ckpt"

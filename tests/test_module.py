@@ -481,6 +481,7 @@ def _half_precision_fit(dtype, multi_precision, epochs=5):
     return mod, mod.score(it, "ce")[0][1]
 
 
+@pytest.mark.slow  # three trainings of 60 steps: 17 s
 def test_multi_precision_follows_float32_where_bfloat16_updates_stall():
     """Adam's steps of about 3e-4 are below half of bfloat16's rounding step for most
     weights: without a master copy they are rounded away and the loss barely moves; with
