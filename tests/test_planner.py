@@ -368,3 +368,36 @@ def test_lower_bound_counts_blocks_live_at_one_position():
     assert lower_bound(blocks) == (350, 3)
     assert lower_bound(blocks, aligned_sizes=True) == (768, 3)
     assert lower_bound([block(256, 4, 5), block(256, 1, 2)]) == (256, 1), "the first of equal peaks"
+
+
+NAIVE_NETWORKS = [("mlp relu", lambda: mlp([12, 16, 8, 4])), ("mlp tanh", lambda: mlp([12, 8, 4], act="tanh")),
+                  ("unfusable", lambda: _shared_fc_output())]
+
+
+def _shared_fc_output():
+    """FullyConnected's output read twice: its relu cannot be fused."""
+    fc = S.FullyConnected(S.Variable("data"), num_hidden=6, name="fc")
+    return S.MakeLoss(S.Activation(fc, act_type="relu") + fc)
+
+
+@pytest.mark.parametrize("grad_req", ["write", "null"])
+@pytest.mark.parametrize("name, make", NAIVE_NETWORKS, ids=[n for n, _ in NAIVE_NETWORKS])
+def test_the_naive_baseline_is_the_unfused_graph(name, make, grad_req):
+    """naive_bytes is counted from the fused program (bind builds one program, not two):
+    it must equal every internal value of the unfused program in a buffer of its own."""
+    from tritonsym.executor.planner import naive_bytes
+    from tritonsym.executor.prepare import prepare
+    from tritonsym.executor.program import build_program
+    from tritonsym.symbol.graph import aux_variables
+    from tritonsym.symbol.infer import propagate
+
+    net = make()
+    exe = net.simple_bind(ts.cpu(), grad_req=grad_req, data=(5, 12))
+    nodes = net.nodes()
+    shapes, _ = propagate(net, {"data": (5, 12)}, "shape")
+    types, _ = propagate(net, {"data": torch.float32}, "type")
+    unfused = build_program(net, nodes, shapes, types, exe._program.grad_req, aux_variables(nodes), fuse=False)
+    assert exe.memory.naive_bytes == naive_bytes(unfused)
+    assert any(s.fused_away for s in exe._program.forward_steps) == (name != "unfusable")
+    _, program, _ = prepare(net, ts.cpu(), {"data": (5, 12)}, {}, grad_req, ts.executor.options.BindOptions())
+    assert naive_bytes(program) == naive_bytes(unfused)

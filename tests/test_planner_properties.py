@@ -126,10 +126,26 @@ def test_random_graphs_planned_equal_unplanned(graph, grad_req, mirror, seed):
             planned.backward(out_grads=heads)
     m = planned.memory
     assert m.lower_bound_bytes <= m.planned_bytes <= m.naive_bytes + 256 * len(m.values)
+    assert m.naive_bytes == _unfused_naive_bytes(net, planned)
     # forward-only plans of the same graph
     inference = bind(net, batch, features, "null")
     assert inference.memory.planned_bytes <= m.planned_bytes
     assert_no_live_overlap(inference)
+
+
+def _unfused_naive_bytes(net, exe) -> int:
+    """The naive baseline the old way: build the unfused program and count its values."""
+    from tritonsym.executor.planner import naive_bytes
+    from tritonsym.executor.program import build_program
+    from tritonsym.symbol.graph import aux_variables
+    from tritonsym.symbol.infer import propagate
+
+    given = {n: tuple(a.shape) for n, a in exe.arg_dict.items()}
+    shapes, _ = propagate(net, given, "shape")
+    types, _ = propagate(net, {n: a.dtype for n, a in exe.arg_dict.items()}, "type")
+    nodes = net.nodes()
+    return naive_bytes(build_program(net, nodes, shapes, types, exe._program.grad_req, aux_variables(nodes),
+                                     fuse=False))
 
 
 @st.composite

@@ -502,5 +502,13 @@ def plan_memory(program: Program, memory_plan: str = "auto") -> MemoryPlan:
 
 
 def naive_bytes(program: Program) -> int:
-    """Every internal value in a buffer of its own (views excepted: they never have one)."""
-    return sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
+    """MXNet's baseline: every internal value of the unfused graph in a buffer of its own
+    (views excepted: they never have one). The unfused graph has, for each fused step, the
+    output the activation replaced and, where a gradient flows back through the step, that
+    output's gradient too; counted here from the fused program, before mirror adds to it."""
+    total = sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
+    with_backward = {s.name for s in program.backward_steps if s.phase == "backward"}
+    for step in program.forward_steps:
+        if step.fused_away is not None:
+            total += step.fused_away.nbytes * (2 if step.name in with_backward else 1)
+    return total

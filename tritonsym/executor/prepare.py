@@ -101,12 +101,11 @@ def prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: 
     _no_integer_gradients(reqs, {n.name: type_values[(id(n), 0)] for n in nodes if n.is_variable},
                           not isinstance(grad_req, str) if grad_req_by_name is None else grad_req_by_name)
     program = build_program(symbol, nodes, shape_values, type_values, reqs, aux_variables(nodes))
+    naive = naive_bytes(program)  # the baseline every plan is measured against: the unfused graph
     if options.mirror:
         apply_mirror(program)
     plan = plan_memory(program, options.memory_plan)
-    # The baseline every plan is measured against: the unfused graph, one buffer per value.
-    plan.naive_bytes = naive_bytes(build_program(symbol, nodes, shape_values, type_values, reqs,
-                                                 aux_variables(nodes), fuse=False))
+    plan.naive_bytes = naive
     return ctx, program, plan
 
 

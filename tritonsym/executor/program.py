@@ -73,6 +73,9 @@ class Step:
     accumulate: list[bool] = field(default_factory=list)
     temps: dict[str, Value] = field(default_factory=dict)
     launches: list = field(default_factory=list)
+    # The output the fused activation replaced (FullyConnected's own, before relu): no
+    # buffer here, counted only by the naive baseline, which is the unfused graph.
+    fused_away: Value | None = None
 
     @property
     def label(self) -> str:
@@ -241,6 +244,7 @@ def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -
             target = fused_into.get(id(producer))
             if target is not None and index == 0 and uses[(id(producer), 0)] == 1 and target.epilogue is None:
                 target.epilogue = epilogue
+                target.fused_away = target.outputs[0]
                 target.outputs = [entry_value[(id(node), 0)]]
                 target.name = f"{target.name}+{node.name}"
                 continue
