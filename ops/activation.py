@@ -253,3 +253,24 @@ def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, act: str, s
     grad_in = prepare_out("activation_backward", "grad_in", grad_in, saved.shape, saved.dtype, saved.device)
     run(plan_activation_backward(grad_out, saved, grad_in, act, slope, from_output, accumulate))
     return grad_in
+
+
+# ------------------------------------------------------------------- catalogue
+
+TESTS = ("tests/test_kernels_activation.py",)  # what exercises these kernels (the mutation check runs them)
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """One launch of each kernel and compile-time variant in ``dtype`` (every activation in
+    float32 and bfloat16, which stores through its own rounding path; one elsewhere), on
+    irregular shapes or (``large``) on 2**24 elements: what ``ops.catalog`` compiles for a
+    GPU, reports on and checks for completeness."""
+    shape = (1 << 12, 1 << 12) if large else (33, 17)
+    kinds = ACTIVATIONS if dtype in (torch.float32, torch.bfloat16) else ("softrelu",)
+    out = []
+    for kind in kinds:
+        v = torch.empty(shape, dtype=dtype)
+        out += [(f"activation {kind}", launch) for launch in plan_activation_forward(v, torch.empty_like(v), kind, 0.1)]
+        out += [(f"activation grad {kind}", launch) for launch in plan_activation_backward(
+            v, v, torch.empty_like(v), kind, 0.1, from_output=grad_from_output(kind, 0.1))]
+    return out

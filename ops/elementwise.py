@@ -460,3 +460,28 @@ def unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None = Non
     grad_x = prepare_out(f"unary_backward({op})", "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
     run(plan_unary_backward(op, grad_out, x, out, grad_x, accumulate))
     return grad_x
+
+
+# ------------------------------------------------------------------- catalogue
+
+TESTS = ("tests/test_kernels_elementwise.py",)  # what exercises these kernels (the mutation check runs them)
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """One launch of each kernel and operator variant in ``dtype`` (every operator in float32
+    and bfloat16, one elsewhere), with a transposed operand, on irregular shapes or
+    (``large``) 2**24 elements: what ``ops.catalog`` compiles, reports on and checks."""
+    v = torch.empty((1 << 12, 1 << 12) if large else (33, 17), dtype=dtype)
+    every = dtype in (torch.float32, torch.bfloat16)
+    out = []
+    for kind in BINARY_OPS if every else ("div",):
+        out += [(f"binary {kind}", launch) for launch in plan_binary_forward(kind, v, v.T.contiguous().T, v)]
+        out += [(f"binary grad {kind}", launch) for launch in plan_binary_backward(kind, v, v, v, v, v, True, False)]
+    for kind in SCALAR_OPS if every else ("power",):
+        scalar = 2.0 if kind == "power" else 2.5
+        out += [(f"scalar {kind}", launch) for launch in plan_scalar_forward(kind, v, scalar, v)]
+        out += [(f"scalar grad {kind}", launch) for launch in plan_scalar_backward(kind, v, v, v, v, 2.5)]
+    for kind in UNARY_OPS if every else ("sqrt",):
+        out += [(f"unary {kind}", launch) for launch in plan_unary_forward(kind, v, v)]
+        out += [(f"unary grad {kind}", launch) for launch in plan_unary_backward(kind, v, v, v, v, True)]
+    return out

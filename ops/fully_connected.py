@@ -560,3 +560,32 @@ def fully_connected_backward(grad_out: torch.Tensor, x: torch.Tensor | None, wei
     run(plan_fully_connected_backward(grad_out, x, weight, out=out, act=act, slope=slope, grad_x=grad_x,
                                       grad_weight=grad_w, grad_bias=grad_b, precision=precision))
     return grad_x, grad_w, grad_b
+
+
+# ------------------------------------------------------------------- catalogue
+
+# What exercises these kernels (the mutation check runs them).
+TESTS = ("tests/test_kernels_fully_connected.py", "tests/test_kernels_fc_tma.py")
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """One launch of each kernel and variant in ``dtype``: the forward with each kind of
+    epilogue (several activations in float32 and bfloat16, one elsewhere) and in TF32, the
+    backward with and without an activation, accumulating, and the bias gradient alone;
+    on 64x96x48 or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
+    and checks."""
+    m, k, n = (4096, 4096, 4096) if large else (64, 96, 48)
+    t = lambda *shape: torch.empty(shape, dtype=dtype)  # noqa: E731
+    x, w, b, y = t(m, k), t(n, k), t(n), t(m, n)
+    every = dtype in (torch.float32, torch.bfloat16)
+    out = []
+    for act in ("none", "relu", "tanh", "selu") if every else ("relu",):
+        out += [(f"fc forward {act}", launch) for launch in plan_fully_connected_forward(x, w, b, y, act=act)]
+    if dtype == torch.float32:
+        out += [("fc forward tf32 relu", launch) for launch in plan_fully_connected_forward(x, w, b, y, act="relu",
+                                                                                            precision="tf32")]
+    for act in ("none", "sigmoid") if every else ("sigmoid",):
+        out += [(f"fc backward {act}", launch) for launch in plan_fully_connected_backward(
+            y, x, w, out=y, act=act, grad_x=t(m, k), grad_weight=t(n, k), grad_bias=t(n), accumulate_weight=True)]
+    out += [("fc bias grad only", launch) for launch in plan_fully_connected_backward(y, x, w, grad_bias=b)]
+    return out

@@ -139,3 +139,21 @@ def plan_count_nonfinite(x: torch.Tensor, count: torch.Tensor) -> list[Launch]:
     n = x.numel()
     return [Launch(_count_nonfinite_kernel, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),), [x, count, n],
                    dict(BLOCK=ELEMENTWISE_BLOCK))]
+
+
+# ------------------------------------------------------------------- catalogue
+
+TESTS = ("tests/test_kernels_memory.py",)  # what exercises these kernels (the mutation check runs them)
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """One launch of each kernel and variant in ``dtype`` (fill, loss-scaled fill,
+    accumulating copy from a transposed view, the NaN/inf count), on irregular shapes or
+    (``large``) 2**24 elements: what ``ops.catalog`` compiles, reports on and checks."""
+    rows, cols = (1 << 12, 1 << 12) if large else (33, 17)
+    v = torch.empty(rows, cols, dtype=dtype)
+    return [*(("fill", launch) for launch in plan_fill(v, 0.0)),
+            *(("fill loss-scaled", launch) for launch in plan_fill(v, 0.5, loss_scale=torch.empty(1))),
+            *(("copy accumulating", launch) for launch in plan_copy(v.T, torch.empty(cols, rows, dtype=dtype),
+                                                                    accumulate=True)),
+            *(("count nonfinite", launch) for launch in plan_count_nonfinite(v, torch.empty(1, dtype=torch.int32)))]

@@ -422,3 +422,45 @@ def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, va
     run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
                          clip_gradient is not None, _flat(master)))
     return weight
+
+
+# ------------------------------------------------------------------- catalogue
+
+# What exercises these kernels (the mutation check runs them).
+TESTS = ("tests/test_kernels_optimizer.py", "tests/test_update_properties.py", "tests/test_loss_scaling.py",
+         "tests/test_optimizer.py")
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """Each update in ``dtype`` over a region of two parameters with a gap (SGD with and
+    without momentum, Adam, each with and without clipping; loss-scaled; with a float32
+    master copy for half dtypes), the NaN/inf count of a loss scaler and its scale update:
+    what ``ops.catalog`` compiles, reports on and checks. ``large``: a region of 2**24."""
+    size = (1 << 24) if large else 3000
+    flat, ct = torch.empty(size, dtype=dtype), compute_dtype(dtype)
+    state = torch.empty(size, dtype=ct)
+    half = size // 3
+    chunks = chunk_table([Segment(0, half), Segment(half + 24, size - half - 24, 0.5, 0.0)], size, dtype, "cpu")
+    sgd, adam = torch.empty(len(SGD_HYPER), dtype=ct), torch.empty(len(ADAM_HYPER), dtype=ct)
+    scaler = LossScaleState(torch.empty(1), torch.empty(len(SCALER_COUNTERS), dtype=torch.int32))
+    master = torch.empty(size) if dtype in HALF_DTYPES else None
+    out = []
+    for clip in (False, True):
+        out += [(f"sgd clip={clip}", launch) for launch in plan_sgd_update(flat, flat, None, chunks, sgd, clip)]
+        out += [(f"sgd momentum clip={clip}", launch) for launch in plan_sgd_update(flat, flat, state, chunks, sgd,
+                                                                                     clip)]
+        out += [(f"adam clip={clip}", launch) for launch in plan_adam_update(flat, flat, state, state, chunks, adam,
+                                                                              clip)]
+    out += [("count nonfinite grads", launch) for launch in plan_count_nonfinite_grads(flat, chunks, scaler)]
+    out += [("sgd momentum loss-scaled", launch) for launch in plan_sgd_update(flat, flat, state, chunks, sgd, True,
+                                                                                scaler=scaler)]
+    out += [("adam loss-scaled", launch) for launch in plan_adam_update(flat, flat, state, state, chunks, adam,
+                                                                         False, master=master, scaler=scaler)]
+    if master is not None:
+        out += [("sgd momentum master", launch) for launch in plan_sgd_update(flat, flat, state, chunks, sgd, False,
+                                                                               master=master)]
+        out += [("adam master", launch) for launch in plan_adam_update(flat, flat, state, state, chunks, adam, False,
+                                                                        master=master)]
+    out += [("loss scale update", launch) for launch in plan_loss_scale_update(scaler, 2.0, 0.5, 2000, 2.0 ** -24,
+                                                                                2.0 ** 24)]
+    return out

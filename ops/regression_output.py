@@ -85,3 +85,17 @@ def regression_output_backward(out: torch.Tensor, label: torch.Tensor, scale: fl
     run(plan_regression_output_backward(out, label, grad_in, scale, accumulate, loss_scale))
     return grad_in
 
+
+# ------------------------------------------------------------------- catalogue
+
+# What exercises these kernels (the mutation check runs them).
+TESTS = ("tests/test_kernels_softmax.py", "tests/test_loss_scaling.py")
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """The regression loss gradient in ``dtype``, plain and loss-scaled, on an irregular
+    shape or (``large``) 2**24 elements: what ``ops.catalog`` compiles, reports on and checks."""
+    v = torch.empty((1 << 12, 1 << 12) if large else (33, 17), dtype=dtype)
+    return [*(("regression", launch) for launch in plan_regression_output_backward(v, v, v, 0.5)),
+            *(("regression loss-scaled", launch) for launch in plan_regression_output_backward(
+                v, v, v, 0.5, loss_scale=torch.empty(1)))]

@@ -597,3 +597,32 @@ def softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, axis: int = -1, 
     run(plan_softmax_backward(grad_out, out, grad_in, axis, log, accumulate,
                               stats=split_stats_buffer(out, axis, backward=True)))
     return grad_in
+
+
+# ------------------------------------------------------------------- catalogue
+
+TESTS = ("tests/test_kernels_softmax.py",)  # what exercises these kernels (the mutation check runs them)
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """Softmax and log-softmax, forward and backward, in ``dtype``: rows in one block, wider
+    rows (the looped kernels) and a few wide rows (split across programs), on small shapes
+    or (``large``) 4096x4096, 256x65536 and 8x262144: what ``ops.catalog`` compiles,
+    reports on and checks."""
+    # Wider than one block (MAX_BLOCK) with enough rows not to split them, and with too few.
+    cols = MAX_BLOCK + 7232  # 40000 on a GPU: 16-aligned rows, as a network's usually are
+    narrow, wide, few = ((4096, 4096), (256, 65536), (8, 262144)) if large else ((33, 17), (SPLIT_BELOW_ROWS, cols),
+                                                                                  (2, cols))
+    out = []
+    for log in (False, True):
+        name = "log-softmax" if log else "softmax"
+        for what, shape in (("", narrow), (" looped", wide)):
+            v = torch.empty(shape, dtype=dtype)
+            out += [(f"{name}{what}", launch) for launch in plan_softmax_forward(v, v, -1, log)]
+            out += [(f"{name} grad{what}", launch) for launch in plan_softmax_backward(v, v, v, -1, log, True)]
+        v = torch.empty(few, dtype=dtype)
+        out += [(f"{name} split", launch) for launch in plan_softmax_forward(v, v, -1, log,
+                                                                               stats=split_stats_buffer(v))]
+        out += [(f"{name} grad split", launch) for launch in plan_softmax_backward(
+            v, v, v, -1, log, True, stats=split_stats_buffer(v, backward=True))]
+    return out

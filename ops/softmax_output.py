@@ -217,3 +217,26 @@ def softmax_output_backward(prob: torch.Tensor, label: torch.Tensor, grad_in: to
         options["valid_count"] = count_valid_labels(label.contiguous(), options.get("ignore_label", -1.0))
     run(plan_softmax_output_backward(prob, label, grad_in, **options))
     return grad_in
+
+
+# ------------------------------------------------------------------- catalogue
+
+# What exercises these kernels (the mutation check runs them).
+TESTS = ("tests/test_kernels_softmax.py", "tests/test_loss_scaling.py")
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    """The loss gradient in ``dtype`` with class labels (ignored, valid-normalised, times a
+    head gradient), with a probability target and smoothing, loss-scaled, and the count of
+    valid labels; on 33x17 or (``large``) 4096x4096: what ``ops.catalog`` compiles, reports
+    on and checks."""
+    rows, cols = (4096, 4096) if large else (33, 17)
+    v, label = torch.empty(rows, cols, dtype=dtype), torch.empty(rows, dtype=dtype)
+    one = torch.empty(1)
+    return [*(("softmax output", launch) for launch in plan_softmax_output_backward(
+                v, label, v, use_ignore=True, normalization="valid", valid_count=one, head_grad=v)),
+            *(("softmax output prob", launch) for launch in plan_softmax_output_backward(v, v, v, smooth_alpha=0.1)),
+            *(("softmax output loss-scaled", launch) for launch in plan_softmax_output_backward(
+                v, label, v, normalization="batch", loss_scale=one)),
+            *(("count labels", launch) for launch in plan_count_valid_labels(torch.empty(rows, dtype=torch.int64),
+                                                                             one, -1.0))]

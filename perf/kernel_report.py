@@ -39,9 +39,6 @@ import triton  # noqa: E402
 from common import write  # noqa: E402
 
 SHARED_LIMIT = {90: 227 * 1024, 80: 163 * 1024, 89: 99 * 1024}  # bytes a program may use, per arch
-SIZE = 4096
-FC_MODES = {"bf16": (torch.bfloat16, "ieee"), "fp16": (torch.float16, "ieee"), "tf32": (torch.float32, "tf32"),
-            "fp32": (torch.float32, "ieee"), "fp64": (torch.float64, "ieee")}
 
 
 def cuda_tool(name: str) -> str | None:
@@ -50,34 +47,19 @@ def cuda_tool(name: str) -> str | None:
 
 
 def planned() -> list[tuple[str, str, object]]:
-    """(kernel, dtype, Launch) for the kernels worth reading: FullyConnected's three at
-    M=N=K=4096 with relu fused, and the memory-bound families at a large size."""
-    from tritonsym.ops import activation, fully_connected, softmax, softmax_output
+    """(kernel, dtype, Launch) for the representative launches of every kernels module
+    (``tritonsym.ops.catalog``) at the sizes worth reading (FullyConnected at
+    M = N = K = 4096, the memory-bound families on 2**24 elements or wide rows), in float32
+    and bfloat16, and FullyConnected in every dtype."""
+    from tritonsym.ops import catalog, fully_connected
 
-    t = lambda *shape, dtype: torch.empty(shape, dtype=dtype)  # noqa: E731
+    short = {torch.float64: "fp64", torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
     out = []
-    for mode, (dt, precision) in FC_MODES.items():
-        x, w, b, y = (t(SIZE, SIZE, dtype=dt), t(SIZE, SIZE, dtype=dt), t(SIZE, dtype=dt), t(SIZE, SIZE, dtype=dt))
-        (forward,) = fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
-        grad_x, grad_w = fully_connected.plan_fully_connected_backward(
-            y, x, w, out=y, act="relu", grad_x=t(SIZE, SIZE, dtype=dt), grad_weight=t(SIZE, SIZE, dtype=dt),
-            grad_bias=t(SIZE, dtype=dt), precision=precision)
-        out += [("fc forward", mode, forward), ("fc grad x", mode, grad_x), ("fc grad w+b", mode, grad_w)]
-    for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        v, wide, flat = t(4096, 4096, dtype=dt), t(256, 65536, dtype=dt), t(1 << 24, dtype=dt)
-        few = t(8, 262144, dtype=dt)  # a few wide rows: split across programs, two launches
-        partials, write = softmax.plan_softmax_forward(few, few, -1, False, stats=softmax.split_stats_buffer(few))
-        families = {
-            "softmax": softmax.plan_softmax_forward(v, v, -1, False),
-            "softmax grad": softmax.plan_softmax_backward(v, v, v, -1, False),
-            "softmax 64K rows": softmax.plan_softmax_forward(wide, wide, -1, False),
-            "softmax split partials": [partials],
-            "softmax split write": [write],
-            "softmax output grad": softmax_output.plan_softmax_output_backward(v, t(4096, dtype=dt), v),
-            "relu": activation.plan_activation_forward(flat, flat, "relu"),
-            "gelu grad": activation.plan_activation_backward(flat, flat, flat, "gelu", from_output=False),
-        }
-        out += [(what, name, launch) for what, launches in families.items() for launch in launches]
+    for what, dtype, launch in catalog.representative_launches((torch.float32, torch.bfloat16), large=True) + \
+            catalog.representative_launches((torch.float64, torch.float16), large=True, modules=(fully_connected,)):
+        what = what.split(": ", 1)[1]  # "fc forward relu", without its module
+        tf32 = "tf32" in what
+        out.append((what.replace(" tf32", ""), "tf32" if tf32 else short[dtype], launch))
     return out
 
 
@@ -171,8 +153,10 @@ def main() -> None:
     for row in rows:
         print(row, flush=True)
     notes = (f"Static: compiled for sm_{args.arch} by Triton {triton.__version__} on this machine; nothing ran. "
-             f"FullyConnected at M=N=K={SIZE} with relu fused; softmax 4096x4096, 256x65536 and 8x262144 (split "
-             "rows: partials, then write); activations 2^24 elements. Each autotune config the kernel would try "
+             "Every kernels module's representative launches (tritonsym.ops.catalog) at the sizes worth reading: "
+             "FullyConnected at M=N=K=4096; softmax 4096x4096, 256x65536 and 8x262144 (split rows: partials, then "
+             "write); elementwise, activations, losses and updates on 2^24 elements. Each autotune config the "
+             "kernel would try "
              "(after its own pruning). `fits`: shared "
              f"memory within {SHARED_LIMIT.get(args.arch, SHARED_LIMIT[90]) // 1024} KiB per program. "
              "`tensor cores`: SASS instruction count and shape (HGMMA = wgmma). `async copies`: LDGSTS "

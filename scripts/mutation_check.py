@@ -34,25 +34,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonsym.ops import catalog
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# The tests that exercise each kernels file: its own kernel tests, then the operator-level
-# gradient checks, oracles and properties (pytest stops at the first failure).
+# The tests that exercise each kernels file (each module's TESTS, ``tritonsym.ops.catalog``),
+# then the operator-level gradient checks, oracles and properties (pytest stops at the
+# first failure).
 COMMON_TESTS = ["tests/test_numerical_edges.py", "tests/test_gradcheck.py", "tests/test_operators.py",
                 "tests/test_kernel_properties.py", "tests/test_torch_crosscheck.py"]
-TESTS = {
-    "ops/activation.py": ["tests/test_kernels_activation.py"],
-    "ops/elementwise.py": ["tests/test_kernels_elementwise.py"],
-    "ops/fully_connected.py": ["tests/test_kernels_fully_connected.py", "tests/test_kernels_fc_tma.py"],
-    "ops/softmax.py": ["tests/test_kernels_softmax.py"],
-    "ops/softmax_output.py": ["tests/test_kernels_softmax.py", "tests/test_loss_scaling.py"],
-    "ops/regression_output.py": ["tests/test_kernels_softmax.py", "tests/test_loss_scaling.py"],
-    "ops/optimizer.py": ["tests/test_kernels_optimizer.py", "tests/test_update_properties.py",
-                         "tests/test_loss_scaling.py", "tests/test_optimizer.py"],
-    "ops/memory.py": ["tests/test_kernels_memory.py"],
-    "ops/_common.py": ["tests/test_kernels_common.py", "tests/test_kernels_memory.py",
-                       "tests/test_kernels_activation.py", "tests/test_kernels_optimizer.py"],
-}
+TESTS = catalog.tests_by_file()
 # Host code where a mistake gives a wrong answer rather than an error: the memory planner
 # (lifetimes, in-place reuse), the program it runs, the optimizer's flat region. Every
 # function of these files is mutated.

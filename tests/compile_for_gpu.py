@@ -29,110 +29,13 @@ os.environ.setdefault("TRITONSYM_TMA", "1")
 
 import torch  # noqa: E402
 
-DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
-
 
 def planned_launches():
-    """(description, Launch) for representative calls of every launcher."""
-    from tritonsym.ops import (
-        activation,
-        elementwise,
-        fully_connected,
-        memory,
-        optimizer,
-        regression_output,
-        softmax,
-        softmax_output,
-    )
+    """(description, Launch) for the representative launches of every kernels module
+    (``tritonsym.ops.catalog``), in every dtype."""
+    from tritonsym.ops import catalog
 
-    from tritonsym import ops
-
-    t = lambda *shape, dtype=torch.float32: torch.empty(shape, dtype=dtype)  # noqa: E731
-    out = []
-
-    def add(what, launches):
-        out.extend((what, launch) for launch in launches)
-
-    for dt in DTYPES:
-        # Every kernel family in every dtype; the constexpr variants (activation and op kinds)
-        # in float32 and in bfloat16, which stores through its own rounding path.
-        kinds = dt in (torch.float32, torch.bfloat16)
-        x, w, b, y = t(64, 96, dtype=dt), t(48, 96, dtype=dt), t(48, dtype=dt), t(64, 48, dtype=dt)
-        for act in ("none", "relu", "tanh", "selu") if kinds else ("relu",):
-            add(f"fc forward {dt} {act}", fully_connected.plan_fully_connected_forward(x, w, b, y, act=act))
-        for act in ("none", "sigmoid") if kinds else ("sigmoid",):
-            add(f"fc backward {dt} {act}", fully_connected.plan_fully_connected_backward(
-                y, x, w, out=y, act=act, grad_x=t(64, 96, dtype=dt), grad_weight=t(48, 96, dtype=dt),
-                grad_bias=t(48, dtype=dt), accumulate_weight=True))
-        if dt == torch.float32:
-            add("fc forward tf32", fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu",
-                                                                                precision="tf32"))
-        add(f"fc bias grad only {dt}", fully_connected.plan_fully_connected_backward(y, x, w, grad_bias=b))
-        v = t(33, 17, dtype=dt)
-        for kind in ops.ACTIVATIONS if kinds else ("softrelu",):
-            add(f"activation {dt} {kind}", activation.plan_activation_forward(v, t(33, 17, dtype=dt), kind, 0.1))
-            add(f"activation grad {dt} {kind}", activation.plan_activation_backward(
-                v, v, t(33, 17, dtype=dt), kind, 0.1, from_output=activation.grad_from_output(kind, 0.1)))
-        for kind in ops.BINARY_OPS if kinds else ("div",):
-            add(f"binary {dt} {kind}", elementwise.plan_binary_forward(kind, v, v.T.contiguous().T, v))
-            add(f"binary grad {dt} {kind}", elementwise.plan_binary_backward(kind, v, v, v, v, v, True, False))
-        for kind in ops.SCALAR_OPS if kinds else ("power",):
-            add(f"scalar {dt} {kind}", elementwise.plan_scalar_forward(kind, v, 2.0 if kind == "power" else 2.5, v))
-            add(f"scalar grad {dt} {kind}", elementwise.plan_scalar_backward(kind, v, v, v, v, 2.5))
-        for kind in ops.UNARY_OPS if kinds else ("sqrt",):
-            add(f"unary {dt} {kind}", elementwise.plan_unary_forward(kind, v, v))
-            add(f"unary grad {dt} {kind}", elementwise.plan_unary_backward(kind, v, v, v, v, True))
-        add(f"fill {dt}", memory.plan_fill(v, 0.0))
-        add(f"fill loss-scaled {dt}", memory.plan_fill(v, 0.5, loss_scale=t(1)))
-        add(f"copy {dt}", memory.plan_copy(v.T, t(17, 33, dtype=dt), accumulate=True))
-        for log in (False, True):
-            add(f"softmax {dt} log={log}", softmax.plan_softmax_forward(v, v, -1, log))
-            add(f"softmax grad {dt} log={log}", softmax.plan_softmax_backward(v, v, v, -1, log, True))
-            wide = t(128, 40000, dtype=dt)  # wider than one block (MAX_BLOCK): the looped kernels
-            add(f"softmax looped {dt} log={log}", softmax.plan_softmax_forward(wide, wide, -1, log))
-            add(f"softmax grad looped {dt} log={log}", softmax.plan_softmax_backward(wide, wide, wide, -1, log))
-            few = t(2, 40000, dtype=dt)  # and too few of them to fill the GPU: rows split across programs
-            stats, sums = (t(*shape, dtype=sdt) for shape, sdt in (softmax.split_stats(few.shape, -1, dt, backward)
-                                                                   for backward in (False, True)))
-            add(f"softmax split {dt} log={log}", softmax.plan_softmax_forward(few, few, -1, log, stats=stats))
-            add(f"softmax grad split {dt} log={log}", softmax.plan_softmax_backward(few, few, few, -1, log, True,
-                                                                                    stats=sums))
-        add(f"softmax output {dt}", softmax_output.plan_softmax_output_backward(
-            v, t(33, dtype=dt), v, use_ignore=True, normalization="valid", valid_count=t(1), head_grad=v))
-        add(f"softmax output prob {dt}", softmax_output.plan_softmax_output_backward(v, v, v, smooth_alpha=0.1))
-        add(f"softmax output loss-scaled {dt}", softmax_output.plan_softmax_output_backward(
-            v, t(33, dtype=dt), v, normalization="batch", loss_scale=t(1)))
-        add(f"regression {dt}", regression_output.plan_regression_output_backward(v, v, v, 0.5))
-        add(f"regression loss-scaled {dt}", regression_output.plan_regression_output_backward(
-            v, v, v, 0.5, loss_scale=t(1)))
-        flat, ct = t(3000, dtype=dt), optimizer.compute_dtype(dt)
-        chunks = optimizer.chunk_table([optimizer.Segment(0, 1000), optimizer.Segment(1024, 1976, 0.5, 0.0)], 3000,
-                                       dt, "cpu")
-        state = t(3000, dtype=ct)
-        for clip in (False, True):
-            add(f"sgd {dt} clip={clip}", optimizer.plan_sgd_update(flat, flat, None, chunks,
-                                                                    t(len(optimizer.SGD_HYPER), dtype=ct), clip))
-            add(f"sgd momentum {dt} clip={clip}", optimizer.plan_sgd_update(
-                flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), clip))
-            add(f"adam {dt} clip={clip}", optimizer.plan_adam_update(flat, flat, state, state, chunks,
-                                                                      t(len(optimizer.ADAM_HYPER), dtype=ct), clip))
-        scaler = optimizer.LossScaleState(t(1), t(len(optimizer.SCALER_COUNTERS), dtype=torch.int32))
-        add(f"count nonfinite grads {dt}", optimizer.plan_count_nonfinite_grads(flat, chunks, scaler))
-        add(f"sgd momentum loss-scaled {dt}", optimizer.plan_sgd_update(
-            flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), True, scaler=scaler))
-        add(f"adam loss-scaled {dt}", optimizer.plan_adam_update(
-            flat, flat, state, state, chunks, t(len(optimizer.ADAM_HYPER), dtype=ct), False,
-            master=t(3000) if dt in optimizer.HALF_DTYPES else None, scaler=scaler))
-        if dt in optimizer.HALF_DTYPES:  # with a float32 master copy
-            add(f"sgd momentum master {dt}", optimizer.plan_sgd_update(
-                flat, flat, state, chunks, t(len(optimizer.SGD_HYPER), dtype=ct), False, master=t(3000)))
-            add(f"adam master {dt}", optimizer.plan_adam_update(
-                flat, flat, state, state, chunks, t(len(optimizer.ADAM_HYPER), dtype=ct), False, master=t(3000)))
-    add("count labels", softmax_output.plan_count_valid_labels(t(33, dtype=torch.int64), t(1), -1.0))
-    add("loss scale update", optimizer.plan_loss_scale_update(
-        optimizer.LossScaleState(t(1), t(len(optimizer.SCALER_COUNTERS), dtype=torch.int32)), 2.0, 0.5, 2000,
-        2.0 ** -24, 2.0 ** 24))
-    return out
+    return [(f"{what} {dtype}", launch) for what, dtype, launch in catalog.representative_launches()]
 
 
 ALL_CONFIGS_DTYPE = torch.float16  # every autotune config is compiled for this dtype, the first for others

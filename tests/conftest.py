@@ -47,6 +47,22 @@ def rng(request) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
+# How many cases the generated tests drew, shown after the run (without pytest-xdist: each
+# worker keeps its own counts).
+CASE_COUNTS = (("test_hostile_files", "FUZZ_CASES", "fuzzed inputs tried"),
+               ("test_kernel_properties", "CASES", "generated kernel cases"),
+               ("test_update_properties", "CASES", "generated optimizer update cases"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = [f"{what}: {dict(getattr(sys.modules[module], name))}" for module, name, what in CASE_COUNTS
+             if module in sys.modules and getattr(sys.modules[module], name, None)]
+    if lines:
+        terminalreporter.section("cases drawn")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config, items):
     on_gpu = torch.cuda.is_available()
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")

@@ -6,6 +6,7 @@ start, bit for bit: the graphs replay the very launches the eager step makes."""
 import numpy as np
 import pytest
 import torch
+from networks import mlp
 
 import tritonsym as ts
 from tritonsym import BindError
@@ -15,9 +16,7 @@ S = ts.sym
 
 
 def _mlp():
-    net = S.Activation(S.FullyConnected(S.Variable("data"), num_hidden=33, name="fc1"), act_type="tanh")
-    net = S.FullyConnected(net, num_hidden=7, name="fc2")
-    return S.SoftmaxOutput(net, name="out")
+    return mlp((33,), 7, act="tanh", out="out")
 
 
 @pytest.mark.cpu_only

@@ -1,6 +1,7 @@
 """bind / simple_bind and the Executor: arrays, gradient requests, errors, and the promise
 that forward and backward allocate nothing and move nothing."""
 
+import networks
 import numpy as np
 import pytest
 import torch
@@ -13,10 +14,7 @@ S = ts.sym
 
 
 def mlp(hidden=16, classes=4):
-    net = S.FullyConnected(S.Variable("data"), num_hidden=hidden, name="fc1")
-    net = S.Activation(net, act_type="relu", name="relu1")
-    net = S.FullyConnected(net, num_hidden=classes, name="fc2")
-    return S.SoftmaxOutput(net, name="out")
+    return networks.mlp((hidden,), classes, out="out")
 
 
 def ready(exe, rng, batch=8, classes=4):

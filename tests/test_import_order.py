@@ -4,6 +4,7 @@ kernels must still work, including ones using Triton's own helpers (tl.sum, tl.c
 import subprocess
 import sys
 
+import pytest
 import torch
 
 PROGRAM = """
@@ -25,7 +26,7 @@ print("ok", ts.ops.INTERPRET)
 
 def test_triton_imported_first():
     if torch.cuda.is_available():
-        return  # compiled mode: nothing to re-prepare
+        pytest.skip("compiled mode: there are no interpreter helpers to re-prepare")
     result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok True"

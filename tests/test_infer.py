@@ -1,6 +1,7 @@
 """Shape and dtype inference: both directions, partial results, and errors that name the
 node, the operator, the input and the shapes."""
 
+import networks
 import pytest
 import torch
 
@@ -11,10 +12,7 @@ S = ts.sym
 
 
 def mlp():
-    net = S.FullyConnected(S.Variable("data"), num_hidden=128, name="fc1")
-    net = S.Activation(net, act_type="relu", name="relu1")
-    net = S.FullyConnected(net, num_hidden=10, name="fc2")
-    return S.SoftmaxOutput(net, name="out")
+    return networks.mlp((128,), 10, out="out")
 
 
 def test_forward_inference():

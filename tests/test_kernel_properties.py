@@ -145,7 +145,3 @@ def test_scalar_and_unary_operators_on_random_layouts(call, layout, dtype, accum
     if accumulate:
         expected_grad = expected_grad + to_numpy(start)
     assert_close(grad, expected_grad, dtype, f"{where} backward", scale=2.0)
-
-
-def test_report_case_counts():
-    print(f"generated kernel cases: {CASES}")

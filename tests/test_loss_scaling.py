@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from networks import blobs
 from tritonsym.ops import memory
 
 import tritonsym as ts
@@ -20,9 +21,7 @@ FEATURES, CLASSES = 6, 3
 
 
 def _blobs(n, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, CLASSES, n)
-    return (np.eye(CLASSES, FEATURES)[y] * 4.0 + rng.normal(size=(n, FEATURES))).astype(np.float32), y
+    return blobs(n, CLASSES, FEATURES, seed)
 
 
 def _mlp(depth=1, hidden=8, normalization="null"):

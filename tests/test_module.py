@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from networks import blobs, mlp
 
 import tritonsym as ts
 from tritonsym import BindError, FormatError, ParamError
@@ -17,18 +18,11 @@ FEATURES, CLASSES = 6, 3
 
 
 def _blobs(n, seed=0):
-    """Three well separated Gaussian clusters: a network that learns gets them all right."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, CLASSES, n)
-    centers = np.eye(CLASSES, FEATURES) * 4.0
-    return (centers[y] + rng.normal(size=(n, FEATURES))).astype(np.float32), y
+    return blobs(n, CLASSES, FEATURES, seed)
 
 
 def _net(hidden=8):
-    net = ts.sym.FullyConnected(ts.sym.Variable("data"), name="fc1", num_hidden=hidden)
-    net = ts.sym.Activation(net, name="relu1", act_type="relu")
-    net = ts.sym.FullyConnected(net, name="fc2", num_hidden=CLASSES)
-    return ts.sym.SoftmaxOutput(net, name="softmax")
+    return mlp((hidden,), CLASSES)
 
 
 def _trained(epochs=3, **fit):

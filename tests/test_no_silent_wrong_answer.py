@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from networks import mlp
 
 import tritonsym as ts
 from tritonsym.executor.program import EXACT_INTEGERS
@@ -113,8 +114,7 @@ def test_an_integer_input_is_refused_at_bind_naming_node_and_variable():
 
 
 def _mlp():
-    net = S.Activation(S.FullyConnected(S.Variable("data"), num_hidden=16, name="fc1"), act_type="relu")
-    return S.SoftmaxOutput(S.FullyConnected(net, num_hidden=4, name="fc2"), name="softmax")
+    return mlp((16,), 4)
 
 
 def _data(last_batch_handle="pad"):

@@ -26,9 +26,9 @@ def _run(script: str, *args: str, results: pathlib.Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_kernel_report_reads_the_compiled_kernels(tmp_path):
-    rows = _run("kernel_report.py", "--only", "softmax output", "--jobs", "1", results=tmp_path)
-    assert [(r["kernel"], r["dtype"]) for r in rows] == [("softmax output grad", "fp32"),
-                                                         ("softmax output grad", "bf16")]
+    rows = _run("kernel_report.py", "--only", "softmax output loss-scaled", "--jobs", "1", results=tmp_path)
+    assert [(r["kernel"], r["dtype"]) for r in rows] == [("softmax output loss-scaled", "fp32"),
+                                                         ("softmax output loss-scaled", "bf16")]
     for row in rows:
         assert row["fits"] == "yes" and row["spilled B"] == "0"
         assert int(row["registers"]) > 0

@@ -1,6 +1,7 @@
 """The memory planner: lifetimes from what backward needs, in-place pairs, offsets against
 the lower bound, forward-only plans, mirror, and results that planning never changes."""
 
+import networks
 import numpy as np
 import pytest
 import torch
@@ -25,12 +26,8 @@ F32 = 4
 
 
 def mlp(sizes, act="relu"):
-    net = S.Variable("data")
-    for i, hidden in enumerate(sizes[1:-1]):
-        net = S.FullyConnected(net, num_hidden=hidden, name=f"fc{i + 1}")
-        net = S.Activation(net, act_type=act, name=f"act{i + 1}")
-    net = S.FullyConnected(net, num_hidden=sizes[-1], name=f"fc{len(sizes) - 1}")
-    return S.SoftmaxOutput(net, name="softmax")
+    """``sizes``: the input features, the hidden sizes, then the classes."""
+    return networks.mlp(sizes[1:-1], sizes[-1], act=act)
 
 
 def values(exe):
@@ -72,7 +69,7 @@ def test_chain_mlp_lower_bound_from_the_math():
     m = exe.memory
     peak = b * F32 * (10 + 128 + 64 + 64 + 128)  # softmax output, y1, y2, dy2, dy1
     assert m.lower_bound_bytes == peak
-    assert m.peak_step == "fc2+act2 (FullyConnected+relu) backward"
+    assert m.peak_step == "fc2+relu2 (FullyConnected+relu) backward"
     assert m.planned_bytes == m.lower_bound_aligned_bytes == peak  # every size a multiple of 256 here
     # naive: z, y and their gradients for each hidden layer, fc3's output, softmax output, its data gradient
     assert m.naive_bytes == b * F32 * (4 * 128 + 4 * 64 + 3 * 10)
@@ -178,8 +175,8 @@ def test_grad_req_null_and_add_in_the_plan():
     # a frozen first layer (and no data gradient): fc1's backward does not run, dy1 is never made
     frozen = {n: "null" if n.startswith(("fc1", "data")) else "write" for n in net.list_arguments()}
     part = net.simple_bind(ts.cpu(), grad_req=frozen, data=(16, 9)).memory
-    assert "act1_output_grad" in [v.name for v in full.values]
-    assert "act1_output_grad" not in [v.name for v in part.values]
+    assert "relu1_output_grad" in [v.name for v in full.values]
+    assert "relu1_output_grad" not in [v.name for v in part.values]
     assert part.planned_bytes < full.planned_bytes
 
 

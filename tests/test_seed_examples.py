@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import tritonsym as ts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ EXPECTED = [
 def test_expected_lists_are_the_documents():
     """The lists above are read off the seed document itself (when it is beside the checkout)."""
     if not SEED.exists():
-        return
+        pytest.skip(f"the seed document is not beside the checkout ({SEED})")
     text = SEED.read_text()
     blocks = re.findall(r"arguments\((?:net|composed\.net)\)\n((?:## .*\n)+)", text)
     from_document = [re.findall(r'"([^"]+)"', block) for block in blocks]

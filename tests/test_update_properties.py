@@ -143,7 +143,3 @@ def test_updates_on_random_regions_follow_the_oracle(region, dtype, kind, data, 
                 assert_close(w[s], expected, dtype, f"weight, {where}")
             for name, t in expected_states.items():
                 assert_close(states[name][s], t, ct, f"{name}, {where}")
-
-
-def test_report_case_counts():
-    print(f"generated optimizer update cases: {CASES}")

@@ -3,6 +3,7 @@
 import shutil
 
 import pytest
+from networks import mlp
 
 import tritonsym as ts
 from tritonsym import TritonSymError
@@ -12,9 +13,7 @@ S = ts.sym
 
 
 def _mlp():
-    net = S.Activation(S.FullyConnected(S.Variable("data"), name="fc1", num_hidden=128), name="relu1",
-                       act_type="relu")
-    return S.SoftmaxOutput(S.FullyConnected(net, name="fc2", num_hidden=10), name="softmax")
+    return mlp((128,), 10)
 
 
 def _summary(net, shape=None):
