@@ -422,3 +422,18 @@ def test_symbol_eval_binds_runs_forward_and_returns_outputs_of_their_own(rng):
     assert half.dtype == torch.float32 and half.tolist() == [[2.0] * 3] * 2
     with pytest.raises(ts.ExecutionError, match="fc_weight, fc_bias have never been given a value"):
         fc.eval(data=x)
+
+
+def test_nonfinite_counts_named_arrays_and_sets_nothing():
+    exe = (S.Variable("a") * 2.0).simple_bind(ts.cpu(), a=(4,))
+    (out,) = exe.output_dict  # its automatic name depends on what this process built before
+    exe.forward(a=np.array([1.0, np.nan, np.inf, 2.0]))
+    assert exe.nonfinite(["a", out]) == {"a": 2, out: 2}
+    exe.forward(a=np.ones(4))
+    assert exe.nonfinite(["a", out]) == {}
+    with pytest.raises(ts.BindError, match=r"nonfinite: \['b'\] are neither arguments nor outputs"):
+        exe.nonfinite(["b"])
+    fresh = (S.Variable("a") * 2.0).simple_bind(ts.cpu(), a=(4,))
+    fresh.nonfinite(["a"])
+    with pytest.raises(ts.ExecutionError, match="'a'"):  # counting gave it no value
+        fresh.forward()

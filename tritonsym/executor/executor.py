@@ -150,7 +150,8 @@ class Executor:
         """How many NaN/inf each named argument or output holds, for those that hold any:
         one Triton launch each and one read-back (it synchronises: for once an epoch, not
         every step). Integer arrays hold neither and are skipped."""
-        arrays = {**self.output_dict, **self.arg_dict}
+        # The program's own tensors: reading arg_dict would count as giving every argument a value.
+        arrays = {**self.output_dict, **{n: v.tensor for n, v in self._program.args.items()}}
         unknown = [n for n in names if n not in arrays]
         if unknown:
             raise BindError(f"nonfinite: {unknown} are neither arguments nor outputs of this executor")
