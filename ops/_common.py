@@ -192,18 +192,9 @@ def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
             )
 
 
-def byte_span(t: torch.Tensor) -> tuple[int, int]:
-    """The bytes [low, high) that a view can address."""
-    if t.numel() == 0:
-        return t.data_ptr(), t.data_ptr()
-    low_elements = sum((n - 1) * s for n, s in zip(t.shape, t.stride()) if s < 0)
-    high_elements = sum((n - 1) * s for n, s in zip(t.shape, t.stride()) if s > 0)
-    return t.data_ptr() + low_elements * t.element_size(), t.data_ptr() + (high_elements + 1) * t.element_size()
-
-
 def overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Do the bytes two views can address overlap (an output planned over its input)?"""
-    (a_low, a_high), (b_low, b_high) = byte_span(a), byte_span(b)
+    (a_low, a_high), (b_low, b_high) = memcheck.byte_span(a), memcheck.byte_span(b)
     return a_low < b_high and b_low < a_high
 
 
@@ -307,6 +298,13 @@ def elementwise_args(fn: str, shape: Sequence[int], **tensors: torch.Tensor) -> 
 
 
 # ------------------------------------------------------------------------- jit helpers
+
+
+@triton.jit
+def keep_nan(v, d):
+    """``d``, or NaN where ``v`` is NaN. A value chosen by a comparison (``tl.where(x > 0,
+    ...)``) would turn a NaN into a plausible 0 or 1; NaN in must give NaN out."""
+    return tl.where(v != v, v, d)
 
 
 @triton.jit

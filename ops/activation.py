@@ -23,6 +23,7 @@ from ._common import (
     element_offsets,
     elementwise_args,
     expm1,
+    keep_nan,
     log1p,
     prepare_out,
     run,
@@ -61,13 +62,6 @@ def tanh(x):
     e = expm1(-2.0 * tl.abs(x))
     t = -e / (2.0 + e)
     return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def keep_nan(v, d):
-    """``d``, or NaN where ``v`` is NaN. A value chosen by a comparison (``tl.where(x > 0,
-    ...)``) would turn a NaN into a plausible 0 or 1; NaN in must give NaN out."""
-    return tl.where(v != v, v, d)
 
 
 @triton.jit

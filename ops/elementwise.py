@@ -23,6 +23,7 @@ from ._common import (
     check_tensor,
     element_offsets,
     elementwise_args,
+    keep_nan,
     prepare_out,
     run,
     store,
@@ -292,7 +293,7 @@ def _unary_backward_kernel(
         d = 2.0 * g * tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
     elif OP == "abs":
         x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
-        d = tl.where(x != x, x, tl.where(x > 0, g, tl.where(x < 0, -g, 0.0)))  # NaN in, NaN out
+        d = keep_nan(x, tl.where(x > 0, g, tl.where(x < 0, -g, 0.0)))
     else:
         y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
         d = -g * y * y

@@ -43,18 +43,24 @@ class MemoryAccessError(RuntimeError):
     """An interpreted kernel touched memory outside every tensor of its launch."""
 
 
+def byte_span(tensor: torch.Tensor) -> tuple[int, int]:
+    """The bytes [low, high) that a view can address (empty for no elements)."""
+    low = high = tensor.data_ptr()
+    if tensor.numel():
+        size = tensor.element_size()
+        low += sum(min(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size
+        high += sum(max(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size + size
+    return low, high
+
+
 class Span:
     """The bytes a tensor argument's view can address: [low, high)."""
 
     __slots__ = ("name", "low", "high", "described")
 
     def __init__(self, name: str, tensor: torch.Tensor):
-        size = tensor.element_size()
         self.name = name
-        self.low = self.high = tensor.data_ptr()
-        if tensor.numel():
-            self.low += sum(min(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size
-            self.high += sum(max(0, (n - 1) * s) for n, s in zip(tensor.shape, tensor.stride())) * size + size
+        self.low, self.high = byte_span(tensor)
         self.described = (f"{name} (shape {tuple(tensor.shape)}, strides {tuple(tensor.stride())}, "
                           f"{str(tensor.dtype).removeprefix('torch.')})")
 
