@@ -283,16 +283,15 @@ ELEMENTWISE_BLOCK = 1 << 16 if INTERPRET else 1024
 
 
 def elementwise_args(fn: str, shape: Sequence[int], **tensors: torch.Tensor) -> tuple[list, bool, tuple]:
-    """Kernel arguments ``n, size1, size2, size3`` then 4 strides per tensor, in order.
+    """Kernel arguments ``n, sizes`` (the sizes of dimensions 1-3) then one tuple of 4 strides
+    per tensor, in order: what ``element_block`` and ``element_offsets`` take.
 
     Returns the arguments, whether every tensor is one contiguous run (the kernel then
     skips index math), and the grid.
     """
     sizes, strides = strided_layout(fn, shape, tensors)
     n = numel(shape)
-    args = [n, sizes[1], sizes[2], sizes[3]]
-    for name in tensors:
-        args += strides[name]
+    args = [n, tuple(sizes[1:]), *(tuple(strides[name]) for name in tensors)]
     flat = is_flat(sizes, *strides.values())
     return args, flat, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),)
 
@@ -344,8 +343,7 @@ def round_to_bf16(x):
 @triton.jit
 def load_nonfinite_count(X, offsets, mask):
     """How many of the masked elements of X are NaN or +-inf (an int32 scalar)."""
-    CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32  # half-precision compares need an upcast
-    x = tl.load(X + offsets, mask=mask, other=0.0).to(CT)
+    x = load_wide(X, offsets, mask, 0.0)  # half-precision compares need an upcast
     bad = (x - x) != 0.0  # inf - inf and NaN - NaN are NaN; any finite x gives 0
     return tl.sum(bad.to(tl.int32), axis=0)
 
@@ -374,22 +372,38 @@ def store_result(ptr, offsets, value, mask, ACCUMULATE: tl.constexpr):
 
 
 @triton.jit
-def element_offsets(index, FLAT: tl.constexpr, size1, size2, size3, stride0, stride1, stride2, stride3):
-    """Memory offsets of the flat (row-major) elements ``index`` of one operand: ``index``
-    itself when every operand is one contiguous run (FLAT), else through its strides."""
-    if FLAT:
-        return index
-    else:
-        return nd_offsets(index, size1, size2, size3, stride0, stride1, stride2, stride3)
+def element_block(n, BLOCK: tl.constexpr):
+    """This program's BLOCK flat (row-major) element numbers, in int64 so that offsets past
+    2**31 do not wrap, and the mask of those below ``n``."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    return index, index < n
 
 
 @triton.jit
-def nd_offsets(index, size1, size2, size3, stride0, stride1, stride2, stride3):
-    """Offsets of flat (row-major) element ``index`` of a 4-d strided tensor."""
-    i3 = index % size3
-    rest = index // size3
-    i2 = rest % size2
-    rest = rest // size2
-    i1 = rest % size1
-    i0 = rest // size1
-    return i0 * stride0 + i1 * stride1 + i2 * stride2 + i3 * stride3
+def element_offsets(index, FLAT: tl.constexpr, sizes, strides):
+    """Memory offsets of the flat elements ``index`` of one operand: ``index`` itself when
+    every operand is one contiguous run (FLAT; the index math is compiled out), else through
+    its 4 ``strides`` and the ``sizes`` of dimensions 1-3 (``elementwise_args`` makes both)."""
+    if FLAT:
+        return index
+    else:
+        i3 = index % sizes[2]
+        rest = index // sizes[2]
+        i2 = rest % sizes[1]
+        rest = rest // sizes[1]
+        i1 = rest % sizes[0]
+        i0 = rest // sizes[0]
+        return i0 * strides[0] + i1 * strides[1] + i2 * strides[2] + i3 * strides[3]
+
+
+@triton.jit
+def widen(x, LIKE):
+    """``x`` in the type kernels compute in for ``LIKE``'s elements: float64 for float64,
+    float32 for the rest (half precision computes in float32 and rounds once, at the store)."""
+    return x.to(tl.float64 if LIKE.dtype.element_ty == tl.float64 else tl.float32)
+
+
+@triton.jit
+def load_wide(ptr, offsets, mask, other):
+    """The masked elements of ``ptr`` in its compute type (``widen``); ``other`` elsewhere."""
+    return widen(tl.load(ptr + offsets, mask=mask, other=other), ptr)

@@ -1,10 +1,10 @@
 """Elementwise arithmetic: tensor-tensor (same shape), tensor-scalar and unary, with backward.
 
-Every kernel indexes through up to 4 strided dimensions, so transposed, sliced and
-expanded (stride-0) inputs work; when every operand is one contiguous run the index math
-is compiled out. Backward kernels write or accumulate (``grad_req='add'``, or a value
-read twice in one graph) each input gradient, and read only the saved values the
-``*_NEEDS`` tables name.
+Every kernel indexes through up to 4 strided dimensions (``element_offsets``), so
+transposed, sliced and expanded (stride-0) inputs work; when every operand is one
+contiguous run, as every tensor of a bound graph is, the index math is compiled out.
+Backward kernels write or accumulate (``grad_req='add'``, or a value read twice in one
+graph) each input gradient, and read only the saved values the ``*_NEEDS`` tables name.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from ._common import (
     Launch,
     check_same,
     check_tensor,
+    element_block,
     element_offsets,
     elementwise_args,
     keep_nan,
+    load_wide,
     prepare_out,
     run,
     store,
     store_result,
+    widen,
 )
 
 BINARY_OPS = ("add", "sub", "mul", "div")
@@ -79,22 +82,13 @@ def _exponent_kind(e: float) -> dict:
 
 @triton.jit
 def _binary_forward_kernel(
-    A, B, OUT,
-    n, size1, size2, size3,
-    a_stride0, a_stride1, a_stride2, a_stride3,
-    b_stride0, b_stride1, b_stride2, b_stride3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
+    A, B, OUT, n, sizes, a_strides, b_strides, out_strides,
     OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes out = a OP b for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    a_offsets = element_offsets(index, FLAT, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
-    b_offsets = element_offsets(index, FLAT, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    a = tl.load(A + a_offsets, mask=mask, other=0.0).to(CT)
-    b = tl.load(B + b_offsets, mask=mask, other=1.0).to(CT)
+    index, mask = element_block(n, BLOCK)
+    a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0)
+    b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 1.0)
     if OP == "add":
         r = a + b
     elif OP == "sub":
@@ -103,34 +97,21 @@ def _binary_forward_kernel(
         r = a * b
     else:
         r = a / b
-    store(OUT, out_offsets, r, mask)
+    store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
 
 
 @triton.jit
 def _binary_backward_kernel(
-    DOUT, A, B, DA, DB,
-    n, size1, size2, size3,
-    g_stride0, g_stride1, g_stride2, g_stride3,
-    a_stride0, a_stride1, a_stride2, a_stride3,
-    b_stride0, b_stride1, b_stride2, b_stride3,
-    da_stride0, da_stride1, da_stride2, da_stride3,
-    db_stride0, db_stride1, db_stride2, db_stride3,
+    DOUT, A, B, DA, DB, n, sizes, g_strides, a_strides, b_strides, da_strides, db_strides,
     OP: tl.constexpr, HAS_DA: tl.constexpr, HAS_DB: tl.constexpr,
     ACCUMULATE_DA: tl.constexpr, ACCUMULATE_DB: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-    a_offsets = element_offsets(index, FLAT, size1, size2, size3, a_stride0, a_stride1, a_stride2, a_stride3)
-    b_offsets = element_offsets(index, FLAT, size1, size2, size3, b_stride0, b_stride1, b_stride2, b_stride3)
-    da_offsets = element_offsets(index, FLAT, size1, size2, size3, da_stride0, da_stride1, da_stride2, da_stride3)
-    db_offsets = element_offsets(index, FLAT, size1, size2, size3, db_stride0, db_stride1, db_stride2, db_stride3)
-    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
-    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
+    index, mask = element_block(n, BLOCK)
+    g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
     if OP == "mul" or OP == "div":
-        a = tl.load(A + a_offsets, mask=mask, other=0.0).to(CT)
-        b = tl.load(B + b_offsets, mask=mask, other=1.0).to(CT)
+        a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0)
+        b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 1.0)
     if HAS_DA:
         if OP == "add" or OP == "sub":
             da = g
@@ -138,7 +119,7 @@ def _binary_backward_kernel(
             da = g * b
         else:
             da = g / b
-        store_result(DA, da_offsets, da, mask, ACCUMULATE_DA)
+        store_result(DA, element_offsets(index, FLAT, sizes, da_strides), da, mask, ACCUMULATE_DA)
     if HAS_DB:
         if OP == "add":
             db = g
@@ -148,26 +129,19 @@ def _binary_backward_kernel(
             db = g * a
         else:
             db = -g * a / (b * b)
-        store_result(DB, db_offsets, db, mask, ACCUMULATE_DB)
+        store_result(DB, element_offsets(index, FLAT, sizes, db_strides), db, mask, ACCUMULATE_DB)
 
 
 @triton.jit
 def _scalar_forward_kernel(
-    X, OUT, scalar: tl.float64, log_scalar: tl.float64,
-    n, size1, size2, size3,
-    x_stride0, x_stride1, x_stride2, x_stride3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
+    X, OUT, scalar: tl.float64, log_scalar: tl.float64, n, sizes, x_strides, out_strides,
     OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
     FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes out = x OP scalar for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
-    s = scalar.to(CT)
+    index, mask = element_block(n, BLOCK)
+    x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+    s = widen(scalar, OUT)
     if OP == "plus":
         r = x + s
     elif OP == "minus":
@@ -183,32 +157,22 @@ def _scalar_forward_kernel(
     elif OP == "power":
         r = _power(x, s, SMALL_INT, IS_INT, ODD)
     else:
-        r = tl.exp(x * log_scalar.to(CT))
-    store(OUT, out_offsets, r, mask)
+        r = tl.exp(x * widen(log_scalar, OUT))
+    store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
 
 
 @triton.jit
 def _scalar_backward_kernel(
     DOUT, X, OUT, DX, scalar: tl.float64, log_scalar: tl.float64,
-    n, size1, size2, size3,
-    g_stride0, g_stride1, g_stride2, g_stride3,
-    x_stride0, x_stride1, x_stride2, x_stride3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
-    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    n, sizes, g_strides, x_strides, out_strides, dx_strides,
     OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
     ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes dx (+)= dout * d(x OP scalar)/dx for BLOCK elements.
     For ``power`` the constexprs describe the exponent scalar - 1."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
-    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
-    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
-    s = scalar.to(CT)
+    index, mask = element_block(n, BLOCK)
+    g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
+    s = widen(scalar, DOUT)
     if OP == "plus" or OP == "minus":
         d = g
     elif OP == "rminus":
@@ -218,33 +182,26 @@ def _scalar_backward_kernel(
     elif OP == "div":
         d = g / s
     elif OP == "rdiv":
-        x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         d = -g * s / (x * x)
     elif OP == "power":
-        x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         # x ** 0 is constant: its gradient is 0 everywhere, also where 0 * x ** -1 is 0 * inf.
         d = tl.where(s == 0.0, g * 0.0, g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD))
     else:
-        y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
-        d = g * y * log_scalar.to(CT)  # the base is positive (the launcher checks): log is finite
-    store_result(DX, dx_offsets, d, mask, ACCUMULATE)
+        y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
+        d = g * y * widen(log_scalar, DOUT)  # the base is positive (the launcher checks): log is finite
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
 
 
 @triton.jit
 def _unary_forward_kernel(
-    X, OUT,
-    n, size1, size2, size3,
-    x_stride0, x_stride1, x_stride2, x_stride3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
+    X, OUT, n, sizes, x_strides, out_strides,
     OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes out = OP(x) for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    x = tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+    index, mask = element_block(n, BLOCK)
+    x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
     if OP == "negative":
         r = -x
     elif OP == "exp":
@@ -259,45 +216,35 @@ def _unary_forward_kernel(
         r = tl.abs(x)
     else:
         r = 1.0 / x
-    store(OUT, out_offsets, r, mask)
+    store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
 
 
 @triton.jit
 def _unary_backward_kernel(
-    DOUT, X, OUT, DX,
-    n, size1, size2, size3,
-    g_stride0, g_stride1, g_stride2, g_stride3,
-    x_stride0, x_stride1, x_stride2, x_stride3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
-    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    DOUT, X, OUT, DX, n, sizes, g_strides, x_strides, out_strides, dx_strides,
     OP: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Each program computes dx (+)= dout * OP'(x) for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    g_offsets = element_offsets(index, FLAT, size1, size2, size3, g_stride0, g_stride1, g_stride2, g_stride3)
-    x_offsets = element_offsets(index, FLAT, size1, size2, size3, x_stride0, x_stride1, x_stride2, x_stride3)
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
-    CT = tl.float64 if DOUT.dtype.element_ty == tl.float64 else tl.float32
-    g = tl.load(DOUT + g_offsets, mask=mask, other=0.0).to(CT)
+    """Each program computes dx (+)= dout * OP'(x) for BLOCK elements; reads x or the output
+    as ``UNARY_NEEDS`` says."""
+    index, mask = element_block(n, BLOCK)
+    g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
     if OP == "negative":
         d = -g
     elif OP == "exp":
-        d = g * tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+        d = g * load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
     elif OP == "log":
-        d = g / tl.load(X + x_offsets, mask=mask, other=1.0).to(CT)
+        d = g / load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
     elif OP == "sqrt":
-        d = g * 0.5 / tl.load(OUT + out_offsets, mask=mask, other=1.0).to(CT)
+        d = g * 0.5 / load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 1.0)
     elif OP == "square":
-        d = 2.0 * g * tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
+        d = 2.0 * g * load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
     elif OP == "abs":
-        x = tl.load(X + x_offsets, mask=mask, other=0.0).to(CT)
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
         d = keep_nan(x, tl.where(x > 0, g, tl.where(x < 0, -g, 0.0)))
     else:
-        y = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
+        y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
         d = -g * y * y
-    store_result(DX, dx_offsets, d, mask, ACCUMULATE)
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------ launchers

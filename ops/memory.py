@@ -21,52 +21,41 @@ from ._common import (
     check_loss_scale,
     check_tensor,
     check_writable,
+    element_block,
     element_offsets,
     elementwise_args,
     load_nonfinite_count,
     run,
-    store,
     store_result,
+    widen,
 )
 
 
 @triton.jit
 def _fill_kernel(
-    OUT, SCALE, value: tl.float64,
-    n, size1, size2, size3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
+    OUT, SCALE, value: tl.float64, n, sizes, out_strides,
     HAS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program sets (or adds ``value`` [* scale] to) BLOCK elements of out."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    CT = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    v = tl.full((BLOCK,), 0.0, CT) + value.to(CT)
+    index, mask = element_block(n, BLOCK)
+    v = widen(tl.full((BLOCK,), 0.0, tl.float32), OUT) + widen(value, OUT)
     if HAS_SCALE:
-        v = v * tl.load(SCALE).to(CT)
-    store_result(OUT, offsets, v, mask, ACCUMULATE)
+        v = v * widen(tl.load(SCALE), OUT)
+    store_result(OUT, element_offsets(index, FLAT, sizes, out_strides), v, mask, ACCUMULATE)
 
 
 @triton.jit
 def _copy_kernel(
-    SRC, DST,
-    n, size1, size2, size3,
-    src_stride0, src_stride1, src_stride2, src_stride3,
-    dst_stride0, dst_stride1, dst_stride2, dst_stride3,
+    SRC, DST, n, sizes, src_strides, dst_strides,
     ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program copies (or adds) BLOCK elements of src into dst."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    src_offsets = element_offsets(index, FLAT, size1, size2, size3, src_stride0, src_stride1, src_stride2, src_stride3)
-    dst_offsets = element_offsets(index, FLAT, size1, size2, size3, dst_stride0, dst_stride1, dst_stride2, dst_stride3)
-    CT = tl.float64 if (SRC.dtype.element_ty == tl.float64 or DST.dtype.element_ty == tl.float64) else tl.float32
-    v = tl.load(SRC + src_offsets, mask=mask, other=0.0).to(CT)
-    if ACCUMULATE:
-        store_result(DST, dst_offsets, v, mask, True)
-    else:
-        store(DST, dst_offsets, v, mask)
+    index, mask = element_block(n, BLOCK)
+    v = tl.load(SRC + element_offsets(index, FLAT, sizes, src_strides), mask=mask, other=0.0)
+    # float64 when either side is: a float64 source rounds once, at the store, and an int64
+    # index converts exactly into a float64 destination.
+    v = v.to(tl.float64) if SRC.dtype.element_ty == tl.float64 else widen(v, DST)
+    store_result(DST, element_offsets(index, FLAT, sizes, dst_strides), v, mask, ACCUMULATE)
 
 
 def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False,

@@ -64,9 +64,16 @@ SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
 # be 0.00099998713, 1.3e-5 off, and Adam's first steps as much (6e-6) off the oracle's.
 ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
               "bias_correction1", "sqrt_bias_correction2", "step", "one_minus_beta1", "one_minus_beta2")
+
+# The kernels' names for the slots, in the tuples' order (a test compares them by name).
+# The first four are the same for both optimizers: ``_scaled_gradient`` serves both.
+LEARNING_RATE, WD, RESCALE_GRAD, CLIP_GRADIENT, MOMENTUM = map(tl.constexpr, range(len(SGD_HYPER)))
+(_, _, _, _, BETA1, BETA2, EPSILON, BIAS_CORRECTION1, SQRT_BIAS_CORRECTION2, STEP, ONE_MINUS_BETA1,
+ ONE_MINUS_BETA2) = map(tl.constexpr, range(len(ADAM_HYPER)))
 # The int32 counters of a loss scale: this step's non-finite gradient elements, good steps
 # since the scale last changed, and steps skipped in all.
 SCALER_COUNTERS = ("nonfinite", "good_steps", "skipped_steps")
+NONFINITE, GOOD_STEPS, SKIPPED_STEPS = map(tl.constexpr, range(len(SCALER_COUNTERS)))
 # The weight dtypes a float32 master copy serves.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -91,7 +98,7 @@ def _unless_overflow(mask, COUNTERS, HAS_SCALER: tl.constexpr):
     """``mask``, emptied when this step's scaled gradients held a NaN/inf: the step is skipped."""
     if HAS_SCALER:
         # Compared as a block: the interpreter's scalar-bool & block-bool is no bool mask.
-        mask = mask & ((tl.zeros_like(mask).to(tl.int32) + tl.load(COUNTERS)) == 0)
+        mask = mask & ((tl.zeros_like(mask).to(tl.int32) + tl.load(COUNTERS + NONFINITE)) == 0)
     return mask
 
 
@@ -120,14 +127,14 @@ def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, ma
     """The weight and ``clip(rescale_grad * grad / loss_scale) + wd * wd_mult * weight`` (MXNet's order)."""
     CT = HYPER.dtype.element_ty
     w = _load_weight(W, MASTER, offsets, mask, HAS_MASTER, CT)
-    g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + 2)
+    g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + RESCALE_GRAD)
     if HAS_SCALER:
         g = g / tl.load(LOSS_SCALE).to(CT)
     if CLIP:
-        clip = tl.load(HYPER + 3)
+        clip = tl.load(HYPER + CLIP_GRADIENT)
         # Not tl.minimum/tl.maximum: on a GPU they return the other operand for a NaN.
         g = tl.where(g > clip, clip, tl.where(g < -clip, -clip, g))
-    wd = tl.load(HYPER + 1) * tl.load(CHUNK_WD_MULT + tl.program_id(0))
+    wd = tl.load(HYPER + WD) * tl.load(CHUNK_WD_MULT + tl.program_id(0))
     return w, g + wd * w
 
 
@@ -142,9 +149,9 @@ def _sgd_kernel(
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
                             HAS_SCALER)
-    lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
+    lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
-        mom = tl.load(HYPER + 4) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
+        mom = tl.load(HYPER + MOMENTUM) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
         tl.store(MOM + offsets, mom, mask=mask)
         w = w + mom
     else:
@@ -173,24 +180,24 @@ def _adam_kernel(
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
                             HAS_SCALER)
-    lr = tl.load(HYPER + 0) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
-    beta1 = tl.load(HYPER + 4)
-    beta2 = tl.load(HYPER + 5)
-    one_minus_beta1 = tl.load(HYPER + 10)
-    one_minus_beta2 = tl.load(HYPER + 11)
+    lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
+    beta1 = tl.load(HYPER + BETA1)
+    beta2 = tl.load(HYPER + BETA2)
+    one_minus_beta1 = tl.load(HYPER + ONE_MINUS_BETA1)
+    one_minus_beta2 = tl.load(HYPER + ONE_MINUS_BETA2)
     m = beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0) + one_minus_beta1 * g
     v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + one_minus_beta2 * g * g
     tl.store(MEAN + offsets, m, mask=mask)
     tl.store(VAR + offsets, v, mask=mask)
     if HAS_SCALER:
         # Skipped steps are not updates: t counts the applied ones (the host counts every step).
-        t = tl.load(HYPER + 9) - tl.load(COUNTERS + 2).to(HYPER.dtype.element_ty)
+        t = tl.load(HYPER + STEP) - tl.load(COUNTERS + SKIPPED_STEPS).to(HYPER.dtype.element_ty)
         bias_correction1 = _bias_correction(one_minus_beta1, t)
         sqrt_bias_correction2 = tl.sqrt(_bias_correction(one_minus_beta2, t))
     else:
-        bias_correction1 = tl.load(HYPER + 7)
-        sqrt_bias_correction2 = tl.load(HYPER + 8)
-    denom = tl.sqrt(v) / sqrt_bias_correction2 + tl.load(HYPER + 6)
+        bias_correction1 = tl.load(HYPER + BIAS_CORRECTION1)
+        sqrt_bias_correction2 = tl.load(HYPER + SQRT_BIAS_CORRECTION2)
+    denom = tl.sqrt(v) / sqrt_bias_correction2 + tl.load(HYPER + EPSILON)
     w = w - (lr / bias_correction1) * (m / denom)
     _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
 
@@ -200,7 +207,7 @@ def _count_nonfinite_chunks_kernel(G, CHUNK_START, CHUNK_END, COUNTERS, BLOCK: t
     """Each program adds how many elements of its chunk of the gradients are NaN/inf to
     counters[0] (the chunk table skips the alignment gaps between parameters)."""
     offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    tl.atomic_add(COUNTERS, load_nonfinite_count(G, offsets, mask))
+    tl.atomic_add(COUNTERS + NONFINITE, load_nonfinite_count(G, offsets, mask))
 
 
 @triton.jit
@@ -209,16 +216,16 @@ def _loss_scale_update_kernel(LOSS_SCALE, COUNTERS, growth_factor, backoff_facto
     """One program, after the update: back off after a step with NaN/inf gradients (which
     the update skipped), grow after ``growth_interval`` good steps in a row, and clear the
     count for the next step."""
-    overflowed = tl.load(COUNTERS) != 0
+    overflowed = tl.load(COUNTERS + NONFINITE) != 0
     scale = tl.load(LOSS_SCALE)
-    good = tl.where(overflowed, 0, tl.load(COUNTERS + 1) + 1)
+    good = tl.where(overflowed, 0, tl.load(COUNTERS + GOOD_STEPS) + 1)
     grow = good >= growth_interval
     scale = tl.where(overflowed, tl.maximum(scale * backoff_factor, min_scale),
                      tl.where(grow, tl.minimum(scale * growth_factor, max_scale), scale))
     tl.store(LOSS_SCALE, scale)
-    tl.store(COUNTERS, 0)
-    tl.store(COUNTERS + 1, tl.where(grow, 0, good))
-    tl.store(COUNTERS + 2, tl.load(COUNTERS + 2) + overflowed.to(tl.int32))
+    tl.store(COUNTERS + NONFINITE, 0)
+    tl.store(COUNTERS + GOOD_STEPS, tl.where(grow, 0, good))
+    tl.store(COUNTERS + SKIPPED_STEPS, tl.load(COUNTERS + SKIPPED_STEPS) + overflowed.to(tl.int32))
 
 
 # -------------------------------------------------------------------------- launchers

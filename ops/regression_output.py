@@ -20,37 +20,29 @@ from ._common import (
     check_loss_scale,
     check_same,
     check_tensor,
+    element_block,
     element_offsets,
     elementwise_args,
     prepare_out,
     run,
     store_result,
+    widen,
 )
 
 
 @triton.jit
 def _regression_backward_kernel(
-    OUT, LABEL, DX, LOSS_SCALE, scale: tl.float64,
-    n, size1, size2, size3,
-    out_stride0, out_stride1, out_stride2, out_stride3,
-    label_stride0, label_stride1, label_stride2, label_stride3,
-    dx_stride0, dx_stride1, dx_stride2, dx_stride3,
+    OUT, LABEL, DX, LOSS_SCALE, scale: tl.float64, n, sizes, out_strides, label_strides, dx_strides,
     HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes dx (+)= (out - label) * scale [* loss_scale] for BLOCK elements."""
-    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = index < n
-    out_offsets = element_offsets(index, FLAT, size1, size2, size3, out_stride0, out_stride1, out_stride2, out_stride3)
-    label_offsets = element_offsets(index, FLAT, size1, size2, size3,
-                                    label_stride0, label_stride1, label_stride2, label_stride3)
-    dx_offsets = element_offsets(index, FLAT, size1, size2, size3, dx_stride0, dx_stride1, dx_stride2, dx_stride3)
-    CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-    out = tl.load(OUT + out_offsets, mask=mask, other=0.0).to(CT)
-    label = tl.load(LABEL + label_offsets, mask=mask, other=0.0).to(CT)
-    factor = scale.to(CT)
+    index, mask = element_block(n, BLOCK)
+    out = widen(tl.load(OUT + element_offsets(index, FLAT, sizes, out_strides), mask=mask, other=0.0), DX)
+    label = widen(tl.load(LABEL + element_offsets(index, FLAT, sizes, label_strides), mask=mask, other=0.0), DX)
+    factor = widen(scale, DX)
     if HAS_LOSS_SCALE:
-        factor = factor * tl.load(LOSS_SCALE).to(CT)
-    store_result(DX, dx_offsets, (out - label) * factor, mask, ACCUMULATE)
+        factor = factor * widen(tl.load(LOSS_SCALE), DX)
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), (out - label) * factor, mask, ACCUMULATE)
 
 
 def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor,

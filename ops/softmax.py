@@ -86,28 +86,27 @@ def _looped_autotune(restore: list[str]):
 
 
 @triton.jit
-def row_offsets(rows, inner, stride_outer, stride_inner):
-    """Offset of element 0 of each (outer, inner) row."""
-    return (rows // inner) * stride_outer + (rows % inner) * stride_inner
+def row_offsets(rows, inner, strides):
+    """Offset of element 0 of each (outer, inner) row; ``strides`` is a tensor's
+    (outer, axis, inner) strides, as ``axis_layout`` gives them."""
+    return (rows // inner) * strides[0] + (rows % inner) * strides[2]
 
 
 @triton.jit
 def _softmax_forward_kernel(
-    X, Y, rows_total, cols, inner,
-    x_stride_outer, x_stride_axis, x_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
+    X, Y, rows_total, cols, inner, x_strides, y_strides,
     LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Each program normalises BLOCK_R rows that fit one block: y = exp(x - max) / sum (or
     its log), one read and one write per element."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
-    x_row = row_offsets(rows, inner, x_stride_outer, x_stride_inner)
-    y_row = row_offsets(rows, inner, y_stride_outer, y_stride_inner)
+    x_row = row_offsets(rows, inner, x_strides)
+    y_row = row_offsets(rows, inner, y_strides)
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     mask = row_mask[:, None] & (c[None, :] < cols)
-    x = tl.load(X + x_row[:, None] + c[None, :] * x_stride_axis, mask=mask, other=0.0).to(CT)
+    x = tl.load(X + x_row[:, None] + c[None, :] * x_strides[1], mask=mask, other=0.0).to(CT)
     x = tl.where(mask, x, float("-inf"))
     m = tl.max(x, 1)
     # A row of all -inf has max -inf; exp(x - 0) keeps its entries at 0. A NaN anywhere in a
@@ -119,11 +118,11 @@ def _softmax_forward_kernel(
         y = tl.where(s[:, None] == 0, float("-inf"), x - m[:, None] - tl.log(tl.where(s == 0, 1.0, s))[:, None])
     else:
         y = e / tl.where(s == 0, 1.0, s)[:, None]
-    store(Y, y_row[:, None] + c[None, :] * y_stride_axis, y, mask)
+    store(Y, y_row[:, None] + c[None, :] * y_strides[1], y, mask)
 
 
 @triton.jit
-def _max_and_sum(X, x_row, x_stride_axis, start, stop, length, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
+def _max_and_sum(X, x_row, x_strides, start, stop, length, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
     """Running max m and sum s of exp(x - m) over columns [start, stop) of one row, BLOCK_C
     at a time (online: the sum is rescaled when the max grows). ``length`` >= stop - start
     bounds the loop; EVICT is the loads' eviction policy."""
@@ -134,7 +133,7 @@ def _max_and_sum(X, x_row, x_stride_axis, start, stop, length, BLOCK_C: tl.const
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
-        x = tl.load(X + x_row + col * x_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        x = tl.load(X + x_row + col * x_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         x = tl.where(mask, x, float("-inf"))
         m_new = tl.maximum(m, tl.max(x, 0))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -144,7 +143,7 @@ def _max_and_sum(X, x_row, x_stride_axis, start, stop, length, BLOCK_C: tl.const
 
 
 @triton.jit
-def _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, start, stop, length, m, s,
+def _write_softmax(X, Y, x_row, y_row, x_strides, y_strides, start, stop, length, m, s,
                    LOG: tl.constexpr, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
     """y = exp(x - m) / s (or its log) over columns [start, stop) of one row, given the
     row's max m and sum s; EVICT is the reads' and writes' eviction policy."""
@@ -155,34 +154,31 @@ def _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, start, stop
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
-        x = tl.load(X + x_row + col * x_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        x = tl.load(X + x_row + col * x_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         if LOG:
             y = tl.where(s == 0, float("-inf"), x - m - log_s)
         else:
             y = tl.exp(x - m) / tl.where(s == 0, 1.0, s)
-        tl.store(Y + y_row + col * y_stride_axis, cast_for(Y, y), mask=mask, eviction_policy=EVICT)
+        tl.store(Y + y_row + col * y_strides[1], cast_for(Y, y), mask=mask, eviction_policy=EVICT)
 
 
 @triton.jit
 def _softmax_row_looped(
-    X, Y, row, cols, inner, x_stride_outer, x_stride_axis, x_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
+    X, Y, row, cols, inner, x_strides, y_strides,
     LOG: tl.constexpr, BLOCK_C: tl.constexpr, KEEP: tl.constexpr, STREAM: tl.constexpr,
 ):
     """One wide row in BLOCK_C steps: an online max and rescaled sum, then a pass that
     writes. KEEP and STREAM are the eviction policies of the first pass's reads and of the
     second pass's reads and writes."""
-    x_row = row_offsets(row, inner, x_stride_outer, x_stride_inner)
-    y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
-    m, s = _max_and_sum(X, x_row, x_stride_axis, 0, cols, cols, BLOCK_C, KEEP)
-    _write_softmax(X, Y, x_row, y_row, x_stride_axis, y_stride_axis, 0, cols, cols, m, s, LOG, BLOCK_C, STREAM)
+    x_row = row_offsets(row, inner, x_strides)
+    y_row = row_offsets(row, inner, y_strides)
+    m, s = _max_and_sum(X, x_row, x_strides, 0, cols, cols, BLOCK_C, KEEP)
+    _write_softmax(X, Y, x_row, y_row, x_strides, y_strides, 0, cols, cols, m, s, LOG, BLOCK_C, STREAM)
 
 
 @triton.jit
 def _softmax_forward_looped_kernel(
-    X, Y, rows_total, cols, inner,
-    x_stride_outer, x_stride_axis, x_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
+    X, Y, rows_total, cols, inner, x_strides, y_strides,
     LOG: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Rows wider than one block: program p normalises row p, or (PERSISTENT) rows p,
@@ -190,14 +186,11 @@ def _softmax_forward_looped_kernel(
     if PERSISTENT:
         # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
         for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
-            _softmax_row_looped(X, Y, row + tl.zeros((1,), tl.int64), cols, inner,
-                                x_stride_outer, x_stride_axis, x_stride_inner,
-                                y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C,
-                                "evict_last", "evict_first")
+            _softmax_row_looped(X, Y, row + tl.zeros((1,), tl.int64), cols, inner, x_strides, y_strides, LOG,
+                                BLOCK_C, "evict_last", "evict_first")
     else:
-        _softmax_row_looped(X, Y, tl.program_id(0).to(tl.int64), cols, inner,
-                            x_stride_outer, x_stride_axis, x_stride_inner,
-                            y_stride_outer, y_stride_axis, y_stride_inner, LOG, BLOCK_C, "", "")
+        _softmax_row_looped(X, Y, tl.program_id(0).to(tl.int64), cols, inner, x_strides, y_strides, LOG, BLOCK_C,
+                            "", "")
 
 
 # Tuning runs a kernel several times before the real call. Written over its input, softmax
@@ -210,7 +203,7 @@ _softmax_forward_looped_in_place = _looped_autotune(restore=["Y"])(_softmax_forw
 
 @triton.jit
 def _softmax_partials_kernel(
-    X, STATS, cols, inner, chunk, x_stride_outer, x_stride_axis, x_stride_inner, BLOCK_C: tl.constexpr,
+    X, STATS, cols, inner, chunk, x_strides, BLOCK_C: tl.constexpr,
 ):
     """Program (r, j) writes the running max and sum of exp of row r's columns
     [j chunk, (j + 1) chunk) into STATS[r, j, 0:2], asking L2 to keep them for the
@@ -218,8 +211,8 @@ def _softmax_partials_kernel(
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     start = split * chunk
-    x_row = row_offsets(row, inner, x_stride_outer, x_stride_inner)
-    m, s = _max_and_sum(X, x_row, x_stride_axis, start, tl.minimum(start + chunk, cols), chunk, BLOCK_C,
+    x_row = row_offsets(row, inner, x_strides)
+    m, s = _max_and_sum(X, x_row, x_strides, start, tl.minimum(start + chunk, cols), chunk, BLOCK_C,
                         "evict_last")
     at = (row * tl.num_programs(1) + split) * 2 + tl.zeros((1,), tl.int64)
     tl.store(STATS + at, m)
@@ -228,9 +221,7 @@ def _softmax_partials_kernel(
 
 @triton.jit
 def _softmax_split_write_kernel(
-    X, Y, STATS, cols, inner, chunk,
-    x_stride_outer, x_stride_axis, x_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
+    X, Y, STATS, cols, inner, chunk, x_strides, y_strides,
     LOG: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Program (r, j) combines row r's partial maxima and sums into the row's (max, sum)
@@ -245,17 +236,13 @@ def _softmax_split_write_kernel(
     m = tl.max(m_k, 0)
     s = tl.sum(s_k * tl.exp(m_k - tl.where(m == float("-inf"), 0.0, m)), 0)
     start = split * chunk
-    _write_softmax(X, Y, row_offsets(row, inner, x_stride_outer, x_stride_inner),
-                   row_offsets(row, inner, y_stride_outer, y_stride_inner), x_stride_axis, y_stride_axis,
+    _write_softmax(X, Y, row_offsets(row, inner, x_strides), row_offsets(row, inner, y_strides), x_strides, y_strides,
                    start, tl.minimum(start + chunk, cols), chunk, m, s, LOG, BLOCK_C, "evict_first")
 
 
 @triton.jit
 def _softmax_backward_kernel(
-    DY, Y, DX, rows_total, cols, inner,
-    dy_stride_outer, dy_stride_axis, dy_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
-    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    DY, Y, DX, rows_total, cols, inner, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Each program computes, for BLOCK_R rows that fit one block, dx (+)= y * (dy -
@@ -263,24 +250,24 @@ def _softmax_backward_kernel(
     forward output)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
-    dy_row = row_offsets(rows, inner, dy_stride_outer, dy_stride_inner)
-    y_row = row_offsets(rows, inner, y_stride_outer, y_stride_inner)
-    dx_row = row_offsets(rows, inner, dx_stride_outer, dx_stride_inner)
+    dy_row = row_offsets(rows, inner, dy_strides)
+    y_row = row_offsets(rows, inner, y_strides)
+    dx_row = row_offsets(rows, inner, dx_strides)
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
     mask = row_mask[:, None] & (c[None, :] < cols)
-    dy = tl.load(DY + dy_row[:, None] + c[None, :] * dy_stride_axis, mask=mask, other=0.0).to(CT)
-    y = tl.load(Y + y_row[:, None] + c[None, :] * y_stride_axis, mask=mask, other=0.0).to(CT)
+    dy = tl.load(DY + dy_row[:, None] + c[None, :] * dy_strides[1], mask=mask, other=0.0).to(CT)
+    y = tl.load(Y + y_row[:, None] + c[None, :] * y_strides[1], mask=mask, other=0.0).to(CT)
     if LOG:
         p = tl.where(mask, tl.exp(y), 0.0)
         dx = dy - p * tl.sum(dy, 1)[:, None]
     else:
         dx = y * (dy - tl.sum(dy * y, 1)[:, None])
-    store_result(DX, dx_row[:, None] + c[None, :] * dx_stride_axis, dx, mask, ACCUMULATE)
+    store_result(DX, dx_row[:, None] + c[None, :] * dx_strides[1], dx, mask, ACCUMULATE)
 
 
 @triton.jit
-def _grad_row_sum(DY, Y, dy_row, y_row, dy_stride_axis, y_stride_axis, start, stop, length,
+def _grad_row_sum(DY, Y, dy_row, y_row, dy_strides, y_strides, start, stop, length,
                   LOG: tl.constexpr, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
     """sum(dy) (log-softmax) or sum(dy * y) (softmax) over columns [start, stop) of one row."""
     c = tl.arange(0, BLOCK_C)
@@ -289,17 +276,17 @@ def _grad_row_sum(DY, Y, dy_row, y_row, dy_stride_axis, y_stride_axis, start, st
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
-        dy = tl.load(DY + dy_row + col * dy_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        dy = tl.load(DY + dy_row + col * dy_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         if LOG:
             total += tl.sum(dy, 0)
         else:
-            y = tl.load(Y + y_row + col * y_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+            y = tl.load(Y + y_row + col * y_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
             total += tl.sum(dy * y, 0)
     return total
 
 
 @triton.jit
-def _write_grad(DY, Y, DX, dy_row, y_row, dx_row, dy_stride_axis, y_stride_axis, dx_stride_axis,
+def _write_grad(DY, Y, DX, dy_row, y_row, dx_row, dy_strides, y_strides, dx_strides,
                 start, stop, length, total, LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_C: tl.constexpr,
                 EVICT: tl.constexpr):
     """dx (+)= y * (dy - total) (softmax) or dy - exp(y) * total (log-softmax) over columns
@@ -309,13 +296,13 @@ def _write_grad(DY, Y, DX, dy_row, y_row, dx_row, dy_stride_axis, y_stride_axis,
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
-        dy = tl.load(DY + dy_row + col * dy_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
-        y = tl.load(Y + y_row + col * y_stride_axis, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        dy = tl.load(DY + dy_row + col * dy_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
+        y = tl.load(Y + y_row + col * y_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         if LOG:
             dx = dy - tl.where(mask, tl.exp(y), 0.0) * total
         else:
             dx = y * (dy - total)
-        offsets = dx_row + col * dx_stride_axis
+        offsets = dx_row + col * dx_strides[1]
         if ACCUMULATE:
             dx = dx + tl.load(DX + offsets, mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         tl.store(DX + offsets, cast_for(DX, dx), mask=mask, eviction_policy=EVICT)
@@ -323,29 +310,23 @@ def _write_grad(DY, Y, DX, dy_row, y_row, dx_row, dy_stride_axis, y_stride_axis,
 
 @triton.jit
 def _softmax_grad_row_looped(
-    DY, Y, DX, row, cols, inner,
-    dy_stride_outer, dy_stride_axis, dy_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
-    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    DY, Y, DX, row, cols, inner, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_C: tl.constexpr, KEEP: tl.constexpr, STREAM: tl.constexpr,
 ):
     """One wide row's gradient in BLOCK_C steps: the row sum (of dy, or of dy * y), then a
     pass that writes dx. KEEP and STREAM are the eviction policies of the first pass's
     reads and of the second pass's reads and writes."""
-    dy_row = row_offsets(row, inner, dy_stride_outer, dy_stride_inner)
-    y_row = row_offsets(row, inner, y_stride_outer, y_stride_inner)
-    total = _grad_row_sum(DY, Y, dy_row, y_row, dy_stride_axis, y_stride_axis, 0, cols, cols, LOG, BLOCK_C, KEEP)
-    _write_grad(DY, Y, DX, dy_row, y_row, row_offsets(row, inner, dx_stride_outer, dx_stride_inner),
-                dy_stride_axis, y_stride_axis, dx_stride_axis, 0, cols, cols, total, LOG, ACCUMULATE, BLOCK_C, STREAM)
+    dy_row = row_offsets(row, inner, dy_strides)
+    y_row = row_offsets(row, inner, y_strides)
+    total = _grad_row_sum(DY, Y, dy_row, y_row, dy_strides, y_strides, 0, cols, cols, LOG, BLOCK_C, KEEP)
+    _write_grad(DY, Y, DX, dy_row, y_row, row_offsets(row, inner, dx_strides),
+                dy_strides, y_strides, dx_strides, 0, cols, cols, total, LOG, ACCUMULATE, BLOCK_C, STREAM)
 
 
 @_looped_autotune(restore=["DX"])
 @triton.jit
 def _softmax_backward_looped_kernel(
-    DY, Y, DX, rows_total, cols, inner,
-    dy_stride_outer, dy_stride_axis, dy_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
-    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    DY, Y, DX, rows_total, cols, inner, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Rows wider than one block: program p takes row p, or (PERSISTENT) rows p,
@@ -353,24 +334,16 @@ def _softmax_backward_looped_kernel(
     if PERSISTENT:
         # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
         for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
-            _softmax_grad_row_looped(DY, Y, DX, row + tl.zeros((1,), tl.int64), cols, inner,
-                                     dy_stride_outer, dy_stride_axis, dy_stride_inner,
-                                     y_stride_outer, y_stride_axis, y_stride_inner,
-                                     dx_stride_outer, dx_stride_axis, dx_stride_inner,
-                                     LOG, ACCUMULATE, BLOCK_C, "evict_last", "evict_first")
+            _softmax_grad_row_looped(DY, Y, DX, row + tl.zeros((1,), tl.int64), cols, inner, dy_strides, y_strides,
+                                     dx_strides, LOG, ACCUMULATE, BLOCK_C, "evict_last", "evict_first")
     else:
-        _softmax_grad_row_looped(DY, Y, DX, tl.program_id(0).to(tl.int64), cols, inner,
-                                 dy_stride_outer, dy_stride_axis, dy_stride_inner,
-                                 y_stride_outer, y_stride_axis, y_stride_inner,
-                                 dx_stride_outer, dx_stride_axis, dx_stride_inner,
-                                 LOG, ACCUMULATE, BLOCK_C, "", "")
+        _softmax_grad_row_looped(DY, Y, DX, tl.program_id(0).to(tl.int64), cols, inner, dy_strides, y_strides,
+                                 dx_strides, LOG, ACCUMULATE, BLOCK_C, "", "")
 
 
 @triton.jit
 def _softmax_grad_partials_kernel(
-    DY, Y, STATS, cols, inner, chunk,
-    dy_stride_outer, dy_stride_axis, dy_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
+    DY, Y, STATS, cols, inner, chunk, dy_strides, y_strides,
     LOG: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Program (r, j) writes row r's partial sum over columns [j chunk, (j + 1) chunk) into
@@ -378,18 +351,15 @@ def _softmax_grad_partials_kernel(
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     start = split * chunk
-    total = _grad_row_sum(DY, Y, row_offsets(row, inner, dy_stride_outer, dy_stride_inner),
-                          row_offsets(row, inner, y_stride_outer, y_stride_inner), dy_stride_axis, y_stride_axis,
-                          start, tl.minimum(start + chunk, cols), chunk, LOG, BLOCK_C, "evict_last")
+    total = _grad_row_sum(DY, Y, row_offsets(row, inner, dy_strides), row_offsets(row, inner, y_strides),
+                          dy_strides, y_strides, start, tl.minimum(start + chunk, cols), chunk, LOG, BLOCK_C,
+                          "evict_last")
     tl.store(STATS + (row * tl.num_programs(1) + split) + tl.zeros((1,), tl.int64), total)
 
 
 @triton.jit
 def _softmax_grad_split_write_kernel(
-    DY, Y, DX, STATS, cols, inner, chunk,
-    dy_stride_outer, dy_stride_axis, dy_stride_inner,
-    y_stride_outer, y_stride_axis, y_stride_inner,
-    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    DY, Y, DX, STATS, cols, inner, chunk, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Program (r, j) adds up row r's partial sums and writes dx over chunk j."""
@@ -399,11 +369,9 @@ def _softmax_grad_split_write_kernel(
     k = tl.arange(0, SPLITS_BLOCK)
     total = tl.sum(tl.load(STATS + row * splits + k, mask=k < splits, other=0.0), 0)
     start = split * chunk
-    _write_grad(DY, Y, DX, row_offsets(row, inner, dy_stride_outer, dy_stride_inner),
-                row_offsets(row, inner, y_stride_outer, y_stride_inner),
-                row_offsets(row, inner, dx_stride_outer, dx_stride_inner), dy_stride_axis, y_stride_axis,
-                dx_stride_axis, start, tl.minimum(start + chunk, cols), chunk, total, LOG, ACCUMULATE, BLOCK_C,
-                "evict_first")
+    _write_grad(DY, Y, DX, row_offsets(row, inner, dy_strides), row_offsets(row, inner, y_strides),
+                row_offsets(row, inner, dx_strides), dy_strides, y_strides, dx_strides, start,
+                tl.minimum(start + chunk, cols), chunk, total, LOG, ACCUMULATE, BLOCK_C, "evict_first")
 
 
 # ------------------------------------------------------------------------ launchers
@@ -416,7 +384,8 @@ def normalize_axis(fn: str, axis: int, ndim: int) -> int:
 
 
 def axis_layout(fn: str, t: torch.Tensor, axis: int) -> tuple[int, int, int, list[int]]:
-    """(rows, cols, inner, [stride_outer, stride_axis, stride_inner]) of ``t`` around ``axis``.
+    """(rows, cols, inner, (stride_outer, stride_axis, stride_inner)) of ``t`` around ``axis``;
+    the kernels take the strides as one tuple per tensor.
 
     The outer and inner dimensions must each collapse to one stride; every contiguous
     tensor and every transpose of a 2-d one does.
@@ -435,7 +404,7 @@ def axis_layout(fn: str, t: torch.Tensor, axis: int) -> tuple[int, int, int, lis
 
     outer = math.prod(n for n, _ in outer_dims)
     inner = math.prod(n for n, _ in inner_dims)
-    return outer * inner, shape[axis], inner, [single_stride(outer_dims), strides[axis], single_stride(inner_dims)]
+    return outer * inner, shape[axis], inner, (single_stride(outer_dims), strides[axis], single_stride(inner_dims))
 
 
 def block_shape(rows: int, cols: int) -> tuple[int, int, bool]:
@@ -540,11 +509,11 @@ def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log
         stats = _check_stats(fn, stats, x, axis, backward=False)
         return _split_launches(
             _softmax_partials_kernel, _softmax_split_write_kernel, rows, splits,
-            [x, stats, cols, max(inner, 1), chunk, *x_strides],
-            [x, out, stats, cols, max(inner, 1), chunk, *x_strides, *out_strides], {}, {"LOG": log})
+            [x, stats, cols, max(inner, 1), chunk, x_strides],
+            [x, out, stats, cols, max(inner, 1), chunk, x_strides, out_strides], {}, {"LOG": log})
     looped = _softmax_forward_looped_in_place if overlap(x, out) else _softmax_forward_looped_tuned
     return [_launch(_softmax_forward_kernel, looped, rows, cols, x.device,
-                    [x, out, rows, cols, max(inner, 1), *x_strides, *out_strides], dict(LOG=log))]
+                    [x, out, rows, cols, max(inner, 1), x_strides, out_strides], dict(LOG=log))]
 
 
 def split_stats_buffer(like: torch.Tensor, axis: int = -1, backward: bool = False) -> torch.Tensor | None:
@@ -582,11 +551,11 @@ def plan_softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, grad_in: to
         stats = _check_stats(fn, stats, out, axis, backward=True)
         return _split_launches(
             _softmax_grad_partials_kernel, _softmax_grad_split_write_kernel, rows, splits,
-            [grad_out, out, stats, cols, max(inner, 1), chunk, *dy_strides, *y_strides],
-            [grad_out, out, grad_in, stats, cols, max(inner, 1), chunk, *dy_strides, *y_strides, *dx_strides],
+            [grad_out, out, stats, cols, max(inner, 1), chunk, dy_strides, y_strides],
+            [grad_out, out, grad_in, stats, cols, max(inner, 1), chunk, dy_strides, y_strides, dx_strides],
             {"LOG": log}, {"LOG": log, "ACCUMULATE": accumulate})
     return [_launch(_softmax_backward_kernel, _softmax_backward_looped_kernel, rows, cols, out.device,
-                    [grad_out, out, grad_in, rows, cols, max(inner, 1), *dy_strides, *y_strides, *dx_strides],
+                    [grad_out, out, grad_in, rows, cols, max(inner, 1), dy_strides, y_strides, dx_strides],
                     dict(LOG=log, ACCUMULATE=accumulate))]
 
 

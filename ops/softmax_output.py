@@ -59,11 +59,7 @@ def _count_valid_kernel(LABEL, COUNT, n, ignore_label: tl.float64, BLOCK: tl.con
 @triton.jit
 def _softmax_output_backward_kernel(
     P, LABEL, HEAD, DX, COUNT, LOSS_SCALE,
-    rows_total, cols, inner,
-    p_stride_outer, p_stride_axis, p_stride_inner,
-    label_stride_outer, label_stride_axis, label_stride_inner,
-    head_stride_outer, head_stride_axis, head_stride_inner,
-    dx_stride_outer, dx_stride_axis, dx_stride_inner,
+    rows_total, cols, inner, p_strides, label_strides, head_strides, dx_strides,
     grad_scale: tl.float64, ignore_label: tl.float64, smooth_alpha: tl.float64, divisor,
     LABEL_IS_PROB: tl.constexpr, USE_IGNORE: tl.constexpr, NORMALIZATION: tl.constexpr,
     OUT_GRAD: tl.constexpr, HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr,
@@ -74,10 +70,10 @@ def _softmax_output_backward_kernel(
     many programs."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
-    p_row = row_offsets(rows, inner, p_stride_outer, p_stride_inner)
-    label_row = row_offsets(rows, inner, label_stride_outer, label_stride_inner)
-    head_row = row_offsets(rows, inner, head_stride_outer, head_stride_inner)
-    dx_row = row_offsets(rows, inner, dx_stride_outer, dx_stride_inner)
+    p_row = row_offsets(rows, inner, p_strides)
+    label_row = row_offsets(rows, inner, label_strides)
+    head_row = row_offsets(rows, inner, head_strides)
+    dx_row = row_offsets(rows, inner, dx_strides)
     CT = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
 
     scale = tl.full((BLOCK_R,), 1.0, CT) * grad_scale.to(CT)
@@ -106,15 +102,15 @@ def _softmax_output_backward_kernel(
 
     col = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
     mask = row_mask[:, None] & (col < cols)
-    p = tl.load(P + p_row[:, None] + col * p_stride_axis, mask=mask, other=0.0).to(CT)
+    p = tl.load(P + p_row[:, None] + col * p_strides[1], mask=mask, other=0.0).to(CT)
     if LABEL_IS_PROB:
-        target = tl.load(LABEL + label_row[:, None] + col * label_stride_axis, mask=mask, other=0.0).to(CT)
+        target = tl.load(LABEL + label_row[:, None] + col * label_strides[1], mask=mask, other=0.0).to(CT)
     else:
         target = tl.where(col == cls[:, None], on_value, off_value)
     grad = (p - target) * scale[:, None]
     if OUT_GRAD:
-        grad = grad * tl.load(HEAD + head_row[:, None] + col * head_stride_axis, mask=mask, other=0.0).to(CT)
-    store_result(DX, dx_row[:, None] + col * dx_stride_axis, grad, mask, ACCUMULATE)
+        grad = grad * tl.load(HEAD + head_row[:, None] + col * head_strides[1], mask=mask, other=0.0).to(CT)
+    store_result(DX, dx_row[:, None] + col * dx_strides[1], grad, mask, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------ launchers
@@ -169,7 +165,7 @@ def plan_softmax_output_backward(
 
     rows, cols, inner, p_strides = axis_layout(fn, prob, axis)
     dx_strides = axis_layout(fn, grad_in, axis)[3]
-    head_strides = axis_layout(fn, head_grad, axis)[3] if head_grad is not None else [0, 0, 0]
+    head_strides = axis_layout(fn, head_grad, axis)[3] if head_grad is not None else (0, 0, 0)
     if label_is_prob:
         label_strides = axis_layout(fn, label, axis)[3]
     else:
@@ -194,7 +190,7 @@ def plan_softmax_output_backward(
     return [Launch(_softmax_output_backward_kernel, grid,
                    [prob, label, head_grad if head_grad is not None else prob, grad_in, count,
                     loss_scale if loss_scale is not None else grad_in,
-                    rows, cols, max(inner, 1), *p_strides, *label_strides, *head_strides, *dx_strides,
+                    rows, cols, max(inner, 1), p_strides, label_strides, head_strides, dx_strides,
                     float(grad_scale), float(ignore_label), float(smooth_alpha), int(divisor)],
                    dict(LABEL_IS_PROB=label_is_prob, USE_IGNORE=bool(use_ignore), NORMALIZATION=norm,
                         OUT_GRAD=head_grad is not None, HAS_LOSS_SCALE=loss_scale is not None,

@@ -131,22 +131,32 @@ def check_softmax() -> str:
 
 
 def check_prebind() -> str:
-    """A launch from its second call goes straight to the compiled kernel, same result."""
+    """A launch from its second call goes straight to the compiled kernel, same result: a
+    FullyConnected launch, and a strided elementwise one (its strides travel as tuples)."""
     import torch
+    from tritonsym.ops import elementwise
     from tritonsym.ops import fully_connected as fc
 
     x, w = torch.randn(40, 24, device=_device()), torch.randn(16, 24, device=_device())
     y = torch.empty(40, 16, device=_device())
     (launch,) = fc.plan_fully_connected_forward(x, w, None, y, act="tanh")
+    a, b = torch.randn(24, 40, device=_device()).t(), torch.randn(40, 24, device=_device())
+    product = torch.empty(40, 24, device=_device())
+    (strided,) = elementwise.plan_binary_forward("mul", a, b, product)
     results = []
     for _ in range(3):
         y.fill_(float("nan"))
+        product.fill_(float("nan"))
         launch()
-        results.append(y.clone())
-    if not all(torch.equal(results[0], r) for r in results[1:]):
+        strided()
+        results.append((y.clone(), product.clone()))
+    if not all(torch.equal(results[0][k], r[k]) for r in results[1:] for k in (0, 1)):
         raise AssertionError("a pre-bound call gave other numbers than the JIT's first call")
+    if not torch.equal(product.cpu(), (a * b).cpu()):
+        raise AssertionError("the strided elementwise product differs from torch's")
     want = torch.tanh(x.double().cpu() @ w.double().cpu().T)
-    mode = "pre-bound" if launch.prebound else "through the JIT (the interpreter does not pre-bind)"
+    bound = [launch.prebound, strided.prebound]
+    mode = f"pre-bound {bound}" if any(bound) else "through the JIT (the interpreter does not pre-bind)"
     return _close(f"3 calls, {mode}, y", y, want, 1e-5)
 
 

@@ -14,6 +14,14 @@ SEGMENTS = [(0, 1, 1.0, 1.0), (3, 7, 0.5, 0.0), (16, 33, 2.0, 1.0), (64, 1030, 1
 REGION = 1100
 
 
+@pytest.mark.parametrize("names", [O.SGD_HYPER, O.ADAM_HYPER, O.SCALER_COUNTERS])
+def test_the_kernels_slot_names_are_the_hosts_slots(names):
+    """The kernels read ``hyper`` and the counters at named constexpr slots; the host fills
+    them by the names in the tuples: each name must sit where its constant says."""
+    for slot, name in enumerate(names):
+        assert getattr(O, name.upper()).value == slot, name
+
+
 def _region(rng, dtype):
     w = rounded(rng.normal(size=REGION), dtype)
     g = rounded(rng.normal(size=REGION), dtype)

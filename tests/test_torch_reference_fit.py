@@ -93,6 +93,33 @@ TORCH_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.si
                      "softrelu": torch.nn.functional.softplus, "softsign": torch.nn.functional.softsign}
 
 
+class _FromInput(torch.autograd.Function):
+    """tanh or sigmoid with the derivative computed from the input (``1/cosh(x)**2``,
+    ``e**-|x| / (1 + e**-|x|)**2``) instead of from the output as PyTorch and tritonsym do
+    (``1 - y**2``, ``y (1 - y)``). Both are right to float64's last digit in y; where the
+    activation saturates, the derivative keeps few of those digits either way."""
+
+    @staticmethod
+    def forward(ctx, x, kind):
+        ctx.save_for_backward(x)
+        ctx.kind = kind
+        return TORCH_ACTIVATIONS[kind](x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.kind == "tanh":
+            return grad / torch.cosh(x) ** 2, None
+        e = torch.exp(-x.abs())
+        return grad * e / (1 + e) ** 2, None
+
+
+def _activation(kind: str, from_input: bool):
+    if from_input and kind in ("tanh", "sigmoid"):
+        return lambda x: _FromInput.apply(x, kind)
+    return TORCH_ACTIVATIONS[kind]
+
+
 @st.composite
 def trainings(draw):
     """A random MLP (1 to 3 layers), batch (maybe padded), optimizer and hyperparameters."""
@@ -123,7 +150,7 @@ def _random_net(case):
     return ts.sym.SoftmaxOutput(net, name="softmax"), names
 
 
-def _torch_steps(case, names, params, batches):
+def _torch_steps(case, names, params, batches, from_input=False):
     p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     o = case["params"]
     groups = [dict(params=[p[n]], lr=o["learning_rate"] * (case["lr_mult"] if n == "fc0_weight" else 1.0),
@@ -137,7 +164,7 @@ def _torch_steps(case, names, params, batches):
         for k, name in enumerate(names):
             h = h @ p[f"{name}_weight"].T + p[f"{name}_bias"]
             if k < len(case["acts"]):
-                h = TORCH_ACTIVATIONS[case["acts"][k]](h)
+                h = _activation(case["acts"][k], from_input)(h)
         _step(opt, p, h, y, o.get("clip_gradient"))
     return {k: v.detach() for k, v in p.items()}
 
@@ -161,7 +188,16 @@ def test_random_networks_and_optimizers_train_like_pytorch(case, seed):
     mod.init_params(ts.init.Xavier(rnd_type="gaussian"))
     initial, _ = mod.get_params()
     mod.fit(train, num_epoch=1, optimizer=case["optimizer"], optimizer_params=dict(case["params"]))
-    reference = _torch_steps(case, names, initial, [(b.data[0], b.label[0]) for b in make_iter()])
+    batches = [(b.data[0], b.label[0]) for b in make_iter()]
+    reference = _torch_steps(case, names, initial, batches)
+    # How far two float64 computations of the same training, both right to the last digit of
+    # every activation, can end apart: a saturated tanh or sigmoid leaves its derivative few
+    # digits, and Adam's step g / (sqrt(v) + eps) magnifies them where |g| is near eps.
+    # tritonsym's activations are within a few ulp, as PyTorch's are: allow 8 such spreads.
+    spread = {k: (v - w).abs().max() for (k, v), w in zip(reference.items(), _torch_steps(
+        case, names, initial, batches, from_input=True).values())}
     final, _ = mod.get_params()
     for name, expected in reference.items():
-        torch.testing.assert_close(final[name], expected, rtol=1e-11, atol=1e-13, msg=f"{case}: {name}")
+        allowed = 1e-13 + 1e-11 * expected.abs() + 8 * spread[name]
+        worst = ((final[name] - expected).abs() - allowed).max().item()
+        assert worst <= 0, f"{case}: {name} is {worst:.3g} beyond its tolerance"
