@@ -270,6 +270,17 @@ def _stand_in(t: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
     return default if t is None else t
 
 
+def _one_input_gradient(fn: str, needs: tuple, grad_out: torch.Tensor, x: torch.Tensor | None,
+                        out: torch.Tensor | None, grad_x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The checked tensors of a scalar or unary backward, in kernel order: the input or the
+    output (as ``needs`` says) must be given; one not needed stands in as ``grad_out``."""
+    if ("input" in needs and x is None) or ("output" in needs and out is None):
+        raise KernelArgumentError(f"{fn}: the gradient reads the {needs[0]}; pass it")
+    _check_operands(fn, grad_out.shape, grad_out=grad_out, x=x, out=out)
+    grad_x = prepare_out(fn, "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
+    return dict(grad_out=grad_out, x=_stand_in(x, grad_out), out=_stand_in(out, grad_out), grad_x=grad_x)
+
+
 def plan_binary_forward(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> list[Launch]:
     fn = f"binary_forward({op})"
     _check_op(fn, op, BINARY_OPS)
@@ -349,14 +360,9 @@ def plan_scalar_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None
                          grad_x: torch.Tensor, scalar: float, accumulate: bool = False) -> list[Launch]:
     fn = f"scalar_backward({op})"
     _check_op(fn, op, SCALAR_OPS)
-    needs = SCALAR_NEEDS[op]
-    if ("input" in needs and x is None) or ("output" in needs and out is None):
-        raise KernelArgumentError(f"{fn}: the gradient of {op} reads the {needs[0]}; pass it")
-    _check_operands(fn, grad_out.shape, grad_out=grad_out, x=x, out=out)
+    tensors = _one_input_gradient(fn, SCALAR_NEEDS[op], grad_out, x, out, grad_x)
     log_scalar, _ = _scalar_constants(fn, op, scalar)
     kind = _exponent_kind(float(scalar) - 1.0) if op == "power" else dict(SMALL_INT=0, IS_INT=False, ODD=False)
-    grad_x = prepare_out(fn, "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
-    tensors = dict(grad_out=grad_out, x=_stand_in(x, grad_out), out=_stand_in(out, grad_out), grad_x=grad_x)
     args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
     return [Launch(_scalar_backward_kernel, grid, [*tensors.values(), float(scalar), log_scalar, *args],
                    dict(OP=op, **kind, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
@@ -391,12 +397,7 @@ def plan_unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None,
                         grad_x: torch.Tensor, accumulate: bool = False) -> list[Launch]:
     fn = f"unary_backward({op})"
     _check_op(fn, op, UNARY_OPS)
-    needs = UNARY_NEEDS[op]
-    if ("input" in needs and x is None) or ("output" in needs and out is None):
-        raise KernelArgumentError(f"{fn}: the gradient of {op} reads the {needs[0]}; pass it")
-    _check_operands(fn, grad_out.shape, grad_out=grad_out, x=x, out=out)
-    grad_x = prepare_out(fn, "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
-    tensors = dict(grad_out=grad_out, x=_stand_in(x, grad_out), out=_stand_in(out, grad_out), grad_x=grad_x)
+    tensors = _one_input_gradient(fn, UNARY_NEEDS[op], grad_out, x, out, grad_x)
     args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
     return [Launch(_unary_backward_kernel, grid, [*tensors.values(), *args],
                    dict(OP=op, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
