@@ -1,4 +1,4 @@
-"""Train the seed's MLP on the bundled 8x8 digits with Module, both ways MXNet users know:
+"""Train the MLP of MXNet's symbol tutorial on the bundled 8x8 digits with Module, both ways MXNet users know:
 the intermediate API (forward / backward / update by hand) and the high-level ``fit``,
 then save a checkpoint, load it back and predict.
 

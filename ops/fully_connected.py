@@ -62,7 +62,7 @@ def _configs() -> list[triton.Config]:
         return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8}, num_warps=4)]
     # Hopper (and Ampere) tiles: the large ones feed the tensor cores for fp16/bf16/tf32 at
     # M=N=K >= 2048, the small ones keep enough programs in flight for small batches (the
-    # seed's MLP has M=128), and float64 / exact float32 (no tensor cores) prune to tiles
+    # tutorial MLP has M=128), and float64 / exact float32 (no tensor cores) prune to tiles
     # that do not spill. TRITONSYM_AUTOTUNE=0 keeps the first config that fits (a fast
     # bind, and one run of each kernel under compute-sanitizer).
     return [

@@ -32,7 +32,7 @@ from common import DEVICE, ON_GPU, Table, compiled, environment, ratio, time_ms
 import tritonsym as ts
 
 NETWORKS = [  # (layer sizes, batch)
-    ((784, 128, 64, 10), 128),       # the seed's MLP: small, launch-bound
+    ((784, 128, 64, 10), 128),       # the tutorial's MLP: small, launch-bound
     ((784, 2048, 2048, 10), 1024),   # wide: matmul-bound
 ]
 PRECISIONS = {  # name: (dtype, FullyConnected precision, cuBLAS TF32 allowed)
@@ -197,7 +197,7 @@ def one(sizes, batch, precision, use_compile, rng) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--precisions", default="float32,tf32,bfloat16" if ON_GPU else "float32")
-    parser.add_argument("--small-only", action="store_true", help="only the seed's MLP (quick on a CPU)")
+    parser.add_argument("--small-only", action="store_true", help="only the small tutorial MLP (quick on a CPU)")
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)

@@ -142,7 +142,7 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
               [*checks, "autotune"], 180, {"PYTHON": PYTHON, "TRITON_CACHE_DIR": str(CACHE / "autotune")},
               highlights=r"^(FAILED|ERROR) |\d+ (passed|failed)|tests? collected|no tests ran",
               quoted_log=out / "autotune.log"),
-        # Fresh processes, cold then warm: the seed MLP's ~20 variants plus its autotuning.
+        # Fresh processes, cold then warm: the small tutorial MLP's ~20 variants plus its autotuning.
         bench("bind", "time to a training-ready seed MLP, cold (compile + autotune) and warm", 150,
               "--small-only", quick=("--small-only",)),
         bench("activation", "each activation's forward and backward against eager and the copy floor", 120),

@@ -1,5 +1,5 @@
 """The small networks and data the tests share, so that each test file does not build its
-own: the seed document's MLP in every size, and Gaussian clusters a network can learn."""
+own: the MLP of MXNet's symbol tutorial in every size, and Gaussian clusters a network can learn."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ def test_auto_plans_tma_only_on_a_hopper_gpu(monkeypatch):
 
 def test_auto_plans_tma_only_for_a_gigaflop_or_more(monkeypatch):
     """Below 2^30 flops the descriptors' per-launch host cost would not hide behind the
-    product (the seed MLP's layers are 25 MFLOP); forcing plans it at any size."""
+    product (the tutorial MLP's layers are 25 MFLOP); forcing plans it at any size."""
     monkeypatch.setattr(fc, "TMA_MODE", "auto")
     monkeypatch.setattr(fc, "tma_wanted", lambda device: True)  # as on a Hopper GPU
     x, w = torch.empty(1024, 512, dtype=torch.float16), torch.empty(1024, 512, dtype=torch.float16)

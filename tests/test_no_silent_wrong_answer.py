@@ -95,7 +95,7 @@ def test_a_half_precision_label_never_holds_more_classes_than_it_can_count(dtype
 
 def test_a_float_label_keeps_its_documented_nan_gradient():
     """A float32 label that is not a class (1.5, NaN, out of range) is stored as given and
-    its row's gradient is NaN, as the README promises; the other rows are untouched."""
+    its row's gradient is NaN, as docs/symbol.md promises; the other rows are untouched."""
     exe = _softmax()
     exe.forward(is_train=True, x=np.zeros((3, 5)), out_label=np.array([1.5, 7.0, 2.0]))
     exe.backward()

@@ -1,7 +1,7 @@
 """Numerical edge cases: huge logits, -inf entries and whole -inf rows in softmax and the
 softmax-output loss; activations and their gradients at +-100 and +-1e4; float16
 overflow. The result is finite wherever the math is, in every dtype; where the math is
-not (a row of all -inf, a float16 sum above 65504), the README documents what happens."""
+not (a row of all -inf, a float16 sum above 65504), docs/numerics.md documents what happens."""
 
 import math
 

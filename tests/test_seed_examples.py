@@ -22,9 +22,10 @@ EXPECTED = [
 
 
 def test_expected_lists_are_the_documents():
-    """The lists above are read off the seed document itself (when it is beside the checkout)."""
+    """The lists above are read off the original document itself, MXNet's symbol tutorial
+    (symbol_and_autodiff.txt, when it is in ../shared/seeds beside the checkout)."""
     if not SEED.exists():
-        pytest.skip(f"the seed document is not beside the checkout ({SEED})")
+        pytest.skip(f"the original document is not beside the checkout ({SEED})")
     text = SEED.read_text()
     blocks = re.findall(r"arguments\((?:net|composed\.net)\)\n((?:## .*\n)+)", text)
     from_document = [re.findall(r'"([^"]+)"', block) for block in blocks]

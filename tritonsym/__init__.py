@@ -33,7 +33,7 @@ from .optimizer import lr_scheduler
 sym = symbol
 mod = module
 init = initializer
-gradcheck = test_utils  # DESIGN.md's name for the public gradient checks
+gradcheck = test_utils  # a short name for the public gradient checks (docs/testing.md)
 kv = kvstore
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """``tritonsym train``: train an MLP classifier with Module.fit and report its accuracy.
 
-Defaults: the seed document's MLP (FullyConnected 128, relu, FullyConnected to the
+Defaults: the MLP of MXNet's symbol tutorial (FullyConnected 128, relu, FullyConnected to the
 classes, SoftmaxOutput) on the bundled 8x8 digits, with a fixed 80/20 train/validation
 split; ``--data mnist --data-dir DIR`` trains on MNIST files on disk (validated on its
 test set).
@@ -30,7 +30,7 @@ class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an MLP classifier (defaults: the seed's MLP on the bundled digits)",
+    p = sub.add_parser("train", help="train an MLP classifier (defaults: MXNet's tutorial MLP on the bundled digits)",
                        description=__doc__, formatter_class=_HelpWithDefaults)
     p.add_argument("--data", choices=("digits", "mnist"), default=DEFAULTS["data"],
                    help="digits: the bundled UCI 8x8 digits (no download); mnist: IDX files in --data-dir")
@@ -75,7 +75,7 @@ def add_parser(sub) -> None:
 
 
 def build_mlp(hidden: list[int], activation: str, classes: int):
-    """The seed's MLP: FullyConnected + activation per hidden layer, then the output layer."""
+    """The tutorial's MLP: FullyConnected + activation per hidden layer, then the output layer."""
     from .. import sym
 
     net = sym.Variable("data")

@@ -1,6 +1,6 @@
 """Optimizers: their hyper-parameters, per-argument multipliers, and the kernel each runs.
 
-An optimizer here does not loop over parameters. ``bind_updater`` (``updater.py``) lays
+An optimizer here does not loop over parameters. ``FlatUpdater`` (``updater.py``) lays
 every trainable parameter of an executor out as segments of one flat region, and the
 optimizer contributes the per-step scalars (``hyper``) and the one launch that updates
 the whole region (``tritonsym.ops.optimizer``).

@@ -375,7 +375,7 @@ def Group(symbols: Sequence[Symbol]) -> Symbol:
 
 
 def compose(symbol: Symbol, *args: Symbol, name: str | None = None, **kwargs: Symbol) -> Symbol:
-    """``symbol(*args, name=name, **kwargs)``: the functional spelling (the seed's ``mx.apply``)."""
+    """``symbol(*args, name=name, **kwargs)``: the functional spelling (MXNet's ``mx.apply``)."""
     return symbol(*args, name=name, **kwargs)
 
 
