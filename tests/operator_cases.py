@@ -121,6 +121,9 @@ SPLIT_ROWS = [("MAX_BLOCK", 2), ("LOOP_BLOCK", 2), ("SPLIT_BELOW_ROWS", 1000), (
 def _softmax_output_case(id, shape, label_shape, label_values, options, to_rows, build_name="SoftmaxOutput"):
     """to_rows(x) views data as (rows, classes) and labels as (rows,), as the option implies."""
     loss_options = {k: v for k, v in options.items() if k not in ("multi_output", "preserve_shape")}
+    if options.get("multi_output") and options.get("normalization", "null") == "null":
+        # MXNet divides by the positions per sample (batch does so through the row count).
+        loss_options["grad_scale"] = options.get("grad_scale", 1.0) / int(np.prod(shape[2:]))
 
     def loss(v, out):
         p, label = to_rows(out, v["out_label"])
@@ -175,6 +178,10 @@ _softmax_output_case("softmax_output_valid_ignore", (8, 5), (8,), classes(3),
 _softmax_output_case("softmax_output_smooth", (8, 5), (8,), classes(5), {"smooth_alpha": 0.2}, _rows_default)
 _softmax_output_case("softmax_output_multi_output", (3, 4, 5), (3, 5), classes(4),
                      {"multi_output": True, "normalization": "valid"}, _rows_multi)
+_softmax_output_case("softmax_output_multi_output_null", (2, 5, 2, 3), (2, 2, 3), classes(5),
+                     {"multi_output": True, "grad_scale": 0.5}, _rows_multi)
+_softmax_output_case("softmax_output_multi_output_batch", (3, 4, 5), (3, 5), classes(4),
+                     {"multi_output": True, "normalization": "batch"}, _rows_multi)
 _softmax_output_case("softmax_output_preserve_shape", (3, 4, 5), (3, 4), classes(5),
                      {"preserve_shape": True}, _rows_last)
 _softmax_output_case("softmax_output_probability_label", (6, 5), (6, 5), probabilities, {}, _rows_default)

@@ -133,9 +133,11 @@ def test_bind_uses_given_arrays_in_place(rng):
     as_list = net.bind(ts.cpu(), [args[n] for n in net.list_arguments()])
     as_list.forward()
     assert torch.equal(as_list.outputs[0], exe.outputs[0])
+    as_list.forward(is_train=True)
+    as_list.backward()  # nothing to compute: a no-op, as in MXNet
+    assert all(g is None for g in as_list.grad_dict.values())
     with pytest.raises(ExecutionError, match="computes no gradients"):
-        as_list.forward(is_train=True)
-        as_list.backward()
+        as_list.forward_backward()
     with pytest.raises(BindError, match=r"args\['data'\] must be a torch.Tensor \(used in place\), got ndarray"):
         net.bind(ts.cpu(), {**args, "data": args["data"].cpu().numpy()})
     with pytest.raises(BindError, match="args has no array for out_label"):
@@ -184,7 +186,7 @@ def test_input_errors(rng):
             mlp().simple_bind(ts.cpu(), data=empty)
     with pytest.raises(ShapeError, match=r"bind: data \(0, 5\), out_label \(0,\): every dimension"):
         mlp().bind(ts.cpu(), {n: torch.zeros(s) for n, s in zip(mlp().list_arguments(),
-                                                                 mlp().infer_shape(data=(0, 5))[0])})
+                                                                 mlp().infer_shape_partial(data=(0, 5))[0])})
 
 
 def test_a_bad_value_leaves_every_array_as_it_was(rng):
@@ -309,9 +311,13 @@ def test_an_output_that_is_an_argument_takes_its_head_gradient(rng, grad_req, pa
 def test_reshape_shares_parameters(rng):
     exe = ready(mlp().simple_bind(ts.cpu(), data=(8, 5)), rng)
     small = exe.reshape(data=(3, 5), out_label=(3,))
-    # the reshaped data is a new, unwritten array; the shared weights keep their values
+    # the reshaped data is a new array holding the old one's leading rows (MXNet's values);
+    # the shared weights are the same arrays
+    assert torch.equal(small.arg_dict["data"], exe.arg_dict["data"][:3])
+    assert small.arg_dict["data"].data_ptr() != exe.arg_dict["data"].data_ptr()
+    grown = exe.reshape(data=(9, 5), out_label=(9,))  # a larger array has no value yet
     with pytest.raises(ExecutionError, match=r"forward: argument\(s\) data have never been given a value"):
-        small.forward()
+        grown.forward()
     assert small.arg_dict["fc1_weight"].data_ptr() == exe.arg_dict["fc1_weight"].data_ptr()
     assert small.grad_dict["fc1_weight"].data_ptr() == exe.grad_dict["fc1_weight"].data_ptr()
     assert small.arg_dict["data"].shape == (3, 5)

@@ -20,7 +20,7 @@ def test_automatic_names_and_implicit_inputs():
     assert (a + b).name == "_plus1"
     assert (a - b).name == "_minus0" and (a * b).name == "_mul0" and (a / b).name == "_div0"
     assert (a + 1).name == "_plusscalar0" and (1 - a).name == "_rminusscalar0"
-    assert (2 / a).name == "_rdivscalar0" and (a ** 2).name == "_powerscalar0" and (2 ** a).name == "_rpowerscalar0"
+    assert (2 / a).name == "_rdivscalar0" and (a ** 2).name == "_powerscalar0" and (2 ** a).name == "_rpower_scalar0"
     neg = -a
     assert neg.name == "_mulscalar0" and neg.attr("scalar") == "-1.0"
     fc = S.FullyConnected(a, num_hidden=3)

@@ -64,8 +64,10 @@ class Initializer:
         self._kwargs = kwargs
 
     def dumps(self) -> str:
-        """JSON that ``create`` turns back into this initializer."""
-        return json.dumps([type(self).__name__.lower(), self._kwargs])
+        """JSON that ``create`` turns back into this initializer (arrays as nested lists,
+        as MXNet writes them)."""
+        return json.dumps([type(self).__name__.lower(), self._kwargs],
+                          default=lambda v: np.asarray(v, dtype=np.float64).tolist())
 
     def __call__(self, name: str, array: torch.Tensor, attrs: dict | None = None) -> None:
         """Fill ``array`` (a torch tensor, in place) as the argument ``name`` with symbol

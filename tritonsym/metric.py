@@ -250,15 +250,18 @@ class F1(EvalMetric):
     """F1 score from true/false positives and negatives counted over every sample seen.
 
     ``average="binary"``: two classes, class 1 positive (0 when it is never labelled or
-    predicted). ``"macro"``: the mean F1 of the classes that were labelled or predicted at
-    least once (as scikit-learn's ``f1_score``: a class absent from both says nothing about
-    the classifier, and counting it as 0 would pull perfect predictions below 1).
-    Predictions are scores per class (arg-max taken)."""
+    predicted); ``"micro"`` is MXNet's name for the same. ``"macro"``: the mean F1 of the
+    classes that were labelled or predicted at least once (as scikit-learn's ``f1_score``: a
+    class absent from both says nothing about the classifier, and counting it as 0 would
+    pull perfect predictions below 1); MXNet's ``"macro"`` averages per-batch scores
+    instead, which depends on the batching (docs/mxnet.md). Predictions are scores per
+    class (arg-max taken)."""
 
     def __init__(self, average: str = "binary", name: str = "f1", **kwargs):
-        if average not in ("binary", "macro"):
-            raise ParamError(f"F1: average={average!r} must be 'binary' or 'macro'")
-        self.average = average
+        if average not in ("binary", "micro", "macro"):
+            raise ParamError(f"F1: average={average!r} must be 'binary' (or MXNet's name for it, 'micro') or "
+                             "'macro'")
+        self.average = "binary" if average == "micro" else average
         super().__init__(name, **kwargs)
 
     def reset(self):

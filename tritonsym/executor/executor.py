@@ -212,7 +212,8 @@ class Executor:
         needs one in ``out_grads`` (a tensor/array per output, or a dict by output name).
         ``after_step(i)`` is called after backward step ``i`` (and with -1 before the first;
         see ``grad_ready_steps``): how a data-parallel run starts reducing a gradient as
-        soon as it is final."""
+        soon as it is final. With no gradient to compute (``grad_req='null'`` everywhere)
+        it does nothing, as in MXNet."""
         if self._last_forward != "training":
             why = {None: "forward has not run", "inference": "the last forward was for inference (is_train=False)",
                    "used": "the memory plan gave the last backward the storage of forward values it had "
@@ -220,8 +221,7 @@ class Executor:
                            "memory_plan='none' to call backward repeatedly)"}[self._last_forward]
             raise ExecutionError(f"backward: call forward(is_train=True) first; {why}")
         if not self._program.arg_grads:
-            raise ExecutionError("backward: this executor computes no gradients (grad_req is 'null' for every "
-                                 "argument, or bind got no args_grad); bind with grad_req='write'")
+            return  # grad_req 'null' everywhere (or bind without args_grad): nothing to compute, as in MXNet
         self._check_set("backward", self._backward_reads)
         self._copy_head_grads(out_grads)
         if self._backward_consumes_forward:
@@ -389,7 +389,9 @@ class Executor:
     def reshape(self, partial_shaping: bool = False, allow_up_sizing: bool = False, **shapes) -> "Executor":
         """A new executor for new input shapes that shares this one's arrays for every
         argument whose shape does not change (parameters and their gradients); the rest,
-        and all internal values, get a new workspace. A parameter whose shape would change
+        and all internal values, get a new workspace. An argument that shrinks keeps its
+        leading elements, as MXNet's does (one that grows has no value until it is given
+        one). A parameter whose shape would change
         is an error unless named in ``shapes`` or ``partial_shaping=True``.
         (``allow_up_sizing`` is accepted for MXNet compatibility: memory is never reused
         across executors here.)"""
@@ -419,6 +421,13 @@ class Executor:
                 provided[id(new_program.arg_grads[name])] = program.arg_grads[name].tensor
         workspace = allocate(new_program, plan, provided, ctx.torch_device)
         unset = {n for n in new_program.arg_names if n not in kept or n in self._unset}
+        for name in sorted(unset - self._unset):
+            # MXNet's new executor reads a smaller argument out of the old one's memory, so its
+            # values carry over (its leading elements); here they are copied, once.
+            old, new = program.args[name].tensor, new_program.args[name].tensor
+            if old.dtype == new.dtype and 0 < new.numel() <= old.numel():
+                _write(new, old.reshape(-1)[:new.numel()].view(new.shape))
+                unset.discard(name)
         return Executor(self.symbol, ctx, new_program, workspace, unset, options=self._options,
                         loss_scale=self.loss_scale)
 

@@ -37,6 +37,12 @@ class DataBatch:
     provide_data: list[DataDesc] | None = None
     provide_label: list[DataDesc] | None = None
 
+    def __str__(self) -> str:
+        """MXNet's summary: the shapes, not the values."""
+        def shapes(arrays):
+            return None if arrays is None else [tuple(a.shape) for a in arrays]
+        return f"DataBatch: data shapes: {shapes(self.data)} label shapes: {shapes(self.label)}"
+
 
 class DataIter:
     """Base class: iterate over ``DataBatch``es; ``reset()`` starts the next epoch."""

@@ -30,7 +30,7 @@ from .. import initializer as init_module
 from .. import kvstore as kvstore_module
 from .. import model
 from .. import optimizer as opt_module
-from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype, user_tensor
+from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype, user_tensor, warn
 from ..context import Context, default_context
 from ..executor.bind import simple_bind_with
 from ..executor.options import BindOptions
@@ -70,6 +70,8 @@ class Module(TrainingLoops):
         self._symbol = symbol
         self._data_names = list(data_names)
         self._label_names = list(label_names or [])
+        if isinstance(context, (list, tuple)) and len(context) == 1:
+            context = context[0]  # MXNet's usual form, context=[mx.gpu(0)]
         self._context = context if context is not None else default_context()
         if not isinstance(self._context, Context):
             several = (" (one Module drives one device: for several GPUs run one process per GPU with "
@@ -78,6 +80,14 @@ class Module(TrainingLoops):
         self.logger = logger or logging.getLogger("tritonsym")
         self._bind_options = BindOptions.make(mirror, memory_plan, check_finite, cuda_graph)
         args = symbol.list_arguments()
+        if self._label_names == ["softmax_label"] and not any(a.endswith("_label") for a in args):
+            # MXNet's default label name on a symbol without labels: MXNet warns and binds without
+            # them. (A symbol whose labels have other names is refused below, with those names:
+            # MXNet would take out_label for a parameter and initialise it.)
+            warn(f"Module: the symbol has no argument 'softmax_label' (the default label_names); it is bound "
+                 f"without labels (its arguments: {', '.join(args)}). Pass label_names=() to say so, or the "
+                 "symbol's label names")
+            self._label_names = []
         for what, names in (("data_names", self._data_names), ("label_names", self._label_names)):
             missing = [n for n in names if n not in args]
             if missing:

@@ -1,9 +1,10 @@
 """Elementwise arithmetic: the operators behind ``+ - * /`` and ``**`` on symbols, and unary math.
 
-- symbol OP symbol (same shape): elemwise_add/sub/mul/div, auto-named _plus, _minus, _mul, _div;
+- symbol OP symbol (same shape): elemwise_add/sub/mul/div, auto-named elemwise_add0, ... when
+  called by name and _plus0, _minus0, _mul0, _div0 when built by ``+ - * /``, as in MXNet;
 - symbol OP scalar: _plus_scalar, _minus_scalar, _rminus_scalar (scalar - x), _mul_scalar,
   _div_scalar, _rdiv_scalar (scalar / x), _power_scalar (x ** scalar), _rpower_scalar
-  (scalar ** x), auto-named _plusscalar, _minusscalar, ...;
+  (scalar ** x), auto-named _plusscalar, _minusscalar, ... (_rpower_scalar0: MXNet's name);
 - unary: negative, exp, log, sqrt, square, abs, reciprocal.
 
 Which forward values each backward reads comes from the kernels' own tables.
@@ -23,8 +24,7 @@ from .registry import (
     same_shape_everywhere,
 )
 
-BINARY = {"elemwise_add": ("add", "_plus"), "elemwise_sub": ("sub", "_minus"),
-          "elemwise_mul": ("mul", "_mul"), "elemwise_div": ("div", "_div")}
+BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div"}
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 
@@ -35,7 +35,7 @@ def _needs(table: dict, kind: str, inputs: dict[str, int]):
     return tuple(i for name, i in inputs.items() if name in wanted), ((0,) if "output" in wanted else ())
 
 
-def _register_binary(name: str, kind: str, hint: str):
+def _register_binary(name: str, kind: str):
     def forward(a: ForwardArgs):
         return kernels.plan_binary_forward(kind, a.inputs[0], a.inputs[1], a.outputs[0])
 
@@ -44,7 +44,7 @@ def _register_binary(name: str, kind: str, hint: str):
                                             a.in_grads[1], a.accumulate[0], a.accumulate[1])
 
     register(OpDef(
-        name=name, hint=hint,
+        name=name,  # named elemwise_add0 ...; a + b names its node _plus0 (Symbol's arithmetic)
         doc=f"Elementwise lhs {dict(add='+', sub='-', mul='*', div='/')[kind]} rhs; both have one shape.",
         params=[],
         input_names=("lhs", "rhs"),
@@ -75,7 +75,9 @@ def _register_scalar(name: str, kind: str):
     formula = dict(plus="x + scalar", minus="x - scalar", rminus="scalar - x", mul="x * scalar",
                    div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x")[kind]
     register(OpDef(
-        name=name, hint=name.replace("_scalar", "scalar"),
+        # MXNet names these after its CamelCase aliases (_PlusScalar -> _plusscalar0), except
+        # x.__rpow__, which calls _rpower_scalar itself (-> _rpower_scalar0).
+        name=name, hint=name if kind == "rpower" else name.replace("_scalar", "scalar"),
         doc=f"Elementwise {formula}.",
         params=[Param("scalar", float, check=_check_base(kind), doc="the scalar operand")],
         input_names=("data",),
@@ -112,8 +114,8 @@ def _register_unary(name: str, kind: str):
     ))
 
 
-for _name, (_kind, _hint) in BINARY.items():
-    _register_binary(_name, _kind, _hint)
+for _name, _kind in BINARY.items():
+    _register_binary(_name, _kind)
 for _name, _kind in SCALAR.items():
     _register_scalar(_name, _kind)
 for _name, _kind in UNARY.items():

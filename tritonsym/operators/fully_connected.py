@@ -4,7 +4,18 @@ activation epilogue chosen by the executor's fusion pass."""
 from __future__ import annotations
 
 from ..ops import fully_connected as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, size, unify
+from .registry import (
+    BackwardArgs,
+    ForwardArgs,
+    OpDef,
+    Param,
+    ShapeMismatch,
+    merge_shapes,
+    positive,
+    register,
+    size,
+    unify,
+)
 
 
 def _inputs(p):
@@ -23,10 +34,11 @@ def _infer_shape(p, in_shapes, out_shapes):
             if len(data) < 1:
                 raise ShapeMismatch("data must have at least one dimension (the features)")
             features, out = data[-1], (*data[:-1], n)
-        if weight is not None and tuple(weight) != (n, features):
+        expected = (n, features)
+        if weight is not None and merge_shapes(weight, expected) is None:
             raise ShapeMismatch(f"data has shape {tuple(data)} ({features} input features) but weight has shape "
                                 f"{tuple(weight)}; num_hidden={n} expects ({n}, {features})")
-        weight = (n, features)
+        weight = expected if weight is None else merge_shapes(weight, expected)
         out_shapes = [unify("output", out_shapes[0], out)]
     elif weight is not None and weight[0] != n:
         raise ShapeMismatch(f"weight has shape {tuple(weight)} but num_hidden={n} expects ({n}, ...)")

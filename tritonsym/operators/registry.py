@@ -141,12 +141,34 @@ class ShapeMismatch(Exception):
     """Raised by a shape or type rule; the driver prefixes the node and operator."""
 
 
+def merge_shapes(a, b) -> tuple[int, ...] | None:
+    """Two partial descriptions of one shape made one, or None where they disagree. A 0 is
+    a dimension not known yet, as in MXNet's shapes: (0, 10) and (12, 0) make (12, 10)."""
+    if len(a) != len(b):
+        return None
+    merged = []
+    for x, y in zip(a, b):
+        if x and y and x != y:
+            return None
+        merged.append(x or y)
+    return tuple(merged)
+
+
+def is_complete(shape) -> bool:
+    """A shape with every dimension known (no 0)."""
+    return shape is not None and all(d > 0 for d in shape)
+
+
 def unify(what: str, known, proposed):
     """Merge what is known about a shape (or dtype) with what a rule proposes."""
     if known is None:
         return proposed
     if proposed is None or known == proposed:
         return known
+    if isinstance(known, (tuple, list)) and isinstance(proposed, (tuple, list)):
+        merged = merge_shapes(known, proposed)
+        if merged is not None:
+            return merged
     raise ShapeMismatch(f"{what} is {_show(known)} but {_show(proposed)} is expected")
 
 
@@ -345,16 +367,18 @@ def same_shape_everywhere(names: Sequence[str]):
     """Shape rule of an elementwise operator: inputs and output have one shape."""
 
     def rule(params, in_shapes, out_shapes):
-        known = next((s for s in [*in_shapes, *out_shapes] if s is not None), None)
+        known = None
+        for shape in in_shapes:
+            if shape is not None:
+                merged = shape if known is None else merge_shapes(known, shape)
+                if merged is None:
+                    others = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, in_shapes) if s is not None)
+                    raise ShapeMismatch(f"inputs must have one shape, got {others}")
+                known = merged
+        known = unify("output", out_shapes[0], known) if known is not None else out_shapes[0]
         if known is None:
             return in_shapes, out_shapes
-        new_in = []
-        for name, shape in zip(names, in_shapes):
-            if shape is not None and shape != known:
-                others = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, in_shapes) if s is not None)
-                raise ShapeMismatch(f"inputs must have one shape, got {others}")
-            new_in.append(known)
-        return new_in, [unify("output", out_shapes[0], known)]
+        return [known] * len(in_shapes), [known]
 
     return rule
 

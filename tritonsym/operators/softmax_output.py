@@ -11,7 +11,9 @@ gradient; the label gets none. Layouts, as in MXNet:
 - a label with the data's own shape is a probability target (no normalization).
 
 ``normalization``: ``null`` (sum over the batch), ``batch`` (divide by the batch size) or
-``valid`` (divide by the number of labels not equal to ``ignore_label``). A class label
+``valid`` (divide by the number of labels not equal to ``ignore_label``); with
+``multi_output``, ``null`` and ``batch`` also divide by the positions per sample
+(d2 * d3 * ...), as MXNet does. A class label
 that is not a whole number in [0, classes) (NaN, 1.5, -2) and is not ignored gives that
 row a NaN gradient, where MXNet would truncate it to some class.
 """
@@ -114,8 +116,13 @@ def _backward(a: BackwardArgs):
     count = a.temps.get("valid_count")
     if count is not None:
         launches += kernels.plan_count_valid_labels(a.inputs[1], count, p["ignore_label"])
+    grad_scale = p["grad_scale"]
+    if p["multi_output"] and p["normalization"] != "valid" and label is a.inputs[1]:
+        # MXNet divides a multi-output gradient by the positions per sample too (null and
+        # batch alike; valid counts labels instead), checked against MXNet 1.9.1.
+        grad_scale /= math.prod(a.outputs[0].shape[2:])
     launches += kernels.plan_softmax_output_backward(
-        prob, label, grad, axis=axis, grad_scale=p["grad_scale"], ignore_label=p["ignore_label"],
+        prob, label, grad, axis=axis, grad_scale=grad_scale, ignore_label=p["ignore_label"],
         use_ignore=p["use_ignore"], normalization=p["normalization"], smooth_alpha=p["smooth_alpha"],
         head_grad=head, valid_count=count, accumulate=a.accumulate[0], loss_scale=a.loss_scale)
     return launches

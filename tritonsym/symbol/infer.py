@@ -2,7 +2,9 @@
 
 Each operator's rule maps what is known about its inputs and outputs to more of it; the
 driver runs the rules forwards and backwards over the graph until nothing changes, so a
-weight shape is inferred from the data and an input's shape from its consumer. A
+weight shape is inferred from the data and an input's shape from its consumer. As in
+MXNet, a 0 in a shape is a dimension not known yet, which the rules may fill in, and a
+shape given to ``infer_shape`` overrides a variable's ``__shape__`` hint. A
 contradiction names the node, the operator and the values.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..base import DTypeError, ParamError, ShapeError, TritonSymError, dtype_name, to_dtype, warn
-from ..operators.registry import ShapeMismatch, parse_shape
+from ..operators.registry import ShapeMismatch, is_complete, merge_shapes, parse_shape
 from .graph import Node, aux_variables
 
 if TYPE_CHECKING:
@@ -45,14 +47,9 @@ def propagate(symbol: Symbol, given: dict[str, object], kind: str) -> tuple[dict
     values: dict[EntryKey, object] = {}
     for node in nodes:
         if node.is_variable:
-            from_attr = _variable_attr(node, kind)
+            # A value given here overrides the variable's __shape__ / __dtype__ hint, as in MXNet.
             value = given.get(node.name)
-            if value is not None and from_attr is not None and value != from_attr:
-                attr = "__shape__" if kind == "shape" else "__dtype__"
-                raise (ShapeError if kind == "shape" else DTypeError)(
-                    f"argument {node.name!r} is given {kind} {_show(kind, value)} but its {attr} attribute says "
-                    f"{_show(kind, from_attr)}")
-            values[(id(node), 0)] = value if value is not None else from_attr
+            values[(id(node), 0)] = value if value is not None else _variable_attr(node, kind)
     ops = [n for n in nodes if not n.is_variable]
     for _ in range(2 * len(ops) + 2):
         changed = False
@@ -80,8 +77,14 @@ def _apply_rule(node: Node, values: dict, kind: str) -> bool:
         if new is None or new == old:
             continue
         if old is not None:
-            raise error(f"{node.name} ({node.op.name}): {label} has {kind} {_show(kind, old)} but "
-                        f"{_show(kind, new)} is expected")
+            # Shapes may be partial (0: a dimension not known yet); a rule may fill them in.
+            merged = merge_shapes(old, new) if kind == "shape" else None
+            if merged is None:
+                raise error(f"{node.name} ({node.op.name}): {label} has {kind} {_show(kind, old)} but "
+                            f"{_show(kind, new)} is expected")
+            if merged == tuple(old):
+                continue
+            new = merged
         values[key] = tuple(new) if kind == "shape" else new
         changed = True
     return changed
@@ -126,8 +129,8 @@ def infer_shape(symbol: Symbol, args: Sequence, kwargs: dict, partial: bool):
     given = _given(symbol, args, kwargs, "infer_shape", parse_shape)
     values, nodes = propagate(symbol, given, "shape")
     arg, out, aux = _results(symbol, values, nodes)
-    if not partial and any(v is None for v in arg + out + aux):
-        unknown = [n for n, v in zip(symbol.list_arguments(), arg) if v is None]
+    if not partial and not all(is_complete(v) for v in arg + out + aux):
+        unknown = [n for n, v in zip(symbol.list_arguments(), arg) if not is_complete(v)]
         warn("infer_shape: cannot decide the shapes of " + (", ".join(unknown) or "some outputs")
              + "; give them, or use infer_shape_partial")
         return None, None, None

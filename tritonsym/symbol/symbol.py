@@ -173,7 +173,7 @@ class Symbol:
     def _binary(self, other, op: str, scalar_op: str, reflected: bool = False) -> "Symbol":
         if isinstance(other, Symbol):
             lhs, rhs = (other, self) if reflected else (self, other)
-            return create(op, lhs, rhs)
+            return _create(op, (lhs, rhs), None, None, {}, hint=_ARITHMETIC_HINTS[op])
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
             return create(scalar_op, self, scalar=float(other))
         return NotImplemented
@@ -393,6 +393,17 @@ def load_json(text: str) -> Symbol:
 def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | None = None, **kwargs) -> Symbol:
     """Apply a registered operator: symbols as inputs (positional or by input name) and
     hyper-parameters by keyword. Missing inputs become variables ``<name>_<input>``."""
+    return _create(op_name, args, name, attr, kwargs)
+
+
+# What MXNet names the nodes ``a + b`` and the like build: its operators ``+ - * /`` call
+# aliases (_Plus, ...) that count names of their own, where elemwise_add(a, b) is elemwise_add0.
+_ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwise_mul": "_mul",
+                     "elemwise_div": "_div"}
+
+
+def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwargs: dict,
+            hint: str | None = None) -> Symbol:
     op = get_op(op_name)
     # An input given as None is not given (as in MXNet's generated functions, whose inputs
     # default to None): ``FullyConnected(x, weight=None)`` creates ``<name>_weight``.
@@ -419,7 +430,7 @@ def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | No
         if key in given:
             raise ParamError(f"{op.name}: input {key!r} is given twice")
         given[key] = value
-    node_name = naming.current().get(name, op.hint)
+    node_name = naming.current().get(name, hint or op.hint)
     inputs = []
     for input_name in input_names:
         value = given.get(input_name)

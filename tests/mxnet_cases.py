@@ -1,0 +1,813 @@
+"""The catalogue of the MXNet differential harness: cases written once, run on both sides.
+
+``scripts/record_mxnet_fixtures.py`` runs every case on real MXNet 1.9.1 (in a virtual
+environment of its own) and records what it gives into ``tests/data/mxnet/``;
+``tests/test_mxnet_differential.py`` runs the same cases on tritonsym and compares. This
+module imports neither framework: a case is a function ``case(api, data)`` where ``api``
+is the side's adapter (``api.sym`` is ``mx.sym`` or ``ts.sym``, ``api.run`` binds and runs
+a symbol and returns numpy arrays, ...) and ``data`` hands out the case's inputs: drawn
+from a generator seeded by the case's name when recording, read back from the fixture
+when replaying, so both sides see the same numbers.
+
+A case returns a dict of results: numpy arrays (compared within a float32 tolerance) or
+plain values (shapes, names, flags: compared exactly). An exception is a result too: a
+case where MXNet raises must raise on tritonsym, and one where it does not must not.
+Where tritonsym deliberately differs, ``DECISIONS`` says why, and docs/mxnet.md says it too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    area: str
+    name: str
+    run: Callable
+
+    @property
+    def id(self) -> str:
+        return f"{self.area}/{self.name}"
+
+
+CASES: list[Case] = []
+
+# case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
+DECISIONS: dict[str, str] = {
+    "LeakyReLU/selu": "MXNet 1.9.1's selu gradient is lambda * (y + alpha) for x < 0; the derivative is "
+                      "lambda * alpha * exp(x) = y + lambda * alpha, which tritonsym computes (checked by "
+                      "finite differences)",
+    "SoftmaxOutput/out_grad": "MXNet 1.9.1 multiplies the loss gradient by the output (the probabilities), "
+                              "whatever head gradient is given; its documentation, and tritonsym, multiply "
+                              "by the head gradient",
+    "infer_shape/partial-unknown": "tritonsym infers FullyConnected's bias from num_hidden before the data's "
+                                   "shape is known; MXNet leaves it unknown until then",
+    "infer_shape/nothing-known-partial": "the same: FullyConnected's bias is known from num_hidden alone",
+    "SoftmaxOutput/float64-valid-ignore0": "with use_ignore=False no label is ignored, so 'valid' divides by all "
+                                           "of them; MXNet 1.9.1 leaves labels equal to ignore_label out of the "
+                                           "count while keeping their gradients",
+    "NDArrayIter/*-roll_over": "MXNet 1.9.1 reports the batch that carries an epoch's leftover samples into the "
+                               "next as padded (pad = the leftovers), so score and predict would drop real "
+                               "samples; tritonsym's pad counts padding only (0 there)",
+    "metric/f1-[0-9]": "MXNet 1.9.1's default F1 (average='macro') is the mean of per-batch binary F1 scores "
+                       "(another number for another batching of the same predictions); tritonsym's default is the "
+                       "binary F1 over all samples, MXNet's average='micro'",
+    "metric/m[sa]e-*": "MXNet 1.9.1's MSE and MAE are the mean of per-batch means; tritonsym's are over all samples",
+    "metric/rmse-*": "MXNet 1.9.1's RMSE is the mean of per-batch RMSEs; tritonsym's is over all samples",
+    "optimizer/adam-*epsilon0.001*": "tritonsym's Adam is PyTorch's arithmetic (epsilon added to the square root of "
+                                     "the bias-corrected second moment); MXNet adds it before the bias correction. "
+                                     "They differ visibly only for a large epsilon",
+    "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
+                                                "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
+}
+
+
+def decision(case_id: str) -> str | None:
+    """Why tritonsym differs from MXNet in this case on purpose, or None."""
+    return next((why for pattern, why in DECISIONS.items() if fnmatch.fnmatchcase(case_id, pattern)), None)
+
+
+def case(area: str, name: str):
+    def register(fn):
+        CASES.append(Case(area, name, fn))
+        return fn
+    return register
+
+
+def _fmt(value) -> str:
+    return str(value).replace(" ", "")
+
+
+# ----------------------------------------------------------------------- operators
+
+
+def _forward_backward(api, data, sym, shapes, labels=(), head=True, dtype=np.float32, **kwargs):
+    """Inputs drawn for every argument (labels from ``labels``: name -> (low, high) class
+    range, or a shape to draw probabilities), forward in training mode, backward with random
+    head gradients (a loss ignores them), outputs and every argument's gradient."""
+    arrays = {}
+    for name in sym.list_arguments():
+        if name in labels:
+            arrays[name] = data.classes(name, shapes[name], labels[name])
+        else:
+            arrays[name] = data.normal(name, shapes[name], dtype)
+    out_shapes = sym.infer_shape(**shapes)[1]
+    heads = [data.normal(f"head{i}", s, dtype) for i, s in enumerate(out_shapes)] if head else None
+    outs, grads = api.run(sym, arrays, head_grads=heads, **kwargs)
+    result = {f"out{i}": o for i, o in enumerate(outs)}
+    result.update({f"grad_{k}": v for k, v in grads.items() if k not in labels})
+    return result
+
+
+def _fc_case(num_hidden, no_bias, flatten, shape):
+    @case("FullyConnected", f"h{num_hidden}-nobias{int(no_bias)}-flatten{int(flatten)}-{_fmt(shape)}")
+    def run(api, data):
+        net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=num_hidden, no_bias=no_bias,
+                                     flatten=flatten)
+        arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(data=shape)[0]))
+        return _forward_backward(api, data, net, arg_shapes)
+
+
+for _h, _nb, _fl, _shape in itertools.product((1, 7), (False, True), (True, False), ((5, 4), (3, 2, 4))):
+    _fc_case(_h, _nb, _fl, _shape)
+
+
+def _float64_case(op, name, build, shapes):
+    """The same operator bound in float64 (every argument follows the data's dtype)."""
+    @case(op, f"float64-{name}")
+    def run(api, data):
+        return _forward_backward(api, data, build(api), shapes, dtype=np.float64)
+
+
+for _h, _nb in itertools.product((3, 8), (False, True)):
+    _float64_case("FullyConnected", f"h{_h}-nobias{int(_nb)}",
+                  lambda api, h=_h, nb=_nb: api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=h,
+                                                                   no_bias=nb),
+                  {"data": (4, 6), "fc_weight": (_h, 6), **({} if _nb else {"fc_bias": (_h,)})})
+
+
+def _activation_case(op, act_type, extra, shape=(4, 6)):
+    suffix = "".join(f"-{k}{v}" for k, v in extra.items())
+
+    @case(op, f"{act_type}{suffix}")
+    def run(api, data):
+        net = getattr(api.sym, op)(api.sym.Variable("data"), act_type=act_type, name="act", **extra)
+        return _forward_backward(api, data, net, {"data": shape})
+
+
+for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):
+    _activation_case("Activation", _act, {})
+for _act, _slopes in (("leaky", (None, 0.1, 0.5)), ("elu", (None, 0.3, 1.0)), ("selu", (None,)), ("gelu", (None,))):
+    for _slope in _slopes:
+        _activation_case("LeakyReLU", _act, {} if _slope is None else {"slope": _slope})
+for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):
+    _float64_case("Activation", _act, lambda api, a=_act: api.sym.Activation(api.sym.Variable("data"), act_type=a),
+                  {"data": (3, 7)})
+for _act in ("leaky", "elu", "gelu"):
+    _float64_case("LeakyReLU", _act, lambda api, a=_act: api.sym.LeakyReLU(api.sym.Variable("data"), act_type=a),
+                  {"data": (3, 7)})
+
+
+def _softmax_output_case(**params):
+    name = "-".join(f"{k}{v}" for k, v in params.items()) or "defaults"
+    multi = params.get("multi_output", False)
+    data_shape = (3, 4, 5) if multi else (6, 4)
+    label_shape = (3, 5) if multi else (6,)
+
+    @case("SoftmaxOutput", name)
+    def run(api, data):
+        net = api.sym.SoftmaxOutput(api.sym.Variable("data"), name="sm", **params)
+        arrays = {"data": data.normal("data", data_shape),
+                  "sm_label": data.classes("sm_label", label_shape, (0, 4))}
+        if params.get("use_ignore"):
+            arrays["sm_label"] = arrays["sm_label"].copy()
+            arrays["sm_label"].reshape(-1)[::3] = params.get("ignore_label", -1)
+        outs, grads = api.run(net, arrays)
+        return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+for _norm, _ignore, _multi in itertools.product(("null", "batch", "valid"), (False, True), (False, True)):
+    _softmax_output_case(normalization=_norm, use_ignore=_ignore, multi_output=_multi,
+                         **({"ignore_label": 2} if _ignore else {}))
+_softmax_output_case()
+_softmax_output_case(grad_scale=0.5)
+_softmax_output_case(grad_scale=2.0, normalization="batch")
+for _norm in ("null", "batch", "valid"):
+    _softmax_output_case(smooth_alpha=0.1, normalization=_norm)
+
+
+@case("SoftmaxOutput", "probability-labels")
+def _softmax_output_probability_labels(api, data):
+    net = api.sym.SoftmaxOutput(api.sym.Variable("data"), name="sm")
+    probs = np.abs(data.normal("p", (5, 3)))
+    arrays = {"data": data.normal("data", (5, 3)),
+              "sm_label": data.given("sm_label", probs / probs.sum(1, keepdims=True))}
+    outs, grads = api.run(net, arrays)
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("SoftmaxOutput", "out_grad")
+def _softmax_output_out_grad(api, data):
+    net = api.sym.SoftmaxOutput(api.sym.Variable("data"), name="sm", out_grad=True)
+    return _forward_backward(api, data, net, {"data": (4, 3), "sm_label": (4,)}, labels={"sm_label": (0, 3)})
+
+
+@case("SoftmaxOutput", "preserve_shape")
+def _softmax_output_preserve_shape(api, data):
+    net = api.sym.SoftmaxOutput(api.sym.Variable("data"), name="sm", preserve_shape=True)
+    return _forward_backward(api, data, net, {"data": (2, 3, 4), "sm_label": (2, 3)}, labels={"sm_label": (0, 4)},
+                             head=False)
+
+
+for _op in ("softmax", "log_softmax"):
+    for _axis in (-1, 1):
+        _float64_case(_op, f"axis{_axis}", lambda api, o=_op, a=_axis: getattr(api.sym, o)(api.sym.Variable("data"),
+                                                                                            axis=a),
+                      {"data": (2, 5, 3)})
+    for _axis in (-1, 0, 1, 2):
+        def _softmax_case(op=_op, axis=_axis):
+            @case(op, f"axis{axis}")
+            def run(api, data):
+                net = getattr(api.sym, op)(api.sym.Variable("data"), axis=axis, name="s")
+                return _forward_backward(api, data, net, {"data": (3, 4, 5)})
+        _softmax_case()
+
+
+for _op in ("LinearRegressionOutput", "LogisticRegressionOutput"):
+    for _scale, _shape in itertools.product((1.0, 0.5), ((5, 1), (4, 3))):
+        def _regression_case(op=_op, scale=_scale, shape=_shape):
+            @case(op, f"grad_scale{scale}-{_fmt(shape)}")
+            def run(api, data):
+                net = getattr(api.sym, op)(api.sym.Variable("data"), name="reg", grad_scale=scale)
+                arrays = {"data": data.normal("data", shape), "reg_label": data.normal("reg_label", shape)}
+                outs, grads = api.run(net, arrays)
+                return {"out0": outs[0], "grad_data": grads["data"]}
+        _regression_case()
+
+
+for _scale, _norm in itertools.product((1.0, 0.3), ("null", "batch")):
+    def _make_loss_case(scale=_scale, norm=_norm):
+        @case("MakeLoss", f"grad_scale{scale}-{norm}")
+        def run(api, data):
+            x = api.sym.Variable("data")
+            net = api.sym.MakeLoss(x * x, grad_scale=scale, normalization=norm, name="loss")
+            outs, grads = api.run(net, {"data": data.normal("data", (4, 3))})
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _make_loss_case()
+
+
+@case("Flatten", "3d")
+def _flatten(api, data):
+    net = api.sym.Flatten(api.sym.Variable("data"), name="flat") * 2.0
+    return _forward_backward(api, data, net, {"data": (2, 3, 4)})
+
+
+@case("BlockGrad", "stops-the-gradient")
+def _block_grad(api, data):
+    x, y = api.sym.Variable("x"), api.sym.Variable("y")
+    net = api.sym.BlockGrad(x * y, name="bg") + x * 3.0
+    return _forward_backward(api, data, net, {"x": (3, 4), "y": (3, 4)})
+
+
+for _op in ("elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"):
+    def _binary_case(op=_op):
+        @case("elementwise", op)
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("lhs"), api.sym.Variable("rhs"), name="e")
+            return _forward_backward(api, data, net, {"lhs": (3, 5), "rhs": (3, 5)})
+    _binary_case()
+
+# Python arithmetic on symbols: which operator each spelling builds, and its numbers.
+ARITHMETIC = {
+    "a+b": lambda a, b: a + b, "a-b": lambda a, b: a - b, "a*b": lambda a, b: a * b, "a/b": lambda a, b: a / b,
+    "a+2": lambda a, b: a + 2.0, "2+a": lambda a, b: 2.0 + a, "a-2": lambda a, b: a - 2.0,
+    "2-a": lambda a, b: 2.0 - a, "a*3": lambda a, b: a * 3.0, "3*a": lambda a, b: 3.0 * a,
+    "a/4": lambda a, b: a / 4.0, "4/a": lambda a, b: 4.0 / a, "a**2": lambda a, b: a ** 2.0,
+    "a**3": lambda a, b: a ** 3, "2**a": lambda a, b: 2.0 ** a, "-a": lambda a, b: -a,
+    "a*a+b": lambda a, b: a * a + b, "(a+b)*(a-b)": lambda a, b: (a + b) * (a - b),
+}
+
+for _name, _build in ARITHMETIC.items():
+    def _arithmetic_case(name=_name, build=_build):
+        @case("arithmetic", name)
+        def run(api, data):
+            a, b = api.sym.Variable("a"), api.sym.Variable("b")
+            with api.fresh_names():  # MXNet's counters are process-wide: start them at 0
+                net = build(a, b)
+            result = _forward_backward(api, data, net, {n: (3, 4) for n in net.list_arguments()})
+            result["arguments"] = net.list_arguments()
+            result["internals"] = net.get_internals().list_outputs()
+            return result
+    _arithmetic_case()
+
+
+for _op in ("elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"):
+    _float64_case("elementwise", _op, lambda api, o=_op: getattr(api.sym, o)(api.sym.Variable("lhs"),
+                                                                            api.sym.Variable("rhs")),
+                  {"lhs": (2, 6), "rhs": (2, 6)})
+
+for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
+    def _unary_case(op=_op):
+        @case("unary", op)
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), name="u")
+            x = data.normal("x", (4, 5))
+            if op in ("log", "sqrt"):
+                x = data.given("data", np.abs(x) + 0.5)
+            else:
+                x = data.given("data", x + np.sign(x) * 0.5)  # away from abs's kink and 1/x's pole
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (4, 5))])
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _unary_case()
+
+
+# --------------------------------------------------------------- symbol API
+
+
+def _mlp(api):
+    net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=128)
+    net = api.sym.Activation(net, name="relu1", act_type="relu")
+    net = api.sym.FullyConnected(net, name="fc2", num_hidden=10)
+    return api.sym.SoftmaxOutput(net, name="out")
+
+
+@case("symbol", "mlp-lists")
+def _mlp_lists(api, data):
+    net = _mlp(api)
+    return {"arguments": net.list_arguments(), "outputs": net.list_outputs(), "aux": net.list_auxiliary_states(),
+            "internals": net.get_internals().list_outputs(), "inputs": net.list_inputs()}
+
+
+@case("symbol", "automatic-names")
+def _automatic_names(api, data):
+    x = api.sym.Variable("x")
+    with api.fresh_names():
+        a = api.sym.FullyConnected(x, num_hidden=3)
+        b = api.sym.Activation(a, act_type="relu")
+        c = api.sym.FullyConnected(b, num_hidden=2)
+        d = c * 2.0 + 1.0
+    return {"arguments": d.list_arguments(), "names": [a.name, b.name, c.name, d.name],
+            "internals": d.get_internals().list_outputs()}
+
+
+@case("symbol", "automatic-names-of-every-operator")
+def _every_name(api, data):
+    x, y = api.sym.Variable("x"), api.sym.Variable("y")
+    with api.fresh_names():
+        made = [api.sym.exp(x), api.sym.log(x), api.sym.sqrt(x), api.sym.square(x), api.sym.abs(x),
+                api.sym.negative(x), api.sym.reciprocal(x), api.sym.softmax(x), api.sym.log_softmax(x),
+                api.sym.Flatten(x), api.sym.BlockGrad(x), api.sym.MakeLoss(x), api.sym.SoftmaxOutput(x),
+                api.sym.LinearRegressionOutput(x), api.sym.LogisticRegressionOutput(x),
+                api.sym.LeakyReLU(x), api.sym.Activation(x, act_type="tanh"), api.sym.FullyConnected(x, num_hidden=2),
+                api.sym.elemwise_add(x, y), api.sym.elemwise_sub(x, y), api.sym.elemwise_mul(x, y),
+                api.sym.elemwise_div(x, y), x + 1.0, x - 1.0, 1.0 - x, x * 2.0, x / 2.0, 2.0 / x, x ** 2.0,
+                2.0 ** x, -x]
+    return {"names": [m.name for m in made]}
+
+
+@case("symbol", "weight-given-by-name")
+def _weight_given(api, data):
+    net = api.sym.FullyConnected(api.sym.Variable("data"), weight=api.sym.Variable("myweight"), name="fc1",
+                                 num_hidden=128)
+    return {"arguments": net.list_arguments()}
+
+
+@case("symbol", "compose")
+def _compose(api, data):
+    net2 = api.sym.FullyConnected(api.sym.Variable("data2"), name="net2", num_hidden=128)
+    fc1 = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=128)
+    composed = fc1(data=net2, name="compose")
+    return {"arguments": composed.list_arguments(), "outputs": composed.list_outputs()}
+
+
+@case("symbol", "group")
+def _group(api, data):
+    x = api.sym.Variable("x")
+    a, b = api.sym.exp(x, name="a"), api.sym.sqrt(x, name="b")
+    g = api.sym.Group([a, b])
+    return {"arguments": g.list_arguments(), "outputs": g.list_outputs(), "len": len(g),
+            "first": g[0].list_outputs(), "by_name": g["b_output"].list_outputs()}
+
+
+@case("symbol", "attributes")
+def _attributes(api, data):
+    x = api.sym.Variable("x", lr_mult=0.5, wd_mult=2.0, shape=(3, 4))
+    return {"lr": x.attr("__lr_mult__"), "wd": x.attr("__wd_mult__"), "shape": x.attr("__shape__"),
+            "missing": x.attr("nothing")}
+
+
+def _infer_case(name, build, **shapes):
+    @case("infer_shape", name)
+    def run(api, data):
+        net = build(api)
+        args, outs, aux = net.infer_shape(**shapes)
+        return {"args": [list(s) for s in args], "outs": [list(s) for s in outs], "aux": [list(s) for s in aux]}
+
+
+_infer_case("mlp", _mlp, data=(64, 784))
+_infer_case("mlp-label-given", _mlp, data=(64, 784), out_label=(64,))
+_infer_case("fc-3d", lambda api: api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=5),
+            data=(2, 3, 4))
+_infer_case("fc-3d-no-flatten", lambda api: api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=5,
+                                                                   flatten=False), data=(2, 3, 4))
+_infer_case("backward-from-weight", lambda api: api.sym.FullyConnected(api.sym.Variable("data"), name="fc",
+                                                                       num_hidden=5), fc_weight=(5, 7), data=(3, 7))
+_infer_case("elementwise-both-ways", lambda api: api.sym.Variable("a") + api.sym.Variable("b"), a=(3, 4))
+_infer_case("multi-output-softmax", lambda api: api.sym.SoftmaxOutput(api.sym.Variable("data"), name="s",
+                                                                      multi_output=True), data=(2, 3, 4))
+_infer_case("zero-means-unknown",
+            lambda api: api.sym.Variable("a", shape=(0, 10)) + api.sym.Variable("b", shape=(12, 0)))
+_infer_case("given-shape-overrides-hint", lambda api: api.sym.Variable("a", shape=(2, 3)) * 2.0, a=(4, 5))
+_infer_case("zero-in-argument", lambda api: api.sym.Variable("a") + api.sym.Variable("b", shape=(7, 3)), a=(0, 3))
+
+
+@case("infer_shape", "partial-unknown")
+def _partial(api, data):
+    net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=5) + api.sym.Variable("other")
+    args, outs, aux = net.infer_shape_partial(fc_weight=(5, 3))
+    return {"args": [list(s) if s else None for s in args], "outs": [list(s) if s else None for s in outs]}
+
+
+@case("infer_shape", "mismatch-raises")
+def _mismatch(api, data):
+    net = api.sym.Variable("a") + api.sym.Variable("b")
+    return {"shapes": [list(s) for s in net.infer_shape(a=(3, 4), b=(4, 3))[0]]}
+
+
+@case("infer_type", "float64-propagates")
+def _infer_type(api, data):
+    net = _mlp(api)
+    args, outs, aux = net.infer_type(data=np.float64)
+    return {"args": [api.dtype_name(t) for t in args], "outs": [api.dtype_name(t) for t in outs]}
+
+
+@case("json", "mxnet-json-loads")
+def _json(api, data):
+    """MXNet's JSON of the MLP (recorded from MXNet), loaded on each side: the arguments
+    and outputs survive."""
+    net = api.sym.load_json(data.text("mlp.json", lambda: _mlp(api).tojson()))
+    return {"arguments": net.list_arguments(), "outputs": net.list_outputs()}
+
+
+# --------------------------------------------------------------- executor
+
+
+@case("executor", "grad_req-add-accumulates")
+def _grad_add(api, data):
+    net = api.sym.Variable("x") * api.sym.Variable("y")
+    x, y = data.normal("x", (3, 4)), data.normal("y", (3, 4))
+    head = data.normal("head", (3, 4))
+    outs, grads = api.run(net, {"x": x, "y": y}, head_grads=[head], grad_req="add", repeat=2)
+    return {"grad_x": grads["x"], "grad_y": grads["y"]}
+
+
+@case("executor", "grad_req-null-for-one")
+def _grad_null(api, data):
+    net = api.sym.Variable("x") * api.sym.Variable("y")
+    outs, grads = api.run(net, {"x": data.normal("x", (3, 4)), "y": data.normal("y", (3, 4))},
+                          head_grads=[data.normal("head", (3, 4))], grad_req={"x": "write", "y": "null"})
+    return {"grad_x": grads["x"], "has_grad_y": "y" in grads}
+
+
+@case("executor", "backward-with-every-grad_req-null")
+def _all_null(api, data):
+    net = api.sym.exp(api.sym.Variable("x"))
+    outs, grads = api.run(net, {"x": data.normal("x", (2, 3))}, head_grads=[data.normal("head", (2, 3))],
+                          grad_req="null")
+    return {"out0": outs[0], "grads": sorted(grads)}
+
+
+@case("executor", "value-used-twice")
+def _used_twice(api, data):
+    x = api.sym.Variable("x")
+    return _forward_backward(api, data, api.sym.exp(x) * x + x, {"x": (3, 4)})
+
+
+@case("executor", "reshape-keeps-values")
+def _reshape(api, data):
+    """Bound at (5, 4), ones in x and the weight, reshaped to (3, 4): MXNet's new executor
+    shares the arrays, so forward gives 4 everywhere without setting anything again."""
+    net = api.sym.FullyConnected(api.sym.Variable("x"), name="fc", num_hidden=2, no_bias=True)
+    exe = api.bind(net, {"x": (5, 4)})
+    api.set(exe, "x", np.ones((5, 4), np.float32))
+    api.set(exe, "fc_weight", np.ones((2, 4), np.float32))
+    return {"out0": api.forward(exe.reshape(x=(3, 4)))[0]}
+
+
+# ------------------------------------------------------- learning-rate schedules
+
+
+def _schedule_case(kind, name, updates=range(1, 16), **params):
+    @case("lr_scheduler", f"{kind}-{name}")
+    def run(api, data):
+        schedule = getattr(api.lr_scheduler, kind)(**params)
+        return {"rates": np.array([schedule(i) for i in updates], dtype=np.float64)}
+
+
+for _step, _factor, _stop in itertools.product((1, 3), (0.5, 0.9), (1e-8, 0.02)):
+    _schedule_case("FactorScheduler", f"step{_step}-factor{_factor}-stop{_stop}", step=_step, factor=_factor,
+                   stop_factor_lr=_stop, base_lr=0.1)
+for _warm, _mode in itertools.product((2, 5), ("linear", "constant")):
+    _schedule_case("FactorScheduler", f"warmup{_warm}-{_mode}", step=2, factor=0.5, base_lr=0.1, warmup_steps=_warm,
+                   warmup_begin_lr=0.01, warmup_mode=_mode)
+for _steps, _factor in (([2, 5], 0.5), ([3, 4, 10], 0.1), ([1], 0.9)):
+    _schedule_case("MultiFactorScheduler", f"{_fmt(_steps)}-factor{_factor}", step=_steps, factor=_factor, base_lr=1.0)
+_schedule_case("MultiFactorScheduler", "warmup3", step=[5, 8], factor=0.5, base_lr=1.0, warmup_steps=3)
+for _final, _warm in itertools.product((0.0, 0.01), (0, 3)):
+    _schedule_case("CosineScheduler", f"final{_final}-warmup{_warm}", max_update=10, base_lr=0.1, final_lr=_final,
+                   warmup_steps=_warm, updates=range(1, 14))
+
+
+# ------------------------------------------------------------------- metrics
+
+
+def _metric_case(name, draw, **params):
+    suffix = "".join(f"-{k}{v}" for k, v in params.items())
+    for trial in range(3):
+        def run(api, data, trial=trial):
+            labels, preds = draw(data)
+            metric = api.metric.create(name, **params)
+            for lab, pred in zip(labels, preds):  # two batches
+                metric.update([api.array(lab)], [api.array(pred)])
+            got_name, value = metric.get()
+            return {"name": got_name, "value": np.array(value, dtype=np.float64)}
+        CASES.append(Case("metric", f"{name}{suffix}-{trial}", run))
+
+
+def _class_draw(classes, rows=(7, 5)):
+    def draw(data):
+        labels = [data.classes(f"label{i}", (n,), (0, classes)) for i, n in enumerate(rows)]
+        preds = []
+        for i, n in enumerate(rows):
+            p = np.abs(data.normal(f"raw{i}", (n, classes))) + 0.05
+            preds.append(data.given(f"pred{i}", (p / p.sum(1, keepdims=True)).astype(np.float32)))
+        return labels, preds
+    return draw
+
+
+def _regression_draw(data):
+    labels = [data.normal(f"label{i}", (n, 1)) for i, n in enumerate((6, 4))]
+    preds = [data.normal(f"pred{i}", (n, 1)) for i, n in enumerate((6, 4))]
+    return labels, preds
+
+
+_metric_case("acc", _class_draw(4))
+_metric_case("top_k_accuracy", _class_draw(5), top_k=2)
+_metric_case("ce", _class_draw(3))
+_metric_case("mse", _regression_draw)
+_metric_case("mae", _regression_draw)
+_metric_case("rmse", _regression_draw)
+_metric_case("f1", _class_draw(2))
+_metric_case("f1", _class_draw(2), average="micro")
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+def _optimizer_case(kind, steps=4, **params):
+    name = "-".join(f"{k}{v}" for k, v in params.items())
+
+    @case("optimizer", f"{kind}-{name}")
+    def run(api, data):
+        weight = data.normal("weight", (3, 5))
+        grads = [data.normal(f"grad{i}", (3, 5)) for i in range(steps)]
+        return {"weight": api.optimizer_steps(kind, params, weight, grads)}
+
+
+for _mom, _wd, _clip, _rescale in itertools.product((0.0, 0.9), (0.0, 0.01), (None, 0.5), (1.0, 0.25)):
+    _optimizer_case("sgd", learning_rate=0.1, momentum=_mom, wd=_wd, rescale_grad=_rescale,
+                    **({} if _clip is None else {"clip_gradient": _clip}))
+for _b1, _wd, _clip, _eps in itertools.product((0.9, 0.5), (0.0, 0.01), (None, 0.3), (1e-8, 1e-3)):
+    _optimizer_case("adam", learning_rate=0.01, beta1=_b1, beta2=0.999, epsilon=_eps, wd=_wd,
+                    **({} if _clip is None else {"clip_gradient": _clip}))
+
+
+# ---------------------------------------------------------------- NDArrayIter
+
+
+def _iterator_case(samples, batch, handle):
+    @case("NDArrayIter", f"n{samples}-batch{batch}-{handle}")
+    def run(api, data):
+        x = data.given("x", np.arange(samples * 2, dtype=np.float32).reshape(samples, 2))
+        y = data.given("y", np.arange(samples, dtype=np.float32))
+        it = api.io.NDArrayIter(x, y, batch_size=batch, shuffle=False, last_batch_handle=handle)
+        seen = []
+        for _epoch in range(2):
+            for b in it:
+                seen.append({"data": api.numpy(b.data[0]).tolist(), "label": api.numpy(b.label[0]).tolist(),
+                             "pad": int(b.pad)})
+            it.reset()
+        return {"batches": seen, "provide_data": [[d.name, list(d.shape)] for d in it.provide_data],
+                "provide_label": [[d.name, list(d.shape)] for d in it.provide_label]}
+
+
+for _n, _b, _h in itertools.product((10, 8), (4, 3), ("pad", "discard", "roll_over")):
+    _iterator_case(_n, _b, _h)
+
+
+# --------------------------------------------------------------- initializers
+
+INITIALIZERS = {
+    "Uniform": {}, "Uniform-0.2": {"scale": 0.2}, "Normal": {}, "Normal-0.5": {"sigma": 0.5}, "Xavier": {},
+    "Xavier-gaussian-in-2": {"rnd_type": "gaussian", "factor_type": "in", "magnitude": 2.0}, "Zero": {}, "One": {},
+    "Constant-3": {"value": 3.0}, "Constant-array": {"value": "ones(2, 2)"},
+}
+
+for _name, _params in INITIALIZERS.items():
+    def _initializer_case(name=_name, params=_params):
+        @case("initializer", f"dumps-{name}")
+        def run(api, data):
+            params_ = {k: (np.ones((2, 2)) if v == "ones(2, 2)" else v) for k, v in params.items()}
+            import json
+            return {"dumps": json.loads(getattr(api.init, name.split("-")[0])(**params_).dumps())}
+    _initializer_case()
+
+
+@case("io", "DataBatch-str")
+def _data_batch_str(api, data):
+    batch = api.io.DataBatch(data=[api.array(np.zeros((2, 3), np.float32))], label=None)
+    return {"str": str(batch)}
+
+
+@case("io", "DataBatch-str-with-label")
+def _data_batch_str_label(api, data):
+    batch = api.io.DataBatch(data=[api.array(np.zeros((2, 3), np.float32))], label=[api.array(np.zeros(2, np.float32))])
+    return {"str": str(batch)}
+
+
+# ------------------------------------------------------ more symbol and executor
+
+
+@case("symbol", "prefix")
+def _prefix(api, data):
+    with api.fresh_names():
+        with api.prefix("enc_"):
+            a = api.sym.FullyConnected(api.sym.Variable("x"), num_hidden=3)
+            b = api.sym.Activation(a, act_type="relu")
+    return {"names": [a.name, b.name], "arguments": b.list_arguments()}
+
+
+@case("symbol", "shared-variable-listed-once")
+def _shared(api, data):
+    x, w = api.sym.Variable("x"), api.sym.Variable("w")
+    a = api.sym.FullyConnected(x, weight=w, name="a", num_hidden=4, no_bias=True)
+    b = api.sym.FullyConnected(x, weight=w, name="b", num_hidden=4, no_bias=True)
+    net = a + b
+    return {"arguments": net.list_arguments(), "internals": len(net.get_internals().list_outputs())}
+
+
+@case("symbol", "own-json-round-trip")
+def _round_trip(api, data):
+    net = _mlp(api)
+    again = api.sym.load_json(net.tojson())
+    return {"arguments": again.list_arguments(), "outputs": again.list_outputs(),
+            "shapes": [list(s) for s in again.infer_shape(data=(8, 20))[0]]}
+
+
+@case("symbol", "children-of-fc")
+def _children(api, data):
+    fc = api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=3)
+    return {"children": fc.get_children().list_outputs()}
+
+
+@case("symbol", "group-outputs-by-name")
+def _group_names(api, data):
+    x = api.sym.Variable("x")
+    g = api.sym.Group([api.sym.exp(x, name="e"), api.sym.FullyConnected(x, name="f", num_hidden=2)])
+    return {"outputs": g.list_outputs(), "arguments": g.list_arguments()}
+
+
+def _infer_more(name, build, partial=False, **shapes):
+    @case("infer_shape", name)
+    def run(api, data):
+        net = build(api)
+        args, outs, aux = (net.infer_shape_partial if partial else net.infer_shape)(**shapes)
+        show = lambda s: list(s) if s else None  # noqa: E731 (MXNet gives () for unknown)
+        return {"args": [show(s) for s in args], "outs": [show(s) for s in outs]}
+
+
+_infer_more("fc-partial-data", lambda api: api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=4),
+            partial=True, data=(0, 6))
+_infer_more("softmax-label-from-data", lambda api: api.sym.SoftmaxOutput(api.sym.Variable("data"), name="s"),
+            data=(5, 3))
+_infer_more("softmax-preserve-shape-label", lambda api: api.sym.SoftmaxOutput(api.sym.Variable("data"), name="s",
+                                                                              preserve_shape=True), data=(2, 4, 3))
+_infer_more("regression-label", lambda api: api.sym.LinearRegressionOutput(api.sym.Variable("data"), name="r"),
+            data=(5, 2))
+_infer_more("flatten", lambda api: api.sym.Flatten(api.sym.Variable("data")), data=(2, 3, 4))
+_infer_more("fc-weight-mismatch-raises",
+            lambda api: api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=4),
+            data=(3, 5), fc_weight=(4, 6))
+_infer_more("make-loss", lambda api: api.sym.MakeLoss(api.sym.Variable("data") * 2.0), data=(3, 2))
+_infer_more("nothing-known-partial", lambda api: _mlp(api), partial=True)
+
+
+@case("executor", "inference-forward-of-softmax-output")
+def _inference(api, data):
+    net = api.sym.SoftmaxOutput(api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=3), name="s")
+    exe = api.bind(net, {"data": (4, 5)})
+    for name, shape in (("data", (4, 5)), ("fc_weight", (3, 5)), ("fc_bias", (3,))):
+        api.set(exe, name, data.normal(name, shape))
+    return {"out0": api.forward(exe, is_train=False)[0]}
+
+
+@case("executor", "two-heads-with-head-gradients")
+def _two_heads(api, data):
+    x = api.sym.Variable("x")
+    net = api.sym.Group([api.sym.exp(x, name="e"), x * x])
+    return _forward_backward(api, data, net, {"x": (3, 2)})
+
+
+@case("executor", "loss-and-blocked-output")
+def _loss_and_blocked(api, data):
+    x = api.sym.Variable("x")
+    fc = api.sym.FullyConnected(x, name="fc", num_hidden=3)
+    net = api.sym.Group([api.sym.SoftmaxOutput(fc, name="s"), api.sym.BlockGrad(fc * 2.0)])
+    arrays = {"x": data.normal("x", (4, 5)), "fc_weight": data.normal("w", (3, 5)), "fc_bias": data.normal("b", (3,)),
+              "s_label": data.classes("s_label", (4,), (0, 3))}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal("h0", (4, 3)), data.normal("h1", (4, 3))])
+    return {"out0": outs[0], "out1": outs[1], "grad_x": grads["x"], "grad_fc_weight": grads["fc_weight"]}
+
+
+@case("executor", "grad_req-add-three-times")
+def _add_three(api, data):
+    net = api.sym.FullyConnected(api.sym.Variable("x"), name="fc", num_hidden=2)
+    arrays = {"x": data.normal("x", (3, 4)), "fc_weight": data.normal("w", (2, 4)), "fc_bias": data.normal("b", (2,))}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (3, 2))], grad_req="add", repeat=3)
+    return {"grad_x": grads["x"], "grad_fc_weight": grads["fc_weight"], "grad_fc_bias": grads["fc_bias"]}
+
+
+# ------------------------------------------------ more grids: scalars, networks, float64
+
+SCALAR_SPELLINGS = {"plus": lambda x, s: x + s, "minus": lambda x, s: x - s, "rminus": lambda x, s: s - x,
+                    "mul": lambda x, s: x * s, "div": lambda x, s: x / s, "rdiv": lambda x, s: s / x,
+                    "power": lambda x, s: x ** s, "rpower": lambda x, s: s ** x}
+
+for (_kind, _spell), _scalar in itertools.product(SCALAR_SPELLINGS.items(), (0.5, 3.0)):
+    def _scalar_case(kind=_kind, spell=_spell, scalar=_scalar):
+        @case("scalar", f"{kind}-{scalar}")
+        def run(api, data):
+            x = data.normal("x", (3, 4))
+            x = data.given("data", np.abs(x) + 0.5 if kind in ("power", "rdiv") else x)
+            net = spell(api.sym.Variable("data"), scalar)
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (3, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _scalar_case()
+
+for _act, _batch in itertools.product(("relu", "sigmoid", "tanh", "softrelu", "softsign"), (1, 6)):
+    def _network_case(act=_act, batch=_batch):
+        @case("network", f"mlp-{act}-batch{batch}")
+        def run(api, data):
+            net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=8)
+            net = api.sym.Activation(net, act_type=act, name="a1")
+            net = api.sym.FullyConnected(net, name="fc2", num_hidden=8)
+            net = api.sym.Activation(net, act_type=act, name="a2") + net  # a residual
+            net = api.sym.SoftmaxOutput(api.sym.FullyConnected(net, name="fc3", num_hidden=3), name="out")
+            shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(batch, 5))[0]))
+            return _forward_backward(api, data, net, shapes, labels={"out_label": (0, 3)}, head=False)
+    _network_case()
+
+for _norm, _ignore in itertools.product(("null", "batch", "valid"), (False, True)):
+    def _softmax_output_float64(norm=_norm, ignore=_ignore):
+        @case("SoftmaxOutput", f"float64-{norm}-ignore{int(ignore)}")
+        def run(api, data):
+            net = api.sym.SoftmaxOutput(api.sym.Variable("data"), name="sm", normalization=norm, use_ignore=ignore,
+                                        ignore_label=1)
+            arrays = {"data": data.normal("data", (6, 4), np.float64),
+                      "sm_label": data.given("sm_label", data.classes("classes", (6,), (0, 4)).astype(np.float64))}
+            outs, grads = api.run(net, arrays)
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _softmax_output_float64()
+
+for _op in ("LinearRegressionOutput", "LogisticRegressionOutput"):
+    _float64_case(_op, "4x2", lambda api, o=_op: getattr(api.sym, o)(api.sym.Variable("data"), name="reg"),
+                  {"data": (4, 2), "reg_label": (4, 2)})
+
+for _op in ("negative", "exp", "square", "abs"):
+    _float64_case("unary", _op, lambda api, o=_op: getattr(api.sym, o)(api.sym.Variable("data")), {"data": (3, 5)})
+
+
+# ------------------------------------------------------------------ Module
+
+
+def _classifier(api):
+    return api.sym.FullyConnected(api.sym.Variable("data"), num_hidden=3, name="fc")
+
+
+@case("module", "default-label-names-on-a-symbol-without-labels")
+def _default_labels(api, data):
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mod = api.mod.Module(_classifier(api), ("data",))
+    return {"warned": any(issubclass(w.category, UserWarning) for w in caught), "data_names": list(mod.data_names)}
+
+
+@case("module", "context-as-a-list-of-one")
+def _context_list(api, data):
+    mod = api.mod.Module(_classifier(api), ("data",), None, context=[api.cpu()])
+    mod.bind([("data", (4, 5))], None, for_training=False)
+    return {"data_names": list(mod.data_names), "output_names": list(mod.output_names)}
+
+
+@case("module", "bind-and-forward")
+def _module_forward(api, data):
+    mod = api.mod.Module(_classifier(api), ("data",), None)
+    mod.bind([("data", (4, 5))], None, for_training=False)
+    mod.init_params()
+    mod.set_params({"fc_weight": api.array(data.normal("w", (3, 5))), "fc_bias": api.array(data.normal("b", (3,)))},
+                   {})
+    mod.forward(api.io.DataBatch(data=[api.array(data.normal("x", (4, 5)))], label=None), is_train=False)
+    return {"out0": api.numpy(mod.get_outputs()[0])}
+
+
+@case("optimizer", "set_learning_rate-with-a-scheduler")
+def _set_lr(api, data):
+    api.optimizer.SGD(learning_rate=0.1, lr_scheduler=api.lr_scheduler.FactorScheduler(step=2)).set_learning_rate(0.5)
+    return {}
