@@ -33,14 +33,18 @@ from ._common import (
     widen,
 )
 
-BINARY_OPS = ("add", "sub", "mul", "div")
-SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower")
+# Comparisons give 1.0 where they hold and 0.0 elsewhere (IEEE: NaN compares unequal to
+# everything), as MXNet's _equal, _greater, ... do; their gradient is 0 (times the output
+# gradient, so a NaN there stays NaN).
+COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
+BINARY_OPS = ("add", "sub", "mul", "div", *COMPARISONS)
+SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", *COMPARISONS)
 UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
-BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs")}
+BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
-                "power": ("input",), "rpower": ("output",)}
+                "power": ("input",), "rpower": ("output",), **dict.fromkeys(COMPARISONS, ())}
 UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("output",), "square": ("input",),
                "abs": ("input",), "reciprocal": ("output",)}
 
@@ -69,6 +73,24 @@ def _power(x, e, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexp
     return r
 
 
+@triton.jit
+def _compare(a, b, OP: tl.constexpr):
+    """1.0 where ``a OP b`` holds, else 0.0; OP is one of ``COMPARISONS``."""
+    if OP == "equal":
+        holds = a == b
+    elif OP == "not_equal":
+        holds = a != b
+    elif OP == "greater":
+        holds = a > b
+    elif OP == "greater_equal":
+        holds = a >= b
+    elif OP == "lesser":
+        holds = a < b
+    else:
+        holds = a <= b
+    return tl.where(holds, 1.0, 0.0)
+
+
 def _exponent_kind(e: float) -> dict:
     """Compile-time facts about an exponent for ``_power``."""
     is_int = float(e).is_integer()
@@ -95,8 +117,10 @@ def _binary_forward_kernel(
         r = a - b
     elif OP == "mul":
         r = a * b
-    else:
+    elif OP == "div":
         r = a / b
+    else:
+        r = _compare(a, b, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
 
 
@@ -117,8 +141,10 @@ def _binary_backward_kernel(
             da = g
         elif OP == "mul":
             da = g * b
-        else:
+        elif OP == "div":
             da = g / b
+        else:
+            da = g * 0.0
         store_result(DA, element_offsets(index, FLAT, sizes, da_strides), da, mask, ACCUMULATE_DA)
     if HAS_DB:
         if OP == "add":
@@ -127,8 +153,10 @@ def _binary_backward_kernel(
             db = -g
         elif OP == "mul":
             db = g * a
-        else:
+        elif OP == "div":
             db = -g * a / (b * b)
+        else:
+            db = g * 0.0
         store_result(DB, element_offsets(index, FLAT, sizes, db_strides), db, mask, ACCUMULATE_DB)
 
 
@@ -156,8 +184,10 @@ def _scalar_forward_kernel(
         r = s / x
     elif OP == "power":
         r = _power(x, s, SMALL_INT, IS_INT, ODD)
-    else:
+    elif OP == "rpower":
         r = tl.exp(x * widen(log_scalar, OUT))
+    else:
+        r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
 
 
@@ -188,9 +218,11 @@ def _scalar_backward_kernel(
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         # x ** 0 is constant: its gradient is 0 everywhere, also where 0 * x ** -1 is 0 * inf.
         d = tl.where(s == 0.0, g * 0.0, g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD))
-    else:
+    elif OP == "rpower":
         y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
         d = g * y * widen(log_scalar, DOUT)  # the base is positive (the launcher checks): log is finite
+    else:
+        d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
 
 
@@ -423,10 +455,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     v = torch.empty((1 << 12, 1 << 12) if large else (33, 17), dtype=dtype)
     every = dtype in (torch.float32, torch.bfloat16)
     out = []
-    for kind in BINARY_OPS if every else ("div",):
+    for kind in BINARY_OPS if every else ("div", "greater"):
         out += [(f"binary {kind}", launch) for launch in plan_binary_forward(kind, v, v.T.contiguous().T, v)]
         out += [(f"binary grad {kind}", launch) for launch in plan_binary_backward(kind, v, v, v, v, v, True, False)]
-    for kind in SCALAR_OPS if every else ("power",):
+    for kind in SCALAR_OPS if every else ("power", "lesser_equal"):
         scalar = 2.0 if kind == "power" else 2.5
         out += [(f"scalar {kind}", launch) for launch in plan_scalar_forward(kind, v, scalar, v)]
         out += [(f"scalar grad {kind}", launch) for launch in plan_scalar_backward(kind, v, v, v, v, 2.5)]

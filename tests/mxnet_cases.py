@@ -811,3 +811,31 @@ def _module_forward(api, data):
 def _set_lr(api, data):
     api.optimizer.SGD(learning_rate=0.1, lr_scheduler=api.lr_scheduler.FactorScheduler(step=2)).set_learning_rate(0.5)
     return {}
+
+
+# --------------------------------------------------------------- comparisons
+
+COMPARISONS = {"a==b": lambda a, b: a == b, "a!=b": lambda a, b: a != b, "a>b": lambda a, b: a > b,
+               "a>=b": lambda a, b: a >= b, "a<b": lambda a, b: a < b, "a<=b": lambda a, b: a <= b,
+               "a==0.5": lambda a, b: a == 0.5, "a!=0.5": lambda a, b: a != 0.5, "a>0.5": lambda a, b: a > 0.5,
+               "a>=0.5": lambda a, b: a >= 0.5, "a<0.5": lambda a, b: a < 0.5, "a<=0.5": lambda a, b: a <= 0.5,
+               "0.5<a": lambda a, b: 0.5 < a, "0.5==a": lambda a, b: 0.5 == a}
+
+for _name, _build in COMPARISONS.items():
+    def _comparison_case(name=_name, build=_build):
+        @case("comparison", name)
+        def run(api, data):
+            a, b = api.sym.Variable("a"), api.sym.Variable("b")
+            with api.fresh_names():
+                net = build(a, b)
+            # Values on a grid of halves, so that equal values (and 0.5 itself) occur.
+            arrays = {n: data.given(n, np.round(data.normal(f"raw_{n}", (4, 5)) * 2) / 2)
+                      for n in net.list_arguments()}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", (4, 5))])
+            return {"out0": outs[0], **{f"grad_{k}": v for k, v in grads.items()}, "name": net.name}
+    _comparison_case()
+
+
+@case("symbol", "bool-raises")
+def _bool(api, data):
+    return {"truth": bool(api.sym.Variable("a"))}

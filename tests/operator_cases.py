@@ -224,14 +224,14 @@ case(id="make_loss", op="MakeLoss",
 # --------------------------------------------------------------------- elementwise
 
 for _name, _kind in (("elemwise_add", "add"), ("elemwise_sub", "sub"), ("elemwise_mul", "mul"),
-                     ("elemwise_div", "div")):
+                     ("elemwise_div", "div"), *((f"_{c}", c) for c in o.COMPARE)):
     case(id=_name, op=_name,
          build=lambda n=_name: getattr(S, n)(S.Variable("lhs"), S.Variable("rhs")),
          shapes={"lhs": (6, 7), "rhs": (6, 7)}, values={"lhs": away_from_zero, "rhs": away_from_zero},
          forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
          backward=lambda v, h, k=_kind: dict(zip(("lhs", "rhs"), o.binary_grads(k, h, v["lhs"], v["rhs"]))))
 
-for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower"):
+for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", *o.COMPARE):
     _name = f"_{_kind}_scalar"
     case(id=_name, op=_name,
          build=lambda n=_name: S.create(n, _data(), scalar=1.7),

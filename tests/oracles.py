@@ -148,10 +148,17 @@ def cross_entropy(p, label, grad_scale=1.0, ignore_label=-1.0, use_ignore=False,
 
 # -------------------------------------------------------------------- elementwise
 
-BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+# Comparisons: 1.0 where they hold (IEEE: NaN compares unequal), gradient 0 times the
+# output gradient (so a NaN there stays NaN).
+COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.greater, "greater_equal": np.greater_equal,
+           "lesser": np.less, "lesser_equal": np.less_equal}
+BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+          **{k: (lambda a, b, f=f: f(a, b).astype(np.float64)) for k, f in COMPARE.items()}}
 
 
 def binary_grads(kind, dy, a, b):
+    if kind in COMPARE:
+        return dy * 0.0, dy * 0.0
     return {
         "add": lambda: (dy, dy),
         "sub": lambda: (dy, -dy),
@@ -161,6 +168,8 @@ def binary_grads(kind, dy, a, b):
 
 
 def scalar(kind, x, s):
+    if kind in COMPARE:
+        return COMPARE[kind](x, s).astype(np.float64)
     return {
         "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
         "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
@@ -169,6 +178,8 @@ def scalar(kind, x, s):
 
 
 def scalar_grad(kind, dy, x, s):
+    if kind in COMPARE:
+        return dy * 0.0
     return dy * {
         "plus": lambda: 1.0, "minus": lambda: 1.0, "rminus": lambda: -1.0, "mul": lambda: s,
         "div": lambda: 1.0 / s, "rdiv": lambda: -s / x ** 2, "power": lambda: s * np.power(x, s - 1.0),

@@ -5,6 +5,9 @@
 - symbol OP scalar: _plus_scalar, _minus_scalar, _rminus_scalar (scalar - x), _mul_scalar,
   _div_scalar, _rdiv_scalar (scalar / x), _power_scalar (x ** scalar), _rpower_scalar
   (scalar ** x), auto-named _plusscalar, _minusscalar, ... (_rpower_scalar0: MXNet's name);
+- comparisons (``== != > >= < <=`` between symbols or with a number): _equal, _not_equal,
+  _greater, _greater_equal, _lesser, _lesser_equal and their _scalar forms, 1.0 where the
+  comparison holds and 0.0 elsewhere, gradient 0;
 - unary: negative, exp, log, sqrt, square, abs, reciprocal.
 
 Which forward values each backward reads comes from the kernels' own tables.
@@ -24,7 +27,10 @@ from .registry import (
     same_shape_everywhere,
 )
 
-BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div"}
+BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div",
+          **{f"_{kind}": kind for kind in kernels.COMPARISONS}}
+SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
+               lesser="<", lesser_equal="<=")
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 
@@ -45,7 +51,8 @@ def _register_binary(name: str, kind: str):
 
     register(OpDef(
         name=name,  # named elemwise_add0 ...; a + b names its node _plus0 (Symbol's arithmetic)
-        doc=f"Elementwise lhs {dict(add='+', sub='-', mul='*', div='/')[kind]} rhs; both have one shape.",
+        doc=f"Elementwise lhs {SYMBOLS[kind]} rhs; both have one shape"
+            + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in kernels.COMPARISONS else "."),
         params=[],
         input_names=("lhs", "rhs"),
         infer_shape=same_shape_everywhere(["lhs", "rhs"]),
@@ -73,11 +80,12 @@ def _register_scalar(name: str, kind: str):
                                             a.params["scalar"], a.accumulate[0])
 
     formula = dict(plus="x + scalar", minus="x - scalar", rminus="scalar - x", mul="x * scalar",
-                   div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x")[kind]
+                   div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x",
+                   **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS})[kind]
     register(OpDef(
         # MXNet names these after its CamelCase aliases (_PlusScalar -> _plusscalar0), except
-        # x.__rpow__, which calls _rpower_scalar itself (-> _rpower_scalar0).
-        name=name, hint=name if kind == "rpower" else name.replace("_scalar", "scalar"),
+        # x.__rpow__ and the comparisons, which call _rpower_scalar, _equal_scalar, ... themselves.
+        name=name, hint=name if kind == "rpower" or kind in kernels.COMPARISONS else name.replace("_scalar", "scalar"),
         doc=f"Elementwise {formula}.",
         params=[Param("scalar", float, check=_check_base(kind), doc="the scalar operand")],
         input_names=("data",),

@@ -173,10 +173,36 @@ class Symbol:
     def _binary(self, other, op: str, scalar_op: str, reflected: bool = False) -> "Symbol":
         if isinstance(other, Symbol):
             lhs, rhs = (other, self) if reflected else (self, other)
-            return _create(op, (lhs, rhs), None, None, {}, hint=_ARITHMETIC_HINTS[op])
+            return _create(op, (lhs, rhs), None, None, {}, hint=_ARITHMETIC_HINTS.get(op))
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
             return create(scalar_op, self, scalar=float(other))
         return NotImplemented
+
+    # Comparisons build MXNet's comparison operators (1.0 where they hold, else 0.0), so a
+    # Symbol has no truth value; ``is`` tells symbols apart, and they stay hashable.
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self._binary(other, "_equal", "_equal_scalar")
+
+    def __ne__(self, other):
+        return self._binary(other, "_not_equal", "_not_equal_scalar")
+
+    def __gt__(self, other):
+        return self._binary(other, "_greater", "_greater_scalar")
+
+    def __ge__(self, other):
+        return self._binary(other, "_greater_equal", "_greater_equal_scalar")
+
+    def __lt__(self, other):
+        return self._binary(other, "_lesser", "_lesser_scalar")
+
+    def __le__(self, other):
+        return self._binary(other, "_lesser_equal", "_lesser_equal_scalar")
+
+    def __bool__(self):
+        raise TypeError("a Symbol has no truth value: it stands for values not computed yet (`a == b` builds "
+                        "an _equal node); compare symbols with `is`, or test `symbol is None`")
 
     def __add__(self, other):
         return self._binary(other, "elemwise_add", "_plus_scalar")
