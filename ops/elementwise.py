@@ -1,4 +1,5 @@
-"""Elementwise arithmetic: tensor-tensor (same shape), tensor-scalar and unary, with backward.
+"""Elementwise arithmetic and comparisons: tensor-tensor (same shape), tensor-scalar and
+unary, with backward.
 
 Every kernel indexes through up to 4 strided dimensions (``element_offsets``), so
 transposed, sliced and expanded (stride-0) inputs work; when every operand is one
