@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import torch
 
+from . import mxnet_format
 from .base import FormatError, dtype_name
 from .files import atomic_write
 from .symbol.symbol import load as load_symbol
@@ -115,6 +117,11 @@ def load_params(path: str, epoch: int | None = None) -> tuple[dict[str, torch.Te
     if epoch is not None and "epoch" in metadata and metadata["epoch"] != str(int(epoch)):
         raise FormatError(f"{path}: its header says it holds epoch {metadata['epoch']}, but its name says epoch "
                           f"{int(epoch)}; was it renamed or copied?")
+    return _split_names(path, tensors)
+
+
+def _split_names(path: str, tensors: dict) -> tuple[dict, dict]:
+    """``arg:<name>`` and ``aux:<name>`` entries apart (tritonsym's files and MXNet's alike)."""
     args, aux = {}, {}
     for key, value in tensors.items():
         kind, _, name = key.partition(":")
@@ -130,13 +137,31 @@ def save_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_param
     save_params(params_path(prefix, epoch), arg_params, aux_params, epoch)
 
 
+def mxnet_params_path(prefix: str, epoch: int) -> str:
+    return f"{prefix}-{int(epoch):04d}.params"
+
+
 def load_checkpoint(prefix: str, epoch: int):
-    """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the symbol."""
+    """``(symbol, arg_params, aux_params)``; the parameters' names are checked against the
+    symbol. An MXNet 1.x checkpoint (``prefix-%04d.params`` and MXNet's symbol JSON) is read
+    where there is no tritonsym one."""
     sym = load_symbol(f"{prefix}-symbol.json")
     path = params_path(prefix, epoch)
-    args, aux = load_params(path, epoch)
+    if not os.path.exists(path) and os.path.exists(mxnet_params_path(prefix, epoch)):
+        path = mxnet_params_path(prefix, epoch)
+        args, aux = _split_names(path, mxnet_format.read_params(path))
+    else:
+        args, aux = load_params(path, epoch)
     check_names(path, args, aux, sym.list_arguments(), sym.list_auxiliary_states())
     return sym, args, aux
+
+
+def save_mxnet_checkpoint(prefix: str, epoch: int, symbol, arg_params: dict, aux_params: dict) -> None:
+    """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` as MXNet 1.x writes them, for
+    ``mx.model.load_checkpoint`` / ``mx.mod.Module.load`` (each atomically)."""
+    atomic_write(f"{prefix}-symbol.json", mxnet_format.symbol_json(symbol).encode())
+    tensors = {f"arg:{k}": v for k, v in arg_params.items()} | {f"aux:{k}": v for k, v in aux_params.items()}
+    mxnet_format.write_params(mxnet_params_path(prefix, epoch), tensors)
 
 
 def read_metadata(path: str) -> dict[str, str]:
