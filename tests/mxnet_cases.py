@@ -52,6 +52,8 @@ DECISIONS: dict[str, str] = {
     "SoftmaxOutput/float64-valid-ignore0": "with use_ignore=False no label is ignored, so 'valid' divides by all "
                                            "of them; MXNet 1.9.1 leaves labels equal to ignore_label out of the "
                                            "count while keeping their gradients",
+    "module/score-batch5": "MXNet 1.9.1's score counts the padding of a last batch (samples repeated from the "
+                           "start) in the metric; tritonsym's leaves it out",
     "NDArrayIter/*-roll_over": "MXNet 1.9.1 reports the batch that carries an epoch's leftover samples into the "
                                "next as padded (pad = the leftovers), so score and predict would drop real "
                                "samples; tritonsym's pad counts padding only (0 there)",
@@ -839,3 +841,46 @@ for _name, _build in COMPARISONS.items():
 @case("symbol", "bool-raises")
 def _bool(api, data):
     return {"truth": bool(api.sym.Variable("a"))}
+
+
+def _fit_case(optimizer, params, epochs, batch):
+    name = "-".join(f"{k}{v}" for k, v in params.items())
+
+    @case("module", f"fit-{optimizer}-{name}-epochs{epochs}-batch{batch}")
+    def run(api, data):
+        """Module.fit from given parameters on unshuffled batches (a padded last one when 12 is
+        not a multiple of the batch): the parameters after it (score: the case below)."""
+        net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=8)
+        net = api.sym.Activation(net, act_type="tanh", name="t1")
+        net = api.sym.SoftmaxOutput(api.sym.FullyConnected(net, name="fc2", num_hidden=3), name="softmax")
+        x, y = data.normal("x", (12, 5)), data.classes("y", (12,), (0, 3))
+        shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(batch, 5))[0]))
+        start = {n: api.array(data.normal(n, s)) for n, s in shapes.items() if n not in ("data", "softmax_label")}
+        mod = api.mod.Module(net)
+        mod.fit(api.io.NDArrayIter(x, y, batch_size=batch, shuffle=False), num_epoch=epochs, optimizer=optimizer,
+                optimizer_params=params, arg_params=start)
+        final, _ = mod.get_params()
+        return {f"param_{k}": api.numpy(v) for k, v in final.items()}
+
+
+for _opt, _params in (("sgd", {"learning_rate": 0.1}), ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}),
+                      ("adam", {"learning_rate": 0.01})):
+    for _batch in (4, 5):
+        _fit_case(_opt, _params, 2, _batch)
+
+
+for _batch in (4, 5):
+    def _score_case(batch=_batch):
+        @case("module", f"score-batch{batch}")
+        def run(api, data):
+            """Accuracy of fixed parameters over 12 samples in batches of ``batch`` (5: the
+            last batch padded with 3 samples from the start)."""
+            net = api.sym.SoftmaxOutput(api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=3),
+                                        name="softmax")
+            x, y = data.normal("x", (12, 5)), data.classes("y", (12,), (0, 3))
+            mod = api.mod.Module(net)
+            mod.bind([("data", (batch, 5))], [("softmax_label", (batch,))], for_training=False)
+            mod.init_params(arg_params={"fc_weight": api.array(data.normal("w", (3, 5))),
+                                        "fc_bias": api.array(data.normal("b", (3,)))})
+            return {"accuracy": np.array(mod.score(api.io.NDArrayIter(x, y, batch_size=batch), "acc")[0][1])}
+    _score_case()
