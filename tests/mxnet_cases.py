@@ -843,20 +843,23 @@ def _bool(api, data):
     return {"truth": bool(api.sym.Variable("a"))}
 
 
-def _fit_case(optimizer, params, epochs, batch):
+def _fit_case(optimizer, params, epochs, batch, contexts=1, work_load_list=None):
     name = "-".join(f"{k}{v}" for k, v in params.items())
+    several = "" if contexts == 1 else f"-contexts{contexts}" + (
+        "" if work_load_list is None else "-load" + "+".join(map(str, work_load_list)))
 
-    @case("module", f"fit-{optimizer}-{name}-epochs{epochs}-batch{batch}")
+    @case("module", f"fit-{optimizer}-{name}-epochs{epochs}-batch{batch}{several}")
     def run(api, data):
         """Module.fit from given parameters on unshuffled batches (a padded last one when 12 is
-        not a multiple of the batch): the parameters after it (score: the case below)."""
+        not a multiple of the batch): the parameters after it (score: the case below). With
+        several contexts each batch is split between them and their gradients summed."""
         net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=8)
         net = api.sym.Activation(net, act_type="tanh", name="t1")
         net = api.sym.SoftmaxOutput(api.sym.FullyConnected(net, name="fc2", num_hidden=3), name="softmax")
         x, y = data.normal("x", (12, 5)), data.classes("y", (12,), (0, 3))
         shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(batch, 5))[0]))
         start = {n: api.array(data.normal(n, s)) for n, s in shapes.items() if n not in ("data", "softmax_label")}
-        mod = api.mod.Module(net)
+        mod = api.mod.Module(net, context=[api.cpu(i) for i in range(contexts)], work_load_list=work_load_list)
         mod.fit(api.io.NDArrayIter(x, y, batch_size=batch, shuffle=False), num_epoch=epochs, optimizer=optimizer,
                 optimizer_params=params, arg_params=start)
         final, _ = mod.get_params()
@@ -867,6 +870,36 @@ for _opt, _params in (("sgd", {"learning_rate": 0.1}), ("sgd", {"learning_rate":
                       ("adam", {"learning_rate": 0.01})):
     for _batch in (4, 5):
         _fit_case(_opt, _params, 2, _batch)
+_fit_case("sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01}, 2, 5, contexts=2)
+_fit_case("sgd", {"learning_rate": 0.1}, 2, 4, contexts=3)
+_fit_case("adam", {"learning_rate": 0.01}, 2, 6, contexts=2, work_load_list=[1, 2])
+
+
+def _split_forward_case(batch, contexts, work_load_list=None):
+    loads = "" if work_load_list is None else "-load" + "+".join(map(str, work_load_list))
+
+    @case("module", f"forward-batch{batch}-contexts{contexts}{loads}")
+    def run(api, data):
+        """A batch split between contexts (in proportion to work_load_list, as MXNet rounds):
+        the merged outputs, the parts' shapes, the input gradients, the output shapes."""
+        net = api.sym.SoftmaxOutput(api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=3),
+                                    name="softmax")
+        mod = api.mod.Module(net, context=[api.cpu(i) for i in range(contexts)], work_load_list=work_load_list)
+        mod.bind([("data", (batch, 5))], [("softmax_label", (batch,))], inputs_need_grad=True)
+        mod.init_params(arg_params={"fc_weight": api.array(data.normal("w", (3, 5))),
+                                    "fc_bias": api.array(data.normal("b", (3,)))})
+        x, y = data.normal("x", (batch, 5)), data.classes("y", (batch,), (0, 3))
+        mod.forward(api.io.DataBatch(data=[api.array(x)], label=[api.array(y)]), is_train=True)
+        mod.backward()
+        parts = mod.get_outputs(merge_multi_context=False)
+        return {"out0": api.numpy(mod.get_outputs()[0]), "part_shapes": [list(p.shape) for p in parts[0]],
+                "input_grad": api.numpy(mod.get_input_grads()[0]),
+                "output_shapes": [[n, list(s)] for n, s in mod.output_shapes]}
+
+
+_split_forward_case(5, 2)
+_split_forward_case(7, 3, [1, 2, 1])
+_split_forward_case(2, 3)  # more contexts than samples: an error
 
 
 for _batch in (4, 5):

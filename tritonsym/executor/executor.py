@@ -164,10 +164,11 @@ class Executor:
                 launch()
         return {name: c for name, c in zip(tensors, counts.tolist()) if c}
 
-    def param_regions(self) -> list[ParamRegion]:
-        """The parameters that take a gradient, as one flat weight view and one flat gradient
-        view per dtype with the same layout (what an optimizer updates in one launch)."""
-        return param_regions(self._program, self._workspace)
+    def param_regions(self, names=None) -> list[ParamRegion]:
+        """The arguments that take a gradient (those in ``names`` when given), as one flat
+        weight view and one flat gradient view per dtype with the same layout (what an
+        optimizer updates in one launch)."""
+        return param_regions(self._program, self._workspace, names)
 
     # ------------------------------------------------------------------- execution
 

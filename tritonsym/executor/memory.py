@@ -59,13 +59,16 @@ class ParamRegion:
     members: tuple[tuple[str, int, int], ...]  # (name, start element, size)
 
 
-def param_regions(program: Program, workspace: Workspace) -> list[ParamRegion]:
-    """One ``ParamRegion`` per dtype of the parameters that take a gradient. Every such
-    parameter must live in the workspace (``simple_bind``), not in a user array (``bind``)."""
+def param_regions(program: Program, workspace: Workspace, names=None) -> list[ParamRegion]:
+    """One ``ParamRegion`` per dtype of the arguments that take a gradient (of those in
+    ``names`` when given: a Module's parameters, not the data inputs whose gradient it was
+    asked for, which must be neither updated nor summed across devices). Each region spans
+    its first member to its last. Every such argument must live in the workspace
+    (``simple_bind``), not in a user array (``bind``)."""
     members: dict[torch.dtype, list[tuple[str, int, int]]] = {}
     for name in program.arg_names:
         value, grad = program.args[name], program.arg_grads.get(name)
-        if grad is None:
+        if grad is None or (names is not None and name not in names):
             continue
         if id(value) not in workspace.offsets or id(grad) not in workspace.offsets:
             raise BindError(f"{name!r} or its gradient is an array given to bind(), outside the workspace; the flat "
@@ -76,8 +79,13 @@ def param_regions(program: Program, workspace: Workspace) -> list[ParamRegion]:
         assert start == workspace.offsets[id(grad)] - workspace.regions[(value.dtype, "param_grads")].start, name
         members.setdefault(value.dtype, []).append((name, start // value.dtype.itemsize,
                                                     value.nbytes // value.dtype.itemsize))
-    return [ParamRegion(dtype, workspace.region_view(dtype, "params"), workspace.region_view(dtype, "param_grads"),
-                        tuple(group)) for dtype, group in members.items()]
+    regions = []
+    for dtype, group in members.items():
+        first, end = min(s for _, s, _ in group), max(s + n for _, s, n in group)
+        regions.append(ParamRegion(dtype, workspace.region_view(dtype, "params")[first:end],
+                                   workspace.region_view(dtype, "param_grads")[first:end],
+                                   tuple((name, start - first, size) for name, start, size in group)))
+    return regions
 
 
 def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tensor],

@@ -36,12 +36,12 @@ class Bucket:
 class GradientSync:
     """The buckets of one executor's gradient regions and their all-reduces during backward."""
 
-    def __init__(self, kv, executor, bucket_bytes: int = DEFAULT_BUCKET_BYTES):
+    def __init__(self, kv, executor, bucket_bytes: int = DEFAULT_BUCKET_BYTES, names=None):
         if not isinstance(bucket_bytes, int) or bucket_bytes < 1:
             raise KVStoreError(f"GradientSync: bucket_bytes={bucket_bytes!r} must be a positive integer")
         self.kv = kv
         self.buckets: list[Bucket] = []
-        for region in executor.param_regions():
+        for region in executor.param_regions(names):  # names: the parameters (not inputs_need_grad's data)
             members = list(region.members)
             group: list[tuple[str, int, int]] = []
             for member in reversed(members):  # last layers first: their gradients are ready first

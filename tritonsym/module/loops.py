@@ -157,12 +157,17 @@ class TrainingLoops:
     def _stop_if_outputs_not_finite(self, epoch: int) -> None:
         """Finite parameters with NaN/inf predictions: the data or the labels hold them (a NaN
         input row predicts NaN, and its gradient would soon reach the parameters)."""
-        outputs = self._current.output_dict
-        bad = self._current.nonfinite(list(outputs))
+        bad, sizes = {}, {}
+        for executor in self._current_executors():  # each context's part of the batch
+            outputs = executor.output_dict
+            for name, count in executor.nonfinite(list(outputs)).items():
+                bad[name] = bad.get(name, 0) + count
+            for name, tensor in outputs.items():
+                sizes[name] = sizes.get(name, 0) + tensor.numel()
         if bad:
             raise ExecutionError(
                 f"Module.fit: in epoch {epoch} the last batch's outputs hold NaN/inf values "
-                f"({', '.join(f'{name}: {c} of {outputs[name].numel()}' for name, c in bad.items())}) although every "
+                f"({', '.join(f'{name}: {c} of {sizes[name]}' for name, c in bad.items())}) although every "
                 "parameter is finite: the data or the labels hold NaN/inf. Module(..., check_finite=True) names the "
                 "argument before forward")
 

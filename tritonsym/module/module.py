@@ -35,6 +35,7 @@ from ..context import Context, default_context
 from ..executor.bind import simple_bind_with
 from ..executor.options import BindOptions
 from ..io.ndarray_iter import DataBatch, DataDesc
+from . import data_parallel
 from .loops import TrainingLoops
 
 
@@ -66,17 +67,21 @@ class Module(TrainingLoops):
     def __init__(self, symbol, data_names: Sequence[str] = ("data",), label_names: Sequence[str] | None =
                  ("softmax_label",), context: Context | None = None, fixed_param_names: Sequence[str] | None = None,
                  logger: logging.Logger | None = None, mirror: bool = False, memory_plan: str = "auto",
-                 check_finite: bool | None = None, cuda_graph: bool = False):
+                 check_finite: bool | None = None, cuda_graph: bool = False, work_load_list=None):
         self._symbol = symbol
         self._data_names = list(data_names)
         self._label_names = list(label_names or [])
-        if isinstance(context, (list, tuple)) and len(context) == 1:
-            context = context[0]  # MXNet's usual form, context=[mx.gpu(0)]
-        self._context = context if context is not None else default_context()
-        if not isinstance(self._context, Context):
-            several = (" (one Module drives one device: for several GPUs run one process per GPU with "
-                       "kvstore='dist_sync' under torchrun)") if isinstance(context, (list, tuple)) else ""
-            raise BindError(f"Module: context must be tritonsym.cpu() or tritonsym.gpu(i), got {context!r}{several}")
+        # MXNet's usual form is a list, context=[mx.gpu(0)]; several contexts split each batch
+        # between them (data_parallel.py).
+        contexts = list(context) if isinstance(context, (list, tuple)) else [context or default_context()]
+        bad = [c for c in contexts if not isinstance(c, Context)]
+        if bad or not contexts:
+            raise BindError(f"Module: context must be tritonsym.cpu(), tritonsym.gpu(i) or a non-empty list of them, "
+                            f"got {context!r}")
+        self._contexts = contexts
+        self._context = contexts[0]  # where the parameters are read, written and updated
+        self._work_load = data_parallel.check_work_load(contexts, work_load_list)
+        self._replicas: data_parallel.Replicas | None = None  # the executors of contexts[1:]
         self.logger = logger or logging.getLogger("tritonsym")
         self._bind_options = BindOptions.make(mirror, memory_plan, check_finite, cuda_graph)
         args = symbol.list_arguments()
@@ -136,6 +141,7 @@ class Module(TrainingLoops):
     data_shapes = property(lambda self: list(self._data_shapes))
     label_shapes = property(lambda self: list(self._label_shapes))
     context = property(lambda self: self._context)
+    contexts = property(lambda self: list(self._contexts))
     optimizer = property(lambda self: self._optimizer)
 
     @property
@@ -146,8 +152,11 @@ class Module(TrainingLoops):
 
     @property
     def output_shapes(self) -> list[tuple[str, tuple]]:
+        """Each output's name and shape for the bound batch (over all contexts: their parts' sum on axis 0)."""
         self._require("output_shapes", bound=True)
-        return [(n, tuple(t.shape)) for n, t in self._exec.output_dict.items()]
+        per_context = [list(e.output_dict.items()) for e in self._all_executors()]
+        return [(name, (sum(outs[k][1].shape[0] for outs in per_context), *tensor.shape[1:]) if tensor.dim() else ())
+                for k, (name, tensor) in enumerate(per_context[0])]
 
     def _require(self, what: str, bound=False, params=False, optimizer=False, forward=False) -> None:
         if bound and self._exec is None:
@@ -191,9 +200,17 @@ class Module(TrainingLoops):
                 reqs[name] = "null"
         shapes = {d.name: tuple(d.shape) for d in data + label}
         types = {d.name: d.dtype for d in data + label}
-        self._exec = simple_bind_with(self._symbol, self._context, self._bind_options, reqs, types, shapes)
-        self._execs = {self._shape_key(shapes): self._exec}
+        per_context = self._per_context("Module.bind", shapes)
+        self._exec = simple_bind_with(self._symbol, self._context, self._bind_options, reqs, types, per_context[0])
+        self._execs = {self._shape_key(per_context[0]): self._exec}
+        self._replicas = None
+        if len(self._contexts) > 1:
+            replicas = [data_parallel.Replica(ctx, simple_bind_with(self._symbol, ctx, self._bind_options, reqs, types,
+                                                                    part))
+                        for ctx, part in zip(self._contexts[1:], per_context[1:])]
+            self._replicas = data_parallel.Replicas(self._exec, replicas, grad_req, self._param_names)
         self._current = None
+        self._current_parts: list[slice] = []
         self._arrays = self._exec.arg_dict
         self._for_training, self._inputs_need_grad = for_training, inputs_need_grad
         self._data_shapes, self._label_shapes = data, label
@@ -212,19 +229,50 @@ class Module(TrainingLoops):
     def _shape_key(self, shapes: dict) -> tuple:
         return tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
 
+    def _slices(self, what: str, shapes: dict) -> list[slice]:
+        """Each context's part of a batch of these input shapes (its first axis)."""
+        batch = shapes[self._data_names[0]][0] if shapes[self._data_names[0]] else 1
+        if len(self._contexts) == 1:
+            return [slice(0, batch)]
+        return data_parallel.split_batch(what, batch, self._work_load)
+
+    def _per_context(self, what: str, shapes: dict) -> list[dict]:
+        """The input shapes each context binds for a batch of ``shapes``."""
+        if len(self._contexts) == 1:
+            return [shapes]
+        return [data_parallel.sliced_shapes(shapes, part) for part in self._slices(what, shapes)]
+
+    def _current_executors(self) -> list:
+        """The executor each context ran the last forward on (the first context's first)."""
+        return [self._current] + ([r.current for r in self._replicas.replicas] if self._replicas else [])
+
+    def _all_executors(self) -> list:
+        """Each context's executor for the bound shapes."""
+        return [self._exec] + ([r.executor for r in self._replicas.replicas] if self._replicas else [])
+
     def reshape(self, data_shapes, label_shapes=None) -> None:
         """Use an executor for other input shapes; it shares the parameters (and their
         gradients). ``forward`` calls this itself when a batch has another shape."""
         self._require("reshape", bound=True)
         shapes = {d.name: tuple(d.shape) for d in _descs("data_shapes", data_shapes) + _descs("label_shapes",
                                                                                               label_shapes)}
-        self._executor_for(shapes)
+        self._executors_for("Module.reshape", shapes)
 
-    def _executor_for(self, shapes: dict):
+    def _executors_for(self, what: str, shapes: dict) -> list:
+        """Each context's executor for its part of a batch of ``shapes`` (made current)."""
+        per_context = self._per_context(what, shapes)
+        self._current = self._executor_for(per_context[0])
+        for replica, part in zip(self._replicas.replicas if self._replicas else [], per_context[1:]):
+            replica.current = self._executor_for(part, replica.executor, replica.execs)
+        return self._current_executors()
+
+    def _executor_for(self, shapes: dict, base=None, cache: dict | None = None):
+        """``base``'s executor (the first context's by default) for these input shapes."""
+        base, cache = (self._exec, self._execs) if base is None else (base, cache)
         key = self._shape_key(shapes)
-        if key not in self._execs:
+        if key not in cache:
             try:
-                self._execs[key] = self._exec.reshape(partial_shaping=False, **shapes)
+                cache[key] = base.reshape(partial_shaping=False, **shapes)
             except BindError as e:
                 if "would change shape" not in str(e):
                     raise
@@ -234,7 +282,7 @@ class Module(TrainingLoops):
                                 f"parameter shapes ({str(e).split(': ', 1)[1].split(';')[0]}): a module's parameters "
                                 "keep their shapes; give it data of the bound shape (or bind a new Module for "
                                 "these shapes)") from None
-        return self._execs[key]
+        return cache[key]
 
     # ------------------------------------------------------------------ parameters
 
@@ -280,6 +328,8 @@ class Module(TrainingLoops):
             for names, _, arrays in groups:
                 for name in names:
                     arrays[name].copy_(values[name])  # host-to-device transfer
+        if self._replicas is not None:
+            self._replicas.copy_all(self._param_names)
         self.params_initialized = True
 
     def set_params(self, arg_params: dict, aux_params: dict | None = None, allow_missing: bool = False,
@@ -294,7 +344,10 @@ class Module(TrainingLoops):
         """Host copies ``(arg_params, aux_params)`` of the current values."""
         self._require("get_params", bound=True, params=True)
         args = {n: self._arrays[n].to("cpu", copy=True) for n in self._param_names}
-        aux = {n: t.to("cpu", copy=True) for n, t in self._exec.aux_dict.items()}
+        # Each context updates its own auxiliary states from its part of the batch: their mean, as MXNet's.
+        executors = self._all_executors()
+        aux = {n: sum(e.aux_dict[n].to("cpu", torch.float64) for e in executors).div_(len(executors)).to(t.dtype)
+               if len(executors) > 1 else t.to("cpu", copy=True) for n, t in self._exec.aux_dict.items()}
         return args, aux
 
     def _set_checked(self, args: dict, aux: dict, what: str) -> None:
@@ -339,15 +392,19 @@ class Module(TrainingLoops):
             self.logger.warning("Module.init_optimizer: optimizer.rescale_grad=%g, but the batch size is %d (1/%d = "
                                 "%g); the gradient is then not the batch mean", self._optimizer.rescale_grad,
                                 batch_size, batch_size, 1.0 / batch_size)
-        self._updater = opt_module.FlatUpdater(self._optimizer, self._exec)
+        self._updater = opt_module.FlatUpdater(self._optimizer, self._exec, self._param_names)
         self._sync = None
+        if kv.num_workers > 1 and self._replicas is not None:
+            raise BindError(f"Module.init_optimizer: kvstore={kv.type!r} with several contexts {self._contexts} in "
+                            "one process is not supported; run one process per device (one context each)")
         if kv.num_workers > 1:
             self._sync = kvstore_module.GradientSync(kv, self._exec, getattr(kv, "bucket_bytes",
-                                                                            kvstore_module.DEFAULT_BUCKET_BYTES))
+                                                                            kvstore_module.DEFAULT_BUCKET_BYTES),
+                                                     self._param_names)
             shapes = ", ".join(f"{d.name} {d.shape} {d.dtype}" for d in self._data_shapes + self._label_shapes)
             self._sync.check_layout(f"{self._symbol.tojson()}\n{shapes}\n{self._optimizer!r}\n"
                                     f"fixed {self._fixed_param_names}")
-            for region in self._exec.param_regions():  # every worker starts from rank 0's parameters
+            for region in self._exec.param_regions(self._param_names):  # every worker starts from rank 0's parameters
                 kv.broadcast(region.weights)
             for name in self._fixed_param_names:
                 kv.broadcast(self._arrays[name])
@@ -363,11 +420,12 @@ class Module(TrainingLoops):
         """Run forward on a batch (``DataBatch`` or anything with ``data`` and ``label`` lists)."""
         self._require("forward", bound=True, params=True)
         is_train = self._for_training if is_train is None else is_train
-        inputs = self._batch_inputs("forward", data_batch, is_train)
-        self._current.forward(is_train=is_train, **inputs)
+        for executor, inputs in self._batch_inputs("forward", data_batch, is_train):
+            executor.forward(is_train=is_train, **inputs)
 
-    def _batch_inputs(self, what: str, data_batch: DataBatch, is_train: bool) -> dict:
-        """The batch's arrays by argument name; makes the executor for their shapes current."""
+    def _batch_inputs(self, what: str, data_batch: DataBatch, is_train: bool) -> list[tuple]:
+        """``(executor, inputs by argument name)`` per context, for its part of the batch;
+        makes those executors current."""
         if is_train and not self._for_training:
             raise BindError(f"Module.{what}: is_train=True, but the module was bound with for_training=False")
         data = _in_order(data_batch.data, getattr(data_batch, "provide_data", None), self._data_names)
@@ -386,8 +444,12 @@ class Module(TrainingLoops):
         shapes = {n: tuple(v.shape) for n, v in inputs.items()}
         if not labels and self._label_names:
             shapes.update(self._label_shapes_for(shapes))
-        self._current = self._executor_for(shapes)
-        return inputs
+        executors = self._executors_for(f"Module.{what}", shapes)
+        if len(executors) == 1:
+            return [(executors[0], inputs)]
+        self._current_parts = self._slices(f"Module.{what}", shapes)
+        return [(executor, {n: v[part] for n, v in inputs.items()})
+                for executor, part in zip(executors, self._current_parts)]
 
     def _batch_labels(self, data_batch: DataBatch) -> list:
         """The batch's labels in ``label_names`` order (see ``_in_order``)."""
@@ -409,6 +471,11 @@ class Module(TrainingLoops):
         self._require("backward", bound=True, forward=True)
         if self._sync is not None:
             self._sync.backward(self._current, out_grads)
+        elif self._replicas is not None:
+            self._replicas.copy_loss_scale()
+            given = out_grads if out_grads is None or isinstance(out_grads, (list, tuple)) else [out_grads]
+            for executor, part in zip(self._current_executors(), self._current_parts):
+                executor.backward(None if given is None else [g[part] for g in given])
         else:
             self._current.backward(out_grads)
 
@@ -417,7 +484,11 @@ class Module(TrainingLoops):
         self._require("update", optimizer=True)
         if self._sync is not None:
             self._sync.finish()  # the summed gradients, the same on every worker
+        if self._replicas is not None:
+            self._replicas.sum_gradients()
         self._updater.step()
+        if self._replicas is not None:
+            self._replicas.copy_weights()
 
     def loss_scale_status(self) -> dict | None:
         """The optimizer's loss scale: ``{"scale", "good_steps", "skipped_steps"}`` (one
@@ -434,11 +505,12 @@ class Module(TrainingLoops):
         ``cuda_graph=True`` and no distributed kvstore the three are one phase of the
         executor, so a step replays one CUDA graph (``Executor.forward_backward``)."""
         self._require("train_step", bound=True, params=True, optimizer=True)
-        if self._sync is not None:  # dist_sync reduces gradient buckets between backward steps
+        if self._sync is not None or self._replicas is not None:
+            # dist_sync reduces gradient buckets between backward steps; several contexts sum theirs
             self.forward_backward(data_batch)
             self.update()
             return
-        inputs = self._batch_inputs("train_step", data_batch, is_train=True)
+        [(_, inputs)] = self._batch_inputs("train_step", data_batch, is_train=True)
         before = self._updater.optimizer.num_update
         self._updater.prepare()
         try:
@@ -447,25 +519,46 @@ class Module(TrainingLoops):
             self._updater.optimizer.num_update = before  # no update ran: the schedule has not moved
             raise
 
-    def get_outputs(self) -> list[torch.Tensor]:
-        """The outputs of the last forward (views into the workspace: copy them to keep them)."""
+    def get_outputs(self, merge_multi_context: bool = True) -> list:
+        """The outputs of the last forward (views into the workspace: copy them to keep them).
+        With several contexts, each output is their parts concatenated (a new tensor on the
+        first context), or with ``merge_multi_context=False`` a list of the parts, as MXNet's."""
         self._require("get_outputs", bound=True, forward=True)
-        return self._current.outputs
+        return self._merged([e.outputs for e in self._current_executors()], merge_multi_context)
 
-    def get_input_grads(self) -> list[torch.Tensor]:
+    def get_input_grads(self, merge_multi_context: bool = True) -> list:
+        """The gradients of the data inputs (bound with ``inputs_need_grad=True``), merged over contexts as
+        ``get_outputs``."""
         if not self._inputs_need_grad:
             raise BindError("Module.get_input_grads: bind with inputs_need_grad=True")
         self._require("get_input_grads", forward=True)
-        return [self._current.grad_dict[n] for n in self._data_names]
+        return self._merged([[e.grad_dict[n] for n in self._data_names] for e in self._current_executors()],
+                            merge_multi_context)
+
+    def _merged(self, per_context: list[list[torch.Tensor]], merge: bool) -> list:
+        if len(per_context) == 1:
+            return per_context[0] if merge else [[t] for t in per_context[0]]
+        parts = [list(column) for column in zip(*per_context)]
+        if not merge:
+            return parts
+        device = self._context.torch_device
+        return [torch.cat([p.to(device) for p in column]) for column in parts]
 
     def update_metric(self, eval_metric, labels: Sequence[torch.Tensor], pad: int = 0) -> None:
         """Add the last forward's outputs against ``labels`` to ``eval_metric``, by name
         (``EvalMetric.update_dict``: a metric given ``output_names`` / ``label_names`` reads
         only those); the last ``pad`` samples (filler from the iterator) are left out."""
-        outputs = self.get_outputs()
-        n = outputs[0].shape[0] - pad
-        eval_metric.update_dict({name: lab[:n] for name, lab in zip(self._label_names, labels)},
-                                {name: out[:n] for name, out in zip(self.output_names, outputs)})
+        self._require("update_metric", bound=True, forward=True)
+        executors = self._current_executors()
+        parts = self._current_parts if len(executors) > 1 else [slice(0, executors[0].outputs[0].shape[0])]
+        total = parts[-1].stop
+        for executor, part in zip(executors, parts):  # each context's part, without the padding in it
+            n = max(0, min(part.stop, total - pad) - part.start)
+            if n == 0:
+                continue
+            eval_metric.update_dict({name: lab[part.start:part.start + n] for name, lab in zip(self._label_names,
+                                                                                               labels)},
+                                    {name: out[:n] for name, out in zip(self.output_names, executor.outputs)})
 
     # ---------------------------------------------------------------- checkpoints
 

@@ -54,12 +54,14 @@ class _Group:
 
 
 class FlatUpdater:
-    """Applies ``optimizer`` to every parameter of ``executor`` that takes a gradient."""
+    """Applies ``optimizer`` to every argument of ``executor`` that takes a gradient (of
+    those in ``names`` when given: a Module passes its parameters, so that a data input bound
+    with ``inputs_need_grad`` is not updated)."""
 
-    def __init__(self, optimizer: Optimizer, executor):
+    def __init__(self, optimizer: Optimizer, executor, names=None):
         self.optimizer = optimizer
         self.scaler = self._bind_scaler(optimizer, executor)
-        self.groups = [_Group(optimizer, region, self.scaler) for region in executor.param_regions()]
+        self.groups = [_Group(optimizer, region, self.scaler) for region in executor.param_regions(names)]
         scaling = optimizer.loss_scaler
         self.scale_launches = [] if scaling is None else kernels.plan_loss_scale_update(
             self.scaler, scaling.growth_factor, scaling.backoff_factor, scaling.growth_interval, scaling.min_scale,
