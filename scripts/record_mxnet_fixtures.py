@@ -41,13 +41,8 @@ class MXNetAdapter(harness.Adapter):
     def numpy(self, value):
         return value.asnumpy()
 
-    def optimizer_steps(self, kind, params, weight, grads):
-        optimizer = self.mx.optimizer.create(kind, **params)
-        w = self.mx.nd.array(weight)
-        state = optimizer.create_state(0, w)
-        for g in grads:
-            optimizer.update(0, w, self.mx.nd.array(g), state)
-        return w.asnumpy()
+    def zeros_like(self, value):
+        return self.mx.nd.zeros_like(value)
 
     def dtype_name(self, dtype):
         return np.dtype(dtype).name

@@ -62,6 +62,9 @@ DECISIONS: dict[str, str] = {
                        "binary F1 over all samples, MXNet's average='micro'",
     "metric/m[sa]e-*": "MXNet 1.9.1's MSE and MAE are the mean of per-batch means; tritonsym's are over all samples",
     "metric/rmse-*": "MXNet 1.9.1's RMSE is the mean of per-batch RMSEs; tritonsym's is over all samples",
+    "module/fit-*-wd0.01": "an optimizer made before the Module: MXNet 1.9.1 decays the biases too (it learns the "
+                           "parameter names only after choosing the weight-decay multipliers); tritonsym decays only "
+                           "names ending in _weight or _gamma, however the optimizer was made",
     "optimizer/adam-*epsilon0.001*": "tritonsym's Adam is PyTorch's arithmetic (epsilon added to the square root of "
                                      "the bias-corrected second moment); MXNet adds it before the bias correction. "
                                      "They differ visibly only for a large epsilon",
@@ -560,6 +563,72 @@ def _optimizer_case(kind, steps=4, **params):
         weight = data.normal("weight", (3, 5))
         grads = [data.normal(f"grad{i}", (3, 5)) for i in range(steps)]
         return {"weight": api.optimizer_steps(kind, params, weight, grads)}
+
+
+@case("optimizer", "per-parameter-api-multipliers-scheduler-counts")
+def _per_parameter_api(api, data):
+    """MXNet's per-parameter API driven by hand: two indices updated unevenly, a scheduler,
+    an lr_mult by name, weight decay on the weight only (the bias's name ends otherwise)."""
+    optimizer = api.optimizer.create("sgd", learning_rate=0.2, momentum=0.5, wd=0.1, rescale_grad=0.5,
+                                     param_idx2name={0: "fc_weight", 1: "fc_bias"},
+                                     lr_scheduler=api.lr_scheduler.FactorScheduler(step=2, factor=0.5))
+    optimizer.set_lr_mult({"fc_weight": 0.5})
+    weights = [api.array(data.normal("w0", (3, 4))), api.array(data.normal("w1", (3,)))]
+    states = [optimizer.create_state(i, w) for i, w in enumerate(weights)]
+    rates = []
+    for step, index in enumerate((0, 1, 0, 0, 1)):
+        optimizer.update(index, weights[index], api.array(data.normal(f"g{step}", tuple(weights[index].shape))),
+                         states[index])
+        rates.append([optimizer._get_lr(0), optimizer._get_lr(1), optimizer._get_wd(0), optimizer._get_wd(1)])
+    return {"w0": api.numpy(weights[0]), "w1": api.numpy(weights[1]), "num_update": optimizer.num_update,
+            "counts": [optimizer._index_update_count[i] for i in (0, 1)], "rates": np.array(rates)}
+
+
+def _user_optimizer(api):
+    """SGD with momentum written the MXNet way: create_state and update, in array code."""
+    class PlainSGD(api.optimizer.Optimizer):
+        def __init__(self, momentum=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.momentum = momentum
+            self.multi_precision = True  # float32 weights: no master copy either way
+
+        def create_state(self, index, weight):
+            return api.zeros_like(weight) if self.momentum else None
+
+        def update(self, index, weight, grad, state):
+            self._update_count(index)
+            lr, wd = self._get_lr(index), self._get_wd(index)
+            step = grad * self.rescale_grad + wd * weight
+            if state is None:
+                weight[:] = weight - lr * step
+            else:
+                state[:] = self.momentum * state - lr * step
+                weight[:] = weight + state
+    return PlainSGD
+
+
+for _momentum, _wd, _builtin in ((0.0, 0.0, False), (0.9, 0.0, False), (0.9, 0.01, False), (0.9, 0.01, True)):
+    def _user_optimizer_case(momentum=_momentum, wd=_wd, builtin=_builtin):
+        kind = "sgd-instance" if builtin else "user-optimizer-per-parameter"
+
+        @case("module", f"fit-{kind}-momentum{momentum}-wd{wd}")
+        def run(api, data):
+            """Module.fit with an optimizer the user wrote with MXNet's per-parameter API (or
+            the built-in SGD), made before the Module."""
+            net = api.sym.FullyConnected(api.sym.Variable("data"), name="fc1", num_hidden=6)
+            net = api.sym.Activation(net, act_type="relu", name="r1")
+            net = api.sym.SoftmaxOutput(api.sym.FullyConnected(net, name="fc2", num_hidden=3), name="softmax")
+            x, y = data.normal("x", (12, 5)), data.classes("y", (12,), (0, 3))
+            shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(4, 5))[0]))
+            start = {n: api.array(data.normal(n, s)) for n, s in shapes.items() if n not in ("data", "softmax_label")}
+            optimizer = (api.optimizer.SGD if builtin else _user_optimizer(api))(momentum=momentum, learning_rate=0.1,
+                                                                                 wd=wd, rescale_grad=0.25)
+            mod = api.mod.Module(net)
+            mod.fit(api.io.NDArrayIter(x, y, batch_size=4, shuffle=False), num_epoch=2, optimizer=optimizer,
+                    arg_params=start)
+            final, _ = mod.get_params()
+            return {**{f"param_{k}": api.numpy(v) for k, v in final.items()}, "num_update": optimizer.num_update}
+    _user_optimizer_case()
 
 
 for _mom, _wd, _clip, _rescale in itertools.product((0.0, 0.9), (0.0, 0.01), (None, 0.5), (1.0, 0.25)):

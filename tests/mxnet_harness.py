@@ -92,9 +92,19 @@ class Adapter:
     def numpy(self, value) -> np.ndarray:
         raise NotImplementedError
 
-    def optimizer_steps(self, kind: str, params: dict, weight: np.ndarray, grads: list) -> np.ndarray:
-        """The weight after one update per gradient, from a fresh optimizer state."""
+    def zeros_like(self, value):
+        """A zero array like ``value`` (what a user's ``create_state`` returns)."""
         raise NotImplementedError
+
+    def optimizer_steps(self, kind: str, params: dict, weight: np.ndarray, grads: list) -> np.ndarray:
+        """The weight after one update per gradient, from a fresh optimizer state, through
+        MXNet's per-parameter API (``create_state``, ``update``)."""
+        optimizer = self.optimizer.create(kind, **params)
+        w = self.array(np.array(weight))  # updated in place: not the recorded array itself
+        state = optimizer.create_state(0, w)
+        for g in grads:
+            optimizer.update(0, w, self.array(g), state)
+        return self.numpy(w)
 
     def run(self, sym, arrays: dict, head_grads=None, grad_req="write", repeat: int = 1):
         """Bind at the arrays' shapes and dtypes, set them, then ``repeat`` times forward

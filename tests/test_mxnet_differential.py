@@ -35,23 +35,8 @@ class TritonsymAdapter(harness.Adapter):
     def numpy(self, value):
         return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
-    def optimizer_steps(self, kind, params, weight, grads):
-        """The same updates through tritonsym's update kernels (one parameter)."""
-        p = dict(params)
-        w = torch.tensor(weight)
-        if kind == "sgd":
-            momentum = torch.zeros_like(w) if p.get("momentum") else None
-            for g in grads:
-                ts.ops.sgd_update(w, torch.tensor(g), momentum, learning_rate=p["learning_rate"], wd=p.get("wd", 0.0),
-                                  rescale_grad=p.get("rescale_grad", 1.0), clip_gradient=p.get("clip_gradient"),
-                                  momentum_factor=p.get("momentum", 0.0))
-        else:
-            mean, var = torch.zeros_like(w), torch.zeros_like(w)
-            for step, g in enumerate(grads, start=1):
-                ts.ops.adam_update(w, torch.tensor(g), mean, var, step=step, learning_rate=p["learning_rate"],
-                                   beta1=p["beta1"], beta2=p["beta2"], epsilon=p["epsilon"], wd=p.get("wd", 0.0),
-                                   rescale_grad=p.get("rescale_grad", 1.0), clip_gradient=p.get("clip_gradient"))
-        return w.numpy()
+    def zeros_like(self, value):
+        return torch.zeros_like(value)
 
     def dtype_name(self, dtype):
         return str(dtype).replace("torch.", "")

@@ -382,17 +382,17 @@ class Module(TrainingLoops):
         params = dict(optimizer_params.items() if isinstance(optimizer_params, dict) else optimizer_params)
         # The gradient is summed over the workers' batches: the mean needs the global batch.
         batch_size = self._data_shapes[0].shape[0] * kv.num_workers
-        trained = [n for n in self._param_names if n not in self._fixed_param_names]
         if isinstance(optimizer, str):
             params.setdefault("rescale_grad", 1.0 / batch_size)
-            params.setdefault("param_idx2name", dict(enumerate(trained)))
+            # MXNet's numbering: every parameter, fixed ones included (the per-parameter API's index)
+            params.setdefault("param_idx2name", dict(enumerate(self._param_names)))
             params.setdefault("sym", self._symbol)
         self._optimizer = opt_module.create(optimizer, **params)
         if not isinstance(optimizer, str) and abs(self._optimizer.rescale_grad - 1.0 / batch_size) > 1e-12:
             self.logger.warning("Module.init_optimizer: optimizer.rescale_grad=%g, but the batch size is %d (1/%d = "
                                 "%g); the gradient is then not the batch mean", self._optimizer.rescale_grad,
                                 batch_size, batch_size, 1.0 / batch_size)
-        self._updater = opt_module.FlatUpdater(self._optimizer, self._exec, self._param_names)
+        self._updater = opt_module.updater_for(self._optimizer, self._exec, self._param_names)
         self._sync = None
         if kv.num_workers > 1 and self._replicas is not None:
             raise BindError(f"Module.init_optimizer: kvstore={kv.type!r} with several contexts {self._contexts} in "
@@ -480,7 +480,8 @@ class Module(TrainingLoops):
             self._current.backward(out_grads)
 
     def update(self) -> None:
-        """Apply the optimizer to every trained parameter from its gradient: one launch per dtype."""
+        """Apply the optimizer to every trained parameter from its gradient: one launch per dtype
+        (an optimizer written with MXNet's per-parameter ``update``: one call per parameter)."""
         self._require("update", optimizer=True)
         if self._sync is not None:
             self._sync.finish()  # the summed gradients, the same on every worker
@@ -505,8 +506,9 @@ class Module(TrainingLoops):
         ``cuda_graph=True`` and no distributed kvstore the three are one phase of the
         executor, so a step replays one CUDA graph (``Executor.forward_backward``)."""
         self._require("train_step", bound=True, params=True, optimizer=True)
-        if self._sync is not None or self._replicas is not None:
-            # dist_sync reduces gradient buckets between backward steps; several contexts sum theirs
+        if self._sync is not None or self._replicas is not None or not getattr(self._updater, "graphable", True):
+            # dist_sync reduces gradient buckets between backward steps; several contexts sum theirs; a
+            # per-parameter optimizer runs Python code that a graph replay would skip
             self.forward_backward(data_batch)
             self.update()
             return

@@ -14,6 +14,13 @@ added; weight decay applies only to arguments ending in ``_weight`` or ``_gamma`
 ``multi_precision=True`` keeps a float32 master copy of float16/bfloat16 parameters as
 one more optimizer state (``master``), so that updates smaller than the weight's rounding
 step accumulate instead of vanishing; float32/float64 parameters need none.
+
+MXNet's per-parameter API is here too: ``create_state(index, weight)`` and
+``update(index, weight, grad, state)`` (with ``_get_lr(index)``, ``_get_wd(index)``,
+``_update_count(index)`` and the ``_multi_precision`` variants). The built-ins implement it
+with their kernels on one tensor; a Python subclass that implements only it (MXNet's way
+of writing an optimizer) trains through ``ParameterUpdater``: one ``update`` call per
+parameter per step, slower than the flat launch but any code the user writes.
 """
 
 from __future__ import annotations
@@ -31,8 +38,23 @@ OPTIMIZERS: dict[str, type["Optimizer"]] = {}
 
 
 def register(cls: type["Optimizer"]) -> type["Optimizer"]:
+    """Make an optimizer class creatable by its lower-cased name (MXNet's ``mx.optimizer.register``)."""
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise ParamError(f"optimizer.register: {cls!r} is not a subclass of tritonsym.optimizer.Optimizer")
     OPTIMIZERS[cls.__name__.lower()] = cls
     return cls
+
+
+def per_parameter(optimizer: "Optimizer") -> bool:
+    """Whether ``optimizer`` updates through MXNet's per-parameter ``update(index, weight,
+    grad, state)`` rather than a flat launch: its class (or the nearest base that defines
+    either) defines ``update`` and not ``plan``."""
+    for klass in type(optimizer).__mro__:
+        if "plan" in vars(klass):
+            return False
+        if "update" in vars(klass) or "update_multi_precision" in vars(klass):
+            return klass is not Optimizer
+    return False
 
 
 def create(name: "str | Optimizer", **kwargs) -> "Optimizer":
@@ -83,6 +105,8 @@ class Optimizer:
         if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
             lr_scheduler.base_lr = self.lr
         self.num_update = int(begin_num_update)
+        self.begin_num_update = int(begin_num_update)
+        self._index_update_count: dict = {}  # per-parameter API: updates so far, by index
         self.idx2name = dict(param_idx2name or {})
         self.lr_mult: dict[str, float] = {}
         self.wd_mult: dict[str, float] = {}
@@ -136,6 +160,12 @@ class Optimizer:
     def multi_precision(self) -> bool:
         return bool(self._multi_precision)
 
+    @multi_precision.setter
+    def multi_precision(self, value: bool) -> None:  # MXNet's subclasses set it in __init__
+        if not isinstance(value, bool):
+            raise ParamError(f"{type(self).__name__}: multi_precision={value!r} must be True or False")
+        self._multi_precision = value
+
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         """Per-element state buffers of a region of ``dtype`` parameters, each the size of the region."""
         return ("master",) if self.multi_precision and dtype in kernels.HALF_DTYPES else ()
@@ -151,6 +181,60 @@ class Optimizer:
     def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
              chunks: kernels.ChunkTable, hyper: torch.Tensor, scaler: kernels.LossScaleState | None = None) -> list:
         raise NotImplementedError
+
+    # ------------------------------------------------- MXNet's per-parameter API
+
+    def create_state(self, index, weight: torch.Tensor):
+        """The state ``update`` keeps for parameter ``index`` (None, a tensor or a tuple of them)."""
+        return None
+
+    def create_state_multi_precision(self, index, weight: torch.Tensor):
+        """With ``multi_precision`` and a float16/bfloat16 weight: ``(float32 master copy, its
+        create_state)``, as MXNet's; else ``create_state``."""
+        if self.multi_precision and weight.dtype in kernels.HALF_DTYPES:
+            master = weight.to(torch.float32, copy=True)
+            return master, self.create_state(index, master)
+        return self.create_state(index, weight)
+
+    def update(self, index, weight: torch.Tensor, grad: torch.Tensor, state) -> None:
+        """Update ``weight`` in place from ``grad`` (MXNet's per-parameter API)."""
+        raise NotImplementedError(f"{type(self).__name__}: define update(index, weight, grad, state) (MXNet's "
+                                  "per-parameter API) or plan() (the flat launch)")
+
+    def update_multi_precision(self, index, weight: torch.Tensor, grad: torch.Tensor, state) -> None:
+        """``update`` on the float32 master copy, then the weight rounded from it (with
+        ``multi_precision`` and a half-precision weight); else ``update``."""
+        if self.multi_precision and weight.dtype in kernels.HALF_DTYPES:
+            master, inner = state
+            self.update(index, master, grad.to(torch.float32), inner)
+            weight.copy_(master)
+        else:
+            self.update(index, weight, grad, state)
+
+    def _update_count(self, index) -> None:
+        """Count an update of ``index`` (or of each index of a list); ``num_update`` is the most of any."""
+        for i in index if isinstance(index, (list, tuple)) else [index]:
+            self._index_update_count[i] = self._index_update_count.get(i, self.begin_num_update) + 1
+            self.num_update = max(self._index_update_count[i], self.num_update)
+
+    def _multipliers_of(self, index) -> tuple[float, float]:
+        if index in self.idx2name:
+            return self.multipliers(self.idx2name[index])
+        return self.lr_mult.get(index, 1.0), self.wd_mult.get(index, 1.0)  # MXNet: an unnamed index decays
+
+    def _get_lr(self, index) -> float:
+        """The learning rate of the update of ``index`` (scheduler at ``num_update``, times its lr_mult)."""
+        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler else self.lr
+        return lr * self._multipliers_of(index)[0]
+
+    def _get_wd(self, index) -> float:
+        return self.wd * self._multipliers_of(index)[1]
+
+    def _get_lrs(self, indices) -> list[float]:
+        return [self._get_lr(i) for i in indices]
+
+    def _get_wds(self, indices) -> list[float]:
+        return [self._get_wd(i) for i in indices]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
@@ -180,6 +264,17 @@ class SGD(Optimizer):
 
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         return (("momentum",) if self.momentum > 0 else ()) + super().state_names(dtype)
+
+    def create_state(self, index, weight):
+        return torch.zeros(weight.shape, dtype=kernels.compute_dtype(weight.dtype), device=weight.device) \
+            if self.momentum > 0 else None
+
+    def update(self, index, weight, grad, state):
+        """One SGD step on one tensor with the flat update's kernel (MXNet's per-parameter API)."""
+        self._update_count(index)
+        kernels.sgd_update(weight, grad, state, learning_rate=self._get_lr(index), wd=self._get_wd(index),
+                           rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient,
+                           momentum_factor=self.momentum)
 
     def plan(self, weight, grad, states, chunks, hyper, scaler=None):
         return kernels.plan_sgd_update(weight, grad, states.get("momentum"), chunks, hyper,
@@ -214,6 +309,21 @@ class Adam(Optimizer):
 
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         return ("mean", "var") + super().state_names(dtype)
+
+    def create_state(self, index, weight):
+        ct = kernels.compute_dtype(weight.dtype)
+        return (torch.zeros(weight.shape, dtype=ct, device=weight.device),
+                torch.zeros(weight.shape, dtype=ct, device=weight.device))
+
+    def update(self, index, weight, grad, state):
+        """One Adam step on one tensor with the flat update's kernel; the step number is this
+        index's update count (MXNet's per-parameter API)."""
+        self._update_count(index)
+        mean, var = state
+        kernels.adam_update(weight, grad, mean, var, step=self._index_update_count[index],
+                            learning_rate=self._get_lr(index), beta1=self.beta1, beta2=self.beta2,
+                            epsilon=self.epsilon, wd=self._get_wd(index), rescale_grad=self.rescale_grad,
+                            clip_gradient=self.clip_gradient)
 
     def plan(self, weight, grad, states, chunks, hyper, scaler=None):
         return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,

@@ -58,6 +58,8 @@ class FlatUpdater:
     those in ``names`` when given: a Module passes its parameters, so that a data input bound
     with ``inputs_need_grad`` is not updated)."""
 
+    graphable = True  # its launches may join a captured CUDA graph (Executor.forward_backward(then=...))
+
     def __init__(self, optimizer: Optimizer, executor, names=None):
         self.optimizer = optimizer
         self.scaler = self._bind_scaler(optimizer, executor)
