@@ -61,6 +61,11 @@ DECISIONS: dict[str, str] = {
                        "(another number for another batching of the same predictions); tritonsym's default is the "
                        "binary F1 over all samples, MXNet's average='micro'",
     "metric/m[sa]e-*": "MXNet 1.9.1's MSE and MAE are the mean of per-batch means; tritonsym's are over all samples",
+    "metric/pearsonr-[0-9]": "MXNet 1.9.1's default PearsonCorrelation (average='macro') is the mean of per-batch "
+                             "coefficients; tritonsym's default is the coefficient over all values (MXNet's "
+                             "average='micro', which tritonsym also accepts, as 'macro')",
+    "metric/mcc-[0-9]": "MXNet 1.9.1's default MCC (average='macro') is the mean of per-batch coefficients; "
+                        "tritonsym's default is the coefficient over all samples (MXNet's average='micro')",
     "metric/rmse-*": "MXNet 1.9.1's RMSE is the mean of per-batch RMSEs; tritonsym's is over all samples",
     "module/fit-*-wd0.01": "an optimizer made before the Module: MXNet 1.9.1 decays the biases too (it learns the "
                            "parameter names only after choosing the weight-decay multipliers); tritonsym decays only "
@@ -550,6 +555,14 @@ _metric_case("mae", _regression_draw)
 _metric_case("rmse", _regression_draw)
 _metric_case("f1", _class_draw(2))
 _metric_case("f1", _class_draw(2), average="micro")
+_metric_case("perplexity", _class_draw(4))  # ignore_label is required: an error
+_metric_case("perplexity", _class_draw(4), ignore_label=None)
+_metric_case("perplexity", _class_draw(4), ignore_label=1)
+_metric_case("nll_loss", _class_draw(3))
+_metric_case("loss", _regression_draw)
+for _average in ({}, {"average": "macro"}, {"average": "micro"}):
+    _metric_case("pearsonr", _regression_draw, **_average)
+    _metric_case("mcc", _class_draw(2), **_average)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -986,3 +999,66 @@ for _batch in (4, 5):
                                         "fc_bias": api.array(data.normal("b", (3,)))})
             return {"accuracy": np.array(mod.score(api.io.NDArrayIter(x, y, batch_size=batch), "acc")[0][1])}
     _score_case()
+
+
+# ------------------------------------------------------------ attributes and fluent methods
+
+HIDDEN_KEYS = ("ctx_group", "lr_mult", "wd_mult")
+
+
+def _attributes(attrs: dict) -> dict:
+    """A node's attributes without its operator's parameters: MXNet 1.9.1 also lists those
+    on the variables an operator creates (a documented difference)."""
+    return {k: v for k, v in attrs.items() if k.startswith("__") or k in HIDDEN_KEYS}
+
+
+@case("attributes", "scopes-keywords-and-created-variables")
+def _attribute_sources(api, data):
+    """AttrScope (nested), attr=, and operator keywords (dunder and hidden keys); the
+    variables an operator creates take its attributes; JSON keeps them; the optimizer reads
+    __lr_mult__ / __wd_mult__ from them."""
+    with api.AttrScope(ctx_group="stage1", __lr_mult__="0.5"):
+        x = api.sym.Variable("data")
+        fc = api.sym.FullyConnected(x, num_hidden=3, name="fc")
+    with api.AttrScope(__group__="outer"):
+        with api.AttrScope(__wd_mult__="2"):
+            act = api.sym.Activation(fc, act_type="relu", name="act", attr={"__group__": "inner"})
+    net = api.sym.FullyConnected(act, num_hidden=2, name="fc2", __lr_mult__=0.1, __layout__="NC", ctx_group="g2",
+                                 wd_mult=3)
+    names = net.list_arguments()
+    optimizer = api.optimizer.SGD(sym=net, param_idx2name=dict(enumerate(names)))
+    return {"list_attr": {s.name: s.list_attr() for s in (x, fc, act, net)},
+            "attr": [net.attr("lr_mult"), net.attr("__ctx_group__"), net.attr("ctx_group"), act.attr("wd_mult")],
+            "attr_dict": {n: _attributes(a) for n, a in net.attr_dict().items()},
+            "reloaded": {n: _attributes(a) for n, a in api.sym.load_json(net.tojson()).attr_dict().items()},
+            "lr_mult": {n: optimizer.lr_mult.get(n) for n in names}, "wd_mult": {n: optimizer.wd_mult.get(n)
+                                                                                    for n in names}}
+
+
+@case("attributes", "scope-values-must-be-strings")
+def _attribute_not_string(api, data):
+    api.AttrScope(__lr_mult__=0.5)
+    return {}
+
+
+@case("attributes", "variable-keywords-and-scope")
+def _variable_attributes(api, data):
+    with api.AttrScope(__mirror_stage__="1", __group__="s"):
+        v = api.sym.Variable("v", attr={"__group__": "own"}, __foo__="bar", lr_mult=2)
+    return {"list_attr": v.list_attr()}
+
+
+_FLUENT = {"exp": {}, "log": {}, "sqrt": {}, "square": {}, "abs": {}, "reciprocal": {}, "flatten": {},
+           "softmax": {"axis": 0}, "log_softmax": {}}
+
+for _method, _kwargs in _FLUENT.items():
+    def _fluent_case(method=_method, kwargs=_kwargs):
+        @case("fluent", method)
+        def run(api, data):
+            """x.<method>(...) is the operator applied to x: values, gradient, node name."""
+            with api.fresh_names():
+                net = getattr(api.sym.Variable("x"), method)(**kwargs)
+            x = data.given("x", np.abs(data.normal("raw", (3, 4))) + 0.5)  # in every method's domain
+            outs, grads = api.run(net, {"x": x}, head_grads=[data.normal("head", (3, 4))])  # every one keeps (3, 4)
+            return {"out0": outs[0], "grad_x": grads["x"], "name": net.name}
+    _fluent_case()

@@ -207,3 +207,83 @@ def test_composite_custom_and_create():
         ts.metric.Accuracy().update([Y, Y], [P])
     with pytest.raises(ParamError, match=r"labels must be in \[0, 3\), got \[0, 7\]"):
         _value("ce", np.array([0, 7, 0, 1]), P)
+
+
+# ------------------------------------------- Perplexity, NLL, Loss, PearsonCorrelation, MCC
+
+
+def _probabilities(rng, rows, classes):
+    p = rng.random((rows, classes)) + 0.05
+    return p / p.sum(1, keepdims=True)
+
+
+def test_perplexity_nll_and_loss_against_the_formulas():
+    rng = np.random.default_rng(5)
+    batches = [(rng.integers(0, 4, n), _probabilities(rng, n, 4)) for n in (6, 3)]
+    perplexity, ignoring, nll, loss = (ts.metric.Perplexity(None), ts.metric.Perplexity(ignore_label=2),
+                                       ts.metric.create("nll_loss"), ts.metric.create("loss"))
+    for label, pred in batches:
+        for m in (perplexity, ignoring, nll, loss):
+            m.update([label], [pred])
+    label = np.concatenate([b[0] for b in batches])
+    picked = np.concatenate([b[1] for b in batches])[np.arange(label.size), label]
+    assert perplexity.get() == ("perplexity", pytest.approx(np.exp(-np.log(picked).mean()), rel=1e-12))
+    kept = label != 2
+    assert ignoring.get()[1] == pytest.approx(np.exp(-np.log(picked[kept]).mean()), rel=1e-12)
+    assert nll.get() == ("nll-loss", pytest.approx(-np.log(picked).mean(), rel=1e-10))  # its eps=1e-12
+    assert loss.get() == ("loss", pytest.approx(np.concatenate([b[1] for b in batches]).mean(), rel=1e-12))
+    # probabilities along another axis: (batch, classes, time) picked along axis 1
+    seq = ts.metric.Perplexity(None, axis=1)
+    pred = np.moveaxis(_probabilities(rng, 10, 3).reshape(2, 5, 3), 2, 1)
+    lab = rng.integers(0, 3, (2, 5))
+    seq.update([lab], [pred])
+    want = np.take_along_axis(pred, lab[:, None, :], axis=1)
+    assert seq.get()[1] == pytest.approx(np.exp(-np.log(want).mean()), rel=1e-12)
+    with pytest.raises(ParamError, match=r"perplexity: labels must be in \[0, 4\), got \[0, 7\]"):
+        ts.metric.Perplexity(None).update([np.array([0, 7])], [_probabilities(rng, 2, 4)])
+    with pytest.raises(TypeError):
+        ts.metric.Perplexity()  # ignore_label must be said, as in MXNet
+
+
+def test_pearson_over_all_values_and_per_batch():
+    rng = np.random.default_rng(6)
+    batches = [(rng.normal(size=(n, 1)), rng.normal(size=(n, 1))) for n in (7, 4, 9)]
+    micro, macro = ts.metric.create("pearsonr"), ts.metric.create("pearsonr", average="macro")
+    for label, pred in batches:
+        micro.update([label], [pred + 0.5 * label])
+        macro.update([label], [pred + 0.5 * label])
+    labels = np.concatenate([b[0] for b in batches]).ravel()
+    preds = np.concatenate([b[1] + 0.5 * b[0] for b in batches]).ravel()
+    assert micro.get()[1] == pytest.approx(np.corrcoef(preds, labels)[0, 1], rel=1e-12)
+    assert macro.get()[1] == pytest.approx(np.mean([np.corrcoef((p + 0.5 * lab).ravel(), lab.ravel())[0, 1]
+                                                    for lab, p in batches]), rel=1e-12)
+    # running sums are centred per batch and merged: an offset of 1e8 costs only the rounding of
+    # the shifted values themselves (1e8 * 2^-52 each); raw sums of squares would lose every digit
+    shifted = ts.metric.create("pearsonr")
+    for label, pred in batches:
+        shifted.update([label + 1e8], [pred + 0.5 * label + 1e8])
+    assert shifted.get()[1] == pytest.approx(micro.get()[1], rel=1e-6)
+
+
+def test_mcc_over_all_samples_and_per_batch():
+    rng = np.random.default_rng(7)
+    batches = [(rng.integers(0, 2, n), _probabilities(rng, n, 2)) for n in (8, 5)]
+    micro, macro = ts.metric.create("mcc"), ts.metric.create("mcc", average="macro")
+    for label, pred in batches:
+        micro.update([label], [pred])
+        macro.update([label], [pred])
+
+    def matthews(label, pred):
+        guess = pred.argmax(1)
+        tp, tn = ((guess == 1) & (label == 1)).sum(), ((guess == 0) & (label == 0)).sum()
+        fp, fn = ((guess == 1) & (label == 0)).sum(), ((guess == 0) & (label == 1)).sum()
+        factors = [f for f in (tp + fp, tp + fn, tn + fp, tn + fn) if f]
+        return (tp * tn - fp * fn) / np.sqrt(np.prod(factors, dtype=float))
+
+    label, pred = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    assert micro.get() == ("mcc", pytest.approx(matthews(label, pred), rel=1e-12))
+    assert macro.get()[1] == pytest.approx(np.mean([matthews(*b) for b in batches]), rel=1e-12)
+    with pytest.raises(ParamError, match=r"mcc: labels must be 0 or 1, got values in \[0, 2\]"):
+        micro.update([np.array([0, 2])], [_probabilities(rng, 2, 2)])
+    with pytest.raises(ParamError, match="average='mean' must be 'micro'"):
+        ts.metric.MCC(average="mean")

@@ -29,6 +29,7 @@ from .base import BindError, DTypeError, ExecutionError, FormatError, ParamError
 from .context import Context, cpu, gpu
 from .executor import Executor
 from .optimizer import lr_scheduler
+from .symbol import AttrScope
 
 sym = symbol
 mod = module
@@ -37,7 +38,7 @@ gradcheck = test_utils  # a short name for the public gradient checks (docs/test
 kv = kvstore
 
 __version__ = "0.1.0"
-__all__ = ["BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
+__all__ = ["AttrScope", "BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
            "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "gradcheck", "init", "initializer", "io",
            "kv", "kvstore", "lr_scheduler", "metric", "mod", "model", "module", "operator", "ops", "optimizer",
            "random", "sym", "symbol", "test_utils", "viz"]

@@ -2,11 +2,14 @@
 operator, arithmetic between symbols, ``Group``, composition, inference and JSON."""
 
 from .. import operators as _operators
+from . import fluent as _fluent
+from .attr_scope import AttrScope
 from .naming import NameManager, Prefix
 from .op_functions import make_function
 from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
-__all__ = ["Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load", "load_json", "var"]
+__all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load",
+           "load_json", "var"]
 
 
 def _sync_function(name: str, op) -> None:
@@ -20,3 +23,4 @@ def _sync_function(name: str, op) -> None:
 
 
 _operators.registry.on_register(_sync_function)
+_operators.registry.on_register(_fluent.sync_method)

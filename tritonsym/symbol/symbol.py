@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 from ..base import ParamError, dtype_name, to_dtype
 from ..operators.registry import get_op
-from . import infer, json_format, naming
+from . import attr_scope, infer, json_format, naming
 from .graph import Entry, Node, aux_variables, copy_graph, topo_order
 
 
@@ -103,21 +103,21 @@ class Symbol:
     def attr(self, key: str) -> str | None:
         """A parameter or attribute of this symbol's node, as a string (None if unset)."""
         self._require_single("attr")
-        return self._outputs[0][0].all_attrs().get(key)
+        return attr_scope.with_aliases(self._outputs[0][0].all_attrs()).get(key)
 
     def list_attr(self) -> dict[str, str]:
-        """Parameters and attributes of this symbol's node."""
+        """Parameters and attributes of this symbol's node (``__lr_mult__`` also as ``lr_mult``, as MXNet)."""
         self._require_single("list_attr")
-        return self._outputs[0][0].all_attrs()
+        return attr_scope.with_aliases(self._outputs[0][0].all_attrs())
 
     def attr_dict(self) -> dict[str, dict[str, str]]:
         """Parameters and attributes of every node in the graph, by node name."""
-        return {n.name: a for n in self.nodes() if (a := n.all_attrs())}
+        return {n.name: attr_scope.with_aliases(a) for n in self.nodes() if (a := n.all_attrs())}
 
     def _set_attr(self, **attrs) -> None:
         """Set user attributes (string values) on this symbol's node."""
         self._require_single("_set_attr")
-        self._outputs[0][0].attrs.update({k: str(v) for k, v in attrs.items()})
+        self._outputs[0][0].attrs.update(attr_scope.normalized(attrs))
 
     def _require_single(self, what: str) -> None:
         if len(self._outputs) != 1:
@@ -362,14 +362,15 @@ def Variable(name: str, attr: dict | None = None, shape=None, lr_mult: float | N
 
     ``shape``, ``dtype``, ``init``, ``lr_mult`` and ``wd_mult`` are stored as the
     attributes ``__shape__`` ... that inference, binding and training read; other
-    keyword arguments and ``attr`` are stored as string attributes.
+    keyword arguments and ``attr`` are stored as string attributes, over those of the
+    enclosing ``AttrScope``.
 
     >>> ts.sym.Variable("w", shape=(3, 4), lr_mult=0.1).attr("__shape__")
     '(3, 4)'
     """
     if not isinstance(name, str) or not name:
         raise ParamError(f"Variable: name must be a non-empty string, got {name!r}")
-    attrs = {k: str(v) for k, v in (attr or {}).items()}
+    attrs = attr_scope.current().get(attr)
     if shape is not None:
         from ..operators.registry import parse_shape
 
@@ -381,11 +382,12 @@ def Variable(name: str, attr: dict | None = None, shape=None, lr_mult: float | N
         attrs["__dtype__"] = dtype_name(to_dtype(dtype))
     if init is not None:
         attrs["__init__"] = init if isinstance(init, str) else init.dumps() if hasattr(init, "dumps") else str(init)
-    if lr_mult is not None:
-        attrs["__lr_mult__"] = str(float(lr_mult))
-    if wd_mult is not None:
-        attrs["__wd_mult__"] = str(float(wd_mult))
-    attrs.update({k: str(v) for k, v in kwargs.items()})
+    for key, value in (("lr_mult", lr_mult), ("wd_mult", wd_mult)):
+        if value is not None:  # stored as written, as MXNet does (2 stays '2')
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ParamError(f"Variable {name!r}: {key}={value!r} must be a number")
+            attrs[f"__{key}__"] = str(value)
+    attrs.update(attr_scope.normalized(kwargs))
     return Symbol([(Node(None, name, attrs=attrs), 0)])
 
 
@@ -418,7 +420,9 @@ def load_json(text: str) -> Symbol:
 
 def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | None = None, **kwargs) -> Symbol:
     """Apply a registered operator: symbols as inputs (positional or by input name) and
-    hyper-parameters by keyword. Missing inputs become variables ``<name>_<input>``."""
+    hyper-parameters by keyword; ``__key__`` keywords (and ``ctx_group``, ``lr_mult`` ...)
+    are attributes (``attr_scope.py``). Missing inputs become variables ``<name>_<input>``
+    that carry the operator's attributes."""
     return _create(op_name, args, name, attr, kwargs)
 
 
@@ -431,6 +435,9 @@ _ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwis
 def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwargs: dict,
             hint: str | None = None) -> Symbol:
     op = get_op(op_name)
+    attributes = attr_scope.current().get(attr)
+    attributes.update(attr_scope.normalized({k: kwargs.pop(k) for k in list(kwargs) if attr_scope.is_attribute_key(k)
+                                             and k not in op.input_names}))
     # An input given as None is not given (as in MXNet's generated functions, whose inputs
     # default to None): ``FullyConnected(x, weight=None)`` creates ``<name>_weight``.
     kwargs = {k: v for k, v in kwargs.items() if not (v is None and k in op.input_names)}
@@ -460,12 +467,12 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
     inputs = []
     for input_name in input_names:
         value = given.get(input_name)
-        if value is None:
-            value = Variable(f"{node_name}_{input_name}")
+        if value is None:  # MXNet's created variables take the node's attributes (its __lr_mult__ ...)
+            value = Variable(f"{node_name}_{input_name}", attr=attributes)
         if len(value._outputs) != 1:
             raise ParamError(f"{op.name} {node_name!r}: input {input_name!r} has {len(value._outputs)} outputs; "
                              "a single output is required")
         inputs.append(value._outputs[0])
     set_params = [k for k in param_kwargs if param_kwargs[k] is not None]
-    node = Node(op, node_name, params, set_params, {k: str(v) for k, v in (attr or {}).items()}, inputs)
+    node = Node(op, node_name, params, set_params, attributes, inputs)
     return Symbol([(node, i) for i in range(op.num_outputs)])
