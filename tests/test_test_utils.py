@@ -204,3 +204,63 @@ def test_auxiliary_states_reach_the_checks(aux_scale, rng):
     dy = rng.normal(size=(3, 4))
     check_symbolic_backward(net, [x], [dy], {"data": dy * scale}, aux_states={"a_scale": scale})
     assert set(check_numeric_gradient(net, [x], aux_states={"a_scale": scale})) == {"data"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 3), (20, 30)])  # the full Jacobian, random directions
+def test_numeric_gradient_in_other_dtypes_passes_right_and_catches_wrong(dtype, shape, monkeypatch, rng):
+    """MXNet's ``dtype=``: bound in that dtype, with its default step and tolerances; a
+    backward 50% off is still caught (10% is within bfloat16's rounding of f)."""
+    net = S.Activation(S.Variable("x"), act_type="tanh") * 2.0
+    location = {"x": rng.normal(size=shape)}
+    errors = check_numeric_gradient(net, location, dtype=dtype)
+    assert set(errors) == {"x"}
+    op = REGISTRY["Activation"]
+    correct = op.backward
+    monkeypatch.setattr(op, "backward", lambda a: correct(a) + ops.elementwise.plan_scalar_forward(
+        "mul", a.in_grads[0], 1.5, a.in_grads[0]))
+    with pytest.raises(AssertionError, match="gradient of 'x'"):
+        check_numeric_gradient(net, location, dtype=dtype)
+
+
+def test_mxnet_test_helpers():
+    np.random.seed(3)
+    shape = ts.test_utils.rand_shape_nd(4, dim=5)
+    assert len(shape) == 4 and all(1 <= d <= 5 for d in shape)
+    assert all(0 <= d <= 2 for d in ts.test_utils.rand_shape_nd(50, dim=2, allow_zero_size=True))
+    assert len(ts.test_utils.rand_shape_2d()) == 2 and len(ts.test_utils.rand_shape_3d()) == 3
+    x = ts.test_utils.rand_ndarray((3, 4), dtype="float64")
+    assert x.dtype == torch.float64 and x.shape == (3, 4) and 0 <= float(x.min()) and float(x.max()) < 1
+    assert ts.test_utils.same(x, x.clone()) and not ts.test_utils.same(x, x + 1)
+    assert ts.test_utils.almost_equal(x, x + 1e-13) and not ts.test_utils.almost_equal(x, x + 1e-3)
+    with pytest.raises(ValueError, match="dense tensors only"):
+        ts.test_utils.rand_ndarray((2,), stype="csr")
+    # the default context, chosen and restored
+    automatic = ts.test_utils.default_context()
+    try:
+        ts.test_utils.set_default_context(ts.cpu(3))
+        assert ts.test_utils.default_context() == ts.cpu(3)
+        assert ts.mod.Module(S.Variable("data") * 2.0, label_names=()).context == ts.cpu(3)
+    finally:
+        ts.test_utils.set_default_context(None)
+    assert ts.test_utils.default_context() == automatic
+    with pytest.raises(ts.BindError, match="set_default_context: expected"):
+        ts.test_utils.set_default_context("gpu")
+
+
+def test_environment_sets_and_restores(monkeypatch):
+    import os
+
+    monkeypatch.setenv("TS_KEPT", "before")
+    monkeypatch.delenv("TS_NEW", raising=False)
+    with ts.test_utils.environment({"TS_KEPT": None, "TS_NEW": "1"}):
+        assert "TS_KEPT" not in os.environ and os.environ["TS_NEW"] == "1"
+    assert os.environ["TS_KEPT"] == "before" and "TS_NEW" not in os.environ
+    with pytest.raises(RuntimeError):
+        with ts.test_utils.environment("TS_KEPT", "inside"):
+            assert os.environ["TS_KEPT"] == "inside"
+            raise RuntimeError("restored all the same")
+    assert os.environ["TS_KEPT"] == "before"
+    with pytest.raises(ValueError, match="TS_X=1 must be a string or None"):
+        with ts.test_utils.environment("TS_X", 1):
+            pass

@@ -56,6 +56,18 @@ def test_plot_network_dot_with_shapes_weights_and_memory():
     assert '"say \\"hi\\""' in ts.viz.plot_network(odd).source  # quotes escaped
 
 
+def test_plot_network_takes_mxnets_dtype_node_attrs_and_save_format():
+    net = _mlp()
+    graph = ts.viz.plot_network(net, "typed", "png", shape={"data": (8, 784)}, dtype={"data": "float16"},
+                                node_attrs={"shape": "oval", "fixedsize": "false"})
+    assert graph.format == "png" and graph.name == "typed"
+    assert '"data" -> "fc1" [label="(8, 784) float16"];' in graph.source
+    assert 'node [shape="oval", style="rounded,filled", fontname="Helvetica", fontsize="10", fixedsize="false"];' \
+        in graph.source
+    untyped = ts.viz.plot_network(net, dtype={})  # nothing known: edges without dtypes
+    assert '"data" -> "fc1";' in untyped.source
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 def test_render_svg(tmp_path):
     path = ts.viz.plot_network(_mlp(), shape={"data": (8, 20)}).render(str(tmp_path / "mlp"), format="svg")

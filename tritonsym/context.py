@@ -56,6 +56,21 @@ def gpu(device_id: int = 0) -> Context:
     return Context("gpu", device_id)
 
 
+_chosen: Context | None = None  # set_default_context's choice
+
+
 def default_context() -> Context:
-    """gpu(0) when kernels are compiled for CUDA, else cpu()."""
+    """The context ``set_default_context`` chose, else gpu(0) when kernels are compiled for
+    CUDA, else cpu(). Module, simple_bind and the test utilities bind there by default."""
+    if _chosen is not None:
+        return _chosen
     return cpu() if ops.INTERPRET else gpu(0)
+
+
+def set_default_context(context: Context | None) -> None:
+    """Make ``context`` the default (MXNet's ``test_utils.set_default_context``); None goes back
+    to the automatic choice."""
+    global _chosen
+    if context is not None and not isinstance(context, Context):
+        raise BindError(f"set_default_context: expected tritonsym.cpu(), tritonsym.gpu(i) or None, got {context!r}")
+    _chosen = context

@@ -28,12 +28,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .base import dtype_name
+from .base import dtype_name, to_dtype
+from .context import default_context, set_default_context  # noqa: F401  (MXNet's test_utils has them)
 from .metric import to_numpy  # host copies of tensors or arrays, bfloat16 included
 from .ops.memcheck import MemoryAccessError  # noqa: F401  (raised inside memcheck())
 from .ops.memcheck import enabled as memcheck  # noqa: F401  (a public check, re-exported)
@@ -153,15 +156,33 @@ def _no_grad_arguments(sym) -> set[str]:
     return {name for name, flags in feeds.items() if all(flags)}
 
 
-def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 1e-6, rtol: float = 1e-6,
-                           atol: float = 1e-9, grad_nodes: Sequence[str] | None = None,
+# (numeric_eps, rtol, atol) of check_numeric_gradient by the dtype the network runs in: float64
+# checks gradients exactly; the others check that a kernel of that dtype is not wrong, with
+# steps large enough that the dtype's rounding of f stays below the difference measured.
+NUMERIC_GRADIENT_DEFAULTS = {
+    torch.float64: (1e-6, 1e-6, 1e-9),
+    torch.float32: (1e-3, 1e-2, 1e-4),
+    torch.float16: (1e-2, 1e-1, 1e-2),
+    torch.bfloat16: (1e-1, 2e-1, 5e-2),
+}
+
+
+def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float | None = None, rtol: float | None = None,
+                           atol: float | None = None, grad_nodes: Sequence[str] | None = None,
                            losses: Mapping[str, Callable] | Sequence | None = None, directions: int = 3,
                            full_jacobian: bool | None = None, max_jacobian_elements: int = 64,
-                           rng: np.random.Generator | None = None, ctx=None) -> dict[str, float]:
-    """Compare backward's gradients with float64 central differences; returns the largest
-    relative error per checked argument, and raises ``AssertionError`` naming the argument
-    whose gradient is wrong.
+                           rng: np.random.Generator | None = None, ctx=None, dtype=torch.float64,
+                           use_forward_train: bool = True) -> dict[str, float]:
+    """Compare backward's gradients with central differences; returns the largest relative
+    error per checked argument, and raises ``AssertionError`` naming the argument whose
+    gradient is wrong.
 
+    - ``dtype``: the dtype the network is bound in (float64 by default: an exact check;
+      float32, float16 or bfloat16 as MXNet's ``dtype=``, with ``numeric_eps``, ``rtol``
+      and ``atol`` defaulting to ``NUMERIC_GRADIENT_DEFAULTS`` for it). The differences are
+      taken in float64 from that dtype's outputs.
+    - ``use_forward_train``: the forward passes of the differences run in training mode (as
+      backward's does), as MXNet's default.
     - ``location``: argument values (dict, or list in ``list_arguments()`` order).
     - ``grad_nodes``: the arguments to check (default: all but labels).
     - ``losses``: for each loss output (SoftmaxOutput, the regression outputs, MakeLoss), the
@@ -171,8 +192,20 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 
       ``max_jacobian_elements`` elements) instead of ``directions`` random directions.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
+    dtype = to_dtype(dtype)
+    if dtype not in NUMERIC_GRADIENT_DEFAULTS:
+        raise ValueError(f"check_numeric_gradient: dtype={dtype_name(dtype)} is not one of "
+                         f"{', '.join(dtype_name(d) for d in NUMERIC_GRADIENT_DEFAULTS)}")
+    default_eps, default_rtol, default_atol = NUMERIC_GRADIENT_DEFAULTS[dtype]
+    numeric_eps = default_eps if numeric_eps is None else numeric_eps
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
     arg_names = sym.list_arguments()
-    values = {n: to_numpy(v).astype(np.float64) for n, v in _by_name("location", arg_names, location).items()}
+    def representable(x: np.ndarray) -> np.ndarray:
+        """``x`` rounded to the bound dtype (the values the network really sees), in float64."""
+        return to_numpy(torch.from_numpy(np.asarray(x, dtype=np.float64)).to(dtype)).astype(np.float64)
+
+    values = {n: representable(to_numpy(v)) for n, v in _by_name("location", arg_names, location).items()}
     missing = [n for n in arg_names if n not in values]
     if missing:
         raise ValueError(f"check_numeric_gradient: location lacks {missing}")
@@ -182,7 +215,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 
     unknown = [n for n in grad_nodes if n not in arg_names]
     if unknown:
         raise ValueError(f"check_numeric_gradient: grad_nodes {unknown} are not arguments {arg_names}")
-    exe = _bind(sym, values, aux_states, {n: "write" for n in grad_nodes}, ctx, torch.float64)
+    exe = _bind(sym, values, aux_states, {n: "write" for n in grad_nodes}, ctx, dtype)
     outputs = sym.list_outputs()
     loss_of = {} if losses is None else (dict(losses) if isinstance(losses, Mapping) else
                                          {n: f for n, f in zip(outputs, losses) if f is not None})
@@ -197,52 +230,156 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps: float = 
                              f"gradient of a loss, not of the output; pass losses={{{name!r}: f(values, output)}} "
                              "with that loss (e.g. the cross-entropy for SoftmaxOutput)")
 
-    def objective(vals: dict) -> float:
-        outs = exe.forward(is_train=False, **vals)
-        total = 0.0
+    def objective(vals: dict) -> tuple[float, list[np.ndarray]]:
+        """f, and its terms (each output times its head, or each loss)."""
+        outs = exe.forward(is_train=use_forward_train, **vals)
+        total, terms = 0.0, []
         for name, out, head in zip(outputs, outs, heads):
-            out = out.numpy().copy()
-            total += float(loss_of[name](vals, out)) if head is None else float((head * out).sum())
-        return total
+            out = to_numpy(out).astype(np.float64)
+            term = np.asarray(float(loss_of[name](vals, out))) if head is None else head * out
+            total += float(np.sum(term))
+            terms.append(term)
+        return total, terms
 
-    # Rounding in f itself, amplified by 1/(2 eps): differences below this are noise.
-    noise = 8 * np.finfo(np.float64).eps * max(1.0, abs(objective(values))) / numeric_eps
-    atol = max(atol, noise)
+    unit_roundoff = torch.finfo(dtype).eps / 2
+
+    def rounding(plus: list, minus: list) -> float:
+        """How much of a difference f(x+) - f(x-) the dtype's rounding of the outputs can
+        make (three standard deviations): terms that did not change rounded alike and
+        cancel; the others each carry an independent error of up to a unit roundoff, so
+        their sum grows as the root of the sum of squares, not as the sum."""
+        squares = sum(float(np.sum(np.where(p != m, p * p + m * m, 0.0))) for p, m in zip(plus, minus))
+        return 3 * unit_roundoff * np.sqrt(squares) / (2 * numeric_eps)
+
+    # Rounding in f itself, amplified by 1/(2 eps): in float64 differences below this are noise;
+    # in the other dtypes each difference's own rounding is estimated (``rounding``).
+    atol = max(atol, 8 * np.finfo(np.float64).eps * max(1.0, abs(objective(values)[0])) / numeric_eps)
     exe.forward(is_train=True, **values)
-    exe.backward(out_grads=[torch.from_numpy(h) if h is not None else torch.zeros(tuple(o.shape), dtype=torch.float64)
+    exe.backward(out_grads=[torch.from_numpy(h).to(o.dtype) if h is not None else torch.zeros_like(o)
                             for h, o in zip(heads, exe.outputs)])
-    analytic = {n: exe.grad_dict[n].numpy().copy() for n in grad_nodes}
+    analytic = {n: to_numpy(exe.grad_dict[n]).astype(np.float64) for n in grad_nodes}
 
-    def numeric(name: str, v: np.ndarray) -> float:
+    def numeric(name: str, v: np.ndarray) -> tuple[float, np.ndarray, float]:
+        """The central difference along ``v``, the direction it really measured, and the
+        rounding it may hold. The points are rounded to the bound dtype, so in float16 the
+        step differs from ``eps * v`` by a few percent: taken into account, not counted as error."""
         plus, minus = dict(values), dict(values)
-        plus[name] = values[name] + numeric_eps * v
-        minus[name] = values[name] - numeric_eps * v
-        return (objective(plus) - objective(minus)) / (2 * numeric_eps)
+        plus[name] = representable(values[name] + numeric_eps * v)
+        minus[name] = representable(values[name] - numeric_eps * v)
+        measured = (plus[name] - minus[name]) / (2 * numeric_eps)
+        (f_plus, terms_plus), (f_minus, terms_minus) = objective(plus), objective(minus)
+        noise = 0.0 if dtype == torch.float64 else rounding(terms_plus, terms_minus)
+        return (f_plus - f_minus) / (2 * numeric_eps), measured, noise
 
     worst = {}
     for name in grad_nodes:
         x = values[name]
         jacobian = full_jacobian if full_jacobian is not None else x.size <= max_jacobian_elements
         if jacobian:
-            numeric_grad = np.zeros(x.size)
+            numeric_grad, tolerance = np.zeros(x.size), atol
             for i in range(x.size):
                 unit = np.zeros(x.size)
                 unit[i] = 1.0
-                numeric_grad[i] = numeric(name, unit.reshape(x.shape))
-            assert_almost_equal(analytic[name], numeric_grad.reshape(x.shape), rtol, atol,
+                difference, measured, noise = numeric(name, unit.reshape(x.shape))
+                step = measured.reshape(-1)[i]
+                if step == 0:
+                    raise ValueError(f"check_numeric_gradient: numeric_eps={numeric_eps} is below the resolution of "
+                                     f"{dtype_name(dtype)} at {name}{np.unravel_index(i, x.shape)} = "
+                                     f"{x.reshape(-1)[i]!r}; pass a larger numeric_eps")
+                numeric_grad[i] = difference / step
+                tolerance = max(tolerance, noise / abs(step))
+            assert_almost_equal(analytic[name], numeric_grad.reshape(x.shape), rtol, tolerance,
                                 (f"gradient of {name!r} from backward", "finite differences"))
             scale = np.maximum(np.abs(numeric_grad), np.abs(analytic[name].reshape(-1)))
-            worst[name] = float(np.max(np.abs(analytic[name].reshape(-1) - numeric_grad) / np.maximum(scale, atol),
-                                       initial=0.0))
+            worst[name] = float(np.max(np.abs(analytic[name].reshape(-1) - numeric_grad) /
+                                       np.maximum(scale, tolerance), initial=0.0))
             continue
         worst[name] = 0.0
         for _ in range(directions):
-            v = rng.normal(size=x.shape)
-            v /= np.linalg.norm(v) or 1.0
-            num, sym_value = numeric(name, v), float((analytic[name] * v).sum())
-            if not abs(num - sym_value) <= atol + rtol * max(abs(num), abs(sym_value)):
+            if dtype == torch.float64:
+                v = rng.normal(size=x.shape)
+                v /= np.linalg.norm(v) or 1.0
+            else:  # every element a whole step, so each moves by many of the dtype's rounding steps
+                v = rng.choice([-1.0, 1.0], size=x.shape)
+            num, measured, noise = numeric(name, v)
+            sym_value = float((analytic[name] * measured).sum())
+            tolerance = max(atol, noise)
+            if not abs(num - sym_value) <= tolerance + rtol * max(abs(num), abs(sym_value)):
                 raise AssertionError(f"gradient of {name!r} is wrong: along a random direction the finite difference "
                                      f"is {num!r} but backward's gradient gives {sym_value!r} (relative error "
                                      f"{abs(num - sym_value) / max(abs(num), abs(sym_value)):.3g})")
-            worst[name] = max(worst[name], abs(num - sym_value) / max(abs(num), abs(sym_value), atol))
+            worst[name] = float(max(worst[name], abs(num - sym_value) / max(abs(num), abs(sym_value), tolerance)))
     return worst
+
+
+# ------------------------------------------------- the helpers MXNet's test scripts lean on
+
+
+def rand_shape_nd(num_dim: int, dim: int = 10, allow_zero_size: bool = False) -> tuple[int, ...]:
+    """A random shape of ``num_dim`` dimensions, each in [1, dim] ([0, dim] with
+    ``allow_zero_size``), drawn from numpy's global generator as MXNet's."""
+    low = 0 if allow_zero_size else 1
+    return tuple(int(d) for d in np.random.randint(low, dim + 1, size=num_dim))
+
+
+def rand_shape_2d(dim0: int = 10, dim1: int = 10, allow_zero_size: bool = False) -> tuple[int, int]:
+    low = 0 if allow_zero_size else 1
+    return int(np.random.randint(low, dim0 + 1)), int(np.random.randint(low, dim1 + 1))
+
+
+def rand_shape_3d(dim0: int = 10, dim1: int = 10, dim2: int = 10, allow_zero_size: bool = False):
+    low = 0 if allow_zero_size else 1
+    return tuple(int(np.random.randint(low, d + 1)) for d in (dim0, dim1, dim2))
+
+
+def rand_ndarray(shape, stype: str = "default", density=None, dtype=None, ctx=None) -> torch.Tensor:
+    """A tensor of uniform [0, 1) values (dense only: tritonsym has no sparse storage), on
+    ``ctx`` (the default context)."""
+    if stype != "default":
+        raise ValueError(f"rand_ndarray: stype={stype!r}: tritonsym has dense tensors only ('default')")
+    device = (ctx or default_context()).torch_device
+    return torch.from_numpy(np.random.uniform(size=shape)).to(device, to_dtype(dtype or "float32"))
+
+
+def same(a, b) -> bool:
+    """Whether two arrays are equal element by element (NaN equal to nothing)."""
+    return bool(np.array_equal(to_numpy(a), to_numpy(b)))
+
+
+def almost_equal(a, b, rtol: float | None = None, atol: float | None = None, equal_nan: bool = False) -> bool:
+    """``assert_almost_equal``'s test, as a bool."""
+    try:
+        assert_almost_equal(a, b, rtol, atol, equal_nan=equal_nan)
+    except AssertionError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def environment(*args):
+    """Set environment variables for a block, then restore them (MXNet's): ``environment(
+    "NAME", "value")`` or ``environment({"A": "1", "B": None})``; None unsets. A variable
+    read when tritonsym is imported (TRITONSYM_INTERPRET ...) is not re-read."""
+    if len(args) == 2 and isinstance(args[0], str):
+        changes = {args[0]: args[1]}
+    elif len(args) == 1 and isinstance(args[0], Mapping):
+        changes = dict(args[0])
+    else:
+        raise ValueError(f"environment: expected (name, value) or a dict of them, got {args!r}")
+    for name, value in changes.items():
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"environment: {name}={value!r} must be a string or None")
+    saved = {name: os.environ.get(name) for name in changes}
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -20,7 +20,7 @@ import math
 import shutil
 import subprocess
 
-from .base import TritonSymError
+from .base import TritonSymError, dtype_name
 
 
 def _layers(sym, shape: dict | None):
@@ -97,9 +97,10 @@ def print_summary(sym, shape: dict | None = None, line_length: int = 80, print_f
 class Graph:
     """A network drawing as Graphviz DOT text (``source``); ``render`` runs ``dot``."""
 
-    def __init__(self, source: str, name: str):
+    def __init__(self, source: str, name: str, format: str = "svg"):
         self.source = source
         self.name = name
+        self.format = format
 
     def __str__(self) -> str:
         return self.source
@@ -109,8 +110,10 @@ class Graph:
             f.write(self.source)
         return path
 
-    def render(self, path: str | None = None, format: str = "svg") -> str:
-        """Write ``<path>.<format>`` (svg, png, pdf) with Graphviz's ``dot``; returns the file name."""
+    def render(self, path: str | None = None, format: str | None = None) -> str:
+        """Write ``<path>.<format>`` (svg, png, pdf; by default plot_network's ``save_format``)
+        with Graphviz's ``dot``; returns the file name."""
+        format = format or self.format
         dot = shutil.which("dot")
         if dot is None:
             raise TritonSymError("plot_network: rendering needs Graphviz's 'dot' program (apt install graphviz, "
@@ -136,18 +139,26 @@ def _quote(*lines: str) -> str:
     return '"' + "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines) + '"'
 
 
-def plot_network(sym, shape: dict | None = None, memory=None, title: str = "plot", hide_weights: bool = True) -> Graph:
-    """The network as a Graphviz graph: one box per operator (with its main parameters),
-    edges labelled with the shapes flowing along them when ``shape`` is given.
+def plot_network(sym, title: str = "plot", save_format: str = "svg", shape: dict | None = None,
+                 dtype: dict | None = None, node_attrs: dict | None = None, hide_weights: bool = True,
+                 memory=None) -> Graph:
+    """The network as a Graphviz graph (MXNet's arguments, in its order): one box per
+    operator (with its main parameters), edges labelled with the shapes flowing along them
+    when ``shape`` is given, and their dtypes when ``dtype`` (input name -> dtype) is.
 
-    ``memory``: a bound ``Executor`` (or its ``memory`` report); each operator's box then
-    also shows where the planner put its output: bytes, offset, and what it shares
-    storage with or was written over in place."""
+    ``node_attrs``: Graphviz attributes for every node, over the defaults
+    (``{"shape": "oval", "fixedsize": "false"}``). ``save_format``: what ``render()``
+    writes by default. ``memory``: a bound ``Executor`` (or its ``memory`` report); each
+    operator's box then also shows where the planner put its output: bytes, offset, and
+    what it shares storage with or was written over in place."""
     report = getattr(memory, "memory", memory)
     planned = {v.name: v for v in report.values} if report is not None else {}
-    lines = [f"digraph {_quote(title)} {{", "  node [shape=box, style=\"rounded,filled\", fontname=Helvetica, "
-             "fontsize=10];", "  edge [fontname=Helvetica, fontsize=9];"]
+    defaults = {"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10"}
+    defaults.update({str(k): str(v) for k, v in (node_attrs or {}).items()})
+    lines = [f"digraph {_quote(title)} {{", f"  node [{', '.join(f'{k}={_quote(v)}' for k, v in defaults.items())}];",
+             "  edge [fontname=Helvetica, fontsize=9];"]
     rows, parameters, _ = _layers(sym, shape)
+    types = _output_types(sym, dtype) if dtype is not None else {}
     shown = set()
     for node, outs, params, _ in rows:
         if node.is_variable:
@@ -178,7 +189,17 @@ def plot_network(sym, shape: dict | None = None, memory=None, title: str = "plot
             if source.name not in shown:
                 continue
             edge_shape = output_shapes[id(source)][index]
-            attrs = f" [label={_quote(str(tuple(edge_shape)))}]" if edge_shape is not None else ""
+            text = [str(tuple(edge_shape))] if edge_shape is not None else []
+            if types.get((id(source), index)) is not None:
+                text.append(dtype_name(types[(id(source), index)]))
+            attrs = f" [label={_quote(' '.join(text))}]" if text else ""
             lines.append(f"  {_quote(source.name)} -> {_quote(node.name)}{attrs};")
     lines.append("}")
-    return Graph("\n".join(lines) + "\n", title)
+    return Graph("\n".join(lines) + "\n", title, save_format)
+
+
+def _output_types(sym, dtype: dict) -> dict:
+    """Every output's dtype, by ``(id(node), index)``, inferred from the given input dtypes."""
+    internals = sym.get_internals()
+    _, out_types, _ = internals.infer_type_partial(**dtype)
+    return {(id(node), index): t for (node, index), t in zip(internals.heads, out_types)}

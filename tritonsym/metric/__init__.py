@@ -12,9 +12,9 @@ kept in float64, so a metric over many batches does not drift.
 """
 
 
-from .base import METRICS, EvalMetric, create, register, to_numpy
+from .base import METRICS, EvalMetric, register, to_numpy
 from .classification import F1, MCC, Accuracy, TopKAccuracy
-from .composite import Caffe, CompositeEvalMetric, CustomMetric, Loss, Torch
+from .composite import Caffe, CompositeEvalMetric, CustomMetric, Loss, Torch, create
 from .probability import CrossEntropy, NegativeLogLikelihood, Perplexity
 from .regression import MAE, MSE, RMSE, PearsonCorrelation
 

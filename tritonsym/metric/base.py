@@ -20,23 +20,6 @@ def register(*names: str):
     return wrap
 
 
-def create(metric, **kwargs) -> "EvalMetric":
-    """A metric from a name (``"acc"``, ``"ce"``, ``"top_k_accuracy"``, ...), an instance, a
-    function ``f(label, pred) -> float`` (averaged over batches), or a list of these (a
-    ``CompositeEvalMetric``)."""
-    from .composite import CompositeEvalMetric, CustomMetric  # they are built on this file
-
-    if isinstance(metric, EvalMetric):
-        return metric
-    if isinstance(metric, (list, tuple)):
-        return CompositeEvalMetric([create(m, **kwargs) for m in metric])
-    if callable(metric):
-        return CustomMetric(metric, **kwargs)
-    if isinstance(metric, str) and metric.lower() in METRICS:
-        return METRICS[metric.lower()](**kwargs)
-    raise ParamError(f"metric: unknown metric {metric!r}; known names: {', '.join(sorted(METRICS))}")
-
-
 def to_numpy(array) -> np.ndarray:
     """A host float64 (or integer) numpy copy of a torch tensor or array."""
     if isinstance(array, torch.Tensor):
@@ -104,7 +87,7 @@ def _select(metric: str, what: str, arrays: dict, names: Sequence[str] | None) -
     return [arrays[n] for n in names]
 
 
-def _class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
+def class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
     """Labels as int64 class indices; a label that is not a whole number (1.7, NaN, inf) is
     refused with its position and value, never truncated to some class."""
     label = label.reshape(-1)
@@ -119,7 +102,7 @@ def _class_labels(metric: str, label: np.ndarray, n: int) -> np.ndarray:
     return label.astype(np.int64)
 
 
-def _arg_max(pred: np.ndarray, axis: int) -> np.ndarray:
+def arg_max(pred: np.ndarray, axis: int) -> np.ndarray:
     """The arg-max along ``axis``, or -1 (no class: never right) where the scores hold a NaN.
     numpy's arg-max of a row holding NaN is the NaN's index, so an all-NaN row would be
     counted as predicting class 0."""

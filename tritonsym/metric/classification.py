@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import ParamError
-from .base import EvalMetric, _arg_max, _class_labels, register
+from .base import EvalMetric, arg_max, class_labels, register
 
 
 @register("acc", "accuracy")
@@ -20,11 +20,11 @@ class Accuracy(EvalMetric):
 
     def _update_one(self, label, pred):
         if pred.shape != label.shape:
-            pred = _arg_max(pred, self.axis)
+            pred = arg_max(pred, self.axis)
         elif pred.dtype.kind == "f":  # class indices: NaN is no class
             pred = np.where(np.isnan(pred), -1, pred)
         pred = pred.reshape(-1).astype(np.int64)
-        label = _class_labels(self.name, label, pred.shape[0])
+        label = class_labels(self.name, label, pred.shape[0])
         self.sum_metric += float((pred == label).sum())
         self.num_inst += label.shape[0]
 
@@ -42,7 +42,7 @@ class TopKAccuracy(EvalMetric):
     def _update_one(self, label, pred):
         if pred.ndim != 2:
             raise ParamError(f"{self.name}: predictions must be (batch, classes), got shape {pred.shape}")
-        label = _class_labels(self.name, label, pred.shape[0])
+        label = class_labels(self.name, label, pred.shape[0])
         k = min(self.top_k, pred.shape[1])
         top = np.argpartition(-pred, k - 1, axis=1)[:, :k]
         right = (top == label[:, None]).any(axis=1)
@@ -78,7 +78,7 @@ class F1(EvalMetric):
     def _update_one(self, label, pred):
         if pred.ndim != 2:
             raise ParamError(f"{self.name}: predictions must be (batch, classes), got shape {pred.shape}")
-        label = _class_labels(self.name, label, pred.shape[0])
+        label = class_labels(self.name, label, pred.shape[0])
         if self.average == "binary" and (pred.shape[1] != 2 or (label.size and (label.min() < 0 or label.max() > 1))):
             raise ParamError(f"{self.name}: average='binary' needs 2 classes and labels 0/1, got {pred.shape[1]} "
                              f"classes and labels in [{label.min()}, {label.max()}]; use F1(average='macro') for "
@@ -86,7 +86,7 @@ class F1(EvalMetric):
         if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
             raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
                              f"{label.max()}]")
-        guess = _arg_max(pred, 1)  # -1 for a row holding NaN: a miss of its label's class
+        guess = arg_max(pred, 1)  # -1 for a row holding NaN: a miss of its label's class
         classes = [1] if self.average == "binary" else range(pred.shape[1])
         for c in classes:
             c_counts = self.counts.setdefault(c, np.zeros(3))
@@ -126,10 +126,10 @@ class MCC(EvalMetric):
         if pred.ndim != 2 or pred.shape[1] != 2:
             raise ParamError(f"{self.name}: predictions must be (batch, 2) scores of a binary classifier, got shape "
                              f"{pred.shape}")
-        label = _class_labels(self.name, label, pred.shape[0])
+        label = class_labels(self.name, label, pred.shape[0])
         if label.size and (label.min() < 0 or label.max() > 1):
             raise ParamError(f"{self.name}: labels must be 0 or 1, got values in [{label.min()}, {label.max()}]")
-        guess = _arg_max(pred, 1)  # -1 for a row holding NaN: predicts neither class
+        guess = arg_max(pred, 1)  # -1 for a row holding NaN: predicts neither class
         counts = np.array([((guess == 1) & (label == 1)).sum(), ((guess == 1) & (label == 0)).sum(),
                            ((guess == 0) & (label == 0)).sum(), ((guess != 1) & (label == 1)).sum()], dtype=float)
         if self.average == "macro":

@@ -6,7 +6,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .base import EvalMetric, create, register, to_numpy
+from ..base import ParamError
+from .base import METRICS, EvalMetric, register, to_numpy
+
+
+def create(metric, **kwargs) -> "EvalMetric":
+    """A metric from a name (``"acc"``, ``"ce"``, ``"top_k_accuracy"``, ...), an instance, a
+    function ``f(label, pred) -> float`` (averaged over batches), or a list of these (a
+    ``CompositeEvalMetric``)."""
+    if isinstance(metric, EvalMetric):
+        return metric
+    if isinstance(metric, (list, tuple)):
+        return CompositeEvalMetric([create(m, **kwargs) for m in metric])
+    if callable(metric):
+        return CustomMetric(metric, **kwargs)
+    if isinstance(metric, str) and metric.lower() in METRICS:
+        return METRICS[metric.lower()](**kwargs)
+    raise ParamError(f"metric: unknown metric {metric!r}; known names: {', '.join(sorted(METRICS))}")
 
 
 class CustomMetric(EvalMetric):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..base import ParamError
-from .base import EvalMetric, _class_labels, register
+from .base import EvalMetric, class_labels, register
 
 
 @register("ce", "cross-entropy", "cross_entropy")
@@ -20,7 +20,7 @@ class CrossEntropy(EvalMetric):
 
     def _update_one(self, label, pred):
         pred = pred.reshape(pred.shape[0], -1)
-        label = _class_labels(self.name, label, pred.shape[0])
+        label = class_labels(self.name, label, pred.shape[0])
         if label.size and (label.min() < 0 or label.max() >= pred.shape[1]):
             raise ParamError(f"{self.name}: labels must be in [0, {pred.shape[1]}), got [{label.min()}, "
                              f"{label.max()}]")
@@ -52,7 +52,7 @@ class Perplexity(EvalMetric):
     def _update_one(self, label, pred):
         classes = pred.shape[self.axis]
         probs = np.moveaxis(pred, self.axis, -1).reshape(-1, classes).astype(np.float64)
-        label = _class_labels(self.name, label, probs.shape[0])
+        label = class_labels(self.name, label, probs.shape[0])
         keep = label != self.ignore_label if self.ignore_label is not None else np.ones(label.shape, bool)
         if keep.any() and (label[keep].min() < 0 or label[keep].max() >= classes):
             raise ParamError(f"{self.name}: labels must be in [0, {classes}), got [{label[keep].min()}, "

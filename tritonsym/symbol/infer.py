@@ -137,10 +137,10 @@ def infer_shape(symbol: Symbol, args: Sequence, kwargs: dict, partial: bool):
     return arg, out, aux
 
 
-def infer_type(symbol: Symbol, args: Sequence, kwargs: dict):
+def infer_type(symbol: Symbol, args: Sequence, kwargs: dict, partial: bool = False):
     given = _given(symbol, args, kwargs, "infer_type", to_dtype)
     values, nodes = propagate(symbol, given, "type")
     arg, out, aux = _results(symbol, values, nodes)
-    if any(v is None for v in arg + out + aux):
+    if not partial and any(v is None for v in arg + out + aux):
         return None, None, None
     return arg, out, aux

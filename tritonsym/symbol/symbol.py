@@ -259,6 +259,10 @@ class Symbol:
         (torch, numpy or names like "float64"); ``(None, None, None)`` if incomplete."""
         return infer.infer_type(self, args, kwargs)
 
+    def infer_type_partial(self, *args, **kwargs):
+        """Like ``infer_type`` but returns what is known, with None for unknown dtypes."""
+        return infer.infer_type(self, args, kwargs, partial=True)
+
     def tojson(self) -> str:
         """The symbol as JSON (format documented in ``tritonsym.symbol.json_format``)."""
         return json_format.to_json(self)
