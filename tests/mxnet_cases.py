@@ -1062,3 +1062,26 @@ for _method, _kwargs in _FLUENT.items():
             outs, grads = api.run(net, {"x": x}, head_grads=[data.normal("head", (3, 4))])  # every one keeps (3, 4)
             return {"out0": outs[0], "grad_x": grads["x"], "name": net.name}
     _fluent_case()
+
+
+# ------------------------------------------------------------------------ nd
+
+
+@case("nd", "constructors-values-and-dtypes")
+def _nd_constructors(api, data):
+    """mx.nd's constructors (tritonsym's return torch tensors): values and dtypes."""
+    made = {"array_list": api.nd.array([1, 2, 3]), "array_int64_numpy": api.nd.array(np.arange(3)),
+            "array_float64_numpy": api.nd.array(np.arange(3.0)),
+            "array_given_dtype": api.nd.array([1.5], dtype="float64"),
+            "array_of_array": api.nd.array(api.nd.array([1, 2], dtype="int32")), "zeros": api.nd.zeros((2, 3)),
+            "ones": api.nd.ones((2,), dtype="float16"), "full": api.nd.full((2, 2), 7), "arange": api.nd.arange(4),
+            "arange_repeat": api.nd.arange(1, 3, 0.5, repeat=2), "arange_float64": api.nd.arange(2, 5, dtype="float64"),
+            "concat": api.nd.concat(api.nd.ones((2, 1)), api.nd.zeros((2, 2))),
+            "empty_shape": api.nd.empty((3, 1))}
+    out = {}
+    for name, value in made.items():
+        out[f"{name}_dtype"] = api.dtype_name(value.dtype)
+        out[f"{name}_shape"] = list(value.shape)
+        if name != "empty_shape":
+            out[name] = api.nd.asnumpy(value) if hasattr(api.nd, "asnumpy") else value.asnumpy()
+    return out

@@ -58,6 +58,16 @@ class _Reader:
 
 def read_params(path: str) -> dict[str, torch.Tensor]:
     """Every array of an MXNet ``.params`` file by name (``arg:fc1_weight``, ...), as CPU tensors."""
+    arrays, names = read_arrays(path)
+    if not names:
+        raise FormatError(f"{path}: its arrays have no names (a list saved without them); a checkpoint names "
+                          "each one arg:<name> or aux:<name>")
+    return dict(zip(names, arrays))
+
+
+def read_arrays(path: str) -> tuple[list[torch.Tensor], list[str]]:
+    """The arrays of an MXNet NDArray-list file (``mx.nd.save``) and their names (none for a
+    list saved without them), as CPU tensors."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -77,10 +87,7 @@ def read_params(path: str) -> dict[str, torch.Tensor]:
              for _ in range(names_count)]
     if r.at != len(data):
         raise FormatError(f"{path}: {len(data) - r.at} bytes after the last name; not an MXNet .params file")
-    if not names:
-        raise FormatError(f"{path}: its arrays have no names (a list saved without them); a checkpoint names "
-                          "each one arg:<name> or aux:<name>")
-    return dict(zip(names, arrays))
+    return arrays, names
 
 
 def _bounded(r: _Reader, count: int, least_bytes: int, what: str) -> int:
@@ -117,18 +124,19 @@ def _read_array(r: _Reader, index: int) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape).copy())
 
 
-def write_params(path: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Write arrays by name as MXNet's ``mx.nd.save`` does (atomically)."""
+def write_params(path: str, tensors: "dict[str, torch.Tensor] | list[torch.Tensor]") -> None:
+    """Write arrays by name (or a list without names) as MXNet's ``mx.nd.save`` does (atomically)."""
+    named = isinstance(tensors, dict)
     parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(tensors))]
-    for name, tensor in tensors.items():
+    for name, tensor in (tensors.items() if named else enumerate(tensors)):
         array = np.ascontiguousarray(tensor.detach().cpu().numpy())
         if array.dtype not in FLAGS:
             raise FormatError(f"{path}: {name} has dtype {array.dtype}, which MXNet's .params cannot hold")
         parts.append(struct.pack(f"<Iii{array.ndim}q", ARRAY_MAGICS[0], 0, array.ndim, *array.shape))
         parts.append(struct.pack("<iii", 1, 0, FLAGS[array.dtype]) + array.astype(array.dtype.newbyteorder("<"))
                      .tobytes())
-    parts.append(struct.pack("<Q", len(tensors)))
-    for name in tensors:
+    parts.append(struct.pack("<Q", len(tensors) if named else 0))
+    for name in tensors if named else ():
         encoded = name.encode("utf-8")
         parts.append(struct.pack("<Q", len(encoded)) + encoded)
     atomic_write(path, b"".join(parts))
