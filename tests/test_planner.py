@@ -286,6 +286,10 @@ def test_debug_str_prints_the_plan():
     assert f"{m.planned_bytes} bytes planned, {m.naive_bytes} naive, lower bound {m.lower_bound_bytes}" in text
     assert "softmax_output" in text and "in place over fc2_output" in text and "shares with" in text
     assert str(m) in text.replace("\n  ", "\n")
+    assert text.endswith("\nTotal 0 MB allocated\n")  # MXNet's closing line: whole MiB, rounded down
+    big = mlp([512, 512, 3]).simple_bind(ts.cpu(), data=(1024, 512))
+    nbytes = big.debug_str().split("workspace ")[1].split(" bytes")[0]
+    assert big.debug_str().endswith(f"\nTotal {int(nbytes) >> 20} MB allocated\n") and int(nbytes) >> 20 > 0
 
 
 def test_reshape_plans_again():

@@ -450,6 +450,8 @@ class Executor:
             lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
                          f"{v.nbytes:>10} B  {where}")
         lines += ["  " + line for line in str(self.memory).splitlines()]
+        # MXNet's closing line (whole MiB, rounded down as MXNet's): the whole workspace here.
+        lines.append(f"Total {ws.nbytes >> 20} MB allocated")
         return "\n".join(lines) + "\n"
 
 
