@@ -1085,3 +1085,52 @@ def _nd_constructors(api, data):
         if name != "empty_shape":
             out[name] = api.nd.asnumpy(value) if hasattr(api.nd, "asnumpy") else value.asnumpy()
     return out
+
+
+@case("module", "bucketing-fit-shared-recurrent-weights")
+def _bucketing_fit(api, data):
+    """BucketingModule.fit over batches of three buckets (an unrolled layer of shared weights,
+    its depth the bucket key; each bucket its own batch size): the parameters after it."""
+    def sym_gen(depth):
+        h = api.sym.Activation(api.sym.FullyConnected(api.sym.Variable("data"), num_hidden=4, name="in"),
+                               act_type="tanh")
+        w, b = api.sym.Variable("rec_weight"), api.sym.Variable("rec_bias")
+        for t in range(depth):
+            h = api.sym.Activation(api.sym.FullyConnected(h, weight=w, bias=b, num_hidden=4, name=f"rec{t}"),
+                                   act_type="tanh")
+        net = api.sym.SoftmaxOutput(api.sym.FullyConnected(h, num_hidden=3, name="out"), name="softmax")
+        return net, ("data",), ("softmax_label",)
+
+    def batch(depth, n, k):
+        x, y = data.normal(f"x{k}", (n, 5)), data.classes(f"y{k}", (n,), (0, 3))
+        return api.io.DataBatch([api.array(x)], [api.array(y)], bucket_key=depth,
+                                provide_data=[api.io.DataDesc("data", (n, 5))],
+                                provide_label=[api.io.DataDesc("softmax_label", (n,))])
+
+    batches = [batch(1, 4, 0), batch(3, 5, 1), batch(2, 6, 2), batch(1, 4, 3)]
+
+    class Batches(api.io.DataIter):
+        def __init__(self):
+            super().__init__()
+            self.position = 0
+            self.batch_size = 5
+
+        provide_data = property(lambda self: batches[1].provide_data)
+        provide_label = property(lambda self: batches[1].provide_label)
+
+        def reset(self):
+            self.position = 0
+
+        def next(self):
+            if self.position == len(batches):
+                raise StopIteration
+            self.position += 1
+            return batches[self.position - 1]
+
+    shapes = dict(zip(sym_gen(3)[0].list_arguments(), sym_gen(3)[0].infer_shape(data=(5, 5))[0]))
+    start = {n: api.array(data.normal(n, s)) for n, s in shapes.items() if n not in ("data", "softmax_label")}
+    mod = api.mod.BucketingModule(sym_gen, default_bucket_key=3)
+    mod.fit(Batches(), num_epoch=2, optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9},
+            arg_params=start)
+    final, _ = mod.get_params()
+    return {f"param_{k}": api.numpy(v) for k, v in final.items()}

@@ -26,7 +26,8 @@ from .prepare import grad_reqs, prepare, shape_of
 
 
 def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shapes=None, mirror=False,
-                memory_plan="auto", check_finite=None, cuda_graph=False) -> Executor:
+                memory_plan="auto", check_finite=None, cuda_graph=False, shared_arg_names=None,
+                shared_exec: Executor | None = None) -> Executor:
     """Bind with every array allocated in the static workspace (uninitialised arguments:
     fill them through ``forward(name=...)``, ``arg_dict`` or ``copy_params_from``).
 
@@ -39,19 +40,40 @@ def simple_bind(symbol: Symbol, ctx=None, grad_req="write", type_dict=None, shap
     before forward and every value each step writes, and names the first NaN or inf.
     ``cuda_graph=True`` (GPU only) records forward, backward and the optimizer update
     as CUDA graphs on their second call and replays them after that (``graphs.py``).
+    ``shared_exec`` / ``shared_arg_names`` (MXNet's): use that executor's arrays for those
+    arguments (all arguments of the same name by default), their gradients, the auxiliary
+    states and the loss scale (``simple_bind_with``).
     """
     return simple_bind_with(symbol, ctx, BindOptions.make(mirror, memory_plan, check_finite, cuda_graph), grad_req,
-                            type_dict, shapes)
+                            type_dict, shapes, shared_exec, shared_arg_names)
 
 
 def simple_bind_with(symbol: Symbol, ctx, options: BindOptions, grad_req="write", type_dict=None,
-                     shapes=None) -> Executor:
-    """``simple_bind`` with its options already made (``Module`` makes them once)."""
+                     shapes=None, shared_exec: Executor | None = None, shared_arg_names=None) -> Executor:
+    """``simple_bind`` with its options already made (``Module`` makes them once).
+
+    With ``shared_exec``, the arguments ``shared_arg_names`` (their gradients too) and every
+    auxiliary state are ``shared_exec``'s arrays, not new ones, and so is the loss scale:
+    another symbol over the same parameters (a bucket of ``BucketingModule``) trains them
+    with the same optimizer. Each must have the same shape and dtype there."""
     shapes = {k: shape_of(k, v) for k, v in (shapes or {}).items()}
     dtypes = {k: to_dtype(v) for k, v in (type_dict or {}).items()}
+    if shared_exec is not None:  # a shared argument's shape and dtype need not be given again
+        for name in shared_arg_names if shared_arg_names is not None else ():
+            if name in symbol.list_arguments() and name in shared_exec.arg_dict:
+                shapes.setdefault(name, tuple(shared_exec.arg_dict[name].shape))
+                dtypes.setdefault(name, shared_exec.arg_dict[name].dtype)
     ctx, program, plan = prepare(symbol, ctx, shapes, dtypes, grad_req, options)
-    workspace = allocate(program, plan, {}, ctx.torch_device)
-    return Executor(symbol, ctx, program, workspace, unset=set(program.arg_names), options=options)
+    unset = set(program.arg_names)
+    provided, loss_scale = {}, None
+    if shared_exec is not None:
+        names = [n for n in (shared_arg_names if shared_arg_names is not None else program.arg_names)
+                 if n in program.args]
+        provided = shared_exec.shared_arrays(program, names, [n for n in program.aux_names])
+        unset -= {n for n in names if n not in shared_exec._unset}
+        loss_scale = shared_exec.loss_scale
+    workspace = allocate(program, plan, provided, ctx.torch_device)
+    return Executor(symbol, ctx, program, workspace, unset=unset, options=options, loss_scale=loss_scale)
 
 
 def bind(symbol: Symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False,

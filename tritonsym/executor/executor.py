@@ -415,11 +415,8 @@ class Executor:
                                 f"{tuple(new)}; give its new shape too, or pass partial_shaping=True")
         dtypes = {n: v.dtype for n, v in program.args.items()}
         ctx, new_program, plan = prepare(self.symbol, self._ctx, final, dtypes, program.grad_req, self._options)
-        provided = {}
-        for name in kept:  # unchanged arguments and their gradients are shared, not copied
-            provided[id(new_program.args[name])] = program.args[name].tensor
-            if name in new_program.arg_grads:
-                provided[id(new_program.arg_grads[name])] = program.arg_grads[name].tensor
+        # unchanged arguments, their gradients and the auxiliary states are shared, not copied
+        provided = self.shared_arrays(new_program, kept, new_program.aux_names)
         workspace = allocate(new_program, plan, provided, ctx.torch_device)
         unset = {n for n in new_program.arg_names if n not in kept or n in self._unset}
         for name in sorted(unset - self._unset):
@@ -431,6 +428,31 @@ class Executor:
                 unset.discard(name)
         return Executor(self.symbol, ctx, new_program, workspace, unset, options=self._options,
                         loss_scale=self.loss_scale)
+
+    def shared_arrays(self, program: Program, arg_names, aux_names=()) -> dict[int, torch.Tensor]:
+        """This executor's arrays for another ``program``'s arguments ``arg_names`` (with their
+        gradients) and auxiliary states ``aux_names``, as ``allocate`` takes them (by the other
+        program's value): what ``reshape`` and ``simple_bind(shared_exec=...)`` share. Each
+        must have this executor's shape and dtype, and a gradient there must have one here."""
+        mine = self._program
+        provided = {}
+        for kind, names, theirs, ours in (("argument", arg_names, program.args, mine.args),
+                                          ("auxiliary state", aux_names, program.aux, mine.aux)):
+            for name in names:
+                if name not in ours:
+                    raise BindError(f"shared_exec: {kind} {name!r} is not one of the shared executor's (its "
+                                    f"{kind}s: {', '.join(ours) or 'none'})")
+                if (theirs[name].shape, theirs[name].dtype) != (ours[name].shape, ours[name].dtype):
+                    raise BindError(f"shared_exec: {kind} {name!r} is {theirs[name].shape} "
+                                    f"{dtype_name(theirs[name].dtype)} here but {ours[name].shape} "
+                                    f"{dtype_name(ours[name].dtype)} in the shared executor")
+                provided[id(theirs[name])] = ours[name].tensor
+                if kind == "argument" and name in program.arg_grads:
+                    if name not in mine.arg_grads:
+                        raise BindError(f"shared_exec: argument {name!r} takes a gradient here but not in the shared "
+                                        "executor, which would have to keep it")
+                    provided[id(program.arg_grads[name])] = mine.arg_grads[name].tensor
+        return provided
 
     def debug_str(self) -> str:
         """The bound program: each step with its launches, each argument and gradient with

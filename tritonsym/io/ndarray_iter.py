@@ -36,6 +36,7 @@ class DataBatch:
     index: np.ndarray | None = None
     provide_data: list[DataDesc] | None = None
     provide_label: list[DataDesc] | None = None
+    bucket_key: object = None  # which bucket of a BucketingModule the batch is for (None: the default)
 
     def __str__(self) -> str:
         """MXNet's summary: the shapes, not the values."""

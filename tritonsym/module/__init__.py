@@ -1,5 +1,6 @@
-"""The training API: ``Module`` (MXNet's ``mx.mod``)."""
+"""The training API: ``Module`` and ``BucketingModule`` (MXNet's ``mx.mod``)."""
 
+from .bucketing import BucketingModule
 from .module import Module
 
-__all__ = ["Module"]
+__all__ = ["BucketingModule", "Module"]

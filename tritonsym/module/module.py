@@ -171,10 +171,13 @@ class Module(TrainingLoops):
     # ------------------------------------------------------------------------ bind
 
     def bind(self, data_shapes, label_shapes=None, for_training: bool = True, inputs_need_grad: bool = False,
-             force_rebind: bool = False, grad_req: str = "write") -> None:
+             force_rebind: bool = False, shared_module: "Module | None" = None, grad_req: str = "write") -> None:
         """Bind the symbol for these input shapes (``DataDesc``s, ``(name, shape)`` pairs or
         an iterator's ``provide_data`` / ``provide_label``). Parameters get their gradient
-        per ``grad_req`` (``"null"`` for ``fixed_param_names`` and when not ``for_training``)."""
+        per ``grad_req`` (``"null"`` for ``fixed_param_names`` and when not ``for_training``).
+        With ``shared_module`` (bound, on one context) the parameters, their gradients and the
+        auxiliary states are that module's arrays, and its optimizer is borrowed once it has
+        one: what ``BucketingModule`` binds each bucket with."""
         if self._exec is not None and not force_rebind:
             self.logger.warning("Module.bind: already bound; ignoring (pass force_rebind=True to bind again)")
             return
@@ -201,7 +204,9 @@ class Module(TrainingLoops):
         shapes = {d.name: tuple(d.shape) for d in data + label}
         types = {d.name: d.dtype for d in data + label}
         per_context = self._per_context("Module.bind", shapes)
-        self._exec = simple_bind_with(self._symbol, self._context, self._bind_options, reqs, types, per_context[0])
+        shared_exec = self._check_shared(shared_module)
+        self._exec = simple_bind_with(self._symbol, self._context, self._bind_options, reqs, types, per_context[0],
+                                      shared_exec, self._param_names if shared_exec is not None else None)
         self._execs = {self._shape_key(per_context[0]): self._exec}
         self._replicas = None
         if len(self._contexts) > 1:
@@ -216,6 +221,11 @@ class Module(TrainingLoops):
         self._data_shapes, self._label_shapes = data, label
         self._updater = None  # an optimizer (and a gradient sync) is bound to the arrays it updates
         self._sync = None
+        if shared_module is not None:
+            self.params_initialized = shared_module.params_initialized
+            if shared_module.optimizer_initialized:
+                self.borrow_optimizer(shared_module)
+            return
         if saved is not None:
             self.set_params(*saved)
         elif self._preloaded is not None:
@@ -225,6 +235,30 @@ class Module(TrainingLoops):
                 self._set_checked(args, aux, what=source)
             else:
                 self.init_params(None, args, aux, force_init=True)
+
+    def _check_shared(self, shared_module) -> object:
+        """The executor whose parameters a bind shares (``shared_module``'s), checked."""
+        if shared_module is None:
+            return None
+        if not isinstance(shared_module, Module) or not shared_module.binded:
+            raise BindError(f"Module.bind: shared_module must be a bound Module, got {shared_module!r}")
+        if len(self._contexts) > 1 or len(shared_module._contexts) > 1 or shared_module._context != self._context:
+            raise BindError(f"Module.bind: shared_module on {shared_module._contexts} and this module on "
+                            f"{self._contexts}: sharing parameters needs both on the same single context")
+        missing = [n for n in self._param_names if n not in shared_module._param_names]
+        if missing:
+            raise BindError(f"Module.bind: the parameters {missing} are not in shared_module (its parameters: "
+                            f"{', '.join(shared_module._param_names)}); a shared module must hold every parameter "
+                            "(BucketingModule: the default bucket must be the largest network)")
+        return shared_module._exec
+
+    def borrow_optimizer(self, shared_module: "Module") -> None:
+        """Use ``shared_module``'s optimizer, updater and gradient sync (its parameters are this
+        module's: ``bind(shared_module=...)``), as MXNet's."""
+        if shared_module._updater is None:
+            raise BindError("Module.borrow_optimizer: the shared module has no optimizer yet (init_optimizer first)")
+        self._optimizer, self._updater, self._sync = shared_module._optimizer, shared_module._updater, \
+            shared_module._sync
 
     def _shape_key(self, shapes: dict) -> tuple:
         return tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
@@ -576,16 +610,22 @@ class Module(TrainingLoops):
     def load(prefix: str, epoch: int, load_optimizer_states: bool = False, **kwargs) -> "Module":
         """A module from a checkpoint; its parameters are set (and checked for names, shapes
         and dtypes) at ``bind``, the optimizer states at ``init_optimizer``."""
-        sym, args, aux = model.load_checkpoint(prefix, epoch)
+        sym, _, _ = model.load_checkpoint(prefix, epoch)
         mod = Module(sym, **kwargs)
-        missing = [n for n in mod._param_names if n not in args]
+        mod.preload_checkpoint(prefix, epoch, load_optimizer_states)
+        return mod
+
+    def preload_checkpoint(self, prefix: str, epoch: int, load_optimizer_states: bool = False) -> None:
+        """Take this (unbound) module's parameters from a checkpoint when it binds, and its
+        optimizer states when ``init_optimizer`` runs (``Module.load``, ``BucketingModule.load``)."""
+        _, args, aux = model.load_checkpoint(prefix, epoch)
+        missing = [n for n in self._param_names if n not in args]
         if missing:
             raise ParamError(f"Module.load: {model.params_path(prefix, epoch)} lacks the parameters {missing}")
-        mod._preloaded = (args, aux, f"checkpoint {model.params_path(prefix, epoch)}")
+        self._preloaded = (args, aux, f"checkpoint {model.params_path(prefix, epoch)}")
         if load_optimizer_states:
-            mod._preloaded_states = model.states_path(prefix, epoch)
-            mod._states_paired_with = model.params_path(prefix, epoch)
-        return mod
+            self._preloaded_states = model.states_path(prefix, epoch)
+            self._states_paired_with = model.params_path(prefix, epoch)
 
     def save_optimizer_states(self, fname: str) -> None:
         self._save_states(fname, {})

@@ -274,15 +274,17 @@ class Symbol:
     # --------------------------------------------------------------------- binding
 
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, mirror=False, memory_plan="auto",
-                    check_finite=None, cuda_graph=False, **shapes):
+                    check_finite=None, cuda_graph=False, shared_arg_names=None, shared_exec=None, **shapes):
         """Bind with arrays allocated in the static workspace; see ``tritonsym.executor``.
         ``mirror=True`` recomputes cheap activations in backward instead of keeping them;
         ``memory_plan``: "auto" | "greedy" | "breadth" | "mxnet" | "none"; ``check_finite=True``
         (or ``TRITONSYM_CHECK_FINITE=1``) names the first operator that writes NaN or inf;
-        ``cuda_graph=True`` (GPU) replays forward, backward and the update as CUDA graphs."""
+        ``cuda_graph=True`` (GPU) replays forward, backward and the update as CUDA graphs;
+        ``shared_exec`` (with ``shared_arg_names``) shares that executor's parameter arrays."""
         return _binder("simple_bind").simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict, shapes=shapes,
                                                   mirror=mirror, memory_plan=memory_plan, check_finite=check_finite,
-                                                  cuda_graph=cuda_graph)
+                                                  cuda_graph=cuda_graph, shared_arg_names=shared_arg_names,
+                                                  shared_exec=shared_exec)
 
     def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, mirror=False, memory_plan="auto",
              check_finite=None, cuda_graph=False):
