@@ -1134,3 +1134,138 @@ def _bucketing_fit(api, data):
             arg_params=start)
     final, _ = mod.get_params()
     return {f"param_{k}": api.numpy(v) for k, v in final.items()}
+
+
+# ------------------------------------------- initializer values, predict, kvstore, executor orders
+
+
+def _initialized(api, initializer, weight_init=None, shape=(64, 100)):
+    data = api.sym.Variable("data")
+    weight = api.sym.Variable("fc_weight", init=weight_init) if weight_init is not None else None
+    net = api.sym.FullyConnected(data, weight=weight, num_hidden=shape[0], name="fc")
+    mod = api.mod.Module(net, ("data",), None)
+    mod.bind([("data", (2, shape[1]))], None, for_training=False)
+    mod.init_params(initializer)
+    args, _ = mod.get_params()
+    return api.numpy(args["fc_weight"]), api.numpy(args["fc_bias"])
+
+
+def _within(values, bound):
+    """Drawn from all of [-bound, bound]: inside it, and reaching past 90% of it."""
+    top = float(np.abs(values).max())
+    return {"within": top <= bound * (1 + 1e-6), "spread": top > 0.9 * bound}
+
+
+for _name, _make, _bound in (("Uniform-0.3", lambda api: api.init.Uniform(0.3), 0.3),
+                             ("Xavier-default", lambda api: api.init.Xavier(), np.sqrt(3 / ((100 + 64) / 2))),
+                             ("Xavier-in-magnitude2", lambda api: api.init.Xavier(factor_type="in", magnitude=2.0),
+                              np.sqrt(2 / 100))):
+    def _bounded_initializer_case(name=_name, make=_make, bound=_bound):
+        @case("initializer", f"module-{name}")
+        def run(api, data):
+            """A random initializer's draws lie in its bound and fill it; a bias starts at 0."""
+            weight, bias = _initialized(api, make(api))
+            return {**_within(weight, bound), "bias": bias}
+    _bounded_initializer_case()
+
+
+for _name, _make in (("One", lambda api: api.init.One()), ("Zero", lambda api: api.init.Zero()),
+                     ("Constant-2.5", lambda api: api.init.Constant(2.5))):
+    def _constant_initializer_case(name=_name, make=_make):
+        @case("initializer", f"module-{name}")
+        def run(api, data):
+            weight, bias = _initialized(api, make(api), shape=(3, 4))
+            return {"weight": weight, "bias": bias}
+    _constant_initializer_case()
+
+
+@case("initializer", "variable-init-attribute-wins")
+def _init_attribute(api, data):
+    weight, bias = _initialized(api, api.init.Uniform(0.3), weight_init=api.init.Constant(2.0), shape=(3, 4))
+    return {"weight": weight, "bias": bias}
+
+
+@case("module", "predict-padded-batches")
+def _predict(api, data):
+    """predict over 12 samples in batches of 5 (the last padded): merged without the padding,
+    per batch with merge_batches=False."""
+    net = api.sym.SoftmaxOutput(api.sym.FullyConnected(api.sym.Variable("data"), name="fc", num_hidden=3),
+                                name="softmax")
+    mod = api.mod.Module(net)
+    mod.bind([("data", (5, 4))], [("softmax_label", (5,))], for_training=False)
+    mod.init_params(arg_params={"fc_weight": api.array(data.normal("w", (3, 4))),
+                                "fc_bias": api.array(data.normal("b", (3,)))})
+    x = data.normal("x", (12, 4))
+    merged = mod.predict(api.io.NDArrayIter(x, batch_size=5, last_batch_handle="pad"))
+    per_batch = mod.predict(api.io.NDArrayIter(x, batch_size=5, last_batch_handle="pad"), merge_batches=False)
+    return {"merged": api.numpy(merged), "per_batch_shapes": [[list(o.shape) for o in outs] for outs in per_batch]}
+
+
+@case("kvstore", "local-init-push-pull")
+def _kvstore_local(api, data):
+    """The local store: push sums a list, pull copies into each output, pushpull, string keys."""
+    kv = api.kv.create("local")
+    kv.init(3, api.array(np.zeros((2, 3), np.float32)))
+    kv.push(3, [api.array(data.normal(f"g{i}", (2, 3))) for i in range(3)])
+    out = [api.array(np.zeros((2, 3), np.float32)) for _ in range(2)]
+    kv.pull(3, out=out)
+    named = api.kv.create("local")  # a store's keys are all integers or all strings
+    named.init(["a", "b"], [api.array(np.ones((2,), np.float32)), api.array(np.full((2,), 2.0, np.float32))])
+    named.push(["a", "b"], [api.array(np.full((2,), 5.0, np.float32)), api.array(np.full((2,), 7.0, np.float32))])
+    ab = [api.array(np.zeros((2,), np.float32)), api.array(np.zeros((2,), np.float32))]
+    named.pull(["a", "b"], out=ab)
+    value = api.array(np.full((2,), 4.0, np.float32))
+    named.pushpull("a", value)
+    return {"pulled0": api.numpy(out[0]), "pulled1": api.numpy(out[1]), "a": api.numpy(ab[0]), "b": api.numpy(ab[1]),
+            "pushpulled": api.numpy(value), "type": kv.type, "rank": kv.rank, "num_workers": kv.num_workers}
+
+
+@case("kvstore", "mixed-key-types")
+def _kvstore_mixed(api, data):
+    kv = api.kv.create("local")
+    kv.init(3, api.array(np.zeros((2,), np.float32)))
+    kv.init("a", api.array(np.zeros((2,), np.float32)))
+    return {}
+
+
+@case("kvstore", "pull-of-a-key-never-initialized")
+def _kvstore_unknown(api, data):
+    kv = api.kv.create("local")
+    out = api.array(np.zeros((2,), np.float32))
+    kv.pull(9, out=out)
+    return {"out": api.numpy(out)}
+
+
+def _order_net(api):
+    return api.sym.Activation(api.sym.FullyConnected(api.sym.Variable("x"), num_hidden=3, name="fc"),
+                              act_type="tanh", name="t")
+
+
+@case("executor", "backward-uses-the-last-training-forward")
+def _order_last_forward(api, data):
+    """Two training forwards with different inputs, then backward: the gradient is the second's."""
+    exe = api.bind(_order_net(api), {"x": (4, 5)})
+    for name, shape in (("fc_weight", (3, 5)), ("fc_bias", (3,))):
+        api.set(exe, name, data.normal(name, shape))
+    api.set(exe, "x", data.normal("x1", (4, 5)))
+    api.forward(exe, is_train=True)
+    api.set(exe, "x", data.normal("x2", (4, 5)))
+    outs = api.forward(exe, is_train=True)
+    api.backward(exe, [data.normal("head", (4, 3))])
+    return {"out0": outs[0], **{f"grad_{k}": v for k, v in api.grads(exe).items()}}
+
+
+@case("executor", "backward-twice-after-one-forward")
+def _order_backward_twice(api, data):
+    """backward twice after one training forward (grad_req write): the same gradients."""
+    exe = api.bind(_order_net(api), {"x": (4, 5)})
+    for name, shape in (("x", (4, 5)), ("fc_weight", (3, 5)), ("fc_bias", (3,))):
+        api.set(exe, name, data.normal(name, shape))
+    api.forward(exe, is_train=True)
+    head = data.normal("head", (4, 3))
+    api.backward(exe, [head])
+    first = api.grads(exe)
+    api.backward(exe, [head])
+    second = api.grads(exe)
+    return {"same": all(np.array_equal(first[k], second[k]) for k in first),
+            **{f"grad_{k}": v for k, v in second.items()}}

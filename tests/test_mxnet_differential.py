@@ -27,7 +27,7 @@ DOCS = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "mxnet.md").read_
 
 class TritonsymAdapter(harness.Adapter):
     sym, lr_scheduler, metric, io, init = ts.sym, ts.lr_scheduler, ts.metric, ts.io, ts.init
-    mod, optimizer, cpu, AttrScope, nd = ts.mod, ts.optimizer, staticmethod(ts.cpu), ts.AttrScope, ts.nd
+    mod, optimizer, cpu, AttrScope, nd, kv = ts.mod, ts.optimizer, staticmethod(ts.cpu), ts.AttrScope, ts.nd, ts.kv
 
     def array(self, value):
         return torch.as_tensor(value)

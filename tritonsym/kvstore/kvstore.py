@@ -71,8 +71,17 @@ class KVStore:
         """Replace ``tensor`` by its sum over the workers."""
 
     def init(self, key, value) -> None:
-        """Store the first value of each key (with ``dist_sync``, rank 0's value, on every worker)."""
+        """Store the first value of each key (with ``dist_sync``, rank 0's value, on every worker).
+        A store's keys are all integers or all strings, as MXNet's."""
         for k, v in _pairs("init", key, value):
+            if not isinstance(k, (int, str)) or isinstance(k, bool):
+                raise KVStoreError(f"kvstore.init: key {k!r} must be an int or a str")
+            kinds = {type(existing) for existing in self._store}
+            if kinds and type(k) not in kinds:
+                kind = "a str" if isinstance(k, str) else "an int"
+                theirs = "strs" if str in kinds else "ints"
+                raise KVStoreError(f"kvstore.init: key {k!r} is {kind}, but this store's keys are {theirs}; one store "
+                                   "does not mix key types (as MXNet's)")
             if k in self._store:
                 raise KVStoreError(f"kvstore.init: key {k!r} is already initialized")
             stored = _tensors("init", k, v)[0].detach().clone()
