@@ -86,14 +86,18 @@ def test_workers_with_different_networks_are_told_so(tmp_path):
 def test_local_store_surface():
     kv = ts.kv.create("local")
     assert (kv.rank, kv.num_workers, kv.type) == (0, 1, "local")
-    kv.init([3, "b"], [torch.zeros(2), torch.ones(4)])
+    kv.init([3, 4], [torch.zeros(2), torch.ones(4)])
     kv.push(3, [torch.ones(2), torch.full((2,), 2.0)])
     out = torch.empty(2)
     kv.pull(3, out=out)
     assert out.tolist() == [3.0, 3.0]
+    named = ts.kv.create("local")
+    named.init("b", torch.ones(4))
     value = torch.full((4,), 5.0)
-    kv.pushpull("b", value)
+    named.pushpull("b", value)
     assert value.tolist() == [5.0] * 4
+    with pytest.raises(KVStoreError, match="key 'x' is a str, but this store's keys are ints; one store does not mix"):
+        kv.init("x", torch.zeros(1))
     kv.barrier()
     with pytest.raises(KVStoreError, match="key 'c' was never init"):
         kv.push("c", torch.zeros(1))
@@ -103,7 +107,7 @@ def test_local_store_surface():
         kv.push(3, [torch.zeros(2), torch.zeros(3)])
     for values in (torch.zeros(2), [torch.zeros(2)]):
         with pytest.raises(KVStoreError, match="kvstore.init: 2 keys need a list of 2 values"):
-            kv.init(["x", "y"], values)
+            kv.init([7, 8], values)
     with pytest.raises(KVStoreError, match="kvstore.init: key 3 is already initialized"):
         kv.init(3, torch.zeros(2))
     with pytest.raises(KVStoreError, match="kvstore.pull: give out="):

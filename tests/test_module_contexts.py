@@ -35,9 +35,12 @@ def _fit(contexts, batch, optimizer, params, work_load_list=None):
     return mod, history
 
 
-@pytest.mark.parametrize(("optimizer", "params"), [("sgd", {"learning_rate": 0.2, "momentum": 0.9, "wd": 0.01}),
-                                                   ("adam", {"learning_rate": 0.05, "clip_gradient": 0.5})])
-@pytest.mark.parametrize(("contexts", "batch", "loads"), [(2, 5, None), (3, 4, None), (2, 6, [1, 2])])
+SGD = ("sgd", {"learning_rate": 0.2, "momentum": 0.9, "wd": 0.01})
+ADAM = ("adam", {"learning_rate": 0.05, "clip_gradient": 0.5})
+
+
+@pytest.mark.parametrize(("optimizer", "params", "contexts", "batch", "loads"),
+                         [(*SGD, 2, 5, None), (*ADAM, 3, 4, None), (*SGD, 2, 6, [1, 2])])
 def test_fit_on_several_contexts_equals_one(optimizer, params, contexts, batch, loads):
     one, one_history = _fit(1, batch, optimizer, params)
     many, many_history = _fit(contexts, batch, optimizer, params, loads)
