@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from plan_checks import assert_no_live_overlap
@@ -173,3 +174,50 @@ def test_example_trains_a_new_triton_kernel():
     assert result.returncode == 0, result.stderr
     assert "swish0_output" in result.stdout and "float64 gradient check" in result.stdout
     assert float(result.stdout.rsplit("validation accuracy with Swish: ", 1)[1]) > 0.9
+
+
+def _scaled_pair_forward(a):
+    x, (twice, thrice) = a.inputs[0], a.outputs
+    return elementwise.plan_scalar_forward("mul", x, 2.0, twice) + elementwise.plan_scalar_forward("mul", x, 3.0,
+                                                                                                      thrice)
+
+
+def _scaled_pair_backward(a):
+    """dx = 2 g0 + 3 g1, through a scratch buffer."""
+    (g0, g1), dx, scratch = a.out_grads, a.in_grads[0], a.temps["scaled"]
+    launches = elementwise.plan_scalar_forward("mul", g0, 2.0, scratch)
+    launches += memory.plan_copy(scratch, dx, accumulate=a.accumulate[0])
+    launches += elementwise.plan_scalar_forward("mul", g1, 3.0, scratch)
+    return launches + memory.plan_copy(scratch, dx, accumulate=True)
+
+
+SCALED_PAIR = OpDef(
+    name="ScaledPair", doc="(2 x, 3 x): two outputs.", params=[], input_names=("data",),
+    infer_shape=lambda params, ins, outs: ([ins[0] or outs[0] or outs[1]], [ins[0] or outs[0] or outs[1]] * 2),
+    forward=_scaled_pair_forward, backward=_scaled_pair_backward, backward_needs=lambda params, epilogue: ((), ()),
+    num_outputs=2, output_names=lambda params: ["twice", "thrice"],
+    backward_temps=lambda params, shapes, dtypes: {"scaled": (shapes[0], dtypes[0])},
+)
+
+
+@pytest.mark.parametrize("used", [0, 1])
+def test_an_unused_output_has_a_zero_gradient(used, rng):
+    """Only one output of a two-output operator is read: the other's gradient is zero (as in
+    MXNet), a scratch buffer of the backward step that the step fills itself."""
+    register(SCALED_PAIR)
+    try:
+        pair = S.ScaledPair(S.Variable("x"), name="pair")
+        assert pair.list_outputs() == ["pair_twice", "pair_thrice"]
+        net = S.MakeLoss(pair[used] * S.Variable("w"), name="loss")
+        x, w = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+        exe = net.simple_bind(ts.cpu(), type_dict={"x": "float64", "w": "float64"}, x=(3, 4), w=(3, 4))
+        exe.forward(is_train=True, x=x, w=w)
+        exe.backward()
+        np.testing.assert_allclose(exe.grad_dict["x"].numpy(), (2.0, 3.0)[used] * w, rtol=1e-15)
+        zeroed = [v for v in exe.memory.values if v.name == f"pair_{('thrice', 'twice')[used]}_grad"]
+        assert len(zeroed) == 1 and zeroed[0].kind == "temp"
+        assert_no_live_overlap(exe)
+        ts.test_utils.check_numeric_gradient(net, {"x": x, "w": w},
+                                             losses={"loss_output": lambda values, out: out.sum()})
+    finally:
+        unregister("ScaledPair")

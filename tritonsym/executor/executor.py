@@ -179,14 +179,15 @@ class Executor:
             if step.phase == "recompute":
                 step.launches = _launches(step, "forward", step.op.forward(_forward_args(step)))
                 continue
-            step.launches = _launches(step, "backward", step.op.backward(BackwardArgs(
+            zeroing = [launch for g in step.zero_filled for launch in kernels.plan_fill(g.tensor, 0.0)]
+            step.launches = zeroing + _launches(step, "backward", step.op.backward(BackwardArgs(
                 step.params,
                 [v.tensor if v is not None else None for v in step.inputs],
                 [v.tensor if v is not None else None for v in step.outputs],
                 [g.tensor if g is not None else None for g in step.out_grads],
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
-                {k: v.tensor for k, v in step.temps.items()},
+                {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
                 step.epilogue, self._loss_scale)))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()

@@ -76,6 +76,9 @@ class Step:
     # The output the fused activation replaced (FullyConnected's own, before relu): no
     # buffer here, counted only by the naive baseline, which is the unfused graph.
     fused_away: Value | None = None
+    # Gradients of outputs nothing reads (a multi-output operator's unused outputs): step
+    # scratch (in ``temps``) that the step fills with zeros before its backward runs.
+    zero_filled: list[Value] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -296,13 +299,17 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
         wanted = [id(v) in needs_grad and names[k] not in no_grad for k, v in enumerate(s.inputs)]
         if not any(wanted):
             continue
+        zero_filled: list[Value] = []
         if s.op.needs_head_grad(s.params):
             out_grads = [grad_of.get(id(o)) for o in s.outputs]
             if all(g is None for g in out_grads):
                 continue  # nothing flows into this operator: it contributes no gradient
-            if any(g is None for g in out_grads):
-                raise BindError(f"{s.name} ({s.op.name}): only some of its outputs receive a gradient; "
-                                "multi-output operators with unused outputs are not supported yet")
+            # An output nothing reads has a zero gradient (as in MXNet): scratch of this step,
+            # zeroed by the step itself, so it costs memory only while the step runs.
+            for k, o in enumerate(s.outputs):
+                if out_grads[k] is None:
+                    out_grads[k] = Value(f"{o.name}_grad", o.shape, o.dtype, "temp")
+                    zero_filled.append(out_grads[k])
         else:
             out_grads = [None] * len(s.outputs)
         in_grads, accumulate = [], []
@@ -317,11 +324,12 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             written.add(id(v))
         need_in, need_out = s.op.backward_needs(s.params, s.epilogue)
         temps = temp_values(s, "backward")
+        temps.update({f"zero-filled {g.name}": g for g in zero_filled})
         new_values.extend(temps.values())
         steps.append(Step(s.name, s.op, "backward", s.params,
                           [v if k in need_in else None for k, v in enumerate(s.inputs)],
                           [v if k in need_out else None for k, v in enumerate(s.outputs)],
-                          s.epilogue, out_grads, in_grads, accumulate, temps))
+                          s.epilogue, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled))
 
     zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
     return steps, head_grads, zero_grads, new_values
