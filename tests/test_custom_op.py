@@ -221,3 +221,37 @@ def test_an_unused_output_has_a_zero_gradient(used, rng):
                                              losses={"loss_output": lambda values, out: out.sum()})
     finally:
         unregister("ScaledPair")
+
+
+TRAINING_DOUBLES = OpDef(
+    name="TrainingDoubles", doc="2 x when training, x in inference: a forward that depends on is_train.", params=[],
+    input_names=("data",), infer_shape=same_shape_everywhere(["data"]),
+    forward=lambda a: elementwise.plan_scalar_forward("mul", a.inputs[0], 2.0 if a.is_train else 1.0, a.outputs[0]),
+    backward=lambda a: elementwise.plan_scalar_forward("mul", a.out_grads[0], 2.0, a.in_grads[0]),
+    backward_needs=lambda params, epilogue: ((), ()),
+    forward_in_training=lambda params: True, cheap=True,
+)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_forward_that_differs_in_training(mirror, rng):
+    """forward(is_train=True) runs the training launches, forward(is_train=False) the others;
+    forward_backward trains; the forward that mirror recomputes in backward is a training one."""
+    register(TRAINING_DOUBLES)
+    try:
+        net = S.MakeLoss(S.TrainingDoubles(S.Variable("x"), name="td") * S.Variable("w"), name="loss")
+        x, w = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+        exe = net.simple_bind(ts.cpu(), type_dict={"x": "float64", "w": "float64"}, mirror=mirror, x=(3, 4),
+                              w=(3, 4))
+        assert ("td (TrainingDoubles) recompute" in exe.debug_str()) == mirror
+        np.testing.assert_allclose(exe.forward(is_train=False, x=x, w=w)[0].numpy(), x * w, rtol=1e-15)
+        np.testing.assert_allclose(exe.forward(is_train=True, x=x, w=w)[0].numpy(), 2 * x * w, rtol=1e-15)
+        exe.backward()
+        np.testing.assert_allclose(exe.grad_dict["x"].numpy(), 2 * w, rtol=1e-15)
+        np.testing.assert_allclose(exe.grad_dict["w"].numpy(), 2 * x, rtol=1e-15)
+        exe.forward(is_train=False, x=x, w=w)
+        exe.forward_backward(x=x, w=w)
+        np.testing.assert_allclose(exe.outputs[0].numpy(), 2 * x * w, rtol=1e-15)
+        np.testing.assert_allclose(exe.grad_dict["w"].numpy(), 2 * x, rtol=1e-15)
+    finally:
+        unregister("TrainingDoubles")

@@ -174,10 +174,15 @@ class Executor:
 
     def _build_launches(self) -> None:
         for step in self._program.forward_steps:
-            step.launches = _launches(step, "forward", step.op.forward(_forward_args(step)))
+            step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=False)))
+            if step.op.forward_in_training(step.params):
+                step.train_launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
+        # Forward phases run other launches when training: a captured graph for each.
+        self._train_phase = "forward:train" if any(s.train_launches is not None
+                                                   for s in self._program.forward_steps) else "forward"
         for step in self._program.backward_steps:
-            if step.phase == "recompute":
-                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step)))
+            if step.phase == "recompute":  # backward re-runs a training forward
+                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
                 continue
             zeroing = [launch for g in step.zero_filled for launch in kernels.plan_fill(g.tensor, 0.0)]
             step.launches = zeroing + _launches(step, "backward", step.op.backward(BackwardArgs(
@@ -203,7 +208,7 @@ class Executor:
         self._check_set("forward", self._forward_reads)
         if self._finite_checks is not None:
             self._finite_checks.arguments(self._forward_reads)
-        self._phases.run("forward", self._run_forward)
+        self._phases.run(self._train_phase if is_train else "forward", lambda: self._run_forward(is_train))
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
 
@@ -251,7 +256,7 @@ class Executor:
             self._finite_checks.arguments(self._forward_reads)
 
         def launch_all() -> None:
-            self._run_forward()
+            self._run_forward(is_train=True)
             self._run_backward()
             if then is not None:
                 then()
@@ -260,8 +265,8 @@ class Executor:
         self._last_forward = "used" if self._backward_consumes_forward else "training"
         return self.outputs
 
-    def _run_forward(self) -> None:
-        self._run(self._program.forward_steps)
+    def _run_forward(self, is_train: bool) -> None:
+        self._run(self._program.forward_steps, is_train=is_train)
 
     def _run_backward(self, after_step: Callable[[int], None] | None = None) -> None:
         try:
@@ -278,10 +283,10 @@ class Executor:
         for launch in self._zero_all_launches:
             launch()
 
-    def _run(self, steps: list[Step], after_step: Callable[[int], None] | None = None) -> None:
+    def _run(self, steps: list[Step], after_step: Callable[[int], None] | None = None, is_train: bool = False) -> None:
         for i, step in enumerate(steps):
             try:
-                for launch in step.launches:
+                for launch in step.launches_for(is_train):
                     launch()
             except Exception as e:
                 raise ExecutionError(f"while running {step.label}: {type(e).__name__}: {e}") from e
@@ -494,10 +499,10 @@ def _launches(step: Step, rule: str, launches) -> list[Launch]:
     return list(launches)
 
 
-def _forward_args(step: Step) -> ForwardArgs:
+def _forward_args(step: Step, is_train: bool) -> ForwardArgs:
     """What a forward (or recompute) step's rule gets: the tensors of its values."""
     return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
-                       {k: v.tensor for k, v in step.temps.items()})
+                       {k: v.tensor for k, v in step.temps.items()}, is_train)
 
 
 def _phase_name(then: Callable | None) -> str:

@@ -73,12 +73,18 @@ class Step:
     accumulate: list[bool] = field(default_factory=list)
     temps: dict[str, Value] = field(default_factory=dict)
     launches: list = field(default_factory=list)
+    # A forward's launches when training, where they differ (``OpDef.forward_in_training``:
+    # BatchNorm's batch statistics, Dropout's mask); None where they are ``launches``.
+    train_launches: list | None = None
     # The output the fused activation replaced (FullyConnected's own, before relu): no
     # buffer here, counted only by the naive baseline, which is the unfused graph.
     fused_away: Value | None = None
     # Gradients of outputs nothing reads (a multi-output operator's unused outputs): step
     # scratch (in ``temps``) that the step fills with zeros before its backward runs.
     zero_filled: list[Value] = field(default_factory=list)
+
+    def launches_for(self, is_train: bool) -> list:
+        return self.train_launches if is_train and self.train_launches is not None else self.launches
 
     @property
     def label(self) -> str:
@@ -111,7 +117,7 @@ class Program:
         spans = [(n, v.tensor.data_ptr(), v.tensor.data_ptr() + v.nbytes) for n, v in self.args.items()]
         touched = set()
         for step in steps:
-            for launch in step.launches:
+            for launch in step.launches + (step.train_launches or []):
                 for a in launch.args:
                     if isinstance(a, torch.Tensor):
                         touched.update(n for n, lo, hi in spans if lo <= a.data_ptr() < hi)

@@ -185,6 +185,8 @@ class ForwardArgs:
     outputs: list[torch.Tensor]
     epilogue: tuple[str, float] | None = None  # an activation fused after this operator
     temps: dict[str, torch.Tensor] = field(default_factory=dict)  # what forward_temps asked for
+    # The launches are for a training forward (only asked for when ``forward_in_training``).
+    is_train: bool = False
 
 
 @dataclass
@@ -259,6 +261,10 @@ class OpDef:
     # Forward costs about one read and one write per element: ``mirror`` may recompute it in
     # backward instead of keeping its output.
     cheap: bool = False
+    # The forward computes otherwise when training (``forward(is_train=True)``): its rule is
+    # asked twice at bind, with ``ForwardArgs.is_train`` False and True, and the executor runs
+    # the launches of the kind of forward called (BatchNorm's batch statistics, Dropout's mask).
+    forward_in_training: Callable[[dict], bool] = lambda params: False
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()
