@@ -255,3 +255,46 @@ def test_a_forward_that_differs_in_training(mirror, rng):
         np.testing.assert_allclose(exe.grad_dict["w"].numpy(), 2 * x, rtol=1e-15)
     finally:
         unregister("TrainingDoubles")
+
+
+def _keeps_square_forward(a):
+    """x * x; a training forward whose backward runs also keeps 2 x (the derivative)."""
+    launches = elementwise.plan_binary_forward("mul", a.inputs[0], a.inputs[0], a.outputs[0])
+    if "slope" in a.saved:
+        launches += elementwise.plan_scalar_forward("mul", a.inputs[0], 2.0, a.saved["slope"])
+    return launches
+
+
+KEEPS_SLOPE = OpDef(
+    name="KeepsSlope", doc="x * x, keeping 2 x for its backward.", params=[], input_names=("data",),
+    infer_shape=same_shape_everywhere(["data"]), forward=_keeps_square_forward,
+    backward=lambda a: elementwise.plan_binary_forward("mul", a.out_grads[0], a.saved["slope"], a.in_grads[0]),
+    backward_needs=lambda params, epilogue: ((), ()),  # neither the input nor the output: the kept slope
+    saved_for_backward=lambda params, shapes, dtypes: {"slope": (shapes[0], dtypes[0])},
+)
+
+
+def test_values_kept_from_forward_for_backward(rng):
+    """A kept value lives from the training forward to the backward step (planned, in the
+    memory report); an inference bind has none; mirror leaves it kept."""
+    register(KEEPS_SLOPE)
+    try:
+        h = S.KeepsSlope(S.FullyConnected(S.Variable("data"), num_hidden=6, name="fc1"), name="ks")
+        net = S.MakeLoss(S.FullyConnected(h, num_hidden=2, name="fc2"), name="loss")
+        location = {"data": rng.normal(size=(5, 3)), "fc1_weight": rng.normal(size=(6, 3)), "fc1_bias": np.zeros(6),
+                    "fc2_weight": rng.normal(size=(2, 6)), "fc2_bias": np.zeros(2)}
+        errors = ts.test_utils.check_numeric_gradient(net, location, losses={"loss_output": lambda v, out: out.sum()})
+        assert max(errors.values()) < 1e-6
+        for mirror in (False, True):
+            exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in location}, mirror=mirror,
+                                  **{n: v.shape for n, v in location.items()})
+            kept = [v for v in exe.memory.values if v.kind == "saved"]
+            assert [v.name for v in kept] == ["ks_slope"] and kept[0].nbytes == 5 * 6 * 8
+            assert_no_live_overlap(exe)
+        inference = net.simple_bind(ts.cpu(), grad_req="null", data=(5, 3))
+        assert not any(v.kind == "saved" for v in inference.memory.values)
+        inference.copy_params_from({n: torch.tensor(v, dtype=torch.float32) for n, v in location.items()
+                                    if n.startswith("fc")})
+        inference.forward(is_train=True, data=location["data"])  # no backward: nothing kept, nothing written
+    finally:
+        unregister("KeepsSlope")

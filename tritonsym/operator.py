@@ -32,6 +32,12 @@ What the rules receive:
 - ``forward_temps(params, in_shapes, in_dtypes)`` / ``backward_temps(...)`` ->
   ``{name: (shape, dtype)}``: scratch buffers, planned like every other value and live
   only during the step; the rule finds them in ``a.temps[name]``.
+- ``forward_in_training(params) -> bool``: the forward rule is asked twice, with
+  ``a.is_train`` False and True, and ``forward(is_train=...)`` runs the matching launches.
+- ``saved_for_backward(params, in_shapes, in_dtypes) -> {name: (shape, dtype)}``: values
+  a training forward keeps for its backward, in ``a.saved[name]`` of both rules; the
+  forward's ``a.saved`` is empty when nothing will read them (then it must not write them).
+- An output that nothing reads gets a zero gradient in ``a.out_grads``.
 """
 
 from .operators.registry import (

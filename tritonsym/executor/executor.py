@@ -175,14 +175,15 @@ class Executor:
     def _build_launches(self) -> None:
         for step in self._program.forward_steps:
             step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=False)))
-            if step.op.forward_in_training(step.params):
+            if step.op.forward_in_training(step.params) or step.saved:  # a training forward keeps them
                 step.train_launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
         # Forward phases run other launches when training: a captured graph for each.
         self._train_phase = "forward:train" if any(s.train_launches is not None
                                                    for s in self._program.forward_steps) else "forward"
         for step in self._program.backward_steps:
             if step.phase == "recompute":  # backward re-runs a training forward
-                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
+                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True,
+                                                                                         saved=False)))
                 continue
             zeroing = [launch for g in step.zero_filled for launch in kernels.plan_fill(g.tensor, 0.0)]
             step.launches = zeroing + _launches(step, "backward", step.op.backward(BackwardArgs(
@@ -193,7 +194,7 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
-                step.epilogue, self._loss_scale)))
+                step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()})))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -499,10 +500,12 @@ def _launches(step: Step, rule: str, launches) -> list[Launch]:
     return list(launches)
 
 
-def _forward_args(step: Step, is_train: bool) -> ForwardArgs:
-    """What a forward (or recompute) step's rule gets: the tensors of its values."""
+def _forward_args(step: Step, is_train: bool, saved: bool = True) -> ForwardArgs:
+    """What a forward (or recompute) step's rule gets: the tensors of its values; where to
+    keep values for backward only for a training forward (not a recompute: mirror's)."""
+    kept = {k: v.tensor for k, v in step.saved.items()} if is_train and saved else {}
     return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
-                       {k: v.tensor for k, v in step.temps.items()}, is_train)
+                       {k: v.tensor for k, v in step.temps.items()}, is_train, kept)
 
 
 def _phase_name(then: Callable | None) -> str:

@@ -43,7 +43,7 @@ from ..base import BindError
 from .program import Program, Step, Value
 
 ALIGN_BYTES = 256
-PLANNED_KINDS = ("internal", "grad", "head_grad", "temp", "recompute")
+PLANNED_KINDS = ("internal", "grad", "head_grad", "temp", "recompute", "saved")
 MEMORY_PLANS = ("auto", "greedy", "breadth", "mxnet", "none")
 # MXNet's GraphAllocator matches a freed storage to a request within this size ratio.
 MATCH_RANGE = 16
@@ -143,7 +143,8 @@ def bytes_meet(a: Block, b: Block) -> bool:
 
 def schedule(program: Program) -> list[Event]:
     """Every position of one forward + backward, with what it reads and writes first."""
-    events = [Event(step.label, step, list(step.inputs), list(step.outputs) + list(step.temps.values()))
+    events = [Event(step.label, step, list(step.inputs),
+                    list(step.outputs) + list(step.temps.values()) + list(step.saved.values()))
               for step in program.forward_steps]
     if program.backward_steps or any(g is not None for g in program.head_grads):
         heads = [g for g in program.head_grads if g is not None]
@@ -152,7 +153,7 @@ def schedule(program: Program) -> list[Event]:
         if step.phase == "recompute":
             events.append(Event(step.label, step, list(step.inputs), list(step.outputs) + list(step.temps.values())))
             continue
-        reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None]
+        reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None] + list(step.saved.values())
         reads += [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and add]
         writes = [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and not add]
         events.append(Event(step.label, step, reads, writes + list(step.temps.values())))

@@ -42,7 +42,7 @@ class Value:
     name: str
     shape: tuple
     dtype: torch.dtype
-    kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp | recompute
+    kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp | recompute | saved
     alias_of: "Value | None" = None
     tensor: torch.Tensor | None = None
 
@@ -82,6 +82,9 @@ class Step:
     # Gradients of outputs nothing reads (a multi-output operator's unused outputs): step
     # scratch (in ``temps``) that the step fills with zeros before its backward runs.
     zero_filled: list[Value] = field(default_factory=list)
+    # What the training forward keeps for the backward (``OpDef.saved_for_backward``): the
+    # same values in the forward step and in its backward step.
+    saved: dict[str, Value] = field(default_factory=dict)
 
     def launches_for(self, is_train: bool) -> list:
         return self.train_launches if is_train and self.train_launches is not None else self.launches
@@ -329,13 +332,18 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             accumulate.append(id(v) in written or is_add_arg)
             written.add(id(v))
         need_in, need_out = s.op.backward_needs(s.params, s.epilogue)
+        wanted_saved = s.op.saved_for_backward(s.params, [v.shape for v in s.inputs], [v.dtype for v in s.inputs])
+        s.saved = {name: Value(f"{s.name}_{name}", tuple(shape), dtype, "saved")
+                   for name, (shape, dtype) in wanted_saved.items()}
+        new_values.extend(s.saved.values())
         temps = temp_values(s, "backward")
         temps.update({f"zero-filled {g.name}": g for g in zero_filled})
         new_values.extend(temps.values())
         steps.append(Step(s.name, s.op, "backward", s.params,
                           [v if k in need_in else None for k, v in enumerate(s.inputs)],
                           [v if k in need_out else None for k, v in enumerate(s.outputs)],
-                          s.epilogue, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled))
+                          s.epilogue, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled,
+                          saved=s.saved))
 
     zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
     return steps, head_grads, zero_grads, new_values

@@ -16,7 +16,13 @@ the executor know operators only through this table. An entry declares, side by 
   ``mirror`` option (``cheap``);
 - fusion: an activation may become the epilogue of the operator before it;
 - scratch buffers a forward or backward needs while it runs (``forward_temps``,
-  ``backward_temps``): planned like every other value, live only during that step.
+  ``backward_temps``): planned like every other value, live only during that step;
+- a forward that differs when training (``forward_in_training``: built twice, with
+  ``ForwardArgs.is_train`` False and True), and small values a training forward keeps for
+  its backward (``saved_for_backward``: alive from the forward step to the backward step).
+
+An output of a multi-output operator that nothing reads gets a zero gradient (a scratch
+value of the backward step, zero-filled by the step), as in MXNet.
 
 An in-place pair is a promise about the kernel: every element of the target is computed
 from the same element of the source (so it is stored only after that element was read),
@@ -187,6 +193,10 @@ class ForwardArgs:
     temps: dict[str, torch.Tensor] = field(default_factory=dict)  # what forward_temps asked for
     # The launches are for a training forward (only asked for when ``forward_in_training``).
     is_train: bool = False
+    # Where to keep what ``saved_for_backward`` declared, by name: given to the training
+    # forward of a bind whose backward reads them; empty otherwise (an inference forward, a
+    # bind without this operator's backward, mirror's recomputed forward), and then not written.
+    saved: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +221,7 @@ class BackwardArgs:
     temps: dict[str, torch.Tensor] = field(default_factory=dict)
     epilogue: tuple[str, float] | None = None
     loss_scale: torch.Tensor | None = None
+    saved: dict[str, torch.Tensor] = field(default_factory=dict)  # what the training forward kept
 
 
 @dataclass
@@ -265,6 +276,12 @@ class OpDef:
     # asked twice at bind, with ``ForwardArgs.is_train`` False and True, and the executor runs
     # the launches of the kind of forward called (BatchNorm's batch statistics, Dropout's mask).
     forward_in_training: Callable[[dict], bool] = lambda params: False
+    # Small values the training forward computes for backward, {name: (shape, dtype)} from
+    # the parameters and the inputs' shapes and dtypes (LayerNorm's per-row mean and
+    # reciprocal standard deviation): planned like any value, alive from the forward step to
+    # the backward step, and only in a bind that runs this operator's backward.
+    saved_for_backward: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
+        lambda params, shapes, dtypes: {}
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()
