@@ -16,10 +16,20 @@ from types import ModuleType
 
 import torch
 
-from . import activation, elementwise, fully_connected, memory, optimizer, regression_output, softmax, softmax_output
+from . import (
+    activation,
+    batch_norm,
+    elementwise,
+    fully_connected,
+    memory,
+    optimizer,
+    regression_output,
+    softmax,
+    softmax_output,
+)
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, elementwise, fully_connected, memory, optimizer,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, batch_norm, elementwise, fully_connected, memory, optimizer,
                                           regression_output, softmax, softmax_output)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",

@@ -84,6 +84,18 @@ case(id="fc_no_flatten_no_bias", op="FullyConnected",
      forward=lambda v: v["data"] @ v["fc_weight"].T,
      backward=lambda v, h: {"data": h @ v["fc_weight"], "fc_weight": np.einsum("abn,abk->nk", h, v["data"])})
 
+# ---------------------------------------------------------------------- BatchNorm
+
+for _shape, _axis, _fix in (((5, 3, 4), 1, False), ((6, 5), -1, False), ((4, 3, 2, 3), 1, True), ((3, 4, 7), 2, False)):
+    _channels = _shape[_axis]
+    case(id=f"batch_norm_{'x'.join(map(str, _shape))}_axis{_axis}_fix{int(_fix)}", op="BatchNorm",
+         build=lambda a=_axis, f=_fix: S.BatchNorm(_data(), axis=a, fix_gamma=f, eps=1e-3, name="bn"),
+         shapes={"data": _shape, "bn_gamma": (_channels,), "bn_beta": (_channels,)},
+         values={"data": normal(2.0), "bn_gamma": away_from_zero},
+         forward=lambda v, a=_axis, f=_fix: o.batch_norm(v["data"], v["bn_gamma"], v["bn_beta"], a, 1e-3, f),
+         backward=lambda v, h, a=_axis, f=_fix: dict(zip(("data", "bn_gamma", "bn_beta"), o.batch_norm_grads(
+             h, v["data"], v["bn_gamma"], a, 1e-3, f))))
+
 # --------------------------------------------------------------------- activations
 
 for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):

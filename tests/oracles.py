@@ -225,3 +225,40 @@ def adam_update(w, g, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.0, 
     v = beta2 * v + (1 - beta2) * g * g
     m_hat, v_hat = m / (1 - beta1 ** step), v / (1 - beta2 ** step)
     return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def _channel_view(x, axis):
+    """The axes BatchNorm reduces over, and the shape that broadcasts a channel vector."""
+    axis = axis % x.ndim
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return tuple(i for i in range(x.ndim) if i != axis), shape
+
+
+def batch_norm(x, gamma, beta, axis=1, eps=1e-3, fix_gamma=True, mean=None, var=None):
+    """(x - mean) / sqrt(var + eps) * gamma + beta per channel of ``axis``: the batch's
+    (biased) statistics unless ``mean`` and ``var`` (the moving ones) are given."""
+    axes, shape = _channel_view(x, axis)
+    mean = x.mean(axes) if mean is None else mean
+    var = x.var(axes) if var is None else var
+    g = np.ones_like(gamma) if fix_gamma else gamma
+    return (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * g.reshape(shape) + beta.reshape(shape)
+
+
+def batch_norm_grads(dy, x, gamma, axis=1, eps=1e-3, fix_gamma=True, mean=None, var=None):
+    """d(sum(dy * out)) by data, gamma and beta. With the batch's statistics the mean and
+    variance depend on x: dx = g / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)); with
+    given (moving) ones they are constants: dx = g / sigma * dy. A fixed gamma gets 0."""
+    axes, shape = _channel_view(x, axis)
+    batch = mean is None
+    mean = x.mean(axes) if mean is None else mean
+    var = x.var(axes) if var is None else var
+    sigma = np.sqrt(var + eps).reshape(shape)
+    xhat = (x - mean.reshape(shape)) / sigma
+    g = (np.ones_like(gamma) if fix_gamma else gamma).reshape(shape)
+    if batch:
+        dx = g / sigma * (dy - dy.mean(axes, keepdims=True) - xhat * (dy * xhat).mean(axes, keepdims=True))
+    else:
+        dx = g / sigma * dy
+    dgamma = np.zeros_like(gamma) if fix_gamma else (dy * xhat).sum(axes)
+    return dx, dgamma, dy.sum(axes)

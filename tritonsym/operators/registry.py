@@ -238,7 +238,9 @@ class OpDef:
     hint: str | None = None
     # The inputs this parameter setting has, when some are optional (FC's bias).
     active_inputs: Callable[[dict], list[str]] | None = None
-    num_outputs: int = 1
+    # How many outputs: a number, or a function of the parameters (BatchNorm has 3 with
+    # output_mean_var, else 1); ``outputs_count(params)`` reads either.
+    num_outputs: int | Callable[[dict], int] = 1
     output_names: Callable[[dict], list[str]] = lambda params: ["output"]
     no_grad_inputs: Callable[[dict], set[str]] = lambda params: set()
     # Inputs that hold class indices, {input index: number of classes}, from the parameters
@@ -310,6 +312,9 @@ class OpDef:
         """Parameters as MXNet-style strings (for attr(), attr_dict() and JSON)."""
         return {p.name: p.format(params[p.name]) for p in self.params
                 if only_set is None or p.name in only_set}
+
+    def outputs_count(self, params: dict) -> int:
+        return self.num_outputs(params) if callable(self.num_outputs) else self.num_outputs
 
     def inputs(self, params: dict) -> list[str]:
         return list(self.active_inputs(params)) if self.active_inputs else list(self.input_names)

@@ -31,7 +31,7 @@ class Node:
 
     @property
     def num_outputs(self) -> int:
-        return 1 if self.op is None else self.op.num_outputs
+        return 1 if self.op is None else self.op.outputs_count(self.params)
 
     def output_name(self, index: int) -> str:
         if self.op is None:

@@ -481,4 +481,4 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
         inputs.append(value._outputs[0])
     set_params = [k for k in param_kwargs if param_kwargs[k] is not None]
     node = Node(op, node_name, params, set_params, attributes, inputs)
-    return Symbol([(node, i) for i in range(op.num_outputs)])
+    return Symbol([(node, i) for i in range(node.num_outputs)])
