@@ -60,6 +60,12 @@ class MXNetAdapter(harness.Adapter):
     def set(self, exe, name, value):
         exe.arg_dict[name][:] = value
 
+    def set_aux(self, exe, name, value):
+        exe.aux_dict[name][:] = value
+
+    def aux(self, exe):
+        return {k: v.asnumpy() for k, v in exe.aux_dict.items()}
+
     def forward(self, exe, is_train=False):
         return [o.asnumpy() for o in exe.forward(is_train=is_train)]
 

@@ -70,6 +70,9 @@ DECISIONS: dict[str, str] = {
     "module/fit-*-wd0.01": "an optimizer made before the Module: MXNet 1.9.1 decays the biases too (it learns the "
                            "parameter names only after choosing the weight-decay multipliers); tritonsym decays only "
                            "names ending in _weight or _gamma, however the optimizer was made",
+    "BatchNorm/moving-statistics-after-a-training-forward-alone": "MXNet 1.9.1 on the CPU moves BatchNorm's moving "
+        "statistics in backward (on the GPU, cuDNN moves them in forward); tritonsym moves them in the training "
+        "forward, so a training forward without a backward moves them too. After forward and backward both agree",
     "optimizer/adam-*epsilon0.001*": "tritonsym's Adam is PyTorch's arithmetic (epsilon added to the square root of "
                                      "the bias-corrected second moment); MXNet adds it before the bias correction. "
                                      "They differ visibly only for a large epsilon",
@@ -1269,3 +1272,63 @@ def _order_backward_twice(api, data):
     second = api.grads(exe)
     return {"same": all(np.array_equal(first[k], second[k]) for k in first),
             **{f"grad_{k}": v for k, v in second.items()}}
+
+
+# ------------------------------------------------------------------ BatchNorm
+
+
+def _batch_norm_run(api, data, shape, options, is_train=True, backward=True, head_outputs=1):
+    """Bind BatchNorm at ``shape`` with gamma, beta and moving statistics drawn, run one
+    forward (and backward): the outputs, the gradients, the moving statistics after."""
+    net = api.sym.BatchNorm(api.sym.Variable("data"), name="bn", **options)
+    exe = api.bind(net, {"data": shape})
+    axis = options.get("axis", 1)
+    channels = shape[axis]
+    api.set(exe, "data", data.normal("x", shape) * 2.0 + 1.0)
+    api.set(exe, "bn_gamma", data.normal("gamma", (channels,)) + 1.5)
+    api.set(exe, "bn_beta", data.normal("beta", (channels,)))
+    api.set_aux(exe, "bn_moving_mean", data.normal("moving_mean", (channels,)))
+    api.set_aux(exe, "bn_moving_var", np.abs(data.normal("moving_var", (channels,))) + 0.5)
+    outs = api.forward(exe, is_train=is_train)
+    result = {f"out{k}": v for k, v in enumerate(outs)}
+    if backward:
+        heads = [data.normal("head", shape)] + [np.zeros((channels,), np.float32)] * (len(outs) - 1)
+        api.backward(exe, heads)
+        result.update({f"grad_{k}": v for k, v in api.grads(exe).items()})
+    result.update({f"aux_{k}": v for k, v in api.aux(exe).items()})
+    return result
+
+
+for _shape, _options in (((4, 3, 5), {}), ((4, 3, 5), {"fix_gamma": False}),
+                         ((6, 4), {"fix_gamma": False, "axis": -1}), ((2, 3, 4, 5), {"fix_gamma": False}),
+                         ((3, 4, 6), {"axis": 2, "fix_gamma": False, "momentum": 0.5, "eps": 1e-5}),
+                         ((4, 3, 5), {"fix_gamma": False, "output_mean_var": True}),
+                         ((4, 3, 5), {"fix_gamma": False, "use_global_stats": True})):
+    def _batch_norm_case(shape=_shape, options=_options):
+        name = "x".join(map(str, shape)) + "".join(f"-{k}{v}" for k, v in options.items())
+
+        @case("BatchNorm", f"train-{name}")
+        def train(api, data):
+            """A training forward and backward: outputs, gradients, moving statistics after."""
+            return _batch_norm_run(api, data, shape, options)
+
+        @case("BatchNorm", f"inference-{name}")
+        def inference(api, data):
+            """An inference forward: the moving statistics, unchanged."""
+            return _batch_norm_run(api, data, shape, options, is_train=False, backward=False)
+    _batch_norm_case()
+
+
+@case("BatchNorm", "moving-statistics-after-a-training-forward-alone")
+def _batch_norm_forward_only(api, data):
+    """A training forward with no backward after it: do the moving statistics move?"""
+    return _batch_norm_run(api, data, (4, 3, 5), {"fix_gamma": False}, backward=False)
+
+
+@case("BatchNorm", "names-and-shapes")
+def _batch_norm_names(api, data):
+    net = api.sym.BatchNorm(api.sym.Variable("data"), output_mean_var=True, name="bn")
+    args, outs, aux = net.infer_shape(data=(2, 3, 4))
+    return {"arguments": net.list_arguments(), "outputs": net.list_outputs(), "aux": net.list_auxiliary_states(),
+            "shapes": [list(map(list, args)), list(map(list, outs)), list(map(list, aux))],
+            "default": api.sym.BatchNorm(api.sym.Variable("data"), name="plain").list_outputs()}

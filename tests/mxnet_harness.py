@@ -76,6 +76,14 @@ class Adapter:
     def set(self, exe, name: str, value: np.ndarray) -> None:
         raise NotImplementedError
 
+    def set_aux(self, exe, name: str, value: np.ndarray) -> None:
+        """Write an auxiliary state (BatchNorm's moving statistics)."""
+        raise NotImplementedError
+
+    def aux(self, exe) -> dict[str, np.ndarray]:
+        """Every auxiliary state, as numpy copies."""
+        raise NotImplementedError
+
     def forward(self, exe, is_train: bool = False) -> list[np.ndarray]:
         raise NotImplementedError
 

@@ -34,6 +34,21 @@ def test_an_mxnet_checkpoint_loads_and_predicts_what_mxnet_predicted():
     np.testing.assert_allclose(_predict(mod, EXPECTED["probe"]), EXPECTED["probabilities"], rtol=1e-5, atol=1e-6)
 
 
+def test_an_mxnet_checkpoint_with_batch_norm_loads_its_moving_statistics_and_predicts_the_same(tmp_path):
+    """MXNet's JSON for BatchNorm and its auxiliary states (aux:bn1_moving_mean ...) load;
+    inference uses the moving statistics MXNet trained, so the predictions agree."""
+    sym, args, aux = ts.model.load_checkpoint(str(DATA / "batchnorm"), 2)
+    assert sym.list_auxiliary_states() == ["bn1_moving_mean", "bn1_moving_var"]
+    assert sorted(aux) == ["bn1_moving_mean", "bn1_moving_var"] and "bn1_gamma" in args
+    assert sym.attr_dict()["bn1"]["momentum"] == "0.8" and sym.attr_dict()["bn1"]["fix_gamma"] == "False"
+    assert not torch.equal(aux["bn1_moving_var"], torch.ones(16))  # trained, not their starting values
+    mod = ts.mod.Module.load(str(DATA / "batchnorm"), 2)
+    np.testing.assert_allclose(_predict(mod, EXPECTED["probe"] * 3.0 + 5.0), EXPECTED["batchnorm_probabilities"],
+                               rtol=1e-5, atol=1e-6)
+    ts.model.save_mxnet_checkpoint(str(tmp_path / "back"), 2, sym, args, aux)  # and back out, to the same bytes
+    assert (tmp_path / "back-0002.params").read_bytes() == (DATA / "batchnorm-0002.params").read_bytes()
+
+
 def test_a_checkpoint_written_in_mxnet_format_reads_back_bit_for_bit(tmp_path):
     sym, args, aux = ts.model.load_checkpoint(str(DATA / "mlp"), 2)
     prefix = str(tmp_path / "back")

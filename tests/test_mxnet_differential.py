@@ -53,6 +53,12 @@ class TritonsymAdapter(harness.Adapter):
     def set(self, exe, name, value):
         exe.arg_dict[name][...] = torch.as_tensor(value)
 
+    def set_aux(self, exe, name, value):
+        exe.aux_dict[name][...] = torch.as_tensor(value)
+
+    def aux(self, exe):
+        return {k: v.detach().cpu().numpy().copy() for k, v in exe.aux_dict.items()}
+
     def forward(self, exe, is_train=False):
         return [o.detach().cpu().numpy().copy() for o in exe.forward(is_train=is_train)]
 
