@@ -222,16 +222,16 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     common = dict(axis=1, eps=1e-3, momentum=0.9)
     out = []
     for fix_gamma in (True, False):
-        out += [(f"forward training fix_gamma={fix_gamma}", plan_batch_norm_forward(
+        out += [(f"batch norm forward training fix_gamma={fix_gamma}", plan_batch_norm_forward(
             x, v[0], v[1], v[2], v[3], torch.empty_like(x), fix_gamma=fix_gamma, batch_stats=True, update_moving=True,
             kept_mean=kept[0], kept_invstd=kept[1], **common)[0])]
-        out += [(f"backward batch statistics fix_gamma={fix_gamma}", plan_batch_norm_backward(
+        out += [(f"batch norm grad batch statistics fix_gamma={fix_gamma}", plan_batch_norm_backward(
             x, dy, v[0], kept[0], kept[1], torch.empty_like(x), v[4], v[5], axis=1, eps=1e-3, fix_gamma=fix_gamma,
             batch_stats=True)[0])]
-    out += [("forward moving statistics, mean and invstd out", plan_batch_norm_forward(
+    out += [("batch norm forward moving statistics, mean and invstd out", plan_batch_norm_forward(
         x, v[0], v[1], v[2], v[3], torch.empty_like(x), fix_gamma=False, batch_stats=False, update_moving=False,
         mean_out=v[4], invstd_out=v[5], **common)[0])]
-    out += [("backward moving statistics", plan_batch_norm_backward(
+    out += [("batch norm grad moving statistics", plan_batch_norm_backward(
         x, dy, v[0], v[2], v[3], torch.empty_like(x), v[4], v[5], axis=1, eps=1e-3, fix_gamma=False,
         batch_stats=False)[0])]
     return out

@@ -1332,3 +1332,28 @@ def _batch_norm_names(api, data):
     return {"arguments": net.list_arguments(), "outputs": net.list_outputs(), "aux": net.list_auxiliary_states(),
             "shapes": [list(map(list, args)), list(map(list, outs)), list(map(list, aux))],
             "default": api.sym.BatchNorm(api.sym.Variable("data"), name="plain").list_outputs()}
+
+
+# ------------------------------------------------------------------ LayerNorm
+
+for _shape, _options in (((4, 6), {}), ((3, 4, 5), {"axis": 1}), ((2, 3, 4), {"axis": 0, "eps": 1e-3}),
+                         ((3, 5), {"output_mean_var": True})):
+    def _layer_norm_case(shape=_shape, options=_options):
+        name = "x".join(map(str, shape)) + "".join(f"-{k}{v}" for k, v in options.items())
+
+        @case("LayerNorm", name)
+        def run(api, data):
+            """Forward and backward: outputs (and mean, std) and the gradients."""
+            net = api.sym.LayerNorm(api.sym.Variable("data"), name="ln", **options)
+            columns = shape[options.get("axis", -1)]
+            arrays = {"data": data.normal("x", shape) * 2.0 + 1.0, "ln_gamma": data.normal("gamma", (columns,)) + 1.5,
+                      "ln_beta": data.normal("beta", (columns,))}
+            heads = [data.normal("head", shape)]
+            if options.get("output_mean_var"):
+                stats = list(shape)
+                stats[options.get("axis", -1)] = 1
+                heads += [np.zeros(stats, np.float32)] * 2
+            outs, grads = api.run(net, arrays, head_grads=heads)
+            return {**{f"out{k}": v for k, v in enumerate(outs)}, **{f"grad_{k}": v for k, v in grads.items()},
+                    "outputs": net.list_outputs()}
+    _layer_norm_case()

@@ -96,6 +96,18 @@ for _shape, _axis, _fix in (((5, 3, 4), 1, False), ((6, 5), -1, False), ((4, 3, 
          backward=lambda v, h, a=_axis, f=_fix: dict(zip(("data", "bn_gamma", "bn_beta"), o.batch_norm_grads(
              h, v["data"], v["bn_gamma"], a, 1e-3, f))))
 
+# ---------------------------------------------------------------------- LayerNorm
+
+for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0), ((4, 2, 9), -1)):
+    _columns = _shape[_axis]
+    case(id=f"layer_norm_{'x'.join(map(str, _shape))}_axis{_axis}", op="LayerNorm",
+         build=lambda a=_axis: S.LayerNorm(_data(), axis=a, name="ln"),
+         shapes={"data": _shape, "ln_gamma": (_columns,), "ln_beta": (_columns,)},
+         values={"data": normal(2.0), "ln_gamma": away_from_zero},
+         forward=lambda v, a=_axis: o.layer_norm(v["data"], v["ln_gamma"], v["ln_beta"], a),
+         backward=lambda v, h, a=_axis: dict(zip(("data", "ln_gamma", "ln_beta"), o.layer_norm_grads(
+             h, v["data"], v["ln_gamma"], a))))
+
 # --------------------------------------------------------------------- activations
 
 for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):

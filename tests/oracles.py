@@ -262,3 +262,24 @@ def batch_norm_grads(dy, x, gamma, axis=1, eps=1e-3, fix_gamma=True, mean=None, 
         dx = g / sigma * dy
     dgamma = np.zeros_like(gamma) if fix_gamma else (dy * xhat).sum(axes)
     return dx, dgamma, dy.sum(axes)
+
+
+def layer_norm(x, gamma, beta, axis=-1, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * gamma + beta, each row along ``axis`` by its own statistics."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    mean, var = x.mean(axis, keepdims=True), x.var(axis, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+
+
+def layer_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
+    """d(sum(dy * out)) by data, gamma and beta: with g = gamma * dy and xhat the normalised
+    row, dx = (g - mean(g) - xhat * mean(g * xhat)) / sigma; gamma's and beta's are column sums."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    others = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    sigma = np.sqrt(x.var(axis, keepdims=True) + eps)
+    xhat = (x - x.mean(axis, keepdims=True)) / sigma
+    g = dy * gamma.reshape(shape)
+    dx = (g - g.mean(axis, keepdims=True) - xhat * (g * xhat).mean(axis, keepdims=True)) / sigma
+    return dx, (dy * xhat).sum(others), dy.sum(others)

@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     elementwise,
     flatten,
     fully_connected,
+    layer_norm,
     leaky_relu,
     make_loss,
     regression_output,

@@ -1,0 +1,240 @@
+"""LayerNorm along one axis (MXNet's): per-row statistics, a per-column scale and shift.
+
+A contiguous tensor is seen as (outer, C, inner): a row is one (outer, inner) pair and its
+C elements along ``axis`` (``inner`` apart; 1 for the last axis). Forward runs one program
+per row: one pass for the mean, one for the variance of the deviations (not sums of
+squares, which cancel for rows far from zero), one that writes ``(x - mean) * rstd * gamma
++ beta``; a training forward keeps each row's mean and reciprocal standard deviation for
+backward.
+
+Backward writes each row's ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`` with
+``g = gamma * dy``, and the column sums ``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)``
+in two steps that need no atomics and give the same bits every run: ``PARTIALS`` programs
+each take every PARTIALS-th row and add its terms into a partial row of their own (a
+scratch buffer of PARTIALS x C), then one launch sums the partial rows per column.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import INTERPRET, KernelArgumentError, Launch, check_same, check_tensor, store, store_result, widen
+
+BLOCK = 4096 if INTERPRET else 1024  # columns of a row one step holds
+PARTIALS = 4 if INTERPRET else 128  # programs (and partial rows) of the backward
+TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_layer_norm.py")
+
+
+@triton.jit
+def _row_offsets(row, start, C, INNER, BLOCK: tl.constexpr):
+    """Offsets of row ``row``'s columns ``start .. start + BLOCK`` (of C), their mask and numbers."""
+    column = start + tl.arange(0, BLOCK).to(tl.int64)
+    mask = column < C
+    return (row // INNER) * C * INNER + row % INNER + column * INNER, mask, column
+
+
+@triton.jit
+def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, C, INNER, eps,
+                    WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    total = widen(tl.zeros((BLOCK,), tl.float32), X)
+    for start in range(0, C, BLOCK):
+        offsets, mask, _ = _row_offsets(row, start, C, INNER, BLOCK)
+        total += widen(tl.load(X + offsets, mask=mask, other=0.0), X)
+    mean = tl.sum(total, axis=0) / C
+    squares = widen(tl.zeros((BLOCK,), tl.float32), X)
+    for start in range(0, C, BLOCK):
+        offsets, mask, _ = _row_offsets(row, start, C, INNER, BLOCK)
+        deviation = tl.where(mask, widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean, 0.0)
+        squares += deviation * deviation
+    var = tl.sum(squares, axis=0) / C
+    rstd = 1.0 / tl.sqrt(var + eps)
+    for start in range(0, C, BLOCK):
+        offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+        x = widen(tl.load(X + offsets, mask=mask, other=0.0), X)
+        gamma = widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
+        beta = widen(tl.load(BETA + column, mask=mask, other=0.0), X)
+        store(Y, offsets, (x - mean) * rstd * gamma + beta, mask)
+    if WRITE_STATS:  # output_mean_var: the mean and the standard deviation, as MXNet's
+        store(MEAN_OUT, row, mean, True)
+        store(STD_OUT, row, tl.sqrt(var + eps), True)
+    if KEEP:
+        store(KEPT_MEAN, row, mean, True)
+        store(KEPT_RSTD, row, rstd, True)
+
+
+@triton.jit
+def _backward_rows_kernel(X, DY, GAMMA, MEAN, RSTD, DX, PARTIAL_DGAMMA, PARTIAL_DBETA, ROWS, C, INNER,
+                          HAS_DX: tl.constexpr, ACC_DX: tl.constexpr, PARTIAL: tl.constexpr, BLOCK: tl.constexpr):
+    """Program p: rows p, p + P, ...; dx of each, and its dgamma/dbeta terms added into
+    partial row p (zeroed first: the buffer is scratch)."""
+    p = tl.program_id(0).to(tl.int64)
+    programs = tl.num_programs(0)
+    if PARTIAL:
+        for start in range(0, C, BLOCK):
+            column = start + tl.arange(0, BLOCK).to(tl.int64)
+            zero = widen(tl.zeros((BLOCK,), tl.float32), X)
+            store(PARTIAL_DGAMMA, p * C + column, zero, column < C)
+            store(PARTIAL_DBETA, p * C + column, zero, column < C)
+    for row in range(p, ROWS, programs):
+        mean = widen(tl.load(MEAN + row), X)
+        rstd = widen(tl.load(RSTD + row), X)
+        sum_g = widen(tl.zeros((BLOCK,), tl.float32), X)
+        sum_g_xhat = widen(tl.zeros((BLOCK,), tl.float32), X)
+        for start in range(0, C, BLOCK):
+            offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+            dy = widen(tl.load(DY + offsets, mask=mask, other=0.0), X)
+            xhat = tl.where(mask, (widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean) * rstd, 0.0)
+            g = dy * widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
+            sum_g += g
+            sum_g_xhat += g * xhat
+            if PARTIAL:
+                where = p * C + column
+                store(PARTIAL_DGAMMA, where, widen(tl.load(PARTIAL_DGAMMA + where, mask=mask, other=0.0), X)
+                      + dy * xhat, mask)
+                store(PARTIAL_DBETA, where, widen(tl.load(PARTIAL_DBETA + where, mask=mask, other=0.0), X)
+                      + dy, mask)
+        if HAS_DX:
+            mean_g = tl.sum(sum_g, axis=0) / C
+            mean_g_xhat = tl.sum(sum_g_xhat, axis=0) / C
+            for start in range(0, C, BLOCK):
+                offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+                dy = widen(tl.load(DY + offsets, mask=mask, other=0.0), X)
+                xhat = (widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean) * rstd
+                g = dy * widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
+                store_result(DX, offsets, rstd * (g - mean_g - xhat * mean_g_xhat), mask, ACC_DX)
+
+
+@triton.jit
+def _column_sums_kernel(PARTIAL_DGAMMA, PARTIAL_DBETA, DGAMMA, DBETA, PROGRAMS, C, HAS_DGAMMA: tl.constexpr,
+                        HAS_DBETA: tl.constexpr, ACC_DGAMMA: tl.constexpr, ACC_DBETA: tl.constexpr,
+                        BLOCK: tl.constexpr):
+    column = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    mask = column < C
+    dgamma = widen(tl.zeros((BLOCK,), tl.float32), PARTIAL_DGAMMA)
+    dbeta = widen(tl.zeros((BLOCK,), tl.float32), PARTIAL_DGAMMA)
+    for p in range(0, PROGRAMS):  # in program order: the same sum every run
+        dgamma += tl.load(PARTIAL_DGAMMA + p * C + column, mask=mask, other=0.0)
+        dbeta += tl.load(PARTIAL_DBETA + p * C + column, mask=mask, other=0.0)
+    if HAS_DGAMMA:
+        store_result(DGAMMA, column, dgamma, mask, ACC_DGAMMA)
+    if HAS_DBETA:
+        store_result(DBETA, column, dbeta, mask, ACC_DBETA)
+
+
+def layout(shape, axis: int) -> tuple[int, int, int]:
+    """(columns C, inner, rows) of a tensor of ``shape`` normalised along ``axis``."""
+    axis = axis % len(shape)
+    columns = shape[axis]
+    inner = 1
+    for d in shape[axis + 1:]:
+        inner *= d
+    total = 1
+    for d in shape:
+        total *= d
+    return columns, inner, total // columns if columns else 0
+
+
+def partials(shape, axis: int) -> int:
+    """How many partial rows the backward sums gamma's and beta's gradients through."""
+    return max(1, min(PARTIALS, layout(tuple(shape), axis)[2]))
+
+
+def _check(fn: str, x: torch.Tensor, axis: int, rows_shaped: dict, columns_shaped: dict) -> tuple[int, int, int]:
+    check_tensor(fn, "data", x)
+    if not x.is_contiguous():
+        raise KernelArgumentError(f"{fn}: data must be contiguous, got strides {x.stride()}")
+    if not -x.dim() <= axis < x.dim():
+        raise KernelArgumentError(f"{fn}: axis={axis} is out of range for data of shape {tuple(x.shape)}")
+    columns, inner, rows = layout(tuple(x.shape), axis)
+    for name, (t, want) in {**{k: (v, rows) for k, v in rows_shaped.items()},
+                            **{k: (v, columns) for k, v in columns_shaped.items()}}.items():
+        if t is not None:
+            check_tensor(fn, name, t)
+            if t.numel() != want or not t.is_contiguous():
+                raise KernelArgumentError(f"{fn}: {name} has {t.numel()} elements (shape {tuple(t.shape)}), expected "
+                                          f"{want} contiguous")
+    check_same(fn, "device", data=x, **{k: v for k, v in {**rows_shaped, **columns_shaped}.items()})
+    return columns, inner, rows
+
+
+def plan_layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, out: torch.Tensor, *,
+                            axis: int, eps: float, mean_out: torch.Tensor | None = None,
+                            std_out: torch.Tensor | None = None, kept_mean: torch.Tensor | None = None,
+                            kept_rstd: torch.Tensor | None = None) -> list[Launch]:
+    """``out = (x - mean) / sqrt(var + eps) * gamma + beta`` along ``axis``; ``mean_out`` /
+    ``std_out`` (output_mean_var) and ``kept_*`` (for backward) take each row's statistics."""
+    fn = "layer_norm_forward"
+    columns, inner, rows = _check(fn, x, axis, dict(mean_out=mean_out, std_out=std_out, kept_mean=kept_mean,
+                                                   kept_rstd=kept_rstd), dict(gamma=gamma, beta=beta))
+    check_tensor(fn, "out", out)
+    if tuple(out.shape) != tuple(x.shape) or not out.is_contiguous():
+        raise KernelArgumentError(f"{fn}: out must be contiguous of shape {tuple(x.shape)}")
+    if (mean_out is None) != (std_out is None) or (kept_mean is None) != (kept_rstd is None):
+        raise KernelArgumentError(f"{fn}: a row's mean and spread are written together or not at all")
+    if rows == 0 or columns == 0:
+        return []
+    return [Launch(_forward_kernel, (rows,),
+                   [x, gamma, beta, out, x if mean_out is None else mean_out, x if std_out is None else std_out,
+                    x if kept_mean is None else kept_mean, x if kept_rstd is None else kept_rstd, columns, inner,
+                    float(eps)],
+                   dict(WRITE_STATS=mean_out is not None, KEEP=kept_mean is not None, BLOCK=BLOCK))]
+
+
+def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor,
+                             rstd: torch.Tensor, grad_x: torch.Tensor | None, grad_gamma: torch.Tensor | None,
+                             grad_beta: torch.Tensor | None, *, axis: int, partial_dgamma: torch.Tensor | None = None,
+                             partial_dbeta: torch.Tensor | None = None,
+                             accumulate=(False, False, False)) -> list[Launch]:
+    """The gradients of data, gamma and beta (None: not wanted; ``accumulate``: add into
+    them) from the kept row statistics; gamma's and beta's go through ``partial_*``
+    (``partials(shape, axis)`` x C scratch in the compute dtype)."""
+    fn = "layer_norm_backward"
+    columns, inner, rows = _check(fn, x, axis, dict(mean=mean, rstd=rstd),
+                                  dict(gamma=gamma, grad_gamma=grad_gamma, grad_beta=grad_beta))
+    for name, t in (("grad_out", grad_out), ("grad_x", grad_x)):
+        if t is not None:
+            check_tensor(fn, name, t)
+            if tuple(t.shape) != tuple(x.shape) or not t.is_contiguous():
+                raise KernelArgumentError(f"{fn}: {name} must be contiguous of shape {tuple(x.shape)}")
+    wants_columns = grad_gamma is not None or grad_beta is not None
+    programs = partials(tuple(x.shape), axis)
+    if wants_columns:
+        for name, t in (("partial_dgamma", partial_dgamma), ("partial_dbeta", partial_dbeta)):
+            if t is None or t.numel() != programs * columns:
+                raise KernelArgumentError(f"{fn}: {name} must hold {programs} x {columns} elements (partials())")
+    if rows == 0 or columns == 0 or (grad_x is None and not wants_columns):
+        return []
+    launches = [Launch(_backward_rows_kernel, (programs,),
+                       [x, grad_out, gamma, mean, rstd, x if grad_x is None else grad_x,
+                        partial_dgamma if wants_columns else x, partial_dbeta if wants_columns else x, rows, columns,
+                        inner],
+                       dict(HAS_DX=grad_x is not None, ACC_DX=bool(accumulate[0]), PARTIAL=wants_columns,
+                            BLOCK=BLOCK))]
+    if wants_columns:
+        launches.append(Launch(_column_sums_kernel, (triton.cdiv(columns, BLOCK),),
+                               [partial_dgamma, partial_dbeta, gamma if grad_gamma is None else grad_gamma,
+                                gamma if grad_beta is None else grad_beta, programs, columns],
+                               dict(HAS_DGAMMA=grad_gamma is not None, HAS_DBETA=grad_beta is not None,
+                                    ACC_DGAMMA=bool(accumulate[1]), ACC_DBETA=bool(accumulate[2]), BLOCK=BLOCK)))
+    return launches
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    shape = (8192, 4096) if large else (5, 7, 3)
+    axis = -1 if large else 1
+    columns, _, rows = layout(shape, axis)
+    ct = torch.float64 if dtype == torch.float64 else torch.float32
+    x, dy = torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
+    g, b = torch.empty(columns, dtype=dtype), torch.empty(columns, dtype=dtype)
+    mean, rstd = torch.empty(rows, dtype=ct), torch.empty(rows, dtype=ct)
+    partial = [torch.empty(partials(shape, axis) * columns, dtype=ct) for _ in range(2)]
+    forward = plan_layer_norm_forward(x, g, b, torch.empty_like(x), axis=axis, eps=1e-5, kept_mean=mean,
+                                      kept_rstd=rstd)
+    backward = plan_layer_norm_backward(x, dy, g, mean, rstd, torch.empty_like(x), torch.empty_like(g),
+                                        torch.empty_like(b), axis=axis, partial_dgamma=partial[0],
+                                        partial_dbeta=partial[1])
+    return [("layer norm forward", forward[0]), ("layer norm grad rows", backward[0]),
+            ("layer norm grad column sums", backward[1])]

@@ -1,0 +1,77 @@
+"""LayerNorm beyond the generic operator cases: wide rows in small blocks, the backward's
+partial rows (deterministic), output_mean_var, what a training bind keeps, float64
+gradient checks at sizes no block divides, and training in Module.fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import oracles as o
+import pytest
+import torch
+from networks import blobs
+from tritonsym.ops import layer_norm as kernels
+
+import tritonsym as ts
+
+S = ts.sym
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((7, 300), -1), ((3, 130, 5), 1)])
+def test_rows_wider_than_a_block_and_more_rows_than_partials(shape, axis, monkeypatch, rng):
+    monkeypatch.setattr(kernels, "BLOCK", 64)  # a row takes several steps
+    monkeypatch.setattr(kernels, "PARTIALS", 3)  # and the partial rows each sum several rows
+    net = S.LayerNorm(S.Variable("data"), axis=axis, name="ln")
+    columns = shape[axis]
+    values = {"data": rng.normal(3.0, 2.0, shape), "ln_gamma": rng.uniform(0.5, 2.0, columns),
+              "ln_beta": rng.normal(size=columns)}
+    exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in values}, **{n: v.shape for n, v in values.items()})
+    head = rng.normal(size=shape)
+    exe.forward(is_train=True, **values)
+    exe.backward([torch.tensor(head)])
+    np.testing.assert_allclose(exe.outputs[0].numpy(), o.layer_norm(values["data"], values["ln_gamma"],
+                                                                    values["ln_beta"], axis), rtol=1e-12, atol=1e-12)
+    for name, want in zip(("data", "ln_gamma", "ln_beta"),
+                          o.layer_norm_grads(head, values["data"], values["ln_gamma"], axis)):
+        np.testing.assert_allclose(exe.grad_dict[name].numpy(), want, rtol=1e-11, atol=1e-11, err_msg=name)
+    first = {n: g.clone() for n, g in exe.grad_dict.items()}
+    exe.forward(is_train=True, **values)
+    exe.backward([torch.tensor(head)])
+    assert all(torch.equal(first[n], exe.grad_dict[n]) for n in first)  # the same bits every run
+
+
+def test_output_mean_var_and_what_a_training_bind_keeps(rng):
+    net = S.LayerNorm(S.Variable("data"), axis=1, output_mean_var=True, name="ln")
+    assert net.list_outputs() == ["ln_output", "ln_mean", "ln_std"]
+    assert net.infer_shape(data=(2, 3, 4))[1] == [(2, 3, 4), (2, 1, 4), (2, 1, 4)]
+    x = rng.normal(size=(2, 3, 4))
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": "float64"}, data=(2, 3, 4))
+    exe.forward(is_train=False, data=x, ln_gamma=np.ones(3), ln_beta=np.zeros(3))
+    np.testing.assert_allclose(exe.outputs[1].numpy(), x.mean(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(exe.outputs[2].numpy(), np.sqrt(x.var(1, keepdims=True) + 1e-5), rtol=1e-12)
+    kept = {v.name: v for v in exe.memory.values if v.kind == "saved"}
+    assert sorted(kept) == ["ln_mean", "ln_rstd"] and all(v.nbytes == 8 * 8 for v in kept.values())  # 8 rows
+    half = S.LayerNorm(S.Variable("data"), name="ln").simple_bind(ts.cpu(), type_dict={"data": "float16"},
+                                                                  data=(64, 512))
+    kept = [v for v in half.memory.values if v.kind == "saved"]
+    assert sum(v.nbytes for v in kept) == 2 * 64 * 4  # two float32 values per row: nothing grows with the columns
+    inference = S.LayerNorm(S.Variable("data"), name="ln").simple_bind(ts.cpu(), grad_req="null", data=(64, 512))
+    assert not any(v.kind == "saved" for v in inference.memory.values)
+
+
+def test_gradient_check_and_errors(rng):
+    net = S.LayerNorm(S.Variable("data"), axis=0, eps=1e-3, name="ln")
+    location = {"data": rng.normal(size=(5, 3)), "ln_gamma": rng.normal(size=5), "ln_beta": rng.normal(size=5)}
+    ts.test_utils.check_numeric_gradient(net, location)
+    with pytest.raises(ts.ShapeError, match=r"axis=2 is out of range for data of shape \(5, 3\)"):
+        S.LayerNorm(S.Variable("data"), axis=2).infer_shape(data=(5, 3))
+
+
+def test_module_trains_a_network_with_layer_norm():
+    x, y = blobs(96, features=5)
+    net = S.LayerNorm(S.FullyConnected(S.Variable("data"), num_hidden=16, name="fc1"), name="ln1")
+    net = S.SoftmaxOutput(S.FullyConnected(S.Activation(net, act_type="relu"), num_hidden=3, name="fc2"),
+                          name="softmax")
+    mod = ts.mod.Module(net)
+    mod.fit(ts.io.NDArrayIter(x, y, batch_size=16, shuffle=True, seed=0), num_epoch=4,
+            optimizer_params={"learning_rate": 0.1}, initializer=ts.init.Xavier())
+    assert mod.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1] > 0.9
