@@ -268,6 +268,15 @@ def strided_layout(fn: str, shape: Sequence[int], tensors: dict[str, torch.Tenso
     return sizes, strides
 
 
+def along_axis(shape: Sequence[int], axis: int) -> tuple[int, int, int]:
+    """(length along ``axis``, inner, how many of them) of a contiguous tensor of ``shape``
+    seen as (outer, length, inner): ``inner`` elements apart along the axis, ``outer * inner``
+    of them (BatchNorm's channels, LayerNorm's rows)."""
+    axis = axis % len(shape)
+    length, inner = shape[axis], math.prod(shape[axis + 1:])
+    return length, inner, math.prod(shape) // length if length else 0
+
+
 def is_flat(sizes: Sequence[int], *stride_lists: Sequence[int]) -> bool:
     """True when every tensor is one contiguous run, so the kernel can skip index math."""
     return all(n == 1 for n in sizes[:-1]) and all(st[-1] == 1 for st in stride_lists)

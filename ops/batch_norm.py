@@ -23,7 +23,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INTERPRET, KernelArgumentError, Launch, check_same, check_tensor, store, store_result, widen
+from ._common import (
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    along_axis,
+    check_same,
+    check_tensor,
+    store,
+    store_result,
+    widen,
+)
 
 BLOCK = 4096 if INTERPRET else 1024
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_batch_norm.py")
@@ -127,26 +137,13 @@ def _backward_kernel(X, DY, GAMMA, MEAN, SPREAD, DX, DGAMMA, DBETA, C, INNER, M,
             store_result(DX, offsets, dx, mask, ACC_DX)
 
 
-def layout(shape, axis: int) -> tuple[int, int, int]:
-    """(channels, inner, elements per channel) of a tensor of ``shape`` normalised along ``axis``."""
-    axis = axis % len(shape)
-    channels = shape[axis]
-    inner = 1
-    for d in shape[axis + 1:]:
-        inner *= d
-    total = 1
-    for d in shape:
-        total *= d
-    return channels, inner, total // channels if channels else 0
-
-
 def _check(fn: str, x: torch.Tensor, axis: int, **vectors: torch.Tensor | None) -> tuple[int, int, int]:
     check_tensor(fn, "data", x)
     if not x.is_contiguous():
         raise KernelArgumentError(f"{fn}: data must be contiguous, got strides {x.stride()}")
     if not -x.dim() <= axis < x.dim():
         raise KernelArgumentError(f"{fn}: axis={axis} is out of range for data of shape {tuple(x.shape)}")
-    channels, inner, m = layout(tuple(x.shape), axis)
+    channels, inner, m = along_axis(tuple(x.shape), axis)
     for name, v in vectors.items():
         if v is not None:
             check_tensor(fn, name, v)

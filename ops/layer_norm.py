@@ -20,7 +20,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INTERPRET, KernelArgumentError, Launch, check_same, check_tensor, store, store_result, widen
+from ._common import (
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    along_axis,
+    check_same,
+    check_tensor,
+    store,
+    store_result,
+    widen,
+)
 
 BLOCK = 4096 if INTERPRET else 1024  # columns of a row one step holds
 PARTIALS = 4 if INTERPRET else 128  # programs (and partial rows) of the backward
@@ -124,22 +134,9 @@ def _column_sums_kernel(PARTIAL_DGAMMA, PARTIAL_DBETA, DGAMMA, DBETA, PROGRAMS, 
         store_result(DBETA, column, dbeta, mask, ACC_DBETA)
 
 
-def layout(shape, axis: int) -> tuple[int, int, int]:
-    """(columns C, inner, rows) of a tensor of ``shape`` normalised along ``axis``."""
-    axis = axis % len(shape)
-    columns = shape[axis]
-    inner = 1
-    for d in shape[axis + 1:]:
-        inner *= d
-    total = 1
-    for d in shape:
-        total *= d
-    return columns, inner, total // columns if columns else 0
-
-
 def partials(shape, axis: int) -> int:
     """How many partial rows the backward sums gamma's and beta's gradients through."""
-    return max(1, min(PARTIALS, layout(tuple(shape), axis)[2]))
+    return max(1, min(PARTIALS, along_axis(tuple(shape), axis)[2]))
 
 
 def _check(fn: str, x: torch.Tensor, axis: int, rows_shaped: dict, columns_shaped: dict) -> tuple[int, int, int]:
@@ -148,7 +145,7 @@ def _check(fn: str, x: torch.Tensor, axis: int, rows_shaped: dict, columns_shape
         raise KernelArgumentError(f"{fn}: data must be contiguous, got strides {x.stride()}")
     if not -x.dim() <= axis < x.dim():
         raise KernelArgumentError(f"{fn}: axis={axis} is out of range for data of shape {tuple(x.shape)}")
-    columns, inner, rows = layout(tuple(x.shape), axis)
+    columns, inner, rows = along_axis(tuple(x.shape), axis)
     for name, (t, want) in {**{k: (v, rows) for k, v in rows_shaped.items()},
                             **{k: (v, columns) for k, v in columns_shaped.items()}}.items():
         if t is not None:
@@ -225,7 +222,7 @@ def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: tor
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     shape = (8192, 4096) if large else (5, 7, 3)
     axis = -1 if large else 1
-    columns, _, rows = layout(shape, axis)
+    columns, _, rows = along_axis(shape, axis)
     ct = torch.float64 if dtype == torch.float64 else torch.float32
     x, dy = torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype)
     g, b = torch.empty(columns, dtype=dtype), torch.empty(columns, dtype=dtype)

@@ -279,19 +279,19 @@ def test_values_kept_from_forward_for_backward(rng):
     memory report); an inference bind has none; mirror leaves it kept."""
     register(KEEPS_SLOPE)
     try:
-        h = S.KeepsSlope(S.FullyConnected(S.Variable("data"), num_hidden=6, name="fc1"), name="ks")
+        h = S.KeepsSlope(S.FullyConnected(S.Variable("data"), num_hidden=4, name="fc1"), name="ks")
         net = S.MakeLoss(S.FullyConnected(h, num_hidden=2, name="fc2"), name="loss")
-        location = {"data": rng.normal(size=(5, 3)), "fc1_weight": rng.normal(size=(6, 3)), "fc1_bias": np.zeros(6),
-                    "fc2_weight": rng.normal(size=(2, 6)), "fc2_bias": np.zeros(2)}
+        location = {"data": rng.normal(size=(3, 2)), "fc1_weight": rng.normal(size=(4, 2)), "fc1_bias": np.zeros(4),
+                    "fc2_weight": rng.normal(size=(2, 4)), "fc2_bias": np.zeros(2)}
         errors = ts.test_utils.check_numeric_gradient(net, location, losses={"loss_output": lambda v, out: out.sum()})
         assert max(errors.values()) < 1e-6
         for mirror in (False, True):
             exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in location}, mirror=mirror,
                                   **{n: v.shape for n, v in location.items()})
             kept = [v for v in exe.memory.values if v.kind == "saved"]
-            assert [v.name for v in kept] == ["ks_slope"] and kept[0].nbytes == 5 * 6 * 8
+            assert [v.name for v in kept] == ["ks_slope"] and kept[0].nbytes == 3 * 4 * 8
             assert_no_live_overlap(exe)
-        inference = net.simple_bind(ts.cpu(), grad_req="null", data=(5, 3))
+        inference = net.simple_bind(ts.cpu(), grad_req="null", data=(3, 2))
         assert not any(v.kind == "saved" for v in inference.memory.values)
         inference.copy_params_from({n: torch.tensor(v, dtype=torch.float32) for n, v in location.items()
                                     if n.startswith("fc")})

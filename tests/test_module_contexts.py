@@ -40,7 +40,8 @@ ADAM = ("adam", {"learning_rate": 0.05, "clip_gradient": 0.5})
 
 
 @pytest.mark.parametrize(("optimizer", "params", "contexts", "batch", "loads"),
-                         [(*SGD, 2, 5, None), (*ADAM, 3, 4, None), (*SGD, 2, 6, [1, 2])])
+                         [(*SGD, 2, 5, None), pytest.param(*ADAM, 3, 4, None, marks=pytest.mark.slow),
+                          pytest.param(*SGD, 2, 6, [1, 2], marks=pytest.mark.slow)])
 def test_fit_on_several_contexts_equals_one(optimizer, params, contexts, batch, loads):
     one, one_history = _fit(1, batch, optimizer, params)
     many, many_history = _fit(contexts, batch, optimizer, params, loads)

@@ -41,7 +41,7 @@ def _infer_shape(p, in_shapes, out_shapes):
 
 
 def _rows(p, shape) -> int:
-    return kernels.layout(tuple(shape), p["axis"])[2]
+    return kernels.along_axis(tuple(shape), p["axis"])[2]
 
 
 def _forward(a: ForwardArgs):
