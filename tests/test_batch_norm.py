@@ -124,16 +124,17 @@ def test_module_trains_with_batch_norm_and_checkpoints_the_moving_statistics(tmp
     net = S.BatchNorm(S.FullyConnected(S.Variable("data"), num_hidden=8, name="fc1"), name="bn1", fix_gamma=False)
     net = S.SoftmaxOutput(S.FullyConnected(S.Activation(net, act_type="relu"), num_hidden=3, name="fc2"),
                           name="softmax")
+    ts.random.seed(3)  # the initial weights: the same run every time
     mod = ts.mod.Module(net)
     assert mod._aux_names == ["bn1_moving_mean", "bn1_moving_var"]
     train = ts.io.NDArrayIter(x, y, batch_size=16, shuffle=True, seed=0)
-    mod.fit(train, num_epoch=3, optimizer_params={"learning_rate": 0.1}, initializer=ts.init.Xavier())
+    mod.fit(train, num_epoch=5, optimizer_params={"learning_rate": 0.3}, initializer=ts.init.Xavier())
     accuracy = mod.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1]
-    assert accuracy > 0.9
+    assert accuracy > 0.95  # 0.98-1.0 over initial-weight seeds 0-5
     _, aux = mod.get_params()
     assert not torch.equal(aux["bn1_moving_var"], torch.ones(8))  # moved away from their start
-    mod.save_checkpoint(str(tmp_path / "bn"), 3)
-    again = ts.mod.Module.load(str(tmp_path / "bn"), 3)
+    mod.save_checkpoint(str(tmp_path / "bn"), 5)
+    again = ts.mod.Module.load(str(tmp_path / "bn"), 5)
     again.bind([("data", (16, 5))], [("softmax_label", (16,))], for_training=False)
     assert torch.equal(again.get_params()[1]["bn1_moving_mean"], aux["bn1_moving_mean"])
     assert again.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1] == accuracy

@@ -66,12 +66,14 @@ def test_gradient_check_and_errors(rng):
         S.LayerNorm(S.Variable("data"), axis=2).infer_shape(data=(5, 3))
 
 
+@pytest.mark.slow  # 10 s; CI runs it with the slow tests
 def test_module_trains_a_network_with_layer_norm():
     x, y = blobs(64, features=5)
     net = S.LayerNorm(S.FullyConnected(S.Variable("data"), num_hidden=8, name="fc1"), name="ln1")
     net = S.SoftmaxOutput(S.FullyConnected(S.Activation(net, act_type="relu"), num_hidden=3, name="fc2"),
                           name="softmax")
+    ts.random.seed(3)  # the initial weights: the same run every time
     mod = ts.mod.Module(net)
-    mod.fit(ts.io.NDArrayIter(x, y, batch_size=16, shuffle=True, seed=0), num_epoch=3,
-            optimizer_params={"learning_rate": 0.1}, initializer=ts.init.Xavier())
-    assert mod.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1] > 0.9
+    mod.fit(ts.io.NDArrayIter(x, y, batch_size=16, shuffle=True, seed=0), num_epoch=5,
+            optimizer_params={"learning_rate": 0.3}, initializer=ts.init.Xavier())
+    assert mod.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1] > 0.95  # 1.0 over seeds 0-5
