@@ -1357,3 +1357,36 @@ for _shape, _options in (((4, 6), {}), ((3, 4, 5), {"axis": 1}), ((2, 3, 4), {"a
             return {**{f"out{k}": v for k, v in enumerate(outs)}, **{f"grad_{k}": v for k, v in grads.items()},
                     "outputs": net.list_outputs()}
     _layer_norm_case()
+
+
+# -------------------------------------------------------------------- Dropout
+# Its masks come from another generator than MXNet's: the harness compares what is not random.
+
+
+@case("Dropout", "inference-is-the-identity")
+def _dropout_inference(api, data):
+    net = api.sym.Dropout(api.sym.Variable("data"), p=0.5, name="drop")
+    outs, grads = api.run(net, {"data": data.normal("x", (4, 6))}, head_grads=[data.normal("head", (4, 6))])
+    exe = api.bind(net, {"data": (4, 6)})
+    api.set(exe, "data", data.normal("x2", (4, 6)))
+    return {"inference": api.forward(exe, is_train=False)[0], "outputs": net.list_outputs(),
+            "arguments": net.list_arguments()}
+
+
+@case("Dropout", "p0-trains-as-the-identity")
+def _dropout_p0(api, data):
+    net = api.sym.Dropout(api.sym.Variable("data"), p=0.0, name="drop")
+    outs, grads = api.run(net, {"data": data.normal("x", (3, 5))}, head_grads=[data.normal("head", (3, 5))])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("Dropout", "training-keeps-and-scales")
+def _dropout_training(api, data):
+    """The kept elements are x / (1 - p), the others 0; the gradient has the same mask."""
+    x = np.abs(data.normal("x", (40, 50))) + 1.0
+    net = api.sym.Dropout(api.sym.Variable("data"), p=0.25, name="drop")
+    outs, grads = api.run(net, {"data": x}, head_grads=[np.ones((40, 50), np.float32)])
+    kept = outs[0] != 0
+    return {"kept_scaled": bool(np.allclose(outs[0][kept], x[kept] / 0.75, rtol=1e-6)),
+            "same_mask_in_backward": bool(np.array_equal(grads["data"] != 0, kept)),
+            "fraction_kept_near": bool(abs(kept.mean() - 0.75) < 0.05)}

@@ -108,6 +108,12 @@ for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0), ((4, 2, 9), 
          backward=lambda v, h, a=_axis: dict(zip(("data", "ln_gamma", "ln_beta"), o.layer_norm_grads(
              h, v["data"], v["ln_gamma"], a))))
 
+# ------------------------------------------------------------------------ Dropout
+# Its masks are random: tests/test_dropout.py checks them; here p=0, the identity (a view).
+
+case(id="dropout_p0", op="Dropout", build=lambda: S.Dropout(_data(), p=0.0), shapes={"data": (7, 5)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": h})
+
 # --------------------------------------------------------------------- activations
 
 for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .. import random
 from ..base import BindError, ExecutionError, converted_exactly, converted_on_host, dtype_name, user_tensor
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs
@@ -177,9 +178,13 @@ class Executor:
             step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=False)))
             if step.op.forward_in_training(step.params) or step.saved:  # a training forward keeps them
                 step.train_launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
+        # A network that draws random masks moves the device's random state to the next step at
+        # each training forward, first (in the same phase: a graph replay draws new masks).
+        draws = any(s.op.draws_random(s.params) for s in self._program.forward_steps)
+        self._advance = random.advance_launches(self._ctx.torch_device) if draws else []
         # Forward phases run other launches when training: a captured graph for each.
-        self._train_phase = "forward:train" if any(s.train_launches is not None
-                                                   for s in self._program.forward_steps) else "forward"
+        self._train_phase = "forward:train" if draws or any(s.train_launches is not None
+                                                            for s in self._program.forward_steps) else "forward"
         for step in self._program.backward_steps:
             if step.phase == "recompute":  # backward re-runs a training forward
                 step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True,
@@ -194,7 +199,7 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
-                step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()})))
+                step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()}, step.name)))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -267,6 +272,9 @@ class Executor:
         return self.outputs
 
     def _run_forward(self, is_train: bool) -> None:
+        if is_train:
+            for launch in self._advance:
+                launch()
         self._run(self._program.forward_steps, is_train=is_train)
 
     def _run_backward(self, after_step: Callable[[int], None] | None = None) -> None:
@@ -505,7 +513,7 @@ def _forward_args(step: Step, is_train: bool, saved: bool = True) -> ForwardArgs
     keep values for backward only for a training forward (not a recompute: mirror's)."""
     kept = {k: v.tensor for k, v in step.saved.items()} if is_train and saved else {}
     return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
-                       {k: v.tensor for k, v in step.temps.items()}, is_train, kept)
+                       {k: v.tensor for k, v in step.temps.items()}, is_train, kept, step.name)
 
 
 def _phase_name(then: Callable | None) -> str:

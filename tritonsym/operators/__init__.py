@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     activation,
     batch_norm,
     block_grad,
+    dropout,
     elementwise,
     flatten,
     fully_connected,

@@ -197,6 +197,7 @@ class ForwardArgs:
     # forward of a bind whose backward reads them; empty otherwise (an inference forward, a
     # bind without this operator's backward, mirror's recomputed forward), and then not written.
     saved: dict[str, torch.Tensor] = field(default_factory=dict)
+    node: str = ""  # the node's name: a key of its own (Dropout's random stream)
 
 
 @dataclass
@@ -222,6 +223,7 @@ class BackwardArgs:
     epilogue: tuple[str, float] | None = None
     loss_scale: torch.Tensor | None = None
     saved: dict[str, torch.Tensor] = field(default_factory=dict)  # what the training forward kept
+    node: str = ""  # the node's name, as in ForwardArgs
 
 
 @dataclass
@@ -284,6 +286,9 @@ class OpDef:
     # the backward step, and only in a bind that runs this operator's backward.
     saved_for_backward: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
         lambda params, shapes, dtypes: {}
+    # Draws from ``tritonsym.random``'s device state (Dropout): each training forward of a
+    # graph holding such an operator first advances the state's step, on the device.
+    draws_random: Callable[[dict], bool] = lambda params: False
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()

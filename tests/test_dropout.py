@@ -1,0 +1,106 @@
+"""Dropout: masks drawn on the device from tritonsym.random's state (a new one each training
+step, the same one for a step's backward), no activation memory, MXNet's modes and axes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tolerances import DTYPE_IDS, DTYPES, rounded, to_numpy
+
+import tritonsym as ts
+
+S = ts.sym
+SHAPE = (64, 50)
+
+
+def _bound(dtype=torch.float64, **options):
+    net = S.Dropout(S.Variable("data"), name="drop", **options)
+    return net.simple_bind(ts.cpu(), type_dict={"data": dtype}, data=SHAPE)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_a_kept_element_is_scaled_a_dropped_one_zero_and_backward_uses_the_same_mask(dtype, rng):
+    exe = _bound(dtype, p=0.3)
+    x = rounded(rng.uniform(0.5, 2.0, SHAPE), dtype)
+    out = to_numpy(exe.forward(is_train=True, data=x)[0]).astype(np.float64)
+    xs = to_numpy(x).astype(np.float64)
+    kept = out != 0
+    assert 0.6 < kept.mean() < 0.8  # 1 - p of 3200 draws
+    scaled = to_numpy(rounded(xs / 0.7, dtype)).astype(np.float64)
+    np.testing.assert_allclose(out[kept], scaled[kept], rtol=1e-2 if dtype.itemsize == 2 else 1e-6)
+    head = rounded(np.ones(SHAPE), dtype)
+    exe.backward([head])
+    grad = to_numpy(exe.grad_dict["data"]).astype(np.float64)
+    assert np.array_equal(grad != 0, kept)  # the forward's mask, drawn again
+    np.testing.assert_allclose(grad[kept], 1 / 0.7, rtol=1e-2 if dtype.itemsize == 2 else 1e-6)
+
+
+def test_masks_follow_the_seed_the_step_and_the_node():
+    x = np.ones(SHAPE)
+    masks = []
+    for _ in range(2):
+        ts.random.seed(7)
+        exe = _bound()
+        masks.append([exe.forward(is_train=True, data=x)[0].numpy() != 0 for _ in range(2)])
+    assert np.array_equal(masks[0][0], masks[1][0]) and np.array_equal(masks[0][1], masks[1][1])  # same seed
+    assert not np.array_equal(masks[0][0], masks[0][1])  # each training step draws anew, on the device
+    ts.random.seed(8)
+    assert not np.array_equal(_bound().forward(is_train=True, data=x)[0].numpy() != 0, masks[0][0])
+    ts.random.seed(7)
+    data = S.Variable("data")
+    two = S.Group([S.Dropout(data, name="a"), S.Dropout(data, name="b")])
+    a, b = (o.numpy() != 0 for o in two.simple_bind(ts.cpu(), data=SHAPE, type_dict={"data": "float64"})
+            .forward(is_train=True, data=x))
+    assert not np.array_equal(a, b)  # two layers, two streams
+
+
+def test_inference_modes_and_p0():
+    x = np.arange(np.prod(SHAPE), dtype=np.float64).reshape(SHAPE)
+    exe = _bound(p=0.5)
+    assert np.array_equal(exe.forward(is_train=False, data=x)[0].numpy(), x)  # identity in inference
+    always = _bound(p=0.5, mode="always")
+    assert (always.forward(is_train=False, data=x + 1)[0].numpy() == 0).any()
+    zero = _bound(p=0.0)
+    assert np.array_equal(zero.forward(is_train=True, data=x)[0].numpy(), x)
+    assert zero.debug_str().count("drop (Dropout) forward: 0 launch(es)") == 1  # a view: no launch
+
+
+def test_axes_share_one_draw():
+    exe = _bound(p=0.5, axes=(0,))
+    mask = exe.forward(is_train=True, data=np.ones(SHAPE))[0].numpy() != 0
+    assert (mask == mask[0]).all() and 0 < mask[0].sum() < SHAPE[1]  # each column kept or dropped whole
+
+
+def test_no_activation_memory_and_a_nan_stays_nan():
+    """Nothing is kept for backward: a training bind of fc -> dropout -> fc plans no more
+    than the same network without the dropout (and its input is not read by backward)."""
+    def plan(dropout: bool):
+        h = S.FullyConnected(S.Variable("data"), num_hidden=32, name="fc1")
+        h = S.Dropout(h, p=0.5, name="drop") if dropout else h
+        net = S.SoftmaxOutput(S.FullyConnected(h, num_hidden=4, name="fc2"), name="softmax")
+        return net.simple_bind(ts.cpu(), data=(16, 8)).memory
+
+    with_dropout, without = plan(True), plan(False)
+    assert with_dropout.planned_bytes == without.planned_bytes
+    assert not any(v.kind == "saved" for v in with_dropout.values)
+    exe = _bound(p=0.5)
+    x = np.ones(SHAPE)
+    x[3, 4] = np.nan
+    out = exe.forward(is_train=True, data=x)[0].numpy()
+    assert np.isnan(out[3, 4]) and np.isnan(out).sum() == 1  # dropped or kept, NaN times a number is NaN
+
+
+def test_gradient_check_with_a_fixed_mask(rng):
+    """mode='always' draws at the current step in inference too, without advancing it: the
+    check's forwards then all see the training forward's mask."""
+    net = S.Dropout(S.Variable("x"), p=0.4, mode="always", name="drop") * S.Variable("w")
+    ts.test_utils.check_numeric_gradient(net, {"x": rng.normal(size=(6, 7)), "w": rng.normal(size=(6, 7))},
+                                         use_forward_train=False)
+
+
+def test_errors_are_named():
+    with pytest.raises(ts.ParamError, match=r"Dropout: p=1.0 must be in \[0, 1\)"):
+        S.Dropout(S.Variable("data"), p=1.0)
+    with pytest.raises(ts.ShapeError, match=r"axes=\(2,\) has 2, out of range for data of shape \(64, 50\)"):
+        S.Dropout(S.Variable("data"), axes=(2,)).infer_shape(data=SHAPE)
