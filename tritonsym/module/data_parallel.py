@@ -95,6 +95,11 @@ class Replicas:
                                                             accumulate=True)]
         self._zero = [launch for grads, *_ in self._pairs for launch in memory_kernels.plan_fill(grads, 0.0)
                       ] if grad_req == "add" else []
+        # The weights back after each update: a pre-built copy launch on one device, a
+        # device-to-device copy between two.
+        self._copy_back = [launch for _, _, weights, own, _ in self._pairs if weights.device == own.device
+                           for launch in memory_kernels.plan_copy(own, weights)]
+        self._copy_across = [(own, weights) for _, _, weights, own, _ in self._pairs if weights.device != own.device]
 
     def sum_gradients(self) -> None:
         """Add every context's parameter gradients into the first context's."""
@@ -108,8 +113,9 @@ class Replicas:
 
     def copy_weights(self) -> None:
         """Give every context the first context's trained weights (after an update)."""
-        for _, _, weights, own_weights, _ in self._pairs:
-            _copy(own_weights, weights)
+        run(self._copy_back)
+        for own, weights in self._copy_across:
+            weights.copy_(own)  # device to device
 
     def copy_all(self, param_names) -> None:
         """Give every context the first context's parameters and auxiliary states (after they are set)."""
