@@ -182,6 +182,16 @@ def check_loss_scale(fn: str, loss_scale: torch.Tensor | None, device: torch.dev
                                   f"element(s) on {loss_scale.device}")
 
 
+def check_contiguous_like(fn: str, like: torch.Tensor, **tensors: torch.Tensor | None) -> None:
+    """Each given tensor is a float tensor, contiguous, of ``like``'s shape (what kernels that
+    index one flat layout for all of them need)."""
+    for name, t in tensors.items():
+        if t is not None:
+            check_tensor(fn, name, t)
+            if tuple(t.shape) != tuple(like.shape) or not t.is_contiguous():
+                raise KernelArgumentError(f"{fn}: {name} must be contiguous of shape {tuple(like.shape)}")
+
+
 def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
     """An output written by many programs must not have two elements at one address."""
     for size, stride in zip(out.shape, out.stride()):

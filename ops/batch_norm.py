@@ -28,6 +28,7 @@ from ._common import (
     KernelArgumentError,
     Launch,
     along_axis,
+    check_contiguous_like,
     check_same,
     check_tensor,
     store,
@@ -167,9 +168,7 @@ def plan_batch_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     channels, inner, m = _check(fn, x, axis, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var,
                                 mean_out=mean_out, invstd_out=invstd_out, kept_mean=kept_mean,
                                 kept_invstd=kept_invstd)
-    check_tensor(fn, "out", out)
-    if tuple(out.shape) != tuple(x.shape) or not out.is_contiguous():
-        raise KernelArgumentError(f"{fn}: out must be contiguous of shape {tuple(x.shape)}")
+    check_contiguous_like(fn, x, out=out)
     if (mean_out is None) != (invstd_out is None) or (kept_mean is None) != (kept_invstd is None):
         raise KernelArgumentError(f"{fn}: the mean and the reciprocal std are written together or not at all")
     if channels == 0:
@@ -192,11 +191,7 @@ def plan_batch_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: tor
     fn = "batch_norm_backward"
     channels, inner, m = _check(fn, x, axis, gamma=gamma, mean=mean, spread=spread, grad_gamma=grad_gamma,
                                 grad_beta=grad_beta)
-    for name, t in (("grad_out", grad_out), ("grad_x", grad_x)):
-        if t is not None:
-            check_tensor(fn, name, t)
-            if tuple(t.shape) != tuple(x.shape) or not t.is_contiguous():
-                raise KernelArgumentError(f"{fn}: {name} must be contiguous of shape {tuple(x.shape)}")
+    check_contiguous_like(fn, x, grad_out=grad_out, grad_x=grad_x)
     if channels == 0 or (grad_x is None and grad_gamma is None and grad_beta is None):
         return []
     return [Launch(_backward_kernel, (channels,),

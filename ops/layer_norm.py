@@ -25,6 +25,7 @@ from ._common import (
     KernelArgumentError,
     Launch,
     along_axis,
+    check_contiguous_like,
     check_same,
     check_tensor,
     store,
@@ -166,9 +167,7 @@ def plan_layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     fn = "layer_norm_forward"
     columns, inner, rows = _check(fn, x, axis, dict(mean_out=mean_out, std_out=std_out, kept_mean=kept_mean,
                                                    kept_rstd=kept_rstd), dict(gamma=gamma, beta=beta))
-    check_tensor(fn, "out", out)
-    if tuple(out.shape) != tuple(x.shape) or not out.is_contiguous():
-        raise KernelArgumentError(f"{fn}: out must be contiguous of shape {tuple(x.shape)}")
+    check_contiguous_like(fn, x, out=out)
     if (mean_out is None) != (std_out is None) or (kept_mean is None) != (kept_rstd is None):
         raise KernelArgumentError(f"{fn}: a row's mean and spread are written together or not at all")
     if rows == 0 or columns == 0:
@@ -191,11 +190,7 @@ def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: tor
     fn = "layer_norm_backward"
     columns, inner, rows = _check(fn, x, axis, dict(mean=mean, rstd=rstd),
                                   dict(gamma=gamma, grad_gamma=grad_gamma, grad_beta=grad_beta))
-    for name, t in (("grad_out", grad_out), ("grad_x", grad_x)):
-        if t is not None:
-            check_tensor(fn, name, t)
-            if tuple(t.shape) != tuple(x.shape) or not t.is_contiguous():
-                raise KernelArgumentError(f"{fn}: {name} must be contiguous of shape {tuple(x.shape)}")
+    check_contiguous_like(fn, x, grad_out=grad_out, grad_x=grad_x)
     wants_columns = grad_gamma is not None or grad_beta is not None
     programs = partials(tuple(x.shape), axis)
     if wants_columns:
