@@ -76,6 +76,12 @@ DECISIONS: dict[str, str] = {
     "optimizer/adam-*epsilon0.001*": "tritonsym's Adam is PyTorch's arithmetic (epsilon added to the square root of "
                                      "the bias-corrected second moment); MXNet adds it before the bias correction. "
                                      "They differ visibly only for a large epsilon",
+    "infer_shape/reshape-size-mismatch-raises": "MXNet 1.9.1 infers Reshape(shape=(5, 2)) of 9 elements as (5, 2) "
+                                                "(its size check is compiled out) and then reads past the data; "
+                                                "tritonsym refuses a shape of another size, naming both",
+    "Embedding/indices-outside-the-table": "MXNet 1.9.1 clips an index outside the table to its first or last row and "
+                                           "truncates one that is not whole (1.5 reads row 1); tritonsym gives such "
+                                           "a position a NaN row and no gradient, so the wrong index shows",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -1390,3 +1396,108 @@ def _dropout_training(api, data):
     return {"kept_scaled": bool(np.allclose(outs[0][kept], x[kept] / 0.75, rtol=1e-6)),
             "same_mask_in_backward": bool(np.array_equal(grads["data"] != 0, kept)),
             "fraction_kept_near": bool(abs(kept.mean() - 0.75) < 0.05)}
+
+
+# ------------------------------------------------------------ shape operators
+
+for _codes, _shape, _reverse in (((0, -4, 2, -1, -3), (3, 6, 5, 2), False), ((-1, 0), (3, 5, 4), True),
+                                 ((-2, 1, 1), (2, 3), False), ((-3, -2), (2, 3, 4), False),
+                                 ((2, -4, -1, 3, -2), (2, 3, 4), False), ((0, -1), (3, 5, 4), False)):
+    def _reshape_case(codes=_codes, shape=_shape, reverse=_reverse):
+        @case("Reshape", f"{codes}-of-{shape}{'-reverse' if reverse else ''}")
+        def run(api, data):
+            net = api.sym.Reshape(api.sym.Variable("data"), shape=codes, reverse=reverse, name="r") * 2.0
+            return {**_forward_backward(api, data, net, {"data": shape}),
+                    "shape": list(net.infer_shape(data=shape)[1][0])}
+    _reshape_case()
+
+_infer_more("reshape-two-inferred-raises", lambda api: api.sym.Reshape(api.sym.Variable("data"), shape=(-1, -1)),
+            data=(2, 3))
+_infer_more("reshape-bad-split-raises", lambda api: api.sym.Reshape(api.sym.Variable("data"), shape=(-4, 4, -1)),
+            data=(6, 2))
+_infer_more("reshape-size-mismatch-raises", lambda api: api.sym.Reshape(api.sym.Variable("data"), shape=(5, 2)),
+            data=(3, 3))
+_infer_more("reshape-positional-shape", lambda api: api.sym.Reshape(api.sym.Variable("data"), (3, -1)), data=(6, 2))
+_infer_more("reshape-fluent", lambda api: api.sym.Variable("data").reshape((-1,)), data=(6, 2))
+
+
+for _shape, _axes in (((3, 5, 4), None), ((2, 5, 3, 4), (0, 2, 1, 3)), ((3, 4), (1, 0))):
+    def _transpose_case(shape=_shape, axes=_axes):
+        @case("transpose", f"{shape}-{axes}")
+        def run(api, data):
+            kwargs = {} if axes is None else {"axes": axes}
+            net = api.sym.transpose(api.sym.Variable("data"), name="t", **kwargs)
+            return _forward_backward(api, data, net, {"data": shape})
+    _transpose_case()
+
+_infer_more("transpose-wrong-axes-raises",
+            lambda api: api.sym.transpose(api.sym.Variable("data"), axes=(0, 1)), data=(2, 3, 4))
+_infer_more("transpose-fluent", lambda api: api.sym.Variable("data").transpose((1, 0, 2)), data=(2, 3, 4))
+
+
+@case("expand_dims", "axes")
+def _expand_dims(api, data):
+    x = api.sym.Variable("data")
+    shapes = [list(api.sym.expand_dims(x, axis=a).infer_shape(data=(2, 3))[1][0]) for a in (0, 1, 2, -1, -3)]
+    net = api.sym.expand_dims(x, axis=1, name="e") * 3.0
+    return {**_forward_backward(api, data, net, {"data": (2, 3)}), "shapes": shapes}
+
+
+_infer_more("expand-dims-out-of-range-raises", lambda api: api.sym.expand_dims(api.sym.Variable("data"), axis=3),
+            data=(2, 3))
+
+
+@case("squeeze", "axes")
+def _squeeze(api, data):
+    x = api.sym.Variable("data")
+    shapes = [list(api.sym.squeeze(x, **kw).infer_shape(data=(1, 3, 1, 2))[1][0])
+              for kw in ({}, {"axis": 0}, {"axis": (0, 2)}, {"axis": -2})]
+    every = list(api.sym.squeeze(x).infer_shape(data=(1, 1))[1][0])
+    net = api.sym.squeeze(x, axis=2, name="s") * 3.0
+    return {**_forward_backward(api, data, net, {"data": (1, 3, 1, 2)}), "shapes": shapes, "all_squeezed": every}
+
+
+_infer_more("squeeze-wide-axis-raises", lambda api: api.sym.squeeze(api.sym.Variable("data"), axis=1), data=(1, 3))
+
+
+@case("json", "shape-operators")
+def _shape_json(api, data):
+    x = api.sym.Variable("data")
+    # (squeeze's axis as a tuple: MXNet writes the string the script gave, tritonsym the tuple it parsed)
+    net = api.sym.squeeze(api.sym.expand_dims(api.sym.transpose(api.sym.Reshape(
+        x, shape=(0, -1), reverse=True, name="r"), axes=(1, 0), name="t"), axis=0, name="e"), axis=(0,), name="s")
+    loaded = api.sym.load_json(net.tojson())
+    return {"attrs": net.attr_dict(), "reloaded": loaded.attr_dict(),
+            "shape": list(loaded.infer_shape(data=(3, 4, 5))[1][0])}
+
+
+# ------------------------------------------------------------------ Embedding
+
+for _rows, _shape, _index_dtype in ((7, (4, 9), np.float32), (5, (3, 2, 4), np.int32), (40, (2, 70), np.float64)):
+    def _embedding_case(rows=_rows, shape=_shape, index_dtype=_index_dtype):
+        @case("Embedding", f"{rows}-rows-of-{shape}-{np.dtype(index_dtype).name}")
+        def run(api, data):
+            """Forward, and the weight gradient summing repeated indices."""
+            net = api.sym.Embedding(api.sym.Variable("data"), input_dim=rows, output_dim=6, name="emb")
+            dtype = np.float64 if index_dtype == np.float64 else np.float32
+            arrays = {"data": data.classes("data", shape, (0, rows)).astype(index_dtype),
+                      "emb_weight": data.normal("weight", (rows, 6), dtype)}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", (*shape, 6), dtype)],
+                                  grad_req={"data": "null", "emb_weight": "write"})
+            return {"out0": outs[0], "grad_emb_weight": grads["emb_weight"], "arguments": net.list_arguments()}
+    _embedding_case()
+
+
+@case("Embedding", "indices-outside-the-table")
+def _embedding_outside(api, data):
+    """MXNet clips 5 and -1 into the table and truncates 1.5; tritonsym gives NaN rows."""
+    net = api.sym.Embedding(api.sym.Variable("data"), input_dim=4, output_dim=3, name="emb")
+    arrays = {"data": np.array([[0.0, 3.0, 5.0, -1.0, 1.5]], np.float32),
+              "emb_weight": np.arange(12, dtype=np.float32).reshape(4, 3)}
+    outs, grads = api.run(net, arrays, head_grads=[np.ones((1, 5, 3), np.float32)],
+                          grad_req={"data": "null", "emb_weight": "write"})
+    return {"out0": outs[0], "grad_emb_weight": grads["emb_weight"]}
+
+
+_infer_more("embedding", lambda api: api.sym.Embedding(api.sym.Variable("data"), input_dim=10, output_dim=4,
+                                                       name="emb"), data=(2, 3))

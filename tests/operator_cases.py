@@ -241,6 +241,46 @@ case(id="flatten", op="Flatten",
      forward=lambda v: v["data"].reshape(4, 6),
      backward=lambda v, h: {"data": h.reshape(4, 3, 2)})
 
+case(id="reshape_codes", op="Reshape",
+     build=lambda: S.Reshape(_data(), shape=(0, -4, 2, -1, -3)), shapes={"data": (3, 6, 5, 2)},
+     forward=lambda v: v["data"].reshape(3, 2, 3, 10),
+     backward=lambda v, h: {"data": h.reshape(3, 6, 5, 2)})
+
+case(id="reshape_reverse", op="Reshape",
+     build=lambda: S.Reshape(_data(), shape=(-1, 0), reverse=True), shapes={"data": (3, 5, 4)},
+     forward=lambda v: v["data"].reshape(15, 4),
+     backward=lambda v, h: {"data": h.reshape(3, 5, 4)})
+
+case(id="expand_dims", op="expand_dims",
+     build=lambda: S.expand_dims(_data(), axis=-2), shapes={"data": (3, 5)},
+     forward=lambda v: v["data"][:, None, :],
+     backward=lambda v, h: {"data": h[:, 0, :]})
+
+case(id="squeeze", op="squeeze",
+     build=lambda: S.squeeze(_data(), axis=(0, 2)), shapes={"data": (1, 5, 1, 3, 1)},
+     forward=lambda v: v["data"].reshape(5, 3, 1),
+     backward=lambda v, h: {"data": h.reshape(1, 5, 1, 3, 1)})
+
+for _shape, _axes in (((3, 5, 7), ()), ((2, 7, 3, 5), (0, 2, 1, 3)), ((4, 3, 5), (1, 0, 2)), ((3, 5), (0, 1))):
+    case(id=f"transpose_{'x'.join(map(str, _shape))}_{''.join(map(str, _axes)) or 'reversed'}", op="transpose",
+         build=lambda a=_axes: S.transpose(_data(), axes=a), shapes={"data": _shape},
+         forward=lambda v, a=_axes: np.transpose(v["data"], a or None),
+         backward=lambda v, h, a=_axes: {"data": np.transpose(h, np.argsort(a) if a else None)})
+
+def _embedding_grad(indices, head, rows):
+    grad = np.zeros((rows, head.shape[-1]))
+    np.add.at(grad, indices.astype(np.int64).ravel(), head.reshape(-1, head.shape[-1]))
+    return grad
+
+
+# More positions and columns than one block of the suite's small blocks, indices repeated.
+case(id="embedding", op="Embedding",
+     build=lambda: S.Embedding(_data(), input_dim=7, output_dim=19, name="emb"),
+     shapes={"data": (4, 9), "emb_weight": (7, 19)}, values={"data": classes(7)},
+     forward=lambda v: v["emb_weight"][v["data"].astype(np.int64)],
+     backward=lambda v, h: {"emb_weight": _embedding_grad(v["data"], h, 7)},
+     no_grad=("data",))
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

@@ -61,12 +61,14 @@ def test_attribute_errors_are_named():
 def test_fluent_methods_are_the_operators():
     x = S.Variable("x")
     with S.NameManager():
-        fluent = [x.exp(), x.softmax(axis=0), x.flatten(), x.log_softmax(), x.abs()]
+        fluent = [x.exp(), x.softmax(axis=0), x.flatten(), x.log_softmax(), x.abs(), x.reshape((0, -1)),
+                  x.transpose((1, 0)), x.expand_dims(axis=1), x.squeeze()]
     with S.NameManager():
-        direct = [S.exp(x), S.softmax(x, axis=0), S.Flatten(x), S.log_softmax(x), S.abs(x)]
+        direct = [S.exp(x), S.softmax(x, axis=0), S.Flatten(x), S.log_softmax(x), S.abs(x), S.Reshape(x, shape=(0, -1)),
+                  S.transpose(x, axes=(1, 0)), S.expand_dims(x, axis=1), S.squeeze(x)]
     assert [f.tojson() for f in fluent] == [d.tojson() for d in direct]
     assert x.exp.__doc__.startswith("``exp(self")
-    # a method exists only while its operator does: this build has no reduction yet
-    assert not hasattr(x, "sum") and not hasattr(x, "transpose")
+    # a method exists only while its operator does: this build has no reduction or flip yet
+    assert not hasattr(x, "sum") and not hasattr(x, "flip")
     exe = x.sqrt().simple_bind(ts.cpu(), x=(2, 3))
     np.testing.assert_allclose(exe.forward(x=torch.full((2, 3), 4.0))[0].numpy(), 2.0)

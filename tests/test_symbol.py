@@ -145,7 +145,16 @@ def test_operator_function_errors():
     with pytest.raises(TypeError, match="input 'data' must be a Symbol"):
         S.FullyConnected(data=[1, 2], num_hidden=3)
     with pytest.raises(TypeError, match="positional argument 1 must be a Symbol"):
-        S.FullyConnected(x, 3)
+        S.FullyConnected(x, 3)  # the weight's place: inputs come before hyper-parameters, as in MXNet
+    with pytest.raises(TypeError, match="positional argument 2 must be a Symbol"):
+        S.FullyConnected(x, x, 3, x)
+    # After all the inputs, positional values are the hyper-parameters in their order (MXNet's functions).
+    assert S.Reshape(x, (3, -1), True).infer_shape(x=(6, 2))[1] == [(3, 4)]
+    assert x.transpose((1, 0, 2)).infer_shape(x=(2, 3, 4))[1] == [(3, 2, 4)]
+    with pytest.raises(ParamError, match=r"3 positional hyper-parameter\(s\) given but it has 2 \(shape, reverse\)"):
+        S.Reshape(x, (1,), True, 3)
+    with pytest.raises(ParamError, match="'shape' is given by position and by keyword"):
+        S.Reshape(x, (1,), shape=(2,))
     with pytest.raises(ParamError, match="no_bias='maybe' is not a valid boolean"):
         S.FullyConnected(x, num_hidden=3, no_bias="maybe")
     with pytest.raises(ParamError, match="no_bias=2 is not a valid boolean"):

@@ -6,14 +6,19 @@ from . import (  # noqa: F401  (imported for their registrations)
     block_grad,
     dropout,
     elementwise,
+    embedding,
+    expand_dims,
     flatten,
     fully_connected,
     layer_norm,
     leaky_relu,
     make_loss,
     regression_output,
+    reshape,
     softmax,
     softmax_output,
+    squeeze,
+    transpose,
 )
 from .registry import REGISTRY, OpDef, Param, get_op, on_register, register, unregister
 

@@ -49,7 +49,8 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Param:
-    """One hyper-parameter: ``kind`` is int, float, bool, str or "shape"."""
+    """One hyper-parameter: ``kind`` is int, float, bool, str, "shape" (dimensions, never
+    negative) or "ints" (a tuple of integers that may be negative: axes, Reshape's codes)."""
 
     name: str
     kind: Any
@@ -73,7 +74,7 @@ class Param:
 
     def format(self, value: Any) -> str:
         """How MXNet writes a parameter into a symbol's attributes and JSON."""
-        if self.kind == "shape":
+        if self.kind in ("shape", "ints"):
             return str(tuple(value))
         return str(value)
 
@@ -132,8 +133,28 @@ def parse_shape(value) -> tuple[int, ...]:
     return dims
 
 
-_PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape}
-_KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape"}
+def parse_ints(value) -> tuple[int, ...]:
+    """A tuple of integers, negative ones included, from a tuple/list, one integer, or its
+    string ``"(0, -1)"`` / ``"-1"``; never evaluates code."""
+    if isinstance(value, str):
+        text = value.strip()
+        number = r"\s*[+-]?\d+\s*"
+        if re.fullmatch(number, text):
+            return (int(text),)
+        if not re.fullmatch(rf"[\(\[]({number}(,{number})*,?\s*)?[\)\]]", text):
+            raise ValueError(value)
+        return tuple(int(v) for v in re.findall(r"[+-]?\d+", text))
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return (int(value),)
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(value)
+    return tuple(_parse_int(v) for v in value)
+
+
+_PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape,
+            "ints": parse_ints}
+_KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape",
+               "ints": "tuple of integers"}
 
 
 def positive(value) -> str | None:

@@ -438,6 +438,30 @@ _ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwis
                      "elemwise_div": "_div"}
 
 
+def _positional_params(op, args: tuple, param_kwargs: dict) -> tuple[tuple, dict]:
+    """MXNet's generated functions take the inputs, then the hyper-parameters, by position:
+    ``Reshape(x, (2, -1))`` and ``x.transpose((1, 0))`` pass ``shape`` and ``axes``. Symbols
+    fill inputs; what follows the last symbol fills the parameters in their declared order."""
+    symbols = 0
+    while symbols < len(args) and isinstance(args[symbols], Symbol):
+        symbols += 1
+    rest = args[symbols:]
+    stray = next((i for i, a in enumerate(rest, symbols) if isinstance(a, Symbol)), None)
+    if stray is not None or (rest and symbols < len(op.input_names)):
+        i = symbols  # the first value that is not a symbol, where an input is still expected
+        raise TypeError(f"{op.name}: positional argument {i} must be a Symbol (its inputs {', '.join(op.input_names)} "
+                        f"come first, then hyper-parameters), got {type(args[i]).__name__}")
+    names = [p.name for p in op.params]
+    if len(rest) > len(names):
+        raise ParamError(f"{op.name}: {len(rest)} positional hyper-parameter(s) given but it has {len(names)}"
+                         f"{' (' + ', '.join(names) + ')' if names else ''}")
+    for name, value in zip(names, rest):
+        if name in param_kwargs:
+            raise ParamError(f"{op.name}: {name!r} is given by position and by keyword")
+        param_kwargs = {**param_kwargs, name: value}
+    return args[:symbols], param_kwargs
+
+
 def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwargs: dict,
             hint: str | None = None) -> Symbol:
     op = get_op(op_name)
@@ -453,10 +477,7 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
     if misplaced:
         raise TypeError(f"{op.name}: input {misplaced[0]!r} must be a Symbol, got "
                         f"{type(param_kwargs[misplaced[0]]).__name__}")
-    for i, a in enumerate(args):
-        if not isinstance(a, Symbol):
-            raise TypeError(f"{op.name}: positional argument {i} must be a Symbol (hyper-parameters go by "
-                            f"keyword), got {type(a).__name__}")
+    args, param_kwargs = _positional_params(op, args, param_kwargs)
     params = op.parse_params(param_kwargs)
     input_names = op.inputs(params)
     if len(args) > len(input_names):

@@ -1,0 +1,66 @@
+"""transpose (MXNet's): the axes permuted (reversed by default). One strided copy each way:
+forward reads the input through the permuted strides, backward writes the input gradient
+through them. A permutation that keeps the order is a view (no launch, no memory)."""
+
+from __future__ import annotations
+
+from ..ops import memory as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+
+
+def permutation(axes, ndim: int) -> tuple[int, ...]:
+    """``axes`` made non-negative, checked to be a permutation of ``range(ndim)``."""
+    if not axes:
+        return tuple(range(ndim - 1, -1, -1))
+    if len(axes) != ndim or any(not -ndim <= a < ndim for a in axes) or len({a % ndim for a in axes}) != ndim:
+        raise ShapeMismatch(f"axes={tuple(axes)} is not a permutation of the {ndim} axes of the data")
+    return tuple(a % ndim for a in axes)
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data, out = in_shapes[0], out_shapes[0]
+    ndim = len(data) if data is not None else len(out) if out is not None else None
+    if ndim is None:
+        return in_shapes, out_shapes
+    order = permutation(p["axes"], ndim)
+    if data is not None:
+        out = unify("output", out, tuple(data[a] for a in order))
+    back = [0] * ndim
+    for k, a in enumerate(order):
+        back[a] = out[k]
+    return [unify("data", data, tuple(back))], [out]
+
+
+def _is_view(p) -> bool:
+    axes = p["axes"]
+    return bool(axes) and all(a % len(axes) == k for k, a in enumerate(axes))
+
+
+def _forward(a: ForwardArgs):
+    if _is_view(a.params):
+        return []
+    order = permutation(a.params["axes"], a.inputs[0].dim())
+    return kernels.plan_copy(a.inputs[0].permute(order), a.outputs[0])
+
+
+def _backward(a: BackwardArgs):
+    dy, dx = a.out_grads[0], a.in_grads[0]
+    if dx is None or (_is_view(a.params) and dx.data_ptr() == dy.data_ptr() and not a.accumulate[0]):
+        return []
+    order = permutation(a.params["axes"], dx.dim())
+    return kernels.plan_copy(dy, dx.permute(order), accumulate=a.accumulate[0])
+
+
+register(OpDef(
+    name="transpose",
+    doc="Permutes the axes (reverses them when axes is empty); one strided copy.",
+    params=[Param("axes", "ints", (), doc="the new order of the axes; empty reverses them")],
+    input_names=("data",),
+    infer_shape=_infer_shape,
+    forward=_forward,
+    backward=_backward,
+    backward_needs=lambda p, epilogue: ((), ()),
+    output_aliases=lambda p: {0: 0} if _is_view(p) else {},
+    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if _is_view(p) else [],
+    cheap=True,
+))
