@@ -18,6 +18,7 @@ import torch
 
 from . import (
     activation,
+    batch_dot,
     batch_norm,
     dropout,
     elementwise,
@@ -32,8 +33,9 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, batch_norm, dropout, elementwise, embedding, fully_connected,
-                                          layer_norm, memory, optimizer, regression_output, softmax, softmax_output)
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, batch_dot, batch_norm, dropout, elementwise, embedding,
+                                          fully_connected, layer_norm, memory, optimizer, regression_output, softmax,
+                                          softmax_output)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -1501,3 +1501,25 @@ def _embedding_outside(api, data):
 
 _infer_more("embedding", lambda api: api.sym.Embedding(api.sym.Variable("data"), input_dim=10, output_dim=4,
                                                        name="emb"), data=(2, 3))
+
+
+# ------------------------------------------------------------- dot, batch_dot
+
+for _op, _lhs, _rhs, _ta, _tb in (("dot", (3, 4), (4, 5), False, False), ("dot", (2, 3, 4), (4, 5, 2), False, False),
+                                  ("dot", (4, 2, 3), (4, 5), True, False), ("dot", (2, 4), (5, 6, 4), False, True),
+                                  ("dot", (4,), (4,), False, False),
+                                  ("batch_dot", (3, 4, 5), (3, 5, 2), False, False),
+                                  ("batch_dot", (3, 5, 4), (3, 2, 5), True, True),
+                                  ("batch_dot", (2, 3, 4, 5), (2, 3, 5, 6), False, False)):
+    def _product_case(op=_op, lhs=_lhs, rhs=_rhs, ta=_ta, tb=_tb):
+        @case(op, f"{lhs}-{rhs}{'-ta' if ta else ''}{'-tb' if tb else ''}")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("lhs"), api.sym.Variable("rhs"), transpose_a=ta,
+                                       transpose_b=tb, name="p")
+            return _forward_backward(api, data, net, {"lhs": lhs, "rhs": rhs}, dtype=np.float64)
+    _product_case()
+
+_infer_more("dot-mismatch-raises", lambda api: api.sym.dot(api.sym.Variable("a"), api.sym.Variable("b")),
+            a=(3, 4), b=(5, 2))
+_infer_more("batch-dot-mismatch-raises",
+            lambda api: api.sym.batch_dot(api.sym.Variable("a"), api.sym.Variable("b")), a=(2, 3, 4), b=(2, 5, 6))

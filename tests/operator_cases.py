@@ -281,6 +281,42 @@ case(id="embedding", op="Embedding",
      backward=lambda v, h: {"emb_weight": _embedding_grad(v["data"], h, 7)},
      no_grad=("data",))
 
+# -------------------------------------------------------------- dot, batch_dot
+
+
+def _product_case(op, lhs, rhs, ta, tb, forward, grads):
+    build = getattr(S, op)
+    case(id=f"{op}_{'x'.join(map(str, lhs))}_{'x'.join(map(str, rhs))}{'_ta' if ta else ''}{'_tb' if tb else ''}",
+         op=op, build=lambda: build(S.Variable("lhs"), S.Variable("rhs"), transpose_a=ta, transpose_b=tb),
+         shapes={"lhs": lhs, "rhs": rhs}, forward=lambda v: forward(v["lhs"], v["rhs"]),
+         backward=lambda v, h: dict(zip(("lhs", "rhs"), grads(v["lhs"], v["rhs"], h))))
+
+
+def _swap(t):
+    return np.swapaxes(t, -1, -2)
+
+
+for _ta, _tb in ((False, False), (True, False), (False, True), (True, True)):
+    _lhs = (2, 3, 7, 5) if _ta else (2, 3, 5, 7)
+    _rhs = (2, 3, 6, 7) if _tb else (2, 3, 7, 6)
+
+    def _bd_forward(a, b, ta=_ta, tb=_tb):
+        return (_swap(a) if ta else a) @ (_swap(b) if tb else b)
+
+    def _bd_grads(a, b, h, ta=_ta, tb=_tb):
+        a_op, b_op = (_swap(a) if ta else a), (_swap(b) if tb else b)
+        ga, gb = h @ _swap(b_op), _swap(a_op) @ h
+        return (_swap(ga) if ta else ga), (_swap(gb) if tb else gb)
+
+    _product_case("batch_dot", _lhs, _rhs, _ta, _tb, _bd_forward, _bd_grads)
+
+_product_case("dot", (3, 4, 5), (5, 2, 6), False, False, lambda a, b: np.tensordot(a, b, 1),
+              lambda a, b, h: (np.tensordot(h, b, ([2, 3], [1, 2])), np.tensordot(a, h, ([0, 1], [0, 1]))))
+_product_case("dot", (5, 3, 4), (6, 5), True, True, lambda a, b: np.tensordot(a, b, ([0], [1])),
+              lambda a, b, h: (np.tensordot(b, h, ([0], [2])), np.tensordot(h, a, ([0, 1], [1, 2]))))
+_product_case("dot", (7,), (7,), False, False, lambda a, b: np.array([a @ b]),
+              lambda a, b, h: (h[0] * b, h[0] * a))
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

@@ -14,7 +14,7 @@ import pytest
 import torch
 import triton
 from triton.runtime.autotuner import Autotuner
-from tritonsym.ops import _common, fully_connected, softmax
+from tritonsym.ops import _common, batch_dot, fully_connected, softmax
 
 from tritonsym import ops
 
@@ -125,6 +125,16 @@ def _fc_backward(accumulate: bool):
     return make
 
 
+def _batch_dot(accumulate: bool):
+    def make():
+        a, b, out = _tensors(5, (3, 45, 53), (3, 53, 37), (3, 45, 37))
+        # a transposed output, as a gradient of a transposed operand is written
+        target = out.transpose(1, 2) if not accumulate else out
+        lhs, rhs = (b.transpose(1, 2), a.transpose(1, 2)) if not accumulate else (a, b)
+        return batch_dot.plan_batch_dot(lhs, rhs, target, accumulate=accumulate), [out]
+    return make
+
+
 # Wider than the one-pass block in the interpreter and on a GPU: the looped kernels; more
 # rows than the split threshold, so rows are not split.
 WIDE = (softmax.SPLIT_BELOW_ROWS, softmax.MAX_BLOCK + 37)
@@ -164,6 +174,8 @@ CASES = {
                     _fc_backward(accumulate=False)),
     "fc backward accumulating": ((fully_connected._fc_backward_input_kernel,
                                   fully_connected._fc_backward_weight_kernel), _fc_backward(accumulate=True)),
+    "batch_dot": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=False)),
+    "batch_dot accumulating": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=True)),
     "softmax forward": (softmax._softmax_forward_looped_tuned, _softmax_forward(in_place=False, log=False)),
     "softmax forward in place": (softmax._softmax_forward_looped_in_place, _softmax_forward(in_place=True, log=False)),
     "log-softmax forward in place": (softmax._softmax_forward_looped_in_place,

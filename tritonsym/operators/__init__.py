@@ -2,8 +2,10 @@
 
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
+    batch_dot,
     batch_norm,
     block_grad,
+    dot,
     dropout,
     elementwise,
     embedding,

@@ -1,0 +1,117 @@
+"""Batched matrix products: ``C[b] (+)= op(A[b]) @ op(B[b])`` for ``dot`` and ``batch_dot``.
+
+One kernel serves the forward and both gradients: operands are read through their strides,
+so a transposed operand (``transpose_a``/``transpose_b``, or the ``A^T`` of a gradient) is a
+view, never a copy, and the output may be a transposed view too. The tiles, their grouped
+order, the autotuned configs and the dtype rules are those of FullyConnected's GEMM
+(``fully_connected.py``): float32 exact by default (``precision="tf32"`` for tensor cores),
+float16/bfloat16 on tensor cores with float32 accumulation, float64 accumulated in float64.
+The batch is the grid's second axis.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import INTERPRET, KernelArgumentError, Launch, check_tensor, check_writable, prepare_out, store_result
+from .fully_connected import PRECISIONS, _autotune, _mma, _operand, _tile
+
+TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_batch_dot.py")
+MAX_BATCH = 65535  # a CUDA grid's second axis
+
+
+@_autotune(restore=["C"])
+@triton.jit
+def _batch_dot_kernel(A, B, C, M, N, K, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m, sc_n,
+                      ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    batch = tl.program_id(1).to(tl.int64)
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    a_rows = A + batch * sa_b + rm[:, None] * sa_m
+    b_cols = B + batch * sb_b + rn[None, :] * sb_n
+    ACC = tl.float64 if C.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+    for start in range(0, K, BLOCK_K):
+        kk = start + rk
+        a = tl.load(a_rows + kk[None, :] * sa_k, mask=(rm < M)[:, None] & (kk < K)[None, :], other=0.0)
+        b = tl.load(b_cols + kk[:, None] * sb_k, mask=(kk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        acc = _mma(_operand(a, UPCAST), _operand(b, UPCAST), acc, PRECISION)
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    store_result(C + batch * sc_b + rm[:, None] * sc_m + rn[None, :] * sc_n, 0, acc, mask, ACCUMULATE)
+
+
+def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, *, accumulate: bool = False,
+                   precision: str = "ieee") -> list[Launch]:
+    """``out[i] (+)= a[i] @ b[i]`` for 3-d ``a`` (batch, M, K) and ``b`` (batch, K, N), any
+    strides (pass ``x.transpose(1, 2)`` for a transposed operand); ``out`` (batch, M, N) may
+    be a strided view too."""
+    fn = "batch_dot"
+    for name, t in (("a", a), ("b", b)):
+        check_tensor(fn, name, t)
+        if t.dim() != 3:
+            raise KernelArgumentError(f"{fn}: {name} must be 3-d (batch, rows, columns), got shape {tuple(t.shape)}")
+    if a.dtype != b.dtype or a.device != b.device:
+        raise KernelArgumentError(f"{fn}: a ({a.dtype} on {a.device}) and b ({b.dtype} on {b.device}) must share "
+                                  "a dtype and a device")
+    batch, m, k = a.shape
+    if b.shape[0] != batch or b.shape[1] != k:
+        raise KernelArgumentError(f"{fn}: a has shape {tuple(a.shape)} but b has {tuple(b.shape)}; b must be "
+                                  f"({batch}, {k}, N)")
+    if precision not in PRECISIONS:
+        raise KernelArgumentError(f"{fn}: precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    if batch > MAX_BATCH:
+        raise KernelArgumentError(f"{fn}: a batch of {batch} products is more than a launch holds ({MAX_BATCH})")
+    n = b.shape[2]
+    out = prepare_out(fn, "out", out, (batch, m, n), a.dtype, a.device)
+    check_writable(fn, "out", out)
+    options = dict(PRECISION=precision if a.dtype == torch.float32 else "ieee",
+                   UPCAST=INTERPRET and a.dtype == torch.bfloat16)
+
+    def grid(meta):
+        return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]), batch)
+
+    return [Launch(_batch_dot_kernel, grid, [a, b, out, m, n, k, *a.stride(), *b.stride(), *out.stride()],
+                   dict(ACCUMULATE=accumulate, **options))]
+
+
+def plan_batch_dot_backward(grad_out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, grad_a: torch.Tensor | None,
+                            grad_b: torch.Tensor | None, *, transpose_a: bool = False, transpose_b: bool = False,
+                            accumulate_a: bool = False, accumulate_b: bool = False,
+                            precision: str = "ieee") -> list[Launch]:
+    """The gradients of ``C = op(a) @ op(b)`` (op: a transpose where asked), all 3-d:
+    ``op(a)' = C' @ op(b)^T`` and ``op(b)' = op(a)^T @ C'``, each written through a view of
+    the gradient (transposed where the operand was), so no transpose is ever copied."""
+    def op(t, transposed):
+        return t.transpose(1, 2) if transposed else t
+
+    launches = []
+    if grad_a is not None:
+        launches += plan_batch_dot(grad_out, op(b, transpose_b).transpose(1, 2), op(grad_a, transpose_a),
+                                   accumulate=accumulate_a, precision=precision)
+    if grad_b is not None:
+        launches += plan_batch_dot(op(a, transpose_a).transpose(1, 2), grad_out, op(grad_b, transpose_b),
+                                   accumulate=accumulate_b, precision=precision)
+    return launches
+
+
+def batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, precision: str = "ieee"):
+    """Standalone ``a @ b`` of 3-d tensors."""
+    launches = plan_batch_dot(a, b, out, precision=precision)
+    for launch in launches:
+        launch()
+    return launches[0].args[2]
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    batch, m, n, k = (64, 1024, 1024, 128) if large else (3, 5, 7, 6)
+    a, b = torch.empty(batch, m, k, dtype=dtype), torch.empty(batch, k, n, dtype=dtype)
+    out = torch.empty(batch, m, n, dtype=dtype)
+    return [("batch_dot", plan_batch_dot(a, b, out)[0]),
+            ("batch_dot of transposed operands", plan_batch_dot(b.transpose(1, 2), a.transpose(1, 2),
+                                                                 out.transpose(1, 2))[0]),
+            ("batch_dot accumulating", plan_batch_dot(a, b, out, accumulate=True)[0])]

@@ -1,0 +1,75 @@
+"""batch_dot (MXNet's): ``out[..., :, :] = op(lhs[..., :, :]) @ op(rhs[..., :, :])`` over the
+leading (batch) axes of two arrays of one rank >= 3, op a transpose where ``transpose_a`` /
+``transpose_b`` asks. One batched GEMM launch forward, one per gradient backward; transposes
+are strides, never copies (``ops/batch_dot.py``)."""
+
+from __future__ import annotations
+
+from ..ops import batch_dot as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+
+
+def _matrices(p, lhs, rhs):
+    """(M, K) of op(lhs) and (K', N) of op(rhs)."""
+    m, k = (lhs[-1], lhs[-2]) if p["transpose_a"] else (lhs[-2], lhs[-1])
+    k2, n = (rhs[-1], rhs[-2]) if p["transpose_b"] else (rhs[-2], rhs[-1])
+    return m, k, k2, n
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    lhs, rhs = in_shapes
+    if lhs is None or rhs is None:
+        return in_shapes, out_shapes
+    if len(lhs) < 3 or len(lhs) != len(rhs):
+        raise ShapeMismatch(f"lhs {tuple(lhs)} and rhs {tuple(rhs)} must have one rank, at least 3 (batch..., rows, "
+                            "columns)")
+    m, k, k2, n = _matrices(p, lhs, rhs)
+    batch = unify("the batch axes", tuple(lhs[:-2]), tuple(rhs[:-2]))
+    if k and k2 and k != k2:
+        raise ShapeMismatch(f"lhs {tuple(lhs)} and rhs {tuple(rhs)} (transpose_a={p['transpose_a']}, transpose_b="
+                            f"{p['transpose_b']}) multiply {k} columns by {k2} rows")
+    return in_shapes, [unify("output", out_shapes[0], (*batch, m, n))]
+
+
+def _as_3d(t):
+    return t.view(-1, *t.shape[-2:]) if t is not None else None
+
+
+def _forward(a: ForwardArgs):
+    p = a.params
+    lhs, rhs = _as_3d(a.inputs[0]), _as_3d(a.inputs[1])
+    lhs = lhs.transpose(1, 2) if p["transpose_a"] else lhs
+    rhs = rhs.transpose(1, 2) if p["transpose_b"] else rhs
+    return kernels.plan_batch_dot(lhs, rhs, _as_3d(a.outputs[0]), precision=p["precision"])
+
+
+def _backward(a: BackwardArgs):
+    p = a.params
+    return kernels.plan_batch_dot_backward(
+        _as_3d(a.out_grads[0]), _as_3d(a.inputs[0]), _as_3d(a.inputs[1]), _as_3d(a.in_grads[0]),
+        _as_3d(a.in_grads[1]), transpose_a=p["transpose_a"], transpose_b=p["transpose_b"],
+        accumulate_a=a.accumulate[0], accumulate_b=a.accumulate[1], precision=p["precision"])
+
+
+def product_params():
+    """dot's and batch_dot's parameters (MXNet's, and FullyConnected's precision)."""
+    return [
+        Param("transpose_a", bool, False, doc="multiply by lhs transposed"),
+        Param("transpose_b", bool, False, doc="multiply by rhs transposed"),
+        Param("forward_stype", str, "None", choices=("None", "default"),
+              doc="MXNet's storage-type hint; only dense ('default') storage here"),
+        Param("precision", str, "ieee", choices=kernels.PRECISIONS,
+              doc="float32 products: 'ieee' exact, 'tf32' on tensor cores (10-bit mantissa operands)"),
+    ]
+
+
+register(OpDef(
+    name="batch_dot",
+    doc="Batched matrix product over the leading axes: op(lhs) @ op(rhs).",
+    params=product_params(),
+    input_names=("lhs", "rhs"),
+    infer_shape=_infer_shape,
+    forward=_forward,
+    backward=_backward,
+    backward_needs=lambda p, epilogue: ((0, 1), ()),
+))
