@@ -82,6 +82,8 @@ DECISIONS: dict[str, str] = {
     "Embedding/indices-outside-the-table": "MXNet 1.9.1 clips an index outside the table to its first or last row and "
                                            "truncates one that is not whole (1.5 reads row 1); tritonsym gives such "
                                            "a position a NaN row and no gradient, so the wrong index shows",
+    "norm/gradient-at-zero": "MXNet 1.9.1's L2 norm gives a zero vector the gradient 0/0 = NaN; tritonsym gives 0, the "
+                             "subgradient torch gives",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -1523,3 +1525,38 @@ _infer_more("dot-mismatch-raises", lambda api: api.sym.dot(api.sym.Variable("a")
             a=(3, 4), b=(5, 2))
 _infer_more("batch-dot-mismatch-raises",
             lambda api: api.sym.batch_dot(api.sym.Variable("a"), api.sym.Variable("b")), a=(2, 3, 4), b=(2, 5, 6))
+
+
+# ------------------------------------------------------------------ reductions
+
+for _op, _options in (("sum", {}), ("sum", {"axis": (0, 2), "keepdims": True}), ("mean", {"axis": 1}),
+                      ("mean", {"axis": 1, "exclude": True}), ("max", {"axis": -1}), ("min", {"axis": 0}),
+                      ("norm", {}), ("norm", {"axis": 1}), ("norm", {"ord": 1, "axis": (0, 2), "keepdims": True}),
+                      ("sum_axis", {"axis": 2}), ("max_axis", {"axis": (1, 2)})):
+    def _reduce_case(op=_op, options=_options):
+        @case(op, "-".join(f"{k}{v}" for k, v in options.items()).replace(" ", "") or "all")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), name="r", **options)
+            return {**_forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64),
+                    "shape": list(net.infer_shape(data=(3, 4, 5))[1][0])}
+    _reduce_case()
+
+
+@case("max", "ties-each-get-the-gradient")
+def _max_ties(api, data):
+    net = api.sym.max(api.sym.Variable("data"), axis=1, name="m")
+    outs, grads = api.run(net, {"data": np.array([[1.0, 3.0, 3.0], [0.0, 0.0, 0.0]], np.float32)},
+                          head_grads=[np.array([1.0, 2.0], np.float32)])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("norm", "gradient-at-zero")
+def _norm_zero(api, data):
+    net = api.sym.norm(api.sym.Variable("data"), axis=1, name="n")
+    outs, grads = api.run(net, {"data": np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]], np.float32)},
+                          head_grads=[np.ones(2, np.float32)])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+_infer_more("reduce-axis-out-of-range-raises", lambda api: api.sym.sum(api.sym.Variable("data"), axis=3),
+            data=(2, 3, 4))

@@ -317,6 +317,35 @@ _product_case("dot", (5, 3, 4), (6, 5), True, True, lambda a, b: np.tensordot(a,
 _product_case("dot", (7,), (7,), False, False, lambda a, b: np.array([a @ b]),
               lambda a, b, h: (h[0] * b, h[0] * a))
 
+# ------------------------------------------------------------------ reductions
+
+
+def _reduce_case(op, shape, kwargs, forward, grad):
+    name = "_".join(f"{k}{v}" for k, v in kwargs.items()).replace(" ", "").replace(",", "-") or "all"
+    case(id=f"{op}_{'x'.join(map(str, shape))}_{name}", op=op,
+         build=lambda: getattr(S, op)(_data(), **kwargs), shapes={"data": shape},
+         forward=lambda v: forward(v["data"]), backward=lambda v, h: {"data": grad(v["data"], h)})
+
+
+def _spread(h, shape, axes):
+    """The head gradient of a reduction broadcast back over the reduced axes."""
+    return np.broadcast_to(np.expand_dims(h.reshape([n for d, n in enumerate(shape) if d not in axes] or [1])
+                                          if len(axes) < len(shape) else h.reshape(()), axes), shape)
+
+
+_reduce_case("sum", (3, 4, 5), {"axis": (0, 2), "keepdims": True}, lambda x: x.sum((0, 2), keepdims=True),
+             lambda x, h: np.broadcast_to(h, x.shape))
+_reduce_case("mean", (3, 4, 5), {"axis": 1, "exclude": True}, lambda x: x.mean((0, 2)),
+             lambda x, h: _spread(h, x.shape, (0, 2)) / 15)
+_reduce_case("max", (4, 7), {"axis": -1}, lambda x: x.max(-1),
+             lambda x, h: np.where(x == x.max(-1, keepdims=True), h[:, None], 0.0))
+_reduce_case("min", (3, 5), {}, lambda x: x.min().reshape(1),
+             lambda x, h: np.where(x == x.min(), h[0], 0.0))
+_reduce_case("norm", (4, 6), {"axis": 1}, lambda x: np.sqrt((x * x).sum(1)),
+             lambda x, h: x / np.sqrt((x * x).sum(1, keepdims=True)) * h[:, None])
+_reduce_case("norm", (4, 3, 2), {"ord": 1, "axis": (0, 2), "keepdims": True},
+             lambda x: np.abs(x).sum((0, 2), keepdims=True), lambda x, h: np.sign(x) * h)
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

@@ -64,7 +64,7 @@ def test_forward_backward(case, dtype, rng):
 # suite's memcheck, are checked for races with each other.
 SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWISE_BLOCK", 16),
                 ("batch_norm", "BLOCK", 8), ("layer_norm", "BLOCK", 4), ("layer_norm", "PARTIALS", 2),
-                ("embedding", "BLOCK_ROWS", 16), ("embedding", "BLOCK_COLS", 16),
+                ("embedding", "BLOCK_ROWS", 16), ("embedding", "BLOCK_COLS", 16), ("reduce", "TILE", 8),
                 ("elementwise", "ELEMENTWISE_BLOCK", 16),
                 ("memory", "ELEMENTWISE_BLOCK", 16), ("regression_output", "ELEMENTWISE_BLOCK", 16),
                 ("softmax", "MAX_BLOCK", 16),

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     layer_norm,
     leaky_relu,
     make_loss,
+    reduce,
     regression_output,
     reshape,
     softmax,

@@ -14,7 +14,7 @@ def _doc(op: OpDef) -> str:
         lines += ["", "Parameters:"]
         for p in op.params:
             kind = p.kind.__name__ if isinstance(p.kind, type) else p.kind
-            choices = f" one of {', '.join(p.choices)}" if p.choices else ""
+            choices = f" one of {', '.join(map(str, p.choices))}" if p.choices else ""
             default = "required" if p.default is REQUIRED else f"default {p.default!r}"
             lines.append(f"    {p.name} ({kind}{choices}; {default}): {p.doc}")
     lines += ["", "name: the node's name (default: an automatic one); attr: string attributes."]
