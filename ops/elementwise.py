@@ -38,14 +38,17 @@ from ._common import (
 # everything), as MXNet's _equal, _greater, ... do; their gradient is 0 (times the output
 # gradient, so a NaN there stays NaN).
 COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
-BINARY_OPS = ("add", "sub", "mul", "div", *COMPARISONS)
-SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", *COMPARISONS)
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS)
+SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
+              *COMPARISONS)
 UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
-BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
+BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
+                "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
-                "power": ("input",), "rpower": ("output",), **dict.fromkeys(COMPARISONS, ())}
+                "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
+                **dict.fromkeys(COMPARISONS, ())}
 UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("output",), "square": ("input",),
                "abs": ("input",), "reciprocal": ("output",)}
 
@@ -72,6 +75,39 @@ def _power(x, e, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexp
             r = tl.where((x < 0) & (x > float("-inf")), float("nan"), r)
         r = tl.where(e == 0, 1.0, r)
     return r
+
+
+@triton.jit
+def _tensor_power(x, e):
+    """x ** e elementwise (C's pow): exp/log for |x|, the sign of an odd integer power of a
+    negative x restored, NaN for a negative x and a fractional e, 0 ** 0 = 1."""
+    r = tl.exp(e * tl.log(tl.abs(x)))
+    whole = e == tl.floor(e)
+    # Whole exponents below 64 in size multiply out (square and multiply), exact as numpy's.
+    k = tl.where(whole & (tl.abs(e) < 64), tl.abs(e), 0.0).to(tl.int32)
+    product = tl.full(x.shape, 1.0, x.dtype)
+    square = tl.abs(x)
+    for _ in tl.static_range(6):
+        product = tl.where((k & 1) != 0, product * square, product)
+        square = square * square
+        k = k >> 1
+    product = tl.where(e < 0, 1.0 / product, product)
+    r = tl.where(whole & (tl.abs(e) < 64), product, r)
+    odd = whole & (tl.abs(e - 2.0 * tl.floor(e / 2.0)) == 1.0)
+    r = tl.where((x < 0) & odd, -r, r)
+    r = tl.where((x < 0) & (x > float("-inf")) & ~whole, float("nan"), r)
+    return tl.where(e == 0, 1.0, r)
+
+
+@triton.jit
+def _larger(a, b, OP: tl.constexpr):
+    """MXNet's maximum/minimum choice: a where a >= b (maximum) or a <= b (minimum), else b.
+    A NaN on either side makes the result NaN, as numpy's and torch's do."""
+    if OP == "maximum":
+        r = tl.where(a >= b, a, b)
+    else:
+        r = tl.where(a <= b, a, b)
+    return tl.where(a != a, a, tl.where(b != b, b, r))
 
 
 @triton.jit
@@ -120,6 +156,10 @@ def _binary_forward_kernel(
         r = a * b
     elif OP == "div":
         r = a / b
+    elif OP == "maximum" or OP == "minimum":
+        r = _larger(a, b, OP)
+    elif OP == "power":
+        r = _tensor_power(a, b)
     else:
         r = _compare(a, b, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -134,9 +174,15 @@ def _binary_backward_kernel(
     """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
     index, mask = element_block(n, BLOCK)
     g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
-    if OP == "mul" or OP == "div":
+    if OP == "mul" or OP == "div" or OP == "maximum" or OP == "minimum" or OP == "power":
         a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0)
         b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 1.0)
+    if OP == "maximum":  # MXNet's: a's where a >= b, b's where a < b (neither where NaN)
+        a_chosen = a >= b
+        b_chosen = a < b
+    elif OP == "minimum":
+        a_chosen = a <= b
+        b_chosen = a > b
     if HAS_DA:
         if OP == "add" or OP == "sub":
             da = g
@@ -144,6 +190,10 @@ def _binary_backward_kernel(
             da = g * b
         elif OP == "div":
             da = g / b
+        elif OP == "maximum" or OP == "minimum":
+            da = tl.where(a_chosen, g, 0.0)
+        elif OP == "power":  # x ** 0 is constant: gradient 0, also where 0 * 0 ** -1 would be NaN
+            da = tl.where(b == 0.0, g * 0.0, g * b * _tensor_power(a, b - 1.0))
         else:
             da = g * 0.0
         store_result(DA, element_offsets(index, FLAT, sizes, da_strides), da, mask, ACCUMULATE_DA)
@@ -156,6 +206,10 @@ def _binary_backward_kernel(
             db = g * a
         elif OP == "div":
             db = -g * a / (b * b)
+        elif OP == "maximum" or OP == "minimum":
+            db = tl.where(b_chosen, g, 0.0)
+        elif OP == "power":  # 0 ** b is 0 or 1 for b >= 0 whatever b: gradient 0 there (as torch)
+            db = tl.where((a == 0.0) & (b >= 0.0), g * 0.0, g * _tensor_power(a, b) * tl.log(a))
         else:
             db = g * 0.0
         store_result(DB, element_offsets(index, FLAT, sizes, db_strides), db, mask, ACCUMULATE_DB)
@@ -187,6 +241,8 @@ def _scalar_forward_kernel(
         r = _power(x, s, SMALL_INT, IS_INT, ODD)
     elif OP == "rpower":
         r = tl.exp(x * widen(log_scalar, OUT))
+    elif OP == "maximum" or OP == "minimum":
+        r = _larger(x, s, OP)
     else:
         r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -222,6 +278,12 @@ def _scalar_backward_kernel(
     elif OP == "rpower":
         y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
         d = g * y * widen(log_scalar, DOUT)  # the base is positive (the launcher checks): log is finite
+    elif OP == "maximum":  # MXNet's: x's gradient where x >= scalar
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        d = tl.where(x >= s, g, 0.0)
+    elif OP == "minimum":
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        d = tl.where(x <= s, g, 0.0)
     else:
         d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)

@@ -35,10 +35,10 @@ from ._common import (
     keep_nan,
     load_wide,
     prepare_out,
-    store,
     store_result,
     widen,
 )
+from .memory import plan_fill
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_reduce.py")
 KINDS = ("sum", "mean", "max", "min", "norm1", "norm2")
@@ -49,7 +49,7 @@ TILE = 1 << 14 if INTERPRET else 2048
 
 @triton.jit
 def _reduce_kernel(X, Y, n, sizes, x_strides, y_strides, n_red, red_sizes, red_strides, scale,
-                   KIND: tl.constexpr, FLAT: tl.constexpr, FLAT_RED: tl.constexpr,
+                   KIND: tl.constexpr, FLAT: tl.constexpr, FLAT_RED: tl.constexpr, ACCUMULATE: tl.constexpr,
                    BLOCK_OUT: tl.constexpr, BLOCK_RED: tl.constexpr):
     index = tl.program_id(0).to(tl.int64) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
     out_mask = index < n
@@ -85,7 +85,7 @@ def _reduce_kernel(X, Y, n, sizes, x_strides, y_strides, n_red, red_sizes, red_s
         result = tl.sqrt(tl.sum(acc, axis=1))
     else:
         result = tl.sum(acc, axis=1) * scale
-    store(Y, element_offsets(index, FLAT, sizes, y_strides), result, out_mask)
+    store_result(Y, element_offsets(index, FLAT, sizes, y_strides), result, out_mask, ACCUMULATE)
 
 
 @triton.jit
@@ -130,9 +130,10 @@ def reduced_shape(shape, axes, keepdims: bool) -> tuple[int, ...]:
     return tuple(1 if d in axes else n for d, n in enumerate(shape) if keepdims or d not in axes)
 
 
-def plan_reduce(x: torch.Tensor, out: torch.Tensor, kind: str, axes) -> list[Launch]:
-    """``out = kind(x)`` over ``axes`` (sum, mean, max, min, norm1, norm2); ``out`` holds the
-    kept axes in order (with or without 1s in the reduced places)."""
+def plan_reduce(x: torch.Tensor, out: torch.Tensor, kind: str, axes, accumulate: bool = False) -> list[Launch]:
+    """``out (+)= kind(x)`` over ``axes`` (sum, mean, max, min, norm1, norm2); ``out`` holds
+    the kept axes in order (with or without 1s in the reduced places). ``accumulate`` adds the
+    result into ``out`` (a broadcast operand's gradient under ``grad_req='add'``)."""
     fn = f"reduce_{kind}"
     if kind not in KINDS:
         raise KernelArgumentError(f"reduce: kind={kind!r} is not one of {', '.join(KINDS)}")
@@ -150,8 +151,7 @@ def plan_reduce(x: torch.Tensor, out: torch.Tensor, kind: str, axes) -> list[Lau
         return []
     y = out.reshape(kept_shape) if kept_shape else out.reshape(())
     if count == 0:  # an empty sum: 0, an empty mean: NaN (0/0, as numpy and torch)
-        from .memory import plan_fill
-        return plan_fill(y, float("nan") if kind == "mean" else 0.0)
+        return plan_fill(y, float("nan") if kind == "mean" else 0.0, accumulate=accumulate)
     kept = _at_zero(x, axes) if axes else x
     reduced = _at_zero(x, set(range(x.dim())) - set(axes))
     args, flat, _ = elementwise_args(fn, kept_shape or (1,), x=kept.reshape(kept_shape or (1,)),
@@ -162,7 +162,8 @@ def plan_reduce(x: torch.Tensor, out: torch.Tensor, kind: str, axes) -> list[Lau
     grid = (triton.cdiv(out.numel(), block_out),)
     scale = 1.0 / count if kind == "mean" else 1.0
     return [Launch(_reduce_kernel, grid, [x, y, *args, *red_args, scale],
-                   dict(KIND=kind, FLAT=flat, FLAT_RED=flat_red, BLOCK_OUT=block_out, BLOCK_RED=block_red))]
+                   dict(KIND=kind, FLAT=flat, FLAT_RED=flat_red, ACCUMULATE=accumulate, BLOCK_OUT=block_out,
+                        BLOCK_RED=block_red))]
 
 
 def plan_reduce_backward(kind: str, axes, grad_out: torch.Tensor, grad_x: torch.Tensor, x: torch.Tensor | None = None,
@@ -216,6 +217,7 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     rows, cols = torch.empty(shape[0], shape[1], dtype=dtype), torch.empty(shape[1], dtype=dtype)
     launches = [(f"reduce {kind} of the last axis", plan_reduce(x, rows, kind, (2,))[0]) for kind in KINDS]
     launches.append(("reduce sum of the outer axes", plan_reduce(x, cols, "sum", (0, 2))[0]))
+    launches.append(("reduce sum accumulating", plan_reduce(x, cols, "sum", (0, 2), accumulate=True)[0]))
     launches += [(f"reduce {kind} backward", plan_reduce_backward(kind, (2,), rows, torch.empty_like(x), x, rows)[0])
                  for kind in ("sum", "max", "norm1", "norm2")]
     launches.append(("reduce backward accumulating",

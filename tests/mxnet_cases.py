@@ -1560,3 +1560,71 @@ def _norm_zero(api, data):
 
 _infer_more("reduce-axis-out-of-range-raises", lambda api: api.sym.sum(api.sym.Variable("data"), axis=3),
             data=(2, 3, 4))
+
+
+# ------------------------------------------------------------------ broadcasts, where, clip
+
+for _op, _lhs, _rhs in (("broadcast_add", (2, 3, 4), (3, 1)), ("broadcast_plus", (3, 4), (1, 4)),
+                        ("broadcast_sub", (2, 1, 4), (3, 1)), ("broadcast_minus", (3, 1), (3, 5)),
+                        ("broadcast_mul", (2, 3, 4), (1, 3, 1)), ("broadcast_div", (3, 4), (4,)),
+                        ("broadcast_maximum", (3, 4), (3, 1)), ("broadcast_minimum", (2, 3), (2, 3)),
+                        ("broadcast_power", (3, 4), (1, 4)), ("broadcast_equal", (3, 4), (3, 1)),
+                        ("broadcast_greater", (3, 4), (4,)), ("broadcast_lesser_equal", (2, 3), (1, 3))):
+    def _broadcast_case(op=_op, lhs=_lhs, rhs=_rhs):
+        @case(op, f"{lhs}-{rhs}")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("lhs"), api.sym.Variable("rhs"), name="b")
+            arrays = {"lhs": np.abs(data.normal("lhs", lhs, np.float64)) + 0.5,
+                      "rhs": np.abs(data.normal("rhs", rhs, np.float64)) + 0.5}
+            if "equal" in op:  # some ties
+                arrays = {k: np.round(v) for k, v in arrays.items()}
+            out_shape = net.infer_shape(lhs=lhs, rhs=rhs)[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", out_shape, np.float64)])
+            return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "shape": list(out_shape)}
+    _broadcast_case()
+
+
+@case("broadcast_to", "with-a-zero")
+def _broadcast_to(api, data):
+    net = api.sym.broadcast_to(api.sym.Variable("data"), shape=(2, 0, 4), name="b")
+    return _forward_backward(api, data, net, {"data": (1, 3, 1)}, dtype=np.float64)
+
+
+@case("broadcast_like", "3d")
+def _broadcast_like(api, data):
+    net = api.sym.broadcast_like(api.sym.Variable("lhs"), api.sym.Variable("rhs"), name="b")
+    return _forward_backward(api, data, net, {"lhs": (1, 3, 1), "rhs": (2, 3, 4)}, dtype=np.float64)
+
+
+_infer_more("broadcast-mismatch-raises",
+            lambda api: api.sym.broadcast_add(api.sym.Variable("a"), api.sym.Variable("b")), a=(2, 3), b=(4,))
+
+
+@case("maximum", "symbols-and-scalars")
+def _maximum(api, data):
+    a, b = api.sym.Variable("a"), api.sym.Variable("b")
+    net = api.sym.Group([api.sym.maximum(a, b), api.sym.minimum(a, b), api.sym.maximum(a, 0.2),
+                         api.sym.minimum(0.1, b), a ** b])
+    arrays = {"a": np.array([[1.0, -1.0, 0.5], [2.0, 0.2, 0.1]]), "b": np.array([[2.0, -1.0, 0.25], [0.5, 3.0, 1.5]])}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal(f"h{k}", (2, 3), np.float64) for k in range(5)])
+    return {**{f"out{k}": o for k, o in enumerate(outs)}, "grad_a": grads["a"], "grad_b": grads["b"],
+            "outputs": net.list_outputs()}
+
+
+@case("where", "same-shape-and-rows")
+def _where(api, data):
+    c, x, y = api.sym.Variable("c"), api.sym.Variable("x"), api.sym.Variable("y")
+    r = api.sym.Variable("r")
+    net = api.sym.Group([api.sym.where(c, x, y, name="w"), api.sym.where(r, x, y, name="v")])
+    arrays = {"c": np.array([[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]]), "r": np.array([0.0, 1.0]),
+              "x": data.normal("x", (2, 3), np.float64), "y": data.normal("y", (2, 3), np.float64)}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal(f"h{k}", (2, 3), np.float64) for k in range(2)])
+    return {"out0": outs[0], "out1": outs[1], "grad_x": grads["x"], "grad_y": grads["y"]}
+
+
+@case("clip", "bounds-included")
+def _clip(api, data):
+    net = api.sym.clip(api.sym.Variable("data"), a_min=0.0, a_max=1.0, name="c")
+    outs, grads = api.run(net, {"data": np.array([-3.0, 5.0, 0.5, 0.0, 1.0])},
+                          head_grads=[np.array([1.0, 2.0, 3.0, 4.0, 5.0])])
+    return {"out0": outs[0], "grad_data": grads["data"]}

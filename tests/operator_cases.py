@@ -346,6 +346,99 @@ _reduce_case("norm", (4, 6), {"axis": 1}, lambda x: np.sqrt((x * x).sum(1)),
 _reduce_case("norm", (4, 3, 2), {"ord": 1, "axis": (0, 2), "keepdims": True},
              lambda x: np.abs(x).sum((0, 2), keepdims=True), lambda x, h: np.sign(x) * h)
 
+# ------------------------------------------------------------------ broadcasts
+
+
+def _unbroadcast(g, shape):
+    """A gradient of the broadcast shape summed back to an operand's ``shape``."""
+    g = g.sum(tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    return g.sum(tuple(a for a, n in enumerate(shape) if n == 1 and g.shape[a] != 1), keepdims=True)
+
+
+_BINARY_MATH = {
+    "add": (np.add, lambda a, b, h: (h, h)),
+    "sub": (np.subtract, lambda a, b, h: (h, -h)),
+    "mul": (np.multiply, lambda a, b, h: (h * b, h * a)),
+    "div": (np.divide, lambda a, b, h: (h / b, -h * a / b ** 2)),
+    "maximum": (np.maximum, lambda a, b, h: (np.where(a >= b, h, 0.0), np.where(a < b, h, 0.0))),
+    "minimum": (np.minimum, lambda a, b, h: (np.where(a <= b, h, 0.0), np.where(a > b, h, 0.0))),
+    "power": (np.power, lambda a, b, h: (h * b * a ** (b - 1), h * a ** b * np.log(a))),
+    "greater": (lambda a, b: (a > b).astype(np.float64), lambda a, b, h: (0 * h, 0 * h)),
+}
+
+
+def _broadcast_case(op, kind, lhs, rhs):
+    forward, grads = _BINARY_MATH[kind]
+
+    def backward(v, h):
+        a, b = v["lhs"], v["rhs"]
+        ga, gb = grads(np.broadcast_to(a, h.shape), np.broadcast_to(b, h.shape), h)
+        return {"lhs": _unbroadcast(ga, a.shape), "rhs": _unbroadcast(gb, b.shape)}
+
+    case(id=f"{op}_{'x'.join(map(str, lhs))}_{'x'.join(map(str, rhs))}", op=op,
+         build=lambda: getattr(S, op)(S.Variable("lhs"), S.Variable("rhs")), shapes={"lhs": lhs, "rhs": rhs},
+         values={"lhs": positive, "rhs": positive} if kind == "power" else {},
+         forward=lambda v: forward(v["lhs"], v["rhs"]), backward=backward)
+
+
+_broadcast_case("broadcast_add", "add", (2, 3, 5), (3, 1))
+_broadcast_case("broadcast_sub", "sub", (1, 5), (4, 1))
+_broadcast_case("broadcast_mul", "mul", (2, 1, 5), (2, 3, 5))
+_broadcast_case("broadcast_div", "div", (3, 4), (4,))
+_broadcast_case("broadcast_maximum", "maximum", (3, 4), (3, 1))
+_broadcast_case("broadcast_minimum", "minimum", (3, 4), (1, 4))
+_broadcast_case("broadcast_power", "power", (3, 4), (3, 1))
+_broadcast_case("broadcast_greater", "greater", (2, 3), (3,))
+for _cmp in ("equal", "not_equal", "greater_equal", "lesser", "lesser_equal"):  # no ties: a step's finite difference
+    case(id=f"broadcast_{_cmp}", op=f"broadcast_{_cmp}",
+         build=lambda c=_cmp: getattr(S, f"broadcast_{c}")(S.Variable("lhs"), S.Variable("rhs")),
+         shapes={"lhs": (3, 4), "rhs": (1, 4)}, values={"lhs": away_from_zero, "rhs": away_from_zero},
+         forward=lambda v, c=_cmp: o.BINARY[c](v["lhs"], v["rhs"]),
+         backward=lambda v, h: {"lhs": 0 * h, "rhs": 0 * h.sum(0, keepdims=True)})
+for _kind in ("maximum", "minimum", "power"):
+    _forward, _grads = _BINARY_MATH[_kind]
+    case(id=f"_{_kind}", op=f"_{_kind}",
+         build=lambda k=_kind: getattr(S, f"_{k}")(S.Variable("lhs"), S.Variable("rhs")),
+         shapes={"lhs": (4, 5), "rhs": (4, 5)}, values={"lhs": positive, "rhs": positive} if _kind == "power" else {},
+         forward=lambda v, f=_forward: f(v["lhs"], v["rhs"]),
+         backward=lambda v, h, g=_grads: dict(zip(("lhs", "rhs"), g(v["lhs"], v["rhs"], h))))
+    if _kind != "power":
+        case(id=f"_{_kind}_scalar", op=f"_{_kind}_scalar",
+             build=lambda k=_kind: getattr(S, f"_{k}_scalar")(_data(), scalar=0.3), shapes={"data": (4, 5)},
+             forward=lambda v, f=_forward: f(v["data"], 0.3),
+             backward=lambda v, h, k=_kind: {"data": np.where(v["data"] >= 0.3 if k == "maximum" else
+                                                              v["data"] <= 0.3, h, 0.0)})
+
+case(id="broadcast_to", op="broadcast_to",
+     build=lambda: S.broadcast_to(_data(), shape=(2, 0, 4)), shapes={"data": (1, 3, 1)},
+     forward=lambda v: np.broadcast_to(v["data"], (2, 3, 4)),
+     backward=lambda v, h: {"data": h.sum((0, 2), keepdims=True)})
+
+case(id="broadcast_like", op="broadcast_like",
+     build=lambda: S.broadcast_like(S.Variable("lhs"), S.Variable("rhs")), shapes={"lhs": (3, 1), "rhs": (3, 4)},
+     forward=lambda v: np.broadcast_to(v["lhs"], (3, 4)),
+     backward=lambda v, h: {"lhs": h.sum(1, keepdims=True)}, no_grad=("rhs",))
+
+case(id="where", op="where",
+     build=lambda: S.where(S.Variable("condition"), S.Variable("x"), S.Variable("y")),
+     shapes={"condition": (4, 5), "x": (4, 5), "y": (4, 5)}, values={"condition": classes(2)},
+     forward=lambda v: np.where(v["condition"] != 0, v["x"], v["y"]),
+     backward=lambda v, h: {"x": np.where(v["condition"] != 0, h, 0.0), "y": np.where(v["condition"] != 0, 0.0, h)},
+     no_grad=("condition",))
+
+case(id="where_rows", op="where",
+     build=lambda: S.where(S.Variable("condition"), S.Variable("x"), S.Variable("y")),
+     shapes={"condition": (4,), "x": (4, 5), "y": (4, 5)}, values={"condition": classes(2)},
+     forward=lambda v: np.where(v["condition"][:, None] != 0, v["x"], v["y"]),
+     backward=lambda v, h: {"x": np.where(v["condition"][:, None] != 0, h, 0.0),
+                            "y": np.where(v["condition"][:, None] != 0, 0.0, h)},
+     no_grad=("condition",))
+
+case(id="clip", op="clip",
+     build=lambda: S.clip(_data(), a_min=-0.5, a_max=0.7), shapes={"data": (5, 6)},
+     forward=lambda v: np.clip(v["data"], -0.5, 0.7),
+     backward=lambda v, h: {"data": np.where((v["data"] >= -0.5) & (v["data"] <= 0.7), h, 0.0)})
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

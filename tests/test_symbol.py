@@ -167,8 +167,7 @@ def test_operator_function_errors():
     assert S.FullyConnected(x, num_hidden=1, name="f1").infer_shape(x=(4, 2))[1] == [(4, 1)]  # 1 is positive
     with pytest.raises(ParamError, match="must be positive: the base"):
         (-2.0) ** x
-    with pytest.raises(TypeError, match="symbol \\*\\* symbol is not supported"):
-        x ** x
+    assert (x ** x).name.startswith("_power")  # between symbols: MXNet's _power, one shape
     for other in (True, "2", None):  # a bool is not a scale factor, nor a string a number
         with pytest.raises(TypeError, match="unsupported operand"):
             x + other

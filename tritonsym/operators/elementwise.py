@@ -8,7 +8,10 @@
 - comparisons (``== != > >= < <=`` between symbols or with a number): _equal, _not_equal,
   _greater, _greater_equal, _lesser, _lesser_equal and their _scalar forms, 1.0 where the
   comparison holds and 0.0 elsewhere, gradient 0;
-- unary: negative, exp, log, sqrt, square, abs, reciprocal.
+- unary: negative, exp, log, sqrt, square, abs, reciprocal;
+- MXNet's _maximum, _minimum, _power (same shape, ``ts.sym.maximum(a, b)``, ``a ** b``) and
+  _maximum_scalar, _minimum_scalar (``ts.sym.maximum(a, 2.0)``): NaN on either side gives
+  NaN; a tie gives lhs the gradient, as MXNet does.
 
 Which forward values each backward reads comes from the kernels' own tables.
 """
@@ -28,6 +31,7 @@ from .registry import (
 )
 
 BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div",
+          "_maximum": "maximum", "_minimum": "minimum", "_power": "power",
           **{f"_{kind}": kind for kind in kernels.COMPARISONS}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
@@ -51,7 +55,8 @@ def _register_binary(name: str, kind: str):
 
     register(OpDef(
         name=name,  # named elemwise_add0 ...; a + b names its node _plus0 (Symbol's arithmetic)
-        doc=f"Elementwise lhs {SYMBOLS[kind]} rhs; both have one shape"
+        doc=(f"Elementwise {kind}(lhs, rhs)" if kind not in SYMBOLS else f"Elementwise lhs {SYMBOLS[kind]} rhs")
+            + "; both have one shape"
             + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in kernels.COMPARISONS else "."),
         params=[],
         input_names=("lhs", "rhs"),
@@ -81,6 +86,8 @@ def _register_scalar(name: str, kind: str):
 
     formula = dict(plus="x + scalar", minus="x - scalar", rminus="scalar - x", mul="x * scalar",
                    div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x",
+                   maximum="max(x, scalar) (NaN stays NaN; x's gradient where x >= scalar)",
+                   minimum="min(x, scalar) (NaN stays NaN; x's gradient where x <= scalar)",
                    **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS})[kind]
     register(OpDef(
         # MXNet names these after its CamelCase aliases (_PlusScalar -> _plusscalar0), except

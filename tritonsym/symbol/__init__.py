@@ -4,12 +4,13 @@ operator, arithmetic between symbols, ``Group``, composition, inference and JSON
 from .. import operators as _operators
 from . import fluent as _fluent
 from .attr_scope import AttrScope
+from .math_functions import maximum, minimum, pow, power
 from .naming import NameManager, Prefix
 from .op_functions import make_function
 from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
 __all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load",
-           "load_json", "var"]
+           "load_json", "maximum", "minimum", "pow", "power", "var"]
 
 
 def _sync_function(name: str, op) -> None:

@@ -230,7 +230,7 @@ class Symbol:
 
     def __pow__(self, other):
         if isinstance(other, Symbol):
-            raise TypeError("symbol ** symbol is not supported; the exponent must be a Python number")
+            return create("_power", self, other)
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
             return create("_power_scalar", self, scalar=float(other))
         return NotImplemented
