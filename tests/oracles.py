@@ -152,8 +152,15 @@ def cross_entropy(p, label, grad_scale=1.0, ignore_label=-1.0, use_ignore=False,
 # output gradient (so a NaN there stays NaN).
 COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.greater, "greater_equal": np.greater_equal,
            "lesser": np.less, "lesser_equal": np.less_equal}
-BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
+          "minimum": np.minimum, "power": lambda a, b: _quiet(np.power, a, b),
           **{k: (lambda a, b, f=f: f(a, b).astype(np.float64)) for k, f in COMPARE.items()}}
+
+
+def _quiet(f, *args):
+    """numpy's value, NaN for a negative base's fractional power included, without its warning."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return f(*args)
 
 
 def binary_grads(kind, dy, a, b):
@@ -164,6 +171,11 @@ def binary_grads(kind, dy, a, b):
         "sub": lambda: (dy, -dy),
         "mul": lambda: (dy * b, dy * a),
         "div": lambda: (dy / b, -dy * a / b ** 2),
+        # MXNet's choice: lhs takes a tie; a NaN on either side sends the gradient nowhere
+        "maximum": lambda: (np.where(a >= b, dy, 0.0), np.where(a < b, dy, 0.0)),
+        "minimum": lambda: (np.where(a <= b, dy, 0.0), np.where(a > b, dy, 0.0)),
+        "power": lambda: (_quiet(lambda: dy * b * np.power(a, b - 1.0)),
+                          _quiet(lambda: dy * np.power(a, b) * np.log(a))),
     }[kind]()
 
 
@@ -173,13 +185,15 @@ def scalar(kind, x, s):
     return {
         "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
         "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
-        "rpower": lambda: np.power(s, x),
+        "rpower": lambda: np.power(s, x), "maximum": lambda: np.maximum(x, s), "minimum": lambda: np.minimum(x, s),
     }[kind]()
 
 
 def scalar_grad(kind, dy, x, s):
     if kind in COMPARE:
         return dy * 0.0
+    if kind in ("maximum", "minimum"):  # x's gradient where it is the result (x >= s, x <= s)
+        return np.where(x >= s if kind == "maximum" else x <= s, dy, 0.0)
     return dy * {
         "plus": lambda: 1.0, "minus": lambda: 1.0, "rminus": lambda: -1.0, "mul": lambda: s,
         "div": lambda: 1.0 / s, "rdiv": lambda: -s / x ** 2, "power": lambda: s * np.power(x, s - 1.0),

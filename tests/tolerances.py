@@ -8,6 +8,7 @@ result (float16 keeps 11 significant bits, bfloat16 8; products accumulate in fl
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from tritonsym.test_utils import DEFAULT_TOLERANCES as TOLERANCES  # dtype: (atol, rtol)
@@ -15,6 +16,11 @@ from tritonsym.test_utils import assert_almost_equal
 
 DTYPES = list(TOLERANCES)
 DTYPE_IDS = ["float64", "float32", "float16", "bfloat16"]
+# The dtypes of a wide matrix (every operator case, every axis set): float32 and bfloat16
+# (the interpreter's bit-pattern path) in the README's quick run, float64 and float16 too
+# under "-m slow", which CI runs.
+DTYPES_QUICK_FIRST = [pytest.param(d, id=i, marks=() if i in ("float32", "bfloat16") else pytest.mark.slow)
+                      for d, i in zip(DTYPES, DTYPE_IDS)]
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
