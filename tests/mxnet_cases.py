@@ -1628,3 +1628,43 @@ def _clip(api, data):
     outs, grads = api.run(net, {"data": np.array([-3.0, 5.0, 0.5, 0.0, 1.0])},
                           head_grads=[np.array([1.0, 2.0, 3.0, 4.0, 5.0])])
     return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+# ------------------------------------------------------------ Concat, split, slice_axis
+
+for _dim, _shapes in ((1, ((2, 3), (2, 1), (2, 4))), (0, ((1, 3, 2), (2, 3, 2))), (-1, ((2, 2, 1), (2, 2, 3)))):
+    def _concat_case(dim=_dim, shapes=_shapes):
+        @case("Concat", f"dim{dim}-{len(shapes)}-inputs")
+        def run(api, data):
+            inputs = [api.sym.Variable(f"x{k}") for k in range(len(shapes))]
+            net = api.sym.Concat(*inputs, dim=dim, name="c")
+            result = _forward_backward(api, data, net, {f"x{k}": s for k, s in enumerate(shapes)}, dtype=np.float64)
+            return {**result, "attrs": net.attr_dict(), "arguments": net.list_arguments()}
+    _concat_case()
+
+
+@case("SliceChannel", "outputs-and-gradients")
+def _slice_channel(api, data):
+    parts = api.sym.SliceChannel(api.sym.Variable("data"), num_outputs=3, axis=1, name="s")
+    net = api.sym.Group([parts[0] * 2.0, parts[2]])  # the middle part unused: zero gradient
+    arrays = {"data": data.normal("x", (2, 6, 3), np.float64)}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal(f"h{k}", (2, 2, 3), np.float64) for k in range(2)])
+    return {"out0": outs[0], "out1": outs[1], "grad_data": grads["data"], "outputs": parts.list_outputs()}
+
+
+@case("SliceChannel", "split-squeeze-axis")
+def _split(api, data):
+    parts = api.sym.split(api.sym.Variable("data"), num_outputs=2, axis=0, squeeze_axis=True, name="s")
+    return {"shapes": [list(s) for s in parts.infer_shape(data=(2, 3))[1]], "outputs": parts.list_outputs()}
+
+
+_infer_more("split-uneven-raises", lambda api: api.sym.split(api.sym.Variable("data"), num_outputs=4, axis=1),
+            data=(2, 6))
+
+for _axis, _begin, _end in ((1, 1, 3), (0, -2, None), (-1, 0, -1)):
+    def _slice_axis_case(axis=_axis, begin=_begin, end=_end):
+        @case("slice_axis", f"axis{axis}-begin{begin}-end{end}")
+        def run(api, data):
+            net = api.sym.slice_axis(api.sym.Variable("data"), axis=axis, begin=begin, end=end, name="s")
+            return _forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64)
+    _slice_axis_case()

@@ -439,6 +439,35 @@ case(id="clip", op="clip",
      forward=lambda v: np.clip(v["data"], -0.5, 0.7),
      backward=lambda v, h: {"data": np.where((v["data"] >= -0.5) & (v["data"] <= 0.7), h, 0.0)})
 
+# -------------------------------------------------------- Concat, split, slice_axis
+
+case(id="concat_dim1", op="Concat",
+     build=lambda: S.Concat(S.Variable("a"), S.Variable("b"), S.Variable("c"), dim=1),
+     shapes={"a": (3, 2, 4), "b": (3, 5, 4), "c": (3, 1, 4)},
+     forward=lambda v: np.concatenate([v["a"], v["b"], v["c"]], 1),
+     backward=lambda v, h: {"a": h[:, :2], "b": h[:, 2:7], "c": h[:, 7:]})
+
+case(id="concat_last_axis", op="Concat",
+     build=lambda: S.concat(S.Variable("a"), S.Variable("b"), dim=-1), shapes={"a": (4, 3), "b": (4, 6)},
+     forward=lambda v: np.concatenate([v["a"], v["b"]], -1),
+     backward=lambda v, h: {"a": h[:, :3], "b": h[:, 3:]})
+
+# The middle part of three: the others' gradients are zero.
+case(id="slice_channel", op="SliceChannel",
+     build=lambda: S.SliceChannel(_data(), num_outputs=3, axis=1)[1], shapes={"data": (2, 9, 5)},
+     forward=lambda v: v["data"][:, 3:6],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros_like(h), h, np.zeros_like(h)], 1)})
+
+case(id="split_squeeze_axis", op="SliceChannel",
+     build=lambda: S.split(_data(), num_outputs=4, axis=-1, squeeze_axis=True)[3], shapes={"data": (3, 5, 4)},
+     forward=lambda v: v["data"][:, :, 3],
+     backward=lambda v, h: {"data": np.stack([np.zeros_like(h)] * 3 + [h], -1)})
+
+case(id="slice_axis", op="slice_axis",
+     build=lambda: S.slice_axis(_data(), axis=1, begin=-5, end=-1), shapes={"data": (3, 7, 2)},
+     forward=lambda v: v["data"][:, 2:6],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros((3, 2, 2)), h, np.zeros((3, 1, 2))], 1)})
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

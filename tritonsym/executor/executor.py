@@ -199,7 +199,8 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
-                step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()}, step.name)))
+                step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()}, step.name,
+                list(step.input_shapes))))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]

@@ -85,6 +85,8 @@ class Step:
     # What the training forward keeps for the backward (``OpDef.saved_for_backward``): the
     # same values in the forward step and in its backward step.
     saved: dict[str, Value] = field(default_factory=dict)
+    # Every input's shape, also those backward reads no values of (Concat's widths).
+    input_shapes: list[tuple] = field(default_factory=list)
 
     def launches_for(self, is_train: bool) -> list:
         return self.train_launches if is_train and self.train_launches is not None else self.launches
@@ -343,7 +345,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
                           [v if k in need_in else None for k, v in enumerate(s.inputs)],
                           [v if k in need_out else None for k, v in enumerate(s.outputs)],
                           s.epilogue, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled,
-                          saved=s.saved))
+                          saved=s.saved, input_shapes=[v.shape for v in s.inputs]))
 
     zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
     return steps, head_grads, zero_grads, new_values

@@ -50,7 +50,8 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Param:
     """One hyper-parameter: ``kind`` is int, float, bool, str, "shape" (dimensions, never
-    negative) or "ints" (a tuple of integers that may be negative: axes, Reshape's codes)."""
+    negative), "ints" (a tuple of integers that may be negative: axes, Reshape's codes) or
+    "optional_int" (an integer or None: slice_axis's end)."""
 
     name: str
     kind: Any
@@ -151,10 +152,17 @@ def parse_ints(value) -> tuple[int, ...]:
     return tuple(_parse_int(v) for v in value)
 
 
+def _parse_optional_int(value) -> int | None:
+    """An integer, or None (MXNet writes it "None")."""
+    if value is None or (isinstance(value, str) and value.strip() == "None"):
+        return None
+    return _parse_int(value)
+
+
 _PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape,
-            "ints": parse_ints}
+            "ints": parse_ints, "optional_int": _parse_optional_int}
 _KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape",
-               "ints": "tuple of integers"}
+               "ints": "tuple of integers", "optional_int": "integer or None"}
 
 
 def positive(value) -> str | None:
@@ -245,6 +253,8 @@ class BackwardArgs:
     loss_scale: torch.Tensor | None = None
     saved: dict[str, torch.Tensor] = field(default_factory=dict)  # what the training forward kept
     node: str = ""  # the node's name, as in ForwardArgs
+    # Every input's shape, also of inputs whose values backward does not read (Concat's widths).
+    input_shapes: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -307,6 +317,10 @@ class OpDef:
     # the backward step, and only in a bind that runs this operator's backward.
     saved_for_backward: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
         lambda params, shapes, dtypes: {}
+    # Takes any number of inputs, ``arg0`` ... ``arg{num_args - 1}`` (Concat): ``num_args`` is
+    # a parameter, set from the number of symbols given when the script leaves it out, and
+    # ``input_names`` holds one name for the documentation.
+    variadic: bool = False
     # Draws from ``tritonsym.random``'s device state (Dropout): each training forward of a
     # graph holding such an operator first advances the state's step, on the device.
     draws_random: Callable[[dict], bool] = lambda params: False

@@ -89,8 +89,11 @@ def _infer_shape(p, in_shapes, out_shapes):
     data, out = in_shapes[0], out_shapes[0]
     if data is not None and 0 not in data:
         out = unify("output", out, target_shape(p["shape"], data, p["reverse"]))
-    elif out is not None:
-        data = fill_one_unknown(data, out)
+    else:
+        if p["shape"] and all(code > 0 for code in p["shape"]):  # no code reads the data's shape
+            out = unify("output", out, tuple(p["shape"]))
+        if out is not None:
+            data = fill_one_unknown(data, out)
     return [data], [out]
 
 

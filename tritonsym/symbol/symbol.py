@@ -447,6 +447,9 @@ def _positional_params(op, args: tuple, param_kwargs: dict) -> tuple[tuple, dict
         symbols += 1
     rest = args[symbols:]
     stray = next((i for i, a in enumerate(rest, symbols) if isinstance(a, Symbol)), None)
+    if op.variadic and rest:
+        raise TypeError(f"{op.name}: positional argument {symbols} must be a Symbol (its inputs are all the "
+                        f"positional arguments; hyper-parameters go by keyword), got {type(args[symbols]).__name__}")
     if stray is not None or (rest and symbols < len(op.input_names)):
         i = symbols  # the first value that is not a symbol, where an input is still expected
         raise TypeError(f"{op.name}: positional argument {i} must be a Symbol (its inputs {', '.join(op.input_names)} "
@@ -478,6 +481,8 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
         raise TypeError(f"{op.name}: input {misplaced[0]!r} must be a Symbol, got "
                         f"{type(param_kwargs[misplaced[0]]).__name__}")
     args, param_kwargs = _positional_params(op, args, param_kwargs)
+    if op.variadic and "num_args" not in param_kwargs:
+        param_kwargs["num_args"] = len(args)  # as MXNet's generated functions set it
     params = op.parse_params(param_kwargs)
     input_names = op.inputs(params)
     if len(args) > len(input_names):

@@ -1,0 +1,60 @@
+"""Shape operators: views cost no launch and no memory, MXNet's Reshape codes, Concat's
+num_args from its inputs, and the errors that name the shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tritonsym as ts
+from tritonsym.base import ShapeError
+
+S = ts.sym
+
+
+@pytest.mark.parametrize("view", [lambda x: S.Reshape(x, shape=(0, -1)), lambda x: S.expand_dims(x, axis=1),
+                                  lambda x: S.squeeze(S.expand_dims(x, axis=0)), lambda x: S.Flatten(x),
+                                  lambda x: S.transpose(x, axes=(0, 1, 2))],
+                         ids=["Reshape", "expand_dims", "squeeze", "Flatten", "transpose-identity"])
+def test_a_view_shares_the_input_and_runs_no_launch(view):
+    x = S.Variable("x")
+    exe = view(x).simple_bind(ts.cpu(), x=(2, 3, 4), grad_req="null")
+    out = exe.forward(x=np.arange(24.0).reshape(2, 3, 4))[0]
+    assert out.data_ptr() == exe.arg_dict["x"].data_ptr()
+    assert not any(step.launches for step in exe._program.forward_steps)
+
+
+def test_reshape_codes_errors_name_the_shapes():
+    x = S.Variable("x")
+    with pytest.raises(ShapeError, match=r"-4 cannot split dimension 5 into \(2, -1\)"):
+        S.Reshape(x, shape=(-4, 2, -1)).infer_shape(x=(5,))
+    with pytest.raises(ShapeError, match="more than one -1"):
+        S.Reshape(x, shape=(-1, -1)).infer_shape(x=(6,))
+    with pytest.raises(ShapeError, match=r"cannot turn data of shape \(3, 3\) \(9 elements\) into shape \(5, 2\)"):
+        S.Reshape(x, shape=(5, 2)).infer_shape(x=(3, 3))
+    # the input's one unknown dimension comes back from the output
+    assert S.Reshape(x, shape=(6, 4)).infer_shape_partial(x=(0, 4))[0] == [(6, 4)]
+
+
+def test_concat_takes_num_args_from_its_inputs_and_checks_the_other_axes():
+    a, b = S.Variable("a"), S.Variable("b")
+    net = S.Concat(a, b, S.Variable("c"), dim=0)
+    assert net.attr_dict()[net.name] == {"num_args": "3", "dim": "0"}
+    assert net.list_arguments() == ["a", "b", "c"]
+    with pytest.raises(ShapeError, match=r"differ outside dim=1"):
+        S.Concat(a, b).infer_shape(a=(2, 3), b=(3, 3))
+    with pytest.raises(TypeError, match="hyper-parameters go by keyword"):
+        S.Concat(a, b, 1)
+    again = S.load_json(net.tojson())
+    assert again.infer_shape(a=(1, 2), b=(2, 2), c=(3, 2))[1] == [(6, 2)]
+
+
+def test_split_and_slice_axis_errors():
+    x = S.Variable("x")
+    with pytest.raises(ShapeError, match=r"axis 1 of data \(2, 6\) has size 6, which num_outputs=4 does not divide"):
+        S.split(x, num_outputs=4).infer_shape(x=(2, 6))
+    with pytest.raises(ShapeError, match="squeeze_axis needs parts of size 1"):
+        S.split(x, num_outputs=2, squeeze_axis=True).infer_shape(x=(2, 6))
+    with pytest.raises(ShapeError, match=r"begin=3, end=2 is not a non-empty slice of an axis of length 5"):
+        S.slice_axis(x, axis=1, begin=3, end=2).infer_shape(x=(2, 5))
+    assert S.slice_axis(x, axis=0, begin=-1, end=None).infer_shape(x=(4, 2))[1] == [(1, 2)]

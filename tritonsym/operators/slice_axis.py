@@ -1,0 +1,63 @@
+"""slice_axis (MXNet's): ``data[..., begin:end, ...]`` along ``axis`` (negative begin/end count
+from the end; ``end=None`` is the end). One strided copy; backward zeroes the input gradient
+outside the slice and copies the output gradient into it."""
+
+from __future__ import annotations
+
+from ..ops import memory as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+
+
+def bounds(p, length: int) -> tuple[int, int]:
+    """[begin, end) of the slice on an axis of ``length``, checked."""
+    begin = p["begin"] + length if p["begin"] < 0 else p["begin"]
+    end = length if p["end"] is None else (p["end"] + length if p["end"] < 0 else p["end"])
+    if not 0 <= begin < end <= length:
+        raise ShapeMismatch(f"begin={p['begin']}, end={p['end']} is not a non-empty slice of an axis of length "
+                            f"{length}")
+    return begin, end
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data = in_shapes[0]
+    if data is None or 0 in data:
+        return in_shapes, out_shapes
+    if not -len(data) <= p["axis"] < len(data):
+        raise ShapeMismatch(f"axis={p['axis']} is out of range for data of shape {tuple(data)}")
+    axis = p["axis"] % len(data)
+    begin, end = bounds(p, data[axis])
+    return in_shapes, [unify("output", out_shapes[0], tuple(end - begin if k == axis else d
+                                                             for k, d in enumerate(data)))]
+
+
+def _window(p, t):
+    axis = p["axis"] % t.dim()
+    begin, end = bounds(p, t.shape[axis])
+    return t.narrow(axis, begin, end - begin)
+
+
+def _forward(a: ForwardArgs):
+    return kernels.plan_copy(_window(a.params, a.inputs[0]), a.outputs[0])
+
+
+def _backward(a: BackwardArgs):
+    dx = a.in_grads[0]
+    if dx is None:
+        return []
+    zero = [] if a.accumulate[0] else kernels.plan_fill(dx, 0.0)
+    return zero + kernels.plan_copy(a.out_grads[0], _window(a.params, dx), accumulate=a.accumulate[0])
+
+
+register(OpDef(
+    name="slice_axis",
+    doc="data[begin:end] along axis.",
+    params=[Param("axis", int, doc="the axis to slice"),
+            Param("begin", int, doc="the first index (negative: from the end)"),
+            Param("end", "optional_int", None, doc="one past the last index (negative: from the end; None: the end)")],
+    input_names=("data",),
+    infer_shape=_infer_shape,
+    forward=_forward,
+    backward=_backward,
+    backward_needs=lambda p, epilogue: ((), ()),
+    cheap=True,
+))
