@@ -1668,3 +1668,40 @@ for _axis, _begin, _end in ((1, 1, 3), (0, -2, None), (-1, 0, -1)):
             net = api.sym.slice_axis(api.sym.Variable("data"), axis=axis, begin=begin, end=end, name="s")
             return _forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64)
     _slice_axis_case()
+
+
+# ------------------------------------------------------- SequenceMask, softmax(use_length)
+
+for _axis in (0, 1):
+    def _sequence_mask_case(axis=_axis):
+        @case("SequenceMask", f"axis{axis}")
+        def run(api, data):
+            net = api.sym.SequenceMask(api.sym.Variable("data"), api.sym.Variable("len"), use_sequence_length=True,
+                                       value=-1.5, axis=axis, name="m")
+            lengths = np.array([1.0, 3.0, 0.0, 2.0]) if axis == 0 else np.array([2.0, 0.0, 3.0])
+            arrays = {"data": data.normal("x", (3, 4, 2), np.float64), "len": lengths}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (3, 4, 2), np.float64)],
+                                  grad_req={"data": "write", "len": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments()}
+    _sequence_mask_case()
+
+
+@case("SequenceMask", "identity-without-lengths")
+def _sequence_mask_identity(api, data):
+    net = api.sym.SequenceMask(api.sym.Variable("data"), name="m") * 2.0
+    return {**_forward_backward(api, data, net, {"data": (3, 2)}, dtype=np.float64),
+            "arguments": net.list_arguments()}
+
+
+for _op in ("softmax", "log_softmax"):
+    def _length_case(op=_op):
+        @case(op, "use_length")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), api.sym.Variable("len"), use_length=True, axis=-1,
+                                       name="s")
+            arrays = {"data": data.normal("x", (2, 3, 5), np.float64),
+                      "len": np.array([[1, 5, 3], [2, 4, 5]], np.int32)}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (2, 3, 5), np.float64)],
+                                  grad_req={"data": "write", "len": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments()}
+    _length_case()

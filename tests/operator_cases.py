@@ -468,6 +468,44 @@ case(id="slice_axis", op="slice_axis",
      forward=lambda v: v["data"][:, 2:6],
      backward=lambda v, h: {"data": np.concatenate([np.zeros((3, 2, 2)), h, np.zeros((3, 1, 2))], 1)})
 
+# -------------------------------------------------- masks: softmax(use_length), SequenceMask
+
+
+def _masked_softmax(x, lengths, log, dy=None):
+    """softmax over the last axis of the positions before each row's length (0 after; log: -inf),
+    or, given ``dy``, its gradient (0 at masked positions)."""
+    keep = np.arange(x.shape[-1]) < lengths[..., None]
+    p = np.exp(np.where(keep, x, -np.inf) - np.where(keep, x, -np.inf).max(-1, keepdims=True))
+    p = np.where(keep, p, 0.0) / np.where(keep, p, 0.0).sum(-1, keepdims=True)
+    if dy is None:
+        return np.log(p) if log else p
+    dy = np.where(keep, dy, 0.0)
+    grad = dy - p * dy.sum(-1, keepdims=True) if log else p * (dy - (dy * p).sum(-1, keepdims=True))
+    return np.where(keep, grad, 0.0)
+
+
+case(id="softmax_use_length", op="softmax",
+     build=lambda: S.softmax(_data(), S.Variable("length"), use_length=True),
+     shapes={"data": (3, 4, 6), "length": (3, 4)}, values={"length": lambda rng, s: rng.integers(1, 7, s)},
+     forward=lambda v: _masked_softmax(v["data"], v["length"], False),
+     backward=lambda v, h: {"data": _masked_softmax(v["data"], v["length"], False, h)}, no_grad=("length",))
+
+
+def _sequence_mask(x, lengths, axis, value):
+    steps = np.arange(x.shape[axis])
+    keep = steps[:, None] < lengths[None, :] if axis == 0 else steps[None, :] < lengths[:, None]
+    return np.where(keep.reshape(keep.shape + (1,) * (x.ndim - 2)), x, value)
+
+
+for _axis in (0, 1):
+    case(id=f"sequence_mask_axis{_axis}", op="SequenceMask",
+         build=lambda a=_axis: S.SequenceMask(_data(), S.Variable("lengths"), use_sequence_length=True, value=-2.5,
+                                              axis=a),
+         shapes={"data": (5, 3, 2), "lengths": (3 if _axis == 0 else 5,)},
+         values={"lengths": lambda rng, s, a=_axis: rng.integers(0, 6 if a == 0 else 4, s).astype(np.float64)},
+         forward=lambda v, a=_axis: _sequence_mask(v["data"], v["lengths"], a, -2.5),
+         backward=lambda v, h, a=_axis: {"data": _sequence_mask(h, v["lengths"], a, 0.0)}, no_grad=("lengths",))
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     regression_output,
     reshape,
     select,
+    sequence_mask,
     slice_axis,
     slice_channel,
     softmax,

@@ -1,7 +1,14 @@
-"""softmax and log_softmax along one axis (not loss operators: they take a head gradient)."""
+"""softmax and log_softmax along one axis (not loss operators: they take a head gradient).
+
+With ``use_length`` softmax takes a second input ``length`` (integers, the data's shape
+without the axis) and masks each row past its length: those positions get probability 0 and
+no gradient, as MXNet's; a row of length 0 is all 0."""
 
 from __future__ import annotations
 
+import torch
+
+from ..ops import sequence_mask as length_kernels
 from ..ops import softmax as kernels
 from .registry import (
     BackwardArgs,
@@ -12,6 +19,7 @@ from .registry import (
     elementwise_inplace,
     register,
     same_shape_everywhere,
+    unify,
 )
 
 
@@ -30,32 +38,83 @@ def row_stats_temps(name: str, shape, axis: int, dtype, backward: bool = False) 
     return {name: need} if need is not None else {}
 
 
-def _make(name: str, log: bool, doc: str):
+def _length_shape(p, data):
+    return tuple(d for k, d in enumerate(data) if k != p["axis"] % len(data))
+
+
+def _infer_shape_with_length(p, in_shapes, out_shapes):
+    new_in, new_out = _infer_shape(p, in_shapes[:1], out_shapes)
+    if not p.get("use_length"):
+        return new_in, new_out
+    length = in_shapes[1]
+    if new_in[0] is not None:
+        length = unify("length", length, _length_shape(p, new_in[0]))
+    return [new_in[0], length], new_out
+
+
+def _infer_type(p, in_types, out_types):
+    data = unify("data dtype", in_types[0], out_types[0])
+    if not p.get("use_length"):
+        return [data], [data]
+    return [data, in_types[1] if in_types[1] is not None else torch.int32], [data]  # MXNet's lengths are integers
+
+
+def _make(name: str, log: bool, doc: str, lengths: bool):
     def forward(a: ForwardArgs):
-        return kernels.plan_softmax_forward(a.inputs[0], a.outputs[0], a.params["axis"], log=log,
-                                            stats=a.temps.get("row_stats"))
+        p, x = a.params, a.inputs[0]
+        launches = []
+        if p.get("use_length"):  # the positions past each row's length become -inf: probability 0
+            launches += length_kernels.plan_length_mask(x, a.inputs[1], a.temps["masked"], p["axis"], float("-inf"))
+            x = a.temps["masked"]
+        return launches + kernels.plan_softmax_forward(x, a.outputs[0], p["axis"], log=log,
+                                                       stats=a.temps.get("row_stats"))
 
     def backward(a: BackwardArgs):
-        return kernels.plan_softmax_backward(a.out_grads[0], a.outputs[0], a.in_grads[0], a.params["axis"],
-                                             log=log, accumulate=a.accumulate[0], stats=a.temps.get("row_sums"))
+        p, dy = a.params, a.out_grads[0]
+        if not p.get("use_length"):
+            return kernels.plan_softmax_backward(dy, a.outputs[0], a.in_grads[0], p["axis"], log=log,
+                                                 accumulate=a.accumulate[0], stats=a.temps.get("row_sums"))
+        # Masked positions give nothing to a row's sum and take no gradient (their output is a
+        # constant, also in a row made NaN): mask the head gradient, take the softmax gradient
+        # in place, and mask again on the way into the input gradient.
+        masked, length = a.temps["masked"], a.inputs[1]
+        return (length_kernels.plan_length_mask(dy, length, masked, p["axis"], 0.0, invalid_nan=False)
+                + kernels.plan_softmax_backward(masked, a.outputs[0], masked, p["axis"], log=log,
+                                                stats=a.temps.get("row_sums"))
+                + length_kernels.plan_length_mask(masked, length, a.in_grads[0], p["axis"], 0.0,
+                                                  accumulate=a.accumulate[0], invalid_nan=False))
+
+    def temps(p, shapes, dtypes, backward):
+        found = row_stats_temps("row_sums" if backward else "row_stats", shapes[0], p["axis"], dtypes[0], backward)
+        if p.get("use_length"):
+            found["masked"] = (tuple(shapes[0]), dtypes[0])
+        return found
 
     register(OpDef(
         name=name,
         doc=doc,
-        params=[Param("axis", int, -1, doc="the axis to normalise along")],
-        input_names=("data",),
-        infer_shape=_infer_shape,
+        params=[Param("axis", int, -1, doc="the axis to normalise along"),
+                *([Param("use_length", bool, False, doc="mask each row past its length (the length input)")]
+                  if lengths else [])],
+        input_names=("data", "length") if lengths else ("data",),
+        active_inputs=lambda p: ["data", "length"] if p.get("use_length") else ["data"],
+        infer_shape=_infer_shape_with_length,
+        infer_type=_infer_type,
         forward=forward,
         backward=backward,
-        backward_needs=lambda p, epilogue: ((), (0,)),
-        forward_temps=lambda p, shapes, dtypes: row_stats_temps("row_stats", shapes[0], p["axis"], dtypes[0], False),
-        backward_temps=lambda p, shapes, dtypes: row_stats_temps("row_sums", shapes[0], p["axis"], dtypes[0], True),
+        backward_needs=lambda p, epilogue: ((1,) if p.get("use_length") else (), (0,)),
+        no_grad_inputs=lambda p: {"length"},
+        class_inputs=lambda p, shapes: {1: shapes[0][p["axis"]] + 1} if p.get("use_length") and shapes[0] else {},
+        forward_temps=lambda p, shapes, dtypes: temps(p, shapes, dtypes, False),
+        backward_temps=lambda p, shapes, dtypes: temps(p, shapes, dtypes, True),
         # Row-local: each row is read (twice on the looped path) before any of it is written.
         inplace=elementwise_inplace,
         backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)), (0, ("output", 0))],
     ))
 
 
-_make("softmax", False, "softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`. A row of all -inf gives 0.")
+_make("softmax", False, "softmax(x)_i = exp(x_i) / sum_j exp(x_j) along `axis`. A row of all -inf gives 0; "
+      "use_length masks each row past its length.", lengths=True)
+# MXNet 1.9.1's log_softmax takes no length; the kernels would serve one as they serve softmax's.
 _make("log_softmax", True, "log_softmax(x)_i = x_i - log(sum_j exp(x_j)) along `axis`. "
-                           "A row of all -inf gives -inf.")
+                           "A row of all -inf gives -inf.", lengths=False)
