@@ -84,6 +84,9 @@ DECISIONS: dict[str, str] = {
                                            "a position a NaN row and no gradient, so the wrong index shows",
     "norm/gradient-at-zero": "MXNet 1.9.1's L2 norm gives a zero vector the gradient 0/0 = NaN; tritonsym gives 0, the "
                              "subgradient torch gives",
+    "LeakyReLU/prelu-per-channel-and-one-slope": "two prelu layers reading one input: MXNet 1.9.1 gives each gamma "
+                                                 "the gradient times gamma (one layer alone gets it right, "
+                                                 "LeakyReLU/prelu-one-layer); tritonsym gives the gradient",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -1705,3 +1708,23 @@ for _op in ("softmax", "log_softmax"):
                                   grad_req={"data": "write", "len": "null"})
             return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments()}
     _length_case()
+
+
+@case("LeakyReLU", "prelu-per-channel-and-one-slope")
+def _prelu(api, data):
+    x = api.sym.Variable("data")
+    net = api.sym.Group([api.sym.LeakyReLU(x, act_type="prelu", name="a"),
+                         api.sym.LeakyReLU(x, act_type="prelu", name="b", gamma=api.sym.Variable("g1"))])
+    arrays = {"data": data.normal("x", (2, 3, 4), np.float64), "a_gamma": np.array([0.1, 0.5, 2.0]),
+              "g1": np.array([0.3])}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal(f"h{k}", (2, 3, 4), np.float64) for k in range(2)])
+    return {"out0": outs[0], "out1": outs[1], **{f"grad_{k}": v for k, v in grads.items()},
+            "arguments": net.list_arguments()}
+
+
+@case("LeakyReLU", "prelu-one-layer")
+def _prelu_single(api, data):
+    net = api.sym.LeakyReLU(api.sym.Variable("data"), act_type="prelu", name="a")
+    arrays = {"data": data.normal("x", (2, 3, 4), np.float64), "a_gamma": np.array([0.1, 0.5, 2.0])}
+    outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (2, 3, 4), np.float64)])
+    return {"out0": outs[0], **{f"grad_{k}": v for k, v in grads.items()}}

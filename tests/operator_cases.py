@@ -506,6 +506,27 @@ for _axis in (0, 1):
          forward=lambda v, a=_axis: _sequence_mask(v["data"], v["lengths"], a, -2.5),
          backward=lambda v, h, a=_axis: {"data": _sequence_mask(h, v["lengths"], a, 0.0)}, no_grad=("lengths",))
 
+# -------------------------------------------------------------------- PReLU
+
+
+def _prelu_case(id, shape, gamma_shape):
+    def slopes(v):
+        return v["p_gamma"].reshape((1, -1) + (1,) * (len(shape) - 2)) if gamma_shape != (1,) else v["p_gamma"]
+
+    def grads(v, h):
+        x, g = v["data"], slopes(v)
+        parts = np.where(x > 0, 0.0, h * x)
+        axes = tuple(range(len(shape))) if gamma_shape == (1,) else (0, *range(2, len(shape)))
+        return {"data": np.where(x > 0, h, h * g), "p_gamma": parts.sum(axes).reshape(gamma_shape)}
+
+    case(id=id, op="LeakyReLU", build=lambda: S.LeakyReLU(_data(), act_type="prelu", name="p"),
+         shapes={"data": shape, "p_gamma": gamma_shape}, values={"p_gamma": positive},
+         forward=lambda v: np.where(v["data"] > 0, v["data"], slopes(v) * v["data"]), backward=grads)
+
+
+_prelu_case("prelu_per_channel", (4, 3, 5), (3,))
+_prelu_case("prelu_one_slope", (6, 7), (1,))
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

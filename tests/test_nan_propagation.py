@@ -47,8 +47,8 @@ def _run(case, dtype, values, head):
 def _expected_grads(case, used, head):
     with np.errstate(all="ignore"):
         grads = case.backward(used, head)
-    if case.op in PIECEWISE:
-        grads = {n: np.where(np.isnan(used[n]), NAN, g) for n, g in grads.items()}
+    if case.op in PIECEWISE:  # the compared input is "data" (prelu's gamma is a plain factor)
+        grads = {n: np.where(np.isnan(used[n]), NAN, g) if n == "data" else g for n, g in grads.items()}
     return grads
 
 

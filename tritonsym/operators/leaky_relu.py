@@ -1,29 +1,50 @@
 """LeakyReLU: the parametrised activations of MXNet's LeakyReLU operator.
 
 leaky: x if x > 0 else slope*x; elu: x if x > 0 else slope*(exp(x)-1); selu (fixed
-constants); gelu: x*Phi(x). Backward reads the output where the derivative can be
-written from it (leaky with slope >= 0, elu with slope > 0, selu), else the input; only
-the former can fuse into a FullyConnected epilogue.
+constants); gelu: x*Phi(x); prelu: x if x > 0 else gamma*x with a learned ``gamma`` input
+(one slope per channel of axis 1, or one for all: ``ops/prelu.py``). Backward reads the
+output where the derivative can be written from it (leaky with slope >= 0, elu with
+slope > 0, selu), else the input; only the former can fuse into a FullyConnected epilogue.
 """
 
 from __future__ import annotations
 
 from ..ops import activation as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, elementwise_inplace, register, same_shape_everywhere
+from ..ops import prelu as prelu_kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
-ACT_TYPES = ("leaky", "elu", "selu", "gelu")
+ACT_TYPES = ("leaky", "elu", "selu", "gelu", "prelu")
 
 
 def _from_output(p) -> bool:
-    return kernels.grad_from_output(p["act_type"], p["slope"])
+    return p["act_type"] != "prelu" and kernels.grad_from_output(p["act_type"], p["slope"])
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data = unify("data", in_shapes[0], out_shapes[0])
+    if p["act_type"] != "prelu":
+        return [data], [data]
+    gamma = in_shapes[1]
+    if data is not None:
+        if len(data) < 2:
+            raise ShapeMismatch(f"prelu needs data with a channel axis (axis 1), got {tuple(data)}")
+        if gamma is None or tuple(gamma) != (1,):
+            gamma = unify("gamma", gamma, (data[1],))
+    return [data, gamma], [data]
 
 
 def _forward(a: ForwardArgs):
+    if a.params["act_type"] == "prelu":
+        return prelu_kernels.plan_prelu(a.inputs[0], a.inputs[1], a.outputs[0])
     return kernels.plan_activation_forward(a.inputs[0], a.outputs[0], a.params["act_type"], a.params["slope"])
 
 
 def _backward(a: BackwardArgs):
     p = a.params
+    if p["act_type"] == "prelu":
+        return prelu_kernels.plan_prelu_backward(
+            a.inputs[0], a.inputs[1], a.out_grads[0], a.in_grads[0], a.in_grads[1], a.temps.get("gamma_parts"),
+            accumulate_x=a.accumulate[0], accumulate_gamma=a.accumulate[1])
     from_output = _from_output(p)
     saved = a.outputs[0] if from_output else a.inputs[0]
     return kernels.plan_activation_backward(a.out_grads[0], saved, a.in_grads[0], p["act_type"], p["slope"],
@@ -34,19 +55,25 @@ register(OpDef(
     name="LeakyReLU",
     doc="Leaky rectified linear units and relatives, elementwise: leaky x>0 ? x : slope*x; "
         "elu x>0 ? x : slope*(exp(x)-1); selu 1.0507*(x>0 ? x : 1.6733*(exp(x)-1)); "
-        "gelu 0.5*x*(1+erf(x/sqrt(2))). (MXNet's prelu and rrelu are not supported.)",
+        "gelu 0.5*x*(1+erf(x/sqrt(2))); prelu x>0 ? x : gamma*x with a learned gamma (per channel of axis 1, "
+        "or (1,)). (MXNet's rrelu is not supported.)",
     params=[
         Param("act_type", str, "leaky", choices=ACT_TYPES, doc="the activation function"),
         Param("slope", float, 0.25, doc="negative slope of leaky, alpha of elu"),
     ],
-    input_names=("data",),
-    infer_shape=same_shape_everywhere(["data"]),
+    input_names=("data", "gamma"),
+    active_inputs=lambda p: ["data", "gamma"] if p["act_type"] == "prelu" else ["data"],
+    infer_shape=_infer_shape,
     forward=_forward,
     backward=_backward,
-    backward_needs=lambda p, epilogue: ((), (0,)) if _from_output(p) else ((0,), ()),
+    backward_needs=lambda p, epilogue: ((0, 1), ()) if p["act_type"] == "prelu" else
+    ((), (0,)) if _from_output(p) else ((0,), ()),
+    backward_temps=lambda p, shapes, dtypes: {"gamma_parts": (tuple(shapes[0]), dtypes[0])}
+    if p["act_type"] == "prelu" else {},
     epilogue=lambda p: (p["act_type"], p["slope"]) if _from_output(p) else None,
-    inplace=elementwise_inplace,
-    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0)),
-                                          (0, ("output", 0) if _from_output(p) else ("input", 0))],
+    # prelu's backward reads its input: the output may not overwrite it
+    inplace=lambda p: [] if p["act_type"] == "prelu" else [(0, 0)],
+    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if p["act_type"] == "prelu" else
+    [(0, ("out_grad", 0)), (0, ("output", 0) if _from_output(p) else ("input", 0))],
     cheap=True,
 ))
