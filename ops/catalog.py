@@ -23,6 +23,7 @@ from . import (
     dropout,
     elementwise,
     embedding,
+    flip,
     fully_connected,
     layer_norm,
     memory,
@@ -37,7 +38,7 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, batch_dot, batch_norm, dropout, elementwise, embedding,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, batch_dot, batch_norm, dropout, elementwise, embedding, flip,
                                           fully_connected, layer_norm, memory, optimizer, prelu, reduce,
                                           regression_output, select, sequence_mask, softmax, softmax_output)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.

@@ -1728,3 +1728,12 @@ def _prelu_single(api, data):
     arrays = {"data": data.normal("x", (2, 3, 4), np.float64), "a_gamma": np.array([0.1, 0.5, 2.0])}
     outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (2, 3, 4), np.float64)])
     return {"out0": outs[0], **{f"grad_{k}": v for k, v in grads.items()}}
+
+
+for _axis in (1, (0, 2)):
+    def _flip_case(axis=_axis):
+        @case("flip", f"axis{axis}".replace(" ", ""))
+        def run(api, data):
+            net = api.sym.flip(api.sym.Variable("data"), axis=axis, name="f") * 2.0
+            return _forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64)
+    _flip_case()

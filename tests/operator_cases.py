@@ -527,6 +527,12 @@ def _prelu_case(id, shape, gamma_shape):
 _prelu_case("prelu_per_channel", (4, 3, 5), (3,))
 _prelu_case("prelu_one_slope", (6, 7), (1,))
 
+case(id="flip_one_axis", op="flip", build=lambda: S.flip(_data(), axis=1), shapes={"data": (3, 5, 4)},
+     forward=lambda v: v["data"][:, ::-1], backward=lambda v, h: {"data": h[:, ::-1]})
+
+case(id="flip_two_axes", op="flip", build=lambda: S.reverse(_data(), axis=(0, -1)), shapes={"data": (3, 5, 4)},
+     forward=lambda v: v["data"][::-1, :, ::-1], backward=lambda v, h: {"data": h[::-1, :, ::-1]})
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

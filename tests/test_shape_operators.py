@@ -58,3 +58,23 @@ def test_split_and_slice_axis_errors():
     with pytest.raises(ShapeError, match=r"begin=3, end=2 is not a non-empty slice of an axis of length 5"):
         S.slice_axis(x, axis=1, begin=3, end=2).infer_shape(x=(2, 5))
     assert S.slice_axis(x, axis=0, begin=-1, end=None).infer_shape(x=(4, 2))[1] == [(1, 2)]
+
+
+def test_flip_reads_through_negated_strides(rng):
+    from tritonsym.ops import flip as kernels
+
+    x = rng.normal(size=(3, 4, 5))
+    for axes in [(0,), (1,), (2,), (0, 2), (0, 1, 2)]:
+        out = kernels.plan_flip(torch_tensor(x), None, axes)
+        out[0]()
+        np.testing.assert_array_equal(out[0].args[1].numpy(), np.flip(x, axes))
+    transposed = torch_tensor(x).transpose(0, 2)  # a strided source
+    launches = kernels.plan_flip(transposed, None, (1,))
+    launches[0]()
+    np.testing.assert_array_equal(launches[0].args[1].numpy(), np.flip(np.swapaxes(x, 0, 2), 1))
+
+
+def torch_tensor(a):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))

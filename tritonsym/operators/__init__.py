@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     embedding,
     expand_dims,
     flatten,
+    flip,
     fully_connected,
     layer_norm,
     leaky_relu,
