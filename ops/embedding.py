@@ -6,15 +6,20 @@ An index may be a float or an integer; one that is not a whole number in ``[0, r
 the weight gradient: a wrong index shows instead of training the wrong row.
 
 The weight gradient has no atomics (their order, and so the rounding of a float sum, changes
-from run to run). Each program takes a block of positions and a block of columns and scans
-every position's index in order: positions holding the same index as its own add their
-output gradient through a one-hot matrix product (``tl.dot``, exact products, a fixed
-order), and only the first position holding an index (its owner) stores that row's sum.
-Blocks of positions sharing no index are skipped after comparing indices, so the cost is
-``positions**2`` index comparisons plus, per position, the gradients of the positions that
-share its index; rows no position holds are zero (a fill first) or untouched when
-accumulating. A block whose gradients hold a NaN or an infinity is added row by row
-instead (a NaN times a one-hot 0 would reach every row): NaN reaches only its own row.
+from run to run); it adds output gradients through one-hot matrix products (``tl.dot``:
+each product exact, the blocks in position order), one of two ways:
+
+- a small table (fewer blocks of rows than of positions: characters, pixel values): each
+  program owns a block of rows and scans every position once, storing all its rows;
+- a large table (a vocabulary): each program takes a block of positions and scans every
+  position's index: positions holding the same index as one of its own add their gradient,
+  and only the first position holding an index (its owner) stores that row's sum. Blocks of
+  positions sharing no index are skipped after comparing indices, so the cost is
+  ``positions**2`` index comparisons plus the gradients of positions that share an index;
+  rows no position holds are zero (a fill first) or untouched when accumulating.
+
+A block of gradients holding a NaN or an infinity is added row by row instead (a NaN times a
+one-hot 0 would reach every row): a NaN reaches only its own row.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_embed
 # it takes few large ones; on a GPU 32 positions keep the one-hot product a tensor-core tile.
 BLOCK_ROWS = 64 if INTERPRET else 32
 BLOCK_COLS = 64
+BLOCK_TABLE = 64 if INTERPRET else 32  # rows of the table per program, for small tables
 
 
 @triton.jit
@@ -63,9 +69,38 @@ def _gather_kernel(IDX, W, OUT, n, rows, cols, BLOCK_N: tl.constexpr, BLOCK_D: t
 
 
 @triton.jit
-def _weight_grad_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UPCAST: tl.constexpr,
-                        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Each row's gradient, summed over the positions holding it block after block, stored by its first position."""
+def _add_matching(acc, hit, owner_rows, owner_valid, IDX, DY, start, n, rows, cols, columns, col_ok,
+                  UPCAST: tl.constexpr, BLOCK_N: tl.constexpr):
+    """acc (owners x columns) plus the gradients of positions start .. start + BLOCK_N, each
+    into the owners ``hit`` marks (owners x positions): one exact one-hot product."""
+    theirs = start + tl.arange(0, BLOCK_N).to(tl.int64)
+    dy = tl.load(DY + theirs[:, None] * cols + columns[None, :], mask=(theirs < n)[:, None] & col_ok[None, :],
+                 other=0.0)
+    if UPCAST:  # the interpreter holds bfloat16 as bit patterns: multiply in float32 (exact)
+        dy = dy.to(tl.float32)
+    if tl.max(((dy - dy) != 0).to(tl.int32)) > 0:
+        # A NaN or inf times a one-hot 0 is NaN: it would reach every row of the block.
+        # Rare, so add these positions' rows one by one, each only into its own row.
+        for k in range(BLOCK_N):
+            their = start + k + tl.zeros((1,), tl.int64)  # a tensor, compiled and interpreted
+            row, valid = _valid_rows(IDX, their, their < n, rows)
+            grad = tl.load(DY + their * cols + columns, mask=col_ok & (their < n), other=0.0).to(acc.dtype)
+            acc += tl.where(((owner_rows == row) & owner_valid & valid)[:, None], grad[None, :], 0.0)
+    else:
+        one_hot = hit.to(dy.dtype)
+        # One-hot times the gradient: each product is exact; blocks are added in position order.
+        if acc.dtype == tl.float64:
+            acc = acc + tl.dot(one_hot, dy, input_precision="ieee")
+        else:
+            acc = tl.dot(one_hot, dy, acc, input_precision="ieee")
+    return acc
+
+
+@triton.jit
+def _weight_grad_by_position_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UPCAST: tl.constexpr,
+                                    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Each row's gradient, summed over the positions holding it block after block, stored by
+    its first position (a large table: blocks of positions sharing no row are skipped)."""
     mine = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     columns = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     col_ok = columns < cols
@@ -79,28 +114,36 @@ def _weight_grad_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UP
         same = (my_row[:, None] == their_row[None, :]) & my_valid[:, None] & their_valid[None, :]
         if tl.max(same.to(tl.int32)) > 0:
             first = tl.minimum(first, tl.min(tl.where(same, theirs[None, :], n), axis=1))
-            dy = tl.load(DY + theirs[:, None] * cols + columns[None, :],
-                         mask=(theirs < n)[:, None] & col_ok[None, :], other=0.0)
-            if UPCAST:  # the interpreter holds bfloat16 as bit patterns: multiply in float32 (exact)
-                dy = dy.to(tl.float32)
-            if tl.max(((dy - dy) != 0).to(tl.int32)) > 0:
-                # A NaN or inf times a one-hot 0 is NaN: it would reach every row of the block.
-                # Rare, so add these positions' rows one by one, each only into its own row.
-                for k in range(BLOCK_N):
-                    their = start + k + tl.zeros((1,), tl.int64)  # a tensor, compiled and interpreted
-                    row, valid = _valid_rows(IDX, their, their < n, rows)
-                    grad = tl.load(DY + their * cols + columns, mask=col_ok & (their < n), other=0.0).to(ACC)
-                    acc += tl.where(((my_row == row) & my_valid & valid)[:, None], grad[None, :], 0.0)
-            else:
-                one_hot = same.to(dy.dtype)
-                # One-hot times the gradient: each product is exact; blocks are added in position order.
-                if ACC == tl.float64:
-                    acc = acc + tl.dot(one_hot, dy, input_precision="ieee")
-                else:
-                    acc = tl.dot(one_hot, dy, acc, input_precision="ieee")
+            acc = _add_matching(acc, same, my_row, my_valid, IDX, DY, start, n, rows, cols, columns, col_ok,
+                                UPCAST, BLOCK_N)
     owner = my_valid & (first == mine)
     target = DW + my_row[:, None] * cols + columns[None, :]
     mask = owner[:, None] & col_ok[None, :]
+    if ACCUMULATE:
+        acc = acc + tl.load(target, mask=mask, other=0.0).to(ACC)
+    store(target, 0, acc, mask)
+
+
+@triton.jit
+def _weight_grad_by_row_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UPCAST: tl.constexpr,
+                               BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Each block of rows sums the positions holding them, block after block, and stores every
+    one of its rows (a small table: fewer blocks of rows than of positions; no fill needed)."""
+    mine = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    columns = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    col_ok = columns < cols
+    my_valid = mine < rows
+    ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros((BLOCK_R, BLOCK_D), ACC)
+    for start in range(0, n, BLOCK_N):
+        theirs = start + tl.arange(0, BLOCK_N).to(tl.int64)
+        their_row, their_valid = _valid_rows(IDX, theirs, theirs < n, rows)
+        hit = (mine[:, None] == their_row[None, :]) & my_valid[:, None] & their_valid[None, :]
+        if tl.max(hit.to(tl.int32)) > 0:
+            acc = _add_matching(acc, hit, mine, my_valid, IDX, DY, start, n, rows, cols, columns, col_ok,
+                                UPCAST, BLOCK_N)
+    target = DW + mine[:, None] * cols + columns[None, :]
+    mask = my_valid[:, None] & col_ok[None, :]
     if ACCUMULATE:
         acc = acc + tl.load(target, mask=mask, other=0.0).to(ACC)
     store(target, 0, acc, mask)
@@ -158,18 +201,28 @@ def plan_embedding_weight_grad(indices: torch.Tensor, grad_out: torch.Tensor, gr
         raise KernelArgumentError(f"{fn}: grad_out must be contiguous of shape {(*indices.shape, cols)} and dtype "
                                   f"{grad_weight.dtype}, got {tuple(grad_out.shape)} {grad_out.dtype}")
     n = indices.numel()
+    options = dict(ACCUMULATE=accumulate, UPCAST=INTERPRET and grad_out.dtype == torch.bfloat16,
+                   BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS)
+    column_blocks = triton.cdiv(max(cols, 1), BLOCK_COLS)
+    if triton.cdiv(max(rows, 1), BLOCK_TABLE) <= triton.cdiv(max(n, 1), BLOCK_ROWS):
+        # A table of fewer blocks of rows than of positions (a vocabulary of characters):
+        # each program owns rows and scans the positions once.
+        return [Launch(_weight_grad_by_row_kernel, (triton.cdiv(rows, BLOCK_TABLE), column_blocks),
+                       [indices, grad_out, grad_weight, n, rows, cols], dict(options, BLOCK_R=BLOCK_TABLE))]
     fill = [] if accumulate else plan_fill(grad_weight, 0.0)
-    grid = (triton.cdiv(max(n, 1), BLOCK_ROWS), triton.cdiv(max(cols, 1), BLOCK_COLS))
-    return fill + [Launch(_weight_grad_kernel, grid, [indices, grad_out, grad_weight, n, rows, cols],
-                          dict(ACCUMULATE=accumulate, UPCAST=INTERPRET and grad_out.dtype == torch.bfloat16,
-                               BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS))]
+    return fill + [Launch(_weight_grad_by_position_kernel, (triton.cdiv(max(n, 1), BLOCK_ROWS), column_blocks),
+                          [indices, grad_out, grad_weight, n, rows, cols], options)]
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
-    rows, cols, shape = (32000, 1024, (8, 512)) if large else (11, 6, (3, 5))
-    weight = torch.empty(rows, cols, dtype=dtype)
+    # A table of more blocks of rows than there are blocks of positions, and a small one.
+    rows, cols, shape = (32000, 1024, (8, 512)) if large else (130, 6, (3, 5))
+    weight, small = torch.empty(rows, cols, dtype=dtype), torch.empty(5, cols, dtype=dtype)
     indices = torch.zeros(shape, dtype=torch.int64 if large else dtype)
     out = torch.empty(*shape, cols, dtype=dtype)
     return [("embedding", plan_embedding(indices, weight, out)[0]),
             ("embedding weight grad", plan_embedding_weight_grad(indices, out, weight)[-1]),
-            ("embedding weight grad accumulating", plan_embedding_weight_grad(indices, out, weight, True)[-1])]
+            ("embedding weight grad accumulating", plan_embedding_weight_grad(indices, out, weight, True)[-1]),
+            ("embedding weight grad of a small table", plan_embedding_weight_grad(indices, out, small)[-1]),
+            ("embedding weight grad of a small table accumulating",
+             plan_embedding_weight_grad(indices, out, small, True)[-1])]

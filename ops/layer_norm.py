@@ -33,54 +33,63 @@ from ._common import (
     widen,
 )
 
-BLOCK = 4096 if INTERPRET else 1024  # columns of a row one step holds
+BLOCK = 4096 if INTERPRET else 1024  # at most this many columns in one step of a row
+# Elements a program's tile holds: short rows are taken several at a time (a row of 16 columns
+# alone would leave most of a program idle, and the interpreter runs programs one by one).
+TILE = 1 << 14 if INTERPRET else 4096
 PARTIALS = 4 if INTERPRET else 128  # programs (and partial rows) of the backward
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_layer_norm.py")
 
 
 @triton.jit
-def _row_offsets(row, start, C, INNER, BLOCK: tl.constexpr):
-    """Offsets of row ``row``'s columns ``start .. start + BLOCK`` (of C), their mask and numbers."""
+def _tile_offsets(rows, row_ok, start, C, INNER, BLOCK: tl.constexpr):
+    """Offsets of the columns ``start .. start + BLOCK`` (of C) of the rows ``rows``, the tile's
+    mask and the column numbers."""
     column = start + tl.arange(0, BLOCK).to(tl.int64)
-    mask = column < C
-    return (row // INNER) * C * INNER + row % INNER + column * INNER, mask, column
+    mask = row_ok[:, None] & (column < C)[None, :]
+    offsets = ((rows // INNER) * C * INNER + rows % INNER)[:, None] + column[None, :] * INNER
+    return offsets, mask, column
 
 
 @triton.jit
-def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, C, INNER, eps,
-                    WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, BLOCK: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    total = widen(tl.zeros((BLOCK,), tl.float32), X)
+def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, ROWS, C, INNER, eps,
+                    WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """TILE_ROWS rows per program (several short rows, or one long one looped BLOCK columns at a time)."""
+    rows = tl.program_id(0).to(tl.int64) * TILE_ROWS + tl.arange(0, TILE_ROWS)
+    row_ok = rows < ROWS
+    total = widen(tl.zeros((TILE_ROWS, BLOCK), tl.float32), X)
     for start in range(0, C, BLOCK):
-        offsets, mask, _ = _row_offsets(row, start, C, INNER, BLOCK)
+        offsets, mask, _ = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)
         total += widen(tl.load(X + offsets, mask=mask, other=0.0), X)
-    mean = tl.sum(total, axis=0) / C
-    squares = widen(tl.zeros((BLOCK,), tl.float32), X)
+    mean = tl.sum(total, axis=1) / C
+    squares = widen(tl.zeros((TILE_ROWS, BLOCK), tl.float32), X)
     for start in range(0, C, BLOCK):
-        offsets, mask, _ = _row_offsets(row, start, C, INNER, BLOCK)
-        deviation = tl.where(mask, widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean, 0.0)
+        offsets, mask, _ = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)
+        deviation = tl.where(mask, widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean[:, None], 0.0)
         squares += deviation * deviation
-    var = tl.sum(squares, axis=0) / C
+    var = tl.sum(squares, axis=1) / C
     rstd = 1.0 / tl.sqrt(var + eps)
     for start in range(0, C, BLOCK):
-        offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+        offsets, mask, column = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)
         x = widen(tl.load(X + offsets, mask=mask, other=0.0), X)
-        gamma = widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
-        beta = widen(tl.load(BETA + column, mask=mask, other=0.0), X)
-        store(Y, offsets, (x - mean) * rstd * gamma + beta, mask)
+        gamma = widen(tl.load(GAMMA + column, mask=column < C, other=0.0), X)
+        beta = widen(tl.load(BETA + column, mask=column < C, other=0.0), X)
+        store(Y, offsets, (x - mean[:, None]) * rstd[:, None] * gamma[None, :] + beta[None, :], mask)
     if WRITE_STATS:  # output_mean_var: the mean and the standard deviation, as MXNet's
-        store(MEAN_OUT, row, mean, True)
-        store(STD_OUT, row, tl.sqrt(var + eps), True)
+        store(MEAN_OUT, rows, mean, row_ok)
+        store(STD_OUT, rows, tl.sqrt(var + eps), row_ok)
     if KEEP:
-        store(KEPT_MEAN, row, mean, True)
-        store(KEPT_RSTD, row, rstd, True)
+        store(KEPT_MEAN, rows, mean, row_ok)
+        store(KEPT_RSTD, rows, rstd, row_ok)
 
 
 @triton.jit
 def _backward_rows_kernel(X, DY, GAMMA, MEAN, RSTD, DX, PARTIAL_DGAMMA, PARTIAL_DBETA, ROWS, C, INNER,
-                          HAS_DX: tl.constexpr, ACC_DX: tl.constexpr, PARTIAL: tl.constexpr, BLOCK: tl.constexpr):
-    """Program p: rows p, p + P, ...; dx of each, and its dgamma/dbeta terms added into
-    partial row p (zeroed first: the buffer is scratch)."""
+                          HAS_DX: tl.constexpr, ACC_DX: tl.constexpr, PARTIAL: tl.constexpr,
+                          TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """Program p: the tiles of TILE_ROWS rows p, p + P, ...; dx of each row, and its
+    dgamma/dbeta terms added into partial row p (zeroed first: the buffer is scratch), in the
+    same order every run."""
     p = tl.program_id(0).to(tl.int64)
     programs = tl.num_programs(0)
     if PARTIAL:
@@ -89,33 +98,37 @@ def _backward_rows_kernel(X, DY, GAMMA, MEAN, RSTD, DX, PARTIAL_DGAMMA, PARTIAL_
             zero = widen(tl.zeros((BLOCK,), tl.float32), X)
             store(PARTIAL_DGAMMA, p * C + column, zero, column < C)
             store(PARTIAL_DBETA, p * C + column, zero, column < C)
-    for row in range(p, ROWS, programs):
-        mean = widen(tl.load(MEAN + row), X)
-        rstd = widen(tl.load(RSTD + row), X)
-        sum_g = widen(tl.zeros((BLOCK,), tl.float32), X)
-        sum_g_xhat = widen(tl.zeros((BLOCK,), tl.float32), X)
+    for tile in range(p, tl.cdiv(ROWS, TILE_ROWS), programs):
+        rows = tile * TILE_ROWS + tl.arange(0, TILE_ROWS)
+        row_ok = rows < ROWS
+        mean = widen(tl.load(MEAN + rows, mask=row_ok, other=0.0), X)
+        rstd = widen(tl.load(RSTD + rows, mask=row_ok, other=0.0), X)
+        sum_g = widen(tl.zeros((TILE_ROWS, BLOCK), tl.float32), X)
+        sum_g_xhat = widen(tl.zeros((TILE_ROWS, BLOCK), tl.float32), X)
         for start in range(0, C, BLOCK):
-            offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+            offsets, mask, column = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)
             dy = widen(tl.load(DY + offsets, mask=mask, other=0.0), X)
-            xhat = tl.where(mask, (widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean) * rstd, 0.0)
-            g = dy * widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
+            x = widen(tl.load(X + offsets, mask=mask, other=0.0), X)
+            xhat = tl.where(mask, (x - mean[:, None]) * rstd[:, None], 0.0)
+            g = dy * widen(tl.load(GAMMA + column, mask=column < C, other=0.0), X)[None, :]
             sum_g += g
             sum_g_xhat += g * xhat
             if PARTIAL:
                 where = p * C + column
-                store(PARTIAL_DGAMMA, where, widen(tl.load(PARTIAL_DGAMMA + where, mask=mask, other=0.0), X)
-                      + dy * xhat, mask)
-                store(PARTIAL_DBETA, where, widen(tl.load(PARTIAL_DBETA + where, mask=mask, other=0.0), X)
-                      + dy, mask)
+                store(PARTIAL_DGAMMA, where, widen(tl.load(PARTIAL_DGAMMA + where, mask=column < C, other=0.0), X)
+                      + tl.sum(dy * xhat, axis=0), column < C)
+                store(PARTIAL_DBETA, where, widen(tl.load(PARTIAL_DBETA + where, mask=column < C, other=0.0), X)
+                      + tl.sum(dy, axis=0), column < C)
         if HAS_DX:
-            mean_g = tl.sum(sum_g, axis=0) / C
-            mean_g_xhat = tl.sum(sum_g_xhat, axis=0) / C
+            mean_g = tl.sum(sum_g, axis=1) / C
+            mean_g_xhat = tl.sum(sum_g_xhat, axis=1) / C
             for start in range(0, C, BLOCK):
-                offsets, mask, column = _row_offsets(row, start, C, INNER, BLOCK)
+                offsets, mask, column = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)
                 dy = widen(tl.load(DY + offsets, mask=mask, other=0.0), X)
-                xhat = (widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean) * rstd
-                g = dy * widen(tl.load(GAMMA + column, mask=mask, other=0.0), X)
-                store_result(DX, offsets, rstd * (g - mean_g - xhat * mean_g_xhat), mask, ACC_DX)
+                xhat = (widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean[:, None]) * rstd[:, None]
+                g = dy * widen(tl.load(GAMMA + column, mask=column < C, other=0.0), X)[None, :]
+                store_result(DX, offsets, rstd[:, None] * (g - mean_g[:, None] - xhat * mean_g_xhat[:, None]), mask,
+                             ACC_DX)
 
 
 @triton.jit
@@ -133,6 +146,13 @@ def _column_sums_kernel(PARTIAL_DGAMMA, PARTIAL_DBETA, DGAMMA, DBETA, PROGRAMS, 
         store_result(DGAMMA, column, dgamma, mask, ACC_DGAMMA)
     if HAS_DBETA:
         store_result(DBETA, column, dbeta, mask, ACC_DBETA)
+
+
+def _tile(columns: int) -> tuple[int, int]:
+    """(rows, columns) of a program's tile: a whole short row (to a power of two) and as many
+    rows as fit in TILE, or one row BLOCK columns at a time."""
+    block = min(BLOCK, triton.next_power_of_2(columns))
+    return max(1, TILE // block), block
 
 
 def partials(shape, axis: int) -> int:
@@ -172,11 +192,13 @@ def plan_layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
         raise KernelArgumentError(f"{fn}: a row's mean and spread are written together or not at all")
     if rows == 0 or columns == 0:
         return []
-    return [Launch(_forward_kernel, (rows,),
+    tile_rows, block = _tile(columns)
+    return [Launch(_forward_kernel, (triton.cdiv(rows, tile_rows),),
                    [x, gamma, beta, out, x if mean_out is None else mean_out, x if std_out is None else std_out,
-                    x if kept_mean is None else kept_mean, x if kept_rstd is None else kept_rstd, columns, inner,
-                    float(eps)],
-                   dict(WRITE_STATS=mean_out is not None, KEEP=kept_mean is not None, BLOCK=BLOCK))]
+                    x if kept_mean is None else kept_mean, x if kept_rstd is None else kept_rstd, rows, columns,
+                    inner, float(eps)],
+                   dict(WRITE_STATS=mean_out is not None, KEEP=kept_mean is not None, TILE_ROWS=tile_rows,
+                        BLOCK=block))]
 
 
 def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor,
@@ -199,12 +221,13 @@ def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: tor
                 raise KernelArgumentError(f"{fn}: {name} must hold {programs} x {columns} elements (partials())")
     if rows == 0 or columns == 0 or (grad_x is None and not wants_columns):
         return []
+    tile_rows, block = _tile(columns)
     launches = [Launch(_backward_rows_kernel, (programs,),
                        [x, grad_out, gamma, mean, rstd, x if grad_x is None else grad_x,
                         partial_dgamma if wants_columns else x, partial_dbeta if wants_columns else x, rows, columns,
                         inner],
                        dict(HAS_DX=grad_x is not None, ACC_DX=bool(accumulate[0]), PARTIAL=wants_columns,
-                            BLOCK=BLOCK))]
+                            TILE_ROWS=tile_rows, BLOCK=block))]
     if wants_columns:
         launches.append(Launch(_column_sums_kernel, (triton.cdiv(columns, BLOCK),),
                                [partial_dgamma, partial_dbeta, gamma if grad_gamma is None else grad_gamma,

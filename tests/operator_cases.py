@@ -533,6 +533,14 @@ case(id="flip_one_axis", op="flip", build=lambda: S.flip(_data(), axis=1), shape
 case(id="flip_two_axes", op="flip", build=lambda: S.reverse(_data(), axis=(0, -1)), shapes={"data": (3, 5, 4)},
      forward=lambda v: v["data"][::-1, :, ::-1], backward=lambda v, h: {"data": h[::-1, :, ::-1]})
 
+# Three blocks of rows against one of positions in the suite's small blocks: each program owns positions.
+case(id="embedding_large_table", op="Embedding",
+     build=lambda: S.Embedding(_data(), input_dim=40, output_dim=5, name="emb"),
+     shapes={"data": (2, 5), "emb_weight": (40, 5)}, values={"data": classes(40)},
+     forward=lambda v: v["emb_weight"][v["data"].astype(np.int64)],
+     backward=lambda v, h: {"emb_weight": _embedding_grad(v["data"], h, 40)},
+     no_grad=("data",))
+
 case(id="block_grad", op="BlockGrad",
      build=lambda: S.BlockGrad(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"],

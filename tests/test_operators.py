@@ -63,8 +63,10 @@ def test_forward_backward(case, dtype, rng):
 # few): every launch then runs as many programs, which cross block edges and, under the
 # suite's memcheck, are checked for races with each other.
 SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWISE_BLOCK", 16),
-                ("batch_norm", "BLOCK", 8), ("layer_norm", "BLOCK", 4), ("layer_norm", "PARTIALS", 2),
-                ("embedding", "BLOCK_ROWS", 16), ("embedding", "BLOCK_COLS", 16), ("reduce", "TILE", 8),
+                ("batch_norm", "BLOCK", 8), ("layer_norm", "BLOCK", 4), ("layer_norm", "TILE", 8),
+                ("layer_norm", "PARTIALS", 2),
+                ("embedding", "BLOCK_ROWS", 16), ("embedding", "BLOCK_COLS", 16),
+                ("embedding", "BLOCK_TABLE", 16), ("reduce", "TILE", 8),
                 ("elementwise", "ELEMENTWISE_BLOCK", 16),
                 ("memory", "ELEMENTWISE_BLOCK", 16), ("regression_output", "ELEMENTWISE_BLOCK", 16),
                 ("softmax", "MAX_BLOCK", 16),
