@@ -10,7 +10,7 @@ time budget:
     python3 scripts/device_session.py --budget 540 first     # smoke, suite, mlp
     python3 scripts/device_session.py --budget 360 second    # linear, softmax
     python3 scripts/device_session.py --budget 540 third     # memcheck, autotune
-    python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory
+    python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
 
 ``all`` is every phase in order of value: what is learnt per second, and what the later
 phases depend on. A bounded ``smoke`` phase comes first (each path never run on hardware,
@@ -74,7 +74,7 @@ RESERVE_S = 10     # kept back from the budget to pack the results
 GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
-           "fourth": ["bind", "activation", "memory"]}
+           "fourth": ["bind", "activation", "memory", "operators"]}
 
 
 @dataclasses.dataclass
@@ -147,6 +147,9 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
               "--small-only", quick=("--small-only",)),
         bench("activation", "each activation's forward and backward against eager and the copy floor", 120),
         bench("memory", "the memory plans, mirror's step-time cost and eager's peak memory on the GPU", 120),
+        # Memory-bound kernels at 16384 x 4096 (~20 variants) and one autotuned batch_dot per dtype.
+        bench("operators", "LayerNorm, Dropout, a broadcast add and batch_dot against eager, torch.bmm and the "
+              "copy floor", 140),
     ]}
 
 

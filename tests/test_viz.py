@@ -91,3 +91,21 @@ def test_summary_command(tmp_path, capsys):
     assert "--shape names ['label'], which are not arguments" in capsys.readouterr().err
     assert main(["summary", str(tmp_path / "missing.json")]) == 1
     assert "No such file" in capsys.readouterr().err
+
+
+def test_summary_and_plot_know_the_operators_beyond_the_mlp():
+    """Embedding, a broadcast parameter, LayerNorm, a multi-output split, Concat, batch_dot:
+    their output shapes, their parameters counted once, and their edges in the plot."""
+    tokens = S.broadcast_add(S.Embedding(S.Variable("data"), input_dim=17, output_dim=16, name="pixel"),
+                             S.Variable("position_weight", shape=(1, 64, 16)), name="tokens")
+    normed = S.LayerNorm(tokens, name="norm")
+    halves = S.split(normed, num_outputs=2, axis=1, name="halves")
+    joined = S.Concat(halves[1], halves[0], dim=1, name="cat")
+    net = S.sum(S.batch_dot(joined, joined, transpose_b=True, name="bd"), axis=(1, 2), name="total")
+    rows = {line.split()[0]: line for line in _summary(net, {"data": (8, 64)})[2:-2]}
+    assert rows["pixel"].split()[2:5] == ["(8,", "64,", "16)"] and rows["pixel"].split()[5] == "272"  # 17 x 16
+    assert rows["tokens"].split()[5] == "1024" and rows["norm"].split()[5] == "32"  # 64 x 16; gamma and beta
+    assert rows["cat"].split()[-2:] == ["halves_output1,", "halves_output0"]
+    assert rows["bd"].split()[2:5] == ["(8,", "64,", "64)"] and rows["total"].split()[2] == "(8,)"
+    dot = ts.viz.plot_network(net, shape={"data": (8, 64)}).source
+    assert '"halves" -> "cat" [label="(8, 32, 16)"];' in dot and '"bd" -> "total" [label="(8, 64, 64)"];' in dot

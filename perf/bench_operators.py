@@ -1,0 +1,132 @@
+"""The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm forward and
+backward, Dropout forward and backward, a broadcast add and batch_dot, against PyTorch eager
+(torch.nn.functional.layer_norm, dropout, broadcasting +, torch.bmm) and, for the
+memory-bound ones, as a share of the measured device-to-device copy bandwidth.
+
+Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
+Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
+
+Run: python perf/bench_operators.py [--rows R] [--columns C] [--dtypes bfloat16,float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
+from tritonsym.ops import batch_dot as bmm
+from tritonsym.ops import broadcast, dropout, layer_norm
+from tritonsym.ops._common import run
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _share(copy_gbs, nbytes: int, ms: float) -> str:
+    """Bytes moved per second as a percentage of the copy bandwidth (read + write)."""
+    return f"{100 * nbytes / ms / 1e6 / copy_gbs:.0f}" if copy_gbs else ""
+
+
+def _row(op: str, dtype: str, shape, ms: float, eager_ms: float | None, nbytes: int | None, copy_gbs,
+         flops: float | None = None) -> dict:
+    return {"operator": op, "dtype": dtype, "shape": "x".join(map(str, shape)), "ms": f"{ms:.4f}",
+            "vs eager": ratio(ms, eager_ms), "% of copy": _share(copy_gbs, nbytes, ms) if nbytes else "",
+            "TFLOP/s": f"{flops / ms / 1e9:.1f}" if flops else ""}
+
+
+def layer_norm_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(rows)
+    x = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    dy = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    g, b = torch.ones(cols, device=DEVICE, dtype=dtype), torch.zeros(cols, device=DEVICE, dtype=dtype)
+    y, dx, dg, db = torch.empty_like(x), torch.empty_like(x), torch.empty_like(g), torch.empty_like(b)
+    stats = torch.float64 if dtype == torch.float64 else torch.float32
+    mean, rstd = torch.empty(rows, device=DEVICE, dtype=stats), torch.empty(rows, device=DEVICE, dtype=stats)
+    parts = [torch.empty(layer_norm.partials((rows, cols), -1) * cols, device=DEVICE, dtype=stats) for _ in "gb"]
+    forward = layer_norm.plan_layer_norm_forward(x, g, b, y, axis=-1, eps=1e-5, kept_mean=mean, kept_rstd=rstd)
+    backward = layer_norm.plan_layer_norm_backward(x, dy, g, mean, rstd, dx, dg, db, axis=-1,
+                                                   partial_dgamma=parts[0], partial_dbeta=parts[1])
+    xr, gr, br = (t.detach().clone().requires_grad_() for t in (x, g, b))
+    yr = torch.nn.functional.layer_norm(xr, (cols,), gr, br, 1e-5)
+    size = x.numel() * x.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: torch.nn.functional.layer_norm(x, (cols,), g, b, 1e-5))
+    eager_bwd = time_ms(lambda: torch.autograd.grad(yr, (xr, gr, br), dy, retain_graph=True))
+    return [_row("LayerNorm forward", name, (rows, cols), fwd, eager_fwd, 2 * size, copy_gbs),
+            _row("LayerNorm backward", name, (rows, cols), bwd, eager_bwd, 3 * size, copy_gbs)]
+
+
+def dropout_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    dtype = DTYPES[name]
+    x = torch.randn(rows, cols, device=DEVICE).to(dtype)
+    y, dx = torch.empty_like(x), torch.empty_like(x)
+    state = torch.zeros(2, dtype=torch.int64, device=DEVICE)
+    forward = dropout.plan_dropout(x, y, state, p=0.1, salt=1)
+    backward = dropout.plan_dropout(x, dx, state, p=0.1, salt=1)  # the mask drawn again from the same key
+    size = x.numel() * x.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager = time_ms(lambda: torch.nn.functional.dropout(x, 0.1, training=True))
+    # Eager's backward multiplies by the mask it kept (one more read); tritonsym's redraws it.
+    mask = torch.rand_like(x, dtype=torch.float32) > 0.1
+    eager_bwd = time_ms(lambda: x * mask / 0.9)
+    return [_row("Dropout forward", name, (rows, cols), fwd, eager, 2 * size, copy_gbs),
+            _row("Dropout backward", name, (rows, cols), bwd, eager_bwd, 2 * size, copy_gbs)]
+
+
+def broadcast_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    dtype = DTYPES[name]
+    a = torch.randn(rows, cols, device=DEVICE).to(dtype)
+    bias = torch.randn(cols, device=DEVICE).to(dtype)
+    out = torch.empty_like(a)
+    forward = broadcast.plan_broadcast_binary_forward("add", a, bias, out)
+    size = a.numel() * a.element_size()
+    ms = time_ms(lambda: run(forward))
+    return [_row("broadcast_add (rows + a row)", name, (rows, cols), ms, time_ms(lambda: a + bias), 2 * size,
+                 copy_gbs)]
+
+
+def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
+    dtype = DTYPES[name]
+    a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
+    out = torch.empty(batch, m, n, device=DEVICE, dtype=dtype)
+    precision = "tf32" if dtype == torch.float32 else "ieee"
+    launches = bmm.plan_batch_dot(a, b, out, precision=precision)
+    run(launches)  # autotune outside the timing
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    ms = time_ms(lambda: run(launches))
+    return [_row(f"batch_dot{' (tf32)' if precision == 'tf32' else ''}", name, (batch, m, n, k), ms,
+                 time_ms(lambda: torch.bmm(a, b)), None, None, 2.0 * batch * m * n * k)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=16384 if ON_GPU else 64)
+    parser.add_argument("--columns", type=int, default=4096 if ON_GPU else 48)
+    parser.add_argument("--dtypes", default="bfloat16,float32")
+    parser.add_argument("--bmm", default="64x1024x1024x128" if ON_GPU else "2x33x17x40",
+                        help="batch x M x N x K of batch_dot, comma-separated")
+    args = parser.parse_args()
+    names = [d for d in args.dtypes.split(",") if d]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.bmm.split(",") if s]
+    copy_gbs = copy_bandwidth_gbs()
+    notes = copy_note(copy_gbs) + ("`vs eager` is tritonsym's speed-up over PyTorch eager (torch.bmm for batch_dot); "
+                                   "`% of copy` counts LayerNorm's forward as one read and one write of the data, "
+                                   "its backward as two reads and one write, Dropout's passes as one read and one "
+                                   "write (its mask is drawn, not read).")
+    table = Table("operators", len(names) * (5 + len(shapes)), notes)
+    for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
+        for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in dropout_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in broadcast_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for shape in shapes:
+            for row in batch_dot_rows(*shape, name):
+                table.add(row)
+    print(f"{environment()}\nwrote {table.path}")
+
+
+if __name__ == "__main__":
+    main()
