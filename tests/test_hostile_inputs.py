@@ -353,6 +353,7 @@ def test_a_save_folder_that_takes_no_files_is_refused_before_training(capsys):
 # ------------------------------------------------------------------------ threads
 
 
+@pytest.mark.slow  # 12 s on 2 cores: CI runs it with the slow tests
 def test_executors_in_several_threads_compute_what_one_thread_does():
     """Each thread its own executor: the interpreter runs one launch at a time (its state is
     process-wide), so none sees another's grid; the results equal a single thread's."""
