@@ -55,6 +55,24 @@ def test_masks_follow_the_seed_the_step_and_the_node():
     assert not np.array_equal(a, b)  # two layers, two streams
 
 
+# The mask of seed 7 at step 3 for the node "drop", over 8 x 32, as Triton's interpreter drew it
+# (recorded once, packed bits). Compiled on a GPU (the suite runs there with
+# TRITONSYM_TEST_DEVICE=cuda) the same Philox must draw the same bits: same seed, same masks.
+RECORDED_MASK = "a953544e5eb6e8715bb190da2b93b39e78a90565343359fd934c7b450b4402f8"
+
+
+def test_the_mask_is_the_recorded_one_interpreted_and_compiled():
+    import zlib
+
+    from tritonsym.ops import dropout as kernels
+    from tritonsym.ops._common import run
+
+    x = torch.ones(8, 32)  # on the suite's device
+    out = torch.empty_like(x)
+    run(kernels.plan_dropout(x, out, torch.tensor([7, 3], dtype=torch.int64), p=0.5, salt=zlib.crc32(b"drop")))
+    assert np.packbits((out.cpu().numpy() != 0).ravel()).tobytes().hex() == RECORDED_MASK
+
+
 def test_inference_modes_and_p0():
     x = np.arange(np.prod(SHAPE), dtype=np.float64).reshape(SHAPE)
     exe = _bound(p=0.5)
