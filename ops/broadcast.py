@@ -53,18 +53,22 @@ def scratch_needed(a_shape, b_shape) -> dict[str, bool]:
     return {"lhs": bool(broadcast_axes(a_shape, shape)), "rhs": bool(broadcast_axes(b_shape, shape))}
 
 
-def plan_broadcast_binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+def plan_broadcast_binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None, b: torch.Tensor | None,
                                    grad_a: torch.Tensor | None, grad_b: torch.Tensor | None, *,
-                                   accumulate_a: bool = False, accumulate_b: bool = False,
-                                   scratch_a: torch.Tensor | None = None,
+                                   a_shape=None, b_shape=None, accumulate_a: bool = False,
+                                   accumulate_b: bool = False, scratch_a: torch.Tensor | None = None,
                                    scratch_b: torch.Tensor | None = None) -> list[Launch]:
     """The gradients of ``a OP b`` broadcast; a broadcast operand's gradient needs its
-    ``scratch`` of the output's shape (``scratch_needed`` says which)."""
+    ``scratch`` of the output's shape (``scratch_needed`` says which). ``a`` and ``b`` are
+    read only where the gradient needs their values (mul, div, ...); their shapes may be
+    given instead (add, sub, the comparisons keep no operand for backward)."""
     shape = tuple(grad_out.shape)
+    a_shape = tuple(a.shape) if a is not None else tuple(a_shape)
+    b_shape = tuple(b.shape) if b is not None else tuple(b_shape)
     targets, sums = [], []
-    for name, x, grad, accumulate, scratch in (("lhs", a, grad_a, accumulate_a, scratch_a),
-                                                ("rhs", b, grad_b, accumulate_b, scratch_b)):
-        axes = broadcast_axes(x.shape, shape) if x is not None else ()
+    for name, x_shape, grad, accumulate, scratch in (("lhs", a_shape, grad_a, accumulate_a, scratch_a),
+                                                      ("rhs", b_shape, grad_b, accumulate_b, scratch_b)):
+        axes = broadcast_axes(x_shape, shape)
         if grad is None or not axes:
             targets.append((grad.reshape(shape) if grad is not None else None, accumulate))
             continue

@@ -52,20 +52,15 @@ def _binary_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], _broadcast([lhs, rhs]))]
 
 
-def _operand(a: BackwardArgs, k: int):
-    """Input k (backward reads both operands: a broadcast needs their shapes)."""
-    return a.inputs[k]
-
-
 def _register_binary(name: str, kind: str):
     def forward(a: ForwardArgs):
         return kernels.plan_broadcast_binary_forward(kind, a.inputs[0], a.inputs[1], a.outputs[0])
 
     def backward(a: BackwardArgs):
         return kernels.plan_broadcast_binary_backward(
-            kind, a.out_grads[0], _operand(a, 0), _operand(a, 1), a.in_grads[0], a.in_grads[1],
-            accumulate_a=a.accumulate[0], accumulate_b=a.accumulate[1], scratch_a=a.temps.get("lhs_scratch"),
-            scratch_b=a.temps.get("rhs_scratch"))
+            kind, a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0], a.in_grads[1],
+            a_shape=a.input_shapes[0], b_shape=a.input_shapes[1], accumulate_a=a.accumulate[0],
+            accumulate_b=a.accumulate[1], scratch_a=a.temps.get("lhs_scratch"), scratch_b=a.temps.get("rhs_scratch"))
 
     def temps(p, shapes, dtypes):
         out = _broadcast(shapes)
@@ -81,8 +76,9 @@ def _register_binary(name: str, kind: str):
         infer_shape=_binary_shape,
         forward=forward,
         backward=backward,
-        # The operands are read for their shapes even where their values are not (add).
-        backward_needs=lambda p, epilogue: ((0, 1), ()),
+        # add, sub and the comparisons keep no operand for backward (their shapes come with it)
+        backward_needs=lambda p, epilogue: (tuple(k for k, side in enumerate(("lhs", "rhs"))
+                                                  if side in elementwise.BINARY_NEEDS[kind]), ()),
         backward_temps=temps,
         aliases=ALIASES.get(name, ()),
         cheap=True,
