@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ..ops import memory
 from ..ops import sequence_mask as kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+from .view import view_backward
 
 
 def _infer_shape(p, in_shapes, out_shapes):
@@ -46,12 +46,10 @@ def _forward(a: ForwardArgs):
 
 def _backward(a: BackwardArgs):
     p, dx = a.params, a.in_grads[0]
+    if not p["use_sequence_length"]:
+        return view_backward(a)  # the identity: a view of its input
     if dx is None:
         return []
-    if not p["use_sequence_length"]:
-        if dx.data_ptr() == a.out_grads[0].data_ptr() and not a.accumulate[0]:
-            return []
-        return memory.plan_copy(a.out_grads[0], dx, accumulate=a.accumulate[0])
     return kernels.plan_length_mask(a.out_grads[0], a.inputs[1], dx, p["axis"], 0.0, batch_axis=1 - p["axis"],
                                     accumulate=a.accumulate[0], invalid_nan=False)
 
