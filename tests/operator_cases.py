@@ -575,3 +575,31 @@ for _kind in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
          shapes={"data": (6, 7)}, values={"data": positive if _kind in ("log", "sqrt") else away_from_zero},
          forward=lambda v, k=_kind: o.UNARY[k](v["data"]),
          backward=lambda v, h, k=_kind: {"data": o.unary_grad(k, h, v["data"])})
+
+# ------------------------------------------------------------ ScaledDotProductAttention
+
+
+def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False):
+    shapes = {"query": q, "key": k, "value": v}
+    values = {}
+    if lengths:
+        shapes["valid_length"] = (q[0],)
+        values["valid_length"] = lambda rng, s: rng.integers(1, k[2] + 1, s).astype(np.float64)
+
+    def used(v_):
+        return v_["query"], v_["key"], v_["value"], causal, scale, v_.get("valid_length")
+
+    case(id=id, op="ScaledDotProductAttention",
+         build=lambda: S.ScaledDotProductAttention(
+             *(S.Variable(n) for n in shapes), causal=causal, scale=scale, use_length=lengths, name="att"),
+         shapes=shapes, values=values, forward=lambda v_: o.attention(*used(v_)),
+         backward=lambda v_, h: dict(zip(("query", "key", "value"), o.attention_grads(h, *used(v_)))),
+         no_grad=("valid_length",) if lengths else ())
+
+
+# irregular lengths; key and value longer than the queries; value_dim apart from head_dim
+_attention_case("attention_cross", (2, 3, 5, 6), (2, 3, 7, 6), (2, 3, 7, 4))
+_attention_case("attention_causal_scaled", (2, 2, 9, 8), (2, 2, 9, 8), (2, 2, 9, 8), causal=True, scale=0.7)
+_attention_case("attention_valid_length", (3, 2, 6, 5), (3, 2, 6, 5), (3, 2, 6, 5), lengths=True)
+_attention_case("attention_causal_valid_length", (2, 1, 7, 3), (2, 1, 7, 3), (2, 1, 7, 3), causal=True,
+                lengths=True)

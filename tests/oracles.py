@@ -297,3 +297,51 @@ def layer_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
     g = dy * gamma.reshape(shape)
     dx = (g - g.mean(axis, keepdims=True) - xhat * (g * xhat).mean(axis, keepdims=True)) / sigma
     return dx, (dy * xhat).sum(others), dy.sum(others)
+
+
+
+def _attention_pairs(q, k, causal, scale, lengths):
+    """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask keeps."""
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    keep = np.ones(s.shape[-2:], dtype=bool)
+    if causal:
+        keep = np.tril(keep)
+    keep = np.broadcast_to(keep, s.shape)
+    if lengths is not None:
+        keep = keep & (np.arange(s.shape[-1]) < np.asarray(lengths)[:, None, None, None])
+    return s, keep, scale
+
+
+def _kept_sum(c, x, keep, over):
+    """sum over the kept pairs of c * x, where a masked pair is absent from the sum (not a
+    0 that a NaN in x would turn into NaN): ``over="keys"`` gives per query sum_j c_ij x_j,
+    ``"queries"`` per key sum_i c_ij x_i."""
+    if over == "keys":
+        terms = c[..., :, :, None] * x[..., None, :, :]
+        return np.where(keep[..., None], terms, 0.0).sum(-2)
+    terms = c[..., :, :, None] * x[..., :, None, :]
+    return np.where(keep[..., None], terms, 0.0).sum(-3)
+
+
+def attention_probabilities(q, k, causal=False, scale=None, lengths=None):
+    """softmax(q k^T * scale) over the keys each query sees, 0 at the others."""
+    s, keep, _ = _attention_pairs(q, k, causal, scale, lengths)
+    s = np.where(keep, s, -np.inf)
+    p = np.where(keep, np.exp(s - s.max(-1, keepdims=True)), 0.0)
+    return p / p.sum(-1, keepdims=True), keep
+
+
+def attention(q, k, v, causal=False, scale=None, lengths=None):
+    p, keep = attention_probabilities(q, k, causal, scale, lengths)
+    return _kept_sum(p, v, keep, "keys")
+
+
+def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None):
+    """d(sum(h * attention(q, k, v)))/d(q, k, v), from the chain rule through the softmax."""
+    _, _, scale = _attention_pairs(q, k, causal, scale, lengths)
+    p, keep = attention_probabilities(q, k, causal, scale, lengths)
+    dp = h @ np.swapaxes(v, -1, -2)
+    ds = np.where(keep, p * (dp - np.where(keep, dp * p, 0.0).sum(-1, keepdims=True)), 0.0)
+    return (_kept_sum(ds, k, keep, "keys") * scale, _kept_sum(ds, q, keep, "queries") * scale,
+            _kept_sum(p, h, keep, "queries"))

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
+    attention,
     batch_dot,
     batch_norm,
     block_grad,

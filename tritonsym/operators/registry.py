@@ -50,8 +50,9 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Param:
     """One hyper-parameter: ``kind`` is int, float, bool, str, "shape" (dimensions, never
-    negative), "ints" (a tuple of integers that may be negative: axes, Reshape's codes) or
-    "optional_int" (an integer or None: slice_axis's end)."""
+    negative), "ints" (a tuple of integers that may be negative: axes, Reshape's codes),
+    "optional_int" (an integer or None: slice_axis's end) or "optional_float" (a finite number or
+    None: attention's scale)."""
 
     name: str
     kind: Any
@@ -159,10 +160,22 @@ def _parse_optional_int(value) -> int | None:
     return _parse_int(value)
 
 
+def _parse_optional_float(value) -> float | None:
+    """A finite number, or None (MXNet writes it "None")."""
+    if value is None or (isinstance(value, str) and value.strip() == "None"):
+        return None
+    parsed = _parse_float(value)
+    if not math.isfinite(parsed):
+        raise ValueError(value)
+    return parsed
+
+
 _PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape,
-            "ints": parse_ints, "optional_int": _parse_optional_int}
+            "ints": parse_ints, "optional_int": _parse_optional_int,
+            "optional_float": _parse_optional_float}
 _KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape",
-               "ints": "tuple of integers", "optional_int": "integer or None"}
+               "ints": "tuple of integers", "optional_int": "integer or None",
+               "optional_float": "finite number or None"}
 
 
 def positive(value) -> str | None:

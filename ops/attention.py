@@ -1,0 +1,599 @@
+"""Scaled dot-product attention in the FlashAttention-2 manner, forward and handwritten backward.
+
+``O = softmax(Q K^T * scale + mask) V`` for (batch, heads, seq, head_dim) tensors of any
+strides, per (batch, head). The mask hides keys at or past a sequence's ``valid_length`` and,
+when ``causal``, key ``j`` from query ``i < j`` (top-left aligned, as
+``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``).
+
+Forward: one program owns a block of query rows and streams over blocks of keys with an
+online softmax (running row maximum ``m`` and sum ``l``, the accumulator rescaled when the
+maximum grows), so the ``seq x seq`` score matrix never exists. The only value kept for
+backward is each row's log-sum-exp ``m + log(l)``: memory grows with ``seq``, never ``seq**2``.
+
+Backward, three launches and no atomics (the same bits every run):
+1. ``delta_i = sum_d dO_id * O_id``, once per query row;
+2. per block of keys, streaming over the query blocks that see it: the probabilities
+   recomputed from the log-sum-exp, ``dV += P^T dO``, ``dS = P * (dO V^T - delta)``,
+   ``dK += dS^T Q * scale``;
+3. per block of queries, streaming over the key blocks it sees: ``dQ += dS K * scale``.
+Causal blocks wholly above the diagonal are never visited, in either direction, and keys
+past a sequence's length are not read at all.
+
+head_dim (and value_dim) are padded in registers to a power of two (at least 16, what a
+tensor-core product needs), never in memory. float16/bfloat16 products run on tensor cores
+with float32 accumulation and the probabilities rounded to the input dtype before ``P V`` (as
+FlashAttention does); float32 is exact (``precision="ieee"``) unless ``"tf32"`` is asked for;
+float64 computes in float64, for gradient checks.
+
+A ``valid_length`` that is not a whole number in [1, seq_k] (zero keys leave the softmax
+undefined) makes its sequence's output, log-sum-exp and gradients NaN. Within the blocks on
+the diagonal of a causal attention, a NaN or infinity in a value, query or head gradient may
+also reach the positions the mask hides in that block (a masked probability is an exact 0,
+and 0 * NaN is NaN), as in torch's reference implementation, which spreads it to all of them;
+finite inputs are never affected.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    check_tensor,
+    check_writable,
+    prepare_out,
+    store,
+    store_result,
+)
+from .fully_connected import PRECISIONS, _mma, _operand, _rounded_operand
+
+TESTS = ("tests/test_attention.py", "tests/test_operators.py", "tests/test_gradcheck.py",
+         "tests/test_nan_propagation.py")
+MAX_HEAD_DIM = 256  # a 256-wide row of Q, K and V per program still fits registers and shared memory
+MAX_PROGRAMS = 65535  # a CUDA grid's second axis holds the blocks of one sequence
+
+# Tiles (query rows, key rows) and launch shape. The interpreter runs programs one after
+# another in Python, so there few large tiles are fastest; tests shrink them (BLOCKS) to
+# run every tail and diagonal path on short sequences.
+INTERPRETER_BLOCKS = (64, 64)
+
+
+def _gpu_blocks(dtype: torch.dtype, head_dim: int, backward: str | None) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages) on a GPU, FlashAttention-2's and Triton's
+    tutorial's choices for Hopper: wide query tiles forward; backward, the kernel that owns
+    keys streams narrow query tiles and the one that owns queries narrow key tiles."""
+    wide = 4 if dtype == torch.float64 else 2 if dtype == torch.float32 else 1
+    if backward == "keys":
+        return 32, 128 // wide, 4, 3 if head_dim > 64 else 4
+    if backward == "queries":
+        return 128 // wide, 32, 4, 3 if head_dim > 64 else 4
+    return 128 // wide, 64 if head_dim <= 64 else 32 if wide > 1 else 64, 4 if head_dim <= 64 else 8, 3
+
+
+def _blocks(dtype, head_dim, backward=None) -> dict:
+    if INTERPRET:
+        block_m, block_n = INTERPRETER_BLOCKS
+        return dict(BLOCK_M=block_m, BLOCK_N=block_n)
+    block_m, block_n, warps, stages = _gpu_blocks(dtype, head_dim, backward)
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=stages)
+
+
+@triton.jit
+def _keys_seen(LENGTH, b, seq_k, HAS_LENGTH: tl.constexpr):
+    """How many keys batch entry ``b`` attends to, and whether its length is a whole number in
+    [1, seq_k]; an invalid one attends to every key (staying in bounds) and is made NaN later."""
+    if HAS_LENGTH:
+        length = tl.load(LENGTH + b).to(tl.float64)
+        valid = (length >= 1) & (length <= seq_k) & (length == tl.floor(length))
+        keys = tl.where(valid, length, seq_k).to(tl.int32)
+    else:
+        valid = True
+        keys = seq_k
+    return keys, valid
+
+
+@triton.jit
+def _nan_unless(x, valid, hits, HAS_LENGTH: tl.constexpr):
+    """x, NaN where the sequence's length is invalid or a masked product met a non-finite."""
+    x = tl.where(hits == 0, x, float("nan"))
+    if HAS_LENGTH:
+        x = tl.where(valid, x, float("nan"))
+    return x
+
+
+@triton.jit
+def _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    """q @ k^T * scale for one (query block, key block) and which pairs the mask keeps (keys
+    before the length; with MASK_CAUSAL, keys j <= query i). The scale comes as two float32
+    halves so that float64 keeps every digit of it (a float argument is float32)."""
+    ACC = tl.float64 if q.dtype == tl.float64 else tl.float32
+    s = _mma(q, kt, tl.zeros((q.shape[0], kt.shape[1]), ACC), PRECISION)
+    s = s * (scale_hi.to(ACC) + scale_lo.to(ACC))
+    keep = (rn < keys)[None, :]
+    if MASK_CAUSAL:
+        keep = keep & (rn[None, :] <= rm[:, None])
+    return s, keep
+
+
+@triton.jit
+def _finite_or_zero(x):
+    return tl.where(tl.abs(x) < float("inf"), x, 0.0).to(x.dtype)  # NaN fails the comparison too
+
+
+@triton.jit
+def _masked_product(c, keep, x, acc, hits, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + c @ x where ``c`` is exactly 0 wherever ``keep`` is False. On a block of the
+    causal diagonal a masked pair must not carry a NaN or infinity of ``x`` into the sum
+    (0 * NaN is NaN): there the product takes x's finite part, and ``hits`` counts, per
+    result, the kept pairs whose x is not finite (that result is made NaN at the end)."""
+    if DIAGONAL:
+        bad = tl.where(tl.abs(x) < float("inf"), 0.0, 1.0).to(x.dtype)
+        hits = _mma(keep.to(x.dtype), bad, hits, PRECISION)
+        x = _finite_or_zero(x)
+    return _mma(c, x, acc, PRECISION), hits
+
+
+@triton.jit
+def _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim, value_dim, sk_l, sk_d, sv_l, sv_d,
+                   scale_hi, scale_lo, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One block of keys folded into the online softmax of a block of queries."""
+    rn = start_n + tl.arange(0, BLOCK_N)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    kt = tl.load(K_ + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    s, keep = _scores(q, _operand(kt, UPCAST), rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
+    s = tl.where(keep, s, float("-inf"))
+    # Key 0 is seen by every row, so after the first block the maximum is finite (or NaN).
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    alpha = tl.exp(m_i - m_new)
+    p = tl.exp(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    v = tl.load(V_ + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
+                mask=(rn < keys)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    v = _operand(v, UPCAST)
+    acc, hits = _masked_product(_rounded_operand(p, V_.dtype.element_ty, UPCAST), keep, v, acc * alpha[:, None],
+                                hits, DIAGONAL, PRECISION)
+    return m_new, l_i, acc, hits
+
+
+@triton.jit
+def _attention_forward_kernel(
+        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
+        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, KEEP_LSE: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    bh = tl.program_id(0)
+    b = (bh // heads).to(tl.int64)
+    h = (bh % heads).to(tl.int64)
+    start_m = tl.program_id(1) * BLOCK_M
+    rm = start_m + tl.arange(0, BLOCK_M)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    q = tl.load(Q + b * sq_b + h * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
+    q = _operand(q, UPCAST)
+    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
+    K_ = K + b * sk_b + h * sk_h
+    V_ = V + b * sv_b + h * sv_h
+    m_i = tl.full((BLOCK_M,), float("-inf"), ACC)
+    l_i = tl.zeros((BLOCK_M,), ACC)
+    acc = tl.zeros((BLOCK_M, BLOCK_DV), ACC)
+    hits = tl.zeros((BLOCK_M, BLOCK_DV), ACC)
+    # Causal: the blocks of keys before this block's diagonal are seen whole, with no mask;
+    # those from it to the last row's key take the causal mask.
+    end = keys
+    below = keys
+    if CAUSAL:
+        end = tl.minimum(keys, start_m + BLOCK_M)
+        below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
+    for start_n in range(0, below, BLOCK_N):
+        m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim, value_dim,
+                                             sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False, PRECISION, UPCAST,
+                                             BLOCK_D, BLOCK_DV, BLOCK_N)
+    if CAUSAL:
+        for start_n in range(below, end, BLOCK_N):
+            m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim,
+                                                 value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True,
+                                                 PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+    out = acc / l_i[:, None]
+    out = _nan_unless(out, valid, hits, HAS_LENGTH)
+    store(OUT + b * so_b + h * so_h, rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, out,
+          (rm < seq_q)[:, None] & (rv < value_dim)[None, :])
+    if KEEP_LSE:
+        lse = m_i + tl.log(l_i)
+        if HAS_LENGTH:
+            lse = tl.where(valid, lse, float("nan"))
+        tl.store(LSE + bh.to(tl.int64) * seq_q + rm, lse, mask=rm < seq_q)
+
+
+@triton.jit
+def _attention_delta_kernel(OUT, DO, DELTA, heads, seq_q, value_dim, so_b, so_h, so_l, so_d,
+                            sg_b, sg_h, sg_l, sg_d, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
+    """delta_i = sum_d dO_id * O_id: the row term of the softmax gradient, computed once."""
+    bh = tl.program_id(0)
+    b = (bh // heads).to(tl.int64)
+    h = (bh % heads).to(tl.int64)
+    rm = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rv = tl.arange(0, BLOCK_DV)
+    mask = (rm < seq_q)[:, None] & (rv < value_dim)[None, :]
+    ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
+    o = tl.load(OUT + b * so_b + h * so_h + rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, mask=mask,
+                other=0.0)
+    do = tl.load(DO + b * sg_b + h * sg_h + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d, mask=mask,
+                 other=0.0)
+    tl.store(DELTA + bh.to(tl.int64) * seq_q + rm, tl.sum(o.to(ACC) * do.to(ACC), 1), mask=rm < seq_q)
+
+
+@triton.jit
+def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn, keys, seq_q, head_dim, value_dim,
+                sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
+                DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
+    """One block of queries' share of dK and dV for a block of keys."""
+    rm = start_m + tl.arange(0, BLOCK_M)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if kt.dtype == tl.float64 else tl.float32
+    DTYPE = Q_.dtype.element_ty
+    q = tl.load(Q_ + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
+    do = tl.load(DO_ + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d,
+                 mask=(rm < seq_q)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    q = _operand(q, UPCAST)
+    do = _operand(do, UPCAST)
+    lse = tl.load(LSE_ + rm, mask=rm < seq_q, other=0.0)
+    s, keep = _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
+    keep = keep & (rm < seq_q)[:, None]
+    p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)  # masked before any product: no 0 * inf
+    keep_t = tl.trans(keep)
+    if WANT_DV:
+        dv, hits_v = _masked_product(_rounded_operand(tl.trans(p), DTYPE, UPCAST), keep_t, do, dv, hits_v, DIAGONAL,
+                                     PRECISION)
+    if WANT_DK:
+        delta = tl.load(DELTA_ + rm, mask=rm < seq_q, other=0.0)
+        dp = _mma(do, tl.trans(v), tl.zeros((BLOCK_M, kt.shape[1]), ACC), PRECISION)
+        ds = tl.where(keep, p * (dp - delta[:, None]), 0.0)
+        dk, hits_k = _masked_product(_rounded_operand(tl.trans(ds), DTYPE, UPCAST), keep_t, q, dk, hits_k, DIAGONAL,
+                                     PRECISION)
+    return dk, dv, hits_k, hits_v
+
+
+@triton.jit
+def _attention_backward_keys_kernel(
+        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
+        sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
+        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
+        ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """dK and dV of one block of keys, streaming over the query blocks that see it."""
+    bh = tl.program_id(0)
+    b = (bh // heads).to(tl.int64)
+    h = (bh % heads).to(tl.int64)
+    start_n = tl.program_id(1) * BLOCK_N
+    rn = start_n + tl.arange(0, BLOCK_N)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
+    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
+    kt = tl.load(K + b * sk_b + h * sk_h + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    v = tl.load(V + b * sv_b + h * sv_h + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
+                mask=(rn < keys)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    kt = _operand(kt, UPCAST)
+    v = _operand(v, UPCAST)
+    dk = tl.zeros((BLOCK_N, BLOCK_D), ACC)
+    dv = tl.zeros((BLOCK_N, BLOCK_DV), ACC)
+    hits_k = tl.zeros((BLOCK_N, BLOCK_D), ACC)
+    hits_v = tl.zeros((BLOCK_N, BLOCK_DV), ACC)
+    Q_ = Q + b * sq_b + h * sq_h
+    DO_ = DO + b * sg_b + h * sg_h
+    LSE_ = LSE + bh.to(tl.int64) * seq_q
+    DELTA_ = DELTA + bh.to(tl.int64) * seq_q
+    # Blocks of keys wholly past the sequence's length are seen by no query. Causal: queries
+    # before this block's first key see none of it; the query blocks up to its last key take
+    # the causal mask, those after see it whole.
+    end = tl.where(start_n < keys, seq_q, 0)
+    above = 0
+    if CAUSAL:
+        begin = (start_n // BLOCK_M) * BLOCK_M
+        above = tl.minimum(end, tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M)
+        for start_m in range(begin, above, BLOCK_M):
+            dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn,
+                                                 keys, seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi,
+                                                 scale_lo, WANT_DK, WANT_DV, True, PRECISION, UPCAST, BLOCK_D,
+                                                 BLOCK_DV, BLOCK_M)
+        above = tl.maximum(above, begin)
+    for start_m in range(above, end, BLOCK_M):
+        dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn, keys,
+                                             seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo,
+                                             WANT_DK, WANT_DV, False, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
+    # Keys past the length are masked from every query: their gradient is an exact zero, also
+    # where a NaN query or head gradient met their (masked, 0) probability in the products.
+    seen = (rn < keys)[:, None]
+    out_rows = (rn < seq_k)[:, None]
+    if WANT_DK:
+        dk = tl.where(seen, dk * (scale_hi.to(ACC) + scale_lo.to(ACC)), 0.0)
+        dk = _nan_unless(dk, valid, hits_k, HAS_LENGTH)
+        store_result(DK + b * sdk_b + h * sdk_h + rn[:, None].to(tl.int64) * sdk_l + rd[None, :] * sdk_d, 0, dk,
+                     out_rows & (rd < head_dim)[None, :], ACCUMULATE_DK)
+    if WANT_DV:
+        dv = _nan_unless(tl.where(seen, dv, 0.0), valid, hits_v, HAS_LENGTH)
+        store_result(DV + b * sdv_b + h * sdv_h + rn[:, None].to(tl.int64) * sdv_l + rv[None, :] * sdv_d, 0, dv,
+                     out_rows & (rv < value_dim)[None, :], ACCUMULATE_DV)
+
+
+@triton.jit
+def _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim, sk_l, sk_d, sv_l,
+                   sv_d, scale_hi, scale_lo, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One block of keys' share of dQ for a block of queries."""
+    rn = start_n + tl.arange(0, BLOCK_N)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if q.dtype == tl.float64 else tl.float32
+    kt = tl.load(K_ + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    vt = tl.load(V_ + rn[None, :].to(tl.int64) * sv_l + rv[:, None] * sv_d,
+                 mask=(rn < keys)[None, :] & (rv < value_dim)[:, None], other=0.0)
+    kt = _operand(kt, UPCAST)
+    s, keep = _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
+    p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)
+    dp = _mma(do, _operand(vt, UPCAST), tl.zeros((q.shape[0], BLOCK_N), ACC), PRECISION)
+    ds = tl.where(keep, p * (dp - delta[:, None]), 0.0)
+    return _masked_product(_rounded_operand(ds, K_.dtype.element_ty, UPCAST), keep, tl.trans(kt), dq, hits, DIAGONAL,
+                           PRECISION)
+
+
+@triton.jit
+def _attention_backward_queries_kernel(
+        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
+        sdq_b, sdq_h, sdq_l, sdq_d,
+        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """dQ of one block of queries, streaming over the key blocks it sees."""
+    bh = tl.program_id(0)
+    b = (bh // heads).to(tl.int64)
+    h = (bh % heads).to(tl.int64)
+    start_m = tl.program_id(1) * BLOCK_M
+    rm = start_m + tl.arange(0, BLOCK_M)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
+    rows = bh.to(tl.int64) * seq_q
+    q = tl.load(Q + b * sq_b + h * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
+    do = tl.load(DO + b * sg_b + h * sg_h + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d,
+                 mask=(rm < seq_q)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    q = _operand(q, UPCAST)
+    do = _operand(do, UPCAST)
+    lse = tl.load(LSE + rows + rm, mask=rm < seq_q, other=0.0)
+    delta = tl.load(DELTA + rows + rm, mask=rm < seq_q, other=0.0)
+    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
+    K_ = K + b * sk_b + h * sk_h
+    V_ = V + b * sv_b + h * sv_h
+    dq = tl.zeros((BLOCK_M, BLOCK_D), ACC)
+    hits = tl.zeros((BLOCK_M, BLOCK_D), ACC)
+    end = keys
+    below = keys
+    if CAUSAL:  # as the forward: whole blocks before the diagonal, masked ones from it
+        end = tl.minimum(keys, start_m + BLOCK_M)
+        below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
+    for start_n in range(0, below, BLOCK_N):
+        dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim, sk_l,
+                                  sk_d, sv_l, sv_d, scale_hi, scale_lo, False, PRECISION, UPCAST, BLOCK_D, BLOCK_DV,
+                                  BLOCK_N)
+    if CAUSAL:
+        for start_n in range(below, end, BLOCK_N):
+            dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim,
+                                      sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True, PRECISION, UPCAST, BLOCK_D,
+                                      BLOCK_DV, BLOCK_N)
+    dq = dq * (scale_hi.to(ACC) + scale_lo.to(ACC))
+    dq = _nan_unless(dq, valid, hits, HAS_LENGTH)
+    store_result(DQ + b * sdq_b + h * sdq_h + rm[:, None].to(tl.int64) * sdq_l + rd[None, :] * sdq_d, 0, dq,
+                 (rm < seq_q)[:, None] & (rd < head_dim)[None, :], ACCUMULATE)
+
+
+# ------------------------------------------------------------------ launchers
+
+
+def default_scale(head_dim: int) -> float:
+    return 1.0 / math.sqrt(head_dim)
+
+
+def _scale_halves(scale: float) -> tuple[float, float]:
+    """``scale`` as float32 high and low parts whose float64 sum is ``scale`` to ~48 bits."""
+    hi = float(np.float32(scale))
+    return hi, float(np.float32(scale - hi))
+
+
+def _dim_block(n: int) -> int:
+    return max(16, triton.next_power_of_2(n))
+
+
+def _check(fn: str, q, k, v, length, causal: bool, precision: str):
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        check_tensor(fn, name, t)
+        if t.dim() != 4:
+            raise KernelArgumentError(f"{fn}: {name} must be 4-d (batch, heads, seq, head_dim), got shape "
+                                      f"{tuple(t.shape)}")
+    if not (q.dtype == k.dtype == v.dtype) or not (q.device == k.device == v.device):
+        raise KernelArgumentError(f"{fn}: query ({q.dtype} on {q.device}), key ({k.dtype} on {k.device}) and value "
+                                  f"({v.dtype} on {v.device}) must share a dtype and a device")
+    (batch, heads, seq_q, head_dim), (seq_k, value_dim) = q.shape, (k.shape[2], v.shape[3])
+    if tuple(k.shape) != (batch, heads, seq_k, head_dim) or tuple(v.shape[:3]) != (batch, heads, seq_k):
+        raise KernelArgumentError(f"{fn}: query {tuple(q.shape)}, key {tuple(k.shape)} and value {tuple(v.shape)} "
+                                  "must be (batch, heads, seq_q, head_dim), (batch, heads, seq_k, head_dim) and "
+                                  "(batch, heads, seq_k, value_dim)")
+    if min(q.shape) == 0 or seq_k == 0 or value_dim == 0:
+        raise KernelArgumentError(f"{fn}: query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}: "
+                                  "attention needs at least one query, key and feature")
+    if max(head_dim, value_dim) > MAX_HEAD_DIM:
+        raise KernelArgumentError(f"{fn}: head_dim {head_dim} and value_dim {value_dim} must be at most "
+                                  f"{MAX_HEAD_DIM}")
+    if batch * heads > 2**31 - 1 or triton.cdiv(max(seq_q, seq_k), 16) > MAX_PROGRAMS:
+        raise KernelArgumentError(f"{fn}: {batch} x {heads} sequences of {max(seq_q, seq_k)} are more than a launch "
+                                  "holds")
+    if length is not None:
+        check_tensor(fn, "valid_length", length, FLOAT_DTYPES + INDEX_DTYPES)
+        if tuple(length.shape) != (batch,) or not length.is_contiguous():
+            raise KernelArgumentError(f"{fn}: valid_length must be contiguous of shape ({batch},), got "
+                                      f"{tuple(length.shape)} with strides {length.stride()}")
+    if precision not in PRECISIONS:
+        raise KernelArgumentError(f"{fn}: precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    return batch, heads, seq_q, seq_k, head_dim, value_dim
+
+
+def _options(q: torch.Tensor, precision: str) -> dict:
+    return dict(PRECISION=precision if q.dtype == torch.float32 else "ieee",
+                UPCAST=INTERPRET and q.dtype == torch.bfloat16)
+
+
+def lse_shape(batch: int, heads: int, seq_q: int) -> tuple[int]:
+    """What the forward keeps for backward: one log-sum-exp per query row."""
+    return (batch * heads * seq_q,)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the kept log-sum-exp and of every accumulation."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None, *,
+                           valid_length: torch.Tensor | None = None, causal: bool = False,
+                           scale: float | None = None, lse: torch.Tensor | None = None,
+                           precision: str = "ieee") -> list[Launch]:
+    """``out = softmax(q k^T * scale + mask) v``; ``lse`` (``lse_shape``, ``compute_dtype``),
+    when given, receives each query row's log-sum-exp for the backward."""
+    fn = "attention"
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, causal, precision)
+    out = prepare_out(fn, "out", out, (batch, heads, seq_q, value_dim), q.dtype, q.device)
+    check_writable(fn, "out", out)
+    if lse is not None:
+        _check_row_buffer(fn, "lse", lse, batch, heads, seq_q, q)
+    scale = default_scale(head_dim) if scale is None else scale
+    blocks = _blocks(q.dtype, head_dim)
+
+    def grid(meta):
+        return (batch * heads, triton.cdiv(seq_q, meta["BLOCK_M"]))
+
+    return [Launch(_attention_forward_kernel, grid,
+                   [q, k, v, out, lse if lse is not None else out, valid_length if valid_length is not None else q,
+                    *_scale_halves(scale), heads, seq_q, seq_k, head_dim, value_dim,
+                    *q.stride(), *k.stride(), *v.stride(), *out.stride()],
+                   dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
+                        BLOCK_D=_dim_block(head_dim), BLOCK_DV=_dim_block(value_dim), **_options(q, precision),
+                        **blocks))]
+
+
+def _check_row_buffer(fn, name, t, batch, heads, seq_q, q):
+    want = compute_dtype(q.dtype)
+    if tuple(t.shape) != lse_shape(batch, heads, seq_q) or t.dtype != want or not t.is_contiguous() \
+            or t.device != q.device:
+        raise KernelArgumentError(f"{fn}: {name} must be contiguous {want} of shape "
+                                  f"{lse_shape(batch, heads, seq_q)} on {q.device}, got {t.dtype} "
+                                  f"{tuple(t.shape)} on {t.device}")
+
+
+def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                            out: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor,
+                            grad_q: torch.Tensor | None, grad_k: torch.Tensor | None, grad_v: torch.Tensor | None,
+                            *, valid_length: torch.Tensor | None = None, causal: bool = False,
+                            scale: float | None = None, accumulate=(False, False, False),
+                            precision: str = "ieee") -> list[Launch]:
+    """The gradients of ``out`` (what the forward wrote, with its log-sum-exp ``lse``) into
+    ``grad_q``, ``grad_k``, ``grad_v`` (None: not wanted); ``delta`` is a scratch of
+    ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it."""
+    fn = "attention_backward"
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, causal, precision)
+    for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),
+                          ("grad_v", grad_v, v)):
+        if t is not None:
+            check_tensor(fn, name, t, (q.dtype,))
+            if t.shape != like.shape or (name == "out" and tuple(t.shape) != (batch, heads, seq_q, value_dim)):
+                raise KernelArgumentError(f"{fn}: {name} has shape {tuple(t.shape)}, expected {tuple(like.shape)}")
+    for name in ("grad_q", "grad_k", "grad_v"):
+        if locals()[name] is not None:
+            check_writable(fn, name, locals()[name])
+    _check_row_buffer(fn, "lse", lse, batch, heads, seq_q, q)
+    _check_row_buffer(fn, "delta", delta, batch, heads, seq_q, q)
+    halves = _scale_halves(default_scale(head_dim) if scale is None else scale)
+    length = valid_length if valid_length is not None else q
+    common = dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
+                  BLOCK_DV=_dim_block(value_dim), **_options(q, precision))
+    shape = [heads, seq_q, seq_k, head_dim, value_dim]
+    strides = [*q.stride(), *k.stride(), *v.stride(), *grad_out.stride()]
+    row_block = 64 if not INTERPRET else INTERPRETER_BLOCKS[0]
+    launches = [Launch(_attention_delta_kernel, (batch * heads, triton.cdiv(seq_q, row_block)),
+                       [out, grad_out, delta, heads, seq_q, value_dim, *out.stride(), *grad_out.stride()],
+                       dict(BLOCK_DV=_dim_block(value_dim), BLOCK_M=row_block))]
+    if grad_k is not None or grad_v is not None:
+        blocks = _blocks(q.dtype, head_dim, "keys")
+
+        def keys_grid(meta):
+            return (batch * heads, triton.cdiv(seq_k, meta["BLOCK_N"]))
+
+        dk, dv = (grad_k if grad_k is not None else k), (grad_v if grad_v is not None else v)
+        launches.append(Launch(_attention_backward_keys_kernel, keys_grid,
+                               [q, k, v, grad_out, lse, delta, dk, dv, length, *halves, *shape, *strides,
+                                *dk.stride(), *dv.stride()],
+                               dict(WANT_DK=grad_k is not None, WANT_DV=grad_v is not None,
+                                    ACCUMULATE_DK=bool(accumulate[1]), ACCUMULATE_DV=bool(accumulate[2]),
+                                    **common, **blocks)))
+    if grad_q is not None:
+        blocks = _blocks(q.dtype, head_dim, "queries")
+
+        def queries_grid(meta):
+            return (batch * heads, triton.cdiv(seq_q, meta["BLOCK_M"]))
+
+        launches.append(Launch(_attention_backward_queries_kernel, queries_grid,
+                               [q, k, v, grad_out, lse, delta, grad_q, length, *halves, *shape, *strides,
+                                *grad_q.stride()],
+                               dict(ACCUMULATE=bool(accumulate[0]), **common, **blocks)))
+    return launches
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, valid_length: torch.Tensor | None = None,
+              causal: bool = False, scale: float | None = None, precision: str = "ieee") -> torch.Tensor:
+    """Standalone forward (no log-sum-exp kept)."""
+    launches = plan_attention_forward(q, k, v, valid_length=valid_length, causal=causal, scale=scale,
+                                      precision=precision)
+    for launch in launches:
+        launch()
+    return launches[0].args[3]
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    batch, heads, seq, head_dim = (4, 16, 2048, 128) if large else (2, 3, 37, 24)
+    q, k, v = (torch.empty(batch, heads, seq, head_dim, dtype=dtype) for _ in range(3))
+    out = torch.empty_like(q)
+    lse = torch.empty(lse_shape(batch, heads, seq), dtype=compute_dtype(dtype))
+    length = torch.empty(batch, dtype=torch.int32)
+    grads = [torch.empty_like(q) for _ in range(3)]
+    backward = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads, causal=True)
+    backward_len = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads,
+                                           valid_length=length, accumulate=(True, True, True))
+    return [("attention forward", plan_attention_forward(q, k, v, out, lse=lse)[0]),
+            ("attention forward causal, inference", plan_attention_forward(q, k, v, out, causal=True)[0]),
+            ("attention forward with valid_length", plan_attention_forward(q, k, v, out, lse=lse,
+                                                                           valid_length=length)[0]),
+            ("attention backward delta", backward[0]),
+            ("attention backward keys causal", backward[1]),
+            ("attention backward queries causal", backward[2]),
+            ("attention backward keys with valid_length, accumulating", backward_len[1]),
+            ("attention backward queries with valid_length, accumulating", backward_len[2])]

@@ -1,0 +1,200 @@
+"""ScaledDotProductAttention beyond the generic operator cases: equality with torch's
+scaled_dot_product_attention at lengths no block size divides (blocks shrunk so every tail,
+diagonal and skipped-block path runs), head_dim 16-128 and odd ones, strided inputs,
+invalid lengths, NaN placed exactly as the math places it across many blocks, what a
+training bind keeps (one value per query row), accumulation, determinism and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import oracles as o
+import pytest
+import torch
+from tolerances import TOLERANCES, to_numpy
+from tritonsym.ops import attention as kernels
+from tritonsym.ops._common import KernelArgumentError
+
+import tritonsym as ts
+
+S = ts.sym
+SMALL = [(16, 16), (16, 32), (32, 16)]  # (query rows, key rows) per block
+
+
+def _torch_reference(q, k, v, causal, scale, lengths):
+    """torch's attention in float64 with autograd: the reference (an explicit boolean mask,
+    since torch has no key-length argument)."""
+    q, k, v = (torch.from_numpy(t).requires_grad_() for t in (q, k, v))
+    mask = torch.ones(q.shape[0], 1, q.shape[2], k.shape[2], dtype=torch.bool)
+    if causal:
+        mask &= torch.ones(q.shape[2], k.shape[2], dtype=torch.bool).tril()
+    if lengths is not None:
+        mask &= (torch.arange(k.shape[2]) < torch.from_numpy(lengths)[:, None])[:, None, None, :]
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return out, (q, k, v)
+
+
+def _run(q, k, v, dtype, head, *, causal=False, scale=None, lengths=None, accumulate=(False, False, False),
+         grads=None):
+    """The kernels on inputs rounded to ``dtype``: output and the three gradients (float64)."""
+    t = [torch.from_numpy(x).to(dtype) for x in (q, k, v)]
+    length = None
+    if lengths is not None:  # whole numbers as int32, others as they are
+        whole = np.array_equal(lengths, np.round(lengths))
+        length = torch.from_numpy(np.asarray(lengths)).to(torch.int32 if whole else torch.float64)
+    out = torch.full((*q.shape[:3], v.shape[3]), float("nan"), dtype=dtype)
+    lse = torch.empty(kernels.lse_shape(*q.shape[:3]), dtype=kernels.compute_dtype(dtype))
+    for launch in kernels.plan_attention_forward(*t, out, valid_length=length, causal=causal, scale=scale, lse=lse):
+        launch()
+    grads = grads if grads is not None else [torch.full_like(x, float("nan")) for x in t]
+    for launch in kernels.plan_attention_backward(torch.from_numpy(head).to(dtype), *t, out, lse, torch.empty_like(lse),
+                                                  *grads, valid_length=length, causal=causal, scale=scale,
+                                                  accumulate=accumulate):
+        launch()
+    return [to_numpy(x) for x in (out, *grads)]
+
+
+CONFIGS = [  # (batch, heads, seq_q, seq_k, head_dim, value_dim, causal, lengths)
+    (2, 3, 37, 37, 24, 24, False, False),
+    (2, 2, 70, 70, 16, 16, True, False),
+    (2, 2, 33, 81, 40, 20, False, True),
+    (1, 2, 61, 61, 64, 64, True, True),
+    (1, 1, 1, 1, 8, 8, True, False),  # one query, one key, head_dim padded from 8
+    (1, 1, 45, 19, 128, 128, True, False),  # causal with more queries than keys (top-left aligned)
+]
+
+
+@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32", "32x16"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "x".join(map(str, c[:6])) + "_causal" * c[6] + "_len" * c[7])
+def test_equals_torch_in_float64_at_every_block_shape(config, blocks, monkeypatch, rng):
+    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", blocks)
+    batch, heads, lq, lk, d, dv, causal, use_length = config
+    q, k = rng.normal(size=(batch, heads, lq, d)), rng.normal(size=(batch, heads, lk, d))
+    v, head = rng.normal(size=(batch, heads, lk, dv)), rng.normal(size=(batch, heads, lq, dv))
+    lengths = rng.integers(1, lk + 1, batch) if use_length else None
+    scale = 0.3 if d == 8 else None
+    want, leaves = _torch_reference(q, k, v, causal, scale, lengths)
+    want.backward(torch.from_numpy(head))
+    got = _run(q, k, v, torch.float64, head, causal=causal, scale=scale, lengths=lengths)
+    for name, g, w in zip(("output", "query", "key", "value"), got, [want, *(x.grad for x in leaves)]):
+        np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, pytest.param(torch.float16, marks=pytest.mark.slow)],
+                         ids=["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("head_dim", [16, 80, pytest.param(128, marks=pytest.mark.slow)])
+def test_each_dtype_against_the_float64_oracle(dtype, head_dim, monkeypatch, rng):
+    """The oracle sees the inputs rounded to ``dtype``; the tolerance widens with the row sums
+    (products over head_dim, softmax over 50 keys) as for every product of the suite."""
+    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 32))
+    shape = (2, 2, 50, head_dim)
+    q, k, v, head = (to_numpy(torch.from_numpy(rng.normal(size=shape)).to(dtype)) for _ in range(4))
+    got = _run(q, k, v, dtype, head, causal=True)
+    atol, rtol = TOLERANCES[dtype]
+    want = [o.attention(q, k, v, True), *o.attention_grads(head, q, k, v, True)]
+    for name, g, w in zip(("output", "query", "key", "value"), got, want):
+        np.testing.assert_allclose(g, w, rtol=rtol * 4, atol=atol * 8, err_msg=name)
+
+
+def test_strided_inputs_and_outputs(rng):
+    """(batch, seq, heads, head_dim) arrays seen as (batch, heads, seq, head_dim): the layout a
+    projection writes, read and written through strides, no copy."""
+    q, k, v = (torch.from_numpy(rng.normal(size=(2, 13, 3, 8))) for _ in range(3))
+    out = torch.full((2, 13, 3, 8), float("nan"), dtype=torch.float64)
+    view = [t.transpose(1, 2) for t in (q, k, v)]
+    for launch in kernels.plan_attention_forward(*view, out.transpose(1, 2), causal=True):
+        launch()
+    want = torch.nn.functional.scaled_dot_product_attention(*view, is_causal=True)
+    torch.testing.assert_close(out.transpose(1, 2), want, rtol=1e-12, atol=1e-12)
+
+
+def test_an_invalid_length_makes_only_its_sequence_nan(rng):
+    q, head = rng.normal(size=(5, 2, 6, 4)), rng.normal(size=(5, 2, 6, 4))
+    lengths = np.array([0.0, 2.5, -1.0, 7.0, 3.0])  # no keys, not whole, negative, too long; valid
+    got = _run(q, q, q, torch.float64, head, lengths=lengths)
+    for g in got:
+        assert np.isnan(g[:4]).all() and not np.isnan(g[4]).any()
+    np.testing.assert_allclose(got[0][4:], o.attention(q[4:], q[4:], q[4:], lengths=[3]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("where", ["query", "key", "value", "head"])
+def test_nan_lands_exactly_where_the_math_puts_it_across_blocks(where, monkeypatch, rng):
+    """Causal over 40 positions in 16-row blocks: a NaN reaches only the rows and gradients
+    that depend on it, also where the mask hides it inside a block of the diagonal."""
+    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 16))
+    values = {n: rng.normal(size=(1, 2, 40, 16)) for n in ("query", "key", "value", "head")}
+    for position in (3, 17, 38):
+        planted = {n: x.copy() for n, x in values.items()}
+        planted[where][0, 1, position, 5] = np.nan
+        q, k, v, head = (planted[n] for n in ("query", "key", "value", "head"))
+        got = _run(q, k, v, torch.float32, head, causal=True)
+        with np.errstate(all="ignore"):
+            want = [o.attention(q, k, v, True), *o.attention_grads(head, q, k, v, True)]
+        for name, g, w in zip(("output", "query", "key", "value"), got, want):
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{name}, NaN in {where} at {position}")
+
+
+def test_gradients_accumulate_and_repeat_bit_for_bit(rng, monkeypatch):
+    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 16))
+    q, k, v, head = (rng.normal(size=(2, 2, 21, 16)) for _ in range(4))
+    first = _run(q, k, v, torch.float32, head, causal=True)
+    again = _run(q, k, v, torch.float32, head, causal=True)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    before = [torch.full(x.shape, 0.5, dtype=torch.float32) for x in (q, k, v)]
+    added = _run(q, k, v, torch.float32, head, causal=True, accumulate=(True, True, True), grads=before)
+    for a, b in zip(first[1:], added[1:]):
+        np.testing.assert_allclose(b, a + 0.5, rtol=1e-6, atol=1e-6)
+
+
+def test_a_training_bind_keeps_one_value_per_query_row():
+    q, k, v = S.Variable("q"), S.Variable("k"), S.Variable("v")
+    net = S.ScaledDotProductAttention(q, k, v, causal=True, name="att")
+    shapes = dict(q=(4, 8, 256, 64), k=(4, 8, 256, 64), v=(4, 8, 256, 64))
+    train = net.simple_bind(ts.cpu(), **shapes)
+    kept = [v_ for v_ in train.memory.values if v_.kind == "saved"]
+    assert [v_.name for v_ in kept] == ["att_lse"] and kept[0].nbytes == 4 * 8 * 256 * 4
+    largest = max(v_.nbytes for v_ in train.memory.values if v_.kind in ("internal", "temp", "saved"))
+    assert largest == 4 * 8 * 256 * 64 * 4  # the output and its gradient: nothing of seq x seq (4x larger)
+    inference = net.simple_bind(ts.cpu(), grad_req="null", **shapes)
+    assert not any(v_.kind == "saved" for v_ in inference.memory.values)
+
+
+def test_symbol_api_shapes_types_and_json(rng):
+    q, k, v, n = S.Variable("q"), S.Variable("k"), S.Variable("v"), S.Variable("n")
+    net = S.ScaledDotProductAttention(q, k, v, n, use_length=True, scale=0.25)
+    assert net.list_arguments() == ["q", "k", "v", "n"]
+    args, outs, _ = net.infer_shape(q=(2, 3, 5, 8), k=(2, 3, 7, 8), v=(2, 3, 7, 6))
+    assert args == [(2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 6), (2,)] and outs == [(2, 3, 5, 6)]
+    assert net.infer_type(q="float16")[0] == [torch.float16, torch.float16, torch.float16, torch.float32]
+    again = ts.sym.load_json(net.tojson())
+    assert again.attr("scale") == "0.25" and again.attr("use_length") == "True"
+    exe = again.simple_bind(ts.cpu(), type_dict={"q": "float64", "n": "int32"}, q=(2, 3, 5, 8), k=(2, 3, 7, 8),
+                            v=(2, 3, 7, 6))
+    values = {name: rng.normal(size=exe.arg_dict[name].shape) for name in "qkv"}
+    exe.forward(is_train=False, n=np.array([7, 2]), **values)
+    want = o.attention(values["q"], values["k"], values["v"], scale=0.25, lengths=[7, 2])
+    np.testing.assert_allclose(exe.outputs[0].numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shapes", "message"), [
+    (dict(q=(2, 3, 5, 8), k=(2, 3, 7, 4), v=(2, 3, 7, 4)), "head_dim differs: query has 8, key has 4"),
+    (dict(q=(2, 3, 5, 8), k=(2, 3, 7, 8), v=(2, 3, 6, 8)), "the key length differs: key has 7, value has 6"),
+    (dict(q=(2, 3, 5), k=(2, 3, 7, 8), v=(2, 3, 7, 8)), "query (2, 3, 5) must be 4-d"),
+])
+def test_shape_errors_name_the_arrays(shapes, message):
+    net = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), name="att")
+    with pytest.raises(ts.base.ShapeError, match="att") as info:
+        net.infer_shape(**shapes)
+    assert message in str(info.value)
+
+
+def test_kernel_argument_errors():
+    q = torch.zeros(1, 1, 4, 300)
+    with pytest.raises(KernelArgumentError, match="head_dim 300 and value_dim 300 must be at most 256"):
+        kernels.attention(q, q, q)
+    q = torch.zeros(1, 1, 4, 8)
+    with pytest.raises(KernelArgumentError, match="share a dtype"):
+        kernels.attention(q, q.double(), q)
+    with pytest.raises(KernelArgumentError, match=r"valid_length must be contiguous of shape \(1,\)"):
+        kernels.attention(q, q, q, valid_length=torch.ones(2))
+    with pytest.raises(ts.base.ParamError, match="scale=inf"):
+        S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), scale=float("inf"))
