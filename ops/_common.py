@@ -13,9 +13,12 @@ import torch
 import triton
 import triton.language as tl
 
-from . import memcheck
+from . import _interpreter, memcheck
 from ._mode import INTERPRET
 from .prebind import autotuned_constants, prebind
+
+if INTERPRET:
+    _interpreter.install()
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 INDEX_DTYPES = (torch.int32, torch.int64)

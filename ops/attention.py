@@ -61,10 +61,17 @@ TESTS = ("tests/test_attention.py", "tests/test_operators.py", "tests/test_gradc
 MAX_HEAD_DIM = 256  # a 256-wide row of Q, K and V per program still fits registers and shared memory
 MAX_PROGRAMS = 65535  # a CUDA grid's second axis holds the blocks of one sequence
 
-# Tiles (query rows, key rows) and launch shape. The interpreter runs programs one after
-# another in Python, so there few large tiles are fastest; tests shrink them (BLOCKS) to
-# run every tail and diagonal path on short sequences.
-INTERPRETER_BLOCKS = (64, 64)
+# Tiles and launch shape. A program owns BLOCK_M query rows (or BLOCK_N key rows) of GROUP
+# (batch, head) sequences at once, the sequences side by side in one tile whose products
+# mask the pairs of two different sequences. On a GPU GROUP is 1 (one sequence per program,
+# FlashAttention's layout). Triton's interpreter runs programs one after another and pays
+# per operation, not per element, so there tiles are sized to the sequences and filled
+# with several sequences: a 16-token attention over 64 (batch, head) pairs takes 8 programs,
+# not 64. Tests set both (None: chosen from the shapes) to run every tail, diagonal and
+# grouping path on short sequences.
+INTERPRETER_BLOCKS: tuple[int, int] | None = None
+INTERPRETER_GROUP: int | None = None
+INTERPRETER_TILE_ROWS = 512
 
 
 def _gpu_blocks(dtype: torch.dtype, head_dim: int, backward: str | None) -> tuple[int, int, int, int]:
@@ -79,46 +86,63 @@ def _gpu_blocks(dtype: torch.dtype, head_dim: int, backward: str | None) -> tupl
     return 128 // wide, 64 if head_dim <= 64 else 32 if wide > 1 else 64, 4 if head_dim <= 64 else 8, 3
 
 
-def _blocks(dtype, head_dim, backward=None) -> dict:
+def _blocks(dtype, head_dim: int, pairs: int, seq_q: int, seq_k: int, backward=None) -> dict:
     if INTERPRET:
-        block_m, block_n = INTERPRETER_BLOCKS
-        return dict(BLOCK_M=block_m, BLOCK_N=block_n)
+        fit = min(64, max(16, triton.next_power_of_2(max(seq_q, seq_k))))
+        block_m, block_n = INTERPRETER_BLOCKS or (fit, fit)
+        group = INTERPRETER_GROUP or min(triton.next_power_of_2(pairs), max(1, INTERPRETER_TILE_ROWS // block_m))
+        return dict(BLOCK_M=block_m, BLOCK_N=block_n, GROUP=group)
     block_m, block_n, warps, stages = _gpu_blocks(dtype, head_dim, backward)
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=stages)
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, GROUP=1, num_warps=warps, num_stages=stages)
 
 
 @triton.jit
-def _keys_seen(LENGTH, b, seq_k, HAS_LENGTH: tl.constexpr):
-    """How many keys batch entry ``b`` attends to, and whether its length is a whole number in
-    [1, seq_k]; an invalid one attends to every key (staying in bounds) and is made NaN later."""
+def _tile_rows(first_pair, start, pairs, heads, seq, GROUP: tl.constexpr, BLOCK: tl.constexpr):
+    """The rows of a tile of GROUP sequences x BLOCK positions: each row's (batch, head) pair,
+    batch, head and position, and whether it exists."""
+    r = tl.arange(0, GROUP * BLOCK)
+    pair = first_pair + r // BLOCK
+    pos = start + r % BLOCK
+    return pair, (pair // heads).to(tl.int64), (pair % heads).to(tl.int64), pos, (pair < pairs) & (pos < seq)
+
+
+@triton.jit
+def _keys_seen(LENGTH, b, pair, pairs, seq_k, HAS_LENGTH: tl.constexpr):
+    """Per row of a tile: how many keys its sequence attends to (0 for a row of no sequence),
+    and whether its length is a whole number in [1, seq_k]; an invalid one attends to every
+    key (staying in bounds) and is made NaN at the end."""
     if HAS_LENGTH:
-        length = tl.load(LENGTH + b).to(tl.float64)
+        length = tl.load(LENGTH + b, mask=pair < pairs, other=1).to(tl.float64)
         valid = (length >= 1) & (length <= seq_k) & (length == tl.floor(length))
         keys = tl.where(valid, length, seq_k).to(tl.int32)
     else:
         valid = True
         keys = seq_k
-    return keys, valid
+    return tl.where(pair < pairs, keys, 0), valid
 
 
 @triton.jit
 def _nan_unless(x, valid, hits, HAS_LENGTH: tl.constexpr):
-    """x, NaN where the sequence's length is invalid or a masked product met a non-finite."""
+    """x (a tile), NaN where the row's sequence length is invalid (``valid``: one per row) or a
+    masked product met a non-finite."""
     x = tl.where(hits == 0, x, float("nan"))
     if HAS_LENGTH:
-        x = tl.where(valid, x, float("nan"))
+        x = tl.where(valid[:, None], x, float("nan"))
     return x
 
 
 @triton.jit
-def _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
-    """q @ k^T * scale for one (query block, key block) and which pairs the mask keeps (keys
-    before the length; with MASK_CAUSAL, keys j <= query i). The scale comes as two float32
-    halves so that float64 keeps every digit of it (a float argument is float32)."""
+def _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr,
+            GROUP: tl.constexpr, PRECISION: tl.constexpr):
+    """q @ k^T * scale for one (query tile, key tile) and which pairs the mask keeps: keys of
+    the row's own sequence, before its length, and with MASK_CAUSAL j <= i. The scale comes as
+    two float32 halves so that float64 keeps every digit of it (a float argument is float32)."""
     ACC = tl.float64 if q.dtype == tl.float64 else tl.float32
     s = _mma(q, kt, tl.zeros((q.shape[0], kt.shape[1]), ACC), PRECISION)
     s = s * (scale_hi.to(ACC) + scale_lo.to(ACC))
-    keep = (rn < keys)[None, :]
+    keep = (rn < keys_c)[None, :]
+    if GROUP > 1:
+        keep = keep & (pair_r[:, None] == pair_c[None, :])
     if MASK_CAUSAL:
         keep = keep & (rn[None, :] <= rm[:, None])
     return s, keep
@@ -130,12 +154,13 @@ def _finite_or_zero(x):
 
 
 @triton.jit
-def _masked_product(c, keep, x, acc, hits, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr):
-    """acc + c @ x where ``c`` is exactly 0 wherever ``keep`` is False. On a block of the
-    causal diagonal a masked pair must not carry a NaN or infinity of ``x`` into the sum
-    (0 * NaN is NaN): there the product takes x's finite part, and ``hits`` counts, per
-    result, the kept pairs whose x is not finite (that result is made NaN at the end)."""
-    if DIAGONAL:
+def _masked_product(c, keep, x, acc, hits, SANITIZE: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + c @ x where ``c`` is exactly 0 wherever ``keep`` is False. Where a tile holds
+    masked pairs (the causal diagonal; two sequences side by side) a masked pair must not carry
+    a NaN or infinity of ``x`` into the sum (0 * NaN is NaN): there the product takes x's
+    finite part, and ``hits`` counts, per result, the kept pairs whose x is not finite (that
+    result is made NaN at the end)."""
+    if SANITIZE:
         bad = tl.where(tl.abs(x) < float("inf"), 0.0, 1.0).to(x.dtype)
         hits = _mma(keep.to(x.dtype), bad, hits, PRECISION)
         x = _finite_or_zero(x)
@@ -143,270 +168,274 @@ def _masked_product(c, keep, x, acc, hits, DIAGONAL: tl.constexpr, PRECISION: tl
 
 
 @triton.jit
-def _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim, value_dim, sk_l, sk_d, sv_l, sv_d,
-                   scale_hi, scale_lo, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One block of keys folded into the online softmax of a block of queries."""
-    rn = start_n + tl.arange(0, BLOCK_N)
+def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c, head_dim, value_dim,
+                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr,
+                   PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+                   BLOCK_N: tl.constexpr):
+    """One block of keys folded into the online softmax of a tile of queries."""
+    rn = start_n + tl.arange(0, GROUP * BLOCK_N) % BLOCK_N
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
-    kt = tl.load(K_ + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
-                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
-    s, keep = _scores(q, _operand(kt, UPCAST), rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
+    kt = tl.load(K_[None, :] + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys_c)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    s, keep = _scores(q, _operand(kt, UPCAST), pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP,
+                      PRECISION)
     s = tl.where(keep, s, float("-inf"))
-    # Key 0 is seen by every row, so after the first block the maximum is finite (or NaN).
+    # A row of a sequence sees that sequence's key 0 in the first block, so its maximum is
+    # finite (or NaN) from then on; only a row of no sequence stays at -inf (and is not stored).
     m_new = tl.maximum(m_i, tl.max(s, 1))
-    alpha = tl.exp(m_i - m_new)
-    p = tl.exp(s - m_new[:, None])
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp(m_i - m_safe)
+    p = tl.exp(s - m_safe[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
-    v = tl.load(V_ + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
-                mask=(rn < keys)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    v = tl.load(V_[:, None] + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
+                mask=(rn < keys_c)[:, None] & (rv < value_dim)[None, :], other=0.0)
     v = _operand(v, UPCAST)
     acc, hits = _masked_product(_rounded_operand(p, V_.dtype.element_ty, UPCAST), keep, v, acc * alpha[:, None],
-                                hits, DIAGONAL, PRECISION)
+                                hits, MASK_CAUSAL or GROUP > 1, PRECISION)
     return m_new, l_i, acc, hits
 
 
 @triton.jit
 def _attention_forward_kernel(
-        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
         sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, KEEP_LSE: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    bh = tl.program_id(0)
-    b = (bh // heads).to(tl.int64)
-    h = (bh % heads).to(tl.int64)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
+    first = tl.program_id(0) * GROUP
     start_m = tl.program_id(1) * BLOCK_M
-    rm = start_m + tl.arange(0, BLOCK_M)
+    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
+    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    q = tl.load(Q + b * sq_b + h * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
-                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
+    q = tl.load(Q + b_r[:, None] * sq_b + h_r[:, None] * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=row_ok[:, None] & (rd < head_dim)[None, :], other=0.0)
     q = _operand(q, UPCAST)
-    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
-    K_ = K + b * sk_b + h * sk_h
-    V_ = V + b * sv_b + h * sv_h
-    m_i = tl.full((BLOCK_M,), float("-inf"), ACC)
-    l_i = tl.zeros((BLOCK_M,), ACC)
-    acc = tl.zeros((BLOCK_M, BLOCK_DV), ACC)
-    hits = tl.zeros((BLOCK_M, BLOCK_DV), ACC)
-    # Causal: the blocks of keys before this block's diagonal are seen whole, with no mask;
+    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
+    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
+    K_ = K + b_c * sk_b + h_c * sk_h
+    V_ = V + b_c * sv_b + h_c * sv_h
+    m_i = tl.full((GROUP * BLOCK_M,), float("-inf"), ACC)
+    l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
+    acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
+    hits = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
+    # Causal: the blocks of keys before this tile's diagonal are seen whole, with no mask;
     # those from it to the last row's key take the causal mask.
-    end = keys
-    below = keys
+    end = tl.max(keys_c)
+    below = end
     if CAUSAL:
-        end = tl.minimum(keys, start_m + BLOCK_M)
+        end = tl.minimum(end, start_m + BLOCK_M)
         below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
     for start_n in range(0, below, BLOCK_N):
-        m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim, value_dim,
-                                             sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False, PRECISION, UPCAST,
-                                             BLOCK_D, BLOCK_DV, BLOCK_N)
+        m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
+                                             head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False,
+                                             GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
     if CAUSAL:
         for start_n in range(below, end, BLOCK_N):
-            m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, rm, start_n, keys, head_dim,
-                                                 value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True,
-                                                 PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
-    out = acc / l_i[:, None]
+            m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
+                                                 head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo,
+                                                 True, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+    out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]  # l is 0 only on rows of no sequence
     out = _nan_unless(out, valid, hits, HAS_LENGTH)
-    store(OUT + b * so_b + h * so_h, rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, out,
-          (rm < seq_q)[:, None] & (rv < value_dim)[None, :])
+    store(OUT, b_r[:, None] * so_b + h_r[:, None] * so_h + rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, out,
+          row_ok[:, None] & (rv < value_dim)[None, :])
     if KEEP_LSE:
-        lse = m_i + tl.log(l_i)
+        lse = m_i + tl.log(tl.where(l_i == 0, 1.0, l_i))
         if HAS_LENGTH:
             lse = tl.where(valid, lse, float("nan"))
-        tl.store(LSE + bh.to(tl.int64) * seq_q + rm, lse, mask=rm < seq_q)
+        tl.store(LSE + pair_r.to(tl.int64) * seq_q + rm, lse, mask=row_ok)
 
 
 @triton.jit
-def _attention_delta_kernel(OUT, DO, DELTA, heads, seq_q, value_dim, so_b, so_h, so_l, so_d,
-                            sg_b, sg_h, sg_l, sg_d, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
-    """delta_i = sum_d dO_id * O_id: the row term of the softmax gradient, computed once."""
-    bh = tl.program_id(0)
-    b = (bh // heads).to(tl.int64)
-    h = (bh % heads).to(tl.int64)
-    rm = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+def _attention_delta_kernel(OUT, DO, DELTA, rows, heads, seq_q, value_dim, so_b, so_h, so_l, so_d,
+                            sg_b, sg_h, sg_l, sg_d, BLOCK_DV: tl.constexpr, BLOCK: tl.constexpr):
+    """delta_i = sum_d dO_id * O_id for BLOCK of all (batch, head, query) rows: the row term of
+    the softmax gradient, computed once."""
+    row = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    pair, rm = row // seq_q, row % seq_q
+    b, h = pair // heads, pair % heads
     rv = tl.arange(0, BLOCK_DV)
-    mask = (rm < seq_q)[:, None] & (rv < value_dim)[None, :]
+    mask = (row < rows)[:, None] & (rv < value_dim)[None, :]
     ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    o = tl.load(OUT + b * so_b + h * so_h + rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, mask=mask,
-                other=0.0)
-    do = tl.load(DO + b * sg_b + h * sg_h + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d, mask=mask,
-                 other=0.0)
-    tl.store(DELTA + bh.to(tl.int64) * seq_q + rm, tl.sum(o.to(ACC) * do.to(ACC), 1), mask=rm < seq_q)
+    o = tl.load(OUT + (b * so_b + h * so_h + rm * so_l)[:, None] + rv[None, :] * so_d, mask=mask, other=0.0)
+    do = tl.load(DO + (b * sg_b + h * sg_h + rm * sg_l)[:, None] + rv[None, :] * sg_d, mask=mask, other=0.0)
+    tl.store(DELTA + row, tl.sum(o.to(ACC) * do.to(ACC), 1), mask=row < rows)
 
 
 @triton.jit
-def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn, keys, seq_q, head_dim, value_dim,
-                sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
-                DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-                BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
-    """One block of queries' share of dK and dV for a block of keys."""
-    rm = start_m + tl.arange(0, BLOCK_M)
+def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c, start_m, rn, keys_c, pairs,
+                seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, WANT_DK: tl.constexpr,
+                WANT_DV: tl.constexpr, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+                UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
+    """One tile of queries' share of dK and dV for a tile of keys."""
+    rm = start_m + tl.arange(0, GROUP * BLOCK_M) % BLOCK_M
+    row_ok = (pair_r < pairs) & (rm < seq_q)
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if kt.dtype == tl.float64 else tl.float32
     DTYPE = Q_.dtype.element_ty
-    q = tl.load(Q_ + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
-                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
-    do = tl.load(DO_ + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d,
-                 mask=(rm < seq_q)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    q = tl.load(Q_[:, None] + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=row_ok[:, None] & (rd < head_dim)[None, :], other=0.0)
+    do = tl.load(DO_[:, None] + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d,
+                 mask=row_ok[:, None] & (rv < value_dim)[None, :], other=0.0)
     q = _operand(q, UPCAST)
     do = _operand(do, UPCAST)
-    lse = tl.load(LSE_ + rm, mask=rm < seq_q, other=0.0)
-    s, keep = _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
-    keep = keep & (rm < seq_q)[:, None]
+    lse = tl.load(LSE_ + rm, mask=row_ok, other=0.0)
+    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP, PRECISION)
+    keep = keep & row_ok[:, None]
     p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)  # masked before any product: no 0 * inf
     keep_t = tl.trans(keep)
     if WANT_DV:
-        dv, hits_v = _masked_product(_rounded_operand(tl.trans(p), DTYPE, UPCAST), keep_t, do, dv, hits_v, DIAGONAL,
-                                     PRECISION)
+        dv, hits_v = _masked_product(_rounded_operand(tl.trans(p), DTYPE, UPCAST), keep_t, do, dv, hits_v,
+                                     MASK_CAUSAL or GROUP > 1, PRECISION)
     if WANT_DK:
-        delta = tl.load(DELTA_ + rm, mask=rm < seq_q, other=0.0)
-        dp = _mma(do, tl.trans(v), tl.zeros((BLOCK_M, kt.shape[1]), ACC), PRECISION)
+        delta = tl.load(DELTA_ + rm, mask=row_ok, other=0.0)
+        dp = _mma(do, tl.trans(v), tl.zeros((GROUP * BLOCK_M, kt.shape[1]), ACC), PRECISION)
         ds = tl.where(keep, p * (dp - delta[:, None]), 0.0)
-        dk, hits_k = _masked_product(_rounded_operand(tl.trans(ds), DTYPE, UPCAST), keep_t, q, dk, hits_k, DIAGONAL,
-                                     PRECISION)
+        dk, hits_k = _masked_product(_rounded_operand(tl.trans(ds), DTYPE, UPCAST), keep_t, q, dk, hits_k,
+                                     MASK_CAUSAL or GROUP > 1, PRECISION)
     return dk, dv, hits_k, hits_v
 
 
 @triton.jit
 def _attention_backward_keys_kernel(
-        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
         sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
         sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
         ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """dK and dV of one block of keys, streaming over the query blocks that see it."""
-    bh = tl.program_id(0)
-    b = (bh // heads).to(tl.int64)
-    h = (bh % heads).to(tl.int64)
+        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+        GROUP: tl.constexpr):
+    """dK and dV of one tile of keys, streaming over the query tiles that see it."""
+    first = tl.program_id(0) * GROUP
     start_n = tl.program_id(1) * BLOCK_N
-    rn = start_n + tl.arange(0, BLOCK_N)
+    pair_c, b_c, h_c, rn, col_ok = _tile_rows(first, start_n, pairs, heads, seq_k, GROUP, BLOCK_N)
+    pair_r, b_r, h_r, _, _ = _tile_rows(first, 0, pairs, heads, seq_q, GROUP, BLOCK_M)
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
-    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
-    kt = tl.load(K + b * sk_b + h * sk_h + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
-                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
-    v = tl.load(V + b * sv_b + h * sv_h + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
-                mask=(rn < keys)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    keys_c, valid = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
+    kt = tl.load(K + b_c[None, :] * sk_b + h_c[None, :] * sk_h + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys_c)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    v = tl.load(V + b_c[:, None] * sv_b + h_c[:, None] * sv_h + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
+                mask=(rn < keys_c)[:, None] & (rv < value_dim)[None, :], other=0.0)
     kt = _operand(kt, UPCAST)
     v = _operand(v, UPCAST)
-    dk = tl.zeros((BLOCK_N, BLOCK_D), ACC)
-    dv = tl.zeros((BLOCK_N, BLOCK_DV), ACC)
-    hits_k = tl.zeros((BLOCK_N, BLOCK_D), ACC)
-    hits_v = tl.zeros((BLOCK_N, BLOCK_DV), ACC)
-    Q_ = Q + b * sq_b + h * sq_h
-    DO_ = DO + b * sg_b + h * sg_h
-    LSE_ = LSE + bh.to(tl.int64) * seq_q
-    DELTA_ = DELTA + bh.to(tl.int64) * seq_q
-    # Blocks of keys wholly past the sequence's length are seen by no query. Causal: queries
-    # before this block's first key see none of it; the query blocks up to its last key take
-    # the causal mask, those after see it whole.
-    end = tl.where(start_n < keys, seq_q, 0)
+    dk = tl.zeros((GROUP * BLOCK_N, BLOCK_D), ACC)
+    dv = tl.zeros((GROUP * BLOCK_N, BLOCK_DV), ACC)
+    hits_k = tl.zeros((GROUP * BLOCK_N, BLOCK_D), ACC)
+    hits_v = tl.zeros((GROUP * BLOCK_N, BLOCK_DV), ACC)
+    Q_ = Q + b_r * sq_b + h_r * sq_h
+    DO_ = DO + b_r * sg_b + h_r * sg_h
+    LSE_ = LSE + pair_r.to(tl.int64) * seq_q
+    DELTA_ = DELTA + pair_r.to(tl.int64) * seq_q
+    # Keys wholly past every sequence's length are seen by no query. Causal: queries before
+    # this tile's first key see none of it; the query blocks up to its last key take the
+    # causal mask, those after see it whole.
+    end = tl.where(start_n < tl.max(keys_c), seq_q, 0)
     above = 0
     if CAUSAL:
         begin = (start_n // BLOCK_M) * BLOCK_M
         above = tl.minimum(end, tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M)
         for start_m in range(begin, above, BLOCK_M):
-            dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn,
-                                                 keys, seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi,
-                                                 scale_lo, WANT_DK, WANT_DV, True, PRECISION, UPCAST, BLOCK_D,
-                                                 BLOCK_DV, BLOCK_M)
+            dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c,
+                                                 start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim, sq_l, sq_d,
+                                                 sg_l, sg_d, scale_hi, scale_lo, WANT_DK, WANT_DV, True, GROUP,
+                                                 PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
         above = tl.maximum(above, begin)
     for start_m in range(above, end, BLOCK_M):
-        dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, start_m, rn, keys,
-                                             seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo,
-                                             WANT_DK, WANT_DV, False, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
+        dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c,
+                                             start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim, sq_l, sq_d, sg_l,
+                                             sg_d, scale_hi, scale_lo, WANT_DK, WANT_DV, False, GROUP, PRECISION,
+                                             UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
     # Keys past the length are masked from every query: their gradient is an exact zero, also
     # where a NaN query or head gradient met their (masked, 0) probability in the products.
-    seen = (rn < keys)[:, None]
-    out_rows = (rn < seq_k)[:, None]
+    seen = (rn < keys_c)[:, None]
     if WANT_DK:
         dk = tl.where(seen, dk * (scale_hi.to(ACC) + scale_lo.to(ACC)), 0.0)
         dk = _nan_unless(dk, valid, hits_k, HAS_LENGTH)
-        store_result(DK + b * sdk_b + h * sdk_h + rn[:, None].to(tl.int64) * sdk_l + rd[None, :] * sdk_d, 0, dk,
-                     out_rows & (rd < head_dim)[None, :], ACCUMULATE_DK)
+        store_result(DK, b_c[:, None] * sdk_b + h_c[:, None] * sdk_h + rn[:, None].to(tl.int64) * sdk_l
+                     + rd[None, :] * sdk_d, dk, col_ok[:, None] & (rd < head_dim)[None, :], ACCUMULATE_DK)
     if WANT_DV:
         dv = _nan_unless(tl.where(seen, dv, 0.0), valid, hits_v, HAS_LENGTH)
-        store_result(DV + b * sdv_b + h * sdv_h + rn[:, None].to(tl.int64) * sdv_l + rv[None, :] * sdv_d, 0, dv,
-                     out_rows & (rv < value_dim)[None, :], ACCUMULATE_DV)
+        store_result(DV, b_c[:, None] * sdv_b + h_c[:, None] * sdv_h + rn[:, None].to(tl.int64) * sdv_l
+                     + rv[None, :] * sdv_d, dv, col_ok[:, None] & (rv < value_dim)[None, :], ACCUMULATE_DV)
 
 
 @triton.jit
-def _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim, sk_l, sk_d, sv_l,
-                   sv_d, scale_hi, scale_lo, DIAGONAL: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One block of keys' share of dQ for a block of queries."""
-    rn = start_n + tl.arange(0, BLOCK_N)
+def _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c, head_dim, value_dim,
+                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr,
+                   PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+                   BLOCK_N: tl.constexpr):
+    """One tile of keys' share of dQ for a tile of queries."""
+    rn = start_n + tl.arange(0, GROUP * BLOCK_N) % BLOCK_N
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if q.dtype == tl.float64 else tl.float32
-    kt = tl.load(K_ + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
-                 mask=(rn < keys)[None, :] & (rd < head_dim)[:, None], other=0.0)
-    vt = tl.load(V_ + rn[None, :].to(tl.int64) * sv_l + rv[:, None] * sv_d,
-                 mask=(rn < keys)[None, :] & (rv < value_dim)[:, None], other=0.0)
+    kt = tl.load(K_[None, :] + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+                 mask=(rn < keys_c)[None, :] & (rd < head_dim)[:, None], other=0.0)
+    vt = tl.load(V_[None, :] + rn[None, :].to(tl.int64) * sv_l + rv[:, None] * sv_d,
+                 mask=(rn < keys_c)[None, :] & (rv < value_dim)[:, None], other=0.0)
     kt = _operand(kt, UPCAST)
-    s, keep = _scores(q, kt, rm, rn, keys, scale_hi, scale_lo, DIAGONAL, PRECISION)
+    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP, PRECISION)
     p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)
-    dp = _mma(do, _operand(vt, UPCAST), tl.zeros((q.shape[0], BLOCK_N), ACC), PRECISION)
+    dp = _mma(do, _operand(vt, UPCAST), tl.zeros((q.shape[0], GROUP * BLOCK_N), ACC), PRECISION)
     ds = tl.where(keep, p * (dp - delta[:, None]), 0.0)
-    return _masked_product(_rounded_operand(ds, K_.dtype.element_ty, UPCAST), keep, tl.trans(kt), dq, hits, DIAGONAL,
-                           PRECISION)
+    return _masked_product(_rounded_operand(ds, K_.dtype.element_ty, UPCAST), keep, tl.trans(kt), dq, hits,
+                           MASK_CAUSAL or GROUP > 1, PRECISION)
 
 
 @triton.jit
 def _attention_backward_queries_kernel(
-        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, heads, seq_q, seq_k, head_dim, value_dim,
+        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
         sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
         sdq_b, sdq_h, sdq_l, sdq_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """dQ of one block of queries, streaming over the key blocks it sees."""
-    bh = tl.program_id(0)
-    b = (bh // heads).to(tl.int64)
-    h = (bh % heads).to(tl.int64)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
+    """dQ of one tile of queries, streaming over the key blocks it sees."""
+    first = tl.program_id(0) * GROUP
     start_m = tl.program_id(1) * BLOCK_M
-    rm = start_m + tl.arange(0, BLOCK_M)
+    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
+    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
-    rows = bh.to(tl.int64) * seq_q
-    q = tl.load(Q + b * sq_b + h * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
-                mask=(rm < seq_q)[:, None] & (rd < head_dim)[None, :], other=0.0)
-    do = tl.load(DO + b * sg_b + h * sg_h + rm[:, None].to(tl.int64) * sg_l + rv[None, :] * sg_d,
-                 mask=(rm < seq_q)[:, None] & (rv < value_dim)[None, :], other=0.0)
+    rows = pair_r.to(tl.int64) * seq_q + rm
+    q = tl.load(Q + b_r[:, None] * sq_b + h_r[:, None] * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
+                mask=row_ok[:, None] & (rd < head_dim)[None, :], other=0.0)
+    do = tl.load(DO + b_r[:, None] * sg_b + h_r[:, None] * sg_h + rm[:, None].to(tl.int64) * sg_l
+                 + rv[None, :] * sg_d, mask=row_ok[:, None] & (rv < value_dim)[None, :], other=0.0)
     q = _operand(q, UPCAST)
     do = _operand(do, UPCAST)
-    lse = tl.load(LSE + rows + rm, mask=rm < seq_q, other=0.0)
-    delta = tl.load(DELTA + rows + rm, mask=rm < seq_q, other=0.0)
-    keys, valid = _keys_seen(LENGTH, b, seq_k, HAS_LENGTH)
-    K_ = K + b * sk_b + h * sk_h
-    V_ = V + b * sv_b + h * sv_h
-    dq = tl.zeros((BLOCK_M, BLOCK_D), ACC)
-    hits = tl.zeros((BLOCK_M, BLOCK_D), ACC)
-    end = keys
-    below = keys
+    lse = tl.load(LSE + rows, mask=row_ok, other=0.0)
+    delta = tl.load(DELTA + rows, mask=row_ok, other=0.0)
+    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
+    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
+    K_ = K + b_c * sk_b + h_c * sk_h
+    V_ = V + b_c * sv_b + h_c * sv_h
+    dq = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
+    hits = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
+    end = tl.max(keys_c)
+    below = end
     if CAUSAL:  # as the forward: whole blocks before the diagonal, masked ones from it
-        end = tl.minimum(keys, start_m + BLOCK_M)
+        end = tl.minimum(end, start_m + BLOCK_M)
         below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
     for start_n in range(0, below, BLOCK_N):
-        dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim, sk_l,
-                                  sk_d, sv_l, sv_d, scale_hi, scale_lo, False, PRECISION, UPCAST, BLOCK_D, BLOCK_DV,
-                                  BLOCK_N)
+        dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c, head_dim,
+                                  value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False, GROUP, PRECISION,
+                                  UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
     if CAUSAL:
         for start_n in range(below, end, BLOCK_N):
-            dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, rm, start_n, keys, head_dim, value_dim,
-                                      sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True, PRECISION, UPCAST, BLOCK_D,
-                                      BLOCK_DV, BLOCK_N)
+            dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c,
+                                      head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True, GROUP,
+                                      PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
     dq = dq * (scale_hi.to(ACC) + scale_lo.to(ACC))
     dq = _nan_unless(dq, valid, hits, HAS_LENGTH)
-    store_result(DQ + b * sdq_b + h * sdq_h + rm[:, None].to(tl.int64) * sdq_l + rd[None, :] * sdq_d, 0, dq,
-                 (rm < seq_q)[:, None] & (rd < head_dim)[None, :], ACCUMULATE)
+    store_result(DQ, b_r[:, None] * sdq_b + h_r[:, None] * sdq_h + rm[:, None].to(tl.int64) * sdq_l
+                 + rd[None, :] * sdq_d, dq, row_ok[:, None] & (rd < head_dim)[None, :], ACCUMULATE)
 
 
 # ------------------------------------------------------------------ launchers
@@ -446,7 +475,7 @@ def _check(fn: str, q, k, v, length, causal: bool, precision: str):
     if max(head_dim, value_dim) > MAX_HEAD_DIM:
         raise KernelArgumentError(f"{fn}: head_dim {head_dim} and value_dim {value_dim} must be at most "
                                   f"{MAX_HEAD_DIM}")
-    if batch * heads > 2**31 - 1 or triton.cdiv(max(seq_q, seq_k), 16) > MAX_PROGRAMS:
+    if batch * heads * max(seq_q, seq_k) > 2**31 - 1 or triton.cdiv(max(seq_q, seq_k), 16) > MAX_PROGRAMS:
         raise KernelArgumentError(f"{fn}: {batch} x {heads} sequences of {max(seq_q, seq_k)} are more than a launch "
                                   "holds")
     if length is not None:
@@ -487,14 +516,15 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
     if lse is not None:
         _check_row_buffer(fn, "lse", lse, batch, heads, seq_q, q)
     scale = default_scale(head_dim) if scale is None else scale
-    blocks = _blocks(q.dtype, head_dim)
+    pairs = batch * heads
+    blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k)
 
     def grid(meta):
-        return (batch * heads, triton.cdiv(seq_q, meta["BLOCK_M"]))
+        return (triton.cdiv(pairs, meta["GROUP"]), triton.cdiv(seq_q, meta["BLOCK_M"]))
 
     return [Launch(_attention_forward_kernel, grid,
                    [q, k, v, out, lse if lse is not None else out, valid_length if valid_length is not None else q,
-                    *_scale_halves(scale), heads, seq_q, seq_k, head_dim, value_dim,
+                    *_scale_halves(scale), pairs, heads, seq_q, seq_k, head_dim, value_dim,
                     *q.stride(), *k.stride(), *v.stride(), *out.stride()],
                    dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
                         BLOCK_D=_dim_block(head_dim), BLOCK_DV=_dim_block(value_dim), **_options(q, precision),
@@ -536,17 +566,19 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     length = valid_length if valid_length is not None else q
     common = dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
                   BLOCK_DV=_dim_block(value_dim), **_options(q, precision))
-    shape = [heads, seq_q, seq_k, head_dim, value_dim]
+    pairs = batch * heads
+    shape = [pairs, heads, seq_q, seq_k, head_dim, value_dim]
     strides = [*q.stride(), *k.stride(), *v.stride(), *grad_out.stride()]
-    row_block = 64 if not INTERPRET else INTERPRETER_BLOCKS[0]
-    launches = [Launch(_attention_delta_kernel, (batch * heads, triton.cdiv(seq_q, row_block)),
-                       [out, grad_out, delta, heads, seq_q, value_dim, *out.stride(), *grad_out.stride()],
-                       dict(BLOCK_DV=_dim_block(value_dim), BLOCK_M=row_block))]
+    rows = pairs * seq_q
+    row_block = 1024 if INTERPRET else 64  # one (batch, head, query) row per thread group; few programs interpreted
+    launches = [Launch(_attention_delta_kernel, (triton.cdiv(rows, row_block),),
+                       [out, grad_out, delta, rows, heads, seq_q, value_dim, *out.stride(), *grad_out.stride()],
+                       dict(BLOCK_DV=_dim_block(value_dim), BLOCK=row_block))]
     if grad_k is not None or grad_v is not None:
-        blocks = _blocks(q.dtype, head_dim, "keys")
+        blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k, "keys")
 
         def keys_grid(meta):
-            return (batch * heads, triton.cdiv(seq_k, meta["BLOCK_N"]))
+            return (triton.cdiv(pairs, meta["GROUP"]), triton.cdiv(seq_k, meta["BLOCK_N"]))
 
         dk, dv = (grad_k if grad_k is not None else k), (grad_v if grad_v is not None else v)
         launches.append(Launch(_attention_backward_keys_kernel, keys_grid,
@@ -556,10 +588,10 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                                     ACCUMULATE_DK=bool(accumulate[1]), ACCUMULATE_DV=bool(accumulate[2]),
                                     **common, **blocks)))
     if grad_q is not None:
-        blocks = _blocks(q.dtype, head_dim, "queries")
+        blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k, "queries")
 
         def queries_grid(meta):
-            return (batch * heads, triton.cdiv(seq_q, meta["BLOCK_M"]))
+            return (triton.cdiv(pairs, meta["GROUP"]), triton.cdiv(seq_q, meta["BLOCK_M"]))
 
         launches.append(Launch(_attention_backward_queries_kernel, queries_grid,
                                [q, k, v, grad_out, lse, delta, grad_q, length, *halves, *shape, *strides,

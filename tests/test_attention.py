@@ -17,7 +17,14 @@ from tritonsym.ops._common import KernelArgumentError
 import tritonsym as ts
 
 S = ts.sym
-SMALL = [(16, 16), (16, 32), (32, 16)]  # (query rows, key rows) per block
+# (query rows, key rows, sequences) per tile: one sequence per program as on a GPU, and
+# several side by side as the interpreter packs them
+SMALL = [(16, 16, 1), (16, 32, 2), (32, 16, 4)]
+
+
+def _tiles(monkeypatch, rows, keys, group):
+    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (rows, keys))
+    monkeypatch.setattr(kernels, "INTERPRETER_GROUP", group)
 
 
 def _torch_reference(q, k, v, causal, scale, lengths):
@@ -63,10 +70,10 @@ CONFIGS = [  # (batch, heads, seq_q, seq_k, head_dim, value_dim, causal, lengths
 ]
 
 
-@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32", "32x16"])
+@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "x".join(map(str, c[:6])) + "_causal" * c[6] + "_len" * c[7])
 def test_equals_torch_in_float64_at_every_block_shape(config, blocks, monkeypatch, rng):
-    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", blocks)
+    _tiles(monkeypatch, *blocks)
     batch, heads, lq, lk, d, dv, causal, use_length = config
     q, k = rng.normal(size=(batch, heads, lq, d)), rng.normal(size=(batch, heads, lk, d))
     v, head = rng.normal(size=(batch, heads, lk, dv)), rng.normal(size=(batch, heads, lq, dv))
@@ -85,7 +92,7 @@ def test_equals_torch_in_float64_at_every_block_shape(config, blocks, monkeypatc
 def test_each_dtype_against_the_float64_oracle(dtype, head_dim, monkeypatch, rng):
     """The oracle sees the inputs rounded to ``dtype``; the tolerance widens with the row sums
     (products over head_dim, softmax over 50 keys) as for every product of the suite."""
-    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 32))
+    _tiles(monkeypatch, 16, 32, 2)
     shape = (2, 2, 50, head_dim)
     q, k, v, head = (to_numpy(torch.from_numpy(rng.normal(size=shape)).to(dtype)) for _ in range(4))
     got = _run(q, k, v, dtype, head, causal=True)
@@ -116,11 +123,13 @@ def test_an_invalid_length_makes_only_its_sequence_nan(rng):
     np.testing.assert_allclose(got[0][4:], o.attention(q[4:], q[4:], q[4:], lengths=[3]), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("group", [1, 2])
 @pytest.mark.parametrize("where", ["query", "key", "value", "head"])
-def test_nan_lands_exactly_where_the_math_puts_it_across_blocks(where, monkeypatch, rng):
+def test_nan_lands_exactly_where_the_math_puts_it_across_blocks(where, group, monkeypatch, rng):
     """Causal over 40 positions in 16-row blocks: a NaN reaches only the rows and gradients
-    that depend on it, also where the mask hides it inside a block of the diagonal."""
-    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 16))
+    that depend on it, also where the mask hides it inside a block of the diagonal or a tile
+    holds it beside another sequence."""
+    _tiles(monkeypatch, 16, 16, group)
     values = {n: rng.normal(size=(1, 2, 40, 16)) for n in ("query", "key", "value", "head")}
     for position in (3, 17, 38):
         planted = {n: x.copy() for n, x in values.items()}
@@ -134,7 +143,7 @@ def test_nan_lands_exactly_where_the_math_puts_it_across_blocks(where, monkeypat
 
 
 def test_gradients_accumulate_and_repeat_bit_for_bit(rng, monkeypatch):
-    monkeypatch.setattr(kernels, "INTERPRETER_BLOCKS", (16, 16))
+    _tiles(monkeypatch, 16, 16, 2)
     q, k, v, head = (rng.normal(size=(2, 2, 21, 16)) for _ in range(4))
     first = _run(q, k, v, torch.float32, head, causal=True)
     again = _run(q, k, v, torch.float32, head, causal=True)
