@@ -11,6 +11,7 @@ time budget:
     python3 scripts/device_session.py --budget 360 second    # linear, softmax
     python3 scripts/device_session.py --budget 540 third     # memcheck, autotune
     python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
+    python3 scripts/device_session.py --budget 540 fifth     # attention, transformer
 
 ``all`` is every phase in order of value: what is learnt per second, and what the later
 phases depend on. A bounded ``smoke`` phase comes first (each path never run on hardware,
@@ -74,7 +75,7 @@ RESERVE_S = 10     # kept back from the budget to pack the results
 GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
-           "fourth": ["bind", "activation", "memory", "operators"]}
+           "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"]}
 
 
 @dataclasses.dataclass
@@ -150,6 +151,13 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # Memory-bound kernels at 16384 x 4096 (~20 variants) and one autotuned batch_dot per dtype.
         bench("operators", "LayerNorm, Dropout, a broadcast add and batch_dot against eager, torch.bmm and the "
               "copy floor", 140),
+        # 8 forward/backward variants per dtype (~4 kernels, ~2 s each cold), 40 rows of four timings.
+        bench("attention", "ScaledDotProductAttention forward and backward against torch's FlashAttention, "
+              "bf16/fp16, head_dim 64/128, seq 1K-16K, causal and not", 220, "--dtypes", "bfloat16,float16"),
+        # The FullyConnected shapes of the model autotuned cold (~2 min), then torch.compile's
+        # max-autotune of the same model (minutes: its column stays blank if the phase is cut).
+        bench("transformer", "a whole transformer training step (one CUDA graph) against torch eager, "
+              "torch.compile(max-autotune) and a CUDA-graphed torch step; peak memory", 300, "--dtypes", "bfloat16"),
     ]}
 
 

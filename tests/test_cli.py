@@ -79,8 +79,8 @@ def test_help_shows_each_default_once(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "(default: None)" not in out and "(default: 15)" in out and "(default: 128)" in out
-    assert out.count("0.001 for adam") == 1
+    assert "(default: None)" not in out and "(default: 15;" in out and "(default: 128;" in out
+    assert out.count("0.001 for adam") == 1 and "--model {mlp,transformer}" in out
 
 
 @pytest.mark.parametrize("argv, message", [

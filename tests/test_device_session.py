@@ -237,7 +237,8 @@ def test_every_phase_rehearses_on_the_cpu_from_a_bare_checkout(tmp_path):
     assert "smoke: 6 of 6 checks passed or skipped" in log
     with tarfile.open(out / "results.tar.gz") as tar:  # every benchmark wrote its table
         tables = {pathlib.PurePath(n).name.split("-")[0] for n in tar.getnames() if n.endswith(".md")}
-    assert {"mlp", "linear", "softmax", "bind", "activation", "memory", "operators"} <= tables, tables
+    assert {"mlp", "linear", "softmax", "bind", "activation", "memory", "operators", "attention",
+            "transformer"} <= tables, tables
 
 
 def test_without_cuda_it_refuses_unless_told(tmp_path):

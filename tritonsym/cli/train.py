@@ -1,9 +1,10 @@
-"""``tritonsym train``: train an MLP classifier with Module.fit and report its accuracy.
+"""``tritonsym train``: train a network with Module.fit and report how well it learned.
 
 Defaults: the MLP of MXNet's symbol tutorial (FullyConnected 128, relu, FullyConnected to the
 classes, SoftmaxOutput) on the bundled 8x8 digits, with a fixed 80/20 train/validation
 split; ``--data mnist --data-dir DIR`` trains on MNIST files on disk (validated on its
-test set).
+test set). ``--model transformer`` trains a decoder-only transformer on a sequence task or,
+with ``--text FILE``, as a character-level language model (``train_transformer.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import numpy as np
 
 from ..base import TritonSymError
+from . import train_transformer
 
 DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch_size=128, optimizer="sgd", lr=0.1,
                 momentum=0.9, wd=1e-4, seed=0, dtype="float32", validation_fraction=0.2)
@@ -30,8 +32,10 @@ class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an MLP classifier (defaults: MXNet's tutorial MLP on the bundled digits)",
-                       description=__doc__, formatter_class=_HelpWithDefaults)
+    p = sub.add_parser("train", help="train an MLP classifier (defaults: MXNet's tutorial MLP on the bundled digits) "
+                       "or a transformer (--model transformer)", description=__doc__, formatter_class=_HelpWithDefaults)
+    p.add_argument("--model", choices=("mlp", "transformer"), default="mlp",
+                   help="mlp: the classifier below; transformer: the sequence job (its options further down)")
     p.add_argument("--data", choices=("digits", "mnist"), default=DEFAULTS["data"],
                    help="digits: the bundled UCI 8x8 digits (no download); mnist: IDX files in --data-dir")
     p.add_argument("--data-dir", help="folder with the four MNIST IDX files (plain or .gz)")
@@ -39,12 +43,14 @@ def add_parser(sub) -> None:
     p.add_argument("--activation", default=DEFAULTS["activation"],
                    choices=("relu", "sigmoid", "tanh", "softrelu", "softsign"),
                    help="activation after each hidden layer")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the training data")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="samples per training step")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=DEFAULTS["optimizer"], help="the update rule")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam)")
+    p.add_argument("--epochs", type=int, help="passes over the training data (default: 15; transformer: 4, with "
+                   "--text 3)")
+    p.add_argument("--batch-size", type=int, help="samples per training step (default: 128; transformer: 32)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), help="the update rule (default: sgd; transformer: adam)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam; "
+                   "transformer: 0.005 for adam, 0.003 with --text)")
     p.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum")
-    p.add_argument("--wd", type=float, default=DEFAULTS["wd"], help="weight decay (weights only)")
+    p.add_argument("--wd", type=float, help="weight decay (weights only; default: 0.0001; transformer: 0)")
     p.add_argument("--lr-schedule", choices=("none", "cosine"), default="cosine",
                    help="cosine: decay the rate to 0 over the run")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
@@ -72,6 +78,7 @@ def add_parser(sub) -> None:
                         "GPU with --kvstore local)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar per epoch (default: when stderr is a terminal)")
+    train_transformer.add_arguments(p)
 
 
 def build_mlp(hidden: list[int], activation: str, classes: int):
@@ -178,6 +185,12 @@ def _train(args, log) -> int:
     import tritonsym as ts
 
     start = time.perf_counter()
+    if args.model == "transformer":
+        kv = ts.kv.create(args.kvstore)
+        return train_transformer.run(args, log, context_from(args.device), kv)
+    for option in ("epochs", "batch_size", "optimizer", "wd"):  # the MLP's defaults where not given
+        if getattr(args, option) is None:
+            setattr(args, option, DEFAULTS[option])
     try:
         hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
     except ValueError:

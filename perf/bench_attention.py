@@ -1,0 +1,109 @@
+"""ScaledDotProductAttention forward and backward against torch's scaled_dot_product_attention.
+
+Each row is one (dtype, head_dim, sequence length, causal) case at a fixed number of tokens
+(batch x seq = 16384, heads x head_dim = 2048, FlashAttention's benchmark convention), timed
+as tritonsym's pre-built launches (forward: one launch keeping the log-sum-exp; backward:
+the three launches) and as torch's SDPA on its FlashAttention backend where this torch has
+it (else its default choice), forward alone and backward alone (``torch.autograd.grad`` of
+a kept graph). TFLOP/s count 4 * batch * heads * seq^2 * head_dim for the forward (half of
+it when causal) and 2.5 times that for the backward (its five products against the
+forward's two).
+
+Target (issue 29): forward and backward each >= 0.9x torch's at bf16/fp16, head_dim 64 and
+128, seq 1K-16K, causal and not. Triton's fused-attention tutorial, the other anchor the
+issue names, is not vendored here; its published H100 figures are the comparison to make
+by hand.
+
+Run: python perf/bench_attention.py [--dtypes bfloat16,float16] [--head-dims 64,128]
+     [--seqs 1024,...,16384] [--tokens 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import DEVICE, ON_GPU, Table, environment, ratio, time_ms
+from tritonsym.ops import attention
+from tritonsym.ops._common import run
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _flash(fn):
+    """``fn`` under torch's FlashAttention backend where this torch can pick it."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return fn, "default"
+    if not ON_GPU:
+        return fn, "default"
+
+    def flash():
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            return fn()
+
+    try:
+        flash()
+        return flash, "flash"
+    except RuntimeError:  # this dtype or head_dim has no flash kernel here
+        return fn, "default"
+
+
+def one(name: str, head_dim: int, seq: int, causal: bool, tokens: int, width: int) -> dict:
+    dtype = DTYPES[name]
+    batch, heads = max(1, tokens // seq), max(1, width // head_dim)
+    gen = torch.Generator(device=DEVICE).manual_seed(seq + head_dim)
+    q, k, v, do = (torch.randn(batch, heads, seq, head_dim, device=DEVICE, generator=gen).to(dtype)
+                   for _ in range(4))
+    out = torch.empty_like(q)
+    lse = torch.empty(attention.lse_shape(batch, heads, seq), device=DEVICE, dtype=attention.compute_dtype(dtype))
+    dq, dk, dv = (torch.empty_like(q) for _ in range(3))
+    forward = attention.plan_attention_forward(q, k, v, out, causal=causal, lse=lse)
+    backward = attention.plan_attention_backward(do, q, k, v, out, lse, torch.empty_like(lse), dq, dk, dv,
+                                                 causal=causal)
+    run(forward)
+    run(backward)
+    ours_fwd, ours_bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    theirs_fwd, backend = _flash(lambda: torch.nn.functional.scaled_dot_product_attention(*leaves, is_causal=causal))
+    kept = theirs_fwd()
+    theirs_bwd = time_ms(lambda: torch.autograd.grad(kept, leaves, do, retain_graph=True))
+    theirs_fwd_ms = time_ms(theirs_fwd)
+    flops = 4.0 * batch * heads * seq * seq * head_dim * (0.5 if causal else 1.0)
+    return {"dtype": name, "head_dim": head_dim, "seq": seq, "causal": causal, "batch x heads": f"{batch}x{heads}",
+            "fwd ms": f"{ours_fwd:.4f}", "torch fwd ms": f"{theirs_fwd_ms:.4f}", "fwd vs torch": ratio(ours_fwd,
+                                                                                                   theirs_fwd_ms),
+            "bwd ms": f"{ours_bwd:.4f}", "torch bwd ms": f"{theirs_bwd:.4f}", "bwd vs torch": ratio(ours_bwd,
+                                                                                                 theirs_bwd),
+            "fwd TFLOP/s": f"{flops / ours_fwd / 1e9:.1f}", "bwd TFLOP/s": f"{2.5 * flops / ours_bwd / 1e9:.1f}",
+            "torch backend": backend}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dtypes", default="bfloat16,float16" if ON_GPU else "float32")
+    parser.add_argument("--head-dims", default="64,128" if ON_GPU else "16")
+    parser.add_argument("--seqs", default="1024,2048,4096,8192,16384" if ON_GPU else "33,70")
+    parser.add_argument("--tokens", type=int, default=16384 if ON_GPU else 140, help="batch x seq per row")
+    parser.add_argument("--width", type=int, default=2048 if ON_GPU else 32, help="heads x head_dim per row")
+    args = parser.parse_args()
+    names = [d for d in args.dtypes.split(",") if d]
+    dims = [int(d) for d in args.head_dims.split(",") if d]
+    seqs = [int(s) for s in args.seqs.split(",") if s]
+    notes = ("`vs torch` is tritonsym's speed-up over torch's scaled_dot_product_attention (above 1: faster), on "
+             "the backend named. TFLOP/s: 4 * batch * heads * seq^2 * head_dim per forward (halved when causal), "
+             "2.5 times that per backward. " + ("" if ON_GPU else "CPU rows run Triton's interpreter: they check "
+                                                               "the script, not speed."))
+    table = Table("attention", len(names) * len(dims) * len(seqs) * 2, notes,
+                  chart=dict(x="seq", series=["fwd vs torch", "bwd vs torch"], group="dtype", ylabel="x torch"))
+    for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
+        for head_dim in dims:
+            for causal in (True, False):
+                for seq in seqs:
+                    table.add(one(name, head_dim, seq, causal, args.tokens, args.width))
+    print(f"{environment()}\nwrote {table.path}")
+
+
+if __name__ == "__main__":
+    main()

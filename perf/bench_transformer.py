@@ -1,0 +1,206 @@
+"""One whole training step of the decoder-only transformer (tritonsym.models.transformer):
+tritonsym against the same model in PyTorch.
+
+Both run the same network from the same initial weights on the same tokens: token and
+learned position embeddings, pre-norm blocks of causal multi-head attention and a GELU MLP,
+a final LayerNorm and the vocabulary head, the mean cross-entropy over every position, and
+Adam (no master copies on either side: torch's Adam updates bfloat16 weights in bfloat16).
+tritonsym's step is one CUDA graph replay (forward, backward and update recorded together,
+as ``Module.train_step`` runs it); PyTorch's is timed eager, under
+``torch.compile(mode="max-autotune")``, and captured whole as a CUDA graph (forward,
+backward and a capturable Adam), the honest peer of a graphed step. Peak device memory is
+each side's step from an empty start.
+
+Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUDA-graphed
+torch steps, peak memory <= torch's.
+
+Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
+     [--layers 4] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from bench_mlp import peak_bytes
+from common import ON_GPU, Table, environment, ratio, time_ms
+
+import tritonsym as ts
+from tritonsym.models import transformer
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+LR = 1e-3
+MIB = 2**20
+
+
+def initial_params(net, batch: int, seq: int, rng) -> dict[str, np.ndarray]:
+    """GPT-2's initialisation: normal(0, 0.02) weights and embeddings, zero biases, unit gains."""
+    shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(batch, seq))[0]))
+    params = {}
+    for name, shape in shapes.items():
+        if name in ("data", "softmax_label"):
+            continue
+        if name.endswith("_gamma"):
+            params[name] = np.ones(shape)
+        elif name.endswith(("_bias", "_beta")):
+            params[name] = np.zeros(shape)
+        else:
+            params[name] = rng.normal(0.0, 0.02, shape)
+    return params
+
+
+def ours(cfg, batch, seq, dtype, params, tokens, labels, cuda_graph: bool):
+    ctx = ts.gpu(0) if ON_GPU else ts.cpu()
+    net = transformer.decoder(seq, cfg)
+    exe = net.simple_bind(ctx, type_dict={"data": torch.int32}, cuda_graph=cuda_graph,
+                          grad_req={n: "null" if n in ("data", "softmax_label") else "write"
+                                    for n in net.list_arguments()}, data=(batch, seq), softmax_label=(batch, seq))
+    exe.copy_params_from({**params, "data": tokens, "softmax_label": labels})
+    updater = ts.optimizer.FlatUpdater(ts.optimizer.Adam(learning_rate=LR, multi_precision=False), exe)
+
+    def step():  # what Module.train_step runs: one phase, so one graph replay with cuda_graph
+        updater.prepare()
+        exe.forward_backward(then=updater.launch_all)
+
+    return step
+
+
+def torch_loss(cfg, batch, seq, P, tokens, labels):
+    """The same network, functionally, over the parameter dict ``P`` (tritonsym's names)."""
+    def loss():
+        x = F.embedding(tokens, P["token_embed_weight"]) + P["position_weight"][:, :seq]
+        for k in range(cfg.layers):
+            b = f"block{k}"
+            h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm1_gamma"], P[f"{b}_norm1_beta"], 1e-5)
+            q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
+                         .view(batch, seq, cfg.heads, -1).transpose(1, 2) for n in ("query", "key", "value"))
+            a = F.scaled_dot_product_attention(q, key, v, is_causal=True).transpose(1, 2).reshape(batch, seq, -1)
+            x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
+            h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm2_gamma"], P[f"{b}_norm2_beta"], 1e-5)
+            h = F.gelu(F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"]))
+            x = x + F.linear(h, P[f"{b}_mlp_fc2_weight"], P[f"{b}_mlp_fc2_bias"])
+        x = F.layer_norm(x, (cfg.width,), P["final_norm_gamma"], P["final_norm_beta"], 1e-5)
+        logits = F.linear(x, P["lm_head_weight"], P["lm_head_bias"])
+        if logits.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as mixed-precision training does
+            logits = logits.float()
+        return F.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1))
+    return loss
+
+
+def theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable: bool = False):
+    device = "cuda" if ON_GPU else "cpu"
+    P = {n: torch.tensor(v, dtype=dtype, device=device, requires_grad=True) for n, v in params.items()}
+    t = torch.tensor(tokens, dtype=torch.int64, device=device)
+    y = torch.tensor(labels, dtype=torch.int64, device=device)
+    opt = torch.optim.Adam(list(P.values()), lr=LR, foreach=True, capturable=capturable)
+    return torch_loss(cfg, batch, seq, P, t, y), opt
+
+
+def make_step(loss, opt):
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss().backward()
+        opt.step()
+    return step
+
+
+def graphed(loss, opt):
+    """The whole torch step captured as one CUDA graph (torch's documented whole-network capture)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            make_step(loss, opt)()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss().backward()
+        opt.step()
+    return graph.replay
+
+
+def one(name, batch, seq, cfg, use_compile, rng) -> dict:
+    dtype = DTYPES[name]
+    net = transformer.decoder(seq, cfg)
+    params = initial_params(net, batch, seq, rng)
+    tokens = rng.integers(0, cfg.vocab, (batch, seq)).astype(np.int32)
+    labels = rng.integers(0, cfg.vocab, (batch, seq)).astype(np.float32)
+
+    def ours_ready(cuda_graph):
+        step = ours(cfg, batch, seq, dtype, params, tokens, labels, cuda_graph)
+        for _ in range(3):  # eager, recorded, replayed
+            step()
+        return step
+
+    ours_ready(False)  # compile and autotune first: tuning's scratch buffers are not the step's memory
+    ours_peak = peak_bytes(lambda: ours_ready(False))
+    step = ours_ready(ON_GPU)
+
+    def eager_ready():
+        s = make_step(*theirs(cfg, batch, seq, dtype, params, tokens, labels))
+        s()
+        s()
+        return s
+
+    eager_ready()  # cuBLAS handles and workspaces are made once per process, outside the step's memory
+    eager_peak = peak_bytes(eager_ready)
+    eager = eager_ready()
+    loss, opt = theirs(cfg, batch, seq, dtype, params, tokens, labels)
+    compiled_loss = None
+    if use_compile and ON_GPU:
+        try:
+            compiled_loss = torch.compile(loss, mode="max-autotune", dynamic=False)
+            make_step(compiled_loss, opt)()
+        except Exception as error:  # no compiler here: the column stays blank
+            print(f"torch.compile unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
+            compiled_loss = None
+    graph_step = graphed(*theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable=True)) if ON_GPU \
+        else None
+    t = {"ours": time_ms(step), "eager": time_ms(eager),
+         "compile": time_ms(make_step(compiled_loss, opt)) if compiled_loss else None,
+         "graph": time_ms(graph_step) if graph_step else None}
+    tokens_per_s = batch * seq / t["ours"] * 1e3
+    return {"dtype": name, "batch x seq": f"{batch}x{seq}",
+            "model": f"{cfg.layers}x{cfg.width} h{cfg.heads} v{cfg.vocab}",
+            "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
+            "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
+            "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
+            "vs eager": ratio(t["ours"], t["eager"]), "vs compile": ratio(t["ours"], t["compile"]),
+            "vs torch graph": ratio(t["ours"], t["graph"]), "tokens/s": f"{tokens_per_s:.0f}",
+            "ours peak MiB": "" if ours_peak is None else f"{ours_peak / MIB:.1f}",
+            "eager peak MiB": "" if eager_peak is None else f"{eager_peak / MIB:.1f}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dtypes", default="bfloat16" if ON_GPU else "float32")
+    parser.add_argument("--shapes", default="8x1024,32x256" if ON_GPU else "4x16", help="batch x seq, comma-separated")
+    parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
+    parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
+    parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
+    parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
+    args = parser.parse_args()
+    names = [d for d in args.dtypes.split(",") if d]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+    rng = np.random.default_rng(0)
+    notes = ("`vs` columns are tritonsym's speed-up (its step replayed as one CUDA graph on a GPU; above 1: faster) "
+             "over PyTorch eager, torch.compile(mode='max-autotune') and the torch step captured as a CUDA graph. "
+             "Peak MiB: torch.cuda.max_memory_allocated over each side's step from an empty start (parameters, "
+             "gradients, Adam's state, activations). " + ("" if ON_GPU else "CPU rows run Triton's interpreter: "
+                                                          "they check the script, not speed."))
+    table = Table("transformer-step", len(names) * len(shapes), notes)
+    for name in names:
+        for batch, seq in shapes:
+            cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
+                                     layers=args.layers, dtype=name)
+            table.add(one(name, batch, seq, cfg, not args.no_compile, rng))
+    print(f"{environment()}\nwrote {table.path}")
+
+
+if __name__ == "__main__":
+    main()

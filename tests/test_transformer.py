@@ -1,0 +1,205 @@
+"""The transformer job: the network against PyTorch autograd in float64, its data (tasks and
+text), the sampler, and ``tritonsym train --model transformer`` end to end (the default task
+learning, under ``-m slow``; a short run and ``--text`` in the quick suite)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import tritonsym as ts
+from tritonsym.cli import main
+from tritonsym.models import sequences, transformer
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
+from bench_transformer import initial_params, torch_loss  # noqa: E402  (the benchmark's torch twin)
+
+
+def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(rng):
+    cfg = transformer.Config(vocab=7, max_len=6, width=8, heads=2, layers=2, dtype="float64")
+    batch, seq = 3, 5
+    net = transformer.decoder(seq, cfg)
+    params = {n: v + rng.normal(0, 0.3, v.shape) for n, v in initial_params(net, batch, seq, rng).items()}
+    tokens = rng.integers(0, cfg.vocab, (batch, seq))
+    labels = rng.integers(0, cfg.vocab, (batch, seq))
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": "int32"},
+                          grad_req={n: "null" if n in ("data", "softmax_label") else "write"
+                                    for n in net.list_arguments()}, data=(batch, seq))
+    exe.copy_params_from({**params, "data": tokens, "softmax_label": labels.astype(np.float64)})
+    exe.forward(is_train=True)
+    exe.backward()
+    leaves = {n: torch.tensor(v, requires_grad=True) for n, v in params.items()}
+    loss = torch_loss(cfg, batch, seq, leaves, torch.tensor(tokens), torch.tensor(labels))()
+    loss.backward()
+    probs = exe.outputs[0].numpy()
+    np.testing.assert_allclose(-np.log(np.take_along_axis(probs, labels[..., None], -1)).mean(), loss.item(),
+                               rtol=1e-12)
+    for name, leaf in leaves.items():
+        np.testing.assert_allclose(exe.grad_dict[name].numpy(), leaf.grad.numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_every_length_shares_the_parameters_of_the_longest():
+    cfg = transformer.Config(vocab=11, max_len=12)
+    shapes = {k: dict(zip(transformer.decoder(k, cfg).list_arguments(),
+                          transformer.decoder(k, cfg).infer_shape(data=(2, k))[0])) for k in (3, 12)}
+    assert {n: s for n, s in shapes[3].items() if n not in ("data", "softmax_label")} == \
+           {n: s for n, s in shapes[12].items() if n not in ("data", "softmax_label")}
+    with pytest.raises(ValueError, match="a length of 13 is outside 1..max_len=12"):
+        transformer.decoder(13, cfg)
+    with pytest.raises(ValueError, match="width 30 must be a multiple of heads 4"):
+        transformer.Config(vocab=11, max_len=4, width=30)
+
+
+@pytest.mark.parametrize("task", sequences.TASKS)
+def test_task_examples_score_only_the_answer(task, rng):
+    inputs, labels = sequences.task_examples(task, 5, 4, rng)
+    assert inputs.shape == labels.shape == (5, 8)
+    question, answer = inputs[:, :4].astype(int), labels[:, 4:].astype(int)
+    assert (inputs[:, 4] == sequences.SEP).all() and (labels[:, :4] == transformer.IGNORE).all()
+    want = {"copy": question, "reverse": question[:, ::-1], "sort": np.sort(question, 1)}[task]
+    np.testing.assert_array_equal(answer, want)
+    np.testing.assert_array_equal(inputs[:, 5:], labels[:, 4:7])  # each input is the previous position's label
+
+
+def test_task_batches_come_by_length_and_reshuffle_per_epoch():
+    it = sequences.TaskIter("sort", (3, 5), count=10, batch_size=4, seed=1)
+    first = [(b.bucket_key, b.data[0].shape, b.label[0].shape) for b in it]
+    assert sorted(k for k, _, _ in first) == [6, 6, 6, 10, 10, 10]
+    assert all(d == lab and d[1] == k for k, d, lab in first) and sum(d[0] for _, d, _ in first) == 20
+    it.set_epoch(0)
+    again = [b.data[0] for b in it]
+    it.set_epoch(0)
+    assert all(torch.equal(a, b) for a, b in zip(again, (b.data[0] for b in it)))  # a function of seed and epoch
+    it.set_epoch(1)
+    assert not all(torch.equal(a, b) for a, b in zip(again, (b.data[0] for b in it)))
+    assert it.provide_data[0].shape == (4, 10)
+    with pytest.raises(ts.base.ParamError, match="task 'add' is not one of sort, reverse, copy"):
+        sequences.TaskIter("add", (3,), 4, 2)
+
+
+def test_char_text_and_its_windows():
+    text = sequences.CharText("abcabcabd")
+    assert text.chars == ["a", "b", "c", "d"] and text.decode(text.encode("cab")) == "cab"
+    with pytest.raises(ts.base.ParamError, match=r"characters 'z' are not in the text's vocabulary"):
+        text.encode("az")
+    text = sequences.CharText("abcdefghij")  # every window its own
+    it = sequences.TextIter(text.ids, 4, count=6, batch_size=4, seed=2)
+    batches = list(it)
+    assert [b.data[0].shape for b in batches] == [(4, 4), (2, 4)]
+    for b in batches:  # each label is the next character of its input
+        for x, y in zip(b.data[0], b.label[0]):
+            start = "abcdefghij".index(text.decode(x))
+            assert text.decode(y) == "abcdefghij"[start + 1:start + 5]
+    it.set_epoch(1)
+    other = np.concatenate([b.data[0].numpy() for b in it])
+    assert not np.array_equal(other, np.concatenate([b.data[0].numpy() for b in batches]))  # new starts
+    fixed = sequences.TextIter(text.ids, 4, count=3, batch_size=3, shuffle=False)
+    assert [text.decode(x) for x in next(fixed).data[0]] == ["abcd", "cdef", "fghi"]
+    with pytest.raises(ts.base.ParamError, match="10 characters are not longer than the context 10"):
+        sequences.TextIter(text.ids, 10, 1, 1)
+
+
+def test_the_sampler_reads_the_training_networks_predictions(rng):
+    cfg = transformer.Config(vocab=5, max_len=6, width=8, heads=2, layers=1)
+    net = transformer.decoder(6, cfg)
+    params = {n: torch.tensor(v + rng.normal(0, 0.5, v.shape), dtype=torch.float32)
+              for n, v in initial_params(net, 2, 6, rng).items()}
+    exe = net.simple_bind(ts.cpu(), grad_req="null", data=(2, 6))
+    tokens = rng.integers(0, 5, (2, 6))
+    exe.forward(is_train=False, data=tokens.astype(np.float32), **params)
+    sampler = sequences.Sampler(cfg, params, ts.cpu(), rows=2)
+    for t in (1, 4):  # the positions after t do not change position t's prediction
+        np.testing.assert_allclose(sampler.probabilities(tokens[:, :t]), exe.outputs[0][:, t - 1].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    greedy = sampler.continue_(tokens[:, :2], 3)
+    assert greedy.shape == (2, 3) and greedy[0, 0] == exe.outputs[0][0, 1].argmax()
+    drawn = [sampler.continue_(tokens[:, :2], 8, 1.5, np.random.default_rng(3)) for _ in range(2)]
+    np.testing.assert_array_equal(*drawn)  # the draw is a function of the generator
+    with pytest.raises(ts.base.ParamError, match="temperature -1 must be 0"):
+        sampler.continue_(tokens[:, :2], 1, -1)
+
+
+def test_a_short_task_run_reports_like_the_mlp_job(capsys):
+    status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
+                   "--width", "16", "--layers", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "decoder-only transformer, 1 blocks, width 16, 4 heads, vocabulary 11, up to 6 tokens" in out
+    assert re.search(r"Epoch\[0\] Validation-accuracy=[0-9.]+", out) and "Validation-perplexity" in out
+    assert re.search(r"written answers: 3 digits: [0-9.]+ of 8 fresh questions", out)
+    assert re.search(r"\n  \d{3} -> \d{3} \(expected \d{3}\)", out)
+
+
+def test_text_trains_and_writes(tmp_path, capsys):
+    path = tmp_path / "poem.txt"
+    path.write_text("the cat sat on the mat. " * 12)
+    status = main(["train", "--model", "transformer", "--text", str(path), "--epochs", "1", "--context", "12",
+                   "--width", "16", "--layers", "1", "--sample-length", "10", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "288 characters, 11 distinct; 64 training windows of 12 at random starts per epoch" in out
+    samples = re.findall(r"sample \((greedy|temperature 0.8)\):\n(.*)\n", out)
+    assert [k for k, _ in samples] == ["greedy", "temperature 0.8"]
+    assert all(s.startswith("the ca") and len(s) == 6 + 10 for _, s in samples), samples  # half the context
+
+
+@pytest.mark.slow
+def test_a_character_model_learns_to_write_its_text(tmp_path, capsys):
+    path = tmp_path / "poem.txt"
+    path.write_text("the cat sat on the mat. " * 200)
+    assert main(["train", "--model", "transformer", "--text", str(path), "--context", "24", "--epochs", "4",
+                 "--layers", "1", "--sample-length", "40", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    greedy = re.search(r"sample \(greedy\):\n(.*)\n", out).group(1)
+    assert "sat on the mat. the cat sat" in greedy, out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--lengths", "3,x"], "--lengths '3,x': expected positive integers"),
+    (["--width", "30"], "width 30 must be a multiple of heads 4"),
+    (["--text", "/nonexistent/file.txt"], "No such file"),
+    (["--save", "x"], "--save, --resume and --kvstore dist_sync are for --model mlp"),
+])
+def test_bad_options_get_clear_errors(argv, message, capsys):
+    assert main(["train", "--model", "transformer", *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_default_task_learns_on_the_cpu_within_the_time_the_readme_states(capsys):
+    """README: on 2 CPU cores the default run (sort, 4 epochs) takes about 4 minutes and the
+    next answer digit's validation accuracy passes 0.8 after the first epoch."""
+    start = time.perf_counter()
+    assert main(["train", "--model", "transformer", "--no-progress"]) == 0
+    seconds = time.perf_counter() - start
+    out = capsys.readouterr().out
+    accuracy = [float(a) for a in re.findall(r"Validation-accuracy=([0-9.]+)", out)]
+    assert len(accuracy) == 4 and accuracy[0] > 0.7 and accuracy[-1] > 0.8, out
+    assert seconds < 420, out
+
+
+def test_bfloat16_runs_with_float32_master_weights(capsys):
+    status = main(["train", "--model", "transformer", "--dtype", "bfloat16", "--epochs", "1", "--examples", "16",
+                   "--lengths", "2", "--width", "16", "--layers", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "bfloat16 on cpu(0)" in out and "multi_precision=True" in out
+
+
+@pytest.mark.slow
+def test_the_tutorial_example_runs():
+    import subprocess
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "transformer.py"
+    result = subprocess.run([sys.executable, str(script), "--epochs", "1", "--examples", "64"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "kept by attention for backward: block0_att_attention_lse (1536,) float32" in result.stdout, result.stdout
+    assert re.search(r"whole answers right: [0-9.]+ of 64 fresh questions", result.stdout)

@@ -1,0 +1,170 @@
+"""``tritonsym train --model transformer``: a decoder-only transformer (``tritonsym.models``)
+trained with Module.fit on a sequence task that needs no download, or, with ``--text FILE``,
+as a character-level language model of any text, which then writes.
+
+A task run reports per epoch the loss's perplexity and the accuracy of the next token at the
+answer's positions (teacher-forced), then the share of fresh questions whose whole answer
+the network writes right by itself (greedy, token after token). A text run reports the
+same per epoch over every position, then continues a prompt greedily and at a temperature.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..base import TritonSymError
+
+TASK_DEFAULTS = dict(epochs=4, batch_size=32, lr=5e-3, width=32, heads=4, layers=2)
+TEXT_DEFAULTS = dict(epochs=3, batch_size=32, lr=3e-3, width=64, heads=4, layers=2)
+
+
+def add_arguments(p) -> None:
+    g = p.add_argument_group("transformer (--model transformer)")
+    g.add_argument("--task", choices=("sort", "reverse", "copy"), default="sort",
+                   help="read n digits and a separator, then write them sorted, reversed or copied")
+    g.add_argument("--lengths", default="4,5,6", help="question lengths n, comma-separated (one bucket each)")
+    g.add_argument("--examples", type=int, default=400, help="training questions per length (a fifth as many "
+                   "are held out)")
+    g.add_argument("--text", metavar="FILE", help="train a character-level language model on this text file "
+                   "instead of a task, then sample from it")
+    g.add_argument("--context", type=int, default=64, help="characters per training window (--text)")
+    g.add_argument("--sample-length", type=int, default=200, help="characters written after training (--text)")
+    g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the second sample "
+                   "(--text; the first is greedy)")
+    g.add_argument("--prompt", help="what the samples continue (--text; default: the text's first line, cut to "
+                   "half the context)")
+    g.add_argument("--width", type=int, help="values per token (default: 32 for a task, 64 for --text)")
+    g.add_argument("--heads", type=int, help="attention heads (default: 4)")
+    g.add_argument("--layers", type=int, help="transformer blocks (default: 2)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding and each branch")
+
+
+def _given(value, default):
+    return default if value is None else value
+
+
+def _positive_ints(flag: str, text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise TritonSymError(f"train: {flag} {text!r}: expected positive integers like 4,5,6")
+    return values
+
+
+def run(args, log, ctx, kv) -> int:
+    import tritonsym as ts
+
+    from ..models import sequences, transformer
+
+    start = time.perf_counter()
+    defaults = TEXT_DEFAULTS if args.text else TASK_DEFAULTS
+    epochs, batch = _given(args.epochs, defaults["epochs"]), _given(args.batch_size, defaults["batch_size"])
+    optimizer = args.optimizer or "adam"
+    lr = args.lr if args.lr is not None else (defaults["lr"] if optimizer == "adam" else 0.1)
+    if args.save or args.resume or kv.num_workers > 1:
+        raise TritonSymError("train: --save, --resume and --kvstore dist_sync are for --model mlp; the transformer "
+                             "job trains in one process and keeps nothing")
+    for flag, value in (("--epochs", epochs), ("--batch-size", batch), ("--examples", args.examples),
+                        ("--context", args.context)):
+        if value < 1:
+            raise TritonSymError(f"train: {flag} {value}: must be at least 1")
+    size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
+                layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype)
+    try:
+        if args.text:
+            with open(args.text, encoding="utf-8") as f:
+                text = sequences.CharText(f.read())
+            cfg = transformer.Config(vocab=text.vocab, max_len=args.context, **size)
+        else:
+            lengths = _positive_ints("--lengths", args.lengths)
+            cfg = transformer.Config(vocab=sequences.TASK_VOCAB, max_len=2 * max(lengths), **size)
+    except (ValueError, UnicodeDecodeError) as e:  # Config's and the text's complaints name the option
+        raise TritonSymError(f"train: {e}") from None
+    ts.random.seed(args.seed)
+    params = {"learning_rate": lr, "wd": args.wd if args.wd is not None else 0.0}
+    if args.dtype in ("float16", "bfloat16"):  # as the MLP job: float32 master weights, float16's loss scaled
+        from .train import _loss_scale
+
+        params["multi_precision"] = args.multi_precision
+        if _loss_scale(args.loss_scale, args.dtype) is not None:
+            params["loss_scale"] = _loss_scale(args.loss_scale, args.dtype)
+    if optimizer == "sgd":
+        params["momentum"] = args.momentum
+    cuda_graph = args.cuda_graph if args.cuda_graph is not None else ctx.device_type == "gpu"
+    where = f"{args.dtype} on {ctx}{' (Triton interpreter)' if ctx.device_type == 'cpu' else ''}"
+    log.info("network: decoder-only transformer, %d blocks, width %d, %d heads, vocabulary %d, up to %d tokens; %s",
+             cfg.layers, cfg.width, cfg.heads, cfg.vocab, cfg.max_len, where)
+    log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),
+             batch, epochs)
+    metric = ts.metric.CompositeEvalMetric([sequences.ScoredAccuracy(), ts.metric.Perplexity(ignore_label=-1)])
+    fit = dict(eval_metric=metric, optimizer=optimizer, optimizer_params=params, initializer=ts.init.Xavier(),
+               num_epoch=epochs)
+    if args.text:
+        _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph)
+    else:
+        _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph)
+    log.info("done in %.1f s", time.perf_counter() - start)
+    return 0
+
+
+def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
+    import tritonsym as ts
+
+    from ..models import sequences, transformer
+
+    train = sequences.TaskIter(args.task, lengths, args.examples, batch, seed=args.seed)
+    val = sequences.TaskIter(args.task, lengths, max(1, args.examples // 5), batch, seed=args.seed + 10_000,
+                             shuffle=False)
+    log.info("data: the %s task: %s, questions of %s digits, %d training / %d validation questions", args.task,
+             {"sort": "write the digits in order", "reverse": "write the digits backwards",
+              "copy": "write the digits again"}[args.task], ",".join(map(str, lengths)), train.num_data, val.num_data)
+    mod = ts.mod.BucketingModule(transformer.sym_gen(cfg), default_bucket_key=train.max_len, context=ctx,
+                                 cuda_graph=cuda_graph)
+    mod.fit(train, eval_data=val, **fit)
+    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=min(64, max(1, args.examples // 5)))
+    rng = np.random.default_rng(args.seed + 2)
+    for n in lengths:
+        right = sequences.exact_answers(sampler, args.task, n, sampler.rows, rng)
+        log.info("written answers: %d digits: %.3f of %d fresh questions entirely right (greedy, no teacher forcing)",
+                 n, right, sampler.rows)
+    x = rng.integers(0, sequences.DIGITS, (sampler.rows, lengths[-1]))
+    written = sampler.continue_(np.concatenate([x, np.full((sampler.rows, 1), sequences.SEP)], 1), lengths[-1])
+    for row in range(min(3, sampler.rows)):
+        log.info("  %s -> %s (expected %s)", "".join(map(str, x[row])), "".join(map(str, written[row])),
+                 "".join(map(str, sequences.answer(args.task, x[row:row + 1])[0])))
+
+
+def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
+    import tritonsym as ts
+
+    from ..models import sequences, transformer
+
+    held = max(args.context + 2, len(text.ids) // 10)  # the last tenth of the text validates
+    if len(text.ids) - held <= args.context + 1:
+        raise TritonSymError(f"train: --text {args.text}: {len(text.ids)} characters leave too little to train on "
+                             f"with --context {args.context} (a tenth is held out); give a longer text or a shorter "
+                             "--context")
+    train_ids, val_ids = text.ids[:-held], text.ids[-held:]
+    # An epoch: about two windows' worth of starts per window of text, a whole number of batches.
+    count = -(-max(batch, 2 * len(train_ids) // args.context) // batch) * batch
+    log.info("data: %s: %d characters, %d distinct; %d training windows of %d at random starts per epoch, the last "
+             "%d characters for validation", args.text, len(text.ids), text.vocab, count, args.context, held)
+    train = sequences.TextIter(train_ids, args.context, count, batch, seed=args.seed)
+    val = sequences.TextIter(val_ids, args.context, batch, batch, shuffle=False)
+    mod = ts.mod.Module(transformer.decoder(args.context, cfg), context=ctx, cuda_graph=cuda_graph)
+    mod.fit(train, eval_data=val, **fit)
+    prompt = args.prompt if args.prompt is not None else text.decode(text.ids[:args.context]).split("\n")[0]
+    prompt = prompt[:max(1, args.context // 2)] or text.decode(text.ids[:1])
+    try:
+        ids = text.encode(prompt)[None, :]
+    except ts.base.ParamError as e:
+        raise TritonSymError(f"train: --prompt: {e}") from None
+    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=1)
+    rng = np.random.default_rng(args.seed)
+    for label, temperature in (("greedy", 0.0), (f"temperature {args.temperature}", args.temperature)):
+        written = sampler.continue_(ids, args.sample_length, temperature, rng)
+        log.info("sample (%s):\n%s%s\n", label, prompt, text.decode(written[0]))

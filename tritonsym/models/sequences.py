@@ -1,0 +1,256 @@
+"""Data for the transformer job, none of it downloaded, and sampling from a trained network.
+
+- Tasks on digit sequences (``TASKS``): the network reads ``x1 .. xn SEP`` and must continue
+  with the answer ``y1 .. yn``: ``copy`` (y = x), ``reverse`` and ``sort``. Lengths vary, one
+  length per batch: ``TaskIter`` yields batches a ``BucketingModule`` routes by length.
+  Only the answer's positions are scored (the prompt's labels are ``IGNORE``).
+- Character-level text (``CharText``, ``TextIter``): any text file as windows of ``context``
+  characters at random starts, each position predicting the next character.
+- ``Sampler``: a trained network bound once for inference, continuing a prompt greedily or
+  by sampling at a temperature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..base import ParamError
+from ..io.ndarray_iter import DataBatch, DataDesc, DataIter
+from ..metric.base import EvalMetric
+from .transformer import IGNORE, Config, decoder
+
+TASKS = ("sort", "reverse", "copy")
+DIGITS = 10
+SEP = DIGITS  # the token between a question and its answer
+TASK_VOCAB = DIGITS + 1
+
+
+def answer(task: str, x: np.ndarray) -> np.ndarray:
+    """The answers to question rows ``x`` (count, n) of digits."""
+    if task == "copy":
+        return x.copy()
+    if task == "reverse":
+        return x[:, ::-1].copy()
+    if task == "sort":
+        return np.sort(x, axis=1)
+    raise ParamError(f"sequence task {task!r} is not one of {', '.join(TASKS)}")
+
+
+def task_examples(task: str, count: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` examples of questions of ``n`` digits: inputs (count, 2n) — question, SEP,
+    answer less its last token — and labels (count, 2n), the next token at each answer
+    position and ``IGNORE`` on the question."""
+    x = rng.integers(0, DIGITS, (count, n))
+    tokens = np.concatenate([x, np.full((count, 1), SEP), answer(task, x)], axis=1)
+    labels = tokens[:, 1:].astype(np.float32)
+    labels[:, :n] = IGNORE  # predicting the question's own digits is not the task
+    return tokens[:, :-1].astype(np.float32), labels
+
+
+class TaskIter(DataIter):
+    """Batches of task examples, one question length per batch, its ``bucket_key`` the input
+    length 2n. ``count`` examples per length; shuffled (batches and their order) per epoch
+    from ``seed`` when ``shuffle``. The last batch of a length may be smaller. Tokens and
+    labels are float32, as MXNet's iterators give indices (exact up to 2**24)."""
+
+    def __init__(self, task: str, lengths, count: int, batch_size: int, seed: int = 0, shuffle: bool = True):
+        if task not in TASKS:
+            raise ParamError(f"TaskIter: task {task!r} is not one of {', '.join(TASKS)}")
+        lengths = sorted(set(int(n) for n in lengths))
+        if not lengths or lengths[0] < 1:
+            raise ParamError(f"TaskIter: question lengths must be at least 1, got {lengths}")
+        if count < 1 or batch_size < 1:
+            raise ParamError(f"TaskIter: count {count} and batch_size {batch_size} must be at least 1")
+        rng = np.random.default_rng(seed)
+        self.examples = {n: task_examples(task, count, n, rng) for n in lengths}
+        self.task, self.lengths, self.batch_size = task, lengths, batch_size
+        self.num_data = count * len(lengths)
+        self._seed, self._shuffle, self._epoch = seed, shuffle, 0
+        self.reset()
+
+    @property
+    def max_len(self) -> int:
+        return 2 * self.lengths[-1]
+
+    @property
+    def provide_data(self) -> list[DataDesc]:  # the default bucket's (the longest), as MXNet's iterators
+        return [DataDesc("data", (self.batch_size, self.max_len))]
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        return [DataDesc("softmax_label", (self.batch_size, self.max_len))]
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+        self.reset()
+
+    def reset(self) -> None:
+        rng = np.random.default_rng((self._seed, self._epoch))
+        self._batches = []
+        for n, (x, _) in self.examples.items():
+            order = rng.permutation(len(x)) if self._shuffle else np.arange(len(x))
+            self._batches += [(n, order[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        if self._shuffle:
+            self._batches = [self._batches[k] for k in rng.permutation(len(self._batches))]
+        self._next = 0
+        self._epoch += 1
+
+    def next(self) -> DataBatch | None:
+        if self._next == len(self._batches):
+            return None
+        n, rows = self._batches[self._next]
+        self._next += 1
+        x, y = self.examples[n]
+        shape = (len(rows), 2 * n)
+        return DataBatch([torch.from_numpy(x[rows])], [torch.from_numpy(y[rows])], bucket_key=2 * n,
+                         provide_data=[DataDesc("data", shape)], provide_label=[DataDesc("softmax_label", shape)])
+
+
+class ScoredAccuracy(EvalMetric):
+    """The share of scored positions (label not ``IGNORE``) whose most probable next token is
+    the label; predictions (batch, positions, vocab)."""
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name, **kwargs)
+
+    def _update_one(self, label, pred):
+        scored = label != IGNORE
+        self.sum_metric += float((pred.argmax(-1) == label)[scored].sum())
+        self.num_inst += int(scored.sum())
+
+
+class CharText:
+    """A text's characters as tokens: the sorted distinct characters are the vocabulary."""
+
+    def __init__(self, text: str):
+        if len(text) < 2:
+            raise ParamError(f"CharText: a text of {len(text)} characters has nothing to predict")
+        self.chars = sorted(set(text))
+        self.index = {c: k for k, c in enumerate(self.chars)}
+        self.ids = self.encode(text)
+
+    @property
+    def vocab(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = sorted(set(text) - set(self.index))
+        if unknown:
+            raise ParamError(f"CharText: characters {''.join(unknown)!r} are not in the text's vocabulary")
+        return np.array([self.index[c] for c in text], dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(k)] for k in ids)
+
+
+class TextIter(DataIter):
+    """Windows of ``context`` characters from token ids, ``count`` per epoch at random starts
+    drawn afresh each epoch from ``seed`` (fixed starts would tie each position to the same
+    part of a repetitive text, and the model would learn positions instead of the text);
+    labels are the next characters (float32). ``shuffle=False``: evenly spaced windows, the
+    same every epoch (for validation)."""
+
+    def __init__(self, ids: np.ndarray, context: int, count: int, batch_size: int, seed: int = 0,
+                 shuffle: bool = True):
+        if len(ids) <= context:
+            raise ParamError(f"TextIter: {len(ids)} characters are not longer than the context {context}")
+        if count < 1 or batch_size < 1:
+            raise ParamError(f"TextIter: count {count} and batch_size {batch_size} must be at least 1")
+        self.ids, self.context, self.num_data, self.batch_size = np.asarray(ids), context, count, batch_size
+        self._seed, self._shuffle, self._epoch = seed, shuffle, 0
+        self.reset()
+
+    @property
+    def provide_data(self) -> list[DataDesc]:
+        return [DataDesc("data", (self.batch_size, self.context))]
+
+    @property
+    def provide_label(self) -> list[DataDesc]:
+        return [DataDesc("softmax_label", (self.batch_size, self.context))]
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+        self.reset()
+
+    def reset(self) -> None:
+        last = len(self.ids) - self.context - 1  # the last start whose label window fits
+        if self._shuffle:
+            self._starts = np.random.default_rng((self._seed, self._epoch)).integers(0, last + 1, self.num_data)
+        else:
+            self._starts = np.linspace(0, last, self.num_data).round().astype(np.int64)
+        self._next = 0
+        self._epoch += 1
+
+    def next(self) -> DataBatch | None:
+        if self._next >= self.num_data:
+            return None
+        starts = self._starts[self._next:self._next + self.batch_size]
+        self._next += self.batch_size
+        take = starts[:, None] + np.arange(self.context)
+        shape = (len(starts), self.context)
+        return DataBatch([torch.from_numpy(self.ids[take].astype(np.float32))],
+                         [torch.from_numpy(self.ids[take + 1].astype(np.float32))],
+                         provide_data=[DataDesc("data", shape)], provide_label=[DataDesc("softmax_label", shape)])
+
+
+class Sampler:
+    """A trained decoder bound once for inference over ``rows`` sequences of ``cfg.max_len``
+    tokens, its parameters copied from ``arg_params``. Positions after those filled do not
+    change the earlier ones' predictions (causal attention), so one bind serves every prompt
+    length; past ``max_len`` the window slides."""
+
+    def __init__(self, cfg: Config, arg_params: dict, context, rows: int = 1):
+        self.cfg, self.rows = cfg, rows
+        net = decoder(cfg.max_len, cfg)
+        shape = (rows, cfg.max_len)
+        self.executor = net.simple_bind(context, grad_req="null", data=shape, softmax_label=shape)
+        for name, value in arg_params.items():
+            if name in self.executor.arg_dict:
+                self.executor.arg_dict[name][...] = value
+        self._data = torch.zeros(shape, dtype=torch.float32)
+
+    def probabilities(self, tokens: np.ndarray) -> np.ndarray:
+        """(rows, vocab): each row's next-token distribution after ``tokens`` (rows, t), the
+        last ``max_len`` of them."""
+        tokens = np.asarray(tokens)[:, -self.cfg.max_len:]
+        t = tokens.shape[1]
+        self._data.zero_()
+        self._data[:, :t] = torch.from_numpy(tokens.astype(np.float32))
+        self.executor.forward(is_train=False, data=self._data)
+        return self.executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+
+    def continue_(self, prompt: np.ndarray, steps: int, temperature: float = 0.0,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+        """``steps`` more tokens after each row of ``prompt`` (rows, t): the most probable one
+        (``temperature`` 0) or drawn from the distribution sharpened (< 1) or flattened (> 1)."""
+        tokens = np.asarray(prompt, dtype=np.int64)
+        if tokens.ndim != 2 or tokens.shape[0] != self.rows or tokens.shape[1] < 1:
+            raise ParamError(f"Sampler: prompt must be ({self.rows}, t >= 1) tokens, got shape {tokens.shape}")
+        if temperature < 0:
+            raise ParamError(f"Sampler: temperature {temperature} must be 0 (greedy) or positive")
+        rng = rng or np.random.default_rng(0)
+        for _ in range(steps):
+            p = self.probabilities(tokens)
+            if temperature == 0:
+                nxt = p.argmax(-1)
+            else:
+                logits = np.log(np.maximum(p, 1e-30)) / temperature
+                q = np.exp(logits - logits.max(-1, keepdims=True))
+                q /= q.sum(-1, keepdims=True)
+                nxt = np.array([rng.choice(len(row), p=row) for row in q])
+            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+        return tokens[:, -steps:] if steps else tokens[:, :0]
+
+
+def exact_answers(sampler: Sampler, task: str, n: int, count: int, rng: np.random.Generator) -> float:
+    """The share of ``count`` fresh questions of ``n`` digits whose whole answer the network
+    writes right, greedily, one token after another (no teacher forcing)."""
+    right = 0
+    for start in range(0, count, sampler.rows):
+        rows = sampler.rows
+        x = rng.integers(0, DIGITS, (rows, n))
+        prompt = np.concatenate([x, np.full((rows, 1), SEP)], axis=1)
+        written = sampler.continue_(prompt, n)
+        right += int((written == answer(task, x)).all(axis=1)[:min(rows, count - start)].sum())
+    return right / count

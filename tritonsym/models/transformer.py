@@ -1,0 +1,117 @@
+"""A decoder-only transformer (GPT's shape) written with the Symbol API, as a tutorial.
+
+Each function below is one piece of the network, built from the operators a researcher
+would reach for; ``tritonsym train --model transformer`` and ``examples/transformer.py``
+train it. The shapes in the comments: B sequences of L tokens, width D, H heads of D/H.
+
+    tokens (B, L) ──Embedding──┐
+    positions (1, L, D) ───────┴─ + ─ [block] x layers ─ LayerNorm ─ FullyConnected ─ SoftmaxOutput
+    block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals)
+
+Every operator here runs as tritonsym's own Triton kernels with handwritten backward:
+attention is one FlashAttention-2 operator (``ScaledDotProductAttention``) whose training
+forward keeps only a log-sum-exp per query row for backward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import sym as S
+
+IGNORE = -1  # the label of a position whose prediction is not scored (a prompt, padding)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The network's size. ``max_len``: the longest sequence (the learned positions);
+    ``dtype``: the parameters' and the arithmetic's (token indices are float32 or integers
+    whatever it is)."""
+
+    vocab: int
+    max_len: int
+    width: int = 64
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.width % self.heads:
+            raise ValueError(f"transformer: width {self.width} must be a multiple of heads {self.heads}")
+        for name in ("vocab", "max_len", "width", "heads", "layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"transformer: dropout must be in [0, 1), got {self.dropout}")
+        if self.dtype not in ("float64", "float32", "float16", "bfloat16"):
+            raise ValueError(f"transformer: dtype {self.dtype!r} is not float64, float32, float16 or bfloat16")
+
+
+def embed(tokens, length: int, cfg: Config):
+    """(B, L) token indices -> (B, L, D): a learned vector per token plus one per position.
+
+    The position table holds ``max_len`` rows; a network for sequences of ``length`` takes
+    the first ``length`` of them (``slice_axis``), so networks of every length share it (a
+    BucketingModule trains one table for all its buckets)."""
+    # The two tables carry the dtype; every other parameter takes it from them.
+    weight = S.Variable("token_embed_weight", dtype=cfg.dtype)
+    x = S.Embedding(tokens, weight, input_dim=cfg.vocab, output_dim=cfg.width, name="token_embed")
+    table = S.Variable("position_weight", shape=(1, cfg.max_len, cfg.width), dtype=cfg.dtype)
+    positions = S.slice_axis(table, axis=1, begin=0, end=length, name="positions")
+    return S.broadcast_add(x, positions, name="embed")
+
+
+def heads(x, cfg: Config, name: str):
+    """(B, L, D) -> (B, H, L, D/H): split the width into heads, heads before positions."""
+    x = S.Reshape(x, shape=(0, 0, cfg.heads, -1), name=f"{name}_split")  # (B, L, H, D/H)
+    return S.transpose(x, axes=(0, 2, 1, 3), name=f"{name}_heads")
+
+
+def self_attention(x, cfg: Config, name: str):
+    """Causal multi-head self-attention: each position attends to itself and those before."""
+    q, k, v = (heads(S.FullyConnected(x, num_hidden=cfg.width, flatten=False, name=f"{name}_{p}"), cfg, f"{name}_{p}")
+               for p in ("query", "key", "value"))
+    att = S.ScaledDotProductAttention(q, k, v, causal=True, name=f"{name}_attention")  # (B, H, L, D/H)
+    att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H)
+    att = S.Reshape(att, shape=(0, 0, -3), name=f"{name}_concat")  # (B, L, D)
+    return S.FullyConnected(att, num_hidden=cfg.width, flatten=False, name=f"{name}_proj")
+
+
+def mlp(x, cfg: Config, name: str):
+    """Position-wise feed-forward: widen 4x, GELU, back to the width."""
+    h = S.FullyConnected(x, num_hidden=4 * cfg.width, flatten=False, name=f"{name}_fc1")
+    h = S.LeakyReLU(h, act_type="gelu", name=f"{name}_gelu")
+    return S.FullyConnected(h, num_hidden=cfg.width, flatten=False, name=f"{name}_fc2")
+
+
+def dropout(x, cfg: Config, name: str):
+    return S.Dropout(x, p=cfg.dropout, name=name) if cfg.dropout else x
+
+
+def block(x, cfg: Config, k: int):
+    """One pre-norm transformer block: two residual branches."""
+    name = f"block{k}"
+    x = x + dropout(self_attention(S.LayerNorm(x, name=f"{name}_norm1"), cfg, f"{name}_att"), cfg, f"{name}_drop1")
+    return x + dropout(mlp(S.LayerNorm(x, name=f"{name}_norm2"), cfg, f"{name}_mlp"), cfg, f"{name}_drop2")
+
+
+def decoder(length: int, cfg: Config):
+    """The network for sequences of ``length`` tokens: ``data`` (B, L) token indices, then
+    per position the probabilities of the next token (B, L, vocab); ``softmax_label`` (B, L)
+    holds the next tokens, ``IGNORE`` where a position is not scored. The loss is averaged
+    over the scored positions (``normalization="valid"``)."""
+    if not 1 <= length <= cfg.max_len:
+        raise ValueError(f"transformer: a length of {length} is outside 1..max_len={cfg.max_len}")
+    x = dropout(embed(S.Variable("data"), length, cfg), cfg, "embed_drop")
+    for k in range(cfg.layers):
+        x = block(x, cfg, k)
+    x = S.LayerNorm(x, name="final_norm")
+    logits = S.FullyConnected(x, num_hidden=cfg.vocab, flatten=False, name="lm_head")
+    return S.SoftmaxOutput(logits, preserve_shape=True, use_ignore=True, ignore_label=IGNORE, normalization="valid",
+                           name="softmax")
+
+
+def sym_gen(cfg: Config):
+    """``BucketingModule``'s ``sym_gen``: a bucket is a sequence length."""
+    return lambda length: (decoder(length, cfg), ("data",), ("softmax_label",))
