@@ -22,6 +22,9 @@ bench:
 	python perf/bench_mlp.py
 	python perf/bench_memory.py
 	python perf/bench_bind.py
+	python perf/bench_operators.py
+	python perf/bench_attention.py
+	python perf/bench_transformer.py
 
 # What each kernel compiles to for sm_90 (shared memory, registers, tensor-core
 # instructions, copy widths), read from the compiler's output; needs no GPU.

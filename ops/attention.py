@@ -149,6 +149,27 @@ def _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUS
 
 
 @triton.jit
+def _rows_of(PTR, b, h, pos, row_ok, cols, n_cols, s_b, s_h, s_l, s_d):
+    """Rows (b, h, pos) of a (batch, heads, seq, dim) array, the columns padded with zeros in
+    registers to the block's power of two."""
+    return tl.load(PTR + b[:, None] * s_b + h[:, None] * s_h + pos[:, None].to(tl.int64) * s_l + cols[None, :] * s_d,
+                   mask=row_ok[:, None] & (cols < n_cols)[None, :], other=0.0)
+
+
+@triton.jit
+def _key_blocks(keys_c, start_m, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """(below, end) for a tile of queries from start_m: the key blocks in [0, below) are seen
+    whole, with no mask; causal, those in [below, end), up to the last row's key, take the
+    causal mask."""
+    end = tl.max(keys_c)
+    below = end
+    if CAUSAL:
+        end = tl.minimum(end, start_m + BLOCK_M)
+        below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
+    return below, end
+
+
+@triton.jit
 def _finite_or_zero(x):
     return tl.where(tl.abs(x) < float("inf"), x, 0.0).to(x.dtype)  # NaN fails the comparison too
 
@@ -210,9 +231,7 @@ def _attention_forward_kernel(
     rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    q = tl.load(Q + b_r[:, None] * sq_b + h_r[:, None] * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
-                mask=row_ok[:, None] & (rd < head_dim)[None, :], other=0.0)
-    q = _operand(q, UPCAST)
+    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
     _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
     keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
     K_ = K + b_c * sk_b + h_c * sk_h
@@ -221,13 +240,7 @@ def _attention_forward_kernel(
     l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
     acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
     hits = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
-    # Causal: the blocks of keys before this tile's diagonal are seen whole, with no mask;
-    # those from it to the last row's key take the causal mask.
-    end = tl.max(keys_c)
-    below = end
-    if CAUSAL:
-        end = tl.minimum(end, start_m + BLOCK_M)
-        below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
+    below, end = _key_blocks(keys_c, start_m, CAUSAL, BLOCK_M, BLOCK_N)
     for start_n in range(0, below, BLOCK_N):
         m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
                                              head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False,
@@ -404,12 +417,8 @@ def _attention_backward_queries_kernel(
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
     rows = pair_r.to(tl.int64) * seq_q + rm
-    q = tl.load(Q + b_r[:, None] * sq_b + h_r[:, None] * sq_h + rm[:, None].to(tl.int64) * sq_l + rd[None, :] * sq_d,
-                mask=row_ok[:, None] & (rd < head_dim)[None, :], other=0.0)
-    do = tl.load(DO + b_r[:, None] * sg_b + h_r[:, None] * sg_h + rm[:, None].to(tl.int64) * sg_l
-                 + rv[None, :] * sg_d, mask=row_ok[:, None] & (rv < value_dim)[None, :], other=0.0)
-    q = _operand(q, UPCAST)
-    do = _operand(do, UPCAST)
+    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
+    do = _operand(_rows_of(DO, b_r, h_r, rm, row_ok, rv, value_dim, sg_b, sg_h, sg_l, sg_d), UPCAST)
     lse = tl.load(LSE + rows, mask=row_ok, other=0.0)
     delta = tl.load(DELTA + rows, mask=row_ok, other=0.0)
     _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
@@ -418,11 +427,7 @@ def _attention_backward_queries_kernel(
     V_ = V + b_c * sv_b + h_c * sv_h
     dq = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
     hits = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
-    end = tl.max(keys_c)
-    below = end
-    if CAUSAL:  # as the forward: whole blocks before the diagonal, masked ones from it
-        end = tl.minimum(end, start_m + BLOCK_M)
-        below = tl.minimum(end, (start_m // BLOCK_N) * BLOCK_N)
+    below, end = _key_blocks(keys_c, start_m, CAUSAL, BLOCK_M, BLOCK_N)  # as the forward
     for start_n in range(0, below, BLOCK_N):
         dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c, head_dim,
                                   value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False, GROUP, PRECISION,

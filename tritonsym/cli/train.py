@@ -18,6 +18,7 @@ import numpy as np
 
 from ..base import TritonSymError
 from . import train_transformer
+from .options import context_from, loss_scale
 
 DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch_size=128, optimizer="sgd", lr=0.1,
                 momentum=0.9, wd=1e-4, seed=0, dtype="float32", validation_fraction=0.2)
@@ -110,38 +111,6 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
             f"MNIST from {args.data_dir} (validated on its test set)")
 
 
-def _loss_scale(option: str | None, dtype: str):
-    """``--loss-scale``: dynamic scaling for float16 unless told otherwise (bfloat16 has
-    float32's range and needs none)."""
-    if option is None:
-        return "dynamic" if dtype == "float16" else None
-    value = option.strip().lower()
-    if value in ("none", "dynamic"):
-        return None if value == "none" else value
-    try:
-        scale = float(value)
-    except ValueError:
-        scale = float("nan")
-    if not (scale > 0 and scale != float("inf")):
-        raise TritonSymError(f"train: --loss-scale {option!r}: expected dynamic, none or a positive number")
-    return scale
-
-
-def context_from(name: str):
-    from .. import context
-
-    if name == "auto":
-        return context.default_context()
-    if name == "cpu":
-        return context.cpu()
-    if name.startswith("gpu"):
-        index = name.partition(":")[2]
-        if index and not index.isdigit():
-            raise TritonSymError(f"train: --device {name!r}: expected gpu or gpu:N")
-        return context.gpu(int(index or 0))
-    raise TritonSymError(f"train: --device {name!r}: expected auto, cpu, gpu or gpu:N")
-
-
 def last_complete_checkpoint(prefix: str) -> int | None:
     """The highest epoch saved under ``prefix`` whose weights and optimizer states come from
     one save (a run killed between the two files leaves a pair that does not match)."""
@@ -222,9 +191,9 @@ def _train(args, log) -> int:
     params = {"learning_rate": lr, "wd": args.wd}
     if args.dtype in ("float16", "bfloat16"):
         params["multi_precision"] = args.multi_precision
-    loss_scale = _loss_scale(args.loss_scale, args.dtype)
-    if loss_scale is not None:
-        params["loss_scale"] = loss_scale
+    scale = loss_scale(args.loss_scale, args.dtype)
+    if scale is not None:
+        params["loss_scale"] = scale
     if args.optimizer == "sgd":
         params["momentum"] = args.momentum
     steps = args.epochs * -(-train.num_data // args.batch_size)  # updates per worker = updates of the job

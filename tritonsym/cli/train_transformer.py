@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..base import TritonSymError
+from .options import loss_scale
 
 TASK_DEFAULTS = dict(epochs=4, batch_size=32, lr=5e-3, width=32, heads=4, layers=2)
 TEXT_DEFAULTS = dict(epochs=3, batch_size=32, lr=3e-3, width=64, heads=4, layers=2)
@@ -87,11 +88,10 @@ def run(args, log, ctx, kv) -> int:
     ts.random.seed(args.seed)
     params = {"learning_rate": lr, "wd": args.wd if args.wd is not None else 0.0}
     if args.dtype in ("float16", "bfloat16"):  # as the MLP job: float32 master weights, float16's loss scaled
-        from .train import _loss_scale
-
         params["multi_precision"] = args.multi_precision
-        if _loss_scale(args.loss_scale, args.dtype) is not None:
-            params["loss_scale"] = _loss_scale(args.loss_scale, args.dtype)
+        scale = loss_scale(args.loss_scale, args.dtype)
+        if scale is not None:
+            params["loss_scale"] = scale
     if optimizer == "sgd":
         params["momentum"] = args.momentum
     cuda_graph = args.cuda_graph if args.cuda_graph is not None else ctx.device_type == "gpu"
