@@ -460,7 +460,7 @@ def _dim_block(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
-def _check(fn: str, q, k, v, length, causal: bool, precision: str):
+def _check(fn: str, q, k, v, length, precision: str):
     for name, t in (("query", q), ("key", k), ("value", v)):
         check_tensor(fn, name, t)
         if t.dim() != 4:
@@ -515,7 +515,7 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
     """``out = softmax(q k^T * scale + mask) v``; ``lse`` (``lse_shape``, ``compute_dtype``),
     when given, receives each query row's log-sum-exp for the backward."""
     fn = "attention"
-    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, causal, precision)
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision)
     out = prepare_out(fn, "out", out, (batch, heads, seq_q, value_dim), q.dtype, q.device)
     check_writable(fn, "out", out)
     if lse is not None:
@@ -555,7 +555,7 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     ``grad_q``, ``grad_k``, ``grad_v`` (None: not wanted); ``delta`` is a scratch of
     ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it."""
     fn = "attention_backward"
-    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, causal, precision)
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision)
     for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),
                           ("grad_v", grad_v, v)):
         if t is not None:
