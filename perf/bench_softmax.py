@@ -75,8 +75,9 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
 
     xr = x.detach().clone().requires_grad_()
 
-    def torch_loss():
-        torch.nn.functional.cross_entropy(xr, label, reduction="sum").backward()
+    def torch_loss():  # a fresh gradient per call, as a step after zero_grad(set_to_none=True): .backward()
+        # would add into xr.grad, one more read and write of it than the step it stands for
+        return torch.autograd.grad(torch.nn.functional.cross_entropy(xr, label, reduction="sum"), xr)
 
     times = {"softmax fwd": time_ms(lambda: run(forward)), "softmax bwd": time_ms(lambda: run(backward)),
              "loss fwd+bwd": time_ms(lambda: run(loss))}

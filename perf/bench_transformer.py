@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_mlp import peak_bytes
-from common import ON_GPU, Table, environment, ratio, time_ms
+from common import ON_GPU, Table, best_peer, compiled, environment, graphed_step, optimizer_step, ratio, time_ms
 
 import tritonsym as ts
 from tritonsym.models import transformer
@@ -99,30 +99,6 @@ def theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable: bool = Fa
     return torch_loss(cfg, batch, seq, P, t, y), opt
 
 
-def make_step(loss, opt):
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss().backward()
-        opt.step()
-    return step
-
-
-def graphed(loss, opt):
-    """The whole torch step captured as one CUDA graph (torch's documented whole-network capture)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            make_step(loss, opt)()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    opt.zero_grad(set_to_none=True)
-    with torch.cuda.graph(graph):
-        loss().backward()
-        opt.step()
-    return graph.replay
-
-
 def one(name, batch, seq, cfg, use_compile, rng) -> dict:
     dtype = DTYPES[name]
     net = transformer.decoder(seq, cfg)
@@ -141,7 +117,7 @@ def one(name, batch, seq, cfg, use_compile, rng) -> dict:
     step = ours_ready(ON_GPU)
 
     def eager_ready():
-        s = make_step(*theirs(cfg, batch, seq, dtype, params, tokens, labels))
+        s = optimizer_step(*theirs(cfg, batch, seq, dtype, params, tokens, labels))
         s()
         s()
         return s
@@ -150,18 +126,10 @@ def one(name, batch, seq, cfg, use_compile, rng) -> dict:
     eager_peak = peak_bytes(eager_ready)
     eager = eager_ready()
     loss, opt = theirs(cfg, batch, seq, dtype, params, tokens, labels)
-    compiled_loss = None
-    if use_compile and ON_GPU:
-        try:
-            compiled_loss = torch.compile(loss, mode="max-autotune", dynamic=False)
-            make_step(compiled_loss, opt)()
-        except Exception as error:  # no compiler here: the column stays blank
-            print(f"torch.compile unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
-            compiled_loss = None
-    graph_step = graphed(*theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable=True)) if ON_GPU \
-        else None
+    compiled_loss = compiled(loss, use_compile, mode="max-autotune")
+    graph_step = graphed_step(*theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable=True))
     t = {"ours": time_ms(step), "eager": time_ms(eager),
-         "compile": time_ms(make_step(compiled_loss, opt)) if compiled_loss else None,
+         "compile": time_ms(optimizer_step(compiled_loss, opt)) if compiled_loss else None,
          "graph": time_ms(graph_step) if graph_step else None}
     tokens_per_s = batch * seq / t["ours"] * 1e3
     return {"dtype": name, "batch x seq": f"{batch}x{seq}",
@@ -170,7 +138,9 @@ def one(name, batch, seq, cfg, use_compile, rng) -> dict:
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
             "vs eager": ratio(t["ours"], t["eager"]), "vs compile": ratio(t["ours"], t["compile"]),
-            "vs torch graph": ratio(t["ours"], t["graph"]), "tokens/s": f"{tokens_per_s:.0f}",
+            "vs torch graph": ratio(t["ours"], t["graph"]),
+            "vs best": ratio(t["ours"], best_peer({k: v for k, v in t.items() if k != "ours"})[1]),
+            "tokens/s": f"{tokens_per_s:.0f}",
             "ours peak MiB": "" if ours_peak is None else f"{ours_peak / MIB:.1f}",
             "eager peak MiB": "" if eager_peak is None else f"{eager_peak / MIB:.1f}"}
 
@@ -189,7 +159,8 @@ def main() -> None:
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
     rng = np.random.default_rng(0)
     notes = ("`vs` columns are tritonsym's speed-up (its step replayed as one CUDA graph on a GPU; above 1: faster) "
-             "over PyTorch eager, torch.compile(mode='max-autotune') and the torch step captured as a CUDA graph. "
+             "over PyTorch eager, torch.compile(mode='max-autotune') and the torch step captured as a CUDA graph; "
+             "`vs best` against the fastest of them. "
              "Peak MiB: torch.cuda.max_memory_allocated over each side's step from an empty start (parameters, "
              "gradients, Adam's state, activations). " + ("" if ON_GPU else "CPU rows run Triton's interpreter: "
                                                           "they check the script, not speed."))

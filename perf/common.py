@@ -62,17 +62,58 @@ def ratio(ours_ms: float, theirs_ms: float | None) -> str:
     return "" if theirs_ms is None else f"{theirs_ms / ours_ms:.2f}x"
 
 
-def compiled(fn: Callable, enabled: bool = True) -> Callable | None:
-    """``torch.compile(fn)`` where it works here (a GPU and a compiler), else None."""
+def compiled(fn: Callable, enabled: bool = True, mode: str | None = None) -> Callable | None:
+    """``torch.compile(fn, mode=mode)`` where it works here (a GPU and a compiler), else None."""
     if not (enabled and ON_GPU):
         return None
     try:
-        out = torch.compile(fn, dynamic=False)
+        out = torch.compile(fn, dynamic=False, mode=mode)
         out()  # compile now, outside the timing
         return out
     except Exception as error:  # no C compiler, an unsupported op: the column stays blank
         print(f"torch.compile unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
         return None
+
+
+def optimizer_step(loss: Callable, opt) -> Callable[[], None]:
+    """One torch training step: fresh gradients of ``loss()`` (``set_to_none``: no pass to
+    zero them), then ``opt.step()``."""
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss().backward()
+        opt.step()
+    return step
+
+
+def graphed_step(loss: Callable, opt) -> Callable[[], None] | None:
+    """The whole torch step (forward, backward, optimizer) captured as one CUDA graph, as
+    torch documents whole-network capture (warm-up on a side stream, gradients allocated
+    from the graph's pool): the honest peer of a graphed tritonsym step. None without a GPU
+    or where capture fails (an optimizer that is not capturable)."""
+    if not ON_GPU:
+        return None
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                optimizer_step(loss, opt)()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            loss().backward()
+            opt.step()
+        return graph.replay
+    except Exception as error:  # the column stays blank, saying why
+        print(f"CUDA graph capture unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
+        return None
+
+
+def best_peer(times: dict[str, float | None]) -> tuple[str, float]:
+    """The fastest of the peers timed (eager, compile, graph...): what a speed-up is judged against."""
+    name = min((k for k, v in times.items() if v is not None), key=lambda k: times[k])
+    return name, times[name]
 
 
 def copy_bandwidth_gbs(nbytes: int = 2**30) -> float | None:
