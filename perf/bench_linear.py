@@ -12,7 +12,10 @@ bfloat16), in one run:
 - ``compile fwd``: the same under ``torch.compile``;
 - ``ours bwd`` / ``eager bwd``: dx, dw and db (relu's gradient included) from tritonsym's
   two backward kernels and from PyTorch autograd; ``ours dx`` and ``ours dw+db`` time the
-  two kernels alone, to say which one a gap comes from.
+  two kernels alone, to say which one a gap comes from;
+- ``cublas bwd``: the backward's floor with nothing fused: relu's gradient applied first
+  (untimed), then ``g @ w``, ``g.T @ x`` and ``g.sum(0)``, cuBLAS's two products and a
+  reduction.
 
 TF32 rows let cuBLAS use TF32 too (``allow_tf32``); float32 rows forbid it on both sides.
 Run: python perf/bench_linear.py [--sizes 256,512,...] [--no-compile]
@@ -81,13 +84,21 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
     def eager_bwd():
         torch.autograd.grad(yr, (xr, wr, br), dy, retain_graph=True)
 
+    g = dy * (y > 0)  # relu's gradient applied: what the floor's two products read
+
+    def cublas_bwd():
+        torch.matmul(g, w)
+        torch.matmul(g.T, x)
+        g.sum(0)
+
     compiled_fwd = compiled(eager_fwd, use_compile)
     times = {"ours fwd": time_ms(ours_fwd),
              "pointer fwd": time_ms(lambda: run(pointer_forward)) if pointer_forward else None,
              "matmul": time_ms(lambda: torch.matmul(x, w.T)),
              "eager fwd": time_ms(eager_fwd), "compile fwd": time_ms(compiled_fwd) if compiled_fwd else None,
              "ours bwd": time_ms(ours_bwd), "ours dx": time_ms(grad_x_launch),
-             "ours dw+db": time_ms(grad_w_launch), "eager bwd": time_ms(eager_bwd)}
+             "ours dw+db": time_ms(grad_w_launch), "eager bwd": time_ms(eager_bwd),
+             "cublas bwd": time_ms(cublas_bwd)}
     flops = 2 * size**3
     row = {"size": size, "precision": name, "fwd config": config}
     row.update({f"{k} ms": "" if v is None else f"{v:.4f}" for k, v in times.items()})
@@ -102,6 +113,7 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
         "fwd vs eager": ratio(times["ours fwd"], times["eager fwd"]),
         "fwd vs compile": ratio(times["ours fwd"], times["compile fwd"]),
         "bwd vs eager": ratio(times["ours bwd"], times["eager bwd"]),
+        "bwd / cublas": f"{times['cublas bwd'] / times['ours bwd']:.2f}",
         "fwd rel. error": f"{error:.1e}",
     })
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -117,7 +129,9 @@ def main() -> None:
     precisions, sizes = args.precisions.split(","), [int(s) for s in args.sizes.split(",")]
     notes = ("M = N = K = size. Times are medians of `triton.testing.do_bench`; TFLOP/s count 2·M·N·K for "
              "forward and twice that for backward (dx and dw). `fwd / matmul` is tritonsym's fused forward "
-             "against cuBLAS's product alone; the `vs` columns are speed-ups (above 1: tritonsym is faster). "
+             "against cuBLAS's product alone, `bwd / cublas` its backward against cuBLAS's two products and a "
+             "column sum (relu's gradient applied beforehand, untimed); the `vs` columns are speed-ups (above 1: "
+             "tritonsym is faster). "
              "`fwd vs pointer` is the TMA path's gain over the pointer kernel alone (empty where TMA is not "
              "planned). `fwd rel. error` is ‖y − y₆₄‖/‖y₆₄‖ against a float64 reference.")
     if not ON_GPU:
