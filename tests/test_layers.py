@@ -1,6 +1,7 @@
 """The house's seams: no import cycle among tritonsym's modules (lazy imports inside
 functions count: they hide a cycle, they do not remove it), and no module reads another
-module's underscore names; ``ops/`` imports torch and triton only, never tritonsym."""
+module's underscore names; ``ops/`` imports torch and triton only, never tritonsym; every
+package is listed for installation."""
 
 import ast
 import pathlib
@@ -92,3 +93,18 @@ def test_ops_never_imports_tritonsym():
                 raise AssertionError(f"{path.name} imports {node.module}")
             if isinstance(node, ast.ImportFrom) and node.level > 1:
                 raise AssertionError(f"{path.name} imports from outside ops/ (level {node.level})")
+
+
+def test_every_package_is_installed_by_a_plain_pip_install():
+    """pyproject.toml lists the packages one by one (ops/ installs as tritonsym.ops): a folder
+    left out would be missing from a wheel, though an editable install still finds it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+
+    def packages(folder: pathlib.Path, name: str) -> set[str]:
+        return {".".join([name, *p.parent.relative_to(folder).parts]) for p in folder.rglob("__init__.py")}
+
+    found = packages(PACKAGE, "tritonsym") | packages(ROOT / "ops", "tritonsym.ops")
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
