@@ -161,11 +161,23 @@ def test_a_character_model_learns_to_write_its_text(tmp_path, capsys):
     assert "sat on the mat. the cat sat" in greedy, out
 
 
+def test_a_given_prompt_is_continued_whole(tmp_path, capsys):
+    path = tmp_path / "poem.txt"
+    path.write_text("the cat sat on the mat. " * 12)
+    prompt = "the mat. the cat sat on"  # longer than the context: the window slides, the prompt is not cut
+    assert main(["train", "--model", "transformer", "--text", str(path), "--epochs", "1", "--context", "12",
+                 "--width", "16", "--layers", "1", "--sample-length", "4", "--prompt", prompt, "--no-progress"]) == 0
+    samples = re.findall(r"sample \((?:greedy|temperature 0.8)\):\n(.*)\n", capsys.readouterr().out)
+    assert len(samples) == 2 and all(s.startswith(prompt) and len(s) == len(prompt) + 4 for s in samples), samples
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--lengths", "3,x"], "--lengths '3,x': expected positive integers"),
     (["--width", "30"], "width 30 must be a multiple of heads 4"),
     (["--text", "/nonexistent/file.txt"], "No such file"),
     (["--save", "x"], "--save, --resume and --kvstore dist_sync are for --model mlp"),
+    (["--text", __file__, "--prompt", ""], "--prompt '': a continuation needs at least one character"),
+    (["--text", __file__, "--prompt", "\u00e9t\u00e9"], "--prompt: CharText: characters"),
 ])
 def test_bad_options_get_clear_errors(argv, message, capsys):
     assert main(["train", "--model", "transformer", *argv]) == 1

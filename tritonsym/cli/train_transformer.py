@@ -69,6 +69,8 @@ def run(args, log, ctx, kv) -> int:
     if args.save or args.resume or kv.num_workers > 1:
         raise TritonSymError("train: --save, --resume and --kvstore dist_sync are for --model mlp; the transformer "
                              "job trains in one process and keeps nothing")
+    if args.prompt is not None and not args.prompt:  # said before training, not after it
+        raise TritonSymError("train: --prompt '': a continuation needs at least one character to start from")
     for flag, value in (("--epochs", epochs), ("--batch-size", batch), ("--examples", args.examples),
                         ("--context", args.context)):
         if value < 1:
@@ -85,6 +87,11 @@ def run(args, log, ctx, kv) -> int:
             cfg = transformer.Config(vocab=sequences.TASK_VOCAB, max_len=2 * max(lengths), **size)
     except (ValueError, UnicodeDecodeError) as e:  # Config's and the text's complaints name the option
         raise TritonSymError(f"train: {e}") from None
+    if args.text and args.prompt:  # a character the text lacks is said before training, not after it
+        try:
+            text.encode(args.prompt)
+        except ts.base.ParamError as e:
+            raise TritonSymError(f"train: --prompt: {e}") from None
     ts.random.seed(args.seed)
     params = {"learning_rate": lr, "wd": args.wd if args.wd is not None else 0.0}
     if args.dtype in ("float16", "bfloat16"):  # as the MLP job: float32 master weights, float16's loss scaled
@@ -157,12 +164,12 @@ def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
     val = sequences.TextIter(val_ids, args.context, batch, batch, shuffle=False)
     mod = ts.mod.Module(transformer.decoder(args.context, cfg), context=ctx, cuda_graph=cuda_graph)
     mod.fit(train, eval_data=val, **fit)
-    prompt = args.prompt if args.prompt is not None else text.decode(text.ids[:args.context]).split("\n")[0]
-    prompt = prompt[:max(1, args.context // 2)] or text.decode(text.ids[:1])
-    try:
-        ids = text.encode(prompt)[None, :]
-    except ts.base.ParamError as e:
-        raise TritonSymError(f"train: --prompt: {e}") from None
+    if args.prompt is None:  # the text's first line, cut to half a window (the sampler slides past a full one)
+        prompt = text.decode(text.ids[:args.context]).split("\n")[0][:max(1, args.context // 2)]
+        prompt = prompt or text.decode(text.ids[:1])
+    else:
+        prompt = args.prompt  # kept whole, however long: the window slides
+    ids = text.encode(prompt)[None, :]  # checked before training
     sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=1)
     rng = np.random.default_rng(args.seed)
     for label, temperature in (("greedy", 0.0), (f"temperature {args.temperature}", args.temperature)):
