@@ -1,10 +1,17 @@
 """FullyConnected: ``y = act(x @ w.T + b)`` with bias and activation fused in the epilogue,
-and its backward with the activation gradient fused into the loads:
+and its backward as plain products:
 
-    dy' = dy * act'(y)          (recomputed from y inside both kernels, never stored)
     dx  = dy' @ w               _fc_backward_input_kernel
-    dw  = dy'.T @ x             _fc_backward_weight_kernel, which also reduces
-    db  = sum_rows(dy')         db in the programs of the first K tile
+    dw  = dy'.T @ x             _fc_backward_weight_kernel
+    db  = sum_rows(dy')         _column_sum_kernel
+
+where dy' = dy * act'(y) is applied before them, never inside them: in a network by the
+epilogue of the input-gradient kernel of the layer after this one (``input_act``: that
+kernel's x is this layer's y; it also writes the column sums of 32-row parts, from which
+this layer's db is summed, as cuBLASLt's DRELU_BGRAD epilogue does), else by the
+activation's own backward kernel. The products then load both operands as they are
+(nothing recomputed per tile, so the pipeliner copies them ahead), and y need not be kept
+through them.
 
 x is (M, K), w is (N, K) (MXNet's layout), y is (M, N); any strides. Products accumulate
 in float32 (float64 for float64). Float32 operands use ``precision``: ``"ieee"`` (exact
@@ -45,7 +52,7 @@ from ._common import (
     store,
     store_result,
 )
-from .activation import ACTIVATIONS, act_forward, act_grad_from_output, grad_from_output
+from .activation import ACTIVATIONS, act_forward, act_grad_from_output, grad_from_output, plan_activation_backward
 
 try:  # host-side TMA descriptors: Triton 3.3 and later
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -200,17 +207,6 @@ def _rounded_operand(v, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
 
 
 @triton.jit
-def _grad_tile(dy_ptrs, y_ptrs, mask, ACT: tl.constexpr, slope, ACC: tl.constexpr):
-    """dy * act'(y) for one tile in the accumulator dtype (just dy without an activation):
-    the activation gradient is recomputed from y here rather than stored."""
-    dy = tl.load(dy_ptrs, mask=mask, other=0.0).to(ACC)
-    if ACT != "none":
-        y = tl.load(y_ptrs, mask=mask, other=0.0).to(ACC)
-        dy = dy * act_grad_from_output(y, ACT, slope.to(ACC))
-    return dy
-
-
-@triton.jit
 def _fc_forward_tiles(
     X, W, B, Y, slope, M, N, K,
     x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
@@ -293,16 +289,28 @@ def _fc_forward_kernel(
                           HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
 
 
+# The bias-gradient partial sums of the input-gradient epilogue cover this many rows each:
+# every config's BLOCK_M is a multiple of it, so the partials have one shape whatever the
+# autotuner picks, and are summed in one fixed order (the same bits every run).
+PARTIAL_ROWS = 32
+
+
 @_autotune(restore=["DX"])
 @triton.jit
 def _fc_backward_input_kernel(
-    DY, Y, W, DX, slope: tl.float64, M, N, K,
-    dy_stride_m, dy_stride_n, y_stride_m, y_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k,
-    ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
+    DY, W, DX, Z, P, slope: tl.float64, M, N, K,
+    dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k, z_stride_m, z_stride_k,
+    p_stride_r, p_stride_k,
+    INPUT_ACT: tl.constexpr, PARTIALS: tl.constexpr, PART_ROWS: tl.constexpr, PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Each program computes a BLOCK_M x BLOCK_N tile of dx = (dy * act'(y)) @ w, reducing
-    over N in steps of BLOCK_K (the tile runs over x's K columns)."""
+    """Each program computes a BLOCK_M x BLOCK_N tile of dx = dy @ w, a plain product
+    reducing over N in steps of BLOCK_K (the tile runs over x's K columns). The epilogue
+    may finish the gradient of the operator that produced x (z = x = act(...)): times
+    act'(z), and the column sums of each PARTIAL_ROWS rows of that into P, from which
+    that operator's bias gradient is summed (cuBLASLt's DRELU_BGRAD epilogue); PART_ROWS
+    is PARTIAL_ROWS."""
     pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -310,77 +318,83 @@ def _fc_backward_input_kernel(
     ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
     dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-    y_ptrs = Y + rm[:, None] * y_stride_m + rn[None, :] * y_stride_n
     w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
     for n in range(0, N, BLOCK_K):
-        dy = _grad_tile(dy_ptrs, y_ptrs, (rm[:, None] < M) & (rn[None, :] + n < N), ACT, slope, ACC)
-        dy = _rounded_operand(dy, W.dtype.element_ty, UPCAST)
+        dy = tl.load(dy_ptrs, mask=(rm[:, None] < M) & (rn[None, :] + n < N), other=0.0)
         w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
-        acc = _mma(dy, _operand(w, UPCAST), acc, PRECISION)
+        acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
         dy_ptrs += BLOCK_K * dy_stride_n
-        y_ptrs += BLOCK_K * y_stride_n
         w_ptrs += BLOCK_K * w_stride_n
-    store_result(DX, rm[:, None] * dx_stride_m + rk[None, :] * dx_stride_k, acc,
-                 (rm[:, None] < M) & (rk[None, :] < K), ACCUMULATE)
+    mask = (rm[:, None] < M) & (rk[None, :] < K)
+    if INPUT_ACT != "none":
+        z = tl.load(Z + rm[:, None] * z_stride_m + rk[None, :] * z_stride_k, mask=mask, other=0.0).to(ACC)
+        acc = acc * act_grad_from_output(z, INPUT_ACT, slope.to(ACC))
+    if PARTIALS:
+        # Rows past M are zero products, unless w holds NaN: then the real rows are NaN too,
+        # but the sums take only the real ones.
+        parts = tl.sum(tl.reshape(tl.where(mask, acc, 0.0), (BLOCK_M // PART_ROWS, PART_ROWS, BLOCK_N)), 1)
+        rp = pid_m * (BLOCK_M // PART_ROWS) + tl.arange(0, BLOCK_M // PART_ROWS)
+        store(P, rp[:, None] * p_stride_r + rk[None, :] * p_stride_k, parts,
+              (rp[:, None] < tl.cdiv(M, PART_ROWS)) & (rk[None, :] < K))
+    store_result(DX, rm[:, None] * dx_stride_m + rk[None, :] * dx_stride_k, acc, mask, ACCUMULATE)
 
 
-@_autotune(restore=["DW", "DB"])
+@_autotune(restore=["DW"])
 @triton.jit
 def _fc_backward_weight_kernel(
-    DY, Y, X, DW, DB, slope: tl.float64, M, N, K,
-    dy_stride_m, dy_stride_n, y_stride_m, y_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k, db_stride,
-    ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    COMPUTE_DW: tl.constexpr, COMPUTE_DB: tl.constexpr, ACCUMULATE_DW: tl.constexpr, ACCUMULATE_DB: tl.constexpr,
+    DY, X, DW, M, N, K,
+    dy_stride_m, dy_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k,
+    PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Each program computes a BLOCK_M x BLOCK_N tile of dw.T = x.T @ (dy * act'(y)) over
-    (K, N), reducing over the M rows in steps of BLOCK_K; programs of the first K tile also
-    sum dy * act'(y) over the rows into db."""
-    if COMPUTE_DW:
-        pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
-    else:
-        pid_n = tl.program_id(0)
-        pid_k = 0
+    """Each program computes a BLOCK_M x BLOCK_N tile of dw.T = x.T @ dy over (K, N), a
+    plain product reducing over the M rows in steps of BLOCK_K: both operands are loaded
+    as they are, so the pipeliner copies them ahead of the products."""
+    pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
     rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     rm = tl.arange(0, BLOCK_K)
     ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-    db = tl.zeros((BLOCK_N,), ACC)
-    # dy' is the dot's right operand in its memory order (BLOCK_K rows of M, BLOCK_N
-    # columns of N): its loads are coalesced and the computed tile goes to a swizzled
-    # shared buffer; x is read transposed, straight into the dot.
     dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-    y_ptrs = Y + rm[:, None] * y_stride_m + rn[None, :] * y_stride_n
     x_ptrs = X + rk[:, None] * x_stride_k + rm[None, :] * x_stride_m
     for m in range(0, M, BLOCK_K):
-        dy_acc = _grad_tile(dy_ptrs, y_ptrs, (rm[:, None] + m < M) & (rn[None, :] < N), ACT, slope, ACC)
-        if COMPUTE_DB:
-            db += tl.sum(dy_acc, 0)
-        if COMPUTE_DW:
-            x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
-            acc = _mma(_operand(x, UPCAST), _rounded_operand(dy_acc, DY.dtype.element_ty, UPCAST), acc, PRECISION)
+        dy = tl.load(dy_ptrs, mask=(rm[:, None] + m < M) & (rn[None, :] < N), other=0.0)
+        x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
+        acc = _mma(_operand(x, UPCAST), _operand(dy, UPCAST), acc, PRECISION)
         dy_ptrs += BLOCK_K * dy_stride_m
-        y_ptrs += BLOCK_K * y_stride_m
         x_ptrs += BLOCK_K * x_stride_m
-    if COMPUTE_DW:
-        store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
-                     (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE_DW)
-    if COMPUTE_DB:
-        db_mask = rn < N
-        if COMPUTE_DW:
-            # One K tile writes db. (pid_k broadcast first: the interpreter's `block & scalar`
-            # yields ints, which tl.store rejects as a mask.)
-            db_mask = db_mask & ((tl.zeros_like(rn) + pid_k) == 0)
-        store_result(DB, rn * db_stride, db, db_mask, ACCUMULATE_DB)
+    store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
+                 (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
+
+
+# Rows and columns of the column-sum kernel's tile: wide enough rows for coalesced loads,
+# narrow enough columns that a 1024-wide gradient still spreads over many programs.
+COLUMN_SUM_BLOCKS = (64, 64)
+
+
+@triton.jit
+def _column_sum_kernel(SRC, DST, R, C, src_stride_r, src_stride_c, dst_stride, ACC: tl.constexpr,
+                       ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """dst[c] (+)= sum over r of src[r, c] for BLOCK_C columns: each thread adds its own
+    elements down the rows, and one reduction across the tile ends the sum (in the same
+    order every run). ACC: float64 where either is float64, else float32."""
+    rc = (tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
+    rr = tl.arange(0, BLOCK_R).to(tl.int64)
+    acc = tl.zeros((BLOCK_R, BLOCK_C), ACC)
+    for r in range(0, R, BLOCK_R):
+        rows = rr + r
+        acc += tl.load(SRC + rows[:, None] * src_stride_r + rc[None, :] * src_stride_c,
+                       mask=(rows[:, None] < R) & (rc[None, :] < C), other=0.0).to(ACC)
+    store_result(DST, rc * dst_stride, tl.sum(acc, 0), rc < C, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------ launchers
 
 
-def _options(fn: str, dtype: torch.dtype, act: str, precision: str) -> dict:
+def _options(fn: str, dtype: torch.dtype, act: str, precision: str, act_name: str = "act") -> dict:
     if act != "none" and act not in ACTIVATIONS:
-        raise KernelArgumentError(f"{fn}: act={act!r} is not 'none' or one of {', '.join(ACTIVATIONS)}")
+        raise KernelArgumentError(f"{fn}: {act_name}={act!r} is not 'none' or one of {', '.join(ACTIVATIONS)}")
     if precision not in PRECISIONS:
         raise KernelArgumentError(f"{fn}: precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     return dict(PRECISION=precision if dtype == torch.float32 else "ieee",
@@ -486,22 +500,56 @@ def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return out
 
 
+def bias_partials(rows: int, features: int, dtype: torch.dtype) -> tuple[tuple[int, int], torch.dtype]:
+    """Shape and dtype of the partial sums that the input-gradient epilogue writes for the
+    bias gradient of the operator that produced x (``rows`` x ``features``)."""
+    return (triton.cdiv(rows, PARTIAL_ROWS), features), torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def plan_column_sum(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False) -> list[Launch]:
+    """``dst (+)= src.sum(0)`` for a 2-d ``src``, summed in the same order every run."""
+    fn = "column_sum"
+    _matrix(fn, "src", src)
+    rows, cols = src.shape
+    check_tensor(fn, "dst", dst)
+    if tuple(dst.shape) != (cols,):
+        raise KernelArgumentError(f"{fn}: dst has shape {tuple(dst.shape)} but src {tuple(src.shape)} has {cols} "
+                                  "columns")
+    block_r, block_c = COLUMN_SUM_BLOCKS
+    acc = tl.float64 if torch.float64 in (src.dtype, dst.dtype) else tl.float32
+    return [Launch(_column_sum_kernel, (triton.cdiv(cols, block_c),),
+                   [src, dst, rows, cols, *src.stride(), dst.stride(0)],
+                   dict(ACC=acc, ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
+
+
 def plan_fully_connected_backward(
     grad_out: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor | None, *, out: torch.Tensor | None = None,
-    act: str = "none", slope: float = 0.0, grad_x: torch.Tensor | None = None,
-    grad_weight: torch.Tensor | None = None, grad_bias: torch.Tensor | None = None,
+    act: str = "none", slope: float = 0.0, act_grad: torch.Tensor | None = None,
+    grad_x: torch.Tensor | None = None, grad_weight: torch.Tensor | None = None, grad_bias: torch.Tensor | None = None,
     accumulate_x: bool = False, accumulate_weight: bool = False, accumulate_bias: bool = False,
+    input_act: str = "none", input_slope: float = 0.0, input_grad_bias: torch.Tensor | None = None,
+    input_partials: torch.Tensor | None = None, accumulate_input_bias: bool = False,
     precision: str = "ieee",
 ) -> list[Launch]:
+    """Launches for the gradients of ``out = act(x @ weight.T + b)``, each into the given
+    buffer (None: not wanted; ``accumulate_*``: added into it).
+
+    Both products are plain: with a fused activation (``act``, which needs ``out``) its
+    gradient ``grad_out * act'(out)`` is written first into ``act_grad`` (which may be
+    ``grad_out`` itself), and the bias gradient is a column sum of that. In a network the
+    executor does better: it gives this step a gradient that already holds act'(out), from
+    the epilogue of the step after it. That epilogue is ``input_act``: x is the output of
+    an operator with activation ``input_act``, and grad_x is finished for it, times
+    ``act'(x)``, with the bias gradient of that operator (``input_grad_bias``) summed from
+    ``input_partials`` (``bias_partials``)."""
     fn = "fully_connected_backward"
     check_tensor(fn, "grad_out", grad_out)
     options = _options(fn, grad_out.dtype, act, precision)
-    if act != "none":
-        if not grad_from_output(act, slope):
-            raise KernelArgumentError(f"{fn}: act={act!r} with slope={slope} needs its input for the gradient; "
+    _options(fn, grad_out.dtype, input_act, precision, "input_act")
+    for name, a, s in (("act", act, slope), ("input_act", input_act, input_slope)):
+        if a != "none" and not grad_from_output(a, s):
+            raise KernelArgumentError(f"{fn}: {name}={a!r} with slope={s} needs its input for the gradient; "
                                       "it cannot be fused into FullyConnected")
-        if out is None:
-            raise KernelArgumentError(f"{fn}: act={act!r} needs the forward output (out=) for its gradient")
     n = grad_out.shape[-1]
     m = grad_out.numel() // n if n else 0
     if grad_x is not None and weight is None:
@@ -509,39 +557,71 @@ def plan_fully_connected_backward(
     if grad_weight is not None and x is None:
         raise KernelArgumentError(f"{fn}: grad_weight needs x")
     k = weight.shape[1] if weight is not None else x.shape[-1]
+    _check_family(fn, "grad_out", grad_out=grad_out, x=x, weight=weight, out=out, act_grad=act_grad, grad_x=grad_x,
+                  grad_weight=grad_weight, grad_bias=grad_bias, input_grad_bias=input_grad_bias)
     dy = as_2d(fn, "grad_out", grad_out, m, n)
-    y = as_2d(fn, "out", out, m, n) if out is not None else dy
-    _check_family(fn, "grad_out", grad_out=grad_out, x=x, weight=weight, out=out, grad_x=grad_x,
-                  grad_weight=grad_weight, grad_bias=grad_bias)
     launches = []
-    if grad_x is not None:
-        _matrix(fn, "weight", weight)
-        if tuple(weight.shape) != (n, k):
-            raise KernelArgumentError(f"{fn}: weight has shape {tuple(weight.shape)} but grad_out has {n} columns")
-        dx = as_2d(fn, "grad_x", prepare_out(fn, "grad_x", grad_x, (*grad_out.shape[:-1], k), grad_out.dtype,
-                                             grad_out.device), m, k)
-        grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(k, meta["BLOCK_N"]),)  # noqa: E731
-        launches.append(Launch(_fc_backward_input_kernel, grid,
-                               [dy, y, weight, dx, float(slope), m, n, k, *dy.stride(), *y.stride(),
-                                *weight.stride(), *dx.stride()],
-                               dict(ACT=act, ACCUMULATE=accumulate_x, **options)))
-    if grad_weight is not None or grad_bias is not None:
-        x2 = as_2d(fn, "x", x, m, k) if x is not None else dy
-        dw = prepare_out(fn, "grad_weight", grad_weight, (n, k), grad_out.dtype, grad_out.device) \
-            if grad_weight is not None else dy
-        db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device) \
-            if grad_bias is not None else dy
-        compute_dw = grad_weight is not None
-
-        def grid(meta):
-            tiles_k = triton.cdiv(k, meta["BLOCK_M"]) if compute_dw else 1
-            return (triton.cdiv(n, meta["BLOCK_N"]) * tiles_k,)
-
+    if act != "none":
+        if out is None or act_grad is None:
+            raise KernelArgumentError(f"{fn}: act={act!r} needs the forward output (out=) and a buffer for its "
+                                      "gradient (act_grad=, which may be grad_out)")
+        launches += plan_activation_backward(dy, as_2d(fn, "out", out, m, n), as_2d(fn, "act_grad", act_grad, m, n),
+                                             act, slope)
+        dy = as_2d(fn, "act_grad", act_grad, m, n)
+    launches += _grad_x_launches(fn, dy, x, weight, grad_x, accumulate_x, input_act, input_slope, input_grad_bias,
+                                 input_partials, accumulate_input_bias, grad_out.shape[:-1], k, options)
+    if grad_weight is not None:
+        x2 = as_2d(fn, "x", x, m, k)
+        dw = prepare_out(fn, "grad_weight", grad_weight, (n, k), grad_out.dtype, grad_out.device)
+        grid = lambda meta: (triton.cdiv(k, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
         launches.append(Launch(_fc_backward_weight_kernel, grid,
-                               [dy, y, x2, dw, db, float(slope), m, n, k, *dy.stride(), *y.stride(), *x2.stride(),
-                                dw.stride(0), dw.stride(-1), db.stride(0)],
-                               dict(ACT=act, COMPUTE_DW=compute_dw, COMPUTE_DB=grad_bias is not None,
-                                    ACCUMULATE_DW=accumulate_weight, ACCUMULATE_DB=accumulate_bias, **options)))
+                               [dy, x2, dw, m, n, k, *dy.stride(), *x2.stride(), dw.stride(0), dw.stride(-1)],
+                               dict(ACCUMULATE=accumulate_weight, **options)))
+    if grad_bias is not None:
+        db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device)
+        launches += plan_column_sum(dy, db, accumulate_bias)
+    return launches
+
+
+def _grad_x_launches(fn, dy, x, weight, grad_x, accumulate, input_act, input_slope, input_grad_bias,
+                     input_partials, accumulate_input_bias, rows_shape, k, options) -> list[Launch]:
+    """dx = dy @ w (dy as a matrix, x of shape (*rows_shape, k)), and the epilogue that
+    finishes it for the operator before (``input_act``)."""
+    m, n = dy.shape
+    if input_grad_bias is not None and grad_x is None:
+        raise KernelArgumentError(f"{fn}: input_grad_bias is summed from grad_x; it needs grad_x")
+    if grad_x is None:
+        return []
+    _matrix(fn, "weight", weight)
+    if tuple(weight.shape) != (n, k):
+        raise KernelArgumentError(f"{fn}: weight has shape {tuple(weight.shape)} but grad_out has {n} columns")
+    fused = input_act != "none" or input_grad_bias is not None
+    if fused and accumulate:
+        raise KernelArgumentError(f"{fn}: input_act={input_act!r} finishes grad_x for the operator before, which "
+                                  "needs grad_x to be written, not added into (accumulate_x=True)")
+    if fused and x is None:
+        raise KernelArgumentError(f"{fn}: input_act={input_act!r} reads x, the operator before's output; pass x")
+    dx = as_2d(fn, "grad_x", prepare_out(fn, "grad_x", grad_x, (*rows_shape, k), dy.dtype, dy.device), m, k)
+    z = as_2d(fn, "x", x, m, k) if fused else dx
+    parts = dx
+    if input_grad_bias is not None:
+        check_tensor(fn, "input_grad_bias", input_grad_bias)
+        if tuple(input_grad_bias.shape) != (k,):
+            raise KernelArgumentError(f"{fn}: input_grad_bias has shape {tuple(input_grad_bias.shape)} but x has "
+                                      f"{k} features")
+        shape, dtype = bias_partials(m, k, dy.dtype)
+        if input_partials is None or tuple(input_partials.shape) != shape or input_partials.dtype != dtype:
+            got = "None" if input_partials is None else f"{tuple(input_partials.shape)} {input_partials.dtype}"
+            raise KernelArgumentError(f"{fn}: input_partials must be {shape} {dtype} (bias_partials), got {got}")
+        parts = input_partials
+    grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(k, meta["BLOCK_N"]),)  # noqa: E731
+    launches = [Launch(_fc_backward_input_kernel, grid,
+                       [dy, weight, dx, z, parts, float(input_slope), m, n, k, *dy.stride(), *weight.stride(),
+                        *dx.stride(), *z.stride(), parts.stride(0), parts.stride(-1)],
+                       dict(INPUT_ACT=input_act, PARTIALS=input_grad_bias is not None, PART_ROWS=PARTIAL_ROWS,
+                            ACCUMULATE=accumulate, **options))]
+    if input_grad_bias is not None:
+        launches += plan_column_sum(input_partials, input_grad_bias, accumulate_input_bias)
     return launches
 
 
@@ -557,8 +637,9 @@ def fully_connected_backward(grad_out: torch.Tensor, x: torch.Tensor | None, wei
     grad_x = torch.empty((*grad_out.shape[:-1], k), dtype=dt, device=dev) if need_x else None
     grad_w = torch.empty((n, k), dtype=dt, device=dev) if need_weight else None
     grad_b = torch.empty((n,), dtype=dt, device=dev) if need_bias else None
-    run(plan_fully_connected_backward(grad_out, x, weight, out=out, act=act, slope=slope, grad_x=grad_x,
-                                      grad_weight=grad_w, grad_bias=grad_b, precision=precision))
+    act_grad = torch.empty_like(grad_out) if act != "none" else None
+    run(plan_fully_connected_backward(grad_out, x, weight, out=out, act=act, slope=slope, act_grad=act_grad,
+                                      grad_x=grad_x, grad_weight=grad_w, grad_bias=grad_b, precision=precision))
     return grad_x, grad_w, grad_b
 
 
@@ -572,7 +653,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     """One launch of each kernel and variant in ``dtype``: the forward with each kind of
     epilogue (several activations in float32 and bfloat16, one elsewhere) and in TF32, the
     backward with and without an activation, accumulating, and the bias gradient alone;
-    on 64x96x48 or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
+    the input-gradient epilogue finishing the gradient of the operator before; on 64x96x48
+    or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
     and checks."""
     m, k, n = (4096, 4096, 4096) if large else (64, 96, 48)
     t = lambda *shape: torch.empty(shape, dtype=dtype)  # noqa: E731
@@ -586,6 +668,12 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
                                                                                             precision="tf32")]
     for act in ("none", "sigmoid") if every else ("sigmoid",):
         out += [(f"fc backward {act}", launch) for launch in plan_fully_connected_backward(
-            y, x, w, out=y, act=act, grad_x=t(m, k), grad_weight=t(n, k), grad_bias=t(n), accumulate_weight=True)]
+            y, x, w, out=y, act=act, act_grad=t(m, n), grad_x=t(m, k), grad_weight=t(n, k), grad_bias=t(n),
+            accumulate_weight=True)]
+    shape, acc = bias_partials(m, k, dtype)
+    for act in ("relu", "tanh") if every else ("relu",):
+        out += [(f"fc backward input {act}", launch) for launch in plan_fully_connected_backward(
+            y, x, w, grad_x=t(m, k), input_act=act, input_grad_bias=t(k),
+            input_partials=torch.empty(shape, dtype=acc))]
     out += [("fc bias grad only", launch) for launch in plan_fully_connected_backward(y, x, w, grad_bias=b)]
     return out

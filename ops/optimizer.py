@@ -62,14 +62,17 @@ from ._common import (
 SGD_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "momentum")
 # ``1 - beta`` comes from the host in float64 arithmetic: from float32 betas, 1 - 0.999 would
 # be 0.00099998713, 1.3e-5 off, and Adam's first steps as much (6e-6) off the oracle's.
-ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon",
-              "bias_correction1", "sqrt_bias_correction2", "step", "one_minus_beta1", "one_minus_beta2")
+# ``step`` is the number of the update being made (from 1): the bias corrections are computed
+# from it on the device, so a flat updater advances it there (``plan_advance_step``) and the
+# host writes nothing per step.
+ADAM_HYPER = ("learning_rate", "wd", "rescale_grad", "clip_gradient", "beta1", "beta2", "epsilon", "step",
+              "one_minus_beta1", "one_minus_beta2")
 
 # The kernels' names for the slots, in the tuples' order (a test compares them by name).
 # The first four are the same for both optimizers: ``_scaled_gradient`` serves both.
 LEARNING_RATE, WD, RESCALE_GRAD, CLIP_GRADIENT, MOMENTUM = map(tl.constexpr, range(len(SGD_HYPER)))
-(_, _, _, _, BETA1, BETA2, EPSILON, BIAS_CORRECTION1, SQRT_BIAS_CORRECTION2, STEP, ONE_MINUS_BETA1,
- ONE_MINUS_BETA2) = map(tl.constexpr, range(len(ADAM_HYPER)))
+(_, _, _, _, BETA1, BETA2, EPSILON, STEP, ONE_MINUS_BETA1, ONE_MINUS_BETA2) = map(tl.constexpr,
+                                                                                 range(len(ADAM_HYPER)))
 # The int32 counters of a loss scale: this step's non-finite gradient elements, good steps
 # since the scale last changed, and steps skipped in all.
 SCALER_COUNTERS = ("nonfinite", "good_steps", "skipped_steps")
@@ -115,6 +118,16 @@ def _load_weight(W, MASTER, offsets, mask, HAS_MASTER: tl.constexpr, CT: tl.cons
 
 
 @triton.jit
+def _keep(ptr, offsets, value, mask):
+    """Store a state in ``ptr``'s dtype (a bfloat16 or float16 state, as torch keeps for
+    such parameters, rounds to nearest even) and return what was stored, in ``value``'s
+    dtype: the update then reads the state as it is kept."""
+    kept = cast_for(ptr, value)
+    tl.store(ptr + offsets, kept, mask=mask)
+    return kept.to(value.dtype)
+
+
+@triton.jit
 def _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER: tl.constexpr):
     if HAS_MASTER:
         tl.store(MASTER + offsets, w, mask=mask)
@@ -151,9 +164,8 @@ def _sgd_kernel(
                             HAS_SCALER)
     lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
-        mom = tl.load(HYPER + MOMENTUM) * tl.load(MOM + offsets, mask=mask, other=0.0) - lr * g
-        tl.store(MOM + offsets, mom, mask=mask)
-        w = w + mom
+        mom = tl.load(HYPER + MOMENTUM) * tl.load(MOM + offsets, mask=mask, other=0.0).to(g.dtype) - lr * g
+        w = w + _keep(MOM, offsets, mom, mask)
     else:
         w = w - lr * g
     _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
@@ -185,21 +197,26 @@ def _adam_kernel(
     beta2 = tl.load(HYPER + BETA2)
     one_minus_beta1 = tl.load(HYPER + ONE_MINUS_BETA1)
     one_minus_beta2 = tl.load(HYPER + ONE_MINUS_BETA2)
-    m = beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0) + one_minus_beta1 * g
-    v = beta2 * tl.load(VAR + offsets, mask=mask, other=0.0) + one_minus_beta2 * g * g
-    tl.store(MEAN + offsets, m, mask=mask)
-    tl.store(VAR + offsets, v, mask=mask)
+    m = _keep(MEAN, offsets, beta1 * tl.load(MEAN + offsets, mask=mask, other=0.0).to(g.dtype) + one_minus_beta1 * g,
+              mask)
+    v = _keep(VAR, offsets, beta2 * tl.load(VAR + offsets, mask=mask, other=0.0).to(g.dtype)
+              + one_minus_beta2 * g * g, mask)
+    t = tl.load(HYPER + STEP)
     if HAS_SCALER:
-        # Skipped steps are not updates: t counts the applied ones (the host counts every step).
-        t = tl.load(HYPER + STEP) - tl.load(COUNTERS + SKIPPED_STEPS).to(HYPER.dtype.element_ty)
-        bias_correction1 = _bias_correction(one_minus_beta1, t)
-        sqrt_bias_correction2 = tl.sqrt(_bias_correction(one_minus_beta2, t))
-    else:
-        bias_correction1 = tl.load(HYPER + BIAS_CORRECTION1)
-        sqrt_bias_correction2 = tl.load(HYPER + SQRT_BIAS_CORRECTION2)
+        # Skipped steps are not updates: t counts the applied ones (the step counts every step).
+        t = t - tl.load(COUNTERS + SKIPPED_STEPS).to(HYPER.dtype.element_ty)
+    bias_correction1 = _bias_correction(one_minus_beta1, t)
+    sqrt_bias_correction2 = tl.sqrt(_bias_correction(one_minus_beta2, t))
     denom = tl.sqrt(v) / sqrt_bias_correction2 + tl.load(HYPER + EPSILON)
     w = w - (lr / bias_correction1) * (m / denom)
     _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER)
+
+
+@triton.jit
+def _advance_step_kernel(HYPER, SLOT: tl.constexpr):
+    """One program: ``hyper[SLOT] += 1``, the update's number, before the update reads it
+    (inside a captured step, so that each replay makes the next update)."""
+    tl.store(HYPER + SLOT, tl.load(HYPER + SLOT) + 1.0)
 
 
 @triton.jit
@@ -337,9 +354,11 @@ def _check(fn: str, weight: torch.Tensor, grad: torch.Tensor, states: dict, hype
                                   f"({weight.dtype}, {weight.numel()} elements)")
     ct = compute_dtype(weight.dtype)
     for name, t in states.items():
-        if t.dtype != ct or t.numel() != weight.numel():
-            raise KernelArgumentError(f"{fn}: {name} must be {ct} with {weight.numel()} elements like weight, got "
-                                      f"{t.dtype} with {t.numel()}")
+        # a state in the weight's dtype (torch's choice) or in the compute dtype; a master copy in float32
+        allowed = (ct,) if name == "master" else tuple(dict.fromkeys((weight.dtype, ct)))
+        if t.dtype not in allowed or t.numel() != weight.numel():
+            raise KernelArgumentError(f"{fn}: {name} must be {' or '.join(map(str, allowed))} with {weight.numel()} "
+                                      f"elements like weight, got {t.dtype} with {t.numel()}")
     if "master" in states and weight.dtype not in HALF_DTYPES:
         raise KernelArgumentError(f"{fn}: a master copy is for float16/bfloat16 weights; {weight.dtype} weights "
                                   "are updated in their own precision")
@@ -380,7 +399,8 @@ def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tenso
                      master: torch.Tensor | None = None, scaler: LossScaleState | None = None) -> list[Launch]:
     """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``;
     ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
-    ``scaler``: as for ``plan_sgd_update``; the bias corrections then count applied steps only."""
+    ``scaler``: as for ``plan_sgd_update``; the bias corrections then count applied steps only.
+    The bias corrections ``1 - beta**t`` are computed on the device from ``hyper``'s ``step``."""
     _check("adam_update", weight, grad, _present(mean=mean, var=var, master=master), hyper, len(ADAM_HYPER))
     return [Launch(_adam_kernel, (chunks.programs,),
                    [weight, grad, mean, var, weight if master is None else master,
@@ -388,6 +408,13 @@ def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tenso
                     *_scaler_args("adam_update", scaler, weight)],
                    dict(HAS_MASTER=master is not None, HAS_SCALER=scaler is not None, CLIP=clip,
                         BLOCK=chunks.block))]
+
+
+def plan_advance_step(hyper: torch.Tensor, slot: int) -> list[Launch]:
+    """One launch adding 1 to ``hyper[slot]`` on the device (Adam's ``step``)."""
+    if not 0 <= slot < hyper.numel():
+        raise KernelArgumentError(f"advance_step: slot {slot} is outside hyper of {hyper.numel()} elements")
+    return [Launch(_advance_step_kernel, (1,), [hyper], dict(SLOT=slot))]
 
 
 def _hyper(names: Sequence[str], values: dict, weight: torch.Tensor) -> torch.Tensor:
@@ -423,9 +450,7 @@ def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, va
     (``master``: its float32 master copy, updated too)."""
     hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                     clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                                    bias_correction1=1 - beta1 ** step,
-                                    sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5, step=step,
-                                    one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2), weight)
+                                    step=step, one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2), weight)
     run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
                          clip_gradient is not None, _flat(master)))
     return weight
@@ -441,7 +466,7 @@ TESTS = ("tests/test_kernels_optimizer.py", "tests/test_update_properties.py", "
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """Each update in ``dtype`` over a region of two parameters with a gap (SGD with and
     without momentum, Adam, each with and without clipping; loss-scaled; with a float32
-    master copy for half dtypes), the NaN/inf count of a loss scaler and its scale update:
+    master copy for half dtypes), Adam's step advance, the NaN/inf count of a loss scaler and its scale update:
     what ``ops.catalog`` compiles, reports on and checks. ``large``: a region of 2**24."""
     size = (1 << 24) if large else 3000
     flat, ct = torch.empty(size, dtype=dtype), compute_dtype(dtype)
@@ -458,6 +483,7 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
                                                                                      clip)]
         out += [(f"adam clip={clip}", launch) for launch in plan_adam_update(flat, flat, state, state, chunks, adam,
                                                                               clip)]
+    out += [("advance step", launch) for launch in plan_advance_step(adam, ADAM_HYPER.index("step"))]
     out += [("count nonfinite grads", launch) for launch in plan_count_nonfinite_grads(flat, chunks, scaler)]
     out += [("sgd momentum loss-scaled", launch) for launch in plan_sgd_update(flat, flat, state, chunks, sgd, True,
                                                                                 scaler=scaler)]

@@ -157,7 +157,9 @@ def main() -> None:
                    " (CPU, Triton interpreter: these times count interpreted launches, not GPU speed)")
     notes = ("naive: every internal value of the unfused forward+backward graph in its own buffer. "
              "planned: `memory_plan='auto'`. mxnet/greedy alone: one offset heuristic without the others or "
-             "the searches. lower bound: the most bytes live at one step of the schedule. mirror: "
+             "the searches. lower bound: the most bytes live at one step, least over the schedules the executor "
+             "could run (this one and the unfused graph's; planned / bound above 1 on the MLPs is the bias "
+             "partials of the grad epilogues). mirror: "
              "`mirror=True`, with its own bound (a different schedule). Internal values only; workspace is "
              "the whole allocation (parameters, gradients, inputs too). torch eager step peak: "
              "`torch.cuda.max_memory_allocated` during one training step above what was allocated before it.\n\n"

@@ -16,8 +16,11 @@ def _accesses(step: Step):
     if step.phase in ("forward", "recompute"):
         return list(step.inputs), list(step.outputs) + list(step.temps.values())
     reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None]
-    reads += [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and add]
-    writes = [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and not add]
+    grads = list(zip(step.in_grads, step.accumulate))
+    if step.grad_epilogue is not None:  # it also sums the bias gradient of the step before
+        grads.append((step.grad_epilogue.bias_grad, step.grad_epilogue.accumulate_bias))
+    reads += [g for g, add in grads if g is not None and add]
+    writes = [g for g, add in grads if g is not None and not add]
     return reads, writes + list(step.temps.values())
 
 

@@ -117,11 +117,19 @@ def _fc_backward(accumulate: bool):
     def make():
         m, n, k = FC["m"], FC["n"], FC["k"]
         dy, x, w, y, dx, dw, db = _tensors(2, (m, n), (m, k), (n, k), (m, n), (m, k), (n, k), (n,))
-        y = y.relu()
+        if accumulate:  # adding into every gradient
+            launches = fully_connected.plan_fully_connected_backward(
+                dy, x, w, grad_x=dx, grad_weight=dw, grad_bias=db, accumulate_x=True, accumulate_weight=True,
+                accumulate_bias=True)
+            return launches, [dx, dw, db]
+        # dx finished for the relu before it (x is its output), with that layer's bias partials
+        x = x.relu()
+        shape, dtype = fully_connected.bias_partials(m, k, x.dtype)
+        parts, input_db = torch.empty(shape, dtype=dtype, device=x.device), torch.empty(k, device=x.device)
         launches = fully_connected.plan_fully_connected_backward(
-            dy, x, w, out=y, act="relu", grad_x=dx, grad_weight=dw, grad_bias=db, accumulate_x=accumulate,
-            accumulate_weight=accumulate, accumulate_bias=accumulate)
-        return launches, [dx, dw, db]
+            dy, x, w, grad_x=dx, grad_weight=dw, grad_bias=db, input_act="relu", input_grad_bias=input_db,
+            input_partials=parts)
+        return launches, [dx, dw, db, parts, input_db]
     return make
 
 

@@ -32,8 +32,9 @@ def test_forward_and_backward_shapes(rng, m, k, n, dtype, act):
 
     dy = rounded(rng.normal(size=(m, n)), dtype)
     gx, gw, gb = (poisoned(s, dtype) for s in ((m, k), (n, k), (n,)))
+    act_grad = poisoned((m, n), dtype) if act != "none" else None
     for launch in ops.fully_connected.plan_fully_connected_backward(
-            dy, x, w, out=out, act=act, grad_x=gx, grad_weight=gw, grad_bias=gb):
+            dy, x, w, out=out, act=act, act_grad=act_grad, grad_x=gx, grad_weight=gw, grad_bias=gb):
         launch()
     ex, ew, eb = fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w), to_numpy(b), act)
     scale = math.sqrt(max(m, n))  # dw and db sum m terms
@@ -55,6 +56,63 @@ def test_fused_activations(rng, dtype, act, slope):
     expected = fully_connected_grads(to_numpy(dy), to_numpy(x), to_numpy(w), to_numpy(b), act, slope)
     for got, want, what in zip((gx, gw, gb), expected, ("grad_x", "grad_weight", "grad_bias")):
         assert_close(got, want, dtype, what, scale=3.0)
+
+
+ACT_GRADS = {"relu": lambda y: (y > 0).astype(float), "sigmoid": lambda y: y * (1 - y),
+             "tanh": lambda y: 1 - y * y, "leaky": lambda y: np.where(y > 0, 1.0, 0.25)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_input_gradient_epilogue(rng, m, k, n, dtype, act):
+    """grad_x finished for the operator before, whose output x is: times act'(x), and that
+    operator's bias gradient summed from the epilogue's partial sums (rows in 32-row parts,
+    none of these M a multiple of 32 but 1)."""
+    x, w, _ = _operands(rng, m, k, n, dtype)
+    x = rounded(np.tanh(to_numpy(x)) if act == "tanh" else np.maximum(to_numpy(x), 0), dtype)
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    shape, acc = ops.fully_connected.bias_partials(m, k, dtype)
+    gx, gb, parts = poisoned((m, k), dtype), poisoned((k,), dtype), poisoned(shape, acc)
+    for launch in ops.fully_connected.plan_fully_connected_backward(
+            dy, x, w, grad_x=gx, input_act=act, input_grad_bias=gb, input_partials=parts):
+        launch()
+    expected = (to_numpy(dy) @ to_numpy(w)) * ACT_GRADS[act](to_numpy(x))
+    assert_close(gx, expected, dtype, "grad_x", math.sqrt(n))
+    assert_close(gb, expected.sum(0), dtype, "grad_bias of the operator before", math.sqrt(m * n))
+
+
+def test_input_gradient_epilogue_accumulates_bias_and_leaky_slope(rng):
+    m, k, n = 70, 9, 5
+    x, w, _ = _operands(rng, m, k, n, torch.float64)
+    x = torch.where(x > 0, x, 0.25 * x)
+    dy = rounded(rng.normal(size=(m, n)), torch.float64)
+    start = rounded(rng.normal(size=k), torch.float64)
+    gx, gb = torch.empty(m, k, dtype=torch.float64), start.clone()
+    parts = torch.empty(ops.fully_connected.bias_partials(m, k, torch.float64)[0], dtype=torch.float64)
+    for launch in ops.fully_connected.plan_fully_connected_backward(
+            dy, x, w, grad_x=gx, input_act="leaky", input_slope=0.25, input_grad_bias=gb, input_partials=parts,
+            accumulate_input_bias=True):
+        launch()
+    expected = (to_numpy(dy) @ to_numpy(w)) * ACT_GRADS["leaky"](to_numpy(x))
+    assert_close(gx, expected, torch.float64)
+    assert_close(gb, to_numpy(start) + expected.sum(0), torch.float64)
+
+
+def test_input_gradient_epilogue_sums_only_real_rows():
+    """A NaN in w makes the gradient's columns NaN; the bias sums see the real rows only, and
+    a column untouched by the NaN stays exact."""
+    m, k, n = 33, 4, 3
+    x, w, dy = torch.ones(m, k, dtype=torch.float64), torch.ones(n, k, dtype=torch.float64), torch.ones(m, n,
+                                                                                                   dtype=torch.float64)
+    w[1, 2] = float("nan")
+    gx, gb = torch.empty(m, k, dtype=torch.float64), torch.empty(k, dtype=torch.float64)
+    parts = torch.empty(ops.fully_connected.bias_partials(m, k, torch.float64)[0], dtype=torch.float64)
+    for launch in ops.fully_connected.plan_fully_connected_backward(
+            dy, x, w, grad_x=gx, input_act="relu", input_grad_bias=gb, input_partials=parts):
+        launch()
+    assert torch.isnan(gx[:, 2]).all() and torch.isnan(gb[2])
+    assert gb[[0, 1, 3]].tolist() == [m * n] * 3
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16], ids=["float64", "float16"])
@@ -86,7 +144,7 @@ def test_accumulate_adds_to_existing_gradients(rng):
 
 
 def test_bias_gradient_alone(rng):
-    """grad_req null for the weight but not the bias: the weight kernel computes db only."""
+    """grad_req null for the weight but not the bias: a column sum of dy alone."""
     x, w, b = _operands(rng, 40, 6, 3, torch.float64)
     dy = rounded(rng.normal(size=(40, 3)), torch.float64)
     gb = poisoned((3,), torch.float64)
@@ -109,6 +167,16 @@ def test_argument_errors():
         ops.fully_connected_forward(torch.zeros(4, 6), w, precision="fast")
     with pytest.raises(KernelArgumentError, match="cannot be fused"):
         ops.fully_connected_backward(torch.zeros(4, 3), torch.zeros(4, 6), w, out=torch.zeros(4, 3), act="gelu")
+    with pytest.raises(KernelArgumentError, match="needs the forward output"):
+        ops.fully_connected.plan_fully_connected_backward(torch.zeros(4, 3), torch.zeros(4, 6), w, act="relu",
+                                                          out=torch.zeros(4, 3))
+    x, dy, dx = torch.zeros(4, 6), torch.zeros(4, 3), torch.zeros(4, 6)
+    with pytest.raises(KernelArgumentError, match="needs grad_x to be written, not added into"):
+        ops.fully_connected.plan_fully_connected_backward(dy, x, w, grad_x=dx, input_act="relu", accumulate_x=True)
+    with pytest.raises(KernelArgumentError, match=r"input_partials must be \(1, 6\) torch.float32"):
+        ops.fully_connected.plan_fully_connected_backward(dy, x, w, grad_x=dx, input_grad_bias=torch.zeros(6))
+    with pytest.raises(KernelArgumentError, match="input_act='swish' is not"):
+        ops.fully_connected.plan_fully_connected_backward(dy, x, w, grad_x=dx, input_act="swish")
     with pytest.raises(KernelArgumentError, match="without a copy"):
         ops.fully_connected_forward(torch.zeros(2, 3, 6).transpose(0, 1), w)
     assert np.isfinite(to_numpy(ops.fully_connected_forward(torch.zeros(1, 6), w))).all()

@@ -90,7 +90,46 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
             assert_close(mean[s], m, torch.float64 if ct == torch.float64 else torch.float32, "mean")
 
 
-@pytest.mark.parametrize("with_scaler", [False, True], ids=["host bias corrections", "device bias corrections"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("kind", ["sgd momentum", "adam"])
+def test_states_in_the_parameters_half_dtype(rng, dtype, kind):
+    """torch.optim's choice for half-precision parameters: momentum and Adam's moments kept
+    in the parameter's dtype, rounded to nearest even, and the update made from the state
+    as kept. Each step is checked from the kernel's own state after the step before."""
+    w, _ = _region(rng, dtype)
+    states = [torch.zeros(REGION, dtype=dtype) for _ in range(2 if kind == "adam" else 1)]
+    chunks = _chunks(dtype)
+    for step in (1, 2, 3):
+        g = rounded(rng.normal(size=REGION), dtype)
+        w0, before = w.clone(), [to_numpy(t) for t in states]
+        if kind == "adam":
+            values = dict(learning_rate=0.01, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.8, beta2=0.95,
+                          epsilon=1e-6, step=step, one_minus_beta1=0.2, one_minus_beta2=0.05)
+            hyper = torch.tensor([values[k] for k in O.ADAM_HYPER])
+            O.run(O.plan_adam_update(w, g, states[0], states[1], chunks, hyper, False))
+        else:
+            values = dict(learning_rate=0.1, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, momentum=0.9)
+            hyper = torch.tensor([values[k] for k in O.SGD_HYPER])
+            O.run(O.plan_sgd_update(w, g, states[0], chunks, hyper, False))
+        for start, size, lr_mult, _ in SEGMENTS:
+            sl = slice(start, start + size)
+            gs, ws = to_numpy(g[sl]), to_numpy(w0[sl])
+            if kind == "adam":
+                m = to_numpy(rounded(0.8 * before[0][sl] + 0.2 * gs, dtype))  # kept in the dtype, then used
+                v = to_numpy(rounded(0.95 * before[1][sl] + 0.05 * gs * gs, dtype))
+                step_size = 0.01 * lr_mult / (1 - 0.8 ** step)
+                expected = ws - step_size * m / (np.sqrt(v) / np.sqrt(1 - 0.95 ** step) + 1e-6)
+                kept = [m, v]
+            else:
+                mom = to_numpy(rounded(0.9 * before[0][sl] - 0.1 * lr_mult * gs, dtype))
+                expected, kept = ws + mom, [mom]
+            for t, want in zip(states, kept):
+                assert t.dtype == dtype
+                assert_close(t[sl], want, dtype, f"{kind} state step {step}")
+            assert_close(w[sl], expected, dtype, f"{kind} weight step {step}")
+
+
+@pytest.mark.parametrize("with_scaler", [False, True], ids=["no scaler", "loss scaler"])
 @pytest.mark.parametrize("step", [1, 2, 1000, 100000])
 def test_adam_steps_keep_float32_precision_at_the_default_betas(rng, with_scaler, step):
     """float32 Adam with beta2 = 0.999, from zero moments and a zero weight (so the weight
@@ -102,8 +141,6 @@ def test_adam_steps_keep_float32_precision_at_the_default_betas(rng, with_scaler
     values = dict(learning_rate=1.0, wd=0.0, rescale_grad=1.0, clip_gradient=0.0, beta1=0.9, beta2=0.999,
                   epsilon=1e-8, bias_correction1=1 - 0.9 ** step, sqrt_bias_correction2=(1 - 0.999 ** step) ** 0.5,
                   step=step, one_minus_beta1=1 - 0.9, one_minus_beta2=1 - 0.999)
-    if with_scaler:  # the kernel then computes the corrections itself, from the step count
-        values.update(bias_correction1=float("nan"), sqrt_bias_correction2=float("nan"))
     hyper = torch.tensor([values[k] for k in O.ADAM_HYPER])
     scaler = O.LossScaleState.create(1.0, "cpu") if with_scaler else None
     chunks = O.chunk_table([O.Segment(0, REGION)], REGION, torch.float32, "cpu")

@@ -245,11 +245,19 @@ def test_hyper_is_rewritten_only_when_it_changes():
         if t is not None:
             t.zero_()
     adam = ts.optimizer.FlatUpdater(ts.optimizer.Adam(), exe)
+    step = ts.ops.optimizer.ADAM_HYPER.index("step")
     adam.step()
     first = adam.groups[0].written
     adam.step()
-    assert adam.groups[0].written is not first  # Adam's bias corrections change every step
-    assert adam.groups[0].hyper[7].item() == pytest.approx(1 - 0.9 ** 2)
+    # Adam's update number is advanced on the device and its bias corrections computed
+    # there: no host-to-device copy after the first step
+    assert adam.groups[0].written is first and adam.groups[0].hyper[step].item() == 2
+    # a count set from outside (a checkpoint's num_update) is written over the device's
+    adam.load_state_dict(adam.state_dict() | {"num_update": torch.tensor(10)})
+    adam.step()
+    assert adam.groups[0].hyper[step].item() == 11 == adam.optimizer.num_update
+    adam.step()
+    assert adam.groups[0].hyper[step].item() == 12
     sgd = ts.optimizer.FlatUpdater(ts.optimizer.SGD(learning_rate=0.1), exe)
     sgd.step()
     first = sgd.groups[0].written
@@ -300,3 +308,30 @@ def test_multi_precision_states_warning_and_checkpoints():
     assert torch.equal(master.state_dict()["master:fc2_bias"], states["master:fc2_bias"])
     with pytest.raises(ParamError, match="unexpected .*master:fc1_bias.*pass multi_precision=True"):
         ts.optimizer.FlatUpdater(ts.optimizer.Adam(multi_precision=False), half).load_state_dict(states)
+
+
+@pytest.mark.parametrize("options, expected", [({}, torch.bfloat16), ({"state_dtype": "float32"}, torch.float32),
+                                               ({"multi_precision": True}, torch.float32)])
+def test_state_dtypes_follow_torch_unless_float32_is_asked_for(options, expected):
+    """bfloat16 parameters keep their momentum and moments in bfloat16 (torch.optim's
+    choice, half the state memory), float32 with state_dtype='float32' or with MXNet's
+    multi_precision (which adds the float32 master copy); a checkpoint of the other kind
+    is refused with the option to pass."""
+    _, exe = _bound(torch.bfloat16)
+    for cls in (ts.optimizer.SGD, ts.optimizer.Adam):
+        kwargs = {"momentum": 0.9} if cls is ts.optimizer.SGD else {}
+        opt = cls(multi_precision=options.get("multi_precision", False), **kwargs,
+                  **{k: v for k, v in options.items() if k != "multi_precision"})
+        updater = ts.optimizer.FlatUpdater(opt, exe)
+        states = {n: t for n, t in updater.groups[0].states.items() if n != "master"}
+        assert states and all(t.dtype == expected for t in states.values())
+        assert ("master" in updater.groups[0].states) == bool(options.get("multi_precision"))
+        assert opt.create_state(0, torch.zeros(3, dtype=torch.bfloat16))[0 if cls is ts.optimizer.Adam else
+                                                                          slice(None)].dtype == expected
+        saved = updater.state_dict()
+        if expected == torch.bfloat16:
+            wide = {k: v.float() if k != "num_update" else v for k, v in saved.items()}
+            with pytest.raises(ParamError, match="pass state_dtype='float32'"):
+                updater.load_state_dict(wide)
+    with pytest.raises(ParamError, match="state_dtype='float16' must be None"):
+        ts.optimizer.SGD(state_dtype="float16")

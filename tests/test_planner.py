@@ -62,15 +62,20 @@ def assert_bitwise_equal(a, b):
 
 
 def test_chain_mlp_lower_bound_from_the_math():
-    """At fc2's backward, the output, both hidden activations and both their gradients are
-    live; nothing else is: that is the peak, and the plan reaches it exactly."""
+    """At fc2's backward, the softmax output, y1 (fc2's input), dy2' (relu2's gradient
+    applied by fc3's backward epilogue: y2 is dead) and dy1' are live, and the 32-row
+    bias partials of fc2's epilogue: that is the peak, and the plan reaches it exactly.
+    The unfused graph's schedule has the same peak without the partials: the lower bound
+    over the schedules the executor could run."""
     b = 64
     exe = mlp([784, 128, 64, 10]).simple_bind(ts.cpu(), data=(b, 784))
     m = exe.memory
-    peak = b * F32 * (10 + 128 + 64 + 64 + 128)  # softmax output, y1, y2, dy2, dy1
+    peak = b * F32 * (10 + 128 + 64 + 128)  # softmax output, y1, dy2', dy1'
+    partials = (b // 32) * 128 * F32
     assert m.lower_bound_bytes == peak
-    assert m.peak_step == "fc2+relu2 (FullyConnected+relu) backward"
-    assert m.planned_bytes == m.lower_bound_aligned_bytes == peak  # every size a multiple of 256 here
+    assert m.schedule_bound_bytes == peak + partials
+    assert m.peak_step == "fc2+relu2 (FullyConnected) backward"
+    assert m.planned_bytes == m.schedule_bound_aligned_bytes == peak + partials  # sizes multiples of 256 here
     # naive: z, y and their gradients for each hidden layer, fc3's output, softmax output, its data gradient
     assert m.naive_bytes == b * F32 * (4 * 128 + 4 * 64 + 3 * 10)
     assert m.naive_bytes >= 2 * m.planned_bytes
@@ -80,18 +85,47 @@ def test_chain_mlp_lower_bound_from_the_math():
     # no planning: every value of the (fused) program in its own buffer, end to end
     unplanned = mlp([784, 128, 64, 10]).simple_bind(ts.cpu(), memory_plan="none", data=(b, 784)).memory
     assert unplanned.algorithm == "none"
-    assert unplanned.planned_bytes == sum(v.nbytes for v in unplanned.values) == b * F32 * (2 * 128 + 2 * 64 + 3 * 10)
+    assert unplanned.planned_bytes == sum(v.nbytes for v in unplanned.values) == \
+        b * F32 * (2 * 128 + 2 * 64 + 3 * 10) + (b // 32) * F32 * (64 + 128)  # and fc3's and fc2's partials
+
+
+def test_the_backward_keeps_three_activations_not_four():
+    """784-1024-1024-10 at batch 256 (float32): each relu's gradient is applied before the
+    products of its layer (in the epilogue of the layer after it), so at most three
+    256x1024 arrays are live: 3.00 MiB plus the 10-wide values and the bias partials."""
+    m = mlp([784, 1024, 1024, 10]).simple_bind(ts.cpu(), data=(256, 784)).memory
+    big, small = 256 * 1024 * F32, 256 * 10 * F32
+    partials = (256 // 32) * 1024 * F32
+    assert m.planned_bytes == m.schedule_bound_aligned_bytes == 3 * big + 2 * small + partials
+    assert m.lower_bound_bytes == 3 * big + 2 * small  # the unfused schedule's, without the partials
+    # the old fused backward, with relu' inside both products, kept y alive through them: 4 arrays
+    assert m.planned_bytes < 4 * big
+
+
+def test_an_activation_without_an_epilogue_after_it_runs_its_own_backward():
+    """fc1+relu's output read by two steps: no single step finishes its gradient, so relu's
+    backward runs as a step of its own, in place over the gradient, before fc1's plain one."""
+    data = S.Variable("data")
+    h = S.Activation(S.FullyConnected(data, num_hidden=16, name="fc1"), act_type="relu", name="relu1")
+    net = S.SoftmaxOutput(S.FullyConnected(h, num_hidden=4, name="fc2") + S.FullyConnected(h, num_hidden=4,
+                                                                                               name="fc3"), name="out")
+    exe = net.simple_bind(ts.cpu(), data=(8, 5))
+    labels = [s.label for s in exe._program.backward_steps]
+    assert labels.index("relu1 (Activation) backward") == labels.index("fc1+relu1 (FullyConnected) backward") - 1
+    assert not any(s.grad_epilogue for s in exe._program.backward_steps)
+    inplace = {v.name: v.inplace_over for v in exe.memory.values}
+    assert inplace["fc1_output_grad"] == "relu1_output_grad"
 
 
 @pytest.mark.parametrize("sizes, batch", [([37, 23, 11, 3], 7), ([50, 64, 48, 32, 10], 13), ([784, 128, 64, 10], 64)])
 def test_chain_mlps_meet_the_targets(sizes, batch):
     train = mlp(sizes).simple_bind(ts.cpu(), data=(batch, sizes[0])).memory
-    assert train.planned_bytes == train.lower_bound_aligned_bytes  # equal up to alignment
+    assert train.planned_bytes == train.schedule_bound_aligned_bytes  # equal up to alignment
     assert train.planned_bytes <= train.lower_bound_bytes + ALIGN_BYTES * len(train.values)
     infer = mlp(sizes).simple_bind(ts.cpu(), grad_req="null", data=(batch, sizes[0])).memory
     assert not infer.training
-    assert infer.planned_bytes == infer.lower_bound_aligned_bytes
-    assert infer.planned_bytes < train.planned_bytes / 2
+    assert infer.planned_bytes == infer.schedule_bound_aligned_bytes
+    assert infer.planned_bytes < train.planned_bytes * 2 / 3  # two activation-sized arrays of three
     hidden = len(sizes) - 2
     if min(sizes[1:-1]) * batch * F32 % ALIGN_BYTES == 0:  # targets stated without alignment padding
         assert train.planned_bytes <= train.naive_bytes / 2
@@ -107,7 +141,7 @@ def test_searches_reach_the_bound_where_the_heuristics_do_not(sizes, batch, grad
     (inference) reach it."""
     net = mlp(sizes)
     best = net.simple_bind(ts.cpu(), grad_req=grad_req, data=(batch, sizes[0])).memory
-    assert best.planned_bytes == best.lower_bound_aligned_bytes
+    assert best.planned_bytes == best.schedule_bound_aligned_bytes
     assert best.algorithm in ("search", "bounded")
     for heuristic in ("greedy", "breadth", "mxnet"):
         alone = net.simple_bind(ts.cpu(), grad_req=grad_req, memory_plan=heuristic, data=(batch, sizes[0])).memory
@@ -177,7 +211,9 @@ def test_grad_req_null_and_add_in_the_plan():
     part = net.simple_bind(ts.cpu(), grad_req=frozen, data=(16, 9)).memory
     assert "relu1_output_grad" in [v.name for v in full.values]
     assert "relu1_output_grad" not in [v.name for v in part.values]
-    assert part.planned_bytes < full.planned_bytes
+    assert not any(s.name.startswith("fc1") for s in net.simple_bind(ts.cpu(), grad_req=frozen,
+                                                                      data=(16, 9))._program.backward_steps)
+    assert part.planned_bytes <= full.planned_bytes
 
 
 def test_inference_bind_plans_forward_only():
@@ -186,7 +222,7 @@ def test_inference_bind_plans_forward_only():
     infer = net.simple_bind(ts.cpu(), grad_req="null", data=(16, 64)).memory
     assert not infer.training and not any(v.kind == "grad" for v in infer.values)
     assert infer.planned_bytes <= infer.naive_bytes / 3
-    assert infer.planned_bytes < train.planned_bytes / 2
+    assert infer.planned_bytes < train.planned_bytes * 2 / 3  # two activation-sized arrays of three
     # bind without args_grad is an inference bind too
     exe = net.simple_bind(ts.cpu(), data=(16, 64))
     bound = net.bind(ts.cpu(), args=exe.arg_dict)

@@ -8,6 +8,7 @@ replayed as a CUDA graph.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from .. import random
 from ..base import BindError, ExecutionError, converted_exactly, converted_on_host, dtype_name, user_tensor
 from ..context import Context
-from ..operators.registry import BackwardArgs, ForwardArgs
+from ..operators.registry import BackwardArgs, ForwardArgs, GradEpilogue
 from ..ops import memory as kernels
 from ..ops._common import Launch
 from ..symbol.infer import propagate
@@ -200,7 +201,7 @@ class Executor:
                 list(step.accumulate),
                 {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
                 step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()}, step.name,
-                list(step.input_shapes))))
+                list(step.input_shapes), _grad_epilogue_args(step))))
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -312,7 +313,7 @@ class Executor:
         for name, grad in self._program.arg_grads.items():
             last = -1
             for i, step in enumerate(self._program.backward_steps):
-                if any(g is not None and g.root() is grad.root() for g in step.in_grads):
+                if any(g.root() is grad.root() for g in step.grads_written):
                     last = i
             ready[name] = last
         return ready
@@ -509,6 +510,14 @@ def _launches(step: Step, rule: str, launches) -> list[Launch]:
     return list(launches)
 
 
+def _grad_epilogue_args(step: Step) -> GradEpilogue | None:
+    """The step's grad epilogue with its bias gradient's tensor."""
+    finish = step.grad_epilogue
+    if finish is None or finish.bias_grad is None:
+        return finish
+    return dataclasses.replace(finish, bias_grad=finish.bias_grad.tensor)
+
+
 def _forward_args(step: Step, is_train: bool, saved: bool = True) -> ForwardArgs:
     """What a forward (or recompute) step's rule gets: the tensors of its values; where to
     keep values for backward only for a training forward (not a recompute: mirror's)."""
@@ -561,7 +570,7 @@ class _FiniteChecks:
     def __init__(self, program: Program):
         self.program = program
         written = [v for step in program.forward_steps + program.backward_steps
-                   for v in (step.outputs if step.phase != "backward" else step.in_grads) if v is not None]
+                   for v in (step.outputs if step.phase != "backward" else step.grads_written) if v is not None]
         args = [v for v in program.args.values() if v.tensor.is_floating_point()]
         checked = {id(v): v for v in written + args}
         device = next(iter(checked.values())).tensor.device if checked else None
@@ -585,7 +594,7 @@ class _FiniteChecks:
                                      "value(s) before forward")
 
     def step(self, step: Step) -> None:
-        written = step.outputs if step.phase != "backward" else step.in_grads
+        written = step.outputs if step.phase != "backward" else step.grads_written
         for value in written:
             if value is not None and (bad := self._bad(value)):
                 raise ExecutionError(f"check_finite: {step.label} wrote {bad} NaN/inf value(s) into {value.name} "

@@ -15,7 +15,10 @@ and argument gradients have fixed places of their own (``memory.py``).
    operator declares the pair (``OpDef.inplace`` / ``backward_inplace``), and both have the
    same dtype and size. A block lives from its first write to its last read.
 3. **Lower bound.** The largest total of block bytes live at one position: no assignment
-   of these lifetimes can use less. Reported per dtype arena and summed.
+   of these lifetimes can use less. Reported per dtype arena and summed, as the least
+   over the schedules the executor could run: this one and that of the unfused graph
+   (``prepare.py`` plans both), so a fusion that kept more alive would show as a plan
+   above the bound.
 4. **Offsets.** Blocks whose lifetimes intersect (a block that dies at a step and one born
    there do intersect) must not overlap in bytes. Three assignments are computed and the
    smallest kept: MXNet's (walk the schedule; a block born takes a freed storage of a
@@ -103,14 +106,19 @@ class MemoryPlan:
     blocks: list[Block]
     block_of: dict[int, Block]  # id(value) -> its block
     region_bytes: dict[torch.dtype, int]  # bytes of each dtype's internal region
+    # The least, over the schedules the executor could run (``prepare.py``), of the most
+    # bytes live at one position; and the same with every block rounded up to the alignment.
     lower_bound_bytes: int
-    lower_bound_aligned_bytes: int  # the same with every block rounded up to the alignment
+    lower_bound_aligned_bytes: int
     peak_position: int
     algorithm: str
     inplace: list[InPlace] = field(default_factory=list)
     backward_position: int = 0  # first position after forward (the head-gradient copy)
     naive_bytes: int = 0  # set by bind, from the unfused program
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(value) -> (first write, last read)
+    # The bound of this plan's own schedule (what its offsets can reach), raw and aligned.
+    schedule_bound_bytes: int = 0
+    schedule_bound_aligned_bytes: int = 0
 
     @property
     def planned_bytes(self) -> int:
@@ -154,8 +162,8 @@ def schedule(program: Program) -> list[Event]:
             events.append(Event(step.label, step, list(step.inputs), list(step.outputs) + list(step.temps.values())))
             continue
         reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None] + list(step.saved.values())
-        reads += [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and add]
-        writes = [g for g, add in zip(step.in_grads, step.accumulate) if g is not None and not add]
+        added, writes = step.gradient_accesses()
+        reads += added
         events.append(Event(step.label, step, reads, writes + list(step.temps.values())))
     return events
 
@@ -449,6 +457,19 @@ def lower_bound(blocks: list[Block], aligned_sizes: bool = False) -> tuple[int, 
 # -------------------------------------------------------------------------- plan
 
 
+def schedule_lower_bound(program: Program) -> tuple[int, int]:
+    """The lower bound of ``program``'s schedule with the in-place pairs taken (bytes summed
+    over dtype arenas; raw and with blocks aligned): what ``plan_memory`` reports, without
+    placing anything."""
+    events = schedule(program)
+    merged = _Blocks(program, events)
+    _apply_inplace(merged, events)
+    blocks = merged.blocks()
+    arenas = [[b for b in blocks if b.dtype == dtype] for dtype in {b.dtype for b in blocks}]
+    return (sum(lower_bound(mine)[0] for mine in arenas),
+            sum(aligned(lower_bound(mine, aligned_sizes=True)[0]) for mine in arenas))
+
+
 def plan_memory(program: Program, memory_plan: str = "auto") -> MemoryPlan:
     if memory_plan not in MEMORY_PLANS:
         raise BindError(f"memory_plan={memory_plan!r} is not one of {', '.join(MEMORY_PLANS)}")
@@ -499,17 +520,23 @@ def plan_memory(program: Program, memory_plan: str = "auto") -> MemoryPlan:
         block.offset = offsets[id(block)]
     spans = {key: (b.start, b.end) for key, b in unmerged.block_of.items()}
     return MemoryPlan(events, blocks, block_of, region, bound, bound_aligned, peak_position, algorithm, inplace,
-                      backward_position=len(program.forward_steps), spans=spans)
+                      backward_position=len(program.forward_steps), spans=spans, schedule_bound_bytes=bound,
+                      schedule_bound_aligned_bytes=bound_aligned)
 
 
 def naive_bytes(program: Program) -> int:
     """MXNet's baseline: every internal value of the unfused graph in a buffer of its own
     (views excepted: they never have one). The unfused graph has, for each fused step, the
     output the activation replaced and, where a gradient flows back through the step, that
-    output's gradient too; counted here from the fused program, before mirror adds to it."""
+    output's gradient too, and no grad epilogue scratch; counted here from the fused
+    program, before mirror adds to it."""
     total = sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
     with_backward = {s.name for s in program.backward_steps if s.phase == "backward"}
+    # the unfused graph has no grad epilogue, nor its scratch
+    total -= sum(s.temps[name].nbytes for s in program.backward_steps for name in s.epilogue_temps)
     for step in program.forward_steps:
         if step.fused_away is not None:
-            total += step.fused_away.nbytes * (2 if step.name in with_backward else 1)
+            # its gradient is counted above where the activation's backward writes one
+            gradient = step.name in with_backward and step.fused_away_grad is None
+            total += step.fused_away.nbytes * (2 if gradient else 1)
     return total

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..symbol.symbol import Symbol
 from .mirror import apply_mirror
 from .options import BindOptions
-from .planner import MemoryPlan, naive_bytes, plan_memory
+from .planner import MemoryPlan, naive_bytes, plan_memory, schedule_lower_bound
 from .program import Program, build_program, check_unique_names
 
 GRAD_REQS = ("write", "add", "null")
@@ -106,6 +106,14 @@ def prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: 
         apply_mirror(program)
     plan = plan_memory(program, options.memory_plan)
     plan.naive_bytes = naive
+    if any(step.fused_away is not None for step in program.forward_steps):
+        # The bound over the schedules the executor could run, not only the one it chose.
+        unfused = build_program(symbol, nodes, shape_values, type_values, reqs, aux_variables(nodes), fuse=False)
+        if options.mirror:
+            apply_mirror(unfused)
+        raw, aligned = schedule_lower_bound(unfused)
+        plan.lower_bound_bytes = min(plan.lower_bound_bytes, raw)
+        plan.lower_bound_aligned_bytes = min(plan.lower_bound_aligned_bytes, aligned)
     return ctx, program, plan
 
 

@@ -12,6 +12,14 @@ into:
   The first gradient contribution to a value writes it, later ones add into it
   (a value read twice, or ``grad_req='add'``), so no gradient needs a buffer of its own
   for summing. Operators with no gradient flowing into them are skipped.
+- A fused activation's gradient, dy * act'(y), is applied before the products of the
+  step it is fused into, never inside them: in the epilogue of the backward step that
+  computes dy, when that step's operator can finish it there (``grad_epilogue_inputs``:
+  a FullyConnected reading y as its data, y read nowhere else), which also sums the
+  fused step's bias gradient (``bias_input``); otherwise in a backward step of the
+  activation's own operator, in place over dy. Either way the fused step's backward runs
+  plain products, and y is not kept alive through them (the memory bound of an MLP is
+  three activation-sized arrays, not four).
 
 Storage is decided later, by the memory planner (``planner.py``); ``mirror.py`` may add
 recompute steps (phase ``recompute``: a forward step re-run in backward) to the backward list.
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..base import BindError, dtype_name
-from ..operators.registry import OpDef
+from ..operators.registry import GradEpilogue, OpDef
 from ..symbol.graph import Node
 
 if TYPE_CHECKING:
@@ -87,6 +95,29 @@ class Step:
     saved: dict[str, Value] = field(default_factory=dict)
     # Every input's shape, also those backward reads no values of (Concat's widths).
     input_shapes: list[tuple] = field(default_factory=list)
+    # A forward step's fused activation: (its operator, parameters, node name), from which
+    # its backward is built when no later step finishes that gradient in its epilogue; and
+    # then the gradient of ``fused_away`` that backward writes.
+    fused_activation: tuple[OpDef, dict, str] | None = None
+    fused_away_grad: Value | None = None
+    # A backward step that finishes the gradient of an input for the operator before
+    # (``OpDef.grad_epilogue_inputs``), with ``bias_grad`` a Value (or None).
+    grad_epilogue: GradEpilogue | None = None
+    epilogue_temps: tuple[str, ...] = ()  # the names of the temps the grad epilogue added
+
+    def gradient_accesses(self) -> tuple[list[Value], list[Value]]:
+        """(gradients read, gradients written first) by a backward step: its input gradients
+        added into or written, and the bias gradient its grad epilogue sums."""
+        pairs = list(zip(self.in_grads, self.accumulate))
+        if self.grad_epilogue is not None and self.grad_epilogue.bias_grad is not None:
+            pairs.append((self.grad_epilogue.bias_grad, self.grad_epilogue.accumulate_bias))
+        return ([g for g, add in pairs if g is not None and add], [g for g, add in pairs if g is not None and not add])
+
+    @property
+    def grads_written(self) -> list[Value]:
+        """Every gradient a backward step writes or adds into."""
+        added, written = self.gradient_accesses()
+        return added + written
 
     def launches_for(self, is_train: bool) -> list:
         return self.train_launches if is_train and self.train_launches is not None else self.launches
@@ -187,8 +218,10 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
     arg_grads = {name: new_value(f"{name}_grad", v.shape, v.dtype, "arg_grad")
                  for name, v in args.items() if grad_req.get(name, "null") != "null"}
 
+    viewed = {id(v.alias_of) for v in values if v.alias_of is not None}
     backward_steps, head_grads, zero_grads, grad_values = _gradient_graph(forward_steps, outputs, args, arg_grads,
-                                                                         grad_req)
+                                                                         grad_req, _grad_epilogues(forward_steps,
+                                                                                                   outputs, viewed))
     values += grad_values
     return Program(list(args), list(aux), args, aux, arg_grads, grad_req, outputs,
                    symbol.list_outputs(), head_grads, forward_steps, backward_steps, zero_grads, values, class_args)
@@ -259,6 +292,7 @@ def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -
             if target is not None and index == 0 and uses[(id(producer), 0)] == 1 and target.epilogue is None:
                 target.epilogue = epilogue
                 target.fused_away = target.outputs[0]
+                target.fused_activation = (node.op, node.params, node.name)
                 target.outputs = [entry_value[(id(node), 0)]]
                 target.name = f"{target.name}+{node.name}"
                 continue
@@ -269,8 +303,30 @@ def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -
     return steps
 
 
+def _grad_epilogues(forward_steps: list[Step], outputs: list[Value], viewed: set[int]) -> dict:
+    """{(id(consumer step), input index): the fused step whose activation (and bias)
+    gradient that consumer's backward finishes}: the fused step's output is read by that
+    one input of one step, whose operator can finish it, and by nothing else (no view, not
+    an output of the symbol), so its gradient is written once, there."""
+    readers: dict[int, list[tuple[Step, int]]] = {}
+    for s in forward_steps:
+        for k, v in enumerate(s.inputs):
+            readers.setdefault(id(v), []).append((s, k))
+    heads = {id(v) for v in outputs}
+    found = {}
+    for s in forward_steps:
+        y = s.outputs[0]
+        uses = readers.get(id(y), [])
+        if s.fused_activation is None or len(uses) != 1 or id(y) in heads or id(y) in viewed:
+            continue
+        consumer, k = uses[0]
+        if k in consumer.op.grad_epilogue_inputs(consumer.params, [v.shape for v in consumer.inputs]):
+            found[(id(consumer), k)] = s
+    return found
+
+
 def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[str, Value],
-                    arg_grads: dict[str, Value], grad_req: dict[str, str]):
+                    arg_grads: dict[str, Value], grad_req: dict[str, str], grad_epilogues: dict):
     needs_grad: set[int] = {id(v) for name, v in args.items() if name in arg_grads}
     for s in forward_steps:
         no_grad = s.op.no_grad_inputs(s.params)
@@ -303,7 +359,14 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
         else:
             head_grads.append(None)
 
+    def first_write(v: Value) -> bool:
+        """Whether this contribution to v's gradient adds into it (and now it is written)."""
+        adds = id(v) in written or (v.kind == "arg" and grad_req.get(v.name) == "add")
+        written.add(id(v))
+        return adds
+
     steps: list[Step] = []
+    finished_upstream: set[int] = set()
     for s in reversed(forward_steps):
         names = s.op.inputs(s.params)
         no_grad = s.op.no_grad_inputs(s.params)
@@ -323,29 +386,78 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
                     zero_filled.append(out_grads[k])
         else:
             out_grads = [None] * len(s.outputs)
+        finished = id(s) in finished_upstream  # the fused activation and bias gradients are done
+        bias = s.op.bias_input(s.params) if finished else None
         in_grads, accumulate = [], []
         for k, v in enumerate(s.inputs):
-            if not wanted[k]:
+            if not wanted[k] or k == bias:
                 in_grads.append(None)
                 accumulate.append(False)
                 continue
             in_grads.append(gradient(v))
-            is_add_arg = v.kind == "arg" and grad_req.get(v.name) == "add"
-            accumulate.append(id(v) in written or is_add_arg)
-            written.add(id(v))
-        need_in, need_out = s.op.backward_needs(s.params, s.epilogue)
+            accumulate.append(first_write(v))
+        temps = temp_values(s, "backward")
+        finish, epilogue_temps = None, ()
+        for k, v in enumerate(s.inputs):
+            producer = grad_epilogues.get((id(s), k))
+            if producer is None or in_grads[k] is None or accumulate[k]:
+                continue
+            act, slope = producer.epilogue
+            index = producer.op.bias_input(producer.params)
+            names_p = producer.op.inputs(producer.params)
+            bias_value = producer.inputs[index] if index is not None else None
+            wants_bias = (bias_value is not None and id(bias_value) in needs_grad
+                          and names_p[index] not in producer.op.no_grad_inputs(producer.params))
+            bias_grad = gradient(bias_value) if wants_bias else None
+            finish = GradEpilogue(k, act, slope, bias_grad, first_write(bias_value) if wants_bias else False)
+            if wants_bias:
+                wanted_temps = s.op.grad_epilogue_temps(s.params, [u.shape for u in s.inputs],
+                                                        [u.dtype for u in s.inputs])
+                # named for whose gradient they hold parts of: the step before's
+                temps.update({name: Value(f"{producer.name}_{name}", shape, dtype, "temp")
+                              for name, (shape, dtype) in wanted_temps.items()})
+                epilogue_temps = tuple(wanted_temps)
+            finished_upstream.add(id(producer))
+        need_in, need_out = s.op.backward_needs(s.params, None)
+        if finish is not None:
+            need_in = {*need_in, finish.input}
         wanted_saved = s.op.saved_for_backward(s.params, [v.shape for v in s.inputs], [v.dtype for v in s.inputs])
         s.saved = {name: Value(f"{s.name}_{name}", tuple(shape), dtype, "saved")
                    for name, (shape, dtype) in wanted_saved.items()}
         new_values.extend(s.saved.values())
-        temps = temp_values(s, "backward")
         temps.update({f"zero-filled {g.name}": g for g in zero_filled})
         new_values.extend(temps.values())
+        if finished and all(g is None for g in in_grads):
+            continue  # its one wanted gradient, the bias's, was summed by the step after it
+        if s.fused_activation is not None and not finished:
+            out_grads = [_activation_backward(s, out_grads[0], steps, new_values)]
         steps.append(Step(s.name, s.op, "backward", s.params,
                           [v if k in need_in else None for k, v in enumerate(s.inputs)],
                           [v if k in need_out else None for k, v in enumerate(s.outputs)],
-                          s.epilogue, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled,
-                          saved=s.saved, input_shapes=[v.shape for v in s.inputs]))
+                          None, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled,
+                          saved=s.saved, input_shapes=[v.shape for v in s.inputs], grad_epilogue=finish,
+                          epilogue_temps=epilogue_temps))
 
     zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
     return steps, head_grads, zero_grads, new_values
+
+
+def _activation_backward(fused: Step, out_grad: Value, steps: list[Step], new_values: list[Value]) -> Value:
+    """The backward step of ``fused``'s activation, by its own operator, appended to
+    ``steps``: dy * act'(y) into a new gradient of the output the activation replaced
+    (the operator lets it take dy's storage). Returns that gradient."""
+    op, params, name = fused.fused_activation
+    need_in, need_out = op.backward_needs(params, None)
+    if need_in or list(need_out) != [0]:
+        raise BindError(f"{fused.name}: the fused activation {name} ({op.name}) declares that its backward reads "
+                        f"inputs {list(need_in)} and outputs {list(need_out)}; a fused activation's backward may read "
+                        "its output only")
+    y, away = fused.outputs[0], fused.fused_away
+    grad = Value(f"{away.name}_grad", away.shape, away.dtype, "grad")
+    fused.fused_away_grad = grad
+    temps = {n: Value(f"{name}_{n}", shape, dtype, "temp")
+             for n, (shape, dtype) in op.backward_temps(params, [away.shape], [away.dtype]).items()}
+    new_values.extend([grad, *temps.values()])
+    steps.append(Step(name, op, "backward", params, [None], [y], None, [out_grad], [grad], [False], temps,
+                      input_shapes=[away.shape]))
+    return grad

@@ -35,8 +35,12 @@ class PlannedValue:
 class MemoryReport:
     naive_bytes: int  # every internal value of the unfused forward+backward graph in its own buffer
     planned_bytes: int  # the internal regions of the workspace, as planned
-    lower_bound_bytes: int  # the most bytes live at one step of this schedule: no plan uses less
+    # The most bytes live at one step, least over the schedules the executor could run (this
+    # one and the unfused graph's): no plan uses less.
+    lower_bound_bytes: int
     lower_bound_aligned_bytes: int  # the same, with every buffer rounded up to the 256-byte alignment
+    schedule_bound_bytes: int  # the most bytes live at one step of this schedule (>= lower_bound_bytes)
+    schedule_bound_aligned_bytes: int
     workspace_bytes: int  # the whole allocation: arguments, gradients and internal values
     algorithm: str  # the offset assignment kept: greedy, breadth, mxnet, search, bounded or none
     mirror: bool
@@ -48,14 +52,19 @@ class MemoryReport:
         lines = [f"memory plan ({'training' if self.training else 'inference'}, {self.algorithm}"
                  f"{', mirror' if self.mirror else ''}): internal values {self.planned_bytes} bytes planned, "
                  f"{self.naive_bytes} naive, lower bound {self.lower_bound_bytes} "
-                 f"({self.lower_bound_aligned_bytes} aligned) at {self.peak_step}; workspace {self.workspace_bytes} "
-                 "bytes"]
+                 f"({self.lower_bound_aligned_bytes} aligned{self._own_bound()}) at {self.peak_step}; workspace "
+                 f"{self.workspace_bytes} bytes"]
         for v in self.values:
             shared = f" shares with {', '.join(v.shares_with)}" if v.shares_with else ""
             inplace = f" (in place over {v.inplace_over})" if v.inplace_over else ""
             lines.append(f"  {v.name:<30} {v.kind:<9} {v.dtype:<8} {str(v.shape):<14} {v.nbytes:>10} B @ {v.offset:>10}"
                          f"  [{v.first_step} .. {v.last_step}]{inplace}{shared}")
         return "\n".join(lines)
+
+    def _own_bound(self) -> str:
+        if self.schedule_bound_bytes == self.lower_bound_bytes:
+            return ""
+        return f"; {self.schedule_bound_bytes} for this schedule"
 
 
 def memory_report(program: Program, workspace: Workspace, mirror: bool) -> MemoryReport:
@@ -75,6 +84,7 @@ def memory_report(program: Program, workspace: Workspace, mirror: bool) -> Memor
                                        plan.label(first), plan.label(last), tuple(shares), inplace_over.get(id(v))))
     return MemoryReport(
         naive_bytes=plan.naive_bytes, planned_bytes=plan.planned_bytes, lower_bound_bytes=plan.lower_bound_bytes,
-        lower_bound_aligned_bytes=plan.lower_bound_aligned_bytes, workspace_bytes=workspace.nbytes,
+        lower_bound_aligned_bytes=plan.lower_bound_aligned_bytes, schedule_bound_bytes=plan.schedule_bound_bytes,
+        schedule_bound_aligned_bytes=plan.schedule_bound_aligned_bytes, workspace_bytes=workspace.nbytes,
         algorithm=plan.algorithm, mirror=mirror, training=bool(program.backward_steps),
         peak_step=plan.label(plan.peak_position), values=tuple(values))

@@ -1,5 +1,10 @@
 """FullyConnected: ``out = data @ weight.T + bias`` (MXNet semantics), with an optional fused
-activation epilogue chosen by the executor's fusion pass."""
+activation epilogue chosen by the executor's fusion pass.
+
+Its backward is two plain products and a column sum. A fused activation's gradient is not
+applied here: the executor has the step after this one finish it (the grad epilogue
+below, when that step is a FullyConnected reading this output), or runs the activation's
+own backward first."""
 
 from __future__ import annotations
 
@@ -64,21 +69,36 @@ def _forward(a: ForwardArgs):
 
 def _backward(a: BackwardArgs):
     p = a.params
-    act, slope = a.epilogue or ("none", 0.0)
     data, weight = a.inputs[0], a.inputs[1]
     grad_data = a.in_grads[0]
     grad_bias = None if p["no_bias"] else a.in_grads[2]
+    finish = a.grad_epilogue
     return kernels.plan_fully_connected_backward(
-        a.out_grads[0], _matrix_view(data, p["flatten"]), weight, out=a.outputs[0], act=act, slope=slope,
+        a.out_grads[0], _matrix_view(data, p["flatten"]), weight,
         grad_x=None if grad_data is None else _matrix_view(grad_data, p["flatten"]),
         grad_weight=a.in_grads[1], grad_bias=grad_bias,
         accumulate_x=a.accumulate[0], accumulate_weight=a.accumulate[1],
-        accumulate_bias=False if p["no_bias"] else a.accumulate[2], precision=p["precision"])
+        accumulate_bias=False if p["no_bias"] else a.accumulate[2], precision=p["precision"],
+        input_act=finish.act if finish else "none", input_slope=finish.slope if finish else 0.0,
+        input_grad_bias=finish.bias_grad if finish else None,
+        input_partials=a.temps.get("bias partials"), accumulate_input_bias=finish.accumulate_bias if finish else False)
 
 
 def _backward_needs(p, epilogue):
-    # dx needs the weight, dw needs the data; a fused activation's gradient needs the output.
-    return (0, 1), ((0,) if epilogue else ())
+    # dx needs the weight, dw needs the data (and a grad epilogue reads the data too); a
+    # fused activation's gradient is not computed here.
+    return (0, 1), ()
+
+
+def _grad_epilogue_inputs(p, shapes):
+    # The data's gradient, when the data's last axis is the matrix's (for the bias sums).
+    data = shapes[0]
+    return (0,) if not p["flatten"] or size(data[1:]) == data[-1] else ()
+
+
+def _grad_epilogue_temps(p, shapes, dtypes):
+    data = shapes[0]
+    return {"bias partials": kernels.bias_partials(size(data) // max(data[-1], 1), data[-1], dtypes[0])}
 
 
 register(OpDef(
@@ -102,4 +122,7 @@ register(OpDef(
     backward=_backward,
     backward_needs=_backward_needs,
     accepts_epilogue=True,
+    bias_input=lambda p: None if p["no_bias"] else 2,
+    grad_epilogue_inputs=_grad_epilogue_inputs,
+    grad_epilogue_temps=_grad_epilogue_temps,
 ))

@@ -14,7 +14,11 @@ the executor know operators only through this table. An entry declares, side by 
   (``inplace``), which input gradient over which output gradient or saved value
   (``backward_inplace``), and whether recomputing the forward is cheap enough for the
   ``mirror`` option (``cheap``);
-- fusion: an activation may become the epilogue of the operator before it;
+- fusion: an activation may become the epilogue of the operator before it; in backward
+  that activation's gradient (and the bias gradient of the operator it is fused into) may
+  be finished in the epilogue of the operator after it, which computes that gradient
+  anyway (``grad_epilogue_inputs``, ``bias_input``): both products of a FullyConnected's
+  backward then stay plain, and the activation's output need not outlive the step after it;
 - scratch buffers a forward or backward needs while it runs (``forward_temps``,
   ``backward_temps``): planned like every other value, live only during that step;
 - a forward that differs when training (``forward_in_training``: built twice, with
@@ -243,6 +247,22 @@ class ForwardArgs:
 
 
 @dataclass
+class GradEpilogue:
+    """Input ``input``'s gradient, finished in this backward's epilogue for the operator
+    that produced that input: times ``act'`` of the input (the output of that operator's
+    fused activation ``act``, ``slope``), and that operator's bias gradient, the column sum
+    of the finished gradient over its rows, written (or with ``accumulate_bias``, added)
+    into ``bias_grad`` (None: not wanted). The executor gives the rule tensors; the
+    program holds ``Value``s."""
+
+    input: int
+    act: str
+    slope: float
+    bias_grad: Any = None
+    accumulate_bias: bool = False
+
+
+@dataclass
 class BackwardArgs:
     """What a backward rule gets at bind.
 
@@ -268,6 +288,9 @@ class BackwardArgs:
     node: str = ""  # the node's name, as in ForwardArgs
     # Every input's shape, also of inputs whose values backward does not read (Concat's widths).
     input_shapes: list[tuple] = field(default_factory=list)
+    # Set when the operator declares ``grad_epilogue_inputs`` and the executor chose to use it;
+    # ``temps`` then also holds what ``grad_epilogue_temps`` asked for.
+    grad_epilogue: GradEpilogue | None = None
 
 
 @dataclass
@@ -304,6 +327,16 @@ class OpDef:
     # An activation that can run inside the preceding operator's epilogue: (act, slope).
     epilogue: Callable[[dict], tuple[str, float] | None] = lambda params: None
     accepts_epilogue: bool = False
+    # The input of an epilogue-accepting operator whose gradient is the column sum of its
+    # output's gradient over the rows (FullyConnected's bias), or None.
+    bias_input: Callable[[dict], int | None] = lambda params: None
+    # Inputs whose gradient this backward can finish for the operator that produced them
+    # (``BackwardArgs.grad_epilogue``), from the parameters and the inputs' shapes; for a
+    # bias sum, that input's last axis must be the one the sum keeps. Its scratch buffers:
+    # ``grad_epilogue_temps`` (when the bias gradient is wanted), like ``backward_temps``.
+    grad_epilogue_inputs: Callable[[dict, list], Sequence[int]] = lambda params, shapes: ()
+    grad_epilogue_temps: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
+        lambda params, shapes, dtypes: {}
     # Scratch buffers by name, {name: (shape, dtype)}, from the parameters and the inputs'
     # shapes and dtypes; the rule receives them as ``temps``, live only during its step.
     forward_temps: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \

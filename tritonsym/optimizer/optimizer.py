@@ -87,7 +87,8 @@ class Optimizer:
     def __init__(self, learning_rate: float = 0.01, wd: float = 0.0, rescale_grad: float = 1.0,
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
                  begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None,
-                 multi_precision: bool | None = None, loss_scale: "str | float | LossScaler | None" = None):
+                 multi_precision: bool | None = None, loss_scale: "str | float | LossScaler | None" = None,
+                 state_dtype: str | None = None):
         owner = type(self).__name__
         self.lr = _number(owner, "learning_rate", learning_rate, 0.0)
         self.wd = _number(owner, "wd", wd, 0.0)
@@ -101,6 +102,10 @@ class Optimizer:
         if multi_precision is not None and not isinstance(multi_precision, bool):
             raise ParamError(f"{owner}: multi_precision={multi_precision!r} must be True or False")
         self._multi_precision = multi_precision
+        if state_dtype not in (None, "float32"):
+            raise ParamError(f"{owner}: state_dtype={state_dtype!r} must be None (each state in its parameter's "
+                             "dtype, as torch.optim keeps them) or 'float32'")
+        self.state_dtype = state_dtype
         self.loss_scaler = loss_scaler_from(owner, loss_scale)
         if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
             lr_scheduler.base_lr = self.lr
@@ -169,6 +174,15 @@ class Optimizer:
     def state_names(self, dtype: torch.dtype) -> tuple[str, ...]:
         """Per-element state buffers of a region of ``dtype`` parameters, each the size of the region."""
         return ("master",) if self.multi_precision and dtype in kernels.HALF_DTYPES else ()
+
+    def state_dtype_for(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype of the states (momentum, Adam's moments) of ``dtype`` parameters: the
+        parameter's own, as torch.optim keeps them, unless ``state_dtype='float32'`` or
+        ``multi_precision`` (MXNet's: a float32 master copy and float32 states) asks for
+        float32. A master copy is always float32."""
+        if dtype in kernels.HALF_DTYPES and (self.state_dtype == "float32" or self.multi_precision):
+            return torch.float32
+        return dtype
 
     def warn_if_updates_may_vanish(self, dtype: torch.dtype) -> None:
         """MXNet's warning for half-precision parameters updated without a master copy,
@@ -242,6 +256,8 @@ class Optimizer:
 
     def _config(self) -> dict:
         given = {} if self._multi_precision is None else dict(multi_precision=self._multi_precision)
+        if self.state_dtype is not None:
+            given["state_dtype"] = self.state_dtype
         if self.loss_scaler is not None:
             given["loss_scale"] = self.loss_scaler
         return dict(learning_rate=self.lr, wd=self.wd, rescale_grad=self.rescale_grad,
@@ -266,7 +282,7 @@ class SGD(Optimizer):
         return (("momentum",) if self.momentum > 0 else ()) + super().state_names(dtype)
 
     def create_state(self, index, weight):
-        return torch.zeros(weight.shape, dtype=kernels.compute_dtype(weight.dtype), device=weight.device) \
+        return torch.zeros(weight.shape, dtype=self.state_dtype_for(weight.dtype), device=weight.device) \
             if self.momentum > 0 else None
 
     def update(self, index, weight, grad, state):
@@ -311,9 +327,9 @@ class Adam(Optimizer):
         return ("mean", "var") + super().state_names(dtype)
 
     def create_state(self, index, weight):
-        ct = kernels.compute_dtype(weight.dtype)
-        return (torch.zeros(weight.shape, dtype=ct, device=weight.device),
-                torch.zeros(weight.shape, dtype=ct, device=weight.device))
+        dtype = self.state_dtype_for(weight.dtype)
+        return (torch.zeros(weight.shape, dtype=dtype, device=weight.device),
+                torch.zeros(weight.shape, dtype=dtype, device=weight.device))
 
     def update(self, index, weight, grad, state):
         """One Adam step on one tensor with the flat update's kernel; the step number is this

@@ -3,7 +3,9 @@
 ``FlatUpdater`` builds, once, the chunk table of every trainable parameter (with its
 ``lr_mult`` / ``wd_mult``), the state buffers (one flat buffer per state, laid out like the
 parameter region) and the launch. ``step()`` then advances the update counter, writes
-the step's scalars into the small ``hyper`` tensor when they change, and runs the launch.
+the step's scalars into the small ``hyper`` tensor when they change (Adam's update number
+is advanced on the device, and its bias corrections computed there: no copy per step),
+and runs the launch.
 With an executor bound with ``cuda_graph=True`` the launches replay as one graph (or join
 the step's single graph through ``Executor.forward_backward(then=updater.launch_all)``);
 the scalars are written before it, outside the graph, so a schedule still changes the rate.
@@ -38,7 +40,9 @@ class _Group:
         self.chunks = kernels.chunk_table(segments, region.weights.numel(), region.dtype, device)
         optimizer.warn_if_updates_may_vanish(region.dtype)
         # A zero-filled master copy is a valid start: the kernel adopts the weights (ops/optimizer.py).
-        self.states = {s: torch.zeros(region.weights.numel(), dtype=ct, device=device)
+        # States in the parameters' dtype unless the optimizer asks for float32 (state_dtype_for).
+        self.states = {s: torch.zeros(region.weights.numel(), device=device,
+                                      dtype=ct if s == "master" else optimizer.state_dtype_for(region.dtype))
                        for s in optimizer.state_names(region.dtype)}
         self.hyper = torch.zeros(len(optimizer.hyper_slots), dtype=ct, device=device)
         # Host values are written into this buffer in place (no tensor per step), then copied
@@ -50,7 +54,13 @@ class _Group:
                                                                                            self.chunks, scaler)
         scaled = {} if scaler is None else {"scaler": scaler}  # an optimizer's plan() need not take scaler=
         self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper, **scaled)
-        self.written: list[float] | None = None
+        # An update number in the scalars (Adam's step) is advanced on the device, first
+        # thing in each update, so the host need not write it every step.
+        slots = optimizer.hyper_slots
+        self.step_slot = slots.index("step") if "step" in slots else None
+        self.advance_launches = [] if self.step_slot is None else kernels.plan_advance_step(self.hyper,
+                                                                                            self.step_slot)
+        self.written: list[float] | None = None  # the scalars last written, the step left out
 
 
 class FlatUpdater:
@@ -71,6 +81,7 @@ class FlatUpdater:
         self.param_names = [name for g in self.groups for name, _, _ in g.region.members]
         self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
         self.phases = executor.phases
+        self._prepared: int | None = None  # the update number the last prepare() wrote for
 
     @staticmethod
     def _bind_scaler(optimizer: Optimizer, executor) -> kernels.LossScaleState | None:
@@ -105,20 +116,28 @@ class FlatUpdater:
         (``Executor.forward_backward(then=updater.launch_all)``) while the scalars, host
         values, stay outside it."""
         opt = self.optimizer
+        # The device's step is this update's number less one, as the last update left it,
+        # unless the count was set since (a checkpoint loaded, begin_num_update).
+        in_step = opt.num_update == self._prepared
         opt.num_update += 1
+        self._prepared = opt.num_update
         values = opt.hyper(opt.num_update)
         row = [float(values[k]) for k in opt.hyper_slots]
         for group in self.groups:
-            if row != group.written:  # a host-to-device copy only when a scalar changed
+            steady = [v for k, v in enumerate(row) if k != group.step_slot]
+            if steady != group.written or not in_step:  # a host-to-device copy only when a scalar changed
+                if group.step_slot is not None:
+                    row[group.step_slot] = opt.num_update - 1  # launch_all advances it first
                 group.host.numpy()[:] = row
                 if group.host is not group.hyper:
                     group.hyper.copy_(group.host)
-                group.written = row
+                group.written = steady
 
     def launch_all(self) -> None:
         """The update's launches, one per dtype, with the scalars ``prepare`` wrote last (with
         a loss scaler: every dtype's overflow count first, the scale's adjustment last)."""
         for group in self.groups:
+            run(group.advance_launches)
             run(group.count_launches)
         for group in self.groups:
             run(group.launches)
@@ -168,8 +187,10 @@ class FlatUpdater:
         for key, (group, state, start, size) in expected.items():
             value = states.get(key)
             if value is not None and (value.numel() != size or value.dtype != group.states[state].dtype):
+                hint = ("; these states were kept in float32: pass state_dtype='float32' to the optimizer"
+                        if value.dtype == torch.float32 and group.states[state].dtype != torch.float32 else "")
                 raise ParamError(f"optimizer state {key!r}: {value.numel()} elements of {value.dtype}, expected "
-                                 f"{size} of {group.states[state].dtype}")
+                                 f"{size} of {group.states[state].dtype}{hint}")
         # A loss scale left out (states saved without one) starts from the scaler's init_scale.
         scaler_states = {k: states[k] for k in ("loss_scale", "loss_scale_counters") if self.scaler and k in states}
         for key, value in scaler_states.items():
