@@ -139,24 +139,37 @@ def _tma_shared_bytes(config, element_size: int) -> int:
     return _stage_bytes(config, element_size) + k["BLOCK_M"] * k["BLOCK_N"] // 2 * element_size
 
 
-def _prune_forward(configs, named_args, **kwargs):
-    """Without TMA descriptors, the pointer kernel's configs; with them, the TMA configs of
-    the descriptors' tile that fit in shared memory as well (the autotuner races both), or
-    only the first TMA config where nothing is raced (interpreter, TRITONSYM_AUTOTUNE=0)."""
-    x_desc = named_args["X_DESC"]
-    plain = [c for c in configs if not c.kwargs["TMA"]]
-    if x_desc is None:
-        return _prune(plain, named_args, **kwargs)
-    size = x_desc.base.element_size()
-    tile = (x_desc.block_shape[0], named_args["W_DESC"].block_shape[0], x_desc.block_shape[1])
-    tma = [c for c in configs if c.kwargs["TMA"]
-           and tile == (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"])
-           and (INTERPRET or _tma_shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
-    if not tma:
-        raise KernelArgumentError(f"fully_connected_forward: no TMA config has the descriptors' tile {tile}")
-    if INTERPRET or not AUTOTUNE:
-        return tma[:1]
-    return _prune(plain, named_args, **kwargs) + tma
+def _tma_prune(first: str, tile_of):
+    """An early prune for a kernel with a TMA path: without descriptors (``first`` None), the
+    pointer kernel's configs; with them, the TMA configs of the descriptors' tile
+    (``tile_of(named_args)``: BLOCK_M, BLOCK_N, BLOCK_K) that fit in shared memory as well
+    (the autotuner races both), or only the first TMA config where nothing is raced
+    (interpreter, TRITONSYM_AUTOTUNE=0)."""
+    def prune(configs, named_args, **kwargs):
+        desc = named_args[first]
+        plain = [c for c in configs if not c.kwargs["TMA"]]
+        if desc is None:
+            return _prune(plain, named_args, **kwargs)
+        size = desc.base.element_size()
+        tile = tile_of(named_args)
+        tma = [c for c in configs if c.kwargs["TMA"]
+               and tile == (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"])
+               and (INTERPRET or _tma_shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
+        if not tma:
+            raise KernelArgumentError(f"fully_connected: no TMA config has the descriptors' tile {tile}")
+        if INTERPRET or not AUTOTUNE:
+            return tma[:1]
+        return _prune(plain, named_args, **kwargs) + tma
+    return prune
+
+
+# Each kernel's tile from its descriptors' block shapes (see _tma_descriptors and _backward_descriptors).
+_prune_forward = _tma_prune("X_DESC", lambda a: (a["X_DESC"].block_shape[0], a["W_DESC"].block_shape[0],
+                                                 a["X_DESC"].block_shape[1]))
+_prune_input = _tma_prune("DY_DESC", lambda a: (a["DY_DESC"].block_shape[0], a["W_DESC"].block_shape[1],
+                                                a["DY_DESC"].block_shape[1]))
+_prune_weight = _tma_prune("X_DESC", lambda a: (a["X_DESC"].block_shape[1], a["DY_DESC"].block_shape[1],
+                                                a["X_DESC"].block_shape[0]))
 
 
 def _autotune(restore: list[str], configs=None, prune=_prune, key=()):
@@ -295,40 +308,20 @@ def _fc_forward_kernel(
 PARTIAL_ROWS = 32
 
 
-@_autotune(restore=["DX"])
 @triton.jit
-def _fc_backward_input_kernel(
-    DY, W, DX, Z, P, slope: tl.float64, M, N, K,
-    dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k, z_stride_m, z_stride_k,
-    p_stride_r, p_stride_k,
-    INPUT_ACT: tl.constexpr, PARTIALS: tl.constexpr, PART_ROWS: tl.constexpr, PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-):
-    """Each program computes a BLOCK_M x BLOCK_N tile of dx = dy @ w, a plain product
-    reducing over N in steps of BLOCK_K (the tile runs over x's K columns). The epilogue
-    may finish the gradient of the operator that produced x (z = x = act(...)): times
-    act'(z), and the column sums of each PARTIAL_ROWS rows of that into P, from which
-    that operator's bias gradient is summed (cuBLASLt's DRELU_BGRAD epilogue); PART_ROWS
-    is PARTIAL_ROWS."""
-    pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
+def _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m, z_stride_k,
+                         p_stride_r, p_stride_k, INPUT_ACT: tl.constexpr, PARTIALS: tl.constexpr,
+                         PART_ROWS: tl.constexpr, ACCUMULATE: tl.constexpr,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Write (or add) a BLOCK_M x BLOCK_N tile of dx, first finished for the operator that
+    produced x (z = x = act(...)): times act'(z), and the column sums of each PART_ROWS
+    rows of that into P, from which that operator's bias gradient is summed."""
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-    rn = tl.arange(0, BLOCK_K)
-    ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-    dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-    w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
-    for n in range(0, N, BLOCK_K):
-        dy = tl.load(dy_ptrs, mask=(rm[:, None] < M) & (rn[None, :] + n < N), other=0.0)
-        w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
-        acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
-        dy_ptrs += BLOCK_K * dy_stride_n
-        w_ptrs += BLOCK_K * w_stride_n
     mask = (rm[:, None] < M) & (rk[None, :] < K)
     if INPUT_ACT != "none":
-        z = tl.load(Z + rm[:, None] * z_stride_m + rk[None, :] * z_stride_k, mask=mask, other=0.0).to(ACC)
-        acc = acc * act_grad_from_output(z, INPUT_ACT, slope.to(ACC))
+        z = tl.load(Z + rm[:, None] * z_stride_m + rk[None, :] * z_stride_k, mask=mask, other=0.0).to(acc.dtype)
+        acc = acc * act_grad_from_output(z, INPUT_ACT, slope.to(acc.dtype))
     if PARTIALS:
         # Rows past M are zero products, unless w holds NaN: then the real rows are NaN too,
         # but the sums take only the real ones.
@@ -339,33 +332,104 @@ def _fc_backward_input_kernel(
     store_result(DX, rm[:, None] * dx_stride_m + rk[None, :] * dx_stride_k, acc, mask, ACCUMULATE)
 
 
-@_autotune(restore=["DW"])
+@_autotune(restore=["DX"], configs=_forward_configs(), prune=_prune_input, key=["TMA_READY"])
 @triton.jit
-def _fc_backward_weight_kernel(
-    DY, X, DW, M, N, K,
-    dy_stride_m, dy_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k,
-    PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr,
+def _fc_backward_input_kernel(
+    DY, W, DX, Z, P, DY_DESC, W_DESC, slope: tl.float64, M, N, K,
+    dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k, z_stride_m, z_stride_k,
+    p_stride_r, p_stride_k,
+    INPUT_ACT: tl.constexpr, PARTIALS: tl.constexpr, PART_ROWS: tl.constexpr, PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr, TMA_READY: tl.constexpr, TMA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Each program computes a BLOCK_M x BLOCK_N tile of dw.T = x.T @ dy over (K, N), a
-    plain product reducing over the M rows in steps of BLOCK_K: both operands are loaded
-    as they are, so the pipeliner copies them ahead of the products."""
-    pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
-    rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-    rm = tl.arange(0, BLOCK_K)
-    ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
-    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-    dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-    x_ptrs = X + rk[:, None] * x_stride_k + rm[None, :] * x_stride_m
-    for m in range(0, M, BLOCK_K):
-        dy = tl.load(dy_ptrs, mask=(rm[:, None] + m < M) & (rn[None, :] < N), other=0.0)
-        x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
-        acc = _mma(_operand(x, UPCAST), _operand(dy, UPCAST), acc, PRECISION)
-        dy_ptrs += BLOCK_K * dy_stride_m
-        x_ptrs += BLOCK_K * x_stride_m
-    store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
-                 (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
+    """dx = dy @ w, a plain product reducing over N in steps of BLOCK_K (a tile runs over
+    x's K columns), finished by ``_input_grad_epilogue`` for the operator before (cuBLASLt's
+    DRELU_BGRAD epilogue; PART_ROWS is PARTIAL_ROWS). Under a TMA config (the descriptors
+    exist: TMA_READY) persistent, with dy and w tiles copied in by TMA; else one tile per
+    program through pointers."""
+    if TMA:
+        tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(K, BLOCK_N)
+        step = tl.num_programs(0)
+        tile_out = tl.program_id(0) - step  # the epilogue's own counter, as in _fc_forward_tma
+        for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
+            pid_m, pid_k = _tile(tile, M, K, BLOCK_M, BLOCK_N, GROUP_M)
+            acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+            for n in range(0, tl.cdiv(N, BLOCK_K)):
+                dy = DY_DESC.load([pid_m * BLOCK_M, n * BLOCK_K])
+                w = W_DESC.load([n * BLOCK_K, pid_k * BLOCK_N])
+                acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
+            tile_out += step
+            pid_m, pid_k = _tile(tile_out, M, K, BLOCK_M, BLOCK_N, GROUP_M)
+            _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
+                                 z_stride_k, p_stride_r, p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
+                                 BLOCK_M, BLOCK_N)
+    else:
+        pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
+        rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+        rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+        rn = tl.arange(0, BLOCK_K)
+        ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
+        acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+        dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
+        w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
+        for n in range(0, N, BLOCK_K):
+            dy = tl.load(dy_ptrs, mask=(rm[:, None] < M) & (rn[None, :] + n < N), other=0.0)
+            w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
+            acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
+            dy_ptrs += BLOCK_K * dy_stride_n
+            w_ptrs += BLOCK_K * w_stride_n
+        _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
+                             z_stride_k, p_stride_r, p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
+                             BLOCK_M, BLOCK_N)
+
+
+@_autotune(restore=["DW"], configs=_forward_configs(), prune=_prune_weight, key=["TMA_READY"])
+@triton.jit
+def _fc_backward_weight_kernel(
+    DY, X, DW, X_DESC, DY_DESC, M, N, K,
+    dy_stride_m, dy_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k,
+    PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr, TMA_READY: tl.constexpr,
+    TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """A BLOCK_M x BLOCK_N tile of dw.T = x.T @ dy over (K, N), a plain product reducing
+    over the M rows in steps of BLOCK_K: both operands loaded as they are, so the pipeliner
+    copies them ahead of the products. Under a TMA config persistent, with x and dy tiles
+    copied in by TMA (x's read transposed from shared memory); else through pointers."""
+    if TMA:
+        tiles = tl.cdiv(K, BLOCK_M) * tl.cdiv(N, BLOCK_N)
+        step = tl.num_programs(0)
+        tile_out = tl.program_id(0) - step
+        for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
+            pid_k, pid_n = _tile(tile, K, N, BLOCK_M, BLOCK_N, GROUP_M)
+            acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+            for m in range(0, tl.cdiv(M, BLOCK_K)):
+                x = X_DESC.load([m * BLOCK_K, pid_k * BLOCK_M])
+                dy = DY_DESC.load([m * BLOCK_K, pid_n * BLOCK_N])
+                acc = _mma(_operand(x, UPCAST).T, _operand(dy, UPCAST), acc, PRECISION)
+            tile_out += step
+            pid_k, pid_n = _tile(tile_out, K, N, BLOCK_M, BLOCK_N, GROUP_M)
+            rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+            rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+            store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
+                         (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
+    else:
+        pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
+        rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+        rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+        rm = tl.arange(0, BLOCK_K)
+        ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
+        acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+        dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
+        x_ptrs = X + rk[:, None] * x_stride_k + rm[None, :] * x_stride_m
+        for m in range(0, M, BLOCK_K):
+            dy = tl.load(dy_ptrs, mask=(rm[:, None] + m < M) & (rn[None, :] < N), other=0.0)
+            x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
+            acc = _mma(_operand(x, UPCAST), _operand(dy, UPCAST), acc, PRECISION)
+            dy_ptrs += BLOCK_K * dy_stride_m
+            x_ptrs += BLOCK_K * x_stride_m
+        store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
+                     (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
 
 
 # Rows and columns of the column-sum kernel's tile: wide enough rows for coalesced loads,
@@ -440,12 +504,8 @@ def plan_fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: to
     x2, y2 = as_2d(fn, "x", x, m, k), as_2d(fn, "out", out, m, n)
     b = bias if bias is not None else weight
     descriptors = _tma_descriptors(x2, weight, y2, options["PRECISION"])
-    programs = persistent_programs(x.device)
-
-    def grid(meta):
-        tiles = triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"])
-        return (min(tiles, programs) if meta["TMA"] else tiles,)
-
+    grid = _grid(lambda meta: triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),
+                 persistent_programs(x.device))
     return [Launch(_fc_forward_kernel, grid,
                    [x2, weight, b, y2, *(descriptors or (None, None, None)), float(slope), m, n, k,
                     *x2.stride(), *weight.stride(), b.stride(0), *y2.stride()],
@@ -467,25 +527,62 @@ def tma_wanted(device: torch.device) -> bool:
 _TMA_MIN_FLOPS = 1 << 30
 
 
+def _tma_ready(flops: int, precision: str, *tensors: torch.Tensor) -> bool:
+    """Whether the TMA path is planned for a product of ``flops`` over these matrices: wanted
+    here, at least 1 GFLOP (unless forced), a tensor-core dtype, no empty matrix, and every
+    row contiguous and 16-byte aligned (TMA's rules for a tensor in global memory)."""
+    first = tensors[0]
+    if not tma_wanted(first.device):
+        return False
+    if TMA_MODE != "1" and flops < _TMA_MIN_FLOPS:
+        return False
+    if not (first.dtype in (torch.float16, torch.bfloat16) or (first.dtype == torch.float32 and precision == "tf32")):
+        return False
+    size = first.element_size()
+    return all(min(t.shape) > 0 and t.stride(1) == 1 and (t.stride(0) * size) % 16 == 0 and t.data_ptr() % 16 == 0
+               for t in tensors)
+
+
+def _descriptor(t: torch.Tensor, block: list[int]):
+    return TensorDescriptor(t, list(t.shape), list(t.stride()), block)
+
+
 def _tma_descriptors(x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, precision: str):
-    """TMA descriptors of x, w and y for the TMA tile, or None where that path is not
-    planned: not wanted here, under 1 GFLOP (unless forced), no tensor-core dtype, an
-    empty matrix, or a row that is not contiguous and 16-byte aligned (TMA's rules for a
-    tensor in global memory)."""
-    if not tma_wanted(x.device):
+    """TMA descriptors of x, w and y for the forward's tile, or None where that path is not
+    planned (``_tma_ready``)."""
+    if not _tma_ready(2 * x.shape[0] * w.shape[0] * x.shape[1], precision, x, w, y):
         return None
-    if TMA_MODE != "1" and 2 * x.shape[0] * w.shape[0] * x.shape[1] < _TMA_MIN_FLOPS:
+    bm, bn, bk = _TMA_TILES[x.element_size()]
+    return _descriptor(x, [bm, bk]), _descriptor(w, [bn, bk]), _descriptor(y, [bm, bn // 2])
+
+
+def _input_descriptors(dy: torch.Tensor, w: torch.Tensor, precision: str):
+    """dx = dy @ w: descriptors of dy (BLOCK_M x BLOCK_K tiles) and w (BLOCK_K x BLOCK_N,
+    read as stored: the reduction runs down its rows), or None."""
+    (m, n), k = dy.shape, w.shape[1]
+    if not _tma_ready(2 * m * n * k, precision, dy, w):
         return None
-    if not (x.dtype in (torch.float16, torch.bfloat16) or (x.dtype == torch.float32 and precision == "tf32")):
+    bm, bn, bk = _TMA_TILES[dy.element_size()]
+    return _descriptor(dy, [bm, bk]), _descriptor(w, [bk, bn])
+
+
+def _weight_descriptors(x: torch.Tensor, dy: torch.Tensor, precision: str):
+    """dw.T = x.T @ dy: descriptors of x (BLOCK_K x BLOCK_M tiles, transposed in shared
+    memory) and dy (BLOCK_K x BLOCK_N), both read as stored, or None."""
+    (m, k), n = x.shape, dy.shape[1]
+    if not _tma_ready(2 * m * n * k, precision, x, dy):
         return None
-    size = x.element_size()
-    for t in (x, w, y):
-        if min(t.shape) == 0 or t.stride(1) != 1 or (t.stride(0) * size) % 16 or t.data_ptr() % 16:
-            return None
-    bm, bn, bk = _TMA_TILES[size]
-    return (TensorDescriptor(x, list(x.shape), list(x.stride()), [bm, bk]),
-            TensorDescriptor(w, list(w.shape), list(w.stride()), [bn, bk]),
-            TensorDescriptor(y, list(y.shape), list(y.stride()), [bm, bn // 2]))
+    bm, bn, bk = _TMA_TILES[x.element_size()]
+    return _descriptor(x, [bk, bm]), _descriptor(dy, [bk, bn])
+
+
+def _grid(tiles_of, programs: int):
+    """A launch grid: one program per tile, or a persistent one (at most ``programs``) under
+    a TMA config."""
+    def grid(meta):
+        tiles = tiles_of(meta)
+        return (min(tiles, programs) if meta["TMA"] else tiles,)
+    return grid
 
 
 def fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -573,10 +670,13 @@ def plan_fully_connected_backward(
     if grad_weight is not None:
         x2 = as_2d(fn, "x", x, m, k)
         dw = prepare_out(fn, "grad_weight", grad_weight, (n, k), grad_out.dtype, grad_out.device)
-        grid = lambda meta: (triton.cdiv(k, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
+        descriptors = _weight_descriptors(x2, dy, options["PRECISION"])
+        grid = _grid(lambda meta: triton.cdiv(k, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),
+                     persistent_programs(dy.device))
         launches.append(Launch(_fc_backward_weight_kernel, grid,
-                               [dy, x2, dw, m, n, k, *dy.stride(), *x2.stride(), dw.stride(0), dw.stride(-1)],
-                               dict(ACCUMULATE=accumulate_weight, **options)))
+                               [dy, x2, dw, *(descriptors or (None, None)), m, n, k, *dy.stride(), *x2.stride(),
+                                dw.stride(0), dw.stride(-1)],
+                               dict(ACCUMULATE=accumulate_weight, TMA_READY=descriptors is not None, **options)))
     if grad_bias is not None:
         db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device)
         launches += plan_column_sum(dy, db, accumulate_bias)
@@ -614,12 +714,14 @@ def _grad_x_launches(fn, dy, x, weight, grad_x, accumulate, input_act, input_slo
             got = "None" if input_partials is None else f"{tuple(input_partials.shape)} {input_partials.dtype}"
             raise KernelArgumentError(f"{fn}: input_partials must be {shape} {dtype} (bias_partials), got {got}")
         parts = input_partials
-    grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(k, meta["BLOCK_N"]),)  # noqa: E731
+    descriptors = _input_descriptors(dy, weight, options["PRECISION"])
+    grid = _grid(lambda meta: triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(k, meta["BLOCK_N"]),
+                 persistent_programs(dy.device))
     launches = [Launch(_fc_backward_input_kernel, grid,
-                       [dy, weight, dx, z, parts, float(input_slope), m, n, k, *dy.stride(), *weight.stride(),
-                        *dx.stride(), *z.stride(), parts.stride(0), parts.stride(-1)],
+                       [dy, weight, dx, z, parts, *(descriptors or (None, None)), float(input_slope), m, n, k,
+                        *dy.stride(), *weight.stride(), *dx.stride(), *z.stride(), parts.stride(0), parts.stride(-1)],
                        dict(INPUT_ACT=input_act, PARTIALS=input_grad_bias is not None, PART_ROWS=PARTIAL_ROWS,
-                            ACCUMULATE=accumulate, **options))]
+                            ACCUMULATE=accumulate, TMA_READY=descriptors is not None, **options))]
     if input_grad_bias is not None:
         launches += plan_column_sum(input_partials, input_grad_bias, accumulate_input_bias)
     return launches

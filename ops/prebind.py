@@ -7,8 +7,9 @@ grid and config on every call (all fixed at bind), so all of that can be done on
 first call goes through the JIT as usual (it compiles, autotunes and returns the
 compiled kernel); on the second, ``prebind`` binds the arguments the way the JIT does
 (its own binder, with the config the autotuner chose for the first call) and returns a
-function that calls the compiled kernel's launcher with them, the call the JIT itself
-makes last. A launch called once (a standalone kernel function) never binds.
+function that calls the compiled kernel's launcher with them (tensors as their addresses),
+the call the JIT itself makes last. A launch called once (a standalone kernel function)
+never binds.
 
 Nothing changes for kernels in the interpreter, for kernels behind a wrapper other than
 ``triton.autotune`` (a ``triton.heuristics`` computes values per call), or while a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import torch
 from triton.runtime import driver
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
@@ -64,6 +66,16 @@ def bind_arguments(binder, grid, args, kwargs: dict, constants: dict) -> tuple[t
     return shape, tuple(bound.values())
 
 
+def as_addresses(values: tuple) -> tuple:
+    """The bound values with each tensor replaced by its device address: the launcher takes
+    an integer for a pointer parameter as it is, where for a tensor it calls ``data_ptr()``
+    and asks the driver what kind of pointer that is, on every call (Triton 3.6 and 3.9
+    alike). The addresses cannot change: a launch's tensors are fixed at bind (the
+    workspace is static), and the first call, through the JIT, checked them. TMA
+    descriptors stay objects: the launcher encodes them into tensor maps per call."""
+    return tuple(v.data_ptr() if isinstance(v, torch.Tensor) else v for v in values)
+
+
 def prebind(launch, compiled, constants: dict) -> Callable[[], None] | None:
     """A no-argument function that launches ``compiled`` (what the JIT returned for the
     first call of ``launch``, with the autotuned ``constants`` of that call) as that call
@@ -76,6 +88,7 @@ def prebind(launch, compiled, constants: dict) -> Callable[[], None] | None:
     device = driver.active.get_current_device()
     binder = fn.device_caches[device][-1]  # (..., target, backend, binder) in every 3.x
     (g0, g1, g2), values = bind_arguments(binder, launch.grid, launch.args, launch.kwargs, constants)
+    values = as_addresses(values)
     launcher, function, metadata = compiled.run, compiled.function, compiled.packed_metadata
     current_device, current_stream = driver.active.get_current_device, driver.active.get_current_stream
 

@@ -1,5 +1,6 @@
-"""FullyConnected's persistent TMA forward (ops/fully_connected.py, ``_fc_forward_tma``)
-against the float64 oracle, and when the planner chooses it.
+"""FullyConnected's persistent TMA forward (ops/fully_connected.py, ``_fc_forward_tma``) and
+the TMA paths of its two backward products against the float64 oracle, and when the
+planner chooses them.
 
 The path is planned on GPUs of compute capability 9+; here it is forced (``TMA_MODE = "1"``,
 what ``TRITONSYM_TMA=1`` sets) so that the interpreter runs it: descriptor loads with
@@ -15,7 +16,7 @@ import pytest
 import torch
 from oracles import fully_connected
 from test_kernels_fully_connected import _operands
-from tolerances import assert_close, poisoned, to_numpy
+from tolerances import assert_close, poisoned, rounded, to_numpy
 from tritonsym.ops import fully_connected as fc
 from tritonsym.ops.prebind import autotuned_constants
 
@@ -33,11 +34,14 @@ def tma(monkeypatch):
     and no tuned config remembered from another test of the same shape."""
     monkeypatch.setattr(fc, "TMA_MODE", "1")
     monkeypatch.setattr(fc, "AUTOTUNE", False)
-    saved = dict(fc._fc_forward_kernel.cache)
-    fc._fc_forward_kernel.cache.clear()
+    kernels = (fc._fc_forward_kernel, fc._fc_backward_input_kernel, fc._fc_backward_weight_kernel)
+    saved = [dict(k.cache) for k in kernels]
+    for k in kernels:
+        k.cache.clear()
     yield
-    fc._fc_forward_kernel.cache.clear()
-    fc._fc_forward_kernel.cache.update(saved)
+    for k, cache in zip(kernels, saved):
+        k.cache.clear()
+        k.cache.update(cache)
 
 
 def _check(y, expected, dtype, precision, what):
@@ -93,6 +97,47 @@ def test_tma_store_stays_inside_an_output_view(rng, tma):
 def _view_at_odd_address(shape, dtype):
     """A tensor one element into its buffer: rows aligned by stride, the start not."""
     return poisoned((shape[0] * shape[1] + 1,), dtype)[1:].view(shape)
+
+
+@pytest.mark.parametrize("dtype,precision", TMA_DTYPES, ids=TMA_IDS)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_tma_backward_matches_the_oracle(rng, tma, m, k, n, dtype, precision):
+    """dx = dy @ w finished for a relu before it (times relu'(x), its bias partial sums and
+    their column sum) and dw = dy.T @ x, both persistent over TMA copies: rows past M and
+    columns past N and K read as zeros, tiles of several programs."""
+    x, w, _ = _operands(rng, m, k, n, dtype)
+    x = x.relu()  # the output of a relu layer before this one
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    shape, acc = fc.bias_partials(m, k, dtype)
+    dx, dw, db, db_before = (poisoned(s, dtype) for s in ((m, k), (n, k), (n,), (k,)))
+    launches = fc.plan_fully_connected_backward(dy, x, w, grad_x=dx, grad_weight=dw, grad_bias=db, input_act="relu",
+                                                input_grad_bias=db_before, input_partials=poisoned(shape, acc),
+                                                precision=precision)
+    for launch in launches:
+        launch()
+    products = [la for la in launches if la.kernel in (fc._fc_backward_input_kernel, fc._fc_backward_weight_kernel)]
+    assert len(products) == 2 and all(la.kwargs["TMA_READY"] and autotuned_constants(la.kernel)["TMA"]
+                                      for la in products), "the TMA paths did not run"
+    gx = (to_numpy(dy) @ to_numpy(w)) * (to_numpy(x) > 0)
+    _check(dx, gx, dtype, precision, "grad_x")
+    _check(db_before, gx.sum(0), dtype, precision, "grad_bias of the layer before")
+    _check(dw, to_numpy(dy).T @ to_numpy(x), dtype, precision, "grad_weight")
+    _check(db, to_numpy(dy).sum(0), dtype, precision, "grad_bias")
+
+
+def test_tma_backward_accumulates(rng, tma):
+    dtype, (m, k, n) = torch.bfloat16, (70, 40, 136)
+    x, w, _ = _operands(rng, m, k, n, dtype)
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    start_x, start_w = rounded(rng.normal(size=(m, k)), dtype), rounded(rng.normal(size=(n, k)), dtype)
+    dx, dw = start_x.clone(), start_w.clone()
+    launches = fc.plan_fully_connected_backward(dy, x, w, grad_x=dx, grad_weight=dw, accumulate_x=True,
+                                                accumulate_weight=True)
+    assert all(la.kwargs["TMA_READY"] for la in launches)
+    for launch in launches:
+        launch()
+    assert_close(dx, to_numpy(start_x) + to_numpy(dy) @ to_numpy(w), dtype, "grad_x")
+    assert_close(dw, to_numpy(start_w) + to_numpy(dy).T @ to_numpy(x), dtype, "grad_weight")
 
 
 @pytest.mark.parametrize("case", ["unaligned rows", "unaligned start", "exact float32", "float64",
@@ -153,8 +198,8 @@ def test_tma_and_pointer_launches_of_one_shape_keep_their_own_configs(rng, tma):
 
 
 def test_a_network_trains_the_same_through_the_tma_forward(rng, tma, monkeypatch):
-    """An MLP bound with the TMA forward computes the outputs and gradients of one bound
-    without it (the backward kernels are the same)."""
+    """An MLP bound with the TMA paths computes the outputs and gradients of one bound
+    without them."""
     import tritonsym as ts
 
     data = ts.sym.Variable("data")
@@ -173,6 +218,9 @@ def test_a_network_trains_the_same_through_the_tma_forward(rng, tma, monkeypatch
         planned = [launch.kwargs["TMA_READY"] for step in exe._program.forward_steps for launch in step.launches
                    if launch.kernel is fc._fc_forward_kernel]
         assert planned == [mode == "1"] * 2, planned
+        products = [launch.kwargs["TMA_READY"] for step in exe._program.backward_steps for launch in step.launches
+                    if launch.kernel in (fc._fc_backward_input_kernel, fc._fc_backward_weight_kernel)]
+        assert products == [mode == "1"] * 4, products  # dx (fc2's finishing relu's) and dw of each
         for name, value in values.items():
             exe.arg_dict[name].copy_(torch.as_tensor(value))
         exe.forward(is_train=True)

@@ -335,3 +335,14 @@ def test_state_dtypes_follow_torch_unless_float32_is_asked_for(options, expected
                 updater.load_state_dict(wide)
     with pytest.raises(ParamError, match="state_dtype='float16' must be None"):
         ts.optimizer.SGD(state_dtype="float16")
+
+
+def test_float16_states_are_float32_unless_param_is_asked_for():
+    adam = ts.optimizer.Adam(multi_precision=False)
+    assert adam.state_dtype_for(torch.float16) == torch.float32  # Adam's v of small gradients would flush
+    assert adam.state_dtype_for(torch.bfloat16) == torch.bfloat16
+    assert adam.state_dtype_for(torch.float64) == torch.float64
+    torch_like = ts.optimizer.Adam(multi_precision=False, state_dtype="param")
+    assert torch_like.state_dtype_for(torch.float16) == torch.float16
+    wide = ts.optimizer.Adam(state_dtype="float32")
+    assert [wide.state_dtype_for(d) for d in (torch.float16, torch.bfloat16, torch.float32)] == [torch.float32] * 3

@@ -40,6 +40,10 @@ def test_binding_orders_every_parameter_as_the_jit_does():
         assert all(named[k] == v for k, v in config.items())
         tiles = triton.cdiv(70, config["BLOCK_M"]) * triton.cdiv(45, config["BLOCK_N"])
         assert grid == (tiles, 1, 1), grid
+        addresses = dict(zip(fn.arg_names, prebind.as_addresses(values)))  # what the pre-bound call passes
+        assert [addresses[k] for k in ("X", "W", "B", "Y")] == pointers
+        assert all(type(addresses[k]) is int for k in ("X", "W", "B", "Y"))
+        assert all(addresses[k] == named[k] for k in named if k not in ("X", "W", "B", "Y"))
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -73,6 +77,7 @@ def test_binding_passes_tma_descriptors_and_the_persistent_grid():
             assert desc.base.data_ptr() == tensor.data_ptr() and list(desc.block_shape) == block, (name, desc)
         assert named["TMA_READY"] is True and named["TMA"] is True
         assert grid == (3, 1, 1), grid
+        assert dict(zip(fn.arg_names, prebind.as_addresses(values)))["X_DESC"] is named["X_DESC"]
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

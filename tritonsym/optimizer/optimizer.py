@@ -78,6 +78,10 @@ def _number(owner: str, name: str, value, low: float, high: float = math.inf, lo
     return float(value)
 
 
+# ``Optimizer(state_dtype=...)``: the default, torch.optim's parameter dtype, float32.
+STATE_DTYPES = (None, "param", "float32")
+
+
 class Optimizer:
     """Base of the optimizers: learning rate (or scheduler), weight decay, gradient scaling
     and clipping, per-argument multipliers, and the update counter."""
@@ -102,9 +106,10 @@ class Optimizer:
         if multi_precision is not None and not isinstance(multi_precision, bool):
             raise ParamError(f"{owner}: multi_precision={multi_precision!r} must be True or False")
         self._multi_precision = multi_precision
-        if state_dtype not in (None, "float32"):
-            raise ParamError(f"{owner}: state_dtype={state_dtype!r} must be None (each state in its parameter's "
-                             "dtype, as torch.optim keeps them) or 'float32'")
+        if state_dtype not in STATE_DTYPES:
+            raise ParamError(f"{owner}: state_dtype={state_dtype!r} must be None (the default: bfloat16 states "
+                             "for bfloat16 parameters, float32 for float16 ones), 'param' (always the parameter's "
+                             "dtype, as torch.optim) or 'float32'")
         self.state_dtype = state_dtype
         self.loss_scaler = loss_scaler_from(owner, loss_scale)
         if isinstance(lr_scheduler, LRScheduler) and lr_scheduler.base_lr is None:
@@ -177,10 +182,16 @@ class Optimizer:
 
     def state_dtype_for(self, dtype: torch.dtype) -> torch.dtype:
         """The dtype of the states (momentum, Adam's moments) of ``dtype`` parameters: the
-        parameter's own, as torch.optim keeps them, unless ``state_dtype='float32'`` or
-        ``multi_precision`` (MXNet's: a float32 master copy and float32 states) asks for
-        float32. A master copy is always float32."""
-        if dtype in kernels.HALF_DTYPES and (self.state_dtype == "float32" or self.multi_precision):
+        parameter's own, as torch.optim keeps them, except float16's by default: float16
+        holds nothing below 6e-8, so Adam's second moment of small gradients flushes to zero
+        and the step explodes (``tritonsym train --dtype float16 --no-multi-precision``
+        diverged to NaN in its first epoch with float16 states). ``state_dtype='param'``
+        keeps float16 states anyway, ``'float32'`` (or ``multi_precision``, MXNet's float32
+        master copy and states) float32 ones for both half dtypes. A master copy is
+        always float32."""
+        if dtype not in kernels.HALF_DTYPES or self.state_dtype == "param" and not self.multi_precision:
+            return dtype
+        if self.state_dtype == "float32" or self.multi_precision or dtype == torch.float16:
             return torch.float32
         return dtype
 
