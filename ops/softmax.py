@@ -4,7 +4,9 @@ A tensor is seen as (outer, axis, inner): a "row" is one (outer, inner) pair and
 ``axis`` elements, so any axis of any strided tensor works without a copy. A row that
 fits one block is read once and written once; wider rows take an online pass (running
 max and rescaled sum, Milakov & Gimelshein 2018) and a second pass that writes, instead
-of spilling registers.
+of spilling registers. In the loops each lane keeps its own running max and sum (its own
+sum of dy * y in backward), so a step is elementwise, with nothing to wait for across
+warps, and the lanes are reduced once per row.
 
 The looped kernels for wide rows are autotuned on a GPU between one program per row and a
 persistent grid (one program per SM, each taking rows in turn) whose first pass asks L2
@@ -123,23 +125,31 @@ def _softmax_forward_kernel(
 
 @triton.jit
 def _max_and_sum(X, x_row, x_strides, start, stop, length, BLOCK_C: tl.constexpr, EVICT: tl.constexpr):
-    """Running max m and sum s of exp(x - m) over columns [start, stop) of one row, BLOCK_C
-    at a time (online: the sum is rescaled when the max grows). ``length`` >= stop - start
-    bounds the loop; EVICT is the loads' eviction policy."""
+    """Max m and sum s of exp(x - m) over columns [start, stop) of one row, BLOCK_C at a
+    time (online: a sum is rescaled when its max grows). Each lane keeps its own running max
+    and sum, so a step is elementwise (one exp an element: exp(-|x - m|) rescales the sum
+    where x is the new max and is the new term elsewhere) and the lanes are reduced across
+    warps once, at the end, not twice a step. ``length`` >= stop - start bounds the loop;
+    EVICT is the loads' eviction policy. A -inf adds nothing; a NaN makes s NaN."""
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
-    m = tl.full((1,), float("-inf"), CT)
-    s = tl.zeros((1,), CT)
+    m = tl.full((BLOCK_C,), float("-inf"), CT)
+    s = tl.zeros((BLOCK_C,), CT)
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
         x = tl.load(X + x_row + col * x_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         x = tl.where(mask, x, float("-inf"))
-        m_new = tl.maximum(m, tl.max(x, 0))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        s = s * tl.exp(m - m_safe) + tl.sum(tl.exp(x - m_safe), 0)
-        m = m_new
-    return m, s
+        # x = -inf: exp(-inf) = 0 whatever m is (and no -inf - -inf)
+        d = tl.exp(-tl.where(x == float("-inf"), float("inf"), tl.abs(x - m)))
+        grows = x > m
+        s = tl.where(grows, s * d + 1.0, s + d)
+        m = tl.where(grows, x, m)
+    row_max = tl.max(m, 0)
+    safe = tl.where(row_max == float("-inf"), 0.0, row_max)
+    # a lane that saw nothing but -inf (and NaN) holds s = 0 (or NaN), unscaled
+    total = tl.sum(tl.where(m == float("-inf"), s, s * tl.exp(m - safe)), 0)
+    return tl.zeros((1,), CT) + row_max, tl.zeros((1,), CT) + total
 
 
 @triton.jit
@@ -272,17 +282,17 @@ def _grad_row_sum(DY, Y, dy_row, y_row, dy_strides, y_strides, start, stop, leng
     """sum(dy) (log-softmax) or sum(dy * y) (softmax) over columns [start, stop) of one row."""
     c = tl.arange(0, BLOCK_C)
     CT = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
-    total = tl.zeros((1,), CT)
+    acc = tl.zeros((BLOCK_C,), CT)  # each lane's own sum: one reduction across warps, at the end
     for c0 in range(0, length, BLOCK_C):
         col = start + c0 + c
         mask = col < stop
         dy = tl.load(DY + dy_row + col * dy_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
         if LOG:
-            total += tl.sum(dy, 0)
+            acc += dy
         else:
             y = tl.load(Y + y_row + col * y_strides[1], mask=mask, other=0.0, eviction_policy=EVICT).to(CT)
-            total += tl.sum(dy * y, 0)
-    return total
+            acc += dy * y
+    return tl.zeros((1,), CT) + tl.sum(acc, 0)
 
 
 @triton.jit
