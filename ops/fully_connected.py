@@ -99,16 +99,18 @@ def _stage_bytes(config, element_size: int) -> int:
 
 def _prune(configs, named_args, **kwargs):
     """float64 and exact float32 have no tensor-core path: large tiles only spill registers
-    (and float64's do not fit in shared memory). Without autotuning, the first config
-    whose tiles surely fit in shared memory."""
+    (and float64's do not fit in shared memory). With autotuning, the configs that can fit
+    in shared memory; without, the first config whose tiles surely fit."""
     first = next(v for v in named_args.values() if isinstance(v, torch.Tensor))
     exact = first.dtype == torch.float64 or (first.dtype == torch.float32 and kwargs.get("PRECISION") == "ieee")
     if exact:
         limit = 64 * 64 if first.dtype == torch.float64 else 128 * 128
         configs = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit] or configs[-1:]
-    if AUTOTUNE:
-        return configs
     size = first.element_size()
+    if AUTOTUNE:
+        # Configs whose pipelined operand tiles alone exceed a program's shared memory cannot
+        # launch: not compiled at all (a cold bind would spend seconds on each).
+        return [c for c in configs if _stage_bytes(c, size) <= _TMA_SHARED_LIMIT] or configs[-1:]
     return [next((c for c in configs if _stage_bytes(c, size) <= _UNTUNED_STAGE_BYTES), configs[-1])]
 
 

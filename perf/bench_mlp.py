@@ -12,7 +12,9 @@ it). PyTorch runs ``torch.optim.SGD(foreach=True)``, eager, with the model under
 Besides the step times the script reports, per network:
 - ``launches``: kernel launches per tritonsym step; ``host us/launch``: the host time of a
   step without the graph over that count (the Python dispatch cost of one pre-built
-  launch); ``graph host us/step``: the host time of a step that replays its graphs;
+  launch); ``graph host us/step``: the host time of a step that replays its graphs; both
+  timed one call at a time with the device idle, so that a full launch queue never makes
+  a call wait for the device;
 - peak device memory of the whole step (parameters, gradients, optimizer state and
   activations: `torch.cuda.max_memory_allocated` from an empty start), tritonsym against
   PyTorch eager, and tritonsym's planned figure (workspace + optimizer state).
@@ -135,18 +137,22 @@ def peak_bytes(setup_and_run) -> int | None:
     return peak
 
 
-def host_us(step, repeats: int = 200) -> float | None:
-    """Host microseconds per call of ``step`` (the device may still be working)."""
+def host_us(step, repeats: int = 100) -> float | None:
+    """Host microseconds of one call of ``step``: the median of calls each made with the
+    device idle (synchronised before, not after). Back-to-back calls would fill the launch
+    queue whenever a step's device time exceeds its host time, and then each call would
+    wait for the device: that measures the device, not the host."""
     if not ON_GPU:
         return None
     step()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
         step()
-    elapsed = time.perf_counter() - start
+        times.append(time.perf_counter() - start)
     torch.cuda.synchronize()
-    return 1e6 * elapsed / repeats
+    return 1e6 * float(np.median(times))
 
 
 def one(sizes, batch, precision, use_compile, rng) -> dict:
@@ -218,7 +224,8 @@ def main() -> None:
              "torch.compile(mode='max-autotune') and the torch step captured as one CUDA graph; `vs best` over the "
              "fastest of those (named). TFLOP/s count "
              "6 flops per multiply-add of the layers. `host us/launch`: host time of a step without the graph "
-             "over its launches; `graph host us/step`: host time of a step that replays its graph. "
+             "over its launches; `graph host us/step`: host time of a step that replays its graph (both the "
+             "median of single calls made with the device idle). "
              "Peak MiB: `torch.cuda.max_memory_allocated` over building and running the step "
              "(parameters, gradients, optimizer state, activations); planned: tritonsym's workspace plus "
              "optimizer state as planned at bind.")

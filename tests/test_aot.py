@@ -67,3 +67,22 @@ def test_untuned_fully_connected_configs_fit_in_hopper_shared_memory():
     assert len(rows) == 12
     too_big = [what for what, shared in rows if int(shared) > 227 * 1024]
     assert not too_big, too_big
+
+
+def test_autotuning_never_compiles_a_config_that_cannot_fit_in_shared_memory():
+    """A config whose pipelined operand tiles alone exceed a Hopper program's shared memory
+    cannot launch: the prune drops it before anything is compiled (float32's 128x256x64 at
+    3 stages needs 288 KiB), and keeps every other (all of them in float16)."""
+    out = _run("""
+        import torch
+        from tritonsym.ops import aot, fully_connected as fc
+        for dt in (torch.float32, torch.float16):
+            t = lambda *shape: torch.empty(shape, dtype=dt)
+            (launch,) = fc.plan_fully_connected_forward(t(512, 512), t(512, 512), None, t(512, 512), precision="tf32")
+            kept = aot.configs(launch)
+            too_big = [c for c in fc._configs() if fc._stage_bytes(c, dt.itemsize) > fc._TMA_SHARED_LIMIT]
+            shape = lambda c: (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.num_stages)
+            print(dt, len(kept), len(fc._configs()), len(too_big), {shape(c) for c in too_big}.isdisjoint(
+                shape(c) for c in kept))
+    """, TRITONSYM_AUTOTUNE="1")
+    assert out.split("\n")[:2] == ["torch.float32 7 8 1 True", "torch.float16 8 8 0 True"], out
