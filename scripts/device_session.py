@@ -31,8 +31,9 @@ results made under the suite's 16 workers never reach a benchmark, and a second 
 the same machine reuses what the first compiled.
 
 Phase limits are sized from measured cold-compile costs
-(``perf/results/compile-cost-sm90-triton-3.9.md``: about 1.4 s per FullyConnected config,
-0.15 s per other kernel variant, compiled for sm_90 from an empty cache) and from the
+(``perf/results/compile-cost-sm90-triton-3.9.md``: about 0.6-1.2 s per FullyConnected
+config (1.4 s when first measured), 0.1-0.2 s per elementwise variant, 1-1.6 s per
+attention variant, compiled for sm_90 from an empty cache) and from the
 number of variants each phase compiles (the suite launches about 1,480 distinct kernel
 specializations, 325 of them FullyConnected: about 500 s of compiling over 16 workers);
 each limit's reasoning is beside it below. ``summary.md`` records every phase's real
