@@ -74,7 +74,31 @@ def _fc_case(dtype, precision: str, m: int, n: int, k: int, tol: float) -> str:
     g64 = dy64 * (y64 > 0)
     name = f"{str(dtype).removeprefix('torch.')}{'/' + precision if precision != 'ieee' else ''} {m}x{n}x{k}"
     return ", ".join([_close(f"{name} y", y, y64, tol), _close("dx", dx, g64 @ w64, tol),
-                      _close("dw", dw, g64.T @ x64, tol), _close("db", db, g64.sum(0), tol)])
+                      _close("dw", dw, g64.T @ x64, tol), _close("db", db, g64.sum(0), tol),
+                      _epilogue_case(xd.relu(), wd, dyd, precision, tol)])
+
+
+def _epilogue_case(x, w, dy, precision: str, tol: float) -> str:
+    """The backward as a network runs it: dx finished for a relu layer before (x is its
+    output) with that layer's bias summed from 32-row partials, dw, and db as a column sum."""
+    import torch
+    from tritonsym.ops import fully_connected as fc
+
+    (m, k), n = x.shape, w.shape[0]
+    shape, acc = fc.bias_partials(m, k, x.dtype)
+    dx, dw = torch.empty_like(x), torch.empty_like(w)
+    db, db_before = torch.empty(n, device=x.device, dtype=x.dtype), torch.empty(k, device=x.device, dtype=x.dtype)
+    launches = fc.plan_fully_connected_backward(dy, x, w, grad_x=dx, grad_weight=dw, grad_bias=db, input_act="relu",
+                                                input_grad_bias=db_before,
+                                                input_partials=torch.empty(shape, dtype=acc, device=x.device),
+                                                precision=precision)
+    for launch in launches:
+        launch()
+    x64, w64, dy64 = (t.double().cpu() for t in (x, w, dy))
+    gx = (dy64 @ w64) * (x64 > 0)
+    tma = [la.kwargs["TMA_READY"] for la in launches if "TMA_READY" in la.kwargs]
+    return ", ".join([_close(f"epilogue (TMA {tma}) dx", dx, gx, tol), _close("bias before", db_before, gx.sum(0), tol),
+                      _close("dw", dw, dy64.T @ x64, tol), _close("db", db, dy64.sum(0), tol)])
 
 
 def check_fc() -> str:
@@ -86,7 +110,8 @@ def check_fc() -> str:
 
 
 def check_fc_tma() -> str:
-    """The persistent TMA forward (forced on by TRITONSYM_TMA=1 in this check's process)."""
+    """The persistent TMA forward and backward products (forced on by TRITONSYM_TMA=1 in
+    this check's process)."""
     import torch
     from tritonsym.ops import fully_connected as fc
 
@@ -103,7 +128,8 @@ def check_fc_tma() -> str:
     for launch in launches:
         launch()
     want = torch.relu(x.double().cpu() @ w.double().cpu().T + b.double().cpu())
-    return _close("bfloat16 192x136x160 y", y, want, 2e-2)
+    dy = torch.randn(192, 136).to(_device(), torch.bfloat16)
+    return ", ".join([_close("bfloat16 192x136x160 y", y, want, 2e-2), _epilogue_case(x, w, dy, "ieee", 2e-2)])
 
 
 def check_softmax() -> str:
@@ -161,7 +187,8 @@ def check_prebind() -> str:
 
 
 def check_graph_step() -> str:
-    """One training step recorded as one CUDA graph equals the eager step, bit for bit."""
+    """One training step recorded as one CUDA graph equals the eager step, bit for bit,
+    with SGD and with Adam (whose update number is advanced inside the graph)."""
     import numpy as np
     import torch
 
@@ -174,21 +201,22 @@ def check_graph_step() -> str:
     net = S.SoftmaxOutput(S.FullyConnected(net, num_hidden=7, name="fc2"), name="out")
     rng = np.random.default_rng(0)
     batches = [(rng.normal(size=(29, 17)).astype(np.float32), rng.integers(0, 7, 29)) for _ in range(4)]
-    params = {}
-    for graphed in (False, True):
-        ts.random.seed(0)
-        mod = ts.mod.Module(net, label_names=("out_label",), context=ts.gpu(0), cuda_graph=graphed)
-        mod.bind(data_shapes=[("data", (29, 17))], label_shapes=[("out_label", (29,))])
-        mod.init_params(ts.init.Xavier())
-        mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
-        for data, label in batches:  # eager, recorded, replayed, replayed
-            mod.train_step(ts.io.DataBatch([torch.from_numpy(data)], [torch.from_numpy(label)]))
-        torch.cuda.synchronize()
-        params[graphed] = mod.get_params()[0]
-    for name, value in params[False].items():
-        if not torch.equal(value, params[True][name]):
-            raise AssertionError(f"{name} differs between the eager and the graphed steps")
-    return f"4 steps, {len(params[True])} parameters equal bit for bit"
+    for optimizer, options in (("sgd", {"learning_rate": 0.1, "momentum": 0.9}), ("adam", {"learning_rate": 0.01})):
+        params = {}
+        for graphed in (False, True):
+            ts.random.seed(0)
+            mod = ts.mod.Module(net, label_names=("out_label",), context=ts.gpu(0), cuda_graph=graphed)
+            mod.bind(data_shapes=[("data", (29, 17))], label_shapes=[("out_label", (29,))])
+            mod.init_params(ts.init.Xavier())
+            mod.init_optimizer(optimizer=optimizer, optimizer_params=options)
+            for data, label in batches:  # eager, recorded, replayed, replayed
+                mod.train_step(ts.io.DataBatch([torch.from_numpy(data)], [torch.from_numpy(label)]))
+            torch.cuda.synchronize()
+            params[graphed] = mod.get_params()[0]
+        for name, value in params[False].items():
+            if not torch.equal(value, params[True][name]):
+                raise AssertionError(f"{optimizer}: {name} differs between the eager and the graphed steps")
+    return f"4 steps of sgd and of adam, {len(params[True])} parameters equal bit for bit"
 
 
 CHECKS = {"import": check_import, "fc": check_fc, "fc_tma": check_fc_tma, "softmax": check_softmax,
