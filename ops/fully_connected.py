@@ -667,6 +667,11 @@ def plan_fully_connected_backward(
         launches += plan_activation_backward(dy, as_2d(fn, "out", out, m, n), as_2d(fn, "act_grad", act_grad, m, n),
                                              act, slope)
         dy = as_2d(fn, "act_grad", act_grad, m, n)
+    if grad_bias is not None:
+        # Before the epilogue's bias sum: a bias shared with the operator before is written
+        # here first, then added to there (the order the executor's accumulate flags assume).
+        db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device)
+        launches += plan_column_sum(dy, db, accumulate_bias)
     launches += _grad_x_launches(fn, dy, x, weight, grad_x, accumulate_x, input_act, input_slope, input_grad_bias,
                                  input_partials, accumulate_input_bias, grad_out.shape[:-1], k, options)
     if grad_weight is not None:
@@ -679,9 +684,6 @@ def plan_fully_connected_backward(
                                [dy, x2, dw, *(descriptors or (None, None)), m, n, k, *dy.stride(), *x2.stride(),
                                 dw.stride(0), dw.stride(-1)],
                                dict(ACCUMULATE=accumulate_weight, TMA_READY=descriptors is not None, **options)))
-    if grad_bias is not None:
-        db = prepare_out(fn, "grad_bias", grad_bias, (n,), grad_out.dtype, grad_out.device)
-        launches += plan_column_sum(dy, db, accumulate_bias)
     return launches
 
 

@@ -77,7 +77,7 @@ def one_size(size: int, name: str, use_compile: bool) -> dict:
     def ours_bwd():
         run(backward)
 
-    grad_x_launches, grad_w_launch, grad_b_launch = backward[:2], backward[2], backward[3]
+    grad_b_launch, grad_x_launches, grad_w_launch = backward[0], backward[1:3], backward[3]
 
     ours_fwd()
     config = describe_config(fc._fc_forward_kernel.best_config)  # what the autotuner chose for this launch

@@ -87,3 +87,22 @@ def test_a_frozen_bias_is_not_summed(rng):
     exe.forward(is_train=True, **values | {"out_label": np.array([0, 1, 2, 0.0])})
     exe.backward()
     assert exe.grad_dict["fc1_bias"] is None and torch.isfinite(exe.grad_dict["fc1_weight"]).all()
+
+
+def test_a_bias_shared_with_the_layer_before_gets_both_contributions(rng):
+    """fc2 finishes fc1's relu gradient and sums fc1's bias in its epilogue; with one bias
+    variable for both, fc2's own column sum writes it first and the epilogue adds."""
+    data, shared = S.Variable("data"), S.Variable("shared_bias")
+    h = S.Activation(S.FullyConnected(data, num_hidden=6, bias=shared, name="fc1"), act_type="relu", name="relu1")
+    net = S.MakeLoss(S.sum(S.square(S.FullyConnected(h, num_hidden=6, bias=shared, name="fc2"))), name="loss")
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": "float64"}, data=(7, 5))
+    values = {n: rng.normal(size=a.shape) for n, a in exe.arg_dict.items()}
+    exe.forward(is_train=True, **values)
+    exe.backward()
+    assert any(s.grad_epilogue is not None for s in exe._program.backward_steps)
+    leaves = {n: torch.tensor(v, requires_grad=True) for n, v in values.items()}
+    fc = torch.nn.functional.linear
+    hidden = torch.relu(fc(leaves["data"], leaves["fc1_weight"], leaves["shared_bias"]))
+    (fc(hidden, leaves["fc2_weight"], leaves["shared_bias"]) ** 2).sum().backward()
+    for n, leaf in leaves.items():
+        np.testing.assert_allclose(exe.grad_dict[n].numpy(), leaf.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=n)
