@@ -222,6 +222,51 @@ def _rounded_operand(v, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _tile_product(A, B, rows, cols, red, a_stride_r, a_stride_k, b_stride_k, b_stride_c, pid_r, pid_c,
+                  ACC: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One BLOCK_M x BLOCK_N tile of A @ B (A rows x red, B red x cols, any strides) through
+    pointers, BLOCK_K of the reduction a step; past the edges reads zeros. The forward and
+    both backward products are this, with their operands' strides."""
+    rr = (pid_r * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    rc = (pid_c * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
+    a_ptrs = A + rr[:, None] * a_stride_r + rk[None, :] * a_stride_k
+    b_ptrs = B + rk[:, None] * b_stride_k + rc[None, :] * b_stride_c
+    for k in range(0, red, BLOCK_K):
+        a = tl.load(a_ptrs, mask=(rr[:, None] < rows) & (rk[None, :] + k < red), other=0.0)
+        b = tl.load(b_ptrs, mask=(rk[:, None] + k < red) & (rc[None, :] < cols), other=0.0)
+        acc = _mma(_operand(a, UPCAST), _operand(b, UPCAST), acc, PRECISION)
+        a_ptrs += BLOCK_K * a_stride_k
+        b_ptrs += BLOCK_K * b_stride_k
+    return acc
+
+
+@triton.jit
+def _tma_tile_product(A_DESC, B_DESC, red, pid_r, pid_c, A_T: tl.constexpr, B_T: tl.constexpr,
+                      PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One BLOCK_M x BLOCK_N tile of A @ B from TMA copies, BLOCK_K of the reduction a step
+    (zeros past the edges): A's tiles stored BLOCK_M x BLOCK_K, or with A_T BLOCK_K x
+    BLOCK_M and read transposed from shared memory; B's BLOCK_K x BLOCK_N, or with B_T
+    BLOCK_N x BLOCK_K. Inlined into each persistent loop, whose pipeliner then copies the
+    next tile's first operands during this tile's last products."""
+    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    for k in range(0, tl.cdiv(red, BLOCK_K)):
+        if A_T:
+            a = _operand(A_DESC.load([k * BLOCK_K, pid_r * BLOCK_M]), UPCAST).T
+        else:
+            a = _operand(A_DESC.load([pid_r * BLOCK_M, k * BLOCK_K]), UPCAST)
+        if B_T:
+            b = _operand(B_DESC.load([pid_c * BLOCK_N, k * BLOCK_K]), UPCAST).T
+        else:
+            b = _operand(B_DESC.load([k * BLOCK_K, pid_c * BLOCK_N]), UPCAST)
+        acc = _mma(a, b, acc, PRECISION)
+    return acc
+
+
+@triton.jit
 def _fc_forward_tiles(
     X, W, B, Y, slope, M, N, K,
     x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
@@ -232,17 +277,9 @@ def _fc_forward_tiles(
     pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-    rk = tl.arange(0, BLOCK_K)
     ACC = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
-    acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-    x_ptrs = X + rm[:, None] * x_stride_m + rk[None, :] * x_stride_k
-    w_ptrs = W + rk[:, None] * w_stride_k + rn[None, :] * w_stride_n
-    for k in range(0, K, BLOCK_K):
-        x = tl.load(x_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K), other=0.0)
-        w = tl.load(w_ptrs, mask=(rk[:, None] + k < K) & (rn[None, :] < N), other=0.0)
-        acc = _mma(_operand(x, UPCAST), _operand(w, UPCAST), acc, PRECISION)
-        x_ptrs += BLOCK_K * x_stride_k
-        w_ptrs += BLOCK_K * w_stride_k
+    acc = _tile_product(X, W, M, N, K, x_stride_m, x_stride_k, w_stride_k, w_stride_n, pid_m, pid_n, ACC, PRECISION,
+                        UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
     if HAS_BIAS:
         acc += tl.load(B + rn * b_stride, mask=rn < N, other=0.0).to(ACC)[None, :]
     y = act_forward(acc, ACT, slope.to(ACC))
@@ -268,11 +305,8 @@ def _fc_forward_tma(
     tile_out = tl.program_id(0) - step
     for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
         pid_m, pid_n = _tile(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
-        acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-        for k in range(0, tl.cdiv(K, BLOCK_K)):
-            x = X_DESC.load([pid_m * BLOCK_M, k * BLOCK_K])
-            w = W_DESC.load([pid_n * BLOCK_N, k * BLOCK_K])
-            acc = _mma(_operand(x, UPCAST), _operand(w, UPCAST).T, acc, PRECISION)
+        acc = _tma_tile_product(X_DESC, W_DESC, K, pid_m, pid_n, False, True, PRECISION, UPCAST,
+                                BLOCK_M, BLOCK_N, BLOCK_K)
         tile_out += step
         pid_m, pid_n = _tile(tile_out, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -355,11 +389,8 @@ def _fc_backward_input_kernel(
         tile_out = tl.program_id(0) - step  # the epilogue's own counter, as in _fc_forward_tma
         for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
             pid_m, pid_k = _tile(tile, M, K, BLOCK_M, BLOCK_N, GROUP_M)
-            acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-            for n in range(0, tl.cdiv(N, BLOCK_K)):
-                dy = DY_DESC.load([pid_m * BLOCK_M, n * BLOCK_K])
-                w = W_DESC.load([n * BLOCK_K, pid_k * BLOCK_N])
-                acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
+            acc = _tma_tile_product(DY_DESC, W_DESC, N, pid_m, pid_k, False, False, PRECISION, UPCAST,
+                                    BLOCK_M, BLOCK_N, BLOCK_K)
             tile_out += step
             pid_m, pid_k = _tile(tile_out, M, K, BLOCK_M, BLOCK_N, GROUP_M)
             _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
@@ -367,19 +398,9 @@ def _fc_backward_input_kernel(
                                  BLOCK_M, BLOCK_N)
     else:
         pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
-        rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-        rk = (pid_k * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-        rn = tl.arange(0, BLOCK_K)
         ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-        acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-        dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-        w_ptrs = W + rn[:, None] * w_stride_n + rk[None, :] * w_stride_k
-        for n in range(0, N, BLOCK_K):
-            dy = tl.load(dy_ptrs, mask=(rm[:, None] < M) & (rn[None, :] + n < N), other=0.0)
-            w = tl.load(w_ptrs, mask=(rn[:, None] + n < N) & (rk[None, :] < K), other=0.0)
-            acc = _mma(_operand(dy, UPCAST), _operand(w, UPCAST), acc, PRECISION)
-            dy_ptrs += BLOCK_K * dy_stride_n
-            w_ptrs += BLOCK_K * w_stride_n
+        acc = _tile_product(DY, W, M, K, N, dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, pid_m, pid_k, ACC,
+                            PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
         _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
                              z_stride_k, p_stride_r, p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
                              BLOCK_M, BLOCK_N)
@@ -404,11 +425,8 @@ def _fc_backward_weight_kernel(
         tile_out = tl.program_id(0) - step
         for tile in tl.range(tl.program_id(0), tiles, step, flatten=True):
             pid_k, pid_n = _tile(tile, K, N, BLOCK_M, BLOCK_N, GROUP_M)
-            acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-            for m in range(0, tl.cdiv(M, BLOCK_K)):
-                x = X_DESC.load([m * BLOCK_K, pid_k * BLOCK_M])
-                dy = DY_DESC.load([m * BLOCK_K, pid_n * BLOCK_N])
-                acc = _mma(_operand(x, UPCAST).T, _operand(dy, UPCAST), acc, PRECISION)
+            acc = _tma_tile_product(X_DESC, DY_DESC, M, pid_k, pid_n, True, False, PRECISION, UPCAST,
+                                    BLOCK_M, BLOCK_N, BLOCK_K)
             tile_out += step
             pid_k, pid_n = _tile(tile_out, K, N, BLOCK_M, BLOCK_N, GROUP_M)
             rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
@@ -419,17 +437,10 @@ def _fc_backward_weight_kernel(
         pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
         rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
         rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-        rm = tl.arange(0, BLOCK_K)
         ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
-        acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
-        dy_ptrs = DY + rm[:, None] * dy_stride_m + rn[None, :] * dy_stride_n
-        x_ptrs = X + rk[:, None] * x_stride_k + rm[None, :] * x_stride_m
-        for m in range(0, M, BLOCK_K):
-            dy = tl.load(dy_ptrs, mask=(rm[:, None] + m < M) & (rn[None, :] < N), other=0.0)
-            x = tl.load(x_ptrs, mask=(rk[:, None] < K) & (rm[None, :] + m < M), other=0.0)
-            acc = _mma(_operand(x, UPCAST), _operand(dy, UPCAST), acc, PRECISION)
-            dy_ptrs += BLOCK_K * dy_stride_m
-            x_ptrs += BLOCK_K * x_stride_m
+        # x read transposed, straight into the product
+        acc = _tile_product(X, DY, K, N, M, x_stride_k, x_stride_m, dy_stride_m, dy_stride_n, pid_k, pid_n, ACC,
+                            PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
         store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
                      (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
 
