@@ -33,7 +33,7 @@ from .memory import accumulate, copy, fill  # noqa: E402
 from .optimizer import adam_update, sgd_update  # noqa: E402
 from .regression_output import regression_output_backward  # noqa: E402
 from .softmax import softmax_backward, softmax_forward  # noqa: E402
-from .softmax_output import count_valid_labels, softmax_output_backward  # noqa: E402
+from .softmax_output import count_valid_labels, softmax_output_backward, softmax_output_train  # noqa: E402
 
 __all__ = [
     "ACTIVATIONS",
@@ -62,6 +62,7 @@ __all__ = [
     "softmax_backward",
     "softmax_forward",
     "softmax_output_backward",
+    "softmax_output_train",
     "unary_backward",
     "unary_forward",
 ]

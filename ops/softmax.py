@@ -109,7 +109,13 @@ def _softmax_forward_kernel(
     CT = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     mask = row_mask[:, None] & (c[None, :] < cols)
     x = tl.load(X + x_row[:, None] + c[None, :] * x_strides[1], mask=mask, other=0.0).to(CT)
-    x = tl.where(mask, x, float("-inf"))
+    y = softmax_rows(tl.where(mask, x, float("-inf")), LOG)
+    store(Y, y_row[:, None] + c[None, :] * y_strides[1], y, mask)
+
+
+@triton.jit
+def softmax_rows(x, LOG: tl.constexpr):
+    """Softmax (log-softmax) of each row of a (rows, columns) block whose padding is -inf."""
     m = tl.max(x, 1)
     # A row of all -inf has max -inf; exp(x - 0) keeps its entries at 0. A NaN anywhere in a
     # row makes its sum NaN (whether or not the max saw it), and every entry with it.
@@ -120,7 +126,7 @@ def _softmax_forward_kernel(
         y = tl.where(s[:, None] == 0, float("-inf"), x - m[:, None] - tl.log(tl.where(s == 0, 1.0, s))[:, None])
     else:
         y = e / tl.where(s == 0, 1.0, s)[:, None]
-    store(Y, y_row[:, None] + c[None, :] * y_strides[1], y, mask)
+    return y
 
 
 @triton.jit
@@ -469,7 +475,7 @@ def _check_stats(fn: str, stats: torch.Tensor | None, like: torch.Tensor, axis: 
     return stats
 
 
-def _num_warps(block_r: int, block_c: int) -> int:
+def num_warps_for(block_r: int, block_c: int) -> int:
     elements = block_r * block_c
     return 4 if elements <= 2048 else 8 if elements <= 8192 else 16 if elements <= 16384 else 32
 
@@ -481,7 +487,7 @@ def _launch(single_kernel, looped_kernel, rows: int, cols: int, device: torch.de
     block_r, block_c, single = block_shape(rows, cols)
     if single:
         return Launch(single_kernel, (triton.cdiv(max(rows, 1), block_r),), args,
-                      dict(kwargs, BLOCK_R=block_r, BLOCK_C=block_c, num_warps=_num_warps(block_r, block_c)))
+                      dict(kwargs, BLOCK_R=block_r, BLOCK_C=block_c, num_warps=num_warps_for(block_r, block_c)))
     programs = persistent_programs(device)
 
     def grid(meta):
@@ -490,7 +496,7 @@ def _launch(single_kernel, looped_kernel, rows: int, cols: int, device: torch.de
     if INTERPRET or not AUTOTUNE:
         untuned = dict(PERSISTENT=UNTUNED_PERSISTENT, BLOCK_C=LOOP_BLOCK)
         return Launch(looped_kernel.fn, grid(untuned), args,
-                      dict(kwargs, **untuned, num_warps=_num_warps(1, LOOP_BLOCK)))
+                      dict(kwargs, **untuned, num_warps=num_warps_for(1, LOOP_BLOCK)))
     return Launch(looped_kernel, grid, args, kwargs)
 
 
@@ -498,7 +504,7 @@ def _split_launches(partials_kernel, write_kernel, rows: int, splits: int, parti
                     partial_kwargs: dict, write_kwargs: dict) -> list[Launch]:
     """The two launches of a split row: partials into stats, then combine and write."""
     grid = (rows, splits)
-    meta = dict(BLOCK_C=LOOP_BLOCK, num_warps=_num_warps(1, LOOP_BLOCK))
+    meta = dict(BLOCK_C=LOOP_BLOCK, num_warps=num_warps_for(1, LOOP_BLOCK))
     return [Launch(partials_kernel, grid, partial_args, dict(partial_kwargs, **meta)),
             Launch(write_kernel, grid, write_args,
                    dict(write_kwargs, **meta, SPLITS_BLOCK=triton.next_power_of_2(splits)))]

@@ -101,15 +101,18 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
     # pytest-timeout and pytest-xdist are on the GPU machine's image, not necessarily elsewhere.
     timeout = " --timeout=240" if _succeeds("import pytest_timeout") else ""  # one hung test costs one worker
     checks = [str(ROOT / "scripts" / "gpu_checks.sh"), str(out)]
-    tests = {"PYTHON": PYTHON, "TRITON_CACHE_DIR": str(CACHE / "tests")}
+    # The test phases run many binds at once (16 pytest workers): each bind's own parallel
+    # compile (ops/precompile.py) would start processes on top of them, so it is off there.
+    tests = {"PYTHON": PYTHON, "TRITON_CACHE_DIR": str(CACHE / "tests"), "TRITONSYM_PRECOMPILE": "0"}
     return {p.name: p for p in [
-        # 6 checks in fresh processes: ~4 s of imports each and ~25 kernel variants (about 14
-        # FullyConnected ones at ~1.4 s): ~50 s cold. Each check is cut at 45 s.
+        # 7 checks in fresh processes: ~4 s of imports each and ~25 kernel variants (about 14
+        # FullyConnected ones at ~1.4 s): ~50 s cold, and the precompile check's fresh cache
+        # (~30 variants over 16 processes: ~10 s). Each check is cut at 45 s.
         Phase("smoke", "the GPU and versions, then each never-run path once, small (scripts/gpu_smoke.py)",
               ["bash", "-c", "nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,"
                "clocks.max.sm --format=csv; command -v compute-sanitizer ncu || true; "
                f"{PYTHON} scripts/gpu_smoke.py --limit 45"],
-              100, {"TRITON_CACHE_DIR": str(CACHE / "tests")}, highlights=r"^smoke|NVIDIA|compute-sanitizer",
+              115, {"TRITON_CACHE_DIR": str(CACHE / "tests")}, highlights=r"^smoke|NVIDIA|compute-sanitizer",
               rehearsal=[PYTHON, "scripts/gpu_smoke.py"]),
         # ~500 s of cold compiling over 16 workers (~35-60 s) plus the tests themselves.
         Phase("suite", "the whole test suite, compiled on the GPU, autotuning off (scripts/gpu_checks.sh suite)",
@@ -119,9 +122,10 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
                          r"errors? during collection|slowest|^\d+\.\d+s (call|setup)",
               quoted_log=out / "suite.log"),
         # Autotuned, two networks x the two precisions with targets: ~28 FullyConnected configs
-        # per precision (~40 s each cold) and a torch.compile per network and precision (~10-20 s).
+        # per precision (~40 s serially cold, compiled over 16 processes at bind) and a
+        # torch.compile per network and precision (~10-20 s).
         bench("mlp", "a whole training step of both MLPs, with and without CUDA graphs, against eager and "
-              "torch.compile; host us per launch and per replayed step; peak memory", 160,
+              "torch.compile; host us per launch and per replayed step; peak memory", 145,
               "--precisions", "bfloat16,tf32", quick=("--small-only", "--no-compile")),
         # Three precisions share their binaries across sizes: ~40 s of configs each, then
         # tuning and timing at three sizes (~30 s per precision) and torch.compile per shape.
@@ -144,8 +148,9 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
               [*checks, "autotune"], 180, {"PYTHON": PYTHON, "TRITON_CACHE_DIR": str(CACHE / "autotune")},
               highlights=r"^(FAILED|ERROR) |\d+ (passed|failed)|tests? collected|no tests ran",
               quoted_log=out / "autotune.log"),
-        # Fresh processes, cold then warm: the small tutorial MLP's ~20 variants plus its autotuning.
-        bench("bind", "time to a training-ready seed MLP, cold (compile + autotune) and warm", 150,
+        # Fresh processes, cold without and with the parallel compile at bind, then warm: the
+        # small tutorial MLP's ~20 variants plus its autotuning.
+        bench("bind", "time to a training-ready seed MLP, cold (serial, then parallel compile) and warm", 150,
               "--small-only", quick=("--small-only",)),
         bench("activation", "each activation's forward and backward against eager and the copy floor", 120),
         bench("memory", "the memory plans, mirror's step-time cost and eager's peak memory on the GPU", 120),

@@ -153,6 +153,8 @@ def check_softmax() -> str:
     grad = ops.softmax_output_backward(p, label)
     want = torch.softmax(x.double().cpu(), -1) - torch.nn.functional.one_hot(label.cpu(), 11).double()
     parts.append(_close("softmax-output grad", grad, want, 1e-5))
+    p, grad = ops.softmax_output_train(x, label)  # the training forward: both from one read
+    parts.append(_close("training forward grad", grad, want, 1e-5))
     return ", ".join(parts)
 
 
@@ -219,8 +221,44 @@ def check_graph_step() -> str:
     return f"4 steps of sgd and of adam, {len(params[True])} parameters equal bit for bit"
 
 
+def check_precompile() -> str:
+    """A bind compiles its variants in parallel processes into a fresh Triton cache, and
+    the first step then compiles nothing more: the workers' cache keys are the JIT's."""
+    import tempfile
+
+    os.environ["TRITON_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="tritonsym-smoke-precompile-")
+    import numpy as np
+    import torch
+
+    import tritonsym as ts
+
+    if not torch.cuda.is_available() or ts.ops.INTERPRET:
+        return "skipped: precompiling is for a GPU target"
+
+    def compiled() -> set[str]:  # a compiled variant is a cache folder with a group file
+        return {root for root, _, files in os.walk(cache) if any(f.startswith("__grp__") for f in files)}
+
+    S = ts.sym
+    net = S.Activation(S.FullyConnected(S.Variable("data"), num_hidden=40, name="fc1"), act_type="relu")
+    net = S.SoftmaxOutput(S.FullyConnected(net, num_hidden=9, name="fc2"), name="out")
+    exe = net.simple_bind(ts.gpu(0), data=(33, 21))
+    report = exe.precompiled
+    if report is None or report.failed or report.compiled != report.variants or not report.variants:
+        raise AssertionError(f"bind on a fresh cache precompiled: {report}")
+    before = compiled()
+    rng = np.random.default_rng(0)
+    exe.copy_params_from({n: rng.normal(scale=0.3, size=a.shape) for n, a in exe.arg_dict.items()})
+    exe.forward(is_train=True, data=rng.normal(size=(33, 21)), out_label=rng.integers(0, 9, 33))
+    exe.backward()
+    torch.cuda.synchronize()
+    more = compiled() - before
+    if more:
+        raise AssertionError(f"{report}; the first step compiled {len(more)} more variants (the keys differ)")
+    return f"{report}; the first step compiled nothing more"
+
+
 CHECKS = {"import": check_import, "fc": check_fc, "fc_tma": check_fc_tma, "softmax": check_softmax,
-          "prebind": check_prebind, "graph_step": check_graph_step}
+          "prebind": check_prebind, "graph_step": check_graph_step, "precompile": check_precompile}
 ENV = {"fc_tma": {"TRITONSYM_TMA": "1"}}  # forced on: the smoke shapes are below its size threshold
 
 

@@ -13,9 +13,11 @@ FIXED_KINDS = ("arg", "aux", "arg_grad")
 
 def _accesses(step: Step):
     """(values read, values written first) by one step."""
-    if step.phase in ("forward", "recompute"):
+    if step.phase == "recompute":  # mirror's forward keeps nothing for backward
         return list(step.inputs), list(step.outputs) + list(step.temps.values())
-    reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None]
+    if step.phase == "forward":  # a training forward writes what it keeps for backward
+        return list(step.inputs), list(step.outputs) + list(step.temps.values()) + list(step.saved.values())
+    reads = [v for v in step.inputs + step.outputs + step.out_grads if v is not None] + list(step.saved.values())
     grads = list(zip(step.in_grads, step.accumulate))
     if step.grad_epilogue is not None:  # it also sums the bias gradient of the step before
         grads.append((step.grad_epilogue.bias_grad, step.grad_epilogue.accumulate_bias))
@@ -28,10 +30,10 @@ def _declared_pairs(step: Step) -> set[tuple[int, int]]:
     """(id(target root), id(source root)) pairs the step's operator allows in place."""
     if step.phase in ("forward", "recompute"):
         return {(id(step.outputs[o].root()), id(step.inputs[i].root())) for i, o in step.op.inplace(step.params)}
-    sources = {"out_grad": step.out_grads, "output": step.outputs, "input": step.inputs}
+    sources = {"out_grad": step.out_grads, "output": step.outputs, "input": step.inputs, "saved": step.saved}
     pairs = set()
     for k, (kind, index) in step.op.backward_inplace(step.params, step.epilogue):
-        target, source = step.in_grads[k], sources[kind][index]
+        target, source = step.in_grads[k], sources[kind].get(index) if kind == "saved" else sources[kind][index]
         if target is not None and source is not None and not step.accumulate[k]:
             pairs.add((id(target.root()), id(source.root())))
     return pairs

@@ -86,3 +86,40 @@ def test_autotuning_never_compiles_a_config_that_cannot_fit_in_shared_memory():
                 shape(c) for c in kept))
     """, TRITONSYM_AUTOTUNE="1")
     assert out.split("\n")[:2] == ["torch.float32 7 8 1 True", "torch.float16 8 8 0 True"], out
+
+
+@pytest.mark.slow
+def test_precompile_fills_the_cache_in_parallel_and_a_warm_call_compiles_nothing(tmp_path):
+    """Variants missing from Triton's cache are compiled by worker processes into it, under
+    the key an in-process compile (the JIT's) looks up; a second call finds them all."""
+    script = tmp_path / "script.py"  # a @triton.jit kernel needs a file to be read from
+    script.write_text(textwrap.dedent("""
+        import os, torch, triton
+        import triton.language as tl
+        from tritonsym.ops import aot, precompile, softmax_output
+        from tritonsym.ops._common import Launch
+
+        @triton.jit
+        def script_kernel(X):  # defined in the script being run: left to the JIT
+            tl.store(X, 1.0)
+
+        launches = [launch for _, launch in softmax_output.representative_launches(torch.float32)]
+        launches.append(Launch(script_kernel, (1,), [torch.empty(1)], {}))
+        cold = precompile.precompile(launches, 90, workers=2)
+        warm = precompile.precompile(launches, 90, workers=2)
+        variants, _ = precompile.needed_variants(launches, 90)
+        files = sum(len(f) for _, _, f in os.walk(os.environ["TRITON_CACHE_DIR"]))
+        for variant in variants:
+            aot.compile_specialized(variant, 90)  # a cache hit: no file is added
+        again = sum(len(f) for _, _, f in os.walk(os.environ["TRITON_CACHE_DIR"]))
+        print(cold.variants, cold.compiled, cold.workers, cold.left_to_jit, cold.failed)
+        print(warm.compiled, warm.workers, warm.seconds < 1, files == again,
+              all(precompile.is_cached(v, 90) for v in variants))
+        print(precompile.warm(launches, torch.device("cpu")))
+    """))
+    out = _run(f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')",
+               TRITON_CACHE_DIR=str(tmp_path / "cache"))
+    cold, warm, on_cpu = out.splitlines()[-3:]
+    assert cold == "5 5 2 1 []"
+    assert warm == "0 0 True True True"
+    assert on_cpu == "None"

@@ -211,13 +211,14 @@ def test_a_bad_value_leaves_every_array_as_it_was(rng):
     assert torch.isinf(exe.arg_dict["fc1_weight"]).all()
 
 
-def test_label_is_needed_by_backward_only(rng):
+def test_label_is_needed_by_training_only(rng):
+    """Inference reads no label; a training forward does: it makes the loss gradient."""
     exe = mlp().simple_bind(ts.cpu(), data=(8, 5))
     exe.copy_params_from({"fc1_weight": rng.normal(size=(16, 5)), "fc1_bias": np.zeros(16),
                           "fc2_weight": rng.normal(size=(4, 16)), "fc2_bias": np.zeros(4)})
-    exe.forward(is_train=True, data=rng.normal(size=(8, 5)))  # inference needs no label
-    with pytest.raises(ExecutionError, match="out_label have never been given a value"):
-        exe.backward()
+    exe.forward(data=rng.normal(size=(8, 5)))
+    with pytest.raises(ExecutionError, match=r"forward: argument\(s\) out_label have never been given a value"):
+        exe.forward(is_train=True)
 
 
 def test_non_loss_outputs_need_head_gradients(rng):
@@ -241,13 +242,14 @@ def test_grad_req_add_accumulates_and_write_overwrites(rng):
     assert all((g == 0).all() for g in exe.grad_arrays)
     exe.backward()
     once = exe.grad_dict["fc1_weight"].clone()
+    exe.forward(is_train=True)  # the loss gradient in the storage backward reused is made again
     exe.backward()
     torch.testing.assert_close(exe.grad_dict["fc1_weight"], 2 * once)
     write = ready(mlp().simple_bind(ts.cpu(), data=(8, 5), type_dict={"data": "float64"}), rng)
     write.copy_params_from({n: exe.arg_dict[n] for n in exe.arg_dict})
-    write.forward(is_train=True)
-    write.backward()
-    write.backward()
+    for _ in range(2):
+        write.forward(is_train=True)
+        write.backward()
     torch.testing.assert_close(write.grad_dict["fc1_weight"], once)
     assert (write.grad_dict["out_label"] == 0).all(), "a label takes a zero gradient under grad_req='write'"
 

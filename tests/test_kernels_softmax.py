@@ -224,6 +224,63 @@ def test_softmax_output_errors():
         ops.softmax_output_backward(p, torch.zeros(3), normalization="mean")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("options", OUTPUT_CASES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_softmax_output_training_forward(rng, options, dtype):
+    """One launch writes the probabilities and the loss gradient: each as the oracle says,
+    and bit for bit what softmax forward and the loss backward write one after the other."""
+    rows, classes = 33, 17
+    x = rounded(rng.normal(scale=2.0, size=(rows, classes)), dtype)
+    label = rounded(rng.integers(0, classes, rows).astype(np.float64), dtype if dtype != torch.float16 else
+                    torch.float32)
+    p, g = ops.softmax_output_train(x, label, poisoned((rows, classes), dtype), poisoned((rows, classes), dtype),
+                                    **options)
+    assert_close(p, softmax(to_numpy(x)), dtype)
+    assert_close(g, softmax_output_grad(to_numpy(x), to_numpy(label), **options), dtype)
+    apart = ops.softmax_forward(x)
+    assert torch.equal(p, apart)
+    assert torch.equal(g, ops.softmax_output_backward(apart, label, **options))
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["one block", "wide rows"])
+def test_softmax_output_training_forward_layouts(rng, monkeypatch, wide):
+    """The class axis in the middle, a probability target, a loss scale read on the device,
+    and rows too wide for one block (softmax's launches, then the gradient's)."""
+    if wide:
+        _untuned_loop(monkeypatch, 8, 4)
+    n, c, d = 3, 11, 5
+    x = rounded(rng.normal(size=(n, c, d)), torch.float64)
+    label = torch.as_tensor(rng.integers(0, c, (n, d))).to(torch.int32)
+    scale = torch.tensor([4.0])
+    p, g = ops.softmax_output_train(x, label, axis=1, normalization="valid", loss_scale=scale)
+    target = np.moveaxis(softmax_output_target(to_numpy(label), c), -1, 1)
+    assert_close(p, softmax(to_numpy(x), 1), torch.float64)
+    assert_close(g, (softmax(to_numpy(x), 1) - target) * 4.0 / (n * d), torch.float64)
+    x2 = rounded(rng.normal(size=(6, c)), torch.float64)
+    target = softmax(rng.normal(size=(6, c)))
+    p, g = ops.softmax_output_train(x2, rounded(target, torch.float64), normalization="batch", grad_scale=2.0)
+    assert_close(g, (softmax(to_numpy(x2)) - target) * 2.0, torch.float64)  # never normalised
+
+
+def test_softmax_output_training_forward_nan_and_bad_labels():
+    """A NaN logit makes its row's probabilities and gradient NaN; a label that is not a
+    class makes its row's gradient NaN (its probabilities are right); an ignored row gets 0."""
+    x = torch.zeros(4, 4, dtype=torch.float64)
+    x[0, 2] = float("nan")
+    p, g = ops.softmax_output_train(x, torch.tensor([1.0, 7.0, -1.0, 3.0], dtype=torch.float64), use_ignore=True)
+    assert torch.isnan(p[0]).all() and torch.isnan(g[0]).all()
+    assert torch.isfinite(p[1]).all() and torch.isnan(g[1]).all()
+    assert (g[2] == 0).all() and torch.isfinite(g[3]).all() and not (g[3] == 0).all()
+
+
+def test_softmax_output_training_forward_errors():
+    x = torch.zeros(3, 4)
+    with pytest.raises(KernelArgumentError, match="softmax_output_train: grad_in shares memory with prob"):
+        ops.softmax_output_train(x, torch.zeros(3), x, x)
+    with pytest.raises(KernelArgumentError, match=r"softmax_output_train: label has shape \(4,\); expected \(3,\)"):
+        ops.softmax_output_train(x, torch.zeros(4))
+
+
 # -------------------------------------------------------------------- regression
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -19,6 +19,7 @@ from ..base import BindError, ExecutionError, converted_exactly, converted_on_ho
 from ..context import Context
 from ..operators.registry import BackwardArgs, ForwardArgs, GradEpilogue
 from ..ops import memory as kernels
+from ..ops import precompile
 from ..ops._common import Launch
 from ..symbol.infer import propagate
 from .graphs import EAGER, PhaseGraphs
@@ -176,9 +177,10 @@ class Executor:
 
     def _build_launches(self) -> None:
         for step in self._program.forward_steps:
-            step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=False)))
+            step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, False, self._loss_scale)))
             if step.op.forward_in_training(step.params) or step.saved:  # a training forward keeps them
-                step.train_launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True)))
+                step.train_launches = _launches(step, "forward", step.op.forward(_forward_args(step, True,
+                                                                                               self._loss_scale)))
         # A network that draws random masks moves the device's random state to the next step at
         # each training forward, first (in the same phase: a graph replay draws new masks).
         draws = any(s.op.draws_random(s.params) for s in self._program.forward_steps)
@@ -188,7 +190,7 @@ class Executor:
                                                             for s in self._program.forward_steps) else "forward"
         for step in self._program.backward_steps:
             if step.phase == "recompute":  # backward re-runs a training forward
-                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, is_train=True,
+                step.launches = _launches(step, "forward", step.op.forward(_forward_args(step, True, self._loss_scale,
                                                                                          saved=False)))
                 continue
             zeroing = [launch for g in step.zero_filled for launch in kernels.plan_fill(g.tensor, 0.0)]
@@ -205,7 +207,13 @@ class Executor:
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]
-        self._forward_reads = self._program.reads(self._program.forward_steps)
+        # On a GPU, compile in parallel what the first run would compile one kernel at a time.
+        self.precompiled = precompile.warm(
+            [launch for step in self._program.forward_steps + self._program.backward_steps
+             for launch in step.launches + (step.train_launches or [])]
+            + self._advance + self._zero_launches + self._zero_all_launches, self._ctx.torch_device)
+        self._forward_reads = {is_train: self._program.reads(self._program.forward_steps, is_train)
+                               for is_train in (False, True)}
         self._backward_reads = self._program.reads(self._program.backward_steps)
         self._finite_checks = _FiniteChecks(self._program) if self._options.check_finite else None
 
@@ -213,9 +221,9 @@ class Executor:
         """Run forward. ``inputs`` (torch tensors or numpy arrays) are copied into the
         arguments of those names first. Returns ``outputs``."""
         self._write_arguments("forward", inputs)
-        self._check_set("forward", self._forward_reads)
+        self._check_set("forward", self._forward_reads[is_train])
         if self._finite_checks is not None:
-            self._finite_checks.arguments(self._forward_reads)
+            self._finite_checks.arguments(self._forward_reads[is_train])
         self._phases.run(self._train_phase if is_train else "forward", lambda: self._run_forward(is_train))
         self._last_forward = "training" if is_train else "inference"
         return self.outputs
@@ -255,13 +263,13 @@ class Executor:
         once per ``then`` (per object, for a bound method), so ``then`` must launch the same
         kernels on the same memory every call. Returns ``outputs``."""
         self._write_arguments("forward_backward", inputs)
-        self._check_set("forward_backward", self._forward_reads | self._backward_reads)
+        self._check_set("forward_backward", self._forward_reads[True] | self._backward_reads)
         if not self._program.arg_grads:
             raise ExecutionError("forward_backward: this executor computes no gradients (grad_req is 'null' for "
                                  "every argument, or bind got no args_grad); bind with grad_req='write'")
         self._copy_head_grads(out_grads)
         if self._finite_checks is not None:
-            self._finite_checks.arguments(self._forward_reads)
+            self._finite_checks.arguments(self._forward_reads[True])
 
         def launch_all() -> None:
             self._run_forward(is_train=True)
@@ -518,12 +526,12 @@ def _grad_epilogue_args(step: Step) -> GradEpilogue | None:
     return dataclasses.replace(finish, bias_grad=finish.bias_grad.tensor)
 
 
-def _forward_args(step: Step, is_train: bool, saved: bool = True) -> ForwardArgs:
+def _forward_args(step: Step, is_train: bool, loss_scale: torch.Tensor, saved: bool = True) -> ForwardArgs:
     """What a forward (or recompute) step's rule gets: the tensors of its values; where to
     keep values for backward only for a training forward (not a recompute: mirror's)."""
     kept = {k: v.tensor for k, v in step.saved.items()} if is_train and saved else {}
     return ForwardArgs(step.params, [v.tensor for v in step.inputs], [v.tensor for v in step.outputs], step.epilogue,
-                       {k: v.tensor for k, v in step.temps.items()}, is_train, kept, step.name)
+                       {k: v.tensor for k, v in step.temps.items()}, is_train, kept, step.name, loss_scale)
 
 
 def _phase_name(then: Callable | None) -> str:

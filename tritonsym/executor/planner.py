@@ -50,8 +50,11 @@ PLANNED_KINDS = ("internal", "grad", "head_grad", "temp", "recompute", "saved")
 MEMORY_PLANS = ("auto", "greedy", "breadth", "mxnet", "none")
 # MXNet's GraphAllocator matches a freed storage to a request within this size ratio.
 MATCH_RANGE = 16
-# Placements the exact search may try before the heuristics' best plan is kept.
+# Placements the exact search may try before the heuristics' best plan is kept: at least
+# SEARCH_BUDGET, and more for few blocks, where a placement costs little (a placement
+# scans the blocks placed, so SEARCH_WORK bounds the block visits: about 0.3 s).
 SEARCH_BUDGET = 10000
+SEARCH_WORK = 2_500_000
 SEARCH_MAX_BLOCKS = 256  # the search recurses once per block
 UNBOUNDED = 1 << 62
 
@@ -222,9 +225,9 @@ def _inplace_candidates(event: Event) -> list[tuple[Value, Value]]:
     if step.phase in ("forward", "recompute"):
         return [(step.outputs[o], step.inputs[i]) for i, o in step.op.inplace(step.params)]
     pairs = []
-    sources = {"out_grad": step.out_grads, "output": step.outputs, "input": step.inputs}
+    sources = {"out_grad": step.out_grads, "output": step.outputs, "input": step.inputs, "saved": step.saved}
     for k, (kind, index) in step.op.backward_inplace(step.params, step.epilogue):
-        target, source = step.in_grads[k], sources[kind][index]
+        target, source = step.in_grads[k], sources[kind].get(index) if kind == "saved" else sources[kind][index]
         if target is not None and source is not None and not step.accumulate[k]:
             pairs.append((target, source))
     return pairs
@@ -349,9 +352,14 @@ def bounded_search(blocks: list[Block], low: int, high: int) -> dict[int, int] |
     return best
 
 
-def exact_search(blocks: list[Block], ceiling: int, budget: int = SEARCH_BUDGET) -> dict[int, int] | None:
+def search_budget(blocks: list[Block]) -> int:
+    return max(SEARCH_BUDGET, SEARCH_WORK // max(len(blocks), 1))
+
+
+def exact_search(blocks: list[Block], ceiling: int, budget: int | None = None) -> dict[int, int] | None:
     """A placement of every block below ``ceiling``, found by depth-first search, or None
-    (none exists, or none was found within ``budget`` placements).
+    (none exists, or none was found within ``budget`` placements: ``search_budget``'s by
+    default).
 
     Some optimal placement is reached by placing the blocks in the order of their optimal
     offsets, each at the lowest offset where it fits (drop every block of an optimal
@@ -361,6 +369,7 @@ def exact_search(blocks: list[Block], ceiling: int, budget: int = SEARCH_BUDGET)
     are tried first: they form the stack at the bottom of a training schedule, and in
     practice this finds a placement in a few hundred steps where one exists."""
     steps = [0]
+    budget = search_budget(blocks) if budget is None else budget
 
     def lowest_fit(placed, block):
         return next(lo for lo, hi in free_gaps(placed, block, UNBOUNDED) if hi - lo >= block.size)
@@ -528,12 +537,16 @@ def naive_bytes(program: Program) -> int:
     """MXNet's baseline: every internal value of the unfused graph in a buffer of its own
     (views excepted: they never have one). The unfused graph has, for each fused step, the
     output the activation replaced and, where a gradient flows back through the step, that
-    output's gradient too, and no grad epilogue scratch; counted here from the fused
-    program, before mirror adds to it."""
+    output's gradient too, and no grad epilogue scratch; a gradient that a training forward
+    made (``backward_inplace`` from a saved value) is MXNet's backward's, counted once;
+    counted here from the fused program, before mirror adds to it."""
     total = sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
     with_backward = {s.name for s in program.backward_steps if s.phase == "backward"}
     # the unfused graph has no grad epilogue, nor its scratch
     total -= sum(s.temps[name].nbytes for s in program.backward_steps for name in s.epilogue_temps)
+    total -= sum(s.saved[index].nbytes for s in program.backward_steps if s.phase == "backward"
+                 for _, (kind, index) in s.op.backward_inplace(s.params, s.epilogue)
+                 if kind == "saved" and index in s.saved)
     for step in program.forward_steps:
         if step.fused_away is not None:
             # its gradient is counted above where the activation's backward writes one

@@ -147,13 +147,14 @@ class Program:
     # one must be an exact class index of its dtype (no rounding to another class).
     class_args: dict[str, int] = field(default_factory=dict)
 
-    def reads(self, steps: list[Step]) -> set[str]:
-        """Arguments whose arrays the pre-built launches of ``steps`` touch (a loss reads its
-        label only in backward, say): exact, whatever the operator."""
+    def reads(self, steps: list[Step], is_train: bool = True) -> set[str]:
+        """Arguments whose arrays the pre-built launches of ``steps`` (of a training or an
+        inference forward) touch (a loss reads its label only when training, say): exact,
+        whatever the operator."""
         spans = [(n, v.tensor.data_ptr(), v.tensor.data_ptr() + v.nbytes) for n, v in self.args.items()]
         touched = set()
         for step in steps:
-            for launch in step.launches + (step.train_launches or []):
+            for launch in step.launches_for(is_train):
                 for a in launch.args:
                     if isinstance(a, torch.Tensor):
                         touched.update(n for n, lo, hi in spans if lo <= a.data_ptr() < hi)

@@ -126,7 +126,8 @@ class Replicas:
                 _copy(self.primary.aux_dict[name], array)
 
     def copy_loss_scale(self) -> None:
-        """The loss scale the optimizer keeps on the first context, for the others' backward."""
+        """The loss scale the optimizer keeps on the first context, for the others' training
+        forward (where a loss makes its gradient) and backward."""
         for replica in self.replicas:
             replica.executor.loss_scale.copy_(self.primary.loss_scale)
 

@@ -454,6 +454,8 @@ class Module(TrainingLoops):
         """Run forward on a batch (``DataBatch`` or anything with ``data`` and ``label`` lists)."""
         self._require("forward", bound=True, params=True)
         is_train = self._for_training if is_train is None else is_train
+        if is_train and self._replicas is not None:
+            self._replicas.copy_loss_scale()  # a training forward may make the loss gradient (SoftmaxOutput)
         for executor, inputs in self._batch_inputs("forward", data_batch, is_train):
             executor.forward(is_train=is_train, **inputs)
 

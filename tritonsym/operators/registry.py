@@ -244,6 +244,9 @@ class ForwardArgs:
     # bind without this operator's backward, mirror's recomputed forward), and then not written.
     saved: dict[str, torch.Tensor] = field(default_factory=dict)
     node: str = ""  # the node's name: a key of its own (Dropout's random stream)
+    # The executor's loss scale (see ``BackwardArgs``), for a loss whose training forward
+    # makes its gradient (SoftmaxOutput keeps it in ``saved``).
+    loss_scale: torch.Tensor | None = None
 
 
 @dataclass
@@ -346,8 +349,10 @@ class OpDef:
     aliases: tuple[str, ...] = ()
     # (input index, output index): the output may take over the input's storage.
     inplace: Callable[[dict], Sequence[tuple[int, int]]] = lambda params: ()
-    # (input-gradient index, (source, index)) with source "out_grad", "output" or "input":
-    # that input gradient may take over the source's storage, in order of preference.
+    # (input-gradient index, (source, index)) with source "out_grad", "output" or "input"
+    # (index: which one) or "saved" (index: the name in ``saved_for_backward``): that input
+    # gradient may take over the source's storage, in order of preference. A gradient that
+    # the training forward made whole (SoftmaxOutput's) then costs the backward nothing.
     backward_inplace: Callable[[dict, tuple | None], Sequence[tuple[int, tuple[str, int]]]] = \
         lambda params, epilogue: ()
     # Forward costs about one read and one write per element: ``mirror`` may recompute it in

@@ -1,8 +1,11 @@
 """SoftmaxOutput (alias Softmax): softmax forward, cross-entropy gradient backward.
 
-Forward returns the probabilities. Backward ignores any head gradient (unless
-``out_grad``) and writes ``(p - onehot(label)) * grad_scale / norm`` into the data's
-gradient; the label gets none. Layouts, as in MXNet:
+Forward returns the probabilities. The gradient ignores any head gradient (unless
+``out_grad``): ``(p - onehot(label)) * grad_scale / norm`` into the data's gradient; the
+label gets none. A training forward makes it, from the same read of the logits (one
+launch where a row fits one block), into a value kept for backward that the data's
+gradient then takes over: the backward step launches nothing. With ``out_grad`` it needs
+the head gradient, so backward makes it from the probabilities. Layouts, as in MXNet:
 
 - default: data (batch, ...) is normalised over everything after the batch axis (read
   as (batch, classes)); label is (batch,);
@@ -24,6 +27,7 @@ import math
 
 import torch
 
+from ..ops import memory as memory_kernels
 from ..ops import softmax as softmax_kernels
 from ..ops import softmax_output as kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, elementwise_inplace, register, unify
@@ -80,15 +84,54 @@ def _infer_type(p, in_types, out_types):
     return [data, label], [data]
 
 
+def _loss_options(p, data_shape, label: torch.Tensor) -> dict:
+    """The loss kernels' options for this node: its class axis's, its label view's and its
+    normalization's."""
+    _, axis = _class_axis_shape(data_shape, p)
+    grad_scale = p["grad_scale"]
+    if p["multi_output"] and p["normalization"] != "valid" and tuple(label.shape) != tuple(data_shape):
+        # MXNet divides a multi-output gradient by the positions per sample too (null and
+        # batch alike; valid counts labels instead), checked against MXNet 1.9.1.
+        grad_scale /= math.prod(data_shape[2:])
+    return dict(axis=axis, grad_scale=grad_scale, ignore_label=p["ignore_label"], use_ignore=p["use_ignore"],
+                normalization=p["normalization"], smooth_alpha=p["smooth_alpha"])
+
+
+def _label_view(label: torch.Tensor, data_shape, p) -> torch.Tensor:
+    """Class labels already have the shape of prob's rows in every layout; a probability
+    target is viewed like prob."""
+    return _class_axis_view(label, p)[0] if tuple(label.shape) == tuple(data_shape) else label
+
+
+def _count_launches(a, label: torch.Tensor) -> tuple[list, torch.Tensor | None]:
+    """The launch that counts the valid labels into the ``valid_count`` scratch, where the
+    normalization needs it, and that buffer."""
+    count = a.temps.get("valid_count")
+    return (kernels.plan_count_valid_labels(label, count, a.params["ignore_label"]) if count is not None else [],
+            count)
+
+
 def _forward(a: ForwardArgs):
     data, axis = _class_axis_view(a.inputs[0], a.params)
     out, _ = _class_axis_view(a.outputs[0], a.params)
-    return softmax_kernels.plan_softmax_forward(data, out, axis, stats=a.temps.get("row_stats"))
+    stats = a.temps.get("row_stats")
+    grad = a.saved.get("grad")
+    if grad is None:
+        return softmax_kernels.plan_softmax_forward(data, out, axis, stats=stats)
+    # Training: the gradient is made here, from the logits read once, and kept for backward.
+    label = a.inputs[1]
+    launches, count = _count_launches(a, label)
+    return launches + kernels.plan_softmax_output_train(
+        data, out, _label_view(label, a.inputs[0].shape, a.params), _class_axis_view(grad, a.params)[0],
+        **_loss_options(a.params, a.inputs[0].shape, label), valid_count=count, loss_scale=a.loss_scale, stats=stats)
 
 
 def _forward_temps(p, in_shapes, in_dtypes):
     shape, axis = _class_axis_shape(in_shapes[0], p)
-    return row_stats_temps("row_stats", shape, axis, in_dtypes[0])
+    temps = row_stats_temps("row_stats", shape, axis, in_dtypes[0])
+    if _makes_gradient_in_forward(p):
+        temps.update(_count_temps(p, in_shapes))
+    return temps
 
 
 def _class_inputs(p, in_shapes) -> dict[int, int]:
@@ -100,39 +143,44 @@ def _class_inputs(p, in_shapes) -> dict[int, int]:
     return {1: shape[axis]}
 
 
+def _makes_gradient_in_forward(p) -> bool:
+    """The training forward makes the loss gradient unless it needs the head gradient,
+    which exists only in backward (``out_grad``)."""
+    return not p["out_grad"]
+
+
+def _saved_for_backward(p, in_shapes, in_dtypes):
+    return {"grad": (tuple(in_shapes[0]), in_dtypes[0])} if _makes_gradient_in_forward(p) else {}
+
+
 def _backward(a: BackwardArgs):
     p = a.params
-    if a.in_grads[0] is None:
+    grad = a.in_grads[0]
+    if grad is None:
         return []
-    prob, axis = _class_axis_view(a.outputs[0], p)
-    grad, _ = _class_axis_view(a.in_grads[0], p)
-    # Class labels already have the shape of prob's rows in every layout; a probability
-    # target is viewed like prob.
-    label = a.inputs[1]
-    if tuple(label.shape) == tuple(a.outputs[0].shape):
-        label, _ = _class_axis_view(label, p)
+    made = a.saved.get("grad")
+    if made is not None:  # the training forward made it
+        if made.data_ptr() == grad.data_ptr() and not a.accumulate[0]:
+            return []  # ... where the planner put the gradient
+        return memory_kernels.plan_copy(made, grad, accumulate=a.accumulate[0])
+    prob, _ = _class_axis_view(a.outputs[0], p)
     head = _class_axis_view(a.out_grads[0], p)[0] if p["out_grad"] else None
-    launches = []
-    count = a.temps.get("valid_count")
-    if count is not None:
-        launches += kernels.plan_count_valid_labels(a.inputs[1], count, p["ignore_label"])
-    grad_scale = p["grad_scale"]
-    if p["multi_output"] and p["normalization"] != "valid" and label is a.inputs[1]:
-        # MXNet divides a multi-output gradient by the positions per sample too (null and
-        # batch alike; valid counts labels instead), checked against MXNet 1.9.1.
-        grad_scale /= math.prod(a.outputs[0].shape[2:])
-    launches += kernels.plan_softmax_output_backward(
-        prob, label, grad, axis=axis, grad_scale=grad_scale, ignore_label=p["ignore_label"],
-        use_ignore=p["use_ignore"], normalization=p["normalization"], smooth_alpha=p["smooth_alpha"],
-        head_grad=head, valid_count=count, accumulate=a.accumulate[0], loss_scale=a.loss_scale)
-    return launches
+    launches, count = _count_launches(a, a.inputs[1])
+    return launches + kernels.plan_softmax_output_backward(
+        prob, _label_view(a.inputs[1], a.outputs[0].shape, p), _class_axis_view(grad, p)[0],
+        **_loss_options(p, a.outputs[0].shape, a.inputs[1]), head_grad=head, valid_count=count,
+        accumulate=a.accumulate[0], loss_scale=a.loss_scale)
 
 
-def _backward_temps(p, in_shapes, in_dtypes):
+def _count_temps(p, in_shapes):
     data, label = in_shapes
     if p["normalization"] == "valid" and p["use_ignore"] and tuple(label) != tuple(data):
         return {"valid_count": ((1,), torch.float32)}
     return {}
+
+
+def _backward_temps(p, in_shapes, in_dtypes):
+    return {} if _makes_gradient_in_forward(p) else _count_temps(p, in_shapes)
 
 
 register(OpDef(
@@ -156,7 +204,9 @@ register(OpDef(
     infer_type=_infer_type,
     forward=_forward,
     backward=_backward,
-    backward_needs=lambda p, epilogue: ((1,), (0,)),
+    # made by the training forward, the gradient needs nothing else; with out_grad, the
+    # probabilities and the label
+    backward_needs=lambda p, epilogue: ((), ()) if _makes_gradient_in_forward(p) else ((1,), (0,)),
     no_grad_inputs=lambda p: {"label"},
     class_inputs=_class_inputs,
     needs_head_grad=lambda p: p["out_grad"],
@@ -164,5 +214,7 @@ register(OpDef(
     forward_temps=_forward_temps,
     backward_temps=_backward_temps,
     inplace=elementwise_inplace,
-    backward_inplace=lambda p, epilogue: [(0, ("output", 0))],
+    saved_for_backward=_saved_for_backward,
+    backward_inplace=lambda p, epilogue: [(0, ("saved", "grad"))] if _makes_gradient_in_forward(p) else
+    [(0, ("output", 0))],
 ))

@@ -24,7 +24,8 @@ import torch
 
 from ..base import ParamError
 from ..ops import optimizer as kernels
-from ..ops._common import run
+from ..ops import precompile
+from ..ops._common import Launch, run
 from .optimizer import Optimizer
 
 
@@ -82,6 +83,11 @@ class FlatUpdater:
         self.shapes = {n: tuple(t.shape) for n, t in executor.grad_dict.items() if t is not None}
         self.phases = executor.phases
         self._prepared: int | None = None  # the update number the last prepare() wrote for
+        # On a GPU, compile the update's kernels in parallel now, as the executor did its own.
+        self.precompiled = precompile.warm(
+            [launch for group in self.groups for launch in group.advance_launches + group.count_launches
+             + list(group.launches) if isinstance(launch, Launch)] + self.scale_launches,
+            executor.loss_scale.device)
 
     @staticmethod
     def _bind_scaler(optimizer: Optimizer, executor) -> kernels.LossScaleState | None:
