@@ -128,25 +128,44 @@ _TMA_SHARED_LIMIT = 226 * 1024  # Hopper's 227 KiB per program, less the pipelin
 def _forward_configs() -> list[triton.Config]:
     plain = [triton.Config({**c.kwargs, "TMA": False}, num_warps=c.num_warps, num_stages=c.num_stages)
              for c in _configs()]
-    stages = (1,) if INTERPRET else (3, 4)
+    # 2 stages only where 3 do not fit (TF32's input gradient; see _tma_prune)
+    stages = (1,) if INTERPRET else (3, 4, 2)
     tma = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8, "TMA": True},
                          num_warps=8, num_stages=s)
            for bm, bn, bk in dict.fromkeys(_TMA_TILES.values()) for s in stages]
     return plain + tma
 
 
-def _tma_shared_bytes(config, element_size: int) -> int:
-    """The TMA kernel's pipelined operand tiles and its half-tile output buffer."""
+def _half_output_bytes(config, element_size: int) -> int:
     k = config.kwargs
-    return _stage_bytes(config, element_size) + k["BLOCK_M"] * k["BLOCK_N"] // 2 * element_size
+    return k["BLOCK_M"] * k["BLOCK_N"] // 2 * element_size
 
 
-def _tma_prune(first: str, tile_of):
+def _forward_shared_bytes(config, element_size: int) -> int:
+    """The TMA forward's pipelined operand tiles and its half-tile output buffer."""
+    return _stage_bytes(config, element_size) + _half_output_bytes(config, element_size)
+
+
+def _input_shared_bytes(config, element_size: int) -> int:
+    """The TMA input gradient's: as the forward's, and in TF32 a K-major copy of one w tile
+    (a TF32 tensor-core operand must be K-major; w's tile is not). From the sm_90 compiler
+    output (perf/results/kernels-sm90-*.md): 176 KiB in bf16 at 3 stages, 240 in TF32."""
+    extra = config.kwargs["BLOCK_N"] * config.kwargs["BLOCK_K"] * element_size if element_size == 4 else 0
+    return _forward_shared_bytes(config, element_size) + extra
+
+
+def _weight_shared_bytes(config, element_size: int) -> int:
+    """The TMA weight gradient's: its operand tiles and 4 KiB more (148 KiB in bf16 at 3 stages)."""
+    return _stage_bytes(config, element_size) + 4096
+
+
+def _tma_prune(first: str, tile_of, shared_bytes):
     """An early prune for a kernel with a TMA path: without descriptors (``first`` None), the
     pointer kernel's configs; with them, the TMA configs of the descriptors' tile
-    (``tile_of(named_args)``: BLOCK_M, BLOCK_N, BLOCK_K) that fit in shared memory as well
-    (the autotuner races both), or only the first TMA config where nothing is raced
-    (interpreter, TRITONSYM_AUTOTUNE=0)."""
+    (``tile_of(named_args)``: BLOCK_M, BLOCK_N, BLOCK_K) whose shared memory
+    (``shared_bytes(config, element size)``) fits as well (the autotuner races both), with
+    2 stages only where no deeper pipeline fits; or only the first TMA config where nothing
+    is raced (interpreter, TRITONSYM_AUTOTUNE=0)."""
     def prune(configs, named_args, **kwargs):
         desc = named_args[first]
         plain = [c for c in configs if not c.kwargs["TMA"]]
@@ -156,9 +175,11 @@ def _tma_prune(first: str, tile_of):
         tile = tile_of(named_args)
         tma = [c for c in configs if c.kwargs["TMA"]
                and tile == (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"])
-               and (INTERPRET or _tma_shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
+               and (INTERPRET or shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
+        tma = [c for c in tma if c.num_stages >= 3] or tma
         if not tma:
-            raise KernelArgumentError(f"fully_connected: no TMA config has the descriptors' tile {tile}")
+            raise KernelArgumentError(f"fully_connected: no TMA config has the descriptors' tile {tile} and fits "
+                                      f"in shared memory")
         if INTERPRET or not AUTOTUNE:
             return tma[:1]
         return _prune(plain, named_args, **kwargs) + tma
@@ -167,11 +188,11 @@ def _tma_prune(first: str, tile_of):
 
 # Each kernel's tile from its descriptors' block shapes (see _tma_descriptors and _backward_descriptors).
 _prune_forward = _tma_prune("X_DESC", lambda a: (a["X_DESC"].block_shape[0], a["W_DESC"].block_shape[0],
-                                                 a["X_DESC"].block_shape[1]))
+                                                 a["X_DESC"].block_shape[1]), _forward_shared_bytes)
 _prune_input = _tma_prune("DY_DESC", lambda a: (a["DY_DESC"].block_shape[0], a["W_DESC"].block_shape[1],
-                                                a["DY_DESC"].block_shape[1]))
+                                                a["DY_DESC"].block_shape[1]), _input_shared_bytes)
 _prune_weight = _tma_prune("X_DESC", lambda a: (a["X_DESC"].block_shape[1], a["DY_DESC"].block_shape[1],
-                                                a["X_DESC"].block_shape[0]))
+                                                a["X_DESC"].block_shape[0]), _weight_shared_bytes)
 
 
 def _autotune(restore: list[str], configs=None, prune=_prune, key=()):
@@ -769,7 +790,7 @@ TESTS = ("tests/test_kernels_fully_connected.py", "tests/test_kernels_fc_tma.py"
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """One launch of each kernel and variant in ``dtype``: the forward with each kind of
     epilogue (several activations in float32 and bfloat16, one elsewhere) and in TF32, the
-    backward with and without an activation, accumulating, and the bias gradient alone;
+    backward with and without an activation, accumulating, in TF32, and the bias gradient alone;
     the input-gradient epilogue finishing the gradient of the operator before; on 64x96x48
     or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
     and checks."""
@@ -783,6 +804,9 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     if dtype == torch.float32:
         out += [("fc forward tf32 relu", launch) for launch in plan_fully_connected_forward(x, w, b, y, act="relu",
                                                                                             precision="tf32")]
+    if dtype == torch.float32:  # TF32 copies an MN-major operand to shared memory 4 bytes at a time
+        out += [("fc backward tf32", launch) for launch in plan_fully_connected_backward(
+            y, x, w, grad_x=t(m, k), grad_weight=t(n, k), precision="tf32")]
     for act in ("none", "sigmoid") if every else ("sigmoid",):
         out += [(f"fc backward {act}", launch) for launch in plan_fully_connected_backward(
             y, x, w, out=y, act=act, act_grad=t(m, n), grad_x=t(m, k), grad_weight=t(n, k), grad_bias=t(n),

@@ -87,7 +87,9 @@ def _start_worker(variants: list[aot.Specialized], arch: int, results: str) -> s
     script again on start (spawn) or inherit an initialised CUDA (fork)."""
     worker = subprocess.Popen([sys.executable, "-m", f"{__package__}._precompile_worker", results],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0"})
+                              env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0",
+                                   # this process's path: a checkout that is not installed imports too
+                                   "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     worker.stdin.write(pickle.dumps((variants, arch)))
     worker.stdin.close()
     return worker

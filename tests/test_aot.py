@@ -40,9 +40,13 @@ def test_specialize_marks_unit_strides_and_alignment_as_the_jit_does():
 
 
 @pytest.mark.slow
-def test_untuned_fully_connected_configs_fit_in_hopper_shared_memory():
+@pytest.mark.parametrize("autotune, tma", [("0", "0"), ("0", "1"), ("1", "1")],
+                         ids=["untuned pointer", "untuned TMA", "every TMA config raced"])
+def test_fully_connected_configs_fit_in_hopper_shared_memory(autotune, tma):
     # One config per kernel without autotuning, and it must be one that launches: over
     # 227 KiB a program cannot start on an H100, and there is no other config to fall to.
+    # With autotuning, every TMA config the prune keeps (TF32's input gradient needed 240
+    # KiB at 3 stages: it takes 2). TRITONSYM_TMA=1 plans the TMA path on any device.
     out = _run("""
         import torch
         from tritonsym.ops import aot, fully_connected as fc
@@ -59,12 +63,16 @@ def test_untuned_fully_connected_configs_fit_in_hopper_shared_memory():
             for launch in launches:
                 if not hasattr(launch.kernel, "configs"):
                     continue  # the column sum of the bias partials: not autotuned, small tiles
-                (config,) = aot.configs(launch)
-                compiled = aot.compile_specialized(aot.specialize(launch, config))
-                print(launch.kernel.fn.__name__, dt, precision, aot.describe_config(config), compiled.metadata.shared)
-    """, TRITONSYM_AUTOTUNE="0")
+                kept = aot.configs(launch)
+                for config in kept if len(kept) == 1 else [c for c in kept if c.kwargs.get("TMA")]:
+                    compiled = aot.compile_specialized(aot.specialize(launch, config))
+                    print(launch.kernel.fn.__name__, dt, precision, aot.describe_config(config),
+                          compiled.metadata.shared)
+    """, TRITONSYM_AUTOTUNE=autotune, TRITONSYM_TMA=tma)
     rows = [line.rsplit(" ", 1) for line in out.splitlines()]
-    assert len(rows) == 12
+    if autotune == "0":
+        assert len(rows) == 12
+    assert (tma == "1") == any(" TMA " in what for what, _ in rows)
     too_big = [what for what, shared in rows if int(shared) > 227 * 1024]
     assert not too_big, too_big
 
