@@ -234,7 +234,7 @@ def test_every_phase_rehearses_on_the_cpu_from_a_bare_checkout(tmp_path):
                     "errors during collection"):
         assert failure not in log, log[log.index(failure) - 2000:log.index(failure) + 500]
     assert re.search(r"\d+ tests collected", (out / "suite.log").read_text())
-    assert "smoke: 6 of 6 checks passed or skipped" in log
+    assert "smoke: 7 of 7 checks passed or skipped" in log
     with tarfile.open(out / "results.tar.gz") as tar:  # every benchmark wrote its table
         tables = {pathlib.PurePath(n).name.split("-")[0] for n in tar.getnames() if n.endswith(".md")}
     assert {"mlp", "linear", "softmax", "bind", "activation", "memory", "operators", "attention",
