@@ -167,6 +167,7 @@ def test_registration_errors_and_unregister(affine):
     register(AFFINE)  # for the fixture's teardown
 
 
+@pytest.mark.slow  # runs the example script: 11 s
 def test_example_trains_a_new_triton_kernel():
     script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_swish.py"
     assert len(script.read_text().splitlines()) < 60  # the target: from nothing to training in < 60 lines

@@ -55,6 +55,7 @@ def test_two_workers_on_half_batches_equal_one_process_on_the_full_batch(tmp_pat
           f"2 processes {sum(stats['dp-0']['step_seconds']) / 2:.3f} (job {two:.1f} s)")
 
 
+@pytest.mark.slow  # two worker processes: 8 s
 @pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_small_and_large_buckets_give_identical_results(tmp_path):
     for tag, size in (("small", 64), ("large", 1 << 30)):

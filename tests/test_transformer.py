@@ -106,6 +106,7 @@ def test_char_text_and_its_windows():
         sequences.TextIter(text.ids, 10, 1, 1)
 
 
+@pytest.mark.slow  # trains a little first: 8 s
 def test_the_sampler_reads_the_training_networks_predictions(rng):
     cfg = transformer.Config(vocab=5, max_len=6, width=8, heads=2, layers=1)
     net = transformer.decoder(6, cfg)
