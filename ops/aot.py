@@ -85,11 +85,15 @@ def specialize(launch: Launch, config=None, arch: int = 90) -> Specialized:
                        describe_config(config))
 
 
-def compile_specialized(variant: Specialized, arch: int = 90):
-    """Compile one variant to a cubin; returns Triton's CompiledKernel (``asm`` holds
-    "ttgir", "ptx" and "cubin"; ``metadata.shared`` the shared memory in bytes)."""
+def source_of(variant: Specialized) -> ASTSource:
+    """What ``triton.compile`` takes for this variant (its kernel found again by name)."""
     import importlib
 
     fn = _jit_function(getattr(importlib.import_module(variant.module), variant.kernel))
-    source = ASTSource(fn, variant.signature, variant.constexprs, variant.attrs)
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=variant.options)
+    return ASTSource(fn, variant.signature, variant.constexprs, variant.attrs)
+
+
+def compile_specialized(variant: Specialized, arch: int = 90):
+    """Compile one variant to a cubin; returns Triton's CompiledKernel (``asm`` holds
+    "ttgir", "ptx" and "cubin"; ``metadata.shared`` the shared memory in bytes)."""
+    return triton.compile(source_of(variant), target=GPUTarget("cuda", arch, 32), options=variant.options)

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource, make_backend
+from triton.compiler import make_backend
 from triton.compiler.compiler import get_cache_invalidating_env_vars, get_cache_key
 from triton.runtime.cache import get_cache_manager
 
@@ -65,10 +65,7 @@ class Precompiled:
 def _cache_key(variant: aot.Specialized, arch: int) -> tuple[str, str]:
     """(the cache directory's hash, the metadata file's name) that ``triton.compile`` uses
     for this variant: computed as it computes them, without compiling."""
-    import importlib
-
-    fn = aot._jit_function(getattr(importlib.import_module(variant.module), variant.kernel))
-    source = ASTSource(fn, variant.signature, variant.constexprs, variant.attrs)
+    source = aot.source_of(variant)
     backend = make_backend(GPUTarget("cuda", arch, 32))
     options = backend.parse_options(dict(variant.options, **source.parse_options()))
     key = get_cache_key(source, backend, options, env_vars=get_cache_invalidating_env_vars())
@@ -129,20 +126,19 @@ def precompile(launches: list[Launch], arch: int, workers: int | None = None) ->
         return Precompiled(variants=len(variants), deferred=len(missing), left_to_jit=left,
                            seconds=time.perf_counter() - start)
     report = Precompiled(variants=len(variants), compiled=len(missing), left_to_jit=left)
-    if missing:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        report.workers = max(1, min(workers or available, len(missing) // 2))
-        shares = [missing[k::report.workers] for k in range(report.workers)]
-        with tempfile.TemporaryDirectory(prefix="tritonsym-precompile-") as folder:
-            results = [os.path.join(folder, f"{k}.pickle") for k in range(len(shares))]
-            started = [_start_worker(share, arch, path) for share, path in zip(shares, results)]
-            for share, worker, path in zip(shares, started, results):
-                if worker.wait() == 0 and os.path.exists(path):
-                    with open(path, "rb") as f:
-                        why = pickle.load(f)
-                else:
-                    why = [f"the compiling process exited with {worker.returncode}"] * len(share)
-                report.failed += [f"{v.kernel} {v.config}: {w}" for v, w in zip(share, why) if w]
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    report.workers = max(1, min(workers or available, len(missing) // 2))
+    shares = [missing[k::report.workers] for k in range(report.workers)]
+    with tempfile.TemporaryDirectory(prefix="tritonsym-precompile-") as folder:
+        results = [os.path.join(folder, f"{k}.pickle") for k in range(len(shares))]
+        started = [_start_worker(share, arch, path) for share, path in zip(shares, results)]
+        for share, worker, path in zip(shares, started, results):
+            if worker.wait() == 0 and os.path.exists(path):
+                with open(path, "rb") as f:
+                    why = pickle.load(f)
+            else:
+                why = [f"the compiling process exited with {worker.returncode}"] * len(share)
+            report.failed += [f"{v.kernel} {v.config}: {w}" for v, w in zip(share, why) if w]
     report.seconds = time.perf_counter() - start
     return report
 
