@@ -73,6 +73,21 @@ HOST_TESTS = {
     **{f"tritonsym/operators/{name}.py": ["tests/test_operators.py", "tests/test_infer.py", "tests/test_symbol.py",
                                           "tests/test_custom_op.py", "tests/test_planner_properties.py"]
        for name in ("fully_connected", "activation", "softmax", "softmax_output", "elementwise", "registry")},
+    # The operators beyond the MLP: their own tests, then random networks of them against
+    # torch autograd (views, broadcasts and reductions meeting in one gradient), every
+    # operator case with its workspace poisoned, inference, and what real MXNet gave.
+    **{f"tritonsym/operators/{name}.py": [f"tests/test_{tests}.py", "tests/test_random_networks.py",
+                                          "tests/test_operators.py", "tests/test_infer.py",
+                                          "tests/test_mxnet_differential.py"]
+       for name, tests in (("reshape", "shape_operators"), ("transpose", "shape_operators"),
+                           ("expand_dims", "shape_operators"), ("squeeze", "shape_operators"),
+                           ("flip", "shape_operators"), ("slice_axis", "shape_operators"),
+                           ("slice_channel", "shape_operators"), ("concat", "shape_operators"),
+                           ("view", "shape_operators"), ("broadcast", "broadcast"), ("reduce", "reduce"),
+                           ("select", "select"), ("dot", "batch_dot"), ("batch_dot", "batch_dot"),
+                           ("layer_norm", "layer_norm"), ("batch_norm", "batch_norm"), ("embedding", "embedding"),
+                           ("sequence_mask", "sequence_mask"), ("leaky_relu", "prelu"), ("attention", "attention"),
+                           ("dropout", "dropout"))},
 }
 HOST_COMMON_TESTS = ["tests/test_gradcheck.py", "tests/test_torch_reference_fit.py", "tests/test_cuda_graph.py"]
 # The readers of what a user hands in (symbol JSON, checkpoints) and the writer that must never

@@ -87,6 +87,16 @@ DECISIONS: dict[str, str] = {
     "LeakyReLU/prelu-per-channel-and-one-slope": "two prelu layers reading one input: MXNet 1.9.1 gives each gamma "
                                                  "the gradient times gamma (one layer alone gets it right, "
                                                  "LeakyReLU/prelu-one-layer); tritonsym gives the gradient",
+    "infer_shape/partial-concat*-[ab]-known": "partial inference of Concat with an input unknown: MXNet 1.9.1 "
+                                              "sums the known inputs' sizes along dim and gives that as the "
+                                              "output's (an unknown input counts 0); tritonsym leaves it unknown",
+    "infer_shape/partial-concat-three-a-axis-unknown": "the same: MXNet 1.9.1 gives the output the size of the one "
+                                                       "input it knows along dim; tritonsym leaves it unknown",
+    "infer_shape/partial-split*-a-axis-unknown": "split of an axis whose size is not known yet: MXNet 1.9.1's "
+                                                 "partial inference raises (it checks -1 % num_outputs); "
+                                                 "tritonsym leaves the parts' axis unknown and the rest known",
+    "infer_shape/flip-axis-past-the-rank-raises": "MXNet 1.9.1 infers flip's shape whatever the axis and refuses an "
+                                                  "axis past the rank at forward; tritonsym refuses it at inference",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -1606,8 +1616,9 @@ _infer_more("broadcast-mismatch-raises",
 @case("maximum", "symbols-and-scalars")
 def _maximum(api, data):
     a, b = api.sym.Variable("a"), api.sym.Variable("b")
-    net = api.sym.Group([api.sym.maximum(a, b), api.sym.minimum(a, b), api.sym.maximum(a, 0.2),
-                         api.sym.minimum(0.1, b), a ** b])
+    with api.fresh_names():  # the output names hold automatic counters: start them at 0
+        net = api.sym.Group([api.sym.maximum(a, b), api.sym.minimum(a, b), api.sym.maximum(a, 0.2),
+                             api.sym.minimum(0.1, b), a ** b])
     arrays = {"a": np.array([[1.0, -1.0, 0.5], [2.0, 0.2, 0.1]]), "b": np.array([[2.0, -1.0, 0.25], [0.5, 3.0, 1.5]])}
     outs, grads = api.run(net, arrays, head_grads=[data.normal(f"h{k}", (2, 3), np.float64) for k in range(5)])
     return {**{f"out{k}": o for k, o in enumerate(outs)}, "grad_a": grads["a"], "grad_b": grads["b"],
@@ -1737,3 +1748,43 @@ for _axis in (1, (0, 2)):
             net = api.sym.flip(api.sym.Variable("data"), axis=axis, name="f") * 2.0
             return _forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64)
     _flip_case()
+
+
+# ------------------------------------------- shape operators: partial inference, bad axes
+# What is known flows through each shape operator as MXNet's does: nothing known, one
+# input known, an axis unknown (0); and an axis past the rank raises (a mutant that let
+# Concat(dim=ndim) through joined along axis 0 without an error).
+
+def _two(api):
+    return api.sym.Variable("a"), api.sym.Variable("b")
+
+
+_SHAPE_OPERATORS = {
+    "concat": lambda api: api.sym.Concat(*_two(api), dim=1),
+    "concat-three": lambda api: api.sym.Concat(*_two(api), api.sym.Variable("c"), dim=0),
+    "split": lambda api: api.sym.split(api.sym.Variable("a"), num_outputs=2, axis=1),
+    "split-squeeze": lambda api: api.sym.split(api.sym.Variable("a"), num_outputs=3, axis=1, squeeze_axis=True),
+    "slice-axis": lambda api: api.sym.slice_axis(api.sym.Variable("a"), axis=1, begin=1, end=3),
+    "reshape": lambda api: api.sym.Reshape(api.sym.Variable("a"), shape=(0, -1)),
+    "transpose": lambda api: api.sym.transpose(api.sym.Variable("a")),
+    "expand-dims": lambda api: api.sym.expand_dims(api.sym.Variable("a"), axis=1),
+    "flip": lambda api: api.sym.flip(api.sym.Variable("a"), axis=1),
+    "broadcast-add": lambda api: api.sym.broadcast_add(*_two(api)),
+    "sum": lambda api: api.sym.sum(api.sym.Variable("a"), axis=1),
+    "batch-dot": lambda api: api.sym.batch_dot(*_two(api)),
+}
+for _name, _build in _SHAPE_OPERATORS.items():
+    _infer_more(f"partial-{_name}-nothing-known", _build, partial=True)
+    _infer_more(f"partial-{_name}-a-known", _build, partial=True, a=(2, 3, 3))
+    _infer_more(f"partial-{_name}-a-axis-unknown", _build, partial=True, a=(2, 0, 3))
+
+_infer_more("partial-concat-b-known", _SHAPE_OPERATORS["concat"], partial=True, b=(2, 4, 3))
+_infer_more("concat-dim-past-the-rank-raises", lambda api: api.sym.Concat(*_two(api), dim=3), a=(2, 3, 3), b=(2, 3, 3))
+_infer_more("concat-dim-negative", lambda api: api.sym.Concat(*_two(api), dim=-1), a=(2, 3, 3), b=(2, 3, 1))
+_infer_more("split-axis-past-the-rank-raises",
+            lambda api: api.sym.split(api.sym.Variable("a"), num_outputs=1, axis=3), a=(2, 3, 3))
+_infer_more("slice-axis-past-the-rank-raises",
+            lambda api: api.sym.slice_axis(api.sym.Variable("a"), axis=3, begin=0, end=1), a=(2, 3, 3))
+_infer_more("flip-axis-past-the-rank-raises", lambda api: api.sym.flip(api.sym.Variable("a"), axis=3), a=(2, 3, 3))
+_infer_more("expand-dims-axis-past-the-rank-raises",
+            lambda api: api.sym.expand_dims(api.sym.Variable("a"), axis=4), a=(2, 3, 3))

@@ -11,6 +11,14 @@ from tritonsym.executor.program import Step
 FIXED_KINDS = ("arg", "aux", "arg_grad")
 
 
+def poison(exe, regions=("internal", "param_grads")) -> None:
+    """NaN into every internal value and every gradient: what a step fails to write, or
+    reads before writing, shows up as NaN instead of as a zero the allocator left."""
+    for (dtype, region), span in exe.workspace.regions.items():
+        if region in regions:
+            exe.workspace.arenas[dtype][span.start // dtype.itemsize: span.end // dtype.itemsize] = float("nan")
+
+
 def _accesses(step: Step):
     """(values read, values written first) by one step."""
     if step.phase == "recompute":  # mirror's forward keeps nothing for backward

@@ -8,7 +8,7 @@ import oracles
 import pytest
 import torch
 from operator_cases import CASES, SPLIT_ROWS
-from plan_checks import assert_no_live_overlap
+from plan_checks import assert_no_live_overlap, poison
 from tolerances import DTYPE_IDS, DTYPES, DTYPES_QUICK_FIRST, assert_close, rounded, to_numpy
 from tritonsym.ops import softmax as softmax_kernels
 
@@ -20,13 +20,6 @@ def test_every_registered_operator_has_a_case():
     covered = {c.op for c in CASES}
     missing = sorted({op.name for op in REGISTRY.values()} - covered)
     assert not missing, f"operators without a test case in tests/operator_cases.py: {missing}"
-
-
-def poison(exe: ts.Executor) -> None:
-    """NaN into every internal value and every gradient."""
-    for (dtype, region), span in exe.workspace.regions.items():
-        if region in ("internal", "param_grads"):
-            exe.workspace.arenas[dtype][span.start // dtype.itemsize: span.end // dtype.itemsize] = float("nan")
 
 
 def run_case(case, dtype, rng):

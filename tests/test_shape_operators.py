@@ -36,6 +36,39 @@ def test_reshape_codes_errors_name_the_shapes():
     assert S.Reshape(x, shape=(6, 4)).infer_shape_partial(x=(0, 4))[0] == [(6, 4)]
 
 
+@pytest.mark.parametrize("codes,reverse,data,expected", [
+    ((0, -1), False, (2, 0, 3), (2, 0)),  # the -1 of an unknown size is unknown
+    ((-3, -2), False, (0, 3, 4), (0, 4)),  # a merge with an unknown dimension
+    ((-3, -2), False, (2, 3, 0), (6, 0)),  # the copied rest keeps its unknown
+    ((-4, 2, -1, -2), False, (0, 5), (2, 0, 5)),  # a split of an unknown dimension
+    ((-4, -1, 3, 0), False, (0, 5), (0, 3, 5)),
+    ((7, 0), False, (0, 4), (7, 4)),  # no code reads the unknown
+    ((-1, 0), True, (0, 5, 4), (0, 4)),  # codes read from the right (MXNet: (10, 5, 4) gives (50, 4))
+])
+def test_reshape_carries_unknown_sizes_through_partial_inference(codes, reverse, data, expected):
+    assert S.Reshape(S.Variable("x"), shape=codes, reverse=reverse).infer_shape_partial(x=data)[1] == [expected]
+
+
+def test_slice_and_split_carry_unknown_sizes_through_partial_inference():
+    x = S.Variable("x")
+    assert S.slice_axis(x, axis=1, begin=1, end=3).infer_shape_partial(x=(0, 5))[1] == [(0, 2)]
+    assert S.slice_axis(x, axis=0, begin=1, end=3).infer_shape_partial(x=(0, 5))[1] == [(0, 5)]
+    assert S.split(x, num_outputs=2, axis=0).infer_shape_partial(x=(0, 6))[1] == [(0, 6), (0, 6)]
+    assert S.split(x, num_outputs=3, axis=1, squeeze_axis=True).infer_shape_partial(x=(2, 0))[1] == [(2,)] * 3
+    # once the size is known, every check still applies
+    with pytest.raises(ShapeError, match="squeeze_axis needs parts of size 1"):
+        S.split(x, num_outputs=3, axis=1, squeeze_axis=True).infer_shape(x=(2, 6))
+
+
+def test_an_axis_past_the_rank_is_refused_naming_it():
+    a, b = S.Variable("a"), S.Variable("b")
+    with pytest.raises(ShapeError, match=r"dim=2 is out of range for inputs of 2 dimension"):
+        S.Concat(a, b, dim=2).infer_shape(a=(2, 3), b=(2, 3))  # never along axis 0 instead
+    with pytest.raises(ShapeError, match=r"axis=2 is out of range for data of shape \(2, 3\)"):
+        S.slice_axis(a, axis=2, begin=0, end=1).infer_shape(a=(2, 3))
+    assert S.Concat(a, b, dim=-2).infer_shape(a=(2, 3), b=(1, 3))[1] == [(3, 3)]
+
+
 def test_concat_takes_num_args_from_its_inputs_and_checks_the_other_axes():
     a, b = S.Variable("a"), S.Variable("b")
     net = S.Concat(a, b, S.Variable("c"), dim=0)

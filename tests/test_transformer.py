@@ -127,6 +127,7 @@ def test_the_sampler_reads_the_training_networks_predictions(rng):
         sampler.continue_(tokens[:, :2], 1, -1)
 
 
+@pytest.mark.slow  # 10 s; the quick run trains --text with a prompt, and bfloat16 on the task
 def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
                    "--width", "16", "--layers", "1", "--no-progress"])
@@ -138,6 +139,7 @@ def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     assert re.search(r"\n  \d{3} -> \d{3} \(expected \d{3}\)", out)
 
 
+@pytest.mark.slow  # 12 s; test_a_given_prompt_is_continued_whole trains and samples --text in the quick run
 def test_text_trains_and_writes(tmp_path, capsys):
     path = tmp_path / "poem.txt"
     path.write_text("the cat sat on the mat. " * 12)

@@ -18,8 +18,11 @@ from .view import check_same_size, fill_one_unknown, view_op
 
 
 def target_shape(codes, data, reverse: bool = False) -> tuple[int, ...]:
-    """The output shape of ``Reshape(shape=codes, reverse=reverse)`` on data of shape ``data``
-    (complete), or ShapeMismatch naming what does not fit."""
+    """The output shape of ``Reshape(shape=codes, reverse=reverse)`` on data of shape ``data``,
+    or ShapeMismatch naming what does not fit. Where ``data`` has unknown (0) dimensions the
+    result has them too, as MXNet's partial inference: a copied unknown stays unknown, and
+    so does a merge of it, a split of it, and the -1."""
+    partial = 0 in data
     codes, source = list(codes), list(data)
     if reverse:
         codes.reverse()
@@ -60,6 +63,10 @@ def target_shape(codes, data, reverse: bool = False) -> tuple[int, ...]:
             if d1 == -1 and d2 == -1 or d1 < -1 or d2 < -1 or 0 in (d1, d2):
                 raise ShapeMismatch(f"shape={tuple(codes)}: -4 splits into ({d1}, {d2}); give two positive "
                                     "dimensions, or one and -1")
+            if whole == 0:  # unknown: so is the part given as -1
+                out += [max(d1, 0), max(d2, 0)]
+                i += 3
+                continue
             d1 = whole // d2 if d1 == -1 else d1
             d2 = whole // d1 if d2 == -1 else d2
             if d1 * d2 != whole:
@@ -73,6 +80,10 @@ def target_shape(codes, data, reverse: bool = False) -> tuple[int, ...]:
         else:
             raise ShapeMismatch(f"shape={tuple(codes)} holds {code}; the codes are positive sizes, 0, -1, -2, -3, -4")
         i += 1
+    if partial:
+        if inferred is not None:
+            out[inferred] = 0
+        return tuple(out[::-1] if reverse else out)
     if inferred is not None:
         rest = size(out)
         if rest == 0 or size(data) % rest:
@@ -87,13 +98,12 @@ def target_shape(codes, data, reverse: bool = False) -> tuple[int, ...]:
 
 def _infer_shape(p, in_shapes, out_shapes):
     data, out = in_shapes[0], out_shapes[0]
-    if data is not None and 0 not in data:
+    if data is not None:
         out = unify("output", out, target_shape(p["shape"], data, p["reverse"]))
-    else:
-        if p["shape"] and all(code > 0 for code in p["shape"]):  # no code reads the data's shape
-            out = unify("output", out, tuple(p["shape"]))
-        if out is not None:
-            data = fill_one_unknown(data, out)
+    elif p["shape"] and all(code > 0 for code in p["shape"]):  # no code reads the data's shape
+        out = unify("output", out, tuple(p["shape"]))
+    if data is not None and 0 in data and out is not None:
+        data = fill_one_unknown(data, out)
     return [data], [out]
 
 

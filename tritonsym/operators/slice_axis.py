@@ -20,14 +20,17 @@ def bounds(p, length: int) -> tuple[int, int]:
 
 def _infer_shape(p, in_shapes, out_shapes):
     data = in_shapes[0]
-    if data is None or 0 in data:
+    if data is None:
         return in_shapes, out_shapes
     if not -len(data) <= p["axis"] < len(data):
         raise ShapeMismatch(f"axis={p['axis']} is out of range for data of shape {tuple(data)}")
     axis = p["axis"] % len(data)
-    begin, end = bounds(p, data[axis])
-    return in_shapes, [unify("output", out_shapes[0], tuple(end - begin if k == axis else d
-                                                             for k, d in enumerate(data)))]
+    if data[axis] == 0:  # the axis's size unknown (partial inference): so is the slice's
+        width = 0
+    else:
+        begin, end = bounds(p, data[axis])
+        width = end - begin
+    return in_shapes, [unify("output", out_shapes[0], tuple(width if k == axis else d for k, d in enumerate(data)))]
 
 
 def _window(p, t):

@@ -14,9 +14,9 @@ def _part_shape(p, data):
     if data[axis] % p["num_outputs"]:
         raise ShapeMismatch(f"axis {p['axis']} of data {tuple(data)} has size {data[axis]}, which num_outputs="
                             f"{p['num_outputs']} does not divide")
-    width = data[axis] // p["num_outputs"]
+    width = data[axis] // p["num_outputs"]  # 0 where the axis's size is unknown (partial inference)
     if p["squeeze_axis"]:
-        if width != 1:
+        if width not in (0, 1):
             raise ShapeMismatch(f"squeeze_axis needs parts of size 1 along axis {p['axis']}, but data {tuple(data)} "
                                 f"splits into {p['num_outputs']} parts of {width}")
         return tuple(d for k, d in enumerate(data) if k != axis)
@@ -25,7 +25,7 @@ def _part_shape(p, data):
 
 def _infer_shape(p, in_shapes, out_shapes):
     data = in_shapes[0]
-    if data is None or 0 in data:
+    if data is None:
         return in_shapes, out_shapes
     if not -len(data) <= p["axis"] < len(data):
         raise ShapeMismatch(f"axis={p['axis']} is out of range for data of shape {tuple(data)}")

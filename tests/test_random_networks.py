@@ -1,0 +1,478 @@
+"""Random networks of the shape-aware operators, bound and run through the planner, against
+the same network in PyTorch autograd (tests only).
+
+Each operator has its own oracle and gradient checks; what this adds is their composition:
+views that cost no copy feeding kernels that read strides, reductions and broadcasts
+meeting in one gradient, values used by several consumers, in-place reuse under every
+memory plan, mirror, ``grad_req="add"``, outputs that are also inputs of other nodes. A
+network draws 1-8 moves from ``MOVES`` over a (batch, time, channels) input; the outputs
+and the gradient of every argument must match torch's (float64 to 1e-8, float32 to 2e-3),
+and so must the outputs of the same network bound for inference (its own plan).
+
+Where MXNet and torch differ, the oracle follows tritonsym's documented MXNet semantics:
+tied maxima (minima) each take the whole gradient (``_MXNetExtremum``); the L2 norm of zeros
+has gradient 0 (``vector_norm``). ``TRITONSYM_PROPERTY_SCALE=40`` is a longer bug hunt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from plan_checks import poison
+from property_settings import given, property_settings, settings, st
+
+import tritonsym as ts
+
+S = ts.sym
+TOLERANCE = {"float64": 1e-8, "float32": 2e-3}
+
+
+@dataclass
+class Node:
+    symbol: ts.sym.Symbol
+    compute: Callable[[dict], torch.Tensor]  # the same value in torch, from the arguments by name
+    shape: tuple
+    tied: bool = False  # may hold equal elements (relu's zeros, a broadcast): no elementwise max/min of it
+
+
+class _MXNetExtremum(torch.autograd.Function):
+    """max/min over ``dims`` whose gradient goes whole to every element equal to the result
+    (MXNet's; torch's amax splits it among ties)."""
+
+    @staticmethod
+    def forward(ctx, t, dims, keepdims, largest):
+        y = t.amax(dim=dims, keepdim=True) if largest else t.amin(dim=dims, keepdim=True)
+        ctx.save_for_backward(t, y)
+        return y if keepdims else y.squeeze(dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        t, y = ctx.saved_tensors
+        return (t == y) * grad.reshape(y.shape), None, None, None
+
+
+@dataclass
+class Network:
+    """The pool of values drawn so far, and the arguments the moves added besides ``data``."""
+
+    rng: object
+    pool: list = field(default_factory=list)
+    shapes: dict = field(default_factory=dict)  # argument -> shape, where bind needs it
+    integers: dict = field(default_factory=dict)  # argument -> (low, high): lengths and indices
+
+    def pick(self, where=lambda node: True) -> Node:
+        return self.rng.choice([node for node in self.pool if where(node)])
+
+    def axes(self, ndim: int) -> tuple:
+        return tuple(sorted(self.rng.sample(range(ndim), self.rng.randint(1, ndim))))
+
+
+def _unary(net, x, i):
+    kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "elu", "leaky", "affine",
+                           "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube", "two_to",
+                           "compare", "dropout"])
+    smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
+              "relu": F.relu}
+    if kind in smooth:
+        y, f = S.Activation(x.symbol, act_type=kind), smooth[kind]
+    elif kind in ("gelu", "elu", "leaky"):
+        y = S.LeakyReLU(x.symbol, act_type=kind, **({"slope": 0.2} if kind == "leaky" else {}))
+        f = {"gelu": F.gelu, "elu": lambda t: F.elu(t, 0.25), "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
+    elif kind in ("log", "sqrt", "reciprocal"):
+        y = getattr(S, kind)(S.square(x.symbol) + 1.0)
+        f = {"log": torch.log, "sqrt": torch.sqrt, "reciprocal": torch.reciprocal}[kind]
+        f = (lambda g: lambda t: g(t * t + 1.0))(f)
+    else:
+        y, f = {"affine": (x.symbol * 0.5 + 1.0, lambda t: t * 0.5 + 1.0),
+                "square": (S.square(x.symbol), torch.square),
+                "exp": (S.exp(S.Activation(x.symbol, act_type="tanh")), lambda t: torch.exp(torch.tanh(t))),
+                "negative": (-x.symbol, torch.neg),
+                "clip": (S.clip(x.symbol, -0.5, 0.7), lambda t: t.clamp(-0.5, 0.7)),
+                "cube": (x.symbol ** 3.0, lambda t: t ** 3.0),
+                "two_to": (2.0 ** x.symbol, lambda t: 2.0 ** t),
+                "compare": ((x.symbol > 0.3) * x.symbol, lambda t: (t > 0.3).to(t.dtype) * t),
+                "dropout": (S.Dropout(x.symbol, p=0.0), lambda t: t)}[kind]
+    tied = x.tied or kind in ("relu", "leaky", "clip", "compare")
+    return Node(y, lambda env: f(x.compute(env)), x.shape, tied)
+
+
+def _softmax(net, x, i):
+    axis, log = net.rng.randrange(-len(x.shape), len(x.shape)), net.rng.random() < 0.5
+    y = (S.log_softmax if log else S.softmax)(x.symbol, axis=axis)
+    return Node(y, lambda env: (F.log_softmax if log else F.softmax)(x.compute(env), dim=axis), x.shape, x.tied)
+
+
+def _transpose(net, x, i):
+    if len(x.shape) < 2:
+        return None
+    axes = list(range(len(x.shape)))
+    net.rng.shuffle(axes)
+    return Node(S.transpose(x.symbol, axes=tuple(axes)), lambda env: x.compute(env).permute(*axes),
+                tuple(x.shape[a] for a in axes), x.tied)
+
+
+def _reshape(net, x, i):
+    shape, ndim = x.shape, len(x.shape)
+    kind = net.rng.choice(["keep-first", "merge-two", "expand", "squeeze", "flat"])
+    if kind == "keep-first" and ndim >= 2:
+        y, new = S.Reshape(x.symbol, shape=(0, -1)), (shape[0], int(np.prod(shape[1:])))
+    elif kind == "merge-two" and ndim >= 3:
+        y, new = S.Reshape(x.symbol, shape=(-3, -2)), (shape[0] * shape[1],) + shape[2:]
+    elif kind == "expand":
+        axis = net.rng.randint(0, ndim)
+        y, new = S.expand_dims(x.symbol, axis=axis), shape[:axis] + (1,) + shape[axis:]
+    elif kind == "squeeze" and ndim > 1 and 1 in shape:
+        axis = net.rng.choice([a for a in range(ndim) if shape[a] == 1])
+        y, new = S.squeeze(x.symbol, axis=axis), shape[:axis] + shape[axis + 1:]
+    elif kind == "flat":  # with an activation, so a kernel reads the view
+        new = (int(np.prod(shape)),)
+        return Node(S.Activation(S.Reshape(x.symbol, shape=(-1,)), act_type="tanh"),
+                    lambda env: torch.tanh(x.compute(env).reshape(new)), new, x.tied)
+    else:
+        return None
+    return Node(y, lambda env: x.compute(env).reshape(new), new, x.tied)
+
+
+def _slice(net, x, i):
+    axis = net.rng.randrange(len(x.shape))
+    begin = net.rng.randint(0, x.shape[axis] - 1)
+    end = net.rng.randint(begin + 1, x.shape[axis])
+    return Node(S.slice_axis(x.symbol, axis=axis, begin=begin, end=end),
+                lambda env: x.compute(env).narrow(axis, begin, end - begin),
+                x.shape[:axis] + (end - begin,) + x.shape[axis + 1:], x.tied)
+
+
+def _flip(net, x, i):
+    axis = net.rng.randrange(len(x.shape))
+    return Node(S.flip(x.symbol, axis=axis), lambda env: x.compute(env).flip(axis), x.shape, x.tied)
+
+
+def _split(net, x, i):
+    axis = net.rng.randrange(len(x.shape))
+    parts = net.rng.choice([d for d in range(1, x.shape[axis] + 1) if x.shape[axis] % d == 0])
+    squeeze = parts == x.shape[axis] and len(x.shape) > 1 and net.rng.random() < 0.5
+    outputs = S.split(x.symbol, num_outputs=parts, axis=axis, squeeze_axis=squeeze)
+    k, size = net.rng.randrange(parts), x.shape[axis] // parts
+
+    def compute(env):
+        part = x.compute(env).narrow(axis, k * size, size)
+        return part.squeeze(axis) if squeeze else part
+    return Node(outputs[k] if parts > 1 else outputs, compute,
+                x.shape[:axis] + (() if squeeze else (size,)) + x.shape[axis + 1:], x.tied)
+
+
+def _concat(net, x, i):
+    ndim, axis = len(x.shape), net.rng.randrange(len(x.shape))
+    other = net.pick(lambda n: len(n.shape) == ndim and all(n.shape[a] == x.shape[a] for a in range(ndim)
+                                                           if a != axis))
+    return Node(S.Concat(x.symbol, other.symbol, dim=axis),
+                lambda env: torch.cat([x.compute(env), other.compute(env)], dim=axis),
+                x.shape[:axis] + (x.shape[axis] + other.shape[axis],) + x.shape[axis + 1:], True)
+
+
+def _reduce(net, x, i):
+    op, ndim = net.rng.choice(["sum", "mean", "max", "min", "norm"]), len(x.shape)
+    axes = None if ndim == 1 and net.rng.random() < 0.5 else net.axes(ndim)
+    keepdims = net.rng.random() < 0.5
+    y = getattr(S, op)(x.symbol, keepdims=keepdims, **({} if axes is None else {"axis": axes}))
+    dims = tuple(range(ndim)) if axes is None else axes
+    if keepdims:
+        new = tuple(1 if a in dims else s for a, s in enumerate(x.shape))
+    else:
+        new = tuple(s for a, s in enumerate(x.shape) if a not in dims) or (1,)  # MXNet: (1,), never ()
+
+    def compute(env):
+        t = x.compute(env)
+        if op in ("max", "min"):
+            out = _MXNetExtremum.apply(t, dims, keepdims, op == "max")
+        elif op == "norm":
+            out = torch.linalg.vector_norm(t, dim=dims, keepdim=keepdims)
+        else:
+            out = getattr(t, op)(dim=dims, keepdim=keepdims)
+        return out.reshape(new)
+    return Node(y, compute, new, x.tied)
+
+
+def _fully_connected(net, x, i):
+    hidden, flatten, no_bias = net.rng.randint(1, 5), net.rng.random() < 0.3, net.rng.random() < 0.3
+    name = f"fc{i}"
+    y = S.FullyConnected(x.symbol, num_hidden=hidden, flatten=flatten, no_bias=no_bias, name=name)
+    act = net.rng.choice([None, "relu", "tanh", "sigmoid"])  # fused with the layer when bound
+    if act:
+        y = S.Activation(y, act_type=act)
+
+    def compute(env):
+        t = x.compute(env)
+        t = F.linear(t.reshape(t.shape[0], -1) if flatten else t, env[f"{name}_weight"],
+                     None if no_bias else env[f"{name}_bias"])
+        return {None: t, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[act](t) if act else t
+    new = (x.shape[0], hidden) if flatten else x.shape[:-1] + (hidden,)
+    return Node(y, compute, new, x.tied or act == "relu")
+
+
+def _dot(net, x, i):
+    columns, transpose_b, name = net.rng.randint(1, 4), net.rng.random() < 0.5, f"w{i}"
+    net.shapes[name] = (columns, x.shape[-1]) if transpose_b else (x.shape[-1], columns)
+
+    def compute(env):
+        w = env[name]
+        return torch.tensordot(x.compute(env), w.t() if transpose_b else w, dims=1)
+    return Node(S.dot(x.symbol, S.Variable(name), transpose_b=transpose_b), compute, x.shape[:-1] + (columns,), x.tied)
+
+
+def _batch_dot(net, x, i):
+    if len(x.shape) != 3:
+        return None
+    other = net.pick(lambda n: n.shape == x.shape)
+    b, t, c = x.shape
+    kind = net.rng.choice(["a-bT", "aT-b", "aT-bT"] if t == c else ["a-bT", "aT-b"])
+    y = S.batch_dot(x.symbol, other.symbol, transpose_a=kind.startswith("aT"), transpose_b=kind.endswith("bT"))
+    product = {"a-bT": lambda p, q: p @ q.transpose(1, 2), "aT-b": lambda p, q: p.transpose(1, 2) @ q,
+               "aT-bT": lambda p, q: p.transpose(1, 2) @ q.transpose(1, 2)}[kind]
+    new = (b, t, t) if kind == "a-bT" else (b, c, c)
+    return Node(y, lambda env: product(x.compute(env), other.compute(env)), new, x.tied or other.tied)
+
+
+def _layer_norm(net, x, i):
+    axis, name = net.rng.randrange(-len(x.shape), len(x.shape)), f"ln{i}"
+
+    def compute(env):
+        t = x.compute(env).movedim(axis, -1)
+        return F.layer_norm(t, t.shape[-1:], env[f"{name}_gamma"], env[f"{name}_beta"], eps=1e-5).movedim(-1, axis)
+    return Node(S.LayerNorm(x.symbol, axis=axis, name=name), compute, x.shape, x.tied)
+
+
+def _batch_norm(net, x, i):
+    ndim, name = len(x.shape), f"bn{i}"
+    if ndim < 2:
+        return None
+
+    def compute(env):  # per channel of axis 1: the batch's statistics (biased variance), or the moving ones
+        t, dims, channel = x.compute(env), tuple(a for a in range(ndim) if a != 1), (1, -1) + (1,) * (ndim - 2)
+        if env.get("training", True):
+            mean = t.mean(dim=dims, keepdim=True)
+            variance = ((t - mean) ** 2).mean(dim=dims, keepdim=True)
+        else:
+            mean, variance = env[f"{name}_moving_mean"].reshape(channel), env[f"{name}_moving_var"].reshape(channel)
+        return (t - mean) / torch.sqrt(variance + 1e-3) * env[f"{name}_gamma"].reshape(channel) + \
+            env[f"{name}_beta"].reshape(channel)
+    return Node(S.BatchNorm(x.symbol, fix_gamma=False, name=name), compute, x.shape, x.tied)
+
+
+def _prelu(net, x, i):
+    ndim, name = len(x.shape), f"prelu{i}"
+    if ndim < 2:
+        return None
+
+    def compute(env):
+        t = x.compute(env)
+        return torch.where(t > 0, t, env[f"{name}_gamma"].reshape((1, -1) + (1,) * (ndim - 2)) * t)
+    return Node(S.LeakyReLU(x.symbol, act_type="prelu", name=name), compute, x.shape, True)
+
+
+def _binary(net, x, i):
+    other = net.pick(lambda n: n.shape == x.shape)
+    op = net.rng.choice(["+", "-", "*", "/", "maximum", "minimum", "where"])
+    if op in ("maximum", "minimum") and (x.tied or other.tied or other is x):
+        op = "+"
+    y, f = {"+": (x.symbol + other.symbol, torch.add), "-": (x.symbol - other.symbol, torch.sub),
+            "*": (x.symbol * other.symbol, torch.mul),
+            "/": (x.symbol / (S.square(other.symbol) + 1.0), lambda p, q: p / (q * q + 1.0)),
+            "maximum": (S.maximum(x.symbol, other.symbol), torch.maximum),
+            "minimum": (S.minimum(x.symbol, other.symbol), torch.minimum),
+            "where": (S.where(other.symbol > 0.0, x.symbol, other.symbol), lambda p, q: torch.where(q > 0, p, q))}[op]
+    return Node(y, lambda env: f(x.compute(env), other.compute(env)), x.shape,
+                x.tied or other.tied or op in ("maximum", "minimum", "where"))
+
+
+def _broadcast(net, x, i):
+    """x against a sum over some axes of a value of x's shape (kept as size-1 axes)."""
+    other, axes = net.pick(lambda n: n.shape == x.shape), net.axes(len(x.shape))
+    op, reduced_first = net.rng.choice(["add", "sub", "mul", "div"]), net.rng.random() < 0.5
+    r = S.sum(other.symbol, axis=axes, keepdims=True)
+    if op == "div":  # the divisor kept away from zero
+        y = S.broadcast_div(r, S.square(x.symbol) + 1.0) if reduced_first else \
+            S.broadcast_div(x.symbol, S.square(r) + 1.0)
+    else:
+        y = getattr(S, f"broadcast_{op}")(*((r, x.symbol) if reduced_first else (x.symbol, r)))
+
+    def compute(env):
+        a, s = x.compute(env), other.compute(env).sum(dim=axes, keepdim=True)
+        if op == "div":
+            return s / (a * a + 1.0) if reduced_first else a / (s * s + 1.0)
+        f = {"add": torch.add, "sub": torch.sub, "mul": torch.mul}[op]
+        return f(s, a) if reduced_first else f(a, s)
+    return Node(y, compute, x.shape, x.tied or other.tied)
+
+
+def _broadcast_to(net, x, i):
+    axes = net.axes(len(x.shape))
+    r = S.sum(x.symbol, axis=axes, keepdims=True)
+    y = S.broadcast_like(r, x.symbol) if net.rng.random() < 0.5 else \
+        S.broadcast_to(r, shape=tuple(s if a in axes else 0 for a, s in enumerate(x.shape)))
+    return Node(y, lambda env: x.compute(env).sum(dim=axes, keepdim=True).expand(x.shape), x.shape, True)
+
+
+def _attention(net, x, i):
+    if len(x.shape) != 3:
+        return None
+    key, value, causal = net.pick(lambda n: n.shape == x.shape), net.pick(lambda n: n.shape == x.shape), \
+        net.rng.random() < 0.5
+    heads = [S.expand_dims(n.symbol, axis=1) for n in (x, key, value)]  # (batch, 1 head, seq, head_dim)
+    y = S.squeeze(S.ScaledDotProductAttention(*heads, causal=causal), axis=1)
+
+    def compute(env):
+        q, k, v = (n.compute(env).unsqueeze(1) for n in (x, key, value))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal).squeeze(1)
+    return Node(y, compute, x.shape, x.tied)
+
+
+def _sequence_mask(net, x, i):
+    ndim = len(x.shape)
+    if ndim < 2:
+        return None
+    axis, value, name = net.rng.randint(0, 1), net.rng.choice([0.0, -1.5]), f"length{i}"
+    net.shapes[name], net.integers[name] = (x.shape[1 - axis],), (0, x.shape[axis])
+    y = S.SequenceMask(x.symbol, S.Variable(name), use_sequence_length=True, axis=axis, value=value)
+
+    def compute(env):
+        t = x.compute(env)
+        steps, lengths = torch.arange(t.shape[axis]), env[name]
+        if axis == 0:
+            past = steps.reshape((-1,) + (1,) * (ndim - 1)) >= lengths.reshape((1, -1) + (1,) * (ndim - 2))
+        else:
+            past = steps.reshape((1, -1) + (1,) * (ndim - 2)) >= lengths.reshape((-1, 1) + (1,) * (ndim - 2))
+        return torch.where(past, torch.full_like(t, value), t)
+    return Node(y, compute, x.shape, True)
+
+
+def _softmax_with_length(net, x, i):
+    if len(x.shape) < 2:
+        return None
+    name = f"length{i}"
+    net.shapes[name], net.integers[name] = x.shape[:-1], (1, x.shape[-1])
+
+    def compute(env):
+        t = x.compute(env)
+        kept = torch.arange(t.shape[-1]) < env[name].unsqueeze(-1)
+        return F.softmax(t.masked_fill(~kept, float("-inf")), dim=-1).masked_fill(~kept, 0.0)
+    return Node(S.softmax(x.symbol, S.Variable(name), axis=-1, use_length=True), compute, x.shape, True)
+
+
+def _embedding(net, x, i):
+    """A new input: rows of a table looked up by indices of x's leading shape."""
+    rows, width, name, index = net.rng.randint(1, 5), net.rng.randint(1, 4), f"embedding{i}", f"index{i}"
+    shape = x.shape[:2]
+    net.shapes[index], net.integers[index] = shape, (0, rows - 1)
+    return Node(S.Embedding(S.Variable(index), input_dim=rows, output_dim=width, name=name),
+                lambda env: env[f"{name}_weight"][env[index].long()], shape + (width,), True)
+
+
+MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
+         _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
+         _sequence_mask, _softmax_with_length, _embedding]
+
+
+def random_network(rng) -> tuple[list[Node], dict, dict]:
+    """(the outputs: the last value, sometimes an earlier one too; every input's shape; the
+    integer inputs' ranges)."""
+    net = Network(rng)
+    data = (rng.randint(1, 4), rng.randint(1, 5), rng.randint(1, 6))
+    net.pool.append(Node(S.Variable("data"), lambda env: env["data"], data))
+    net.shapes["data"] = data
+    for i in range(rng.randint(1, 8)):
+        node = rng.choice(MOVES)(net, net.pick(), i)
+        if node is not None:
+            net.pool.append(node)
+    outputs = [net.pool[-1]]
+    if len(net.pool) > 2 and rng.random() < 0.4:
+        outputs.append(rng.choice(net.pool[1:-1]))
+    return outputs, net.shapes, net.integers
+
+
+def _assert_close(got: torch.Tensor, want: torch.Tensor, tolerance: float, what: str) -> None:
+    """Relative to the largest element too: a gradient summed over many terms."""
+    largest = float(want.abs().max()) if want.numel() else 0.0
+    torch.testing.assert_close(got.double(), want, rtol=tolerance, atol=tolerance * (1 + largest),
+                               msg=lambda message: f"{what}: {message}")
+
+
+def check_against_torch(rng, dtype: str, grad_req: str, mirror: bool, memory_plan: str) -> None:
+    outputs, shapes, integers = random_network(rng)
+    symbol = S.Group([o.symbol for o in outputs]) if len(outputs) > 1 else outputs[0].symbol
+    arguments = symbol.list_arguments()
+    exe = symbol.simple_bind(ts.cpu(), grad_req=grad_req, type_dict={n: dtype for n in arguments}, mirror=mirror,
+                             memory_plan=memory_plan, **{n: s for n, s in shapes.items() if n in arguments})
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    env = {}
+    for name, array in exe.arg_dict.items():
+        if name in integers:
+            value = torch.randint(integers[name][0], integers[name][1] + 1, array.shape, generator=generator)
+        else:
+            value = torch.randn(array.shape, generator=generator, dtype=torch.float64)
+            value = value * 0.3 + 1.0 if name.endswith("_gamma") else value
+        array.copy_(value)
+        env[name] = array.detach().to(torch.float64).requires_grad_(name not in integers)  # as rounded
+    heads = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o.dtype) for o in exe.outputs]
+    poison(exe)  # a value read before it is written, or an element never written, shows as NaN
+    if grad_req == "add":
+        exe.zero_grad()
+    exe.forward(is_train=True)
+    exe.backward(out_grads=heads)
+
+    expected = [o.compute(env) for o in outputs]
+    for got, want in zip(exe.outputs, expected):
+        assert tuple(got.shape) == tuple(want.shape)
+        _assert_close(got, want.detach(), TOLERANCE[dtype], "an output")
+    learned = [n for n in env if n not in integers and exe.grad_dict.get(n) is not None]
+    total = sum((want * head.double()).sum() for want, head in zip(expected, heads))
+    gradients = torch.autograd.grad(total, [env[n] for n in learned], allow_unused=True)
+    for name, want in zip(learned, gradients):
+        want = torch.zeros_like(env[name]) if want is None else want
+        _assert_close(exe.grad_dict[name], want, TOLERANCE[dtype], f"the gradient of {name}")
+    for name in integers:  # lengths and indices take no gradient
+        if exe.grad_dict.get(name) is not None:
+            assert not exe.grad_dict[name].any(), name
+
+    # The same network bound for inference (a plan of its own, with more reuse), from the
+    # arguments and the moving statistics the training step left.
+    inference = symbol.simple_bind(ts.cpu(), grad_req="null", type_dict={n: dtype for n in arguments},
+                                   memory_plan=memory_plan, **{n: s for n, s in shapes.items() if n in arguments})
+    for name, array in exe.arg_dict.items():
+        inference.arg_dict[name].copy_(array)
+    for name, array in exe.aux_dict.items():
+        inference.aux_dict[name].copy_(array)
+    poison(inference, ("internal",))
+    inference.forward(is_train=False)
+    env = {**{n: v.detach() for n, v in env.items()}, **{n: a.double() for n, a in exe.aux_dict.items()},
+           "training": False}
+    for got, output in zip(inference.outputs, outputs):
+        _assert_close(got, output.compute(env), TOLERANCE[dtype], "an inference output")
+
+
+BIND_OPTIONS = st.tuples(st.sampled_from(["write", "add"]), st.booleans(),
+                         st.sampled_from(["auto", "auto", "greedy", "mxnet", "none"]))
+
+
+@settings(**property_settings(25))
+@given(st.randoms(use_true_random=False), BIND_OPTIONS)
+def test_random_networks_match_torch_autograd_in_float64(rng, options):
+    check_against_torch(rng, "float64", *options)
+
+
+@settings(**property_settings(10))
+@given(st.randoms(use_true_random=False), BIND_OPTIONS)
+def test_random_networks_match_torch_autograd_in_float32(rng, options):
+    check_against_torch(rng, "float32", *options)
+
+
+@pytest.mark.slow
+@settings(**property_settings(500))
+@given(st.randoms(use_true_random=False), BIND_OPTIONS)
+def test_many_random_networks_match_torch_autograd(rng, options):
+    check_against_torch(rng, "float64", *options)
