@@ -49,6 +49,8 @@ DECISIONS: dict[str, str] = {
     "infer_shape/partial-unknown": "tritonsym infers FullyConnected's bias from num_hidden before the data's "
                                    "shape is known; MXNet leaves it unknown until then",
     "infer_shape/nothing-known-partial": "the same: FullyConnected's bias is known from num_hidden alone",
+    "infer_shape/partial-layernorm-*": "tritonsym infers from LayerNorm's gamma its beta and the size of the data's "
+                                       "normalized axis before the data's shape is known; MXNet leaves them unknown",
     "SoftmaxOutput/float64-valid-ignore0": "with use_ignore=False no label is ignored, so 'valid' divides by all "
                                            "of them; MXNet 1.9.1 leaves labels equal to ignore_label out of the "
                                            "count while keeping their gradients",
@@ -1788,3 +1790,21 @@ _infer_more("slice-axis-past-the-rank-raises",
 _infer_more("flip-axis-past-the-rank-raises", lambda api: api.sym.flip(api.sym.Variable("a"), axis=3), a=(2, 3, 3))
 _infer_more("expand-dims-axis-past-the-rank-raises",
             lambda api: api.sym.expand_dims(api.sym.Variable("a"), axis=4), a=(2, 3, 3))
+for _begin, _end in ((2, 2), (-1, -1), (0, 0)):  # an empty slice (a mutant allowing begin == end survived)
+    _infer_more(f"slice-axis-begin{_begin}-end{_end}-empty-raises",
+                lambda api, b=_begin, e=_end: api.sym.slice_axis(api.sym.Variable("a"), axis=1, begin=b, end=e),
+                a=(2, 5))
+_infer_more("slice-axis-first-axis-counted-from-the-end",
+            lambda api: api.sym.slice_axis(api.sym.Variable("a"), axis=-2, begin=0, end=1), a=(2, 5))
+for _codes, _data in (((-4, 1, -1), (6,)), ((-4, 1, -1, 0), (1, 4)), ((-4, -1, 1, 0), (3, 2)), ((-4, 0, 3), (6,)),
+                      ((-4, -2, 3), (6,)), ((-4, 2, 2), (6,))):
+    _infer_more(f"reshape-split{_codes}-of-{_data}".replace(" ", ""),
+                lambda api, c=_codes: api.sym.Reshape(api.sym.Variable("a"), shape=c), a=_data)
+_infer_more("layernorm-gamma-mismatch-raises", lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"),
+            a=(2, 4), ln_gamma=(5,))
+_infer_more("layernorm-beta-mismatch-raises", lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"),
+            a=(2, 4), ln_beta=(3,))
+_infer_more("partial-layernorm-gamma-known", lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"),
+            partial=True, ln_gamma=(4,))
+_infer_more("partial-layernorm-data-axis-from-gamma",
+            lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"), partial=True, a=(2, 0), ln_gamma=(4,))

@@ -66,6 +66,16 @@ def test_gradient_check_and_errors(rng):
         S.LayerNorm(S.Variable("data"), axis=2).infer_shape(data=(5, 3))
 
 
+def test_gamma_and_beta_shapes_agree_with_the_normalized_axis():
+    net = S.LayerNorm(S.Variable("data"), name="ln")
+    # gamma tells beta's shape and the size of the data's normalized axis (MXNet: both unknown)
+    assert net.infer_shape_partial(data=(2, 0), ln_gamma=(4,))[:2] == ([(2, 4), (4,), (4,)], [(2, 4)])
+    assert net.infer_shape_partial(ln_beta=(3,))[0] == [None, (3,), (3,)]
+    for name, given in (("gamma", (5,)), ("beta", (3,))):
+        with pytest.raises(ts.ShapeError, match=rf"ln \(LayerNorm\): {name} is \(4,\) but \({given[0]},\) is expected"):
+            net.infer_shape(data=(2, 4), **{f"ln_{name}": given})
+
+
 @pytest.mark.slow  # 10 s; CI runs it with the slow tests
 def test_module_trains_a_network_with_layer_norm():
     x, y = blobs(64, features=5)
