@@ -184,6 +184,15 @@ def test_symbol_api_shapes_types_and_json(rng):
     np.testing.assert_allclose(exe.outputs[0].numpy(), want, rtol=1e-12, atol=1e-12)
 
 
+def test_partial_inference_leaves_what_no_array_tells_unknown():
+    net = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), name="att")
+    # the key's length and the value's head_dim are nobody's to tell yet: 0, never a guess
+    assert net.infer_shape_partial(q=(2, 4, 8, 16))[:2] == ([(2, 4, 8, 16), (2, 4, 0, 16), (2, 4, 0, 0)],
+                                                            [(2, 4, 8, 0)])
+    assert net.infer_shape_partial(v=(2, 4, 5, 32))[:2] == ([(2, 4, 0, 0), (2, 4, 5, 0), (2, 4, 5, 32)],
+                                                            [(2, 4, 0, 32)])
+
+
 @pytest.mark.parametrize(("shapes", "message"), [
     (dict(q=(2, 3, 5, 8), k=(2, 3, 7, 4), v=(2, 3, 7, 4)), "head_dim differs: query has 8, key has 4"),
     (dict(q=(2, 3, 5, 8), k=(2, 3, 7, 8), v=(2, 3, 6, 8)), "the key length differs: key has 7, value has 6"),

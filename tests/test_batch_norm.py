@@ -109,6 +109,12 @@ def test_a_training_bind_keeps_two_values_per_channel_an_inference_bind_none():
     assert torch.allclose(inference.aux_dict["bn_moving_mean"], torch.full((CHANNELS,), 0.1))
 
 
+def test_gamma_tells_the_channels_before_the_data_does():
+    net = S.BatchNorm(S.Variable("data"), name="bn")
+    args, outs, aux = net.infer_shape_partial(data=(2, 0, 5), bn_gamma=(3,))
+    assert args == [(2, 3, 5), (3,), (3,)] and outs == [(2, 3, 5)] and aux == [(3,), (3,)]
+
+
 def test_errors_name_the_operator_and_the_shapes():
     with pytest.raises(ShapeError, match=r"axis=3 is out of range for data of shape \(6, 3, 5\)"):
         S.BatchNorm(S.Variable("data"), axis=3, name="bn").infer_shape(data=SHAPE)

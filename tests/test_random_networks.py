@@ -8,7 +8,7 @@ memory plan, mirror, ``grad_req="add"`` or every other argument frozen, outputs 
 also inputs of other nodes, a workspace poisoned with NaN before the step. A network draws
 1-8 moves from ``MOVES`` over a (batch, time, channels) input; the outputs and the
 gradient of every argument must match torch's (float64 to 1e-8, float32 to 2e-3), and so
-must the outputs of the same network bound for inference (its own plan).
+must the outputs of the same network, saved to JSON and loaded, bound for inference.
 
 Where MXNet and torch differ, the oracle follows tritonsym's documented MXNet semantics:
 tied maxima (minima) each take the whole gradient (``_MXNetExtremum``); the L2 norm of zeros
@@ -451,9 +451,9 @@ def check_against_torch(rng, dtype: str, grad_req: str, mirror: bool, memory_pla
         if exe.grad_dict.get(name) is not None:
             assert not exe.grad_dict[name].any(), name
 
-    # The same network bound for inference (a plan of its own, with more reuse), from the
-    # arguments and the moving statistics the training step left.
-    inference = symbol.simple_bind(ts.cpu(), grad_req="null", type_dict={n: dtype for n in arguments},
+    # The same network, through its JSON, bound for inference (a plan of its own, with more
+    # reuse), from the arguments and the moving statistics the training step left.
+    inference = S.load_json(symbol.tojson()).simple_bind(ts.cpu(), grad_req="null", type_dict={n: dtype for n in arguments},
                                    memory_plan=memory_plan, **{n: s for n, s in shapes.items() if n in arguments})
     for name, array in exe.arg_dict.items():
         inference.arg_dict[name].copy_(array)
