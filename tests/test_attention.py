@@ -174,6 +174,8 @@ def test_symbol_api_shapes_types_and_json(rng):
     args, outs, _ = net.infer_shape(q=(2, 3, 5, 8), k=(2, 3, 7, 8), v=(2, 3, 7, 6))
     assert args == [(2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 6), (2,)] and outs == [(2, 3, 5, 6)]
     assert net.infer_type(q="float16")[0] == [torch.float16, torch.float16, torch.float16, torch.float32]
+    # the lengths' dtype tells nothing of the others'
+    assert net.infer_type_partial(n="int32")[0] == [None, None, None, torch.int32]
     again = ts.sym.load_json(net.tojson())
     assert again.attr("scale") == "0.25" and again.attr("use_length") == "True"
     exe = again.simple_bind(ts.cpu(), type_dict={"q": "float64", "n": "int32"}, q=(2, 3, 5, 8), k=(2, 3, 7, 8),

@@ -121,6 +121,8 @@ def test_shape_type_and_parameters():
         S.Embedding(S.Variable("data"), input_dim=10, output_dim=4, sparse_grad=True)
     with pytest.raises(ts.base.ShapeError, match=r"weight is \(9, 4\) but \(10, 4\) is expected"):
         net.infer_shape(data=(2, 3), emb_weight=(9, 4))
+    # the table's shape is known from the parameters alone; the indices' only from data or output
+    assert net.infer_shape_partial() == ([None, (10, 4)], [None], [])
 
 
 def test_kernel_arguments_are_checked():

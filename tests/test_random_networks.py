@@ -453,8 +453,9 @@ def check_against_torch(rng, dtype: str, grad_req: str, mirror: bool, memory_pla
 
     # The same network, through its JSON, bound for inference (a plan of its own, with more
     # reuse), from the arguments and the moving statistics the training step left.
-    inference = S.load_json(symbol.tojson()).simple_bind(ts.cpu(), grad_req="null", type_dict={n: dtype for n in arguments},
-                                   memory_plan=memory_plan, **{n: s for n, s in shapes.items() if n in arguments})
+    inference = S.load_json(symbol.tojson()).simple_bind(
+        ts.cpu(), grad_req="null", type_dict={n: dtype for n in arguments}, memory_plan=memory_plan,
+        **{n: s for n, s in shapes.items() if n in arguments})
     for name, array in exe.arg_dict.items():
         inference.arg_dict[name].copy_(array)
     for name, array in exe.aux_dict.items():

@@ -33,6 +33,9 @@ def test_where_with_a_row_condition_and_its_gradients():
     assert exe.grad_dict["y"].tolist() == [[0, 0], [5, 5], [0, 0]]
     with pytest.raises(ShapeError, match=r"condition has shape \(2,\); it must be x's \(3, 2\) or \(3,\)"):
         net.infer_shape(c=(2,), x=(3, 2), y=(3, 2))
+    # a condition of x's rows but another width is neither: never read as rows
+    with pytest.raises(ShapeError, match=r"condition has shape \(3, 4\); it must be x's \(3, 2\) or \(3,\)"):
+        net.infer_shape(c=(3, 4), x=(3, 2), y=(3, 2))
 
 
 def test_clip_keeps_nan_and_passes_the_gradient_at_both_bounds():
