@@ -27,6 +27,15 @@ def test_sequence_mask_as_mxnet_on_both_axes():
         assert (exe.grad_dict["d"].numpy() == (out != -1.0)).all()
 
 
+def test_the_lengths_dtype_follows_the_data_unless_given():
+    net = S.SequenceMask(S.Variable("d"), S.Variable("l"), use_sequence_length=True, axis=1)
+    assert net.infer_type(d="float64")[0] == [torch.float64, torch.float64]
+    # half precision holds whole numbers exactly only up to 2048 (bfloat16: 256): float32 lengths
+    assert net.infer_type(d="float16")[0] == [torch.float16, torch.float32]
+    assert net.infer_type(d="float16", l="int32")[0] == [torch.float16, torch.int32]  # as given
+    assert net.infer_shape_partial(l=(3,)) == ([None, (3,)], [None], [])
+
+
 def test_without_sequence_length_it_is_a_view():
     net = S.SequenceMask(S.Variable("d"))
     assert net.list_arguments() == ["d"]
