@@ -1797,7 +1797,8 @@ for _begin, _end in ((2, 2), (-1, -1), (0, 0)):  # an empty slice (a mutant allo
 _infer_more("slice-axis-first-axis-counted-from-the-end",
             lambda api: api.sym.slice_axis(api.sym.Variable("a"), axis=-2, begin=0, end=1), a=(2, 5))
 for _codes, _data in (((-4, 1, -1), (6,)), ((-4, 1, -1, 0), (1, 4)), ((-4, -1, 1, 0), (3, 2)), ((-4, 0, 3), (6,)),
-                      ((-4, -2, 3), (6,)), ((-4, 2, 2), (6,)), ((-4, -1, -1), (6,)), ((-4, -2, -3), (6,))):
+                      ((-4, -2, 3), (6,)), ((-4, 2, 2), (6,)), ((-4, -1, -1), (6,)), ((-4, -2, -3), (6,)),
+                      ((-4, -2, -1), (6,)), ((-4, -1, -2), (6,))):
     _infer_more(f"reshape-split{_codes}-of-{_data}".replace(" ", ""),
                 lambda api, c=_codes: api.sym.Reshape(api.sym.Variable("a"), shape=c), a=_data)
 _infer_more("layernorm-gamma-mismatch-raises", lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"),
