@@ -133,6 +133,9 @@ def _replay(case_id: str, recorded: dict, data) -> None:
         assert not isinstance(raised.value, (AttributeError, NameError, KeyError, IndexError)), (
             f"{case_id}: MXNet raised {recorded['error']['type']} ({recorded['error']['message']}); tritonsym "
             f"raised a bare {type(raised.value).__name__}: {raised.value}")
+        # A case tripping over a None that tritonsym returned is no refusal (a mutant that
+        # allowed an empty slice answered "unknown", and the case's own code raised).
+        assert "NoneType" not in str(raised.value), f"{case_id}: tritonsym answered None where MXNet raised"
         return
     result = BY_ID[case_id].run(API, data)
     assert sorted(result) == sorted(recorded["result"]), f"{case_id}: results {sorted(result)}"
