@@ -113,6 +113,9 @@ def test_gamma_tells_the_channels_before_the_data_does():
     net = S.BatchNorm(S.Variable("data"), name="bn")
     args, outs, aux = net.infer_shape_partial(data=(2, 0, 5), bn_gamma=(3,))
     assert args == [(2, 3, 5), (3,), (3,)] and outs == [(2, 3, 5)] and aux == [(3,), (3,)]
+    # each alone tells what it can, nothing more
+    assert net.infer_shape_partial(data=(2, 0, 5)) == ([(2, 0, 5), None, None], [(2, 0, 5)], [None, None])
+    assert net.infer_shape_partial(bn_gamma=(3,)) == ([None, (3,), (3,)], [None], [(3,), (3,)])
 
 
 def test_errors_name_the_operator_and_the_shapes():

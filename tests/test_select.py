@@ -36,6 +36,9 @@ def test_where_with_a_row_condition_and_its_gradients():
     # a condition of x's rows but another width is neither: never read as rows
     with pytest.raises(ShapeError, match=r"condition has shape \(3, 4\); it must be x's \(3, 2\) or \(3,\)"):
         net.infer_shape(c=(3, 4), x=(3, 2), y=(3, 2))
+    # x's dtype or y's is everyone's (the condition's too, unless given)
+    assert net.infer_type(x="float64")[0] == [torch.float64] * 3
+    assert net.infer_type(y="float16", c="int32")[0] == [torch.int32, torch.float16, torch.float16]
 
 
 def test_clip_keeps_nan_and_passes_the_gradient_at_both_bounds():
