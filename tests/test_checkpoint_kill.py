@@ -93,6 +93,7 @@ def test_killed_during_a_save_keeps_the_previous_checkpoint(tmp_path, mode):
     assert leftovers, "the kill should have left the unfinished temporary file behind"
 
 
+@pytest.mark.slow  # 6 s; kills mid-write and before the rename stay in the quick run
 def test_killed_at_random_moments_of_repeated_saves(tmp_path):
     prefix = str(tmp_path / "ckpt")
     seen = set()

@@ -472,13 +472,13 @@ BIND_OPTIONS = st.tuples(st.sampled_from(["write", "add", "mixed"]), st.booleans
                          st.sampled_from(["auto", "auto", "greedy", "mxnet", "none"]))
 
 
-@settings(**property_settings(25))
+@settings(**property_settings(15))
 @given(st.randoms(use_true_random=False), BIND_OPTIONS)
 def test_random_networks_match_torch_autograd_in_float64(rng, options):
     check_against_torch(rng, "float64", *options)
 
 
-@settings(**property_settings(10))
+@settings(**property_settings(6))
 @given(st.randoms(use_true_random=False), BIND_OPTIONS)
 def test_random_networks_match_torch_autograd_in_float32(rng, options):
     check_against_torch(rng, "float32", *options)

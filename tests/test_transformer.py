@@ -200,6 +200,7 @@ def test_the_default_task_learns_on_the_cpu_within_the_time_the_readme_states(ca
     assert seconds < 420, out
 
 
+@pytest.mark.slow  # 6 s; the quick run trains the MLP job in bfloat16 with master weights
 def test_bfloat16_runs_with_float32_master_weights(capsys):
     status = main(["train", "--model", "transformer", "--dtype", "bfloat16", "--epochs", "1", "--examples", "16",
                    "--lengths", "2", "--width", "16", "--layers", "1", "--no-progress"])
