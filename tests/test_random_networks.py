@@ -213,7 +213,7 @@ def _fully_connected(net, x, i):
         t = x.compute(env)
         t = F.linear(t.reshape(t.shape[0], -1) if flatten else t, env[f"{name}_weight"],
                      None if no_bias else env[f"{name}_bias"])
-        return {None: t, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[act](t) if act else t
+        return {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[act](t) if act else t
     new = (x.shape[0], hidden) if flatten else x.shape[:-1] + (hidden,)
     return Node(y, compute, new, x.tied or act == "relu")
 
