@@ -70,7 +70,7 @@ class Launch:
     def __init__(self, kernel, grid, args: Sequence, kwargs: dict):
         self.kernel = kernel
         self.grid = grid
-        self.args = tuple(_exact_scalar(a) if isinstance(a, float) else a for a in args) if INTERPRET else tuple(args)
+        self.args = _interpreted_scalars(kernel, args) if INTERPRET else tuple(args)
         self.kwargs = kwargs
         self._call = None  # from the second call on: the pre-bound launch, or the JIT dispatch
         self._first = None  # what the first call compiled, and with which autotuned constants
@@ -127,17 +127,33 @@ class Launch:
         return f"Launch({self.name}, grid={self.grid})"
 
 
-def _exact_scalar(value: float):
-    """A float64 scalar as the interpreter's own tensor.
+def _interpreted_scalars(kernel, args: Sequence) -> tuple:
+    """``args`` with each Python float as the type a compiled kernel would receive it in.
 
-    Compiled kernels receive ``x: tl.float64`` parameters as float64. The interpreter
-    passes a Python float through, and converting it in the kernel (``tl.cast``) rounds
-    it to float32 first, which would make float64 gradient checks inexact. An interpreter
-    tensor is passed through untouched, so this keeps every digit.
+    A compiled kernel receives a Python float as float32 unless its parameter is annotated
+    ``tl.float64``: a float64 kernel that takes ``eps`` unannotated computes with
+    ``float32(eps)`` on a GPU, off by ~1e-8 relative, without an error. The interpreter
+    would pass the float through at full precision and hide that, so here it gets exactly
+    what the GPU gets: a float32 tensor, or a float64 one where the parameter says so (an
+    interpreter tensor is passed through untouched; a converted Python float would be
+    rounded to float32 by ``tl.cast``).
     """
     from triton.runtime.interpreter import TensorHandle
 
-    return tl.tensor(TensorHandle(np.array([value], dtype=np.float64), tl.float64), tl.float64)
+    if not any(isinstance(arg, float) for arg in args):
+        return tuple(args)
+    fn = kernel
+    while hasattr(fn, "fn"):  # through autotuners and heuristics to the Python function
+        fn = fn.fn
+    annotations = [str(p.annotation) for p in inspect.signature(fn).parameters.values()]
+    scalars = []
+    for position, arg in enumerate(args):
+        if isinstance(arg, float):
+            wide = position < len(annotations) and any(t in annotations[position] for t in ("float64", "fp64"))
+            dtype, ty = (np.float64, tl.float64) if wide else (np.float32, tl.float32)
+            arg = tl.tensor(TensorHandle(np.array([arg], dtype=dtype), ty), ty)
+        scalars.append(arg)
+    return tuple(scalars)
 
 
 def persistent_programs(device: torch.device) -> int:

@@ -57,8 +57,9 @@ def _channel_scale(GAMMA, c, FIX_GAMMA: tl.constexpr, LIKE):
 
 @triton.jit
 def _forward_kernel(X, GAMMA, BETA, MOVING_MEAN, MOVING_VAR, Y, MEAN_OUT, INVSTD_OUT, KEPT_MEAN, KEPT_INVSTD,
-                    C, INNER, M, eps, momentum, BATCH_STATS: tl.constexpr, UPDATE_MOVING: tl.constexpr,
-                    FIX_GAMMA: tl.constexpr, WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, BLOCK: tl.constexpr):
+                    C, INNER, M, eps: tl.float64, momentum: tl.float64, BATCH_STATS: tl.constexpr,
+                    UPDATE_MOVING: tl.constexpr, FIX_GAMMA: tl.constexpr, WRITE_STATS: tl.constexpr,
+                    KEEP: tl.constexpr, BLOCK: tl.constexpr):
     c = tl.program_id(0).to(tl.int64)
     if BATCH_STATS:
         total = widen(tl.zeros((BLOCK,), tl.float32), X)
@@ -75,7 +76,7 @@ def _forward_kernel(X, GAMMA, BETA, MOVING_MEAN, MOVING_VAR, Y, MEAN_OUT, INVSTD
     else:
         mean = widen(tl.load(MOVING_MEAN + c), X)
         var = widen(tl.load(MOVING_VAR + c), X)
-    invstd = 1.0 / tl.sqrt(var + eps)
+    invstd = 1.0 / tl.sqrt(var + eps.to(var.dtype))
     scale = _channel_scale(GAMMA, c, FIX_GAMMA, X) * invstd
     shift = widen(tl.load(BETA + c), X) - mean * scale
     for start in range(0, M, BLOCK):
@@ -91,12 +92,13 @@ def _forward_kernel(X, GAMMA, BETA, MOVING_MEAN, MOVING_VAR, Y, MEAN_OUT, INVSTD
     if UPDATE_MOVING:
         moving_mean = widen(tl.load(MOVING_MEAN + c), X)
         moving_var = widen(tl.load(MOVING_VAR + c), X)
-        store(MOVING_MEAN, c, moving_mean * momentum + mean * (1.0 - momentum), True)
-        store(MOVING_VAR, c, moving_var * momentum + var * (1.0 - momentum), True)
+        keep = momentum.to(mean.dtype)
+        store(MOVING_MEAN, c, moving_mean * keep + mean * (1.0 - keep), True)
+        store(MOVING_VAR, c, moving_var * keep + var * (1.0 - keep), True)
 
 
 @triton.jit
-def _backward_kernel(X, DY, GAMMA, MEAN, SPREAD, DX, DGAMMA, DBETA, C, INNER, M, eps,
+def _backward_kernel(X, DY, GAMMA, MEAN, SPREAD, DX, DGAMMA, DBETA, C, INNER, M, eps: tl.float64,
                      BATCH_STATS: tl.constexpr, FIX_GAMMA: tl.constexpr, HAS_DX: tl.constexpr,
                      HAS_DGAMMA: tl.constexpr, HAS_DBETA: tl.constexpr, ACC_DX: tl.constexpr,
                      ACC_DGAMMA: tl.constexpr, ACC_DBETA: tl.constexpr, BLOCK: tl.constexpr):
@@ -107,7 +109,8 @@ def _backward_kernel(X, DY, GAMMA, MEAN, SPREAD, DX, DGAMMA, DBETA, C, INNER, M,
     if BATCH_STATS:
         invstd = widen(tl.load(SPREAD + c), X)
     else:
-        invstd = 1.0 / tl.sqrt(widen(tl.load(SPREAD + c), X) + eps)
+        var = widen(tl.load(SPREAD + c), X)
+        invstd = 1.0 / tl.sqrt(var + eps.to(var.dtype))
     sum_dy = widen(tl.zeros((BLOCK,), tl.float32), X)
     sum_dy_xhat = widen(tl.zeros((BLOCK,), tl.float32), X)
     for start in range(0, M, BLOCK):

@@ -49,14 +49,15 @@ def _keep(STATE, mask_index, salt, p):
 
 
 @triton.jit
-def _dropout_kernel(X, Y, STATE, n, sizes, x_strides, y_strides, m_strides, salt, p, scale,
+def _dropout_kernel(X, Y, STATE, n, sizes, x_strides, y_strides, m_strides, salt, p, scale: tl.float64,
                     FLAT: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
     """``Y = X * keep / (1 - p)``: the forward, and (X = dY, Y = dX) the backward."""
     index, mask = element_block(n, BLOCK)
     keep = _keep(STATE, element_offsets(index, FLAT, sizes, m_strides), salt, p)
     x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
     # x times 0 or 1 / (1 - p), as the math (and torch) has it: a NaN stays NaN even where dropped.
-    store_result(Y, element_offsets(index, FLAT, sizes, y_strides), x * tl.where(keep, scale, 0.0), mask, ACCUMULATE)
+    store_result(Y, element_offsets(index, FLAT, sizes, y_strides), x * tl.where(keep, scale.to(x.dtype), 0.0), mask,
+                 ACCUMULATE)
 
 
 @triton.jit

@@ -52,7 +52,7 @@ def _tile_offsets(rows, row_ok, start, C, INNER, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, ROWS, C, INNER, eps,
+def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, ROWS, C, INNER, eps: tl.float64,
                     WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr):
     """TILE_ROWS rows per program (several short rows, or one long one looped BLOCK columns at a time)."""
     rows = tl.program_id(0).to(tl.int64) * TILE_ROWS + tl.arange(0, TILE_ROWS)
@@ -68,6 +68,7 @@ def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, 
         deviation = tl.where(mask, widen(tl.load(X + offsets, mask=mask, other=0.0), X) - mean[:, None], 0.0)
         squares += deviation * deviation
     var = tl.sum(squares, axis=1) / C
+    eps = eps.to(var.dtype)
     rstd = 1.0 / tl.sqrt(var + eps)
     for start in range(0, C, BLOCK):
         offsets, mask, column = _tile_offsets(rows, row_ok, start, C, INNER, BLOCK)

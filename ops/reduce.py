@@ -48,7 +48,7 @@ TILE = 1 << 14 if INTERPRET else 2048
 
 
 @triton.jit
-def _reduce_kernel(X, Y, n, sizes, x_strides, y_strides, n_red, red_sizes, red_strides, scale,
+def _reduce_kernel(X, Y, n, sizes, x_strides, y_strides, n_red, red_sizes, red_strides, scale: tl.float64,
                    KIND: tl.constexpr, FLAT: tl.constexpr, FLAT_RED: tl.constexpr, ACCUMULATE: tl.constexpr,
                    BLOCK_OUT: tl.constexpr, BLOCK_RED: tl.constexpr):
     index = tl.program_id(0).to(tl.int64) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
@@ -84,18 +84,18 @@ def _reduce_kernel(X, Y, n, sizes, x_strides, y_strides, n_red, red_sizes, red_s
     elif KIND == "norm2":
         result = tl.sqrt(tl.sum(acc, axis=1))
     else:
-        result = tl.sum(acc, axis=1) * scale
+        result = tl.sum(acc, axis=1) * scale.to(acc.dtype)
     store_result(Y, element_offsets(index, FLAT, sizes, y_strides), result, out_mask, ACCUMULATE)
 
 
 @triton.jit
-def _reduce_backward_kernel(X, Y, DY, DX, n, sizes, x_strides, y_strides, dy_strides, dx_strides, scale,
+def _reduce_backward_kernel(X, Y, DY, DX, n, sizes, x_strides, y_strides, dy_strides, dx_strides, scale: tl.float64,
                             KIND: tl.constexpr, FLAT: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
     index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = index < n
     dy = load_wide(DY, element_offsets(index, FLAT, sizes, dy_strides), mask, 0.0)
     if KIND == "sum" or KIND == "mean":
-        grad = dy * scale
+        grad = dy * scale.to(dy.dtype)
     else:
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
         if KIND == "norm1":

@@ -35,7 +35,7 @@ TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_seque
 
 
 @triton.jit
-def _length_mask_kernel(X, LENGTH, OUT, n, steps, inner, inner_div, outer_stride, inner_stride, value,
+def _length_mask_kernel(X, LENGTH, OUT, n, steps, inner, inner_div, outer_stride, inner_stride, value: tl.float64,
                         INVALID_NAN: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
     index, mask = element_block(n, BLOCK)
     i = index % inner
