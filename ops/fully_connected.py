@@ -141,20 +141,29 @@ def _half_output_bytes(config, element_size: int) -> int:
     return k["BLOCK_M"] * k["BLOCK_N"] // 2 * element_size
 
 
-def _forward_shared_bytes(config, element_size: int) -> int:
+def _forward_shared_bytes(config, element_size: int, args: dict | None = None) -> int:
     """The TMA forward's pipelined operand tiles and its half-tile output buffer."""
     return _stage_bytes(config, element_size) + _half_output_bytes(config, element_size)
 
 
-def _input_shared_bytes(config, element_size: int) -> int:
+def _input_shared_bytes(config, element_size: int, args: dict | None = None) -> int:
     """The TMA input gradient's: as the forward's, and in TF32 a K-major copy of one w tile
     (a TF32 tensor-core operand must be K-major; w's tile is not). From the sm_90 compiler
-    output (perf/results/kernels-sm90-*.md): 176 KiB in bf16 at 3 stages, 240 in TF32."""
-    extra = config.kwargs["BLOCK_N"] * config.kwargs["BLOCK_K"] * element_size if element_size == 4 else 0
+    output (perf/results/kernels-sm90-*.md): 176 KiB in bf16 at 3 stages, 240 in TF32.
+
+    In 16-bit types, the epilogue's partial bias sums take 3 bytes per tile element more
+    (96 KiB at 128x256, Triton 3.6) when x's rows are not a multiple of 16 elements: the
+    compiler then converts the tile's layout through shared memory. Unplanned, that made
+    the H200 refuse the launch (272 KiB)."""
+    k = config.kwargs
+    extra = k["BLOCK_N"] * k["BLOCK_K"] * element_size if element_size == 4 else 0
+    if element_size == 2 and args is not None and args.get("PARTIALS") and any(
+            args[s] % 16 for s in ("dx_stride_m", "z_stride_m", "p_stride_r")):
+        extra += k["BLOCK_M"] * k["BLOCK_N"] * 3
     return _forward_shared_bytes(config, element_size) + extra
 
 
-def _weight_shared_bytes(config, element_size: int) -> int:
+def _weight_shared_bytes(config, element_size: int, args: dict | None = None) -> int:
     """The TMA weight gradient's: its operand tiles and 4 KiB more (148 KiB in bf16 at 3 stages)."""
     return _stage_bytes(config, element_size) + 4096
 
@@ -175,7 +184,7 @@ def _tma_prune(first: str, tile_of, shared_bytes):
         tile = tile_of(named_args)
         tma = [c for c in configs if c.kwargs["TMA"]
                and tile == (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"])
-               and (INTERPRET or shared_bytes(c, size) <= _TMA_SHARED_LIMIT)]
+               and (INTERPRET or shared_bytes(c, size, {**named_args, **kwargs}) <= _TMA_SHARED_LIMIT)]
         tma = [c for c in tma if c.num_stages >= 3] or tma
         if not tma:
             raise KernelArgumentError(f"fully_connected: no TMA config has the descriptors' tile {tile} and fits "

@@ -44,10 +44,13 @@ def tma(monkeypatch):
         k.cache.update(cache)
 
 
-def _check(y, expected, dtype, precision, what):
+def _check(y, expected, dtype, precision, what, terms=1):
+    """``terms``: how many TF32 products' errors a value sums (a column sum over rows): they
+    add like a random walk, so TF32's absolute tolerance grows with its square root. The
+    H200 run put a 70-row sum of the layer before's bias gradient 0.006 off (2e-3 failed)."""
     if precision == "tf32":
         atol, rtol = TF32_TOLERANCE
-        np.testing.assert_allclose(to_numpy(y), expected, atol=atol, rtol=rtol, err_msg=what)
+        np.testing.assert_allclose(to_numpy(y), expected, atol=atol * np.sqrt(terms), rtol=rtol, err_msg=what)
     else:
         assert_close(y, expected, dtype, what)
 
@@ -120,7 +123,7 @@ def test_tma_backward_matches_the_oracle(rng, tma, m, k, n, dtype, precision):
                                       for la in products), "the TMA paths did not run"
     gx = (to_numpy(dy) @ to_numpy(w)) * (to_numpy(x) > 0)
     _check(dx, gx, dtype, precision, "grad_x")
-    _check(db_before, gx.sum(0), dtype, precision, "grad_bias of the layer before")
+    _check(db_before, gx.sum(0), dtype, precision, "grad_bias of the layer before", terms=m)
     _check(dw, to_numpy(dy).T @ to_numpy(x), dtype, precision, "grad_weight")
     _check(db, to_numpy(dy).sum(0), dtype, precision, "grad_bias")
 
