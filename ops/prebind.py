@@ -34,10 +34,16 @@ ENABLED = os.environ.get("TRITONSYM_PREBIND", "1") != "0" and not INTERPRET
 
 
 def _hooks_installed() -> bool:
+    """Is a launch hook (a profiler's) installed? Since Triton 3.5 each hook knob is a
+    ``HookChain``, never None, installed when its list of calls is not empty; read as
+    "not None", every launch kept the JIT's dispatch (found on the H200, Triton 3.6)."""
     import triton
 
     runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
-    return runtime is None or runtime.launch_enter_hook is not None or runtime.launch_exit_hook is not None
+    if runtime is None:
+        return True
+    return any(hook is not None and (not hasattr(hook, "calls") or bool(hook.calls))
+               for hook in (runtime.launch_enter_hook, runtime.launch_exit_hook))
 
 
 def autotuned_constants(kernel) -> dict:

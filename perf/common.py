@@ -196,10 +196,12 @@ class Table:
         self.name, self.expected, self.notes, self.chart = name, expected, notes, chart
         self.rows: list[dict] = []
         self.path: pathlib.Path | None = None
+        self.started = time.monotonic()
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
-        print(row, flush=True)
+        # The seconds since the table began: what a device session's phase limits are sized from.
+        print(f"[{time.monotonic() - self.started:.0f} s] {row}", flush=True)
         if len(self.rows) < self.expected:
             partial = (f"**Partial: {len(self.rows)} of {self.expected} rows** (the run stopped before the "
                        "rest; the files are rewritten after every row).\n\n")

@@ -86,6 +86,29 @@ def test_binding_passes_tma_descriptors_and_the_persistent_grid():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr[-3000:]
 
 
+def test_launch_hooks_count_as_installed_only_when_there_are_some():
+    """Triton 3.5+ keeps each hook knob as a chain that is never None: an empty chain is no
+    hook. (Read as "not None", no launch was ever pre-bound on the H200.)"""
+    import triton
+    from tritonsym.ops import prebind
+
+    runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
+    if runtime is None or not hasattr(runtime.launch_enter_hook, "add"):
+        pytest.skip("this Triton has no hook chains")
+    chain = runtime.launch_enter_hook
+    assert not chain.calls and not prebind._hooks_installed()
+
+    def hook(*args):
+        pass
+
+    chain.add(hook)
+    try:
+        assert prebind._hooks_installed()
+    finally:
+        chain.remove(hook)
+    assert not prebind._hooks_installed()
+
+
 @pytest.mark.cpu_only
 def test_the_interpreter_keeps_the_jit_dispatch(rng):
     x = torch.as_tensor(rng.normal(size=(5, 9)), dtype=torch.float32)
