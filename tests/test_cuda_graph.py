@@ -51,7 +51,8 @@ def test_executor_replays_forward_and_backward_bit_for_bit(rng):
         for name, grad in plain.grad_dict.items():
             if grad is not None:
                 assert torch.equal(grad, graphed.grad_dict[name]), (step, name)
-    assert graphed.graphs.recorded() == ["backward", "forward"]
+    # SoftmaxOutput computes its gradient in a training forward: that phase has its own graph.
+    assert graphed.graphs.recorded() == ["backward", "forward:train"]
 
 
 @pytest.mark.gpu
