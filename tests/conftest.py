@@ -23,6 +23,48 @@ os.environ.setdefault("TRITONSYM_MEMCHECK", "1")
 # Tests check the networks the benchmarks report on, built by the benchmarks' own code.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 
+TESTS = str(pathlib.Path(__file__).resolve().parent)
+
+
+def _called_from_tests(through_torch: bool = False) -> bool:
+    """Is the caller's caller a file of this folder? With ``through_torch``, also when it
+    calls through torch's own ``Tensor`` methods (``np.asarray`` of a tensor reaches
+    ``Tensor.numpy`` through ``Tensor.__array__``)."""
+    frame = sys._getframe(2)
+    torch_tensor = os.path.join("torch", "_tensor.py")
+    while through_torch and frame is not None and frame.f_code.co_filename.endswith(torch_tensor):
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(TESTS)
+
+
+def _host_copies_for_tests():
+    """On the GPU, the tests' own conversions between numpy and torch cross the device:
+    a test reads a GPU tensor with ``.numpy()`` and builds its operands with
+    ``torch.from_numpy`` / ``torch.as_tensor``, which torch's default device does not
+    move. Only calls made from this folder are changed: tritonsym's own code gets torch's
+    behaviour, so a library ``.numpy()`` of a GPU tensor still fails here as it would for
+    a user."""
+    numpy, from_numpy, as_tensor = torch.Tensor.numpy, torch.from_numpy, torch.as_tensor
+
+    def to_numpy(self, *args, **kwargs):
+        if self.device.type != "cpu" and _called_from_tests(through_torch=True):
+            return numpy(self.detach().cpu(), *args, **kwargs)
+        return numpy(self, *args, **kwargs)
+
+    def moved_from_numpy(array):
+        t = from_numpy(array)
+        return t.to(torch.get_default_device()) if _called_from_tests() else t
+
+    def moved_as_tensor(data, *args, **kwargs):
+        t = as_tensor(data, *args, **kwargs)
+        if "device" not in kwargs and not (len(args) > 1) and _called_from_tests():
+            return t.to(torch.get_default_device())
+        return t
+
+    torch.Tensor.numpy = to_numpy
+    torch.from_numpy, torch.as_tensor = moved_from_numpy, moved_as_tensor
+
+
 TEST_DEVICE = os.environ.get("TRITONSYM_TEST_DEVICE", "cpu")
 if TEST_DEVICE not in ("cpu", "cuda"):
     raise pytest.UsageError(f"TRITONSYM_TEST_DEVICE={TEST_DEVICE!r}: expected cpu or cuda")
@@ -36,9 +78,14 @@ if TEST_DEVICE == "cuda":
     _gpu = tritonsym.gpu
 
     def _device_under_test(device_id: int = 0):
+        # Tests of several contexts bind cpu(0), cpu(1), ...: one GPU each, where there are enough.
+        if device_id >= torch.cuda.device_count():
+            pytest.skip(f"cpu({device_id}) stands for gpu({device_id}); this machine has "
+                        f"{torch.cuda.device_count()} GPU(s)")
         return _gpu(device_id)
 
     tritonsym.cpu = tritonsym.context.cpu = _device_under_test
+    _host_copies_for_tests()
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def _tuned_equals_untuned(case: str, monkeypatch, fastest: str = "first") -> Non
 
 
 def _tensors(seed: int, *shapes, dtype=torch.float32) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(torch.get_default_device()).manual_seed(seed)
     device = torch.get_default_device()
     return [torch.randn(*shape, generator=gen, dtype=torch.float64).to(device, dtype) for shape in shapes]
 

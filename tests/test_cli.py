@@ -8,6 +8,7 @@ import time
 import pytest
 from test_io import _write_mnist
 
+import tritonsym as ts
 from tritonsym.cli import main
 
 
@@ -29,7 +30,7 @@ def test_default_training_reaches_96_percent_in_under_a_minute():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "data: the bundled UCI 8x8 digits: 1438 train / 359 validation samples" in out
-    assert "network: 64-128-10, relu, SoftmaxOutput; float32 on cpu(0)" in out
+    assert f"network: 64-128-10, relu, SoftmaxOutput; float32 on {ts.cpu()}" in out
     epochs = re.findall(r"Epoch\[(\d+)\] Validation-accuracy=([0-9.]+)", out)
     assert len(epochs) == 15 and re.search(r"Epoch\[14\] Time cost=[0-9.]+ s \(\d+ samples/s\)", out)
     final = float(re.search(r"final: validation accuracy ([0-9.]+)", out).group(1))

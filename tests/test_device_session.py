@@ -241,6 +241,7 @@ def test_every_phase_rehearses_on_the_cpu_from_a_bare_checkout(tmp_path):
             "transformer"} <= tables, tables
 
 
+@pytest.mark.cpu_only  # a machine without CUDA
 def test_without_cuda_it_refuses_unless_told(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "device_session.py"), "--out", str(tmp_path), "smoke"],
                          capture_output=True, text=True, timeout=120)

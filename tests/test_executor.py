@@ -255,7 +255,10 @@ def test_grad_req_add_accumulates_and_write_overwrites(rng):
 
 
 def test_fused_and_unfused_give_identical_results(rng):
-    """Exposing fc1's output stops the fusion pass; float64 results must not change by a bit."""
+    """Exposing fc1's output stops the fusion pass; float64 results must not change by a bit,
+    except fc1's bias gradient: fused, it is summed from fc2's input-gradient epilogue (its
+    partial sums follow fc2's tile); unfused, from fc1's own, and the two kernels' tiles
+    differ on a GPU (the H200 run found the last bits apart), so the order of the sum does."""
     fused = mlp()
     unfused = S.Group([fused, S.BlockGrad(fused.get_internals()["fc1_output"])])
     runs = []
@@ -270,8 +273,9 @@ def test_fused_and_unfused_give_identical_results(rng):
         exe.forward(is_train=True, **values)
         exe.backward()
     assert torch.equal(runs[0].outputs[0], runs[1].outputs[0])
-    for name in ("fc1_weight", "fc1_bias", "fc2_weight", "data"):
+    for name in ("fc1_weight", "fc2_weight", "data"):
         assert torch.equal(runs[0].grad_dict[name], runs[1].grad_dict[name]), name
+    torch.testing.assert_close(runs[0].grad_dict["fc1_bias"], runs[1].grad_dict["fc1_bias"], rtol=1e-14, atol=1e-15)
 
 
 def test_grad_ready_steps_name_the_step_that_finishes_each_gradient(rng):

@@ -45,7 +45,7 @@ def _executor():
     net = S.SoftmaxOutput(net, name="softmax")
     trained = {n: "null" if n in SHAPES else "write" for n in net.list_arguments()}  # as Module binds
     exe = net.simple_bind(ts.cpu(), grad_req=trained, **SHAPES)
-    rng = torch.Generator().manual_seed(0)
+    rng = torch.Generator(torch.get_default_device()).manual_seed(0)
     for name, array in exe.arg_dict.items():
         array.copy_(torch.randint(0, 4, array.shape, generator=rng) if name == "softmax_label"
                     else torch.randn(array.shape, generator=rng))

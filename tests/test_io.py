@@ -128,7 +128,7 @@ def test_lists_plain_sequences_and_dtype_none():
     assert [d.name for d in two.provide_label] == ["_0_softmax_label", "_1_softmax_label"]
     plain = NDArrayIter({"data": x.tolist()}, {"softmax_label": [0, 1, 2, 3, 4, 5]}, batch_size=4)
     batch = plain.next()
-    assert torch.equal(batch.data[0], torch.tensor(x[:4], dtype=torch.float32))
+    assert torch.equal(batch.data[0].cpu(), torch.tensor(x[:4], dtype=torch.float32).cpu())
     assert batch.label[0].tolist() == [0, 1, 2, 3] and batch.label[0].dtype == torch.int64
     kept = NDArrayIter(x, np.arange(6) / 2, batch_size=3, dtype=None)
     assert [d.dtype for d in kept.provide_data + kept.provide_label] == [torch.float64, torch.float64]

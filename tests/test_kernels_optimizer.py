@@ -12,6 +12,7 @@ from tritonsym.ops import optimizer as O
 # (start, size, lr_mult, wd_mult): irregular sizes, gaps between them, one above a GPU block.
 SEGMENTS = [(0, 1, 1.0, 1.0), (3, 7, 0.5, 0.0), (16, 33, 2.0, 1.0), (64, 1030, 1.0, 3.0)]
 REGION = 1100
+DEVICE = torch.get_default_device()  # the GPU where the suite runs there (conftest.py)
 
 
 @pytest.mark.parametrize("names", [O.SGD_HYPER, O.ADAM_HYPER, O.SCALER_COUNTERS])
@@ -142,8 +143,8 @@ def test_adam_steps_keep_float32_precision_at_the_default_betas(rng, with_scaler
                   epsilon=1e-8, bias_correction1=1 - 0.9 ** step, sqrt_bias_correction2=(1 - 0.999 ** step) ** 0.5,
                   step=step, one_minus_beta1=1 - 0.9, one_minus_beta2=1 - 0.999)
     hyper = torch.tensor([values[k] for k in O.ADAM_HYPER])
-    scaler = O.LossScaleState.create(1.0, "cpu") if with_scaler else None
-    chunks = O.chunk_table([O.Segment(0, REGION)], REGION, torch.float32, "cpu")
+    scaler = O.LossScaleState.create(1.0, DEVICE) if with_scaler else None
+    chunks = O.chunk_table([O.Segment(0, REGION)], REGION, torch.float32, DEVICE)
     O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, False, scaler=scaler))
     expected, _, _ = oracles.adam_update(np.zeros(REGION), to_numpy(g), np.zeros(REGION), np.zeros(REGION), step,
                                          1.0, 0.9, 0.999, 1e-8)
@@ -168,10 +169,10 @@ def test_standalone_updates_and_float64_exactness(rng):
 
 def test_errors():
     w = torch.zeros(8)
-    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.float32, "cpu")
+    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.float32, DEVICE)
     hyper = torch.zeros(len(O.SGD_HYPER))
     with pytest.raises(KernelArgumentError, match="segment 0 .* outside the region of 4"):
-        O.chunk_table([O.Segment(0, 8)], 4, torch.float32, "cpu")
+        O.chunk_table([O.Segment(0, 8)], 4, torch.float32, DEVICE)
     with pytest.raises(KernelArgumentError, match="grad .* must match weight"):
         O.plan_sgd_update(w, torch.zeros(7), None, chunks, hyper, False)
     with pytest.raises(KernelArgumentError, match="momentum must be torch.float32 with 8 elements"):
@@ -256,7 +257,7 @@ def test_a_weight_written_since_the_last_update_replaces_its_master_copy(dtype):
 
 
 def test_master_copy_errors():
-    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.bfloat16, "cpu")
+    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.bfloat16, DEVICE)
     hyper = torch.zeros(len(O.SGD_HYPER))
     w = torch.zeros(8, dtype=torch.bfloat16)
     with pytest.raises(KernelArgumentError, match="sgd_update: master must be torch.float32 with 8 elements like "
@@ -359,7 +360,7 @@ def test_loss_scale_schedule_matches_its_oracle(rng):
     within [min_scale, max_scale]: 200 random steps against the schedule written out."""
     settings = (8.0, 2.0, 0.5, 3, 0.25, 64.0)
     overflows = list(rng.random(200) < 0.3) + [True] * 8 + [False] * 30
-    scaler = O.LossScaleState.create(settings[0], "cpu")
+    scaler = O.LossScaleState.create(settings[0], DEVICE)
     launch = O.plan_loss_scale_update(scaler, *settings[1:])
     for bad, (scale, good, skipped) in zip(overflows, _scale_oracle(overflows, *settings)):
         scaler.counters[0] = 7 if bad else 0
@@ -369,10 +370,11 @@ def test_loss_scale_schedule_matches_its_oracle(rng):
 
 
 def test_loss_scale_errors():
-    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.float32, "cpu")
+    chunks = O.chunk_table([O.Segment(0, 8)], 8, torch.float32, DEVICE)
     f = torch.zeros(8)
-    with pytest.raises(KernelArgumentError, match="count_nonfinite_grads: the loss scale must be 1 float32 and its "
-                                                  "counters 3 int32 on cpu, got 2 on cpu and 3 on cpu"):
+    with pytest.raises(KernelArgumentError, match=f"count_nonfinite_grads: the loss scale must be 1 float32 and its "
+                                                  f"counters 3 int32 on {f.device}, got 2 on {f.device} and 3 on "
+                                                  f"{f.device}"):
         O.plan_count_nonfinite_grads(f, chunks, O.LossScaleState(torch.ones(2), torch.zeros(3, dtype=torch.int32)))
     with pytest.raises(KernelArgumentError, match="sgd_update: loss-scale counters has dtype float32"):
         O.plan_sgd_update(f, f, None, chunks, torch.zeros(len(O.SGD_HYPER)), False,

@@ -2,6 +2,7 @@
 temporary folder, bounded timeouts (the issue's tests), and the local store's surface."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -16,6 +17,11 @@ from tritonsym.kvstore import KVStoreError
 WORKER = pathlib.Path(__file__).with_name("dist_worker.py")
 
 
+# The workers bind on cpu() over gloo, also on a machine with a GPU: there NCCL would put
+# every rank on the one GPU, which it refuses ("Duplicate GPU detected").
+WORKER_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
 def _run(tmp_path, world, tag, ranks=None, **options):
     """Start the workers of one job (``ranks``: which of them to start) and wait for them."""
     init = f"file://{tmp_path}/rendezvous-{tag}"
@@ -25,7 +31,8 @@ def _run(tmp_path, world, tag, ranks=None, **options):
                 "--out", str(tmp_path / f"{tag}-{rank}")]
         for key, value in options.items():
             argv += [f"--{key.replace('_', '-')}", str(value)]
-        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=WORKER_ENV))
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
@@ -78,7 +85,8 @@ def test_workers_with_different_networks_are_told_so(tmp_path):
     init = f"file://{tmp_path}/rendezvous-mismatch"
     procs = [subprocess.Popen([sys.executable, str(WORKER), "--rank", str(r), "--world", "2", "--init", init,
                                "--out", str(tmp_path / f"m-{r}"), "--hidden", str(16 + r), "--timeout", "30"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WORKER_ENV)
+             for r in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode != 0 and "workers [1] bound a different network or gradient buckets" in err

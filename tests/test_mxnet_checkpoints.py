@@ -41,7 +41,7 @@ def test_an_mxnet_checkpoint_with_batch_norm_loads_its_moving_statistics_and_pre
     assert sym.list_auxiliary_states() == ["bn1_moving_mean", "bn1_moving_var"]
     assert sorted(aux) == ["bn1_moving_mean", "bn1_moving_var"] and "bn1_gamma" in args
     assert sym.attr_dict()["bn1"]["momentum"] == "0.8" and sym.attr_dict()["bn1"]["fix_gamma"] == "False"
-    assert not torch.equal(aux["bn1_moving_var"], torch.ones(16))  # trained, not their starting values
+    assert not torch.equal(aux["bn1_moving_var"].cpu(), torch.ones(16).cpu())  # trained, not their starting values
     mod = ts.mod.Module.load(str(DATA / "batchnorm"), 2)
     np.testing.assert_allclose(_predict(mod, EXPECTED["probe"] * 3.0 + 5.0), EXPECTED["batchnorm_probabilities"],
                                rtol=1e-5, atol=1e-6)
@@ -70,7 +70,7 @@ def test_every_dtype_mxnet_stores_round_trips(tmp_path):
     mxnet_format.write_params(str(tmp_path / "all.params"), tensors)
     back = mxnet_format.read_params(str(tmp_path / "all.params"))
     assert list(back) == list(tensors)
-    assert all(back[k].dtype == v.dtype and torch.equal(back[k], v) for k, v in tensors.items())
+    assert all(back[k].dtype == v.dtype and torch.equal(back[k].cpu(), v.cpu()) for k, v in tensors.items())
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -34,7 +34,7 @@ def test_save_and_load_lists_and_dicts(tmp_path):
     values = [torch.arange(6, dtype=torch.float64).reshape(2, 3), torch.tensor([1, 2], dtype=torch.int32)]
     ts.nd.save(str(tmp_path / "list.nd"), values)
     loaded = ts.nd.load(str(tmp_path / "list.nd"))
-    assert isinstance(loaded, list) and all(torch.equal(a, b) for a, b in zip(loaded, values))
+    assert isinstance(loaded, list) and all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(loaded, values))
     ts.nd.save(str(tmp_path / "dict.nd"), {"w": values[0]})
     assert torch.equal(ts.nd.load(str(tmp_path / "dict.nd"))["w"], values[0])
     ts.nd.save(str(tmp_path / "one.nd"), values[1])

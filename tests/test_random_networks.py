@@ -420,7 +420,7 @@ def check_against_torch(rng, dtype: str, grad_req: str, mirror: bool, memory_pla
         grad_req = {n: ("write", "null")[i % 2] for i, n in enumerate(arguments)}
     exe = symbol.simple_bind(ts.cpu(), grad_req=grad_req, type_dict={n: dtype for n in arguments}, mirror=mirror,
                              memory_plan=memory_plan, **{n: s for n, s in shapes.items() if n in arguments})
-    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    generator = torch.Generator(torch.get_default_device()).manual_seed(rng.randrange(2**31))
     env = {}
     for name, array in exe.arg_dict.items():
         if name in integers:
