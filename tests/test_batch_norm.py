@@ -127,6 +127,7 @@ def test_errors_name_the_operator_and_the_shapes():
         S.BatchNorm(S.Variable("data"), momentum=1.5)
 
 
+@pytest.mark.slow  # 8 s of training (the quick run stays under 5 minutes)
 def test_module_trains_with_batch_norm_and_checkpoints_the_moving_statistics(tmp_path):
     x, y = blobs(64, features=5)
     x = x * 3.0 + 10.0  # far from zero: what BatchNorm is for

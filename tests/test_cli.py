@@ -21,6 +21,7 @@ def test_help_lists_the_commands(capsys):
     assert main([]) == 2  # no command: the help, and a usage error status
 
 
+@pytest.mark.slow  # 36 s: the main job; CI's slow run keeps it (the quick run stays under 5 minutes)
 def test_default_training_reaches_96_percent_in_under_a_minute():
     """The issue's target for the main job, timed as a user runs it (start-up included)."""
     start = time.perf_counter()
@@ -56,6 +57,7 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
         "net-symbol.json"]
 
 
+@pytest.mark.slow  # 8 s of training (the quick run stays under 5 minutes)
 def test_half_precision_training_keeps_master_weights_unless_told(capsys):
     common = ["train", "--dtype", "bfloat16", "--hidden", "8", "--epochs", "1", "--no-progress"]
     assert main(common) == 0
@@ -64,6 +66,7 @@ def test_half_precision_training_keeps_master_weights_unless_told(capsys):
     assert "optimizer: adam learning_rate=0.001, wd=0.0001, multi_precision=False," in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 9 s of training (the quick run stays under 5 minutes)
 def test_float16_training_scales_the_loss_unless_told(capsys):
     common = ["train", "--dtype", "float16", "--hidden", "8", "--epochs", "1", "--no-progress"]
     assert main(common) == 0

@@ -4,6 +4,7 @@ every dtype, random value scales. Each test reports how many cases it ran."""
 
 import numpy as np
 import oracles
+import pytest
 import torch
 from property_settings import given, property_settings, settings, st
 from test_properties import layouts, strided
@@ -50,6 +51,7 @@ def test_softmax_forward_backward_random_sizes(rows, cols, dtype, log, scale, se
     assert_close(grad, expected, dtype, "softmax backward", scale=10.0)
 
 
+@pytest.mark.slow  # 9 s of generated cases (the quick run stays under 5 minutes)
 @settings(**SETTINGS)
 @given(st.sampled_from(FC_SIZES), st.sampled_from(FC_SIZES), st.sampled_from(FC_SIZES),
        st.sampled_from([torch.float64, torch.float32]), st.booleans(), st.booleans(), st.sampled_from(
@@ -77,6 +79,7 @@ def test_fully_connected_random_sizes_and_transposed_inputs(m, n, k, dtype, tran
 LOSS_COLS = [1, 2, 17, 1025, (1 << 14) + 1]  # the last one spans two column blocks in the interpreter
 
 
+@pytest.mark.slow  # 16 s of generated cases (the quick run stays under 5 minutes)
 @settings(**SETTINGS)
 @given(st.integers(1, 12), st.sampled_from(LOSS_COLS), st.sampled_from(DTYPES), st.sampled_from(["null", "batch",
        "valid"]), st.booleans(), st.sampled_from([0.0, 0.1]), st.sampled_from([1.0, 0.5]),

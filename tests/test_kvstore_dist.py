@@ -44,6 +44,7 @@ def _params(tmp_path, name):
     return ts.model.load_params(str(tmp_path / f"{name}.safetensors"))[0]
 
 
+@pytest.mark.slow  # 10 s: three processes (the quick run stays under 5 minutes)
 @pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
 def test_two_workers_on_half_batches_equal_one_process_on_the_full_batch(tmp_path):
     start = time.perf_counter()

@@ -132,6 +132,7 @@ def _fit(mod, data, begin, end, prefix):
     return mod.get_params()[0]
 
 
+@pytest.mark.slow  # 18 s: two runs twice (the quick run stays under 5 minutes)
 @pytest.mark.parametrize("last_batch_handle", ["pad", "roll_over"])
 def test_a_resumed_shuffled_run_is_the_uninterrupted_run_bit_for_bit(tmp_path, last_batch_handle):
     """Killed after epoch 2 and resumed from its checkpoint with a new iterator of the same

@@ -94,6 +94,7 @@ def bits(t):
     return t.contiguous().view(torch.int64)
 
 
+@pytest.mark.slow  # 9 s of generated graphs (the quick run stays under 5 minutes)
 @settings(**SETTINGS)
 @given(graphs(), st.sampled_from(["write", "add", "mixed"]), st.booleans(), st.integers(0, 2**31 - 1))
 def test_random_graphs_planned_equal_unplanned(graph, grad_req, mirror, seed):

@@ -66,6 +66,7 @@ def test_examples_inline():
     assert net.list_arguments() == ["data", "fc1_weight", "fc1_bias"], "composition must not change the original"
 
 
+@pytest.mark.slow  # 11 s: the example trains (the quick run stays under 5 minutes)
 def test_training_example_runs():
     """examples/train_digits.py: the intermediate API, fit, checkpoint, load and predict."""
     import pathlib

@@ -169,6 +169,7 @@ def _torch_steps(case, names, params, batches, from_input=False):
     return {k: v.detach() for k, v in p.items()}
 
 
+@pytest.mark.slow  # 8 s of generated trainings (the quick run stays under 5 minutes)
 @settings(**property_settings(8))
 @given(trainings(), st.integers(0, 2**31 - 1))
 def test_random_networks_and_optimizers_train_like_pytorch(case, seed):
