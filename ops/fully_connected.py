@@ -800,7 +800,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     """One launch of each kernel and variant in ``dtype``: the forward with each kind of
     epilogue (several activations in float32 and bfloat16, one elsewhere) and in TF32, the
     backward with and without an activation, accumulating, in TF32, and the bias gradient alone;
-    the input-gradient epilogue finishing the gradient of the operator before; on 64x96x48
+    the input-gradient epilogue finishing the gradient of the operator before (in 16-bit types
+    also where x's rows are not a multiple of 16 elements); on 64x96x48
     or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
     and checks."""
     m, k, n = (4096, 4096, 4096) if large else (64, 96, 48)
@@ -824,6 +825,11 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     for act in ("relu", "tanh") if every else ("relu",):
         out += [(f"fc backward input {act}", launch) for launch in plan_fully_connected_backward(
             y, x, w, grad_x=t(m, k), input_act=act, input_grad_bias=t(k),
+            input_partials=torch.empty(shape, dtype=acc))]
+    if dtype.itemsize == 2:  # x rows not a multiple of 16 elements: the partial sums' layout takes shared memory
+        shape, acc = bias_partials(m, k - 8, dtype)
+        out += [("fc backward input relu unaligned", launch) for launch in plan_fully_connected_backward(
+            y, t(m, k - 8), t(n, k - 8), grad_x=t(m, k - 8), input_act="relu", input_grad_bias=t(k - 8),
             input_partials=torch.empty(shape, dtype=acc))]
     out += [("fc bias grad only", launch) for launch in plan_fully_connected_backward(y, x, w, grad_bias=b)]
     return out

@@ -87,7 +87,7 @@ def _start_worker(variants: list[aot.Specialized], arch: int, results: str) -> s
                               env={**os.environ, "TRITONSYM_INTERPRET": "0", "TRITON_INTERPRET": "0",
                                    # this process's path: a checkout that is not installed imports too
                                    "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-    worker.stdin.write(pickle.dumps((variants, arch)))
+    worker.stdin.write(pickle.dumps((variants, arch, os.getpid())))
     worker.stdin.close()
     return worker
 
@@ -131,14 +131,21 @@ def precompile(launches: list[Launch], arch: int, workers: int | None = None) ->
     shares = [missing[k::report.workers] for k in range(report.workers)]
     with tempfile.TemporaryDirectory(prefix="tritonsym-precompile-") as folder:
         results = [os.path.join(folder, f"{k}.pickle") for k in range(len(shares))]
-        started = [_start_worker(share, arch, path) for share, path in zip(shares, results)]
-        for share, worker, path in zip(shares, started, results):
-            if worker.wait() == 0 and os.path.exists(path):
-                with open(path, "rb") as f:
-                    why = pickle.load(f)
-            else:
-                why = [f"the compiling process exited with {worker.returncode}"] * len(share)
-            report.failed += [f"{v.kernel} {v.config}: {w}" for v, w in zip(share, why) if w]
+        started = []
+        try:
+            started += [_start_worker(share, arch, path) for share, path in zip(shares, results)]
+            for share, worker, path in zip(shares, started, results):
+                if worker.wait() == 0 and os.path.exists(path):
+                    with open(path, "rb") as f:
+                        why = pickle.load(f)
+                else:
+                    why = [f"the compiling process exited with {worker.returncode}"] * len(share)
+                report.failed += [f"{v.kernel} {v.config}: {w}" for v, w in zip(share, why) if w]
+        finally:  # interrupted (Ctrl-C, an error): no worker goes on compiling for nobody
+            for worker in started:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
     report.seconds = time.perf_counter() - start
     return report
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from common import (
     compiled,
     environment,
     graphed_step,
+    host_us,
     optimizer_step,
     ratio,
     time_ms,
@@ -135,24 +135,6 @@ def peak_bytes(setup_and_run) -> int | None:
     peak = torch.cuda.max_memory_allocated() - before
     del keep
     return peak
-
-
-def host_us(step, repeats: int = 100) -> float | None:
-    """Host microseconds of one call of ``step``: the median of calls each made with the
-    device idle (synchronised before, not after). Back-to-back calls would fill the launch
-    queue whenever a step's device time exceeds its host time, and then each call would
-    wait for the device: that measures the device, not the host."""
-    if not ON_GPU:
-        return None
-    step()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    torch.cuda.synchronize()
-    return 1e6 * float(np.median(times))
 
 
 def one(sizes, batch, precision, use_compile, rng) -> dict:

@@ -14,7 +14,12 @@ Over rows x columns sweeps (float32 and bfloat16), in one run:
   wide rows too few to fill the GPU, each row split across programs (two launches);
 - ``% of copy``: the bytes each of our kernels must move (one read and one write per
   element forward; two reads and a write backward; the loss step 4 passes) over its time,
-  as a share of the measured device-to-device copy bandwidth.
+  as a share of the measured device-to-device copy bandwidth;
+- ``host us``: the host time of one call of our launches, made with the device idle. A
+  row whose ``ms`` is not well above it timed the launches, not the kernels (the split
+  rows take two launches; the first H200 run, before launches were pre-bound, showed
+  bfloat16 split rows 4x slower than float32 ones of the same grid); ``ms per launch``:
+  a split row's two launches timed one at a time.
 
 Run: python perf/bench_softmax.py [--shapes 4096x1024,...]
 """
@@ -24,7 +29,18 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import DEVICE, ON_GPU, Table, compiled, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
+from common import (
+    DEVICE,
+    ON_GPU,
+    Table,
+    compiled,
+    copy_bandwidth_gbs,
+    copy_note,
+    environment,
+    host_us,
+    ratio,
+    time_ms,
+)
 from triton.runtime.autotuner import Autotuner
 from tritonsym.ops import softmax as sm
 from tritonsym.ops import softmax_output as so
@@ -95,6 +111,13 @@ def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: floa
         row[f"{what} vs eager"] = ratio(ms, eager_ms)
         row[f"{what} vs compile"] = ratio(ms, compiled_ms)
         row[f"{what} % of copy"] = f"{100 * passes[what] * size / ms / 1e6 / copy_gbs:.0f}" if copy_gbs else ""
+    for what, launches in (("softmax fwd", forward), ("softmax bwd", backward), ("loss fwd+bwd", loss)):
+        host = host_us(lambda launches=launches: run(launches))
+        row[f"{what} host us"] = "" if host is None else f"{host:.1f}"
+    # A split row's two launches timed apart: which of them (if either) is slow.
+    for what, launches in (("fwd", forward), ("bwd", backward)):
+        row[f"{what} ms per launch"] = " + ".join(f"{time_ms(launch):.4f}" for launch in launches) \
+            if len(launches) > 1 else ""
     return row
 
 
@@ -109,7 +132,9 @@ def main() -> None:
     notes = copy_note(copy_gbs)
     notes += ("`vs` columns are speed-ups of tritonsym (above 1: faster). The loss step is SoftmaxOutput's "
               "forward and backward (its gradient of the summed cross-entropy), against "
-              "`cross_entropy(x, label, reduction='sum').backward()`.")
+              "`cross_entropy(x, label, reduction='sum').backward()`. `host us`: host time of one call of our "
+              "launches with the device idle; where `ms` is not well above it, the row timed the launches. "
+              "`ms per launch`: a split row's two launches timed one at a time.")
     chart = dict(x="elements", series=["softmax fwd % of copy", "softmax bwd % of copy", "loss fwd+bwd % of copy"],
                  group="dtype", ylabel="% of copy bandwidth")
     table = Table("softmax", len(dtypes) * len(shapes), notes, chart)

@@ -57,6 +57,24 @@ def time_ms(fn: Callable[[], None], repeats: int = 5) -> float:
     return statistics.median(samples)
 
 
+def host_us(step, repeats: int = 100) -> float | None:
+    """Host microseconds of one call of ``step``: the median of calls each made with the
+    device idle (synchronised before, not after). Back-to-back calls would fill the launch
+    queue whenever a step's device time exceeds its host time, and then each call would
+    wait for the device: that measures the device, not the host."""
+    if not ON_GPU:
+        return None
+    step()
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    torch.cuda.synchronize()
+    return 1e6 * statistics.median(times)
+
+
 def ratio(ours_ms: float, theirs_ms: float | None) -> str:
     """How many times faster ours is ("1.23x"); blank where the other was not timed."""
     return "" if theirs_ms is None else f"{theirs_ms / ours_ms:.2f}x"

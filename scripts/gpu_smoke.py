@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -268,20 +269,34 @@ CHECKS = {"import": check_import, "fc": check_fc, "fc_tma": check_fc_tma, "softm
 ENV = {"fc_tma": {"TRITONSYM_TMA": "1"}}  # forced on: the smoke shapes are below its size threshold
 
 
+def run_limited(command: list[str], limit_s: float, env: dict) -> tuple[int, str] | None:
+    """(exit status, output) of ``command``, or None where it ran past ``limit_s``. It runs
+    in its own process group, killed whole at the limit: a check's compiling workers
+    (ops/precompile.py) must not outlive it and slow the phases after it."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                             start_new_session=True)
+    try:
+        output, _ = child.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        return None
+    return child.returncode, output
+
+
 def run_one(name: str, limit_s: float) -> tuple[str, str, float]:
     """Run one check in its own process; (status, detail, seconds)."""
     started = time.monotonic()
     env = {**os.environ, **ENV.get(name, {}), "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    try:
-        done = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True,
-                              timeout=limit_s, env=env, cwd=ROOT)
-    except subprocess.TimeoutExpired:
+    done = run_limited([sys.executable, __file__, "--child", name], limit_s, env)
+    if done is None:
         return "CUT", f"no answer within {limit_s:.0f} s (a hang or a slow compile)", time.monotonic() - started
     seconds = time.monotonic() - started
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    if done.returncode != 0:
-        return "FAILED", " | ".join(lines[-6:]) or f"exit {done.returncode}", seconds
+    returncode, output = done
+    lines = output.strip().splitlines()
+    if returncode != 0:
+        return "FAILED", " | ".join(lines[-6:]) or f"exit {returncode}", seconds
     detail = lines[-1] if lines else ""
     return ("skipped" if detail.startswith("skipped") else "ok"), detail, seconds
 

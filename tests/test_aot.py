@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -47,18 +48,21 @@ def test_fully_connected_configs_fit_in_hopper_shared_memory(autotune, tma):
     # 227 KiB a program cannot start on an H100, and there is no other config to fall to.
     # With autotuning, every TMA config the prune keeps (TF32's input gradient needed 240
     # KiB at 3 stages: it takes 2). TRITONSYM_TMA=1 plans the TMA path on any device.
+    # The last case: 16-bit x rows that are not a multiple of 16 elements, where the input
+    # gradient's partial bias sums change the tile's layout through shared memory (the H200
+    # refused its 3-stage config: 272 KiB).
     out = _run("""
         import torch
         from tritonsym.ops import aot, fully_connected as fc
         S = 4096
-        for dt, precision in ((torch.bfloat16, "ieee"), (torch.float32, "tf32"), (torch.float32, "ieee"),
-                              (torch.float64, "ieee")):
+        for dt, precision, K in ((torch.bfloat16, "ieee", S), (torch.float32, "tf32", S), (torch.float32, "ieee", S),
+                                 (torch.float64, "ieee", S), (torch.float16, "ieee", S - 8)):
             t = lambda *shape: torch.empty(shape, dtype=dt)
-            x, w, b, y = t(S, S), t(S, S), t(S), t(S, S)
+            x, w, b, y = t(S, K), t(S, K), t(S), t(S, S)
             launches = fc.plan_fully_connected_forward(x, w, b, y, act="relu", precision=precision)
-            parts = torch.empty(fc.bias_partials(S, S, dt)[0], dtype=fc.bias_partials(S, S, dt)[1])
-            launches += fc.plan_fully_connected_backward(y, x, w, grad_x=t(S, S), grad_weight=t(S, S),
-                                                         input_act="relu", input_grad_bias=t(S), input_partials=parts,
+            parts = torch.empty(fc.bias_partials(S, K, dt)[0], dtype=fc.bias_partials(S, K, dt)[1])
+            launches += fc.plan_fully_connected_backward(y, x, w, grad_x=t(S, K), grad_weight=t(S, K),
+                                                         input_act="relu", input_grad_bias=t(K), input_partials=parts,
                                                          precision=precision)
             for launch in launches:
                 if not hasattr(launch.kernel, "configs"):
@@ -71,7 +75,7 @@ def test_fully_connected_configs_fit_in_hopper_shared_memory(autotune, tma):
     """, TRITONSYM_AUTOTUNE=autotune, TRITONSYM_TMA=tma)
     rows = [line.rsplit(" ", 1) for line in out.splitlines()]
     if autotune == "0":
-        assert len(rows) == 12
+        assert len(rows) == 15
     assert (tma == "1") == any(" TMA " in what for what, _ in rows)
     too_big = [what for what, shared in rows if int(shared) > 227 * 1024]
     assert not too_big, too_big
@@ -131,3 +135,82 @@ def test_precompile_fills_the_cache_in_parallel_and_a_warm_call_compiles_nothing
     assert cold == "5 5 2 1 []"
     assert warm == "0 0 True True True"
     assert on_cpu == "None"
+
+
+def test_a_compiling_worker_stops_when_the_process_that_asked_is_gone():
+    """Checked before each compile: a worker whose asker is gone (killed at a time limit)
+    compiles nothing more, instead of taking the CPU from whatever runs next."""
+    from tritonsym.ops import _precompile_worker as worker
+
+    compiled = []
+    alive = iter([True, True, False, True])
+    original = worker.aot.compile_specialized
+    worker.aot.compile_specialized = lambda variant, arch: compiled.append(variant)
+    try:
+        assert worker.compile_all(["a", "b", "c", "d"], 90, lambda: next(alive)) is None
+        assert worker.compile_all(["e"], 90) == [""]
+    finally:
+        worker.aot.compile_specialized = original
+    assert compiled == ["a", "b", "e"]
+
+
+@pytest.mark.slow
+def test_an_orphaned_worker_process_exits_without_compiling(tmp_path):
+    """The asker starts a worker on real variants and dies at once; the worker, still
+    importing, finds itself orphaned before its first compile: no result, nothing cached."""
+    cache = tmp_path / "cache"
+    out = _run("""
+        import os, torch
+        from tritonsym.ops import precompile, softmax_output
+        launches = [launch for _, launch in softmax_output.representative_launches(torch.float32)]
+        variants, _ = precompile.needed_variants(launches, 90)
+        results = os.path.join(os.environ["TRITON_CACHE_DIR"], "..", "results.pickle")
+        worker = precompile._start_worker(variants, 90, results)
+        print(worker.pid, len(variants), flush=True)
+        os._exit(0)  # as a kill would: no cleanup
+    """, TRITON_CACHE_DIR=str(cache))
+    pid, count = map(int, out.split())
+    assert count >= 4
+
+    def running() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 120
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(), "the orphaned worker is still running"
+    assert not (tmp_path / "results.pickle").exists()
+    assert not [f for _, _, files in os.walk(cache) for f in files if f.endswith(".cubin")]
+
+
+def test_interrupted_precompile_leaves_no_worker_running(monkeypatch):
+    """Ctrl-C (or any error) while the workers compile: every worker still running is
+    killed on the way out."""
+    from tritonsym.ops import precompile
+
+    class Worker:
+        def __init__(self):
+            self.killed = False
+
+        def wait(self):
+            if not self.killed:
+                raise KeyboardInterrupt
+            return -9
+
+        def poll(self):
+            return -9 if self.killed else None
+
+        def kill(self):
+            self.killed = True
+
+    started = []
+    monkeypatch.setattr(precompile, "needed_variants", lambda launches, arch: (list(range(8)), 0))
+    monkeypatch.setattr(precompile, "is_cached", lambda variant, arch: False)
+    monkeypatch.setattr(precompile, "_start_worker", lambda share, arch, path: started.append(Worker()) or started[-1])
+    with pytest.raises(KeyboardInterrupt):
+        precompile.precompile([], 90, workers=3)
+    assert len(started) == 3 and all(w.killed for w in started)

@@ -39,6 +39,22 @@ def _running(pid: int) -> bool:
     return True
 
 
+
+def test_a_smoke_check_cut_at_its_limit_takes_its_child_processes_with_it(tmp_path):
+    """A check's compiling workers would outlive the check if only it were killed, and take
+    the CPU from the phases after the smoke (the first H200 run cut two checks)."""
+    import gpu_smoke
+
+    pid_file = tmp_path / "child.pid"
+    hangs = (f"import subprocess, sys, pathlib, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+             f"time.sleep(60)']); pathlib.Path({str(pid_file)!r}).write_text(str(p.pid)); time.sleep(60)")
+    started = time.monotonic()
+    assert gpu_smoke.run_limited([sys.executable, "-c", hangs], 5, dict(os.environ)) is None
+    assert time.monotonic() - started < 15
+    assert not _running(int(pid_file.read_text()))
+    assert gpu_smoke.run_limited([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); "
+                                  "sys.exit(2)"], 30, dict(os.environ)) == (2, "out\nerr\n")
+
 def test_phases_run_in_order_within_the_budget_and_come_back_as_few_plain_files(tmp_path, monkeypatch):
     results, out, scratch = tmp_path / "results", tmp_path / "out", tmp_path / "scratch"
     results.mkdir()
