@@ -8,6 +8,9 @@ replay (forward, backward and update recorded together, as ``Module.train_step``
 it). PyTorch runs ``torch.optim.SGD(foreach=True)``, eager, with the model under
 ``torch.compile(mode="max-autotune")``, and with the whole step captured as one CUDA graph
 (the honest peer of a graphed tritonsym step); ``vs best`` judges against the fastest.
+Every row is measured without torch.compile first and its compile column is added after
+(max-autotune tunes GEMMs for minutes a network): a run cut short keeps every row, with
+``vs best`` judged over the peers that were timed.
 
 Besides the step times the script reports, per network:
 - ``launches``: kernel launches per tritonsym step; ``host us/launch``: the host time of a
@@ -36,6 +39,7 @@ from common import (
     best_peer,
     compiled,
     environment,
+    fill_compile_column,
     graphed_step,
     host_us,
     optimizer_step,
@@ -137,7 +141,9 @@ def peak_bytes(setup_and_run) -> int | None:
     return peak
 
 
-def one(sizes, batch, precision, use_compile, rng) -> dict:
+def measure(sizes, batch, precision, rng) -> dict:
+    """Everything of one row but torch.compile's step (``add_compile`` adds it): tritonsym
+    with and without its CUDA graph, torch eager and CUDA-graphed, host times, peak memory."""
     params = initial_params(sizes, rng)
     data, label = rng.normal(size=(batch, sizes[0])), rng.integers(0, sizes[-1], batch)
     torch.backends.cuda.matmul.allow_tf32 = PRECISIONS[precision][2]
@@ -161,23 +167,41 @@ def one(sizes, batch, precision, use_compile, rng) -> dict:
 
     theirs()  # cuBLAS handles and workspaces are made once per process, outside the step's memory
     theirs_peak = peak_bytes(theirs)
-    eager, opt, loss = torch_step(sizes, batch, precision, params, data, label)
-    compiled_loss = compiled(loss, use_compile, mode="max-autotune")
-    compiled_step = optimizer_step(compiled_loss, opt) if compiled_loss else None
-    if compiled_step:
-        compiled_step()
+    eager, _, _ = torch_step(sizes, batch, precision, params, data, label)
     _, graph_opt, graph_loss = torch_step(sizes, batch, precision, params, data, label)
     torch_graph = graphed_step(graph_loss, graph_opt)
     t = {"graph": time_ms(step_graph) if ON_GPU else None, "plain": time_ms(step_plain), "eager": time_ms(eager),
-         "compile": time_ms(compiled_step) if compiled_step else None,
-         "torch graph": time_ms(torch_graph) if torch_graph else None}
+         "compile": None, "torch graph": time_ms(torch_graph) if torch_graph else None}
+    plain_host, graph_host = host_us(step_plain), host_us(step_graph)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return dict(sizes=sizes, batch=batch, precision=precision, params=params, data=data, label=label, t=t,
+                launches=launches, planned=planned, plain_host=plain_host, graph_host=graph_host,
+                ours_peak=ours_peak, theirs_peak=theirs_peak)
+
+
+def add_compile(state: dict) -> None:
+    """The row's torch.compile(mode="max-autotune") step time: minutes of compiling and
+    tuning GEMMs per network on a GPU, so every row's other columns come first."""
+    sizes, batch, precision = state["sizes"], state["batch"], state["precision"]
+    torch.backends.cuda.matmul.allow_tf32 = PRECISIONS[precision][2]
+    _, opt, loss = torch_step(sizes, batch, precision, state["params"], state["data"], state["label"])
+    compiled_loss = compiled(loss, True, mode="max-autotune")
+    if compiled_loss:
+        step = optimizer_step(compiled_loss, opt)
+        step()
+        state["t"]["compile"] = time_ms(step)
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def row(state: dict) -> dict:
+    t, sizes, batch, launches = state["t"], state["sizes"], state["batch"], state["launches"]
     best = t["graph"] if t["graph"] is not None else t["plain"]
     peer, peer_ms = best_peer({k: t[k] for k in ("eager", "compile", "torch graph")})
-    plain_host, graph_host = host_us(step_plain), host_us(step_graph)
     flops = 6 * batch * sum(k * n for k, n in zip(sizes, sizes[1:]))
-    torch.backends.cuda.matmul.allow_tf32 = False
+    plain_host, graph_host = state["plain_host"], state["graph_host"]
+    ours_peak, theirs_peak = state["ours_peak"], state["theirs_peak"]
     return {
-        "network": "-".join(map(str, sizes)), "batch": batch, "precision": precision,
+        "network": "-".join(map(str, sizes)), "batch": batch, "precision": state["precision"],
         "ours graph ms": "" if t["graph"] is None else f"{t['graph']:.4f}", "ours no graph ms": f"{t['plain']:.4f}",
         "eager ms": f"{t['eager']:.4f}", "compile ms": "" if t["compile"] is None else f"{t['compile']:.4f}",
         "torch graph ms": "" if t["torch graph"] is None else f"{t['torch graph']:.4f}",
@@ -188,7 +212,7 @@ def one(sizes, batch, precision, use_compile, rng) -> dict:
         "host us/launch": "" if plain_host is None else f"{plain_host / launches:.1f}",
         "graph host us/step": "" if graph_host is None else f"{graph_host:.1f}",
         "ours peak MiB": "" if ours_peak is None else f"{ours_peak / MIB:.2f}",
-        "planned MiB": f"{planned / MIB:.2f}",
+        "planned MiB": f"{state['planned'] / MIB:.2f}",
         "eager peak MiB": "" if theirs_peak is None else f"{theirs_peak / MIB:.2f}",
     }
 
@@ -214,9 +238,15 @@ def main() -> None:
     if not ON_GPU:
         notes += " On the CPU tritonsym runs in Triton's interpreter: only GPU rows speak about speed."
     table = Table("mlp-step", len(precisions) * len(networks), notes)
+    # Two passes: every row without torch.compile first (seconds each), then compile's
+    # column row by row (minutes each), so that a run cut short still has every row.
+    states = []
     for precision in precisions:
         for sizes, batch in networks:
-            table.add(one(sizes, batch, precision, not args.no_compile, rng))
+            states.append(measure(sizes, batch, precision, rng))
+            table.add(row(states[-1]))
+    if ON_GPU and not args.no_compile:
+        fill_compile_column(table, states, add_compile, row)
     print(f"{environment()}\nwrote {table.path}")
 
 

@@ -9,7 +9,9 @@ tritonsym's step is one CUDA graph replay (forward, backward and update recorded
 as ``Module.train_step`` runs it); PyTorch's is timed eager, under
 ``torch.compile(mode="max-autotune")``, and captured whole as a CUDA graph (forward,
 backward and a capturable Adam), the honest peer of a graphed step. Peak device memory is
-each side's step from an empty start.
+each side's step from an empty start. Every row is measured without torch.compile first
+and its compile column added after (minutes of tuning a row), so a run cut short keeps the
+rows of the first pass.
 
 Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUDA-graphed
 torch steps, peak memory <= torch's.
@@ -26,7 +28,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_mlp import peak_bytes
-from common import ON_GPU, Table, best_peer, compiled, environment, graphed_step, optimizer_step, ratio, time_ms
+from common import (
+    ON_GPU,
+    Table,
+    best_peer,
+    compiled,
+    environment,
+    fill_compile_column,
+    graphed_step,
+    optimizer_step,
+    ratio,
+    time_ms,
+)
 
 import tritonsym as ts
 from tritonsym.models import transformer
@@ -99,7 +112,8 @@ def theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable: bool = Fa
     return torch_loss(cfg, batch, seq, P, t, y), opt
 
 
-def one(name, batch, seq, cfg, use_compile, rng) -> dict:
+def measure(name, batch, seq, cfg, rng) -> dict:
+    """Everything of one row but torch.compile's step (``add_compile`` adds it)."""
     dtype = DTYPES[name]
     net = transformer.decoder(seq, cfg)
     params = initial_params(net, batch, seq, rng)
@@ -125,14 +139,28 @@ def one(name, batch, seq, cfg, use_compile, rng) -> dict:
     eager_ready()  # cuBLAS handles and workspaces are made once per process, outside the step's memory
     eager_peak = peak_bytes(eager_ready)
     eager = eager_ready()
-    loss, opt = theirs(cfg, batch, seq, dtype, params, tokens, labels)
-    compiled_loss = compiled(loss, use_compile, mode="max-autotune")
     graph_step = graphed_step(*theirs(cfg, batch, seq, dtype, params, tokens, labels, capturable=True))
-    t = {"ours": time_ms(step), "eager": time_ms(eager),
-         "compile": time_ms(optimizer_step(compiled_loss, opt)) if compiled_loss else None,
+    t = {"ours": time_ms(step), "eager": time_ms(eager), "compile": None,
          "graph": time_ms(graph_step) if graph_step else None}
+    return dict(name=name, batch=batch, seq=seq, cfg=cfg, params=params, tokens=tokens, labels=labels, t=t,
+                ours_peak=ours_peak, eager_peak=eager_peak)
+
+
+def add_compile(state: dict) -> None:
+    """The row's torch.compile(mode="max-autotune") step: minutes of tuning on a GPU, so
+    every row's other columns come first."""
+    loss, opt = theirs(state["cfg"], state["batch"], state["seq"], DTYPES[state["name"]], state["params"],
+                       state["tokens"], state["labels"])
+    compiled_loss = compiled(loss, True, mode="max-autotune")
+    if compiled_loss:
+        state["t"]["compile"] = time_ms(optimizer_step(compiled_loss, opt))
+
+
+def row(state: dict) -> dict:
+    t, cfg, batch, seq = state["t"], state["cfg"], state["batch"], state["seq"]
+    ours_peak, eager_peak = state["ours_peak"], state["eager_peak"]
     tokens_per_s = batch * seq / t["ours"] * 1e3
-    return {"dtype": name, "batch x seq": f"{batch}x{seq}",
+    return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads} v{cfg.vocab}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
@@ -165,11 +193,17 @@ def main() -> None:
              "gradients, Adam's state, activations). " + ("" if ON_GPU else "CPU rows run Triton's interpreter: "
                                                           "they check the script, not speed."))
     table = Table("transformer-step", len(names) * len(shapes), notes)
+    # Two passes: every row without torch.compile first, then compile's column row by row
+    # (minutes each), so that a run cut short still has the rows the first pass finished.
+    states = []
     for name in names:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
                                      layers=args.layers, dtype=name)
-            table.add(one(name, batch, seq, cfg, not args.no_compile, rng))
+            states.append(measure(name, batch, seq, cfg, rng))
+            table.add(row(states[-1]))
+    if ON_GPU and not args.no_compile:
+        fill_compile_column(table, states, add_compile, row)
     print(f"{environment()}\nwrote {table.path}")
 
 

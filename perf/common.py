@@ -205,24 +205,55 @@ def write(name: str, rows: list[dict], notes: str = "", chart: dict | None = Non
     return stem.with_suffix(".md")
 
 
+def fill_compile_column(table: "Table", states: list[dict], add_compile: Callable[[dict], None],
+                        row: Callable[[dict], dict]) -> None:
+    """The second pass of a benchmark whose rows went in without torch.compile: its column,
+    row by row (``add_compile(state)``, then the row rewritten), the table marked partial
+    until the last one is in."""
+    missing = len(states)
+    table.pending = f"torch.compile's column for {missing} of {len(states)} rows"
+    table.replace(0, table.rows[0])  # marked partial until the column is in
+    for index, state in enumerate(states):
+        add_compile(state)
+        missing -= 1
+        table.pending = f"torch.compile's column for {missing} of {len(states)} rows" if missing else ""
+        table.replace(index, row(state))
+
+
 class Table:
     """A results table written out again after every row it gets, so that a run cut short
     (a GPU lent for a limited time per command) still leaves the rows it measured, marked
-    partial in the Markdown; the chart is drawn once the table is complete."""
+    partial in the Markdown; the chart is drawn once the table is complete.
+
+    A benchmark may fill its rows in two passes, the costly columns last (``replace`` a
+    row once they are in): while ``pending`` names what is still missing, the table is
+    marked partial too."""
 
     def __init__(self, name: str, expected: int, notes: str = "", chart: dict | None = None):
         self.name, self.expected, self.notes, self.chart = name, expected, notes, chart
         self.rows: list[dict] = []
         self.path: pathlib.Path | None = None
+        self.pending = ""  # what the rows still lack, in words ("" when nothing)
         self.started = time.monotonic()
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
+        self._write(row)
+
+    def replace(self, index: int, row: dict) -> None:
+        self.rows[index] = row
+        self._write(row)
+
+    def _write(self, row: dict) -> None:
         # The seconds since the table began: what a device session's phase limits are sized from.
         print(f"[{time.monotonic() - self.started:.0f} s] {row}", flush=True)
         if len(self.rows) < self.expected:
             partial = (f"**Partial: {len(self.rows)} of {self.expected} rows** (the run stopped before the "
                        "rest; the files are rewritten after every row).\n\n")
+            self.path = write(self.name, self.rows, partial + self.notes)
+        elif self.pending:
+            partial = (f"**Partial: {self.pending}** (the run stopped before them; the files are rewritten "
+                       "after every row).\n\n")
             self.path = write(self.name, self.rows, partial + self.notes)
         else:
             self.path = write(self.name, self.rows, self.notes, self.chart)

@@ -133,8 +133,10 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # per precision (~40 s serially cold, compiled over 16 processes at bind) and a
         # torch.compile(mode="max-autotune") per network and precision. The first H200 run
         # measured its first row (small MLP, bfloat16, all cold) at ~140 s: what is left of
-        # the first command. Each row prints its seconds since the start: size this from
-        # them, and run the phase again where a later command has time.
+        # the first command. The benchmark now measures every row without torch.compile first
+        # and adds compile's column after, row by row: a cut phase keeps whatever rows the
+        # cheaper first pass finished. Each row prints its seconds since the start: size
+        # this from them.
         bench("mlp", "a whole training step of both MLPs, with and without CUDA graphs, against eager and "
               "torch.compile; host us per launch and per replayed step; peak memory", 140,
               "--precisions", "bfloat16,tf32", quick=("--small-only", "--no-compile")),

@@ -60,3 +60,31 @@ def test_a_table_is_on_disk_after_every_row_and_marked_partial_until_complete(tm
     table.add({"size": 3, "ms": 1.5})
     text = table.path.read_text()
     assert "Partial" not in text and "The notes." in text and "| 3 | 1.5 |" in text
+
+
+def test_a_table_filled_in_two_passes_stays_partial_while_a_column_is_pending(tmp_path, monkeypatch):
+    # bench_mlp and bench_transformer: every row first, torch.compile's costly column after,
+    # row by row; a run cut during the second pass leaves every row, marked partial.
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    table = common.Table("demo", expected=2, notes="The notes.")
+    states = [{"size": 1, "compile": None}, {"size": 2, "compile": None}]
+
+    def row(state):
+        return {"size": state["size"], "compile ms": "" if state["compile"] is None else state["compile"]}
+
+    for state in states:
+        table.add(row(state))
+    assert "Partial" not in table.path.read_text()
+    seen = []
+
+    def add_compile(state):  # what the file says while a row's compile runs
+        seen.append(table.path.read_text())
+        state["compile"] = 0.5 * state["size"]
+
+    common.fill_compile_column(table, states, add_compile, row)
+    assert "**Partial: torch.compile's column for 2 of 2 rows**" in seen[0] and "| 1 |  |" in seen[0]
+    assert "**Partial: torch.compile's column for 1 of 2 rows**" in seen[1] and "| 1 | 0.5 |" in seen[1]
+    text = table.path.read_text()
+    assert "Partial" not in text and "| 1 | 0.5 |\n| 2 | 1.0 |" in text and "The notes." in text
