@@ -409,6 +409,35 @@ def store_result(ptr, offsets, value, mask, ACCUMULATE: tl.constexpr):
     store(ptr, offsets, value, mask)
 
 
+def row_alignment(*values: int) -> int:
+    """The largest power of two, up to 16, that divides every value (row lengths and
+    strides, in elements): the ``ALIGN`` a kernel passes to ``aligned``."""
+    align = 16
+    while align > 1 and any(v % align for v in values):
+        align //= 2
+    return align
+
+
+@triton.jit
+def aligned(value, ALIGN: tl.constexpr):
+    """``value``, a multiple of ALIGN (``row_alignment`` said so), in a form from which the
+    compiler knows it. Triton specialises an integer argument's divisibility by 16 only: a
+    row of 1000 float32 columns (or 1000 bfloat16 ones) would otherwise be read and written
+    one element at a time instead of 16 bytes at a time. The value is really computed (not
+    assumed), so a wrong ALIGN gives wrong numbers the interpreter's tests see. At 16 the
+    compiler already knows (the argument was specialised): nothing is added."""
+    if ALIGN > 1 and ALIGN < 16:
+        return (value // ALIGN) * ALIGN
+    else:
+        return value
+
+
+@triton.jit
+def aligned_strides(strides, ALIGN: tl.constexpr):
+    """(outer, axis, inner) strides with the outer and inner ones ``aligned``."""
+    return aligned(strides[0], ALIGN), strides[1], aligned(strides[2], ALIGN)
+
+
 @triton.jit
 def element_block(n, BLOCK: tl.constexpr):
     """This program's BLOCK flat (row-major) element numbers, in int64 so that offsets past

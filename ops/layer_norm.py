@@ -24,10 +24,12 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
     along_axis,
     check_contiguous_like,
     check_same,
     check_tensor,
+    row_alignment,
     store,
     store_result,
     widen,
@@ -39,6 +41,12 @@ BLOCK = 4096 if INTERPRET else 1024  # at most this many columns in one step of 
 TILE = 1 << 14 if INTERPRET else 4096
 PARTIALS = 4 if INTERPRET else 128  # programs (and partial rows) of the backward
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_layer_norm.py")
+
+
+def _alignment(columns: int, inner: int) -> int:
+    """The kernels' ALIGN (``aligned``): what the row length is a multiple of, where rows
+    are contiguous (the last axis); 1 elsewhere, where nothing is read 16 bytes at a time."""
+    return row_alignment(columns) if inner == 1 else 1
 
 
 @triton.jit
@@ -53,8 +61,10 @@ def _tile_offsets(rows, row_ok, start, C, INNER, BLOCK: tl.constexpr):
 
 @triton.jit
 def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, ROWS, C, INNER, eps: tl.float64,
-                    WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+                    WRITE_STATS: tl.constexpr, KEEP: tl.constexpr, TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr,
+                    ALIGN: tl.constexpr):
     """TILE_ROWS rows per program (several short rows, or one long one looped BLOCK columns at a time)."""
+    C = aligned(C, ALIGN)
     rows = tl.program_id(0).to(tl.int64) * TILE_ROWS + tl.arange(0, TILE_ROWS)
     row_ok = rows < ROWS
     total = widen(tl.zeros((TILE_ROWS, BLOCK), tl.float32), X)
@@ -87,10 +97,11 @@ def _forward_kernel(X, GAMMA, BETA, Y, MEAN_OUT, STD_OUT, KEPT_MEAN, KEPT_RSTD, 
 @triton.jit
 def _backward_rows_kernel(X, DY, GAMMA, MEAN, RSTD, DX, PARTIAL_DGAMMA, PARTIAL_DBETA, ROWS, C, INNER,
                           HAS_DX: tl.constexpr, ACC_DX: tl.constexpr, PARTIAL: tl.constexpr,
-                          TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+                          TILE_ROWS: tl.constexpr, BLOCK: tl.constexpr, ALIGN: tl.constexpr):
     """Program p: the tiles of TILE_ROWS rows p, p + P, ...; dx of each row, and its
     dgamma/dbeta terms added into partial row p (zeroed first: the buffer is scratch), in the
     same order every run."""
+    C = aligned(C, ALIGN)
     p = tl.program_id(0).to(tl.int64)
     programs = tl.num_programs(0)
     if PARTIAL:
@@ -135,7 +146,8 @@ def _backward_rows_kernel(X, DY, GAMMA, MEAN, RSTD, DX, PARTIAL_DGAMMA, PARTIAL_
 @triton.jit
 def _column_sums_kernel(PARTIAL_DGAMMA, PARTIAL_DBETA, DGAMMA, DBETA, PROGRAMS, C, HAS_DGAMMA: tl.constexpr,
                         HAS_DBETA: tl.constexpr, ACC_DGAMMA: tl.constexpr, ACC_DBETA: tl.constexpr,
-                        BLOCK: tl.constexpr):
+                        BLOCK: tl.constexpr, ALIGN: tl.constexpr):
+    C = aligned(C, ALIGN)
     column = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     mask = column < C
     dgamma = widen(tl.zeros((BLOCK,), tl.float32), PARTIAL_DGAMMA)
@@ -199,7 +211,7 @@ def plan_layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
                     x if kept_mean is None else kept_mean, x if kept_rstd is None else kept_rstd, rows, columns,
                     inner, float(eps)],
                    dict(WRITE_STATS=mean_out is not None, KEEP=kept_mean is not None, TILE_ROWS=tile_rows,
-                        BLOCK=block))]
+                        BLOCK=block, ALIGN=_alignment(columns, inner)))]
 
 
 def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor,
@@ -228,13 +240,14 @@ def plan_layer_norm_backward(x: torch.Tensor, grad_out: torch.Tensor, gamma: tor
                         partial_dgamma if wants_columns else x, partial_dbeta if wants_columns else x, rows, columns,
                         inner],
                        dict(HAS_DX=grad_x is not None, ACC_DX=bool(accumulate[0]), PARTIAL=wants_columns,
-                            TILE_ROWS=tile_rows, BLOCK=block))]
+                            TILE_ROWS=tile_rows, BLOCK=block, ALIGN=_alignment(columns, inner)))]
     if wants_columns:
         launches.append(Launch(_column_sums_kernel, (triton.cdiv(columns, BLOCK),),
                                [partial_dgamma, partial_dbeta, gamma if grad_gamma is None else grad_gamma,
                                 gamma if grad_beta is None else grad_beta, programs, columns],
                                dict(HAS_DGAMMA=grad_gamma is not None, HAS_DBETA=grad_beta is not None,
-                                    ACC_DGAMMA=bool(accumulate[1]), ACC_DBETA=bool(accumulate[2]), BLOCK=BLOCK)))
+                                    ACC_DGAMMA=bool(accumulate[1]), ACC_DBETA=bool(accumulate[2]), BLOCK=BLOCK,
+                                    ALIGN=row_alignment(columns))))
     return launches
 
 

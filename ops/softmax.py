@@ -42,12 +42,15 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
+    aligned_strides,
     cast_for,
     check_same,
     check_tensor,
     overlap,
     persistent_programs,
     prepare_out,
+    row_alignment,
     run,
     store,
     store_result,
@@ -97,10 +100,12 @@ def row_offsets(rows, inner, strides):
 @triton.jit
 def _softmax_forward_kernel(
     X, Y, rows_total, cols, inner, x_strides, y_strides,
-    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Each program normalises BLOCK_R rows that fit one block: y = exp(x - max) / sum (or
     its log), one read and one write per element."""
+    cols = aligned(cols, ALIGN)
+    x_strides, y_strides = aligned_strides(x_strides, ALIGN), aligned_strides(y_strides, ALIGN)
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     x_row = row_offsets(rows, inner, x_strides)
@@ -195,10 +200,12 @@ def _softmax_row_looped(
 @triton.jit
 def _softmax_forward_looped_kernel(
     X, Y, rows_total, cols, inner, x_strides, y_strides,
-    LOG: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Rows wider than one block: program p normalises row p, or (PERSISTENT) rows p,
     p + programs, ... with the row kept in L2 between its two passes."""
+    cols = aligned(cols, ALIGN)
+    x_strides, y_strides = aligned_strides(x_strides, ALIGN), aligned_strides(y_strides, ALIGN)
     if PERSISTENT:
         # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
         for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
@@ -219,11 +226,13 @@ _softmax_forward_looped_in_place = _looped_autotune(restore=["Y"])(_softmax_forw
 
 @triton.jit
 def _softmax_partials_kernel(
-    X, STATS, cols, inner, chunk, x_strides, BLOCK_C: tl.constexpr,
+    X, STATS, cols, inner, chunk, x_strides, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Program (r, j) writes the running max and sum of exp of row r's columns
     [j chunk, (j + 1) chunk) into STATS[r, j, 0:2], asking L2 to keep them for the
     second launch."""
+    cols = aligned(cols, ALIGN)
+    x_strides = aligned_strides(x_strides, ALIGN)
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     start = split * chunk
@@ -238,10 +247,12 @@ def _softmax_partials_kernel(
 @triton.jit
 def _softmax_split_write_kernel(
     X, Y, STATS, cols, inner, chunk, x_strides, y_strides,
-    LOG: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Program (r, j) combines row r's partial maxima and sums into the row's (max, sum)
     and writes the softmax of chunk j."""
+    cols = aligned(cols, ALIGN)
+    x_strides, y_strides = aligned_strides(x_strides, ALIGN), aligned_strides(y_strides, ALIGN)
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     splits = tl.num_programs(1)
@@ -259,11 +270,14 @@ def _softmax_split_write_kernel(
 @triton.jit
 def _softmax_backward_kernel(
     DY, Y, DX, rows_total, cols, inner, dy_strides, y_strides, dx_strides,
-    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Each program computes, for BLOCK_R rows that fit one block, dx (+)= y * (dy -
     sum(dy * y)) for softmax or dx (+)= dy - exp(y) * sum(dy) for log-softmax (y is the
     forward output)."""
+    cols = aligned(cols, ALIGN)
+    dy_strides, y_strides = aligned_strides(dy_strides, ALIGN), aligned_strides(y_strides, ALIGN)
+    dx_strides = aligned_strides(dx_strides, ALIGN)
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     dy_row = row_offsets(rows, inner, dy_strides)
@@ -344,9 +358,13 @@ def _softmax_grad_row_looped(
 def _softmax_backward_looped_kernel(
     DY, Y, DX, rows_total, cols, inner, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_C: tl.constexpr,
+    ALIGN: tl.constexpr,
 ):
     """Rows wider than one block: program p takes row p, or (PERSISTENT) rows p,
     p + programs, ... with the row kept in L2 between its two passes."""
+    cols = aligned(cols, ALIGN)
+    dy_strides, y_strides = aligned_strides(dy_strides, ALIGN), aligned_strides(y_strides, ALIGN)
+    dx_strides = aligned_strides(dx_strides, ALIGN)
     if PERSISTENT:
         # row + int64 zeros: 64-bit offsets (the interpreter's loop variable is a Python int)
         for row in tl.range(tl.program_id(0), rows_total, tl.num_programs(0)):
@@ -360,10 +378,12 @@ def _softmax_backward_looped_kernel(
 @triton.jit
 def _softmax_grad_partials_kernel(
     DY, Y, STATS, cols, inner, chunk, dy_strides, y_strides,
-    LOG: tl.constexpr, BLOCK_C: tl.constexpr,
+    LOG: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Program (r, j) writes row r's partial sum over columns [j chunk, (j + 1) chunk) into
     STATS[r, j], asking L2 to keep what it read for the second launch."""
+    cols = aligned(cols, ALIGN)
+    dy_strides, y_strides = aligned_strides(dy_strides, ALIGN), aligned_strides(y_strides, ALIGN)
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     start = split * chunk
@@ -377,8 +397,12 @@ def _softmax_grad_partials_kernel(
 def _softmax_grad_split_write_kernel(
     DY, Y, DX, STATS, cols, inner, chunk, dy_strides, y_strides, dx_strides,
     LOG: tl.constexpr, ACCUMULATE: tl.constexpr, SPLITS_BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
+    ALIGN: tl.constexpr,
 ):
     """Program (r, j) adds up row r's partial sums and writes dx over chunk j."""
+    cols = aligned(cols, ALIGN)
+    dy_strides, y_strides = aligned_strides(dy_strides, ALIGN), aligned_strides(y_strides, ALIGN)
+    dx_strides = aligned_strides(dx_strides, ALIGN)
     row = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     splits = tl.num_programs(1)
@@ -475,6 +499,16 @@ def _check_stats(fn: str, stats: torch.Tensor | None, like: torch.Tensor, axis: 
     return stats
 
 
+def alignment(cols: int, *strides: Sequence[int]) -> int:
+    """The ``ALIGN`` of a launch whose rows are ``cols`` long, with these (outer, axis,
+    inner) strides: how many elements each row's start and length are a multiple of (see
+    ``aligned``); 1 where the rows are not contiguous (nothing could be read 16 bytes at a
+    time, and one variant serves them all)."""
+    if any(s[1] != 1 for s in strides):
+        return 1
+    return row_alignment(cols, *(s[0] for s in strides), *(s[2] for s in strides))
+
+
 def num_warps_for(block_r: int, block_c: int) -> int:
     elements = block_r * block_c
     return 4 if elements <= 2048 else 8 if elements <= 8192 else 16 if elements <= 16384 else 32
@@ -521,15 +555,17 @@ def plan_softmax_forward(x: torch.Tensor, out: torch.Tensor, axis: int = -1, log
     rows, cols, inner, x_strides = axis_layout(fn, x, axis)
     _, _, _, out_strides = axis_layout(fn, out, axis)
     splits, chunk = row_split(rows, cols)
+    align = alignment(cols, x_strides, out_strides)
     if splits > 1:
         stats = _check_stats(fn, stats, x, axis, backward=False)
         return _split_launches(
             _softmax_partials_kernel, _softmax_split_write_kernel, rows, splits,
             [x, stats, cols, max(inner, 1), chunk, x_strides],
-            [x, out, stats, cols, max(inner, 1), chunk, x_strides, out_strides], {}, {"LOG": log})
+            [x, out, stats, cols, max(inner, 1), chunk, x_strides, out_strides], {"ALIGN": alignment(cols, x_strides)},
+            {"LOG": log, "ALIGN": align})
     looped = _softmax_forward_looped_in_place if overlap(x, out) else _softmax_forward_looped_tuned
     return [_launch(_softmax_forward_kernel, looped, rows, cols, x.device,
-                    [x, out, rows, cols, max(inner, 1), x_strides, out_strides], dict(LOG=log))]
+                    [x, out, rows, cols, max(inner, 1), x_strides, out_strides], dict(LOG=log, ALIGN=align))]
 
 
 def split_stats_buffer(like: torch.Tensor, axis: int = -1, backward: bool = False) -> torch.Tensor | None:
@@ -563,16 +599,18 @@ def plan_softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, grad_in: to
     y_strides = axis_layout(fn, out, axis)[3]
     dx_strides = axis_layout(fn, grad_in, axis)[3]
     splits, chunk = row_split(rows, cols)
+    align = alignment(cols, dy_strides, y_strides, dx_strides)
     if splits > 1:
         stats = _check_stats(fn, stats, out, axis, backward=True)
         return _split_launches(
             _softmax_grad_partials_kernel, _softmax_grad_split_write_kernel, rows, splits,
             [grad_out, out, stats, cols, max(inner, 1), chunk, dy_strides, y_strides],
             [grad_out, out, grad_in, stats, cols, max(inner, 1), chunk, dy_strides, y_strides, dx_strides],
-            {"LOG": log}, {"LOG": log, "ACCUMULATE": accumulate})
+            {"LOG": log, "ALIGN": alignment(cols, dy_strides, y_strides)},
+            {"LOG": log, "ACCUMULATE": accumulate, "ALIGN": align})
     return [_launch(_softmax_backward_kernel, _softmax_backward_looped_kernel, rows, cols, out.device,
                     [grad_out, out, grad_in, rows, cols, max(inner, 1), dy_strides, y_strides, dx_strides],
-                    dict(LOG=log, ACCUMULATE=accumulate))]
+                    dict(LOG=log, ACCUMULATE=accumulate, ALIGN=align))]
 
 
 def softmax_backward(grad_out: torch.Tensor, out: torch.Tensor, axis: int = -1, log: bool = False,
@@ -592,8 +630,8 @@ TESTS = ("tests/test_kernels_softmax.py",)  # what exercises these kernels (the 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """Softmax and log-softmax, forward and backward, in ``dtype``: rows in one block, wider
     rows (the looped kernels) and a few wide rows (split across programs), on small shapes
-    or (``large``) 4096x4096, 256x65536 and 8x262144: what ``ops.catalog`` compiles,
-    reports on and checks."""
+    or (``large``) 4096x4096, 256x65536 and 8x262144, and softmax on rows of 1000 (ALIGN
+    8): what ``ops.catalog`` compiles, reports on and checks."""
     # Wider than one block (MAX_BLOCK) with enough rows not to split them, and with too few.
     cols = MAX_BLOCK + 7232  # 40000 on a GPU: 16-aligned rows, as a network's usually are
     narrow, wide, few = ((4096, 4096), (256, 65536), (8, 262144)) if large else ((33, 17), (SPLIT_BELOW_ROWS, cols),
@@ -605,6 +643,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             v = torch.empty(shape, dtype=dtype)
             out += [(f"{name}{what}", launch) for launch in plan_softmax_forward(v, v, -1, log)]
             out += [(f"{name} grad{what}", launch) for launch in plan_softmax_backward(v, v, v, -1, log, True)]
+        if not log:  # rows of 1000 (a classifier's): a multiple of 8 elements, not 16 (ALIGN 8)
+            v = torch.empty((4096 if large else 64, 1000), dtype=dtype)
+            out += [("softmax rows of 1000", launch) for launch in plan_softmax_forward(v, v, -1)]
+            out += [("softmax grad rows of 1000", launch) for launch in plan_softmax_backward(v, v, v, -1)]
         v = torch.empty(few, dtype=dtype)
         out += [(f"{name} split", launch) for launch in plan_softmax_forward(v, v, -1, log,
                                                                                stats=split_stats_buffer(v))]

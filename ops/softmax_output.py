@@ -35,6 +35,8 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
+    aligned_strides,
     cast_for,
     check_loss_scale,
     check_same,
@@ -46,6 +48,7 @@ from ._common import (
     store_result,
 )
 from .softmax import (
+    alignment,
     axis_layout,
     block_shape,
     normalize_axis,
@@ -126,11 +129,17 @@ def _softmax_output_backward_kernel(
     grad_scale: tl.float64, ignore_label: tl.float64, smooth_alpha: tl.float64, divisor,
     LABEL_IS_PROB: tl.constexpr, USE_IGNORE: tl.constexpr, NORMALIZATION: tl.constexpr,
     OUT_GRAD: tl.constexpr, HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr,
-    BLOCK_C: tl.constexpr,
+    BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """Program (i, j) writes the loss gradient of rows [i BLOCK_R, (i + 1) BLOCK_R), columns
     [j BLOCK_C, (j + 1) BLOCK_C): elementwise given p, so a few wide rows still spread over
     many programs."""
+    cols = aligned(cols, ALIGN)
+    p_strides, dx_strides = aligned_strides(p_strides, ALIGN), aligned_strides(dx_strides, ALIGN)
+    if OUT_GRAD:
+        head_strides = aligned_strides(head_strides, ALIGN)
+    if LABEL_IS_PROB:  # class labels are one per row: their strides are not the rows'
+        label_strides = aligned_strides(label_strides, ALIGN)
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     p_row = row_offsets(rows, inner, p_strides)
@@ -157,11 +166,16 @@ def _softmax_output_train_kernel(
     rows_total, cols, inner, x_strides, p_strides, label_strides, dx_strides,
     grad_scale: tl.float64, ignore_label: tl.float64, smooth_alpha: tl.float64, divisor,
     LABEL_IS_PROB: tl.constexpr, USE_IGNORE: tl.constexpr, NORMALIZATION: tl.constexpr,
-    HAS_LOSS_SCALE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    HAS_LOSS_SCALE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, ALIGN: tl.constexpr,
 ):
     """A training forward of rows that fit one block: the probabilities p into P and the
     loss gradient into DX from one read of x. The gradient is made from p as P keeps it
     (rounded to its dtype), so it equals, bit for bit, what the backward kernel makes."""
+    cols = aligned(cols, ALIGN)
+    x_strides, p_strides = aligned_strides(x_strides, ALIGN), aligned_strides(p_strides, ALIGN)
+    dx_strides = aligned_strides(dx_strides, ALIGN)
+    if LABEL_IS_PROB:  # class labels are one per row: their strides are not the rows'
+        label_strides = aligned_strides(label_strides, ALIGN)
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < rows_total
     x_row = row_offsets(rows, inner, x_strides)
@@ -274,6 +288,8 @@ def plan_softmax_output_backward(
     dx_strides = axis_layout(fn, grad_in, axis)[3]
     head_strides = axis_layout(fn, head_grad, axis)[3] if head_grad is not None else (0, 0, 0)
     rows, cols = layout.rows, layout.cols
+    align = alignment(cols, p_strides, dx_strides, *([head_strides] if head_grad is not None else []),
+                      *([layout.label_strides] if layout.label_is_prob else []))
     block_c = min(triton.next_power_of_2(max(cols, 1)), MAX_BLOCK_C)
     block_r = max(1, min(ROW_BUDGET // block_c, triton.next_power_of_2(max(rows, 1))))
     grid = (triton.cdiv(max(rows, 1), block_r), triton.cdiv(max(cols, 1), block_c))
@@ -285,7 +301,7 @@ def plan_softmax_output_backward(
                     float(grad_scale), float(ignore_label), float(smooth_alpha), layout.divisor],
                    dict(LABEL_IS_PROB=layout.label_is_prob, USE_IGNORE=bool(use_ignore), NORMALIZATION=layout.norm,
                         OUT_GRAD=head_grad is not None, HAS_LOSS_SCALE=loss_scale is not None,
-                        ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
+                        ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c, ALIGN=align))]
 
 
 def plan_softmax_output_train(
@@ -316,14 +332,15 @@ def plan_softmax_output_train(
     if not single:
         return plan_softmax_forward(x, prob, axis, stats=stats) + plan_softmax_output_backward(
             prob, label, grad_in, **options)
+    strides = [axis_layout(fn, t, axis)[3] for t in (x, prob, grad_in)]
+    align = alignment(layout.cols, *strides, *([layout.label_strides] if layout.label_is_prob else []))
     return [Launch(_softmax_output_train_kernel, (triton.cdiv(max(layout.rows, 1), block_r),),
                    [x, prob, label, grad_in, valid_count if layout.norm == "count" else grad_in,
                     loss_scale if loss_scale is not None else grad_in,
-                    layout.rows, layout.cols, layout.inner, axis_layout(fn, x, axis)[3],
-                    axis_layout(fn, prob, axis)[3], layout.label_strides, axis_layout(fn, grad_in, axis)[3],
+                    layout.rows, layout.cols, layout.inner, strides[0], strides[1], layout.label_strides, strides[2],
                     float(grad_scale), float(ignore_label), float(smooth_alpha), layout.divisor],
                    dict(LABEL_IS_PROB=layout.label_is_prob, USE_IGNORE=bool(use_ignore), NORMALIZATION=layout.norm,
-                        HAS_LOSS_SCALE=loss_scale is not None, BLOCK_R=block_r, BLOCK_C=block_c,
+                        HAS_LOSS_SCALE=loss_scale is not None, BLOCK_R=block_r, BLOCK_C=block_c, ALIGN=align,
                         num_warps=num_warps_for(block_r, block_c)))]
 
 

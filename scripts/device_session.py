@@ -146,7 +146,7 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
               300, "--sizes", "1024,4096,8192", "--precisions", "bfloat16,tf32,float16", quick=("--no-compile",)),
         # Few kernels (~10 variants per dtype), large memory-bound runs, a torch.compile per shape.
         bench("softmax", "softmax and the softmax-output loss on wide rows (the persistent and split paths)",
-              180, "--shapes", "16384x4096,1024x65536,256x262144,32x131072,8x262144,1x1048576",
+              180, "--shapes", "16384x4096,16384x1000,1024x65536,256x262144,32x131072,8x262144,1x1048576",
               "--dtypes", "bfloat16,float32", quick=("--no-compile",)),
         # Every kernel test once under the sanitizer (10-100x slower launches), compiled cold
         # from the suite's cache where the suite ran first.

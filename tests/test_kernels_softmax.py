@@ -9,6 +9,7 @@ from oracles import log_softmax, log_softmax_grad, softmax, softmax_grad, softma
 from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
 from tritonsym.ops import KernelArgumentError
 from tritonsym.ops import softmax as softmax_module
+from tritonsym.ops._common import run
 
 from tritonsym import ops
 
@@ -315,9 +316,56 @@ def test_every_looped_config(rng, log):
         meta = dict(config.kwargs, num_warps=config.num_warps)
         y = torch.full_like(x, float("nan"))
         (launch,) = softmax_module.plan_softmax_forward(x, y, -1, log)
-        forward_kernel.fn[grid](*launch.args, LOG=log, **meta)
+        forward_kernel.fn[grid](*launch.args, LOG=log, ALIGN=launch.kwargs["ALIGN"], **meta)
         torch.testing.assert_close(y.double(), expected, atol=1e-6, rtol=1e-5, msg=f"forward {config}")
         g = torch.full_like(x, float("nan"))
         (back,) = softmax_module.plan_softmax_backward(dy, y, g, -1, log)
-        backward_kernel.fn[grid](*back.args, LOG=log, ACCUMULATE=False, **meta)
+        backward_kernel.fn[grid](*back.args, LOG=log, ACCUMULATE=False, ALIGN=back.kwargs["ALIGN"], **meta)
         torch.testing.assert_close(g.double(), want, atol=1e-5, rtol=1e-4, msg=f"backward {config}")
+
+
+ALIGNED_ROWS = [(6, 6, 2), (12, 12, 4), (1000, 1000, 8), (24, 1000, 8), (40, 48, 8), (32, 48, 16), (17, 1000, 1)]
+
+
+@pytest.mark.parametrize("path", ["one block", "looped", "split"])
+@pytest.mark.parametrize("cols,width,align", ALIGNED_ROWS, ids=lambda v: str(v))
+def test_rows_whose_lengths_and_strides_are_multiples_of_fewer_than_16(rng, monkeypatch, path, cols, width, align):
+    """Each kernel is told the largest power of two (up to 16) that the row length and the
+    rows' strides are multiples of (ALIGN: Triton itself only knows 16, so a row of 1000
+    floats would be read one element at a time), and computes with those values written so
+    that the compiler sees it: every path gives the oracle's numbers, with rows cut from a
+    buffer ``width`` wide."""
+    if path == "looped":
+        _untuned_loop(monkeypatch, 4, 4)
+    elif path == "split":
+        _split_rows(monkeypatch, max_block=4, loop_block=4, programs=12)
+    rows = 5
+    x = rounded(rng.normal(scale=3.0, size=(rows, width)), torch.float32)[:, :cols]
+    y = poisoned((rows, width), torch.float32)[:, :cols]
+    stats = softmax_module.split_stats_buffer(x)
+    forward = softmax_module.plan_softmax_forward(x, y, stats=stats)
+    assert {launch.kwargs["ALIGN"] for launch in forward} == {align}
+    run(forward)
+    assert_close(y, softmax(to_numpy(x)), torch.float32)
+    dy = rounded(rng.normal(size=(rows, width)), torch.float32)[:, :cols]
+    g = poisoned((rows, width), torch.float32)[:, :cols]
+    backward = softmax_module.plan_softmax_backward(dy, y, g, stats=softmax_module.split_stats_buffer(y, backward=True))
+    assert {launch.kwargs["ALIGN"] for launch in backward} == {align}
+    run(backward)
+    assert_close(g, softmax_grad(to_numpy(dy), to_numpy(x)), torch.float32, scale=4.0)
+    label = torch.as_tensor(rng.integers(0, cols, rows).astype(np.float32))
+    p, grad = poisoned((rows, width), torch.float32)[:, :cols], poisoned((rows, width), torch.float32)[:, :cols]
+    ops.softmax_output_train(x, label, p, grad)
+    assert_close(grad, softmax_output_grad(to_numpy(x), to_numpy(label)), torch.float32)
+    again = ops.softmax_output_backward(p, label, poisoned((rows, width), torch.float32)[:, :cols],
+                                        head_grad=dy)
+    assert_close(again, softmax_output_grad(to_numpy(x), to_numpy(label)) * to_numpy(dy), torch.float32)
+
+
+def test_alignment_is_the_largest_power_of_two_up_to_16_dividing_every_length_and_stride():
+    assert softmax_module.alignment(1000, (1000, 1, 0), (1024, 1, 0)) == 8
+    assert softmax_module.alignment(1000, (1000, 1, 0), (1002, 1, 0)) == 2
+    assert softmax_module.alignment(4096, (4096, 1, 0)) == 16  # capped: 16 is what Triton itself knows
+    assert softmax_module.alignment(12, (12, 1, 0), (12, 1, 20)) == 4  # an inner stride counts too
+    assert softmax_module.alignment(16, (16, 2, 1)) == 1  # rows not contiguous: one variant serves them all
+    assert softmax_module.alignment(17, (17, 1, 0)) == 1

@@ -10,6 +10,7 @@ import pytest
 import torch
 from networks import blobs
 from tritonsym.ops import layer_norm as kernels
+from tritonsym.ops._common import run
 
 import tritonsym as ts
 
@@ -87,3 +88,34 @@ def test_module_trains_a_network_with_layer_norm():
     mod.fit(ts.io.NDArrayIter(x, y, batch_size=16, shuffle=True, seed=0), num_epoch=5,
             optimizer_params={"learning_rate": 0.3}, initializer=ts.init.Xavier())
     assert mod.score(ts.io.NDArrayIter(x, y, batch_size=16), "acc")[0][1] > 0.95  # 1.0 over seeds 0-5
+
+
+@pytest.mark.parametrize(("columns", "align"), [(6, 2), (12, 4), (24, 8), (1000, 8), (17, 1), (48, 16)])
+def test_row_lengths_that_are_multiples_of_fewer_than_16(columns, align, rng):
+    """The kernels are told what the row length is a multiple of (ALIGN, so that rows of
+    1000 are read 16 bytes at a time) and compute with it written so: forward, dx, dgamma
+    and dbeta as the oracle says, at each alignment; ALIGN 1 where rows are not contiguous."""
+    rows = 5
+    x = torch.as_tensor(rng.normal(2.0, 3.0, (rows, columns)), dtype=torch.float32)
+    gamma = torch.as_tensor(rng.uniform(0.5, 2.0, columns), dtype=torch.float32)
+    beta = torch.as_tensor(rng.normal(size=columns), dtype=torch.float32)
+    out, mean, rstd = torch.empty_like(x), torch.empty(rows), torch.empty(rows)
+    forward = kernels.plan_layer_norm_forward(x, gamma, beta, out, axis=-1, eps=1e-5, kept_mean=mean, kept_rstd=rstd)
+    assert [launch.kwargs["ALIGN"] for launch in forward] == [align]
+    run(forward)
+    np.testing.assert_allclose(out.numpy(), o.layer_norm(x.double().numpy(), gamma.double().numpy(),
+                                                         beta.double().numpy()), rtol=1e-5, atol=1e-5)
+    dy = torch.as_tensor(rng.normal(size=(rows, columns)), dtype=torch.float32)
+    dx, dgamma, dbeta = torch.empty_like(x), torch.empty_like(gamma), torch.empty_like(beta)
+    parts = kernels.partials(tuple(x.shape), -1)
+    backward = kernels.plan_layer_norm_backward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, axis=-1,
+                                                partial_dgamma=torch.empty(parts, columns),
+                                                partial_dbeta=torch.empty(parts, columns))
+    assert [launch.kwargs["ALIGN"] for launch in backward] == [align, align]
+    run(backward)
+    want = o.layer_norm_grads(dy.double().numpy(), x.double().numpy(), gamma.double().numpy())
+    for got, expected in zip((dx, dgamma, dbeta), want):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-4)
+    across = torch.empty(3, columns, 4)  # rows along a middle axis: not contiguous
+    (launch,) = kernels.plan_layer_norm_forward(across, gamma, beta, torch.empty_like(across), axis=1, eps=1e-5)
+    assert launch.kwargs["ALIGN"] == 1
