@@ -59,14 +59,16 @@ def kernel_choice(launch, rows: int, cols: int) -> str:
     """Which softmax kernel a launch ran, and its config (read right after it ran: an
     autotuner is shared by every launch of its kernel)."""
     splits, chunk = sm.row_split(rows, cols)
+    # Rows whose length is a multiple of fewer than 16 elements: what the kernel was told (ops/_common.py aligned)
+    align = "" if launch.kwargs.get("ALIGN", 16) == 16 else f" ALIGN {launch.kwargs['ALIGN']}"
     if splits > 1:
-        return f"split {splits} x {chunk} cols"
+        return f"split {splits} x {chunk} cols{align}"
     if isinstance(launch.kernel, Autotuner):
-        return "looped " + describe_config(launch.kernel.best_config)
+        return "looped " + describe_config(launch.kernel.best_config) + align
     meta = launch.kwargs
     if "BLOCK_R" in meta:
-        return f"one pass {meta['BLOCK_R']}x{meta['BLOCK_C']}"
-    return f"looped {meta['BLOCK_C']}{' PERSISTENT' if meta['PERSISTENT'] else ''} (untuned)"
+        return f"one pass {meta['BLOCK_R']}x{meta['BLOCK_C']}{align}"
+    return f"looped {meta['BLOCK_C']}{' PERSISTENT' if meta['PERSISTENT'] else ''} (untuned){align}"
 
 
 def one_shape(rows: int, cols: int, name: str, use_compile: bool, copy_gbs: float | None) -> dict:
