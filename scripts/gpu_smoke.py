@@ -191,24 +191,11 @@ def check_prebind() -> str:
         raise AssertionError(f"on a GPU every launch is pre-bound from its second call; pre-bound: {bound}")
     mode = f"pre-bound {bound}" if any(bound) else "through the JIT (the interpreter does not pre-bind)"
     if torch.cuda.is_available():  # the host cost of one call each way (target: <= 5 us pre-bound)
-        mode += f"; host us per call: pre-bound {_host_us(launch):.1f}, JIT {_host_us(launch.dispatch):.1f}"
+        sys.path.insert(0, str(ROOT / "perf"))
+        from common import host_us  # the benchmarks' measure: single calls with the device idle
+
+        mode += f"; host us per call: pre-bound {host_us(launch):.1f}, JIT {host_us(launch.dispatch):.1f}"
     return _close(f"3 calls, {mode}, y", y, want, 1e-5)
-
-
-def _host_us(call, calls: int = 200) -> float:
-    """Median host microseconds of one call, each made with the device idle (a small
-    kernel: the launch, not the kernel, is timed)."""
-    import statistics
-
-    import torch
-
-    times = []
-    for _ in range(calls):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1e6 * statistics.median(times)
 
 
 def check_graph_step() -> str:
