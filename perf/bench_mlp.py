@@ -9,8 +9,8 @@ it). PyTorch runs ``torch.optim.SGD(foreach=True)``, eager, with the model under
 ``torch.compile(mode="max-autotune")``, and with the whole step captured as one CUDA graph
 (the honest peer of a graphed tritonsym step); ``vs best`` judges against the fastest.
 Every row is measured without torch.compile first and its compile column is added after
-(max-autotune tunes GEMMs for minutes a network): a run cut short keeps every row, with
-``vs best`` judged over the peers that were timed.
+(max-autotune tunes GEMMs for minutes a network): a run cut short keeps the rows the first
+pass finished, with ``vs best`` judged over the peers that were timed.
 
 Besides the step times the script reports, per network:
 - ``launches``: kernel launches per tritonsym step; ``host us/launch``: the host time of a
@@ -239,7 +239,7 @@ def main() -> None:
         notes += " On the CPU tritonsym runs in Triton's interpreter: only GPU rows speak about speed."
     table = Table("mlp-step", len(precisions) * len(networks), notes)
     # Two passes: every row without torch.compile first (seconds each), then compile's
-    # column row by row (minutes each), so that a run cut short still has every row.
+    # column row by row (minutes each), so that a run cut short keeps what the first pass measured.
     states = []
     for precision in precisions:
         for sizes, batch in networks:
