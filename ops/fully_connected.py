@@ -42,12 +42,14 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
     as_2d,
     cast_for,
     check_tensor,
     persistent_programs,
     prepare_out,
     round_to_bf16,
+    row_alignment,
     run,
     store,
     store_result,
@@ -152,13 +154,13 @@ def _input_shared_bytes(config, element_size: int, args: dict | None = None) -> 
     output (perf/results/kernels-sm90-*.md): 176 KiB in bf16 at 3 stages, 240 in TF32.
 
     In 16-bit types, the epilogue's partial bias sums take 3 bytes per tile element more
-    (96 KiB at 128x256, Triton 3.6) when x's rows are not a multiple of 16 elements: the
-    compiler then converts the tile's layout through shared memory. Unplanned, that made
-    the H200 refuse the launch (272 KiB)."""
+    (96 KiB at 128x256, Triton 3.6) when the compiler cannot copy x's rows 16 bytes at a
+    time (ALIGN_K below 8 elements): it then converts the tile's layout through shared
+    memory. Unplanned, that made the H200 refuse the launch (272 KiB) on rows of 4088
+    elements, before the epilogue was told their alignment (8)."""
     k = config.kwargs
     extra = k["BLOCK_N"] * k["BLOCK_K"] * element_size if element_size == 4 else 0
-    if element_size == 2 and args is not None and args.get("PARTIALS") and any(
-            args[s] % 16 for s in ("dx_stride_m", "z_stride_m", "p_stride_r")):
+    if element_size == 2 and args is not None and args.get("PARTIALS") and args.get("ALIGN_K", 1) < 8:
         extra += k["BLOCK_M"] * k["BLOCK_N"] * 3
     return _forward_shared_bytes(config, element_size) + extra
 
@@ -354,17 +356,20 @@ def _fc_forward_kernel(
     X, W, B, Y, X_DESC, W_DESC, Y_DESC, slope: tl.float64, M, N, K,
     x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
     HAS_BIAS: tl.constexpr, ACT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    TMA_READY: tl.constexpr, TMA: tl.constexpr,
+    TMA_READY: tl.constexpr, ALIGN_K: tl.constexpr, ALIGN_N: tl.constexpr, TMA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """y = act(x @ w.T + b): the persistent TMA path under a TMA config (the descriptors
-    exist: TMA_READY), else one tile per program through pointers."""
+    exist: TMA_READY), else one tile per program through pointers, told the alignment of
+    the rows it reads along K (ALIGN_K: K and the row strides of x and w) and writes along
+    N (ALIGN_N: N and y's row stride), see ``_alignments``."""
     if TMA:
         _fc_forward_tma(X_DESC, W_DESC, B, Y, Y_DESC, slope, M, N, K, b_stride,
                         HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
     else:
-        _fc_forward_tiles(X, W, B, Y, slope, M, N, K,
-                          x_stride_m, x_stride_k, w_stride_n, w_stride_k, b_stride, y_stride_m, y_stride_n,
+        _fc_forward_tiles(X, W, B, Y, slope, M, aligned(N, ALIGN_N), aligned(K, ALIGN_K),
+                          aligned(x_stride_m, ALIGN_K), x_stride_k, aligned(w_stride_n, ALIGN_K), w_stride_k,
+                          b_stride, aligned(y_stride_m, ALIGN_N), y_stride_n,
                           HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
 
 
@@ -405,14 +410,17 @@ def _fc_backward_input_kernel(
     dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, dx_stride_m, dx_stride_k, z_stride_m, z_stride_k,
     p_stride_r, p_stride_k,
     INPUT_ACT: tl.constexpr, PARTIALS: tl.constexpr, PART_ROWS: tl.constexpr, PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr, TMA_READY: tl.constexpr, TMA: tl.constexpr,
+    UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr, TMA_READY: tl.constexpr, ALIGN_K: tl.constexpr,
+    ALIGN_N: tl.constexpr, TMA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """dx = dy @ w, a plain product reducing over N in steps of BLOCK_K (a tile runs over
     x's K columns), finished by ``_input_grad_epilogue`` for the operator before (cuBLASLt's
     DRELU_BGRAD epilogue; PART_ROWS is PARTIAL_ROWS). Under a TMA config (the descriptors
     exist: TMA_READY) persistent, with dy and w tiles copied in by TMA; else one tile per
-    program through pointers."""
+    program through pointers, told the alignment of the rows it reads and writes along K
+    (ALIGN_K: K and the row strides of w, dx, z and the partials) and reads along N
+    (ALIGN_N: N and dy's row stride)."""
     if TMA:
         tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(K, BLOCK_N)
         step = tl.num_programs(0)
@@ -423,17 +431,20 @@ def _fc_backward_input_kernel(
                                     BLOCK_M, BLOCK_N, BLOCK_K)
             tile_out += step
             pid_m, pid_k = _tile(tile_out, M, K, BLOCK_M, BLOCK_N, GROUP_M)
-            _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
-                                 z_stride_k, p_stride_r, p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
+            # The epilogue reads z and writes dx and the partials through pointers: told their alignment too.
+            _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, aligned(K, ALIGN_K),
+                                 aligned(dx_stride_m, ALIGN_K), dx_stride_k, aligned(z_stride_m, ALIGN_K), z_stride_k,
+                                 aligned(p_stride_r, ALIGN_K), p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
                                  BLOCK_M, BLOCK_N)
     else:
-        pid_m, pid_k = _tile(tl.program_id(0), M, K, BLOCK_M, BLOCK_N, GROUP_M)
+        n, k = aligned(N, ALIGN_N), aligned(K, ALIGN_K)
+        pid_m, pid_k = _tile(tl.program_id(0), M, k, BLOCK_M, BLOCK_N, GROUP_M)
         ACC = tl.float64 if DX.dtype.element_ty == tl.float64 else tl.float32
-        acc = _tile_product(DY, W, M, K, N, dy_stride_m, dy_stride_n, w_stride_n, w_stride_k, pid_m, pid_k, ACC,
-                            PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
-        _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, K, dx_stride_m, dx_stride_k, z_stride_m,
-                             z_stride_k, p_stride_r, p_stride_k, INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE,
-                             BLOCK_M, BLOCK_N)
+        acc = _tile_product(DY, W, M, k, n, aligned(dy_stride_m, ALIGN_N), dy_stride_n, aligned(w_stride_n, ALIGN_K),
+                            w_stride_k, pid_m, pid_k, ACC, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+        _input_grad_epilogue(acc, pid_m, pid_k, DX, Z, P, slope, M, k, aligned(dx_stride_m, ALIGN_K), dx_stride_k,
+                             aligned(z_stride_m, ALIGN_K), z_stride_k, aligned(p_stride_r, ALIGN_K), p_stride_k,
+                             INPUT_ACT, PARTIALS, PART_ROWS, ACCUMULATE, BLOCK_M, BLOCK_N)
 
 
 @_autotune(restore=["DW"], configs=_forward_configs(), prune=_prune_weight, key=["TMA_READY"])
@@ -442,13 +453,15 @@ def _fc_backward_weight_kernel(
     DY, X, DW, X_DESC, DY_DESC, M, N, K,
     dy_stride_m, dy_stride_n, x_stride_m, x_stride_k, dw_stride_n, dw_stride_k,
     PRECISION: tl.constexpr, UPCAST: tl.constexpr, ACCUMULATE: tl.constexpr, TMA_READY: tl.constexpr,
-    TMA: tl.constexpr,
+    ALIGN_K: tl.constexpr, ALIGN_N: tl.constexpr, TMA: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """A BLOCK_M x BLOCK_N tile of dw.T = x.T @ dy over (K, N), a plain product reducing
     over the M rows in steps of BLOCK_K: both operands loaded as they are, so the pipeliner
     copies them ahead of the products. Under a TMA config persistent, with x and dy tiles
-    copied in by TMA (x's read transposed from shared memory); else through pointers."""
+    copied in by TMA (x's read transposed from shared memory); else through pointers, told
+    the alignment of the rows it reads and writes along K (ALIGN_K: K and the row strides
+    of x and dw) and reads along N (ALIGN_N: N and dy's row stride)."""
     if TMA:
         tiles = tl.cdiv(K, BLOCK_M) * tl.cdiv(N, BLOCK_N)
         step = tl.num_programs(0)
@@ -461,18 +474,20 @@ def _fc_backward_weight_kernel(
             pid_k, pid_n = _tile(tile_out, K, N, BLOCK_M, BLOCK_N, GROUP_M)
             rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
             rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-            store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
-                         (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
+            # dw is written through pointers: told its alignment too.
+            store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * aligned(dw_stride_n, ALIGN_K), acc,
+                         (rk[:, None] < aligned(K, ALIGN_K)) & (rn[None, :] < N), ACCUMULATE)
     else:
-        pid_k, pid_n = _tile(tl.program_id(0), K, N, BLOCK_M, BLOCK_N, GROUP_M)
+        k, n = aligned(K, ALIGN_K), aligned(N, ALIGN_N)
+        pid_k, pid_n = _tile(tl.program_id(0), k, n, BLOCK_M, BLOCK_N, GROUP_M)
         rk = (pid_k * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
         rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
         ACC = tl.float64 if DY.dtype.element_ty == tl.float64 else tl.float32
         # x read transposed, straight into the product
-        acc = _tile_product(X, DY, K, N, M, x_stride_k, x_stride_m, dy_stride_m, dy_stride_n, pid_k, pid_n, ACC,
-                            PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
-        store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * dw_stride_n, acc,
-                     (rk[:, None] < K) & (rn[None, :] < N), ACCUMULATE)
+        acc = _tile_product(X, DY, k, n, M, x_stride_k, aligned(x_stride_m, ALIGN_K), aligned(dy_stride_m, ALIGN_N),
+                            dy_stride_n, pid_k, pid_n, ACC, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K)
+        store_result(DW, rk[:, None] * dw_stride_k + rn[None, :] * aligned(dw_stride_n, ALIGN_K), acc,
+                     (rk[:, None] < k) & (rn[None, :] < n), ACCUMULATE)
 
 
 # Rows and columns of the column-sum kernel's tile: wide enough rows for coalesced loads,
@@ -482,10 +497,12 @@ COLUMN_SUM_BLOCKS = (64, 64)
 
 @triton.jit
 def _column_sum_kernel(SRC, DST, R, C, src_stride_r, src_stride_c, dst_stride, ACC: tl.constexpr,
-                       ACCUMULATE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+                       ACCUMULATE: tl.constexpr, ALIGN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     """dst[c] (+)= sum over r of src[r, c] for BLOCK_C columns: each thread adds its own
     elements down the rows, and one reduction across the tile ends the sum (in the same
-    order every run). ACC: float64 where either is float64, else float32."""
+    order every run). ACC: float64 where either is float64, else float32. ALIGN: of C and
+    src's row stride (see ``aligned``)."""
+    C, src_stride_r = aligned(C, ALIGN), aligned(src_stride_r, ALIGN)
     rc = (tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
     rr = tl.arange(0, BLOCK_R).to(tl.int64)
     acc = tl.zeros((BLOCK_R, BLOCK_C), ACC)
@@ -497,6 +514,19 @@ def _column_sum_kernel(SRC, DST, R, C, src_stride_r, src_stride_c, dst_stride, A
 
 
 # ------------------------------------------------------------------------ launchers
+
+
+def _alignment(length: int, *matrices: tuple[int, int]) -> int:
+    """The ALIGN of a pointer kernel's reads and writes along one dimension, ``length``
+    long, of matrices whose (row stride, element stride) along it are ``matrices``: the
+    largest power of two up to 16 dividing the length and every row stride (``aligned``),
+    so that rows of 1000 are copied 16 bytes at a time where Triton alone would copy them
+    one element at a time (and, in 16-bit types, not pipelined at all: cp.async copies 4
+    bytes or more); 1 where a matrix is not contiguous along it (nothing to vectorize, and
+    one variant serves them all)."""
+    if any(step != 1 for _, step in matrices):
+        return 1
+    return row_alignment(length, *(row for row, _ in matrices))
 
 
 def _options(fn: str, dtype: torch.dtype, act: str, precision: str, act_name: str = "act") -> dict:
@@ -552,7 +582,9 @@ def plan_fully_connected_forward(x: torch.Tensor, weight: torch.Tensor, bias: to
     return [Launch(_fc_forward_kernel, grid,
                    [x2, weight, b, y2, *(descriptors or (None, None, None)), float(slope), m, n, k,
                     *x2.stride(), *weight.stride(), b.stride(0), *y2.stride()],
-                   dict(HAS_BIAS=bias is not None, ACT=act, TMA_READY=descriptors is not None, **options))]
+                   dict(HAS_BIAS=bias is not None, ACT=act, TMA_READY=descriptors is not None,
+                        ALIGN_K=_alignment(k, x2.stride(), weight.stride()), ALIGN_N=_alignment(n, y2.stride()),
+                        **options))]
 
 
 def tma_wanted(device: torch.device) -> bool:
@@ -659,7 +691,8 @@ def plan_column_sum(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = Fal
     acc = tl.float64 if torch.float64 in (src.dtype, dst.dtype) else tl.float32
     return [Launch(_column_sum_kernel, (triton.cdiv(cols, block_c),),
                    [src, dst, rows, cols, *src.stride(), dst.stride(0)],
-                   dict(ACC=acc, ACCUMULATE=accumulate, BLOCK_R=block_r, BLOCK_C=block_c))]
+                   dict(ACC=acc, ACCUMULATE=accumulate, ALIGN=_alignment(cols, src.stride()), BLOCK_R=block_r,
+                        BLOCK_C=block_c))]
 
 
 def plan_fully_connected_backward(
@@ -724,7 +757,9 @@ def plan_fully_connected_backward(
         launches.append(Launch(_fc_backward_weight_kernel, grid,
                                [dy, x2, dw, *(descriptors or (None, None)), m, n, k, *dy.stride(), *x2.stride(),
                                 dw.stride(0), dw.stride(-1)],
-                               dict(ACCUMULATE=accumulate_weight, TMA_READY=descriptors is not None, **options)))
+                               dict(ACCUMULATE=accumulate_weight, TMA_READY=descriptors is not None,
+                                    ALIGN_K=_alignment(k, x2.stride(), dw.stride()), ALIGN_N=_alignment(n, dy.stride()),
+                                    **options)))
     return launches
 
 
@@ -766,7 +801,9 @@ def _grad_x_launches(fn, dy, x, weight, grad_x, accumulate, input_act, input_slo
                        [dy, weight, dx, z, parts, *(descriptors or (None, None)), float(input_slope), m, n, k,
                         *dy.stride(), *weight.stride(), *dx.stride(), *z.stride(), parts.stride(0), parts.stride(-1)],
                        dict(INPUT_ACT=input_act, PARTIALS=input_grad_bias is not None, PART_ROWS=PARTIAL_ROWS,
-                            ACCUMULATE=accumulate, TMA_READY=descriptors is not None, **options))]
+                            ACCUMULATE=accumulate, TMA_READY=descriptors is not None,
+                            ALIGN_K=_alignment(k, weight.stride(), dx.stride(), z.stride(), parts.stride()),
+                            ALIGN_N=_alignment(n, dy.stride()), **options))]
     if input_grad_bias is not None:
         launches += plan_column_sum(input_partials, input_grad_bias, accumulate_input_bias)
     return launches
@@ -801,7 +838,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     epilogue (several activations in float32 and bfloat16, one elsewhere) and in TF32, the
     backward with and without an activation, accumulating, in TF32, and the bias gradient alone;
     the input-gradient epilogue finishing the gradient of the operator before (in 16-bit types
-    also where x's rows are not a multiple of 16 elements); on 64x96x48
+    also where x's rows are not a multiple of 16 elements); in float32 and bfloat16 forward and
+    backward on rows of 1000 (ALIGN 8); on 64x96x48
     or (``large``) M = N = K = 4096: what ``ops.catalog`` compiles, reports on
     and checks."""
     m, k, n = (4096, 4096, 4096) if large else (64, 96, 48)
@@ -831,5 +869,13 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
         out += [("fc backward input relu unaligned", launch) for launch in plan_fully_connected_backward(
             y, t(m, k - 8), t(n, k - 8), grad_x=t(m, k - 8), input_act="relu", input_grad_bias=t(k - 8),
             input_partials=torch.empty(shape, dtype=acc))]
+    if every:  # a classifier's 1000 classes: rows a multiple of 8 elements, not 16 (ALIGN_K and ALIGN_N 8)
+        wide = 1000
+        out += [("fc forward relu rows of 1000", launch) for launch in plan_fully_connected_forward(
+            t(m, wide), t(wide, wide), t(wide), t(m, wide), act="relu")]
+        shape, acc = bias_partials(m, wide, dtype)
+        out += [("fc backward rows of 1000", launch) for launch in plan_fully_connected_backward(
+            t(m, wide), t(m, wide), t(wide, wide), grad_x=t(m, wide), grad_weight=t(wide, wide), grad_bias=t(wide),
+            input_act="relu", input_grad_bias=t(wide), input_partials=torch.empty(shape, dtype=acc))]
     out += [("fc bias grad only", launch) for launch in plan_fully_connected_backward(y, x, w, grad_bias=b)]
     return out

@@ -128,6 +128,37 @@ def test_tma_backward_matches_the_oracle(rng, tma, m, k, n, dtype, precision):
     _check(db, to_numpy(dy).sum(0), dtype, precision, "grad_bias")
 
 
+@pytest.mark.parametrize("k,align_k", [(40, 8), (36, 4)])
+@pytest.mark.parametrize("lie", [False, True], ids=["told", "told 16"])
+def test_tma_input_gradient_epilogue_is_told_the_alignment_of_its_rows(rng, tma, monkeypatch, k, align_k, lie):
+    """The TMA input gradient's epilogue reads x and writes dx and the bias partials through
+    pointers, told the alignment of their rows (ALIGN_K; w's rows padded to 16 bytes where
+    K is not a multiple of 8, so that TMA can copy w): the oracle's numbers, and wrong ones
+    when told 16 (the value is computed with, not assumed)."""
+    dtype, m, n = torch.float16, 70, 24
+    x, w, _ = _operands(rng, m, k, n, dtype)
+    x = x.relu()
+    w = poisoned((n, k + (-k) % 8), dtype)[:, :k].copy_(w)
+    dy = rounded(rng.normal(size=(m, n)), dtype)
+    shape, acc = fc.bias_partials(m, k, dtype)
+    dx, db_before = poisoned((m, k), dtype), poisoned((k,), dtype)
+    if lie:
+        monkeypatch.setattr(fc, "_alignment", lambda *args: 16)
+    (product, column_sum) = fc.plan_fully_connected_backward(dy, x, w, grad_x=dx, input_act="relu",
+                                                            input_grad_bias=db_before,
+                                                            input_partials=poisoned(shape, acc))
+    assert product.kwargs["TMA_READY"] and product.kwargs["ALIGN_K"] == (16 if lie else align_k)
+    product()
+    column_sum()
+    assert autotuned_constants(product.kernel)["TMA"], "the TMA path did not run"
+    gx = (to_numpy(dy) @ to_numpy(w)) * (to_numpy(x) > 0)
+    if lie:
+        assert not np.allclose(to_numpy(dx), gx, equal_nan=False)
+        return
+    _check(dx, gx, dtype, "ieee", "grad_x")
+    _check(db_before, gx.sum(0), dtype, "ieee", "grad_bias of the layer before", terms=m)
+
+
 def test_tma_backward_accumulates(rng, tma):
     dtype, (m, k, n) = torch.bfloat16, (70, 40, 136)
     x, w, _ = _operands(rng, m, k, n, dtype)

@@ -8,6 +8,7 @@ import torch
 from oracles import fully_connected, fully_connected_grads
 from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
 from tritonsym.ops import KernelArgumentError
+from tritonsym.ops._common import run
 
 from tritonsym import ops
 
@@ -180,3 +181,73 @@ def test_argument_errors():
     with pytest.raises(KernelArgumentError, match="without a copy"):
         ops.fully_connected_forward(torch.zeros(2, 3, 6).transpose(0, 1), w)
     assert np.isfinite(to_numpy(ops.fully_connected_forward(torch.zeros(1, 6), w))).all()
+
+
+# (K, N, width of the buffers K-long rows are cut from, of those N-long rows are, ALIGN_K, ALIGN_N)
+ALIGNED_ROWS = [(12, 6, 12, 6, 4, 2), (1000, 1000, 1000, 1000, 8, 8), (40, 24, 48, 1000, 8, 8),
+                (48, 40, 64, 48, 16, 8), (17, 10, 17, 10, 1, 2), (24, 32, 26, 32, 2, 16)]
+
+
+def _cut(buffer: torch.Tensor, cols: int) -> torch.Tensor:
+    return buffer[:, :cols]
+
+
+@pytest.mark.parametrize("k,n,width_k,width_n,align_k,align_n", ALIGNED_ROWS, ids=lambda v: str(v))
+def test_rows_whose_lengths_and_strides_are_multiples_of_fewer_than_16(rng, k, n, width_k, width_n, align_k,
+                                                                       align_n):
+    """The pointer kernels are told the largest power of two (up to 16) that the lengths
+    and row strides of what they read and write along K and along N are multiples of
+    (Triton itself only knows 16: rows of 1000 would be copied one element at a time, and
+    in 16-bit types not pipelined), and compute with those values written so that the
+    compiler sees it: forward, both gradients, the epilogue's partial bias sums and the
+    column sum give the oracle's numbers, every matrix cut from a wider buffer."""
+    m, dtype = 37, torch.float32
+    x = _cut(rounded(rng.uniform(-1, 1, (m, width_k)), dtype), k)
+    x = torch.relu(x)  # the output of a relu layer before this one, for the epilogue
+    w = _cut(rounded(rng.uniform(-1, 1, (n, width_k)) / math.sqrt(k), dtype), k)
+    b = rounded(rng.uniform(-1, 1, n), dtype)
+    y = _cut(poisoned((m, width_n), dtype), n)
+    forward = ops.fully_connected.plan_fully_connected_forward(x, w, b, y, act="relu")
+    assert [(launch.kwargs["ALIGN_K"], launch.kwargs["ALIGN_N"]) for launch in forward] == [(align_k, align_n)]
+    run(forward)
+    assert_close(y, fully_connected(to_numpy(x), to_numpy(w), to_numpy(b), "relu"), dtype, "forward")
+
+    dy = _cut(rounded(rng.normal(size=(m, width_n)), dtype), n)
+    gx, gw = _cut(poisoned((m, width_k), dtype), k), _cut(poisoned((n, width_k), dtype), k)
+    gb, gb_before = poisoned((n,), dtype), poisoned((k,), dtype)
+    shape, acc = ops.fully_connected.bias_partials(m, k, dtype)
+    parts = _cut(poisoned((shape[0], width_k), acc), k)
+    backward = ops.fully_connected.plan_fully_connected_backward(
+        dy, x, w, grad_x=gx, grad_weight=gw, grad_bias=gb, input_act="relu", input_grad_bias=gb_before,
+        input_partials=parts)
+    aligns = [(launch.kernel.fn.__name__, {key: v for key, v in launch.kwargs.items() if key.startswith("ALIGN")})
+              for launch in backward]
+    assert aligns == [("_column_sum_kernel", {"ALIGN": align_n}),  # this layer's bias gradient, from dy
+                      ("_fc_backward_input_kernel", {"ALIGN_K": align_k, "ALIGN_N": align_n}),
+                      ("_column_sum_kernel", {"ALIGN": align_k}),  # the layer before's, from the partials
+                      ("_fc_backward_weight_kernel", {"ALIGN_K": align_k, "ALIGN_N": align_n})]
+    run(backward)
+    want_x = (to_numpy(dy) @ to_numpy(w)) * (to_numpy(x) > 0)
+    assert_close(gx, want_x, dtype, "grad_x", math.sqrt(n))
+    assert_close(gw, to_numpy(dy).T @ to_numpy(x), dtype, "grad_weight", math.sqrt(m))
+    assert_close(gb, to_numpy(dy).sum(0), dtype, "grad_bias", math.sqrt(m))
+    assert_close(gb_before, want_x.sum(0), dtype, "grad_bias of the operator before", math.sqrt(m * n))
+
+
+def test_a_wrong_alignment_gives_wrong_numbers(rng, monkeypatch):
+    """The alignment is computed with, not assumed: told rows of 12 are multiples of 8, the
+    kernels drop 4 of each row's 12 elements (so the test above can fail)."""
+    monkeypatch.setattr(ops.fully_connected, "_alignment", lambda *args: 8)
+    x, w, b = _operands(rng, 5, 12, 12, torch.float64)
+    y = ops.fully_connected_forward(x, w, b)
+    assert not np.allclose(to_numpy(y), fully_connected(to_numpy(x), to_numpy(w), to_numpy(b)))
+
+
+def test_alignment_is_the_largest_power_of_two_up_to_16_dividing_every_length_and_row_stride():
+    alignment = ops.fully_connected._alignment
+    assert alignment(1000, (1000, 1), (1024, 1)) == 8
+    assert alignment(4096, (4096, 1), (8192, 1)) == 16  # capped: 16 is what Triton itself knows
+    assert alignment(1000, (1002, 1)) == 2
+    assert alignment(12, (12, 1), (1, 20)) == 1  # a transposed matrix: nothing to copy 16 bytes at a time
+    assert alignment(17, (17, 1)) == 1
+    assert alignment(0, (0, 1)) == 16  # empty: any alignment is right
