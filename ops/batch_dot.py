@@ -7,6 +7,10 @@ order, the autotuned configs and the dtype rules are those of FullyConnected's G
 (``fully_connected.py``): float32 exact by default (``precision="tf32"`` for tensor cores),
 float16/bfloat16 on tensor cores with float32 accumulation, float64 accumulated in float64.
 The batch is the grid's second axis.
+
+Each operand is told how its rows are aligned along the axis it is contiguous on
+(``_alignments``, ``aligned``): a product over sequences of 1000 would otherwise copy
+its 16-bit operands two bytes at a time, unpipelined, and store one element at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INTERPRET, KernelArgumentError, Launch, check_tensor, check_writable, prepare_out, store_result
+from ._common import (
+    INTERPRET,
+    KernelArgumentError,
+    Launch,
+    aligned,
+    check_tensor,
+    check_writable,
+    prepare_out,
+    row_alignment,
+    store_result,
+)
 from .fully_connected import PRECISIONS, _autotune, _mma, _operand, _tile
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_batch_dot.py")
@@ -26,7 +40,15 @@ MAX_BATCH = 65535  # a CUDA grid's second axis
 @triton.jit
 def _batch_dot_kernel(A, B, C, M, N, K, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m, sc_n,
                       ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                      ALIGN_AM: tl.constexpr, ALIGN_AK: tl.constexpr, ALIGN_BK: tl.constexpr, ALIGN_BN: tl.constexpr,
+                      ALIGN_CM: tl.constexpr, ALIGN_CN: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """C[b] (+)= A[b] @ B[b]. ALIGN_XY: the alignment of operand X's rows along its axis Y
+    where X is contiguous along Y (else 1): of that axis's length and of X's other two
+    strides, which are computed as ``aligned`` values so that the compiler knows it."""
+    sa_b, sa_m, sa_k = aligned(aligned(sa_b, ALIGN_AM), ALIGN_AK), aligned(sa_m, ALIGN_AK), aligned(sa_k, ALIGN_AM)
+    sb_b, sb_k, sb_n = aligned(aligned(sb_b, ALIGN_BK), ALIGN_BN), aligned(sb_k, ALIGN_BN), aligned(sb_n, ALIGN_BK)
+    sc_b, sc_m, sc_n = aligned(aligned(sc_b, ALIGN_CM), ALIGN_CN), aligned(sc_m, ALIGN_CN), aligned(sc_n, ALIGN_CM)
     pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     batch = tl.program_id(1).to(tl.int64)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -34,15 +56,31 @@ def _batch_dot_kernel(A, B, C, M, N, K, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b
     rk = tl.arange(0, BLOCK_K)
     a_rows = A + batch * sa_b + rm[:, None] * sa_m
     b_cols = B + batch * sb_b + rn[None, :] * sb_n
+    a_in = (rm < aligned(M, ALIGN_AM))[:, None]
+    b_in = (rn < aligned(N, ALIGN_BN))[None, :]
     ACC = tl.float64 if C.dtype.element_ty == tl.float64 else tl.float32
     acc = tl.zeros((BLOCK_M, BLOCK_N), ACC)
     for start in range(0, K, BLOCK_K):
         kk = start + rk
-        a = tl.load(a_rows + kk[None, :] * sa_k, mask=(rm < M)[:, None] & (kk < K)[None, :], other=0.0)
-        b = tl.load(b_cols + kk[:, None] * sb_k, mask=(kk < K)[:, None] & (rn < N)[None, :], other=0.0)
+        a = tl.load(a_rows + kk[None, :] * sa_k, mask=a_in & (kk < aligned(K, ALIGN_AK))[None, :], other=0.0)
+        b = tl.load(b_cols + kk[:, None] * sb_k, mask=(kk < aligned(K, ALIGN_BK))[:, None] & b_in, other=0.0)
         acc = _mma(_operand(a, UPCAST), _operand(b, UPCAST), acc, PRECISION)
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
+    mask = (rm < aligned(M, ALIGN_CM))[:, None] & (rn < aligned(N, ALIGN_CN))[None, :]
     store_result(C + batch * sc_b + rm[:, None] * sc_m + rn[None, :] * sc_n, 0, acc, mask, ACCUMULATE)
+
+
+def _alignments(name: str, t: torch.Tensor, first: str, second: str) -> dict[str, int]:
+    """``ALIGN_<name><axis>`` of a (batch, first, second) operand for both of its axes: along
+    the axis it is contiguous on, the largest power of two up to 16 dividing that axis's
+    length and the operand's other two strides; 1 along the other axis (and along both
+    where it is contiguous on neither: nothing to copy 16 bytes at a time)."""
+    (_, rows, cols), (batch_stride, row_stride, col_stride) = t.shape, t.stride()
+    along = {first: 1, second: 1}
+    if col_stride == 1:
+        along[second] = row_alignment(cols, row_stride, batch_stride)
+    elif row_stride == 1:
+        along[first] = row_alignment(rows, col_stride, batch_stride)
+    return {f"ALIGN_{name}{axis}": value for axis, value in along.items()}
 
 
 def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, *, accumulate: bool = False,
@@ -75,8 +113,9 @@ def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]), batch)
 
+    alignments = {**_alignments("A", a, "M", "K"), **_alignments("B", b, "K", "N"), **_alignments("C", out, "M", "N")}
     return [Launch(_batch_dot_kernel, grid, [a, b, out, m, n, k, *a.stride(), *b.stride(), *out.stride()],
-                   dict(ACCUMULATE=accumulate, **options))]
+                   dict(ACCUMULATE=accumulate, **alignments, **options))]
 
 
 def plan_batch_dot_backward(grad_out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, grad_a: torch.Tensor | None,
@@ -111,7 +150,12 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     batch, m, n, k = (64, 1024, 1024, 128) if large else (3, 5, 7, 6)
     a, b = torch.empty(batch, m, k, dtype=dtype), torch.empty(batch, k, n, dtype=dtype)
     out = torch.empty(batch, m, n, dtype=dtype)
+    # Attention written with batch_dot over 1000 keys: rows a multiple of 8, not 16 (ALIGN 8).
+    heads, keys, width = (8, 1000, 128) if large else (2, 1000, 16)
+    q, scores = torch.empty(heads, keys, width, dtype=dtype), torch.empty(heads, keys, keys, dtype=dtype)
     return [("batch_dot", plan_batch_dot(a, b, out)[0]),
             ("batch_dot of transposed operands", plan_batch_dot(b.transpose(1, 2), a.transpose(1, 2),
                                                                  out.transpose(1, 2))[0]),
-            ("batch_dot accumulating", plan_batch_dot(a, b, out, accumulate=True)[0])]
+            ("batch_dot accumulating", plan_batch_dot(a, b, out, accumulate=True)[0]),
+            ("batch_dot scores over 1000 keys", plan_batch_dot(q, q.transpose(1, 2), scores)[0]),
+            ("batch_dot scores times values over 1000 keys", plan_batch_dot(scores, q, q)[0])]

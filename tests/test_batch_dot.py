@@ -77,3 +77,55 @@ def test_kernel_arguments_are_checked():
         kernels.plan_batch_dot(torch.zeros(2, 3, 4), torch.zeros(2, 4, 6, dtype=torch.float64))
     with pytest.raises(kernels.KernelArgumentError, match="a batch of 70000 products"):
         kernels.plan_batch_dot(torch.zeros(70000, 1, 1), torch.zeros(70000, 1, 1))
+
+
+def _operand(rng, batch, rows, cols, layout, width):
+    """A (batch, rows, cols) float32 operand: "rows" contiguous along cols, its rows cut from
+    a buffer ``width`` wide; "transposed" contiguous along rows, a transposed view of a
+    (batch, cols, width) buffer. Unwritten elements are NaN."""
+    if layout == "rows":
+        buffer = torch.full((batch, rows, width), float("nan"))
+        view = buffer[:, :, :cols]
+    else:
+        buffer = torch.full((batch, cols, width), float("nan"))
+        view = buffer[:, :, :rows].transpose(1, 2)
+    return view.copy_(rounded(rng.normal(size=(batch, rows, cols)), torch.float32)), buffer
+
+
+# (M, K, N), each operand's (layout, width), and the ALIGN_AM, AK, BK, BN, CM, CN expected
+ALIGNED_PRODUCTS = [
+    ((20, 1000, 24), (("rows", 1000), ("rows", 24), ("rows", 24)), (1, 8, 1, 8, 1, 8)),  # P @ V over 1000 keys
+    ((12, 6, 10), (("transposed", 12), ("transposed", 6), ("transposed", 12)), (4, 1, 2, 1, 4, 1)),
+    ((12, 40, 24), (("rows", 48), ("rows", 1000), ("rows", 36)), (1, 8, 1, 8, 1, 4)),
+    ((32, 16, 48), (("rows", 16), ("rows", 48), ("transposed", 32)), (1, 16, 1, 16, 16, 1)),
+    ((7, 33, 5), (("rows", 33), ("rows", 5), ("rows", 5)), (1, 1, 1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("shape,layouts,expected", ALIGNED_PRODUCTS, ids=lambda v: str(v))
+def test_operands_are_told_the_alignment_of_the_rows_they_are_contiguous_along(rng, shape, layouts, expected):
+    """Each operand is told the largest power of two (up to 16) that its contiguous axis's
+    length and its other strides are multiples of (Triton itself only knows 16), computed
+    with so that the compiler sees it: the oracle's numbers, with no element written
+    outside the output view."""
+    (m, k, n), batch = shape, 2
+    a, _ = _operand(rng, batch, m, k, *layouts[0])
+    b, _ = _operand(rng, batch, k, n, *layouts[1])
+    out, out_buffer = _operand(rng, batch, m, n, *layouts[2])
+    out.fill_(float("nan"))
+    (launch,) = kernels.plan_batch_dot(a, b, out)
+    names = ("ALIGN_AM", "ALIGN_AK", "ALIGN_BK", "ALIGN_BN", "ALIGN_CM", "ALIGN_CN")
+    assert tuple(launch.kwargs[name] for name in names) == expected
+    launch()
+    assert_close(out, to_numpy(a) @ to_numpy(b), torch.float32, "batch_dot", scale=4.0)
+    assert torch.isnan(out_buffer).sum() == out_buffer.numel() - out.numel(), "wrote outside the output view"
+
+
+def test_a_wrong_alignment_gives_wrong_numbers(rng, monkeypatch):
+    """The alignment is computed with, not assumed: told rows of 12 are multiples of 8, the
+    kernel reads and writes 8 of each row's 12 elements (so the test above can fail)."""
+    monkeypatch.setattr(kernels, "_alignments", lambda name, t, first, second: {f"ALIGN_{name}{first}": 1,
+                                                                                  f"ALIGN_{name}{second}": 8})
+    a, b = rounded(rng.normal(size=(2, 12, 12)), torch.float32), rounded(rng.normal(size=(2, 12, 12)), torch.float32)
+    out = kernels.batch_dot(a, b)
+    assert not np.allclose(to_numpy(out), to_numpy(a) @ to_numpy(b), equal_nan=False)
