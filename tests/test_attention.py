@@ -114,6 +114,42 @@ def test_strided_inputs_and_outputs(rng):
     torch.testing.assert_close(out.transpose(1, 2), want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("head_dim,width,align", [(40, 40, 8), (40, 48, 8), (12, 12, 4), (6, 6, 2), (32, 32, 16),
+                                                   (7, 7, 1)])
+def test_each_launch_is_told_the_alignment_of_its_rows(head_dim, width, align, rng):
+    """Every launch is told the largest power of two up to 16 dividing the feature dims and
+    every batch, head and position stride (Triton itself only knows 16: heads of 40 features
+    would be copied one element at a time, unpipelined), here with the rows cut from arrays
+    ``width`` wide, and computes with those values: torch's numbers forward and backward."""
+    def cut(shape):
+        return torch.full((*shape[:3], width), float("nan"), dtype=torch.float64)[..., :head_dim]
+
+    shape = (2, 3, 21, head_dim)
+    q, k, v, head = (cut(shape).copy_(torch.from_numpy(rng.normal(size=shape))) for _ in range(4))
+    out, grads = cut(shape), [cut(shape) for _ in range(3)]
+    lse = torch.empty(kernels.lse_shape(2, 3, 21), dtype=torch.float64)
+    forward = kernels.plan_attention_forward(q, k, v, out, causal=True, lse=lse)
+    backward = kernels.plan_attention_backward(head, q, k, v, out, lse, torch.empty_like(lse), *grads, causal=True)
+    assert [launch.kwargs["ALIGN"] for launch in forward + backward] == [align] * 4
+    for launch in forward + backward:
+        launch()
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    want = torch.nn.functional.scaled_dot_product_attention(*leaves, is_causal=True)
+    want.backward(head)
+    expected = (want, *(t.grad for t in leaves))
+    for name, got, value in zip(("output", "query", "key", "value"), (out, *grads), expected):
+        torch.testing.assert_close(got, value.detach(), rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_a_wrong_alignment_gives_wrong_numbers(rng, monkeypatch):
+    """The alignment is computed with, not assumed: told rows of 12 features are multiples of
+    8, the kernels read 8 of each row's 12 (so the test above can fail)."""
+    monkeypatch.setattr(kernels, "alignment", lambda *args: 8)
+    q = torch.from_numpy(rng.normal(size=(1, 2, 9, 12)))
+    got = kernels.attention(q, q, q)
+    assert not torch.allclose(got, torch.nn.functional.scaled_dot_product_attention(q, q, q))
+
+
 def test_an_invalid_length_makes_only_its_sequence_nan(rng):
     q, head = rng.normal(size=(5, 2, 6, 4)), rng.normal(size=(5, 2, 6, 4))
     lengths = np.array([0.0, 2.5, -1.0, 7.0, 3.0])  # no keys, not whole, negative, too long; valid
