@@ -362,7 +362,7 @@ def _fc_forward_kernel(
     """y = act(x @ w.T + b): the persistent TMA path under a TMA config (the descriptors
     exist: TMA_READY), else one tile per program through pointers, told the alignment of
     the rows it reads along K (ALIGN_K: K and the row strides of x and w) and writes along
-    N (ALIGN_N: N and y's row stride), see ``_alignments``."""
+    N (ALIGN_N: N and y's row stride), see ``_alignment``."""
     if TMA:
         _fc_forward_tma(X_DESC, W_DESC, B, Y, Y_DESC, slope, M, N, K, b_stride,
                         HAS_BIAS, ACT, PRECISION, UPCAST, BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M)
