@@ -6,7 +6,7 @@ import inspect
 import math
 import os
 import threading
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -416,6 +416,13 @@ def row_alignment(*values: int) -> int:
     while align > 1 and any(v % align for v in values):
         align //= 2
     return align
+
+
+def contiguous_alignment(steps: Iterable[int], *values: int) -> int:
+    """``row_alignment(*values)`` for a launch that copies rows whose element strides are
+    ``steps``; 1 unless every one is 1: rows that are not contiguous are not copied 16 bytes
+    at a time whatever their alignment, and one variant then serves them all."""
+    return row_alignment(*values) if all(step == 1 for step in steps) else 1
 
 
 @triton.jit

@@ -55,8 +55,8 @@ from ._common import (
     aligned,
     check_tensor,
     check_writable,
+    contiguous_alignment,
     prepare_out,
-    row_alignment,
     store,
     store_result,
 )
@@ -499,9 +499,8 @@ def alignment(head_dim: int, value_dim: int, *tensors: torch.Tensor) -> int:
     power of two up to 16 dividing the feature dims and every batch, head and position
     stride (``aligned``); 1 where a tensor's features are not contiguous (nothing could be
     copied 16 bytes at a time, and one variant serves them all)."""
-    if any(t.stride(3) != 1 for t in tensors):
-        return 1
-    return row_alignment(head_dim, value_dim, *(s for t in tensors for s in t.stride()[:3]))
+    return contiguous_alignment((t.stride(3) for t in tensors), head_dim, value_dim,
+                                *(s for t in tensors for s in t.stride()[:3]))
 
 
 def _check(fn: str, q, k, v, length, precision: str):

@@ -46,10 +46,10 @@ from ._common import (
     as_2d,
     cast_for,
     check_tensor,
+    contiguous_alignment,
     persistent_programs,
     prepare_out,
     round_to_bf16,
-    row_alignment,
     run,
     store,
     store_result,
@@ -524,9 +524,7 @@ def _alignment(length: int, *matrices: tuple[int, int]) -> int:
     one element at a time (and, in 16-bit types, not pipelined at all: cp.async copies 4
     bytes or more); 1 where a matrix is not contiguous along it (nothing to vectorize, and
     one variant serves them all)."""
-    if any(step != 1 for _, step in matrices):
-        return 1
-    return row_alignment(length, *(row for row, _ in matrices))
+    return contiguous_alignment((step for _, step in matrices), length, *(row for row, _ in matrices))
 
 
 def _options(fn: str, dtype: torch.dtype, act: str, precision: str, act_name: str = "act") -> dict:

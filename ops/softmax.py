@@ -47,10 +47,10 @@ from ._common import (
     cast_for,
     check_same,
     check_tensor,
+    contiguous_alignment,
     overlap,
     persistent_programs,
     prepare_out,
-    row_alignment,
     run,
     store,
     store_result,
@@ -504,9 +504,7 @@ def alignment(cols: int, *strides: Sequence[int]) -> int:
     inner) strides: how many elements each row's start and length are a multiple of (see
     ``aligned``); 1 where the rows are not contiguous (nothing could be read 16 bytes at a
     time, and one variant serves them all)."""
-    if any(s[1] != 1 for s in strides):
-        return 1
-    return row_alignment(cols, *(s[0] for s in strides), *(s[2] for s in strides))
+    return contiguous_alignment((s[1] for s in strides), cols, *(s[0] for s in strides), *(s[2] for s in strides))
 
 
 def num_warps_for(block_r: int, block_c: int) -> int:
