@@ -5,7 +5,8 @@ workspace and their gradients in another with the same layout, so one launch upd
 every parameter. The region has alignment gaps between parameters, and each parameter
 has its own learning-rate and weight-decay multiplier, so the launch walks a *chunk
 table*: each program updates one chunk, at most BLOCK elements of one parameter, and
-reads that parameter's multipliers once.
+reads that parameter's multipliers once. Chunks are aligned to CHUNK_ALIGN elements
+but for a parameter's edges, so that the update moves 16 bytes per access (below).
 
 Per-step scalars (learning rate, Adam's bias corrections, ...) are read from a small
 device tensor ``hyper`` rather than passed as arguments: the launch is built once and
@@ -86,14 +87,40 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+# Chunk bounds are read from memory, so the compiler knows nothing of their alignment and
+# would compile every access to one element (two bytes in bfloat16, not the sixteen one
+# instruction can move). So the chunk table cuts each parameter into *body* chunks whose
+# bounds are multiples of CHUNK_ALIGN elements (16 bytes or more in every dtype) and, where
+# a parameter does not start or end on such a multiple, an *edge* chunk of fewer elements
+# before or after them; a kernel tells the two apart by length and compiles its update
+# twice, once for each. Parameters in a bound network start on 256-byte boundaries: only
+# their tails are edges.
+CHUNK_ALIGN = 16
+_CHUNK_ALIGN = tl.constexpr(CHUNK_ALIGN)
+
+
 @triton.jit
-def _chunk(CHUNK_START, CHUNK_END, BLOCK: tl.constexpr):
-    """This program's element offsets and mask: one chunk of one parameter."""
+def _chunk_bounds(CHUNK_START, CHUNK_END):
+    """This program's chunk, ``[start, end)``, and whether it is a body chunk."""
     pid = tl.program_id(0)
     start = tl.load(CHUNK_START + pid)
     end = tl.load(CHUNK_END + pid)
-    offsets = start + tl.arange(0, BLOCK)
-    return offsets, offsets < end
+    return start, end, end - start >= _CHUNK_ALIGN
+
+
+@triton.jit
+def _chunk(start, end, BODY: tl.constexpr, BLOCK: tl.constexpr):
+    """The element offsets and mask of a body chunk (BODY: BLOCK lanes, its bounds in a form
+    from which the compiler knows they are multiples of CHUNK_ALIGN, so that it moves 16
+    bytes at a time; really computed, not assumed, so a table that breaks the rule gives
+    wrong numbers the interpreter's tests see) or of an edge chunk (CHUNK_ALIGN lanes)."""
+    if BODY:
+        offsets = (start // _CHUNK_ALIGN) * _CHUNK_ALIGN + tl.arange(0, BLOCK)
+        mask = offsets < (end // _CHUNK_ALIGN) * _CHUNK_ALIGN
+    else:
+        offsets = start + tl.arange(0, _CHUNK_ALIGN)
+        mask = offsets < end
+    return offsets, mask
 
 
 @triton.jit
@@ -158,7 +185,22 @@ def _sgd_kernel(
     BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk: ``mom = momentum*mom - lr*g; w += mom`` (or ``w -= lr*g``)."""
-    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
+    start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
+    if body:
+        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+                   HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, True, BLOCK)
+    else:
+        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+                   HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, False, BLOCK)
+
+
+@triton.jit
+def _sgd_chunk(
+    W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+    HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr,
+    BODY: tl.constexpr, BLOCK: tl.constexpr,
+):
+    offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
                             HAS_SCALER)
@@ -188,7 +230,22 @@ def _adam_kernel(
 ):
     """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
     ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``."""
-    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
+    start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
+    if body:
+        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+                    HAS_MASTER, HAS_SCALER, CLIP, True, BLOCK)
+    else:
+        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+                    HAS_MASTER, HAS_SCALER, CLIP, False, BLOCK)
+
+
+@triton.jit
+def _adam_chunk(
+    W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, BODY: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
                             HAS_SCALER)
@@ -223,8 +280,13 @@ def _advance_step_kernel(HYPER, SLOT: tl.constexpr):
 def _count_nonfinite_chunks_kernel(G, CHUNK_START, CHUNK_END, COUNTERS, BLOCK: tl.constexpr):
     """Each program adds how many elements of its chunk of the gradients are NaN/inf to
     counters[0] (the chunk table skips the alignment gaps between parameters)."""
-    offsets, mask = _chunk(CHUNK_START, CHUNK_END, BLOCK)
-    tl.atomic_add(COUNTERS + NONFINITE, load_nonfinite_count(G, offsets, mask))
+    start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
+    if body:
+        offsets, mask = _chunk(start, end, True, BLOCK)
+        tl.atomic_add(COUNTERS + NONFINITE, load_nonfinite_count(G, offsets, mask))
+    else:
+        edge_offsets, edge_mask = _chunk(start, end, False, BLOCK)
+        tl.atomic_add(COUNTERS + NONFINITE, load_nonfinite_count(G, edge_offsets, edge_mask))
 
 
 @triton.jit
@@ -273,8 +335,20 @@ class ChunkTable:
         return self.start.numel()
 
 
+def _chunk_bounds_of(start: int, end: int, block: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into body chunks of at most ``block`` elements with bounds that are
+    multiples of CHUNK_ALIGN, and the edges before and after them (fewer than CHUNK_ALIGN
+    elements each)."""
+    body_start = min(-(-start // CHUNK_ALIGN) * CHUNK_ALIGN, end)
+    body_end = max(end // CHUNK_ALIGN * CHUNK_ALIGN, body_start)
+    bounds = [(start, body_start)] if body_start > start else []
+    bounds += [(b, min(b + block, body_end)) for b in range(body_start, body_end, block)]
+    return bounds + ([(body_end, end)] if end > body_end else [])
+
+
 def chunk_table(segments: Sequence[Segment], region_size: int, dtype: torch.dtype, device) -> ChunkTable:
-    """Split each segment into chunks of at most one block; checks that segments lie in the region."""
+    """Split each segment into chunks of at most one block (body chunks and edges, as
+    CHUNK_ALIGN says); checks that segments lie in the region."""
     # The interpreter's block is large (few programs run faster there); no wider than the
     # longest segment, or every program would compute on masked-off lanes.
     longest = max((seg.size for seg in segments), default=1)
@@ -284,9 +358,9 @@ def chunk_table(segments: Sequence[Segment], region_size: int, dtype: torch.dtyp
         if seg.start < 0 or seg.size < 0 or seg.start + seg.size > region_size:
             raise KernelArgumentError(f"optimizer update: segment {k} (start {seg.start}, size {seg.size}) lies "
                                       f"outside the region of {region_size} elements")
-        for start in range(seg.start, seg.start + seg.size, block):
+        for start, end in _chunk_bounds_of(seg.start, seg.start + seg.size, block):
             starts.append(start)
-            ends.append(min(start + block, seg.start + seg.size))
+            ends.append(end)
             lrs.append(seg.lr_mult)
             wds.append(seg.wd_mult)
     ct = compute_dtype(dtype)

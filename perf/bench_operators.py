@@ -1,7 +1,8 @@
 """The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm forward and
-backward, Dropout forward and backward, a broadcast add and batch_dot, against PyTorch eager
-(torch.nn.functional.layer_norm, dropout, broadcasting +, torch.bmm) and, for the
-memory-bound ones, as a share of the measured device-to-device copy bandwidth.
+backward, Dropout forward and backward, a broadcast add, batch_dot and the Adam update,
+against PyTorch eager (torch.nn.functional.layer_norm, dropout, broadcasting +, torch.bmm,
+torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a share of
+the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
@@ -17,6 +18,7 @@ import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import broadcast, dropout, layer_norm
+from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -99,6 +101,38 @@ def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
                  time_ms(lambda: torch.bmm(a, b)), None, None, 2.0 * batch * m * n * k)]
 
 
+def adam_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """One flat Adam update over layers of ``cols`` x 1000 weights and 1000 biases (a
+    classifier's width: each parameter ends 8 elements past a multiple of 16, an edge
+    chunk), about rows x cols elements in all, states in the parameters' dtype (torch's
+    choice for bfloat16; tritonsym's default too). Starts on 256-byte boundaries, as a bound
+    network's parameters."""
+    dtype = DTYPES[name]
+    sizes = [size for _ in range(max(1, rows * cols // (cols * 1000))) for size in (cols * 1000, 1000)]
+    step = 256 * 8 // torch.finfo(dtype).bits  # elements in 256 bytes
+    starts = [sum(-(-s // step) * step for s in sizes[:k]) for k in range(len(sizes))]
+    region = starts[-1] + sizes[-1]
+    gen = torch.Generator(device=DEVICE).manual_seed(region)
+    w = torch.randn(region, device=DEVICE, generator=gen).to(dtype)
+    g = torch.randn(region, device=DEVICE, generator=gen).to(dtype)
+    mean, var = torch.zeros_like(w), torch.zeros_like(w)
+    chunks = update.chunk_table([update.Segment(s, n) for s, n in zip(starts, sizes)], region, dtype, DEVICE)
+    values = dict(learning_rate=1e-4, beta1=0.9, beta2=0.999, epsilon=1e-8, step=1, rescale_grad=1.0,
+                  one_minus_beta1=0.1, one_minus_beta2=0.001)
+    hyper = torch.tensor([values.get(k, 0.0) for k in update.ADAM_HYPER], dtype=update.compute_dtype(dtype),
+                         device=DEVICE)
+    launches = update.plan_adam_update(w, g, mean, var, chunks, hyper, False)
+    ms = time_ms(lambda: run(launches))
+    params = [w[s:s + n].detach().clone().requires_grad_() for s, n in zip(starts, sizes)]
+    for p, s, n in zip(params, starts, sizes):
+        p.grad = g[s:s + n].clone()
+    torch_adam = torch.optim.Adam(params, lr=1e-4, **({"fused": True} if ON_GPU else {"foreach": True}))
+    eager = time_ms(torch_adam.step)
+    # read w, g, m, v; write w, m, v
+    return [_row("Adam update", name, (len(sizes), sum(sizes)), ms, eager, 7 * sum(sizes) * w.element_size(),
+                 copy_gbs)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=16384 if ON_GPU else 64)
@@ -114,14 +148,18 @@ def main() -> None:
     notes = copy_note(copy_gbs) + ("`vs eager` is tritonsym's speed-up over PyTorch eager (torch.bmm for batch_dot); "
                                    "`% of copy` counts LayerNorm's forward as one read and one write of the data, "
                                    "its backward as two reads and one write, Dropout's passes as one read and one "
-                                   "write (its mask is drawn, not read).")
-    table = Table("operators", len(names) * (5 + len(shapes)), notes)
+                                   "write (its mask is drawn, not read), Adam's update as four reads and three "
+                                   "writes (shape: parameters x elements; `vs eager`: against torch.optim.Adam, "
+                                   "fused on a GPU).")
+    table = Table("operators", len(names) * (6 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in dropout_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in broadcast_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in adam_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

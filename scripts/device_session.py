@@ -167,9 +167,10 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
               "--small-only", quick=("--small-only",)),
         bench("activation", "each activation's forward and backward against eager and the copy floor", 120),
         bench("memory", "the memory plans, mirror's step-time cost and eager's peak memory on the GPU", 120),
-        # Memory-bound kernels at 16384 x 4096 (~20 variants) and one autotuned batch_dot per dtype.
-        bench("operators", "LayerNorm, Dropout, a broadcast add and batch_dot against eager, torch.bmm and the "
-              "copy floor", 140),
+        # Memory-bound kernels at 16384 x 4096 (~20 variants), Adam's update over 67M elements
+        # (one variant per dtype) and one autotuned batch_dot per dtype.
+        bench("operators", "LayerNorm, Dropout, a broadcast add, the Adam update and batch_dot against eager, "
+              "torch.optim.Adam (fused), torch.bmm and the copy floor", 140),
         # 8 forward/backward variants per dtype (~4 kernels, ~2 s each cold), 40 rows of four timings.
         bench("attention", "ScaledDotProductAttention forward and backward against torch's FlashAttention, "
               "bf16/fp16, head_dim 64/128, seq 1K-16K, causal and not", 220, "--dtypes", "bfloat16,float16"),

@@ -151,6 +151,34 @@ def test_adam_steps_keep_float32_precision_at_the_default_betas(rng, with_scaler
     np.testing.assert_allclose(to_numpy(w), expected, rtol=1e-6, atol=0)
 
 
+def test_chunks_are_aligned_bodies_and_short_edges():
+    """Every element of every segment is in exactly one chunk; a chunk of CHUNK_ALIGN
+    elements or more (the kernels read it 16 bytes at a time) starts and ends on multiples
+    of CHUNK_ALIGN and fits in a block; the rest (a parameter's edges) are shorter."""
+    align = O.CHUNK_ALIGN
+    segments = [O.Segment(start, size) for start, size in
+                [(0, 1), (3, 7), (16, 33), (64, 1030), (1097, 15), (1113, 31), (1150, 16), (1170, 2 * align + 3)]]
+    chunks = O.chunk_table(segments, 1300, torch.float32, DEVICE)
+    bounds = list(zip(chunks.start.tolist(), chunks.end.tolist()))
+    covered = sorted(i for start, end in bounds for i in range(start, end))
+    assert covered == sorted(i for seg in segments for i in range(seg.start, seg.start + seg.size))
+    bodies = [(start, end) for start, end in bounds if end - start >= align]
+    assert all(start % align == 0 and end % align == 0 and end - start <= chunks.block for start, end in bodies)
+    assert len(bodies) >= 4 and len(bounds) - len(bodies) >= 8  # both kinds are exercised
+
+
+@pytest.mark.parametrize("start, end", [(3, 40), (0, 40), (16, 37)])
+def test_a_body_chunk_off_the_alignment_gives_wrong_numbers(start, end):
+    """The kernels compute a body chunk's bounds as multiples of CHUNK_ALIGN (so the compiler
+    knows them) rather than assume it: a table breaking the rule updates the wrong
+    elements, so the tests above, which pass, would see a kernel that dropped the rule."""
+    w, g = torch.zeros(64), torch.ones(64)
+    chunks = O.ChunkTable(torch.tensor([start]), torch.tensor([end]), torch.ones(1), torch.zeros(1), 64)
+    hyper = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])  # learning rate 1: w -= g
+    O.run(O.plan_sgd_update(w, g, None, chunks, hyper, False))
+    assert not torch.equal(w, torch.where((torch.arange(64) >= start) & (torch.arange(64) < end), -1.0, 0.0))
+
+
 def test_standalone_updates_and_float64_exactness(rng):
     w = torch.as_tensor(rng.normal(size=(5, 3)))
     g = torch.as_tensor(rng.normal(size=(5, 3)))
