@@ -20,6 +20,10 @@ each product exact, the blocks in position order), one of two ways:
 
 A block of gradients holding a NaN or an infinity is added row by row instead (a NaN times a
 one-hot 0 would reach every row): a NaN reaches only its own row.
+
+The kernels are told the alignment of the row length (``ALIGN``, ``_common.aligned``): Triton
+knows an integer's divisibility only by 16, so rows of 300 columns (GloVe's) would be read
+and written one element at a time where 16 bytes fit (4 float32 columns).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from ._common import (
     INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
     check_tensor,
     prepare_out,
+    row_alignment,
     store,
 )
 from .memory import plan_fill
@@ -58,7 +64,8 @@ def _valid_rows(IDX, positions, in_range, rows):
 
 
 @triton.jit
-def _gather_kernel(IDX, W, OUT, n, rows, cols, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def _gather_kernel(IDX, W, OUT, n, rows, cols, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    cols = aligned(cols, ALIGN)
     positions = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     columns = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     in_range = positions < n
@@ -98,9 +105,10 @@ def _add_matching(acc, hit, owner_rows, owner_valid, IDX, DY, start, n, rows, co
 
 @triton.jit
 def _weight_grad_by_position_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UPCAST: tl.constexpr,
-                                    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+                                    ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Each row's gradient, summed over the positions holding it block after block, stored by
     its first position (a large table: blocks of positions sharing no row are skipped)."""
+    cols = aligned(cols, ALIGN)
     mine = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     columns = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     col_ok = columns < cols
@@ -126,9 +134,11 @@ def _weight_grad_by_position_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.c
 
 @triton.jit
 def _weight_grad_by_row_kernel(IDX, DY, DW, n, rows, cols, ACCUMULATE: tl.constexpr, UPCAST: tl.constexpr,
-                               BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr):
+                               ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+                               BLOCK_D: tl.constexpr):
     """Each block of rows sums the positions holding them, block after block, and stores every
     one of its rows (a small table: fewer blocks of rows than of positions; no fill needed)."""
+    cols = aligned(cols, ALIGN)
     mine = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     columns = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     col_ok = columns < cols
@@ -176,7 +186,7 @@ def plan_embedding(indices: torch.Tensor, weight: torch.Tensor, out: torch.Tenso
     n = indices.numel()
     grid = (triton.cdiv(max(n, 1), BLOCK_ROWS), triton.cdiv(max(cols, 1), BLOCK_COLS))
     return [Launch(_gather_kernel, grid, [indices, weight, out, n, rows, cols],
-                   dict(BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS))]
+                   dict(ALIGN=row_alignment(cols), BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS))]
 
 
 def embedding(indices: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -202,7 +212,7 @@ def plan_embedding_weight_grad(indices: torch.Tensor, grad_out: torch.Tensor, gr
                                   f"{grad_weight.dtype}, got {tuple(grad_out.shape)} {grad_out.dtype}")
     n = indices.numel()
     options = dict(ACCUMULATE=accumulate, UPCAST=INTERPRET and grad_out.dtype == torch.bfloat16,
-                   BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS)
+                   ALIGN=row_alignment(cols), BLOCK_N=BLOCK_ROWS, BLOCK_D=BLOCK_COLS)
     column_blocks = triton.cdiv(max(cols, 1), BLOCK_COLS)
     if triton.cdiv(max(rows, 1), BLOCK_TABLE) <= triton.cdiv(max(n, 1), BLOCK_ROWS):
         # A table of fewer blocks of rows than of positions (a vocabulary of characters):
@@ -220,7 +230,12 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     weight, small = torch.empty(rows, cols, dtype=dtype), torch.empty(5, cols, dtype=dtype)
     indices = torch.zeros(shape, dtype=torch.int64 if large else dtype)
     out = torch.empty(*shape, cols, dtype=dtype)
+    # Rows of 300 columns (GloVe's): a multiple of 4, not 16 (ALIGN 4).
+    glove = torch.empty(rows, 300 if large else 12, dtype=dtype)
+    glove_out = torch.empty(*shape, glove.shape[1], dtype=dtype)
     return [("embedding", plan_embedding(indices, weight, out)[0]),
+            ("embedding rows of 300", plan_embedding(indices, glove, glove_out)[0]),
+            ("embedding weight grad rows of 300", plan_embedding_weight_grad(indices, glove_out, glove)[-1]),
             ("embedding weight grad", plan_embedding_weight_grad(indices, out, weight)[-1]),
             ("embedding weight grad accumulating", plan_embedding_weight_grad(indices, out, weight, True)[-1]),
             ("embedding weight grad of a small table", plan_embedding_weight_grad(indices, out, small)[-1]),

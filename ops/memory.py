@@ -137,12 +137,18 @@ TESTS = ("tests/test_kernels_memory.py",)  # what exercises these kernels (the m
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """One launch of each kernel and variant in ``dtype`` (fill, loss-scaled fill,
-    accumulating copy from a transposed view, the NaN/inf count), on irregular shapes or
-    (``large``) 2**24 elements: what ``ops.catalog`` compiles, reports on and checks."""
+    accumulating copy from a transposed view, a transformer's split heads, the NaN/inf
+    count), on irregular shapes or (``large``) 2**24 elements: what ``ops.catalog``
+    compiles, reports on and checks."""
     rows, cols = (1 << 12, 1 << 12) if large else (33, 17)
     v = torch.empty(rows, cols, dtype=dtype)
+    heads = torch.empty((8, 1024, 8, 64) if large else (2, 5, 3, 4), dtype=dtype)
     return [*(("fill", launch) for launch in plan_fill(v, 0.0)),
             *(("fill loss-scaled", launch) for launch in plan_fill(v, 0.5, loss_scale=torch.empty(1))),
             *(("copy accumulating", launch) for launch in plan_copy(v.T, torch.empty(cols, rows, dtype=dtype),
                                                                     accumulate=True)),
+            # A transformer's heads: (batch, positions, heads, features) -> (batch, heads, positions, features).
+            *(("copy of split heads", launch) for launch in plan_copy(heads.permute(0, 2, 1, 3),
+                                                                      torch.empty(heads.permute(0, 2, 1, 3).shape,
+                                                                                  dtype=dtype))),
             *(("count nonfinite", launch) for launch in plan_count_nonfinite(v, torch.empty(1, dtype=torch.int32)))]

@@ -51,6 +51,43 @@ def test_forward_and_weight_gradient_against_numpy(dtype, index_dtype, rows, rng
                  "embedding weight gradient", scale=4.0)
 
 
+@pytest.mark.parametrize("cols, align", [(300, 4), (1000, 8), (6, 2), (7, 1), (48, 16)])
+@pytest.mark.parametrize("rows", TABLES, ids=["small-table", "large-table"])
+def test_row_lengths_of_every_alignment(cols, align, rows, rng):
+    """The kernels are told the rows' alignment (rows of 300 read 16 bytes at a time in
+    float32) and compute with it: every width gives numpy's rows and gradient."""
+    shape = (2, 37)
+    picks = rng.integers(0, rows, shape)
+    indices, weight = torch.as_tensor(picks), torch.as_tensor(rng.normal(size=(rows, cols)))
+    launches = kernels.plan_embedding(indices, weight)
+    assert launches[0].kwargs["ALIGN"] == align
+    out = kernels.embedding(indices, weight)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(weight)[picks])
+    head = torch.as_tensor(rng.normal(size=(*shape, cols)))
+    grad = torch.full((rows, cols), 7.0, dtype=torch.float64)
+    launches = kernels.plan_embedding_weight_grad(indices, head, grad)
+    assert launches[-1].kwargs["ALIGN"] == align
+    for launch in launches:
+        launch()
+    assert_close(grad, _oracle_grad(picks, to_numpy(head), rows), torch.float64, "weight gradient")
+
+
+def test_a_wrong_alignment_gives_wrong_numbers(rng, monkeypatch):
+    """The alignment is computed with, not assumed: told rows of 12 are multiples of 8, the
+    kernels gather the wrong columns (so the test above can fail)."""
+    monkeypatch.setattr(kernels, "row_alignment", lambda *values: 8)
+    picks = rng.integers(0, 20, (3, 5))
+    weight = torch.as_tensor(rng.normal(size=(20, 12)))
+    out = kernels.embedding(torch.as_tensor(picks), weight)
+    assert not np.array_equal(to_numpy(out), to_numpy(weight)[picks])
+    head = torch.as_tensor(rng.normal(size=(3, 5, 12)))
+    for rows in (2, 400):  # a small table, a large one
+        grad = torch.zeros(rows, 12, dtype=torch.float64)
+        for launch in kernels.plan_embedding_weight_grad(torch.as_tensor(picks % rows), head, grad):
+            launch()
+        assert not np.allclose(to_numpy(grad), _oracle_grad(picks % rows, to_numpy(head), rows))
+
+
 @pytest.mark.parametrize("rows", [3, 400], ids=["small-table", "large-table"])
 def test_the_weight_gradient_has_the_same_bits_every_run(rows, rng):
     """float32 sums of many repeated rows in a fixed order (no atomics): two runs, and two
