@@ -131,10 +131,24 @@ def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tenso
             start = offsets[id(value)] // value.dtype.itemsize
             n = value.nbytes // value.dtype.itemsize
             value.tensor = arenas[value.dtype][start:start + n].view(value.shape)
-    for value in program.values:  # aliases last: their source has a tensor now
-        if value.alias_of is not None:
+    # Aliases last, each after its source: its root's tensor under its shape, or its
+    # source's with the axes permuted.
+    for value in sorted((v for v in program.values if v.alias_of is not None), key=_alias_depth):
+        if value.permute is not None:
+            value.tensor = value.alias_of.tensor.permute(value.permute)
+        else:
             value.tensor = value.root().tensor.view(value.shape)
     return Workspace(arenas, offsets, regions, plan)
+
+
+def _alias_depth(value: Value) -> int:
+    depth = 0
+    while value.alias_of is not None:
+        if value.permute is None and value.alias_of.permute is not None:
+            # A reshape of a permuted view would read it as if contiguous.
+            raise BindError(f"bind: {value.name} is a reshaped view of {value.alias_of.name}, a permuted view")
+        value, depth = value.alias_of, depth + 1
+    return depth
 
 
 def _mib(nbytes: int) -> str:

@@ -241,6 +241,8 @@ def _apply_inplace(blocks: _Blocks, events: list[Event]) -> list[InPlace]:
             t, s = blocks.block_of.get(id(target)), blocks.block_of.get(id(source))
             if t is None or s is None or t is s or id(t) in taken or id(s) in taken:
                 continue
+            if target.permute is not None or source.permute is not None:
+                continue  # the operator would read and write one storage in two element orders
             if t.start != position or s.end != position:  # target born here, source dies here
                 continue
             if target.dtype != source.dtype or target.nbytes != source.nbytes or t.nbytes != s.nbytes:
@@ -539,8 +541,10 @@ def naive_bytes(program: Program) -> int:
     output the activation replaced and, where a gradient flows back through the step, that
     output's gradient too, and no grad epilogue scratch; a gradient that a training forward
     made (``backward_inplace`` from a saved value) is MXNet's backward's, counted once;
-    counted here from the fused program, before mirror adds to it."""
+    counted here from the fused program, before mirror adds to it. A transpose the program
+    made a view (``Value.permute``) is a copy there: its array and gradient are counted."""
     total = sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
+    total += sum(v.nbytes for v in program.values if v.permute is not None and v.kind in PLANNED_KINDS)
     with_backward = {s.name for s in program.backward_steps if s.phase == "backward"}
     # the unfused graph has no grad epilogue, nor its scratch
     total -= sum(s.temps[name].nbytes for s in program.backward_steps for name in s.epilogue_temps)

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False)
 class Value:
-    """One array of the bound graph. ``alias_of`` marks a view of another value's storage."""
+    """One array of the bound graph. ``alias_of`` marks a view of another value's storage:
+    under another shape (a reshape: the same elements in the same order), or, with
+    ``permute``, that value's axes in this order (a transpose that costs nothing, see
+    ``_permutations_as_views``)."""
 
     name: str
     shape: tuple
@@ -53,6 +56,7 @@ class Value:
     kind: str  # arg | aux | arg_grad | internal | grad | head_grad | temp | recompute | saved
     alias_of: "Value | None" = None
     tensor: torch.Tensor | None = None
+    permute: tuple[int, ...] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -61,6 +65,14 @@ class Value:
     def root(self) -> "Value":
         value = self
         while value.alias_of is not None:
+            value = value.alias_of
+        return value
+
+    def unpermuted(self) -> "Value":
+        """The value this one is a permuted view of, through every permutation (itself if
+        none): the one array their gradients are written into, in that value's layout."""
+        value = self
+        while value.permute is not None:
             value = value.alias_of
         return value
 
@@ -207,6 +219,8 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
 
     heads = [(id(n), i) for n, i in symbol.heads]
     forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)
+    if fuse:
+        forward_steps = _permutations_as_views(forward_steps, {id(entry_value[h]) for h in heads})
     class_args = check_input_dtypes(forward_steps)
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
     used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}
@@ -304,6 +318,43 @@ def _fuse(op_nodes: list[Node], entry_value: dict, heads: list, enabled: bool) -
     return steps
 
 
+def _permutations_as_views(steps: list[Step], heads: set[int]) -> list[Step]:
+    """``steps`` without the permutations (``OpDef.permutation``: transpose) that can be
+    views. The output becomes a view of the input, axes permuted, where every step reading
+    it reads that input through strides (``strided_inputs``: attention's query, key and
+    value); else the input becomes a view of the output, axes permuted back, where the
+    step that made it writes that output through strides (``strided_outputs``) and nothing
+    else reads it. Either way the step is dropped: no launch and no memory forward, and
+    none backward, where the gradients are the same views of each other's storage."""
+    readers: dict[int, list[tuple[Step, int]]] = {}
+    made_by: dict[int, tuple[Step, int]] = {}
+    for s in steps:
+        for k, v in enumerate(s.inputs):
+            readers.setdefault(id(v), []).append((s, k))
+        for j, o in enumerate(s.outputs):
+            made_by[id(o)] = (s, j)
+    kept = []
+    for s in steps:
+        order = s.op.permutation(s.params, len(s.inputs[0].shape)) if len(s.inputs) == len(s.outputs) == 1 else None
+        if order is None:
+            kept.append(s)
+            continue
+        x, y = s.inputs[0], s.outputs[0]
+        y_readers = readers.get(id(y), [])
+        if y_readers and id(y) not in heads and y.alias_of is None \
+                and all(k in r.op.strided_inputs(r.params) for r, k in y_readers):
+            y.alias_of, y.permute = x, order
+            continue
+        maker, j = made_by.get(id(x), (None, 0))
+        if maker is not None and maker in kept and x.alias_of is None and id(x) not in heads \
+                and readers.get(id(x)) == [(s, 0)] and maker.fused_activation is None \
+                and j in maker.op.strided_outputs(maker.params):
+            x.alias_of, x.permute = y, tuple(sorted(range(len(order)), key=order.__getitem__))
+            continue
+        kept.append(s)
+    return kept
+
+
 def _grad_epilogues(forward_steps: list[Step], outputs: list[Value], viewed: set[int]) -> dict:
     """{(id(consumer step), input index): the fused step whose activation (and bias)
     gradient that consumer's backward finishes}: the fused step's output is read by that
@@ -328,12 +379,31 @@ def _grad_epilogues(forward_steps: list[Step], outputs: list[Value], viewed: set
 
 def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[str, Value],
                     arg_grads: dict[str, Value], grad_req: dict[str, str], grad_epilogues: dict):
-    needs_grad: set[int] = {id(v) for name, v in args.items() if name in arg_grads}
+    # A value and its permuted views have one gradient array between them: each needs a
+    # gradient when the other does.
+    permuted: dict[int, list[Value]] = {}
+    for s in forward_steps:
+        for v in s.inputs + s.outputs:
+            if v.permute is not None:
+                permuted.setdefault(id(v.alias_of), []).append(v)
+                permuted.setdefault(id(v), []).append(v.alias_of)
+    needs_grad: set[int] = set()
+
+    def mark(v: Value) -> None:
+        if id(v) not in needs_grad:
+            needs_grad.add(id(v))
+            for u in permuted.get(id(v), ()):
+                mark(u)
+
+    for name, v in args.items():
+        if name in arg_grads:
+            mark(v)
     for s in forward_steps:
         no_grad = s.op.no_grad_inputs(s.params)
         names = s.op.inputs(s.params)
         if any(id(v) in needs_grad and names[k] not in no_grad for k, v in enumerate(s.inputs)):
-            needs_grad.update(id(o) for o in s.outputs)
+            for o in s.outputs:
+                mark(o)
 
     grad_of: dict[int, Value] = {id(args[name]): g for name, g in arg_grads.items()}
     written: set[int] = set()
@@ -341,10 +411,18 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
 
     def gradient(value: Value) -> Value:
         if id(value) not in grad_of:
-            grad = Value(f"{value.name}_grad", value.shape, value.dtype, "grad")
+            # A permuted view's gradient is the same view of its source's gradient.
+            source = gradient(value.alias_of) if value.permute is not None else None
+            grad = Value(f"{value.name}_grad", value.shape, value.dtype, "grad", source, permute=value.permute)
             new_values.append(grad)
             grad_of[id(value)] = grad
         return grad_of[id(value)]
+
+    def existing_gradient(value: Value) -> Value | None:
+        """``value``'s gradient if some step has written it (through a permuted view too)."""
+        if id(value) in grad_of or value.permute is None:
+            return grad_of.get(id(value))
+        return gradient(value) if existing_gradient(value.alias_of) is not None else None
 
     producers = {id(o): s for s in forward_steps for o in s.outputs}
     head_grads: list[Value | None] = []
@@ -361,7 +439,9 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             head_grads.append(None)
 
     def first_write(v: Value) -> bool:
-        """Whether this contribution to v's gradient adds into it (and now it is written)."""
+        """Whether this contribution to v's gradient adds into it (and now it is written);
+        a permuted view's contributions are its source's."""
+        v = v.unpermuted()
         adds = id(v) in written or (v.kind == "arg" and grad_req.get(v.name) == "add")
         written.add(id(v))
         return adds
@@ -376,7 +456,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             continue
         zero_filled: list[Value] = []
         if s.op.needs_head_grad(s.params):
-            out_grads = [grad_of.get(id(o)) for o in s.outputs]
+            out_grads = [existing_gradient(o) for o in s.outputs]
             if all(g is None for g in out_grads):
                 continue  # nothing flows into this operator: it contributes no gradient
             # An output nothing reads has a zero gradient (as in MXNet): scratch of this step,

@@ -112,6 +112,9 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((0, 1, 2, 3) if p["use_length"] else (0, 1, 2), (0,)),
     no_grad_inputs=lambda p: {"valid_length"},
+    # The kernels take any strides: heads split or merged by a transpose cost nothing.
+    strided_inputs=lambda p: (0, 1, 2),
+    strided_outputs=lambda p: (0,),
     class_inputs=lambda p, shapes: {3: shapes[1][2] + 1} if p["use_length"] and shapes[1] else {},
     saved_for_backward=lambda p, shapes, dtypes: {"lse": _row_values(p, shapes, dtypes)},
     backward_temps=lambda p, shapes, dtypes: {"delta": _row_values(p, shapes, dtypes)},

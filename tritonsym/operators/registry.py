@@ -322,6 +322,18 @@ class OpDef:
     aux_inputs: Callable[[dict], set[str]] = lambda params: set()
     # Output index -> input index whose storage it shares as a view (reshape, identity).
     output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}
+    # An operator whose output is its one input with the axes permuted (transpose): the
+    # order, from the parameters and the input's number of dimensions; None where it is
+    # not (or is the identity, an ordinary view). Where every reader of the output reads
+    # it through strides, or the operator that made the input can write it through them,
+    # the program makes the output a permuted view (``Value.permute``) and drops the step:
+    # no launch and no memory, forward or backward.
+    permutation: Callable[[dict, int], tuple[int, ...] | None] = lambda params, ndim: None
+    # Inputs this operator reads through any strides, writing (or adding into) their
+    # gradients through the same strides; outputs it writes through any strides, reading
+    # their gradients so. A permutation next to them costs nothing (``permutation``).
+    strided_inputs: Callable[[dict], Sequence[int]] = lambda params: ()
+    strided_outputs: Callable[[dict], Sequence[int]] = lambda params: ()
     # Loss operators and BlockGrad make their own gradient and read no head gradient.
     needs_head_grad: Callable[[dict], bool] = lambda params: True
     # A loss operator multiplies the gradient it makes by ``BackwardArgs.loss_scale``;

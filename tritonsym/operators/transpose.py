@@ -1,6 +1,9 @@
 """transpose (MXNet's): the axes permuted (reversed by default). One strided copy each way:
 forward reads the input through the permuted strides, backward writes the input gradient
-through them. A permutation that keeps the order is a view (no launch, no memory)."""
+through them. A permutation that keeps the order is a view (no launch, no memory), and so
+is one whose readers all read through strides (attention's query, key and value) or whose
+input's maker writes through them (attention's output): the program then drops the step
+(``OpDef.permutation``)."""
 
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),
     output_aliases=lambda p: {0: 0} if _is_view(p) else {},
+    permutation=lambda p, ndim: None if _is_view(p) else permutation(p["axes"], ndim),
     backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if _is_view(p) else [],
     cheap=True,
 ))
