@@ -339,10 +339,11 @@ def _attention_backward_keys_kernel(
         sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
         sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
-        ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
-    """dK and dV of one tile of keys, streaming over the query tiles that see it."""
+        ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, DV_INTO_DK: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
+    """dK and dV of one tile of keys, streaming over the query tiles that see it; DV_INTO_DK
+    (key and value are one array, so are their gradients): dK + dV stored once, into DK."""
     head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
     sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
     sk_b, sk_h, sk_l = _aligned_rows(sk_b, sk_h, sk_l, ALIGN)
@@ -394,13 +395,16 @@ def _attention_backward_keys_kernel(
     # Keys past the length are masked from every query: their gradient is an exact zero, also
     # where a NaN query or head gradient met their (masked, 0) probability in the products.
     seen = (rn < keys_c)[:, None]
+    if WANT_DV:
+        dv = _nan_unless(tl.where(seen, dv, 0.0), valid, hits_v, HAS_LENGTH)
     if WANT_DK:
         dk = tl.where(seen, dk * (scale_hi.to(ACC) + scale_lo.to(ACC)), 0.0)
         dk = _nan_unless(dk, valid, hits_k, HAS_LENGTH)
+        if DV_INTO_DK:  # one store: a second one adding into the first could see it unwritten
+            dk = dk + dv
         store_result(DK, b_c[:, None] * sdk_b + h_c[:, None] * sdk_h + rn[:, None].to(tl.int64) * sdk_l
                      + rd[None, :] * sdk_d, dk, col_ok[:, None] & (rd < head_dim)[None, :], ACCUMULATE_DK)
-    if WANT_DV:
-        dv = _nan_unless(tl.where(seen, dv, 0.0), valid, hits_v, HAS_LENGTH)
+    if WANT_DV and not DV_INTO_DK:
         store_result(DV, b_c[:, None] * sdv_b + h_c[:, None] * sdv_h + rn[:, None].to(tl.int64) * sdv_l
                      + rv[None, :] * sdv_d, dv, col_ok[:, None] & (rv < value_dim)[None, :], ACCUMULATE_DV)
 
@@ -599,6 +603,7 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it."""
     fn = "attention_backward"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision)
+    dv_into_dk, queries_first = _shared_gradients(fn, (grad_q, grad_k, grad_v), accumulate)
     for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),
                           ("grad_v", grad_v, v)):
         if t is not None:
@@ -637,7 +642,7 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                                 *dk.stride(), *dv.stride()],
                                dict(WANT_DK=grad_k is not None, WANT_DV=grad_v is not None,
                                     ACCUMULATE_DK=bool(accumulate[1]), ACCUMULATE_DV=bool(accumulate[2]),
-                                    **common, **blocks)))
+                                    DV_INTO_DK=dv_into_dk, **common, **blocks)))
     if grad_q is not None:
         blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k, "queries")
 
@@ -648,7 +653,35 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                                [q, k, v, grad_out, lse, delta, grad_q, length, *halves, *shape, *strides,
                                 *grad_q.stride()],
                                dict(ACCUMULATE=bool(accumulate[0]), **common, **blocks)))
+        if queries_first:  # dQ is written first, dK / dV added into it (after the delta launch)
+            launches.insert(1, launches.pop())
     return launches
+
+
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors share any byte (their spans meet)."""
+    def span(t):
+        end = t.data_ptr() + (sum((n - 1) * st for n, st in zip(t.shape, t.stride())) + 1) * t.element_size()
+        return t.data_ptr(), end
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a.numel() > 0 and b.numel() > 0 and a0 < b1 and b0 < a1
+
+
+def _shared_gradients(fn: str, grads, accumulate) -> tuple[bool, bool]:
+    """Where one array is read as two of query, key and value (self-attention on one
+    array), their gradients are one array too: the first writes or adds, the later ones
+    must add (``accumulate``). (dK and dV summed into one store, dQ launched first)."""
+    names = ("grad_q", "grad_k", "grad_v")
+    shared = [(i, j) for i in range(3) for j in range(i + 1, 3)
+              if grads[i] is not None and grads[j] is not None and _overlap(grads[i], grads[j])]
+    for i, j in shared:
+        if not accumulate[j] or (grads[i].data_ptr(), grads[i].shape, grads[i].stride()) != \
+                (grads[j].data_ptr(), grads[j].shape, grads[j].stride()):
+            raise KernelArgumentError(f"{fn}: {names[i]} and {names[j]} share memory; they must be one array, "
+                                      f"{names[j]} adding into it (accumulate[{j}]), got accumulate "
+                                      f"{tuple(bool(a) for a in accumulate)}, shapes {tuple(grads[i].shape)} and "
+                                      f"{tuple(grads[j].shape)}, strides {grads[i].stride()} and {grads[j].stride()}")
+    return (1, 2) in shared, any(i == 0 for i, _ in shared)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, valid_length: torch.Tensor | None = None,
@@ -671,6 +704,9 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     backward = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads, causal=True)
     backward_len = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads,
                                            valid_length=length, accumulate=(True, True, True))
+    # Self-attention on one array as key and value: their gradients summed into one store.
+    one_kv = plan_attention_backward(out, q, k, k, out, lse, torch.empty_like(lse), grads[0], grads[1], grads[1],
+                                     accumulate=(False, False, True))
     # Heads of 40 features (Stable Diffusion's): rows a multiple of 8 elements, not 16 (ALIGN 8).
     narrow = [torch.empty(batch, heads, seq, 40, dtype=dtype) for _ in range(5)]
     narrow_backward = plan_attention_backward(narrow[0], *narrow[:3], narrow[3], lse, torch.empty_like(lse),
@@ -686,4 +722,5 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             ("attention backward keys causal", backward[1]),
             ("attention backward queries causal", backward[2]),
             ("attention backward keys with valid_length, accumulating", backward_len[1]),
-            ("attention backward queries with valid_length, accumulating", backward_len[2])]
+            ("attention backward queries with valid_length, accumulating", backward_len[2]),
+            ("attention backward keys, one array as key and value", one_kv[1])]

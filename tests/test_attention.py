@@ -190,6 +190,46 @@ def test_gradients_accumulate_and_repeat_bit_for_bit(rng, monkeypatch):
         np.testing.assert_allclose(b, a + 0.5, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("roles", ["xxx", "xxy", "xyx", "yxx"])
+@pytest.mark.parametrize("grad_req", ["write", "add"])
+def test_one_array_read_as_several_of_query_key_value(roles, grad_req, rng):
+    """Self-attention on one array: its gradient is dQ + dK + dV of the roles it plays, in
+    one array, whatever order the kernels run in (dQ is launched first and written; dK and
+    dV, one array, are summed before their one store). Was wrong when the query shared it."""
+    x, y = S.Variable("x"), S.Variable("y")
+    net = S.ScaledDotProductAttention(*(x if r == "x" else y for r in roles), causal=True)
+    shape, names = (2, 3, 19, 8), sorted(set(roles))
+    exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in names}, grad_req=grad_req,
+                          **{n: shape for n in names})
+    values = {n: rng.normal(size=shape) for n in names}
+    head = rng.normal(size=shape)
+    for n, value in values.items():
+        exe.arg_dict[n][...] = torch.as_tensor(value)
+        exe.grad_dict[n][...] = 0.25
+    exe.forward(is_train=True)
+    exe.backward([torch.as_tensor(head)])
+    leaves = {n: torch.tensor(value, requires_grad=True) for n, value in values.items()}
+    out = torch.nn.functional.scaled_dot_product_attention(*(leaves[r] for r in roles), is_causal=True)
+    out.backward(torch.as_tensor(head))
+    for n in names:
+        expected = leaves[n].grad.numpy() + (0.25 if grad_req == "add" else 0.0)
+        np.testing.assert_allclose(exe.grad_dict[n].numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=n)
+
+
+def test_shared_gradients_must_be_one_array_the_later_adding(rng):
+    q, k, v, out = (torch.as_tensor(rng.normal(size=(1, 2, 5, 4))) for _ in range(4))
+    lse, delta = torch.empty(10, dtype=torch.float64), torch.empty(10, dtype=torch.float64)
+    grad = torch.zeros_like(q)
+    with pytest.raises(KernelArgumentError, match=r"grad_q and grad_k share memory.*accumulate\[1\]"):
+        kernels.plan_attention_backward(out, q, k, v, out, lse, delta, grad, grad, None)
+    with pytest.raises(KernelArgumentError, match="grad_k and grad_v share memory"):
+        kernels.plan_attention_backward(out, q, k, v, out, lse, delta, None, grad, grad[:, :, :, :4].transpose(2, 3)
+                                        .transpose(2, 3), accumulate=(False, False, False))
+    launches = kernels.plan_attention_backward(out, q, k, v, out, lse, delta, grad, grad, None,
+                                               accumulate=(False, True, False))
+    assert [launch.kernel.fn.__name__ for launch in launches][1] == "_attention_backward_queries_kernel"
+
+
 def test_a_training_bind_keeps_one_value_per_query_row():
     q, k, v = S.Variable("q"), S.Variable("k"), S.Variable("v")
     net = S.ScaledDotProductAttention(q, k, v, causal=True, name="att")

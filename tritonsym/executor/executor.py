@@ -26,7 +26,7 @@ from .graphs import EAGER, PhaseGraphs
 from .memory import ParamRegion, Workspace, allocate, param_regions
 from .options import BindOptions
 from .prepare import prepare, shape_of
-from .program import Program, Step
+from .program import REPEATED, Program, Step
 from .report import MemoryReport, memory_report
 
 
@@ -194,6 +194,9 @@ class Executor:
                                                                                          saved=False)))
                 continue
             zeroing = [launch for g in step.zero_filled for launch in kernels.plan_fill(g.tensor, 0.0)]
+            # An array read at several inputs: the later inputs' gradients, in scratch, added in after.
+            adding = [launch for scratch, g in step.repeated_grads
+                      for launch in kernels.plan_copy(scratch.tensor, g.tensor, accumulate=True)]
             step.launches = zeroing + _launches(step, "backward", step.op.backward(BackwardArgs(
                 step.params,
                 [v.tensor if v is not None else None for v in step.inputs],
@@ -201,9 +204,9 @@ class Executor:
                 [g.tensor if g is not None else None for g in step.out_grads],
                 [g.tensor if g is not None else None for g in step.in_grads],
                 list(step.accumulate),
-                {k: v.tensor for k, v in step.temps.items() if not k.startswith("zero-filled ")},
+                {k: v.tensor for k, v in step.temps.items() if not k.startswith(("zero-filled ", REPEATED))},
                 step.epilogue, self._loss_scale, {k: v.tensor for k, v in step.saved.items()}, step.name,
-                list(step.input_shapes), _grad_epilogue_args(step))))
+                list(step.input_shapes), _grad_epilogue_args(step)))) + adding
         self._zero_launches = [launch for g in self._program.zero_grads for launch in kernels.plan_fill(g.tensor, 0.0)]
         self._zero_all_launches = [launch for g in self._program.arg_grads.values()
                                    for launch in kernels.plan_fill(g.tensor, 0.0)]

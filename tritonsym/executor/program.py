@@ -116,6 +116,10 @@ class Step:
     # (``OpDef.grad_epilogue_inputs``), with ``bias_grad`` a Value (or None).
     grad_epilogue: GradEpilogue | None = None
     epilogue_temps: tuple[str, ...] = ()  # the names of the temps the grad epilogue added
+    # (scratch, gradient): an array this backward step reads at several inputs gets the later
+    # inputs' gradients in scratch (in ``temps``), added into the gradient after the step's
+    # launches (``OpDef.repeated_input_grads`` False).
+    repeated_grads: list[tuple["Value", "Value"]] = field(default_factory=list)
 
     def gradient_accesses(self) -> tuple[list[Value], list[Value]]:
         """(gradients read, gradients written first) by a backward step: its input gradients
@@ -478,6 +482,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             in_grads.append(gradient(v))
             accumulate.append(first_write(v))
         temps = temp_values(s, "backward")
+        repeated = [] if s.op.repeated_input_grads else _scratch_for_repeated_inputs(s, in_grads, accumulate, temps)
         finish, epilogue_temps = None, ()
         for k, v in enumerate(s.inputs):
             producer = grad_epilogues.get((id(s), k))
@@ -517,10 +522,35 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
                           [v if k in need_out else None for k, v in enumerate(s.outputs)],
                           None, out_grads, in_grads, accumulate, temps, zero_filled=zero_filled,
                           saved=s.saved, input_shapes=[v.shape for v in s.inputs], grad_epilogue=finish,
-                          epilogue_temps=epilogue_temps))
+                          epilogue_temps=epilogue_temps, repeated_grads=repeated))
 
     zero_grads = [g for name, g in arg_grads.items() if id(args[name]) not in written and grad_req[name] == "write"]
     return steps, head_grads, zero_grads, new_values
+
+
+REPEATED = "repeated input "  # the prefix of the temps holding a repeated input's gradient
+
+
+def _scratch_for_repeated_inputs(s: Step, in_grads: list, accumulate: list, temps: dict) -> list[tuple[Value, Value]]:
+    """Where ``s`` reads one array at several inputs, the later inputs' gradients go to
+    scratch of the step (written, not added), to be added into the gradient after the
+    step's launches: an operator's kernels need not store its inputs' gradients in input
+    order (BatchNorm stored beta's before gamma's, so gamma's write lost beta's sum)."""
+    seen: set[int] = set()
+    repeated = []
+    names = s.op.inputs(s.params)
+    for k, grad in enumerate(in_grads):
+        if grad is None:
+            continue
+        array = id(s.inputs[k].unpermuted())
+        if array in seen:
+            v = s.inputs[k]
+            scratch = Value(f"{s.name}_{names[k]}_grad", v.shape, v.dtype, "temp")
+            temps[REPEATED + names[k]] = scratch
+            repeated.append((scratch, grad))
+            in_grads[k], accumulate[k] = scratch, False
+        seen.add(array)
+    return repeated
 
 
 def _activation_backward(fused: Step, out_grad: Value, steps: list[Step], new_values: list[Value]) -> Value:

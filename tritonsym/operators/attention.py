@@ -115,6 +115,8 @@ register(OpDef(
     # The kernels take any strides: heads split or merged by a transpose cost nothing.
     strided_inputs=lambda p: (0, 1, 2),
     strided_outputs=lambda p: (0,),
+    # Self-attention on one array: dQ launched first, dK + dV summed into one store (ops/attention.py).
+    repeated_input_grads=True,
     class_inputs=lambda p, shapes: {3: shapes[1][2] + 1} if p["use_length"] and shapes[1] else {},
     saved_for_backward=lambda p, shapes, dtypes: {"lse": _row_values(p, shapes, dtypes)},
     backward_temps=lambda p, shapes, dtypes: {"delta": _row_values(p, shapes, dtypes)},

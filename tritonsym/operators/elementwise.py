@@ -66,6 +66,8 @@ def _register_binary(name: str, kind: str):
         backward_needs=lambda p, epilogue: _needs(kernels.BINARY_NEEDS, kind, {"lhs": 0, "rhs": 1}),
         inplace=lambda p: [(0, 0), (1, 0)],
         backward_inplace=grad_over_out_grad(2),
+        # x * x: one kernel stores each element's lhs gradient, then adds its rhs gradient, from one thread
+        repeated_input_grads=True,
         cheap=True,
     ))
 

@@ -334,6 +334,12 @@ class OpDef:
     # their gradients so. A permutation next to them costs nothing (``permutation``).
     strided_inputs: Callable[[dict], Sequence[int]] = lambda params: ()
     strided_outputs: Callable[[dict], Sequence[int]] = lambda params: ()
+    # One array read at several inputs (x * x, self-attention) has one gradient array: the
+    # first of those inputs writes (or adds into) it, the later ones add. True: the backward
+    # keeps that order whatever order its launches and stores run in (an elementwise kernel
+    # storing each element's gradients from one thread, in input order). False: the later
+    # inputs' gradients go to scratch of the step, added in after its launches.
+    repeated_input_grads: bool = False
     # Loss operators and BlockGrad make their own gradient and read no head gradient.
     needs_head_grad: Callable[[dict], bool] = lambda params: True
     # A loss operator multiplies the gradient it makes by ``BackwardArgs.loss_scale``;
