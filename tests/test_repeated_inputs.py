@@ -88,7 +88,12 @@ def test_batch_norm_gamma_and_beta_one_array_through_scratch(grad_req, rng):
                                    rtol=1e-10, atol=1e-10, err_msg=name)
 
 
-def test_an_elementwise_square_needs_no_scratch():
-    """x * x declares its one kernel stores both gradients in order: no scratch, no extra launch."""
-    exe = (_x() * _x()).simple_bind(ts.cpu(), x=(3, 4))
+@pytest.mark.parametrize("case", ["x * x", "dot(x, x^T)", "batch_dot(x^T, x)", "Concat(x, x)",
+                                  "attention(x, x, x)"])
+def test_operators_that_store_in_input_order_need_no_scratch(case):
+    """They declare it (``repeated_input_grads``): one kernel storing each element's
+    gradients in order, or one launch per input gradient in input order: no scratch, no
+    extra launch (their gradients are checked above)."""
+    symbol, shapes = CASES[case]()
+    exe = symbol.simple_bind(ts.cpu(), **shapes)
     assert all(not s.repeated_grads for s in exe._program.backward_steps)

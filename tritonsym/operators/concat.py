@@ -66,6 +66,8 @@ register(OpDef(
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),
+    # Concat(x, x): one copy per input, launched in input order
+    repeated_input_grads=True,
     aliases=("concat",),
     cheap=True,
 ))

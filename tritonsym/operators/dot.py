@@ -75,4 +75,6 @@ register(OpDef(
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((0, 1), ()),
+    # dot(x, x): lhs's gradient launched before rhs's, which adds (and reads neither)
+    repeated_input_grads=True,
 ))
