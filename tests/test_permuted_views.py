@@ -189,3 +189,19 @@ def test_the_transformer_model_splits_and_merges_heads_for_free():
     program = exe._program
     assert not [s.name for s in program.forward_steps + program.backward_steps if s.op.name == "transpose"]
     assert sum(v.permute is not None for v in program.values) == cfg.layers * 4 * 2  # 4 per block, and their grads
+
+
+def test_one_array_read_as_itself_and_as_a_permuted_view_by_one_operator(rng):
+    """attention(x, transpose(x), v) with as many heads as positions: one gradient array
+    reached through two layouts; the view's gradient goes through scratch, added after."""
+    x, v = S.Variable("x"), S.Variable("v")
+    net = S.ScaledDotProductAttention(x, S.transpose(x, axes=HEADS), v)
+    shapes = {"x": (B, 5, 5, D), "v": (B, 5, 5, D)}
+    inputs = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    head = rng.normal(size=(B, 5, 5, D))
+    exe = _bind(net, shapes)
+    assert _copies(exe) == 0
+    step = next(s for s in exe._program.backward_steps if s.op.name == "ScaledDotProductAttention")
+    assert [grad.permute for _, grad in step.repeated_grads] == [HEADS]  # the view's, through scratch
+    _assert_same(_run(exe, inputs, head),
+                 _torch_grads(lambda x, v: _attention(x, x.permute(HEADS), v, causal=False), inputs, head))

@@ -39,8 +39,9 @@ What the rules receive:
   forward's ``a.saved`` is empty when nothing will read them (then it must not write them).
 - An output that nothing reads gets a zero gradient in ``a.out_grads``.
 - One array given at several inputs (``op(x, x)``) has one gradient array: without
-  ``repeated_input_grads=True`` the later inputs' gradients reach the rule as scratch of
-  the step (written, ``a.accumulate`` False) and are added in after its launches.
+  ``repeated_input_grads=True`` (or where it comes as two different views, one permuted)
+  the later inputs' gradients reach the rule as scratch of the step (written,
+  ``a.accumulate`` False) and are added in after its launches.
 - ``strided_inputs(params)`` / ``strided_outputs(params)`` -> indices: inputs and outputs
   (and their gradients) the kernels read and write through any strides; a ``transpose``
   next to them is then a permuted view, and the rule may receive non-contiguous tensors

@@ -482,7 +482,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             in_grads.append(gradient(v))
             accumulate.append(first_write(v))
         temps = temp_values(s, "backward")
-        repeated = [] if s.op.repeated_input_grads else _scratch_for_repeated_inputs(s, in_grads, accumulate, temps)
+        repeated = _scratch_for_repeated_inputs(s, in_grads, accumulate, temps)
         finish, epilogue_temps = None, ()
         for k, v in enumerate(s.inputs):
             producer = grad_epilogues.get((id(s), k))
@@ -535,21 +535,26 @@ def _scratch_for_repeated_inputs(s: Step, in_grads: list, accumulate: list, temp
     """Where ``s`` reads one array at several inputs, the later inputs' gradients go to
     scratch of the step (written, not added), to be added into the gradient after the
     step's launches: an operator's kernels need not store its inputs' gradients in input
-    order (BatchNorm stored beta's before gamma's, so gamma's write lost beta's sum)."""
-    seen: set[int] = set()
+    order (BatchNorm stored beta's before gamma's, so gamma's write lost beta's sum).
+    An operator declaring ``repeated_input_grads`` gets the one gradient at each input,
+    unless the array comes as two different views (one of them permuted)."""
+    first: dict[int, Value] = {}  # array -> the value its first input read it as
     repeated = []
     names = s.op.inputs(s.params)
     for k, grad in enumerate(in_grads):
         if grad is None:
             continue
-        array = id(s.inputs[k].unpermuted())
-        if array in seen:
-            v = s.inputs[k]
-            scratch = Value(f"{s.name}_{names[k]}_grad", v.shape, v.dtype, "temp")
-            temps[REPEATED + names[k]] = scratch
-            repeated.append((scratch, grad))
-            in_grads[k], accumulate[k] = scratch, False
-        seen.add(array)
+        v = s.inputs[k]
+        array = id(v.unpermuted())
+        if array not in first:
+            first[array] = v
+            continue
+        if first[array] is v and s.op.repeated_input_grads:
+            continue  # the operator keeps the order itself
+        scratch = Value(f"{s.name}_{names[k]}_grad", v.shape, v.dtype, "temp")
+        temps[REPEATED + names[k]] = scratch
+        repeated.append((scratch, grad))
+        in_grads[k], accumulate[k] = scratch, False
     return repeated
 
 

@@ -337,8 +337,9 @@ class OpDef:
     # One array read at several inputs (x * x, self-attention) has one gradient array: the
     # first of those inputs writes (or adds into) it, the later ones add. True: the backward
     # keeps that order whatever order its launches and stores run in (an elementwise kernel
-    # storing each element's gradients from one thread, in input order). False: the later
-    # inputs' gradients go to scratch of the step, added in after its launches.
+    # storing each element's gradients from one thread, in input order). False (and where
+    # the array comes as two different views, one permuted): the later inputs' gradients
+    # go to scratch of the step, added in after its launches.
     repeated_input_grads: bool = False
     # Loss operators and BlockGrad make their own gradient and read no head gradient.
     needs_head_grad: Callable[[dict], bool] = lambda params: True
