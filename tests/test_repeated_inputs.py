@@ -88,8 +88,8 @@ def test_batch_norm_gamma_and_beta_one_array_through_scratch(grad_req, rng):
                                    rtol=1e-10, atol=1e-10, err_msg=name)
 
 
-@pytest.mark.parametrize("case", ["x * x", "dot(x, x^T)", "batch_dot(x^T, x)", "Concat(x, x)",
-                                  "attention(x, x, x)"])
+@pytest.mark.parametrize("case", ["x * x", "broadcast_mul(x, x)", "dot(x, x^T)", "batch_dot(x^T, x)",
+                                  "Concat(x, x)", "attention(x, x, x)"])
 def test_operators_that_store_in_input_order_need_no_scratch(case):
     """They declare it (``repeated_input_grads``): one kernel storing each element's
     gradients in order, or one launch per input gradient in input order: no scratch, no

@@ -63,7 +63,8 @@ def embed(tokens, length: int, cfg: Config):
 
 
 def heads(x, cfg: Config, name: str):
-    """(B, L, D) -> (B, H, L, D/H): split the width into heads, heads before positions."""
+    """(B, L, D) -> (B, H, L, D/H): split the width into heads, heads before positions.
+    No copy: attention reads its inputs through strides, so the transpose is a view."""
     x = S.Reshape(x, shape=(0, 0, cfg.heads, -1), name=f"{name}_split")  # (B, L, H, D/H)
     return S.transpose(x, axes=(0, 2, 1, 3), name=f"{name}_heads")
 
@@ -73,7 +74,7 @@ def self_attention(x, cfg: Config, name: str):
     q, k, v = (heads(S.FullyConnected(x, num_hidden=cfg.width, flatten=False, name=f"{name}_{p}"), cfg, f"{name}_{p}")
                for p in ("query", "key", "value"))
     att = S.ScaledDotProductAttention(q, k, v, causal=True, name=f"{name}_attention")  # (B, H, L, D/H)
-    att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H)
+    att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H): attention writes it so
     att = S.Reshape(att, shape=(0, 0, -3), name=f"{name}_concat")  # (B, L, D)
     return S.FullyConnected(att, num_hidden=cfg.width, flatten=False, name=f"{name}_proj")
 

@@ -80,6 +80,9 @@ def _register_binary(name: str, kind: str):
         backward_needs=lambda p, epilogue: (tuple(k for k, side in enumerate(("lhs", "rhs"))
                                                   if side in elementwise.BINARY_NEEDS[kind]), ()),
         backward_temps=temps,
+        # broadcast_mul(x, x): one array has one shape, the output's, so nothing is summed
+        # and one elementwise kernel stores each element's two gradients in order
+        repeated_input_grads=True,
         aliases=ALIASES.get(name, ()),
         cheap=True,
     ))
