@@ -231,7 +231,7 @@ def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, 
 
 @triton.jit
 def _attention_forward_kernel(
-        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
+        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim, value_dim,
         sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, KEEP_LSE: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
@@ -251,8 +251,8 @@ def _attention_forward_kernel(
     q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
     _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
     keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
-    K_ = K + b_c * sk_b + h_c * sk_h
-    V_ = V + b_c * sv_b + h_c * sv_h
+    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h  # grouped query heads share a key and value head
+    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
     m_i = tl.full((GROUP * BLOCK_M,), float("-inf"), ACC)
     l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
     acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
@@ -335,15 +335,17 @@ def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pa
 
 @triton.jit
 def _attention_backward_keys_kernel(
-        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
-        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
+        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim,
+        value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
         sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
         ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, DV_INTO_DK: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
     """dK and dV of one tile of keys, streaming over the query tiles that see it; DV_INTO_DK
-    (key and value are one array, so are their gradients): dK + dV stored once, into DK."""
+    (key and value are one array, so are their gradients): dK + dV stored once, into DK.
+    With grouped query heads (``kv_group`` > 1) a tile is one query head's share: DK and DV
+    are then per query head, summed over each group by ``_group_sum_kernel``."""
     head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
     sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
     sk_b, sk_h, sk_l = _aligned_rows(sk_b, sk_h, sk_l, ALIGN)
@@ -359,9 +361,10 @@ def _attention_backward_keys_kernel(
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if Q.dtype.element_ty == tl.float64 else tl.float32
     keys_c, valid = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
-    kt = tl.load(K + b_c[None, :] * sk_b + h_c[None, :] * sk_h + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
+    kv_c = h_c // kv_group
+    kt = tl.load(K + b_c[None, :] * sk_b + kv_c[None, :] * sk_h + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
                  mask=(rn < keys_c)[None, :] & (rd < head_dim)[:, None], other=0.0)
-    v = tl.load(V + b_c[:, None] * sv_b + h_c[:, None] * sv_h + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
+    v = tl.load(V + b_c[:, None] * sv_b + kv_c[:, None] * sv_h + rn[:, None].to(tl.int64) * sv_l + rv[None, :] * sv_d,
                 mask=(rn < keys_c)[:, None] & (rv < value_dim)[None, :], other=0.0)
     kt = _operand(kt, UPCAST)
     v = _operand(v, UPCAST)
@@ -434,8 +437,8 @@ def _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, star
 
 @triton.jit
 def _attention_backward_queries_kernel(
-        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, pairs, heads, seq_q, seq_k, head_dim, value_dim,
-        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
+        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim,
+        value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
         sdq_b, sdq_h, sdq_l, sdq_d,
         CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
@@ -461,8 +464,8 @@ def _attention_backward_queries_kernel(
     delta = tl.load(DELTA + rows, mask=row_ok, other=0.0)
     _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
     keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
-    K_ = K + b_c * sk_b + h_c * sk_h
-    V_ = V + b_c * sv_b + h_c * sv_h
+    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h  # grouped query heads share a key and value head
+    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
     dq = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
     hits = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
     below, end = _key_blocks(keys_c, start_m, CAUSAL, BLOCK_M, BLOCK_N)  # as the forward
@@ -479,6 +482,31 @@ def _attention_backward_queries_kernel(
     dq = _nan_unless(dq, valid, hits, HAS_LENGTH)
     store_result(DQ, b_r[:, None] * sdq_b + h_r[:, None] * sdq_h + rm[:, None].to(tl.int64) * sdq_l
                  + rd[None, :] * sdq_d, dq, row_ok[:, None] & (rd < head_dim)[None, :], ACCUMULATE)
+
+
+@triton.jit
+def _group_sum_kernel(SRC, SRC2, DST, rows, kv_heads, seq_k, kv_group, dim, ss_b, ss_h, ss_l, ss_d,
+                      sd_b, sd_h, sd_l, sd_d, SECOND: tl.constexpr, ACCUMULATE: tl.constexpr,
+                      BLOCK_D: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+    """DST[b, g, j] = (+)= sum over the group's query heads h of SRC[b, h, j] (+ SRC2[b, h, j]
+    with SECOND: key and value one array): the per-query-head gradients of a shared key or
+    value head, added in head order (the same bits every run), rounded once."""
+    dim = aligned(dim, ALIGN)
+    ss_b, ss_h, ss_l = _aligned_rows(ss_b, ss_h, ss_l, ALIGN)
+    sd_b, sd_h, sd_l = _aligned_rows(sd_b, sd_h, sd_l, ALIGN)
+    row = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    pos, pair = row % seq_k, row // seq_k
+    b, g = pair // kv_heads, pair % kv_heads
+    rd = tl.arange(0, BLOCK_D)
+    mask = (row < rows)[:, None] & (rd < dim)[None, :]
+    ACC = tl.float64 if SRC.dtype.element_ty == tl.float64 else tl.float32
+    total = tl.zeros((BLOCK, BLOCK_D), ACC)
+    for i in range(0, kv_group):
+        at = (b * ss_b + (g * kv_group + i) * ss_h + pos * ss_l)[:, None] + rd[None, :] * ss_d
+        total += tl.load(SRC + at, mask=mask, other=0.0).to(ACC)
+        if SECOND:
+            total += tl.load(SRC2 + at, mask=mask, other=0.0).to(ACC)
+    store_result(DST, (b * sd_b + g * sd_h + pos * sd_l)[:, None] + rd[None, :] * sd_d, total, mask, ACCUMULATE)
 
 
 # ------------------------------------------------------------------ launchers
@@ -507,7 +535,7 @@ def alignment(head_dim: int, value_dim: int, *tensors: torch.Tensor) -> int:
                                 *(s for t in tensors for s in t.stride()[:3]))
 
 
-def _check(fn: str, q, k, v, length, precision: str):
+def _check(fn: str, q, k, v, length, precision: str, enable_gqa: bool):
     for name, t in (("query", q), ("key", k), ("value", v)):
         check_tensor(fn, name, t)
         if t.dim() != 4:
@@ -516,11 +544,14 @@ def _check(fn: str, q, k, v, length, precision: str):
     if not (q.dtype == k.dtype == v.dtype) or not (q.device == k.device == v.device):
         raise KernelArgumentError(f"{fn}: query ({q.dtype} on {q.device}), key ({k.dtype} on {k.device}) and value "
                                   f"({v.dtype} on {v.device}) must share a dtype and a device")
-    (batch, heads, seq_q, head_dim), (seq_k, value_dim) = q.shape, (k.shape[2], v.shape[3])
-    if tuple(k.shape) != (batch, heads, seq_k, head_dim) or tuple(v.shape[:3]) != (batch, heads, seq_k):
+    (batch, heads, seq_q, head_dim), (kv_heads, seq_k, value_dim) = q.shape, (k.shape[1], k.shape[2], v.shape[3])
+    if tuple(k.shape) != (batch, kv_heads, seq_k, head_dim) or tuple(v.shape[:3]) != (batch, kv_heads, seq_k):
         raise KernelArgumentError(f"{fn}: query {tuple(q.shape)}, key {tuple(k.shape)} and value {tuple(v.shape)} "
-                                  "must be (batch, heads, seq_q, head_dim), (batch, heads, seq_k, head_dim) and "
-                                  "(batch, heads, seq_k, value_dim)")
+                                  "must be (batch, heads, seq_q, head_dim), (batch, kv_heads, seq_k, head_dim) and "
+                                  "(batch, kv_heads, seq_k, value_dim)")
+    if kv_heads != heads and not (enable_gqa and kv_heads and heads % kv_heads == 0):
+        raise KernelArgumentError(f"{fn}: query has {heads} heads, key and value {kv_heads}: they must be equal, or "
+                                  f"with enable_gqa=True (now {enable_gqa}) the query's a multiple of theirs")
     if min(q.shape) == 0 or seq_k == 0 or value_dim == 0:
         raise KernelArgumentError(f"{fn}: query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}: "
                                   "attention needs at least one query, key and feature")
@@ -538,6 +569,11 @@ def _check(fn: str, q, k, v, length, precision: str):
     if precision not in PRECISIONS:
         raise KernelArgumentError(f"{fn}: precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     return batch, heads, seq_q, seq_k, head_dim, value_dim
+
+
+def query_heads_per_key(q: torch.Tensor, k: torch.Tensor) -> int:
+    """How many query heads share each key and value head (1 unless grouped)."""
+    return q.shape[1] // k.shape[1]
 
 
 def _options(q: torch.Tensor, precision: str) -> dict:
@@ -558,11 +594,13 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None, *,
                            valid_length: torch.Tensor | None = None, causal: bool = False,
                            scale: float | None = None, lse: torch.Tensor | None = None,
-                           precision: str = "ieee") -> list[Launch]:
+                           precision: str = "ieee", enable_gqa: bool = False) -> list[Launch]:
     """``out = softmax(q k^T * scale + mask) v``; ``lse`` (``lse_shape``, ``compute_dtype``),
-    when given, receives each query row's log-sum-exp for the backward."""
+    when given, receives each query row's log-sum-exp for the backward. ``enable_gqa``: k and
+    v may have fewer heads, each shared by a group of consecutive query heads (torch's
+    ``enable_gqa``: query head h reads key head h // (heads // kv_heads))."""
     fn = "attention"
-    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision)
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
     out = prepare_out(fn, "out", out, (batch, heads, seq_q, value_dim), q.dtype, q.device)
     check_writable(fn, "out", out)
     if lse is not None:
@@ -576,7 +614,7 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
 
     return [Launch(_attention_forward_kernel, grid,
                    [q, k, v, out, lse if lse is not None else out, valid_length if valid_length is not None else q,
-                    *_scale_halves(scale), pairs, heads, seq_q, seq_k, head_dim, value_dim,
+                    *_scale_halves(scale), pairs, heads, query_heads_per_key(q, k), seq_q, seq_k, head_dim, value_dim,
                     *q.stride(), *k.stride(), *v.stride(), *out.stride()],
                    dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
                         BLOCK_D=_dim_block(head_dim), BLOCK_DV=_dim_block(value_dim),
@@ -597,12 +635,17 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                             grad_q: torch.Tensor | None, grad_k: torch.Tensor | None, grad_v: torch.Tensor | None,
                             *, valid_length: torch.Tensor | None = None, causal: bool = False,
                             scale: float | None = None, accumulate=(False, False, False),
-                            precision: str = "ieee") -> list[Launch]:
+                            precision: str = "ieee", enable_gqa: bool = False,
+                            head_grads: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[Launch]:
     """The gradients of ``out`` (what the forward wrote, with its log-sum-exp ``lse``) into
     ``grad_q``, ``grad_k``, ``grad_v`` (None: not wanted); ``delta`` is a scratch of
-    ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it."""
+    ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it.
+    With grouped query heads (``enable_gqa``, k and v with fewer heads than q),
+    ``head_grads`` is scratch for each query head's share of dK and dV
+    (``grouped_head_grads_shapes``, ``compute_dtype``), summed over each group after."""
     fn = "attention_backward"
-    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision)
+    batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
+    kv_group = query_heads_per_key(q, k)
     dv_into_dk, queries_first = _shared_gradients(fn, (grad_q, grad_k, grad_v), accumulate)
     for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),
                           ("grad_v", grad_v, v)):
@@ -623,7 +666,7 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     common = dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
                   BLOCK_DV=_dim_block(value_dim), ALIGN=align, **_options(q, precision))
     pairs = batch * heads
-    shape = [pairs, heads, seq_q, seq_k, head_dim, value_dim]
+    shape = [pairs, heads, kv_group, seq_q, seq_k, head_dim, value_dim]
     strides = [*q.stride(), *k.stride(), *v.stride(), *grad_out.stride()]
     rows = pairs * seq_q
     row_block = 1024 if INTERPRET else 64  # one (batch, head, query) row per thread group; few programs interpreted
@@ -637,12 +680,17 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
             return (triton.cdiv(pairs, meta["GROUP"]), triton.cdiv(seq_k, meta["BLOCK_N"]))
 
         dk, dv = (grad_k if grad_k is not None else k), (grad_v if grad_v is not None else v)
+        if kv_group > 1:  # each query head's share first, then summed over its group
+            dk, dv = _check_head_grads(fn, head_grads, q, k, v)
         launches.append(Launch(_attention_backward_keys_kernel, keys_grid,
                                [q, k, v, grad_out, lse, delta, dk, dv, length, *halves, *shape, *strides,
                                 *dk.stride(), *dv.stride()],
                                dict(WANT_DK=grad_k is not None, WANT_DV=grad_v is not None,
-                                    ACCUMULATE_DK=bool(accumulate[1]), ACCUMULATE_DV=bool(accumulate[2]),
-                                    DV_INTO_DK=dv_into_dk, **common, **blocks)))
+                                    ACCUMULATE_DK=bool(accumulate[1]) and kv_group == 1,
+                                    ACCUMULATE_DV=bool(accumulate[2]) and kv_group == 1,
+                                    DV_INTO_DK=dv_into_dk and kv_group == 1, **common, **blocks)))
+        if kv_group > 1:
+            launches += _group_sums(dk, dv, grad_k, grad_v, accumulate, dv_into_dk, kv_group)
     if grad_q is not None:
         blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k, "queries")
 
@@ -655,6 +703,43 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                                dict(ACCUMULATE=bool(accumulate[0]), **common, **blocks)))
         if queries_first:  # dQ is written first, dK / dV added into it (after the delta launch)
             launches.insert(1, launches.pop())
+    return launches
+
+
+def grouped_head_grads_shapes(q_shape, k_shape, v_shape) -> tuple[tuple, tuple]:
+    """The scratch of a grouped-query backward: dK's and dV's shares per query head."""
+    return (*q_shape[:2], *k_shape[2:]), (*q_shape[:2], *v_shape[2:])
+
+
+def _check_head_grads(fn, head_grads, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+    want = grouped_head_grads_shapes(q.shape, k.shape, v.shape)
+    if head_grads is None or len(head_grads) != 2:
+        raise KernelArgumentError(f"{fn}: query has {q.shape[1]} heads, key and value {k.shape[1]}: the backward "
+                                  f"needs head_grads, scratch of shapes {want[0]} and {want[1]}")
+    for name, t, shape in zip(("head_grads[0]", "head_grads[1]"), head_grads, want):
+        check_tensor(fn, name, t, (compute_dtype(q.dtype),))
+        check_writable(fn, name, t)
+        if tuple(t.shape) != shape or not t.is_contiguous() or t.device != q.device:
+            raise KernelArgumentError(f"{fn}: {name} must be contiguous {compute_dtype(q.dtype)} of shape {shape} on "
+                                      f"{q.device}, got {tuple(t.shape)} with strides {t.stride()} on {t.device}")
+    return head_grads
+
+
+def _group_sums(dk_heads, dv_heads, grad_k, grad_v, accumulate, dv_into_dk: bool, kv_group: int) -> list[Launch]:
+    """Each key (value) head's gradient: its query heads' shares summed, written or added
+    (``accumulate``); key and value one array: both sums in one store."""
+    launches = []
+    for heads_grad, grad, second, acc in ((dk_heads, grad_k, dv_into_dk, accumulate[1]),
+                                          (dv_heads, None if dv_into_dk else grad_v, False, accumulate[2])):
+        if grad is None:
+            continue
+        batch, kv_heads, seq_k, dim = grad.shape
+        rows, block = batch * kv_heads * seq_k, 1024 if INTERPRET else 32
+        launches.append(Launch(_group_sum_kernel, (triton.cdiv(rows, block),),
+                               [heads_grad, dv_heads, grad, rows, kv_heads, seq_k, kv_group, dim,
+                                *heads_grad.stride(), *grad.stride()],
+                               dict(SECOND=second, ACCUMULATE=bool(acc), BLOCK_D=_dim_block(dim),
+                                    ALIGN=alignment(dim, dim, heads_grad, grad), BLOCK=block)))
     return launches
 
 
@@ -685,10 +770,11 @@ def _shared_gradients(fn: str, grads, accumulate) -> tuple[bool, bool]:
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, valid_length: torch.Tensor | None = None,
-              causal: bool = False, scale: float | None = None, precision: str = "ieee") -> torch.Tensor:
+              causal: bool = False, scale: float | None = None, precision: str = "ieee",
+              enable_gqa: bool = False) -> torch.Tensor:
     """Standalone forward (no log-sum-exp kept)."""
     launches = plan_attention_forward(q, k, v, valid_length=valid_length, causal=causal, scale=scale,
-                                      precision=precision)
+                                      precision=precision, enable_gqa=enable_gqa)
     for launch in launches:
         launch()
     return launches[0].args[3]
@@ -707,6 +793,13 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     # Self-attention on one array as key and value: their gradients summed into one store.
     one_kv = plan_attention_backward(out, q, k, k, out, lse, torch.empty_like(lse), grads[0], grads[1], grads[1],
                                      accumulate=(False, False, True))
+    # Grouped query heads (16 query heads on 4 key and value heads; 3 on 1): each query
+    # head's share of dK and dV, then summed over its group.
+    kv = [torch.empty(batch, max(1, heads // 4), seq, head_dim, dtype=dtype) for _ in range(4)]
+    shares = [torch.empty(shape, dtype=compute_dtype(dtype))
+              for shape in grouped_head_grads_shapes(q.shape, kv[0].shape, kv[1].shape)]
+    grouped = plan_attention_backward(out, q, kv[0], kv[1], out, lse, torch.empty_like(lse), grads[0], kv[2], kv[3],
+                                      enable_gqa=True, head_grads=shares)
     # Heads of 40 features (Stable Diffusion's): rows a multiple of 8 elements, not 16 (ALIGN 8).
     narrow = [torch.empty(batch, heads, seq, 40, dtype=dtype) for _ in range(5)]
     narrow_backward = plan_attention_backward(narrow[0], *narrow[:3], narrow[3], lse, torch.empty_like(lse),
@@ -723,4 +816,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             ("attention backward queries causal", backward[2]),
             ("attention backward keys with valid_length, accumulating", backward_len[1]),
             ("attention backward queries with valid_length, accumulating", backward_len[2]),
-            ("attention backward keys, one array as key and value", one_kv[1])]
+            ("attention backward keys, one array as key and value", one_kv[1]),
+            ("attention forward, grouped query heads", plan_attention_forward(q, kv[0], kv[1], out, lse=lse,
+                                                                              enable_gqa=True)[0]),
+            ("attention backward keys, grouped query heads", grouped[1]),
+            ("attention backward key heads summed over their query heads", grouped[2])]

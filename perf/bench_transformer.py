@@ -17,7 +17,7 @@ Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUD
 torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
-     [--layers 4] [--no-compile]
+     [--layers 4] [--kv-heads 2] [--no-compile]
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
             b = f"block{k}"
             h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm1_gamma"], P[f"{b}_norm1_beta"], 1e-5)
             q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
-                         .view(batch, seq, cfg.heads, -1).transpose(1, 2) for n in ("query", "key", "value"))
-            a = F.scaled_dot_product_attention(q, key, v, is_causal=True).transpose(1, 2).reshape(batch, seq, -1)
+                         .view(batch, seq, count, -1).transpose(1, 2)
+                         for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
+            a = F.scaled_dot_product_attention(q, key, v, is_causal=True, enable_gqa=cfg.key_heads != cfg.heads)
+            a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
             h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm2_gamma"], P[f"{b}_norm2_beta"], 1e-5)
             h = F.gelu(F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"]))
@@ -161,7 +163,8 @@ def row(state: dict) -> dict:
     ours_peak, eager_peak = state["ours_peak"], state["eager_peak"]
     tokens_per_s = batch * seq / t["ours"] * 1e3
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
-            "model": f"{cfg.layers}x{cfg.width} h{cfg.heads} v{cfg.vocab}",
+            "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
+                     f"v{cfg.vocab}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -179,6 +182,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="8x1024,32x256" if ON_GPU else "4x16", help="batch x seq, comma-separated")
     parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
     parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
+    parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -199,7 +203,7 @@ def main() -> None:
     for name in names:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
-                                     layers=args.layers, dtype=name)
+                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

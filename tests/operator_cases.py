@@ -579,7 +579,7 @@ for _kind in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
 # ------------------------------------------------------------ ScaledDotProductAttention
 
 
-def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False):
+def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False, gqa=False):
     shapes = {"query": q, "key": k, "value": v}
     values = {}
     if lengths:
@@ -589,11 +589,12 @@ def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False):
     def used(v_):
         return v_["query"], v_["key"], v_["value"], causal, scale, v_.get("valid_length")
 
+    forward, grads = (o.grouped_attention, o.grouped_attention_grads) if gqa else (o.attention, o.attention_grads)
     case(id=id, op="ScaledDotProductAttention",
-         build=lambda: S.ScaledDotProductAttention(
-             *(S.Variable(n) for n in shapes), causal=causal, scale=scale, use_length=lengths, name="att"),
-         shapes=shapes, values=values, forward=lambda v_: o.attention(*used(v_)),
-         backward=lambda v_, h: dict(zip(("query", "key", "value"), o.attention_grads(h, *used(v_)))),
+         build=lambda: S.ScaledDotProductAttention(*(S.Variable(n) for n in shapes), causal=causal, scale=scale,
+                                                   use_length=lengths, enable_gqa=gqa, name="att"),
+         shapes=shapes, values=values, forward=lambda v_: forward(*used(v_)),
+         backward=lambda v_, h: dict(zip(("query", "key", "value"), grads(h, *used(v_)))),
          no_grad=("valid_length",) if lengths else ())
 
 
@@ -603,3 +604,7 @@ _attention_case("attention_causal_scaled", (2, 2, 9, 8), (2, 2, 9, 8), (2, 2, 9,
 _attention_case("attention_valid_length", (3, 2, 6, 5), (3, 2, 6, 5), (3, 2, 6, 5), lengths=True)
 _attention_case("attention_causal_valid_length", (2, 1, 7, 3), (2, 1, 7, 3), (2, 1, 7, 3), causal=True,
                 lengths=True)
+# grouped query heads (3 per key head), and one key head for all (multi-query)
+_attention_case("attention_grouped_query_heads", (2, 6, 5, 4), (2, 2, 7, 4), (2, 2, 7, 3), gqa=True)
+_attention_case("attention_multi_query_causal_valid_length", (2, 3, 6, 5), (2, 1, 6, 5), (2, 1, 6, 5), causal=True,
+                lengths=True, gqa=True)

@@ -345,3 +345,20 @@ def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None):
     ds = np.where(keep, p * (dp - np.where(keep, dp * p, 0.0).sum(-1, keepdims=True)), 0.0)
     return (_kept_sum(ds, k, keep, "keys") * scale, _kept_sum(ds, q, keep, "queries") * scale,
             _kept_sum(p, h, keep, "queries"))
+
+
+def grouped_attention(q, k, v, causal=False, scale=None, lengths=None):
+    """Grouped-query attention: key and value head g serves query heads g*group .. g*group +
+    group - 1 (group = query heads / key heads), as if repeated to the query's heads."""
+    group = q.shape[1] // k.shape[1]
+    return attention(q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths)
+
+
+def grouped_attention_grads(h, q, k, v, causal=False, scale=None, lengths=None):
+    """The gradients of ``grouped_attention``: a shared head's gradient sums its query heads'."""
+    group = q.shape[1] // k.shape[1]
+    dq, dk, dv = attention_grads(h, q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths)
+
+    def fold(g):
+        return g.reshape(g.shape[0], k.shape[1], group, *g.shape[2:]).sum(2)
+    return dq, fold(dk), fold(dv)

@@ -2,7 +2,8 @@
 scaled_dot_product_attention at lengths no block size divides (blocks shrunk so every tail,
 diagonal and skipped-block path runs), head_dim 16-128 and odd ones, strided inputs,
 invalid lengths, NaN placed exactly as the math places it across many blocks, what a
-training bind keeps (one value per query row), accumulation, determinism and errors."""
+training bind keeps (one value per query row), accumulation, determinism, grouped query
+heads (``enable_gqa``) and errors."""
 
 from __future__ import annotations
 
@@ -190,30 +191,33 @@ def test_gradients_accumulate_and_repeat_bit_for_bit(rng, monkeypatch):
         np.testing.assert_allclose(b, a + 0.5, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("roles", ["xxx", "xxy", "xyx", "yxx"])
-@pytest.mark.parametrize("grad_req", ["write", "add"])
-def test_one_array_read_as_several_of_query_key_value(roles, grad_req, rng):
-    """Self-attention on one array: its gradient is dQ + dK + dV of the roles it plays, in
-    one array, whatever order the kernels run in (dQ is launched first and written; dK and
-    dV, one array, are summed before their one store). Was wrong when the query shared it."""
-    x, y = S.Variable("x"), S.Variable("y")
-    net = S.ScaledDotProductAttention(*(x if r == "x" else y for r in roles), causal=True)
-    shape, names = (2, 3, 19, 8), sorted(set(roles))
-    exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in names}, grad_req=grad_req,
-                          **{n: shape for n in names})
-    values = {n: rng.normal(size=shape) for n in names}
-    head = rng.normal(size=shape)
+def _roles_against_torch(roles: str, shapes: dict, grad_req: str, rng, **options) -> None:
+    """Attention of the arrays named by ``roles`` (query, key, value), bound with grad_req
+    write or add (over 0.25), against torch autograd in float64."""
+    arrays = {n: S.Variable(n) for n in shapes}
+    net = S.ScaledDotProductAttention(*(arrays[r] for r in roles), causal=True, **options)
+    exe = net.simple_bind(ts.cpu(), type_dict={n: "float64" for n in shapes}, grad_req=grad_req, **shapes)
+    values, head = {n: rng.normal(size=s) for n, s in shapes.items()}, rng.normal(size=shapes[roles[0]])
     for n, value in values.items():
         exe.arg_dict[n][...] = torch.as_tensor(value)
         exe.grad_dict[n][...] = 0.25
     exe.forward(is_train=True)
     exe.backward([torch.as_tensor(head)])
     leaves = {n: torch.tensor(value, requires_grad=True) for n, value in values.items()}
-    out = torch.nn.functional.scaled_dot_product_attention(*(leaves[r] for r in roles), is_causal=True)
+    out = torch.nn.functional.scaled_dot_product_attention(*(leaves[r] for r in roles), is_causal=True, **options)
     out.backward(torch.as_tensor(head))
-    for n in names:
+    for n in shapes:
         expected = leaves[n].grad.numpy() + (0.25 if grad_req == "add" else 0.0)
         np.testing.assert_allclose(exe.grad_dict[n].numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=n)
+
+
+@pytest.mark.parametrize("roles", ["xxx", "xxy", "xyx", "yxx"])
+@pytest.mark.parametrize("grad_req", ["write", "add"])
+def test_one_array_read_as_several_of_query_key_value(roles, grad_req, rng):
+    """Self-attention on one array: its gradient is dQ + dK + dV of the roles it plays, in
+    one array, whatever order the kernels run in (dQ is launched first and written; dK and
+    dV, one array, are summed before their one store). Was wrong when the query shared it."""
+    _roles_against_torch(roles, {n: (2, 3, 19, 8) for n in sorted(set(roles))}, grad_req, rng)
 
 
 def test_shared_gradients_must_be_one_array_the_later_adding(rng):
@@ -294,3 +298,102 @@ def test_kernel_argument_errors():
         kernels.attention(q, q, q, valid_length=torch.ones(2))
     with pytest.raises(ts.base.ParamError, match="scale=inf"):
         S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), scale=float("inf"))
+
+
+# ------------------------------------------------------------ grouped query heads (enable_gqa)
+
+GROUPED = [  # (batch, heads, kv_heads, seq_q, seq_k, head_dim, value_dim, causal, lengths)
+    (2, 6, 2, 37, 37, 24, 24, True, False),
+    (2, 4, 1, 33, 50, 16, 8, False, True),  # multi-query: one key and value head for all
+    (1, 8, 4, 21, 21, 40, 40, True, True),
+]
+
+
+@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("config", GROUPED, ids=lambda c: "x".join(map(str, c[:7])) + "_causal" * c[7] + "_len" * c[8])
+def test_grouped_query_heads_equal_torch_in_float64(config, blocks, monkeypatch, rng):
+    """Query head h reads key and value head h // (heads // kv_heads), as torch's enable_gqa;
+    a shared head's gradient sums its query heads' shares, written or added."""
+    _tiles(monkeypatch, *blocks)
+    batch, heads, kv_heads, lq, lk, d, dv, causal, use_length = config
+    q, head = rng.normal(size=(batch, heads, lq, d)), rng.normal(size=(batch, heads, lq, dv))
+    k, v = rng.normal(size=(batch, kv_heads, lk, d)), rng.normal(size=(batch, kv_heads, lk, dv))
+    lengths = rng.integers(1, lk + 1, batch) if use_length else None
+    leaves = [torch.from_numpy(x).requires_grad_() for x in (q, k, v)]
+    mask = torch.ones(batch, 1, lq, lk, dtype=torch.bool)
+    if causal:
+        mask &= torch.ones(lq, lk, dtype=torch.bool).tril()
+    if lengths is not None:
+        mask &= (torch.arange(lk) < torch.from_numpy(lengths)[:, None])[:, None, None, :]
+    want = torch.nn.functional.scaled_dot_product_attention(*leaves, attn_mask=mask, enable_gqa=True)
+    want.backward(torch.from_numpy(head))
+    t = [torch.from_numpy(x) for x in (q, k, v)]
+    length = None if lengths is None else torch.from_numpy(lengths).to(torch.int32)
+    out = torch.full((batch, heads, lq, dv), float("nan"), dtype=torch.float64)
+    lse = torch.empty(kernels.lse_shape(batch, heads, lq), dtype=torch.float64)
+    scratch = [torch.full(shape, float("nan"), dtype=torch.float64)
+               for shape in kernels.grouped_head_grads_shapes(q.shape, k.shape, v.shape)]
+    for accumulate in (False, True):
+        grads = [torch.full_like(x, 0.5 if accumulate else float("nan")) for x in t]
+        launches = kernels.plan_attention_forward(*t, out, valid_length=length, causal=causal, lse=lse,
+                                                  enable_gqa=True)
+        launches += kernels.plan_attention_backward(torch.from_numpy(head), *t, out, lse, torch.empty_like(lse),
+                                                    *grads, valid_length=length, causal=causal,
+                                                    accumulate=(accumulate,) * 3, enable_gqa=True,
+                                                    head_grads=scratch)
+        for launch in launches:
+            launch()
+        for name, g, w in zip(("output", "query", "key", "value"), [out, *grads], [want, *(x.grad for x in leaves)]):
+            w = w.detach() + (0.5 if accumulate and name != "output" else 0.0)
+            torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name}, accumulate: {m}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_grouped_query_heads_in_each_dtype_against_the_oracle(dtype, monkeypatch, rng):
+    """The shares of a key head are summed in float32 and rounded once."""
+    _tiles(monkeypatch, 16, 32, 2)
+    q, head = (to_numpy(torch.from_numpy(rng.normal(size=(2, 6, 40, 32))).to(dtype)) for _ in range(2))
+    k, v = (to_numpy(torch.from_numpy(rng.normal(size=(2, 2, 40, 32))).to(dtype)) for _ in range(2))
+    net = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), causal=True,
+                                      enable_gqa=True)
+    exe = net.simple_bind(ts.cpu(), type_dict={n: dtype for n in "qkv"}, q=q.shape, k=k.shape, v=v.shape)
+    exe.forward(is_train=True, q=q, k=k, v=v)
+    exe.backward([torch.from_numpy(head).to(dtype)])
+    atol, rtol = TOLERANCES[dtype]
+    want = [o.grouped_attention(q, k, v, True), *o.grouped_attention_grads(head, q, k, v, True)]
+    got = [exe.outputs[0], *(exe.grad_dict[n] for n in "qkv")]
+    for name, g, w in zip(("output", "query", "key", "value"), got, want):
+        np.testing.assert_allclose(to_numpy(g), w, rtol=rtol * 4, atol=atol * 8, err_msg=name)
+
+
+@pytest.mark.parametrize("grad_req", ["write", "add"])
+def test_grouped_query_heads_with_one_array_as_key_and_value(grad_req, rng):
+    """Key and value one array of fewer heads: dK + dV of every query head, one store."""
+    _roles_against_torch("xyy", dict(x=(2, 6, 13, 8), y=(2, 3, 13, 8)), grad_req, rng, enable_gqa=True)
+
+
+def test_grouped_query_heads_shapes_scratch_and_errors():
+    net = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), enable_gqa=True, name="att")
+    args, outs, _ = net.infer_shape(q=(2, 8, 5, 16), k=(2, 2, 7, 16), v=(2, 2, 7, 4))
+    assert args == [(2, 8, 5, 16), (2, 2, 7, 16), (2, 2, 7, 4)] and outs == [(2, 8, 5, 4)]
+    # the key's heads are nobody's to tell from the query's: 0, never a guess
+    assert net.infer_shape_partial(q=(2, 8, 5, 16))[0][1] == (2, 0, 0, 16)
+    assert ts.sym.load_json(net.tojson()).attr("enable_gqa") == "True"
+    with pytest.raises(ts.base.ShapeError, match="att.*query has 6 heads, key and value 4"):
+        net.infer_shape(q=(2, 6, 5, 16), k=(2, 4, 7, 16), v=(2, 4, 7, 16))
+    plain = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), name="att")
+    with pytest.raises(ts.base.ShapeError, match="the number of heads differs: query has 8, key has 2"):
+        plain.infer_shape(q=(2, 8, 5, 16), k=(2, 2, 7, 16), v=(2, 2, 7, 16))
+    # a training bind's scratch: each query head's share of dK and dV, during the backward step only
+    train = net.simple_bind(ts.cpu(), q=(2, 8, 5, 16), k=(2, 2, 7, 16), v=(2, 2, 7, 4))
+    temps = {v_.name: v_.shape for v_ in train.memory.values if v_.kind == "temp"}
+    assert (2, 8, 7, 16) in temps.values() and (2, 8, 7, 4) in temps.values(), temps
+    q, k = torch.zeros(1, 6, 4, 8), torch.zeros(1, 4, 4, 8)
+    with pytest.raises(KernelArgumentError, match=r"query has 6 heads, key and value 4.*enable_gqa=True \(now True\)"):
+        kernels.attention(q, k, k, enable_gqa=True)
+    with pytest.raises(KernelArgumentError, match=r"query has 6 heads, key and value 2.*\(now False\)"):
+        kernels.attention(q, k[:, :2], k[:, :2])
+    out, lse = torch.zeros(1, 6, 4, 8), torch.zeros(24)
+    with pytest.raises(KernelArgumentError, match=r"needs head_grads, scratch of shapes \(1, 6, 4, 8\)"):
+        kernels.plan_attention_backward(out, q, k[:, :2], k[:, :2], out, lse, lse.clone(), None,
+                                        torch.zeros(1, 2, 4, 8), None, enable_gqa=True)

@@ -3,9 +3,10 @@ the same network in PyTorch autograd (tests only).
 
 Each operator has its own oracle and gradient checks; what this adds is their composition:
 views that cost no copy feeding kernels that read strides, reductions and broadcasts
-meeting in one gradient, values used by several consumers, in-place reuse under every
-memory plan, mirror, ``grad_req="add"`` or every other argument frozen, outputs that are
-also inputs of other nodes, a workspace poisoned with NaN before the step. A network draws
+meeting in one gradient, values used by several consumers, one array at several inputs of
+one operator, a weight shared by two layers, in-place reuse under every memory plan,
+mirror, ``grad_req="add"`` or every other argument frozen, outputs that are also inputs of
+other nodes, a workspace poisoned with NaN before the step. A network draws
 1-8 moves from ``MOVES`` over a (batch, time, channels) input; the outputs and the
 gradient of every argument must match torch's (float64 to 1e-8, float32 to 2e-3), and so
 must the outputs of the same network, saved to JSON and loaded, bound for inference.
@@ -66,6 +67,7 @@ class Network:
     pool: list = field(default_factory=list)
     shapes: dict = field(default_factory=dict)  # argument -> shape, where bind needs it
     integers: dict = field(default_factory=dict)  # argument -> (low, high): lengths and indices
+    matrices: list = field(default_factory=list)  # (Variable, shape) of each weight a later move may share
 
     def pick(self, where=lambda node: True) -> Node:
         return self.rng.choice([node for node in self.pool if where(node)])
@@ -204,7 +206,8 @@ def _reduce(net, x, i):
 def _fully_connected(net, x, i):
     hidden, flatten, no_bias = net.rng.randint(1, 5), net.rng.random() < 0.3, net.rng.random() < 0.3
     name = f"fc{i}"
-    y = S.FullyConnected(x.symbol, num_hidden=hidden, flatten=flatten, no_bias=no_bias, name=name)
+    weight = S.Variable(f"{name}_weight")  # one Variable, so that a later move may share it
+    y = S.FullyConnected(x.symbol, weight, num_hidden=hidden, flatten=flatten, no_bias=no_bias, name=name)
     act = net.rng.choice([None, "relu", "tanh", "sigmoid"])  # fused with the layer when bound
     if act:
         y = S.Activation(y, act_type=act)
@@ -215,17 +218,20 @@ def _fully_connected(net, x, i):
                      None if no_bias else env[f"{name}_bias"])
         return {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[act](t) if act else t
     new = (x.shape[0], hidden) if flatten else x.shape[:-1] + (hidden,)
+    net.matrices.append((weight, (hidden, int(np.prod(x.shape[1:])) if flatten else x.shape[-1])))
     return Node(y, compute, new, x.tied or act == "relu")
 
 
 def _dot(net, x, i):
     columns, transpose_b, name = net.rng.randint(1, 4), net.rng.random() < 0.5, f"w{i}"
     net.shapes[name] = (columns, x.shape[-1]) if transpose_b else (x.shape[-1], columns)
+    weight = S.Variable(name)
+    net.matrices.append((weight, net.shapes[name]))
 
     def compute(env):
         w = env[name]
         return torch.tensordot(x.compute(env), w.t() if transpose_b else w, dims=1)
-    return Node(S.dot(x.symbol, S.Variable(name), transpose_b=transpose_b), compute, x.shape[:-1] + (columns,), x.tied)
+    return Node(S.dot(x.symbol, weight, transpose_b=transpose_b), compute, x.shape[:-1] + (columns,), x.tied)
 
 
 def _batch_dot(net, x, i):
@@ -376,9 +382,67 @@ def _embedding(net, x, i):
                 lambda env: env[f"{name}_weight"][env[index].long()], shape + (width,), True)
 
 
+def _shared_weight(net, x, i):
+    """A weight an earlier move made, read again here (tied embeddings and projections): its
+    gradient sums both uses, whichever of them writes first."""
+    shared = [(weight, shape) for weight, shape in net.matrices if x.shape[-1] in shape]
+    if not shared:
+        return None
+    weight, (rows, columns) = net.rng.choice(shared)
+    name = weight.name
+    net.shapes[name] = (rows, columns)  # where the first use is not in the outputs' graph, dot cannot infer it
+    if columns == x.shape[-1]:  # x @ w.T, as FullyConnected reads its weight
+        y, f = S.FullyConnected(x.symbol, weight, num_hidden=rows, no_bias=True, flatten=False), lambda t, w: t @ w.t()
+        new = x.shape[:-1] + (rows,)
+    else:  # x @ w
+        y, f, new = S.dot(x.symbol, weight), lambda t, w: t @ w, x.shape[:-1] + (columns,)
+    return Node(y, lambda env: f(x.compute(env), env[name]), new, x.tied)
+
+
+def _one_array_several_inputs(net, x, i):
+    """One array at several inputs of one operator (self-attention on one array, a Gram
+    matrix, normalization's scale and shift one parameter): each input's gradient is a share
+    of one array's, so none may overwrite another's."""
+    ndim, kind = len(x.shape), net.rng.choice(["attention", "gram", "concat", "layer_norm", "batch_norm"])
+    if kind == "attention" and ndim == 3:
+        heads, causal = S.expand_dims(x.symbol, axis=1), net.rng.random() < 0.5
+        y = S.squeeze(S.ScaledDotProductAttention(heads, heads, heads, causal=causal), axis=1)
+        return Node(y, lambda env: F.scaled_dot_product_attention(
+            *(x.compute(env).unsqueeze(1),) * 3, is_causal=causal).squeeze(1), x.shape, x.tied)
+    if kind == "gram" and ndim == 3:
+        return Node(S.batch_dot(x.symbol, x.symbol, transpose_b=True),
+                    lambda env: x.compute(env) @ x.compute(env).transpose(1, 2), x.shape[:2] + (x.shape[1],), x.tied)
+    if kind == "concat":
+        axis = net.rng.randrange(ndim)
+        return Node(S.Concat(x.symbol, x.symbol, dim=axis), lambda env: torch.cat([x.compute(env)] * 2, dim=axis),
+                    x.shape[:axis] + (2 * x.shape[axis],) + x.shape[axis + 1:], True)
+    if kind == "layer_norm":
+        scale = S.Variable(f"scale{i}")
+        net.shapes[f"scale{i}"] = x.shape[-1:]
+
+        def compute(env):
+            s = env[f"scale{i}"]
+            return F.layer_norm(x.compute(env), x.shape[-1:], s, s, eps=1e-5)
+        return Node(S.LayerNorm(x.symbol, scale, scale), compute, x.shape, x.tied)
+    if kind == "batch_norm" and ndim >= 2:
+        scale, name, channel = S.Variable(f"scale{i}"), f"bn{i}", (1, -1) + (1,) * (ndim - 2)
+        net.shapes[f"scale{i}"] = x.shape[1:2]
+
+        def compute(env):
+            t, dims, s = x.compute(env), tuple(a for a in range(ndim) if a != 1), env[f"scale{i}"].reshape(channel)
+            if env.get("training", True):
+                mean = t.mean(dim=dims, keepdim=True)
+                variance = ((t - mean) ** 2).mean(dim=dims, keepdim=True)
+            else:
+                mean, variance = env[f"{name}_moving_mean"].reshape(channel), env[f"{name}_moving_var"].reshape(channel)
+            return (t - mean) / torch.sqrt(variance + 1e-3) * s + s
+        return Node(S.BatchNorm(x.symbol, scale, scale, fix_gamma=False, name=name), compute, x.shape, x.tied)
+    return None
+
+
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
-         _sequence_mask, _softmax_with_length, _embedding]
+         _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

@@ -38,6 +38,8 @@ def add_arguments(p) -> None:
                    "half the context)")
     g.add_argument("--width", type=int, help="values per token (default: 32 for a task, 64 for --text)")
     g.add_argument("--heads", type=int, help="attention heads (default: 4)")
+    g.add_argument("--kv-heads", type=int, help="key and value heads, each shared by heads / kv-heads query heads "
+                   "(grouped-query attention; default: one per query head)")
     g.add_argument("--layers", type=int, help="transformer blocks (default: 2)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding and each branch")
 
@@ -76,7 +78,8 @@ def run(args, log, ctx, kv) -> int:
         if value < 1:
             raise TritonSymError(f"train: {flag} {value}: must be at least 1")
     size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
-                layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype)
+                layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype,
+                kv_heads=args.kv_heads)
     try:
         if args.text:
             with open(args.text, encoding="utf-8") as f:
@@ -103,8 +106,9 @@ def run(args, log, ctx, kv) -> int:
         params["momentum"] = args.momentum
     cuda_graph = args.cuda_graph if args.cuda_graph is not None else ctx.device_type == "gpu"
     where = f"{args.dtype} on {ctx}{' (Triton interpreter)' if ctx.device_type == 'cpu' else ''}"
-    log.info("network: decoder-only transformer, %d blocks, width %d, %d heads, vocabulary %d, up to %d tokens; %s",
-             cfg.layers, cfg.width, cfg.heads, cfg.vocab, cfg.max_len, where)
+    grouped = f" on {cfg.key_heads} key and value heads" if cfg.key_heads != cfg.heads else ""
+    log.info("network: decoder-only transformer, %d blocks, width %d, %d heads%s, vocabulary %d, up to %d tokens; %s",
+             cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),
              batch, epochs)
     metric = ts.metric.CompositeEvalMetric([sequences.ScoredAccuracy(), ts.metric.Perplexity(ignore_label=-1)])

@@ -25,8 +25,9 @@ IGNORE = -1  # the label of a position whose prediction is not scored (a prompt,
 @dataclass(frozen=True)
 class Config:
     """The network's size. ``max_len``: the longest sequence (the learned positions);
-    ``dtype``: the parameters' and the arithmetic's (token indices are float32 or integers
-    whatever it is)."""
+    ``kv_heads``: the key and value heads, each shared by ``heads // kv_heads`` query heads
+    (grouped-query attention, as Llama's; None: one per query head); ``dtype``: the
+    parameters' and the arithmetic's (token indices are float32 or integers whatever it is)."""
 
     vocab: int
     max_len: int
@@ -35,17 +36,26 @@ class Config:
     layers: int = 2
     dropout: float = 0.0
     dtype: str = "float32"
+    kv_heads: int | None = None
 
     def __post_init__(self):
+        for name in ("vocab", "max_len", "width", "heads", "layers", "kv_heads"):
+            if name != "kv_heads" or self.kv_heads is not None:
+                if getattr(self, name) < 1:
+                    raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
         if self.width % self.heads:
             raise ValueError(f"transformer: width {self.width} must be a multiple of heads {self.heads}")
-        for name in ("vocab", "max_len", "width", "heads", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
+        if self.heads % self.key_heads:
+            raise ValueError(f"transformer: heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"transformer: dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in ("float64", "float32", "float16", "bfloat16"):
             raise ValueError(f"transformer: dtype {self.dtype!r} is not float64, float32, float16 or bfloat16")
+
+    @property
+    def key_heads(self) -> int:
+        """The key and value heads (``kv_heads``, or one per query head)."""
+        return self.heads if self.kv_heads is None else self.kv_heads
 
 
 def embed(tokens, length: int, cfg: Config):
@@ -62,18 +72,23 @@ def embed(tokens, length: int, cfg: Config):
     return S.broadcast_add(x, positions, name="embed")
 
 
-def heads(x, cfg: Config, name: str):
-    """(B, L, D) -> (B, H, L, D/H): split the width into heads, heads before positions.
-    No copy: attention reads its inputs through strides, so the transpose is a view."""
-    x = S.Reshape(x, shape=(0, 0, cfg.heads, -1), name=f"{name}_split")  # (B, L, H, D/H)
+def heads(x, count: int, name: str):
+    """(B, L, count * D/H) -> (B, count, L, D/H): split the width into heads, heads before
+    positions. No copy: attention reads its inputs through strides, so the transpose is a view."""
+    x = S.Reshape(x, shape=(0, 0, count, -1), name=f"{name}_split")  # (B, L, count, D/H)
     return S.transpose(x, axes=(0, 2, 1, 3), name=f"{name}_heads")
 
 
 def self_attention(x, cfg: Config, name: str):
-    """Causal multi-head self-attention: each position attends to itself and those before."""
-    q, k, v = (heads(S.FullyConnected(x, num_hidden=cfg.width, flatten=False, name=f"{name}_{p}"), cfg, f"{name}_{p}")
-               for p in ("query", "key", "value"))
-    att = S.ScaledDotProductAttention(q, k, v, causal=True, name=f"{name}_attention")  # (B, H, L, D/H)
+    """Causal multi-head self-attention: each position attends to itself and those before.
+    With ``kv_heads`` fewer than ``heads``, the key and value projections are that much
+    narrower and each of their heads serves a group of query heads (``enable_gqa``)."""
+    head_dim = cfg.width // cfg.heads
+    q, k, v = (heads(S.FullyConnected(x, num_hidden=count * head_dim, flatten=False, name=f"{name}_{p}"), count,
+                     f"{name}_{p}")
+               for p, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
+    att = S.ScaledDotProductAttention(q, k, v, causal=True, enable_gqa=cfg.key_heads != cfg.heads,
+                                      name=f"{name}_attention")  # (B, H, L, D/H)
     att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H): attention writes it so
     att = S.Reshape(att, shape=(0, 0, -3), name=f"{name}_concat")  # (B, L, D)
     return S.FullyConnected(att, num_hidden=cfg.width, flatten=False, name=f"{name}_proj")

@@ -6,7 +6,10 @@ query (batch, heads, seq_q, head_dim), key (batch, heads, seq_k, head_dim) and v
 defaults to ``1/sqrt(head_dim)``. ``causal`` hides key ``j`` from query ``i < j`` (top-left
 aligned, as torch's ``is_causal``); ``use_length`` adds a ``valid_length`` input (batch,) that
 hides each sequence's keys at or past its length (a length that is not a whole number in
-[1, seq_k] makes that sequence NaN).
+[1, seq_k] makes that sequence NaN). ``enable_gqa`` (grouped-query attention, torch's flag)
+lets key and value have fewer heads, kv_heads dividing heads: query head ``h`` reads key and
+value head ``h // (heads // kv_heads)``; the backward sums each group's shares of dK and dV
+(scratch of the query heads' size during the step).
 
 FlashAttention-2 kernels (``ops/attention.py``): the training forward keeps one
 log-sum-exp per query row for backward (``saved_for_backward``), so the memory of an
@@ -41,7 +44,14 @@ def _infer_shape(p, in_shapes, out_shapes):
             raise ShapeMismatch(f"{name} {tuple(shape)} must be 4-d (batch, heads, seq, head_dim)")
     dims = {name: tuple(shape) if shape is not None else (0, 0, 0, 0) for name, shape in shapes.items()}
     batch = _agree("the batch size", [(n, d[0]) for n, d in dims.items()])
-    heads = _agree("the number of heads", [(n, d[1]) for n, d in dims.items()])
+    if p["enable_gqa"]:  # the query's heads (the output's) and the key's and value's, a divisor of them
+        heads = _agree("the number of query heads", [(n, dims[n][1]) for n in ("query", "output")])
+        kv_heads = _agree("the number of key and value heads", [(n, dims[n][1]) for n in ("key", "value")])
+        if heads and kv_heads and heads % kv_heads:
+            raise ShapeMismatch(f"query has {heads} heads, key and value {kv_heads}: with enable_gqa the query's "
+                                "must be a multiple of theirs")
+    else:
+        heads = kv_heads = _agree("the number of heads", [(n, d[1]) for n, d in dims.items()])
     seq_q = _agree("the query length", [("query", dims["query"][2]), ("output", dims["output"][2])])
     seq_k = _agree("the key length", [("key", dims["key"][2]), ("value", dims["value"][2])])
     head_dim = _agree("head_dim", [("query", dims["query"][3]), ("key", dims["key"][3])])
@@ -50,8 +60,8 @@ def _infer_shape(p, in_shapes, out_shapes):
     def shape(*d):
         return tuple(d) if any(d) else None
 
-    new_in = [shape(batch, heads, seq_q, head_dim), shape(batch, heads, seq_k, head_dim),
-              shape(batch, heads, seq_k, value_dim)]
+    new_in = [shape(batch, heads, seq_q, head_dim), shape(batch, kv_heads, seq_k, head_dim),
+              shape(batch, kv_heads, seq_k, value_dim)]
     if p["use_length"]:
         new_in.append(unify("valid_length", in_shapes[3], (batch,) if batch else None))
     return new_in, [shape(batch, heads, seq_q, value_dim)]
@@ -77,7 +87,8 @@ def _forward(a: ForwardArgs):
     p = a.params
     q, k, v = a.inputs[:3]
     return kernels.plan_attention_forward(q, k, v, a.outputs[0], valid_length=_length(a), causal=p["causal"],
-                                          scale=p["scale"], lse=a.saved.get("lse"), precision=p["precision"])
+                                          scale=p["scale"], lse=a.saved.get("lse"), precision=p["precision"],
+                                          enable_gqa=p["enable_gqa"])
 
 
 def _backward(a: BackwardArgs):
@@ -85,13 +96,27 @@ def _backward(a: BackwardArgs):
     q, k, v = a.inputs[:3]
     return kernels.plan_attention_backward(a.out_grads[0], q, k, v, a.outputs[0], a.saved["lse"], a.temps["delta"],
                                            *a.in_grads[:3], valid_length=_length(a), causal=p["causal"],
-                                           scale=p["scale"], accumulate=a.accumulate[:3], precision=p["precision"])
+                                           scale=p["scale"], accumulate=a.accumulate[:3], precision=p["precision"],
+                                           enable_gqa=p["enable_gqa"],
+                                           head_grads=(a.temps["key_grads"], a.temps["value_grads"])
+                                           if "key_grads" in a.temps else None)
 
 
 def _row_values(p, shapes, dtypes):
     """One value per query row, in the dtype the kernels compute in."""
     batch, heads, seq_q, _ = shapes[0]
     return (kernels.lse_shape(batch, heads, seq_q), kernels.compute_dtype(dtypes[0]))
+
+
+def _backward_temps(p, shapes, dtypes):
+    """delta, one value per query row; with grouped query heads, each query head's share of
+    dK and dV too (summed over its group into the key's and value's gradients)."""
+    temps = {"delta": _row_values(p, shapes, dtypes)}
+    if shapes[0][1] != shapes[1][1]:
+        key, value = kernels.grouped_head_grads_shapes(*shapes[:3])
+        temps["key_grads"] = (key, kernels.compute_dtype(dtypes[0]))
+        temps["value_grads"] = (value, kernels.compute_dtype(dtypes[0]))
+    return temps
 
 
 register(OpDef(
@@ -102,6 +127,8 @@ register(OpDef(
         Param("causal", bool, False, doc="hide key j from query i < j (top-left aligned)"),
         Param("scale", "optional_float", None, doc="multiplies query key^T; None: 1/sqrt(head_dim)"),
         Param("use_length", bool, False, doc="take a valid_length input (batch,) hiding keys past each length"),
+        Param("enable_gqa", bool, False, doc="key and value may have fewer heads, each shared by a group of query "
+                                             "heads (grouped-query attention)"),
         product_params()[-1],  # precision, as dot's and batch_dot's
     ],
     input_names=("query", "key", "value", "valid_length"),
@@ -119,5 +146,5 @@ register(OpDef(
     repeated_input_grads=True,
     class_inputs=lambda p, shapes: {3: shapes[1][2] + 1} if p["use_length"] and shapes[1] else {},
     saved_for_backward=lambda p, shapes, dtypes: {"lse": _row_values(p, shapes, dtypes)},
-    backward_temps=lambda p, shapes, dtypes: {"delta": _row_values(p, shapes, dtypes)},
+    backward_temps=_backward_temps,
 ))
