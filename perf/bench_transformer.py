@@ -17,7 +17,7 @@ Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUD
 torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
-     [--layers 4] [--kv-heads 2] [--no-compile]
+     [--layers 4] [--kv-heads 2] [--norm rms] [--no-compile]
 """
 
 from __future__ import annotations
@@ -83,21 +83,26 @@ def ours(cfg, batch, seq, dtype, params, tokens, labels, cuda_graph: bool):
 
 def torch_loss(cfg, batch, seq, P, tokens, labels):
     """The same network, functionally, over the parameter dict ``P`` (tritonsym's names)."""
+    def norm(x, name):
+        if cfg.norm == "rms":
+            return F.rms_norm(x, (cfg.width,), P[f"{name}_gamma"], 1e-5)
+        return F.layer_norm(x, (cfg.width,), P[f"{name}_gamma"], P[f"{name}_beta"], 1e-5)
+
     def loss():
         x = F.embedding(tokens, P["token_embed_weight"]) + P["position_weight"][:, :seq]
         for k in range(cfg.layers):
             b = f"block{k}"
-            h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm1_gamma"], P[f"{b}_norm1_beta"], 1e-5)
+            h = norm(x, f"{b}_norm1")
             q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
                          .view(batch, seq, count, -1).transpose(1, 2)
                          for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
             a = F.scaled_dot_product_attention(q, key, v, is_causal=True, enable_gqa=cfg.key_heads != cfg.heads)
             a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
-            h = F.layer_norm(x, (cfg.width,), P[f"{b}_norm2_gamma"], P[f"{b}_norm2_beta"], 1e-5)
+            h = norm(x, f"{b}_norm2")
             h = F.gelu(F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"]))
             x = x + F.linear(h, P[f"{b}_mlp_fc2_weight"], P[f"{b}_mlp_fc2_bias"])
-        x = F.layer_norm(x, (cfg.width,), P["final_norm_gamma"], P["final_norm_beta"], 1e-5)
+        x = norm(x, "final_norm")
         logits = F.linear(x, P["lm_head_weight"], P["lm_head_bias"])
         if logits.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as mixed-precision training does
             logits = logits.float()
@@ -164,7 +169,7 @@ def row(state: dict) -> dict:
     tokens_per_s = batch * seq / t["ours"] * 1e3
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
-                     f"v{cfg.vocab}",
+                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -183,6 +188,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
     parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
     parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
+    parser.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm or RMSNorm")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -203,7 +209,7 @@ def main() -> None:
     for name in names:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
-                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads)
+                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

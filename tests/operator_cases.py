@@ -108,6 +108,17 @@ for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0), ((4, 2, 9), 
          backward=lambda v, h, a=_axis: dict(zip(("data", "ln_gamma", "ln_beta"), o.layer_norm_grads(
              h, v["data"], v["ln_gamma"], a))))
 
+# ------------------------------------------------------------------------ RMSNorm
+
+for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0)):
+    case(id=f"rms_norm_{'x'.join(map(str, _shape))}_axis{_axis}", op="RMSNorm",
+         build=lambda a=_axis: S.RMSNorm(_data(), axis=a, name="rms"),
+         shapes={"data": _shape, "rms_gamma": (_shape[_axis],)},
+         values={"data": normal(2.0), "rms_gamma": away_from_zero},
+         forward=lambda v, a=_axis: o.rms_norm(v["data"], v["rms_gamma"], a),
+         backward=lambda v, h, a=_axis: dict(zip(("data", "rms_gamma"), o.rms_norm_grads(h, v["data"],
+                                                                                          v["rms_gamma"], a))))
+
 # ------------------------------------------------------------------------ Dropout
 # Its masks are random: tests/test_dropout.py checks them; here p=0, the identity (a view).
 

@@ -299,6 +299,24 @@ def layer_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
     return dx, (dy * xhat).sum(others), dy.sum(others)
 
 
+def rms_norm(x, gamma, axis=-1, eps=1e-5):
+    """x / sqrt(mean(x**2) + eps) * gamma, each row along ``axis`` by its own root mean square."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return x / np.sqrt((x * x).mean(axis, keepdims=True) + eps) * gamma.reshape(shape)
+
+
+def rms_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
+    """d(sum(dy * out)) by data and gamma: with g = gamma * dy, r = sqrt(mean(x**2) + eps) and
+    xhat = x / r, dx = (g - xhat * mean(g * xhat)) / r; gamma's is a column sum."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    others = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    r = np.sqrt((x * x).mean(axis, keepdims=True) + eps)
+    xhat, g = x / r, dy * gamma.reshape(shape)
+    return (g - xhat * (g * xhat).mean(axis, keepdims=True)) / r, (dy * xhat).sum(others)
+
+
 
 def _attention_pairs(q, k, causal, scale, lengths):
     """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask keeps."""

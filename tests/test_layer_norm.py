@@ -1,6 +1,7 @@
-"""LayerNorm beyond the generic operator cases: wide rows in small blocks, the backward's
-partial rows (deterministic), output_mean_var, what a training bind keeps, float64
-gradient checks at sizes no block divides, and training in Module.fit."""
+"""LayerNorm and RMSNorm (one kernels file) beyond the generic operator cases: wide rows in
+small blocks, the backward's partial rows (deterministic), output_mean_var, what a training
+bind keeps, float64 gradient checks at sizes no block divides, RMSNorm against torch's
+rms_norm, and training in Module.fit."""
 
 from __future__ import annotations
 
@@ -119,3 +120,61 @@ def test_row_lengths_that_are_multiples_of_fewer_than_16(columns, align, rng):
     across = torch.empty(3, columns, 4)  # rows along a middle axis: not contiguous
     (launch,) = kernels.plan_layer_norm_forward(across, gamma, beta, torch.empty_like(across), axis=1, eps=1e-5)
     assert launch.kwargs["ALIGN"] == 1
+
+
+# ------------------------------------------------------------------------ RMSNorm
+
+
+@pytest.mark.parametrize(("shape", "axis", "grad_req"), [((7, 300), -1, "write"), ((3, 130, 5), 1, "add"),
+                                                         ((4, 1), -1, "write")])
+def test_rms_norm_equals_torch_in_wide_rows_and_partials(shape, axis, grad_req, monkeypatch, rng):
+    """As torch.nn.functional.rms_norm (the row's mean square, never its variance: rows far
+    from zero keep their offset), through rows taken in several steps and partial rows."""
+    monkeypatch.setattr(kernels, "BLOCK", 64)
+    monkeypatch.setattr(kernels, "PARTIALS", 3)
+    net = S.RMSNorm(S.Variable("data"), axis=axis, name="rms")
+    assert net.list_arguments() == ["data", "rms_gamma"]
+    values = {"data": rng.normal(3.0, 2.0, shape), "rms_gamma": rng.uniform(0.5, 2.0, shape[axis])}
+    exe = net.simple_bind(ts.cpu(), type_dict={"data": "float64"}, grad_req=grad_req, data=shape)
+    for g in exe.grad_dict.values():
+        g.fill_(0.25)
+    head = rng.normal(size=shape)
+    exe.forward(is_train=True, **values)
+    exe.backward([torch.tensor(head)])
+    leaves = {n: torch.tensor(v, requires_grad=True) for n, v in values.items()}
+    want = torch.nn.functional.rms_norm(leaves["data"].movedim(axis, -1), (shape[axis],), leaves["rms_gamma"],
+                                        eps=1e-5).movedim(-1, axis)
+    want.backward(torch.tensor(head))
+    torch.testing.assert_close(exe.outputs[0], want.detach(), rtol=1e-12, atol=1e-12)
+    for name, leaf in leaves.items():
+        expected = leaf.grad + (0.25 if grad_req == "add" else 0.0)
+        torch.testing.assert_close(exe.grad_dict[name], expected, rtol=1e-11, atol=1e-11, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_rms_norm_keeps_one_value_per_row_and_reads_rows_16_bytes_at_a_time(dtype, rng):
+    net = S.RMSNorm(S.Variable("data"), name="rms")
+    train = net.simple_bind(ts.cpu(), type_dict={"data": dtype}, data=(64, 1000))
+    kept = [v for v in train.memory.values if v.kind == "saved"]
+    assert [v.name for v in kept] == ["rms_rstd"] and kept[0].nbytes == 64 * 4  # one float32 per row
+    assert not any(v.kind == "saved" for v in net.simple_bind(ts.cpu(), grad_req="null", data=(64, 1000))
+                   .memory.values)
+    x = torch.as_tensor(rng.normal(size=(64, 1000))).to(dtype)
+    out, rstd = torch.empty_like(x), torch.empty(64)
+    (launch,) = kernels.plan_rms_norm_forward(x, torch.ones(1000, dtype=dtype), out, axis=-1, eps=1e-5,
+                                              kept_rstd=rstd)
+    assert launch.kwargs["ALIGN"] == 8 and not launch.kwargs["CENTER"]
+    run([launch])
+    np.testing.assert_allclose(rstd.numpy(), 1 / np.sqrt((x.double().numpy() ** 2).mean(1) + 1e-5), rtol=1e-5)
+
+
+def test_rms_norm_errors_and_gradient_check(rng):
+    ts.test_utils.check_numeric_gradient(S.RMSNorm(S.Variable("data"), axis=0, eps=1e-3, name="rms"),
+                                         {"data": rng.normal(size=(5, 3)), "rms_gamma": rng.normal(size=5)})
+    with pytest.raises(ts.ShapeError, match=r"rms \(RMSNorm\): gamma is \(4,\) but \(5,\) is expected"):
+        S.RMSNorm(S.Variable("data"), name="rms").infer_shape(data=(2, 4), rms_gamma=(5,))
+    with pytest.raises(ts.base.ParamError, match="eps"):
+        S.RMSNorm(S.Variable("data"), eps=0.0)
+    x = torch.zeros(3, 4)
+    with pytest.raises(kernels.KernelArgumentError, match=r"rms_norm_forward: gamma has 5 elements"):
+        kernels.plan_rms_norm_forward(x, torch.ones(5), torch.empty_like(x), axis=-1, eps=1e-5)

@@ -6,7 +6,8 @@ train it. The shapes in the comments: B sequences of L tokens, width D, H heads 
 
     tokens (B, L) ──Embedding──┐
     positions (1, L, D) ───────┴─ + ─ [block] x layers ─ LayerNorm ─ FullyConnected ─ SoftmaxOutput
-    block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals)
+    block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals;
+            RMSNorm with Config(norm="rms"))
 
 Every operator here runs as tritonsym's own Triton kernels with handwritten backward:
 attention is one FlashAttention-2 operator (``ScaledDotProductAttention``) whose training
@@ -26,8 +27,9 @@ IGNORE = -1  # the label of a position whose prediction is not scored (a prompt,
 class Config:
     """The network's size. ``max_len``: the longest sequence (the learned positions);
     ``kv_heads``: the key and value heads, each shared by ``heads // kv_heads`` query heads
-    (grouped-query attention, as Llama's; None: one per query head); ``dtype``: the
-    parameters' and the arithmetic's (token indices are float32 or integers whatever it is)."""
+    (grouped-query attention, as Llama's; None: one per query head); ``norm``: "layer"
+    (LayerNorm, GPT's) or "rms" (RMSNorm, Llama's); ``dtype``: the parameters' and the
+    arithmetic's (token indices are float32 or integers whatever it is)."""
 
     vocab: int
     max_len: int
@@ -37,6 +39,7 @@ class Config:
     dropout: float = 0.0
     dtype: str = "float32"
     kv_heads: int | None = None
+    norm: str = "layer"
 
     def __post_init__(self):
         for name in ("vocab", "max_len", "width", "heads", "layers", "kv_heads"):
@@ -51,6 +54,8 @@ class Config:
             raise ValueError(f"transformer: dropout must be in [0, 1), got {self.dropout}")
         if self.dtype not in ("float64", "float32", "float16", "bfloat16"):
             raise ValueError(f"transformer: dtype {self.dtype!r} is not float64, float32, float16 or bfloat16")
+        if self.norm not in ("layer", "rms"):
+            raise ValueError(f"transformer: norm {self.norm!r} is not 'layer' or 'rms'")
 
     @property
     def key_heads(self) -> int:
@@ -105,11 +110,16 @@ def dropout(x, cfg: Config, name: str):
     return S.Dropout(x, p=cfg.dropout, name=name) if cfg.dropout else x
 
 
+def norm(x, cfg: Config, name: str):
+    """LayerNorm (a learned gain and shift) or RMSNorm (a gain only), per ``cfg.norm``."""
+    return (S.LayerNorm if cfg.norm == "layer" else S.RMSNorm)(x, name=name)
+
+
 def block(x, cfg: Config, k: int):
     """One pre-norm transformer block: two residual branches."""
     name = f"block{k}"
-    x = x + dropout(self_attention(S.LayerNorm(x, name=f"{name}_norm1"), cfg, f"{name}_att"), cfg, f"{name}_drop1")
-    return x + dropout(mlp(S.LayerNorm(x, name=f"{name}_norm2"), cfg, f"{name}_mlp"), cfg, f"{name}_drop2")
+    x = x + dropout(self_attention(norm(x, cfg, f"{name}_norm1"), cfg, f"{name}_att"), cfg, f"{name}_drop1")
+    return x + dropout(mlp(norm(x, cfg, f"{name}_norm2"), cfg, f"{name}_mlp"), cfg, f"{name}_drop2")
 
 
 def decoder(length: int, cfg: Config):
@@ -122,7 +132,7 @@ def decoder(length: int, cfg: Config):
     x = dropout(embed(S.Variable("data"), length, cfg), cfg, "embed_drop")
     for k in range(cfg.layers):
         x = block(x, cfg, k)
-    x = S.LayerNorm(x, name="final_norm")
+    x = norm(x, cfg, "final_norm")
     logits = S.FullyConnected(x, num_hidden=cfg.vocab, flatten=False, name="lm_head")
     return S.SoftmaxOutput(logits, preserve_shape=True, use_ignore=True, ignore_label=IGNORE, normalization="valid",
                            name="softmax")

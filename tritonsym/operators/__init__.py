@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     reduce,
     regression_output,
     reshape,
+    rms_norm,
     select,
     sequence_mask,
     slice_axis,

@@ -22,14 +22,16 @@ def _stats_shape(p, data):
     return tuple(shape)
 
 
-def _infer_shape(p, in_shapes, out_shapes):
+def infer_shape(p, in_shapes, out_shapes):
+    """data, its per-column parameters (gamma, and beta where there is one) and outputs: the
+    data's shape and the row statistics' (output_mean_var). RMSNorm's too."""
     data = unify("data", in_shapes[0], out_shapes[0])
     columns = None
     if data is not None:
         if not -len(data) <= p["axis"] < len(data):
             raise ShapeMismatch(f"axis={p['axis']} is out of range for data of shape {tuple(data)}")
         columns = (data[p["axis"]],) if data[p["axis"]] else None
-    for k, name in ((1, "gamma"), (2, "beta")):
+    for k, name in zip(range(1, len(in_shapes)), ("gamma", "beta")):
         columns = unify(name, columns, in_shapes[k])
     if data is not None and columns is not None:
         data = list(data)
@@ -37,10 +39,10 @@ def _infer_shape(p, in_shapes, out_shapes):
         data = tuple(data)
     stats = [unify("mean" if k == 1 else "std", _stats_shape(p, data) if data is not None else None, out_shapes[k])
              for k in range(1, len(out_shapes))]
-    return [data, columns, columns], [data] + stats
+    return [data] + [columns] * (len(in_shapes) - 1), [data] + stats
 
 
-def _rows(p, shape) -> int:
+def row_count(p, shape) -> int:
     return kernels.along_axis(tuple(shape), p["axis"])[2]
 
 
@@ -61,14 +63,14 @@ def _backward(a: BackwardArgs):
                                             partial_dbeta=a.temps.get("partial_dbeta"), accumulate=a.accumulate)
 
 
-def _compute(dtype):
+def compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32  # what the kernels compute in
 
 
 def _partials(p, shapes, dtypes):
     """gamma's and beta's gradients go through partial rows (ops/layer_norm.py)."""
     n = kernels.partials(shapes[0], p["axis"]) * shapes[0][p["axis"]]
-    return {"partial_dgamma": ((n,), _compute(dtypes[0])), "partial_dbeta": ((n,), _compute(dtypes[0]))}
+    return {"partial_dgamma": ((n,), compute_dtype(dtypes[0])), "partial_dbeta": ((n,), compute_dtype(dtypes[0]))}
 
 
 register(OpDef(
@@ -80,13 +82,13 @@ register(OpDef(
         Param("output_mean_var", bool, False, doc="also output each row's mean and standard deviation"),
     ],
     input_names=("data", "gamma", "beta"),
-    infer_shape=_infer_shape,
+    infer_shape=infer_shape,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((0, 1), ()),
     num_outputs=lambda p: 3 if p["output_mean_var"] else 1,
     output_names=lambda p: ["output", "mean", "std"] if p["output_mean_var"] else ["output"],
-    saved_for_backward=lambda p, shapes, dtypes: {name: ((_rows(p, shapes[0]),), _compute(dtypes[0]))
+    saved_for_backward=lambda p, shapes, dtypes: {name: ((row_count(p, shapes[0]),), compute_dtype(dtypes[0]))
                                                   for name in ("mean", "rstd")},
     backward_temps=_partials,
 ))
