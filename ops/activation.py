@@ -4,8 +4,8 @@ FullyConnected epilogue fuses.
 Each activation is a pair of pure helpers, ``act_forward`` and a gradient helper. Where
 the derivative can be written in terms of the output (relu, sigmoid, tanh, softrelu,
 softsign, selu, leaky with slope >= 0, elu with slope > 0), backward needs only the
-output, so the input can be freed after forward; gelu (and leaky/elu with other slopes)
-needs the input.
+output, so the input can be freed after forward; gelu, gelu_tanh (GPT-2's tanh
+approximation) and leaky/elu with other slopes need the input.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ._common import (
     widen,
 )
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "leaky", "elu", "selu", "gelu")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "leaky", "elu", "selu", "gelu", "gelu_tanh")
 
 # SELU's constants (Klambauer et al. 2017), as constexprs so that the kernels can read them.
 SELU_LAMBDA: tl.constexpr = tl.constexpr(1.0507009873554804934193349852946)
@@ -42,11 +42,14 @@ SELU_ALPHA: tl.constexpr = tl.constexpr(1.6732632423543772848170429916717)
 # GELU's (the exact, erf form): 1/sqrt(2) and the standard normal density's 1/sqrt(2*pi).
 SQRT_HALF: tl.constexpr = tl.constexpr(0.7071067811865476)
 INV_SQRT_2PI: tl.constexpr = tl.constexpr(0.3989422804014327)
+# GELU's tanh approximation (GPT-2's; torch's approximate="tanh"): sqrt(2/pi) and the cubic's.
+SQRT_2_OVER_PI: tl.constexpr = tl.constexpr(0.7978845608028654)
+GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
 
 
 def grad_from_output(act: str, slope: float = 0.0) -> bool:
     """True when act'(x) can be computed from y = act(x) alone."""
-    if act == "gelu":
+    if act in ("gelu", "gelu_tanh"):
         return False
     if act == "leaky":
         return slope >= 0.0  # y > 0 exactly when x > 0
@@ -103,6 +106,8 @@ def act_forward(x, ACT: tl.constexpr, slope):
         y = SELU_LAMBDA * tl.where(x < 0, SELU_ALPHA * expm1(x), x)
     elif ACT == "gelu":
         y = 0.5 * x * (1.0 + tl.erf(x * SQRT_HALF))
+    elif ACT == "gelu_tanh":
+        y = 0.5 * x * (1.0 + tanh((x + x * x * x * GELU_CUBIC) * SQRT_2_OVER_PI))  # constexprs on the right
     else:
         y = x
     return y
@@ -157,6 +162,9 @@ def act_grad_from_input(x, ACT: tl.constexpr, slope):
         d = tl.where(x > 0, SELU_LAMBDA, SELU_LAMBDA * SELU_ALPHA * tl.exp(x))
     elif ACT == "gelu":
         d = 0.5 * (1.0 + tl.erf(x * SQRT_HALF)) + x * tl.exp(-0.5 * x * x) * INV_SQRT_2PI
+    elif ACT == "gelu_tanh":
+        t = tanh((x + x * x * x * GELU_CUBIC) * SQRT_2_OVER_PI)
+        d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + x * x * (3.0 * GELU_CUBIC))
     else:
         d = tl.full(x.shape, 1.0, x.dtype)
     if ACT != "none":

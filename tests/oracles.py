@@ -40,6 +40,8 @@ def _act(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
         return SELU_LAMBDA * np.where(x > 0, x, SELU_ALPHA * np.expm1(x))
     if kind == "gelu":
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    if kind == "gelu_tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
     raise ValueError(kind)
 
 
@@ -71,6 +73,10 @@ def _act_grad(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
         return SELU_LAMBDA * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(x))
     if kind == "gelu":
         return 0.5 * (1.0 + erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    if kind == "gelu_tanh":  # with u = c (x + a x^3): 0.5 (1 + tanh u) + 0.5 x sech^2(u) c (1 + 3 a x^2)
+        c, a = math.sqrt(2.0 / math.pi), 0.044715
+        t = np.tanh(c * (x + a * x ** 3))
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * a * x * x)
     raise ValueError(kind)
 
 

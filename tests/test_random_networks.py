@@ -77,16 +77,17 @@ class Network:
 
 
 def _unary(net, x, i):
-    kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "elu", "leaky", "affine",
-                           "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube", "two_to",
+    kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "elu", "leaky",
+                           "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube", "two_to",
                            "compare", "dropout"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
         y, f = S.Activation(x.symbol, act_type=kind), smooth[kind]
-    elif kind in ("gelu", "elu", "leaky"):
+    elif kind in ("gelu", "gelu_tanh", "elu", "leaky"):
         y = S.LeakyReLU(x.symbol, act_type=kind, **({"slope": 0.2} if kind == "leaky" else {}))
-        f = {"gelu": F.gelu, "elu": lambda t: F.elu(t, 0.25), "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
+        f = {"gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "elu": lambda t: F.elu(t, 0.25),
+             "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
     elif kind in ("log", "sqrt", "reciprocal"):
         y = getattr(S, kind)(S.square(x.symbol) + 1.0)
         f = {"log": torch.log, "sqrt": torch.sqrt, "reciprocal": torch.reciprocal}[kind]
@@ -248,12 +249,14 @@ def _batch_dot(net, x, i):
 
 
 def _layer_norm(net, x, i):
-    axis, name = net.rng.randrange(-len(x.shape), len(x.shape)), f"ln{i}"
+    axis, name, rms = net.rng.randrange(-len(x.shape), len(x.shape)), f"ln{i}", net.rng.random() < 0.4
 
     def compute(env):
         t = x.compute(env).movedim(axis, -1)
+        if rms:
+            return F.rms_norm(t, t.shape[-1:], env[f"{name}_gamma"], eps=1e-5).movedim(-1, axis)
         return F.layer_norm(t, t.shape[-1:], env[f"{name}_gamma"], env[f"{name}_beta"], eps=1e-5).movedim(-1, axis)
-    return Node(S.LayerNorm(x.symbol, axis=axis, name=name), compute, x.shape, x.tied)
+    return Node((S.RMSNorm if rms else S.LayerNorm)(x.symbol, axis=axis, name=name), compute, x.shape, x.tied)
 
 
 def _batch_norm(net, x, i):
@@ -338,6 +341,26 @@ def _attention(net, x, i):
     def compute(env):
         q, k, v = (n.compute(env).unsqueeze(1) for n in (x, key, value))
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal).squeeze(1)
+    return Node(y, compute, x.shape, x.tied)
+
+
+def _grouped_attention(net, x, i):
+    """Two query heads split from x's channels (a reshape and a transpose: views) on one key
+    and value head (grouped-query attention), merged back into x's shape."""
+    if len(x.shape) != 3 or x.shape[2] % 2:
+        return None
+    other, causal, half = net.pick(lambda n: n.shape == x.shape), net.rng.random() < 0.5, x.shape[2] // 2
+    q = S.transpose(S.Reshape(x.symbol, shape=(0, 0, 2, -1)), axes=(0, 2, 1, 3))  # (b, 2, t, c/2)
+    kv = S.expand_dims(S.slice_axis(other.symbol, axis=2, begin=0, end=half), axis=1)  # (b, 1, t, c/2)
+    y = S.ScaledDotProductAttention(q, kv, kv, causal=causal, enable_gqa=True)
+    y = S.Reshape(S.transpose(y, axes=(0, 2, 1, 3)), shape=(0, 0, -3))
+
+    def compute(env):
+        t = x.compute(env)
+        heads = t.reshape(*t.shape[:2], 2, half).transpose(1, 2)
+        shared = other.compute(env)[..., :half].unsqueeze(1)
+        out = F.scaled_dot_product_attention(heads, shared, shared, is_causal=causal, enable_gqa=True)
+        return out.transpose(1, 2).reshape(t.shape)
     return Node(y, compute, x.shape, x.tied)
 
 
@@ -442,7 +465,8 @@ def _one_array_several_inputs(net, x, i):
 
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
-         _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs]
+         _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
+         _grouped_attention]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

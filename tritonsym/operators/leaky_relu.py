@@ -1,7 +1,8 @@
 """LeakyReLU: the parametrised activations of MXNet's LeakyReLU operator.
 
 leaky: x if x > 0 else slope*x; elu: x if x > 0 else slope*(exp(x)-1); selu (fixed
-constants); gelu: x*Phi(x); prelu: x if x > 0 else gamma*x with a learned ``gamma`` input
+constants); gelu: x*Phi(x); gelu_tanh: GPT-2's tanh approximation of it (MXNet 2's name);
+prelu: x if x > 0 else gamma*x with a learned ``gamma`` input
 (one slope per channel of axis 1, or one for all: ``ops/prelu.py``). Backward reads the
 output where the derivative can be written from it (leaky with slope >= 0, elu with
 slope > 0, selu), else the input; only the former can fuse into a FullyConnected epilogue.
@@ -13,7 +14,7 @@ from ..ops import activation as kernels
 from ..ops import prelu as prelu_kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
-ACT_TYPES = ("leaky", "elu", "selu", "gelu", "prelu")
+ACT_TYPES = ("leaky", "elu", "selu", "gelu", "gelu_tanh", "prelu")
 
 
 def _from_output(p) -> bool:
@@ -55,7 +56,8 @@ register(OpDef(
     name="LeakyReLU",
     doc="Leaky rectified linear units and relatives, elementwise: leaky x>0 ? x : slope*x; "
         "elu x>0 ? x : slope*(exp(x)-1); selu 1.0507*(x>0 ? x : 1.6733*(exp(x)-1)); "
-        "gelu 0.5*x*(1+erf(x/sqrt(2))); prelu x>0 ? x : gamma*x with a learned gamma (per channel of axis 1, "
+        "gelu 0.5*x*(1+erf(x/sqrt(2))); gelu_tanh 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3))); "
+        "prelu x>0 ? x : gamma*x with a learned gamma (per channel of axis 1, "
         "or (1,)). (MXNet's rrelu is not supported.)",
     params=[
         Param("act_type", str, "leaky", choices=ACT_TYPES, doc="the activation function"),
