@@ -42,10 +42,10 @@ class Config:
     norm: str = "layer"
 
     def __post_init__(self):
-        for name in ("vocab", "max_len", "width", "heads", "layers", "kv_heads"):
-            if name != "kv_heads" or self.kv_heads is not None:
-                if getattr(self, name) < 1:
-                    raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
+        sizes = ("vocab", "max_len", "width", "heads", "layers") + (("kv_heads",) if self.kv_heads is not None else ())
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
         if self.width % self.heads:
             raise ValueError(f"transformer: width {self.width} must be a multiple of heads {self.heads}")
         if self.heads % self.key_heads:
