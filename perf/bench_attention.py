@@ -14,8 +14,12 @@ Target (issue 29): forward and backward each >= 0.9x torch's at bf16/fp16, head_
 issue names, is not vendored here; its published H100 figures are the comparison to make
 by hand.
 
+``--group 4`` times grouped-query attention instead (4 query heads per key and value head,
+torch's ``enable_gqa``; the backward adds one launch per key and value gradient summing a
+group's shares).
+
 Run: python perf/bench_attention.py [--dtypes bfloat16,float16] [--head-dims 64,128]
-     [--seqs 1024,...,16384] [--tokens 16384]
+     [--seqs 1024,...,16384] [--tokens 16384] [--group 4]
 """
 
 from __future__ import annotations
@@ -50,28 +54,33 @@ def _flash(fn):
         return fn, "default"
 
 
-def one(name: str, head_dim: int, seq: int, causal: bool, tokens: int, width: int) -> dict:
+def one(name: str, head_dim: int, seq: int, causal: bool, tokens: int, width: int, group: int = 1) -> dict:
     dtype = DTYPES[name]
-    batch, heads = max(1, tokens // seq), max(1, width // head_dim)
+    batch, heads = max(1, tokens // seq), max(group, width // head_dim // group * group)
     gen = torch.Generator(device=DEVICE).manual_seed(seq + head_dim)
-    q, k, v, do = (torch.randn(batch, heads, seq, head_dim, device=DEVICE, generator=gen).to(dtype)
-                   for _ in range(4))
+    q, do = (torch.randn(batch, heads, seq, head_dim, device=DEVICE, generator=gen).to(dtype) for _ in range(2))
+    k, v = (torch.randn(batch, heads // group, seq, head_dim, device=DEVICE, generator=gen).to(dtype)
+            for _ in range(2))
     out = torch.empty_like(q)
     lse = torch.empty(attention.lse_shape(batch, heads, seq), device=DEVICE, dtype=attention.compute_dtype(dtype))
-    dq, dk, dv = (torch.empty_like(q) for _ in range(3))
-    forward = attention.plan_attention_forward(q, k, v, out, causal=causal, lse=lse)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    shares = [torch.empty(shape, device=DEVICE, dtype=attention.compute_dtype(dtype))
+              for shape in attention.grouped_head_grads_shapes(q.shape, k.shape, v.shape)] if group > 1 else None
+    forward = attention.plan_attention_forward(q, k, v, out, causal=causal, lse=lse, enable_gqa=group > 1)
     backward = attention.plan_attention_backward(do, q, k, v, out, lse, torch.empty_like(lse), dq, dk, dv,
-                                                 causal=causal)
+                                                 causal=causal, enable_gqa=group > 1, head_grads=shares)
     run(forward)
     run(backward)
     ours_fwd, ours_bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
     leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
-    theirs_fwd, backend = _flash(lambda: torch.nn.functional.scaled_dot_product_attention(*leaves, is_causal=causal))
+    theirs_fwd, backend = _flash(lambda: torch.nn.functional.scaled_dot_product_attention(
+        *leaves, is_causal=causal, **({"enable_gqa": True} if group > 1 else {})))
     kept = theirs_fwd()
     theirs_bwd = time_ms(lambda: torch.autograd.grad(kept, leaves, do, retain_graph=True))
     theirs_fwd_ms = time_ms(theirs_fwd)
     flops = 4.0 * batch * heads * seq * seq * head_dim * (0.5 if causal else 1.0)
-    return {"dtype": name, "head_dim": head_dim, "seq": seq, "causal": causal, "batch x heads": f"{batch}x{heads}",
+    heads_column = f"{batch}x{heads}" + (f" on {heads // group}" if group > 1 else "")
+    return {"dtype": name, "head_dim": head_dim, "seq": seq, "causal": causal, "batch x heads": heads_column,
             "fwd ms": f"{ours_fwd:.4f}", "torch fwd ms": f"{theirs_fwd_ms:.4f}", "fwd vs torch": ratio(ours_fwd,
                                                                                                    theirs_fwd_ms),
             "bwd ms": f"{ours_bwd:.4f}", "torch bwd ms": f"{theirs_bwd:.4f}", "bwd vs torch": ratio(ours_bwd,
@@ -87,12 +96,14 @@ def main() -> None:
     parser.add_argument("--seqs", default="1024,2048,4096,8192,16384" if ON_GPU else "33,70")
     parser.add_argument("--tokens", type=int, default=16384 if ON_GPU else 140, help="batch x seq per row")
     parser.add_argument("--width", type=int, default=2048 if ON_GPU else 32, help="heads x head_dim per row")
+    parser.add_argument("--group", type=int, default=1, help="query heads per key and value head (grouped-query)")
     args = parser.parse_args()
     names = [d for d in args.dtypes.split(",") if d]
     dims = [int(d) for d in args.head_dims.split(",") if d]
     seqs = [int(s) for s in args.seqs.split(",") if s]
     notes = ("`vs torch` is tritonsym's speed-up over torch's scaled_dot_product_attention (above 1: faster), on "
-             "the backend named. TFLOP/s: 4 * batch * heads * seq^2 * head_dim per forward (halved when causal), "
+             "the backend named; `batch x heads` ends `on N` with N key and value heads (grouped-query). "
+             "TFLOP/s: 4 * batch * heads * seq^2 * head_dim per forward (halved when causal), "
              "2.5 times that per backward. " + ("" if ON_GPU else "CPU rows run Triton's interpreter: they check "
                                                                "the script, not speed."))
     table = Table("attention", len(names) * len(dims) * len(seqs) * 2, notes,
@@ -101,7 +112,7 @@ def main() -> None:
         for head_dim in dims:
             for causal in (True, False):
                 for seq in seqs:
-                    table.add(one(name, head_dim, seq, causal, args.tokens, args.width))
+                    table.add(one(name, head_dim, seq, causal, args.tokens, args.width, args.group))
     print(f"{environment()}\nwrote {table.path}")
 
 
