@@ -5,7 +5,8 @@ Each activation is a pair of pure helpers, ``act_forward`` and a gradient helper
 the derivative can be written in terms of the output (relu, sigmoid, tanh, softrelu,
 softsign, selu, leaky with slope >= 0, elu with slope > 0), backward needs only the
 output, so the input can be freed after forward; gelu, gelu_tanh (GPT-2's tanh
-approximation) and leaky/elu with other slopes need the input.
+approximation), silu (x * sigmoid(x), SwiGLU's gate) and leaky/elu with other slopes need
+the input.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from ._common import (
     widen,
 )
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "leaky", "elu", "selu", "gelu", "gelu_tanh")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign", "leaky", "elu", "selu", "gelu", "gelu_tanh",
+               "silu")
 
 # SELU's constants (Klambauer et al. 2017), as constexprs so that the kernels can read them.
 SELU_LAMBDA: tl.constexpr = tl.constexpr(1.0507009873554804934193349852946)
@@ -49,7 +51,7 @@ GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
 
 def grad_from_output(act: str, slope: float = 0.0) -> bool:
     """True when act'(x) can be computed from y = act(x) alone."""
-    if act in ("gelu", "gelu_tanh"):
+    if act in ("gelu", "gelu_tanh", "silu"):
         return False
     if act == "leaky":
         return slope >= 0.0  # y > 0 exactly when x > 0
@@ -108,6 +110,8 @@ def act_forward(x, ACT: tl.constexpr, slope):
         y = 0.5 * x * (1.0 + tl.erf(x * SQRT_HALF))
     elif ACT == "gelu_tanh":
         y = 0.5 * x * (1.0 + tanh((x + x * x * x * GELU_CUBIC) * SQRT_2_OVER_PI))  # constexprs on the right
+    elif ACT == "silu":
+        y = x * sigmoid(x)
     else:
         y = x
     return y
@@ -165,6 +169,9 @@ def act_grad_from_input(x, ACT: tl.constexpr, slope):
     elif ACT == "gelu_tanh":
         t = tanh((x + x * x * x * GELU_CUBIC) * SQRT_2_OVER_PI)
         d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + x * x * (3.0 * GELU_CUBIC))
+    elif ACT == "silu":
+        s = sigmoid(x)
+        d = s * (1.0 + x * (1.0 - s))
     else:
         d = tl.full(x.shape, 1.0, x.dtype)
     if ACT != "none":

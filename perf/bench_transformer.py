@@ -17,7 +17,7 @@ Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUD
 torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
-     [--layers 4] [--kv-heads 2] [--norm rms] [--no-compile]
+     [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--no-compile]
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
             a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
             h = norm(x, f"{b}_norm2")
-            h = F.gelu(F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"]))
+            up = F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"])
+            if cfg.mlp == "swiglu":
+                h = F.silu(F.linear(h, P[f"{b}_mlp_gate_weight"], P[f"{b}_mlp_gate_bias"])) * up
+            else:
+                h = F.gelu(up)
             x = x + F.linear(h, P[f"{b}_mlp_fc2_weight"], P[f"{b}_mlp_fc2_bias"])
         x = norm(x, "final_norm")
         logits = F.linear(x, P["lm_head_weight"], P["lm_head_bias"])
@@ -169,7 +173,7 @@ def row(state: dict) -> dict:
     tokens_per_s = batch * seq / t["ours"] * 1e3
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
-                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}",
+                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
     parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
     parser.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm or RMSNorm")
+    parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="GELU or SwiGLU feed-forward")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -209,7 +214,8 @@ def main() -> None:
     for name in names:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
-                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm)
+                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm,
+                                     mlp=args.mlp)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

@@ -135,7 +135,7 @@ for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):
          backward=lambda v, h, a=_act: {"data": h * o.act_grad(v["data"], a)})
 
 for _act, _slope in (("leaky", 0.2), ("elu", 0.9), ("selu", 0.25), ("gelu", 0.25), ("gelu_tanh", 0.25),
-                     ("leaky", -0.5)):
+                     ("silu", 0.25), ("leaky", -0.5)):
     case(id=f"leaky_relu_{_act}_{_slope}", op="LeakyReLU",
          build=lambda a=_act, s=_slope: S.LeakyReLU(_data(), act_type=a, slope=s),
          shapes={"data": (9, 13)}, values={"data": normal(2.0)},

@@ -42,6 +42,8 @@ def _act(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
     if kind == "gelu_tanh":
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    if kind == "silu":
+        return x * act(x, "sigmoid")
     raise ValueError(kind)
 
 
@@ -77,6 +79,9 @@ def _act_grad(x: np.ndarray, kind: str, slope: float) -> np.ndarray:
         c, a = math.sqrt(2.0 / math.pi), 0.044715
         t = np.tanh(c * (x + a * x ** 3))
         return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * a * x * x)
+    if kind == "silu":  # sigmoid(x) + x sigmoid'(x)
+        s = act(x, "sigmoid")
+        return s + x * s * (1.0 - s)
     raise ValueError(kind)
 
 

@@ -11,7 +11,7 @@ from tritonsym.ops.activation import grad_from_output
 from tritonsym import ops
 
 CASES = [("relu", 0.0), ("sigmoid", 0.0), ("tanh", 0.0), ("softrelu", 0.0), ("softsign", 0.0), ("leaky", 0.1),
-         ("leaky", -0.3), ("elu", 1.3), ("selu", 0.0), ("gelu", 0.0), ("gelu_tanh", 0.0)]
+         ("leaky", -0.3), ("elu", 1.3), ("selu", 0.0), ("gelu", 0.0), ("gelu_tanh", 0.0), ("silu", 0.0)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -32,7 +32,7 @@ def test_forward_and_backward(rng, kind, slope, dtype):
 
 def test_extreme_inputs_stay_finite():
     x = torch.tensor([-1000.0, -100.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 100.0, 1000.0], dtype=torch.float32)
-    for kind in ("sigmoid", "tanh", "softrelu", "softsign", "elu", "selu", "gelu", "gelu_tanh"):
+    for kind in ("sigmoid", "tanh", "softrelu", "softsign", "elu", "selu", "gelu", "gelu_tanh", "silu"):
         y = ops.activation_forward(x, kind, 1.0)
         assert torch.isfinite(y).all(), kind
         assert_close(y, act(to_numpy(x), kind, 1.0), torch.float32, kind)
@@ -43,14 +43,14 @@ def test_extreme_inputs_stay_finite():
                  np.logaddexp(0, [-40.0]), torch.float64)
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_equals_torch_in_float64(approximate, rng):
-    """gelu is torch's exact GELU, gelu_tanh its approximate="tanh" (GPT-2's), forward and
-    backward, in float64 and out to where the cubic saturates the tanh."""
+@pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu"])
+def test_gelus_and_silu_equal_torch_in_float64(kind, rng):
+    """gelu is torch's exact GELU, gelu_tanh its approximate="tanh" (GPT-2's), silu torch's
+    silu, forward and backward, in float64 and out to where they saturate."""
     x = torch.tensor(np.concatenate([rng.normal(scale=3.0, size=200), [-30.0, -8.0, 0.0, 8.0, 30.0]]),
                      requires_grad=True)
-    kind = "gelu" if approximate == "none" else "gelu_tanh"
-    want = torch.nn.functional.gelu(x, approximate=approximate)
+    want = {"gelu": torch.nn.functional.gelu, "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
+            "silu": torch.nn.functional.silu}[kind](x)
     want.backward(torch.ones_like(x))
     x, grad = x.detach(), x.grad
     torch.testing.assert_close(ops.activation_forward(x, kind), want.detach(), rtol=1e-14, atol=1e-15)

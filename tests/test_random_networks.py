@@ -77,17 +77,17 @@ class Network:
 
 
 def _unary(net, x, i):
-    kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "elu", "leaky",
-                           "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube", "two_to",
-                           "compare", "dropout"])
+    kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "silu", "elu",
+                           "leaky", "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube",
+                           "two_to", "compare", "dropout"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
         y, f = S.Activation(x.symbol, act_type=kind), smooth[kind]
-    elif kind in ("gelu", "gelu_tanh", "elu", "leaky"):
+    elif kind in ("gelu", "gelu_tanh", "silu", "elu", "leaky"):
         y = S.LeakyReLU(x.symbol, act_type=kind, **({"slope": 0.2} if kind == "leaky" else {}))
-        f = {"gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "elu": lambda t: F.elu(t, 0.25),
-             "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
+        f = {"gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu,
+             "elu": lambda t: F.elu(t, 0.25), "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
     elif kind in ("log", "sqrt", "reciprocal"):
         y = getattr(S, kind)(S.square(x.symbol) + 1.0)
         f = {"log": torch.log, "sqrt": torch.sqrt, "reciprocal": torch.reciprocal}[kind]

@@ -41,6 +41,8 @@ def add_arguments(p) -> None:
     g.add_argument("--kv-heads", type=int, help="key and value heads, each shared by heads / kv-heads query heads "
                    "(grouped-query attention; default: one per query head)")
     g.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm (GPT's) or RMSNorm (Llama's)")
+    g.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="the feed-forward: GELU (GPT's) or "
+                   "SwiGLU (Llama's)")
     g.add_argument("--layers", type=int, help="transformer blocks (default: 2)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding and each branch")
 
@@ -80,7 +82,7 @@ def run(args, log, ctx, kv) -> int:
             raise TritonSymError(f"train: {flag} {value}: must be at least 1")
     size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
                 layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype,
-                kv_heads=args.kv_heads, norm=args.norm)
+                kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp)
     try:
         if args.text:
             with open(args.text, encoding="utf-8") as f:
@@ -108,7 +110,7 @@ def run(args, log, ctx, kv) -> int:
     cuda_graph = args.cuda_graph if args.cuda_graph is not None else ctx.device_type == "gpu"
     where = f"{args.dtype} on {ctx}{' (Triton interpreter)' if ctx.device_type == 'cpu' else ''}"
     grouped = f" on {cfg.key_heads} key and value heads" if cfg.key_heads != cfg.heads else ""
-    grouped += ", RMSNorm" if cfg.norm == "rms" else ""
+    grouped += (", RMSNorm" if cfg.norm == "rms" else "") + (", SwiGLU" if cfg.mlp == "swiglu" else "")
     log.info("network: decoder-only transformer, %d blocks, width %d, %d heads%s, vocabulary %d, up to %d tokens; %s",
              cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),

@@ -7,7 +7,8 @@ train it. The shapes in the comments: B sequences of L tokens, width D, H heads 
     tokens (B, L) ──Embedding──┐
     positions (1, L, D) ───────┴─ + ─ [block] x layers ─ LayerNorm ─ FullyConnected ─ SoftmaxOutput
     block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals;
-            RMSNorm with Config(norm="rms"))
+            RMSNorm with Config(norm="rms"), a SwiGLU mlp with mlp="swiglu", grouped-query
+            attention with kv_heads)
 
 Every operator here runs as tritonsym's own Triton kernels with handwritten backward:
 attention is one FlashAttention-2 operator (``ScaledDotProductAttention``) whose training
@@ -28,8 +29,9 @@ class Config:
     """The network's size. ``max_len``: the longest sequence (the learned positions);
     ``kv_heads``: the key and value heads, each shared by ``heads // kv_heads`` query heads
     (grouped-query attention, as Llama's; None: one per query head); ``norm``: "layer"
-    (LayerNorm, GPT's) or "rms" (RMSNorm, Llama's); ``dtype``: the parameters' and the
-    arithmetic's (token indices are float32 or integers whatever it is)."""
+    (LayerNorm, GPT's) or "rms" (RMSNorm, Llama's); ``mlp``: "gelu" (GPT's) or "swiglu"
+    (Llama's gated SiLU); ``dtype``: the parameters' and the arithmetic's (token indices are
+    float32 or integers whatever it is)."""
 
     vocab: int
     max_len: int
@@ -40,6 +42,7 @@ class Config:
     dtype: str = "float32"
     kv_heads: int | None = None
     norm: str = "layer"
+    mlp: str = "gelu"
 
     def __post_init__(self):
         sizes = ("vocab", "max_len", "width", "heads", "layers") + (("kv_heads",) if self.kv_heads is not None else ())
@@ -56,6 +59,8 @@ class Config:
             raise ValueError(f"transformer: dtype {self.dtype!r} is not float64, float32, float16 or bfloat16")
         if self.norm not in ("layer", "rms"):
             raise ValueError(f"transformer: norm {self.norm!r} is not 'layer' or 'rms'")
+        if self.mlp not in ("gelu", "swiglu"):
+            raise ValueError(f"transformer: mlp {self.mlp!r} is not 'gelu' or 'swiglu'")
 
     @property
     def key_heads(self) -> int:
@@ -100,9 +105,14 @@ def self_attention(x, cfg: Config, name: str):
 
 
 def mlp(x, cfg: Config, name: str):
-    """Position-wise feed-forward: widen 4x, GELU, back to the width."""
+    """Position-wise feed-forward: widen 4x, GELU, back to the width; or SwiGLU: the widened
+    values times SiLU of a second widening (the gate)."""
     h = S.FullyConnected(x, num_hidden=4 * cfg.width, flatten=False, name=f"{name}_fc1")
-    h = S.LeakyReLU(h, act_type="gelu", name=f"{name}_gelu")
+    if cfg.mlp == "swiglu":
+        gate = S.FullyConnected(x, num_hidden=4 * cfg.width, flatten=False, name=f"{name}_gate")
+        h = S.LeakyReLU(gate, act_type="silu", name=f"{name}_silu") * h
+    else:
+        h = S.LeakyReLU(h, act_type="gelu", name=f"{name}_gelu")
     return S.FullyConnected(h, num_hidden=cfg.width, flatten=False, name=f"{name}_fc2")
 
 

@@ -2,7 +2,7 @@
 
 leaky: x if x > 0 else slope*x; elu: x if x > 0 else slope*(exp(x)-1); selu (fixed
 constants); gelu: x*Phi(x); gelu_tanh: GPT-2's tanh approximation of it (MXNet 2's name);
-prelu: x if x > 0 else gamma*x with a learned ``gamma`` input
+silu: x*sigmoid(x) (torch's name; SwiGLU's gate); prelu: x if x > 0 else gamma*x with a learned ``gamma`` input
 (one slope per channel of axis 1, or one for all: ``ops/prelu.py``). Backward reads the
 output where the derivative can be written from it (leaky with slope >= 0, elu with
 slope > 0, selu), else the input; only the former can fuse into a FullyConnected epilogue.
@@ -14,7 +14,7 @@ from ..ops import activation as kernels
 from ..ops import prelu as prelu_kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
-ACT_TYPES = ("leaky", "elu", "selu", "gelu", "gelu_tanh", "prelu")
+ACT_TYPES = ("leaky", "elu", "selu", "gelu", "gelu_tanh", "silu", "prelu")
 
 
 def _from_output(p) -> bool:
@@ -56,7 +56,7 @@ register(OpDef(
     name="LeakyReLU",
     doc="Leaky rectified linear units and relatives, elementwise: leaky x>0 ? x : slope*x; "
         "elu x>0 ? x : slope*(exp(x)-1); selu 1.0507*(x>0 ? x : 1.6733*(exp(x)-1)); "
-        "gelu 0.5*x*(1+erf(x/sqrt(2))); gelu_tanh 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3))); "
+        "gelu 0.5*x*(1+erf(x/sqrt(2))); gelu_tanh 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3))); silu x*sigmoid(x); "
         "prelu x>0 ? x : gamma*x with a learned gamma (per channel of axis 1, "
         "or (1,)). (MXNet's rrelu is not supported.)",
     params=[
