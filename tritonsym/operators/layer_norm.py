@@ -67,10 +67,13 @@ def compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32  # what the kernels compute in
 
 
-def _partials(p, shapes, dtypes):
-    """gamma's and beta's gradients go through partial rows (ops/layer_norm.py)."""
-    n = kernels.partials(shapes[0], p["axis"]) * shapes[0][p["axis"]]
-    return {"partial_dgamma": ((n,), compute_dtype(dtypes[0])), "partial_dbeta": ((n,), compute_dtype(dtypes[0]))}
+def partial_rows(*names: str):
+    """``backward_temps`` of the scratch the column gradients (gamma's, beta's) are summed
+    through: ``partials`` rows of the normalised axis each (ops/layer_norm.py). RMSNorm's too."""
+    def temps(p, shapes, dtypes):
+        n = kernels.partials(shapes[0], p["axis"]) * shapes[0][p["axis"]]
+        return {name: ((n,), compute_dtype(dtypes[0])) for name in names}
+    return temps
 
 
 register(OpDef(
@@ -90,5 +93,5 @@ register(OpDef(
     output_names=lambda p: ["output", "mean", "std"] if p["output_mean_var"] else ["output"],
     saved_for_backward=lambda p, shapes, dtypes: {name: ((row_count(p, shapes[0]),), compute_dtype(dtypes[0]))
                                                   for name in ("mean", "rstd")},
-    backward_temps=_partials,
+    backward_temps=partial_rows("partial_dgamma", "partial_dbeta"),
 ))

@@ -11,7 +11,7 @@ memory grows with the rows, never with their product with the columns.
 from __future__ import annotations
 
 from ..ops import layer_norm as kernels
-from .layer_norm import compute_dtype, infer_shape, row_count
+from .layer_norm import compute_dtype, infer_shape, partial_rows, row_count
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register
 
 
@@ -28,12 +28,6 @@ def _backward(a: BackwardArgs):
                                           accumulate=a.accumulate)
 
 
-def _partials(p, shapes, dtypes):
-    """gamma's gradient goes through partial rows (ops/layer_norm.py)."""
-    n = kernels.partials(shapes[0], p["axis"]) * shapes[0][p["axis"]]
-    return {"partial_dgamma": ((n,), compute_dtype(dtypes[0]))}
-
-
 register(OpDef(
     name="RMSNorm",
     doc="x / sqrt(mean(x**2) + eps) * gamma, each row along `axis` by its own root mean square.",
@@ -48,5 +42,5 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((0, 1), ()),
     saved_for_backward=lambda p, shapes, dtypes: {"rstd": ((row_count(p, shapes[0]),), compute_dtype(dtypes[0]))},
-    backward_temps=_partials,
+    backward_temps=partial_rows("partial_dgamma"),  # gamma's gradient only: there is no beta
 ))
