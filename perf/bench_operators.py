@@ -1,11 +1,14 @@
 """The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm forward and
-backward, Dropout forward and backward, a broadcast add, batch_dot and the Adam update,
-against PyTorch eager (torch.nn.functional.layer_norm, dropout, broadcasting +, torch.bmm,
+backward, Dropout forward and backward, a broadcast add, rotary position embedding, batch_dot
+and the Adam update, against PyTorch eager (torch.nn.functional.layer_norm, dropout,
+broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, torch.bmm,
 torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a share of
 the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
+RotaryEmbedding has no target of an issue; a pass that reads and writes each element once,
+it should run at the copy bandwidth too.
 
 Run: python perf/bench_operators.py [--rows R] [--columns C] [--dtypes bfloat16,float32]
 """
@@ -17,7 +20,7 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, layer_norm
+from tritonsym.ops import broadcast, dropout, layer_norm, rotary
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -88,6 +91,31 @@ def broadcast_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
                  copy_gbs)]
 
 
+def rotary_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """RoPE on a transformer's queries: (batch, positions, heads, head_dim) read as the heads
+    view (batch, heads, positions, head_dim), written in attention's layout; rows x cols
+    elements in all (batch 8 where rows allow, head_dim up to 128)."""
+    dtype = DTYPES[name]
+    head_dim = min(128, cols - cols % 2)
+    batch = 8 if rows % 8 == 0 else 1
+    x = torch.randn(batch, rows // batch, cols // head_dim, head_dim, device=DEVICE).to(dtype).transpose(1, 2)
+    y = torch.empty(x.shape, device=DEVICE, dtype=dtype)
+    forward = rotary.plan_rotary(x, y)
+    backward = rotary.plan_rotary(y, x.transpose(1, 2).contiguous().transpose(1, 2), inverse=True)
+    half = head_dim // 2
+    angles = torch.outer(torch.arange(x.shape[2], device=DEVICE, dtype=torch.float32),
+                         10000.0 ** (-torch.arange(0, head_dim, 2, device=DEVICE, dtype=torch.float32) / head_dim))
+    cos, sin = (t.repeat(1, 2).to(dtype) for t in (angles.cos(), angles.sin()))  # cached, as Hugging Face does
+
+    def eager():
+        return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    size = x.numel() * x.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    shape = tuple(x.shape)
+    return [_row("RotaryEmbedding forward", name, shape, fwd, time_ms(eager), 2 * size, copy_gbs),
+            _row("RotaryEmbedding backward", name, shape, bwd, None, 2 * size, copy_gbs)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -150,14 +178,18 @@ def main() -> None:
                                    "its backward as two reads and one write, Dropout's passes as one read and one "
                                    "write (its mask is drawn, not read), Adam's update as four reads and three "
                                    "writes (shape: parameters x elements; `vs eager`: against torch.optim.Adam, "
-                                   "fused on a GPU).")
-    table = Table("operators", len(names) * (6 + len(shapes)), notes)
+                                   "fused on a GPU), RotaryEmbedding's passes as one read and one write (shape: "
+                                   "batch x heads x positions x head_dim; its forward's `vs eager` against Hugging "
+                                   "Face's rotate_half with a cached cos/sin table).")
+    table = Table("operators", len(names) * (8 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in dropout_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in broadcast_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in rotary_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in adam_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

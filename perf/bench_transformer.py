@@ -2,22 +2,22 @@
 tritonsym against the same model in PyTorch.
 
 Both run the same network from the same initial weights on the same tokens: token and
-learned position embeddings, pre-norm blocks of causal multi-head attention and a GELU MLP,
-a final LayerNorm and the vocabulary head, the mean cross-entropy over every position, and
-Adam (no master copies on either side: torch's Adam updates bfloat16 weights in bfloat16).
-tritonsym's step is one CUDA graph replay (forward, backward and update recorded together,
-as ``Module.train_step`` runs it); PyTorch's is timed eager, under
-``torch.compile(mode="max-autotune")``, and captured whole as a CUDA graph (forward,
-backward and a capturable Adam), the honest peer of a graphed step. Peak device memory is
-each side's step from an empty start. Every row is measured without torch.compile first
-and its compile column added after (minutes of tuning a row), so a run cut short keeps the
-rows of the first pass.
+learned position embeddings (or rotary ones, ``--positions rotary``), pre-norm blocks of
+causal multi-head attention and a GELU MLP, a final LayerNorm and the vocabulary head, the
+mean cross-entropy over every position, and Adam (no master copies on either side: torch's
+Adam updates bfloat16 weights in bfloat16). tritonsym's step is one CUDA graph replay
+(forward, backward and update recorded together, as ``Module.train_step`` runs it);
+PyTorch's is timed eager, under ``torch.compile(mode="max-autotune")``, and captured whole
+as a CUDA graph (forward, backward and a capturable Adam), the honest peer of a graphed
+step. Peak device memory is each side's step from an empty start. Every row is measured
+without torch.compile first and its compile column added after (minutes of tuning a row), so
+a run cut short keeps the rows of the first pass.
 
 Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUDA-graphed
 torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
-     [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--no-compile]
+     [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--positions rotary] [--no-compile]
 """
 
 from __future__ import annotations
@@ -88,15 +88,31 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
             return F.rms_norm(x, (cfg.width,), P[f"{name}_gamma"], 1e-5)
         return F.layer_norm(x, (cfg.width,), P[f"{name}_gamma"], P[f"{name}_beta"], 1e-5)
 
+    head_dim = cfg.width // cfg.heads
+    if cfg.positions == "rotary":  # Hugging Face's rotate_half with a cos/sin table made once, as it caches it
+        inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        angles = torch.outer(torch.arange(seq, dtype=torch.float64), inv_freq).repeat(1, 2)
+        like = P["token_embed_weight"]
+        cos, sin = (t.to(dtype=like.dtype, device=like.device) for t in (angles.cos(), angles.sin()))
+
+    def rope(t):
+        if cfg.positions != "rotary":
+            return t
+        half = head_dim // 2
+        return t * cos + torch.cat((-t[..., half:], t[..., :half]), dim=-1) * sin
+
     def loss():
-        x = F.embedding(tokens, P["token_embed_weight"]) + P["position_weight"][:, :seq]
+        x = F.embedding(tokens, P["token_embed_weight"])
+        if cfg.positions == "learned":
+            x = x + P["position_weight"][:, :seq]
         for k in range(cfg.layers):
             b = f"block{k}"
             h = norm(x, f"{b}_norm1")
             q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
                          .view(batch, seq, count, -1).transpose(1, 2)
                          for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
-            a = F.scaled_dot_product_attention(q, key, v, is_causal=True, enable_gqa=cfg.key_heads != cfg.heads)
+            a = F.scaled_dot_product_attention(rope(q), rope(key), v, is_causal=True,
+                                               enable_gqa=cfg.key_heads != cfg.heads)
             a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
             h = norm(x, f"{b}_norm2")
@@ -173,7 +189,8 @@ def row(state: dict) -> dict:
     tokens_per_s = batch * seq / t["ours"] * 1e3
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
-                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}",
+                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}"
+                     f"{' rope' if cfg.positions == 'rotary' else ''}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -194,6 +211,8 @@ def main() -> None:
     parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
     parser.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm or RMSNorm")
     parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="GELU or SwiGLU feed-forward")
+    parser.add_argument("--positions", choices=("learned", "rotary"), default="learned",
+                        help="a learned position table or rotary embedding (RoPE)")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -215,7 +234,7 @@ def main() -> None:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
                                      layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm,
-                                     mlp=args.mlp)
+                                     mlp=args.mlp, positions=args.positions)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

@@ -119,6 +119,21 @@ for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0)):
          backward=lambda v, h, a=_axis: dict(zip(("data", "rms_gamma"), o.rms_norm_grads(h, v["data"],
                                                                                           v["rms_gamma"], a))))
 
+# ------------------------------------------------------------------------ RotaryEmbedding
+# Attention's layout (batch, heads, positions, head_dim); positions along axis 1 of (batch,
+# positions, heads, head_dim); interleaved pairs; a part of the features; a later start.
+
+for _id, _shape, _settings in (
+        ("heads_layout", (2, 3, 7, 10), {}),
+        ("positions_first_interleaved", (2, 9, 2, 6), dict(axis=1, interleaved=True)),
+        ("partial_offset_base", (3, 5, 12), dict(rotary_dim=8, offset=6, base=500.0)),
+        ("partial_interleaved_axis0", (11, 2, 7), dict(axis=0, rotary_dim=4, interleaved=True, offset=3))):
+    case(id=f"rotary_{_id}", op="RotaryEmbedding",
+         build=lambda s=_settings: S.RotaryEmbedding(_data(), **s, name="rope"),
+         shapes={"data": _shape},
+         forward=lambda v, s=_settings: o.rotary(v["data"], **s),
+         backward=lambda v, h, s=_settings: {"data": o.rotary(h, **s, transpose=True)})
+
 # ------------------------------------------------------------------------ Dropout
 # Its masks are random: tests/test_dropout.py checks them; here p=0, the identity (a view).
 

@@ -329,6 +329,24 @@ def rms_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
 
 
 
+def rotary(x, axis=-2, base=10000.0, interleaved=False, rotary_dim=None, offset=0, transpose=False):
+    """RoPE: in each position along ``axis``, pair i of the features (last axis; features i and
+    i + rotary_dim/2, or 2i and 2i+1 interleaved) rotated in its plane by ``(offset + position)
+    * base ** (-2 i / rotary_dim)``, the features past rotary_dim kept; ``transpose``: rotated
+    back (the gradient, d(sum(dy * out)) by data)."""
+    moved = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -2)  # (..., positions, features)
+    positions, features = moved.shape[-2:]
+    rotary_dim = features if rotary_dim is None else rotary_dim
+    out = moved.copy()
+    for i in range(rotary_dim // 2):
+        a, b = (2 * i, 2 * i + 1) if interleaved else (i, i + rotary_dim // 2)
+        angle = (offset + np.arange(positions)) * float(base) ** (-2.0 * i / rotary_dim)
+        cos, sin = np.cos(angle), np.sin(angle) * (-1.0 if transpose else 1.0)
+        out[..., a] = moved[..., a] * cos - moved[..., b] * sin
+        out[..., b] = moved[..., a] * sin + moved[..., b] * cos
+    return np.moveaxis(out, -2, axis)
+
+
 def _attention_pairs(q, k, causal, scale, lengths):
     """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask keeps."""
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale

@@ -40,6 +40,9 @@ def test_elementwise_hyperparameters(rng):
         "LeakyReLU": (S.LeakyReLU(data, slope=0.1), np.where(x > 0, x, 0.1 * x)),
         "mean": (S.mean(data, axis=1), x.mean(1)),
         "SequenceMask": (S.SequenceMask(data, use_sequence_length=False, value=0.1), x),
+        # its frequencies' step -2 log2(base) / rotary_dim reaches the kernel as a float
+        "RotaryEmbedding": (S.RotaryEmbedding(data, axis=0, rotary_dim=4, base=3.7, offset=3),
+                            o.rotary(x, axis=0, rotary_dim=4, base=3.7, offset=3)),
     }
     for name, (net, want) in cases.items():
         np.testing.assert_allclose(_run(net, data=x)[0][0], want, **TIGHT, err_msg=name)

@@ -364,6 +364,34 @@ def _grouped_attention(net, x, i):
     return Node(y, compute, x.shape, x.tied)
 
 
+def _rotary(net, x, i):
+    """RoPE along any axis but the last, on all or the first of its features, halves or
+    interleaved pairs, from a later position (the reference: Hugging Face's arithmetic)."""
+    ndim, features = len(x.shape), x.shape[-1]
+    if ndim < 2 or features < 2:
+        return None
+    axis, rotary_dim = net.rng.randrange(ndim - 1), 2 * net.rng.randint(1, features // 2)
+    interleaved, offset, base = net.rng.random() < 0.5, net.rng.randint(0, 40), net.rng.choice([10000.0, 37.5])
+    whole = rotary_dim == features and net.rng.random() < 0.5
+    y = S.RotaryEmbedding(x.symbol, axis=axis, base=base, interleaved=interleaved, offset=offset,
+                          rotary_dim=None if whole else rotary_dim)
+
+    def compute(env):
+        t = x.compute(env)
+        half = rotary_dim // 2
+        at = [1] * ndim
+        at[axis] = t.shape[axis]
+        positions = (offset + torch.arange(t.shape[axis], dtype=torch.float64)).reshape(at)
+        angle = positions * base ** (-2.0 * torch.arange(half, dtype=torch.float64) / rotary_dim)
+        cos, sin = angle.cos().to(t.dtype), angle.sin().to(t.dtype)
+        first, second = ((t[..., 0:rotary_dim:2], t[..., 1:rotary_dim:2]) if interleaved
+                         else (t[..., :half], t[..., half:rotary_dim]))
+        a, b = first * cos - second * sin, first * sin + second * cos
+        rotated = torch.stack((a, b), -1).flatten(-2) if interleaved else torch.cat((a, b), -1)
+        return torch.cat((rotated, t[..., rotary_dim:]), -1)
+    return Node(y, compute, x.shape, x.tied)
+
+
 def _sequence_mask(net, x, i):
     ndim = len(x.shape)
     if ndim < 2:
@@ -466,7 +494,7 @@ def _one_array_several_inputs(net, x, i):
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
-         _grouped_attention]
+         _grouped_attention, _rotary]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

@@ -21,12 +21,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 from bench_transformer import initial_params, torch_loss  # noqa: E402  (the benchmark's torch twin)
 
 
-@pytest.mark.parametrize(("kv_heads", "norm", "mlp"), [(None, "layer", "gelu"), (2, "layer", "gelu"),
-                                                     (1, "rms", "swiglu")],
+@pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions"),
+                         [(None, "layer", "gelu", "learned"), (2, "layer", "gelu", "learned"),
+                          (1, "rms", "swiglu", "rotary")],
                          ids=["multi-head", "grouped", "llama-like"])
-def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, rng):
+def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, rng):
     cfg = transformer.Config(vocab=7, max_len=6, width=16, heads=4, layers=2, dtype="float64", kv_heads=kv_heads,
-                             norm=norm, mlp=mlp)
+                             norm=norm, mlp=mlp, positions=positions)
     batch, seq = 3, 5
     net = transformer.decoder(seq, cfg)
     params = {n: v + rng.normal(0, 0.3, v.shape) for n, v in initial_params(net, batch, seq, rng).items()}
@@ -58,7 +59,8 @@ def test_grouped_query_heads_narrow_the_key_and_value_projections():
     for bad, message in ((dict(kv_heads=3), "heads 4 must be a multiple of kv_heads 3"),
                          (dict(kv_heads=0), "kv_heads must be at least 1, got 0"),
                          (dict(norm="batch"), "norm 'batch' is not 'layer' or 'rms'"),
-                         (dict(mlp="relu"), "mlp 'relu' is not 'gelu' or 'swiglu'")):
+                         (dict(mlp="relu"), "mlp 'relu' is not 'gelu' or 'swiglu'"),
+                         (dict(positions="sinusoid"), "positions 'sinusoid' is not 'learned' or 'rotary'")):
         with pytest.raises(ValueError, match=message):
             transformer.Config(vocab=7, max_len=6, width=16, heads=4, **bad)
 
@@ -149,11 +151,11 @@ def test_the_sampler_reads_the_training_networks_predictions(rng):
 def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
                    "--width", "16", "--layers", "1", "--kv-heads", "2", "--norm", "rms", "--mlp", "swiglu",
-                   "--no-progress"])
+                   "--positions", "rotary", "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0, out
     assert "decoder-only transformer, 1 blocks, width 16, 4 heads on 2 key and value heads, RMSNorm, SwiGLU, " \
-        "vocabulary 11, up to 6 tokens" in out
+        "rotary positions, vocabulary 11, up to 6 tokens" in out
     assert re.search(r"Epoch\[0\] Validation-accuracy=[0-9.]+", out) and "Validation-perplexity" in out
     assert re.search(r"written answers: 3 digits: [0-9.]+ of 8 fresh questions", out)
     assert re.search(r"\n  \d{3} -> \d{3} \(expected \d{3}\)", out)

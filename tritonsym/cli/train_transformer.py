@@ -43,6 +43,8 @@ def add_arguments(p) -> None:
     g.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm (GPT's) or RMSNorm (Llama's)")
     g.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="the feed-forward: GELU (GPT's) or "
                    "SwiGLU (Llama's)")
+    g.add_argument("--positions", choices=("learned", "rotary"), default="learned", help="a learned position table "
+                   "(GPT's) or rotary position embedding of queries and keys (RoPE, Llama's)")
     g.add_argument("--layers", type=int, help="transformer blocks (default: 2)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding and each branch")
 
@@ -82,7 +84,8 @@ def run(args, log, ctx, kv) -> int:
             raise TritonSymError(f"train: {flag} {value}: must be at least 1")
     size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
                 layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype,
-                kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp)
+                kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp,
+                positions=args.positions)
     try:
         if args.text:
             with open(args.text, encoding="utf-8") as f:
@@ -111,6 +114,7 @@ def run(args, log, ctx, kv) -> int:
     where = f"{args.dtype} on {ctx}{' (Triton interpreter)' if ctx.device_type == 'cpu' else ''}"
     grouped = f" on {cfg.key_heads} key and value heads" if cfg.key_heads != cfg.heads else ""
     grouped += (", RMSNorm" if cfg.norm == "rms" else "") + (", SwiGLU" if cfg.mlp == "swiglu" else "")
+    grouped += ", rotary positions" if cfg.positions == "rotary" else ""
     log.info("network: decoder-only transformer, %d blocks, width %d, %d heads%s, vocabulary %d, up to %d tokens; %s",
              cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),

@@ -8,7 +8,8 @@ train it. The shapes in the comments: B sequences of L tokens, width D, H heads 
     positions (1, L, D) ───────┴─ + ─ [block] x layers ─ LayerNorm ─ FullyConnected ─ SoftmaxOutput
     block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals;
             RMSNorm with Config(norm="rms"), a SwiGLU mlp with mlp="swiglu", grouped-query
-            attention with kv_heads)
+            attention with kv_heads, and with positions="rotary" no position table: queries
+            and keys are rotated by their positions inside attention, RoPE)
 
 Every operator here runs as tritonsym's own Triton kernels with handwritten backward:
 attention is one FlashAttention-2 operator (``ScaledDotProductAttention``) whose training
@@ -30,8 +31,9 @@ class Config:
     ``kv_heads``: the key and value heads, each shared by ``heads // kv_heads`` query heads
     (grouped-query attention, as Llama's; None: one per query head); ``norm``: "layer"
     (LayerNorm, GPT's) or "rms" (RMSNorm, Llama's); ``mlp``: "gelu" (GPT's) or "swiglu"
-    (Llama's gated SiLU); ``dtype``: the parameters' and the arithmetic's (token indices are
-    float32 or integers whatever it is)."""
+    (Llama's gated SiLU); ``positions``: "learned" (a table added to the tokens, GPT's) or
+    "rotary" (queries and keys rotated by their positions, RoPE, Llama's); ``dtype``: the
+    parameters' and the arithmetic's (token indices are float32 or integers whatever it is)."""
 
     vocab: int
     max_len: int
@@ -43,6 +45,7 @@ class Config:
     kv_heads: int | None = None
     norm: str = "layer"
     mlp: str = "gelu"
+    positions: str = "learned"
 
     def __post_init__(self):
         sizes = ("vocab", "max_len", "width", "heads", "layers") + (("kv_heads",) if self.kv_heads is not None else ())
@@ -61,6 +64,8 @@ class Config:
             raise ValueError(f"transformer: norm {self.norm!r} is not 'layer' or 'rms'")
         if self.mlp not in ("gelu", "swiglu"):
             raise ValueError(f"transformer: mlp {self.mlp!r} is not 'gelu' or 'swiglu'")
+        if self.positions not in ("learned", "rotary"):
+            raise ValueError(f"transformer: positions {self.positions!r} is not 'learned' or 'rotary'")
 
     @property
     def key_heads(self) -> int:
@@ -69,14 +74,17 @@ class Config:
 
 
 def embed(tokens, length: int, cfg: Config):
-    """(B, L) token indices -> (B, L, D): a learned vector per token plus one per position.
+    """(B, L) token indices -> (B, L, D): a learned vector per token plus one per position
+    (with rotary positions, the tokens' alone: attention adds the positions).
 
     The position table holds ``max_len`` rows; a network for sequences of ``length`` takes
     the first ``length`` of them (``slice_axis``), so networks of every length share it (a
     BucketingModule trains one table for all its buckets)."""
-    # The two tables carry the dtype; every other parameter takes it from them.
+    # The tables carry the dtype; every other parameter takes it from them.
     weight = S.Variable("token_embed_weight", dtype=cfg.dtype)
     x = S.Embedding(tokens, weight, input_dim=cfg.vocab, output_dim=cfg.width, name="token_embed")
+    if cfg.positions == "rotary":
+        return x
     table = S.Variable("position_weight", shape=(1, cfg.max_len, cfg.width), dtype=cfg.dtype)
     positions = S.slice_axis(table, axis=1, begin=0, end=length, name="positions")
     return S.broadcast_add(x, positions, name="embed")
@@ -92,11 +100,16 @@ def heads(x, count: int, name: str):
 def self_attention(x, cfg: Config, name: str):
     """Causal multi-head self-attention: each position attends to itself and those before.
     With ``kv_heads`` fewer than ``heads``, the key and value projections are that much
-    narrower and each of their heads serves a group of query heads (``enable_gqa``)."""
+    narrower and each of their heads serves a group of query heads (``enable_gqa``). With
+    rotary positions, each query and key head is rotated by its position (RoPE: their
+    products then depend on how far apart the positions are); reading the heads through
+    strides, the rotation writes them in attention's layout."""
     head_dim = cfg.width // cfg.heads
     q, k, v = (heads(S.FullyConnected(x, num_hidden=count * head_dim, flatten=False, name=f"{name}_{p}"), count,
                      f"{name}_{p}")
                for p, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
+    if cfg.positions == "rotary":
+        q, k = (S.RotaryEmbedding(t, axis=2, name=f"{name}_{p}_rope") for t, p in ((q, "query"), (k, "key")))
     att = S.ScaledDotProductAttention(q, k, v, causal=True, enable_gqa=cfg.key_heads != cfg.heads,
                                       name=f"{name}_attention")  # (B, H, L, D/H)
     att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H): attention writes it so

@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     regression_output,
     reshape,
     rms_norm,
+    rotary_embedding,
     select,
     sequence_mask,
     slice_axis,
