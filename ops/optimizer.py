@@ -163,8 +163,9 @@ def _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER: tl.constexpr):
 
 @triton.jit
 def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP: tl.constexpr,
-                     HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr):
-    """The weight and ``clip(rescale_grad * grad / loss_scale) + wd * wd_mult * weight`` (MXNet's order)."""
+                     HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, DECOUPLED: tl.constexpr):
+    """The weight and ``clip(rescale_grad * grad / loss_scale) + wd * wd_mult * weight`` (MXNet's order);
+    ``DECOUPLED`` (AdamW): without the decay, which the update applies to the weight itself."""
     CT = HYPER.dtype.element_ty
     w = _load_weight(W, MASTER, offsets, mask, HAS_MASTER, CT)
     g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + RESCALE_GRAD)
@@ -174,6 +175,8 @@ def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, ma
         clip = tl.load(HYPER + CLIP_GRADIENT)
         # Not tl.minimum/tl.maximum: on a GPU they return the other operand for a NaN.
         g = tl.where(g > clip, clip, tl.where(g < -clip, -clip, g))
+    if DECOUPLED:
+        return w, g
     wd = tl.load(HYPER + WD) * tl.load(CHUNK_WD_MULT + tl.program_id(0))
     return w, g + wd * w
 
@@ -203,7 +206,7 @@ def _sgd_chunk(
     offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
-                            HAS_SCALER)
+                            HAS_SCALER, False)
     lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
         mom = tl.load(HYPER + MOMENTUM) * tl.load(MOM + offsets, mask=mask, other=0.0).to(g.dtype) - lr * g
@@ -226,30 +229,35 @@ def _bias_correction(one_minus_beta, t):
 @triton.jit
 def _adam_kernel(
     W, G, MEAN, VAR, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS,
-    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, DECOUPLED: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
-    ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``."""
+    ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``;
+    ``DECOUPLED`` (AdamW, Loshchilov & Hutter): the weight decays by ``lr * wd`` first instead
+    of ``wd * w`` joining the gradient."""
     start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
     if body:
         _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                    HAS_MASTER, HAS_SCALER, CLIP, True, BLOCK)
+                    HAS_MASTER, HAS_SCALER, CLIP, DECOUPLED, True, BLOCK)
     else:
         _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                    HAS_MASTER, HAS_SCALER, CLIP, False, BLOCK)
+                    HAS_MASTER, HAS_SCALER, CLIP, DECOUPLED, False, BLOCK)
 
 
 @triton.jit
 def _adam_chunk(
     W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, BODY: tl.constexpr,
-    BLOCK: tl.constexpr,
+    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, DECOUPLED: tl.constexpr,
+    BODY: tl.constexpr, BLOCK: tl.constexpr,
 ):
     offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
     w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
-                            HAS_SCALER)
+                            HAS_SCALER, DECOUPLED)
     lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
+    if DECOUPLED:  # torch.optim.AdamW's order: w *= 1 - lr * wd, then the Adam step
+        w = w * (1.0 - lr * (tl.load(HYPER + WD) * tl.load(CHUNK_WD_MULT + tl.program_id(0))))
     beta1 = tl.load(HYPER + BETA1)
     beta2 = tl.load(HYPER + BETA2)
     one_minus_beta1 = tl.load(HYPER + ONE_MINUS_BETA1)
@@ -470,18 +478,21 @@ def plan_sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Te
 
 def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
                      chunks: ChunkTable, hyper: torch.Tensor, clip: bool,
-                     master: torch.Tensor | None = None, scaler: LossScaleState | None = None) -> list[Launch]:
+                     master: torch.Tensor | None = None, scaler: LossScaleState | None = None,
+                     decoupled: bool = False) -> list[Launch]:
     """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``;
     ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
     ``scaler``: as for ``plan_sgd_update``; the bias corrections then count applied steps only.
-    The bias corrections ``1 - beta**t`` are computed on the device from ``hyper``'s ``step``."""
+    The bias corrections ``1 - beta**t`` are computed on the device from ``hyper``'s ``step``.
+    ``decoupled``: AdamW's weight decay (``w *= 1 - lr * wd`` before the step, torch.optim.AdamW's)
+    instead of L2 decay in the gradient."""
     _check("adam_update", weight, grad, _present(mean=mean, var=var, master=master), hyper, len(ADAM_HYPER))
     return [Launch(_adam_kernel, (chunks.programs,),
                    [weight, grad, mean, var, weight if master is None else master,
                     chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper,
                     *_scaler_args("adam_update", scaler, weight)],
                    dict(HAS_MASTER=master is not None, HAS_SCALER=scaler is not None, CLIP=clip,
-                        BLOCK=chunks.block))]
+                        DECOUPLED=decoupled, BLOCK=chunks.block))]
 
 
 def plan_advance_step(hyper: torch.Tensor, slot: int) -> list[Launch]:
@@ -519,14 +530,14 @@ def sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor 
 def adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, *, step: int,
                 learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
                 wd: float = 0.0, rescale_grad: float = 1.0, clip_gradient: float | None = None,
-                master: torch.Tensor | None = None) -> torch.Tensor:
+                master: torch.Tensor | None = None, decoupled: bool = False) -> torch.Tensor:
     """Standalone Adam step number ``step`` (from 1) on one contiguous tensor and its moments
-    (``master``: its float32 master copy, updated too)."""
+    (``master``: its float32 master copy, updated too; ``decoupled``: AdamW's weight decay)."""
     hyper = _hyper(ADAM_HYPER, dict(learning_rate=learning_rate, wd=wd, rescale_grad=rescale_grad,
                                     clip_gradient=clip_gradient or 0.0, beta1=beta1, beta2=beta2, epsilon=epsilon,
                                     step=step, one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2), weight)
     run(plan_adam_update(_flat(weight), _flat(grad), _flat(mean), _flat(var), _whole(weight), hyper,
-                         clip_gradient is not None, _flat(master)))
+                         clip_gradient is not None, _flat(master), decoupled=decoupled))
     return weight
 
 
@@ -539,7 +550,7 @@ TESTS = ("tests/test_kernels_optimizer.py", "tests/test_update_properties.py", "
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """Each update in ``dtype`` over a region of two parameters with a gap (SGD with and
-    without momentum, Adam, each with and without clipping; loss-scaled; with a float32
+    without momentum, Adam, AdamW, each with and without clipping; loss-scaled; with a float32
     master copy for half dtypes), Adam's step advance, the NaN/inf count of a loss scaler and its scale update:
     what ``ops.catalog`` compiles, reports on and checks. ``large``: a region of 2**24."""
     size = (1 << 24) if large else 3000
@@ -557,6 +568,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
                                                                                      clip)]
         out += [(f"adam clip={clip}", launch) for launch in plan_adam_update(flat, flat, state, state, chunks, adam,
                                                                               clip)]
+        out += [(f"adamw clip={clip}", launch) for launch in plan_adam_update(flat, flat, state, state, chunks,
+                                                                               adam, clip, decoupled=True)]
     out += [("advance step", launch) for launch in plan_advance_step(adam, ADAM_HYPER.index("step"))]
     out += [("count nonfinite grads", launch) for launch in plan_count_nonfinite_grads(flat, chunks, scaler)]
     out += [("sgd momentum loss-scaled", launch) for launch in plan_sgd_update(flat, flat, state, chunks, sgd, True,

@@ -252,6 +252,12 @@ def adam_update(w, g, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.0, 
     return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
+def adamw_update(w, g, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01, rescale=1.0, clip=None):
+    """AdamW (Loshchilov & Hutter): the weight shrinks by lr * wd, then Adam's step on the
+    (rescaled, clipped) gradient alone. Returns (w, m, v)."""
+    return adam_update(w * (1 - lr * wd), g, m, v, step, lr, beta1, beta2, eps, 0.0, rescale, clip)
+
+
 def _channel_view(x, axis):
     """The axes BatchNorm reduces over, and the shape that broadcasts a channel vector."""
     axis = axis % x.ndim

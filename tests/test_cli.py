@@ -57,6 +57,14 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
         "net-symbol.json"]
 
 
+def test_adamw_decays_by_torchs_default_unless_told(capsys):
+    common = ["train", "--hidden", "8", "--epochs", "1", "--no-progress", "--optimizer", "adamw"]
+    assert main(common) == 0
+    assert "optimizer: adamw learning_rate=0.001, wd=0.01, cosine schedule" in capsys.readouterr().out
+    assert main([*common, "--wd", "0.2"]) == 0
+    assert "optimizer: adamw learning_rate=0.001, wd=0.2, cosine schedule" in capsys.readouterr().out
+
+
 @pytest.mark.slow  # 8 s of training (the quick run stays under 5 minutes)
 def test_half_precision_training_keeps_master_weights_unless_told(capsys):
     common = ["train", "--dtype", "bfloat16", "--hidden", "8", "--epochs", "1", "--no-progress"]

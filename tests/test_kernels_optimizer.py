@@ -63,7 +63,8 @@ def test_sgd_matches_oracle(rng, dtype, momentum, clip):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("clip", [None, 0.3])
-def test_adam_matches_oracle_over_steps(rng, dtype, clip):
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_adam_matches_oracle_over_steps(rng, dtype, clip, decoupled):
     w, _ = _region(rng, dtype)
     ct = O.compute_dtype(dtype)
     mean, var = torch.zeros(REGION, dtype=ct), torch.zeros(REGION, dtype=ct)
@@ -77,15 +78,16 @@ def test_adam_matches_oracle_over_steps(rng, dtype, clip):
                       sqrt_bias_correction2=(1 - 0.95 ** step) ** 0.5, step=step, one_minus_beta1=0.2,
                       one_minus_beta2=0.05)
         hyper = torch.tensor([values[k] for k in O.ADAM_HYPER], dtype=ct)
-        O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, clip is not None))
+        O.run(O.plan_adam_update(w, g, mean, var, chunks, hyper, clip is not None, decoupled=decoupled))
         _gaps_untouched(w0, w)
         for seg in SEGMENTS:
             start, size, lr_mult, wd_mult = seg
             s = slice(start, start + size)
             # The oracle continues from the kernel's rounded weight, so only one step's error counts.
             _, m, v = ref[seg]
-            ref_w, m, v = oracles.adam_update(to_numpy(w0[s]), to_numpy(g[s]), m, v, step, 0.01 * lr_mult, 0.8,
-                                              0.95, 1e-6, 0.1 * wd_mult, 0.5, clip)
+            update = oracles.adamw_update if decoupled else oracles.adam_update
+            ref_w, m, v = update(to_numpy(w0[s]), to_numpy(g[s]), m, v, step, 0.01 * lr_mult, 0.8, 0.95, 1e-6,
+                                 0.1 * wd_mult, 0.5, clip)
             ref[seg] = (ref_w, m, v)
             assert_close(w[s], ref_w, dtype, f"weight [{start}:{start + size}] step {step}")
             assert_close(mean[s], m, torch.float64 if ct == torch.float64 else torch.float32, "mean")
@@ -302,9 +304,10 @@ def test_master_copy_errors():
 
 def _scaled_step(kind, w, g, states, hyper_values, chunks, scaler=None):
     ct = O.compute_dtype(w.dtype)
-    if kind == "adam":
+    if kind.startswith("adam"):
         hyper = torch.tensor([hyper_values[k] for k in O.ADAM_HYPER], dtype=ct)
-        O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, scaler=scaler))
+        O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, False, scaler=scaler,
+                                 decoupled=kind == "adamw"))
     else:
         hyper = torch.tensor([hyper_values[k] for k in O.SGD_HYPER], dtype=ct)
         O.run(O.plan_sgd_update(w, g, states.get("momentum"), chunks, hyper, False, scaler=scaler))
@@ -317,17 +320,18 @@ def _hyper_values(step, momentum=0.0):
 
 
 def _states(kind, ct):
-    if kind == "adam":
+    if kind.startswith("adam"):
         return {"mean": torch.zeros(REGION, dtype=ct), "var": torch.zeros(REGION, dtype=ct)}
     return {"momentum": torch.zeros(REGION, dtype=ct)} if kind == "sgd momentum" else {}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("kind", ["sgd", "sgd momentum", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "sgd momentum", "adam", "adamw"])
 def test_loss_scaled_update_unscales_and_skips_overflowed_steps(rng, dtype, kind):
     """Gradients scaled by a power of two (exactly, as the loss operators do) give the
     oracle's update of the unscaled gradients; a step with one inf or NaN gradient writes
-    nothing (weights, momentum, moments) and is not counted in Adam's bias correction; a
+    nothing (weights, momentum, moments; AdamW's decay neither) and is not counted in Adam's
+    bias correction; a
     NaN in a gap between parameters is not a gradient and is not counted."""
     ct = O.compute_dtype(dtype)
     w, _ = _region(rng, dtype)
@@ -356,9 +360,10 @@ def test_loss_scaled_update_unscales_and_skips_overflowed_steps(rng, dtype, kind
                 sl = slice(start, start + size)
                 w_prev, m, v = ref[seg]
                 w_prev = to_numpy(before[0][sl])  # one step's error at a time, as above
-                if kind == "adam":
-                    w_ref, m, v = oracles.adam_update(w_prev, to_numpy(g[sl]), m, v, applied, 0.01 * lr_mult, 0.8,
-                                                      0.95, 1e-6, 0.1 * wd_mult, 0.5)
+                if kind.startswith("adam"):
+                    update = oracles.adamw_update if kind == "adamw" else oracles.adam_update
+                    w_ref, m, v = update(w_prev, to_numpy(g[sl]), m, v, applied, 0.01 * lr_mult, 0.8, 0.95, 1e-6,
+                                         0.1 * wd_mult, 0.5)
                 else:
                     w_ref, m = oracles.sgd_update(w_prev, to_numpy(g[sl]), None if kind == "sgd" else m,
                                                   0.01 * lr_mult, 0.1 * wd_mult, 0.5, None, momentum)

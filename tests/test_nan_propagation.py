@@ -182,7 +182,7 @@ def test_a_checkpoint_with_a_nan_weight_predicts_nan(tmp_path):
     assert mod.score(data, "acc") == [("accuracy", 0.0)]
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
 def test_a_clipped_nan_gradient_updates_to_nan(kind):
     """Clipping by min/max returns the other operand for a NaN on a GPU: -clip or clip."""
     w = torch.ones(3)
@@ -191,7 +191,7 @@ def test_a_clipped_nan_gradient_updates_to_nan(kind):
         ops.sgd_update(w, g, learning_rate=0.1, clip_gradient=1.0)
     else:
         m, v = torch.zeros(3), torch.zeros(3)
-        ops.adam_update(w, g, m, v, step=1, learning_rate=0.1, clip_gradient=1.0)
+        ops.adam_update(w, g, m, v, step=1, learning_rate=0.1, clip_gradient=1.0, wd=0.1, decoupled=kind == "adamw")
     assert w[0].isnan() and not w[1:].isnan().any()
 
 

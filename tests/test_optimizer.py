@@ -19,7 +19,7 @@ def test_create_by_name_and_instance():
     assert isinstance(sgd, ts.optimizer.SGD) and sgd.lr == 0.5 and sgd.momentum == 0.9
     adam = ts.optimizer.Adam()
     assert ts.optimizer.create(adam) is adam
-    with pytest.raises(ParamError, match="unknown optimizer 'rmsprop'; known: adam, sgd"):
+    with pytest.raises(ParamError, match="unknown optimizer 'rmsprop'; known: adam, adamw, sgd"):
         ts.optimizer.create("rmsprop")
     with pytest.raises(ParamError, match="cannot be applied to an optimizer instance"):
         ts.optimizer.create(adam, learning_rate=0.1)

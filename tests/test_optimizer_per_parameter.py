@@ -78,7 +78,8 @@ def test_builtins_answer_the_per_parameter_api_with_their_kernels():
     rng = np.random.default_rng(0)
     weight, grads = rng.normal(size=(4, 3)), [rng.normal(size=(4, 3)) for _ in range(3)]
     for kind, params in (("sgd", dict(learning_rate=0.1, momentum=0.9, wd=0.1)),
-                         ("adam", dict(learning_rate=0.1, wd=0.1, clip_gradient=0.5))):
+                         ("adam", dict(learning_rate=0.1, wd=0.1, clip_gradient=0.5)),
+                         ("adamw", dict(learning_rate=0.1, wd=0.1, clip_gradient=0.5))):
         per_parameter = ts.optimizer.create(kind, param_idx2name={7: "w_weight"}, **params)
         w = torch.tensor(weight)
         state = per_parameter.create_state(7, w)

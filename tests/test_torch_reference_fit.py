@@ -29,7 +29,8 @@ def _torch_reference(params, batches, optimizer, opt_params, schedule):
     if optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=lr, momentum=opt_params.get("momentum", 0.0))
     else:
-        opt = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        opt = (torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam)(groups, lr=lr, betas=(0.9, 0.999),
+                                                                                 eps=1e-8)
     for step, (x, y) in enumerate(batches, start=1):
         if schedule is not None:
             for group, n in zip(opt.param_groups, p):
@@ -58,6 +59,9 @@ CASES = {
         step=1, factor=0.5)),
     "adam-cosine": ("adam", dict(learning_rate=0.01, wd=0.001), lambda: ts.lr_scheduler.CosineScheduler(
         max_update=4, final_lr=0.001)),
+    # decay by lr * wd (torch.optim.AdamW), with the lr schedule and fc2's lr_mult in it
+    "adamw-cosine-clip": ("adamw", dict(learning_rate=0.01, wd=0.3, clip_gradient=0.05),
+                          lambda: ts.lr_scheduler.CosineScheduler(max_update=4, final_lr=0.001)),
 }
 
 
@@ -125,7 +129,7 @@ def trainings(draw):
     """A random MLP (1 to 3 layers), batch (maybe padded), optimizer and hyperparameters."""
     hidden = draw(st.lists(st.integers(1, 9), max_size=2))
     acts = [draw(st.sampled_from(sorted(TORCH_ACTIVATIONS))) for _ in hidden]
-    optimizer = draw(st.sampled_from(["sgd", "adam"]))
+    optimizer = draw(st.sampled_from(["sgd", "adam", "adamw"]))
     params = dict(learning_rate=draw(st.sampled_from([0.01, 0.3])), wd=draw(st.sampled_from([0.0, 0.01])))
     if draw(st.booleans()):
         params["clip_gradient"] = draw(st.sampled_from([0.01, 1.0]))
@@ -158,7 +162,8 @@ def _torch_steps(case, names, params, batches, from_input=False):
     if case["optimizer"] == "sgd":
         opt = torch.optim.SGD(groups, lr=o["learning_rate"], momentum=o["momentum"])
     else:
-        opt = torch.optim.Adam(groups, lr=o["learning_rate"], betas=(o["beta1"], o["beta2"]), eps=o["epsilon"])
+        opt = (torch.optim.AdamW if case["optimizer"] == "adamw" else torch.optim.Adam)(
+            groups, lr=o["learning_rate"], betas=(o["beta1"], o["beta2"]), eps=o["epsilon"])
     for x, y in batches:
         h = x
         for k, name in enumerate(names):
@@ -173,8 +178,8 @@ def _torch_steps(case, names, params, batches, from_input=False):
 @settings(**property_settings(8))
 @given(trainings(), st.integers(0, 2**31 - 1))
 def test_random_networks_and_optimizers_train_like_pytorch(case, seed):
-    """Random depth, widths, activations, batch sizes (a padded last batch too), SGD or Adam
-    with random hyperparameters: one epoch of Module.fit in float64 ends with PyTorch's
+    """Random depth, widths, activations, batch sizes (a padded last batch too), SGD, Adam or
+    AdamW with random hyperparameters: one epoch of Module.fit in float64 ends with PyTorch's
     parameters."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(case["samples"], case["features"]))

@@ -151,11 +151,12 @@ def test_the_sampler_reads_the_training_networks_predictions(rng):
 def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
                    "--width", "16", "--layers", "1", "--kv-heads", "2", "--norm", "rms", "--mlp", "swiglu",
-                   "--positions", "rotary", "--no-progress"])
+                   "--positions", "rotary", "--optimizer", "adamw", "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0, out
     assert "decoder-only transformer, 1 blocks, width 16, 4 heads on 2 key and value heads, RMSNorm, SwiGLU, " \
         "rotary positions, vocabulary 11, up to 6 tokens" in out
+    assert "optimizer: adamw learning_rate=0.005, wd=0.01," in out
     assert re.search(r"Epoch\[0\] Validation-accuracy=[0-9.]+", out) and "Validation-perplexity" in out
     assert re.search(r"written answers: 3 digits: [0-9.]+ of 8 fresh questions", out)
     assert re.search(r"\n  \d{3} -> \d{3} \(expected \d{3}\)", out)

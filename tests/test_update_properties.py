@@ -15,7 +15,7 @@ from tritonsym.ops import optimizer as O
 SETTINGS = property_settings(30)
 # 1, block edges of the GPU's 1024-element chunks, and one above the interpreter's 65536.
 SIZES = [1, 2, 15, 16, 17, 1023, 1025, (1 << 16) + 1]
-KINDS = ["sgd", "sgd momentum", "adam"]
+KINDS = ["sgd", "sgd momentum", "adam", "adamw"]
 CASES = {"cases": 0, "steps": 0, "skipped steps": 0}
 
 
@@ -37,7 +37,7 @@ def hyperparameters(draw, kind):
     values = dict(learning_rate=draw(st.sampled_from([1e-3, 0.1, 1.0])), wd=draw(st.sampled_from([0.0, 1e-4, 0.1])),
                   rescale_grad=draw(st.sampled_from([1.0, 1 / 128, 2.0])),
                   clip=draw(st.sampled_from([None, 0.5, 100.0])))
-    if kind == "adam":
+    if kind.startswith("adam"):
         values.update(beta1=draw(st.sampled_from([0.0, 0.5, 0.9])), beta2=draw(st.sampled_from([0.9, 0.999])),
                       epsilon=draw(st.sampled_from([1e-8, 1e-3])))
     else:
@@ -49,20 +49,21 @@ def _hyper(kind, values, step, ct):
     """The hyper tensor the host writes for update number ``step``, counting skipped steps
     as the updater does (with a loss scale Adam's kernel subtracts the skipped ones)."""
     full = dict(values, clip_gradient=values["clip"] or 0.0, step=step)
-    if kind == "adam":
+    if kind.startswith("adam"):
         full.update(bias_correction1=1 - values["beta1"] ** step,
                     sqrt_bias_correction2=(1 - values["beta2"] ** step) ** 0.5,
                     one_minus_beta1=1 - values["beta1"], one_minus_beta2=1 - values["beta2"])
-    names = O.ADAM_HYPER if kind == "adam" else O.SGD_HYPER
+    names = O.ADAM_HYPER if kind.startswith("adam") else O.SGD_HYPER
     return torch.tensor([float(full[n]) for n in names], dtype=ct)
 
 
 def _oracle(kind, values, seg, w, g, states, step):
     """One step of the float64 oracle on one parameter; returns (weight, states)."""
     lr, wd = values["learning_rate"] * seg.lr_mult, values["wd"] * seg.wd_mult
-    if kind == "adam":
-        w, m, v = oracles.adam_update(w, g, states["mean"], states["var"], step, lr, values["beta1"],
-                                      values["beta2"], values["epsilon"], wd, values["rescale_grad"], values["clip"])
+    if kind.startswith("adam"):
+        update = oracles.adamw_update if kind == "adamw" else oracles.adam_update
+        w, m, v = update(w, g, states["mean"], states["var"], step, lr, values["beta1"], values["beta2"],
+                         values["epsilon"], wd, values["rescale_grad"], values["clip"])
         return w, {"mean": m, "var": v}
     w, mom = oracles.sgd_update(w, g, states.get("momentum"), lr, wd, values["rescale_grad"], values["clip"],
                                 values["momentum"])
@@ -72,8 +73,9 @@ def _oracle(kind, values, seg, w, g, states, step):
 def _update(kind, w, g, states, chunks, hyper, clip, master, scaler):
     if scaler is not None:
         O.run(O.plan_count_nonfinite_grads(g, chunks, scaler))
-    if kind == "adam":
-        O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, clip, master, scaler))
+    if kind.startswith("adam"):
+        O.run(O.plan_adam_update(w, g, states["mean"], states["var"], chunks, hyper, clip, master, scaler,
+                                 decoupled=kind == "adamw"))
     else:
         O.run(O.plan_sgd_update(w, g, states.get("momentum"), chunks, hyper, clip, master, scaler))
     if scaler is not None:
@@ -98,7 +100,7 @@ def test_updates_on_random_regions_follow_the_oracle(region, dtype, kind, data, 
     w[torch.as_tensor(~inside)] = 7.0  # gaps: never parameters, never written
     master = torch.zeros(size) if with_master else None  # zero-filled: the first update adopts the weights
     states = {name: torch.zeros(size, dtype=ct) for name in
-              {"adam": ("mean", "var"), "sgd momentum": ("momentum",), "sgd": ()}[kind]}
+              {"adam": ("mean", "var"), "adamw": ("mean", "var"), "sgd momentum": ("momentum",), "sgd": ()}[kind]}
     scaler = O.LossScaleState.create(2.0 ** rng.integers(0, 10), w.device) if with_scaler else None
     chunks = O.chunk_table(segments, size, dtype, w.device)
     poisoned_step = rng.integers(0, steps) if with_scaler and rng.random() < 0.5 else None

@@ -47,11 +47,13 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training data (default: 15; transformer: 4, with "
                    "--text 3)")
     p.add_argument("--batch-size", type=int, help="samples per training step (default: 128; transformer: 32)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), help="the update rule (default: sgd; transformer: adam)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam; "
-                   "transformer: 0.005 for adam, 0.003 with --text)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"),
+                   help="the update rule (default: sgd; transformer: adam); adamw: Adam with decoupled weight decay")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, 0.001 for adam and "
+                   "adamw; transformer: 0.005 for adam and adamw, 0.003 with --text)")
     p.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum")
-    p.add_argument("--wd", type=float, help="weight decay (weights only; default: 0.0001; transformer: 0)")
+    p.add_argument("--wd", type=float, help="weight decay (weights only; default: 0.0001; transformer: 0; adamw: "
+                   "0.01, multiplied by the learning rate)")
     p.add_argument("--lr-schedule", choices=("none", "cosine"), default="cosine",
                    help="cosine: decay the rate to 0 over the run")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
@@ -157,6 +159,8 @@ def _train(args, log) -> int:
     if args.model == "transformer":
         kv = ts.kv.create(args.kvstore)
         return train_transformer.run(args, log, context_from(args.device), kv)
+    if args.wd is None and args.optimizer == "adamw":
+        args.wd = ts.optimizer.AdamW.DEFAULT_WD  # decoupled decay is multiplied by the rate: torch's default
     for option in ("epochs", "batch_size", "optimizer", "wd"):  # the MLP's defaults where not given
         if getattr(args, option) is None:
             setattr(args, option, DEFAULTS[option])

@@ -72,7 +72,7 @@ def run(args, log, ctx, kv) -> int:
     defaults = TEXT_DEFAULTS if args.text else TASK_DEFAULTS
     epochs, batch = _given(args.epochs, defaults["epochs"]), _given(args.batch_size, defaults["batch_size"])
     optimizer = args.optimizer or "adam"
-    lr = args.lr if args.lr is not None else (defaults["lr"] if optimizer == "adam" else 0.1)
+    lr = args.lr if args.lr is not None else (0.1 if optimizer == "sgd" else defaults["lr"])
     if args.save or args.resume or kv.num_workers > 1:
         raise TritonSymError("train: --save, --resume and --kvstore dist_sync are for --model mlp; the transformer "
                              "job trains in one process and keeps nothing")
@@ -102,7 +102,8 @@ def run(args, log, ctx, kv) -> int:
         except ts.base.ParamError as e:
             raise TritonSymError(f"train: --prompt: {e}") from None
     ts.random.seed(args.seed)
-    params = {"learning_rate": lr, "wd": args.wd if args.wd is not None else 0.0}
+    wd = args.wd if args.wd is not None else (ts.optimizer.AdamW.DEFAULT_WD if optimizer == "adamw" else 0.0)
+    params = {"learning_rate": lr, "wd": wd}
     if args.dtype in ("float16", "bfloat16"):  # as the MLP job: float32 master weights, float16's loss scaled
         params["multi_precision"] = args.multi_precision
         scale = loss_scale(args.loss_scale, args.dtype)

@@ -8,7 +8,7 @@ SGD(learning_rate=0.1, wd=0.0001, rescale_grad=1.0, clip_gradient=None, momentum
 
 from .loss_scaler import LossScaler
 from .lr_scheduler import CosineScheduler, FactorScheduler, LRScheduler, MultiFactorScheduler
-from .optimizer import OPTIMIZERS, SGD, Adam, Optimizer, create, per_parameter, register
+from .optimizer import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, create, per_parameter, register
 from .parameter_updater import ParameterUpdater
 from .updater import FlatUpdater
 
@@ -25,5 +25,5 @@ def updater_for(optimizer: Optimizer, executor, names=None):
     return FlatUpdater(optimizer, executor, names)
 
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "CosineScheduler", "FactorScheduler", "FlatUpdater", "LRScheduler",
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "CosineScheduler", "FactorScheduler", "FlatUpdater", "LRScheduler",
            "LossScaler", "MultiFactorScheduler", "Optimizer", "ParameterUpdater", "create", "register", "updater_for"]

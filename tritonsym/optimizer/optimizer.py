@@ -5,11 +5,12 @@ every trainable parameter of an executor out as segments of one flat region, and
 optimizer contributes the per-step scalars (``hyper``) and the one launch that updates
 the whole region (``tritonsym.ops.optimizer``).
 
-MXNet's conventions: the gradient is multiplied by ``rescale_grad`` (Module sets it to
-1 / batch size), clipped to ``[-clip_gradient, clip_gradient]``, then ``wd * weight`` is
-added; weight decay applies only to arguments ending in ``_weight`` or ``_gamma`` unless a
-``wd_mult`` says otherwise; ``lr_mult`` / ``wd_mult`` come from the symbol's variables
-(``Variable(..., lr_mult=0.1)``) and from ``set_lr_mult`` / ``set_wd_mult``.
+MXNet's conventions: the gradient is multiplied by ``rescale_grad`` (Module sets it to 1 /
+batch size), clipped to ``[-clip_gradient, clip_gradient]``, then ``wd * weight`` is added
+(AdamW instead shrinks the weight by ``lr * wd``); weight decay applies only to arguments
+ending in ``_weight`` or ``_gamma`` unless a ``wd_mult`` says otherwise; ``lr_mult`` /
+``wd_mult`` come from the symbol's variables (``Variable(..., lr_mult=0.1)``) and from
+``set_lr_mult`` / ``set_wd_mult``.
 
 ``multi_precision=True`` keeps a float32 master copy of float16/bfloat16 parameters as
 one more optimizer state (``master``), so that updates smaller than the weight's rounding
@@ -319,6 +320,7 @@ class Adam(Optimizer):
     decay added to the gradient, as in MXNet and ``torch.optim.Adam``."""
 
     hyper_slots = kernels.ADAM_HYPER
+    decoupled = False  # AdamW's weight decay, applied to the weight instead of joining the gradient
 
     def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, **kwargs):
@@ -350,12 +352,31 @@ class Adam(Optimizer):
         kernels.adam_update(weight, grad, mean, var, step=self._index_update_count[index],
                             learning_rate=self._get_lr(index), beta1=self.beta1, beta2=self.beta2,
                             epsilon=self.epsilon, wd=self._get_wd(index), rescale_grad=self.rescale_grad,
-                            clip_gradient=self.clip_gradient)
+                            clip_gradient=self.clip_gradient, decoupled=self.decoupled)
 
     def plan(self, weight, grad, states, chunks, hyper, scaler=None):
         return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,
                                         clip=self.clip_gradient is not None, master=states.get("master"),
-                                        scaler=scaler)
+                                        scaler=scaler, decoupled=self.decoupled)
 
     def _config(self) -> dict:
         return super()._config() | dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+
+
+@register
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), ``torch.optim.AdamW``'s
+    arithmetic: each step first shrinks the weight by ``lr * wd`` (``w *= 1 - lr * wd``, the
+    argument's multipliers included), then takes Adam's step on the gradient alone, so the
+    decay is not rescaled by the moments as L2 decay in ``Adam`` is. ``wd`` defaults to 0.01
+    (torch's); as for every optimizer here, arguments not ending in ``_weight`` or ``_gamma``
+    (biases, LayerNorm's beta) do not decay unless a ``wd_mult`` says so. MXNet 1.x has no
+    AdamW optimizer (only the ``contrib.adamw_update`` operator, whose decay is not
+    multiplied by the learning rate)."""
+
+    decoupled = True
+    DEFAULT_WD = 0.01
+
+    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, wd: float = DEFAULT_WD, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, wd=wd, **kwargs)
