@@ -162,15 +162,20 @@ def _store_weight(W, MASTER, offsets, w, mask, HAS_MASTER: tl.constexpr):
 
 
 @triton.jit
-def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP: tl.constexpr,
-                     HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, DECOUPLED: tl.constexpr):
-    """The weight and ``clip(rescale_grad * grad / loss_scale) + wd * wd_mult * weight`` (MXNet's order);
-    ``DECOUPLED`` (AdamW): without the decay, which the update applies to the weight itself."""
+def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, CLIP_STATE, offsets, mask, CLIP: tl.constexpr,
+                     HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP_NORM: tl.constexpr,
+                     DECOUPLED: tl.constexpr):
+    """The weight and ``clip(rescale_grad * grad / loss_scale * norm_coefficient) + wd * wd_mult * weight``
+    (MXNet's order; the coefficient of ``clip_global_norm`` from ``ops/grad_norm.py`` with
+    ``CLIP_NORM``); ``DECOUPLED`` (AdamW): without the decay, which the update applies to the
+    weight itself."""
     CT = HYPER.dtype.element_ty
     w = _load_weight(W, MASTER, offsets, mask, HAS_MASTER, CT)
     g = tl.load(G + offsets, mask=mask, other=0.0).to(CT) * tl.load(HYPER + RESCALE_GRAD)
     if HAS_SCALER:
         g = g / tl.load(LOSS_SCALE).to(CT)
+    if CLIP_NORM:
+        g = g * tl.load(CLIP_STATE).to(CT)
     if CLIP:
         clip = tl.load(HYPER + CLIP_GRADIENT)
         # Not tl.minimum/tl.maximum: on a GPU they return the other operand for a NaN.
@@ -184,29 +189,29 @@ def _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, ma
 @triton.jit
 def _sgd_kernel(
     W, G, MOM, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS,
-    HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr,
-    BLOCK: tl.constexpr,
+    CLIP_STATE, HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr,
+    CLIP: tl.constexpr, CLIP_NORM: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk: ``mom = momentum*mom - lr*g; w += mom`` (or ``w -= lr*g``)."""
     start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
     if body:
-        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                   HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, True, BLOCK)
+        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE, start,
+                   end, HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, CLIP_NORM, True, BLOCK)
     else:
-        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                   HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, False, BLOCK)
+        _sgd_chunk(W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE, start,
+                   end, HAS_MOMENTUM, HAS_MASTER, HAS_SCALER, CLIP, CLIP_NORM, False, BLOCK)
 
 
 @triton.jit
 def _sgd_chunk(
-    W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
+    W, G, MOM, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE, start, end,
     HAS_MOMENTUM: tl.constexpr, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr,
-    BODY: tl.constexpr, BLOCK: tl.constexpr,
+    CLIP_NORM: tl.constexpr, BODY: tl.constexpr, BLOCK: tl.constexpr,
 ):
     offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
-    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
-                            HAS_SCALER, False)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, CLIP_STATE, offsets, mask, CLIP,
+                            HAS_MASTER, HAS_SCALER, CLIP_NORM, False)
     lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if HAS_MOMENTUM:
         mom = tl.load(HYPER + MOMENTUM) * tl.load(MOM + offsets, mask=mask, other=0.0).to(g.dtype) - lr * g
@@ -229,8 +234,8 @@ def _bias_correction(one_minus_beta, t):
 @triton.jit
 def _adam_kernel(
     W, G, MEAN, VAR, MASTER, CHUNK_START, CHUNK_END, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS,
-    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, DECOUPLED: tl.constexpr,
-    BLOCK: tl.constexpr,
+    CLIP_STATE, HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, CLIP_NORM: tl.constexpr,
+    DECOUPLED: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program updates one chunk (Kingma & Ba, with bias-corrected moments):
     ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``;
@@ -238,23 +243,23 @@ def _adam_kernel(
     of ``wd * w`` joining the gradient."""
     start, end, body = _chunk_bounds(CHUNK_START, CHUNK_END)
     if body:
-        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                    HAS_MASTER, HAS_SCALER, CLIP, DECOUPLED, True, BLOCK)
+        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE,
+                    start, end, HAS_MASTER, HAS_SCALER, CLIP, CLIP_NORM, DECOUPLED, True, BLOCK)
     else:
-        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-                    HAS_MASTER, HAS_SCALER, CLIP, DECOUPLED, False, BLOCK)
+        _adam_chunk(W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE,
+                    start, end, HAS_MASTER, HAS_SCALER, CLIP, CLIP_NORM, DECOUPLED, False, BLOCK)
 
 
 @triton.jit
 def _adam_chunk(
-    W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, start, end,
-    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, DECOUPLED: tl.constexpr,
-    BODY: tl.constexpr, BLOCK: tl.constexpr,
+    W, G, MEAN, VAR, MASTER, CHUNK_LR_MULT, CHUNK_WD_MULT, HYPER, LOSS_SCALE, COUNTERS, CLIP_STATE, start, end,
+    HAS_MASTER: tl.constexpr, HAS_SCALER: tl.constexpr, CLIP: tl.constexpr, CLIP_NORM: tl.constexpr,
+    DECOUPLED: tl.constexpr, BODY: tl.constexpr, BLOCK: tl.constexpr,
 ):
     offsets, mask = _chunk(start, end, BODY, BLOCK)
     mask = _unless_overflow(mask, COUNTERS, HAS_SCALER)
-    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, offsets, mask, CLIP, HAS_MASTER,
-                            HAS_SCALER, DECOUPLED)
+    w, g = _scaled_gradient(W, G, MASTER, HYPER, CHUNK_WD_MULT, LOSS_SCALE, CLIP_STATE, offsets, mask, CLIP,
+                            HAS_MASTER, HAS_SCALER, CLIP_NORM, DECOUPLED)
     lr = tl.load(HYPER + LEARNING_RATE) * tl.load(CHUNK_LR_MULT + tl.program_id(0))
     if DECOUPLED:  # torch.optim.AdamW's order: w *= 1 - lr * wd, then the Adam step
         w = w * (1.0 - lr * (tl.load(HYPER + WD) * tl.load(CHUNK_WD_MULT + tl.program_id(0))))
@@ -460,39 +465,52 @@ def _scaler_args(fn: str, scaler: LossScaleState | None, weight: torch.Tensor) -
     return [scaler.scale, scaler.counters]
 
 
+def _clip_state_arg(fn: str, clip_state: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor:
+    if clip_state is None:
+        return weight  # never read (CLIP_NORM is off)
+    check_tensor(fn, "clip_state", clip_state, (torch.float64,))
+    if clip_state.dim() != 1 or clip_state.numel() < 1 or clip_state.device != weight.device:
+        raise KernelArgumentError(f"{fn}: clip_state must be a flat float64 tensor on {weight.device} (ops.grad_norm's "
+                                  f"state), got shape {tuple(clip_state.shape)} on {clip_state.device}")
+    return clip_state
+
+
 def plan_sgd_update(weight: torch.Tensor, grad: torch.Tensor, momentum: torch.Tensor | None, chunks: ChunkTable,
                     hyper: torch.Tensor, clip: bool, master: torch.Tensor | None = None,
-                    scaler: LossScaleState | None = None) -> list[Launch]:
+                    scaler: LossScaleState | None = None, clip_state: torch.Tensor | None = None) -> list[Launch]:
     """One launch updating ``weight`` (flat) from ``grad``; ``hyper`` holds ``SGD_HYPER``;
     ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
-    ``scaler``: the gradients are scaled by it, and the step is skipped where its count is not 0."""
+    ``scaler``: the gradients are scaled by it, and the step is skipped where its count is not 0;
+    ``clip_state``: the gradients are multiplied by its first element (``ops.grad_norm``'s
+    coefficient of ``clip_global_norm``)."""
     _check("sgd_update", weight, grad, _present(momentum=momentum, master=master), hyper, len(SGD_HYPER))
     # An absent state is never read or written (HAS_MOMENTUM / HAS_MASTER); the weight stands in for its pointer.
     return [Launch(_sgd_kernel, (chunks.programs,),
                    [weight, grad, weight if momentum is None else momentum, weight if master is None else master,
                     chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper,
-                    *_scaler_args("sgd_update", scaler, weight)],
+                    *_scaler_args("sgd_update", scaler, weight), _clip_state_arg("sgd_update", clip_state, weight)],
                    dict(HAS_MOMENTUM=momentum is not None, HAS_MASTER=master is not None,
-                        HAS_SCALER=scaler is not None, CLIP=clip, BLOCK=chunks.block))]
+                        HAS_SCALER=scaler is not None, CLIP=clip, CLIP_NORM=clip_state is not None,
+                        BLOCK=chunks.block))]
 
 
 def plan_adam_update(weight: torch.Tensor, grad: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
                      chunks: ChunkTable, hyper: torch.Tensor, clip: bool,
                      master: torch.Tensor | None = None, scaler: LossScaleState | None = None,
-                     decoupled: bool = False) -> list[Launch]:
+                     decoupled: bool = False, clip_state: torch.Tensor | None = None) -> list[Launch]:
     """One launch updating ``weight`` (flat) and Adam's moments; ``hyper`` holds ``ADAM_HYPER``;
     ``master``: the float32 master copy of float16/bfloat16 weights, updated too;
     ``scaler``: as for ``plan_sgd_update``; the bias corrections then count applied steps only.
     The bias corrections ``1 - beta**t`` are computed on the device from ``hyper``'s ``step``.
     ``decoupled``: AdamW's weight decay (``w *= 1 - lr * wd`` before the step, torch.optim.AdamW's)
-    instead of L2 decay in the gradient."""
+    instead of L2 decay in the gradient; ``clip_state``: as for ``plan_sgd_update``."""
     _check("adam_update", weight, grad, _present(mean=mean, var=var, master=master), hyper, len(ADAM_HYPER))
     return [Launch(_adam_kernel, (chunks.programs,),
                    [weight, grad, mean, var, weight if master is None else master,
                     chunks.start, chunks.end, chunks.lr_mult, chunks.wd_mult, hyper,
-                    *_scaler_args("adam_update", scaler, weight)],
+                    *_scaler_args("adam_update", scaler, weight), _clip_state_arg("adam_update", clip_state, weight)],
                    dict(HAS_MASTER=master is not None, HAS_SCALER=scaler is not None, CLIP=clip,
-                        DECOUPLED=decoupled, BLOCK=chunks.block))]
+                        CLIP_NORM=clip_state is not None, DECOUPLED=decoupled, BLOCK=chunks.block))]
 
 
 def plan_advance_step(hyper: torch.Tensor, slot: int) -> list[Launch]:
@@ -551,8 +569,8 @@ TESTS = ("tests/test_kernels_optimizer.py", "tests/test_update_properties.py", "
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     """Each update in ``dtype`` over a region of two parameters with a gap (SGD with and
     without momentum, Adam, AdamW, each with and without clipping; loss-scaled; with a float32
-    master copy for half dtypes), Adam's step advance, the NaN/inf count of a loss scaler and its scale update:
-    what ``ops.catalog`` compiles, reports on and checks. ``large``: a region of 2**24."""
+    master copy for half dtypes; clipped by the global norm), Adam's step advance, the NaN/inf count of a loss
+    scaler and its scale update: what ``ops.catalog`` compiles, reports on and checks. ``large``: a region of 2**24."""
     size = (1 << 24) if large else 3000
     flat, ct = torch.empty(size, dtype=dtype), compute_dtype(dtype)
     state = torch.empty(size, dtype=ct)
@@ -583,4 +601,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
                                                                         master=master)]
     out += [("loss scale update", launch) for launch in plan_loss_scale_update(scaler, 2.0, 0.5, 2000, 2.0 ** -24,
                                                                                 2.0 ** 24)]
+    norm_state = torch.empty(2, dtype=torch.float64)  # ops.grad_norm's (coefficient, norm)
+    out += [("sgd momentum global-norm clipped", launch) for launch in plan_sgd_update(
+        flat, flat, state, chunks, sgd, False, clip_state=norm_state)]
+    out += [("adamw global-norm clipped, loss-scaled", launch) for launch in plan_adam_update(
+        flat, flat, state, state, chunks, adam, False, master=master, scaler=scaler, decoupled=True,
+        clip_state=norm_state)]
     return out

@@ -20,7 +20,7 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, layer_norm, rotary
+from tritonsym.ops import broadcast, dropout, grad_norm, layer_norm, rotary
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -151,14 +151,31 @@ def adam_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
                          device=DEVICE)
     launches = update.plan_adam_update(w, g, mean, var, chunks, hyper, False)
     ms = time_ms(lambda: run(launches))
+    # clip_global_norm: one more read of the gradients (the sums of squares) before the update
+    norm_state = grad_norm.new_state(DEVICE)
+    partials = torch.zeros(chunks.programs, dtype=torch.float64, device=DEVICE)
+    clipped = grad_norm.plan_global_norm([(g, chunks)], partials, norm_state, hyper,
+                                         update.ADAM_HYPER.index("rescale_grad"), 1.0) + \
+        update.plan_adam_update(w, g, mean, var, chunks, hyper, False, clip_state=norm_state)
+    clipped_ms = time_ms(lambda: run(clipped))
     params = [w[s:s + n].detach().clone().requires_grad_() for s, n in zip(starts, sizes)]
     for p, s, n in zip(params, starts, sizes):
         p.grad = g[s:s + n].clone()
     torch_adam = torch.optim.Adam(params, lr=1e-4, **({"fused": True} if ON_GPU else {"foreach": True}))
     eager = time_ms(torch_adam.step)
     # read w, g, m, v; write w, m, v
+    params_norm = [p.detach().clone().requires_grad_() for p in params]
+    for p, s, n in zip(params_norm, starts, sizes):
+        p.grad = g[s:s + n].clone()
+    torch_clipped = torch.optim.Adam(params_norm, lr=1e-4, **({"fused": True} if ON_GPU else {"foreach": True}))
+
+    def eager_clipped():
+        torch.nn.utils.clip_grad_norm_(params_norm, 1e9)  # the norm taken, nothing scaled: the cost of the pass
+        torch_clipped.step()
     return [_row("Adam update", name, (len(sizes), sum(sizes)), ms, eager, 7 * sum(sizes) * w.element_size(),
-                 copy_gbs)]
+                 copy_gbs),
+            _row("Adam update, clip_global_norm", name, (len(sizes), sum(sizes)), clipped_ms, time_ms(eager_clipped),
+                 8 * sum(sizes) * w.element_size(), copy_gbs)]
 
 
 def main() -> None:
@@ -178,10 +195,12 @@ def main() -> None:
                                    "its backward as two reads and one write, Dropout's passes as one read and one "
                                    "write (its mask is drawn, not read), Adam's update as four reads and three "
                                    "writes (shape: parameters x elements; `vs eager`: against torch.optim.Adam, "
-                                   "fused on a GPU), RotaryEmbedding's passes as one read and one write (shape: "
-                                   "batch x heads x positions x head_dim; its forward's `vs eager` against Hugging "
-                                   "Face's rotate_half with a cached cos/sin table).")
-    table = Table("operators", len(names) * (8 + len(shapes)), notes)
+                                   "fused on a GPU; with clip_global_norm one more read, against "
+                                   "torch.nn.utils.clip_grad_norm_ then the step), RotaryEmbedding's passes as "
+                                   "one read and one write (shape: batch x heads x positions x head_dim; its "
+                                   "forward's `vs eager` against Hugging Face's rotate_half with a cached cos/sin "
+                                   "table).")
+    table = Table("operators", len(names) * (9 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

@@ -17,7 +17,8 @@ Targets (issue 29): >= 1.5x a torch eager step, >= 1.0x the compiled and the CUD
 torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
-     [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--positions rotary] [--no-compile]
+     [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--positions rotary] [--tie-embeddings]
+     [--no-compile]
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
                 h = F.gelu(up)
             x = x + F.linear(h, P[f"{b}_mlp_fc2_weight"], P[f"{b}_mlp_fc2_bias"])
         x = norm(x, "final_norm")
-        logits = F.linear(x, P["lm_head_weight"], P["lm_head_bias"])
+        logits = F.linear(x, P["token_embed_weight" if cfg.tie_embeddings else "lm_head_weight"], P["lm_head_bias"])
         if logits.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as mixed-precision training does
             logits = logits.float()
         return F.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1))
@@ -190,7 +191,7 @@ def row(state: dict) -> dict:
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
                      f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}"
-                     f"{' rope' if cfg.positions == 'rotary' else ''}",
+                     f"{' rope' if cfg.positions == 'rotary' else ''}{' tied' if cfg.tie_embeddings else ''}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="GELU or SwiGLU feed-forward")
     parser.add_argument("--positions", choices=("learned", "rotary"), default="learned",
                         help="a learned position table or rotary embedding (RoPE)")
+    parser.add_argument("--tie-embeddings", action="store_true", help="the head reads the token table (GPT-2's)")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -234,7 +236,8 @@ def main() -> None:
         for batch, seq in shapes:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
                                      layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm,
-                                     mlp=args.mlp, positions=args.positions)
+                                     mlp=args.mlp, positions=args.positions,
+                                     tie_embeddings=args.tie_embeddings)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

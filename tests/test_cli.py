@@ -57,12 +57,15 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
         "net-symbol.json"]
 
 
-def test_adamw_decays_by_torchs_default_unless_told(capsys):
+def test_adamw_decays_by_torchs_default_unless_told_and_the_global_norm_clips(capsys):
     common = ["train", "--hidden", "8", "--epochs", "1", "--no-progress", "--optimizer", "adamw"]
     assert main(common) == 0
     assert "optimizer: adamw learning_rate=0.001, wd=0.01, cosine schedule" in capsys.readouterr().out
-    assert main([*common, "--wd", "0.2"]) == 0
-    assert "optimizer: adamw learning_rate=0.001, wd=0.2, cosine schedule" in capsys.readouterr().out
+    assert main([*common, "--wd", "0.2", "--clip-global-norm", "1.5"]) == 0
+    assert "optimizer: adamw learning_rate=0.001, wd=0.2, clip_global_norm=1.5, cosine schedule" in \
+        capsys.readouterr().out
+    assert main([*common, "--clip-global-norm", "0"]) == 1
+    assert "AdamW: clip_global_norm=0.0 must be a number in (0.0, inf)" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # 8 s of training (the quick run stays under 5 minutes)

@@ -37,16 +37,19 @@ def _torch_reference(params, batches, optimizer, opt_params, schedule):
                 group["lr"] = schedule(step) * (0.5 if n == "fc2_weight" else 1.0)
         hidden = torch.relu(x @ p["fc1_weight"].T + p["fc1_bias"])
         logits = hidden @ p["fc2_weight"].T + p["fc2_bias"]
-        _step(opt, p, logits, y, opt_params.get("clip_gradient"))
+        _step(opt, p, logits, y, opt_params.get("clip_gradient"), opt_params.get("clip_global_norm"))
     return {k: v.detach() for k, v in p.items()}
 
 
-def _step(opt, params, logits, labels, clip):
+def _step(opt, params, logits, labels, clip, max_norm=None):
     """One optimizer step on the batch-mean cross-entropy (``rescale_grad = 1/batch``; padded
-    samples count, as in the bound step), the gradient clipped first as MXNet does."""
+    samples count, as in the bound step), the gradients scaled to at most ``max_norm``
+    together (torch's clip_grad_norm_), then each clipped as MXNet does."""
     loss = torch.nn.functional.cross_entropy(logits, labels)
     opt.zero_grad()
     loss.backward()
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm)
     if clip is not None:
         for t in params.values():
             t.grad.clamp_(-clip, clip)
@@ -62,6 +65,10 @@ CASES = {
     # decay by lr * wd (torch.optim.AdamW), with the lr schedule and fc2's lr_mult in it
     "adamw-cosine-clip": ("adamw", dict(learning_rate=0.01, wd=0.3, clip_gradient=0.05),
                           lambda: ts.lr_scheduler.CosineScheduler(max_update=4, final_lr=0.001)),
+    # the gradients' global norm cut to 0.3 (or 0.2; the test checks it was more), then each clipped to 0.05
+    "adamw-global-norm": ("adamw", dict(learning_rate=0.01, wd=0.02, clip_global_norm=0.3, clip_gradient=0.05),
+                          None),
+    "sgd-global-norm": ("sgd", dict(learning_rate=0.3, momentum=0.9, wd=0.01, clip_global_norm=0.2), None),
 }
 
 
@@ -82,6 +89,8 @@ def test_three_steps_match_pytorch(case):
     params = dict(opt_params, **({"lr_scheduler": schedule} if schedule else {}))
     mod.fit(train, num_epoch=1, optimizer=optimizer, optimizer_params=params)
     assert mod.optimizer.num_update == 3
+    if "clip_global_norm" in params:  # the last step's norm was cut
+        assert mod._updater.grad_norm() > params["clip_global_norm"]
     order = ts.io.NDArrayIter(x, y, batch_size=BATCH, shuffle=True, dtype="float64", seed=9)
     batches = [(b.data[0], b.label[0]) for b in order]
     assert len(batches) == 3 and not torch.equal(batches[0][1], torch.from_numpy(y[:BATCH]))  # shuffled
@@ -133,6 +142,8 @@ def trainings(draw):
     params = dict(learning_rate=draw(st.sampled_from([0.01, 0.3])), wd=draw(st.sampled_from([0.0, 0.01])))
     if draw(st.booleans()):
         params["clip_gradient"] = draw(st.sampled_from([0.01, 1.0]))
+    if draw(st.booleans()):
+        params["clip_global_norm"] = draw(st.sampled_from([0.05, 10.0]))
     if optimizer == "sgd":
         params["momentum"] = draw(st.sampled_from([0.0, 0.9]))
     else:
@@ -170,7 +181,7 @@ def _torch_steps(case, names, params, batches, from_input=False):
             h = h @ p[f"{name}_weight"].T + p[f"{name}_bias"]
             if k < len(case["acts"]):
                 h = _activation(case["acts"][k], from_input)(h)
-        _step(opt, p, h, y, o.get("clip_gradient"))
+        _step(opt, p, h, y, o.get("clip_gradient"), o.get("clip_global_norm"))
     return {k: v.detach() for k, v in p.items()}
 
 

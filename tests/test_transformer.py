@@ -21,13 +21,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 from bench_transformer import initial_params, torch_loss  # noqa: E402  (the benchmark's torch twin)
 
 
-@pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions"),
-                         [(None, "layer", "gelu", "learned"), (2, "layer", "gelu", "learned"),
-                          (1, "rms", "swiglu", "rotary")],
-                         ids=["multi-head", "grouped", "llama-like"])
-def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, rng):
+@pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions", "tie"),
+                         [(None, "layer", "gelu", "learned", False), (2, "layer", "gelu", "learned", True),
+                          (1, "rms", "swiglu", "rotary", False)],
+                         ids=["multi-head", "grouped-tied", "llama-like"])
+def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, tie, rng):
+    """The tied network's token table gets its gradient from the embedding and the head."""
     cfg = transformer.Config(vocab=7, max_len=6, width=16, heads=4, layers=2, dtype="float64", kv_heads=kv_heads,
-                             norm=norm, mlp=mlp, positions=positions)
+                             norm=norm, mlp=mlp, positions=positions, tie_embeddings=tie)
     batch, seq = 3, 5
     net = transformer.decoder(seq, cfg)
     params = {n: v + rng.normal(0, 0.3, v.shape) for n, v in initial_params(net, batch, seq, rng).items()}
@@ -48,6 +49,16 @@ def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads,
     for name, leaf in leaves.items():
         np.testing.assert_allclose(exe.grad_dict[name].numpy(), leaf.grad.numpy(), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+def test_tied_embeddings_and_rotary_positions_drop_their_tables():
+    """Tied: no head weight of its own (one token table); rotary: no position table."""
+    plain = transformer.decoder(5, transformer.Config(vocab=7, max_len=6, width=16))
+    lean = transformer.decoder(5, transformer.Config(vocab=7, max_len=6, width=16, tie_embeddings=True,
+                                                     positions="rotary"))
+    assert set(plain.list_arguments()) - set(lean.list_arguments()) == {"lm_head_weight", "position_weight"}
+    assert set(lean.list_arguments()) <= set(plain.list_arguments())
+    assert lean.list_arguments().count("token_embed_weight") == 1
 
 
 def test_grouped_query_heads_narrow_the_key_and_value_projections():
@@ -151,12 +162,13 @@ def test_the_sampler_reads_the_training_networks_predictions(rng):
 def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
                    "--width", "16", "--layers", "1", "--kv-heads", "2", "--norm", "rms", "--mlp", "swiglu",
-                   "--positions", "rotary", "--optimizer", "adamw", "--no-progress"])
+                   "--positions", "rotary", "--optimizer", "adamw", "--clip-global-norm", "1",
+                   "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0, out
     assert "decoder-only transformer, 1 blocks, width 16, 4 heads on 2 key and value heads, RMSNorm, SwiGLU, " \
         "rotary positions, vocabulary 11, up to 6 tokens" in out
-    assert "optimizer: adamw learning_rate=0.005, wd=0.01," in out
+    assert "optimizer: adamw learning_rate=0.005, wd=0.01, clip_global_norm=1.0," in out
     assert re.search(r"Epoch\[0\] Validation-accuracy=[0-9.]+", out) and "Validation-perplexity" in out
     assert re.search(r"written answers: 3 digits: [0-9.]+ of 8 fresh questions", out)
     assert re.search(r"\n  \d{3} -> \d{3} \(expected \d{3}\)", out)
@@ -206,10 +218,18 @@ def test_a_given_prompt_is_continued_whole(tmp_path, capsys):
     (["--save", "x"], "--save, --resume and --kvstore dist_sync are for --model mlp"),
     (["--text", __file__, "--prompt", ""], "--prompt '': a continuation needs at least one character"),
     (["--text", __file__, "--prompt", "\u00e9t\u00e9"], "--prompt: CharText: characters"),
+    (["--hidden", "64", "--activation", "tanh"], "--hidden, --activation are for --model mlp; the transformer job "
+                                                 "would train without it"),
 ])
 def test_bad_options_get_clear_errors(argv, message, capsys):
     assert main(["train", "--model", "transformer", *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_the_mlp_job_refuses_the_transformers_options(capsys):
+    assert main(["train", "--positions", "rotary", "--tie-embeddings", "--epochs", "1"]) == 1
+    assert "--tie-embeddings, --positions are for --model transformer; the MLP job would train without it" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.slow

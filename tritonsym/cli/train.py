@@ -22,6 +22,8 @@ from .options import context_from, loss_scale
 
 DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch_size=128, optimizer="sgd", lr=0.1,
                 momentum=0.9, wd=1e-4, seed=0, dtype="float32", validation_fraction=0.2)
+# The MLP job's own options: the transformer job refuses them rather than ignore them.
+MLP_OPTIONS = ("data", "data_dir", "hidden", "activation", "validation_fraction")
 
 
 class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -54,6 +56,8 @@ def add_parser(sub) -> None:
     p.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum")
     p.add_argument("--wd", type=float, help="weight decay (weights only; default: 0.0001; transformer: 0; adamw: "
                    "0.01, multiplied by the learning rate)")
+    p.add_argument("--clip-global-norm", type=float, metavar="N", help="scale each step's gradients to a global "
+                   "norm of at most N (torch's clip_grad_norm_; default: none)")
     p.add_argument("--lr-schedule", choices=("none", "cosine"), default="cosine",
                    help="cosine: decay the rate to 0 over the run")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="initial weights and batch order")
@@ -157,8 +161,16 @@ def _train(args, log) -> int:
 
     start = time.perf_counter()
     if args.model == "transformer":
+        stray = [f"--{name.replace('_', '-')}" for name in MLP_OPTIONS if getattr(args, name) != DEFAULTS.get(name)]
+        if stray:
+            raise TritonSymError(f"train: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} for --model mlp; "
+                                 "the transformer job would train without it")
         kv = ts.kv.create(args.kvstore)
         return train_transformer.run(args, log, context_from(args.device), kv)
+    stray = train_transformer.given_options(args)
+    if stray:
+        raise TritonSymError(f"train: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} for --model transformer; "
+                             "the MLP job would train without it")
     if args.wd is None and args.optimizer == "adamw":
         args.wd = ts.optimizer.AdamW.DEFAULT_WD  # decoupled decay is multiplied by the rate: torch's default
     for option in ("epochs", "batch_size", "optimizer", "wd"):  # the MLP's defaults where not given
@@ -193,6 +205,8 @@ def _train(args, log) -> int:
     net = build_mlp(hidden, args.activation, classes)
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 0.001)
     params = {"learning_rate": lr, "wd": args.wd}
+    if args.clip_global_norm is not None:
+        params["clip_global_norm"] = args.clip_global_norm
     if args.dtype in ("float16", "bfloat16"):
         params["multi_precision"] = args.multi_precision
     scale = loss_scale(args.loss_scale, args.dtype)

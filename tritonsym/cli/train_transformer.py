@@ -19,9 +19,11 @@ from .options import loss_scale
 
 TASK_DEFAULTS = dict(epochs=4, batch_size=32, lr=5e-3, width=32, heads=4, layers=2)
 TEXT_DEFAULTS = dict(epochs=3, batch_size=32, lr=3e-3, width=64, heads=4, layers=2)
+OPTIONS: dict[str, tuple[str, object]] = {}  # dest -> (flag, default) of the group, filled by add_arguments
 
 
 def add_arguments(p) -> None:
+    """The transformer's options, in a group of their own (``given_options`` reads them back)."""
     g = p.add_argument_group("transformer (--model transformer)")
     g.add_argument("--task", choices=("sort", "reverse", "copy"), default="sort",
                    help="read n digits and a separator, then write them sorted, reversed or copied")
@@ -43,11 +45,20 @@ def add_arguments(p) -> None:
     g.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm (GPT's) or RMSNorm (Llama's)")
     g.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="the feed-forward: GELU (GPT's) or "
                    "SwiGLU (Llama's)")
+    g.add_argument("--tie-embeddings", action="store_true", help="the vocabulary head reads the token table as its "
+                   "weight (GPT-2's weight tying)")
     g.add_argument("--positions", choices=("learned", "rotary"), default="learned", help="a learned position table "
                    "(GPT's) or rotary position embedding of queries and keys (RoPE, Llama's)")
     g.add_argument("--layers", type=int, help="transformer blocks (default: 2)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding and each branch")
 
+    OPTIONS.update({a.dest: (a.option_strings[0], a.default) for a in g._group_actions})
+
+
+def given_options(args) -> list[str]:
+    """The transformer options ``args`` sets to something other than their defaults (the MLP
+    job refuses them rather than train without what they ask for)."""
+    return [flag for dest, (flag, default) in OPTIONS.items() if getattr(args, dest, default) != default]
 
 def _given(value, default):
     return default if value is None else value
@@ -85,7 +96,7 @@ def run(args, log, ctx, kv) -> int:
     size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
                 layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype,
                 kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp,
-                positions=args.positions)
+                positions=args.positions, tie_embeddings=args.tie_embeddings)
     try:
         if args.text:
             with open(args.text, encoding="utf-8") as f:
@@ -104,6 +115,8 @@ def run(args, log, ctx, kv) -> int:
     ts.random.seed(args.seed)
     wd = args.wd if args.wd is not None else (ts.optimizer.AdamW.DEFAULT_WD if optimizer == "adamw" else 0.0)
     params = {"learning_rate": lr, "wd": wd}
+    if args.clip_global_norm is not None:
+        params["clip_global_norm"] = args.clip_global_norm
     if args.dtype in ("float16", "bfloat16"):  # as the MLP job: float32 master weights, float16's loss scaled
         params["multi_precision"] = args.multi_precision
         scale = loss_scale(args.loss_scale, args.dtype)
@@ -116,6 +129,7 @@ def run(args, log, ctx, kv) -> int:
     grouped = f" on {cfg.key_heads} key and value heads" if cfg.key_heads != cfg.heads else ""
     grouped += (", RMSNorm" if cfg.norm == "rms" else "") + (", SwiGLU" if cfg.mlp == "swiglu" else "")
     grouped += ", rotary positions" if cfg.positions == "rotary" else ""
+    grouped += ", tied embeddings" if cfg.tie_embeddings else ""
     log.info("network: decoder-only transformer, %d blocks, width %d, %d heads%s, vocabulary %d, up to %d tokens; %s",
              cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),

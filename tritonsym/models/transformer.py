@@ -9,7 +9,8 @@ train it. The shapes in the comments: B sequences of L tokens, width D, H heads 
     block:  x + proj(attention(LayerNorm(x)))  then  x + mlp(LayerNorm(x))   (pre-norm residuals;
             RMSNorm with Config(norm="rms"), a SwiGLU mlp with mlp="swiglu", grouped-query
             attention with kv_heads, and with positions="rotary" no position table: queries
-            and keys are rotated by their positions inside attention, RoPE)
+            and keys are rotated by their positions inside attention, RoPE; tie_embeddings:
+            the final FullyConnected reads the Embedding's table as its weight)
 
 Every operator here runs as tritonsym's own Triton kernels with handwritten backward:
 attention is one FlashAttention-2 operator (``ScaledDotProductAttention``) whose training
@@ -32,8 +33,10 @@ class Config:
     (grouped-query attention, as Llama's; None: one per query head); ``norm``: "layer"
     (LayerNorm, GPT's) or "rms" (RMSNorm, Llama's); ``mlp``: "gelu" (GPT's) or "swiglu"
     (Llama's gated SiLU); ``positions``: "learned" (a table added to the tokens, GPT's) or
-    "rotary" (queries and keys rotated by their positions, RoPE, Llama's); ``dtype``: the
-    parameters' and the arithmetic's (token indices are float32 or integers whatever it is)."""
+    "rotary" (queries and keys rotated by their positions, RoPE, Llama's); ``tie_embeddings``:
+    the vocabulary head reads the token table as its weight (GPT-2's weight tying; one
+    table, its gradient from both uses); ``dtype``: the parameters' and the arithmetic's
+    (token indices are float32 or integers whatever it is)."""
 
     vocab: int
     max_len: int
@@ -46,6 +49,7 @@ class Config:
     norm: str = "layer"
     mlp: str = "gelu"
     positions: str = "learned"
+    tie_embeddings: bool = False
 
     def __post_init__(self):
         sizes = ("vocab", "max_len", "width", "heads", "layers") + (("kv_heads",) if self.kv_heads is not None else ())
@@ -73,20 +77,25 @@ class Config:
         return self.heads if self.kv_heads is None else self.kv_heads
 
 
-def embed(tokens, length: int, cfg: Config):
-    """(B, L) token indices -> (B, L, D): a learned vector per token plus one per position
-    (with rotary positions, the tokens' alone: attention adds the positions).
+def token_table(cfg: Config):
+    """The token embedding table (vocab, D), a Variable that carries the network's dtype
+    (every other parameter takes it from the tables)."""
+    return S.Variable("token_embed_weight", dtype=cfg.dtype)
+
+
+def embed(tokens, length: int, cfg: Config, table):
+    """(B, L) token indices -> (B, L, D): a learned vector per token (a row of ``table``)
+    plus one per position (with rotary positions, the tokens' alone: attention adds the
+    positions).
 
     The position table holds ``max_len`` rows; a network for sequences of ``length`` takes
     the first ``length`` of them (``slice_axis``), so networks of every length share it (a
     BucketingModule trains one table for all its buckets)."""
-    # The tables carry the dtype; every other parameter takes it from them.
-    weight = S.Variable("token_embed_weight", dtype=cfg.dtype)
-    x = S.Embedding(tokens, weight, input_dim=cfg.vocab, output_dim=cfg.width, name="token_embed")
+    x = S.Embedding(tokens, table, input_dim=cfg.vocab, output_dim=cfg.width, name="token_embed")
     if cfg.positions == "rotary":
         return x
-    table = S.Variable("position_weight", shape=(1, cfg.max_len, cfg.width), dtype=cfg.dtype)
-    positions = S.slice_axis(table, axis=1, begin=0, end=length, name="positions")
+    position_table = S.Variable("position_weight", shape=(1, cfg.max_len, cfg.width), dtype=cfg.dtype)
+    positions = S.slice_axis(position_table, axis=1, begin=0, end=length, name="positions")
     return S.broadcast_add(x, positions, name="embed")
 
 
@@ -152,11 +161,14 @@ def decoder(length: int, cfg: Config):
     over the scored positions (``normalization="valid"``)."""
     if not 1 <= length <= cfg.max_len:
         raise ValueError(f"transformer: a length of {length} is outside 1..max_len={cfg.max_len}")
-    x = dropout(embed(S.Variable("data"), length, cfg), cfg, "embed_drop")
+    table = token_table(cfg)
+    x = dropout(embed(S.Variable("data"), length, cfg, table), cfg, "embed_drop")
     for k in range(cfg.layers):
         x = block(x, cfg, k)
     x = norm(x, cfg, "final_norm")
-    logits = S.FullyConnected(x, num_hidden=cfg.vocab, flatten=False, name="lm_head")
+    # Tied: the token table (vocab, D) is also the head's weight, as FullyConnected wants it.
+    logits = S.FullyConnected(x, weight=table if cfg.tie_embeddings else None, num_hidden=cfg.vocab, flatten=False,
+                              name="lm_head")
     return S.SoftmaxOutput(logits, preserve_shape=True, use_ignore=True, ignore_label=IGNORE, normalization="valid",
                            name="softmax")
 

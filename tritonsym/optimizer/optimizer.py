@@ -93,11 +93,16 @@ class Optimizer:
                  clip_gradient: float | None = None, lr_scheduler: LRScheduler | None = None,
                  begin_num_update: int = 0, param_idx2name: dict | None = None, sym=None,
                  multi_precision: bool | None = None, loss_scale: "str | float | LossScaler | None" = None,
-                 state_dtype: str | None = None):
+                 state_dtype: str | None = None, clip_global_norm: float | None = None):
         owner = type(self).__name__
         self.lr = _number(owner, "learning_rate", learning_rate, 0.0)
         self.wd = _number(owner, "wd", wd, 0.0)
         self.rescale_grad = _number(owner, "rescale_grad", rescale_grad, 0.0, low_open=True)
+        # The largest norm of all the gradients of a step together (torch's clip_grad_norm_,
+        # Gluon's clip_global_norm): the flat updater multiplies every gradient by
+        # min(1, clip_global_norm / norm) on the device (ops/grad_norm.py), before clip_gradient.
+        self.clip_global_norm = None if clip_global_norm is None else _number(
+            owner, "clip_global_norm", clip_global_norm, 0.0, low_open=True)
         self.clip_gradient = None if clip_gradient is None else _number(owner, "clip_gradient", clip_gradient, 0.0,
                                                                         low_open=True)
         if lr_scheduler is not None and not callable(lr_scheduler):
@@ -205,7 +210,12 @@ class Optimizer:
                  "float32 master copy (or False to silence this)")
 
     def plan(self, weight: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-             chunks: kernels.ChunkTable, hyper: torch.Tensor, scaler: kernels.LossScaleState | None = None) -> list:
+             chunks: kernels.ChunkTable, hyper: torch.Tensor, scaler: kernels.LossScaleState | None = None,
+             clip_state: torch.Tensor | None = None) -> list:
+        """The launches updating one flat region (``FlatUpdater``'s); ``scaler``: unscale the
+        gradients and skip an overflowed step; ``clip_state``: multiply the gradients by its
+        first element (``clip_global_norm``'s coefficient, ``ops.grad_norm``). An optimizer
+        whose plan() lacks either argument is refused where it is needed."""
         raise NotImplementedError
 
     # ------------------------------------------------- MXNet's per-parameter API
@@ -239,6 +249,10 @@ class Optimizer:
 
     def _update_count(self, index) -> None:
         """Count an update of ``index`` (or of each index of a list); ``num_update`` is the most of any."""
+        if self.clip_global_norm is not None:
+            raise ParamError(f"{type(self).__name__}: clip_global_norm needs every gradient of the step at once; the "
+                             "per-parameter update(index, weight, grad, state) sees one (bind a Module or use "
+                             "FlatUpdater, whose launches take the norm on the device)")
         for i in index if isinstance(index, (list, tuple)) else [index]:
             self._index_update_count[i] = self._index_update_count.get(i, self.begin_num_update) + 1
             self.num_update = max(self._index_update_count[i], self.num_update)
@@ -272,6 +286,8 @@ class Optimizer:
             given["state_dtype"] = self.state_dtype
         if self.loss_scaler is not None:
             given["loss_scale"] = self.loss_scaler
+        if self.clip_global_norm is not None:
+            given["clip_global_norm"] = self.clip_global_norm
         return dict(learning_rate=self.lr, wd=self.wd, rescale_grad=self.rescale_grad,
                     clip_gradient=self.clip_gradient) | given
 
@@ -304,10 +320,10 @@ class SGD(Optimizer):
                            rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient,
                            momentum_factor=self.momentum)
 
-    def plan(self, weight, grad, states, chunks, hyper, scaler=None):
+    def plan(self, weight, grad, states, chunks, hyper, scaler=None, clip_state=None):
         return kernels.plan_sgd_update(weight, grad, states.get("momentum"), chunks, hyper,
                                        clip=self.clip_gradient is not None, master=states.get("master"),
-                                       scaler=scaler)
+                                       scaler=scaler, clip_state=clip_state)
 
     def _config(self) -> dict:
         return super()._config() | dict(momentum=self.momentum)
@@ -354,10 +370,10 @@ class Adam(Optimizer):
                             epsilon=self.epsilon, wd=self._get_wd(index), rescale_grad=self.rescale_grad,
                             clip_gradient=self.clip_gradient, decoupled=self.decoupled)
 
-    def plan(self, weight, grad, states, chunks, hyper, scaler=None):
+    def plan(self, weight, grad, states, chunks, hyper, scaler=None, clip_state=None):
         return kernels.plan_adam_update(weight, grad, states["mean"], states["var"], chunks, hyper,
                                         clip=self.clip_gradient is not None, master=states.get("master"),
-                                        scaler=scaler, decoupled=self.decoupled)
+                                        scaler=scaler, decoupled=self.decoupled, clip_state=clip_state)
 
     def _config(self) -> dict:
         return super()._config() | dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)

@@ -33,6 +33,10 @@ class ParameterUpdater:
             raise ParamError(f"{owner}: loss_scale needs the flat update (an optimizer with plan()); {owner} updates "
                              "parameter by parameter through update(index, weight, grad, state), which would not "
                              "unscale the gradients")
+        if optimizer.clip_global_norm is not None:
+            raise ParamError(f"{owner}: clip_global_norm needs the flat update (an optimizer with plan() taking "
+                             f"clip_state=); {owner} updates parameter by parameter through update(index, weight, "
+                             "grad, state), which sees one gradient at a time and would not clip")
         self.optimizer = optimizer
         names = list(names)
         if not optimizer.idx2name:

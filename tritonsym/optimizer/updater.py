@@ -12,7 +12,9 @@ the scalars are written before it, outside the graph, so a schedule still change
 
 With a loss scaler, ``launch_all`` counts the non-finite gradients of every dtype first,
 then runs the updates (which unscale, or skip the step), then adjusts the scale: all on
-the device, so the whole step is still one graph.
+the device, so the whole step is still one graph. With ``clip_global_norm``, it takes the
+norm of every gradient of every dtype before the updates (``ops/grad_norm.py``), and the
+updates multiply each gradient by the clipping coefficient, also on the device.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import math
 import torch
 
 from ..base import ParamError
+from ..ops import grad_norm, precompile
 from ..ops import optimizer as kernels
-from ..ops import precompile
 from ..ops._common import Launch, run
 from .optimizer import Optimizer
 
@@ -32,7 +34,8 @@ from .optimizer import Optimizer
 class _Group:
     """The parameters of one dtype: their flat views, states, chunk table and launch."""
 
-    def __init__(self, optimizer: Optimizer, region, scaler: kernels.LossScaleState | None):
+    def __init__(self, optimizer: Optimizer, region, scaler: kernels.LossScaleState | None,
+                 clip_state: torch.Tensor | None):
         self.region = region
         ct = kernels.compute_dtype(region.dtype)
         device = region.weights.device
@@ -53,8 +56,10 @@ class _Group:
             self.hyper.shape, dtype=ct, device="cpu", pin_memory=True)
         self.count_launches = [] if scaler is None else kernels.plan_count_nonfinite_grads(region.grads,
                                                                                            self.chunks, scaler)
-        scaled = {} if scaler is None else {"scaler": scaler}  # an optimizer's plan() need not take scaler=
-        self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper, **scaled)
+        # An optimizer's plan() need not take scaler= or clip_state= (FlatUpdater checks it does when needed).
+        extra = ({} if scaler is None else {"scaler": scaler}) | ({} if clip_state is None else
+                                                                  {"clip_state": clip_state})
+        self.launches = optimizer.plan(region.weights, region.grads, self.states, self.chunks, self.hyper, **extra)
         # An update number in the scalars (Adam's step) is advanced on the device, first
         # thing in each update, so the host need not write it every step.
         slots = optimizer.hyper_slots
@@ -74,7 +79,15 @@ class FlatUpdater:
     def __init__(self, optimizer: Optimizer, executor, names=None):
         self.optimizer = optimizer
         self.scaler = self._bind_scaler(optimizer, executor)
-        self.groups = [_Group(optimizer, region, self.scaler) for region in executor.param_regions(names)]
+        self.clip_state = self._clip_state(optimizer, executor)
+        self.groups = [_Group(optimizer, region, self.scaler, self.clip_state)
+                       for region in executor.param_regions(names)]
+        self.norm_launches = [] if self.clip_state is None or not self.groups else grad_norm.plan_global_norm(
+            [(g.region.grads, g.chunks) for g in self.groups],
+            torch.zeros(grad_norm.partial_count([g.chunks for g in self.groups]), dtype=torch.float64,
+                        device=self.clip_state.device),
+            self.clip_state, self.groups[0].hyper, optimizer.hyper_slots.index("rescale_grad"),
+            optimizer.clip_global_norm, self.scaler)
         scaling = optimizer.loss_scaler
         self.scale_launches = [] if scaling is None else kernels.plan_loss_scale_update(
             self.scaler, scaling.growth_factor, scaling.backoff_factor, scaling.growth_interval, scaling.min_scale,
@@ -86,7 +99,7 @@ class FlatUpdater:
         # On a GPU, compile the update's kernels in parallel now, as the executor did its own.
         self.precompiled = precompile.warm(
             [launch for group in self.groups for launch in group.advance_launches + group.count_launches
-             + list(group.launches) if isinstance(launch, Launch)] + self.scale_launches,
+             + list(group.launches) if isinstance(launch, Launch)] + self.norm_launches + self.scale_launches,
             executor.loss_scale.device)
 
     @staticmethod
@@ -109,6 +122,28 @@ class FlatUpdater:
         scale.copy_(torch.full((1,), scaling.init_scale, dtype=scale.dtype))
         return kernels.LossScaleState(scale, torch.zeros(len(kernels.SCALER_COUNTERS), dtype=torch.int32,
                                                          device=scale.device))
+
+    @staticmethod
+    def _clip_state(optimizer: Optimizer, executor) -> torch.Tensor | None:
+        """The device buffer of ``ops.grad_norm`` (coefficient, norm) when the optimizer clips
+        by the global norm, after checking that its plan() can take it."""
+        if optimizer.clip_global_norm is None:
+            return None
+        owner = type(optimizer).__name__
+        parameters = inspect.signature(optimizer.plan).parameters
+        if "clip_state" not in parameters or "rescale_grad" not in optimizer.hyper_slots:
+            raise ParamError(f"{owner}: clip_global_norm needs an optimizer whose plan() takes clip_state= (to "
+                             f"multiply the gradients by the clipping coefficient) and whose hyper_slots hold "
+                             f"'rescale_grad'; {owner}'s do not")
+        return grad_norm.new_state(executor.loss_scale.device)
+
+    def grad_norm(self) -> float | None:
+        """The norm of all the gradients of the last update (after ``rescale_grad`` and the
+        loss scale: what ``clip_global_norm`` compared; one read-back from the device), or
+        None without ``clip_global_norm``."""
+        if self.clip_state is None:
+            return None
+        return float(self.clip_state[grad_norm.GRAD_NORM_STATE.index("norm")].item())
 
     def step(self) -> None:
         """One update of every parameter from its current gradient."""
@@ -141,10 +176,12 @@ class FlatUpdater:
 
     def launch_all(self) -> None:
         """The update's launches, one per dtype, with the scalars ``prepare`` wrote last (with
-        a loss scaler: every dtype's overflow count first, the scale's adjustment last)."""
+        a loss scaler: every dtype's overflow count first, the scale's adjustment last; with
+        ``clip_global_norm``: the norm of every dtype's gradients before the updates)."""
         for group in self.groups:
             run(group.advance_launches)
             run(group.count_launches)
+        run(self.norm_launches)
         for group in self.groups:
             run(group.launches)
         run(self.scale_launches)
