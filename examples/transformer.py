@@ -33,7 +33,8 @@ ts.random.seed(0)
 #    (Llama's choices are options: Config(kv_heads=2) shares each key and value head between
 #    two query heads, norm="rms" normalises with RMSNorm, mlp="swiglu" gates the MLP with SiLU,
 #    positions="rotary" rotates queries and keys by their positions instead of a learned table;
-#    tie_embeddings=True lets the vocabulary head read the token table, GPT-2's tying.)
+#    tie_embeddings=True lets the vocabulary head read the token table, GPT-2's tying; window=N
+#    lets each position attend to itself and the N - 1 before it only, Mistral's sliding window.)
 lengths = (4, 5, 6)
 cfg = transformer.Config(vocab=sequences.TASK_VOCAB, max_len=2 * max(lengths), width=32, heads=4, layers=2)
 net = transformer.decoder(cfg.max_len, cfg)

@@ -3,7 +3,9 @@
 ``O = softmax(Q K^T * scale + mask) V`` for (batch, heads, seq, head_dim) tensors of any
 strides, per (batch, head). The mask hides keys at or past a sequence's ``valid_length`` and,
 when ``causal``, key ``j`` from query ``i < j`` (top-left aligned, as
-``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``).
+``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``); a causal ``window``
+also hides keys ``j <= i - window`` (a sliding window: only the key blocks inside it are
+visited, every one masked, in all three directions).
 
 Forward: one program owns a block of query rows and streams over blocks of keys with an
 online softmax (running row maximum ``m`` and sum ``l``, the accumulator rescaled when the
@@ -138,11 +140,12 @@ def _nan_unless(x, valid, hits, HAS_LENGTH: tl.constexpr):
 
 
 @triton.jit
-def _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr,
-            GROUP: tl.constexpr, PRECISION: tl.constexpr):
+def _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, window, MASK_CAUSAL: tl.constexpr,
+            WINDOW: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr):
     """q @ k^T * scale for one (query tile, key tile) and which pairs the mask keeps: keys of
-    the row's own sequence, before its length, and with MASK_CAUSAL j <= i. The scale comes as
-    two float32 halves so that float64 keeps every digit of it (a float argument is float32)."""
+    the row's own sequence, before its length, and with MASK_CAUSAL j <= i (and with WINDOW
+    j > i - window: the sliding window). The scale comes as two float32 halves so that
+    float64 keeps every digit of it (a float argument is float32)."""
     ACC = tl.float64 if q.dtype == tl.float64 else tl.float32
     s = _mma(q, kt, tl.zeros((q.shape[0], kt.shape[1]), ACC), PRECISION)
     s = s * (scale_hi.to(ACC) + scale_lo.to(ACC))
@@ -151,6 +154,8 @@ def _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUS
         keep = keep & (pair_r[:, None] == pair_c[None, :])
     if MASK_CAUSAL:
         keep = keep & (rn[None, :] <= rm[:, None])
+        if WINDOW:
+            keep = keep & (rn[None, :] > rm[:, None] - window)
     return s, keep
 
 
@@ -182,6 +187,13 @@ def _key_blocks(keys_c, start_m, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BL
 
 
 @triton.jit
+def _window_start(start_m, window, BLOCK_N: tl.constexpr):
+    """The first key block a tile of queries from start_m sees through a sliding window: the
+    one holding key start_m - window + 1 (or 0)."""
+    return (tl.maximum(start_m - window + 1, 0) // BLOCK_N) * BLOCK_N
+
+
+@triton.jit
 def _finite_or_zero(x):
     return tl.where(tl.abs(x) < float("inf"), x, 0.0).to(x.dtype)  # NaN fails the comparison too
 
@@ -202,7 +214,8 @@ def _masked_product(c, keep, x, acc, hits, SANITIZE: tl.constexpr, PRECISION: tl
 
 @triton.jit
 def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c, head_dim, value_dim,
-                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr,
+                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window, MASK_CAUSAL: tl.constexpr,
+                   WINDOW: tl.constexpr, GROUP: tl.constexpr,
                    PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
                    BLOCK_N: tl.constexpr):
     """One block of keys folded into the online softmax of a tile of queries."""
@@ -211,8 +224,8 @@ def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, 
     rv = tl.arange(0, BLOCK_DV)
     kt = tl.load(K_[None, :] + rn[None, :].to(tl.int64) * sk_l + rd[:, None] * sk_d,
                  mask=(rn < keys_c)[None, :] & (rd < head_dim)[:, None], other=0.0)
-    s, keep = _scores(q, _operand(kt, UPCAST), pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP,
-                      PRECISION)
+    s, keep = _scores(q, _operand(kt, UPCAST), pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, window,
+                      MASK_CAUSAL, WINDOW, GROUP, PRECISION)
     s = tl.where(keep, s, float("-inf"))
     # A row of a sequence sees that sequence's key 0 in the first block, so its maximum is
     # finite (or NaN) from then on; only a row of no sequence stays at -inf (and is not stored).
@@ -231,9 +244,10 @@ def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, 
 
 @triton.jit
 def _attention_forward_kernel(
-        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim, value_dim,
-        sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
-        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, KEEP_LSE: tl.constexpr, PRECISION: tl.constexpr,
+        Q, K, V, OUT, LSE, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, window, seq_q, seq_k, head_dim,
+        value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
+        CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_LENGTH: tl.constexpr, KEEP_LSE: tl.constexpr,
+        PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
     head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
@@ -258,15 +272,24 @@ def _attention_forward_kernel(
     acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
     hits = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
     below, end = _key_blocks(keys_c, start_m, CAUSAL, BLOCK_M, BLOCK_N)
-    for start_n in range(0, below, BLOCK_N):
-        m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
-                                             head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False,
-                                             GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
-    if CAUSAL:
-        for start_n in range(below, end, BLOCK_N):
+    if WINDOW:  # only the key blocks from the first row's window on, every one masked
+        for start_n in range(_window_start(start_m, window, BLOCK_N), end, BLOCK_N):
             m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
                                                  head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo,
-                                                 True, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+                                                 window, True, True, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV,
+                                                 BLOCK_N)
+    else:
+        for start_n in range(0, below, BLOCK_N):
+            m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
+                                                 head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo,
+                                                 window, False, False, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV,
+                                                 BLOCK_N)
+        if CAUSAL:
+            for start_n in range(below, end, BLOCK_N):
+                m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n,
+                                                     keys_c, head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi,
+                                                     scale_lo, window, True, False, GROUP, PRECISION, UPCAST, BLOCK_D,
+                                                     BLOCK_DV, BLOCK_N)
     out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]  # l is 0 only on rows of no sequence
     out = _nan_unless(out, valid, hits, HAS_LENGTH)
     store(OUT, b_r[:, None] * so_b + h_r[:, None] * so_h + rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, out,
@@ -300,8 +323,9 @@ def _attention_delta_kernel(OUT, DO, DELTA, rows, heads, seq_q, value_dim, so_b,
 
 @triton.jit
 def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c, start_m, rn, keys_c, pairs,
-                seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, WANT_DK: tl.constexpr,
-                WANT_DV: tl.constexpr, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+                seq_q, head_dim, value_dim, sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, window, WANT_DK: tl.constexpr,
+                WANT_DV: tl.constexpr, MASK_CAUSAL: tl.constexpr, WINDOW: tl.constexpr, GROUP: tl.constexpr,
+                PRECISION: tl.constexpr,
                 UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
     """One tile of queries' share of dK and dV for a tile of keys."""
     rm = start_m + tl.arange(0, GROUP * BLOCK_M) % BLOCK_M
@@ -317,7 +341,8 @@ def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pa
     q = _operand(q, UPCAST)
     do = _operand(do, UPCAST)
     lse = tl.load(LSE_ + rm, mask=row_ok, other=0.0)
-    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP, PRECISION)
+    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, window, MASK_CAUSAL, WINDOW, GROUP,
+                      PRECISION)
     keep = keep & row_ok[:, None]
     p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)  # masked before any product: no 0 * inf
     keep_t = tl.trans(keep)
@@ -335,10 +360,11 @@ def _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pa
 
 @triton.jit
 def _attention_backward_keys_kernel(
-        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim,
-        value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
-        sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
-        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr,
+        Q, K, V, DO, LSE, DELTA, DK, DV, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, window, seq_q, seq_k,
+        head_dim, value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l,
+        sg_d, sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
+        CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_LENGTH: tl.constexpr, WANT_DK: tl.constexpr,
+        WANT_DV: tl.constexpr,
         ACCUMULATE_DK: tl.constexpr, ACCUMULATE_DV: tl.constexpr, DV_INTO_DK: tl.constexpr, PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
@@ -380,21 +406,32 @@ def _attention_backward_keys_kernel(
     # this tile's first key see none of it; the query blocks up to its last key take the
     # causal mask, those after see it whole.
     end = tl.where(start_n < tl.max(keys_c), seq_q, 0)
-    above = 0
-    if CAUSAL:
-        begin = (start_n // BLOCK_M) * BLOCK_M
-        above = tl.minimum(end, tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M)
-        for start_m in range(begin, above, BLOCK_M):
+    if WINDOW:
+        # Through a sliding window, key j is seen by queries j .. j + window - 1 only: the
+        # query blocks from this tile's first key to its last key's last query, all masked.
+        stop = tl.minimum(end, start_n + BLOCK_N + window - 1)
+        for start_m in range((start_n // BLOCK_M) * BLOCK_M, stop, BLOCK_M):
             dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c,
                                                  start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim, sq_l, sq_d,
-                                                 sg_l, sg_d, scale_hi, scale_lo, WANT_DK, WANT_DV, True, GROUP,
-                                                 PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
-        above = tl.maximum(above, begin)
-    for start_m in range(above, end, BLOCK_M):
-        dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c,
-                                             start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim, sq_l, sq_d, sg_l,
-                                             sg_d, scale_hi, scale_lo, WANT_DK, WANT_DV, False, GROUP, PRECISION,
-                                             UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
+                                                 sg_l, sg_d, scale_hi, scale_lo, window, WANT_DK, WANT_DV, True, True,
+                                                 GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
+    else:
+        above = 0
+        if CAUSAL:
+            begin = (start_n // BLOCK_M) * BLOCK_M
+            above = tl.minimum(end, tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M)
+            for start_m in range(begin, above, BLOCK_M):
+                dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r,
+                                                     pair_c, start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim,
+                                                     sq_l, sq_d, sg_l, sg_d, scale_hi, scale_lo, window, WANT_DK,
+                                                     WANT_DV, True, False, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV,
+                                                     BLOCK_M)
+            above = tl.maximum(above, begin)
+        for start_m in range(above, end, BLOCK_M):
+            dk, dv, hits_k, hits_v = _keys_block(kt, v, dk, dv, hits_k, hits_v, Q_, DO_, LSE_, DELTA_, pair_r, pair_c,
+                                                 start_m, rn, keys_c, pairs, seq_q, head_dim, value_dim, sq_l, sq_d,
+                                                 sg_l, sg_d, scale_hi, scale_lo, window, WANT_DK, WANT_DV, False, False,
+                                                 GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_M)
     # Keys past the length are masked from every query: their gradient is an exact zero, also
     # where a NaN query or head gradient met their (masked, 0) probability in the products.
     seen = (rn < keys_c)[:, None]
@@ -414,7 +451,8 @@ def _attention_backward_keys_kernel(
 
 @triton.jit
 def _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c, head_dim, value_dim,
-                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, MASK_CAUSAL: tl.constexpr, GROUP: tl.constexpr,
+                   sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window, MASK_CAUSAL: tl.constexpr,
+                   WINDOW: tl.constexpr, GROUP: tl.constexpr,
                    PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
                    BLOCK_N: tl.constexpr):
     """One tile of keys' share of dQ for a tile of queries."""
@@ -427,7 +465,8 @@ def _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, star
     vt = tl.load(V_[None, :] + rn[None, :].to(tl.int64) * sv_l + rv[:, None] * sv_d,
                  mask=(rn < keys_c)[None, :] & (rv < value_dim)[:, None], other=0.0)
     kt = _operand(kt, UPCAST)
-    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, MASK_CAUSAL, GROUP, PRECISION)
+    s, keep = _scores(q, kt, pair_r, pair_c, rm, rn, keys_c, scale_hi, scale_lo, window, MASK_CAUSAL, WINDOW, GROUP,
+                      PRECISION)
     p = tl.where(keep, tl.exp(s - lse[:, None]), 0.0)
     dp = _mma(do, _operand(vt, UPCAST), tl.zeros((q.shape[0], GROUP * BLOCK_N), ACC), PRECISION)
     ds = tl.where(keep, p * (dp - delta[:, None]), 0.0)
@@ -437,10 +476,11 @@ def _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, star
 
 @triton.jit
 def _attention_backward_queries_kernel(
-        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim,
-        value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
-        sdq_b, sdq_h, sdq_l, sdq_d,
-        CAUSAL: tl.constexpr, HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
+        Q, K, V, DO, LSE, DELTA, DQ, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, window, seq_q, seq_k,
+        head_dim, value_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l,
+        sg_d, sdq_b, sdq_h, sdq_l, sdq_d,
+        CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr,
+        PRECISION: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
     """dQ of one tile of queries, streaming over the key blocks it sees."""
@@ -469,15 +509,21 @@ def _attention_backward_queries_kernel(
     dq = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
     hits = tl.zeros((GROUP * BLOCK_M, BLOCK_D), ACC)
     below, end = _key_blocks(keys_c, start_m, CAUSAL, BLOCK_M, BLOCK_N)  # as the forward
-    for start_n in range(0, below, BLOCK_N):
-        dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c, head_dim,
-                                  value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, False, GROUP, PRECISION,
-                                  UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
-    if CAUSAL:
-        for start_n in range(below, end, BLOCK_N):
+    if WINDOW:
+        for start_n in range(_window_start(start_m, window, BLOCK_N), end, BLOCK_N):
             dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c,
-                                      head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, True, GROUP,
-                                      PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+                                      head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window, True,
+                                      True, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+    else:
+        for start_n in range(0, below, BLOCK_N):
+            dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c,
+                                      head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window, False,
+                                      False, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+        if CAUSAL:
+            for start_n in range(below, end, BLOCK_N):
+                dq, hits = _queries_block(q, do, lse, delta, dq, hits, K_, V_, pair_r, pair_c, rm, start_n, keys_c,
+                                          head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window,
+                                          True, False, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
     dq = dq * (scale_hi.to(ACC) + scale_lo.to(ACC))
     dq = _nan_unless(dq, valid, hits, HAS_LENGTH)
     store_result(DQ, b_r[:, None] * sdq_b + h_r[:, None] * sdq_h + rm[:, None].to(tl.int64) * sdq_l
@@ -571,6 +617,24 @@ def _check(fn: str, q, k, v, length, precision: str, enable_gqa: bool):
     return batch, heads, seq_q, seq_k, head_dim, value_dim
 
 
+def _check_window(fn: str, window: int | None, causal: bool, seq_q: int, seq_k: int, length) -> int:
+    """The kernels' ``window`` (0: none) after checking that every query row sees a key."""
+    if window is None:
+        return 0
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise KernelArgumentError(f"{fn}: window={window!r} must be a positive number of keys")
+    if not causal:
+        raise KernelArgumentError(f"{fn}: window={window} is a causal sliding window: it needs causal=True")
+    # Query i sees keys i - window + 1 .. i: key i must exist, and a length could hide it.
+    if seq_q > seq_k:
+        raise KernelArgumentError(f"{fn}: window={window} with {seq_q} queries and {seq_k} keys: queries past the "
+                                  "last key would see no key through the window")
+    if length is not None:
+        raise KernelArgumentError(f"{fn}: window={window} with valid_length: a query past its sequence's length "
+                                  "could see no key through the window; not supported")
+    return window
+
+
 def query_heads_per_key(q: torch.Tensor, k: torch.Tensor) -> int:
     """How many query heads share each key and value head (1 unless grouped)."""
     return q.shape[1] // k.shape[1]
@@ -594,13 +658,16 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None, *,
                            valid_length: torch.Tensor | None = None, causal: bool = False,
                            scale: float | None = None, lse: torch.Tensor | None = None,
-                           precision: str = "ieee", enable_gqa: bool = False) -> list[Launch]:
+                           precision: str = "ieee", enable_gqa: bool = False,
+                           window: int | None = None) -> list[Launch]:
     """``out = softmax(q k^T * scale + mask) v``; ``lse`` (``lse_shape``, ``compute_dtype``),
     when given, receives each query row's log-sum-exp for the backward. ``enable_gqa``: k and
     v may have fewer heads, each shared by a group of consecutive query heads (torch's
-    ``enable_gqa``: query head h reads key head h // (heads // kv_heads))."""
+    ``enable_gqa``: query head h reads key head h // (heads // kv_heads)). ``window`` (with
+    ``causal``): query i sees only keys i - window + 1 .. i (a sliding window, Mistral's)."""
     fn = "attention"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
+    window = _check_window(fn, window, causal, seq_q, seq_k, valid_length)
     out = prepare_out(fn, "out", out, (batch, heads, seq_q, value_dim), q.dtype, q.device)
     check_writable(fn, "out", out)
     if lse is not None:
@@ -614,9 +681,9 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
 
     return [Launch(_attention_forward_kernel, grid,
                    [q, k, v, out, lse if lse is not None else out, valid_length if valid_length is not None else q,
-                    *_scale_halves(scale), pairs, heads, query_heads_per_key(q, k), seq_q, seq_k, head_dim, value_dim,
-                    *q.stride(), *k.stride(), *v.stride(), *out.stride()],
-                   dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
+                    *_scale_halves(scale), pairs, heads, query_heads_per_key(q, k), window, seq_q, seq_k, head_dim,
+                    value_dim, *q.stride(), *k.stride(), *v.stride(), *out.stride()],
+                   dict(CAUSAL=causal, WINDOW=window > 0, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
                         BLOCK_D=_dim_block(head_dim), BLOCK_DV=_dim_block(value_dim),
                         ALIGN=alignment(head_dim, value_dim, q, k, v, out), **_options(q, precision), **blocks))]
 
@@ -636,15 +703,18 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
                             *, valid_length: torch.Tensor | None = None, causal: bool = False,
                             scale: float | None = None, accumulate=(False, False, False),
                             precision: str = "ieee", enable_gqa: bool = False,
-                            head_grads: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[Launch]:
+                            head_grads: tuple[torch.Tensor, torch.Tensor] | None = None,
+                            window: int | None = None) -> list[Launch]:
     """The gradients of ``out`` (what the forward wrote, with its log-sum-exp ``lse``) into
     ``grad_q``, ``grad_k``, ``grad_v`` (None: not wanted); ``delta`` is a scratch of
     ``lse``'s shape and dtype. ``accumulate[i]``: add into the gradient rather than write it.
     With grouped query heads (``enable_gqa``, k and v with fewer heads than q),
     ``head_grads`` is scratch for each query head's share of dK and dV
-    (``grouped_head_grads_shapes``, ``compute_dtype``), summed over each group after."""
+    (``grouped_head_grads_shapes``, ``compute_dtype``), summed over each group after.
+    ``window``: the forward's sliding window."""
     fn = "attention_backward"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
+    window = _check_window(fn, window, causal, seq_q, seq_k, valid_length)
     kv_group = query_heads_per_key(q, k)
     dv_into_dk, queries_first = _shared_gradients(fn, (grad_q, grad_k, grad_v), accumulate)
     for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),
@@ -663,10 +733,10 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     # One alignment for the three launches: of every array any of them reads or writes.
     align = alignment(head_dim, value_dim, q, k, v, out, grad_out,
                       *(t for t in (grad_q, grad_k, grad_v) if t is not None))
-    common = dict(CAUSAL=causal, HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
+    common = dict(CAUSAL=causal, WINDOW=window > 0, HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
                   BLOCK_DV=_dim_block(value_dim), ALIGN=align, **_options(q, precision))
     pairs = batch * heads
-    shape = [pairs, heads, kv_group, seq_q, seq_k, head_dim, value_dim]
+    shape = [pairs, heads, kv_group, window, seq_q, seq_k, head_dim, value_dim]
     strides = [*q.stride(), *k.stride(), *v.stride(), *grad_out.stride()]
     rows = pairs * seq_q
     row_block = 1024 if INTERPRET else 64  # one (batch, head, query) row per thread group; few programs interpreted
@@ -800,6 +870,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
               for shape in grouped_head_grads_shapes(q.shape, kv[0].shape, kv[1].shape)]
     grouped = plan_attention_backward(out, q, kv[0], kv[1], out, lse, torch.empty_like(lse), grads[0], kv[2], kv[3],
                                       enable_gqa=True, head_grads=shares)
+    # A sliding window (Mistral's 4096 of 32K; here an eighth of the sequence).
+    window = seq // 8
+    windowed = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads, causal=True,
+                                       window=window)
     # Heads of 40 features (Stable Diffusion's): rows a multiple of 8 elements, not 16 (ALIGN 8).
     narrow = [torch.empty(batch, heads, seq, 40, dtype=dtype) for _ in range(5)]
     narrow_backward = plan_attention_backward(narrow[0], *narrow[:3], narrow[3], lse, torch.empty_like(lse),
@@ -820,4 +894,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             ("attention forward, grouped query heads", plan_attention_forward(q, kv[0], kv[1], out, lse=lse,
                                                                               enable_gqa=True)[0]),
             ("attention backward keys, grouped query heads", grouped[1]),
-            ("attention backward key heads summed over their query heads", grouped[2])]
+            ("attention backward key heads summed over their query heads", grouped[2]),
+            ("attention forward, sliding window", plan_attention_forward(q, k, v, out, lse=lse, causal=True,
+                                                                         window=window)[0]),
+            ("attention backward keys, sliding window", windowed[1]),
+            ("attention backward queries, sliding window", windowed[2])]

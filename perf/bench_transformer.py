@@ -18,7 +18,7 @@ torch steps, peak memory <= torch's.
 
 Run: python perf/bench_transformer.py [--dtypes bfloat16] [--shapes 8x1024] [--width 512]
      [--layers 4] [--kv-heads 2] [--norm rms] [--mlp swiglu] [--positions rotary] [--tie-embeddings]
-     [--no-compile]
+     [--window 256] [--no-compile]
 """
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
         like = P["token_embed_weight"]
         cos, sin = (t.to(dtype=like.dtype, device=like.device) for t in (angles.cos(), angles.sin()))
 
+    window_mask = None  # a sliding window: torch's attention has no argument for it, so a boolean mask
+    if cfg.window:
+        i, j = torch.arange(seq)[:, None], torch.arange(seq)[None, :]
+        window_mask = ((j <= i) & (j > i - cfg.window)).to(P["token_embed_weight"].device)
+
     def rope(t):
         if cfg.positions != "rotary":
             return t
@@ -112,8 +117,8 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
             q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
                          .view(batch, seq, count, -1).transpose(1, 2)
                          for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
-            a = F.scaled_dot_product_attention(rope(q), rope(key), v, is_causal=True,
-                                               enable_gqa=cfg.key_heads != cfg.heads)
+            a = F.scaled_dot_product_attention(rope(q), rope(key), v, is_causal=window_mask is None,
+                                               attn_mask=window_mask, enable_gqa=cfg.key_heads != cfg.heads)
             a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
             h = norm(x, f"{b}_norm2")
@@ -191,7 +196,8 @@ def row(state: dict) -> dict:
     return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
             "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
                      f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}"
-                     f"{' rope' if cfg.positions == 'rotary' else ''}{' tied' if cfg.tie_embeddings else ''}",
+                     f"{' rope' if cfg.positions == 'rotary' else ''}{' tied' if cfg.tie_embeddings else ''}"
+                     f"{f' window {cfg.window}' if cfg.window else ''}",
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -215,6 +221,7 @@ def main() -> None:
     parser.add_argument("--positions", choices=("learned", "rotary"), default="learned",
                         help="a learned position table or rotary embedding (RoPE)")
     parser.add_argument("--tie-embeddings", action="store_true", help="the head reads the token table (GPT-2's)")
+    parser.add_argument("--window", type=int, help="a sliding window of N keys (Mistral's); torch's twin masks")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
@@ -237,7 +244,7 @@ def main() -> None:
             cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
                                      layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm,
                                      mlp=args.mlp, positions=args.positions,
-                                     tie_embeddings=args.tie_embeddings)
+                                     tie_embeddings=args.tie_embeddings, window=args.window)
             states.append(measure(name, batch, seq, cfg, rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:

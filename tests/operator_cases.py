@@ -606,7 +606,7 @@ for _kind in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
 # ------------------------------------------------------------ ScaledDotProductAttention
 
 
-def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False, gqa=False):
+def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False, gqa=False, window=None):
     shapes = {"query": q, "key": k, "value": v}
     values = {}
     if lengths:
@@ -614,12 +614,12 @@ def _attention_case(id, q, k, v, causal=False, scale=None, lengths=False, gqa=Fa
         values["valid_length"] = lambda rng, s: rng.integers(1, k[2] + 1, s).astype(np.float64)
 
     def used(v_):
-        return v_["query"], v_["key"], v_["value"], causal, scale, v_.get("valid_length")
+        return v_["query"], v_["key"], v_["value"], causal, scale, v_.get("valid_length"), window
 
     forward, grads = (o.grouped_attention, o.grouped_attention_grads) if gqa else (o.attention, o.attention_grads)
     case(id=id, op="ScaledDotProductAttention",
          build=lambda: S.ScaledDotProductAttention(*(S.Variable(n) for n in shapes), causal=causal, scale=scale,
-                                                   use_length=lengths, enable_gqa=gqa, name="att"),
+                                                   use_length=lengths, enable_gqa=gqa, window=window, name="att"),
          shapes=shapes, values=values, forward=lambda v_: forward(*used(v_)),
          backward=lambda v_, h: dict(zip(("query", "key", "value"), grads(h, *used(v_)))),
          no_grad=("valid_length",) if lengths else ())
@@ -635,3 +635,7 @@ _attention_case("attention_causal_valid_length", (2, 1, 7, 3), (2, 1, 7, 3), (2,
 _attention_case("attention_grouped_query_heads", (2, 6, 5, 4), (2, 2, 7, 4), (2, 2, 7, 3), gqa=True)
 _attention_case("attention_multi_query_causal_valid_length", (2, 3, 6, 5), (2, 1, 6, 5), (2, 1, 6, 5), causal=True,
                 lengths=True, gqa=True)
+# a sliding window of 3 keys (Mistral's); with grouped heads and more keys than queries
+_attention_case("attention_sliding_window", (2, 2, 9, 5), (2, 2, 9, 5), (2, 2, 9, 4), causal=True, window=3)
+_attention_case("attention_sliding_window_grouped", (1, 4, 7, 6), (1, 2, 11, 6), (1, 2, 11, 6), causal=True,
+                scale=0.4, gqa=True, window=2)

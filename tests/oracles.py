@@ -353,13 +353,16 @@ def rotary(x, axis=-2, base=10000.0, interleaved=False, rotary_dim=None, offset=
     return np.moveaxis(out, -2, axis)
 
 
-def _attention_pairs(q, k, causal, scale, lengths):
-    """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask keeps."""
+def _attention_pairs(q, k, causal, scale, lengths, window=None):
+    """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask
+    keeps (with ``window``, causal: key j for query i when i - window < j <= i)."""
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     s = q @ np.swapaxes(k, -1, -2) * scale
     keep = np.ones(s.shape[-2:], dtype=bool)
     if causal:
         keep = np.tril(keep)
+    if window is not None:
+        keep = keep & np.triu(np.ones_like(keep), 1 - window)
     keep = np.broadcast_to(keep, s.shape)
     if lengths is not None:
         keep = keep & (np.arange(s.shape[-1]) < np.asarray(lengths)[:, None, None, None])
@@ -377,40 +380,41 @@ def _kept_sum(c, x, keep, over):
     return np.where(keep[..., None], terms, 0.0).sum(-3)
 
 
-def attention_probabilities(q, k, causal=False, scale=None, lengths=None):
+def attention_probabilities(q, k, causal=False, scale=None, lengths=None, window=None):
     """softmax(q k^T * scale) over the keys each query sees, 0 at the others."""
-    s, keep, _ = _attention_pairs(q, k, causal, scale, lengths)
+    s, keep, _ = _attention_pairs(q, k, causal, scale, lengths, window)
     s = np.where(keep, s, -np.inf)
     p = np.where(keep, np.exp(s - s.max(-1, keepdims=True)), 0.0)
     return p / p.sum(-1, keepdims=True), keep
 
 
-def attention(q, k, v, causal=False, scale=None, lengths=None):
-    p, keep = attention_probabilities(q, k, causal, scale, lengths)
+def attention(q, k, v, causal=False, scale=None, lengths=None, window=None):
+    p, keep = attention_probabilities(q, k, causal, scale, lengths, window)
     return _kept_sum(p, v, keep, "keys")
 
 
-def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None):
+def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, window=None):
     """d(sum(h * attention(q, k, v)))/d(q, k, v), from the chain rule through the softmax."""
-    _, _, scale = _attention_pairs(q, k, causal, scale, lengths)
-    p, keep = attention_probabilities(q, k, causal, scale, lengths)
+    _, _, scale = _attention_pairs(q, k, causal, scale, lengths, window)
+    p, keep = attention_probabilities(q, k, causal, scale, lengths, window)
     dp = h @ np.swapaxes(v, -1, -2)
     ds = np.where(keep, p * (dp - np.where(keep, dp * p, 0.0).sum(-1, keepdims=True)), 0.0)
     return (_kept_sum(ds, k, keep, "keys") * scale, _kept_sum(ds, q, keep, "queries") * scale,
             _kept_sum(p, h, keep, "queries"))
 
 
-def grouped_attention(q, k, v, causal=False, scale=None, lengths=None):
+def grouped_attention(q, k, v, causal=False, scale=None, lengths=None, window=None):
     """Grouped-query attention: key and value head g serves query heads g*group .. g*group +
     group - 1 (group = query heads / key heads), as if repeated to the query's heads."""
     group = q.shape[1] // k.shape[1]
-    return attention(q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths)
+    return attention(q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths, window)
 
 
-def grouped_attention_grads(h, q, k, v, causal=False, scale=None, lengths=None):
+def grouped_attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, window=None):
     """The gradients of ``grouped_attention``: a shared head's gradient sums its query heads'."""
     group = q.shape[1] // k.shape[1]
-    dq, dk, dv = attention_grads(h, q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths)
+    dq, dk, dv = attention_grads(h, q, np.repeat(k, group, 1), np.repeat(v, group, 1), causal, scale, lengths,
+                                 window)
 
     def fold(g):
         return g.reshape(g.shape[0], k.shape[1], group, *g.shape[2:]).sum(2)

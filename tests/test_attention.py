@@ -3,7 +3,7 @@ scaled_dot_product_attention at lengths no block size divides (blocks shrunk so 
 diagonal and skipped-block path runs), head_dim 16-128 and odd ones, strided inputs,
 invalid lengths, NaN placed exactly as the math places it across many blocks, what a
 training bind keeps (one value per query row), accumulation, determinism, grouped query
-heads (``enable_gqa``) and errors."""
+heads (``enable_gqa``), sliding windows (``window``) and errors."""
 
 from __future__ import annotations
 
@@ -397,3 +397,84 @@ def test_grouped_query_heads_shapes_scratch_and_errors():
     with pytest.raises(KernelArgumentError, match=r"needs head_grads, scratch of shapes \(1, 6, 4, 8\)"):
         kernels.plan_attention_backward(out, q, k[:, :2], k[:, :2], out, lse, lse.clone(), None,
                                         torch.zeros(1, 2, 4, 8), None, enable_gqa=True)
+
+
+# ------------------------------------------------------------ sliding window (window=)
+
+WINDOWED = [  # (batch, heads, kv_heads, seq_q, seq_k, head_dim, window): windows inside one block, across
+    (2, 2, 2, 45, 45, 16, 1),  # several and wider than the sequence; grouped heads; more keys than queries
+    (2, 2, 2, 45, 45, 24, 7),
+    (1, 3, 3, 70, 70, 8, 33),
+    (1, 4, 2, 37, 60, 16, 20),
+    (1, 2, 1, 20, 20, 8, 100),
+]
+
+
+@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("config", WINDOWED, ids=lambda c: "x".join(map(str, c)))
+def test_a_sliding_window_equals_torch_with_its_mask_in_float64(config, blocks, monkeypatch, rng):
+    """Query i sees keys i - window + 1 .. i: torch with that boolean mask, every gradient,
+    written and added, at every tile shape (the kernels visit only the blocks in the window)."""
+    _tiles(monkeypatch, *blocks)
+    batch, heads, kv_heads, lq, lk, d, window = config
+    q, head = rng.normal(size=(batch, heads, lq, d)), rng.normal(size=(batch, heads, lq, d))
+    k, v = rng.normal(size=(batch, kv_heads, lk, d)), rng.normal(size=(batch, kv_heads, lk, d))
+    leaves = [torch.from_numpy(x).requires_grad_() for x in (q, k, v)]
+    i, j = torch.arange(lq)[:, None], torch.arange(lk)[None, :]
+    want = torch.nn.functional.scaled_dot_product_attention(*leaves, attn_mask=(j <= i) & (j > i - window),
+                                                            enable_gqa=kv_heads != heads)
+    want.backward(torch.from_numpy(head))
+    t = [torch.from_numpy(x) for x in (q, k, v)]
+    out = torch.full((batch, heads, lq, d), float("nan"), dtype=torch.float64)
+    lse = torch.empty(kernels.lse_shape(batch, heads, lq), dtype=torch.float64)
+    grouped = dict(enable_gqa=True, head_grads=[torch.empty(s, dtype=torch.float64) for s in
+                                                kernels.grouped_head_grads_shapes(q.shape, k.shape, v.shape)]) \
+        if kv_heads != heads else {}
+    for accumulate in (False, True):
+        grads = [torch.full_like(x, 0.5 if accumulate else float("nan")) for x in t]
+        launches = kernels.plan_attention_forward(*t, out, causal=True, lse=lse, window=window,
+                                                  enable_gqa=kv_heads != heads)
+        launches += kernels.plan_attention_backward(torch.from_numpy(head), *t, out, lse, torch.empty_like(lse),
+                                                    *grads, causal=True, accumulate=(accumulate,) * 3, window=window,
+                                                    **grouped)
+        for launch in launches:
+            launch()
+        for name, g, w in zip(("output", "query", "key", "value"), [out, *grads], [want, *(x.grad for x in leaves)]):
+            w = w.detach() + (0.5 if accumulate and name != "output" else 0.0)
+            torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name}, accumulate: {m}")
+
+
+def test_a_window_as_wide_as_the_sequence_is_causal_attention(rng):
+    q, k, v = (torch.from_numpy(rng.normal(size=(1, 2, 19, 8))) for _ in range(3))
+    outs = []
+    for window in (None, 19, 1000):
+        out = torch.empty_like(q)
+        for launch in kernels.plan_attention_forward(q, k, v, out, causal=True, window=window):
+            launch()
+        outs.append(out)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(outs[2], outs[0], rtol=1e-14, atol=1e-14)
+
+
+def test_window_errors_name_the_window():
+    q = torch.zeros(1, 1, 5, 8)
+    long_q = torch.zeros(1, 1, 9, 8)
+    for args, kwargs, message in (
+            ((q, q, q), dict(window=2), "attention: window=2 is a causal sliding window: it needs causal=True"),
+            ((q, q, q), dict(window=0, causal=True), "attention: window=0 must be a positive number of keys"),
+            ((long_q, q, q), dict(window=2, causal=True), "window=2 with 9 queries and 5 keys: queries past the last "
+                                                          "key would see no key"),
+            ((q, q, q), dict(window=2, causal=True, valid_length=torch.ones(1, dtype=torch.int32)),
+             "window=2 with valid_length")):
+        with pytest.raises(KernelArgumentError, match=message):
+            kernels.plan_attention_forward(*args, **kwargs)
+    att = S.ScaledDotProductAttention
+    with pytest.raises(ts.ShapeError, match=r"att \(ScaledDotProductAttention\): window=3 is a causal sliding "
+                                            "window: it needs causal=True"):
+        att(S.Variable("q"), S.Variable("k"), S.Variable("v"), window=3, name="att").infer_shape(
+            q=(1, 1, 5, 8), k=(1, 1, 5, 8), v=(1, 1, 5, 8))
+    with pytest.raises(ts.ShapeError, match="window=3 with 9 queries and 5 keys"):
+        att(S.Variable("q"), S.Variable("k"), S.Variable("v"), causal=True, window=3, name="att").infer_shape(
+            q=(1, 1, 9, 8), k=(1, 1, 5, 8), v=(1, 1, 5, 8))
+    with pytest.raises(ts.base.ParamError, match="ScaledDotProductAttention: window=0 must be at least 1"):
+        att(S.Variable("q"), S.Variable("k"), S.Variable("v"), causal=True, window=0)

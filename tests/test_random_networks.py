@@ -335,12 +335,16 @@ def _attention(net, x, i):
         return None
     key, value, causal = net.pick(lambda n: n.shape == x.shape), net.pick(lambda n: n.shape == x.shape), \
         net.rng.random() < 0.5
+    window = net.rng.choice([None, 1, 2]) if causal else None  # a sliding window of 1 or 2 keys
     heads = [S.expand_dims(n.symbol, axis=1) for n in (x, key, value)]  # (batch, 1 head, seq, head_dim)
-    y = S.squeeze(S.ScaledDotProductAttention(*heads, causal=causal), axis=1)
+    y = S.squeeze(S.ScaledDotProductAttention(*heads, causal=causal, window=window), axis=1)
 
     def compute(env):
         q, k, v = (n.compute(env).unsqueeze(1) for n in (x, key, value))
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal).squeeze(1)
+        if window is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal).squeeze(1)
+        i, j = torch.arange(q.shape[2])[:, None], torch.arange(k.shape[2])[None, :]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=(j <= i) & (j > i - window)).squeeze(1)
     return Node(y, compute, x.shape, x.tied)
 
 

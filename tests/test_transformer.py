@@ -21,14 +21,16 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "perf"))
 from bench_transformer import initial_params, torch_loss  # noqa: E402  (the benchmark's torch twin)
 
 
-@pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions", "tie"),
-                         [(None, "layer", "gelu", "learned", False), (2, "layer", "gelu", "learned", True),
-                          (1, "rms", "swiglu", "rotary", False)],
-                         ids=["multi-head", "grouped-tied", "llama-like"])
-def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, tie, rng):
-    """The tied network's token table gets its gradient from the embedding and the head."""
+@pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions", "tie", "window"),
+                         [(None, "layer", "gelu", "learned", False, None), (2, "layer", "gelu", "learned", True, None),
+                          (1, "rms", "swiglu", "rotary", False, None), (2, "rms", "swiglu", "rotary", True, 2)],
+                         ids=["multi-head", "grouped-tied", "llama-like", "mistral-like"])
+def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, tie, window,
+                                                                       rng):
+    """The tied network's token table gets its gradient from the embedding and the head; a
+    sliding window of 2 lets each position see itself and the one before."""
     cfg = transformer.Config(vocab=7, max_len=6, width=16, heads=4, layers=2, dtype="float64", kv_heads=kv_heads,
-                             norm=norm, mlp=mlp, positions=positions, tie_embeddings=tie)
+                             norm=norm, mlp=mlp, positions=positions, tie_embeddings=tie, window=window)
     batch, seq = 3, 5
     net = transformer.decoder(seq, cfg)
     params = {n: v + rng.normal(0, 0.3, v.shape) for n, v in initial_params(net, batch, seq, rng).items()}
@@ -71,7 +73,8 @@ def test_grouped_query_heads_narrow_the_key_and_value_projections():
                          (dict(kv_heads=0), "kv_heads must be at least 1, got 0"),
                          (dict(norm="batch"), "norm 'batch' is not 'layer' or 'rms'"),
                          (dict(mlp="relu"), "mlp 'relu' is not 'gelu' or 'swiglu'"),
-                         (dict(positions="sinusoid"), "positions 'sinusoid' is not 'learned' or 'rotary'")):
+                         (dict(positions="sinusoid"), "positions 'sinusoid' is not 'learned' or 'rotary'"),
+                         (dict(window=0), "window must be at least 1, got 0")):
         with pytest.raises(ValueError, match=message):
             transformer.Config(vocab=7, max_len=6, width=16, heads=4, **bad)
 
@@ -163,11 +166,11 @@ def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",
                    "--width", "16", "--layers", "1", "--kv-heads", "2", "--norm", "rms", "--mlp", "swiglu",
                    "--positions", "rotary", "--optimizer", "adamw", "--clip-global-norm", "1",
-                   "--no-progress"])
+                   "--window", "3", "--tie-embeddings", "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0, out
     assert "decoder-only transformer, 1 blocks, width 16, 4 heads on 2 key and value heads, RMSNorm, SwiGLU, " \
-        "rotary positions, vocabulary 11, up to 6 tokens" in out
+        "rotary positions, tied embeddings, a sliding window of 3, vocabulary 11, up to 6 tokens" in out
     assert "optimizer: adamw learning_rate=0.005, wd=0.01, clip_global_norm=1.0," in out
     assert re.search(r"Epoch\[0\] Validation-accuracy=[0-9.]+", out) and "Validation-perplexity" in out
     assert re.search(r"written answers: 3 digits: [0-9.]+ of 8 fresh questions", out)

@@ -45,6 +45,8 @@ def add_arguments(p) -> None:
     g.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm (GPT's) or RMSNorm (Llama's)")
     g.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="the feed-forward: GELU (GPT's) or "
                    "SwiGLU (Llama's)")
+    g.add_argument("--window", type=int, help="each position attends to itself and the N - 1 before it only "
+                   "(Mistral's sliding window; default: all before it)")
     g.add_argument("--tie-embeddings", action="store_true", help="the vocabulary head reads the token table as its "
                    "weight (GPT-2's weight tying)")
     g.add_argument("--positions", choices=("learned", "rotary"), default="learned", help="a learned position table "
@@ -96,7 +98,7 @@ def run(args, log, ctx, kv) -> int:
     size = dict(width=_given(args.width, defaults["width"]), heads=_given(args.heads, defaults["heads"]),
                 layers=_given(args.layers, defaults["layers"]), dropout=args.dropout, dtype=args.dtype,
                 kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp,
-                positions=args.positions, tie_embeddings=args.tie_embeddings)
+                positions=args.positions, tie_embeddings=args.tie_embeddings, window=args.window)
     try:
         if args.text:
             with open(args.text, encoding="utf-8") as f:
@@ -130,6 +132,7 @@ def run(args, log, ctx, kv) -> int:
     grouped += (", RMSNorm" if cfg.norm == "rms" else "") + (", SwiGLU" if cfg.mlp == "swiglu" else "")
     grouped += ", rotary positions" if cfg.positions == "rotary" else ""
     grouped += ", tied embeddings" if cfg.tie_embeddings else ""
+    grouped += f", a sliding window of {cfg.window}" if cfg.window else ""
     log.info("network: decoder-only transformer, %d blocks, width %d, %d heads%s, vocabulary %d, up to %d tokens; %s",
              cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),

@@ -35,7 +35,9 @@ class Config:
     (Llama's gated SiLU); ``positions``: "learned" (a table added to the tokens, GPT's) or
     "rotary" (queries and keys rotated by their positions, RoPE, Llama's); ``tie_embeddings``:
     the vocabulary head reads the token table as its weight (GPT-2's weight tying; one
-    table, its gradient from both uses); ``dtype``: the parameters' and the arithmetic's
+    table, its gradient from both uses); ``window``: each position attends to itself and
+    the ``window - 1`` before it only (Mistral's sliding window; None: all before it);
+    ``dtype``: the parameters' and the arithmetic's
     (token indices are float32 or integers whatever it is)."""
 
     vocab: int
@@ -50,9 +52,11 @@ class Config:
     mlp: str = "gelu"
     positions: str = "learned"
     tie_embeddings: bool = False
+    window: int | None = None
 
     def __post_init__(self):
-        sizes = ("vocab", "max_len", "width", "heads", "layers") + (("kv_heads",) if self.kv_heads is not None else ())
+        sizes = ("vocab", "max_len", "width", "heads", "layers")
+        sizes += tuple(name for name in ("kv_heads", "window") if getattr(self, name) is not None)
         for name in sizes:
             if getattr(self, name) < 1:
                 raise ValueError(f"transformer: {name} must be at least 1, got {getattr(self, name)}")
@@ -107,7 +111,8 @@ def heads(x, count: int, name: str):
 
 
 def self_attention(x, cfg: Config, name: str):
-    """Causal multi-head self-attention: each position attends to itself and those before.
+    """Causal multi-head self-attention: each position attends to itself and those before
+    (with ``window``, the ``window - 1`` before it).
     With ``kv_heads`` fewer than ``heads``, the key and value projections are that much
     narrower and each of their heads serves a group of query heads (``enable_gqa``). With
     rotary positions, each query and key head is rotated by its position (RoPE: their
@@ -119,7 +124,7 @@ def self_attention(x, cfg: Config, name: str):
                for p, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
     if cfg.positions == "rotary":
         q, k = (S.RotaryEmbedding(t, axis=2, name=f"{name}_{p}_rope") for t, p in ((q, "query"), (k, "key")))
-    att = S.ScaledDotProductAttention(q, k, v, causal=True, enable_gqa=cfg.key_heads != cfg.heads,
+    att = S.ScaledDotProductAttention(q, k, v, causal=True, enable_gqa=cfg.key_heads != cfg.heads, window=cfg.window,
                                       name=f"{name}_attention")  # (B, H, L, D/H)
     att = S.transpose(att, axes=(0, 2, 1, 3), name=f"{name}_merge")  # (B, L, H, D/H): attention writes it so
     att = S.Reshape(att, shape=(0, 0, -3), name=f"{name}_concat")  # (B, L, D)

@@ -9,7 +9,9 @@ hides each sequence's keys at or past its length (a length that is not a whole n
 [1, seq_k] makes that sequence NaN). ``enable_gqa`` (grouped-query attention, torch's flag)
 lets key and value have fewer heads, kv_heads dividing heads: query head ``h`` reads key and
 value head ``h // (heads // kv_heads)``; the backward sums each group's shares of dK and dV
-(scratch of the query heads' size during the step).
+(scratch of the query heads' size during the step). ``window`` (with ``causal``; Mistral's
+sliding window) lets query ``i`` see only keys ``i - window + 1 .. i``: the kernels visit
+only the key blocks inside it, so the cost grows with ``seq * window``, not ``seq**2``.
 
 FlashAttention-2 kernels (``ops/attention.py``): the training forward keeps one
 log-sum-exp per query row for backward (``saved_for_backward``), so the memory of an
@@ -37,6 +39,11 @@ def _agree(what: str, dims: list[tuple[str, int]]) -> int:
 
 
 def _infer_shape(p, in_shapes, out_shapes):
+    if p["window"] is not None and not p["causal"]:
+        raise ShapeMismatch(f"window={p['window']} is a causal sliding window: it needs causal=True")
+    if p["window"] is not None and p["use_length"]:
+        raise ShapeMismatch(f"window={p['window']} with use_length: a query past its sequence's length could see "
+                            "no key through the window; not supported")
     shapes = {name: in_shapes[k] for k, name in enumerate(_NAMES)}
     shapes["output"] = out_shapes[0]
     for name, shape in shapes.items():
@@ -54,6 +61,9 @@ def _infer_shape(p, in_shapes, out_shapes):
         heads = kv_heads = _agree("the number of heads", [(n, d[1]) for n, d in dims.items()])
     seq_q = _agree("the query length", [("query", dims["query"][2]), ("output", dims["output"][2])])
     seq_k = _agree("the key length", [("key", dims["key"][2]), ("value", dims["value"][2])])
+    if p["window"] is not None and seq_q and seq_k and seq_q > seq_k:
+        raise ShapeMismatch(f"window={p['window']} with {seq_q} queries and {seq_k} keys: queries past the last key "
+                            "would see no key through the window")
     head_dim = _agree("head_dim", [("query", dims["query"][3]), ("key", dims["key"][3])])
     value_dim = _agree("value_dim", [("value", dims["value"][3]), ("output", dims["output"][3])])
 
@@ -88,7 +98,7 @@ def _forward(a: ForwardArgs):
     q, k, v = a.inputs[:3]
     return kernels.plan_attention_forward(q, k, v, a.outputs[0], valid_length=_length(a), causal=p["causal"],
                                           scale=p["scale"], lse=a.saved.get("lse"), precision=p["precision"],
-                                          enable_gqa=p["enable_gqa"])
+                                          enable_gqa=p["enable_gqa"], window=p["window"])
 
 
 def _backward(a: BackwardArgs):
@@ -99,7 +109,7 @@ def _backward(a: BackwardArgs):
                                            scale=p["scale"], accumulate=a.accumulate[:3], precision=p["precision"],
                                            enable_gqa=p["enable_gqa"],
                                            head_grads=(a.temps["key_grads"], a.temps["value_grads"])
-                                           if "key_grads" in a.temps else None)
+                                           if "key_grads" in a.temps else None, window=p["window"])
 
 
 def _row_values(p, shapes, dtypes):
@@ -130,6 +140,8 @@ register(OpDef(
         Param("enable_gqa", bool, False, doc="key and value may have fewer heads, each shared by a group of query "
                                              "heads (grouped-query attention)"),
         product_params()[-1],  # precision, as dot's and batch_dot's
+        Param("window", "optional_int", None, check=lambda v: None if v is None or v >= 1 else "must be at least 1",
+              doc="with causal: query i sees only keys i - window + 1 .. i (a sliding window); None: all before it"),
     ],
     input_names=("query", "key", "value", "valid_length"),
     active_inputs=lambda p: ["query", "key", "value", "valid_length"] if p["use_length"] else list(_NAMES),
