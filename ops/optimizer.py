@@ -1,4 +1,5 @@
-"""Optimizer updates over flat parameter regions: SGD (with momentum) and Adam.
+"""Optimizer updates over flat parameter regions: SGD (with momentum), Adam and AdamW (Adam
+with its weight decay applied to the weight, ``DECOUPLED``).
 
 A bound network keeps all its trainable parameters in one contiguous region of the
 workspace and their gradients in another with the same layout, so one launch updates
@@ -30,7 +31,9 @@ divides the gradients by ``scale`` and, where that count is not zero, writes not
 step is skipped, on the device: no read-back, so the step stays one CUDA graph); then one
 single-program launch adjusts the scale (``loss_scale_update``): times ``backoff_factor``
 after a skipped step, times ``growth_factor`` after ``growth_interval`` good steps in a row.
-Adam's bias corrections then count only the updates that were applied.
+Adam's bias corrections then count only the updates that were applied. With
+``clip_global_norm``, every gradient is also multiplied by the coefficient that
+``ops/grad_norm.py`` wrote to the device before the update (``CLIP_NORM``).
 
     # read 2 (SGD) or 2 + 2 (momentum / Adam) elements per parameter, write 1 (+1 or +2);
     # a master copy adds one read and one write; a loss scale adds one read (the count)

@@ -62,6 +62,7 @@ def given_options(args) -> list[str]:
     job refuses them rather than train without what they ask for)."""
     return [flag for dest, (flag, default) in OPTIONS.items() if getattr(args, dest, default) != default]
 
+
 def _given(value, default):
     return default if value is None else value
 
