@@ -37,10 +37,13 @@ def _fit(contexts, batch, optimizer, params, work_load_list=None):
 
 SGD = ("sgd", {"learning_rate": 0.2, "momentum": 0.9, "wd": 0.01})
 ADAM = ("adam", {"learning_rate": 0.05, "clip_gradient": 0.5})
+# the global norm of the gradients summed over the contexts, cut on the first context's update
+ADAMW_NORM = ("adamw", {"learning_rate": 0.05, "clip_global_norm": 0.05})
 
 
 @pytest.mark.parametrize(("optimizer", "params", "contexts", "batch", "loads"),
-                         [(*SGD, 2, 5, None), pytest.param(*ADAM, 3, 4, None, marks=pytest.mark.slow),
+                         [(*SGD, 2, 5, None), (*ADAMW_NORM, 2, 5, None),
+                          pytest.param(*ADAM, 3, 4, None, marks=pytest.mark.slow),
                           pytest.param(*SGD, 2, 6, [1, 2], marks=pytest.mark.slow)])
 def test_fit_on_several_contexts_equals_one(optimizer, params, contexts, batch, loads):
     one, one_history = _fit(1, batch, optimizer, params)
@@ -48,6 +51,9 @@ def test_fit_on_several_contexts_equals_one(optimizer, params, contexts, batch, 
     want, got = one.get_params()[0], many.get_params()[0]
     for name in want:
         np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+    if "clip_global_norm" in params:  # the last step's norm was cut, and is the one context's
+        assert many._updater.grad_norm() > params["clip_global_norm"]
+        assert many._updater.grad_norm() == pytest.approx(one._updater.grad_norm(), rel=1e-12)
     # the training metric counts every real sample once, the padding of the last batch in no context
     # (flat lists: older pytest's approx takes no nested dicts)
     assert [v for h in many_history for v in h["train"].values()] == pytest.approx(
