@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from ._common import FLOAT_DTYPES, INTERPRET, KernelArgumentError, Launch, check_tensor
-from .optimizer import ChunkTable, LossScaleState, _chunk, _chunk_bounds
+from .optimizer import SCALER_COUNTERS, ChunkTable, LossScaleState, Segment, _chunk, _chunk_bounds, chunk_table
 
 GRAD_NORM_STATE = ("coefficient", "norm")  # the float64 state the update reads its coefficient from
 SUM_BLOCK = 4096 if INTERPRET else 1024  # partial sums the final program adds per step
@@ -121,8 +121,6 @@ def plan_global_norm(regions: Sequence[tuple[torch.Tensor, ChunkTable]], partial
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
-    from .optimizer import SCALER_COUNTERS, Segment, chunk_table
-
     size = (1 << 24) if large else 3000
     grad = torch.empty(size, dtype=dtype)
     chunks = chunk_table([Segment(0, size // 3), Segment(size // 3 + 24, size - size // 3 - 24)], size, dtype, "cpu")

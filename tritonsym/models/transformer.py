@@ -37,8 +37,8 @@ class Config:
     the vocabulary head reads the token table as its weight (GPT-2's weight tying; one
     table, its gradient from both uses); ``window``: each position attends to itself and
     the ``window - 1`` before it only (Mistral's sliding window; None: all before it);
-    ``dtype``: the parameters' and the arithmetic's
-    (token indices are float32 or integers whatever it is)."""
+    ``dtype``: the parameters' and the arithmetic's (token indices are float32 or integers
+    whatever it is)."""
 
     vocab: int
     max_len: int
