@@ -25,6 +25,7 @@ bench:
 	python perf/bench_operators.py
 	python perf/bench_attention.py
 	python perf/bench_transformer.py
+	python perf/bench_decode.py
 
 # What each kernel compiles to for sm_90 (shared memory, registers, tensor-core
 # instructions, copy widths), read from the compiler's output; needs no GPU.

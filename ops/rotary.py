@@ -27,6 +27,7 @@ import triton.language as tl
 from . import memory
 from ._common import (
     FLOAT_DTYPES,
+    INDEX_DTYPES,
     INTERPRET,
     MAX_DIMS,
     KernelArgumentError,
@@ -47,6 +48,7 @@ TILE = 1 << 14 if INTERPRET else 1024
 MAX_COLS = 128  # a row's pairs beyond this are taken in steps of it
 _HALF_PI = tl.constexpr(math.pi / 2)
 _TWO_OVER_PI = tl.constexpr(2 / math.pi)
+_LARGEST_POSITION = tl.constexpr(2.0 ** 53)  # float64 holds every whole number below it
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_rotary.py")
 
 
@@ -79,18 +81,25 @@ def _cos_sin(angle, LIKE):
 
 @triton.jit
 def _rotary_kernel(
-    X, Y, rows, sizes, x_strides, y_strides, x_col, y_col, x_partner, y_partner, pairs, inner, length, offset,
-    log2_step: tl.float64, INTERLEAVED: tl.constexpr, INVERSE: tl.constexpr, ACCUMULATE: tl.constexpr,
-    ROWS: tl.constexpr, COLS: tl.constexpr,
+    X, Y, POSITION, rows, sizes, x_strides, y_strides, x_col, y_col, x_partner, y_partner, pairs, inner, length,
+    offset, per_batch, log2_step: tl.float64, INTERLEAVED: tl.constexpr, INVERSE: tl.constexpr,
+    ACCUMULATE: tl.constexpr, HAS_POSITION: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr,
 ):
     """Each program rotates the ``pairs`` pairs of ROWS rows, COLS pairs at a time. Row ``r``
-    (row-major over the leading dimensions) sits at ``offset + (r // inner) % length``; pair
-    ``i`` of a row is at ``i * col`` and ``i * col + partner`` (elements of the last axis)."""
+    (row-major over the leading dimensions) sits at ``offset + (r // inner) % length``, plus
+    with ``HAS_POSITION`` its batch row's ``POSITION[r // per_batch]`` (a whole number >= 0;
+    any other makes the row NaN); pair ``i`` of a row is at ``i * col`` and ``i * col +
+    partner`` (elements of the last axis)."""
     row = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
     row_ok = row < rows
     x_row = element_offsets(row, False, sizes, x_strides)[:, None]
     y_row = element_offsets(row, False, sizes, y_strides)[:, None]
-    position = ((row // inner) % length + offset).to(tl.float64)[:, None]
+    position = ((row // inner) % length + offset).to(tl.float64)
+    if HAS_POSITION:
+        start = tl.load(POSITION + row // per_batch, mask=row_ok, other=0).to(tl.float64)
+        whole = (start >= 0) & (start == tl.floor(start)) & (start < _LARGEST_POSITION)
+        position = tl.where(whole, position + start, float("nan"))
+    position = position[:, None]
     for start in range(0, pairs, COLS):
         col = start + tl.arange(0, COLS)
         # base ** (-2 i / rotary_dim), once per column, and the angles in float64: a float32
@@ -141,13 +150,22 @@ def _check_params(fn: str, x: torch.Tensor, axis: int, base: float, rotary_dim: 
 
 def plan_rotary(x: torch.Tensor, out: torch.Tensor | None, axis: int = -2, base: float = 10000.0,
                 interleaved: bool = False, rotary_dim: int | None = None, offset: int = 0, inverse: bool = False,
-                accumulate: bool = False) -> list[Launch]:
+                accumulate: bool = False, position: torch.Tensor | None = None) -> list[Launch]:
     """``out (+)= x`` with each pair of its last axis's first ``rotary_dim`` features rotated
-    by its position along ``axis`` (plus ``offset``) times its frequency; ``inverse`` rotates
-    back (the gradient). Any strides for both; ``out`` may be ``x`` itself."""
+    by its position along ``axis`` (plus ``offset``, plus ``position[b]`` for the rows of
+    batch row ``b`` when given: a decoding step's place in its text, read when the kernel
+    runs) times its frequency; ``inverse`` rotates back (the gradient). Any strides for
+    both; ``out`` may be ``x`` itself."""
     fn = "rotary embedding"
     check_tensor(fn, "x", x, FLOAT_DTYPES)
     axis, rotary_dim = _check_params(fn, x, axis, base, rotary_dim, offset)
+    if position is not None:
+        check_tensor(fn, "position", position, FLOAT_DTYPES + INDEX_DTYPES)
+        if axis == 0 or tuple(position.shape) != (x.shape[0],) or not position.is_contiguous() \
+                or position.device != x.device:
+            raise KernelArgumentError(f"{fn}: position must be contiguous of shape ({x.shape[0]},) on {x.device}, "
+                                      f"one per batch row (axis 0, so the position axis {axis} must be another), "
+                                      f"got shape {tuple(position.shape)} on {position.device}")
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
     pairs = rotary_dim // 2
     leading = list(x.shape[:-1])
@@ -167,10 +185,11 @@ def plan_rotary(x: torch.Tensor, out: torch.Tensor | None, axis: int = -2, base:
     cols = min(MAX_COLS, triton.next_power_of_2(pairs))
     block_rows = max(1, min(TILE // cols, triton.next_power_of_2(max(rows, 1))))
     launches = [Launch(_rotary_kernel, (triton.cdiv(max(rows, 1), block_rows),),
-                       [x, out, rows, tuple(sizes[1:]), tuple(xs), tuple(ys), x_col, y_col, x_partner, y_partner,
-                        pairs, max(inner, 1), max(x.shape[axis], 1), offset, -2.0 * math.log2(base) / rotary_dim],
-                       dict(INTERLEAVED=interleaved, INVERSE=inverse, ACCUMULATE=accumulate, ROWS=block_rows,
-                            COLS=cols))]
+                       [x, out, position if position is not None else x, rows, tuple(sizes[1:]), tuple(xs),
+                        tuple(ys), x_col, y_col, x_partner, y_partner, pairs, max(inner, 1), max(x.shape[axis], 1),
+                        offset, max(rows // max(x.shape[0], 1), 1), -2.0 * math.log2(base) / rotary_dim],
+                       dict(INTERLEAVED=interleaved, INVERSE=inverse, ACCUMULATE=accumulate,
+                            HAS_POSITION=position is not None, ROWS=block_rows, COLS=cols))]
     in_place = out.data_ptr() == x.data_ptr() and out.stride() == x.stride()
     if rotary_dim < x.shape[-1] and not (in_place and not accumulate):
         launches += memory.plan_copy(x[..., rotary_dim:], out[..., rotary_dim:], accumulate=accumulate)
@@ -184,4 +203,6 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     out = torch.empty(x.shape, dtype=dtype)
     return [("rotary embedding", plan_rotary(x, out)[0]),
             ("rotary embedding interleaved, gradient added", plan_rotary(out, x, interleaved=True, inverse=True,
-                                                                         accumulate=True)[0])]
+                                                                         accumulate=True)[0]),
+            ("rotary embedding at run-time positions", plan_rotary(x, out, position=torch.empty(
+                (shape[0],), dtype=torch.int64))[0])]

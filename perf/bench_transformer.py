@@ -82,30 +82,54 @@ def ours(cfg, batch, seq, dtype, params, tokens, labels, cuda_graph: bool):
     return step
 
 
+def torch_norm(cfg, P, x, name):
+    """LayerNorm or RMSNorm over the width, with ``name``'s parameters."""
+    if cfg.norm == "rms":
+        return F.rms_norm(x, (cfg.width,), P[f"{name}_gamma"], 1e-5)
+    return F.layer_norm(x, (cfg.width,), P[f"{name}_gamma"], P[f"{name}_beta"], 1e-5)
+
+
+def torch_mlp(cfg, P, h, block: str):
+    up = F.linear(h, P[f"{block}_mlp_fc1_weight"], P[f"{block}_mlp_fc1_bias"])
+    if cfg.mlp == "swiglu":
+        h = F.silu(F.linear(h, P[f"{block}_mlp_gate_weight"], P[f"{block}_mlp_gate_bias"])) * up
+    else:
+        h = F.gelu(up)
+    return F.linear(h, P[f"{block}_mlp_fc2_weight"], P[f"{block}_mlp_fc2_bias"])
+
+
+def torch_heads(cfg, P, h, block: str, batch: int, seq: int):
+    """Query, key and value (batch, heads, seq, head_dim) of ``block``'s attention."""
+    return (F.linear(h, P[f"{block}_att_{n}_weight"], P[f"{block}_att_{n}_bias"]).view(batch, seq, count, -1)
+            .transpose(1, 2) for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
+
+
+def torch_logits(cfg, P, x):
+    x = torch_norm(cfg, P, x, "final_norm")
+    return F.linear(x, P["token_embed_weight" if cfg.tie_embeddings else "lm_head_weight"], P["lm_head_bias"])
+
+
+def rope_table(cfg, length: int, like: torch.Tensor):
+    """Hugging Face's cos/sin table of ``length`` positions (made once, as it caches it), in
+    ``like``'s dtype and device, and its ``rotate_half`` rotation."""
+    head_dim = cfg.width // cfg.heads
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angles = torch.outer(torch.arange(length, dtype=torch.float64), inv_freq).repeat(1, 2)
+    cos, sin = (t.to(dtype=like.dtype, device=like.device) for t in (angles.cos(), angles.sin()))
+
+    def rotate(t, cos=cos, sin=sin):
+        half = head_dim // 2
+        return t * cos + torch.cat((-t[..., half:], t[..., :half]), dim=-1) * sin
+    return cos, sin, rotate
+
+
 def torch_loss(cfg, batch, seq, P, tokens, labels):
     """The same network, functionally, over the parameter dict ``P`` (tritonsym's names)."""
-    def norm(x, name):
-        if cfg.norm == "rms":
-            return F.rms_norm(x, (cfg.width,), P[f"{name}_gamma"], 1e-5)
-        return F.layer_norm(x, (cfg.width,), P[f"{name}_gamma"], P[f"{name}_beta"], 1e-5)
-
-    head_dim = cfg.width // cfg.heads
-    if cfg.positions == "rotary":  # Hugging Face's rotate_half with a cos/sin table made once, as it caches it
-        inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-        angles = torch.outer(torch.arange(seq, dtype=torch.float64), inv_freq).repeat(1, 2)
-        like = P["token_embed_weight"]
-        cos, sin = (t.to(dtype=like.dtype, device=like.device) for t in (angles.cos(), angles.sin()))
-
+    rope = rope_table(cfg, seq, P["token_embed_weight"])[2] if cfg.positions == "rotary" else (lambda t: t)
     window_mask = None  # a sliding window: torch's attention has no argument for it, so a boolean mask
     if cfg.window:
         i, j = torch.arange(seq)[:, None], torch.arange(seq)[None, :]
         window_mask = ((j <= i) & (j > i - cfg.window)).to(P["token_embed_weight"].device)
-
-    def rope(t):
-        if cfg.positions != "rotary":
-            return t
-        half = head_dim // 2
-        return t * cos + torch.cat((-t[..., half:], t[..., :half]), dim=-1) * sin
 
     def loss():
         x = F.embedding(tokens, P["token_embed_weight"])
@@ -113,23 +137,13 @@ def torch_loss(cfg, batch, seq, P, tokens, labels):
             x = x + P["position_weight"][:, :seq]
         for k in range(cfg.layers):
             b = f"block{k}"
-            h = norm(x, f"{b}_norm1")
-            q, key, v = (F.linear(h, P[f"{b}_att_{n}_weight"], P[f"{b}_att_{n}_bias"])
-                         .view(batch, seq, count, -1).transpose(1, 2)
-                         for n, count in (("query", cfg.heads), ("key", cfg.key_heads), ("value", cfg.key_heads)))
+            q, key, v = torch_heads(cfg, P, torch_norm(cfg, P, x, f"{b}_norm1"), b, batch, seq)
             a = F.scaled_dot_product_attention(rope(q), rope(key), v, is_causal=window_mask is None,
                                                attn_mask=window_mask, enable_gqa=cfg.key_heads != cfg.heads)
             a = a.transpose(1, 2).reshape(batch, seq, -1)
             x = x + F.linear(a, P[f"{b}_att_proj_weight"], P[f"{b}_att_proj_bias"])
-            h = norm(x, f"{b}_norm2")
-            up = F.linear(h, P[f"{b}_mlp_fc1_weight"], P[f"{b}_mlp_fc1_bias"])
-            if cfg.mlp == "swiglu":
-                h = F.silu(F.linear(h, P[f"{b}_mlp_gate_weight"], P[f"{b}_mlp_gate_bias"])) * up
-            else:
-                h = F.gelu(up)
-            x = x + F.linear(h, P[f"{b}_mlp_fc2_weight"], P[f"{b}_mlp_fc2_bias"])
-        x = norm(x, "final_norm")
-        logits = F.linear(x, P["token_embed_weight" if cfg.tie_embeddings else "lm_head_weight"], P["lm_head_bias"])
+            x = x + torch_mlp(cfg, P, torch_norm(cfg, P, x, f"{b}_norm2"), b)
+        logits = torch_logits(cfg, P, x)
         if logits.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as mixed-precision training does
             logits = logits.float()
         return F.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1))
@@ -189,15 +203,40 @@ def add_compile(state: dict) -> None:
         state["t"]["compile"] = time_ms(optimizer_step(compiled_loss, opt))
 
 
+def model_arguments(parser) -> None:
+    """The model's flags (``model_config`` reads them), shared with perf/bench_decode.py."""
+    parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
+    parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
+    parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
+    parser.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm or RMSNorm")
+    parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="GELU or SwiGLU feed-forward")
+    parser.add_argument("--positions", choices=("learned", "rotary"), default="learned",
+                        help="a learned position table or rotary embedding (RoPE)")
+    parser.add_argument("--tie-embeddings", action="store_true", help="the head reads the token table (GPT-2's)")
+    parser.add_argument("--window", type=int, help="a sliding window of N keys (Mistral's); torch's twin masks")
+    parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
+    parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
+
+
+def model_config(args, seq: int, dtype: str) -> transformer.Config:
+    return transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads, layers=args.layers,
+                              dtype=dtype, kv_heads=args.kv_heads, norm=args.norm, mlp=args.mlp,
+                              positions=args.positions, tie_embeddings=args.tie_embeddings, window=args.window)
+
+
+def model_name(cfg: transformer.Config) -> str:
+    """The table's short description of a model: layers x width, heads, what differs from GPT's."""
+    return (f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
+            f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}"
+            f"{' rope' if cfg.positions == 'rotary' else ''}{' tied' if cfg.tie_embeddings else ''}"
+            f"{f' window {cfg.window}' if cfg.window else ''}")
+
+
 def row(state: dict) -> dict:
     t, cfg, batch, seq = state["t"], state["cfg"], state["batch"], state["seq"]
     ours_peak, eager_peak = state["ours_peak"], state["eager_peak"]
     tokens_per_s = batch * seq / t["ours"] * 1e3
-    return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}",
-            "model": f"{cfg.layers}x{cfg.width} h{cfg.heads}{f' kv{cfg.kv_heads}' if cfg.kv_heads else ''} "
-                     f"v{cfg.vocab}{' rms' if cfg.norm == 'rms' else ''}{' swiglu' if cfg.mlp == 'swiglu' else ''}"
-                     f"{' rope' if cfg.positions == 'rotary' else ''}{' tied' if cfg.tie_embeddings else ''}"
-                     f"{f' window {cfg.window}' if cfg.window else ''}",
+    return {"dtype": state["name"], "batch x seq": f"{batch}x{seq}", "model": model_name(cfg),
             "ours ms": f"{t['ours']:.3f}", "eager ms": f"{t['eager']:.3f}",
             "compile ms": "" if t["compile"] is None else f"{t['compile']:.3f}",
             "torch graph ms": "" if t["graph"] is None else f"{t['graph']:.3f}",
@@ -213,44 +252,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtypes", default="bfloat16" if ON_GPU else "float32")
     parser.add_argument("--shapes", default="8x1024,32x256" if ON_GPU else "4x16", help="batch x seq, comma-separated")
-    parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
-    parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
-    parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
-    parser.add_argument("--norm", choices=("layer", "rms"), default="layer", help="LayerNorm or RMSNorm")
-    parser.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="GELU or SwiGLU feed-forward")
-    parser.add_argument("--positions", choices=("learned", "rotary"), default="learned",
-                        help="a learned position table or rotary embedding (RoPE)")
-    parser.add_argument("--tie-embeddings", action="store_true", help="the head reads the token table (GPT-2's)")
-    parser.add_argument("--window", type=int, help="a sliding window of N keys (Mistral's); torch's twin masks")
-    parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
-    parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
+    model_arguments(parser)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
     args = parser.parse_args()
-    names = [d for d in args.dtypes.split(",") if d]
-    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
-    rng = np.random.default_rng(0)
     notes = ("`vs` columns are tritonsym's speed-up (its step replayed as one CUDA graph on a GPU; above 1: faster) "
              "over PyTorch eager, torch.compile(mode='max-autotune') and the torch step captured as a CUDA graph; "
              "`vs best` against the fastest of them. "
              "Peak MiB: torch.cuda.max_memory_allocated over each side's step from an empty start (parameters, "
              "gradients, Adam's state, activations). " + ("" if ON_GPU else "CPU rows run Triton's interpreter: "
                                                           "they check the script, not speed."))
-    table = Table("transformer-step", len(names) * len(shapes), notes)
-    # Two passes: every row without torch.compile first, then compile's column row by row
-    # (minutes each), so that a run cut short still has the rows the first pass finished.
+    model_rows("transformer-step", args, notes, measure, add_compile, row)
+
+
+def model_rows(table_name: str, args, notes: str, measure, add_compile, row) -> None:
+    """A row per dtype x shape of ``args`` (``measure(dtype, batch, length, cfg, rng)``), each
+    written as it comes; then, on a GPU, torch.compile's column row by row (minutes each),
+    so a run cut short keeps every row of the first pass."""
+    names = [d for d in args.dtypes.split(",") if d]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+    rng = np.random.default_rng(0)
+    table = Table(table_name, len(names) * len(shapes), notes)
     states = []
     for name in names:
-        for batch, seq in shapes:
-            cfg = transformer.Config(vocab=args.vocab, max_len=seq, width=args.width, heads=args.heads,
-                                     layers=args.layers, dtype=name, kv_heads=args.kv_heads, norm=args.norm,
-                                     mlp=args.mlp, positions=args.positions,
-                                     tie_embeddings=args.tie_embeddings, window=args.window)
-            states.append(measure(name, batch, seq, cfg, rng))
+        for batch, length in shapes:
+            states.append(measure(name, batch, length, model_config(args, length, name), rng))
             table.add(row(states[-1]))
     if ON_GPU and not args.no_compile:
         fill_compile_column(table, states, add_compile, row)
     print(f"{environment()}\nwrote {table.path}")
-
 
 if __name__ == "__main__":
     main()

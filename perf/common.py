@@ -103,11 +103,12 @@ def optimizer_step(loss: Callable, opt) -> Callable[[], None]:
     return step
 
 
-def graphed_step(loss: Callable, opt) -> Callable[[], None] | None:
-    """The whole torch step (forward, backward, optimizer) captured as one CUDA graph, as
-    torch documents whole-network capture (warm-up on a side stream, gradients allocated
-    from the graph's pool): the honest peer of a graphed tritonsym step. None without a GPU
-    or where capture fails (an optimizer that is not capturable)."""
+def graphed(fn: Callable[[], None], warm_up: Callable[[], None] | None = None,
+            before_capture: Callable[[], None] | None = None) -> Callable[[], None] | None:
+    """``fn`` (device work on fixed addresses) captured as one CUDA graph as torch documents
+    it: ``warm_up`` (default ``fn``) run three times on a side stream, then ``before_capture``
+    and the capture. Its replay, or None without a GPU or where capture fails (the column
+    stays blank, saying why)."""
     if not ON_GPU:
         return None
     try:
@@ -115,17 +116,28 @@ def graphed_step(loss: Callable, opt) -> Callable[[], None] | None:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                optimizer_step(loss, opt)()
+                (warm_up or fn)()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        opt.zero_grad(set_to_none=True)
+        if before_capture:
+            before_capture()
         with torch.cuda.graph(graph):
-            loss().backward()
-            opt.step()
+            fn()
         return graph.replay
-    except Exception as error:  # the column stays blank, saying why
+    except Exception as error:
         print(f"CUDA graph capture unavailable: {type(error).__name__}: {str(error)[:200]}", flush=True)
         return None
+
+
+def graphed_step(loss: Callable, opt) -> Callable[[], None] | None:
+    """The whole torch step (forward, backward, optimizer) captured as one CUDA graph, as
+    torch documents whole-network capture (gradients allocated from the graph's pool): the
+    honest peer of a graphed tritonsym step. None without a GPU or where capture fails (an
+    optimizer that is not capturable)."""
+    def step():
+        loss().backward()
+        opt.step()
+    return graphed(step, warm_up=optimizer_step(loss, opt), before_capture=lambda: opt.zero_grad(set_to_none=True))
 
 
 def best_peer(times: dict[str, float | None]) -> tuple[str, float]:

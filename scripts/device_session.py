@@ -12,6 +12,7 @@ time budget:
     python3 scripts/device_session.py --budget 540 third     # memcheck, autotune
     python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
     python3 scripts/device_session.py --budget 540 fifth     # attention, transformer
+    python3 scripts/device_session.py --budget 300 sixth     # decode
 
 The first H200 session (2026-12-04) started its machine in about 30 s; ``first`` then ran
 500 s, which left about 250 s of the 15 minutes for a second command.
@@ -79,7 +80,8 @@ RESERVE_S = 10     # kept back from the budget to pack the results
 GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
-           "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"]}
+           "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"],
+           "sixth": ["decode"]}
 
 
 @dataclasses.dataclass
@@ -178,6 +180,11 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # max-autotune of the same model (minutes: its column stays blank if the phase is cut).
         bench("transformer", "a whole transformer training step (one CUDA graph) against torch eager, "
               "torch.compile(max-autotune) and a CUDA-graphed torch step; peak memory", 300, "--dtypes", "bfloat16"),
+        # The same model's FullyConnected shapes at one row a token (autotuned cold, ~1 min),
+        # an attention variant with lengths, the cache write; three rows of three timings,
+        # then torch.compile's max-autotune per row (its column stays blank if cut).
+        bench("decode", "one decoding step with key and value caches (one CUDA graph) against torch with a "
+              "static cache, eager, CUDA-graphed and compiled", 240, "--dtypes", "bfloat16"),
     ]}
 
 

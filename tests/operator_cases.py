@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import oracles as o
+import torch
 
 import tritonsym as ts
 
@@ -53,7 +54,17 @@ class Case:
     no_grad: tuple = ()
 
     def inputs(self, rng) -> dict[str, np.ndarray]:
+        """A value for every name of ``shapes``: the arguments, and auxiliary states (a cache)."""
         return {n: self.values.get(n, normal())(rng, s) for n, s in self.shapes.items()}
+
+
+def write_inputs(exe, values: dict, rounded) -> dict[str, np.ndarray]:
+    """Write ``values`` into the executor's arguments and auxiliary states (each rounded to
+    its array's dtype); returns what the kernels see, in float64."""
+    for name, value in values.items():
+        array = exe.arg_dict[name] if name in exe.arg_dict else exe.aux_dict[name]
+        array[...] = rounded(value, array.dtype)
+    return {n: (exe.arg_dict[n] if n in exe.arg_dict else exe.aux_dict[n]).to(torch.float64).numpy() for n in values}
 
 
 def _data(name="data"):
@@ -133,6 +144,40 @@ for _id, _shape, _settings in (
          shapes={"data": _shape},
          forward=lambda v, s=_settings: o.rotary(v["data"], **s),
          backward=lambda v, h, s=_settings: {"data": o.rotary(h, **s, transpose=True)})
+
+# Each batch row's positions from its own start (a decoding step's place in its text).
+case(id="rotary_at_positions", op="RotaryEmbedding",
+     build=lambda: S.RotaryEmbedding(_data(), _data("position"), axis=2, use_position=True, name="rope"),
+     shapes={"data": (3, 2, 2, 6), "position": (3,)},
+     values={"position": lambda rng, shape: np.array([0.0, 7.0, 3.0])},
+     forward=lambda v: o.rotary_at(v["data"], v["position"], axis=2),
+     backward=lambda v, h: {"data": o.rotary_at(h, v["position"], axis=2, transpose=True)},
+     no_grad=("position",))
+
+# ------------------------------------------------------------------------ CacheWrite
+# The cache is an auxiliary state (``aux``); positions past its length wrap around (a ring):
+# one decoding step's keys, split heads read through strides; a prefill of 3 entries; the
+# last axis.
+
+def _heads(x):
+    return np.swapaxes(x, 1, 2)  # (batch, steps, heads, dim) <-> (batch, heads, steps, dim): its own inverse
+
+
+for _id, _view, _shapes, _axis, _positions in (
+        ("heads_step", _heads, {"data": (3, 1, 2, 4), "cache": (3, 2, 5, 4)}, 2, [0.0, 5.0, 12.0]),
+        ("prefill_axis1", None, {"data": (2, 3, 4), "cache": (2, 5, 4)}, 1, [0.0, 4.0]),
+        ("last_axis", None, {"data": (2, 3, 2), "cache": (2, 3, 4)}, -1, [1.0, 3.0])):
+    _as_seen = _view or (lambda x: x)  # the data CacheWrite sees, and its gradient back
+    case(id=f"cache_write_{_id}", op="CacheWrite",
+         build=lambda h=_view is not None, a=_axis: S.CacheWrite(
+             S.transpose(_data(), axes=(0, 2, 1, 3)) if h else _data(), _data("cache"), _data("position"), axis=a,
+             name="kv"),
+         shapes={**_shapes, "position": (len(_positions),)},
+         values={"position": lambda rng, shape, p=_positions: np.array(p)},
+         forward=lambda v, a=_axis, f=_as_seen: o.cache_write(f(v["data"]), v["cache"], v["position"], a),
+         backward=lambda v, h, a=_axis, f=_as_seen: {"data": f(o.cache_write_grad(h, v["position"],
+                                                                                  f(v["data"]).shape[a], a))},
+         no_grad=("cache", "position"))
 
 # ------------------------------------------------------------------------ Dropout
 # Its masks are random: tests/test_dropout.py checks them; here p=0, the identity (a view).

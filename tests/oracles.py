@@ -353,6 +353,32 @@ def rotary(x, axis=-2, base=10000.0, interleaved=False, rotary_dim=None, offset=
     return np.moveaxis(out, -2, axis)
 
 
+def rotary_at(x, position, axis, transpose=False):
+    """RoPE with batch row b's positions starting at ``position[b]`` (``use_position``)."""
+    return np.stack([rotary(x[b], axis - 1 if axis > 0 else axis, offset=int(p), transpose=transpose)
+                     for b, p in enumerate(position)])
+
+
+def cache_slots(position, steps, cache_len):
+    """(batch, steps): the cache slot of each entry ``t`` of batch row ``b``."""
+    return (np.asarray(position, dtype=np.int64)[:, None] + np.arange(steps)) % cache_len
+
+
+def cache_write(data, cache, position, axis):
+    """The cache after data's entries along ``axis`` went into their slots (a ring)."""
+    data, out = np.moveaxis(data, axis, 1), np.moveaxis(np.array(cache, dtype=np.float64), axis, 1)
+    for b, slots in enumerate(cache_slots(position, data.shape[1], out.shape[1])):
+        out[b, slots] = data[b]
+    return np.moveaxis(out, 1, axis)
+
+
+def cache_write_grad(head, position, steps, axis):
+    """d(sum(head * out)) by data: the head at the slots data went to."""
+    head = np.moveaxis(head, axis, 1)
+    grad = np.stack([head[b, slots] for b, slots in enumerate(cache_slots(position, steps, head.shape[1]))])
+    return np.moveaxis(grad, 1, axis)
+
+
 def _attention_pairs(q, k, causal, scale, lengths, window=None):
     """Scores q k^T * scale (batch, heads, seq_q, seq_k) and which (query, key) pairs the mask
     keeps (with ``window``, causal: key j for query i when i - window < j <= i)."""

@@ -10,7 +10,7 @@ and nowhere else."""
 import numpy as np
 import pytest
 import torch
-from operator_cases import CASES, SPLIT_ROWS
+from operator_cases import CASES, SPLIT_ROWS, write_inputs
 from tolerances import DTYPE_IDS, DTYPES, DTYPES_QUICK_FIRST, rounded, to_numpy
 from tritonsym.ops import softmax as softmax_kernels
 
@@ -36,9 +36,7 @@ def _run(case, dtype, values, head):
     data_args = [n for n in case.shapes if n not in case.no_grad]
     exe = case.build().simple_bind(ts.cpu(), grad_req={n: "write" for n in data_args},
                                    type_dict={n: dtype for n in data_args}, **case.shapes)
-    for name, value in values.items():
-        exe.arg_dict[name][...] = rounded(value, exe.arg_dict[name].dtype)
-    used = {n: to_numpy(exe.arg_dict[n]) for n in values}
+    used = write_inputs(exe, values, rounded)  # what the kernels see, rounded
     exe.forward(is_train=True)
     exe.backward(out_grads=None if case.loss else [rounded(head, dtype)])
     return exe, used

@@ -161,6 +161,60 @@ def test_the_sampler_reads_the_training_networks_predictions(rng):
         sampler.continue_(tokens[:, :2], 1, -1)
 
 
+def _float64_params(cfg, rng, seq=6):
+    net = transformer.decoder(seq, cfg)
+    return {n: torch.tensor(v + rng.normal(0, 0.5, v.shape)) for n, v in initial_params(net, 2, seq, rng).items()}
+
+
+def _training_network_predictions(cfg, params, tokens):
+    """(rows, t, vocab): what the training network (all positions at once) predicts."""
+    exe = transformer.decoder(tokens.shape[1], cfg).simple_bind(ts.cpu(), grad_req="null", data=tokens.shape)
+    return exe.forward(is_train=False, data=tokens.astype(np.float64), **params)[0].numpy()
+
+
+@pytest.mark.parametrize(("settings", "length"),
+                         [(dict(), 6), (dict(positions="rotary", kv_heads=1, norm="rms", mlp="swiglu",
+                                             tie_embeddings=True), 9),
+                          (dict(positions="rotary", window=3), 10)],
+                         ids=["learned", "rotary-grouped-tied-past-max_len", "sliding-window-ring"])
+def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(settings, length, rng):
+    """A prefill of 3 tokens, then one step a token, each step's distribution equal to the
+    training network's at that position. Past ``max_len`` (6) the caches are rings: with a
+    sliding window the network's own semantics, exactly (a window of 3 over 10 tokens); with
+    rotary positions and none, those of a window of ``max_len`` (RoPE sees only distances,
+    so the same parameters serve a network of any length)."""
+    cfg = transformer.Config(vocab=5, max_len=6, width=8, heads=2, layers=2, dtype="float64", **settings)
+    params = _float64_params(cfg, rng)
+    tokens = rng.integers(0, 5, (2, length))
+    reference = cfg if length <= cfg.max_len else transformer.Config(
+        **{**cfg.__dict__, "max_len": length, "window": cfg.window or cfg.max_len})
+    want = _training_network_predictions(reference, params, tokens)
+    sampler = sequences.Sampler(cfg, params, ts.cpu(), rows=2)
+    assert sampler.step_executor.aux_dict.keys() == {f"block{k}_att_{p}_cache" for k in (0, 1)
+                                                     for p in ("key", "value")}
+    sampler.reset()
+    np.testing.assert_allclose(sampler.read(tokens[:, :3]), want[:, 2], rtol=1e-12, atol=1e-14)
+    for t in range(3, length):
+        np.testing.assert_allclose(sampler.read(tokens[:, t:t + 1]), want[:, t], rtol=1e-12, atol=1e-14,
+                                   err_msg=f"position {t}")
+
+
+def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(rng):
+    cfg = transformer.Config(vocab=5, max_len=4, width=8, heads=2, layers=1, dtype="float64")
+    params = _float64_params(cfg, rng, seq=4)
+    sampler = sequences.Sampler(cfg, params, ts.cpu(), rows=2)
+    sampler.reset()
+    sampler.read(rng.integers(0, 5, (2, 4)))
+    with pytest.raises(ts.base.ParamError, match="5 tokens are past max_len=4"):
+        sampler.read(np.zeros((2, 1)))
+    prompt = rng.integers(0, 5, (2, 2))
+    written = sampler.continue_(prompt, 5)  # positions 2, 3 from the caches; then the window slides
+    tokens = prompt
+    for _ in range(5):
+        tokens = np.concatenate([tokens, sampler.probabilities(tokens).argmax(-1)[:, None]], axis=1)
+    np.testing.assert_array_equal(written, tokens[:, 2:])
+
+
 @pytest.mark.slow  # 10 s; the quick run trains --text with a prompt, and bfloat16 on the task
 def test_a_short_task_run_reports_like_the_mlp_job(capsys):
     status = main(["train", "--model", "transformer", "--epochs", "1", "--examples", "40", "--lengths", "2,3",

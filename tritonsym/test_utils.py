@@ -103,6 +103,8 @@ def _by_name(what: str, names: Sequence[str], values) -> dict:
 
 def _bind(sym, location: dict, aux_states, grad_req, ctx, dtype):
     shapes = {n: tuple(np.shape(v)) for n, v in location.items()}
+    # An auxiliary state's shape from its value too: a cache's length is not inferred from data.
+    shapes.update({n: tuple(np.shape(v)) for n, v in dict(aux_states or {}).items()})
     types = {n: dtype for n in location}
     exe = sym.simple_bind(ctx, grad_req=grad_req, type_dict=types, **shapes)  # None: the default context
     if aux_states:

@@ -163,7 +163,8 @@ def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
     mod = ts.mod.BucketingModule(transformer.sym_gen(cfg), default_bucket_key=train.max_len, context=ctx,
                                  cuda_graph=cuda_graph)
     mod.fit(train, eval_data=val, **fit)
-    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=min(64, max(1, args.examples // 5)))
+    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=min(64, max(1, args.examples // 5)),
+                                cuda_graph=cuda_graph)
     rng = np.random.default_rng(args.seed + 2)
     for n in lengths:
         right = sequences.exact_answers(sampler, args.task, n, sampler.rows, rng)
@@ -201,7 +202,7 @@ def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
     else:
         prompt = args.prompt  # kept whole, however long: the window slides
     ids = text.encode(prompt)[None, :]  # checked before training
-    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=1)
+    sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=1, cuda_graph=cuda_graph)
     rng = np.random.default_rng(args.seed)
     for label, temperature in (("greedy", 0.0), (f"temperature {args.temperature}", args.temperature)):
         written = sampler.continue_(ids, args.sample_length, temperature, rng)

@@ -7,7 +7,7 @@
 - Character-level text (``CharText``, ``TextIter``): any text file as windows of ``context``
   characters at random starts, each position predicting the next character.
 - ``Sampler``: a trained network bound once for inference, continuing a prompt greedily or
-  by sampling at a temperature.
+  by sampling at a temperature, one token a step with its keys and values cached.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from ..base import ParamError
 from ..io.ndarray_iter import DataBatch, DataDesc, DataIter
 from ..metric.base import EvalMetric
-from .transformer import IGNORE, Config, decoder
+from .transformer import IGNORE, Config, cache_length, decoder, decoder_step
 
 TASKS = ("sort", "reverse", "copy")
 DIGITS = 10
@@ -195,30 +195,95 @@ class TextIter(DataIter):
 
 
 class Sampler:
-    """A trained decoder bound once for inference over ``rows`` sequences of ``cfg.max_len``
-    tokens, its parameters copied from ``arg_params``. Positions after those filled do not
-    change the earlier ones' predictions (causal attention), so one bind serves every prompt
-    length; past ``max_len`` the window slides."""
+    """A trained decoder bound once for inference over ``rows`` sequences, its parameters
+    copied from ``arg_params`` (each bind replayed as a CUDA graph with ``cuda_graph``, on a
+    GPU), writing with key and value caches: a prompt is read at once
+    (``decoder_step(prefill=True)``), then each new token costs its own work, not its
+    prefix's (``decoder_step``). With learned positions, whose table ends at ``max_len``, a
+    text longer than that slides a window instead: the last ``max_len`` tokens are read
+    again for each new one (``probabilities``: the whole ``decoder``, bound when first
+    needed). With rotary positions the caches are rings that keep the last
+    ``cache_length(cfg)`` tokens (a sliding window's keys), so writing goes on at the cost
+    of one token a step, each cached key as its token was read."""
 
-    def __init__(self, cfg: Config, arg_params: dict, context, rows: int = 1):
-        self.cfg, self.rows = cfg, rows
-        net = decoder(cfg.max_len, cfg)
-        shape = (rows, cfg.max_len)
-        self.executor = net.simple_bind(context, grad_req="null", data=shape, softmax_label=shape)
-        for name, value in arg_params.items():
-            if name in self.executor.arg_dict:
-                self.executor.arg_dict[name][...] = value
-        self._data = torch.zeros(shape, dtype=torch.float32)
+    def __init__(self, cfg: Config, arg_params: dict, context, rows: int = 1, cuda_graph: bool = False):
+        self.cfg, self.rows, self._context, self._cuda_graph = cfg, rows, context, cuda_graph
+        self._params = dict(arg_params)
+        self.cache_len = cache_length(cfg)
+        self.step_executor = self._bound(decoder_step(cfg, rows), data=(rows, 1), position=(rows,))
+        self.prefill_executor = self._bound(decoder_step(cfg, rows, prefill=True), data=(rows, self.cache_len),
+                                            position=(rows,))  # the same parameters and caches
+        self._full_executor = None
+        self._token = torch.zeros((rows, 1), dtype=torch.float32)
+        self._prompt = torch.zeros((rows, self.cache_len), dtype=torch.float32)
+        self._position = torch.zeros((rows,), dtype=torch.float32)
+        self.read_count = 0  # tokens of the current texts read (their keys and values cached)
+
+    def _bound(self, net, **shapes):
+        if getattr(self, "step_executor", None) is not None:  # shares its parameters and caches
+            return net.simple_bind(self._context, grad_req="null", shared_exec=self.step_executor,
+                                   shared_arg_names=list(self._params), cuda_graph=self._cuda_graph, **shapes)
+        executor = net.simple_bind(self._context, grad_req="null", cuda_graph=self._cuda_graph, **shapes)
+        for name, value in self._params.items():
+            if name in executor.arg_dict:
+                executor.arg_dict[name][...] = value
+        return executor
 
     def probabilities(self, tokens: np.ndarray) -> np.ndarray:
         """(rows, vocab): each row's next-token distribution after ``tokens`` (rows, t), the
-        last ``max_len`` of them."""
+        last ``max_len`` of them, read at once by the whole network (no cache)."""
+        if self._full_executor is None:
+            shape = (self.rows, self.cfg.max_len)
+            self._full_executor = self._bound(decoder(self.cfg.max_len, self.cfg), data=shape, softmax_label=shape)
+            self._full_data = torch.zeros(shape, dtype=torch.float32)
         tokens = np.asarray(tokens)[:, -self.cfg.max_len:]
         t = tokens.shape[1]
-        self._data.zero_()
-        self._data[:, :t] = torch.from_numpy(tokens.astype(np.float32))
-        self.executor.forward(is_train=False, data=self._data)
-        return self.executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+        self._full_data.zero_()
+        self._full_data[:, :t] = torch.from_numpy(tokens.astype(np.float32))
+        self._full_executor.forward(is_train=False, data=self._full_data)
+        return self._full_executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+
+    def reset(self) -> None:
+        """Start new texts: ``read`` then reads from position 0."""
+        self.read_count = 0
+
+    def read(self, tokens: np.ndarray) -> np.ndarray:
+        """Read ``tokens`` (rows, t) after those read since ``reset``, caching their keys and
+        values: (rows, vocab), each row's next-token distribution after the last of them.
+        A text's first tokens are read at once (up to ``cache_len``; ``decoder_step(prefill=
+        True)``), the others one step each. With learned positions a text ends at ``max_len``
+        tokens (``continue_`` then slides a window with ``probabilities``)."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or tokens.shape[0] != self.rows or tokens.shape[1] < 1:
+            raise ParamError(f"Sampler.read: tokens must be ({self.rows}, t >= 1), got shape {tokens.shape}")
+        end = self.read_count + tokens.shape[1]
+        if self.cfg.positions == "learned" and end > self.cfg.max_len:
+            raise ParamError(f"Sampler.read: {end} tokens are past max_len={self.cfg.max_len}, the learned position "
+                             "table's end; use probabilities(), which reads the last max_len")
+        if self.read_count == 0:
+            first = min(tokens.shape[1], self.cache_len)
+            p = self._prefill(tokens[:, :first])
+            self.read_count, tokens = first, tokens[:, first:]
+        for column in tokens.T:
+            p = self._step(column, self.read_count)
+            self.read_count += 1
+        return p
+
+    def _prefill(self, tokens: np.ndarray) -> np.ndarray:
+        """A text's first ``tokens`` (rows, t <= cache_len), read at once."""
+        t = tokens.shape[1]
+        self._prompt.zero_()  # padding: its keys are written over before any step reads them
+        self._prompt[:, :t] = torch.from_numpy(tokens.astype(np.float32))
+        self._position.zero_()
+        self.prefill_executor.forward(is_train=False, data=self._prompt, position=self._position)
+        return self.prefill_executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+
+    def _step(self, token: np.ndarray, position: int) -> np.ndarray:
+        """Each row's ``token`` read at ``position`` (its key and value cached)."""
+        self._token[:, 0] = torch.from_numpy(token.astype(np.float32))
+        self._position.fill_(position)
+        self.step_executor.forward(is_train=False, data=self._token, position=self._position)
+        return self.step_executor.outputs[0][:, 0].to(torch.float64).cpu().numpy()
 
     def continue_(self, prompt: np.ndarray, steps: int, temperature: float = 0.0,
                   rng: np.random.Generator | None = None) -> np.ndarray:
@@ -230,8 +295,12 @@ class Sampler:
         if temperature < 0:
             raise ParamError(f"Sampler: temperature {temperature} must be 0 (greedy) or positive")
         rng = rng or np.random.default_rng(0)
+        self.reset()
         for _ in range(steps):
-            p = self.probabilities(tokens)
+            if self.cfg.positions == "learned" and tokens.shape[1] > self.cfg.max_len:
+                p = self.probabilities(tokens)  # past the position table: the window slides
+            else:
+                p = self.read(tokens[:, self.read_count:])
             if temperature == 0:
                 nxt = p.argmax(-1)
             else:

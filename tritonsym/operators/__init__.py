@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     batch_norm,
     block_grad,
     broadcast,
+    cache_write,
     concat,
     dot,
     dropout,

@@ -21,11 +21,9 @@ from it block by block.
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import attention as kernels
 from .batch_dot import product_params
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, index_dtype, register, unify
 
 _NAMES = ("query", "key", "value")
 
@@ -83,10 +81,7 @@ def _infer_type(p, in_types, out_types):
     out = [unify("output dtype", out_types[0], known)]
     if not p["use_length"]:
         return data, out
-    length = in_types[3]
-    if length is None and known is not None:  # half precision holds lengths exactly only up to 256 / 2048
-        length = torch.float32 if known in (torch.float16, torch.bfloat16) else known
-    return data + [length], out
+    return data + [index_dtype(in_types[3], known)], out
 
 
 def _length(a):

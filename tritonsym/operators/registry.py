@@ -9,7 +9,8 @@ the executor know operators only through this table. An entry declares, side by 
 - shape and type rules (metadata only, both directions where MXNet has them);
 - forward and backward as pre-built kernel launches writing into given buffers;
 - which forward values backward reads (``backward_needs``), which outputs are views of
-  an input (no kernel, no memory), and whether a head gradient is read at all;
+  an input (no memory; no kernel, but for one whose forward writes the auxiliary state it
+  outputs: CacheWrite), and whether a head gradient is read at all;
 - in-place options for the memory planner: which output may be written over which input
   (``inplace``), which input gradient over which output gradient or saved value
   (``backward_inplace``), and whether recomputing the forward is cheap enough for the
@@ -320,7 +321,8 @@ class OpDef:
     # computed on in floating point), and a floating one must hold every class exactly.
     class_inputs: Callable[[dict, list], dict[int, int]] = lambda params, shapes: {}
     aux_inputs: Callable[[dict], set[str]] = lambda params: set()
-    # Output index -> input index whose storage it shares as a view (reshape, identity).
+    # Output index -> input index whose storage it shares as a view (reshape, identity; CacheWrite's
+    # output is the auxiliary state its forward writes into).
     output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}
     # An operator whose output is its one input with the axes permuted (transpose): the
     # order, from the parameters and the input's number of dimensions; None where it is
@@ -499,6 +501,15 @@ def same_dtype_everywhere(params, in_types, out_types):
         return in_types, out_types
     return ([unify(f"input {i} dtype", t, known) for i, t in enumerate(in_types)],
             [unify(f"output {i} dtype", t, known) for i, t in enumerate(out_types)])
+
+
+def index_dtype(given, data_dtype):
+    """The dtype of an input holding whole numbers (lengths, positions) beside data of
+    ``data_dtype``: the one given, else the data's, but float32 for half precision, which
+    holds whole numbers exactly only up to 256 (bfloat16) or 2048 (float16)."""
+    if given is not None or data_dtype is None:
+        return given
+    return torch.float32 if data_dtype in (torch.float16, torch.bfloat16) else data_dtype
 
 
 def same_shape_everywhere(names: Sequence[str]):

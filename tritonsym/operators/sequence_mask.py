@@ -6,10 +6,8 @@ sequence NaN (``ops/sequence_mask.py``)."""
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import sequence_mask as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, index_dtype, register, unify
 from .view import view_backward
 
 
@@ -30,10 +28,7 @@ def _infer_type(p, in_types, out_types):
     data = unify("data dtype", in_types[0], out_types[0])
     if not p["use_sequence_length"]:
         return [data], [data]
-    length = in_types[1]
-    if length is None and data is not None:  # half precision holds lengths exactly only up to 256 / 2048
-        length = torch.float32 if data in (torch.float16, torch.bfloat16) else data
-    return [data, length], [data]
+    return [data, index_dtype(in_types[1], data)], [data]
 
 
 def _forward(a: ForwardArgs):
