@@ -396,6 +396,28 @@ def _rotary(net, x, i):
     return Node(y, compute, x.shape, x.tied)
 
 
+def _cache_write(net, x, i):
+    """x written into a decoding cache (an auxiliary state holding random values) along any
+    axis but the batch's, at positions that wrap around it; the output is the cache itself."""
+    ndim = len(x.shape)
+    if ndim < 2:
+        return None
+    axis = net.rng.randrange(1, ndim)
+    length = x.shape[axis] + net.rng.randint(0, 3)
+    cache_shape = x.shape[:axis] + (length,) + x.shape[axis + 1:]
+    name, position = f"kv{i}_cache", f"kv{i}_position"
+    net.shapes[position], net.integers[position] = (x.shape[0],), (0, 3 * length)
+    y = S.CacheWrite(x.symbol, S.Variable(name, shape=cache_shape), S.Variable(position), axis=axis)
+
+    def compute(env):
+        t, out = x.compute(env), env[name].clone()
+        for b, start in enumerate(env[position].long().tolist()):
+            slots = (start + torch.arange(t.shape[axis])) % length
+            out.movedim(axis, 1)[b, slots] = t.movedim(axis, 1)[b]
+        return out
+    return Node(y, compute, cache_shape, True)
+
+
 def _sequence_mask(net, x, i):
     ndim = len(x.shape)
     if ndim < 2:
@@ -498,7 +520,7 @@ def _one_array_several_inputs(net, x, i):
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
-         _grouped_attention, _rotary]
+         _grouped_attention, _rotary, _cache_write]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:
@@ -550,6 +572,10 @@ def check_against_torch(rng, dtype: str, grad_req: str, mirror: bool, memory_pla
             value = value * 0.3 + 1.0 if name.endswith("_gamma") else value
         array.copy_(value)
         env[name] = array.detach().to(torch.float64).requires_grad_(name not in integers)  # as rounded
+    for name, array in exe.aux_dict.items():  # a decoding cache's earlier entries: random
+        if name.endswith("_cache"):
+            array.copy_(torch.randn(array.shape, generator=generator, dtype=torch.float64))
+            env[name] = array.detach().to(torch.float64)
     heads = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o.dtype) for o in exe.outputs]
     poison(exe)  # a value read before it is written, or an element never written, shows as NaN
     if grad_req == "add":

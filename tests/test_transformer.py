@@ -199,6 +199,19 @@ def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(s
                                    err_msg=f"position {t}")
 
 
+def test_top_k_and_top_p_draw_only_from_the_tokens_they_keep():
+    p = np.array([[0.05, 0.5, 0.3, 0.15], [0.25, 0.25, 0.25, 0.25]])
+    rng = np.random.default_rng(0)
+    draws = np.stack([sequences.next_tokens(p, 1.0, rng, top_k=2) for _ in range(400)])
+    assert set(draws[:, 0]) == {1, 2} and set(draws[:, 1]) == {0, 1}  # equals: the first in token order
+    draws = np.stack([sequences.next_tokens(p, 1.0, rng, top_p=0.75) for _ in range(400)])
+    assert set(draws[:, 0]) == {1, 2} and set(draws[:, 1]) == {0, 1, 2}  # 0.5 + 0.3 reach 0.75; 3 quarters do
+    assert abs((draws[:, 0] == 1).mean() - 0.5 / 0.8) < 0.08  # renormalised over what is kept
+    assert set(np.stack([sequences.next_tokens(p, 3.0, rng, top_k=1, top_p=0.01) for _ in range(50)])[:, 0]) == {1}
+    with pytest.raises(ts.base.ParamError, match="top_p 0 must be in"):
+        sequences.check_sampling("Sampler", 1.0, None, 0)
+
+
 def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(rng):
     cfg = transformer.Config(vocab=5, max_len=4, width=8, heads=2, layers=1, dtype="float64")
     params = _float64_params(cfg, rng, seq=4)
@@ -275,6 +288,9 @@ def test_a_given_prompt_is_continued_whole(tmp_path, capsys):
     (["--save", "x"], "--save, --resume and --kvstore dist_sync are for --model mlp"),
     (["--text", __file__, "--prompt", ""], "--prompt '': a continuation needs at least one character"),
     (["--text", __file__, "--prompt", "\u00e9t\u00e9"], "--prompt: CharText: characters"),
+    (["--text", __file__, "--temperature", "-1"], "--temperature -1.0 must be 0 (greedy) or positive"),
+    (["--text", __file__, "--top-k", "0"], "--top-k 0 must be a whole number of tokens, at least 1"),
+    (["--text", __file__, "--top-p", "1.5"], "--top-p 1.5 must be in (0, 1]"),
     (["--hidden", "64", "--activation", "tanh"], "--hidden, --activation are for --model mlp; the transformer job "
                                                  "would train without it"),
 ])

@@ -36,6 +36,10 @@ def add_arguments(p) -> None:
     g.add_argument("--sample-length", type=int, default=200, help="characters written after training (--text)")
     g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the second sample "
                    "(--text; the first is greedy)")
+    g.add_argument("--top-k", type=int, help="the second sample draws from the K most probable characters only "
+                   "(--text)")
+    g.add_argument("--top-p", type=float, help="the second sample draws from the fewest most probable characters "
+                   "whose probabilities add up to P (nucleus sampling; --text)")
     g.add_argument("--prompt", help="what the samples continue (--text; default: the text's first line, cut to "
                    "half the context)")
     g.add_argument("--width", type=int, help="values per token (default: 32 for a task, 64 for --text)")
@@ -92,6 +96,11 @@ def run(args, log, ctx, kv) -> int:
                              "job trains in one process and keeps nothing")
     if args.prompt is not None and not args.prompt:  # said before training, not after it
         raise TritonSymError("train: --prompt '': a continuation needs at least one character to start from")
+    try:  # the sampling settings too
+        sequences.check_sampling("train", args.temperature, args.top_k, args.top_p,
+                                 ("--temperature", "--top-k", "--top-p"))
+    except ts.base.ParamError as e:
+        raise TritonSymError(str(e)) from None
     for flag, value in (("--epochs", epochs), ("--batch-size", batch), ("--examples", args.examples),
                         ("--context", args.context)):
         if value < 1:
@@ -205,5 +214,5 @@ def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
     sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=1, cuda_graph=cuda_graph)
     rng = np.random.default_rng(args.seed)
     for label, temperature in (("greedy", 0.0), (f"temperature {args.temperature}", args.temperature)):
-        written = sampler.continue_(ids, args.sample_length, temperature, rng)
+        written = sampler.continue_(ids, args.sample_length, temperature, rng, args.top_k, args.top_p)
         log.info("sample (%s):\n%s%s\n", label, prompt, text.decode(written[0]))

@@ -286,14 +286,16 @@ class Sampler:
         return self.step_executor.outputs[0][:, 0].to(torch.float64).cpu().numpy()
 
     def continue_(self, prompt: np.ndarray, steps: int, temperature: float = 0.0,
-                  rng: np.random.Generator | None = None) -> np.ndarray:
+                  rng: np.random.Generator | None = None, top_k: int | None = None,
+                  top_p: float | None = None) -> np.ndarray:
         """``steps`` more tokens after each row of ``prompt`` (rows, t): the most probable one
-        (``temperature`` 0) or drawn from the distribution sharpened (< 1) or flattened (> 1)."""
+        (``temperature`` 0) or drawn from the distribution sharpened (< 1) or flattened (> 1),
+        cut to its ``top_k`` most probable tokens and to the fewest whose probabilities add up
+        to ``top_p`` (nucleus sampling) first (``next_tokens``)."""
         tokens = np.asarray(prompt, dtype=np.int64)
         if tokens.ndim != 2 or tokens.shape[0] != self.rows or tokens.shape[1] < 1:
             raise ParamError(f"Sampler: prompt must be ({self.rows}, t >= 1) tokens, got shape {tokens.shape}")
-        if temperature < 0:
-            raise ParamError(f"Sampler: temperature {temperature} must be 0 (greedy) or positive")
+        check_sampling("Sampler", temperature, top_k, top_p)
         rng = rng or np.random.default_rng(0)
         self.reset()
         for _ in range(steps):
@@ -301,15 +303,43 @@ class Sampler:
                 p = self.probabilities(tokens)  # past the position table: the window slides
             else:
                 p = self.read(tokens[:, self.read_count:])
-            if temperature == 0:
-                nxt = p.argmax(-1)
-            else:
-                logits = np.log(np.maximum(p, 1e-30)) / temperature
-                q = np.exp(logits - logits.max(-1, keepdims=True))
-                q /= q.sum(-1, keepdims=True)
-                nxt = np.array([rng.choice(len(row), p=row) for row in q])
-            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+            tokens = np.concatenate([tokens, next_tokens(p, temperature, rng, top_k, top_p)[:, None]], axis=1)
         return tokens[:, -steps:] if steps else tokens[:, :0]
+
+
+def check_sampling(what: str, temperature: float, top_k: int | None, top_p: float | None,
+                   names: tuple[str, str, str] = ("temperature", "top_k", "top_p")) -> None:
+    """Refuse settings ``next_tokens`` cannot draw with, naming them (as ``names`` says)."""
+    if not temperature >= 0:  # NaN too
+        raise ParamError(f"{what}: {names[0]} {temperature} must be 0 (greedy) or positive")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise ParamError(f"{what}: {names[1]} {top_k!r} must be a whole number of tokens, at least 1")
+    if top_p is not None and not 0 < top_p <= 1:  # NaN too
+        raise ParamError(f"{what}: {names[2]} {top_p} must be in (0, 1]: the share of probability kept")
+
+
+def next_tokens(p: np.ndarray, temperature: float, rng: np.random.Generator, top_k: int | None = None,
+                top_p: float | None = None) -> np.ndarray:
+    """One token per row of ``p`` (rows, vocab), each row a distribution: its most probable
+    (``temperature`` 0; the first of equals), else drawn from ``p ** (1 / temperature)``
+    renormalised, kept to its ``top_k`` most probable tokens and then to the fewest most
+    probable whose share reaches ``top_p`` (at least one), as Hugging Face's samplers cut."""
+    if temperature == 0:
+        return p.argmax(-1)
+    logits = np.log(np.maximum(p, 1e-30)) / temperature
+    q = np.exp(logits - logits.max(-1, keepdims=True))
+    q /= q.sum(-1, keepdims=True)
+    order = np.argsort(-q, axis=-1, kind="stable")  # most probable first; equals in token order
+    ranked = np.take_along_axis(q, order, -1)
+    keep = np.ones_like(ranked, dtype=bool)
+    if top_k is not None:
+        keep[:, top_k:] = False
+    if top_p is not None:
+        before = np.cumsum(ranked, -1) - ranked  # the share of the more probable tokens
+        keep &= before < top_p
+    ranked = np.where(keep, ranked, 0.0)
+    ranked /= ranked.sum(-1, keepdims=True)
+    return np.array([order[r, rng.choice(ranked.shape[1], p=ranked[r])] for r in range(len(ranked))])
 
 
 def exact_answers(sampler: Sampler, task: str, n: int, count: int, rng: np.random.Generator) -> float:
