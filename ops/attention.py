@@ -21,6 +21,14 @@ Backward, three launches and no atomics (the same bits every run):
 Causal blocks wholly above the diagonal are never visited, in either direction, and keys
 past a sequence's length are not read at all.
 
+Decoding (FlashDecoding's split): where the (batch, head) sequences and their query blocks
+are too few programs to fill the GPU (one query each over a long cache), the forward cuts
+each sequence's keys into splits, one program each, that write their rows' unnormalised
+sums, maxima and totals (``_attention_split_kernel``), and one more launch adds the splits
+in order, rescaled to the largest maximum (``_attention_combine_kernel``): the same
+result, the same bits every run. Not causal and no window; the scratch is planned at bind
+(``split_scratch_shapes``).
+
 head_dim (and value_dim) are padded in registers to a power of two (at least 16, what a
 tensor-core product needs), never in memory. Each kernel is told the alignment of its rows
 (``ALIGN``: of the feature dims and of every batch, head and position stride, see
@@ -77,6 +85,16 @@ MAX_PROGRAMS = 65535  # a CUDA grid's second axis holds the blocks of one sequen
 # with several sequences: a 16-token attention over 64 (batch, head) pairs takes 8 programs,
 # not 64. Tests set both (None: chosen from the shapes) to run every tail, diagonal and
 # grouping path on short sequences.
+# Splitting the keys (FlashDecoding): where a forward has too few programs to fill the GPU, a
+# handful of queries per sequence (decoding: one) over many keys, each sequence's keys are
+# cut into splits, each split a program of its own, and one more launch adds the splits'
+# partial sums. Not causal, no window (decoding reads its cache through lengths). On a GPU
+# the programs wanted are about two per SM of an H100 (132); splits of at least
+# SPLIT_MIN_KEYS keys. The interpreter, which pays per program, never splits unless a test
+# asks (SPLIT_TARGET_PROGRAMS).
+SPLIT_TARGET_PROGRAMS = 0 if INTERPRET else 256
+SPLIT_MIN_KEYS = 256
+MAX_SPLITS = 64
 INTERPRETER_BLOCKS: tuple[int, int] | None = None
 INTERPRETER_GROUP: int | None = None
 INTERPRETER_TILE_ROWS = 512
@@ -299,6 +317,86 @@ def _attention_forward_kernel(
         if HAS_LENGTH:
             lse = tl.where(valid, lse, float("nan"))
         tl.store(LSE + pair_r.to(tl.int64) * seq_q + rm, lse, mask=row_ok)
+
+
+@triton.jit
+def _attention_split_kernel(
+        Q, K, V, PARTIAL, MAX_SUM, LENGTH, scale_hi, scale_lo, pairs, heads, kv_group, seq_q, seq_k, head_dim,
+        value_dim, split_keys, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
+        HAS_LENGTH: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_D: tl.constexpr,
+        BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+        GROUP: tl.constexpr):
+    """The forward over one split of the keys (``split_keys`` from key ``program_id(2) *
+    split_keys`` on; not causal): each query row's unnormalised sum of values, running
+    maximum and sum of exponentials, for ``_attention_combine_kernel``. A split past a row's
+    keys leaves it (0, -inf, 0), which adds nothing."""
+    head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
+    sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
+    sk_b, sk_h, sk_l = _aligned_rows(sk_b, sk_h, sk_l, ALIGN)
+    sv_b, sv_h, sv_l = _aligned_rows(sv_b, sv_h, sv_l, ALIGN)
+    first = tl.program_id(0) * GROUP
+    start_m = tl.program_id(1) * BLOCK_M
+    split = tl.program_id(2)
+    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
+    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
+    rd = tl.arange(0, BLOCK_D)
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if PARTIAL.dtype.element_ty == tl.float64 else tl.float32
+    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
+    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
+    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
+    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h
+    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
+    m_i = tl.full((GROUP * BLOCK_M,), float("-inf"), ACC)
+    l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
+    acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
+    hits = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
+    start = split * split_keys
+    for start_n in range(start, tl.minimum(tl.max(keys_c), start + split_keys), BLOCK_N):
+        m_i, l_i, acc, hits = _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c,
+                                             head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, 0,
+                                             False, False, GROUP, PRECISION, UPCAST, BLOCK_D, BLOCK_DV, BLOCK_N)
+    acc = _nan_unless(acc, valid, hits, HAS_LENGTH)
+    if HAS_LENGTH:  # the total too, so that the log-sum-exp says it
+        l_i = tl.where(valid, l_i, float("nan"))
+    rows = pairs * seq_q
+    row = pair_r.to(tl.int64) * seq_q + rm
+    at = split * rows + row
+    tl.store(PARTIAL + at[:, None] * BLOCK_DV + rv[None, :], acc, mask=row_ok[:, None])
+    tl.store(MAX_SUM + at, m_i, mask=row_ok)
+    tl.store(MAX_SUM + (tl.num_programs(2) + split) * rows + row, l_i, mask=row_ok)
+
+
+@triton.jit
+def _attention_combine_kernel(PARTIAL, MAX_SUM, OUT, LSE, rows, splits, heads, seq_q, value_dim, so_b, so_h, so_l,
+                              so_d, KEEP_LSE: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
+                              BLOCK: tl.constexpr):
+    """Each query row's output from its splits' partial sums: every split rescaled to the
+    largest maximum, the sums added in split order (the same bits every run), then divided
+    by the total; and its log-sum-exp when kept."""
+    value_dim = aligned(value_dim, ALIGN)
+    so_b, so_h, so_l = _aligned_rows(so_b, so_h, so_l, ALIGN)
+    row = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    row_ok = row < rows
+    rv = tl.arange(0, BLOCK_DV)
+    ACC = tl.float64 if PARTIAL.dtype.element_ty == tl.float64 else tl.float32
+    largest = tl.full((BLOCK,), float("-inf"), ACC)
+    for split in range(0, splits):
+        largest = tl.maximum(largest, tl.load(MAX_SUM + split * rows + row, mask=row_ok, other=float("-inf")))
+    largest = tl.where(largest == float("-inf"), 0.0, largest)  # a row of no keys at all: none exists
+    total = tl.zeros((BLOCK,), ACC)
+    acc = tl.zeros((BLOCK, BLOCK_DV), ACC)
+    for split in range(0, splits):
+        weight = tl.exp(tl.load(MAX_SUM + split * rows + row, mask=row_ok, other=float("-inf")) - largest)
+        total += weight * tl.load(MAX_SUM + (splits + split) * rows + row, mask=row_ok, other=0.0)
+        acc += weight[:, None] * tl.load(PARTIAL + (split * rows + row)[:, None] * BLOCK_DV + rv[None, :],
+                                         mask=row_ok[:, None], other=0.0)
+    pair, rm = row // seq_q, row % seq_q
+    b, h = pair // heads, pair % heads
+    store(OUT, (b * so_b + h * so_h + rm * so_l)[:, None] + rv[None, :] * so_d,
+          acc / tl.where(total == 0, 1.0, total)[:, None], row_ok[:, None] & (rv < value_dim)[None, :])
+    if KEEP_LSE:
+        tl.store(LSE + row, largest + tl.log(tl.where(total == 0, 1.0, total)), mask=row_ok)
 
 
 @triton.jit
@@ -659,12 +757,14 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
                            valid_length: torch.Tensor | None = None, causal: bool = False,
                            scale: float | None = None, lse: torch.Tensor | None = None,
                            precision: str = "ieee", enable_gqa: bool = False,
-                           window: int | None = None) -> list[Launch]:
+                           window: int | None = None, scratch: dict | None = None) -> list[Launch]:
     """``out = softmax(q k^T * scale + mask) v``; ``lse`` (``lse_shape``, ``compute_dtype``),
     when given, receives each query row's log-sum-exp for the backward. ``enable_gqa``: k and
     v may have fewer heads, each shared by a group of consecutive query heads (torch's
     ``enable_gqa``: query head h reads key head h // (heads // kv_heads)). ``window`` (with
-    ``causal``): query i sees only keys i - window + 1 .. i (a sliding window, Mistral's)."""
+    ``causal``): query i sees only keys i - window + 1 .. i (a sliding window, Mistral's).
+    Where the sequences are too few to fill the GPU (``key_splits``: decoding), the keys are
+    split across programs, into ``scratch`` (``split_scratch_shapes``; allocated if None)."""
     fn = "attention"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
     window = _check_window(fn, window, causal, seq_q, seq_k, valid_length)
@@ -673,6 +773,10 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
     if lse is not None:
         _check_row_buffer(fn, "lse", lse, batch, heads, seq_q, q)
     scale = default_scale(head_dim) if scale is None else scale
+    splits = key_splits(q.shape, k.shape, q.dtype, causal, window)
+    if splits > 1:
+        return _split_forward(q, k, v, out, lse, valid_length, scale, precision, scratch, splits,
+                              (batch, heads, seq_q, seq_k, head_dim, value_dim))
     pairs = batch * heads
     blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k)
 
@@ -686,6 +790,73 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
                    dict(CAUSAL=causal, WINDOW=window > 0, HAS_LENGTH=valid_length is not None, KEEP_LSE=lse is not None,
                         BLOCK_D=_dim_block(head_dim), BLOCK_DV=_dim_block(value_dim),
                         ALIGN=alignment(head_dim, value_dim, q, k, v, out), **_options(q, precision), **blocks))]
+
+
+def key_splits(q_shape, k_shape, dtype: torch.dtype, causal: bool, window: int | None) -> int:
+    """Into how many splits the forward cuts each sequence's keys (1: none), from the shapes
+    alone, so that a bind plans the same scratch as the launch uses (``split_scratch_shapes``)."""
+    batch, heads, seq_q, head_dim = q_shape
+    seq_k = k_shape[2]
+    if causal or window or not SPLIT_TARGET_PROGRAMS:
+        return 1
+    blocks = _blocks(dtype, head_dim, batch * heads, seq_q, seq_k)
+    programs = triton.cdiv(batch * heads, blocks["GROUP"]) * triton.cdiv(seq_q, blocks["BLOCK_M"])
+    wanted = min(triton.cdiv(SPLIT_TARGET_PROGRAMS, programs), triton.cdiv(seq_k, SPLIT_MIN_KEYS), MAX_SPLITS)
+    return _split_layout(wanted, seq_k, blocks["BLOCK_N"])[0] if wanted > 1 else 1
+
+
+def _split_layout(wanted: int, seq_k: int, block_n: int) -> tuple[int, int]:
+    """(splits, keys per split): whole key blocks per split, and no split left empty."""
+    per_split = triton.cdiv(triton.cdiv(seq_k, wanted), block_n) * block_n
+    return triton.cdiv(seq_k, per_split), per_split
+
+
+def split_scratch_shapes(q_shape, k_shape, v_shape, dtype: torch.dtype, causal: bool,
+                         window: int | None) -> dict[str, tuple]:
+    """The scratch a split forward needs ({} when it does not split), in ``compute_dtype``:
+    each split's partial sums per query row (padded to the block of value_dim), and its
+    running maxima and sums."""
+    splits = key_splits(q_shape, k_shape, dtype, causal, window)
+    return _split_shapes(q_shape, k_shape, v_shape, splits) if splits > 1 else {}
+
+
+def _split_shapes(q_shape, k_shape, v_shape, splits: int) -> dict[str, tuple]:
+    rows = q_shape[0] * q_shape[1] * q_shape[2]
+    return {"partial": (splits, rows, _dim_block(v_shape[3])), "max_sum": (2, splits, rows)}
+
+
+def _split_forward(q, k, v, out, lse, valid_length, scale, precision, scratch, splits, dims) -> list[Launch]:
+    """The split forward: partial sums over each split of the keys, then one launch adding them."""
+    fn = "attention"
+    batch, heads, seq_q, seq_k, head_dim, value_dim = dims
+    pairs = batch * heads
+    blocks = _blocks(q.dtype, head_dim, pairs, seq_q, seq_k)
+    splits, per_split = _split_layout(splits, seq_k, blocks["BLOCK_N"])
+    want = _split_shapes(q.shape, k.shape, v.shape, splits)
+    if scratch is None:
+        scratch = {name: torch.empty(shape, dtype=compute_dtype(q.dtype), device=q.device)
+                   for name, shape in want.items()}
+    for name, shape in want.items():
+        t = scratch.get(name)
+        if t is None or tuple(t.shape) != shape or t.dtype != compute_dtype(q.dtype) or not t.is_contiguous():
+            raise KernelArgumentError(f"{fn}: scratch {name!r} must be contiguous {compute_dtype(q.dtype)} of shape "
+                                      f"{shape} (split_scratch_shapes), got "
+                                      f"{None if t is None else (t.dtype, tuple(t.shape))}")
+    align = alignment(head_dim, value_dim, q, k, v, out)
+    partial, max_sum = scratch["partial"], scratch["max_sum"]
+    rows = pairs * seq_q
+    block = min(16, triton.next_power_of_2(rows))  # 16 rows of 128 values: ~125 registers at 64 rows
+    return [Launch(_attention_split_kernel, (triton.cdiv(pairs, blocks["GROUP"]), triton.cdiv(seq_q, blocks["BLOCK_M"]),
+                                             splits),
+                   [q, k, v, partial, max_sum, valid_length if valid_length is not None else q, *_scale_halves(scale),
+                    pairs, heads, query_heads_per_key(q, k), seq_q, seq_k, head_dim, value_dim, per_split,
+                    *q.stride(), *k.stride(), *v.stride()],
+                   dict(HAS_LENGTH=valid_length is not None, BLOCK_D=_dim_block(head_dim),
+                        BLOCK_DV=_dim_block(value_dim), ALIGN=align, **_options(q, precision), **blocks)),
+            Launch(_attention_combine_kernel, (triton.cdiv(rows, block),),
+                   [partial, max_sum, out, lse if lse is not None else max_sum, rows, splits, heads, seq_q, value_dim,
+                    *out.stride()],
+                   dict(KEEP_LSE=lse is not None, BLOCK_DV=_dim_block(value_dim), ALIGN=align, BLOCK=block))]
 
 
 def _check_row_buffer(fn, name, t, batch, heads, seq_q, q):
@@ -874,11 +1045,26 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     window = seq // 8
     windowed = plan_attention_backward(out, q, k, v, out, lse, torch.empty_like(lse), *grads, causal=True,
                                        window=window)
+    # A decoding step: one query per head over a cache of keys (8K, large) read through
+    # lengths, grouped heads, the keys split across programs (whatever the thresholds say).
+    cached = 8192 if large else 300
+    step_q = torch.empty(batch, heads, 1, head_dim, dtype=dtype)
+    cache = torch.empty(batch, max(1, heads // 4), cached, head_dim, dtype=dtype)
+    step_lse = torch.empty(lse_shape(batch, heads, 1), dtype=compute_dtype(dtype))
+    dims = (batch, heads, 1, cached, head_dim, head_dim)
+    step = _split_forward(step_q, cache, cache, torch.empty_like(step_q), None, length, default_scale(head_dim), "ieee",
+                          None, 4, dims)
+    step_kept = _split_forward(step_q, cache, cache, torch.empty_like(step_q), step_lse, None, default_scale(head_dim),
+                               "ieee", None, 4, dims)
     # Heads of 40 features (Stable Diffusion's): rows a multiple of 8 elements, not 16 (ALIGN 8).
     narrow = [torch.empty(batch, heads, seq, 40, dtype=dtype) for _ in range(5)]
     narrow_backward = plan_attention_backward(narrow[0], *narrow[:3], narrow[3], lse, torch.empty_like(lse),
                                               *narrow[2:5])
-    return [("attention forward heads of 40", plan_attention_forward(*narrow[:3], narrow[3], lse=lse)[0]),
+    return [("attention decoding step, keys split, with lengths", step[0]),
+            ("attention decoding step, splits added", step[1]),
+            ("attention keys split, keeping the log-sum-exp", step_kept[0]),
+            ("attention splits added, keeping the log-sum-exp", step_kept[1]),
+            ("attention forward heads of 40", plan_attention_forward(*narrow[:3], narrow[3], lse=lse)[0]),
             *((f"attention backward {what} heads of 40", launch)
               for what, launch in zip(("delta", "keys", "queries"), narrow_backward)),
             ("attention forward", plan_attention_forward(q, k, v, out, lse=lse)[0]),

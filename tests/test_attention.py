@@ -13,7 +13,7 @@ import pytest
 import torch
 from tolerances import TOLERANCES, to_numpy
 from tritonsym.ops import attention as kernels
-from tritonsym.ops._common import KernelArgumentError
+from tritonsym.ops._common import KernelArgumentError, run
 
 import tritonsym as ts
 
@@ -478,3 +478,85 @@ def test_window_errors_name_the_window():
             q=(1, 1, 9, 8), k=(1, 1, 5, 8), v=(1, 1, 5, 8))
     with pytest.raises(ts.base.ParamError, match="ScaledDotProductAttention: window=0 must be at least 1"):
         att(S.Variable("q"), S.Variable("k"), S.Variable("v"), causal=True, window=0)
+
+
+# ------------------------------------------------ the keys split across programs (decoding)
+
+SPLIT = [  # (batch, heads, kv_heads, seq_q, seq_k, head_dim, lengths): one query (decoding), a few, grouped heads
+    (2, 2, 2, 1, 70, 16, True), (1, 4, 2, 3, 45, 24, False), (3, 2, 1, 1, 33, 8, True), (1, 1, 1, 2, 47, 16, False)]
+
+
+def _split_keys(monkeypatch, min_keys=8):
+    """Split as a GPU would where there are few programs: the interpreter's thresholds lowered."""
+    monkeypatch.setattr(kernels, "SPLIT_TARGET_PROGRAMS", 64)
+    monkeypatch.setattr(kernels, "SPLIT_MIN_KEYS", min_keys)
+
+
+@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("config", SPLIT, ids=lambda c: "x".join(map(str, c[:6])) + "_len" * c[6])
+def test_keys_split_across_programs_equal_torch_in_float64(config, blocks, monkeypatch, rng):
+    """Each split's partial sums, then one launch adding them: the output and the kept
+    log-sum-exp equal torch's and the unsplit forward's (1e-12), and backward from them."""
+    _tiles(monkeypatch, *blocks)
+    batch, heads, kv_heads, lq, lk, d, use_length = config
+    q, head = rng.normal(size=(batch, heads, lq, d)), rng.normal(size=(batch, heads, lq, d))
+    k, v = rng.normal(size=(batch, kv_heads, lk, d)), rng.normal(size=(batch, kv_heads, lk, d))
+    lengths = rng.integers(1, lk + 1, batch) if use_length else None
+    t = [torch.from_numpy(x) for x in (q, k, v)]
+    length = None if lengths is None else torch.from_numpy(lengths).to(torch.int32)
+    whole = torch.empty(kernels.lse_shape(batch, heads, lq), dtype=torch.float64)
+    unsplit = torch.empty(batch, heads, lq, d, dtype=torch.float64)
+    run(kernels.plan_attention_forward(*t, unsplit, valid_length=length, lse=whole, enable_gqa=True))
+    _split_keys(monkeypatch)
+    splits = kernels.key_splits(q.shape, k.shape, torch.float64, False, None)
+    assert splits > 1
+    launches = kernels.plan_attention_forward(*t, None, valid_length=length, lse=torch.empty_like(whole),
+                                              enable_gqa=True)
+    assert [launch.name for launch in launches] == ["_attention_split_kernel", "_attention_combine_kernel"]
+    out = torch.full_like(unsplit, float("nan"))
+    lse = torch.full_like(whole, float("nan"))
+    run(kernels.plan_attention_forward(*t, out, valid_length=length, lse=lse, enable_gqa=True))
+    leaves = [x.clone().requires_grad_() for x in t]
+    mask = torch.ones(batch, 1, lq, lk, dtype=torch.bool)
+    if lengths is not None:
+        mask &= (torch.arange(lk) < torch.from_numpy(lengths)[:, None])[:, None, None, :]
+    want = torch.nn.functional.scaled_dot_product_attention(*leaves, attn_mask=mask, enable_gqa=True)
+    torch.testing.assert_close(out, want.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lse, whole, rtol=1e-12, atol=1e-12)
+    want.backward(torch.from_numpy(head))
+    grads = [torch.full_like(x, float("nan")) for x in t]
+    shares = [torch.empty(shape, dtype=torch.float64)
+              for shape in kernels.grouped_head_grads_shapes(q.shape, k.shape, v.shape)]
+    run(kernels.plan_attention_backward(torch.from_numpy(head), *t, out, lse, torch.empty_like(lse), *grads,
+                                        valid_length=length, enable_gqa=True,
+                                        head_grads=shares if kv_heads != heads else None))
+    for name, g, leaf in zip(("query", "key", "value"), grads, leaves):
+        torch.testing.assert_close(g, leaf.grad, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name}: {m}")
+
+
+def test_a_split_forward_of_an_invalid_length_is_nan_on_its_sequence_only(monkeypatch, rng):
+    _split_keys(monkeypatch)
+    q, k, v = (torch.from_numpy(rng.normal(size=s)) for s in ((3, 2, 1, 16), (3, 2, 40, 16), (3, 2, 40, 16)))
+    out = torch.empty(3, 2, 1, 16, dtype=torch.float64)
+    lse = torch.empty(kernels.lse_shape(3, 2, 1), dtype=torch.float64)
+    run(kernels.plan_attention_forward(q, k, v, out, lse=lse, valid_length=torch.tensor([40.0, 0.5, float("nan")])))
+    assert not out[0].isnan().any() and out[1:].isnan().all()
+    assert not lse[:2].isnan().any() and lse[2:].isnan().all()
+
+
+def test_a_bind_plans_the_split_scratch_and_a_decoding_step_uses_it(monkeypatch, rng):
+    """The executor asks ``forward_temps`` for the partial sums at bind: a decoding step (one
+    query over a cache of keys, its lengths) bound with the thresholds lowered splits."""
+    _tiles(monkeypatch, 16, 16, 1)
+    _split_keys(monkeypatch)
+    net = S.ScaledDotProductAttention(S.Variable("q"), S.Variable("k"), S.Variable("v"), S.Variable("length"),
+                                      use_length=True, name="att")
+    exe = net.simple_bind(ts.cpu(), grad_req="null", type_dict={"q": "float64"}, q=(2, 3, 1, 8), k=(2, 3, 50, 8),
+                          v=(2, 3, 50, 8))
+    (step,) = exe._program.forward_steps
+    assert set(step.temps) == {"partial", "max_sum"}
+    q, k, v = (rng.normal(size=s) for s in ((2, 3, 1, 8), (2, 3, 50, 8), (2, 3, 50, 8)))
+    out = exe.forward(q=q, k=k, v=v, length=np.array([50.0, 7.0]))[0]
+    mask = (torch.arange(50) < torch.tensor([50, 7])[:, None])[:, None, None, :]
+    want = torch.nn.functional.scaled_dot_product_attention(*(torch.from_numpy(x) for x in (q, k, v)), attn_mask=mask)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)

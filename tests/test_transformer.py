@@ -212,6 +212,28 @@ def test_top_k_and_top_p_draw_only_from_the_tokens_they_keep():
         sequences.check_sampling("Sampler", 1.0, None, 0)
 
 
+def test_decoding_with_the_keys_split_across_programs_equals_the_training_network(monkeypatch, rng):
+    """As a GPU decodes (the interpreter's thresholds lowered): every step's attention over
+    the cache split, two key blocks of 16 in two programs, the splits then added."""
+    from tritonsym.ops import attention
+
+    monkeypatch.setattr(attention, "SPLIT_TARGET_PROGRAMS", 64)
+    monkeypatch.setattr(attention, "SPLIT_MIN_KEYS", 16)
+    monkeypatch.setattr(attention, "INTERPRETER_BLOCKS", (16, 16))
+    monkeypatch.setattr(attention, "INTERPRETER_GROUP", 1)
+    cfg = transformer.Config(vocab=5, max_len=20, width=8, heads=2, layers=1, dtype="float64", positions="rotary",
+                             kv_heads=1)
+    params = _float64_params(cfg, rng)
+    tokens = rng.integers(0, 5, (2, 20))
+    want = _training_network_predictions(cfg, params, tokens)
+    sampler = sequences.Sampler(cfg, params, ts.cpu(), rows=2)
+    assert any(s.temps for s in sampler.step_executor._program.forward_steps)  # the split's scratch is planned
+    sampler.reset()
+    np.testing.assert_allclose(sampler.read(tokens[:, :17]), want[:, 16], rtol=1e-12, atol=1e-14)
+    for t in range(17, 20):
+        np.testing.assert_allclose(sampler.read(tokens[:, t:t + 1]), want[:, t], rtol=1e-12, atol=1e-14)
+
+
 def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(rng):
     cfg = transformer.Config(vocab=5, max_len=4, width=8, heads=2, layers=1, dtype="float64")
     params = _float64_params(cfg, rng, seq=4)

@@ -16,7 +16,9 @@ only the key blocks inside it, so the cost grows with ``seq * window``, not ``se
 FlashAttention-2 kernels (``ops/attention.py``): the training forward keeps one
 log-sum-exp per query row for backward (``saved_for_backward``), so the memory of an
 attention layer grows with ``seq``, never ``seq**2``; backward recomputes the probabilities
-from it block by block.
+from it block by block. Where the sequences are too few to fill a GPU (decoding: one query
+each over a long cache), the forward splits the keys across programs and adds the splits
+after (FlashDecoding; ``forward_temps`` plans their partial sums).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def _forward(a: ForwardArgs):
     q, k, v = a.inputs[:3]
     return kernels.plan_attention_forward(q, k, v, a.outputs[0], valid_length=_length(a), causal=p["causal"],
                                           scale=p["scale"], lse=a.saved.get("lse"), precision=p["precision"],
-                                          enable_gqa=p["enable_gqa"], window=p["window"])
+                                          enable_gqa=p["enable_gqa"], window=p["window"], scratch=a.temps)
 
 
 def _backward(a: BackwardArgs):
@@ -111,6 +113,13 @@ def _row_values(p, shapes, dtypes):
     """One value per query row, in the dtype the kernels compute in."""
     batch, heads, seq_q, _ = shapes[0]
     return (kernels.lse_shape(batch, heads, seq_q), kernels.compute_dtype(dtypes[0]))
+
+
+def _forward_temps(p, shapes, dtypes):
+    """Where the keys are split across programs (decoding: few queries, many keys), each
+    split's partial sums and row maxima, live only during the step."""
+    wanted = kernels.split_scratch_shapes(*shapes[:3], dtypes[0], p["causal"], p["window"])
+    return {name: (shape, kernels.compute_dtype(dtypes[0])) for name, shape in wanted.items()}
 
 
 def _backward_temps(p, shapes, dtypes):
@@ -153,5 +162,6 @@ register(OpDef(
     repeated_input_grads=True,
     class_inputs=lambda p, shapes: {3: shapes[1][2] + 1} if p["use_length"] and shapes[1] else {},
     saved_for_backward=lambda p, shapes, dtypes: {"lse": _row_values(p, shapes, dtypes)},
+    forward_temps=_forward_temps,
     backward_temps=_backward_temps,
 ))
