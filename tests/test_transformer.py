@@ -175,8 +175,9 @@ def _training_network_predictions(cfg, params, tokens):
 @pytest.mark.parametrize(("settings", "length"),
                          [(dict(), 6), (dict(positions="rotary", kv_heads=1, norm="rms", mlp="swiglu",
                                              tie_embeddings=True), 9),
-                          (dict(positions="rotary", window=3), 10)],
-                         ids=["learned", "rotary-grouped-tied-past-max_len", "sliding-window-ring"])
+                          (dict(positions="rotary", window=3), 10), (dict(window=3), 6)],
+                         ids=["learned", "rotary-grouped-tied-past-max_len", "sliding-window-ring",
+                              "learned-sliding-window-ring"])
 def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(settings, length, rng):
     """A prefill of 3 tokens, then one step a token, each step's distribution equal to the
     training network's at that position. Past ``max_len`` (6) the caches are rings: with a
