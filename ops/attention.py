@@ -231,6 +231,30 @@ def _masked_product(c, keep, x, acc, hits, SANITIZE: tl.constexpr, PRECISION: tl
 
 
 @triton.jit
+def _query_tile(Q, K, V, LENGTH, pairs, heads, kv_group, seq_q, seq_k, head_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h,
+                sv_b, sv_h, HAS_LENGTH: tl.constexpr, UPCAST: tl.constexpr, ALIGN: tl.constexpr,
+                BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
+    """What a forward program (``program_id`` 0: its GROUP sequences, 1: its block of query
+    rows) starts from: the block's first row, each row's (pair, batch, head, position) and
+    whether it exists, the pair of each key row, the queries, whether each row's length is
+    valid, the keys each key row's sequence sees, and the key and value heads it reads
+    (grouped query heads share one)."""
+    sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
+    sk_b, sk_h = aligned(sk_b, ALIGN), aligned(sk_h, ALIGN)
+    sv_b, sv_h = aligned(sv_b, ALIGN), aligned(sv_h, ALIGN)
+    first = tl.program_id(0) * GROUP
+    start_m = tl.program_id(1) * BLOCK_M
+    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
+    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
+    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, tl.arange(0, BLOCK_D), head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
+    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
+    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
+    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h
+    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
+    return start_m, pair_r, b_r, h_r, rm, row_ok, pair_c, q, valid, keys_c, K_, V_
+
+
+@triton.jit
 def _forward_block(q, K_, V_, m_i, l_i, acc, hits, pair_r, pair_c, rm, start_n, keys_c, head_dim, value_dim,
                    sk_l, sk_d, sv_l, sv_d, scale_hi, scale_lo, window, MASK_CAUSAL: tl.constexpr,
                    WINDOW: tl.constexpr, GROUP: tl.constexpr,
@@ -269,22 +293,13 @@ def _attention_forward_kernel(
         UPCAST: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, ALIGN: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP: tl.constexpr):
     head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
-    sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
-    sk_b, sk_h, sk_l = _aligned_rows(sk_b, sk_h, sk_l, ALIGN)
-    sv_b, sv_h, sv_l = _aligned_rows(sv_b, sv_h, sv_l, ALIGN)
     so_b, so_h, so_l = _aligned_rows(so_b, so_h, so_l, ALIGN)
-    first = tl.program_id(0) * GROUP
-    start_m = tl.program_id(1) * BLOCK_M
-    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
-    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
-    rd = tl.arange(0, BLOCK_D)
+    sk_l, sv_l = aligned(sk_l, ALIGN), aligned(sv_l, ALIGN)
+    start_m, pair_r, b_r, h_r, rm, row_ok, pair_c, q, valid, keys_c, K_, V_ = _query_tile(
+        Q, K, V, LENGTH, pairs, heads, kv_group, seq_q, seq_k, head_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sv_b,
+        sv_h, HAS_LENGTH, UPCAST, ALIGN, BLOCK_D, BLOCK_M, BLOCK_N, GROUP)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if OUT.dtype.element_ty == tl.float64 else tl.float32
-    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
-    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
-    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
-    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h  # grouped query heads share a key and value head
-    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
     m_i = tl.full((GROUP * BLOCK_M,), float("-inf"), ACC)
     l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
     acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)
@@ -331,22 +346,13 @@ def _attention_split_kernel(
     maximum and sum of exponentials, for ``_attention_combine_kernel``. A split past a row's
     keys leaves it (0, -inf, 0), which adds nothing."""
     head_dim, value_dim = aligned(head_dim, ALIGN), aligned(value_dim, ALIGN)
-    sq_b, sq_h, sq_l = _aligned_rows(sq_b, sq_h, sq_l, ALIGN)
-    sk_b, sk_h, sk_l = _aligned_rows(sk_b, sk_h, sk_l, ALIGN)
-    sv_b, sv_h, sv_l = _aligned_rows(sv_b, sv_h, sv_l, ALIGN)
-    first = tl.program_id(0) * GROUP
-    start_m = tl.program_id(1) * BLOCK_M
+    sk_l, sv_l = aligned(sk_l, ALIGN), aligned(sv_l, ALIGN)
+    _, pair_r, _, _, rm, row_ok, pair_c, q, valid, keys_c, K_, V_ = _query_tile(
+        Q, K, V, LENGTH, pairs, heads, kv_group, seq_q, seq_k, head_dim, sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sv_b,
+        sv_h, HAS_LENGTH, UPCAST, ALIGN, BLOCK_D, BLOCK_M, BLOCK_N, GROUP)
     split = tl.program_id(2)
-    pair_r, b_r, h_r, rm, row_ok = _tile_rows(first, start_m, pairs, heads, seq_q, GROUP, BLOCK_M)
-    pair_c, b_c, h_c, _, _ = _tile_rows(first, 0, pairs, heads, seq_k, GROUP, BLOCK_N)
-    rd = tl.arange(0, BLOCK_D)
     rv = tl.arange(0, BLOCK_DV)
     ACC = tl.float64 if PARTIAL.dtype.element_ty == tl.float64 else tl.float32
-    q = _operand(_rows_of(Q, b_r, h_r, rm, row_ok, rd, head_dim, sq_b, sq_h, sq_l, sq_d), UPCAST)
-    _, valid = _keys_seen(LENGTH, b_r, pair_r, pairs, seq_k, HAS_LENGTH)
-    keys_c, _ = _keys_seen(LENGTH, b_c, pair_c, pairs, seq_k, HAS_LENGTH)
-    K_ = K + b_c * sk_b + (h_c // kv_group) * sk_h
-    V_ = V + b_c * sv_b + (h_c // kv_group) * sv_h
     m_i = tl.full((GROUP * BLOCK_M,), float("-inf"), ACC)
     l_i = tl.zeros((GROUP * BLOCK_M,), ACC)
     acc = tl.zeros((GROUP * BLOCK_M, BLOCK_DV), ACC)

@@ -18,8 +18,6 @@ Run: python perf/bench_decode.py [--dtypes bfloat16,float16] [--shapes 1x1024,32
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -136,13 +134,8 @@ def row(state: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtypes", default="bfloat16" if ON_GPU else "float32")
-    parser.add_argument("--shapes", default="1x1024,32x1024,8x8192" if ON_GPU else "2x12",
-                        help="batch x context (the keys the new token attends to), comma-separated")
-    model_arguments(parser)
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
-    args = parser.parse_args()
+    args = model_arguments(__doc__, "1x1024,32x1024,8x8192" if ON_GPU else "2x12",
+                           "batch x context (the keys the new token attends to), comma-separated")
     notes = ("One decoding step (batch texts, one new token each, attending to `context` cached keys). `vs` columns "
              "are tritonsym's speed-up (its step replayed as one CUDA graph on a GPU; above 1: faster) over PyTorch "
              "with a static cache, eager, captured as a CUDA graph and under torch.compile(mode='max-autotune'); "

@@ -203,8 +203,13 @@ def add_compile(state: dict) -> None:
         state["t"]["compile"] = time_ms(optimizer_step(compiled_loss, opt))
 
 
-def model_arguments(parser) -> None:
-    """The model's flags (``model_config`` reads them), shared with perf/bench_decode.py."""
+def model_arguments(doc: str, shapes: str, shapes_help: str) -> argparse.Namespace:
+    """The command line of a benchmark of this model (shared with perf/bench_decode.py): the
+    dtypes, the shapes (``shapes`` by default) and the model's flags (``model_config``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--dtypes", default="bfloat16" if ON_GPU else "float32")
+    parser.add_argument("--shapes", default=shapes, help=shapes_help)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
     parser.add_argument("--width", type=int, default=512 if ON_GPU else 32)
     parser.add_argument("--heads", type=int, default=8 if ON_GPU else 2)
     parser.add_argument("--kv-heads", type=int, help="key and value heads (grouped-query attention; default: heads)")
@@ -216,6 +221,7 @@ def model_arguments(parser) -> None:
     parser.add_argument("--window", type=int, help="a sliding window of N keys (Mistral's); torch's twin masks")
     parser.add_argument("--layers", type=int, default=4 if ON_GPU else 1)
     parser.add_argument("--vocab", type=int, default=4096 if ON_GPU else 11)
+    return parser.parse_args()
 
 
 def model_config(args, seq: int, dtype: str) -> transformer.Config:
@@ -249,12 +255,7 @@ def row(state: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtypes", default="bfloat16" if ON_GPU else "float32")
-    parser.add_argument("--shapes", default="8x1024,32x256" if ON_GPU else "4x16", help="batch x seq, comma-separated")
-    model_arguments(parser)
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of autotuning)")
-    args = parser.parse_args()
+    args = model_arguments(__doc__, "8x1024,32x256" if ON_GPU else "4x16", "batch x seq, comma-separated")
     notes = ("`vs` columns are tritonsym's speed-up (its step replayed as one CUDA graph on a GPU; above 1: faster) "
              "over PyTorch eager, torch.compile(mode='max-autotune') and the torch step captured as a CUDA graph; "
              "`vs best` against the fastest of them. "
