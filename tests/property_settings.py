@@ -6,7 +6,10 @@ each property test is reported as skipped and every other test of its file still
 instead of the whole file failing to import ("0 tests run").
 
 ``TRITONSYM_PROPERTY_SCALE=20`` multiplies every count (a longer bug hunt than CI's); the
-default keeps the suite's time.
+default keeps the suite's time. The examples are the same every run (hypothesis's
+``derandomize``: a seed from each test's name), so the suite passes or fails the same way on
+every clone; ``TRITONSYM_PROPERTY_RANDOM=1`` draws new ones each run, for a bug hunt (a failure
+prints the ``@reproduce_failure`` that replays it).
 """
 
 import os
@@ -43,10 +46,12 @@ except ImportError:
         return lambda test: test
 
 SCALE = float(os.environ.get("TRITONSYM_PROPERTY_SCALE", "1"))
+RANDOM = os.environ.get("TRITONSYM_PROPERTY_RANDOM", "") == "1"
 
 
 def property_settings(max_examples: int, *health_checks) -> dict:
     """hypothesis ``settings`` keywords: ``max_examples`` times SCALE, no deadline (the
-    interpreter is slow), and the too_slow health check (plus any given) off."""
-    return dict(max_examples=max(1, round(max_examples * SCALE)), deadline=None,
+    interpreter is slow), the same examples every run unless RANDOM, and the too_slow health
+    check (plus any given) off."""
+    return dict(max_examples=max(1, round(max_examples * SCALE)), deadline=None, derandomize=not RANDOM,
                 suppress_health_check=[HealthCheck.too_slow, *health_checks])

@@ -13,7 +13,9 @@ must the outputs of the same network, saved to JSON and loaded, bound for infere
 
 Where MXNet and torch differ, the oracle follows tritonsym's documented MXNet semantics:
 tied maxima (minima) each take the whole gradient (``_MXNetExtremum``); the L2 norm of zeros
-has gradient 0 (``vector_norm``). ``TRITONSYM_PROPERTY_SCALE=40`` is a longer bug hunt.
+has gradient 0 (``vector_norm``). A max or min is drawn only of values with no ties in exact
+arithmetic (``Node.tied``): which of several equal values rounding leaves tied differs between
+the two sides. ``TRITONSYM_PROPERTY_SCALE=40 TRITONSYM_PROPERTY_RANDOM=1`` is a longer bug hunt.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ class Node:
     symbol: ts.sym.Symbol
     compute: Callable[[dict], torch.Tensor]  # the same value in torch, from the arguments by name
     shape: tuple
-    tied: bool = False  # may hold equal elements (relu's zeros, a broadcast): no elementwise max/min of it
+    # May hold elements equal in exact arithmetic (relu's zeros, a broadcast, a normalization over
+    # one element): no max/min of it, elementwise or reduced. Equal constants that attention
+    # then averages over different numbers of keys tie or not depending on each side's rounding,
+    # and MXNet gives every tied element the whole gradient: the two sides' gradients would differ.
+    tied: bool = False
 
 
 class _MXNetExtremum(torch.autograd.Function):
@@ -110,7 +116,8 @@ def _unary(net, x, i):
 def _softmax(net, x, i):
     axis, log = net.rng.randrange(-len(x.shape), len(x.shape)), net.rng.random() < 0.5
     y = (S.log_softmax if log else S.softmax)(x.symbol, axis=axis)
-    return Node(y, lambda env: (F.log_softmax if log else F.softmax)(x.compute(env), dim=axis), x.shape, x.tied)
+    return Node(y, lambda env: (F.log_softmax if log else F.softmax)(x.compute(env), dim=axis), x.shape,
+                x.tied or x.shape[axis] == 1)  # along one element: ones (zeros)
 
 
 def _transpose(net, x, i):
@@ -182,7 +189,7 @@ def _concat(net, x, i):
 
 
 def _reduce(net, x, i):
-    op, ndim = net.rng.choice(["sum", "mean", "max", "min", "norm"]), len(x.shape)
+    op, ndim = net.rng.choice(["sum", "mean", "norm"] + ([] if x.tied else ["max", "min"])), len(x.shape)
     axes = None if ndim == 1 and net.rng.random() < 0.5 else net.axes(ndim)
     keepdims = net.rng.random() < 0.5
     y = getattr(S, op)(x.symbol, keepdims=keepdims, **({} if axes is None else {"axis": axes}))
@@ -256,7 +263,13 @@ def _layer_norm(net, x, i):
         if rms:
             return F.rms_norm(t, t.shape[-1:], env[f"{name}_gamma"], eps=1e-5).movedim(-1, axis)
         return F.layer_norm(t, t.shape[-1:], env[f"{name}_gamma"], env[f"{name}_beta"], eps=1e-5).movedim(-1, axis)
-    return Node((S.RMSNorm if rms else S.LayerNorm)(x.symbol, axis=axis, name=name), compute, x.shape, x.tied)
+    return Node((S.RMSNorm if rms else S.LayerNorm)(x.symbol, axis=axis, name=name), compute, x.shape,
+                x.tied or x.shape[axis] == 1)  # over one element: beta (about gamma, for RMSNorm)
+
+
+def _one_per_channel(shape: tuple) -> bool:
+    """BatchNorm's training statistics over one element per channel: its output is beta."""
+    return int(np.prod(shape)) == shape[1]
 
 
 def _batch_norm(net, x, i):
@@ -273,7 +286,8 @@ def _batch_norm(net, x, i):
             mean, variance = env[f"{name}_moving_mean"].reshape(channel), env[f"{name}_moving_var"].reshape(channel)
         return (t - mean) / torch.sqrt(variance + 1e-3) * env[f"{name}_gamma"].reshape(channel) + \
             env[f"{name}_beta"].reshape(channel)
-    return Node(S.BatchNorm(x.symbol, fix_gamma=False, name=name), compute, x.shape, x.tied)
+    return Node(S.BatchNorm(x.symbol, fix_gamma=False, name=name), compute, x.shape,
+                x.tied or _one_per_channel(x.shape))
 
 
 def _prelu(net, x, i):
@@ -500,7 +514,7 @@ def _one_array_several_inputs(net, x, i):
         def compute(env):
             s = env[f"scale{i}"]
             return F.layer_norm(x.compute(env), x.shape[-1:], s, s, eps=1e-5)
-        return Node(S.LayerNorm(x.symbol, scale, scale), compute, x.shape, x.tied)
+        return Node(S.LayerNorm(x.symbol, scale, scale), compute, x.shape, x.tied or x.shape[-1] == 1)
     if kind == "batch_norm" and ndim >= 2:
         scale, name, channel = S.Variable(f"scale{i}"), f"bn{i}", (1, -1) + (1,) * (ndim - 2)
         net.shapes[f"scale{i}"] = x.shape[1:2]
@@ -513,7 +527,8 @@ def _one_array_several_inputs(net, x, i):
             else:
                 mean, variance = env[f"{name}_moving_mean"].reshape(channel), env[f"{name}_moving_var"].reshape(channel)
             return (t - mean) / torch.sqrt(variance + 1e-3) * s + s
-        return Node(S.BatchNorm(x.symbol, scale, scale, fix_gamma=False, name=name), compute, x.shape, x.tied)
+        return Node(S.BatchNorm(x.symbol, scale, scale, fix_gamma=False, name=name), compute, x.shape,
+                    x.tied or _one_per_channel(x.shape))
     return None
 
 

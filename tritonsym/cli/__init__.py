@@ -1,14 +1,14 @@
-"""The ``tritonsym`` command: ``tritonsym train`` (the main job), ``tritonsym summary net.json``,
-``tritonsym --help``."""
+"""The ``tritonsym`` command: ``tritonsym train`` (the main job), ``tritonsym sample MODEL``
+(writing with a saved transformer), ``tritonsym summary net.json``, ``tritonsym --help``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import summary, train
+from . import sample, summary, train
 
-COMMANDS = {"train": train, "summary": summary}
+COMMANDS = {"train": train, "sample": sample, "summary": summary}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Options ``tritonsym train`` reads the same way for every model: the device and the loss scale."""
+"""Options the commands read the same way for every model: the device and the loss scale."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def loss_scale(option: str | None, dtype: str):
     return scale
 
 
-def context_from(name: str):
+def context_from(name: str, command: str = "train"):
+    """``--device``: auto (a GPU where there is one), cpu, gpu or gpu:N."""
     from .. import context
 
     if name == "auto":
@@ -32,6 +33,6 @@ def context_from(name: str):
     if name.startswith("gpu"):
         index = name.partition(":")[2]
         if index and not index.isdigit():
-            raise TritonSymError(f"train: --device {name!r}: expected gpu or gpu:N")
+            raise TritonSymError(f"{command}: --device {name!r}: expected gpu or gpu:N")
         return context.gpu(int(index or 0))
-    raise TritonSymError(f"train: --device {name!r}: expected auto, cpu, gpu or gpu:N")
+    raise TritonSymError(f"{command}: --device {name!r}: expected auto, cpu, gpu or gpu:N")

@@ -81,19 +81,24 @@ def _positive_ints(flag: str, text: str) -> list[int]:
     return values
 
 
+def saved_path(prefix: str) -> str:
+    """The file ``--save PREFIX`` writes the transformer to."""
+    return f"{prefix}-transformer.safetensors"
+
+
 def run(args, log, ctx, kv) -> int:
     import tritonsym as ts
 
-    from ..models import sequences, transformer
+    from ..models import saved, sequences, transformer
 
     start = time.perf_counter()
     defaults = TEXT_DEFAULTS if args.text else TASK_DEFAULTS
     epochs, batch = _given(args.epochs, defaults["epochs"]), _given(args.batch_size, defaults["batch_size"])
     optimizer = args.optimizer or "adam"
     lr = args.lr if args.lr is not None else (0.1 if optimizer == "sgd" else defaults["lr"])
-    if args.save or args.resume or kv.num_workers > 1:
-        raise TritonSymError("train: --save, --resume and --kvstore dist_sync are for --model mlp; the transformer "
-                             "job trains in one process and keeps nothing")
+    if args.resume or kv.num_workers > 1:
+        raise TritonSymError("train: --resume and --kvstore dist_sync are for --model mlp; the transformer job trains "
+                             "in one process (--save keeps its model to write with: tritonsym sample)")
     if args.prompt is not None and not args.prompt:  # said before training, not after it
         raise TritonSymError("train: --prompt '': a continuation needs at least one character to start from")
     try:  # the sampling settings too
@@ -150,6 +155,12 @@ def run(args, log, ctx, kv) -> int:
     metric = ts.metric.CompositeEvalMetric([sequences.ScoredAccuracy(), ts.metric.Perplexity(ignore_label=-1)])
     fit = dict(eval_metric=metric, optimizer=optimizer, optimizer_params=params, initializer=ts.init.Xavier(),
                num_epoch=epochs)
+    if args.save:  # the model after each epoch, one file overwritten (atomically): what tritonsym sample reads
+        path = saved_path(args.save)
+        tokens = saved.Tokens(characters=tuple(text.chars)) if args.text else saved.Tokens(task=args.task)
+        fit["epoch_end_callback"] = lambda epoch, symbol, arg_params, aux_params: saved.save(path, cfg, arg_params,
+                                                                                            tokens)
+        log.info("saving: %s after each epoch (then: tritonsym sample %s --prompt ...)", path, path)
     if args.text:
         _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph)
     else:
@@ -182,8 +193,8 @@ def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
     x = rng.integers(0, sequences.DIGITS, (sampler.rows, lengths[-1]))
     written = sampler.continue_(np.concatenate([x, np.full((sampler.rows, 1), sequences.SEP)], 1), lengths[-1])
     for row in range(min(3, sampler.rows)):
-        log.info("  %s -> %s (expected %s)", "".join(map(str, x[row])), "".join(map(str, written[row])),
-                 "".join(map(str, sequences.answer(args.task, x[row:row + 1])[0])))
+        log.info("  %s -> %s (expected %s)", sequences.digits_text(x[row]), sequences.digits_text(written[row]),
+                 sequences.digits_text(sequences.answer(args.task, x[row:row + 1])[0]))
 
 
 def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:

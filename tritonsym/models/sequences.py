@@ -37,6 +37,11 @@ def answer(task: str, x: np.ndarray) -> np.ndarray:
     raise ParamError(f"sequence task {task!r} is not one of {', '.join(TASKS)}")
 
 
+def digits_text(tokens) -> str:
+    """A digits task's tokens as text: the digits, the separator as ``|``."""
+    return "".join("|" if int(k) == SEP else str(int(k)) for k in tokens)
+
+
 def task_examples(task: str, count: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` examples of questions of ``n`` digits: inputs (count, 2n) — question, SEP,
     answer less its last token — and labels (count, 2n), the next token at each answer
@@ -229,19 +234,46 @@ class Sampler:
                 executor.arg_dict[name][...] = value
         return executor
 
-    def probabilities(self, tokens: np.ndarray) -> np.ndarray:
-        """(rows, vocab): each row's next-token distribution after ``tokens`` (rows, t), the
-        last ``max_len`` of them, read at once by the whole network (no cache)."""
+    def probabilities(self, tokens) -> np.ndarray:
+        """(rows, vocab): each row's next-token distribution after its tokens, the last
+        ``max_len`` of them, read at once by the whole network (no cache). ``tokens``: an
+        array (rows, t), or one sequence a row, of lengths of their own."""
+        texts = self._texts(tokens, "probabilities")
         if self._full_executor is None:
             shape = (self.rows, self.cfg.max_len)
             self._full_executor = self._bound(decoder(self.cfg.max_len, self.cfg), data=shape, softmax_label=shape)
             self._full_data = torch.zeros(shape, dtype=torch.float32)
-        tokens = np.asarray(tokens)[:, -self.cfg.max_len:]
-        t = tokens.shape[1]
-        self._full_data.zero_()
-        self._full_data[:, :t] = torch.from_numpy(tokens.astype(np.float32))
+        self._full_data.zero_()  # padding after a shorter text: causal attention never lets its end see it
+        ends = []
+        for row, text in enumerate(texts):
+            text = text[-self.cfg.max_len:]
+            self._full_data[row, :len(text)] = torch.from_numpy(text.astype(np.float32))
+            ends.append(len(text) - 1)
         self._full_executor.forward(is_train=False, data=self._full_data)
-        return self._full_executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+        out = self._full_executor.outputs[0][torch.arange(self.rows), torch.tensor(ends)]
+        return out.to(torch.float64).cpu().numpy()
+
+    def _texts(self, tokens, what: str) -> list[np.ndarray]:
+        """``tokens`` as ``rows`` sequences of whole numbers in ``[0, vocab)``, each at least
+        one long; refused, naming the row and the token, otherwise (an index outside the table
+        would give that row NaN, and its argmax token 0, without an error)."""
+        wanted = (f"Sampler.{what}: tokens must be {self.rows} rows of at least one token each (an array "
+                  f"({self.rows}, t), or one sequence a row)")
+        if isinstance(tokens, (np.ndarray, torch.Tensor)) and tokens.ndim != 2:
+            raise ParamError(f"{wanted}, got an array of shape {tuple(tokens.shape)}")
+        try:
+            texts = [np.asarray(row, dtype=np.float64) for row in tokens]
+        except (TypeError, ValueError) as e:
+            raise ParamError(f"{wanted}: {e}") from None
+        if len(texts) != self.rows or any(t.ndim != 1 or t.size < 1 for t in texts):
+            raise ParamError(f"{wanted}, got {len(texts)} rows of shapes {[t.shape for t in texts]}")
+        for row, text in enumerate(texts):
+            bad = ~((text >= 0) & (text < self.cfg.vocab) & (text == np.floor(text)))  # NaN too
+            if bad.any():
+                at = int(bad.argmax())
+                raise ParamError(f"Sampler.{what}: row {row} holds token {float(text[at]):g} at {at}, not a whole "
+                                 f"number in [0, vocab={self.cfg.vocab})")
+        return [t.astype(np.int64) for t in texts]
 
     def reset(self) -> None:
         """Start new texts: ``read`` then reads from position 0."""
@@ -256,55 +288,78 @@ class Sampler:
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or tokens.shape[0] != self.rows or tokens.shape[1] < 1:
             raise ParamError(f"Sampler.read: tokens must be ({self.rows}, t >= 1), got shape {tokens.shape}")
+        tokens = np.stack(self._texts(tokens, "read"))
         end = self.read_count + tokens.shape[1]
         if self.cfg.positions == "learned" and end > self.cfg.max_len:
             raise ParamError(f"Sampler.read: {end} tokens are past max_len={self.cfg.max_len}, the learned position "
                              "table's end; use probabilities(), which reads the last max_len")
         if self.read_count == 0:
             first = min(tokens.shape[1], self.cache_len)
-            p = self._prefill(tokens[:, :first])
+            p = self._prefill(list(tokens[:, :first]))
             self.read_count, tokens = first, tokens[:, first:]
         for column in tokens.T:
-            p = self._step(column, self.read_count)
+            p = self._step(column, np.full(self.rows, self.read_count))
             self.read_count += 1
         return p
 
-    def _prefill(self, tokens: np.ndarray) -> np.ndarray:
-        """A text's first ``tokens`` (rows, t <= cache_len), read at once."""
-        t = tokens.shape[1]
+    def _prefill(self, texts: list[np.ndarray]) -> np.ndarray:
+        """Each text's first tokens (up to ``cache_len``, lengths of their own) read at once:
+        (rows, vocab), each row's distribution after the last of its tokens."""
         self._prompt.zero_()  # padding: its keys are written over before any step reads them
-        self._prompt[:, :t] = torch.from_numpy(tokens.astype(np.float32))
+        ends = []
+        for row, text in enumerate(texts):
+            first = text[:self.cache_len]
+            self._prompt[row, :len(first)] = torch.from_numpy(first.astype(np.float32))
+            ends.append(len(first) - 1)
         self._position.zero_()
         self.prefill_executor.forward(is_train=False, data=self._prompt, position=self._position)
-        return self.prefill_executor.outputs[0][:, t - 1].to(torch.float64).cpu().numpy()
+        out = self.prefill_executor.outputs[0][torch.arange(self.rows), torch.tensor(ends)]
+        return out.to(torch.float64).cpu().numpy()
 
-    def _step(self, token: np.ndarray, position: int) -> np.ndarray:
-        """Each row's ``token`` read at ``position`` (its key and value cached)."""
-        self._token[:, 0] = torch.from_numpy(token.astype(np.float32))
-        self._position.fill_(position)
+    def _step(self, tokens: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Each row's token read at that row's position (its key and value cached)."""
+        self._token[:, 0] = torch.from_numpy(tokens.astype(np.float32))
+        self._position.copy_(torch.from_numpy(positions.astype(np.float32)))
         self.step_executor.forward(is_train=False, data=self._token, position=self._position)
         return self.step_executor.outputs[0][:, 0].to(torch.float64).cpu().numpy()
 
-    def continue_(self, prompt: np.ndarray, steps: int, temperature: float = 0.0,
-                  rng: np.random.Generator | None = None, top_k: int | None = None,
-                  top_p: float | None = None) -> np.ndarray:
-        """``steps`` more tokens after each row of ``prompt`` (rows, t): the most probable one
+    def continue_(self, prompt, steps: int, temperature: float = 0.0, rng: np.random.Generator | None = None,
+                  top_k: int | None = None, top_p: float | None = None) -> np.ndarray:
+        """(rows, steps): ``steps`` more tokens after each row's prompt, the most probable one
         (``temperature`` 0) or drawn from the distribution sharpened (< 1) or flattened (> 1),
         cut to its ``top_k`` most probable tokens and to the fewest whose probabilities add up
-        to ``top_p`` (nucleus sampling) first (``next_tokens``)."""
-        tokens = np.asarray(prompt, dtype=np.int64)
-        if tokens.ndim != 2 or tokens.shape[0] != self.rows or tokens.shape[1] < 1:
-            raise ParamError(f"Sampler: prompt must be ({self.rows}, t >= 1) tokens, got shape {tokens.shape}")
+        to ``top_p`` (nucleus sampling) first (``next_tokens``).
+
+        ``prompt``: an array (rows, t), or one sequence a row, of lengths of their own. The
+        prompts are read at once (a shorter one padded), then every row goes on one token a
+        step at its own position: a row still reading its prompt reads its next token, a row
+        done reads its last again (its cache unchanged). Greedily, a row writes what it would
+        alone. Each call starts new texts (``reset``)."""
+        texts = [list(text) for text in self._texts(prompt, "continue_")]
         check_sampling("Sampler", temperature, top_k, top_p)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ParamError(f"Sampler.continue_: steps {steps!r} must be a whole number of tokens, at least 0")
         rng = rng or np.random.default_rng(0)
+        wanted = np.array([len(text) + steps for text in texts])
+        read = np.zeros(self.rows, dtype=np.int64)  # each text's tokens whose keys and values are cached
         self.reset()
-        for _ in range(steps):
-            if self.cfg.positions == "learned" and tokens.shape[1] > self.cfg.max_len:
-                p = self.probabilities(tokens)  # past the position table: the window slides
+        while True:
+            lengths = np.array([len(text) for text in texts])
+            if (lengths == wanted).all():
+                break
+            if self.cfg.positions == "learned" and lengths.max() > self.cfg.max_len:
+                p, read = self.probabilities(texts), lengths  # past the position table: the window slides
+            elif not read.any():
+                p, read = self._prefill([np.array(text) for text in texts]), np.minimum(lengths, self.cache_len)
             else:
-                p = self.read(tokens[:, self.read_count:])
-            tokens = np.concatenate([tokens, next_tokens(p, temperature, rng, top_k, top_p)[:, None]], axis=1)
-        return tokens[:, -steps:] if steps else tokens[:, :0]
+                at = np.minimum(read, lengths - 1)
+                p, read = self._step(np.array([text[i] for text, i in zip(texts, at)]), at), at + 1
+            drawing = (read == lengths) & (lengths < wanted)  # rows past their prompt, not yet done
+            if drawing.any():
+                for row, token in zip(np.flatnonzero(drawing), next_tokens(p[drawing], temperature, rng, top_k, top_p)):
+                    texts[row].append(int(token))
+        self.reset()
+        return np.array([text[len(text) - steps:] for text in texts], dtype=np.int64).reshape(self.rows, steps)
 
 
 def check_sampling(what: str, temperature: float, top_k: int | None, top_p: float | None,
