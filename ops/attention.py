@@ -5,7 +5,10 @@ strides, per (batch, head). The mask hides keys at or past a sequence's ``valid_
 when ``causal``, key ``j`` from query ``i < j`` (top-left aligned, as
 ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``); a causal ``window``
 also hides keys ``j <= i - window`` (a sliding window: only the key blocks inside it are
-visited, every one masked, in all three directions).
+visited, every one masked, in all three directions). Through a window, a query ``window``
+or more past its sequence's length (or the last key) sees no key: its output row is 0 and
+its log-sum-exp -inf, and it adds nothing to any gradient (FlashAttention's rows with no
+key, and tritonsym's softmax of a row of nothing but -inf).
 
 Forward: one program owns a block of query rows and streams over blocks of keys with an
 online softmax (running row maximum ``m`` and sum ``l``, the accumulator rescaled when the
@@ -323,7 +326,7 @@ def _attention_forward_kernel(
                                                      keys_c, head_dim, value_dim, sk_l, sk_d, sv_l, sv_d, scale_hi,
                                                      scale_lo, window, True, False, GROUP, PRECISION, UPCAST, BLOCK_D,
                                                      BLOCK_DV, BLOCK_N)
-    out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]  # l is 0 only on rows of no sequence
+    out = acc / tl.where(l_i == 0, 1.0, l_i)[:, None]  # l is 0 only on rows that saw no key: 0
     out = _nan_unless(out, valid, hits, HAS_LENGTH)
     store(OUT, b_r[:, None] * so_b + h_r[:, None] * so_h + rm[:, None].to(tl.int64) * so_l + rv[None, :] * so_d, out,
           row_ok[:, None] & (rv < value_dim)[None, :])
@@ -721,21 +724,15 @@ def _check(fn: str, q, k, v, length, precision: str, enable_gqa: bool):
     return batch, heads, seq_q, seq_k, head_dim, value_dim
 
 
-def _check_window(fn: str, window: int | None, causal: bool, seq_q: int, seq_k: int, length) -> int:
-    """The kernels' ``window`` (0: none) after checking that every query row sees a key."""
+def _check_window(fn: str, window: int | None, causal: bool) -> int:
+    """The kernels' ``window`` (0: none). A query may then see no key (``window`` or more
+    past its sequence's length or the last key): its row is 0, as the module says."""
     if window is None:
         return 0
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise KernelArgumentError(f"{fn}: window={window!r} must be a positive number of keys")
     if not causal:
         raise KernelArgumentError(f"{fn}: window={window} is a causal sliding window: it needs causal=True")
-    # Query i sees keys i - window + 1 .. i: key i must exist, and a length could hide it.
-    if seq_q > seq_k:
-        raise KernelArgumentError(f"{fn}: window={window} with {seq_q} queries and {seq_k} keys: queries past the "
-                                  "last key would see no key through the window")
-    if length is not None:
-        raise KernelArgumentError(f"{fn}: window={window} with valid_length: a query past its sequence's length "
-                                  "could see no key through the window; not supported")
     return window
 
 
@@ -773,7 +770,7 @@ def plan_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ou
     split across programs, into ``scratch`` (``split_scratch_shapes``; allocated if None)."""
     fn = "attention"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
-    window = _check_window(fn, window, causal, seq_q, seq_k, valid_length)
+    window = _check_window(fn, window, causal)
     out = prepare_out(fn, "out", out, (batch, heads, seq_q, value_dim), q.dtype, q.device)
     check_writable(fn, "out", out)
     if lse is not None:
@@ -891,7 +888,7 @@ def plan_attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Te
     ``window``: the forward's sliding window."""
     fn = "attention_backward"
     batch, heads, seq_q, seq_k, head_dim, value_dim = _check(fn, q, k, v, valid_length, precision, enable_gqa)
-    window = _check_window(fn, window, causal, seq_q, seq_k, valid_length)
+    window = _check_window(fn, window, causal)
     kv_group = query_heads_per_key(q, k)
     dv_into_dk, queries_first = _shared_gradients(fn, (grad_q, grad_k, grad_v), accumulate)
     for name, t, like in (("grad_out", grad_out, out), ("out", out, out), ("grad_q", grad_q, q), ("grad_k", grad_k, k),

@@ -684,3 +684,8 @@ _attention_case("attention_multi_query_causal_valid_length", (2, 3, 6, 5), (2, 1
 _attention_case("attention_sliding_window", (2, 2, 9, 5), (2, 2, 9, 5), (2, 2, 9, 4), causal=True, window=3)
 _attention_case("attention_sliding_window_grouped", (1, 4, 7, 6), (1, 2, 11, 6), (1, 2, 11, 6), causal=True,
                 scale=0.4, gqa=True, window=2)
+# through a window with lengths, and with more queries than keys: queries that see no key (0, no gradient)
+_attention_case("attention_sliding_window_valid_length", (3, 2, 9, 4), (3, 2, 9, 4), (3, 2, 9, 5), causal=True,
+                lengths=True, window=2)
+_attention_case("attention_sliding_window_past_the_keys", (1, 2, 10, 4), (1, 1, 6, 4), (1, 1, 6, 3), causal=True,
+                gqa=True, window=3)

@@ -407,11 +407,13 @@ def _kept_sum(c, x, keep, over):
 
 
 def attention_probabilities(q, k, causal=False, scale=None, lengths=None, window=None):
-    """softmax(q k^T * scale) over the keys each query sees, 0 at the others."""
+    """softmax(q k^T * scale) over the keys each query sees, 0 at the others (all 0 for a
+    query that sees no key through a window)."""
     s, keep, _ = _attention_pairs(q, k, causal, scale, lengths, window)
     s = np.where(keep, s, -np.inf)
-    p = np.where(keep, np.exp(s - s.max(-1, keepdims=True)), 0.0)
-    return p / p.sum(-1, keepdims=True), keep
+    sees = keep.any(-1, keepdims=True)
+    p = np.where(keep, np.exp(s - np.where(sees, s.max(-1, keepdims=True), 0.0)), 0.0)
+    return p / np.where(sees, p.sum(-1, keepdims=True), 1.0), keep
 
 
 def attention(q, k, v, causal=False, scale=None, lengths=None, window=None):

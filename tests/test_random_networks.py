@@ -351,15 +351,23 @@ def _attention(net, x, i):
         net.rng.random() < 0.5
     window = net.rng.choice([None, 1, 2]) if causal else None  # a sliding window of 1 or 2 keys
     heads = [S.expand_dims(n.symbol, axis=1) for n in (x, key, value)]  # (batch, 1 head, seq, head_dim)
-    y = S.squeeze(S.ScaledDotProductAttention(*heads, causal=causal, window=window), axis=1)
+    length = f"length{i}" if window is not None and net.rng.random() < 0.5 else None
+    if length:  # through a window, the queries past a length by the window see no key: 0
+        net.shapes[length], net.integers[length] = (x.shape[0],), (1, x.shape[1])
+        heads.append(S.Variable(length))
+    y = S.squeeze(S.ScaledDotProductAttention(*heads, causal=causal, window=window, use_length=bool(length)), axis=1)
 
     def compute(env):
         q, k, v = (n.compute(env).unsqueeze(1) for n in (x, key, value))
         if window is None:
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal).squeeze(1)
         i, j = torch.arange(q.shape[2])[:, None], torch.arange(k.shape[2])[None, :]
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=(j <= i) & (j > i - window)).squeeze(1)
-    return Node(y, compute, x.shape, x.tied)
+        mask = ((j <= i) & (j > i - window)).expand(q.shape[0], 1, -1, -1)
+        if length:
+            mask = mask & (j < env[length].long().reshape(-1, 1, 1, 1))
+        empty = ~mask.any(-1, keepdim=True)
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=mask | empty) * ~empty).squeeze(1)
+    return Node(y, compute, x.shape, x.tied or bool(length))  # rows of 0
 
 
 def _grouped_attention(net, x, i):

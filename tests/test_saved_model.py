@@ -131,6 +131,16 @@ def test_sample_refuses_what_is_not_a_saved_model(tmp_path, capsys):
     assert "a model of the sort task reads digits 0-9" in capsys.readouterr().err
 
 
+def test_a_model_whose_weights_are_not_finite_writes_nothing(tmp_path, capsys):
+    cfg = transformer.Config(vocab=sequences.TASK_VOCAB, max_len=8, width=8, heads=2, layers=1)
+    params = _random_params(cfg)
+    params["lm_head_bias"][3] = float("nan")  # a diverged run's weights: every distribution NaN
+    path = str(tmp_path / "diverged-transformer.safetensors")
+    saved.save(path, cfg, params, saved.Tokens(task="sort"))
+    assert main(["sample", path, "--prompt", "31"]) == 1
+    assert "row 0's next-token distribution holds 11 NaN/inf of 11" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # 12 s of training
 def test_a_trained_text_model_writes_the_same_after_it_is_saved(tmp_path, capsys):
     poem = tmp_path / "poem.txt"

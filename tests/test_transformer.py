@@ -213,6 +213,13 @@ def test_top_k_and_top_p_draw_only_from_the_tokens_they_keep():
         sequences.check_sampling("Sampler", 1.0, None, 0)
 
 
+def test_a_distribution_that_is_not_finite_is_refused_not_read_as_token_0():
+    p = np.array([[0.2, 0.8, 0.0], [np.nan, 0.5, 0.5]])
+    for temperature in (0.0, 1.0):
+        with pytest.raises(ts.base.ExecutionError, match="row 1's next-token distribution holds 1 NaN/inf of 3"):
+            sequences.next_tokens(p, temperature, np.random.default_rng(0))
+
+
 def test_decoding_with_the_keys_split_across_programs_equals_the_training_network(monkeypatch, rng):
     """As a GPU decodes (the interpreter's thresholds lowered): every step's attention over
     the cache split, two key blocks of 16 in two programs, the splits then added."""

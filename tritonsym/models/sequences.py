@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..base import ParamError
+from ..base import ExecutionError, ParamError
 from ..io.ndarray_iter import DataBatch, DataDesc, DataIter
 from ..metric.base import EvalMetric
 from .transformer import IGNORE, Config, cache_length, decoder, decoder_step
@@ -378,7 +378,14 @@ def next_tokens(p: np.ndarray, temperature: float, rng: np.random.Generator, top
     """One token per row of ``p`` (rows, vocab), each row a distribution: its most probable
     (``temperature`` 0; the first of equals), else drawn from ``p ** (1 / temperature)``
     renormalised, kept to its ``top_k`` most probable tokens and then to the fewest most
-    probable whose share reaches ``top_p`` (at least one), as Hugging Face's samplers cut."""
+    probable whose share reaches ``top_p`` (at least one), as Hugging Face's samplers cut.
+    A row holding NaN or inf is refused: its argmax would be token 0, written as if predicted."""
+    finite = np.isfinite(p).all(-1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        count = int((~np.isfinite(p[row])).sum())
+        raise ExecutionError(f"next_tokens: row {row}'s next-token distribution holds {count} NaN/inf of "
+                             f"{p.shape[-1]}: the network's outputs are not finite (its parameters, or what it read)")
     if temperature == 0:
         return p.argmax(-1)
     logits = np.log(np.maximum(p, 1e-30)) / temperature

@@ -11,7 +11,9 @@ lets key and value have fewer heads, kv_heads dividing heads: query head ``h`` r
 value head ``h // (heads // kv_heads)``; the backward sums each group's shares of dK and dV
 (scratch of the query heads' size during the step). ``window`` (with ``causal``; Mistral's
 sliding window) lets query ``i`` see only keys ``i - window + 1 .. i``: the kernels visit
-only the key blocks inside it, so the cost grows with ``seq * window``, not ``seq**2``.
+only the key blocks inside it, so the cost grows with ``seq * window``, not ``seq**2``. A
+query that sees no key through the window (``window`` or more past its sequence's length,
+or past the last key) outputs 0 and passes no gradient.
 
 FlashAttention-2 kernels (``ops/attention.py``): the training forward keeps one
 log-sum-exp per query row for backward (``saved_for_backward``), so the memory of an
@@ -41,9 +43,6 @@ def _agree(what: str, dims: list[tuple[str, int]]) -> int:
 def _infer_shape(p, in_shapes, out_shapes):
     if p["window"] is not None and not p["causal"]:
         raise ShapeMismatch(f"window={p['window']} is a causal sliding window: it needs causal=True")
-    if p["window"] is not None and p["use_length"]:
-        raise ShapeMismatch(f"window={p['window']} with use_length: a query past its sequence's length could see "
-                            "no key through the window; not supported")
     shapes = {name: in_shapes[k] for k, name in enumerate(_NAMES)}
     shapes["output"] = out_shapes[0]
     for name, shape in shapes.items():
@@ -61,9 +60,6 @@ def _infer_shape(p, in_shapes, out_shapes):
         heads = kv_heads = _agree("the number of heads", [(n, d[1]) for n, d in dims.items()])
     seq_q = _agree("the query length", [("query", dims["query"][2]), ("output", dims["output"][2])])
     seq_k = _agree("the key length", [("key", dims["key"][2]), ("value", dims["value"][2])])
-    if p["window"] is not None and seq_q and seq_k and seq_q > seq_k:
-        raise ShapeMismatch(f"window={p['window']} with {seq_q} queries and {seq_k} keys: queries past the last key "
-                            "would see no key through the window")
     head_dim = _agree("head_dim", [("query", dims["query"][3]), ("key", dims["key"][3])])
     value_dim = _agree("value_dim", [("value", dims["value"][3]), ("output", dims["output"][3])])
 
