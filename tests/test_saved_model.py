@@ -63,6 +63,11 @@ def test_damaged_foreign_and_mismatched_files_are_refused(text_model, tmp_path):
     with pytest.raises(ts.base.FormatError, match=r"token_embed_weight: stored shape \(11, 4\), the network has "
                                                   r"\(11, 8\)"):
         saved.load(wrong)
+    digits = str(tmp_path / "digits.safetensors")  # a model of 5 tokens called a digits model
+    five = transformer.Config(vocab=5, max_len=8, width=8, heads=2, layers=1)
+    saved.save(digits, five, _random_params(five), saved.Tokens(task="sort"))
+    with pytest.raises(ts.base.FormatError, match="a model of the task 'sort' with a vocabulary of 5 .* 11 tokens"):
+        saved.load(digits)
     unreadable = str(tmp_path / "unreadable.safetensors")
     ts.model.save_tensors(unreadable, _random_params(cfg), {"format": saved.FORMAT, "config": "{\"vocab\": 11}"})
     with pytest.raises(ts.base.FormatError, match="its configuration or tokens cannot be read"):

@@ -28,6 +28,7 @@ import torch
 
 from .. import model
 from ..base import FormatError, ParamError, dtype_name
+from .sequences import TASK_VOCAB, TASKS
 from .transformer import Config, decoder
 
 FORMAT = "tritonsym-transformer"
@@ -86,6 +87,9 @@ def load(path: str) -> SavedModel:
         raise FormatError(f"{path}: its configuration or tokens cannot be read: {e}") from None
     if tokens.characters is not None and len(tokens.characters) != cfg.vocab:
         raise FormatError(f"{path}: {len(tokens.characters)} characters for a vocabulary of {cfg.vocab}")
+    if tokens.task is not None and (tokens.task not in TASKS or cfg.vocab != TASK_VOCAB):
+        raise FormatError(f"{path}: a model of the task {tokens.task!r} with a vocabulary of {cfg.vocab} (the tasks: "
+                          f"{', '.join(TASKS)}, {TASK_VOCAB} tokens: the digits and the separator)")
     problems = model.describe_mismatch(tensors, expected_params(cfg))
     extra = sorted(set(tensors) - set(expected_params(cfg)))
     if problems or extra:
