@@ -109,6 +109,17 @@ def test_a_digits_model_answers_each_question_at_its_own_length(tmp_path, capsys
     assert lines[0] == "312 -> " + sequences.digits_text(want)
 
 
+def test_summary_shows_a_saved_transformers_network(text_model, capsys):
+    path, cfg = text_model
+    assert main(["summary", path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: a transformer of 1 blocks, width 8, 2 heads (1 for keys and values), rms norm, "
+                          "gelu MLP, rotary positions, vocabulary 11 (characters), up to 8 tokens, float64")
+    total = sum(torch.Size(shape).numel() for shape, _ in saved.expected_params(cfg).values())
+    assert f"Total params: {total}" in out
+    assert re.search(r"block0_att_attention \(ScaledDotProductAttention\)\s*\(1, 2, 8, 4\)", out)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--prompt", "the cxt"], "--prompt 'the cxt': characters 'x' are not in the model's vocabulary"),
     (["--prompt", ""], "--prompt '': a continuation needs at least one token"),
