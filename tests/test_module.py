@@ -13,6 +13,7 @@ from networks import blobs, mlp
 
 import tritonsym as ts
 from tritonsym import BindError, FormatError, ParamError
+from tritonsym import sym as S
 from tritonsym.io import NDArrayIter
 
 FEATURES, CLASSES = 6, 3
@@ -337,6 +338,41 @@ def test_resume_from_checkpoint_with_optimizer_states_equals_continuous_training
     plain = ts.mod.Module.load(prefix, 1)
     fit(plain, 1, 2)
     assert not torch.equal(plain.get_params()[0]["fc1_weight"], continuous.get_params()[0]["fc1_weight"])
+
+
+def test_a_resumed_run_draws_the_dropout_masks_the_uninterrupted_run_draws(tmp_path):
+    """The devices' random states (seed, step) are saved with the optimizer's: a run resumed
+    in a fresh process (here: the generator reseeded, its step back at 0) draws the masks
+    the uninterrupted run draws, and ends bit for bit where it ends."""
+    x, y = _blobs(48)
+    net = S.SoftmaxOutput(S.FullyConnected(S.Dropout(S.Activation(S.FullyConnected(
+        S.Variable("data"), num_hidden=8, name="fc1"), act_type="relu"), p=0.5), num_hidden=CLASSES, name="fc2"),
+        name="softmax")
+
+    def fit(mod, begin, end):
+        mod.fit(NDArrayIter(x, y, batch_size=16), begin_epoch=begin, num_epoch=end, initializer=ts.init.Xavier(),
+                optimizer_params={"learning_rate": 0.2, "momentum": 0.9})
+
+    ts.random.seed(5)
+    continuous = ts.mod.Module(net)
+    fit(continuous, 0, 2)
+    ts.random.seed(5)
+    first = ts.mod.Module(net)
+    fit(first, 0, 1)
+    prefix = str(tmp_path / "dropout")
+    first.save_checkpoint(prefix, 1, save_optimizer_states=True)
+    states, _ = ts.model.load_tensors(ts.model.states_path(prefix, 1), ts.model.STATES_FORMAT)
+    assert states["random_state:cpu"].tolist() == [5, 3]  # the seed and 3 steps drawn
+    for with_random_states in (True, False):
+        ts.random.seed(5)  # as a new process starts
+        resumed = ts.mod.Module.load(prefix, 1, load_optimizer_states=True)
+        fit(resumed, 1, 2)
+        same = all(torch.equal(resumed.get_params()[0][n], v) for n, v in continuous.get_params()[0].items())
+        assert same == with_random_states
+        # The states as saved before they held the random state: steps 1-3's masks again, another run.
+        metadata = ts.model.read_metadata(ts.model.states_path(prefix, 1))
+        ts.model.save_tensors(ts.model.states_path(prefix, 1),
+                              {k: v for k, v in states.items() if not k.startswith("random_state:")}, metadata)
 
 
 def test_loading_checks_names_shapes_and_dtypes(tmp_path):

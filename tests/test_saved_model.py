@@ -170,3 +170,26 @@ def test_a_trained_text_model_writes_the_same_after_it_is_saved(tmp_path, capsys
     greedy = re.search(r"sample \(greedy\):\n(.*)\n", out).group(1)
     assert main(["sample", f"{prefix}-transformer.safetensors", "--prompt", "the mat", "--length", "10"]) == 0
     assert capsys.readouterr().out.splitlines() == [greedy]
+
+
+@pytest.mark.slow  # 3 short trainings, 30 s
+def test_a_resumed_transformer_run_ends_where_the_uninterrupted_one_ends(tmp_path, capsys):
+    """With dropout (its masks' random state is saved with the optimizer's): 2 epochs in one
+    run, and 1 then --resume to 2, give the same model, bit for bit."""
+    poem = tmp_path / "poem.txt"
+    poem.write_text("the cat sat on the mat. " * 12)
+    options = ["train", "--model", "transformer", "--text", str(poem), "--context", "12", "--width", "16", "--layers",
+               "1", "--dropout", "0.1", "--sample-length", "4", "--no-progress"]
+    whole, part = str(tmp_path / "whole"), str(tmp_path / "part")
+    assert main([*options, "--epochs", "2", "--save", whole]) == 0
+    assert main([*options, "--epochs", "1", "--save", part]) == 0
+    capsys.readouterr()
+    assert main([*options, "--epochs", "2", "--save", part, "--resume"]) == 0
+    assert f"resume: from {part}-0001, epochs 2 to 2" in capsys.readouterr().out
+    want, got = saved.load(f"{whole}-transformer.safetensors"), saved.load(f"{part}-transformer.safetensors")
+    for name, value in want.params.items():
+        assert torch.equal(got.params[name], value), name
+    assert main([*options, "--epochs", "2", "--save", part, "--resume"]) == 0
+    assert "is already epoch 2 of --epochs 2: nothing to train" in capsys.readouterr().out
+    assert main([*options, "--epochs", "3", "--save", part, "--resume", "--width", "8", "--heads", "2"]) == 1
+    assert "trained with width 16 (now 8), heads 4 (now 2); give the same options" in capsys.readouterr().err

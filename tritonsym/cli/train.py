@@ -72,7 +72,7 @@ def add_parser(sub) -> None:
     p.add_argument("--validation-fraction", type=float, default=DEFAULTS["validation_fraction"],
                    help="share of the digits held out for validation")
     p.add_argument("--save", metavar="PREFIX", help="write PREFIX-symbol.json, PREFIX-%%04d.safetensors and the "
-                   "optimizer's PREFIX-%%04d.states.safetensors after each epoch (transformer: the model, "
+                   "optimizer's PREFIX-%%04d.states.safetensors after each epoch (transformer: also the model, "
                    "PREFIX-transformer.safetensors, for tritonsym sample)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved under --save PREFIX from its last complete checkpoint (weights and "

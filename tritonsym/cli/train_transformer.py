@@ -96,9 +96,11 @@ def run(args, log, ctx, kv) -> int:
     epochs, batch = _given(args.epochs, defaults["epochs"]), _given(args.batch_size, defaults["batch_size"])
     optimizer = args.optimizer or "adam"
     lr = args.lr if args.lr is not None else (0.1 if optimizer == "sgd" else defaults["lr"])
-    if args.resume or kv.num_workers > 1:
-        raise TritonSymError("train: --resume and --kvstore dist_sync are for --model mlp; the transformer job trains "
-                             "in one process (--save keeps its model to write with: tritonsym sample)")
+    if kv.num_workers > 1:
+        raise TritonSymError("train: --kvstore dist_sync is for --model mlp; the transformer job trains in one "
+                             "process")
+    if args.resume and not args.save:
+        raise TritonSymError("train: --resume continues the run saved under --save PREFIX: give --save")
     if args.prompt is not None and not args.prompt:  # said before training, not after it
         raise TritonSymError("train: --prompt '': a continuation needs at least one character to start from")
     try:  # the sampling settings too
@@ -155,21 +157,69 @@ def run(args, log, ctx, kv) -> int:
     metric = ts.metric.CompositeEvalMetric([sequences.ScoredAccuracy(), ts.metric.Perplexity(ignore_label=-1)])
     fit = dict(eval_metric=metric, optimizer=optimizer, optimizer_params=params, initializer=ts.init.Xavier(),
                num_epoch=epochs)
+    tokens = saved.Tokens(characters=tuple(text.chars)) if args.text else saved.Tokens(task=args.task)
     if args.save:  # the model after each epoch, one file overwritten (atomically): what tritonsym sample reads
         path = saved_path(args.save)
-        tokens = saved.Tokens(characters=tuple(text.chars)) if args.text else saved.Tokens(task=args.task)
-        fit["epoch_end_callback"] = lambda epoch, symbol, arg_params, aux_params: saved.save(path, cfg, arg_params,
-                                                                                            tokens)
-        log.info("saving: %s after each epoch (then: tritonsym sample %s --prompt ...)", path, path)
+        fit["epoch_end_callback"] = [lambda epoch, symbol, arg_params, aux_params: saved.save(path, cfg, arg_params,
+                                                                                             tokens)]
+        log.info("saving: %s after each epoch (then: tritonsym sample %s --prompt ...), and the weights and "
+                 "optimizer states under %s for --resume", path, path, args.save)
     if args.text:
-        _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph)
+        _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph)
     else:
-        _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph)
+        _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph)
     log.info("done in %.1f s", time.perf_counter() - start)
     return 0
 
 
-def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
+def _describe(tokens) -> str:
+    if tokens.task:
+        return f"the {tokens.task} task"
+    return f"a text of the characters {''.join(tokens.characters)!r}"
+
+
+def _module(args, log, cfg, tokens, fit, make, load):
+    """(module, first epoch): a new module (``make()``), or with ``--resume`` the one saved
+    under ``--save`` after its last complete epoch (``load(epoch)``), its configuration
+    and tokens checked against this run's; (None, epochs) when that epoch is already the last. With
+    ``--save``, each epoch also saves the weights and optimizer states (with the dropout
+    masks' random state), which ``--resume`` continues from bit for bit."""
+    import tritonsym as ts
+
+    from ..models import saved
+    from .train import last_complete_checkpoint
+
+    begin = 0
+    if args.resume:
+        begin = last_complete_checkpoint(args.save)
+        if begin is None:
+            raise TritonSymError(f"train: --resume: no complete checkpoint under {args.save} (weights and optimizer "
+                                 "states saved together by --save)")
+        try:
+            model = saved.load(saved_path(args.save))
+        except (ts.base.FormatError, OSError) as e:
+            raise TritonSymError(f"train: --resume: {e}") from None
+        kept = model.cfg
+        if model.tokens != tokens:
+            raise TritonSymError(f"train: --resume: the run under {args.save} was trained on "
+                                 f"{_describe(model.tokens)}, this one on {_describe(tokens)}")
+        if kept != cfg:
+            differ = [f"{k} {getattr(kept, k)!r} (now {getattr(cfg, k)!r})" for k in cfg.__dataclass_fields__
+                      if getattr(kept, k) != getattr(cfg, k)]
+            raise TritonSymError(f"train: --resume: the run under {args.save} was trained with {', '.join(differ)}; "
+                                 "give the same options")
+        if begin >= fit["num_epoch"]:
+            log.info("resume: %s-%04d is already epoch %d of --epochs %d: nothing to train", args.save, begin, begin,
+                     fit["num_epoch"])
+            return None, begin
+        log.info("resume: from %s-%04d, epochs %d to %d", args.save, begin, begin + 1, fit["num_epoch"])
+    mod = load(begin) if args.resume else make()
+    if args.save:
+        fit["epoch_end_callback"].append(ts.callback.module_checkpoint(mod, args.save, save_optimizer_states=True))
+    return mod, begin
+
+
+def _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph) -> None:
     import tritonsym as ts
 
     from ..models import sequences, transformer
@@ -180,9 +230,13 @@ def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
     log.info("data: the %s task: %s, questions of %s digits, %d training / %d validation questions", args.task,
              {"sort": "write the digits in order", "reverse": "write the digits backwards",
               "copy": "write the digits again"}[args.task], ",".join(map(str, lengths)), train.num_data, val.num_data)
-    mod = ts.mod.BucketingModule(transformer.sym_gen(cfg), default_bucket_key=train.max_len, context=ctx,
-                                 cuda_graph=cuda_graph)
-    mod.fit(train, eval_data=val, **fit)
+    mod, begin = _module(args, log, cfg, tokens, fit, lambda: ts.mod.BucketingModule(
+        transformer.sym_gen(cfg), default_bucket_key=train.max_len, context=ctx, cuda_graph=cuda_graph),
+        lambda epoch: ts.mod.BucketingModule.load(args.save, epoch, transformer.sym_gen(cfg), train.max_len,
+                                                  load_optimizer_states=True, context=ctx, cuda_graph=cuda_graph))
+    if mod is None:
+        return
+    mod.fit(train, eval_data=val, begin_epoch=begin, **fit)
     sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=min(64, max(1, args.examples // 5)),
                                 cuda_graph=cuda_graph)
     rng = np.random.default_rng(args.seed + 2)
@@ -197,7 +251,7 @@ def _train_task(args, log, ctx, cfg, lengths, batch, fit, cuda_graph) -> None:
                  sequences.digits_text(sequences.answer(args.task, x[row:row + 1])[0]))
 
 
-def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
+def _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph) -> None:
     import tritonsym as ts
 
     from ..models import sequences, transformer
@@ -214,8 +268,13 @@ def _train_text(args, log, ctx, cfg, text, batch, fit, cuda_graph) -> None:
              "%d characters for validation", args.text, len(text.ids), text.vocab, count, args.context, held)
     train = sequences.TextIter(train_ids, args.context, count, batch, seed=args.seed)
     val = sequences.TextIter(val_ids, args.context, batch, batch, shuffle=False)
-    mod = ts.mod.Module(transformer.decoder(args.context, cfg), context=ctx, cuda_graph=cuda_graph)
-    mod.fit(train, eval_data=val, **fit)
+    mod, begin = _module(args, log, cfg, tokens, fit, lambda: ts.mod.Module(transformer.decoder(args.context, cfg),
+                                                                    context=ctx, cuda_graph=cuda_graph),
+                         lambda epoch: ts.mod.Module.load(args.save, epoch, load_optimizer_states=True, context=ctx,
+                                                          cuda_graph=cuda_graph))
+    if mod is None:
+        return
+    mod.fit(train, eval_data=val, begin_epoch=begin, **fit)
     if args.prompt is None:  # the text's first line, cut to half a window (the sampler slides past a full one)
         prompt = text.decode(text.ids[:args.context]).split("\n")[0][:max(1, args.context // 2)]
         prompt = prompt or text.decode(text.ids[:1])

@@ -104,6 +104,12 @@ class Executor:
         return self._ctx
 
     @property
+    def draws_random(self) -> bool:
+        """Whether a training forward draws random masks (Dropout), from its device's
+        ``random.device_state``."""
+        return bool(self._advance)
+
+    @property
     def workspace(self) -> Workspace:
         return self._workspace
 

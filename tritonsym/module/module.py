@@ -28,7 +28,7 @@ import torch
 
 from .. import initializer as init_module
 from .. import kvstore as kvstore_module
-from .. import model
+from .. import model, random
 from .. import optimizer as opt_module
 from ..base import BindError, ParamError, converted_on_host, dtype_name, to_dtype, user_tensor, warn
 from ..context import Context, default_context
@@ -37,6 +37,8 @@ from ..executor.options import BindOptions
 from ..io.ndarray_iter import DataBatch, DataDesc
 from . import data_parallel
 from .loops import TrainingLoops
+
+_RANDOM = "random_state:"  # the key of a device's dropout state in an optimizer-states file
 
 
 def _descs(what: str, shapes) -> list[DataDesc]:
@@ -634,8 +636,18 @@ class Module(TrainingLoops):
 
     def _save_states(self, fname: str, pairing: dict) -> None:
         self._require("save_optimizer_states", optimizer=True)
-        model.save_tensors(fname, self._updater.state_dict(), {"format": model.STATES_FORMAT,
-                                                               "optimizer": repr(self._optimizer), **pairing})
+        tensors = self._updater.state_dict()
+        # Where the network draws dropout masks, the devices' random states (seed and step) go
+        # with the optimizer's: a resumed run draws the masks the uninterrupted one would.
+        tensors.update({f"{_RANDOM}{device}": random.device_state(device).to("cpu", copy=True)
+                        for device in self._drawing_devices()})
+        model.save_tensors(fname, tensors, {"format": model.STATES_FORMAT, "optimizer": repr(self._optimizer),
+                                            **pairing})
+
+    def _drawing_devices(self) -> list[torch.device]:
+        """The devices whose random state this module's training forwards advance."""
+        executors = self._all_executors() if self.binded else []
+        return sorted({e.ctx.torch_device for e in executors if e.draws_random}, key=str)
 
     def load_optimizer_states(self, fname: str) -> None:
         self._load_states(fname)
@@ -651,7 +663,21 @@ class Module(TrainingLoops):
         if saved_by != type(self._optimizer).__name__:
             raise ParamError(f"Module.load_optimizer_states: {fname} holds the states of {saved_by}, but this "
                              f"module's optimizer is {type(self._optimizer).__name__}")
+        random_states = {key[len(_RANDOM):]: states.pop(key) for key in sorted(states) if key.startswith(_RANDOM)}
+        for key, value in random_states.items():
+            if value.dtype != torch.int64 or tuple(value.shape) != (2,):
+                raise ParamError(f"Module.load_optimizer_states: {fname}: {_RANDOM}{key} is {dtype_name(value.dtype)} "
+                                 f"of shape {tuple(value.shape)}, not a random state (seed, step) of int64")
         self._updater.load_state_dict(states)
+        # Each drawing device takes the state saved for it; saved on another device (a GPU's
+        # run resumed on the CPU), the one state saved: the masks are the same on every device.
+        devices = self._drawing_devices()
+        for device in devices:
+            value = random_states.get(str(device))
+            if value is None and len(random_states) == 1 and len(devices) == 1:
+                value = next(iter(random_states.values()))
+            if value is not None:
+                random.device_state(device).copy_(value)  # in place: a captured graph reads its address
 
     def __repr__(self) -> str:
         state = "bound" if self.binded else "not bound"
