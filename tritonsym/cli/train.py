@@ -18,6 +18,7 @@ import numpy as np
 
 from ..base import TritonSymError
 from . import train_transformer
+from .checkpoints import last_complete_checkpoint
 from .options import context_from, loss_scale
 
 DEFAULTS = dict(data="digits", hidden="128", activation="relu", epochs=15, batch_size=128, optimizer="sgd", lr=0.1,
@@ -116,33 +117,6 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str
     flat = lambda a: a.reshape(a.shape[0], -1).astype(np.float32) / 255.0  # noqa: E731
     return (flat(m["train_images"]), m["train_labels"], flat(m["test_images"]), m["test_labels"],
             f"MNIST from {args.data_dir} (validated on its test set)")
-
-
-def last_complete_checkpoint(prefix: str) -> int | None:
-    """The highest epoch saved under ``prefix`` whose weights and optimizer states come from
-    one save (a run killed between the two files leaves a pair that does not match)."""
-    import glob
-    import os
-    import re
-
-    from .. import model
-
-    epochs = []
-    for path in glob.glob(glob.escape(prefix) + "-*.states.safetensors"):
-        found = re.fullmatch(re.escape(os.path.basename(prefix)) + r"-(\d{4,})\.states\.safetensors",
-                             os.path.basename(path))
-        if found:
-            epochs.append(int(found.group(1)))
-    for epoch in sorted(epochs, reverse=True):
-        params, states = model.params_path(prefix, epoch), model.states_path(prefix, epoch)
-        try:
-            metadata = model.read_metadata(params)
-            model.check_pair(states, model.read_metadata(states), params)
-        except (TritonSymError, OSError):
-            continue
-        if metadata.get("epoch", str(epoch)) == str(epoch):
-            return epoch
-    return None
 
 
 def run(args) -> int:

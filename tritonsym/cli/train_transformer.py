@@ -187,7 +187,7 @@ def _module(args, log, cfg, tokens, fit, make, load):
     import tritonsym as ts
 
     from ..models import saved
-    from .train import last_complete_checkpoint
+    from .checkpoints import last_complete_checkpoint
 
     begin = 0
     if args.resume:
