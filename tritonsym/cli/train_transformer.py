@@ -6,6 +6,9 @@ A task run reports per epoch the loss's perplexity and the accuracy of the next 
 answer's positions (teacher-forced), then the share of fresh questions whose whole answer
 the network writes right by itself (greedy, token after token). A text run reports the
 same per epoch over every position, then continues a prompt greedily and at a temperature.
+``--save PREFIX`` keeps the model after each epoch (``PREFIX-transformer.safetensors``, what
+``tritonsym sample`` writes with) and the weights and optimizer states, which ``--resume``
+continues from bit for bit.
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ def _describe(tokens) -> str:
 def _module(args, log, cfg, tokens, fit, make, load):
     """(module, first epoch): a new module (``make()``), or with ``--resume`` the one saved
     under ``--save`` after its last complete epoch (``load(epoch)``), its configuration
-    and tokens checked against this run's; (None, epochs) when that epoch is already the last. With
+    and tokens checked against this run's; (None, epoch) when that epoch is already the last. With
     ``--save``, each epoch also saves the weights and optimizer states (with the dropout
     masks' random state), which ``--resume`` continues from bit for bit."""
     import tritonsym as ts
