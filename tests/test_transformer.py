@@ -4,6 +4,7 @@ learning, under ``-m slow``; a short run and ``--text`` in the quick suite)."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import sys
@@ -198,6 +199,12 @@ def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(s
     for t in range(3, length):
         np.testing.assert_allclose(sampler.read(tokens[:, t:t + 1]), want[:, t], rtol=1e-12, atol=1e-14,
                                    err_msg=f"position {t}")
+
+
+def test_a_decoding_step_computes_the_keys_each_query_sees_once_not_once_a_layer():
+    cfg = transformer.Config(vocab=5, max_len=6, width=8, heads=2, layers=3)
+    ops = [n["op"] for n in json.loads(transformer.decoder_step(cfg, 2).tojson())["nodes"]]
+    assert ops.count("_minimum_scalar") == 1 and ops.count("ScaledDotProductAttention") == 3
 
 
 def test_top_k_and_top_p_draw_only_from_the_tokens_they_keep():

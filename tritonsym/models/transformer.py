@@ -24,6 +24,7 @@ the new token's work only, not the whole prefix's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from .. import initializer as init
@@ -231,9 +232,10 @@ class Step:
         shape = (self.rows, cfg.key_heads, self.cache_len, cfg.width // cfg.heads)
         return S.Variable(name, shape=shape, dtype=cfg.dtype, init=init.Zero())
 
-    @property
+    @functools.cached_property
     def keys_seen(self):
-        """The keys each row's new query sees: those of its text so far, at most a cache's."""
+        """The keys each row's new query sees: those of its text so far, at most a cache's.
+        One symbol for every layer (computed once a step, not once a layer)."""
         return S.minimum(self.position + 1, self.cache_len)
 
 
