@@ -334,6 +334,26 @@ def elementwise_args(fn: str, shape: Sequence[int], **tensors: torch.Tensor) -> 
     return args, flat, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),)
 
 
+def elementwise_launches(fn: str, shape: Sequence[int], tensors: dict[str, torch.Tensor], make) -> list:
+    """``make(tensors, args, flat, grid)`` (a Launch from ``elementwise_args``'s results) for
+    tensors of one index ``shape``; where more than ``MAX_DIMS`` of their dimensions cannot
+    merge (a 5-d transpose, a broadcast over 5 axes), one launch per index of the smallest
+    dimension, each on the tensors' slices there, until the rest merge. A kernel whose
+    numbers depend on an element's place (Dropout's draws) reads it from a tensor's
+    ``storage_offset()`` and strides, as each part keeps them."""
+    for name, t in tensors.items():  # each is sliced along the index axes: a broadcast must be expanded first
+        if tuple(t.shape) != tuple(shape):
+            raise KernelArgumentError(f"{fn}: {name} has shape {tuple(t.shape)} where {tuple(shape)} is indexed")
+    sizes, _ = collapse_dims(shape, *[t.stride() for t in tensors.values()])
+    if len(sizes) <= MAX_DIMS:
+        args, flat, grid = elementwise_args(fn, shape, **tensors)
+        return [make(tensors, args, flat, grid)]
+    axis = min((k for k, n in enumerate(shape) if n != 1), key=lambda k: shape[k])
+    rest = tuple(shape[:axis]) + tuple(shape[axis + 1:])
+    return [launch for i in range(shape[axis])
+            for launch in elementwise_launches(fn, rest, {k: t.select(axis, i) for k, t in tensors.items()}, make)]
+
+
 # ------------------------------------------------------------------------- jit helpers
 
 

@@ -23,7 +23,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     expm1,
     keep_nan,
     load_wide,
@@ -223,9 +223,9 @@ def plan_activation_forward(x: torch.Tensor, out: torch.Tensor, act: str, slope:
     _check_act(fn, act, slope)
     check_tensor(fn, "x", x)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
-    return [Launch(_activation_forward_kernel, grid, [x, out, float(slope), *args],
-                   dict(ACT=act, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, out=out), lambda t, args, flat, grid: Launch(
+        _activation_forward_kernel, grid, [t["x"], t["out"], float(slope), *args],
+        dict(ACT=act, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def activation_forward(x: torch.Tensor, act: str, slope: float = 0.0, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -250,9 +250,10 @@ def plan_activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, grad_i
     check_same(fn, "shape", grad_out=grad_out, saved=saved)
     check_same(fn, "device", grad_out=grad_out, saved=saved)
     grad_in = prepare_out(fn, "grad_in", grad_in, saved.shape, saved.dtype, saved.device)
-    args, flat, grid = elementwise_args(fn, saved.shape, grad_out=grad_out, saved=saved, grad_in=grad_in)
-    return [Launch(_activation_backward_kernel, grid, [grad_out, saved, grad_in, float(slope), *args],
-                   dict(ACT=act, FROM_OUTPUT=from_output, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    tensors = dict(grad_out=grad_out, saved=saved, grad_in=grad_in)
+    return elementwise_launches(fn, saved.shape, tensors, lambda t, args, flat, grid: Launch(
+        _activation_backward_kernel, grid, [*t.values(), float(slope), *args],
+        dict(ACT=act, FROM_OUTPUT=from_output, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, act: str, slope: float = 0.0,

@@ -27,7 +27,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     load_wide,
     prepare_out,
     store_result,
@@ -49,11 +49,13 @@ def _keep(STATE, mask_index, salt, p):
 
 
 @triton.jit
-def _dropout_kernel(X, Y, STATE, n, sizes, x_strides, y_strides, m_strides, salt, p, scale: tl.float64,
+def _dropout_kernel(X, Y, STATE, n, sizes, x_strides, y_strides, m_strides, m_start, salt, p, scale: tl.float64,
                     FLAT: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
-    """``Y = X * keep / (1 - p)``: the forward, and (X = dY, Y = dX) the backward."""
+    """``Y = X * keep / (1 - p)``: the forward, and (X = dY, Y = dX) the backward. Each
+    element's draw is numbered by its place in the mask (``m_start`` is where this launch's
+    part of the mask starts, where ``elementwise_launches`` split the plan)."""
     index, mask = element_block(n, BLOCK)
-    keep = _keep(STATE, element_offsets(index, FLAT, sizes, m_strides), salt, p)
+    keep = _keep(STATE, m_start + element_offsets(index, FLAT, sizes, m_strides), salt, p)
     x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
     # x times 0 or 1 / (1 - p), as the math (and torch) has it: a NaN stays NaN even where dropped.
     store_result(Y, element_offsets(index, FLAT, sizes, y_strides), x * tl.where(keep, scale.to(x.dtype), 0.0), mask,
@@ -88,10 +90,10 @@ def plan_dropout(x: torch.Tensor, out: torch.Tensor, state: torch.Tensor, *, p: 
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
     # The mask's strides: a contiguous tensor of the mask's shape, expanded (stride 0 along axes).
     shared = torch.empty(mask_shape(tuple(x.shape), axes), dtype=torch.int8, device="meta").expand(x.shape)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out, m=shared)
-    return [Launch(_dropout_kernel, grid, [x, out, state, *args, int(salt) & 0x7FFFFFFF, float(p),
-                                           1.0 / (1.0 - p)],
-                   dict(FLAT=flat, ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, out=out, m=shared), lambda t, args, flat, grid: Launch(
+        _dropout_kernel, grid, [t["x"], t["out"], state, *args, t["m"].storage_offset(), int(salt) & 0x7FFFFFFF,
+                                float(p), 1.0 / (1.0 - p)],
+        dict(FLAT=flat, ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def plan_advance(state: torch.Tensor) -> list[Launch]:

@@ -24,7 +24,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     keep_nan,
     load_wide,
     prepare_out,
@@ -382,8 +382,8 @@ def plan_binary_forward(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Te
     _check_operands(fn, a.shape, a=a, b=b)
     check_same(fn, "dtype", a=a, b=b)
     out = prepare_out(fn, "out", out, a.shape, a.dtype, a.device)
-    args, flat, grid = elementwise_args(fn, a.shape, a=a, b=b, out=out)
-    return [Launch(_binary_forward_kernel, grid, [a, b, out, *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, a.shape, dict(a=a, b=b, out=out), lambda t, args, flat, grid: Launch(
+        _binary_forward_kernel, grid, [*t.values(), *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def binary_forward(op: str, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -408,10 +408,10 @@ def plan_binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None
             prepare_out(fn, name, grad, grad_out.shape, grad_out.dtype, grad_out.device)
     tensors = dict(grad_out=grad_out, a=_stand_in(a, grad_out), b=_stand_in(b, grad_out),
                    grad_a=_stand_in(grad_a, grad_out), grad_b=_stand_in(grad_b, grad_out))
-    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
-    return [Launch(_binary_backward_kernel, grid, [*tensors.values(), *args],
-                   dict(OP=op, HAS_DA=grad_a is not None, HAS_DB=grad_b is not None, ACCUMULATE_DA=accumulate_a,
-                        ACCUMULATE_DB=accumulate_b, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
+        _binary_backward_kernel, grid, [*t.values(), *args],
+        dict(OP=op, HAS_DA=grad_a is not None, HAS_DB=grad_b is not None, ACCUMULATE_DA=accumulate_a,
+             ACCUMULATE_DB=accumulate_b, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None = None, b: torch.Tensor | None = None,
@@ -438,9 +438,9 @@ def plan_scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tens
     _check_operands(fn, x.shape, x=x)
     log_scalar, kind = _scalar_constants(fn, op, scalar)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
-    return [Launch(_scalar_forward_kernel, grid, [x, out, float(scalar), log_scalar, *args],
-                   dict(OP=op, **kind, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, out=out), lambda t, args, flat, grid: Launch(
+        _scalar_forward_kernel, grid, [*t.values(), float(scalar), log_scalar, *args],
+        dict(OP=op, **kind, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -458,9 +458,9 @@ def plan_scalar_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None
     tensors = _one_input_gradient(fn, SCALAR_NEEDS[op], grad_out, x, out, grad_x)
     log_scalar, _ = _scalar_constants(fn, op, scalar)
     kind = _exponent_kind(float(scalar) - 1.0) if op == "power" else dict(SMALL_INT=0, IS_INT=False, ODD=False)
-    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
-    return [Launch(_scalar_backward_kernel, grid, [*tensors.values(), float(scalar), log_scalar, *args],
-                   dict(OP=op, **kind, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
+        _scalar_backward_kernel, grid, [*t.values(), float(scalar), log_scalar, *args],
+        dict(OP=op, **kind, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def scalar_backward(op: str, grad_out: torch.Tensor, scalar: float, x: torch.Tensor | None = None,
@@ -477,8 +477,8 @@ def plan_unary_forward(op: str, x: torch.Tensor, out: torch.Tensor) -> list[Laun
     _check_op(fn, op, UNARY_OPS)
     _check_operands(fn, x.shape, x=x)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
-    return [Launch(_unary_forward_kernel, grid, [x, out, *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, out=out), lambda t, args, flat, grid: Launch(
+        _unary_forward_kernel, grid, [*t.values(), *args], dict(OP=op, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def unary_forward(op: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -493,9 +493,9 @@ def plan_unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None,
     fn = f"unary_backward({op})"
     _check_op(fn, op, UNARY_OPS)
     tensors = _one_input_gradient(fn, UNARY_NEEDS[op], grad_out, x, out, grad_x)
-    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
-    return [Launch(_unary_backward_kernel, grid, [*tensors.values(), *args],
-                   dict(OP=op, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
+        _unary_backward_kernel, grid, [*t.values(), *args],
+        dict(OP=op, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None = None, out: torch.Tensor | None = None,

@@ -23,7 +23,7 @@ from ._common import (
     check_writable,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     load_nonfinite_count,
     run,
     store_result,
@@ -64,9 +64,9 @@ def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False,
     check_tensor(fn, "out", out, FLOAT_DTYPES)
     check_writable(fn, "out", out)
     check_loss_scale(fn, loss_scale, out.device)
-    args, flat, grid = elementwise_args(fn, out.shape, out=out)
-    return [Launch(_fill_kernel, grid, [out, out if loss_scale is None else loss_scale, float(value), *args],
-                   dict(HAS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, out.shape, dict(out=out), lambda t, args, flat, grid: Launch(
+        _fill_kernel, grid, [t["out"], t["out"] if loss_scale is None else loss_scale, float(value), *args],
+        dict(HAS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def fill(out: torch.Tensor, value: float, accumulate: bool = False,
@@ -93,9 +93,8 @@ def plan_copy(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False) ->
         if tuple(src.shape) != tuple(dst.shape):
             raise KernelArgumentError(f"{fn}: src with shape {tuple(src.shape)} and strides {src.stride()} cannot be "
                                       f"viewed as dst's shape {tuple(dst.shape)} without a copy")
-    args, flat, grid = elementwise_args(fn, dst.shape, src=src, dst=dst)
-    return [Launch(_copy_kernel, grid, [src, dst, *args],
-                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, dst.shape, dict(src=src, dst=dst), lambda t, args, flat, grid: Launch(
+        _copy_kernel, grid, [*t.values(), *args], dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def copy(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:

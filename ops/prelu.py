@@ -18,7 +18,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     keep_nan,
     load_wide,
     prepare_out,
@@ -72,8 +72,8 @@ def plan_prelu(x: torch.Tensor, gamma: torch.Tensor, out: torch.Tensor | None = 
     check_tensor(fn, "x", x)
     g = _slopes(fn, x, gamma)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, g=g, out=out)
-    return [Launch(_prelu_kernel, grid, [x, g, out, *args], dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, g=g, out=out), lambda t, args, flat, grid: Launch(
+        _prelu_kernel, grid, [*t.values(), *args], dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def plan_prelu_backward(x: torch.Tensor, gamma: torch.Tensor, grad_out: torch.Tensor, grad_x: torch.Tensor | None,
@@ -93,10 +93,10 @@ def plan_prelu_backward(x: torch.Tensor, gamma: torch.Tensor, grad_out: torch.Te
         return []
     tensors = dict(x=x, g=g, dy=grad_out, dx=grad_x if grad_x is not None else grad_out,
                    dg=scratch if grad_gamma is not None else grad_out)
-    args, flat, grid = elementwise_args(fn, x.shape, **tensors)
-    launches = [Launch(_prelu_backward_kernel, grid, [*tensors.values(), *args],
-                       dict(HAS_DX=grad_x is not None, HAS_DG=grad_gamma is not None, ACCUMULATE=accumulate_x,
-                            FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    launches = elementwise_launches(fn, x.shape, tensors, lambda t, args, flat, grid: Launch(
+        _prelu_backward_kernel, grid, [*t.values(), *args],
+        dict(HAS_DX=grad_x is not None, HAS_DG=grad_gamma is not None, ACCUMULATE=accumulate_x, FLAT=flat,
+             BLOCK=ELEMENTWISE_BLOCK)))
     if grad_gamma is not None:
         axes = tuple(range(x.dim())) if tuple(gamma.shape) == (1,) else (0, *range(2, x.dim()))
         launches += plan_reduce(scratch, grad_gamma, "sum", axes, accumulate=accumulate_gamma)

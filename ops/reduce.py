@@ -32,6 +32,7 @@ from ._common import (
     check_tensor,
     element_offsets,
     elementwise_args,
+    elementwise_launches,
     keep_nan,
     load_wide,
     prepare_out,
@@ -196,10 +197,10 @@ def plan_reduce_backward(kind: str, axes, grad_out: torch.Tensor, grad_x: torch.
     count = math.prod(grad_x.shape[d] for d in axes)
     tensors = dict(x=x if x is not None else grad_x, y=broadcast(out if out is not None else grad_out),
                    dy=broadcast(grad_out), dx=grad_x)
-    args, flat, grid = elementwise_args(fn, grad_x.shape, **tensors)
     scale = 1.0 / count if kind == "mean" and count else 1.0
-    return [Launch(_reduce_backward_kernel, grid, [tensors["x"], tensors["y"], grad_out, grad_x, *args, scale],
-                   dict(KIND=kind, FLAT=flat, ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, grad_x.shape, tensors, lambda t, args, flat, grid: Launch(
+        _reduce_backward_kernel, grid, [*t.values(), *args, scale],
+        dict(KIND=kind, FLAT=flat, ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def reduce(x: torch.Tensor, kind: str, axes, keepdims: bool = False) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     prepare_out,
     run,
     store_result,
@@ -62,11 +62,11 @@ def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad
             raise KernelArgumentError(f"{fn}: label with shape {tuple(label.shape)} and strides {label.stride()} "
                                       f"cannot be viewed as {tuple(out.shape)}") from None
     grad_in = prepare_out(fn, "grad_in", grad_in, out.shape, out.dtype, out.device)
-    args, flat, grid = elementwise_args(fn, out.shape, out=out, label=label, grad_in=grad_in)
-    return [Launch(_regression_backward_kernel, grid,
-                   [out, label, grad_in, loss_scale if loss_scale is not None else grad_in, float(scale), *args],
-                   dict(HAS_LOSS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat,
-                        BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, out.shape, dict(out=out, label=label, grad_in=grad_in),
+                                lambda t, args, flat, grid: Launch(
+        _regression_backward_kernel, grid,
+        [*t.values(), loss_scale if loss_scale is not None else t["grad_in"], float(scale), *args],
+        dict(HAS_LOSS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def regression_output_backward(out: torch.Tensor, label: torch.Tensor, scale: float = 1.0,

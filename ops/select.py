@@ -23,7 +23,7 @@ from ._common import (
     check_tensor,
     element_block,
     element_offsets,
-    elementwise_args,
+    elementwise_launches,
     load_wide,
     prepare_out,
     store,
@@ -104,8 +104,8 @@ def plan_where(cond: torch.Tensor, x: torch.Tensor, y: torch.Tensor, out: torch.
         raise KernelArgumentError(f"{fn}: x ({x.dtype}) and y ({y.dtype}) must share a dtype")
     cond = _condition(fn, cond, x.shape)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, c=cond, x=x, y=y, out=out)
-    return [Launch(_where_kernel, grid, [cond, x, y, out, *args], dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(c=cond, x=x, y=y, out=out), lambda t, args, flat, grid: Launch(
+        _where_kernel, grid, [*t.values(), *args], dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def plan_where_backward(cond: torch.Tensor, grad_out: torch.Tensor, grad_x: torch.Tensor | None,
@@ -117,10 +117,10 @@ def plan_where_backward(cond: torch.Tensor, grad_out: torch.Tensor, grad_x: torc
     cond = _condition(fn, cond, grad_out.shape)
     tensors = dict(c=cond, g=grad_out, dx=grad_x if grad_x is not None else grad_out,
                    dy=grad_y if grad_y is not None else grad_out)
-    args, flat, grid = elementwise_args(fn, grad_out.shape, **tensors)
-    return [Launch(_where_backward_kernel, grid, [*tensors.values(), *args],
-                   dict(HAS_DX=grad_x is not None, HAS_DY=grad_y is not None, ACCUMULATE_DX=accumulate_x,
-                        ACCUMULATE_DY=accumulate_y, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
+        _where_backward_kernel, grid, [*t.values(), *args],
+        dict(HAS_DX=grad_x is not None, HAS_DY=grad_y is not None, ACCUMULATE_DX=accumulate_x,
+             ACCUMULATE_DY=accumulate_y, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def _check_bounds(fn: str, a_min: float, a_max: float) -> None:
@@ -133,9 +133,8 @@ def plan_clip(x: torch.Tensor, out: torch.Tensor | None, a_min: float, a_max: fl
     _same(fn, x.shape, x=x)
     _check_bounds(fn, a_min, a_max)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, out=out)
-    return [Launch(_clip_kernel, grid, [x, out, float(a_min), float(a_max), *args],
-                   dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, out=out), lambda t, args, flat, grid: Launch(
+        _clip_kernel, grid, [*t.values(), float(a_min), float(a_max), *args], dict(FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def plan_clip_backward(x: torch.Tensor, grad_out: torch.Tensor, grad_x: torch.Tensor, a_min: float, a_max: float,
@@ -143,9 +142,9 @@ def plan_clip_backward(x: torch.Tensor, grad_out: torch.Tensor, grad_x: torch.Te
     fn = "clip_backward"
     _same(fn, x.shape, x=x, grad_out=grad_out, grad_x=grad_x)
     _check_bounds(fn, a_min, a_max)
-    args, flat, grid = elementwise_args(fn, x.shape, x=x, g=grad_out, dx=grad_x)
-    return [Launch(_clip_backward_kernel, grid, [x, grad_out, grad_x, float(a_min), float(a_max), *args],
-                   dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK))]
+    return elementwise_launches(fn, x.shape, dict(x=x, g=grad_out, dx=grad_x), lambda t, args, flat, grid: Launch(
+        _clip_backward_kernel, grid, [*t.values(), float(a_min), float(a_max), *args],
+        dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

@@ -333,7 +333,10 @@ case(id="squeeze", op="squeeze",
      forward=lambda v: v["data"].reshape(5, 3, 1),
      backward=lambda v, h: {"data": h.reshape(1, 5, 1, 3, 1)})
 
-for _shape, _axes in (((3, 5, 7), ()), ((2, 7, 3, 5), (0, 2, 1, 3)), ((4, 3, 5), (1, 0, 2)), ((3, 5), (0, 1))):
+# The 5-d and 6-d permutations leave more axes than the copy kernel indexes: one launch per
+# index of the shortest axis (``elementwise_launches``).
+for _shape, _axes in (((3, 5, 7), ()), ((2, 7, 3, 5), (0, 2, 1, 3)), ((4, 3, 5), (1, 0, 2)), ((3, 5), (0, 1)),
+                      ((2, 3, 2, 4, 3), (2, 0, 3, 1, 4)), ((2, 3, 2, 2, 3, 2), (5, 2, 0, 3, 1, 4))):
     case(id=f"transpose_{'x'.join(map(str, _shape))}_{''.join(map(str, _axes)) or 'reversed'}", op="transpose",
          build=lambda a=_axes: S.transpose(_data(), axes=a), shapes={"data": _shape},
          forward=lambda v, a=_axes: np.transpose(v["data"], a or None),
@@ -455,6 +458,7 @@ def _broadcast_case(op, kind, lhs, rhs):
 
 _broadcast_case("broadcast_add", "add", (2, 3, 5), (3, 1))
 _broadcast_case("broadcast_sub", "sub", (1, 5), (4, 1))
+_broadcast_case("broadcast_add", "add", (2, 1, 3, 1, 5), (1, 2, 1, 3, 1))  # 5 axes that cannot merge
 _broadcast_case("broadcast_mul", "mul", (2, 1, 5), (2, 3, 5))
 _broadcast_case("broadcast_div", "div", (3, 4), (4,))
 _broadcast_case("broadcast_maximum", "maximum", (3, 4), (3, 1))
@@ -480,6 +484,11 @@ for _kind in ("maximum", "minimum", "power"):
              forward=lambda v, f=_forward: f(v["data"], 0.3),
              backward=lambda v, h, k=_kind: {"data": np.where(v["data"] >= 0.3 if k == "maximum" else
                                                               v["data"] <= 0.3, h, 0.0)})
+
+case(id="broadcast_to_5d", op="broadcast_to",
+     build=lambda: S.broadcast_to(_data(), shape=(2, 3, 3, 2, 2)), shapes={"data": (2, 1, 3, 1, 2)},
+     forward=lambda v: np.broadcast_to(v["data"], (2, 3, 3, 2, 2)),
+     backward=lambda v, h: {"data": h.sum((1, 3), keepdims=True)})
 
 case(id="broadcast_to", op="broadcast_to",
      build=lambda: S.broadcast_to(_data(), shape=(2, 0, 4)), shapes={"data": (1, 3, 1)},
@@ -539,6 +548,23 @@ case(id="slice_axis", op="slice_axis",
      build=lambda: S.slice_axis(_data(), axis=1, begin=-5, end=-1), shapes={"data": (3, 7, 2)},
      forward=lambda v: v["data"][:, 2:6],
      backward=lambda v, h: {"data": np.concatenate([np.zeros((3, 2, 2)), h, np.zeros((3, 1, 2))], 1)})
+
+# Slices along a leading axis are windows of the data's storage: views where they start on
+# 16 bytes (float32/float64 here), copies where not (float16/bfloat16: 24 bytes in).
+case(id="slice_axis_leading_window", op="slice_axis",
+     build=lambda: S.slice_axis(_data(), axis=0, begin=1, end=3), shapes={"data": (5, 4, 3)},
+     forward=lambda v: v["data"][1:3],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros((1, 4, 3)), h, np.zeros((2, 4, 3))], 0)})
+
+case(id="slice_axis_after_unit_axes", op="slice_axis",
+     build=lambda: S.slice_axis(_data(), axis=1, begin=2, end=-1), shapes={"data": (1, 7, 6)},
+     forward=lambda v: v["data"][:, 2:6],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros((1, 2, 6)), h, np.zeros((1, 1, 6))], 1)})
+
+case(id="split_leading_axis_squeezed", op="SliceChannel",
+     build=lambda: S.split(_data(), num_outputs=3, axis=0, squeeze_axis=True)[2], shapes={"data": (3, 5, 4)},
+     forward=lambda v: v["data"][2],
+     backward=lambda v, h: {"data": np.stack([np.zeros_like(h)] * 2 + [h], 0)})
 
 # -------------------------------------------------- masks: softmax(use_length), SequenceMask
 

@@ -90,6 +90,25 @@ def test_axes_share_one_draw():
     assert (mask == mask[0]).all() and 0 < mask[0].sum() < SHAPE[1]  # each column kept or dropped whole
 
 
+def test_axes_over_six_dimensions_draw_the_mask_a_whole_plan_draws():
+    """axes=(1, 3) of a 6-d array leaves 5 axes that cannot merge: the plan is split into
+    launches (``elementwise_launches``), each numbering its draws from its part's place in
+    the mask, so the masks are those of the mask's own shape drawn in one launch."""
+    from tritonsym.ops import dropout as kernels
+    from tritonsym.ops._common import run
+
+    shape, axes, state = (2, 3, 2, 3, 2, 5), (1, 3), torch.tensor([11, 4], dtype=torch.int64)
+    x = torch.ones(shape, dtype=torch.float64)
+    out = torch.empty_like(x)
+    plan = kernels.plan_dropout(x, out, state, p=0.5, salt=9, axes=axes)
+    assert len(plan) == 2
+    run(plan)
+    whole = torch.ones(kernels.mask_shape(shape, axes), dtype=torch.float64)
+    mask = torch.empty_like(whole)
+    run(kernels.plan_dropout(whole, mask, state, p=0.5, salt=9))
+    assert torch.equal(out, mask.expand(shape)) and 0 < (mask != 0).sum() < mask.numel()
+
+
 def test_no_activation_memory_and_a_nan_stays_nan():
     """Nothing is kept for backward: a training bind of fc -> dropout -> fc plans no more
     than the same network without the dropout (and its input is not read by backward)."""

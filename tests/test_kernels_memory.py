@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
-from tritonsym.ops import KernelArgumentError
+from tritonsym.ops import KernelArgumentError, memory
+from tritonsym.ops._common import run
 
 from tritonsym import ops
 
@@ -82,6 +83,26 @@ def test_copy_converts_dtype_and_reshapes(rng):
     ops.copy(src.T, parent[:, ::2])
     assert_close(parent[:, ::2], to_numpy(src).T, torch.float64)
     assert torch.isnan(parent[:, 1::2]).all(), "wrote outside the strided destination"
+
+
+@pytest.mark.parametrize("shape, order, launches", [
+    ((2, 3, 4, 5, 3), (2, 0, 3, 1, 4), 2),  # 5 axes that cannot merge: one launch per index of the shortest
+    ((2, 3, 2, 2, 3, 2), (5, 2, 0, 3, 1, 4), 4),  # 6: two axes of 2 split off
+    ((3, 4, 5, 6, 7), (0, 1, 2, 4, 3), 1),  # the leading three merge: one launch
+])
+def test_a_copy_through_more_axes_than_the_kernel_indexes(rng, shape, order, launches):
+    """A permutation of 5 or 6 axes keeps every element where it belongs (and no more),
+    the copy split into launches over its shortest axes until the rest merge."""
+    src = rounded(rng.normal(size=shape), torch.float64).permute(order)
+    parent = poisoned((*src.shape, 2), torch.float64)
+    dst = parent[..., 0]  # strided too: every other element of parent
+    plan = memory.plan_copy(src, dst)
+    assert len(plan) == launches
+    run(plan)
+    assert torch.equal(dst, src)
+    assert torch.isnan(parent[..., 1]).all(), "wrote outside the strided destination"
+    ops.accumulate(src, dst)
+    assert torch.equal(dst, 2 * src)
 
 
 def test_errors():

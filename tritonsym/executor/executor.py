@@ -501,7 +501,8 @@ class Executor:
         for v in program.values:
             if v.root().kind not in ("arg", "aux", "arg_grad"):
                 continue
-            where = (f"view of {v.alias_of.name}" if v.alias_of is not None
+            where = (f"view of {v.alias_of.name}" + (f" from element {v.window}" if v.window else "")
+                     if v.alias_of is not None
                      else f"offset {ws.offsets[id(v)]}" if id(v) in ws.offsets else "user array")
             lines.append(f"    {v.name:<28} {v.kind:<9} {dtype_name(v.dtype):<8} {str(v.shape):<16} "
                          f"{v.nbytes:>10} B  {where}")

@@ -11,6 +11,7 @@ bytes.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -131,13 +132,16 @@ def allocate(program: Program, plan: MemoryPlan, provided: dict[int, torch.Tenso
             start = offsets[id(value)] // value.dtype.itemsize
             n = value.nbytes // value.dtype.itemsize
             value.tensor = arenas[value.dtype][start:start + n].view(value.shape)
-    # Aliases last, each after its source: its root's tensor under its shape, or its
-    # source's with the axes permuted.
+    # Aliases last, each after its source: its root's tensor under its shape, its source's
+    # with the axes permuted, or a window of its source's elements.
     for value in sorted((v for v in program.values if v.alias_of is not None), key=_alias_depth):
         if value.permute is not None:
             value.tensor = value.alias_of.tensor.permute(value.permute)
+        elif value.window is not None:
+            n = math.prod(value.shape)
+            value.tensor = value.alias_of.tensor.view(-1)[value.window:value.window + n].view(value.shape)
         else:
-            value.tensor = value.root().tensor.view(value.shape)
+            value.tensor = value.alias_of.tensor.view(value.shape)
     return Workspace(arenas, offsets, regions, plan)
 
 
@@ -146,7 +150,8 @@ def _alias_depth(value: Value) -> int:
     while value.alias_of is not None:
         if value.permute is None and value.alias_of.permute is not None:
             # A reshape of a permuted view would read it as if contiguous.
-            raise BindError(f"bind: {value.name} is a reshaped view of {value.alias_of.name}, a permuted view")
+            raise BindError(f"bind: {value.name} is a reshaped view (or window) of {value.alias_of.name}, a permuted "
+                            f"view")
         value, depth = value.alias_of, depth + 1
     return depth
 

@@ -542,9 +542,11 @@ def naive_bytes(program: Program) -> int:
     output's gradient too, and no grad epilogue scratch; a gradient that a training forward
     made (``backward_inplace`` from a saved value) is MXNet's backward's, counted once;
     counted here from the fused program, before mirror adds to it. A transpose the program
-    made a view (``Value.permute``) is a copy there: its array and gradient are counted."""
+    made a view (``Value.permute``) is a copy there: its array and gradient are counted; so
+    is a slice the program made a window (``Value.window``)."""
     total = sum(v.nbytes for v in program.values if v.alias_of is None and is_planned(v))
-    total += sum(v.nbytes for v in program.values if v.permute is not None and v.kind in PLANNED_KINDS)
+    total += sum(v.nbytes for v in program.values
+                 if (v.permute is not None or v.window is not None) and v.kind in PLANNED_KINDS)
     with_backward = {s.name for s in program.backward_steps if s.phase == "backward"}
     # the unfused graph has no grad epilogue, nor its scratch
     total -= sum(s.temps[name].nbytes for s in program.backward_steps for name in s.epilogue_temps)

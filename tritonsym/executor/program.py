@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 @dataclass(eq=False)
 class Value:
     """One array of the bound graph. ``alias_of`` marks a view of another value's storage:
-    under another shape (a reshape: the same elements in the same order), or, with
+    under another shape (a reshape: the same elements in the same order); with
     ``permute``, that value's axes in this order (a transpose that costs nothing, see
-    ``_permutations_as_views``)."""
+    ``_permutations_as_views``); with ``window``, this value's elements of that value's
+    storage from that element on (a slice along a leading axis, ``OpDef.output_windows``)."""
 
     name: str
     shape: tuple
@@ -57,6 +58,7 @@ class Value:
     alias_of: "Value | None" = None
     tensor: torch.Tensor | None = None
     permute: tuple[int, ...] | None = None
+    window: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -194,6 +196,21 @@ def check_unique_names(symbol: Symbol, nodes: list[Node]) -> None:
                             f"{uses[1]}; give them different names, or build the graph with one Variable")
 
 
+# A window of an array is made a view only where it starts on this boundary: what Triton
+# specializes a pointer argument on and a TMA descriptor requires, so every kernel sees a
+# view as it sees an array of its own. Elsewhere the operator copies it.
+WINDOW_ALIGN_BYTES = 16
+
+
+def _aligned_windows(node: Node, shapes: dict, dtypes: dict) -> dict[int, tuple[int, int]]:
+    """{output: (input, element offset)} for the outputs of ``node`` that are windows of an
+    input's storage (``OpDef.output_windows``) starting on ``WINDOW_ALIGN_BYTES``."""
+    in_shapes = [shapes[(id(n), j)] for n, j in node.inputs]
+    windows = node.op.output_windows(node.params, in_shapes)
+    return {i: (k, offset) for i, (k, offset) in windows.items()
+            if offset * dtypes[(id(node), i)].itemsize % WINDOW_ALIGN_BYTES == 0}
+
+
 def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict, grad_req: dict[str, str],
                   aux_ids: set[int], fuse: bool = True) -> Program:
     """Values and steps for ``symbol``; ``shapes``/``dtypes`` map (id(node), index) to inferred metadata."""
@@ -202,8 +219,8 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
     aux: dict[str, Value] = {}
     values: list[Value] = []
 
-    def new_value(name, shape, dtype, kind, alias_of=None) -> Value:
-        value = Value(name, tuple(shape), dtype, kind, alias_of)
+    def new_value(name, shape, dtype, kind, alias_of=None, window=None) -> Value:
+        value = Value(name, tuple(shape), dtype, kind, alias_of, window=window)
         values.append(value)
         return value
 
@@ -216,10 +233,12 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
             entry_value[key] = value
             continue
         aliases = node.op.output_aliases(node.params)
+        windows = _aligned_windows(node, shapes, dtypes)
         for i in range(node.num_outputs):
-            source = entry_value[(id(node.inputs[aliases[i]][0]), node.inputs[aliases[i]][1])] if i in aliases else None
-            entry_value[(id(node), i)] = new_value(node.output_name(i), shapes[(id(node), i)],
-                                                   dtypes[(id(node), i)], "internal", source)
+            k = aliases.get(i, windows.get(i, (None,))[0])
+            source = entry_value[(id(node.inputs[k][0]), node.inputs[k][1])] if k is not None else None
+            entry_value[(id(node), i)] = new_value(node.output_name(i), shapes[(id(node), i)], dtypes[(id(node), i)],
+                                                   "internal", source, windows[i][1] if i in windows else None)
 
     heads = [(id(n), i) for n, i in symbol.heads]
     forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)

@@ -324,6 +324,13 @@ class OpDef:
     # Output index -> input index whose storage it shares as a view (reshape, identity; CacheWrite's
     # output is the auxiliary state its forward writes into).
     output_aliases: Callable[[dict], dict[int, int]] = lambda params: {}
+    # Output index -> (input index, element offset) for an output that is a contiguous
+    # window of an input's storage (a slice along an axis that only axes of size 1
+    # precede), from the parameters and the input shapes. The program makes it a view
+    # there when the offset keeps the kernels' alignment (``Value.window``); the forward
+    # must then launch nothing for it (it finds its output already in place), and copy
+    # where the program did not.
+    output_windows: Callable[[dict, list], dict[int, tuple[int, int]]] = lambda params, in_shapes: {}
     # An operator whose output is its one input with the axes permuted (transpose): the
     # order, from the parameters and the input's number of dimensions; None where it is
     # not (or is the identity, an ordinary view). Where every reader of the output reads
@@ -541,6 +548,18 @@ def grad_over_out_grad(num_inputs: int):
     """Backward of an elementwise operator: any input gradient may overwrite the output gradient
     (each input gradient element is computed from the same output gradient element)."""
     return lambda params, epilogue: [(k, ("out_grad", 0)) for k in range(num_inputs)]
+
+
+def window_offset(shape, axis: int, begin: int, width: int) -> int | None:
+    """The element offset at which ``data[..., begin:begin + width, ...]`` (along ``axis``)
+    starts in the storage of a contiguous array of ``shape``, where that slice is one run of
+    its elements (the whole axis, or only axes of size 1 precede it); None where it is not
+    (``OpDef.output_windows``)."""
+    if width == shape[axis]:
+        return 0
+    if size(shape[:axis]) != 1:
+        return None
+    return begin * size(shape[axis + 1:])
 
 
 def size(shape) -> int:

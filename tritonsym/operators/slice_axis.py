@@ -1,11 +1,14 @@
 """slice_axis (MXNet's): ``data[..., begin:end, ...]`` along ``axis`` (negative begin/end count
-from the end; ``end=None`` is the end). One strided copy; backward zeroes the input gradient
-outside the slice and copies the output gradient into it."""
+from the end; ``end=None`` is the end). Where only axes of size 1 precede ``axis`` the slice
+is one run of the data's elements, and the program makes it a view (``Value.window``: no
+launch, no memory); elsewhere one strided copy. Backward zeroes the input gradient outside
+the slice and copies the output gradient into it."""
 
 from __future__ import annotations
 
 from ..ops import memory as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify, window_offset
+from .view import already_there
 
 
 def bounds(p, length: int) -> tuple[int, int]:
@@ -39,8 +42,19 @@ def _window(p, t):
     return t.narrow(axis, begin, end - begin)
 
 
+def _output_windows(p, in_shapes):
+    data = in_shapes[0]
+    axis = p["axis"] % len(data)
+    begin, end = bounds(p, data[axis])
+    offset = window_offset(data, axis, begin, end - begin)
+    return {} if offset is None else {0: (0, offset)}
+
+
 def _forward(a: ForwardArgs):
-    return kernels.plan_copy(_window(a.params, a.inputs[0]), a.outputs[0])
+    window = _window(a.params, a.inputs[0])
+    if already_there(window, a.outputs[0]):
+        return []
+    return kernels.plan_copy(window, a.outputs[0])
 
 
 def _backward(a: BackwardArgs):
@@ -59,6 +73,7 @@ register(OpDef(
             Param("end", "optional_int", None, doc="one past the last index (negative: from the end; None: the end)")],
     input_names=("data",),
     infer_shape=_infer_shape,
+    output_windows=_output_windows,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),

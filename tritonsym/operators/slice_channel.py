@@ -1,12 +1,15 @@
 """SliceChannel (MXNet's; alias ``split``): data cut into ``num_outputs`` equal parts along
-``axis`` (each part's axis dropped with ``squeeze_axis`` when it has size 1). Each part is one
-strided copy; backward copies each part's gradient into its slice of the input gradient (a
-part nothing reads has a zero gradient, as in MXNet)."""
+``axis`` (each part's axis dropped with ``squeeze_axis`` when it has size 1). Where only axes
+of size 1 precede ``axis`` each part is one run of the data's elements, and the program makes
+it a view (``Value.window``: no launch, no memory); elsewhere each part is one strided copy.
+Backward copies each part's gradient into its slice of the input gradient (a part nothing
+reads has a zero gradient, as in MXNet)."""
 
 from __future__ import annotations
 
 from ..ops import memory as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify, window_offset
+from .view import already_there
 
 
 def _part_shape(p, data):
@@ -40,8 +43,17 @@ def _parts(p, t):
     return [t.narrow(axis, k * width, width) for k in range(p["num_outputs"])]
 
 
+def _output_windows(p, in_shapes):
+    data = in_shapes[0]
+    axis = p["axis"] % len(data)
+    width = data[axis] // p["num_outputs"]
+    offsets = [window_offset(data, axis, k * width, width) for k in range(p["num_outputs"])]
+    return {} if offsets[0] is None else {k: (0, offset) for k, offset in enumerate(offsets)}
+
+
 def _forward(a: ForwardArgs):
     return [launch for part, out in zip(_parts(a.params, a.inputs[0]), a.outputs)
+            if not already_there(part, out.view(part.shape))
             for launch in kernels.plan_copy(part, out.view(part.shape))]
 
 
@@ -65,6 +77,7 @@ register(OpDef(
     num_outputs=lambda p: p["num_outputs"],
     output_names=lambda p: [f"output{k}" for k in range(p["num_outputs"])],
     infer_shape=_infer_shape,
+    output_windows=_output_windows,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),
