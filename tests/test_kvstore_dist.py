@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,38 @@ def test_train_command_under_torchrun(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ckpt")) == [
         "ckpt-0001.safetensors", "ckpt-0001.states.safetensors", "ckpt-0002.safetensors",
         "ckpt-0002.states.safetensors", "ckpt-symbol.json"]
+
+
+def _trained(tmp_path, name: str, options: list[str], workers: int) -> dict:
+    """The parameters ``tritonsym train --model transformer OPTIONS --save NAME`` ends with,
+    in one process or under torchrun with ``workers`` processes; and its output."""
+    from safetensors.numpy import load_file
+
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}"] if workers > 1 else []
+    argv = [sys.executable, *launcher, "-m", "tritonsym", "train", "--model", "transformer", "--no-progress",
+            "--save", name, *options] + (["--kvstore", "dist_sync"] if workers > 1 else [])
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = options[options.index("--epochs") + 1]
+    return load_file(str(tmp_path / f"{name}-{int(epochs):04d}.safetensors")), result.stdout
+
+
+@pytest.mark.slow  # four small transformer runs, two under torchrun: 40 s
+@pytest.mark.cpu_only  # two workers on one GPU: NCCL needs a device per worker
+@pytest.mark.parametrize("job", ["task", "text"])
+def test_the_transformer_on_two_workers_steps_as_one_process_on_the_whole_batch(tmp_path, job):
+    """SGD (the update is linear in the gradient): two workers reading 8 rows of each batch
+    end with the parameters of one process reading all 16, up to the rounding of the sum."""
+    options = ["--width", "16", "--layers", "1", "--heads", "2", "--optimizer", "sgd", "--lr", "0.2"]
+    if job == "task":
+        options += ["--examples", "64", "--lengths", "3,4", "--epochs", "2"]
+    else:
+        (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 12)
+        options += ["--text", "t.txt", "--context", "12", "--epochs", "1", "--sample-length", "4"]
+    one, _ = _trained(tmp_path, "one", options + ["--batch-size", "16"], workers=1)
+    two, out = _trained(tmp_path, "two", options + ["--batch-size", "8"], workers=2)
+    assert "kvstore: dist_sync, 2 workers, global batch 16 (each worker reads its 8 rows of every batch)" in out
+    assert out.count("Epoch[0] Validation-accuracy=") == 1  # the first worker reports, the other trains quietly
+    assert (tmp_path / "two-transformer.safetensors").exists()
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=0, atol=1e-6, err_msg=name)

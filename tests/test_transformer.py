@@ -141,6 +141,44 @@ def test_char_text_and_its_windows():
         sequences.TextIter(text.ids, 10, 1, 1)
 
 
+@pytest.mark.parametrize("kind", ["task", "text"])
+def test_the_parts_of_data_parallel_workers_make_up_the_whole_batch(kind):
+    """Three workers' iterators: at every step the same bucket, and their rows together the
+    rows one iterator with three times the batch reads, in order (what dist_sync needs for
+    a run on N workers to step as one process on the whole batch)."""
+    text = sequences.CharText("the quick brown fox jumps over the lazy dog " * 3)
+
+    def make(batch, parts=1, part=0):
+        if kind == "task":  # 11 questions of each length: 9 shared out, 3 each (2 wait for another epoch)
+            return sequences.TaskIter("sort", (2, 4), 11, batch, seed=5, num_parts=parts, part_index=part)
+        return sequences.TextIter(text.ids, 6, 7, batch, seed=5, num_parts=parts, part_index=part)
+
+    workers = [make(2, 3, k) for k in range(3)]
+    if kind == "task":
+        whole = sequences.TaskIter("sort", (2, 4), 11, 6, seed=5)
+    else:
+        whole = sequences.TextIter(text.ids, 6, 21, 6, seed=5)
+    for it in workers + [whole]:
+        it.set_epoch(1)
+    read = [list(w) for w in workers]
+    assert len({len(r) for r in read}) == 1 and workers[0].num_data == (6 if kind == "task" else 7)
+    steps = list(zip(*read))
+    for batches in steps:
+        assert len({b.bucket_key for b in batches}) == 1 and len({b.data[0].shape for b in batches}) == 1
+    rows = [torch.cat([b.data[0] for b in batches]) for batches in steps]
+    if kind == "text":  # 21 windows: batches of 6 rows, the last of 3 (one a worker)
+        assert [len(r) for r in rows] == [6, 6, 6, 3]
+        assert all(torch.equal(a, b.data[0]) for a, b in zip(rows, whole))
+    else:  # the whole iterator keeps the 2 left over; every row the workers read, it reads at that step
+        for r, b in zip(rows, whole):
+            assert b.bucket_key == r.shape[1] and all(any(torch.equal(x, y) for y in b.data[0]) for x in r)
+    with pytest.raises(ts.base.ParamError, match=r"part_index=3 must be in \[0, num_parts=3\)"):
+        make(2, 3, 3)
+    if kind == "task":
+        with pytest.raises(ts.base.ParamError, match="count 11 questions of each length cannot give each of 12"):
+            make(1, 12, 0)
+
+
 @pytest.mark.slow  # trains a little first: 8 s
 def test_the_sampler_reads_the_training_networks_predictions(rng):
     cfg = transformer.Config(vocab=5, max_len=6, width=8, heads=2, layers=1)

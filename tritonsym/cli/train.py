@@ -81,7 +81,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu (Triton interpreter), gpu or gpu:N")
     p.add_argument("--kvstore", choices=("local", "dist_sync"), default="local",
                    help="dist_sync: data-parallel over the processes of torchrun --nproc_per_node=N (each reads "
-                        "its share of the training data; the gradient is all-reduced)")
+                        "its share of the training data, or of each transformer batch; the gradient is "
+                        "all-reduced)")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                    help="replay each training step's forward, backward and update as CUDA graphs (default: on a "
                         "GPU with --kvstore local)")
@@ -129,8 +130,22 @@ def run(args) -> int:
         return 1
 
 
-def _train(args, log) -> int:
+def _worker_context(args, kv, log):
+    """This process's device; with several workers, one GPU each, and the first one reporting
+    (the others train quietly)."""
     import torch
+
+    import tritonsym as ts
+
+    if kv.rank > 0:
+        log.setLevel(logging.WARNING)
+    ctx = context_from(args.device)
+    if ctx.device_type == "gpu" and args.device in ("auto", "gpu") and kv.num_workers > 1:
+        ctx = ts.gpu(kv.rank % max(1, torch.cuda.device_count()))
+    return ctx
+
+
+def _train(args, log) -> int:
 
     import tritonsym as ts
 
@@ -141,7 +156,7 @@ def _train(args, log) -> int:
             raise TritonSymError(f"train: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} for --model mlp; "
                                  "the transformer job would train without it")
         kv = ts.kv.create(args.kvstore)
-        return train_transformer.run(args, log, context_from(args.device), kv)
+        return train_transformer.run(args, log, _worker_context(args, kv, log), kv)
     stray = train_transformer.given_options(args)
     if stray:
         raise TritonSymError(f"train: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} for --model transformer; "
@@ -163,11 +178,7 @@ def _train(args, log) -> int:
     if not 0 < args.validation_fraction < 1:
         raise TritonSymError(f"train: --validation-fraction {args.validation_fraction}: must be in (0, 1)")
     kv = ts.kv.create(args.kvstore)
-    if kv.rank > 0:  # one worker reports; the others train quietly
-        log.setLevel(logging.WARNING)
-    ctx = context_from(args.device)
-    if ctx.device_type == "gpu" and args.device in ("auto", "gpu") and kv.num_workers > 1:
-        ctx = ts.gpu(kv.rank % max(1, torch.cuda.device_count()))  # one GPU per worker
+    ctx = _worker_context(args, kv, log)
     ts.random.seed(args.seed)
     train_x, train_y, val_x, val_y, source = load_data(args)
     classes = int(max(train_y.max(), val_y.max())) + 1

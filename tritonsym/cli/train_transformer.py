@@ -99,9 +99,6 @@ def run(args, log, ctx, kv) -> int:
     epochs, batch = _given(args.epochs, defaults["epochs"]), _given(args.batch_size, defaults["batch_size"])
     optimizer = args.optimizer or "adam"
     lr = args.lr if args.lr is not None else (0.1 if optimizer == "sgd" else defaults["lr"])
-    if kv.num_workers > 1:
-        raise TritonSymError("train: --kvstore dist_sync is for --model mlp; the transformer job trains in one "
-                             "process")
     if args.resume and not args.save:
         raise TritonSymError("train: --resume continues the run saved under --save PREFIX: give --save")
     if args.prompt is not None and not args.prompt:  # said before training, not after it
@@ -146,7 +143,13 @@ def run(args, log, ctx, kv) -> int:
             params["loss_scale"] = scale
     if optimizer == "sgd":
         params["momentum"] = args.momentum
-    cuda_graph = args.cuda_graph if args.cuda_graph is not None else ctx.device_type == "gpu"
+    if kv.num_workers > 1:
+        # The loss gradient is a mean over each worker's scored positions (normalization="valid",
+        # per worker as in MXNet): the sum over the workers is num_workers times the mean over the
+        # whole batch. Scaled back, a run on N workers of B rows steps as one process on N * B.
+        params["rescale_grad"] = 1.0 / (batch * kv.num_workers ** 2)
+    # dist_sync all-reduces gradient buckets between backward steps: a step is not one graph
+    cuda_graph = args.cuda_graph if args.cuda_graph is not None else (ctx.device_type == "gpu" and kv.num_workers == 1)
     where = f"{args.dtype} on {ctx}{' (Triton interpreter)' if ctx.device_type == 'cpu' else ''}"
     grouped = f" on {cfg.key_heads} key and value heads" if cfg.key_heads != cfg.heads else ""
     grouped += (", RMSNorm" if cfg.norm == "rms" else "") + (", SwiGLU" if cfg.mlp == "swiglu" else "")
@@ -157,20 +160,24 @@ def run(args, log, ctx, kv) -> int:
              cfg.layers, cfg.width, cfg.heads, grouped, cfg.vocab, cfg.max_len, where)
     log.info("optimizer: %s %s, batch %d, %d epochs", optimizer, ", ".join(f"{k}={v}" for k, v in params.items()),
              batch, epochs)
+    if kv.num_workers > 1:
+        log.info("kvstore: dist_sync, %d workers, global batch %d (each worker reads its %d rows of every batch)",
+                 kv.num_workers, batch * kv.num_workers, batch)
     metric = ts.metric.CompositeEvalMetric([sequences.ScoredAccuracy(), ts.metric.Perplexity(ignore_label=-1)])
     fit = dict(eval_metric=metric, optimizer=optimizer, optimizer_params=params, initializer=ts.init.Xavier(),
-               num_epoch=epochs)
+               num_epoch=epochs, kvstore=kv)
     tokens = saved.Tokens(characters=tuple(text.chars)) if args.text else saved.Tokens(task=args.task)
-    if args.save:  # the model after each epoch, one file overwritten (atomically): what tritonsym sample reads
+    if args.save and kv.rank == 0:  # the model after each epoch, one file overwritten (atomically): what
+        # tritonsym sample reads; the other workers hold the same parameters
         path = saved_path(args.save)
         fit["epoch_end_callback"] = [lambda epoch, symbol, arg_params, aux_params: saved.save(path, cfg, arg_params,
                                                                                              tokens)]
         log.info("saving: %s after each epoch (then: tritonsym sample %s --prompt ...), and the weights and "
                  "optimizer states under %s for --resume", path, path, args.save)
     if args.text:
-        _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph)
+        _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph, kv)
     else:
-        _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph)
+        _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph, kv)
     log.info("done in %.1f s", time.perf_counter() - start)
     return 0
 
@@ -217,22 +224,27 @@ def _module(args, log, cfg, tokens, fit, make, load):
             return None, begin
         log.info("resume: from %s-%04d, epochs %d to %d", args.save, begin, begin + 1, fit["num_epoch"])
     mod = load(begin) if args.resume else make()
-    if args.save:
+    if "epoch_end_callback" in fit:  # --save, on the worker that saves
         fit["epoch_end_callback"].append(ts.callback.module_checkpoint(mod, args.save, save_optimizer_states=True))
     return mod, begin
 
 
-def _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph) -> None:
+def _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph, kv) -> None:
     import tritonsym as ts
 
     from ..models import sequences, transformer
 
-    train = sequences.TaskIter(args.task, lengths, args.examples, batch, seed=args.seed)
+    try:
+        train = sequences.TaskIter(args.task, lengths, args.examples, batch, seed=args.seed,
+                                   num_parts=kv.num_workers, part_index=kv.rank)
+    except ts.base.ParamError as e:
+        raise TritonSymError(f"train: --examples {args.examples}: {e}") from None
     val = sequences.TaskIter(args.task, lengths, max(1, args.examples // 5), batch, seed=args.seed + 10_000,
                              shuffle=False)
-    log.info("data: the %s task: %s, questions of %s digits, %d training / %d validation questions", args.task,
+    log.info("data: the %s task: %s, questions of %s digits, %d training%s / %d validation questions", args.task,
              {"sort": "write the digits in order", "reverse": "write the digits backwards",
-              "copy": "write the digits again"}[args.task], ",".join(map(str, lengths)), train.num_data, val.num_data)
+              "copy": "write the digits again"}[args.task], ",".join(map(str, lengths)), train.num_data,
+             " per worker" if kv.num_workers > 1 else "", val.num_data)
     mod, begin = _module(args, log, cfg, tokens, fit, lambda: ts.mod.BucketingModule(
         transformer.sym_gen(cfg), default_bucket_key=train.max_len, context=ctx, cuda_graph=cuda_graph),
         lambda epoch: ts.mod.BucketingModule.load(args.save, epoch, transformer.sym_gen(cfg), train.max_len,
@@ -240,6 +252,8 @@ def _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph) ->
     if mod is None:
         return
     mod.fit(train, eval_data=val, begin_epoch=begin, **fit)
+    if kv.rank > 0:  # the first worker writes the answers; every worker holds the same parameters
+        return
     sampler = sequences.Sampler(cfg, mod.get_params()[0], ctx, rows=min(64, max(1, args.examples // 5)),
                                 cuda_graph=cuda_graph)
     rng = np.random.default_rng(args.seed + 2)
@@ -254,7 +268,7 @@ def _train_task(args, log, ctx, cfg, tokens, lengths, batch, fit, cuda_graph) ->
                  sequences.digits_text(sequences.answer(args.task, x[row:row + 1])[0]))
 
 
-def _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph) -> None:
+def _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph, kv) -> None:
     import tritonsym as ts
 
     from ..models import sequences, transformer
@@ -265,11 +279,15 @@ def _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph) -> No
                              f"with --context {args.context} (a tenth is held out); give a longer text or a shorter "
                              "--context")
     train_ids, val_ids = text.ids[:-held], text.ids[-held:]
-    # An epoch: about two windows' worth of starts per window of text, a whole number of batches.
-    count = -(-max(batch, 2 * len(train_ids) // args.context) // batch) * batch
-    log.info("data: %s: %d characters, %d distinct; %d training windows of %d at random starts per epoch, the last "
-             "%d characters for validation", args.text, len(text.ids), text.vocab, count, args.context, held)
-    train = sequences.TextIter(train_ids, args.context, count, batch, seed=args.seed)
+    # An epoch: about two windows' worth of starts per window of text, a whole number of batches
+    # (of all the workers' rows together), shared out among the workers.
+    whole = batch * kv.num_workers
+    count = -(-max(whole, 2 * len(train_ids) // args.context) // whole) * whole
+    log.info("data: %s: %d characters, %d distinct; %d training windows of %d at random starts per epoch%s, the "
+             "last %d characters for validation", args.text, len(text.ids), text.vocab, count, args.context,
+             f" ({count // kv.num_workers} per worker)" if kv.num_workers > 1 else "", held)
+    train = sequences.TextIter(train_ids, args.context, count // kv.num_workers, batch, seed=args.seed,
+                               num_parts=kv.num_workers, part_index=kv.rank)
     val = sequences.TextIter(val_ids, args.context, batch, batch, shuffle=False)
     mod, begin = _module(args, log, cfg, tokens, fit, lambda: ts.mod.Module(transformer.decoder(args.context, cfg),
                                                                     context=ctx, cuda_graph=cuda_graph),
@@ -278,6 +296,8 @@ def _train_text(args, log, ctx, cfg, tokens, text, batch, fit, cuda_graph) -> No
     if mod is None:
         return
     mod.fit(train, eval_data=val, begin_epoch=begin, **fit)
+    if kv.rank > 0:  # the first worker writes the samples; every worker holds the same parameters
+        return
     if args.prompt is None:  # the text's first line, cut to half a window (the sampler slides past a full one)
         prompt = text.decode(text.ids[:args.context]).split("\n")[0][:max(1, args.context // 2)]
         prompt = prompt or text.decode(text.ids[:1])

@@ -53,13 +53,26 @@ def task_examples(task: str, count: int, n: int, rng: np.random.Generator) -> tu
     return tokens[:, :-1].astype(np.float32), labels
 
 
+def check_parts(what: str, num_parts, part_index) -> None:
+    if not (isinstance(num_parts, int) and num_parts >= 1 and isinstance(part_index, int)
+            and 0 <= part_index < num_parts):
+        raise ParamError(f"{what}: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
+
+
 class TaskIter(DataIter):
     """Batches of task examples, one question length per batch, its ``bucket_key`` the input
     length 2n. ``count`` examples per length; shuffled (batches and their order) per epoch
     from ``seed`` when ``shuffle``. The last batch of a length may be smaller. Tokens and
-    labels are float32, as MXNet's iterators give indices (exact up to 2**24)."""
+    labels are float32, as MXNet's iterators give indices (exact up to 2**24).
 
-    def __init__(self, task: str, lengths, count: int, batch_size: int, seed: int = 0, shuffle: bool = True):
+    ``num_parts`` / ``part_index`` (data-parallel workers): every worker draws the same
+    batches of ``batch_size * num_parts`` examples in the same order and reads its
+    ``batch_size`` rows of each, so all take the same bucket at each step and together read
+    what one process with the whole batch reads. A length's last batch keeps a multiple of
+    ``num_parts`` rows (the few left over are read in other epochs, shuffled anew)."""
+
+    def __init__(self, task: str, lengths, count: int, batch_size: int, seed: int = 0, shuffle: bool = True,
+                 num_parts: int = 1, part_index: int = 0):
         if task not in TASKS:
             raise ParamError(f"TaskIter: task {task!r} is not one of {', '.join(TASKS)}")
         lengths = sorted(set(int(n) for n in lengths))
@@ -67,10 +80,15 @@ class TaskIter(DataIter):
             raise ParamError(f"TaskIter: question lengths must be at least 1, got {lengths}")
         if count < 1 or batch_size < 1:
             raise ParamError(f"TaskIter: count {count} and batch_size {batch_size} must be at least 1")
+        check_parts("TaskIter", num_parts, part_index)
+        if count < num_parts:
+            raise ParamError(f"TaskIter: count {count} questions of each length cannot give each of {num_parts} "
+                             "parts one")
         rng = np.random.default_rng(seed)
         self.examples = {n: task_examples(task, count, n, rng) for n in lengths}
         self.task, self.lengths, self.batch_size = task, lengths, batch_size
-        self.num_data = count * len(lengths)
+        self.num_data = count // num_parts * len(lengths)  # this part's share
+        self._parts, self._part = num_parts, part_index
         self._seed, self._shuffle, self._epoch = seed, shuffle, 0
         self.reset()
 
@@ -93,9 +111,11 @@ class TaskIter(DataIter):
     def reset(self) -> None:
         rng = np.random.default_rng((self._seed, self._epoch))
         self._batches = []
+        whole = self.batch_size * self._parts  # the batch of all the parts together
         for n, (x, _) in self.examples.items():
             order = rng.permutation(len(x)) if self._shuffle else np.arange(len(x))
-            self._batches += [(n, order[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+            order = order[:len(order) - len(order) % self._parts]  # every part the same number of rows
+            self._batches += [(n, order[i:i + whole]) for i in range(0, len(order), whole)]
         if self._shuffle:
             self._batches = [self._batches[k] for k in rng.permutation(len(self._batches))]
         self._next = 0
@@ -106,6 +126,8 @@ class TaskIter(DataIter):
             return None
         n, rows = self._batches[self._next]
         self._next += 1
+        share = len(rows) // self._parts
+        rows = rows[share * self._part:share * (self._part + 1)]
         x, y = self.examples[n]
         shape = (len(rows), 2 * n)
         return DataBatch([torch.from_numpy(x[rows])], [torch.from_numpy(y[rows])], bucket_key=2 * n,
@@ -154,15 +176,22 @@ class TextIter(DataIter):
     drawn afresh each epoch from ``seed`` (fixed starts would tie each position to the same
     part of a repetitive text, and the model would learn positions instead of the text);
     labels are the next characters (float32). ``shuffle=False``: evenly spaced windows, the
-    same every epoch (for validation)."""
+    same every epoch (for validation).
+
+    ``num_parts`` / ``part_index`` (data-parallel workers): ``count`` windows for each part;
+    every worker draws the same ``count * num_parts`` starts and reads its ``batch_size`` of
+    each batch of ``batch_size * num_parts``: together what one process with the whole
+    batch reads."""
 
     def __init__(self, ids: np.ndarray, context: int, count: int, batch_size: int, seed: int = 0,
-                 shuffle: bool = True):
+                 shuffle: bool = True, num_parts: int = 1, part_index: int = 0):
         if len(ids) <= context:
             raise ParamError(f"TextIter: {len(ids)} characters are not longer than the context {context}")
         if count < 1 or batch_size < 1:
             raise ParamError(f"TextIter: count {count} and batch_size {batch_size} must be at least 1")
+        check_parts("TextIter", num_parts, part_index)
         self.ids, self.context, self.num_data, self.batch_size = np.asarray(ids), context, count, batch_size
+        self._parts, self._part = num_parts, part_index
         self._seed, self._shuffle, self._epoch = seed, shuffle, 0
         self.reset()
 
@@ -180,10 +209,15 @@ class TextIter(DataIter):
 
     def reset(self) -> None:
         last = len(self.ids) - self.context - 1  # the last start whose label window fits
+        total = self.num_data * self._parts
         if self._shuffle:
-            self._starts = np.random.default_rng((self._seed, self._epoch)).integers(0, last + 1, self.num_data)
+            starts = np.random.default_rng((self._seed, self._epoch)).integers(0, last + 1, total)
         else:
-            self._starts = np.linspace(0, last, self.num_data).round().astype(np.int64)
+            starts = np.linspace(0, last, total).round().astype(np.int64)
+        # This part's rows of each batch of all the parts (the last batch split evenly too).
+        whole = self.batch_size * self._parts
+        self._starts = np.concatenate([np.array_split(starts[i:i + whole], self._parts)[self._part]
+                                       for i in range(0, total, whole)])
         self._next = 0
         self._epoch += 1
 
