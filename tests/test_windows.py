@@ -195,3 +195,13 @@ def test_windows_hold_no_memory_of_their_own_in_the_plan_and_mirror_keeps_them_r
         return [(y[:3] * y[3:]).sum().reshape(1)]
 
     _assert_same(expected, _torch(reference, inputs, [np.ones(1)]))
+
+
+def test_a_slice_of_an_auxiliary_state_stays_a_copy():
+    """BatchNorm writes its moving mean during a training forward: a view of it would be
+    read after that write wherever its reader runs, so the slice copies it at its step."""
+    x, mean = S.Variable("x"), S.Variable("mean")
+    bn = S.BatchNorm(x, moving_mean=mean, name="bn", fix_gamma=False)
+    net = S.Group([S.BlockGrad(bn), S.slice_axis(mean, axis=0, begin=0, end=4, name="s") * 1.0])
+    exe = net.simple_bind(ts.cpu(), x=(3, 8), grad_req="null")
+    assert _windows(exe) == [] and _forward_launches(exe, "slice_axis") == 1

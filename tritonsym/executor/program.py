@@ -234,6 +234,10 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
             continue
         aliases = node.op.output_aliases(node.params)
         windows = _aligned_windows(node, shapes, dtypes)
+        if any(entry_value[(id(n), j)].root().kind == "aux" for n, j in node.inputs):
+            # An auxiliary state is written during forward (BatchNorm's moving statistics, a
+            # cache): a view would be read after such a write where the slice copied before it.
+            windows = {}
         for i in range(node.num_outputs):
             k = aliases.get(i, windows.get(i, (None,))[0])
             source = entry_value[(id(node.inputs[k][0]), node.inputs[k][1])] if k is not None else None
