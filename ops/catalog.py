@@ -27,6 +27,7 @@ from . import (
     embedding,
     flip,
     fully_connected,
+    gated_activation,
     grad_norm,
     layer_norm,
     memory,
@@ -43,9 +44,9 @@ from . import (
 from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, attention, batch_dot, batch_norm, cache_write, dropout,
-                                          elementwise, embedding, flip, fully_connected, grad_norm, layer_norm, memory,
-                                          optimizer, prelu, reduce, regression_output, rotary, select, sequence_mask,
-                                          softmax, softmax_output)
+                                          elementwise, embedding, flip, fully_connected, gated_activation, grad_norm,
+                                          layer_norm, memory, optimizer, prelu, reduce, regression_output, rotary,
+                                          select, sequence_mask, softmax, softmax_output)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

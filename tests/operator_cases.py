@@ -202,6 +202,24 @@ for _act, _slope in (("leaky", 0.2), ("elu", 0.9), ("selu", 0.25), ("gelu", 0.25
          forward=lambda v, a=_act, s=_slope: o.act(v["data"], a, s),
          backward=lambda v, h, a=_act, s=_slope: {"data": h * o.act_grad(v["data"], a, s)})
 
+# GatedActivation: data * act(gate), each gate of the GLU family; then x * silu(x), one array at
+# both inputs (its two gradients stored by one thread, the gate's added).
+for _act in ("silu", "gelu", "gelu_tanh", "sigmoid", "relu", "tanh"):
+    case(id=f"gated_activation_{_act}", op="GatedActivation",
+         build=lambda a=_act: S.GatedActivation(_data(), S.Variable("gate"), act_type=a),
+         shapes={"data": (6, 11), "gate": (6, 11)}, values={"gate": normal(2.0)},
+         forward=lambda v, a=_act: v["data"] * o.act(v["gate"], a),
+         # relu's derivative, chosen by comparing the gate, is NaN at a NaN gate (as Activation's)
+         backward=lambda v, h, a=_act: {"data": h * o.act(v["gate"], a),
+                                        "gate": np.where(np.isnan(v["gate"]), np.nan,
+                                                         h * v["data"] * o.act_grad(v["gate"], a))})
+
+case(id="gated_activation_one_array_twice", op="GatedActivation",
+     build=lambda: (lambda x: S.GatedActivation(x, x))(_data()), shapes={"data": (4, 9)},
+     values={"data": normal(2.0)},
+     forward=lambda v: v["data"] * o.act(v["data"], "silu"),
+     backward=lambda v, h: {"data": h * (o.act(v["data"], "silu") + v["data"] * o.act_grad(v["data"], "silu"))})
+
 # ------------------------------------------------------------------------- softmax
 
 for _name, _fwd, _bwd in (("softmax", o.softmax, o.softmax_grad), ("log_softmax", o.log_softmax, o.log_softmax_grad)):

@@ -157,11 +157,12 @@ def self_attention(x, cfg: Config, name: str, step: Step | None = None):
 
 def mlp(x, cfg: Config, name: str):
     """Position-wise feed-forward: widen 4x, GELU, back to the width; or SwiGLU: the widened
-    values times SiLU of a second widening (the gate)."""
+    values times SiLU of a second widening (the gate), in one operator that keeps no SiLU
+    values for backward (GatedActivation)."""
     h = S.FullyConnected(x, num_hidden=4 * cfg.width, flatten=False, name=f"{name}_fc1")
     if cfg.mlp == "swiglu":
         gate = S.FullyConnected(x, num_hidden=4 * cfg.width, flatten=False, name=f"{name}_gate")
-        h = S.LeakyReLU(gate, act_type="silu", name=f"{name}_silu") * h
+        h = S.GatedActivation(h, gate, act_type="silu", name=f"{name}_swiglu")
     else:
         h = S.LeakyReLU(h, act_type="gelu", name=f"{name}_gelu")
     return S.FullyConnected(h, num_hidden=cfg.width, flatten=False, name=f"{name}_fc2")

@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     flatten,
     flip,
     fully_connected,
+    gated_activation,
     layer_norm,
     leaky_relu,
     make_loss,
