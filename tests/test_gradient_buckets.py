@@ -106,3 +106,44 @@ def test_bad_sizes_and_mismatched_workers_are_refused():
     with pytest.raises(KVStoreError, match=r"workers \[1\] bound a different network or gradient buckets than worker "
                                            r"0 \(fingerprints \['00000001', '00000002'\]\).*rank 0\) has: float32\["):
         sync.check_layout("mlp")
+
+
+class ReadyInOrder:
+    """An executor standing for another bucket of a BucketingModule: its backward finishes
+    the parameters' gradients in the order given ({name: step}; -1: no step writes it)."""
+
+    def __init__(self, ready: dict, steps: int):
+        self.ready, self.steps, self.seen = ready, steps, []
+
+    def grad_ready_steps(self):
+        return self.ready
+
+    def backward(self, out_grads=None, after_step=None):
+        for i in range(self.steps):
+            after_step(i)
+            self.seen.append(i)
+
+
+def test_every_worker_starts_every_bucket_in_one_order_whatever_it_ran():
+    """Two executors finish the gradients in opposite orders, one never writing a parameter's
+    gradient: both start all six buckets in the buckets' order (a worker on one bucket and a
+    worker on the other pair their collectives up), none before its gradients are final."""
+    exe = _executor()
+    names = [n for n in exe.grad_dict if exe.grad_dict[n] is not None]
+    kv = TwoIdenticalWorkers()
+    sync = GradientSync(kv, exe, bucket_bytes=1)  # one parameter a bucket
+    order = [b.view.data_ptr() for b in sync.buckets]
+    assert len(order) == len(names) == 6
+    backwards = {"last layers first": {b.names[0]: k for k, b in enumerate(sync.buckets)},
+                 "first layers first": {b.names[0]: 5 - k for k, b in enumerate(sync.buckets)},
+                 "one never written": {b.names[0]: (-1 if k == 3 else k) for k, b in enumerate(sync.buckets)}}
+    for what, ready in backwards.items():
+        executor = ReadyInOrder(ready, steps=6)
+        starts = []
+        kv.all_reduce_async = lambda view, starts=starts, executor=executor: starts.append(
+            (view.data_ptr(), len(executor.seen))) or (view, view.clone())
+        sync.backward(executor)
+        sync.finish()
+        assert [ptr for ptr, _ in starts] == order, what
+        for bucket, (_, step) in zip(sync.buckets, starts):
+            assert step >= max(ready[bucket.names[0]], 0), f"{what}: {bucket.names} started before it was final"

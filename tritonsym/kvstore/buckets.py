@@ -9,7 +9,11 @@ backward goes on; ``finish()`` waits for all of them before the optimizer runs.
 
 Every worker must bind the same network and get the same buckets, or their collectives
 would pair up wrongly: ``check_layout`` compares a fingerprint of both across workers
-first and fails with a clear message instead of hanging or mixing tensors.
+first and fails with a clear message instead of hanging or mixing tensors. And every
+worker starts every bucket's all-reduce in the buckets' own order, whichever executor ran
+(a BucketingModule's buckets may finish their gradients in other orders, and a gradient
+no step writes is still summed): a bucket starts once it and every bucket before it are
+final, so the collectives pair up whatever each worker ran.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class GradientSync:
                     group = []
             if group:
                 self._add(region, group)
-        self._ready: dict[int, dict[int, list[Bucket]]] = {}  # id(executor) -> step -> buckets
+        self._ready: dict[int, dict[int, list[int]]] = {}  # id(executor) -> step -> bucket indices
         self._pending: list = []
 
     def _add(self, region, group) -> None:
@@ -76,24 +80,41 @@ class GradientSync:
                                "every worker must run the same script with the same network, batch size and "
                                f"options. This worker (rank {self.kv.rank}) has: {self.layout()}")
 
-    def _schedule(self, executor) -> dict[int, list[Bucket]]:
+    def _schedule(self, executor) -> dict[int, list[int]]:
+        """{backward step: the buckets whose gradients are final after it} (step -1: written
+        by no step, zeroed before them)."""
         key = id(executor)
         if key not in self._ready:
             ready = executor.grad_ready_steps()
-            by_step: dict[int, list[Bucket]] = {}
-            for bucket in self.buckets:
+            by_step: dict[int, list[int]] = {}
+            for k, bucket in enumerate(self.buckets):
                 step = max(ready[name] for name in bucket.names)
-                by_step.setdefault(step, []).append(bucket)
+                by_step.setdefault(step, []).append(k)
             self._ready[key] = by_step
         return self._ready[key]
 
     def backward(self, executor, out_grads=None) -> None:
-        """Run ``executor``'s backward, starting each bucket's all-reduce as soon as it is final."""
+        """Run ``executor``'s backward, starting each bucket's all-reduce once it and every
+        bucket before it are final; the rest after the last step."""
         if self._pending:
             raise KVStoreError("GradientSync: the last backward's all-reduce was never finished (call finish())")
         schedule = self._schedule(executor)
-        executor.backward(out_grads, after_step=lambda i: self._pending.extend(
-            self.kv.all_reduce_async(b.view) for b in schedule.get(i, ())))
+        final = [False] * len(self.buckets)
+        for k in schedule.get(-1, ()):
+            final[k] = True
+        started = 0
+
+        def start_final(step: int) -> None:
+            nonlocal started
+            for k in schedule.get(step, ()):
+                final[k] = True
+            while started < len(self.buckets) and final[started]:
+                self._pending.append(self.kv.all_reduce_async(self.buckets[started].view))
+                started += 1
+
+        executor.backward(out_grads, after_step=start_final)
+        final[:] = [True] * len(self.buckets)  # a backward of no steps; buckets no step wrote
+        start_final(-1)
 
     def finish(self) -> None:
         """Wait for every all-reduce of the last backward (the gradients are then summed)."""
