@@ -205,3 +205,42 @@ def test_one_array_read_as_itself_and_as_a_permuted_view_by_one_operator(rng):
     assert [grad.permute for _, grad in step.repeated_grads] == [HEADS]  # the view's, through scratch
     _assert_same(_run(exe, inputs, head),
                  _torch_grads(lambda x, v: _attention(x, x.permute(HEADS), v, causal=False), inputs, head))
+
+
+@pytest.mark.parametrize("grad_req", ["write", "add"])
+def test_attention_written_with_batch_dot_moves_no_heads(grad_req, rng):
+    """Attention by hand: heads split by transposes into batch_dot (scores, then scores times
+    values) and merged back by one after it. batch_dot reads and writes through strides,
+    so no transpose is copied; the (batch, heads) axes of the views do not merge, so each
+    product is one launch per batch entry."""
+    x = S.Variable("x")
+
+    def project(name):
+        y = S.FullyConnected(x, num_hidden=H * D, flatten=False, name=name)
+        return S.transpose(S.Reshape(y, shape=(0, 0, H, -1)), axes=HEADS)
+
+    scores = S.batch_dot(project("q"), project("k"), transpose_b=True) * (1 / np.sqrt(D))
+    att = S.batch_dot(S.softmax(scores, axis=-1), project("v"))
+    net = S.Reshape(S.transpose(att, axes=HEADS), shape=(0, 0, -3))
+    inputs = {"x": rng.normal(size=(B, L, 6))}
+    for name in "qkv":
+        inputs[f"{name}_weight"] = rng.normal(size=(H * D, 6))
+        inputs[f"{name}_bias"] = rng.normal(size=H * D)
+    head = rng.normal(size=(B, L, H * D))
+
+    def reference(x, **p):
+        q, k, v = ((x @ p[f"{n}_weight"].T + p[f"{n}_bias"]).reshape(B, L, H, D).permute(HEADS) for n in "qkv")
+        p = torch.softmax(q @ k.transpose(-1, -2) / np.sqrt(D), -1)
+        return (p @ v).permute(HEADS).reshape(B, L, H * D)
+
+    exe = _bind(net, {"x": (B, L, 6)}, grad_req=grad_req)
+    assert _copies(exe) == 0
+    products = [s for s in exe._program.forward_steps if s.op.name == "batch_dot"]
+    assert [len(s.launches) for s in products] == [B, B]
+    ours = _run(exe, inputs, head) if grad_req == "write" else None
+    if grad_req == "add":
+        for g in exe.grad_dict.values():
+            g[...] = 0.25
+        out, grads = _run(exe, inputs, head)
+        ours = out, {n: g - 0.25 for n, g in grads.items()}
+    _assert_same(ours, _torch_grads(reference, inputs, head))

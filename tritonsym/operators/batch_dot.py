@@ -1,7 +1,8 @@
 """batch_dot (MXNet's): ``out[..., :, :] = op(lhs[..., :, :]) @ op(rhs[..., :, :])`` over the
 leading (batch) axes of two arrays of one rank >= 3, op a transpose where ``transpose_a`` /
 ``transpose_b`` asks. One batched GEMM launch forward, one per gradient backward; transposes
-are strides, never copies (``ops/batch_dot.py``)."""
+are strides, never copies (``ops/batch_dot.py``), also a ``transpose`` next to it, which the
+program makes a view (``OpDef.strided_inputs``)."""
 
 from __future__ import annotations
 
@@ -31,24 +32,35 @@ def _infer_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], (*batch, m, n))]
 
 
-def _as_3d(t):
-    return t.view(-1, *t.shape[-2:]) if t is not None else None
+def _as_3d(*tensors) -> list[tuple]:
+    """The tensors (one batch shape; None stays None) as 3-d (batch, rows, columns) views: one
+    tuple where each one's batch axes merge into one, else a tuple per index of the first
+    batch axis, recursively (heads split by a transpose the program made a view: the
+    (batch, heads) axes of a (batch, length, heads, width) array do not merge)."""
+    try:
+        return [tuple(None if t is None else t.view(-1, *t.shape[-2:]) for t in tensors)]
+    except RuntimeError:
+        return [part for i in range(next(t for t in tensors if t is not None).shape[0])
+                for part in _as_3d(*(None if t is None else t[i] for t in tensors))]
 
 
 def _forward(a: ForwardArgs):
     p = a.params
-    lhs, rhs = _as_3d(a.inputs[0]), _as_3d(a.inputs[1])
-    lhs = lhs.transpose(1, 2) if p["transpose_a"] else lhs
-    rhs = rhs.transpose(1, 2) if p["transpose_b"] else rhs
-    return kernels.plan_batch_dot(lhs, rhs, _as_3d(a.outputs[0]), precision=p["precision"])
+    launches = []
+    for lhs, rhs, out in _as_3d(a.inputs[0], a.inputs[1], a.outputs[0]):
+        lhs = lhs.transpose(1, 2) if p["transpose_a"] else lhs
+        rhs = rhs.transpose(1, 2) if p["transpose_b"] else rhs
+        launches += kernels.plan_batch_dot(lhs, rhs, out, precision=p["precision"])
+    return launches
 
 
 def _backward(a: BackwardArgs):
     p = a.params
-    return kernels.plan_batch_dot_backward(
-        _as_3d(a.out_grads[0]), _as_3d(a.inputs[0]), _as_3d(a.inputs[1]), _as_3d(a.in_grads[0]),
-        _as_3d(a.in_grads[1]), transpose_a=p["transpose_a"], transpose_b=p["transpose_b"],
-        accumulate_a=a.accumulate[0], accumulate_b=a.accumulate[1], precision=p["precision"])
+    return [launch for grad_out, lhs, rhs, grad_lhs, grad_rhs in
+            _as_3d(a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0], a.in_grads[1])
+            for launch in kernels.plan_batch_dot_backward(
+                grad_out, lhs, rhs, grad_lhs, grad_rhs, transpose_a=p["transpose_a"], transpose_b=p["transpose_b"],
+                accumulate_a=a.accumulate[0], accumulate_b=a.accumulate[1], precision=p["precision"])]
 
 
 def product_params():
@@ -74,4 +86,8 @@ register(OpDef(
     backward_needs=lambda p, epilogue: ((0, 1), ()),
     # batch_dot(x, x): lhs's gradient launched before rhs's, which adds (and reads neither)
     repeated_input_grads=True,
+    # The kernel takes any strides: heads split or merged by a transpose cost nothing (batch
+    # axes that do not merge take a launch per index of the first).
+    strided_inputs=lambda p: (0, 1),
+    strided_outputs=lambda p: (0,),
 ))
