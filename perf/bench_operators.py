@@ -1,14 +1,15 @@
 """The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm forward and
-backward, Dropout forward and backward, a broadcast add, rotary position embedding, batch_dot
-and the Adam update, against PyTorch eager (torch.nn.functional.layer_norm, dropout,
-broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, torch.bmm,
+backward, Dropout forward and backward, a broadcast add, rotary position embedding,
+GatedActivation (SwiGLU's product) forward and backward, batch_dot and the Adam update,
+against PyTorch eager (torch.nn.functional.layer_norm, dropout, broadcasting +, Hugging
+Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a share of
 the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
-RotaryEmbedding has no target of an issue; a pass that reads and writes each element once,
-it should run at the copy bandwidth too.
+RotaryEmbedding and GatedActivation have no target of an issue; passes that read and write
+each element once, they should run at the copy bandwidth too.
 
 Run: python perf/bench_operators.py [--rows R] [--columns C] [--dtypes bfloat16,float32]
 """
@@ -20,7 +21,7 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, grad_norm, layer_norm, rotary
+from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, layer_norm, rotary
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -116,6 +117,25 @@ def rotary_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
             _row("RotaryEmbedding backward", name, shape, bwd, None, 2 * size, copy_gbs)]
 
 
+def gated_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """SwiGLU's product ``h * silu(gate)`` and its gradients, against torch eager (which
+    keeps silu(gate) for its backward: autograd through ``h * F.silu(gate)``)."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(cols)
+    h, gate, dy = (torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype) for _ in range(3))
+    out, dh, dgate = torch.empty_like(h), torch.empty_like(h), torch.empty_like(h)
+    forward = gated_activation.plan_gated_forward(h, gate, out, "silu")
+    backward = gated_activation.plan_gated_backward(dy, h, gate, dh, dgate, "silu")
+    hr, gr = (t.detach().clone().requires_grad_() for t in (h, gate))
+    yr = hr * torch.nn.functional.silu(gr)
+    size = h.numel() * h.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: h * torch.nn.functional.silu(gate))
+    eager_bwd = time_ms(lambda: torch.autograd.grad(yr, (hr, gr), dy, retain_graph=True))
+    return [_row("GatedActivation (silu) forward", name, (rows, cols), fwd, eager_fwd, 3 * size, copy_gbs),
+            _row("GatedActivation (silu) backward", name, (rows, cols), bwd, eager_bwd, 5 * size, copy_gbs)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -199,8 +219,9 @@ def main() -> None:
                                    "torch.nn.utils.clip_grad_norm_ then the step), RotaryEmbedding's passes as "
                                    "one read and one write (shape: batch x heads x positions x head_dim; its "
                                    "forward's `vs eager` against Hugging Face's rotate_half with a cached cos/sin "
-                                   "table).")
-    table = Table("operators", len(names) * (9 + len(shapes)), notes)
+                                   "table), GatedActivation's forward as two reads and a write, its backward as "
+                                   "three reads and two writes (eager: autograd through h * F.silu(gate)).")
+    table = Table("operators", len(names) * (11 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -209,6 +230,8 @@ def main() -> None:
         for row in broadcast_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in rotary_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in gated_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in adam_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
