@@ -303,9 +303,16 @@ def _prelu(net, x, i):
 
 def _binary(net, x, i):
     other = net.pick(lambda n: n.shape == x.shape)
-    op = net.rng.choice(["+", "-", "*", "/", "maximum", "minimum", "where"])
+    op = net.rng.choice(["+", "-", "*", "/", "maximum", "minimum", "where", "gated"])
     if op in ("maximum", "minimum") and (x.tied or other.tied or other is x):
         op = "+"
+    if op == "gated":  # x * act(other) in one operator
+        act = net.rng.choice(["silu", "gelu", "gelu_tanh", "sigmoid", "relu", "tanh"])
+        gate = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+                "sigmoid": torch.sigmoid, "relu": F.relu, "tanh": torch.tanh}[act]
+        return Node(S.GatedActivation(x.symbol, other.symbol, act_type=act),
+                    lambda env: x.compute(env) * gate(other.compute(env)), x.shape,
+                    x.tied or other.tied or act == "relu")
     y, f = {"+": (x.symbol + other.symbol, torch.add), "-": (x.symbol - other.symbol, torch.sub),
             "*": (x.symbol * other.symbol, torch.mul),
             "/": (x.symbol / (S.square(other.symbol) + 1.0), lambda p, q: p / (q * q + 1.0)),
@@ -502,7 +509,10 @@ def _one_array_several_inputs(net, x, i):
     """One array at several inputs of one operator (self-attention on one array, a Gram
     matrix, normalization's scale and shift one parameter): each input's gradient is a share
     of one array's, so none may overwrite another's."""
-    ndim, kind = len(x.shape), net.rng.choice(["attention", "gram", "concat", "layer_norm", "batch_norm"])
+    ndim, kind = len(x.shape), net.rng.choice(["attention", "gram", "concat", "layer_norm", "batch_norm", "swish"])
+    if kind == "swish":  # x * silu(x): data and gate one array
+        return Node(S.GatedActivation(x.symbol, x.symbol), lambda env: x.compute(env) * F.silu(x.compute(env)),
+                    x.shape, x.tied)
     if kind == "attention" and ndim == 3:
         heads, causal = S.expand_dims(x.symbol, axis=1), net.rng.random() < 0.5
         y = S.squeeze(S.ScaledDotProductAttention(heads, heads, heads, causal=causal), axis=1)
