@@ -53,8 +53,11 @@ def test_random_graphs_survive_json_and_compute_their_expression(expression, row
 
 @st.composite
 def layouts(draw):
-    """A tensor shape and a strided view of a bigger buffer with that shape."""
-    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
+    """A tensor shape and a strided view of a bigger buffer with that shape. Up to 6 axes:
+    past 4 that cannot merge, the elementwise plans split into launches
+    (``elementwise_launches``); shorter axes there keep the cases small."""
+    ndim = draw(st.integers(1, 6))
+    shape = tuple(draw(st.lists(st.integers(1, 6 if ndim <= 4 else 3), min_size=ndim, max_size=ndim)))
     steps = [draw(st.integers(1, 2)) for _ in shape]
     permutation = draw(st.permutations(range(len(shape))))
     expand = draw(st.sampled_from([None, *range(len(shape))]))
