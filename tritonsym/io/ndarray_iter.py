@@ -102,6 +102,13 @@ def _as_tensor(name: str, a, dtype: torch.dtype | None, is_label: bool) -> torch
     return t.contiguous()
 
 
+def check_parts(what: str, num_parts, part_index) -> None:
+    """A data-parallel worker's share: ``part_index`` of ``num_parts`` (iterators' arguments)."""
+    if not (isinstance(num_parts, int) and num_parts >= 1 and isinstance(part_index, int)
+            and 0 <= part_index < num_parts):
+        raise ParamError(f"{what}: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
+
+
 class NDArrayIter(DataIter):
     """Batches of ``batch_size`` samples from arrays (numpy or torch, or a list/dict of them).
 
@@ -132,9 +139,7 @@ class NDArrayIter(DataIter):
         if last_batch_handle not in LAST_BATCH_HANDLES:
             raise ParamError(f"NDArrayIter: last_batch_handle={last_batch_handle!r} must be one of "
                              f"{', '.join(LAST_BATCH_HANDLES)}")
-        if not (isinstance(num_parts, int) and num_parts >= 1 and isinstance(part_index, int)
-                and 0 <= part_index < num_parts):
-            raise ParamError(f"NDArrayIter: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
+        check_parts("NDArrayIter", num_parts, part_index)
         dtype = to_dtype(dtype) if dtype is not None else None
         data_items = _named("data", data, data_name)
         if not data_items:

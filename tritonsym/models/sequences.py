@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..base import ExecutionError, ParamError
-from ..io.ndarray_iter import DataBatch, DataDesc, DataIter
+from ..io.ndarray_iter import DataBatch, DataDesc, DataIter, check_parts
 from ..metric.base import EvalMetric
 from .transformer import IGNORE, Config, cache_length, decoder, decoder_step
 
@@ -51,12 +51,6 @@ def task_examples(task: str, count: int, n: int, rng: np.random.Generator) -> tu
     labels = tokens[:, 1:].astype(np.float32)
     labels[:, :n] = IGNORE  # predicting the question's own digits is not the task
     return tokens[:, :-1].astype(np.float32), labels
-
-
-def check_parts(what: str, num_parts, part_index) -> None:
-    if not (isinstance(num_parts, int) and num_parts >= 1 and isinstance(part_index, int)
-            and 0 <= part_index < num_parts):
-        raise ParamError(f"{what}: part_index={part_index!r} must be in [0, num_parts={num_parts!r})")
 
 
 class TaskIter(DataIter):
