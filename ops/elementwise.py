@@ -25,7 +25,6 @@ from ._common import (
     element_block,
     element_offsets,
     elementwise_launches,
-    keep_nan,
     load_wide,
     prepare_out,
     run,
@@ -33,6 +32,7 @@ from ._common import (
     store_result,
     widen,
 )
+from .unary_math import UNARY_NEEDS, UNARY_OPS, unary_grad, unary_value
 
 # Comparisons give 1.0 where they hold and 0.0 elsewhere (IEEE: NaN compares unequal to
 # everything), as MXNet's _equal, _greater, ... do; their gradient is 0 (times the output
@@ -41,7 +41,6 @@ COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "less
 BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS)
 SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
               *COMPARISONS)
-UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
 BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
@@ -49,8 +48,6 @@ BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
                 "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
                 **dict.fromkeys(COMPARISONS, ())}
-UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("output",), "square": ("input",),
-               "abs": ("input",), "reciprocal": ("output",)}
 
 
 # --------------------------------------------------------------------- math helpers
@@ -297,49 +294,26 @@ def _unary_forward_kernel(
     """Each program computes out = OP(x) for BLOCK elements."""
     index, mask = element_block(n, BLOCK)
     x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
-    if OP == "negative":
-        r = -x
-    elif OP == "exp":
-        r = tl.exp(x)
-    elif OP == "log":
-        r = tl.log(x)
-    elif OP == "sqrt":
-        r = tl.sqrt(x)
-    elif OP == "square":
-        r = x * x
-    elif OP == "abs":
-        r = tl.abs(x)
-    else:
-        r = 1.0 / x
-    store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
+    store(OUT, element_offsets(index, FLAT, sizes, out_strides), unary_value(x, OP), mask)
 
 
 @triton.jit
 def _unary_backward_kernel(
     DOUT, X, OUT, DX, n, sizes, g_strides, x_strides, out_strides, dx_strides,
-    OP: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+    OP: tl.constexpr, READS_X: tl.constexpr, READS_OUT: tl.constexpr, ACCUMULATE: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Each program computes dx (+)= dout * OP'(x) for BLOCK elements; reads x or the output
     as ``UNARY_NEEDS`` says."""
     index, mask = element_block(n, BLOCK)
     g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
-    if OP == "negative":
-        d = -g
-    elif OP == "exp":
-        d = g * load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
-    elif OP == "log":
-        d = g / load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
-    elif OP == "sqrt":
-        d = g * 0.5 / load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 1.0)
-    elif OP == "square":
-        d = 2.0 * g * load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
-    elif OP == "abs":
-        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
-        d = keep_nan(x, tl.where(x > 0, g, tl.where(x < 0, -g, 0.0)))
-    else:
-        y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
-        d = -g * y * y
-    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
+    x = g
+    y = g
+    if READS_X:
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+    if READS_OUT:
+        y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 1.0)
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), unary_grad(g, x, y, OP), mask, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------ launchers
@@ -495,7 +469,8 @@ def plan_unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None,
     tensors = _one_input_gradient(fn, UNARY_NEEDS[op], grad_out, x, out, grad_x)
     return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
         _unary_backward_kernel, grid, [*t.values(), *args],
-        dict(OP=op, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
+        dict(OP=op, READS_X="input" in UNARY_NEEDS[op], READS_OUT="output" in UNARY_NEEDS[op], ACCUMULATE=accumulate,
+             FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def unary_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None = None, out: torch.Tensor | None = None,

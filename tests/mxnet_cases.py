@@ -328,14 +328,22 @@ for _op in ("elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"):
                                                                             api.sym.Variable("rhs")),
                   {"lhs": (2, 6), "rhs": (2, 6)})
 
-for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
+for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "sin", "cos", "tan", "sinh", "cosh",
+            "erf", "log1p", "expm1", "log2", "log10", "rsqrt", "degrees", "radians", "sign", "floor", "ceil",
+            "round", "rint", "trunc", "fix", "relu", "sigmoid", "tanh", "softsign"):
     def _unary_case(op=_op):
         @case("unary", op)
         def run(api, data):
             net = getattr(api.sym, op)(api.sym.Variable("data"), name="u")
             x = data.normal("x", (4, 5))
-            if op in ("log", "sqrt"):
+            if op in ("log", "sqrt", "log1p", "log2", "log10", "rsqrt"):
                 x = data.given("data", np.abs(x) + 0.5)
+            elif op == "tan":
+                x = data.given("data", np.clip(x * 0.5, -1.2, 1.2))  # away from its poles at +-pi/2
+            elif op in ("floor", "ceil", "round", "rint", "trunc", "fix"):
+                x = x * 3.0
+                x[0] = [0.5, -0.5, 1.5, -2.5, 2.5]  # ties: round and rint part there
+                x = data.given("data", x)
             else:
                 x = data.given("data", x + np.sign(x) * 0.5)  # away from abs's kink and 1/x's pole
             outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (4, 5))])

@@ -194,6 +194,13 @@ for _act in ("relu", "sigmoid", "tanh", "softrelu", "softsign"):
          forward=lambda v, a=_act: o.act(v["data"], a),
          backward=lambda v, h, a=_act: {"data": h * o.act_grad(v["data"], a)})
 
+for _act in ("relu", "sigmoid", "tanh", "softsign"):  # MXNet's unary operators of these (sym.relu(x) ...)
+    case(id=_act, op=_act,
+         build=lambda a=_act: getattr(S, a)(_data()),
+         shapes={"data": (8, 11)}, values={"data": normal(2.0)},
+         forward=lambda v, a=_act: o.act(v["data"], a),
+         backward=lambda v, h, a=_act: {"data": h * o.act_grad(v["data"], a)})
+
 for _act, _slope in (("leaky", 0.2), ("elu", 0.9), ("selu", 0.25), ("gelu", 0.25), ("gelu_tanh", 0.25),
                      ("silu", 0.25), ("leaky", -0.5)):
     case(id=f"leaky_relu_{_act}_{_slope}", op="LeakyReLU",
@@ -214,6 +221,13 @@ for _act in ("silu", "gelu", "gelu_tanh", "sigmoid", "relu", "tanh"):
                                         "gate": np.where(np.isnan(v["gate"]), np.nan,
                                                          h * v["data"] * o.act_grad(v["gate"], a))})
 
+# ... and written by hand, which the gate fusion pass runs as one GatedActivation (executor/gates.py)
+case(id="gated_by_hand_silu", op="GatedActivation",
+     build=lambda: S.LeakyReLU(S.Variable("gate"), act_type="silu") * _data(),
+     shapes={"data": (6, 10), "gate": (6, 10)}, values={"gate": normal(2.0)},
+     forward=lambda v: v["data"] * o.act(v["gate"], "silu"),
+     backward=lambda v, h: {"data": h * o.act(v["gate"], "silu"),
+                            "gate": h * v["data"] * o.act_grad(v["gate"], "silu")})
 case(id="gated_activation_one_array_twice", op="GatedActivation",
      build=lambda: (lambda x: S.GatedActivation(x, x))(_data()), shapes={"data": (4, 9)},
      values={"data": normal(2.0)},
@@ -685,10 +699,10 @@ for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower"
          forward=lambda v, k=_kind: o.scalar(k, v["data"], 1.7),
          backward=lambda v, h, k=_kind: {"data": o.scalar_grad(k, h, v["data"], 1.7)})
 
-for _kind in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal"):
+for _kind in ts.ops.UNARY_OPS:
     case(id=_kind, op=_kind,
          build=lambda k=_kind: getattr(S, k)(_data()),
-         shapes={"data": (6, 7)}, values={"data": positive if _kind in ("log", "sqrt") else away_from_zero},
+         shapes={"data": (6, 7)}, values={"data": lambda rng, shape, k=_kind: o.unary_domain(k, rng, shape)},
          forward=lambda v, k=_kind: o.UNARY[k](v["data"]),
          backward=lambda v, h, k=_kind: {"data": o.unary_grad(k, h, v["data"])})
 

@@ -212,16 +212,51 @@ def scalar_grad(kind, dy, x, s):
     }[kind]()
 
 
+def _round_half_away(x):
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _mxnet_rint(x):
+    """MXNet's rint (mshadow_op.h): floor(x) unless ceil(x) is strictly nearer; ties go down."""
+    floor, ceil = np.floor(x), np.ceil(x)
+    return np.where(x - floor <= ceil - x, floor, ceil)
+
+
 UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "square": np.square,
-         "abs": np.abs, "reciprocal": np.reciprocal}
+         "abs": np.abs, "reciprocal": np.reciprocal, "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh,
+         "cosh": np.cosh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "log1p": np.log1p,
+         "expm1": np.expm1, "log2": np.log2, "log10": np.log10, "rsqrt": lambda x: 1.0 / np.sqrt(x),
+         "degrees": np.degrees, "radians": np.radians, "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
+         "round": _round_half_away, "rint": _mxnet_rint, "trunc": np.trunc, "fix": np.fix}
+UNARY_STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix")  # gradient 0
 
 
 def unary_grad(kind, dy, x):
+    if kind in UNARY_STEPS:
+        return dy * 0.0
     return dy * {
         "negative": lambda: -1.0, "exp": lambda: np.exp(x), "log": lambda: 1.0 / x,
         "sqrt": lambda: 0.5 / np.sqrt(x), "square": lambda: 2.0 * x, "abs": lambda: np.sign(x),
-        "reciprocal": lambda: -1.0 / x ** 2,
+        "reciprocal": lambda: -1.0 / x ** 2, "sin": lambda: np.cos(x), "cos": lambda: -np.sin(x),
+        "tan": lambda: 1.0 / np.cos(x) ** 2, "sinh": lambda: np.cosh(x), "cosh": lambda: np.sinh(x),
+        "erf": lambda: 2.0 / math.sqrt(math.pi) * np.exp(-x * x), "log1p": lambda: 1.0 / (1.0 + x),
+        "expm1": lambda: np.exp(x), "log2": lambda: 1.0 / (x * math.log(2.0)),
+        "log10": lambda: 1.0 / (x * math.log(10.0)), "rsqrt": lambda: -0.5 * x ** -1.5,
+        "degrees": lambda: 180.0 / math.pi, "radians": lambda: math.pi / 180.0,
     }[kind]()
+
+
+def unary_domain(kind, rng, shape):
+    """Inputs inside ``kind``'s domain and away from its kinks, poles and steps (so that a
+    finite difference sees the derivative): positive for the logarithms and roots, inside
+    (-1.2, 1.2) for tan, and fractional parts in [0.1, 0.4] or [0.6, 0.9] for the steps."""
+    if kind in ("log", "sqrt", "log1p", "log2", "log10", "rsqrt"):
+        return rng.uniform(0.5, 2.0, shape)
+    if kind == "tan":
+        return rng.uniform(-1.2, 1.2, shape)
+    if kind in UNARY_STEPS:
+        return rng.integers(-4, 4, shape) + rng.uniform(0.1, 0.4, shape) + 0.5 * rng.integers(0, 2, shape)
+    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
 
 
 # --------------------------------------------------------------------- optimizer updates

@@ -14,6 +14,7 @@ from tritonsym.ops import gated_activation as kernels
 from tritonsym.ops._common import KernelArgumentError, run
 
 import tritonsym as ts
+from tritonsym.executor import program
 
 S = ts.sym
 
@@ -62,13 +63,21 @@ def _swiglu_mlp(fused: bool):
     return S.MakeLoss(S.sum(S.FullyConnected(y, num_hidden=8, flatten=False, name="fc2")))
 
 
-def test_the_same_bits_as_the_unfused_graph_and_one_array_less(rng):
+def _without_gate_fusion(monkeypatch):
+    """Binds made inside run the activation and the product apart (``executor/gates.py``
+    would merge them)."""
+    monkeypatch.setattr(program, "fuse_gates", lambda steps, heads, viewed: steps)
+
+
+def test_the_same_bits_as_the_unfused_graph_and_one_array_less(rng, monkeypatch):
     """float32: act(gate) is rounded to float32 in both (stored, or held in a register), and
     each gradient multiplies in the same order. The unfused training bind keeps silu(gate)
     for the product's backward; the fused one does not: its plan is one (rows, 32) float32
     array smaller, at every bound the planner reports."""
     shapes = {"x": (6, 9, 12)}
-    binds = {fused: _swiglu_mlp(fused).simple_bind(ts.cpu(), **shapes) for fused in (False, True)}
+    binds = {True: _swiglu_mlp(True).simple_bind(ts.cpu(), **shapes)}
+    _without_gate_fusion(monkeypatch)
+    binds[False] = _swiglu_mlp(False).simple_bind(ts.cpu(), **shapes)
     values = {n: rng.normal(scale=0.5, size=a.shape) for n, a in binds[False].arg_dict.items()}
     results = []
     for exe in binds.values():
@@ -85,10 +94,11 @@ def test_the_same_bits_as_the_unfused_graph_and_one_array_less(rng):
     assert unfused.planned_bytes - fused.planned_bytes >= array
 
 
-def test_the_transformers_swiglu_block_keeps_one_array_less_per_layer():
+def test_the_transformers_swiglu_block_keeps_one_array_less_per_layer(monkeypatch):
     """Config(mlp="swiglu"): each block's product is one GatedActivation; the training plan
     of two blocks, width 32, 8 x 16 tokens, is two (8 x 16, 128) float32 arrays smaller than
-    with the activation and the product apart (measured: the network as built before)."""
+    with the activation and the product apart (measured: the network as built before), and
+    the block written by hand plans as GatedActivation does (the gate fusion pass)."""
     from tritonsym.models import transformer
 
     cfg = transformer.Config(vocab=20, max_len=16, width=32, heads=4, layers=2, mlp="swiglu")
@@ -102,10 +112,9 @@ def test_the_transformers_swiglu_block_keeps_one_array_less_per_layer():
         h = S.LeakyReLU(gate, act_type="silu", name=f"{name}_silu") * h
         return S.FullyConnected(h, num_hidden=cfg.width, flatten=False, name=f"{name}_fc2")
 
-    original = transformer.mlp
-    transformer.mlp = unfused_mlp
-    try:
-        unfused = transformer.decoder(16, cfg).simple_bind(ts.cpu(), data=(8, 16), softmax_label=(8, 16)).memory
-    finally:
-        transformer.mlp = original
+    monkeypatch.setattr(transformer, "mlp", unfused_mlp)
+    by_hand = transformer.decoder(16, cfg).simple_bind(ts.cpu(), data=(8, 16), softmax_label=(8, 16)).memory
+    assert by_hand.lower_bound_bytes == fused.lower_bound_bytes
+    _without_gate_fusion(monkeypatch)
+    unfused = transformer.decoder(16, cfg).simple_bind(ts.cpu(), data=(8, 16), softmax_label=(8, 16)).memory
     assert unfused.lower_bound_bytes - fused.lower_bound_bytes == 2 * 8 * 16 * 128 * 4

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from oracles import BINARY, UNARY, binary_grads, scalar, scalar_grad, unary_grad
+from oracles import BINARY, UNARY, binary_grads, scalar, scalar_grad, unary_domain, unary_grad
 from tolerances import DTYPE_IDS, DTYPES, assert_close, poisoned, rounded, to_numpy
 from tritonsym.ops import KernelArgumentError
 
@@ -73,14 +73,44 @@ def test_power_exponents(rng, exponent):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("kind", ops.UNARY_OPS)
 def test_unary(rng, kind, dtype):
-    x = _away_from_zero(rng, SHAPE, dtype)
-    if kind in ("log", "sqrt"):
-        x = x.abs()
+    x = rounded(unary_domain(kind, rng, SHAPE), dtype)
     out = ops.unary_forward(kind, x, out=poisoned(SHAPE, dtype))
     assert_close(out, UNARY[kind](to_numpy(x)), dtype, "forward")
     dy = rounded(rng.normal(size=SHAPE), dtype)
     g = ops.unary_backward(kind, dy, x=x, out=out, grad_x=poisoned(SHAPE, dtype))
     assert_close(g, unary_grad(kind, to_numpy(dy), to_numpy(x)), dtype, "backward", scale=2.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_rounding_at_halves_large_values_and_non_finite(dtype):
+    """round takes halves away from zero (C's roundf, which MXNet calls) and rint takes them
+    down (MXNet's own rule, not rintf's ties-to-even); above 2**23 every float32 is whole and stays as it is (adding
+    0.5 first would round 2**23 + 1 up); -0.3 rounds to -0; inf stays, NaN stays NaN."""
+    big = 2.0 ** 23 + 1.0
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, -0.3, big, -big, 1e30, np.inf, -np.inf, np.nan],
+                     dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        for kind in ("round", "rint", "floor", "ceil", "trunc", "fix", "sign"):
+            got = ops.unary_forward(kind, x).numpy()
+            want = UNARY[kind](x.numpy().astype(np.float64))
+            np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=kind)
+            assert np.array_equal(np.signbit(got), np.signbit(want)), kind  # -0 where the oracle has it
+            grad = ops.unary_backward(kind, torch.ones_like(x)).numpy()
+            assert (grad == 0).all(), kind  # the gradient of a step function is 0, NaN input or not
+
+
+def test_the_new_functions_stay_accurate_where_naive_formulas_cancel():
+    """Near 0, log1p, expm1 and sinh keep their digits (log(1 + x), exp(x) - 1 and
+    (exp(x) - exp(-x)) / 2 would lose them all in float32); far out, cosh and sinh overflow
+    to inf and tan keeps its sign."""
+    x = torch.tensor([1e-7, -3e-6, 2e-5], dtype=torch.float32)
+    for kind, exact in (("log1p", np.log1p), ("expm1", np.expm1), ("sinh", np.sinh), ("erf", UNARY["erf"])):
+        got = ops.unary_forward(kind, x).numpy().astype(np.float64)
+        np.testing.assert_allclose(got, exact(x.numpy().astype(np.float64)), rtol=3e-7, err_msg=kind)
+    far = torch.tensor([100.0, -100.0])
+    assert ops.unary_forward("cosh", far).tolist() == [np.inf, np.inf]
+    assert ops.unary_forward("sinh", far).tolist() == [np.inf, -np.inf]
+    assert torch.isnan(ops.unary_forward("sin", torch.tensor([np.nan, np.inf]))).all()
 
 
 def test_strided_expanded_and_offset(rng):

@@ -21,7 +21,7 @@ NAN = float("nan")
 S = ts.sym
 # Operators whose derivative is chosen by comparing the input: the oracles' np.where /
 # (x > 0) give a number at NaN, the rule gives NaN.
-PIECEWISE = {"Activation", "LeakyReLU", "abs"}
+PIECEWISE = {"Activation", "LeakyReLU", "abs", "relu"}
 
 
 def _planted(case, rng, name: str, position: float):

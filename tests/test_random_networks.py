@@ -85,7 +85,7 @@ class Network:
 def _unary(net, x, i):
     kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "silu", "elu",
                            "leaky", "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube",
-                           "two_to", "compare", "dropout"])
+                           "two_to", "compare", "dropout", "sin", "erf", "log1p", "rsqrt", "relu_op", "swiglu"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
@@ -94,6 +94,16 @@ def _unary(net, x, i):
         y = S.LeakyReLU(x.symbol, act_type=kind, **({"slope": 0.2} if kind == "leaky" else {}))
         f = {"gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu,
              "elu": lambda t: F.elu(t, 0.25), "leaky": lambda t: F.leaky_relu(t, 0.2)}[kind]
+    elif kind == "swiglu":  # silu(x) * another value of its shape: one GatedActivation (executor/gates.py)
+        other = net.pick(lambda node: node.shape == x.shape)
+        y = S.LeakyReLU(x.symbol, act_type="silu") * other.symbol
+        return Node(y, lambda env: F.silu(x.compute(env)) * other.compute(env), x.shape, x.tied or other.tied)
+    elif kind in ("sin", "erf", "relu_op"):
+        y = getattr(S, kind.removesuffix("_op"))(x.symbol)
+        f = {"sin": torch.sin, "erf": torch.erf, "relu_op": F.relu}[kind]
+    elif kind in ("log1p", "rsqrt"):
+        y = getattr(S, kind)(S.square(x.symbol) + (0.0 if kind == "log1p" else 1.0))
+        f = (lambda g: lambda t: g(t * t + (0.0 if kind == "log1p" else 1.0)))(getattr(torch, kind))
     elif kind in ("log", "sqrt", "reciprocal"):
         y = getattr(S, kind)(S.square(x.symbol) + 1.0)
         f = {"log": torch.log, "sqrt": torch.sqrt, "reciprocal": torch.reciprocal}[kind]
@@ -109,7 +119,7 @@ def _unary(net, x, i):
                 "two_to": (2.0 ** S.Activation(x.symbol, act_type="tanh"), lambda t: 2.0 ** torch.tanh(t)),
                 "compare": ((x.symbol > 0.3) * x.symbol, lambda t: (t > 0.3).to(t.dtype) * t),
                 "dropout": (S.Dropout(x.symbol, p=0.0), lambda t: t)}[kind]
-    tied = x.tied or kind in ("relu", "leaky", "clip", "compare")
+    tied = x.tied or kind in ("relu", "leaky", "clip", "compare", "relu_op")
     return Node(y, lambda env: f(x.compute(env)), x.shape, tied)
 
 

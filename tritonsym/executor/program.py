@@ -5,9 +5,10 @@ into:
 
 - ``Value`` objects: every argument, argument gradient, operator output, gradient and
   scratch buffer, each with shape and dtype (storage comes later, from ``memory.py``);
-- forward ``Step``s in topological order, after the fusion pass (an activation whose
-  only input is a FullyConnected's only use becomes that FullyConnected's epilogue;
-  ``fuse=False`` skips it, which is how the planner's naive baseline is counted);
+- forward ``Step``s in topological order, after the fusion passes (an activation whose
+  only input is a FullyConnected's only use becomes that FullyConnected's epilogue; an
+  activation read only by a product becomes a GatedActivation with it, ``gates.py``;
+  ``fuse=False`` skips both, which is how the planner's naive baseline is counted);
 - backward ``Step``s in reverse order, built from each operator's handwritten backward.
   The first gradient contribution to a value writes it, later ones add into it
   (a value read twice, or ``grad_req='add'``), so no gradient needs a buffer of its own
@@ -38,6 +39,7 @@ import torch
 from ..base import BindError, dtype_name
 from ..operators.registry import GradEpilogue, OpDef
 from ..symbol.graph import Node
+from .gates import fuse_gates
 
 if TYPE_CHECKING:
     from ..symbol.symbol import Symbol
@@ -247,7 +249,9 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
     heads = [(id(n), i) for n, i in symbol.heads]
     forward_steps = _fuse([n for n in nodes if not n.is_variable], entry_value, heads, fuse)
     if fuse:
-        forward_steps = _permutations_as_views(forward_steps, {id(entry_value[h]) for h in heads})
+        head_ids = {id(entry_value[h]) for h in heads}
+        forward_steps = fuse_gates(forward_steps, head_ids, {id(v.alias_of) for v in values if v.alias_of is not None})
+        forward_steps = _permutations_as_views(forward_steps, head_ids)
     class_args = check_input_dtypes(forward_steps)
     used = {id(v) for s in forward_steps for v in s.inputs + s.outputs} | {id(entry_value[h]) for h in heads}
     used |= {id(v) for v in args.values()} | {id(v) for v in aux.values()}

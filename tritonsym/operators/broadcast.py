@@ -83,6 +83,7 @@ def _register_binary(name: str, kind: str):
         # broadcast_mul(x, x): one array has one shape, the output's, so nothing is summed
         # and one elementwise kernel stores each element's two gradients in order
         repeated_input_grads=True,
+        gate_product=kind == "mul",
         aliases=ALIASES.get(name, ()),
         cheap=True,
     ))

@@ -8,7 +8,10 @@
 - comparisons (``== != > >= < <=`` between symbols or with a number): _equal, _not_equal,
   _greater, _greater_equal, _lesser, _lesser_equal and their _scalar forms, 1.0 where the
   comparison holds and 0.0 elsewhere, gradient 0;
-- unary: negative, exp, log, sqrt, square, abs, reciprocal;
+- unary (``ops/unary_math.py``): negative, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt,
+  square, abs, reciprocal, sin, cos, tan, sinh, cosh, erf, degrees, radians, and the
+  piecewise constant sign, floor, ceil, round (halves away from zero), rint (halves down,
+  as MXNet's), trunc and fix (toward zero), whose gradient is 0 as in MXNet;
 - MXNet's _maximum, _minimum, _power (same shape, ``ts.sym.maximum(a, b)``, ``a ** b``) and
   _maximum_scalar, _minimum_scalar (``ts.sym.maximum(a, 2.0)``): NaN on either side gives
   NaN; a tie gives lhs the gradient, as MXNet does.
@@ -37,6 +40,14 @@ SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", g
                lesser="<", lesser_equal="<=")
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
+# Where "Elementwise f(x)" would leave the rule unsaid.
+UNARY_DOCS = {"log1p": "log(1 + x), exact near 0", "expm1": "exp(x) - 1, exact near 0", "rsqrt": "1 / sqrt(x)",
+              "degrees": "x * 180 / pi (radians to degrees)", "radians": "x * pi / 180 (degrees to radians)",
+              "sign": "sign(x): -1, 0 or 1; gradient 0", "floor": "floor(x); gradient 0", "ceil": "ceil(x); gradient 0",
+              "round": "x rounded to the nearest whole number, halves away from zero; gradient 0",
+              "rint": "x rounded to the nearest whole number, halves down (MXNet's rint: 1.5 -> 1, -0.5 -> -1); "
+                      "gradient 0",
+              "trunc": "x rounded toward zero; gradient 0", "fix": "x rounded toward zero (as trunc); gradient 0"}
 
 
 def _needs(table: dict, kind: str, inputs: dict[str, int]):
@@ -68,6 +79,7 @@ def _register_binary(name: str, kind: str):
         backward_inplace=grad_over_out_grad(2),
         # x * x: one kernel stores each element's lhs gradient, then adds its rhs gradient, from one thread
         repeated_input_grads=True,
+        gate_product=kind == "mul",
         cheap=True,
     ))
 
@@ -118,7 +130,7 @@ def _register_unary(name: str, kind: str):
 
     register(OpDef(
         name=name,
-        doc=f"Elementwise {kind}(x).",
+        doc=f"Elementwise {UNARY_DOCS.get(kind, f'{kind}(x)')}.",
         params=[],
         input_names=("data",),
         infer_shape=same_shape_everywhere(["data"]),

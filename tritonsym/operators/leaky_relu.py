@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..ops import activation as kernels
 from ..ops import prelu as prelu_kernels
+from ..ops.gated_activation import GATES
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
 ACT_TYPES = ("leaky", "elu", "selu", "gelu", "gelu_tanh", "silu", "prelu")
@@ -73,6 +74,7 @@ register(OpDef(
     backward_temps=lambda p, shapes, dtypes: {"gamma_parts": (tuple(shapes[0]), dtypes[0])}
     if p["act_type"] == "prelu" else {},
     epilogue=lambda p: (p["act_type"], p["slope"]) if _from_output(p) else None,
+    gate=lambda p: p["act_type"] if p["act_type"] in GATES else None,  # silu, gelu, gelu_tanh: no slope
     # prelu's backward reads its input: the output may not overwrite it
     inplace=lambda p: [] if p["act_type"] == "prelu" else [(0, 0)],
     backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if p["act_type"] == "prelu" else

@@ -20,6 +20,8 @@ the executor know operators only through this table. An entry declares, side by 
   be finished in the epilogue of the operator after it, which computes that gradient
   anyway (``grad_epilogue_inputs``, ``bias_input``): both products of a FullyConnected's
   backward then stay plain, and the activation's output need not outlive the step after it;
+  and an activation read only by a product of its shape joins it as a GatedActivation
+  (``gate``, ``gate_product``), which keeps the activation's input instead of its output;
 - scratch buffers a forward or backward needs while it runs (``forward_temps``,
   ``backward_temps``): planned like every other value, live only during that step;
 - a forward that differs when training (``forward_in_training``: built twice, with
@@ -358,6 +360,12 @@ class OpDef:
     # An activation that can run inside the preceding operator's epilogue: (act, slope).
     epilogue: Callable[[dict], tuple[str, float] | None] = lambda params: None
     accepts_epilogue: bool = False
+    # Gated products: an operator computing act(x) elementwise names ``act`` as
+    # GatedActivation's ``act_type`` (``gate``), and an elementwise product says so
+    # (``gate_product``); a product of such an activation, read nowhere else, and an array of
+    # its shape runs as one GatedActivation (``executor/gates.py``).
+    gate: Callable[[dict], str | None] = lambda params: None
+    gate_product: bool = False
     # The input of an epilogue-accepting operator whose gradient is the column sum of its
     # output's gradient over the rows (FullyConnected's bias), or None.
     bias_input: Callable[[dict], int | None] = lambda params: None
