@@ -57,7 +57,7 @@ def _round_half_away(x):
     a = tl.abs(x)
     f = tl.floor(a)
     r = f + tl.where(a - f >= 0.5, 1.0, 0.0)
-    return tl.where(x < 0, -r, r)
+    return tl.where(x < 0, r * -1.0, r)  # not -r: Triton 3.6 negates as 0 - r, +0 for +0
 
 
 @triton.jit
@@ -73,7 +73,7 @@ def _rint(x):
 def unary_value(x, OP: tl.constexpr):
     """OP(x). NaN in gives NaN out (``sign`` keeps it explicitly; the rest compute with it)."""
     if OP == "negative":
-        r = -x
+        r = x * -1.0  # -0 for +0 (Triton 3.6's -x is 0 - x)
     elif OP == "exp":
         r = tl.exp(x)
     elif OP == "log":
