@@ -351,6 +351,25 @@ for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "si
     _unary_case()
 
 
+for _target in ("float16", "float64"):
+    def _cast_case(target=_target):
+        @case("cast", f"float32-to-{target}")
+        def run(api, data):
+            net = api.sym.Cast(api.sym.Variable("data"), dtype=target)
+            x = data.normal("x", (3, 5)) * 300.0
+            x[0] = [65519.0, 65520.0, 1e6, -1e6, np.nan]  # float16: 65504, then inf past it
+            x = data.given("data", x)
+            head = data.normal("head", (3, 5), dtype=target)
+            outs, grads = api.run(net, {"data": x}, head_grads=[head])
+            out, grad = np.asarray(outs[0]), np.asarray(grads["data"])
+            with api.fresh_names():
+                names = [api.sym.Cast(api.sym.Variable("data"), dtype=target).name,
+                         api.sym.cast(api.sym.Variable("data"), dtype=target).name]
+            return {"rows": out[1:], "specials": [str(float(v)) for v in out[0]], "grad_data": grad,
+                    "dtypes": [str(out.dtype), str(grad.dtype)], "names": names}
+    _cast_case()
+
+
 # --------------------------------------------------------------- symbol API
 
 

@@ -706,6 +706,12 @@ for _kind in ts.ops.UNARY_OPS:
          forward=lambda v, k=_kind: o.UNARY[k](v["data"]),
          backward=lambda v, h, k=_kind: {"data": o.unary_grad(k, h, v["data"])})
 
+# ------------------------------------------------------------------------- Cast
+
+# To float64 from every dtype: exact, so finite differences apply (narrowing: test_cast.py).
+case(id="cast_to_float64", op="Cast", build=lambda: S.Cast(_data(), dtype="float64"), shapes={"data": (5, 6)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": h})
+
 # ------------------------------------------------------------ ScaledDotProductAttention
 
 

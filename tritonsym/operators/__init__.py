@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     block_grad,
     broadcast,
     cache_write,
+    cast,
     concat,
     dot,
     dropout,
