@@ -49,8 +49,13 @@ def plan_flip(x: torch.Tensor, out: torch.Tensor | None, axes, accumulate: bool 
     base = sum((x.shape[d] - 1) * x.stride(d) for d in flipped if x.shape[d] > 0)
     sizes, (xs, ys) = collapse_dims(x.shape, x_strides, out.stride())
     if len(sizes) > MAX_DIMS:
-        raise KernelArgumentError(f"{fn}: shape {tuple(x.shape)} flipped along {sorted(flipped)} has more than "
-                                  f"{MAX_DIMS} dimensions that cannot be merged")
+        # More unmergeable dimensions than the kernel indexes: one launch per index of the
+        # smallest axis (read from its far end where that axis is flipped), until the rest merge.
+        axis = min((d for d, n in enumerate(x.shape) if n != 1), key=lambda d: x.shape[d])
+        rest = sorted(d - (d > axis) for d in flipped if d != axis)
+        n = x.shape[axis]
+        return [launch for i in range(n) for launch in plan_flip(
+            x.select(axis, n - 1 - i if axis in flipped else i), out.select(axis, i), rest, accumulate)]
     pad = MAX_DIMS - len(sizes)
     sizes, xs, ys = [1] * pad + sizes, [0] * pad + xs, [0] * pad + ys
     n = x.numel()

@@ -84,6 +84,10 @@ DECISIONS: dict[str, str] = {
     "Embedding/indices-outside-the-table": "MXNet 1.9.1 clips an index outside the table to its first or last row and "
                                            "truncates one that is not whole (1.5 reads row 1); tritonsym gives such "
                                            "a position a NaN row and no gradient, so the wrong index shows",
+    "pick/index-not-whole": "MXNet 1.9.1's pick truncates an index that is not a whole number (1.5 picks 1, NaN picks "
+                            "0); tritonsym gives that position NaN and no gradient, so the wrong index shows",
+    "one_hot/index-not-whole": "MXNet 1.9.1's one_hot truncates an index that is not a whole number (1.5 is 1) and "
+                               "gives NaN a row of off_value; tritonsym gives either a row of NaN",
     "norm/gradient-at-zero": "MXNet 1.9.1's L2 norm gives a zero vector the gradient 0/0 = NaN; tritonsym gives 0, the "
                              "subgradient torch gives",
     "LeakyReLU/prelu-per-channel-and-one-slope": "two prelu layers reading one input: MXNet 1.9.1 gives each gamma "
@@ -1715,6 +1719,156 @@ for _axis, _begin, _end in ((1, 1, 3), (0, -2, None), (-1, 0, -1)):
             net = api.sym.slice_axis(api.sym.Variable("data"), axis=axis, begin=begin, end=end, name="s")
             return _forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64)
     _slice_axis_case()
+
+
+# ----------------------------- slice, SwapAxis, tile, repeat, stack, add_n, zeros_like, ones_like
+
+for _begin, _end, _step in (((1,), (3,), ()), ((None, 2), (None, None), (None, 2)),
+                            ((None, None), (None, None), (-1, -2)), ((3, 5), (0, 0), (-1, -2)),
+                            ((-1,), (-5,), (-1,)), ((1,), (-10,), (-1,)),
+                            ((0,), (10,), (3,)), ((-4, 1), (None, -1), (2, 1)), ((5,), (None,), (-1,))):
+    def _slice_case(begin=_begin, end=_end, step=_step):
+        @case("slice", f"begin{_fmt(begin)}-end{_fmt(end)}-step{_fmt(step)}")
+        def run(api, data):
+            net = api.sym.slice(api.sym.Variable("data"), begin=begin, end=end, step=step, name="s")
+            return {**_forward_backward(api, data, net, {"data": (4, 6)}, dtype=np.float64),
+                    "attrs": net.attr_dict()}
+    _slice_case()
+
+
+@case("slice", "crop-alias")
+def _crop(api, data):
+    with api.fresh_names():
+        net = api.sym.crop(api.sym.Variable("data"), begin=(None, 1), end=(2, None))
+    return {**_forward_backward(api, data, net, {"data": (3, 4, 2)}, dtype=np.float64), "name": net.name}
+
+
+for _call, _dims in (("SwapAxis", (0, 2)), ("swapaxes", (-1, 1)), ("SwapAxis", (1, 1))):
+    def _swap_case(call=_call, dims=_dims):
+        @case("SwapAxis", f"{call}-{dims[0]}-{dims[1]}")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, call)(api.sym.Variable("data"), dim1=dims[0], dim2=dims[1])
+            return {**_forward_backward(api, data, net, {"data": (2, 3, 4)}, dtype=np.float64), "name": net.name}
+    _swap_case()
+
+for _shape, _reps in (((2, 3), (2, 1, 3)), ((2, 3, 2), (2,)), ((3,), (1, 2))):
+    def _tile_case(shape=_shape, reps=_reps):
+        @case("tile", f"{_fmt(shape)}-reps{_fmt(reps)}")
+        def run(api, data):
+            net = api.sym.tile(api.sym.Variable("data"), reps=reps, name="t")
+            return _forward_backward(api, data, net, {"data": shape}, dtype=np.float64)
+    _tile_case()
+
+for _axis in (None, 0, -1):
+    def _repeat_case(axis=_axis):
+        @case("repeat", f"axis{axis}")
+        def run(api, data):
+            net = api.sym.repeat(api.sym.Variable("data"), repeats=3, axis=axis, name="r")
+            return _forward_backward(api, data, net, {"data": (2, 3)}, dtype=np.float64)
+    _repeat_case()
+
+for _axis in (0, 1, -1):
+    def _stack_case(axis=_axis):
+        @case("stack", f"axis{axis}")
+        def run(api, data):
+            net = api.sym.stack(*(api.sym.Variable(f"x{k}") for k in range(3)), axis=axis, name="st")
+            result = _forward_backward(api, data, net, {f"x{k}": (2, 3) for k in range(3)}, dtype=np.float64)
+            return {**result, "attrs": net.attr_dict(), "arguments": net.list_arguments()}
+    _stack_case()
+
+for _call in ("add_n", "ElementWiseSum"):
+    def _add_n_case(call=_call):
+        @case("add_n", call)
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, call)(*(api.sym.Variable(f"x{k}") for k in range(3)))
+            result = _forward_backward(api, data, net, {f"x{k}": (3, 4) for k in range(3)}, dtype=np.float64)
+            return {**result, "name": net.name, "attrs": net.attr_dict(), "arguments": net.list_arguments()}
+    _add_n_case()
+
+
+@case("add_n", "an-input-twice")
+def _add_n_twice(api, data):
+    x = api.sym.Variable("x")
+    net = api.sym.add_n(x, api.sym.Variable("y"), x, name="s")
+    return _forward_backward(api, data, net, {"x": (2, 3), "y": (2, 3)}, dtype=np.float64)
+
+
+for _op in ("zeros_like", "ones_like"):
+    def _fill_like_case(op=_op):
+        @case(op, "times-data")
+        def run(api, data):
+            x = api.sym.Variable("data")
+            net = getattr(api.sym, op)(x, name="f") * x
+            return _forward_backward(api, data, net, {"data": (2, 3)}, dtype=np.float64)
+    _fill_like_case()
+
+
+# ---------------------------------------------------------- pick, one_hot, argmax, argmin
+
+for _axis, _keepdims, _mode, _index in ((1, False, "clip", [0.0, 3.0, 1.0]), (-1, True, "clip", [-2.0, 7.0, 2.0]),
+                                        (1, False, "wrap", [-1.0, 5.0, 9.0]), (0, False, "clip", [0.0, 2.0, 1.0, 2.0])):
+    def _pick_case(axis=_axis, keepdims=_keepdims, mode=_mode, index=_index):
+        @case("pick", f"axis{axis}-keepdims{int(keepdims)}-{mode}-{_fmt(index)}")
+        def run(api, data):
+            net = api.sym.pick(api.sym.Variable("data"), api.sym.Variable("index"), axis=axis, keepdims=keepdims,
+                               mode=mode, name="p")
+            arrays = {"data": data.normal("x", (3, 4), np.float64), "index": np.array(index)}
+            out_shape = net.infer_shape(data=(3, 4), index=(len(index),))[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("h", out_shape, np.float64)],
+                                  grad_req={"data": "write", "index": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments()}
+    _pick_case()
+
+
+for _depth, _on, _off, _dtype in ((4, 1.0, 0.0, "float32"), (3, 5.0, -1.0, "float64")):
+    def _one_hot_case(depth=_depth, on=_on, off=_off, dtype=_dtype):
+        @case("one_hot", f"depth{depth}-on{on}-off{off}-{dtype}")
+        def run(api, data):
+            net = api.sym.one_hot(api.sym.Variable("indices"), depth=depth, on_value=on, off_value=off, dtype=dtype,
+                                  name="o")
+            outs, _ = api.run(net, {"indices": np.array([[0.0, 2.0, 7.0], [-1.0, 1.0, 3.0]])}, grad_req="null")
+            return {"out0": outs[0], "dtype": str(outs[0].dtype), "arguments": net.list_arguments()}
+    _one_hot_case()
+
+
+for _op in ("argmax", "argmin"):
+    for _axis, _keepdims in ((1, False), (0, True), (None, False), (None, True)):
+        def _arg_case(op=_op, axis=_axis, keepdims=_keepdims):
+            @case(op, f"axis{axis}-keepdims{int(keepdims)}")
+            def run(api, data):
+                net = getattr(api.sym, op)(api.sym.Variable("data"), axis=axis, keepdims=keepdims, name="a")
+                x = np.array([[1.0, 5.0, 5.0, -2.0], [7.0, 0.5, 7.0, -2.0], [3.0, 3.0, 3.0, 3.0]])
+                outs, _ = api.run(net, {"data": x}, grad_req="null")
+                return {"out0": outs[0], "dtype": str(outs[0].dtype)}
+        _arg_case()
+
+
+@case("pick", "index-not-whole")
+def _pick_not_whole(api, data):
+    net = api.sym.pick(api.sym.Variable("data"), api.sym.Variable("index"), axis=1, name="p")
+    arrays = {"data": data.normal("x", (3, 4), np.float64), "index": np.array([1.5, np.nan, 2.0])}
+    outs, grads = api.run(net, arrays, head_grads=[np.ones(3)], grad_req={"data": "write", "index": "null"})
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("one_hot", "index-not-whole")
+def _one_hot_not_whole(api, data):
+    net = api.sym.one_hot(api.sym.Variable("indices"), depth=3, name="o")
+    outs, _ = api.run(net, {"indices": np.array([1.5, np.nan, 2.0])}, grad_req="null")
+    return {"out0": outs[0]}
+
+
+@case("names", "alias-calls")
+def _alias_names(api, data):
+    """MXNet names a node after the function called, alias or not (Softmax's label too)."""
+    x = api.sym.Variable("x")
+    with api.fresh_names():
+        nets = [api.sym.Softmax(x), api.sym.SoftmaxOutput(x), api.sym.reverse(x, axis=0), api.sym.flip(x, axis=0),
+                api.sym.stop_gradient(x), api.sym.sum_axis(x), api.sym.split(x, num_outputs=1),
+                api.sym.concat(x, x), x.astype("float16"), x.flatten(), x.swapaxes(dim1=0, dim2=1)]
+    return {"names": [n.list_outputs()[0] for n in nets], "softmax_arguments": nets[0].list_arguments()}
 
 
 # ------------------------------------------------------- SequenceMask, softmax(use_length)

@@ -598,6 +598,137 @@ case(id="split_leading_axis_squeezed", op="SliceChannel",
      forward=lambda v: v["data"][2],
      backward=lambda v, h: {"data": np.stack([np.zeros_like(h)] * 2 + [h], 0)})
 
+# ------------------------------------ slice, SwapAxis, tile, repeat, stack, add_n, fill_like
+
+
+def _slices(begin, end, step):
+    return tuple(slice(b, e, s) for b, e, s in zip(begin, end, step))
+
+
+def _scattered(shape, index, h):
+    """Zeros of ``shape`` with ``h`` written at ``index`` (numpy's slicing: the oracle of slice's gradient)."""
+    g = np.zeros(shape)
+    g[index] = h
+    return g
+
+
+def _slice_case(id, shape, begin, end, step, alias="slice"):
+    index = _slices(begin, end, step or (None,) * len(begin))
+    case(id=id, op=alias,
+         build=lambda: getattr(S, alias)(_data(), begin=begin, end=end, step=step), shapes={"data": shape},
+         forward=lambda v: v["data"][index],
+         backward=lambda v, h: {"data": _scattered(shape, index, h)})
+
+
+_slice_case("slice_steps", (5, 7, 4), (1, None), (None, -1), (2, 3))
+_slice_case("slice_negative_steps", (4, 6, 3), (None, 4), (None, 0), (-1, -2))
+# five axes reversed or strided: more unmergeable dimensions than one launch indexes
+_slice_case("slice_5d_reversed", (2, 3, 2, 3, 2), (None,) * 5, (None,) * 5, (-1, 2, -1, -2, -1))
+# along a leading axis: a window of the data's storage (a view, no launch, where it keeps alignment)
+_slice_case("crop_leading_window", (5, 4, 3), (1,), (3,), (), alias="crop")
+
+case(id="swap_axis", op="SwapAxis",
+     build=lambda: S.SwapAxis(_data(), dim1=0, dim2=-1), shapes={"data": (3, 4, 5)},
+     forward=lambda v: np.swapaxes(v["data"], 0, -1),
+     backward=lambda v, h: {"data": np.swapaxes(h, 0, -1)})
+
+
+def _tile_grad(shape, reps, h):
+    rank = max(len(shape), len(reps))
+    shape, reps = (1,) * (rank - len(shape)) + shape, (1,) * (rank - len(reps)) + reps
+    split = h.reshape([n for pair in zip(reps, shape) for n in pair])
+    return split.sum(axis=tuple(range(0, 2 * rank, 2)))
+
+
+for _id, _shape, _reps in (("tile", (2, 3), (2, 1, 3)), ("tile_fewer_reps", (2, 3, 4), (2,))):
+    case(id=_id, op="tile",
+         build=lambda reps=_reps: S.tile(_data(), reps=reps), shapes={"data": _shape},
+         forward=lambda v, reps=_reps: np.tile(v["data"], reps),
+         backward=lambda v, h, shape=_shape, reps=_reps: {"data": _tile_grad(shape, reps, h).reshape(shape)})
+
+case(id="repeat_last_axis", op="repeat",
+     build=lambda: S.repeat(_data(), repeats=3, axis=-1), shapes={"data": (3, 4)},
+     forward=lambda v: np.repeat(v["data"], 3, axis=-1),
+     backward=lambda v, h: {"data": h.reshape(3, 4, 3).sum(-1)})
+
+case(id="repeat_flattened", op="repeat",
+     build=lambda: S.repeat(_data(), repeats=2), shapes={"data": (2, 3)},
+     forward=lambda v: np.repeat(v["data"], 2),
+     backward=lambda v, h: {"data": h.reshape(6, 2).sum(-1).reshape(2, 3)})
+
+case(id="stack_middle_axis", op="stack",
+     build=lambda: S.stack(S.Variable("a"), S.Variable("b"), S.Variable("c"), axis=1),
+     shapes={"a": (3, 4), "b": (3, 4), "c": (3, 4)},
+     forward=lambda v: np.stack([v["a"], v["b"], v["c"]], 1),
+     backward=lambda v, h: {"a": h[:, 0], "b": h[:, 1], "c": h[:, 2]})
+
+case(id="add_n", op="add_n",
+     build=lambda: S.add_n(S.Variable("a"), S.Variable("b"), S.Variable("c")),
+     shapes={"a": (4, 5), "b": (4, 5), "c": (4, 5)},
+     forward=lambda v: v["a"] + v["b"] + v["c"],
+     backward=lambda v, h: {"a": h, "b": h, "c": h})
+
+for _name, _value in (("zeros_like", 0.0), ("ones_like", 1.0)):
+    case(id=_name, op=_name,
+         build=lambda name=_name: getattr(S, name)(_data()), shapes={"data": (3, 5)},
+         forward=lambda v, value=_value: np.full(v["data"].shape, value),
+         backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+# ---------------------------------------------------------- pick, one_hot, argmax, argmin
+
+
+def _picked(data, index, axis, mode):
+    length = data.shape[axis]
+    k = np.clip(index, 0, length - 1) if mode == "clip" else np.mod(index, length)
+    return np.expand_dims(k.astype(np.int64), axis)
+
+
+def _pick_case(id, shape, index_shape, axis, keepdims=False, mode="clip", low=0):
+    def kept(index):  # the index with the axis as 1
+        return index.reshape(index_shape if len(index_shape) == len(shape) else
+                             tuple(1 if k == axis % len(shape) else n for k, n in enumerate(shape)))
+
+    def grad(v, h):
+        g = np.zeros(shape)
+        np.put_along_axis(g, _picked(v["data"], kept(v["index"]).squeeze(axis), axis, mode),
+                          h.reshape(kept(v["index"]).shape), axis)
+        return {"data": g}
+
+    def forward(v):
+        out = np.take_along_axis(v["data"], _picked(v["data"], kept(v["index"]).squeeze(axis), axis, mode), axis)
+        return out if keepdims else out.squeeze(axis)
+
+    length = shape[axis]
+    case(id=id, op="pick",
+         build=lambda: S.pick(_data(), S.Variable("index"), axis=axis, keepdims=keepdims, mode=mode),
+         shapes={"data": shape, "index": index_shape},
+         values={"index": lambda rng, s: rng.integers(low, length + (length if low else 0), s).astype(np.float64)},
+         forward=forward, backward=grad, no_grad=("index",))
+
+
+_pick_case("pick_last_axis", (4, 6), (4,), -1)
+_pick_case("pick_middle_axis_keepdims", (3, 5, 2), (3, 1, 2), 1, keepdims=True)
+# indices outside the axis, clipped to its ends or wrapped around
+_pick_case("pick_clip_outside", (5, 3), (5,), 1, low=-4)
+_pick_case("pick_wrap_outside", (2, 4, 3), (4, 3), 0, mode="wrap", low=-5)
+
+# one_hot of each row's argmax (its dtype float32 whatever the data's): data takes no gradient
+case(id="one_hot_of_argmax", op="one_hot",
+     build=lambda: S.one_hot(S.argmax(_data(), axis=-1), depth=6, on_value=2.0, off_value=-0.5),
+     shapes={"data": (3, 4, 5)},
+     forward=lambda v: np.where(np.argmax(v["data"], -1)[..., None] == np.arange(6), 2.0, -0.5),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+case(id="argmax_axis", op="argmax",
+     build=lambda: S.argmax(_data(), axis=1), shapes={"data": (4, 7, 3)},
+     forward=lambda v: np.argmax(v["data"], axis=1).astype(np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+case(id="argmin_flattened_keepdims", op="argmin",
+     build=lambda: S.argmin(_data(), keepdims=True), shapes={"data": (3, 5)},
+     forward=lambda v: np.argmin(v["data"]).reshape(1, 1).astype(np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
 # -------------------------------------------------- masks: softmax(use_length), SequenceMask
 
 

@@ -560,10 +560,85 @@ def _one_array_several_inputs(net, x, i):
     return None
 
 
+def _strided_slice(net, x, i):
+    """slice with a step on each leading axis, negative ones included (torch reads the same
+    elements through an index list: its views have no negative strides)."""
+    count = net.rng.randint(1, len(x.shape))
+    bounds = []
+    for axis in range(count):
+        step = net.rng.choice([1, 2, 3, -1, -2])
+        n = x.shape[axis]
+        begin, end = net.rng.choice([None, *range(-n, n)]), net.rng.choice([None, *range(-n - 1, n + 1)])
+        if not range(n)[slice(begin, end, step)]:
+            begin, end = None, None
+        bounds.append((begin, end, step))
+    index = [list(range(n))[slice(*b)] for n, b in zip(x.shape, bounds)]
+    y = S.slice(x.symbol, begin=tuple(b for b, _, _ in bounds), end=tuple(e for _, e, _ in bounds),
+                step=tuple(s for _, _, s in bounds))
+
+    def compute(env):
+        t = x.compute(env)
+        for axis, rows in enumerate(index):
+            t = t.index_select(axis, torch.tensor(rows))
+        return t
+    return Node(y, compute, tuple(len(r) for r in index) + x.shape[count:], x.tied)
+
+
+def _swap_axes(net, x, i):
+    a, b = net.rng.randrange(len(x.shape)), net.rng.randrange(len(x.shape))
+    shape = list(x.shape)
+    shape[a], shape[b] = shape[b], shape[a]
+    return Node(S.swapaxes(x.symbol, dim1=a, dim2=b - len(x.shape)), lambda env: x.compute(env).transpose(a, b),
+                tuple(shape), x.tied)
+
+
+def _tile_or_repeat(net, x, i):
+    if net.rng.random() < 0.5:
+        reps = tuple(net.rng.randint(1, 2) for _ in range(net.rng.randint(1, len(x.shape) + 1)))
+        shape = (1,) * (len(reps) - len(x.shape)) + x.shape
+        reps_all = (1,) * (len(shape) - len(reps)) + reps
+        return Node(S.tile(x.symbol, reps=reps), lambda env: x.compute(env).tile(reps),
+                    tuple(d * r for d, r in zip(shape, reps_all)), True)
+    repeats, axis = net.rng.randint(1, 3), net.rng.randrange(len(x.shape))
+    return Node(S.repeat(x.symbol, repeats=repeats, axis=axis),
+                lambda env: x.compute(env).repeat_interleave(repeats, dim=axis),
+                x.shape[:axis] + (x.shape[axis] * repeats,) + x.shape[axis + 1:], True)
+
+
+def _stack_or_add_n(net, x, i):
+    """x with another value of its shape (or itself): stacked on a new axis, or summed with add_n."""
+    other = net.pick(lambda n: n.shape == x.shape)
+    if net.rng.random() < 0.5:
+        axis = net.rng.randint(-len(x.shape) - 1, len(x.shape))
+        at = axis % (len(x.shape) + 1)
+        return Node(S.stack(x.symbol, other.symbol, axis=axis),
+                    lambda env: torch.stack([x.compute(env), other.compute(env)], dim=axis),
+                    x.shape[:at] + (2,) + x.shape[at:], True)
+    return Node(S.add_n(x.symbol, other.symbol, x.symbol), lambda env: x.compute(env) + other.compute(env)
+                + x.compute(env), x.shape, x.tied or other.tied)
+
+
+def _pick(net, x, i):
+    """An element along an axis per position, by an index input that goes past the axis (clipped or wrapped)."""
+    if len(x.shape) < 2:
+        return None
+    axis, mode, name = net.rng.randrange(len(x.shape)), net.rng.choice(["clip", "wrap"]), f"pick{i}"
+    n = x.shape[axis]
+    net.shapes[name], net.integers[name] = x.shape[:axis] + x.shape[axis + 1:], (-n, 2 * n - 1)
+
+    def compute(env):
+        k = env[name].long()
+        k = k.clamp(0, n - 1) if mode == "clip" else k % n
+        return x.compute(env).gather(axis, k.unsqueeze(axis)).squeeze(axis)
+    return Node(S.pick(x.symbol, S.Variable(name), axis=axis, mode=mode), compute,
+                x.shape[:axis] + x.shape[axis + 1:], x.tied)
+
+
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
-         _grouped_attention, _rotary, _cache_write]
+         _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
+         _pick]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

@@ -58,8 +58,9 @@ REQUIRED = object()
 class Param:
     """One hyper-parameter: ``kind`` is int, float, bool, str, "shape" (dimensions, never
     negative), "ints" (a tuple of integers that may be negative: axes, Reshape's codes),
-    "optional_int" (an integer or None: slice_axis's end) or "optional_float" (a finite number or
-    None: attention's scale)."""
+    "optional_int" (an integer or None: slice_axis's end), "optional_ints" (a tuple of integers
+    or Nones: slice's begin, end and step) or "optional_float" (a finite number or None:
+    attention's scale)."""
 
     name: str
     kind: Any
@@ -83,7 +84,7 @@ class Param:
 
     def format(self, value: Any) -> str:
         """How MXNet writes a parameter into a symbol's attributes and JSON."""
-        if self.kind in ("shape", "ints"):
+        if self.kind in ("shape", "ints", "optional_ints"):
             return str(tuple(value))
         return str(value)
 
@@ -167,6 +168,20 @@ def _parse_optional_int(value) -> int | None:
     return _parse_int(value)
 
 
+def parse_optional_ints(value) -> tuple[int | None, ...]:
+    """A tuple of integers or Nones from a tuple/list or its string ``"(1, None, -2)"``
+    (how MXNet writes slice's begin); never evaluates code."""
+    if isinstance(value, str):
+        text = value.strip()
+        item = r"\s*([+-]?\d+|None)\s*"
+        if not re.fullmatch(rf"[\(\[]({item}(,{item})*,?\s*)?[\)\]]", text):
+            raise ValueError(value)
+        value = re.findall(r"[+-]?\d+|None", text)
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(value)
+    return tuple(_parse_optional_int(v) for v in value)
+
+
 def _parse_optional_float(value) -> float | None:
     """A finite number, or None (MXNet writes it "None")."""
     if value is None or (isinstance(value, str) and value.strip() == "None"):
@@ -178,10 +193,11 @@ def _parse_optional_float(value) -> float | None:
 
 
 _PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape,
-            "ints": parse_ints, "optional_int": _parse_optional_int,
+            "ints": parse_ints, "optional_int": _parse_optional_int, "optional_ints": parse_optional_ints,
             "optional_float": _parse_optional_float}
 _KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape",
                "ints": "tuple of integers", "optional_int": "integer or None",
+               "optional_ints": "tuple of integers or Nones",
                "optional_float": "finite number or None"}
 
 

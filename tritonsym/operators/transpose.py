@@ -34,37 +34,49 @@ def _infer_shape(p, in_shapes, out_shapes):
     return [unify("data", data, tuple(back))], [out]
 
 
+def permuting_op(name: str, doc: str, params: list, order, is_view, infer_shape, aliases=()) -> OpDef:
+    """An OpDef whose output is its input with the axes permuted: ``order(params, ndim)``
+    the permutation, ``is_view(params)`` whether the parameters alone make it the identity
+    (the planner asks before it knows shapes). Such a one is a view; any other is one strided
+    copy each way, or none where the program makes the output a permuted view
+    (``OpDef.permutation``)."""
+    def forward(a: ForwardArgs):
+        x = a.inputs[0]
+        return [] if is_view(a.params) else kernels.plan_copy(x.permute(order(a.params, x.dim())), a.outputs[0])
+
+    def backward(a: BackwardArgs):
+        dy, dx = a.out_grads[0], a.in_grads[0]
+        if dx is None or (is_view(a.params) and dx.data_ptr() == dy.data_ptr() and not a.accumulate[0]):
+            return []
+        return kernels.plan_copy(dy, dx.permute(order(a.params, dx.dim())), accumulate=a.accumulate[0])
+
+    return OpDef(
+        name=name,
+        doc=doc,
+        params=params,
+        input_names=("data",),
+        infer_shape=infer_shape,
+        forward=forward,
+        backward=backward,
+        backward_needs=lambda p, epilogue: ((), ()),
+        output_aliases=lambda p: {0: 0} if is_view(p) else {},
+        permutation=lambda p, ndim: None if is_view(p) else order(p, ndim),
+        backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if is_view(p) else [],
+        aliases=aliases,
+        cheap=True,
+    )
+
+
 def _is_view(p) -> bool:
     axes = p["axes"]
     return bool(axes) and all(a % len(axes) == k for k, a in enumerate(axes))
 
 
-def _forward(a: ForwardArgs):
-    if _is_view(a.params):
-        return []
-    order = permutation(a.params["axes"], a.inputs[0].dim())
-    return kernels.plan_copy(a.inputs[0].permute(order), a.outputs[0])
-
-
-def _backward(a: BackwardArgs):
-    dy, dx = a.out_grads[0], a.in_grads[0]
-    if dx is None or (_is_view(a.params) and dx.data_ptr() == dy.data_ptr() and not a.accumulate[0]):
-        return []
-    order = permutation(a.params["axes"], dx.dim())
-    return kernels.plan_copy(dy, dx.permute(order), accumulate=a.accumulate[0])
-
-
-register(OpDef(
+register(permuting_op(
     name="transpose",
     doc="Permutes the axes (reverses them when axes is empty); one strided copy.",
     params=[Param("axes", "ints", (), doc="the new order of the axes; empty reverses them")],
-    input_names=("data",),
+    order=lambda p, ndim: permutation(p["axes"], ndim),
+    is_view=_is_view,
     infer_shape=_infer_shape,
-    forward=_forward,
-    backward=_backward,
-    backward_needs=lambda p, epilogue: ((), ()),
-    output_aliases=lambda p: {0: 0} if _is_view(p) else {},
-    permutation=lambda p, ndim: None if _is_view(p) else permutation(p["axes"], ndim),
-    backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))] if _is_view(p) else [],
-    cheap=True,
 ))

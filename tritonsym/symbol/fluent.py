@@ -9,7 +9,7 @@ other change, and ``hasattr(x, "sum")`` says whether this build has ``sum``.
 
 from __future__ import annotations
 
-from .symbol import Symbol, create
+from .symbol import Symbol, create_called
 
 # MXNet 1.9.1's fluent methods (mxnet/symbol/symbol.py), by method name -> operator name.
 FLUENT = {name: name for name in (
@@ -25,8 +25,11 @@ FLUENT.update(reshape="Reshape", flatten="Flatten", astype="Cast")
 
 
 def _method(method: str, op_name: str):
+    # MXNet's method calls the function of its own name (astype calls cast), which names the node.
+    hint = "cast" if method == "astype" else method
+
     def fluent(self: Symbol, *args, **kwargs) -> Symbol:
-        return create(op_name, self, *args, **kwargs)
+        return create_called(hint, op_name, self, *args, **kwargs)
 
     fluent.__name__ = fluent.__qualname__ = method
     fluent.__doc__ = f"``{op_name}(self, *args, **kwargs)`` (MXNet's fluent method)."

@@ -4,7 +4,7 @@ made from its registry entry so that name, signature help and docs never drift."
 from __future__ import annotations
 
 from ..operators.registry import REQUIRED, OpDef
-from .symbol import Symbol, create
+from .symbol import Symbol, create_called
 
 
 def _doc(op: OpDef) -> str:
@@ -22,8 +22,12 @@ def _doc(op: OpDef) -> str:
 
 
 def make_function(op: OpDef, public_name: str):
+    # MXNet names a node after the function called: an alias counts names of its own
+    # (Softmax(x) is softmax0, with the label softmax0_label; SoftmaxOutput(x) is softmaxoutput0).
+    hint = op.hint if public_name == op.name else public_name.lower()
+
     def function(*args: Symbol, name: str | None = None, attr: dict | None = None, **kwargs) -> Symbol:
-        return create(op.name, *args, name=name, attr=attr, **kwargs)
+        return create_called(hint, op.name, *args, name=name, attr=attr, **kwargs)
 
     function.__name__ = function.__qualname__ = public_name
     function.__doc__ = _doc(op)

@@ -432,6 +432,13 @@ def create(op_name: str, *args: Symbol, name: str | None = None, attr: dict | No
     return _create(op_name, args, name, attr, kwargs)
 
 
+def create_called(function: str, op_name: str, *args: Symbol, name: str | None = None, attr: dict | None = None,
+                  **kwargs) -> Symbol:
+    """``create``, naming the node after ``function``, the name the script called it by (an
+    alias such as ``Softmax``, a fluent method): MXNet counts names per function called."""
+    return _create(op_name, args, name, attr, kwargs, hint=function)
+
+
 # What MXNet names the nodes ``a + b`` and the like build: its operators ``+ - * /`` call
 # aliases (_Plus, ...) that count names of their own, where elemwise_add(a, b) is elemwise_add0.
 _ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwise_mul": "_mul",
