@@ -1,13 +1,12 @@
 """repeat (MXNet's): every element repeated ``repeats`` times in place along ``axis``
 (``[a, b] -> [a, a, b, b]``), or along the flattened data where ``axis`` is None, as
 numpy's ``np.repeat``. Forward is one strided copy reading the data through a stride-0
-axis; backward sums the output gradient over the repeats (``ops/reduce.py``)."""
+axis; backward sums the output gradient over the repeats (``ops/reduce.py``), as tile's."""
 
 from __future__ import annotations
 
-from ..ops import memory as kernels
-from ..ops.reduce import plan_reduce
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, size, unify
+from .tile import plan_repeated_copy, plan_repeated_sum
 
 
 def _axis(p, ndim: int) -> int | None:
@@ -40,16 +39,14 @@ def _split(p, shape) -> tuple[tuple[int, ...], int]:
 
 def _forward(a: ForwardArgs):
     split, at = _split(a.params, a.inputs[0].shape)
-    source = a.inputs[0].reshape(split[:at] + (1,) + split[at + 1:]).expand(split)
-    return kernels.plan_copy(source, a.outputs[0].view(split))
+    return plan_repeated_copy(a.inputs[0], a.outputs[0], split, (at,))
 
 
 def _backward(a: BackwardArgs):
-    dx = a.in_grads[0]
-    if dx is None:
+    if a.in_grads[0] is None:
         return []
     split, at = _split(a.params, a.input_shapes[0])
-    return plan_reduce(a.out_grads[0].view(split), dx, "sum", (at,), accumulate=a.accumulate[0])
+    return plan_repeated_sum(a.out_grads[0], a.in_grads[0], split, (at,), a.accumulate[0])
 
 
 register(OpDef(

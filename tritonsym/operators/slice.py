@@ -80,24 +80,34 @@ def _output_windows(p, in_shapes):
     return {} if offset is None else {0: (0, offset)}
 
 
-def _forward(a: ForwardArgs):
-    window, reversed_axes = _window(a.params, a.inputs[0])
+def plan_window_copy(window, reversed_axes, out) -> list:
+    """``out =`` the elements of ``window`` (a view of the data), reversed along ``reversed_axes``:
+    nothing where the program made ``out`` that very window, else one strided copy."""
     if reversed_axes:
-        return flip_kernels.plan_flip(window, a.outputs[0], reversed_axes)
-    if already_there(window, a.outputs[0]):
+        return flip_kernels.plan_flip(window, out, reversed_axes)
+    if already_there(window, out):
         return []
-    return kernels.plan_copy(window, a.outputs[0])
+    return kernels.plan_copy(window, out)
+
+
+def plan_window_gradient(dy, dx, window, reversed_axes, accumulate: bool) -> list:
+    """The gradient of ``plan_window_copy``: ``dy`` written (added) into ``window``, a view of
+    ``dx``, and the rest of ``dx`` zeroed unless accumulating."""
+    zero = [] if accumulate else kernels.plan_fill(dx, 0.0)
+    if reversed_axes:
+        return zero + flip_kernels.plan_flip(dy, window, reversed_axes, accumulate=accumulate)
+    return zero + kernels.plan_copy(dy, window, accumulate=accumulate)
+
+
+def _forward(a: ForwardArgs):
+    return plan_window_copy(*_window(a.params, a.inputs[0]), a.outputs[0])
 
 
 def _backward(a: BackwardArgs):
     dx = a.in_grads[0]
     if dx is None:
         return []
-    window, reversed_axes = _window(a.params, dx)
-    zero = [] if a.accumulate[0] else kernels.plan_fill(dx, 0.0)
-    if reversed_axes:
-        return zero + flip_kernels.plan_flip(a.out_grads[0], window, reversed_axes, accumulate=a.accumulate[0])
-    return zero + kernels.plan_copy(a.out_grads[0], window, accumulate=a.accumulate[0])
+    return plan_window_gradient(a.out_grads[0], dx, *_window(a.params, dx), a.accumulate[0])
 
 
 register(OpDef(

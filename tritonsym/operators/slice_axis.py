@@ -6,9 +6,8 @@ the slice and copies the output gradient into it."""
 
 from __future__ import annotations
 
-from ..ops import memory as kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify, window_offset
-from .view import already_there
+from .slice import plan_window_copy, plan_window_gradient
 
 
 def bounds(p, length: int) -> tuple[int, int]:
@@ -51,18 +50,14 @@ def _output_windows(p, in_shapes):
 
 
 def _forward(a: ForwardArgs):
-    window = _window(a.params, a.inputs[0])
-    if already_there(window, a.outputs[0]):
-        return []
-    return kernels.plan_copy(window, a.outputs[0])
+    return plan_window_copy(_window(a.params, a.inputs[0]), (), a.outputs[0])
 
 
 def _backward(a: BackwardArgs):
     dx = a.in_grads[0]
     if dx is None:
         return []
-    zero = [] if a.accumulate[0] else kernels.plan_fill(dx, 0.0)
-    return zero + kernels.plan_copy(a.out_grads[0], _window(a.params, dx), accumulate=a.accumulate[0])
+    return plan_window_gradient(a.out_grads[0], dx, _window(a.params, dx), (), a.accumulate[0])
 
 
 register(OpDef(

@@ -30,29 +30,37 @@ def _infer_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], tuple(d * r for d, r in zip(shape, reps)))]
 
 
-def _interleaved(p, data_shape):
+def _interleaved(p, data_shape) -> tuple[int, ...]:
     """(reps[0], shape[0], reps[1], shape[1], ...): the output's shape with every repeat an axis of its own."""
     shape, reps = aligned(p, data_shape)
-    return shape, tuple(n for pair in zip(reps, shape) for n in pair)
+    return tuple(n for pair in zip(reps, shape) for n in pair)
+
+
+def plan_repeated_copy(x, out, split, repeat_axes) -> list:
+    """``out`` viewed as ``split`` filled from ``x`` read with stride 0 along ``repeat_axes``
+    (the axes of ``split`` holding the repeats; ``x`` has 1 there): one strided copy."""
+    source = x.reshape(tuple(1 if k in repeat_axes else n for k, n in enumerate(split))).expand(split)
+    return kernels.plan_copy(source, out.view(split))
+
+
+def plan_repeated_sum(dy, dx, split, repeat_axes, accumulate: bool) -> list:
+    """``dx (+)=`` ``dy`` (viewed as ``split``) summed over ``repeat_axes``: the gradient of a repeated copy."""
+    axes = tuple(k for k in repeat_axes if split[k] > 1)
+    if not axes:
+        return kernels.plan_copy(dy, dx, accumulate=accumulate)
+    return plan_reduce(dy.view(split), dx, "sum", axes, accumulate=accumulate)
 
 
 def _forward(a: ForwardArgs):
-    x = a.inputs[0]
-    shape, split = _interleaved(a.params, x.shape)
-    source = x.reshape(tuple(n for d in shape for n in (1, d))).expand(split)
-    return kernels.plan_copy(source, a.outputs[0].view(split))
+    split = _interleaved(a.params, a.inputs[0].shape)
+    return plan_repeated_copy(a.inputs[0], a.outputs[0], split, range(0, len(split), 2))
 
 
 def _backward(a: BackwardArgs):
-    dx = a.in_grads[0]
-    if dx is None:
+    if a.in_grads[0] is None:
         return []
-    _, split = _interleaved(a.params, a.input_shapes[0])
-    repeated = tuple(2 * k for k, r in enumerate(aligned(a.params, a.input_shapes[0])[1]) if r > 1)
-    dy = a.out_grads[0].view(split)
-    if not repeated:
-        return kernels.plan_copy(a.out_grads[0], dx, accumulate=a.accumulate[0])
-    return plan_reduce(dy, dx, "sum", repeated, accumulate=a.accumulate[0])
+    split = _interleaved(a.params, a.input_shapes[0])
+    return plan_repeated_sum(a.out_grads[0], a.in_grads[0], split, range(0, len(split), 2), a.accumulate[0])
 
 
 register(OpDef(
