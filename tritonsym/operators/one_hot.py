@@ -22,7 +22,8 @@ def _infer_shape(p, in_shapes, out_shapes):
 
 
 def _infer_type(p, in_types, out_types):
-    # the dtype parameter unless the graph says otherwise (a product with bfloat16 data), as Embedding's
+    # the dtype parameter unless the graph says otherwise (an output type given), as Embedding's; inference
+    # that reaches this node first fixes it, so one_hot(i) * x with bfloat16 x needs dtype="bfloat16"
     return [in_types[0] or torch.float32], [out_types[0] or DTYPES[p["dtype"]]]
 
 
