@@ -104,5 +104,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     x = torch.empty(shape, dtype=dtype)
     last = torch.empty(shape[:-1], dtype=dtype)
     middle = torch.empty((shape[0], *shape[2:]), dtype=dtype)
+    # an axis of one element: Triton compiles the length 1 in as a constant
+    single = torch.empty((*shape[:-1], 1), dtype=dtype)
     return [("argmax last axis", plan_arg_reduce(x, last, "argmax", -1)[0]),
+            ("argmax axis of one", plan_arg_reduce(single, last, "argmax", -1)[0]),
             ("argmin middle axis", plan_arg_reduce(x, middle, "argmin", 1)[0])]

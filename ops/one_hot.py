@@ -62,5 +62,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     positions, depth = ((8192,), 32000) if large else ((5, 3), 7)
     out = torch.empty((*positions, depth), dtype=dtype)
     return [("one_hot", plan_one_hot(torch.empty(positions), out, depth)[0]),
+            # a depth of one: Triton compiles it in as a constant
+            ("one_hot depth one", plan_one_hot(torch.empty(positions), torch.empty((*positions, 1), dtype=dtype),
+                                               1)[0]),
             ("one_hot int64 indices", plan_one_hot(torch.empty(positions, dtype=torch.int64), out, depth, 5.0,
                                                    -1.0)[0])]

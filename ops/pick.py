@@ -47,7 +47,7 @@ def _picked(IDX, index, mask, length, WRAP: tl.constexpr):
         w = tl.where(valid, k, 0.0).to(tl.int64) % length
         k = tl.where(w < 0, w + length, w)
     else:
-        k = tl.minimum(tl.maximum(k, 0.0), (length - 1).to(tl.float64)).to(tl.int64)
+        k = tl.minimum(tl.maximum(k, 0.0), length - 1.0).to(tl.int64)  # no .to: a length of 1 is compiled in
     return tl.where(valid, k, 0), valid
 
 
@@ -127,7 +127,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     positions = (4096,) if large else (5, 3)
     floats, ints = torch.empty(positions), torch.empty(positions, dtype=torch.int64)
     out = torch.empty(positions, dtype=dtype)
+    # an axis of one element: Triton compiles the length 1 in as a constant
+    single = torch.empty((shape[0], 1, *shape[2:]), dtype=dtype)
     return [("pick clip", plan_pick(x, floats, out, axis)[0]),
+            ("pick clip axis of one", plan_pick(single, floats, out, 1)[0]),
             ("pick wrap", plan_pick(x, ints, out, axis, "wrap")[0]),
             ("pick backward", plan_pick_backward(out, floats, x, axis)[-1]),
             ("pick backward accumulating", plan_pick_backward(out, ints, x, axis, "wrap", accumulate=True)[0])]

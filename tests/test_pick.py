@@ -43,6 +43,13 @@ def test_an_index_that_is_not_whole_gives_nan_and_no_gradient(dtype):
     assert grad.float().numpy().tolist() == [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 2, 0]]
 
 
+def test_an_axis_of_one_element_clips_every_index_to_it():
+    """A length of 1 is compiled in as a constant on a GPU (it once failed to compile there)."""
+    out = torch.empty(4)
+    run(kernels.plan_pick(torch.arange(4.0).reshape(4, 1), torch.tensor([0.0, 3.0, -2.0, 1.5]), out, 1))
+    assert out[:3].tolist() == [0.0, 1.0, 2.0] and np.isnan(out[3].item())
+
+
 def test_a_nan_in_the_data_is_picked_as_nan():
     x = torch.tensor([[1.0, nan], [nan, 2.0]])
     out = torch.empty(2)
