@@ -103,6 +103,10 @@ DECISIONS: dict[str, str] = {
                                                  "tritonsym leaves the parts' axis unknown and the rest known",
     "infer_shape/flip-axis-past-the-rank-raises": "MXNet 1.9.1 infers flip's shape whatever the axis and refuses an "
                                                   "axis past the rank at forward; tritonsym refuses it at inference",
+    "Pooling/max-nan": "MXNet 1.9.1's max pooling skips NaN (a window of 1, NaN, 1, 1 gives 1); tritonsym's gives "
+                       "NaN, the first NaN taking the gradient, as torch's",
+    "Pooling/window-of-padding-only": "MXNet 1.9.1 answers a window holding only padding with -DBL_MAX (max) or 0 "
+                                      "(the others); tritonsym refuses such a geometry at bind, naming it",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -1994,3 +1998,62 @@ _infer_more("partial-layernorm-gamma-known", lambda api: api.sym.LayerNorm(api.s
             partial=True, ln_gamma=(4,))
 _infer_more("partial-layernorm-data-axis-from-gamma",
             lambda api: api.sym.LayerNorm(api.sym.Variable("a"), name="ln"), partial=True, a=(2, 0), ln_gamma=(4,))
+
+
+# ---------------------------------------------------------- Convolution, Pooling
+
+for _shape, _params in (((2, 3, 7, 6), dict(kernel=(3, 2), num_filter=4, stride=(2, 1), dilate=(1, 2), pad=(1, 0))),
+                        ((2, 4, 9), dict(kernel=(3,), num_filter=6, pad=(1,), num_group=2, no_bias=True)),
+                        ((1, 2, 4, 5, 3), dict(kernel=(2, 3, 2), num_filter=3, stride=(1, 2, 1), pad=(1, 0, 1))),
+                        ((2, 4, 5, 5), dict(kernel=(3, 3), num_filter=4, num_group=4, pad=(1, 1)))):
+    def _convolution_case(shape=_shape, params=_params):
+        @case("Convolution", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()))
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.Convolution(api.sym.Variable("data"), **params)
+            weight = (params["num_filter"], shape[1] // params.get("num_group", 1), *params["kernel"])
+            shapes = {"data": shape, "convolution0_weight": weight, "convolution0_bias": (params["num_filter"],)}
+            result = _forward_backward(api, data, net, {k: v for k, v in shapes.items() if k in net.list_arguments()},
+                                       dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(data=shape)}
+    _convolution_case()
+
+
+for _shape, _params in (((2, 3, 7, 6), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1))),
+                        ((2, 2, 9), dict(kernel=(2,), pool_type="avg", stride=(2,), pad=(1,))),
+                        ((1, 2, 8, 6), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg",
+                                            pooling_convention="full")),
+                        ((1, 2, 8, 6), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg",
+                                            pooling_convention="full", count_include_pad=False)),
+                        ((1, 2, 6, 5), dict(kernel=(2, 2), stride=(2, 1), pool_type="sum")),
+                        ((1, 2, 6, 4), dict(kernel=(2, 2), stride=(2, 2), pool_type="lp", p_value=2)),
+                        ((1, 2, 6, 4), dict(kernel=(2, 2), stride=(2, 2), pool_type="lp", p_value=1)),
+                        ((1, 2, 6, 5, 4), dict(kernel=(2, 3, 2), stride=(2, 1, 2), pad=(1, 1, 0),
+                                               pooling_convention="full")),
+                        ((2, 3, 4, 5), dict(global_pool=True, pool_type="avg", kernel=(2, 2), pad=(1, 1))),
+                        ((2, 3, 4, 5), dict(global_pool=True, pool_type="max"))):
+    def _pooling_case(shape=_shape, params=_params):
+        @case("Pooling", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + f"-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.Pooling(api.sym.Variable("data"), **params)
+            result = _forward_backward(api, data, net, {"data": shape}, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "name": net.name,
+                    "shapes": net.infer_shape(data=shape)}
+    _pooling_case()
+
+
+@case("Pooling", "max-nan")
+def _pooling_max_nan(api, data):
+    x = np.ones((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    net = api.sym.Pooling(api.sym.Variable("data"), kernel=(2, 2), stride=(2, 2), name="p")
+    outs, grads = api.run(net, {"data": x}, head_grads=[np.ones((1, 1, 2, 2))])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("Pooling", "window-of-padding-only")
+def _pooling_padding_only(api, data):
+    net = api.sym.Pooling(api.sym.Variable("data"), kernel=(2,), stride=(2,), pad=(2,), name="p")
+    outs, grads = api.run(net, {"data": np.arange(1.0, 6.0).reshape(1, 1, 5)}, head_grads=[np.ones((1, 1, 4))])
+    return {"out0": outs[0], "grad_data": grads["data"]}

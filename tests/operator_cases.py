@@ -884,3 +884,53 @@ _attention_case("attention_sliding_window_valid_length", (3, 2, 9, 4), (3, 2, 9,
                 lengths=True, window=2)
 _attention_case("attention_sliding_window_past_the_keys", (1, 2, 10, 4), (1, 1, 6, 4), (1, 1, 6, 3), causal=True,
                 gqa=True, window=3)
+
+# ---------------------------------------------------------- Convolution, Pooling
+
+
+def _convolution_case(id, shape, kernel, num_filter, stride=(), dilate=(), pad=(), num_group=1, no_bias=False):
+    spatial = len(kernel)
+    geometry = dict(stride=stride or None, dilate=dilate or None, pad=pad or None, groups=num_group)
+    weight = (num_filter, shape[1] // num_group, *kernel)
+
+    def backward(v, h):
+        dx, dw, db = o.convolution_grads(h, v["data"], v["conv_weight"], **geometry)
+        return {"data": dx, "conv_weight": dw, **({} if no_bias else {"conv_bias": db})}
+
+    case(id=id, op="Convolution",
+         build=lambda: S.Convolution(_data(), kernel=kernel, num_filter=num_filter, stride=stride, dilate=dilate,
+                                     pad=pad, num_group=num_group, no_bias=no_bias, name="conv"),
+         shapes={"data": shape, "conv_weight": weight, **({} if no_bias else {"conv_bias": (num_filter,)})},
+         forward=lambda v: o.convolution(v["data"], v["conv_weight"], v.get("conv_bias"), **geometry),
+         backward=backward)
+    assert spatial == len(shape) - 2
+
+
+_convolution_case("convolution_2d", (2, 3, 7, 6), (3, 2), 4, stride=(2, 1), dilate=(1, 2), pad=(1, 0))
+_convolution_case("convolution_1d_groups_no_bias", (2, 4, 9), (3,), 6, pad=(1,), num_group=2, no_bias=True)
+_convolution_case("convolution_3d", (1, 2, 4, 5, 3), (2, 3, 2), 3, stride=(1, 2, 1), pad=(1, 0, 1))
+
+
+def _pooling_case(id, shape, kernel=(), pool_type="max", stride=(), pad=(), convention="valid",
+                  count_include_pad=True, p_value=None, global_pool=False, values=None):
+    geometry = dict(kernel=shape[2:] if global_pool else kernel, stride=None if global_pool else (stride or None),
+                    pad=None if global_pool else (pad or None), convention=convention,
+                    count_include_pad=count_include_pad, p_value=p_value)
+    case(id=id, op="Pooling",
+         build=lambda: S.Pooling(_data(), kernel=kernel, pool_type=pool_type, stride=stride, pad=pad,
+                                 pooling_convention=convention, count_include_pad=count_include_pad,
+                                 p_value=p_value, global_pool=global_pool),
+         shapes={"data": shape}, values={"data": values} if values else {},
+         forward=lambda v: o.pooling(v["data"], pool_type, **geometry),
+         backward=lambda v, h: {"data": o.pooling_grad(h, v["data"], pool_type, **geometry)})
+
+
+_pooling_case("pooling_max_2d", (2, 3, 7, 6), (3, 3), stride=(2, 2), pad=(1, 1))
+_pooling_case("pooling_max_3d_full", (1, 2, 6, 4, 3), (2, 3, 2), stride=(2, 2, 1), pad=(1, 1, 0), convention="full")
+_pooling_case("pooling_avg_full_without_pad", (2, 2, 8, 5), (2, 3), "avg", stride=(2, 2), pad=(1, 1),
+              convention="full", count_include_pad=False)
+_pooling_case("pooling_avg_with_pad", (2, 2, 6, 5), (3, 2), "avg", stride=(1, 2), pad=(1, 1))
+_pooling_case("pooling_sum_1d", (2, 3, 9), (3,), "sum", stride=(2,))
+_pooling_case("pooling_lp2", (2, 2, 6, 5), (2, 2), "lp", stride=(2, 1), p_value=2)
+_pooling_case("pooling_lp3", (2, 2, 5, 4), (2, 3), "lp", stride=(1, 1), p_value=3, values=positive)
+_pooling_case("pooling_global_avg_3d", (2, 3, 3, 4, 2), pool_type="avg", global_pool=True)

@@ -482,3 +482,111 @@ def grouped_attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, 
     def fold(g):
         return g.reshape(g.shape[0], k.shape[1], group, *g.shape[2:]).sum(2)
     return dq, fold(dk), fold(dv)
+
+
+def _conv_windows(x_shape, w_shape, stride, dilate, pad):
+    """For each kernel tap: the tap and the strided slices of the padded data its products read."""
+    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1
+           for n, k, s, d, p in zip(x_shape[2:], w_shape[2:], stride, dilate, pad)]
+    for tap in np.ndindex(*w_shape[2:]):
+        yield tap, (slice(None), slice(None)) + tuple(
+            slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, dilate, stride, out))
+
+
+def convolution(x, w, b=None, stride=None, dilate=None, pad=None, groups=1):
+    """Cross-correlation of x (N, C, *spatial) with w (F, C / groups, *kernel), one tap at a time."""
+    spatial = x.ndim - 2
+    stride, dilate, pad = stride or (1,) * spatial, dilate or (1,) * spatial, pad or (0,) * spatial
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    per_group, filters = w.shape[1], w.shape[0] // groups
+    y = None
+    for tap, window in _conv_windows(x.shape, w.shape, stride, dilate, pad):
+        patch = xp[window]
+        parts = [np.einsum("nc...,fc->nf...", patch[:, g * per_group:(g + 1) * per_group],
+                           w[(slice(g * filters, (g + 1) * filters), slice(None)) + tap]) for g in range(groups)]
+        term = np.concatenate(parts, axis=1)
+        y = term if y is None else y + term
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * spatial)
+    return y
+
+
+def convolution_grads(dy, x, w, stride=None, dilate=None, pad=None, groups=1):
+    """(dx, dw, db) of ``convolution``: each tap's products differentiated."""
+    spatial = x.ndim - 2
+    stride, dilate, pad = stride or (1,) * spatial, dilate or (1,) * spatial, pad or (0,) * spatial
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    per_group, filters = w.shape[1], w.shape[0] // groups
+    for tap, window in _conv_windows(x.shape, w.shape, stride, dilate, pad):
+        for g in range(groups):
+            channels, rows = slice(g * per_group, (g + 1) * per_group), slice(g * filters, (g + 1) * filters)
+            dy_g, w_tap = dy[:, rows], w[(rows, slice(None)) + tap]
+            dxp[window][:, channels] += np.einsum("nf...,fc->nc...", dy_g, w_tap)
+            patch = xp[window][:, channels]
+            dw[(rows, slice(None)) + tap] += np.einsum("nfs,ncs->fc", dy_g.reshape(*dy_g.shape[:2], -1),
+                                                       patch.reshape(*patch.shape[:2], -1))
+    inner = tuple(slice(p, p + n) for p, n in zip(pad, x.shape[2:]))
+    return dxp[(slice(None), slice(None)) + inner], dw, dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def _pool_windows(shape, kernel, stride, pad, convention):
+    """Each output position, its window's slices of the data (clipped to it) and the size
+    average pooling divides by with and without the padding (MXNet's rule)."""
+    spans = []
+    for n, k, s, p in zip(shape[2:], kernel, stride, pad):
+        extent = n + 2 * p - k
+        outputs = (extent // s if convention == "valid" else -(-extent // s)) + 1
+        spans.append([(o * s - p, min(o * s - p + k, n + p)) for o in range(outputs)])
+    for position in np.ndindex(*[len(s) for s in spans]):
+        bounds = [span[o] for span, o in zip(spans, position)]
+        clipped = [(max(lo, 0), min(hi, n)) for (lo, hi), n in zip(bounds, shape[2:])]
+        with_pad = int(np.prod([hi - lo for lo, hi in bounds]))
+        inside = int(np.prod([hi - lo for lo, hi in clipped]))
+        yield position, tuple(slice(lo, hi) for lo, hi in clipped), with_pad, inside
+
+
+def pooling(x, kind, kernel, stride=None, pad=None, convention="valid", count_include_pad=True, p_value=None):
+    """MXNet's Pooling, window by window; max takes the first NaN, else the first maximum."""
+    spatial = x.ndim - 2
+    stride, pad = stride or (1,) * spatial, pad or (0,) * spatial
+    windows = list(_pool_windows(x.shape, kernel, stride, pad, convention))
+    out = np.zeros(x.shape[:2] + tuple(n + 1 for n in max(w[0] for w in windows)))
+    for position, window, with_pad, inside in windows:
+        part = x[(slice(None), slice(None)) + window].reshape(x.shape[0], x.shape[1], -1)
+        if kind == "max":
+            value = np.take_along_axis(part, np.argmax(part, axis=-1)[..., None], -1)[..., 0]
+        elif kind == "avg":
+            value = part.sum(-1) / (with_pad if count_include_pad else inside)
+        elif kind == "sum":
+            value = part.sum(-1)
+        else:
+            total = (part ** p_value).sum(-1)
+            value = np.cbrt(total) if p_value == 3 else total ** (1.0 / p_value)
+        out[(slice(None), slice(None)) + position] = value
+    return out
+
+
+def pooling_grad(dy, x, kind, kernel, stride=None, pad=None, convention="valid", count_include_pad=True,
+                 p_value=None):
+    spatial = x.ndim - 2
+    stride, pad = stride or (1,) * spatial, pad or (0,) * spatial
+    y = pooling(x, kind, kernel, stride, pad, convention, count_include_pad, p_value)
+    dx = np.zeros_like(x)
+    for position, window, with_pad, inside in _pool_windows(x.shape, kernel, stride, pad, convention):
+        where = (slice(None), slice(None)) + window
+        part = x[where]
+        g = dy[(slice(None), slice(None)) + position].reshape(x.shape[:2] + (1,) * spatial)
+        if kind == "max":
+            flat = part.reshape(x.shape[0], x.shape[1], -1)
+            chosen = np.zeros_like(flat)
+            np.put_along_axis(chosen, np.argmax(flat, axis=-1)[..., None], 1.0, -1)
+            dx[where] += np.where(chosen.reshape(part.shape) > 0, g, 0.0)  # a NaN head only where it goes
+        elif kind == "avg":
+            dx[where] += g / (with_pad if count_include_pad else inside)
+        elif kind == "sum" or p_value == 1:
+            dx[where] += g
+        else:
+            out = y[(slice(None), slice(None)) + position].reshape(g.shape)
+            dx[where] += g * (part / out) ** (p_value - 1)
+    return dx

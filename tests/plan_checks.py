@@ -6,6 +6,8 @@ Lifetimes are recomputed here from the program's steps and the tensors' real add
 not taken from the planner, so a planner bug cannot hide behind its own bookkeeping.
 """
 
+import torch
+
 from tritonsym.executor.program import Step
 
 FIXED_KINDS = ("arg", "aux", "arg_grad")
@@ -13,10 +15,12 @@ FIXED_KINDS = ("arg", "aux", "arg_grad")
 
 def poison(exe, regions=("internal", "param_grads")) -> None:
     """NaN into every internal value and every gradient: what a step fails to write, or
-    reads before writing, shows up as NaN instead of as a zero the allocator left."""
+    reads before writing, shows up as NaN instead of as a zero the allocator left. Integer
+    values (max pooling's kept positions) get the dtype's most negative number."""
     for (dtype, region), span in exe.workspace.regions.items():
         if region in regions:
-            exe.workspace.arenas[dtype][span.start // dtype.itemsize: span.end // dtype.itemsize] = float("nan")
+            value = float("nan") if dtype.is_floating_point else torch.iinfo(dtype).min
+            exe.workspace.arenas[dtype][span.start // dtype.itemsize: span.end // dtype.itemsize] = value
 
 
 def _accesses(step: Step):

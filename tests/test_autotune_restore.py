@@ -14,7 +14,7 @@ import pytest
 import torch
 import triton
 from triton.runtime.autotuner import Autotuner
-from tritonsym.ops import _common, batch_dot, fully_connected, softmax
+from tritonsym.ops import _common, batch_dot, convolution, fully_connected, softmax
 
 from tritonsym import ops
 
@@ -148,6 +148,20 @@ def _batch_dot(accumulate: bool):
 WIDE = (softmax.SPLIT_BELOW_ROWS, softmax.MAX_BLOCK + 37)
 
 
+def _convolution(accumulate: bool):
+    """Forward and both gradients of a strided, grouped 2-d convolution, added into their
+    targets when ``accumulate``."""
+    def make():
+        x, w, b, dy = _tensors(4, (2, 4, 7, 6), (6, 2, 3, 2), (6,), (2, 6, 3, 5))
+        geometry = dict(stride=(2, 1), dilate=(1, 1), pad=(0, 0), groups=2)
+        y, dx, dw = (torch.full_like(t, 0.5 if accumulate else float("nan")) for t in (dy, x, w))
+        launches = convolution.plan_convolution(x, w, b, y, accumulate=accumulate, **geometry)
+        launches += convolution.plan_convolution_backward(dy, x, w, dx, dw, None, accumulate=(accumulate,) * 3,
+                                                          **geometry)
+        return launches, [y, dx, dw]
+    return make
+
+
 def _softmax_forward(in_place: bool, log: bool):
     def make():
         (x,) = _tensors(3, WIDE)
@@ -182,6 +196,10 @@ CASES = {
                     _fc_backward(accumulate=False)),
     "fc backward accumulating": ((fully_connected._fc_backward_input_kernel,
                                   fully_connected._fc_backward_weight_kernel), _fc_backward(accumulate=True)),
+    "convolution": ((convolution._conv_forward_kernel, convolution._conv_input_grad_kernel,
+                     convolution._conv_weight_grad_kernel), _convolution(accumulate=False)),
+    "convolution accumulating": ((convolution._conv_forward_kernel, convolution._conv_input_grad_kernel,
+                                  convolution._conv_weight_grad_kernel), _convolution(accumulate=True)),
     "batch_dot": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=False)),
     "batch_dot accumulating": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=True)),
     "softmax forward": (softmax._softmax_forward_looped_tuned, _softmax_forward(in_place=False, log=False)),

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from plan_checks import poison
 from property_settings import given, property_settings, settings, st
+from tritonsym.ops.pooling import empty_window
+from tritonsym.ops.pooling import output_length as pooling_output_length
 
 import tritonsym as ts
 
@@ -634,11 +636,53 @@ def _pick(net, x, i):
                 x.shape[:axis] + x.shape[axis + 1:], x.tied)
 
 
+def _convolution_or_pooling(net, x, i):
+    """x read as (batch, channels, 1-3 spatial axes): a convolution (strided, dilated, padded,
+    grouped or depthwise, with or without bias), or max / average pooling (MXNet's ``full``
+    convention too). Max pooling only of values with no ties (which takes the gradient
+    would differ); pads within half the kernel, where torch's pools take them."""
+    spatial = len(x.shape) - 2
+    if not 1 <= spatial <= 3:
+        return None
+    rng, channels, lengths = net.rng, x.shape[1], x.shape[2:]
+    if rng.random() < 0.5:
+        pad = tuple(rng.randint(0, 1) for _ in lengths)
+        dilate = tuple(rng.randint(1, 2) for _ in lengths)
+        kernel = tuple(max(1, min(rng.randint(1, 3), (n + 2 * p - 1) // d + 1)) for n, p, d in zip(lengths, pad,
+                                                                                                     dilate))
+        stride = tuple(rng.randint(1, 2) for _ in lengths)
+        groups = channels if rng.random() < 0.3 else 1
+        filters, no_bias, name = groups * rng.randint(1, 2), rng.random() < 0.3, f"conv{i}"
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
+        out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, d, p in zip(lengths, kernel, stride, dilate,
+                                                                                      pad))
+        return Node(S.Convolution(x.symbol, kernel=kernel, num_filter=filters, stride=stride, dilate=dilate, pad=pad,
+                                  num_group=groups, no_bias=no_bias, name=name),
+                    lambda env: conv(x.compute(env), env[f"{name}_weight"], None if no_bias else env[f"{name}_bias"],
+                                     stride=stride, padding=pad, dilation=dilate, groups=groups),
+                    (x.shape[0], filters, *out), True)
+    kind = "avg" if x.tied or rng.random() < 0.5 else "max"
+    kernel = tuple(rng.randint(1, min(n, 3)) for n in lengths)
+    stride = tuple(rng.randint(1, 2) for _ in lengths)
+    pad = tuple(rng.randint(0, k // 2) for k in kernel)
+    full, count_pad = rng.random() < 0.5, rng.random() < 0.5
+    if full and any(empty_window(n, k, s, p, "full") for n, k, s, p in zip(lengths, kernel, stride, pad)):
+        full = False
+    pool = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d, ("max", 3): F.max_pool3d,
+            ("avg", 1): F.avg_pool1d, ("avg", 2): F.avg_pool2d, ("avg", 3): F.avg_pool3d}[kind, spatial]
+    options = dict(ceil_mode=full, **({"count_include_pad": count_pad} if kind == "avg" else {}))
+    convention = "full" if full else "valid"
+    out = tuple(pooling_output_length(n, k, s, p, convention) for n, k, s, p in zip(lengths, kernel, stride, pad))
+    return Node(S.Pooling(x.symbol, kernel=kernel, stride=stride, pad=pad, pool_type=kind,
+                          pooling_convention=convention, count_include_pad=count_pad),
+                lambda env: pool(x.compute(env), kernel, stride, pad, **options), x.shape[:2] + out, True)
+
+
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
-         _pick]
+         _pick, _convolution_or_pooling]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

@@ -71,6 +71,8 @@ class Param:
 
     def parse(self, op: str, value: Any) -> Any:
         """The typed value from a Python value or from the string JSON stores."""
+        if self.default is None and isinstance(value, str) and value.strip() == "None":
+            return None  # how MXNet writes an optional parameter left unset (Convolution's cudnn_tune)
         try:
             parsed = _PARSERS[self.kind](value)
         except (TypeError, ValueError):
