@@ -12,7 +12,7 @@ time budget:
     python3 scripts/device_session.py --budget 540 third     # memcheck, autotune
     python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
     python3 scripts/device_session.py --budget 540 fifth     # attention, transformer
-    python3 scripts/device_session.py --budget 300 sixth     # decode
+    python3 scripts/device_session.py --budget 540 sixth     # decode, convolution
 
 The first H200 session (2026-12-04) started its machine in about 30 s; ``first`` then ran
 500 s, which left about 250 s of the 15 minutes for a second command.
@@ -81,7 +81,7 @@ GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
            "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"],
-           "sixth": ["decode"]}
+           "sixth": ["decode", "convolution"]}
 
 
 @dataclasses.dataclass
@@ -185,6 +185,9 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # then torch.compile's max-autotune per row (its column stays blank if cut).
         bench("decode", "one decoding step with key and value caches (one CUDA graph) against torch with a "
               "static cache, eager, CUDA-graphed and compiled", 240, "--dtypes", "bfloat16"),
+        # 3 autotuned kernels x ~8 configs per dtype and shape (~2 s each cold), 20 rows.
+        bench("convolution", "a ResNet stage's 3x3 Convolution (forward, both gradients) and 3x3/2 max Pooling "
+              "against cuDNN through torch", 240),
     ]}
 
 

@@ -1,0 +1,106 @@
+"""Convolution and Pooling on the GPU's tensor cores and memory: a ResNet stage's 3x3
+convolution (forward, input gradient, weight gradient), then a 3x3 max pooling of stride 2
+over its output (forward and backward), against cuDNN through PyTorch eager
+(``torch.nn.functional.conv2d``, ``torch.ops.aten.convolution_backward``,
+``max_pool2d`` and its autograd), with the convolutions' TFLOP/s and the pooling's share of
+the measured copy bandwidth.
+
+No issue sets a target: the rows say how far tritonsym's implicit GEMMs (no im2col buffer;
+the input gradient masks the taps a stride skips; the weight gradient reduces every
+output position in one program per tile, in a fixed order) are from cuDNN.
+
+Run: python perf/bench_convolution.py [--shapes 32x64x56x64x3,...] [--dtypes bfloat16,float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
+from tritonsym.ops import convolution, pooling
+from tritonsym.ops._common import run
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _row(op: str, dtype: str, shape, ms: float, eager_ms: float | None, flops: float | None = None,
+         nbytes: int | None = None, copy_gbs: float | None = None) -> dict:
+    share = f"{100 * nbytes / ms / 1e6 / copy_gbs:.0f}" if nbytes and copy_gbs else ""
+    return {"operator": op, "dtype": dtype, "shape": "x".join(map(str, shape)), "ms": f"{ms:.4f}",
+            "vs torch": ratio(ms, eager_ms), "TFLOP/s": f"{flops / ms / 1e9:.1f}" if flops else "",
+            "% of copy": share}
+
+
+def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel: int, name: str,
+                     copy_gbs) -> list[dict]:
+    """A kernel x kernel convolution of a size x size image, padded to keep its size, then a
+    3x3 max pooling of stride 2 over its output, each against cuDNN through torch."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(batch)
+    x = torch.randn(batch, channels, size, size, device=DEVICE, generator=gen).to(dtype)
+    w = torch.randn(filters, channels, kernel, kernel, device=DEVICE, generator=gen).to(dtype) * 0.05
+    dy = torch.randn(batch, filters, size, size, device=DEVICE, generator=gen).to(dtype)
+    geometry = dict(stride=(1, 1), dilate=(1, 1), pad=(kernel // 2,) * 2)
+    precision = "tf32" if dtype == torch.float32 else "ieee"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    y, dx, dw = torch.empty_like(dy), torch.empty_like(x), torch.empty_like(w)
+    forward = convolution.plan_convolution(x, w, None, y, precision=precision, **geometry)
+    grads = convolution.plan_convolution_backward(dy, x, w, dx, dw, None, precision=precision, **geometry)
+    run(forward + grads)  # autotune outside the timing
+    flops = 2.0 * batch * filters * size * size * channels * kernel * kernel
+
+    def torch_grad(mask):
+        return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [1, 1], [kernel // 2] * 2, [1, 1], False,
+                                                           [0, 0], 1, mask)
+    label = f"Convolution {kernel}x{kernel}{' (tf32)' if precision == 'tf32' else ''}"
+    shape = (batch, channels, size, size, filters)
+    rows = [_row(f"{label} forward", name, shape, time_ms(lambda: run(forward)),
+                 time_ms(lambda: torch.nn.functional.conv2d(x, w, padding=kernel // 2)), flops),
+            _row(f"{label} input gradient", name, shape, time_ms(lambda: run(grads[:1])),
+                 time_ms(torch_grad([True, False, False])), flops),
+            _row(f"{label} weight gradient", name, shape, time_ms(lambda: run(grads[1:])),
+                 time_ms(torch_grad([False, True, False])), flops)]
+    pooled_shape = (batch, filters, (size - 1) // 2 + 1, (size - 1) // 2 + 1)
+    pooled, argmax, dpool = (torch.empty(pooled_shape, device=DEVICE, dtype=t) for t in (dtype, torch.int32, dtype))
+    pool_geometry = dict(kind="max", kernel=(3, 3), stride=(2, 2), pad=(1, 1))
+    pool = pooling.plan_pooling(y, pooled, argmax=argmax, **pool_geometry)
+    unpool = pooling.plan_pooling_backward(dpool, None, None, argmax, dy, **pool_geometry)
+    yr = y.detach().clone().requires_grad_()
+    out = torch.nn.functional.max_pool2d(yr, 3, 2, 1)
+    moved = y.numel() * y.element_size() + pooled.numel() * (pooled.element_size() + 4)
+    rows += [_row("max Pooling 3x3/2 forward", name, y.shape, time_ms(lambda: run(pool)),
+                  time_ms(lambda: torch.nn.functional.max_pool2d(y, 3, 2, 1)), nbytes=moved, copy_gbs=copy_gbs),
+             _row("max Pooling 3x3/2 backward", name, y.shape, time_ms(lambda: run(unpool)),
+                  time_ms(lambda: torch.autograd.grad(out, yr, dpool, retain_graph=True)), nbytes=moved,
+                  copy_gbs=copy_gbs)]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="32x64x56x64x3,32x256x14x256x3" if ON_GPU else "2x3x9x4x3",
+                        help="batch x channels x image size x filters x kernel, comma-separated")
+    parser.add_argument("--dtypes", default="bfloat16,float32")
+    args = parser.parse_args()
+    names = [d for d in args.dtypes.split(",") if d]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+    copy_gbs = copy_bandwidth_gbs()
+    notes = copy_note(copy_gbs) + ("Convolution's shape: batch x channels x size x size x filters, padded to keep "
+                                   "the size; TFLOP/s of the forward's products for each of its three rows (each "
+                                   "gradient costs as many); float32 on TF32 tensor cores, as cuDNN's (allowed for "
+                                   "the comparison). max Pooling 3x3/2 over the convolution's output: `% of copy` "
+                                   "counts one read of its input and one write of its output and kept positions "
+                                   "(backward: those reads and one write); `vs torch` is tritonsym's speed-up over "
+                                   "torch eager (cuDNN on a GPU).")
+    table = Table("convolution", len(names) * len(shapes) * 5, notes)
+    for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
+        for shape in shapes:
+            for row in convolution_rows(*shape, name, copy_gbs):
+                table.add(row)
+    print(f"{environment()}\nwrote {table.path}")
+
+
+if __name__ == "__main__":
+    main()
+
