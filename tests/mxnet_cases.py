@@ -2057,3 +2057,20 @@ def _pooling_padding_only(api, data):
     net = api.sym.Pooling(api.sym.Variable("data"), kernel=(2,), stride=(2,), pad=(2,), name="p")
     outs, grads = api.run(net, {"data": np.arange(1.0, 6.0).reshape(1, 1, 5)}, head_grads=[np.ones((1, 1, 4))])
     return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+@case("Convolution", "lenet")
+def _lenet(api, data):
+    """MXNet's LeNet, small: two convolutions, tanh, max and average pooling (the full
+    convention), a classifier and its loss; every argument's gradient in float64."""
+    with api.fresh_names():
+        net = api.sym.Convolution(api.sym.Variable("data"), kernel=(3, 3), num_filter=4, name="conv1")
+        net = api.sym.Activation(net, act_type="tanh")
+        net = api.sym.Pooling(net, pool_type="max", kernel=(2, 2), stride=(2, 2))
+        net = api.sym.Convolution(net, kernel=(2, 2), num_filter=6, pad=(1, 1), name="conv2")
+        net = api.sym.Pooling(net, pool_type="avg", kernel=(2, 2), stride=(2, 2), pooling_convention="full")
+        net = api.sym.FullyConnected(api.sym.flatten(net), num_hidden=5)
+        net = api.sym.SoftmaxOutput(net, name="softmax")
+    shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(3, 2, 10, 9))[0]))
+    result = _forward_backward(api, data, net, shapes, labels={"softmax_label": (0, 5)}, dtype=np.float64)
+    return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(data=(3, 2, 10, 9))}

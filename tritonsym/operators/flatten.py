@@ -18,6 +18,7 @@ def _infer_shape(p, in_shapes, out_shapes):
 
 register(view_op(
     name="Flatten",
+    aliases=("flatten",),
     doc="Reshapes data of shape (batch, d1, d2, ...) to (batch, d1*d2*...).",
     params=[],
     infer_shape=_infer_shape,
