@@ -54,7 +54,9 @@ def _split_position(i, OD, OH, OW):
 def _cbrt(s):
     """The real cube root (negative for a negative sum), to the last bit after one Newton step."""
     a = tl.abs(s)
-    some = a > 0  # log(0) and the step's 0/0 are kept out of every lane, also those not taken
+    # log(0), the step's 0/0 and inf - inf are kept out of every lane, also those not taken:
+    # 0, inf and NaN are their own cube roots.
+    some = (a > 0) & (a < float("inf"))
     r = tl.where(some, tl.exp(tl.log(tl.where(some, a, 1.0)) / 3.0), a)
     r = tl.where(some, r - (r * r * r - a) / tl.where(some, 3.0 * r * r, 1.0), r)
     return tl.where(s < 0, -r, r)

@@ -109,6 +109,11 @@ def test_lp_pooling_follows_mxnet_without_absolute_values():
                                                                                                  dtype=torch.float64),
                       torch.ones(1, 1, 1, 1, dtype=torch.float64))
     assert zero.item() == 0 and torch.all(grad == 0)  # MXNet's gradient at a zero norm: 0, not NaN
+    for value, want in ((float("inf"), float("inf")), (-1e30, float("-inf")), (nan, nan)):  # cubes past float32
+        out = torch.empty(1, 1, 1, 1)
+        run(kernels.plan_pooling(torch.full((1, 1, 2, 2), value), out, kind="lp", p_value=3, kernel=(2, 2),
+                                 stride=(2, 2), pad=(0, 0)))
+        assert np.array_equal(out.numpy().ravel(), [want], equal_nan=True), value
 
 
 def test_a_training_bind_keeps_an_int32_per_output_of_max_pooling_and_inference_none():
