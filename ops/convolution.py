@@ -122,11 +122,12 @@ def _finite(v):
 
 @_autotune(restore=["DX"])
 @triton.jit
-def _conv_input_grad_kernel(DY, Wt, DX, M, N, K, C_OUT, D, H, W, OD, OH, OW, KD, KH, KW,
+def _conv_input_grad_kernel(DY, Wt, Bias, DX, M, N, K, C_OUT, D, H, W, OD, OH, OW, KD, KH, KW,
                             st_d, st_h, st_w, dl_d, dl_h, dl_w, pd_d, pd_h, pd_w,
                             sx_n, sx_c, sx_d, sx_h, sx_w, sk_o, sk_i, sk_d, sk_h, sk_w,
                             sy_n, sy_c, sy_d, sy_h, sy_w,
-                            ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                            HAS_BIAS: tl.constexpr, ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr,
+                            UPCAST: tl.constexpr,
                             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                             GROUP_M: tl.constexpr):
     """One (input positions) x (channels) tile of dx for group program_id(1): M = N*D*H*W
@@ -136,7 +137,10 @@ def _conv_input_grad_kernel(DY, Wt, DX, M, N, K, C_OUT, D, H, W, OD, OH, OW, KD,
     an output past the edge) takes dy as 0, but 0 times a NaN or infinite weight is NaN
     where the math adds nothing: the product runs on the weight with its non-finite
     entries as 0, and a tile holding any adds them back tap by tap, for the pairs that are
-    joined only."""
+    joined only.
+
+    The same product is a transposed convolution's forward (``ops/deconvolution.py``), which
+    adds a bias (``HAS_BIAS``) per channel of its output."""
     pid_m, pid_n = _tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     group = tl.program_id(1).to(tl.int64)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -175,6 +179,8 @@ def _conv_input_grad_kernel(DY, Wt, DX, M, N, K, C_OUT, D, H, W, OD, OH, OW, KD,
                 tap = tl.load(w_cols + k_o * sk_o + k_d * sk_d + k_h * sk_h + k_w * sk_w, mask=rn < N,
                               other=0.0).to(ACC)
                 acc += tl.where(joined[:, None] & ~_finite(tap)[None, :], g[:, None] * tap[None, :], 0.0)
+    if HAS_BIAS:
+        acc += tl.load(Bias + group * N + rn, mask=rn < N, other=0.0).to(ACC)[None, :]
     dx = DX + (n * sx_n + di * sx_d + hi * sx_h + wi * sx_w)[:, None] + (group * N + rn)[None, :] * sx_c
     store_result(dx, 0, acc, (rm < M)[:, None] & (rn < N)[None, :], ACCUMULATE)
 
@@ -305,9 +311,9 @@ def plan_convolution_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: t
         dx5 = as_volume(grad_x)
         rows = x.numel() // x.shape[1]
         launches.append(Launch(_conv_input_grad_kernel, _grid(rows, weight.shape[1], groups),
-                               [dy5, w5, dx5, rows, weight.shape[1], filters * w5[0, 0].numel(), filters, *scalars,
-                                *dx5.stride(), *w5.stride(), *dy5.stride()],
-                               dict(ACCUMULATE=accumulate[0], **options)))
+                               [dy5, w5, dx5, dx5, rows, weight.shape[1], filters * w5[0, 0].numel(), filters,
+                                *scalars, *dx5.stride(), *w5.stride(), *dy5.stride()],
+                               dict(HAS_BIAS=False, ACCUMULATE=accumulate[0], **options)))
     if grad_weight is not None:
         grad_weight = prepare_out(fn, "grad_weight", grad_weight, weight.shape, x.dtype, x.device)
         dw5 = as_volume(grad_weight)

@@ -1,9 +1,10 @@
-"""Convolution and Pooling on the GPU's tensor cores and memory: a ResNet stage's 3x3
-convolution (forward, input gradient, weight gradient), then a 3x3 max pooling of stride 2
-over its output (forward and backward), against cuDNN through PyTorch eager
-(``torch.nn.functional.conv2d``, ``torch.ops.aten.convolution_backward``,
-``max_pool2d`` and its autograd), with the convolutions' TFLOP/s and the pooling's share of
-the measured copy bandwidth.
+"""Convolution, Deconvolution and Pooling on the GPU's tensor cores and memory: a ResNet
+stage's 3x3 convolution (forward, input gradient, weight gradient), then a 3x3 max pooling
+of stride 2 over its output (forward and backward), then a decoder's 4x4/2 transposed
+convolution back to the image's size (forward, data gradient, weight gradient), against
+cuDNN through PyTorch eager (``torch.nn.functional.conv2d``, ``conv_transpose2d``,
+``torch.ops.aten.convolution_backward``, ``max_pool2d`` and its autograd), with the
+convolutions' TFLOP/s and the pooling's share of the measured copy bandwidth.
 
 No issue sets a target: the rows say how far tritonsym's implicit GEMMs (no im2col buffer;
 the input gradient masks the taps a stride skips; the weight gradient reduces every
@@ -18,7 +19,7 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import convolution, pooling
+from tritonsym.ops import convolution, deconvolution, pooling
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -74,7 +75,34 @@ def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel:
              _row("max Pooling 3x3/2 backward", name, y.shape, time_ms(lambda: run(unpool)),
                   time_ms(lambda: torch.autograd.grad(out, yr, dpool, retain_graph=True)), nbytes=moved,
                   copy_gbs=copy_gbs)]
-    return rows
+    return rows + deconvolution_rows(pooled, channels, precision, name)
+
+
+def deconvolution_rows(x: torch.Tensor, channels: int, precision: str, name: str) -> list[dict]:
+    """A 4x4 transposed convolution of stride 2 and pad 1 (a decoder's 2x upsampling) of the
+    pooled x into ``channels`` channels of twice its size, against cuDNN through torch."""
+    batch, size = x.shape[0], 2 * x.shape[2]
+    gen = torch.Generator(device=DEVICE).manual_seed(batch)
+    w = torch.randn(x.shape[1], channels, 4, 4, device=DEVICE, generator=gen).to(x.dtype) * 0.05
+    geometry = dict(stride=(2, 2), dilate=(1, 1), pad=(1, 1), adj=(0, 0))
+    y = torch.empty(batch, channels, size, size, device=DEVICE, dtype=x.dtype)
+    dy, dx, dw = torch.randn_like(y), torch.empty_like(x), torch.empty_like(w)
+    forward = deconvolution.plan_deconvolution(x, w, None, y, precision=precision, **geometry)
+    grads = deconvolution.plan_deconvolution_backward(dy, x, w, dx, dw, None, precision=precision, **geometry)
+    run(forward + grads)  # autotune outside the timing
+    flops = 2.0 * x.numel() * channels * 16
+
+    def torch_grad(mask):
+        return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [2, 2], [1, 1], [1, 1], True,
+                                                           [0, 0], 1, mask)
+    label = f"Deconvolution 4x4/2{' (tf32)' if precision == 'tf32' else ''}"
+    shape = (*x.shape, channels)
+    return [_row(f"{label} forward", name, shape, time_ms(lambda: run(forward)),
+                 time_ms(lambda: torch.nn.functional.conv_transpose2d(x, w, stride=2, padding=1)), flops),
+            _row(f"{label} data gradient", name, shape, time_ms(lambda: run(grads[:1])),
+                 time_ms(torch_grad([True, False, False])), flops),
+            _row(f"{label} weight gradient", name, shape, time_ms(lambda: run(grads[1:])),
+                 time_ms(torch_grad([False, True, False])), flops)]
 
 
 def main() -> None:
@@ -91,9 +119,11 @@ def main() -> None:
                                    "gradient costs as many); float32 on TF32 tensor cores, as cuDNN's (allowed for "
                                    "the comparison). max Pooling 3x3/2 over the convolution's output: `% of copy` "
                                    "counts one read of its input and one write of its output and kept positions "
-                                   "(backward: those reads and one write); `vs torch` is tritonsym's speed-up over "
-                                   "torch eager (cuDNN on a GPU).")
-    table = Table("convolution", len(names) * len(shapes) * 5, notes)
+                                   "(backward: those reads and one write). Deconvolution 4x4/2: the pooled output "
+                                   "(shape: batch x its channels x size x size x the image's channels) upsampled "
+                                   "to twice its size; TFLOP/s of its forward's products. `vs torch` is "
+                                   "tritonsym's speed-up over torch eager (cuDNN on a GPU).")
+    table = Table("convolution", len(names) * len(shapes) * 8, notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for shape in shapes:
             for row in convolution_rows(*shape, name, copy_gbs):

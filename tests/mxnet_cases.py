@@ -2059,6 +2059,23 @@ def _pooling_padding_only(api, data):
     return {"out0": outs[0], "grad_data": grads["data"]}
 
 
+for _shape, _params in (((2, 4, 5, 3), dict(kernel=(3, 2), num_filter=6, stride=(2, 1), dilate=(1, 2), pad=(1, 0),
+                                            adj=(1, 0), num_group=2, no_bias=False)),
+                        ((2, 3, 6), dict(kernel=(4,), num_filter=5, stride=(3,), target_shape=(16,))),
+                        ((1, 2, 4, 5), dict(kernel=(4, 4), num_filter=3, stride=(2, 2), pad=(1, 1), no_bias=False)),
+                        ((2, 3, 5, 6), dict(kernel=(3, 3), num_filter=2, stride=(2, 2), target_shape=(10, 12),
+                                            pad=(4, 4)))):
+    def _deconvolution_case(shape=_shape, params=_params):
+        @case("Deconvolution", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()))
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.Deconvolution(api.sym.Variable("data"), **params)
+            shapes = dict(zip(net.list_arguments(), net.infer_shape(data=shape)[0]))
+            result = _forward_backward(api, data, net, shapes, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(data=shape)}
+    _deconvolution_case()
+
+
 @case("Convolution", "lenet")
 def _lenet(api, data):
     """MXNet's LeNet, small: two convolutions, tanh, max and average pooling (the full

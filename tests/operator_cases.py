@@ -911,6 +911,36 @@ _convolution_case("convolution_1d_groups_no_bias", (2, 4, 9), (3,), 6, pad=(1,),
 _convolution_case("convolution_3d", (1, 2, 4, 5, 3), (2, 3, 2), 3, stride=(1, 2, 1), pad=(1, 0, 1))
 
 
+
+def _deconvolution_case(id, shape, kernel, num_filter, stride=(), dilate=(), pad=(), adj=(), num_group=1,
+                        no_bias=True, target_shape=(), geometry=None):
+    """``geometry``: the stride, dilate, pad and adj the oracle uses where target_shape sets them."""
+    spatial = len(kernel)
+    geometry = geometry or dict(stride=stride or None, dilate=dilate or None, pad=pad or None, adj=adj or None)
+    geometry = dict(geometry, groups=num_group)
+    weight = (shape[1], num_filter // num_group, *kernel)
+
+    def backward(v, h):
+        dx, dw, db = o.deconvolution_grads(h, v["data"], v["up_weight"], **geometry)
+        return {"data": dx, "up_weight": dw, **({} if no_bias else {"up_bias": db})}
+
+    case(id=id, op="Deconvolution",
+         build=lambda: S.Deconvolution(_data(), kernel=kernel, num_filter=num_filter, stride=stride, dilate=dilate,
+                                       pad=pad, adj=adj, target_shape=target_shape, num_group=num_group,
+                                       no_bias=no_bias, name="up"),
+         shapes={"data": shape, "up_weight": weight, **({} if no_bias else {"up_bias": (num_filter,)})},
+         forward=lambda v: o.deconvolution(v["data"], v["up_weight"], v.get("up_bias"), **geometry),
+         backward=backward)
+    assert spatial == len(shape) - 2
+
+
+_deconvolution_case("deconvolution_2d", (2, 4, 5, 3), (3, 2), 6, stride=(2, 1), dilate=(1, 2), pad=(1, 0),
+                    adj=(1, 0), num_group=2, no_bias=False)
+_deconvolution_case("deconvolution_1d_target_shape", (2, 3, 6), (4,), 5, stride=(3,), target_shape=(16,),
+                    geometry=dict(stride=(3,), pad=(2,), adj=(1,)))
+_deconvolution_case("deconvolution_3d", (1, 2, 3, 4, 2), (2, 3, 2), 3, stride=(2, 1, 2), pad=(0, 1, 1),
+                    adj=(1, 0, 0), no_bias=False)
+
 def _pooling_case(id, shape, kernel=(), pool_type="max", stride=(), pad=(), convention="valid",
                   count_include_pad=True, p_value=None, global_pool=False, values=None):
     geometry = dict(kernel=shape[2:] if global_pool else kernel, stride=None if global_pool else (stride or None),

@@ -530,6 +530,64 @@ def convolution_grads(dy, x, w, stride=None, dilate=None, pad=None, groups=1):
     return dxp[(slice(None), slice(None)) + inner], dw, dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
+def _deconv_taps(x_shape, w_shape, stride, dilate):
+    """For each kernel tap: the tap and the strided slices of the uncropped output that the
+    data's positions reach through it (position i lands on i*stride + tap*dilate)."""
+    for tap in np.ndindex(*w_shape[2:]):
+        yield tap, (slice(None), slice(None)) + tuple(
+            slice(t * d, t * d + s * (n - 1) + 1, s) for t, d, s, n in zip(tap, dilate, stride, x_shape[2:]))
+
+
+def _deconv_extent(x_shape, w_shape, stride, dilate, pad, adj):
+    """(the uncropped output's length, made long enough for the adj past it; the cropped
+    output's length) per axis."""
+    full = [s * (n - 1) + d * (k - 1) + 1 for n, k, s, d in zip(x_shape[2:], w_shape[2:], stride, dilate)]
+    out = [f - 2 * p + a for f, p, a in zip(full, pad, adj)]
+    return [max(f, p + o) for f, p, o in zip(full, pad, out)], out
+
+
+def deconvolution(x, w, b=None, stride=None, dilate=None, pad=None, adj=None, groups=1):
+    """Transposed convolution of x (N, C, *spatial) with w (C, F / groups, *kernel): every
+    input position scattered through every tap into the uncropped output, then ``pad``
+    cropped from both ends (and ``adj`` zeros kept past the end)."""
+    spatial = x.ndim - 2
+    stride, dilate = stride or (1,) * spatial, dilate or (1,) * spatial
+    pad, adj = pad or (0,) * spatial, adj or (0,) * spatial
+    extent, out = _deconv_extent(x.shape, w.shape, stride, dilate, pad, adj)
+    per_group, filters = x.shape[1] // groups, w.shape[1]
+    full = np.zeros((x.shape[0], filters * groups, *extent))
+    for tap, window in _deconv_taps(x.shape, w.shape, stride, dilate):
+        for g in range(groups):
+            channels, outputs = slice(g * per_group, (g + 1) * per_group), slice(g * filters, (g + 1) * filters)
+            full[window][:, outputs] += np.einsum("nc...,cf->nf...", x[:, channels], w[(channels, slice(None)) + tap])
+    y = full[(slice(None), slice(None)) + tuple(slice(p, p + o) for p, o in zip(pad, out))]
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * spatial)
+    return y
+
+
+def deconvolution_grads(dy, x, w, stride=None, dilate=None, pad=None, adj=None, groups=1):
+    """(dx, dw, db) of ``deconvolution``: dy placed in the uncropped output (zeros where
+    cropped), each tap's products differentiated."""
+    spatial = x.ndim - 2
+    stride, dilate = stride or (1,) * spatial, dilate or (1,) * spatial
+    pad, adj = pad or (0,) * spatial, adj or (0,) * spatial
+    extent, out = _deconv_extent(x.shape, w.shape, stride, dilate, pad, adj)
+    full = np.zeros(dy.shape[:2] + tuple(extent))
+    full[(slice(None), slice(None)) + tuple(slice(p, p + o) for p, o in zip(pad, out))] = dy
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    per_group, filters = x.shape[1] // groups, w.shape[1]
+    for tap, window in _deconv_taps(x.shape, w.shape, stride, dilate):
+        for g in range(groups):
+            channels, outputs = slice(g * per_group, (g + 1) * per_group), slice(g * filters, (g + 1) * filters)
+            reached = full[window][:, outputs]
+            dx[:, channels] += np.einsum("nf...,cf->nc...", reached, w[(channels, slice(None)) + tap])
+            inputs = x[:, channels].reshape(x.shape[0], per_group, -1)
+            dw[(channels, slice(None)) + tap] += np.einsum("ncs,nfs->cf", inputs,
+                                                           reached.reshape(*reached.shape[:2], -1))
+    return dx, dw, dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
 def _pool_windows(shape, kernel, stride, pad, convention):
     """Each output position, its window's slices of the data (clipped to it) and the size
     average pooling divides by with and without the padding (MXNet's rule)."""

@@ -638,14 +638,17 @@ def _pick(net, x, i):
 
 def _convolution_or_pooling(net, x, i):
     """x read as (batch, channels, 1-3 spatial axes): a convolution (strided, dilated, padded,
-    grouped or depthwise, with or without bias), or max / average pooling (MXNet's ``full``
+    grouped or depthwise, with or without bias), a transposed one, or max / average pooling (MXNet's ``full``
     convention too). Max pooling only of values with no ties (which takes the gradient
     would differ); pads within half the kernel, where torch's pools take them."""
     spatial = len(x.shape) - 2
     if not 1 <= spatial <= 3:
         return None
     rng, channels, lengths = net.rng, x.shape[1], x.shape[2:]
-    if rng.random() < 0.5:
+    move = rng.random()
+    if move < 0.2:
+        return _deconvolution(net, x, i)
+    if move < 0.6:
         pad = tuple(rng.randint(0, 1) for _ in lengths)
         dilate = tuple(rng.randint(1, 2) for _ in lengths)
         kernel = tuple(max(1, min(rng.randint(1, 3), (n + 2 * p - 1) // d + 1)) for n, p, d in zip(lengths, pad,
@@ -676,6 +679,28 @@ def _convolution_or_pooling(net, x, i):
     return Node(S.Pooling(x.symbol, kernel=kernel, stride=stride, pad=pad, pool_type=kind,
                           pooling_convention=convention, count_include_pad=count_pad),
                 lambda env: pool(x.compute(env), kernel, stride, pad, **options), x.shape[:2] + out, True)
+
+
+def _deconvolution(net, x, i):
+    """A transposed convolution of x (batch, channels, 1-3 spatial axes): strided, dilated,
+    cropped by a pad, extended by an adj, grouped or depthwise, with or without bias."""
+    rng, channels, lengths = net.rng, x.shape[1], x.shape[2:]
+    kernel = tuple(rng.randint(1, 3) for _ in lengths)
+    stride = tuple(rng.randint(1, 2) for _ in lengths)
+    dilate = tuple(rng.randint(1, 2) for _ in lengths)
+    adj = tuple(rng.randint(0, s - 1) for s in stride)
+    pad = tuple(p if s * (n - 1) + d * (k - 1) + 1 - 2 * p + a >= 1 else 0 for p, n, k, s, d, a in
+                zip((rng.randint(0, 1) for _ in lengths), lengths, kernel, stride, dilate, adj))
+    groups = channels if rng.random() < 0.3 else 1
+    filters, no_bias, name = groups * rng.randint(1, 2), rng.random() < 0.5, f"deconv{i}"
+    deconv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[len(lengths)]
+    out = tuple(s * (n - 1) + d * (k - 1) + 1 - 2 * p + a for n, k, s, d, p, a in zip(lengths, kernel, stride, dilate,
+                                                                                        pad, adj))
+    return Node(S.Deconvolution(x.symbol, kernel=kernel, num_filter=filters, stride=stride, dilate=dilate, pad=pad,
+                                adj=adj, num_group=groups, no_bias=no_bias, name=name),
+                lambda env: deconv(x.compute(env), env[f"{name}_weight"], None if no_bias else env[f"{name}_bias"],
+                                   stride=stride, padding=pad, output_padding=adj, groups=groups, dilation=dilate),
+                (x.shape[0], filters, *out), True)
 
 
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,

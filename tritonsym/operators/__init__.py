@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     cast,
     concat,
     convolution,
+    deconvolution,
     dot,
     dropout,
     elementwise,

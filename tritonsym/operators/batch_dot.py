@@ -7,6 +7,7 @@ program makes a view (``OpDef.strided_inputs``)."""
 from __future__ import annotations
 
 from ..ops import batch_dot as kernels
+from .fully_connected import PRECISION
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
 
@@ -70,8 +71,7 @@ def product_params():
         Param("transpose_b", bool, False, doc="multiply by rhs transposed"),
         Param("forward_stype", str, "None", choices=("None", "default"),
               doc="MXNet's storage-type hint; only dense ('default') storage here"),
-        Param("precision", str, "ieee", choices=kernels.PRECISIONS,
-              doc="float32 products: 'ieee' exact, 'tf32' on tensor cores (10-bit mantissa operands)"),
+        PRECISION,
     ]
 
 

@@ -12,25 +12,27 @@ refused (transpose the data first)."""
 from __future__ import annotations
 
 from ..ops import convolution as kernels
+from .fully_connected import PRECISION
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
 
 CHANNELS_FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 LAYOUTS = ("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC")
 CUDNN_TUNE = ("off", "limited_workspace", "fastest")
+OFFSETS = ("pad", "adj")  # the per-axis parameters that may be 0
 
 
 def spatial_params(p, names=("stride", "dilate", "pad"), kernel="kernel") -> dict[str, tuple[int, ...]]:
     """Each of ``names`` with one value per kernel axis: as given (its length checked), or
-    MXNet's default (1 for stride and dilate, 0 for pad) where left empty."""
+    MXNet's default (1 for stride and dilate, 0 for pad and adj) where left empty."""
     n = len(p[kernel])
     result = {}
     for name in names:
         given = p[name]
         if not given:
-            given = (0 if name == "pad" else 1,) * n
+            given = (0 if name in OFFSETS else 1,) * n
         if len(given) != n:
             raise ShapeMismatch(f"{name}={tuple(given)} must have one value per kernel axis: {kernel}={p[kernel]}")
-        if name != "pad" and min(given) < 1:
+        if name not in OFFSETS and min(given) < 1:
             raise ShapeMismatch(f"{name}={tuple(given)} must be positive")
         result[name] = tuple(given)
     return result
@@ -43,7 +45,8 @@ def check_layout(op: str, p, spatial: int) -> None:
                             f"{CHANNELS_FIRST[spatial]}; transpose the data into it")
 
 
-def _kernel_rank(p) -> int:
+def kernel_rank(p) -> int:
+    """The number of spatial axes the kernel names (1 to 3)."""
     spatial = len(p["kernel"])
     if not 1 <= spatial <= 3 or min(p["kernel"]) < 1:
         raise ShapeMismatch(f"kernel={p['kernel']} must have 1 to 3 positive sizes")
@@ -55,7 +58,7 @@ def _inputs(p):
 
 
 def _infer_shape(p, in_shapes, out_shapes):
-    spatial = _kernel_rank(p)
+    spatial = kernel_rank(p)
     geometry = spatial_params(p)
     check_layout("Convolution", p, spatial)
     data, filters, groups = in_shapes[0], p["num_filter"], p["num_group"]
@@ -118,9 +121,7 @@ register(OpDef(
         Param("cudnn_tune", str, None, choices=CUDNN_TUNE, doc="cuDNN's algorithm choice: read, no effect here"),
         Param("cudnn_off", bool, False, doc="MXNet's switch off cuDNN: read, no effect here"),
         Param("layout", str, None, choices=LAYOUTS, doc="the data's layout; only channels first (NCW, NCHW, NCDHW)"),
-        Param("precision", str, "ieee", choices=kernels.PRECISIONS,
-              doc="float32 products: 'ieee' (exact float32) or 'tf32' (tensor cores, 10-bit mantissa); other "
-                  "dtypes ignore it"),
+        PRECISION,
     ],
     input_names=("data", "weight", "bias"),
     active_inputs=_inputs,

@@ -22,6 +22,11 @@ from .registry import (
     unify,
 )
 
+# The products' float32 precision: FullyConnected's, and the operators built on its tiles.
+PRECISION = Param("precision", str, "ieee", choices=kernels.PRECISIONS,
+                  doc="float32 products: 'ieee' (exact float32) or 'tf32' (tensor cores, 10-bit mantissa); other "
+                      "dtypes ignore it")
+
 
 def _inputs(p):
     return ["data", "weight"] if p["no_bias"] else ["data", "weight", "bias"]
@@ -111,9 +116,7 @@ register(OpDef(
         Param("num_hidden", int, doc="number of output features", check=positive),
         Param("no_bias", bool, False, doc="leave out the bias term"),
         Param("flatten", bool, True, doc="flatten all but the first axis of data"),
-        Param("precision", str, "ieee", choices=kernels.PRECISIONS,
-              doc="float32 products: 'ieee' (exact float32) or 'tf32' (tensor cores, 10-bit mantissa); other "
-                  "dtypes ignore it"),
+        PRECISION,
     ],
     input_names=("data", "weight", "bias"),
     active_inputs=_inputs,
