@@ -99,12 +99,16 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (default 90: Hopper)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--costs", help="write each kernel's compile seconds to this Markdown file")
+    parser.add_argument("--only", default="", help="compile only the launches whose description holds this text "
+                                                   "(for example 'convolution' after editing its kernels)")
     args = parser.parse_args(argv)
     from tritonsym import ops
 
     assert not ops.INTERPRET, "compile_for_gpu must import tritonsym in compiled mode"
     seen, jobs = set(), []
     for what, launch in planned_launches():
+        if args.only not in what:
+            continue
         for variant in variants(launch):
             key = repr(variant)
             if key not in seen:
