@@ -1,10 +1,11 @@
-"""Convolution, Deconvolution and Pooling on the GPU's tensor cores and memory: a ResNet
-stage's 3x3 convolution (forward, input gradient, weight gradient), then a 3x3 max pooling
-of stride 2 over its output (forward and backward), then a decoder's 4x4/2 transposed
-convolution back to the image's size (forward, data gradient, weight gradient), against
+"""Convolution, Deconvolution, Pooling and GroupNorm on the GPU's tensor cores and memory: a
+ResNet stage's 3x3 convolution (forward, input gradient, weight gradient), then a 3x3 max
+pooling of stride 2 over its output (forward and backward) and a GroupNorm of it (32 groups:
+forward and backward, against ``group_norm``), then a decoder's 4x4/2 transposed
+convolution of the pooled output to twice its size (forward, data and weight gradients), against
 cuDNN through PyTorch eager (``torch.nn.functional.conv2d``, ``conv_transpose2d``,
 ``torch.ops.aten.convolution_backward``, ``max_pool2d`` and its autograd), with the
-convolutions' TFLOP/s and the pooling's share of the measured copy bandwidth.
+convolutions' TFLOP/s and the pooling's and GroupNorm's share of the measured copy bandwidth.
 
 No issue sets a target: the rows say how far tritonsym's implicit GEMMs (no im2col buffer;
 the input gradient masks the taps a stride skips; the weight gradient reduces every
@@ -19,7 +20,7 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import convolution, deconvolution, pooling
+from tritonsym.ops import convolution, deconvolution, group_norm, pooling
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -75,7 +76,34 @@ def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel:
              _row("max Pooling 3x3/2 backward", name, y.shape, time_ms(lambda: run(unpool)),
                   time_ms(lambda: torch.autograd.grad(out, yr, dpool, retain_graph=True)), nbytes=moved,
                   copy_gbs=copy_gbs)]
-    return rows + deconvolution_rows(pooled, channels, precision, name)
+    return rows + group_norm_rows(y, dy, name, copy_gbs) + deconvolution_rows(pooled, channels, precision, name)
+
+
+def group_norm_rows(y: torch.Tensor, dy: torch.Tensor, name: str, copy_gbs) -> list[dict]:
+    """GroupNorm of the convolution's output in groups of (up to) 32, forward and backward,
+    against torch's group_norm (one gamma per channel there: the same values repeated)."""
+    groups = max(g for g in (32, 16, 8, 4, 2, 1) if y.shape[1] % g == 0)
+    per_group, rows = y.shape[1] // groups, y.shape[0] * groups
+    stats = torch.float32
+    g, b = torch.ones(groups, device=DEVICE, dtype=y.dtype), torch.zeros(groups, device=DEVICE, dtype=y.dtype)
+    out, dx, dg, db = torch.empty_like(y), torch.empty_like(y), torch.empty_like(g), torch.empty_like(b)
+    mean, rstd, row_dg, row_db = (torch.empty(rows, device=DEVICE, dtype=stats) for _ in range(4))
+    forward = group_norm.plan_group_norm_forward(y, g, b, out, groups=groups, eps=1e-5, kept_mean=mean,
+                                                 kept_rstd=rstd)
+    backward = group_norm.plan_group_norm_backward(y, dy, g, mean, rstd, dx, dg, db, groups=groups, row_dgamma=row_dg,
+                                                   row_dbeta=row_db)
+    run(forward + backward)
+    gc, bc = g.repeat_interleave(per_group), b.repeat_interleave(per_group)
+    yr, gr, br = (t.detach().clone().requires_grad_() for t in (y, gc, bc))
+    ref = torch.nn.functional.group_norm(yr, groups, gr, br, 1e-5)
+    size = y.numel() * y.element_size()
+    label = f"GroupNorm ({groups} groups)"
+    return [_row(f"{label} forward", name, y.shape, time_ms(lambda: run(forward)),
+                 time_ms(lambda: torch.nn.functional.group_norm(y, groups, gc, bc, 1e-5)), nbytes=2 * size,
+                 copy_gbs=copy_gbs),
+            _row(f"{label} backward", name, y.shape, time_ms(lambda: run(backward)),
+                 time_ms(lambda: torch.autograd.grad(ref, (yr, gr, br), dy, retain_graph=True)), nbytes=3 * size,
+                 copy_gbs=copy_gbs)]
 
 
 def deconvolution_rows(x: torch.Tensor, channels: int, precision: str, name: str) -> list[dict]:
@@ -119,11 +147,13 @@ def main() -> None:
                                    "gradient costs as many); float32 on TF32 tensor cores, as cuDNN's (allowed for "
                                    "the comparison). max Pooling 3x3/2 over the convolution's output: `% of copy` "
                                    "counts one read of its input and one write of its output and kept positions "
-                                   "(backward: those reads and one write). Deconvolution 4x4/2: the pooled output "
+                                   "(backward: those reads and one write). GroupNorm over the convolution's output: "
+                                   "`% of copy` counts one read and one write (backward: two reads, one write). "
+                                   "Deconvolution 4x4/2: the pooled output "
                                    "(shape: batch x its channels x size x size x the image's channels) upsampled "
                                    "to twice its size; TFLOP/s of its forward's products. `vs torch` is "
                                    "tritonsym's speed-up over torch eager (cuDNN on a GPU).")
-    table = Table("convolution", len(names) * len(shapes) * 8, notes)
+    table = Table("convolution", len(names) * len(shapes) * 10, notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for shape in shapes:
             for row in convolution_rows(*shape, name, copy_gbs):

@@ -2076,6 +2076,30 @@ for _shape, _params in (((2, 4, 5, 3), dict(kernel=(3, 2), num_filter=6, stride=
     _deconvolution_case()
 
 
+for _shape, _params in (((2, 6, 4, 3), dict(num_groups=3)), ((3, 4, 7), dict(num_groups=1, eps=1e-3)),
+                        ((2, 4, 3, 2, 2), dict(num_groups=2, output_mean_var=True))):
+    def _group_norm_case(shape=_shape, params=_params):
+        @case("GroupNorm", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + f"-{_fmt(shape)}")
+        def run(api, data):
+            net = api.sym.GroupNorm(api.sym.Variable("data"), name="gn", **params)
+            shapes = dict(zip(net.list_arguments(), net.infer_shape(data=shape)[0]))
+            result = _forward_backward(api, data, net, shapes, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "outputs": net.list_outputs(),
+                    "shapes": net.infer_shape(data=shape)}
+    _group_norm_case()
+
+
+for _shape, _params in (((2, 3, 4, 5), dict()), ((3, 2, 6), dict(eps=0.1))):
+    def _instance_norm_case(shape=_shape, params=_params):
+        @case("InstanceNorm", "".join(f"{k}{_fmt(v)}-" for k, v in params.items()) + _fmt(shape))
+        def run(api, data):  # MXNet 1.9.1's InstanceNorm takes float32 only
+            net = api.sym.InstanceNorm(api.sym.Variable("data"), name="inorm", **params)
+            shapes = dict(zip(net.list_arguments(), net.infer_shape(data=shape)[0]))
+            return {**_forward_backward(api, data, net, shapes), "arguments": net.list_arguments(),
+                    "shapes": net.infer_shape(data=shape)}
+    _instance_norm_case()
+
+
 @case("Convolution", "lenet")
 def _lenet(api, data):
     """MXNet's LeNet, small: two convolutions, tanh, max and average pooling (the full

@@ -119,6 +119,25 @@ for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0), ((4, 2, 9), 
          backward=lambda v, h, a=_axis: dict(zip(("data", "ln_gamma", "ln_beta"), o.layer_norm_grads(
              h, v["data"], v["ln_gamma"], a))))
 
+# ---------------------------------------------------------- GroupNorm, InstanceNorm
+
+for _shape, _groups in (((2, 6, 5, 3), 3), ((3, 4, 7), 1), ((1, 4, 2, 3, 2), 4)):
+    case(id=f"group_norm_{'x'.join(map(str, _shape))}_groups{_groups}", op="GroupNorm",
+         build=lambda g=_groups: S.GroupNorm(_data(), num_groups=g, name="gn"),
+         shapes={"data": _shape, "gn_gamma": (_groups,), "gn_beta": (_groups,)},
+         values={"data": normal(2.0), "gn_gamma": away_from_zero},
+         forward=lambda v, g=_groups: o.group_norm(v["data"], v["gn_gamma"], v["gn_beta"], g),
+         backward=lambda v, h, g=_groups: dict(zip(("data", "gn_gamma", "gn_beta"), o.group_norm_grads(
+             h, v["data"], v["gn_gamma"], g))))
+
+case(id="instance_norm_2x3x4x5", op="InstanceNorm",
+     build=lambda: S.InstanceNorm(_data(), eps=1e-3, name="inorm"),
+     shapes={"data": (2, 3, 4, 5), "inorm_gamma": (3,), "inorm_beta": (3,)},
+     values={"data": normal(2.0), "inorm_gamma": away_from_zero},
+     forward=lambda v: o.group_norm(v["data"], v["inorm_gamma"], v["inorm_beta"], 3, eps=1e-3),
+     backward=lambda v, h: dict(zip(("data", "inorm_gamma", "inorm_beta"), o.group_norm_grads(
+         h, v["data"], v["inorm_gamma"], 3, eps=1e-3))))
+
 # ------------------------------------------------------------------------ RMSNorm
 
 for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0)):

@@ -351,6 +351,26 @@ def layer_norm_grads(dy, x, gamma, axis=-1, eps=1e-5):
     return dx, (dy * xhat).sum(others), dy.sum(others)
 
 
+def group_norm(x, gamma, beta, groups, eps=1e-5):
+    """Each sample's channels in ``groups`` groups, each normalised over its channels and
+    positions: (x - mean) / sqrt(var + eps) * gamma + beta, gamma and beta one per group."""
+    rows = x.reshape(x.shape[0], groups, -1)
+    mean, var = rows.mean(-1, keepdims=True), rows.var(-1, keepdims=True)
+    out = (rows - mean) / np.sqrt(var + eps) * gamma[None, :, None] + beta[None, :, None]
+    return out.reshape(x.shape)
+
+
+def group_norm_grads(dy, x, gamma, groups, eps=1e-5):
+    """LayerNorm's gradients on the (sample, group) rows, with g = gamma[group] * dy; gamma's and
+    beta's summed over the samples and each row."""
+    rows, d = x.reshape(x.shape[0], groups, -1), dy.reshape(x.shape[0], groups, -1)
+    sigma = np.sqrt(rows.var(-1, keepdims=True) + eps)
+    xhat = (rows - rows.mean(-1, keepdims=True)) / sigma
+    g = d * gamma[None, :, None]
+    dx = (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True)) / sigma
+    return dx.reshape(x.shape), (d * xhat).sum((0, 2)), d.sum((0, 2))
+
+
 def rms_norm(x, gamma, axis=-1, eps=1e-5):
     """x / sqrt(mean(x**2) + eps) * gamma, each row along ``axis`` by its own root mean square."""
     shape = [1] * x.ndim

@@ -279,6 +279,24 @@ def _layer_norm(net, x, i):
                 x.tied or x.shape[axis] == 1)  # over one element: beta (about gamma, for RMSNorm)
 
 
+def _group_norm(net, x, i):
+    """GroupNorm (one gamma per group, MXNet's) or InstanceNorm of x (batch, channels, ...)."""
+    if len(x.shape) < 3:
+        return None
+    channels, name, instance = x.shape[1], f"gn{i}", net.rng.random() < 0.4
+    groups = channels if instance else net.rng.choice([g for g in range(1, channels + 1) if channels % g == 0])
+    eps = 1e-3 if instance else 1e-5
+
+    def compute(env):  # written out: torch's group_norm refuses a group of one element
+        t = x.compute(env)
+        rows = t.reshape(t.shape[0], groups, -1)
+        mean, var = rows.mean(-1, keepdim=True), rows.var(-1, unbiased=False, keepdim=True)
+        out = (rows - mean) / torch.sqrt(var + eps) * env[f"{name}_gamma"][:, None] + env[f"{name}_beta"][:, None]
+        return out.reshape(t.shape)
+    symbol = S.InstanceNorm(x.symbol, name=name) if instance else S.GroupNorm(x.symbol, num_groups=groups, name=name)
+    return Node(symbol, compute, x.shape, x.tied or int(np.prod(x.shape[1:])) == groups)  # one element: beta
+
+
 def _one_per_channel(shape: tuple) -> bool:
     """BatchNorm's training statistics over one element per channel: its output is beta."""
     return int(np.prod(shape)) == shape[1]
@@ -707,7 +725,7 @@ MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
-         _pick, _convolution_or_pooling]
+         _pick, _convolution_or_pooling, _group_norm]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

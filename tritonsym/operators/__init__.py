@@ -24,6 +24,8 @@ from . import (  # noqa: F401  (imported for their registrations)
     flip,
     fully_connected,
     gated_activation,
+    group_norm,
+    instance_norm,
     layer_norm,
     leaky_relu,
     make_loss,
