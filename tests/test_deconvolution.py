@@ -158,3 +158,20 @@ def test_json_holds_the_parameters_as_mxnet_writes_them():
     assert again.infer_shape(data=(2, 3, 5, 5))[1] == [(2, 8, 10, 10)]
     assert S.Deconvolution(S.Variable("data"), kernel=(2, 2), num_filter=1, name="d").list_arguments() == [
         "data", "d_weight"]  # MXNet's default: no bias
+
+
+@pytest.mark.slow  # 90 s: the example trains in the interpreter
+def test_the_autoencoder_example_draws_the_digits_better_than_their_mean():
+    """examples/digits_autoencoder.py: Convolution, GroupNorm and Pooling down to 32 numbers,
+    Deconvolution, InstanceNorm and Convolution back up, under Module.fit: its validation
+    error must fall well below that of drawing the mean image."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "digits_autoencoder.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.split("validation mean squared error ")[1]
+    error, baseline = float(line.split()[0]), float(line.split("image: ")[1].rstrip(")\n "))
+    assert error < 0.7 * baseline, result.stdout
