@@ -224,8 +224,10 @@ def _conv_weight_grad_kernel(DY, X, DW, M, N, K, C_IN, D, H, W, OD, OH, OW, KD, 
     store_result(dw, 0, acc, (rm < M)[:, None] & (rn < N)[None, :], ACCUMULATE)
 
 
-def _geometry(fn: str, x: torch.Tensor, weight: torch.Tensor, stride, dilate, pad, groups: int):
-    """Checked (N, C, D, H, W) views of x and the weight, and the launch's common scalars."""
+def check_operands(fn: str, x: torch.Tensor, weight: torch.Tensor, weight_layout: str, **per_axis) -> int:
+    """x (batch, channels, 1 to 3 spatial axes) and a weight of its rank, dtype and device
+    laid out as ``weight_layout`` says; each of ``per_axis`` one value per spatial axis, at
+    least 0 for pad and adj, 1 for the others. The number of spatial axes."""
     check_tensor(fn, "x", x)
     check_tensor(fn, "weight", weight)
     spatial = x.dim() - 2
@@ -234,11 +236,18 @@ def _geometry(fn: str, x: torch.Tensor, weight: torch.Tensor, stride, dilate, pa
                                   f"{tuple(x.shape)}")
     if weight.dim() != x.dim() or x.dtype != weight.dtype or x.device != weight.device:
         raise KernelArgumentError(f"{fn}: weight of shape {tuple(weight.shape)} ({weight.dtype}) must be "
-                                  f"(filters, channels / groups, *kernel) of x's rank and dtype ({x.dtype})")
-    for name, values in (("stride", stride), ("dilate", dilate), ("pad", pad)):
-        if len(values) != spatial or any(v < (0 if name == "pad" else 1) for v in values):
-            raise KernelArgumentError(f"{fn}: {name}={tuple(values)} needs {spatial} value(s) "
-                                      f"{'>= 0' if name == 'pad' else '>= 1'}")
+                                  f"{weight_layout} of x's rank and dtype ({x.dtype})")
+    for name, values in per_axis.items():
+        low = 0 if name in ("pad", "adj") else 1
+        if len(values) != spatial or any(v < low for v in values):
+            raise KernelArgumentError(f"{fn}: {name}={tuple(values)} needs {spatial} value(s) >= {low}")
+    return spatial
+
+
+def _geometry(fn: str, x: torch.Tensor, weight: torch.Tensor, stride, dilate, pad, groups: int):
+    """Checked (N, C, D, H, W) views of x and the weight, and the launch's common scalars."""
+    spatial = check_operands(fn, x, weight, "(filters, channels / groups, *kernel)", stride=stride, dilate=dilate,
+                             pad=pad)
     filters, per_group = weight.shape[:2]
     if groups < 1 or groups > MAX_GROUPS or x.shape[1] != per_group * groups or filters % groups:
         raise KernelArgumentError(f"{fn}: x has {x.shape[1]} channels and weight {tuple(weight.shape)} with "

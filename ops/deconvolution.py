@@ -33,6 +33,7 @@ from .convolution import (
     _grid,
     _options,
     as_volume,
+    check_operands,
     volume_geometry,
 )
 from .reduce import plan_reduce
@@ -48,18 +49,8 @@ def output_length(length: int, kernel: int, stride: int, dilate: int, pad: int, 
 def _geometry(fn: str, x: torch.Tensor, weight: torch.Tensor, stride, dilate, pad, adj, groups: int):
     """The output's shape and the convolution kernels' common scalars, seen from the
     convolution whose input has the output's shape and whose output has x's."""
-    check_tensor(fn, "x", x)
-    check_tensor(fn, "weight", weight)
-    spatial = x.dim() - 2
-    if not 1 <= spatial <= 3:
-        raise KernelArgumentError(f"{fn}: x must be (batch, channels, 1 to 3 spatial axes), got shape "
-                                  f"{tuple(x.shape)}")
-    if weight.dim() != x.dim() or x.dtype != weight.dtype or x.device != weight.device:
-        raise KernelArgumentError(f"{fn}: weight of shape {tuple(weight.shape)} ({weight.dtype}) must be "
-                                  f"(channels, filters / groups, *kernel) of x's rank and dtype ({x.dtype})")
-    for name, values, low in (("stride", stride, 1), ("dilate", dilate, 1), ("pad", pad, 0), ("adj", adj, 0)):
-        if len(values) != spatial or any(v < low for v in values):
-            raise KernelArgumentError(f"{fn}: {name}={tuple(values)} needs {spatial} value(s) >= {low}")
+    spatial = check_operands(fn, x, weight, "(channels, filters / groups, *kernel)", stride=stride, dilate=dilate,
+                             pad=pad, adj=adj)
     if any(a >= s for a, s in zip(adj, stride)):
         raise KernelArgumentError(f"{fn}: adj={tuple(adj)} must be smaller than stride={tuple(stride)} on every axis")
     if groups < 1 or groups > MAX_GROUPS or x.shape[1] != weight.shape[0] or x.shape[1] % groups:

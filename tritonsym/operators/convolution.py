@@ -38,6 +38,16 @@ def spatial_params(p, names=("stride", "dilate", "pad"), kernel="kernel") -> dic
     return result
 
 
+def cudnn_params(workspace: int) -> list[Param]:
+    """MXNet's cuDNN choices (read from its JSON, no effect here) and the channels-first layout."""
+    return [
+        Param("workspace", int, workspace, doc="cuDNN's workspace limit in MB: read, no effect here"),
+        Param("cudnn_tune", str, None, choices=CUDNN_TUNE, doc="cuDNN's algorithm choice: read, no effect here"),
+        Param("cudnn_off", bool, False, doc="MXNet's switch off cuDNN: read, no effect here"),
+        Param("layout", str, None, choices=LAYOUTS, doc="the data's layout; only channels first (NCW, NCHW, NCDHW)"),
+    ]
+
+
 def check_layout(op: str, p, spatial: int) -> None:
     layout = p["layout"]
     if layout is not None and layout != CHANNELS_FIRST[spatial]:
@@ -117,10 +127,7 @@ register(OpDef(
         Param("num_group", int, 1, doc="split channels and filters into this many independent groups",
               check=positive),
         Param("no_bias", bool, False, doc="leave out the bias term"),
-        Param("workspace", int, 1024, doc="cuDNN's workspace limit in MB: read, no effect here"),
-        Param("cudnn_tune", str, None, choices=CUDNN_TUNE, doc="cuDNN's algorithm choice: read, no effect here"),
-        Param("cudnn_off", bool, False, doc="MXNet's switch off cuDNN: read, no effect here"),
-        Param("layout", str, None, choices=LAYOUTS, doc="the data's layout; only channels first (NCW, NCHW, NCDHW)"),
+        *cudnn_params(workspace=1024),
         PRECISION,
     ],
     input_names=("data", "weight", "bias"),

@@ -13,7 +13,7 @@ Kernels: ``ops/deconvolution.py`` (Convolution's three, with data and gradient e
 from __future__ import annotations
 
 from ..ops import deconvolution as kernels
-from .convolution import CUDNN_TUNE, LAYOUTS, check_layout, kernel_rank, spatial_params
+from .convolution import check_layout, cudnn_params, kernel_rank, spatial_params
 from .fully_connected import PRECISION
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
 
@@ -107,10 +107,7 @@ register(OpDef(
         Param("num_group", int, 1, doc="split channels and filters into this many independent groups",
               check=positive),
         Param("no_bias", bool, True, doc="leave out the bias term (MXNet's default)"),
-        Param("workspace", int, 512, doc="cuDNN's workspace limit in MB: read, no effect here"),
-        Param("cudnn_tune", str, None, choices=CUDNN_TUNE, doc="cuDNN's algorithm choice: read, no effect here"),
-        Param("cudnn_off", bool, False, doc="MXNet's switch off cuDNN: read, no effect here"),
-        Param("layout", str, None, choices=LAYOUTS, doc="the data's layout; only channels first (NCW, NCHW, NCDHW)"),
+        *cudnn_params(workspace=512),
         PRECISION,
     ],
     input_names=("data", "weight", "bias"),
