@@ -12,7 +12,7 @@ refused (transpose the data first)."""
 from __future__ import annotations
 
 from ..ops import convolution as kernels
-from .fully_connected import PRECISION
+from .fully_connected import PRECISION, inputs_with_bias
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
 
 CHANNELS_FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
@@ -63,24 +63,28 @@ def kernel_rank(p) -> int:
     return spatial
 
 
-def _inputs(p):
-    return ["data", "weight"] if p["no_bias"] else ["data", "weight", "bias"]
-
-
-def _infer_shape(p, in_shapes, out_shapes):
+def check_grouped(op: str, p, data) -> None:
+    """The kernel, the layout, num_filter and num_group, and data (where known) of the
+    kernel's rank with channels that num_group splits: Convolution's and Deconvolution's."""
     spatial = kernel_rank(p)
-    geometry = spatial_params(p)
-    check_layout("Convolution", p, spatial)
-    data, filters, groups = in_shapes[0], p["num_filter"], p["num_group"]
+    check_layout(op, p, spatial)
+    filters, groups = p["num_filter"], p["num_group"]
     if filters % groups:
         raise ShapeMismatch(f"num_filter={filters} is not a multiple of num_group={groups}")
-    weight = in_shapes[1]
     if data is not None:
         if len(data) != spatial + 2:
             raise ShapeMismatch(f"data of shape {tuple(data)} must be (batch, channels) and {spatial} spatial "
                                 f"axes for kernel={p['kernel']}")
         if data[1] % groups:
             raise ShapeMismatch(f"data has {data[1]} channels, not a multiple of num_group={groups}")
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    check_grouped("Convolution", p, in_shapes[0])
+    geometry = spatial_params(p)
+    data, filters, groups = in_shapes[0], p["num_filter"], p["num_group"]
+    weight = in_shapes[1]
+    if data is not None:
         weight = unify("weight", weight, (filters, data[1] // groups, *p["kernel"]))
         out = [kernels.output_length(n, k, s, d, q) for n, k, s, d, q in
                zip(data[2:], p["kernel"], geometry["stride"], geometry["dilate"], geometry["pad"])]
@@ -131,7 +135,7 @@ register(OpDef(
         PRECISION,
     ],
     input_names=("data", "weight", "bias"),
-    active_inputs=_inputs,
+    active_inputs=inputs_with_bias,
     infer_shape=_infer_shape,
     forward=_forward,
     backward=_backward,

@@ -13,8 +13,8 @@ Kernels: ``ops/deconvolution.py`` (Convolution's three, with data and gradient e
 from __future__ import annotations
 
 from ..ops import deconvolution as kernels
-from .convolution import check_layout, cudnn_params, kernel_rank, spatial_params
-from .fully_connected import PRECISION
+from .convolution import check_grouped, cudnn_params, spatial_params
+from .fully_connected import PRECISION, inputs_with_bias
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
 
 
@@ -40,23 +40,11 @@ def geometry(p, lengths) -> dict[str, tuple[int, ...]]:
     return g
 
 
-def _inputs(p):
-    return ["data", "weight"] if p["no_bias"] else ["data", "weight", "bias"]
-
-
 def _infer_shape(p, in_shapes, out_shapes):
-    spatial = kernel_rank(p)
-    check_layout("Deconvolution", p, spatial)
+    check_grouped("Deconvolution", p, in_shapes[0])
     data, filters, groups = in_shapes[0], p["num_filter"], p["num_group"]
-    if filters % groups:
-        raise ShapeMismatch(f"num_filter={filters} is not a multiple of num_group={groups}")
     weight = in_shapes[1]
     if data is not None:
-        if len(data) != spatial + 2:
-            raise ShapeMismatch(f"data of shape {tuple(data)} must be (batch, channels) and {spatial} spatial "
-                                f"axes for kernel={p['kernel']}")
-        if data[1] % groups:
-            raise ShapeMismatch(f"data has {data[1]} channels, not a multiple of num_group={groups}")
         weight = unify("weight", weight, (data[1], filters // groups, *p["kernel"]))
         g = geometry(p, data[2:])
         out = [kernels.output_length(n, k, s, d, q, a) for n, k, s, d, q, a in
@@ -111,7 +99,7 @@ register(OpDef(
         PRECISION,
     ],
     input_names=("data", "weight", "bias"),
-    active_inputs=_inputs,
+    active_inputs=inputs_with_bias,
     infer_shape=_infer_shape,
     forward=_forward,
     backward=_backward,

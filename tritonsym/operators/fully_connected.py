@@ -28,7 +28,8 @@ PRECISION = Param("precision", str, "ieee", choices=kernels.PRECISIONS,
                       "dtypes ignore it")
 
 
-def _inputs(p):
+def inputs_with_bias(p):
+    """``active_inputs`` of an operator whose bias ``no_bias`` leaves out (the convolutions' too)."""
     return ["data", "weight"] if p["no_bias"] else ["data", "weight", "bias"]
 
 
@@ -119,7 +120,7 @@ register(OpDef(
         PRECISION,
     ],
     input_names=("data", "weight", "bias"),
-    active_inputs=_inputs,
+    active_inputs=inputs_with_bias,
     infer_shape=_infer_shape,
     forward=_forward,
     backward=_backward,
