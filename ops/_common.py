@@ -481,13 +481,19 @@ def element_offsets(index, FLAT: tl.constexpr, sizes, strides):
     if FLAT:
         return index
     else:
-        i3 = index % sizes[2]
-        rest = index // sizes[2]
-        i2 = rest % sizes[1]
-        rest = rest // sizes[1]
-        i1 = rest % sizes[0]
-        i0 = rest // sizes[0]
+        i0, i1, i2, i3 = unravel(index, sizes[0], sizes[1], sizes[2])
         return i0 * strides[0] + i1 * strides[1] + i2 * strides[2] + i3 * strides[3]
+
+
+@triton.jit
+def unravel(index, n1, n2, n3):
+    """The coordinates (i0, i1, i2, i3) of the flat (row-major) elements ``index`` of a
+    4-d array whose last three dimensions have sizes n1, n2, n3."""
+    i3 = index % n3
+    rest = index // n3
+    i2 = rest % n2
+    rest = rest // n2
+    return rest // n1, rest % n1, i2, i3
 
 
 @triton.jit

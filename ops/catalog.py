@@ -37,6 +37,7 @@ from . import (
     memory,
     one_hot,
     optimizer,
+    pad,
     pick,
     pooling,
     prelu,
@@ -47,14 +48,15 @@ from . import (
     sequence_mask,
     softmax,
     softmax_output,
+    upsampling,
 )
 from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arg_reduce, attention, batch_dot, batch_norm, cache_write,
                                           convolution, deconvolution, dropout, elementwise, embedding, flip,
                                           fully_connected, gated_activation, grad_norm, group_norm, layer_norm, memory,
-                                          one_hot, optimizer, pick, pooling, prelu, reduce, regression_output, rotary,
-                                          select, sequence_mask, softmax, softmax_output)
+                                          one_hot, optimizer, pad, pick, pooling, prelu, reduce, regression_output,
+                                          rotary, select, sequence_mask, softmax, softmax_output, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -1,11 +1,13 @@
-"""Convolution, Deconvolution, Pooling and GroupNorm on the GPU's tensor cores and memory: a
-ResNet stage's 3x3 convolution (forward, input gradient, weight gradient), then a 3x3 max
-pooling of stride 2 over its output (forward and backward) and a GroupNorm of it (32 groups:
-forward and backward, against ``group_norm``), then a decoder's 4x4/2 transposed
-convolution of the pooled output to twice its size (forward, data and weight gradients), against
-cuDNN through PyTorch eager (``torch.nn.functional.conv2d``, ``conv_transpose2d``,
-``torch.ops.aten.convolution_backward``, ``max_pool2d`` and its autograd), with the
-convolutions' TFLOP/s and the pooling's and GroupNorm's share of the measured copy bandwidth.
+"""Convolution, Deconvolution, Pooling, GroupNorm, Pad and UpSampling on the GPU's tensor
+cores and memory: a ResNet stage's 3x3 convolution (forward, input gradient, weight
+gradient), then a 3x3 max pooling of stride 2 over its output (forward and backward) and a
+GroupNorm of it (32 groups: forward and backward, against ``group_norm``), then a decoder's
+4x4/2 transposed convolution of the pooled output to twice its size (forward, data and
+weight gradients), a reflect Pad around the convolution's output and a nearest UpSampling
+of the pooled output (forward and backward), against cuDNN and torch through PyTorch eager
+(``torch.nn.functional.conv2d``, ``conv_transpose2d``, ``torch.ops.aten.convolution_backward``,
+``max_pool2d``, ``pad``, ``interpolate`` and their autograd), with the convolutions' TFLOP/s
+and the memory-bound rows' share of the measured copy bandwidth.
 
 No issue sets a target: the rows say how far tritonsym's implicit GEMMs (no im2col buffer;
 the input gradient masks the taps a stride skips; the weight gradient reduces every
@@ -20,7 +22,7 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import convolution, deconvolution, group_norm, pooling
+from tritonsym.ops import convolution, deconvolution, group_norm, pad, pooling, upsampling
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -76,7 +78,8 @@ def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel:
              _row("max Pooling 3x3/2 backward", name, y.shape, time_ms(lambda: run(unpool)),
                   time_ms(lambda: torch.autograd.grad(out, yr, dpool, retain_graph=True)), nbytes=moved,
                   copy_gbs=copy_gbs)]
-    return rows + group_norm_rows(y, dy, name, copy_gbs) + deconvolution_rows(pooled, channels, precision, name)
+    return (rows + group_norm_rows(y, dy, name, copy_gbs) + deconvolution_rows(pooled, channels, precision, name)
+            + resampling_rows(y, pooled, name, copy_gbs))
 
 
 def group_norm_rows(y: torch.Tensor, dy: torch.Tensor, name: str, copy_gbs) -> list[dict]:
@@ -133,6 +136,38 @@ def deconvolution_rows(x: torch.Tensor, channels: int, precision: str, name: str
                  time_ms(torch_grad([False, True, False])), flops)]
 
 
+def resampling_rows(y: torch.Tensor, pooled: torch.Tensor, name: str, copy_gbs) -> list[dict]:
+    """A reflect Pad of 1 around the convolution's output and a nearest UpSampling of the
+    pooled output to twice its size, forward and backward, against torch's pad and
+    interpolate (and their autograd)."""
+    pads = ((0, 0), (0, 0), (1, 1), (1, 1))
+    padded = torch.empty(pad.output_shape(y.shape, pads), device=DEVICE, dtype=y.dtype)
+    dpadded, dy = torch.randn_like(padded), torch.empty_like(y)
+    pad_forward = pad.plan_pad(y, padded, "reflect", pads)
+    pad_backward = pad.plan_pad_backward(dpadded, dy, "reflect", pads)
+    big = torch.empty(*pooled.shape[:2], 2 * pooled.shape[2], 2 * pooled.shape[3], device=DEVICE, dtype=y.dtype)
+    dbig, dpooled = torch.randn_like(big), torch.empty_like(pooled)
+    up_forward, up_backward = upsampling.plan_nearest(pooled, big), upsampling.plan_nearest_backward(dbig, dpooled)
+    run(pad_forward + pad_backward + up_forward + up_backward)
+    yr, pr = y.detach().clone().requires_grad_(), pooled.detach().clone().requires_grad_()
+    pad_ref = torch.nn.functional.pad(yr, (1, 1, 1, 1), mode="reflect")
+    up_ref = torch.nn.functional.interpolate(pr, scale_factor=2, mode="nearest")
+    pad_bytes = (y.numel() + padded.numel()) * y.element_size()
+    up_bytes = (pooled.numel() + big.numel()) * y.element_size()
+    return [_row("Pad reflect 1 forward", name, y.shape, time_ms(lambda: run(pad_forward)),
+                 time_ms(lambda: torch.nn.functional.pad(y, (1, 1, 1, 1), mode="reflect")), nbytes=pad_bytes,
+                 copy_gbs=copy_gbs),
+            _row("Pad reflect 1 backward", name, y.shape, time_ms(lambda: run(pad_backward)),
+                 time_ms(lambda: torch.autograd.grad(pad_ref, yr, dpadded, retain_graph=True)), nbytes=pad_bytes,
+                 copy_gbs=copy_gbs),
+            _row("UpSampling nearest x2 forward", name, pooled.shape, time_ms(lambda: run(up_forward)),
+                 time_ms(lambda: torch.nn.functional.interpolate(pooled, scale_factor=2, mode="nearest")),
+                 nbytes=up_bytes, copy_gbs=copy_gbs),
+            _row("UpSampling nearest x2 backward", name, pooled.shape, time_ms(lambda: run(up_backward)),
+                 time_ms(lambda: torch.autograd.grad(up_ref, pr, dbig, retain_graph=True)), nbytes=up_bytes,
+                 copy_gbs=copy_gbs)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default="32x64x56x64x3,32x256x14x256x3" if ON_GPU else "2x3x9x4x3",
@@ -151,9 +186,12 @@ def main() -> None:
                                    "`% of copy` counts one read and one write (backward: two reads, one write). "
                                    "Deconvolution 4x4/2: the pooled output "
                                    "(shape: batch x its channels x size x size x the image's channels) upsampled "
-                                   "to twice its size; TFLOP/s of its forward's products. `vs torch` is "
+                                   "to twice its size; TFLOP/s of its forward's products. Pad reflect 1 around the "
+                                   "convolution's output and UpSampling nearest x2 of the pooled output: `% of "
+                                   "copy` counts one read of the smaller and one write of the larger tensor (the "
+                                   "backward: the reverse). `vs torch` is "
                                    "tritonsym's speed-up over torch eager (cuDNN on a GPU).")
-    table = Table("convolution", len(names) * len(shapes) * 10, notes)
+    table = Table("convolution", len(names) * len(shapes) * 14, notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for shape in shapes:
             for row in convolution_rows(*shape, name, copy_gbs):

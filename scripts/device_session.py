@@ -185,10 +185,10 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # then torch.compile's max-autotune per row (its column stays blank if cut).
         bench("decode", "one decoding step with key and value caches (one CUDA graph) against torch with a "
               "static cache, eager, CUDA-graphed and compiled", 240, "--dtypes", "bfloat16"),
-        # 3 autotuned kernels x ~8 configs per dtype and shape (~2 s each cold), 40 rows: the
+        # 3 autotuned kernels x ~8 configs per dtype and shape (~2 s each cold), 56 rows: the
         # transposed convolution's rows reuse those kernels' binaries, retuned for their shapes.
         bench("convolution", "a ResNet stage's 3x3 Convolution (forward, both gradients), 3x3/2 max Pooling, "
-              "GroupNorm and a 4x4/2 Deconvolution against cuDNN through torch", 290),
+              "GroupNorm, a 4x4/2 Deconvolution, reflect Pad and nearest UpSampling against cuDNN and torch", 290),
     ]}
 
 

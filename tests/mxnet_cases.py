@@ -743,7 +743,7 @@ for _n, _b, _h in itertools.product((10, 8), (4, 3), ("pad", "discard", "roll_ov
 INITIALIZERS = {
     "Uniform": {}, "Uniform-0.2": {"scale": 0.2}, "Normal": {}, "Normal-0.5": {"sigma": 0.5}, "Xavier": {},
     "Xavier-gaussian-in-2": {"rnd_type": "gaussian", "factor_type": "in", "magnitude": 2.0}, "Zero": {}, "One": {},
-    "Constant-3": {"value": 3.0}, "Constant-array": {"value": "ones(2, 2)"},
+    "Constant-3": {"value": 3.0}, "Constant-array": {"value": "ones(2, 2)"}, "Bilinear": {},
 }
 
 for _name, _params in INITIALIZERS.items():
@@ -2098,6 +2098,58 @@ for _shape, _params in (((2, 3, 4, 5), dict()), ((3, 2, 6), dict(eps=0.1))):
             return {**_forward_backward(api, data, net, shapes), "arguments": net.list_arguments(),
                     "shapes": net.infer_shape(data=shape)}
     _instance_norm_case()
+
+
+for _shape, _params in (((2, 3, 4, 5), dict(mode="constant", pad_width=(0, 0, 0, 0, 1, 2, 3, 0), constant_value=0.5)),
+                        ((1, 2, 3, 2, 4), dict(mode="edge", pad_width=(0, 0, 0, 0, 2, 1, 0, 1, 3, 2))),
+                        ((2, 2, 4, 5), dict(mode="reflect", pad_width=(0, 0, 0, 0, 3, 1, 2, 4))),
+                        ((2, 2, 4, 5), dict(mode="reflect", pad_width=(0, 0, 0, 0, 4, 1, 0, 0))),
+                        ((2, 2, 4, 5), dict(mode="edge", pad_width=(0, 1, 0, 0, 1, 1, 0, 0))),
+                        ((2, 3, 4), dict(mode="constant", pad_width=(0, 0, 0, 0, 1, 1)))):
+    def _pad_case(shape=_shape, params=_params):
+        @case("Pad", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + f"-{_fmt(shape)}")
+        def run(api, data):
+            net = api.sym.Pad(api.sym.Variable("data"), name="pad", **params)
+            result = _forward_backward(api, data, net, {"data": shape}, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(data=shape)}
+    _pad_case()
+
+
+for _shapes, _params in (
+        ({"a": (2, 3, 2, 4)}, dict(scale=2, sample_type="nearest")),
+        ({"a": (1, 2, 3, 2), "b": (1, 3, 6, 2)}, dict(scale=2, sample_type="nearest")),
+        ({"a": (2, 2, 2, 3), "b": (2, 2, 4, 1), "c": (2, 2, 2, 3)},
+         dict(scale=2, sample_type="nearest", multi_input_mode="sum")),
+        ({"a": (2, 2, 2, 3), "b": (2, 2, 4, 6), "c": (2, 2, 2, 3)},
+         dict(scale=2, sample_type="nearest", multi_input_mode="sum")),
+        ({"a": (1, 2, 2, 2), "b": (1, 3, 1, 1), "c": (1, 1, 2, 2)}, dict(scale=2, sample_type="nearest")),
+        ({"a": (2, 3, 2, 3), "b": (2, 3, 3, 3)}, dict(scale=2, sample_type="nearest")),
+        ({"a": (2, 3, 3, 4)}, dict(scale=2, sample_type="bilinear", num_filter=3)),
+        ({"a": (1, 2, 3, 2)}, dict(scale=3, sample_type="bilinear", num_filter=2)),
+        ({"a": (1, 2, 3, 2), "w": (2, 1, 4, 4)}, dict(scale=2, sample_type="bilinear", num_filter=3))):
+    def _upsampling_case(shapes=_shapes, params=_params):
+        @case("UpSampling", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + "-" +
+              "-".join(_fmt(s) for s in shapes.values()))
+        def run(api, data):
+            net = api.sym.UpSampling(*(api.sym.Variable(n) for n in shapes), name="up", **params)
+            arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(**shapes)[0]))
+            result = _forward_backward(api, data, net, arg_shapes, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(**shapes)}
+    _upsampling_case()
+
+
+@case("UpSampling", "bilinear-weight-starts-bilinear")
+def _upsampling_bilinear_init(api, data):
+    """A bilinear UpSampling's weight is given the Bilinear initializer, whatever a Module's is."""
+    weights = {}
+    for scale in (2, 3):
+        net = api.sym.UpSampling(api.sym.Variable("data"), scale=scale, sample_type="bilinear", num_filter=2,
+                                 name="up")
+        mod = api.mod.Module(net, data_names=["data"], label_names=None)
+        mod.bind(data_shapes=[("data", (1, 2, 3, 3))])
+        mod.init_params(api.init.Xavier())
+        weights[f"weight_scale{scale}"] = api.numpy(mod.get_params()[0]["up_weight"])
+    return {**weights, "init": net.attr_dict()["up_weight"]["__init__"]}
 
 
 @case("Convolution", "lenet")

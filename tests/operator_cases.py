@@ -960,6 +960,48 @@ _deconvolution_case("deconvolution_1d_target_shape", (2, 3, 6), (4,), 5, stride=
 _deconvolution_case("deconvolution_3d", (1, 2, 3, 4, 2), (2, 3, 2), 3, stride=(2, 1, 2), pad=(0, 1, 1),
                     adj=(1, 0, 0), no_bias=False)
 
+# ---------------------------------------------------------------------------- Pad
+
+for _shape, _width, _mode, _value in (((2, 3, 4, 5), (0, 0, 0, 0, 1, 2, 0, 3), "constant", 0.5),
+                                      ((1, 2, 3, 2, 4), (0, 0, 0, 0, 2, 1, 0, 0, 3, 1), "edge", 0.0),
+                                      ((2, 2, 4, 5), (0, 0, 0, 0, 3, 1, 2, 4), "reflect", 0.0)):
+    _pads = tuple(zip(_width[0::2], _width[1::2]))
+    case(id=f"pad_{_mode}_{'x'.join(map(str, _shape))}", op="Pad",
+         build=lambda w=_width, m=_mode, c=_value: S.Pad(_data(), mode=m, pad_width=w, constant_value=c),
+         shapes={"data": _shape},
+         forward=lambda v, p=_pads, m=_mode, c=_value: o.pad(v["data"], p, m, c),
+         backward=lambda v, h, s=_shape, p=_pads, m=_mode: {"data": o.pad_grad(h, s, p, m)})
+
+
+# ----------------------------------------------------------------------- UpSampling
+
+case(id="upsampling_nearest_scale3", op="UpSampling",
+     build=lambda: S.UpSampling(_data(), scale=3, sample_type="nearest"), shapes={"data": (2, 3, 2, 4)},
+     forward=lambda v: o.upsample_nearest(v["data"], 6, 12),
+     backward=lambda v, h: {"data": o.upsample_nearest_grad(h, (2, 3, 2, 4))})
+
+# Two inputs: b upsampled by 4 to arg0's size times 2, then joined along the channels or summed.
+for _mode, _b in (("concat", (2, 3, 1, 2)), ("sum", (2, 2, 1, 2))):
+    case(id=f"upsampling_nearest_{_mode}", op="UpSampling",
+         build=lambda m=_mode: S.UpSampling(S.Variable("a"), S.Variable("b"), scale=2, sample_type="nearest",
+                                            multi_input_mode=m),
+         shapes={"a": (2, 2, 2, 4), "b": _b},
+         forward=lambda v, m=_mode: (np.add if m == "sum" else lambda p, q: np.concatenate([p, q], 1))(
+             o.upsample_nearest(v["a"], 4, 8), o.upsample_nearest(v["b"], 4, 8)),
+         backward=lambda v, h, m=_mode: {
+             "a": o.upsample_nearest_grad(h if m == "sum" else h[:, :2], (2, 2, 2, 4)),
+             "b": o.upsample_nearest_grad(h if m == "sum" else h[:, 2:], v["b"].shape)})
+
+for _scale, _kernel in ((2, 4), (3, 5)):
+    _bilinear = dict(stride=(_scale,) * 2, pad=(_scale // 2,) * 2, groups=3)
+    case(id=f"upsampling_bilinear_scale{_scale}", op="UpSampling",
+         build=lambda s=_scale: S.UpSampling(_data(), scale=s, sample_type="bilinear", num_filter=3, name="up"),
+         shapes={"data": (2, 3, 3, 4), "up_weight": (3, 1, _kernel, _kernel)},
+         forward=lambda v, g=_bilinear: o.deconvolution(v["data"], v["up_weight"], **g),
+         backward=lambda v, h, g=_bilinear: dict(zip(("data", "up_weight"), o.deconvolution_grads(
+             h, v["data"], v["up_weight"], **g)[:2])))
+
+
 def _pooling_case(id, shape, kernel=(), pool_type="max", stride=(), pad=(), convention="valid",
                   count_include_pad=True, p_value=None, global_pool=False, values=None):
     geometry = dict(kernel=shape[2:] if global_pool else kernel, stride=None if global_pool else (stride or None),

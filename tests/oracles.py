@@ -624,6 +624,44 @@ def _pool_windows(shape, kernel, stride, pad, convention):
         yield position, tuple(slice(lo, hi) for lo, hi in clipped), with_pad, inside
 
 
+def pad_sources(length, before, after, mode):
+    """Where each output position of an axis of ``length`` padded by (before, after) in
+    ``mode`` copies from: numpy's pad of the positions themselves (-1: the constant)."""
+    if mode == "constant":
+        return np.pad(np.arange(length), (before, after), constant_values=-1)
+    return np.pad(np.arange(length), (before, after), mode=mode)
+
+
+def pad(x, pads, mode, value=0.0):
+    """x padded by ``pads`` (a (before, after) pair per axis): numpy's pad."""
+    return np.pad(x, pads, mode=mode, **({"constant_values": value} if mode == "constant" else {}))
+
+
+def pad_grad(dy, shape, pads, mode):
+    """Each input element's gradient: the sum of the output gradient over the output
+    elements that copied it, one axis at a time."""
+    dx = dy
+    for axis, (n, (before, after)) in enumerate(zip(shape, pads)):
+        sources = pad_sources(n, before, after, mode)
+        moved = np.moveaxis(dx, axis, 0)
+        folded = np.zeros((n, *moved.shape[1:]))
+        kept = sources >= 0
+        np.add.at(folded, sources[kept], moved[kept])
+        dx = np.moveaxis(folded, 0, axis)
+    return dx
+
+
+def upsample_nearest(x, height, width):
+    """x (N, C, H, W) with each element copied into its (height / H) x (width / W) block."""
+    return x.repeat(height // x.shape[2], 2).repeat(width // x.shape[3], 3)
+
+
+def upsample_nearest_grad(dy, shape):
+    """Each input element's gradient: the sum of its block of dy."""
+    n, c, h, w = shape
+    return dy.reshape(n, c, h, dy.shape[2] // h, w, dy.shape[3] // w).sum((3, 5))
+
+
 def pooling(x, kind, kernel, stride=None, pad=None, convention="valid", count_include_pad=True, p_value=None):
     """MXNet's Pooling, window by window; max takes the first NaN, else the first maximum."""
     spatial = x.ndim - 2

@@ -297,6 +297,68 @@ def _group_norm(net, x, i):
     return Node(symbol, compute, x.shape, x.tied or int(np.prod(x.shape[1:])) == groups)  # one element: beta
 
 
+def _as_image(x):
+    """x of 3 axes (batch, channels, length) read as (batch, channels, 1, length)."""
+    return Node(S.expand_dims(x.symbol, axis=2), lambda env: x.compute(env).unsqueeze(2),
+                (*x.shape[:2], 1, x.shape[2]), x.tied)
+
+
+def _upsampling(net, x, i):
+    """UpSampling of x (4 axes; 3 read as (batch, channels, 1, length)): nearest, of x alone or
+    of x and x at half the size (concatenated or summed), or bilinear with a weight."""
+    if len(x.shape) not in (3, 4):
+        return None
+    x = _as_image(x) if len(x.shape) == 3 else x
+    rng, (n, c, h, w) = net.rng, x.shape
+    scale, kind = rng.randint(1, 3), rng.random()
+    if kind < 0.3:
+        name = f"up{i}"
+        return Node(S.UpSampling(x.symbol, scale=scale, sample_type="bilinear", num_filter=c, name=name),
+                    lambda env: F.conv_transpose2d(x.compute(env), env[f"{name}_weight"], stride=scale,
+                                                   padding=scale // 2, groups=c),
+                    (n, c, h * scale, w * scale), True)
+    if kind < 0.6:
+        return Node(S.UpSampling(x.symbol, scale=scale, sample_type="nearest"),
+                    lambda env: F.interpolate(x.compute(env), scale_factor=scale, mode="nearest"),
+                    (n, c, h * scale, w * scale), True)
+    # x and a copy twice as large: x upsampled by 2 scale, the copy by scale
+    mode = rng.choice(["concat", "sum"])
+
+    def compute(env):
+        t = x.compute(env)
+        small = F.interpolate(t, scale_factor=2 * scale, mode="nearest")
+        large = F.interpolate(F.interpolate(t, scale_factor=2, mode="nearest"), scale_factor=scale, mode="nearest")
+        return small + large if mode == "sum" else torch.cat([small, large], 1)
+    twice = S.UpSampling(x.symbol, scale=2, sample_type="nearest")
+    return Node(S.UpSampling(x.symbol, twice, scale=2 * scale, sample_type="nearest", multi_input_mode=mode),
+                compute, (n, c if mode == "sum" else 2 * c, 2 * h * scale, 2 * w * scale), True)
+
+
+def _pad(net, x, i):
+    """Pad of x (4 or 5 axes; 3 read as (batch, channels, 1, length)) on its spatial axes: a
+    constant, the edge, or reflected."""
+    if len(x.shape) not in (3, 4, 5):
+        return None
+    x = _as_image(x) if len(x.shape) == 3 else x
+    mode = net.rng.choice(["constant", "edge", "reflect"])
+    spatial = x.shape[2:]
+    most = [min(n - 1, 2) if mode == "reflect" else 2 for n in spatial]  # a mirror shorter than its axis
+    pads = [(net.rng.randint(0, m), net.rng.randint(0, m)) for m in most]
+    value = net.rng.choice([0.0, 1.5])
+    flat = [v for before, after in reversed(pads) for v in (before, after)]  # torch: last axis first
+    torch_mode = {"edge": "replicate"}.get(mode, mode)
+
+    def compute(env):
+        t = x.compute(env)
+        if mode == "constant":
+            return torch.nn.functional.pad(t, flat, value=value)
+        return torch.nn.functional.pad(t, flat, mode=torch_mode)
+    width = (0, 0, 0, 0, *(v for pair in pads for v in pair))
+    shape = (*x.shape[:2], *(n + a + b for n, (a, b) in zip(spatial, pads)))
+    padded = any(a or b for a, b in pads)  # copies of elements (or of the constant) tie
+    return Node(S.Pad(x.symbol, mode=mode, pad_width=width, constant_value=value), compute, shape, x.tied or padded)
+
+
 def _one_per_channel(shape: tuple) -> bool:
     """BatchNorm's training statistics over one element per channel: its output is beta."""
     return int(np.prod(shape)) == shape[1]
@@ -725,7 +787,8 @@ MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
-         _pick, _convolution_or_pooling, _group_norm]
+         _pick, _convolution_or_pooling, _group_norm, _pad,
+         _upsampling]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

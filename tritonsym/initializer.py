@@ -179,3 +179,24 @@ class Xavier(Initializer):
         rng = random.generator()
         values = rng.uniform(-scale, scale, shape) if self.rnd_type == "uniform" else rng.normal(0.0, scale, shape)
         _write(array, values)
+
+
+@register
+class Bilinear(Initializer):
+    """MXNet's: each (out, in) slice of a weight (..., k_h, k_w) is the bilinear interpolation
+    kernel ``(1 - |x / f - c|) * (1 - |y / f - c|)`` with ``f = ceil(k_w / 2)`` and
+    ``c = (2 f - 1 - f % 2) / (2 f)``: a transposed convolution with stride f that upsamples
+    by interpolating (UpSampling's bilinear weight starts so)."""
+
+    def __init__(self):
+        super().__init__()
+
+    def _fill(self, name, array):
+        shape = tuple(array.shape)
+        if len(shape) < 2:
+            raise ParamError(f"Bilinear: {name!r} has shape {shape}; it needs (..., height, width)")
+        f = math.ceil(shape[-1] / 2)
+        c = (2 * f - 1 - f % 2) / (2.0 * f)
+        x = 1 - np.abs(np.arange(shape[-1]) / f - c)
+        y = 1 - np.abs(np.arange(shape[-2]) / f - c)
+        _write(array, np.broadcast_to(np.outer(y, x), shape))

@@ -30,6 +30,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     leaky_relu,
     make_loss,
     one_hot,
+    pad,
     pick,
     pooling,
     reduce,
@@ -50,6 +51,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     swap_axis,
     tile,
     transpose,
+    upsampling,
 )
 from .registry import REGISTRY, OpDef, Param, get_op, on_register, register, unregister
 

@@ -5,7 +5,8 @@ the executor know operators only through this table. An entry declares, side by 
 
 - name, automatic-name hint, parameters (typed, with defaults and validation);
 - its inputs, including the implicit ones a symbol creates as ``<name>_<input>``
-  variables (``weight``, ``bias``, ``label``), and which inputs take no gradient;
+  variables (``weight``, ``bias``, ``label``), which inputs take no gradient, and the
+  initializer an input variable without one of its own is given (``input_initializers``);
 - shape and type rules (metadata only, both directions where MXNet has them);
 - forward and backward as pre-built kernel launches writing into given buffers;
 - which forward values backward reads (``backward_needs``), which outputs are views of
@@ -401,6 +402,10 @@ class OpDef:
     backward_temps: Callable[[dict, list, list], dict[str, tuple[tuple, torch.dtype]]] = \
         lambda params, shapes, dtypes: {}
     aliases: tuple[str, ...] = ()
+    # {input name: initializer JSON} that input takes when it is a variable with no ``init`` of
+    # its own, set as the operator is created (MXNet's FSetInputVarAttrOnCompose: UpSampling's
+    # bilinear weight starts as a bilinear kernel whatever initializer the script passes).
+    input_initializers: Callable[[dict], dict[str, str]] = lambda params: {}
     # (input index, output index): the output may take over the input's storage.
     inplace: Callable[[dict], Sequence[tuple[int, int]]] = lambda params: ()
     # (input-gradient index, (source, index)) with source "out_grad", "output" or "input"

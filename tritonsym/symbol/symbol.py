@@ -512,6 +512,10 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
             raise ParamError(f"{op.name} {node_name!r}: input {input_name!r} has {len(value._outputs)} outputs; "
                              "a single output is required")
         inputs.append(value._outputs[0])
+    for input_name, spec in op.input_initializers(params).items():
+        source = inputs[input_names.index(input_name)][0]
+        if source.is_variable and "__init__" not in source.attrs:
+            source.attrs["__init__"] = spec
     set_params = [k for k in param_kwargs if param_kwargs[k] is not None]
     node = Node(op, node_name, params, set_params, attributes, inputs)
     return Symbol([(node, i) for i in range(node.num_outputs)])
