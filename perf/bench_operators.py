@@ -1,10 +1,10 @@
-"""The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm forward and
-backward, Dropout forward and backward, a broadcast add, rotary position embedding,
-GatedActivation (SwiGLU's product) forward and backward, batch_dot and the Adam update,
-against PyTorch eager (torch.nn.functional.layer_norm, dropout, broadcasting +, Hugging
-Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
-torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a share of
-the measured device-to-device copy bandwidth.
+"""The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm and
+L2Normalization forward and backward, Dropout forward and backward, a broadcast add, rotary
+position embedding, GatedActivation (SwiGLU's product) forward and backward, batch_dot and
+the Adam update, against PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout,
+broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``,
+torch.bmm, torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a
+share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
@@ -21,7 +21,7 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, layer_norm, rotary
+from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, l2_normalization, layer_norm, rotary
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -61,6 +61,27 @@ def layer_norm_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
     eager_bwd = time_ms(lambda: torch.autograd.grad(yr, (xr, gr, br), dy, retain_graph=True))
     return [_row("LayerNorm forward", name, (rows, cols), fwd, eager_fwd, 2 * size, copy_gbs),
             _row("LayerNorm backward", name, (rows, cols), bwd, eager_bwd, 3 * size, copy_gbs)]
+
+
+def l2_normalization_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """L2Normalization of each row (its norm in float64, from the row's largest magnitude)
+    against torch's normalize."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(rows + 1)
+    x = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    dy = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    y, dx = torch.empty_like(x), torch.empty_like(x)
+    rstd = torch.empty(rows, device=DEVICE, dtype=torch.float64)
+    forward = l2_normalization.plan_l2_normalization(x, y, first=1, last=1, eps=1e-10, kept_rstd=rstd)
+    backward = l2_normalization.plan_l2_normalization_backward(x, dy, rstd, dx, first=1, last=1)
+    xr = x.detach().clone().requires_grad_()
+    yr = torch.nn.functional.normalize(xr, dim=1)
+    size = x.numel() * x.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: torch.nn.functional.normalize(x, dim=1))
+    eager_bwd = time_ms(lambda: torch.autograd.grad(yr, xr, dy, retain_graph=True))
+    return [_row("L2Normalization forward", name, (rows, cols), fwd, eager_fwd, 2 * size, copy_gbs),
+            _row("L2Normalization backward", name, (rows, cols), bwd, eager_bwd, 3 * size, copy_gbs)]
 
 
 def dropout_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
@@ -212,18 +233,21 @@ def main() -> None:
     copy_gbs = copy_bandwidth_gbs()
     notes = copy_note(copy_gbs) + ("`vs eager` is tritonsym's speed-up over PyTorch eager (torch.bmm for batch_dot); "
                                    "`% of copy` counts LayerNorm's forward as one read and one write of the data, "
-                                   "its backward as two reads and one write, Dropout's passes as one read and one "
-                                   "write (its mask is drawn, not read), Adam's update as four reads and three "
-                                   "writes (shape: parameters x elements; `vs eager`: against torch.optim.Adam, "
-                                   "fused on a GPU; with clip_global_norm one more read, against "
+                                   "its backward as two reads and one write (L2Normalization's alike; its forward "
+                                   "reads each row twice more, from cache where the row fits), Dropout's passes as "
+                                   "one read and one write (its mask is drawn, not read), Adam's update as four "
+                                   "reads and three writes (shape: parameters x elements; `vs eager`: against "
+                                   "torch.optim.Adam, fused on a GPU; with clip_global_norm one more read, against "
                                    "torch.nn.utils.clip_grad_norm_ then the step), RotaryEmbedding's passes as "
                                    "one read and one write (shape: batch x heads x positions x head_dim; its "
                                    "forward's `vs eager` against Hugging Face's rotate_half with a cached cos/sin "
                                    "table), GatedActivation's forward as two reads and a write, its backward as "
                                    "three reads and two writes (eager: autograd through h * F.silu(gate)).")
-    table = Table("operators", len(names) * (11 + len(shapes)), notes)
+    table = Table("operators", len(names) * (13 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in l2_normalization_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in dropout_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

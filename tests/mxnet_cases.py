@@ -2152,6 +2152,19 @@ def _upsampling_bilinear_init(api, data):
     return {**weights, "init": net.attr_dict()["up_weight"]["__init__"]}
 
 
+for _shape, _params in (((3, 7), dict()), ((2, 3, 4, 5), dict(mode="instance", eps=0.5)),
+                        ((2, 4, 3, 2), dict(mode="channel")), ((2, 3, 4, 5, 2), dict(mode="spatial", eps=1e-3)),
+                        ((2, 3), dict(mode="channel"))):
+    def _l2_normalization_case(shape=_shape, params=_params):
+        @case("L2Normalization", "".join(f"{k}{_fmt(v)}-" for k, v in params.items()) + _fmt(shape))
+        def run(api, data):
+            net = api.sym.L2Normalization(api.sym.Variable("data"), name="l2", **params)
+            result = _forward_backward(api, data, net, {"data": shape}, dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "outputs": net.list_outputs(),
+                    "shapes": net.infer_shape(data=shape)}
+    _l2_normalization_case()
+
+
 @case("Convolution", "lenet")
 def _lenet(api, data):
     """MXNet's LeNet, small: two convolutions, tanh, max and average pooling (the full

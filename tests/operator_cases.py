@@ -138,6 +138,15 @@ case(id="instance_norm_2x3x4x5", op="InstanceNorm",
      backward=lambda v, h: dict(zip(("data", "inorm_gamma", "inorm_beta"), o.group_norm_grads(
          h, v["data"], v["inorm_gamma"], 3, eps=1e-3))))
 
+# ---------------------------------------------------------------- L2Normalization
+
+for _shape, _mode, _axes in (((4, 7), "instance", (1,)), ((2, 3, 4, 5), "instance", (1, 2, 3)),
+                             ((3, 5, 2, 3), "channel", (1,)), ((2, 3, 4, 5, 2), "spatial", (2, 3, 4))):
+    case(id=f"l2_normalization_{_mode}_{'x'.join(map(str, _shape))}", op="L2Normalization",
+         build=lambda m=_mode: S.L2Normalization(_data(), mode=m, eps=1e-3), shapes={"data": _shape},
+         forward=lambda v, a=_axes: o.l2_normalization(v["data"], a, 1e-3),
+         backward=lambda v, h, a=_axes: {"data": o.l2_normalization_grad(h, v["data"], a, 1e-3)})
+
 # ------------------------------------------------------------------------ RMSNorm
 
 for _shape, _axis in (((5, 7), -1), ((3, 4, 6), 1), ((2, 3, 5), 0)):

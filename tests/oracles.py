@@ -371,6 +371,19 @@ def group_norm_grads(dy, x, gamma, groups, eps=1e-5):
     return dx.reshape(x.shape), (d * xhat).sum((0, 2)), d.sum((0, 2))
 
 
+def l2_normalization(x, axes, eps=1e-10):
+    """x / sqrt(sum(x**2) + eps), the sum over ``axes``."""
+    return x / np.sqrt((x * x).sum(axes, keepdims=True) + eps)
+
+
+def l2_normalization_grad(dy, x, axes, eps=1e-10):
+    """(dy - y * sum(dy * y)) / norm with y the output and norm = sqrt(sum(x**2) + eps): the
+    Jacobian of x / norm applied to dy."""
+    norm = np.sqrt((x * x).sum(axes, keepdims=True) + eps)
+    y = x / norm
+    return (dy - y * (dy * y).sum(axes, keepdims=True)) / norm
+
+
 def rms_norm(x, gamma, axis=-1, eps=1e-5):
     """x / sqrt(mean(x**2) + eps) * gamma, each row along ``axis`` by its own root mean square."""
     shape = [1] * x.ndim

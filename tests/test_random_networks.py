@@ -359,6 +359,20 @@ def _pad(net, x, i):
     return Node(S.Pad(x.symbol, mode=mode, pad_width=width, constant_value=value), compute, shape, x.tied or padded)
 
 
+def _l2_normalization(net, x, i):
+    """L2Normalization of x over each instance, each position's channels or each channel's map."""
+    if len(x.shape) < 2:
+        return None
+    modes = ["instance"] + (["channel", "spatial"] if len(x.shape) >= 3 else [])
+    mode = net.rng.choice(modes)
+    dims = {"instance": tuple(range(1, len(x.shape))), "channel": (1,), "spatial": tuple(range(2, len(x.shape)))}[mode]
+
+    def compute(env):
+        t = x.compute(env)
+        return t / torch.sqrt((t * t).sum(dims, keepdim=True) + 1e-10)
+    return Node(S.L2Normalization(x.symbol, mode=mode), compute, x.shape, x.tied)
+
+
 def _one_per_channel(shape: tuple) -> bool:
     """BatchNorm's training statistics over one element per channel: its output is beta."""
     return int(np.prod(shape)) == shape[1]
@@ -788,7 +802,7 @@ MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
          _pick, _convolution_or_pooling, _group_norm, _pad,
-         _upsampling]
+         _upsampling, _l2_normalization]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

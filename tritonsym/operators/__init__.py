@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     gated_activation,
     group_norm,
     instance_norm,
+    l2_normalization,
     layer_norm,
     leaky_relu,
     make_loss,
