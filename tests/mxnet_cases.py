@@ -249,6 +249,12 @@ def _softmax_output_preserve_shape(api, data):
                              head=False)
 
 
+for _op, _params in (("softmax", dict(temperature=0.5)), ("log_softmax", dict(temperature=-3.0, axis=0)),
+                     ("softmin", dict()), ("softmin", dict(temperature=2.5, axis=1))):
+    _float64_case(_op, "-".join(f"{k}{_fmt(v)}" for k, v in _params.items()) or "default",
+                  lambda api, o=_op, p=_params: getattr(api.sym, o)(api.sym.Variable("data"), **p), {"data": (2, 5, 3)})
+
+
 for _op in ("softmax", "log_softmax"):
     for _axis in (-1, 1):
         _float64_case(_op, f"axis{_axis}", lambda api, o=_op, a=_axis: getattr(api.sym, o)(api.sym.Variable("data"),

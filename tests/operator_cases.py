@@ -272,6 +272,18 @@ for _name, _fwd, _bwd in (("softmax", o.softmax, o.softmax_grad), ("log_softmax"
              forward=lambda v, f=_fwd, a=_axis: f(v["data"], a),
              backward=lambda v, h, f=_bwd, a=_axis: {"data": f(h, v["data"], a)})
 
+# temperature T: f(x / T), its gradient 1 / T times f's at x / T; softmin: softmax(-x / T).
+for _name, _t, _fwd, _bwd, _sign in (("softmax", 0.5, o.softmax, o.softmax_grad, 1.0),
+                                     ("log_softmax", -3.0, o.log_softmax, o.log_softmax_grad, 1.0),
+                                     ("softmin", None, o.softmax, o.softmax_grad, -1.0),
+                                     ("softmin", 2.5, o.softmax, o.softmax_grad, -1.0)):
+    _factor = _sign / (_t or 1.0)
+    case(id=f"{_name}_temperature{_t}", op=_name,
+         build=lambda n=_name, t=_t: getattr(S, n)(_data(), axis=1, **({} if t is None else {"temperature": t})),
+         shapes={"data": (3, 6, 2)}, values={"data": normal(2.0)},
+         forward=lambda v, f=_fwd, k=_factor: f(v["data"] * k, 1),
+         backward=lambda v, h, f=_bwd, k=_factor: {"data": k * f(h, v["data"] * k, 1)})
+
 
 # A few wide rows are split across programs on a GPU (rows under 128, wider than 32K
 # columns). These ops.softmax settings (blocks of 2 columns) make every softmax case's rows

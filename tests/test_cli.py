@@ -57,6 +57,7 @@ def test_train_on_mnist_files_and_save(tmp_path, capsys):
         "net-symbol.json"]
 
 
+@pytest.mark.slow  # 7 s
 def test_adamw_decays_by_torchs_default_unless_told_and_the_global_norm_clips(capsys):
     common = ["train", "--hidden", "8", "--epochs", "1", "--no-progress", "--optimizer", "adamw"]
     assert main(common) == 0

@@ -106,6 +106,7 @@ def _fit(dtype, loss_scale, epochs=4, **kw):
     return mod, history, mod.score(it, "ce")[0][1]
 
 
+@pytest.mark.slow  # 8 s
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the overflow, on purpose
 def test_fit_backs_off_from_an_overflowing_scale_and_follows_float32(caplog):
     """At 2^20 the float16 gradients overflow: those steps are skipped (the parameters stay

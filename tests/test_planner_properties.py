@@ -182,6 +182,7 @@ def test_bounded_search_packs_a_chain_at_the_lower_bound(sizes):
     assert_valid(blocks, offsets, floor)
 
 
+@pytest.mark.slow  # 18 s: 200 block sets
 @settings(**property_settings(200))
 @given(block_sets())
 def test_offset_assignments_are_valid_and_above_the_bound(blocks):

@@ -126,10 +126,13 @@ def _unary(net, x, i):
 
 
 def _softmax(net, x, i):
-    axis, log = net.rng.randrange(-len(x.shape), len(x.shape)), net.rng.random() < 0.5
-    y = (S.log_softmax if log else S.softmax)(x.symbol, axis=axis)
-    return Node(y, lambda env: (F.log_softmax if log else F.softmax)(x.compute(env), dim=axis), x.shape,
-                x.tied or x.shape[axis] == 1)  # along one element: ones (zeros)
+    """softmax, log_softmax or softmin (softmax of -x), sometimes with a temperature."""
+    axis, op = net.rng.randrange(-len(x.shape), len(x.shape)), net.rng.choice(["softmax", "log_softmax", "softmin"])
+    temperature = net.rng.choice([None, 0.5, -2.0])
+    factor = (-1.0 if op == "softmin" else 1.0) / (temperature or 1.0)
+    y = getattr(S, op)(x.symbol, axis=axis, **({} if temperature is None else {"temperature": temperature}))
+    return Node(y, lambda env: (F.log_softmax if op == "log_softmax" else F.softmax)(x.compute(env) * factor, dim=axis),
+                x.shape, x.tied or x.shape[axis] == 1)  # along one element: ones (zeros)
 
 
 def _transpose(net, x, i):

@@ -79,6 +79,7 @@ def test_damaged_foreign_and_mismatched_files_are_refused(text_model, tmp_path):
         saved.Tokens()
 
 
+@pytest.mark.slow  # 13 s
 def test_sample_writes_what_the_sampler_writes_for_prompts_of_every_length(text_model, capsys):
     path, cfg = text_model
     prompts = ["the cat", "on", "the mat. the cat sat"]  # the last longer than the caches (8): a ring

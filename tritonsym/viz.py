@@ -131,7 +131,7 @@ class Graph:
 
 
 _COLORS = {"FullyConnected": "#fb8072", "Activation": "#ffffb3", "LeakyReLU": "#ffffb3", "SoftmaxOutput": "#b3de69",
-           "softmax": "#b3de69", "log_softmax": "#b3de69", "Flatten": "#fdb462"}
+           "softmax": "#b3de69", "log_softmax": "#b3de69", "softmin": "#b3de69", "Flatten": "#fdb462"}
 
 
 def _quote(*lines: str) -> str:
