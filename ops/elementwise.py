@@ -39,15 +39,17 @@ from .unary_math import UNARY_NEEDS, UNARY_OPS, unary_grad, unary_value
 # gradient, so a NaN there stays NaN).
 COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
 BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS)
+# smooth_l1 (MXNet's, the scalar its sigma): 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else
+# |x| - 0.5 / sigma**2; its gradient sigma**2 x, else the sign of x.
 SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
-              *COMPARISONS)
+              *COMPARISONS, "smooth_l1")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
 BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
                 "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
                 "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
-                **dict.fromkeys(COMPARISONS, ())}
+                **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",)}
 
 
 # --------------------------------------------------------------------- math helpers
@@ -240,6 +242,10 @@ def _scalar_forward_kernel(
         r = tl.exp(x * widen(log_scalar, OUT))
     elif OP == "maximum" or OP == "minimum":
         r = _larger(x, s, OP)
+    elif OP == "smooth_l1":
+        square = s * s  # the quadratic part's reach is 1 / square; at it the two parts meet
+        r = tl.where(x * square > 1.0, x - 0.5 / square,
+                     tl.where(x * square < -1.0, -x - 0.5 / square, 0.5 * square * x * x))
     else:
         r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -281,6 +287,10 @@ def _scalar_backward_kernel(
     elif OP == "minimum":
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         d = tl.where(x <= s, g, 0.0)
+    elif OP == "smooth_l1":
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        square = s * s
+        d = tl.where(x * square > 1.0, g, tl.where(x * square < -1.0, -g, g * square * x))
     else:
         d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)

@@ -895,6 +895,47 @@ for (_kind, _spell), _scalar in itertools.product(SCALAR_SPELLINGS.items(), (0.5
             return {"out0": outs[0], "grad_data": grads["data"]}
     _scalar_case()
 
+for _op, _shapes, _params in (
+        ("slice_like", ((5, 6, 7), (2, 3, 4)), dict()), ("slice_like", ((5, 6, 7), (2, 3, 4)), dict(axes=(0, -1))),
+        ("slice_like", ((5, 6, 7), (2, 8, 4)), dict()), ("slice_like", ((5, 6, 7), (2, 3)), dict()),
+        ("reshape_like", ((2, 6), (3, 4)), dict()),
+        ("reshape_like", ((5, 6, 7), (2, 3)), dict(lhs_begin=1, lhs_end=2, rhs_begin=0, rhs_end=2)),
+        ("reshape_like", ((4, 6, 2), (9, 4, 3, 9)), dict(lhs_begin=-2, rhs_begin=1, rhs_end=-1)),
+        ("reshape_like", ((2, 6), (5, 2)), dict())):
+    def _like_case(op=_op, shapes=_shapes, params=_params):
+        @case(op, "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + "-" + "-".join(map(_fmt, shapes)))
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, op)(api.sym.Variable("a"), api.sym.Variable("b"), **params)
+            result = _forward_backward(api, data, net, dict(zip("ab", shapes)), dtype=np.float64)
+            return {**result, "arguments": net.list_arguments(), "shapes": net.infer_shape(**dict(zip("ab", shapes)))}
+    _like_case()
+
+for _shapes, _params in ((((1, 2, 7, 8), (3, 5, 4, 5)), dict()), (((2, 3, 6, 7), (1, 1, 4, 3)), dict(offset=(1, 2))),
+                         (((1, 2, 7, 8),), dict(h_w=(3, 4), offset=(2, 1))),
+                         (((2, 1, 7, 8),), dict(h_w=(2, 3), center_crop=True, offset=(1, 1))),
+                         (((1, 2, 7, 8),), dict(h_w=(8, 4))), (((1, 2, 7, 8), (1, 1, 3, 3)), dict(offset=(5, 1)))):
+    def _crop_case(shapes=_shapes, params=_params):  # MXNet 1.9.1's Crop takes float32 only
+        @case("Crop", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + "-" + "-".join(map(_fmt, shapes)))
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.Crop(*(api.sym.Variable(n) for n in "ab"[:len(shapes)]), **params)
+            named = dict(zip("ab", shapes))
+            return {**_forward_backward(api, data, net, named), "arguments": net.list_arguments(),
+                    "shapes": net.infer_shape(**named)}
+    _crop_case()
+
+for _sigma in (None, 0.5, 3.0):
+    def _smooth_l1_case(sigma=_sigma):
+        @case("smooth_l1", f"sigma{sigma}")
+        def run(api, data):
+            x = data.given("data", np.array([[-3.0, -1.0, -0.2, 0.0], [0.1, 0.3, 1.0, 2.5], [4.0, -0.05, np.nan, 1.5]]))
+            with api.fresh_names():
+                net = api.sym.smooth_l1(api.sym.Variable("data"), **({} if sigma is None else {"scalar": sigma}))
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (3, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+    _smooth_l1_case()
+
 for _act, _batch in itertools.product(("relu", "sigmoid", "tanh", "softrelu", "softsign"), (1, 6)):
     def _network_case(act=_act, batch=_batch):
         @case("network", f"mlp-{act}-batch{batch}")

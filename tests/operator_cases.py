@@ -828,6 +828,29 @@ def _prelu_case(id, shape, gamma_shape):
 _prelu_case("prelu_per_channel", (4, 3, 5), (3,))
 _prelu_case("prelu_one_slope", (6, 7), (1,))
 
+case(id="slice_like_axes", op="slice_like",
+     build=lambda: S.slice_like(_data(), S.Variable("like"), axes=(0, -1)),
+     shapes={"data": (4, 3, 5), "like": (2, 7, 3)},
+     forward=lambda v: v["data"][:2, :, :3], backward=lambda v, h: {"data": np.pad(h, ((0, 2), (0, 0), (0, 2)))},
+     no_grad=("like",))
+
+case(id="crop_like_offset", op="Crop",
+     build=lambda: S.Crop(_data(), S.Variable("like"), offset=(1, 2)),
+     shapes={"data": (2, 3, 6, 7), "like": (1, 1, 4, 3)}, forward=lambda v: v["data"][:, :, 1:5, 2:5],
+     backward=lambda v, h: {"data": np.pad(h, ((0, 0), (0, 0), (1, 1), (2, 2)))},
+     no_grad=("like",))
+
+case(id="crop_h_w_centre", op="Crop",
+     build=lambda: S.Crop(_data(), h_w=(2, 3), center_crop=True), shapes={"data": (2, 3, 5, 6)},
+     forward=lambda v: v["data"][:, :, 1:3, 1:4],
+     backward=lambda v, h: {"data": np.pad(h, ((0, 0), (0, 0), (1, 2), (1, 2)))})
+
+case(id="reshape_like_bounds", op="reshape_like",
+     build=lambda: S.reshape_like(_data(), S.Variable("like"), lhs_begin=1, rhs_begin=-2),
+     shapes={"data": (2, 3, 4), "like": (5, 6, 2)},
+     forward=lambda v: v["data"].reshape(2, 6, 2), backward=lambda v, h: {"data": h.reshape(2, 3, 4)},
+     no_grad=("like",))
+
 case(id="flip_one_axis", op="flip", build=lambda: S.flip(_data(), axis=1), shapes={"data": (3, 5, 4)},
      forward=lambda v: v["data"][:, ::-1], backward=lambda v, h: {"data": h[:, ::-1]})
 
@@ -869,6 +892,13 @@ for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower"
          shapes={"data": (6, 7)}, values={"data": positive if _kind == "power" else away_from_zero},
          forward=lambda v, k=_kind: o.scalar(k, v["data"], 1.7),
          backward=lambda v, h, k=_kind: {"data": o.scalar_grad(k, h, v["data"], 1.7)})
+
+for _sigma in (None, 2.0):  # smooth L1: quadratic within 1 / sigma**2 of 0, linear beyond
+    case(id=f"smooth_l1_sigma{_sigma}", op="smooth_l1",
+         build=lambda s=_sigma: S.smooth_l1(_data(), **({} if s is None else {"scalar": s})),
+         shapes={"data": (6, 7)}, values={"data": normal(1.5)},
+         forward=lambda v, s=_sigma or 1.0: o.scalar("smooth_l1", v["data"], s),
+         backward=lambda v, h, s=_sigma or 1.0: {"data": o.scalar_grad("smooth_l1", h, v["data"], s)})
 
 for _kind in ts.ops.UNARY_OPS:
     case(id=_kind, op=_kind,

@@ -190,6 +190,11 @@ def binary_grads(kind, dy, a, b):
     }[kind]()
 
 
+def _smooth_l1_reach(sigma):
+    """Where smooth L1's quadratic part ends: 1 / sigma**2 (everywhere for sigma 0)."""
+    return np.inf if sigma == 0 else 1.0 / sigma ** 2
+
+
 def scalar(kind, x, s):
     if kind in COMPARE:
         return COMPARE[kind](x, s).astype(np.float64)
@@ -197,6 +202,8 @@ def scalar(kind, x, s):
         "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
         "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
         "rpower": lambda: np.power(s, x), "maximum": lambda: np.maximum(x, s), "minimum": lambda: np.minimum(x, s),
+        "smooth_l1": lambda: np.where(np.abs(x) > _smooth_l1_reach(s), np.abs(x) - 0.5 * _smooth_l1_reach(s),
+                                      0.5 * (s * x) ** 2),
     }[kind]()
 
 
@@ -205,6 +212,8 @@ def scalar_grad(kind, dy, x, s):
         return dy * 0.0
     if kind in ("maximum", "minimum"):  # x's gradient where it is the result (x >= s, x <= s)
         return np.where(x >= s if kind == "maximum" else x <= s, dy, 0.0)
+    if kind == "smooth_l1":  # the sign of x on the linear parts, s**2 x on the quadratic one
+        return dy * np.where(np.abs(x) > _smooth_l1_reach(s), np.sign(x), s ** 2 * x)
     return dy * {
         "plus": lambda: 1.0, "minus": lambda: 1.0, "rminus": lambda: -1.0, "mul": lambda: s,
         "div": lambda: 1.0 / s, "rdiv": lambda: -s / x ** 2, "power": lambda: s * np.power(x, s - 1.0),

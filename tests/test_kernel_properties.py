@@ -106,7 +106,8 @@ SCALARS = {"plus": [-3.5, 0.0, 0.25, 1000.0], "minus": [-3.5, 0.0, 0.25, 1000.0]
            "div": [-3.5, -1.0, 0.25, 1000.0], "rdiv": [-3.5, 1.0, 0.25, 100.0],
            "power": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, -1.0, -2.0, -3.0, 0.5, 2.5, -1.5],
            "rpower": [0.5, 1.0, 2.0, 10.0], "maximum": [-1.0, 0.0, 0.75, 1.0], "minimum": [-1.0, 0.0, 0.75, 1.0],
-           **dict.fromkeys(ops.elementwise.COMPARISONS, [-1.0, 0.0, 0.75, 1.0, 1.5])}  # ties where values round
+           **dict.fromkeys(ops.elementwise.COMPARISONS, [-1.0, 0.0, 0.75, 1.0, 1.5]),  # ties where values round
+           "smooth_l1": [0.0, 0.5, 1.0, 3.0]}
 
 
 @st.composite

@@ -87,7 +87,8 @@ class Network:
 def _unary(net, x, i):
     kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "silu", "elu",
                            "leaky", "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube",
-                           "two_to", "compare", "dropout", "sin", "erf", "log1p", "rsqrt", "relu_op", "swiglu"])
+                           "two_to", "compare", "dropout", "sin", "erf", "log1p", "rsqrt", "relu_op", "swiglu",
+                           "smooth_l1"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
@@ -120,7 +121,10 @@ def _unary(net, x, i):
                 # of tanh(x): 2 ** (a large product) overflows float32 where the float64 oracle does not
                 "two_to": (2.0 ** S.Activation(x.symbol, act_type="tanh"), lambda t: 2.0 ** torch.tanh(t)),
                 "compare": ((x.symbol > 0.3) * x.symbol, lambda t: (t > 0.3).to(t.dtype) * t),
-                "dropout": (S.Dropout(x.symbol, p=0.0), lambda t: t)}[kind]
+                "dropout": (S.Dropout(x.symbol, p=0.0), lambda t: t),
+                # sigma 2: quadratic within 0.25 of 0 (torch's beta), linear beyond
+                "smooth_l1": (S.smooth_l1(x.symbol, scalar=2.0),
+                              lambda t: F.smooth_l1_loss(t, torch.zeros_like(t), reduction="none", beta=0.25))}[kind]
     tied = x.tied or kind in ("relu", "leaky", "clip", "compare", "relu_op")
     return Node(y, lambda env: f(x.compute(env)), x.shape, tied)
 

@@ -111,3 +111,34 @@ def torch_tensor(a):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(a))
+
+
+@pytest.mark.parametrize("build", [lambda x, y: S.reshape_like(x, y),
+                                   lambda x, y: S.reshape_like(x, y, lhs_begin=1, rhs_begin=1, rhs_end=-1),
+                                   lambda x, y: S.slice_like(x, y, axes=(0,))], ids=["reshape_like", "bounds",
+                                                                                  "slice_like-leading"])
+def test_reshape_like_and_a_leading_slice_like_share_the_input_and_run_no_launch(build):
+    """reshape_like is a view; slice_like cutting the leading axis alone is one run of the data."""
+    x, y = S.Variable("x"), S.Variable("y")
+    exe = build(x, y).simple_bind(ts.cpu(), x=(4, 3, 2), y=(2, 3, 2, 2), grad_req="null")
+    out = exe.forward(x=np.arange(24.0).reshape(4, 3, 2), y=np.zeros((2, 3, 2, 2)))[0]
+    assert out.data_ptr() == exe.arg_dict["x"].data_ptr()
+    assert not any(step.launches for step in exe._program.forward_steps)
+
+
+def test_reshape_like_slice_like_and_crop_errors_name_the_shapes():
+    x, y = S.Variable("x"), S.Variable("y")
+    with pytest.raises(ShapeError, match=r"offset=\(5, 1\) and the crop \(3, 3\) leave data \(1, 2, 7, 8\)"):
+        S.Crop(x, y, offset=(5, 1)).infer_shape(x=(1, 2, 7, 8), y=(1, 1, 3, 3))
+    with pytest.raises(ShapeError, match=r"h_w=\(0, 0\) must be a height and a width of at least 1"):
+        S.Crop(x).infer_shape(x=(1, 2, 7, 8))
+    with pytest.raises(ShapeError, match=r"crop_like of shape \(3, 3\) must be \(batch, channels, height, width\)"):
+        S.Crop(x, y).infer_shape(x=(1, 2, 7, 8), y=(3, 3))
+    with pytest.raises(ShapeError, match=r"cannot turn data of shape \(2, 6\) \(12 elements\) into shape \(5, 2\)"):
+        S.reshape_like(x, y).infer_shape(x=(2, 6), y=(5, 2))
+    with pytest.raises(ShapeError, match=r"lhs_begin=2 comes after lhs_end=1"):
+        S.reshape_like(x, y, lhs_begin=2, lhs_end=1).infer_shape(x=(2, 6, 1), y=(5, 2))
+    with pytest.raises(ShapeError, match=r"axes=\(3,\) has 3, not an axis of both"):
+        S.slice_like(x, y, axes=(3,)).infer_shape(x=(2, 6, 1), y=(1, 2, 1))
+    with pytest.raises(ShapeError, match=r"shape_like \(1, 8\) is longer than data \(2, 6\) on axis 1"):
+        S.slice_like(x, y).infer_shape(x=(2, 6), y=(1, 8))

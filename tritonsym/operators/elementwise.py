@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ..ops import elementwise as kernels
 from .registry import (
+    REQUIRED,
     BackwardArgs,
     ForwardArgs,
     OpDef,
@@ -38,7 +39,7 @@ BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "
           **{f"_{kind}": kind for kind in kernels.COMPARISONS}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
-SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS}
+SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind != "smooth_l1"}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 # Where "Elementwise f(x)" would leave the rule unsaid.
 UNARY_DOCS = {"log1p": "log(1 + x), exact near 0", "expm1": "exp(x) - 1, exact near 0", "rsqrt": "1 / sqrt(x)",
@@ -90,7 +91,7 @@ def _check_base(kind: str):
     return None
 
 
-def _register_scalar(name: str, kind: str):
+def _register_scalar(name: str, kind: str, default=REQUIRED):
     def forward(a: ForwardArgs):
         return kernels.plan_scalar_forward(kind, a.inputs[0], a.params["scalar"], a.outputs[0])
 
@@ -102,13 +103,16 @@ def _register_scalar(name: str, kind: str):
                    div="x / scalar", rdiv="scalar / x", power="x ** scalar", rpower="scalar ** x",
                    maximum="max(x, scalar) (NaN stays NaN; x's gradient where x >= scalar)",
                    minimum="min(x, scalar) (NaN stays NaN; x's gradient where x <= scalar)",
+                   smooth_l1="smooth L1 with sigma = scalar: 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else "
+                             "|x| - 0.5 / sigma**2 (the loss of Fast R-CNN's box regression)",
                    **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS})[kind]
     register(OpDef(
         # MXNet names these after its CamelCase aliases (_PlusScalar -> _plusscalar0), except
         # x.__rpow__ and the comparisons, which call _rpower_scalar, _equal_scalar, ... themselves.
         name=name, hint=name if kind == "rpower" or kind in kernels.COMPARISONS else name.replace("_scalar", "scalar"),
         doc=f"Elementwise {formula}.",
-        params=[Param("scalar", float, check=_check_base(kind), doc="the scalar operand")],
+        params=[Param("scalar", float, default, check=_check_base(kind),
+                      doc="sigma" if kind == "smooth_l1" else "the scalar operand")],
         input_names=("data",),
         infer_shape=same_shape_everywhere(["data"]),
         forward=forward,
@@ -147,5 +151,6 @@ for _name, _kind in BINARY.items():
     _register_binary(_name, _kind)
 for _name, _kind in SCALAR.items():
     _register_scalar(_name, _kind)
+_register_scalar("smooth_l1", "smooth_l1", default=1.0)
 for _name, _kind in UNARY.items():
     _register_unary(_name, _kind)

@@ -53,7 +53,7 @@ def _infer_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], tuple(count for _, count, _ in ranges(p, data)))]
 
 
-def _window(p, t):
+def window(p, t):
     """The sliced elements of ``t`` in increasing index order along every axis (a negative
     step's window is read in reverse), and the axes to reverse."""
     index, reversed_axes = [], []
@@ -67,7 +67,7 @@ def _window(p, t):
     return t[tuple(index)], reversed_axes
 
 
-def _output_windows(p, in_shapes):
+def output_windows(p, in_shapes):
     data = in_shapes[0]
     cut = [(axis, first, count) for axis, (first, count, step) in enumerate(ranges(p, data))
            if count != data[axis] or step != 1]
@@ -100,14 +100,14 @@ def plan_window_gradient(dy, dx, window, reversed_axes, accumulate: bool) -> lis
 
 
 def _forward(a: ForwardArgs):
-    return plan_window_copy(*_window(a.params, a.inputs[0]), a.outputs[0])
+    return plan_window_copy(*window(a.params, a.inputs[0]), a.outputs[0])
 
 
 def _backward(a: BackwardArgs):
     dx = a.in_grads[0]
     if dx is None:
         return []
-    return plan_window_gradient(a.out_grads[0], dx, *_window(a.params, dx), a.accumulate[0])
+    return plan_window_gradient(a.out_grads[0], dx, *window(a.params, dx), a.accumulate[0])
 
 
 register(OpDef(
@@ -119,7 +119,7 @@ register(OpDef(
                   doc="the step on each sliced axis (None or empty: 1; negative: backwards)")],
     input_names=("data",),
     infer_shape=_infer_shape,
-    output_windows=_output_windows,
+    output_windows=output_windows,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), ()),

@@ -18,16 +18,16 @@ def view_backward(a: BackwardArgs):
 
 
 def view_op(**fields) -> OpDef:
-    """An OpDef for a view: ``name``, ``doc``, ``params`` and ``infer_shape`` given."""
-    return OpDef(
+    """An OpDef for a view of input 0: ``name``, ``doc``, ``params`` and ``infer_shape``
+    given (and ``input_names`` where it has more inputs than ``data``)."""
+    return OpDef(**{**dict(
         input_names=("data",),
         forward=lambda a: [],
         backward=view_backward,
         backward_needs=lambda p, epilogue: ((), ()),
         output_aliases=lambda p: {0: 0},
         backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))],
-        **fields,
-    )
+    ), **fields})
 
 
 def already_there(window, out) -> bool:
