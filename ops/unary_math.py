@@ -6,7 +6,8 @@ MXNet 1.x's unary math operators: the powers and logarithms (``exp``, ``log``, `
 trigonometric and hyperbolic functions that need no library call (``sin``, ``cos``, ``tan``,
 ``sinh``, ``cosh``), ``erf``, unit changes (``degrees``, ``radians``), and the piecewise
 constant ones (``sign``, ``floor``, ``ceil``, ``round`` half away from zero, ``rint`` half
-down as MXNet's, ``trunc`` and ``fix`` toward zero), whose gradient is 0 as in MXNet. Helpers work
+down as MXNet's, ``trunc`` and ``fix`` toward zero, ``logical_not``: 1 where x is 0, else 0,
+NaN included, as MXNet's), whose gradient is 0 as in MXNet. Helpers work
 in float32 or float64 (half-precision inputs are widened on load) with Triton's own
 functions only: libdevice does not run in the interpreter.
 """
@@ -20,7 +21,7 @@ import triton.language as tl
 
 from ._common import expm1, keep_nan, log1p
 
-STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix")
+STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix", "logical_not")
 UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "sin", "cos", "tan", "sinh", "cosh",
              "erf", "log1p", "expm1", "log2", "log10", "rsqrt", "degrees", "radians", *STEPS)
 
@@ -122,6 +123,8 @@ def unary_value(x, OP: tl.constexpr):
         r = _round_half_away(x)
     elif OP == "rint":
         r = _rint(x)
+    elif OP == "logical_not":  # NaN is not 0: 0, as MXNet's !x
+        r = tl.where(x == 0.0, 1.0, 0.0)
     else:  # trunc, fix: toward zero
         r = tl.where(x < 0, tl.ceil(x), tl.floor(x))
     return r

@@ -1896,6 +1896,34 @@ for _op in ("argmax", "argmin"):
         _arg_case()
 
 
+for _shape in ((3, 4), (2, 3, 4)):
+    def _argmax_channel_case(shape=_shape):
+        @case("argmax_channel", _fmt(shape))
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.argmax_channel(api.sym.Variable("data"))
+            x = np.round(data.normal("x", shape) * 2) / 2  # ties
+            outs, _ = api.run(net, {"data": data.given("data", x)}, grad_req="null")
+            return {"out0": outs[0], "name": net.name, "shapes": net.infer_shape(data=shape)}
+    _argmax_channel_case()
+
+
+@case("identity", "view-and-gradient")
+def _identity(api, data):
+    with api.fresh_names():
+        net = api.sym.identity(api.sym.Variable("data")) * 2.0
+    outs, grads = api.run(net, {"data": data.normal("x", (3, 4))}, head_grads=[data.normal("h", (3, 4))])
+    return {"out0": outs[0], "grad_data": grads["data"], "internals": net.get_internals().list_outputs()}
+
+
+@case("logical_not", "zeros-nan-negative-zero")
+def _logical_not(api, data):
+    net = api.sym.logical_not(api.sym.Variable("data"))
+    x = data.given("data", np.array([[0.0, 1.0, -2.0], [np.nan, -0.0, 0.5]]))
+    outs, grads = api.run(net, {"data": x}, head_grads=[np.ones((2, 3), dtype=np.float32)])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
 @case("pick", "index-not-whole")
 def _pick_not_whole(api, data):
     net = api.sym.pick(api.sym.Variable("data"), api.sym.Variable("index"), axis=1, name="p")

@@ -764,6 +764,14 @@ case(id="argmax_axis", op="argmax",
      forward=lambda v: np.argmax(v["data"], axis=1).astype(np.float64),
      backward=lambda v, h: {"data": np.zeros_like(v["data"])})
 
+case(id="argmax_channel", op="argmax_channel",
+     build=lambda: S.argmax_channel(_data()), shapes={"data": (3, 5, 2)},
+     forward=lambda v: np.argmax(v["data"], 1).astype(np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+case(id="identity", op="_copy", build=lambda: S.identity(_data()), shapes={"data": (3, 5)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": h})
+
 case(id="argmin_flattened_keepdims", op="argmin",
      build=lambda: S.argmin(_data(), keepdims=True), shapes={"data": (3, 5)},
      forward=lambda v: np.argmin(v["data"]).reshape(1, 1).astype(np.float64),

@@ -236,8 +236,9 @@ UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
          "cosh": np.cosh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "log1p": np.log1p,
          "expm1": np.expm1, "log2": np.log2, "log10": np.log10, "rsqrt": lambda x: 1.0 / np.sqrt(x),
          "degrees": np.degrees, "radians": np.radians, "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
-         "round": _round_half_away, "rint": _mxnet_rint, "trunc": np.trunc, "fix": np.fix}
-UNARY_STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix")  # gradient 0
+         "round": _round_half_away, "rint": _mxnet_rint, "trunc": np.trunc, "fix": np.fix,
+         "logical_not": lambda x: (x == 0).astype(np.float64)}
+UNARY_STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix", "logical_not")  # gradient 0
 
 
 def unary_grad(kind, dy, x):
@@ -263,6 +264,8 @@ def unary_domain(kind, rng, shape):
         return rng.uniform(0.5, 2.0, shape)
     if kind == "tan":
         return rng.uniform(-1.2, 1.2, shape)
+    if kind == "logical_not":  # zeros among the others
+        return rng.integers(-1, 2, shape) * rng.uniform(0.5, 2.0, shape)
     if kind in UNARY_STEPS:
         return rng.integers(-4, 4, shape) + rng.uniform(0.1, 0.4, shape) + 0.5 * rng.integers(0, 2, shape)
     return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)

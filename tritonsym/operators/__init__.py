@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     fully_connected,
     gated_activation,
     group_norm,
+    identity,
     instance_norm,
     l2_normalization,
     layer_norm,

@@ -1,7 +1,8 @@
 """argmax and argmin (MXNet's): the index of the largest (smallest) element along ``axis``
 (over the flattened data when it is None, giving shape (1,)), a float in the data's dtype;
 the first where several tie, the first NaN where there is one (``ops/arg_reduce.py``).
-``keepdims`` keeps the axis as 1. No gradient flows to the data; an axis longer than the
+``keepdims`` keeps the axis as 1; ``argmax_channel`` is argmax along axis 1. No gradient
+flows to the data; an axis longer than the
 dtype holds indices exactly (float16: 2048, bfloat16: 256) is refused at bind."""
 
 from __future__ import annotations
@@ -45,3 +46,17 @@ def _register(kind: str) -> None:
 
 _register("argmax")
 _register("argmin")
+
+# MXNet's argmax_channel: argmax along axis 1 (each sample's class of a (batch, classes) score).
+_CHANNEL = {"axis": 1, "keepdims": False}
+register(OpDef(
+    name="argmax_channel",
+    doc="The index of the largest element along axis 1 (first of ties, first NaN); no gradient.",
+    params=[],
+    input_names=("data",),
+    infer_shape=lambda p, in_shapes, out_shapes: _infer_shape(_CHANNEL, in_shapes, out_shapes),
+    forward=lambda a: kernels.plan_arg_reduce(a.inputs[0], a.outputs[0], "argmax", 1),
+    backward=lambda a: [],
+    backward_needs=lambda p, epilogue: ((), ()),
+    no_grad_inputs=lambda p: {"data"},
+))
