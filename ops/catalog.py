@@ -49,6 +49,7 @@ from . import (
     sequence_mask,
     softmax,
     softmax_output,
+    take,
     upsampling,
 )
 from ._common import FLOAT_DTYPES, Launch
@@ -58,7 +59,7 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arg_reduce, attention, bat
                                           fully_connected, gated_activation, grad_norm, group_norm, l2_normalization,
                                           layer_norm, memory, one_hot, optimizer, pad, pick, pooling, prelu, reduce,
                                           regression_output, rotary, select, sequence_mask, softmax, softmax_output,
-                                          upsampling)
+                                          take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -1924,6 +1924,24 @@ def _logical_not(api, data):
     return {"out0": outs[0], "grad_data": grads["data"]}
 
 
+for _a, _i, _params in (((5, 3), [[0.0, 2.0], [7.0, -1.0]], dict()),
+                        ((2, 4, 3), [-5.0, 9.0, 1.0, 4.0, 0.0], dict(axis=1, mode="wrap")),
+                        ((3, 2, 4), [[3.0, 0.0], [2.0, 2.0]], dict(axis=-1, mode="raise")),
+                        ((3, 4), [1.0, 1.0, 2.0], dict(axis=1))):
+    def _take_case(a=_a, i=_i, params=_params):
+        @case("take", "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) + f"-{_fmt(a)}-{len(i)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.take(api.sym.Variable("a"), api.sym.Variable("i"), **params)
+            indices = np.array(i)
+            arrays = {"a": data.normal("a", a, np.float64), "i": indices}
+            out_shape = net.infer_shape(a=a, i=indices.shape)[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("h", out_shape, np.float64)],
+                                  grad_req={"a": "write", "i": "null"})
+            return {"out0": outs[0], "grad_a": grads["a"], "arguments": net.list_arguments(), "name": net.name}
+    _take_case()
+
+
 @case("pick", "index-not-whole")
 def _pick_not_whole(api, data):
     net = api.sym.pick(api.sym.Variable("data"), api.sym.Variable("index"), axis=1, name="p")

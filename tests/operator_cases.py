@@ -764,6 +764,16 @@ case(id="argmax_axis", op="argmax",
      forward=lambda v: np.argmax(v["data"], axis=1).astype(np.float64),
      backward=lambda v, h: {"data": np.zeros_like(v["data"])})
 
+for _axis, _mode, _a, _i, _values in ((0, "clip", (5, 3), (2, 4), lambda rng, s: rng.integers(-2, 8, s)),
+                                      (1, "wrap", (2, 4, 3), (5,), lambda rng, s: rng.integers(-9, 9, s).astype(float)),
+                                      (-1, "raise", (3, 2, 4), (2, 2), classes(4))):
+    case(id=f"take_axis{_axis}_{_mode}", op="take",
+         build=lambda a=_axis, m=_mode: S.take(S.Variable("a"), S.Variable("i"), axis=a, mode=m),
+         shapes={"a": _a, "i": _i}, values={"i": _values},
+         forward=lambda v, a=_axis, m=_mode: o.take(v["a"], v["i"], a, m),
+         backward=lambda v, h, a=_axis, m=_mode, s=_a: {"a": o.take_grad(h, s, v["i"], a % len(s), m)},
+         no_grad=("i",))
+
 case(id="argmax_channel", op="argmax_channel",
      build=lambda: S.argmax_channel(_data()), shapes={"data": (3, 5, 2)},
      forward=lambda v: np.argmax(v["data"], 1).astype(np.float64),

@@ -649,6 +649,24 @@ def _pool_windows(shape, kernel, stride, pad, convention):
         yield position, tuple(slice(lo, hi) for lo, hi in clipped), with_pad, inside
 
 
+def take(a, indices, axis, mode):
+    """numpy's take of whole indices, clipped or wrapped (``mode``)."""
+    return np.take(a, indices.astype(np.int64), axis=axis, mode="clip" if mode == "clip" else "wrap")
+
+
+def take_grad(dy, a_shape, indices, axis, mode):
+    """Each slice of a: the sum of the output gradient's slices at the positions whose
+    (clipped or wrapped) index is that slice's."""
+    length = a_shape[axis]
+    where = indices.astype(np.int64).ravel()
+    where = np.clip(where, 0, length - 1) if mode == "clip" else np.mod(where, length)
+    moved = np.moveaxis(dy, list(range(axis, axis + indices.ndim)), list(range(indices.ndim)))
+    moved = moved.reshape((indices.size, *moved.shape[indices.ndim:]))
+    grad = np.zeros((length, *moved.shape[1:]))
+    np.add.at(grad, where, moved)
+    return np.moveaxis(grad, 0, axis)
+
+
 def pad_sources(length, before, after, mode):
     """Where each output position of an axis of ``length`` padded by (before, after) in
     ``mode`` copies from: numpy's pad of the positions themselves (-1: the constant)."""

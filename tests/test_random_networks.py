@@ -737,6 +737,23 @@ def _pick(net, x, i):
                 x.shape[:axis] + x.shape[axis + 1:], x.tied)
 
 
+def _take(net, x, i):
+    """Slices of x along an axis at an index input of 1 or 2 axes that goes past the axis
+    (clipped or wrapped): a slice taken twice, or never."""
+    axis, mode, name = net.rng.randrange(len(x.shape)), net.rng.choice(["clip", "wrap"]), f"take{i}"
+    n = x.shape[axis]
+    index_shape = tuple(net.rng.randint(1, 4) for _ in range(net.rng.randint(1, 2)))
+    net.shapes[name], net.integers[name] = index_shape, (-n, 2 * n - 1)
+
+    def compute(env):
+        k = env[name].long()
+        k = k.clamp(0, n - 1) if mode == "clip" else k % n
+        taken = x.compute(env).index_select(axis, k.reshape(-1))
+        return taken.reshape(x.shape[:axis] + index_shape + x.shape[axis + 1:])
+    return Node(S.take(x.symbol, S.Variable(name), axis=axis, mode=mode), compute,
+                x.shape[:axis] + index_shape + x.shape[axis + 1:], True)  # a slice taken twice ties
+
+
 def _convolution_or_pooling(net, x, i):
     """x read as (batch, channels, 1-3 spatial axes): a convolution (strided, dilated, padded,
     grouped or depthwise, with or without bias), a transposed one, or max / average pooling (MXNet's ``full``
@@ -809,7 +826,7 @@ MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
          _pick, _convolution_or_pooling, _group_norm, _pad,
-         _upsampling, _l2_normalization]
+         _upsampling, _l2_normalization, _take]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

@@ -54,6 +54,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     squeeze,
     stack,
     swap_axis,
+    take,
     tile,
     transpose,
     upsampling,
