@@ -35,7 +35,9 @@ def _infer_shape(p, in_shapes, out_shapes):
     return [data, index if index is not None else kept], [unify("output", out_shapes[0], out)]
 
 
-def _infer_type(p, in_types, out_types):
+def index_input_types(p, in_types, out_types):
+    """Types of (data, index) operators: the output the data's dtype; an index left open
+    float32 for half-precision data (wide enough for its positions), else the data's."""
     data = in_types[0] or out_types[0]
     if data is None:
         return in_types, out_types
@@ -66,7 +68,7 @@ register(OpDef(
                   doc="an index outside the axis: clip to its ends or wrap around")],
     input_names=("data", "index"),
     infer_shape=_infer_shape,
-    infer_type=_infer_type,
+    infer_type=index_input_types,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((1,), ()),

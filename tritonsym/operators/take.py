@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..ops import take as kernels
+from .pick import index_input_types
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
 
@@ -29,16 +30,6 @@ def _infer_shape(p, in_shapes, out_shapes):
     if a[axis] == 0:
         raise ShapeMismatch(f"a of shape {tuple(a)} has nothing to take along axis {axis}")
     return in_shapes, [unify("output", out_shapes[0], (*a[:axis], *indices, *a[axis + 1:]))]
-
-
-def _infer_type(p, in_types, out_types):
-    a = in_types[0] or out_types[0]
-    if a is None:
-        return in_types, out_types
-    indices = in_types[1]
-    if indices is None:  # positions past 256 (bfloat16) or 2048 (float16) need a wider dtype
-        indices = torch.float32 if a in (torch.float16, torch.bfloat16) else a
-    return [a, indices], [unify("output dtype", out_types[0], a)]
 
 
 def _temps(p, shapes, dtypes):
@@ -71,7 +62,7 @@ register(OpDef(
                   doc="an index outside the axis: clip to its ends, wrap around, or raise (NaN here)")],
     input_names=("a", "indices"),
     infer_shape=_infer_shape,
-    infer_type=_infer_type,
+    infer_type=index_input_types,
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((1,), ()),
