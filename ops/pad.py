@@ -120,15 +120,12 @@ def check_pads(fn: str, shape, mode: str, pads) -> None:
 
 
 def _as_padded_axes(shape, pads) -> tuple[tuple, tuple, tuple]:
-    """(outer, d, h, w) sizes in and out and the pads before, for the kernels."""
+    """The (d, h, w) sizes in, the pads before them and the sizes out, for the kernels (the
+    axes before them are one ``outer`` the kernels read off the flat index)."""
     lead = max(PADDED_AXES - len(shape), 0)
-    shape, pads = (1,) * lead + tuple(shape), ((0, 0),) * lead + tuple(pads)
-    outer = 1
-    for n in shape[:-PADDED_AXES]:
-        outer *= n
-    last = shape[-PADDED_AXES:]
-    last_pads = pads[-PADDED_AXES:]
-    return outer, last, tuple(a for a, _ in last_pads), output_shape(last, last_pads)
+    last = ((1,) * lead + tuple(shape))[-PADDED_AXES:]
+    last_pads = (((0, 0),) * lead + tuple(pads))[-PADDED_AXES:]
+    return last, tuple(a for a, _ in last_pads), output_shape(last, last_pads)
 
 
 def _gather(x, out, mode: str, in_sizes, out_sizes, befores, value: float, accumulate: bool) -> Launch:
@@ -155,7 +152,7 @@ def plan_pad(x: torch.Tensor, out: torch.Tensor | None, mode: str, pads, value: 
     fn = "pad"
     check_pads(fn, x.shape, mode, pads)
     out = _check_operands(fn, ("x", "out"), x, out, output_shape(x.shape, pads))
-    _, in_sizes, befores, out_sizes = _as_padded_axes(x.shape, pads)
+    in_sizes, befores, out_sizes = _as_padded_axes(x.shape, pads)
     return [_gather(x, out, mode, in_sizes, out_sizes, befores, value, False)]
 
 
@@ -193,7 +190,7 @@ def plan_pad_backward(dy: torch.Tensor, dx: torch.Tensor, mode: str, pads, scrat
     _check_operands(fn, ("dy", "dx"), dy, dx, shape)
     folded = [axis for axis in reversed(range(len(shape))) if sum(pads[axis])]
     if mode == "constant" or not folded:  # a crop: the forward gather with the pads negated
-        _, out_sizes, befores, in_sizes = _as_padded_axes(shape, pads)
+        out_sizes, befores, in_sizes = _as_padded_axes(shape, pads)
         return [_gather(dy, dx, "constant", in_sizes, out_sizes, tuple(-b for b in befores), 0.0, accumulate)]
     shapes = fold_shapes(shape, mode, pads)
     scratch = list(scratch) or [torch.empty(s, dtype=compute_dtype(dx.dtype), device=dx.device) for s in shapes]
