@@ -1,7 +1,8 @@
-"""Convolution, Deconvolution, Pooling, GroupNorm, Pad and UpSampling on the GPU's tensor
+"""Convolution, Deconvolution, Pooling, GroupNorm, LRN, Pad and UpSampling on the GPU's tensor
 cores and memory: a ResNet stage's 3x3 convolution (forward, input gradient, weight
-gradient), then a 3x3 max pooling of stride 2 over its output (forward and backward) and a
-GroupNorm of it (32 groups: forward and backward, against ``group_norm``), then a decoder's
+gradient), then a 3x3 max pooling of stride 2 over its output (forward and backward), a
+GroupNorm of it (32 groups: forward and backward, against ``group_norm``) and AlexNet's LRN
+(against ``local_response_norm``), then a decoder's
 4x4/2 transposed convolution of the pooled output to twice its size (forward, data and
 weight gradients), a reflect Pad around the convolution's output and a nearest UpSampling
 of the pooled output (forward and backward), against cuDNN and torch through PyTorch eager
@@ -22,7 +23,7 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import convolution, deconvolution, group_norm, pad, pooling, upsampling
+from tritonsym.ops import convolution, deconvolution, group_norm, lrn, pad, pooling, upsampling
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -78,7 +79,8 @@ def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel:
              _row("max Pooling 3x3/2 backward", name, y.shape, time_ms(lambda: run(unpool)),
                   time_ms(lambda: torch.autograd.grad(out, yr, dpool, retain_graph=True)), nbytes=moved,
                   copy_gbs=copy_gbs)]
-    return (rows + group_norm_rows(y, dy, name, copy_gbs) + deconvolution_rows(pooled, channels, precision, name)
+    return (rows + group_norm_rows(y, dy, name, copy_gbs) + lrn_rows(y, dy, name, copy_gbs)
+            + deconvolution_rows(pooled, channels, precision, name)
             + resampling_rows(y, pooled, name, copy_gbs))
 
 
@@ -106,6 +108,27 @@ def group_norm_rows(y: torch.Tensor, dy: torch.Tensor, name: str, copy_gbs) -> l
                  copy_gbs=copy_gbs),
             _row(f"{label} backward", name, y.shape, time_ms(lambda: run(backward)),
                  time_ms(lambda: torch.autograd.grad(ref, (yr, gr, br), dy, retain_graph=True)), nbytes=3 * size,
+                 copy_gbs=copy_gbs)]
+
+
+def lrn_rows(y: torch.Tensor, dy: torch.Tensor, name: str, copy_gbs) -> list[dict]:
+    """AlexNet's LRN (nsize 5) of the convolution's output, forward and backward, against
+    torch's local_response_norm (and its autograd)."""
+    constants = dict(nsize=5, alpha=1e-4, beta=0.75, knorm=2.0)
+    out, dx = torch.empty_like(y), torch.empty_like(y)
+    terms = torch.empty(y.shape, device=DEVICE, dtype=lrn.scratch_dtype(y.dtype))
+    forward, backward = lrn.plan_lrn(y, out, **constants), lrn.plan_lrn_backward(y, dy, terms, dx, **constants)
+    # torch's CPU build has no half-precision avg_pool3d, which local_response_norm runs on:
+    # the interpreter's rows (timing nothing that matters) compare with float32 there
+    y_ref, dy_ref = (y, dy) if ON_GPU else (y.float(), dy.float())
+    yr = y_ref.detach().clone().requires_grad_()
+    ref = torch.nn.functional.local_response_norm(yr, 5, 1e-4, 0.75, 2.0)
+    size = y.numel() * y.element_size()
+    return [_row("LRN 5 forward", name, y.shape, time_ms(lambda: run(forward)),
+                 time_ms(lambda: torch.nn.functional.local_response_norm(y_ref, 5, 1e-4, 0.75, 2.0)),
+                 nbytes=2 * size, copy_gbs=copy_gbs),
+            _row("LRN 5 backward", name, y.shape, time_ms(lambda: run(backward)),
+                 time_ms(lambda: torch.autograd.grad(ref, yr, dy_ref, retain_graph=True)), nbytes=3 * size,
                  copy_gbs=copy_gbs)]
 
 
@@ -183,7 +206,8 @@ def main() -> None:
                                    "the comparison). max Pooling 3x3/2 over the convolution's output: `% of copy` "
                                    "counts one read of its input and one write of its output and kept positions "
                                    "(backward: those reads and one write). GroupNorm over the convolution's output: "
-                                   "`% of copy` counts one read and one write (backward: two reads, one write). "
+                                   "`% of copy` counts one read and one write (backward: two reads, one write); "
+                                   "LRN 5 (AlexNet's) over it alike (its backward's scratch and windows not counted). "
                                    "Deconvolution 4x4/2: the pooled output "
                                    "(shape: batch x its channels x size x size x the image's channels) upsampled "
                                    "to twice its size; TFLOP/s of its forward's products. Pad reflect 1 around the "
@@ -191,7 +215,7 @@ def main() -> None:
                                    "copy` counts one read of the smaller and one write of the larger tensor (the "
                                    "backward: the reverse). `vs torch` is "
                                    "tritonsym's speed-up over torch eager (cuDNN on a GPU).")
-    table = Table("convolution", len(names) * len(shapes) * 14, notes)
+    table = Table("convolution", len(names) * len(shapes) * 16, notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for shape in shapes:
             for row in convolution_rows(*shape, name, copy_gbs):

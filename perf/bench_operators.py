@@ -1,8 +1,8 @@
 """The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm and
-L2Normalization forward and backward, Dropout forward and backward, a broadcast add, rotary
+L2Normalization forward and backward, topk forward and backward, Dropout forward and backward, a broadcast add, rotary
 position embedding, GatedActivation (SwiGLU's product) forward and backward, batch_dot and
 the Adam update, against PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout,
-broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``,
+torch.topk, broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``,
 torch.bmm, torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a
 share of the measured device-to-device copy bandwidth.
 
@@ -21,7 +21,7 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, l2_normalization, layer_norm, rotary
+from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, l2_normalization, layer_norm, rotary, sort
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -82,6 +82,29 @@ def l2_normalization_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dic
     eager_bwd = time_ms(lambda: torch.autograd.grad(yr, xr, dy, retain_graph=True))
     return [_row("L2Normalization forward", name, (rows, cols), fwd, eager_fwd, 2 * size, copy_gbs),
             _row("L2Normalization backward", name, (rows, cols), bwd, eager_bwd, 3 * size, copy_gbs)]
+
+
+def topk_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """topk's 8 largest of each row (a classifier's or a decoder's scores: values, indices
+    and the int32 indices backward reads) and its gradient scattered back, against
+    torch.topk and autograd through it. Its ranks compare every pair of a row (O(cols²) a
+    row), so it runs on a sixteenth of the rows."""
+    dtype, rows, k = DTYPES[name], max(1, rows // 16), min(8, cols)
+    gen = torch.Generator(device=DEVICE).manual_seed(rows + 2)
+    x = torch.randn(rows, cols, device=DEVICE, generator=gen).to(dtype)
+    values, dx = torch.empty(rows, k, device=DEVICE, dtype=dtype), torch.empty_like(x)
+    indices = torch.empty(rows, k, device=DEVICE, dtype=torch.float32)
+    kept = torch.empty(rows, k, device=DEVICE, dtype=torch.int32)
+    forward = sort.plan_rank(x, -1, k, True, values=values, indices=indices, kept=kept)
+    backward = sort.plan_scatter_backward(values, kept, dx, -1)
+    xr = x.detach().clone().requires_grad_()
+    yr = torch.topk(xr, k, dim=1).values
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: torch.topk(x, k, dim=1))
+    eager_bwd = time_ms(lambda: torch.autograd.grad(yr, xr, values, retain_graph=True))
+    return [_row(f"topk forward (k={k})", name, (rows, cols), fwd, eager_fwd, None, copy_gbs),
+            _row(f"topk backward (k={k})", name, (rows, cols), bwd, eager_bwd, x.numel() * x.element_size(),
+                 copy_gbs)]
 
 
 def dropout_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
@@ -242,12 +265,16 @@ def main() -> None:
                                    "one read and one write (shape: batch x heads x positions x head_dim; its "
                                    "forward's `vs eager` against Hugging Face's rotate_half with a cached cos/sin "
                                    "table), GatedActivation's forward as two reads and a write, its backward as "
-                                   "three reads and two writes (eager: autograd through h * F.silu(gate)).")
-    table = Table("operators", len(names) * (13 + len(shapes)), notes)
+                                   "three reads and two writes (eager: autograd through h * F.silu(gate)), topk's "
+                                   "backward as one write of the data's gradient (its forward, O(columns²) "
+                                   "comparisons a row, on a sixteenth of the rows, has no copy share).")
+    table = Table("operators", len(names) * (15 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in l2_normalization_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in topk_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in dropout_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

@@ -787,6 +787,51 @@ case(id="argmin_flattened_keepdims", op="argmin",
      forward=lambda v: np.argmin(v["data"]).reshape(1, 1).astype(np.float64),
      backward=lambda v, h: {"data": np.zeros_like(v["data"])})
 
+# ---------------------------------------------------------- LRN
+
+for _id, _shape, _params in (("lrn_alexnet_window", (2, 7, 3, 4), dict(nsize=5, alpha=2.0)),
+                             ("lrn_wide_window", (3, 4, 5), dict(nsize=7, alpha=0.5, beta=0.6, knorm=1.5))):
+    def _lrn_case(id=_id, shape=_shape, params=_params):
+        full = {"alpha": 1e-4, "beta": 0.75, "knorm": 2.0, **params}
+        case(id=id, op="LRN", build=lambda: S.LRN(_data(), **params), shapes={"data": shape},
+             values={"data": normal(3.0)},  # large enough that the window sum matters beside knorm
+             forward=lambda v: o.lrn(v["data"], **full),
+             backward=lambda v, h: {"data": o.lrn_grad(h, v["data"], **full)})
+    _lrn_case()
+
+
+# ---------------------------------------------------------- topk, sort, argsort
+
+for _id, _op, _shape, _params in (("topk_values_middle_axis", "topk", (3, 9, 2), dict(axis=1, k=4, ret_typ="value")),
+                                  ("topk_both_smallest", "topk", (4, 7), dict(k=3, ret_typ="both", is_ascend=True)),
+                                  ("topk_indices_flattened", "topk", (3, 5), dict(axis=None, k=6)),
+                                  ("topk_mask_first_axis", "topk", (6, 4), dict(axis=0, k=2, ret_typ="mask")),
+                                  ("sort_descending", "sort", (5, 6), dict(is_ascend=False)),
+                                  ("sort_flattened", "sort", (2, 3, 4), dict(axis=None)),
+                                  ("argsort_middle_axis", "argsort", (2, 11, 3), dict(axis=1))):
+    def _sort_case(id=_id, op=_op, shape=_shape, params=_params):
+        full = {"axis": -1, "k": 0 if op != "topk" else 1, "is_ascend": op != "topk",
+                "ret_typ": {"sort": "value", "argsort": "indices"}.get(op, "indices"), **params}
+        axis, k, ascending, ret = full["axis"], full["k"], full["is_ascend"], full["ret_typ"]
+
+        def forward(v):
+            if ret == "mask":
+                return o.topk_mask(v["data"], axis, k, ascending)
+            return o.topk(v["data"], axis, k, ascending)[0 if ret in ("value", "both") else 1]
+
+        def backward(v, h):
+            if ret in ("value", "both"):
+                return {"data": o.topk_grad(h, v["data"], axis, k, ascending)}
+            return {"data": np.zeros_like(v["data"])}
+
+        def build():  # of "both", the values (the indices, unused, take no gradient)
+            out = getattr(S, op)(_data(), **params)
+            return out[0] if ret == "both" else out
+
+        case(id=id, op=op, build=build, shapes={"data": shape}, forward=forward, backward=backward)
+    _sort_case()
+
+
 # -------------------------------------------------- masks: softmax(use_length), SequenceMask
 
 

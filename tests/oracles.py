@@ -667,6 +667,62 @@ def take_grad(dy, a_shape, indices, axis, mode):
     return np.moveaxis(grad, 0, axis)
 
 
+def sort_order(x, axis, ascending):
+    """The indices that sort ``x`` along ``axis`` (None: flattened), stably (ties in index
+    order), NaN larger than every number: last ascending, first descending."""
+    x = x.reshape(-1) if axis is None else np.moveaxis(x, axis, -1)
+    nan = np.isnan(x)
+    value = np.where(nan, 0.0, x if ascending else -x)
+    order = np.lexsort((value, nan if ascending else ~nan), axis=-1)
+    return order if axis is None else np.moveaxis(order, -1, axis)
+
+
+def topk(x, axis, k, ascending):
+    """(values, indices) of the ``k`` first elements of each row in that order (k < 1: all)."""
+    data = x.reshape(-1) if axis is None else x
+    axis = 0 if axis is None else axis
+    k = data.shape[axis] if k < 1 else k
+    order = np.take(sort_order(data, axis, ascending), np.arange(k), axis=axis)
+    return np.take_along_axis(data, order, axis), order.astype(np.float64)
+
+
+def topk_mask(x, axis, k, ascending):
+    """1 where an element is among its row's ``k`` first, else 0, in x's shape."""
+    data = x.reshape(-1) if axis is None else x
+    mask = np.zeros(data.shape)
+    np.put_along_axis(mask, topk(data, axis, k, ascending)[1].astype(np.int64), 1.0, 0 if axis is None else axis)
+    return mask.reshape(x.shape)
+
+
+def topk_grad(dy, x, axis, k, ascending):
+    """The values' gradient: each kept element gets its output position's, the rest 0."""
+    data = x.reshape(-1) if axis is None else x
+    grad = np.zeros(data.shape)
+    np.put_along_axis(grad, topk(data, axis, k, ascending)[1].astype(np.int64), dy.reshape(-1) if axis is None
+                      else dy, 0 if axis is None else axis)
+    return grad.reshape(x.shape)
+
+
+def _lrn_scale(x, nsize, alpha, knorm):
+    """knorm + alpha / nsize * the sum of squares over each channel's window (axis 1)."""
+    half, channels = nsize // 2, x.shape[1]
+    sums = np.stack([(x[:, max(0, c - half):c + half + 1] ** 2).sum(1) for c in range(channels)], 1)
+    return knorm + alpha / nsize * sums
+
+
+def lrn(x, nsize, alpha, beta, knorm):
+    """Local response normalization across the channels of axis 1."""
+    return x * _lrn_scale(x, nsize, alpha, knorm) ** -beta
+
+
+def lrn_grad(dy, x, nsize, alpha, beta, knorm):
+    """d(sum(dy * lrn(x)))/dx: the element's own scale, and its share of each window it is in."""
+    s, half = _lrn_scale(x, nsize, alpha, knorm), nsize // 2
+    terms = dy * x * s ** (-beta - 1)
+    sums = np.stack([terms[:, max(0, c - half):c + half + 1].sum(1) for c in range(x.shape[1])], 1)
+    return dy * s ** -beta - 2 * alpha * beta / nsize * x * sums
+
+
 def pad_sources(length, before, after, mode):
     """Where each output position of an axis of ``length`` padded by (before, after) in
     ``mode`` copies from: numpy's pad of the positions themselves (-1: the constant)."""

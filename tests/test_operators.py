@@ -64,7 +64,8 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("softmax", "MAX_BLOCK", 16), ("pick", "ELEMENTWISE_BLOCK", 16), ("one_hot", "ELEMENTWISE_BLOCK", 16),
                 ("arg_reduce", "TILE", 8), ("pooling", "ELEMENTWISE_BLOCK", 16),
                 ("softmax", "LOOP_BLOCK", 4), ("softmax_output", "COUNT_BLOCK", 8),
-                ("softmax_output", "MAX_BLOCK_C", 4), ("softmax_output", "ROW_BUDGET", 8)]
+                ("softmax_output", "MAX_BLOCK_C", 4), ("softmax_output", "ROW_BUDGET", 8),
+                ("sort", "TILE", 8), ("sort", "BLOCK_J", 4)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

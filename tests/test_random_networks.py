@@ -754,6 +754,42 @@ def _take(net, x, i):
                 x.shape[:axis] + index_shape + x.shape[axis + 1:], True)  # a slice taken twice ties
 
 
+def _lrn(net, x, i):
+    """LRN across axis 1 (AlexNet's window, wider ones, one of a single channel)."""
+    if len(x.shape) < 2:
+        return None
+    nsize, alpha = net.rng.choice([1, 3, 5]), net.rng.choice([1e-4, 0.5, 2.0])
+    beta, knorm = net.rng.choice([0.75, 1.5]), net.rng.choice([1.0, 2.0])
+
+    def compute(env):
+        t = x.compute(env)
+        flat = t.dim() == 2  # torch's takes at least 3 axes
+        y = F.local_response_norm(t.unsqueeze(-1) if flat else t, nsize, alpha, beta, knorm)
+        return y.squeeze(-1) if flat else y
+    return Node(S.LRN(x.symbol, nsize=nsize, alpha=alpha, beta=beta, knorm=knorm), compute, x.shape, x.tied)
+
+
+def _sort(net, x, i):
+    """x sorted along an axis (None: flattened), or its k largest or smallest (topk's values),
+    only of values with no ties: which of two tied elements takes a gradient follows rounding."""
+    if x.tied:
+        return None
+    axis = net.rng.choice([None, *range(len(x.shape))])
+    length = int(np.prod(x.shape)) if axis is None else x.shape[axis]
+    whole = net.rng.random() < 0.3  # sort: the whole axis
+    k, ascending = length if whole else net.rng.randint(1, length), net.rng.random() < 0.5
+
+    def compute(env):
+        t = x.compute(env)
+        t = t.reshape(-1) if axis is None else t
+        ordered = torch.sort(t, dim=0 if axis is None else axis, descending=not ascending, stable=True).values
+        return ordered.narrow(0 if axis is None else axis, 0, k)
+    shape = (k,) if axis is None else x.shape[:axis] + (k,) + x.shape[axis + 1:]
+    if whole:
+        return Node(S.sort(x.symbol, axis=axis, is_ascend=ascending), compute, shape)
+    return Node(S.topk(x.symbol, axis=axis, k=k, ret_typ="value", is_ascend=ascending), compute, shape)
+
+
 def _convolution_or_pooling(net, x, i):
     """x read as (batch, channels, 1-3 spatial axes): a convolution (strided, dilated, padded,
     grouped or depthwise, with or without bias), a transposed one, or max / average pooling (MXNet's ``full``
@@ -826,7 +862,7 @@ MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
          _pick, _convolution_or_pooling, _group_norm, _pad,
-         _upsampling, _l2_normalization, _take]
+         _upsampling, _l2_normalization, _take, _sort, _lrn]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

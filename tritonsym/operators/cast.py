@@ -20,7 +20,8 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.f
 MXNET_INTEGER_DTYPES = ("bool", "int8", "uint8", "int32", "int64")
 
 
-def _check_dtype(value: str) -> str | None:
+def check_dtype_name(value: str) -> str | None:
+    """None when ``value`` names a dtype tritonsym computes in, else what is wrong with it."""
     if value in DTYPES:
         return None
     if value in MXNET_INTEGER_DTYPES:
@@ -54,7 +55,8 @@ register(OpDef(
     name="Cast",
     doc="The data converted to another floating dtype (rounded to nearest, ties to even); the gradient is "
         "converted back to the data's dtype.",
-    params=[Param("dtype", str, check=_check_dtype, doc="the output's dtype: float64, float32, float16 or bfloat16")],
+    params=[Param("dtype", str, check=check_dtype_name,
+                  doc="the output's dtype: float64, float32, float16 or bfloat16")],
     input_names=("data",),
     aliases=("cast",),
     infer_type=_infer_type,

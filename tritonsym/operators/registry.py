@@ -70,9 +70,19 @@ class Param:
     doc: str = ""
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
 
+    @property
+    def none_is_a_value(self) -> bool:
+        """An optional parameter whose default is a value: None given is not "left out" but
+        None (topk's axis=None sorts the flattened data where the default -1 sorts rows)."""
+        return self.kind in ("optional_int", "optional_float") and self.default not in (None, REQUIRED)
+
+    def is_given(self, given: dict) -> bool:
+        """The script (or file) set this parameter in ``given``."""
+        return self.name in given and (given[self.name] is not None or self.none_is_a_value)
+
     def parse(self, op: str, value: Any) -> Any:
         """The typed value from a Python value or from the string JSON stores."""
-        if self.default is None and isinstance(value, str) and value.strip() == "None":
+        if (self.default is None or self.none_is_a_value) and (value is None or str(value).strip() == "None"):
             return None  # how MXNet writes an optional parameter left unset (Convolution's cudnn_tune)
         try:
             parsed = _PARSERS[self.kind](value)
@@ -450,7 +460,7 @@ class OpDef:
                              f"{', '.join(self.all_input_names())}")
         parsed = {}
         for p in self.params:
-            if p.name in given and given[p.name] is not None:
+            if p.is_given(given):
                 parsed[p.name] = p.parse(self.name, given[p.name])
             elif p.default is REQUIRED:
                 raise ParamError(f"{self.name}: the required parameter {p.name!r} is missing")

@@ -516,6 +516,7 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
         source = inputs[input_names.index(input_name)][0]
         if source.is_variable and "__init__" not in source.attrs:
             source.attrs["__init__"] = spec
-    set_params = [k for k in param_kwargs if param_kwargs[k] is not None]
+    declared = {q.name: q for q in op.params}
+    set_params = [k for k in param_kwargs if declared[k].is_given(param_kwargs)]
     node = Node(op, node_name, params, set_params, attributes, inputs)
     return Symbol([(node, i) for i in range(node.num_outputs)])
