@@ -40,16 +40,18 @@ from .unary_math import UNARY_NEEDS, UNARY_OPS, unary_grad, unary_value
 COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
 BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS)
 # smooth_l1 (MXNet's, the scalar its sigma): 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else
-# |x| - 0.5 / sigma**2; its gradient sigma**2 x, else the sign of x.
+# |x| - 0.5 / sigma**2; its gradient sigma**2 x, else the sign of x. hard_sigmoid (MXNet's,
+# the scalar its alpha and ``second`` its beta): clip(alpha x + beta, 0, 1); its gradient alpha
+# strictly inside (0, 1), else 0 (NaN at NaN).
 SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
-              *COMPARISONS, "smooth_l1")
+              *COMPARISONS, "smooth_l1", "hard_sigmoid")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
 BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
                 "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
                 "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
-                **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",)}
+                **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",), "hard_sigmoid": ("input",)}
 
 
 # --------------------------------------------------------------------- math helpers
@@ -216,7 +218,7 @@ def _binary_backward_kernel(
 
 @triton.jit
 def _scalar_forward_kernel(
-    X, OUT, scalar: tl.float64, log_scalar: tl.float64, n, sizes, x_strides, out_strides,
+    X, OUT, scalar: tl.float64, second: tl.float64, n, sizes, x_strides, out_strides,
     OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
     FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
@@ -239,13 +241,16 @@ def _scalar_forward_kernel(
     elif OP == "power":
         r = _power(x, s, SMALL_INT, IS_INT, ODD)
     elif OP == "rpower":
-        r = tl.exp(x * widen(log_scalar, OUT))
+        r = tl.exp(x * widen(second, OUT))  # second: log(scalar)
     elif OP == "maximum" or OP == "minimum":
         r = _larger(x, s, OP)
     elif OP == "smooth_l1":
         square = s * s  # the quadratic part's reach is 1 / square; at it the two parts meet
         r = tl.where(x * square > 1.0, x - 0.5 / square,
                      tl.where(x * square < -1.0, -x - 0.5 / square, 0.5 * square * x * x))
+    elif OP == "hard_sigmoid":  # comparisons, not min/max: NaN stays NaN
+        v = s * x + widen(second, OUT)
+        r = tl.where(v < 0.0, 0.0, tl.where(v > 1.0, 1.0, v))
     else:
         r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -253,7 +258,7 @@ def _scalar_forward_kernel(
 
 @triton.jit
 def _scalar_backward_kernel(
-    DOUT, X, OUT, DX, scalar: tl.float64, log_scalar: tl.float64,
+    DOUT, X, OUT, DX, scalar: tl.float64, second: tl.float64,
     n, sizes, g_strides, x_strides, out_strides, dx_strides,
     OP: tl.constexpr, SMALL_INT: tl.constexpr, IS_INT: tl.constexpr, ODD: tl.constexpr,
     ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
@@ -280,7 +285,8 @@ def _scalar_backward_kernel(
         d = tl.where(s == 0.0, g * 0.0, g * s * _power(x, s - 1.0, SMALL_INT, IS_INT, ODD))
     elif OP == "rpower":
         y = load_wide(OUT, element_offsets(index, FLAT, sizes, out_strides), mask, 0.0)
-        d = g * y * widen(log_scalar, DOUT)  # the base is positive (the launcher checks): log is finite
+        # second: log(scalar), finite (the launcher checks that the base is positive)
+        d = g * y * widen(second, DOUT)
     elif OP == "maximum":  # MXNet's: x's gradient where x >= scalar
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         d = tl.where(x >= s, g, 0.0)
@@ -291,6 +297,10 @@ def _scalar_backward_kernel(
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         square = s * s
         d = tl.where(x * square > 1.0, g, tl.where(x * square < -1.0, -g, g * square * x))
+    elif OP == "hard_sigmoid":
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        v = s * x + widen(second, DOUT)
+        d = tl.where(v != v, v, tl.where((v > 0.0) & (v < 1.0), g * s, g * 0.0))
     else:
         d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
@@ -405,7 +415,8 @@ def binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None = No
     run(plan_binary_backward(op, grad_out, a, b, grad_a, grad_b, accumulate_a, accumulate_b))
 
 
-def _scalar_constants(fn: str, op: str, scalar: float) -> tuple[float, dict]:
+def _scalar_constants(fn: str, op: str, scalar: float, second: float) -> tuple[float, dict]:
+    """(the kernels' second constant, the exponent's compile-time description)."""
     scalar = float(scalar)
     if op == "rpower":
         if not scalar > 0:
@@ -413,46 +424,50 @@ def _scalar_constants(fn: str, op: str, scalar: float) -> tuple[float, dict]:
         return math.log(scalar), dict(SMALL_INT=0, IS_INT=False, ODD=False)
     if op == "power":
         return 0.0, _exponent_kind(scalar)
-    return 0.0, dict(SMALL_INT=0, IS_INT=False, ODD=False)
+    return float(second), dict(SMALL_INT=0, IS_INT=False, ODD=False)
 
 
-def plan_scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor) -> list[Launch]:
+def plan_scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor,
+                        second: float = 0.0) -> list[Launch]:
     fn = f"scalar_forward({op})"
     _check_op(fn, op, SCALAR_OPS)
     _check_operands(fn, x.shape, x=x)
-    log_scalar, kind = _scalar_constants(fn, op, scalar)
+    second, kind = _scalar_constants(fn, op, scalar, second)
     out = prepare_out(fn, "out", out, x.shape, x.dtype, x.device)
     return elementwise_launches(fn, x.shape, dict(x=x, out=out), lambda t, args, flat, grid: Launch(
-        _scalar_forward_kernel, grid, [*t.values(), float(scalar), log_scalar, *args],
+        _scalar_forward_kernel, grid, [*t.values(), float(scalar), second, *args],
         dict(OP=op, **kind, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
-def scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None = None) -> torch.Tensor:
+def scalar_forward(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None = None,
+                   second: float = 0.0) -> torch.Tensor:
     """``out = x OP scalar`` for ``op`` in ``SCALAR_OPS`` (``rminus``: scalar - x, ``rdiv``:
-    scalar / x, ``power``: x ** scalar, ``rpower``: scalar ** x with scalar > 0)."""
+    scalar / x, ``power``: x ** scalar, ``rpower``: scalar ** x with scalar > 0,
+    ``hard_sigmoid``: clip(scalar x + second, 0, 1))."""
     out = prepare_out(f"scalar_forward({op})", "out", out, x.shape, x.dtype, x.device)
-    run(plan_scalar_forward(op, x, scalar, out))
+    run(plan_scalar_forward(op, x, scalar, out, second))
     return out
 
 
 def plan_scalar_backward(op: str, grad_out: torch.Tensor, x: torch.Tensor | None, out: torch.Tensor | None,
-                         grad_x: torch.Tensor, scalar: float, accumulate: bool = False) -> list[Launch]:
+                         grad_x: torch.Tensor, scalar: float, accumulate: bool = False,
+                         second: float = 0.0) -> list[Launch]:
     fn = f"scalar_backward({op})"
     _check_op(fn, op, SCALAR_OPS)
     tensors = _one_input_gradient(fn, SCALAR_NEEDS[op], grad_out, x, out, grad_x)
-    log_scalar, _ = _scalar_constants(fn, op, scalar)
+    second, _ = _scalar_constants(fn, op, scalar, second)
     kind = _exponent_kind(float(scalar) - 1.0) if op == "power" else dict(SMALL_INT=0, IS_INT=False, ODD=False)
     return elementwise_launches(fn, grad_out.shape, tensors, lambda t, args, flat, grid: Launch(
-        _scalar_backward_kernel, grid, [*t.values(), float(scalar), log_scalar, *args],
+        _scalar_backward_kernel, grid, [*t.values(), float(scalar), second, *args],
         dict(OP=op, **kind, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def scalar_backward(op: str, grad_out: torch.Tensor, scalar: float, x: torch.Tensor | None = None,
                     out: torch.Tensor | None = None, grad_x: torch.Tensor | None = None,
-                    accumulate: bool = False) -> torch.Tensor:
+                    accumulate: bool = False, second: float = 0.0) -> torch.Tensor:
     """``grad_x (+)= grad_out * d(x OP scalar)/dx``; pass ``x`` or ``out`` as ``SCALAR_NEEDS`` says."""
     grad_x = prepare_out(f"scalar_backward({op})", "grad_x", grad_x, grad_out.shape, grad_out.dtype, grad_out.device)
-    run(plan_scalar_backward(op, grad_out, x, out, grad_x, scalar, accumulate))
+    run(plan_scalar_backward(op, grad_out, x, out, grad_x, scalar, accumulate, second))
     return grad_x
 
 

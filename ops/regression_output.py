@@ -1,9 +1,12 @@
-"""Regression outputs (linear and logistic) backward: ``grad = (out - label) * scale``.
+"""Regression outputs (linear, logistic and mean absolute error) backward: ``grad = (out -
+label) * scale``, or for the absolute error ``sign(out - label) * scale``.
 
-Forward is the identity (linear) or a sigmoid (logistic, ``activation.py``); with the
-sigmoid, ``out - label`` is exactly the gradient of the cross-entropy, so both share this
-kernel. ``scale`` is ``grad_scale / num_outputs`` (MXNet's convention), times the
-one-element device tensor ``loss_scale`` when one is given (a dynamic loss scale).
+Forward is the identity (linear, absolute) or a sigmoid (logistic, ``activation.py``); with
+the sigmoid, ``out - label`` is exactly the gradient of the cross-entropy, so both share this
+kernel. The absolute error's sign is MXNet's: -1 where out equals the label (a subgradient),
+and NaN where either is NaN (MXNet's gives -1 there). ``scale`` is ``grad_scale /
+num_outputs`` (MXNet's convention), times the one-element device tensor ``loss_scale``
+when one is given (a dynamic loss scale).
 """
 
 from __future__ import annotations
@@ -33,21 +36,27 @@ from ._common import (
 @triton.jit
 def _regression_backward_kernel(
     OUT, LABEL, DX, LOSS_SCALE, scale: tl.float64, n, sizes, out_strides, label_strides, dx_strides,
-    HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_LOSS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, ABSOLUTE: tl.constexpr, FLAT: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
-    """Each program computes dx (+)= (out - label) * scale [* loss_scale] for BLOCK elements."""
+    """Each program computes dx (+)= (out - label) * scale [* loss_scale] for BLOCK elements
+    (``ABSOLUTE``: its sign instead of the difference)."""
     index, mask = element_block(n, BLOCK)
     out = widen(tl.load(OUT + element_offsets(index, FLAT, sizes, out_strides), mask=mask, other=0.0), DX)
     label = widen(tl.load(LABEL + element_offsets(index, FLAT, sizes, label_strides), mask=mask, other=0.0), DX)
     factor = widen(scale, DX)
     if HAS_LOSS_SCALE:
         factor = factor * widen(tl.load(LOSS_SCALE), DX)
-    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), (out - label) * factor, mask, ACCUMULATE)
+    difference = out - label
+    if ABSOLUTE:  # NaN stays NaN
+        difference = tl.where(difference != difference, difference, tl.where(difference > 0, 1.0, -1.0))
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), difference * factor, mask, ACCUMULATE)
 
 
 def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad_in: torch.Tensor,
                                     scale: float, accumulate: bool = False,
-                                    loss_scale: torch.Tensor | None = None) -> list[Launch]:
+                                    loss_scale: torch.Tensor | None = None, absolute: bool = False) -> list[Launch]:
+    """``grad_in (+)= (out - label) * scale [* loss_scale]`` (``absolute``: its sign, -1 at 0)."""
     fn = "regression_output_backward"
     check_tensor(fn, "out", out)
     check_loss_scale(fn, loss_scale, out.device)
@@ -66,7 +75,8 @@ def plan_regression_output_backward(out: torch.Tensor, label: torch.Tensor, grad
                                 lambda t, args, flat, grid: Launch(
         _regression_backward_kernel, grid,
         [*t.values(), loss_scale if loss_scale is not None else t["grad_in"], float(scale), *args],
-        dict(HAS_LOSS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
+        dict(HAS_LOSS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, ABSOLUTE=absolute, FLAT=flat,
+             BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def regression_output_backward(out: torch.Tensor, label: torch.Tensor, scale: float = 1.0,

@@ -105,6 +105,12 @@ DECISIONS: dict[str, str] = {
                                                   "axis past the rank at forward; tritonsym refuses it at inference",
     "Pooling/max-nan": "MXNet 1.9.1's max pooling skips NaN (a window of 1, NaN, 1, 1 gives 1); tritonsym's gives "
                        "NaN, the first NaN taking the gradient, as torch's",
+    "MAERegressionOutput/equal-and-nan": "MXNet 1.9.1's absolute-error gradient is -1 where out - label is NaN; "
+                                         "tritonsym's is NaN there (NaN in, NaN out); -1 where they are equal in both",
+    "hard_sigmoid/nan": "MXNet 1.9.1's hard_sigmoid passes NaN forward but gives it gradient 0; tritonsym's NaN",
+    "SoftmaxActivation/instance-(3,4,5)": "MXNet 1.9.1's instance-mode backward on data of 3 axes differentiates "
+                                          "along axis 1 while its forward normalises along the last (its own "
+                                          "finite differences disagree); tritonsym's is the forward's gradient",
     "Pooling/window-of-padding-only": "MXNet 1.9.1 answers a window holding only padding with -DBL_MAX (max) or 0 "
                                       "(the others); tritonsym refuses such a geometry at bind, naming it",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
@@ -269,7 +275,7 @@ for _op in ("softmax", "log_softmax"):
         _softmax_case()
 
 
-for _op in ("LinearRegressionOutput", "LogisticRegressionOutput"):
+for _op in ("LinearRegressionOutput", "LogisticRegressionOutput", "MAERegressionOutput"):
     for _scale, _shape in itertools.product((1.0, 0.5), ((5, 1), (4, 3))):
         def _regression_case(op=_op, scale=_scale, shape=_shape):
             @case(op, f"grad_scale{scale}-{_fmt(shape)}")
@@ -936,6 +942,36 @@ for _sigma in (None, 0.5, 3.0):
             return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
     _smooth_l1_case()
 
+for _params in ({}, {"alpha": 0.7, "beta": -0.2}):
+    def _hard_sigmoid_case(params=_params):
+        @case("hard_sigmoid", "-".join(f"{k}{v}" for k, v in params.items()) or "defaults")
+        def run(api, data):
+            x = data.given("data", np.array([[-3.0, -2.5, -1.0, 0.0], [1.0, 2.4999, 2.5, 3.0]]))
+            with api.fresh_names():
+                net = api.sym.hard_sigmoid(api.sym.Variable("data"), **params)
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (2, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+    _hard_sigmoid_case()
+
+
+for _mode, _shape in (("instance", (3, 4, 5)), ("instance", (4, 6)), ("channel", (2, 5, 3, 2)), ("channel", (2, 3))):
+    def _softmax_activation_case(mode=_mode, shape=_shape):
+        @case("SoftmaxActivation", f"{mode}-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.SoftmaxActivation(api.sym.Variable("data"), mode=mode)
+            outs, grads = api.run(net, {"data": data.normal("x", shape)}, head_grads=[data.normal("h", shape)])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+    _softmax_activation_case()
+
+
+@case("hard_sigmoid", "nan")
+def _hard_sigmoid_nan(api, data):
+    net = api.sym.hard_sigmoid(api.sym.Variable("data"), name="h")
+    outs, grads = api.run(net, {"data": data.given("data", np.array([[np.nan, 1.0]]))}, head_grads=[np.ones((1, 2))])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
 for _act, _batch in itertools.product(("relu", "sigmoid", "tanh", "softrelu", "softsign"), (1, 6)):
     def _network_case(act=_act, batch=_batch):
         @case("network", f"mlp-{act}-batch{batch}")
@@ -961,7 +997,7 @@ for _norm, _ignore in itertools.product(("null", "batch", "valid"), (False, True
             return {"out0": outs[0], "grad_data": grads["data"]}
     _softmax_output_float64()
 
-for _op in ("LinearRegressionOutput", "LogisticRegressionOutput"):
+for _op in ("LinearRegressionOutput", "LogisticRegressionOutput", "MAERegressionOutput"):
     _float64_case(_op, "4x2", lambda api, o=_op: getattr(api.sym, o)(api.sym.Variable("data"), name="reg"),
                   {"data": (4, 2), "reg_label": (4, 2)})
 
@@ -1940,6 +1976,15 @@ for _a, _i, _params in (((5, 3), [[0.0, 2.0], [7.0, -1.0]], dict()),
                                   grad_req={"a": "write", "i": "null"})
             return {"out0": outs[0], "grad_a": grads["a"], "arguments": net.list_arguments(), "name": net.name}
     _take_case()
+
+
+@case("MAERegressionOutput", "equal-and-nan")
+def _mae_ties(api, data):
+    net = api.sym.MAERegressionOutput(api.sym.Variable("data"), name="reg")
+    arrays = {"data": data.given("data", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, np.nan]])),
+              "reg_label": data.given("reg_label", np.array([[0.0, 2.0, 4.0], [4.0, 6.0, 1.0]]))}
+    outs, grads = api.run(net, arrays)
+    return {"out0": outs[0], "grad_data": grads["data"]}
 
 
 # ---------------------------------------------------------- LRN (MXNet 1.9.1's takes float32 and 4 axes)

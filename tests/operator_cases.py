@@ -272,6 +272,14 @@ for _name, _fwd, _bwd in (("softmax", o.softmax, o.softmax_grad), ("log_softmax"
              forward=lambda v, f=_fwd, a=_axis: f(v["data"], a),
              backward=lambda v, h, f=_bwd, a=_axis: {"data": f(h, v["data"], a)})
 
+# MXNet's older SoftmaxActivation: instance along the last axis, channel along axis 1
+for _mode, _axis, _shape in (("instance", -1, (3, 4, 6)), ("channel", 1, (2, 5, 3, 2))):
+    case(id=f"softmax_activation_{_mode}", op="SoftmaxActivation",
+         build=lambda m=_mode: S.SoftmaxActivation(_data(), mode=m),
+         shapes={"data": _shape}, values={"data": normal(2.0)},
+         forward=lambda v, a=_axis: o.softmax(v["data"], a),
+         backward=lambda v, h, a=_axis: {"data": o.softmax_grad(h, v["data"], a)})
+
 # temperature T: f(x / T), its gradient 1 / T times f's at x / T; softmin: softmax(-x / T).
 for _name, _t, _fwd, _bwd, _sign in (("softmax", 0.5, o.softmax, o.softmax_grad, 1.0),
                                      ("log_softmax", -3.0, o.log_softmax, o.log_softmax_grad, 1.0),
@@ -368,6 +376,15 @@ case(id="linear_regression", op="LinearRegressionOutput",
      forward=lambda v: v["data"],
      backward=lambda v, h: {"data": (v["data"] - v["out_label"]) * 0.5 / 3},
      loss=lambda v, out: 0.5 * 0.5 / 3 * ((out - v["out_label"]) ** 2).sum(), no_grad=("out_label",))
+
+# the absolute error's sign: labels apart from the data (no difference near 0 to flip)
+case(id="mae_regression", op="MAERegressionOutput",
+     build=lambda: S.MAERegressionOutput(_data(), name="out", grad_scale=2.0),
+     shapes={"data": (5, 4), "out_label": (5, 4)},
+     values={"data": away_from_zero, "out_label": lambda rng, s: rng.uniform(-0.25, 0.25, s)},
+     forward=lambda v: v["data"],
+     backward=lambda v, h: {"data": np.sign(v["data"] - v["out_label"]) * 2.0 / 4},
+     loss=lambda v, out: 2.0 / 4 * np.abs(out - v["out_label"]).sum(), no_grad=("out_label",))
 
 case(id="logistic_regression", op="LogisticRegressionOutput",
      build=lambda: S.LogisticRegressionOutput(_data(), name="out"),
@@ -962,6 +979,14 @@ for _sigma in (None, 2.0):  # smooth L1: quadratic within 1 / sigma**2 of 0, lin
          shapes={"data": (6, 7)}, values={"data": normal(1.5)},
          forward=lambda v, s=_sigma or 1.0: o.scalar("smooth_l1", v["data"], s),
          backward=lambda v, h, s=_sigma or 1.0: {"data": o.scalar_grad("smooth_l1", h, v["data"], s)})
+
+for _params in ({}, {"alpha": 0.7, "beta": -0.2}):  # clip(alpha x + beta, 0, 1)
+    _alpha, _beta = _params.get("alpha", 0.2), _params.get("beta", 0.5)
+    case(id=f"hard_sigmoid_alpha{_alpha}", op="hard_sigmoid",
+         build=lambda p=_params: S.hard_sigmoid(_data(), **p),
+         shapes={"data": (6, 7)}, values={"data": normal(2.0)},
+         forward=lambda v, a=_alpha, b=_beta: o.scalar("hard_sigmoid", v["data"], a, b),
+         backward=lambda v, h, a=_alpha, b=_beta: {"data": o.scalar_grad("hard_sigmoid", h, v["data"], a, b)})
 
 for _kind in ts.ops.UNARY_OPS:
     case(id=_kind, op=_kind,

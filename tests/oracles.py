@@ -195,7 +195,8 @@ def _smooth_l1_reach(sigma):
     return np.inf if sigma == 0 else 1.0 / sigma ** 2
 
 
-def scalar(kind, x, s):
+def scalar(kind, x, s, second=0.0):
+    """x OP s (hard_sigmoid: clip(s x + second, 0, 1), NaN kept)."""
     if kind in COMPARE:
         return COMPARE[kind](x, s).astype(np.float64)
     return {
@@ -204,12 +205,16 @@ def scalar(kind, x, s):
         "rpower": lambda: np.power(s, x), "maximum": lambda: np.maximum(x, s), "minimum": lambda: np.minimum(x, s),
         "smooth_l1": lambda: np.where(np.abs(x) > _smooth_l1_reach(s), np.abs(x) - 0.5 * _smooth_l1_reach(s),
                                       0.5 * (s * x) ** 2),
+        "hard_sigmoid": lambda: np.clip(s * x + second, 0.0, 1.0),
     }[kind]()
 
 
-def scalar_grad(kind, dy, x, s):
+def scalar_grad(kind, dy, x, s, second=0.0):
     if kind in COMPARE:
         return dy * 0.0
+    if kind == "hard_sigmoid":  # s strictly inside (0, 1), else 0
+        v = s * x + second
+        return np.where(np.isnan(v), np.nan, dy * s * ((v > 0.0) & (v < 1.0)))
     if kind in ("maximum", "minimum"):  # x's gradient where it is the result (x >= s, x <= s)
         return np.where(x >= s if kind == "maximum" else x <= s, dy, 0.0)
     if kind == "smooth_l1":  # the sign of x on the linear parts, s**2 x on the quadratic one

@@ -88,7 +88,7 @@ def test_a_nan_head_gradient_reaches_the_input_gradients(case, rng):
         _same_nans(exe.grad_dict[arg], want, f"{case.id} gradient of {arg}")
 
 
-SOFTMAX_CASES = [c for c in CASES if c.op in ("softmax", "log_softmax", "SoftmaxOutput")]
+SOFTMAX_CASES = [c for c in CASES if c.op in ("softmax", "log_softmax", "SoftmaxOutput", "SoftmaxActivation")]
 
 
 @pytest.mark.parametrize("case", SOFTMAX_CASES, ids=[c.id for c in SOFTMAX_CASES])
@@ -237,3 +237,15 @@ def test_fit_names_the_outputs_when_the_data_holds_nan():
     with pytest.raises(ts.ExecutionError, match=r"outputs hold NaN/inf values \(seen_output: 1 of 8\) although every "
                                                 r"parameter is finite"):
         mod.fit(data, num_epoch=1, eval_metric=ts.metric.MSE(output_names=["reg_output"]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_mae_regression_gradient_is_nan_at_nan_and_minus_one_at_a_tie(dtype):
+    """MXNet's sign of out - label answers -1 at 0 (a subgradient; kept) and at NaN (not kept)."""
+    net = S.MAERegressionOutput(S.Variable("data"), name="reg")
+    exe = net.simple_bind(ts.cpu(), data=(1, 4), type_dict={"data": dtype, "reg_label": dtype})
+    exe.forward(is_train=True, data=torch.tensor([[1.0, 2.0, NAN, 0.5]]),
+                reg_label=torch.tensor([[0.0, 2.0, 1.0, NAN]]))
+    exe.backward()
+    got = exe.grad_dict["data"].double()[0]
+    assert got[:2].tolist() == [0.25, -0.25] and torch.isnan(got[2:]).all(), got

@@ -81,7 +81,7 @@ def test_forward_backward_in_small_blocks(case, rng, monkeypatch):
         assert_close(exe.grad_dict[name], want, dtype, f"{case.id} gradient of {name}", scale=4.0)
 
 
-SOFTMAX_CASES = [c for c in CASES if c.op in ("softmax", "log_softmax", "SoftmaxOutput")]
+SOFTMAX_CASES = [c for c in CASES if c.op in ("softmax", "log_softmax", "SoftmaxOutput", "SoftmaxActivation")]
 
 
 @pytest.mark.parametrize("dtype", [pytest.param(torch.float64, marks=pytest.mark.slow), torch.bfloat16],

@@ -88,7 +88,7 @@ def _unary(net, x, i):
     kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "silu", "elu",
                            "leaky", "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube",
                            "two_to", "compare", "dropout", "sin", "erf", "log1p", "rsqrt", "relu_op", "swiglu",
-                           "smooth_l1"])
+                           "smooth_l1", "hard_sigmoid"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
@@ -124,8 +124,10 @@ def _unary(net, x, i):
                 "dropout": (S.Dropout(x.symbol, p=0.0), lambda t: t),
                 # sigma 2: quadratic within 0.25 of 0 (torch's beta), linear beyond
                 "smooth_l1": (S.smooth_l1(x.symbol, scalar=2.0),
-                              lambda t: F.smooth_l1_loss(t, torch.zeros_like(t), reduction="none", beta=0.25))}[kind]
-    tied = x.tied or kind in ("relu", "leaky", "clip", "compare", "relu_op")
+                              lambda t: F.smooth_l1_loss(t, torch.zeros_like(t), reduction="none", beta=0.25)),
+                "hard_sigmoid": (S.hard_sigmoid(x.symbol, alpha=0.4, beta=0.3),
+                                 lambda t: (0.4 * t + 0.3).clamp(0.0, 1.0))}[kind]
+    tied = x.tied or kind in ("relu", "leaky", "clip", "compare", "relu_op", "hard_sigmoid")
     return Node(y, lambda env: f(x.compute(env)), x.shape, tied)
 
 

@@ -51,6 +51,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     slice_channel,
     slice_like,
     softmax,
+    softmax_activation,
     softmax_output,
     sort,
     squeeze,

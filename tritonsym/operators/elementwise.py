@@ -39,7 +39,7 @@ BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "
           **{f"_{kind}": kind for kind in kernels.COMPARISONS}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
-SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind != "smooth_l1"}
+SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind not in ("smooth_l1", "hard_sigmoid")}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 # Where "Elementwise f(x)" would leave the rule unsaid.
 UNARY_DOCS = {"log1p": "log(1 + x), exact near 0", "expm1": "exp(x) - 1, exact near 0", "rsqrt": "1 / sqrt(x)",
@@ -154,3 +154,30 @@ for _name, _kind in SCALAR.items():
 _register_scalar("smooth_l1", "smooth_l1", default=1.0)
 for _name, _kind in UNARY.items():
     _register_unary(_name, _kind)
+
+
+def _hard_sigmoid_forward(a: ForwardArgs):
+    p = a.params
+    return kernels.plan_scalar_forward("hard_sigmoid", a.inputs[0], p["alpha"], a.outputs[0], second=p["beta"])
+
+
+def _hard_sigmoid_backward(a: BackwardArgs):
+    p = a.params
+    return kernels.plan_scalar_backward("hard_sigmoid", a.out_grads[0], a.inputs[0], None, a.in_grads[0], p["alpha"],
+                                        a.accumulate[0], second=p["beta"])
+
+
+# MXNet's hard_sigmoid: a scalar elementwise kind with two constants.
+register(OpDef(
+    name="hard_sigmoid",
+    doc="Elementwise clip(alpha * x + beta, 0, 1); the gradient alpha strictly between 0 and 1, else 0.",
+    params=[Param("alpha", float, 0.2, doc="the slope"), Param("beta", float, 0.5, doc="the offset")],
+    input_names=("data",),
+    infer_shape=same_shape_everywhere(["data"]),
+    forward=_hard_sigmoid_forward,
+    backward=_hard_sigmoid_backward,
+    backward_needs=lambda p, epilogue: _needs(kernels.SCALAR_NEEDS, "hard_sigmoid", {"input": 0}),
+    inplace=elementwise_inplace,
+    backward_inplace=grad_over_out_grad(1),
+    cheap=True,
+))

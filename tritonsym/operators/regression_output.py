@@ -1,7 +1,9 @@
-"""LinearRegressionOutput and LogisticRegressionOutput: loss operators for regression.
+"""LinearRegressionOutput, MAERegressionOutput and LogisticRegressionOutput: loss operators
+for regression.
 
 Forward is the identity (a view of data: no kernel, no memory) or a sigmoid. Backward
-ignores any head gradient and writes ``(out - label) * grad_scale / num_outputs`` with
+ignores any head gradient and writes ``(out - label) * grad_scale / num_outputs`` (MAE:
+``sign(out - label)``, -1 where they are equal as MXNet's, NaN where either is) with
 ``num_outputs`` the number of values per sample; the label gets no gradient. The label
 has the data's shape, or (batch,) when data is (batch, 1).
 """
@@ -24,17 +26,17 @@ def _infer_shape(p, in_shapes, out_shapes):
     return [data, label if label is not None else data], [data]
 
 
-def _backward(a: BackwardArgs):
-    out = a.outputs[0]
-    if a.in_grads[0] is None:
-        return []
-    per_sample = size(out.shape[1:]) if out.dim() > 1 else 1
-    return kernels.plan_regression_output_backward(out, a.inputs[1], a.in_grads[0],
-                                                   a.params["grad_scale"] / per_sample, accumulate=a.accumulate[0],
-                                                   loss_scale=a.loss_scale)
+def _make(name: str, logistic: bool, doc: str, absolute: bool = False):
+    def backward(a: BackwardArgs):
+        out = a.outputs[0]
+        if a.in_grads[0] is None:
+            return []
+        per_sample = size(out.shape[1:]) if out.dim() > 1 else 1
+        return kernels.plan_regression_output_backward(out, a.inputs[1], a.in_grads[0],
+                                                       a.params["grad_scale"] / per_sample,
+                                                       accumulate=a.accumulate[0], loss_scale=a.loss_scale,
+                                                       absolute=absolute)
 
-
-def _make(name: str, logistic: bool, doc: str):
     def forward(a: ForwardArgs):
         if logistic:
             return activation_kernels.plan_activation_forward(a.inputs[0], a.outputs[0], "sigmoid")
@@ -47,7 +49,7 @@ def _make(name: str, logistic: bool, doc: str):
         input_names=("data", "label"),
         infer_shape=_infer_shape,
         forward=forward,
-        backward=_backward,
+        backward=backward,
         backward_needs=lambda p, epilogue: ((1,), (0,)),
         no_grad_inputs=lambda p: {"label"},
         needs_head_grad=lambda p: False,
@@ -60,5 +62,7 @@ def _make(name: str, logistic: bool, doc: str):
 
 _make("LinearRegressionOutput", False, "Least-squares loss: forward is the identity, backward "
                                        "(out - label) * grad_scale / num_outputs.")
+_make("MAERegressionOutput", False, "Mean absolute error loss: forward is the identity, backward "
+                                    "sign(out - label) * grad_scale / num_outputs.", absolute=True)
 _make("LogisticRegressionOutput", True, "Logistic loss: forward sigmoid(data), backward "
                                         "(out - label) * grad_scale / num_outputs.")
