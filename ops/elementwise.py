@@ -38,20 +38,26 @@ from .unary_math import UNARY_NEEDS, UNARY_OPS, unary_grad, unary_value
 # everything), as MXNet's _equal, _greater, ... do; their gradient is 0 (times the output
 # gradient, so a NaN there stays NaN).
 COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
-BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS)
+# The logical operators (MXNet's) read any nonzero value as true, NaN too (C's truth): 1.0 or
+# 0.0, with gradient 0, as the comparisons. hypot is sqrt(a**2 + b**2) without overflow or
+# underflow (C's: inf if either is infinite, even beside NaN).
+LOGICAL = ("logical_and", "logical_or", "logical_xor")
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS, "hypot", *LOGICAL)
 # smooth_l1 (MXNet's, the scalar its sigma): 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else
 # |x| - 0.5 / sigma**2; its gradient sigma**2 x, else the sign of x. hard_sigmoid (MXNet's,
 # the scalar its alpha and ``second`` its beta): clip(alpha x + beta, 0, 1); its gradient alpha
 # strictly inside (0, 1), else 0 (NaN at NaN).
 SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
-              *COMPARISONS, "smooth_l1", "hard_sigmoid")
+              *COMPARISONS, "smooth_l1", "hard_sigmoid", "hypot", *LOGICAL)
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
 BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
-                "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ())}
+                "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ()),
+                "hypot": ("lhs", "rhs"), **dict.fromkeys(LOGICAL, ())}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
                 "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
-                **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",), "hard_sigmoid": ("input",)}
+                **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",), "hard_sigmoid": ("input",),
+                "hypot": ("input",), **dict.fromkeys(LOGICAL, ())}
 
 
 # --------------------------------------------------------------------- math helpers
@@ -129,6 +135,31 @@ def _compare(a, b, OP: tl.constexpr):
     return tl.where(holds, 1.0, 0.0)
 
 
+@triton.jit
+def _logical(a, b, OP: tl.constexpr):
+    """1.0 where ``a OP b`` holds of their truth (nonzero, NaN included), else 0.0."""
+    if OP == "logical_and":
+        holds = (a != 0.0) & (b != 0.0)
+    elif OP == "logical_or":
+        holds = (a != 0.0) | (b != 0.0)
+    else:
+        holds = (a != 0.0) != (b != 0.0)
+    return tl.where(holds, 1.0, 0.0)
+
+
+@triton.jit
+def _hypot(a, b):
+    """sqrt(a**2 + b**2) scaled by the larger magnitude (no overflow or underflow); inf where
+    either is infinite, NaN beside NaN otherwise, 0 for two zeros."""
+    x, y = tl.abs(a), tl.abs(b)
+    big = tl.where(x >= y, x, y)
+    small = tl.where(x >= y, y, x)
+    ratio = small / tl.where(big == 0.0, 1.0, big)
+    r = big * tl.sqrt(1.0 + ratio * ratio)
+    r = tl.where((x != x) | (y != y), x + y, r)  # NaN, unless the other is infinite (below)
+    return tl.where((x == float("inf")) | (y == float("inf")), float("inf"), r)
+
+
 def _exponent_kind(e: float) -> dict:
     """Compile-time facts about an exponent for ``_power``."""
     is_int = float(e).is_integer()
@@ -161,6 +192,10 @@ def _binary_forward_kernel(
         r = _larger(a, b, OP)
     elif OP == "power":
         r = _tensor_power(a, b)
+    elif OP == "hypot":
+        r = _hypot(a, b)
+    elif OP == "logical_and" or OP == "logical_or" or OP == "logical_xor":
+        r = _logical(a, b, OP)
     else:
         r = _compare(a, b, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -175,9 +210,11 @@ def _binary_backward_kernel(
     """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
     index, mask = element_block(n, BLOCK)
     g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
-    if OP == "mul" or OP == "div" or OP == "maximum" or OP == "minimum" or OP == "power":
+    if OP == "mul" or OP == "div" or OP == "maximum" or OP == "minimum" or OP == "power" or OP == "hypot":
         a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0)
         b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 1.0)
+    if OP == "hypot":  # a / h and b / h: NaN at 0 (no direction there), as MXNet's and torch's
+        h = _hypot(a, b)
     if OP == "maximum":  # MXNet's: a's where a >= b, b's where a < b (neither where NaN)
         a_chosen = a >= b
         b_chosen = a < b
@@ -195,6 +232,8 @@ def _binary_backward_kernel(
             da = tl.where(a_chosen, g, 0.0)
         elif OP == "power":  # x ** 0 is constant: gradient 0, also where 0 * 0 ** -1 would be NaN
             da = tl.where(b == 0.0, g * 0.0, g * b * _tensor_power(a, b - 1.0))
+        elif OP == "hypot":
+            da = g * a / h
         else:
             da = g * 0.0
         store_result(DA, element_offsets(index, FLAT, sizes, da_strides), da, mask, ACCUMULATE_DA)
@@ -211,6 +250,8 @@ def _binary_backward_kernel(
             db = tl.where(b_chosen, g, 0.0)
         elif OP == "power":  # 0 ** b is 0 or 1 for b >= 0 whatever b: gradient 0 there (as torch)
             db = tl.where((a == 0.0) & (b >= 0.0), g * 0.0, g * _tensor_power(a, b) * tl.log(a))
+        elif OP == "hypot":
+            db = g * b / h
         else:
             db = g * 0.0
         store_result(DB, element_offsets(index, FLAT, sizes, db_strides), db, mask, ACCUMULATE_DB)
@@ -251,6 +292,10 @@ def _scalar_forward_kernel(
     elif OP == "hard_sigmoid":  # comparisons, not min/max: NaN stays NaN
         v = s * x + widen(second, OUT)
         r = tl.where(v < 0.0, 0.0, tl.where(v > 1.0, 1.0, v))
+    elif OP == "hypot":  # the scalar as a block: the helpers combine masks of both sides
+        r = _hypot(x, tl.zeros_like(x) + s)
+    elif OP == "logical_and" or OP == "logical_or" or OP == "logical_xor":
+        r = _logical(x, tl.zeros_like(x) + s, OP)
     else:
         r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -301,6 +346,9 @@ def _scalar_backward_kernel(
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         v = s * x + widen(second, DOUT)
         d = tl.where(v != v, v, tl.where((v > 0.0) & (v < 1.0), g * s, g * 0.0))
+    elif OP == "hypot":
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        d = g * x / _hypot(x, tl.zeros_like(x) + s)
     else:
         d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)

@@ -1721,6 +1721,36 @@ for _op, _lhs, _rhs in (("broadcast_add", (2, 3, 4), (3, 1)), ("broadcast_plus",
     _broadcast_case()
 
 
+# hypot and the logical operators: elementwise, broadcast and with a scalar, at zeros, signed
+# values, infinities and NaN (NaN is true; hypot of inf and NaN is inf)
+_SPECIAL = np.array([[0.0, -0.0, 3.0, -2.0], [np.inf, np.nan, 1e300, 0.5], [-1.0, 0.0, np.nan, 4.0]])
+for _op, _rhs_rows in (("_hypot", 3), ("_logical_and", 3), ("_logical_or", 3), ("_logical_xor", 3),
+                       ("broadcast_hypot", 1), ("broadcast_logical_and", 1), ("broadcast_logical_or", 1),
+                       ("broadcast_logical_xor", 1)):
+    def _truth_case(op=_op, rows=_rhs_rows):
+        @case(op, f"special-values-rhs{rows}")
+        def run(api, data):
+            with api.fresh_names():
+                net = (getattr(api.sym._internal, op) if op.startswith("_") else getattr(api.sym, op))(
+                    api.sym.Variable("lhs"), api.sym.Variable("rhs"))
+            rhs = np.array([[np.nan, 0.0, 4.0, 2.0], [np.inf, 2.0, 1e300, -0.0], [0.0, 0.0, 1.0, -3.0]])[:rows]
+            arrays = {"lhs": data.given("lhs", _SPECIAL), "rhs": data.given("rhs", rhs)}
+            outs, grads = api.run(net, arrays, head_grads=[np.ones((3, 4))])
+            return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "name": net.name}
+    _truth_case()
+
+for _op, _scalar in (("_hypot_scalar", 4.0), ("_hypot_scalar", 0.0), ("_logical_and_scalar", 1.0),
+                     ("_logical_and_scalar", 0.0), ("_logical_or_scalar", 0.0), ("_logical_xor_scalar", -2.0)):
+    def _truth_scalar_case(op=_op, scalar=_scalar):
+        @case(op, f"special-values-scalar{scalar}")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym._internal, op)(api.sym.Variable("data"), scalar=scalar)
+            outs, grads = api.run(net, {"data": data.given("data", _SPECIAL)}, head_grads=[np.ones((3, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+    _truth_scalar_case()
+
+
 @case("broadcast_to", "with-a-zero")
 def _broadcast_to(api, data):
     net = api.sym.broadcast_to(api.sym.Variable("data"), shape=(2, 0, 4), name="b")
@@ -2062,6 +2092,18 @@ def _alias_names(api, data):
                 api.sym.stop_gradient(x), api.sym.sum_axis(x), api.sym.split(x, num_outputs=1),
                 api.sym.concat(x, x), x.astype("float16"), x.flatten(), x.swapaxes(dim1=0, dim2=1)]
     return {"names": [n.list_outputs()[0] for n in nets], "softmax_arguments": nets[0].list_arguments()}
+
+
+@case("names", "scalar-operators-called-and-by-arithmetic")
+def _scalar_names(api, data):
+    """x + 1 calls the alias _PlusScalar (_plusscalar0); _plus_scalar called is _plus_scalar0."""
+    x = api.sym.Variable("x")
+    with api.fresh_names():
+        internal = api.sym._internal
+        nets = [x + 1.0, internal._plus_scalar(x, scalar=1.0), x * 2.0, internal._mul_scalar(x, scalar=2.0), x ** 2.0,
+                2.0 ** x, api.sym.maximum(x, 2.0), api.sym.pow(x, 3.0), x == 1.0, -x, 1.0 - x, 1.0 / x,
+                internal._hypot_scalar(x, scalar=1.0), internal._minimum_scalar(x, scalar=1.0)]
+    return {"names": [n.list_outputs()[0] for n in nets]}
 
 
 # ------------------------------------------------------- SequenceMask, softmax(use_length)

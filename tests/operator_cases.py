@@ -35,6 +35,11 @@ def classes(n):
     return lambda rng, shape: rng.integers(0, n, shape).astype(np.float64)
 
 
+def truths(rng, shape):
+    """-1, 0 and 1: true and false operands of the logical operators."""
+    return rng.integers(-1, 2, shape).astype(np.float64)
+
+
 def probabilities(rng, shape):
     return o.softmax(rng.normal(size=shape))
 
@@ -528,6 +533,7 @@ _BINARY_MATH = {
     "minimum": (np.minimum, lambda a, b, h: (np.where(a <= b, h, 0.0), np.where(a > b, h, 0.0))),
     "power": (np.power, lambda a, b, h: (h * b * a ** (b - 1), h * a ** b * np.log(a))),
     "greater": (lambda a, b: (a > b).astype(np.float64), lambda a, b, h: (0 * h, 0 * h)),
+    "hypot": (np.hypot, lambda a, b, h: (h * a / np.hypot(a, b), h * b / np.hypot(a, b))),
 }
 
 
@@ -554,6 +560,13 @@ _broadcast_case("broadcast_maximum", "maximum", (3, 4), (3, 1))
 _broadcast_case("broadcast_minimum", "minimum", (3, 4), (1, 4))
 _broadcast_case("broadcast_power", "power", (3, 4), (3, 1))
 _broadcast_case("broadcast_greater", "greater", (2, 3), (3,))
+_broadcast_case("broadcast_hypot", "hypot", (3, 1, 4), (2, 1))
+for _kind in o.LOGICAL:
+    case(id=f"broadcast_{_kind}", op=f"broadcast_{_kind}",
+         build=lambda k=_kind: getattr(S, f"broadcast_{k}")(S.Variable("lhs"), S.Variable("rhs")),
+         shapes={"lhs": (3, 4), "rhs": (3, 1)}, values={"lhs": truths, "rhs": truths},
+         forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
+         backward=lambda v, h: {"lhs": 0 * h, "rhs": 0 * h.sum(1, keepdims=True)})
 for _cmp in ("equal", "not_equal", "greater_equal", "lesser", "lesser_equal"):  # no ties: a step's finite difference
     case(id=f"broadcast_{_cmp}", op=f"broadcast_{_cmp}",
          build=lambda c=_cmp: getattr(S, f"broadcast_{c}")(S.Variable("lhs"), S.Variable("rhs")),
@@ -958,18 +971,20 @@ case(id="make_loss", op="MakeLoss",
 # --------------------------------------------------------------------- elementwise
 
 for _name, _kind in (("elemwise_add", "add"), ("elemwise_sub", "sub"), ("elemwise_mul", "mul"),
-                     ("elemwise_div", "div"), *((f"_{c}", c) for c in o.COMPARE)):
+                     ("elemwise_div", "div"), ("_hypot", "hypot"), *((f"_{c}", c) for c in (*o.COMPARE, *o.LOGICAL))):
+    _values = truths if _kind in o.LOGICAL else away_from_zero
     case(id=_name, op=_name,
          build=lambda n=_name: getattr(S, n)(S.Variable("lhs"), S.Variable("rhs")),
-         shapes={"lhs": (6, 7), "rhs": (6, 7)}, values={"lhs": away_from_zero, "rhs": away_from_zero},
+         shapes={"lhs": (6, 7), "rhs": (6, 7)}, values={"lhs": _values, "rhs": _values},
          forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
          backward=lambda v, h, k=_kind: dict(zip(("lhs", "rhs"), o.binary_grads(k, h, v["lhs"], v["rhs"]))))
 
-for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", *o.COMPARE):
+for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "hypot", *o.COMPARE, *o.LOGICAL):
     _name = f"_{_kind}_scalar"
     case(id=_name, op=_name,
          build=lambda n=_name: S.create(n, _data(), scalar=1.7),
-         shapes={"data": (6, 7)}, values={"data": positive if _kind == "power" else away_from_zero},
+         shapes={"data": (6, 7)},
+         values={"data": positive if _kind == "power" else truths if _kind in o.LOGICAL else away_from_zero},
          forward=lambda v, k=_kind: o.scalar(k, v["data"], 1.7),
          backward=lambda v, h, k=_kind: {"data": o.scalar_grad(k, h, v["data"], 1.7)})
 

@@ -163,9 +163,11 @@ def cross_entropy(p, label, grad_scale=1.0, ignore_label=-1.0, use_ignore=False,
 # output gradient (so a NaN there stays NaN).
 COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.greater, "greater_equal": np.greater_equal,
            "lesser": np.less, "lesser_equal": np.less_equal}
+# numpy's truth: nonzero, NaN included
+LOGICAL = {"logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor}
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
-          "minimum": np.minimum, "power": lambda a, b: _quiet(np.power, a, b),
-          **{k: (lambda a, b, f=f: f(a, b).astype(np.float64)) for k, f in COMPARE.items()}}
+          "minimum": np.minimum, "power": lambda a, b: _quiet(np.power, a, b), "hypot": np.hypot,
+          **{k: (lambda a, b, f=f: f(a, b).astype(np.float64)) for k, f in {**COMPARE, **LOGICAL}.items()}}
 
 
 def _quiet(f, *args):
@@ -175,8 +177,10 @@ def _quiet(f, *args):
 
 
 def binary_grads(kind, dy, a, b):
-    if kind in COMPARE:
+    if kind in COMPARE or kind in LOGICAL:
         return dy * 0.0, dy * 0.0
+    if kind == "hypot":  # a / h, b / h (NaN at 0)
+        return _quiet(lambda: (dy * a / np.hypot(a, b), dy * b / np.hypot(a, b)))
     return {
         "add": lambda: (dy, dy),
         "sub": lambda: (dy, -dy),
@@ -197,8 +201,10 @@ def _smooth_l1_reach(sigma):
 
 def scalar(kind, x, s, second=0.0):
     """x OP s (hard_sigmoid: clip(s x + second, 0, 1), NaN kept)."""
-    if kind in COMPARE:
-        return COMPARE[kind](x, s).astype(np.float64)
+    if kind in COMPARE or kind in LOGICAL:
+        return {**COMPARE, **LOGICAL}[kind](x, s).astype(np.float64)
+    if kind == "hypot":
+        return np.hypot(x, s)
     return {
         "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
         "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
@@ -210,8 +216,10 @@ def scalar(kind, x, s, second=0.0):
 
 
 def scalar_grad(kind, dy, x, s, second=0.0):
-    if kind in COMPARE:
+    if kind in COMPARE or kind in LOGICAL:
         return dy * 0.0
+    if kind == "hypot":
+        return dy * x / np.hypot(x, s)
     if kind == "hard_sigmoid":  # s strictly inside (0, 1), else 0
         v = s * x + second
         return np.where(np.isnan(v), np.nan, dy * s * ((v > 0.0) & (v < 1.0)))

@@ -14,7 +14,10 @@ S = ts.sym
 
 # Operators through which no gradient flows (their data's is 0, which test_operators.py checks):
 # no output of theirs takes a head gradient, so there is nothing to difference.
-NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "argmax", "argmin", "argmax_channel", "one_hot", "argsort"}
+# The logical operators step where an operand crosses 0, which their cases hold: no difference there.
+NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "argmax", "argmin", "argmax_channel", "one_hot", "argsort",
+               *(f"{prefix}{kind}{suffix}" for kind in ("logical_and", "logical_or", "logical_xor")
+                 for prefix, suffix in (("_", ""), ("_", "_scalar"), ("broadcast_", "")))}
 # topk returning indices or a mask (its values carry a gradient)
 NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis"}
 

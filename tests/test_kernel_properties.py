@@ -107,7 +107,8 @@ SCALARS = {"plus": [-3.5, 0.0, 0.25, 1000.0], "minus": [-3.5, 0.0, 0.25, 1000.0]
            "power": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, -1.0, -2.0, -3.0, 0.5, 2.5, -1.5],
            "rpower": [0.5, 1.0, 2.0, 10.0], "maximum": [-1.0, 0.0, 0.75, 1.0], "minimum": [-1.0, 0.0, 0.75, 1.0],
            **dict.fromkeys(ops.elementwise.COMPARISONS, [-1.0, 0.0, 0.75, 1.0, 1.5]),  # ties where values round
-           "smooth_l1": [0.0, 0.5, 1.0, 3.0], "hard_sigmoid": [0.2, 1.0, 3.0]}
+           "smooth_l1": [0.0, 0.5, 1.0, 3.0], "hard_sigmoid": [0.2, 1.0, 3.0], "hypot": [0.0, 0.5, 3.0],
+           **dict.fromkeys(ops.elementwise.LOGICAL, [0.0, 1.0, -2.5])}
 
 
 @st.composite

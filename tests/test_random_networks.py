@@ -418,9 +418,9 @@ def _prelu(net, x, i):
 
 def _binary(net, x, i):
     other = net.pick(lambda n: n.shape == x.shape)
-    op = net.rng.choice(["+", "-", "*", "/", "maximum", "minimum", "where", "gated"])
-    if op in ("maximum", "minimum") and (x.tied or other.tied or other is x):
-        op = "+"
+    op = net.rng.choice(["+", "-", "*", "/", "maximum", "minimum", "where", "gated", "hypot"])
+    if op in ("maximum", "minimum", "hypot") and (x.tied or other.tied or other is x):
+        op = "+"  # (hypot: two zeros, of relu say, have no gradient)
     if op == "gated":  # x * act(other) in one operator
         act = net.rng.choice(["silu", "gelu", "gelu_tanh", "sigmoid", "relu", "tanh"])
         gate = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
@@ -433,7 +433,8 @@ def _binary(net, x, i):
             "/": (x.symbol / (S.square(other.symbol) + 1.0), lambda p, q: p / (q * q + 1.0)),
             "maximum": (S.maximum(x.symbol, other.symbol), torch.maximum),
             "minimum": (S.minimum(x.symbol, other.symbol), torch.minimum),
-            "where": (S.where(other.symbol > 0.0, x.symbol, other.symbol), lambda p, q: torch.where(q > 0, p, q))}[op]
+            "where": (S.where(other.symbol > 0.0, x.symbol, other.symbol), lambda p, q: torch.where(q > 0, p, q)),
+            "hypot": (S._hypot(x.symbol, other.symbol), torch.hypot)}[op]
     return Node(y, lambda env: f(x.compute(env), other.compute(env)), x.shape,
                 x.tied or other.tied or op in ("maximum", "minimum", "where"))
 

@@ -1,7 +1,8 @@
 """Broadcast operators (MXNet's): ``broadcast_add`` (``broadcast_plus``), ``broadcast_sub``
 (``broadcast_minus``), ``broadcast_mul``, ``broadcast_div``, ``broadcast_maximum``,
-``broadcast_minimum``, ``broadcast_power``, the comparisons ``broadcast_equal`` ...
-``broadcast_lesser_equal`` (1.0 or 0.0, gradient 0), and ``broadcast_to`` /
+``broadcast_minimum``, ``broadcast_power``, ``broadcast_hypot``, the comparisons
+``broadcast_equal`` ... ``broadcast_lesser_equal`` and ``broadcast_logical_and/or/xor`` (1.0
+or 0.0, gradient 0), and ``broadcast_to`` /
 ``broadcast_like``. Shapes broadcast as numpy's (aligned at the right; each axis equal or 1).
 Nothing is copied forward; a broadcast operand's gradient is summed over its repeated axes
 through an output-shaped scratch buffer of the backward step (``ops/broadcast.py``)."""
@@ -14,7 +15,8 @@ from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, re
 
 BINARY = {"broadcast_add": "add", "broadcast_sub": "sub", "broadcast_mul": "mul", "broadcast_div": "div",
           "broadcast_maximum": "maximum", "broadcast_minimum": "minimum", "broadcast_power": "power",
-          **{f"broadcast_{kind}": kind for kind in elementwise.COMPARISONS}}
+          "broadcast_hypot": "hypot",
+          **{f"broadcast_{kind}": kind for kind in (*elementwise.COMPARISONS, *elementwise.LOGICAL)}}
 ALIASES = {"broadcast_add": ("broadcast_plus",), "broadcast_sub": ("broadcast_minus",)}
 
 
@@ -70,7 +72,9 @@ def _register_binary(name: str, kind: str):
     register(OpDef(
         name=name,
         doc=f"Elementwise {kind}(lhs, rhs) with numpy's broadcasting"
-            + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in elementwise.COMPARISONS else "."),
+            + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in elementwise.COMPARISONS else
+               "; 1.0 where it holds of their truth (nonzero, NaN too), else 0.0, with gradient 0."
+               if kind in elementwise.LOGICAL else "."),
         params=[],
         input_names=("lhs", "rhs"),
         infer_shape=_binary_shape,

@@ -35,8 +35,8 @@ from .registry import (
 )
 
 BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div",
-          "_maximum": "maximum", "_minimum": "minimum", "_power": "power",
-          **{f"_{kind}": kind for kind in kernels.COMPARISONS}}
+          "_maximum": "maximum", "_minimum": "minimum", "_power": "power", "_hypot": "hypot",
+          **{f"_{kind}": kind for kind in (*kernels.COMPARISONS, *kernels.LOGICAL)}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind not in ("smooth_l1", "hard_sigmoid")}
@@ -69,7 +69,9 @@ def _register_binary(name: str, kind: str):
         name=name,  # named elemwise_add0 ...; a + b names its node _plus0 (Symbol's arithmetic)
         doc=(f"Elementwise {kind}(lhs, rhs)" if kind not in SYMBOLS else f"Elementwise lhs {SYMBOLS[kind]} rhs")
             + "; both have one shape"
-            + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in kernels.COMPARISONS else "."),
+            + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in kernels.COMPARISONS else
+               "; 1.0 where it holds of their truth (nonzero, NaN too), else 0.0, with gradient 0."
+               if kind in kernels.LOGICAL else "."),
         params=[],
         input_names=("lhs", "rhs"),
         infer_shape=same_shape_everywhere(["lhs", "rhs"]),
@@ -105,11 +107,14 @@ def _register_scalar(name: str, kind: str, default=REQUIRED):
                    minimum="min(x, scalar) (NaN stays NaN; x's gradient where x <= scalar)",
                    smooth_l1="smooth L1 with sigma = scalar: 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else "
                              "|x| - 0.5 / sigma**2 (the loss of Fast R-CNN's box regression)",
-                   **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS})[kind]
+                   hypot="sqrt(x**2 + scalar**2) (without overflow)",
+                   **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS},
+                   **{c: f"{c}(x, scalar) of their truth (nonzero, NaN too: 1.0 or 0.0; gradient 0)"
+                      for c in kernels.LOGICAL})[kind]
     register(OpDef(
-        # MXNet names these after its CamelCase aliases (_PlusScalar -> _plusscalar0), except
-        # x.__rpow__ and the comparisons, which call _rpower_scalar, _equal_scalar, ... themselves.
-        name=name, hint=name if kind == "rpower" or kind in kernels.COMPARISONS else name.replace("_scalar", "scalar"),
+        # named _plus_scalar0 ... when called by name; Symbol arithmetic names its own
+        # (symbol.scalar_arithmetic: x + 1 is _plusscalar0)
+        name=name,
         doc=f"Elementwise {formula}.",
         params=[Param("scalar", float, default, check=_check_base(kind),
                       doc="sigma" if kind == "smooth_l1" else "the scalar operand")],

@@ -25,3 +25,19 @@ def _sync_function(name: str, op) -> None:
 
 _operators.registry.on_register(_sync_function)
 _operators.registry.on_register(_fluent.sync_method)
+
+
+class _Internal:
+    """MXNet's ``mx.sym._internal``: the operators whose names start with an underscore
+    (``_plus_scalar``, ``_hypot``, ``_logical_and`` ...), the same functions as this module's."""
+
+    def __getattr__(self, name: str):
+        if not (name.startswith("_") and not name.startswith("__") and name in __all__):
+            raise AttributeError(f"tritonsym.sym._internal has no operator {name!r}")
+        return globals()[name]
+
+    def __dir__(self):
+        return [n for n in __all__ if n.startswith("_")]
+
+
+_internal = _Internal()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numbers
 
-from .symbol import Symbol, create
+from .symbol import Symbol, create, scalar_arithmetic
 
 
 def _number(value) -> bool:
@@ -17,9 +17,9 @@ def _pick(fn: str, left, right, both: str, scalar: str, name=None):
     if isinstance(left, Symbol) and isinstance(right, Symbol):
         return create(both, left, right, name=name)
     if isinstance(left, Symbol) and _number(right):
-        return create(scalar, left, scalar=float(right), name=name)
+        return scalar_arithmetic(scalar, left, right, name=name)
     if _number(left) and isinstance(right, Symbol):
-        return create(scalar, right, scalar=float(left), name=name)
+        return scalar_arithmetic(scalar, right, left, name=name)
     raise TypeError(f"{fn}: takes symbols or a symbol and a number, got {type(left).__name__} and "
                     f"{type(right).__name__}")
 
@@ -39,9 +39,9 @@ def power(base, exp, name=None):
     if isinstance(base, Symbol) and isinstance(exp, Symbol):
         return create("_power", base, exp, name=name)
     if isinstance(base, Symbol) and _number(exp):
-        return create("_power_scalar", base, scalar=float(exp), name=name)
+        return scalar_arithmetic("_power_scalar", base, exp, name=name)
     if _number(base) and isinstance(exp, Symbol):
-        return create("_rpower_scalar", exp, scalar=float(base), name=name)
+        return scalar_arithmetic("_rpower_scalar", exp, base, name=name)
     raise TypeError(f"power: takes symbols or a symbol and a number, got {type(base).__name__} and "
                     f"{type(exp).__name__}")
 

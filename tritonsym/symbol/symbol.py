@@ -175,7 +175,7 @@ class Symbol:
             lhs, rhs = (other, self) if reflected else (self, other)
             return _create(op, (lhs, rhs), None, None, {}, hint=_ARITHMETIC_HINTS.get(op))
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
-            return create(scalar_op, self, scalar=float(other))
+            return scalar_arithmetic(scalar_op, self, other)
         return NotImplemented
 
     # Comparisons build MXNet's comparison operators (1.0 where they hold, else 0.0), so a
@@ -232,12 +232,12 @@ class Symbol:
         if isinstance(other, Symbol):
             return create("_power", self, other)
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
-            return create("_power_scalar", self, scalar=float(other))
+            return scalar_arithmetic("_power_scalar", self, other)
         return NotImplemented
 
     def __rpow__(self, other):
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
-            return create("_rpower_scalar", self, scalar=float(other))
+            return scalar_arithmetic("_rpower_scalar", self, other)
         return NotImplemented
 
     def __neg__(self):
@@ -443,6 +443,17 @@ def create_called(function: str, op_name: str, *args: Symbol, name: str | None =
 # aliases (_Plus, ...) that count names of their own, where elemwise_add(a, b) is elemwise_add0.
 _ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwise_mul": "_mul",
                      "elemwise_div": "_div"}
+# MXNet's Symbol arithmetic and mx.sym.maximum/minimum/pow call the CamelCase aliases of the
+# scalar operators (_PlusScalar ...), which name their nodes _plusscalar0 ...; a script calling
+# _plus_scalar itself gets _plus_scalar0, and the comparisons and 2 ** x (_equal_scalar,
+# _rpower_scalar) are called by name.
+_SCALAR_ALIAS_HINTS = {f"_{kind}_scalar": f"_{kind}scalar"
+                       for kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "maximum", "minimum")}
+
+
+def scalar_arithmetic(op_name: str, data: "Symbol", scalar, name: str | None = None) -> "Symbol":
+    """``op_name(data, scalar=scalar)`` named as MXNet's arithmetic names it."""
+    return create_called(_SCALAR_ALIAS_HINTS.get(op_name, op_name), op_name, data, name=name, scalar=float(scalar))
 
 
 def _positional_params(op, args: tuple, param_kwargs: dict) -> tuple[tuple, dict]:
