@@ -111,6 +111,10 @@ DECISIONS: dict[str, str] = {
     "SoftmaxActivation/instance-(3,4,5)": "MXNet 1.9.1's instance-mode backward on data of 3 axes differentiates "
                                           "along axis 1 while its forward normalises along the last (its own "
                                           "finite differences disagree); tritonsym's is the forward's gradient",
+    "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
+                          "the other elements there (torch's): 3 * 1.5 at the one zero of a row, 0 beside two",
+    "nanprod/zeros-and-nan": "MXNet 1.9.1's nanprod gradient is y / x, NaN at a zero; tritonsym's is the product of "
+                             "the other elements there",
     "Pooling/window-of-padding-only": "MXNet 1.9.1 answers a window holding only padding with -DBL_MAX (max) or 0 "
                                       "(the others); tritonsym refuses such a geometry at bind, naming it",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
@@ -2015,6 +2019,45 @@ def _mae_ties(api, data):
               "reg_label": data.given("reg_label", np.array([[0.0, 2.0, 4.0], [4.0, 6.0, 1.0]]))}
     outs, grads = api.run(net, arrays)
     return {"out0": outs[0], "grad_data": grads["data"]}
+
+
+# ---------------------------------------------------------- moments, prod, nansum, nanprod
+
+for _axes, _keepdims, _shape in (((1,), False, (3, 4)), ((0, 2), True, (2, 3, 4)), ((0, 1), False, (2, 3))):
+    def _moments_case(axes=_axes, keepdims=_keepdims, shape=_shape):
+        @case("moments", f"axes{_fmt(axes)}-keepdims{int(keepdims)}-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.moments(api.sym.Variable("data"), axes=axes, keepdims=keepdims)
+            out_shapes = net.infer_shape(data=shape)[1]
+            heads = [data.normal(f"h{i}", s, np.float64) for i, s in enumerate(out_shapes)]
+            outs, grads = api.run(net, {"data": data.normal("x", shape, np.float64) + 3.0}, head_grads=heads)
+            return {"out0": outs[0], "out1": outs[1], "grad_data": grads["data"], "outputs": net.list_outputs(),
+                    "shapes": out_shapes}
+    _moments_case()
+
+for _op, _params in (("prod", dict(axis=1)), ("prod", dict(axis=(0, 2), keepdims=True)), ("nansum", dict(axis=1)),
+                     ("nanprod", dict(axis=0, exclude=True)), ("prod", dict())):
+    def _product_case(op=_op, params=_params):
+        @case(op, "-".join(f"{k}{_fmt(v)}" for k, v in params.items()) or "all")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, op)(api.sym.Variable("data"), **params)
+            x = data.given("data", 0.5 + np.abs(data.normal("x", (2, 3, 4), np.float64)))
+            out_shape = net.infer_shape(data=(2, 3, 4))[1][0]
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("h", out_shape, np.float64)])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name, "shape": out_shape}
+    _product_case()
+
+for _op in ("prod", "nansum", "nanprod"):
+    def _special_product_case(op=_op):
+        @case(op, "zeros-and-nan")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), axis=1, name="p")
+            x = data.given("data", np.array([[1.5, -2.0, 3.0], [1.5, 0.0, 3.0], [0.0, 4.0, 0.0], [2.0, np.nan, 3.0]]))
+            outs, grads = api.run(net, {"data": x}, head_grads=[np.array([1.0, 2.0, -1.0, 0.5])])
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _special_product_case()
 
 
 # ---------------------------------------------------------- LRN (MXNet 1.9.1's takes float32 and 4 axes)

@@ -489,11 +489,18 @@ _product_case("dot", (7,), (7,), False, False, lambda a, b: np.array([a @ b]),
 # ------------------------------------------------------------------ reductions
 
 
-def _reduce_case(op, shape, kwargs, forward, grad):
+def _reduce_case(op, shape, kwargs, forward, grad, values=None):
     name = "_".join(f"{k}{v}" for k, v in kwargs.items()).replace(" ", "").replace(",", "-") or "all"
     case(id=f"{op}_{'x'.join(map(str, shape))}_{name}", op=op,
          build=lambda: getattr(S, op)(_data(), **kwargs), shapes={"data": shape},
+         values={"data": values} if values else {},
          forward=lambda v: forward(v["data"]), backward=lambda v, h: {"data": grad(v["data"], h)})
+
+
+def with_zeros(rng, shape):
+    """Magnitudes 0.5 to 2 of either sign, and some exact zeros (one or two in a group)."""
+    return rng.choice([0.0, 0.0, 1.0, 1.0, 1.0], shape) * away_from_zero(rng, shape) + \
+        rng.choice([0.0, 1.0], shape) * away_from_zero(rng, shape)
 
 
 def _spread(h, shape, axes):
@@ -514,6 +521,23 @@ _reduce_case("norm", (4, 6), {"axis": 1}, lambda x: np.sqrt((x * x).sum(1)),
              lambda x, h: x / np.sqrt((x * x).sum(1, keepdims=True)) * h[:, None])
 _reduce_case("norm", (4, 3, 2), {"ord": 1, "axis": (0, 2), "keepdims": True},
              lambda x: np.abs(x).sum((0, 2), keepdims=True), lambda x, h: np.sign(x) * h)
+_reduce_case("prod", (3, 4, 5), {"axis": 1}, lambda x: x.prod(1),
+             lambda x, h: o.product_of_others(x, (1,)) * h[:, None], values=away_from_zero)
+_reduce_case("prod", (6, 3), {"axis": 1, "keepdims": True}, lambda x: x.prod(1, keepdims=True),
+             lambda x, h: o.product_of_others(x, (1,)) * h, values=with_zeros)
+_reduce_case("nansum", (4, 6), {"axis": -1}, lambda x: np.nansum(x, -1),
+             lambda x, h: np.where(np.isnan(x), 0.0, np.broadcast_to(h[:, None], x.shape)))
+_reduce_case("nanprod", (3, 2, 4), {"axis": (0, 2)}, lambda x: np.nanprod(x, (0, 2)),
+             lambda x, h: o.product_of_others(x, (0, 2), skip_nan=True) * h[None, :, None], values=away_from_zero)
+
+# moments: the variance (its mean unused) and the mean (its variance unused)
+case(id="moments_variance_outer_axes_keepdims", op="moments",
+     build=lambda: S.moments(_data(), axes=(0, 2), keepdims=True)[1], shapes={"data": (3, 4, 5)},
+     forward=lambda v: v["data"].var((0, 2), keepdims=True),
+     backward=lambda v, h: {"data": 2 * h * (v["data"] - v["data"].mean((0, 2), keepdims=True)) / 15})
+case(id="moments_mean_all_axes", op="moments",
+     build=lambda: S.moments(_data())[0], shapes={"data": (4, 6)},
+     forward=lambda v: v["data"].mean().reshape(1), backward=lambda v, h: {"data": np.full((4, 6), h[0] / 24)})
 
 # ------------------------------------------------------------------ broadcasts
 

@@ -680,6 +680,26 @@ def take_grad(dy, a_shape, indices, axis, mode):
     return np.moveaxis(grad, 0, axis)
 
 
+def product_of_others(x, axes, skip_nan=False):
+    """Each element's product of the other elements of its reduction over ``axes`` (prod's
+    gradient, exact at zeros): NaN throughout a group holding NaN, or with ``skip_nan``
+    (nanprod's) NaN counted as 1 and its own gradient 0."""
+    kept = [d for d in range(x.ndim) if d not in axes]
+    moved = np.moveaxis(x, list(axes), list(range(x.ndim - len(axes), x.ndim)))
+    rows = moved.reshape(-1, int(np.prod([x.shape[d] for d in axes])))
+    out = np.empty_like(rows)
+    for r, row in enumerate(rows):
+        values = np.where(np.isnan(row), 1.0, row) if skip_nan else row
+        for i in range(len(row)):
+            out[r, i] = np.prod(np.delete(values, i))
+        if skip_nan:
+            out[r] = np.where(np.isnan(row), 0.0, out[r])
+        elif np.isnan(row).any():
+            out[r] = np.nan
+    out = out.reshape(moved.shape)
+    return np.moveaxis(out, list(range(x.ndim - len(axes), x.ndim)), list(axes)) if kept or axes else out
+
+
 def sort_order(x, axis, ascending):
     """The indices that sort ``x`` along ``axis`` (None: flattened), stably (ties in index
     order), NaN larger than every number: last ascending, first descending."""

@@ -65,7 +65,7 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("arg_reduce", "TILE", 8), ("pooling", "ELEMENTWISE_BLOCK", 16),
                 ("softmax", "LOOP_BLOCK", 4), ("softmax_output", "COUNT_BLOCK", 8),
                 ("softmax_output", "MAX_BLOCK_C", 4), ("softmax_output", "ROW_BUDGET", 8),
-                ("sort", "TILE", 8), ("sort", "BLOCK_J", 4)]
+                ("sort", "TILE", 8), ("sort", "BLOCK_J", 4), ("moments", "TILE", 8)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -210,10 +210,14 @@ def _concat(net, x, i):
 
 
 def _reduce(net, x, i):
-    op, ndim = net.rng.choice(["sum", "mean", "norm"] + ([] if x.tied else ["max", "min"])), len(x.shape)
+    op = net.rng.choice(["sum", "mean", "norm", "prod", "variance"] + ([] if x.tied else ["max", "min"]))
+    ndim = len(x.shape)
     axes = None if ndim == 1 and net.rng.random() < 0.5 else net.axes(ndim)
     keepdims = net.rng.random() < 0.5
-    y = getattr(S, op)(x.symbol, keepdims=keepdims, **({} if axes is None else {"axis": axes}))
+    if op == "variance":  # moments' second output (its mean unused)
+        y = S.moments(x.symbol, keepdims=keepdims, **({} if axes is None else {"axes": axes}))[1]
+    else:
+        y = getattr(S, op)(x.symbol, keepdims=keepdims, **({} if axes is None else {"axis": axes}))
     dims = tuple(range(ndim)) if axes is None else axes
     if keepdims:
         new = tuple(1 if a in dims else s for a, s in enumerate(x.shape))
@@ -226,6 +230,12 @@ def _reduce(net, x, i):
             out = _MXNetExtremum.apply(t, dims, keepdims, op == "max")
         elif op == "norm":
             out = torch.linalg.vector_norm(t, dim=dims, keepdim=keepdims)
+        elif op == "variance":
+            out = t.var(dim=dims, unbiased=False, keepdim=keepdims)
+        elif op == "prod":  # one axis at a time, the last first (torch's prod takes one)
+            out = t
+            for d in sorted(dims, reverse=True):
+                out = out.prod(d, keepdim=keepdims)
         else:
             out = getattr(t, op)(dim=dims, keepdim=keepdims)
         return out.reshape(new)

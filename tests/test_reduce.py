@@ -1,5 +1,6 @@
 """Reductions: every axis set (neighbours or not, kept or excluded) against numpy in every
-dtype, loops over the reduced elements, MXNet's ties, NaN, the norm at zero, and errors."""
+dtype, loops over the reduced elements, MXNet's ties, NaN, the norm at zero, prod's gradient
+at zeros against torch's, nansum and nanprod, and errors."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tritonsym.base import ShapeError
 
 S = ts.sym
 ORACLES = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min,
-           "norm1": lambda x, axis: np.abs(x).sum(axis), "norm2": lambda x, axis: np.sqrt((x * x).sum(axis))}
+           "norm1": lambda x, axis: np.abs(x).sum(axis), "norm2": lambda x, axis: np.sqrt((x * x).sum(axis)),
+           "prod": np.prod, "nansum": np.nansum, "nanprod": np.nanprod}
 
 
 @pytest.mark.parametrize("axes", [(0,), (1,), (2,), (0, 2), (1, 2), (0, 1, 2)], ids=str)
@@ -85,3 +87,37 @@ def test_mean_gradient_accumulates(rng):
     exe.backward([torch.tensor([8.0, 16.0, 24.0], dtype=torch.float64)])
     np.testing.assert_allclose(exe.grad_dict["x"].numpy(), 1 + np.array([1.0, 2.0, 3.0])[None, :, None]
                                * np.ones((2, 3, 4)))
+
+
+@pytest.mark.parametrize("op", ["prod", "nanprod"])
+def test_the_product_gradient_at_zeros_is_the_product_of_the_others(op, monkeypatch):
+    """Rows of no zero, one, two; NaN (prod: all NaN; nanprod: counted as 1, gradient 0),
+    across several programs and loop steps, against torch's prod (nanprod: of NaN made 1).
+    A NaN element's own gradient is NaN (torch's is the product of the others, 0 beside a zero)."""
+    monkeypatch.setattr(kernels, "TILE", 4)
+    x = torch.tensor([[1.5, -2.0, 3.0, 0.5, 2.0], [1.5, 0.0, 3.0, -0.5, 2.0], [0.0, 4.0, 0.0, 1.0, 2.0],
+                      [2.0, float("nan"), 0.0, 1.0, 3.0], [-0.0, 1.0, 1.0, 1.0, float("nan")]], dtype=torch.float64)
+    exe = getattr(S, op)(S.Variable("x"), axis=1).simple_bind(ts.cpu(), x=(5, 5), type_dict={"x": torch.float64})
+    head = torch.tensor([1.0, 2.0, -1.0, 0.5, 3.0], dtype=torch.float64)
+    exe.forward(is_train=True, x=x)
+    exe.backward(out_grads=head)
+    xr = (x if op == "prod" else torch.nan_to_num(x, nan=1.0)).clone().requires_grad_()
+    want = xr.prod(1)
+    want.backward(head)
+    want_grad = torch.where(torch.isnan(x), float("nan") if op == "prod" else 0.0, xr.grad)
+    torch.testing.assert_close(exe.outputs[0], want.detach(), equal_nan=True)
+    torch.testing.assert_close(exe.grad_dict["x"], want_grad, equal_nan=True)
+
+
+def test_nansum_counts_nan_as_zero_and_gives_it_no_gradient():
+    exe = S.nansum(S.Variable("x"), axis=0).simple_bind(ts.cpu(), x=(3, 2), type_dict={"x": torch.float64})
+    exe.forward(is_train=True, x=torch.tensor([[1.0, float("nan")], [float("nan"), float("nan")], [2.0, 5.0]]))
+    exe.backward(out_grads=torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert exe.outputs[0].tolist() == [3.0, 5.0]
+    assert exe.grad_dict["x"].tolist() == [[1.0, 0.0], [0.0, 0.0], [1.0, 2.0]]
+
+
+def test_prod_backward_plans_one_cofactor_per_output():
+    exe = S.prod(S.Variable("x"), axis=(0, 2)).simple_bind(ts.cpu(), x=(4, 3, 5), type_dict={"x": torch.float32})
+    temps = [(v.shape, v.dtype) for step in exe._program.backward_steps for v in step.temps.values()]
+    assert temps == [((1, 3, 1), torch.float32)], temps

@@ -33,6 +33,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     leaky_relu,
     lrn,
     make_loss,
+    moments,
     one_hot,
     pad,
     pick,

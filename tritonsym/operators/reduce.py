@@ -1,7 +1,9 @@
-"""Reductions (MXNet's): ``sum``, ``mean``, ``max``, ``min`` over ``axis`` (all axes when it is
-None or empty; the other axes with ``exclude=True``), ``keepdims`` keeping the reduced axes
-as 1, and ``norm`` (``ord`` 1 or 2). Reducing every axis without ``keepdims`` gives shape
-(1,), as in MXNet. Kernels: ``ops/reduce.py`` (no copy of the input whatever the axes)."""
+"""Reductions (MXNet's): ``sum``, ``mean``, ``max``, ``min``, ``prod``, ``nansum`` and
+``nanprod`` (NaN counted as 0 and 1) over ``axis`` (all axes when it is None or empty; the
+other axes with ``exclude=True``), ``keepdims`` keeping the reduced axes as 1, and ``norm``
+(``ord`` 1 or 2). prod's gradient at a zero is the product of the other elements (MXNet's is
+NaN). Reducing every axis without ``keepdims`` gives shape (1,), as in MXNet. Kernels:
+``ops/reduce.py`` (no copy of the input whatever the axes)."""
 
 from __future__ import annotations
 
@@ -44,11 +46,17 @@ def _make(name: str, kind_of, doc: str, params, needs, aliases=()):
         if dx is None:
             return []
         return kernels.plan_reduce_backward(kind_of(a.params), reduced_axes(a.params, dx.dim()), a.out_grads[0], dx,
-                                            a.inputs[0], a.outputs[0], accumulate=a.accumulate[0])
+                                            a.inputs[0], a.outputs[0], accumulate=a.accumulate[0],
+                                            cofactor=a.temps.get("cofactor"))
+
+    def backward_temps(p, shapes, dtypes):
+        if kind_of(p) not in kernels.COFACTOR:
+            return {}
+        return {"cofactor": (kernels.reduced_shape(shapes[0], reduced_axes(p, len(shapes[0])), True), dtypes[0])}
 
     register(OpDef(name=name, doc=doc, params=params, input_names=("data",), infer_shape=_infer_shape,
                    forward=forward, backward=backward, backward_needs=lambda p, epilogue: needs(kind_of(p)),
-                   aliases=aliases))
+                   backward_temps=backward_temps, aliases=aliases))
 
 
 def _axis_params(exclude: bool = True):
@@ -60,8 +68,8 @@ def _axis_params(exclude: bool = True):
 
 
 def _needs(kind: str):
-    reads_input = kind in ("max", "min", "norm1", "norm2")
-    reads_output = kind in ("max", "min", "norm2")
+    reads_input = kind in ("max", "min", "norm1", "norm2", "prod", "nanprod", "nansum")
+    reads_output = kind in ("max", "min", "norm2", "prod", "nanprod")
     return ((0,) if reads_input else (), (0,) if reads_output else ())
 
 
@@ -71,6 +79,12 @@ _make("max", lambda p: "max", "The maximum over axis (NaN if any element is NaN)
       "gradient, as in MXNet.", _axis_params(), _needs, aliases=("max_axis",))
 _make("min", lambda p: "min", "The minimum over axis (NaN if any element is NaN); every tied element gets the "
       "gradient, as in MXNet.", _axis_params(), _needs, aliases=("min_axis",))
+_make("prod", lambda p: "prod", "The product over axis; the gradient at a zero is the product of the others.",
+      _axis_params(), _needs)
+_make("nansum", lambda p: "nansum", "The sum over axis, NaN counted as 0 (and given gradient 0).", _axis_params(),
+      _needs)
+_make("nanprod", lambda p: "nanprod", "The product over axis, NaN counted as 1 (and given gradient 0).",
+      _axis_params(), _needs)
 _make("norm", lambda p: f"norm{p['ord']}", "The L1 or L2 norm over axis (all axes by default).",
       [Param("ord", int, 2, choices=(1, 2), doc="1: the sum of absolute values; 2: the Euclidean norm"),
        *_axis_params(exclude=False),
