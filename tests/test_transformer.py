@@ -211,10 +211,13 @@ def _training_network_predictions(cfg, params, tokens):
     return exe.forward(is_train=False, data=tokens.astype(np.float64), **params)[0].numpy()
 
 
+# The README's quick run keeps two of four (the longest under -m slow, which CI runs too).
 @pytest.mark.parametrize(("settings", "length"),
-                         [(dict(), 6), (dict(positions="rotary", kv_heads=1, norm="rms", mlp="swiglu",
-                                             tie_embeddings=True), 9),
-                          (dict(positions="rotary", window=3), 10), (dict(window=3), 6)],
+                         [(dict(), 6),
+                          pytest.param(dict(positions="rotary", kv_heads=1, norm="rms", mlp="swiglu",
+                                            tie_embeddings=True), 9, marks=pytest.mark.slow),
+                          pytest.param(dict(positions="rotary", window=3), 10, marks=pytest.mark.slow),
+                          (dict(window=3), 6)],
                          ids=["learned", "rotary-grouped-tied-past-max_len", "sliding-window-ring",
                               "learned-sliding-window-ring"])
 def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(settings, length, rng):
@@ -303,7 +306,10 @@ def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(r
     np.testing.assert_array_equal(written, tokens[:, 2:])
 
 
-@pytest.mark.parametrize("settings", [dict(), dict(positions="rotary", kv_heads=1), dict(positions="rotary", window=3)],
+# The quick run keeps the first; the rings run under -m slow (CI runs both).
+@pytest.mark.parametrize("settings", [dict(),
+                                      pytest.param(dict(positions="rotary", kv_heads=1), marks=pytest.mark.slow),
+                                      pytest.param(dict(positions="rotary", window=3), marks=pytest.mark.slow)],
                          ids=["learned-then-sliding", "rotary-ring", "sliding-window-ring"])
 def test_prompts_of_different_lengths_continue_as_the_whole_network_predicts(settings, rng):
     """Prompts of 1, 3 and 5 tokens read at once, padded, then each row on at its own

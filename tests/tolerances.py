@@ -21,6 +21,9 @@ DTYPE_IDS = ["float64", "float32", "float16", "bfloat16"]
 # under "-m slow", which CI runs.
 DTYPES_QUICK_FIRST = [pytest.param(d, id=i, marks=() if i in ("float32", "bfloat16") else pytest.mark.slow)
                       for d, i in zip(DTYPES, DTYPE_IDS)]
+# Wider still (every operator case times every input): float32 alone in the quick run.
+DTYPES_FLOAT32_FIRST = [pytest.param(d, id=i, marks=() if i == "float32" else pytest.mark.slow)
+                        for d, i in zip(DTYPES, DTYPE_IDS)]
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
