@@ -354,7 +354,8 @@ for _op in ("elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"):
 
 for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "sin", "cos", "tan", "sinh", "cosh",
             "erf", "log1p", "expm1", "log2", "log10", "rsqrt", "degrees", "radians", "sign", "floor", "ceil",
-            "round", "rint", "trunc", "fix", "relu", "sigmoid", "tanh", "softsign"):
+            "round", "rint", "trunc", "fix", "relu", "sigmoid", "tanh", "softsign", "arcsin", "arccos", "arctan",
+            "arcsinh", "arccosh", "arctanh", "cbrt", "rcbrt"):
     def _unary_case(op=_op):
         @case("unary", op)
         def run(api, data):
@@ -364,6 +365,10 @@ for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "si
                 x = data.given("data", np.abs(x) + 0.5)
             elif op == "tan":
                 x = data.given("data", np.clip(x * 0.5, -1.2, 1.2))  # away from its poles at +-pi/2
+            elif op in ("arcsin", "arccos", "arctanh"):
+                x = data.given("data", np.tanh(x))  # inside (-1, 1)
+            elif op == "arccosh":
+                x = data.given("data", np.abs(x) + 1.05)
             elif op in ("floor", "ceil", "round", "rint", "trunc", "fix"):
                 x = x * 3.0
                 x[0] = [0.5, -0.5, 1.5, -2.5, 2.5]  # ties: round and rint part there

@@ -250,7 +250,9 @@ UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
          "expm1": np.expm1, "log2": np.log2, "log10": np.log10, "rsqrt": lambda x: 1.0 / np.sqrt(x),
          "degrees": np.degrees, "radians": np.radians, "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
          "round": _round_half_away, "rint": _mxnet_rint, "trunc": np.trunc, "fix": np.fix,
-         "logical_not": lambda x: (x == 0).astype(np.float64)}
+         "logical_not": lambda x: (x == 0).astype(np.float64), "arcsin": np.arcsin, "arccos": np.arccos,
+         "arctan": np.arctan, "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "cbrt": np.cbrt,
+         "rcbrt": lambda x: 1.0 / np.cbrt(x)}
 UNARY_STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix", "logical_not")  # gradient 0
 
 
@@ -266,17 +268,26 @@ def unary_grad(kind, dy, x):
         "expm1": lambda: np.exp(x), "log2": lambda: 1.0 / (x * math.log(2.0)),
         "log10": lambda: 1.0 / (x * math.log(10.0)), "rsqrt": lambda: -0.5 * x ** -1.5,
         "degrees": lambda: 180.0 / math.pi, "radians": lambda: math.pi / 180.0,
+        "arcsin": lambda: 1.0 / np.sqrt(1.0 - x * x), "arccos": lambda: -1.0 / np.sqrt(1.0 - x * x),
+        "arctan": lambda: 1.0 / (1.0 + x * x), "arcsinh": lambda: 1.0 / np.sqrt(1.0 + x * x),
+        "arccosh": lambda: 1.0 / np.sqrt(x * x - 1.0), "arctanh": lambda: 1.0 / (1.0 - x * x),
+        "cbrt": lambda: 1.0 / (3.0 * np.cbrt(x) ** 2), "rcbrt": lambda: -1.0 / (3.0 * np.cbrt(x) ** 4),
     }[kind]()
 
 
 def unary_domain(kind, rng, shape):
     """Inputs inside ``kind``'s domain and away from its kinks, poles and steps (so that a
     finite difference sees the derivative): positive for the logarithms and roots, inside
-    (-1.2, 1.2) for tan, and fractional parts in [0.1, 0.4] or [0.6, 0.9] for the steps."""
+    (-1.2, 1.2) for tan, (-0.9, 0.9) for arcsin, arccos and arctanh, (1.1, 3) for arccosh,
+    and fractional parts in [0.1, 0.4] or [0.6, 0.9] for the steps."""
     if kind in ("log", "sqrt", "log1p", "log2", "log10", "rsqrt"):
         return rng.uniform(0.5, 2.0, shape)
     if kind == "tan":
         return rng.uniform(-1.2, 1.2, shape)
+    if kind in ("arcsin", "arccos", "arctanh"):
+        return rng.uniform(-0.9, 0.9, shape)
+    if kind == "arccosh":
+        return rng.uniform(1.1, 3.0, shape)
     if kind == "logical_not":  # zeros among the others
         return rng.integers(-1, 2, shape) * rng.uniform(0.5, 2.0, shape)
     if kind in UNARY_STEPS:

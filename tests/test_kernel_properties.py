@@ -125,7 +125,8 @@ def elementwise_calls(draw):
 def test_scalar_and_unary_operators_on_random_layouts(call, layout, dtype, accumulate, seed):
     """Forward and backward (given the input and output as the executor does, writing or
     accumulating) of a strided input, in ``[0.5, 2]`` in magnitude (quotients, logs and
-    powers stay well conditioned), negative too where the math allows."""
+    powers stay well conditioned), negative too where the math allows; a unary function's
+    inside its domain (``oracles.unary_domain``)."""
     kind, op, s = call
     _count(f"{kind} elementwise")
     rng = np.random.default_rng(seed)
@@ -133,6 +134,8 @@ def test_scalar_and_unary_operators_on_random_layouts(call, layout, dtype, accum
     values = rng.uniform(0.5, 2.0, shape)
     if not (op in ("log", "sqrt") or (op == "power" and not float(s).is_integer())):
         values = values * rng.choice([-1.0, 1.0], shape)
+    if kind == "unary" and op in (*ops.unary_math.INVERSE_TRIG, "tan"):
+        values = oracles.unary_domain(op, rng, shape)
     x = strided(values, *layout[1:], dtype=dtype)
     dy = rounded(rng.normal(size=shape), dtype)
     start = rounded(rng.normal(size=shape), dtype)

@@ -88,7 +88,7 @@ def _unary(net, x, i):
     kind = net.rng.choice(["tanh", "sigmoid", "softrelu", "softsign", "relu", "gelu", "gelu_tanh", "silu", "elu",
                            "leaky", "affine", "square", "exp", "negative", "clip", "log", "sqrt", "reciprocal", "cube",
                            "two_to", "compare", "dropout", "sin", "erf", "log1p", "rsqrt", "relu_op", "swiglu",
-                           "smooth_l1", "hard_sigmoid"])
+                           "smooth_l1", "hard_sigmoid", "arctan", "arcsinh"])
     smooth = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softrelu": F.softplus, "softsign": F.softsign,
               "relu": F.relu}
     if kind in smooth:
@@ -101,9 +101,10 @@ def _unary(net, x, i):
         other = net.pick(lambda node: node.shape == x.shape)
         y = S.LeakyReLU(x.symbol, act_type="silu") * other.symbol
         return Node(y, lambda env: F.silu(x.compute(env)) * other.compute(env), x.shape, x.tied or other.tied)
-    elif kind in ("sin", "erf", "relu_op"):
+    elif kind in ("sin", "erf", "relu_op", "arctan", "arcsinh"):
         y = getattr(S, kind.removesuffix("_op"))(x.symbol)
-        f = {"sin": torch.sin, "erf": torch.erf, "relu_op": F.relu}[kind]
+        f = {"sin": torch.sin, "erf": torch.erf, "relu_op": F.relu, "arctan": torch.arctan,
+             "arcsinh": torch.arcsinh}[kind]
     elif kind in ("log1p", "rsqrt"):
         y = getattr(S, kind)(S.square(x.symbol) + (0.0 if kind == "log1p" else 1.0))
         f = (lambda g: lambda t: g(t * t + (0.0 if kind == "log1p" else 1.0)))(getattr(torch, kind))
