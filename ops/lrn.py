@@ -108,8 +108,10 @@ def _layout(fn: str, x: torch.Tensor, nsize: int) -> tuple[int, int, int]:
 
 
 def _check_like(fn: str, x: torch.Tensor, **tensors: torch.Tensor) -> None:
+    """Each of ``tensors`` contiguous of x's shape on its device, of x's dtype (the scratch
+    ``t``: checked against ``scratch_dtype`` by its caller)."""
     for name, t in tensors.items():
-        check_tensor(fn, name, t, (t.dtype,) if name == "t" else (x.dtype,))
+        check_tensor(fn, name, t, FLOAT_DTYPES if name == "t" else (x.dtype,))
         if t.shape != x.shape or not t.is_contiguous() or t.device != x.device:
             raise KernelArgumentError(f"{fn}: {name} must be contiguous of x's shape {tuple(x.shape)} on {x.device}, "
                                       f"got shape {tuple(t.shape)} strides {t.stride()} on {t.device}")

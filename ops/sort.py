@@ -93,10 +93,6 @@ def _scatter_kernel(DY, KEPT, DX, n, length, inner, k, ACCUMULATE: tl.constexpr,
     store_result(DX, outer_at * length * inner + source * inner + inner_at, dy, mask, ACCUMULATE)
 
 
-def _pow2(v: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(v, 1))))
-
-
 def layout(shape, axis: int | None) -> tuple[int, int, int]:
     """(outer, length, inner) of data of ``shape`` sorted along ``axis`` (None: flattened)."""
     if axis is None:
@@ -144,8 +140,8 @@ def plan_rank(x: torch.Tensor, axis: int | None, k: int, descending: bool, value
     _check_out(fn, "mask", mask, x.numel(), (x.dtype,), x.device)
     if x.numel() == 0:
         return []
-    block_j = min(_pow2(length), BLOCK_J)
-    block_i = min(_pow2(length), max(1, TILE // block_j))
+    block_j = min(triton.next_power_of_2(length), BLOCK_J)
+    block_i = min(triton.next_power_of_2(length), max(1, TILE // block_j))
     tiles = triton.cdiv(length, block_i)
     return [Launch(_rank_kernel, (outer * inner * tiles,),
                    [x, values if values is not None else x, indices if indices is not None else x,
