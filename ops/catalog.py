@@ -48,6 +48,7 @@ from . import (
     regression_output,
     rotary,
     select,
+    sequence_index,
     sequence_mask,
     softmax,
     softmax_output,
@@ -61,8 +62,8 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arg_reduce, attention, bat
                                           convolution, deconvolution, dropout, elementwise, embedding, flip,
                                           fully_connected, gated_activation, grad_norm, group_norm, l2_normalization,
                                           layer_norm, lrn, memory, moments, one_hot, optimizer, pad, pick, pooling,
-                                          prelu, reduce, regression_output, rotary, select, sequence_mask,
-                                          softmax, softmax_output, sort, take, upsampling)
+                                          prelu, reduce, regression_output, rotary, select, sequence_index,
+                                          sequence_mask, softmax, softmax_output, sort, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

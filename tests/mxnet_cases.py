@@ -111,6 +111,10 @@ DECISIONS: dict[str, str] = {
     "SoftmaxActivation/instance-(3,4,5)": "MXNet 1.9.1's instance-mode backward on data of 3 axes differentiates "
                                           "along axis 1 while its forward normalises along the last (its own "
                                           "finite differences disagree); tritonsym's is the forward's gradient",
+    "Sequence*/lengths-not-whole-or-out-of-range": "MXNet 1.9.1 truncates a length of 1.5 to 1 (and reads or writes "
+                                                   "outside the data for a negative or too long one, or "
+                                                   "SequenceLast's 0); tritonsym makes such a sequence NaN, as "
+                                                   "SequenceMask does",
     "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
                           "the other elements there (torch's): 3 * 1.5 at the one zero of a row, 0 beside two",
     "nanprod/zeros-and-nan": "MXNet 1.9.1's nanprod gradient is y / x, NaN at a zero; tritonsym's is the product of "
@@ -2175,6 +2179,93 @@ def _sequence_mask_identity(api, data):
     net = api.sym.SequenceMask(api.sym.Variable("data"), name="m") * 2.0
     return {**_forward_backward(api, data, net, {"data": (3, 2)}, dtype=np.float64),
             "arguments": net.list_arguments()}
+
+
+# ------------------------------------------------------- SequenceReverse, SequenceLast
+
+for _op, _axis, _lengths in (("SequenceReverse", 0, (1.0, 4.0, 0.0, 2.0)), ("SequenceLast", 0, (1.0, 4.0, 3.0, 2.0)),
+                             ("SequenceLast", 1, (2.0, 1.0, 3.0))):
+    def _sequence_index_case(op=_op, axis=_axis, lengths=_lengths):
+        @case(op, f"axis{axis}")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, op)(api.sym.Variable("data"), api.sym.Variable("len"), use_sequence_length=True,
+                                           axis=axis)
+            shape = (4, 4, 2) if axis == 0 else (3, 3, 2, 2)
+            out_shape = net.infer_shape(data=shape, len=(len(lengths),))[1][0]
+            outs, grads = api.run(net, {"data": data.normal("x", shape, np.float64), "len": np.array(lengths)},
+                                  head_grads=[data.normal("h", out_shape, np.float64)],
+                                  grad_req={"data": "write", "len": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments(), "name": net.name}
+    _sequence_index_case()
+
+for _op in ("SequenceReverse", "SequenceLast"):
+    def _whole_sequence_case(op=_op):
+        @case(op, "without-lengths")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, op)(api.sym.Variable("data"))
+            return {**_forward_backward(api, data, net, {"data": (5, 3, 2)}, dtype=np.float64),
+                    "arguments": net.list_arguments(), "name": net.name}
+    _whole_sequence_case()
+
+    def _invalid_length_case(op=_op):
+        # (Negative lengths, longer ones and SequenceLast's 0 make MXNet read or write outside the data:
+        # not recorded.)
+        @case(op, "lengths-not-whole-or-out-of-range")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), api.sym.Variable("len"), use_sequence_length=True)
+            x = data.given("data", np.arange(24.0).reshape(4, 3, 2))
+            outs = api.run(net, {"data": x, "len": np.array([1.5, 2.5, 3.0])}, grad_req="null")[0]
+            return {"out0": outs[0]}
+    _invalid_length_case()
+
+
+# ------------------------------------------------ depth_to_space, space_to_depth, diag, broadcast_axis, split_v2
+
+for _op, _shape in (("depth_to_space", (2, 8, 2, 3)), ("space_to_depth", (2, 3, 4, 6))):
+    def _block_case(op=_op, shape=_shape):
+        @case(op, f"block2-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym, op)(api.sym.Variable("data"), block_size=2)
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64), "name": net.name}
+    _block_case()
+
+for _k, _axes, _shape in ((0, (0, 1), (4,)), (-1, (0, 1), (3,)), (1, (0, 1), (3, 4)), (-2, (0, 1), (5, 3)),
+                          (1, (0, 2), (2, 3, 4)), (0, (-1, -2), (2, 3, 4))):
+    def _diag_case(k=_k, axes=_axes, shape=_shape):
+        @case("diag", f"k{k}-axes{_fmt(axes)}-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.diag(api.sym.Variable("data"), k=k, axis1=axes[0], axis2=axes[1])
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64), "name": net.name}
+    _diag_case()
+
+
+for _form, _shape in (("axis-two-axes", (1, 3, 1)), ("axes-one-axis", (2, 3, 1)), ("fluent", (1, 3, 4))):
+    def _broadcast_axis_case(form=_form, shape=_shape):
+        @case("broadcast_axis", form)
+        def run(api, data):
+            x = api.sym.Variable("data")
+            with api.fresh_names():
+                net = (api.sym.broadcast_axis(x, axis=(0, 2), size=(3, 4)) if form == "axis-two-axes" else
+                       api.sym.broadcast_axes(x, axis=2, size=5) if form == "axes-one-axis" else
+                       x.broadcast_axes(axis=0, size=2))
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64), "name": net.name}
+    _broadcast_axis_case()
+
+
+for _parts, _axis, _squeeze, _shape in (((1, 3), 1, False, (2, 6, 2)), (3, -1, False, (2, 2, 6)),
+                                        (2, 0, True, (2, 3)), ((2,), 0, False, (5, 2))):
+    def _split_v2_case(parts=_parts, axis=_axis, squeeze=_squeeze, shape=_shape):
+        @case("split_v2", f"{_fmt(parts)}-axis{axis}-squeeze{int(squeeze)}-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.split_v2(api.sym.Variable("data"), parts, axis=axis, squeeze_axis=squeeze)
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64),
+                    "outputs": net.list_outputs()}
+    _split_v2_case()
 
 
 for _op in ("softmax", "log_softmax"):

@@ -692,6 +692,16 @@ case(id="split_leading_axis_squeezed", op="SliceChannel",
      forward=lambda v: v["data"][2],
      backward=lambda v, h: {"data": np.stack([np.zeros_like(h)] * 2 + [h], 0)})
 
+# split_v2 at indices: the middle part of three (the others' gradients zero), and sections
+case(id="split_v2_indices", op="_split_v2",
+     build=lambda: S.split_v2(_data(), (2, 3), axis=1)[1], shapes={"data": (3, 7, 2)},
+     forward=lambda v: v["data"][:, 2:3],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros((3, 2, 2)), h, np.zeros((3, 4, 2))], 1)})
+case(id="split_v2_sections_squeezed", op="_split_v2",
+     build=lambda: S.split_v2(_data(), 3, axis=-1, squeeze_axis=True)[0], shapes={"data": (4, 5, 3)},
+     forward=lambda v: v["data"][..., 0],
+     backward=lambda v, h: {"data": np.stack([h, np.zeros_like(h), np.zeros_like(h)], -1)})
+
 # ------------------------------------ slice, SwapAxis, tile, repeat, stack, add_n, fill_like
 
 
@@ -924,6 +934,52 @@ for _axis in (0, 1):
          forward=lambda v, a=_axis: _sequence_mask(v["data"], v["lengths"], a, -2.5),
          backward=lambda v, h, a=_axis: {"data": _sequence_mask(h, v["lengths"], a, 0.0)}, no_grad=("lengths",))
 
+
+def _sequence_reverse(x, lengths, axis):
+    """Each sequence's first ``length`` steps along ``axis`` reversed (its own inverse)."""
+    out = x.copy()
+    for b, n in enumerate(lengths.astype(int)):
+        index = (slice(None), b) if axis == 0 else (b,)
+        rows = x[index]
+        out[index][:n] = rows[:n][::-1]
+    return out
+
+
+def _sequence_last(x, lengths, axis):
+    steps = lengths.astype(int) - 1
+    return np.stack([x[t, b] if axis == 0 else x[b, t] for b, t in enumerate(steps)])
+
+
+def _sequence_last_grad(shape, lengths, axis, h):
+    dx = np.zeros(shape)
+    for b, t in enumerate(lengths.astype(int) - 1):
+        dx[(t, b) if axis == 0 else (b, t)] = h[b]
+    return dx
+
+
+for _axis in (0, 1):
+    _steps, _batch = (5, 3) if _axis == 0 else (4, 3)
+    _shape = (_steps, _batch, 2) if _axis == 0 else (_batch, _steps, 2, 2)
+    case(id=f"sequence_reverse_axis{_axis}", op="SequenceReverse",
+         build=lambda a=_axis: S.SequenceReverse(_data(), S.Variable("lengths"), use_sequence_length=True, axis=a),
+         shapes={"data": _shape, "lengths": (_batch,)},
+         values={"lengths": lambda rng, s, n=_steps: rng.integers(0, n + 1, s).astype(np.float64)},
+         forward=lambda v, a=_axis: _sequence_reverse(v["data"], v["lengths"], a),
+         backward=lambda v, h, a=_axis: {"data": _sequence_reverse(h, v["lengths"], a)}, no_grad=("lengths",))
+    case(id=f"sequence_last_axis{_axis}", op="SequenceLast",
+         build=lambda a=_axis: S.SequenceLast(_data(), S.Variable("lengths"), use_sequence_length=True, axis=a),
+         shapes={"data": _shape, "lengths": (_batch,)},
+         values={"lengths": lambda rng, s, n=_steps: rng.integers(1, n + 1, s).astype(np.float64)},
+         forward=lambda v, a=_axis: _sequence_last(v["data"], v["lengths"], a),
+         backward=lambda v, h, a=_axis, shape=_shape: {"data": _sequence_last_grad(shape, v["lengths"], a, h)},
+         no_grad=("lengths",))
+
+case(id="sequence_reverse_whole", op="SequenceReverse", build=lambda: S.SequenceReverse(_data()),
+     shapes={"data": (6, 2, 3)}, forward=lambda v: v["data"][::-1], backward=lambda v, h: {"data": h[::-1]})
+case(id="sequence_last_whole", op="SequenceLast", build=lambda: S.SequenceLast(_data(), axis=1),
+     shapes={"data": (2, 5, 3)}, forward=lambda v: v["data"][:, -1],
+     backward=lambda v, h: {"data": np.concatenate([np.zeros((2, 4, 3)), h[:, None]], 1)})
+
 # -------------------------------------------------------------------- PReLU
 
 
@@ -973,6 +1029,49 @@ case(id="flip_one_axis", op="flip", build=lambda: S.flip(_data(), axis=1), shape
 
 case(id="flip_two_axes", op="flip", build=lambda: S.reverse(_data(), axis=(0, -1)), shapes={"data": (3, 5, 4)},
      forward=lambda v: v["data"][::-1, :, ::-1], backward=lambda v, h: {"data": h[::-1, :, ::-1]})
+
+
+
+def _depth_to_space(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+
+
+def _space_to_depth(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
+
+
+case(id="depth_to_space_block2", op="depth_to_space", build=lambda: S.depth_to_space(_data(), block_size=2),
+     shapes={"data": (2, 12, 3, 5)}, forward=lambda v: _depth_to_space(v["data"], 2),
+     backward=lambda v, h: {"data": _space_to_depth(h, 2)})
+case(id="space_to_depth_block3", op="space_to_depth", build=lambda: S.space_to_depth(_data(), block_size=3),
+     shapes={"data": (2, 2, 6, 9)}, forward=lambda v: _space_to_depth(v["data"], 3),
+     backward=lambda v, h: {"data": _depth_to_space(h, 3)})
+
+
+def _diag_grad(shape, k, axis1, axis2, h):
+    """h (numpy's diagonal layout: the diagonal's axis last) written on diagonal k, 0 elsewhere."""
+    dx = np.zeros(shape)
+    matrices = np.moveaxis(dx, (axis1, axis2), (-2, -1))  # a view: writes reach dx
+    for i in range(h.shape[-1]):
+        matrices[..., i + max(-k, 0), i + max(k, 0)] = h[..., i]
+    return dx
+
+
+case(id="diag_vector_below", op="diag", build=lambda: S.diag(_data(), k=-2), shapes={"data": (4,)},
+     forward=lambda v: np.diag(v["data"], -2), backward=lambda v, h: {"data": np.diag(h, -2)})
+case(id="diag_matrix_above", op="diag", build=lambda: S.diag(_data(), k=2), shapes={"data": (4, 6)},
+     forward=lambda v: np.diagonal(v["data"], 2).copy(),
+     backward=lambda v, h: {"data": _diag_grad((4, 6), 2, 0, 1, h)})
+case(id="diag_axes_of_3d", op="diag", build=lambda: S.diag(_data(), k=-1, axis1=-1, axis2=0),
+     shapes={"data": (5, 3, 4)}, forward=lambda v: np.diagonal(v["data"], -1, 2, 0).copy(),
+     backward=lambda v, h: {"data": _diag_grad((5, 3, 4), -1, 2, 0, h)})
+
+case(id="broadcast_axis_two", op="broadcast_axis",
+     build=lambda: S.broadcast_axes(_data(), axis=(0, 2), size=(3, 4)), shapes={"data": (1, 5, 1)},
+     forward=lambda v: np.broadcast_to(v["data"], (3, 5, 4)).copy(),
+     backward=lambda v, h: {"data": h.sum((0, 2), keepdims=True)})
 
 # Three blocks of rows against one of positions in the suite's small blocks: each program owns positions.
 case(id="embedding_large_table", op="Embedding",

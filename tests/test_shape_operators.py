@@ -93,6 +93,42 @@ def test_split_and_slice_axis_errors():
     assert S.slice_axis(x, axis=0, begin=-1, end=None).infer_shape(x=(4, 2))[1] == [(1, 2)]
 
 
+def test_split_v2_reads_indices_or_sections_as_mxnet():
+    x = S.Variable("x")
+    net = S.split_v2(x, (1, 3), axis=1)
+    node = net.list_outputs()[0].rsplit("_", 1)[0]  # named as MXNet names it: _split_v2<n>
+    assert node.startswith("_split_v2") and net.list_outputs() == [f"{node}_output{k}" for k in range(3)]
+    assert net.infer_shape(x=(2, 6, 2))[1] == [(2, 1, 2), (2, 2, 2), (2, 3, 2)]
+    assert x.split_v2(2, axis=0, squeeze_axis=True).infer_shape(x=(2, 6))[1] == [(6,), (6,)]
+    with pytest.raises(ShapeError, match=r"indices=\(0, 3, 1\) cut into an empty or reversed part 1: \[3, 1\)"):
+        S.split_v2(x, (3, 1), axis=1).infer_shape(x=(2, 6))
+    with pytest.raises(ShapeError, match=r"axis 1 of data \(2, 6\) has size 6, which sections=4 does not divide"):
+        S.split_v2(x, 4, axis=1).infer_shape(x=(2, 6))
+    with pytest.raises(TypeError, match="indices_or_sections must be an int or a tuple of ints, got 2.5"):
+        S.split_v2(x, 2.5)
+
+
+def test_diag_depth_to_space_and_broadcast_axis_errors():
+    x = S.Variable("x")
+    assert S.diag(x, k=-1).infer_shape(x=(3,))[1] == [(4, 4)]
+    assert S.diag(x, axis1=0, axis2=2).infer_shape(x=(2, 3, 4))[1] == [(3, 2)]
+    with pytest.raises(ShapeError, match=r"diag: data \(2, 3\) has no diagonal k=3 on axes 0 and 1"):
+        S.diag(x, k=3).infer_shape(x=(2, 3))
+    with pytest.raises(ShapeError, match=r"diag: axis1=1 and axis2=-1 name the same axis"):
+        S.diag(x, axis1=1, axis2=-1).infer_shape(x=(2, 3))
+    with pytest.raises(ShapeError, match=r"depth_to_space: the 6 channels of data \(1, 6, 2, 2\) are not a multiple "
+                                         r"of block_size² = 4"):
+        S.depth_to_space(x, block_size=2).infer_shape(x=(1, 6, 2, 2))
+    with pytest.raises(ShapeError, match=r"space_to_depth: the height 3 and width 4 of data \(1, 1, 3, 4\) must be"):
+        S.space_to_depth(x, block_size=2).infer_shape(x=(1, 1, 3, 4))
+    with pytest.raises(ShapeError, match=r"depth_to_space: data must have 4 axes"):
+        S.depth_to_space(x, block_size=2).infer_shape(x=(4, 2, 2))
+    with pytest.raises(ShapeError, match=r"axis 1 of data \(2, 3\) has size 3; only axes of size 1 broadcast"):
+        S.broadcast_axis(x, axis=1, size=4).infer_shape(x=(2, 3))
+    with pytest.raises(ShapeError, match=r"axis=\(0, 1\) and size=\(3,\) must have one length"):
+        S.broadcast_axis(x, axis=(0, 1), size=3).infer_shape(x=(1, 1))
+
+
 def test_flip_reads_through_negated_strides(rng):
     from tritonsym.ops import flip as kernels
 

@@ -2,7 +2,7 @@
 (``broadcast_minus``), ``broadcast_mul``, ``broadcast_div``, ``broadcast_maximum``,
 ``broadcast_minimum``, ``broadcast_power``, ``broadcast_hypot``, the comparisons
 ``broadcast_equal`` ... ``broadcast_lesser_equal`` and ``broadcast_logical_and/or/xor`` (1.0
-or 0.0, gradient 0), and ``broadcast_to`` /
+or 0.0, gradient 0), and ``broadcast_to``, ``broadcast_axis`` (``broadcast_axes``) and
 ``broadcast_like``. Shapes broadcast as numpy's (aligned at the right; each axis equal or 1).
 Nothing is copied forward; a broadcast operand's gradient is summed over its repeated axes
 through an output-shaped scratch buffer of the backward step (``ops/broadcast.py``)."""
@@ -109,6 +109,25 @@ def _to_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], out)]
 
 
+def _axis_shape(p, in_shapes, out_shapes):
+    data = in_shapes[0]
+    if data is None:
+        return in_shapes, out_shapes
+    axes, sizes = p["axis"], p["size"]
+    if len(axes) != len(sizes):
+        raise ShapeMismatch(f"axis={tuple(axes)} and size={tuple(sizes)} must have one length")
+    out = list(data)
+    for a, n in zip(axes, sizes):
+        if not -len(data) <= a < len(data):
+            raise ShapeMismatch(f"axis {a} is out of range for data of shape {tuple(data)}")
+        if data[a] != 1:
+            raise ShapeMismatch(f"axis {a} of data {tuple(data)} has size {data[a]}; only axes of size 1 broadcast")
+        if n < 1:
+            raise ShapeMismatch(f"size={tuple(sizes)} has {n} for axis {a}; sizes must be positive")
+        out[a] = n
+    return in_shapes, [unify("output", out_shapes[0], tuple(out))]
+
+
 def _like_shape(p, in_shapes, out_shapes):
     data, like = in_shapes
     if data is None or like is None:
@@ -140,6 +159,20 @@ register(OpDef(
     forward=_to_forward,
     backward=_to_backward,
     backward_needs=lambda p, epilogue: ((), ()),
+    cheap=True,
+))
+
+register(OpDef(
+    name="broadcast_axis",
+    doc="data repeated along the given axes of size 1 to the given sizes.",
+    params=[Param("axis", "ints", (), doc="the axes to repeat (each of size 1)"),
+            Param("size", "ints", (), doc="the size each of them becomes")],
+    input_names=("data",),
+    infer_shape=_axis_shape,
+    forward=_to_forward,
+    backward=_to_backward,
+    backward_needs=lambda p, epilogue: ((), ()),
+    aliases=("broadcast_axes",),
     cheap=True,
 ))
 

@@ -7,10 +7,11 @@ from .attr_scope import AttrScope
 from .math_functions import maximum, minimum, pow, power
 from .naming import NameManager, Prefix
 from .op_functions import make_function
+from .split_v2 import split_v2
 from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
 __all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load",
-           "load_json", "maximum", "minimum", "pow", "power", "var"]
+           "load_json", "maximum", "minimum", "pow", "power", "split_v2", "var"]
 
 
 def _sync_function(name: str, op) -> None:

@@ -9,6 +9,7 @@ other change, and ``hasattr(x, "sum")`` says whether this build has ``sum``.
 
 from __future__ import annotations
 
+from .split_v2 import split_v2
 from .symbol import Symbol, create_called
 
 # MXNet 1.9.1's fluent methods (mxnet/symbol/symbol.py), by method name -> operator name.
@@ -21,7 +22,8 @@ FLUENT = {name: name for name in (
     "sigmoid", "sign", "sin", "sinh", "size_array", "slice", "slice_axis", "slice_like", "softmax", "softmin", "sort",
     "space_to_depth", "split", "split_v2", "sqrt", "square", "squeeze", "sum", "swapaxes", "take", "tan", "tanh",
     "tile", "topk", "transpose", "trunc", "zeros_like")}
-FLUENT.update(reshape="Reshape", flatten="Flatten", astype="Cast")
+FLUENT.update(reshape="Reshape", flatten="Flatten", astype="Cast", broadcast_axes="broadcast_axis",
+              split_v2="_split_v2")
 
 
 def _method(method: str, op_name: str):
@@ -29,6 +31,8 @@ def _method(method: str, op_name: str):
     hint = "cast" if method == "astype" else method
 
     def fluent(self: Symbol, *args, **kwargs) -> Symbol:
+        if method == "split_v2":  # MXNet's Python function, which reads indices_or_sections
+            return split_v2(self, *args, **kwargs)
         return create_called(hint, op_name, self, *args, **kwargs)
 
     fluent.__name__ = fluent.__qualname__ = method
