@@ -18,6 +18,7 @@ import torch
 
 from . import (
     activation,
+    arange,
     arg_reduce,
     attention,
     batch_dot,
@@ -58,7 +59,7 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arg_reduce, attention, batch_dot, batch_norm, cache_write,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
                                           convolution, deconvolution, dropout, elementwise, embedding, flip,
                                           fully_connected, gated_activation, grad_norm, group_norm, l2_normalization,
                                           layer_norm, lrn, memory, moments, one_hot, optimizer, pad, pick, pooling,

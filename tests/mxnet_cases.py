@@ -2181,6 +2181,59 @@ def _sequence_mask_identity(api, data):
             "arguments": net.list_arguments()}
 
 
+# ------------------------------------------------------- zeros, ones, full, arange, linspace, eye, contrib
+
+_MADE = {
+    "zeros": lambda sym: sym.zeros((2, 6)), "ones": lambda sym: sym.ones((2, 6)),
+    "full": lambda sym: sym.full((2, 6), -1.25),
+    "arange-repeat": lambda sym: sym.reshape(sym.arange(2, 20, 3, repeat=2), (2, 6)),
+    "arange-stop-only": lambda sym: sym.reshape(sym.arange(12), (2, 6)),
+    "arange-fractional-down": lambda sym: sym.reshape(sym.arange(4.5, -1.5, -0.5), (2, 6)),
+    "linspace": lambda sym: sym.reshape(sym.linspace(-1, 2, 12), (2, 6)),
+    "linspace-no-endpoint": lambda sym: sym.reshape(sym.linspace(0, 3, 12, endpoint=False), (2, 6)),
+    "eye-above": lambda sym: sym.eye(2, 6, k=3), "eye-square-below": lambda sym: sym.tile(sym.eye(2, k=-1), (1, 3)),
+}
+for _made in _MADE:
+    def _made_case(made=_made):
+        @case("made-from-parameters", made)
+        def run(api, data):
+            with api.fresh_names():
+                value = _MADE[made](api.sym)
+                net = api.sym.Variable("data") * value
+            outs, grads = api.run(net, {"data": data.normal("x", (2, 6), np.float32)},
+                                  head_grads=[data.normal("h", (2, 6), np.float32)])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": value.name}
+    _made_case()
+
+
+@case("made-from-parameters", "integer-positions")
+def _integer_positions(api, data):
+    with api.fresh_names():
+        net = api.sym.Embedding(api.sym.arange(1, 5, dtype="int32"), input_dim=6, output_dim=3, name="pos")
+    outs, grads = api.run(net, {"pos_weight": data.normal("w", (6, 3), np.float32)},
+                          head_grads=[data.normal("h", (4, 3), np.float32)])
+    return {"out0": outs[0], "grad_pos_weight": grads["pos_weight"]}
+
+
+for _params in (dict(), dict(start=1, step=2, axis=1), dict(start=-3, step=0.5, repeat=2), dict(axis=0, repeat=3)):
+    def _arange_like_case(params=_params):
+        @case("contrib.arange_like", "-".join(f"{k}{v}" for k, v in params.items()) or "defaults")
+        def run(api, data):
+            x = api.sym.Variable("data")
+            with api.fresh_names():
+                ramp = api.sym.contrib.arange_like(x, **params)
+            outs = api.run(ramp, {"data": data.normal("x", (2, 3), np.float64)}, grad_req="null")[0]
+            return {"out0": outs[0], "name": ramp.name}
+    _arange_like_case()
+
+
+@case("contrib.div_sqrt_dim", "3-axes")
+def _div_sqrt_dim(api, data):
+    with api.fresh_names():
+        net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
+    return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
 # ------------------------------------------------------- SequenceReverse, SequenceLast
 
 for _op, _axis, _lengths in (("SequenceReverse", 0, (1.0, 4.0, 0.0, 2.0)), ("SequenceLast", 0, (1.0, 4.0, 3.0, 2.0)),

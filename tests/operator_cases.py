@@ -1073,6 +1073,35 @@ case(id="broadcast_axis_two", op="broadcast_axis",
      forward=lambda v: np.broadcast_to(v["data"], (3, 5, 4)).copy(),
      backward=lambda v, h: {"data": h.sum((0, 2), keepdims=True)})
 
+# Arrays made from parameters, added to the data so that the bind's dtype reaches them (they
+# follow the graph's) and the data's gradient passes through.
+for _id, _op, _make, _value in (
+        ("zeros_added", "_zeros", lambda: S.zeros((3, 4)), lambda: np.zeros((3, 4))),
+        ("ones_added", "_ones", lambda: S.ones((3, 4)), lambda: np.ones((3, 4))),
+        ("full_added", "_full", lambda: S.full((3, 4), -2.5), lambda: np.full((3, 4), -2.5)),
+        ("arange_repeat_added", "_arange", lambda: S.arange(-3, 3, 1, repeat=2).reshape((3, 4)),
+         lambda: np.repeat(np.arange(-3.0, 3.0), 2).reshape(3, 4)),
+        ("arange_fractional_step_added", "_arange", lambda: S.arange(0.5, 3.4, 0.25).reshape((3, 4)),
+         lambda: np.arange(0.5, 3.5, 0.25).reshape(3, 4)),
+        ("linspace_added", "_linspace", lambda: S.linspace(-1, 2, 12).reshape((3, 4)),
+         lambda: np.linspace(-1, 2, 12).reshape(3, 4)),
+        ("eye_above_added", "_eye", lambda: S.eye(3, 4, k=1), lambda: np.eye(3, 4, 1))):
+    case(id=_id, op=_op, build=lambda m=_make: _data() + m(), shapes={"data": (3, 4)},
+         forward=lambda v, f=_value: v["data"] + f(), backward=lambda v, h: {"data": h})
+
+case(id="arange_like_axis_times_data", op="_contrib_arange_like",
+     build=lambda: (lambda d: S.broadcast_mul(d, S.contrib.arange_like(d, start=1, step=0.5, axis=-1)))(_data()),
+     shapes={"data": (3, 4)},
+     forward=lambda v: v["data"] * (1 + 0.5 * np.arange(4)),
+     backward=lambda v, h: {"data": h * (1 + 0.5 * np.arange(4))})
+case(id="arange_like_repeat", op="_contrib_arange_like",
+     build=lambda: S.contrib.arange_like(_data(), start=-2, step=3, repeat=2), shapes={"data": (3, 4)},
+     forward=lambda v: (-2 + 3 * (np.arange(12) // 2)).reshape(3, 4).astype(np.float64),
+     backward=lambda v, h: {"data": np.zeros((3, 4))})
+case(id="div_sqrt_dim", op="_contrib_div_sqrt_dim", build=lambda: S.contrib.div_sqrt_dim(_data()),
+     shapes={"data": (2, 3, 5)}, forward=lambda v: v["data"] / np.sqrt(5),
+     backward=lambda v, h: {"data": h / np.sqrt(5)})
+
 # Three blocks of rows against one of positions in the suite's small blocks: each program owns positions.
 case(id="embedding_large_table", op="Embedding",
      build=lambda: S.Embedding(_data(), input_dim=40, output_dim=5, name="emb"),

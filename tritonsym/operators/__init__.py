@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
     add_n,
+    arange,
     arg_reduce,
     attention,
     batch_dot,
@@ -17,6 +18,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     deconvolution,
     depth_to_space,
     diag,
+    div_sqrt_dim,
     dot,
     dropout,
     elementwise,

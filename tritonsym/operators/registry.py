@@ -339,6 +339,10 @@ class OpDef:
     backward: Callable[[BackwardArgs], list]
     backward_needs: Callable[[dict, tuple | None], tuple[Sequence[int], Sequence[int]]]
     infer_type: Callable[[dict, list, list], tuple[list, list]] | None = None
+    # The dtype of an output that nothing in the graph decides (arrays made from parameters
+    # alone: ``zeros``, ``arange``): inference gives it only after every rule has run, so
+    # ``x + zeros(shape)`` follows x's dtype and ``zeros(shape)`` alone is float32, as MXNet's.
+    default_output_type: Callable[[dict], torch.dtype | None] = lambda params: None
     hint: str | None = None
     # The inputs this parameter setting has, when some are optional (FC's bias).
     active_inputs: Callable[[dict], list[str]] | None = None

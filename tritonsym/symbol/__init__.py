@@ -4,14 +4,16 @@ operator, arithmetic between symbols, ``Group``, composition, inference and JSON
 from .. import operators as _operators
 from . import fluent as _fluent
 from .attr_scope import AttrScope
+from .init_functions import arange, eye, full, linspace, ones, zeros
 from .math_functions import maximum, minimum, pow, power
 from .naming import NameManager, Prefix
 from .op_functions import make_function
 from .split_v2 import split_v2
 from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
-__all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "compose", "create", "load",
-           "load_json", "maximum", "minimum", "pow", "power", "split_v2", "var"]
+__all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "arange", "compose", "contrib",
+           "create", "eye", "full", "linspace", "load", "load_json", "maximum", "minimum", "ones", "pow", "power",
+           "split_v2", "var", "zeros"]
 
 
 def _sync_function(name: str, op) -> None:
@@ -42,3 +44,20 @@ class _Internal:
 
 
 _internal = _Internal()
+
+
+class _Contrib:
+    """MXNet's ``mx.sym.contrib``: the operators named ``_contrib_<name>``, as ``contrib.<name>``
+    (``contrib.arange_like``; the node is named ``arange_like0``, as MXNet names it)."""
+
+    def __getattr__(self, name: str):
+        op = _operators.REGISTRY.get(f"_contrib_{name}")
+        if op is None or name.startswith("_"):
+            raise AttributeError(f"tritonsym.sym.contrib has no operator {name!r}")
+        return make_function(op, name)
+
+    def __dir__(self):
+        return [n.removeprefix("_contrib_") for n in _operators.REGISTRY if n.startswith("_contrib_")]
+
+
+contrib = _Contrib()

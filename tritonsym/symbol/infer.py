@@ -51,13 +51,26 @@ def propagate(symbol: Symbol, given: dict[str, object], kind: str) -> tuple[dict
             value = given.get(node.name)
             values[(id(node), 0)] = value if value is not None else _variable_attr(node, kind)
     ops = [n for n in nodes if not n.is_variable]
+    _settle(ops, values, kind)
+    if kind == "type":
+        # Outputs nothing decided take their operator's default, one at a time, each then
+        # propagated (the first may decide the others).
+        for node in ops:
+            key = (id(node), 0)
+            if values.get(key) is None and node.op.default_output_type(node.params) is not None:
+                values[key] = node.op.default_output_type(node.params)
+                _settle(ops, values, kind)
+    return values, nodes
+
+
+def _settle(ops: list[Node], values: dict, kind: str) -> None:
+    """Run the rules forwards and backwards over ``ops`` until nothing changes."""
     for _ in range(2 * len(ops) + 2):
         changed = False
         for node in ops + ops[::-1]:
             changed |= _apply_rule(node, values, kind)
         if not changed:
             break
-    return values, nodes
 
 
 def _apply_rule(node: Node, values: dict, kind: str) -> bool:
