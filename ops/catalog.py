@@ -25,6 +25,7 @@ from . import (
     batch_norm,
     cache_write,
     convolution,
+    cross_entropy,
     deconvolution,
     dropout,
     elementwise,
@@ -60,11 +61,12 @@ from . import (
 from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
-                                          convolution, deconvolution, dropout, elementwise, embedding, flip,
-                                          fully_connected, gated_activation, grad_norm, group_norm, l2_normalization,
-                                          layer_norm, lrn, memory, moments, one_hot, optimizer, pad, pick, pooling,
-                                          prelu, reduce, regression_output, rotary, select, sequence_index,
-                                          sequence_mask, softmax, softmax_output, sort, take, upsampling)
+                                          convolution, cross_entropy, deconvolution, dropout, elementwise, embedding,
+                                          flip, fully_connected, gated_activation, grad_norm, group_norm,
+                                          l2_normalization, layer_norm, lrn, memory, moments, one_hot, optimizer, pad,
+                                          pick, pooling, prelu, reduce, regression_output, rotary, select,
+                                          sequence_index, sequence_mask, softmax, softmax_output, sort, take,
+                                          upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -34,7 +34,7 @@ class MXNetAdapter(harness.Adapter):
         self.sym = mx.sym
         self.lr_scheduler, self.metric, self.io, self.init = mx.lr_scheduler, mx.metric, mx.io, mx.init
         self.mod, self.optimizer, self.cpu, self.AttrScope, self.nd = mx.mod, mx.optimizer, mx.cpu, mx.AttrScope, mx.nd
-        self.kv = mx.kv
+        self.kv, self.rnn = mx.kv, mx.rnn
 
     def array(self, value):
         return self.mx.nd.array(value, dtype=value.dtype)

@@ -115,6 +115,14 @@ DECISIONS: dict[str, str] = {
                                                    "outside the data for a negative or too long one, or "
                                                    "SequenceLast's 0); tritonsym makes such a sequence NaN, as "
                                                    "SequenceMask does",
+    "executor/group-with-one-output-twice": "MXNet 1.9.1 keeps only the last head gradient of an output a Group "
+                                            "lists twice; tritonsym adds them, the gradient of the sum of both "
+                                            "heads' products",
+    "rnn/rnn-relu-NTC-merge0": "the last step's output is also the state the case's Group lists: MXNet 1.9.1 "
+                               "keeps only one of its two head gradients (executor/group-with-one-output-twice)",
+    "softmax_cross_entropy/(3,5)-labels(1.0,2.5,4.0)": "MXNet 1.9.1 truncates a label of 2.5 to 2 (and reads "
+                                                       "outside the row for one out of range); tritonsym's loss "
+                                                       "is NaN and that row's gradient NaN",
     "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
                           "the other elements there (torch's): 3 * 1.5 at the one zero of a row, 0 beside two",
     "nanprod/zeros-and-nan": "MXNet 1.9.1's nanprod gradient is y / x, NaN at a zero; tritonsym's is the product of "
@@ -543,6 +551,15 @@ def _grad_add(api, data):
     head = data.normal("head", (3, 4))
     outs, grads = api.run(net, {"x": x, "y": y}, head_grads=[head], grad_req="add", repeat=2)
     return {"grad_x": grads["x"], "grad_y": grads["y"]}
+
+
+@case("executor", "group-with-one-output-twice")
+def _repeated_head(api, data):
+    x = api.sym.Variable("data")
+    net = api.sym.tanh(x, name="t")
+    outs, grads = api.run(api.sym.Group([net, net]), {"data": data.normal("x", (2, 3), np.float64)},
+                          head_grads=[data.normal("h0", (2, 3), np.float64), data.normal("h1", (2, 3), np.float64)])
+    return {"out0": outs[0], "out1": outs[1], "grad_data": grads["data"]}
 
 
 @case("executor", "grad_req-null-for-one")
@@ -2232,6 +2249,85 @@ def _div_sqrt_dim(api, data):
     with api.fresh_names():
         net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
+# ------------------------------------------------------- softmax_cross_entropy
+
+for _shape, _labels in (((4, 6), (0.0, 5.0, 2.0, 2.0)), ((2, 3), (2.0, 0.0)), ((3, 5), (1.0, 2.5, 4.0))):
+    def _cross_entropy_case(shape=_shape, labels=_labels):
+        @case("softmax_cross_entropy", f"{_fmt(shape)}-labels{_fmt(labels)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.softmax_cross_entropy(api.sym.Variable("data"), api.sym.Variable("label"))
+            outs, grads = api.run(net, {"data": data.normal("x", shape, np.float64) * 3, "label": np.array(labels)},
+                                  head_grads=[np.array([1.5])], grad_req={"data": "write", "label": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name,
+                    "shapes": net.infer_shape(data=shape, label=(shape[0],))}
+    _cross_entropy_case()
+
+
+# ------------------------------------------------------- mx.rnn cells unrolled
+
+def _rnn_cell(api, kind: str):
+    if kind == "lstm":
+        return api.rnn.LSTMCell(4, prefix="lstm_")
+    if kind == "gru":
+        return api.rnn.GRUCell(4, prefix="gru_")
+    if kind == "rnn-relu":
+        return api.rnn.RNNCell(4, activation="relu", prefix="rnn_")
+    if kind == "stack-dropout0-residual":
+        stack = api.rnn.SequentialRNNCell()
+        stack.add(api.rnn.LSTMCell(3, prefix="l0_"))
+        stack.add(api.rnn.DropoutCell(0.0, prefix="d_"))
+        stack.add(api.rnn.ResidualCell(api.rnn.GRUCell(3, prefix="l1_")))
+        return stack
+    return api.rnn.BidirectionalCell(api.rnn.LSTMCell(3, prefix="l_"), api.rnn.GRUCell(2, prefix="r_"))
+
+
+for _kind, _layout, _merge in (("lstm", "NTC", True), ("gru", "TNC", True), ("rnn-relu", "NTC", False),
+                               ("stack-dropout0-residual", "NTC", True), ("bidirectional", "TNC", True),
+                               ("bidirectional", "NTC", False)):
+    def _rnn_case(kind=_kind, layout=_layout, merge=_merge):
+        @case("rnn", f"{kind}-{layout}-merge{int(merge)}")
+        def run(api, data):
+            with api.fresh_names():
+                cell = _rnn_cell(api, kind)
+                outputs, states = cell.unroll(3, api.sym.Variable("data"), layout=layout, merge_outputs=merge)
+                flat = [s for group in states for s in (group if isinstance(group, list) else [group])]
+                net = api.sym.Group(([outputs] if merge else list(outputs)) + flat)
+            shape = (2, 3, 3) if layout == "NTC" else (3, 2, 3)
+            arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(data=shape)[0]))
+            # float32: MXNet's begin states are zeros(dtype="float32")
+            arrays = {name: data.given(name, data.normal(f"raw_{name}", s) * 0.5) for name, s in arg_shapes.items()}
+            out_shapes = net.infer_shape(data=shape)[1]
+            heads = [data.normal(f"h{i}", s) for i, s in enumerate(out_shapes)]
+            outs, grads = api.run(net, arrays, head_grads=heads)
+            return {**{f"out{i}": o for i, o in enumerate(outs)}, **{f"grad_{k}": v for k, v in grads.items()},
+                    "arguments": net.list_arguments(), "outputs": net.list_outputs(),
+                    "state_info": [{k: str(v) for k, v in info.items()} for info in cell.state_info]}
+    _rnn_case()
+
+
+@case("rnn", "lstm-bias-initializer-and-unpacked-weights")
+def _lstm_weights(api, data):
+    cell = api.rnn.LSTMCell(2, prefix="p_", forget_bias=2.5)
+    outputs, _ = cell.unroll(2, api.sym.Variable("data"), merge_outputs=True)
+    attrs = outputs.attr_dict()
+    args = {"p_i2h_weight": data.normal("iw", (8, 3), np.float64), "p_i2h_bias": data.normal("ib", (8,), np.float64),
+            "p_h2h_weight": data.normal("hw", (8, 2), np.float64), "p_h2h_bias": data.normal("hb", (8,), np.float64)}
+    unpacked = cell.unpack_weights({k: api.array(v) for k, v in args.items()})
+    repacked = cell.pack_weights(unpacked)
+    result = {f"unpacked_{k}": api.numpy(v) for k, v in unpacked.items()}
+    result.update({f"repacked_{k}": api.numpy(v) for k, v in repacked.items()})
+    return {**result, "bias_init": attrs["p_i2h_bias"]["__init__"], "names": sorted(unpacked)}
+
+
+@case("rnn", "encode-sentences")
+def _encode_sentences(api, data):
+    sentences = [["the", "cat", "sat"], ["the", "dog"], ["a", "cat", "ran", "far"]]
+    codes, vocab = api.rnn.encode_sentences(sentences, invalid_label=0, start_label=0)
+    again, vocab2 = api.rnn.encode_sentences([["the", "emu"]], vocab=dict(vocab), unknown_token="<unk>")
+    return {"codes": codes, "vocab": sorted(vocab.items()), "again": again, "vocab2": sorted(vocab2.items())}
 
 
 # ------------------------------------------------------- SequenceReverse, SequenceLast

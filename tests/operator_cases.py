@@ -896,6 +896,26 @@ for _id, _op, _shape, _params in (("topk_values_middle_axis", "topk", (3, 9, 2),
     _sort_case()
 
 
+# softmax_cross_entropy: the rows' cross entropies summed; wide rows loop over column blocks
+def _cross_entropy(x, label):
+    z = x - x.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return np.array([-log_p[np.arange(len(x)), label.astype(int)].sum()])
+
+
+def _cross_entropy_grad(x, label, h):
+    p = o.softmax(x)
+    p[np.arange(len(x)), label.astype(int)] -= 1.0
+    return p * h[0]
+
+
+for _id, _shape in (("softmax_cross_entropy", (5, 7)), ("softmax_cross_entropy_wide_rows", (3, 300))):
+    case(id=_id, op="softmax_cross_entropy",
+         build=lambda: S.softmax_cross_entropy(_data(), S.Variable("label")),
+         shapes={"data": _shape, "label": (_shape[0],)}, values={"label": classes(_shape[1])},
+         forward=lambda v: _cross_entropy(v["data"], v["label"]),
+         backward=lambda v, h: {"data": _cross_entropy_grad(v["data"], v["label"], h)}, no_grad=("label",))
+
 # -------------------------------------------------- masks: softmax(use_length), SequenceMask
 
 

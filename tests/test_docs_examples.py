@@ -28,7 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
-SHORTER = {"docs/training.md": [("num_epoch=15", "num_epoch=2"), ('"digits", 15', '"digits", 2')],
+SHORTER = {"docs/training.md": [("num_epoch=15", "num_epoch=2"), ('"digits", 15', '"digits", 2'),
+                                 ("num_epoch=10", "num_epoch=1")],
            "docs/distributed.md": [("num_epoch=10", "num_epoch=1")]}
 
 

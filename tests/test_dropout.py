@@ -128,12 +128,21 @@ def test_no_activation_memory_and_a_nan_stays_nan():
     assert np.isnan(out[3, 4]) and np.isnan(out).sum() == 1  # dropped or kept, NaN times a number is NaN
 
 
-def test_gradient_check_with_a_fixed_mask(rng):
-    """mode='always' draws at the current step in inference too, without advancing it: the
-    check's forwards then all see the training forward's mask."""
-    net = S.Dropout(S.Variable("x"), p=0.4, mode="always", name="drop") * S.Variable("w")
-    ts.test_utils.check_numeric_gradient(net, {"x": rng.normal(size=(6, 7)), "w": rng.normal(size=(6, 7))},
-                                         use_forward_train=False)
+def test_mode_always_draws_a_new_mask_at_every_inference_forward():
+    """Monte Carlo dropout: predictions with mode='always' are samples, each call its own, as
+    in MXNet (the state's step moved only in training, so every inference forward repeated
+    one mask: a sample taken many times looked certain). Training forwards draw anew too, and
+    backward uses its own forward's mask."""
+    net = S.Dropout(S.Variable("x"), p=0.5, mode="always", name="drop")
+    exe = net.simple_bind(ts.cpu(), x=(4, 64), type_dict={"x": "float64"})
+    ts.random.seed(5)
+    masks = [exe.forward(x=np.ones((4, 64)))[0].numpy() != 0 for _ in range(3)]
+    assert not (masks[0] == masks[1]).all() and not (masks[1] == masks[2]).all()
+    ts.random.seed(5)
+    assert (exe.forward(x=np.ones((4, 64)))[0].numpy() != 0).tolist() == masks[0].tolist()  # the seed repeats them
+    out = exe.forward(is_train=True, x=np.ones((4, 64)))[0].numpy()
+    exe.backward([torch.ones(4, 64, dtype=torch.float64)])
+    assert np.array_equal(exe.grad_dict["x"].numpy(), out)  # x = 1: the gradient is the mask / (1 - p)
 
 
 def test_errors_are_named():

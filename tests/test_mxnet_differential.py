@@ -29,6 +29,7 @@ DOCS = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "mxnet.md").read_
 class TritonsymAdapter(harness.Adapter):
     sym, lr_scheduler, metric, io, init = ts.sym, ts.lr_scheduler, ts.metric, ts.io, ts.init
     mod, optimizer, cpu, AttrScope, nd, kv = ts.mod, ts.optimizer, staticmethod(ts.cpu), ts.AttrScope, ts.nd, ts.kv
+    rnn = ts.rnn
 
     def array(self, value):
         return torch.as_tensor(value)

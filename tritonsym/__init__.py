@@ -24,7 +24,7 @@ if not _os.path.isdir(_os.path.join(__path__[0], "ops")) and _os.path.isfile(
 
 from . import ops  # noqa: I001  (first: it decides whether kernels are compiled or interpreted)
 from . import symbol
-from . import callback, initializer, io, kvstore, metric, model, module, nd, operator, optimizer, random, test_utils, viz  # noqa: E501
+from . import callback, initializer, io, kvstore, metric, model, module, nd, operator, optimizer, random, rnn, test_utils, viz  # noqa: E501
 from .base import BindError, DTypeError, ExecutionError, FormatError, ParamError, ShapeError, TritonSymError
 from .context import Context, cpu, gpu
 from .executor import Executor
@@ -41,4 +41,4 @@ __version__ = "0.1.0"
 __all__ = ["AttrScope", "BindError", "Context", "DTypeError", "ExecutionError", "Executor", "FormatError", "ParamError",
            "ShapeError", "TritonSymError", "callback", "cpu", "gpu", "gradcheck", "init", "initializer", "io",
            "kv", "kvstore", "lr_scheduler", "metric", "mod", "model", "module", "nd", "operator", "ops", "optimizer",
-           "random", "sym", "symbol", "test_utils", "viz"]
+           "random", "rnn", "sym", "symbol", "test_utils", "viz"]

@@ -152,6 +152,23 @@ class One(Constant):
 
 
 @register
+class LSTMBias(Initializer):
+    """An LSTM's i2h bias (``ts.rnn.LSTMCell`` gives it): 0, but ``forget_bias`` on the
+    forget gate's quarter (gates in MXNet's order: input, forget, cell, output), so the cell
+    starts by remembering (Jozefowicz et al. 2015)."""
+
+    def __init__(self, forget_bias: float = 1.0):
+        super().__init__(forget_bias=forget_bias)
+        self.forget_bias = forget_bias
+
+    def _fill(self, name, array):
+        values = np.zeros(tuple(array.shape))
+        quarter = array.shape[0] // 4
+        values[quarter:2 * quarter] = float(self.forget_bias)
+        _write(array, values)
+
+
+@register
 class Xavier(Initializer):
     """Glorot & Bengio (2010): variance ``magnitude / fan`` where ``fan`` is the average of
     fan-in and fan-out (``factor_type="avg"``), or one of them (``"in"``, ``"out"``); uniform

@@ -8,8 +8,10 @@ Dropout's masks come from Philox in the kernels, keyed by a small int64 tensor p
 (``device_state``: the seed and a step counter). The state lives in device memory, so a
 captured CUDA graph reads it at each replay: each training forward of a network that
 draws (``OpDef.draws_random``) first advances the step with one launch
-(``advance_launches``), and its backward draws the same masks at the same step. ``seed``
-rewrites every device's state (step 0).
+(``advance_launches``), and its backward draws the same masks at the same step; so does
+each inference forward of one that draws there too (Dropout with ``mode='always'``,
+``OpDef.draws_random_in_inference``), so that Monte Carlo dropout samples anew at every
+call. ``seed`` rewrites every device's state (step 0).
 """
 
 from __future__ import annotations

@@ -105,9 +105,9 @@ class Executor:
 
     @property
     def draws_random(self) -> bool:
-        """Whether a training forward draws random masks (Dropout), from its device's
+        """Whether a forward draws random masks (Dropout), from its device's
         ``random.device_state``."""
-        return bool(self._advance)
+        return bool(self._advance or self._advance_inference)
 
     @property
     def workspace(self) -> Workspace:
@@ -191,6 +191,9 @@ class Executor:
         # each training forward, first (in the same phase: a graph replay draws new masks).
         draws = any(s.op.draws_random(s.params) for s in self._program.forward_steps)
         self._advance = random.advance_launches(self._ctx.torch_device) if draws else []
+        # Mode 'always' draws in inference too: each inference forward draws anew (MC dropout).
+        self._advance_inference = random.advance_launches(self._ctx.torch_device) if any(
+            s.op.draws_random_in_inference(s.params) for s in self._program.forward_steps) else []
         # Forward phases run other launches when training: a captured graph for each.
         self._train_phase = "forward:train" if draws or any(s.train_launches is not None
                                                             for s in self._program.forward_steps) else "forward"
@@ -220,7 +223,8 @@ class Executor:
         self.precompiled = precompile.warm(
             [launch for step in self._program.forward_steps + self._program.backward_steps
              for launch in step.launches + (step.train_launches or [])]
-            + self._advance + self._zero_launches + self._zero_all_launches, self._ctx.torch_device)
+            + self._advance + self._advance_inference + self._zero_launches + self._zero_all_launches,
+            self._ctx.torch_device)
         self._forward_reads = {is_train: self._program.reads(self._program.forward_steps, is_train)
                                for is_train in (False, True)}
         self._backward_reads = self._program.reads(self._program.backward_steps)
@@ -291,9 +295,8 @@ class Executor:
         return self.outputs
 
     def _run_forward(self, is_train: bool) -> None:
-        if is_train:
-            for launch in self._advance:
-                launch()
+        for launch in self._advance if is_train else self._advance_inference:
+            launch()
         self._run(self._program.forward_steps, is_train=is_train)
 
     def _run_backward(self, after_step: Callable[[int], None] | None = None) -> None:

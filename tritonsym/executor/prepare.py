@@ -15,7 +15,7 @@ import torch
 
 from ..base import BindError, ShapeError
 from ..context import Context, default_context
-from ..operators.registry import parse_shape
+from ..operators.registry import is_complete, parse_shape
 from ..symbol.graph import aux_variables
 from ..symbol.infer import propagate
 
@@ -91,6 +91,12 @@ def prepare(symbol: Symbol, ctx, shapes: dict, dtypes: dict, grad_req, options: 
     if empty:
         raise ShapeError(f"bind: {', '.join(empty)}: every dimension of a bound array must be at least 1 (a 0 "
                          "means unknown in MXNet's shapes)")
+    # An operator's output inference left partly unknown (zeros((0, 8)) that nothing reads a size into).
+    unsized = [f"{n.name} ({n.op.name}) output {i}: {shape_values.get((id(n), i))}" for n in nodes
+               if not n.is_variable for i in range(n.num_outputs) if not is_complete(shape_values.get((id(n), i)))]
+    if unsized:
+        raise ShapeError(f"bind: cannot infer every size of {', '.join(unsized)} (0: unknown); give the sizes to "
+                         "the operator, or connect it where they follow from the arguments")
     # Arguments whose dtype nothing determines are float32, as in MXNet.
     type_values, _ = propagate(symbol, dtypes, "type")
     for n in nodes:

@@ -645,7 +645,7 @@ class Module(TrainingLoops):
                                             **pairing})
 
     def _drawing_devices(self) -> list[torch.device]:
-        """The devices whose random state this module's training forwards advance."""
+        """The devices whose random state this module's forwards advance."""
         executors = self._all_executors() if self.binded else []
         return sorted({e.ctx.torch_device for e in executors if e.draws_random}, key=str)
 

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     concat,
     convolution,
     crop,
+    cross_entropy,
     deconvolution,
     depth_to_space,
     diag,

@@ -66,8 +66,10 @@ def _register(name: str, doc: str, params: list, out_shape, forward, input_names
 
 
 def _shape_param(p) -> tuple[int, ...]:
-    if not p["shape"] or 0 in p["shape"]:
-        raise ShapeMismatch(f"shape={tuple(p['shape'])} must have at least one axis, each of size 1 or more")
+    """A 0 is a size not known yet, which inference fills in from the consumers (an RNN's
+    begin state ``zeros((0, hidden))`` takes the batch size), as in MXNet."""
+    if not p["shape"]:
+        raise ShapeMismatch("shape=() must have at least one axis")
     return tuple(p["shape"])
 
 

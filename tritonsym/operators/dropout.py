@@ -75,6 +75,7 @@ register(OpDef(
     output_aliases=lambda p: {0: 0} if p["p"] == 0 else {},
     forward_in_training=lambda p: p["p"] > 0 and p["mode"] == "training",
     draws_random=lambda p: p["p"] > 0,
+    draws_random_in_inference=lambda p: p["p"] > 0 and p["mode"] == "always",
     cheap=True,  # mirror may recompute it in backward: the same step draws the same mask
     inplace=lambda p: [(0, 0)] if p["p"] > 0 else [],
     backward_inplace=lambda p, epilogue: [(0, ("out_grad", 0))],

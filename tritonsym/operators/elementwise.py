@@ -39,6 +39,8 @@ BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "
           **{f"_{kind}": kind for kind in (*kernels.COMPARISONS, *kernels.LOGICAL)}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
+ARITHMETIC_ALIASES = {"add": ("_plus", "_Plus"), "sub": ("_minus", "_Minus"), "mul": ("_mul", "_Mul"),
+                      "div": ("_div", "_Div")}
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind not in ("smooth_l1", "hard_sigmoid")}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 # Where "Elementwise f(x)" would leave the rule unsaid.
@@ -83,6 +85,8 @@ def _register_binary(name: str, kind: str):
         # x * x: one kernel stores each element's lhs gradient, then adds its rhs gradient, from one thread
         repeated_input_grads=True,
         gate_product=kind == "mul",
+        # MXNet's own names of a + b ... (its mx.rnn cells call _internal._plus and _mul by name)
+        aliases=ARITHMETIC_ALIASES.get(kind, ()),
         cheap=True,
     ))
 

@@ -51,6 +51,11 @@ def _infer_shape(p, in_shapes, out_shapes):
                                 f"{tuple(weight)}; num_hidden={n} expects ({n}, {features})")
         weight = expected if weight is None else merge_shapes(weight, expected)
         out_shapes = [unify("output", out_shapes[0], out)]
+        # Batch sizes the data leaves unknown (0) come back from the output, as in MXNet: an
+        # RNN's begin state zeros((0, hidden)) learns its batch size from the step it feeds.
+        lead = 1 if p["flatten"] else len(data) - 1
+        if 0 in data[:lead]:
+            data = merge_shapes(data, tuple(out_shapes[0][:lead]) + tuple(data[lead:]))
     elif weight is not None and weight[0] != n:
         raise ShapeMismatch(f"weight has shape {tuple(weight)} but num_hidden={n} expects ({n}, ...)")
     new_in = [data, weight]

@@ -448,6 +448,9 @@ class OpDef:
     # Draws from ``tritonsym.random``'s device state (Dropout): each training forward of a
     # graph holding such an operator first advances the state's step, on the device.
     draws_random: Callable[[dict], bool] = lambda params: False
+    # Draws in an inference forward too (Dropout with mode='always', Monte Carlo dropout):
+    # each inference forward then advances the state first, so every call draws anew.
+    draws_random_in_inference: Callable[[dict], bool] = lambda params: False
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()

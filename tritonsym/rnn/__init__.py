@@ -1,0 +1,13 @@
+"""Recurrent networks with the Symbol API, as MXNet's ``mx.rnn``: cells that build one step
+(RNNCell, LSTMCell, GRUCell), cells made of cells (SequentialRNNCell, BidirectionalCell,
+DropoutCell, ZoneoutCell, ResidualCell), ``unroll`` over a sequence, and the text
+iterator of bucketing (``encode_sentences``, ``BucketSentenceIter``). MXNet's FusedRNNCell
+(its cuDNN ``RNN`` operator) is not here: ``unroll`` of the cells above is the same network."""
+
+from .cells import BaseRNNCell, GRUCell, LSTMCell, RNNCell, RNNParams
+from .combinators import BidirectionalCell, DropoutCell, ModifierCell, ResidualCell, SequentialRNNCell, ZoneoutCell
+from .io import BucketSentenceIter, encode_sentences
+
+__all__ = ["BaseRNNCell", "BidirectionalCell", "BucketSentenceIter", "DropoutCell", "GRUCell", "LSTMCell",
+           "ModifierCell", "RNNCell", "RNNParams", "ResidualCell", "SequentialRNNCell", "ZoneoutCell",
+           "encode_sentences"]
