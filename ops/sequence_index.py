@@ -53,15 +53,19 @@ def _sequence_length(LENGTH, o, i, steps, inner_div, outer_stride, inner_stride,
 
 
 @triton.jit
+def _place(index, steps, inner):
+    """(outer, step, inner) of flat element numbers of (outer, steps, inner) data."""
+    rest = index // inner
+    return rest // steps, rest % steps, index % inner
+
+
+@triton.jit
 def _reverse_kernel(X, LENGTH, OUT, n, steps, inner, inner_div, outer_stride, inner_stride,
                     HAS_LENGTH: tl.constexpr, INVALID_NAN: tl.constexpr, ACCUMULATE: tl.constexpr,
                     BLOCK: tl.constexpr):
     """out[o, t, i] = x[o, length - 1 - t, i] for t < length, x[o, t, i] past it."""
     index, mask = element_block(n, BLOCK)
-    i = index % inner
-    rest = index // inner
-    t = rest % steps
-    o = rest // steps
+    o, t, i = _place(index, steps, inner)
     length, valid = _sequence_length(LENGTH, o, i, steps, inner_div, outer_stride, inner_stride, mask,
                                      HAS_LENGTH, 0)
     source = tl.where(t < length, length - 1 - t, t)
@@ -91,10 +95,7 @@ def _last_backward_kernel(DY, LENGTH, DX, n, steps, inner, inner_div, outer_stri
                           HAS_LENGTH: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
     """dx[o, t, i] = dy[o, i] at t = length - 1, else 0 (nothing for an invalid length)."""
     index, mask = element_block(n, BLOCK)
-    i = index % inner
-    rest = index // inner
-    t = rest % steps
-    o = rest // steps
+    o, t, i = _place(index, steps, inner)
     length, valid = _sequence_length(LENGTH, o, i, steps, inner_div, outer_stride, inner_stride, mask,
                                      HAS_LENGTH, 1)
     hit = valid & (t == length - 1)

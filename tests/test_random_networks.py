@@ -871,12 +871,28 @@ def _deconvolution(net, x, i):
                 (x.shape[0], filters, *out), True)
 
 
+def _sequence_reverse_or_last(net, x, i):
+    """SequenceReverse (all steps) or SequenceLast along axis 0 or 1, or diag of the last two axes."""
+    if len(x.shape) < 2:
+        return None
+    axis, kind = net.rng.choice([0, 1]), net.rng.choice(["reverse", "last", "diag"])
+    if kind == "reverse":
+        return Node(S.SequenceReverse(x.symbol, axis=axis), lambda env: x.compute(env).flip(axis), x.shape, x.tied)
+    if kind == "last":
+        return Node(S.SequenceLast(x.symbol, axis=axis), lambda env: x.compute(env).select(axis, -1),
+                    tuple(d for k, d in enumerate(x.shape) if k != axis), x.tied)
+    k = net.rng.randint(-x.shape[-2] + 1, x.shape[-1] - 1)
+    out = torch.empty(x.shape).diagonal(k, -2, -1).shape
+    return Node(S.diag(x.symbol, k=k, axis1=-2, axis2=-1), lambda env: x.compute(env).diagonal(k, -2, -1),
+                tuple(out), x.tied)
+
+
 MOVES = [_unary, _softmax, _transpose, _reshape, _slice, _flip, _split, _concat, _reduce, _fully_connected, _dot,
          _batch_dot, _layer_norm, _batch_norm, _prelu, _binary, _broadcast, _broadcast_to, _attention,
          _sequence_mask, _softmax_with_length, _embedding, _shared_weight, _one_array_several_inputs,
          _grouped_attention, _rotary, _cache_write, _strided_slice, _swap_axes, _tile_or_repeat, _stack_or_add_n,
          _pick, _convolution_or_pooling, _group_norm, _pad,
-         _upsampling, _l2_normalization, _take, _sort, _lrn]
+         _upsampling, _l2_normalization, _take, _sort, _lrn, _sequence_reverse_or_last]
 
 
 def random_network(rng) -> tuple[list[Node], dict, dict]:

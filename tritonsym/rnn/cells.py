@@ -65,6 +65,7 @@ class BaseRNNCell:
     ``params``) its weights."""
 
     _gate_names: tuple[str, ...] = ()
+    _num_states = 1  # gated cells: how many (batch, num_hidden) states a step carries
 
     def __init__(self, prefix: str = "", params: RNNParams | None = None):
         self._own_params = params is None
@@ -87,10 +88,6 @@ class BaseRNNCell:
     def params(self) -> RNNParams:
         self._own_params = False
         return self._params
-
-    @property
-    def state_info(self) -> list:
-        raise NotImplementedError
 
     @property
     def state_shape(self) -> list:
@@ -151,6 +148,17 @@ class BaseRNNCell:
         outputs, _ = normalize_sequence(length, outputs, layout, merge_outputs)
         return outputs, states
 
+    def _fully_connected_weights(self, **i2h_bias) -> None:
+        """The i2h and h2h weights and biases every gated cell multiplies by (``i2h_bias``:
+        Variable arguments of the i2h bias, LSTM's initializer)."""
+        self._iW, self._iB = self.params.get("i2h_weight"), self.params.get("i2h_bias", **i2h_bias)
+        self._hW, self._hB = self.params.get("h2h_weight"), self.params.get("h2h_bias")
+
+    @property
+    def state_info(self):
+        """One (batch, num_hidden) state a recurrent value (LSTM: its output and its cell)."""
+        return [_state(self._num_hidden) for _ in range(self._num_states)]
+
     @staticmethod
     def _get_activation(inputs, activation, **kwargs):
         if isinstance(activation, str):
@@ -179,12 +187,7 @@ class RNNCell(BaseRNNCell):
         super().__init__(prefix=prefix, params=params)
         self._num_hidden = num_hidden
         self._activation = activation
-        self._iW, self._iB = self.params.get("i2h_weight"), self.params.get("i2h_bias")
-        self._hW, self._hB = self.params.get("h2h_weight"), self.params.get("h2h_bias")
-
-    @property
-    def state_info(self):
-        return [_state(self._num_hidden)]
+        self._fully_connected_weights()
 
     def __call__(self, inputs, states):
         self._counter += 1
@@ -202,18 +205,12 @@ class LSTMCell(BaseRNNCell):
     forget gate's bias starting at ``forget_bias`` (``ts.init.LSTMBias``)."""
 
     _gate_names = ("_i", "_f", "_c", "_o")
+    _num_states = 2  # the output and the cell
 
     def __init__(self, num_hidden: int, prefix: str = "lstm_", params=None, forget_bias: float = 1.0):
         super().__init__(prefix=prefix, params=params)
         self._num_hidden = num_hidden
-        self._iW = self.params.get("i2h_weight")
-        self._hW = self.params.get("h2h_weight")
-        self._iB = self.params.get("i2h_bias", init=initializer.LSTMBias(forget_bias=forget_bias))
-        self._hB = self.params.get("h2h_bias")
-
-    @property
-    def state_info(self):
-        return [_state(self._num_hidden), _state(self._num_hidden)]
+        self._fully_connected_weights(init=initializer.LSTMBias(forget_bias=forget_bias))
 
     def __call__(self, inputs, states):
         self._counter += 1
@@ -240,12 +237,7 @@ class GRUCell(BaseRNNCell):
     def __init__(self, num_hidden: int, prefix: str = "gru_", params=None):
         super().__init__(prefix=prefix, params=params)
         self._num_hidden = num_hidden
-        self._iW, self._iB = self.params.get("i2h_weight"), self.params.get("i2h_bias")
-        self._hW, self._hB = self.params.get("h2h_weight"), self.params.get("h2h_bias")
-
-    @property
-    def state_info(self):
-        return [_state(self._num_hidden)]
+        self._fully_connected_weights()
 
     def __call__(self, inputs, states):
         self._counter += 1

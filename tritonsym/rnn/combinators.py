@@ -15,21 +15,8 @@ def _states_of(cells, what: str, *args, **kwargs) -> list:
                 for c in cells), [])
 
 
-class SequentialRNNCell(BaseRNNCell):
-    """Cells stacked: each one's output is the next one's input."""
-
-    def __init__(self, params=None):
-        super().__init__(prefix="", params=params)
-        self._override_cell_params = params is not None
-        self._cells: list[BaseRNNCell] = []
-
-    def add(self, cell: BaseRNNCell) -> None:
-        self._cells.append(cell)
-        if self._override_cell_params:
-            if not cell._own_params:
-                raise ValueError("SequentialRNNCell: give params to it or to its cells, not both")
-            cell.params._params.update(self.params._params)
-        self.params._params.update(cell.params._params)
+class _CellOfCells(BaseRNNCell):
+    """A cell made of ``self._cells``: their states, in order, and their weights."""
 
     @property
     def state_info(self):
@@ -49,6 +36,23 @@ class SequentialRNNCell(BaseRNNCell):
         for cell in self._cells:
             args = cell.pack_weights(args)
         return args
+
+
+class SequentialRNNCell(_CellOfCells):
+    """Cells stacked: each one's output is the next one's input."""
+
+    def __init__(self, params=None):
+        super().__init__(prefix="", params=params)
+        self._override_cell_params = params is not None
+        self._cells: list[BaseRNNCell] = []
+
+    def add(self, cell: BaseRNNCell) -> None:
+        self._cells.append(cell)
+        if self._override_cell_params:
+            if not cell._own_params:
+                raise ValueError("SequentialRNNCell: give params to it or to its cells, not both")
+            cell.params._params.update(self.params._params)
+        self.params._params.update(cell.params._params)
 
     def __call__(self, inputs, states):
         self._counter += 1
@@ -187,7 +191,7 @@ class ResidualCell(ModifierCell):
         return [sym.elemwise_add(o, i, name=f"{o.name}_plus_residual") for o, i in zip(outputs, inputs)], states
 
 
-class BidirectionalCell(BaseRNNCell):
+class BidirectionalCell(_CellOfCells):
     """Two cells over the sequence, one forwards and one backwards, their outputs
     concatenated per step (``<output_prefix>t<i>``, or ``<output_prefix>out`` merged)."""
 
@@ -203,27 +207,8 @@ class BidirectionalCell(BaseRNNCell):
         self.params._params.update(r_cell.params._params)
         self._cells = [l_cell, r_cell]
 
-    def unpack_weights(self, args):
-        for cell in self._cells:
-            args = cell.unpack_weights(args)
-        return args
-
-    def pack_weights(self, args):
-        for cell in self._cells:
-            args = cell.pack_weights(args)
-        return args
-
     def __call__(self, inputs, states):
         raise NotImplementedError("BidirectionalCell cannot be stepped; use unroll")
-
-    @property
-    def state_info(self):
-        return _states_of(self._cells, "state_info")
-
-    def begin_state(self, **kwargs):
-        if self._modified:
-            raise ValueError("after a modifier cell wraps this cell, call the modifier's begin_state")
-        return _states_of(self._cells, "begin_state", **kwargs)
 
     def unroll(self, length, inputs, begin_state=None, layout="NTC", merge_outputs=None):
         self.reset()
