@@ -33,6 +33,7 @@ from . import (
     flip,
     fully_connected,
     gated_activation,
+    gather_nd,
     grad_norm,
     group_norm,
     l2_normalization,
@@ -49,6 +50,7 @@ from . import (
     reduce,
     regression_output,
     rotary,
+    sampling,
     select,
     sequence_index,
     sequence_mask,
@@ -62,10 +64,10 @@ from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
                                           convolution, cross_entropy, deconvolution, dropout, elementwise, embedding,
-                                          flip, fully_connected, gated_activation, grad_norm, group_norm,
+                                          flip, fully_connected, gated_activation, gather_nd, grad_norm, group_norm,
                                           l2_normalization, layer_norm, lrn, memory, moments, one_hot, optimizer, pad,
-                                          pick, pooling, prelu, reduce, regression_output, rotary, select,
-                                          sequence_index, sequence_mask, softmax, softmax_output, sort, take,
+                                          pick, pooling, prelu, reduce, regression_output, rotary, sampling,
+                                          select, sequence_index, sequence_mask, softmax, softmax_output, sort, take,
                                           upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",

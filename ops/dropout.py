@@ -32,20 +32,15 @@ from ._common import (
     prepare_out,
     store_result,
 )
+from ._philox import STATE_SLOTS, philox_counter, philox_key
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_dropout.py")
-STATE_SLOTS = ("seed", "step")  # the device state: int64 each
 
 
 @triton.jit
 def _keep(STATE, mask_index, salt, p):
     """Whether each element survives, and nothing else: the same draw in forward and backward."""
-    seed = tl.load(STATE + 0)
-    step = tl.load(STATE + 1)
-    # A node's salt (< 2**31; an int64 even when Triton makes a 1 a constant) flips high bits:
-    # another Philox key, another stream.
-    key = seed ^ ((salt + tl.zeros((), tl.int64)) << 31)
-    return tl.rand(key, mask_index + (step << 32)) >= p
+    return tl.rand(philox_key(STATE, salt), philox_counter(STATE, mask_index)) >= p
 
 
 @triton.jit

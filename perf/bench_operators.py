@@ -1,17 +1,20 @@
 """The operators beyond the MLP on the GPU's memory and tensor cores: LayerNorm and
-L2Normalization forward and backward, topk forward and backward, Dropout forward and backward, a broadcast add, rotary
-position embedding, GatedActivation (SwiGLU's product) forward and backward, batch_dot and
-the Adam update, against PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout,
-torch.topk, broadcasting +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``,
-torch.bmm, torch.optim.Adam with fused=True on a GPU) and, for the memory-bound ones, as a
-share of the measured device-to-device copy bandwidth.
+L2Normalization forward and backward, topk forward and backward, Dropout forward and
+backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's product)
+forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
+uniform and normal draws, and gather_nd forward and backward, against PyTorch eager
+(torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting +, Hugging
+Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
+torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_ and normal_, advanced
+indexing and index_put_) and, for the memory-bound ones, as a share of the measured
+device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
 RotaryEmbedding and GatedActivation have no target of an issue; passes that read and write
 each element once, they should run at the copy bandwidth too.
 
-Run: python perf/bench_operators.py [--rows R] [--columns C] [--dtypes bfloat16,float32]
+Run: python perf/bench_operators.py [--rows R] [--columns C] [--classes V] [--dtypes bfloat16,float32]
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ import argparse
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
 from tritonsym.ops import batch_dot as bmm
-from tritonsym.ops import broadcast, dropout, gated_activation, grad_norm, l2_normalization, layer_norm, rotary, sort
+from tritonsym.ops import (
+    broadcast,
+    cross_entropy,
+    dropout,
+    gated_activation,
+    gather_nd,
+    grad_norm,
+    l2_normalization,
+    layer_norm,
+    rotary,
+    sampling,
+    sort,
+)
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -180,6 +195,71 @@ def gated_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
             _row("GatedActivation (silu) backward", name, (rows, cols), bwd, eager_bwd, 5 * size, copy_gbs)]
 
 
+def cross_entropy_rows(rows: int, classes: int, name: str, copy_gbs) -> list[dict]:
+    """softmax_cross_entropy over a vocabulary (its loss summed over the rows, as MXNet's)
+    against F.cross_entropy(reduction="sum"); eager's backward through autograd, a fresh
+    gradient each call (``torch.autograd.grad``: nothing accumulates between calls)."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(rows + 2)
+    x = torch.randn(rows, classes, device=DEVICE, generator=gen).to(dtype)
+    label = torch.randint(0, classes, (rows,), device=DEVICE, generator=gen)
+    ct = torch.float64 if dtype == torch.float64 else torch.float32
+    loss, dy, dx = torch.empty(1, device=DEVICE, dtype=dtype), torch.ones(1, device=DEVICE, dtype=dtype), \
+        torch.empty_like(x)
+    row_losses, lse = torch.empty(rows, device=DEVICE, dtype=ct), torch.empty(rows, device=DEVICE, dtype=ct)
+    forward = cross_entropy.plan_cross_entropy(x, label, loss, row_losses, lse)
+    backward = cross_entropy.plan_cross_entropy_backward(x, label, lse, dy, dx)
+    xr = x.detach().clone().requires_grad_()
+    lr = torch.nn.functional.cross_entropy(xr, label, reduction="sum")
+    size = x.numel() * x.element_size()
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: torch.nn.functional.cross_entropy(x, label, reduction="sum"))
+    eager_bwd = time_ms(lambda: torch.autograd.grad(lr, xr, retain_graph=True))
+    return [_row("softmax_cross_entropy forward", name, (rows, classes), fwd, eager_fwd, size, copy_gbs),
+            _row("softmax_cross_entropy backward", name, (rows, classes), bwd, eager_bwd, 2 * size, copy_gbs)]
+
+
+def sampling_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """Uniform and normal draws (Philox in the kernel, as ``ts.sym.random``'s) against
+    torch's ``uniform_`` and ``normal_``: one write each, nothing read."""
+    dtype = DTYPES[name]
+    out = torch.empty(rows, cols, device=DEVICE, dtype=dtype)
+    state = torch.zeros(2, dtype=torch.int64, device=DEVICE)
+    size = out.numel() * out.element_size()
+    result = []
+    for distribution, low, eager in (("uniform", -1.0, lambda: out.uniform_(-1.0, 1.0)),
+                                     ("normal", 0.0, lambda: out.normal_(0.0, 1.0))):
+        plan = sampling.plan_sample(out, state, distribution, low, 1.0, salt=1)
+        result.append(_row(f"random {distribution}", name, (rows, cols), time_ms(lambda p=plan: run(p)),
+                           time_ms(eager), size, copy_gbs))
+    return result
+
+
+def gather_nd_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """gather_nd of rows of a (rows/16, 16, cols) array by two coordinates each (a quarter of
+    the rows, repeats included), forward against advanced indexing and backward (the
+    gradient summed per row, the same bits every run) against ``index_put_`` accumulating."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(rows + 3)
+    data = torch.randn(max(rows // 16, 1), 16, cols, device=DEVICE, generator=gen).to(dtype)
+    picks = max(rows // 4, 1)
+    coords = torch.stack([torch.randint(0, data.shape[0], (picks,), device=DEVICE, generator=gen),
+                          torch.randint(0, 16, (picks,), device=DEVICE, generator=gen)])
+    out = torch.empty(picks, cols, device=DEVICE, dtype=dtype)
+    dy = torch.randn(picks, cols, device=DEVICE, generator=gen).to(dtype)
+    dx = torch.empty_like(data)
+    scratch = {k: torch.empty(shape, dtype=t, device=DEVICE)
+               for k, (shape, t) in gather_nd.scratch_shapes(coords.shape).items()}
+    forward = gather_nd.plan_gather_nd(data, coords, out, scratch)
+    backward = gather_nd.plan_gather_nd_backward(dy, coords, dx, scratch)
+    fwd, bwd = time_ms(lambda: run(forward)), time_ms(lambda: run(backward))
+    eager_fwd = time_ms(lambda: data[coords[0], coords[1]])
+    eager_bwd = time_ms(lambda: torch.zeros_like(data).index_put_((coords[0], coords[1]), dy, accumulate=True))
+    moved = out.numel() * out.element_size()
+    return [_row("gather_nd forward", name, (picks, cols), fwd, eager_fwd, 2 * moved, copy_gbs),
+            _row("gather_nd backward", name, (picks, cols), bwd, eager_bwd, None, copy_gbs)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -247,6 +327,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16384 if ON_GPU else 64)
     parser.add_argument("--columns", type=int, default=4096 if ON_GPU else 48)
     parser.add_argument("--dtypes", default="bfloat16,float32")
+    parser.add_argument("--classes", type=int, default=32000 if ON_GPU else 50,
+                        help="the vocabulary of softmax_cross_entropy (its rows: a quarter of --rows)")
     # 64x1000x128x1000: scores times values over 1000 keys, rows a multiple of 8 not 16 (ALIGN 8)
     parser.add_argument("--bmm", default="64x1024x1024x128,64x1000x128x1000" if ON_GPU else "2x33x17x40",
                         help="batch x M x N x K of batch_dot, comma-separated")
@@ -267,8 +349,14 @@ def main() -> None:
                                    "table), GatedActivation's forward as two reads and a write, its backward as "
                                    "three reads and two writes (eager: autograd through h * F.silu(gate)), topk's "
                                    "backward as one write of the data's gradient (its forward, O(columns²) "
-                                   "comparisons a row, on a sixteenth of the rows, has no copy share).")
-    table = Table("operators", len(names) * (15 + len(shapes)), notes)
+                                   "comparisons a row, on a sixteenth of the rows, has no copy share), "
+                                   "softmax_cross_entropy's forward as one read of the scores (eager: "
+                                   "F.cross_entropy summed), its backward as one read and one write (shape: rows x "
+                                   "classes), the random draws as one write (eager: torch's "
+                                   "uniform_ and normal_), gather_nd's forward as one read and one write of the "
+                                   "rows gathered (eager: advanced indexing; its backward against index_put_ "
+                                   "accumulating, no copy share).")
+    table = Table("operators", len(names) * (21 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -285,6 +373,12 @@ def main() -> None:
         for row in gated_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in adam_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in cross_entropy_rows(max(args.rows // 4, 1), args.classes, name, copy_gbs):
+            table.add(row)
+        for row in sampling_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in gather_nd_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -123,6 +123,15 @@ DECISIONS: dict[str, str] = {
     "softmax_cross_entropy/(3,5)-labels(1.0,2.5,4.0)": "MXNet 1.9.1 truncates a label of 2.5 to 2 (and reads "
                                                        "outside the row for one out of range); tritonsym's loss "
                                                        "is NaN and that row's gradient NaN",
+    "gather_nd/negative-coordinates-(3,4)": "MXNet 1.9.1's gather_nd wraps a negative coordinate forward "
+                                                    "but its gradient adds that position's gradient at the "
+                                                    "row-major offset of the raw coordinates (another element, or "
+                                                    "none); tritonsym's gradient goes to the element gathered",
+    "scatter_nd/repeated-row-(3,2)": "MXNet 1.9.1 leaves positions sharing a slice undefined (one writer "
+                                          "wins, by thread order); tritonsym adds them, deterministically, and "
+                                          "gives each its slice's gradient",
+    "infer_shape/scatter-nd-data-from-indices": "MXNet 1.9.1 infers nothing back to scatter_nd's data; tritonsym "
+                                                "infers its shape from the indices and shape",
     "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
                           "the other elements there (torch's): 3 * 1.5 at the one zero of a row, 0 beside two",
     "nanprod/zeros-and-nan": "MXNet 1.9.1's nanprod gradient is y / x, NaN at a zero; tritonsym's is the product of "
@@ -2038,6 +2047,41 @@ for _a, _i, _params in (((5, 3), [[0.0, 2.0], [7.0, -1.0]], dict()),
     _take_case()
 
 
+# gather_nd and scatter_nd: coordinates (M, positions...) as floats or int32, repeats and
+# negative ones; the data in float64.
+for _op, _label, _shape, _coords, _dtype in (
+        ("gather_nd", "rows-repeated", (3, 4, 5), [[0, 2, 0, 1, 0, 2], [3, 1, 3, 0, 3, 2]], np.float64),
+        ("gather_nd", "elements-int32", (3, 4), [[[0, 2, 1], [2, 2, 0]], [[3, 1, 0], [0, 1, 3]]], np.int32),
+        ("gather_nd", "one-coordinate", (4, 2, 3), [[3, 1, 1, 0]], np.float64),
+        ("gather_nd", "negative-coordinates", (3, 4), [[0, -1, 2], [-4, 1, -1]], np.float64),
+        ("scatter_nd", "rows", (3, 4, 2), [[0, 2, 1, 2], [3, 1, 0, 0]], np.float64),
+        ("scatter_nd", "elements-int32", (3, 4), [[[0, 2], [1, 1]], [[3, 1], [0, 2]]], np.int32),
+        ("scatter_nd", "repeated-row", (3, 2), [[0, 2, 0]], np.float64)):
+    def _nd_case(op=_op, label=_label, shape=_shape, coords=_coords, dtype=_dtype):
+        @case(op, f"{label}-{_fmt(shape)}")
+        def run(api, data):
+            indices = np.array(coords, dtype)
+            with api.fresh_names():
+                if op == "gather_nd":
+                    net = api.sym.gather_nd(api.sym.Variable("data"), api.sym.Variable("i"))
+                    data_shape = shape
+                else:
+                    net = api.sym.scatter_nd(api.sym.Variable("data"), api.sym.Variable("i"), shape=shape)
+                    data_shape = (*indices.shape[1:], *shape[indices.shape[0]:])
+            arrays = {"data": data.normal("data", data_shape, np.float64), "i": indices}
+            out_shape = net.infer_shape(data=data_shape, i=indices.shape)[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("h", out_shape, np.float64)],
+                                  grad_req={"data": "write", "i": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments(),
+                    "name": net.name, "shape": list(out_shape)}
+    _nd_case()
+
+_infer_more("gather-nd-too-many-coordinates-raises",
+            lambda api: api.sym.gather_nd(api.sym.Variable("data"), api.sym.Variable("i")), data=(2, 3), i=(3, 4))
+_infer_more("scatter-nd-data-from-indices", lambda api: api.sym.scatter_nd(
+    api.sym.Variable("data"), api.sym.Variable("i"), shape=(4, 3, 2)), partial=True, i=(2, 5))
+
+
 @case("MAERegressionOutput", "equal-and-nan")
 def _mae_ties(api, data):
     net = api.sym.MAERegressionOutput(api.sym.Variable("data"), name="reg")
@@ -2249,6 +2293,90 @@ def _div_sqrt_dim(api, data):
     with api.fresh_names():
         net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
+# ------------------------------------------------------- random samplers
+# Their numbers come from another generator than MXNet's: the harness compares what is not
+# random (names, arguments, shapes, dtypes, zero gradients, ranges) and coarse statistics.
+
+_TWELFTH = 12 ** -0.5  # the standard deviation of a uniform draw on [0, 1)
+# name: (build from (ts|mx).sym.random, x, s; argument shapes; each row's mean and standard
+# deviation from the arguments' values)
+_SAMPLERS = {
+    "uniform-numbers": (lambda r, x, s: r.uniform(-2, 3, shape=(50, 40)), {}, lambda a: (0.5, 5 * _TWELFTH)),
+    "normal-numbers": (lambda r, x, s: r.normal(1.5, 0.5, shape=(50, 40)), {}, lambda a: (1.5, 0.5)),
+    "randn": (lambda r, x, s: r.randn(50, 40, loc=-1.0), {}, lambda a: (-1.0, 1.0)),
+    "exponential-numbers": (lambda r, x, s: r.exponential(0.5, shape=(50, 40)), {}, lambda a: (0.5, 0.5)),
+    "randint": (lambda r, x, s: r.randint(-3, 5, shape=(50, 40)), {}, lambda a: (0.5, (63 / 12) ** 0.5)),
+    "randint-int64": (lambda r, x, s: r.randint(0, 3, shape=(50, 40), dtype="int64"), {},
+                      lambda a: (1.0, (8 / 12) ** 0.5)),
+    "uniform-float16": (lambda r, x, s: r.uniform(0, 1, shape=(50, 40), dtype="float16"), {},
+                        lambda a: (0.5, _TWELFTH)),
+    "normal-symbols": (lambda r, x, s: r.normal(x, s, shape=(2000,)), {"x": (5,), "s": (5,)},
+                       lambda a: (a["x"], a["s"])),
+    "uniform-symbols": (lambda r, x, s: r.uniform(x, x + s, shape=(40, 50)), {"x": (5,), "s": (5,)},
+                        lambda a: (a["x"] + a["s"] / 2, a["s"] * _TWELFTH)),
+    "exponential-symbol": (lambda r, x, s: r.exponential(s, shape=(2000,)), {"s": (5,)}, lambda a: (a["s"], a["s"])),
+    "uniform-like": (lambda r, x, s: r.uniform_like(x, low=2, high=4), {"x": (50, 40)}, lambda a: (3.0, 2 * _TWELFTH)),
+    "normal-like": (lambda r, x, s: r.normal_like(x, loc=3, scale=0.25), {"x": (50, 40)}, lambda a: (3.0, 0.25)),
+    "exponential-like": (lambda r, x, s: r.exponential_like(x, lam=4), {"x": (50, 40)}, lambda a: (0.25, 0.25)),
+}
+
+
+for _sampler in _SAMPLERS:
+    def _sampler_case(sampler=_sampler):
+        @case("random", sampler)
+        def run(api, data):
+            """Names, arguments, inferred shape and dtype; whether the draws' mean and spread
+            are their distribution's (within 5 standard errors of 2000 draws: not chance),
+            their lowest value, and the zero gradients of the parameters."""
+            build, shapes, moments = _SAMPLERS[sampler]
+            x, s = api.sym.Variable("x"), api.sym.Variable("s")
+            with api.fresh_names():
+                net = build(api.sym.random, x, s)
+            arrays = {"x": data.normal("x", shapes["x"], np.float32) if "x" in shapes else None,
+                      "s": np.abs(data.normal("s", shapes["s"], np.float32)) + 0.5 if "s" in shapes else None}
+            arrays = {k: v for k, v in arrays.items() if k in net.list_arguments()}
+            out_shape = net.infer_shape(**{k: v.shape for k, v in arrays.items()})[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[np.ones(out_shape, np.float32)])
+            draws = outs[0].astype(np.float64)
+            per = draws.reshape(draws.shape[0], -1) if "symbol" in sampler else draws.reshape(1, -1)
+            mean, std = (np.broadcast_to(np.asarray(m, np.float64), (len(per),)) for m in moments(arrays))
+            error = 5 * std / per.shape[1] ** 0.5
+            return {"name": net.name, "arguments": net.list_arguments(), "shape": list(out_shape),
+                    "dtype": api.dtype_name(outs[0].dtype), "integers": bool(np.all(draws == np.round(draws))),
+                    "mean_is_the_distributions": bool(np.all(np.abs(per.mean(1) - mean) < error)),
+                    "spread_is_the_distributions": bool(np.all(np.abs(per.std(1) - std) < 0.1 * std)),
+                    "never_below_zero": bool(draws.min() >= 0),
+                    **{f"grad_{k}_is_zero": bool(not np.any(g)) for k, g in grads.items()}}
+    _sampler_case()
+
+
+@case("random", "shape-and-dtype-from-the-graph")
+def _sampler_from_graph(api, data):
+    x = api.sym.Variable("x")
+    net = x + api.sym.random.normal(scale=0.1) + api.sym.random.uniform(shape=(0, 3))
+    return {"shape": [list(s) for s in net.infer_shape(x=(4, 3))[1]],
+            "dtype": [api.dtype_name(t) for t in net.infer_type(x="float32")[1]]}
+
+
+@case("random", "sample-dtype-with-float64-parameters")
+def _sample_dtype(api, data):
+    net = api.sym.random.normal(api.sym.Variable("mu"), api.sym.Variable("sigma"), shape=(2,))
+    return {"dtype": [api.dtype_name(t) for t in net.infer_type(mu="float64", sigma="float64")[1]],
+            "pinned": [api.dtype_name(t) for t in api.sym.random.normal(
+                api.sym.Variable("mu"), api.sym.Variable("sigma"), dtype="float16").infer_type(mu="float64",
+                                                                                            sigma="float64")[1]]}
+
+
+for _bad, _make in (("normal-scale-0", lambda r: r.normal(0, 0, shape=(3,))),
+                    ("normal-scale-negative", lambda r: r.normal(0, -1, shape=(3,))),
+                    ("uniform-low-above-high", lambda r: r.uniform(2, 1, shape=(3,)))):
+    def _bad_sampler_case(bad=_bad, make=_make):
+        @case("random", f"{bad}-raises")
+        def run(api, data):
+            return {"out0": api.run(make(api.sym.random), {})[0][0]}
+    _bad_sampler_case()
 
 
 # ------------------------------------------------------- softmax_cross_entropy

@@ -838,6 +838,28 @@ for _axis, _mode, _a, _i, _values in ((0, "clip", (5, 3), (2, 4), lambda rng, s:
          backward=lambda v, h, a=_axis, m=_mode, s=_a: {"a": o.take_grad(h, s, v["i"], a % len(s), m)},
          no_grad=("i",))
 
+# gather_nd and scatter_nd: coordinates with repeats (gradients and scatters that add up) and
+# negative ones (from the end), as floats and as integers; M below and equal to the rank.
+for _id, _data_shape, _coords, _draw in (
+        ("gather_nd_rows", (4, 3, 5), (2, 7), lambda rng, s: np.stack([rng.integers(-4, 4, s[1:]),
+                                                                      rng.integers(-3, 3, s[1:])]).astype(float)),
+        ("gather_nd_elements", (3, 4), (2, 2, 3), lambda rng, s: np.stack([rng.integers(0, 3, s[1:]),
+                                                                          rng.integers(0, 4, s[1:])])),
+        ("gather_nd_one_axis", (5, 2, 3), (1, 6), lambda rng, s: rng.integers(-5, 5, s).astype(float))):
+    case(id=_id, op="gather_nd", build=lambda: S.gather_nd(_data(), S.Variable("i")),
+         shapes={"data": _data_shape, "i": _coords}, values={"i": _draw},
+         forward=lambda v: o.gather_nd(v["data"], v["i"]),
+         backward=lambda v, h, s=_data_shape: {"data": o.gather_nd_grad(h, s, v["i"])}, no_grad=("i",))
+for _id, _out_shape, _coords, _draw in (
+        ("scatter_nd_rows_repeated", (4, 3, 2), (2, 6), lambda rng, s: np.stack([rng.integers(0, 4, s[1:]),
+                                                                                rng.integers(0, 3, s[1:])])),
+        ("scatter_nd_elements", (3, 4), (2, 5),  # five different elements: each written once
+         lambda rng, s: np.stack(np.unravel_index(rng.permutation(12)[:5], (3, 4))).astype(float))):
+    case(id=_id, op="scatter_nd", build=lambda s=_out_shape: S.scatter_nd(_data(), S.Variable("i"), shape=s),
+         shapes={"data": (*_coords[1:], *_out_shape[_coords[0]:]), "i": _coords}, values={"i": _draw},
+         forward=lambda v, s=_out_shape: o.scatter_nd(v["data"], v["i"], s),
+         backward=lambda v, h: {"data": o.gather_nd(h, v["i"])}, no_grad=("i",))
+
 case(id="argmax_channel", op="argmax_channel",
      build=lambda: S.argmax_channel(_data()), shapes={"data": (3, 5, 2)},
      forward=lambda v: np.argmax(v["data"], 1).astype(np.float64),
@@ -1118,6 +1140,38 @@ case(id="arange_like_repeat", op="_contrib_arange_like",
      build=lambda: S.contrib.arange_like(_data(), start=-2, step=3, repeat=2), shapes={"data": (3, 4)},
      forward=lambda v: (-2 + 3 * (np.arange(12) // 2)).reshape(3, 4).astype(np.float64),
      backward=lambda v, h: {"data": np.zeros((3, 4))})
+# Random samplers, where their draws are known: uniform on [c, c] is c, a standard deviation
+# of 0 gives the mean, low=k and high=k+1 draw k; the others enter times 0, which checks that
+# every element was written with a finite draw (the workspace starts as NaN). Their
+# statistics, seeds and errors: tests/test_sampling.py.
+for _id, _op, _make, _value, _params in (
+        ("random_uniform_point_added", "_random_uniform", lambda d: S.random.uniform(1.5, 1.5, shape=(3, 4)),
+         lambda v: 1.5, {}),
+        ("random_normal_times_0_added", "_random_normal", lambda d: 0 * S.random.normal(2, 3, shape=(3, 4)),
+         lambda v: 0.0, {}),
+        ("random_exponential_times_0_added", "_random_exponential",
+         lambda d: 0 * S.random.exponential(2, shape=(0, 4)), lambda v: 0.0, {}),
+        ("uniform_like_point_added", "_random_uniform_like", lambda d: S.random.uniform_like(d, -2, -2),
+         lambda v: -2.0, {}),
+        ("normal_like_times_0_added", "_random_normal_like", lambda d: 0 * S.random.normal_like(d),
+         lambda v: 0.0, {}),
+        ("exponential_like_times_0_added", "_random_exponential_like",
+         lambda d: 0 * S.random.exponential_like(d, 3), lambda v: 0.0, {}),
+        ("sample_uniform_point_added", "_sample_uniform",
+         lambda d: (lambda low: S.random.uniform(low, low))(_data("low")),
+         lambda v: v["low"], {"low": (3, 4)}),
+        ("sample_normal_scale_0_added", "_sample_normal",
+         lambda d: S.random.normal(_data("mu"), _data("sigma"), shape=(4,)), lambda v: v["mu"][:, None],
+         {"mu": (3,), "sigma": (3,)}),
+        ("sample_exponential_times_0_added", "_sample_exponential",
+         lambda d: 0 * S.random.exponential(_data("scale"), shape=(4,)), lambda v: 0.0, {"scale": (3,)})):
+    case(id=_id, op=_op, build=lambda m=_make: (lambda d: d + m(d))(_data()), shapes={"data": (3, 4), **_params},
+         values={"sigma": lambda rng, shape: np.zeros(shape), "scale": positive},
+         forward=lambda v, f=_value: v["data"] + f(v), backward=lambda v, h: {"data": h}, no_grad=tuple(_params))
+case(id="random_randint_taken", op="_random_randint",
+     build=lambda: S.take(_data(), S.random.randint(2, 3, shape=(5,))), shapes={"data": (4, 3)},
+     forward=lambda v: v["data"][[2] * 5],
+     backward=lambda v, h: {"data": o.take_grad(h, (4, 3), np.full(5, 2), 0, "clip")})
 case(id="div_sqrt_dim", op="_contrib_div_sqrt_dim", build=lambda: S.contrib.div_sqrt_dim(_data()),
      shapes={"data": (2, 3, 5)}, forward=lambda v: v["data"] / np.sqrt(5),
      backward=lambda v, h: {"data": h / np.sqrt(5)})

@@ -691,6 +691,29 @@ def take_grad(dy, a_shape, indices, axis, mode):
     return np.moveaxis(grad, 0, axis)
 
 
+def _addressed(indices, shape):
+    """The tuple of index arrays numpy's fancy indexing takes for gather_nd's coordinates
+    (negative ones count from the end, as numpy's do)."""
+    return tuple(indices.astype(np.int64)[m] for m in range(indices.shape[0]))
+
+
+def gather_nd(data, indices):
+    """MXNet's gather_nd: out[y, ...] = data[indices[0, y], ..., indices[M-1, y], ...]."""
+    return data[_addressed(indices, data.shape)]
+
+
+def gather_nd_grad(dy, data_shape, indices):
+    """Each addressed slice of data: the sum of the output gradients of its positions."""
+    grad = np.zeros(data_shape)
+    np.add.at(grad, _addressed(indices, data_shape), dy)
+    return grad
+
+
+def scatter_nd(data, indices, shape):
+    """0 but at the addressed slices, which hold the sum of their positions' data."""
+    return gather_nd_grad(data, shape, indices)
+
+
 def product_of_others(x, axes, skip_nan=False):
     """Each element's product of the other elements of its reduction over ``axes`` (prod's
     gradient, exact at zeros): NaN throughout a group holding NaN, or with ``skip_nan``

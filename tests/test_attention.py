@@ -21,6 +21,9 @@ S = ts.sym
 # (query rows, key rows, sequences) per tile: one sequence per program as on a GPU, and
 # several side by side as the interpreter packs them
 SMALL = [(16, 16, 1), (16, 32, 2), (32, 16, 4)]
+# Every configuration at the first block shape in the quick run; at the other two under -m slow.
+SMALL_QUICK_FIRST = [pytest.param(b, id=i, marks=() if k == 0 else pytest.mark.slow)
+                     for k, (b, i) in enumerate(zip(SMALL, ["16x16", "16x32x2", "32x16x4"]))]
 
 
 def _tiles(monkeypatch, rows, keys, group):
@@ -71,7 +74,7 @@ CONFIGS = [  # (batch, heads, seq_q, seq_k, head_dim, value_dim, causal, lengths
 ]
 
 
-@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("blocks", SMALL_QUICK_FIRST)
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "x".join(map(str, c[:6])) + "_causal" * c[6] + "_len" * c[7])
 def test_equals_torch_in_float64_at_every_block_shape(config, blocks, monkeypatch, rng):
     _tiles(monkeypatch, *blocks)
@@ -160,7 +163,7 @@ def test_an_invalid_length_makes_only_its_sequence_nan(rng):
     np.testing.assert_allclose(got[0][4:], o.attention(q[4:], q[4:], q[4:], lengths=[3]), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("group", [1, 2])
+@pytest.mark.parametrize("group", [pytest.param(1, marks=pytest.mark.slow), 2])  # quick: grouped heads
 @pytest.mark.parametrize("where", ["query", "key", "value", "head"])
 def test_nan_lands_exactly_where_the_math_puts_it_across_blocks(where, group, monkeypatch, rng):
     """Causal over 40 positions in 16-row blocks: a NaN reaches only the rows and gradients
@@ -309,7 +312,7 @@ GROUPED = [  # (batch, heads, kv_heads, seq_q, seq_k, head_dim, value_dim, causa
 ]
 
 
-@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("blocks", SMALL_QUICK_FIRST)
 @pytest.mark.parametrize("config", GROUPED, ids=lambda c: "x".join(map(str, c[:7])) + "_causal" * c[7] + "_len" * c[8])
 def test_grouped_query_heads_equal_torch_in_float64(config, blocks, monkeypatch, rng):
     """Query head h reads key and value head h // (heads // kv_heads), as torch's enable_gqa;
@@ -413,7 +416,7 @@ WINDOWED = [  # (batch, heads, kv_heads, seq_q, seq_k, head_dim, window, lengths
 ]
 
 
-@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("blocks", SMALL_QUICK_FIRST)
 @pytest.mark.parametrize("config", WINDOWED, ids=lambda c: "x".join(map(str, c)))
 def test_a_sliding_window_equals_torch_with_its_mask_in_float64(config, blocks, monkeypatch, rng):
     """Query i sees keys i - window + 1 .. i (and before its sequence's length): torch with
@@ -495,7 +498,7 @@ def _split_keys(monkeypatch, min_keys=8):
     monkeypatch.setattr(kernels, "SPLIT_MIN_KEYS", min_keys)
 
 
-@pytest.mark.parametrize("blocks", SMALL, ids=["16x16", "16x32x2", "32x16x4"])
+@pytest.mark.parametrize("blocks", SMALL_QUICK_FIRST)
 @pytest.mark.parametrize("config", SPLIT, ids=lambda c: "x".join(map(str, c[:6])) + "_len" * c[6])
 def test_keys_split_across_programs_equal_torch_in_float64(config, blocks, monkeypatch, rng):
     """Each split's partial sums, then one launch adding them: the output and the kept

@@ -216,7 +216,13 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# Each kernel's plain case in the quick run; its variants (accumulating, in place, over
+# another operand) under -m slow.
+_VARIANT = ("accumulating", "in place", "over its")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if any(v in c for v in _VARIANT) else ())
+                                  for c in CASES])
 def test_a_tuning_pass_leaves_the_result_of_one_untuned_run(case, autotuned, monkeypatch):
     if "tma" in case:
         monkeypatch.setattr(fully_connected, "TMA_MODE", "1")

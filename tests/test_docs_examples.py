@@ -70,7 +70,13 @@ def promised_output(code: str) -> list[str]:
     return promised
 
 
-@pytest.mark.parametrize("name", [f for f in FILES if blocks(f, "python")])
+# The longest examples (a training run with checkpoints; several devices and workers; the
+# gradient checks of a user's operator) run under -m slow, which CI runs too.
+SLOW_DOCS = ("docs/training.md", "docs/distributed.md", "docs/testing.md", "docs/custom_operators.md")
+
+
+@pytest.mark.parametrize("name", [pytest.param(f, marks=pytest.mark.slow if f in SLOW_DOCS else ())
+                                  for f in FILES if blocks(f, "python")])
 def test_python_examples_run_and_print_what_they_say(name, tmp_path):
     code = "\n\n".join(blocks(name, "python"))
     for old, new in SHORTER.get(name, []):

@@ -28,6 +28,7 @@ def test_operator(case, rng):
     check_gradients(case.build(), case.inputs(rng), [case.loss], rng, no_grad=case.no_grad)
 
 
+@pytest.mark.slow  # the split rows' kernels are checked in float32 and bfloat16 by the quick run
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in ("softmax_axis-1", "log_softmax_axis1", "softmax_output",
                                                               "softmax_output_valid_ignore",
                                                               "softmax_output_multi_output")], ids=lambda c: c.id)

@@ -70,7 +70,7 @@ def _split_rows(monkeypatch, max_block, loop_block, programs):
 SPLIT_CASES = [pytest.param((3, 203), -1, dtype, marks=() if dtype in (torch.float32, torch.bfloat16)
                             else pytest.mark.slow) for dtype in DTYPES]
 SPLIT_CASES += [pytest.param((2, 203, 3), 1, torch.float64, marks=pytest.mark.slow),
-                ((2, 203, 3), 1, torch.bfloat16), ((1, 8), 0, torch.float32)]
+                pytest.param((2, 203, 3), 1, torch.bfloat16, marks=pytest.mark.slow), ((1, 8), 0, torch.float32)]
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])

@@ -300,7 +300,7 @@ def test_errors_say_what_to_do():
 
 
 @pytest.mark.parametrize("dtype, multi_precision, loss_scale", [
-    ("float32", None, None), ("bfloat16", True, None),
+    ("float32", None, None), pytest.param("bfloat16", True, None, marks=pytest.mark.slow),
     # from 2^14 the first steps overflow and are skipped; the scale grows back every 2 good steps
     ("float16", True, ts.optimizer.LossScaler(init_scale=2.0 ** 14, growth_interval=2))])
 def test_resume_from_checkpoint_with_optimizer_states_equals_continuous_training(tmp_path, dtype, multi_precision,
@@ -417,7 +417,8 @@ def test_callbacks(tmp_path, caplog):
     assert sym.list_arguments() == _net().list_arguments()
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+@pytest.mark.parametrize("dtype", [pytest.param("float16", marks=pytest.mark.slow), "bfloat16",
+                                   pytest.param("float64", marks=pytest.mark.slow)])
 def test_fit_in_other_dtypes(dtype):
     x, y = _blobs(32)
     ts.random.seed(2)

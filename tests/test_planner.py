@@ -236,7 +236,8 @@ def test_inference_bind_plans_forward_only():
 # ------------------------------------------------------------- planned == unplanned
 
 
-@pytest.mark.parametrize("plan", ["greedy", "breadth", "mxnet", "auto"])
+@pytest.mark.parametrize("plan", ["greedy", pytest.param("breadth", marks=pytest.mark.slow),
+                                  pytest.param("mxnet", marks=pytest.mark.slow), "auto"])
 @pytest.mark.parametrize("make, features", [(lambda: mlp([11, 9, 7, 5]), 11), (lambda: gated(8, 3), 8)],
                          ids=["mlp", "gated"])
 def test_planning_changes_no_bit(make, features, plan):

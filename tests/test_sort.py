@@ -25,8 +25,8 @@ def _bind(shape, op="topk", data_dtype=torch.float64, grad_req="write", **params
     return net.simple_bind(ts.cpu(), data=shape, type_dict={"data": data_dtype}, grad_req=grad_req)
 
 
-@pytest.mark.parametrize("shape, axis, k, ascending", [((3, 700), -1, 20, False), ((2, 300, 3), 1, 0, True),
-                                                       ((5, 4), 0, 3, True)], ids=str)
+@pytest.mark.parametrize("shape, axis, k, ascending", [pytest.param((3, 700), -1, 20, False, marks=pytest.mark.slow),
+                                                       ((2, 300, 3), 1, 0, True), ((5, 4), 0, 3, True)], ids=str)
 def test_equals_torch_stable_sort(shape, axis, k, ascending, rng, monkeypatch):
     monkeypatch.setattr(kernels, "TILE", 1 << 10)  # several tiles per row, several passes over it
     exe = _bind(shape, axis=axis, k=k, is_ascend=ascending, ret_typ="both")

@@ -72,7 +72,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
+# The quick run: one case of each optimizer; the others under -m slow (CI runs them too).
+QUICK = ("sgd-momentum-wd-clip", "adamw-global-norm")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c in QUICK else pytest.mark.slow) for c in CASES])
 def test_three_steps_match_pytorch(case):
     optimizer, opt_params, make_schedule = CASES[case]
     rng = np.random.default_rng(11)

@@ -23,8 +23,10 @@ from bench_transformer import initial_params, torch_loss  # noqa: E402  (the ben
 
 
 @pytest.mark.parametrize(("kv_heads", "norm", "mlp", "positions", "tie", "window"),
-                         [(None, "layer", "gelu", "learned", False, None), (2, "layer", "gelu", "learned", True, None),
-                          (1, "rms", "swiglu", "rotary", False, None), (2, "rms", "swiglu", "rotary", True, 2)],
+                         [(None, "layer", "gelu", "learned", False, None),
+                          pytest.param(2, "layer", "gelu", "learned", True, None, marks=pytest.mark.slow),
+                          pytest.param(1, "rms", "swiglu", "rotary", False, None, marks=pytest.mark.slow),
+                          (2, "rms", "swiglu", "rotary", True, 2)],  # the quick run: the first and the last
                          ids=["multi-head", "grouped-tied", "llama-like", "mistral-like"])
 def test_the_network_and_its_gradients_equal_torch_autograd_in_float64(kv_heads, norm, mlp, positions, tie, window,
                                                                        rng):

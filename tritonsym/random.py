@@ -1,17 +1,17 @@
 """The seed behind every random choice tritonsym makes: initial weights, data shuffling, and
-the masks Dropout draws on the device.
+the masks Dropout and the numbers ``ts.sym.random``'s samplers draw on the device.
 
 >>> import tritonsym as ts
 >>> ts.random.seed(42)   # the same weights, batch order and dropout masks on every run
 
-Dropout's masks come from Philox in the kernels, keyed by a small int64 tensor per device
+The device's draws come from Philox in the kernels, keyed by a small int64 tensor per device
 (``device_state``: the seed and a step counter). The state lives in device memory, so a
 captured CUDA graph reads it at each replay: each training forward of a network that
 draws (``OpDef.draws_random``) first advances the step with one launch
 (``advance_launches``), and its backward draws the same masks at the same step; so does
-each inference forward of one that draws there too (Dropout with ``mode='always'``,
-``OpDef.draws_random_in_inference``), so that Monte Carlo dropout samples anew at every
-call. ``seed`` rewrites every device's state (step 0).
+each inference forward of one that draws there too (Dropout with ``mode='always'``, the
+samplers; ``OpDef.draws_random_in_inference``), so that Monte Carlo dropout samples anew at
+every call. ``seed`` rewrites every device's state (step 0).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _states: dict[torch.device, torch.Tensor] = {}
 
 
 def seed(value: int) -> None:
-    """Reseed tritonsym's generator and every device's dropout state (MXNet's ``mx.random.seed``)."""
+    """Reseed tritonsym's generator and every device's random state (MXNet's ``mx.random.seed``)."""
     global _generator, _seed
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"random.seed: seed={value!r} must be a non-negative integer")

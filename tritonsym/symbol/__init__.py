@@ -3,6 +3,7 @@ operator, arithmetic between symbols, ``Group``, composition, inference and JSON
 
 from .. import operators as _operators
 from . import fluent as _fluent
+from . import random
 from .attr_scope import AttrScope
 from .init_functions import arange, eye, full, linspace, ones, zeros
 from .math_functions import maximum, minimum, pow, power
@@ -13,7 +14,7 @@ from .symbol import Group, Symbol, Variable, compose, create, load, load_json, v
 
 __all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "arange", "compose", "contrib",
            "create", "eye", "full", "linspace", "load", "load_json", "maximum", "minimum", "ones", "pow", "power",
-           "split_v2", "var", "zeros"]
+           "random", "split_v2", "var", "zeros"]
 
 
 def _sync_function(name: str, op) -> None:

@@ -1,0 +1,201 @@
+"""Random samplers, MXNet's (``ts.sym.random.uniform``, ``normal``, ``exponential``,
+``randint``, ``randn`` and the ``*_like`` forms call them):
+
+* ``_random_uniform``, ``_random_normal``, ``_random_exponential``, ``_random_randint``
+  (aliases ``random_uniform``/``uniform``, ``random_normal``/``normal`` ...): numbers as
+  parameters, an array of ``shape`` drawn;
+* ``_random_uniform_like``, ``_random_normal_like``, ``_random_exponential_like``: an array
+  of the data's shape and dtype (the data is not read);
+* ``_sample_uniform``, ``_sample_normal``, ``_sample_exponential``: the parameters are arrays,
+  one distribution per element, each drawn ``shape`` times (output: their shape + shape).
+
+Every draw comes from ``tritonsym.random``'s device state (``ops/sampling.py``): the same
+seed, the same numbers; each forward, training or inference, draws new ones (the executor
+moves the state's step first, inside a captured CUDA graph too). None has a gradient: the
+parameters' gradients are 0, as MXNet's are (for a reparameterised draw write
+``mu + sigma * ts.sym.random.normal(shape=...)``). A ``_sample_*`` parameter out of its
+domain (a negative sigma) gives NaN draws, where numbers given as parameters are refused.
+
+``dtype`` left out follows the graph (float32 where nothing decides), as ``zeros`` does; given,
+it pins the output. randint draws int32 (int64 where given or where its reader takes int64).
+A ``shape`` of ``()``, or one holding 0, is filled in from the consumers
+(``x + ts.sym.random.normal()``), as MXNet infers it.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from .. import random
+from ..ops import sampling as kernels
+from .registry import ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
+
+FLOAT_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+                "bfloat16": torch.bfloat16}
+INDEX_DTYPES = {"int32": torch.int32, "int64": torch.int64}
+_CTX = Param("ctx", str, "", doc="read and unused (the bind's context decides)")
+
+
+def _positive(v) -> str | None:
+    return None if v > 0 else "must be positive"
+
+
+# distribution -> (its two parameters as MXNet names them, with defaults, and checks)
+_NUMBERS = {
+    "uniform": [Param("low", float, 0.0, doc="the lowest value"),
+                Param("high", float, 1.0, doc="the end of the half-open interval [low, high)")],
+    "normal": [Param("loc", float, 0.0, doc="the mean"),
+               Param("scale", float, 1.0, check=_positive, doc="the standard deviation")],
+    "exponential": [Param("lam", float, 1.0, check=_positive, doc="the rate (1 / the mean)")],
+}
+_ARRAYS = {"uniform": ("low", "high"), "normal": ("mu", "sigma"), "exponential": ("lam",)}
+_DOCS = {"uniform": "uniform on [low, high)", "normal": "normal of mean loc and standard deviation scale",
+         "exponential": "exponential of rate lam", "randint": "integers uniform on [low, high)"}
+
+
+def _salt(node: str) -> int:
+    """This node's stream: the same name draws the same numbers under the same seed."""
+    return zlib.crc32(node.encode())
+
+
+def _known(shape) -> tuple | None:
+    """``()`` is a shape left to inference (MXNet's default); a 0 in it is one size so left."""
+    return tuple(shape) if shape else None
+
+
+def _check_bounds(name: str, p: dict) -> None:
+    if name in ("uniform", "randint") and not p["low"] <= p["high"]:
+        raise ShapeMismatch(f"low={p['low']:g} must not be above high={p['high']:g}")
+    if name == "randint" and p["low"] == p["high"]:
+        raise ShapeMismatch(f"low={p['low']} and high={p['high']} leave no integer in [low, high)")
+
+
+def _first_two(name: str, p: dict) -> tuple[float, float]:
+    names = [q.name for q in _NUMBERS.get(name, [])] or ["low", "high"]
+    return p[names[0]], p[names[1]] if len(names) > 1 else 0.0
+
+
+def _draw(a: ForwardArgs, name: str, params: tuple) -> list:
+    return kernels.plan_sample(a.outputs[0], random.device_state(a.outputs[0].device), name, *params,
+                               salt=_salt(a.node))
+
+
+def _pinned_type(p: dict, choices: dict):
+    return choices[p["dtype"]] if p.get("dtype") is not None else None
+
+
+def _register(name: str, doc: str, params: list, infer_shape, infer_type, forward, input_names=(), aliases=(),
+              default_type=lambda p: None) -> None:
+    register(OpDef(
+        name=name,
+        doc=doc,
+        params=params,
+        input_names=input_names,
+        infer_shape=infer_shape,
+        infer_type=infer_type,
+        default_output_type=default_type,
+        forward=forward,
+        backward=lambda a: [],
+        backward_needs=lambda p, epilogue: ((), ()),
+        no_grad_inputs=lambda p: set(input_names),
+        draws_random=lambda p: True,
+        draws_random_in_inference=lambda p: True,
+        aliases=aliases,
+    ))
+
+
+def _typed_from_params(choices: dict, fallback: torch.dtype):
+    """The output's dtype: pinned by ``dtype``, else the graph's, else ``fallback``; the
+    inputs (``_sample_*``'s parameters) keep their own."""
+    def infer_type(p, in_types, out_types):
+        pinned = _pinned_type(p, choices)
+        if pinned is not None and out_types[0] is not None and out_types[0] != pinned:
+            raise ShapeMismatch(f"dtype={p['dtype']} but the graph needs {str(out_types[0]).removeprefix('torch.')} "
+                                "here: give that dtype, or leave dtype out to follow the graph")
+        return list(in_types), [out_types[0] or pinned]
+    return infer_type, lambda p: _pinned_type(p, choices) or fallback
+
+
+def _dtype_param(choices: dict, default_doc: str) -> Param:
+    return Param("dtype", str, None, choices=tuple(choices), doc=f"the output's dtype; left out, {default_doc}")
+
+
+# ------------------------------------------------------------------ _random_<name>: numbers, a shape
+
+def _shape_rule(name: str):
+    def infer_shape(p, in_shapes, out_shapes):
+        _check_bounds(name, p)
+        return in_shapes, [unify("output", out_shapes[0], _known(p["shape"]))]
+    return infer_shape
+
+
+for _name, _params in _NUMBERS.items():
+    _infer_type, _default_type = _typed_from_params(FLOAT_DTYPES, torch.float32)
+    _register(f"_random_{_name}", f"An array of shape drawn from the {_DOCS[_name]}.",
+              _params + [Param("shape", "shape", (), doc="its shape; () or 0s: from the graph"), _CTX,
+                         _dtype_param(FLOAT_DTYPES, "the graph's where it decides, else float32")],
+              _shape_rule(_name), _infer_type,
+              lambda a, n=_name: _draw(a, n, _first_two(n, a.params)),
+              aliases=(f"random_{_name}",) + ((_name,) if _name != "exponential" else ()),
+              default_type=_default_type)
+
+def _randint_type(p, in_types, out_types):
+    """Integers, whatever the graph: int32 unless ``dtype`` or an int64 reader says int64."""
+    chosen = _pinned_type(p, INDEX_DTYPES) or (out_types[0] if out_types[0] in INDEX_DTYPES.values() else torch.int32)
+    return list(in_types), [unify("randint's output dtype (integers)", out_types[0], chosen)]
+
+
+_register("_random_randint", f"An array of shape drawn from the {_DOCS['randint']}.",
+          [Param("low", int, doc="the lowest integer"), Param("high", int, doc="the end of [low, high)"),
+           Param("shape", "shape", (), doc="its shape; () or 0s: from the graph"), _CTX,
+           _dtype_param(INDEX_DTYPES, "the graph's where it decides, else int32")],
+          _shape_rule("randint"), _randint_type,
+          lambda a: _draw(a, "randint", (a.params["low"], a.params["high"])), aliases=("random_randint",))
+
+
+# ------------------------------------------------------------------ _random_<name>_like: the data's shape
+
+
+def _like_shape(p, in_shapes, out_shapes):
+    data = unify("data", in_shapes[0], out_shapes[0])
+    return [data], [data]
+
+
+def _like_type(p, in_types, out_types):
+    data = unify("data dtype", in_types[0], out_types[0])
+    return [data], [data]
+
+
+for _name, _params in _NUMBERS.items():
+    _register(f"_random_{_name}_like", f"An array of the data's shape and dtype drawn from the {_DOCS[_name]}.",
+              _params, _like_shape, _like_type,
+              lambda a, n=_name: _draw(a, n, _first_two(n, a.params)), input_names=("data",))
+
+
+# ------------------------------------------------------------------ _sample_<name>: arrays as parameters
+
+
+def _sample_shape(p, in_shapes, out_shapes):
+    params = in_shapes[0]
+    for other in in_shapes[1:]:
+        params = unify("the distribution parameters' shape", params, other)
+    out = out_shapes[0]
+    drawn = tuple(p["shape"])
+    if params is None and out is not None and len(out) >= len(drawn):
+        params = tuple(out[:len(out) - len(drawn)])
+    if params is None:
+        return in_shapes, out_shapes
+    return [params] * len(in_shapes), [unify("output", out, tuple(params) + drawn)]
+
+
+for _name, _inputs in _ARRAYS.items():
+    _infer_type, _default_type = _typed_from_params(FLOAT_DTYPES, torch.float32)
+    _register(f"_sample_{_name}",
+              f"For each element of {' and '.join(_inputs)}, shape draws from the {_DOCS[_name]} they give.",
+              [Param("shape", "shape", (), doc="the draws per distribution: the output is the parameters' shape + "
+                     "this"), _dtype_param(FLOAT_DTYPES, "the graph's where it decides, else float32")],
+              _sample_shape, _infer_type,
+              lambda a, n=_name: _draw(a, n, tuple(a.inputs) if len(a.inputs) == 2 else (a.inputs[0], a.inputs[0])),
+              input_names=_inputs, aliases=(f"sample_{_name}",), default_type=_default_type)

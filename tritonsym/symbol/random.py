@@ -1,0 +1,99 @@
+"""MXNet's ``mx.sym.random``: ``uniform``, ``normal``, ``randn``, ``exponential``, ``randint``
+and ``uniform_like``, ``normal_like``, ``exponential_like``.
+
+With numbers as the distribution's parameters they make one ``_random_<name>`` node (an array
+of ``shape``); with symbols, one ``_sample_<name>`` node (one distribution per element of
+theirs, each drawn ``shape`` times). Nodes are named as MXNet names them (``_random_uniform0``,
+``_sample_normal0``, ``uniform_like0``). The operators are in ``operators/sampling.py``; the
+draws come from ``tritonsym.random``'s seed. MXNet's gamma, Poisson, negative binomial,
+multinomial and shuffle are not here.
+
+>>> import tritonsym as ts
+>>> mu, log_sigma = ts.sym.Variable("mu"), ts.sym.Variable("log_sigma")
+>>> z = mu + ts.sym.exp(log_sigma) * ts.sym.random.normal(shape=(0, 8))   # a VAE's draw
+>>> z.infer_shape(mu=(32, 8), log_sigma=(32, 8))[1]
+[(32, 8)]
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from ..base import dtype_name, to_dtype
+from .symbol import Symbol, create_called
+
+__all__ = ["exponential", "exponential_like", "normal", "normal_like", "randint", "randn", "uniform", "uniform_like"]
+
+
+def _dtype(params: dict, dtype) -> dict:
+    if dtype is not None:  # "float16", np.float16, torch.float16 ...
+        params["dtype"] = dtype_name(to_dtype(dtype))
+    return params
+
+
+def _draw(name: str, values: dict, arrays: tuple[str, ...], shape, dtype, kwargs: dict) -> Symbol:
+    """``_random_<name>`` for numbers, ``_sample_<name>`` for symbols (all of one kind, as MXNet asks)."""
+    given = list(values.values())
+    node_name, attr = kwargs.pop("name", None), kwargs.pop("attr", None)
+    if all(isinstance(v, Symbol) for v in given):
+        params = _dtype({"shape": shape} if shape is not None else {}, dtype)
+        return create_called(f"_sample_{name}", f"_sample_{name}", *given, name=node_name, attr=attr,
+                             **params, **kwargs)
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in given):
+        params = _dtype({**values, **({"shape": shape} if shape is not None else {})}, dtype)
+        return create_called(f"_random_{name}", f"_random_{name}", name=node_name, attr=attr, **params, **kwargs)
+    kinds = ", ".join(f"{k}={type(v).__name__}" for k, v in values.items())
+    raise TypeError(f"random.{name}: the distribution's parameters ({', '.join(arrays)}) must all be numbers or "
+                    f"all be symbols, got {kinds}")
+
+
+def uniform(low=0.0, high=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Draws uniform on [low, high): an array of ``shape``, or with symbols ``shape`` draws
+    for each element of theirs."""
+    return _draw("uniform", {"low": low, "high": high}, ("low", "high"), shape, dtype, kwargs)
+
+
+def normal(loc=0.0, scale=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Draws from the normal of mean ``loc`` and standard deviation ``scale``."""
+    return _draw("normal", {"loc": loc, "scale": scale}, ("mu", "sigma"), shape, dtype, kwargs)
+
+
+def randn(*shape, **kwargs) -> Symbol:
+    """``normal(loc, scale, shape)`` with the shape given as positional sizes (loc 0 and scale
+    1 unless given by keyword)."""
+    loc, scale, dtype = kwargs.pop("loc", 0.0), kwargs.pop("scale", 1.0), kwargs.pop("dtype", None)
+    return normal(loc, scale, shape, dtype, **kwargs)
+
+
+def exponential(scale=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Draws from the exponential of mean ``scale`` (rate 1 / scale, as MXNet's)."""
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale <= 0:
+        raise ValueError(f"random.exponential: scale={scale} must be positive")
+    return _draw("exponential", {"lam": 1.0 / scale}, ("lam",), shape, dtype, kwargs)
+
+
+def randint(low, high, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Integers uniform on [low, high) (int32 unless ``dtype`` says int64); numbers only, as MXNet's."""
+    if isinstance(low, Symbol) or isinstance(high, Symbol):
+        raise TypeError("random.randint: low and high must be integers (MXNet has no per-element randint)")
+    return _draw("randint", {"low": low, "high": high}, ("low", "high"), shape, dtype, kwargs)
+
+
+def _like(name: str, data: Symbol, params: dict, kwargs: dict) -> Symbol:
+    return create_called(f"{name}_like", f"_random_{name}_like", data, name=kwargs.pop("name", None),
+                         attr=kwargs.pop("attr", None), **params, **kwargs)
+
+
+def uniform_like(data, low=0.0, high=1.0, **kwargs) -> Symbol:
+    """Draws uniform on [low, high) in the shape and dtype of ``data`` (not read)."""
+    return _like("uniform", data, {"low": low, "high": high}, kwargs)
+
+
+def normal_like(data, loc=0.0, scale=1.0, **kwargs) -> Symbol:
+    """Normal draws in the shape and dtype of ``data`` (not read)."""
+    return _like("normal", data, {"loc": loc, "scale": scale}, kwargs)
+
+
+def exponential_like(data, lam=1.0, **kwargs) -> Symbol:
+    """Exponential draws of rate ``lam`` in the shape and dtype of ``data`` (not read)."""
+    return _like("exponential", data, {"lam": lam}, kwargs)
