@@ -19,10 +19,13 @@ import triton.language as tl
 from ._common import (
     FLOAT_DTYPES,
     INDEX_DTYPES,
+    INTERPRET,
     KernelArgumentError,
     Launch,
+    aligned,
     check_tensor,
     check_writable,
+    contiguous_alignment,
     store,
     store_result,
 )
@@ -30,7 +33,7 @@ from .attention import compute_dtype  # the kept log-sum-exp's dtype, as attenti
 from .softmax import _max_and_sum
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_cross_entropy.py")
-BLOCK_C = 128  # columns a step of a row's loop
+MIN_BLOCK_C, MAX_BLOCK_C = 128, 2048  # columns a step of a row's loop: the row's, within these
 SUM_BLOCK = 256  # rows a step of the sum
 
 
@@ -43,7 +46,10 @@ def _label(LABEL, row, cols):
 
 
 @triton.jit
-def _rows_kernel(X, LABEL, LOSS, LSE, cols, x_strides, HAS_LSE: tl.constexpr, BLOCK_C: tl.constexpr):
+def _rows_kernel(X, LABEL, LOSS, LSE, cols, x_strides, HAS_LSE: tl.constexpr, BLOCK_C: tl.constexpr,
+                 ALIGN: tl.constexpr):
+    cols = aligned(cols, ALIGN)
+    x_strides = (aligned(x_strides[0], ALIGN), x_strides[1])
     row = tl.program_id(0).to(tl.int64)
     x_row = row * x_strides[0]
     m, s = _max_and_sum(X, x_row, x_strides, 0, cols, cols, BLOCK_C, "")
@@ -68,7 +74,10 @@ def _sum_kernel(LOSS, OUT, rows, BLOCK: tl.constexpr):
 
 @triton.jit
 def _backward_kernel(X, LABEL, LSE, DY, DX, cols, x_strides, dx_strides, ACCUMULATE: tl.constexpr,
-                     BLOCK_C: tl.constexpr):
+                     BLOCK_C: tl.constexpr, ALIGN: tl.constexpr):
+    cols = aligned(cols, ALIGN)
+    x_strides = (aligned(x_strides[0], ALIGN), x_strides[1])
+    dx_strides = (aligned(dx_strides[0], ALIGN), dx_strides[1])
     row = tl.program_id(0).to(tl.int64)
     lse = tl.load(LSE + row + tl.zeros((1,), tl.int64))
     label, valid = _label(LABEL, row, cols)
@@ -91,6 +100,17 @@ def _check(fn: str, x: torch.Tensor, label: torch.Tensor) -> tuple[int, int]:
         raise KernelArgumentError(f"{fn}: label must be contiguous ({x.shape[0]},), one class a row of x "
                                   f"{tuple(x.shape)}; got {tuple(label.shape)}")
     return x.shape
+
+
+def _row_launch(cols: int, *tensors: torch.Tensor) -> dict:
+    """BLOCK_C, ALIGN and num_warps of a row's loop: a block as wide as the row (up to
+    MAX_BLOCK_C), 16 columns a thread at most, so that a thread reads 16 bytes at a time
+    where the rows are aligned (``contiguous_alignment``; a block of 128 columns over 128
+    threads read 4 bytes, or 2, at a time)."""
+    block = min(max(triton.next_power_of_2(max(cols, 1)), MIN_BLOCK_C), MAX_BLOCK_C)
+    return dict(BLOCK_C=block, ALIGN=contiguous_alignment([t.stride(1) for t in tensors], cols,
+                                                          *[t.stride(0) for t in tensors]),
+                num_warps=max(1, min(8, block // 512)) if not INTERPRET else 4)
 
 
 def _check_rows(fn: str, name: str, t: torch.Tensor, rows: int, dtype: torch.dtype) -> None:
@@ -116,7 +136,7 @@ def plan_cross_entropy(x: torch.Tensor, label: torch.Tensor, out: torch.Tensor, 
         raise KernelArgumentError(f"{fn}: out must have shape (1,), got {tuple(out.shape)}")
     strides = (x.stride(0), x.stride(1))
     return [Launch(_rows_kernel, (rows,), [x, label, row_losses, row_losses if lse is None else lse, cols, strides],
-                   dict(HAS_LSE=lse is not None, BLOCK_C=BLOCK_C)),
+                   dict(HAS_LSE=lse is not None, **_row_launch(cols, x))),
             Launch(_sum_kernel, (1,), [row_losses, out, rows], dict(BLOCK=SUM_BLOCK))]
 
 
@@ -134,7 +154,7 @@ def plan_cross_entropy_backward(x: torch.Tensor, label: torch.Tensor, lse: torch
                                   f"{tuple(grad_out.shape)} and {tuple(grad_x.shape)}")
     return [Launch(_backward_kernel, (rows,), [x, label, lse, grad_out, grad_x, cols, (x.stride(0), x.stride(1)),
                                                (grad_x.stride(0), grad_x.stride(1))],
-                   dict(ACCUMULATE=accumulate, BLOCK_C=BLOCK_C))]
+                   dict(ACCUMULATE=accumulate, **_row_launch(cols, x, grad_x)))]
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

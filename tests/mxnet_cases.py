@@ -2352,6 +2352,38 @@ for _sampler in _SAMPLERS:
     _sampler_case()
 
 
+for _probs, _shape, _dtype in (([[0.1, 0.2, 0.3, 0.4], [0.5, 0.0, 0.25, 0.25]], (1000,), "int32"),
+                               ([0.25, 0.75], (), "int32"), ([[[0.6, 0.4]], [[0.0, 1.0]]], (10, 50), "float32")):
+    def _multinomial_case(probs=_probs, shape=_shape, dtype=_dtype):
+        @case("random", f"multinomial-{_fmt(np.shape(probs))}-shape{_fmt(shape)}-{dtype}")
+        def run(api, data):
+            """Outputs, names, shapes and dtypes; whether each row's draws follow its
+            probabilities (within 5 standard errors), never a category of probability 0; the
+            log-probability of each draw, and the gradient: each category's summed head
+            gradients over its probability."""
+            p = np.array(probs, np.float32)
+            with api.fresh_names():
+                net = api.sym.random.multinomial(api.sym.Variable("p"), shape=shape, dtype=dtype)
+            draws_shape = net.infer_shape(p=p.shape)[1][0]
+            head = np.ones(draws_shape, np.float32)
+            outs, grads = api.run(net, {"p": p}, head_grads=[np.zeros(draws_shape, np.float32), head])
+            drawn = outs[0].astype(np.int64).reshape(-1, int(np.prod(shape or (1,))))
+            rows = p.reshape(-1, p.shape[-1])
+            counts = np.stack([np.bincount(d, minlength=p.shape[-1]) for d in drawn])
+            frequency = counts / drawn.shape[1]
+            error = 5 * np.sqrt(rows * (1 - rows) / drawn.shape[1]) + 1e-9
+            return {"outputs": net.list_outputs(), "shape": [list(s) for s in net.infer_shape(p=p.shape)[1]],
+                    "dtypes": [api.dtype_name(t) for t in net.infer_type(p="float32")[1]],
+                    "drawn_dtype": api.dtype_name(outs[0].dtype),
+                    "frequencies_follow": bool(np.all(np.abs(frequency - rows) <= error)),
+                    "log_prob_is_the_drawn_ones": bool(np.allclose(
+                        outs[1].reshape(drawn.shape), np.log(np.take_along_axis(rows, drawn, 1)), rtol=1e-5)),
+                    "gradient_is_counts_over_p": bool(np.allclose(
+                        grads["p"].reshape(rows.shape), np.where(counts > 0, counts / np.where(rows > 0, rows, 1), 0),
+                        rtol=1e-4))}
+    _multinomial_case()
+
+
 @case("random", "shape-and-dtype-from-the-graph")
 def _sampler_from_graph(api, data):
     x = api.sym.Variable("x")

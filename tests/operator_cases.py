@@ -1172,6 +1172,26 @@ case(id="random_randint_taken", op="_random_randint",
      build=lambda: S.take(_data(), S.random.randint(2, 3, shape=(5,))), shapes={"data": (4, 3)},
      forward=lambda v: v["data"][[2] * 5],
      backward=lambda v, h: {"data": o.take_grad(h, (4, 3), np.full(5, 2), 0, "clip")})
+# multinomial where its draws are known: rows with one positive weight always draw it (-1
+# for a row with a NaN, as the kernel says); one category, whose log-probability's gradient
+# a finite difference can check (more categories would move the draws).
+def _one_hot_rows(rng, shape):
+    return np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])] * rng.uniform(0.5, 2.0, shape[:-1] + (1,))
+
+
+def _only_category(p):
+    return np.where(np.isnan(p).any(-1) | (p < 0).any(-1), -1, p.argmax(-1))
+
+
+case(id="multinomial_one_positive_weight_per_row", op="_sample_multinomial",
+     build=lambda: S.random.multinomial(_data(), shape=(2, 3), get_prob=False), shapes={"data": (3, 2, 5)},
+     values={"data": _one_hot_rows},
+     forward=lambda v: np.repeat(_only_category(v["data"])[..., None], 6, -1).reshape(3, 2, 2, 3).astype(float),
+     backward=lambda v, h: {"data": np.zeros((3, 2, 5))})
+case(id="multinomial_log_prob_of_one_category", op="_sample_multinomial",
+     build=lambda: S.random.multinomial(_data(), shape=(4,), get_prob=True)[1], shapes={"data": (3, 1)},
+     values={"data": positive}, forward=lambda v: np.log(v["data"]) + np.zeros((3, 4)),
+     backward=lambda v, h: {"data": h.sum(1, keepdims=True) / v["data"]})
 case(id="div_sqrt_dim", op="_contrib_div_sqrt_dim", build=lambda: S.contrib.div_sqrt_dim(_data()),
      shapes={"data": (2, 3, 5)}, forward=lambda v: v["data"] / np.sqrt(5),
      backward=lambda v, h: {"data": h / np.sqrt(5)})

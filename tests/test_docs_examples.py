@@ -70,12 +70,13 @@ def promised_output(code: str) -> list[str]:
     return promised
 
 
-# The longest examples (a training run with checkpoints; several devices and workers; the
-# gradient checks of a user's operator) run under -m slow, which CI runs too.
-SLOW_DOCS = ("docs/training.md", "docs/distributed.md", "docs/testing.md", "docs/custom_operators.md")
+# The README's and the Symbol API's examples in the quick run; the others (training runs,
+# several devices and workers, gradient checks, bindings and their reports) under -m slow,
+# which CI runs too.
+QUICK_DOCS = ("README.md", "docs/symbol.md")
 
 
-@pytest.mark.parametrize("name", [pytest.param(f, marks=pytest.mark.slow if f in SLOW_DOCS else ())
+@pytest.mark.parametrize("name", [pytest.param(f, marks=() if f in QUICK_DOCS else pytest.mark.slow)
                                   for f in FILES if blocks(f, "python")])
 def test_python_examples_run_and_print_what_they_say(name, tmp_path):
     code = "\n\n".join(blocks(name, "python"))

@@ -18,8 +18,10 @@ S = ts.sym
 NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "argmax", "argmin", "argmax_channel", "one_hot", "argsort",
                *(f"{prefix}{kind}{suffix}" for kind in ("logical_and", "logical_or", "logical_xor")
                  for prefix, suffix in (("_", ""), ("_", "_scalar"), ("broadcast_", "")))}
-# topk returning indices or a mask (its values carry a gradient); arange_like alone
-NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_like_repeat"}
+# topk returning indices or a mask (its values carry a gradient); arange_like alone; the
+# categories multinomial draws
+NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_like_repeat",
+                     "multinomial_one_positive_weight_per_row"}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.op not in NO_GRADIENT and c.id not in NO_GRADIENT_CASES],

@@ -109,7 +109,13 @@ def _plain(value):
     return value
 
 
-@pytest.mark.parametrize("case_id", sorted(BY_ID))
+# The longest replays (fits on several contexts, bucketing, stacked and bidirectional RNNs)
+# run under -m slow, which CI runs too; one fit and one LSTM stay in the quick run.
+SLOW_CASES = ("module/fit-*-contexts*", "module/bucketing-*", "rnn/stack-*", "rnn/bidirectional-*", "rnn/gru-*")
+
+
+@pytest.mark.parametrize("case_id", [pytest.param(c, marks=pytest.mark.slow if any(
+    fnmatch.fnmatchcase(c, pattern) for pattern in SLOW_CASES) else ()) for c in sorted(BY_ID)])
 def test_case_behaves_as_on_mxnet(case_id):
     recorded = CASES[case_id]
     data = harness.Recording(case_id, ARRAYS, recorded.get("texts", {}), recording=False)

@@ -78,6 +78,7 @@ def test_a_nan_input_gives_nan_exactly_where_the_math_does(case, name, dtype, rn
 HEADED = [c for c in CASES if c.loss is None]
 
 
+@pytest.mark.slow  # every case again, NaN in the head gradient: CI runs it with -m slow
 @pytest.mark.parametrize("case", HEADED, ids=[c.id for c in HEADED])
 def test_a_nan_head_gradient_reaches_the_input_gradients(case, rng):
     values = case.inputs(rng)

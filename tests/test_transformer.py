@@ -308,8 +308,9 @@ def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(r
     np.testing.assert_array_equal(written, tokens[:, 2:])
 
 
-# The quick run keeps the first; the rings run under -m slow (CI runs both).
-@pytest.mark.parametrize("settings", [dict(),
+# All under -m slow, which CI runs (the quick run decodes through the caches in
+# test_decoding_with_key_value_caches_equals_the_training_network_in_float64).
+@pytest.mark.parametrize("settings", [pytest.param(dict(), marks=pytest.mark.slow),
                                       pytest.param(dict(positions="rotary", kv_heads=1), marks=pytest.mark.slow),
                                       pytest.param(dict(positions="rotary", window=3), marks=pytest.mark.slow)],
                          ids=["learned-then-sliding", "rotary-ring", "sliding-window-ring"])

@@ -434,7 +434,8 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
         names = s.op.inputs(s.params)
         if any(id(v) in needs_grad and names[k] not in no_grad for k, v in enumerate(s.inputs)):
             for o in s.outputs:
-                mark(o)
+                if o.dtype.is_floating_point:  # integers (categories drawn, positions) carry no gradient
+                    mark(o)
 
     grad_of: dict[int, Value] = {id(args[name]): g for name, g in arg_grads.items()}
     written: set[int] = set()
@@ -493,7 +494,7 @@ def _gradient_graph(forward_steps: list[Step], outputs: list[Value], args: dict[
             # An output nothing reads has a zero gradient (as in MXNet): scratch of this step,
             # zeroed by the step itself, so it costs memory only while the step runs.
             for k, o in enumerate(s.outputs):
-                if out_grads[k] is None:
+                if out_grads[k] is None and o.dtype.is_floating_point:
                     out_grads[k] = Value(f"{o.name}_grad", o.shape, o.dtype, "temp")
                     zero_filled.append(out_grads[k])
         else:

@@ -40,6 +40,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     lrn,
     make_loss,
     moments,
+    multinomial,
     one_hot,
     pad,
     pick,

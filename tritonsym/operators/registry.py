@@ -142,12 +142,17 @@ def _parse_str(value) -> str:
 
 
 def parse_shape(value) -> tuple[int, ...]:
-    """A shape from a tuple/list of ints or its string ``"(3, 4)"``; never evaluates code."""
+    """A shape from a tuple/list of ints or its string ``"(3, 4)"``, or one size (``3``,
+    ``"3"``: one axis, as MXNet's shapes take it); never evaluates code."""
     if isinstance(value, str):
         text = value.strip()
+        if re.fullmatch(r"\d+", text):
+            return (int(text),)
         if not re.fullmatch(r"[\(\[]\s*(\d+\s*(,\s*\d+\s*)*,?\s*)?[\)\]]", text):
             raise ValueError(value)
         value = [int(v) for v in re.findall(r"\d+", text)]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
     if not isinstance(value, (tuple, list)):
         raise ValueError(value)
     dims = tuple(_parse_int(v) for v in value)

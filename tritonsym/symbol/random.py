@@ -5,8 +5,9 @@ With numbers as the distribution's parameters they make one ``_random_<name>`` n
 of ``shape``); with symbols, one ``_sample_<name>`` node (one distribution per element of
 theirs, each drawn ``shape`` times). Nodes are named as MXNet names them (``_random_uniform0``,
 ``_sample_normal0``, ``uniform_like0``). The operators are in ``operators/sampling.py``; the
-draws come from ``tritonsym.random``'s seed. MXNet's gamma, Poisson, negative binomial,
-multinomial and shuffle are not here.
+draws come from ``tritonsym.random``'s seed. ``multinomial`` draws categories from rows of
+weights (``_sample_multinomial``, ``operators/multinomial.py``). MXNet's gamma, Poisson,
+negative binomial and shuffle are not here.
 
 >>> import tritonsym as ts
 >>> mu, log_sigma = ts.sym.Variable("mu"), ts.sym.Variable("log_sigma")
@@ -22,7 +23,8 @@ import numbers
 from ..base import dtype_name, to_dtype
 from .symbol import Symbol, create_called
 
-__all__ = ["exponential", "exponential_like", "normal", "normal_like", "randint", "randn", "uniform", "uniform_like"]
+__all__ = ["exponential", "exponential_like", "multinomial", "normal", "normal_like", "randint", "randn", "uniform",
+           "uniform_like"]
 
 
 def _dtype(params: dict, dtype) -> dict:
@@ -97,3 +99,12 @@ def normal_like(data, loc=0.0, scale=1.0, **kwargs) -> Symbol:
 def exponential_like(data, lam=1.0, **kwargs) -> Symbol:
     """Exponential draws of rate ``lam`` in the shape and dtype of ``data`` (not read)."""
     return _like("exponential", data, {"lam": lam}, kwargs)
+
+
+def multinomial(data, shape=(), get_prob=True, dtype="int32", **kwargs) -> Symbol:
+    """``shape`` draws of a category from each row of weights along ``data``'s last axis; with
+    ``get_prob`` (the default of MXNet's function, where its operator's is False) a second
+    output, the log of each drawn weight, whose gradient reaches ``data`` (REINFORCE)."""
+    return create_called("_sample_multinomial", "_sample_multinomial", data, name=kwargs.pop("name", None),
+                         attr=kwargs.pop("attr", None), shape=shape, get_prob=get_prob,
+                         dtype=dtype_name(to_dtype(dtype)), **kwargs)
