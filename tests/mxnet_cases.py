@@ -132,6 +132,8 @@ DECISIONS: dict[str, str] = {
                                           "gives each its slice's gradient",
     "infer_shape/scatter-nd-data-from-indices": "MXNet 1.9.1 infers nothing back to scatter_nd's data; tritonsym "
                                                 "infers its shape from the indices and shape",
+    "amp_cast/float64-to-float16": "MXNet 1.9.1's CPU build passes float64 data through amp_cast but fails on its "
+                                   "gradient (MKLDNN: unknown type); tritonsym passes both through",
     "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
                           "the other elements there (torch's): 3 * 1.5 at the one zero of a row, 0 beside two",
     "nanprod/zeros-and-nan": "MXNet 1.9.1's nanprod gradient is y / x, NaN at a zero; tritonsym's is the product of "
@@ -2293,6 +2295,50 @@ def _div_sqrt_dim(api, data):
     with api.fresh_names():
         net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
+# ------------------------------------------------------- amp_cast, amp_multicast (MXNet's AMP)
+
+for _types, _narrow in ((("float16", "float32"), False), (("float16", "float32"), True),
+                        (("float64", "float16"), False), (("float64", "float16", "float32"), False),
+                        (("float32", "float64"), True), (("float16",), False)):
+    def _multicast_rule_case(types=_types, narrow=_narrow):
+        @case("amp_multicast", f"types-{'-'.join(types)}{'-narrow' if narrow else ''}")
+        def run(api, data):
+            inputs = [api.sym.Variable(f"x{k}") for k in range(len(types))]
+            with api.fresh_names():
+                net = api.sym.amp_multicast(*inputs, num_outputs=len(types), cast_narrow=narrow)
+            return {"outputs": net.list_outputs(), "types": [api.dtype_name(t) for t in net.infer_type(
+                **{f"x{k}": t for k, t in enumerate(types)})[1]]}
+    _multicast_rule_case()
+
+for _source, _target in (("float32", "float16"), ("float16", "float32"), ("float64", "float16"),
+                         ("float16", "float64")):
+    def _amp_cast_case(source=_source, target=_target):
+        @case("amp_cast", f"{source}-to-{target}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.amp_cast(api.sym.Variable("data"), dtype=target)
+            x = data.normal("x", (3, 4), np.float32).astype(source)
+            outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("h", (3, 4), np.float32).astype(
+                api.dtype_name(net.infer_type(data=source)[1][0]))])
+            return {"out0": outs[0].astype(np.float64), "grad_data": grads["data"].astype(np.float64),
+                    "out_dtype": api.dtype_name(outs[0].dtype), "grad_dtype": api.dtype_name(grads["data"].dtype),
+                    "name": net.name}
+    _amp_cast_case()
+
+
+@case("amp_multicast", "mxnet-json-of-a-mixed-precision-product")
+def _amp_json(api, data):
+    """MXNet's own JSON of a graph holding both casts, loaded and run on each side."""
+    def build():
+        a, b = api.sym.Variable("a"), api.sym.Variable("b")
+        both = api.sym.amp_multicast(api.sym.amp_cast(a, dtype="float16"), b, num_outputs=2)
+        return (both[0] * both[1]).tojson()
+    net = api.sym.load_json(data.text("amp.json", build))
+    x, y = data.normal("a", (2, 5), np.float32), data.normal("b", (2, 5), np.float32)
+    outs, grads = api.run(net, {"a": x, "b": y}, head_grads=[data.normal("h", (2, 5), np.float32)])
+    return {"arguments": net.list_arguments(), "out0": outs[0], "grad_a": grads["a"], "grad_b": grads["b"]}
 
 
 # ------------------------------------------------------- random samplers

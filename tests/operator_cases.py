@@ -1262,6 +1262,14 @@ for _kind in ts.ops.UNARY_OPS:
 case(id="cast_to_float64", op="Cast", build=lambda: S.Cast(_data(), dtype="float64"), shapes={"data": (5, 6)},
      forward=lambda v: v["data"], backward=lambda v, h: {"data": h})
 
+# AMP's casts (MXNet's automatic mixed precision writes them): to float64 they are exact;
+# amp_multicast of two inputs of one dtype passes both.
+case(id="amp_cast_to_float64", op="amp_cast", build=lambda: S.amp_cast(_data(), dtype="float64"),
+     shapes={"data": (4, 7)}, forward=lambda v: v["data"], backward=lambda v, h: {"data": h})
+case(id="amp_multicast_product", op="amp_multicast",
+     build=lambda: (lambda m: m[0] * m[1])(S.amp_multicast(_data("a"), _data("b"))), shapes={"a": (3, 5), "b": (3, 5)},
+     forward=lambda v: v["a"] * v["b"], backward=lambda v, h: {"a": h * v["b"], "b": h * v["a"]})
+
 # ------------------------------------------------------------ ScaledDotProductAttention
 
 

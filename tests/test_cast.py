@@ -97,3 +97,45 @@ def test_integer_targets_and_unknown_names_are_refused():
         S.Variable("x").astype("float")
     with pytest.raises(ts.base.ParamError, match="the required parameter 'dtype' is missing"):
         S.Cast(S.Variable("x"))
+
+
+# ------------------------------------------------------------------ amp_cast, amp_multicast
+
+
+@pytest.mark.parametrize("types, narrow, want", [
+    (("float16", "float32"), False, ("float32", "float32")), (("float32", "bfloat16"), False, ("float32", "float32")),
+    (("float16", "float32"), True, ("float16", "float16")), (("float64", "float16"), False, ("float64", "float64")),
+    (("float64", "float16", "float32"), False, ("float64", "float32", "float32")),
+    (("float16", "float64"), True, ("float16", "float64"))], ids=str)
+def test_amp_multicast_follows_mxnets_rule(types, narrow, want):
+    """MXNet 1.9.1's AMPMultiCastType (its quirk included: a float64 first input makes the
+    half-precision ones float64 until a float32 one comes): recorded cases check it too."""
+    inputs = [S.Variable(f"x{k}") for k in range(len(types))]
+    net = S.amp_multicast(*inputs, cast_narrow=narrow)
+    assert net.list_outputs() == [f"{net.list_outputs()[0].rsplit('_', 1)[0]}_output{k}" for k in range(len(types))]
+    got = net.infer_type(**{f"x{k}": t for k, t in enumerate(types)})[1]
+    assert [str(t).removeprefix("torch.") for t in got] == list(want)
+
+
+def test_amp_casts_round_bring_the_gradient_back_and_pass_what_they_do_not_cast(rng):
+    a, b = S.Variable("a"), S.Variable("b")
+    both = S.amp_multicast(S.amp_cast(a, dtype="float16"), b)  # float16 and float32: both float32
+    net = S.Group([both[0] * both[1], S.amp_cast(b * 2.0, dtype="bfloat16")])
+    exe = net.simple_bind(ts.cpu(), a=(4, 6), b=(4, 6), type_dict={"a": "float32", "b": "float64"})
+    assert [t.dtype for t in exe.outputs] == [torch.float64, torch.float64]  # float64 is not AMP's: unchanged
+    x, y = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    out = exe.forward(is_train=True, a=x, b=y)
+    through_half = rounded(x.astype(np.float32), torch.float16)
+    assert_close(out[0], to_numpy(through_half) * y, torch.float64)
+    exe.backward([torch.ones(4, 6, dtype=torch.float64), torch.zeros(4, 6, dtype=torch.float64)])
+    assert exe.grad_dict["a"].dtype == torch.float32
+    assert_close(exe.grad_dict["a"], to_numpy(rounded(y, torch.float16)), torch.float16)
+    assert_close(exe.grad_dict["b"], to_numpy(through_half), torch.float64)
+    casts = [s for s in exe._program.forward_steps if s.op.name == "amp_cast" and s.outputs[0].dtype == torch.float64]
+    assert casts and not any(s.launches for s in casts)  # the float64 one passes, in place: nothing copied
+    assert_close(out[1], 2 * y, torch.float64)
+
+
+def test_amp_cast_to_an_integer_is_refused_naming_it():
+    with pytest.raises(ts.base.DTypeError, match=r"amp_cast\d* \(amp_cast\): dtype=int32 is not supported"):
+        S.amp_cast(S.Variable("a"), dtype="int32").infer_type(a="float32")

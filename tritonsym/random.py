@@ -16,6 +16,8 @@ every call. ``seed`` rewrites every device's state (step 0).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import torch
 
@@ -54,6 +56,12 @@ def device_state(device) -> torch.Tensor:
     if device not in _states:
         _states[device] = _initial(device)
     return _states[device]
+
+
+def salt(node: str) -> int:
+    """A node's stream: the same name draws the same numbers under the same seed, two names
+    two streams (Dropout's masks, the samplers' numbers; ``ops/_philox.py`` mixes it in)."""
+    return zlib.crc32(node.encode())
 
 
 def advance_launches(device) -> list:

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
     add_n,
+    amp_cast,
     arange,
     arg_reduce,
     attention,

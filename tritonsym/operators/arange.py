@@ -25,12 +25,14 @@ _DTYPE = Param("dtype", str, None, choices=tuple(DTYPES),
 _CTX = Param("ctx", str, "", doc="read and unused (the bind's context decides)")
 
 
-def _chosen_type(p):
+def pinned_dtype(p):
     return DTYPES[p["dtype"]] if p["dtype"] is not None else None
 
 
-def _infer_type(p, in_types, out_types):
-    chosen = _chosen_type(p)
+def pinned_or_graph_dtype(p, in_types, out_types):
+    """The output's dtype: ``dtype`` where given (the graph must agree), else the graph's
+    (``default_output_type`` fills in where nothing decides); the inputs keep theirs."""
+    chosen = pinned_dtype(p)
     if chosen is not None and out_types[0] is not None and out_types[0] != chosen:
         raise ShapeMismatch(f"dtype={p['dtype']} but the graph needs {str(out_types[0]).removeprefix('torch.')} "
                             "here: give that dtype, or leave dtype out to follow the graph")
@@ -55,8 +57,8 @@ def _register(name: str, doc: str, params: list, out_shape, forward, input_names
         params=params + [_CTX] + ([] if input_names else [_DTYPE]),
         input_names=input_names,
         infer_shape=infer_shape,
-        infer_type=_like_type if input_names else _infer_type,
-        default_output_type=(lambda p: None) if input_names else (lambda p: _chosen_type(p) or torch.float32),
+        infer_type=_like_type if input_names else pinned_or_graph_dtype,
+        default_output_type=(lambda p: None) if input_names else (lambda p: pinned_dtype(p) or torch.float32),
         forward=forward,
         backward=lambda a: [],
         backward_needs=lambda p, epilogue: ((), ()),

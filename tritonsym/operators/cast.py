@@ -34,19 +34,19 @@ def _infer_type(p, in_types, out_types):
     return [in_types[0]], [unify("output dtype", out_types[0], DTYPES[p["dtype"]])]
 
 
-def _same_storage(src: torch.Tensor, dst: torch.Tensor) -> bool:
+def same_storage(src: torch.Tensor, dst: torch.Tensor) -> bool:
     """The planner put ``dst`` over ``src`` (one dtype, in place): the values are there."""
     return src.data_ptr() == dst.data_ptr() and src.dtype == dst.dtype and src.stride() == dst.stride()
 
 
 def _forward(a: ForwardArgs):
     x, out = a.inputs[0], a.outputs[0]
-    return [] if _same_storage(x, out) else kernels.plan_copy(x, out)
+    return [] if same_storage(x, out) else kernels.plan_copy(x, out)
 
 
 def _backward(a: BackwardArgs):
     dy, dx = a.out_grads[0], a.in_grads[0]
-    if dx is None or (_same_storage(dy, dx) and not a.accumulate[0]):
+    if dx is None or (same_storage(dy, dx) and not a.accumulate[0]):
         return []
     return kernels.plan_copy(dy, dx, accumulate=a.accumulate[0])
 

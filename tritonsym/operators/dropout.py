@@ -10,8 +10,6 @@ input: no launch and no memory.
 
 from __future__ import annotations
 
-import zlib
-
 from .. import random
 from ..ops import dropout as kernels
 from ..ops import memory
@@ -28,11 +26,6 @@ def _infer_shape(p, in_shapes, out_shapes):
     return new_in, new_out
 
 
-def _salt(node: str) -> int:
-    """This node's stream: the same name draws the same masks under the same seed."""
-    return zlib.crc32(node.encode())
-
-
 def _drops(p: dict, is_train: bool) -> bool:
     return p["p"] > 0 and (is_train or p["mode"] == "always")
 
@@ -43,7 +36,7 @@ def _forward(a: ForwardArgs):
         return []  # the output is a view of the input
     if not _drops(p, a.is_train):
         return memory.plan_copy(x, a.outputs[0])
-    return kernels.plan_dropout(x, a.outputs[0], random.device_state(x.device), p=p["p"], salt=_salt(a.node),
+    return kernels.plan_dropout(x, a.outputs[0], random.device_state(x.device), p=p["p"], salt=random.salt(a.node),
                                 axes=p["axes"])
 
 
@@ -52,8 +45,8 @@ def _backward(a: BackwardArgs):
     dy, dx = a.out_grads[0], a.in_grads[0]
     if p["p"] == 0:
         return memory.plan_copy(dy, dx, accumulate=a.accumulate[0])
-    return kernels.plan_dropout(dy, dx, random.device_state(dy.device), p=p["p"], salt=_salt(a.node), axes=p["axes"],
-                                accumulate=a.accumulate[0])
+    return kernels.plan_dropout(dy, dx, random.device_state(dy.device), p=p["p"], salt=random.salt(a.node),
+                                axes=p["axes"], accumulate=a.accumulate[0])
 
 
 register(OpDef(

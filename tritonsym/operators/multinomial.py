@@ -13,8 +13,6 @@ device state, training or not. Kernels: ``ops/multinomial.py``.
 
 from __future__ import annotations
 
-import zlib
-
 import torch
 
 from .. import random
@@ -49,7 +47,7 @@ def _infer_type(p, in_types, out_types):
 
 def _forward(a: ForwardArgs):
     return kernels.plan_multinomial(a.inputs[0], a.outputs[0], random.device_state(a.inputs[0].device),
-                                    salt=zlib.crc32(a.node.encode()),
+                                    salt=random.salt(a.node),
                                     log_p=a.outputs[1] if a.params["get_prob"] else None)
 
 

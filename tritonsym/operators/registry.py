@@ -450,6 +450,9 @@ class OpDef:
     # a parameter, set from the number of symbols given when the script leaves it out, and
     # ``input_names`` holds one name for the documentation.
     variadic: bool = False
+    # The parameter holding that count: ``num_args`` (Concat, add_n), ``num_outputs``
+    # (amp_multicast, whose inputs and outputs pair up).
+    variadic_count: str = "num_args"
     # Draws from ``tritonsym.random``'s device state (Dropout): each training forward of a
     # graph holding such an operator first advances the state's step, on the device.
     draws_random: Callable[[dict], bool] = lambda params: False

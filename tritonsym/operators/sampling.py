@@ -24,12 +24,11 @@ A ``shape`` of ``()``, or one holding 0, is filled in from the consumers
 
 from __future__ import annotations
 
-import zlib
-
 import torch
 
 from .. import random
 from ..ops import sampling as kernels
+from .arange import pinned_dtype, pinned_or_graph_dtype
 from .registry import ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
 FLOAT_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
@@ -55,11 +54,6 @@ _DOCS = {"uniform": "uniform on [low, high)", "normal": "normal of mean loc and 
          "exponential": "exponential of rate lam", "randint": "integers uniform on [low, high)"}
 
 
-def _salt(node: str) -> int:
-    """This node's stream: the same name draws the same numbers under the same seed."""
-    return zlib.crc32(node.encode())
-
-
 def _known(shape) -> tuple | None:
     """``()`` is a shape left to inference (MXNet's default); a 0 in it is one size so left."""
     return tuple(shape) if shape else None
@@ -79,11 +73,7 @@ def _first_two(name: str, p: dict) -> tuple[float, float]:
 
 def _draw(a: ForwardArgs, name: str, params: tuple) -> list:
     return kernels.plan_sample(a.outputs[0], random.device_state(a.outputs[0].device), name, *params,
-                               salt=_salt(a.node))
-
-
-def _pinned_type(p: dict, choices: dict):
-    return choices[p["dtype"]] if p.get("dtype") is not None else None
+                               salt=random.salt(a.node))
 
 
 def _register(name: str, doc: str, params: list, infer_shape, infer_type, forward, input_names=(), aliases=(),
@@ -106,16 +96,9 @@ def _register(name: str, doc: str, params: list, infer_shape, infer_type, forwar
     ))
 
 
-def _typed_from_params(choices: dict, fallback: torch.dtype):
-    """The output's dtype: pinned by ``dtype``, else the graph's, else ``fallback``; the
-    inputs (``_sample_*``'s parameters) keep their own."""
-    def infer_type(p, in_types, out_types):
-        pinned = _pinned_type(p, choices)
-        if pinned is not None and out_types[0] is not None and out_types[0] != pinned:
-            raise ShapeMismatch(f"dtype={p['dtype']} but the graph needs {str(out_types[0]).removeprefix('torch.')} "
-                                "here: give that dtype, or leave dtype out to follow the graph")
-        return list(in_types), [out_types[0] or pinned]
-    return infer_type, lambda p: _pinned_type(p, choices) or fallback
+def _float32(p) -> torch.dtype:
+    """A draw's dtype where neither ``dtype`` nor the graph decides it."""
+    return pinned_dtype(p) or torch.float32
 
 
 def _dtype_param(choices: dict, default_doc: str) -> Param:
@@ -132,18 +115,16 @@ def _shape_rule(name: str):
 
 
 for _name, _params in _NUMBERS.items():
-    _infer_type, _default_type = _typed_from_params(FLOAT_DTYPES, torch.float32)
     _register(f"_random_{_name}", f"An array of shape drawn from the {_DOCS[_name]}.",
               _params + [Param("shape", "shape", (), doc="its shape; () or 0s: from the graph"), _CTX,
                          _dtype_param(FLOAT_DTYPES, "the graph's where it decides, else float32")],
-              _shape_rule(_name), _infer_type,
+              _shape_rule(_name), pinned_or_graph_dtype,
               lambda a, n=_name: _draw(a, n, _first_two(n, a.params)),
-              aliases=(f"random_{_name}",) + ((_name,) if _name != "exponential" else ()),
-              default_type=_default_type)
+              aliases=(f"random_{_name}",) + ((_name,) if _name != "exponential" else ()), default_type=_float32)
 
 def _randint_type(p, in_types, out_types):
     """Integers, whatever the graph: int32 unless ``dtype`` or an int64 reader says int64."""
-    chosen = _pinned_type(p, INDEX_DTYPES) or (out_types[0] if out_types[0] in INDEX_DTYPES.values() else torch.int32)
+    chosen = pinned_dtype(p) or (out_types[0] if out_types[0] in INDEX_DTYPES.values() else torch.int32)
     return list(in_types), [unify("randint's output dtype (integers)", out_types[0], chosen)]
 
 
@@ -191,11 +172,10 @@ def _sample_shape(p, in_shapes, out_shapes):
 
 
 for _name, _inputs in _ARRAYS.items():
-    _infer_type, _default_type = _typed_from_params(FLOAT_DTYPES, torch.float32)
     _register(f"_sample_{_name}",
               f"For each element of {' and '.join(_inputs)}, shape draws from the {_DOCS[_name]} they give.",
               [Param("shape", "shape", (), doc="the draws per distribution: the output is the parameters' shape + "
                      "this"), _dtype_param(FLOAT_DTYPES, "the graph's where it decides, else float32")],
-              _sample_shape, _infer_type,
+              _sample_shape, pinned_or_graph_dtype,
               lambda a, n=_name: _draw(a, n, tuple(a.inputs) if len(a.inputs) == 2 else (a.inputs[0], a.inputs[0])),
-              input_names=_inputs, aliases=(f"sample_{_name}",), default_type=_default_type)
+              input_names=_inputs, aliases=(f"sample_{_name}",), default_type=_float32)

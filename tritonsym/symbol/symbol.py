@@ -499,8 +499,8 @@ def _create(op_name: str, args: tuple, name: str | None, attr: dict | None, kwar
         raise TypeError(f"{op.name}: input {misplaced[0]!r} must be a Symbol, got "
                         f"{type(param_kwargs[misplaced[0]]).__name__}")
     args, param_kwargs = _positional_params(op, args, param_kwargs)
-    if op.variadic and "num_args" not in param_kwargs:
-        param_kwargs["num_args"] = len(args)  # as MXNet's generated functions set it
+    if op.variadic and op.variadic_count not in param_kwargs:
+        param_kwargs[op.variadic_count] = len(args)  # as MXNet's generated functions set it
     params = op.parse_params(param_kwargs)
     input_names = op.inputs(params)
     if len(args) > len(input_names):
