@@ -40,24 +40,27 @@ from .unary_math import UNARY_NEEDS, UNARY_OPS, unary_grad, unary_value
 COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
 # The logical operators (MXNet's) read any nonzero value as true, NaN too (C's truth): 1.0 or
 # 0.0, with gradient 0, as the comparisons. hypot is sqrt(a**2 + b**2) without overflow or
-# underflow (C's: inf if either is infinite, even beside NaN).
+# underflow (C's: inf if either is infinite, even beside NaN). mod is a - floor(a / b) b, the
+# sign of b's (Python's %, numpy's mod, MXNet's _mod), exact (``_floor_mod``); x mod 0 is NaN
+# (MXNet gives 0). Its gradients: 1 for a, -floor(a / b) for b (MXNet's).
 LOGICAL = ("logical_and", "logical_or", "logical_xor")
-BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS, "hypot", *LOGICAL)
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum", "power", *COMPARISONS, "hypot", *LOGICAL, "mod")
 # smooth_l1 (MXNet's, the scalar its sigma): 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else
 # |x| - 0.5 / sigma**2; its gradient sigma**2 x, else the sign of x. hard_sigmoid (MXNet's,
 # the scalar its alpha and ``second`` its beta): clip(alpha x + beta, 0, 1); its gradient alpha
-# strictly inside (0, 1), else 0 (NaN at NaN).
+# strictly inside (0, 1), else 0 (NaN at NaN). mod is x mod scalar (a scalar of 0 is refused),
+# rmod scalar mod x.
 SCALAR_OPS = ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "maximum", "minimum",
-              *COMPARISONS, "smooth_l1", "hard_sigmoid", "hypot", *LOGICAL)
+              *COMPARISONS, "smooth_l1", "hard_sigmoid", "hypot", *LOGICAL, "mod", "rmod")
 
 # What each backward reads besides the output gradient: "lhs"/"rhs"/"input"/"output".
 BINARY_NEEDS = {"add": (), "sub": (), "mul": ("lhs", "rhs"), "div": ("lhs", "rhs"), "maximum": ("lhs", "rhs"),
                 "minimum": ("lhs", "rhs"), "power": ("lhs", "rhs"), **dict.fromkeys(COMPARISONS, ()),
-                "hypot": ("lhs", "rhs"), **dict.fromkeys(LOGICAL, ())}
+                "hypot": ("lhs", "rhs"), **dict.fromkeys(LOGICAL, ()), "mod": ("lhs", "rhs")}
 SCALAR_NEEDS = {"plus": (), "minus": (), "rminus": (), "mul": (), "div": (), "rdiv": ("input",),
                 "power": ("input",), "rpower": ("output",), "maximum": ("input",), "minimum": ("input",),
                 **dict.fromkeys(COMPARISONS, ()), "smooth_l1": ("input",), "hard_sigmoid": ("input",),
-                "hypot": ("input",), **dict.fromkeys(LOGICAL, ())}
+                "hypot": ("input",), **dict.fromkeys(LOGICAL, ()), "mod": (), "rmod": ("input",)}
 
 
 # --------------------------------------------------------------------- math helpers
@@ -160,6 +163,72 @@ def _hypot(a, b):
     return tl.where((x == float("inf")) | (y == float("inf")), float("inf"), r)
 
 
+@triton.jit
+def _power_of_two(k):
+    """2.0 ** k, exactly, for a whole k in [-1022, 1023] (float64 bits built from k)."""
+    return ((k.to(tl.int64) + 1023) << 52).to(tl.float64, bitcast=True)
+
+
+@triton.jit
+def _exponent(v):
+    """floor(log2(v)) for v > 0 in float64: from the bits (exact) for a normal v, from log2
+    for a subnormal one (the caller corrects a step off by one)."""
+    field = (v.to(tl.int64, bitcast=True) >> 52) & 2047
+    return tl.where(field == 0, tl.floor(tl.log2(v)), (field - 1023).to(tl.float64))
+
+
+@triton.jit
+def _mod_reduce(x, y, LIMIT: tl.constexpr):
+    """x less a multiple of |y|, sign kept, with |x| brought below LIMIT |y|, exactly
+    (float64). Each step takes from |x| the t = |y| 2**k with t <= |x| < 2 t: Sterbenz's lemma
+    makes |x| - t exact, and the quotient loses its leading bit. As many steps as the
+    quotient has bits set past LIMIT; a block with none takes none."""
+    ax = tl.abs(x)
+    ay = tl.abs(y)
+    finite = (ay > 0.0) & (ax < float("inf")) & (ay < float("inf"))  # False at NaN too
+    big = finite & (ax >= ay * LIMIT)
+    while tl.max(big.to(tl.int32), 0) > 0:
+        k = tl.where(big, _exponent(ax) - _exponent(ay), 0.0)
+        third = tl.floor(k / 3.0)  # 2**k in three factors: k reaches 2097 (2**1023 / 2**-1074)
+        t = ay * _power_of_two(third) * _power_of_two(third) * _power_of_two(k - 2.0 * third)
+        t = tl.where(t > ax, t * 0.5, t)
+        t = tl.where(t * 2.0 <= ax, t * 2.0, t)
+        ax = tl.where(big, ax - t, ax)
+        big = finite & (ax >= ay * LIMIT)
+    return tl.where(x < 0.0, -ax, tl.where(x > 0.0, ax, x))
+
+
+@triton.jit
+def _floor_mod(a, b):
+    """(a mod b, floor(a / b)), the remainder of b's sign, in float64, as Python's % and
+    numpy's mod (and torch's remainder). Exact without an fma (Triton 3.6's interpreter
+    rounds its fma twice): float64 operands are reduced below |b| step by step
+    (``_mod_reduce``); narrower ones (24 bits at most) below 2**29 |b| (almost always
+    already), where q = floor(a / b) times b is exact in float64 and so is a - q b. The
+    rounded quotient can be one too many: then r is moved back by b, which rounds once where
+    the result is not representable (a tiny negative a mod 1 is 1 - tiny: 1.0, as in
+    Python). The quotient, for the gradient, is (a - r) / b rounded (exact below 2**51),
+    the rounded a / b beyond. An infinite b leaves a finite a (or b, when their signs
+    differ); b = 0 gives NaN."""
+    y = b.to(tl.float64)
+    x0 = a.to(tl.float64)
+    if a.dtype == tl.float64:
+        x = _mod_reduce(x0, y, 1.0)
+    else:
+        x = _mod_reduce(x0, y, 536870912.0)  # 2**29
+    q = tl.floor(x / y)
+    r = x - q * y
+    below = (r != 0.0) & ((r < 0.0) != (y < 0.0))
+    r = tl.where(below, r + y, r)
+    whole = tl.floor(x0 / y)
+    q = tl.where(tl.abs(whole) < 2251799813685248.0, tl.floor((x0 - r) / y + 0.5), whole)  # 2**51
+    infinite = (tl.abs(y) == float("inf")) & (tl.abs(x0) < float("inf"))
+    r = tl.where(infinite, tl.where((x0 == 0.0) | ((x0 < 0.0) == (y < 0.0)), x0, y), r)
+    q = tl.where(infinite, whole, q)
+    r = tl.where(y == 0.0, float("nan"), r)
+    return r, tl.where(y == 0.0, float("nan"), q)
+
+
 def _exponent_kind(e: float) -> dict:
     """Compile-time facts about an exponent for ``_power``."""
     is_int = float(e).is_integer()
@@ -196,6 +265,8 @@ def _binary_forward_kernel(
         r = _hypot(a, b)
     elif OP == "logical_and" or OP == "logical_or" or OP == "logical_xor":
         r = _logical(a, b, OP)
+    elif OP == "mod":
+        r, _ = _floor_mod(a, b)
     else:
         r = _compare(a, b, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -210,11 +281,14 @@ def _binary_backward_kernel(
     """Each program computes da (+)= dout * d(a OP b)/da and the same for b, for BLOCK elements."""
     index, mask = element_block(n, BLOCK)
     g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
-    if OP == "mul" or OP == "div" or OP == "maximum" or OP == "minimum" or OP == "power" or OP == "hypot":
+    if OP == "mul" or OP == "div" or OP == "maximum" or OP == "minimum" or OP == "power" or OP == "hypot" \
+            or OP == "mod":
         a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0)
         b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 1.0)
     if OP == "hypot":  # a / h and b / h: NaN at 0 (no direction there), as MXNet's and torch's
         h = _hypot(a, b)
+    if OP == "mod":  # the gradients where the result is defined: NaN at b = 0
+        _, q = _floor_mod(a, b)
     if OP == "maximum":  # MXNet's: a's where a >= b, b's where a < b (neither where NaN)
         a_chosen = a >= b
         b_chosen = a < b
@@ -234,6 +308,8 @@ def _binary_backward_kernel(
             da = tl.where(b == 0.0, g * 0.0, g * b * _tensor_power(a, b - 1.0))
         elif OP == "hypot":
             da = g * a / h
+        elif OP == "mod":
+            da = tl.where(b == 0.0, float("nan"), g)
         else:
             da = g * 0.0
         store_result(DA, element_offsets(index, FLAT, sizes, da_strides), da, mask, ACCUMULATE_DA)
@@ -252,6 +328,8 @@ def _binary_backward_kernel(
             db = tl.where((a == 0.0) & (b >= 0.0), g * 0.0, g * _tensor_power(a, b) * tl.log(a))
         elif OP == "hypot":
             db = g * b / h
+        elif OP == "mod":
+            db = -g * q
         else:
             db = g * 0.0
         store_result(DB, element_offsets(index, FLAT, sizes, db_strides), db, mask, ACCUMULATE_DB)
@@ -296,6 +374,10 @@ def _scalar_forward_kernel(
         r = _hypot(x, tl.zeros_like(x) + s)
     elif OP == "logical_and" or OP == "logical_or" or OP == "logical_xor":
         r = _logical(x, tl.zeros_like(x) + s, OP)
+    elif OP == "mod":
+        r, _ = _floor_mod(x, tl.zeros_like(x) + s)
+    elif OP == "rmod":
+        r, _ = _floor_mod(tl.zeros_like(x) + s, x)
     else:
         r = _compare(x, s, OP)
     store(OUT, element_offsets(index, FLAT, sizes, out_strides), r, mask)
@@ -349,6 +431,12 @@ def _scalar_backward_kernel(
     elif OP == "hypot":
         x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
         d = g * x / _hypot(x, tl.zeros_like(x) + s)
+    elif OP == "mod":  # the scalar is not 0 (refused)
+        d = g
+    elif OP == "rmod":
+        x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 1.0)
+        _, q = _floor_mod(tl.zeros_like(x) + s, x)
+        d = -g * q
     else:
         d = g * 0.0
     store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), d, mask, ACCUMULATE)
@@ -466,6 +554,8 @@ def binary_backward(op: str, grad_out: torch.Tensor, a: torch.Tensor | None = No
 def _scalar_constants(fn: str, op: str, scalar: float, second: float) -> tuple[float, dict]:
     """(the kernels' second constant, the exponent's compile-time description)."""
     scalar = float(scalar)
+    if op == "mod" and scalar == 0.0:
+        raise KernelArgumentError(f"{fn}: x mod 0 is undefined; got scalar={scalar}")
     if op == "rpower":
         if not scalar > 0:
             raise KernelArgumentError(f"{fn}: the base of rpower must be positive, got scalar={scalar}")

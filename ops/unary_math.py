@@ -1,16 +1,17 @@
-"""The functions of the unary elementwise kernels (``elementwise.py``): each one's value
-and gradient as jit helpers, and what each gradient reads.
+"""The functions of the unary elementwise kernels (``elementwise.py``): each one's value and
+gradient as jit helpers, and what each gradient reads.
 
 MXNet 1.x's unary math operators: the powers and logarithms (``exp``, ``log``, ``log2``,
 ``log10``, ``log1p``, ``expm1``, ``sqrt``, ``rsqrt``, ``square``, ``reciprocal``), the
 trigonometric and hyperbolic functions (``sin``, ``cos``, ``tan``, ``sinh``, ``cosh``) and
 their inverses (``arcsin``, ``arccos``, ``arctan``, ``arcsinh``, ``arccosh``, ``arctanh``),
-the cube roots (``cbrt``, ``rcbrt``), ``erf``, unit changes (``degrees``, ``radians``), and the piecewise
-constant ones (``sign``, ``floor``, ``ceil``, ``round`` half away from zero, ``rint`` half
-down as MXNet's, ``trunc`` and ``fix`` toward zero, ``logical_not``: 1 where x is 0, else 0,
-NaN included, as MXNet's), whose gradient is 0 as in MXNet. Helpers work
-in float32 or float64 (half-precision inputs are widened on load) with Triton's own
-functions only: libdevice does not run in the interpreter.
+the cube roots (``cbrt``, ``rcbrt``), ``erf``, ``erfinv``, ``gamma``, ``gammaln``
+(``_special_functions.py``: float64 inside, whatever the dtype), unit changes (``degrees``,
+``radians``), and the piecewise constant ones (``sign``, ``floor``, ``ceil``, ``round`` half
+away from zero, ``rint`` half down as MXNet's, ``trunc`` and ``fix`` toward zero,
+``logical_not``: 1 where x is 0, else 0, NaN included, as MXNet's), whose gradient is 0 as
+in MXNet. Helpers work in float32 or float64 (half-precision inputs are widened on load)
+with Triton's own functions only: libdevice does not run in the interpreter.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import triton
 import triton.language as tl
 
 from ._common import expm1, keep_nan, log1p
+from ._special_functions import digamma, erfinv, erfinv_slope, gamma, lgamma
 
 STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix", "logical_not")
 INVERSE_TRIG = ("arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh")
 UNARY_OPS = ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "sin", "cos", "tan", "sinh", "cosh",
              "erf", "log1p", "expm1", "log2", "log10", "rsqrt", "degrees", "radians", *INVERSE_TRIG, "cbrt", "rcbrt",
-             *STEPS)
+             *STEPS, "gamma", "gammaln", "erfinv")
 
 # What each gradient reads besides the output gradient: the "input", the "output", or nothing.
 UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("output",), "square": ("input",),
@@ -34,7 +36,8 @@ UNARY_NEEDS = {"negative": (), "exp": ("output",), "log": ("input",), "sqrt": ("
                "tan": ("output",), "sinh": ("input",), "cosh": ("input",), "erf": ("input",), "log1p": ("input",),
                "expm1": ("output",), "log2": ("input",), "log10": ("input",), "rsqrt": ("output",),
                "degrees": (), "radians": (), **dict.fromkeys(INVERSE_TRIG, ("input",)), "cbrt": ("output",),
-               "rcbrt": ("output",), **dict.fromkeys(STEPS, ())}
+               "rcbrt": ("output",), **dict.fromkeys(STEPS, ()), "gamma": ("input", "output"), "gammaln": ("input",),
+               "erfinv": ("output",)}
 
 INV_LN10: tl.constexpr = tl.constexpr(1.0 / math.log(10.0))
 LN2: tl.constexpr = tl.constexpr(math.log(2.0))
@@ -206,6 +209,12 @@ def unary_value(x, OP: tl.constexpr):
         r = _rint(x)
     elif OP == "logical_not":  # NaN is not 0: 0, as MXNet's !x
         r = tl.where(x == 0.0, 1.0, 0.0)
+    elif OP == "gamma":
+        r = gamma(x)
+    elif OP == "gammaln":
+        r = lgamma(x)
+    elif OP == "erfinv":
+        r = erfinv(x)
     else:  # trunc, fix: toward zero
         r = tl.where(x < 0, tl.ceil(x), tl.floor(x))
     return r
@@ -271,6 +280,12 @@ def unary_grad(g, x, y, OP: tl.constexpr):
         d = g / (3.0 * y * y)
     elif OP == "rcbrt":  # -x**(-4/3) / 3 = -y**4 / 3
         d = g * (y * y) * (y * y) * (-1.0 / 3.0)
+    elif OP == "gamma":  # Gamma(x) psi(x); at +-0, where Gamma is +-1/x, -inf (as 1/x's is)
+        d = tl.where(x == 0.0, g * float("-inf"), g * y * digamma(x))
+    elif OP == "gammaln":
+        d = g * digamma(x)
+    elif OP == "erfinv":
+        d = g * erfinv_slope(y)
     else:  # piecewise constant: 0, and NaN where the output gradient is NaN
         d = g * 0.0
     return d

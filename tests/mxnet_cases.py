@@ -132,6 +132,12 @@ DECISIONS: dict[str, str] = {
                                           "gives each its slice's gradient",
     "infer_shape/scatter-nd-data-from-indices": "MXNet 1.9.1 infers nothing back to scatter_nd's data; tritonsym "
                                                 "infers its shape from the indices and shape",
+    "unary/gamma-edges-float64": "MXNet 1.9.1's gamma gradient at +0 is +inf; Gamma(x) is about 1/x there, whose "
+                                 "slope is -inf on both sides of 0, which tritonsym gives at +0 and -0",
+    "unary/gammaln-edges-float64": "MXNet 1.9.1's gammaln gradient (digamma) at the poles 0, -1, -2 and at -inf is "
+                                   "DBL_MAX, a finite number; tritonsym gives NaN: digamma has no value there",
+    "_mod/zero-divisor": "MXNet 1.9.1 gives x mod 0 = 0 (and the divisor's gradient -inf or NaN); tritonsym gives "
+                         "NaN and NaN gradients, as numpy, torch and Python's math do: no number is the answer",
     "amp_cast/float64-to-float16": "MXNet 1.9.1's CPU build passes float64 data through amp_cast but fails on its "
                                    "gradient (MKLDNN: unknown type); tritonsym passes both through",
     "prod/zeros-and-nan": "MXNet 1.9.1's prod gradient is y / x, NaN at a zero; tritonsym's is the product of "
@@ -378,7 +384,7 @@ for _op in ("elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div"):
 for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "sin", "cos", "tan", "sinh", "cosh",
             "erf", "log1p", "expm1", "log2", "log10", "rsqrt", "degrees", "radians", "sign", "floor", "ceil",
             "round", "rint", "trunc", "fix", "relu", "sigmoid", "tanh", "softsign", "arcsin", "arccos", "arctan",
-            "arcsinh", "arccosh", "arctanh", "cbrt", "rcbrt"):
+            "arcsinh", "arccosh", "arctanh", "cbrt", "rcbrt", "gamma", "gammaln", "erfinv"):
     def _unary_case(op=_op):
         @case("unary", op)
         def run(api, data):
@@ -388,8 +394,12 @@ for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "si
                 x = data.given("data", np.abs(x) + 0.5)
             elif op == "tan":
                 x = data.given("data", np.clip(x * 0.5, -1.2, 1.2))  # away from its poles at +-pi/2
-            elif op in ("arcsin", "arccos", "arctanh"):
+            elif op in ("arcsin", "arccos", "arctanh", "erfinv"):
                 x = data.given("data", np.tanh(x))  # inside (-1, 1)
+            elif op in ("gamma", "gammaln"):  # positive, and a row of negatives between the poles
+                x = np.abs(x) + 0.3
+                x[0] = [-0.5, -1.5, -2.5, -0.25, -3.75]
+                x = data.given("data", x)
             elif op == "arccosh":
                 x = data.given("data", np.abs(x) + 1.05)
             elif op in ("floor", "ceil", "round", "rint", "trunc", "fix"):
@@ -401,6 +411,21 @@ for _op in ("negative", "exp", "log", "sqrt", "square", "abs", "reciprocal", "si
             outs, grads = api.run(net, {"data": x}, head_grads=[data.normal("head", (4, 5))])
             return {"out0": outs[0], "grad_data": grads["data"]}
     _unary_case()
+
+
+# The poles and edges of gamma, gammaln and erfinv in float64 (C's tgamma and lgamma there)
+_EDGES = {"gamma": [0.0, -0.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 172.0, 171.5, -2.5, 1e-300, 0.5],
+          "gammaln": [0.0, -0.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 1e6, 171.5, -2.5, 1e-300, 0.5],
+          "erfinv": [1.0, -1.0, 1.5, -1.5, np.nan, 0.0, 1e-10, 0.9999, -0.999999, 0.5, 1.0 - 1e-9, -0.25]}
+for _op in _EDGES:
+    def _edge_case(op=_op):
+        @case("unary", f"{op}-edges-float64")
+        def run(api, data):
+            net = getattr(api.sym, op)(api.sym.Variable("data"), name="u")
+            x = data.given("data", np.array(_EDGES[op]).reshape(3, 4))
+            outs, grads = api.run(net, {"data": x}, head_grads=[np.ones((3, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _edge_case()
 
 
 for _target in ("float16", "float64"):
@@ -1790,6 +1815,54 @@ for _op, _scalar in (("_hypot_scalar", 4.0), ("_hypot_scalar", 0.0), ("_logical_
             outs, grads = api.run(net, {"data": data.given("data", _SPECIAL)}, head_grads=[np.ones((3, 4))])
             return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
     _truth_scalar_case()
+
+
+# mod, floored (the result takes the divisor's sign), at fractions, negatives, infinities, NaN
+# and a quotient past 2**24 (float32's whole numbers); a zero divisor separately (a decision)
+_DIVIDENDS = np.array([[5.5, -5.5, 5.5, -5.5], [3.0, -3.0, np.nan, 7.0], [1e10, -0.3, 0.0, 2.75]])
+_DIVISORS = np.array([[2.0, 2.0, -2.0, -2.0], [np.inf, np.inf, 2.0, np.nan], [3.0, 1.0, -1.5, 0.5]])
+for _op, _rhs_rows in (("_mod", 3), ("broadcast_mod", 1)):
+    def _mod_case(op=_op, rows=_rhs_rows):
+        @case(op, f"signs-and-special-values-rhs{rows}")
+        def run(api, data):
+            with api.fresh_names():
+                net = (getattr(api.sym._internal, op) if op.startswith("_") else getattr(api.sym, op))(
+                    api.sym.Variable("lhs"), api.sym.Variable("rhs"))
+            rhs = _DIVISORS[:rows] if rows == 3 else np.array([[-2.5, 1.5, 2.0, -0.75]])
+            arrays = {"lhs": data.given("lhs", _DIVIDENDS), "rhs": data.given("rhs", rhs)}
+            outs, grads = api.run(net, arrays, head_grads=[np.ones((3, 4))])
+            return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "name": net.name}
+    _mod_case()
+
+
+@case("_mod", "zero-divisor")
+def _mod_by_zero(api, data):
+    net = api.sym.Variable("lhs") % api.sym.Variable("rhs")
+    arrays = {"lhs": data.given("lhs", np.array([[3.0, -2.0, 0.0, 1.0]])),
+              "rhs": data.given("rhs", np.array([[0.0, 0.0, 0.0, 2.0]]))}
+    outs, grads = api.run(net, arrays, head_grads=[np.ones((1, 4))])
+    return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"]}
+
+
+for _op, _scalar in (("_mod_scalar", 2.5), ("_mod_scalar", -0.75), ("_rmod_scalar", 7.0), ("_rmod_scalar", -2.0)):
+    def _mod_scalar_case(op=_op, scalar=_scalar):
+        @case(op, f"signs-and-special-values-scalar{scalar}")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym._internal, op)(api.sym.Variable("data"), scalar=scalar)
+            divisors = np.where(_DIVIDENDS == 0.0, 0.25, _DIVIDENDS)  # (x = 0 for _rmod_scalar: a decision)
+            outs, grads = api.run(net, {"data": data.given("data", divisors)}, head_grads=[np.ones((3, 4))])
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+    _mod_scalar_case()
+
+
+@case("names", "mod-by-arithmetic")
+def _mod_names(api, data):
+    """x % y is _mod0, x % 2 _modscalar0 and 2 % x _rmodscalar0 (the CamelCase aliases')."""
+    x, y = api.sym.Variable("x"), api.sym.Variable("y")
+    with api.fresh_names():
+        nets = [x % y, x % 2.0, 2.0 % x, api.sym.broadcast_mod(x, y), api.sym._internal._mod_scalar(x, scalar=3.0)]
+    return {"names": [n.list_outputs()[0] for n in nets], "arguments": [n.list_arguments() for n in nets]}
 
 
 @case("broadcast_to", "with-a-zero")

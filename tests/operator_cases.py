@@ -40,6 +40,17 @@ def truths(rng, shape):
     return rng.integers(-1, 2, shape).astype(np.float64)
 
 
+def dividends(rng, shape):
+    """Whole numbers plus a fraction in [0.1, 0.4] or [0.6, 0.9]: over the divisors below, a
+    quotient a fraction at least 0.05 from a whole number (where mod steps)."""
+    fraction = rng.uniform(0.1, 0.4, shape) + rng.choice([0.0, 0.5], shape)
+    return rng.integers(-3, 4, shape) + fraction
+
+
+def divisors(rng, shape):
+    return rng.choice([-2.0, -0.5, 0.5, 2.0], shape)
+
+
 def probabilities(rng, shape):
     return o.softmax(rng.normal(size=shape))
 
@@ -591,6 +602,12 @@ for _kind in o.LOGICAL:
          shapes={"lhs": (3, 4), "rhs": (3, 1)}, values={"lhs": truths, "rhs": truths},
          forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
          backward=lambda v, h: {"lhs": 0 * h, "rhs": 0 * h.sum(1, keepdims=True)})
+for _name, _shapes in (("_mod", ((6, 7), (6, 7))), ("broadcast_mod", ((3, 1, 4), (2, 1)))):
+    case(id=_name, op=_name, build=lambda n=_name: getattr(S, n)(S.Variable("lhs"), S.Variable("rhs")),
+         shapes=dict(zip(("lhs", "rhs"), _shapes)), values={"lhs": dividends, "rhs": divisors},
+         forward=lambda v: o.BINARY["mod"](v["lhs"], v["rhs"]),
+         backward=lambda v, h: dict(zip(("lhs", "rhs"), (_unbroadcast(g, v[k].shape) for k, g in zip(
+             ("lhs", "rhs"), o.binary_grads("mod", h, *np.broadcast_arrays(v["lhs"], v["rhs"])))))))
 for _cmp in ("equal", "not_equal", "greater_equal", "lesser", "lesser_equal"):  # no ties: a step's finite difference
     case(id=f"broadcast_{_cmp}", op=f"broadcast_{_cmp}",
          build=lambda c=_cmp: getattr(S, f"broadcast_{c}")(S.Variable("lhs"), S.Variable("rhs")),
@@ -1225,7 +1242,8 @@ for _name, _kind in (("elemwise_add", "add"), ("elemwise_sub", "sub"), ("elemwis
          forward=lambda v, k=_kind: o.BINARY[k](v["lhs"], v["rhs"]),
          backward=lambda v, h, k=_kind: dict(zip(("lhs", "rhs"), o.binary_grads(k, h, v["lhs"], v["rhs"]))))
 
-for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "hypot", *o.COMPARE, *o.LOGICAL):
+for _kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "rpower", "hypot", "mod", "rmod", *o.COMPARE,
+              *o.LOGICAL):
     _name = f"_{_kind}_scalar"
     case(id=_name, op=_name,
          build=lambda n=_name: S.create(n, _data(), scalar=1.7),

@@ -167,6 +167,7 @@ COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.greater, 
 LOGICAL = {"logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor}
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
           "minimum": np.minimum, "power": lambda a, b: _quiet(np.power, a, b), "hypot": np.hypot,
+          "mod": lambda a, b: _floor_mod(a, b)[0],
           **{k: (lambda a, b, f=f: f(a, b).astype(np.float64)) for k, f in {**COMPARE, **LOGICAL}.items()}}
 
 
@@ -176,11 +177,24 @@ def _quiet(f, *args):
         return f(*args)
 
 
+def _floor_mod(a, b):
+    """(a mod b with b's sign, floor(a / b)) as Python's % and numpy's mod (exact: fmod, then b
+    added where the signs differ), NaN where b is 0 (MXNet gives 0)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r = np.fmod(a, b)
+        wrap = (r != 0) & ((r < 0) != (b < 0))
+        r = np.where(wrap, r + b, r)
+        q = np.where(np.abs(a / b) >= 2.0 ** 52, np.floor(a / b), np.round((a - r) / b))
+        return np.where(b == 0, np.nan, r), np.where(b == 0, np.nan, q)
+
+
 def binary_grads(kind, dy, a, b):
     if kind in COMPARE or kind in LOGICAL:
         return dy * 0.0, dy * 0.0
     if kind == "hypot":  # a / h, b / h (NaN at 0)
         return _quiet(lambda: (dy * a / np.hypot(a, b), dy * b / np.hypot(a, b)))
+    if kind == "mod":  # 1 and -floor(a / b) (MXNet's), NaN where b is 0
+        return np.where(b == 0, np.nan, dy), -dy * _floor_mod(a, b)[1]
     return {
         "add": lambda: (dy, dy),
         "sub": lambda: (dy, -dy),
@@ -205,6 +219,8 @@ def scalar(kind, x, s, second=0.0):
         return {**COMPARE, **LOGICAL}[kind](x, s).astype(np.float64)
     if kind == "hypot":
         return np.hypot(x, s)
+    if kind in ("mod", "rmod"):
+        return _floor_mod(x, s)[0] if kind == "mod" else _floor_mod(s, x)[0]
     return {
         "plus": lambda: x + s, "minus": lambda: x - s, "rminus": lambda: s - x, "mul": lambda: x * s,
         "div": lambda: x / s, "rdiv": lambda: s / x, "power": lambda: np.power(x, s),
@@ -220,6 +236,8 @@ def scalar_grad(kind, dy, x, s, second=0.0):
         return dy * 0.0
     if kind == "hypot":
         return dy * x / np.hypot(x, s)
+    if kind in ("mod", "rmod"):  # 1, or -floor(s / x) for s mod x
+        return dy * 1.0 if kind == "mod" else -dy * _floor_mod(s, x)[1]
     if kind == "hard_sigmoid":  # s strictly inside (0, 1), else 0
         v = s * x + second
         return np.where(np.isnan(v), np.nan, dy * s * ((v > 0.0) & (v < 1.0)))
@@ -244,6 +262,48 @@ def _mxnet_rint(x):
     return np.where(x - floor <= ceil - x, floor, ceil)
 
 
+def _gamma(x):
+    """C's tgamma: +-inf at +-0, NaN at the negative whole numbers and -inf, inf past 171.6."""
+    def one(v):
+        if v == 0:
+            return math.copysign(math.inf, v)
+        if (v < 0 and v == math.floor(v)) or math.isnan(v) or v == -math.inf:
+            return math.nan
+        try:
+            return math.gamma(v)
+        except OverflowError:
+            return math.inf
+    return np.vectorize(one, otypes=[np.float64])(x)
+
+
+def _lgamma(x):
+    """C's lgamma (log |Gamma|): inf at the poles and both infinities."""
+    return np.vectorize(lambda v: math.inf if v <= 0 and v == math.floor(v) else math.lgamma(v),
+                        otypes=[np.float64])(x)
+
+
+def _mpmath(f, x):
+    """f at each element, to 30 digits (mpmath ships with torch, through sympy)."""
+    import mpmath
+    with mpmath.workdps(30):
+        return np.vectorize(lambda v: float(f(mpmath.mpf(v))), otypes=[np.float64])(x)
+
+
+def erfinv(y):
+    """The x with erf(x) = y; +-inf at +-1, NaN past them."""
+    inside = np.abs(y) < 1
+    import mpmath
+    x = _mpmath(mpmath.erfinv, np.where(inside, y, 0.0))
+    return np.where(inside, x, np.where(np.abs(y) == 1, y * np.inf, np.nan))
+
+
+def digamma(x):
+    """psi(x) = Gamma'(x) / Gamma(x); NaN at its poles (0 and the negative whole numbers)."""
+    import mpmath
+    pole = (x <= 0) & (x == np.floor(x))
+    return np.where(pole, np.nan, _mpmath(mpmath.digamma, np.where(pole, 0.5, x)))
+
+
 UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "square": np.square,
          "abs": np.abs, "reciprocal": np.reciprocal, "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh,
          "cosh": np.cosh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "log1p": np.log1p,
@@ -252,7 +312,7 @@ UNARY = {"negative": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
          "round": _round_half_away, "rint": _mxnet_rint, "trunc": np.trunc, "fix": np.fix,
          "logical_not": lambda x: (x == 0).astype(np.float64), "arcsin": np.arcsin, "arccos": np.arccos,
          "arctan": np.arctan, "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "cbrt": np.cbrt,
-         "rcbrt": lambda x: 1.0 / np.cbrt(x)}
+         "rcbrt": lambda x: 1.0 / np.cbrt(x), "gamma": _gamma, "gammaln": _lgamma, "erfinv": erfinv}
 UNARY_STEPS = ("sign", "floor", "ceil", "round", "rint", "trunc", "fix", "logical_not")  # gradient 0
 
 
@@ -272,20 +332,26 @@ def unary_grad(kind, dy, x):
         "arctan": lambda: 1.0 / (1.0 + x * x), "arcsinh": lambda: 1.0 / np.sqrt(1.0 + x * x),
         "arccosh": lambda: 1.0 / np.sqrt(x * x - 1.0), "arctanh": lambda: 1.0 / (1.0 - x * x),
         "cbrt": lambda: 1.0 / (3.0 * np.cbrt(x) ** 2), "rcbrt": lambda: -1.0 / (3.0 * np.cbrt(x) ** 4),
+        "gamma": lambda: np.where(x == 0, -np.inf, _gamma(x) * digamma(x)), "gammaln": lambda: digamma(x),
+        "erfinv": lambda: math.sqrt(math.pi) / 2.0 * np.exp(erfinv(x) ** 2),
     }[kind]()
 
 
 def unary_domain(kind, rng, shape):
     """Inputs inside ``kind``'s domain and away from its kinks, poles and steps (so that a
     finite difference sees the derivative): positive for the logarithms and roots, inside
-    (-1.2, 1.2) for tan, (-0.9, 0.9) for arcsin, arccos and arctanh, (1.1, 3) for arccosh,
-    and fractional parts in [0.1, 0.4] or [0.6, 0.9] for the steps."""
+    (-1.2, 1.2) for tan, (-0.9, 0.9) for arcsin, arccos, arctanh and erfinv, (1.1, 3) for
+    arccosh, fractional parts in [0.1, 0.4] or [0.6, 0.9] for the steps, and for gamma and
+    gammaln (0.3, 5) or negative values at least 0.1 from a whole number (their poles)."""
     if kind in ("log", "sqrt", "log1p", "log2", "log10", "rsqrt"):
         return rng.uniform(0.5, 2.0, shape)
     if kind == "tan":
         return rng.uniform(-1.2, 1.2, shape)
-    if kind in ("arcsin", "arccos", "arctanh"):
+    if kind in ("arcsin", "arccos", "arctanh", "erfinv"):
         return rng.uniform(-0.9, 0.9, shape)
+    if kind in ("gamma", "gammaln"):
+        negative = -rng.integers(0, 4, shape) - rng.uniform(0.1, 0.9, shape)
+        return np.where(rng.random(shape) < 0.5, negative, rng.uniform(0.3, 5.0, shape))
     if kind == "arccosh":
         return rng.uniform(1.1, 3.0, shape)
     if kind == "logical_not":  # zeros among the others

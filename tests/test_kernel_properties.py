@@ -108,6 +108,7 @@ SCALARS = {"plus": [-3.5, 0.0, 0.25, 1000.0], "minus": [-3.5, 0.0, 0.25, 1000.0]
            "rpower": [0.5, 1.0, 2.0, 10.0], "maximum": [-1.0, 0.0, 0.75, 1.0], "minimum": [-1.0, 0.0, 0.75, 1.0],
            **dict.fromkeys(ops.elementwise.COMPARISONS, [-1.0, 0.0, 0.75, 1.0, 1.5]),  # ties where values round
            "smooth_l1": [0.0, 0.5, 1.0, 3.0], "hard_sigmoid": [0.2, 1.0, 3.0], "hypot": [0.0, 0.5, 3.0],
+           "mod": [0.75, 3.0, -2.5, 1e-3], "rmod": [0.75, 3.0, -2.5, 1e6],  # exact: any quotient, any ties
            **dict.fromkeys(ops.elementwise.LOGICAL, [0.0, 1.0, -2.5])}
 
 
@@ -134,7 +135,7 @@ def test_scalar_and_unary_operators_on_random_layouts(call, layout, dtype, accum
     values = rng.uniform(0.5, 2.0, shape)
     if not (op in ("log", "sqrt") or (op == "power" and not float(s).is_integer())):
         values = values * rng.choice([-1.0, 1.0], shape)
-    if kind == "unary" and op in (*ops.unary_math.INVERSE_TRIG, "tan"):
+    if kind == "unary" and op in (*ops.unary_math.INVERSE_TRIG, "tan", "gamma", "gammaln", "erfinv"):
         values = oracles.unary_domain(op, rng, shape)
     x = strided(values, *layout[1:], dtype=dtype)
     dy = rounded(rng.normal(size=shape), dtype)

@@ -146,3 +146,70 @@ def test_errors():
         ops.unary_backward("log", torch.zeros(2))
     with pytest.raises(KernelArgumentError, match="arguments must have the same dtype"):
         ops.binary_forward("add", torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+
+
+def test_mod_is_exact_at_every_quotient_and_floored():
+    """x mod y against fmod-based floored remainders (exact), over operands spread across
+    float64's and float32's exponents (quotients up to 2**2000, where each reduction step
+    must stay exact), the signs of Python's %, -1e-30 mod 1 = 1.0 (the exact 1 - 1e-30
+    rounds to it, as in Python), infinite divisors, NaN, and 0 as divisor (NaN)."""
+    rng = np.random.default_rng(3)
+    for dtype, (low, high) in ((torch.float64, (-1070, 1020)), (torch.float32, (-149, 127))):
+        a = rng.normal(size=400) * np.exp2(rng.integers(low, high, 400))
+        b = rng.normal(size=400) * np.exp2(rng.integers(low, high, 400))
+        special_a = [5.5, -5.5, 5.5, -5.5, -1e-30, 3.0, -3.0, 0.0, np.nan, 7.0, np.inf, 2.0]
+        special_b = [2.0, 2.0, -2.0, -2.0, 1.0, np.inf, np.inf, -1.5, 2.0, np.nan, 3.0, 0.0]
+        x = torch.tensor(np.concatenate([special_a, a])).to(dtype)
+        y = torch.tensor(np.concatenate([special_b, b])).to(dtype)
+        expected = BINARY["mod"](to_numpy(x), to_numpy(y))
+        got = to_numpy(ops.binary_forward("mod", x, y))
+        np.testing.assert_array_equal(got, to_numpy(torch.tensor(expected).to(dtype)), err_msg=str(dtype))
+        assert got[4] == 1.0 and got[6] == np.inf and np.isnan(got[11])
+
+
+def test_mod_gradients_and_scalar_forms():
+    """d(a mod b)/da = 1 and d/db = -floor(a / b), NaN where b = 0; x mod s, s mod x; a
+    scalar divisor of 0 is refused, naming the operator and the value."""
+    a = torch.tensor([5.5, -5.5, 1e10, 3.0], dtype=torch.float64)
+    b = torch.tensor([2.0, 2.0, 3.0, 0.0], dtype=torch.float64)
+    ga, gb = torch.empty_like(a), torch.empty_like(a)
+    ops.binary_backward("mod", torch.ones_like(a), a, b, ga, gb)
+    np.testing.assert_array_equal(ga.numpy(), [1.0, 1.0, 1.0, np.nan])
+    np.testing.assert_array_equal(gb.numpy(), [-2.0, 3.0, -3333333333.0, np.nan])
+    x = torch.tensor([5.5, -5.5, 0.25], dtype=torch.float64)
+    np.testing.assert_array_equal(ops.scalar_forward("mod", x, -2.0).numpy(), [-0.5, -1.5, -1.75])
+    np.testing.assert_array_equal(ops.scalar_forward("rmod", x, 7.0).numpy(), [1.5, -4.0, 0.0])
+    np.testing.assert_array_equal(ops.scalar_backward("rmod", torch.ones_like(x), 7.0, x=x).numpy(),
+                                  [-1.0, 2.0, -28.0])
+    with pytest.raises(KernelArgumentError, match=r"scalar_forward\(mod\): x mod 0 is undefined; got scalar=0.0"):
+        ops.scalar_forward("mod", x, 0.0)
+
+
+def test_gamma_gammaln_and_erfinv_at_their_edges():
+    """C's tgamma and lgamma at the poles (+-inf at +-0, NaN and inf at the negative whole
+    numbers), the infinities, overflow past 171.6 and NaN; digamma (their gradient) NaN at
+    the poles; erfinv +-inf at +-1, NaN past; and float64 accuracy against 30-digit values,
+    erfinv close to 1 included (within the answer's own sensitivity there)."""
+    x = torch.tensor([0.0, -0.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 172.0, -2.5, 1e-300, 0.5], dtype=torch.float64)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(ops.unary_forward("gamma", x).numpy()[:8],
+                                      [np.inf, -np.inf, np.nan, np.nan, np.inf, np.nan, np.nan, np.inf])
+        np.testing.assert_array_equal(ops.unary_forward("gammaln", x).numpy()[:7],
+                                      [np.inf, np.inf, np.inf, np.inf, np.inf, np.inf, np.nan])
+        grad = ops.unary_backward("gammaln", torch.ones_like(x), x=x).numpy()
+    assert np.isnan(grad[[0, 1, 2, 3, 5, 6]]).all() and grad[4] == np.inf
+    rng = np.random.default_rng(5)
+    wide = torch.tensor(np.concatenate([rng.uniform(-30.0, 170.0, 200), [-2.5, 1e-300, 0.5, 1.0, 2.0]]))
+    wide = wide[(wide > 0) | (wide != wide.floor())]
+    assert_close(ops.unary_forward("gamma", wide), UNARY["gamma"](wide.numpy()), torch.float64, scale=200.0)
+    assert_close(ops.unary_forward("gammaln", wide), UNARY["gammaln"](wide.numpy()), torch.float64)
+    assert_close(ops.unary_backward("gammaln", torch.ones_like(wide), x=wide), unary_grad(
+        "gammaln", np.ones(wide.shape), wide.numpy()), torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.5, np.nan, 0.0, -0.5], dtype=torch.float64)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(ops.unary_forward("erfinv", y).numpy()[:5],
+                                      [np.inf, -np.inf, np.nan, np.nan, 0.0])
+    near_one = torch.tensor(1.0 - np.logspace(-1, -15, 29))
+    got, want = ops.unary_forward("erfinv", near_one).numpy(), UNARY["erfinv"](near_one.numpy())
+    sensitivity = 2.3e-16 * np.sqrt(np.pi) / 2 * np.exp(want ** 2)  # the answer's move over two ulps of y
+    assert (np.abs(got - want) <= np.maximum(sensitivity, 4e-16 * want)).all(), np.abs(got - want) / sensitivity

@@ -1,6 +1,6 @@
 """Broadcast operators (MXNet's): ``broadcast_add`` (``broadcast_plus``), ``broadcast_sub``
 (``broadcast_minus``), ``broadcast_mul``, ``broadcast_div``, ``broadcast_maximum``,
-``broadcast_minimum``, ``broadcast_power``, ``broadcast_hypot``, the comparisons
+``broadcast_minimum``, ``broadcast_power``, ``broadcast_hypot``, ``broadcast_mod``, the comparisons
 ``broadcast_equal`` ... ``broadcast_lesser_equal`` and ``broadcast_logical_and/or/xor`` (1.0
 or 0.0, gradient 0), and ``broadcast_to``, ``broadcast_axis`` (``broadcast_axes``) and
 ``broadcast_like``. Shapes broadcast as numpy's (aligned at the right; each axis equal or 1).
@@ -15,7 +15,7 @@ from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, re
 
 BINARY = {"broadcast_add": "add", "broadcast_sub": "sub", "broadcast_mul": "mul", "broadcast_div": "div",
           "broadcast_maximum": "maximum", "broadcast_minimum": "minimum", "broadcast_power": "power",
-          "broadcast_hypot": "hypot",
+          "broadcast_hypot": "hypot", "broadcast_mod": "mod",
           **{f"broadcast_{kind}": kind for kind in (*elementwise.COMPARISONS, *elementwise.LOGICAL)}}
 ALIASES = {"broadcast_add": ("broadcast_plus",), "broadcast_sub": ("broadcast_minus",)}
 

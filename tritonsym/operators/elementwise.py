@@ -9,9 +9,12 @@
   _greater, _greater_equal, _lesser, _lesser_equal and their _scalar forms, 1.0 where the
   comparison holds and 0.0 elsewhere, gradient 0;
 - unary (``ops/unary_math.py``): negative, exp, log, log2, log10, log1p, expm1, sqrt, rsqrt,
-  square, abs, reciprocal, sin, cos, tan, sinh, cosh, erf, degrees, radians, and the
+  square, abs, reciprocal, sin, cos, tan, sinh, cosh, erf, erfinv, gamma, gammaln, degrees,
+  radians, and the
   piecewise constant sign, floor, ceil, round (halves away from zero), rint (halves down,
   as MXNet's), trunc and fix (toward zero), whose gradient is 0 as in MXNet;
+- ``%``: _mod (same shape), _mod_scalar (x % 2), _rmod_scalar (2 % x), floored as Python's
+  (the result takes the divisor's sign), exact, NaN where the divisor is 0;
 - MXNet's _maximum, _minimum, _power (same shape, ``ts.sym.maximum(a, b)``, ``a ** b``) and
   _maximum_scalar, _minimum_scalar (``ts.sym.maximum(a, 2.0)``): NaN on either side gives
   NaN; a tie gives lhs the gradient, as MXNet does.
@@ -35,16 +38,20 @@ from .registry import (
 )
 
 BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "elemwise_div": "div",
-          "_maximum": "maximum", "_minimum": "minimum", "_power": "power", "_hypot": "hypot",
+          "_maximum": "maximum", "_minimum": "minimum", "_power": "power", "_hypot": "hypot", "_mod": "mod",
           **{f"_{kind}": kind for kind in (*kernels.COMPARISONS, *kernels.LOGICAL)}}
-SYMBOLS = dict(add="+", sub="-", mul="*", div="/", equal="==", not_equal="!=", greater=">", greater_equal=">=",
+SYMBOLS = dict(add="+", sub="-", mul="*", div="/", mod="%", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
 ARITHMETIC_ALIASES = {"add": ("_plus", "_Plus"), "sub": ("_minus", "_Minus"), "mul": ("_mul", "_Mul"),
-                      "div": ("_div", "_Div")}
+                      "div": ("_div", "_Div"), "mod": ("_Mod",)}
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind not in ("smooth_l1", "hard_sigmoid")}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 # Where "Elementwise f(x)" would leave the rule unsaid.
-UNARY_DOCS = {"log1p": "log(1 + x), exact near 0", "expm1": "exp(x) - 1, exact near 0", "rsqrt": "1 / sqrt(x)",
+UNARY_DOCS = {"gamma": "Gamma(x) (C's tgamma: +-inf at +-0, NaN at the negative whole numbers); gradient "
+                       "Gamma(x) digamma(x)",
+              "gammaln": "log |Gamma(x)| (C's lgamma: inf at the poles); gradient digamma(x), NaN at the poles",
+              "erfinv": "erf's inverse: the x with erf(x) = data (+-inf at +-1, NaN past)",
+              "log1p": "log(1 + x), exact near 0", "expm1": "exp(x) - 1, exact near 0", "rsqrt": "1 / sqrt(x)",
               "degrees": "x * 180 / pi (radians to degrees)", "radians": "x * pi / 180 (degrees to radians)",
               "sign": "sign(x): -1, 0 or 1; gradient 0", "floor": "floor(x); gradient 0", "ceil": "ceil(x); gradient 0",
               "round": "x rounded to the nearest whole number, halves away from zero; gradient 0",
@@ -71,6 +78,7 @@ def _register_binary(name: str, kind: str):
         name=name,  # named elemwise_add0 ...; a + b names its node _plus0 (Symbol's arithmetic)
         doc=(f"Elementwise {kind}(lhs, rhs)" if kind not in SYMBOLS else f"Elementwise lhs {SYMBOLS[kind]} rhs")
             + "; both have one shape"
+            + (" (floored: the result has rhs's sign; NaN where rhs is 0)" if kind == "mod" else "")
             + ("; 1.0 where it holds, else 0.0, with gradient 0." if kind in kernels.COMPARISONS else
                "; 1.0 where it holds of their truth (nonzero, NaN too), else 0.0, with gradient 0."
                if kind in kernels.LOGICAL else "."),
@@ -94,6 +102,8 @@ def _register_binary(name: str, kind: str):
 def _check_base(kind: str):
     if kind == "rpower":
         return lambda v: None if v > 0 else "must be positive: the base of scalar ** x"
+    if kind == "mod":
+        return lambda v: None if v != 0 else "must not be 0: x mod 0 is undefined"
     return None
 
 
@@ -112,6 +122,8 @@ def _register_scalar(name: str, kind: str, default=REQUIRED):
                    smooth_l1="smooth L1 with sigma = scalar: 0.5 (sigma x)**2 where |x| <= 1 / sigma**2, else "
                              "|x| - 0.5 / sigma**2 (the loss of Fast R-CNN's box regression)",
                    hypot="sqrt(x**2 + scalar**2) (without overflow)",
+                   mod="x mod scalar, floored (the result has the scalar's sign, as Python's %)",
+                   rmod="scalar mod x, floored (the result has x's sign; NaN where x is 0)",
                    **{c: f"x {SYMBOLS[c]} scalar (1.0 or 0.0; gradient 0)" for c in kernels.COMPARISONS},
                    **{c: f"{c}(x, scalar) of their truth (nonzero, NaN too: 1.0 or 0.0; gradient 0)"
                       for c in kernels.LOGICAL})[kind]

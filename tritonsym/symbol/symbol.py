@@ -228,6 +228,12 @@ class Symbol:
     def __rtruediv__(self, other):
         return self._binary(other, "elemwise_div", "_rdiv_scalar", reflected=True)
 
+    def __mod__(self, other):
+        return self._binary(other, "_mod", "_mod_scalar")
+
+    def __rmod__(self, other):
+        return self._binary(other, "_mod", "_rmod_scalar", reflected=True)
+
     def __pow__(self, other):
         if isinstance(other, Symbol):
             return create("_power", self, other)
@@ -448,7 +454,8 @@ _ARITHMETIC_HINTS = {"elemwise_add": "_plus", "elemwise_sub": "_minus", "elemwis
 # _plus_scalar itself gets _plus_scalar0, and the comparisons and 2 ** x (_equal_scalar,
 # _rpower_scalar) are called by name.
 _SCALAR_ALIAS_HINTS = {f"_{kind}_scalar": f"_{kind}scalar"
-                       for kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "maximum", "minimum")}
+                       for kind in ("plus", "minus", "rminus", "mul", "div", "rdiv", "power", "maximum", "minimum",
+                                    "mod", "rmod")}
 
 
 def scalar_arithmetic(op_name: str, data: "Symbol", scalar, name: str | None = None) -> "Symbol":
