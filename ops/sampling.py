@@ -14,12 +14,19 @@ parameters' shape followed by the shape drawn for each of them, a stride-0 view 
 * normal: ``a + b * z`` with ``z`` from ``tl.randn`` (Box-Muller on two such draws);
 * exponential of rate ``a``: ``-log1p(-u) / a``;
 * integers in [a, b): ``a + r % (b - a)`` with ``r`` 63 random bits (two Philox words), so
-  the bias of the modulo is below (b - a) / 2**63.
+  the bias of the modulo is below (b - a) / 2**63;
+* gamma of shape ``a`` and scale ``b``, Poisson of mean ``a``, the negative binomial of ``a``
+  successes of probability ``b`` (a Poisson draw whose mean is a gamma draw of shape a and
+  scale (1 - b) / b, MXNet's construction) and the generalized one of mean ``a`` and
+  dispersion ``b`` (Poisson for b = 0, else of a gamma of shape 1 / b and scale b a): by
+  rejection, in float64 (``_gamma_poisson.py``); the counts as floats, as MXNet's.
 
 The draws are float32 (24-bit) numbers in every float dtype, shifted and scaled in float64
 for a float64 output; a float16 or bfloat16 uniform draw near ``high`` may round to it, as
 any rounding to fewer bits does. A NaN parameter, or one outside the distribution's domain
-(high below low, a negative standard deviation, a rate not above 0), gives NaN draws.
+(high below low, a negative standard deviation, a rate not above 0, a gamma shape or scale
+not above 0, a negative or infinite Poisson mean, a success probability outside (0, 1]),
+gives NaN draws.
 """
 
 from __future__ import annotations
@@ -43,10 +50,12 @@ from ._common import (
     log1p,
     store,
 )
+from ._gamma_poisson import poisson, standard_gamma
 from ._philox import STATE_SLOTS, philox_counter, philox_key
 
 TESTS = ("tests/test_operators.py", "tests/test_sampling.py")
-DISTRIBUTIONS = ("uniform", "normal", "exponential", "randint")
+DISTRIBUTIONS = ("uniform", "normal", "exponential", "randint", "gamma", "poisson", "negative_binomial",
+                 "generalized_negative_binomial")
 
 
 @triton.jit
@@ -59,9 +68,9 @@ def _sample_kernel(OUT, A, B, STATE, n, sizes, out_strides, a_strides, b_strides
     if FROM_TENSORS:
         a = load_wide(A, element_offsets(index, FLAT, sizes, a_strides), mask, 0.0).to(tl.float64)
         b = load_wide(B, element_offsets(index, FLAT, sizes, b_strides), mask, 0.0).to(tl.float64)
-    else:
-        a = a_value
-        b = b_value
+    else:  # numbers, as blocks (the rejection samplers keep a state per element)
+        a = tl.zeros((BLOCK,), tl.float64) + a_value
+        b = tl.zeros((BLOCK,), tl.float64) + b_value
     # A parameter out of the distribution's domain (only arrays can hold one: numbers are
     # checked at bind) draws NaN, as a NaN parameter does.
     if DIST == 0:
@@ -73,6 +82,22 @@ def _sample_kernel(OUT, A, B, STATE, n, sizes, out_strides, a_strides, b_strides
     elif DIST == 2:
         v = -log1p(-tl.rand(key, counter)).to(tl.float64) / a
         v = tl.where(a <= 0.0, float("nan"), v)
+    elif DIST == 4:
+        valid = mask & (a > 0.0) & (b > 0.0) & (a < float("inf"))
+        v = tl.where(valid, standard_gamma(key, counter, a, valid, 0) * b, float("nan"))
+    elif DIST == 5:
+        valid = mask & (a >= 0.0) & (a < float("inf"))
+        v = tl.where(valid, poisson(key, counter, a, valid, 2), float("nan"))
+    elif DIST == 6:  # a successes of probability b: Poisson of a Gamma(a, (1 - b) / b) mean
+        valid = mask & (a > 0.0) & (a < float("inf")) & (b > 0.0) & (b <= 1.0)
+        mean = standard_gamma(key, counter, a, valid, 0) * ((1.0 - b) / tl.where(valid, b, 1.0))
+        v = tl.where(valid, poisson(key, counter, mean, valid & (mean < float("inf")), 2), float("nan"))
+    elif DIST == 7:  # mean a, dispersion b: Poisson of a Gamma(1 / b, b a) mean, or of a for b = 0
+        valid = mask & (a >= 0.0) & (a < float("inf")) & (b >= 0.0) & (b < float("inf"))
+        spread = valid & (b > 0.0)
+        mean = standard_gamma(key, counter, 1.0 / tl.where(spread, b, 1.0), spread, 0) * (b * a)
+        mean = tl.where(b == 0.0, a, mean)
+        v = tl.where(valid, poisson(key, counter, mean, valid & (mean < float("inf")), 2), float("nan"))
     else:
         r0, r1, _, _ = tl.randint4x(key, counter)
         bits = ((r0 & 0x7FFFFFFF).to(tl.int64) << 32) | r1.to(tl.int64)
@@ -128,6 +153,8 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     params = torch.empty(shape[:1], dtype=dtype)
     launches = [(f"{d} draws", plan_sample(out, state, d, 0.5, 2.0, salt=1)[0])
                 for d in ("uniform", "normal", "exponential")]
+    launches += [(f"{d} draws".replace("_", " "), plan_sample(out, state, d, 0.5, 0.5, salt=1)[0])
+                 for d in ("gamma", "poisson", "negative_binomial", "generalized_negative_binomial")]
     launches.append(("normal draws per parameter", plan_sample(out, state, "normal", params, params, salt=1)[0]))
     if dtype == torch.float32:
         for index_dtype in INDEX_DTYPES:

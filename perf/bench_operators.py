@@ -2,12 +2,12 @@
 L2Normalization forward and backward, topk forward and backward, Dropout forward and
 backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's product)
 forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
-uniform and normal draws, and gather_nd forward and backward, against PyTorch eager
-(torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting +, Hugging
-Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
-torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_ and normal_, advanced
-indexing and index_put_) and, for the memory-bound ones, as a share of the measured
-device-to-device copy bandwidth.
+uniform, normal, gamma and Poisson draws, and gather_nd forward and backward, against
+PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
++, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
+torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
+_standard_gamma and poisson, advanced indexing and index_put_) and, for the memory-bound
+ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
@@ -227,8 +227,12 @@ def sampling_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
     state = torch.zeros(2, dtype=torch.int64, device=DEVICE)
     size = out.numel() * out.element_size()
     result = []
+    # torch's gamma and Poisson samplers take their parameter as a tensor (a read more)
+    shape_2 = torch.full((rows, cols), 2.0, device=DEVICE, dtype=torch.float32 if dtype.itemsize == 2 else dtype)
     for distribution, low, eager in (("uniform", -1.0, lambda: out.uniform_(-1.0, 1.0)),
-                                     ("normal", 0.0, lambda: out.normal_(0.0, 1.0))):
+                                     ("normal", 0.0, lambda: out.normal_(0.0, 1.0)),
+                                     ("gamma", 2.0, lambda: torch._standard_gamma(shape_2)),
+                                     ("poisson", 2.0, lambda: torch.poisson(shape_2))):
         plan = sampling.plan_sample(out, state, distribution, low, 1.0, salt=1)
         result.append(_row(f"random {distribution}", name, (rows, cols), time_ms(lambda p=plan: run(p)),
                            time_ms(eager), size, copy_gbs))
@@ -353,10 +357,12 @@ def main() -> None:
                                    "softmax_cross_entropy's forward as one read of the scores (eager: "
                                    "F.cross_entropy summed), its backward as one read and one write (shape: rows x "
                                    "classes), the random draws as one write (eager: torch's "
-                                   "uniform_ and normal_), gather_nd's forward as one read and one write of the "
+                                   "uniform_ and normal_, and _standard_gamma and poisson of a float32 tensor of "
+                                   "2s; gamma of shape 2 and Poisson of mean 2 here, by rejection), gather_nd's "
+                                   "forward as one read and one write of the "
                                    "rows gathered (eager: advanced indexing; its backward against index_put_ "
                                    "accumulating, no copy share).")
-    table = Table("operators", len(names) * (21 + len(shapes)), notes)
+    table = Table("operators", len(names) * (23 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

@@ -2439,6 +2439,23 @@ _SAMPLERS = {
     "uniform-like": (lambda r, x, s: r.uniform_like(x, low=2, high=4), {"x": (50, 40)}, lambda a: (3.0, 2 * _TWELFTH)),
     "normal-like": (lambda r, x, s: r.normal_like(x, loc=3, scale=0.25), {"x": (50, 40)}, lambda a: (3.0, 0.25)),
     "exponential-like": (lambda r, x, s: r.exponential_like(x, lam=4), {"x": (50, 40)}, lambda a: (0.25, 0.25)),
+    "gamma-numbers": (lambda r, x, s: r.gamma(2.5, 0.5, shape=(50, 40)), {}, lambda a: (1.25, 2.5 ** 0.5 * 0.5)),
+    "gamma-small-shape": (lambda r, x, s: r.gamma(0.4, 3.0, shape=(50, 40)), {}, lambda a: (1.2, 0.4 ** 0.5 * 3)),
+    "gamma-symbols": (lambda r, x, s: r.gamma(s, s, shape=(2000,)), {"s": (5,)},
+                      lambda a: (a["s"] ** 2, a["s"] ** 1.5)),
+    "gamma-like": (lambda r, x, s: r.gamma_like(x, alpha=9.0, beta=0.5), {"x": (50, 40)}, lambda a: (4.5, 1.5)),
+    "poisson-numbers": (lambda r, x, s: r.poisson(3.5, shape=(50, 40)), {}, lambda a: (3.5, 3.5 ** 0.5)),
+    "poisson-large": (lambda r, x, s: r.poisson(40.0, shape=(50, 40)), {}, lambda a: (40.0, 40.0 ** 0.5)),
+    "poisson-symbol": (lambda r, x, s: r.poisson(s * 10, shape=(2000,)), {"s": (5,)},
+                       lambda a: (a["s"] * 10, (a["s"] * 10) ** 0.5)),
+    "poisson-like": (lambda r, x, s: r.poisson_like(x, lam=2.0), {"x": (50, 40)}, lambda a: (2.0, 2.0 ** 0.5)),
+    "negative-binomial-numbers": (lambda r, x, s: r.negative_binomial(3, 0.4, shape=(50, 40)), {},
+                                  lambda a: (4.5, (3 * 0.6) ** 0.5 / 0.4)),
+    "generalized-negative-binomial-numbers": (
+        lambda r, x, s: r.generalized_negative_binomial(4.0, 0.25, shape=(50, 40)), {},
+        lambda a: (4.0, (4.0 + 0.25 * 16) ** 0.5)),
+    "negative-binomial-like": (lambda r, x, s: r.negative_binomial_like(x, k=5, p=0.5), {"x": (50, 40)},
+                               lambda a: (5.0, 10 ** 0.5)),
 }
 
 
@@ -2520,7 +2537,9 @@ def _sample_dtype(api, data):
                                                                                             sigma="float64")[1]]}
 
 
-for _bad, _make in (("normal-scale-0", lambda r: r.normal(0, 0, shape=(3,))),
+for _bad, _make in (("gamma-alpha-0", lambda r: r.gamma(0.0, 1.0, shape=(3,))),
+                    ("poisson-negative", lambda r: r.poisson(-1.0, shape=(3,))),
+                    ("normal-scale-0", lambda r: r.normal(0, 0, shape=(3,))),
                     ("normal-scale-negative", lambda r: r.normal(0, -1, shape=(3,))),
                     ("uniform-low-above-high", lambda r: r.uniform(2, 1, shape=(3,)))):
     def _bad_sampler_case(bad=_bad, make=_make):

@@ -1,13 +1,18 @@
 """Random samplers, MXNet's (``ts.sym.random.uniform``, ``normal``, ``exponential``,
-``randint``, ``randn`` and the ``*_like`` forms call them):
+``gamma``, ``poisson``, ``negative_binomial``, ``generalized_negative_binomial``, ``randint``,
+``randn`` and the ``*_like`` forms call them):
 
-* ``_random_uniform``, ``_random_normal``, ``_random_exponential``, ``_random_randint``
-  (aliases ``random_uniform``/``uniform``, ``random_normal``/``normal`` ...): numbers as
-  parameters, an array of ``shape`` drawn;
-* ``_random_uniform_like``, ``_random_normal_like``, ``_random_exponential_like``: an array
-  of the data's shape and dtype (the data is not read);
-* ``_sample_uniform``, ``_sample_normal``, ``_sample_exponential``: the parameters are arrays,
-  one distribution per element, each drawn ``shape`` times (output: their shape + shape).
+* ``_random_uniform``, ``_random_normal``, ``_random_exponential``, ``_random_gamma``,
+  ``_random_poisson``, ``_random_negative_binomial``,
+  ``_random_generalized_negative_binomial``, ``_random_randint`` (aliases
+  ``random_uniform``/``uniform``, ``random_normal``/``normal``, ``random_gamma`` ...): numbers
+  as parameters, an array of ``shape`` drawn;
+* ``_random_<name>_like`` (but randint): an array of the data's shape and dtype (the data is
+  not read);
+* ``_sample_<name>`` (but randint): the parameters are arrays, one distribution per
+  element, each drawn ``shape`` times (output: their shape + shape).
+
+The counts (Poisson, the negative binomials) are whole numbers in a float dtype, as MXNet's.
 
 Every draw comes from ``tritonsym.random``'s device state (``ops/sampling.py``): the same
 seed, the same numbers; each forward, training or inference, draws new ones (the executor
@@ -41,6 +46,14 @@ def _positive(v) -> str | None:
     return None if v > 0 else "must be positive"
 
 
+def _not_negative(v) -> str | None:
+    return None if 0 <= v < float("inf") else "must be a finite number, 0 or more"
+
+
+def _probability(v) -> str | None:
+    return None if 0 < v <= 1 else "must be in (0, 1]: a success probability"
+
+
 # distribution -> (its two parameters as MXNet names them, with defaults, and checks)
 _NUMBERS = {
     "uniform": [Param("low", float, 0.0, doc="the lowest value"),
@@ -48,10 +61,24 @@ _NUMBERS = {
     "normal": [Param("loc", float, 0.0, doc="the mean"),
                Param("scale", float, 1.0, check=_positive, doc="the standard deviation")],
     "exponential": [Param("lam", float, 1.0, check=_positive, doc="the rate (1 / the mean)")],
+    "gamma": [Param("alpha", float, 1.0, check=_positive, doc="the shape"),
+              Param("beta", float, 1.0, check=_positive, doc="the scale (the mean is alpha beta)")],
+    "poisson": [Param("lam", float, 1.0, check=_not_negative, doc="the mean")],
+    "negative_binomial": [Param("k", int, 1, check=_positive, doc="the successes awaited"),
+                          Param("p", float, 1.0, check=_probability, doc="each trial's success probability")],
+    "generalized_negative_binomial": [
+        Param("mu", float, 1.0, check=_not_negative, doc="the mean"),
+        Param("alpha", float, 1.0, check=_not_negative, doc="the dispersion (variance mu + alpha mu**2)")],
 }
-_ARRAYS = {"uniform": ("low", "high"), "normal": ("mu", "sigma"), "exponential": ("lam",)}
+_ARRAYS = {"uniform": ("low", "high"), "normal": ("mu", "sigma"), "exponential": ("lam",), "gamma": ("alpha", "beta"),
+           "poisson": ("lam",), "negative_binomial": ("k", "p"), "generalized_negative_binomial": ("mu", "alpha")}
 _DOCS = {"uniform": "uniform on [low, high)", "normal": "normal of mean loc and standard deviation scale",
-         "exponential": "exponential of rate lam", "randint": "integers uniform on [low, high)"}
+         "exponential": "exponential of rate lam", "randint": "integers uniform on [low, high)",
+         "gamma": "gamma of shape alpha and scale beta", "poisson": "Poisson of mean lam",
+         "negative_binomial": "negative binomial: the failures before the k-th success of probability p",
+         "generalized_negative_binomial": "negative binomial of mean mu and dispersion alpha (Poisson for alpha 0)"}
+# The bare names MXNet gives its samplers too (gamma is the gamma function there and here).
+_BARE_ALIASES = ("uniform", "normal")
 
 
 def _known(shape) -> tuple | None:
@@ -120,7 +147,7 @@ for _name, _params in _NUMBERS.items():
                          _dtype_param(FLOAT_DTYPES, "the graph's where it decides, else float32")],
               _shape_rule(_name), pinned_or_graph_dtype,
               lambda a, n=_name: _draw(a, n, _first_two(n, a.params)),
-              aliases=(f"random_{_name}",) + ((_name,) if _name != "exponential" else ()), default_type=_float32)
+              aliases=(f"random_{_name}",) + ((_name,) if _name in _BARE_ALIASES else ()), default_type=_float32)
 
 def _randint_type(p, in_types, out_types):
     """Integers, whatever the graph: int32 unless ``dtype`` or an int64 reader says int64."""

@@ -1,13 +1,14 @@
-"""MXNet's ``mx.sym.random``: ``uniform``, ``normal``, ``randn``, ``exponential``, ``randint``
-and ``uniform_like``, ``normal_like``, ``exponential_like``.
+"""MXNet's ``mx.sym.random``: ``uniform``, ``normal``, ``randn``, ``exponential``, ``gamma``,
+``poisson``, ``negative_binomial``, ``generalized_negative_binomial``, ``randint``, their
+``*_like`` forms and ``multinomial``.
 
 With numbers as the distribution's parameters they make one ``_random_<name>`` node (an array
 of ``shape``); with symbols, one ``_sample_<name>`` node (one distribution per element of
 theirs, each drawn ``shape`` times). Nodes are named as MXNet names them (``_random_uniform0``,
 ``_sample_normal0``, ``uniform_like0``). The operators are in ``operators/sampling.py``; the
 draws come from ``tritonsym.random``'s seed. ``multinomial`` draws categories from rows of
-weights (``_sample_multinomial``, ``operators/multinomial.py``). MXNet's gamma, Poisson,
-negative binomial and shuffle are not here.
+weights (``_sample_multinomial``, ``operators/multinomial.py``). MXNet's shuffle is not
+here.
 
 >>> import tritonsym as ts
 >>> mu, log_sigma = ts.sym.Variable("mu"), ts.sym.Variable("log_sigma")
@@ -23,8 +24,9 @@ import numbers
 from ..base import dtype_name, to_dtype
 from .symbol import Symbol, create_called
 
-__all__ = ["exponential", "exponential_like", "multinomial", "normal", "normal_like", "randint", "randn", "uniform",
-           "uniform_like"]
+__all__ = ["exponential", "exponential_like", "gamma", "gamma_like", "generalized_negative_binomial",
+           "generalized_negative_binomial_like", "multinomial", "negative_binomial", "negative_binomial_like",
+           "normal", "normal_like", "poisson", "poisson_like", "randint", "randn", "uniform", "uniform_like"]
 
 
 def _dtype(params: dict, dtype) -> dict:
@@ -74,6 +76,28 @@ def exponential(scale=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
     return _draw("exponential", {"lam": 1.0 / scale}, ("lam",), shape, dtype, kwargs)
 
 
+def gamma(alpha=1.0, beta=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Draws from the gamma of shape ``alpha`` and scale ``beta`` (mean alpha beta)."""
+    return _draw("gamma", {"alpha": alpha, "beta": beta}, ("alpha", "beta"), shape, dtype, kwargs)
+
+
+def poisson(lam=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Counts drawn from the Poisson of mean ``lam`` (whole numbers in a float dtype)."""
+    return _draw("poisson", {"lam": lam}, ("lam",), shape, dtype, kwargs)
+
+
+def negative_binomial(k=1, p=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """The failures before the ``k``-th success of trials of success probability ``p``
+    (mean k (1 - p) / p), as MXNet draws them: Poisson of a gamma-distributed mean."""
+    return _draw("negative_binomial", {"k": k, "p": p}, ("k", "p"), shape, dtype, kwargs)
+
+
+def generalized_negative_binomial(mu=1.0, alpha=1.0, shape=None, dtype=None, **kwargs) -> Symbol:
+    """Counts of mean ``mu`` and variance mu + alpha mu**2 (Poisson for alpha 0)."""
+    return _draw("generalized_negative_binomial", {"mu": mu, "alpha": alpha}, ("mu", "alpha"), shape, dtype,
+                 kwargs)
+
+
 def randint(low, high, shape=None, dtype=None, **kwargs) -> Symbol:
     """Integers uniform on [low, high) (int32 unless ``dtype`` says int64); numbers only, as MXNet's."""
     if isinstance(low, Symbol) or isinstance(high, Symbol):
@@ -99,6 +123,26 @@ def normal_like(data, loc=0.0, scale=1.0, **kwargs) -> Symbol:
 def exponential_like(data, lam=1.0, **kwargs) -> Symbol:
     """Exponential draws of rate ``lam`` in the shape and dtype of ``data`` (not read)."""
     return _like("exponential", data, {"lam": lam}, kwargs)
+
+
+def gamma_like(data, alpha=1.0, beta=1.0, **kwargs) -> Symbol:
+    """Gamma draws in the shape and dtype of ``data`` (not read)."""
+    return _like("gamma", data, {"alpha": alpha, "beta": beta}, kwargs)
+
+
+def poisson_like(data, lam=1.0, **kwargs) -> Symbol:
+    """Poisson counts in the shape and dtype of ``data`` (not read)."""
+    return _like("poisson", data, {"lam": lam}, kwargs)
+
+
+def negative_binomial_like(data, k=1, p=1.0, **kwargs) -> Symbol:
+    """Negative binomial counts in the shape and dtype of ``data`` (not read)."""
+    return _like("negative_binomial", data, {"k": k, "p": p}, kwargs)
+
+
+def generalized_negative_binomial_like(data, mu=1.0, alpha=1.0, **kwargs) -> Symbol:
+    """Generalized negative binomial counts in the shape and dtype of ``data`` (not read)."""
+    return _like("generalized_negative_binomial", data, {"mu": mu, "alpha": alpha}, kwargs)
 
 
 def multinomial(data, shape=(), get_prob=True, dtype="int32", **kwargs) -> Symbol:
