@@ -26,6 +26,7 @@ from . import (
     cache_write,
     convolution,
     cross_entropy,
+    cumsum,
     deconvolution,
     dropout,
     elementwise,
@@ -64,7 +65,7 @@ from . import (
 from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm,
-                                          cache_write, convolution, cross_entropy, deconvolution, dropout,
+                                          cache_write, convolution, cross_entropy, cumsum, deconvolution, dropout,
                                           elementwise, embedding, flip, fully_connected, gated_activation, gather_nd,
                                           grad_norm, group_norm, l2_normalization, layer_norm, lrn, memory, moments,
                                           multinomial, one_hot, optimizer, pad, pick, pooling, prelu, reduce,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -136,6 +137,11 @@ DECISIONS: dict[str, str] = {
                                  "slope is -inf on both sides of 0, which tritonsym gives at +0 and -0",
     "unary/gammaln-edges-float64": "MXNet 1.9.1's gammaln gradient (digamma) at the poles 0, -1, -2 and at -inf is "
                                    "DBL_MAX, a finite number; tritonsym gives NaN: digamma has no value there",
+    "cumsum/axis-1-*": "MXNet 1.9.1 fails on a negative axis (an index check in its shape inference); tritonsym "
+                       "counts it from the end, as numpy's cumsum does",
+    "cumsum/int32-data": "MXNet 1.9.1 keeps int32 data's cumsum in int32 (wrapping past 2**31); "
+                         "tritonsym sums integers into int64, as numpy and MXNet's own documentation "
+                         "of the operator say",
     "_mod/zero-divisor": "MXNet 1.9.1 gives x mod 0 = 0 (and the divisor's gradient -inf or NaN); tritonsym gives "
                          "NaN and NaN gradients, as numpy, torch and Python's math do: no number is the answer",
     "amp_cast/float64-to-float16": "MXNet 1.9.1's CPU build passes float64 data through amp_cast but fails on its "
@@ -2412,6 +2418,34 @@ def _amp_json(api, data):
     x, y = data.normal("a", (2, 5), np.float32), data.normal("b", (2, 5), np.float32)
     outs, grads = api.run(net, {"a": x, "b": y}, head_grads=[data.normal("h", (2, 5), np.float32)])
     return {"arguments": net.list_arguments(), "out0": outs[0], "grad_a": grads["a"], "grad_b": grads["b"]}
+
+
+# ------------------------------------------------------- cumsum (_np_cumsum)
+
+for _axis, _shape in ((1, (3, 5)), (0, (4, 2, 3)), (None, (2, 3)), (-1, (2, 3, 4))):
+    def _cumsum_case(axis=_axis, shape=_shape):
+        @case("cumsum", f"axis{axis}-{_fmt(shape)}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.cumsum(api.sym.Variable("a"), axis=axis)
+            result = _forward_backward(api, data, net, {"a": shape})
+            return {**result, "name": net.name, "json_op": json.loads(net.tojson())["nodes"][-1]["op"]}
+    _cumsum_case()
+
+
+@case("cumsum", "int32-data")
+def _cumsum_int32(api, data):
+    a = api.sym.Variable("a")
+    return {"int32": [api.dtype_name(t) for t in api.sym.cumsum(a, axis=1).infer_type(a="int32")[1]]}
+
+
+@case("cumsum", "dtypes-and-flattened-shape")
+def _cumsum_types(api, data):
+    a = api.sym.Variable("a")
+    return {"int64": [api.dtype_name(t) for t in api.sym.cumsum(a, axis=1).infer_type(a="int64")[1]],
+            "float16": [api.dtype_name(t) for t in api.sym.cumsum(a).infer_type(a="float16")[1]],
+            "pinned": [api.dtype_name(t) for t in api.sym.cumsum(a, dtype="float64").infer_type(a="float32")[1]],
+            "flattened": [list(s) for s in api.sym.cumsum(a).infer_shape(a=(2, 3, 4))[1]]}
 
 
 # ------------------------------------------------------- random samplers

@@ -628,6 +628,13 @@ for _kind in ("maximum", "minimum", "power"):
              backward=lambda v, h, k=_kind: {"data": np.where(v["data"] >= 0.3 if k == "maximum" else
                                                               v["data"] <= 0.3, h, 0.0)})
 
+for _axis, _shape in ((1, (4, 9, 3)), (None, (3, 5)), (-1, (2, 3, 7))):
+    case(id=f"cumsum_axis{_axis}", op="_np_cumsum", build=lambda a=_axis: S.cumsum(S.Variable("a"), axis=a),
+         shapes={"a": _shape},
+         forward=lambda v, a=_axis: np.cumsum(v["a"], axis=a),
+         backward=lambda v, h, a=_axis: {"a": (np.flip(np.cumsum(np.flip(h), 0)) if a is None else
+                                               np.flip(np.cumsum(np.flip(h, a), a), a)).reshape(v["a"].shape)})
+
 case(id="broadcast_to_5d", op="broadcast_to",
      build=lambda: S.broadcast_to(_data(), shape=(2, 3, 3, 2, 2)), shapes={"data": (2, 1, 3, 1, 2)},
      forward=lambda v: np.broadcast_to(v["data"], (2, 3, 3, 2, 2)),

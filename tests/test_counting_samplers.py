@@ -73,7 +73,8 @@ def _negative_binomial_log_pmf(k, p):
     return lambda x: math.lgamma(k + x) - math.lgamma(k) - math.lgamma(x + 1) + k * math.log(p) + x * math.log1p(-p)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", [pytest.param("float64", marks=pytest.mark.slow), "float32",
+                                   pytest.param("bfloat16", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 4.5])
 def test_gamma_follows_its_distribution_below_and_above_shape_one(alpha, dtype):
     coarse = 0.02 if dtype == "bfloat16" else 0.0  # each draw rounded to 8 bits

@@ -40,6 +40,7 @@ def _running(pid: int) -> bool:
 
 
 
+@pytest.mark.slow  # 5 s of waiting for a limit
 def test_a_smoke_check_cut_at_its_limit_takes_its_child_processes_with_it(tmp_path):
     """A check's compiling workers would outlive the check if only it were killed, and take
     the CPU from the phases after the smoke (the first H200 run cut two checks)."""

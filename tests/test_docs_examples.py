@@ -107,6 +107,7 @@ def test_json_examples_load(name):
             assert ts.sym.load_json(text).list_arguments()
 
 
+@pytest.mark.slow  # 5 s of training; README's examples stay in the quick run
 def test_the_training_example_trains_and_checkpoints(tmp_path, monkeypatch):
     """The training page's example, with its checks: what fit, score, predict and the
     checkpoint files are said to give."""

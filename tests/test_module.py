@@ -340,6 +340,7 @@ def test_resume_from_checkpoint_with_optimizer_states_equals_continuous_training
     assert not torch.equal(plain.get_params()[0]["fc1_weight"], continuous.get_params()[0]["fc1_weight"])
 
 
+@pytest.mark.slow  # 4.5 s; resuming exactly is checked in the quick run without Dropout
 def test_a_resumed_run_draws_the_dropout_masks_the_uninterrupted_run_draws(tmp_path):
     """The devices' random states (seed, step) are saved with the optimizer's: a run resumed
     in a fresh process (here: the generator reseeded, its step back at 0) draws the masks

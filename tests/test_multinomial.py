@@ -48,6 +48,7 @@ def test_draws_follow_the_weights(dtype):
                                np.log(np.take_along_axis(weights, index.long().numpy(), 1)), rtol=1e-2)
 
 
+@pytest.mark.slow  # 4 s; the quick run keeps the draws-follow-the-weights checks
 def test_wide_rows_unnormalised_weights_and_every_category():
     """600 categories (several blocks of the loop), weights summing to about 150: each drawn
     as often as weight / total says (the categories grouped into 10 bins for the test)."""
@@ -99,6 +100,7 @@ def test_each_forward_draws_anew_and_the_seed_repeats_them():
     assert torch.equal(exe.forward(p=p)[0], first[0])
 
 
+@pytest.mark.slow  # 5 s of training
 def test_reinforce_trains_a_bandit():
     """Softmax over learned logits, 64 draws a step, the reward as the log-probability's head
     gradient (minus: gradient descent on -reward * log p): the best of 4 arms wins."""

@@ -109,9 +109,11 @@ def _plain(value):
     return value
 
 
-# The longest replays (fits on several contexts, bucketing, stacked and bidirectional RNNs)
-# run under -m slow, which CI runs too; one fit and one LSTM stay in the quick run.
-SLOW_CASES = ("module/fit-*-contexts*", "module/bucketing-*", "rnn/stack-*", "rnn/bidirectional-*", "rnn/gru-*")
+# The longest replays (fits on several contexts, bucketing, stacked and bidirectional RNNs,
+# the fits with Adam, a user's optimizer or an optimizer instance) run under -m slow, which CI
+# runs too; the SGD fits and one LSTM stay in the quick run.
+SLOW_CASES = ("module/fit-*-contexts*", "module/bucketing-*", "rnn/stack-*", "rnn/bidirectional-*", "rnn/gru-*",
+              "module/fit-adam-*", "module/fit-user-optimizer-*", "module/fit-sgd-instance-*")
 
 
 @pytest.mark.parametrize("case_id", [pytest.param(c, marks=pytest.mark.slow if any(

@@ -167,6 +167,7 @@ def test_numeric_gradient_allows_for_rounding_in_a_large_objective(rng):
     assert set(errors) == {"x", "y"}
 
 
+@pytest.mark.slow  # 4.5 s
 def test_loss_functions_can_be_given_as_a_list_in_output_order(rng):
     fc = S.FullyConnected(S.Variable("data"), name="fc", num_hidden=4)
     net = S.Group([S.SoftmaxOutput(fc, name="out"), S.Activation(fc, act_type="tanh", name="feature")])

@@ -219,7 +219,7 @@ def _training_network_predictions(cfg, params, tokens):
                           pytest.param(dict(positions="rotary", kv_heads=1, norm="rms", mlp="swiglu",
                                             tie_embeddings=True), 9, marks=pytest.mark.slow),
                           pytest.param(dict(positions="rotary", window=3), 10, marks=pytest.mark.slow),
-                          (dict(window=3), 6)],
+                          pytest.param(dict(window=3), 6, marks=pytest.mark.slow)],
                          ids=["learned", "rotary-grouped-tied-past-max_len", "sliding-window-ring",
                               "learned-sliding-window-ring"])
 def test_decoding_with_key_value_caches_equals_the_training_network_in_float64(settings, length, rng):
