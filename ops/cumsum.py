@@ -45,16 +45,19 @@ def _cumsum_kernel(X, OUT, n, length, inner, REVERSE: tl.constexpr, INTEGER: tl.
         total = tl.zeros((BLOCK_LINES,), tl.int64)
     else:
         total = tl.zeros((BLOCK_LINES,), tl.float64)
-    for start in range(0, length, BLOCK_AXIS):
+    tiles = tl.cdiv(length, BLOCK_AXIS)
+    for k in range(0, tiles):
+        # The gradient walks the tiles from the far end, each read in ascending addresses (wide
+        # loads) and summed from its end by the scan itself.
+        start = ((tiles - 1 - k) if REVERSE else k) * BLOCK_AXIS
         r = start + tl.arange(0, BLOCK_AXIS).to(tl.int64)
-        at = length - 1 - r if REVERSE else r  # the gradient walks from the far end
         mask = in_range[:, None] & (r < length)[None, :]
-        offsets = base[:, None] + at[None, :] * inner
+        offsets = base[:, None] + r[None, :] * inner
         v = tl.load(X + offsets, mask=mask, other=0).to(total.dtype)
-        sums = tl.cumsum(v, axis=1) + total[:, None]
+        sums = tl.cumsum(v, axis=1, reverse=REVERSE) + total[:, None]
         store_result(OUT, offsets, sums, mask, ACCUMULATE)
-        last = tl.minimum(start + BLOCK_AXIS, length) - 1
-        total = tl.sum(tl.where(r[None, :] == last, sums, 0), axis=1)
+        edge = start if REVERSE else tl.minimum(start + BLOCK_AXIS, length) - 1  # the tile's last sum
+        total = tl.sum(tl.where(r[None, :] == edge, sums, 0), axis=1)
 
 
 def _pow2(v: int) -> int:
