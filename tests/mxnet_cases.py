@@ -1793,23 +1793,27 @@ for _op, _lhs, _rhs in (("broadcast_add", (2, 3, 4), (3, 1)), ("broadcast_plus",
     _broadcast_case()
 
 
+def _binary_values_case(op: str, case_id: str, lhs: np.ndarray, rhs: np.ndarray) -> None:
+    """A case of ``op`` (``_hypot`` from ``sym._internal``, ``broadcast_mod`` from ``sym``) at
+    given float64 operands: its output, both gradients under a head of ones, its node's name."""
+    @case(op, case_id)
+    def run(api, data):
+        with api.fresh_names():
+            net = (getattr(api.sym._internal, op) if op.startswith("_") else getattr(api.sym, op))(
+                api.sym.Variable("lhs"), api.sym.Variable("rhs"))
+        arrays = {"lhs": data.given("lhs", lhs), "rhs": data.given("rhs", rhs)}
+        outs, grads = api.run(net, arrays, head_grads=[np.ones(lhs.shape)])
+        return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "name": net.name}
+
+
 # hypot and the logical operators: elementwise, broadcast and with a scalar, at zeros, signed
 # values, infinities and NaN (NaN is true; hypot of inf and NaN is inf)
 _SPECIAL = np.array([[0.0, -0.0, 3.0, -2.0], [np.inf, np.nan, 1e300, 0.5], [-1.0, 0.0, np.nan, 4.0]])
 for _op, _rhs_rows in (("_hypot", 3), ("_logical_and", 3), ("_logical_or", 3), ("_logical_xor", 3),
                        ("broadcast_hypot", 1), ("broadcast_logical_and", 1), ("broadcast_logical_or", 1),
                        ("broadcast_logical_xor", 1)):
-    def _truth_case(op=_op, rows=_rhs_rows):
-        @case(op, f"special-values-rhs{rows}")
-        def run(api, data):
-            with api.fresh_names():
-                net = (getattr(api.sym._internal, op) if op.startswith("_") else getattr(api.sym, op))(
-                    api.sym.Variable("lhs"), api.sym.Variable("rhs"))
-            rhs = np.array([[np.nan, 0.0, 4.0, 2.0], [np.inf, 2.0, 1e300, -0.0], [0.0, 0.0, 1.0, -3.0]])[:rows]
-            arrays = {"lhs": data.given("lhs", _SPECIAL), "rhs": data.given("rhs", rhs)}
-            outs, grads = api.run(net, arrays, head_grads=[np.ones((3, 4))])
-            return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "name": net.name}
-    _truth_case()
+    _binary_values_case(_op, f"special-values-rhs{_rhs_rows}", _SPECIAL, np.array(
+        [[np.nan, 0.0, 4.0, 2.0], [np.inf, 2.0, 1e300, -0.0], [0.0, 0.0, 1.0, -3.0]])[:_rhs_rows])
 
 for _op, _scalar in (("_hypot_scalar", 4.0), ("_hypot_scalar", 0.0), ("_logical_and_scalar", 1.0),
                      ("_logical_and_scalar", 0.0), ("_logical_or_scalar", 0.0), ("_logical_xor_scalar", -2.0)):
@@ -1827,18 +1831,8 @@ for _op, _scalar in (("_hypot_scalar", 4.0), ("_hypot_scalar", 0.0), ("_logical_
 # and a quotient past 2**24 (float32's whole numbers); a zero divisor separately (a decision)
 _DIVIDENDS = np.array([[5.5, -5.5, 5.5, -5.5], [3.0, -3.0, np.nan, 7.0], [1e10, -0.3, 0.0, 2.75]])
 _DIVISORS = np.array([[2.0, 2.0, -2.0, -2.0], [np.inf, np.inf, 2.0, np.nan], [3.0, 1.0, -1.5, 0.5]])
-for _op, _rhs_rows in (("_mod", 3), ("broadcast_mod", 1)):
-    def _mod_case(op=_op, rows=_rhs_rows):
-        @case(op, f"signs-and-special-values-rhs{rows}")
-        def run(api, data):
-            with api.fresh_names():
-                net = (getattr(api.sym._internal, op) if op.startswith("_") else getattr(api.sym, op))(
-                    api.sym.Variable("lhs"), api.sym.Variable("rhs"))
-            rhs = _DIVISORS[:rows] if rows == 3 else np.array([[-2.5, 1.5, 2.0, -0.75]])
-            arrays = {"lhs": data.given("lhs", _DIVIDENDS), "rhs": data.given("rhs", rhs)}
-            outs, grads = api.run(net, arrays, head_grads=[np.ones((3, 4))])
-            return {"out0": outs[0], "grad_lhs": grads["lhs"], "grad_rhs": grads["rhs"], "name": net.name}
-    _mod_case()
+_binary_values_case("_mod", "signs-and-special-values-rhs3", _DIVIDENDS, _DIVISORS)
+_binary_values_case("broadcast_mod", "signs-and-special-values-rhs1", _DIVIDENDS, np.array([[-2.5, 1.5, 2.0, -0.75]]))
 
 
 @case("_mod", "zero-divisor")
