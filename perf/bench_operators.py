@@ -2,12 +2,12 @@
 L2Normalization forward and backward, topk forward and backward, Dropout forward and
 backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's product)
 forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
-uniform, normal, gamma and Poisson draws, and gather_nd forward and backward, against
+uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
-_standard_gamma and poisson, advanced indexing and index_put_) and, for the memory-bound
-ones, as a share of the measured device-to-device copy bandwidth.
+_standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum) and, for the
+memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
@@ -27,6 +27,7 @@ from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import (
     broadcast,
     cross_entropy,
+    cumsum,
     dropout,
     gated_activation,
     gather_nd,
@@ -239,6 +240,20 @@ def sampling_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
     return result
 
 
+def cumsum_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
+    """cumsum along each row (summed in float64) forward, and its gradient (the running sum
+    from the row's end), against torch.cumsum and its reverse (flip, cumsum, flip)."""
+    dtype = DTYPES[name]
+    x = torch.randn(rows, cols, device=DEVICE, dtype=dtype)
+    out = torch.empty_like(x)
+    size = x.numel() * x.element_size()
+    forward, backward = cumsum.plan_cumsum(x, out, 1), cumsum.plan_cumsum(x, out, 1, reverse=True)
+    return [_row("cumsum forward", name, (rows, cols), time_ms(lambda: run(forward)),
+                 time_ms(lambda: torch.cumsum(x, 1)), 2 * size, copy_gbs),
+            _row("cumsum backward", name, (rows, cols), time_ms(lambda: run(backward)),
+                 time_ms(lambda: torch.cumsum(x.flip(1), 1).flip(1)), 2 * size, copy_gbs)]
+
+
 def gather_nd_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
     """gather_nd of rows of a (rows/16, 16, cols) array by two coordinates each (a quarter of
     the rows, repeats included), forward against advanced indexing and backward (the
@@ -361,8 +376,9 @@ def main() -> None:
                                    "2s; gamma of shape 2 and Poisson of mean 2 here, by rejection), gather_nd's "
                                    "forward as one read and one write of the "
                                    "rows gathered (eager: advanced indexing; its backward against index_put_ "
-                                   "accumulating, no copy share).")
-    table = Table("operators", len(names) * (23 + len(shapes)), notes)
+                                   "accumulating, no copy share), cumsum's passes as one read and one write "
+                                   "(eager: torch.cumsum, and for the backward flip, cumsum, flip).")
+    table = Table("operators", len(names) * (25 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -385,6 +401,8 @@ def main() -> None:
         for row in sampling_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in gather_nd_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in cumsum_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):
