@@ -1,12 +1,12 @@
-"""cumsum: the running sum along one axis (MXNet's ``cumsum``), and its gradient, the
-running sum of the output gradient taken from the axis's far end.
+"""cumsum: the running sum along one axis (MXNet's ``cumsum``), and its gradient, the running
+sum of the output gradient taken from the axis's far end.
 
 The data is seen as (outer, length, inner) around the axis. Each program takes a block of
 lines and walks the axis in tiles: ``tl.cumsum`` within a tile, plus the running total of
 the tiles before (the last sum of the previous tile itself, so the sums never step back).
 Floats are summed in float64 whatever their dtype and rounded to the output's at the store,
-so a long float32 axis keeps its digits; integers in int64. NaN and the infinities propagate
-as in any sum.
+so a long float32 axis keeps its digits (bfloat16 goes through float32, as every store
+here); integers in int64. NaN and the infinities propagate as in any sum.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """cumsum (MXNet 1.9's ``mx.sym.cumsum``, the operator ``_np_cumsum``): the running sum of
 ``a`` along ``axis`` (None: the flattened data, shape (size,)), in ``dtype`` (left out: the
-data's, int64 for integers, as numpy's and MXNet's). Positions from a mask
+data's, int64 for integers, as numpy's; MXNet 1.9.1 keeps int32). Positions from a mask
 (``cumsum(mask, axis=1) - 1``), a prefix sum inside a network. Floats are summed in float64
-and rounded once per element; the gradient is the running sum of the output gradient from
-the axis's far end (``ops/cumsum.py``). Integer data takes no gradient."""
+and rounded to the output's dtype at the store (through float32 for bfloat16); the gradient
+is the running sum of the output gradient from the axis's far end (``ops/cumsum.py``).
+Integer data takes no gradient."""
 
 from __future__ import annotations
 
