@@ -1865,6 +1865,65 @@ def _mod_names(api, data):
     return {"names": [n.list_outputs()[0] for n in nets], "arguments": [n.list_arguments() for n in nets]}
 
 
+# The CamelCase names of MXNet 0.x (aliases in MXNet 1.x), called by name and loaded from a
+# symbol file that uses them: outputs, gradients, node names and the name the file keeps
+_LEGACY_BINARY = ("_Maximum", "_Minimum", "_Power", "_Hypot", "_Equal", "_Not_Equal", "_Greater", "_Greater_Equal",
+                  "_Lesser", "_Lesser_Equal", "_Logical_And", "_Logical_Or", "_Logical_Xor", "_add", "_sub")
+_LEGACY_SCALAR = ("_PlusScalar", "_MinusScalar", "_RMinusScalar", "_MulScalar", "_DivScalar", "_RDivScalar",
+                  "_ModScalar", "_RModScalar", "_PowerScalar", "_RPowerScalar", "_MaximumScalar", "_MinimumScalar",
+                  "_HypotScalar", "_EqualScalar", "_NotEqualScalar", "_GreaterScalar", "_GreaterEqualScalar",
+                  "_LesserScalar", "_LesserEqualScalar", "_LogicalAndScalar", "_LogicalOrScalar", "_LogicalXorScalar")
+
+
+@case("names", "legacy-camel-case-operators")
+def _legacy_names(api, data):
+    x, y = api.sym.Variable("x"), api.sym.Variable("y")
+    internal = api.sym._internal
+    with api.fresh_names():
+        nets = ([getattr(internal, op)(x, y) for op in _LEGACY_BINARY]
+                + [getattr(internal, op)(x, scalar=1.5) for op in _LEGACY_SCALAR])
+        chosen = api.sym.choose_element_0index(x, y)
+    values = {"x": data.given("x", np.array([[0.5, 2.0, -1.0], [3.0, 1.5, 0.25]])),
+              "y": data.given("y", np.array([[1.5, 2.0, -0.5], [2.0, 1.0, 0.5]]))}
+    result = {"names": [n.list_outputs()[0] for n in (*nets, chosen)],
+              "file_ops": [json.loads(n.tojson())["nodes"][-1]["op"] for n in (*nets, chosen)]}
+    for i, net in enumerate(nets):
+        arrays = {k: values[k] for k in net.list_arguments()}
+        outs, grads = api.run(net, arrays, head_grads=[np.ones((2, 3))])
+        result.update({f"out{i}": outs[0], **{f"grad{i}_{k}": g for k, g in grads.items()}})
+    outs, grads = api.run(chosen, {"x": values["x"], "y": data.given("index", np.array([2.0, 0.0]))},
+                          head_grads=[np.ones(2)])
+    return {**result, "chosen": outs[0], "grad_chosen_x": grads["x"]}
+
+
+@case("names", "legacy-camel-case-operators-in-a-file")
+def _legacy_file(api, data):
+    """A symbol file that names its operators as MXNet 0.x did loads, runs and saves."""
+    def build():
+        x = api.sym.Variable("x")
+        with api.fresh_names():
+            net = api.sym.make_loss(api.sym._internal._mul_scalar(api.sym._internal._plus_scalar(x, scalar=1.0),
+                                                                  scalar=3.0) * x)
+        text = net.tojson()
+        for new, old in (('"_plus_scalar"', '"_PlusScalar"'), ('"_mul_scalar"', '"_MulScalar"'),
+                         ('"elemwise_mul"', '"_Mul"')):
+            text = text.replace(new, old)
+        return text
+    net = api.sym.load_json(data.text("legacy-ops.json", build))
+    outs, grads = api.run(net, {"x": data.normal("x", (2, 3), np.float64)})
+    return {"out0": outs[0], "grad_x": grads["x"], "arguments": net.list_arguments(),
+            "file_ops": [n["op"] for n in json.loads(net.tojson())["nodes"]]}
+
+
+@case("make_loss", "of-a-product")
+def _make_loss_lowercase(api, data):
+    x = api.sym.Variable("data")
+    with api.fresh_names():
+        net = api.sym.make_loss(x * x)
+    outs, grads = api.run(net, {"data": data.normal("data", (4, 3))}, head_grads=[np.full((4, 3), 7.0)])
+    return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+
+
 @case("broadcast_to", "with-a-zero")
 def _broadcast_to(api, data):
     net = api.sym.broadcast_to(api.sym.Variable("data"), shape=(2, 0, 4), name="b")

@@ -1267,6 +1267,11 @@ case(id="make_loss", op="MakeLoss",
      forward=lambda v: v["data"], backward=lambda v, h: {"data": np.full((4, 3), 0.5 / 4)},
      loss=lambda v, out: out.sum() * 0.5 / 4)
 
+case(id="make_loss_lowercase", op="make_loss",
+     build=lambda: S.make_loss(_data()), shapes={"data": (4, 3)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": np.ones((4, 3))},
+     loss=lambda v, out: out.sum())
+
 # --------------------------------------------------------------------- elementwise
 
 for _name, _kind in (("elemwise_add", "add"), ("elemwise_sub", "sub"), ("elemwise_mul", "mul"),

@@ -42,8 +42,25 @@ BINARY = {"elemwise_add": "add", "elemwise_sub": "sub", "elemwise_mul": "mul", "
           **{f"_{kind}": kind for kind in (*kernels.COMPARISONS, *kernels.LOGICAL)}}
 SYMBOLS = dict(add="+", sub="-", mul="*", div="/", mod="%", equal="==", not_equal="!=", greater=">", greater_equal=">=",
                lesser="<", lesser_equal="<=")
-ARITHMETIC_ALIASES = {"add": ("_plus", "_Plus"), "sub": ("_minus", "_Minus"), "mul": ("_mul", "_Mul"),
-                      "div": ("_div", "_Div"), "mod": ("_Mod",)}
+# MXNet's other names of a + b ...: _plus and _mul are what its mx.rnn cells call by name.
+ARITHMETIC_ALIASES = {"add": ("_plus", "_Plus", "_add"), "sub": ("_minus", "_Minus", "_sub"),
+                      "mul": ("_mul", "_Mul"), "div": ("_div", "_Div"), "mod": ("_Mod",)}
+# The CamelCase names MXNet 0.x gave these operators, which MXNet 1.x keeps as aliases: a
+# symbol file saved by MXNet 0.x names its nodes' operators so (x + 1 is "_PlusScalar").
+LEGACY_NAMES = {"_maximum": "_Maximum", "_minimum": "_Minimum", "_power": "_Power", "_hypot": "_Hypot",
+                "_equal": "_Equal", "_not_equal": "_Not_Equal", "_greater": "_Greater",
+                "_greater_equal": "_Greater_Equal", "_lesser": "_Lesser", "_lesser_equal": "_Lesser_Equal",
+                "_logical_and": "_Logical_And", "_logical_or": "_Logical_Or", "_logical_xor": "_Logical_Xor",
+                "_plus_scalar": "_PlusScalar", "_minus_scalar": "_MinusScalar", "_rminus_scalar": "_RMinusScalar",
+                "_mul_scalar": "_MulScalar", "_div_scalar": "_DivScalar", "_rdiv_scalar": "_RDivScalar",
+                "_mod_scalar": "_ModScalar", "_rmod_scalar": "_RModScalar", "_power_scalar": "_PowerScalar",
+                "_rpower_scalar": "_RPowerScalar", "_maximum_scalar": "_MaximumScalar",
+                "_minimum_scalar": "_MinimumScalar", "_hypot_scalar": "_HypotScalar",
+                "_equal_scalar": "_EqualScalar", "_not_equal_scalar": "_NotEqualScalar",
+                "_greater_scalar": "_GreaterScalar", "_greater_equal_scalar": "_GreaterEqualScalar",
+                "_lesser_scalar": "_LesserScalar", "_lesser_equal_scalar": "_LesserEqualScalar",
+                "_logical_and_scalar": "_LogicalAndScalar", "_logical_or_scalar": "_LogicalOrScalar",
+                "_logical_xor_scalar": "_LogicalXorScalar"}
 SCALAR = {f"_{kind}_scalar": kind for kind in kernels.SCALAR_OPS if kind not in ("smooth_l1", "hard_sigmoid")}
 UNARY = {kind: kind for kind in kernels.UNARY_OPS}
 # Where "Elementwise f(x)" would leave the rule unsaid.
@@ -93,8 +110,7 @@ def _register_binary(name: str, kind: str):
         # x * x: one kernel stores each element's lhs gradient, then adds its rhs gradient, from one thread
         repeated_input_grads=True,
         gate_product=kind == "mul",
-        # MXNet's own names of a + b ... (its mx.rnn cells call _internal._plus and _mul by name)
-        aliases=ARITHMETIC_ALIASES.get(kind, ()),
+        aliases=ARITHMETIC_ALIASES.get(kind, ()) + tuple(n for n in (LEGACY_NAMES.get(name),) if n),
         cheap=True,
     ))
 
@@ -141,6 +157,7 @@ def _register_scalar(name: str, kind: str, default=REQUIRED):
         backward_needs=lambda p, epilogue: _needs(kernels.SCALAR_NEEDS, kind, {"input": 0}),
         inplace=elementwise_inplace,
         backward_inplace=grad_over_out_grad(1),
+        aliases=tuple(n for n in (LEGACY_NAMES.get(name),) if n),
         cheap=True,
     ))
 

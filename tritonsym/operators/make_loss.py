@@ -1,6 +1,7 @@
 """MakeLoss: turn any symbol into a loss. Forward is the identity (a view); backward
 ignores the head gradient and writes a constant ``grad_scale`` (divided by the batch size
-with ``normalization='batch'``) into the data's gradient."""
+with ``normalization='batch'``) into the data's gradient. ``make_loss`` is MXNet's other
+operator of that name, without parameters: its gradient is 1 (``ones_like(data)``)."""
 
 from __future__ import annotations
 
@@ -12,26 +13,33 @@ def _backward(a: BackwardArgs):
     grad = a.in_grads[0]
     if grad is None:
         return []
-    scale = a.params["grad_scale"]
-    if a.params["normalization"] == "batch":
+    scale = a.params.get("grad_scale", 1.0)
+    if a.params.get("normalization") == "batch":
         scale /= grad.shape[0] if grad.dim() else 1
     return kernels.plan_fill(grad, scale, accumulate=a.accumulate[0], loss_scale=a.loss_scale)
 
 
-register(OpDef(
-    name="MakeLoss",
-    doc="Treats data as a loss to minimise: d(loss)/d(data) = grad_scale (/ batch size with "
-        "normalization='batch'). Use it for a hand-written loss, e.g. MakeLoss(square(pred - y)).",
-    params=[
-        Param("grad_scale", float, 1.0, doc="gradient of the loss"),
-        Param("normalization", str, "null", choices=("null", "batch"), doc="divide by the batch size"),
-    ],
-    input_names=("data",),
-    infer_shape=same_shape_everywhere(["data"]),
-    forward=lambda a: [],
-    backward=_backward,
-    backward_needs=lambda p, epilogue: ((), ()),
-    output_aliases=lambda p: {0: 0},
-    needs_head_grad=lambda p: False,
-    applies_loss_scale=True,
-))
+def _register(name: str, doc: str, params: list):
+    register(OpDef(
+        name=name,
+        doc=doc,
+        params=params,
+        input_names=("data",),
+        infer_shape=same_shape_everywhere(["data"]),
+        forward=lambda a: [],
+        backward=_backward,
+        backward_needs=lambda p, epilogue: ((), ()),
+        output_aliases=lambda p: {0: 0},
+        needs_head_grad=lambda p: False,
+        applies_loss_scale=True,
+    ))
+
+
+_register(
+    "MakeLoss",
+    "Treats data as a loss to minimise: d(loss)/d(data) = grad_scale (/ batch size with "
+    "normalization='batch'). Use it for a hand-written loss, e.g. MakeLoss(square(pred - y)).",
+    [Param("grad_scale", float, 1.0, doc="gradient of the loss"),
+     Param("normalization", str, "null", choices=("null", "batch"), doc="divide by the batch size")])
+_register("make_loss", "Treats data as a loss to minimise: d(loss)/d(data) = 1 (MakeLoss without its parameters).",
+          [])

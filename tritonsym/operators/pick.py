@@ -61,6 +61,7 @@ def _backward(a: BackwardArgs):
 
 register(OpDef(
     name="pick",
+    aliases=("choose_element_0index",),  # MXNet 0.x's name, kept by MXNet 1.x
     doc="data's element at index along axis, for every other position.",
     params=[Param("axis", int, -1, doc="the axis to pick along"),
             Param("keepdims", bool, False, doc="keep the axis as size 1"),
