@@ -1,4 +1,5 @@
-"""Batched matrix products: ``C[b] (+)= op(A[b]) @ op(B[b])`` for ``dot`` and ``batch_dot``.
+"""Batched matrix products: ``C[b] (+)= alpha op(A[b]) @ op(B[b])`` for ``dot``, ``batch_dot``
+and the linalg products (``linalg_gemm``, ``linalg_gemm2``, ``linalg_syrk``).
 
 One kernel serves the forward and both gradients: operands are read through their strides,
 so a transposed operand (``transpose_a``/``transpose_b``, or the ``A^T`` of a gradient) is a
@@ -29,6 +30,7 @@ from ._common import (
     prepare_out,
     row_alignment,
     store_result,
+    widen,
 )
 from .fully_connected import PRECISIONS, _autotune, _mma, _operand, _tile
 
@@ -38,14 +40,15 @@ MAX_BATCH = 65535  # a CUDA grid's second axis
 
 @_autotune(restore=["C"])
 @triton.jit
-def _batch_dot_kernel(A, B, C, M, N, K, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m, sc_n,
+def _batch_dot_kernel(A, B, C, M, N, K, alpha: tl.float64, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m, sc_n,
                       ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
                       ALIGN_AM: tl.constexpr, ALIGN_AK: tl.constexpr, ALIGN_BK: tl.constexpr, ALIGN_BN: tl.constexpr,
                       ALIGN_CM: tl.constexpr, ALIGN_CN: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
-    """C[b] (+)= A[b] @ B[b]. ALIGN_XY: the alignment of operand X's rows along its axis Y
-    where X is contiguous along Y (else 1): of that axis's length and of X's other two
-    strides, which are computed as ``aligned`` values so that the compiler knows it."""
+    """C[b] (+)= alpha A[b] @ B[b] (alpha in C's compute type, as BLAS takes it). ALIGN_XY:
+    the alignment of operand X's rows along its axis Y where X is contiguous along Y (else
+    1): of that axis's length and of X's other two strides, which are computed as
+    ``aligned`` values so that the compiler knows it."""
     sa_b, sa_m, sa_k = aligned(aligned(sa_b, ALIGN_AM), ALIGN_AK), aligned(sa_m, ALIGN_AK), aligned(sa_k, ALIGN_AM)
     sb_b, sb_k, sb_n = aligned(aligned(sb_b, ALIGN_BK), ALIGN_BN), aligned(sb_k, ALIGN_BN), aligned(sb_n, ALIGN_BK)
     sc_b, sc_m, sc_n = aligned(aligned(sc_b, ALIGN_CM), ALIGN_CN), aligned(sc_m, ALIGN_CN), aligned(sc_n, ALIGN_CM)
@@ -65,6 +68,7 @@ def _batch_dot_kernel(A, B, C, M, N, K, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b
         a = tl.load(a_rows + kk[None, :] * sa_k, mask=a_in & (kk < aligned(K, ALIGN_AK))[None, :], other=0.0)
         b = tl.load(b_cols + kk[:, None] * sb_k, mask=(kk < aligned(K, ALIGN_BK))[:, None] & b_in, other=0.0)
         acc = _mma(_operand(a, UPCAST), _operand(b, UPCAST), acc, PRECISION)
+    acc = acc * widen(alpha, C)  # exact where alpha is 1
     mask = (rm < aligned(M, ALIGN_CM))[:, None] & (rn < aligned(N, ALIGN_CN))[None, :]
     store_result(C + batch * sc_b + rm[:, None] * sc_m + rn[None, :] * sc_n, 0, acc, mask, ACCUMULATE)
 
@@ -84,10 +88,10 @@ def _alignments(name: str, t: torch.Tensor, first: str, second: str) -> dict[str
 
 
 def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, *, accumulate: bool = False,
-                   precision: str = "ieee") -> list[Launch]:
-    """``out[i] (+)= a[i] @ b[i]`` for 3-d ``a`` (batch, M, K) and ``b`` (batch, K, N), any
-    strides (pass ``x.transpose(1, 2)`` for a transposed operand); ``out`` (batch, M, N) may
-    be a strided view too."""
+                   precision: str = "ieee", alpha: float = 1.0) -> list[Launch]:
+    """``out[i] (+)= alpha a[i] @ b[i]`` for 3-d ``a`` (batch, M, K) and ``b`` (batch, K, N),
+    any strides (pass ``x.transpose(1, 2)`` for a transposed operand); ``out`` (batch, M, N)
+    may be a strided view too."""
     fn = "batch_dot"
     for name, t in (("a", a), ("b", b)):
         check_tensor(fn, name, t)
@@ -114,27 +118,27 @@ def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = 
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]), batch)
 
     alignments = {**_alignments("A", a, "M", "K"), **_alignments("B", b, "K", "N"), **_alignments("C", out, "M", "N")}
-    return [Launch(_batch_dot_kernel, grid, [a, b, out, m, n, k, *a.stride(), *b.stride(), *out.stride()],
+    return [Launch(_batch_dot_kernel, grid, [a, b, out, m, n, k, float(alpha), *a.stride(), *b.stride(), *out.stride()],
                    dict(ACCUMULATE=accumulate, **alignments, **options))]
 
 
 def plan_batch_dot_backward(grad_out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, grad_a: torch.Tensor | None,
                             grad_b: torch.Tensor | None, *, transpose_a: bool = False, transpose_b: bool = False,
                             accumulate_a: bool = False, accumulate_b: bool = False,
-                            precision: str = "ieee") -> list[Launch]:
-    """The gradients of ``C = op(a) @ op(b)`` (op: a transpose where asked), all 3-d:
-    ``op(a)' = C' @ op(b)^T`` and ``op(b)' = op(a)^T @ C'``, each written through a view of
-    the gradient (transposed where the operand was), so no transpose is ever copied."""
+                            precision: str = "ieee", alpha: float = 1.0) -> list[Launch]:
+    """The gradients of ``C = alpha op(a) @ op(b)`` (op: a transpose where asked), all 3-d:
+    ``op(a)' = alpha C' @ op(b)^T`` and ``op(b)' = alpha op(a)^T @ C'``, each written through
+    a view of the gradient (transposed where the operand was), so no transpose is ever copied."""
     def op(t, transposed):
         return t.transpose(1, 2) if transposed else t
 
     launches = []
     if grad_a is not None:
         launches += plan_batch_dot(grad_out, op(b, transpose_b).transpose(1, 2), op(grad_a, transpose_a),
-                                   accumulate=accumulate_a, precision=precision)
+                                   accumulate=accumulate_a, precision=precision, alpha=alpha)
     if grad_b is not None:
         launches += plan_batch_dot(op(a, transpose_a).transpose(1, 2), grad_out, op(grad_b, transpose_b),
-                                   accumulate=accumulate_b, precision=precision)
+                                   accumulate=accumulate_b, precision=precision, alpha=alpha)
     return launches
 
 

@@ -41,6 +41,8 @@ CASES: list[Case] = []
 
 # case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
 DECISIONS: dict[str, str] = {
+    "_linalg_sumlogdiag/refused-2x3": "MXNet 1.9.1 infers shape (1,) for the sumlogdiag of a 2 x 3 matrix and "
+                                      "refuses it only when it runs; tritonsym refuses it at shape inference",
     "LeakyReLU/selu": "MXNet 1.9.1's selu gradient is lambda * (y + alpha) for x < 0; the derivative is "
                       "lambda * alpha * exp(x) = y + lambda * alpha, which tritonsym computes (checked by "
                       "finite differences)",
@@ -1922,6 +1924,68 @@ def _make_loss_lowercase(api, data):
         net = api.sym.make_loss(x * x)
     outs, grads = api.run(net, {"data": data.normal("data", (4, 3))}, head_grads=[np.full((4, 3), 7.0)])
     return {"out0": outs[0], "grad_data": grads["data"], "name": net.name}
+
+
+# ------------------------------------------------------------------ linalg (float64)
+
+for _op, _shapes, _params in (
+        ("gemm2", {"A": (2, 3, 4), "B": (2, 4, 5)}, {}),
+        ("gemm2", {"A": (4, 3), "B": (5, 4)}, {"transpose_a": True, "transpose_b": True, "alpha": -0.7}),
+        ("gemm2", {"A": (2, 5, 3, 4), "B": (2, 4, 3, 6)}, {"axis": 1, "alpha": 1.5}),
+        ("gemm", {"A": (2, 3, 4), "B": (2, 5, 4), "C": (2, 3, 5)}, {"transpose_b": True, "alpha": 2.0, "beta": 0.5}),
+        ("gemm", {"A": (5, 3, 4), "B": (4, 3, 6), "C": (5, 3, 6)}, {"axis": 0, "beta": -1.5}),
+        ("syrk", {"A": (2, 3, 4)}, {"alpha": 0.5}),
+        ("syrk", {"A": (3, 5)}, {"transpose": True}),
+        ("extractdiag", {"A": (2, 4, 4)}, {}),
+        ("extractdiag", {"A": (5, 5)}, {"offset": -2}),
+        ("makediag", {"A": (2, 3)}, {"offset": 1}),
+        ("makediag", {"A": (4,)}, {}),
+        ("extracttrian", {"A": (2, 4, 4)}, {}),
+        ("extracttrian", {"A": (4, 4)}, {"lower": False}),
+        ("extracttrian", {"A": (2, 5, 5)}, {"offset": 2}),
+        ("extracttrian", {"A": (5, 5)}, {"offset": -1, "lower": False}),
+        ("maketrian", {"A": (2, 10)}, {}),
+        ("maketrian", {"A": (6,)}, {"lower": False}),
+        ("maketrian", {"A": (2, 3)}, {"offset": 2}),
+        ("maketrian", {"A": (6,)}, {"offset": -1}),
+        ("sumlogdiag", {"A": (5, 5)}, {})):
+    def _linalg_case(op=_op, shapes=_shapes, params=_params):
+        @case(f"_linalg_{op}", "-".join([*(f"{k}{'x'.join(map(str, v))}" for k, v in shapes.items()),
+                                         *(f"{k}{v}" for k, v in params.items())]))
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym.linalg, op)(*(api.sym.Variable(n) for n in shapes), **params)
+            if op == "sumlogdiag":  # a positive diagonal
+                a = data.normal("A", shapes["A"], np.float64)
+                arrays = {"A": a + np.diag(np.abs(np.diagonal(a)) + 0.5 - np.diagonal(a))}
+                outs, grads = api.run(net, arrays, head_grads=[data.normal("head0", (1,), np.float64)])
+                result = {"out0": outs[0], "grad_A": grads["A"]}
+            else:
+                result = _forward_backward(api, data, net, shapes, dtype=np.float64)
+            return {**result, "name": net.name, "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
+    _linalg_case()
+
+
+@case("_linalg_sumlogdiag", "signs-zero-nan")
+def _sumlogdiag_special(api, data):
+    """A negative entry gives NaN, a zero -inf; the gradient is 1 / entry either way."""
+    net = api.sym.linalg.sumlogdiag(api.sym.Variable("A"))
+    a = np.array([[[2.0, 1.0], [3.0, -1.0]], [[0.0, 5.0], [1.0, 4.0]], [[np.nan, 0.0], [0.0, 1.0]]])
+    outs, grads = api.run(net, {"A": data.given("A", a)}, head_grads=[np.ones(3)])
+    return {"out0": outs[0], "grad_A": grads["A"]}
+
+
+for _op, _shape, _params in (("maketrian", (2, 4), {}), ("extracttrian", (3, 4), {}),
+                             ("extractdiag", (3, 3), {"offset": 3}), ("gemm2", (2, 3), {"axis": -1}),
+                             ("sumlogdiag", (2, 3), {})):
+    def _linalg_refused(op=_op, shape=_shape, params=_params):
+        @case(f"_linalg_{op}", "-".join(["refused", "x".join(map(str, shape)),
+                                         *(f"{k}{v}" for k, v in params.items())]))
+        def run(api, data):
+            net = getattr(api.sym.linalg, op)(*(api.sym.Variable(n) for n in ("A", "B")[:2 if op == "gemm2" else 1]),
+                                              **params)
+            return {"shapes": [list(s) for s in net.infer_shape(**{n: shape for n in net.list_arguments()})[1]]}
+    _linalg_refused()
 
 
 @case("broadcast_to", "with-a-zero")

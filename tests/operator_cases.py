@@ -497,6 +497,67 @@ _product_case("dot", (5, 3, 4), (6, 5), True, True, lambda a, b: np.tensordot(a,
 _product_case("dot", (7,), (7,), False, False, lambda a, b: np.array([a @ b]),
               lambda a, b, h: (h[0] * b, h[0] * a))
 
+# ------------------------------------------------------------------------- linalg
+
+
+def _shape_id(*shapes):
+    return "_".join("x".join(map(str, s)) for s in shapes)
+
+
+for _a, _b, _c, _ta, _tb, _alpha, _beta, _axis in (
+        ((2, 2, 3, 5), (2, 2, 5, 3), None, False, False, 1.0, 0.0, -2),
+        ((2, 5, 3), (2, 4, 5), None, True, True, -0.7, 0.0, -2),
+        ((2, 3, 2, 5), (2, 5, 2, 3), None, False, False, 1.3, 0.0, 1),
+        ((4, 5), (4, 3), None, True, False, 1.0, 0.0, -2),
+        ((2, 3, 5), (2, 4, 5), (2, 3, 4), False, True, 1.7, 0.3, -2),
+        ((3, 2, 4), (4, 2, 5), (3, 2, 5), False, False, -0.4, -1.5, 0),
+        ((5, 3), (4, 5), (3, 4), True, True, 1.0, 1.0, -2)):
+    _gemm = "_linalg_gemm" if _c else "_linalg_gemm2"
+    _extra = dict(beta=_beta) if _c else {}
+    _names = ("A", "B", "C") if _c else ("A", "B")
+    case(id=f"{_gemm}_{_shape_id(_a, _b)}_ta{int(_ta)}_tb{int(_tb)}_axis{_axis}", op=_gemm,
+         build=lambda f=getattr(S.linalg, _gemm.removeprefix("_linalg_")), n=_names, ta=_ta, tb=_tb, al=_alpha,
+         ax=_axis, e=_extra: f(*(S.Variable(x) for x in n), transpose_a=ta, transpose_b=tb, alpha=al, axis=ax, **e),
+         shapes=dict(zip(_names, (_a, _b, _c))),
+         forward=lambda v, ta=_ta, tb=_tb, al=_alpha, be=_beta, ax=_axis: o.linalg_gemm(
+             v["A"], v["B"], v.get("C"), ta, tb, al, be, ax),
+         backward=lambda v, h, n=_names, ta=_ta, tb=_tb, al=_alpha, be=_beta, ax=_axis: dict(zip(n, o.linalg_gemm_grads(
+             h, v["A"], v["B"], ta, tb, al, be, ax))))
+
+for _shape, _transpose, _alpha in (((3, 4, 5), False, 1.0), ((5, 3), True, -0.5), ((2, 2, 3, 4), False, 2.5)):
+    case(id=f"_linalg_syrk_{_shape_id(_shape)}_t{int(_transpose)}", op="_linalg_syrk",
+         build=lambda t=_transpose, al=_alpha: S.linalg.syrk(S.Variable("A"), transpose=t, alpha=al),
+         shapes={"A": _shape}, forward=lambda v, t=_transpose, al=_alpha: o.linalg_syrk(v["A"], t, al),
+         backward=lambda v, h, t=_transpose, al=_alpha: {"A": o.linalg_syrk_grad(h, v["A"], t, al)})
+
+for _shape, _offset in (((3, 5, 5), 0), ((4, 4), 2), ((2, 3, 6, 6), -1)):
+    case(id=f"_linalg_extractdiag_{_shape_id(_shape)}_offset{_offset}", op="_linalg_extractdiag",
+         build=lambda k=_offset: S.linalg.extractdiag(S.Variable("A"), offset=k), shapes={"A": _shape},
+         forward=lambda v, k=_offset: o.extract_diagonal(v["A"], k),
+         backward=lambda v, h, k=_offset: {"A": o.make_diagonal(h, k)})
+
+for _shape, _offset in (((3, 5), 0), ((4,), -2), ((2, 2, 3), 1)):
+    case(id=f"_linalg_makediag_{_shape_id(_shape)}_offset{_offset}", op="_linalg_makediag",
+         build=lambda k=_offset: S.linalg.makediag(S.Variable("A"), offset=k), shapes={"A": _shape},
+         forward=lambda v, k=_offset: o.make_diagonal(v["A"], k),
+         backward=lambda v, h, k=_offset: {"A": o.extract_diagonal(h, k)})
+
+for _n, _batch, _offset, _lower in ((5, (3,), 0, True), (4, (), 0, False), (6, (2,), 2, True), (5, (2, 2), -1, False)):
+    _size = (_n - abs(_offset)) * (_n - abs(_offset) + 1) // 2
+    case(id=f"_linalg_extracttrian_{_n}_offset{_offset}_lower{int(_lower)}", op="_linalg_extracttrian",
+         build=lambda k=_offset, lo=_lower: S.linalg.extracttrian(S.Variable("A"), offset=k, lower=lo),
+         shapes={"A": (*_batch, _n, _n)}, forward=lambda v, k=_offset, lo=_lower: o.extract_triangle(v["A"], k, lo),
+         backward=lambda v, h, k=_offset, lo=_lower: {"A": o.make_triangle(h, k, lo)})
+    case(id=f"_linalg_maketrian_{_size}_offset{_offset}_lower{int(_lower)}", op="_linalg_maketrian",
+         build=lambda k=_offset, lo=_lower: S.linalg.maketrian(S.Variable("A"), offset=k, lower=lo),
+         shapes={"A": (*_batch, _size)}, forward=lambda v, k=_offset, lo=_lower: o.make_triangle(v["A"], k, lo),
+         backward=lambda v, h, k=_offset, lo=_lower: {"A": o.extract_triangle(h, k, lo)})
+
+for _shape in ((3, 4, 4), (5, 5), (2, 2, 3, 3)):
+    case(id=f"_linalg_sumlogdiag_{_shape_id(_shape)}", op="_linalg_sumlogdiag",
+         build=lambda: S.linalg.sumlogdiag(S.Variable("A")), shapes={"A": _shape}, values={"A": positive},
+         forward=lambda v: o.sumlogdiag(v["A"]), backward=lambda v, h: {"A": o.sumlogdiag_grad(h, v["A"])})
+
 # ------------------------------------------------------------------ reductions
 
 

@@ -938,3 +938,91 @@ def pooling_grad(dy, x, kind, kernel, stride=None, pad=None, convention="valid",
             out = y[(slice(None), slice(None)) + position].reshape(g.shape)
             dx[where] += g * (part / out) ** (p_value - 1)
     return dx
+
+
+# ------------------------------------------------------------------- linalg
+
+
+def _matrix_transpose(t):
+    return np.swapaxes(t, -1, -2)
+
+
+def linalg_gemm(a, b, c, transpose_a, transpose_b, alpha, beta, axis=-2):
+    """alpha op(A) op(B) (+ beta C), the matrices' rows on ``axis``, their columns last."""
+    a, b = np.moveaxis(a, axis, -2), np.moveaxis(b, axis, -2)
+    out = alpha * ((_matrix_transpose(a) if transpose_a else a) @ (_matrix_transpose(b) if transpose_b else b))
+    if c is not None:
+        out = out + beta * np.moveaxis(c, axis, -2)
+    return np.moveaxis(out, -2, axis)
+
+
+def linalg_gemm_grads(h, a, b, transpose_a, transpose_b, alpha, beta, axis=-2):
+    """(A', B', C') of linalg_gemm under the head gradient h."""
+    a, b, h = (np.moveaxis(t, axis, -2) for t in (a, b, h))
+    a_op = _matrix_transpose(a) if transpose_a else a
+    b_op = _matrix_transpose(b) if transpose_b else b
+    ga, gb = alpha * h @ _matrix_transpose(b_op), alpha * _matrix_transpose(a_op) @ h
+    ga, gb = (_matrix_transpose(ga) if transpose_a else ga), (_matrix_transpose(gb) if transpose_b else gb)
+    return tuple(np.moveaxis(g, -2, axis) for g in (ga, gb, beta * h))
+
+
+def linalg_syrk(a, transpose, alpha):
+    return alpha * (_matrix_transpose(a) @ a if transpose else a @ _matrix_transpose(a))
+
+
+def linalg_syrk_grad(h, a, transpose, alpha):
+    """d(sum(h * alpha A A^T))/dA = alpha (h + h^T) A; for A^T A, alpha A (h + h^T)."""
+    both = h + _matrix_transpose(h)
+    return alpha * (a @ both if transpose else both @ a)
+
+
+def triangle_entries(n, offset, lower):
+    """(rows, columns) of MXNet's packed triangle of n x n matrices: the entries on or below
+    diagonal ``offset`` (< 0, or 0 with ``lower``) row by row, else those on or above it
+    column by column."""
+    if offset < 0 or (offset == 0 and lower):
+        pairs = [(i, j) for i in range(n) for j in range(n) if i - j >= -offset]
+    else:
+        pairs = [(i, j) for j in range(n) for i in range(n) if j - i >= offset]
+    rows, columns = zip(*pairs)
+    return np.array(rows), np.array(columns)
+
+
+def extract_triangle(a, offset, lower):
+    rows, columns = triangle_entries(a.shape[-1], offset, lower)
+    return a[..., rows, columns]
+
+
+def make_triangle(v, offset, lower):
+    """The square matrices whose packed triangle is v (zero elsewhere)."""
+    m = int((np.sqrt(8 * v.shape[-1] + 1) - 1) / 2)
+    n = m + abs(offset)
+    out = np.zeros(v.shape[:-1] + (n, n))
+    rows, columns = triangle_entries(n, offset, lower)
+    out[..., rows, columns] = v
+    return out
+
+
+def extract_diagonal(a, offset):
+    return np.diagonal(a, offset, -2, -1).copy()
+
+
+def make_diagonal(v, offset):
+    n = v.shape[-1] + abs(offset)
+    out = np.zeros(v.shape[:-1] + (n, n))
+    rows = np.arange(v.shape[-1]) + max(-offset, 0)
+    out[..., rows, rows + offset] = v
+    return out
+
+
+def sumlogdiag(a):
+    out = np.log(np.diagonal(a, 0, -2, -1)).sum(-1)
+    return out.reshape(1) if a.ndim == 2 else out
+
+
+def sumlogdiag_grad(h, a):
+    """h / A[i, i] on the diagonal; exactly 0 off it (no entry there is read: a NaN on the
+    diagonal stays there)."""
+    n = a.shape[-1]
+    on_diagonal = h.reshape(a.shape[:-2])[..., None, None] / np.diagonal(a, 0, -2, -1)[..., None, :]
+    return np.where(np.eye(n, dtype=bool), on_diagonal, 0.0)

@@ -33,7 +33,7 @@ def _infer_shape(p, in_shapes, out_shapes):
     return in_shapes, [unify("output", out_shapes[0], (*batch, m, n))]
 
 
-def _as_3d(*tensors) -> list[tuple]:
+def as_3d(*tensors) -> list[tuple]:
     """The tensors (one batch shape; None stays None) as 3-d (batch, rows, columns) views: one
     tuple where each one's batch axes merge into one, else a tuple per index of the first
     batch axis, recursively (heads split by a transpose the program made a view: the
@@ -42,13 +42,13 @@ def _as_3d(*tensors) -> list[tuple]:
         return [tuple(None if t is None else t.view(-1, *t.shape[-2:]) for t in tensors)]
     except RuntimeError:
         return [part for i in range(next(t for t in tensors if t is not None).shape[0])
-                for part in _as_3d(*(None if t is None else t[i] for t in tensors))]
+                for part in as_3d(*(None if t is None else t[i] for t in tensors))]
 
 
 def _forward(a: ForwardArgs):
     p = a.params
     launches = []
-    for lhs, rhs, out in _as_3d(a.inputs[0], a.inputs[1], a.outputs[0]):
+    for lhs, rhs, out in as_3d(a.inputs[0], a.inputs[1], a.outputs[0]):
         lhs = lhs.transpose(1, 2) if p["transpose_a"] else lhs
         rhs = rhs.transpose(1, 2) if p["transpose_b"] else rhs
         launches += kernels.plan_batch_dot(lhs, rhs, out, precision=p["precision"])
@@ -58,7 +58,7 @@ def _forward(a: ForwardArgs):
 def _backward(a: BackwardArgs):
     p = a.params
     return [launch for grad_out, lhs, rhs, grad_lhs, grad_rhs in
-            _as_3d(a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0], a.in_grads[1])
+            as_3d(a.out_grads[0], a.inputs[0], a.inputs[1], a.in_grads[0], a.in_grads[1])
             for launch in kernels.plan_batch_dot_backward(
                 grad_out, lhs, rhs, grad_lhs, grad_rhs, transpose_a=p["transpose_a"], transpose_b=p["transpose_b"],
                 accumulate_a=a.accumulate[0], accumulate_b=a.accumulate[1], precision=p["precision"])]

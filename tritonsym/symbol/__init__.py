@@ -13,8 +13,8 @@ from .split_v2 import split_v2
 from .symbol import Group, Symbol, Variable, compose, create, load, load_json, var
 
 __all__ = ["AttrScope", "Group", "NameManager", "Prefix", "Symbol", "Variable", "arange", "compose", "contrib",
-           "create", "eye", "full", "linspace", "load", "load_json", "maximum", "minimum", "ones", "pow", "power",
-           "random", "split_v2", "var", "zeros"]
+           "create", "eye", "full", "linalg", "linspace", "load", "load_json", "maximum", "minimum", "ones", "pow",
+           "power", "random", "split_v2", "var", "zeros"]
 
 
 def _sync_function(name: str, op) -> None:
@@ -47,18 +47,24 @@ class _Internal:
 _internal = _Internal()
 
 
-class _Contrib:
-    """MXNet's ``mx.sym.contrib``: the operators named ``_contrib_<name>``, as ``contrib.<name>``
-    (``contrib.arange_like``; the node is named ``arange_like0``, as MXNet names it)."""
+class _PrefixedOperators:
+    """The operators named ``<prefix><name>`` as ``<namespace>.<name>``, as MXNet's
+    ``mx.sym.contrib`` (``_contrib_``) and ``mx.sym.linalg`` (``_linalg_``) hold them: the
+    node is named after the short name (``contrib.arange_like`` makes ``arange_like0``,
+    ``linalg.gemm2`` makes ``gemm20``), as MXNet names it."""
+
+    def __init__(self, namespace: str, prefix: str):
+        self._namespace, self._prefix = namespace, prefix
 
     def __getattr__(self, name: str):
-        op = _operators.REGISTRY.get(f"_contrib_{name}")
+        op = _operators.REGISTRY.get(f"{self._prefix}{name}")
         if op is None or name.startswith("_"):
-            raise AttributeError(f"tritonsym.sym.contrib has no operator {name!r}")
+            raise AttributeError(f"tritonsym.sym.{self._namespace} has no operator {name!r}")
         return make_function(op, name)
 
     def __dir__(self):
-        return [n.removeprefix("_contrib_") for n in _operators.REGISTRY if n.startswith("_contrib_")]
+        return [n.removeprefix(self._prefix) for n in _operators.REGISTRY if n.startswith(self._prefix)]
 
 
-contrib = _Contrib()
+contrib = _PrefixedOperators("contrib", "_contrib_")
+linalg = _PrefixedOperators("linalg", "_linalg_")

@@ -1,0 +1,163 @@
+"""MXNet's linalg operators (``ts.sym.linalg``): the triangle packing kernel in both
+directions against the packed order written from its definition (lower triangles row by
+row, upper ones column by column), on transposed views and accumulating; sumlogdiag over a
+diagonal longer than one tile, strided, with NaN, zeros and negative entries; alpha kept in
+float64 for float64 products; gemm whose C is also its A; grad_req='add'; and the errors.
+Every operator's dtypes and float64 gradients are checked through tests/operator_cases.py,
+its MXNet semantics through the recorded cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import oracles as o
+import pytest
+import torch
+from tolerances import DTYPE_IDS, DTYPES, assert_close, rounded, to_numpy
+from tritonsym.ops import KernelArgumentError
+from tritonsym.ops import batch_dot as products
+from tritonsym.ops import linalg_sumlogdiag as sumlogdiag
+from tritonsym.ops import linalg_triangle as triangle
+from tritonsym.ops._common import run
+
+import tritonsym as ts
+from tritonsym.base import ShapeError
+
+S = ts.sym
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("offset, lower", [(0, True), (0, False), (3, True), (-2, False), (-6, True)])
+def test_triangles_pack_and_unpack_in_mxnet_order(rng, dtype, offset, lower):
+    n = 7
+    a = rounded(rng.normal(size=(3, n, n)), dtype)
+    view = a.transpose(1, 2) if offset > 0 or (offset == 0 and not lower) else a
+    packed = torch.empty(3, triangle.triangle_size(n, abs(offset)), dtype=dtype)
+    run(triangle.plan_triangle(view, packed, abs(offset), pack=True))
+    expected = o.extract_triangle(to_numpy(a), offset, lower)
+    np.testing.assert_array_equal(to_numpy(packed), expected)  # values move unchanged
+    unpacked = torch.full_like(a, float("nan"))  # every element written: zeros off the triangle
+    run(triangle.plan_triangle(unpacked.transpose(1, 2) if view is not a else unpacked, packed, abs(offset),
+                               pack=False))
+    np.testing.assert_array_equal(to_numpy(unpacked), o.make_triangle(expected, offset, lower))
+
+
+def test_triangle_accumulates_into_what_its_output_holds():
+    a = torch.full((1, 2, 2), 0.5, dtype=torch.bfloat16)
+    packed = torch.ones(1, 3, dtype=torch.bfloat16)
+    run(triangle.plan_triangle(a, packed, 0, pack=True, accumulate=True))
+    assert packed.tolist() == [[1.5] * 3]
+    matrix = torch.ones(1, 2, 2)
+    run(triangle.plan_triangle(matrix, torch.tensor([[1.0, 2.0, 3.0]]), 0, pack=False, accumulate=True))
+    assert matrix.tolist() == [[[2.0, 1.0], [3.0, 4.0]]]
+
+
+def test_sumlogdiag_walks_long_strided_diagonals_and_propagates_nan():
+    rng = np.random.default_rng(3)
+    n = sumlogdiag.BLOCK_DIAGONAL + 37  # more than one tile of the diagonal
+    diagonal = rng.uniform(0.5, 2.0, size=(2, n))
+    a = torch.zeros(2, n, n, dtype=torch.float64)
+    a.diagonal(0, 1, 2).copy_(torch.from_numpy(diagonal))
+    out = torch.empty(2, dtype=torch.float64)
+    run(sumlogdiag.plan_sumlogdiag(a.transpose(1, 2), out))
+    np.testing.assert_allclose(out.numpy(), np.log(diagonal).sum(1), rtol=1e-14)
+    special = torch.tensor([[[2.0, 9.0], [9.0, -1.0]], [[0.0, 9.0], [9.0, 4.0]], [[float("nan"), 0], [0, 1.0]]])
+    out = torch.empty(3)
+    run(sumlogdiag.plan_sumlogdiag(special, out))
+    assert np.isnan(out[0].item()) and out[1].item() == -np.inf and np.isnan(out[2].item())
+    grad = torch.zeros_like(special)
+    run(sumlogdiag.plan_sumlogdiag_backward(torch.ones(3), special, grad))
+    assert grad[0].tolist() == [[0.5, 0.0], [0.0, -1.0]]
+    assert grad[1, 0, 0].item() == np.inf and np.isnan(grad[2, 0, 0].item())
+
+
+def test_float64_products_keep_alpha_in_float64():
+    """alpha = 0.1 is not a float32 number: a float64 product scaled by float32(0.1) would be
+    off by 1.5e-9 relative."""
+    a = torch.ones(1, 1, 1, dtype=torch.float64)
+    out = torch.empty(1, 1, 1, dtype=torch.float64)
+    run(products.plan_batch_dot(a, a, out, alpha=0.1))
+    assert out.item() == 0.1
+    single = torch.empty(1, 1, 1)
+    run(products.plan_batch_dot(a.float(), a.float(), single, alpha=0.1))
+    assert single.item() == np.float32(0.1)
+
+
+def _bind(net, dtype="float64", grad_req="write", **shapes):
+    return net.simple_bind(ts.cpu(), grad_req=grad_req, type_dict={n: dtype for n in shapes}, **shapes)
+
+
+def test_gemm_whose_c_is_also_a_and_b(rng):
+    """gemm(x, x, x): beta x is written to the output before the product reads x, so the
+    output never takes x's place."""
+    x = S.Variable("x")
+    net = S.linalg.gemm(x, x, x, alpha=2.0, beta=-3.0)
+    exe = _bind(net, x=(2, 4, 4))
+    value = rng.normal(size=(2, 4, 4))
+    exe.arg_dict["x"][...] = torch.from_numpy(value)
+    exe.forward(is_train=True)
+    np.testing.assert_allclose(exe.outputs[0].numpy(), 2.0 * value @ value - 3.0 * value, rtol=1e-13)
+    head = rng.normal(size=(2, 4, 4))
+    exe.backward([torch.from_numpy(head)])
+    ga, gb, gc = o.linalg_gemm_grads(head, value, value, False, False, 2.0, -3.0)
+    np.testing.assert_allclose(exe.grad_dict["x"].numpy(), ga + gb + gc, rtol=1e-12)
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda x: S.linalg.syrk(x, transpose=True), (3, 4, 2)),
+    (lambda x: S.linalg.extractdiag(x, offset=1), (2, 4, 4)),
+    (lambda x: S.linalg.makediag(x, offset=-1), (2, 3)),
+    (lambda x: S.linalg.extracttrian(x, lower=False), (2, 4, 4)),
+    (lambda x: S.linalg.maketrian(x, offset=1), (2, 6)),
+    (lambda x: S.linalg.sumlogdiag(x), (2, 3, 3)),
+], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag"])
+def test_grad_req_add_adds_to_what_the_gradient_holds(rng, build, shape):
+    net = build(S.Variable("x"))
+    value = rng.uniform(0.5, 2.0, size=shape)
+    grads = []
+    for grad_req in ("write", "add"):
+        exe = _bind(net, grad_req=grad_req, x=shape)
+        exe.arg_dict["x"][...] = torch.from_numpy(value)
+        exe.grad_dict["x"][...] = 5.0
+        exe.forward(is_train=True)
+        exe.backward([torch.ones(exe.outputs[0].shape, dtype=torch.float64)])
+        grads.append(exe.grad_dict["x"].numpy().copy())
+    np.testing.assert_allclose(grads[1], grads[0] + 5.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_maketrian_then_extracttrian_is_the_identity_in_every_dtype(rng, dtype):
+    v = rounded(rng.normal(size=(2, 3, 10)), dtype)
+    net = S.linalg.extracttrian(S.linalg.maketrian(S.Variable("v"), lower=False), lower=False)
+    exe = _bind(net, dtype=str(dtype).replace("torch.", ""), v=(2, 3, 10))
+    exe.arg_dict["v"][...] = v
+    exe.forward(is_train=False)
+    assert_close(exe.outputs[0], to_numpy(v), dtype, "maketrian then extracttrian")
+
+
+@pytest.mark.parametrize("build, shapes, message", [
+    (lambda: S.linalg.maketrian(S.Variable("A")), {"A": (2, 4)}, "last axis (4) is not the size of a triangle"),
+    (lambda: S.linalg.extracttrian(S.Variable("A"), offset=-3), {"A": (3, 3)}, "offset=-3 leaves no triangle"),
+    (lambda: S.linalg.extractdiag(S.Variable("A")), {"A": (3, 4)}, "(3, 4) must be square matrices"),
+    (lambda: S.linalg.sumlogdiag(S.Variable("A")), {"A": (2, 3)}, "(2, 3) must be square matrices"),
+    (lambda: S.linalg.gemm2(S.Variable("A"), S.Variable("B"), axis=-1), {"A": (2, 3), "B": (3, 2)},
+     "axis=-1 is not a row axis of rank-2 matrices"),
+    (lambda: S.linalg.gemm2(S.Variable("A"), S.Variable("B"), transpose_b=True), {"A": (2, 3), "B": (3, 2)},
+     "multiply 3 columns by 2 rows"),
+    (lambda: S.linalg.gemm(S.Variable("A"), S.Variable("B"), S.Variable("C")), {"A": (2, 3), "B": (3, 4),
+                                                                               "C": (2, 5)}, "C"),
+    (lambda: S.linalg.syrk(S.Variable("A")), {"A": (3,)}, "(3,) must have at least 2 axes"),
+])
+def test_shape_errors_name_the_operator_and_the_values(build, shapes, message):
+    net = build()
+    with pytest.raises(ShapeError, match=r"\(_linalg_") as error:
+        net.infer_shape(**shapes)
+    assert message in str(error.value)
+
+
+def test_kernel_errors_name_the_arguments():
+    with pytest.raises(KernelArgumentError, match=r"linalg_triangle: the triangle i - j >= 1 of 3 x 3 matrices needs "
+                                                  r"packed of shape \(2, 3\); got \(2, 6\)"):
+        triangle.plan_triangle(torch.zeros(2, 3, 3), torch.zeros(2, 6), 1, pack=True)
+    with pytest.raises(KernelArgumentError, match=r"linalg_sumlogdiag: a must be \(batch, n, n\) square matrices, "
+                                                  r"got \(2, 3, 4\)"):
+        sumlogdiag.plan_sumlogdiag(torch.zeros(2, 3, 4), torch.zeros(2))
