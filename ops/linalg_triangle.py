@@ -1,5 +1,7 @@
 """A triangle of square matrices packed into vectors and back (MXNet's ``linalg_extracttrian``
-and ``linalg_maketrian``, each the other's gradient).
+and ``linalg_maketrian``, each the other's gradient), and matrices reduced to their lower
+triangle or mirrored from it (``plan_copy_triangle``: the gradients of the triangular
+operators, which read one triangle only).
 
 The triangle is the entries ``(i, j)`` with ``i - j >= d`` of a (batch, n, n) view, packed
 row by row: entry ``(i, j)`` goes to position ``(i - d)(i - d + 1) / 2 + j``. MXNet's upper
@@ -25,6 +27,7 @@ from ._common import (
     check_writable,
     load_wide,
     store_result,
+    widen,
 )
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_linalg.py")
@@ -50,6 +53,45 @@ def _triangle_kernel(MATRIX, PACKED, total, n, d, smb, smi, smj, spb, spl,
     else:
         v = load_wide(PACKED, packed_offsets, on_triangle, 0.0)
         store_result(MATRIX, matrix_offsets, v, in_range, ACCUMULATE)
+
+
+@triton.jit
+def _copy_triangle_kernel(SRC, DST, total, n, scale: tl.float64, ssb, ssi, ssj, sdb, sdi, sdj,
+                          MIRROR: tl.constexpr, ACCUMULATE: tl.constexpr, BLOCK: tl.constexpr):
+    """dst[b, i, j] (+)= scale src[b, i, j] on and below the diagonal; above it 0, or with
+    MIRROR src[b, j, i] (a symmetric matrix from the lower triangle)."""
+    index = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    in_range = index < total
+    b = index // n // n
+    i = (index // n) % n
+    j = index % n
+    lower = i >= j
+    if MIRROR:
+        row, column = tl.where(lower, i, j), tl.where(lower, j, i)
+        v = load_wide(SRC, b * ssb + row * ssi + column * ssj, in_range, 0.0)
+    else:
+        v = load_wide(SRC, b * ssb + i * ssi + j * ssj, in_range & lower, 0.0)
+    store_result(DST, b * sdb + i * sdi + j * sdj, v * widen(scale, DST), in_range, ACCUMULATE)
+
+
+def plan_copy_triangle(src: torch.Tensor, dst: torch.Tensor, *, scale: float = 1.0, mirror: bool = False,
+                       accumulate: bool = False) -> list[Launch]:
+    """``dst (+)= scale tril(src)`` of (batch, n, n) matrices (an upper triangle through
+    transposed views of both), or with ``mirror`` the symmetric matrix of src's lower
+    triangle; any strides (``dst`` may be ``src`` unless mirroring)."""
+    fn = "linalg_copy_triangle"
+    check_tensor(fn, "src", src, FLOAT_DTYPES)
+    check_tensor(fn, "dst", dst, FLOAT_DTYPES)
+    if src.dim() != 3 or src.shape[1] != src.shape[2] or dst.shape != src.shape:
+        raise KernelArgumentError(f"{fn}: src {tuple(src.shape)} must be (batch, n, n) and dst {tuple(dst.shape)} "
+                                  "of its shape")
+    if src.device != dst.device:
+        raise KernelArgumentError(f"{fn}: src is on {src.device} but dst is on {dst.device}")
+    check_writable(fn, "dst", dst)
+    total = src.numel()
+    return [Launch(_copy_triangle_kernel, (triton.cdiv(total, ELEMENTWISE_BLOCK),),
+                   [src, dst, total, src.shape[1], float(scale), *src.stride(), *dst.stride()],
+                   dict(MIRROR=mirror, ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK))]
 
 
 def triangle_size(n: int, d: int) -> int:
@@ -92,4 +134,7 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     packed = torch.empty(batch, triangle_size(n, 0), dtype=dtype)
     return [("pack a triangle", plan_triangle(matrix, packed, 0, pack=True)[0]),
             ("unpack into an upper triangle", plan_triangle(matrix.transpose(1, 2), packed, 0, pack=False)[0]),
-            ("pack accumulating", plan_triangle(matrix, packed, 0, pack=True, accumulate=True)[0])]
+            ("pack accumulating", plan_triangle(matrix, packed, 0, pack=True, accumulate=True)[0]),
+            ("lower triangle, scaled, accumulating", plan_copy_triangle(matrix, matrix.transpose(1, 2), scale=-2.0,
+                                                                        accumulate=True)[0]),
+            ("mirrored lower triangle", plan_copy_triangle(matrix, torch.empty_like(matrix), mirror=True)[0])]

@@ -46,15 +46,16 @@ def _fill_kernel(
 
 @triton.jit
 def _copy_kernel(
-    SRC, DST, n, sizes, src_strides, dst_strides,
+    SRC, DST, scale: tl.float64, n, sizes, src_strides, dst_strides,
     ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Each program copies (or adds) BLOCK elements of src into dst."""
+    """Each program copies (or adds) BLOCK elements of src, times scale, into dst."""
     index, mask = element_block(n, BLOCK)
     v = tl.load(SRC + element_offsets(index, FLAT, sizes, src_strides), mask=mask, other=0.0)
     # float64 when either side is: a float64 source rounds once, at the store, and an int64
     # index converts exactly into a float64 destination.
     v = v.to(tl.float64) if SRC.dtype.element_ty == tl.float64 else widen(v, DST)
+    v = v * widen(scale, DST)  # exact where scale is 1
     store_result(DST, element_offsets(index, FLAT, sizes, dst_strides), v, mask, ACCUMULATE)
 
 
@@ -77,7 +78,8 @@ def fill(out: torch.Tensor, value: float, accumulate: bool = False,
     return out
 
 
-def plan_copy(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False) -> list[Launch]:
+def plan_copy(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False, scale: float = 1.0) -> list[Launch]:
+    """``dst (+)= scale src`` with dtype conversion (a contiguous src may have another shape)."""
     fn = "accumulate" if accumulate else "copy"
     check_tensor(fn, "src", src, FLOAT_DTYPES + INDEX_DTYPES)
     check_tensor(fn, "dst", dst, FLOAT_DTYPES)
@@ -94,7 +96,8 @@ def plan_copy(src: torch.Tensor, dst: torch.Tensor, accumulate: bool = False) ->
             raise KernelArgumentError(f"{fn}: src with shape {tuple(src.shape)} and strides {src.stride()} cannot be "
                                       f"viewed as dst's shape {tuple(dst.shape)} without a copy")
     return elementwise_launches(fn, dst.shape, dict(src=src, dst=dst), lambda t, args, flat, grid: Launch(
-        _copy_kernel, grid, [*t.values(), *args], dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
+        _copy_kernel, grid, [t["src"], t["dst"], float(scale), *args],
+        dict(ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def copy(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:

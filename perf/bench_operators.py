@@ -2,11 +2,14 @@
 L2Normalization forward and backward, topk forward and backward, Dropout forward and
 backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's product)
 forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
-uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, against
+uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, the
+Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
+trsm), against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
-_standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum) and, for the
+_standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
+torch.linalg.cholesky and solve_triangular, float32 only) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -32,6 +35,8 @@ from tritonsym.ops import (
     gated_activation,
     gather_nd,
     grad_norm,
+    linalg_cholesky,
+    linalg_solve,
     l2_normalization,
     layer_norm,
     rotary,
@@ -254,6 +259,28 @@ def cumsum_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
                  time_ms(lambda: torch.cumsum(x.flip(1), 1).flip(1)), 2 * size, copy_gbs)]
 
 
+def linalg_rows(batch: int, n: int, name: str) -> list[dict]:
+    """potrf of a batch of n x n positive-definite matrices and trsm of n x n lower factors
+    against n right-hand sides: one program per matrix (per column tile for the solve),
+    unblocked. torch's cholesky and solve_triangular take no half precision: their column
+    is empty there."""
+    dtype = DTYPES[name]
+    x = torch.randn(batch, n, n, device=DEVICE, dtype=torch.float32) / n ** 0.5
+    spd = (x @ x.transpose(1, 2) + torch.eye(n, device=DEVICE)).to(dtype)
+    factor, rhs = torch.empty_like(spd), torch.randn(batch, n, n, device=DEVICE, dtype=dtype)
+    solved = torch.empty_like(rhs)
+    run(linalg_cholesky.plan_cholesky(spd, factor))
+    potrf = linalg_cholesky.plan_cholesky(spd, factor)
+    trsm = linalg_solve.plan_solve(factor, rhs, solved, upper=False)
+    single = dtype == torch.float32
+    return [_row("linalg potrf", name, (batch, n, n), time_ms(lambda: run(potrf)),
+                 time_ms(lambda: torch.linalg.cholesky(spd)) if single else None, None, None,
+                 flops=batch * n ** 3 / 3),
+            _row("linalg trsm", name, (batch, n, n), time_ms(lambda: run(trsm)),
+                 time_ms(lambda: torch.linalg.solve_triangular(factor, rhs, upper=False)) if single else None,
+                 None, None, flops=batch * n ** 3)]
+
+
 def gather_nd_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
     """gather_nd of rows of a (rows/16, 16, cols) array by two coordinates each (a quarter of
     the rows, repeats included), forward against advanced indexing and backward (the
@@ -378,7 +405,7 @@ def main() -> None:
                                    "rows gathered (eager: advanced indexing; its backward against index_put_ "
                                    "accumulating, no copy share), cumsum's passes as one read and one write "
                                    "(eager: torch.cumsum, and for the backward flip, cumsum, flip).")
-    table = Table("operators", len(names) * (25 + len(shapes)), notes)
+    table = Table("operators", len(names) * (27 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -403,6 +430,8 @@ def main() -> None:
         for row in gather_nd_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in cumsum_rows(args.rows, args.columns, name, copy_gbs):
+            table.add(row)
+        for row in linalg_rows(*((256, 64) if ON_GPU else (4, 12)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -43,6 +43,8 @@ CASES: list[Case] = []
 DECISIONS: dict[str, str] = {
     "_linalg_sumlogdiag/refused-2x3": "MXNet 1.9.1 infers shape (1,) for the sumlogdiag of a 2 x 3 matrix and "
                                       "refuses it only when it runs; tritonsym refuses it at shape inference",
+    "_linalg_potrf/not-positive-definite": "MXNet 1.9.1 raises where LAPACK's potrf fails; tritonsym's kernel "
+                                           "cannot raise on the device and gives NaN from the failing column on",
     "LeakyReLU/selu": "MXNet 1.9.1's selu gradient is lambda * (y + alpha) for x < 0; the derivative is "
                       "lambda * alpha * exp(x) = y + lambda * alpha, which tritonsym computes (checked by "
                       "finite differences)",
@@ -1964,6 +1966,57 @@ for _op, _shapes, _params in (
                 result = _forward_backward(api, data, net, shapes, dtype=np.float64)
             return {**result, "name": net.name, "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
     _linalg_case()
+
+
+def _factor(data, name, shape):
+    """A well-conditioned triangular factor's entries (the other triangle holds noise, which
+    the operators must not read)."""
+    return data.given(name, data.normal(name, shape, np.float64) * 0.3 + np.eye(shape[-1]) * 2.0)
+
+
+for _op, _params in itertools.product(("trmm", "trsm"), (
+        {}, {"transpose": True, "alpha": 0.5}, {"rightside": True, "lower": False},
+        {"transpose": True, "rightside": True, "lower": False, "alpha": -2.0})):
+    def _triangular_case(op=_op, params=_params):
+        @case(f"_linalg_{op}", "-".join(["A2x4x4", *(f"{k}{v}" for k, v in params.items())]) or "default")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym.linalg, op)(api.sym.Variable("A"), api.sym.Variable("B"), **params)
+            b_shape = (2, 3, 4) if params.get("rightside") else (2, 4, 3)
+            arrays = {"A": _factor(data, "A", (2, 4, 4)), "B": data.normal("B", b_shape, np.float64)}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head0", b_shape, np.float64)])
+            return {"out0": outs[0], "grad_A": grads["A"], "grad_B": grads["B"], "name": net.name,
+                    "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
+    _triangular_case()
+
+for _lower, _symmetric_head in itertools.product((True, False), (True, False)):
+    def _cholesky_cases(lower=_lower, symmetric_head=_symmetric_head):
+        head_name = "symmetric-head" if symmetric_head else "head"
+
+        def head(data):
+            h = data.normal("head0", (2, 4, 4), np.float64)
+            return h + h.transpose(0, 2, 1) if symmetric_head else h
+
+        @case("_linalg_potrf", f"lower{lower}-{head_name}")
+        def potrf(api, data):
+            x = data.normal("X", (2, 4, 6), np.float64)
+            net = api.sym.linalg.potrf(api.sym.Variable("A"), lower=lower)
+            outs, grads = api.run(net, {"A": data.given("A", x @ x.transpose(0, 2, 1))}, head_grads=[head(data)])
+            return {"out0": outs[0], "grad_A": grads["A"]}
+
+        @case("_linalg_potri", f"lower{lower}-{head_name}")
+        def potri(api, data):
+            net = api.sym.linalg.potri(api.sym.Variable("A"), lower=lower)
+            outs, grads = api.run(net, {"A": _factor(data, "A", (2, 4, 4))}, head_grads=[head(data)])
+            return {"out0": outs[0], "grad_A": grads["A"]}
+    _cholesky_cases()
+
+
+@case("_linalg_potrf", "not-positive-definite")
+def _potrf_indefinite(api, data):
+    net = api.sym.linalg.potrf(api.sym.Variable("A"))
+    outs, _ = api.run(net, {"A": data.given("A", np.array([[1.0, 2.0], [2.0, 1.0]]))}, head_grads=[np.ones((2, 2))])
+    return {"out0": outs[0]}
 
 
 @case("_linalg_sumlogdiag", "signs-zero-nan")

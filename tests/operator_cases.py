@@ -31,6 +31,11 @@ def positive(rng, shape):
     return rng.uniform(0.5, 2.0, shape)
 
 
+def triangular_factors(rng, shape):
+    """Well-conditioned triangular factors: small entries, a diagonal in [1.5, 2.5]."""
+    return rng.normal(scale=0.3, size=shape) + np.eye(shape[-1]) * rng.uniform(1.5, 2.5, shape[:-1])[..., None]
+
+
 def classes(n):
     return lambda rng, shape: rng.integers(0, n, shape).astype(np.float64)
 
@@ -557,6 +562,35 @@ for _shape in ((3, 4, 4), (5, 5), (2, 2, 3, 3)):
     case(id=f"_linalg_sumlogdiag_{_shape_id(_shape)}", op="_linalg_sumlogdiag",
          build=lambda: S.linalg.sumlogdiag(S.Variable("A")), shapes={"A": _shape}, values={"A": positive},
          forward=lambda v: o.sumlogdiag(v["A"]), backward=lambda v, h: {"A": o.sumlogdiag_grad(h, v["A"])})
+
+for _a, _b, _transpose, _right, _lower, _alpha in (
+        ((2, 4, 4), (2, 4, 3), False, False, True, 1.0), ((3, 3), (2, 3), True, True, True, -0.5),
+        ((2, 2, 4, 4), (2, 2, 4, 2), True, False, False, 1.5), ((4, 4), (3, 4), False, True, False, 2.0)):
+    for _op, _forward, _grads in (("trmm", o.linalg_trmm, o.linalg_trmm_grads),
+                                  ("trsm", o.linalg_trsm, o.linalg_trsm_grads)):
+        case(id=f"_linalg_{_op}_{_shape_id(_a, _b)}_t{int(_transpose)}_right{int(_right)}_lower{int(_lower)}",
+             op=f"_linalg_{_op}",
+             build=lambda f=getattr(S.linalg, _op), t=_transpose, r=_right, lo=_lower, al=_alpha: f(
+                 S.Variable("A"), S.Variable("B"), transpose=t, rightside=r, lower=lo, alpha=al),
+             shapes={"A": _a, "B": _b}, values={"A": triangular_factors},
+             forward=lambda v, f=_forward, t=_transpose, r=_right, lo=_lower, al=_alpha: f(
+                 v["A"], v["B"], t, r, lo, al),
+             backward=lambda v, h, g=_grads, t=_transpose, r=_right, lo=_lower, al=_alpha: dict(zip(("A", "B"), g(
+                 h, v["A"], v["B"], t, r, lo, al))))
+
+# potrf of X X^T (syrk): a symmetric input, on which MXNet's symmetric gradient is the derivative
+for _shape, _lower in (((2, 4, 6), True), ((3, 5), False)):
+    case(id=f"_linalg_potrf_of_syrk_{_shape_id(_shape)}_lower{int(_lower)}", op="_linalg_potrf",
+         build=lambda lo=_lower: S.linalg.potrf(S.linalg.syrk(S.Variable("X")), lower=lo), shapes={"X": _shape},
+         forward=lambda v, lo=_lower: o.linalg_potrf(o.linalg_syrk(v["X"], False, 1.0), lo),
+         backward=lambda v, h, lo=_lower: {"X": o.linalg_syrk_grad(
+             o.linalg_potrf_grad(h, o.linalg_syrk(v["X"], False, 1.0), lo), v["X"], False, 1.0)})
+
+for _shape, _lower in (((2, 4, 4), True), ((3, 3), False), ((2, 2, 3, 3), True)):
+    case(id=f"_linalg_potri_{_shape_id(_shape)}_lower{int(_lower)}", op="_linalg_potri",
+         build=lambda lo=_lower: S.linalg.potri(S.Variable("A"), lower=lo), shapes={"A": _shape},
+         values={"A": triangular_factors}, forward=lambda v, lo=_lower: o.linalg_potri(v["A"], lo),
+         backward=lambda v, h, lo=_lower: {"A": o.linalg_potri_grad(h, v["A"], lo)})
 
 # ------------------------------------------------------------------ reductions
 

@@ -1026,3 +1026,102 @@ def sumlogdiag_grad(h, a):
     n = a.shape[-1]
     on_diagonal = h.reshape(a.shape[:-2])[..., None, None] / np.diagonal(a, 0, -2, -1)[..., None, :]
     return np.where(np.eye(n, dtype=bool), on_diagonal, 0.0)
+
+
+def _triangle_of(a, lower):
+    return np.tril(a) if lower else np.triu(a)
+
+
+def _substitute(m, b, lower):
+    """x with m x = b for triangular m, by substitution (a row of x depends on the rows of
+    b and m it reads, so a NaN reaches only those rows, as the math says)."""
+    n = m.shape[-1]
+    x = np.zeros(np.broadcast_shapes(m.shape[:-2], b.shape[:-2]) + b.shape[-2:])
+    for i in (range(n) if lower else range(n - 1, -1, -1)):
+        done = slice(0, i) if lower else slice(i + 1, n)
+        solved = np.einsum("...k,...kc->...c", m[..., i, done], x[..., done, :])
+        x[..., i, :] = (b[..., i, :] - solved) / m[..., i, i, None]
+    return x
+
+
+def _solve_left(m, b, lower):
+    return _substitute(m, b, lower)
+
+
+def _solve_right(m, b, lower):
+    """x with x m = b: m^T x^T = b^T, m^T upper where m is lower."""
+    return _matrix_transpose(_substitute(_matrix_transpose(m), _matrix_transpose(b), not lower))
+
+
+def linalg_trmm(a, b, transpose, rightside, lower, alpha):
+    m = _triangle_of(a, lower)
+    m = _matrix_transpose(m) if transpose else m
+    return alpha * (b @ m if rightside else m @ b)
+
+
+def linalg_trmm_grads(h, a, b, transpose, rightside, lower, alpha):
+    m = _triangle_of(a, lower)
+    m = _matrix_transpose(m) if transpose else m
+    if rightside:
+        gb, gm = alpha * h @ _matrix_transpose(m), alpha * _matrix_transpose(b) @ h
+    else:
+        gb, gm = alpha * _matrix_transpose(m) @ h, alpha * h @ _matrix_transpose(b)
+    return _triangle_of(_matrix_transpose(gm) if transpose else gm, lower), gb
+
+
+def linalg_trsm(a, b, transpose, rightside, lower, alpha):
+    m = _triangle_of(a, lower)
+    m = _matrix_transpose(m) if transpose else m
+    m_lower = lower != transpose
+    return alpha * (_solve_right(m, b, m_lower) if rightside else _solve_left(m, b, m_lower))
+
+
+def linalg_trsm_grads(h, a, b, transpose, rightside, lower, alpha):
+    """M X = alpha B: B' = alpha M^-T G, M' = -M^-T G X^T; X M = alpha B: B' = alpha G M^-T,
+    M' = -X^T G M^-T."""
+    m = _triangle_of(a, lower)
+    m = _matrix_transpose(m) if transpose else m
+    x = linalg_trsm(a, b, transpose, rightside, lower, alpha)
+    m_lower = lower != transpose  # M^T is triangular the other way
+    if rightside:
+        y = _solve_right(_matrix_transpose(m), h, not m_lower)
+        gm = -_matrix_transpose(x) @ y
+    else:
+        y = _solve_left(_matrix_transpose(m), h, not m_lower)
+        gm = -y @ _matrix_transpose(x)
+    return _triangle_of(_matrix_transpose(gm) if transpose else gm, lower), alpha * y
+
+
+def _symmetric_from(a, lower):
+    """The symmetric matrix of a's lower (or upper) triangle."""
+    t = _triangle_of(a, lower)
+    return t + _matrix_transpose(t) - np.eye(a.shape[-1]) * t
+
+
+def linalg_potrf(a, lower=True):
+    factor = np.linalg.cholesky(_symmetric_from(a, lower))
+    return factor if lower else _matrix_transpose(factor)
+
+
+def linalg_potrf_grad(h, a, lower=True):
+    """MXNet's symmetric gradient: 0.5 L^-T sym(L^T L') L^-1, sym(S) the symmetric matrix of
+    S's lower triangle (for an upper factor, of the transposed problem)."""
+    factor = linalg_potrf(a, True) if lower else _matrix_transpose(linalg_potrf(a, False))
+    head = h if lower else _matrix_transpose(h)
+    s = _symmetric_from(_matrix_transpose(factor) @ head, True)
+    inverse = np.linalg.inv(factor)
+    grad = 0.5 * _matrix_transpose(inverse) @ s @ inverse
+    return grad if lower else _matrix_transpose(grad)
+
+
+def linalg_potri(a, lower=True):
+    t = _triangle_of(a, lower)
+    return np.linalg.inv(t @ _matrix_transpose(t) if lower else _matrix_transpose(t) @ t)
+
+
+def linalg_potri_grad(h, a, lower=True):
+    """d/dL of sum(h (L L^T)^-1) = -P (h + h^T) L^-T, on L's triangle (U = L^T: transposed)."""
+    factor = _triangle_of(a, lower) if lower else _matrix_transpose(_triangle_of(a, lower))
+    p = linalg_potri(a, lower)
+    grad = np.tril(-p @ (h + _matrix_transpose(h)) @ _matrix_transpose(np.linalg.inv(factor)))
+    return grad if lower else _matrix_transpose(grad)

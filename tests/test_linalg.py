@@ -1,8 +1,11 @@
 """MXNet's linalg operators (``ts.sym.linalg``): the triangle packing kernel in both
 directions against the packed order written from its definition (lower triangles row by
-row, upper ones column by column), on transposed views and accumulating; sumlogdiag over a
-diagonal longer than one tile, strided, with NaN, zeros and negative entries; alpha kept in
-float64 for float64 products; gemm whose C is also its A; grad_req='add'; and the errors.
+row, upper ones column by column), on transposed views and accumulating; the triangle
+copies of the gradients (kept, scaled, mirrored); the triangular solve and the Cholesky
+factorization past one tile, in place, reading one triangle only, with NaN; sumlogdiag
+over a diagonal longer than one tile, strided, with NaN, zeros and negative entries; alpha
+kept in float64 for float64 products; gemm whose C is also its A; potrf feeding trsm and
+potri; grad_req='add'; and the errors.
 Every operator's dtypes and float64 gradients are checked through tests/operator_cases.py,
 its MXNet semantics through the recorded cases."""
 
@@ -13,8 +16,10 @@ import oracles as o
 import pytest
 import torch
 from tolerances import DTYPE_IDS, DTYPES, assert_close, rounded, to_numpy
-from tritonsym.ops import KernelArgumentError
+from tritonsym.ops import KernelArgumentError, memory
 from tritonsym.ops import batch_dot as products
+from tritonsym.ops import linalg_cholesky as cholesky
+from tritonsym.ops import linalg_solve as solve
 from tritonsym.ops import linalg_sumlogdiag as sumlogdiag
 from tritonsym.ops import linalg_triangle as triangle
 from tritonsym.ops._common import run
@@ -49,6 +54,74 @@ def test_triangle_accumulates_into_what_its_output_holds():
     matrix = torch.ones(1, 2, 2)
     run(triangle.plan_triangle(matrix, torch.tensor([[1.0, 2.0, 3.0]]), 0, pack=False, accumulate=True))
     assert matrix.tolist() == [[[2.0, 1.0], [3.0, 4.0]]]
+
+
+def test_triangle_copies_keep_scale_and_mirror_the_lower_triangle(rng):
+    src = torch.tensor(rng.normal(size=(2, 5, 5)))
+    dst = torch.ones(2, 5, 5, dtype=torch.float64)
+    run(triangle.plan_copy_triangle(src, dst, scale=-2.0, accumulate=True))
+    np.testing.assert_array_equal(dst.numpy(), 1.0 - 2.0 * np.tril(src.numpy()))
+    run(triangle.plan_copy_triangle(src.transpose(1, 2), dst.transpose(1, 2)))  # an upper triangle
+    np.testing.assert_array_equal(dst.numpy(), np.triu(src.numpy()))
+    run(triangle.plan_copy_triangle(src, dst, mirror=True))
+    lower = np.tril(src.numpy())
+    np.testing.assert_array_equal(dst.numpy(), lower + np.swapaxes(np.tril(src.numpy(), -1), 1, 2))
+
+
+@pytest.mark.slow  # past the interpreter's tiles; the quick run crosses small ones (test_operators.py)
+@pytest.mark.parametrize("upper", [False, True], ids=["lower", "upper"])
+def test_triangular_solves_past_one_tile_in_place_reading_one_triangle(upper):
+    """n past the interpreter's tile of k (256): the rows solved before are summed in tiles;
+    the other triangle holds NaN, which must not be read; x is b's own storage."""
+    rng = np.random.default_rng(5)
+    n = solve.BLOCK_K + 21
+    factor = np.tril(rng.normal(scale=0.05, size=(1, n, n)), -1) + np.eye(n) * rng.uniform(1, 2, (1, n, 1))
+    factor = np.swapaxes(factor, 1, 2) if upper else factor
+    stored = np.where((np.triu if upper else np.tril)(np.ones((n, n))) > 0, factor, np.nan)
+    b = rng.normal(size=(1, n, 3))
+    x = torch.tensor(b.copy())
+    run(solve.plan_solve(torch.tensor(stored), x, x, upper=upper, alpha=0.5))
+    np.testing.assert_allclose(x.numpy(), 0.5 * np.linalg.solve(factor, b), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow  # past the interpreter's tiles; the quick run crosses small ones (test_operators.py)
+def test_cholesky_past_one_tile_in_place_reading_the_lower_triangle_and_nan():
+    rng = np.random.default_rng(6)
+    n = cholesky.BLOCK_ROWS + 9
+    x = rng.normal(size=(n, n + 4))
+    a = x @ x.T / n + np.eye(n)
+    stored = torch.tensor(np.where(np.tril(np.ones((n, n))) > 0, a, np.nan)[None])  # upper: never read
+    run(cholesky.plan_cholesky(stored, stored))
+    np.testing.assert_allclose(stored[0].numpy(), np.linalg.cholesky(a), rtol=1e-10, atol=1e-12)
+    indefinite = torch.tensor([[[4.0, 0.0, 0.0], [2.0, -3.0, 0.0], [1.0, 1.0, 5.0]]])
+    out = torch.empty_like(indefinite)
+    run(cholesky.plan_cholesky(indefinite, out))
+    assert out[0, 0].tolist() == [2.0, 0.0, 0.0] and out[0, 1, 0].item() == 1.0
+    assert np.isnan(out[0, 1, 1].item()) and np.isnan(out[0, 2, 2].item())
+
+
+def test_potrf_feeds_trsm_sumlogdiag_and_potri(rng):
+    """A Gaussian process's pieces: L = potrf(K), alpha = L^-1 y, log det K = 2 sumlogdiag(L),
+    K^-1 = potri(L)."""
+    x = S.Variable("x")
+    y = S.Variable("y")
+    factor = S.linalg.potrf(S.linalg.syrk(x))
+    net = S.Group([S.linalg.trsm(factor, y), 2.0 * S.linalg.sumlogdiag(factor), S.linalg.potri(factor)])
+    exe = net.simple_bind(ts.cpu(), grad_req="null", type_dict={"x": "float64", "y": "float64"}, x=(2, 4, 7),
+                          y=(2, 4, 1))
+    xs, ys = rng.normal(size=(2, 4, 7)), rng.normal(size=(2, 4, 1))
+    exe.forward(x=torch.tensor(xs), y=torch.tensor(ys))
+    k = xs @ np.swapaxes(xs, 1, 2)
+    solved, logdet, inverse = (out.numpy() for out in exe.outputs)
+    np.testing.assert_allclose(solved, np.linalg.solve(np.linalg.cholesky(k), ys), rtol=1e-10)
+    np.testing.assert_allclose(logdet, np.linalg.slogdet(k)[1], rtol=1e-12)
+    np.testing.assert_allclose(inverse, np.linalg.inv(k), rtol=1e-9)
+
+
+def test_copies_scale():
+    dst = torch.ones(3, dtype=torch.bfloat16)
+    run(memory.plan_copy(torch.tensor([1.0, -2.0, 0.5]), dst, accumulate=True, scale=0.5))
+    assert dst.tolist() == [1.5, 0.0, 1.25]
 
 
 def test_sumlogdiag_walks_long_strided_diagonals_and_propagates_nan():
@@ -109,7 +182,12 @@ def test_gemm_whose_c_is_also_a_and_b(rng):
     (lambda x: S.linalg.extracttrian(x, lower=False), (2, 4, 4)),
     (lambda x: S.linalg.maketrian(x, offset=1), (2, 6)),
     (lambda x: S.linalg.sumlogdiag(x), (2, 3, 3)),
-], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag"])
+    (lambda x: S.linalg.trsm(x, x, rightside=True, lower=False), (2, 3, 3)),
+    (lambda x: S.linalg.trmm(x, x, transpose=True), (2, 3, 3)),
+    (lambda x: S.linalg.potrf(S.linalg.syrk(x), lower=False), (2, 3, 5)),
+    (lambda x: S.linalg.potri(x + 3.0), (2, 3, 3)),
+], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag", "trsm", "trmm", "potrf",
+        "potri"])
 def test_grad_req_add_adds_to_what_the_gradient_holds(rng, build, shape):
     net = build(S.Variable("x"))
     value = rng.uniform(0.5, 2.0, size=shape)
@@ -146,6 +224,10 @@ def test_maketrian_then_extracttrian_is_the_identity_in_every_dtype(rng, dtype):
     (lambda: S.linalg.gemm(S.Variable("A"), S.Variable("B"), S.Variable("C")), {"A": (2, 3), "B": (3, 4),
                                                                                "C": (2, 5)}, "C"),
     (lambda: S.linalg.syrk(S.Variable("A")), {"A": (3,)}, "(3,) must have at least 2 axes"),
+    (lambda: S.linalg.trsm(S.Variable("A"), S.Variable("B"), rightside=True), {"A": (3, 3), "B": (3, 2)},
+     "cannot multiply B (3, 2) from the right: B's columns must number 3"),
+    (lambda: S.linalg.trmm(S.Variable("A"), S.Variable("B")), {"A": (3, 2), "B": (3, 2)}, "must be square"),
+    (lambda: S.linalg.potrf(S.Variable("A")), {"A": (2, 3)}, "(2, 3) must be square matrices"),
 ])
 def test_shape_errors_name_the_operator_and_the_values(build, shapes, message):
     net = build()
@@ -161,3 +243,8 @@ def test_kernel_errors_name_the_arguments():
     with pytest.raises(KernelArgumentError, match=r"linalg_sumlogdiag: a must be \(batch, n, n\) square matrices, "
                                                   r"got \(2, 3, 4\)"):
         sumlogdiag.plan_sumlogdiag(torch.zeros(2, 3, 4), torch.zeros(2))
+    with pytest.raises(KernelArgumentError, match=r"linalg_trsm: t \(2, 3, 3\) must be \(batch, n, n\) and b "
+                                                  r"\(2, 4, 1\)"):
+        solve.plan_solve(torch.zeros(2, 3, 3), torch.zeros(2, 4, 1), torch.zeros(2, 4, 1), upper=False)
+    with pytest.raises(KernelArgumentError, match=r"linalg_potrf: a \(2, 3\) must be \(batch, n, n\)"):
+        cholesky.plan_cholesky(torch.zeros(2, 3), torch.zeros(2, 3))

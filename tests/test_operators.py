@@ -65,7 +65,11 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("arg_reduce", "TILE", 8), ("pooling", "ELEMENTWISE_BLOCK", 16),
                 ("softmax", "LOOP_BLOCK", 4), ("softmax_output", "COUNT_BLOCK", 8),
                 ("softmax_output", "MAX_BLOCK_C", 4), ("softmax_output", "ROW_BUDGET", 8),
-                ("sort", "TILE", 8), ("sort", "BLOCK_J", 4), ("moments", "TILE", 8)]
+                ("sort", "TILE", 8), ("sort", "BLOCK_J", 4), ("moments", "TILE", 8),
+                ("linalg_solve", "BLOCK_K", 2), ("linalg_solve", "BLOCK_COLUMNS", 2),
+                ("linalg_cholesky", "BLOCK_ROWS", 2), ("linalg_cholesky", "BLOCK_K", 2),
+                ("linalg_sumlogdiag", "BLOCK_MATRICES", 2), ("linalg_sumlogdiag", "BLOCK_DIAGONAL", 2),
+                ("linalg_triangle", "ELEMENTWISE_BLOCK", 16)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
