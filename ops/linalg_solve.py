@@ -4,7 +4,9 @@ and the solves inside the gradients of trsm, potrf and potri).
 T is given as a (batch, n, n) view whose strides say how it is stored: its transpose, a
 right-hand solve (``X T = B`` is ``T^T X^T = B^T``) and an upper triangle stored as the
 transpose of a lower one are all views, and ``UPPER`` says whether T is upper triangular
-(solved from the last row up) or lower (from the first down). Only T's triangle is read.
+(solved from the last row up) or lower (from the first down). Only T's triangle is read;
+with ``UNIT`` not its diagonal either, taken as ones (the L of an LU factorization, stored
+below U).
 
 Each program solves one matrix's system for a tile of B's columns, a row at a time: row i
 is ``(alpha B[i] - sum_k T[i, k] X[k]) / T[i, i]`` over the rows k already solved, summed in
@@ -40,7 +42,7 @@ MAX_BATCH = 65535  # a CUDA grid's second axis
 
 @triton.jit
 def _solve_kernel(T, B, X, n, columns, alpha: tl.float64, stb, sti, stk, sbb, sbi, sbc, sxb, sxi, sxc,
-                  UPPER: tl.constexpr, BLOCK_COLUMNS: tl.constexpr, BLOCK_K: tl.constexpr):
+                  UPPER: tl.constexpr, UNIT: tl.constexpr, BLOCK_COLUMNS: tl.constexpr, BLOCK_K: tl.constexpr):
     batch = tl.program_id(1).to(tl.int64)
     c = tl.program_id(0).to(tl.int64) * BLOCK_COLUMNS + tl.arange(0, BLOCK_COLUMNS)
     c_in = c < columns
@@ -59,15 +61,19 @@ def _solve_kernel(T, B, X, n, columns, alpha: tl.float64, stb, sti, stk, sbb, sb
             t = load_wide(t_rows, i * sti + k * stk, k_in, 0.0)
             x = load_wide(x_rows, k[:, None] * sxi + c[None, :] * sxc, k_in[:, None] & c_in[None, :], 0.0)
             acc -= tl.sum(t[:, None] * x, axis=0)
-        diagonal = load_wide(t_rows, i * (sti + stk) + tl.zeros((BLOCK_COLUMNS,), tl.int64), c_in, 1.0)
-        store(x_rows, i * sxi + c * sxc, acc / diagonal, c_in)
+        if UNIT:
+            solved = acc
+        else:
+            solved = acc / load_wide(t_rows, i * (sti + stk) + tl.zeros((BLOCK_COLUMNS,), tl.int64), c_in, 1.0)
+        store(x_rows, i * sxi + c * sxc, solved, c_in)
         tl.debug_barrier()  # this row's X, stored, before the next rows read it
 
 
-def plan_solve(t: torch.Tensor, b: torch.Tensor, x: torch.Tensor, *, upper: bool, alpha: float = 1.0) -> list[Launch]:
+def plan_solve(t: torch.Tensor, b: torch.Tensor, x: torch.Tensor, *, upper: bool, alpha: float = 1.0,
+               unit: bool = False) -> list[Launch]:
     """``x = alpha T^-1 b`` for (batch, n, n) triangular ``t`` (lower, or upper with
-    ``upper``; only that triangle read) and (batch, n, m) ``b`` and ``x``, any strides
-    (``x`` may be ``b``)."""
+    ``upper``; only that triangle read, its diagonal taken as ones with ``unit``) and
+    (batch, n, m) ``b`` and ``x``, any strides (``x`` may be ``b``)."""
     fn = "linalg_trsm"
     for name, tensor in (("t", t), ("b", b), ("x", x)):
         check_tensor(fn, name, tensor, FLOAT_DTYPES)
@@ -86,7 +92,7 @@ def plan_solve(t: torch.Tensor, b: torch.Tensor, x: torch.Tensor, *, upper: bool
     columns = b.shape[2]
     return [Launch(_solve_kernel, (triton.cdiv(columns, BLOCK_COLUMNS), batch),
                    [t, b, x, n, columns, float(alpha), *t.stride(), *b.stride(), *x.stride()],
-                   dict(UPPER=upper, BLOCK_COLUMNS=BLOCK_COLUMNS, BLOCK_K=BLOCK_K))]
+                   dict(UPPER=upper, UNIT=unit, BLOCK_COLUMNS=BLOCK_COLUMNS, BLOCK_K=BLOCK_K))]
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
@@ -96,4 +102,5 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     right = torch.empty(batch, m, n, dtype=dtype)
     return [("solve lower in place", plan_solve(t, b, b, upper=False)[0]),
             ("solve upper, transposed views", plan_solve(t.transpose(1, 2), right.transpose(1, 2),
-                                                         right.transpose(1, 2), upper=True)[0])]
+                                                         right.transpose(1, 2), upper=True)[0]),
+            ("solve unit lower (LU's L)", plan_solve(t, b, b, upper=False, unit=True)[0])]

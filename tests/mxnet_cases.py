@@ -43,6 +43,12 @@ CASES: list[Case] = []
 DECISIONS: dict[str, str] = {
     "_linalg_sumlogdiag/refused-2x3": "MXNet 1.9.1 infers shape (1,) for the sumlogdiag of a 2 x 3 matrix and "
                                       "refuses it only when it runs; tritonsym refuses it at shape inference",
+    "_linalg_inverse/singular": "MXNet 1.9.1 raises on a singular matrix; tritonsym's LU runs on the device, where "
+                                "it cannot raise, and gives infinities or NaN for its inverse and gradient",
+    **dict.fromkeys(("_linalg_det/singular", "_linalg_slogdet/singular"),
+                    "MXNet 1.9.1 answers a gradient of 0 at a singular matrix; the derivative of det there is the "
+                    "adjugate (not 0 for a matrix of rank n - 1, [[4, -2], [-2, 1]] for [[1, 2], [2, 4]]) and log "
+                    "|det|'s does not exist: tritonsym's, through A^-1, comes out NaN or infinite, which says so"),
     "_linalg_potrf/not-positive-definite": "MXNet 1.9.1 raises where LAPACK's potrf fails; tritonsym's kernel "
                                            "cannot raise on the device and gives NaN from the failing column on",
     "LeakyReLU/selu": "MXNet 1.9.1's selu gradient is lambda * (y + alpha) for x < 0; the derivative is "
@@ -2010,6 +2016,33 @@ for _lower, _symmetric_head in itertools.product((True, False), (True, False)):
             outs, grads = api.run(net, {"A": _factor(data, "A", (2, 4, 4))}, head_grads=[head(data)])
             return {"out0": outs[0], "grad_A": grads["A"]}
     _cholesky_cases()
+
+
+for _op in ("inverse", "det", "slogdet"):
+    def _lu_cases(op=_op):
+        def run_on(api, data, a):
+            with api.fresh_names():
+                net = getattr(api.sym.linalg, op)(api.sym.Variable("A"))
+            outputs = 2 if op == "slogdet" else 1
+            shape = a.shape if op == "inverse" else (a.shape[:-2] or (1,))
+            heads = [data.normal(f"head{i}", shape, np.float64) for i in range(outputs)]
+            outs, grads = api.run(net, {"A": data.given("A", a)}, head_grads=heads)
+            return {**{f"out{i}": out for i, out in enumerate(outs)}, "grad_A": grads["A"],
+                    "outputs": net.list_outputs()}
+
+        @case(f"_linalg_{op}", "A3x4x4")
+        def batch(api, data):
+            return run_on(api, data, data.normal("A", (3, 4, 4), np.float64) + np.eye(4) * np.array([2.0, -2.0, 1.5])
+                          [:, None, None])
+
+        @case(f"_linalg_{op}", "A5x5")
+        def single(api, data):
+            return run_on(api, data, data.normal("A", (5, 5), np.float64) + np.eye(5) * 2.0)
+
+        @case(f"_linalg_{op}", "singular")
+        def singular(api, data):
+            return run_on(api, data, np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]]))
+    _lu_cases()
 
 
 @case("_linalg_potrf", "not-positive-definite")

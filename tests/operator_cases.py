@@ -36,6 +36,12 @@ def triangular_factors(rng, shape):
     return rng.normal(scale=0.3, size=shape) + np.eye(shape[-1]) * rng.uniform(1.5, 2.5, shape[:-1])[..., None]
 
 
+def well_conditioned(rng, shape):
+    """Square matrices with a dominant diagonal of either sign: far from singular."""
+    diagonal = rng.uniform(1.5, 2.5, shape[:-1]) * rng.choice([-1.0, 1.0], shape[:-1])
+    return rng.normal(scale=0.4, size=shape) + np.eye(shape[-1]) * diagonal[..., None]
+
+
 def classes(n):
     return lambda rng, shape: rng.integers(0, n, shape).astype(np.float64)
 
@@ -591,6 +597,22 @@ for _shape, _lower in (((2, 4, 4), True), ((3, 3), False), ((2, 2, 3, 3), True))
          build=lambda lo=_lower: S.linalg.potri(S.Variable("A"), lower=lo), shapes={"A": _shape},
          values={"A": triangular_factors}, forward=lambda v, lo=_lower: o.linalg_potri(v["A"], lo),
          backward=lambda v, h, lo=_lower: {"A": o.linalg_potri_grad(h, v["A"], lo)})
+
+for _shape in ((2, 4, 4), (5, 5), (2, 1, 3, 3)):
+    case(id=f"_linalg_inverse_{_shape_id(_shape)}", op="_linalg_inverse",
+         build=lambda: S.linalg.inverse(S.Variable("A")), shapes={"A": _shape}, values={"A": well_conditioned},
+         forward=lambda v: o.linalg_inverse(v["A"]), backward=lambda v, h: {"A": o.linalg_inverse_grad(h, v["A"])})
+    case(id=f"_linalg_det_{_shape_id(_shape)}", op="_linalg_det",
+         build=lambda: S.linalg.det(S.Variable("A")), shapes={"A": _shape}, values={"A": well_conditioned},
+         forward=lambda v: o.linalg_det(v["A"]), backward=lambda v, h: {"A": o.linalg_det_grad(h, v["A"])})
+    case(id=f"_linalg_slogdet_logabs_{_shape_id(_shape)}", op="_linalg_slogdet",
+         build=lambda: S.linalg.slogdet(S.Variable("A"))[1], shapes={"A": _shape}, values={"A": well_conditioned},
+         forward=lambda v: o.linalg_slogdet(v["A"])[1], backward=lambda v, h: {"A": o.linalg_slogdet_grad(h, v["A"])})
+case(id="_linalg_slogdet_sign", op="_linalg_slogdet",
+     build=lambda: S.linalg.slogdet(S.Variable("A"))[0], shapes={"A": (3, 4, 4)}, values={"A": well_conditioned},
+     # the sign has no gradient: log |det|'s, under the zero head of that unused output (NaN in, NaN out)
+     forward=lambda v: o.linalg_slogdet(v["A"])[0],
+     backward=lambda v, h: {"A": o.linalg_slogdet_grad(np.zeros(3), v["A"])})
 
 # ------------------------------------------------------------------ reductions
 

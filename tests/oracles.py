@@ -1125,3 +1125,37 @@ def linalg_potri_grad(h, a, lower=True):
     p = linalg_potri(a, lower)
     grad = np.tril(-p @ (h + _matrix_transpose(h)) @ _matrix_transpose(np.linalg.inv(factor)))
     return grad if lower else _matrix_transpose(grad)
+
+
+def linalg_inverse(a):
+    """A^-1; every entry NaN for a matrix holding a NaN (each depends on every entry of A),
+    where LAPACK's answer keeps some finite."""
+    return np.where(np.isnan(a).any((-1, -2), keepdims=True), np.nan, np.linalg.inv(np.nan_to_num(a)))
+
+
+def linalg_inverse_grad(h, a):
+    """d/dA of sum(h A^-1) = -A^-T h A^-T."""
+    inverse_t = _matrix_transpose(linalg_inverse(a))
+    return -inverse_t @ h @ inverse_t
+
+
+def linalg_det(a):
+    out = np.linalg.det(a)
+    return out.reshape(1) if a.ndim == 2 else out
+
+
+def linalg_det_grad(h, a):
+    """d det(A)/dA = det(A) A^-T (the adjugate's transpose, for an invertible A)."""
+    scale = (h.reshape(a.shape[:-2]) * np.linalg.det(a))[..., None, None]
+    return scale * _matrix_transpose(linalg_inverse(a))
+
+
+def linalg_slogdet(a):
+    sign, logabs = np.linalg.slogdet(a)
+    sign = np.where(np.isnan(a).any((-1, -2)), np.nan, sign)  # the sign of an unknown determinant
+    return (sign.reshape(1), logabs.reshape(1)) if a.ndim == 2 else (sign, logabs)
+
+
+def linalg_slogdet_grad(h, a):
+    """d log |det A| / dA = A^-T (the sign has no gradient)."""
+    return h.reshape(a.shape[:-2])[..., None, None] * _matrix_transpose(linalg_inverse(a))

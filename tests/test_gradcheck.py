@@ -21,7 +21,7 @@ NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "argmax", "argmin", "argm
 # topk returning indices or a mask (its values carry a gradient); arange_like alone; the
 # categories multinomial draws
 NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_like_repeat",
-                     "multinomial_one_positive_weight_per_row"}
+                     "multinomial_one_positive_weight_per_row", "_linalg_slogdet_sign"}
 
 
 # Checked under -m slow only (CI runs it): three of batch_dot's four transpositions, 2 s each

@@ -5,7 +5,8 @@ copies of the gradients (kept, scaled, mirrored); the triangular solve and the C
 factorization past one tile, in place, reading one triangle only, with NaN; sumlogdiag
 over a diagonal longer than one tile, strided, with NaN, zeros and negative entries; alpha
 kept in float64 for float64 products; gemm whose C is also its A; potrf feeding trsm and
-potri; grad_req='add'; and the errors.
+potri; LU's pivoting (a zero on the diagonal, rows swapped, singular and NaN columns) under
+inverse, det and slogdet; grad_req='add'; and the errors.
 Every operator's dtypes and float64 gradients are checked through tests/operator_cases.py,
 its MXNet semantics through the recorded cases."""
 
@@ -19,6 +20,7 @@ from tolerances import DTYPE_IDS, DTYPES, assert_close, rounded, to_numpy
 from tritonsym.ops import KernelArgumentError, memory
 from tritonsym.ops import batch_dot as products
 from tritonsym.ops import linalg_cholesky as cholesky
+from tritonsym.ops import linalg_lu as lu
 from tritonsym.ops import linalg_solve as solve
 from tritonsym.ops import linalg_sumlogdiag as sumlogdiag
 from tritonsym.ops import linalg_triangle as triangle
@@ -118,6 +120,42 @@ def test_potrf_feeds_trsm_sumlogdiag_and_potri(rng):
     np.testing.assert_allclose(inverse, np.linalg.inv(k), rtol=1e-9)
 
 
+def _forward(net, a, dtype="float64"):
+    exe = net.simple_bind(ts.cpu(), grad_req="write", type_dict={"A": dtype}, A=a.shape)
+    exe.arg_dict["A"][...] = torch.tensor(a)
+    exe.forward(is_train=True)
+    exe.backward([torch.ones(o.shape, dtype=o.dtype) for o in exe.outputs])
+    return [o.numpy() for o in exe.outputs], exe.grad_dict["A"].numpy()
+
+
+def test_lu_pivots_past_a_zero_diagonal_and_counts_its_swaps():
+    a = np.array([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],  # a cycle: two swaps
+                  [[0.0, 2.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 5.0]]])  # one swap
+    (det,), _ = _forward(S.linalg.det(S.Variable("A")), a)
+    assert det.tolist() == [1.0, -30.0]
+    (inverse,), _ = _forward(S.linalg.inverse(S.Variable("A")), a)
+    np.testing.assert_array_equal(inverse, np.linalg.inv(a))
+
+
+def test_singular_matrices_give_a_zero_determinant_and_no_finite_inverse():
+    a = np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    (det,), grad = _forward(S.linalg.det(S.Variable("A")), a)
+    assert np.abs(det).tolist() == [0.0, 0.0] and not np.isfinite(grad).any()
+    (sign, logabs), grad = _forward(S.linalg.slogdet(S.Variable("A")), a)
+    assert sign.tolist() == [0.0, 0.0] and logabs.tolist() == [-np.inf, -np.inf] and not np.isfinite(grad).any()
+    (inverse,), _ = _forward(S.linalg.inverse(S.Variable("A")), a)
+    assert not np.isfinite(inverse).any()
+
+
+def test_lu_keeps_a_nan_column_and_its_nan_determinant():
+    a = torch.tensor([[[np.nan, 1.0], [np.nan, 2.0]]])
+    sign = torch.empty(1, dtype=torch.float64)
+    run(lu.plan_lu(a, sign))
+    out, logabs = torch.empty(1, dtype=torch.float64), torch.empty(1, dtype=torch.float64)
+    run(lu.plan_determinant(a, sign, out, logabs))
+    assert sign.item() == 1.0 and np.isnan(out.item()) and np.isnan(logabs.item())
+
+
 def test_copies_scale():
     dst = torch.ones(3, dtype=torch.bfloat16)
     run(memory.plan_copy(torch.tensor([1.0, -2.0, 0.5]), dst, accumulate=True, scale=0.5))
@@ -186,8 +224,11 @@ def test_gemm_whose_c_is_also_a_and_b(rng):
     (lambda x: S.linalg.trmm(x, x, transpose=True), (2, 3, 3)),
     (lambda x: S.linalg.potrf(S.linalg.syrk(x), lower=False), (2, 3, 5)),
     (lambda x: S.linalg.potri(x + 3.0), (2, 3, 3)),
+    (lambda x: S.linalg.inverse(x + 3.0), (2, 3, 3)),
+    (lambda x: S.linalg.det(x + 3.0), (2, 3, 3)),
+    (lambda x: S.linalg.slogdet(x + 3.0)[1], (2, 3, 3)),
 ], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag", "trsm", "trmm", "potrf",
-        "potri"])
+        "potri", "inverse", "det", "slogdet"])
 def test_grad_req_add_adds_to_what_the_gradient_holds(rng, build, shape):
     net = build(S.Variable("x"))
     value = rng.uniform(0.5, 2.0, size=shape)
@@ -228,6 +269,7 @@ def test_maketrian_then_extracttrian_is_the_identity_in_every_dtype(rng, dtype):
      "cannot multiply B (3, 2) from the right: B's columns must number 3"),
     (lambda: S.linalg.trmm(S.Variable("A"), S.Variable("B")), {"A": (3, 2), "B": (3, 2)}, "must be square"),
     (lambda: S.linalg.potrf(S.Variable("A")), {"A": (2, 3)}, "(2, 3) must be square matrices"),
+    (lambda: S.linalg.det(S.Variable("A")), {"A": (4,)}, "(4,) must be square matrices"),
 ])
 def test_shape_errors_name_the_operator_and_the_values(build, shapes, message):
     net = build()
@@ -248,3 +290,5 @@ def test_kernel_errors_name_the_arguments():
         solve.plan_solve(torch.zeros(2, 3, 3), torch.zeros(2, 4, 1), torch.zeros(2, 4, 1), upper=False)
     with pytest.raises(KernelArgumentError, match=r"linalg_potrf: a \(2, 3\) must be \(batch, n, n\)"):
         cholesky.plan_cholesky(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(KernelArgumentError, match=r"linalg_lu: sign must have shape \(2,\), got \(3,\)"):
+        lu.plan_lu(torch.zeros(2, 3, 3), torch.zeros(3))

@@ -69,7 +69,9 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("linalg_solve", "BLOCK_K", 2), ("linalg_solve", "BLOCK_COLUMNS", 2),
                 ("linalg_cholesky", "BLOCK_ROWS", 2), ("linalg_cholesky", "BLOCK_K", 2),
                 ("linalg_sumlogdiag", "BLOCK_MATRICES", 2), ("linalg_sumlogdiag", "BLOCK_DIAGONAL", 2),
-                ("linalg_triangle", "ELEMENTWISE_BLOCK", 16)]
+                ("linalg_triangle", "ELEMENTWISE_BLOCK", 16), ("linalg_lu", "BLOCK", 2),
+                ("linalg_lu", "BLOCK_MATRICES", 2), ("linalg_lu", "BLOCK_DIAGONAL", 2),
+                ("linalg_lu", "ELEMENTWISE_BLOCK", 16)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -41,6 +41,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     leaky_relu,
     linalg_cholesky,
     linalg_diagonal,
+    linalg_lu,
     linalg_products,
     linalg_triangle,
     linalg_triangular,
