@@ -2045,6 +2045,41 @@ for _op in ("inverse", "det", "slogdet"):
     _lu_cases()
 
 
+for _shape in ((2, 4, 4), (5, 5)):
+    def _syevd_case(shape=_shape):
+        @case("_linalg_syevd", "A" + "x".join(map(str, shape)))
+        def run(api, data):
+            """A symmetric matrix with well-separated eigenvalues, noise above its diagonal
+            (read from the lower triangle only), random heads for both outputs."""
+            x = data.normal("X", shape, np.float64) * (1.0 + np.arange(shape[-1]))[:, None]
+            a = np.tril(x @ np.swapaxes(x, -1, -2)) + np.triu(data.normal("noise", shape, np.float64), 1)
+            with api.fresh_names():
+                net = api.sym.linalg.syevd(api.sym.Variable("A"))
+            heads = [data.normal("head0", shape, np.float64), data.normal("head1", shape[:-1], np.float64)]
+            outs, grads = api.run(net, {"A": data.given("A", a)}, head_grads=heads)
+            return {"out0": outs[0], "out1": outs[1], "grad_A": grads["A"], "outputs": net.list_outputs()}
+    _syevd_case()
+
+
+for _shape in ((2, 3, 5), (4, 4)):
+    def _gelqf_case(shape=_shape):
+        @case("_linalg_gelqf", "A" + "x".join(map(str, shape)))
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.linalg.gelqf(api.sym.Variable("A"))
+            m = shape[-2]
+            heads = [data.normal("head0", shape, np.float64), data.normal("head1", (*shape[:-1], m), np.float64)]
+            outs, grads = api.run(net, {"A": data.normal("A", shape, np.float64)}, head_grads=heads)
+            return {"out0": outs[0], "out1": outs[1], "grad_A": grads["A"], "outputs": net.list_outputs()}
+    _gelqf_case()
+
+
+@case("_linalg_gelqf", "refused-more-rows-than-columns")
+def _gelqf_tall(api, data):
+    net = api.sym.linalg.gelqf(api.sym.Variable("A"))
+    return {"shapes": [list(s) for s in net.infer_shape(A=(5, 3))[1]]}
+
+
 @case("_linalg_potrf", "not-positive-definite")
 def _potrf_indefinite(api, data):
     net = api.sym.linalg.potrf(api.sym.Variable("A"))

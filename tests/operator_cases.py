@@ -42,6 +42,12 @@ def well_conditioned(rng, shape):
     return rng.normal(scale=0.4, size=shape) + np.eye(shape[-1]) * diagonal[..., None]
 
 
+def spread_rows(rng, shape):
+    """Rows of growing scale (1, 2, 3, ...): X X^T has well-separated eigenvalues, whose
+    gaps the eigenvectors' gradient divides by."""
+    return rng.normal(size=shape) * (1.0 + np.arange(shape[-2]))[:, None]
+
+
 def classes(n):
     return lambda rng, shape: rng.integers(0, n, shape).astype(np.float64)
 
@@ -613,6 +619,47 @@ case(id="_linalg_slogdet_sign", op="_linalg_slogdet",
      # the sign has no gradient: log |det|'s, under the zero head of that unused output (NaN in, NaN out)
      forward=lambda v: o.linalg_slogdet(v["A"])[0],
      backward=lambda v, h: {"A": o.linalg_slogdet_grad(np.zeros(3), v["A"])})
+
+# syevd of X X^T (syrk): symmetric, with distinct eigenvalues; MXNet's symmetric gradient is
+# the derivative for symmetric perturbations. Eigenvectors and eigenvalues each, and both.
+for _shape, _output in (((2, 4, 6), 0), ((5, 7), 1), ((3, 3, 5), None)):
+    def _syevd_build(output=_output):
+        u, values = S.linalg.syevd(S.linalg.syrk(S.Variable("X")))
+        return u if output == 0 else values if output == 1 else S.broadcast_mul(u, S.expand_dims(values, axis=-1))
+
+    def _syevd_forward(v, output=_output):
+        u, values = o.linalg_syevd(o.linalg_syrk(v["X"], False, 1.0))
+        return u if output == 0 else values if output == 1 else u * values[..., None]
+
+    def _syevd_backward(v, h, output=_output):
+        a = o.linalg_syrk(v["X"], False, 1.0)
+        u, values = o.linalg_syevd(a)
+        head_u = h if output == 0 else np.zeros_like(u) if output == 1 else h * values[..., None]
+        head_l = h if output == 1 else np.zeros_like(values) if output == 0 else (h * u).sum(-1)
+        return {"X": o.linalg_syrk_grad(o.linalg_syevd_grad(head_u, head_l, a), v["X"], False, 1.0)}
+
+    case(id=f"_linalg_syevd_of_syrk_{_shape_id(_shape)}_output{_output}", op="_linalg_syevd", build=_syevd_build,
+         shapes={"X": _shape}, values={"X": spread_rows}, forward=_syevd_forward, backward=_syevd_backward)
+
+for _shape, _output in (((2, 3, 5), 0), ((4, 4), 1), ((2, 1, 2, 6), None)):
+    def _gelqf_build(output=_output):
+        q, lower = S.linalg.gelqf(S.Variable("A"))
+        return q if output == 0 else lower if output == 1 else S.linalg.gemm2(lower, q)  # A again
+
+    def _gelqf_forward(v, output=_output):
+        q, lower = o.linalg_gelqf(v["A"])
+        return q if output == 0 else lower if output == 1 else lower @ q
+
+    def _gelqf_backward(v, h, output=_output):
+        q, lower = o.linalg_gelqf(v["A"])
+        if output is None:  # the head of L Q: L^T h for Q, h Q^T for L
+            head_q, head_l = np.swapaxes(lower, -1, -2) @ h, h @ np.swapaxes(q, -1, -2)
+        else:
+            head_q, head_l = (h, np.zeros_like(lower)) if output == 0 else (np.zeros_like(q), h)
+        return {"A": o.linalg_gelqf_grad(head_q, head_l, v["A"])}
+
+    case(id=f"_linalg_gelqf_{_shape_id(_shape)}_output{_output}", op="_linalg_gelqf", build=_gelqf_build,
+         shapes={"A": _shape}, forward=_gelqf_forward, backward=_gelqf_backward)
 
 # ------------------------------------------------------------------ reductions
 

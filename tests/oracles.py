@@ -1159,3 +1159,43 @@ def linalg_slogdet(a):
 def linalg_slogdet_grad(h, a):
     """d log |det A| / dA = A^-T (the sign has no gradient)."""
     return h.reshape(a.shape[:-2])[..., None, None] * _matrix_transpose(linalg_inverse(a))
+
+
+def linalg_syevd(a):
+    """(U, L): the eigenvectors of the symmetric matrix of a's lower triangle as rows, each
+    signed so that its entry of largest magnitude (the first, on a tie) is positive, and the
+    eigenvalues ascending."""
+    symmetric = _symmetric_from(a, True)
+    unknown = np.isnan(symmetric).any((-1, -2))  # NaN in: every eigenvalue and vector NaN
+    values, vectors = np.linalg.eigh(np.where(unknown[..., None, None], 0.0, symmetric))
+    u = _matrix_transpose(vectors)
+    largest = np.take_along_axis(u, np.abs(u).argmax(-1)[..., None], -1)
+    u = np.where(largest < 0, -u, u)
+    return np.where(unknown[..., None, None], np.nan, u), np.where(unknown[..., None], np.nan, values)
+
+
+def linalg_syevd_grad(head_u, head_l, a):
+    """MXNet's: U^T Y U, Y[i, i] = L'[i], Y[i, j] = Y[j, i] = (X[i, j] - X[j, i]) /
+    (2 (L[i] - L[j])) for i > j, X = U' U^T."""
+    u, values = linalg_syevd(a)
+    x = head_u @ _matrix_transpose(u)
+    gap = values[..., :, None] - values[..., None, :]
+    off = (x - _matrix_transpose(x)) / (2.0 * np.where(gap == 0, 1.0, gap))
+    lower = np.tril(off, -1)
+    y = lower + _matrix_transpose(lower) + np.eye(a.shape[-1]) * head_l[..., None, :]
+    return _matrix_transpose(u) @ y @ u
+
+
+def linalg_gelqf(a):
+    """(Q, L) with A = L Q, Q's rows orthonormal, L lower triangular, signed as LAPACK's
+    Householder reflections sign them (numpy's QR of A^T is the same reflections)."""
+    q, r = np.linalg.qr(_matrix_transpose(a))
+    return _matrix_transpose(q), _matrix_transpose(r)
+
+
+def linalg_gelqf_grad(head_q, head_l, a):
+    """MXNet's: L^-T (Q' + sym(L^T L' - Q' Q^T) Q), sym the symmetric matrix of the lower
+    triangle."""
+    q, lower = linalg_gelqf(a)
+    m = _matrix_transpose(lower) @ head_l - head_q @ _matrix_transpose(q)
+    return np.linalg.solve(_matrix_transpose(lower), head_q + _symmetric_from(m, True) @ q)

@@ -6,7 +6,9 @@ factorization past one tile, in place, reading one triangle only, with NaN; suml
 over a diagonal longer than one tile, strided, with NaN, zeros and negative entries; alpha
 kept in float64 for float64 products; gemm whose C is also its A; potrf feeding trsm and
 potri; LU's pivoting (a zero on the diagonal, rows swapped, singular and NaN columns) under
-inverse, det and slogdet; grad_req='add'; and the errors.
+inverse, det and slogdet; syevd on repeated eigenvalues, zeros and NaN (every row of U
+written); gelqf's LAPACK signs, rows that need no reflection, a NaN kept to its rows;
+grad_req='add'; and the errors.
 Every operator's dtypes and float64 gradients are checked through tests/operator_cases.py,
 its MXNet semantics through the recorded cases."""
 
@@ -156,6 +158,36 @@ def test_lu_keeps_a_nan_column_and_its_nan_determinant():
     assert sign.item() == 1.0 and np.isnan(out.item()) and np.isnan(logabs.item())
 
 
+def test_syevd_on_repeated_eigenvalues_zeros_and_nan():
+    """The identity (one eigenvalue n times) and zeros keep their order and give the
+    identity's rows; NaN gives NaN everywhere, every row of U written."""
+    a = np.stack([np.eye(3) * 2.0, np.zeros((3, 3)), np.full((3, 3), np.nan)])
+    (u, values), _ = _forward(S.linalg.syevd(S.Variable("A")), a)
+    assert values[0].tolist() == [2.0] * 3 and values[1].tolist() == [0.0] * 3
+    assert u[0].tolist() == np.eye(3).tolist() and u[1].tolist() == np.eye(3).tolist()
+    assert np.isnan(u[2]).all() and np.isnan(values[2]).all()
+
+
+def test_syevd_reads_the_lower_triangle_and_diagonalizes(rng):
+    x = rng.normal(size=(2, 6, 6)) * (1.0 + np.arange(6))[:, None]
+    a = x @ np.swapaxes(x, 1, 2)
+    (u, values), _ = _forward(S.linalg.syevd(S.Variable("A")), np.tril(a) + np.triu(np.full_like(a, 7.0), 1))
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(a), rtol=1e-12)
+    np.testing.assert_allclose(u @ a, values[..., None] * u, atol=1e-10)
+    np.testing.assert_allclose(u @ np.swapaxes(u, 1, 2), np.broadcast_to(np.eye(6), (2, 6, 6)), atol=1e-13)
+
+
+def test_gelqf_signs_as_lapack_and_rows_that_need_no_reflection():
+    """Rows of [[2, 0, 0], [1, 3, 0]] have nothing past their diagonal entry: no reflection,
+    L keeps +2 and +3 (LAPACK's dlarfg; MXNet 1.9.1 answers so); (3, 4, 0) reflects to -5.
+    A NaN in the second row leaves the first row's Q and L alone."""
+    a = np.array([[[2.0, 0.0, 0.0], [1.0, 3.0, 0.0]], [[3.0, 4.0, 0.0], [np.nan, 1.0, 1.0]]])
+    (q, lower), _ = _forward(S.linalg.gelqf(S.Variable("A")), a)
+    assert lower[0].tolist() == [[2.0, 0.0], [1.0, 3.0]] and q[0].tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    assert lower[1, 0].tolist() == [-5.0, 0.0] and np.allclose(q[1, 0], [-0.6, -0.8, 0.0])
+    assert np.isnan(q[1, 1]).all() and np.isnan(lower[1, 1]).all()
+
+
 def test_copies_scale():
     dst = torch.ones(3, dtype=torch.bfloat16)
     run(memory.plan_copy(torch.tensor([1.0, -2.0, 0.5]), dst, accumulate=True, scale=0.5))
@@ -227,8 +259,10 @@ def test_gemm_whose_c_is_also_a_and_b(rng):
     (lambda x: S.linalg.inverse(x + 3.0), (2, 3, 3)),
     (lambda x: S.linalg.det(x + 3.0), (2, 3, 3)),
     (lambda x: S.linalg.slogdet(x + 3.0)[1], (2, 3, 3)),
+    (lambda x: S.linalg.syevd(S.linalg.syrk(x))[1], (2, 3, 4)),
+    (lambda x: S.linalg.gelqf(x)[0], (2, 3, 4)),
 ], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag", "trsm", "trmm", "potrf",
-        "potri", "inverse", "det", "slogdet"])
+        "potri", "inverse", "det", "slogdet", "syevd", "gelqf"])
 def test_grad_req_add_adds_to_what_the_gradient_holds(rng, build, shape):
     net = build(S.Variable("x"))
     value = rng.uniform(0.5, 2.0, size=shape)
@@ -270,6 +304,7 @@ def test_maketrian_then_extracttrian_is_the_identity_in_every_dtype(rng, dtype):
     (lambda: S.linalg.trmm(S.Variable("A"), S.Variable("B")), {"A": (3, 2), "B": (3, 2)}, "must be square"),
     (lambda: S.linalg.potrf(S.Variable("A")), {"A": (2, 3)}, "(2, 3) must be square matrices"),
     (lambda: S.linalg.det(S.Variable("A")), {"A": (4,)}, "(4,) must be square matrices"),
+    (lambda: S.linalg.gelqf(S.Variable("A")), {"A": (5, 3)}, "with m <= n (an LQ factorization)"),
 ])
 def test_shape_errors_name_the_operator_and_the_values(build, shapes, message):
     net = build()

@@ -71,7 +71,9 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("linalg_sumlogdiag", "BLOCK_MATRICES", 2), ("linalg_sumlogdiag", "BLOCK_DIAGONAL", 2),
                 ("linalg_triangle", "ELEMENTWISE_BLOCK", 16), ("linalg_lu", "BLOCK", 2),
                 ("linalg_lu", "BLOCK_MATRICES", 2), ("linalg_lu", "BLOCK_DIAGONAL", 2),
-                ("linalg_lu", "ELEMENTWISE_BLOCK", 16)]
+                ("linalg_lu", "ELEMENTWISE_BLOCK", 16), ("linalg_eigen", "BLOCK", 2),
+                ("linalg_eigen", "ELEMENTWISE_BLOCK", 16), ("linalg_householder", "BLOCK_ROWS", 2),
+                ("linalg_householder", "BLOCK_COLUMNS", 2)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -41,6 +41,8 @@ from . import (  # noqa: F401  (imported for their registrations)
     leaky_relu,
     linalg_cholesky,
     linalg_diagonal,
+    linalg_eigen,
+    linalg_householder,
     linalg_lu,
     linalg_products,
     linalg_triangle,
