@@ -71,14 +71,15 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
-                                          convolution, cross_entropy, cumsum, deconvolution, dropout, elementwise,
-                                          embedding, flip, fully_connected, gated_activation, gather_nd, grad_norm,
-                                          group_norm, l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
-                                          linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm,
+                                          cache_write, convolution, cross_entropy, cumsum, deconvolution, dropout,
+                                          elementwise, embedding, flip, fully_connected, gated_activation, gather_nd,
+                                          grad_norm, group_norm, l2_normalization, layer_norm, linalg_cholesky,
+                                          linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
                                           pick, pooling, prelu, reduce, regression_output, rotary, sampling, select,
-                                          sequence_index, sequence_mask, softmax, softmax_output, sort, take, upsampling)
+                                          sequence_index, sequence_mask, softmax, softmax_output, sort, take,
+                                          upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")
