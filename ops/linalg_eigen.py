@@ -83,9 +83,9 @@ def _jacobi_kernel(W, V, U, L, n, swb, swi, swj, svb, svi, svj, sub, sui, suj, s
     sweeps = tl.program_id(0) * 0
     share = _off_diagonal_share(w, n, swi, swj, BLOCK)
     # until the off-diagonal mass is below (n TOLERANCE)**2 of the whole: its entries at
-    # rounding's size (a NaN never is: to the limit)
+    # rounding's size (a NaN stops it at once: the NaN reaches every output)
     limit = n * TOLERANCE
-    while (sweeps < MAX_SWEEPS) & ~(share <= limit * limit):
+    while (sweeps < MAX_SWEEPS) & (share > limit * limit):
         for p in range(0, n - 1):
             for q in range(p + 1, n):
                 app = tl.load(w + p * (swi + swj)).to(tl.float64)
@@ -109,7 +109,9 @@ def _jacobi_kernel(W, V, U, L, n, swb, swi, swj, svb, svi, svj, sub, sui, suj, s
                 tl.debug_barrier()
         share = _off_diagonal_share(w, n, swi, swj, BLOCK)
         sweeps += 1
-    # each eigenvalue's rank, ties by position; its column of V becomes U's row of that rank
+    # each eigenvalue's rank, ties by position; its column of V becomes U's row of that rank.
+    # A matrix holding NaN stopped at once: every output is NaN (0 elsewhere).
+    poison = share * 0.0
     kk = tl.arange(0, BLOCK).to(tl.int64)
     for j in range(0, n):
         value = tl.load(w + j * (swi + swj)).to(tl.float64)
@@ -133,12 +135,12 @@ def _jacobi_kernel(W, V, U, L, n, swb, swi, swj, svb, svi, svj, sub, sui, suj, s
         at = tl.min(tl.where(largest == top, largest_at, n), axis=0)
         sign = tl.where(tl.load(v + at * svi + j * svj) < 0, -1.0, 1.0)
         one = tl.arange(0, 1)
-        store(L + batch * slb, rank * sli + one, value + one.to(tl.float64) * 0, one < 1)
+        store(L + batch * slb, rank * sli + one, value + poison + one.to(tl.float64) * 0, one < 1)
         for k0 in range(0, n, BLOCK):
             k = k0 + kk
             k_in = k < n
             column = load_wide(v, k * svi + j * svj, k_in, 0.0)
-            store(U + batch * sub + rank * sui, k * suj, column * sign, k_in)
+            store(U + batch * sub + rank * sui, k * suj, column * sign + poison, k_in)
 
 
 @triton.jit

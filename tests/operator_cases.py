@@ -622,7 +622,7 @@ case(id="_linalg_slogdet_sign", op="_linalg_slogdet",
 
 # syevd of X X^T (syrk): symmetric, with distinct eigenvalues; MXNet's symmetric gradient is
 # the derivative for symmetric perturbations. Eigenvectors and eigenvalues each, and both.
-for _shape, _output in (((2, 4, 6), 0), ((5, 7), 1), ((3, 3, 5), None)):
+for _shape, _output in (((2, 3, 5), 0), ((4, 6), 1), ((2, 3, 4), None)):
     def _syevd_build(output=_output):
         u, values = S.linalg.syevd(S.linalg.syrk(S.Variable("X")))
         return u if output == 0 else values if output == 1 else S.broadcast_mul(u, S.expand_dims(values, axis=-1))
@@ -660,6 +660,12 @@ for _shape, _output in (((2, 3, 5), 0), ((4, 4), 1), ((2, 1, 2, 6), None)):
 
     case(id=f"_linalg_gelqf_{_shape_id(_shape)}_output{_output}", op="_linalg_gelqf", build=_gelqf_build,
          shapes={"A": _shape}, forward=_gelqf_forward, backward=_gelqf_backward)
+
+# The linalg operators' cases past the first of each: their float64 gradient checks, NaN
+# plantings and small-block runs wait for -m slow (CI runs it); the quick run checks every
+# one against its oracle in float32 and bfloat16.
+LINALG_REPEATS = {c.id for c in CASES if c.op.startswith("_linalg_")
+                  and [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}
 
 # ------------------------------------------------------------------ reductions
 

@@ -78,6 +78,7 @@ def _torch_reference(start, batches, epochs, lr, momentum, rescale):
     return {n: p.detach() for n, p in params.items()}
 
 
+@pytest.mark.slow  # a training run (3.5 s); CI runs -m slow
 def test_buckets_train_one_set_of_parameters_like_torch():
     rng = np.random.default_rng(11)
     default = _batch(rng, 3, 5)

@@ -275,6 +275,7 @@ KEEPS_SLOPE = OpDef(
 )
 
 
+@pytest.mark.slow  # 5 s; CI runs -m slow
 def test_values_kept_from_forward_for_backward(rng):
     """A kept value lives from the training forward to the backward step (planned, in the
     memory report); an inference bind has none; mirror leaves it kept."""

@@ -3,7 +3,7 @@ composed graphs, including values used twice (gradients accumulated inside one g
 
 import pytest
 from gradcheck import check_gradients
-from operator_cases import CASES, SPLIT_ROWS
+from operator_cases import CASES, LINALG_REPEATS, SPLIT_ROWS
 from oracles import cross_entropy
 from tritonsym.ops import softmax as softmax_kernels
 
@@ -27,10 +27,7 @@ NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_l
 # Checked under -m slow only (CI runs it): three of batch_dot's four transpositions, 2 s each
 # (the quick run keeps the plain one; test_operators.py checks all four against the oracle).
 SLOW_CASES = {"batch_dot_2x3x7x5_2x3x7x6_ta", "batch_dot_2x3x5x7_2x3x6x7_tb", "batch_dot_2x3x7x5_2x3x6x7_ta_tb"}
-# and the linalg operators' cases past the first two of each (the quick run checks every
-# variant against its oracle in test_operators.py)
-SLOW_CASES |= {c.id for c in CASES if c.op.startswith("_linalg_")
-               and [d.id for d in CASES if d.op == c.op].index(c.id) >= 2}
+SLOW_CASES |= LINALG_REPEATS
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if c.id in SLOW_CASES else ())

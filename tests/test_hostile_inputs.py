@@ -313,6 +313,7 @@ def test_the_train_command_names_a_bad_mnist_file_in_one_line(name, files, messa
     assert re.search(message, err), err
 
 
+@pytest.mark.slow  # a full disk during save (5 s); CI runs -m slow
 def test_a_full_disk_during_save_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
     from tritonsym import files
     from tritonsym.cli import main

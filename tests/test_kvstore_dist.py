@@ -83,6 +83,7 @@ def test_a_worker_that_never_joins_fails_the_others_within_the_timeout(tmp_path)
     assert elapsed < 60, f"took {elapsed:.0f} s"
 
 
+@pytest.mark.slow  # two worker processes (3 s); CI runs -m slow
 def test_workers_with_different_networks_are_told_so(tmp_path):
     init = f"file://{tmp_path}/rendezvous-mismatch"
     procs = [subprocess.Popen([sys.executable, str(WORKER), "--rank", str(r), "--world", "2", "--init", init,

@@ -245,24 +245,29 @@ def test_gemm_whose_c_is_also_a_and_b(rng):
     np.testing.assert_allclose(exe.grad_dict["x"].numpy(), ga + gb + gc, rtol=1e-12)
 
 
+ACCUMULATIONS = [  # (name, network of x, x's shape)
+    ("syrk", lambda x: S.linalg.syrk(x, transpose=True), (3, 4, 2)),
+    ("extractdiag", lambda x: S.linalg.extractdiag(x, offset=1), (2, 4, 4)),
+    ("makediag", lambda x: S.linalg.makediag(x, offset=-1), (2, 3)),
+    ("extracttrian", lambda x: S.linalg.extracttrian(x, lower=False), (2, 4, 4)),
+    ("maketrian", lambda x: S.linalg.maketrian(x, offset=1), (2, 6)),
+    ("sumlogdiag", lambda x: S.linalg.sumlogdiag(x), (2, 3, 3)),
+    ("trsm", lambda x: S.linalg.trsm(x, x, rightside=True, lower=False), (2, 3, 3)),
+    ("trmm", lambda x: S.linalg.trmm(x, x, transpose=True), (2, 3, 3)),
+    ("potrf", lambda x: S.linalg.potrf(S.linalg.syrk(x), lower=False), (2, 3, 5)),
+    ("potri", lambda x: S.linalg.potri(x + 3.0), (2, 3, 3)),
+    ("inverse", lambda x: S.linalg.inverse(x + 3.0), (2, 3, 3)),
+    ("det", lambda x: S.linalg.det(x + 3.0), (2, 3, 3)),
+    ("slogdet", lambda x: S.linalg.slogdet(x + 3.0)[1], (2, 3, 3)),
+    ("syevd", lambda x: S.linalg.syevd(S.linalg.syrk(x))[1], (2, 3, 4)),
+    ("gelqf", lambda x: S.linalg.gelqf(x)[0], (2, 3, 4)),
+]
+QUICK_ACCUMULATIONS = {"syrk", "maketrian", "trsm", "potrf", "inverse", "syevd"}  # the others under -m slow
+
+
 @pytest.mark.parametrize("build, shape", [
-    (lambda x: S.linalg.syrk(x, transpose=True), (3, 4, 2)),
-    (lambda x: S.linalg.extractdiag(x, offset=1), (2, 4, 4)),
-    (lambda x: S.linalg.makediag(x, offset=-1), (2, 3)),
-    (lambda x: S.linalg.extracttrian(x, lower=False), (2, 4, 4)),
-    (lambda x: S.linalg.maketrian(x, offset=1), (2, 6)),
-    (lambda x: S.linalg.sumlogdiag(x), (2, 3, 3)),
-    (lambda x: S.linalg.trsm(x, x, rightside=True, lower=False), (2, 3, 3)),
-    (lambda x: S.linalg.trmm(x, x, transpose=True), (2, 3, 3)),
-    (lambda x: S.linalg.potrf(S.linalg.syrk(x), lower=False), (2, 3, 5)),
-    (lambda x: S.linalg.potri(x + 3.0), (2, 3, 3)),
-    (lambda x: S.linalg.inverse(x + 3.0), (2, 3, 3)),
-    (lambda x: S.linalg.det(x + 3.0), (2, 3, 3)),
-    (lambda x: S.linalg.slogdet(x + 3.0)[1], (2, 3, 3)),
-    (lambda x: S.linalg.syevd(S.linalg.syrk(x))[1], (2, 3, 4)),
-    (lambda x: S.linalg.gelqf(x)[0], (2, 3, 4)),
-], ids=["syrk", "extractdiag", "makediag", "extracttrian", "maketrian", "sumlogdiag", "trsm", "trmm", "potrf",
-        "potri", "inverse", "det", "slogdet", "syevd", "gelqf"])
+    pytest.param(build, shape, id=name, marks=() if name in QUICK_ACCUMULATIONS else pytest.mark.slow)
+    for name, build, shape in ACCUMULATIONS])
 def test_grad_req_add_adds_to_what_the_gradient_holds(rng, build, shape):
     net = build(S.Variable("x"))
     value = rng.uniform(0.5, 2.0, size=shape)

@@ -7,7 +7,7 @@ import numpy as np
 import oracles
 import pytest
 import torch
-from operator_cases import CASES, SPLIT_ROWS, write_inputs
+from operator_cases import CASES, LINALG_REPEATS, SPLIT_ROWS, write_inputs
 from plan_checks import assert_no_live_overlap, poison
 from tolerances import DTYPE_IDS, DTYPES, DTYPES_QUICK_FIRST, assert_close, rounded, to_numpy
 from tritonsym.ops import softmax as softmax_kernels
@@ -39,8 +39,18 @@ def run_case(case, dtype, rng):
     return exe, used, to_numpy(rounded(head, dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES_QUICK_FIRST)
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def _case_dtypes():
+    """Every case in every dtype (float32 and bfloat16 in the quick run; the linalg
+    operators' repeated cases in float32 only)."""
+    for case in CASES:
+        for dtype in DTYPES_QUICK_FIRST:
+            marks = list(dtype.marks)
+            if case.id in LINALG_REPEATS and dtype.id == "bfloat16":
+                marks.append(pytest.mark.slow)
+            yield pytest.param(case, dtype.values[0], marks=marks, id=f"{case.id}-{dtype.id}")
+
+
+@pytest.mark.parametrize("case, dtype", list(_case_dtypes()))
 def test_forward_backward(case, dtype, rng):
     exe, used, head = run_case(case, dtype, rng)
     assert_close(exe.outputs[0], case.forward(used), dtype, f"{case.id} forward")
@@ -76,7 +86,8 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("linalg_householder", "BLOCK_COLUMNS", 2)]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if c.id in LINALG_REPEATS else ())
+                                  for c in CASES], ids=[c.id for c in CASES])
 def test_forward_backward_in_small_blocks(case, rng, monkeypatch):
     import importlib
 

@@ -177,6 +177,7 @@ def test_bad_parameters_are_refused_naming_the_operator_and_values():
         S.random.randint(S.Variable("low"), 3)
 
 
+@pytest.mark.slow  # a training run (4 s); CI runs -m slow
 def test_a_noisy_network_trains_with_module_fit():
     """Gaussian noise on the input (a denoising regulariser) inside Module.fit: every batch
     draws its own noise on the device, and the network still learns the digits."""

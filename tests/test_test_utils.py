@@ -90,6 +90,7 @@ def test_random_direction_mode_catches_a_wrong_backward(monkeypatch, rng):
         check_numeric_gradient(net, location)
 
 
+@pytest.mark.slow  # 4 s; CI runs -m slow
 def test_loss_outputs_need_their_loss_and_labels_are_skipped(rng):
     net = S.SoftmaxOutput(S.FullyConnected(S.Variable("data"), name="fc", num_hidden=4), name="out")
     location = {"data": rng.normal(size=(3, 5)), "fc_weight": rng.normal(size=(4, 5)), "fc_bias": np.zeros(4),
