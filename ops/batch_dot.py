@@ -41,11 +41,12 @@ MAX_BATCH = 65535  # a CUDA grid's second axis
 @_autotune(restore=["C"])
 @triton.jit
 def _batch_dot_kernel(A, B, C, M, N, K, alpha: tl.float64, sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m, sc_n,
-                      ACCUMULATE: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+                      ACCUMULATE: tl.constexpr, SCALED: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
                       ALIGN_AM: tl.constexpr, ALIGN_AK: tl.constexpr, ALIGN_BK: tl.constexpr, ALIGN_BN: tl.constexpr,
                       ALIGN_CM: tl.constexpr, ALIGN_CN: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
-    """C[b] (+)= alpha A[b] @ B[b] (alpha in C's compute type, as BLAS takes it). ALIGN_XY:
+    """C[b] (+)= alpha A[b] @ B[b] (alpha, where SCALED, in C's compute type, as BLAS takes
+    it; dot's and batch_dot's launches are not SCALED and keep their registers). ALIGN_XY:
     the alignment of operand X's rows along its axis Y where X is contiguous along Y (else
     1): of that axis's length and of X's other two strides, which are computed as
     ``aligned`` values so that the compiler knows it."""
@@ -68,7 +69,8 @@ def _batch_dot_kernel(A, B, C, M, N, K, alpha: tl.float64, sa_b, sa_m, sa_k, sb_
         a = tl.load(a_rows + kk[None, :] * sa_k, mask=a_in & (kk < aligned(K, ALIGN_AK))[None, :], other=0.0)
         b = tl.load(b_cols + kk[:, None] * sb_k, mask=(kk < aligned(K, ALIGN_BK))[:, None] & b_in, other=0.0)
         acc = _mma(_operand(a, UPCAST), _operand(b, UPCAST), acc, PRECISION)
-    acc = acc * widen(alpha, C)  # exact where alpha is 1
+    if SCALED:
+        acc = acc * widen(alpha, C)
     mask = (rm < aligned(M, ALIGN_CM))[:, None] & (rn < aligned(N, ALIGN_CN))[None, :]
     store_result(C + batch * sc_b + rm[:, None] * sc_m + rn[None, :] * sc_n, 0, acc, mask, ACCUMULATE)
 
@@ -119,7 +121,7 @@ def plan_batch_dot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = 
 
     alignments = {**_alignments("A", a, "M", "K"), **_alignments("B", b, "K", "N"), **_alignments("C", out, "M", "N")}
     return [Launch(_batch_dot_kernel, grid, [a, b, out, m, n, k, float(alpha), *a.stride(), *b.stride(), *out.stride()],
-                   dict(ACCUMULATE=accumulate, **alignments, **options))]
+                   dict(ACCUMULATE=accumulate, SCALED=alpha != 1.0, **alignments, **options))]
 
 
 def plan_batch_dot_backward(grad_out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, grad_a: torch.Tensor | None,
@@ -161,5 +163,6 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             ("batch_dot of transposed operands", plan_batch_dot(b.transpose(1, 2), a.transpose(1, 2),
                                                                  out.transpose(1, 2))[0]),
             ("batch_dot accumulating", plan_batch_dot(a, b, out, accumulate=True)[0]),
+            ("batch_dot scaled (linalg's alpha)", plan_batch_dot(a, b, out, alpha=0.5)[0]),
             ("batch_dot scores over 1000 keys", plan_batch_dot(q, q.transpose(1, 2), scores)[0]),
             ("batch_dot scores times values over 1000 keys", plan_batch_dot(scores, q, q)[0])]
