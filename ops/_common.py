@@ -496,6 +496,12 @@ def unravel(index, n1, n2, n3):
     return rest // n1, rest % n1, i2, i3
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The torch dtype kernels compute in for ``dtype`` data (``widen``'s): float64 for
+    float64, float32 for the rest; scratch that keeps intermediate results takes it."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 @triton.jit
 def widen(x, LIKE):
     """``x`` in the type kernels compute in for ``LIKE``'s elements: float64 for float64,

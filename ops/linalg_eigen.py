@@ -29,6 +29,7 @@ from ._common import (
     Launch,
     check_tensor,
     check_writable,
+    compute_dtype,
     load_wide,
     store,
     store_result,
@@ -209,7 +210,7 @@ def plan_gradient_middle(x: torch.Tensor, eigenvalues: torch.Tensor, grad_eigenv
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     batch, n = (256, 64) if large else (3, 5)
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    compute = compute_dtype(dtype)
     work, vectors = torch.empty(batch, n, n, dtype=compute), torch.empty(batch, n, n, dtype=compute)
     u, eigenvalues = torch.empty(batch, n, n, dtype=dtype), torch.empty(batch, n, dtype=dtype)
     return [("jacobi", plan_jacobi(work, vectors, u, eigenvalues)[0]),

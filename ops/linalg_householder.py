@@ -26,6 +26,7 @@ from ._common import (
     Launch,
     check_tensor,
     check_writable,
+    compute_dtype,
     load_wide,
     store,
 )
@@ -137,6 +138,6 @@ def plan_lq(work: torch.Tensor, q: torch.Tensor, tau: torch.Tensor) -> list[Laun
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     batch, m, n = (256, 64, 128) if large else (3, 4, 6)
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    compute = compute_dtype(dtype)
     work, q = torch.empty(batch, m, n, dtype=compute), torch.empty(batch, m, n, dtype=compute)
     return [("lq", plan_lq(work, q, torch.empty(batch, m, dtype=compute))[0])]

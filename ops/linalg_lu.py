@@ -27,6 +27,7 @@ from ._common import (
     Launch,
     check_tensor,
     check_writable,
+    compute_dtype,
     load_wide,
     store,
     store_result,
@@ -220,7 +221,7 @@ def plan_scale_matrices(src: torch.Tensor, first: torch.Tensor, dst: torch.Tenso
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     batch, n = (256, 128) if large else (3, 5)
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    compute = compute_dtype(dtype)
     lu, sign = torch.empty(batch, n, n, dtype=compute), torch.empty(batch, dtype=compute)
     out, data = torch.empty(batch, dtype=dtype), torch.empty(batch, n, n, dtype=dtype)
     return [("lu", plan_lu(lu, sign)[0]),

@@ -55,9 +55,6 @@ def _backward(a: BackwardArgs):
     return launches + products.plan_batch_dot(x, u, grad, accumulate=a.accumulate[0])
 
 
-def _compute(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
 
 register(OpDef(
     name="_linalg_syevd",
@@ -73,7 +70,7 @@ register(OpDef(
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), (0, 1)),
-    forward_temps=lambda p, shapes, dtypes: {name: (tuple(shapes[0]), _compute(dtypes[0]))
+    forward_temps=lambda p, shapes, dtypes: {name: (tuple(shapes[0]), kernels.compute_dtype(dtypes[0]))
                                              for name in ("work", "vectors")},
     backward_temps=lambda p, shapes, dtypes: {name: (tuple(shapes[0]), dtypes[0]) for name in ("x", "y")},
 ))

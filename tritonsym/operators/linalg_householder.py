@@ -10,8 +10,6 @@ symmetric matrix of M's lower triangle: the GEMM, the mirror kernel and a triang
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import batch_dot as products
 from ..ops import linalg_householder as kernels
 from ..ops import linalg_solve as solve
@@ -19,10 +17,6 @@ from ..ops import linalg_triangle as triangle
 from ..ops import memory
 from .linalg_triangular import batched, transposed
 from .registry import BackwardArgs, ForwardArgs, OpDef, ShapeMismatch, register, unify
-
-
-def _compute(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _shapes(p, in_shapes, out_shapes):
@@ -83,8 +77,8 @@ register(OpDef(
     forward=_forward,
     backward=_backward,
     backward_needs=lambda p, epilogue: ((), (0, 1)),
-    forward_temps=lambda p, shapes, dtypes: {"work": (tuple(shapes[0]), _compute(dtypes[0])),
-                                             "q": (tuple(shapes[0]), _compute(dtypes[0])),
-                                             "tau": (tuple(shapes[0][:-1]), _compute(dtypes[0]))},
+    forward_temps=lambda p, shapes, dtypes: {"work": (tuple(shapes[0]), kernels.compute_dtype(dtypes[0])),
+                                             "q": (tuple(shapes[0]), kernels.compute_dtype(dtypes[0])),
+                                             "tau": (tuple(shapes[0][:-1]), kernels.compute_dtype(dtypes[0]))},
     backward_temps=_backward_temps,
 ))

@@ -25,10 +25,6 @@ from .linalg_triangular import batched, transposed
 from .registry import BackwardArgs, ForwardArgs, OpDef, ShapeMismatch, register, unify
 
 
-def _compute(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _square(a) -> None:
     if len(a) < 2 or a[-1] != a[-2]:
         raise ShapeMismatch(f"A {tuple(a)} must be square matrices on its last two axes")
@@ -52,7 +48,7 @@ def _determinant_shape(p, in_shapes, out_shapes):
 
 
 def _factor_temps(shapes, dtypes, inverse: bool = False):
-    a, compute = shapes[0], _compute(dtypes[0])
+    a, compute = shapes[0], kernels.compute_dtype(dtypes[0])
     batch = tuple(a[:-2]) or (1,)
     temps = {"lu": (tuple(a), compute), "sign": (batch, compute)}
     if inverse:
@@ -105,7 +101,9 @@ register(OpDef(
     forward=_inverse_forward,
     backward=_inverse_backward,
     backward_needs=lambda p, epilogue: ((), (0,)),
-    forward_temps=lambda p, shapes, dtypes: _factor_temps(shapes, dtypes, inverse=dtypes[0] != _compute(dtypes[0])),
+    # half precision solves in float32 scratch, rounded once into the output
+    forward_temps=lambda p, shapes, dtypes: _factor_temps(shapes, dtypes,
+                                                          inverse=dtypes[0] != kernels.compute_dtype(dtypes[0])),
     backward_temps=lambda p, shapes, dtypes: {"work": (tuple(shapes[0]), dtypes[0])},
 ))
 
