@@ -1198,4 +1198,4 @@ def linalg_gelqf_grad(head_q, head_l, a):
     triangle."""
     q, lower = linalg_gelqf(a)
     m = _matrix_transpose(lower) @ head_l - head_q @ _matrix_transpose(q)
-    return np.linalg.solve(_matrix_transpose(lower), head_q + _symmetric_from(m, True) @ q)
+    return _solve_left(_matrix_transpose(lower), head_q + _symmetric_from(m, True) @ q, False)  # by substitution
