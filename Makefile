@@ -26,6 +26,8 @@ bench:
 	python perf/bench_attention.py
 	python perf/bench_transformer.py
 	python perf/bench_decode.py
+	python perf/bench_convolution.py
+	python perf/bench_rnn.py
 
 # What each kernel compiles to for sm_90 (shared memory, registers, tensor-core
 # instructions, copy widths), read from the compiler's output; needs no GPU.

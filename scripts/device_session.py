@@ -13,6 +13,7 @@ time budget:
     python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
     python3 scripts/device_session.py --budget 540 fifth     # attention, transformer
     python3 scripts/device_session.py --budget 540 sixth     # decode, convolution
+    python3 scripts/device_session.py --budget 280 seventh   # rnn
 
 The first H200 session (2026-12-04) started its machine in about 30 s; ``first`` then ran
 500 s, which left about 250 s of the 15 minutes for a second command.
@@ -81,7 +82,7 @@ GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
            "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"],
-           "sixth": ["decode", "convolution"]}
+           "sixth": ["decode", "convolution"], "seventh": ["rnn"]}
 
 
 @dataclasses.dataclass
@@ -189,6 +190,12 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # transposed convolution's rows reuse those kernels' binaries, retuned for their shapes.
         bench("convolution", "a ResNet stage's 3x3 Convolution (forward, both gradients), 3x3/2 max Pooling, "
               "GroupNorm, a 4x4/2 Deconvolution, reflect Pad and nearest UpSampling against cuDNN and torch", 290),
+        # Never run on a GPU: 8 rows, each three binds (FullyConnected autotuned at two
+        # shapes, ~30 s cold; the unfused graph's 64-step unroll is the slow bind), a guess
+        # to correct from summary.md.
+        bench("rnn", "a fused LSTM and GRU stack's training step (one CUDA graph) against torch.nn.LSTM / GRU "
+              "(cuDNN) and the same network of unfused cells", 240,
+              quick=("--shapes", "3x2x4x3x1", "--modes", "lstm", "--dtypes", "float32")),
     ]}
 
 

@@ -661,11 +661,53 @@ for _shape, _output in (((2, 3, 5), 0), ((4, 4), 1), ((2, 1, 2, 6), None)):
     case(id=f"_linalg_gelqf_{_shape_id(_shape)}_output{_output}", op="_linalg_gelqf", build=_gelqf_build,
          shapes={"A": _shape}, forward=_gelqf_forward, backward=_gelqf_backward)
 
-# The linalg operators' cases past the first of each: their float64 gradient checks, NaN
-# plantings and small-block runs wait for -m slow (CI runs it); the quick run checks every
-# one against its oracle in float32 and bfloat16.
-LINALG_REPEATS = {c.id for c in CASES if c.op.startswith("_linalg_")
-                  and [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}
+# ------------------------------------------------------------------ the fused RNN
+
+_RNN_SHAPE = dict(steps=3, batch=2, features=3, hidden=4)
+
+
+def _rnn_case(mode, layers=1, bidirectional=False, output=0):
+    """RNN over data (3, 2, 3), 4 hidden units; the case's symbol is output ``output``
+    (1: the last hidden states, 2: lstm's last cells), whose head the oracle gives it."""
+    steps, batch, features, hidden = _RNN_SHAPE.values()
+    directions = 1 + bidirectional
+    states = (layers * directions, batch, hidden)
+    shapes = {"data": (steps, batch, features),
+              "rnn_parameters": (o.rnn_parameter_count(mode, layers, directions, features, hidden),),
+              "rnn_state": states, **({"rnn_state_cell": states} if mode == "lstm" else {})}
+
+    def run(v):
+        return o.rnn(v["data"], v["rnn_parameters"], v["rnn_state"], v.get("rnn_state_cell"), mode, layers,
+                     bidirectional)
+
+    def backward(v, h):
+        heads = [np.zeros_like(x) for x in run(v)[:3] if x is not None]
+        heads[output] = h
+        grads = o.rnn_grads(*heads, *([None] if mode != "lstm" else []), v["data"], v["rnn_parameters"],
+                            v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional)
+        return dict(zip(shapes, grads))
+
+    case(id=f"RNN_{mode}_layers{layers}{'_bidirectional' if bidirectional else ''}_output{output}", op="RNN",
+         build=lambda: S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode=mode,
+                             bidirectional=bidirectional, state_outputs=output > 0, name="rnn")[output],
+         shapes=shapes, values={"rnn_parameters": normal(0.4)},
+         forward=lambda v: run(v)[output], backward=backward)
+
+
+_rnn_case("lstm")
+_rnn_case("gru")
+_rnn_case("rnn_tanh", layers=3)  # MXNet 1.9.1's CPU gradient of the middle layer's input weights is wrong here
+_rnn_case("rnn_relu", bidirectional=True)
+_rnn_case("lstm", layers=2, bidirectional=True)
+_rnn_case("lstm", layers=2, output=1)
+_rnn_case("lstm", output=2)
+_rnn_case("gru", layers=2, bidirectional=True, output=1)
+
+# The linalg and RNN operators' cases past the first of each: their float64 gradient
+# checks, NaN plantings and small-block runs wait for -m slow (CI runs it); the quick run
+# checks every one against its oracle in float32 and bfloat16.
+HEAVY_REPEATS = {c.id for c in CASES if (c.op.startswith("_linalg_") or c.op == "RNN")
+                 and [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}
 
 # ------------------------------------------------------------------ reductions
 

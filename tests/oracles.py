@@ -1199,3 +1199,140 @@ def linalg_gelqf_grad(head_q, head_l, a):
     q, lower = linalg_gelqf(a)
     m = _matrix_transpose(lower) @ head_l - head_q @ _matrix_transpose(q)
     return _solve_left(_matrix_transpose(lower), head_q + _symmetric_from(m, True) @ q, False)  # by substitution
+
+
+# ------------------------------------------------------------------- the fused RNN
+
+RNN_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+
+
+def rnn_parameters(flat, mode, layers, directions, inputs, hidden):
+    """The flat parameter vector cut as MXNet (and cuDNN) lay it out: for each layer and
+    direction the input weights (G H, width) then the hidden weights (G H, H); after all of
+    them, for each layer and direction, the input bias then the hidden bias. A dict keyed by
+    (layer, direction, "wx" / "wh" / "bx" / "bh")."""
+    rows = RNN_GATES[mode] * hidden
+    pieces, at = {}, 0
+    for kinds in (("wx", "wh"), ("bx", "bh")):
+        for layer in range(layers):
+            width = inputs if layer == 0 else directions * hidden
+            for direction in range(directions):
+                for kind in kinds:
+                    shape = {"wx": (rows, width), "wh": (rows, hidden)}.get(kind, (rows,))
+                    size = int(np.prod(shape))
+                    pieces[layer, direction, kind] = flat[at:at + size].reshape(shape)
+                    at += size
+    assert at == flat.size, (at, flat.size)
+    return pieces
+
+
+def rnn_parameter_count(mode, layers, directions, inputs, hidden):
+    rows = RNN_GATES[mode] * hidden
+    first = rows * (inputs + hidden + 2)
+    return directions * (first + (layers - 1) * rows * (directions * hidden + hidden + 2))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _rnn_step(mode, x, h, c, p):
+    """One step: (h', c', what the step's gradient needs)."""
+    gx, gh = x @ p["wx"].T + p["bx"], h @ p["wh"].T + p["bh"]
+    if mode == "lstm":
+        i, f, g, o = np.split(gx + gh, 4, axis=-1)
+        i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
+        c2 = f * c + i * g
+        return o * np.tanh(c2), c2, (i, f, g, o, c, c2)
+    if mode == "gru":
+        (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, axis=-1), np.split(gh, 3, axis=-1)
+        r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+        n = np.tanh(xn + r * hn)
+        return (1.0 - z) * n + z * h, None, (r, z, n, hn, h)
+    h2 = np.maximum(gx + gh, 0.0) if mode == "rnn_relu" else np.tanh(gx + gh)
+    return h2, None, (h2,)
+
+
+def _rnn_step_grad(mode, dh, dc, kept):
+    """(gradient of the input projection gx, of the hidden projection gh, the direct part
+    of h's gradient, c's gradient) of one step from h' and c' gradients."""
+    if mode == "lstm":
+        i, f, g, o, c, c2 = kept
+        t = np.tanh(c2)
+        dc2 = dc + dh * o * (1.0 - t * t)
+        pre = np.concatenate([dc2 * g * i * (1 - i), dc2 * c * f * (1 - f), dc2 * i * (1 - g * g),
+                              dh * t * o * (1 - o)], axis=-1)
+        return pre, pre, 0.0, dc2 * f
+    if mode == "gru":
+        r, z, n, hn, h = kept
+        dn = dh * (1.0 - z) * (1.0 - n * n)
+        dr = dn * hn * r * (1.0 - r)
+        dz = dh * (h - n) * z * (1.0 - z)
+        return (np.concatenate([dr, dz, dn], axis=-1), np.concatenate([dr, dz, dn * r], axis=-1), dh * z, None)
+    (h2,) = kept
+    # relu's derivative at a NaN h' is NaN (the Activation operator's rule), not h' > 0's False
+    pre = dh * (np.where(np.isnan(h2), np.nan, h2 > 0) if mode == "rnn_relu" else 1.0 - h2 * h2)
+    return pre, pre, 0.0, None
+
+
+def rnn(data, flat, state, state_cell, mode, layers, bidirectional):
+    """MXNet's RNN operator: (out, final hidden states, final cell states or None, and what
+    the gradient needs), data (T, N, I), states (L D, N, H)."""
+    directions, hidden = 1 + bidirectional, state.shape[-1]
+    params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden)
+    x, h_last, c_last, tape = data, np.empty_like(state), None if state_cell is None else np.empty_like(state), []
+    for layer in range(layers):
+        outs = []
+        for direction in range(directions):
+            k = layer * directions + direction
+            p = {kind: params[layer, direction, kind] for kind in ("wx", "wh", "bx", "bh")}
+            h, c = state[k], None if state_cell is None else state_cell[k]
+            steps = range(len(x))[::-1] if direction else range(len(x))
+            out, kept = np.empty((len(x), *h.shape)), {}
+            for t in steps:
+                h_before = h
+                h, c, kept[t] = _rnn_step(mode, x[t], h, c, p)
+                out[t] = h
+                kept[t] = (kept[t], h_before)
+            h_last[k] = h
+            if c_last is not None:
+                c_last[k] = c
+            outs.append(out)
+            tape.append((layer, direction, x, p, kept, list(steps)))
+        x = np.concatenate(outs, axis=-1)
+    return x, h_last, c_last, tape
+
+
+def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional):
+    """Gradients (data, flat parameters, state, state_cell or None) of sum(head * output)
+    over the RNN's outputs: backpropagation through time, layer by layer from the top."""
+    directions, hidden = 1 + bidirectional, state.shape[-1]
+    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional)
+    flat_grad = np.zeros_like(flat)
+    grads = rnn_parameters(flat_grad, mode, layers, directions, data.shape[-1], hidden)  # views into flat_grad
+    d_state = np.zeros_like(state)
+    d_cell = None if state_cell is None else np.zeros_like(state_cell)
+    d_out = head_out
+    for layer in reversed(range(layers)):
+        x_grad = None
+        for direction in range(directions):
+            _, _, x, p, kept, steps = tape[layer * directions + direction]
+            k = layer * directions + direction
+            dh, dc = head_h[k].copy(), None if head_c is None else head_c[k].copy()
+            dx = np.zeros_like(x)
+            for t in reversed(steps):
+                (step_kept, h_before) = kept[t]
+                dh = dh + d_out[t][..., direction * hidden:(direction + 1) * hidden]
+                dgx, dgh, dh_direct, dc = _rnn_step_grad(mode, dh, dc, step_kept)
+                dx[t] = dgx @ p["wx"]
+                grads[layer, direction, "wx"] += dgx.T @ x[t]
+                grads[layer, direction, "bx"] += dgx.sum(0)
+                grads[layer, direction, "wh"] += dgh.T @ h_before
+                grads[layer, direction, "bh"] += dgh.sum(0)
+                dh = dh_direct + dgh @ p["wh"]
+            d_state[k] = dh
+            if d_cell is not None:
+                d_cell[k] = dc
+            x_grad = dx if x_grad is None else x_grad + dx
+        d_out = x_grad
+    return d_out, flat_grad, d_state, d_cell

@@ -255,7 +255,7 @@ def test_every_phase_rehearses_on_the_cpu_from_a_bare_checkout(tmp_path):
     with tarfile.open(out / "results.tar.gz") as tar:  # every benchmark wrote its table
         tables = {pathlib.PurePath(n).name.split("-")[0] for n in tar.getnames() if n.endswith(".md")}
     assert {"mlp", "linear", "softmax", "bind", "activation", "memory", "operators", "attention",
-            "transformer", "decode"} <= tables, tables
+            "transformer", "decode", "rnn"} <= tables, tables
 
 
 @pytest.mark.cpu_only  # a machine without CUDA

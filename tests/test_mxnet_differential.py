@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import pathlib
+import zlib
 
 import mxnet_cases
 import mxnet_harness as harness
@@ -119,6 +120,10 @@ SLOW_CASES = ("module/fit-*-contexts*", "module/bucketing-*", "rnn/stack-*", "rn
 @pytest.mark.parametrize("case_id", [pytest.param(c, marks=pytest.mark.slow if any(
     fnmatch.fnmatchcase(c, pattern) for pattern in SLOW_CASES) else ()) for c in sorted(BY_ID)])
 def test_case_behaves_as_on_mxnet(case_id):
+    # The random cases' draws (and anything else that reads tritonsym's generator) start from
+    # a seed of the case's own: what a case sees never depends on the tests run before it in
+    # its worker (2000 normal draws of mean 1.5 and deviation 0.5 stay above zero 7% of the time).
+    ts.random.seed(zlib.crc32(case_id.encode()))
     recorded = CASES[case_id]
     data = harness.Recording(case_id, ARRAYS, recorded.get("texts", {}), recording=False)
     why = mxnet_cases.decision(case_id)

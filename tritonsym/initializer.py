@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from . import random
+from . import fused_rnn_layout, random
 from .base import ParamError
 
 INITIALIZERS: dict[str, type["Initializer"]] = {}
@@ -74,7 +74,7 @@ class Initializer:
         attributes ``attrs`` should start."""
         attrs = attrs or {}
         if "__init__" in attrs:
-            create(attrs["__init__"])._fill(name, array)
+            create(attrs["__init__"])._fill_for(name, array, self)
         elif name.endswith("weight"):
             self._fill(name, array)
         elif name.endswith(("bias", "beta", "moving_mean")):
@@ -88,6 +88,11 @@ class Initializer:
 
     def _fill(self, name: str, array: torch.Tensor) -> None:
         raise NotImplementedError
+
+    def _fill_for(self, name: str, array: torch.Tensor, caller: "Initializer | None") -> None:
+        """Fill ``array`` as a variable's own initializer, on behalf of ``caller`` (the
+        initializer Module or init_params was given), which FusedRNN's pieces may use."""
+        self._fill(name, array)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._kwargs.items())})"
@@ -217,3 +222,52 @@ class Bilinear(Initializer):
         x = 1 - np.abs(np.arange(shape[-1]) / f - c)
         y = 1 - np.abs(np.arange(shape[-2]) / f - c)
         _write(array, np.broadcast_to(np.outer(y, x), shape))
+
+
+@register
+class FusedRNN(Initializer):
+    """The flat ``parameters`` of an RNN operator (MXNet's ``mx.init.FusedRNN``; the RNN
+    operator gives its parameters this one, with ``init=None``): each gate's weights (state_size
+    rows, as MXNet's ``unpack_weights`` cuts them) filled by ``init`` (None: by the initializer
+    that was given to Module or ``init_params``), every bias 0, but an lstm's forget-gate
+    biases (the input's and the hidden one's, as MXNet sets both) ``forget_bias``."""
+
+    def __init__(self, init=None, num_hidden: int = 0, num_layers: int = 1, mode: str = "lstm",
+                 bidirectional: bool = False, forget_bias: float = 1.0):
+        init = create(init) if init is not None else None
+        super().__init__(init=init.dumps() if init is not None else None, num_hidden=num_hidden,
+                         num_layers=num_layers, mode=mode, bidirectional=bidirectional, forget_bias=forget_bias)
+        self.init, self.forget_bias = init, forget_bias
+        self.params = dict(state_size=num_hidden, num_layers=num_layers, mode=mode, bidirectional=bidirectional)
+
+    def _fill(self, name, array):
+        self._fill_for(name, array, None)
+
+    def _fill_for(self, name, array, caller):
+        init = self.init or caller
+        if init is None or isinstance(init, FusedRNN):
+            raise ParamError(f"FusedRNN: {name!r}: init=None fills the weights with the initializer that calls it; "
+                             "give init (FusedRNN(ts.init.Xavier(), ...)) to use FusedRNN alone")
+        mode, layers, hidden = self.params["mode"], self.params["num_layers"], self.params["state_size"]
+        directions, flat = 1 + bool(self.params["bidirectional"]), array.reshape(-1)
+        inputs = fused_rnn_layout.inputs_of(flat.numel(), mode, layers, directions, hidden)
+        if inputs is None:
+            raise ParamError(f"FusedRNN: {name!r} holds {flat.numel()} numbers, which no input size gives {layers} "
+                             f"{'bidirectional ' if directions == 2 else ''}{mode} layers of {hidden}")
+        at = 0
+        for layer, direction, kind, shape in fused_rnn_layout.parameter_pieces(mode, layers, directions, inputs,
+                                                                               hidden):
+            size = math.prod(shape)
+            piece = flat[at:at + size].view(shape)
+            at += size
+            for gate, gate_name in enumerate(fused_rnn_layout.GATE_NAMES[mode]):
+                rows = piece[gate * hidden:(gate + 1) * hidden]
+                group = "i2h" if kind in ("wx", "bx") else "h2h"
+                piece_name = f"{name}_{'r' if direction else 'l'}{layer}_{group}{gate_name}"  # MXNet's names
+                if kind.startswith("w"):
+                    init._fill(piece_name + "_weight", rows)
+                elif mode == "lstm" and gate == 1:
+                    _write(rows, np.full(tuple(rows.shape), float(self.forget_bias)))
+                else:
+                    _write(rows, np.zeros(tuple(rows.shape)))
+

@@ -61,6 +61,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     reshape,
     reshape_like,
     rms_norm,
+    rnn,
     rotary_embedding,
     sampling,
     select,

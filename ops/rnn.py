@@ -1,0 +1,238 @@
+"""The cell of MXNet's fused RNN operator, one time step of every row at once: the gates
+from the two projections (the input's, ``x W_x^T + b_x``, and the hidden state's,
+``h W_h^T + b_h``, both made by the FullyConnected kernels), then the new states; and the
+step's gradient, back to the two projections' gradients and the states'.
+
+The modes and their gates, in MXNet's (cuDNN's) order:
+
+- ``lstm``: i, f, g, o; ``c' = f c + i g``, ``h' = o tanh(c')``, i f o sigmoid, g tanh;
+- ``gru``: r, z, n; ``n = tanh(x_n + r h_n)`` (the hidden projection's n part inside the
+  reset gate), ``h' = (1 - z) n + z h``;
+- ``rnn_tanh`` / ``rnn_relu``: ``h' = act(x + h)``.
+
+A training forward keeps what the step's gradient reads: lstm its four activated gates
+(and c', which the caller keeps anyway), gru r, z, n and the hidden projection's n part
+(four columns of H). The vanilla modes keep nothing: their gradient is a function of h',
+the output. One program handles ``BLOCK`` (row, unit) pairs; every gate of a pair is read
+and written by the same thread, so the gradient may be written over nothing it still reads.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import (
+    ELEMENTWISE_BLOCK,
+    KernelArgumentError,
+    Launch,
+    check_same,
+    check_tensor,
+    element_block,
+    load_wide,
+    store,
+)
+from .activation import act_forward, act_grad_from_output, sigmoid, tanh
+
+TESTS = ("tests/test_rnn_operator.py", "tests/test_operators.py", "tests/test_gradcheck.py")
+MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+# What a training forward keeps per unit (columns of H) for the step's gradient.
+KEPT = {"rnn_relu": 0, "rnn_tanh": 0, "lstm": 4, "gru": 4}
+# Columns of H in the gradient the step's backward writes: the projections' gradients,
+# gru's n part twice (the input projection's, then the hidden one's, which r multiplies).
+GRADIENT_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 4}
+
+
+@triton.jit
+def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, rows, H,
+                         gx_stride, gh_stride, hprev_stride, cprev_stride, hout_stride, cout_stride, keep_stride,
+                         MODE: tl.constexpr, KEEP_GATES: tl.constexpr, BLOCK: tl.constexpr):
+    """h' (and lstm's c') of BLOCK (row, unit) pairs from the projections GX and GH."""
+    index, mask = element_block(rows * H, BLOCK)
+    row, unit = index // H, index % H
+    gx, gh = row * gx_stride + unit, row * gh_stride + unit
+    if MODE == "lstm":
+        i = sigmoid(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0))
+        f = sigmoid(load_wide(GX, gx + H, mask, 0.0) + load_wide(GH, gh + H, mask, 0.0))
+        g = tanh(load_wide(GX, gx + 2 * H, mask, 0.0) + load_wide(GH, gh + 2 * H, mask, 0.0))
+        o = sigmoid(load_wide(GX, gx + 3 * H, mask, 0.0) + load_wide(GH, gh + 3 * H, mask, 0.0))
+        c = f * load_wide(CPREV, row * cprev_stride + unit, mask, 0.0) + i * g
+        h = o * tanh(c)
+        store(COUT, row * cout_stride + unit, c, mask)
+        if KEEP_GATES:
+            keep = row * keep_stride + unit
+            store(KEEP, keep, i, mask)
+            store(KEEP, keep + H, f, mask)
+            store(KEEP, keep + 2 * H, g, mask)
+            store(KEEP, keep + 3 * H, o, mask)
+    elif MODE == "gru":
+        r = sigmoid(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0))
+        z = sigmoid(load_wide(GX, gx + H, mask, 0.0) + load_wide(GH, gh + H, mask, 0.0))
+        hn = load_wide(GH, gh + 2 * H, mask, 0.0)
+        n = tanh(load_wide(GX, gx + 2 * H, mask, 0.0) + r * hn)
+        h = (1.0 - z) * n + z * load_wide(HPREV, row * hprev_stride + unit, mask, 0.0)
+        if KEEP_GATES:
+            keep = row * keep_stride + unit
+            store(KEEP, keep, r, mask)
+            store(KEEP, keep + H, z, mask)
+            store(KEEP, keep + 2 * H, n, mask)
+            store(KEEP, keep + 3 * H, hn, mask)
+    elif MODE == "rnn_relu":  # (Triton 3.6 takes no constexpr string a helper returns)
+        h = act_forward(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0), "relu", 0.0)
+    else:
+        h = act_forward(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0), "tanh", 0.0)
+    store(HOUT, row * hout_stride + unit, h, mask)
+
+
+@triton.jit
+def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, rows, H,
+                          dout_stride, dh_stride, dc_stride, keep_stride, c_stride, cprev_stride, hout_stride,
+                          hprev_stride, dg_stride, MODE: tl.constexpr, BLOCK: tl.constexpr):
+    """The projections' gradients DG of BLOCK (row, unit) pairs from h's gradient, the
+    output's (DOUT) plus the recurrence's (DH); lstm updates c's gradient DC in place to
+    c's before the step, gru writes the part of h's that skips the projection (z dh') into
+    DH, which the recurrent product then adds to."""
+    index, mask = element_block(rows * H, BLOCK)
+    row, unit = index // H, index % H
+    dh = load_wide(DOUT, row * dout_stride + unit, mask, 0.0) + load_wide(DH, row * dh_stride + unit, mask, 0.0)
+    dg = row * dg_stride + unit
+    if MODE == "lstm":
+        keep = row * keep_stride + unit
+        i = load_wide(KEEP, keep, mask, 0.0)
+        f = load_wide(KEEP, keep + H, mask, 0.0)
+        g = load_wide(KEEP, keep + 2 * H, mask, 0.0)
+        o = load_wide(KEEP, keep + 3 * H, mask, 0.0)
+        t = tanh(load_wide(C, row * c_stride + unit, mask, 0.0))
+        dc = load_wide(DC, row * dc_stride + unit, mask, 0.0) + dh * o * (1.0 - t * t)
+        store(DG, dg, dc * g * i * (1.0 - i), mask)
+        store(DG, dg + H, dc * load_wide(CPREV, row * cprev_stride + unit, mask, 0.0) * f * (1.0 - f), mask)
+        store(DG, dg + 2 * H, dc * i * (1.0 - g * g), mask)
+        store(DG, dg + 3 * H, dh * t * o * (1.0 - o), mask)
+        store(DC, row * dc_stride + unit, dc * f, mask)
+    elif MODE == "gru":
+        keep = row * keep_stride + unit
+        r = load_wide(KEEP, keep, mask, 0.0)
+        z = load_wide(KEEP, keep + H, mask, 0.0)
+        n = load_wide(KEEP, keep + 2 * H, mask, 0.0)
+        hn = load_wide(KEEP, keep + 3 * H, mask, 0.0)
+        dn = dh * (1.0 - z) * (1.0 - n * n)
+        store(DG, dg, dn * hn * r * (1.0 - r), mask)
+        store(DG, dg + H, dh * (load_wide(HPREV, row * hprev_stride + unit, mask, 0.0) - n) * z * (1.0 - z), mask)
+        store(DG, dg + 2 * H, dn, mask)
+        store(DG, dg + 3 * H, dn * r, mask)
+        store(DH, row * dh_stride + unit, dh * z, mask)
+    elif MODE == "rnn_relu":
+        h = load_wide(HOUT, row * hout_stride + unit, mask, 0.0)
+        store(DG, dg, dh * act_grad_from_output(h, "relu", 0.0), mask)
+    else:
+        h = load_wide(HOUT, row * hout_stride + unit, mask, 0.0)
+        store(DG, dg, dh * act_grad_from_output(h, "tanh", 0.0), mask)
+
+
+# ------------------------------------------------------------------------- planning
+
+
+def _rows(fn: str, name: str, t: torch.Tensor, rows: int, columns: int) -> int:
+    """The row stride of ``t``, a (rows, columns) matrix whose columns are contiguous."""
+    check_tensor(fn, name, t)
+    if tuple(t.shape) != (rows, columns):
+        raise KernelArgumentError(f"{fn}: {name} has shape {tuple(t.shape)} but ({rows}, {columns}) is expected")
+    if columns > 1 and t.stride(1) != 1:
+        raise KernelArgumentError(f"{fn}: {name} must have contiguous rows, got strides {t.stride()}")
+    return t.stride(0)
+
+
+def _mode(fn: str, mode: str) -> None:
+    if mode not in MODES:
+        raise KernelArgumentError(f"{fn}: mode={mode!r} is not one of {', '.join(MODES)}")
+
+
+def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor, h_out: torch.Tensor,
+                      c_prev: torch.Tensor | None = None, c_out: torch.Tensor | None = None,
+                      keep: torch.Tensor | None = None) -> list[Launch]:
+    """One step: ``h_out`` (rows, H) from the projections ``gx`` and ``gh`` (rows, gates H),
+    the state before (``h_prev``; lstm's ``c_prev``, and its new ``c_out``), and, where
+    ``keep`` (rows, KEPT[mode] H) is given, what the step's gradient reads."""
+    fn = "rnn_cell_forward"
+    _mode(fn, mode)
+    rows, hidden = h_out.shape
+    width = GATES[mode] * hidden
+    tensors = dict(gx=gx, gh=gh, h_prev=h_prev, h_out=h_out, c_prev=c_prev, c_out=c_out, keep=keep)
+    check_same(fn, "dtype", **tensors)
+    check_same(fn, "device", **tensors)
+    strides = [_rows(fn, "gx", gx, rows, width), _rows(fn, "gh", gh, rows, width),
+               _rows(fn, "h_prev", h_prev, rows, hidden)]
+    if mode == "lstm":
+        if c_prev is None or c_out is None:
+            raise KernelArgumentError(f"{fn}: mode='lstm' needs c_prev and c_out")
+        strides += [_rows(fn, "c_prev", c_prev, rows, hidden)]
+    else:
+        c_prev = c_out = h_out
+        strides += [0]
+    strides += [_rows(fn, "h_out", h_out, rows, hidden), c_out.stride(0) if mode == "lstm" else 0]
+    if mode == "lstm":
+        _rows(fn, "c_out", c_out, rows, hidden)
+    if keep is not None:
+        if not KEPT[mode]:
+            raise KernelArgumentError(f"{fn}: mode={mode!r} keeps nothing for the gradient; pass keep=None")
+        strides.append(_rows(fn, "keep", keep, rows, KEPT[mode] * hidden))
+    else:
+        strides.append(0)
+    grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
+    return [Launch(_cell_forward_kernel, grid,
+                   [gx, gh, h_prev, c_prev, h_out, c_out, keep if keep is not None else h_out, rows, hidden, *strides],
+                   dict(MODE=mode, KEEP_GATES=keep is not None, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def plan_cell_backward(mode: str, grad_out: torch.Tensor, grad_h: torch.Tensor, grad_gates: torch.Tensor, *,
+                       keep: torch.Tensor | None = None, grad_c: torch.Tensor | None = None,
+                       c_out: torch.Tensor | None = None, c_prev: torch.Tensor | None = None,
+                       h_out: torch.Tensor | None = None, h_prev: torch.Tensor | None = None) -> list[Launch]:
+    """One step's gradient: ``grad_gates`` (rows, GRADIENT_GATES[mode] H), the gradients of
+    the projections' pre-activations, from h's gradient ``grad_out + grad_h`` (rows, H).
+    lstm reads ``keep``, ``c_out``, ``c_prev`` and turns ``grad_c`` (c's gradient after the
+    step) into c's before it; gru reads ``keep`` and ``h_prev`` and writes ``z dh`` into
+    ``grad_h``; the vanilla modes read ``h_out``."""
+    fn = "rnn_cell_backward"
+    _mode(fn, mode)
+    rows, hidden = grad_h.shape
+    needs = {"lstm": dict(keep=keep, grad_c=grad_c, c_out=c_out, c_prev=c_prev), "gru": dict(keep=keep, h_prev=h_prev)
+             }.get(mode, dict(h_out=h_out))
+    missing = [name for name, t in needs.items() if t is None]
+    if missing:
+        raise KernelArgumentError(f"{fn}: mode={mode!r} needs {', '.join(missing)}")
+    tensors = dict(grad_out=grad_out, grad_h=grad_h, grad_gates=grad_gates, **needs)
+    check_same(fn, "dtype", **tensors)
+    check_same(fn, "device", **tensors)
+    widths = dict(keep=KEPT[mode] * hidden)
+
+    def stride(name):
+        t = tensors.get(name)
+        return 0 if t is None else _rows(fn, name, t, rows, widths.get(name, hidden))
+
+    strides = [stride(name) for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev", "h_out", "h_prev")]
+    strides.append(_rows(fn, "grad_gates", grad_gates, rows, GRADIENT_GATES[mode] * hidden))
+    pointers = [tensors.get(name, grad_h) for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev",
+                                                         "h_out", "h_prev")]
+    grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
+    return [Launch(_cell_backward_kernel, grid, [*pointers, grad_gates, rows, hidden, *strides],
+                   dict(MODE=mode, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+# ------------------------------------------------------------------- catalogue
+
+
+def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
+    rows, hidden = (512, 1024) if large else (5, 7)
+    launches = []
+    for mode in MODES:
+        g = torch.empty((rows, GATES[mode] * hidden), dtype=dtype)
+        h = torch.empty((rows, hidden), dtype=dtype)
+        keep = torch.empty((rows, KEPT[mode] * hidden), dtype=dtype) if KEPT[mode] else None
+        launches.append((f"{mode} cell", plan_cell_forward(mode, g, g, h, h, h, h, keep)[0]))
+        grads = torch.empty((rows, GRADIENT_GATES[mode] * hidden), dtype=dtype)
+        launches.append((f"{mode} cell backward", plan_cell_backward(
+            mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, h_out=h, h_prev=h)[0]))
+    return launches

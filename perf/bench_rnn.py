@@ -1,0 +1,121 @@
+"""A recurrent stack's training step (forward and backward; no update) on the GPU: tritonsym's
+fused RNN operator (``ts.rnn.FusedRNNCell``, bound once, the step one CUDA-graph replay)
+against the same step of ``torch.nn.LSTM`` / ``torch.nn.GRU`` (cuDNN's fused RNN) in eager
+PyTorch, and against tritonsym's own step-by-step cells (``FusedRNNCell.unfuse()``: the
+unrolled LSTMCell graph); with each side's peak memory.
+
+No issue sets a target. cuDNN runs a layer's recurrence as one persistent kernel where it
+fits; tritonsym launches two kernels a step (the hidden projection and the cell), so at
+small batches the step is latency-bound and the graph replay is what keeps it near cuDNN.
+
+Run: python perf/bench_rnn.py [--shapes 64x64x512x512x2,...] [--modes lstm,gru] [--dtypes bfloat16,float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from bench_mlp import peak_bytes
+from common import DEVICE, ON_GPU, Table, environment, ratio, time_ms
+
+import tritonsym as ts
+from tritonsym import fused_rnn_layout as layout
+
+S = ts.sym
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+MIB = 2 ** 20
+
+
+def _ours(mode: str, fused: bool, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor):
+    """A bound step of the fused stack (or its unfused cells), its weights ``flat``
+    (unpacked into the cells' weights for the unfused one)."""
+    seq, batch, features, hidden, layers = shape
+    cell = ts.rnn.FusedRNNCell(hidden, num_layers=layers, mode=mode, prefix=f"{mode}_")
+    net = cell.unroll(seq, S.Variable("data"), layout="TNC", merge_outputs=True)[0] if fused else \
+        cell.unfuse().unroll(seq, S.Variable("data"), layout="TNC", merge_outputs=True)[0]
+    ctx = ts.gpu(0) if ON_GPU else ts.cpu()
+    exe = net.simple_bind(ctx, type_dict={"data": dtype}, cuda_graph=ON_GPU,
+                          grad_req={n: "null" if n == "data" else "write" for n in net.list_arguments()},
+                          data=(seq, batch, features))
+    weights = {f"{mode}_parameters": torch.from_numpy(flat)}
+    if not fused:
+        weights = cell.unfuse().pack_weights(cell.unpack_weights(weights))
+    exe.copy_params_from({**{k: v.numpy() for k, v in weights.items()}, "data": x.float().cpu().numpy()})
+    return lambda: exe.forward_backward([head])
+
+
+def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor):
+    """The same step through torch.nn.LSTM / GRU, its weights copied from ``flat``."""
+    seq, batch, features, hidden, layers = shape
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode](features, hidden, layers).to(DEVICE, dtype)
+    pieces = layout.parameter_pieces(mode, layers, 1, features, hidden)
+    at, values = 0, {}
+    for layer, _, kind, piece_shape in pieces:
+        size = int(np.prod(piece_shape))
+        values[layer, kind] = flat[at:at + size].reshape(piece_shape)
+        at += size
+    names = {"wx": "weight_ih", "wh": "weight_hh", "bx": "bias_ih", "bh": "bias_hh"}
+    with torch.no_grad():
+        for (layer, kind), value in values.items():
+            getattr(module, f"{names[kind]}_l{layer}").copy_(torch.from_numpy(value))
+
+    def step():
+        out, _ = module(x)
+        torch.autograd.backward(out, head)
+
+    return step
+
+
+def measure(mode: str, shape, name: str, rng) -> dict:
+    dtype = DTYPES[name]
+    seq, batch, features, hidden, layers = shape
+    count = layout.parameter_count(mode, layers, 1, features, hidden)
+    flat = rng.uniform(-hidden ** -0.5, hidden ** -0.5, count)
+    x = torch.from_numpy(rng.normal(size=(seq, batch, features))).to(DEVICE, dtype)
+    head = torch.from_numpy(rng.normal(size=(seq, batch, hidden))).to(DEVICE, dtype)
+
+    def ready(make):
+        step = make()
+        step()
+        return step
+
+    fused = ready(lambda: _ours(mode, True, shape, dtype, flat, x, head))
+    unfused = ready(lambda: _ours(mode, False, shape, dtype, flat, x, head))
+    eager = ready(lambda: _torch(mode, shape, dtype, flat, x, head))
+    t = {"fused": time_ms(fused), "unfused": time_ms(unfused), "torch": time_ms(eager)}
+    peaks = {"fused": peak_bytes(lambda: ready(lambda: _ours(mode, True, shape, dtype, flat, x, head))),
+             "torch": peak_bytes(lambda: ready(lambda: _torch(mode, shape, dtype, flat, x, head)))}
+    return {"mode": mode, "dtype": name, "shape": "x".join(map(str, shape)), "fused ms": f"{t['fused']:.3f}",
+            "vs torch (cuDNN)": ratio(t["fused"], t["torch"]), "vs unfused cells": ratio(t["fused"], t["unfused"]),
+            "torch ms": f"{t['torch']:.3f}", "unfused ms": f"{t['unfused']:.3f}",
+            **{f"{k} peak MiB": "" if v is None else f"{v / MIB:.1f}" for k, v in peaks.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="64x64x512x512x2,32x16x256x256x1" if ON_GPU else "4x2x6x5x2",
+                        help="seq x batch x features x hidden x layers, comma-separated")
+    parser.add_argument("--modes", default="lstm,gru")
+    parser.add_argument("--dtypes", default="bfloat16,float32")
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    names = [d for d in args.dtypes.split(",") if d]
+    notes = ("One training step without the update: forward, then backward from a given head gradient, every "
+             "weight's gradient written. `fused`: ts.rnn.FusedRNNCell's RNN operator bound once (a CUDA-graph "
+             "replay on a GPU); `unfused`: the same network from FusedRNNCell.unfuse()'s cells; `torch`: "
+             "torch.nn.LSTM / GRU in eager PyTorch (cuDNN on a GPU), the same weights. Peak MiB: "
+             "torch.cuda.max_memory_allocated over each side's bind (or module) and first step from an empty start.")
+    table = Table("rnn", len(shapes) * len(modes) * len(names), notes)
+    rng = np.random.default_rng(0)
+    for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
+        for shape in shapes:
+            for mode in modes:
+                table.add(measure(mode, shape, name, rng))
+    print(f"{environment()}\nwrote {table.path}")
+
+
+if __name__ == "__main__":
+    main()

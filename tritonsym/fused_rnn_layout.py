@@ -1,0 +1,40 @@
+"""Where each weight of MXNet's fused RNN lives in its one flat ``parameters`` vector (MXNet's
+layout, which is cuDNN's): every layer's and direction's input weights (gates x hidden,
+width) then hidden weights (gates x hidden, hidden), then every layer's and direction's
+input bias then hidden bias; each block's rows are its gates in order, ``hidden`` rows each.
+The RNN operator, ``ts.init.FusedRNN`` and ``ts.rnn.FusedRNNCell`` read it from here."""
+
+from __future__ import annotations
+
+import math
+
+# Each mode's gates in MXNet's order and as its per-gate names spell them (lstm_l0_i2h_f_bias).
+GATE_NAMES = {"rnn_relu": ("",), "rnn_tanh": ("",), "lstm": ("_i", "_f", "_c", "_o"), "gru": ("_r", "_z", "_o")}
+
+
+def parameter_pieces(mode: str, layers: int, directions: int, inputs: int, hidden: int) -> list[tuple]:
+    """(layer, direction, kind, shape) of each piece in order; kind is "wx", "wh", "bx" or "bh"."""
+    rows = len(GATE_NAMES[mode]) * hidden
+    pieces = []
+    for kinds in (("wx", "wh"), ("bx", "bh")):
+        for layer in range(layers):
+            width = inputs if layer == 0 else directions * hidden
+            for direction in range(directions):
+                for kind in kinds:
+                    shape = {"wx": (rows, width), "wh": (rows, hidden)}.get(kind, (rows,))
+                    pieces.append((layer, direction, kind, shape))
+    return pieces
+
+
+def parameter_count(mode: str, layers: int, directions: int, inputs: int, hidden: int) -> int:
+    return sum(math.prod(shape) for *_, shape in parameter_pieces(mode, layers, directions, inputs, hidden))
+
+
+def inputs_of(count: int, mode: str, layers: int, directions: int, hidden: int) -> int | None:
+    """The data's features of an RNN whose flat parameters hold ``count`` numbers, or None
+    where no input size gives that count."""
+    base = parameter_count(mode, layers, directions, 0, hidden)
+    per_feature = parameter_count(mode, layers, directions, 1, hidden) - base
+    if count < base or (count - base) % per_feature:
+        return None
+    return (count - base) // per_feature

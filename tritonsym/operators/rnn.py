@@ -1,0 +1,327 @@
+"""RNN (MXNet's fused recurrent operator, its cuDNN ``RNN``): ``num_layers`` layers of
+LSTM, GRU or vanilla (tanh, relu) cells over a (seq, batch, features) sequence, each layer
+``bidirectional`` or not, every weight in one flat ``parameters`` vector laid out as
+MXNet and cuDNN lay it out (``tritonsym/fused_rnn_layout.py``), the initial states ``state`` (and
+lstm's ``state_cell``) of shape (layers x directions, batch, state_size); outputs the top
+layer's hidden states (seq, batch, directions x state_size) and, with ``state_outputs``,
+every layer's last hidden (and cell) states.
+
+Each layer and direction runs as: one product for the input projections of every step
+(``x W_x^T + b_x`` for the whole sequence, FullyConnected's kernel), then per step the
+hidden projection (``h W_h^T + b_h``, the same kernel) and the cell kernel
+(``ops/rnn.py``). Both directions' input projections are made before either recurrence
+writes, so a layer's output may go where its input was: an inference forward writes
+every layer into ``output``. A training forward keeps, for backward, each layer's output
+below the top (``hidden``), lstm's cell states (``cells``) and what the cell kernel keeps
+(``gates``). Backward runs the layers from the top, each direction's steps in reverse:
+the cell kernel's gradient, then the hidden projection's input gradient (the product by
+W_h) carried to the step before; the weight and bias gradients and the layer input's
+gradient are then whole-sequence products, one each.
+
+Not here (refused by name): dropout between layers (``p``), LSTM projections
+(``projection_size``), cell clipping (``lstm_state_clip_*``) and per-sequence lengths
+(``use_sequence_length``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import fused_rnn_layout as layout
+from ..initializer import FusedRNN
+from ..ops import fully_connected as products
+from ..ops import memory
+from ..ops import rnn as kernels
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
+
+
+def _unsupported(what: str):
+    return lambda value: f"is not supported ({what})" if value else None
+
+
+def _directions(p) -> int:
+    return 2 if p["bidirectional"] else 1
+
+
+def _pieces(p, inputs: int) -> list[tuple]:
+    return layout.parameter_pieces(p["mode"], p["num_layers"], _directions(p), inputs, p["state_size"])
+
+
+def _cut(p, flat: torch.Tensor, inputs: int) -> dict:
+    """Views of ``flat`` by (layer, direction, kind)."""
+    views, at = {}, 0
+    for layer, direction, kind, shape in _pieces(p, inputs):
+        size = torch.Size(shape).numel()
+        views[layer, direction, kind] = flat[at:at + size].view(shape)
+        at += size
+    return views
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data = unify("data", in_shapes[0], None)
+    hidden, directions, layers = p["state_size"], _directions(p), p["num_layers"]
+    if data is not None and len(data) != 3:
+        raise ShapeMismatch(f"data {tuple(data)} must be (sequence length, batch, features)")
+    states = (layers * directions, data[1] if data is not None else 0, hidden)
+    for k in range(2, len(in_shapes)):
+        states = unify("state_cell" if k == 3 else "state", in_shapes[k], states)
+    for k in range(1, len(out_shapes)):
+        states = unify("the last states", out_shapes[k], states)
+    out = None
+    if data is not None:
+        data = (data[0], data[1] or states[1], data[2])
+        out = unify("output", out_shapes[0], (data[0], data[1], directions * hidden))
+        parameters = unify("parameters", in_shapes[1], (layout.parameter_count(
+            p["mode"], layers, directions, data[2], hidden),))
+        if data[2] == 0:
+            raise ShapeMismatch(f"data {tuple(data)} must have its features known")
+    else:
+        parameters = in_shapes[1]
+        out = out_shapes[0]
+    return [data, parameters, *[states] * (len(in_shapes) - 2)], [out, *[states] * (len(out_shapes) - 1)]
+
+
+def _keeps(p) -> int:
+    return kernels.KEPT[p["mode"]]
+
+
+def _saved(p, shapes, dtypes):
+    steps, batch, _ = shapes[0]
+    hidden, directions, layers = p["state_size"], _directions(p), p["num_layers"]
+    saved = {}
+    if _keeps(p):
+        saved["gates"] = ((layers * directions, steps, batch, _keeps(p) * hidden), dtypes[0])
+    if p["mode"] == "lstm":
+        saved["cells"] = ((layers * directions, steps, batch, hidden), dtypes[0])
+    if layers > 1:
+        saved["hidden"] = ((layers - 1, steps, batch, directions * hidden), dtypes[0])
+    return saved
+
+
+def _forward_temps(p, shapes, dtypes):
+    steps, batch, _ = shapes[0]
+    hidden, directions = p["state_size"], _directions(p)
+    width = kernels.GATES[p["mode"]] * hidden
+    temps = {"projection": ((directions, steps, batch, width), dtypes[0]),
+             "recurrent": ((batch, width), dtypes[0])}
+    if p["mode"] == "lstm":
+        temps["cell"] = ((2, batch, hidden), dtypes[0])  # an inference forward's c, step by step
+    return temps
+
+
+def _backward_temps(p, shapes, dtypes):
+    steps, batch, _ = shapes[0]
+    hidden, directions = p["state_size"], _directions(p)
+    temps = {"gradient": ((directions, steps, batch, kernels.GRADIENT_GATES[p["mode"]] * hidden), dtypes[0]),
+             "grad_h": ((batch, hidden), dtypes[0])}
+    if p["mode"] == "lstm":
+        temps["grad_c"] = ((batch, hidden), dtypes[0])
+    if p["num_layers"] > 1:
+        temps["grad_layer"] = ((steps, batch, directions * hidden), dtypes[0])
+    return temps
+
+
+def _order(direction: int, steps: int) -> list[int]:
+    """The steps of a direction, in the order it runs them."""
+    return list(range(steps - 1, -1, -1)) if direction else list(range(steps))
+
+
+def _half(t: torch.Tensor, direction: int, hidden: int) -> torch.Tensor:
+    """A direction's columns of a layer's output (..., directions x hidden)."""
+    return t[..., direction * hidden:(direction + 1) * hidden]
+
+
+def _forward(a: ForwardArgs):
+    p = a.params
+    mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
+    data, flat, state = a.inputs[:3]
+    state_cell = a.inputs[3] if mode == "lstm" else None
+    steps = data.shape[0]
+    weights = _cut(p, flat, data.shape[2])
+    training = bool(a.saved)
+    launches, x = [], data
+    for layer in range(layers):
+        for direction in range(directions):
+            launches += products.plan_fully_connected_forward(x, weights[layer, direction, "wx"],
+                                                              weights[layer, direction, "bx"],
+                                                              a.temps["projection"][direction])
+        below_top = training and layer < layers - 1
+        out = a.saved["hidden"][layer] if below_top else a.outputs[0]
+        for direction in range(directions):
+            k = layer * directions + direction
+            h_out, h = _half(out, direction, hidden), state[k]
+            c = state_cell[k] if mode == "lstm" else None
+            for number, t in enumerate(_order(direction, steps)):
+                launches += products.plan_fully_connected_forward(h, weights[layer, direction, "wh"],
+                                                                  weights[layer, direction, "bh"],
+                                                                  a.temps["recurrent"])
+                c_out = None
+                if mode == "lstm":
+                    c_out = a.saved["cells"][k, t] if training else a.temps["cell"][number % 2]
+                keep = a.saved["gates"][k, t] if training and _keeps(p) else None
+                launches += kernels.plan_cell_forward(mode, a.temps["projection"][direction, t], a.temps["recurrent"],
+                                                      h, h_out[t], c, c_out, keep)
+                h, c = h_out[t], c_out
+            if p["state_outputs"]:
+                launches += memory.plan_copy(h, a.outputs[1][k])
+                if mode == "lstm":
+                    launches += memory.plan_copy(c, a.outputs[2][k])
+        x = out
+    return launches
+
+
+def _backward(a: BackwardArgs):
+    p = a.params
+    mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
+    data, flat, state = a.inputs[:3]
+    state_cell = a.inputs[3] if mode == "lstm" else None
+    steps, _, features = data.shape
+    weights = _cut(p, flat, features)
+    grads = _cut(p, a.in_grads[1], features) if a.in_grads[1] is not None else None
+    gradient, grad_h, grad_c = a.temps["gradient"], a.temps["grad_h"], a.temps.get("grad_c")
+    gru = mode == "gru"
+    launches = []
+    for layer in reversed(range(layers)):
+        top = layer == layers - 1
+        out = a.outputs[0] if top else a.saved["hidden"][layer]
+        x = data if layer == 0 else a.saved["hidden"][layer - 1]
+        grad_out = a.out_grads[0] if top else a.temps["grad_layer"]
+        for direction in range(directions):
+            k = layer * directions + direction
+            order = _order(direction, steps)
+            h_out = _half(out, direction, hidden)
+            launches += _start(a, 1, k, grad_h)
+            if mode == "lstm":
+                launches += _start(a, 2, k, grad_c)
+            for number in reversed(range(steps)):
+                t = order[number]
+                h_prev = state[k] if number == 0 else h_out[order[number - 1]]
+                c_prev = None
+                if mode == "lstm":
+                    c_prev = state_cell[k] if number == 0 else a.saved["cells"][k, order[number - 1]]
+                step_grad = gradient[direction, t]
+                launches += kernels.plan_cell_backward(
+                    mode, _half(grad_out[t], direction, hidden), grad_h, step_grad,
+                    keep=a.saved["gates"][k, t] if _keeps(p) else None, grad_c=grad_c,
+                    c_out=a.saved["cells"][k, t] if mode == "lstm" else None, c_prev=c_prev, h_out=h_out[t],
+                    h_prev=h_prev)
+                for rows, columns in _hidden_parts(mode, hidden):
+                    launches += products.plan_fully_connected_backward(
+                        step_grad[:, columns], None, weights[layer, direction, "wh"][rows], grad_x=grad_h,
+                        accumulate_x=gru or rows.start > 0)
+            launches += _finish(a.in_grads[2], a.accumulate[2], k, grad_h)
+            if mode == "lstm":
+                launches += _finish(a.in_grads[3], a.accumulate[3], k, grad_c)
+        if grads is not None:
+            for direction in range(directions):
+                launches += _weight_gradients(p, layer, direction, gradient[direction], x,
+                                              _half(out, direction, hidden), state[layer * directions + direction],
+                                              grads, a.accumulate[1])
+        if layer > 0 or a.in_grads[0] is not None:
+            target = a.in_grads[0] if layer == 0 else a.temps["grad_layer"]
+            for direction in range(directions):
+                input_part = gradient[direction][..., :kernels.GATES[mode] * hidden]
+                launches += products.plan_fully_connected_backward(
+                    input_part, None, weights[layer, direction, "wx"], grad_x=target,
+                    accumulate_x=direction > 0 or (layer == 0 and a.accumulate[0]))
+    return launches
+
+
+def _hidden_parts(mode: str, hidden: int) -> list[tuple[slice, slice]]:
+    """(rows of W_h, columns of the step's gradient) that multiply: gru's n rows take the
+    hidden projection's own n gradient (its fourth column block); every other mode's are
+    the gates' gradient as it is."""
+    width = kernels.GATES[mode] * hidden
+    if mode == "gru":
+        return [(slice(0, 2 * hidden), slice(0, 2 * hidden)), (slice(2 * hidden, width), slice(width, width + hidden))]
+    return [(slice(0, width), slice(0, width))]
+
+
+def _start(a: BackwardArgs, output: int, k: int, into: torch.Tensor) -> list:
+    """The recurrence's gradient before the last step: the head gradient of the last state
+    (output 1 or 2) where the operator outputs it, else zero."""
+    if a.params["state_outputs"] and a.out_grads[output] is not None:
+        return memory.plan_copy(a.out_grads[output][k], into)
+    return memory.plan_fill(into, 0.0)
+
+
+def _finish(grad: torch.Tensor | None, accumulate: bool, k: int, source: torch.Tensor) -> list:
+    return [] if grad is None else memory.plan_copy(source, grad[k], accumulate=accumulate)
+
+
+def _weight_gradients(p, layer, direction, gradient, x, h_out, h_first, grads, accumulate) -> list:
+    """W_x's and b_x's gradients from the whole sequence's input-projection gradients, W_h's
+    and b_h's from the hidden ones against the state each step read: the layer's output one
+    step back in the direction's order, the initial state at its first step."""
+    mode, hidden = p["mode"], p["state_size"]
+    steps = gradient.shape[0]
+    width = kernels.GATES[mode] * hidden
+    piece = {kind: grads[layer, direction, kind] for kind in ("wx", "wh", "bx", "bh")}
+    launches = products.plan_fully_connected_backward(
+        gradient[..., :width], x, None, grad_weight=piece["wx"], grad_bias=piece["bx"], accumulate_weight=accumulate,
+        accumulate_bias=accumulate)
+    first = steps - 1 if direction else 0
+    later = slice(0, steps - 1) if direction else slice(1, steps)
+    earlier = slice(1, steps) if direction else slice(0, steps - 1)
+    for rows, columns in _hidden_parts(mode, hidden):
+        part = gradient[..., columns]
+        if steps > 1:
+            launches += products.plan_fully_connected_backward(
+                part[later], h_out[earlier], None, grad_weight=piece["wh"][rows], grad_bias=piece["bh"][rows],
+                accumulate_weight=accumulate, accumulate_bias=accumulate)
+        launches += products.plan_fully_connected_backward(
+            part[first], h_first, None, grad_weight=piece["wh"][rows], grad_bias=piece["bh"][rows],
+            accumulate_weight=accumulate or steps > 1, accumulate_bias=accumulate or steps > 1)
+    return launches
+
+
+def _refusals():
+    return [
+        Param("p", float, 0.0, doc="dropout between layers when training (not supported: only 0)",
+              check=lambda v: None if v == 0.0 else "is not supported (dropout between layers): stack one-layer "
+                                                    "RNNs with Dropout between them"),
+        Param("projection_size", "optional_int", None, doc="LSTM projections (not supported)",
+              check=_unsupported("LSTM projections")),
+        Param("lstm_state_clip_min", "optional_float", None, doc="cell clipping (not supported)",
+              check=lambda v: "is not supported (cell clipping)"),
+        Param("lstm_state_clip_max", "optional_float", None, doc="cell clipping (not supported)",
+              check=lambda v: "is not supported (cell clipping)"),
+        Param("lstm_state_clip_nan", bool, False, doc="cell clipping (not supported)",
+              check=_unsupported("cell clipping")),
+        Param("use_sequence_length", bool, False, doc="per-sequence lengths (not supported)",
+              check=_unsupported("per-sequence lengths: pad, and mask the loss with SequenceMask")),
+    ]
+
+
+def _initializers(p) -> dict[str, str]:
+    return {"parameters": FusedRNN(None, p["state_size"], p["num_layers"], p["mode"], p["bidirectional"]).dumps()}
+
+
+register(OpDef(
+    name="RNN",
+    doc="A fused recurrent network (MXNet's cuDNN RNN): num_layers layers of lstm, gru, rnn_tanh or rnn_relu cells "
+        "over data (seq, batch, features), every weight in one flat parameters vector (MXNet's layout), initial "
+        "states (layers x directions, batch, state_size); outputs (seq, batch, directions x state_size) and, with "
+        "state_outputs, the last states.",
+    params=[
+        Param("state_size", int, doc="the hidden state's size", check=positive),
+        Param("num_layers", int, doc="how many layers", check=positive),
+        Param("mode", str, choices=kernels.MODES, doc="the cell"),
+        Param("bidirectional", bool, False, doc="each layer also runs the sequence backwards"),
+        Param("state_outputs", bool, False, doc="also output the last hidden (and lstm cell) states"),
+        *_refusals(),
+    ],
+    input_names=("data", "parameters", "state", "state_cell"),
+    active_inputs=lambda p: ["data", "parameters", "state", "state_cell"][:4 if p["mode"] == "lstm" else 3],
+    infer_shape=_infer_shape,
+    forward=_forward,
+    backward=_backward,
+    backward_needs=lambda p, epilogue: (tuple(range(4 if p["mode"] == "lstm" else 3)), (0,)),
+    num_outputs=lambda p: (3 if p["mode"] == "lstm" else 2) if p["state_outputs"] else 1,
+    output_names=lambda p: ["output", "state_output", "statecell_output"][
+        :(3 if p["mode"] == "lstm" else 2) if p["state_outputs"] else 1],
+    saved_for_backward=_saved,
+    forward_temps=_forward_temps,
+    backward_temps=_backward_temps,
+    input_initializers=_initializers,
+))
