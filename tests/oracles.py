@@ -1275,9 +1275,10 @@ def _rnn_step_grad(mode, dh, dc, kept):
     return pre, pre, 0.0, None
 
 
-def rnn(data, flat, state, state_cell, mode, layers, bidirectional):
+def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
     """MXNet's RNN operator: (out, final hidden states, final cell states or None, and what
-    the gradient needs), data (T, N, I), states (L D, N, H)."""
+    the gradient needs), data (T, N, I), states (L D, N, H); ``drops[l]``: the factor (a
+    dropout mask over 1 - p) on layer l's output as the layer above reads it."""
     directions, hidden = 1 + bidirectional, state.shape[-1]
     params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden)
     x, h_last, c_last, tape = data, np.empty_like(state), None if state_cell is None else np.empty_like(state), []
@@ -1300,14 +1301,16 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional):
             outs.append(out)
             tape.append((layer, direction, x, p, kept, list(steps)))
         x = np.concatenate(outs, axis=-1)
+        if drops is not None and layer < layers - 1:
+            x = x * drops[layer]
     return x, h_last, c_last, tape
 
 
-def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional):
+def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
     """Gradients (data, flat parameters, state, state_cell or None) of sum(head * output)
     over the RNN's outputs: backpropagation through time, layer by layer from the top."""
     directions, hidden = 1 + bidirectional, state.shape[-1]
-    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional)
+    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops)
     flat_grad = np.zeros_like(flat)
     grads = rnn_parameters(flat_grad, mode, layers, directions, data.shape[-1], hidden)  # views into flat_grad
     d_state = np.zeros_like(state)
@@ -1334,5 +1337,5 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
             if d_cell is not None:
                 d_cell[k] = dc
             x_grad = dx if x_grad is None else x_grad + dx
-        d_out = x_grad
+        d_out = x_grad * drops[layer - 1] if drops is not None and layer > 0 else x_grad
     return d_out, flat_grad, d_state, d_cell

@@ -93,7 +93,7 @@ def test_the_last_states_without_state_outputs_still_get_a_zero_head():
 
 
 @pytest.mark.parametrize("argument, value, why", [
-    ("p", 0.2, "dropout between layers"), ("projection_size", 3, "LSTM projections"),
+    ("projection_size", 3, "LSTM projections"),
     ("lstm_state_clip_min", -1.0, "cell clipping"), ("use_sequence_length", True, "per-sequence lengths")])
 def test_what_is_not_supported_is_refused_by_name(argument, value, why):
     with pytest.raises(ParamError, match=rf"RNN: {argument}={value!r} is not supported \({why}"):
@@ -170,3 +170,41 @@ def test_a_fused_lstm_learns_to_recall_the_first_token():
     mod.fit(train, num_epoch=12, optimizer="adam", optimizer_params={"learning_rate": 0.05},
             initializer=ts.init.Xavier())
     assert mod.score(train, "acc")[0][1] == 1.0
+
+
+def test_dropout_between_layers_draws_a_mask_per_layer_and_backward_draws_it_again(rng):
+    """p drops each layer's output but the top's, as the layer above reads it (MXNet's p):
+    the values and gradients are the oracle's with the masks the Dropout kernels draw for
+    the node's streams (``rnn/l0``, ``rnn/l1``); inference drops nothing; the next training
+    step draws other masks."""
+    from tritonsym.ops import dropout as dropout_kernels
+    from tritonsym.ops._common import run
+
+    mode, layers, p, shape = "gru", 3, 0.4, (3, 2, 3)
+    ts.random.seed(5)
+    exe = _bind(S.RNN(S.Variable("data"), state_size=4, num_layers=layers, mode=mode, bidirectional=True, p=p,
+                      state_outputs=True, name="rnn"), shape)
+    values = _fill(exe, rng)
+    args = (values["data"], values["rnn_parameters"], values["rnn_state"], None, mode, layers, True)
+    inference = exe.forward(is_train=False)[0].clone()
+    np.testing.assert_allclose(inference.numpy(), o.rnn(*args)[0], rtol=1e-12, atol=1e-12)
+    outputs = [t.clone() for t in exe.forward(is_train=True)]
+    drops = []
+    for layer in range(layers - 1):  # the masks of this step, drawn the kernels' way
+        ones = torch.ones(shape[0], shape[1], 8, dtype=torch.float64)
+        mask = torch.empty_like(ones)
+        run(dropout_kernels.plan_dropout(ones, mask, ts.random.device_state("cpu"), p=p,
+                                                salt=ts.random.salt(f"rnn/l{layer}")))
+        drops.append(mask.numpy())
+    assert {np.round(v, 12) for d in drops for v in np.unique(d)} == {0.0, np.round(1 / (1 - p), 12)}
+    assert not np.array_equal(drops[0], drops[1])  # a stream a layer
+    expected = o.rnn(*args, drops=drops)
+    for got, want in zip(outputs, expected[:2]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    heads = [rng.normal(size=tuple(t.shape)) for t in outputs]
+    exe.backward([torch.from_numpy(h) for h in heads])
+    grads = o.rnn_grads(*heads, None, *args, drops=drops)
+    for name, want in zip(["data", "rnn_parameters", "rnn_state"], grads):
+        np.testing.assert_allclose(exe.grad_dict[name].numpy(), want, rtol=1e-10, atol=1e-12, err_msg=name)
+    again = exe.forward(is_train=True)[0]
+    assert not torch.equal(again, outputs[0])

@@ -18,9 +18,14 @@ the cell kernel's gradient, then the hidden projection's input gradient (the pro
 W_h) carried to the step before; the weight and bias gradients and the layer input's
 gradient are then whole-sequence products, one each.
 
-Not here (refused by name): dropout between layers (``p``), LSTM projections
-(``projection_size``), cell clipping (``lstm_state_clip_*``) and per-sequence lengths
-(``use_sequence_length``).
+``p`` drops each layer's output but the top's (MXNet's ``p``) in a training forward: the
+next layer reads ``Dropout(output)`` (the Dropout kernels, one stream a layer: ``<node>/l<n>``),
+while the recurrence, the kept ``hidden`` and the last states keep the undropped output;
+backward draws the same masks again (the dropped input for the weight gradient, and the
+mask on the gradient that goes down), so dropout keeps nothing more for backward.
+
+Not here (refused by name): LSTM projections (``projection_size``), cell clipping
+(``lstm_state_clip_*``) and per-sequence lengths (``use_sequence_length``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from __future__ import annotations
 import torch
 
 from .. import fused_rnn_layout as layout
+from .. import random
 from ..initializer import FusedRNN
+from ..ops import dropout as dropout_kernels
 from ..ops import fully_connected as products
 from ..ops import memory
 from ..ops import rnn as kernels
@@ -106,6 +113,8 @@ def _forward_temps(p, shapes, dtypes):
              "recurrent": ((batch, width), dtypes[0])}
     if p["mode"] == "lstm":
         temps["cell"] = ((2, batch, hidden), dtypes[0])  # an inference forward's c, step by step
+    if _dropping(p):
+        temps["dropped"] = ((steps, batch, directions * hidden), dtypes[0])
     return temps
 
 
@@ -118,7 +127,21 @@ def _backward_temps(p, shapes, dtypes):
         temps["grad_c"] = ((batch, hidden), dtypes[0])
     if p["num_layers"] > 1:
         temps["grad_layer"] = ((steps, batch, directions * hidden), dtypes[0])
+    if _dropping(p):
+        temps["dropped"] = ((steps, batch, directions * hidden), dtypes[0])
     return temps
+
+
+def _dropping(p) -> bool:
+    """Does a training forward drop between layers?"""
+    return p["p"] > 0 and p["num_layers"] > 1
+
+
+def _drop(p, node: str, layer: int, source: torch.Tensor, target: torch.Tensor) -> list:
+    """target = Dropout(source) with the mask of the output of ``layer`` (the input of the
+    layer above); on gradients, the same mask."""
+    return dropout_kernels.plan_dropout(source, target, random.device_state(source.device), p=p["p"],
+                                        salt=random.salt(f"{node}/l{layer}"))
 
 
 def _order(direction: int, steps: int) -> list[int]:
@@ -138,9 +161,12 @@ def _forward(a: ForwardArgs):
     state_cell = a.inputs[3] if mode == "lstm" else None
     steps = data.shape[0]
     weights = _cut(p, flat, data.shape[2])
-    training = bool(a.saved)
+    training = bool(a.saved)  # this bind runs backward: keep what it reads
     launches, x = [], data
     for layer in range(layers):
+        if layer > 0 and a.is_train and _dropping(p):
+            launches += _drop(p, a.node, layer - 1, x, a.temps["dropped"])
+            x = a.temps["dropped"]
         for direction in range(directions):
             launches += products.plan_fully_connected_forward(x, weights[layer, direction, "wx"],
                                                               weights[layer, direction, "bx"],
@@ -186,6 +212,10 @@ def _backward(a: BackwardArgs):
         out = a.outputs[0] if top else a.saved["hidden"][layer]
         x = data if layer == 0 else a.saved["hidden"][layer - 1]
         grad_out = a.out_grads[0] if top else a.temps["grad_layer"]
+        dropped = layer > 0 and _dropping(p)
+        if dropped and grads is not None:  # the weight gradient reads the input as the forward did
+            launches += _drop(p, a.node, layer - 1, x, a.temps["dropped"])
+            x = a.temps["dropped"]
         for direction in range(directions):
             k = layer * directions + direction
             order = _order(direction, steps)
@@ -224,6 +254,8 @@ def _backward(a: BackwardArgs):
                 launches += products.plan_fully_connected_backward(
                     input_part, None, weights[layer, direction, "wx"], grad_x=target,
                     accumulate_x=direction > 0 or (layer == 0 and a.accumulate[0]))
+            if dropped:  # through the mask, to the output of the layer below
+                launches += _drop(p, a.node, layer - 1, target, target)
     return launches
 
 
@@ -275,11 +307,8 @@ def _weight_gradients(p, layer, direction, gradient, x, h_out, h_first, grads, a
     return launches
 
 
-def _refusals():
+def _unsupported_options():
     return [
-        Param("p", float, 0.0, doc="dropout between layers when training (not supported: only 0)",
-              check=lambda v: None if v == 0.0 else "is not supported (dropout between layers): stack one-layer "
-                                                    "RNNs with Dropout between them"),
         Param("projection_size", "optional_int", None, doc="LSTM projections (not supported)",
               check=_unsupported("LSTM projections")),
         Param("lstm_state_clip_min", "optional_float", None, doc="cell clipping (not supported)",
@@ -309,7 +338,9 @@ register(OpDef(
         Param("mode", str, choices=kernels.MODES, doc="the cell"),
         Param("bidirectional", bool, False, doc="each layer also runs the sequence backwards"),
         Param("state_outputs", bool, False, doc="also output the last hidden (and lstm cell) states"),
-        *_refusals(),
+        Param("p", float, 0.0, doc="the probability of dropping an element of each layer's output but the top's, "
+              "when training", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+        *_unsupported_options(),
     ],
     input_names=("data", "parameters", "state", "state_cell"),
     active_inputs=lambda p: ["data", "parameters", "state", "state_cell"][:4 if p["mode"] == "lstm" else 3],
@@ -324,4 +355,6 @@ register(OpDef(
     forward_temps=_forward_temps,
     backward_temps=_backward_temps,
     input_initializers=_initializers,
+    forward_in_training=_dropping,
+    draws_random=_dropping,
 ))

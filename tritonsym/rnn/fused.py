@@ -22,8 +22,8 @@ from .combinators import BidirectionalCell, DropoutCell, SequentialRNNCell
 class FusedRNNCell(BaseRNNCell):
     """``num_layers`` layers of ``mode`` cells (lstm, gru, rnn_tanh, rnn_relu), optionally
     bidirectional, unrolled as one RNN operator. ``get_next_state``: ``unroll`` also returns
-    the last states (else an empty list). ``dropout`` between layers is not supported by the
-    operator (``unfuse`` builds it with DropoutCells)."""
+    the last states (else an empty list). ``dropout`` drops each layer's output but the top's
+    when training (the operator's ``p``; ``unfuse`` builds it with DropoutCells)."""
 
     def __init__(self, num_hidden: int, num_layers: int = 1, mode: str = "lstm", bidirectional: bool = False,
                  dropout: float = 0.0, get_next_state: bool = False, forget_bias: float = 1.0,
