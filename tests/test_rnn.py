@@ -112,16 +112,19 @@ def test_an_lstm_language_model_learns_its_sentences_under_bucketing():
 
 
 @pytest.mark.slow
-def test_the_bucketing_example_trains_on_a_text_file():
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_bucketing_example_trains_on_a_text_file(fused):
     """examples/lstm_bucketing.py on the README: the perplexity falls every epoch (547, 488, 423
-    on 2026-12-06; a model that learned nothing stays at about the 548 words)."""
+    on 2026-12-06; fused: 548, 475, 406 in 13 s where the cells took 33 s; a model that learned
+    nothing stays at about the 548 words)."""
     import pathlib
     import subprocess
     import sys
 
     root = pathlib.Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, str(root / "examples" / "lstm_bucketing.py"), "--text",
-                             str(root / "README.md"), "--epochs", "3", "--sentences", "96"],
+                             str(root / "README.md"), "--epochs", "3", "--sentences", "96",
+                             *(["--fused"] if fused else [])],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     perplexities = [float(line.split("=")[1]) for line in result.stderr.splitlines() if "Train-perplexity" in line]
