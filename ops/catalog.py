@@ -26,6 +26,7 @@ from . import (
     cache_write,
     convolution,
     cross_entropy,
+    ctc_loss,
     cumsum,
     deconvolution,
     dropout,
@@ -72,8 +73,8 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm,
-                                          cache_write, convolution, cross_entropy, cumsum, deconvolution, dropout,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
+                                          convolution, cross_entropy, ctc_loss, cumsum, deconvolution, dropout,
                                           elementwise, embedding, flip, fully_connected, gated_activation, gather_nd,
                                           grad_norm, group_norm, l2_normalization, layer_norm, linalg_cholesky,
                                           linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,

@@ -41,6 +41,9 @@ CASES: list[Case] = []
 
 # case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
 DECISIONS: dict[str, str] = {
+    "CTCLoss/impossible": "MXNet 1.9.1 answers a loss of 0 (probability 1) for a label its steps cannot align "
+                          "(two repeats in two steps) and a gradient of uninitialised memory; the probability is "
+                          "0, so tritonsym's loss is inf and its gradient NaN",
     **dict.fromkeys(("RNN/rnn_tanh-layers3", "RNN/rnn_relu-layers3-bidirectional"),
                     "MXNet 1.9.1's CPU backward of the vanilla RNN (rnn_tanh, rnn_relu) gives wrong input-weight "
                     "gradients to the layers between the first and the last; its LSTM and GRU, and every other "
@@ -2918,6 +2921,31 @@ for _mode, _layers, _bidirectional in (("lstm", 1, False), ("lstm", 2, True), ("
                     "shapes": [list(s) for s in arg_shapes.values()],
                     "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
     _fused_rnn_case()
+
+
+# CTCLoss (MXNet's ctc_loss; float32 only there): both blank conventions, lengths, a head
+# gradient per sample, and an alignment that cannot exist (two repeats in two steps).
+for _name, _label, _params, _lengths in (
+        ("blank-first", [[2, 1, 0, 0], [3, 2, 2, 0], [1, 2, 1, 3]], {}, None),
+        ("blank-last", [[1, 0, -1, -1], [2, 1, 1, -1], [0, 1, 0, 2]], {"blank_label": "last"}, None),
+        ("lengths", [[2, 1, 3, 1], [3, 2, 2, 0], [1, 1, 1, 3]], {"use_data_lengths": True, "use_label_lengths": True},
+         ([6.0, 4.0, 7.0], [3.0, 2.0, 4.0])),
+        ("impossible", [[1, 1, 0, 0], [2, 0, 0, 0], [1, 2, 3, 0]], {"use_data_lengths": True},
+         ([2.0, 2.0, 7.0], None))):
+    def _ctc_case(name=_name, label=_label, params=_params, lengths=_lengths):
+        @case("CTCLoss", name)
+        def run(api, data):
+            names = ["data", "label"] + [n for n, v in zip(("data_lengths", "label_lengths"), lengths or ())
+                                         if v is not None]
+            with api.fresh_names():
+                net = api.sym.ctc_loss(*(api.sym.Variable(n) for n in names), **params)
+            arrays = {"data": data.normal("data", (7, 3, 4), np.float32), "label": np.array(label, np.float32),
+                      **{n: np.array(v, np.float32) for n, v in zip(names[2:], [v for v in lengths or () if v])}}
+            outs, grads = api.run(net, arrays, head_grads=[np.array([1.0, 2.0, 0.5], np.float32)],
+                                  grad_req={n: "write" if n == "data" else "null" for n in names})
+            return {"out0": outs[0], "grad_data": grads["data"], "arguments": net.list_arguments(),
+                    "outputs": net.list_outputs(), "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
+    _ctc_case()
 
 
 for _mode, _bidirectional in (("lstm", True), ("gru", False)):

@@ -661,6 +661,46 @@ for _shape, _output in (((2, 3, 5), 0), ((4, 4), 1), ((2, 1, 2, 6), None)):
     case(id=f"_linalg_gelqf_{_shape_id(_shape)}_output{_output}", op="_linalg_gelqf", build=_gelqf_build,
          shapes={"A": _shape}, forward=_gelqf_forward, backward=_gelqf_backward)
 
+# ------------------------------------------------------------------ CTC loss
+
+
+def _ctc_labels(channels, blank_first):
+    """Labels of the alphabet (never the blank), a repeat in each row, each row padded past
+    a different length (0 with the blank first, -1 with it last)."""
+    def draw(rng, shape):
+        labels = rng.integers(1, channels, shape) if blank_first else rng.integers(0, channels - 1, shape)
+        labels[:, 1] = labels[:, 0]  # a repeat: its alignments need a blank between
+        for row in range(shape[0]):
+            labels[row, 2 + row % (shape[1] - 1):] = 0 if blank_first else -1
+        return labels.astype(np.float64)
+    return draw
+
+
+def _ctc_case(blank_first, lengths):
+    steps, batch, channels, labels = 7, 3, 5, 3
+    extra = {"data_lengths": (batch,), "label_lengths": (batch,)} if lengths else {}
+    values = {"label": _ctc_labels(channels, blank_first)}
+    if lengths:
+        values["data_lengths"] = lambda rng, shape: np.array([7.0, 5.0, 6.0])
+        values["label_lengths"] = lambda rng, shape: np.array([2.0, 1.0, 2.0])  # inside each row's padding
+
+    def options(v):
+        return dict(blank_first=blank_first, data_lengths=v.get("data_lengths"), label_lengths=v.get("label_lengths"))
+
+    case(id=f"CTCLoss_blank_{'first' if blank_first else 'last'}{'_lengths' if lengths else ''}", op="CTCLoss",
+         build=lambda: S.ctc_loss(*(S.Variable(n) for n in ("data", "label", *extra)),
+                                  blank_label="first" if blank_first else "last", use_data_lengths=lengths,
+                                  use_label_lengths=lengths),
+         shapes={"data": (steps, batch, channels), "label": (batch, labels), **extra}, values=values,
+         forward=lambda v: o.ctc_loss(v["data"], v["label"], **options(v))[0],
+         backward=lambda v, h: {"data": o.ctc_loss_grad(h, v["data"], v["label"], **options(v))},
+         no_grad=("label", *extra))
+
+
+_ctc_case(True, False)
+_ctc_case(False, True)
+
+
 # ------------------------------------------------------------------ the fused RNN
 
 _RNN_SHAPE = dict(steps=3, batch=2, features=3, hidden=4)
@@ -703,10 +743,10 @@ _rnn_case("lstm", layers=2, output=1)
 _rnn_case("lstm", output=2)
 _rnn_case("gru", layers=2, bidirectional=True, output=1)
 
-# The linalg and RNN operators' cases past the first of each: their float64 gradient
+# The linalg, RNN and CTC operators' cases past the first of each: their float64 gradient
 # checks, NaN plantings and small-block runs wait for -m slow (CI runs it); the quick run
 # checks every one against its oracle in float32 and bfloat16.
-HEAVY_REPEATS = {c.id for c in CASES if (c.op.startswith("_linalg_") or c.op == "RNN")
+HEAVY_REPEATS = {c.id for c in CASES if (c.op.startswith("_linalg_") or c.op in ("RNN", "CTCLoss"))
                  and [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}
 
 # ------------------------------------------------------------------ reductions

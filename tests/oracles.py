@@ -1339,3 +1339,78 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
             x_grad = dx if x_grad is None else x_grad + dx
         d_out = x_grad * drops[layer - 1] if drops is not None and layer > 0 else x_grad
     return d_out, flat_grad, d_state, d_cell
+
+
+# ------------------------------------------------------------------- CTC loss
+
+def _logsumexp(values):
+    values = np.asarray(values, dtype=np.float64)
+    top = values.max() if values.size else -np.inf
+    if np.isnan(values).any():
+        return np.nan
+    return top if top == -np.inf else top + np.log(np.exp(values - top).sum())
+
+
+def ctc_loss(data, label, blank_first=True, data_lengths=None, label_lengths=None):
+    """(losses (N,), occupancies (T, N, C)): -log p(label | data) by Graves' forward
+    recursion over the blank-separated labels, the softmax over the last axis of data
+    (T, N, C); a label ends at its length or at its first padding value (0 with the blank
+    first, -1 with it last); an impossible alignment has loss inf. ``occupancies`` holds
+    each step's posterior probability of each channel (the gradient is softmax - it)."""
+    steps, batch, channels = data.shape
+    blank = 0 if blank_first else channels - 1
+    pad = 0 if blank_first else -1
+    logp = data - np.log(np.exp(data - data.max(-1, keepdims=True)).sum(-1, keepdims=True)) - \
+        data.max(-1, keepdims=True)
+    losses, occupancy = np.empty(batch), np.zeros_like(data)
+    for n in range(batch):
+        row = list(label[n])
+        length = int(label_lengths[n]) if label_lengths is not None else \
+            next((i for i, v in enumerate(row) if v == pad), len(row))
+        ext = [blank]
+        for v in row[:length]:
+            ext += [int(v), blank]
+        t_n = int(data_lengths[n]) if data_lengths is not None else steps
+        s_n = len(ext)
+        alpha = np.full((t_n, s_n), -np.inf)
+        beta = np.full((t_n, s_n), -np.inf)
+        for t in range(t_n):
+            for s in range(s_n):
+                lp = logp[t, n, ext[s]]
+                if t == 0:
+                    alpha[t, s] = lp if s < 2 else -np.inf
+                    continue
+                terms = [alpha[t - 1, s]] + ([alpha[t - 1, s - 1]] if s >= 1 else [])
+                if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                    terms.append(alpha[t - 1, s - 2])
+                alpha[t, s] = lp + _logsumexp(terms)
+        for t in reversed(range(t_n)):
+            for s in range(s_n):
+                if t == t_n - 1:
+                    beta[t, s] = 0.0 if s >= s_n - 2 else -np.inf
+                    continue
+                terms = [beta[t + 1, s] + logp[t + 1, n, ext[s]]]
+                if s + 1 < s_n:
+                    terms.append(beta[t + 1, s + 1] + logp[t + 1, n, ext[s + 1]])
+                if s + 2 < s_n and ext[s + 2] != blank and ext[s + 2] != ext[s]:
+                    terms.append(beta[t + 1, s + 2] + logp[t + 1, n, ext[s + 2]])
+                beta[t, s] = _logsumexp(terms)
+        log_p = _logsumexp(alpha[t_n - 1, max(s_n - 2, 0):])
+        losses[n] = -log_p
+        with np.errstate(invalid="ignore"):
+            for t in range(t_n):
+                for s in range(s_n):
+                    occupancy[t, n, ext[s]] += np.exp(alpha[t, s] + beta[t, s] - log_p)
+    return losses, occupancy
+
+
+def ctc_loss_grad(head, data, label, blank_first=True, data_lengths=None, label_lengths=None):
+    """d(sum(head * loss))/d data: (softmax - occupancy) times each sample's head, 0 past its
+    length, NaN (the sample's every step inside its length) where its loss is not finite."""
+    steps, batch, _ = data.shape
+    losses, occupancy = ctc_loss(data, label, blank_first, data_lengths, label_lengths)
+    grad = (softmax(data) - occupancy) * np.asarray(head).reshape(1, batch, 1)
+    grad[:, ~np.isfinite(losses)] = np.nan  # no derivative where the loss is not finite
+    if data_lengths is not None:
+        grad[np.arange(steps)[:, None] >= np.asarray(data_lengths)[None, :]] = 0.0
+    return grad

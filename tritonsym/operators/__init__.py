@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     convolution,
     crop,
     cross_entropy,
+    ctc_loss,
     cumsum,
     deconvolution,
     depth_to_space,
