@@ -4,12 +4,12 @@ backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's 
 forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
 uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, the
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
-trsm), against
+trsm), CTCLoss forward and backward, against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
-torch.linalg.cholesky and solve_triangular, float32 only) and, for the
+torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -30,6 +30,7 @@ from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import (
     broadcast,
     cross_entropy,
+    ctc_loss,
     cumsum,
     dropout,
     gated_activation,
@@ -259,6 +260,38 @@ def cumsum_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
                  time_ms(lambda: torch.cumsum(x.flip(1), 1).flip(1)), 2 * size, copy_gbs)]
 
 
+def ctc_rows(steps: int, batch: int, channels: int, labels: int, name: str) -> list[dict]:
+    """CTCLoss of (steps, batch, channels) activations against labels of ``labels`` tokens
+    (a repeat in each), forward and backward, against F.ctc_loss of the log-softmax (cuDNN's
+    or torch's own kernel; torch takes float32 only, its column is empty otherwise) and its
+    autograd."""
+    dtype = DTYPES[name]
+    gen = torch.Generator(device=DEVICE).manual_seed(steps)
+    x = torch.randn(steps, batch, channels, device=DEVICE, generator=gen).to(dtype)
+    label = torch.randint(1, channels, (batch, labels), device=DEVICE, generator=gen)
+    label[:, 1] = label[:, 0]
+    loss, head = torch.empty(batch, device=DEVICE, dtype=dtype), torch.ones(batch, device=DEVICE, dtype=dtype)
+    kept = {k: torch.empty(shape, device=DEVICE, dtype=t)
+            for k, (shape, t) in ctc_loss.kept_shapes(steps, batch, labels, dtype).items()}
+    shape, scratch_dtype = ctc_loss.scratch_shape(batch, labels, dtype)
+    beta, dx = torch.empty(shape, device=DEVICE, dtype=scratch_dtype), torch.empty_like(x)
+    forward = ctc_loss.plan_ctc_loss(x, label, loss, kept["alpha"], lse=kept["lse"])
+    backward = ctc_loss.plan_ctc_loss_backward(x, label, head, kept["alpha"], kept["lse"], beta, dx)
+    run(forward + backward)
+    single = dtype == torch.float32
+    lengths = (torch.full((batch,), steps, device=DEVICE, dtype=torch.long),
+               torch.full((batch,), labels, device=DEVICE, dtype=torch.long))
+
+    def theirs(x_):
+        return torch.nn.functional.ctc_loss(x_.log_softmax(-1), label, *lengths, reduction="sum")
+    xr = x.detach().clone().requires_grad_()
+    ref = theirs(xr) if single else None
+    return [_row("CTCLoss forward", name, (steps, batch, channels, labels), time_ms(lambda: run(forward)),
+                 time_ms(lambda: theirs(x)) if single else None, None, None),
+            _row("CTCLoss backward", name, (steps, batch, channels, labels), time_ms(lambda: run(backward)),
+                 time_ms(lambda: torch.autograd.grad(ref, xr, retain_graph=True)) if single else None, None, None)]
+
+
 def linalg_rows(batch: int, n: int, name: str) -> list[dict]:
     """potrf of a batch of n x n positive-definite matrices and trsm of n x n lower factors
     against n right-hand sides: one program per matrix (per column tile for the solve),
@@ -405,7 +438,7 @@ def main() -> None:
                                    "rows gathered (eager: advanced indexing; its backward against index_put_ "
                                    "accumulating, no copy share), cumsum's passes as one read and one write "
                                    "(eager: torch.cumsum, and for the backward flip, cumsum, flip).")
-    table = Table("operators", len(names) * (27 + len(shapes)), notes)
+    table = Table("operators", len(names) * (29 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -432,6 +465,8 @@ def main() -> None:
         for row in cumsum_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
         for row in linalg_rows(*((256, 64) if ON_GPU else (4, 12)), name):
+            table.add(row)
+        for row in ctc_rows(*((400, 32, 256, 60) if ON_GPU else (6, 2, 5, 2)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):
