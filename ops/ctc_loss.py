@@ -18,7 +18,8 @@ A label that is not a whole number in the alphabet (or is the blank), a length t
 not a whole number in range, or NaN in the data makes the sample's loss and gradient
 NaN; an alignment that cannot exist (too few steps for the labels and the blanks their
 repeats need) makes the loss inf. Where the loss is not finite, the gradient of every
-channel of the sample's steps is NaN (steps past its length: 0, they do not reach the loss).
+channel of the sample's steps is NaN (steps past its length: 0, they do not reach the
+loss; all of them where a length or label is unusable).
 """
 
 from __future__ import annotations
@@ -208,11 +209,12 @@ def _ctc_backward_kernel(X, LABEL, DATA_LEN, LABEL_LEN, HEAD, ALPHA, LSE, BETA, 
         b1 = tl.load(BETA + n * alpha_n + s + 1, mask=s + 1 < s_n, other=float("-inf")).to(CT)
         b2 = tl.load(BETA + n * alpha_n + s + 2, mask=skip_ahead, other=float("-inf")).to(CT)
         beta = tl.where(inside, _logaddexp(_logaddexp(emitted, b1), b2), float("-inf"))
-    if not ACCUMULATE:
-        for t in range(t_n, T):  # past the sample's length: no gradient
-            for c0 in range(0, C, BLOCK_C):
-                cols = c0 + tl.arange(0, BLOCK_C)
-                store(DX, t * dx_t + n * dx_n + cols, tl.zeros((BLOCK_C,), CT), cols < C)
+    # past the sample's length: no gradient; every step NaN where a length or label is unusable
+    rest = tl.zeros((BLOCK_C,), CT) + tl.where(ok, 0.0, float("nan"))
+    for t in range(t_n, T):
+        for c0 in range(0, C, BLOCK_C):
+            cols = c0 + tl.arange(0, BLOCK_C)
+            store_result(DX, t * dx_t + n * dx_n + cols, rest, cols < C, ACCUMULATE)
 
 
 # ------------------------------------------------------------------------- planning

@@ -77,8 +77,12 @@ def test_what_cannot_be_aligned_or_read_is_inf_or_nan_in_its_sample_only(rng):
     np.testing.assert_allclose(loss[fine], expected, rtol=1e-12)
     assert np.isfinite(grad[:, fine]).all()
     lengths = dict(use_data_lengths=True, data_lengths=np.array([0.0, 4.0, 2.0, -1.0, 1.5, 3.0]))
-    loss, _ = _run(data, label[:, :1] * 0, **lengths)  # empty labels; a length out of range or not whole
-    assert loss[0] == 0.0 and np.isnan(loss[1:5]).tolist() == [True, False, True, True]
+    lengths["data_lengths"][1] = np.nan
+    loss, grad = _run(data, label[:, :1] * 0, **lengths)  # empty labels; lengths NaN, out of range, not whole
+    assert loss[0] == 0.0 and not grad[:, 0].any()  # no steps, the empty label: probability 1
+    unusable, usable = [1, 3, 4], [2, 5]
+    assert np.isnan(loss[unusable]).all() and np.isnan(grad[:, unusable]).all()
+    assert np.isfinite(loss[usable]).all() and np.isfinite(grad[:, usable]).all()
 
 
 def test_more_labels_than_steps_is_refused_at_shape_inference():
