@@ -2899,6 +2899,27 @@ def _lstm_weights(api, data):
     return {**result, "bias_init": attrs["p_i2h_bias"]["__init__"], "names": sorted(unpacked)}
 
 
+@case("random", "shuffle")
+def _shuffle(api, data):
+    """random.shuffle and shuffle: names, shape and dtype, and that the output is a permutation
+    of the input's rows (distinct rows of 50), moved (the identity: 1 in 50!)."""
+    with api.fresh_names():
+        nets = [api.sym.random.shuffle(api.sym.Variable("x")), api.sym.shuffle(api.sym.Variable("x"))]
+    x = data.normal("x", (50, 3), np.float32)
+    result = {}
+    for k, net in enumerate(nets):
+        exe = api.bind(net, {"x": x.shape}, "null", {})
+        api.set(exe, "x", x)
+        outs = api.forward(exe)
+        rows = sorted(map(tuple, outs[0].tolist()))
+        result.update({f"name{k}": net.name, f"outputs{k}": net.list_outputs(),
+                       f"shape{k}": list(outs[0].shape), f"dtype{k}": api.dtype_name(outs[0].dtype),
+                       f"permutation{k}": rows == sorted(map(tuple, x.tolist())),
+                       f"moved{k}": not np.array_equal(outs[0], x),
+                       f"file_op{k}": json.loads(net.tojson())["nodes"][-1]["op"]})
+    return result
+
+
 # The fused RNN operator (MXNet's cuDNN RNN; its CPU implementation records here): every
 # mode, layers and directions, the last states' heads too.
 for _mode, _layers, _bidirectional in (("lstm", 1, False), ("lstm", 2, True), ("gru", 1, False), ("gru", 2, True),

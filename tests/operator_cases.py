@@ -1416,6 +1416,12 @@ case(id="arange_like_repeat", op="_contrib_arange_like",
      build=lambda: S.contrib.arange_like(_data(), start=-2, step=3, repeat=2), shapes={"data": (3, 4)},
      forward=lambda v: (-2 + 3 * (np.arange(12) // 2)).reshape(3, 4).astype(np.float64),
      backward=lambda v, h: {"data": np.zeros((3, 4))})
+# shuffle summed along the axis it reorders: the sum is the same in every order, and each
+# slice's gradient is the head, through the gather's gradient whatever the order drawn.
+# (That the order is a permutation, new every call and seeded: tests/test_shuffle.py.)
+case(id="shuffle_summed", op="_shuffle", build=lambda: S.sum(S.random.shuffle(_data()), axis=0),
+     shapes={"data": (6, 3, 2)}, forward=lambda v: v["data"].sum(0),
+     backward=lambda v, h: {"data": np.broadcast_to(h, v["data"].shape).copy()})
 # Random samplers, where their draws are known: uniform on [c, c] is c, a standard deviation
 # of 0 gives the mean, low=k and high=k+1 draw k; the others enter times 0, which checks that
 # every element was written with a finite draw (the workspace starts as NaN). Their

@@ -68,6 +68,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     select,
     sequence_index,
     sequence_mask,
+    shuffle,
     slice,
     slice_axis,
     slice_channel,

@@ -7,8 +7,8 @@ of ``shape``); with symbols, one ``_sample_<name>`` node (one distribution per e
 theirs, each drawn ``shape`` times). Nodes are named as MXNet names them (``_random_uniform0``,
 ``_sample_normal0``, ``uniform_like0``). The operators are in ``operators/sampling.py``; the
 draws come from ``tritonsym.random``'s seed. ``multinomial`` draws categories from rows of
-weights (``_sample_multinomial``, ``operators/multinomial.py``). MXNet's shuffle is not
-here.
+weights (``_sample_multinomial``, ``operators/multinomial.py``); ``shuffle`` reorders the
+first axis of an array (``_shuffle``, ``operators/shuffle.py``).
 
 >>> import tritonsym as ts
 >>> mu, log_sigma = ts.sym.Variable("mu"), ts.sym.Variable("log_sigma")
@@ -26,7 +26,8 @@ from .symbol import Symbol, create_called
 
 __all__ = ["exponential", "exponential_like", "gamma", "gamma_like", "generalized_negative_binomial",
            "generalized_negative_binomial_like", "multinomial", "negative_binomial", "negative_binomial_like",
-           "normal", "normal_like", "poisson", "poisson_like", "randint", "randn", "uniform", "uniform_like"]
+           "normal", "normal_like", "poisson", "poisson_like", "randint", "randn", "shuffle", "uniform",
+           "uniform_like"]
 
 
 def _dtype(params: dict, dtype) -> dict:
@@ -152,3 +153,10 @@ def multinomial(data, shape=(), get_prob=True, dtype="int32", **kwargs) -> Symbo
     return create_called("_sample_multinomial", "_sample_multinomial", data, name=kwargs.pop("name", None),
                          attr=kwargs.pop("attr", None), shape=shape, get_prob=get_prob,
                          dtype=dtype_name(to_dtype(dtype)), **kwargs)
+
+
+def shuffle(data, **kwargs) -> Symbol:
+    """``data``'s slices along its first axis in a random order, drawn anew every call (a
+    ``_shuffle`` node, as MXNet's)."""
+    return create_called("_shuffle", "_shuffle", data, name=kwargs.pop("name", None), attr=kwargs.pop("attr", None),
+                         **kwargs)
