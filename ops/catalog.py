@@ -61,6 +61,7 @@ from . import (
     regression_output,
     rnn,
     rotary,
+    rrelu,
     sampling,
     select,
     sequence_index,
@@ -79,7 +80,7 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attent
                                           grad_norm, group_norm, l2_normalization, layer_norm, linalg_cholesky,
                                           linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
-                                          pick, pooling, prelu, reduce, regression_output, rnn, rotary, sampling,
+                                          pick, pooling, prelu, reduce, regression_output, rnn, rotary, rrelu, sampling,
                                           select, sequence_index, sequence_mask, softmax, softmax_output, sort, take,
                                           upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.

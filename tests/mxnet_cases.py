@@ -41,6 +41,9 @@ CASES: list[Case] = []
 
 # case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
 DECISIONS: dict[str, str] = {
+    "LeakyReLU/rrelu-inference": "MXNet 1.9.1's rrelu lists a second output, the slopes it drew (its backward reads "
+                                 "them); tritonsym's draws them again in backward and keeps none, so it has one "
+                                 "output (the values agree)",
     "CTCLoss/impossible": "MXNet 1.9.1 answers a loss of 0 (probability 1) for a label its steps cannot align "
                           "(two repeats in two steps) and a gradient of uninitialised memory; the probability is "
                           "0, so tritonsym's loss is inf and its gradient NaN",
@@ -3120,6 +3123,19 @@ def _prelu_single(api, data):
     arrays = {"data": data.normal("x", (2, 3, 4), np.float64), "a_gamma": np.array([0.1, 0.5, 2.0])}
     outs, grads = api.run(net, arrays, head_grads=[data.normal("h", (2, 3, 4), np.float64)])
     return {"out0": outs[0], **{f"grad_{k}": v for k, v in grads.items()}}
+
+
+@case("LeakyReLU", "rrelu-inference")
+def _rrelu(api, data):
+    """rrelu in inference: the bounds' mean as the slope. (MXNet 1.9.1's training forward of
+    rrelu crashes on the CPU, a segmentation fault, or with MKLDNN off a failed resource
+    check, so its draws cannot be recorded: tests/test_rrelu.py checks them.)"""
+    net = api.sym.LeakyReLU(api.sym.Variable("data"), act_type="rrelu", lower_bound=0.1, upper_bound=0.4, name="r")
+    x = data.normal("x", (4, 6), np.float32)
+    exe = api.bind(net, {"data": x.shape}, "null", {})
+    api.set(exe, "data", x)
+    return {"out0": api.forward(exe, is_train=False)[0], "arguments": net.list_arguments(),
+            "outputs": net.list_outputs()}
 
 
 for _axis in (1, (0, 2)):

@@ -240,6 +240,17 @@ for _id, _view, _shapes, _axis, _positions in (
                                                                                   f(v["data"]).shape[a], a))},
          no_grad=("cache", "position"))
 
+# rrelu's draws are known where they do not matter: one slope (lower = upper), or data above 0
+# (the identity). The training forward runs the drawing kernel; tests/test_rrelu.py the draws.
+case(id="rrelu_one_slope", op="LeakyReLU",
+     build=lambda: S.LeakyReLU(_data(), act_type="rrelu", lower_bound=0.2, upper_bound=0.2),
+     shapes={"data": (5, 7)}, forward=lambda v: o.act(v["data"], "leaky", 0.2),
+     backward=lambda v, h: {"data": h * o.act_grad(v["data"], "leaky", 0.2)})
+case(id="rrelu_positive", op="LeakyReLU", build=lambda: S.LeakyReLU(_data(), act_type="rrelu"),
+     shapes={"data": (4, 3, 5)}, values={"data": positive}, forward=lambda v: v["data"].copy(),
+     backward=lambda v, h: {"data": h.copy()})
+
+
 # ------------------------------------------------------------------------ Dropout
 # Its masks are random: tests/test_dropout.py checks them; here p=0, the identity (a view).
 

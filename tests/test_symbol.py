@@ -173,8 +173,8 @@ def test_operator_function_errors():
             x + other
         with pytest.raises(TypeError):  # Python's own message, which varies with the other operand
             other * x
-    with pytest.raises(ParamError, match="LeakyReLU: act_type='rrelu' is not one of"):
-        S.LeakyReLU(x, act_type="rrelu")  # MXNet's randomized leaky relu: not here
+    with pytest.raises(ParamError, match="LeakyReLU: act_type='swish' is not one of"):
+        S.LeakyReLU(x, act_type="swish")  # torch's old name of silu: not MXNet's
 
 
 def test_debug_str():
