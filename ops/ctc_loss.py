@@ -79,11 +79,11 @@ def _extended(LABEL, n, label_n, label_l, position, label_count, blank, C):
 
 
 @triton.jit
-def _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad,
+def _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad, s,
             HAS_DATA_LEN: tl.constexpr, HAS_LABEL_LEN: tl.constexpr, BLOCK_S: tl.constexpr):
-    """Sample n's steps and label count (int32 scalars), and whether its label and lengths
-    are valid: lengths whole numbers in range, labels whole numbers in the alphabet and not
-    the blank."""
+    """Sample n's steps, label count and extended positions (int32 scalars), the channel at
+    each position ``s``, and whether its label and lengths are valid: lengths whole numbers
+    in range, labels whole numbers in the alphabet and not the blank."""
     k = tl.arange(0, BLOCK_S)
     labels = tl.load(LABEL + n * label_n + k * label_l, mask=k < L, other=0).to(tl.float64)
     if HAS_LABEL_LEN:
@@ -102,7 +102,8 @@ def _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad
         t_n = T + n * 0
     whole = (labels == tl.floor(labels)) & (labels >= 0) & (labels < C) & (labels != blank)
     labels_ok = tl.sum(((k < label_count) & ~whole).to(tl.int32), axis=0) == 0
-    return t_n, label_count, steps_ok & length_ok & labels_ok
+    ext = _extended(LABEL, n, label_n, label_l, s, label_count, blank, C)
+    return t_n, label_count, 2 * label_count + 1, ext, steps_ok & length_ok & labels_ok
 
 
 @triton.jit
@@ -140,11 +141,9 @@ def _ctc_forward_kernel(X, LABEL, DATA_LEN, LABEL_LEN, LOSS, ALPHA, LSE, T, C, L
     (LSE[t]) stay for backward, else (0) one alpha row is rewritten step by step."""
     n = tl.program_id(0)
     s = tl.arange(0, BLOCK_S)
-    t_n, label_count, ok = _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad,
-                                   HAS_DATA_LEN, HAS_LABEL_LEN, BLOCK_S)
-    s_n = 2 * label_count + 1
+    t_n, label_count, s_n, ext, ok = _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad,
+                                             s, HAS_DATA_LEN, HAS_LABEL_LEN, BLOCK_S)
     inside = s < s_n
-    ext = _extended(LABEL, n, label_n, label_l, s, label_count, blank, C)
     skip = inside & (s >= 2) & (ext != blank) & (ext != _extended(LABEL, n, label_n, label_l, s - 2, label_count,
                                                                    blank, C))
     alpha = tl.where(s == 0, 0.0, float("-inf")).to(CT)  # before the first step: the empty prefix
@@ -174,11 +173,9 @@ def _ctc_backward_kernel(X, LABEL, DATA_LEN, LABEL_LEN, HEAD, ALPHA, LSE, BETA, 
     past its length. BETA is one row of scratch for the shifted reads."""
     n = tl.program_id(0)
     s = tl.arange(0, BLOCK_S)
-    t_n, label_count, ok = _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad,
-                                   HAS_DATA_LEN, HAS_LABEL_LEN, BLOCK_S)
-    s_n = 2 * label_count + 1
+    t_n, label_count, s_n, ext, ok = _sample(LABEL, DATA_LEN, LABEL_LEN, n, T, C, L, label_n, label_l, blank, pad,
+                                             s, HAS_DATA_LEN, HAS_LABEL_LEN, BLOCK_S)
     inside = s < s_n
-    ext = _extended(LABEL, n, label_n, label_l, s, label_count, blank, C)
     ahead = _extended(LABEL, n, label_n, label_l, s + 2, label_count, blank, C)
     skip_ahead = (s + 2 < s_n) & (ahead != blank) & (ahead != ext)
     # the loss again from the last alpha row, in the compute type (the output may be rounded to half precision)
