@@ -76,6 +76,18 @@ def test_inference_training_a_second_backward_and_grad_req_add(steps, rng):
         np.testing.assert_allclose(added.grad_dict[name].numpy(), want + 1.0, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("mode", ["gru", "rnn_tanh", "rnn_relu"])
+def test_an_inference_bind_writes_every_layer_into_the_output(mode, rng):
+    """Without a backward the layers go through the output itself (no kept values): still the
+    oracle's outputs and last states, two bidirectional layers."""
+    net = _rnn(mode, layers=2, bidirectional=True)
+    exe = net.simple_bind(ts.cpu(), grad_req="null", data=(4, 3, 2), type_dict={"data": torch.float64})
+    values = _fill(exe, rng)
+    expected = o.rnn(values["data"], values["rnn_parameters"], values["rnn_state"], None, mode, 2, True)
+    for got, want in zip(exe.forward(is_train=False), expected[:2]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
 def test_the_last_states_without_state_outputs_still_get_a_zero_head():
     """Without state_outputs the recurrence's gradient starts at zero; an unread state output
     gets a zero head gradient: both give the output's gradient alone."""
