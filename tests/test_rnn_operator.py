@@ -76,7 +76,8 @@ def test_inference_training_a_second_backward_and_grad_req_add(steps, rng):
         np.testing.assert_allclose(added.grad_dict[name].numpy(), want + 1.0, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize("mode", ["gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("mode", ["gru", pytest.param("rnn_tanh", marks=pytest.mark.slow),
+                                  pytest.param("rnn_relu", marks=pytest.mark.slow)])
 def test_an_inference_bind_writes_every_layer_into_the_output(mode, rng):
     """Without a backward the layers go through the output itself (no kept values): still the
     oracle's outputs and last states, two bidirectional layers."""
@@ -139,7 +140,8 @@ def test_fused_rnn_initializer_fills_each_gate_and_opens_both_forget_biases():
 
 # three vanilla layers: where MXNet 1.9.1's fused gradient is wrong (docs/mxnet.md)
 @pytest.mark.parametrize("mode, bidirectional, layers", [pytest.param("lstm", True, 2, marks=pytest.mark.slow),
-                                                          ("gru", False, 2), ("rnn_tanh", False, 3)])
+                                                          pytest.param("gru", False, 2, marks=pytest.mark.slow),
+                                                          ("rnn_tanh", False, 3)])
 def test_a_fused_cell_is_the_network_its_unfused_cells_build(mode, bidirectional, layers, rng):
     fused = ts.rnn.FusedRNNCell(3, num_layers=layers, mode=mode, bidirectional=bidirectional, prefix="f_")
     outputs, states = fused.unroll(3, S.Variable("data"), layout="NTC", merge_outputs=True)
@@ -184,6 +186,7 @@ def test_a_fused_lstm_learns_to_recall_the_first_token():
     assert mod.score(train, "acc")[0][1] == 1.0
 
 
+@pytest.mark.slow  # 4 s in the interpreter
 def test_dropout_between_layers_draws_a_mask_per_layer_and_backward_draws_it_again(rng):
     """p drops each layer's output but the top's, as the layer above reads it (MXNet's p):
     the values and gradients are the oracle's with the masks the Dropout kernels draw for
