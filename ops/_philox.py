@@ -10,10 +10,19 @@ what the node draws plus the step times 2**32: each step draws numbers no earlie
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
+from ._common import KernelArgumentError
+
 STATE_SLOTS = ("seed", "step")  # the device state: int64 each
+
+
+def check_state(fn: str, state: torch.Tensor, device: torch.device) -> None:
+    """``state`` is the random state a kernel on ``device`` reads (``random.device_state``)."""
+    if state.dtype != torch.int64 or state.numel() != len(STATE_SLOTS) or state.device != device:
+        raise KernelArgumentError(f"{fn}: state must be the {len(STATE_SLOTS)} int64 random state on {device}")
 
 
 @triton.jit

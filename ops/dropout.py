@@ -32,7 +32,7 @@ from ._common import (
     prepare_out,
     store_result,
 )
-from ._philox import STATE_SLOTS, philox_counter, philox_key
+from ._philox import check_state, philox_counter, philox_key
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_dropout.py")
 
@@ -76,8 +76,7 @@ def plan_dropout(x: torch.Tensor, out: torch.Tensor, state: torch.Tensor, *, p: 
     check_tensor(fn, "x", x)
     if not (0.0 <= p < 1.0):
         raise KernelArgumentError(f"{fn}: p={p} must be in [0, 1)")
-    if state.dtype != torch.int64 or state.numel() != len(STATE_SLOTS) or state.device != x.device:
-        raise KernelArgumentError(f"{fn}: state must be the {len(STATE_SLOTS)} int64 random state on {x.device}")
+    check_state(fn, state, x.device)
     for a in axes:
         if not -x.dim() <= a < x.dim():
             raise KernelArgumentError(f"{fn}: axis {a} of axes={tuple(axes)} is out of range for shape "

@@ -34,7 +34,7 @@ from ._common import (
     store,
     store_result,
 )
-from ._philox import STATE_SLOTS, philox_counter, philox_key
+from ._philox import STATE_SLOTS, check_state, philox_counter, philox_key
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_multinomial.py")
 BLOCK_S = 16  # draws per program
@@ -129,8 +129,7 @@ def plan_multinomial(p: torch.Tensor, out: torch.Tensor, state: torch.Tensor, *,
     axis), -1 where the row is invalid; ``log_p`` (when given): the log of the drawn weight."""
     fn = "multinomial"
     rows, k, s = _layout(fn, p, out)
-    if state.dtype != torch.int64 or state.numel() != len(STATE_SLOTS) or state.device != p.device:
-        raise KernelArgumentError(f"{fn}: state must be the {len(STATE_SLOTS)} int64 random state on {p.device}")
+    check_state(fn, state, p.device)
     if log_p is not None and (log_p.shape != out.shape or log_p.dtype != p.dtype or not log_p.is_contiguous()):
         raise KernelArgumentError(f"{fn}: log_p must be contiguous of out's shape {tuple(out.shape)} and p's dtype "
                                   f"{p.dtype}")

@@ -26,7 +26,7 @@ from ._common import (
     load_wide,
     store_result,
 )
-from ._philox import STATE_SLOTS, philox_counter, philox_key
+from ._philox import check_state, philox_counter, philox_key
 
 TESTS = ("tests/test_rrelu.py", "tests/test_operators.py", "tests/test_gradcheck.py")
 
@@ -65,8 +65,7 @@ def plan_rrelu(x: torch.Tensor, out: torch.Tensor, state: torch.Tensor, *, lower
     check_tensor(fn, "x", x)
     if not lower <= upper:
         raise KernelArgumentError(f"{fn}: lower={lower} is above upper={upper}")
-    if state.dtype != torch.int64 or state.numel() != len(STATE_SLOTS) or state.device != x.device:
-        raise KernelArgumentError(f"{fn}: state must be the {len(STATE_SLOTS)} int64 random state on {x.device}")
+    check_state(fn, state, x.device)
     given = dict(x=x, out=out, grad_out=grad_out)
     check_same(fn, "shape", **given)
     check_same(fn, "dtype", **given)

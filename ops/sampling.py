@@ -51,7 +51,7 @@ from ._common import (
     store,
 )
 from ._gamma_poisson import poisson, standard_gamma
-from ._philox import STATE_SLOTS, philox_counter, philox_key
+from ._philox import STATE_SLOTS, check_state, philox_counter, philox_key
 
 TESTS = ("tests/test_operators.py", "tests/test_sampling.py")
 DISTRIBUTIONS = ("uniform", "normal", "exponential", "randint", "gamma", "poisson", "negative_binomial",
@@ -117,8 +117,7 @@ def plan_sample(out: torch.Tensor, state: torch.Tensor, distribution: str, a, b=
     check_writable(fn, "out", out)
     if (distribution == "randint") == out.dtype.is_floating_point:
         raise KernelArgumentError(f"{fn}: out has dtype {out.dtype}; randint draws int32/int64, the rest floats")
-    if state.dtype != torch.int64 or state.numel() != len(STATE_SLOTS) or state.device != out.device:
-        raise KernelArgumentError(f"{fn}: state must be the {len(STATE_SLOTS)} int64 random state on {out.device}")
+    check_state(fn, state, out.device)
     tensors = {"out": out}
     from_tensors = isinstance(a, torch.Tensor)
     if from_tensors:
