@@ -26,6 +26,19 @@ def parameter_pieces(mode: str, layers: int, directions: int, inputs: int, hidde
     return pieces
 
 
+def gate_pieces(mode: str, layers: int, directions: int, inputs: int, hidden: int) -> list[tuple[str, int, tuple]]:
+    """(MXNet's per-gate name, start, shape) of each gate's rows of each piece, in order:
+    ``l0_i2h_f_weight`` (hidden, width), ``r1_h2h_c_bias`` (hidden,) ... (prefix them with the
+    cell's prefix)."""
+    gates, at = [], 0
+    for layer, direction, kind, shape in parameter_pieces(mode, layers, directions, inputs, hidden):
+        group, what = ("i2h" if kind in ("wx", "bx") else "h2h"), ("weight" if kind[0] == "w" else "bias")
+        for gate in GATE_NAMES[mode]:
+            gates.append((f"{'r' if direction else 'l'}{layer}_{group}{gate}_{what}", at, (hidden, *shape[1:])))
+            at += math.prod(shape[1:]) * hidden
+    return gates
+
+
 def parameter_count(mode: str, layers: int, directions: int, inputs: int, hidden: int) -> int:
     return sum(math.prod(shape) for *_, shape in parameter_pieces(mode, layers, directions, inputs, hidden))
 

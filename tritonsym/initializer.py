@@ -254,20 +254,12 @@ class FusedRNN(Initializer):
         if inputs is None:
             raise ParamError(f"FusedRNN: {name!r} holds {flat.numel()} numbers, which no input size gives {layers} "
                              f"{'bidirectional ' if directions == 2 else ''}{mode} layers of {hidden}")
-        at = 0
-        for layer, direction, kind, shape in fused_rnn_layout.parameter_pieces(mode, layers, directions, inputs,
-                                                                               hidden):
-            size = math.prod(shape)
-            piece = flat[at:at + size].view(shape)
-            at += size
-            for gate, gate_name in enumerate(fused_rnn_layout.GATE_NAMES[mode]):
-                rows = piece[gate * hidden:(gate + 1) * hidden]
-                group = "i2h" if kind in ("wx", "bx") else "h2h"
-                piece_name = f"{name}_{'r' if direction else 'l'}{layer}_{group}{gate_name}"  # MXNet's names
-                if kind.startswith("w"):
-                    init._fill(piece_name + "_weight", rows)
-                elif mode == "lstm" and gate == 1:
-                    _write(rows, np.full(tuple(rows.shape), float(self.forget_bias)))
-                else:
-                    _write(rows, np.zeros(tuple(rows.shape)))
+        for piece_name, at, shape in fused_rnn_layout.gate_pieces(mode, layers, directions, inputs, hidden):
+            rows = flat[at:at + math.prod(shape)].view(shape)
+            if piece_name.endswith("_weight"):
+                init._fill(f"{name}_{piece_name}", rows)
+            elif mode == "lstm" and piece_name.endswith("_f_bias"):  # both forget biases, as MXNet's
+                _write(rows, np.full(tuple(rows.shape), float(self.forget_bias)))
+            else:
+                _write(rows, np.zeros(tuple(rows.shape)))
 

@@ -14,7 +14,7 @@ import torch
 
 from .. import initializer
 from .. import symbol as sym
-from ..fused_rnn_layout import GATE_NAMES, inputs_of
+from ..fused_rnn_layout import GATE_NAMES, gate_pieces, inputs_of
 from .cells import BaseRNNCell, GRUCell, LSTMCell, RNNCell, normalize_sequence
 from .combinators import BidirectionalCell, DropoutCell, SequentialRNNCell
 
@@ -52,29 +52,8 @@ class FusedRNNCell(BaseRNNCell):
 
     def _slice_weights(self, flat, inputs: int) -> dict:
         """Views of ``flat`` by MXNet's per-gate names, in the operator's layout."""
-        h, views, at = self._num_hidden, {}, 0
-
-        def take(name, shape):
-            nonlocal at
-            size = int(np.prod(shape))
-            views[name] = flat[at:at + size].reshape(shape)
-            at += size
-
-        for layer in range(self._num_layers):
-            width = inputs if layer == 0 else len(self._directions) * h
-            for direction in self._directions:
-                for group, columns in (("i2h", width), ("h2h", h)):
-                    for gate in self._gate_names:
-                        take(f"{self._prefix}{direction}{layer}_{group}{gate}_weight", (h, columns))
-        for layer in range(self._num_layers):
-            for direction in self._directions:
-                for group in ("i2h", "h2h"):
-                    for gate in self._gate_names:
-                        take(f"{self._prefix}{direction}{layer}_{group}{gate}_bias", (h,))
-        if at != len(flat):
-            raise ValueError(f"FusedRNNCell: {len(flat)} parameters do not fit {self._num_layers} {self._mode} layers "
-                             f"of {h} (with {inputs} inputs: {at})")
-        return views
+        pieces = gate_pieces(self._mode, self._num_layers, len(self._directions), inputs, self._num_hidden)
+        return {self._prefix + name: flat[at:at + int(np.prod(shape))].reshape(shape) for name, at, shape in pieces}
 
     def _inputs_of(self, count: int) -> int:
         inputs = inputs_of(count, self._mode, self._num_layers, len(self._directions), self._num_hidden)
