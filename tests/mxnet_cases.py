@@ -2624,6 +2624,32 @@ def _div_sqrt_dim(api, data):
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
 
 
+# ------------------------------------------------- interleaved attention products (GluonNLP's)
+# MXNet 1.9.1 runs them in float32 only on the CPU.
+
+for _op, _shapes in (("interleaved_matmul_selfatt_qk", {"qkv": (4, 2, 18)}),
+                     ("interleaved_matmul_selfatt_valatt", {"qkv": (4, 2, 18), "att": (6, 4, 4)}),
+                     ("interleaved_matmul_encdec_qk", {"q": (3, 2, 12), "kv": (5, 2, 24)}),
+                     ("interleaved_matmul_encdec_valatt", {"kv": (5, 2, 24), "att": (6, 3, 5)})):
+    def _interleaved_case(op=_op, shapes=_shapes):
+        @case(f"contrib.{op}", "heads3" if "encdec" in op else "heads3-width2")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym.contrib, op)(*(api.sym.Variable(n) for n in shapes), heads=3)
+            return {**_forward_backward(api, data, net, shapes), "name": net.name}
+    _interleaved_case()
+
+
+@case("contrib.interleaved_matmul_selfatt_qk", "self-attention-block")
+def _interleaved_self_attention(api, data):
+    """Both products read one projection: its gradient is the sum of theirs."""
+    qkv = api.sym.Variable("qkv")
+    scores = api.sym.contrib.interleaved_matmul_selfatt_qk(qkv, heads=2, name="qk")
+    net = api.sym.contrib.interleaved_matmul_selfatt_valatt(qkv, api.sym.softmax(scores, axis=-1, name="p"),
+                                                            heads=2, name="att")
+    return _forward_backward(api, data, net, {"qkv": (5, 3, 24)})
+
+
 # ------------------------------------------------------- amp_cast, amp_multicast (MXNet's AMP)
 
 for _types, _narrow in ((("float16", "float32"), False), (("float16", "float32"), True),

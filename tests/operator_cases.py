@@ -1640,6 +1640,46 @@ _attention_case("attention_sliding_window_valid_length", (3, 2, 9, 4), (3, 2, 9,
 _attention_case("attention_sliding_window_past_the_keys", (1, 2, 10, 4), (1, 1, 6, 4), (1, 1, 6, 3), causal=True,
                 gqa=True, window=3)
 
+# ------------------------------------------- MXNet's interleaved attention products
+
+
+def _scores(q, k):
+    return q @ _swap(k) / np.sqrt(q.shape[-1])
+
+
+def _scores_grads(h, q, k):
+    return h @ k / np.sqrt(q.shape[-1]), _swap(h) @ q / np.sqrt(q.shape[-1])
+
+
+# 2 heads of width 3 over 4 positions and a batch of 2; encoder-decoder: 3 queries, 5 keys, width 4
+case(id="interleaved_selfatt_qk", op="_contrib_interleaved_matmul_selfatt_qk",
+     build=lambda: S.contrib.interleaved_matmul_selfatt_qk(_data("qkv"), heads=2), shapes={"qkv": (4, 2, 18)},
+     forward=lambda v: _scores(*o.interleaved_split(v["qkv"], 2, 3)[:2]),
+     backward=lambda v, h: {"qkv": o.interleaved_join(
+         [*_scores_grads(h, *o.interleaved_split(v["qkv"], 2, 3)[:2]), np.zeros((4, 4, 3))], 2)})
+case(id="interleaved_selfatt_valatt", op="_contrib_interleaved_matmul_selfatt_valatt",
+     build=lambda: S.contrib.interleaved_matmul_selfatt_valatt(_data("qkv"), _data("attention"), heads=2),
+     shapes={"qkv": (4, 2, 18), "attention": (4, 4, 4)},
+     forward=lambda v: o.interleaved_join([v["attention"] @ o.interleaved_split(v["qkv"], 2, 3)[2]], 2),
+     backward=lambda v, h: {
+         "qkv": o.interleaved_join(
+             [np.zeros((4, 4, 3))] * 2 + [_swap(v["attention"]) @ o.interleaved_split(h, 2, 1)[0]], 2),
+         "attention": o.interleaved_split(h, 2, 1)[0] @ _swap(o.interleaved_split(v["qkv"], 2, 3)[2])})
+case(id="interleaved_encdec_qk", op="_contrib_interleaved_matmul_encdec_qk",
+     build=lambda: S.contrib.interleaved_matmul_encdec_qk(_data("queries"), _data("kv"), heads=2),
+     shapes={"queries": (3, 2, 8), "kv": (5, 2, 16)},
+     forward=lambda v: _scores(o.interleaved_split(v["queries"], 2, 1)[0], o.interleaved_split(v["kv"], 2, 2)[0]),
+     backward=lambda v, h: (lambda dq, dk: {"queries": o.interleaved_join([dq], 2),
+                                            "kv": o.interleaved_join([dk, np.zeros((4, 5, 4))], 2)})(
+         *_scores_grads(h, o.interleaved_split(v["queries"], 2, 1)[0], o.interleaved_split(v["kv"], 2, 2)[0])))
+case(id="interleaved_encdec_valatt", op="_contrib_interleaved_matmul_encdec_valatt",
+     build=lambda: S.contrib.interleaved_matmul_encdec_valatt(_data("kv"), _data("attention"), heads=2),
+     shapes={"kv": (5, 2, 16), "attention": (4, 3, 5)},
+     forward=lambda v: o.interleaved_join([v["attention"] @ o.interleaved_split(v["kv"], 2, 2)[1]], 2),
+     backward=lambda v, h: {
+         "kv": o.interleaved_join([np.zeros((4, 5, 4)), _swap(v["attention"]) @ o.interleaved_split(h, 2, 1)[0]], 2),
+         "attention": o.interleaved_split(h, 2, 1)[0] @ _swap(o.interleaved_split(v["kv"], 2, 2)[1])})
+
 # ---------------------------------------------------------- Convolution, Pooling
 
 

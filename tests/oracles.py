@@ -601,6 +601,21 @@ def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, window=N
             _kept_sum(p, h, keep, "queries"))
 
 
+def interleaved_split(x, heads, parts):
+    """MXNet's interleaved projection (seq, batch, heads * parts * width) as ``parts`` arrays
+    (batch * heads, seq, width): each head's slices lie side by side on the last axis."""
+    seq, batch, columns = x.shape
+    t = x.reshape(seq, batch, heads, parts, columns // (heads * parts))
+    return [t[:, :, :, p].transpose(1, 2, 0, 3).reshape(batch * heads, seq, -1) for p in range(parts)]
+
+
+def interleaved_join(pieces, heads):
+    """The inverse of ``interleaved_split``."""
+    rows, seq, width = pieces[0].shape
+    t = np.stack([p.reshape(rows // heads, heads, seq, width).transpose(2, 0, 1, 3) for p in pieces], axis=3)
+    return t.reshape(seq, rows // heads, heads * len(pieces) * width)
+
+
 def grouped_attention(q, k, v, causal=False, scale=None, lengths=None, window=None):
     """Grouped-query attention: key and value head g serves query heads g*group .. g*group +
     group - 1 (group = query heads / key heads), as if repeated to the query's heads."""

@@ -37,6 +37,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     group_norm,
     identity,
     instance_norm,
+    interleaved_matmul,
     l2_normalization,
     layer_norm,
     leaky_relu,
