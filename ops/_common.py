@@ -221,6 +221,20 @@ def check_writable(fn: str, name: str, out: torch.Tensor) -> None:
             )
 
 
+def check_image_pair(fn: str, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> None:
+    """Two contiguous (batch, channels, height, width) arrays with a height and a width, of
+    one batch, channel count, dtype and device: a resampling's input and output."""
+    for name, t in zip(names, (x, y)):
+        check_tensor(fn, name, t, FLOAT_DTYPES)
+        if t.dim() != 4 or not t.is_contiguous() or min(t.shape[2:]) < 1:
+            raise KernelArgumentError(f"{fn}: {name} must be contiguous (batch, channels, height, width) with a "
+                                      f"height and width, got shape {tuple(t.shape)} strides {t.stride()}")
+    if x.dtype != y.dtype or x.device != y.device or x.shape[:2] != y.shape[:2]:
+        raise KernelArgumentError(f"{fn}: {names[0]} {tuple(x.shape)} ({x.dtype} on {x.device}) and {names[1]} "
+                                  f"{tuple(y.shape)} ({y.dtype} on {y.device}) must share the batch, the channels, "
+                                  "a dtype and a device")
+
+
 def overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Do the bytes two views can address overlap (an output planned over its input)?"""
     (a_low, a_high), (b_low, b_high) = memcheck.byte_span(a), memcheck.byte_span(b)

@@ -18,11 +18,13 @@ import torch
 
 from . import (
     activation,
+    adaptive_pooling,
     arange,
     arg_reduce,
     attention,
     batch_dot,
     batch_norm,
+    bilinear_resize,
     cache_write,
     convolution,
     cross_entropy,
@@ -74,11 +76,12 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, arange, arg_reduce, attention, batch_dot, batch_norm, cache_write,
-                                          convolution, cross_entropy, ctc_loss, cumsum, deconvolution, dropout,
-                                          elementwise, embedding, flip, fully_connected, gated_activation, gather_nd,
-                                          grad_norm, group_norm, l2_normalization, layer_norm, linalg_cholesky,
-                                          linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, arange, arg_reduce, attention, batch_dot,
+                                          batch_norm, bilinear_resize, cache_write, convolution, cross_entropy,
+                                          ctc_loss, cumsum, deconvolution, dropout, elementwise, embedding, flip,
+                                          fully_connected, gated_activation, gather_nd, grad_norm, group_norm,
+                                          l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
+                                          linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
                                           pick, pooling, prelu, reduce, regression_output, rnn, rotary, rrelu, sampling,
                                           select, sequence_index, sequence_mask, softmax, softmax_output, sort, take,

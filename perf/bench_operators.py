@@ -4,12 +4,14 @@ backward, a broadcast add, rotary position embedding, GatedActivation (SwiGLU's 
 forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a vocabulary,
 uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, the
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
-trsm), CTCLoss forward and backward, against
+trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
+backward (a segmentation head's resize and pyramid pooling), against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
-torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only) and, for the
+torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
+F.interpolate and F.adaptive_avg_pool2d with their autograd) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -26,8 +28,9 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import (
+    adaptive_pooling,
+    bilinear_resize,
     broadcast,
     cross_entropy,
     ctc_loss,
@@ -44,6 +47,7 @@ from tritonsym.ops import (
     sampling,
     sort,
 )
+from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import optimizer as update
 from tritonsym.ops._common import run
 
@@ -339,6 +343,34 @@ def gather_nd_rows(rows: int, cols: int, name: str, copy_gbs) -> list[dict]:
             _row("gather_nd backward", name, (picks, cols), bwd, eager_bwd, None, copy_gbs)]
 
 
+def resize_rows(batch: int, channels: int, size: int, name: str, copy_gbs) -> list[dict]:
+    """BilinearResize2D of (batch, channels, size, size) maps to 4x their height and width
+    (align_corners=False, DeepLab's decoder) and AdaptiveAvgPooling2D of them to 6 x 6
+    (PSPNet's coarsest pyramid level), forward and backward, each gradient gathered by the
+    input element; against F.interpolate and F.adaptive_avg_pool2d and their autograd."""
+    dtype = DTYPES[name]
+    x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
+    big, cells = torch.empty(batch, channels, 4 * size, 4 * size, device=DEVICE, dtype=dtype), \
+        torch.empty(batch, channels, 6, 6, device=DEVICE, dtype=dtype)
+    dx = torch.empty_like(x)
+    plans = {"BilinearResize2D forward": bilinear_resize.plan_bilinear_resize(x, big, align_corners=False),
+             "BilinearResize2D backward": bilinear_resize.plan_bilinear_resize_backward(big, dx, align_corners=False),
+             "AdaptiveAvgPooling2D forward": adaptive_pooling.plan_adaptive_avg_pool(x, cells),
+             "AdaptiveAvgPooling2D backward": adaptive_pooling.plan_adaptive_avg_pool_backward(cells, dx)}
+    xr = x.detach().clone().requires_grad_()
+    resized = torch.nn.functional.interpolate(xr, scale_factor=4, mode="bilinear", align_corners=False)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(xr, 6)
+    theirs = {"BilinearResize2D forward": lambda: torch.nn.functional.interpolate(
+                  x, scale_factor=4, mode="bilinear", align_corners=False),
+              "BilinearResize2D backward": lambda: torch.autograd.grad(resized, xr, big, retain_graph=True),
+              "AdaptiveAvgPooling2D forward": lambda: torch.nn.functional.adaptive_avg_pool2d(x, 6),
+              "AdaptiveAvgPooling2D backward": lambda: torch.autograd.grad(pooled, xr, cells, retain_graph=True)}
+    moved = {"BilinearResize2D": (x.numel() + big.numel()) * x.element_size(),
+             "AdaptiveAvgPooling2D": (x.numel() + cells.numel()) * x.element_size()}
+    return [_row(op, name, (batch, channels, size, size), time_ms(lambda p=plan: run(p)), time_ms(theirs[op]),
+                 moved[op.split()[0]], copy_gbs) for op, plan in plans.items()]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -437,8 +469,10 @@ def main() -> None:
                                    "forward as one read and one write of the "
                                    "rows gathered (eager: advanced indexing; its backward against index_put_ "
                                    "accumulating, no copy share), cumsum's passes as one read and one write "
-                                   "(eager: torch.cumsum, and for the backward flip, cumsum, flip).")
-    table = Table("operators", len(names) * (29 + len(shapes)), notes)
+                                   "(eager: torch.cumsum, and for the backward flip, cumsum, flip), "
+                                   "BilinearResize2D's and AdaptiveAvgPooling2D's passes as one read of the smaller "
+                                   "map and one read or write of the larger (shape: the input's).")
+    table = Table("operators", len(names) * (33 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -467,6 +501,8 @@ def main() -> None:
         for row in linalg_rows(*((256, 64) if ON_GPU else (4, 12)), name):
             table.add(row)
         for row in ctc_rows(*((400, 32, 256, 60) if ON_GPU else (6, 2, 5, 2)), name):
+            table.add(row)
+        for row in resize_rows(*((8, 256, 64) if ON_GPU else (2, 3, 7)), name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

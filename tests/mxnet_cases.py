@@ -41,6 +41,10 @@ CASES: list[Case] = []
 
 # case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
 DECISIONS: dict[str, str] = {
+    "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
+                                                 "too (and fails when scale_height comes alone): with height=3 "
+                                                 "and scale_width=2 it makes the width its default 1. Its "
+                                                 "documentation, and tritonsym, scale each axis that has a scale",
     "LeakyReLU/rrelu-inference": "MXNet 1.9.1's rrelu lists a second output, the slopes it drew (its backward reads "
                                  "them); tritonsym's draws them again in backward and keeps none, so it has one "
                                  "output (the values agree)",
@@ -2622,6 +2626,48 @@ def _div_sqrt_dim(api, data):
     with api.fresh_names():
         net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
+# ---------------------------------------- AdaptiveAvgPooling2D, BilinearResize2D (segmentation)
+
+for _shape, _size in (((2, 3, 7, 5), (3, 2)), ((1, 2, 4, 5), (6, 8)), ((2, 3, 5, 4), None), ((1, 2, 9, 9), 4)):
+    def _adaptive_case(shape=_shape, size=_size):
+        @case("contrib.AdaptiveAvgPooling2D", f"{_fmt(shape)}-to-{'default' if size is None else _fmt(size)}")
+        def run(api, data):
+            options = {} if size is None else {"output_size": size}
+            with api.fresh_names():
+                net = api.sym.contrib.AdaptiveAvgPooling2D(api.sym.Variable("data"), **options)
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64), "name": net.name}
+    _adaptive_case()
+
+_infer_more("adaptive-pooling-3d-raises",
+            lambda api: api.sym.contrib.AdaptiveAvgPooling2D(api.sym.Variable("data"), output_size=2), data=(2, 3, 4))
+
+# MXNet rounds each axis's scale to float32: compared in float32.
+for _name, _shape, _options in (
+        ("size-corners", (2, 3, 4, 5), dict(height=7, width=9)),
+        ("size-centres", (2, 2, 6, 5), dict(height=4, width=8, align_corners=False)),
+        ("one-row-centres", (1, 2, 5, 7), dict(height=1, width=6, align_corners=False)),
+        ("scales", (1, 2, 5, 7), dict(scale_height=1.7, scale_width=0.6)),
+        ("scale-width-only", (1, 2, 5, 7), dict(height=3, scale_width=2.0)),
+        ("odd-scale", (1, 2, 5, 6), dict(scale_height=1.5, scale_width=0.5, mode="odd_scale")),
+        ("to-even-down", (1, 2, 5, 6), dict(mode="to_even_down", align_corners=False)),
+        ("to-odd-up", (1, 2, 4, 5), dict(mode="to_odd_up"))):
+    def _resize_case(shape=_shape, options=_options):
+        @case("contrib.BilinearResize2D", _name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.BilinearResize2D(api.sym.Variable("data"), **options)
+            return {**_forward_backward(api, data, net, {"data": shape}), "name": net.name}
+    _resize_case()
+
+
+@case("contrib.BilinearResize2D", "like")
+def _resize_like(api, data):
+    net = api.sym.contrib.BilinearResize2D(api.sym.Variable("data"), api.sym.Variable("like"), mode="like",
+                                           name="resize")
+    return {**_forward_backward(api, data, net, {"data": (2, 3, 3, 4), "like": (2, 3, 6, 7)}),
+            "arguments": net.list_arguments()}
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

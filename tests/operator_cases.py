@@ -1680,6 +1680,37 @@ case(id="interleaved_encdec_valatt", op="_contrib_interleaved_matmul_encdec_vala
          "kv": o.interleaved_join([np.zeros((4, 5, 4)), _swap(v["attention"]) @ o.interleaved_split(h, 2, 1)[0]], 2),
          "attention": o.interleaved_split(h, 2, 1)[0] @ _swap(o.interleaved_split(v["kv"], 2, 2)[1])})
 
+# ------------------------------------------------- AdaptiveAvgPooling2D, BilinearResize2D
+
+# overlapping windows (7 rows in 3 cells), windows repeating rows (4 rows in 6 cells), global
+for _shape, _size in (((2, 3, 7, 5), (3, 2)), ((1, 2, 4, 5), (6, 8)), ((2, 3, 5, 4), ())):
+    _cells = _size or (1, 1)
+    case(id=f"adaptive_avg_pool_{'x'.join(map(str, _shape))}_to_{'x'.join(map(str, _cells))}",
+         op="_contrib_AdaptiveAvgPooling2D",
+         build=lambda s=_size: S.contrib.AdaptiveAvgPooling2D(_data(), output_size=s), shapes={"data": _shape},
+         forward=lambda v, c=_cells: o.adaptive_avg_pool(v["data"], c),
+         backward=lambda v, h, s=_shape: {"data": o.adaptive_avg_pool_grad(h, s)})
+
+# up and down at once, pixel centres, a scale per axis, a single output row, an input of one row
+for _id, _shape, _options, _size in (
+        ("up_corners", (2, 3, 4, 5), dict(height=7, width=9), (7, 9)),
+        ("down_up_centres", (2, 2, 6, 5), dict(height=4, width=8, align_corners=False), (4, 8)),
+        ("scales", (1, 2, 5, 7), dict(scale_height=1.7, scale_width=0.6), (8, 4)),
+        ("one_row_centres", (1, 2, 5, 7), dict(height=1, width=6, align_corners=False), (1, 6)),
+        ("from_one_row", (2, 1, 1, 3), dict(height=4, width=5), (4, 5)),
+        ("to_odd_up", (1, 2, 4, 5), dict(mode="to_odd_up"), (5, 5))):
+    case(id=f"bilinear_resize_{_id}", op="_contrib_BilinearResize2D",
+         build=lambda opts=_options: S.contrib.BilinearResize2D(_data(), **opts), shapes={"data": _shape},
+         forward=lambda v, z=_size, a=_options.get("align_corners", True): o.bilinear_resize(v["data"], z, a),
+         backward=lambda v, h, s=_shape, a=_options.get("align_corners", True): {
+             "data": o.bilinear_resize_grad(h, s, a)})
+case(id="bilinear_resize_like", op="_contrib_BilinearResize2D",
+     build=lambda: S.contrib.BilinearResize2D(_data(), _data("like"), mode="like", align_corners=False),
+     shapes={"data": (2, 3, 3, 4), "like": (2, 3, 6, 7)},
+     forward=lambda v: o.bilinear_resize(v["data"], (6, 7), False),
+     backward=lambda v, h: {"data": o.bilinear_resize_grad(h, (2, 3, 3, 4), False)},
+     no_grad=("like",))
+
 # ---------------------------------------------------------- Convolution, Pooling
 
 

@@ -601,6 +601,71 @@ def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, window=N
             _kept_sum(p, h, keep, "queries"))
 
 
+def adaptive_windows(length, cells):
+    """Cell i's rows [floor(i L / cells), ceil((i + 1) L / cells)) of ``length`` rows."""
+    return [(i * length // cells, -(-(i + 1) * length // cells)) for i in range(cells)]
+
+
+def adaptive_avg_pool(x, size):
+    out = np.empty(x.shape[:2] + tuple(size))
+    for i, (top, bottom) in enumerate(adaptive_windows(x.shape[2], size[0])):
+        for j, (left, right) in enumerate(adaptive_windows(x.shape[3], size[1])):
+            out[:, :, i, j] = x[:, :, top:bottom, left:right].mean((2, 3))
+    return out
+
+
+def adaptive_avg_pool_grad(dy, shape):
+    dx = np.zeros(shape)
+    for i, (top, bottom) in enumerate(adaptive_windows(shape[2], dy.shape[2])):
+        for j, (left, right) in enumerate(adaptive_windows(shape[3], dy.shape[3])):
+            dx[:, :, top:bottom, left:right] += dy[:, :, i, j, None, None] / ((bottom - top) * (right - left))
+    return dx
+
+
+def bilinear_taps(length, out_length, align_corners):
+    """Each output index's (first row, next row, next row's weight): the source position is
+    o (L - 1) / (OL - 1) with align_corners, else max((o + 0.5) L / OL - 0.5, 0); 0 for a
+    single output (MXNet's)."""
+    o = np.arange(out_length)
+    if out_length == 1:
+        position = np.zeros(1)
+    elif align_corners:
+        position = o * (length - 1) / (out_length - 1)
+    else:
+        position = np.maximum((o + 0.5) * length / out_length - 0.5, 0.0)
+    first = np.floor(position).astype(np.int64)
+    return first, np.minimum(first + 1, length - 1), position - first
+
+
+def _along(w, axis, ndim):
+    shape = [1] * ndim
+    shape[axis] = -1
+    return w.reshape(shape)
+
+
+def bilinear_resize(x, size, align_corners=True):
+    """Rows blended, then columns; a neighbour of weight 0 is not read (a grid point is the
+    grid value, even beside a NaN)."""
+    for axis, out_length in ((2, size[0]), (3, size[1])):
+        first, after, w = bilinear_taps(x.shape[axis], out_length, align_corners)
+        w = _along(w, axis, x.ndim)
+        x = (1 - w) * np.take(x, first, axis) + np.where(w > 0, w * np.take(x, after, axis), 0.0)
+    return x
+
+
+def bilinear_resize_grad(dy, shape, align_corners=True):
+    """The adjoint of ``bilinear_resize``: each output's head shared back to the rows it read."""
+    for axis in (3, 2):
+        first, after, w = bilinear_taps(shape[axis], dy.shape[axis], align_corners)
+        moved = np.moveaxis(dy, axis, 0)
+        grad = np.zeros((shape[axis],) + moved.shape[1:])
+        np.add.at(grad, first, _along(1 - w, 0, moved.ndim) * moved)
+        read = w > 0
+        np.add.at(grad, after[read], _along(w[read], 0, moved.ndim) * moved[read])
+        dy = np.moveaxis(grad, 0, axis)
+    return dy
+
+
 def interleaved_split(x, heads, parts):
     """MXNet's interleaved projection (seq, batch, heads * parts * width) as ``parts`` arrays
     (batch * heads, seq, width): each head's slices lie side by side on the last axis."""

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
+    adaptive_pooling,
     add_n,
     amp_cast,
     arange,
@@ -9,6 +10,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     attention,
     batch_dot,
     batch_norm,
+    bilinear_resize,
     block_grad,
     broadcast,
     cache_write,
