@@ -59,6 +59,7 @@ from . import (
     pick,
     pooling,
     prelu,
+    quadratic,
     reduce,
     regression_output,
     rnn,
@@ -83,9 +84,9 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, arange, 
                                           l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
                                           linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
-                                          pick, pooling, prelu, reduce, regression_output, rnn, rotary, rrelu, sampling,
-                                          select, sequence_index, sequence_mask, softmax, softmax_output, sort, take,
-                                          upsampling)
+                                          pick, pooling, prelu, quadratic, reduce, regression_output, rnn, rotary,
+                                          rrelu, sampling, select, sequence_index, sequence_mask, softmax,
+                                          softmax_output, sort, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

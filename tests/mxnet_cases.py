@@ -2628,6 +2628,19 @@ def _div_sqrt_dim(api, data):
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
 
 
+# ------------------------- quadratic, straight-through estimators, gradient multiplier (contrib)
+
+for _op, _options in (("quadratic", {"a": 0.7, "b": -1.3, "c": 2.0}), ("quadratic", {}), ("round_ste", {}),
+                      ("sign_ste", {}), ("gradientmultiplier", {"scalar": -0.3}), ("gradientmultiplier", {})):
+    def _contrib_elementwise_case(op=_op, options=_options):
+        @case(f"contrib.{op}", "-".join(f"{k}{v}" for k, v in options.items()) or "defaults")
+        def run(api, data):
+            with api.fresh_names():
+                net = getattr(api.sym.contrib, op)(api.sym.Variable("data"), **options)
+            return {**_forward_backward(api, data, net, {"data": (3, 4, 5)}, dtype=np.float64), "name": net.name}
+    _contrib_elementwise_case()
+
+
 # ---------------------------------------- AdaptiveAvgPooling2D, BilinearResize2D (segmentation)
 
 for _shape, _size in (((2, 3, 7, 5), (3, 2)), ((1, 2, 4, 5), (6, 8)), ((2, 3, 5, 4), None), ((1, 2, 9, 9), 4)):

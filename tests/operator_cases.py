@@ -1518,6 +1518,19 @@ case(id="div_sqrt_dim", op="_contrib_div_sqrt_dim", build=lambda: S.contrib.div_
      shapes={"data": (2, 3, 5)}, forward=lambda v: v["data"] / np.sqrt(5),
      backward=lambda v, h: {"data": h / np.sqrt(5)})
 
+case(id="quadratic", op="_contrib_quadratic", build=lambda: S.contrib.quadratic(_data(), a=0.7, b=-1.3, c=2.0),
+     shapes={"data": (4, 7)}, forward=lambda v: 0.7 * v["data"] ** 2 - 1.3 * v["data"] + 2.0,
+     backward=lambda v, h: {"data": (1.4 * v["data"] - 1.3) * h})
+# Their gradients are by design not the derivative: test_gradcheck.py leaves them out.
+case(id="round_ste", op="_contrib_round_ste", build=lambda: S.contrib.round_ste(_data()), shapes={"data": (3, 8)},
+     values={"data": normal(3.0)}, forward=lambda v: np.sign(v["data"]) * np.floor(np.abs(v["data"]) + 0.5),
+     backward=lambda v, h: {"data": h})
+case(id="sign_ste", op="_contrib_sign_ste", build=lambda: S.contrib.sign_ste(_data()), shapes={"data": (5, 3)},
+     forward=lambda v: np.sign(v["data"]), backward=lambda v, h: {"data": h})
+case(id="gradient_reversal", op="_contrib_gradientmultiplier",
+     build=lambda: S.contrib.gradientmultiplier(_data(), scalar=-0.3), shapes={"data": (4, 5)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": -0.3 * h})
+
 # Three blocks of rows against one of positions in the suite's small blocks: each program owns positions.
 case(id="embedding_large_table", op="Embedding",
      build=lambda: S.Embedding(_data(), input_dim=40, output_dim=5, name="emb"),

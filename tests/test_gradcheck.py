@@ -19,9 +19,11 @@ NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "argmax", "argmin", "argm
                *(f"{prefix}{kind}{suffix}" for kind in ("logical_and", "logical_or", "logical_xor")
                  for prefix, suffix in (("_", ""), ("_", "_scalar"), ("broadcast_", "")))}
 # topk returning indices or a mask (its values carry a gradient); arange_like alone; the
-# categories multinomial draws
+# categories multinomial draws; the straight-through estimators and the gradient multiplier,
+# whose gradient is by design not the derivative (test_contrib_elementwise.py checks theirs).
 NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_like_repeat",
-                     "multinomial_one_positive_weight_per_row", "_linalg_slogdet_sign"}
+                     "multinomial_one_positive_weight_per_row", "_linalg_slogdet_sign", "round_ste", "sign_ste",
+                     "gradient_reversal"}
 
 
 # Checked under -m slow only (CI runs it): three of batch_dot's four transpositions, 2 s each

@@ -88,12 +88,12 @@ def test_grad_req_add_adds_the_gradient(axis, dtype, rng):
 
 
 def test_the_gradient_has_the_same_bits_every_run(rng):
-    exe = _bind((40, 3, 30), (600,), dtype=torch.float32, axis=1)
-    index = torch.from_numpy(rng.integers(0, 3, 600))
-    head = torch.from_numpy(rng.normal(size=(40, 600, 30))).float()
+    exe = _bind((12, 3, 20), (400,), dtype=torch.float32, axis=1)  # ~133 picks of each row summed
+    index = torch.from_numpy(rng.integers(0, 3, 400))
+    head = torch.from_numpy(rng.normal(size=(12, 400, 20))).float()
     grads = []
     for _ in range(2):
-        exe.forward(is_train=True, a=torch.ones(40, 3, 30), i=index)
+        exe.forward(is_train=True, a=torch.ones(12, 3, 20), i=index)
         exe.backward(out_grads=head)
         grads.append(exe.grad_dict["a"].clone())
     assert torch.equal(grads[0], grads[1])
