@@ -72,6 +72,7 @@ from . import (
     softmax,
     softmax_output,
     sort,
+    svm_output,
     take,
     upsampling,
 )
@@ -86,7 +87,7 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, arange, 
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
                                           pick, pooling, prelu, quadratic, reduce, regression_output, rnn, rotary,
                                           rrelu, sampling, select, sequence_index, sequence_mask, softmax,
-                                          softmax_output, sort, take, upsampling)
+                                          softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -41,6 +41,9 @@ CASES: list[Case] = []
 
 # case id -> why tritonsym gives another answer than MXNet on purpose (docs/mxnet.md lists them).
 DECISIONS: dict[str, str] = {
+    "SVMOutput/label-not-a-class": "MXNet 1.9.1 treats a label outside the classes (4 of 4) as no class and "
+                                   "pushes every score of the row down (and truncates 1.5 to 1); tritonsym makes "
+                                   "that row's gradient NaN, so a wrong label shows instead of training",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2626,6 +2629,32 @@ def _div_sqrt_dim(api, data):
     with api.fresh_names():
         net = api.sym.contrib.div_sqrt_dim(api.sym.Variable("data"))
     return {**_forward_backward(api, data, net, {"data": (2, 3, 5)}, dtype=np.float64), "name": net.name}
+
+
+# --------------------------------------------------------------------------- SVMOutput
+
+for _name, _shape, _options in (("l2-defaults", (5, 4), {}),
+                                ("l1-margin-coefficient", (5, 4), dict(use_linear=True, margin=0.7,
+                                                                       regularization_coefficient=0.5)),
+                                ("l2-3d", (2, 3, 4), dict(margin=1.5))):
+    def _svm_case(shape=_shape, options=_options):
+        @case("SVMOutput", _name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.SVMOutput(api.sym.Variable("data"), **options)
+            label = net.list_arguments()[1]
+            result = _forward_backward(api, data, net, {"data": shape, label: shape[:-1]}, dtype=np.float64,
+                                       labels={label: (0, shape[-1])}, head=False)
+            return {**result, "arguments": net.list_arguments()}
+    _svm_case()
+
+
+@case("SVMOutput", "label-not-a-class")
+def _svm_bad_label(api, data):
+    net = api.sym.SVMOutput(api.sym.Variable("data"), api.sym.Variable("label"))
+    arrays = {"data": data.normal("data", (3, 4), np.float64), "label": data.given("label", np.array([1.0, 4.0, 2.0]))}
+    outs, grads = api.run(net, arrays)
+    return {"out0": outs[0], "grad_data": grads["data"]}
 
 
 # ------------------------- quadratic, straight-through estimators, gradient multiplier (contrib)

@@ -421,6 +421,20 @@ case(id="linear_regression", op="LinearRegressionOutput",
      backward=lambda v, h: {"data": (v["data"] - v["out_label"]) * 0.5 / 3},
      loss=lambda v, out: 0.5 * 0.5 / 3 * ((out - v["out_label"]) ** 2).sum(), no_grad=("out_label",))
 
+# SVMOutput: scores of 2 and 3 axes; L2 and L1 objectives
+for _id, _shape, _options in (("svm_output_l2", (6, 5), dict(margin=0.8, regularization_coefficient=0.5)),
+                              ("svm_output_l1_3d", (2, 3, 4), dict(use_linear=True, margin=1.2))):
+    case(id=_id, op="SVMOutput", build=lambda o_=_options: S.SVMOutput(_data(), name="svm", **o_),
+         shapes={"data": _shape, "svm_label": _shape[:-1]}, values={"svm_label": classes(_shape[-1])},
+         forward=lambda v: v["data"],
+         backward=lambda v, h, o_=_options: {"data": o.svm_output_grad(
+             v["data"], v["svm_label"], o_.get("margin", 1.0), o_.get("regularization_coefficient", 1.0),
+             o_.get("use_linear", False))},
+         loss=lambda v, out, o_=_options: o.svm_loss(out, v["svm_label"], o_.get("margin", 1.0),
+                                                     o_.get("regularization_coefficient", 1.0),
+                                                     o_.get("use_linear", False)),
+         no_grad=("svm_label",))
+
 # the absolute error's sign: labels apart from the data (no difference near 0 to flip)
 case(id="mae_regression", op="MAERegressionOutput",
      build=lambda: S.MAERegressionOutput(_data(), name="out", grad_scale=2.0),

@@ -601,6 +601,27 @@ def attention_grads(h, q, k, v, causal=False, scale=None, lengths=None, window=N
             _kept_sum(p, h, keep, "queries"))
 
 
+def _svm_slack(x, label, margin):
+    """margin - x at each row's label class, margin + x at the others; and which is which."""
+    at_label = np.arange(x.shape[-1]) == np.asarray(label)[..., None]
+    return np.where(at_label, margin - x, margin + x), at_label
+
+
+def svm_loss(x, label, margin=1.0, coefficient=1.0, linear=False):
+    """The SVM loss whose gradient SVMOutput writes: the positive slacks (squared: L2-SVM)."""
+    slack = np.maximum(_svm_slack(x, label, margin)[0], 0.0)
+    return coefficient * (slack if linear else slack ** 2).sum()
+
+
+def svm_output_grad(x, label, margin=1.0, coefficient=1.0, linear=False):
+    """d(svm_loss)/dx; NaN at a NaN score and on the row of a label that is not a class."""
+    slack, at_label = _svm_slack(x, label, margin)
+    grad = np.where(slack > 0, np.where(at_label, -1.0, 1.0) * (1.0 if linear else 2.0 * slack), 0.0)
+    label = np.asarray(label, dtype=np.float64)
+    is_class = (label >= 0) & (label < x.shape[-1]) & (label == np.floor(label))
+    return np.where(np.isnan(x) | ~is_class[..., None], np.nan, coefficient * grad)
+
+
 def adaptive_windows(length, cells):
     """Cell i's rows [floor(i L / cells), ceil((i + 1) L / cells)) of ``length`` rows."""
     return [(i * length // cells, -(-(i + 1) * length // cells)) for i in range(cells)]

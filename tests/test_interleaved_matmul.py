@@ -39,6 +39,7 @@ def test_self_attention_block_matches_the_oracle_and_its_gradient_sums_both_prod
     check_gradients(net, {"qkv": qkv}, [None], rng)
 
 
+@pytest.mark.slow  # 2 s of finite differences; each product's own are in the quick run
 def test_encoder_decoder_block_gradients(rng):
     heads = 2
     queries, keys_values = S.Variable("queries"), S.Variable("keys_values")

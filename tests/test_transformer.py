@@ -292,6 +292,7 @@ def test_decoding_with_the_keys_split_across_programs_equals_the_training_networ
         np.testing.assert_allclose(sampler.read(tokens[:, t:t + 1]), want[:, t], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow  # 5 s of decoding steps in the interpreter
 def test_learned_positions_end_at_max_len_and_continue_slides_a_window_past_it(rng):
     cfg = transformer.Config(vocab=5, max_len=4, width=8, heads=2, layers=1, dtype="float64")
     params = _float64_params(cfg, rng, seq=4)

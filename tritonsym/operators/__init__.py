@@ -84,6 +84,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     squeeze,
     stack,
     straight_through,
+    svm_output,
     swap_axis,
     take,
     tile,

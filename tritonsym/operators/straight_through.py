@@ -14,9 +14,7 @@ head gradient and there is nothing to scale."""
 from __future__ import annotations
 
 from ..ops import elementwise as elementwise_kernels
-from ..ops import memory as kernels
 from .registry import (
-    BackwardArgs,
     ForwardArgs,
     OpDef,
     Param,
@@ -25,16 +23,7 @@ from .registry import (
     register,
     same_shape_everywhere,
 )
-from .view import view_op
-
-
-def _passed_through(a: BackwardArgs, scale: float = 1.0):
-    dx, dy = a.in_grads[0], a.out_grads[0]
-    if dx is None:
-        return []
-    if dx.data_ptr() == dy.data_ptr() and not a.accumulate[0] and scale == 1.0:
-        return []  # the planner put the input gradient over the head gradient: already there
-    return kernels.plan_copy(dy, dx, accumulate=a.accumulate[0], scale=scale)
+from .view import view_backward, view_op
 
 
 def _register_estimator(step: str):
@@ -48,7 +37,7 @@ def _register_estimator(step: str):
         input_names=("data",),
         infer_shape=same_shape_everywhere(["data"]),
         forward=forward,
-        backward=_passed_through,
+        backward=view_backward,  # the head gradient passed through
         backward_needs=lambda p, epilogue: ((), ()),
         inplace=elementwise_inplace,
         backward_inplace=grad_over_out_grad(1),
@@ -65,5 +54,5 @@ register(view_op(
     params=[Param("scalar", float, 1.0, doc="the factor of the gradient (negative: gradient reversal)"),
             Param("is_int", bool, True, doc="MXNet's scalar-type flag; read and unused (the factor is a float)")],
     infer_shape=same_shape_everywhere(["data"]),
-    backward=lambda a: _passed_through(a, a.params["scalar"]),
+    backward=lambda a: view_backward(a, a.params["scalar"]),
 ))

@@ -9,12 +9,15 @@ from ..ops import memory as kernels
 from .registry import BackwardArgs, OpDef, ShapeMismatch, size
 
 
-def view_backward(a: BackwardArgs):
+def view_backward(a: BackwardArgs, scale: float = 1.0):
+    """The output gradient handed back under the input's shape (times ``scale``: one pass,
+    in place where the planner put the input gradient over the output gradient)."""
     if a.in_grads[0] is None:
         return []
-    if a.in_grads[0].data_ptr() == a.out_grads[0].data_ptr() and not a.accumulate[0]:
+    if a.in_grads[0].data_ptr() == a.out_grads[0].data_ptr() and not a.accumulate[0] and scale == 1.0:
         return []  # the planner put the input gradient over the output gradient: already there
-    return kernels.plan_copy(a.out_grads[0].view(a.in_grads[0].shape), a.in_grads[0], accumulate=a.accumulate[0])
+    return kernels.plan_copy(a.out_grads[0].view(a.in_grads[0].shape), a.in_grads[0], accumulate=a.accumulate[0],
+                             scale=scale)
 
 
 def view_op(**fields) -> OpDef:
