@@ -1859,3 +1859,8 @@ _pooling_case("pooling_sum_1d", (2, 3, 9), (3,), "sum", stride=(2,))
 _pooling_case("pooling_lp2", (2, 2, 6, 5), (2, 2), "lp", stride=(2, 1), p_value=2)
 _pooling_case("pooling_lp3", (2, 2, 5, 4), (2, 3), "lp", stride=(1, 1), p_value=3, values=positive)
 _pooling_case("pooling_global_avg_3d", (2, 3, 3, 4, 2), pool_type="avg", global_pool=True)
+
+# Every operator's cases past its first: their float64 gradient checks and NaN plantings wait
+# for -m slow (CI runs it), which keeps the README's quick run under 5 minutes on 2 cores; the
+# quick run still checks every case against its oracle in float32 and bfloat16.
+REPEATS = {c.id for c in CASES if [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}

@@ -3,7 +3,7 @@ composed graphs, including values used twice (gradients accumulated inside one g
 
 import pytest
 from gradcheck import check_gradients
-from operator_cases import CASES, HEAVY_REPEATS, SPLIT_ROWS
+from operator_cases import CASES, REPEATS, SPLIT_ROWS
 from oracles import cross_entropy
 from tritonsym.ops import softmax as softmax_kernels
 
@@ -26,10 +26,9 @@ NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_l
                      "gradient_reversal"}
 
 
-# Checked under -m slow only (CI runs it): three of batch_dot's four transpositions, 2 s each
-# (the quick run keeps the plain one; test_operators.py checks all four against the oracle).
-SLOW_CASES = {"batch_dot_2x3x7x5_2x3x7x6_ta", "batch_dot_2x3x5x7_2x3x6x7_tb", "batch_dot_2x3x7x5_2x3x6x7_ta_tb"}
-SLOW_CASES |= HEAVY_REPEATS
+# Checked under -m slow only (CI runs it): every operator's cases past its first
+# (operator_cases.REPEATS; test_operators.py checks each against its oracle in the quick run).
+SLOW_CASES = REPEATS
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if c.id in SLOW_CASES else ())

@@ -112,11 +112,11 @@ def _plain(value):
 
 # The longest replays (fits on several contexts, bucketing, stacked and bidirectional RNNs,
 # fused ones of two layers or more, the fits with Adam, a user's optimizer or an optimizer
-# instance) run under -m slow, which CI runs too; the SGD fits, one LSTM and the one-layer
-# fused RNNs stay in the quick run.
+# instance, the SGD fits with momentum) run under -m slow, which CI runs too; the plain SGD
+# fits, one LSTM and the one-layer fused RNNs stay in the quick run.
 SLOW_CASES = ("module/fit-*-contexts*", "module/bucketing-*", "rnn/stack-*", "rnn/bidirectional-*", "rnn/gru-*",
               "module/fit-adam-*", "module/fit-user-optimizer-*", "module/fit-sgd-instance-*", "RNN/*-layers[23]*",
-              "rnn/fused-*")
+              "rnn/fused-*", "module/fit-sgd-*-momentum*")
 
 
 @pytest.mark.parametrize("case_id", [pytest.param(c, marks=pytest.mark.slow if any(

@@ -10,7 +10,7 @@ and nowhere else."""
 import numpy as np
 import pytest
 import torch
-from operator_cases import CASES, HEAVY_REPEATS, SPLIT_ROWS, write_inputs
+from operator_cases import CASES, REPEATS, SPLIT_ROWS, write_inputs
 from tolerances import DTYPE_IDS, DTYPES, DTYPES_FLOAT32_FIRST, rounded, to_numpy
 from tritonsym.ops import softmax as softmax_kernels
 
@@ -62,7 +62,7 @@ PLANTED = [(c, n) for c in CASES for n in c.shapes if n not in c.no_grad]
 
 
 @pytest.mark.parametrize("dtype", DTYPES_FLOAT32_FIRST)
-@pytest.mark.parametrize("case, name", [pytest.param(c, n, marks=pytest.mark.slow if c.id in HEAVY_REPEATS else ())
+@pytest.mark.parametrize("case, name", [pytest.param(c, n, marks=pytest.mark.slow if c.id in REPEATS else ())
                                         for c, n in PLANTED], ids=[f"{c.id}-{n}" for c, n in PLANTED])
 def test_a_nan_input_gives_nan_exactly_where_the_math_does(case, name, dtype, rng):
     values = _planted(case, rng, name, position=rng.uniform())
