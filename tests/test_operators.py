@@ -7,7 +7,7 @@ import numpy as np
 import oracles
 import pytest
 import torch
-from operator_cases import CASES, HEAVY_REPEATS, SPLIT_ROWS, write_inputs
+from operator_cases import CASES, HEAVY_REPEATS, REPEATS, SPLIT_ROWS, write_inputs
 from plan_checks import assert_no_live_overlap, poison
 from tolerances import DTYPE_IDS, DTYPES, DTYPES_QUICK_FIRST, assert_close, rounded, to_numpy
 from tritonsym.ops import softmax as softmax_kernels
@@ -86,7 +86,8 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("linalg_householder", "BLOCK_COLUMNS", 2)]
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if c.id in HEAVY_REPEATS else ())
+# Each operator's first case in the quick run; the rest (operator_cases.REPEATS) under -m slow.
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow if c.id in REPEATS else ())
                                   for c in CASES], ids=[c.id for c in CASES])
 def test_forward_backward_in_small_blocks(case, rng, monkeypatch):
     import importlib
