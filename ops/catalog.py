@@ -19,6 +19,7 @@ import torch
 from . import (
     activation,
     adaptive_pooling,
+    all_finite,
     arange,
     arg_reduce,
     attention,
@@ -40,6 +41,7 @@ from . import (
     gather_nd,
     grad_norm,
     group_norm,
+    im2col,
     l2_normalization,
     layer_norm,
     linalg_cholesky,
@@ -78,12 +80,12 @@ from . import (
 )
 from ._common import FLOAT_DTYPES, Launch
 
-KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, arange, arg_reduce, attention, batch_dot,
-                                          batch_norm, bilinear_resize, cache_write, convolution, cross_entropy,
-                                          ctc_loss, cumsum, deconvolution, dropout, elementwise, embedding, flip,
-                                          fully_connected, gated_activation, gather_nd, grad_norm, group_norm,
-                                          l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
-                                          linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
+KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_finite, arange, arg_reduce, attention,
+                                          batch_dot, batch_norm, bilinear_resize, cache_write, convolution,
+                                          cross_entropy, ctc_loss, cumsum, deconvolution, dropout, elementwise,
+                                          embedding, flip, fully_connected, gated_activation, gather_nd, grad_norm,
+                                          group_norm, im2col, l2_normalization, layer_norm, linalg_cholesky,
+                                          linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
                                           pick, pooling, prelu, quadratic, reduce, regression_output, rnn, rotary,
                                           rrelu, sampling, select, sequence_index, sequence_mask, softmax,

@@ -5,13 +5,14 @@ forward and backward, batch_dot, the Adam update, softmax_cross_entropy over a v
 uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backward, the
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
-backward (a segmentation head's resize and pyramid pooling), against
+backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
+3 x 3 convolution's blocks), against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
-F.interpolate and F.adaptive_avg_pool2d with their autograd) and, for the
+F.interpolate, F.adaptive_avg_pool2d and F.unfold with their autograd) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -39,6 +40,7 @@ from tritonsym.ops import (
     gated_activation,
     gather_nd,
     grad_norm,
+    im2col,
     l2_normalization,
     layer_norm,
     linalg_cholesky,
@@ -371,6 +373,26 @@ def resize_rows(batch: int, channels: int, size: int, name: str, copy_gbs) -> li
                  moved[op.split()[0]], copy_gbs) for op, plan in plans.items()]
 
 
+def im2col_rows(batch: int, channels: int, size: int, name: str, copy_gbs) -> list[dict]:
+    """im2col of (batch, channels, size, size) maps into the 3 x 3 blocks of a padded
+    convolution, and col2im of their gradient back (im2col's backward); against F.unfold and
+    its autograd (F.fold)."""
+    dtype = DTYPES[name]
+    geometry = dict(kernel=(3, 3), stride=(1, 1), dilate=(1, 1), pad=(1, 1))
+    x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
+    cols = torch.empty(batch, channels * 9, size * size, device=DEVICE, dtype=dtype)
+    dx = torch.empty_like(x)
+    plans = {"im2col forward": im2col.plan_im2col(x, cols, **geometry),
+             "im2col backward (col2im)": im2col.plan_col2im(cols, dx, **geometry)}
+    xr = x.detach().clone().requires_grad_()
+    unfolded = torch.nn.functional.unfold(xr, 3, padding=1)
+    theirs = {"im2col forward": lambda: torch.nn.functional.unfold(x, 3, padding=1),
+              "im2col backward (col2im)": lambda: torch.autograd.grad(unfolded, xr, cols, retain_graph=True)}
+    moved = (x.numel() + cols.numel()) * x.element_size()
+    return [_row(op, name, (batch, channels, size, size), time_ms(lambda p=plan: run(p)), time_ms(theirs[op]),
+                 moved, copy_gbs) for op, plan in plans.items()]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -471,8 +493,10 @@ def main() -> None:
                                    "accumulating, no copy share), cumsum's passes as one read and one write "
                                    "(eager: torch.cumsum, and for the backward flip, cumsum, flip), "
                                    "BilinearResize2D's and AdaptiveAvgPooling2D's passes as one read of the smaller "
-                                   "map and one read or write of the larger (shape: the input's).")
-    table = Table("operators", len(names) * (33 + len(shapes)), notes)
+                                   "map and one read or write of the larger (shape: the input's), im2col's "
+                                   "forward and backward as one read or write of the image and one of its columns "
+                                   "(3 x 3 blocks, padded: 9 columns a pixel).")
+    table = Table("operators", len(names) * (35 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -503,6 +527,8 @@ def main() -> None:
         for row in ctc_rows(*((400, 32, 256, 60) if ON_GPU else (6, 2, 5, 2)), name):
             table.add(row)
         for row in resize_rows(*((8, 256, 64) if ON_GPU else (2, 3, 7)), name, copy_gbs):
+            table.add(row)
+        for row in im2col_rows(*((32, 64, 56) if ON_GPU else (2, 3, 7)), name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -44,6 +44,10 @@ DECISIONS: dict[str, str] = {
     "SVMOutput/label-not-a-class": "MXNet 1.9.1 treats a label outside the classes (4 of 4) as no class and "
                                    "pushes every score of the row down (and truncates 1.5 to 1); tritonsym makes "
                                    "that row's gradient NaN, so a wrong label shows instead of training",
+    **{f"{op}/{name}": "MXNet 1.9.1 documents 1-, 2- and 3-d blocks but computes 2-d ones only: 1-d data fails "
+                       "(an index past the shape) and 3-d data a shape check inside its kernel; tritonsym computes "
+                       "them, checked against numpy float64 oracles"
+       for op in ("im2col", "col2im") for name in ("1d", "3d-skipping")},
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2710,6 +2714,74 @@ def _resize_like(api, data):
                                            name="resize")
     return {**_forward_backward(api, data, net, {"data": (2, 3, 3, 4), "like": (2, 3, 6, 7)}),
             "arguments": net.list_arguments()}
+
+
+# ------------------------------------------------------------- all_finite, multi_all_finite
+# MXNet gives them no gradient (a bind that asks for one fails): recorded forward only.
+
+for _name, _bad in (("finite", None), ("inf", np.inf), ("nan", np.nan)):
+    def _all_finite_case(name=_name, bad=_bad):
+        @case("all_finite", name)
+        def run(api, data):
+            a, b, c = (api.sym.Variable(n) for n in "abc")
+            with api.fresh_names():
+                net = api.sym.Group([api.sym.all_finite(a), api.sym.multi_all_finite(a, b, c, num_arrays=3)])
+            shapes = {"a": (3, 4), "b": (5,), "c": (2, 1, 3)}
+            exe = api.bind(net, shapes, grad_req="null")
+            for n, shape in shapes.items():
+                value = data.normal(n, shape)
+                if bad is not None and n == "c":
+                    value[1, 0, 2] = bad
+                api.set(exe, n, value)
+            return {f"out{k}": o for k, o in enumerate(api.forward(exe, is_train=True))} | {
+                "outputs": net.list_outputs()}
+    _all_finite_case()
+
+
+# ------------------------------------------------------------------ shape_array, size_array
+
+@case("shape_array", "with-size-array-and-a-product")
+def _shape_and_size(api, data):
+    """The shape and the size as int64 arrays beside a product of the same data: the data's
+    gradient is the product's alone."""
+    x = api.sym.Variable("x")
+    with api.fresh_names():
+        net = api.sym.Group([api.sym.shape_array(x), api.sym.size_array(x), x * 3.0])
+    heads = [np.zeros(3, np.int64), np.zeros(1, np.int64), data.normal("head", (2, 1, 5), np.float32)]
+    outs, grads = api.run(net, {"x": data.normal("x", (2, 1, 5), np.float32)}, head_grads=heads)
+    return {"out0": outs[0], "out1": outs[1], "out2": outs[2], "grad_x": grads["x"],
+            "dtypes": [api.dtype_name(o.dtype) for o in outs[:2]], "outputs": net.list_outputs()}
+
+
+# ------------------------------------------------------------------------ im2col, col2im
+# MXNet 1.9.1 documents 1-, 2- and 3-d blocks but computes 2-d ones only: its 1-d and 3-d
+# cases are decisions.
+
+for _name, _shape, _geometry in (
+        ("2d-every-parameter", (2, 3, 5, 6), dict(kernel=(2, 3), stride=(1, 2), dilate=(2, 1), pad=(1, 0))),
+        ("1d", (2, 2, 7), dict(kernel=(3,), pad=(1,))),
+        ("3d-skipping", (1, 2, 4, 3, 5), dict(kernel=(2, 1, 2), stride=(3, 1, 2), dilate=(1, 1, 2), pad=(0, 1, 1)))):
+    def _im2col_cases(name=_name, shape=_shape, geometry=_geometry):
+        @case("im2col", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.im2col(api.sym.Variable("data"), **geometry)
+            return {**_forward_backward(api, data, net, {"data": shape}, dtype=np.float64), "name": net.name}
+
+        @case("col2im", name)
+        def run_back(api, data):
+            columns = api.sym.im2col(api.sym.Variable("data"), **geometry).infer_shape(data=shape)[1][0]
+            with api.fresh_names():
+                net = api.sym.col2im(api.sym.Variable("data"), output_size=shape[2:], **geometry)
+            return {**_forward_backward(api, data, net, {"data": tuple(columns)}, dtype=np.float64),
+                    "name": net.name}
+    _im2col_cases()
+
+
+_infer_more("im2col-kernel-longer-than-data-raises",
+            lambda api: api.sym.im2col(api.sym.Variable("data"), kernel=(3, 3)), data=(1, 1, 2, 2))
+_infer_more("col2im-columns-of-another-image-raise",
+            lambda api: api.sym.col2im(api.sym.Variable("data"), output_size=(4, 4), kernel=(2, 2)), data=(2, 8, 4))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

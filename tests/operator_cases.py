@@ -768,12 +768,6 @@ _rnn_case("lstm", layers=2, output=1)
 _rnn_case("lstm", output=2)
 _rnn_case("gru", layers=2, bidirectional=True, output=1)
 
-# The linalg, RNN and CTC operators' cases past the first of each: their float64 gradient
-# checks, NaN plantings and small-block runs wait for -m slow (CI runs it); the quick run
-# checks every one against its oracle in float32 and bfloat16.
-HEAVY_REPEATS = {c.id for c in CASES if (c.op.startswith("_linalg_") or c.op in ("RNN", "CTCLoss"))
-                 and [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}
-
 # ------------------------------------------------------------------ reductions
 
 
@@ -1078,6 +1072,24 @@ for _name, _value in (("zeros_like", 0.0), ("ones_like", 1.0)):
          build=lambda name=_name: getattr(S, name)(_data()), shapes={"data": (3, 5)},
          forward=lambda v, value=_value: np.full(v["data"].shape, value),
          backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
+# 1 where every element is finite (test_all_finite.py plants inf and NaN); no gradient
+case(id="all_finite", op="all_finite", build=lambda: S.all_finite(_data()), shapes={"data": (3, 4)},
+     forward=lambda v: np.array([float(np.isfinite(v["data"]).all())]),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+case(id="multi_all_finite", op="multi_all_finite",
+     build=lambda: S.multi_all_finite(S.Variable("a"), S.Variable("b"), S.Variable("c")),
+     shapes={"a": (2, 3), "b": (5,), "c": (1, 2, 2)},
+     forward=lambda v: np.array([float(all(np.isfinite(v[n]).all() for n in "abc"))]),
+     backward=lambda v, h: {n: np.zeros_like(v[n]) for n in "abc"})
+
+# the shape and the size as int64 arrays (the data's values are never read)
+case(id="shape_array", op="shape_array", build=lambda: S.shape_array(_data()), shapes={"data": (3, 1, 5)},
+     forward=lambda v: np.array(v["data"].shape, dtype=np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+case(id="size_array", op="size_array", build=lambda: S.size_array(_data()), shapes={"data": (4, 7)},
+     forward=lambda v: np.array([v["data"].size], dtype=np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
 
 # ---------------------------------------------------------- pick, one_hot, argmax, argmin
 
@@ -1794,6 +1806,23 @@ _deconvolution_case("deconvolution_1d_target_shape", (2, 3, 6), (4,), 5, stride=
 _deconvolution_case("deconvolution_3d", (1, 2, 3, 4, 2), (2, 3, 2), 3, stride=(2, 1, 2), pad=(0, 1, 1),
                     adj=(1, 0, 0), no_bias=False)
 
+# ------------------------------------------------------------------------ im2col, col2im
+
+# overlapping blocks with every parameter set (2-d), 1-d, 3-d with a stride that skips rows
+for _id, _shape, _geometry in (
+        ("2d", (2, 3, 5, 6), dict(kernel=(2, 3), stride=(1, 2), dilate=(2, 1), pad=(1, 0))),
+        ("1d", (2, 2, 7), dict(kernel=(3,), pad=(1,))),
+        ("3d_skipping", (1, 2, 4, 3, 5), dict(kernel=(2, 1, 2), stride=(3, 1, 2), dilate=(1, 1, 2), pad=(0, 1, 1)))):
+    _blocks = o.im2col(np.zeros(_shape), **_geometry).shape
+    case(id=f"im2col_{_id}", op="im2col",
+         build=lambda g=_geometry: S.im2col(_data(), **g), shapes={"data": _shape},
+         forward=lambda v, g=_geometry: o.im2col(v["data"], **g),
+         backward=lambda v, h, s=_shape, g=_geometry: {"data": o.col2im(h, s[2:], **g)})
+    case(id=f"col2im_{_id}", op="col2im",
+         build=lambda s=_shape, g=_geometry: S.col2im(_data(), output_size=s[2:], **g), shapes={"data": _blocks},
+         forward=lambda v, s=_shape, g=_geometry: o.col2im(v["data"], s[2:], **g),
+         backward=lambda v, h, g=_geometry: {"data": o.im2col(h, **g)})
+
 # ---------------------------------------------------------------------------- Pad
 
 for _shape, _width, _mode, _value in (((2, 3, 4, 5), (0, 0, 0, 0, 1, 2, 0, 3), "constant", 0.5),
@@ -1860,7 +1889,8 @@ _pooling_case("pooling_lp2", (2, 2, 6, 5), (2, 2), "lp", stride=(2, 1), p_value=
 _pooling_case("pooling_lp3", (2, 2, 5, 4), (2, 3), "lp", stride=(1, 1), p_value=3, values=positive)
 _pooling_case("pooling_global_avg_3d", (2, 3, 3, 4, 2), pool_type="avg", global_pool=True)
 
-# Every operator's cases past its first: their float64 gradient checks and NaN plantings wait
-# for -m slow (CI runs it), which keeps the README's quick run under 5 minutes on 2 cores; the
-# quick run still checks every case against its oracle in float32 and bfloat16.
+# Every operator's cases past its first: their float64 gradient checks, NaN plantings,
+# small-block runs and bfloat16 runs wait for -m slow (CI runs it), which keeps the README's
+# quick run under 5 minutes on 2 cores; the quick run still checks every case against its
+# oracle in float32.
 REPEATS = {c.id for c in CASES if [d.id for d in CASES if d.op == c.op].index(c.id) >= 1}

@@ -766,6 +766,32 @@ def convolution_grads(dy, x, w, stride=None, dilate=None, pad=None, groups=1):
     return dxp[(slice(None), slice(None)) + inner], dw, dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
+def _block_geometry(spatial, stride, dilate, pad):
+    return stride or (1,) * spatial, dilate or (1,) * spatial, pad or (0,) * spatial
+
+
+def im2col(x, kernel, stride=None, dilate=None, pad=None):
+    """(N, C x prod(kernel), blocks): column (c, tap) holds, for every block, the padded
+    data its tap reads (the convolution's windows, one tap at a time)."""
+    stride, dilate, pad = _block_geometry(len(kernel), stride, dilate, pad)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    taps = [xp[window] for _, window in _conv_windows(x.shape, (1, 1, *kernel), stride, dilate, pad)]
+    cols = np.stack(taps, axis=2)  # (N, C, taps, *grid)
+    return cols.reshape(x.shape[0], -1, int(np.prod(cols.shape[3:])))
+
+
+def col2im(cols, size, kernel, stride=None, dilate=None, pad=None):
+    """The adjoint of ``im2col``: every column added back where its tap read, the padding cut off."""
+    stride, dilate, pad = _block_geometry(len(kernel), stride, dilate, pad)
+    taps = int(np.prod(kernel))
+    shape = (cols.shape[0], cols.shape[1] // taps, *size)
+    xp = np.zeros(shape[:2] + tuple(n + 2 * p for n, p in zip(size, pad)))
+    for t, (_, window) in enumerate(_conv_windows(shape, (1, 1, *kernel), stride, dilate, pad)):
+        target = xp[window]
+        target += cols.reshape(shape[0], shape[1], taps, *target.shape[2:])[:, :, t]
+    return xp[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(pad, size))]
+
+
 def _deconv_taps(x_shape, w_shape, stride, dilate):
     """For each kernel tap: the tap and the strided slices of the uncropped output that the
     data's positions reach through it (position i lands on i*stride + tap*dilate)."""

@@ -39,7 +39,8 @@ def _untuned_loop(monkeypatch, max_block, loop_block, persistent=False):
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["row per program", "persistent"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=["float64", "bfloat16"])
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float64, id="float64", marks=pytest.mark.slow),
+                                   pytest.param(torch.bfloat16, id="bfloat16")])
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_wide_rows_take_the_looped_path(rng, monkeypatch, log, dtype, persistent):
     """Rows wider than one block: an online max/sum pass, then a writing pass; seven rows,
@@ -295,7 +296,7 @@ def test_regression_output_backward(rng, dtype):
     assert_close(g, to_numpy(column) - to_numpy(label[:, :1]), dtype)
 
 
-@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("log", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["softmax", "log_softmax"])
 def test_every_looped_config(rng, log):
     """Each config the autotuner may choose on a GPU for wide rows (one program per row,
     or persistent with L2 eviction hints) computes the same softmax and gradient."""
