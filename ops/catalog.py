@@ -42,6 +42,7 @@ from . import (
     grad_norm,
     group_norm,
     im2col,
+    index_array,
     l2_normalization,
     layer_norm,
     linalg_cholesky,
@@ -84,12 +85,12 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_fini
                                           batch_dot, batch_norm, bilinear_resize, cache_write, convolution,
                                           cross_entropy, ctc_loss, cumsum, deconvolution, dropout, elementwise,
                                           embedding, flip, fully_connected, gated_activation, gather_nd, grad_norm,
-                                          group_norm, im2col, l2_normalization, layer_norm, linalg_cholesky,
-                                          linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
-                                          linalg_triangle, lrn, memory, moments, multinomial, one_hot, optimizer, pad,
-                                          pick, pooling, prelu, quadratic, reduce, regression_output, rnn, rotary,
-                                          rrelu, sampling, select, sequence_index, sequence_mask, softmax,
-                                          softmax_output, sort, svm_output, take, upsampling)
+                                          group_norm, im2col, index_array, l2_normalization, layer_norm,
+                                          linalg_cholesky, linalg_eigen, linalg_householder, linalg_lu, linalg_solve,
+                                          linalg_sumlogdiag, linalg_triangle, lrn, memory, moments, multinomial,
+                                          one_hot, optimizer, pad, pick, pooling, prelu, quadratic, reduce,
+                                          regression_output, rnn, rotary, rrelu, sampling, select, sequence_index,
+                                          sequence_mask, softmax, softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -2738,6 +2738,34 @@ for _name, _bad in (("finite", None), ("inf", np.inf), ("nan", np.nan)):
     _all_finite_case()
 
 
+# ---------------------------------------------------------------------- contrib.index_array
+
+for _name, _axes in (("all-axes", None), ("negative-and-repeated-axes", (-1, 0, 0))):
+    def _index_array_case(name=_name, axes=_axes):
+        @case("contrib.index_array", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.index_array(api.sym.Variable("x"), **({} if axes is None else {"axes": axes}))
+            exe = api.bind(net, {"x": (3, 2, 4)}, grad_req="null")
+            api.set(exe, "x", data.normal("x", (3, 2, 4)))
+            out = api.forward(exe)[0]
+            return {"out0": out, "dtype": api.dtype_name(out.dtype), "name": net.name}
+    _index_array_case()
+
+
+# ---------------------------------------------------------------------------- batch_take
+# MXNet gives it no gradient (a bind that asks for one fails): recorded forward only.
+
+@case("batch_take", "int32-indices-some-outside-the-rows")
+def _batch_take(api, data):
+    with api.fresh_names():
+        net = api.sym.batch_take(api.sym.Variable("a"), api.sym.Variable("indices"))
+    exe = api.bind(net, {"a": (5, 3), "indices": (5,)}, grad_req="null", dtypes={"a": np.float32, "indices": np.int32})
+    api.set(exe, "a", data.normal("a", (5, 3)))
+    api.set(exe, "indices", np.array([0, 2, -1, 3, 7], np.int32))
+    return {"out0": api.forward(exe, is_train=False)[0], "name": net.name, "arguments": net.list_arguments()}
+
+
 # ------------------------------------------------------------------ shape_array, size_array
 
 @case("shape_array", "with-size-array-and-a-product")

@@ -1083,6 +1083,12 @@ case(id="multi_all_finite", op="multi_all_finite",
      forward=lambda v: np.array([float(all(np.isfinite(v[n]).all() for n in "abc"))]),
      backward=lambda v, h: {n: np.zeros_like(v[n]) for n in "abc"})
 
+# each position's coordinates along some axes (negative and repeated), as int64
+case(id="index_array_axes", op="_contrib_index_array",
+     build=lambda: S.contrib.index_array(_data(), axes=(-1, 0, 0)), shapes={"data": (3, 2, 4)},
+     forward=lambda v: np.stack(np.indices(v["data"].shape), -1)[..., [2, 0, 0]].astype(np.float64),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
 # the shape and the size as int64 arrays (the data's values are never read)
 case(id="shape_array", op="shape_array", build=lambda: S.shape_array(_data()), shapes={"data": (3, 1, 5)},
      forward=lambda v: np.array(v["data"].shape, dtype=np.float64),
@@ -1128,6 +1134,26 @@ _pick_case("pick_middle_axis_keepdims", (3, 5, 2), (3, 1, 2), 1, keepdims=True)
 # indices outside the axis, clipped to its ends or wrapped around
 _pick_case("pick_clip_outside", (5, 3), (5,), 1, low=-4)
 _pick_case("pick_wrap_outside", (2, 4, 3), (4, 3), 0, mode="wrap", low=-5)
+
+
+
+def _batch_taken(a, indices):
+    """Each row's element at its index, clipped to the row (batch_take's)."""
+    k = np.clip(indices.reshape(-1), 0, a.shape[1] - 1).astype(np.int64)
+    return a[np.arange(a.shape[0]), k].reshape(indices.shape), k
+
+
+def _batch_take_grad(v, h):
+    g = np.zeros(v["a"].shape)
+    g[np.arange(v["a"].shape[0]), _batch_taken(v["a"], v["indices"])[1]] = h.reshape(-1)
+    return {"a": g}
+
+
+# indices of two axes, some outside the rows (clipped)
+case(id="batch_take", op="batch_take", build=lambda: S.batch_take(S.Variable("a"), S.Variable("indices")),
+     shapes={"a": (6, 4), "indices": (2, 3)},
+     values={"indices": lambda rng, s: rng.integers(-2, 6, s).astype(np.float64)},
+     forward=lambda v: _batch_taken(v["a"], v["indices"])[0], backward=_batch_take_grad, no_grad=("indices",))
 
 # one_hot of each row's argmax (its dtype float32 whatever the data's): data takes no gradient
 case(id="one_hot_of_argmax", op="one_hot",
