@@ -2738,6 +2738,27 @@ for _name, _bad in (("finite", None), ("inf", np.inf), ("nan", np.nan)):
     _all_finite_case()
 
 
+# --------------------------------------------------------------------------- khatri_rao
+# MXNet gives it no gradient (a bind that asks for one fails): recorded forward only.
+
+for _name, _rows in (("three-factors", (2, 3, 2)), ("one-factor", (3,))):
+    def _khatri_rao_case(name=_name, rows=_rows):
+        @case("khatri_rao", name)
+        def run(api, data):
+            names = "abc"[:len(rows)]
+            with api.fresh_names():
+                net = api.sym.khatri_rao(*(api.sym.Variable(n) for n in names))
+            shapes = {n: (m, 4) for n, m in zip(names, rows)}
+            exe = api.bind(net, shapes, grad_req="null")
+            for n, shape in shapes.items():
+                api.set(exe, n, data.normal(n, shape))
+            return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments()}
+    _khatri_rao_case()
+
+_infer_more("khatri-rao-columns-differ-raises",
+            lambda api: api.sym.khatri_rao(api.sym.Variable("a"), api.sym.Variable("b")), a=(2, 3), b=(4, 2))
+
+
 # ---------------------------------------------------------------------- contrib.index_array
 
 for _name, _axes in (("all-axes", None), ("negative-and-repeated-axes", (-1, 0, 0))):

@@ -1849,6 +1849,17 @@ for _id, _shape, _geometry in (
          forward=lambda v, s=_shape, g=_geometry: o.col2im(v["data"], s[2:], **g),
          backward=lambda v, h, g=_geometry: {"data": o.im2col(h, **g)})
 
+# --------------------------------------------------------------------------- khatri_rao
+
+# three factors (a middle one with both neighbours), two, one (the product is the factor)
+for _id, _rows in (("3_factors", (2, 3, 2)), ("2_factors", (4, 3)), ("1_factor", (3,))):
+    _names = "abc"[:len(_rows)]
+    case(id=f"khatri_rao_{_id}", op="khatri_rao",
+         build=lambda names=_names: S.khatri_rao(*(S.Variable(n) for n in names)),
+         shapes={n: (m, 5) for n, m in zip(_names, _rows)},
+         forward=lambda v, names=_names: o.khatri_rao(*(v[n] for n in names)),
+         backward=lambda v, h, names=_names: dict(zip(names, o.khatri_rao_grads(h, *(v[n] for n in names)))))
+
 # ---------------------------------------------------------------------------- Pad
 
 for _shape, _width, _mode, _value in (((2, 3, 4, 5), (0, 0, 0, 0, 1, 2, 0, 3), "constant", 0.5),

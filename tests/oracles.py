@@ -792,6 +792,25 @@ def col2im(cols, size, kernel, stride=None, dilate=None, pad=None):
     return xp[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(pad, size))]
 
 
+def khatri_rao(*factors, columns=None):
+    """Column c: the Kronecker product of the factors' columns c (rows row-major over them);
+    of no factors, one row of ones."""
+    product = np.ones((1, factors[0].shape[1] if factors else columns))
+    for f in factors:
+        product = (product[:, None, :] * f[None, :, :]).reshape(-1, f.shape[1])
+    return product
+
+
+def khatri_rao_grads(h, *factors):
+    """Each factor's gradient: the head summed against the products of the other factors."""
+    grads = []
+    for k, f in enumerate(factors):
+        left, right = khatri_rao(*factors[:k], columns=f.shape[1]), khatri_rao(*factors[k + 1:], columns=f.shape[1])
+        head = h.reshape(left.shape[0], f.shape[0], right.shape[0], f.shape[1])
+        grads.append(np.einsum("pmqn,pn,qn->mn", head, left, right))
+    return grads
+
+
 def _deconv_taps(x_shape, w_shape, stride, dilate):
     """For each kernel tap: the tap and the strided slices of the uncropped output that the
     data's positions reach through it (position i lands on i*stride + tap*dilate)."""

@@ -44,6 +44,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     index_array,
     instance_norm,
     interleaved_matmul,
+    khatri_rao,
     l2_normalization,
     layer_norm,
     leaky_relu,
