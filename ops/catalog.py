@@ -64,6 +64,7 @@ from . import (
     pooling,
     prelu,
     quadratic,
+    ravel,
     reduce,
     regression_output,
     rnn,
@@ -89,7 +90,7 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_fini
                                           group_norm, im2col, index_array, khatri_rao, l2_normalization, layer_norm,
                                           linalg_cholesky, linalg_eigen, linalg_householder, linalg_lu, linalg_solve,
                                           linalg_sumlogdiag, linalg_triangle, lrn, memory, moments, multinomial,
-                                          one_hot, optimizer, pad, pick, pooling, prelu, quadratic, reduce,
+                                          one_hot, optimizer, pad, pick, pooling, prelu, quadratic, ravel, reduce,
                                           regression_output, rnn, rotary, rrelu, sampling, select, sequence_index,
                                           sequence_mask, softmax, softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.

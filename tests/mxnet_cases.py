@@ -48,6 +48,9 @@ DECISIONS: dict[str, str] = {
                        "(an index past the shape) and 3-d data a shape check inside its kernel; tritonsym computes "
                        "them, checked against numpy float64 oracles"
        for op in ("im2col", "col2im") for name in ("1d", "3d-skipping")},
+    "*index/outside-the-shape-and-fractions": "MXNet 1.9.1 answers a position for a coordinate or a flat index "
+                                              "outside the shape (past its end, or negative) and truncates one that "
+                                              "is not whole; tritonsym gives NaN there",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2736,6 +2739,36 @@ for _name, _bad in (("finite", None), ("inf", np.inf), ("nan", np.nan)):
             return {f"out{k}": o for k, o in enumerate(api.forward(exe, is_train=True))} | {
                 "outputs": net.list_outputs()}
     _all_finite_case()
+
+
+# --------------------------------------------------------- ravel_multi_index, unravel_index
+
+@case("ravel_multi_index", "round-trip")
+def _ravel_round_trip(api, data):
+    coords = api.sym.Variable("coords")
+    with api.fresh_names():
+        flat = api.sym.ravel_multi_index(coords, shape=(4, 3, 5))
+        net = api.sym.Group([flat, api.sym.unravel_index(flat, shape=(4, 3, 5))])
+    exe = api.bind(net, {"coords": (3, 6)}, grad_req="null")
+    api.set(exe, "coords", np.array([[0, 3, 1, 2, 3, 0], [0, 2, 1, 0, 1, 2], [0, 4, 3, 1, 0, 4]], np.float32))
+    outs = api.forward(exe)
+    return {"out0": outs[0], "out1": outs[1], "outputs": net.list_outputs()}
+
+
+@case("ravel_multi_index", "outside-the-shape-and-fractions")
+def _ravel_outside(api, data):
+    net = api.sym.ravel_multi_index(api.sym.Variable("coords"), shape=(7, 6))
+    exe = api.bind(net, {"coords": (2, 3)}, grad_req="null")
+    api.set(exe, "coords", np.array([[8, -1, 2.5], [1, 7, 1]], np.float32))
+    return {"out0": api.forward(exe)[0]}
+
+
+@case("unravel_index", "outside-the-shape-and-fractions")
+def _unravel_outside(api, data):
+    net = api.sym.unravel_index(api.sym.Variable("flat"), shape=(7, 6))
+    exe = api.bind(net, {"flat": (4,)}, grad_req="null")
+    api.set(exe, "flat", np.array([-1, 42, 100, 2.5], np.float32))
+    return {"out0": api.forward(exe)[0]}
 
 
 # --------------------------------------------------------------------------- khatri_rao

@@ -1089,6 +1089,28 @@ case(id="index_array_axes", op="_contrib_index_array",
      forward=lambda v: np.stack(np.indices(v["data"].shape), -1)[..., [2, 0, 0]].astype(np.float64),
      backward=lambda v, h: {"data": np.zeros_like(v["data"])})
 
+# coordinates to flat indices and back, a few outside the shape or not whole (NaN there)
+def _coordinates(rng, shape):
+    c = np.stack([rng.integers(0, n, shape[1:]) for n in (4, 3, 5)]).astype(np.float64)
+    c[0, 0, 0], c[1, 1, 1], c[2, 0, 2] = 4.0, -1.0, 2.5  # past the end, before the start, not whole
+    return c
+
+
+def _flat_indices(rng, shape):
+    flat = rng.integers(0, 60, shape).astype(np.float64)
+    flat[0, 0], flat[1, 2] = 60.0, 7.5
+    return flat
+
+
+case(id="ravel_multi_index", op="ravel_multi_index", build=lambda: S.ravel_multi_index(_data(), shape=(4, 3, 5)),
+     shapes={"data": (3, 2, 4)}, values={"data": _coordinates},
+     forward=lambda v: o.ravel_multi_index(v["data"], (4, 3, 5)),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+case(id="unravel_index", op="unravel_index", build=lambda: S.unravel_index(_data(), shape=(4, 3, 5)),
+     shapes={"data": (2, 3)}, values={"data": _flat_indices},
+     forward=lambda v: o.unravel_index(v["data"], (4, 3, 5)),
+     backward=lambda v, h: {"data": np.zeros_like(v["data"])})
+
 # the shape and the size as int64 arrays (the data's values are never read)
 case(id="shape_array", op="shape_array", build=lambda: S.shape_array(_data()), shapes={"data": (3, 1, 5)},
      forward=lambda v: np.array(v["data"].shape, dtype=np.float64),

@@ -792,6 +792,24 @@ def col2im(cols, size, kernel, stride=None, dilate=None, pad=None):
     return xp[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(pad, size))]
 
 
+def ravel_multi_index(coords, shape):
+    """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
+    not a whole number inside its axis."""
+    with np.errstate(invalid="ignore"):
+        inside = np.all([(c == np.floor(c)) & (c >= 0) & (c < n) for c, n in zip(coords, shape)], axis=0)
+        flat = np.ravel_multi_index(tuple(np.where(inside, c, 0).astype(np.int64) for c in coords), shape)
+    return np.where(inside, flat, np.nan).astype(np.float64)
+
+
+def unravel_index(flat, shape):
+    """The coordinates (len(shape), ...) of row-major flat indices; NaN where one is not a
+    whole number inside the shape."""
+    with np.errstate(invalid="ignore"):
+        inside = (flat == np.floor(flat)) & (flat >= 0) & (flat < np.prod(shape))
+        coords = np.unravel_index(np.where(inside, flat, 0).astype(np.int64), shape)
+    return np.where(inside, np.stack(coords), np.nan).astype(np.float64)
+
+
 def khatri_rao(*factors, columns=None):
     """Column c: the Kronecker product of the factors' columns c (rows row-major over them);
     of no factors, one row of ones."""

@@ -16,7 +16,8 @@ S = ts.sym
 # no output of theirs takes a head gradient, so there is nothing to difference.
 # The logical operators step where an operand crosses 0, which their cases hold: no difference there.
 NO_GRADIENT = {"BlockGrad", "zeros_like", "ones_like", "shape_array", "size_array", "all_finite",
-               "multi_all_finite", "_contrib_index_array", "argmax", "argmin",
+               "multi_all_finite", "_contrib_index_array", "ravel_multi_index", "unravel_index", "argmax",
+               "argmin",
                "argmax_channel", "one_hot", "argsort",
                *(f"{prefix}{kind}{suffix}" for kind in ("logical_and", "logical_or", "logical_xor")
                  for prefix, suffix in (("_", ""), ("_", "_scalar"), ("broadcast_", "")))}

@@ -65,6 +65,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     pick,
     pooling,
     quadratic,
+    ravel,
     reduce,
     regression_output,
     repeat,
