@@ -62,6 +62,19 @@ def test_a_convolution_as_im2col_and_a_product_equals_convolution(rng):
     assert_close(exe.outputs[0], exe.outputs[1].numpy(), torch.float64, "im2col then a product")
 
 
+def test_3d_blocks_reaching_into_the_padding_of_every_axis_equal_the_oracle(rng):
+    """torch has no 3-d unfold: the numpy oracle; blocks reach past both ends of every axis
+    (a tap at depth D must read the padding's 0, not the next channel's first plane)."""
+    shape, geometry = (2, 3, 3, 4, 3), dict(kernel=(2, 3, 2), stride=(1, 1, 2), dilate=(1, 1, 1), pad=(1, 1, 1))
+    x = rng.normal(size=shape)
+    exe = S.im2col(S.Variable("data"), **geometry).simple_bind(ts.cpu(), data=shape, type_dict={"data": "float64"})
+    exe.forward(is_train=True, data=torch.from_numpy(x))
+    head = rng.normal(size=tuple(exe.outputs[0].shape))
+    exe.backward(out_grads=torch.from_numpy(head))
+    assert_close(exe.outputs[0], o.im2col(x, **geometry), torch.float64, "3-d im2col")
+    assert_close(exe.grad_dict["data"], o.col2im(head, shape[2:], **geometry), torch.float64, "3-d col2im")
+
+
 def test_grad_req_add_adds(rng):
     shape = (1, 2, 5, 4)
     exe = S.col2im(S.Variable("data"), output_size=shape[2:], **GEOMETRY).simple_bind(
