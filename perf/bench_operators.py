@@ -6,13 +6,14 @@ uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backw
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
-3 x 3 convolution's blocks), against
+3 x 3 convolution's blocks), SpatialTransformer forward and backward, against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
-F.interpolate, F.adaptive_avg_pool2d and F.unfold with their autograd) and, for the
+F.interpolate, F.adaptive_avg_pool2d, F.unfold and F.affine_grid with F.grid_sample, with
+their autograd) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -32,6 +33,7 @@ from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environ
 from tritonsym.ops import (
     adaptive_pooling,
     bilinear_resize,
+    bilinear_sampler,
     broadcast,
     cross_entropy,
     ctc_loss,
@@ -40,6 +42,7 @@ from tritonsym.ops import (
     gated_activation,
     gather_nd,
     grad_norm,
+    grid_generator,
     im2col,
     l2_normalization,
     layer_norm,
@@ -51,7 +54,7 @@ from tritonsym.ops import (
 )
 from tritonsym.ops import batch_dot as bmm
 from tritonsym.ops import optimizer as update
-from tritonsym.ops._common import run
+from tritonsym.ops._common import compute_dtype, run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -393,6 +396,41 @@ def im2col_rows(batch: int, channels: int, size: int, name: str, copy_gbs) -> li
                  moved, copy_gbs) for op, plan in plans.items()]
 
 
+def spatial_transformer_rows(batch: int, channels: int, size: int, name: str, copy_gbs) -> list[dict]:
+    """SpatialTransformer of (batch, channels, size, size) maps to a size x size grid of
+    maps near the identity (a spatial transformer network's sampler), forward and backward
+    (the data's and the maps' gradients); against F.affine_grid with F.grid_sample
+    (align_corners=True, zero padding) and their autograd."""
+    dtype = DTYPES[name]
+    x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], device=DEVICE)
+    loc = (identity + 0.1 * torch.randn(batch, 6, device=DEVICE)).to(dtype)
+    wide = compute_dtype(dtype)
+    grid, dgrid = (torch.empty(batch, 2, size, size, device=DEVICE, dtype=wide) for _ in range(2))
+    out, dx, dloc = torch.empty_like(x), torch.empty_like(x), torch.empty_like(loc)
+    wanted = bilinear_sampler.data_grad_scratch(x.shape, grid.shape, dtype)
+    scratch = None if wanted is None else torch.empty(wanted[0], device=DEVICE, dtype=wanted[1])
+    forward = grid_generator.plan_affine_grid(loc, grid) + bilinear_sampler.plan_bilinear_sample(x, grid, out)
+    backward = (grid_generator.plan_affine_grid(loc, grid)
+                + bilinear_sampler.plan_bilinear_sample_grid_backward(x, grid, out, dgrid)
+                + bilinear_sampler.plan_bilinear_sample_data_backward(grid, out, dx, scratch=scratch)
+                + grid_generator.plan_affine_grid_backward(dgrid, dloc))
+    xr, locr = x.detach().clone().requires_grad_(), loc.detach().clone().requires_grad_()
+
+    def theirs(data, maps):
+        return torch.nn.functional.grid_sample(
+            data, torch.nn.functional.affine_grid(maps.view(-1, 2, 3), list(data.shape), align_corners=True),
+            mode="bilinear", padding_mode="zeros", align_corners=True)
+
+    sampled = theirs(xr, locr)
+    moved = 2 * x.numel() * x.element_size()
+    shape = (batch, channels, size, size)
+    return [_row("SpatialTransformer forward", name, shape, time_ms(lambda: run(forward)),
+                 time_ms(lambda: theirs(x, loc)), moved, copy_gbs),
+            _row("SpatialTransformer backward", name, shape, time_ms(lambda: run(backward)),
+                 time_ms(lambda: torch.autograd.grad(sampled, (xr, locr), out, retain_graph=True)), None, copy_gbs)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -495,8 +533,10 @@ def main() -> None:
                                    "BilinearResize2D's and AdaptiveAvgPooling2D's passes as one read of the smaller "
                                    "map and one read or write of the larger (shape: the input's), im2col's "
                                    "forward and backward as one read or write of the image and one of its columns "
-                                   "(3 x 3 blocks, padded: 9 columns a pixel).")
-    table = Table("operators", len(names) * (35 + len(shapes)), notes)
+                                   "(3 x 3 blocks, padded: 9 columns a pixel), SpatialTransformer's forward as one "
+                                   "read of the maps and one write of the output (shape: the data's, sampled to its "
+                                   "own size; its backward, a scatter summed in a fixed order, has no copy share).")
+    table = Table("operators", len(names) * (37 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -529,6 +569,8 @@ def main() -> None:
         for row in resize_rows(*((8, 256, 64) if ON_GPU else (2, 3, 7)), name, copy_gbs):
             table.add(row)
         for row in im2col_rows(*((32, 64, 56) if ON_GPU else (2, 3, 7)), name, copy_gbs):
+            table.add(row)
+        for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 2, 5)), name, copy_gbs):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -51,6 +51,12 @@ DECISIONS: dict[str, str] = {
     "*index/outside-the-shape-and-fractions": "MXNet 1.9.1 answers a position for a coordinate or a flat index "
                                               "outside the shape (past its end, or negative) and truncates one that "
                                               "is not whole; tritonsym gives NaN there",
+    "GridGenerator/affine-grid-of-one-row": "MXNet 1.9.1 divides by H - 1 = 0 and answers a grid of NaN (and a "
+                                            "BilinearSampler reading it NaN everywhere); tritonsym refuses a "
+                                            "target_shape below 2 on either axis",
+    "infer_shape/spatial-transformer-from-data-and-loc": "MXNet 1.9.1 infers nothing for SpatialTransformer until "
+                                                         "loc's shape is given too; tritonsym takes loc's (N, 6) "
+                                                         "from the data's batch, the only shape it can have",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2864,6 +2870,65 @@ _infer_more("im2col-kernel-longer-than-data-raises",
             lambda api: api.sym.im2col(api.sym.Variable("data"), kernel=(3, 3)), data=(1, 1, 2, 2))
 _infer_more("col2im-columns-of-another-image-raise",
             lambda api: api.sym.col2im(api.sym.Variable("data"), output_size=(4, 4), kernel=(2, 2)), data=(2, 8, 4))
+
+
+# ------------------------------------------------ GridGenerator, BilinearSampler, SpatialTransformer
+# Normal draws for grids and maps: about a third of the positions fall outside the image.
+# MXNet 1.9.1's GridGenerator runs in float32 only on the CPU.
+
+for _name, _params, _shape in (("affine", dict(transform_type="affine", target_shape=(4, 5)), (3, 6)),
+                               ("warp", dict(transform_type="warp"), (2, 2, 3, 4))):
+    def _grid_generator_case(name=_name, params=_params, shape=_shape):
+        @case("GridGenerator", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.GridGenerator(api.sym.Variable("data"), **params)
+            return {**_forward_backward(api, data, net, {"data": shape}), "name": net.name,
+                    "outputs": net.list_outputs()}
+    _grid_generator_case()
+
+
+@case("GridGenerator", "affine-grid-of-one-row")
+def _grid_generator_one_row(api, data):
+    net = api.sym.GridGenerator(api.sym.Variable("data"), transform_type="affine", target_shape=(1, 4))
+    exe = api.bind(net, {"data": (1, 6)}, grad_req="null")
+    api.set(exe, "data", np.array([[1, 0, 0, 0, 1, 0]], np.float32))
+    return {"out0": api.forward(exe)[0]}
+
+
+@case("BilinearSampler", "positions-inside-and-outside")
+def _bilinear_sampler(api, data):
+    with api.fresh_names():
+        net = api.sym.BilinearSampler(api.sym.Variable("data"), api.sym.Variable("grid"))
+    shapes = {"data": (2, 3, 4, 5), "grid": (2, 2, 3, 6)}
+    return {**_forward_backward(api, data, net, shapes, dtype=np.float64), "name": net.name,
+            "arguments": net.list_arguments()}
+
+
+@case("SpatialTransformer", "affine-bilinear")
+def _spatial_transformer(api, data):
+    with api.fresh_names():
+        net = api.sym.SpatialTransformer(api.sym.Variable("data"), api.sym.Variable("loc"), target_shape=(3, 6),
+                                         transform_type="affine", sampler_type="bilinear")
+    shapes = {"data": (2, 3, 5, 4), "loc": (2, 6)}
+    return {**_forward_backward(api, data, net, shapes, dtype=np.float64), "name": net.name,
+            "arguments": net.list_arguments()}
+
+
+_infer_more("spatial-transformer-from-data-and-loc",
+            lambda api: api.sym.SpatialTransformer(api.sym.Variable("data"), api.sym.Variable("loc"),
+                                                   target_shape=(7, 9), transform_type="affine",
+                                                   sampler_type="bilinear"), data=(4, 3, 5, 6))
+_infer_more("spatial-transformer-without-target-shape-raises",
+            lambda api: api.sym.SpatialTransformer(api.sym.Variable("data"), api.sym.Variable("loc"),
+                                                   transform_type="affine", sampler_type="bilinear"),
+            data=(4, 3, 5, 6), loc=(4, 6))
+_infer_more("bilinear-sampler-grid-of-three-channels-raises",
+            lambda api: api.sym.BilinearSampler(api.sym.Variable("data"), api.sym.Variable("grid")),
+            data=(2, 3, 4, 5), grid=(2, 3, 3, 6))
+_infer_more("grid-generator-affine-of-five-raises",
+            lambda api: api.sym.GridGenerator(api.sym.Variable("data"), transform_type="affine",
+                                              target_shape=(3, 4)), data=(2, 5))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

@@ -1871,6 +1871,47 @@ for _id, _shape, _geometry in (
          forward=lambda v, s=_shape, g=_geometry: o.col2im(v["data"], s[2:], **g),
          backward=lambda v, h, g=_geometry: {"data": o.im2col(h, **g)})
 
+# ------------------------------------------------ GridGenerator, BilinearSampler, SpatialTransformer
+
+
+def grid_positions(rng, shape):
+    """[-1, 1] positions and some beyond (-1.3 to 1.3): taps outside the image read 0."""
+    return rng.uniform(-1.3, 1.3, shape)
+
+
+def near_identity_maps(rng, shape):
+    """Affine maps (N, 6) near the identity, x and y scaled and shifted a little."""
+    return np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]) + rng.normal(scale=0.3, size=shape)
+
+
+case(id="grid_generator_affine", op="GridGenerator",
+     build=lambda: S.GridGenerator(_data(), transform_type="affine", target_shape=(4, 5)), shapes={"data": (3, 6)},
+     forward=lambda v: o.affine_grid(v["data"], (4, 5)),
+     backward=lambda v, h: {"data": o.affine_grid_grad(h, (4, 5))})
+case(id="grid_generator_warp", op="GridGenerator",
+     build=lambda: S.GridGenerator(_data(), transform_type="warp"), shapes={"data": (2, 2, 3, 4)},
+     forward=lambda v: o.warp_grid(v["data"]),
+     backward=lambda v, h: {"data": o.warp_grid_grad(h)})
+# a smaller output than the image, and a larger one (zooming in), each reaching outside it
+for _id, _data_shape, _grid_shape in (("shrink", (2, 3, 4, 5), (2, 2, 3, 6)), ("zoom", (1, 2, 3, 3), (1, 2, 5, 4))):
+    case(id=f"bilinear_sampler_{_id}", op="BilinearSampler",
+         build=lambda: S.BilinearSampler(_data(), S.Variable("grid")),
+         shapes={"data": _data_shape, "grid": _grid_shape}, values={"grid": grid_positions},
+         forward=lambda v: o.bilinear_sample(v["data"], v["grid"]),
+         backward=lambda v, h: dict(zip(("data", "grid"), o.bilinear_sample_grads(h, v["data"], v["grid"]))))
+case(id="spatial_transformer", op="SpatialTransformer",
+     build=lambda: S.SpatialTransformer(_data(), S.Variable("loc"), target_shape=(3, 6), transform_type="affine",
+                                        sampler_type="bilinear"),
+     shapes={"data": (2, 3, 5, 4), "loc": (2, 6)}, values={"loc": near_identity_maps},
+     forward=lambda v: o.bilinear_sample(v["data"], o.affine_grid(v["loc"], (3, 6))),
+     backward=lambda v, h: _spatial_transformer_grads(h, v["data"], v["loc"], (3, 6)))
+
+
+def _spatial_transformer_grads(h, data, loc, size):
+    ddata, dgrid = o.bilinear_sample_grads(h, data, o.affine_grid(loc, size))
+    return {"data": ddata, "loc": o.affine_grid_grad(dgrid, size)}
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

@@ -792,6 +792,81 @@ def col2im(cols, size, kernel, stride=None, dilate=None, pad=None):
     return xp[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(pad, size))]
 
 
+def _grid_base(size):
+    """(3, H, W): the [-1, 1] coordinates (x, y, 1) of an H x W grid's pixels."""
+    height, width = size
+    ys, xs = np.meshgrid(-1 + 2 * np.arange(height) / (height - 1), -1 + 2 * np.arange(width) / (width - 1),
+                         indexing="ij")
+    return np.stack([xs, ys, np.ones_like(xs)])
+
+
+def affine_grid(theta, size):
+    """(N, 2, H, W): each image's 2 x 3 map ``theta`` (N, 6) applied to the grid's pixels."""
+    return np.einsum("nrk,khw->nrhw", theta.reshape(-1, 2, 3), _grid_base(size))
+
+
+def affine_grid_grad(h, size):
+    """d(sum(h * affine_grid(theta)))/d(theta), (N, 6): the grid is linear in theta."""
+    return np.einsum("nrhw,khw->nrk", h, _grid_base(size)).reshape(-1, 6)
+
+
+def warp_grid(flow):
+    """(N, 2, H, W): each pixel displaced by ``flow`` (x, then y, in pixels), in [-1, 1] coordinates."""
+    height, width = flow.shape[2:]
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    return np.stack([(flow[:, 0] + xs) / ((width - 1) / 2) - 1, (flow[:, 1] + ys) / ((height - 1) / 2) - 1], axis=1)
+
+
+def warp_grid_grad(h):
+    height, width = h.shape[2:]
+    return np.stack([h[:, 0] / ((width - 1) / 2), h[:, 1] / ((height - 1) / 2)], axis=1)
+
+
+def _bilinear_taps(grid, size):
+    """The four pixels (rows, columns), their weights and whether each lies inside an
+    image of ``size`` for every grid position (N, OH, OW), and d(weight)/d(y), d(x)."""
+    height, width = size
+    x = (grid[:, 0] + 1) * (width - 1) / 2
+    y = (grid[:, 1] + 1) * (height - 1) / 2
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = x - x0, y - y0  # the weight of the right column and of the bottom row
+    taps = []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        wy, wx = (fy if dy else 1 - fy), (fx if dx else 1 - fx)
+        sy, sx = (1.0 if dy else -1.0), (1.0 if dx else -1.0)  # the sign of d(w)/d(y), d(x)
+        rows, cols = y0 + dy, x0 + dx
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        taps.append((np.where(inside, rows, 0).astype(int), np.where(inside, cols, 0).astype(int), wy * wx,
+                     sy * wx, sx * wy, inside))
+    return taps
+
+
+def bilinear_sample(data, grid):
+    """(N, C, OH, OW): data interpolated at the grid's [-1, 1] positions, 0 outside the image."""
+    out = np.zeros((*data.shape[:2], *grid.shape[2:]))
+    images = np.arange(data.shape[0])[:, None, None]
+    for rows, cols, weight, _, _, inside in _bilinear_taps(grid, data.shape[2:]):
+        values = data[images, :, rows, cols]  # (N, OH, OW, C)
+        out += np.moveaxis(np.where(inside[..., None], values, 0.0) * weight[..., None], -1, 1)
+    return out
+
+
+def bilinear_sample_grads(h, data, grid):
+    """d(sum(h * bilinear_sample(data, grid)))/d(data), d(grid)."""
+    height, width = data.shape[2:]
+    ddata, dgrid = np.zeros_like(data), np.zeros_like(grid)
+    images = np.arange(data.shape[0])[:, None, None]
+    hn = np.moveaxis(h, 1, -1)  # (N, OH, OW, C)
+    for rows, cols, weight, dweight_dy, dweight_dx, inside in _bilinear_taps(grid, data.shape[2:]):
+        values = np.where(inside[..., None], data[images, :, rows, cols], 0.0)
+        np.add.at(ddata.transpose(0, 2, 3, 1), (np.broadcast_to(images, rows.shape)[inside], rows[inside],
+                                                cols[inside]), (hn * weight[..., None])[inside])
+        along = (hn * values).sum(axis=-1)
+        dgrid[:, 0] += along * dweight_dx * (width - 1) / 2
+        dgrid[:, 1] += along * dweight_dy * (height - 1) / 2
+    return ddata, dgrid
+
+
 def ravel_multi_index(coords, shape):
     """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
     not a whole number inside its axis."""
