@@ -57,6 +57,10 @@ DECISIONS: dict[str, str] = {
     "infer_shape/spatial-transformer-from-data-and-loc": "MXNet 1.9.1 infers nothing for SpatialTransformer until "
                                                          "loc's shape is given too; tritonsym takes loc's (N, 6) "
                                                          "from the data's batch, the only shape it can have",
+    "contrib.index_copy/repeated-index": "MXNet 1.9.1 gives every repeat of an index the gradient of the row they "
+                                         "share, though only the last one's values reach the output; tritonsym "
+                                         "gives the last one that gradient and the others 0 (the derivative). "
+                                         "The outputs agree: the last repeat wins in both",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2929,6 +2933,36 @@ _infer_more("bilinear-sampler-grid-of-three-channels-raises",
 _infer_more("grid-generator-affine-of-five-raises",
             lambda api: api.sym.GridGenerator(api.sym.Variable("data"), transform_type="affine",
                                               target_shape=(3, 4)), data=(2, 5))
+
+
+# ------------------------------------------------------------------------ contrib.index_copy
+
+for _name, _index, _itype in (("float-indices", [4, 0, 2], np.float32), ("int64-indices", [1, 3], np.int64),
+                               ("repeated-index", [3, 0, 3], np.float32)):
+    def _index_copy_case(name=_name, index=_index, itype=_itype):
+        @case("contrib.index_copy", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.index_copy(api.sym.Variable("old"), api.sym.Variable("index"),
+                                                 api.sym.Variable("new"))
+            arrays = {"old": data.normal("old", (5, 2, 3)), "index": np.array(index, itype),
+                      "new": data.normal("new", (len(index), 2, 3))}
+            # every dtype given: MXNet infers old's and new's from neither the index nor each other
+            exe = api.bind(net, {k: v.shape for k, v in arrays.items()},
+                           grad_req={"old": "write", "index": "null", "new": "write"},
+                           dtypes={k: v.dtype for k, v in arrays.items()})
+            for k, v in arrays.items():
+                api.set(exe, k, v)
+            out = api.forward(exe, is_train=True)[0]
+            api.backward(exe, [data.normal("head", (5, 2, 3))])
+            grads = api.grads(exe)
+            return {"out0": out, "grad_old": grads["old"], "grad_new": grads["new"], "name": net.name,
+                    "arguments": net.list_arguments()}
+    _index_copy_case()
+
+_infer_more("index-copy-more-new-rows-than-old-raises",
+            lambda api: api.sym.contrib.index_copy(api.sym.Variable("old"), api.sym.Variable("index"),
+                                                   api.sym.Variable("new")), old=(3, 2), index=(4,), new=(4, 2))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

@@ -1912,6 +1912,19 @@ def _spatial_transformer_grads(h, data, loc, size):
     return {"data": ddata, "loc": o.affine_grid_grad(dgrid, size)}
 
 
+# --------------------------------------------------------------------------- index_copy
+
+# a repeated index (its last row wins; the first takes no gradient), float and integer indices
+for _id, _index in (("repeated", np.array([3.0, 0.0, 3.0])), ("int64", np.array([1, 4], np.int64))):
+    case(id=f"index_copy_{_id}", op="_contrib_index_copy",
+         build=lambda: S.contrib.index_copy(S.Variable("old"), S.Variable("index"), S.Variable("new")),
+         shapes={"old": (5, 2, 3), "index": _index.shape, "new": (len(_index), 2, 3)},
+         values={"index": lambda rng, shape, i=_index: i.copy()},
+         forward=lambda v: o.index_copy(v["old"], v["index"], v["new"]),
+         backward=lambda v, h: dict(zip(("old", "new"), o.index_copy_grads(h, v["index"], 5))),
+         no_grad=("index",))
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

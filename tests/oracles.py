@@ -867,6 +867,32 @@ def bilinear_sample_grads(h, data, grid):
     return ddata, dgrid
 
 
+def index_copy(old, index, new):
+    """old with rows index[i] replaced by new[i] in order (a later repeat overwrites); all
+    NaN if an index is not a whole number in [0, rows)."""
+    out = old.copy()
+    for i, row in enumerate(index):
+        if not (row == np.floor(row) and 0 <= row < old.shape[0]):
+            return np.full_like(old, np.nan)
+        out[int(row)] = new[i]
+    return out
+
+
+def index_copy_grads(h, index, rows):
+    """d(sum(h * index_copy(old, index, new)))/d(old), d(new): each output row's gradient
+    goes to where its value came from (the last repeat)."""
+    winners = {}
+    for i, row in enumerate(index):
+        if not (row == np.floor(row) and 0 <= row < rows):
+            return np.full(h.shape, np.nan), np.full((len(index), *h.shape[1:]), np.nan)
+        winners[int(row)] = i
+    dold, dnew = h.copy(), np.zeros((len(index), *h.shape[1:]))
+    for row, i in winners.items():
+        dold[row] = 0
+        dnew[i] = h[row]
+    return dold, dnew
+
+
 def ravel_multi_index(coords, shape):
     """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
     not a whole number inside its axis."""

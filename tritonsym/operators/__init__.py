@@ -44,6 +44,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     identity,
     im2col,
     index_array,
+    index_copy,
     instance_norm,
     interleaved_matmul,
     khatri_rao,
