@@ -5,6 +5,8 @@ a dtype too narrow for the shape and of data of the wrong shape."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import oracles as o
 import pytest
@@ -53,3 +55,17 @@ def test_refusals_name_the_values():
         S.ravel_multi_index(S.Variable("data"), shape=(7, 6)).infer_shape(data=(3, 4))
     with pytest.raises(ParamError, match="shape"):
         S.unravel_index(S.Variable("data"), shape=(3, 0))
+
+
+def test_mxnet_json_names_them_with_an_underscore():
+    # MXNet registers _ravel_multi_index and _unravel_index, the plain names aliases: its JSON holds those
+    nodes = [{"op": "null", "name": "a", "inputs": []},
+             {"op": "_ravel_multi_index", "name": "r", "attrs": {"shape": "(2, 3)"}, "inputs": [[0, 0, 0]]},
+             {"op": "_unravel_index", "name": "u", "attrs": {"shape": "(2, 3)"}, "inputs": [[1, 0, 0]]}]
+    text = json.dumps({"nodes": nodes, "arg_nodes": [0], "node_row_ptr": [0, 1, 2, 3], "heads": [[2, 0, 0]],
+                       "attrs": {"mxnet_version": ["int", 10901]}})
+    net = ts.sym.load_json(text)
+    exe = net.simple_bind(ts.cpu(), a=(2, 4), grad_req="null")
+    coords = torch.tensor([[0.0, 1, 1, 0], [2, 0, 1, 1]])
+    exe.forward(is_train=False, a=coords)
+    assert torch.equal(exe.outputs[0], coords)

@@ -55,6 +55,7 @@ def _unravel_shape(p, in_shapes, out_shapes):
 
 
 def _register(name: str, doc: str, infer_shape, plan) -> None:
+    # MXNet registers each as ``_name`` with the plain name an alias: its JSON may hold either
     def forward(a: ForwardArgs):
         return plan(a.inputs[0], a.outputs[0], tuple(a.params["shape"]))
 
@@ -70,6 +71,7 @@ def _register(name: str, doc: str, infer_shape, plan) -> None:
         backward_needs=lambda p, epilogue: ((), ()),
         no_grad_inputs=lambda p: {"data"},
         cheap=True,
+        aliases=(f"_{name}",),
     ))
 
 
