@@ -258,10 +258,20 @@ def plan_bilinear_sample_data_backward(grid: torch.Tensor, dout: torch.Tensor, d
                            [grid, dout, target, channels, height, width, positions, triton.cdiv(positions, parts),
                             ddata.numel()], dict(BLOCK_C=block, num_warps=1)))
     if target is not ddata:
-        n = ddata.numel()
-        launches.append(Launch(_sum_parts_kernel, (triton.cdiv(n, ELEMENTWISE_BLOCK),), [scratch, ddata, n, parts],
-                               dict(ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK)))
+        launches.append(plan_sum_parts(scratch, ddata, parts, accumulate))
     return launches
+
+
+def plan_sum_parts(parts_array: torch.Tensor, out: torch.Tensor, parts: int, accumulate: bool) -> Launch:
+    """``out (+)=`` the sum of the first ``parts`` copies of out's shape in ``parts_array``
+    (contiguous, in the compute dtype), in order: the end of a scatter that programs summed
+    part by part (ROIAlign's gradient too)."""
+    n = out.numel()
+    if parts_array.numel() < parts * n or not parts_array.is_contiguous() or not out.is_contiguous():
+        raise KernelArgumentError(f"sum_parts: parts_array {tuple(parts_array.shape)} must hold {parts} contiguous "
+                                  f"copies of out {tuple(out.shape)}")
+    return Launch(_sum_parts_kernel, (triton.cdiv(max(n, 1), ELEMENTWISE_BLOCK),), [parts_array, out, n, parts],
+                  dict(ACCUMULATE=accumulate, BLOCK=ELEMENTWISE_BLOCK))
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

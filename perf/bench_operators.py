@@ -6,14 +6,14 @@ uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backw
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
-3 x 3 convolution's blocks), SpatialTransformer forward and backward, against
+3 x 3 convolution's blocks), SpatialTransformer and ROIAlign forward and backward, against
 PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
 F.interpolate, F.adaptive_avg_pool2d, F.unfold and F.affine_grid with F.grid_sample, with
-their autograd) and, for the
+their autograd, and torchvision.ops.roi_align where installed) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -48,6 +48,7 @@ from tritonsym.ops import (
     layer_norm,
     linalg_cholesky,
     linalg_solve,
+    roi_align,
     rotary,
     sampling,
     sort,
@@ -431,6 +432,40 @@ def spatial_transformer_rows(batch: int, channels: int, size: int, name: str, co
                  time_ms(lambda: torch.autograd.grad(sampled, (xr, locr), out, retain_graph=True)), None, copy_gbs)]
 
 
+def roi_align_rows(batch: int, channels: int, size: int, regions: int, name: str) -> list[dict]:
+    """ROIAlign of ``regions`` random boxes (up to half the image a side) on (batch,
+    channels, size, size) maps of a stride-16 backbone into 7 x 7 bins of 2 x 2 samples
+    (Mask R-CNN's box head), forward and backward; against torchvision.ops.roi_align and its
+    autograd where torchvision is installed."""
+    dtype = DTYPES[name]
+    x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
+    image = 16.0 * size
+    corner = torch.rand(regions, 2, device=DEVICE) * image * 0.75
+    extent = torch.rand(regions, 2, device=DEVICE) * image * 0.5 + 16.0
+    index = torch.randint(0, batch, (regions, 1), device=DEVICE).float()
+    rois = torch.cat([index, corner, corner + extent], dim=1).to(dtype)
+    geometry = dict(pooled_size=(7, 7), spatial_scale=1 / 16, sample_ratio=2)
+    out = torch.empty(regions, channels, 7, 7, device=DEVICE, dtype=dtype)
+    dx = torch.empty_like(x)
+    wanted = roi_align.grad_scratch(x.shape, regions, dtype)
+    scratch = None if wanted is None else torch.empty(wanted[0], device=DEVICE, dtype=wanted[1])
+    forward = roi_align.plan_roi_align(x, rois, out, **geometry)
+    backward = roi_align.plan_roi_align_backward(out, rois, dx, scratch=scratch, **geometry)
+    eager_fwd = eager_bwd = None
+    try:
+        from torchvision.ops import roi_align as theirs
+    except ImportError:  # not installed (the CPU machine): tritonsym's times alone
+        theirs = None
+    if theirs is not None:
+        xr = x.detach().clone().requires_grad_()
+        pooled = theirs(xr, rois, (7, 7), 1 / 16, 2)
+        eager_fwd = time_ms(lambda: theirs(x, rois, (7, 7), 1 / 16, 2))
+        eager_bwd = time_ms(lambda: torch.autograd.grad(pooled, xr, out, retain_graph=True))
+    shape = (batch, channels, size, size, regions)
+    return [_row("ROIAlign forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
+            _row("ROIAlign backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, None, None)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -535,8 +570,10 @@ def main() -> None:
                                    "forward and backward as one read or write of the image and one of its columns "
                                    "(3 x 3 blocks, padded: 9 columns a pixel), SpatialTransformer's forward as one "
                                    "read of the maps and one write of the output (shape: the data's, sampled to its "
-                                   "own size; its backward, a scatter summed in a fixed order, has no copy share).")
-    table = Table("operators", len(names) * (37 + len(shapes)), notes)
+                                   "own size; its backward, a scatter summed in a fixed order, has no copy share), "
+                                   "ROIAlign's passes with no copy share (shape: batch x channels x size x size x "
+                                   "regions; `vs eager` against torchvision.ops.roi_align where it is installed).")
+    table = Table("operators", len(names) * (39 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -571,6 +608,8 @@ def main() -> None:
         for row in im2col_rows(*((32, 64, 56) if ON_GPU else (2, 3, 7)), name, copy_gbs):
             table.add(row)
         for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 2, 5)), name, copy_gbs):
+            table.add(row)
+        for row in roi_align_rows(*((2, 256, 50, 512) if ON_GPU else (1, 2, 4, 2)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -61,6 +61,13 @@ DECISIONS: dict[str, str] = {
                                          "share, though only the last one's values reach the output; tritonsym "
                                          "gives the last one that gradient and the others 0 (the derivative). "
                                          "The outputs agree: the last repeat wins in both",
+    "contrib.ROIAlign/adaptive-with-padding": "MXNet 1.9.1 marks a padding region (batch index -1) by writing 0 into "
+                                              "the output's flat element of the region's number (here region 0's "
+                                              "third bin) instead of the region's own output; tritonsym zeroes the "
+                                              "padding region's output and leaves the others as computed",
+    "contrib.ROIAlign/batch-index-not-whole": "MXNet 1.9.1 truncates a batch index of 0.5 to image 0; tritonsym "
+                                             "gives that region NaN output and no gradient (as Embedding's and "
+                                             "take's indices)",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -2963,6 +2970,37 @@ for _name, _index, _itype in (("float-indices", [4, 0, 2], np.float32), ("int64-
 _infer_more("index-copy-more-new-rows-than-old-raises",
             lambda api: api.sym.contrib.index_copy(api.sym.Variable("old"), api.sym.Variable("index"),
                                                    api.sym.Variable("new")), old=(3, 2), index=(4,), new=(4, 2))
+
+
+# ----------------------------------------------------------------------- contrib.ROIAlign
+# Not recorded: an aligned region of no size, on which MXNet 1.9.1 aborts the process (a
+# failed check inside its OpenMP loop); tritonsym answers NaN for it.
+
+_REGIONS = [[0, 1.0, 2.0, 9.0, 7.5], [1, -4.0, -3.0, 5.0, 15.0], [-1, 0, 0, 0, 0], [1, 6.5, 1.6, 6.9, 2.0],
+            [0, 12.0, 8.0, 16.0, 13.0]]
+for _name, _channels, _params, _regions in (
+        ("adaptive-with-padding", 4, {}, _REGIONS),
+        ("aligned-sample-ratio-2", 4, dict(aligned=True, sample_ratio=2), _REGIONS[:2] + _REGIONS[3:]),
+        ("position-sensitive", 12, dict(position_sensitive=True, sample_ratio=1), _REGIONS[:2] + _REGIONS[3:]),
+        ("batch-index-not-whole", 4, {}, [[0.5, 1.0, 2.0, 9.0, 7.5]])):
+    def _roi_align_case(name=_name, channels=_channels, params=_params, regions=_regions):
+        @case("contrib.ROIAlign", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.ROIAlign(api.sym.Variable("data"), api.sym.Variable("rois"),
+                                               pooled_size=(2, 3), spatial_scale=0.5, **params)
+            arrays = {"data": data.normal("data", (2, channels, 6, 7)), "rois": np.array(regions, np.float32)}
+            out_shape = net.infer_shape(data=arrays["data"].shape, rois=arrays["rois"].shape)[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", out_shape)],
+                                  grad_req={"data": "write", "rois": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name,
+                    "arguments": net.list_arguments()}
+    _roi_align_case()
+
+_infer_more("roi-align-position-sensitive-channels-raise",
+            lambda api: api.sym.contrib.ROIAlign(api.sym.Variable("data"), api.sym.Variable("rois"),
+                                                 pooled_size=(2, 3), spatial_scale=0.5, position_sensitive=True),
+            data=(2, 8, 6, 7), rois=(3, 5))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

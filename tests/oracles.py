@@ -893,6 +893,90 @@ def index_copy_grads(h, index, rows):
     return dold, dnew
 
 
+def _roi_samples(roi, batches, size, pooled, spatial_scale, sample_ratio, aligned):
+    """For one region: None (padding: a negative whole batch index), "nan" (invalid), or
+    (batch, count, [(bin, [(row, column, weight)...])...]) with every sample point's four
+    taps (clamped as MXNet clamps them) and their weights."""
+    batch, coords = roi[0], roi[1:] * spatial_scale - (0.5 if aligned else 0.0)
+    if batch == np.floor(batch) and batch < 0:
+        return None
+    height, width = size
+    x1, y1, x2, y2 = coords
+    roi_w, roi_h = x2 - x1, y2 - y1
+    if not aligned:
+        roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+    if (not (batch == np.floor(batch) and batch < batches) or not np.all(np.isfinite(coords))
+            or (aligned and not (roi_w > 0 and roi_h > 0))):
+        return "nan"
+    bin_h, bin_w = roi_h / pooled[0], roi_w / pooled[1]
+    grid_h = sample_ratio if sample_ratio > 0 else int(np.ceil(roi_h / pooled[0]))
+    grid_w = sample_ratio if sample_ratio > 0 else int(np.ceil(roi_w / pooled[1]))
+    bins = []
+    for ph in range(pooled[0]):
+        for pw in range(pooled[1]):
+            taps = []
+            for iy in range(grid_h):
+                y = y1 + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+                for ix in range(grid_w):
+                    x = x1 + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                    if y < -1 or y > height or x < -1 or x > width:
+                        continue
+                    (ylo, yhi, ly), (xlo, xhi, lx) = _clamped(y, height), _clamped(x, width)
+                    taps += [(ylo, xlo, (1 - ly) * (1 - lx)), (ylo, xhi, (1 - ly) * lx), (yhi, xlo, ly * (1 - lx)),
+                             (yhi, xhi, ly * lx)]
+            bins.append((ph * pooled[1] + pw, taps))
+    return int(batch), grid_h * grid_w, bins
+
+
+def _clamped(y, size):
+    y = max(y, 0.0)
+    low = int(np.floor(y))
+    if low >= size - 1:
+        return size - 1, size - 1, 0.0
+    return low, low + 1, y - low
+
+
+def roi_align(data, rois, pooled, spatial_scale, sample_ratio=-1, position_sensitive=False, aligned=False):
+    """(R, C', PH, PW): each region's bins, the mean of the data interpolated at their sample points."""
+    bins = pooled[0] * pooled[1]
+    channels = data.shape[1] // bins if position_sensitive else data.shape[1]
+    out = np.zeros((len(rois), channels, bins))
+    for r, roi in enumerate(rois):
+        found = _roi_samples(roi, data.shape[0], data.shape[2:], pooled, spatial_scale, sample_ratio, aligned)
+        if found is None:
+            continue
+        if isinstance(found, str):
+            out[r] = np.nan
+            continue
+        batch, count, per_bin = found
+        for b, taps in per_bin:
+            planes = np.arange(channels) * bins + b if position_sensitive else np.arange(channels)
+            for row, col, weight in taps:
+                out[r, :, b] += weight * data[batch, planes, row, col]
+            out[r, :, b] /= count
+    return out.reshape(len(rois), channels, *pooled)
+
+
+def roi_align_grad(h, data_shape, rois, pooled, spatial_scale, sample_ratio=-1, position_sensitive=False,
+                   aligned=False):
+    """d(sum(h * roi_align(data, rois)))/d(data): each sample's share of its bin's gradient
+    on its four taps (invalid regions add nothing)."""
+    bins = pooled[0] * pooled[1]
+    channels = h.shape[1]
+    dx = np.zeros(data_shape)
+    hb = h.reshape(len(rois), channels, bins)
+    for r, roi in enumerate(rois):
+        found = _roi_samples(roi, data_shape[0], data_shape[2:], pooled, spatial_scale, sample_ratio, aligned)
+        if found is None or isinstance(found, str):
+            continue
+        batch, count, per_bin = found
+        for b, taps in per_bin:
+            planes = np.arange(channels) * bins + b if position_sensitive else np.arange(channels)
+            for row, col, weight in taps:
+                dx[batch, planes, row, col] += weight * hb[r, :, b] / count
+    return dx
+
+
 def ravel_multi_index(coords, shape):
     """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
     not a whole number inside its axis."""

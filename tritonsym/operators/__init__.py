@@ -76,6 +76,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     reshape_like,
     rms_norm,
     rnn,
+    roi_align,
     rotary_embedding,
     sampling,
     select,
