@@ -1931,7 +1931,7 @@ for _id, _index in (("repeated", np.array([3.0, 0.0, 3.0])), ("int64", np.array(
 # a map of half the image's size
 REGIONS = np.array([[0, 1.0, 2.0, 9.0, 7.5], [1, -4.0, -3.0, 5.0, 15.0], [-1, 0, 0, 0, 0], [1, 6.5, 1.6, 6.9, 2.0],
                     [0, 12.0, 8.0, 16.0, 13.0]])
-for _id, _channels, _params in (("adaptive", 4, {}), ("aligned_ratio2", 4, dict(aligned=True, sample_ratio=2)),
+for _id, _channels, _params in (("adaptive", 2, {}), ("aligned_ratio2", 4, dict(aligned=True, sample_ratio=2)),
                                 ("position_sensitive", 12, dict(position_sensitive=True, sample_ratio=1))):
     case(id=f"roi_align_{_id}", op="_contrib_ROIAlign",
          build=lambda prm=_params: S.contrib.ROIAlign(_data(), S.Variable("rois"), pooled_size=(2, 3),
