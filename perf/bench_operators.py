@@ -6,14 +6,14 @@ uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backw
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
-3 x 3 convolution's blocks), SpatialTransformer and ROIAlign forward and backward, against
-PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
+3 x 3 convolution's blocks), SpatialTransformer, ROIAlign and ROIPooling forward and
+backward, against PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
 +, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
 F.interpolate, F.adaptive_avg_pool2d, F.unfold and F.affine_grid with F.grid_sample, with
-their autograd, and torchvision.ops.roi_align where installed) and, for the
+their autograd, and torchvision.ops.roi_align and roi_pool where installed) and, for the
 memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -49,6 +49,7 @@ from tritonsym.ops import (
     linalg_cholesky,
     linalg_solve,
     roi_align,
+    roi_pooling,
     rotary,
     sampling,
     sort,
@@ -432,11 +433,12 @@ def spatial_transformer_rows(batch: int, channels: int, size: int, name: str, co
                  time_ms(lambda: torch.autograd.grad(sampled, (xr, locr), out, retain_graph=True)), None, copy_gbs)]
 
 
-def roi_align_rows(batch: int, channels: int, size: int, regions: int, name: str) -> list[dict]:
+def roi_rows(batch: int, channels: int, size: int, regions: int, name: str) -> list[dict]:
     """ROIAlign of ``regions`` random boxes (up to half the image a side) on (batch,
     channels, size, size) maps of a stride-16 backbone into 7 x 7 bins of 2 x 2 samples
-    (Mask R-CNN's box head), forward and backward; against torchvision.ops.roi_align and its
-    autograd where torchvision is installed."""
+    (Mask R-CNN's box head), and ROIPooling of them into 7 x 7 bins (Fast R-CNN's), forward
+    and backward; against torchvision.ops.roi_align and roi_pool and their autograd where
+    torchvision is installed."""
     dtype = DTYPES[name]
     x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
     image = 16.0 * size
@@ -461,9 +463,23 @@ def roi_align_rows(batch: int, channels: int, size: int, regions: int, name: str
         pooled = theirs(xr, rois, (7, 7), 1 / 16, 2)
         eager_fwd = time_ms(lambda: theirs(x, rois, (7, 7), 1 / 16, 2))
         eager_bwd = time_ms(lambda: torch.autograd.grad(pooled, xr, out, retain_graph=True))
+    pool_forward = roi_pooling.plan_roi_pooling(x, rois, out, pooled_size=(7, 7), spatial_scale=1 / 16)
+    pool_backward = roi_pooling.plan_roi_pooling_backward(x, out, rois, dx, pooled_size=(7, 7), spatial_scale=1 / 16,
+                                                          scratch=scratch)
+    pool_eager_fwd = pool_eager_bwd = None
+    if theirs is not None:
+        from torchvision.ops import roi_pool
+
+        xr = x.detach().clone().requires_grad_()
+        max_pooled = roi_pool(xr, rois, (7, 7), 1 / 16)
+        pool_eager_fwd = time_ms(lambda: roi_pool(x, rois, (7, 7), 1 / 16))
+        pool_eager_bwd = time_ms(lambda: torch.autograd.grad(max_pooled, xr, out, retain_graph=True))
     shape = (batch, channels, size, size, regions)
     return [_row("ROIAlign forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
-            _row("ROIAlign backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, None, None)]
+            _row("ROIAlign backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, None, None),
+            _row("ROIPooling forward", name, shape, time_ms(lambda: run(pool_forward)), pool_eager_fwd, None, None),
+            _row("ROIPooling backward", name, shape, time_ms(lambda: run(pool_backward)), pool_eager_bwd, None,
+                 None)]
 
 
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
@@ -571,9 +587,10 @@ def main() -> None:
                                    "(3 x 3 blocks, padded: 9 columns a pixel), SpatialTransformer's forward as one "
                                    "read of the maps and one write of the output (shape: the data's, sampled to its "
                                    "own size; its backward, a scatter summed in a fixed order, has no copy share), "
-                                   "ROIAlign's passes with no copy share (shape: batch x channels x size x size x "
-                                   "regions; `vs eager` against torchvision.ops.roi_align where it is installed).")
-    table = Table("operators", len(names) * (39 + len(shapes)), notes)
+                                   "ROIAlign's and ROIPooling's passes with no copy share (shape: batch x channels x "
+                                   "size x size x regions; `vs eager` against torchvision.ops.roi_align and roi_pool "
+                                   "where it is installed).")
+    table = Table("operators", len(names) * (41 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -609,7 +626,7 @@ def main() -> None:
             table.add(row)
         for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 2, 5)), name, copy_gbs):
             table.add(row)
-        for row in roi_align_rows(*((2, 256, 50, 512) if ON_GPU else (1, 2, 4, 2)), name):
+        for row in roi_rows(*((2, 256, 50, 512) if ON_GPU else (1, 2, 4, 2)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -68,6 +68,10 @@ DECISIONS: dict[str, str] = {
     "contrib.ROIAlign/batch-index-not-whole": "MXNet 1.9.1 truncates a batch index of 0.5 to image 0; tritonsym "
                                              "gives that region NaN output and no gradient (as Embedding's and "
                                              "take's indices)",
+    "ROIPooling/batch-index-past-the-end": "MXNet 1.9.1 pools nothing for a region whose batch index is at or past "
+                                           "the batch (output 0, as for padding) and truncates a fractional one; "
+                                           "tritonsym gives such a region NaN output and no gradient, keeping 0 "
+                                           "for padding (a negative whole index)",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -3001,6 +3005,38 @@ _infer_more("roi-align-position-sensitive-channels-raise",
             lambda api: api.sym.contrib.ROIAlign(api.sym.Variable("data"), api.sym.Variable("rois"),
                                                  pooled_size=(2, 3), spatial_scale=0.5, position_sensitive=True),
             data=(2, 8, 6, 7), rois=(3, 5))
+
+
+# ----------------------------------------------------------------------------- ROIPooling
+
+for _name, _scale, _regions in (("regions-with-padding", 0.5, _REGIONS + [[1, 0.0, 0.0, 13.0, 11.0]]),
+                                ("batch-index-past-the-end", 0.5, [[2, 1.0, 2.0, 9.0, 7.5]])):
+    def _roi_pooling_case(name=_name, scale=_scale, regions=_regions):
+        @case("ROIPooling", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.ROIPooling(api.sym.Variable("data"), api.sym.Variable("rois"), pooled_size=(2, 3),
+                                         spatial_scale=scale)
+            arrays = {"data": data.normal("data", (2, 3, 6, 7)), "rois": np.array(regions, np.float32)}
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", (len(regions), 3, 2, 3))],
+                                  grad_req={"data": "write", "rois": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name,
+                    "arguments": net.list_arguments()}
+    _roi_pooling_case()
+
+
+@case("ROIPooling", "documentation-example")
+def _roi_pooling_example(api, data):
+    """MXNet's own example: one region over an 8 x 6 ramp at scales 1 and 0.7."""
+    outs = []
+    for scale in (1.0, 0.7):
+        net = api.sym.ROIPooling(api.sym.Variable("x"), api.sym.Variable("y"), pooled_size=(2, 2),
+                                 spatial_scale=scale)
+        exe = api.bind(net, {"x": (1, 1, 8, 6), "y": (1, 5)}, grad_req="null")
+        api.set(exe, "x", np.arange(48, dtype=np.float32).reshape(1, 1, 8, 6))
+        api.set(exe, "y", np.array([[0, 0, 0, 4, 4]], np.float32))
+        outs.append(api.forward(exe)[0])
+    return {"out0": outs[0], "out1": outs[1]}
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

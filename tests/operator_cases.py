@@ -1944,6 +1944,18 @@ for _id, _channels, _params in (("adaptive", 2, {}), ("aligned_ratio2", 4, dict(
          no_grad=("rois",))
 
 
+# -------------------------------------------------------------------------- ROIPooling
+
+# the regions of ROIAlign's cases and a large one over the whole map (bins of several pixels)
+case(id="roi_pooling", op="ROIPooling",
+     build=lambda: S.ROIPooling(_data(), S.Variable("rois"), pooled_size=(2, 3), spatial_scale=0.5),
+     shapes={"data": (2, 3, 6, 7), "rois": (6, 5)},
+     values={"rois": lambda rng, shape: np.concatenate([REGIONS, [[1, 0.0, 0.0, 13.0, 11.0]]])},
+     forward=lambda v: o.roi_pooling(v["data"], v["rois"], (2, 3), 0.5),
+     backward=lambda v, h: {"data": o.roi_pooling(v["data"], v["rois"], (2, 3), 0.5, grad_head=h)},
+     no_grad=("rois",))
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

@@ -977,6 +977,44 @@ def roi_align_grad(h, data_shape, rois, pooled, spatial_scale, sample_ratio=-1, 
     return dx
 
 
+def _round_half_away(x):
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def roi_pooling(data, rois, pooled, spatial_scale, grad_head=None):
+    """(R, C, PH, PW): each region's bins of whole pixels, the maximum of each (the first
+    one, a NaN one kept), 0 for an empty bin or a padding region, NaN for an invalid one.
+    With ``grad_head`` (the output's gradient), d(sum(head * out))/d(data) instead."""
+    batches, channels, height, width = data.shape
+    out = np.zeros((len(rois), channels, *pooled))
+    dx = np.zeros_like(data)
+    for r, roi in enumerate(rois):
+        batch = roi[0]
+        start_w, start_h, end_w, end_h = _round_half_away(roi[1:] * spatial_scale)
+        if batch == np.floor(batch) and batch < 0:
+            continue
+        if not (batch == np.floor(batch) and batch < batches) or not np.all(np.isfinite(roi[1:])):
+            out[r] = np.nan
+            continue
+        size_h, size_w = max(end_h - start_h + 1, 1), max(end_w - start_w + 1, 1)
+        for ph in range(pooled[0]):
+            y0 = int(min(max(np.floor(ph * size_h / pooled[0]) + start_h, 0), height))
+            y1 = int(min(max(np.ceil((ph + 1) * size_h / pooled[0]) + start_h, 0), height))
+            for pw in range(pooled[1]):
+                x0 = int(min(max(np.floor(pw * size_w / pooled[1]) + start_w, 0), width))
+                x1 = int(min(max(np.ceil((pw + 1) * size_w / pooled[1]) + start_w, 0), width))
+                if y1 <= y0 or x1 <= x0:
+                    continue
+                for c in range(channels):
+                    window = data[int(batch), c, y0:y1, x0:x1].reshape(-1)
+                    nan = np.flatnonzero(np.isnan(window))
+                    at = nan[0] if nan.size else int(np.argmax(window))
+                    out[r, c, ph, pw] = window[at]
+                    if grad_head is not None:
+                        dx[int(batch), c, y0 + at // (x1 - x0), x0 + at % (x1 - x0)] += grad_head[r, c, ph, pw]
+    return dx if grad_head is not None else out
+
+
 def ravel_multi_index(coords, shape):
     """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
     not a whole number inside its axis."""

@@ -77,6 +77,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     rms_norm,
     rnn,
     roi_align,
+    roi_pooling,
     rotary_embedding,
     sampling,
     select,

@@ -17,11 +17,11 @@ from ..ops import roi_align as kernels
 from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
 
 
-def _pooled_size(value) -> str | None:
+def pooled_size_check(value) -> str | None:
     return None if len(value) == 2 and min(value) > 0 else "must be (height, width), both positive"
 
 
-def _scale(value) -> str | None:
+def spatial_scale_check(value) -> str | None:
     return None if 0.0 <= value <= 1.0 else "must be in [0, 1]: the feature map's size over the image's"
 
 
@@ -68,8 +68,9 @@ register(OpDef(
     name="_contrib_ROIAlign",
     doc="Regions of interest (R, 5) of (N, C, H, W) data pooled into bins of bilinearly interpolated samples.",
     params=[
-        Param("pooled_size", "shape", check=_pooled_size, doc="the bins (height, width) of each region"),
-        Param("spatial_scale", float, check=_scale, doc="the feature map's size over the image's (1 / stride)"),
+        Param("pooled_size", "shape", check=pooled_size_check, doc="the bins (height, width) of each region"),
+        Param("spatial_scale", float, check=spatial_scale_check,
+              doc="the feature map's size over the image's (1 / stride)"),
         Param("sample_ratio", int, -1, doc="sample points a side of each bin (not positive: ceil(region / bins))"),
         Param("position_sensitive", bool, False, doc="output channel c of bin b reads data channel c PH PW + b"),
         Param("aligned", bool, False, doc="coordinates shifted by half a pixel (Detectron2's)"),
