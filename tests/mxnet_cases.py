@@ -72,6 +72,8 @@ DECISIONS: dict[str, str] = {
                                            "the batch (output 0, as for padding) and truncates a fractional one; "
                                            "tritonsym gives such a region NaN output and no gradient, keeping 0 "
                                            "for padding (a negative whole index)",
+    "contrib.box_iou/nan-box": "MXNet 1.9.1's comparisons turn a box with a NaN coordinate into no overlap (an IoU "
+                               "of 0); tritonsym gives that box's pairs NaN",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
                                                  "too (and fails when scale_height comes alone): with height=3 "
                                                  "and scale_width=2 it makes the width its default 1. Its "
@@ -3037,6 +3039,33 @@ def _roi_pooling_example(api, data):
         api.set(exe, "y", np.array([[0, 0, 0, 4, 4]], np.float32))
         outs.append(api.forward(exe)[0])
     return {"out0": outs[0], "out1": outs[1]}
+
+
+# ------------------------------------------------------------------------ contrib.box_iou
+# Forward only: MXNet gives the boxes a gradient of 0, tritonsym the IoU's (its own
+# finite-difference checks hold it).
+
+_BOXES = {"lhs": [[[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 4.0, 3.0], [5.0, 5.0, 6.0, 6.0]],
+                  [[0.5, 0.2, 3.5, 2.5], [2.0, 2.0, 2.0, 3.0], [-1.0, -1.0, 7.0, 7.0]]],
+          "rhs": [[1.0, 0.5, 3.0, 2.5], [0.0, 0.0, 2.0, 2.0], [4.0, 4.0, 5.5, 5.0], [2.5, 1.0, 3.0, 6.0]]}
+for _name, _format, _nan in (("corner", "corner", False), ("center", "center", False), ("nan-box", "corner", True)):
+    def _box_iou_case(name=_name, fmt=_format, nan=_nan):
+        @case("contrib.box_iou", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.box_iou(api.sym.Variable("lhs"), api.sym.Variable("rhs"), format=fmt)
+            lhs, rhs = np.array(_BOXES["lhs"], np.float32), np.array(_BOXES["rhs"], np.float32)
+            if nan:
+                rhs[2, 1] = np.nan
+            exe = api.bind(net, {"lhs": lhs.shape, "rhs": rhs.shape}, grad_req="null")
+            api.set(exe, "lhs", lhs)
+            api.set(exe, "rhs", rhs)
+            return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments()}
+    _box_iou_case()
+
+_infer_more("box-iou-boxes-of-five-raise",
+            lambda api: api.sym.contrib.box_iou(api.sym.Variable("lhs"), api.sym.Variable("rhs")),
+            lhs=(3, 5), rhs=(2, 4))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

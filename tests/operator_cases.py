@@ -1956,6 +1956,29 @@ case(id="roi_pooling", op="ROIPooling",
      no_grad=("rois",))
 
 
+# ---------------------------------------------------------------------------- box_iou
+
+
+def boxes(rng, shape):
+    """Corner boxes (x1, y1, x2, y2) of sides 0.5 to 4 in a 7 x 7 square: many overlap."""
+    corner = rng.uniform(0, 5, (*shape[:-1], 2))
+    return np.concatenate([corner, corner + rng.uniform(0.5, 4, (*shape[:-1], 2))], axis=-1)
+
+
+def center_boxes(rng, shape):
+    """The same boxes as (x, y, width, height)."""
+    corners = boxes(rng, shape)
+    return np.concatenate([(corners[..., :2] + corners[..., 2:]) / 2, corners[..., 2:] - corners[..., :2]], axis=-1)
+
+
+for _fmt, _draw in (("corner", boxes), ("center", center_boxes)):
+    case(id=f"box_iou_{_fmt}", op="_contrib_box_iou",
+         build=lambda f=_fmt: S.contrib.box_iou(S.Variable("lhs"), S.Variable("rhs"), format=f),
+         shapes={"lhs": (2, 3, 4), "rhs": (5, 4)}, values={"lhs": _draw, "rhs": _draw},
+         forward=lambda v, f=_fmt: o.box_iou(v["lhs"], v["rhs"], f),
+         backward=lambda v, h, f=_fmt: dict(zip(("lhs", "rhs"), o.box_iou_grads(h, v["lhs"], v["rhs"], f))))
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

@@ -1015,6 +1015,66 @@ def roi_pooling(data, rois, pooled, spatial_scale, grad_head=None):
     return dx if grad_head is not None else out
 
 
+def _box_corners(boxes, fmt):
+    if fmt == "center":
+        x, y, w, h = np.moveaxis(boxes, -1, 0)
+        return np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], axis=-1)
+    return boxes
+
+
+def box_iou(lhs, rhs, fmt="corner"):
+    """lhs.shape[:-1] + rhs.shape[:-1]: intersection over union of every pair, 0 where the
+    boxes do not overlap, NaN where either holds a NaN."""
+    a = _box_corners(lhs.reshape(-1, 4), fmt)[:, None]
+    b = _box_corners(rhs.reshape(-1, 4), fmt)[None]
+    with np.errstate(invalid="ignore"):
+        wx = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+        wy = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+        overlap = (wx > 0) & (wy > 0)
+        inter = np.where(overlap, wx * wy, 0.0)
+        area = lambda c: (c[..., 2] - c[..., 0]) * (c[..., 3] - c[..., 1])  # noqa: E731
+        iou = np.where(overlap, inter / np.where(overlap, area(a) + area(b) - inter, 1.0), 0.0)
+    bad = np.isnan(a).any(-1) | np.isnan(b).any(-1)
+    return np.where(bad, np.nan, iou).reshape(*lhs.shape[:-1], *rhs.shape[:-1])
+
+
+def box_iou_grads(h, lhs, rhs, fmt="corner"):
+    """d(sum(h * box_iou(lhs, rhs)))/d(lhs), d(rhs), by the chain rule through the corners
+    (the intersection's edge on a tie taken from rhs; NaN through a pair with a NaN box)."""
+    a, b = _box_corners(lhs.reshape(-1, 4), fmt), _box_corners(rhs.reshape(-1, 4), fmt)
+    hh = h.reshape(len(a), len(b))
+    ga, gb = np.zeros_like(a), np.zeros_like(b)
+    for i in range(len(a)):
+        for j in range(len(b)):
+            p, q = a[i], b[j]
+            if np.isnan(p).any() or np.isnan(q).any():
+                ga[i] += np.nan
+                gb[j] += np.nan
+                continue
+            left, top = p[0] > q[0], p[1] > q[1]  # lhs bounds the intersection there
+            right, bottom = p[2] < q[2], p[3] < q[3]
+            wx = (p[2] if right else q[2]) - (p[0] if left else q[0])
+            wy = (p[3] if bottom else q[3]) - (p[1] if top else q[1])
+            if wx <= 0 or wy <= 0:  # no overlap: a derivative of 0 (times the head: NaN stays NaN)
+                ga[i] += 0.0 * hh[i, j]
+                gb[j] += 0.0 * hh[i, j]
+                continue
+            inter = wx * wy
+            union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
+            c_i, c_a = (union + inter) / union ** 2, inter / union ** 2
+            for box, g, mine in ((p, ga[i], (left, top, right, bottom)), (q, gb[j], (not left, not top, not right,
+                                                                                       not bottom))):
+                width, height = box[2] - box[0], box[3] - box[1]
+                d_inter = np.array([-wy * mine[0], -wx * mine[1], wy * mine[2], wx * mine[3]])
+                d_area = np.array([-height, -width, height, width])
+                g += hh[i, j] * (c_i * d_inter - c_a * d_area)
+    if fmt == "center":
+        chain = lambda g: np.stack([g[:, 0] + g[:, 2], g[:, 1] + g[:, 3], (g[:, 2] - g[:, 0]) / 2,  # noqa: E731
+                                    (g[:, 3] - g[:, 1]) / 2], axis=1)
+        ga, gb = chain(ga), chain(gb)
+    return ga.reshape(lhs.shape), gb.reshape(rhs.shape)
+
+
 def ravel_multi_index(coords, shape):
     """Row-major flat indices of the coordinates along coords' first axis; NaN where one is
     not a whole number inside its axis."""

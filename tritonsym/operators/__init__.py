@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     bilinear_resize,
     bilinear_sampler,
     block_grad,
+    box_iou,
     broadcast,
     cache_write,
     cast,
