@@ -243,20 +243,32 @@ def plan_bilinear_sample_data_backward(grid: torch.Tensor, dout: torch.Tensor, d
     channels, height, width, positions = _shapes(fn, ddata, grid, dout)
     check_writable(fn, "ddata", ddata)
     wanted = data_grad_scratch(tuple(ddata.shape), tuple(grid.shape), ddata.dtype)
+    parts = data_grad_parts(positions)
+    block = max(WARP, min(triton.next_power_of_2(max(channels, 1)), 4 * WARP))
+    return plan_in_parts(fn, ddata, scratch, wanted, parts, accumulate, f"sampled at {positions} positions",
+                         lambda target: [Launch(
+                             _data_grad_kernel, (ddata.shape[0], triton.cdiv(channels, block), parts),
+                             [grid, dout, target, channels, height, width, positions, triton.cdiv(positions, parts),
+                              ddata.numel()], dict(BLOCK_C=block, num_warps=1))])
+
+
+def plan_in_parts(fn: str, ddata: torch.Tensor, scratch: torch.Tensor | None, wanted, parts: int, accumulate: bool,
+                  what: str, scatter) -> list[Launch]:
+    """The launches of a gradient scattered part by part (here, ROIAlign's, ROIPooling's):
+    ``scratch`` checked against ``wanted`` ((shape, dtype) of the parts, None: the scatter
+    sums in ``ddata`` itself; ``what`` says why in an error), the target zeroed unless the
+    scatter adds into ddata, ``scatter(target)``'s launches, then the parts summed into
+    ddata in order."""
     if wanted is not None and (scratch is None or (tuple(scratch.shape), scratch.dtype) != wanted
                                or not scratch.is_contiguous()):
         got = "none" if scratch is None else f"{tuple(scratch.shape)} {scratch.dtype}"
-        raise KernelArgumentError(f"{fn}: {ddata.dtype} data {tuple(ddata.shape)} sampled at {positions} positions "
-                                  f"sums in contiguous {wanted[1]} scratch of shape {wanted[0]}, got {got}")
+        raise KernelArgumentError(f"{fn}: {ddata.dtype} data {tuple(ddata.shape)} {what} sums in contiguous "
+                                  f"{wanted[1]} scratch of shape {wanted[0]}, got {got}")
     if ddata.numel() == 0:
         return []
-    parts = data_grad_parts(positions)
     target = ddata if wanted is None else scratch
     launches = [] if target is ddata and accumulate else plan_fill(target, 0.0)
-    block = max(WARP, min(triton.next_power_of_2(max(channels, 1)), 4 * WARP))
-    launches.append(Launch(_data_grad_kernel, (ddata.shape[0], triton.cdiv(channels, block), parts),
-                           [grid, dout, target, channels, height, width, positions, triton.cdiv(positions, parts),
-                            ddata.numel()], dict(BLOCK_C=block, num_warps=1)))
+    launches += scatter(target)
     if target is not ddata:
         launches.append(plan_sum_parts(scratch, ddata, parts, accumulate))
     return launches

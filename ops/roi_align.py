@@ -43,8 +43,7 @@ from ._common import (
     store_result,
     widen,
 )
-from .bilinear_sampler import plan_sum_parts
-from .memory import plan_fill
+from .bilinear_sampler import plan_in_parts
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_roi_align.py")
 WARP = 32  # threads of the one warp a gradient program runs on: BLOCK_C is at least this
@@ -199,10 +198,10 @@ def output_channels(data_channels: int, pooled_size, position_sensitive: bool) -
     return data_channels // (pooled_size[0] * pooled_size[1]) if position_sensitive else data_channels
 
 
-def _check(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, pooled_size,
-           position_sensitive: bool) -> None:
+def check_regions(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, pooled_size,
+                  position_sensitive: bool = False) -> None:
     """data (N, C, H, W), rois (R, 5) and the output (or its gradient) (R, C', PH, PW):
-    contiguous, one float dtype and device."""
+    contiguous, one float dtype and device (ROIPooling's too)."""
     for name, t in (("data", data), ("rois", rois), ("out", out)):
         check_tensor(fn, name, t, FLOAT_DTYPES)
         if not t.is_contiguous() or t.dtype != data.dtype or t.device != data.device:
@@ -221,7 +220,9 @@ def _check(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, p
                                   f"{tuple(rois.shape)} and pooled_size {tuple(pooled_size)}, got {tuple(out.shape)}")
 
 
-def _block(channels: int) -> int:
+def channel_block(channels: int) -> int:
+    """BLOCK_C of a gradient program: at least a warp (each element owned by one thread of
+    the program's one warp), at most four."""
     return max(WARP, min(triton.next_power_of_2(max(channels, 1)), 4 * WARP))
 
 
@@ -231,7 +232,7 @@ def plan_roi_align(data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, *,
     """``out`` (R, C', PH, PW) ``(+)=`` the regions ``rois`` (R, 5) of ``data`` (N, C, H, W)
     pooled bin by bin."""
     fn = "roi_align"
-    _check(fn, data, rois, out, pooled_size, position_sensitive)
+    check_regions(fn, data, rois, out, pooled_size, position_sensitive)
     check_writable(fn, "out", out)
     if out.numel() == 0:
         return []
@@ -264,31 +265,18 @@ def plan_roi_align_backward(dout: torch.Tensor, rois: torch.Tensor, ddata: torch
     """``ddata`` (N, C, H, W) ``(+)=`` the data's gradient through ``dout`` (R, C', PH, PW),
     summed in ``scratch`` where ``grad_scratch`` asks for it."""
     fn = "roi_align_backward"
-    _check(fn, ddata, rois, dout, pooled_size, position_sensitive)
+    check_regions(fn, ddata, rois, dout, pooled_size, position_sensitive)
     check_writable(fn, "ddata", ddata)
-    regions = rois.shape[0]
-    wanted = grad_scratch(tuple(ddata.shape), regions, ddata.dtype)
-    if wanted is not None and (scratch is None or (tuple(scratch.shape), scratch.dtype) != wanted
-                               or not scratch.is_contiguous()):
-        got = "none" if scratch is None else f"{tuple(scratch.shape)} {scratch.dtype}"
-        raise KernelArgumentError(f"{fn}: {ddata.dtype} data {tuple(ddata.shape)} with {regions} regions sums in "
-                                  f"contiguous {wanted[1]} scratch of shape {wanted[0]}, got {got}")
-    if ddata.numel() == 0:
-        return []
-    target = ddata if wanted is None else scratch
-    launches = [] if target is ddata and accumulate else plan_fill(target, 0.0)
-    if regions:
-        parts, channels = grad_parts(regions), dout.shape[1]
-        block = _block(channels)
-        launches.append(Launch(_grad_kernel, (ddata.shape[0], triton.cdiv(channels, block), parts),
-                               [dout, rois, target, regions, channels, ddata.shape[2], ddata.shape[3],
-                                ddata.shape[0], pooled_size[0], pooled_size[1], float(spatial_scale),
-                                int(sample_ratio), triton.cdiv(regions, parts), ddata.numel()],
-                               dict(POSITION_SENSITIVE=position_sensitive, ALIGNED=aligned, BLOCK_C=block,
-                                    num_warps=1)))
-    if target is not ddata:
-        launches.append(plan_sum_parts(scratch, ddata, grad_parts(regions), accumulate))
-    return launches
+    regions, channels = rois.shape[0], dout.shape[1]
+    parts, block = grad_parts(regions), channel_block(channels)
+    return plan_in_parts(fn, ddata, scratch, grad_scratch(tuple(ddata.shape), regions, ddata.dtype), parts,
+                         accumulate, f"with {regions} regions", lambda target: [] if not regions else [Launch(
+                             _grad_kernel, (ddata.shape[0], triton.cdiv(channels, block), parts),
+                             [dout, rois, target, regions, channels, ddata.shape[2], ddata.shape[3], ddata.shape[0],
+                              pooled_size[0], pooled_size[1], float(spatial_scale), int(sample_ratio),
+                              triton.cdiv(regions, parts), ddata.numel()],
+                             dict(POSITION_SENSITIVE=position_sensitive, ALIGNED=aligned, BLOCK_C=block,
+                                  num_warps=1))])
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

@@ -28,18 +28,15 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    FLOAT_DTYPES,
     KernelArgumentError,
     Launch,
-    check_tensor,
     check_writable,
     load_wide,
     store_result,
     widen,
 )
-from .bilinear_sampler import plan_sum_parts
-from .memory import plan_fill
-from .roi_align import WARP, grad_parts, grad_scratch
+from .bilinear_sampler import plan_in_parts
+from .roi_align import channel_block, check_regions, grad_parts, grad_scratch
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_roi_pooling.py")
 
@@ -136,27 +133,12 @@ def _grad_kernel(DATA, DOUT, ROIS, DDATA, R, C, H, W, N, PH, PW, spatial_scale, 
                 tl.store(at, tl.load(at, mask=hit, other=0.0) + d, mask=hit)
 
 
-def _check(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, pooled_size) -> None:
-    for name, t in (("data", data), ("rois", rois), ("out", out)):
-        check_tensor(fn, name, t, FLOAT_DTYPES)
-        if not t.is_contiguous() or t.dtype != data.dtype or t.device != data.device:
-            raise KernelArgumentError(f"{fn}: {name} must be contiguous, of the data's {data.dtype} on {data.device}, "
-                                      f"got {tuple(t.shape)} {t.dtype} on {t.device} strides {t.stride()}")
-    if data.dim() != 4 or rois.dim() != 2 or rois.shape[1] != 5:
-        raise KernelArgumentError(f"{fn}: data {tuple(data.shape)} must be (N, C, H, W) and rois {tuple(rois.shape)} "
-                                  f"(R, 5)")
-    expected = (rois.shape[0], data.shape[1], *pooled_size)
-    if tuple(out.shape) != expected:
-        raise KernelArgumentError(f"{fn}: out must be {expected} for data {tuple(data.shape)}, rois "
-                                  f"{tuple(rois.shape)} and pooled_size {tuple(pooled_size)}, got {tuple(out.shape)}")
-
-
 def plan_roi_pooling(data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, *, pooled_size,
                      spatial_scale: float, accumulate: bool = False) -> list[Launch]:
     """``out`` (R, C, PH, PW) ``(+)=`` the regions ``rois`` (R, 5) of ``data`` (N, C, H, W)
     max-pooled bin by bin."""
     fn = "roi_pooling"
-    _check(fn, data, rois, out, pooled_size)
+    check_regions(fn, data, rois, out, pooled_size)
     check_writable(fn, "out", out)
     if out.numel() == 0:
         return []
@@ -171,32 +153,19 @@ def plan_roi_pooling_backward(data: torch.Tensor, dout: torch.Tensor, rois: torc
     """``ddata (+)=`` each bin's gradient in ``dout`` at the bin's maximum in ``data``, summed
     in ``scratch`` where ``roi_align.grad_scratch`` asks for it."""
     fn = "roi_pooling_backward"
-    _check(fn, data, rois, dout, pooled_size)
+    check_regions(fn, data, rois, dout, pooled_size)
     if tuple(ddata.shape) != tuple(data.shape) or ddata.dtype != data.dtype or not ddata.is_contiguous():
         raise KernelArgumentError(f"{fn}: ddata must be contiguous {tuple(data.shape)} {data.dtype}, got "
                                   f"{tuple(ddata.shape)} {ddata.dtype}")
     check_writable(fn, "ddata", ddata)
-    regions = rois.shape[0]
-    wanted = grad_scratch(tuple(ddata.shape), regions, ddata.dtype)
-    if wanted is not None and (scratch is None or (tuple(scratch.shape), scratch.dtype) != wanted
-                               or not scratch.is_contiguous()):
-        got = "none" if scratch is None else f"{tuple(scratch.shape)} {scratch.dtype}"
-        raise KernelArgumentError(f"{fn}: {ddata.dtype} data {tuple(ddata.shape)} with {regions} regions sums in "
-                                  f"contiguous {wanted[1]} scratch of shape {wanted[0]}, got {got}")
-    if ddata.numel() == 0:
-        return []
-    target = ddata if wanted is None else scratch
-    launches = [] if target is ddata and accumulate else plan_fill(target, 0.0)
-    if regions:
-        parts, channels = grad_parts(regions), data.shape[1]
-        block = max(WARP, min(triton.next_power_of_2(max(channels, 1)), 4 * WARP))
-        launches.append(Launch(_grad_kernel, (data.shape[0], triton.cdiv(channels, block), parts),
-                               [data, dout, rois, target, regions, channels, data.shape[2], data.shape[3],
-                                data.shape[0], pooled_size[0], pooled_size[1], float(spatial_scale),
-                                triton.cdiv(regions, parts), ddata.numel()], dict(BLOCK_C=block, num_warps=1)))
-    if target is not ddata:
-        launches.append(plan_sum_parts(scratch, ddata, grad_parts(regions), accumulate))
-    return launches
+    regions, channels = rois.shape[0], data.shape[1]
+    parts, block = grad_parts(regions), channel_block(channels)
+    return plan_in_parts(fn, ddata, scratch, grad_scratch(tuple(ddata.shape), regions, ddata.dtype), parts,
+                         accumulate, f"with {regions} regions", lambda target: [] if not regions else [Launch(
+                             _grad_kernel, (data.shape[0], triton.cdiv(channels, block), parts),
+                             [data, dout, rois, target, regions, channels, data.shape[2], data.shape[3],
+                              data.shape[0], pooled_size[0], pooled_size[1], float(spatial_scale),
+                              triton.cdiv(regions, parts), ddata.numel()], dict(BLOCK_C=block, num_warps=1))])
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

@@ -30,12 +30,17 @@ def _geometry(p) -> dict:
                 sample_ratio=p["sample_ratio"], position_sensitive=p["position_sensitive"], aligned=p["aligned"])
 
 
-def _infer_shape(p, in_shapes, out_shapes):
-    data, rois = in_shapes
+def check_regions(data, rois) -> None:
+    """data (N, C, H, W) and rois (R, 5), where known (ROIPooling's too)."""
     if data is not None and len(data) != 4:
         raise ShapeMismatch(f"data of shape {tuple(data)} must be (batch, channels, height, width)")
     if rois is not None and (len(rois) != 2 or rois[1] not in (0, 5)):
         raise ShapeMismatch(f"rois of shape {tuple(rois)} must be (regions, 5): (batch, x1, y1, x2, y2) each")
+
+
+def _infer_shape(p, in_shapes, out_shapes):
+    data, rois = in_shapes
+    check_regions(data, rois)
     bins = p["pooled_size"][0] * p["pooled_size"][1]
     if data is not None and data[1] and p["position_sensitive"] and data[1] % bins:
         raise ShapeMismatch(f"position-sensitive data of {data[1]} channels must have a multiple of the {bins} bins "
@@ -46,7 +51,8 @@ def _infer_shape(p, in_shapes, out_shapes):
     return [data, unify("rois", rois, (out[0], 5))], [out]
 
 
-def _temps(p, shapes, dtypes) -> dict:
+def data_grad_temps(p, shapes, dtypes) -> dict:
+    """The scratch the data's gradient sums its parts in (ROIPooling's too)."""
     if shapes[0] is None or shapes[1] is None:
         return {}
     wanted = kernels.grad_scratch(tuple(shapes[0]), shapes[1][0], dtypes[0])
@@ -81,5 +87,5 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((1,), ()),
     no_grad_inputs=lambda p: {"rois"},
-    backward_temps=_temps,
+    backward_temps=data_grad_temps,
 ))

@@ -9,27 +9,16 @@ again in backward rather than kept; the gradient summed in a fixed order, no ato
 
 from __future__ import annotations
 
-from ..ops import roi_align as parts
 from ..ops import roi_pooling as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, register, unify
-from .roi_align import pooled_size_check, spatial_scale_check
+from .registry import BackwardArgs, ForwardArgs, OpDef, Param, register, unify
+from .roi_align import check_regions, data_grad_temps, pooled_size_check, spatial_scale_check
 
 
 def _infer_shape(p, in_shapes, out_shapes):
     data, rois = in_shapes
-    if data is not None and len(data) != 4:
-        raise ShapeMismatch(f"data of shape {tuple(data)} must be (batch, channels, height, width)")
-    if rois is not None and (len(rois) != 2 or rois[1] not in (0, 5)):
-        raise ShapeMismatch(f"rois of shape {tuple(rois)} must be (regions, 5): (batch, x1, y1, x2, y2) each")
+    check_regions(data, rois)
     out = unify("output", out_shapes[0], (rois[0] if rois else 0, data[1] if data else 0, *p["pooled_size"]))
     return [data, unify("rois", rois, (out[0], 5))], [out]
-
-
-def _temps(p, shapes, dtypes) -> dict:
-    if shapes[0] is None or shapes[1] is None:
-        return {}
-    wanted = parts.grad_scratch(tuple(shapes[0]), shapes[1][0], dtypes[0])
-    return {} if wanted is None else {"data_grad": wanted}
 
 
 def _forward(a: ForwardArgs):
@@ -60,5 +49,5 @@ register(OpDef(
     backward=_backward,
     backward_needs=lambda p, epilogue: ((0, 1), ()),
     no_grad_inputs=lambda p: {"rois"},
-    backward_temps=_temps,
+    backward_temps=data_grad_temps,
 ))
