@@ -433,12 +433,12 @@ def spatial_transformer_rows(batch: int, channels: int, size: int, name: str, co
                  time_ms(lambda: torch.autograd.grad(sampled, (xr, locr), out, retain_graph=True)), None, copy_gbs)]
 
 
-def roi_rows(batch: int, channels: int, size: int, regions: int, name: str) -> list[dict]:
+def roi_rows(batch: int, channels: int, size: int, regions: int, bins: int, name: str) -> list[dict]:
     """ROIAlign of ``regions`` random boxes (up to half the image a side) on (batch,
     channels, size, size) maps of a stride-16 backbone into 7 x 7 bins of 2 x 2 samples
     (Mask R-CNN's box head), and ROIPooling of them into 7 x 7 bins (Fast R-CNN's), forward
     and backward; against torchvision.ops.roi_align and roi_pool and their autograd where
-    torchvision is installed."""
+    torchvision is installed. ``bins`` a side: 7 (2 for the interpreter's quick run)."""
     dtype = DTYPES[name]
     x = torch.randn(batch, channels, size, size, device=DEVICE, dtype=dtype)
     image = 16.0 * size
@@ -446,8 +446,8 @@ def roi_rows(batch: int, channels: int, size: int, regions: int, name: str) -> l
     extent = torch.rand(regions, 2, device=DEVICE) * image * 0.5 + 16.0
     index = torch.randint(0, batch, (regions, 1), device=DEVICE).float()
     rois = torch.cat([index, corner, corner + extent], dim=1).to(dtype)
-    geometry = dict(pooled_size=(7, 7), spatial_scale=1 / 16, sample_ratio=2)
-    out = torch.empty(regions, channels, 7, 7, device=DEVICE, dtype=dtype)
+    geometry = dict(pooled_size=(bins, bins), spatial_scale=1 / 16, sample_ratio=2)
+    out = torch.empty(regions, channels, bins, bins, device=DEVICE, dtype=dtype)
     dx = torch.empty_like(x)
     wanted = roi_align.grad_scratch(x.shape, regions, dtype)
     scratch = None if wanted is None else torch.empty(wanted[0], device=DEVICE, dtype=wanted[1])
@@ -460,19 +460,19 @@ def roi_rows(batch: int, channels: int, size: int, regions: int, name: str) -> l
         theirs = None
     if theirs is not None:
         xr = x.detach().clone().requires_grad_()
-        pooled = theirs(xr, rois, (7, 7), 1 / 16, 2)
-        eager_fwd = time_ms(lambda: theirs(x, rois, (7, 7), 1 / 16, 2))
+        pooled = theirs(xr, rois, (bins, bins), 1 / 16, 2)
+        eager_fwd = time_ms(lambda: theirs(x, rois, (bins, bins), 1 / 16, 2))
         eager_bwd = time_ms(lambda: torch.autograd.grad(pooled, xr, out, retain_graph=True))
-    pool_forward = roi_pooling.plan_roi_pooling(x, rois, out, pooled_size=(7, 7), spatial_scale=1 / 16)
-    pool_backward = roi_pooling.plan_roi_pooling_backward(x, out, rois, dx, pooled_size=(7, 7), spatial_scale=1 / 16,
-                                                          scratch=scratch)
+    pool_forward = roi_pooling.plan_roi_pooling(x, rois, out, pooled_size=(bins, bins), spatial_scale=1 / 16)
+    pool_backward = roi_pooling.plan_roi_pooling_backward(x, out, rois, dx, pooled_size=(bins, bins),
+                                                          spatial_scale=1 / 16, scratch=scratch)
     pool_eager_fwd = pool_eager_bwd = None
     if theirs is not None:
         from torchvision.ops import roi_pool
 
         xr = x.detach().clone().requires_grad_()
-        max_pooled = roi_pool(xr, rois, (7, 7), 1 / 16)
-        pool_eager_fwd = time_ms(lambda: roi_pool(x, rois, (7, 7), 1 / 16))
+        max_pooled = roi_pool(xr, rois, (bins, bins), 1 / 16)
+        pool_eager_fwd = time_ms(lambda: roi_pool(x, rois, (bins, bins), 1 / 16))
         pool_eager_bwd = time_ms(lambda: torch.autograd.grad(max_pooled, xr, out, retain_graph=True))
     shape = (batch, channels, size, size, regions)
     return [_row("ROIAlign forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
@@ -624,9 +624,9 @@ def main() -> None:
             table.add(row)
         for row in im2col_rows(*((32, 64, 56) if ON_GPU else (2, 3, 7)), name, copy_gbs):
             table.add(row)
-        for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 2, 5)), name, copy_gbs):
+        for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 1, 3)), name, copy_gbs):
             table.add(row)
-        for row in roi_rows(*((2, 256, 50, 512) if ON_GPU else (1, 2, 4, 2)), name):
+        for row in roi_rows(*((2, 256, 50, 512, 7) if ON_GPU else (1, 1, 4, 1, 2)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):
