@@ -12,9 +12,16 @@ import pathlib
 import sys
 import zlib
 
-import numpy as np
-import pytest
-import torch
+# One BLAS thread and one torch thread per test process: xdist runs one process per core
+# and the interpreter's blocks are small, so more threads only spin against each other
+# (the main job's test took 64 s instead of 22 s beside another worker). Set before
+# numpy loads OpenBLAS, which reads the variable once; subprocesses inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Every interpreted launch of the suite is checked for accesses outside its tensors
 # (tritonsym.ops.memcheck), subprocesses included; set before tritonsym is imported.

@@ -21,7 +21,7 @@ def test_help_lists_the_commands(capsys):
     assert main([]) == 2  # no command: the help, and a usage error status
 
 
-@pytest.mark.slow  # 36 s: the main job; CI's slow run keeps it (the quick run stays under 5 minutes)
+@pytest.mark.slow  # 24 s: the main job; CI's slow run keeps it (the quick run stays under 5 minutes)
 def test_default_training_reaches_96_percent_in_under_a_minute():
     """The issue's target for the main job, timed as a user runs it (start-up included)."""
     start = time.perf_counter()
