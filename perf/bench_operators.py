@@ -7,14 +7,15 @@ Cholesky factorization and a triangular solve of batches of small matrices (lina
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
 3 x 3 convolution's blocks), SpatialTransformer, ROIAlign and ROIPooling forward and
-backward, against PyTorch eager (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting
-+, Hugging Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
+backward, box_nms forward and backward, against PyTorch eager
+(torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting +, Hugging
+Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
 F.interpolate, F.adaptive_avg_pool2d, F.unfold and F.affine_grid with F.grid_sample, with
-their autograd, and torchvision.ops.roi_align and roi_pool where installed) and, for the
-memory-bound ones, as a share of the measured device-to-device copy bandwidth.
+their autograd, and torchvision.ops.roi_align, roi_pool and batched_nms where installed)
+and, for the memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
 Dropout and the broadcasts at the copy bandwidth, batch_dot within 10% of torch.bmm.
@@ -34,6 +35,7 @@ from tritonsym.ops import (
     adaptive_pooling,
     bilinear_resize,
     bilinear_sampler,
+    box_nms,
     broadcast,
     cross_entropy,
     ctc_loss,
@@ -482,6 +484,36 @@ def roi_rows(batch: int, channels: int, size: int, regions: int, bins: int, name
                  None)]
 
 
+def nms_rows(images: int, boxes: int, classes: int, name: str) -> list[dict]:
+    """box_nms of ``images`` x ``boxes`` random detections (id, score, corners; ``classes``
+    classes, sides up to a tenth of a 1000-pixel image) kept apart by class, forward and
+    backward; against torchvision.ops.batched_nms (forward: it has no backward), the batch
+    in one call with image and class folded into its index, where torchvision is installed."""
+    dtype = DTYPES[name]
+    corner = torch.rand(images, boxes, 2, device=DEVICE) * 900
+    extent = torch.rand(images, boxes, 2, device=DEVICE) * 90 + 10
+    label = torch.randint(0, classes, (images, boxes, 1), device=DEVICE).float()
+    score = torch.rand(images, boxes, 1, device=DEVICE)
+    data = torch.cat([label, score, corner, corner + extent], dim=2).to(dtype)
+    out, dx = torch.empty_like(data), torch.empty_like(data)
+    scratch = [torch.empty(box_nms.scratch_shape(data.shape), device=DEVICE, dtype=torch.int32) for _ in range(3)]
+    params = dict(id_index=0, valid_thresh=-1.0, overlap_thresh=0.5)
+    forward = box_nms.plan_box_nms(data, out, *scratch, **params)
+    backward = box_nms.plan_box_nms_backward(out, data, dx, *scratch, **params)
+    eager = None
+    try:
+        from torchvision.ops import batched_nms
+    except ImportError:  # not installed (the CPU machine): tritonsym's times alone
+        batched_nms = None
+    if batched_nms is not None:
+        flat = data.reshape(-1, 6)
+        index = (torch.arange(images, device=DEVICE)[:, None] * classes + label[..., 0].long()).reshape(-1)
+        eager = time_ms(lambda: batched_nms(flat[:, 2:], flat[:, 1], index, 0.5))
+    shape = (images, boxes)
+    return [_row("box_nms forward", name, shape, time_ms(lambda: run(forward)), eager, None, None),
+            _row("box_nms backward", name, shape, time_ms(lambda: run(backward)), None, None, None)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -589,8 +621,10 @@ def main() -> None:
                                    "own size; its backward, a scatter summed in a fixed order, has no copy share), "
                                    "ROIAlign's and ROIPooling's passes with no copy share (shape: batch x channels x "
                                    "size x size x regions; `vs eager` against torchvision.ops.roi_align and roi_pool "
-                                   "where it is installed).")
-    table = Table("operators", len(names) * (41 + len(shapes)), notes)
+                                   "where it is installed), box_nms's with none either (shape: images x boxes, 20 "
+                                   "classes kept apart; its forward's `vs eager` against torchvision.ops.batched_nms, "
+                                   "which has no backward).")
+    table = Table("operators", len(names) * (43 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -627,6 +661,8 @@ def main() -> None:
         for row in spatial_transformer_rows(*((32, 64, 56) if ON_GPU else (1, 1, 3)), name, copy_gbs):
             table.add(row)
         for row in roi_rows(*((2, 256, 50, 512, 7) if ON_GPU else (1, 1, 4, 1, 2)), name):
+            table.add(row)
+        for row in nms_rows(*((8, 8732, 20) if ON_GPU else (1, 12, 3)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -72,6 +72,20 @@ DECISIONS: dict[str, str] = {
                                            "the batch (output 0, as for padding) and truncates a fractional one; "
                                            "tritonsym gives such a region NaN output and no gradient, keeping 0 "
                                            "for padding (a negative whole index)",
+    "contrib.box_decode/nan-clipped": "MXNet 1.9.1's clip (t < clip ? t : clip) turns a NaN width offset into the "
+                                      "clip, a finite box; tritonsym keeps the NaN",
+    "infer_shape/box-decode-anchors-of-another-count": "MXNet 1.9.1 accepts 6 anchors for 5 boxes and decodes "
+                                                       "against the first 5, silently; tritonsym refuses anchors "
+                                                       "that are not one for each box",
+    "contrib.box_nms/gradient-through-conversion": "MXNet 1.9.1 copies a surviving box's output gradient to "
+                                                   "its input row unchanged when out_format re-encodes the box; "
+                                                   "tritonsym takes it through the re-encoding (its "
+                                                   "derivative). The outputs agree",
+    "contrib.box_nms/negative-corner": "MXNet 1.9.1 re-encodes no box whose first coordinate is negative (it takes "
+                                       "such a box for its -1 filler): the box (-1, 0, 2, 2) stays corner-encoded "
+                                       "in a center output; tritonsym re-encodes every survivor",
+    "contrib.box_nms/nan-score": "MXNet 1.9.1's comparisons drop a box with a NaN score and suppress with the "
+                                 "rest; tritonsym makes the image holding it all NaN (its boxes' order is unknown)",
     "contrib.box_iou/nan-box": "MXNet 1.9.1's comparisons turn a box with a NaN coordinate into no overlap (an IoU "
                                "of 0); tritonsym gives that box's pairs NaN",
     "contrib.BilinearResize2D/scale-width-only": "MXNet 1.9.1 reads scale_width only when scale_height is given "
@@ -3066,6 +3080,83 @@ for _name, _format, _nan in (("corner", "corner", False), ("center", "center", F
 _infer_more("box-iou-boxes-of-five-raise",
             lambda api: api.sym.contrib.box_iou(api.sym.Variable("lhs"), api.sym.Variable("rhs")),
             lhs=(3, 5), rhs=(2, 4))
+
+
+# --------------------------------------------------------------------- contrib.box_decode
+# Forward only: MXNet gives the offsets and the anchors a gradient of 0, tritonsym the
+# decoding's (its own finite-difference checks hold it).
+
+_ANCHORS = [[[1.0, 1.5, 2.0, 3.0], [4.0, 2.0, 1.0, 1.0], [0.5, 0.5, 0.75, 2.5], [3.0, 3.0, 4.0, 0.5]]]
+for _name, _params, _nan in (
+        ("center", dict(std0=0.1, std1=0.1, std2=0.2, std3=0.2), False),
+        ("corner-clipped", dict(std0=0.1, std1=0.2, std2=0.2, std3=0.3, clip=0.15, format="corner"), False),
+        ("nan-clipped", dict(clip=0.5), True)):
+    def _box_decode_case(name=_name, params=_params, nan=_nan):
+        @case("contrib.box_decode", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.box_decode(api.sym.Variable("data"), api.sym.Variable("anchors"), **params)
+            anchors = np.array(_ANCHORS, np.float32)
+            if params.get("format") == "corner":  # the same anchors as corners
+                anchors[..., 2:] += anchors[..., :2]
+            offsets = data.normal("data", (2, 4, 4))
+            if nan:
+                offsets[1, 2, 2] = np.nan
+            exe = api.bind(net, {"data": offsets.shape, "anchors": anchors.shape}, grad_req="null")
+            api.set(exe, "data", offsets)
+            api.set(exe, "anchors", anchors)
+            return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments()}
+    _box_decode_case()
+
+_infer_more("box-decode-anchors-of-another-count",
+            lambda api: api.sym.contrib.box_decode(api.sym.Variable("data"), api.sym.Variable("anchors")),
+            data=(2, 5, 4), anchors=(1, 6, 4))
+
+
+# ------------------------------------------------------------------------ contrib.box_nms
+# Not recorded: topk=0, for which MXNet 1.9.1 returns the data unchanged (tritonsym refuses it).
+
+_DETECTIONS = [[[0, 0.9, 0.0, 0.0, 2.0, 2.0], [0, 0.8, 0.5, 0.5, 2.5, 2.5], [1, 0.7, 0.2, 0.1, 2.0, 2.1],
+                [0, 0.75, 3.0, 3.0, 5.0, 5.0], [1, 0.05, 0.0, 0.0, 1.0, 1.0], [2, 0.6, 3.5, 3.2, 5.5, 5.0],
+                [0, 0.6, 3.2, 3.1, 5.0, 5.2], [2, 0.3, 0.1, 0.1, 1.9, 2.0]],
+               [[1, 0.2, 1.0, 1.0, 3.0, 4.0], [1, 0.4, 1.5, 1.0, 3.5, 4.0], [0, 0.95, 6.0, 0.0, 7.0, 1.5],
+                [0, 0.5, 6.2, 0.1, 7.1, 1.4], [2, 0.45, 1.0, 1.2, 3.0, 4.1], [1, 0.35, 4.0, 4.0, 4.5, 4.5],
+                [0, 0.0, 0.0, 0.0, 9.0, 9.0], [2, 0.85, 0.0, 5.0, 2.0, 7.0]]]
+for _name, _params, _edit, _grad in (
+        ("classwise-topk", dict(id_index=0, topk=5, valid_thresh=0.1), None, True),
+        ("forced-background", dict(id_index=0, background_id=2, force_suppress=True, overlap_thresh=0.3), None,
+         True),
+        ("no-ids-corner-to-center", dict(overlap_thresh=0.45, out_format="center"), None, False),
+        ("center-to-corner", dict(id_index=0, in_format="center", out_format="corner"), "center", False),
+        ("gradient-through-conversion", dict(id_index=0, out_format="center"), None, True),
+        ("negative-corner", dict(id_index=0, out_format="center"), "negative", False),
+        ("nan-score", dict(id_index=0), "nan", False)):
+    def _box_nms_case(name=_name, params=_params, edit=_edit, grad=_grad):
+        @case("contrib.box_nms", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.box_nms(api.sym.Variable("data"), **params)
+            boxes = np.array(_DETECTIONS, np.float32)
+            if edit == "center":  # the same boxes as (x, y, width, height)
+                corners = boxes[..., 2:].copy()
+                boxes[..., 2:4], boxes[..., 4:] = (corners[..., :2] + corners[..., 2:]) / 2, \
+                    corners[..., 2:] - corners[..., :2]
+            elif edit == "negative":  # a surviving box whose left edge is below 0
+                boxes[0, 0, 2] = -1.0
+            elif edit == "nan":
+                boxes[1, 5, 1] = np.nan
+            exe = api.bind(net, {"data": boxes.shape}, grad_req="write" if grad else "null")
+            api.set(exe, "data", boxes)
+            result = {"out0": api.forward(exe, is_train=grad)[0], "name": net.name,
+                      "arguments": net.list_arguments()}
+            if grad:
+                api.backward(exe, [data.normal("head", boxes.shape)])
+                result["grad_data"] = api.grads(exe)["data"]
+            return result
+    _box_nms_case()
+
+_infer_more("box-nms-four-values-a-box-raise",
+            lambda api: api.sym.contrib.box_nms(api.sym.Variable("data")), data=(3, 4))
 
 
 # ------------------------------------------------- interleaved attention products (GluonNLP's)

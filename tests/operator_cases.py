@@ -1979,6 +1979,73 @@ for _fmt, _draw in (("corner", boxes), ("center", center_boxes)):
          backward=lambda v, h, f=_fmt: dict(zip(("lhs", "rhs"), o.box_iou_grads(h, v["lhs"], v["rhs"], f))))
 
 
+# ------------------------------------------------------------------------- box_decode
+
+# SSD's scales; the second case clips the scaled width and height offsets above 0.15 (offsets
+# above 0.75: about a fifth of them, none within reach of a finite difference of the tie)
+for _id, _fmt, _draw, _params in (
+        ("box_decode_center", "center", center_boxes, dict(std0=0.1, std1=0.1, std2=0.2, std3=0.2)),
+        ("box_decode_corner_clipped", "corner", boxes, dict(std0=0.1, std1=0.2, std2=0.2, std3=0.3, clip=0.15))):
+    _stds = tuple(_params[f"std{i}"] for i in range(4))
+    _clip = _params.get("clip", -1.0)
+    case(id=_id, op="_contrib_box_decode",
+         build=lambda f=_fmt, prm=_params: S.contrib.box_decode(_data(), S.Variable("anchors"), format=f, **prm),
+         shapes={"data": (3, 5, 4), "anchors": (1, 5, 4)}, values={"anchors": _draw},
+         forward=lambda v, f=_fmt, st=_stds, c=_clip: o.box_decode(v["data"], v["anchors"], st, c, f),
+         backward=lambda v, h, f=_fmt, st=_stds, c=_clip: dict(zip(("data", "anchors"), o.box_decode_grads(
+             h, v["data"], v["anchors"], st, c, f))))
+
+
+# ---------------------------------------------------------------------------- box_nms
+
+
+def detections(rng, shape, columns=(0, 1, 2), thresh=0.5, center=False):
+    """Rows of detections: at ``columns`` (id, score, first coordinate) ids 0.5, 1.5 or 2.5
+    (a finite difference leaves their integer part, the class, alone), scores distinct in an
+    image, multiples of 1/64 (exact in bfloat16, 0.1 away from every one; of 1/N for N boxes
+    past 64), boxes on an
+    eighths grid in an 8 x 8 square (many overlap), redrawn until no two boxes' IoU lies
+    within 1e-3 of ``thresh`` (a finite difference must not flip a suppression; None: any
+    IoU); other columns normal. ``center``: the boxes as (x, y, width, height)."""
+    id_at, score_at, coord = columns
+    images = int(np.prod(shape[:-2]))
+    while True:
+        rows = rng.normal(size=(images, *shape[-2:]))
+        corner = rng.choice(np.arange(0, 6, 0.125), (images, shape[-2], 2))
+        corners = np.concatenate([corner, corner + rng.choice(np.arange(0.5, 2.5, 0.125), corner.shape)], -1)
+        wx = np.minimum(corners[:, :, None, 2], corners[:, None, :, 2]) - np.maximum(corners[:, :, None, 0],
+                                                                                    corners[:, None, :, 0])
+        wy = np.minimum(corners[:, :, None, 3], corners[:, None, :, 3]) - np.maximum(corners[:, :, None, 1],
+                                                                                    corners[:, None, :, 1])
+        inter = np.clip(wx, 0, None) * np.clip(wy, 0, None)
+        area = (corners[..., 2] - corners[..., 0]) * (corners[..., 3] - corners[..., 1])
+        iou = inter / (area[:, :, None] + area[:, None, :] - inter)
+        if thresh is None or not (np.abs(iou - np.float32(thresh)) < 1e-3).any():
+            break
+    if center:
+        corners = np.concatenate([(corners[..., :2] + corners[..., 2:]) / 2, corners[..., 2:] - corners[..., :2]], -1)
+    rows[..., coord:coord + 4] = corners
+    steps = max(64, shape[-2])
+    rows[..., score_at] = [rng.permutation(steps)[:shape[-2]] / steps for _ in range(images)]
+    if id_at is not None:
+        rows[..., id_at] = rng.integers(0, 3, rows.shape[:-1]) + 0.5
+    return rows.reshape(shape)
+
+
+_NMS_SSD = dict(id_index=0, topk=6, valid_thresh=0.1, out_format="center")
+_NMS_CENTER = dict(coord_start=0, score_index=4, id_index=5, force_suppress=True, overlap_thresh=0.3,
+                   in_format="center", out_format="corner")
+for _id, _shape, _params, _draw in (
+        ("box_nms_ssd", (2, 9, 6), _NMS_SSD, lambda rng, shape: detections(rng, shape)),
+        ("box_nms_center_forced", (2, 3, 8, 7), _NMS_CENTER,
+         lambda rng, shape: detections(rng, shape, (5, 4, 0), thresh=0.3, center=True))):
+    case(id=_id, op="_contrib_box_nms",
+         build=lambda prm=_params: S.contrib.box_nms(_data(), **prm),
+         shapes={"data": _shape}, values={"data": _draw},
+         forward=lambda v, prm=_params: o.box_nms(v["data"], **prm),
+         backward=lambda v, h, prm=_params: {"data": o.box_nms(v["data"], grad_head=h, **prm)})
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

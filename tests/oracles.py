@@ -1861,3 +1861,122 @@ def ctc_loss_grad(head, data, label, blank_first=True, data_lengths=None, label_
     if data_lengths is not None:
         grad[np.arange(steps)[:, None] >= np.asarray(data_lengths)[None, :]] = 0.0
     return grad
+
+
+def _nms_box(row, coord, fmt):
+    """(left, top, right, bottom, area) of one box, as MXNet's NMS computes them."""
+    a, b, c, d = row[coord:coord + 4]
+    left, top, right, bottom, width, height = ((a - c / 2, b - d / 2, a + c / 2, b + d / 2, c, d) if fmt == "center"
+                                               else (a, b, c, d, c - a, d - b))
+    return left, top, right, bottom, (0.0 if width < 0 or height < 0 else width * height)
+
+
+def _reencoded(coords, in_format, out_format):
+    a, b, c, d = coords
+    if in_format == out_format:
+        return np.array(coords)
+    if out_format == "center":
+        return np.array([(a + c) / 2, (b + d) / 2, c - a, d - b])
+    return np.array([a - c / 2, b - d / 2, a + c / 2, b + d / 2])
+
+
+def box_nms(data, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, score_index=1, id_index=-1,
+            background_id=-1, force_suppress=False, in_format="corner", out_format="corner", grad_head=None):
+    """Greedy non-maximum suppression of each image's rows of data (..., N, W): candidates
+    (score above valid_thresh, id not background_id) by descending score, ties by row, the
+    topk first; each survivor suppresses the later candidates it overlaps by an IoU above
+    overlap_thresh (float32, MXNet's float parameter) of its own class (ids as ints) unless
+    force_suppress. The survivors first, re-encoded to out_format, the rest -1; an image
+    with a NaN score, coordinate or id all NaN. With grad_head: the data's gradient (each
+    survivor's output row's, through the re-encoding; NaN for a NaN image)."""
+    x = np.asarray(data, np.float64)
+    images = x.reshape(-1, *x.shape[-2:])
+    heads = None if grad_head is None else np.asarray(grad_head, np.float64).reshape(images.shape)
+    out = np.full(images.shape, -1.0)
+    grad = np.zeros(images.shape)
+    overlap = float(np.float32(overlap_thresh))
+    valid = float(np.float32(valid_thresh))
+    boxes = images.shape[1]
+    k = boxes if topk < 0 else min(topk, boxes)
+    read = [score_index, *range(coord_start, coord_start + 4)] + ([id_index] if id_index >= 0 else [])
+    for n, rows in enumerate(images):
+        if np.isnan(rows[:, read]).any():
+            out[n] = grad[n] = np.nan
+            continue
+        candidates = [i for i in range(boxes) if rows[i, score_index] > valid
+                      and (id_index < 0 or rows[i, id_index] != background_id)]
+        candidates = sorted(candidates, key=lambda i: -rows[i, score_index])[:k]  # stable: ties by row
+        kept = []
+        for i in candidates:
+            l1, t1, r1, b1, a1 = _nms_box(rows[i], coord_start, in_format)
+            suppressed = False
+            for j in kept:
+                if id_index >= 0 and not force_suppress and int(rows[j, id_index]) != int(rows[i, id_index]):
+                    continue
+                l0, t0, r0, b0, a0 = _nms_box(rows[j], coord_start, in_format)
+                inter = max(min(r0, r1) - max(l0, l1), 0.0) * max(min(b0, b1) - max(t0, t1), 0.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    if np.float64(inter) / np.float64(a0 + a1 - inter) > overlap:
+                        suppressed = True
+                        break
+            if not suppressed:
+                kept.append(i)
+        for p, i in enumerate(kept):
+            out[n, p] = rows[i]
+            out[n, p, coord_start:coord_start + 4] = _reencoded(rows[i, coord_start:coord_start + 4], in_format,
+                                                                out_format)
+            if heads is not None:
+                g = heads[n, p].copy()
+                h0, h1, h2, h3 = g[coord_start:coord_start + 4]
+                if (in_format, out_format) == ("corner", "center"):
+                    g[coord_start:coord_start + 4] = [h0 / 2 - h2, h1 / 2 - h3, h0 / 2 + h2, h1 / 2 + h3]
+                elif (in_format, out_format) == ("center", "corner"):
+                    g[coord_start:coord_start + 4] = [h0 + h2, h1 + h3, (h2 - h0) / 2, (h3 - h1) / 2]
+                grad[n, i] = g
+    return (grad if grad_head is not None else out).reshape(x.shape)
+
+
+def _decode_parts(data, anchors, stds, clip, fmt):
+    """(x', y', half width, half height, width clipped, height clipped, anchors (x, y, w, h),
+    the scales, exp of the width and height offsets)."""
+    t = np.asarray(data, np.float64)
+    a = np.asarray(anchors, np.float64).reshape(1, -1, 4)
+    if fmt == "corner":
+        w, h = a[..., 2] - a[..., 0], a[..., 3] - a[..., 1]
+        x, y = a[..., 0] + w * 0.5, a[..., 1] + h * 0.5
+    else:
+        x, y, w, h = np.moveaxis(a, -1, 0)
+    s = [float(np.float32(v)) for v in stds]
+    dw, dh = t[..., 2] * s[2], t[..., 3] * s[3]
+    clip = float(np.float32(clip))
+    with np.errstate(invalid="ignore"):
+        cw = (dw >= clip) if clip > 0 else np.zeros(dw.shape, bool)
+        ch = (dh >= clip) if clip > 0 else np.zeros(dh.shape, bool)
+    dw, dh = np.where(cw, clip, dw), np.where(ch, clip, dh)
+    ew, eh = np.exp(dw), np.exp(dh)
+    return (t[..., 0] * s[0] * w + x, t[..., 1] * s[1] * h + y, ew * w * 0.5, eh * h * 0.5, cw, ch, (x, y, w, h), s,
+            (ew, eh))
+
+
+def box_decode(data, anchors, stds=(1.0, 1.0, 1.0, 1.0), clip=-1.0, fmt="center"):
+    """The corner boxes of offsets data (B, N, 4) against anchors (1, N, 4): center
+    x + t0 std0 w, width w exp(min(t2 std2, clip)) (clip when positive; NaN stays NaN)."""
+    ox, oy, ow, oh, *_ = _decode_parts(data, anchors, stds, clip, fmt)
+    return np.stack([ox - ow, oy - oh, ox + ow, oy + oh], axis=-1)
+
+
+def box_decode_grads(g, data, anchors, stds=(1.0, 1.0, 1.0, 1.0), clip=-1.0, fmt="center"):
+    """d(sum(g * box_decode))/d(data), d(anchors) (the anchors' summed over the batch; a
+    clipped side none through its offset)."""
+    t = np.asarray(data, np.float64)
+    _, _, ow, oh, cw, ch, (x, y, w, h), s, (ew, eh) = _decode_parts(data, anchors, stds, clip, fmt)
+    g = np.asarray(g, np.float64)
+    dox, doy, dow, doh = g[..., 0] + g[..., 2], g[..., 1] + g[..., 3], g[..., 2] - g[..., 0], g[..., 3] - g[..., 1]
+    ddata = np.stack([dox * s[0] * w, doy * s[1] * h, np.where(cw, 0.0 * dow, dow * ow * s[2]),
+                      np.where(ch, 0.0 * doh, doh * oh * s[3])], axis=-1)
+    gx, gy = dox.sum(0), doy.sum(0)
+    gw = (dox * t[..., 0] * s[0] + dow * ew * 0.5).sum(0)
+    gh = (doy * t[..., 1] * s[1] + doh * eh * 0.5).sum(0)
+    if fmt == "corner":
+        gx, gy, gw, gh = gx * 0.5 - gw, gy * 0.5 - gh, gx * 0.5 + gw, gy * 0.5 + gh
+    return ddata, np.stack([gx, gy, gw, gh], axis=-1).reshape(np.shape(anchors))
