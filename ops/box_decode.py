@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._boxes import center_of_corners, load_box
 from ._common import (
     ELEMENTWISE_BLOCK,
     FLOAT_DTYPES,
@@ -31,7 +32,6 @@ from ._common import (
     check_tensor,
     check_writable,
     element_block,
-    load_wide,
     store,
     store_result,
     widen,
@@ -43,21 +43,11 @@ BLOCK_ANCHORS = 128  # anchors a gradient program owns
 
 
 @triton.jit
-def _four(PTR, box, mask):
-    a = load_wide(PTR, box * 4, mask, 0.0)
-    b = load_wide(PTR, box * 4 + 1, mask, 0.0)
-    c = load_wide(PTR, box * 4 + 2, mask, 0.0)
-    d = load_wide(PTR, box * 4 + 3, mask, 0.0)
-    return a, b, c, d
-
-
-@triton.jit
 def _anchor(ANCHORS, n, mask, CORNER: tl.constexpr):
     """(x, y, w, h) of anchors ``n``, a corner anchor's as MXNet computes them."""
-    a, b, c, d = _four(ANCHORS, n, mask)
+    a, b, c, d = load_box(ANCHORS, n, mask, 4, 0)
     if CORNER:
-        w, h = c - a, d - b
-        return a + w * 0.5, b + h * 0.5, w, h
+        return center_of_corners(a, b, c, d)
     else:
         return a, b, c, d
 
@@ -77,7 +67,7 @@ def _decode_kernel(DATA, ANCHORS, OUT, n_boxes, N, s0, s1, s2, s3, clip, CORNER:
                    CLIP: tl.constexpr, BLOCK: tl.constexpr):
     box, mask = element_block(n_boxes, BLOCK)
     x, y, w, h = _anchor(ANCHORS, box % N, mask, CORNER)
-    t0, t1, t2, t3 = _four(DATA, box, mask)
+    t0, t1, t2, t3 = load_box(DATA, box, mask, 4, 0)
     ox = t0 * s0 * w + x
     oy = t1 * s1 * h + y
     dw, _ = _clipped(t2 * s2, clip, CLIP)
@@ -101,8 +91,8 @@ def _grad_kernel(DOUT, DATA, ANCHORS, DDATA, DANCHORS, N, B, s0, s1, s2, s3, cli
     gx, gy, gw, gh = zero, zero, zero, zero
     for b in range(0, B):
         box = b * N + n
-        g0, g1, g2, g3 = _four(DOUT, box, mask)
-        t0, t1, t2, t3 = _four(DATA, box, mask)
+        g0, g1, g2, g3 = load_box(DOUT, box, mask, 4, 0)
+        t0, t1, t2, t3 = load_box(DATA, box, mask, 4, 0)
         dox, doy, dow, doh = g0 + g2, g1 + g3, g2 - g0, g3 - g1  # of x', y', w'/2, h'/2
         dw, w_clipped = _clipped(t2 * s2, clip, CLIP)
         dh, h_clipped = _clipped(t3 * s3, clip, CLIP)

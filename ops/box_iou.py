@@ -21,6 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._boxes import corners_of_center, load_box
 from ._common import (
     ELEMENTWISE_BLOCK,
     FLOAT_DTYPES,
@@ -42,12 +43,9 @@ BLOCK_BOXES = 128  # boxes of one side a gradient program owns
 @triton.jit
 def _corners(BOXES, box, mask, CENTER: tl.constexpr):
     """(left, top, right, bottom) of the boxes ``box`` (vectors, compute dtype)."""
-    a = load_wide(BOXES, box * 4, mask, 0.0)
-    b = load_wide(BOXES, box * 4 + 1, mask, 0.0)
-    c = load_wide(BOXES, box * 4 + 2, mask, 0.0)
-    d = load_wide(BOXES, box * 4 + 3, mask, 0.0)
+    a, b, c, d = load_box(BOXES, box, mask, 4, 0)
     if CENTER:
-        return a - c / 2, b - d / 2, a + c / 2, b + d / 2
+        return corners_of_center(a, b, c, d)
     else:
         return a, b, c, d
 

@@ -33,6 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._boxes import corners_of_center, load_box
 from ._common import (
     FLOAT_DTYPES,
     INTERPRET,
@@ -68,22 +69,13 @@ def _candidates(DATA, row, mask, W, SCORE, ID, valid_thresh, background, HAS_ID:
 
 
 @triton.jit
-def _coordinates(PTR, row, mask, W, COORD):
-    """The four coordinates of rows ``row`` (compute dtype; 0 where masked)."""
-    a = load_wide(PTR, row * W + COORD, mask, 0.0)
-    b = load_wide(PTR, row * W + COORD + 1, mask, 0.0)
-    c = load_wide(PTR, row * W + COORD + 2, mask, 0.0)
-    d = load_wide(PTR, row * W + COORD + 3, mask, 0.0)
-    return a, b, c, d
-
-
-@triton.jit
 def _box(DATA, row, mask, W, COORD, CENTER: tl.constexpr):
     """(left, top, right, bottom, area) of rows ``row`` as MXNet computes them: a center
     box's corners x -+ w / 2 and its area w * h; the area 0 where a side is negative."""
-    a, b, c, d = _coordinates(DATA, row, mask, W, COORD)
+    a, b, c, d = load_box(DATA, row, mask, W, COORD)
     if CENTER:
-        left, top, right, bottom, width, height = a - c / 2, b - d / 2, a + c / 2, b + d / 2, c, d
+        left, top, right, bottom = corners_of_center(a, b, c, d)
+        width, height = c, d
     else:
         left, top, right, bottom, width, height = a, b, c, d, c - a, d - b
     area = tl.where((width < 0) | (height < 0), 0.0, width * height)
@@ -132,7 +124,7 @@ def _suppress_kernel(DATA, ORDER, RECORD, POSITION, N, W, K, COORD, SCORE, ID, v
         i = start + lanes
         inside = i < N
         valid, score = _candidates(DATA, base + i, inside, W, SCORE, ID, valid_thresh, background, HAS_ID)
-        a, b, c, d = _coordinates(DATA, base + i, inside, W, COORD)
+        a, b, c, d = load_box(DATA, base + i, inside, W, COORD)
         bad = (score != score) | (a != a) | (b != b) | (c != c) | (d != d)
         if HAS_ID:
             label = load_wide(DATA, (base + i) * W + ID, inside, 0.0)
@@ -216,7 +208,7 @@ def _assign_kernel(DATA, RECORD, OUT, rows, N, W, COORD, CONVERT: tl.constexpr, 
     col = tl.arange(0, BLOCK_W)
     value = load_wide(DATA, row[:, None] * W + col[None, :], have[:, None] & (col < W)[None, :], 0.0)
     if CONVERT != 0:
-        a, b, c, d = _coordinates(DATA, row, have, W, COORD)
+        a, b, c, d = load_box(DATA, row, have, W, COORD)
         n0, n1, n2, n3 = _encoded(a, b, c, d, CONVERT)
         value = _in_coordinates(value, col[None, :] - COORD, n0, n1, n2, n3)
     value = tl.where((source == DROPPED)[:, None], -1.0, value)
@@ -235,7 +227,7 @@ def _grad_kernel(DOUT, POSITION, DDATA, rows, N, W, COORD, CONVERT: tl.constexpr
     col = tl.arange(0, BLOCK_W)
     grad = load_wide(DOUT, row[:, None] * W + col[None, :], have[:, None] & (col < W)[None, :], 0.0)
     if CONVERT != 0:  # the transposed Jacobian of the re-encoding
-        h0, h1, h2, h3 = _coordinates(DOUT, row, have, W, COORD)
+        h0, h1, h2, h3 = load_box(DOUT, row, have, W, COORD)
         if CONVERT == 1:  # center (x, y, w, h) of corners: x = (l + r) / 2, w = r - l
             grad = _in_coordinates(grad, col[None, :] - COORD, h0 / 2 - h2, h1 / 2 - h3, h0 / 2 + h2, h1 / 2 + h3)
         else:  # corners of center: l = x - w / 2, r = x + w / 2

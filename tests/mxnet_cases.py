@@ -77,6 +77,18 @@ DECISIONS: dict[str, str] = {
     "infer_shape/box-decode-anchors-of-another-count": "MXNet 1.9.1 accepts 6 anchors for 5 boxes and decodes "
                                                        "against the first 5, silently; tritonsym refuses anchors "
                                                        "that are not one for each box",
+    "contrib.MultiBoxPrior/step-of-zero": "MXNet 1.9.1 takes steps (0, 0.1) for no steps at all (1 / height and "
+                                          "1 / width), silently dropping the 0.1; tritonsym refuses steps that are "
+                                          "not both positive or both not",
+    "contrib.MultiBoxPrior/float16": "MXNet 1.9.1 runs MultiBoxPrior in float32 only (it refuses float16 data); "
+                                     "tritonsym makes the boxes in the data's dtype, any of the four",
+    "contrib.box_encode/nan-sample": "MXNet 1.9.1's comparison (sample > 0.5) makes a NaN sample a negative: "
+                                     "targets and masks 0; tritonsym gives that anchor NaN targets and masks",
+    "contrib.box_encode/match-not-whole": "MXNet 1.9.1 truncates a positive's match of 1.5 to box 1; tritonsym "
+                                          "gives that anchor NaN targets (as Embedding's and take's indices)",
+    "infer_shape/box-encode-samples-of-another-shape": "MXNet 1.9.1 accepts samples (2, 6) for anchors (2, 5, 4) "
+                                                       "and reads them as (2, 5), silently; tritonsym refuses "
+                                                       "samples and matches that are not one for each anchor",
     "contrib.box_nms/gradient-through-conversion": "MXNet 1.9.1 copies a surviving box's output gradient to "
                                                    "its input row unchanged when out_format re-encodes the box; "
                                                    "tritonsym takes it through the re-encoding (its "
@@ -590,6 +602,16 @@ def _group(api, data):
     g = api.sym.Group([a, b])
     return {"arguments": g.list_arguments(), "outputs": g.list_outputs(), "len": len(g),
             "first": g[0].list_outputs(), "by_name": g["b_output"].list_outputs()}
+
+
+@case("symbol", "names-of-groups")
+def _names_of_groups(api, data):
+    """A symbol's name is its node's when every output is of one node (a multi-output
+    operator's, a group of its outputs), None for several nodes."""
+    x = api.sym.Variable("x")
+    parts = api.sym.split(x, num_outputs=3, name="sp")
+    return {"split": parts.name, "part": parts[1].name, "group_of_parts": api.sym.Group([parts[0], parts[2]]).name,
+            "group_of_two_nodes": api.sym.Group([x * 2, x]).name, "group_of_one_node": api.sym.Group([x, x]).name}
 
 
 @case("symbol", "attributes")
@@ -3111,6 +3133,68 @@ for _name, _params, _nan in (
 _infer_more("box-decode-anchors-of-another-count",
             lambda api: api.sym.contrib.box_decode(api.sym.Variable("data"), api.sym.Variable("anchors")),
             data=(2, 5, 4), anchors=(1, 6, 4))
+
+
+# ------------------------------------------------------------------ contrib.MultiBoxPrior
+# Forward only (the data takes a gradient of 0 in both). MXNet 1.9.1 runs it in float32 only.
+
+for _name, _params, _dtype in (("sizes-ratios", dict(sizes=(0.2, 0.272), ratios=(1, 2, 0.5)), np.float32),
+                               ("clipped-steps-offsets", dict(sizes=(0.75, 0.3), ratios=(2, 1), clip=True,
+                                                              steps=(0.1, 0.15), offsets=(0.3, 0.6)), np.float32),
+                               ("step-of-zero", dict(sizes=(0.5,), steps=(0, 0.1)), np.float32),
+                               ("float16", dict(sizes=(0.5,)), np.float16)):
+    def _multibox_prior_case(name=_name, params=_params, dtype=_dtype):
+        @case("contrib.MultiBoxPrior", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.MultiBoxPrior(api.sym.Variable("data"), **params)
+            exe = api.bind(net, {"data": (2, 3, 5, 7)}, grad_req="null", dtypes={"data": dtype})
+            return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments(),
+                    "outputs": net.list_outputs()}
+    _multibox_prior_case()
+
+_infer_more("multibox-prior-five-axes", lambda api: api.sym.contrib.MultiBoxPrior(api.sym.Variable("data")),
+            data=(1, 2, 3, 4, 5))
+_infer_more("multibox-prior-three-axes-raise", lambda api: api.sym.contrib.MultiBoxPrior(api.sym.Variable("data")),
+            data=(2, 3, 4))
+
+
+# --------------------------------------------------------------------- contrib.box_encode
+# Forward only: neither gives an input a gradient. Boxes on a grid of quarters.
+
+_ENCODE = {"samples": [[1.0, -1.0, 0.0, 1.0, 1.0], [-1.0, 1.0, 1.0, 0.0, 1.0]],
+           "matches": [[0.0, -1.0, -1.0, 1.0, 2.0], [-1.0, 2.0, 0.0, -1.0, 1.0]],
+           "anchors": [[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 2.0, 3.0], [0.5, 0.5, 1.5, 2.0],
+                        [2.0, 1.0, 4.0, 2.5]],
+                       [[1.0, 0.0, 3.0, 4.0], [0.25, 0.5, 1.25, 1.5], [3.0, 3.0, 5.0, 4.0], [0.0, 0.0, 1.0, 1.0],
+                        [1.5, 2.0, 2.5, 2.5]]],
+           "refs": [[[0.25, 0.5, 1.0, 1.5], [0.75, 0.5, 2.0, 2.25], [2.5, 1.0, 3.5, 3.0]],
+                    [[2.75, 3.5, 4.5, 4.25], [1.0, 1.5, 3.0, 3.0], [0.0, 0.25, 1.5, 2.0]]],
+           "means": [0.0, 0.25, -0.5, 0.125], "stds": [0.1, 0.1, 0.2, 0.2]}
+for _name, _edit in (("positives-negatives-ignored", None), ("nan-sample", "nan"), ("match-not-whole", "fraction")):
+    def _box_encode_case(name=_name, edit=_edit):
+        @case("contrib.box_encode", name)
+        def run(api, data):
+            names = ("samples", "matches", "anchors", "refs", "means", "stds")
+            with api.fresh_names():
+                net = api.sym.contrib.box_encode(*(api.sym.Variable(n) for n in names))
+            values = {n: np.array(_ENCODE[n], np.float32) for n in names}
+            if edit == "nan":
+                values["samples"][0, 3] = np.nan
+            elif edit == "fraction":  # MXNet truncates it to 1
+                values["matches"][0, 3] = 1.5
+            exe = api.bind(net, {n: v.shape for n, v in values.items()}, grad_req="null")
+            for n, v in values.items():
+                api.set(exe, n, v)
+            targets, masks = api.forward(exe)
+            return {"out0": targets, "out1": masks, "name": net.name, "arguments": net.list_arguments(),
+                    "outputs": net.list_outputs()}
+    _box_encode_case()
+
+_infer_more("box-encode-samples-of-another-shape",
+            lambda api: api.sym.contrib.box_encode(*(api.sym.Variable(n) for n in (
+                "samples", "matches", "anchors", "refs", "means", "stds"))),
+            samples=(2, 6), matches=(2, 5), anchors=(2, 5, 4), refs=(2, 3, 4))
 
 
 # ------------------------------------------------------------------------ contrib.box_nms

@@ -2046,6 +2046,49 @@ for _id, _shape, _params, _draw in (
          backward=lambda v, h, prm=_params: {"data": o.box_nms(v["data"], grad_head=h, **prm)})
 
 
+# --------------------------------------------------------------------- MultiBoxPrior
+# Times w, whose gradient is checked; the data's is 0, its derivative (only its shape counts).
+
+for _id, _shape, _params in (("multibox_prior_sizes_ratios", (2, 3, 4, 5), dict(sizes=(0.5, 0.25), ratios=(1, 2, 0.5))),
+                             ("multibox_prior_clipped_steps_offsets", (1, 2, 3, 7),
+                              dict(sizes=(0.75,), ratios=(2, 1), clip=True, steps=(0.2, 0.15), offsets=(0.25, 0.75)))):
+    _count = _shape[2] * _shape[3] * (len(_params["sizes"]) + len(_params["ratios"]) - 1)
+    case(id=_id, op="_contrib_MultiBoxPrior",
+         build=lambda prm=_params: S.contrib.MultiBoxPrior(_data(), **prm) * S.Variable("w"),
+         shapes={"data": _shape, "w": (1, _count, 4)},
+         forward=lambda v, s=_shape, prm=_params: o.multibox_prior(s[2], s[3], **prm) * v["w"],
+         backward=lambda v, h, s=_shape, prm=_params: {"data": np.zeros(s),
+                                                       "w": h * o.multibox_prior(s[2], s[3], **prm)})
+
+
+# ------------------------------------------------------------------------- box_encode
+# Positives, negatives (-1, matched with -1) and ignored anchors (0, matched with -1); each
+# output times data, whose gradient is checked: box_encode's inputs take none (labels).
+
+_ENCODE_SAMPLES = (1.0, -1.0, 1.0, 0.0, 1.0, 1.0, -1.0)
+_ENCODE_INPUTS = ("samples", "matches", "anchors", "refs", "means", "stds")
+
+
+def _encode_samples(rng, shape):
+    return np.resize(np.array(_ENCODE_SAMPLES), shape)
+
+
+def _encode_matches(rng, shape, refs=3):
+    return np.where(_encode_samples(rng, shape) > 0.5, rng.integers(0, refs, shape), -1).astype(np.float64)
+
+
+for _index in (0, 1):
+    case(id=f"box_encode_{('targets', 'masks')[_index]}", op="_contrib_box_encode",
+         build=lambda k=_index: S.contrib.box_encode(*map(S.Variable, _ENCODE_INPUTS))[k] * _data(),
+         shapes={"samples": (2, 7), "matches": (2, 7), "anchors": (2, 7, 4), "refs": (2, 3, 4), "means": (4,),
+                 "stds": (4,), "data": (2, 7, 4)},
+         values={"samples": _encode_samples, "matches": _encode_matches, "anchors": boxes, "refs": boxes,
+                 "means": normal(0.1), "stds": lambda rng, s: rng.choice([0.1, 0.2, 0.5], s)},
+         forward=lambda v, k=_index: o.box_encode(*(v[n] for n in _ENCODE_INPUTS))[k] * v["data"],
+         backward=lambda v, h, k=_index: {"data": h * o.box_encode(*(v[n] for n in _ENCODE_INPUTS))[k]},
+         no_grad=_ENCODE_INPUTS)
+
+
 # --------------------------------------------------------------------------- khatri_rao
 
 # three factors (a middle one with both neighbours), two, one (the product is the factor)

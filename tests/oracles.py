@@ -1980,3 +1980,51 @@ def box_decode_grads(g, data, anchors, stds=(1.0, 1.0, 1.0, 1.0), clip=-1.0, fmt
     if fmt == "corner":
         gx, gy, gw, gh = gx * 0.5 - gw, gy * 0.5 - gh, gx * 0.5 + gw, gy * 0.5 + gh
     return ddata, np.stack([gx, gy, gw, gh], axis=-1).reshape(np.shape(anchors))
+
+
+def box_encode(samples, matches, anchors, refs, means, stds):
+    """(targets, masks) (B, N, 4): for a positive anchor (sample > 0.5) matched with ref m,
+    both as centers and sides, ((x_m - x) / w - means[0]) / stds[0] and (log(w_m / w) -
+    means[2]) / stds[2] (y, h likewise) and a mask of 1; 0 for the rest; NaN targets for a
+    positive whose match is not a whole number in [0, M); NaN targets and masks for a NaN
+    sample."""
+    samples, matches = np.asarray(samples, np.float64), np.asarray(matches, np.float64)
+    anchors, refs = np.asarray(anchors, np.float64), np.asarray(refs, np.float64)
+    means, stds = np.asarray(means, np.float64), np.asarray(stds, np.float64)
+
+    def center(box):
+        w, h = box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]
+        return box[..., 0] + w / 2, box[..., 1] + h / 2, w, h
+
+    positive = samples > 0.5
+    found = positive & (matches == np.floor(matches)) & (matches >= 0) & (matches < refs.shape[1])
+    chosen = np.where(found, matches, 0).astype(np.int64)
+    matched = np.take_along_axis(refs, chosen[..., None], axis=1) if refs.shape[1] else np.ones_like(anchors)
+    rx, ry, rw, rh = center(matched)
+    x, y, w, h = center(anchors)
+    with np.errstate(all="ignore"):
+        targets = np.stack([((rx - x) / w - means[0]) / stds[0], ((ry - y) / h - means[1]) / stds[1],
+                            (np.log(rw / w) - means[2]) / stds[2], (np.log(rh / h) - means[3]) / stds[3]], axis=-1)
+    other = np.where(np.isnan(samples), np.nan, 0.0)[..., None]
+    targets = np.where(positive[..., None], np.where(found[..., None], targets, np.nan), other)
+    masks = np.where(positive[..., None], 1.0, other) + np.zeros_like(targets)
+    return targets, masks
+
+
+def multibox_prior(height, width, sizes=(1.0,), ratios=(1.0,), clip=False, steps=(-1.0, -1.0), offsets=(0.5, 0.5)):
+    """SSD's prior boxes (1, height width A, 4) of a height x width map, cell-major: each size
+    s at the first ratio, then the first size at every other ratio q, half sides
+    s height / width sqrt(q) / 2 and s / sqrt(q) / 2 around the cell's center
+    ((c + offset_x) step_x, (r + offset_y) step_y), steps 1 / width and 1 / height unless
+    positive; ``clip`` clamps into [0, 1]. The parameters are float32 values (MXNet's)."""
+    as_param = lambda values: [float(np.float32(v)) for v in values]  # noqa: E731
+    sizes, ratios, steps, offsets = as_param(sizes), as_param(ratios), as_param(steps), as_param(offsets)
+    step_y, step_x = steps if steps[0] > 0 else (1 / height, 1 / width)
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    y, x = (rows + offsets[0]) * step_y, (cols + offsets[1]) * step_x
+    boxes = []
+    for s, q in [(s, ratios[0]) for s in sizes] + [(sizes[0], q) for q in ratios[1:]]:
+        w, h = s * height / width * np.sqrt(q) / 2, s / np.sqrt(q) / 2
+        boxes.append(np.stack([x - w, y - h, x + w, y + h], axis=-1))
+    out = np.stack(boxes, axis=2).reshape(1, -1, 4)
+    return np.clip(out, 0.0, 1.0) if clip else out

@@ -60,8 +60,8 @@ class Param:
     """One hyper-parameter: ``kind`` is int, float, bool, str, "shape" (dimensions, never
     negative), "ints" (a tuple of integers that may be negative: axes, Reshape's codes),
     "optional_int" (an integer or None: slice_axis's end), "optional_ints" (a tuple of integers
-    or Nones: slice's begin, end and step) or "optional_float" (a finite number or None:
-    attention's scale)."""
+    or Nones: slice's begin, end and step), "floats" (a tuple of numbers: MultiBoxPrior's
+    sizes) or "optional_float" (a finite number or None: attention's scale)."""
 
     name: str
     kind: Any
@@ -97,7 +97,7 @@ class Param:
 
     def format(self, value: Any) -> str:
         """How MXNet writes a parameter into a symbol's attributes and JSON."""
-        if self.kind in ("shape", "ints", "optional_ints"):
+        if self.kind in ("shape", "ints", "optional_ints", "floats"):
             return str(tuple(value))
         return str(value)
 
@@ -179,6 +179,24 @@ def parse_ints(value) -> tuple[int, ...]:
     return tuple(_parse_int(v) for v in value)
 
 
+def parse_floats(value) -> tuple[float, ...]:
+    """A tuple of numbers from a tuple/list, one number, or its string ``"(0.2, 0.272)"`` /
+    ``"[1, 2, 0.5]"`` / ``"0.3"`` (how MXNet writes a float tuple); never evaluates code."""
+    if isinstance(value, str):
+        text = value.strip()
+        number = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
+        if re.fullmatch(number, text):
+            return (float(text),)
+        if not re.fullmatch(rf"[\(\[]({number}(,{number})*,?\s*)?[\)\]]", text):
+            raise ValueError(value)
+        return tuple(float(v) for v in text.strip("()[] ").split(",") if v.strip())
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return (float(value),)
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(value)
+    return tuple(_parse_float(v) for v in value)
+
+
 def _parse_optional_int(value) -> int | None:
     """An integer, or None (MXNet writes it "None")."""
     if value is None or (isinstance(value, str) and value.strip() == "None"):
@@ -211,10 +229,10 @@ def _parse_optional_float(value) -> float | None:
 
 
 _PARSERS = {int: _parse_int, float: _parse_float, bool: _parse_bool, str: _parse_str, "shape": parse_shape,
-            "ints": parse_ints, "optional_int": _parse_optional_int, "optional_ints": parse_optional_ints,
-            "optional_float": _parse_optional_float}
+            "ints": parse_ints, "floats": parse_floats, "optional_int": _parse_optional_int,
+            "optional_ints": parse_optional_ints, "optional_float": _parse_optional_float}
 _KIND_NAMES = {int: "integer", float: "number", bool: "boolean (True/False)", str: "string", "shape": "shape",
-               "ints": "tuple of integers", "optional_int": "integer or None",
+               "ints": "tuple of integers", "floats": "tuple of numbers", "optional_int": "integer or None",
                "optional_ints": "tuple of integers or Nones",
                "optional_float": "finite number or None"}
 

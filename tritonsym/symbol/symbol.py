@@ -46,8 +46,10 @@ class Symbol:
 
     @property
     def name(self) -> str | None:
-        """The name of a single-output symbol's node; None for a group."""
-        return self._outputs[0][0].name if len(self._outputs) == 1 else None
+        """The name of the node every output comes from (a multi-output operator's too, or a
+        group of one node's outputs); None for a group of several nodes, as MXNet's."""
+        node = self._outputs[0][0]
+        return node.name if all(n is node for n, *_ in self._outputs) else None
 
     def list_arguments(self) -> list[str]:
         """Free variables (inputs and parameters), depth-first in input order, each once."""
