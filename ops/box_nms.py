@@ -83,12 +83,16 @@ def _box(DATA, row, mask, W, COORD, CENTER: tl.constexpr):
 
 
 @triton.jit
-def _overlaps(l0, t0, r0, b0, a0, l1, t1, r1, b1, a1, overlap_thresh):
-    """IoU above the threshold, the intersection a product of non-negative sides."""
+def _overlaps(l0, t0, r0, b0, a0, l1, t1, r1, b1, a1, overlap_thresh, INCLUSIVE: tl.constexpr):
+    """IoU above the threshold (at or above it: ``INCLUSIVE``, MultiBoxDetection's rule), the
+    intersection a product of non-negative sides."""
     wx = tl.minimum(r0, r1) - tl.maximum(l0, l1)
     wy = tl.minimum(b0, b1) - tl.maximum(t0, t1)
     inter = tl.where(wx > 0, wx, 0.0) * tl.where(wy > 0, wy, 0.0)
-    return inter / (a0 + a1 - inter) > overlap_thresh
+    if INCLUSIVE:
+        return inter / (a0 + a1 - inter) >= overlap_thresh
+    else:
+        return inter / (a0 + a1 - inter) > overlap_thresh
 
 
 @triton.jit
@@ -113,7 +117,7 @@ def _rank_kernel(DATA, ORDER, POSITION, N, W, K, tiles, SCORE, ID, valid_thresh,
 @triton.jit
 def _suppress_kernel(DATA, ORDER, RECORD, POSITION, N, W, K, COORD, SCORE, ID, valid_thresh, background,
                      overlap_thresh, HAS_ID: tl.constexpr, CLASSWISE: tl.constexpr, CENTER: tl.constexpr,
-                     BLOCK: tl.constexpr, BLOCK_S: tl.constexpr):
+                     INCLUSIVE: tl.constexpr, BLOCK: tl.constexpr, BLOCK_S: tl.constexpr):
     image = tl.program_id(0).to(tl.int64)
     base = image * N
     lanes = tl.arange(0, BLOCK)
@@ -154,7 +158,8 @@ def _suppress_kernel(DATA, ORDER, RECORD, POSITION, N, W, K, COORD, SCORE, ID, v
                 s_row = base + tl.load(RECORD + base + s, mask=is_survivor, other=0).to(tl.int64)
                 sl, st, sr, sb, sa = _box(DATA, s_row, is_survivor, W, COORD, CENTER)
                 hit = _overlaps(sl[:, None], st[:, None], sr[:, None], sb[:, None], sa[:, None], left[None, :],
-                                top[None, :], right[None, :], bottom[None, :], area[None, :], overlap_thresh)
+                                top[None, :], right[None, :], bottom[None, :], area[None, :], overlap_thresh,
+                                INCLUSIVE)
                 hit = hit & is_survivor[:, None]
                 if CLASSWISE:
                     s_label = load_wide(DATA, s_row * W + ID, is_survivor, 0.0).to(tl.int32)
@@ -166,7 +171,8 @@ def _suppress_kernel(DATA, ORDER, RECORD, POSITION, N, W, K, COORD, SCORE, ID, v
                 ref_alive = (tl.sum((pick & alive).to(tl.int32)) + tl.zeros((BLOCK,), tl.int32)) > 0
                 hit = _overlaps(tl.sum(tl.where(pick, left, 0.0)), tl.sum(tl.where(pick, top, 0.0)),
                                 tl.sum(tl.where(pick, right, 0.0)), tl.sum(tl.where(pick, bottom, 0.0)),
-                                tl.sum(tl.where(pick, area, 0.0)), left, top, right, bottom, area, overlap_thresh)
+                                tl.sum(tl.where(pick, area, 0.0)), left, top, right, bottom, area, overlap_thresh,
+                                INCLUSIVE)
                 hit = hit & ref_alive & (lanes > j)
                 if CLASSWISE:
                     hit = hit & (label == tl.sum(tl.where(pick, label, 0)))
@@ -295,9 +301,12 @@ def _thresholds(dtype: torch.dtype, overlap_thresh: float, valid_thresh: float) 
     return overlap, valid
 
 
-def _suppression(fn, data, order, record, position, overlap_thresh, valid_thresh, topk, coord_start, score_index,
-                 id_index, background_id, force_suppress, in_format, out_format) -> tuple[list[Launch], tuple]:
-    """The rank and suppression launches, and (rows, boxes, width, conversion)."""
+def plan_suppression(fn, data, order, record, position, overlap_thresh, valid_thresh, topk, coord_start, score_index,
+                     id_index, background_id, force_suppress, in_format, out_format,
+                     inclusive: bool = False) -> tuple[list[Launch], tuple]:
+    """The rank and suppression launches (their results in ``order``, ``record`` and
+    ``position``, as the module's docstring says), and (rows, boxes, width, conversion);
+    ``inclusive``: suppress at an IoU equal to the threshold too (MultiBoxDetection's)."""
     scratch = scratch_shape(data.shape) if data.dim() >= 2 else (0,)
     images, boxes, width = _layout(fn, data, {name: (t, torch.int32, scratch) for name, t in (
         ("order", order), ("record", record), ("position", position))}, coord_start, score_index, id_index,
@@ -317,7 +326,7 @@ def _suppression(fn, data, order, record, position, overlap_thresh, valid_thresh
             Launch(_suppress_kernel, (images,),
                    [data, order, record, position, boxes, width, k, coord_start, *score_id, overlap],
                    dict(HAS_ID=has_id, CLASSWISE=has_id and not force_suppress, CENTER=in_format == "center",
-                        BLOCK=BLOCK, BLOCK_S=BLOCK_SURVIVORS))], geometry
+                        INCLUSIVE=inclusive, BLOCK=BLOCK, BLOCK_S=BLOCK_SURVIVORS))], geometry
 
 
 def plan_box_nms(data: torch.Tensor, out: torch.Tensor, order: torch.Tensor, record: torch.Tensor,
@@ -328,7 +337,7 @@ def plan_box_nms(data: torch.Tensor, out: torch.Tensor, order: torch.Tensor, rec
     (..., N, W), first and in order, the rest -1; ``order``, ``record`` and ``position``
     are int32 scratch of ``scratch_shape(data.shape)``."""
     fn = "box_nms"
-    launches, (rows, boxes, width, convert) = _suppression(
+    launches, (rows, boxes, width, convert) = plan_suppression(
         fn, data, order, record, position, overlap_thresh, valid_thresh, topk, coord_start, score_index, id_index,
         background_id, force_suppress, in_format, out_format)
     if tuple(out.shape) != tuple(data.shape) or out.dtype != data.dtype or not out.is_contiguous():
@@ -350,7 +359,7 @@ def plan_box_nms_backward(dout: torch.Tensor, data: torch.Tensor, ddata: torch.T
     fn = "box_nms_backward"
     params = dict(dict(overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, score_index=1, id_index=-1,
                        background_id=-1, force_suppress=False, in_format="corner", out_format="corner"), **params)
-    launches, (rows, boxes, width, convert) = _suppression(fn, data, order, record, position, **params)
+    launches, (rows, boxes, width, convert) = plan_suppression(fn, data, order, record, position, **params)
     for name, t in (("dout", dout), ("ddata", ddata)):
         if tuple(t.shape) != tuple(data.shape) or t.dtype != data.dtype or not t.is_contiguous():
             raise KernelArgumentError(f"{fn}: {name} must be contiguous {tuple(data.shape)} {data.dtype}, got "

@@ -63,6 +63,7 @@ from . import (
     lrn,
     memory,
     moments,
+    multibox_detection,
     multibox_prior,
     multinomial,
     one_hot,
@@ -101,10 +102,10 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_fini
                                           group_norm, im2col, index_array, index_copy, khatri_rao, l2_normalization,
                                           layer_norm, linalg_cholesky, linalg_eigen, linalg_householder, linalg_lu,
                                           linalg_solve, linalg_sumlogdiag, linalg_triangle, lrn, memory, moments,
-                                          multibox_prior, multinomial, one_hot, optimizer, pad, pick, pooling, prelu,
-                                          quadratic, ravel, reduce, regression_output, rnn, roi_align, roi_pooling,
-                                          rotary, rrelu, sampling, select, sequence_index, sequence_mask, softmax,
-                                          softmax_output, sort, svm_output, take, upsampling)
+                                          multibox_detection, multibox_prior, multinomial, one_hot, optimizer, pad,
+                                          pick, pooling, prelu, quadratic, ravel, reduce, regression_output, rnn,
+                                          roi_align, roi_pooling, rotary, rrelu, sampling, select, sequence_index,
+                                          sequence_mask, softmax, softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

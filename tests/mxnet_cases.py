@@ -82,6 +82,18 @@ DECISIONS: dict[str, str] = {
                                           "not both positive or both not",
     "contrib.MultiBoxPrior/float16": "MXNet 1.9.1 runs MultiBoxPrior in float32 only (it refuses float16 data); "
                                      "tritonsym makes the boxes in the data's dtype, any of the four",
+    "contrib.MultiBoxDetection/topk-leftovers": "MXNet 1.9.1 fills the rows past nms_topk (up to the number of "
+                                                "detections) with the detections left over in anchor order, unsorted, "
+                                                "id -1; tritonsym makes those rows -1 as it does every row without a "
+                                                "ranked detection (the rows of id 0 or more agree)",
+    "contrib.MultiBoxDetection/nan-probability": "MXNet 1.9.1's comparisons skip a NaN class probability and detect "
+                                                 "with the others; tritonsym makes the image holding it all NaN (its "
+                                                 "detections' order is unknown)",
+    "contrib.MultiBoxDetection/nms-threshold-zero": "MXNet 1.9.1 neither suppresses nor sorts when nms_threshold is "
+                                                    "not in (0, 1] (the detections stay in anchor order); tritonsym "
+                                                    "refuses such a threshold",
+    "contrib.MultiBoxDetection/background-id-other": "MXNet 1.9.1 reads background_id and ignores it (class 0 is "
+                                                     "always the background); tritonsym refuses any other value",
     "contrib.box_encode/nan-sample": "MXNet 1.9.1's comparison (sample > 0.5) makes a NaN sample a negative: "
                                      "targets and masks 0; tritonsym gives that anchor NaN targets and masks",
     "contrib.box_encode/match-not-whole": "MXNet 1.9.1 truncates a positive's match of 1.5 to box 1; tritonsym "
@@ -3157,6 +3169,43 @@ _infer_more("multibox-prior-five-axes", lambda api: api.sym.contrib.MultiBoxPrio
             data=(1, 2, 3, 4, 5))
 _infer_more("multibox-prior-three-axes-raise", lambda api: api.sym.contrib.MultiBoxPrior(api.sym.Variable("data")),
             data=(2, 3, 4))
+
+
+# -------------------------------------------------------------- contrib.MultiBoxDetection
+# Forward only (no input takes a gradient in either). MXNet 1.9.1 runs it in float32 only.
+# Anchors on a grid of eighths, overlapping.
+
+_DETECTION_ANCHORS = [[[0.0, 0.0, 0.5, 0.5], [0.125, 0.0, 0.625, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.25, 0.5, 0.75],
+                       [0.25, 0.25, 0.75, 0.75], [0.5, 0.375, 1.0, 0.875], [0.625, 0.0, 1.0, 0.375],
+                       [0.125, 0.125, 0.5, 0.625]]]
+for _name, _params, _edit in (("defaults", {}, None),
+                              ("forced-unclipped", dict(force_suppress=True, clip=False, threshold=0.2,
+                                                        variances=(0.2, 0.2, 0.1, 0.1), nms_threshold=0.3), None),
+                              ("topk-leftovers", dict(nms_topk=3, threshold=0.05), None),
+                              ("nan-probability", {}, "nan"),
+                              ("nms-threshold-zero", dict(nms_threshold=0.0), None),
+                              ("background-id-other", dict(background_id=2), None)):
+    def _multibox_detection_case(name=_name, params=_params, edit=_edit):
+        @case("contrib.MultiBoxDetection", name)
+        def run(api, data):
+            names = ("cls_prob", "loc_pred", "anchor")
+            with api.fresh_names():
+                net = api.sym.contrib.MultiBoxDetection(*(api.sym.Variable(n) for n in names), **params)
+            logits = data.normal("logits", (2, 8, 4)) * 2
+            probs = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).transpose(0, 2, 1).astype(np.float32)
+            if edit == "nan":
+                probs[1, 2, 5] = np.nan
+            values = {"cls_prob": probs, "loc_pred": (data.normal("loc", (2, 32)) * 0.5).astype(np.float32),
+                      "anchor": np.array(_DETECTION_ANCHORS, np.float32)}
+            exe = api.bind(net, {n: v.shape for n, v in values.items()}, grad_req="null")
+            for n, v in values.items():
+                api.set(exe, n, v)
+            return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments()}
+    _multibox_detection_case()
+
+_infer_more("multibox-detection-offsets-of-another-count-raise",
+            lambda api: api.sym.contrib.MultiBoxDetection(*(api.sym.Variable(n) for n in (
+                "cls_prob", "loc_pred", "anchor"))), cls_prob=(2, 3, 5), loc_pred=(2, 16), anchor=(1, 5, 4))
 
 
 # --------------------------------------------------------------------- contrib.box_encode

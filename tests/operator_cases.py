@@ -2061,6 +2061,43 @@ for _id, _shape, _params in (("multibox_prior_sizes_ratios", (2, 3, 4, 5), dict(
                                                        "w": h * o.multibox_prior(s[2], s[3], **prm)})
 
 
+# ----------------------------------------------------------------- MultiBoxDetection
+# Anchors on an eighths grid with no two of IoU within 0.02 of the threshold, offsets 0: the
+# boxes are the anchors, exactly in every dtype, and no rounding flips a suppression. Times
+# w, whose gradient is checked: the inputs take none (MXNet's 0).
+
+_DETECTION_INPUTS = ("cls_prob", "loc_pred", "anchor")
+_DETECTION_PARAMS = dict(threshold=0.2, nms_threshold=0.45)
+
+
+def _separated_anchors(rng, shape, thresh=0.45):
+    for _ in range(1000):
+        corner = rng.choice(np.arange(0, 0.5, 0.125), (shape[1], 2))
+        a = np.concatenate([corner, corner + rng.choice(np.arange(0.25, 0.625, 0.125), corner.shape)], -1)
+        iw = np.clip(np.minimum(a[:, None, 2], a[None, :, 2]) - np.maximum(a[:, None, 0], a[None, :, 0]), 0, None)
+        ih = np.clip(np.minimum(a[:, None, 3], a[None, :, 3]) - np.maximum(a[:, None, 1], a[None, :, 1]), 0, None)
+        area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+        iou = iw * ih / (area[:, None] + area[None, :] - iw * ih)
+        if not (np.abs(iou - thresh) < 0.02).any():
+            return a.reshape(shape)
+    raise RuntimeError("no anchors of IoUs away from the threshold in 1000 draws")
+
+
+def _class_probabilities(rng, shape):
+    """Each anchor's probabilities over the classes (axis 1)."""
+    return np.moveaxis(o.softmax(np.moveaxis(rng.normal(size=shape) * 2, 1, -1)), -1, 1)
+
+
+case(id="multibox_detection", op="_contrib_MultiBoxDetection",
+     build=lambda: S.contrib.MultiBoxDetection(*map(S.Variable, _DETECTION_INPUTS), **_DETECTION_PARAMS)
+     * S.Variable("w"),
+     shapes={"cls_prob": (2, 3, 12), "loc_pred": (2, 48), "anchor": (1, 12, 4), "w": (2, 12, 6)},
+     values={"cls_prob": _class_probabilities, "loc_pred": lambda rng, s: np.zeros(s), "anchor": _separated_anchors},
+     forward=lambda v: o.multibox_detection(*(v[n] for n in _DETECTION_INPUTS), **_DETECTION_PARAMS) * v["w"],
+     backward=lambda v, h: {"w": h * o.multibox_detection(*(v[n] for n in _DETECTION_INPUTS), **_DETECTION_PARAMS)},
+     no_grad=_DETECTION_INPUTS)
+
+
 # ------------------------------------------------------------------------- box_encode
 # Positives, negatives (-1, matched with -1) and ignored anchors (0, matched with -1); each
 # output times data, whose gradient is checked: box_encode's inputs take none (labels).

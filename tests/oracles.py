@@ -2028,3 +2028,55 @@ def multibox_prior(height, width, sizes=(1.0,), ratios=(1.0,), clip=False, steps
         boxes.append(np.stack([x - w, y - h, x + w, y + h], axis=-1))
     out = np.stack(boxes, axis=2).reshape(1, -1, 4)
     return np.clip(out, 0.0, 1.0) if clip else out
+
+
+def multibox_detection(cls_prob, loc_pred, anchor, clip=True, threshold=0.01, nms_threshold=0.5,
+                       force_suppress=False, variances=(0.1, 0.1, 0.2, 0.2), nms_topk=-1):
+    """SSD's detections (B, N, 6), rows [id, score, x1, y1, x2, y2]: each anchor's most
+    probable class c > 0 (the first of equal ones) with probability at least ``threshold``
+    is a detection of id c - 1, its box the anchor's (corner) center moved by
+    t0 v0 w and sized w exp(t2 v2) (y, h likewise), clamped into [0, 1] when ``clip``; by
+    descending score, ties by anchor, the first ``nms_topk``; each one not suppressed
+    suppresses the later ones of its class (any, ``force_suppress``) of IoU at least
+    ``nms_threshold``, their id then -1; the remaining rows -1. An image with a NaN in its
+    probabilities (past the background's), offsets or the anchors: all NaN. The parameters
+    are float32 values."""
+    cls_prob, loc_pred = np.asarray(cls_prob, np.float64), np.asarray(loc_pred, np.float64)
+    images, _, count = cls_prob.shape
+    a = np.asarray(anchor, np.float64).reshape(count, 4)
+    v = [float(np.float32(x)) for x in variances]
+    threshold, nms_threshold = float(np.float32(threshold)), float(np.float32(nms_threshold))
+    out = -np.ones((images, count, 6))
+    aw, ah = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    ax, ay = (a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2
+    for b in range(images):
+        t = loc_pred[b].reshape(count, 4)
+        if np.isnan(cls_prob[b, 1:]).any() or np.isnan(t).any() or np.isnan(a).any():  # the background's unread
+            out[b] = np.nan
+            continue
+        probs = cls_prob[b, 1:]
+        score = np.maximum(probs.max(0), -1.0) if len(probs) else -np.ones(count)
+        label = np.where(score > -1.0, probs.argmax(0) + 1, 0) if len(probs) else np.zeros(count, np.int64)
+        label = np.where(score < threshold, 0, label)
+        x, y = t[:, 0] * v[0] * aw + ax, t[:, 1] * v[1] * ah + ay
+        w, h = np.exp(t[:, 2] * v[2]) * aw / 2, np.exp(t[:, 3] * v[3]) * ah / 2
+        boxes = np.stack([x - w, y - h, x + w, y + h], axis=-1)
+        if clip:
+            boxes = np.clip(boxes, 0.0, 1.0)
+        order = sorted(np.flatnonzero(label > 0), key=lambda i: (-score[i], i))
+        order = order[:nms_topk] if nms_topk > 0 else order
+        alive = [True] * len(order)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        for p, i in enumerate(order):
+            if not alive[p]:
+                continue
+            for q in range(p + 1, len(order)):
+                j = order[q]
+                if alive[q] and (force_suppress or label[i] == label[j]):
+                    iw = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+                    ih = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+                    union = area[i] + area[j] - iw * ih
+                    alive[q] = not (union > 0 and iw * ih / union >= nms_threshold)
+        for k, i in enumerate(order):
+            out[b, k] = [label[i] - 1 if alive[k] else -1, score[i], *boxes[i]]
+    return out

@@ -66,6 +66,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     lrn,
     make_loss,
     moments,
+    multibox_detection,
     multibox_prior,
     multinomial,
     one_hot,
