@@ -196,4 +196,6 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     launches = plan_multibox_detection(cls_prob, torch.empty(images, anchors * 4, dtype=dtype),
                                        torch.empty(1, anchors, 4, dtype=dtype),
                                        torch.empty(images, anchors, WIDTH, dtype=dtype), scratch, nms_topk=topk)
-    return [("multibox detection decode", launches[0]), ("multibox detection output", launches[-1])]
+    # launches[1:3]: box_nms's rank, and its suppression at an IoU at or above the threshold
+    return [("multibox detection decode", launches[0]), ("multibox detection suppress", launches[2]),
+            ("multibox detection output", launches[-1])]
