@@ -27,6 +27,7 @@ from . import (
     batch_norm,
     bilinear_resize,
     bilinear_sampler,
+    bipartite_matching,
     box_decode,
     box_encode,
     box_iou,
@@ -95,17 +96,18 @@ from . import (
 from ._common import FLOAT_DTYPES, Launch
 
 KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_finite, arange, arg_reduce, attention,
-                                          batch_dot, batch_norm, bilinear_resize, bilinear_sampler, box_decode,
-                                          box_encode, box_iou, box_nms, cache_write, convolution, cross_entropy,
-                                          ctc_loss, cumsum, deconvolution, dropout, elementwise, embedding, flip,
-                                          fully_connected, gated_activation, gather_nd, grad_norm, grid_generator,
-                                          group_norm, im2col, index_array, index_copy, khatri_rao, l2_normalization,
-                                          layer_norm, linalg_cholesky, linalg_eigen, linalg_householder, linalg_lu,
-                                          linalg_solve, linalg_sumlogdiag, linalg_triangle, lrn, memory, moments,
-                                          multibox_detection, multibox_prior, multinomial, one_hot, optimizer, pad,
-                                          pick, pooling, prelu, quadratic, ravel, reduce, regression_output, rnn,
-                                          roi_align, roi_pooling, rotary, rrelu, sampling, select, sequence_index,
-                                          sequence_mask, softmax, softmax_output, sort, svm_output, take, upsampling)
+                                          batch_dot, batch_norm, bilinear_resize, bilinear_sampler, bipartite_matching,
+                                          box_decode, box_encode, box_iou, box_nms, cache_write, convolution,
+                                          cross_entropy, ctc_loss, cumsum, deconvolution, dropout, elementwise,
+                                          embedding, flip, fully_connected, gated_activation, gather_nd, grad_norm,
+                                          grid_generator, group_norm, im2col, index_array, index_copy, khatri_rao,
+                                          l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
+                                          linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
+                                          linalg_triangle, lrn, memory, moments, multibox_detection, multibox_prior,
+                                          multinomial, one_hot, optimizer, pad, pick, pooling, prelu, quadratic, ravel,
+                                          reduce, regression_output, rnn, roi_align, roi_pooling, rotary, rrelu,
+                                          sampling, select, sequence_index, sequence_mask, softmax, softmax_output,
+                                          sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

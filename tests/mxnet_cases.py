@@ -82,6 +82,11 @@ DECISIONS: dict[str, str] = {
                                           "not both positive or both not",
     "contrib.MultiBoxPrior/float16": "MXNet 1.9.1 runs MultiBoxPrior in float32 only (it refuses float16 data); "
                                      "tritonsym makes the boxes in the data's dtype, any of the four",
+    "contrib.bipartite_matching/topk-one-more": "MXNet 1.9.1 stops only once its count of matches passes topk, "
+                                                "so topk=2 makes 3 matches; tritonsym makes topk, as MXNet's "
+                                                "documentation says",
+    "contrib.bipartite_matching/nan-score": "MXNet 1.9.1 sorts a NaN score somewhere among the others and matches "
+                                           "around it; tritonsym gives the image holding it NaN markers",
     "contrib.MultiBoxDetection/topk-leftovers": "MXNet 1.9.1 fills the rows past nms_topk (up to the number of "
                                                 "detections) with the detections left over in anchor order, unsorted, "
                                                 "id -1; tritonsym makes those rows -1 as it does every row without a "
@@ -3145,6 +3150,31 @@ for _name, _params, _nan in (
 _infer_more("box-decode-anchors-of-another-count",
             lambda api: api.sym.contrib.box_decode(api.sym.Variable("data"), api.sym.Variable("anchors")),
             data=(2, 5, 4), anchors=(1, 6, 4))
+
+
+# ------------------------------------------------------------ contrib.bipartite_matching
+# Forward only (the markers' derivative is 0; MXNet's gradient is 0 too).
+
+for _name, _params, _edit in (("descending", dict(threshold=0.2), None),
+                              ("ascending", dict(threshold=0.7, is_ascend=True), None),
+                              ("topk-one-more", dict(threshold=0.1, topk=2), None),
+                              ("nan-score", dict(threshold=0.2), "nan")):
+    def _bipartite_matching_case(name=_name, params=_params, edit=_edit):
+        @case("contrib.bipartite_matching", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.bipartite_matching(api.sym.Variable("data"), **params)
+            scores = data.given("scores", 1 / (1 + np.exp(-data.normal("logits", (2, 6, 4))))).copy()
+            if edit == "nan":
+                scores[1, 3, 2] = np.nan
+            exe = api.bind(net, {"data": scores.shape}, grad_req="null")
+            api.set(exe, "data", scores)
+            rows, cols = api.forward(exe)
+            return {"out0": rows, "out1": cols, "name": net.name, "outputs": net.list_outputs()}
+    _bipartite_matching_case()
+
+_infer_more("bipartite-matching-vector-raise",
+            lambda api: api.sym.contrib.bipartite_matching(api.sym.Variable("data"), threshold=0.5), data=(5,))
 
 
 # ------------------------------------------------------------------ contrib.MultiBoxPrior

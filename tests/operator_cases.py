@@ -2046,6 +2046,21 @@ for _id, _shape, _params, _draw in (
          backward=lambda v, h, prm=_params: {"data": o.box_nms(v["data"], grad_head=h, **prm)})
 
 
+# ---------------------------------------------------------------- bipartite_matching
+# Each marker output times w, whose gradient is checked; the data's is 0, the derivative
+# (scores uniform in [0, 1], none within a finite difference of another or the threshold).
+
+for _index, _shape, _params in ((0, (2, 6, 4), dict(threshold=0.3)),
+                                (1, (3, 4, 7), dict(threshold=0.6, is_ascend=True, topk=3))):
+    _marked = _shape[:-1] if _index == 0 else (*_shape[:-2], _shape[-1])
+    case(id=f"bipartite_matching_{('rows', 'cols')[_index]}", op="_contrib_bipartite_matching",
+         build=lambda k=_index, prm=_params: S.contrib.bipartite_matching(_data(), **prm)[k] * S.Variable("w"),
+         shapes={"data": _shape, "w": _marked}, values={"data": lambda rng, s: rng.uniform(size=s)},
+         forward=lambda v, k=_index, prm=_params: o.bipartite_matching(v["data"], **prm)[k] * v["w"],
+         backward=lambda v, h, k=_index, prm=_params: {"data": np.zeros_like(v["data"]),
+                                                       "w": h * o.bipartite_matching(v["data"], **prm)[k]})
+
+
 # --------------------------------------------------------------------- MultiBoxPrior
 # Times w, whose gradient is checked; the data's is 0, its derivative (only its shape counts).
 

@@ -2080,3 +2080,32 @@ def multibox_detection(cls_prob, loc_pred, anchor, clip=True, threshold=0.01, nm
         for k, i in enumerate(order):
             out[b, k] = [label[i] - 1 if alive[k] else -1, score[i], *boxes[i]]
     return out
+
+
+def bipartite_matching(data, threshold, is_ascend=False, topk=-1):
+    """(rows (..., N), cols (..., M)): MXNet's walk down each image's pairs sorted by score
+    (descending; ascending with ``is_ascend``; ties by flat position): a pair of a free row
+    and a free column is matched if its score is above ``threshold`` (below, ascending),
+    else the walk ends; it ends too after ``topk`` matches. -1 unmatched; NaN markers for
+    an image holding a NaN. ``threshold`` is a float32 value."""
+    data = np.asarray(data, np.float64)
+    n, m = data.shape[-2:]
+    threshold = float(np.float32(threshold))
+    scores = data.reshape(-1, n * m)
+    rows, cols = -np.ones((len(scores), n)), -np.ones((len(scores), m))
+    for b, s in enumerate(scores):
+        if np.isnan(s).any():
+            rows[b], cols[b] = np.nan, np.nan
+            continue
+        count = 0
+        for place in np.argsort(s if is_ascend else -s, kind="stable"):
+            r, c = divmod(int(place), m)
+            if rows[b, r] != -1 or cols[b, c] != -1:
+                continue
+            if not (s[place] < threshold if is_ascend else s[place] > threshold):
+                break
+            rows[b, r], cols[b, c] = c, r
+            count += 1
+            if count == topk:
+                break
+    return rows.reshape(data.shape[:-1]), cols.reshape((*data.shape[:-2], m))

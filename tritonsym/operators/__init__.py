@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     batch_take,
     bilinear_resize,
     bilinear_sampler,
+    bipartite_matching,
     block_grad,
     box_decode,
     box_encode,
