@@ -140,10 +140,9 @@ def plan_bipartite_matching(data: torch.Tensor, rows: torch.Tensor, cols: torch.
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
-    # SSD's 8732 anchors against 50 ground-truth boxes' IoUs, 8 images; 2 images of 5 x 3
-    images, n, m = (8, 8732, 50) if large else (2, 5, 3)
-    if dtype in _LARGEST_EXACT and max(n, m) > _LARGEST_EXACT[dtype]:
-        dtype = torch.float32  # half markers cannot number 8732 rows
+    # SSD's 8732 anchors against 50 ground-truth boxes' IoUs, 8 images (250 anchors in half
+    # precision, whose markers number no more); 2 images of 5 x 3
+    images, n, m = (8, 8732 if dtype not in _LARGEST_EXACT else 250, 50) if large else (2, 5, 3)
     data = torch.empty(images, n, m, dtype=dtype)
     rows, cols = torch.empty(images, n, dtype=dtype), torch.empty(images, m, dtype=dtype)
     return [("bipartite matching", plan_bipartite_matching(data, rows, cols, 0.5)[0]),
