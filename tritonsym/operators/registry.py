@@ -161,40 +161,33 @@ def parse_shape(value) -> tuple[int, ...]:
     return dims
 
 
-def parse_ints(value) -> tuple[int, ...]:
-    """A tuple of integers, negative ones included, from a tuple/list, one integer, or its
-    string ``"(0, -1)"`` / ``"-1"``; never evaluates code."""
+def _parse_tuple(value, number: str, scalar: type, parse_item) -> tuple:
+    """A tuple from a tuple/list, one ``scalar``, or its string: one number matching
+    ``number`` (a regex), or them in brackets, comma-separated; never evaluates code."""
     if isinstance(value, str):
         text = value.strip()
-        number = r"\s*[+-]?\d+\s*"
         if re.fullmatch(number, text):
-            return (int(text),)
+            return (parse_item(text),)
         if not re.fullmatch(rf"[\(\[]({number}(,{number})*,?\s*)?[\)\]]", text):
             raise ValueError(value)
-        return tuple(int(v) for v in re.findall(r"[+-]?\d+", text))
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return (int(value),)
+        return tuple(parse_item(v) for v in text.strip("()[] ").split(",") if v.strip())
+    if isinstance(value, scalar) and not isinstance(value, (bool, np.bool_)):
+        return (parse_item(value),)
     if not isinstance(value, (tuple, list)):
         raise ValueError(value)
-    return tuple(_parse_int(v) for v in value)
+    return tuple(parse_item(v) for v in value)
+
+
+def parse_ints(value) -> tuple[int, ...]:
+    """A tuple of integers, negative ones included, from a tuple/list, one integer, or its
+    string ``"(0, -1)"`` / ``"-1"``."""
+    return _parse_tuple(value, r"\s*[+-]?\d+\s*", (numbers.Integral, np.integer), _parse_int)
 
 
 def parse_floats(value) -> tuple[float, ...]:
     """A tuple of numbers from a tuple/list, one number, or its string ``"(0.2, 0.272)"`` /
-    ``"[1, 2, 0.5]"`` / ``"0.3"`` (how MXNet writes a float tuple); never evaluates code."""
-    if isinstance(value, str):
-        text = value.strip()
-        number = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
-        if re.fullmatch(number, text):
-            return (float(text),)
-        if not re.fullmatch(rf"[\(\[]({number}(,{number})*,?\s*)?[\)\]]", text):
-            raise ValueError(value)
-        return tuple(float(v) for v in text.strip("()[] ").split(",") if v.strip())
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        return (float(value),)
-    if not isinstance(value, (tuple, list)):
-        raise ValueError(value)
-    return tuple(_parse_float(v) for v in value)
+    ``"[1, 2, 0.5]"`` / ``"0.3"`` (how MXNet writes a float tuple)."""
+    return _parse_tuple(value, r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*", numbers.Real, _parse_float)
 
 
 def _parse_optional_int(value) -> int | None:
