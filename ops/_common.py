@@ -22,6 +22,9 @@ if INTERPRET:
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 INDEX_DTYPES = (torch.int32, torch.int64)
+# The largest whole number each float dtype holds exactly, and every one below it: indices,
+# class ids and markers kept in a float array must stay at or below it.
+EXACT_INTEGERS = {torch.float16: 2 ** 11, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 24, torch.float64: 2 ** 53}
 
 # TRITONSYM_AUTOTUNE=0: autotuned kernels run their first (untuned) config, for a fast bind
 # and one run of each kernel under compute-sanitizer.

@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    EXACT_INTEGERS,
     FLOAT_DTYPES,
     INTERPRET,
     KernelArgumentError,
@@ -39,7 +40,6 @@ TESTS = ("tests/test_operators.py", "tests/test_bipartite_matching.py")
 # A tile of the score matrix searched at once: the interpreter prefers few large tiles.
 BLOCK_R, BLOCK_C = (64, 64) if INTERPRET else (32, 64)
 BLOCK_MARKERS = 256  # markers initialised at once
-_LARGEST_EXACT = {torch.float16: 2048, torch.bfloat16: 256}  # whole numbers held exactly up to here
 
 
 @triton.jit
@@ -122,8 +122,8 @@ def plan_bipartite_matching(data: torch.Tensor, rows: torch.Tensor, cols: torch.
         check_writable(fn, name, t)
     if not data.is_contiguous():
         raise KernelArgumentError(f"{fn}: data must be contiguous, got strides {data.stride()}")
-    largest = _LARGEST_EXACT.get(data.dtype)
-    if largest is not None and max(n, m) - 1 > largest:
+    largest = EXACT_INTEGERS[data.dtype]
+    if max(n, m) - 1 > largest:
         raise KernelArgumentError(f"{fn}: {data.dtype} markers hold row and column numbers exactly only to {largest}; "
                                   f"data of shape {tuple(data.shape)} needs {max(n, m) - 1}: use float32")
     if topk == 0 or topk < -1:
@@ -142,7 +142,7 @@ def plan_bipartite_matching(data: torch.Tensor, rows: torch.Tensor, cols: torch.
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     # SSD's 8732 anchors against 50 ground-truth boxes' IoUs, 8 images (250 anchors in half
     # precision, whose markers number no more); 2 images of 5 x 3
-    images, n, m = (8, 8732 if dtype not in _LARGEST_EXACT else 250, 50) if large else (2, 5, 3)
+    images, n, m = (8, 8732 if EXACT_INTEGERS[dtype] > 8732 else 250, 50) if large else (2, 5, 3)
     data = torch.empty(images, n, m, dtype=dtype)
     rows, cols = torch.empty(images, n, dtype=dtype), torch.empty(images, m, dtype=dtype)
     return [("bipartite matching", plan_bipartite_matching(data, rows, cols, 0.5)[0]),

@@ -33,6 +33,7 @@ from . import box_nms
 from ._boxes import center_of_corners, load_box
 from ._common import (
     ELEMENTWISE_BLOCK,
+    EXACT_INTEGERS,
     FLOAT_DTYPES,
     KernelArgumentError,
     Launch,
@@ -169,6 +170,10 @@ def plan_multibox_detection(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anch
     check_writable(fn, "out", out)
     rows = scratch["rows"]
     check_writable(fn, "rows", rows)
+    if classes - 2 > EXACT_INTEGERS[cls_prob.dtype]:  # the largest id, written in the data's dtype
+        raise KernelArgumentError(f"{fn}: {cls_prob.dtype} holds class ids exactly only to "
+                                  f"{EXACT_INTEGERS[cls_prob.dtype]}; cls_prob of shape {tuple(cls_prob.shape)} needs "
+                                  f"{classes - 2}: use float32")
     if images * anchors == 0:
         return []
     suppression, _ = box_nms.plan_suppression(

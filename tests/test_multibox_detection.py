@@ -11,6 +11,7 @@ import oracles as o
 import pytest
 import torch
 from tolerances import assert_close, to_numpy
+from tritonsym.ops import KernelArgumentError
 
 import tritonsym as ts
 from tritonsym.base import ParamError, ShapeError
@@ -111,6 +112,14 @@ def test_a_nan_makes_its_image_nan(where, at, rng):
         assert np.isnan(out[image]).all() == (image in nan_images) and (image in nan_images
                                                                        or not np.isnan(out[image]).any())
     assert_close(out, o.multibox_detection(*values), torch.float32, "MultiBoxDetection")
+
+
+def test_half_ids_that_cannot_number_the_classes_are_refused():
+    net = S.contrib.MultiBoxDetection(*map(S.Variable, INPUTS))
+    with pytest.raises(KernelArgumentError, match=r"multibox_detection: torch.bfloat16 holds class ids exactly only "
+                                                  r"to 256; cls_prob of shape \(1, 259, 3\) needs 257: use float32"):
+        net.simple_bind(ts.cpu(), cls_prob=(1, 259, 3), type_dict={n: torch.bfloat16 for n in INPUTS})
+    net.simple_bind(ts.cpu(), cls_prob=(1, 258, 3), type_dict={n: torch.bfloat16 for n in INPUTS})  # ids to 256
 
 
 def test_no_input_takes_a_gradient(rng):

@@ -38,6 +38,7 @@ import torch
 
 from ..base import BindError, dtype_name
 from ..operators.registry import GradEpilogue, OpDef
+from ..ops._common import EXACT_INTEGERS
 from ..symbol.graph import Node
 from .gates import fuse_gates
 
@@ -274,7 +275,6 @@ def build_program(symbol: Symbol, nodes: list[Node], shapes: dict, dtypes: dict,
 
 
 # The largest whole number below which a floating dtype holds every integer exactly.
-EXACT_INTEGERS = {torch.float16: 2 ** 11, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 24, torch.float64: 2 ** 53}
 
 
 def check_input_dtypes(steps: list[Step]) -> dict[str, int]:

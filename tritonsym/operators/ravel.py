@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..ops import ravel as kernels
+from ..ops._common import EXACT_INTEGERS
 from .registry import ForwardArgs, OpDef, Param, ShapeMismatch, register, same_dtype_everywhere, unify
 
 # The largest whole number below which every whole number is exact in each float dtype.
-EXACT = {torch.float16: 2 ** 11, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 24, torch.float64: 2 ** 53}
 
 
 def _check_shape(value) -> str | None:
@@ -28,10 +26,10 @@ def _check_shape(value) -> str | None:
 def _infer_type(p, in_types, out_types):
     in_types, out_types = same_dtype_everywhere(p, in_types, out_types)
     dtype, total = in_types[0], math.prod(p["shape"])
-    if dtype is not None and dtype in EXACT and total > EXACT[dtype]:
+    if dtype is not None and dtype in EXACT_INTEGERS and total > EXACT_INTEGERS[dtype]:
         raise ShapeMismatch(f"shape={tuple(p['shape'])} has {total} positions, but "
                             f"{str(dtype).replace('torch.', '')} holds whole numbers exactly only up to "
-                            f"{EXACT[dtype]}: give the data a wider float dtype")
+                            f"{EXACT_INTEGERS[dtype]}: give the data a wider float dtype")
     return in_types, out_types
 
 
