@@ -19,6 +19,8 @@ Four launches, each ordered after the last, no atomics, the same bits every run:
   3. assign: each output row copies its input row (or -1), re-encoded;
   4. backward: each input row takes its output row's gradient (0 if suppressed), through
      the re-encoding's Jacobian (MXNet copies it unchanged).
+Launches 1 and 2 (``plan_suppression``) also suppress ``ops/multibox_detection.py``'s
+detections, there at an IoU equal to the threshold too (``inclusive``).
 An image holding a NaN score, coordinate or class id has every output and gradient NaN:
 the order of its boxes is unknowable (MXNet's comparisons drop such a box quietly). IoU is
 MXNet's: sides ``max(min(right) - max(left), 0)``, a center box's corners ``x -+ w / 2``,

@@ -7,7 +7,8 @@ Cholesky factorization and a triangular solve of batches of small matrices (lina
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
 3 x 3 convolution's blocks), SpatialTransformer, ROIAlign and ROIPooling forward and
-backward, box_nms forward and backward, against PyTorch eager
+backward, box_nms forward and backward, SSD's MultiBoxTarget and MultiBoxDetection (alone:
+torch has neither), against PyTorch eager
 (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting +, Hugging
 Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
 torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
@@ -50,6 +51,8 @@ from tritonsym.ops import (
     layer_norm,
     linalg_cholesky,
     linalg_solve,
+    multibox_detection,
+    multibox_target,
     roi_align,
     roi_pooling,
     rotary,
@@ -514,6 +517,40 @@ def nms_rows(images: int, boxes: int, classes: int, name: str) -> list[dict]:
             _row("box_nms backward", name, shape, time_ms(lambda: run(backward)), None, None, None)]
 
 
+def ssd_rows(images: int, anchors: int, classes: int, boxes: int, name: str) -> list[dict]:
+    """SSD's training targets (MultiBoxTarget, mining 3 negatives a positive) and detections
+    (MultiBoxDetection, the 400 best into suppression) of ``images`` x ``anchors`` random
+    anchors, ``classes`` classes, labels of ``boxes`` rows of which a quarter are boxes,
+    the rest padding. tritonsym's times alone: torch has neither operator."""
+    dtype = DTYPES[name]
+    corner = torch.rand(1, anchors, 2, device=DEVICE) * 0.8
+    anchor = torch.cat([corner, corner + torch.rand(1, anchors, 2, device=DEVICE) * 0.3 + 0.02], dim=2).to(dtype)
+    label = -torch.ones(images, boxes, 5, device=DEVICE)
+    count = max(1, boxes // 4)
+    top_left = torch.rand(images, count, 2, device=DEVICE) * 0.7
+    label[:, :count, 0] = torch.randint(0, classes - 1, (images, count), device=DEVICE).float()
+    label[:, :count, 1:] = torch.cat([top_left, top_left + torch.rand(images, count, 2, device=DEVICE) * 0.3 + 0.05],
+                                     dim=2)
+    label = label.to(dtype)
+    cls_pred = torch.randn(images, classes, anchors, device=DEVICE).to(dtype)
+    outputs = [torch.empty(images, anchors * 4, device=DEVICE, dtype=dtype) for _ in range(2)] + \
+        [torch.empty(images, anchors, device=DEVICE, dtype=dtype)]
+    scratch = {key: torch.empty(shape, device=DEVICE, dtype=t) for key, (shape, t) in
+               multibox_target.scratch_shapes(images, anchors, boxes, dtype).items()}
+    targets = multibox_target.plan_multibox_target(anchor, label, cls_pred, *outputs, scratch,
+                                                   negative_mining_ratio=3.0)
+    cls_prob = torch.softmax(cls_pred.float(), dim=1).to(dtype)
+    loc_pred = (torch.randn(images, anchors * 4, device=DEVICE) * 0.5).to(dtype)
+    detections = torch.empty(images, anchors, multibox_detection.WIDTH, device=DEVICE, dtype=dtype)
+    detection_scratch = {key: torch.empty(shape, device=DEVICE, dtype=dtype if key == "rows" else torch.int32)
+                         for key, shape in multibox_detection.scratch_shapes(images, anchors).items()}
+    detect = multibox_detection.plan_multibox_detection(cls_prob, loc_pred, anchor, detections, detection_scratch,
+                                                        nms_topk=400)
+    return [_row("MultiBoxTarget", name, (images, anchors, boxes), time_ms(lambda: run(targets)), None, None, None),
+            _row("MultiBoxDetection", name, (images, anchors, classes), time_ms(lambda: run(detect)), None, None,
+                 None)]
+
+
 def batch_dot_rows(batch: int, m: int, n: int, k: int, name: str) -> list[dict]:
     dtype = DTYPES[name]
     a, b = torch.randn(batch, m, k, device=DEVICE).to(dtype), torch.randn(batch, k, n, device=DEVICE).to(dtype)
@@ -623,8 +660,10 @@ def main() -> None:
                                    "size x size x regions; `vs eager` against torchvision.ops.roi_align and roi_pool "
                                    "where it is installed), box_nms's with none either (shape: images x boxes, 20 "
                                    "classes kept apart; its forward's `vs eager` against torchvision.ops.batched_nms, "
-                                   "which has no backward).")
-    table = Table("operators", len(names) * (43 + len(shapes)), notes)
+                                   "which has no backward), MultiBoxTarget's and MultiBoxDetection's with none "
+                                   "and no torch baseline (shape: images x anchors x label rows, a quarter of them "
+                                   "boxes; images x anchors x classes).")
+    table = Table("operators", len(names) * (45 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)
@@ -663,6 +702,8 @@ def main() -> None:
         for row in roi_rows(*((2, 256, 50, 512, 7) if ON_GPU else (1, 1, 4, 1, 2)), name):
             table.add(row)
         for row in nms_rows(*((8, 8732, 20) if ON_GPU else (1, 12, 3)), name):
+            table.add(row)
+        for row in ssd_rows(*((32, 8732, 21, 50) if ON_GPU else (2, 12, 3, 4)), name):
             table.add(row)
         for shape in shapes:
             for row in batch_dot_rows(*shape, name):

@@ -99,6 +99,20 @@ DECISIONS: dict[str, str] = {
                                                     "refuses such a threshold",
     "contrib.MultiBoxDetection/background-id-other": "MXNet 1.9.1 reads background_id and ignores it (class 0 is "
                                                      "always the background); tritonsym refuses any other value",
+    "contrib.MultiBoxTarget/fewer-candidates": "MXNet 1.9.1 fails its check when fewer anchors below "
+                                               "negative_mining_thresh remain than the negatives it wants; "
+                                               "tritonsym makes every one of them a negative",
+    "contrib.MultiBoxTarget/minimum-negatives": "MXNet 1.9.1's CPU code ignores minimum_negative_samples (its GPU "
+                                                "code takes at least that many negatives); tritonsym takes at least "
+                                                "that many on every device, as the parameter says",
+    "contrib.MultiBoxTarget/nan-candidate": "MXNet 1.9.1 sorts a NaN background probability somewhere among the "
+                                            "others and mines around it; tritonsym gives the classes of the image "
+                                            "holding it NaN (its negatives are unknown; the offsets stand)",
+    "contrib.MultiBoxTarget/class-not-whole": "MXNet 1.9.1 writes a box's class 1.5 as the target 2.5; tritonsym "
+                                              "gives its positives NaN classes, as for a class outside [0, C - 1)",
+    "infer_shape/multibox-target-predictions-of-another-batch": "MXNet 1.9.1 accepts class predictions of 2 images "
+                                                                "for labels of 3 and reads past them; tritonsym "
+                                                                "refuses predictions of another batch",
     "contrib.box_encode/nan-sample": "MXNet 1.9.1's comparison (sample > 0.5) makes a NaN sample a negative: "
                                      "targets and masks 0; tritonsym gives that anchor NaN targets and masks",
     "contrib.box_encode/match-not-whole": "MXNet 1.9.1 truncates a positive's match of 1.5 to box 1; tritonsym "
@@ -3236,6 +3250,57 @@ for _name, _params, _edit in (("defaults", {}, None),
 _infer_more("multibox-detection-offsets-of-another-count-raise",
             lambda api: api.sym.contrib.MultiBoxDetection(*(api.sym.Variable(n) for n in (
                 "cls_prob", "loc_pred", "anchor"))), cls_prob=(2, 3, 5), loc_pred=(2, 16), anchor=(1, 5, 4))
+
+# ----------------------------------------------------------------- contrib.MultiBoxTarget
+# Forward only (no input takes a gradient in either). The detection anchors; boxes on the
+# same grid of eighths (image 1: two, then padding), classes 0-2 of 4.
+
+_TARGET_LABELS = [[[2, 0.0, 0.0, 0.5, 0.375], [0, 0.5, 0.5, 1.0, 1.0], [1, 0.25, 0.125, 0.75, 0.75]],
+                  [[1, 0.125, 0.0, 0.625, 0.5], [0, 0.625, 0.0, 1.0, 0.5], [-1, -1, -1, -1, -1]]]
+for _name, _params, _edit in (("defaults", {}, None),
+                              ("mining", dict(overlap_threshold=0.4, negative_mining_ratio=1, ignore_label=-2,
+                                              variances=(0.2, 0.2, 0.1, 0.1)), None),
+                              ("mining-best-pairs-only", dict(overlap_threshold=0.0, negative_mining_ratio=1.5,
+                                                              negative_mining_thresh=0.6), None),
+                              ("no-boxes", dict(negative_mining_ratio=3), "no-boxes"),
+                              ("fewer-candidates", dict(overlap_threshold=0.6, negative_mining_ratio=3), None),
+                              ("minimum-negatives", dict(negative_mining_ratio=1, minimum_negative_samples=4), None),
+                              ("nan-candidate", dict(negative_mining_ratio=1), "nan"),
+                              ("class-not-whole", {}, "half-class"),
+                              ("mining-thresh-zero-raise", dict(negative_mining_ratio=2, negative_mining_thresh=0.0),
+                               None)):
+    def _multibox_target_case(name=_name, params=_params, edit=_edit):
+        @case("contrib.MultiBoxTarget", name)
+        def run(api, data):
+            names = ("anchor", "label", "cls_pred")
+            with api.fresh_names():
+                net = api.sym.contrib.MultiBoxTarget(*(api.sym.Variable(n) for n in names), **params)
+            label = np.array(_TARGET_LABELS, np.float32)
+            cls_pred = data.normal("cls_pred", (2, 4, 8)) * 2
+            if edit == "no-boxes":
+                label[0] = -1
+            elif edit == "nan":
+                cls_pred[1, 2, 7] = np.nan
+            elif edit == "half-class":
+                label[0, 1, 0] = 1.5
+            values = {"anchor": np.array(_DETECTION_ANCHORS, np.float32), "label": data.given("label", label),
+                      "cls_pred": data.given("cls_pred_edited", cls_pred.astype(np.float32))}
+            exe = api.bind(net, {n: v.shape for n, v in values.items()}, grad_req="null")
+            for n, v in values.items():
+                api.set(exe, n, v)
+            out = api.forward(exe)
+            return {**{f"out{k}": out[k] for k in range(3)}, "name": net.name, "outputs": net.list_outputs()}
+    _multibox_target_case()
+
+_infer_more("multibox-target", lambda api: api.sym.contrib.MultiBoxTarget(*(api.sym.Variable(n) for n in (
+    "anchor", "label", "cls_pred"))), anchor=(1, 5, 4), label=(3, 2, 6), cls_pred=(3, 4, 5))
+_infer_more("multibox-target-predictions-of-another-batch",
+            lambda api: api.sym.contrib.MultiBoxTarget(*(api.sym.Variable(n) for n in (
+                "anchor", "label", "cls_pred"))), anchor=(1, 5, 4), label=(3, 2, 6), cls_pred=(2, 4, 5))
+_infer_more("multibox-target-narrow-label-raise",
+            lambda api: api.sym.contrib.MultiBoxTarget(*(api.sym.Variable(n) for n in (
+                "anchor", "label", "cls_pred"))), anchor=(1, 5, 4), label=(3, 2, 4), cls_pred=(3, 4, 5))
+
 
 
 # --------------------------------------------------------------------- contrib.box_encode

@@ -2113,6 +2113,49 @@ case(id="multibox_detection", op="_contrib_MultiBoxDetection",
      no_grad=_DETECTION_INPUTS)
 
 
+# ------------------------------------------------------------------- MultiBoxTarget
+# Anchors and boxes on an eighths grid (exact in every dtype; IoUs, ratios of small whole
+# numbers, none within 0.02 of a threshold), image 1 with 2 boxes then padding. Each
+# output times w, whose gradient is checked: the inputs take none (the targets are labels).
+
+_TARGET_INPUTS = ("anchor", "label", "cls_pred")
+_TARGET_PARAMS = dict(overlap_threshold=0.4, negative_mining_ratio=2, negative_mining_thresh=0.3)
+
+
+def _target_grid():
+    """12 anchors then 8 boxes on the grid, every IoU of an anchor with a box at least 0.01
+    from 0.3 and 0.4 (one fixed draw: both inputs take their part of it)."""
+    rng = np.random.default_rng(11)
+    for _ in range(1000):
+        corner = rng.choice(np.arange(0, 0.5, 0.125), (20, 2))
+        boxes = np.concatenate([corner, corner + rng.choice(np.arange(0.25, 0.625, 0.125), corner.shape)], -1)
+        iou = o.box_iou(boxes[:12], boxes[12:])
+        if not ((np.abs(iou - 0.3) < 0.01) | (np.abs(iou - 0.4) < 0.01)).any():
+            return boxes
+    raise RuntimeError("no boxes of IoUs away from both thresholds in 1000 draws")
+
+
+def _target_labels(rng, shape):
+    """(2, 4, 5): the grid's last 8 boxes, classes 0-2; image 1's last two rows padding."""
+    label = np.concatenate([rng.integers(0, 3, (8, 1)), _target_grid()[12:]], -1).reshape(shape)
+    label[1, 2:] = -1
+    return label
+
+
+for _index, _output in enumerate(("loc_target", "loc_mask", "cls_target")):
+    _width = 48 if _index < 2 else 12
+    case(id=f"multibox_target_{_output}", op="_contrib_MultiBoxTarget",
+         build=lambda k=_index: S.contrib.MultiBoxTarget(*map(S.Variable, _TARGET_INPUTS), **_TARGET_PARAMS)[k]
+         * S.Variable("w"),
+         shapes={"anchor": (1, 12, 4), "label": (2, 4, 5), "cls_pred": (2, 4, 12), "w": (2, _width)},
+         values={"anchor": lambda rng, s: _target_grid()[:12].reshape(s), "label": _target_labels,
+                 "cls_pred": normal(2.0)},
+         forward=lambda v, k=_index: o.multibox_target(*(v[n] for n in _TARGET_INPUTS), **_TARGET_PARAMS)[k] * v["w"],
+         backward=lambda v, h, k=_index: {"w": h * o.multibox_target(*(v[n] for n in _TARGET_INPUTS),
+                                                                     **_TARGET_PARAMS)[k]},
+         no_grad=_TARGET_INPUTS)
+
+
 # ------------------------------------------------------------------------- box_encode
 # Positives, negatives (-1, matched with -1) and ignored anchors (0, matched with -1); each
 # output times data, whose gradient is checked: box_encode's inputs take none (labels).

@@ -2082,6 +2082,89 @@ def multibox_detection(cls_prob, loc_pred, anchor, clip=True, threshold=0.01, nm
     return out
 
 
+def multibox_target(anchor, label, cls_pred, overlap_threshold=0.5, ignore_label=-1.0, negative_mining_ratio=-1.0,
+                    negative_mining_thresh=0.5, minimum_negative_samples=0, variances=(0.1, 0.1, 0.2, 0.2)):
+    """SSD's training targets (loc_target (B, 4 N), loc_mask (B, 4 N), cls_target (B, N)).
+    An image's boxes are its label rows before the first of class -1. IoU of corner boxes, 0
+    for an empty union. Each box in turn takes an anchor: the best pair of a free anchor
+    and a free box with IoU above 1e-6, ties by anchor then box; each anchor left, its
+    first best box, a positive when that IoU is above ``overlap_threshold`` (> 0). With
+    ``negative_mining_ratio`` > 0: of the anchors left with best IoU below
+    ``negative_mining_thresh``, the max(int(positives ratio), minimum_negative_samples)
+    (at most the anchors left, at most those candidates) of least background softmax
+    probability, ties by anchor, are negatives; else every anchor left. Positive: class + 1
+    (NaN unless a whole number in [0, C - 1)), mask 1, offsets ((gx - ax) / aw / v0, (gy -
+    ay) / ah / v1, log(gw / aw) / v2, log(gh / ah) / v3) of centers and sides; negative:
+    class 0; the rest ignore_label; no boxes: all ignored. NaN IoU: the image all NaN; a
+    NaN candidate probability: its classes NaN. Parameters are float32 values."""
+    anchor, label = np.asarray(anchor, np.float64)[0], np.asarray(label, np.float64)
+    cls_pred = np.asarray(cls_pred, np.float64)
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    overlap_threshold, ratio, mining_threshold = map(f32, (overlap_threshold, negative_mining_ratio,
+                                                           negative_mining_thresh))
+    v = [f32(x) for x in variances]
+    images, classes, count = cls_pred.shape
+    loc_target, loc_mask = np.zeros((images, count, 4)), np.zeros((images, count, 4))
+    cls_target = np.full((images, count), f32(ignore_label))
+    for b in range(images):
+        ends = np.flatnonzero(label[b, :, 0] == -1)
+        boxes = label[b, :ends[0] if len(ends) else label.shape[1]]
+        if len(boxes) == 0:
+            continue
+        with np.errstate(all="ignore"):
+            iw = np.maximum(np.minimum(anchor[:, None, 2], boxes[None, :, 3]) -
+                            np.maximum(anchor[:, None, 0], boxes[None, :, 1]), 0)
+            ih = np.maximum(np.minimum(anchor[:, None, 3], boxes[None, :, 4]) -
+                            np.maximum(anchor[:, None, 1], boxes[None, :, 2]), 0)
+            union = ((anchor[:, 2] - anchor[:, 0]) * (anchor[:, 3] - anchor[:, 1]))[:, None] + \
+                ((boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2]))[None, :] - iw * ih
+            iou = np.where(union == 0, 0.0, iw * ih / np.where(union == 0, 1, union))
+        if np.isnan(iou).any():
+            loc_target[b] = loc_mask[b] = cls_target[b] = np.nan
+            continue
+        state, match, best_iou = -np.ones(count, np.int64), -np.ones(count, np.int64), -np.ones(count)
+        free = np.ones(len(boxes), bool)
+        while free.any():
+            masked = np.where((state != 1)[:, None] & free[None, :], iou, -np.inf)
+            j, k = np.unravel_index(np.argmax(masked), masked.shape)  # the first greatest, anchor-major
+            if not masked[j, k] > f32(1e-6):
+                break
+            state[j], match[j], best_iou[j], free[k] = 1, k, iou[j, k], False
+        for j in np.flatnonzero(state != 1):
+            if iou[j].max() > -1:
+                match[j], best_iou[j] = np.argmax(iou[j]), iou[j].max()
+                if overlap_threshold > 0 and best_iou[j] > overlap_threshold:
+                    state[j] = 1
+        positives = int((state == 1).sum())
+        if ratio > 0:
+            candidates = np.flatnonzero((state == -1) & (best_iou < mining_threshold))
+            logits = cls_pred[b][:, candidates]
+            with np.errstate(all="ignore"):
+                probs = np.exp(logits[0] - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+            wanted = max(int(np.float32(positives) * np.float32(ratio)), minimum_negative_samples)
+            wanted = min(wanted, count - positives, len(candidates))
+            if np.isnan(probs).any():
+                cls_target[b] = np.nan
+            elif wanted > 0:
+                state[candidates[sorted(range(len(candidates)), key=lambda i: (probs[i], i))[:wanted]]] = 0
+        else:
+            state[state == -1] = 0
+        for j in range(count):
+            if state[j] == 1:
+                cls, g0, g1, g2, g3 = boxes[match[j], :5]
+                whole = cls == np.floor(cls) and 0 <= cls <= classes - 2
+                if not np.isnan(cls_target[b, j]):
+                    cls_target[b, j] = cls + 1 if whole else np.nan
+                a0, a1, a2, a3 = anchor[j]
+                aw, ah, gw, gh = a2 - a0, a3 - a1, g2 - g0, g3 - g1
+                loc_target[b, j] = [((g0 + g2) / 2 - (a0 + a2) / 2) / aw / v[0], ((g1 + g3) / 2 - (a1 + a3) / 2) / ah
+                                    / v[1], np.log(gw / aw) / v[2], np.log(gh / ah) / v[3]]
+                loc_mask[b, j] = 1
+            elif state[j] == 0 and not np.isnan(cls_target[b, j]):
+                cls_target[b, j] = 0
+    return loc_target.reshape(images, -1), loc_mask.reshape(images, -1), cls_target
+
+
 def bipartite_matching(data, threshold, is_ascend=False, topk=-1):
     """(rows (..., N), cols (..., M)): MXNet's walk down each image's pairs sorted by score
     (descending; ascending with ``is_ascend``; ties by flat position): a pair of a free row

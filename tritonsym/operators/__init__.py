@@ -69,6 +69,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     moments,
     multibox_detection,
     multibox_prior,
+    multibox_target,
     multinomial,
     one_hot,
     pad,
