@@ -62,6 +62,7 @@ from . import (
     linalg_sumlogdiag,
     linalg_triangle,
     lrn,
+    make_loss,
     memory,
     moments,
     multibox_detection,
@@ -104,11 +105,11 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_fini
                                           grid_generator, group_norm, im2col, index_array, index_copy, khatri_rao,
                                           l2_normalization, layer_norm, linalg_cholesky, linalg_eigen,
                                           linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
-                                          linalg_triangle, lrn, memory, moments, multibox_detection, multibox_prior,
-                                          multibox_target, multinomial, one_hot, optimizer, pad, pick, pooling, prelu,
-                                          quadratic, ravel, reduce, regression_output, rnn, roi_align, roi_pooling,
-                                          rotary, rrelu, sampling, select, sequence_index, sequence_mask, softmax,
-                                          softmax_output, sort, svm_output, take, upsampling)
+                                          linalg_triangle, lrn, make_loss, memory, moments, multibox_detection,
+                                          multibox_prior, multibox_target, multinomial, one_hot, optimizer, pad, pick,
+                                          pooling, prelu, quadratic, ravel, reduce, regression_output, rnn, roi_align,
+                                          roi_pooling, rotary, rrelu, sampling, select, sequence_index, sequence_mask,
+                                          softmax, softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

@@ -33,12 +33,16 @@ from ._common import (
 
 @triton.jit
 def _fill_kernel(
-    OUT, SCALE, value: tl.float64, n, sizes, out_strides,
-    HAS_SCALE: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+    OUT, SCALE, DIVISOR, value: tl.float64, n, sizes, out_strides,
+    HAS_SCALE: tl.constexpr, HAS_DIVISOR: tl.constexpr, ACCUMULATE: tl.constexpr, FLAT: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
-    """Each program sets (or adds ``value`` [* scale] to) BLOCK elements of out."""
+    """Each program sets (or adds ``value`` [* scale] [/ max(1, divisor)] to) BLOCK elements of out."""
     index, mask = element_block(n, BLOCK)
     v = widen(tl.full((BLOCK,), 0.0, tl.float32), OUT) + widen(value, OUT)
+    if HAS_DIVISOR:  # a count made on the device (MakeLoss's valid elements); NaN stays NaN
+        d = widen(tl.load(DIVISOR), OUT)
+        v = v / tl.where(d < 1.0, 1.0, d)
     if HAS_SCALE:
         v = v * widen(tl.load(SCALE), OUT)
     store_result(OUT, element_offsets(index, FLAT, sizes, out_strides), v, mask, ACCUMULATE)
@@ -60,21 +64,29 @@ def _copy_kernel(
 
 
 def plan_fill(out: torch.Tensor, value: float, accumulate: bool = False,
-              loss_scale: torch.Tensor | None = None) -> list[Launch]:
+              loss_scale: torch.Tensor | None = None, divisor: torch.Tensor | None = None) -> list[Launch]:
     fn = "fill"
     check_tensor(fn, "out", out, FLOAT_DTYPES)
     check_writable(fn, "out", out)
     check_loss_scale(fn, loss_scale, out.device)
+    if divisor is not None:
+        check_tensor(fn, "divisor", divisor, FLOAT_DTYPES)
+        if divisor.numel() != 1 or divisor.device != out.device:
+            raise KernelArgumentError(f"{fn}: divisor must be one element on {out.device}, got shape "
+                                      f"{tuple(divisor.shape)} on {divisor.device}")
     return elementwise_launches(fn, out.shape, dict(out=out), lambda t, args, flat, grid: Launch(
-        _fill_kernel, grid, [t["out"], t["out"] if loss_scale is None else loss_scale, float(value), *args],
-        dict(HAS_SCALE=loss_scale is not None, ACCUMULATE=accumulate, FLAT=flat, BLOCK=ELEMENTWISE_BLOCK)))
+        _fill_kernel, grid, [t["out"], t["out"] if loss_scale is None else loss_scale,
+                             t["out"] if divisor is None else divisor, float(value), *args],
+        dict(HAS_SCALE=loss_scale is not None, HAS_DIVISOR=divisor is not None, ACCUMULATE=accumulate, FLAT=flat,
+             BLOCK=ELEMENTWISE_BLOCK)))
 
 
 def fill(out: torch.Tensor, value: float, accumulate: bool = False,
-         loss_scale: torch.Tensor | None = None) -> torch.Tensor:
-    """``out[...] = value`` (or ``+= value``), times the one-element ``loss_scale`` when
-    given; any strides, float dtypes."""
-    run(plan_fill(out, value, accumulate, loss_scale))
+         loss_scale: torch.Tensor | None = None, divisor: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[...] = value`` (or ``+= value``), times the one-element ``loss_scale`` and
+    divided by the one-element ``divisor`` (1 where below 1) when given; any strides, float
+    dtypes."""
+    run(plan_fill(out, value, accumulate, loss_scale, divisor))
     return out
 
 
@@ -138,8 +150,8 @@ TESTS = ("tests/test_kernels_memory.py",)  # what exercises these kernels (the m
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
-    """One launch of each kernel and variant in ``dtype`` (fill, loss-scaled fill,
-    accumulating copy from a transposed view, a transformer's split heads, the NaN/inf
+    """One launch of each kernel and variant in ``dtype`` (fill, loss-scaled fill, fill
+    divided by a device count, accumulating copy from a transposed view, a transformer's split heads, the NaN/inf
     count), on irregular shapes or (``large``) 2**24 elements: what ``ops.catalog``
     compiles, reports on and checks."""
     rows, cols = (1 << 12, 1 << 12) if large else (33, 17)
@@ -147,6 +159,7 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
     heads = torch.empty((8, 1024, 8, 64) if large else (2, 5, 3, 4), dtype=dtype)
     return [*(("fill", launch) for launch in plan_fill(v, 0.0)),
             *(("fill loss-scaled", launch) for launch in plan_fill(v, 0.5, loss_scale=torch.empty(1))),
+            *(("fill divided", launch) for launch in plan_fill(v, 0.5, divisor=torch.empty(1, dtype=torch.float64))),
             *(("copy accumulating", launch) for launch in plan_copy(v.T, torch.empty(cols, rows, dtype=dtype),
                                                                     accumulate=True)),
             # A transformer's heads: (batch, positions, heads, features) -> (batch, heads, positions, features).

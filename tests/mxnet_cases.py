@@ -99,6 +99,8 @@ DECISIONS: dict[str, str] = {
                                                     "refuses such a threshold",
     "contrib.MultiBoxDetection/background-id-other": "MXNet 1.9.1 reads background_id and ignores it (class 0 is "
                                                      "always the background); tritonsym refuses any other value",
+    "MakeLoss/valid-nan": "MXNet 1.9.1 counts the elements above valid_thresh skipping a NaN one, a finite "
+                          "gradient; tritonsym's count and gradient are NaN (which elements are valid is unknown)",
     "contrib.MultiBoxTarget/fewer-candidates": "MXNet 1.9.1 fails its check when fewer anchors below "
                                                "negative_mining_thresh remain than the negatives it wants; "
                                                "tritonsym makes every one of them a negative",
@@ -449,6 +451,22 @@ for _scale, _norm in itertools.product((1.0, 0.3), ("null", "batch")):
             outs, grads = api.run(net, {"data": data.normal("data", (4, 3))})
             return {"out0": outs[0], "grad_data": grads["data"]}
     _make_loss_case()
+
+
+for _name, _params, _nan in (("valid", dict(normalization="valid", valid_thresh=0.2, grad_scale=0.7), False),
+                             ("valid-none-above", dict(normalization="valid", valid_thresh=100.0), False),
+                             ("valid-nan", dict(normalization="valid"), True)):
+    def _make_loss_valid_case(name=_name, params=_params, nan=_nan):
+        @case("MakeLoss", name)
+        def run(api, data):
+            x = api.sym.Variable("data")
+            net = api.sym.MakeLoss(x, name="loss", **params)
+            values = data.normal("data", (4, 5))
+            if nan:
+                values = data.given("data_nan", np.where(np.arange(20).reshape(4, 5) == 7, np.nan, values))
+            outs, grads = api.run(net, {"data": values.astype(np.float32)})
+            return {"out0": outs[0], "grad_data": grads["data"]}
+    _make_loss_valid_case()
 
 
 @case("Flatten", "3d")

@@ -1623,6 +1623,12 @@ case(id="make_loss", op="MakeLoss",
      forward=lambda v: v["data"], backward=lambda v, h: {"data": np.full((4, 3), 0.5 / 4)},
      loss=lambda v, out: out.sum() * 0.5 / 4)
 
+case(id="make_loss_valid", op="MakeLoss",
+     build=lambda: S.MakeLoss(_data(), grad_scale=0.5, normalization="valid", valid_thresh=0.25),
+     shapes={"data": (5, 7)},
+     forward=lambda v: v["data"], backward=lambda v, h: {"data": o.make_loss_valid_gradient(v["data"], 0.5, 0.25)},
+     loss=lambda v, out: out.sum() * o.make_loss_valid_gradient(v["data"], 0.5, 0.25).flat[0])
+
 case(id="make_loss_lowercase", op="make_loss",
      build=lambda: S.make_loss(_data()), shapes={"data": (4, 3)},
      forward=lambda v: v["data"], backward=lambda v, h: {"data": np.ones((4, 3))},

@@ -2082,6 +2082,14 @@ def multibox_detection(cls_prob, loc_pred, anchor, clip=True, threshold=0.01, nm
     return out
 
 
+def make_loss_valid_gradient(data, grad_scale=1.0, valid_thresh=0.0):
+    """MakeLoss's gradient with normalization='valid': grad_scale / max(1, the elements of
+    data above valid_thresh, a float32 value), everywhere; NaN everywhere if one is NaN."""
+    data = np.asarray(data, np.float64)
+    count = np.nan if np.isnan(data).any() else max(1, int((data > float(np.float32(valid_thresh))).sum()))
+    return np.full(data.shape, grad_scale / count)
+
+
 def multibox_target(anchor, label, cls_pred, overlap_threshold=0.5, ignore_label=-1.0, negative_mining_ratio=-1.0,
                     negative_mining_thresh=0.5, minimum_negative_samples=0, variances=(0.1, 0.1, 0.2, 0.2)):
     """SSD's training targets (loc_target (B, 4 N), loc_mask (B, 4 N), cls_target (B, N)).
