@@ -222,7 +222,7 @@ def _mine_negatives(CLS_PRED, STATE, OVERLAP, SCORE, N, C, ratio, mining_thresho
         # the background's softmax probability, MXNet's order: the max from class 0 on, then the sum
         first = load_wide(CLS_PRED, j, candidate, 0.0)
         top = first
-        for c in range(1, C):
+        for c in range(1, C):  # a NaN is skipped here, as MXNet's max, but reaches the sum below
             p = load_wide(CLS_PRED, c * N + j, candidate, 0.0)
             top = tl.where(p > top, p, top)
         total = tl.zeros_like(top)
@@ -232,9 +232,10 @@ def _mine_negatives(CLS_PRED, STATE, OVERLAP, SCORE, N, C, ratio, mining_thresho
         unknown += (candidate & (prob != prob)).to(tl.int32)
         candidates += candidate.to(tl.int32)
         tl.store(SCORE + j, tl.where(candidate, prob, float("inf")), mask=j < N)
-    positives_ = tl.sum(positives, axis=0)
-    wanted = tl.minimum(positives_.to(tl.float32) * ratio, N + 0.0).to(tl.int32)  # MXNet's int(float), kept in range
-    wanted = tl.minimum(tl.minimum(tl.maximum(wanted, minimum), N - positives_), tl.sum(candidates, axis=0))
+    positive_count = tl.sum(positives, axis=0)
+    # MXNet's int(positives * ratio) (kept in range), at least the minimum, at most the anchors left and the candidates
+    wanted = tl.minimum(positive_count.to(tl.float32) * ratio, N + 0.0).to(tl.int32)
+    wanted = tl.minimum(tl.minimum(tl.maximum(wanted, minimum), N - positive_count), tl.sum(candidates, axis=0))
     nan_scores = tl.sum(unknown, axis=0) > 0
     if (wanted > 0) & (nan_scores == 0):
         tl.debug_barrier()  # SCORE was written by other lanes
