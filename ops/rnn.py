@@ -25,6 +25,8 @@ import triton.language as tl
 
 from ._common import (
     ELEMENTWISE_BLOCK,
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
     KernelArgumentError,
     Launch,
     check_same,
@@ -46,20 +48,36 @@ GRADIENT_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 4}
 
 
 @triton.jit
-def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, rows, H,
+def _live(LENGTH, row, step, steps, mask):
+    """(does the row's sequence reach ``step``, is its length a whole number in [0, steps])."""
+    length = tl.load(LENGTH + row, mask=mask, other=0).to(tl.float64)
+    whole = (length >= 0) & (length <= steps) & (length == tl.floor(length))
+    return whole & (step < length), whole
+
+
+@triton.jit
+def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, LENGTH, rows, H,
                          gx_stride, gh_stride, hprev_stride, cprev_stride, hout_stride, cout_stride, keep_stride,
-                         MODE: tl.constexpr, KEEP_GATES: tl.constexpr, BLOCK: tl.constexpr):
-    """h' (and lstm's c') of BLOCK (row, unit) pairs from the projections GX and GH."""
+                         step, steps, MODE: tl.constexpr, KEEP_GATES: tl.constexpr, USE_LENGTH: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    """h' (and lstm's c') of BLOCK (row, unit) pairs from the projections GX and GH; with
+    USE_LENGTH, a row whose sequence has ended (LENGTH <= step) carries its states through."""
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
     gx, gh = row * gx_stride + unit, row * gh_stride + unit
+    live, whole = mask, mask  # read only with USE_LENGTH
+    if USE_LENGTH:
+        live, whole = _live(LENGTH, row, step, steps, mask)
     if MODE == "lstm":
         i = sigmoid(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0))
         f = sigmoid(load_wide(GX, gx + H, mask, 0.0) + load_wide(GH, gh + H, mask, 0.0))
         g = tanh(load_wide(GX, gx + 2 * H, mask, 0.0) + load_wide(GH, gh + 2 * H, mask, 0.0))
         o = sigmoid(load_wide(GX, gx + 3 * H, mask, 0.0) + load_wide(GH, gh + 3 * H, mask, 0.0))
-        c = f * load_wide(CPREV, row * cprev_stride + unit, mask, 0.0) + i * g
+        c_prev = load_wide(CPREV, row * cprev_stride + unit, mask, 0.0)
+        c = f * c_prev + i * g
         h = o * tanh(c)
+        if USE_LENGTH:
+            c = tl.where(whole, tl.where(live, c, c_prev), float("nan"))
         store(COUT, row * cout_stride + unit, c, mask)
         if KEEP_GATES:
             keep = row * keep_stride + unit
@@ -83,21 +101,31 @@ def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, rows, H,
         h = act_forward(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0), "relu", 0.0)
     else:
         h = act_forward(load_wide(GX, gx, mask, 0.0) + load_wide(GH, gh, mask, 0.0), "tanh", 0.0)
+    if USE_LENGTH:
+        h = tl.where(whole, tl.where(live, h, load_wide(HPREV, row * hprev_stride + unit, mask, 0.0)), float("nan"))
     store(HOUT, row * hout_stride + unit, h, mask)
 
 
 @triton.jit
-def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, rows, H,
+def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH, rows, H,
                           dout_stride, dh_stride, dc_stride, keep_stride, c_stride, cprev_stride, hout_stride,
-                          hprev_stride, dg_stride, MODE: tl.constexpr, BLOCK: tl.constexpr):
+                          hprev_stride, dg_stride, step, steps, MODE: tl.constexpr, USE_LENGTH: tl.constexpr,
+                          BLOCK: tl.constexpr):
     """The projections' gradients DG of BLOCK (row, unit) pairs from h's gradient, the
     output's (DOUT) plus the recurrence's (DH); lstm updates c's gradient DC in place to
     c's before the step, gru writes the part of h's that skips the projection (z dh') into
-    DH, which the recurrent product then adds to."""
+    DH, which the recurrent product then adds to. With USE_LENGTH every mode writes DH (0
+    but gru's part), the product adding to it: a row whose sequence has ended carried its
+    states through the step, so its DG is 0 and DH and DC pass on as they came (the
+    output's gradient there is of a masked zero); a row of a wrong length gets NaN."""
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
-    dh = load_wide(DOUT, row * dout_stride + unit, mask, 0.0) + load_wide(DH, row * dh_stride + unit, mask, 0.0)
+    dh_after = load_wide(DH, row * dh_stride + unit, mask, 0.0)
+    dh = load_wide(DOUT, row * dout_stride + unit, mask, 0.0) + dh_after
     dg = row * dg_stride + unit
+    live, whole = mask, mask  # read only with USE_LENGTH
+    if USE_LENGTH:
+        live, whole = _live(LENGTH, row, step, steps, mask)
     if MODE == "lstm":
         keep = row * keep_stride + unit
         i = load_wide(KEEP, keep, mask, 0.0)
@@ -105,12 +133,16 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, rows, H
         g = load_wide(KEEP, keep + 2 * H, mask, 0.0)
         o = load_wide(KEEP, keep + 3 * H, mask, 0.0)
         t = tanh(load_wide(C, row * c_stride + unit, mask, 0.0))
-        dc = load_wide(DC, row * dc_stride + unit, mask, 0.0) + dh * o * (1.0 - t * t)
-        store(DG, dg, dc * g * i * (1.0 - i), mask)
-        store(DG, dg + H, dc * load_wide(CPREV, row * cprev_stride + unit, mask, 0.0) * f * (1.0 - f), mask)
-        store(DG, dg + 2 * H, dc * i * (1.0 - g * g), mask)
-        store(DG, dg + 3 * H, dh * t * o * (1.0 - o), mask)
-        store(DC, row * dc_stride + unit, dc * f, mask)
+        dc_after = load_wide(DC, row * dc_stride + unit, mask, 0.0)
+        dc = dc_after + dh * o * (1.0 - t * t)
+        cprev = load_wide(CPREV, row * cprev_stride + unit, mask, 0.0)
+        _store_gate(DG, dg, dc * g * i * (1.0 - i), live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + H, dc * cprev * f * (1.0 - f), live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + 2 * H, dc * i * (1.0 - g * g), live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + 3 * H, dh * t * o * (1.0 - o), live, whole, mask, USE_LENGTH)
+        _store_carried(DC, row * dc_stride + unit, dc * f, dc_after, live, whole, mask, USE_LENGTH)
+        if USE_LENGTH:
+            _store_carried(DH, row * dh_stride + unit, 0.0, dh_after, live, whole, mask, USE_LENGTH)
     elif MODE == "gru":
         keep = row * keep_stride + unit
         r = load_wide(KEEP, keep, mask, 0.0)
@@ -118,17 +150,37 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, rows, H
         n = load_wide(KEEP, keep + 2 * H, mask, 0.0)
         hn = load_wide(KEEP, keep + 3 * H, mask, 0.0)
         dn = dh * (1.0 - z) * (1.0 - n * n)
-        store(DG, dg, dn * hn * r * (1.0 - r), mask)
-        store(DG, dg + H, dh * (load_wide(HPREV, row * hprev_stride + unit, mask, 0.0) - n) * z * (1.0 - z), mask)
-        store(DG, dg + 2 * H, dn, mask)
-        store(DG, dg + 3 * H, dn * r, mask)
-        store(DH, row * dh_stride + unit, dh * z, mask)
-    elif MODE == "rnn_relu":
-        h = load_wide(HOUT, row * hout_stride + unit, mask, 0.0)
-        store(DG, dg, dh * act_grad_from_output(h, "relu", 0.0), mask)
+        _store_gate(DG, dg, dn * hn * r * (1.0 - r), live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + H, dh * (load_wide(HPREV, row * hprev_stride + unit, mask, 0.0) - n) * z * (1.0 - z),
+                    live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + 2 * H, dn, live, whole, mask, USE_LENGTH)
+        _store_gate(DG, dg + 3 * H, dn * r, live, whole, mask, USE_LENGTH)
+        _store_carried(DH, row * dh_stride + unit, dh * z, dh_after, live, whole, mask, USE_LENGTH)
     else:
         h = load_wide(HOUT, row * hout_stride + unit, mask, 0.0)
-        store(DG, dg, dh * act_grad_from_output(h, "tanh", 0.0), mask)
+        if MODE == "rnn_relu":
+            _store_gate(DG, dg, dh * act_grad_from_output(h, "relu", 0.0), live, whole, mask, USE_LENGTH)
+        else:
+            _store_gate(DG, dg, dh * act_grad_from_output(h, "tanh", 0.0), live, whole, mask, USE_LENGTH)
+        if USE_LENGTH:
+            _store_carried(DH, row * dh_stride + unit, 0.0, dh_after, live, whole, mask, USE_LENGTH)
+
+
+@triton.jit
+def _store_gate(DG, offset, value, live, whole, mask, USE_LENGTH: tl.constexpr):
+    """A projection's gradient: the step's where the row's sequence reaches it, else 0."""
+    if USE_LENGTH:
+        value = tl.where(whole, tl.where(live, value, 0.0), float("nan"))
+    store(DG, offset, value, mask)
+
+
+@triton.jit
+def _store_carried(D, offset, value, carried, live, whole, mask, USE_LENGTH: tl.constexpr):
+    """A state's gradient before the step: the step's where the row's sequence reaches it,
+    else the one after it, passed through."""
+    if USE_LENGTH:
+        value = tl.where(whole, tl.where(live, value, carried), float("nan"))
+    store(D, offset, value, mask)
 
 
 # ------------------------------------------------------------------------- planning
@@ -151,13 +203,18 @@ def _mode(fn: str, mode: str) -> None:
 
 def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor, h_out: torch.Tensor,
                       c_prev: torch.Tensor | None = None, c_out: torch.Tensor | None = None,
-                      keep: torch.Tensor | None = None) -> list[Launch]:
+                      keep: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                      step: int = 0, steps: int = 0) -> list[Launch]:
     """One step: ``h_out`` (rows, H) from the projections ``gx`` and ``gh`` (rows, gates H),
     the state before (``h_prev``; lstm's ``c_prev``, and its new ``c_out``), and, where
-    ``keep`` (rows, KEPT[mode] H) is given, what the step's gradient reads."""
+    ``keep`` (rows, KEPT[mode] H) is given, what the step's gradient reads. With
+    ``lengths`` (rows,), this is time ``step`` of ``steps``: a row whose length is not
+    above ``step`` copies its states through, one whose length is not a whole number in
+    [0, steps] gets NaN."""
     fn = "rnn_cell_forward"
     _mode(fn, mode)
     rows, hidden = h_out.shape
+    _check_lengths(fn, lengths, rows, step, steps, h_out)
     width = GATES[mode] * hidden
     tensors = dict(gx=gx, gh=gh, h_prev=h_prev, h_out=h_out, c_prev=c_prev, c_out=c_out, keep=keep)
     check_same(fn, "dtype", **tensors)
@@ -182,22 +239,28 @@ def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: tor
         strides.append(0)
     grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
     return [Launch(_cell_forward_kernel, grid,
-                   [gx, gh, h_prev, c_prev, h_out, c_out, keep if keep is not None else h_out, rows, hidden, *strides],
-                   dict(MODE=mode, KEEP_GATES=keep is not None, BLOCK=ELEMENTWISE_BLOCK))]
+                   [gx, gh, h_prev, c_prev, h_out, c_out, keep if keep is not None else h_out,
+                    lengths if lengths is not None else h_out, rows, hidden, *strides, step, steps],
+                   dict(MODE=mode, KEEP_GATES=keep is not None, USE_LENGTH=lengths is not None,
+                        BLOCK=ELEMENTWISE_BLOCK))]
 
 
 def plan_cell_backward(mode: str, grad_out: torch.Tensor, grad_h: torch.Tensor, grad_gates: torch.Tensor, *,
                        keep: torch.Tensor | None = None, grad_c: torch.Tensor | None = None,
                        c_out: torch.Tensor | None = None, c_prev: torch.Tensor | None = None,
-                       h_out: torch.Tensor | None = None, h_prev: torch.Tensor | None = None) -> list[Launch]:
+                       h_out: torch.Tensor | None = None, h_prev: torch.Tensor | None = None,
+                       lengths: torch.Tensor | None = None, step: int = 0, steps: int = 0) -> list[Launch]:
     """One step's gradient: ``grad_gates`` (rows, GRADIENT_GATES[mode] H), the gradients of
     the projections' pre-activations, from h's gradient ``grad_out + grad_h`` (rows, H).
     lstm reads ``keep``, ``c_out``, ``c_prev`` and turns ``grad_c`` (c's gradient after the
     step) into c's before it; gru reads ``keep`` and ``h_prev`` and writes ``z dh`` into
-    ``grad_h``; the vanilla modes read ``h_out``."""
+    ``grad_h``; the vanilla modes read ``h_out``. With ``lengths`` (as the forward's),
+    every mode writes ``grad_h`` (0 but gru's part: the hidden product must add to it),
+    and a row whose sequence ended before ``step`` passes ``grad_h`` and ``grad_c`` on."""
     fn = "rnn_cell_backward"
     _mode(fn, mode)
     rows, hidden = grad_h.shape
+    _check_lengths(fn, lengths, rows, step, steps, grad_h)
     needs = {"lstm": dict(keep=keep, grad_c=grad_c, c_out=c_out, c_prev=c_prev), "gru": dict(keep=keep, h_prev=h_prev)
              }.get(mode, dict(h_out=h_out))
     missing = [name for name, t in needs.items() if t is None]
@@ -217,8 +280,22 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor, grad_h: torch.Tensor, 
     pointers = [tensors.get(name, grad_h) for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev",
                                                          "h_out", "h_prev")]
     grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
-    return [Launch(_cell_backward_kernel, grid, [*pointers, grad_gates, rows, hidden, *strides],
-                   dict(MODE=mode, BLOCK=ELEMENTWISE_BLOCK))]
+    return [Launch(_cell_backward_kernel, grid,
+                   [*pointers, grad_gates, lengths if lengths is not None else grad_h, rows, hidden, *strides, step,
+                    steps], dict(MODE=mode, USE_LENGTH=lengths is not None, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def _check_lengths(fn: str, lengths: torch.Tensor | None, rows: int, step: int, steps: int,
+                   like: torch.Tensor) -> None:
+    if lengths is None:
+        return
+    check_tensor(fn, "lengths", lengths, FLOAT_DTYPES + INDEX_DTYPES)
+    check_same(fn, "device", lengths=lengths, states=like)
+    if tuple(lengths.shape) != (rows,) or (rows > 1 and lengths.stride(0) != 1):
+        raise KernelArgumentError(f"{fn}: lengths must be contiguous of shape ({rows},), got shape "
+                                  f"{tuple(lengths.shape)} and strides {lengths.stride()}")
+    if not 0 <= step < steps:
+        raise KernelArgumentError(f"{fn}: step={step} is not a step of steps={steps}")
 
 
 # ------------------------------------------------------------------- catalogue
@@ -231,8 +308,11 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
         g = torch.empty((rows, GATES[mode] * hidden), dtype=dtype)
         h = torch.empty((rows, hidden), dtype=dtype)
         keep = torch.empty((rows, KEPT[mode] * hidden), dtype=dtype) if KEPT[mode] else None
-        launches.append((f"{mode} cell", plan_cell_forward(mode, g, g, h, h, h, h, keep)[0]))
         grads = torch.empty((rows, GRADIENT_GATES[mode] * hidden), dtype=dtype)
-        launches.append((f"{mode} cell backward", plan_cell_backward(
-            mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, h_out=h, h_prev=h)[0]))
+        for lengths in (None, torch.empty(rows, dtype=torch.int32)):
+            named = " lengths" if lengths is not None else ""
+            launches.append((f"{mode} cell{named}", plan_cell_forward(mode, g, g, h, h, h, h, keep, lengths, 1, 4)[0]))
+            launches.append((f"{mode} cell backward{named}", plan_cell_backward(
+                mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, h_out=h, h_prev=h, lengths=lengths,
+                step=1, steps=4)[0]))
     return launches

@@ -268,6 +268,10 @@ DECISIONS: dict[str, str] = {
                              "the other elements there",
     "Pooling/window-of-padding-only": "MXNet 1.9.1 answers a window holding only padding with -DBL_MAX (max) or 0 "
                                       "(the others); tritonsym refuses such a geometry at bind, naming it",
+    "RNN/sequence-length-cpu-*": "MXNet 1.9.1 computes RNN's use_sequence_length on cuDNN only: its CPU forward "
+                                 "refuses it in float64 and in float32 ignores the lengths (every sequence runs "
+                                 "all the steps, nothing is zeroed); tritonsym computes it as cuDNN and torch's "
+                                 "packed sequences do",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -3752,6 +3756,33 @@ for _mode, _layers, _bidirectional in (("lstm", 1, False), ("lstm", 2, True), ("
                     "shapes": [list(s) for s in arg_shapes.values()],
                     "file_op": json.loads(net.tojson())["nodes"][-1]["op"]}
     _fused_rnn_case()
+
+
+# RNN's use_sequence_length: MXNet 1.9.1 lists and infers its input on any context and
+# computes it on cuDNN only (its CPU forward refuses it in float64 and ignores the lengths
+# in float32; the values are checked against torch's packed sequences in
+# tests/test_rnn_lengths.py).
+for _mode in ("lstm", "gru"):
+    _infer_more(f"rnn-{_mode}-sequence-length",
+                lambda api, mode=_mode: api.sym.RNN(api.sym.Variable("data"), state_size=3, num_layers=2, mode=mode,
+                                                    bidirectional=True, state_outputs=True, use_sequence_length=True,
+                                                    name="rnn"), data=(5, 4, 2))
+
+
+for _dtype in (np.float64, np.float32):
+    def _rnn_sequence_length_case(dtype=_dtype):
+        @case("RNN", f"sequence-length-cpu-{np.dtype(dtype).name}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.RNN(api.sym.Variable("data"), state_size=3, num_layers=1, mode="gru",
+                                  state_outputs=True, use_sequence_length=True, name="rnn")
+            arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(4, 3, 2))[0]))
+            arrays = {name: data.normal(name, shape, dtype) for name, shape in arg_shapes.items()
+                      if name != "rnn_sequence_length"}
+            arrays["rnn_sequence_length"] = np.array([4.0, 2.0, 1.0], dtype)
+            outs, _ = api.run(net, arrays, grad_req="null")
+            return {**{f"out{i}": o for i, o in enumerate(outs)}, "arguments": net.list_arguments()}
+    _rnn_sequence_length_case()
 
 
 # CTCLoss (MXNet's ctc_loss; float32 only there): both blank conventions, lengths, a head

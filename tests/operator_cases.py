@@ -731,32 +731,42 @@ _ctc_case(False, True)
 _RNN_SHAPE = dict(steps=3, batch=2, features=3, hidden=4)
 
 
-def _rnn_case(mode, layers=1, bidirectional=False, output=0):
+def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None):
     """RNN over data (3, 2, 3), 4 hidden units; the case's symbol is output ``output``
-    (1: the last hidden states, 2: lstm's last cells), whose head the oracle gives it."""
+    (1: the last hidden states, 2: lstm's last cells), whose head the oracle gives it;
+    ``lengths``: the sequences' lengths (use_sequence_length)."""
     steps, batch, features, hidden = _RNN_SHAPE.values()
     directions = 1 + bidirectional
     states = (layers * directions, batch, hidden)
     shapes = {"data": (steps, batch, features),
               "rnn_parameters": (o.rnn_parameter_count(mode, layers, directions, features, hidden),),
               "rnn_state": states, **({"rnn_state_cell": states} if mode == "lstm" else {})}
+    values = {"rnn_parameters": normal(0.4)}
+    if lengths is not None:
+        shapes["lengths"] = (batch,)
+        values["lengths"] = lambda rng, shape: np.array(lengths, np.float64)
 
     def run(v):
         return o.rnn(v["data"], v["rnn_parameters"], v["rnn_state"], v.get("rnn_state_cell"), mode, layers,
-                     bidirectional)
+                     bidirectional, lengths=v.get("lengths"))
 
     def backward(v, h):
         heads = [np.zeros_like(x) for x in run(v)[:3] if x is not None]
         heads[output] = h
         grads = o.rnn_grads(*heads, *([None] if mode != "lstm" else []), v["data"], v["rnn_parameters"],
-                            v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional)
+                            v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional,
+                            lengths=v.get("lengths"))
         return dict(zip(shapes, grads))
 
-    case(id=f"RNN_{mode}_layers{layers}{'_bidirectional' if bidirectional else ''}_output{output}", op="RNN",
-         build=lambda: S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode=mode,
-                             bidirectional=bidirectional, state_outputs=output > 0, name="rnn")[output],
-         shapes=shapes, values={"rnn_parameters": normal(0.4)},
-         forward=lambda v: run(v)[output], backward=backward)
+    def build():
+        extra = {} if lengths is None else dict(sequence_length=S.Variable("lengths"), use_sequence_length=True)
+        return S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode=mode, bidirectional=bidirectional,
+                     state_outputs=output > 0, name="rnn", **extra)[output]
+
+    named = "" if lengths is None else "_lengths" + "-".join(map(str, lengths))
+    case(id=f"RNN_{mode}_layers{layers}{'_bidirectional' if bidirectional else ''}_output{output}{named}", op="RNN",
+         build=build, shapes=shapes, values=values, forward=lambda v: run(v)[output], backward=backward,
+         no_grad=() if lengths is None else ("lengths",))
 
 
 _rnn_case("lstm")
@@ -767,6 +777,10 @@ _rnn_case("lstm", layers=2, bidirectional=True)
 _rnn_case("lstm", layers=2, output=1)
 _rnn_case("lstm", output=2)
 _rnn_case("gru", layers=2, bidirectional=True, output=1)
+_rnn_case("lstm", layers=2, bidirectional=True, lengths=(2, 0))  # the second sequence: the initial states
+_rnn_case("gru", bidirectional=True, output=1, lengths=(1, 3))
+_rnn_case("rnn_relu", layers=2, lengths=(3, 2))
+_rnn_case("lstm", output=2, lengths=(2, 1))
 
 # ------------------------------------------------------------------ reductions
 

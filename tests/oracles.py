@@ -1722,13 +1722,23 @@ def _rnn_step_grad(mode, dh, dc, kept):
     return pre, pre, 0.0, None
 
 
-def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
+def _rnn_live(lengths, steps, batch):
+    """(T, N, 1) booleans: does each sequence reach each step (every one without lengths)."""
+    if lengths is None:
+        return np.ones((steps, batch, 1), bool)
+    return (np.arange(steps)[:, None] < np.asarray(lengths)[None, :])[..., None]
+
+
+def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, lengths=None):
     """MXNet's RNN operator: (out, final hidden states, final cell states or None, and what
     the gradient needs), data (T, N, I), states (L D, N, H); ``drops[l]``: the factor (a
-    dropout mask over 1 - p) on layer l's output as the layer above reads it."""
+    dropout mask over 1 - p) on layer l's output as the layer above reads it; ``lengths``
+    (N,) whole numbers in [0, T]: sequence n is its first lengths[n] steps (the reverse
+    direction starts at its last), its output 0 past them (cuDNN's padded sequences)."""
     directions, hidden = 1 + bidirectional, state.shape[-1]
     params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden)
     x, h_last, c_last, tape = data, np.empty_like(state), None if state_cell is None else np.empty_like(state), []
+    live = _rnn_live(lengths, *data.shape[:2])
     for layer in range(layers):
         outs = []
         for direction in range(directions):
@@ -1738,9 +1748,11 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
             steps = range(len(x))[::-1] if direction else range(len(x))
             out, kept = np.empty((len(x), *h.shape)), {}
             for t in steps:
-                h_before = h
+                h_before, c_before = h, c
                 h, c, kept[t] = _rnn_step(mode, x[t], h, c, p)
-                out[t] = h
+                h = np.where(live[t], h, h_before)  # a sequence that has ended (or not begun) keeps its state
+                c = None if c is None else np.where(live[t], c, c_before)
+                out[t] = np.where(live[t], h, 0.0)
                 kept[t] = (kept[t], h_before)
             h_last[k] = h
             if c_last is not None:
@@ -1753,11 +1765,13 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
     return x, h_last, c_last, tape
 
 
-def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional, drops=None):
+def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional, drops=None,
+              lengths=None):
     """Gradients (data, flat parameters, state, state_cell or None) of sum(head * output)
     over the RNN's outputs: backpropagation through time, layer by layer from the top."""
     directions, hidden = 1 + bidirectional, state.shape[-1]
-    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops)
+    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops, lengths)
+    live = _rnn_live(lengths, *data.shape[:2])
     flat_grad = np.zeros_like(flat)
     grads = rnn_parameters(flat_grad, mode, layers, directions, data.shape[-1], hidden)  # views into flat_grad
     d_state = np.zeros_like(state)
@@ -1772,14 +1786,19 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
             dx = np.zeros_like(x)
             for t in reversed(steps):
                 (step_kept, h_before) = kept[t]
+                dh_after, dc_after = dh, dc
                 dh = dh + d_out[t][..., direction * hidden:(direction + 1) * hidden]
                 dgx, dgh, dh_direct, dc = _rnn_step_grad(mode, dh, dc, step_kept)
+                # where the sequence does not reach t the step carried the states: its
+                # projections take nothing and the states' gradients pass through
+                dgx, dgh = np.where(live[t], dgx, 0.0), np.where(live[t], dgh, 0.0)
+                dc = None if dc is None else np.where(live[t], dc, dc_after)
                 dx[t] = dgx @ p["wx"]
                 grads[layer, direction, "wx"] += dgx.T @ x[t]
                 grads[layer, direction, "bx"] += dgx.sum(0)
                 grads[layer, direction, "wh"] += dgh.T @ h_before
                 grads[layer, direction, "bh"] += dgh.sum(0)
-                dh = dh_direct + dgh @ p["wh"]
+                dh = np.where(live[t], dh_direct + dgh @ p["wh"], dh_after)
             d_state[k] = dh
             if d_cell is not None:
                 d_cell[k] = dc

@@ -24,8 +24,24 @@ while the recurrence, the kept ``hidden`` and the last states keep the undropped
 backward draws the same masks again (the dropped input for the weight gradient, and the
 mask on the gradient that goes down), so dropout keeps nothing more for backward.
 
-Not here (refused by name): LSTM projections (``projection_size``), cell clipping
-(``lstm_state_clip_*``) and per-sequence lengths (``use_sequence_length``).
+``use_sequence_length`` adds an input ``sequence_length`` (batch,): each sequence runs
+only over its first ``length`` steps, as cuDNN's padded sequences (MXNet's GPU RNN) and
+torch's packed ones run: the forward direction over steps 0 .. length - 1, the reverse one
+from step length - 1 down; the output past a length is 0 and the last states are those of
+the sequence's last step (the initial states for a length of 0). The cell kernel carries a
+finished row's states through the later steps (the reverse direction's through the
+earlier ones, until its sequence starts), so every layer's output holds, past a length,
+the state the recurrence goes on from, and the top layer's is masked into ``output`` by
+SequenceMask's kernel; a training bind keeps the top's unmasked output too (one more
+(seq, batch, directions x state_size) array), which backward reads as the lower layers'.
+Backward passes the states' gradients through the carried steps, where the projections'
+gradients are 0. A length that is not a whole number in [0, seq] makes its sequence's
+output, last states and gradients NaN (and so the parameters' gradient); the padding past
+a length is never read in forward, but the weights' gradient multiplies it by 0, so NaN
+padding makes it NaN.
+
+Not here (refused by name): LSTM projections (``projection_size``) and cell clipping
+(``lstm_state_clip_*``).
 """
 
 from __future__ import annotations
@@ -37,9 +53,20 @@ from .. import random
 from ..initializer import FusedRNN
 from ..ops import dropout as dropout_kernels
 from ..ops import fully_connected as products
-from ..ops import memory
+from ..ops import memory, sequence_mask
 from ..ops import rnn as kernels
-from .registry import BackwardArgs, ForwardArgs, OpDef, Param, ShapeMismatch, positive, register, unify
+from .registry import (
+    BackwardArgs,
+    ForwardArgs,
+    OpDef,
+    Param,
+    ShapeMismatch,
+    index_dtype,
+    positive,
+    register,
+    same_dtype_everywhere,
+    unify,
+)
 
 
 def _unsupported(what: str):
@@ -64,13 +91,29 @@ def _cut(p, flat: torch.Tensor, inputs: int) -> dict:
     return views
 
 
+def _state_count(p) -> int:
+    return 2 if p["mode"] == "lstm" else 1
+
+
+def _lengths_input(p) -> int | None:
+    """The index of ``sequence_length`` among the inputs, or None."""
+    return 2 + _state_count(p) if p["use_sequence_length"] else None
+
+
 def _infer_shape(p, in_shapes, out_shapes):
     data = unify("data", in_shapes[0], None)
     hidden, directions, layers = p["state_size"], _directions(p), p["num_layers"]
     if data is not None and len(data) != 3:
         raise ShapeMismatch(f"data {tuple(data)} must be (sequence length, batch, features)")
     states = (layers * directions, data[1] if data is not None else 0, hidden)
-    for k in range(2, len(in_shapes)):
+    lengths = None
+    if p["use_sequence_length"]:
+        lengths = unify("sequence_length", in_shapes[-1], None if data is None else (data[1],))
+        if lengths is not None and len(lengths) != 1:
+            raise ShapeMismatch(f"sequence_length {tuple(lengths)} must be (batch,)")
+        if lengths is not None and not states[1]:
+            states = (states[0], lengths[0], hidden)
+    for k in range(2, 2 + _state_count(p)):
         states = unify("state_cell" if k == 3 else "state", in_shapes[k], states)
     for k in range(1, len(out_shapes)):
         states = unify("the last states", out_shapes[k], states)
@@ -85,7 +128,18 @@ def _infer_shape(p, in_shapes, out_shapes):
     else:
         parameters = in_shapes[1]
         out = out_shapes[0]
-    return [data, parameters, *[states] * (len(in_shapes) - 2)], [out, *[states] * (len(out_shapes) - 1)]
+    if p["use_sequence_length"] and states[1]:
+        lengths = (states[1],)
+    new_in = [data, parameters, *[states] * _state_count(p)] + ([lengths] if p["use_sequence_length"] else [])
+    return new_in, [out, *[states] * (len(out_shapes) - 1)]
+
+
+def _infer_type(p, in_types, out_types):
+    lengths = _lengths_input(p)
+    if lengths is None:
+        return same_dtype_everywhere(p, in_types, out_types)
+    new_in, new_out = same_dtype_everywhere(p, in_types[:lengths], out_types)
+    return [*new_in, index_dtype(in_types[lengths], new_in[0])], new_out
 
 
 def _keeps(p) -> int:
@@ -100,8 +154,9 @@ def _saved(p, shapes, dtypes):
         saved["gates"] = ((layers * directions, steps, batch, _keeps(p) * hidden), dtypes[0])
     if p["mode"] == "lstm":
         saved["cells"] = ((layers * directions, steps, batch, hidden), dtypes[0])
-    if layers > 1:
-        saved["hidden"] = ((layers - 1, steps, batch, directions * hidden), dtypes[0])
+    kept_layers = layers if p["use_sequence_length"] else layers - 1  # the top's unmasked output too
+    if kept_layers:
+        saved["hidden"] = ((kept_layers, steps, batch, directions * hidden), dtypes[0])
     return saved
 
 
@@ -159,6 +214,7 @@ def _forward(a: ForwardArgs):
     mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
     data, flat, state = a.inputs[:3]
     state_cell = a.inputs[3] if mode == "lstm" else None
+    lengths = a.inputs[_lengths_input(p)] if p["use_sequence_length"] else None
     steps = data.shape[0]
     weights = _cut(p, flat, data.shape[2])
     training = bool(a.saved)  # this bind runs backward: keep what it reads
@@ -171,8 +227,8 @@ def _forward(a: ForwardArgs):
             launches += products.plan_fully_connected_forward(x, weights[layer, direction, "wx"],
                                                               weights[layer, direction, "bx"],
                                                               a.temps["projection"][direction])
-        below_top = training and layer < layers - 1
-        out = a.saved["hidden"][layer] if below_top else a.outputs[0]
+        kept = training and (layer < layers - 1 or lengths is not None)
+        out = a.saved["hidden"][layer] if kept else a.outputs[0]
         for direction in range(directions):
             k = layer * directions + direction
             h_out, h = _half(out, direction, hidden), state[k]
@@ -186,13 +242,15 @@ def _forward(a: ForwardArgs):
                     c_out = a.saved["cells"][k, t] if training else a.temps["cell"][number % 2]
                 keep = a.saved["gates"][k, t] if training and _keeps(p) else None
                 launches += kernels.plan_cell_forward(mode, a.temps["projection"][direction, t], a.temps["recurrent"],
-                                                      h, h_out[t], c, c_out, keep)
+                                                      h, h_out[t], c, c_out, keep, lengths, t, steps)
                 h, c = h_out[t], c_out
             if p["state_outputs"]:
                 launches += memory.plan_copy(h, a.outputs[1][k])
                 if mode == "lstm":
                     launches += memory.plan_copy(c, a.outputs[2][k])
         x = out
+    if lengths is not None:  # the steps past each length: 0 (NaN for a wrong length)
+        launches += sequence_mask.plan_length_mask(x, lengths, a.outputs[0], 0, 0.0, batch_axis=1)
     return launches
 
 
@@ -201,6 +259,7 @@ def _backward(a: BackwardArgs):
     mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
     data, flat, state = a.inputs[:3]
     state_cell = a.inputs[3] if mode == "lstm" else None
+    lengths = a.inputs[_lengths_input(p)] if p["use_sequence_length"] else None
     steps, _, features = data.shape
     weights = _cut(p, flat, features)
     grads = _cut(p, a.in_grads[1], features) if a.in_grads[1] is not None else None
@@ -209,7 +268,7 @@ def _backward(a: BackwardArgs):
     launches = []
     for layer in reversed(range(layers)):
         top = layer == layers - 1
-        out = a.outputs[0] if top else a.saved["hidden"][layer]
+        out = a.outputs[0] if top and lengths is None else a.saved["hidden"][layer]
         x = data if layer == 0 else a.saved["hidden"][layer - 1]
         grad_out = a.out_grads[0] if top else a.temps["grad_layer"]
         dropped = layer > 0 and _dropping(p)
@@ -234,11 +293,11 @@ def _backward(a: BackwardArgs):
                     mode, _half(grad_out[t], direction, hidden), grad_h, step_grad,
                     keep=a.saved["gates"][k, t] if _keeps(p) else None, grad_c=grad_c,
                     c_out=a.saved["cells"][k, t] if mode == "lstm" else None, c_prev=c_prev, h_out=h_out[t],
-                    h_prev=h_prev)
+                    h_prev=h_prev, lengths=lengths, step=t, steps=steps)
                 for rows, columns in _hidden_parts(mode, hidden):
                     launches += products.plan_fully_connected_backward(
                         step_grad[:, columns], None, weights[layer, direction, "wh"][rows], grad_x=grad_h,
-                        accumulate_x=gru or rows.start > 0)
+                        accumulate_x=gru or lengths is not None or rows.start > 0)
             launches += _finish(a.in_grads[2], a.accumulate[2], k, grad_h)
             if mode == "lstm":
                 launches += _finish(a.in_grads[3], a.accumulate[3], k, grad_c)
@@ -317,8 +376,6 @@ def _unsupported_options():
               check=lambda v: "is not supported (cell clipping)"),
         Param("lstm_state_clip_nan", bool, False, doc="cell clipping (not supported)",
               check=_unsupported("cell clipping")),
-        Param("use_sequence_length", bool, False, doc="per-sequence lengths (not supported)",
-              check=_unsupported("per-sequence lengths: pad, and mask the loss with SequenceMask")),
     ]
 
 
@@ -340,14 +397,23 @@ register(OpDef(
         Param("state_outputs", bool, False, doc="also output the last hidden (and lstm cell) states"),
         Param("p", float, 0.0, doc="the probability of dropping an element of each layer's output but the top's, "
               "when training", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+        Param("use_sequence_length", bool, False, doc="take an input sequence_length (batch,): each sequence runs "
+              "over its first length steps only, the output past it 0"),
         *_unsupported_options(),
     ],
-    input_names=("data", "parameters", "state", "state_cell"),
-    active_inputs=lambda p: ["data", "parameters", "state", "state_cell"][:4 if p["mode"] == "lstm" else 3],
+    input_names=("data", "parameters", "state", "state_cell", "sequence_length"),
+    active_inputs=lambda p: ["data", "parameters", "state", "state_cell"][:2 + _state_count(p)] + (
+        ["sequence_length"] if p["use_sequence_length"] else []),
     infer_shape=_infer_shape,
+    infer_type=_infer_type,
     forward=_forward,
     backward=_backward,
-    backward_needs=lambda p, epilogue: (tuple(range(4 if p["mode"] == "lstm" else 3)), (0,)),
+    # with lengths backward reads the kept unmasked output, not the output
+    backward_needs=lambda p, epilogue: (tuple(range(2 + _state_count(p) + p["use_sequence_length"])),
+                                        () if p["use_sequence_length"] else (0,)),
+    no_grad_inputs=lambda p: {"sequence_length"},
+    class_inputs=lambda p, shapes: {_lengths_input(p): shapes[0][0] + 1} if p["use_sequence_length"] and shapes[0]
+    else {},
     num_outputs=lambda p: (3 if p["mode"] == "lstm" else 2) if p["state_outputs"] else 1,
     output_names=lambda p: ["output", "state_output", "statecell_output"][
         :(3 if p["mode"] == "lstm" else 2) if p["state_outputs"] else 1],
