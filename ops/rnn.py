@@ -37,7 +37,8 @@ from ._common import (
 )
 from .activation import act_forward, act_grad_from_output, sigmoid, tanh
 
-TESTS = ("tests/test_rnn_operator.py", "tests/test_operators.py", "tests/test_gradcheck.py")
+TESTS = ("tests/test_rnn_operator.py", "tests/test_rnn_lengths.py", "tests/test_operators.py",
+         "tests/test_gradcheck.py")
 MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 # What a training forward keeps per unit (columns of H) for the step's gradient.
