@@ -756,7 +756,7 @@ def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None):
         grads = o.rnn_grads(*heads, *([None] if mode != "lstm" else []), v["data"], v["rnn_parameters"],
                             v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional,
                             lengths=v.get("lengths"))
-        return dict(zip(shapes, grads))
+        return dict(zip([name for name in shapes if name != "lengths"], grads))
 
     def build():
         extra = {} if lengths is None else dict(sequence_length=S.Variable("lengths"), use_sequence_length=True)

@@ -1798,7 +1798,8 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
                 grads[layer, direction, "bx"] += dgx.sum(0)
                 grads[layer, direction, "wh"] += dgh.T @ h_before
                 grads[layer, direction, "bh"] += dgh.sum(0)
-                dh = np.where(live[t], dh_direct + dgh @ p["wh"], dh_after)
+                # (the product runs on every row, as the kernels' does: 0 times a NaN weight is NaN)
+                dh = np.where(live[t], dh_direct, dh_after) + dgh @ p["wh"]
             d_state[k] = dh
             if d_cell is not None:
                 d_cell[k] = dc

@@ -38,7 +38,9 @@ Backward passes the states' gradients through the carried steps, where the proje
 gradients are 0. A length that is not a whole number in [0, seq] makes its sequence's
 output, last states and gradients NaN (and so the parameters' gradient); the padding past
 a length is never read in forward, but the weights' gradient multiplies it by 0, so NaN
-padding makes it NaN.
+padding makes it NaN; likewise the products of backward run on every row, so a NaN weight
+makes the gradients of the padding and of a never-run sequence's states NaN (as autograd
+of the same masked recurrence gives).
 
 Not here (refused by name): LSTM projections (``projection_size``) and cell clipping
 (``lstm_state_clip_*``).
