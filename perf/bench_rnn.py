@@ -2,7 +2,9 @@
 fused RNN operator (``ts.rnn.FusedRNNCell``, bound once, the step one CUDA-graph replay)
 against the same step of ``torch.nn.LSTM`` / ``torch.nn.GRU`` (cuDNN's fused RNN) in eager
 PyTorch, and against tritonsym's own step-by-step cells (``FusedRNNCell.unfuse()``: the
-unrolled LSTMCell graph); with each side's peak memory.
+unrolled LSTMCell graph); with each side's peak memory. Then the same step over sequences of
+their own lengths (drawn from seq / 2 to seq): the RNN operator's ``use_sequence_length``
+against torch's packed sequences (``pack_padded_sequence``, cuDNN's padded-sequence path).
 
 No issue sets a target. cuDNN runs a layer's recurrence as one persistent kernel where it
 fits; tritonsym launches two kernels a step (the hidden projection and the cell), so at
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from bench_mlp import peak_bytes
 from common import DEVICE, ON_GPU, Table, environment, ratio, time_ms
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import tritonsym as ts
 from tritonsym import fused_rnn_layout as layout
@@ -46,8 +49,26 @@ def _ours(mode: str, fused: bool, shape, dtype, flat: np.ndarray, x: torch.Tenso
     return lambda: exe.forward_backward([head])
 
 
-def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor):
-    """The same step through torch.nn.LSTM / GRU, its weights copied from ``flat``."""
+def _ours_lengths(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor,
+                  lengths: torch.Tensor):
+    """A bound step of the RNN operator with ``use_sequence_length`` (zero initial states)."""
+    seq, batch, features, hidden, layers = shape
+    states = [S.zeros((layers, 0, hidden))] * (2 if mode == "lstm" else 1)
+    net = S.RNN(S.Variable("data"), S.Variable(f"{mode}_parameters"), *states, S.Variable("length"),
+                state_size=hidden, num_layers=layers, mode=mode, use_sequence_length=True, name=mode)
+    ctx = ts.gpu(0) if ON_GPU else ts.cpu()
+    exe = net.simple_bind(ctx, type_dict={"data": dtype, "length": torch.int32}, cuda_graph=ON_GPU,
+                          grad_req={n: "write" if n.endswith("parameters") else "null" for n in net.list_arguments()},
+                          data=(seq, batch, features))
+    exe.copy_params_from({f"{mode}_parameters": flat, "data": x.float().cpu().numpy(),
+                          "length": lengths.cpu().numpy().astype(np.int32)})
+    return lambda: exe.forward_backward([head])
+
+
+def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor,
+           lengths: torch.Tensor | None = None):
+    """The same step through torch.nn.LSTM / GRU, its weights copied from ``flat``; with
+    ``lengths``, over packed sequences (the output padded back for the head)."""
     seq, batch, features, hidden, layers = shape
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode](features, hidden, layers).to(DEVICE, dtype)
     pieces = layout.parameter_pieces(mode, layers, 1, features, hidden)
@@ -62,7 +83,11 @@ def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: tor
             getattr(module, f"{names[kind]}_l{layer}").copy_(torch.from_numpy(value))
 
     def step():
-        out, _ = module(x)
+        if lengths is None:
+            out, _ = module(x)
+        else:  # the lengths stay on the host, as pack_padded_sequence wants them
+            packed, _ = module(pack_padded_sequence(x, lengths, enforce_sorted=False))
+            out, _ = pad_packed_sequence(packed, total_length=x.shape[0])
         torch.autograd.backward(out, head)
 
     return step
@@ -84,13 +109,19 @@ def measure(mode: str, shape, name: str, rng) -> dict:
     fused = ready(lambda: _ours(mode, True, shape, dtype, flat, x, head))
     unfused = ready(lambda: _ours(mode, False, shape, dtype, flat, x, head))
     eager = ready(lambda: _torch(mode, shape, dtype, flat, x, head))
-    t = {"fused": time_ms(fused), "unfused": time_ms(unfused), "torch": time_ms(eager)}
+    lengths = torch.from_numpy(rng.integers(max(1, seq // 2), seq + 1, batch))
+    masked = ready(lambda: _ours_lengths(mode, shape, dtype, flat, x, head, lengths))
+    packed = ready(lambda: _torch(mode, shape, dtype, flat, x, head, lengths))
+    t = {"fused": time_ms(fused), "unfused": time_ms(unfused), "torch": time_ms(eager), "lengths": time_ms(masked),
+         "packed": time_ms(packed)}
     peaks = {"fused": peak_bytes(lambda: ready(lambda: _ours(mode, True, shape, dtype, flat, x, head))),
              "torch": peak_bytes(lambda: ready(lambda: _torch(mode, shape, dtype, flat, x, head)))}
     return {"mode": mode, "dtype": name, "shape": "x".join(map(str, shape)), "fused ms": f"{t['fused']:.3f}",
             "vs torch (cuDNN)": ratio(t["fused"], t["torch"]), "vs unfused cells": ratio(t["fused"], t["unfused"]),
             "torch ms": f"{t['torch']:.3f}", "unfused ms": f"{t['unfused']:.3f}",
-            **{f"{k} peak MiB": "" if v is None else f"{v / MIB:.1f}" for k, v in peaks.items()}}
+            **{f"{k} peak MiB": "" if v is None else f"{v / MIB:.1f}" for k, v in peaks.items()},
+            "lengths ms": f"{t['lengths']:.3f}", "vs torch packed": ratio(t["lengths"], t["packed"]),
+            "torch packed ms": f"{t['packed']:.3f}"}
 
 
 def main() -> None:
@@ -107,7 +138,9 @@ def main() -> None:
              "weight's gradient written. `fused`: ts.rnn.FusedRNNCell's RNN operator bound once (a CUDA-graph "
              "replay on a GPU); `unfused`: the same network from FusedRNNCell.unfuse()'s cells; `torch`: "
              "torch.nn.LSTM / GRU in eager PyTorch (cuDNN on a GPU), the same weights. Peak MiB: "
-             "torch.cuda.max_memory_allocated over each side's bind (or module) and first step from an empty start.")
+             "torch.cuda.max_memory_allocated over each side's bind (or module) and first step from an empty start. "
+             "`lengths`: the fused step with use_sequence_length (lengths drawn from seq / 2 to seq, int32); "
+             "`torch packed`: the same lengths through pack_padded_sequence and pad_packed_sequence.")
     table = Table("rnn", len(shapes) * len(modes) * len(names), notes)
     rng = np.random.default_rng(0)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
