@@ -58,7 +58,7 @@ def _torch_rnn(mode, layers, bidirectional, features, hidden, flat):
     ("lstm", 2, True), ("gru", 1, True), pytest.param("rnn_tanh", 2, False, marks=pytest.mark.slow)])
 def test_values_and_gradients_are_torchs_packed_sequences(mode, layers, bidirectional, rng):
     steps, batch, features, hidden = 5, 4, 3, 4
-    lengths = [5, 2, 1, 3]  # unsorted: torch sorts them itself (enforce_sorted=False)
+    lengths = [5, 2, 1, 3]  # unsorted (enforce_sorted=False); a list: torch wants them on the host
     exe = _bind(_net(mode, layers, bidirectional, hidden), (steps, batch, features))
     values = _fill(exe, rng, lengths)
     outputs = exe.forward(is_train=True)
@@ -68,7 +68,7 @@ def test_values_and_gradients_are_torchs_packed_sequences(mode, layers, bidirect
     module = _torch_rnn(mode, layers, bidirectional, features, hidden, values["rnn_parameters"])
     data = torch.from_numpy(values["data"]).requires_grad_()
     states = [torch.from_numpy(values[n]).requires_grad_() for n in ("rnn_state", "rnn_state_cell") if n in values]
-    packed, last = module(pack_padded_sequence(data, torch.tensor(lengths), enforce_sorted=False),
+    packed, last = module(pack_padded_sequence(data, lengths, enforce_sorted=False),
                           tuple(states) if mode == "lstm" else states[0])
     out, _ = pad_packed_sequence(packed, total_length=steps)
     want = [out, *(last if mode == "lstm" else [last])]
