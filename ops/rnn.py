@@ -37,8 +37,8 @@ from ._common import (
 )
 from .activation import act_forward, act_grad_from_output, sigmoid, tanh
 
-TESTS = ("tests/test_rnn_operator.py", "tests/test_rnn_lengths.py", "tests/test_operators.py",
-         "tests/test_gradcheck.py")
+TESTS = ("tests/test_rnn_operator.py", "tests/test_rnn_lengths.py", "tests/test_rnn_projection.py",
+         "tests/test_operators.py", "tests/test_gradcheck.py")
 MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 # What a training forward keeps per unit (columns of H) for the step's gradient.
@@ -111,9 +111,10 @@ def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, LENGTH, rows, H
 def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH, rows, H,
                           dout_stride, dh_stride, dc_stride, keep_stride, c_stride, cprev_stride, hout_stride,
                           hprev_stride, dg_stride, step, steps, MODE: tl.constexpr, USE_LENGTH: tl.constexpr,
-                          BLOCK: tl.constexpr):
+                          HAS_DOUT: tl.constexpr, BLOCK: tl.constexpr):
     """The projections' gradients DG of BLOCK (row, unit) pairs from h's gradient, the
-    output's (DOUT) plus the recurrence's (DH); lstm updates c's gradient DC in place to
+    output's (DOUT) plus the recurrence's (DH), or DH alone without HAS_DOUT (a projected
+    lstm's, whose product made the whole of it); lstm updates c's gradient DC in place to
     c's before the step, gru writes the part of h's that skips the projection (z dh') into
     DH, which the recurrent product then adds to. With USE_LENGTH every mode writes DH (0
     but gru's part), the product adding to it: a row whose sequence has ended carried its
@@ -122,7 +123,9 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH,
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
     dh_after = load_wide(DH, row * dh_stride + unit, mask, 0.0)
-    dh = load_wide(DOUT, row * dout_stride + unit, mask, 0.0) + dh_after
+    dh = dh_after
+    if HAS_DOUT:
+        dh = load_wide(DOUT, row * dout_stride + unit, mask, 0.0) + dh_after
     dg = row * dg_stride + unit
     live, whole = mask, mask  # read only with USE_LENGTH
     if USE_LENGTH:
@@ -202,7 +205,7 @@ def _mode(fn: str, mode: str) -> None:
         raise KernelArgumentError(f"{fn}: mode={mode!r} is not one of {', '.join(MODES)}")
 
 
-def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor, h_out: torch.Tensor,
+def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor | None, h_out: torch.Tensor,
                       c_prev: torch.Tensor | None = None, c_out: torch.Tensor | None = None,
                       keep: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
                       step: int = 0, steps: int = 0) -> list[Launch]:
@@ -211,17 +214,20 @@ def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: tor
     ``keep`` (rows, KEPT[mode] H) is given, what the step's gradient reads. With
     ``lengths`` (rows,), this is time ``step`` of ``steps``: a row whose length is not
     above ``step`` copies its states through, one whose length is not a whole number in
-    [0, steps] gets NaN."""
+    [0, steps] gets NaN. lstm reads ``h_prev`` only to carry it (with ``lengths``): it may
+    be None otherwise (a projected lstm's state before is not h's width)."""
     fn = "rnn_cell_forward"
     _mode(fn, mode)
     rows, hidden = h_out.shape
     _check_lengths(fn, lengths, rows, step, steps, h_out)
+    if h_prev is None and (mode != "lstm" or lengths is not None):
+        raise KernelArgumentError(f"{fn}: mode={mode!r}{' with lengths' if lengths is not None else ''} needs h_prev")
     width = GATES[mode] * hidden
     tensors = dict(gx=gx, gh=gh, h_prev=h_prev, h_out=h_out, c_prev=c_prev, c_out=c_out, keep=keep)
     check_same(fn, "dtype", **tensors)
     check_same(fn, "device", **tensors)
     strides = [_rows(fn, "gx", gx, rows, width), _rows(fn, "gh", gh, rows, width),
-               _rows(fn, "h_prev", h_prev, rows, hidden)]
+               0 if h_prev is None else _rows(fn, "h_prev", h_prev, rows, hidden)]
     if mode == "lstm":
         if c_prev is None or c_out is None:
             raise KernelArgumentError(f"{fn}: mode='lstm' needs c_prev and c_out")
@@ -240,19 +246,22 @@ def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: tor
         strides.append(0)
     grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
     return [Launch(_cell_forward_kernel, grid,
-                   [gx, gh, h_prev, c_prev, h_out, c_out, keep if keep is not None else h_out,
+                   [gx, gh, h_out if h_prev is None else h_prev, c_prev, h_out, c_out,
+                    keep if keep is not None else h_out,
                     lengths if lengths is not None else h_out, rows, hidden, *strides, step, steps],
                    dict(MODE=mode, KEEP_GATES=keep is not None, USE_LENGTH=lengths is not None,
                         BLOCK=ELEMENTWISE_BLOCK))]
 
 
-def plan_cell_backward(mode: str, grad_out: torch.Tensor, grad_h: torch.Tensor, grad_gates: torch.Tensor, *,
+def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.Tensor, grad_gates: torch.Tensor, *,
                        keep: torch.Tensor | None = None, grad_c: torch.Tensor | None = None,
                        c_out: torch.Tensor | None = None, c_prev: torch.Tensor | None = None,
                        h_out: torch.Tensor | None = None, h_prev: torch.Tensor | None = None,
                        lengths: torch.Tensor | None = None, step: int = 0, steps: int = 0) -> list[Launch]:
     """One step's gradient: ``grad_gates`` (rows, GRADIENT_GATES[mode] H), the gradients of
-    the projections' pre-activations, from h's gradient ``grad_out + grad_h`` (rows, H).
+    the projections' pre-activations, from h's gradient ``grad_out + grad_h`` (rows, H)
+    (``grad_h`` alone where ``grad_out`` is None: a projected lstm's, made whole by the
+    projection's product).
     lstm reads ``keep``, ``c_out``, ``c_prev`` and turns ``grad_c`` (c's gradient after the
     step) into c's before it; gru reads ``keep`` and ``h_prev`` and writes ``z dh`` into
     ``grad_h``; the vanilla modes read ``h_out``. With ``lengths`` (as the forward's),
@@ -278,12 +287,13 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor, grad_h: torch.Tensor, 
 
     strides = [stride(name) for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev", "h_out", "h_prev")]
     strides.append(_rows(fn, "grad_gates", grad_gates, rows, GRADIENT_GATES[mode] * hidden))
-    pointers = [tensors.get(name, grad_h) for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev",
-                                                         "h_out", "h_prev")]
+    pointers = [grad_h if tensors.get(name) is None else tensors[name]
+                for name in ("grad_out", "grad_h", "grad_c", "keep", "c_out", "c_prev", "h_out", "h_prev")]
     grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
     return [Launch(_cell_backward_kernel, grid,
                    [*pointers, grad_gates, lengths if lengths is not None else grad_h, rows, hidden, *strides, step,
-                    steps], dict(MODE=mode, USE_LENGTH=lengths is not None, BLOCK=ELEMENTWISE_BLOCK))]
+                    steps], dict(MODE=mode, USE_LENGTH=lengths is not None, HAS_DOUT=grad_out is not None,
+                                 BLOCK=ELEMENTWISE_BLOCK))]
 
 
 def _check_lengths(fn: str, lengths: torch.Tensor | None, rows: int, step: int, steps: int,
@@ -316,4 +326,7 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             launches.append((f"{mode} cell backward{named}", plan_cell_backward(
                 mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, h_out=h, h_prev=h, lengths=lengths,
                 step=1, steps=4)[0]))
+        if mode == "lstm":  # a projected lstm's: h's gradient whole in grad_h
+            launches.append(("lstm cell backward projected", plan_cell_backward(
+                mode, None, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h)[0]))
     return launches

@@ -4,7 +4,9 @@ against the same step of ``torch.nn.LSTM`` / ``torch.nn.GRU`` (cuDNN's fused RNN
 PyTorch, and against tritonsym's own step-by-step cells (``FusedRNNCell.unfuse()``: the
 unrolled LSTMCell graph); with each side's peak memory. Then the same step over sequences of
 their own lengths (drawn from seq / 2 to seq): the RNN operator's ``use_sequence_length``
-against torch's packed sequences (``pack_padded_sequence``, cuDNN's padded-sequence path).
+against torch's packed sequences (``pack_padded_sequence``, cuDNN's padded-sequence path);
+and, for lstm, the step with projections (``projection_size`` = hidden / 2) against
+torch's ``proj_size`` LSTM.
 
 No issue sets a target. cuDNN runs a layer's recurrence as one persistent kernel where it
 fits; tritonsym launches two kernels a step (the hidden projection and the cell), so at
@@ -65,19 +67,35 @@ def _ours_lengths(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, he
     return lambda: exe.forward_backward([head])
 
 
-def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor,
-           lengths: torch.Tensor | None = None):
-    """The same step through torch.nn.LSTM / GRU, its weights copied from ``flat``; with
-    ``lengths``, over packed sequences (the output padded back for the head)."""
+def _ours_projected(shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor, projection: int):
+    """A bound step of the RNN operator as an LSTM with projections (zero initial states)."""
     seq, batch, features, hidden, layers = shape
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode](features, hidden, layers).to(DEVICE, dtype)
-    pieces = layout.parameter_pieces(mode, layers, 1, features, hidden)
+    states = [S.zeros((layers, 0, projection)), S.zeros((layers, 0, hidden))]
+    net = S.RNN(S.Variable("data"), S.Variable("lstm_parameters"), *states, state_size=hidden, num_layers=layers,
+                mode="lstm", projection_size=projection, name="lstm")
+    ctx = ts.gpu(0) if ON_GPU else ts.cpu()
+    exe = net.simple_bind(ctx, type_dict={"data": dtype}, cuda_graph=ON_GPU,
+                          grad_req={n: "write" if n.endswith("parameters") else "null" for n in net.list_arguments()},
+                          data=(seq, batch, features))
+    exe.copy_params_from({"lstm_parameters": flat, "data": x.float().cpu().numpy()})
+    return lambda: exe.forward_backward([head])
+
+
+def _torch(mode: str, shape, dtype, flat: np.ndarray, x: torch.Tensor, head: torch.Tensor,
+           lengths: torch.Tensor | None = None, projection: int | None = None):
+    """The same step through torch.nn.LSTM / GRU, its weights copied from ``flat``; with
+    ``lengths``, over packed sequences (the output padded back for the head); with
+    ``projection``, an LSTM of that ``proj_size``."""
+    seq, batch, features, hidden, layers = shape
+    options = {"proj_size": projection} if projection else {}
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[mode](features, hidden, layers, **options).to(DEVICE, dtype)
+    pieces = layout.parameter_pieces(mode, layers, 1, features, hidden, projection)
     at, values = 0, {}
     for layer, _, kind, piece_shape in pieces:
         size = int(np.prod(piece_shape))
         values[layer, kind] = flat[at:at + size].reshape(piece_shape)
         at += size
-    names = {"wx": "weight_ih", "wh": "weight_hh", "bx": "bias_ih", "bh": "bias_hh"}
+    names = {"wx": "weight_ih", "wh": "weight_hh", "wr": "weight_hr", "bx": "bias_ih", "bh": "bias_hh"}
     with torch.no_grad():
         for (layer, kind), value in values.items():
             getattr(module, f"{names[kind]}_l{layer}").copy_(torch.from_numpy(value))
@@ -114,6 +132,15 @@ def measure(mode: str, shape, name: str, rng) -> dict:
     packed = ready(lambda: _torch(mode, shape, dtype, flat, x, head, lengths))
     t = {"fused": time_ms(fused), "unfused": time_ms(unfused), "torch": time_ms(eager), "lengths": time_ms(masked),
          "packed": time_ms(packed)}
+    projected = {}
+    if mode == "lstm":
+        projection = max(1, hidden // 2)
+        flat_p = rng.uniform(-hidden ** -0.5, hidden ** -0.5,
+                             layout.parameter_count(mode, layers, 1, features, hidden, projection))
+        head_p = head[..., :projection].contiguous()
+        projected = {"ours": time_ms(ready(lambda: _ours_projected(shape, dtype, flat_p, x, head_p, projection))),
+                     "torch": time_ms(ready(lambda: _torch(mode, shape, dtype, flat_p, x, head_p,
+                                                           projection=projection)))}
     peaks = {"fused": peak_bytes(lambda: ready(lambda: _ours(mode, True, shape, dtype, flat, x, head))),
              "torch": peak_bytes(lambda: ready(lambda: _torch(mode, shape, dtype, flat, x, head)))}
     return {"mode": mode, "dtype": name, "shape": "x".join(map(str, shape)), "fused ms": f"{t['fused']:.3f}",
@@ -121,7 +148,10 @@ def measure(mode: str, shape, name: str, rng) -> dict:
             "torch ms": f"{t['torch']:.3f}", "unfused ms": f"{t['unfused']:.3f}",
             **{f"{k} peak MiB": "" if v is None else f"{v / MIB:.1f}" for k, v in peaks.items()},
             "lengths ms": f"{t['lengths']:.3f}", "vs torch packed": ratio(t["lengths"], t["packed"]),
-            "torch packed ms": f"{t['packed']:.3f}"}
+            "torch packed ms": f"{t['packed']:.3f}",
+            "projected ms": f"{projected['ours']:.3f}" if projected else "",
+            "vs torch proj_size": ratio(projected["ours"], projected["torch"]) if projected else "",
+            "torch proj_size ms": f"{projected['torch']:.3f}" if projected else ""}
 
 
 def main() -> None:
@@ -140,7 +170,9 @@ def main() -> None:
              "torch.nn.LSTM / GRU in eager PyTorch (cuDNN on a GPU), the same weights. Peak MiB: "
              "torch.cuda.max_memory_allocated over each side's bind (or module) and first step from an empty start. "
              "`lengths`: the fused step with use_sequence_length (lengths drawn from seq / 2 to seq, int32); "
-             "`torch packed`: the same lengths through pack_padded_sequence and pad_packed_sequence.")
+             "`torch packed`: the same lengths through pack_padded_sequence and pad_packed_sequence. "
+             "`projected` (lstm): the RNN operator with projection_size = hidden / 2; `torch proj_size`: "
+             "torch.nn.LSTM(proj_size=hidden / 2), the same weights.")
     table = Table("rnn", len(shapes) * len(modes) * len(names), notes)
     rng = np.random.default_rng(0)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short

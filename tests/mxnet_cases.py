@@ -3785,6 +3785,33 @@ for _dtype in (np.float64, np.float32):
     _rnn_sequence_length_case()
 
 
+# An LSTM with projections (projection_size): MXNet 1.9.1 computes it on the CPU in inference
+# only (its training forward refuses it), so these record the values and the last states;
+# the gradients are checked against torch's proj_size in tests/test_rnn_projection.py.
+for _layers, _bidirectional in ((1, False), (2, True)):
+    def _rnn_projection_case(layers=_layers, bidirectional=_bidirectional):
+        @case("RNN", f"lstm-projection-layers{layers}{'-bidirectional' if bidirectional else ''}")
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.RNN(api.sym.Variable("data"), state_size=5, num_layers=layers, mode="lstm",
+                                  bidirectional=bidirectional, state_outputs=True, projection_size=3, name="rnn")
+            arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(4, 2, 3))[0]))
+            arrays = {name: data.normal(name, shape, np.float64) * (0.5 if "parameters" in name else 1.0)
+                      for name, shape in arg_shapes.items()}
+            exe = api.bind(net, arg_shapes, "null", {name: np.float64 for name in arg_shapes})
+            for name, value in arrays.items():
+                api.set(exe, name, value)
+            outs = api.forward(exe, is_train=False)
+            return {**{f"out{i}": o for i, o in enumerate(outs)}, "arguments": net.list_arguments(),
+                    "outputs": net.list_outputs(), "shapes": [list(s) for s in arg_shapes.values()]}
+    _rnn_projection_case()
+
+_infer_more("rnn-lstm-projection",
+            lambda api: api.sym.RNN(api.sym.Variable("data"), state_size=6, num_layers=3, mode="lstm",
+                                    bidirectional=True, state_outputs=True, projection_size=2, name="rnn"),
+            data=(5, 4, 7))
+
+
 # CTCLoss (MXNet's ctc_loss; float32 only there): both blank conventions, lengths, a head
 # gradient per sample, and an alignment that cannot exist (two repeats in two steps).
 for _name, _label, _params, _lengths in (

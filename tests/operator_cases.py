@@ -731,16 +731,17 @@ _ctc_case(False, True)
 _RNN_SHAPE = dict(steps=3, batch=2, features=3, hidden=4)
 
 
-def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None):
+def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None, projection=None):
     """RNN over data (3, 2, 3), 4 hidden units; the case's symbol is output ``output``
     (1: the last hidden states, 2: lstm's last cells), whose head the oracle gives it;
-    ``lengths``: the sequences' lengths (use_sequence_length)."""
+    ``lengths``: the sequences' lengths (use_sequence_length); ``projection``: lstm's
+    projection_size."""
     steps, batch, features, hidden = _RNN_SHAPE.values()
     directions = 1 + bidirectional
-    states = (layers * directions, batch, hidden)
+    states = (layers * directions, batch, projection or hidden)
     shapes = {"data": (steps, batch, features),
-              "rnn_parameters": (o.rnn_parameter_count(mode, layers, directions, features, hidden),),
-              "rnn_state": states, **({"rnn_state_cell": states} if mode == "lstm" else {})}
+              "rnn_parameters": (o.rnn_parameter_count(mode, layers, directions, features, hidden, projection),),
+              "rnn_state": states, **({"rnn_state_cell": (*states[:2], hidden)} if mode == "lstm" else {})}
     values = {"rnn_parameters": normal(0.4)}
     if lengths is not None:
         shapes["lengths"] = (batch,)
@@ -748,22 +749,25 @@ def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None):
 
     def run(v):
         return o.rnn(v["data"], v["rnn_parameters"], v["rnn_state"], v.get("rnn_state_cell"), mode, layers,
-                     bidirectional, lengths=v.get("lengths"))
+                     bidirectional, lengths=v.get("lengths"), projection=projection)
 
     def backward(v, h):
         heads = [np.zeros_like(x) for x in run(v)[:3] if x is not None]
         heads[output] = h
         grads = o.rnn_grads(*heads, *([None] if mode != "lstm" else []), v["data"], v["rnn_parameters"],
                             v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional,
-                            lengths=v.get("lengths"))
+                            lengths=v.get("lengths"), projection=projection)
         return dict(zip([name for name in shapes if name != "lengths"], grads))
 
     def build():
         extra = {} if lengths is None else dict(sequence_length=S.Variable("lengths"), use_sequence_length=True)
+        if projection:
+            extra["projection_size"] = projection
         return S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode=mode, bidirectional=bidirectional,
                      state_outputs=output > 0, name="rnn", **extra)[output]
 
-    named = "" if lengths is None else "_lengths" + "-".join(map(str, lengths))
+    named = ("" if lengths is None else "_lengths" + "-".join(map(str, lengths))) + (
+        f"_projection{projection}" if projection else "")
     case(id=f"RNN_{mode}_layers{layers}{'_bidirectional' if bidirectional else ''}_output{output}{named}", op="RNN",
          build=build, shapes=shapes, values=values, forward=lambda v: run(v)[output], backward=backward,
          no_grad=() if lengths is None else ("lengths",))
@@ -781,6 +785,9 @@ _rnn_case("lstm", layers=2, bidirectional=True, lengths=(2, 0))  # the second se
 _rnn_case("gru", bidirectional=True, output=1, lengths=(1, 3))
 _rnn_case("rnn_relu", layers=2, lengths=(3, 2))
 _rnn_case("lstm", output=2, lengths=(2, 1))
+_rnn_case("lstm", layers=2, bidirectional=True, projection=3)
+_rnn_case("lstm", output=1, projection=2)
+_rnn_case("lstm", layers=2, output=2, projection=4)  # as many units as the cell: W_r (4, 4) still applies
 
 # ------------------------------------------------------------------ reductions
 

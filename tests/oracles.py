@@ -1653,19 +1653,22 @@ def linalg_gelqf_grad(head_q, head_l, a):
 RNN_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
-def rnn_parameters(flat, mode, layers, directions, inputs, hidden):
+def rnn_parameters(flat, mode, layers, directions, inputs, hidden, projection=None):
     """The flat parameter vector cut as MXNet (and cuDNN) lay it out: for each layer and
     direction the input weights (G H, width) then the hidden weights (G H, H); after all of
     them, for each layer and direction, the input bias then the hidden bias. A dict keyed by
-    (layer, direction, "wx" / "wh" / "bx" / "bh")."""
-    rows = RNN_GATES[mode] * hidden
+    (layer, direction, "wx" / "wh" / "bx" / "bh"). With a ``projection`` of P units (MXNet's
+    CPU LSTM with projection_size, and Gluon's): the hidden weights are (G H, P), each
+    layer's and direction's weights end with the projection's "wr" (P, H), and a layer
+    above the first reads directions x P features."""
+    rows, state = RNN_GATES[mode] * hidden, projection or hidden
     pieces, at = {}, 0
-    for kinds in (("wx", "wh"), ("bx", "bh")):
+    for kinds in (("wx", "wh", "wr") if projection else ("wx", "wh"), ("bx", "bh")):
         for layer in range(layers):
-            width = inputs if layer == 0 else directions * hidden
+            width = inputs if layer == 0 else directions * state
             for direction in range(directions):
                 for kind in kinds:
-                    shape = {"wx": (rows, width), "wh": (rows, hidden)}.get(kind, (rows,))
+                    shape = {"wx": (rows, width), "wh": (rows, state), "wr": (state, hidden)}.get(kind, (rows,))
                     size = int(np.prod(shape))
                     pieces[layer, direction, kind] = flat[at:at + size].reshape(shape)
                     at += size
@@ -1673,10 +1676,12 @@ def rnn_parameters(flat, mode, layers, directions, inputs, hidden):
     return pieces
 
 
-def rnn_parameter_count(mode, layers, directions, inputs, hidden):
-    rows = RNN_GATES[mode] * hidden
-    first = rows * (inputs + hidden + 2)
-    return directions * (first + (layers - 1) * rows * (directions * hidden + hidden + 2))
+def rnn_parameter_count(mode, layers, directions, inputs, hidden, projection=None):
+    """MXNet's GetRnnParamSize, written out."""
+    rows, state = RNN_GATES[mode] * hidden, projection or hidden
+    first = rows * (inputs + state + 2)
+    count = directions * (first + (layers - 1) * rows * (directions * state + state + 2))
+    return count + (layers * directions * projection * hidden if projection else 0)
 
 
 def _sigmoid(x):
@@ -1729,27 +1734,33 @@ def _rnn_live(lengths, steps, batch):
     return (np.arange(steps)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
-def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, lengths=None):
+def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, lengths=None, projection=None):
     """MXNet's RNN operator: (out, final hidden states, final cell states or None, and what
     the gradient needs), data (T, N, I), states (L D, N, H); ``drops[l]``: the factor (a
     dropout mask over 1 - p) on layer l's output as the layer above reads it; ``lengths``
     (N,) whole numbers in [0, T]: sequence n is its first lengths[n] steps (the reverse
-    direction starts at its last), its output 0 past them (cuDNN's padded sequences)."""
-    directions, hidden = 1 + bidirectional, state.shape[-1]
-    params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden)
-    x, h_last, c_last, tape = data, np.empty_like(state), None if state_cell is None else np.empty_like(state), []
+    direction starts at its last), its output 0 past them (cuDNN's padded sequences);
+    ``projection``: an lstm's h is h W_r^T (P units: the states (L D, N, P), the cell
+    states' (L D, N, H)), which the output, the next step and the layer above read."""
+    directions = 1 + bidirectional
+    hidden = state_cell.shape[-1] if state_cell is not None else state.shape[-1]
+    params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden, projection)
+    x, h_last, c_last, tape = data, np.empty_like(state), None if state_cell is None else np.empty_like(state_cell), []
     live = _rnn_live(lengths, *data.shape[:2])
     for layer in range(layers):
         outs = []
         for direction in range(directions):
             k = layer * directions + direction
-            p = {kind: params[layer, direction, kind] for kind in ("wx", "wh", "bx", "bh")}
+            p = {kind: params[layer, direction, kind] for kind in ("wx", "wh", "wr", "bx", "bh") if projection
+                 or kind != "wr"}
             h, c = state[k], None if state_cell is None else state_cell[k]
             steps = range(len(x))[::-1] if direction else range(len(x))
             out, kept = np.empty((len(x), *h.shape)), {}
             for t in steps:
                 h_before, c_before = h, c
                 h, c, kept[t] = _rnn_step(mode, x[t], h, c, p)
+                if projection:  # kept: the step's and h before its projection
+                    kept[t], h = (kept[t], h), h @ p["wr"].T
                 h = np.where(live[t], h, h_before)  # a sequence that has ended (or not begun) keeps its state
                 c = None if c is None else np.where(live[t], c, c_before)
                 out[t] = np.where(live[t], h, 0.0)
@@ -1766,14 +1777,16 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, 
 
 
 def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional, drops=None,
-              lengths=None):
+              lengths=None, projection=None):
     """Gradients (data, flat parameters, state, state_cell or None) of sum(head * output)
     over the RNN's outputs: backpropagation through time, layer by layer from the top."""
-    directions, hidden = 1 + bidirectional, state.shape[-1]
-    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops, lengths)
+    directions, width = 1 + bidirectional, state.shape[-1]
+    hidden = state_cell.shape[-1] if state_cell is not None else width
+    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops, lengths, projection)
     live = _rnn_live(lengths, *data.shape[:2])
     flat_grad = np.zeros_like(flat)
-    grads = rnn_parameters(flat_grad, mode, layers, directions, data.shape[-1], hidden)  # views into flat_grad
+    # views into flat_grad
+    grads = rnn_parameters(flat_grad, mode, layers, directions, data.shape[-1], hidden, projection)
     d_state = np.zeros_like(state)
     d_cell = None if state_cell is None else np.zeros_like(state_cell)
     d_out = head_out
@@ -1787,7 +1800,11 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
             for t in reversed(steps):
                 (step_kept, h_before) = kept[t]
                 dh_after, dc_after = dh, dc
-                dh = dh + d_out[t][..., direction * hidden:(direction + 1) * hidden]
+                dh = dh + d_out[t][..., direction * width:(direction + 1) * width]
+                if projection:  # h = h_cell W_r^T: W_r's gradient, then h_cell's
+                    step_kept, h_cell = step_kept
+                    grads[layer, direction, "wr"] += dh.T @ h_cell
+                    dh = dh @ p["wr"]
                 dgx, dgh, dh_direct, dc = _rnn_step_grad(mode, dh, dc, step_kept)
                 # where the sequence does not reach t the step carried the states: its
                 # projections take nothing and the states' gradients pass through

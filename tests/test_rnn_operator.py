@@ -106,7 +106,7 @@ def test_the_last_states_without_state_outputs_still_get_a_zero_head():
 
 
 @pytest.mark.parametrize("argument, value, why", [
-    ("projection_size", 3, "LSTM projections"), ("lstm_state_clip_min", -1.0, "cell clipping")])
+    ("lstm_state_clip_min", -1.0, "cell clipping"), ("lstm_state_clip_nan", True, "cell clipping")])
 def test_what_is_not_supported_is_refused_by_name(argument, value, why):
     with pytest.raises(ParamError, match=rf"RNN: {argument}={value!r} is not supported \({why}"):
         S.RNN(S.Variable("data"), state_size=4, num_layers=1, mode="lstm", **{argument: value})

@@ -230,15 +230,20 @@ class FusedRNN(Initializer):
     operator gives its parameters this one, with ``init=None``): each gate's weights (state_size
     rows, as MXNet's ``unpack_weights`` cuts them) filled by ``init`` (None: by the initializer
     that was given to Module or ``init_params``), every bias 0, but an lstm's forget-gate
-    biases (the input's and the hidden one's, as MXNet sets both) ``forget_bias``."""
+    biases (the input's and the hidden one's, as MXNet sets both) ``forget_bias``. An LSTM
+    with projections (``projection_size``) has its projection weights filled by ``init``
+    too, as one (projection_size, num_hidden) piece."""
 
     def __init__(self, init=None, num_hidden: int = 0, num_layers: int = 1, mode: str = "lstm",
-                 bidirectional: bool = False, forget_bias: float = 1.0):
+                 bidirectional: bool = False, forget_bias: float = 1.0, projection_size: int | None = None):
         init = create(init) if init is not None else None
+        options = dict(projection_size=projection_size) if projection_size else {}  # older dumps stay as they were
         super().__init__(init=init.dumps() if init is not None else None, num_hidden=num_hidden,
-                         num_layers=num_layers, mode=mode, bidirectional=bidirectional, forget_bias=forget_bias)
+                         num_layers=num_layers, mode=mode, bidirectional=bidirectional, forget_bias=forget_bias,
+                         **options)
         self.init, self.forget_bias = init, forget_bias
-        self.params = dict(state_size=num_hidden, num_layers=num_layers, mode=mode, bidirectional=bidirectional)
+        self.params = dict(state_size=num_hidden, num_layers=num_layers, mode=mode, bidirectional=bidirectional,
+                           projection_size=projection_size)
 
     def _fill(self, name, array):
         self._fill_for(name, array, None)
@@ -249,12 +254,15 @@ class FusedRNN(Initializer):
             raise ParamError(f"FusedRNN: {name!r}: init=None fills the weights with the initializer that calls it; "
                              "give init (FusedRNN(ts.init.Xavier(), ...)) to use FusedRNN alone")
         mode, layers, hidden = self.params["mode"], self.params["num_layers"], self.params["state_size"]
+        projection = self.params["projection_size"]
         directions, flat = 1 + bool(self.params["bidirectional"]), array.reshape(-1)
-        inputs = fused_rnn_layout.inputs_of(flat.numel(), mode, layers, directions, hidden)
+        inputs = fused_rnn_layout.inputs_of(flat.numel(), mode, layers, directions, hidden, projection)
         if inputs is None:
+            projected = f" projected to {projection}" if projection else ""
             raise ParamError(f"FusedRNN: {name!r} holds {flat.numel()} numbers, which no input size gives {layers} "
-                             f"{'bidirectional ' if directions == 2 else ''}{mode} layers of {hidden}")
-        for piece_name, at, shape in fused_rnn_layout.gate_pieces(mode, layers, directions, inputs, hidden):
+                             f"{'bidirectional ' if directions == 2 else ''}{mode} layers of {hidden}{projected}")
+        for piece_name, at, shape in fused_rnn_layout.gate_pieces(mode, layers, directions, inputs, hidden,
+                                                                  projection):
             rows = flat[at:at + math.prod(shape)].view(shape)
             if piece_name.endswith("_weight"):
                 init._fill(f"{name}_{piece_name}", rows)

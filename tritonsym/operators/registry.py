@@ -470,6 +470,9 @@ class OpDef:
     # Draws in an inference forward too (Dropout with mode='always', Monte Carlo dropout):
     # each inference forward then advances the state first, so every call draws anew.
     draws_random_in_inference: Callable[[dict], bool] = lambda params: False
+    # A rule between parameters (each ``Param.check`` sees its own value only): the
+    # complaint, which names the parameters and their values, or None.
+    check_params: Callable[[dict], str | None] = lambda params: None
 
     def __post_init__(self):
         self.hint = self.hint or self.name.lower()
@@ -492,6 +495,9 @@ class OpDef:
                 raise ParamError(f"{self.name}: the required parameter {p.name!r} is missing")
             else:
                 parsed[p.name] = p.default
+        complaint = self.check_params(parsed)
+        if complaint:
+            raise ParamError(f"{self.name}: {complaint}")
         return parsed
 
     def format_params(self, params: dict, only_set: Sequence[str] | None = None) -> dict[str, str]:

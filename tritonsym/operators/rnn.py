@@ -42,8 +42,19 @@ padding makes it NaN; likewise the products of backward run on every row, so a N
 makes the gradients of the padding and of a never-run sequence's states NaN (as autograd
 of the same masked recurrence gives).
 
-Not here (refused by name): LSTM projections (``projection_size``) and cell clipping
-(``lstm_state_clip_*``).
+``projection_size`` P projects an lstm's h (LSTMP, torch's ``proj_size``): after each step's
+cell kernel, ``h = h_cell W_r^T`` (the FullyConnected kernel, no bias) is what the output,
+the next step's hidden product and the layer above read, P units wide; the cell state stays
+``state_size`` wide. A training bind keeps every step's h_cell (``unprojected``) for W_r's
+gradient. Backward first fills every step's projected-h gradient with the output's (and the
+last state's head), then each step: that gradient through W_r to h_cell's, the cell
+kernel's gradient on h_cell's alone, and the hidden product adding into the step before's
+projected-h gradient; W_r's gradient is one whole-sequence product. Not with
+``use_sequence_length`` (a carried row's projected state is not the projection of a carried
+h_cell at a sequence's start) and not with other modes: refused by name.
+
+Not here (refused by name): cell clipping (``lstm_state_clip_*``), which MXNet 1.9.1's CPU
+refuses too, so nothing here could check it against MXNet.
 """
 
 from __future__ import annotations
@@ -80,7 +91,14 @@ def _directions(p) -> int:
 
 
 def _pieces(p, inputs: int) -> list[tuple]:
-    return layout.parameter_pieces(p["mode"], p["num_layers"], _directions(p), inputs, p["state_size"])
+    return layout.parameter_pieces(p["mode"], p["num_layers"], _directions(p), inputs, p["state_size"],
+                                   p["projection_size"])
+
+
+def _width(p) -> int:
+    """The hidden state's width as the recurrence, the output and the layer above read it:
+    the projection's with ``projection_size``."""
+    return p["projection_size"] or p["state_size"]
 
 
 def _cut(p, flat: torch.Tensor, inputs: int) -> dict:
@@ -104,36 +122,42 @@ def _lengths_input(p) -> int | None:
 
 def _infer_shape(p, in_shapes, out_shapes):
     data = unify("data", in_shapes[0], None)
-    hidden, directions, layers = p["state_size"], _directions(p), p["num_layers"]
+    hidden, width, directions, layers = p["state_size"], _width(p), _directions(p), p["num_layers"]
     if data is not None and len(data) != 3:
         raise ShapeMismatch(f"data {tuple(data)} must be (sequence length, batch, features)")
-    states = (layers * directions, data[1] if data is not None else 0, hidden)
+    batch = data[1] if data is not None else 0
     lengths = None
     if p["use_sequence_length"]:
         lengths = unify("sequence_length", in_shapes[-1], None if data is None else (data[1],))
         if lengths is not None and len(lengths) != 1:
             raise ShapeMismatch(f"sequence_length {tuple(lengths)} must be (batch,)")
-        if lengths is not None and not states[1]:
-            states = (states[0], lengths[0], hidden)
-    for k in range(2, 2 + _state_count(p)):
-        states = unify("state_cell" if k == 3 else "state", in_shapes[k], states)
-    for k in range(1, len(out_shapes)):
-        states = unify("the last states", out_shapes[k], states)
+        batch = batch or (lengths[0] if lengths is not None else 0)
+    # h's states are (layers x directions, batch, width), lstm's cell states the same with
+    # state_size: a projected lstm's differ. Twice round: a batch any of them knows reaches all.
+    widths = [("state", width), ("state_cell", hidden)][:_state_count(p)]
+    for _ in range(2):
+        states = []
+        for k, (name, units) in enumerate(widths):
+            states.append(unify(name, in_shapes[2 + k], (layers * directions, batch, units)))
+            batch = batch or states[-1][1]
+        for k in range(1, len(out_shapes)):
+            states[k - 1] = unify("the last states", out_shapes[k], states[k - 1])
+            batch = batch or states[k - 1][1]
     out = None
     if data is not None:
-        data = (data[0], data[1] or states[1], data[2])
-        out = unify("output", out_shapes[0], (data[0], data[1], directions * hidden))
+        data = (data[0], data[1] or batch, data[2])
+        out = unify("output", out_shapes[0], (data[0], data[1], directions * width))
         parameters = unify("parameters", in_shapes[1], (layout.parameter_count(
-            p["mode"], layers, directions, data[2], hidden),))
+            p["mode"], layers, directions, data[2], hidden, p["projection_size"]),))
         if data[2] == 0:
             raise ShapeMismatch(f"data {tuple(data)} must have its features known")
     else:
         parameters = in_shapes[1]
         out = out_shapes[0]
-    if p["use_sequence_length"] and states[1]:
-        lengths = (states[1],)
-    new_in = [data, parameters, *[states] * _state_count(p)] + ([lengths] if p["use_sequence_length"] else [])
-    return new_in, [out, *[states] * (len(out_shapes) - 1)]
+    if p["use_sequence_length"] and batch:
+        lengths = (batch,)
+    new_in = [data, parameters, *states] + ([lengths] if p["use_sequence_length"] else [])
+    return new_in, [out, *states[:len(out_shapes) - 1]]
 
 
 def _infer_type(p, in_types, out_types):
@@ -158,7 +182,9 @@ def _saved(p, shapes, dtypes):
         saved["cells"] = ((layers * directions, steps, batch, hidden), dtypes[0])
     kept_layers = layers if p["use_sequence_length"] else layers - 1  # the top's unmasked output too
     if kept_layers:
-        saved["hidden"] = ((kept_layers, steps, batch, directions * hidden), dtypes[0])
+        saved["hidden"] = ((kept_layers, steps, batch, directions * _width(p)), dtypes[0])
+    if p["projection_size"]:  # h before its projection: the projection weights' gradient reads it
+        saved["unprojected"] = ((layers * directions, steps, batch, hidden), dtypes[0])
     return saved
 
 
@@ -170,22 +196,29 @@ def _forward_temps(p, shapes, dtypes):
              "recurrent": ((batch, width), dtypes[0])}
     if p["mode"] == "lstm":
         temps["cell"] = ((2, batch, hidden), dtypes[0])  # an inference forward's c, step by step
+    if p["projection_size"]:
+        temps["unprojected"] = ((batch, hidden), dtypes[0])  # an inference forward's h before its projection
     if _dropping(p):
-        temps["dropped"] = ((steps, batch, directions * hidden), dtypes[0])
+        temps["dropped"] = ((steps, batch, directions * _width(p)), dtypes[0])
     return temps
 
 
 def _backward_temps(p, shapes, dtypes):
     steps, batch, _ = shapes[0]
-    hidden, directions = p["state_size"], _directions(p)
+    hidden, width, directions = p["state_size"], _width(p), _directions(p)
     temps = {"gradient": ((directions, steps, batch, kernels.GRADIENT_GATES[p["mode"]] * hidden), dtypes[0]),
-             "grad_h": ((batch, hidden), dtypes[0])}
+             "grad_h": ((batch, width), dtypes[0])}
     if p["mode"] == "lstm":
         temps["grad_c"] = ((batch, hidden), dtypes[0])
+    if p["projection_size"]:
+        # every step's projected h's gradient (the projection weights' gradient reads them
+        # all), and one step's h's before the projection
+        temps["grad_projected"] = ((directions, steps, batch, width), dtypes[0])
+        temps["grad_unprojected"] = ((batch, hidden), dtypes[0])
     if p["num_layers"] > 1:
-        temps["grad_layer"] = ((steps, batch, directions * hidden), dtypes[0])
+        temps["grad_layer"] = ((steps, batch, directions * width), dtypes[0])
     if _dropping(p):
-        temps["dropped"] = ((steps, batch, directions * hidden), dtypes[0])
+        temps["dropped"] = ((steps, batch, directions * width), dtypes[0])
     return temps
 
 
@@ -213,12 +246,13 @@ def _half(t: torch.Tensor, direction: int, hidden: int) -> torch.Tensor:
 
 def _forward(a: ForwardArgs):
     p = a.params
-    mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
+    mode, width, directions, layers = p["mode"], _width(p), _directions(p), p["num_layers"]
     data, flat, state = a.inputs[:3]
     state_cell = a.inputs[3] if mode == "lstm" else None
     lengths = a.inputs[_lengths_input(p)] if p["use_sequence_length"] else None
     steps = data.shape[0]
     weights = _cut(p, flat, data.shape[2])
+    projecting = bool(p["projection_size"])
     training = bool(a.saved)  # this bind runs backward: keep what it reads
     launches, x = [], data
     for layer in range(layers):
@@ -233,7 +267,7 @@ def _forward(a: ForwardArgs):
         out = a.saved["hidden"][layer] if kept else a.outputs[0]
         for direction in range(directions):
             k = layer * directions + direction
-            h_out, h = _half(out, direction, hidden), state[k]
+            h_out, h = _half(out, direction, width), state[k]
             c = state_cell[k] if mode == "lstm" else None
             for number, t in enumerate(_order(direction, steps)):
                 launches += products.plan_fully_connected_forward(h, weights[layer, direction, "wh"],
@@ -243,8 +277,15 @@ def _forward(a: ForwardArgs):
                 if mode == "lstm":
                     c_out = a.saved["cells"][k, t] if training else a.temps["cell"][number % 2]
                 keep = a.saved["gates"][k, t] if training and _keeps(p) else None
+                cell_h = h_out[t]
+                if projecting:  # the cell's h, then its projection: the state the recurrence reads
+                    cell_h = a.saved["unprojected"][k, t] if training else a.temps["unprojected"]
                 launches += kernels.plan_cell_forward(mode, a.temps["projection"][direction, t], a.temps["recurrent"],
-                                                      h, h_out[t], c, c_out, keep, lengths, t, steps)
+                                                      None if projecting else h, cell_h, c, c_out, keep, lengths, t,
+                                                      steps)
+                if projecting:
+                    launches += products.plan_fully_connected_forward(cell_h, weights[layer, direction, "wr"], None,
+                                                                      h_out[t])
                 h, c = h_out[t], c_out
             if p["state_outputs"]:
                 launches += memory.plan_copy(h, a.outputs[1][k])
@@ -258,10 +299,11 @@ def _forward(a: ForwardArgs):
 
 def _backward(a: BackwardArgs):
     p = a.params
-    mode, hidden, directions, layers = p["mode"], p["state_size"], _directions(p), p["num_layers"]
+    mode, hidden, width, directions, layers = p["mode"], p["state_size"], _width(p), _directions(p), p["num_layers"]
     data, flat, state = a.inputs[:3]
     state_cell = a.inputs[3] if mode == "lstm" else None
     lengths = a.inputs[_lengths_input(p)] if p["use_sequence_length"] else None
+    projecting = bool(p["projection_size"])
     steps, _, features = data.shape
     weights = _cut(p, flat, features)
     grads = _cut(p, a.in_grads[1], features) if a.in_grads[1] is not None else None
@@ -280,8 +322,12 @@ def _backward(a: BackwardArgs):
         for direction in range(directions):
             k = layer * directions + direction
             order = _order(direction, steps)
-            h_out = _half(out, direction, hidden)
-            launches += _start(a, 1, k, grad_h)
+            h_out = _half(out, direction, width)
+            if projecting:
+                launches += _start_projected(a, k, _half(grad_out, direction, width),
+                                             a.temps["grad_projected"][direction], order[-1])
+            else:
+                launches += _start(a, 1, k, grad_h)
             if mode == "lstm":
                 launches += _start(a, 2, k, grad_c)
             for number in reversed(range(steps)):
@@ -291,23 +337,36 @@ def _backward(a: BackwardArgs):
                 if mode == "lstm":
                     c_prev = state_cell[k] if number == 0 else a.saved["cells"][k, order[number - 1]]
                 step_grad = gradient[direction, t]
+                step_out_grad, step_grad_h, grad_before = _half(grad_out[t], direction, width), grad_h, grad_h
+                if projecting:  # the projected h's whole gradient, through W_r to the cell's h
+                    step_out_grad, step_grad_h = None, a.temps["grad_unprojected"]
+                    launches += products.plan_fully_connected_backward(
+                        a.temps["grad_projected"][direction, t], None, weights[layer, direction, "wr"],
+                        grad_x=step_grad_h)
+                    if number > 0:  # added to the step before's output gradient, already there
+                        grad_before = a.temps["grad_projected"][direction, order[number - 1]]
                 launches += kernels.plan_cell_backward(
-                    mode, _half(grad_out[t], direction, hidden), grad_h, step_grad,
+                    mode, step_out_grad, step_grad_h, step_grad,
                     keep=a.saved["gates"][k, t] if _keeps(p) else None, grad_c=grad_c,
                     c_out=a.saved["cells"][k, t] if mode == "lstm" else None, c_prev=c_prev, h_out=h_out[t],
                     h_prev=h_prev, lengths=lengths, step=t, steps=steps)
                 for rows, columns in _hidden_parts(mode, hidden):
                     launches += products.plan_fully_connected_backward(
-                        step_grad[:, columns], None, weights[layer, direction, "wh"][rows], grad_x=grad_h,
-                        accumulate_x=gru or lengths is not None or rows.start > 0)
+                        step_grad[:, columns], None, weights[layer, direction, "wh"][rows], grad_x=grad_before,
+                        accumulate_x=gru or lengths is not None or rows.start > 0
+                        or grad_before is not grad_h)
             launches += _finish(a.in_grads[2], a.accumulate[2], k, grad_h)
             if mode == "lstm":
                 launches += _finish(a.in_grads[3], a.accumulate[3], k, grad_c)
         if grads is not None:
             for direction in range(directions):
+                k = layer * directions + direction
                 launches += _weight_gradients(p, layer, direction, gradient[direction], x,
-                                              _half(out, direction, hidden), state[layer * directions + direction],
-                                              grads, a.accumulate[1])
+                                              _half(out, direction, width), state[k], grads, a.accumulate[1])
+                if projecting:  # W_r's: every step's projected h's gradient against the h it projected
+                    launches += products.plan_fully_connected_backward(
+                        a.temps["grad_projected"][direction], a.saved["unprojected"][k], None,
+                        grad_weight=grads[layer, direction, "wr"], accumulate_weight=a.accumulate[1])
         if layer > 0 or a.in_grads[0] is not None:
             target = a.in_grads[0] if layer == 0 else a.temps["grad_layer"]
             for direction in range(directions):
@@ -336,6 +395,16 @@ def _start(a: BackwardArgs, output: int, k: int, into: torch.Tensor) -> list:
     if a.params["state_outputs"] and a.out_grads[output] is not None:
         return memory.plan_copy(a.out_grads[output][k], into)
     return memory.plan_fill(into, 0.0)
+
+
+def _start_projected(a: BackwardArgs, k: int, grad_out: torch.Tensor, grad_projected: torch.Tensor,
+                     last: int) -> list:
+    """A projected lstm's gradient of every step's h from the output's, before the recurrence
+    adds to it step by step; its last step's with the head gradient of the last state."""
+    launches = memory.plan_copy(grad_out, grad_projected)
+    if a.params["state_outputs"] and a.out_grads[1] is not None:
+        launches += memory.plan_copy(a.out_grads[1][k], grad_projected[last], accumulate=True)
+    return launches
 
 
 def _finish(grad: torch.Tensor | None, accumulate: bool, k: int, source: torch.Tensor) -> list:
@@ -370,8 +439,6 @@ def _weight_gradients(p, layer, direction, gradient, x, h_out, h_first, grads, a
 
 def _unsupported_options():
     return [
-        Param("projection_size", "optional_int", None, doc="LSTM projections (not supported)",
-              check=_unsupported("LSTM projections")),
         Param("lstm_state_clip_min", "optional_float", None, doc="cell clipping (not supported)",
               check=lambda v: "is not supported (cell clipping)"),
         Param("lstm_state_clip_max", "optional_float", None, doc="cell clipping (not supported)",
@@ -381,8 +448,22 @@ def _unsupported_options():
     ]
 
 
+def _check_params(p) -> str | None:
+    projection = p["projection_size"]
+    if projection is None:
+        return None
+    if p["mode"] != "lstm":
+        return f"projection_size={projection} needs mode='lstm' (it projects the lstm's h), not mode={p['mode']!r}"
+    if projection > p["state_size"]:
+        return f"projection_size={projection} must not exceed state_size={p['state_size']}"
+    if p["use_sequence_length"]:
+        return f"projection_size={projection} with use_sequence_length=True is not supported"
+    return None
+
+
 def _initializers(p) -> dict[str, str]:
-    return {"parameters": FusedRNN(None, p["state_size"], p["num_layers"], p["mode"], p["bidirectional"]).dumps()}
+    return {"parameters": FusedRNN(None, p["state_size"], p["num_layers"], p["mode"], p["bidirectional"],
+                                   projection_size=p["projection_size"]).dumps()}
 
 
 register(OpDef(
@@ -401,6 +482,9 @@ register(OpDef(
               "when training", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
         Param("use_sequence_length", bool, False, doc="take an input sequence_length (batch,): each sequence runs "
               "over its first length steps only, the output past it 0"),
+        Param("projection_size", "optional_int", None, doc="an lstm's hidden state projected to this many units "
+              "(LSTMP): the output, the recurrence and the layer above read h W_r^T",
+              check=lambda v: None if v is None or v > 0 else "must be positive"),
         *_unsupported_options(),
     ],
     input_names=("data", "parameters", "state", "state_cell", "sequence_length"),
@@ -425,4 +509,5 @@ register(OpDef(
     input_initializers=_initializers,
     forward_in_training=_dropping,
     draws_random=_dropping,
+    check_params=_check_params,
 ))
