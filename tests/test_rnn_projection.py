@@ -58,7 +58,9 @@ def test_values_and_gradients_are_torchs_proj_size(layers, bidirectional, hidden
     outputs = exe.forward(is_train=True)
     assert tuple(outputs[0].shape) == (steps, batch, (1 + bidirectional) * projection)
     heads = [rng.normal(size=tuple(t.shape)) for t in outputs]
-    exe.backward([torch.from_numpy(h) for h in heads])
+    for _ in range(2):  # grad_req='write': the second step writes over the first's gradients
+        exe.forward(is_train=True)
+        exe.backward([torch.from_numpy(h) for h in heads])
 
     module = _torch_lstm(layers, bidirectional, features, hidden, projection, values["rnn_parameters"])
     data = torch.from_numpy(values["data"]).requires_grad_()
