@@ -187,6 +187,25 @@ def _store_carried(D, offset, value, carried, live, whole, mask, USE_LENGTH: tl.
     store(D, offset, value, mask)
 
 
+@triton.jit
+def _carry_kernel(OUT, PREV, LENGTH, rows, width, out_stride, prev_stride, step, steps, BACKWARD: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    """A projected lstm's state at a step its row's sequence does not reach: the state
+    before (PREV) carried into OUT; BACKWARD, the gradient there moved into the state
+    before's (added to PREV, OUT's made 0). A row of a wrong length gets NaN."""
+    index, mask = element_block(rows * width, BLOCK)
+    row, unit = index // width, index % width
+    live, whole = _live(LENGTH, row, step, steps, mask)
+    out_at, prev_at = row * out_stride + unit, row * prev_stride + unit
+    value = load_wide(OUT, out_at, mask, 0.0)
+    prev = load_wide(PREV, prev_at, mask, 0.0)
+    if BACKWARD:
+        store(PREV, prev_at, tl.where(whole, prev + value, float("nan")), mask & ~live)
+        store(OUT, out_at, tl.where(whole, tl.where(live, value, 0.0), float("nan")), mask)
+    else:
+        store(OUT, out_at, tl.where(whole, tl.where(live, value, prev), float("nan")), mask)
+
+
 # ------------------------------------------------------------------------- planning
 
 
@@ -296,6 +315,24 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.T
                                  BLOCK=ELEMENTWISE_BLOCK))]
 
 
+def plan_carry(out: torch.Tensor, prev: torch.Tensor, lengths: torch.Tensor, step: int, steps: int,
+               backward: bool = False) -> list[Launch]:
+    """Time ``step`` of ``steps`` of a projected lstm with ``lengths`` (rows,): a row whose
+    length is not above ``step`` takes ``prev`` (rows, P), its state before, into ``out``
+    (the projection's output); ``backward``: such a row's gradient in ``out`` is added to
+    ``prev`` (the state before's) and ``out``'s made 0. A length that is not a whole number
+    in [0, steps] gives NaN."""
+    fn = "rnn_carry_backward" if backward else "rnn_carry"
+    rows, width = out.shape
+    _check_lengths(fn, lengths, rows, step, steps, out)
+    check_same(fn, "dtype", out=out, prev=prev)
+    check_same(fn, "device", out=out, prev=prev)
+    strides = [_rows(fn, "out", out, rows, width), _rows(fn, "prev", prev, rows, width)]
+    grid = (triton.cdiv(rows * width, ELEMENTWISE_BLOCK),)
+    return [Launch(_carry_kernel, grid, [out, prev, lengths, rows, width, *strides, step, steps],
+                   dict(BACKWARD=backward, BLOCK=ELEMENTWISE_BLOCK))]
+
+
 def _check_lengths(fn: str, lengths: torch.Tensor | None, rows: int, step: int, steps: int,
                    like: torch.Tensor) -> None:
     if lengths is None:
@@ -314,13 +351,13 @@ def _check_lengths(fn: str, lengths: torch.Tensor | None, rows: int, step: int, 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:
     rows, hidden = (512, 1024) if large else (5, 7)
-    launches = []
+    launches, lengths_of_rows = [], torch.empty(rows, dtype=torch.int32)
     for mode in MODES:
         g = torch.empty((rows, GATES[mode] * hidden), dtype=dtype)
         h = torch.empty((rows, hidden), dtype=dtype)
         keep = torch.empty((rows, KEPT[mode] * hidden), dtype=dtype) if KEPT[mode] else None
         grads = torch.empty((rows, GRADIENT_GATES[mode] * hidden), dtype=dtype)
-        for lengths in (None, torch.empty(rows, dtype=torch.int32)):
+        for lengths in (None, lengths_of_rows):
             named = " lengths" if lengths is not None else ""
             launches.append((f"{mode} cell{named}", plan_cell_forward(mode, g, g, h, h, h, h, keep, lengths, 1, 4)[0]))
             launches.append((f"{mode} cell backward{named}", plan_cell_backward(
@@ -329,4 +366,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
         if mode == "lstm":  # a projected lstm's: h's gradient whole in grad_h
             launches.append(("lstm cell backward projected", plan_cell_backward(
                 mode, None, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h)[0]))
+            launches.append(("lstm cell backward projected lengths", plan_cell_backward(
+                mode, None, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, lengths=lengths_of_rows, step=1,
+                steps=4)[0]))
+            launches += [("lstm projected state carry", plan_carry(h, h, lengths_of_rows, 1, 4)[0]),
+                         ("lstm projected state carry backward", plan_carry(h, h, lengths_of_rows, 1, 4,
+                                                                            backward=True)[0])]
     return launches

@@ -788,6 +788,7 @@ _rnn_case("lstm", output=2, lengths=(2, 1))
 _rnn_case("lstm", layers=2, bidirectional=True, projection=3)
 _rnn_case("lstm", output=1, projection=2)
 _rnn_case("lstm", layers=2, output=2, projection=4)  # as many units as the cell: W_r (4, 4) still applies
+_rnn_case("lstm", bidirectional=True, output=1, lengths=(3, 1), projection=2)
 
 # ------------------------------------------------------------------ reductions
 

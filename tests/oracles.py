@@ -1756,11 +1756,13 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, 
             h, c = state[k], None if state_cell is None else state_cell[k]
             steps = range(len(x))[::-1] if direction else range(len(x))
             out, kept = np.empty((len(x), *h.shape)), {}
+            h_cell = np.zeros((len(h), hidden))  # h before its projection (what a finished row carries)
             for t in steps:
                 h_before, c_before = h, c
                 h, c, kept[t] = _rnn_step(mode, x[t], h, c, p)
                 if projection:  # kept: the step's and h before its projection
-                    kept[t], h = (kept[t], h), h @ p["wr"].T
+                    h_cell = np.where(live[t], h, h_cell)
+                    kept[t], h = (kept[t], h_cell), h_cell @ p["wr"].T
                 h = np.where(live[t], h, h_before)  # a sequence that has ended (or not begun) keeps its state
                 c = None if c is None else np.where(live[t], c, c_before)
                 out[t] = np.where(live[t], h, 0.0)
@@ -1801,8 +1803,9 @@ def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, lay
                 (step_kept, h_before) = kept[t]
                 dh_after, dc_after = dh, dc
                 dh = dh + d_out[t][..., direction * width:(direction + 1) * width]
-                if projection:  # h = h_cell W_r^T: W_r's gradient, then h_cell's
+                if projection:  # h = h_cell W_r^T where the sequence reaches t: W_r's gradient, then h_cell's
                     step_kept, h_cell = step_kept
+                    dh = np.where(live[t], dh, 0.0)
                     grads[layer, direction, "wr"] += dh.T @ h_cell
                     dh = dh @ p["wr"]
                 dgx, dgh, dh_direct, dc = _rnn_step_grad(mode, dh, dc, step_kept)

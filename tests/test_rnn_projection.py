@@ -10,6 +10,7 @@ import numpy as np
 import oracles as o
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import tritonsym as ts
 from tritonsym.base import ParamError, ShapeError
@@ -152,8 +153,7 @@ def test_the_training_bind_keeps_h_before_its_projection():
                                           "mode='gru'"),
     (dict(mode="lstm", projection_size=5), "projection_size=5 must not exceed state_size=4"),
     (dict(mode="lstm", projection_size=0), "projection_size=0 must be positive"),
-    (dict(mode="lstm", projection_size=2, use_sequence_length=True),
-     "projection_size=2 with use_sequence_length=True is not supported")])
+])
 def test_what_a_projection_refuses_names_it(params, complaint):
     with pytest.raises(ParamError, match=f"RNN: {complaint}"):
         S.RNN(S.Variable("data"), state_size=4, num_layers=1, **params)
@@ -191,3 +191,48 @@ def test_the_fused_rnn_initializer_fills_the_projection_weights():
     projected("w", one_layer, {"__init__": projected.dumps()})
     assert np.abs(o.rnn_parameters(one_layer.numpy(), "lstm", 1, 1, 5, 3, 2)[0, 0, "wr"]).min() > 0
     assert "projection_size" not in without.dumps()  # what it wrote before projections stays as it was
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(2, True), pytest.param(1, False, marks=pytest.mark.slow)])
+def test_sequences_of_their_own_lengths_are_torchs_packed_proj_size(layers, bidirectional, rng):
+    """With use_sequence_length, a sequence that has ended keeps its projected state: the
+    values and every gradient are torch's packed sequences through its proj_size LSTM."""
+    steps, batch, features, hidden, projection = 5, 4, 3, 6, 4
+    lengths = [5, 2, 1, 3]  # unsorted (enforce_sorted=False); a list: torch wants them on the host
+    net = S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode="lstm", bidirectional=bidirectional,
+                state_outputs=True, projection_size=projection, use_sequence_length=True, name="rnn")
+    exe = net.simple_bind(ts.cpu(), data=(steps, batch, features),
+                          type_dict={"data": torch.float64, "rnn_sequence_length": torch.int32})
+    values = {}
+    for name, array in exe.arg_dict.items():
+        if name == "rnn_sequence_length":
+            array[...] = torch.tensor(lengths, dtype=torch.int32)
+            continue
+        values[name] = rng.normal(scale=0.4 if name == "rnn_parameters" else 1.0, size=tuple(array.shape))
+        array[...] = torch.from_numpy(values[name])
+    outputs = exe.forward(is_train=True)
+    heads = [rng.normal(size=tuple(t.shape)) for t in outputs]
+    exe.backward([torch.from_numpy(h) for h in heads])
+
+    module = _torch_lstm(layers, bidirectional, features, hidden, projection, values["rnn_parameters"])
+    data = torch.from_numpy(values["data"]).requires_grad_()
+    states = [torch.from_numpy(values[n]).requires_grad_() for n in ("rnn_state", "rnn_state_cell")]
+    packed, (h, c) = module(pack_padded_sequence(data, lengths, enforce_sorted=False), tuple(states))
+    out, _ = pad_packed_sequence(packed, total_length=steps)
+    for got, expected in zip(outputs, (out, h, c)):
+        torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
+    sum((w * torch.from_numpy(head)).sum() for w, head in zip((out, h, c), heads)).backward()
+    torch.testing.assert_close(exe.grad_dict["data"], data.grad, rtol=1e-10, atol=1e-12)
+    for name, state in zip(("rnn_state", "rnn_state_cell"), states):
+        torch.testing.assert_close(exe.grad_dict[name], state.grad, rtol=1e-10, atol=1e-12, msg=name)
+    grads = o.rnn_parameters(exe.grad_dict["rnn_parameters"].numpy(), "lstm", layers, 1 + bidirectional, features,
+                             hidden, projection)
+    for (layer, direction, kind), grad in grads.items():
+        weight = getattr(module, f"{NAMES[kind]}_l{layer}{'_reverse' if direction else ''}")
+        np.testing.assert_allclose(grad, weight.grad.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{layer} {direction} {kind}")
+    # the oracle agrees too (it is what the operator cases check in every dtype)
+    expected = o.rnn(values["data"], values["rnn_parameters"], values["rnn_state"], values["rnn_state_cell"], "lstm",
+                     layers, bidirectional, lengths=np.array(lengths, np.float64), projection=projection)
+    for got, want in zip(outputs, expected[:3]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)

@@ -49,9 +49,13 @@ the next step's hidden product and the layer above read, P units wide; the cell 
 gradient. Backward first fills every step's projected-h gradient with the output's (and the
 last state's head), then each step: that gradient through W_r to h_cell's, the cell
 kernel's gradient on h_cell's alone, and the hidden product adding into the step before's
-projected-h gradient; W_r's gradient is one whole-sequence product. Not with
-``use_sequence_length`` (a carried row's projected state is not the projection of a carried
-h_cell at a sequence's start) and not with other modes: refused by name.
+projected-h gradient; W_r's gradient is one whole-sequence product. With
+``use_sequence_length`` a row past its sequence keeps its projected state (the carry
+kernel, after the projection: at a sequence's start the reverse direction's state is the
+initial one, which projects nothing) and its h_cell (zeros before its first step, so W_r's
+gradient never reads the padding); backward first moves such a row's projected-h gradient
+whole to the step before's (the carry kernel again), and the output's gradient past a
+length is masked. lstm only: other modes are refused by name.
 
 Not here (refused by name): cell clipping (``lstm_state_clip_*``), which MXNet 1.9.1's CPU
 refuses too, so nothing here could check it against MXNet.
@@ -196,8 +200,8 @@ def _forward_temps(p, shapes, dtypes):
              "recurrent": ((batch, width), dtypes[0])}
     if p["mode"] == "lstm":
         temps["cell"] = ((2, batch, hidden), dtypes[0])  # an inference forward's c, step by step
-    if p["projection_size"]:
-        temps["unprojected"] = ((batch, hidden), dtypes[0])  # an inference forward's h before its projection
+    if p["projection_size"]:  # an inference forward's h before its projection, step by step
+        temps["unprojected"] = ((2, batch, hidden), dtypes[0])
     if _dropping(p):
         temps["dropped"] = ((steps, batch, directions * _width(p)), dtypes[0])
     return temps
@@ -277,15 +281,18 @@ def _forward(a: ForwardArgs):
                 if mode == "lstm":
                     c_out = a.saved["cells"][k, t] if training else a.temps["cell"][number % 2]
                 keep = a.saved["gates"][k, t] if training and _keeps(p) else None
-                cell_h = h_out[t]
+                cell_h, cell_h_before = h_out[t], h
                 if projecting:  # the cell's h, then its projection: the state the recurrence reads
-                    cell_h = a.saved["unprojected"][k, t] if training else a.temps["unprojected"]
+                    cell_h, cell_h_before = _unprojected(a, k, number, _order(direction, steps), training, lengths)
+                    if cell_h_before is cell_h:  # the first step: a finished row carries zeros
+                        launches += memory.plan_fill(cell_h, 0.0)
                 launches += kernels.plan_cell_forward(mode, a.temps["projection"][direction, t], a.temps["recurrent"],
-                                                      None if projecting else h, cell_h, c, c_out, keep, lengths, t,
-                                                      steps)
+                                                      cell_h_before, cell_h, c, c_out, keep, lengths, t, steps)
                 if projecting:
                     launches += products.plan_fully_connected_forward(cell_h, weights[layer, direction, "wr"], None,
                                                                       h_out[t])
+                    if lengths is not None:  # a row past its sequence keeps its projected state
+                        launches += kernels.plan_carry(h_out[t], h, lengths, t, steps)
                 h, c = h_out[t], c_out
             if p["state_outputs"]:
                 launches += memory.plan_copy(h, a.outputs[1][k])
@@ -295,6 +302,19 @@ def _forward(a: ForwardArgs):
     if lengths is not None:  # the steps past each length: 0 (NaN for a wrong length)
         launches += sequence_mask.plan_length_mask(x, lengths, a.outputs[0], 0, 0.0, batch_axis=1)
     return launches
+
+
+def _unprojected(a: ForwardArgs, k: int, number: int, order: list[int], training: bool, lengths) -> tuple:
+    """A projected lstm's h before its projection at the step ``order[number]`` and, with
+    lengths, the one the step before (which a row past its sequence carries; the step's
+    own, zero-filled, at the first step), else None (lstm reads it only to carry it)."""
+    if training:
+        here = a.saved["unprojected"][k, order[number]]
+        before = a.saved["unprojected"][k, order[number - 1]] if number else here
+    else:
+        here, before = a.temps["unprojected"][number % 2], a.temps["unprojected"][(number + 1) % 2]
+        before = before if number else here
+    return here, before if lengths is not None else None
 
 
 def _backward(a: BackwardArgs):
@@ -325,7 +345,9 @@ def _backward(a: BackwardArgs):
             h_out = _half(out, direction, width)
             if projecting:
                 launches += _start_projected(a, k, _half(grad_out, direction, width),
-                                             a.temps["grad_projected"][direction], order[-1])
+                                             a.temps["grad_projected"][direction], order[-1], lengths)
+                if lengths is not None:  # the initial state's gradient gathers what carried rows pass back
+                    launches += memory.plan_fill(grad_h, 0.0)
             else:
                 launches += _start(a, 1, k, grad_h)
             if mode == "lstm":
@@ -340,11 +362,14 @@ def _backward(a: BackwardArgs):
                 step_out_grad, step_grad_h, grad_before = _half(grad_out[t], direction, width), grad_h, grad_h
                 if projecting:  # the projected h's whole gradient, through W_r to the cell's h
                     step_out_grad, step_grad_h = None, a.temps["grad_unprojected"]
+                    if number > 0:  # added to the step before's output gradient, already there
+                        grad_before = a.temps["grad_projected"][direction, order[number - 1]]
+                    if lengths is not None:  # a row past its sequence passes its gradient on whole
+                        launches += kernels.plan_carry(a.temps["grad_projected"][direction, t], grad_before, lengths,
+                                                       t, steps, backward=True)
                     launches += products.plan_fully_connected_backward(
                         a.temps["grad_projected"][direction, t], None, weights[layer, direction, "wr"],
                         grad_x=step_grad_h)
-                    if number > 0:  # added to the step before's output gradient, already there
-                        grad_before = a.temps["grad_projected"][direction, order[number - 1]]
                 launches += kernels.plan_cell_backward(
                     mode, step_out_grad, step_grad_h, step_grad,
                     keep=a.saved["gates"][k, t] if _keeps(p) else None, grad_c=grad_c,
@@ -398,10 +423,14 @@ def _start(a: BackwardArgs, output: int, k: int, into: torch.Tensor) -> list:
 
 
 def _start_projected(a: BackwardArgs, k: int, grad_out: torch.Tensor, grad_projected: torch.Tensor,
-                     last: int) -> list:
-    """A projected lstm's gradient of every step's h from the output's, before the recurrence
-    adds to it step by step; its last step's with the head gradient of the last state."""
+                     last: int, lengths: torch.Tensor | None) -> list:
+    """A projected lstm's gradient of every step's h from the output's (0 past each length:
+    the output there is masked), before the recurrence adds to it step by step; its last
+    step's with the head gradient of the last state (carried back to the sequence's last
+    step by the steps past it)."""
     launches = memory.plan_copy(grad_out, grad_projected)
+    if lengths is not None:
+        launches += sequence_mask.plan_length_mask(grad_projected, lengths, grad_projected, 0, 0.0, batch_axis=1)
     if a.params["state_outputs"] and a.out_grads[1] is not None:
         launches += memory.plan_copy(a.out_grads[1][k], grad_projected[last], accumulate=True)
     return launches
@@ -456,8 +485,6 @@ def _check_params(p) -> str | None:
         return f"projection_size={projection} needs mode='lstm' (it projects the lstm's h), not mode={p['mode']!r}"
     if projection > p["state_size"]:
         return f"projection_size={projection} must not exceed state_size={p['state_size']}"
-    if p["use_sequence_length"]:
-        return f"projection_size={projection} with use_sequence_length=True is not supported"
     return None
 
 
