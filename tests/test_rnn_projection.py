@@ -196,7 +196,8 @@ def test_the_fused_rnn_initializer_fills_the_projection_weights():
 @pytest.mark.parametrize("layers, bidirectional", [(2, True), pytest.param(1, False, marks=pytest.mark.slow)])
 def test_sequences_of_their_own_lengths_are_torchs_packed_proj_size(layers, bidirectional, rng):
     """With use_sequence_length, a sequence that has ended keeps its projected state: the
-    values and every gradient are torch's packed sequences through its proj_size LSTM."""
+    values and every gradient are torch's packed sequences through its proj_size LSTM, and
+    an inference bind (its h before the projection step by step in two buffers) agrees."""
     steps, batch, features, hidden, projection = 5, 4, 3, 6, 4
     lengths = [5, 2, 1, 3]  # unsorted (enforce_sorted=False); a list: torch wants them on the host
     net = S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode="lstm", bidirectional=bidirectional,
@@ -235,4 +236,10 @@ def test_sequences_of_their_own_lengths_are_torchs_packed_proj_size(layers, bidi
     expected = o.rnn(values["data"], values["rnn_parameters"], values["rnn_state"], values["rnn_state_cell"], "lstm",
                      layers, bidirectional, lengths=np.array(lengths, np.float64), projection=projection)
     for got, want in zip(outputs, expected[:3]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    inference = net.simple_bind(ts.cpu(), grad_req="null", data=(steps, batch, features),
+                                type_dict={"data": torch.float64, "rnn_sequence_length": torch.int32})
+    for name, array in inference.arg_dict.items():
+        array[...] = exe.arg_dict[name]
+    for got, want in zip(inference.forward(is_train=False), expected[:3]):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
