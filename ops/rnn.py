@@ -38,7 +38,7 @@ from ._common import (
 from .activation import act_forward, act_grad_from_output, sigmoid, tanh
 
 TESTS = ("tests/test_rnn_operator.py", "tests/test_rnn_lengths.py", "tests/test_rnn_projection.py",
-         "tests/test_operators.py", "tests/test_gradcheck.py")
+         "tests/test_rnn_cell_clip.py", "tests/test_operators.py", "tests/test_gradcheck.py")
 MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 # What a training forward keeps per unit (columns of H) for the step's gradient.
@@ -59,10 +59,12 @@ def _live(LENGTH, row, step, steps, mask):
 @triton.jit
 def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, LENGTH, rows, H,
                          gx_stride, gh_stride, hprev_stride, cprev_stride, hout_stride, cout_stride, keep_stride,
-                         step, steps, MODE: tl.constexpr, KEEP_GATES: tl.constexpr, USE_LENGTH: tl.constexpr,
-                         BLOCK: tl.constexpr):
+                         step, steps, clip_min: tl.float64, clip_max: tl.float64, MODE: tl.constexpr,
+                         KEEP_GATES: tl.constexpr, USE_LENGTH: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr):
     """h' (and lstm's c') of BLOCK (row, unit) pairs from the projections GX and GH; with
-    USE_LENGTH, a row whose sequence has ended (LENGTH <= step) carries its states through."""
+    USE_LENGTH, a row whose sequence has ended (LENGTH <= step) carries its states through;
+    with CLIP, lstm's c' is clipped to [clip_min, clip_max] (cuDNN's cell clipping: h' and the
+    next step read the clipped c')."""
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
     gx, gh = row * gx_stride + unit, row * gh_stride + unit
@@ -76,6 +78,9 @@ def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, LENGTH, rows, H
         o = sigmoid(load_wide(GX, gx + 3 * H, mask, 0.0) + load_wide(GH, gh + 3 * H, mask, 0.0))
         c_prev = load_wide(CPREV, row * cprev_stride + unit, mask, 0.0)
         c = f * c_prev + i * g
+        if CLIP:
+            low, high = clip_min.to(c.dtype), clip_max.to(c.dtype)
+            c = tl.where(c < low, low, tl.where(c > high, high, c))  # a NaN fails both tests: it stays
         h = o * tanh(c)
         if USE_LENGTH:
             c = tl.where(whole, tl.where(live, c, c_prev), float("nan"))
@@ -110,8 +115,9 @@ def _cell_forward_kernel(GX, GH, HPREV, CPREV, HOUT, COUT, KEEP, LENGTH, rows, H
 @triton.jit
 def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH, rows, H,
                           dout_stride, dh_stride, dc_stride, keep_stride, c_stride, cprev_stride, hout_stride,
-                          hprev_stride, dg_stride, step, steps, MODE: tl.constexpr, USE_LENGTH: tl.constexpr,
-                          HAS_DOUT: tl.constexpr, BLOCK: tl.constexpr):
+                          hprev_stride, dg_stride, step, steps, clip_min: tl.float64, clip_max: tl.float64,
+                          MODE: tl.constexpr, USE_LENGTH: tl.constexpr, HAS_DOUT: tl.constexpr, CLIP: tl.constexpr,
+                          BLOCK: tl.constexpr):
     """The projections' gradients DG of BLOCK (row, unit) pairs from h's gradient, the
     output's (DOUT) plus the recurrence's (DH), or DH alone without HAS_DOUT (a projected
     lstm's, whose product made the whole of it); lstm updates c's gradient DC in place to
@@ -119,7 +125,9 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH,
     DH, which the recurrent product then adds to. With USE_LENGTH every mode writes DH (0
     but gru's part), the product adding to it: a row whose sequence has ended carried its
     states through the step, so its DG is 0 and DH and DC pass on as they came (the
-    output's gradient there is of a masked zero); a row of a wrong length gets NaN."""
+    output's gradient there is of a masked zero); a row of a wrong length gets NaN. With
+    CLIP, c's gradient passes the clip where c' before it, recomputed from the kept gates,
+    is inside [clip_min, clip_max] (torch's clamp), and is 0 elsewhere."""
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
     dh_after = load_wide(DH, row * dh_stride + unit, mask, 0.0)
@@ -140,6 +148,9 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH,
         dc_after = load_wide(DC, row * dc_stride + unit, mask, 0.0)
         dc = dc_after + dh * o * (1.0 - t * t)
         cprev = load_wide(CPREV, row * cprev_stride + unit, mask, 0.0)
+        if CLIP:
+            unclipped = f * cprev + i * g
+            dc = tl.where((unclipped >= clip_min.to(dc.dtype)) & (unclipped <= clip_max.to(dc.dtype)), dc, 0.0)
         _store_gate(DG, dg, dc * g * i * (1.0 - i), live, whole, mask, USE_LENGTH)
         _store_gate(DG, dg + H, dc * cprev * f * (1.0 - f), live, whole, mask, USE_LENGTH)
         _store_gate(DG, dg + 2 * H, dc * i * (1.0 - g * g), live, whole, mask, USE_LENGTH)
@@ -227,16 +238,18 @@ def _mode(fn: str, mode: str) -> None:
 def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: torch.Tensor | None, h_out: torch.Tensor,
                       c_prev: torch.Tensor | None = None, c_out: torch.Tensor | None = None,
                       keep: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
-                      step: int = 0, steps: int = 0) -> list[Launch]:
+                      step: int = 0, steps: int = 0, clip: tuple[float, float] | None = None) -> list[Launch]:
     """One step: ``h_out`` (rows, H) from the projections ``gx`` and ``gh`` (rows, gates H),
     the state before (``h_prev``; lstm's ``c_prev``, and its new ``c_out``), and, where
     ``keep`` (rows, KEPT[mode] H) is given, what the step's gradient reads. With
     ``lengths`` (rows,), this is time ``step`` of ``steps``: a row whose length is not
     above ``step`` copies its states through, one whose length is not a whole number in
     [0, steps] gets NaN. lstm reads ``h_prev`` only to carry it (with ``lengths``): it may
-    be None otherwise (a projected lstm's state before is not h's width)."""
+    be None otherwise (a projected lstm's state before is not h's width). ``clip`` (low,
+    high): lstm's c' clipped to [low, high]."""
     fn = "rnn_cell_forward"
     _mode(fn, mode)
+    _check_clip(fn, mode, clip)
     rows, hidden = h_out.shape
     _check_lengths(fn, lengths, rows, step, steps, h_out)
     if h_prev is None and (mode != "lstm" or lengths is not None):
@@ -267,8 +280,9 @@ def plan_cell_forward(mode: str, gx: torch.Tensor, gh: torch.Tensor, h_prev: tor
     return [Launch(_cell_forward_kernel, grid,
                    [gx, gh, h_out if h_prev is None else h_prev, c_prev, h_out, c_out,
                     keep if keep is not None else h_out,
-                    lengths if lengths is not None else h_out, rows, hidden, *strides, step, steps],
-                   dict(MODE=mode, KEEP_GATES=keep is not None, USE_LENGTH=lengths is not None,
+                    lengths if lengths is not None else h_out, rows, hidden, *strides, step, steps,
+                    *_clip_bounds(clip)],
+                   dict(MODE=mode, KEEP_GATES=keep is not None, USE_LENGTH=lengths is not None, CLIP=clip is not None,
                         BLOCK=ELEMENTWISE_BLOCK))]
 
 
@@ -276,7 +290,8 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.T
                        keep: torch.Tensor | None = None, grad_c: torch.Tensor | None = None,
                        c_out: torch.Tensor | None = None, c_prev: torch.Tensor | None = None,
                        h_out: torch.Tensor | None = None, h_prev: torch.Tensor | None = None,
-                       lengths: torch.Tensor | None = None, step: int = 0, steps: int = 0) -> list[Launch]:
+                       lengths: torch.Tensor | None = None, step: int = 0, steps: int = 0,
+                       clip: tuple[float, float] | None = None) -> list[Launch]:
     """One step's gradient: ``grad_gates`` (rows, GRADIENT_GATES[mode] H), the gradients of
     the projections' pre-activations, from h's gradient ``grad_out + grad_h`` (rows, H)
     (``grad_h`` alone where ``grad_out`` is None: a projected lstm's, made whole by the
@@ -285,9 +300,11 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.T
     step) into c's before it; gru reads ``keep`` and ``h_prev`` and writes ``z dh`` into
     ``grad_h``; the vanilla modes read ``h_out``. With ``lengths`` (as the forward's),
     every mode writes ``grad_h`` (0 but gru's part: the hidden product must add to it),
-    and a row whose sequence ended before ``step`` passes ``grad_h`` and ``grad_c`` on."""
+    and a row whose sequence ended before ``step`` passes ``grad_h`` and ``grad_c`` on.
+    ``clip``: the forward's (lstm's c' clipped), whose gradient passes inside it only."""
     fn = "rnn_cell_backward"
     _mode(fn, mode)
+    _check_clip(fn, mode, clip)
     rows, hidden = grad_h.shape
     _check_lengths(fn, lengths, rows, step, steps, grad_h)
     needs = {"lstm": dict(keep=keep, grad_c=grad_c, c_out=c_out, c_prev=c_prev), "gru": dict(keep=keep, h_prev=h_prev)
@@ -311,8 +328,9 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.T
     grid = (triton.cdiv(rows * hidden, ELEMENTWISE_BLOCK),)
     return [Launch(_cell_backward_kernel, grid,
                    [*pointers, grad_gates, lengths if lengths is not None else grad_h, rows, hidden, *strides, step,
-                    steps], dict(MODE=mode, USE_LENGTH=lengths is not None, HAS_DOUT=grad_out is not None,
-                                 BLOCK=ELEMENTWISE_BLOCK))]
+                    steps, *_clip_bounds(clip)],
+                   dict(MODE=mode, USE_LENGTH=lengths is not None, HAS_DOUT=grad_out is not None,
+                        CLIP=clip is not None, BLOCK=ELEMENTWISE_BLOCK))]
 
 
 def plan_carry(out: torch.Tensor, prev: torch.Tensor, lengths: torch.Tensor, step: int, steps: int,
@@ -331,6 +349,20 @@ def plan_carry(out: torch.Tensor, prev: torch.Tensor, lengths: torch.Tensor, ste
     grid = (triton.cdiv(rows * width, ELEMENTWISE_BLOCK),)
     return [Launch(_carry_kernel, grid, [out, prev, lengths, rows, width, *strides, step, steps],
                    dict(BACKWARD=backward, BLOCK=ELEMENTWISE_BLOCK))]
+
+
+def _check_clip(fn: str, mode: str, clip: tuple[float, float] | None) -> None:
+    if clip is None:
+        return
+    if mode != "lstm":
+        raise KernelArgumentError(f"{fn}: clip={clip!r} clips an lstm's cell state; mode={mode!r} has none")
+    low, high = clip
+    if not low <= high:  # (NaN bounds fail too)
+        raise KernelArgumentError(f"{fn}: clip=({low!r}, {high!r}) must be (low, high) with low <= high")
+
+
+def _clip_bounds(clip: tuple[float, float] | None) -> list[float]:
+    return [0.0, 0.0] if clip is None else [float(clip[0]), float(clip[1])]
 
 
 def _check_lengths(fn: str, lengths: torch.Tensor | None, rows: int, step: int, steps: int,
@@ -363,7 +395,10 @@ def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tup
             launches.append((f"{mode} cell backward{named}", plan_cell_backward(
                 mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, h_out=h, h_prev=h, lengths=lengths,
                 step=1, steps=4)[0]))
-        if mode == "lstm":  # a projected lstm's: h's gradient whole in grad_h
+        if mode == "lstm":  # cuDNN's cell clipping; a projected lstm's: h's gradient whole in grad_h
+            launches.append(("lstm cell clipped", plan_cell_forward(mode, g, g, h, h, h, h, keep, clip=(-1.0, 1.0))[0]))
+            launches.append(("lstm cell backward clipped", plan_cell_backward(
+                mode, h, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h, clip=(-1.0, 1.0))[0]))
             launches.append(("lstm cell backward projected", plan_cell_backward(
                 mode, None, h, grads, keep=keep, grad_c=h, c_out=h, c_prev=h)[0]))
             launches.append(("lstm cell backward projected lengths", plan_cell_backward(

@@ -272,6 +272,9 @@ DECISIONS: dict[str, str] = {
                                  "refuses it in float64 and in float32 ignores the lengths (every sequence runs "
                                  "all the steps, nothing is zeroed); tritonsym computes it as cuDNN and torch's "
                                  "packed sequences do",
+    "RNN/cell-clip-cpu": "MXNet 1.9.1 computes RNN's cell clipping (lstm_state_clip_min/max) on cuDNN only: its CPU "
+                         "bind refuses it; tritonsym computes it as cuDNN's clipping is documented (c clipped after "
+                         "each step, h and the next step reading the clipped c)",
     "optimizer/adam-*-wd0.01-clip_gradient0.3": "MXNet's Adam adds weight decay before clipping, its SGD after; "
                                                 "tritonsym's Adam clips first, as both its SGD and MXNet's SGD do",
 }
@@ -3805,6 +3808,28 @@ for _layers, _bidirectional in ((1, False), (2, True)):
             return {**{f"out{i}": o for i, o in enumerate(outs)}, "arguments": net.list_arguments(),
                     "outputs": net.list_outputs(), "shapes": [list(s) for s in arg_shapes.values()]}
     _rnn_projection_case()
+
+# Cell clipping (lstm_state_clip_min/max): MXNet 1.9.1 lists and infers it anywhere and
+# computes it on cuDNN only (its CPU bind refuses it; the values are checked against
+# autograd of the clamped recurrence in tests/test_rnn_cell_clip.py).
+@case("RNN", "cell-clip-cpu")
+def _rnn_cell_clip(api, data):
+    with api.fresh_names():
+        net = api.sym.RNN(api.sym.Variable("data"), state_size=3, num_layers=1, mode="lstm", state_outputs=True,
+                          lstm_state_clip_min=-0.3, lstm_state_clip_max=0.3, name="rnn")
+    arg_shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(4, 2, 3))[0]))
+    exe = api.bind(net, arg_shapes, "null", {name: np.float64 for name in arg_shapes})
+    for name, shape in arg_shapes.items():
+        api.set(exe, name, data.normal(name, shape, np.float64))
+    outs = api.forward(exe, is_train=False)
+    return {**{f"out{i}": o for i, o in enumerate(outs)}, "arguments": net.list_arguments()}
+
+
+_infer_more("rnn-lstm-cell-clip",
+            lambda api: api.sym.RNN(api.sym.Variable("data"), state_size=4, num_layers=2, mode="lstm",
+                                    bidirectional=True, state_outputs=True, lstm_state_clip_min=-1.0,
+                                    lstm_state_clip_max=1.5, projection_size=3, name="rnn"), data=(5, 2, 6))
+
 
 _infer_more("rnn-lstm-projection",
             lambda api: api.sym.RNN(api.sym.Variable("data"), state_size=6, num_layers=3, mode="lstm",

@@ -731,11 +731,11 @@ _ctc_case(False, True)
 _RNN_SHAPE = dict(steps=3, batch=2, features=3, hidden=4)
 
 
-def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None, projection=None):
+def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None, projection=None, clip=None):
     """RNN over data (3, 2, 3), 4 hidden units; the case's symbol is output ``output``
     (1: the last hidden states, 2: lstm's last cells), whose head the oracle gives it;
     ``lengths``: the sequences' lengths (use_sequence_length); ``projection``: lstm's
-    projection_size."""
+    projection_size; ``clip``: lstm's (lstm_state_clip_min, lstm_state_clip_max)."""
     steps, batch, features, hidden = _RNN_SHAPE.values()
     directions = 1 + bidirectional
     states = (layers * directions, batch, projection or hidden)
@@ -749,25 +749,27 @@ def _rnn_case(mode, layers=1, bidirectional=False, output=0, lengths=None, proje
 
     def run(v):
         return o.rnn(v["data"], v["rnn_parameters"], v["rnn_state"], v.get("rnn_state_cell"), mode, layers,
-                     bidirectional, lengths=v.get("lengths"), projection=projection)
+                     bidirectional, lengths=v.get("lengths"), projection=projection, clip=clip)
 
     def backward(v, h):
         heads = [np.zeros_like(x) for x in run(v)[:3] if x is not None]
         heads[output] = h
         grads = o.rnn_grads(*heads, *([None] if mode != "lstm" else []), v["data"], v["rnn_parameters"],
                             v["rnn_state"], v.get("rnn_state_cell"), mode, layers, bidirectional,
-                            lengths=v.get("lengths"), projection=projection)
+                            lengths=v.get("lengths"), projection=projection, clip=clip)
         return dict(zip([name for name in shapes if name != "lengths"], grads))
 
     def build():
         extra = {} if lengths is None else dict(sequence_length=S.Variable("lengths"), use_sequence_length=True)
         if projection:
             extra["projection_size"] = projection
+        if clip:
+            extra.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
         return S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode=mode, bidirectional=bidirectional,
                      state_outputs=output > 0, name="rnn", **extra)[output]
 
     named = ("" if lengths is None else "_lengths" + "-".join(map(str, lengths))) + (
-        f"_projection{projection}" if projection else "")
+        f"_projection{projection}" if projection else "") + (f"_clip{clip[0]}to{clip[1]}" if clip else "")
     case(id=f"RNN_{mode}_layers{layers}{'_bidirectional' if bidirectional else ''}_output{output}{named}", op="RNN",
          build=build, shapes=shapes, values=values, forward=lambda v: run(v)[output], backward=backward,
          no_grad=() if lengths is None else ("lengths",))
@@ -789,6 +791,8 @@ _rnn_case("lstm", layers=2, bidirectional=True, projection=3)
 _rnn_case("lstm", output=1, projection=2)
 _rnn_case("lstm", layers=2, output=2, projection=4)  # as many units as the cell: W_r (4, 4) still applies
 _rnn_case("lstm", bidirectional=True, output=1, lengths=(3, 1), projection=2)
+_rnn_case("lstm", layers=2, bidirectional=True, clip=(-0.3, 0.4))  # cuDNN's cell clipping: many c' clipped
+_rnn_case("lstm", output=2, projection=3, clip=(-0.5, 0.5))
 
 # ------------------------------------------------------------------ reductions
 

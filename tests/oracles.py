@@ -1688,14 +1688,19 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _rnn_step(mode, x, h, c, p):
-    """One step: (h', c', what the step's gradient needs)."""
+def _rnn_step(mode, x, h, c, p, clip=None):
+    """One step: (h', c', what the step's gradient needs); ``clip`` (low, high): lstm's c'
+    clipped (cuDNN's cell clipping; NaN stays NaN)."""
     gx, gh = x @ p["wx"].T + p["bx"], h @ p["wh"].T + p["bh"]
     if mode == "lstm":
         i, f, g, o = np.split(gx + gh, 4, axis=-1)
         i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
-        c2 = f * c + i * g
-        return o * np.tanh(c2), c2, (i, f, g, o, c, c2)
+        unclipped = f * c + i * g
+        c2 = unclipped
+        if clip is not None:
+            c2 = np.where(unclipped < clip[0], clip[0], np.where(unclipped > clip[1], clip[1], unclipped))
+        inside = np.ones(c2.shape, bool) if clip is None else (unclipped >= clip[0]) & (unclipped <= clip[1])
+        return o * np.tanh(c2), c2, (i, f, g, o, c, c2, inside)
     if mode == "gru":
         (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, axis=-1), np.split(gh, 3, axis=-1)
         r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
@@ -1709,9 +1714,9 @@ def _rnn_step_grad(mode, dh, dc, kept):
     """(gradient of the input projection gx, of the hidden projection gh, the direct part
     of h's gradient, c's gradient) of one step from h' and c' gradients."""
     if mode == "lstm":
-        i, f, g, o, c, c2 = kept
+        i, f, g, o, c, c2, inside = kept
         t = np.tanh(c2)
-        dc2 = dc + dh * o * (1.0 - t * t)
+        dc2 = np.where(inside, dc + dh * o * (1.0 - t * t), 0.0)  # (clamp's: 0 where the clip held c')
         pre = np.concatenate([dc2 * g * i * (1 - i), dc2 * c * f * (1 - f), dc2 * i * (1 - g * g),
                               dh * t * o * (1 - o)], axis=-1)
         return pre, pre, 0.0, dc2 * f
@@ -1734,14 +1739,16 @@ def _rnn_live(lengths, steps, batch):
     return (np.arange(steps)[:, None] < np.asarray(lengths)[None, :])[..., None]
 
 
-def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, lengths=None, projection=None):
+def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, lengths=None, projection=None,
+        clip=None):
     """MXNet's RNN operator: (out, final hidden states, final cell states or None, and what
     the gradient needs), data (T, N, I), states (L D, N, H); ``drops[l]``: the factor (a
     dropout mask over 1 - p) on layer l's output as the layer above reads it; ``lengths``
     (N,) whole numbers in [0, T]: sequence n is its first lengths[n] steps (the reverse
     direction starts at its last), its output 0 past them (cuDNN's padded sequences);
     ``projection``: an lstm's h is h W_r^T (P units: the states (L D, N, P), the cell
-    states' (L D, N, H)), which the output, the next step and the layer above read."""
+    states' (L D, N, H)), which the output, the next step and the layer above read;
+    ``clip`` (low, high): lstm's cell state clipped after each step."""
     directions = 1 + bidirectional
     hidden = state_cell.shape[-1] if state_cell is not None else state.shape[-1]
     params = rnn_parameters(flat, mode, layers, directions, data.shape[-1], hidden, projection)
@@ -1759,7 +1766,7 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, 
             h_cell = np.zeros((len(h), hidden))  # h before its projection (what a finished row carries)
             for t in steps:
                 h_before, c_before = h, c
-                h, c, kept[t] = _rnn_step(mode, x[t], h, c, p)
+                h, c, kept[t] = _rnn_step(mode, x[t], h, c, p, clip)
                 if projection:  # kept: the step's and h before its projection
                     h_cell = np.where(live[t], h, h_cell)
                     kept[t], h = (kept[t], h_cell), h_cell @ p["wr"].T
@@ -1779,12 +1786,12 @@ def rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops=None, 
 
 
 def rnn_grads(head_out, head_h, head_c, data, flat, state, state_cell, mode, layers, bidirectional, drops=None,
-              lengths=None, projection=None):
+              lengths=None, projection=None, clip=None):
     """Gradients (data, flat parameters, state, state_cell or None) of sum(head * output)
     over the RNN's outputs: backpropagation through time, layer by layer from the top."""
     directions, width = 1 + bidirectional, state.shape[-1]
     hidden = state_cell.shape[-1] if state_cell is not None else width
-    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops, lengths, projection)
+    _, _, _, tape = rnn(data, flat, state, state_cell, mode, layers, bidirectional, drops, lengths, projection, clip)
     live = _rnn_live(lengths, *data.shape[:2])
     flat_grad = np.zeros_like(flat)
     # views into flat_grad

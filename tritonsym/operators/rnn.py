@@ -57,8 +57,13 @@ gradient never reads the padding); backward first moves such a row's projected-h
 whole to the step before's (the carry kernel again), and the output's gradient past a
 length is masked. lstm only: other modes are refused by name.
 
-Not here (refused by name): cell clipping (``lstm_state_clip_*``), which MXNet 1.9.1's CPU
-refuses too, so nothing here could check it against MXNet.
+``lstm_state_clip_min`` / ``lstm_state_clip_max`` clip an lstm's cell state after each step
+(cuDNN's cell clipping, which MXNet's GPU RNN sets; the big LSTMP language models use it):
+``c = clip(f c_prev + i g, min, max)``, and h and the next step read the clipped c. Its
+gradient passes where the unclipped c (recomputed from the kept gates) is inside [min, max],
+as torch's clamp's does, and is 0 outside. A NaN cell state stays NaN:
+``lstm_state_clip_nan=True`` (clip a NaN to a bound) is refused by name. MXNet 1.9.1's CPU
+refuses clipping altogether, so it is checked against autograd of the same recurrence.
 """
 
 from __future__ import annotations
@@ -287,7 +292,8 @@ def _forward(a: ForwardArgs):
                     if cell_h_before is cell_h:  # the first step: a finished row carries zeros
                         launches += memory.plan_fill(cell_h, 0.0)
                 launches += kernels.plan_cell_forward(mode, a.temps["projection"][direction, t], a.temps["recurrent"],
-                                                      cell_h_before, cell_h, c, c_out, keep, lengths, t, steps)
+                                                      cell_h_before, cell_h, c, c_out, keep, lengths, t, steps,
+                                                      _clip(p))
                 if projecting:
                     launches += products.plan_fully_connected_forward(cell_h, weights[layer, direction, "wr"], None,
                                                                       h_out[t])
@@ -374,7 +380,7 @@ def _backward(a: BackwardArgs):
                     mode, step_out_grad, step_grad_h, step_grad,
                     keep=a.saved["gates"][k, t] if _keeps(p) else None, grad_c=grad_c,
                     c_out=a.saved["cells"][k, t] if mode == "lstm" else None, c_prev=c_prev, h_out=h_out[t],
-                    h_prev=h_prev, lengths=lengths, step=t, steps=steps)
+                    h_prev=h_prev, lengths=lengths, step=t, steps=steps, clip=_clip(p))
                 for rows, columns in _hidden_parts(mode, hidden):
                     launches += products.plan_fully_connected_backward(
                         step_grad[:, columns], None, weights[layer, direction, "wh"][rows], grad_x=grad_before,
@@ -466,18 +472,31 @@ def _weight_gradients(p, layer, direction, gradient, x, h_out, h_first, grads, a
     return launches
 
 
-def _unsupported_options():
+def _clip_options():
     return [
-        Param("lstm_state_clip_min", "optional_float", None, doc="cell clipping (not supported)",
-              check=lambda v: "is not supported (cell clipping)"),
-        Param("lstm_state_clip_max", "optional_float", None, doc="cell clipping (not supported)",
-              check=lambda v: "is not supported (cell clipping)"),
-        Param("lstm_state_clip_nan", bool, False, doc="cell clipping (not supported)",
-              check=_unsupported("cell clipping")),
+        Param("lstm_state_clip_min", "optional_float", None, doc="the lower bound of an lstm's cell state (cuDNN's "
+              "cell clipping; with lstm_state_clip_max)"),
+        Param("lstm_state_clip_max", "optional_float", None, doc="the upper bound of an lstm's cell state"),
+        Param("lstm_state_clip_nan", bool, False, doc="clip a NaN cell state to a bound (not supported: NaN in "
+              "gives NaN out)", check=_unsupported("a NaN cell state stays NaN")),
     ]
 
 
+def _clip(p) -> tuple[float, float] | None:
+    """(low, high) of lstm's cell clipping, or None."""
+    if p["lstm_state_clip_min"] is None:
+        return None
+    return p["lstm_state_clip_min"], p["lstm_state_clip_max"]
+
+
 def _check_params(p) -> str | None:
+    low, high = p["lstm_state_clip_min"], p["lstm_state_clip_max"]
+    if (low is None) != (high is None):
+        return f"lstm_state_clip_min={low!r} and lstm_state_clip_max={high!r} must be given together"
+    if low is not None and p["mode"] != "lstm":
+        return f"lstm_state_clip_min={low!r} clips an lstm's cell state; mode={p['mode']!r} has none"
+    if low is not None and not low <= high:
+        return f"lstm_state_clip_min={low!r} must not exceed lstm_state_clip_max={high!r}"
     projection = p["projection_size"]
     if projection is None:
         return None
@@ -512,7 +531,7 @@ register(OpDef(
         Param("projection_size", "optional_int", None, doc="an lstm's hidden state projected to this many units "
               "(LSTMP): the output, the recurrence and the layer above read h W_r^T",
               check=lambda v: None if v is None or v > 0 else "must be positive"),
-        *_unsupported_options(),
+        *_clip_options(),
     ],
     input_names=("data", "parameters", "state", "state_cell", "sequence_length"),
     active_inputs=lambda p: ["data", "parameters", "state", "state_cell"][:2 + _state_count(p)] + (
