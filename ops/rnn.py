@@ -126,8 +126,8 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH,
     but gru's part), the product adding to it: a row whose sequence has ended carried its
     states through the step, so its DG is 0 and DH and DC pass on as they came (the
     output's gradient there is of a masked zero); a row of a wrong length gets NaN. With
-    CLIP, c's gradient passes the clip where c' before it, recomputed from the kept gates,
-    is inside [clip_min, clip_max] (torch's clamp), and is 0 elsewhere."""
+    CLIP, c's gradient is 0 where the clip held c' (c' before it, recomputed from the kept
+    gates, below clip_min or above clip_max) and passes elsewhere, NaN included."""
     index, mask = element_block(rows * H, BLOCK)
     row, unit = index // H, index % H
     dh_after = load_wide(DH, row * dh_stride + unit, mask, 0.0)
@@ -148,9 +148,9 @@ def _cell_backward_kernel(DOUT, DH, DC, KEEP, C, CPREV, HOUT, HPREV, DG, LENGTH,
         dc_after = load_wide(DC, row * dc_stride + unit, mask, 0.0)
         dc = dc_after + dh * o * (1.0 - t * t)
         cprev = load_wide(CPREV, row * cprev_stride + unit, mask, 0.0)
-        if CLIP:
+        if CLIP:  # (a NaN state was not clipped: it takes the gradient, as the clip operator's)
             unclipped = f * cprev + i * g
-            dc = tl.where((unclipped >= clip_min.to(dc.dtype)) & (unclipped <= clip_max.to(dc.dtype)), dc, 0.0)
+            dc = tl.where((unclipped < clip_min.to(dc.dtype)) | (unclipped > clip_max.to(dc.dtype)), 0.0, dc)
         _store_gate(DG, dg, dc * g * i * (1.0 - i), live, whole, mask, USE_LENGTH)
         _store_gate(DG, dg + H, dc * cprev * f * (1.0 - f), live, whole, mask, USE_LENGTH)
         _store_gate(DG, dg + 2 * H, dc * i * (1.0 - g * g), live, whole, mask, USE_LENGTH)

@@ -4,8 +4,9 @@ with their gradients, as MXNet defines them.
 - ``where``: x where the condition is not 0 (a NaN condition is not 0: x), else y; x's
   gradient is the output's where it was chosen, y's where it was not; the condition takes
   none. A condition of shape (len(x),) picks whole rows (MXNet's 1-d condition).
-- ``clip``: x limited to [a_min, a_max]; NaN stays NaN; the gradient passes where
-  a_min <= x <= a_max (both ends included, as in MXNet), else 0.
+- ``clip``: x limited to [a_min, a_max]; NaN stays NaN; the gradient is 0 where a bound
+  held x (x < a_min or x > a_max) and passes elsewhere: both ends included and a NaN, as
+  in MXNet.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def _clip_backward_kernel(X, DOUT, DX, a_min: tl.float64, a_max: tl.float64, n, 
     index, mask = element_block(n, BLOCK)
     x = load_wide(X, element_offsets(index, FLAT, sizes, x_strides), mask, 0.0)
     g = load_wide(DOUT, element_offsets(index, FLAT, sizes, g_strides), mask, 0.0)
-    inside = (x >= a_min.to(x.dtype)) & (x <= a_max.to(x.dtype))
-    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), tl.where(inside, g, 0.0), mask, ACCUMULATE)
+    # a NaN is neither below nor above a bound: it stayed, and takes the gradient (as MXNet's)
+    held = (x < a_min.to(x.dtype)) | (x > a_max.to(x.dtype))
+    store_result(DX, element_offsets(index, FLAT, sizes, dx_strides), tl.where(held, 0.0, g), mask, ACCUMULATE)
 
 
 def _condition(fn: str, cond: torch.Tensor, shape) -> torch.Tensor:

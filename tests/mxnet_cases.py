@@ -2295,6 +2295,15 @@ def _clip(api, data):
     return {"out0": outs[0], "grad_data": grads["data"]}
 
 
+@case("clip", "nan-takes-the-gradient")
+def _clip_nan(api, data):
+    """A NaN is neither above nor below a bound: it stays, and its head gradient passes."""
+    net = api.sym.clip(api.sym.Variable("data"), a_min=-1.0, a_max=1.0, name="c")
+    outs, grads = api.run(net, {"data": np.array([np.nan, 2.0, -0.5, np.nan, -3.0])},
+                          head_grads=[np.array([1.0, 2.0, 3.0, 4.0, 5.0])])
+    return {"out0": outs[0], "grad_data": grads["data"]}
+
+
 # ------------------------------------------------------------ Concat, split, slice_axis
 
 for _dim, _shapes in ((1, ((2, 3), (2, 1), (2, 4))), (0, ((1, 3, 2), (2, 3, 2))), (-1, ((2, 2, 1), (2, 2, 3)))):

@@ -965,7 +965,7 @@ case(id="where_rows", op="where",
 case(id="clip", op="clip",
      build=lambda: S.clip(_data(), a_min=-0.5, a_max=0.7), shapes={"data": (5, 6)},
      forward=lambda v: np.clip(v["data"], -0.5, 0.7),
-     backward=lambda v, h: {"data": np.where((v["data"] >= -0.5) & (v["data"] <= 0.7), h, 0.0)})
+     backward=lambda v, h: {"data": np.where((v["data"] < -0.5) | (v["data"] > 0.7), 0.0, h)})
 
 # -------------------------------------------------------- Concat, split, slice_axis
 

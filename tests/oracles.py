@@ -1699,7 +1699,8 @@ def _rnn_step(mode, x, h, c, p, clip=None):
         c2 = unclipped
         if clip is not None:
             c2 = np.where(unclipped < clip[0], clip[0], np.where(unclipped > clip[1], clip[1], unclipped))
-        inside = np.ones(c2.shape, bool) if clip is None else (unclipped >= clip[0]) & (unclipped <= clip[1])
+        # a NaN was not clipped: it takes the gradient
+        inside = np.ones(c2.shape, bool) if clip is None else ~((unclipped < clip[0]) | (unclipped > clip[1]))
         return o * np.tanh(c2), c2, (i, f, g, o, c, c2, inside)
     if mode == "gru":
         (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, axis=-1), np.split(gh, 3, axis=-1)

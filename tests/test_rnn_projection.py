@@ -46,6 +46,33 @@ def _torch_lstm(layers, bidirectional, features, hidden, projection, flat):
     return module
 
 
+def _assert_torchs(exe, outputs, heads, values, layers, bidirectional, hidden, projection, lengths=None):
+    """The outputs and every gradient of a backward from ``heads`` are those of torch's
+    proj_size LSTM with the same weights (over packed sequences of ``lengths``)."""
+    steps, _, features = values["data"].shape
+    module = _torch_lstm(layers, bidirectional, features, hidden, projection, values["rnn_parameters"])
+    data = torch.from_numpy(values["data"]).requires_grad_()
+    states = [torch.from_numpy(values[n]).requires_grad_() for n in ("rnn_state", "rnn_state_cell")]
+    if lengths is None:
+        out, (h, c) = module(data, tuple(states))
+    else:
+        packed, (h, c) = module(pack_padded_sequence(data, lengths, enforce_sorted=False), tuple(states))
+        out, _ = pad_packed_sequence(packed, total_length=steps)
+    for got, expected in zip(outputs, (out, h, c)):
+        torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
+    sum((w * torch.from_numpy(head)).sum() for w, head in zip((out, h, c), heads)).backward()
+    torch.testing.assert_close(exe.grad_dict["data"], data.grad, rtol=1e-10, atol=1e-12)
+    for name, state in zip(("rnn_state", "rnn_state_cell"), states):
+        torch.testing.assert_close(exe.grad_dict[name], state.grad, rtol=1e-10, atol=1e-12, msg=name)
+    grads = o.rnn_parameters(exe.grad_dict["rnn_parameters"].numpy(), "lstm", layers, 1 + bidirectional, features,
+                             hidden, projection)
+    assert {kind for _, _, kind in grads} == set(NAMES)
+    for (layer, direction, kind), grad in grads.items():
+        weight = getattr(module, f"{NAMES[kind]}_l{layer}{'_reverse' if direction else ''}")
+        np.testing.assert_allclose(grad, weight.grad.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=f"{layer} {direction} {kind}")
+
+
 @pytest.mark.parametrize("layers, bidirectional, hidden, projection", [
     (2, True, 6, 4), pytest.param(1, False, 5, 2, marks=pytest.mark.slow)])
 def test_values_and_gradients_are_torchs_proj_size(layers, bidirectional, hidden, projection, rng):
@@ -63,23 +90,7 @@ def test_values_and_gradients_are_torchs_proj_size(layers, bidirectional, hidden
         exe.forward(is_train=True)
         exe.backward([torch.from_numpy(h) for h in heads])
 
-    module = _torch_lstm(layers, bidirectional, features, hidden, projection, values["rnn_parameters"])
-    data = torch.from_numpy(values["data"]).requires_grad_()
-    states = [torch.from_numpy(values[n]).requires_grad_() for n in ("rnn_state", "rnn_state_cell")]
-    out, (h, c) = module(data, tuple(states))
-    for got, expected in zip(outputs, (out, h, c)):
-        torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
-    sum((w * torch.from_numpy(head)).sum() for w, head in zip((out, h, c), heads)).backward()
-    torch.testing.assert_close(exe.grad_dict["data"], data.grad, rtol=1e-10, atol=1e-12)
-    for name, state in zip(("rnn_state", "rnn_state_cell"), states):
-        torch.testing.assert_close(exe.grad_dict[name], state.grad, rtol=1e-10, atol=1e-12, msg=name)
-    grads = o.rnn_parameters(exe.grad_dict["rnn_parameters"].numpy(), "lstm", layers, 1 + bidirectional, features,
-                             hidden, projection)
-    assert {kind for _, _, kind in grads} == set(NAMES)
-    for (layer, direction, kind), grad in grads.items():
-        weight = getattr(module, f"{NAMES[kind]}_l{layer}{'_reverse' if direction else ''}")
-        np.testing.assert_allclose(grad, weight.grad.numpy(), rtol=1e-10, atol=1e-12,
-                                   err_msg=f"{layer} {direction} {kind}")
+    _assert_torchs(exe, outputs, heads, values, layers, bidirectional, hidden, projection)
 
 
 @pytest.mark.slow  # 4 s in the interpreter
@@ -215,23 +226,7 @@ def test_sequences_of_their_own_lengths_are_torchs_packed_proj_size(layers, bidi
     heads = [rng.normal(size=tuple(t.shape)) for t in outputs]
     exe.backward([torch.from_numpy(h) for h in heads])
 
-    module = _torch_lstm(layers, bidirectional, features, hidden, projection, values["rnn_parameters"])
-    data = torch.from_numpy(values["data"]).requires_grad_()
-    states = [torch.from_numpy(values[n]).requires_grad_() for n in ("rnn_state", "rnn_state_cell")]
-    packed, (h, c) = module(pack_padded_sequence(data, lengths, enforce_sorted=False), tuple(states))
-    out, _ = pad_packed_sequence(packed, total_length=steps)
-    for got, expected in zip(outputs, (out, h, c)):
-        torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-12)
-    sum((w * torch.from_numpy(head)).sum() for w, head in zip((out, h, c), heads)).backward()
-    torch.testing.assert_close(exe.grad_dict["data"], data.grad, rtol=1e-10, atol=1e-12)
-    for name, state in zip(("rnn_state", "rnn_state_cell"), states):
-        torch.testing.assert_close(exe.grad_dict[name], state.grad, rtol=1e-10, atol=1e-12, msg=name)
-    grads = o.rnn_parameters(exe.grad_dict["rnn_parameters"].numpy(), "lstm", layers, 1 + bidirectional, features,
-                             hidden, projection)
-    for (layer, direction, kind), grad in grads.items():
-        weight = getattr(module, f"{NAMES[kind]}_l{layer}{'_reverse' if direction else ''}")
-        np.testing.assert_allclose(grad, weight.grad.numpy(), rtol=1e-10, atol=1e-12,
-                                   err_msg=f"{layer} {direction} {kind}")
+    _assert_torchs(exe, outputs, heads, values, layers, bidirectional, hidden, projection, lengths)
     # the oracle agrees too (it is what the operator cases check in every dtype)
     expected = o.rnn(values["data"], values["rnn_parameters"], values["rnn_state"], values["rnn_state_cell"], "lstm",
                      layers, bidirectional, lengths=np.array(lengths, np.float64), projection=projection)

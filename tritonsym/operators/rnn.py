@@ -60,8 +60,8 @@ length is masked. lstm only: other modes are refused by name.
 ``lstm_state_clip_min`` / ``lstm_state_clip_max`` clip an lstm's cell state after each step
 (cuDNN's cell clipping, which MXNet's GPU RNN sets; the big LSTMP language models use it):
 ``c = clip(f c_prev + i g, min, max)``, and h and the next step read the clipped c. Its
-gradient passes where the unclipped c (recomputed from the kept gates) is inside [min, max],
-as torch's clamp's does, and is 0 outside. A NaN cell state stays NaN:
+gradient is 0 where the clip held c (the unclipped c, recomputed from the kept gates, below
+min or above max) and passes elsewhere, as the clip operator's. A NaN cell state stays NaN:
 ``lstm_state_clip_nan=True`` (clip a NaN to a bound) is refused by name. MXNet 1.9.1's CPU
 refuses clipping altogether, so it is checked against autograd of the same recurrence.
 """

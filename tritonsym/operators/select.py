@@ -1,6 +1,7 @@
 """where and clip (MXNet's): ``where(condition, x, y)`` picks x where the condition is not 0
 (a condition of shape (len(x),) picks whole rows), and ``clip(data, a_min, a_max)`` limits
-data to [a_min, a_max] (gradient where a_min <= data <= a_max). Kernels: ``ops/select.py``."""
+data to [a_min, a_max] (gradient 0 where a bound held data, data < a_min or data > a_max;
+a NaN stays and takes it). Kernels: ``ops/select.py``."""
 
 from __future__ import annotations
 
