@@ -301,7 +301,7 @@ def plan_cell_backward(mode: str, grad_out: torch.Tensor | None, grad_h: torch.T
     ``grad_h``; the vanilla modes read ``h_out``. With ``lengths`` (as the forward's),
     every mode writes ``grad_h`` (0 but gru's part: the hidden product must add to it),
     and a row whose sequence ended before ``step`` passes ``grad_h`` and ``grad_c`` on.
-    ``clip``: the forward's (lstm's c' clipped), whose gradient passes inside it only."""
+    ``clip``: the forward's (lstm's c' clipped): c's gradient is 0 where the clip held c'."""
     fn = "rnn_cell_backward"
     _mode(fn, mode)
     _check_clip(fn, mode, clip)
