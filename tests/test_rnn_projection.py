@@ -10,6 +10,7 @@ import numpy as np
 import oracles as o
 import pytest
 import torch
+from test_rnn_operator import _bind, _fill  # the fused RNN's float64 bind and its filled arguments
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import tritonsym as ts
@@ -22,18 +23,6 @@ NAMES = {"wx": "weight_ih", "wh": "weight_hh", "wr": "weight_hr", "bx": "bias_ih
 def _net(layers=2, bidirectional=True, hidden=6, projection=4, p=0.0):
     return S.RNN(S.Variable("data"), state_size=hidden, num_layers=layers, mode="lstm", bidirectional=bidirectional,
                  state_outputs=True, projection_size=projection, p=p, name="rnn")
-
-
-def _bind(net, shape, grad_req="write"):
-    return net.simple_bind(ts.cpu(), grad_req=grad_req, data=shape, type_dict={"data": torch.float64})
-
-
-def _fill(exe, rng):
-    values = {}
-    for name, array in exe.arg_dict.items():
-        values[name] = rng.normal(scale=0.4 if name == "rnn_parameters" else 1.0, size=tuple(array.shape))
-        array[...] = torch.from_numpy(values[name])
-    return values
 
 
 def _torch_lstm(layers, bidirectional, features, hidden, projection, flat):
