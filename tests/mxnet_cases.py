@@ -54,6 +54,10 @@ DECISIONS: dict[str, str] = {
     "GridGenerator/affine-grid-of-one-row": "MXNet 1.9.1 divides by H - 1 = 0 and answers a grid of NaN (and a "
                                             "BilinearSampler reading it NaN everywhere); tritonsym refuses a "
                                             "target_shape below 2 on either axis",
+    "infer_shape/deformable-convolution-offset-from-data": "MXNet 1.9.1 infers nothing for DeformableConvolution "
+                                                           "until offset's shape is given too; tritonsym takes "
+                                                           "offset's (N, 2 x groups x taps, OH, OW) from the data "
+                                                           "and the parameters, the only shape it can have",
     "infer_shape/spatial-transformer-from-data-and-loc": "MXNet 1.9.1 infers nothing for SpatialTransformer until "
                                                          "loc's shape is given too; tritonsym takes loc's (N, 6) "
                                                          "from the data's batch, the only shape it can have",
@@ -3108,6 +3112,93 @@ _infer_more("roi-align-position-sensitive-channels-raise",
             lambda api: api.sym.contrib.ROIAlign(api.sym.Variable("data"), api.sym.Variable("rois"),
                                                  pooled_size=(2, 3), spatial_scale=0.5, position_sensitive=True),
             data=(2, 8, 6, 7), rois=(3, 5))
+
+
+# ------------------------------------------- contrib.DeformableConvolution, ModulatedDeformableConvolution
+# Offsets of -3 to 3 pixels whose fractions lie in [0.15, 0.85] (no point on a pixel row or
+# column, where float32 and float64 could floor apart), many reaching past the image's
+# borders and into its last row and column, where the two versions sample differently.
+# MXNet 1.9.1's CPU computes the modulated version's forward only (its backward is GPU-only).
+
+
+def _deformable_offsets(data, name, shape):
+    drawn = None
+    if data.recording:
+        drawn = data.rng.integers(-3, 3, size=shape) + data.rng.uniform(0.15, 0.85, size=shape)
+    return data.given(name, drawn)
+
+
+def _deformable_arrays(data, net, shapes, dtype):
+    arrays = {}
+    for name, shape in zip(net.list_arguments(), net.infer_shape(**shapes)[0]):
+        if name == "offset":
+            arrays[name] = _deformable_offsets(data, name, shape).astype(dtype)
+        elif name == "mask":
+            arrays[name] = (data.rng.uniform(0.1, 1.0, size=shape) if data.recording else None)
+            arrays[name] = data.given(name, arrays[name]).astype(dtype)
+        else:
+            arrays[name] = data.normal(name, shape, dtype)
+    return arrays
+
+
+for _name, _shapes, _params in (
+        ("groups-strided-dilated", dict(data=(2, 6, 7, 9), offset=(2, 36, 4, 7)),
+         dict(kernel=(3, 2), num_filter=4, stride=(2, 1), dilate=(1, 2), pad=(1, 0), num_group=2,
+              num_deformable_group=3)),
+        ("3x3-padded-no-bias", dict(data=(1, 3, 5, 6), offset=(1, 18, 5, 6)),
+         dict(kernel=(3, 3), num_filter=5, pad=(1, 1), no_bias=True))):
+    def _deformable_case(name=_name, shapes=_shapes, params=_params):
+        @case("contrib.DeformableConvolution", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.DeformableConvolution(api.sym.Variable("data"), api.sym.Variable("offset"),
+                                                            name="dcn", **params)
+            arrays = _deformable_arrays(data, net, shapes, np.float64)
+            out_shape = net.infer_shape(**shapes)[1][0]
+            outs, grads = api.run(net, arrays, head_grads=[data.normal("head", out_shape, np.float64)])
+            return {"out0": outs[0], **{f"grad_{k}": v for k, v in grads.items()}, "name": net.name,
+                    "arguments": net.list_arguments()}
+    _deformable_case()
+
+
+@case("contrib.ModulatedDeformableConvolution", "groups-forward")
+def _modulated_deformable(api, data):
+    with api.fresh_names():
+        net = api.sym.contrib.ModulatedDeformableConvolution(
+            api.sym.Variable("data"), api.sym.Variable("offset"), api.sym.Variable("mask"), name="dcn", kernel=(2, 3),
+            num_filter=6, stride=(1, 2), pad=(1, 1), num_group=2, num_deformable_group=2)
+    arrays = _deformable_arrays(data, net, dict(data=(2, 4, 6, 5), offset=(2, 24, 7, 3), mask=(2, 12, 7, 3)),
+                                np.float64)
+    exe = api.bind(net, {k: v.shape for k, v in arrays.items()}, grad_req="null",
+                   dtypes={k: v.dtype for k, v in arrays.items()})
+    for k, v in arrays.items():
+        api.set(exe, k, v)
+    return {"out0": api.forward(exe)[0], "name": net.name, "arguments": net.list_arguments()}
+
+
+_infer_more("deformable-convolution-weight-and-bias",
+            lambda api: api.sym.contrib.DeformableConvolution(api.sym.Variable("data"), api.sym.Variable("offset"),
+                                                              name="dcn", kernel=(3, 3), num_filter=8, pad=(1, 1),
+                                                              num_group=2, num_deformable_group=2),
+            data=(2, 4, 6, 7), offset=(2, 36, 6, 7))
+_infer_more("deformable-convolution-offset-of-other-groups-raises",
+            lambda api: api.sym.contrib.DeformableConvolution(api.sym.Variable("data"), api.sym.Variable("offset"),
+                                                              name="dcn", kernel=(3, 3), num_filter=8, pad=(1, 1),
+                                                              num_deformable_group=2),
+            data=(2, 4, 6, 7), offset=(2, 18, 6, 7))
+_infer_more("deformable-convolution-offset-of-other-size-raises",
+            lambda api: api.sym.contrib.DeformableConvolution(api.sym.Variable("data"), api.sym.Variable("offset"),
+                                                              name="dcn", kernel=(3, 3), num_filter=8),
+            data=(2, 4, 6, 7), offset=(2, 18, 6, 7))
+_infer_more("deformable-convolution-offset-from-data",
+            lambda api: api.sym.contrib.DeformableConvolution(api.sym.Variable("data"), api.sym.Variable("offset"),
+                                                              name="dcn", kernel=(3, 3), num_filter=8),
+            data=(2, 4, 6, 7))
+_infer_more("modulated-deformable-convolution-mask",
+            lambda api: api.sym.contrib.ModulatedDeformableConvolution(
+                api.sym.Variable("data"), api.sym.Variable("offset"), api.sym.Variable("mask"), name="dcn",
+                kernel=(3, 1), num_filter=4, num_deformable_group=4),
+            data=(3, 8, 5, 4), offset=(3, 24, 3, 4), mask=(3, 12, 3, 4))
 
 
 # ----------------------------------------------------------------------------- ROIPooling

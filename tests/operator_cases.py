@@ -1857,6 +1857,55 @@ _convolution_case("convolution_3d", (1, 2, 4, 5, 3), (2, 3, 2), 3, stride=(1, 2,
 
 
 
+
+def deformable_offsets(rng, shape):
+    """Shifts of -3 to 3 pixels whose fractions lie in [0.15, 0.85]: every tap's point is
+    that far from a pixel row or column (where the interpolation bends), some reach outside
+    the image."""
+    return rng.integers(-3, 3, shape) + rng.uniform(0.15, 0.85, shape)
+
+
+def _deformable_case(id, shape, kernel, num_filter, modulated=False, no_bias=False, **geometry):
+    """A deformable convolution (v1, or v2 with ``modulated``): MXNet's parameter names in
+    ``geometry`` (stride, dilate, pad, num_group, num_deformable_group)."""
+    stride, dilate, pad = (geometry.get(k, d) for k, d in (("stride", (1, 1)), ("dilate", (1, 1)), ("pad", (0, 0))))
+    groups, dgroups = geometry.get("num_group", 1), geometry.get("num_deformable_group", 1)
+    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, d, p in zip(shape[2:], kernel, stride, dilate, pad)]
+    taps = kernel[0] * kernel[1]
+    oracle = dict(kernel=kernel, stride=stride, dilate=dilate, pad=pad, groups=groups, deformable_groups=dgroups,
+                  zero_pad=modulated)
+    op = "ModulatedDeformableConvolution" if modulated else "DeformableConvolution"
+    shapes = {"data": shape, "offset": (shape[0], 2 * dgroups * taps, *out),
+              **({"mask": (shape[0], dgroups * taps, *out)} if modulated else {}),
+              "dcn_weight": (num_filter, shape[1] // groups, *kernel),
+              **({} if no_bias else {"dcn_bias": (num_filter,)})}
+
+    def build():
+        extra = [S.Variable("mask")] if modulated else []
+        return getattr(S.contrib, op)(_data(), S.Variable("offset"), *extra, kernel=kernel, num_filter=num_filter,
+                                      no_bias=no_bias, name="dcn", **geometry)
+
+    def backward(v, h):
+        dx, doffset, dmask, dw, db = o.deformable_convolution_grads(h, v["data"], v["offset"], v.get("mask"),
+                                                                    v["dcn_weight"], **oracle)
+        grads = {"data": dx, "offset": doffset, "dcn_weight": dw, **({} if no_bias else {"dcn_bias": db})}
+        return {**grads, "mask": dmask} if modulated else grads
+
+    case(id=id, op=f"_contrib_{op}", build=build, shapes=shapes,
+         values={"offset": deformable_offsets, "mask": lambda rng, shape: rng.uniform(0.1, 1.0, shape)},
+         forward=lambda v: o.deformable_convolution(v["data"], v["offset"], v.get("mask"), v["dcn_weight"],
+                                                    v.get("dcn_bias"), **oracle),
+         backward=backward)
+
+
+# groups of filters and of offsets that cut the channels differently; a plain 3x3; DCN v2
+_deformable_case("deformable_convolution_groups", (1, 6, 5, 6), (3, 2), 4, stride=(2, 1), dilate=(1, 2), pad=(1, 0),
+                 num_group=2, num_deformable_group=3)
+_deformable_case("deformable_convolution_3x3_no_bias", (1, 3, 3, 4), (3, 3), 5, pad=(1, 1), no_bias=True)
+_deformable_case("modulated_deformable_convolution", (2, 4, 3, 4), (2, 3), 6, modulated=True, stride=(1, 2),
+                 pad=(1, 1), num_group=2, num_deformable_group=2)
+
+
 def _deconvolution_case(id, shape, kernel, num_filter, stride=(), dilate=(), pad=(), adj=(), num_group=1,
                         no_bias=True, target_shape=(), geometry=None):
     """``geometry``: the stride, dilate, pad and adj the oracle uses where target_shape sets them."""

@@ -2248,3 +2248,93 @@ def bipartite_matching(data, threshold, is_ascend=False, topk=-1):
             if count == topk:
                 break
     return rows.reshape(data.shape[:-1]), cols.reshape((*data.shape[:-2], m))
+
+
+def _deformable_points(x, offset, kernel, stride, dilate, pad, deformable_groups, zero_pad):
+    """Every tap's sample point of a deformable convolution and its interpolation, per
+    channel: (N, C, T, OH, OW) arrays of the value v, dv/dy, dv/dx, and the four corners
+    (row, column, weight, counts) that the value reads."""
+    batch, channels, height, width = x.shape
+    out_h, out_w = offset.shape[2:]
+    taps = kernel[0] * kernel[1]
+    off = np.repeat(offset.reshape(batch, deformable_groups, taps, 2, out_h, out_w), channels // deformable_groups, 1)
+    tap_rows, tap_cols = np.divmod(np.arange(taps), kernel[1])
+    py = ((np.arange(out_h) * stride[0] - pad[0])[None, :, None] + (tap_rows * dilate[0])[:, None, None]
+          + off[:, :, :, 0])
+    px = ((np.arange(out_w) * stride[1] - pad[1])[None, None, :] + (tap_cols * dilate[1])[:, None, None]
+          + off[:, :, :, 1])
+    with np.errstate(invalid="ignore"):
+        y0, x0 = np.floor(py), np.floor(px)
+        ly, lx = py - y0, px - x0
+        if zero_pad:  # DCN v2: a zero-padded image, points in (-1, H) x (-1, W)
+            inside = (py > -1) & (px > -1) & (py < height) & (px < width)
+            rows_in = [(y0 >= 0), (y0 + 1 <= height - 1)]
+            cols_in = [(x0 >= 0), (x0 + 1 <= width - 1)]
+        else:  # DCN v1: points in [0, H) x [0, W), the last row's (column's) fraction dropped
+            inside = (py >= 0) & (px >= 0) & (py < height) & (px < width)
+            rows_in = [np.ones_like(inside), y0 < height - 1]
+            cols_in = [np.ones_like(inside), x0 < width - 1]
+            ly, lx = np.where(rows_in[1], ly, 0.0), np.where(cols_in[1], lx, 0.0)
+    images = np.arange(batch).reshape(-1, 1, 1, 1, 1)
+    chans = np.arange(channels).reshape(1, -1, 1, 1, 1)
+    corners, values = [], {}
+    for i, (wy, row_in) in enumerate(((1 - ly, rows_in[0]), (ly, rows_in[1]))):
+        for j, (wx, col_in) in enumerate(((1 - lx, cols_in[0]), (lx, cols_in[1]))):
+            counts = inside & row_in & col_in
+            rows = np.clip(np.nan_to_num(y0) + i, 0, height - 1).astype(int)
+            cols = np.clip(np.nan_to_num(x0) + j, 0, width - 1).astype(int)
+            values[i, j] = np.where(counts, x[images, chans, rows, cols], 0.0)
+            corners.append((rows, cols, wy * wx, counts))
+    v = (1 - ly) * ((1 - lx) * values[0, 0] + lx * values[0, 1]) + ly * ((1 - lx) * values[1, 0] + lx * values[1, 1])
+    dv_dy = (1 - lx) * (values[1, 0] - values[0, 0]) + lx * (values[1, 1] - values[0, 1])
+    dv_dx = (1 - ly) * (values[0, 1] - values[0, 0]) + ly * (values[1, 1] - values[1, 0])
+    if not zero_pad:
+        dv_dy, dv_dx = np.where(rows_in[1], dv_dy, 0.0), np.where(cols_in[1], dv_dx, 0.0)
+    nan = np.isnan(py) | np.isnan(px)  # a NaN point: NaN value and derivatives, no pixel read
+    v, dv_dy, dv_dx = (np.where(nan, np.nan, np.where(inside, a, 0.0)) for a in (v, dv_dy, dv_dx))
+    return v, dv_dy, dv_dx, corners
+
+
+def _deformable_columns(x, offset, mask, kernel, stride, dilate, pad, deformable_groups, zero_pad):
+    v, dv_dy, dv_dx, corners = _deformable_points(x, offset, kernel, stride, dilate, pad, deformable_groups,
+                                                  zero_pad)
+    m = 1.0 if mask is None else np.repeat(mask.reshape(*mask.shape[:1], deformable_groups, -1, *mask.shape[2:]),
+                                           x.shape[1] // deformable_groups, 1)
+    return v * m, v, dv_dy, dv_dx, corners, m
+
+
+def deformable_convolution(x, offset, mask, w, b, kernel, stride=(1, 1), dilate=(1, 1), pad=(0, 0), groups=1,
+                           deformable_groups=1, zero_pad=False):
+    """out[n, f, p] = sum over (c, t) of w[f, c, t] m v(x[n, c] at tap t's displaced point)
+    (+ b[f]): DCN v1 (mask None, MXNet's sampling) or v2 (``zero_pad``, mask)."""
+    cols = _deformable_columns(x, offset, mask, kernel, stride, dilate, pad, deformable_groups, zero_pad)[0]
+    per_group, filters = w.shape[1], w.shape[0] // groups
+    wt = w.reshape(w.shape[0], per_group, -1)
+    out = np.concatenate([np.einsum("nctij,fct->nfij", cols[:, g * per_group:(g + 1) * per_group],
+                                    wt[g * filters:(g + 1) * filters]) for g in range(groups)], axis=1)
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
+
+
+def deformable_convolution_grads(h, x, offset, mask, w, kernel, stride=(1, 1), dilate=(1, 1), pad=(0, 0), groups=1,
+                                 deformable_groups=1, zero_pad=False):
+    """(dx, doffset, dmask (None without a mask), dw, db) of ``deformable_convolution``."""
+    cols, v, dv_dy, dv_dx, corners, m = _deformable_columns(x, offset, mask, kernel, stride, dilate, pad,
+                                                            deformable_groups, zero_pad)
+    per_group, filters = w.shape[1], w.shape[0] // groups
+    wt = w.reshape(w.shape[0], per_group, -1)
+    dcols = np.concatenate([np.einsum("nfij,fct->nctij", h[:, g * filters:(g + 1) * filters],
+                                      wt[g * filters:(g + 1) * filters]) for g in range(groups)], axis=1)
+    dw = np.concatenate([np.einsum("nfij,nctij->fct", h[:, g * filters:(g + 1) * filters],
+                                   cols[:, g * per_group:(g + 1) * per_group]) for g in range(groups)]).reshape(w.shape)
+    batch, channels = x.shape[:2]
+    by_group = (batch, deformable_groups, channels // deformable_groups, *dcols.shape[2:])
+    dmask = None if mask is None else (dcols * v).reshape(by_group).sum(axis=2).reshape(mask.shape)
+    d_y = (dcols * m * dv_dy).reshape(by_group).sum(axis=2)
+    d_x = (dcols * m * dv_dx).reshape(by_group).sum(axis=2)
+    doffset = np.stack([d_y, d_x], axis=3).reshape(offset.shape)
+    dx = np.zeros_like(x)
+    images = np.broadcast_to(np.arange(batch).reshape(-1, 1, 1, 1, 1), dcols.shape)
+    chans = np.broadcast_to(np.arange(channels).reshape(1, -1, 1, 1, 1), dcols.shape)
+    for rows, cols_, weight, counts in corners:
+        np.add.at(dx, (images[counts], chans[counts], rows[counts], cols_[counts]), (dcols * m * weight)[counts])
+    return dx, doffset, dmask, dw, h.sum(axis=(0, 2, 3))

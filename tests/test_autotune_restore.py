@@ -14,7 +14,7 @@ import pytest
 import torch
 import triton
 from triton.runtime.autotuner import Autotuner
-from tritonsym.ops import _common, batch_dot, convolution, fully_connected, softmax
+from tritonsym.ops import _common, batch_dot, convolution, deformable_convolution, fully_connected, softmax
 
 from tritonsym import ops
 
@@ -162,6 +162,23 @@ def _convolution(accumulate: bool):
     return make
 
 
+def _deformable_convolution(accumulate: bool):
+    """Forward and every gradient of a strided, grouped DCN v2 layer, the output and the
+    weight's gradient added into when ``accumulate`` (the column gradient is scratch)."""
+    def make():
+        x, w, dy, mask, offset = _tensors(4, (2, 4, 7, 6), (6, 2, 3, 2), (2, 6, 3, 5), (2, 12, 3, 5), (2, 24, 3, 5))
+        geometry = dict(kernel=(3, 2), stride=(2, 1), dilate=(1, 1), pad=(0, 0), groups=2, deformable_groups=2,
+                        zero_pad=True)
+        y, dx, doffset, dmask, dw = (torch.full_like(t, 0.5 if accumulate else float("nan"))
+                                     for t in (dy, x, offset, mask, w))
+        launches = deformable_convolution.plan_deformable_convolution(x, offset, mask, w, None, y,
+                                                                      accumulate=accumulate, **geometry)
+        launches += deformable_convolution.plan_deformable_convolution_backward(
+            dy, x, offset, mask, w, dx, doffset, dmask, dw, None, accumulate=(accumulate,) * 5, **geometry)
+        return launches, [y, dx, doffset, dmask, dw]
+    return make
+
+
 def _softmax_forward(in_place: bool, log: bool):
     def make():
         (x,) = _tensors(3, WIDE)
@@ -200,6 +217,12 @@ CASES = {
                      convolution._conv_weight_grad_kernel), _convolution(accumulate=False)),
     "convolution accumulating": ((convolution._conv_forward_kernel, convolution._conv_input_grad_kernel,
                                   convolution._conv_weight_grad_kernel), _convolution(accumulate=True)),
+    "deformable convolution": ((deformable_convolution._forward_kernel, deformable_convolution._weight_grad_kernel,
+                                deformable_convolution._column_grad_kernel), _deformable_convolution(False)),
+    "deformable convolution accumulating": ((deformable_convolution._forward_kernel,
+                                             deformable_convolution._weight_grad_kernel,
+                                             deformable_convolution._column_grad_kernel),
+                                            _deformable_convolution(True)),
     "batch_dot": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=False)),
     "batch_dot accumulating": (batch_dot._batch_dot_kernel, _batch_dot(accumulate=True)),
     "softmax forward": (softmax._softmax_forward_looped_tuned, _softmax_forward(in_place=False, log=False)),

@@ -83,7 +83,8 @@ SMALL_BLOCKS = [("_common", "ELEMENTWISE_BLOCK", 16), ("activation", "ELEMENTWIS
                 ("linalg_lu", "BLOCK_MATRICES", 2), ("linalg_lu", "BLOCK_DIAGONAL", 2),
                 ("linalg_lu", "ELEMENTWISE_BLOCK", 16), ("linalg_eigen", "BLOCK", 2),
                 ("linalg_eigen", "ELEMENTWISE_BLOCK", 16), ("linalg_householder", "BLOCK_ROWS", 2),
-                ("linalg_householder", "BLOCK_COLUMNS", 2)]
+                ("linalg_householder", "BLOCK_COLUMNS", 2), ("deformable_convolution", "BLOCK_P", 8),
+                ("deformable_convolution", "BLOCK_C", 2)]
 
 
 # Each operator's first case in the quick run; the rest (operator_cases.REPEATS) under -m slow.

@@ -30,6 +30,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     ctc_loss,
     cumsum,
     deconvolution,
+    deformable_convolution,
     depth_to_space,
     diag,
     div_sqrt_dim,
