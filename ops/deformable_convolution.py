@@ -53,13 +53,41 @@ from ._common import (
 )
 from .bilinear_sampler import WARP, data_grad_parts, plan_in_parts
 from .convolution import output_length
-from .fully_connected import PRECISIONS, _autotune, _mma, _operand, _rounded_operand, _tile
+from .fully_connected import _TMA_SHARED_LIMIT, PRECISIONS, _autotune, _mma, _operand, _prune, _rounded_operand, _tile
 from .reduce import plan_reduce
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_deformable_convolution.py")
 MAX_GROUPS = 65535  # a CUDA grid's second axis
 BLOCK_P = 64  # positions an offset-gradient program reduces the channels of
 BLOCK_C = 32  # channels per step of that reduction
+
+
+def _gathered_shared_bytes(config, element_size: int, gathered: int, other: int, mask: bool) -> int:
+    """Shared memory a gathering kernel's pipeline takes, by Triton 3.9's compile for sm_90
+    (perf/results/kernels-sm90-triton-3.9.md): in float32 and float64 each stage keeps the
+    interpolation's loads (the four pixels, the two offsets, the mask: about 5 tiles of the
+    gathered operand, 6 with a mask) besides the other operand's tile; a half-precision
+    kernel keeps them in registers."""
+    if element_size < 4:
+        return 0
+    return config.num_stages * ((5 + mask) * gathered + other) * element_size
+
+
+def _gather_prune(gathered_rows: str, gathered_cols: str, other_rows: str, other_cols: str):
+    """FullyConnected's pruning, then the configs whose pipelined gathers cannot fit in a
+    program's shared memory dropped (the smallest kept where none fits): each tile's shape
+    named by the config's BLOCK_M, BLOCK_N, BLOCK_K."""
+    def prune(configs, named_args, **kwargs):
+        kept = _prune(configs, named_args, **kwargs)
+        size = next(v for v in named_args.values() if isinstance(v, torch.Tensor)).element_size()
+
+        def fits(c):
+            k = c.kwargs
+            return _gathered_shared_bytes(c, size, k[gathered_rows] * k[gathered_cols], k[other_rows] * k[other_cols],
+                                          bool(kwargs.get("HAS_MASK"))) <= _TMA_SHARED_LIMIT
+        return [c for c in kept if fits(c)] or [min(configs, key=lambda c: c.num_stages * sum(
+            c.kwargs[name] for name in ("BLOCK_M", "BLOCK_N", "BLOCK_K")))]
+    return prune
 
 
 @triton.jit
@@ -143,7 +171,7 @@ def _column_tile(X, OFF, MASK, n, oh, ow, live_p, c, kh, kw, live_k, C_DG, T, KW
     return value
 
 
-@_autotune(restore=["Y"])
+@_autotune(restore=["Y"], prune=_gather_prune("BLOCK_M", "BLOCK_K", "BLOCK_K", "BLOCK_N"))
 @triton.jit
 def _forward_kernel(X, OFF, MASK, Wt, Bias, Y, M, N, K, C_IN, C_DG, H, W, OH, OW, KH, KW,
                     st_h, st_w, dl_h, dl_w, pd_h, pd_w, sx_n, sx_c, sx_h, sx_w, so_n, so_c, so_h, so_w,
@@ -178,7 +206,7 @@ def _forward_kernel(X, OFF, MASK, Wt, Bias, Y, M, N, K, C_IN, C_DG, H, W, OH, OW
     store_result(y, 0, acc, (rm < M)[:, None] & (rn < N)[None, :], ACCUMULATE)
 
 
-@_autotune(restore=["DW"])
+@_autotune(restore=["DW"], prune=_gather_prune("BLOCK_K", "BLOCK_N", "BLOCK_M", "BLOCK_K"))
 @triton.jit
 def _weight_grad_kernel(DY, X, OFF, MASK, DW, M, N, K, C_IN, C_DG, H, W, OH, OW, KH, KW,
                         st_h, st_w, dl_h, dl_w, pd_h, pd_w, sx_n, sx_c, sx_h, sx_w, so_n, so_c, so_h, so_w,

@@ -1,14 +1,16 @@
-"""Convolution, Deconvolution, Pooling, GroupNorm, LRN, Pad and UpSampling on the GPU's tensor
-cores and memory: a ResNet stage's 3x3 convolution (forward, input gradient, weight
-gradient), then a 3x3 max pooling of stride 2 over its output (forward and backward), a
-GroupNorm of it (32 groups: forward and backward, against ``group_norm``) and AlexNet's LRN
-(against ``local_response_norm``), then a decoder's
+"""Convolution, Deconvolution, Pooling, GroupNorm, LRN, Pad, UpSampling and deformable
+convolution on the GPU's tensor cores and memory: a ResNet stage's 3x3 convolution (forward,
+input gradient, weight gradient), then a 3x3 max pooling of stride 2 over its output
+(forward and backward), a GroupNorm of it (32 groups: forward and backward, against
+``group_norm``) and AlexNet's LRN (against ``local_response_norm``), then a decoder's
 4x4/2 transposed convolution of the pooled output to twice its size (forward, data and
 weight gradients), a reflect Pad around the convolution's output and a nearest UpSampling
-of the pooled output (forward and backward), against cuDNN and torch through PyTorch eager
-(``torch.nn.functional.conv2d``, ``conv_transpose2d``, ``torch.ops.aten.convolution_backward``,
-``max_pool2d``, ``pad``, ``interpolate`` and their autograd), with the convolutions' TFLOP/s
-and the memory-bound rows' share of the measured copy bandwidth.
+of the pooled output (forward and backward), and a 3x3 DCN v2 layer
+(ModulatedDeformableConvolution) over the pooled output (forward, then every gradient),
+against cuDNN and torch through PyTorch eager (``torch.nn.functional.conv2d``,
+``conv_transpose2d``, ``torch.ops.aten.convolution_backward``, ``max_pool2d``, ``pad``,
+``interpolate`` and their autograd, ``torchvision.ops.deform_conv2d`` where installed), with
+the convolutions' TFLOP/s and the memory-bound rows' share of the measured copy bandwidth.
 
 No issue sets a target: the rows say how far tritonsym's implicit GEMMs (no im2col buffer;
 the input gradient masks the taps a stride skips; the weight gradient reduces every
@@ -23,7 +25,7 @@ import argparse
 
 import torch
 from common import DEVICE, ON_GPU, Table, copy_bandwidth_gbs, copy_note, environment, ratio, time_ms
-from tritonsym.ops import convolution, deconvolution, group_norm, lrn, pad, pooling, upsampling
+from tritonsym.ops import convolution, deconvolution, deformable_convolution, group_norm, lrn, pad, pooling, upsampling
 from tritonsym.ops._common import run
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -81,7 +83,9 @@ def convolution_rows(batch: int, channels: int, size: int, filters: int, kernel:
                   copy_gbs=copy_gbs)]
     return (rows + group_norm_rows(y, dy, name, copy_gbs) + lrn_rows(y, dy, name, copy_gbs)
             + deconvolution_rows(pooled, channels, precision, name)
-            + resampling_rows(y, pooled, name, copy_gbs))
+            + resampling_rows(y, pooled, name, copy_gbs)
+            # the interpreter walks the data gradient's taps one by one: a corner of one image there
+            + deformable_rows(pooled if ON_GPU else pooled[:1, :, :3, :3].contiguous(), precision, name))
 
 
 def group_norm_rows(y: torch.Tensor, dy: torch.Tensor, name: str, copy_gbs) -> list[dict]:
@@ -159,6 +163,40 @@ def deconvolution_rows(x: torch.Tensor, channels: int, precision: str, name: str
                  time_ms(torch_grad([False, True, False])), flops)]
 
 
+def deformable_rows(x: torch.Tensor, precision: str, name: str) -> list[dict]:
+    """A 3x3 DCN v2 layer over x keeping its channels and size (offsets of up to 2 pixels, a
+    mask in (0, 1)): forward, then every gradient (the column gradient, the offsets' and
+    mask's, the data's walked in order, the weight's); against torchvision's deform_conv2d
+    and its autograd where torchvision is installed."""
+    batch, channels, size = x.shape[0], x.shape[1], x.shape[2]
+    gen = torch.Generator(device=DEVICE).manual_seed(channels)
+    w = (torch.randn(channels, channels, 3, 3, device=DEVICE, generator=gen) * 0.05).to(x.dtype)
+    offset = (torch.rand(batch, 18, size, x.shape[3], device=DEVICE, generator=gen) * 4 - 2).to(x.dtype)
+    mask = torch.rand(batch, 9, size, x.shape[3], device=DEVICE, generator=gen).to(x.dtype)
+    y = torch.empty(batch, channels, size, x.shape[3], device=DEVICE, dtype=x.dtype)
+    geometry = dict(kernel=(3, 3), stride=(1, 1), dilate=(1, 1), pad=(1, 1), zero_pad=True, precision=precision)
+    grads = [torch.empty_like(t) for t in (x, offset, mask, w)]
+    forward = deformable_convolution.plan_deformable_convolution(x, offset, mask, w, None, y, **geometry)
+    backward = deformable_convolution.plan_deformable_convolution_backward(y, x, offset, mask, w, *grads, None,
+                                                                           **geometry)
+    run(forward + backward)  # autotune outside the timing
+    flops = 2.0 * batch * channels * size * x.shape[3] * channels * 9
+    eager_fwd = eager_bwd = None
+    try:
+        from torchvision.ops import deform_conv2d
+    except ImportError:  # not installed (the CPU machine): tritonsym's times alone
+        deform_conv2d = None
+    if deform_conv2d is not None:
+        leaves = [t.detach().clone().requires_grad_() for t in (x, offset, w, mask)]
+        out = deform_conv2d(leaves[0], leaves[1], leaves[2], padding=1, mask=leaves[3])
+        eager_fwd = time_ms(lambda: deform_conv2d(x, offset, w, padding=1, mask=mask))
+        eager_bwd = time_ms(lambda: torch.autograd.grad(out, leaves, y, retain_graph=True))
+    label = f"ModulatedDeformableConvolution 3x3{' (tf32)' if precision == 'tf32' else ''}"
+    shape = (batch, channels, size, x.shape[3], channels)
+    return [_row(f"{label} forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, flops),
+            _row(f"{label} backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, 2 * flops)]
+
+
 def resampling_rows(y: torch.Tensor, pooled: torch.Tensor, name: str, copy_gbs) -> list[dict]:
     """A reflect Pad of 1 around the convolution's output and a nearest UpSampling of the
     pooled output to twice its size, forward and backward, against torch's pad and
@@ -213,9 +251,13 @@ def main() -> None:
                                    "to twice its size; TFLOP/s of its forward's products. Pad reflect 1 around the "
                                    "convolution's output and UpSampling nearest x2 of the pooled output: `% of "
                                    "copy` counts one read of the smaller and one write of the larger tensor (the "
-                                   "backward: the reverse). `vs torch` is "
+                                   "backward: the reverse). ModulatedDeformableConvolution 3x3 over the pooled "
+                                   "output (shape: batch x channels x size x size x filters; offsets up to 2 pixels): "
+                                   "its forward's products for TFLOP/s, its backward's twice them (the column and "
+                                   "weight gradients), against torchvision.ops.deform_conv2d where installed. "
+                                   "`vs torch` is "
                                    "tritonsym's speed-up over torch eager (cuDNN on a GPU).")
-    table = Table("convolution", len(names) * len(shapes) * 16, notes)
+    table = Table("convolution", len(names) * len(shapes) * 18, notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for shape in shapes:
             for row in convolution_rows(*shape, name, copy_gbs):

@@ -12,8 +12,8 @@ time budget:
     python3 scripts/device_session.py --budget 540 third     # memcheck, autotune
     python3 scripts/device_session.py --budget 540 fourth    # bind, activation, memory, operators
     python3 scripts/device_session.py --budget 540 fifth     # attention, transformer
-    python3 scripts/device_session.py --budget 540 sixth     # decode, convolution
-    python3 scripts/device_session.py --budget 280 seventh   # rnn
+    python3 scripts/device_session.py --budget 540 sixth     # decode, rnn
+    python3 scripts/device_session.py --budget 420 seventh   # convolution
 
 The first H200 session (2026-12-04) started its machine in about 30 s; ``first`` then ran
 500 s, which left about 250 s of the 15 minutes for a second command.
@@ -82,7 +82,7 @@ GRACE_S = 10       # between SIGTERM and SIGKILL of a phase cut at its limit
 PYTHON = sys.executable
 PRESETS = {"first": ["smoke", "suite", "mlp"], "second": ["linear", "softmax"], "third": ["memcheck", "autotune"],
            "fourth": ["bind", "activation", "memory", "operators"], "fifth": ["attention", "transformer"],
-           "sixth": ["decode", "convolution"], "seventh": ["rnn"]}
+           "sixth": ["decode", "rnn"], "seventh": ["convolution"]}
 
 
 @dataclasses.dataclass
@@ -186,10 +186,12 @@ def phases(out: Path, scratch: Path) -> dict[str, Phase]:
         # then torch.compile's max-autotune per row (its column stays blank if cut).
         bench("decode", "one decoding step with key and value caches (one CUDA graph) against torch with a "
               "static cache, eager, CUDA-graphed and compiled", 240, "--dtypes", "bfloat16"),
-        # 3 autotuned kernels x ~8 configs per dtype and shape (~2 s each cold), 56 rows: the
-        # transposed convolution's rows reuse those kernels' binaries, retuned for their shapes.
+        # 3 autotuned kernels x ~8 configs per dtype and shape (~2 s each cold), 64 rows: the
+        # transposed convolution's rows reuse those kernels' binaries, retuned for their shapes;
+        # the deformable layer adds 3 kernels of its own (~50 s cold over both dtypes).
         bench("convolution", "a ResNet stage's 3x3 Convolution (forward, both gradients), 3x3/2 max Pooling, "
-              "GroupNorm, a 4x4/2 Deconvolution, reflect Pad and nearest UpSampling against cuDNN and torch", 290),
+              "GroupNorm, a 4x4/2 Deconvolution, reflect Pad, nearest UpSampling and a DCN v2 layer against "
+              "cuDNN, torch and torchvision", 350),
         # Never run on a GPU: 8 rows, each three binds (FullyConnected autotuned at two
         # shapes, ~30 s cold; the unfused graph's 64-step unroll is the slow bind), a guess
         # to correct from summary.md.
