@@ -76,6 +76,7 @@ from . import (
     pick,
     pooling,
     prelu,
+    psroi_pooling,
     quadratic,
     ravel,
     reduce,
@@ -108,9 +109,9 @@ KERNEL_MODULES: tuple[ModuleType, ...] = (activation, adaptive_pooling, all_fini
                                           linalg_eigen, linalg_householder, linalg_lu, linalg_solve, linalg_sumlogdiag,
                                           linalg_triangle, lrn, make_loss, memory, moments, multibox_detection,
                                           multibox_prior, multibox_target, multinomial, one_hot, optimizer, pad, pick,
-                                          pooling, prelu, quadratic, ravel, reduce, regression_output, rnn, roi_align,
-                                          roi_pooling, rotary, rrelu, sampling, select, sequence_index, sequence_mask,
-                                          softmax, softmax_output, sort, svm_output, take, upsampling)
+                                          pooling, prelu, psroi_pooling, quadratic, ravel, reduce, regression_output,
+                                          rnn, roi_align, roi_pooling, rotary, rrelu, sampling, select, sequence_index,
+                                          sequence_mask, softmax, softmax_output, sort, svm_output, take, upsampling)
 # ops/_common.py holds helpers every kernels module compiles in: its tests are its users'.
 COMMON_TESTS = ("tests/test_kernels_common.py", "tests/test_kernels_memory.py", "tests/test_kernels_activation.py",
                 "tests/test_kernels_optimizer.py")

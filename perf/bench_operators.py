@@ -6,8 +6,8 @@ uniform, normal, gamma and Poisson draws, gather_nd and cumsum forward and backw
 Cholesky factorization and a triangular solve of batches of small matrices (linalg potrf,
 trsm), CTCLoss forward and backward, BilinearResize2D and AdaptiveAvgPooling2D forward and
 backward (a segmentation head's resize and pyramid pooling), im2col forward and backward (a
-3 x 3 convolution's blocks), SpatialTransformer, ROIAlign and ROIPooling forward and
-backward, box_nms forward and backward, SSD's MultiBoxTarget and MultiBoxDetection (alone:
+3 x 3 convolution's blocks), SpatialTransformer, ROIAlign, ROIPooling and PSROIPooling
+forward and backward, box_nms forward and backward, SSD's MultiBoxTarget and MultiBoxDetection (alone:
 torch has neither), against PyTorch eager
 (torch.nn.functional.layer_norm, normalize, dropout, torch.topk, broadcasting +, Hugging
 Face's rotate_half with a cached cos/sin table, ``h * F.silu(gate)``, torch.bmm,
@@ -15,7 +15,7 @@ torch.optim.Adam with fused=True on a GPU, F.cross_entropy, uniform_, normal_,
 _standard_gamma and poisson, advanced indexing and index_put_, torch.cumsum,
 torch.linalg.cholesky and solve_triangular, F.ctc_loss of the log-softmax, float32 only,
 F.interpolate, F.adaptive_avg_pool2d, F.unfold and F.affine_grid with F.grid_sample, with
-their autograd, and torchvision.ops.roi_align, roi_pool and batched_nms where installed)
+their autograd, and torchvision.ops.roi_align, roi_pool, ps_roi_pool and batched_nms where installed)
 and, for the memory-bound ones, as a share of the measured device-to-device copy bandwidth.
 
 Targets (issue 28): LayerNorm forward and backward at >= 85% of the copy bandwidth,
@@ -53,6 +53,7 @@ from tritonsym.ops import (
     linalg_solve,
     multibox_detection,
     multibox_target,
+    psroi_pooling,
     roi_align,
     roi_pooling,
     rotary,
@@ -480,11 +481,40 @@ def roi_rows(batch: int, channels: int, size: int, regions: int, bins: int, name
         pool_eager_fwd = time_ms(lambda: roi_pool(x, rois, (bins, bins), 1 / 16))
         pool_eager_bwd = time_ms(lambda: torch.autograd.grad(max_pooled, xr, out, retain_graph=True))
     shape = (batch, channels, size, size, regions)
-    return [_row("ROIAlign forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
+    return [*_psroi_rows(x, rois, bins, name),
+            _row("ROIAlign forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
             _row("ROIAlign backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, None, None),
             _row("ROIPooling forward", name, shape, time_ms(lambda: run(pool_forward)), pool_eager_fwd, None, None),
             _row("ROIPooling backward", name, shape, time_ms(lambda: run(pool_backward)), pool_eager_bwd, None,
                  None)]
+
+
+def _psroi_rows(x: torch.Tensor, rois: torch.Tensor, bins: int, name: str) -> list[dict]:
+    """PSROIPooling (R-FCN's) of the regions into bins x bins bins over as many classes as
+    x's channels hold (bins x bins channels a class), forward and backward; against
+    torchvision.ops.ps_roi_pool and its autograd where torchvision is installed."""
+    classes = max(1, x.shape[1] // bins ** 2)
+    data = torch.randn(x.shape[0], classes * bins ** 2, *x.shape[2:], device=DEVICE, dtype=x.dtype)
+    out = torch.empty(rois.shape[0], classes, bins, bins, device=DEVICE, dtype=x.dtype)
+    ddata = torch.empty_like(data)
+    geometry = dict(output_dim=classes, pooled_size=bins, group_size=bins, spatial_scale=1 / 16)
+    wanted = roi_align.grad_scratch(data.shape, rois.shape[0], x.dtype)
+    scratch = None if wanted is None else torch.empty(wanted[0], device=DEVICE, dtype=wanted[1])
+    forward = psroi_pooling.plan_psroi_pooling(data, rois, out, **geometry)
+    backward = psroi_pooling.plan_psroi_pooling_backward(out, rois, ddata, scratch=scratch, **geometry)
+    eager_fwd = eager_bwd = None
+    try:
+        from torchvision.ops import ps_roi_pool
+    except ImportError:  # not installed (the CPU machine): tritonsym's times alone
+        ps_roi_pool = None
+    if ps_roi_pool is not None:
+        leaf = data.detach().clone().requires_grad_()
+        pooled = ps_roi_pool(leaf, rois, (bins, bins), 1 / 16)
+        eager_fwd = time_ms(lambda: ps_roi_pool(data, rois, (bins, bins), 1 / 16))
+        eager_bwd = time_ms(lambda: torch.autograd.grad(pooled, leaf, out, retain_graph=True))
+    shape = (*data.shape, rois.shape[0])
+    return [_row("PSROIPooling forward", name, shape, time_ms(lambda: run(forward)), eager_fwd, None, None),
+            _row("PSROIPooling backward", name, shape, time_ms(lambda: run(backward)), eager_bwd, None, None)]
 
 
 def nms_rows(images: int, boxes: int, classes: int, name: str) -> list[dict]:
@@ -658,12 +688,14 @@ def main() -> None:
                                    "own size; its backward, a scatter summed in a fixed order, has no copy share), "
                                    "ROIAlign's and ROIPooling's passes with no copy share (shape: batch x channels x "
                                    "size x size x regions; `vs eager` against torchvision.ops.roi_align and roi_pool "
-                                   "where it is installed), box_nms's with none either (shape: images x boxes, 20 "
+                                   "where it is installed; PSROIPooling's likewise, its channels 7 x 7 a class, "
+                                   "against torchvision.ops.ps_roi_pool), box_nms's with none either (shape: "
+                                   "images x boxes, 20 "
                                    "classes kept apart; its forward's `vs eager` against torchvision.ops.batched_nms, "
                                    "which has no backward), MultiBoxTarget's and MultiBoxDetection's with none "
                                    "and no torch baseline (shape: images x anchors x label rows, a quarter of them "
                                    "boxes; images x anchors x classes).")
-    table = Table("operators", len(names) * (45 + len(shapes)), notes)
+    table = Table("operators", len(names) * (47 + len(shapes)), notes)
     for name in names:  # bfloat16 first: the rows that matter most if a run is cut short
         for row in layer_norm_rows(args.rows, args.columns, name, copy_gbs):
             table.add(row)

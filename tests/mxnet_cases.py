@@ -3201,6 +3201,33 @@ _infer_more("modulated-deformable-convolution-mask",
             data=(3, 8, 5, 4), offset=(3, 24, 3, 4), mask=(3, 12, 3, 4))
 
 
+# ------------------------------------------------------------------- contrib.PSROIPooling
+# No padding region (batch index -1): MXNet 1.9.1's PSROIPooling reads the data before the
+# batch for it.
+
+for _name, _channels, _params in (("groups-of-bins", 18, dict(output_dim=2, pooled_size=3)),
+                                  ("fewer-groups", 12, dict(output_dim=3, pooled_size=4, group_size=2))):
+    def _psroi_case(name=_name, channels=_channels, params=_params):
+        @case("contrib.PSROIPooling", name)
+        def run(api, data):
+            with api.fresh_names():
+                net = api.sym.contrib.PSROIPooling(api.sym.Variable("data"), api.sym.Variable("rois"),
+                                                   spatial_scale=0.5, **params)
+            regions = _REGIONS[:2] + _REGIONS[3:]
+            arrays = {"data": data.normal("data", (2, channels, 6, 7)), "rois": np.array(regions, np.float32)}
+            head = data.normal("head", (len(regions), params["output_dim"], params["pooled_size"],
+                                        params["pooled_size"]))
+            outs, grads = api.run(net, arrays, head_grads=[head], grad_req={"data": "write", "rois": "null"})
+            return {"out0": outs[0], "grad_data": grads["data"], "name": net.name,
+                    "arguments": net.list_arguments()}
+    _psroi_case()
+
+_infer_more("psroi-pooling-output",
+            lambda api: api.sym.contrib.PSROIPooling(api.sym.Variable("data"), api.sym.Variable("rois"),
+                                                     spatial_scale=0.0625, output_dim=21, pooled_size=7),
+            data=(1, 1029, 38, 50), rois=(300, 5))
+
+
 # ----------------------------------------------------------------------------- ROIPooling
 
 for _name, _scale, _regions in (("regions-with-padding", 0.5, _REGIONS + [[1, 0.0, 0.0, 13.0, 11.0]]),

@@ -2037,6 +2037,25 @@ case(id="roi_pooling", op="ROIPooling",
      no_grad=("rois",))
 
 
+# ------------------------------------------------------------------------ PSROIPooling
+
+# ROIAlign's regions (padding among them) on a map of half the image's size: 3 x 3 bins of 3
+# x 3 channel groups over 2 classes; 2 x 2 groups of 4 x 4 bins (each group 2 x 2 bins), and a
+# channel beyond output_dim x G x G left unread
+for _id, _channels, _params in (("groups_of_bins", 18, dict(output_dim=2, pooled_size=3)),
+                                ("fewer_groups", 13, dict(output_dim=3, pooled_size=4, group_size=2))):
+    case(id=f"psroi_pooling_{_id}", op="_contrib_PSROIPooling",
+         build=lambda prm=_params: S.contrib.PSROIPooling(_data(), S.Variable("rois"), spatial_scale=0.5, **prm),
+         shapes={"data": (2, _channels, 6, 7), "rois": REGIONS.shape},
+         values={"rois": lambda rng, shape: REGIONS.copy()},
+         forward=lambda v, prm=_params: o.psroi_pooling(v["data"], v["rois"], prm["output_dim"], prm["pooled_size"],
+                                                        prm.get("group_size", prm["pooled_size"]), 0.5),
+         backward=lambda v, h, prm=_params: {"data": o.psroi_pooling(
+             v["data"], v["rois"], prm["output_dim"], prm["pooled_size"], prm.get("group_size", prm["pooled_size"]),
+             0.5, grad_head=h)},
+         no_grad=("rois",))
+
+
 # ---------------------------------------------------------------------------- box_iou
 
 

@@ -2338,3 +2338,41 @@ def deformable_convolution_grads(h, x, offset, mask, w, kernel, stride=(1, 1), d
     for rows, cols_, weight, counts in corners:
         np.add.at(dx, (images[counts], chans[counts], rows[counts], cols_[counts]), (dcols * m * weight)[counts])
     return dx, doffset, dmask, dw, h.sum(axis=(0, 2, 3))
+
+
+def psroi_pooling(data, rois, output_dim, pooled_size, group_size, spatial_scale, grad_head=None):
+    """(R, output_dim, P, P): R-FCN's position-sensitive average pooling, output channel k of
+    bin (i, j) the mean of data channel (k G + gi) G + gj over the bin, 0 for an empty bin
+    or a padding region, NaN for an invalid one. With ``grad_head`` (the output's gradient),
+    d(sum(head * out))/d(data) instead."""
+    batches, _, height, width = data.shape
+    size, groups = pooled_size, group_size
+    out = np.zeros((len(rois), output_dim, size, size))
+    dx = np.zeros_like(data)
+    for r, roi in enumerate(rois):
+        batch = roi[0]
+        if batch == np.floor(batch) and batch < 0:
+            continue
+        if not (batch == np.floor(batch) and batch < batches) or not np.all(np.isfinite(roi[1:])):
+            out[r] = np.nan
+            continue
+        x1, y1, x2, y2 = _round_half_away(roi[1:])
+        start_w, start_h = x1 * spatial_scale, y1 * spatial_scale
+        size_w = max((x2 + 1) * spatial_scale - start_w, 0.1)
+        size_h = max((y2 + 1) * spatial_scale - start_h, 0.1)
+        for i in range(size):
+            r0 = int(min(max(np.floor(start_h + i * size_h / size), 0), height))
+            r1 = int(min(max(np.ceil(start_h + (i + 1) * size_h / size), 0), height))
+            gi = min(i * groups // size, groups - 1)
+            for j in range(size):
+                c0 = int(min(max(np.floor(start_w + j * size_w / size), 0), width))
+                c1 = int(min(max(np.ceil(start_w + (j + 1) * size_w / size), 0), width))
+                gj = min(j * groups // size, groups - 1)
+                if r1 <= r0 or c1 <= c0:
+                    continue
+                channels = (np.arange(output_dim) * groups + gi) * groups + gj
+                out[r, :, i, j] = data[int(batch), channels, r0:r1, c0:c1].mean(axis=(1, 2))
+                if grad_head is not None:
+                    dx[int(batch), channels, r0:r1, c0:c1] += (grad_head[r, :, i, j] / ((r1 - r0) * (c1 - c0)))[
+                        :, None, None]
+    return dx if grad_head is not None else out

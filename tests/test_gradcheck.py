@@ -31,11 +31,12 @@ NO_GRADIENT_CASES = {"topk_indices_flattened", "topk_mask_first_axis", "arange_l
 
 # Checked under -m slow only (CI runs it): every operator's cases past its first
 # (operator_cases.REPEATS; test_operators.py checks each against its oracle in the quick run),
-# and all of the linalg, RNN, CTCLoss, ROIAlign and deformable convolution cases, whose float64
-# checks take seconds each (the quick run still checks their gradients against the oracles' in
-# test_operators.py).
+# and all of the linalg, RNN, CTCLoss, ROIAlign, PSROIPooling and deformable convolution
+# cases, whose float64 checks take seconds each (the quick run still checks their gradients
+# against the oracles' in test_operators.py).
 SLOW_CASES = REPEATS | {c.id for c in CASES
-                        if c.op.startswith("_linalg_") or c.op in ("RNN", "CTCLoss", "_contrib_ROIAlign")
+                        if c.op.startswith("_linalg_") or c.op in ("RNN", "CTCLoss", "_contrib_ROIAlign",
+                                                                   "_contrib_PSROIPooling")
                         or "DeformableConvolution" in c.op}
 
 

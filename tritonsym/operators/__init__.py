@@ -76,6 +76,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     pad,
     pick,
     pooling,
+    psroi_pooling,
     quadratic,
     ravel,
     reduce,
