@@ -41,7 +41,6 @@ import triton
 import triton.language as tl
 
 from ._common import (
-    INTERPRET,
     KernelArgumentError,
     Launch,
     check_tensor,
@@ -52,8 +51,8 @@ from ._common import (
     store_result,
 )
 from .bilinear_sampler import WARP, data_grad_parts, plan_in_parts
-from .convolution import output_length
-from .fully_connected import _TMA_SHARED_LIMIT, PRECISIONS, _autotune, _mma, _operand, _prune, _rounded_operand, _tile
+from .convolution import _grid, _options, output_length
+from .fully_connected import _TMA_SHARED_LIMIT, _autotune, _mma, _operand, _prune, _rounded_operand, _tile
 from .reduce import plan_reduce
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_deformable_convolution.py")
@@ -406,20 +405,6 @@ def _check(fn: str, x, offset, mask, weight, *, kernel, stride, dilate, pad, gro
             raise KernelArgumentError(f"{fn}: {name} must be {expected} ((N, {per_tap} x deformable groups x taps, "
                                       f"OH, OW)), got {tuple(t.shape)}")
     return (batch, filters, *out)
-
-
-def _options(dtype: torch.dtype, precision: str) -> dict:
-    if precision not in PRECISIONS:
-        raise KernelArgumentError(f"deformable_convolution: precision={precision!r} is not one of "
-                                  f"{', '.join(PRECISIONS)}")
-    return dict(PRECISION=precision if dtype == torch.float32 else "ieee",
-                UPCAST=INTERPRET and dtype == torch.bfloat16)
-
-
-def _grid(rows: int, cols: int, groups: int):
-    def grid(meta):
-        return (triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(cols, meta["BLOCK_N"]), groups)
-    return grid
 
 
 def _geometry(x, offset, mask, weight, kernel, stride, dilate, pad, groups, deformable_groups):

@@ -27,9 +27,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import FLOAT_DTYPES, KernelArgumentError, Launch, check_tensor, check_writable, load_wide, store_result
+from ._common import KernelArgumentError, Launch, check_writable, load_wide, store_result
 from .bilinear_sampler import plan_in_parts
-from .roi_align import channel_block, grad_parts, grad_scratch
+from .roi_align import channel_block, check_region_tensors, grad_parts, grad_scratch
 from .roi_pooling import _round_half_away
 
 TESTS = ("tests/test_operators.py", "tests/test_gradcheck.py", "tests/test_psroi_pooling.py")
@@ -127,14 +127,7 @@ def check_regions(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Te
                   pooled_size: int, group_size: int) -> None:
     """data (N, C, H, W) of at least output_dim G G channels, rois (R, 5) and the output (or
     its gradient) (R, output_dim, P, P): contiguous, one float dtype and device."""
-    for name, t in (("data", data), ("rois", rois), ("out", out)):
-        check_tensor(fn, name, t, FLOAT_DTYPES)
-        if not t.is_contiguous() or t.dtype != data.dtype or t.device != data.device:
-            raise KernelArgumentError(f"{fn}: {name} must be contiguous, of the data's {data.dtype} on {data.device}, "
-                                      f"got {tuple(t.shape)} {t.dtype} on {t.device} strides {t.stride()}")
-    if data.dim() != 4 or rois.dim() != 2 or rois.shape[1] != 5:
-        raise KernelArgumentError(f"{fn}: data {tuple(data.shape)} must be (N, C, H, W) and rois {tuple(rois.shape)} "
-                                  f"(R, 5)")
+    check_region_tensors(fn, data, rois, out)
     if min(output_dim, pooled_size, group_size) < 1 or data.shape[1] < output_dim * group_size ** 2:
         raise KernelArgumentError(f"{fn}: data's {data.shape[1]} channels must hold output_dim={output_dim} x "
                                   f"group_size={group_size} squared (each at least 1; pooled_size={pooled_size})")

@@ -198,10 +198,9 @@ def output_channels(data_channels: int, pooled_size, position_sensitive: bool) -
     return data_channels // (pooled_size[0] * pooled_size[1]) if position_sensitive else data_channels
 
 
-def check_regions(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, pooled_size,
-                  position_sensitive: bool = False) -> None:
-    """data (N, C, H, W), rois (R, 5) and the output (or its gradient) (R, C', PH, PW):
-    contiguous, one float dtype and device (ROIPooling's too)."""
+def check_region_tensors(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor) -> None:
+    """data (N, C, H, W), rois (R, 5) and the output (or its gradient): contiguous, one float
+    dtype and device (every region-pooling operator's)."""
     for name, t in (("data", data), ("rois", rois), ("out", out)):
         check_tensor(fn, name, t, FLOAT_DTYPES)
         if not t.is_contiguous() or t.dtype != data.dtype or t.device != data.device:
@@ -210,6 +209,13 @@ def check_regions(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Te
     if data.dim() != 4 or rois.dim() != 2 or rois.shape[1] != 5:
         raise KernelArgumentError(f"{fn}: data {tuple(data.shape)} must be (N, C, H, W) and rois {tuple(rois.shape)} "
                                   f"(R, 5)")
+
+
+def check_regions(fn: str, data: torch.Tensor, rois: torch.Tensor, out: torch.Tensor, pooled_size,
+                  position_sensitive: bool = False) -> None:
+    """data (N, C, H, W), rois (R, 5) and the output (or its gradient) (R, C', PH, PW):
+    contiguous, one float dtype and device (ROIPooling's too)."""
+    check_region_tensors(fn, data, rois, out)
     bins = pooled_size[0] * pooled_size[1]
     if position_sensitive and data.shape[1] % bins:
         raise KernelArgumentError(f"{fn}: position-sensitive data's {data.shape[1]} channels must be a multiple of "
