@@ -23,18 +23,21 @@ Kernels, all in a fixed order (the same bits every run, no atomics):
   tile is interpolated as it is gathered: no column buffer;
 - weight gradient: the same gathered tile as the reduced operand, ``dw = dy @ cols^T``;
 - column gradient ``dcol[n, c, t, p] = sum over f of w[f, c, t] dy[n, f, p]``, a GEMM into
-  scratch (float32, float64 for float64), a chunk of images at a time so that scratch
-  stays within the ``workspace`` the operator allows;
+  scratch (float32, float64 for float64); the backward works on a chunk of images at a
+  time so that its scratch stays within the ``workspace`` the operator allows;
 - offset and mask gradients: one program per (block of positions, group, tap) reducing the
   group's channels: ``doffset_y = m sum_c dcol dv/dy``, ``dmask = sum_c dcol v``; it also
   writes each sample point's four pixels and weights (times m) to scratch;
 - data gradient: each column entry scatters ``dcol`` times those weights onto those
   pixels. One program per (image, block of channels, part of the positions) walks its
   positions and taps in order, adding into a gradient of its own (BilinearSampler's
-  scheme, ``plan_in_parts``); the pixels found beforehand keep each step short.
+  scheme, ``plan_in_parts``, the chunk's parts summed after its walk); the pixels found
+  beforehand keep each step short.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import triton
@@ -348,17 +351,18 @@ def _points_grad_kernel(X, OFF, MASK, DCOL, DOFF, DMASK, CIDX, CW, first, NP, C,
 
 
 @triton.jit
-def _data_grad_kernel(CIDX, CW, DCOL, DX, first, C, C_DG, H, W, P, T, SEGMENT, PART, BLOCK_C: tl.constexpr):
-    """DX (N, C, H, W) contiguous, zeroed or holding what to add to, in the compute dtype
-    (PART elements further on per part) += the scatter of image first + program_id(0)'s
-    positions [s SEGMENT, (s + 1) SEGMENT) and all their taps, in order, into part s, each
-    onto the four pixels ``_points_grad_kernel`` found for the channel's group: one program
-    per (image, BLOCK_C channels, part s); each channel's pixels are one thread's."""
+def _data_grad_kernel(CIDX, CW, DCOL, DX, C, C_DG, H, W, P, T, SEGMENT, PART, BLOCK_C: tl.constexpr):
+    """DX (the chunk's images, C, H, W) contiguous, zeroed or holding what to add to, in the
+    compute dtype (PART elements further on per part) += the scatter of the chunk's image
+    program_id(0)'s positions [s SEGMENT, (s + 1) SEGMENT) and all their taps, in order,
+    into part s, each onto the four pixels ``_points_grad_kernel`` found for the channel's
+    group: one program per (image, BLOCK_C channels, part s); each channel's pixels are one
+    thread's."""
     image = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     part = tl.program_id(2).to(tl.int64)
     live = c < C
-    base = part * PART + ((first + image) * C + c) * H * W
+    base = part * PART + (image * C + c) * H * W
     columns = (image * C * T + c * T) * P  # channel c's tap 0 at position 0 of the column gradient
     points = (image * (C // C_DG) + c // C_DG) * T * P * 4  # its group's tap 0 at position 0 of the corners
     for p in range(part * SEGMENT, tl.minimum(part * SEGMENT + SEGMENT, P)):
@@ -446,34 +450,44 @@ def plan_deformable_convolution(x: torch.Tensor, offset: torch.Tensor, mask: tor
                         ACCUMULATE=accumulate, **_options(x.dtype, precision)))]
 
 
-def column_images(shape, weight_shape, out_shape, dtype: torch.dtype, workspace_bytes: int,
-                  max_images: int | None = None) -> int:
-    """How many images' column gradients (C KH KW x OH OW each, in the compute dtype) the
-    backward's scratch holds at once: as many as ``workspace_bytes`` allows, up to
-    ``max_images`` (None: any), at least one."""
-    per_image = shape[1] * weight_shape[2] * weight_shape[3] * out_shape[2] * out_shape[3]
-    size = torch.empty((), dtype=compute_dtype(dtype)).element_size()
-    fits = workspace_bytes // max(per_image * size, 1)
-    return max(1, min(shape[0], fits, max_images or shape[0]))
+def _per_image_scratch(shape, weight_shape, out_shape, dtype: torch.dtype,
+                       deformable_groups: int) -> dict[str, tuple[tuple, torch.dtype]]:
+    """One image's share of each scratch buffer of the backward, (shape without the images'
+    axis, dtype)."""
+    taps = weight_shape[2] * weight_shape[3]
+    positions = out_shape[2] * out_shape[3]
+    points = (deformable_groups, taps, positions, 4)
+    wanted = {"columns": ((shape[1] * taps, positions), compute_dtype(dtype)), "corners": (points, torch.int32),
+              "corner_weights": (points, compute_dtype(dtype))}
+    parts = data_grad_parts(positions * taps)
+    if parts > 1 or compute_dtype(dtype) != dtype:
+        wanted["data_grad"] = ((parts, *shape[1:]), compute_dtype(dtype))
+    return wanted
+
+
+def column_images(shape, weight_shape, out_shape, dtype: torch.dtype, deformable_groups: int,
+                  workspace_bytes: int, max_images: int | None = None) -> int:
+    """How many images the backward works on at once (its column gradient, their sample
+    points' pixels and the parts of their data gradient in scratch): as many as
+    ``workspace_bytes`` holds, up to ``max_images`` (None: any), at least one."""
+    per_image = sum(math.prod(each) * torch.empty((), dtype=kind).element_size() for each, kind in
+                    _per_image_scratch(shape, weight_shape, out_shape, dtype, deformable_groups).values())
+    return max(1, min(shape[0], workspace_bytes // max(per_image, 1), max_images or shape[0]))
 
 
 def backward_scratch(shape, weight_shape, out_shape, dtype: torch.dtype, deformable_groups: int, *,
-                     workspace_bytes: int = 1 << 30, max_images: int | None = None,
-                     data_grad: bool = True) -> dict[str, tuple[tuple, torch.dtype]]:
-    """The backward's scratch by name, (shape, dtype): the column gradient of a chunk of
-    images ("columns"); for the data's gradient, the four pixels of each sample point of the
-    chunk and their weights ("corners", "corner_weights"), and where it sums in parts, those
-    ("data_grad")."""
-    chunk = column_images(shape, weight_shape, out_shape, dtype, workspace_bytes, max_images)
-    taps = weight_shape[2] * weight_shape[3]
-    positions = out_shape[2] * out_shape[3]
-    wanted = {"columns": ((chunk, shape[1] * taps, positions), compute_dtype(dtype))}
-    if data_grad:
-        points = (chunk, deformable_groups, taps, positions, 4)
-        wanted.update(corners=(points, torch.int32), corner_weights=(points, compute_dtype(dtype)))
-        parts = data_grad_parts(positions * taps)
-        if parts > 1 or compute_dtype(dtype) != dtype:
-            wanted["data_grad"] = ((parts, *shape), compute_dtype(dtype))
+                     workspace_bytes: int = 1 << 30,
+                     max_images: int | None = None) -> dict[str, tuple[tuple, torch.dtype]]:
+    """The backward's scratch by name, (shape, dtype), for a chunk of images at a time: the
+    column gradient ("columns"); for the data's gradient, the four pixels of each sample
+    point and their weights ("corners", "corner_weights"), and where it sums in parts, those
+    ((parts, chunk, C, H, W): "data_grad")."""
+    chunk = column_images(shape, weight_shape, out_shape, dtype, deformable_groups, workspace_bytes, max_images)
+    wanted = _per_image_scratch(shape, weight_shape, out_shape, dtype, deformable_groups)
+    wanted = {name: ((chunk, *each), kind) for name, (each, kind) in wanted.items()}
+    if "data_grad" in wanted:  # the parts axis first
+        (_, parts, *image), kind = wanted["data_grad"]
+        wanted["data_grad"] = ((parts, chunk, *image), kind)
     return wanted
 
 
@@ -532,7 +546,7 @@ def plan_deformable_convolution_backward(
     if grad_x is None and grad_offset is None and grad_mask is None:
         return launches
     wanted = backward_scratch(tuple(x.shape), tuple(weight.shape), out_shape, x.dtype, deformable_groups,
-                              workspace_bytes=workspace_bytes, max_images=max_images, data_grad=grad_x is not None)
+                              workspace_bytes=workspace_bytes, max_images=max_images)
     if scratch is None:
         scratch = {name: torch.empty(shape, dtype=dtype, device=x.device) for name, (shape, dtype) in wanted.items()}
     for name in ("columns", "corners", "corner_weights"):
@@ -548,37 +562,41 @@ def plan_deformable_convolution_backward(
     (c_in, c_dg, height, width, out_h, out_w, kh, kw, *spatial) = geometry[:14]
     offset_and_mask_strides = geometry[18:]
 
-    def chunks(target):
-        steps = []
-        for first in range(0, x.shape[0], chunk):
-            images = min(chunk, x.shape[0] - first)
-            steps.append(Launch(_column_grad_kernel, _grid(c_in * taps, images * positions, groups),
-                                [weight, grad_out, columns, c_in * taps, images * positions, filters, c_in,
-                                 x.shape[1], taps, kw, out_h, out_w, first, *weight.stride(),
-                                 *grad_out.stride()], options))
-            steps.append(Launch(
-                _points_grad_kernel, (triton.cdiv(images * positions, BLOCK_P), deformable_groups * taps),
-                [x, offset, mask_or_offset, columns, grad_offset if grad_offset is not None else offset,
-                 grad_mask if grad_mask is not None else mask_or_offset,
-                 corners if corners is not None else columns,
-                 corner_weights if corner_weights is not None else columns, first, images * positions, x.shape[1],
-                 c_dg, height, width, out_h, out_w, kw, taps, *spatial, *x.stride(), *offset_and_mask_strides],
-                dict(**flags, WANT_OFFSET=grad_offset is not None, WANT_MASK=grad_mask is not None,
-                     WANT_CORNERS=target is not None, ACCUMULATE_OFFSET=accumulate[1],
-                     ACCUMULATE_MASK=accumulate[2], BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C)))
-            if target is not None:
-                steps.append(Launch(
-                    _data_grad_kernel, (images, triton.cdiv(x.shape[1], block_c), parts),
-                    [corners, corner_weights, columns, target, first, x.shape[1], c_dg, height, width, positions,
-                     taps, triton.cdiv(positions, parts), x.numel()], dict(BLOCK_C=block_c, num_warps=1)))
-        return steps
-
-    if grad_x is None:
-        return launches + chunks(None)
-    if not grad_x.is_contiguous():
-        raise KernelArgumentError(f"{fn}: grad_x must be contiguous, got strides {grad_x.stride()}")
-    return launches + plan_in_parts(fn, grad_x, scratch.get("data_grad"), wanted.get("data_grad"), parts,
-                                    accumulate[0], f"sampled at {positions} positions of {taps} taps", chunks)
+    wanted_parts = wanted.get("data_grad")
+    image_size = x[0].numel()
+    launches_of_chunks = []
+    for first in range(0, x.shape[0], chunk):
+        images = min(chunk, x.shape[0] - first)
+        launches_of_chunks.append(Launch(_column_grad_kernel, _grid(c_in * taps, images * positions, groups),
+                                         [weight, grad_out, columns, c_in * taps, images * positions, filters, c_in,
+                                          x.shape[1], taps, kw, out_h, out_w, first, *weight.stride(),
+                                          *grad_out.stride()], options))
+        launches_of_chunks.append(Launch(
+            _points_grad_kernel, (triton.cdiv(images * positions, BLOCK_P), deformable_groups * taps),
+            [x, offset, mask_or_offset, columns, grad_offset if grad_offset is not None else offset,
+             grad_mask if grad_mask is not None else mask_or_offset,
+             corners if corners is not None else columns,
+             corner_weights if corner_weights is not None else columns, first, images * positions, x.shape[1],
+             c_dg, height, width, out_h, out_w, kw, taps, *spatial, *x.stride(), *offset_and_mask_strides],
+            dict(**flags, WANT_OFFSET=grad_offset is not None, WANT_MASK=grad_mask is not None,
+                 WANT_CORNERS=grad_x is not None, ACCUMULATE_OFFSET=accumulate[1], ACCUMULATE_MASK=accumulate[2],
+                 BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C)))
+        if grad_x is None:
+            continue
+        # the chunk's images of the data gradient, and its parts in the front of the parts' scratch
+        target = grad_x[first:first + images]
+        parts_wanted = parts_scratch = None
+        if wanted_parts is not None:
+            parts_wanted = ((parts, images, *x.shape[1:]), wanted_parts[1])
+            parts_scratch = scratch["data_grad"].view(-1)[:parts * images * image_size].view(parts_wanted[0])
+        launches_of_chunks += plan_in_parts(
+            fn, target, parts_scratch, parts_wanted, parts, accumulate[0],
+            f"sampled at {positions} positions of {taps} taps",
+            lambda into, images=images: [Launch(
+                _data_grad_kernel, (images, triton.cdiv(x.shape[1], block_c), parts),
+                [corners, corner_weights, columns, into, x.shape[1], c_dg, height, width, positions, taps,
+                 triton.cdiv(positions, parts), images * image_size], dict(BLOCK_C=block_c, num_warps=1))])
+    return launches + launches_of_chunks
 
 
 def representative_launches(dtype: torch.dtype, large: bool = False) -> list[tuple[str, Launch]]:

@@ -131,6 +131,25 @@ def test_the_data_gradient_summed_in_parts(monkeypatch):
     assert_close(grads[0], want[0], torch.float32, "data gradient in parts", scale=4.0)
 
 
+def test_a_bind_without_the_data_gradient(rng):
+    """The data a fixed input (grad_req 'null'): the offsets' and the weight's gradients
+    alone, in chunks of one image, as the bind planned them."""
+    net = _dcn(False, kernel=(2, 2), num_filter=3, pad=(1, 0), workspace=1)
+    values = {"data": rng.normal(size=(2, 2, 3, 4)), "offset": rng.uniform(-2, 2, size=(2, 8, 4, 3)),
+              "dcn_weight": rng.normal(size=(3, 2, 2, 2)), "dcn_bias": rng.normal(size=3)}
+    head = rng.normal(size=(2, 3, 4, 3))
+    exe = net.simple_bind(ts.cpu(), grad_req={"data": "null", "offset": "write", "dcn_weight": "write",
+                                              "dcn_bias": "write"}, type_dict={k: torch.float64 for k in values},
+                          **{k: v.shape for k, v in values.items()})
+    exe.forward(is_train=True, **{k: torch.tensor(v) for k, v in values.items()})
+    exe.backward(out_grads=[torch.tensor(head)])
+    _, doffset, _, dw, db = o.deformable_convolution_grads(head, values["data"], values["offset"], None,
+                                                           values["dcn_weight"], (2, 2), pad=(1, 0))
+    for name, want in (("offset", doffset), ("dcn_weight", dw), ("dcn_bias", db)):
+        np.testing.assert_allclose(exe.grad_dict[name].numpy(), want, rtol=1e-10, atol=1e-10, err_msg=name)
+    assert exe.grad_dict.get("data") is None
+
+
 @pytest.mark.slow  # two binds of three images through the interpreter
 def test_the_modulated_version_takes_im2col_step(rng):
     net = _dcn(True, kernel=(2, 2), num_filter=2, im2col_step=1)

@@ -10,10 +10,11 @@ Sampling as MXNet does it: v1 counts a point inside [0, H) x [0, W) and reads it
 (column) without the fraction; v2 counts a point inside (-1, H) x (-1, W) and reads 0
 outside the image. A NaN offset gives NaN (MXNet's reads 0 there).
 
-``workspace`` (MB) bounds the backward's column-gradient scratch (the images it holds at
-once, one at least); v2's ``im2col_step`` bounds it too, and the batch need not be a
-multiple of it. Kernels: ``ops/deformable_convolution.py`` (an implicit GEMM forward, no
-column buffer; gradients in a fixed order, no atomics)."""
+``workspace`` (MB) bounds the backward's scratch (the column gradient, the sample points'
+pixels and the data gradient's parts of the images it works on at once, one at least); v2's
+``im2col_step`` bounds those images too, and the batch need not be a multiple of it.
+Kernels: ``ops/deformable_convolution.py`` (an implicit GEMM forward, no column buffer;
+gradients in a fixed order, no atomics)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _geometry(p) -> dict:
 
 
 def _column_limits(p, modulated: bool) -> dict:
-    """The column scratch's bounds: ``workspace`` MB, and for v2 ``im2col_step`` images."""
+    """The backward scratch's bounds: ``workspace`` MB, and for v2 ``im2col_step`` images."""
     return dict(workspace_bytes=p["workspace"] * MB, max_images=p["im2col_step"] if modulated else None)
 
 
@@ -151,13 +152,13 @@ def _register(op: str, alias: str, doc: str) -> None:
               check=positive),
         Param("no_bias", bool, False, doc="leave out the bias term"),
         Param("workspace", int, 1024, check=positive,
-              doc="MB the backward's column-gradient scratch may take (one image's at least)"),
+              doc="MB the backward's scratch may take (one image's at least)"),
         Param("layout", str, None, choices=("NCW", "NCHW", "NCDHW"), doc="the data's layout; only NCHW"),
         PRECISION,
     ]
     if modulated:
         params.insert(8, Param("im2col_step", int, 64, check=positive,
-                               doc="images the backward's column-gradient scratch holds at most"))
+                               doc="images the backward works on at once, at most"))
     register(OpDef(
         name=op,
         doc=doc,
