@@ -520,6 +520,8 @@ def plan_deformable_convolution_backward(
             raise KernelArgumentError(f"{fn}: {name} has shape {tuple(g.shape)} ({g.dtype}); expected "
                                       f"{tuple(like.shape)} of x's dtype")
         check_writable(fn, name, g)
+    if grad_x is not None and not grad_x.is_contiguous():
+        raise KernelArgumentError(f"{fn}: grad_x must be contiguous, got strides {grad_x.stride()}")
     if grad_offset is not None and grad_offset.stride() != offset.stride():
         raise KernelArgumentError(f"{fn}: grad_offset's strides {grad_offset.stride()} must be offset's "
                                   f"{offset.stride()}")
@@ -559,7 +561,7 @@ def plan_deformable_convolution_backward(
     chunk = columns.shape[0]
     parts = data_grad_parts(positions * taps)
     block_c = max(WARP, min(triton.next_power_of_2(x.shape[1]), 4 * WARP))
-    (c_in, c_dg, height, width, out_h, out_w, kh, kw, *spatial) = geometry[:14]
+    (c_in, c_dg, height, width, out_h, out_w, _, kw, *spatial) = geometry[:14]
     offset_and_mask_strides = geometry[18:]
 
     wanted_parts = wanted.get("data_grad")

@@ -189,6 +189,19 @@ def test_bad_parameters_and_shapes_are_refused_by_name(build, shapes, message):
     assert "DeformableConvolution" in str(raised.value) or "dcn" in str(raised.value)
 
 
+def test_the_kernels_refuse_a_gradient_they_cannot_write_by_name():
+    x, w = torch.zeros(1, 2, 4, 4), torch.zeros(3, 2, 2, 2)
+    offset, dy = torch.zeros(1, 8, 3, 3), torch.zeros(1, 3, 3, 3)
+    strided = torch.zeros(1, 2, 4, 8)[..., ::2]
+    with pytest.raises(kernels.KernelArgumentError, match=r"deformable_convolution_backward: grad_x must be "
+                                                          r"contiguous"):
+        kernels.plan_deformable_convolution_backward(dy, x, offset, None, w, strided, None, None, None, None,
+                                                     kernel=(2, 2), stride=(1, 1), dilate=(1, 1), pad=(0, 0))
+    with pytest.raises(kernels.KernelArgumentError, match=r"offset must be \(1, 8, 3, 3\)"):
+        kernels.plan_deformable_convolution(x, offset[:, :6], None, w, None, None, kernel=(2, 2), stride=(1, 1),
+                                            dilate=(1, 1), pad=(0, 0))
+
+
 @pytest.mark.slow  # a few SGD steps through the interpreter
 def test_offsets_learned_from_the_data_train(rng):
     """DCN as the papers use it: the offsets a zero-initialized convolution of the data."""
