@@ -244,6 +244,15 @@ def check_operands(fn: str, x: torch.Tensor, weight: torch.Tensor, weight_layout
     return spatial
 
 
+def check_bias(fn: str, bias: torch.Tensor | None, filters: int, dtype: torch.dtype) -> None:
+    """A bias, where given, of one value per filter in the data's dtype (DeformableConvolution's too)."""
+    if bias is not None:
+        check_tensor(fn, "bias", bias)
+        if tuple(bias.shape) != (filters,) or bias.dtype != dtype:
+            raise KernelArgumentError(f"{fn}: bias has shape {tuple(bias.shape)} ({bias.dtype}); expected "
+                                      f"({filters},) of x's dtype {dtype}")
+
+
 def _geometry(fn: str, x: torch.Tensor, weight: torch.Tensor, stride, dilate, pad, groups: int):
     """Checked (N, C, D, H, W) views of x and the weight, and the launch's common scalars."""
     spatial = check_operands(fn, x, weight, "(filters, channels / groups, *kernel)", stride=stride, dilate=dilate,
@@ -284,11 +293,7 @@ def plan_convolution(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     *kernel), bias (filters,) or None; ``stride``/``dilate``/``pad`` one value per spatial axis."""
     fn = "convolution"
     out_shape, scalars = _geometry(fn, x, weight, stride, dilate, pad, groups)
-    if bias is not None:
-        check_tensor(fn, "bias", bias)
-        if tuple(bias.shape) != (weight.shape[0],) or bias.dtype != x.dtype:
-            raise KernelArgumentError(f"{fn}: bias has shape {tuple(bias.shape)} ({bias.dtype}); expected "
-                                      f"({weight.shape[0]},) of x's dtype {x.dtype}")
+    check_bias(fn, bias, weight.shape[0], x.dtype)
     out = prepare_out(fn, "out", out, out_shape, x.dtype, x.device)
     check_writable(fn, "out", out)
     x5, w5, y5 = as_volume(x), as_volume(weight), as_volume(out)

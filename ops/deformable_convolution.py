@@ -54,7 +54,7 @@ from ._common import (
     store_result,
 )
 from .bilinear_sampler import WARP, data_grad_parts, plan_in_parts
-from .convolution import _grid, _options, output_length
+from .convolution import _grid, _options, check_bias, output_length
 from .fully_connected import _TMA_SHARED_LIMIT, _autotune, _mma, _operand, _prune, _rounded_operand, _tile
 from .reduce import plan_reduce
 
@@ -431,11 +431,7 @@ def plan_deformable_convolution(x: torch.Tensor, offset: torch.Tensor, mask: tor
     fn = "deformable_convolution"
     out_shape = _check(fn, x, offset, mask, weight, kernel=kernel, stride=stride, dilate=dilate, pad=pad,
                        groups=groups, deformable_groups=deformable_groups)
-    if bias is not None:
-        check_tensor(fn, "bias", bias)
-        if tuple(bias.shape) != (weight.shape[0],) or bias.dtype != x.dtype:
-            raise KernelArgumentError(f"{fn}: bias has shape {tuple(bias.shape)} ({bias.dtype}); expected "
-                                      f"({weight.shape[0]},) of x's dtype {x.dtype}")
+    check_bias(fn, bias, weight.shape[0], x.dtype)
     out = prepare_out(fn, "out", out, out_shape, x.dtype, x.device)
     check_writable(fn, "out", out)
     rows, cols = out.numel() // out.shape[1], weight.shape[0] // groups
